@@ -1,0 +1,11 @@
+/** One test runner for the whole repository: unit tests beside the code, integration tests under test/. */
+module.exports = {
+  testEnvironment: '<rootDir>/test/jest-environment.js',
+  transform: { '^.+\\.ts$': ['@swc/jest'] },
+  testMatch: ['<rootDir>/{services,shared,tools,scripts,test}/**/*.test.ts'],
+  testPathIgnorePatterns: ['/node_modules/', '/dist/', '/var/'],
+  moduleFileExtensions: ['ts', 'js', 'json'],
+  testTimeout: 60000,
+  // Integration tests start real Redis, DCMTK and Orthanc processes; two cores, so two workers at most.
+  maxWorkers: 2,
+};

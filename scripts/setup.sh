@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One-time setup on a fresh Debian/Ubuntu machine: system packages neurotriage runs and tests against
+# (installed from apt only when missing and when we may: root, or passwordless sudo), npm packages, a build.
+# Safe to run again. SKIP_APT=1 skips the system packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# command-or-file that proves each package is present -> Debian package name
+declare -A NEED=(
+  [redis-server]=redis-server
+  [storescu]=dcmtk
+  [Orthanc]=orthanc
+  [chromium]=chromium
+  [/usr/lib/python3/dist-packages/torch]=python3-torch
+  [/usr/lib/python3/dist-packages/onnx]=python3-onnx
+)
+missing=()
+for probe in "${!NEED[@]}"; do
+  if [[ "$probe" == /* ]]; then [[ -e "$probe" ]] || missing+=("${NEED[$probe]}");
+  else command -v "$probe" >/dev/null 2>&1 || [[ -x "/usr/sbin/$probe" ]] || missing+=("${NEED[$probe]}"); fi
+done
+if [[ ${#missing[@]} -gt 0 && "${SKIP_APT:-0}" != 1 ]]; then
+  sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo -n"
+  if [[ -z "$sudo" ]] || $sudo true 2>/dev/null; then
+    echo "setup: installing ${missing[*]} from apt"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian starts these as system services on install; neurotriage runs its own private instances.
+    for svc in redis-server orthanc; do $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || $sudo service "$svc" stop >/dev/null 2>&1 || true; done
+  else
+    echo "setup: missing ${missing[*]}; install them with apt (no permission to do it here)" >&2
+  fi
+fi
+
+# onnxruntime-node's install script fetches CUDA binaries from a host outside the npm registry: skip it.
+# The CPU binaries ship inside the npm package; GPU nodes add the CUDA provider (docs/operations.md).
+export ONNXRUNTIME_NODE_INSTALL=skip
+if [[ -f package-lock.json ]]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+npm run build --silent
+echo "setup: done. Start everything with: npm start"

@@ -1,0 +1,114 @@
+// Typed settings for every neurotriage process: read from the environment (and an optional JSON file named
+// by NEUROTRIAGE_CONFIG_FILE), validated once at start, failing fast with messages a PACS administrator can act on.
+// No module-level state: each process calls loadConfig() once in its main.ts and passes the result down.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+const AeTitle = Type.String({ pattern: '^[ -~]{1,16}$', description: '1-16 printable ASCII characters' });
+
+export const ConfigSchema = Type.Object({
+  /** Redis for queues and study state; unset means "start a private local Redis" (npm start only). */
+  REDIS_URL: Type.Optional(Type.String({ minLength: 1 })),
+  DICOM_PORT: Port,
+  DICOM_HOST: Type.String({ minLength: 1 }),
+  DICOM_AE_TITLE: AeTitle,
+  /** Comma-separated calling AE titles allowed to store, each optionally AE@host. Empty means nobody. "*" means anybody. */
+  DICOM_ALLOWED_CALLING_AES: Type.String(),
+  DICOM_MAX_ASSOCIATIONS: Type.Integer({ minimum: 1, maximum: 1000 }),
+  DICOM_IDLE_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0 }),
+  /** What to do with storage SOP classes other than MR: "reject" (not negotiated) or "accept-and-ignore". */
+  DICOM_OTHER_STORAGE: Type.Union([Type.Literal('reject'), Type.Literal('accept-and-ignore')]),
+  /** Refuse instances (A700) when free disk under DATA_DIR drops below this many megabytes. */
+  DISK_MIN_FREE_MB: Type.Number({ minimum: 0 }),
+  API_PORT: Port,
+  API_HOST: Type.String({ minLength: 1 }),
+  METRICS_PORT: Port,
+  DATA_DIR: Type.String({ minLength: 1 }),
+  STUDY_QUIET_SECONDS: Type.Number({ minimum: 0, maximum: 86400 }),
+  /** Complete a study as soon as the association that sent it is released (see docs/architecture.md). */
+  STUDY_COMPLETE_ON_RELEASE: Type.Boolean(),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+  SHUTDOWN_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0 }),
+});
+
+export type Config = Static<typeof ConfigSchema>;
+
+export const DEFAULTS: Omit<Config, 'REDIS_URL'> = {
+  DICOM_PORT: 11112,
+  DICOM_HOST: '127.0.0.1',
+  DICOM_AE_TITLE: 'NEUROTRIAGE',
+  DICOM_ALLOWED_CALLING_AES: '',
+  DICOM_MAX_ASSOCIATIONS: 16,
+  DICOM_IDLE_TIMEOUT_SECONDS: 60,
+  DICOM_OTHER_STORAGE: 'reject',
+  DISK_MIN_FREE_MB: 1024,
+  API_PORT: 8080,
+  API_HOST: '127.0.0.1',
+  METRICS_PORT: 9464,
+  DATA_DIR: './var',
+  STUDY_QUIET_SECONDS: 5,
+  STUDY_COMPLETE_ON_RELEASE: false,
+  LOG_LEVEL: 'info',
+  SHUTDOWN_TIMEOUT_SECONDS: 30,
+};
+
+export class ConfigError extends Error {
+  constructor(public readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Source = Record<string, string | undefined>;
+
+function readFile(file: string): Source {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError([`NEUROTRIAGE_CONFIG_FILE ${file}: ${(err as Error).message}`]);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError([`NEUROTRIAGE_CONFIG_FILE ${file}: must hold a JSON object of settings`]);
+  }
+  return Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k, v === null ? undefined : String(v)]));
+}
+
+/**
+ * Builds the configuration from defaults < config file < environment. Keys outside the schema are ignored
+ * (the environment holds much else); values are converted from strings ("5" -> 5, "true" -> true).
+ * Extra keys a service defines for itself are validated by the `extend` schema's owner with loadSection().
+ */
+export function loadConfig(env: Source = process.env): Config {
+  const file = env.NEUROTRIAGE_CONFIG_FILE ? readFile(env.NEUROTRIAGE_CONFIG_FILE) : {};
+  return loadSection(ConfigSchema, DEFAULTS, { ...file, ...env });
+}
+
+/** Validates one schema's keys from a string source; shared by loadConfig and service-specific sections. */
+export function loadSection<S extends ReturnType<typeof Type.Object>>(
+  schema: S,
+  defaults: Partial<Static<S>>,
+  source: Source,
+): Static<S> {
+  const raw: Record<string, unknown> = { ...defaults };
+  for (const key of Object.keys(schema.properties)) {
+    const value = source[key];
+    if (value !== undefined && value !== '') raw[key] = value;
+    else if (value === '' && typeof (defaults as Record<string, unknown>)[key] === 'string') raw[key] = '';
+  }
+  const converted = Value.Convert(schema, raw);
+  const problems = [...Value.Errors(schema, converted)].map((e) => {
+    const key = e.path.replace(/^\//, '') || '(root)';
+    return `${key}=${JSON.stringify(raw[key] ?? null)}: ${e.message}`;
+  });
+  if (problems.length > 0) throw new ConfigError(problems);
+  return converted as Static<S>;
+}
+
+/** Resolves DATA_DIR against the working directory, once, so every module agrees on the same absolute path. */
+export function dataDir(config: Pick<Config, 'DATA_DIR'>): string {
+  return path.resolve(config.DATA_DIR);
+}

@@ -1,0 +1,17 @@
+// Redis connections. BullMQ workers need maxRetriesPerRequest: null (blocking commands must not be retried
+// away); producers fail fast instead so a C-STORE is not acknowledged while Redis is unreachable.
+import { Redis, type RedisOptions } from 'ioredis';
+
+export type RedisRole = 'worker' | 'producer';
+
+export function redisOptions(role: RedisRole): RedisOptions {
+  return role === 'worker'
+    ? { maxRetriesPerRequest: null, enableReadyCheck: true }
+    : { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 5000 };
+}
+
+/** Accepts redis://, rediss:// and unix:///path/to/redis.sock (what the test harness and a private Redis use). */
+export function connectRedis(url: string, role: RedisRole): Redis {
+  if (url.startsWith('unix://')) return new Redis({ ...redisOptions(role), path: url.slice('unix://'.length) });
+  return new Redis(url, redisOptions(role));
+}

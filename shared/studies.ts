@@ -1,0 +1,53 @@
+// The contract between the listener (producer), the worker (consumer) and the API (reader): where a study's
+// instances are stored, the Redis keys that record them, the study job on BullMQ and the study's life.
+// Only UIDs, storage keys and counts cross this boundary: never a patient name, ID or birth date.
+import path from 'node:path';
+
+/** BullMQ queue the listener fills with one job per completed study. */
+export const STUDY_QUEUE = 'studies';
+/** Job name on STUDY_QUEUE. */
+export const SCORE_STUDY_JOB = 'score-study';
+/** Permanently failed study jobs are copied here with their reason. */
+export const STUDY_DEAD_LETTER_QUEUE = 'studies-dead-letter';
+
+export interface StudyJobData {
+  StudyInstanceUID: string;
+  /** Folder of the study relative to DATA_DIR, e.g. "store/1.2.3"; instances lie in <SeriesInstanceUID>/ below it. */
+  storageKey: string;
+  /** Correlates log lines across services for one study delivery. */
+  traceId: string;
+}
+
+export type StudyStatus = 'received' | 'queued' | 'scoring' | 'scored' | 'failed' | 'unsupported';
+
+/** Redis key prefix of everything neurotriage keeps outside BullMQ. */
+export const KEY_PREFIX = 'nt';
+
+export const keys = {
+  /** Hash: status, firstReceivedAt, lastReceivedAt (ms epoch), instances, bytes, plus stage fields. */
+  study: (uid: string) => `${KEY_PREFIX}:study:${uid}`,
+  /** Hash: SOPInstanceUID -> storage key relative to DATA_DIR. HSETNX here is the duplicate check. */
+  studyInstances: (uid: string) => `${KEY_PREFIX}:study:${uid}:instances`,
+  /** Set of StudyInstanceUIDs that have stored instances but no finished job (re-queued at listener start). */
+  pendingStudies: () => `${KEY_PREFIX}:studies:pending`,
+};
+
+/** UIDs are digits and dots (PS3.5 9.1), so they are safe path segments; anything else is refused. */
+export function assertUid(uid: string, what = 'UID'): string {
+  if (!/^[0-9]+(\.[0-9]+)*$/.test(uid) || uid.length > 64) throw new Error(`invalid ${what}: not a DICOM UID`);
+  return uid;
+}
+
+export const STORE_DIR = 'store';
+
+export function studyStorageKey(StudyInstanceUID: string): string {
+  return path.posix.join(STORE_DIR, assertUid(StudyInstanceUID, 'StudyInstanceUID'));
+}
+
+export function instanceStorageKey(StudyInstanceUID: string, SeriesInstanceUID: string, SOPInstanceUID: string): string {
+  return path.posix.join(
+    studyStorageKey(StudyInstanceUID),
+    assertUid(SeriesInstanceUID, 'SeriesInstanceUID'),
+    `${assertUid(SOPInstanceUID, 'SOPInstanceUID')}.dcm`,
+  );
+}

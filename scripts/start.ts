@@ -1,0 +1,99 @@
+// `npm start`: the whole system on one machine for a newcomer or a demo. Starts a private Redis (AOF on, data
+// under DATA_DIR/redis) unless REDIS_URL is set, then the listener, worker and API as separate processes, the
+// way production runs them (each also runs alone: node dist/services/<name>/main.js). Ctrl-C stops them in order.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { loadConfig, dataDir, ConfigError } from '../shared/config';
+import { createLogger } from '../shared/logger';
+
+const SERVICES = ['listener', 'worker', 'api'] as const;
+
+interface Running {
+  name: string;
+  child: ChildProcess;
+}
+
+async function startPrivateRedis(dir: string): Promise<{ url: string; child: ChildProcess }> {
+  mkdirSync(dir, { recursive: true });
+  const socket = path.join(dir, 'redis.sock');
+  if (socket.length > 100) throw new Error(`DATA_DIR is too deep for a unix socket (${socket.length} chars); set REDIS_URL`);
+  const child = spawn(
+    'redis-server',
+    ['--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--dir', dir, '--appendonly', 'yes',
+      '--appendfsync', 'everysec', '--save', '', '--loglevel', 'warning'],
+    { stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(socket)) {
+    if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}`);
+    if (Date.now() > deadline) throw new Error('redis-server did not start within 10 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { url: `unix://${socket}`, child };
+}
+
+function stopChild(child: ChildProcess, signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill(signal);
+  });
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger('start', config.LOG_LEVEL);
+  const root = path.resolve(__dirname, '..');
+  const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir(config) };
+  let redis: ChildProcess | undefined;
+  if (!config.REDIS_URL) {
+    const started = await startPrivateRedis(path.join(dataDir(config), 'redis'));
+    redis = started.child;
+    env.REDIS_URL = started.url;
+    log.info({ redis: started.url }, 'private Redis started (AOF on)');
+  }
+
+  const running: Running[] = [];
+  let stopping = false;
+  const stopAll = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    const timeoutMs = config.SHUTDOWN_TIMEOUT_SECONDS * 1000;
+    // Stop intake first so nothing new arrives while the worker drains, then Redis last.
+    for (const r of running) await stopChild(r.child, 'SIGTERM', timeoutMs);
+    if (redis) await stopChild(redis, 'SIGTERM', timeoutMs);
+    process.exit(code);
+  };
+
+  for (const name of SERVICES) {
+    const entry = path.join(root, 'services', name, 'main.js');
+    if (!existsSync(entry)) {
+      log.error({ service: name }, 'service entry point missing: run npm run build');
+      await stopAll(1);
+      return;
+    }
+    const child = spawn(process.execPath, [entry], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.once('exit', (code, signal) => {
+      if (stopping) return;
+      log.error({ service: name, code, signal }, 'service exited; stopping the others');
+      void stopAll(1);
+    });
+    running.push({ name, child });
+  }
+  log.info(
+    { dicom: `${config.DICOM_AE_TITLE}@${config.DICOM_HOST}:${config.DICOM_PORT}`, api: `http://${config.API_HOST}:${config.API_PORT}/` },
+    'neurotriage is running; Ctrl-C stops it',
+  );
+  process.on('SIGINT', () => void stopAll(0));
+  process.on('SIGTERM', () => void stopAll(0));
+}
+
+main().catch((err) => {
+  console.error(err instanceof ConfigError ? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,272 @@
+"""neurotriage training recipe, end to end (npm run models:train; npm run models:smoke runs it tiny).
+
+  1. synthetic training cohort      npm run synth   (reports.jsonl + DICOM; labels.jsonl is NEVER read here)
+  2. canonical volumes              npm run volumes (shared/imaging: the worker's own preprocessing)
+  3. WordPiece vocabulary           nt_tokenizer.py -> tokenizer.json
+  4. text encoder                   nt_text.py: MLM + Findings<->Impression matching -> text-encoder.onnx
+  5. report vectors                 mean-pooled, L2-normalised: the same vector the service computes
+  6. image encoders                 nt_image.py: one 3D CNN per sequence, MSE to the report vectors
+  7. ONNX export + parity           onnxruntime-node (shared/models/cli/parity) vs torch, max abs diff <= 1e-4
+  8. calibration (evaluation side)  a separate calibration cohort (seed + 1): its labels.jsonl fits Platt (a, b)
+                                    and the threshold for the target sensitivity per query; no weight changes.
+  9. manifest.json with sha256 of every file.
+"""
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import nt_image  # noqa: E402
+import nt_text  # noqa: E402
+import nt_tokenizer  # noqa: E402
+from queries import DEFAULT_QUERIES, NORMAL_QUERY, label_positive  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+SEQUENCES = ["T1", "T2", "FLAIR", "DWI", "ADC"]
+T0 = time.time()
+
+
+def log(msg):
+    print(f"[models:train {time.time() - T0:6.0f}s] {msg}", flush=True)
+
+
+def run(cmd, **kw):
+    log("$ " + " ".join(cmd))
+    subprocess.run(cmd, cwd=ROOT, check=True, **kw)
+
+
+def make_cohort(out, n, seed, phrasing="train", scanner="train"):
+    if os.path.exists(os.path.join(out, "reports.jsonl")) and os.path.exists(os.path.join(out, "vol", "index.jsonl")):
+        log(f"reusing cohort {out}")
+        return
+    shutil.rmtree(out, ignore_errors=True)
+    run(["npm", "run", "--silent", "synth", "--", "--n", str(n), "--seed", str(seed), "--out", out,
+         "--phrasing-set", phrasing, "--scanner-set", scanner])
+    run(["npm", "run", "--silent", "volumes", "--", os.path.join(out, "dicom"), "--out", os.path.join(out, "vol")])
+
+
+def read_jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def load_volumes(voldir, shape):
+    """{sequence: (study uids, memory array [N, D, H, W])} from VOLDIR/<Study>/<SEQ>.f32."""
+    out = {}
+    size = int(np.prod(shape))
+    for study in sorted(os.listdir(voldir)):
+        d = os.path.join(voldir, study)
+        if not os.path.isdir(d):
+            continue
+        for seq in SEQUENCES:
+            f = os.path.join(d, seq + ".f32")
+            if os.path.exists(f):
+                v = np.fromfile(f, dtype=np.float32)
+                if v.size != size:
+                    raise SystemExit(f"{f}: {v.size} voxels, expected {size} ({shape})")
+                out.setdefault(seq, ([], []))
+                out[seq][0].append(study)
+                out[seq][1].append(v.reshape(shape))
+    return {s: (u, np.stack(v)) for s, (u, v) in out.items()}
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fit_platt(scores, labels, iters=200):
+    """Logistic regression p = sigmoid(a * s + b) by Newton's method; scores standardised for conditioning."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    mu, sd = s.mean(), s.std() or 1.0
+    x = (s - mu) / sd
+    w = np.zeros(2)
+    X = np.stack([x, np.ones_like(x)], 1)
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-(X @ w)))
+        g = X.T @ (p - y) + 1e-3 * w
+        H = (X * (p * (1 - p))[:, None]).T @ X + 1e-3 * np.eye(2)
+        step = np.linalg.solve(H, g)
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    a = w[0] / sd
+    return float(a), float(w[1] - a * mu)
+
+
+def threshold_for_sensitivity(scores, labels, target):
+    pos = np.sort(np.asarray(scores)[np.asarray(labels) == 1])
+    if len(pos) == 0:
+        return float(np.max(scores)) + 1.0
+    # Largest threshold that still flags >= target of the positives.
+    k = int(np.floor((1 - target) * len(pos)))
+    return float(pos[min(k, len(pos) - 1)])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=os.path.join(ROOT, "onnx-models"), help="bundle directory")
+    ap.add_argument("--work", default=os.path.join(ROOT, "var", "models-train"), help="cohorts, logs, fixtures")
+    ap.add_argument("--n", type=int, default=500, help="training studies")
+    ap.add_argument("--calib-n", type=int, default=200, help="calibration studies (separate seed)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--vocab", type=int, default=6000)
+    ap.add_argument("--text-steps", type=int, default=600)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--target-sensitivity", type=float, default=0.95)
+    ap.add_argument("--min-series", type=int, default=40, help="train an encoder for a sequence only with this many series")
+    ap.add_argument("--shape", default="48,64,64", help="canonical volume [D,H,W]; must match the volumes CLI")
+    ap.add_argument("--spacing", default="3,3,3")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    shape = tuple(int(x) for x in args.shape.split(","))
+    os.makedirs(args.work, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
+
+    train_dir = os.path.join(args.work, f"train-n{args.n}-s{args.seed}")
+    calib_dir = os.path.join(args.work, f"calib-n{args.calib_n}-s{args.seed + 1}")
+    log(f"1-2. training cohort: {args.n} studies, seed {args.seed}")
+    make_cohort(train_dir, args.n, args.seed)
+    reports = read_jsonl(os.path.join(train_dir, "reports.jsonl"))
+    texts = [r["text"] for r in reports]
+
+    log(f"3. WordPiece vocabulary from {len(texts)} reports")
+    vocab = nt_tokenizer.train_wordpiece(texts, args.vocab)
+    tok_path = os.path.join(args.out, "tokenizer.json")
+    with open(tok_path, "w", encoding="utf-8") as f:
+        json.dump(nt_tokenizer.tokenizer_json(vocab), f, ensure_ascii=False)
+    tok = nt_tokenizer.Tokenizer(vocab)
+    lengths = [len(tok.encode(t, 10**6)) for t in texts]
+    max_len = 256
+    log(f"   vocabulary {len(vocab)}; report length tokens median {int(np.median(lengths))} max {max(lengths)} (maxLength {max_len})")
+
+    log(f"4. text encoder: {args.text_steps} steps")
+    text_model = nt_text.train(texts, tok, args.text_steps, args.seed, log, max_len=max_len, dim=args.dim)
+    text_path = os.path.join(args.out, "text-encoder.onnx")
+    nt_text.export(text_model, text_path)
+
+    log("5. report vectors")
+    by_uid = {r["StudyInstanceUID"]: r["text"] for r in reports}
+    uids = list(by_uid)
+    vectors = dict(zip(uids, nt_text.embed(text_model, tok, [by_uid[u] for u in uids], max_len)))
+    sims = np.array([vectors[u] for u in uids]) @ np.array([vectors[u] for u in uids]).T
+    log(f"   mean cosine between different reports {float((sims.sum() - len(uids)) / (len(uids) ** 2 - len(uids))):.3f}")
+
+    log("6. image encoders")
+    vols = load_volumes(os.path.join(train_dir, "vol"), shape)
+    encoders, parity_inputs, image_models = {}, {}, {}
+    rng = np.random.default_rng(args.seed)
+    for seq in SEQUENCES:
+        if seq not in vols or len(vols[seq][0]) < args.min_series:
+            log(f"   {seq}: {len(vols.get(seq, ([],))[0])} series, fewer than --min-series {args.min_series}: no encoder")
+            continue
+        su, sv = vols[seq]
+        keep = [i for i, u in enumerate(su) if u in vectors]
+        su, sv = [su[i] for i in keep], sv[keep]
+        y = np.stack([vectors[u] for u in su]).astype(np.float32)
+        perm = rng.permutation(len(su))
+        nval = max(1, len(su) // 10)
+        val, tr = np.sort(perm[:nval]), np.sort(perm[nval:])
+        log(f"   {seq}: {len(tr)} training series, {len(val)} validation; mse of predicting the mean vector "
+            f"{float(np.mean((y[val] - y[tr].mean(0)) ** 2)):.5f}")
+        model = nt_image.train(sv[tr], y[tr], args.epochs, args.seed, log, seq, val=(sv[val], y[val]))
+        path = os.path.join(args.out, f"image-{seq.lower()}.onnx")
+        nt_image.export(model, path, shape)
+        image_models[seq] = model
+        parity_inputs[seq] = sv[val][:2]
+        encoders[seq] = {"id": f"neurotriage-cnn3d-{seq.lower()}", "file": os.path.basename(path),
+                         "input": {"name": "volume", "dtype": "float32", "shape": ["batch", 1, *shape]},
+                         "output": {"name": "embedding", "dtype": "float32", "shape": ["batch", args.dim]}}
+
+    log("7. ONNX parity fixtures (torch outputs) and onnxruntime-node check")
+    fx = os.path.join(args.work, "parity")
+    shutil.rmtree(fx, ignore_errors=True)
+    os.makedirs(fx)
+    sample = texts[:3] + [q["text"] for q in DEFAULT_QUERIES[:3]]
+    ids, mask = nt_text.batch(tok, sample, max_len)
+    with torch.no_grad():
+        hidden = text_model(ids, mask).numpy()
+    meta = {"text": {"ids": ids.tolist(), "mask": mask.tolist(), "shape": list(hidden.shape)}, "images": {}}
+    hidden.astype(np.float32).tofile(os.path.join(fx, "text.f32"))
+    for seq, x in parity_inputs.items():
+        y = nt_image.predict(image_models[seq], x)
+        x.astype(np.float32).tofile(os.path.join(fx, f"{seq}-in.f32"))
+        y.astype(np.float32).tofile(os.path.join(fx, f"{seq}-out.f32"))
+        meta["images"][seq] = {"n": int(len(x)), "dim": int(y.shape[1])}
+    with open(os.path.join(fx, "meta.json"), "w") as f:
+        json.dump(meta, f)
+
+    files = {os.path.basename(p): sha256(p) for p in [tok_path, text_path] + [os.path.join(args.out, e["file"]) for e in encoders.values()]}
+    manifest = {
+        "schemaVersion": 1,
+        "bundleId": "neurotriage-synthetic-reference",
+        "version": datetime.datetime.utcnow().strftime("%Y.%m.%d-") + hashlib.sha256("".join(sorted(files.values())).encode()).hexdigest()[:8],
+        "createdAt": datetime.datetime.utcnow().replace(microsecond=0).isoformat() + "Z",
+        "embeddingDim": args.dim,
+        "textEncoder": {
+            "id": f"neurotriage-minibert-{len(vocab)}v-{text_model.cfg['layers']}l-{args.dim}d", "file": "text-encoder.onnx", "tokenizer": "tokenizer.json",
+            "maxLength": max_len,
+            "inputs": [{"name": "input_ids", "dtype": "int64", "shape": ["batch", "sequence"]},
+                       {"name": "attention_mask", "dtype": "int64", "shape": ["batch", "sequence"]}],
+            "output": {"name": "last_hidden_state", "dtype": "float32", "shape": ["batch", "sequence", args.dim]},
+            "pooling": "mean", "normalize": True,
+        },
+        "imageEncoders": encoders,
+        "preprocessing": {"orientation": "LPS", "spacingMm": [float(x) for x in args.spacing.split(",")], "shape": list(shape),
+                          "centre": "volume-centre", "interpolation": "trilinear",
+                          "intensity": {"method": "zscore-foreground", "clip": [-5, 5]}},
+        "combination": "mean-embedding",
+        "queries": DEFAULT_QUERIES,
+        "normalQuery": NORMAL_QUERY,
+        "trainedOn": {"description": f"synthetic phantoms from tools/synth (phrasing-set train, scanner-set train), {len(texts)} reports; "
+                                     f"calibration on a separate synthetic cohort of {args.calib_n} studies (seed {args.seed + 1}). Not for clinical use.",
+                      "studies": len(texts), "seed": args.seed},
+        "files": files,
+    }
+    manifest_path = os.path.join(args.out, "manifest.json")
+    with open(manifest_path, "w") as f:
+        json.dump(manifest, f, indent=2)
+    run(["node", "dist/shared/models/cli/parity.js", "--bundle", args.out, "--fixtures", fx])
+
+    log(f"8. calibration cohort: {args.calib_n} studies, seed {args.seed + 1} (labels used here only)")
+    make_cohort(calib_dir, args.calib_n, args.seed + 1)
+    scores_path = os.path.join(args.work, "calibration-scores.jsonl")
+    run(["node", "dist/shared/models/cli/score.js", "--bundle", args.out, "--volumes", os.path.join(calib_dir, "vol"), "--out", scores_path])
+    scores = {r["StudyInstanceUID"]: r["scores"] for r in read_jsonl(scores_path)}
+    labels = {r["StudyInstanceUID"]: r for r in read_jsonl(os.path.join(calib_dir, "labels.jsonl"))}
+    common = [u for u in scores if u in labels]
+    for q in manifest["queries"] + [manifest["normalQuery"]]:
+        s = [scores[u][q["id"]] for u in common]
+        y = [1 if label_positive(labels[u], q["id"]) else 0 for u in common]
+        if 0 < sum(y) < len(y):
+            a, b = fit_platt(s, y)
+            q["calibration"] = {"a": a, "b": b, "threshold": threshold_for_sensitivity(s, y, args.target_sensitivity),
+                                "targetSensitivity": args.target_sensitivity}
+            log(f"   {q['id']}: {sum(y)}/{len(y)} positive, a {a:.2f} b {b:.2f} threshold {q['calibration']['threshold']:.4f}")
+        else:
+            log(f"   {q['id']}: no positives or no negatives in the calibration cohort: left uncalibrated")
+    with open(manifest_path, "w") as f:
+        json.dump(manifest, f, indent=2)
+    total = sum(os.path.getsize(os.path.join(args.out, p)) for p in files) + os.path.getsize(manifest_path)
+    log(f"9. bundle written to {args.out}: {total / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+// The three adapters behind one small interface: given a scored result and its delivery key, deliver it or throw a
+// typed error. Each owns its transport (a persistent MLLP connection, a C-STORE association per SR, fetch).
+import type { Redis } from 'ioredis';
+import type { Logger } from '../../../shared/logger';
+import { PRIORITIES } from '../../../shared/model-manifest';
+import type { StudyResult } from '../../../shared/results';
+import type { Hl7Target, SrTarget, WebhookTarget } from './config';
+import { PermanentDeliveryError, RetryableDeliveryError, type Adapter } from './errors';
+import { buildPriorityMessage, readAck } from './hl7/message';
+import { MllpSender } from './hl7/mllp-sender';
+import { derivedUid, type DeliveryKey } from './idempotency';
+import { buildTriageSr } from './sr/build-sr';
+import { cStore } from './sr/cstore';
+import { loadSourceStudy } from './sr/source-study';
+import { buildWebhookPayload, postWebhook } from './webhook/webhook';
+
+export interface OutboundAdapter {
+  readonly name: Adapter;
+  /** Why this result is not for this adapter, or null to send it. */
+  skipReason(result: StudyResult): string | null;
+  /** Resolves with a short outcome code (e.g. "AA", "0x0000", "204"); throws Retryable/PermanentDeliveryError. */
+  deliver(result: StudyResult, key: DeliveryKey): Promise<string>;
+  close(): Promise<void>;
+}
+
+export function createHl7Adapter(target: Hl7Target, deps: { logger?: Logger; now?: () => number } = {}): OutboundAdapter {
+  const sender = new MllpSender({ ...target, logger: deps.logger });
+  const now = deps.now ?? Date.now;
+  return {
+    name: 'hl7',
+    skipReason: (result) => (result.AccessionNumber?.trim() ? null : 'no-accession'),
+    async deliver(result, key) {
+      const message = buildPriorityMessage(result, target, { controlId: key.hl7ControlId, now: now() });
+      const reply = await sender.send(message);
+      let ack;
+      try {
+        ack = readAck(reply);
+      } catch (err) {
+        throw new RetryableDeliveryError('reply to the HL7 message is not an acknowledgement', 'bad-ack', { cause: err });
+      }
+      const detail = ack.errorCode ? ` (ERR-3 ${ack.errorCode})` : '';
+      // Original and enhanced mode codes alike: A?/C? accept, E error (retry), R reject (permanent).
+      if (ack.code === 'AA' || ack.code === 'CA') return ack.code;
+      if (ack.code === 'AE' || ack.code === 'CE') throw new RetryableDeliveryError(`RIS answered ${ack.code}${detail}`, `ack-${ack.code}`);
+      throw new PermanentDeliveryError(`RIS answered ${ack.code}${detail}`, `ack-${ack.code}`);
+    },
+    close: () => sender.close(),
+  };
+}
+
+export interface SrAdapterDeps {
+  redis: Redis;
+  dataDir: string;
+  softwareVersion: string;
+  now?: () => number;
+}
+
+export function createSrAdapter(target: SrTarget, deps: SrAdapterDeps): OutboundAdapter {
+  const now = deps.now ?? Date.now;
+  return {
+    name: 'sr',
+    skipReason: () => null,
+    async deliver(result, key) {
+      const used = result.series.filter((s) => s.used).map((s) => s.SeriesInstanceUID);
+      const source = await loadSourceStudy(deps, result.StudyInstanceUID, used);
+      const dataset = buildTriageSr(result, source, {
+        // One SR series per study; one instance per result version, so a retry overwrites rather than duplicates.
+        SeriesInstanceUID: derivedUid('neurotriage-sr-series', result.StudyInstanceUID),
+        SOPInstanceUID: derivedUid('neurotriage-sr-instance', key.jobId),
+        SeriesNumber: target.seriesNumber,
+        InstanceNumber: 1,
+        softwareVersion: deps.softwareVersion,
+        now: now(),
+      });
+      const outcome = await cStore(dataset, target);
+      return `0x${outcome.status.toString(16).padStart(4, '0').toUpperCase()}`;
+    },
+    close: async () => undefined,
+  };
+}
+
+export function createWebhookAdapter(target: WebhookTarget, deps: { fetch?: typeof fetch; now?: () => number } = {}): OutboundAdapter {
+  const minRank = PRIORITIES.indexOf(target.minPriority);
+  return {
+    name: 'webhook',
+    // PRIORITIES runs STAT, URGENT, ROUTINE: a lower index is more urgent.
+    skipReason: (result) => (PRIORITIES.indexOf(result.priority) <= minRank ? null : 'below-min-priority'),
+    async deliver(result, key) {
+      return String(await postWebhook(target, buildWebhookPayload(result, key.jobId), deps));
+    },
+    close: async () => undefined,
+  };
+}

@@ -1,0 +1,164 @@
+// Outbound settings (HL7 v2 over MLLP, DICOM SR by C-STORE, signed webhook), loaded beside the shared Config with
+// loadSection. Each adapter is off until its target is set; targets are parsed here once so a typo fails the
+// process at start with a message a PACS or RIS administrator can act on.
+import { Type, type Static } from '@sinclair/typebox';
+import { ConfigError, loadSection } from '../../../shared/config';
+import { PRIORITIES, type Priority } from '../../../shared/model-manifest';
+
+const Ms = Type.Integer({ minimum: 1, maximum: 3_600_000 });
+const Hl7Id = Type.String({ pattern: '^[^|^~\\\\&\\r\\n]{0,180}$', description: 'HL7 HD text without delimiters' });
+
+export const OutboundSettingsSchema = Type.Object({
+  /** host:port of the RIS's MLLP listener. Unset: no HL7. */
+  HL7_MLLP_TARGET: Type.Optional(Type.String({ minLength: 1 })),
+  HL7_SENDING_APPLICATION: Hl7Id,
+  HL7_SENDING_FACILITY: Hl7Id,
+  HL7_RECEIVING_APPLICATION: Hl7Id,
+  HL7_RECEIVING_FACILITY: Hl7Id,
+  /** MSH-11: P production, T training, D debugging. */
+  HL7_PROCESSING_ID: Type.Union([Type.Literal('P'), Type.Literal('T'), Type.Literal('D')]),
+  /** OMI^O23 (v2.5.1, IHE SWF) or ORM^O01 for receivers that predate OMI. */
+  HL7_MESSAGE_TYPE: Type.Union([Type.Literal('OMI^O23'), Type.Literal('ORM^O01')]),
+  HL7_CONNECT_TIMEOUT_MS: Ms,
+  HL7_ACK_TIMEOUT_MS: Ms,
+  /** AE@host:port of the PACS that stores the SR. Unset: no SR. */
+  SR_TARGET: Type.Optional(Type.String({ minLength: 1 })),
+  SR_CALLING_AE: Type.String({ pattern: '^[ -~]{1,16}$' }),
+  SR_TIMEOUT_MS: Ms,
+  SR_SERIES_NUMBER: Type.Integer({ minimum: 1, maximum: 2_147_483_647 }),
+  /** http(s) URL the paging/messaging system listens on. Unset: no webhook. */
+  WEBHOOK_URL: Type.Optional(Type.String({ minLength: 1 })),
+  /** HMAC-SHA256 key; required with WEBHOOK_URL. */
+  WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 16 })),
+  WEBHOOK_TIMEOUT_MS: Ms,
+  /** Only results at or above this priority are posted (paging systems rarely want ROUTINE). */
+  WEBHOOK_MIN_PRIORITY: Type.Union(PRIORITIES.map((p) => Type.Literal(p))),
+  /** Delivery attempts per message per adapter, the first included. */
+  OUTBOUND_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 100 }),
+  /** First retry delay; doubles each attempt (BullMQ exponential backoff). */
+  OUTBOUND_BACKOFF_MS: Type.Integer({ minimum: 0, maximum: 3_600_000 }),
+});
+export type OutboundSettings = Static<typeof OutboundSettingsSchema>;
+
+export const OUTBOUND_DEFAULTS: Omit<OutboundSettings, 'HL7_MLLP_TARGET' | 'SR_TARGET' | 'WEBHOOK_URL' | 'WEBHOOK_SECRET'> = {
+  HL7_SENDING_APPLICATION: 'NEUROTRIAGE',
+  HL7_SENDING_FACILITY: '',
+  HL7_RECEIVING_APPLICATION: 'RIS',
+  HL7_RECEIVING_FACILITY: '',
+  HL7_PROCESSING_ID: 'P',
+  HL7_MESSAGE_TYPE: 'OMI^O23',
+  HL7_CONNECT_TIMEOUT_MS: 5_000,
+  HL7_ACK_TIMEOUT_MS: 10_000,
+  SR_CALLING_AE: 'NEUROTRIAGE',
+  SR_TIMEOUT_MS: 30_000,
+  SR_SERIES_NUMBER: 9901,
+  WEBHOOK_TIMEOUT_MS: 5_000,
+  WEBHOOK_MIN_PRIORITY: 'ROUTINE',
+  OUTBOUND_ATTEMPTS: 8,
+  OUTBOUND_BACKOFF_MS: 2_000,
+};
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface Hl7Target extends HostPort {
+  sendingApplication: string;
+  sendingFacility: string;
+  receivingApplication: string;
+  receivingFacility: string;
+  processingId: 'P' | 'T' | 'D';
+  messageType: 'OMI^O23' | 'ORM^O01';
+  connectTimeoutMs: number;
+  ackTimeoutMs: number;
+}
+
+export interface SrTarget extends HostPort {
+  calledAe: string;
+  callingAe: string;
+  timeoutMs: number;
+  seriesNumber: number;
+}
+
+export interface WebhookTarget {
+  url: URL;
+  secret: string;
+  timeoutMs: number;
+  minPriority: Priority;
+}
+
+/** What createOutbound needs: one optional block per adapter plus the retry policy shared by all. */
+export interface OutboundConfig {
+  hl7?: Hl7Target;
+  sr?: SrTarget;
+  webhook?: WebhookTarget;
+  attempts: number;
+  backoffMs: number;
+}
+
+function parseHostPort(key: string, value: string, problems: string[]): HostPort | undefined {
+  // Bracketed IPv6 ([::1]:2575) or host:port; the port is required because HL7/DICOM have no universal default.
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:@\s]+)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port < 1 || port > 65535) {
+    problems.push(`${key}=${JSON.stringify(value)}: expected host:port with a port from 1 to 65535`);
+    return undefined;
+  }
+  return { host: m[1] ?? m[2], port };
+}
+
+/** Validates the settings and turns targets into typed blocks; throws one ConfigError naming every problem. */
+export function loadOutboundConfig(source: Record<string, string | undefined> = process.env): OutboundConfig {
+  const s = loadSection(OutboundSettingsSchema, OUTBOUND_DEFAULTS, source);
+  const problems: string[] = [];
+  const config: OutboundConfig = { attempts: s.OUTBOUND_ATTEMPTS, backoffMs: s.OUTBOUND_BACKOFF_MS };
+
+  if (s.HL7_MLLP_TARGET) {
+    const hp = parseHostPort('HL7_MLLP_TARGET', s.HL7_MLLP_TARGET, problems);
+    if (hp) {
+      config.hl7 = {
+        ...hp,
+        sendingApplication: s.HL7_SENDING_APPLICATION,
+        sendingFacility: s.HL7_SENDING_FACILITY,
+        receivingApplication: s.HL7_RECEIVING_APPLICATION,
+        receivingFacility: s.HL7_RECEIVING_FACILITY,
+        processingId: s.HL7_PROCESSING_ID,
+        messageType: s.HL7_MESSAGE_TYPE,
+        connectTimeoutMs: s.HL7_CONNECT_TIMEOUT_MS,
+        ackTimeoutMs: s.HL7_ACK_TIMEOUT_MS,
+      };
+    }
+  }
+
+  if (s.SR_TARGET) {
+    const at = s.SR_TARGET.indexOf('@');
+    const ae = at > 0 ? s.SR_TARGET.slice(0, at) : '';
+    if (!/^[ -~]{1,16}$/.test(ae) || ae.trim() === '') {
+      problems.push(`SR_TARGET=${JSON.stringify(s.SR_TARGET)}: expected AE@host:port with a 1-16 character AE title`);
+    } else {
+      const hp = parseHostPort('SR_TARGET', s.SR_TARGET.slice(at + 1), problems);
+      if (hp) {
+        config.sr = { ...hp, calledAe: ae, callingAe: s.SR_CALLING_AE, timeoutMs: s.SR_TIMEOUT_MS, seriesNumber: s.SR_SERIES_NUMBER };
+      }
+    }
+  }
+
+  if (s.WEBHOOK_URL) {
+    let url: URL | undefined;
+    try {
+      url = new URL(s.WEBHOOK_URL);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http(s)');
+    } catch {
+      problems.push(`WEBHOOK_URL=${JSON.stringify(s.WEBHOOK_URL)}: expected an http:// or https:// URL`);
+      url = undefined;
+    }
+    if (!s.WEBHOOK_SECRET) problems.push('WEBHOOK_SECRET: required when WEBHOOK_URL is set (at least 16 characters)');
+    if (url && s.WEBHOOK_SECRET) {
+      config.webhook = { url, secret: s.WEBHOOK_SECRET, timeoutMs: s.WEBHOOK_TIMEOUT_MS, minPriority: s.WEBHOOK_MIN_PRIORITY };
+    }
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

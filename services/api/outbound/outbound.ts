@@ -1,0 +1,240 @@
+// Pushing results out: one BullMQ queue per configured adapter ("outbound-hl7", "outbound-sr", "outbound-webhook"),
+// jobId = delivery key (StudyInstanceUID + result version) so a duplicate enqueue is a no-op, attempts with
+// exponential backoff, permanent failures ended at once with UnrecoverableError, and a dead-letter copy of every
+// delivery given up. Job data holds UIDs and the version only; the result is read from Redis when the job runs.
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../../../shared/logger';
+import { connectRedis } from '../../../shared/redis';
+import { resultKeys, type StudyResult } from '../../../shared/results';
+import { createHl7Adapter, createSrAdapter, createWebhookAdapter, type OutboundAdapter } from './adapters';
+import type { OutboundConfig } from './config';
+import { isPermanent, reasonOf, type Adapter } from './errors';
+import { deliveryKey, resultKey } from './idempotency';
+import { createOutboundMetrics, type OutboundMetrics } from './metrics';
+
+export const OUTBOUND_QUEUES: Record<Adapter, string> = {
+  hl7: 'outbound-hl7',
+  sr: 'outbound-sr',
+  webhook: 'outbound-webhook',
+};
+export const deadLetterQueueName = (adapter: Adapter): string => `${OUTBOUND_QUEUES[adapter]}-dead-letter`;
+export const DELIVER_JOB = 'deliver';
+
+/** HL7 keeps one message in flight (ordering per RIS); the others may overlap. */
+const CONCURRENCY: Record<Adapter, number> = { hl7: 1, sr: 2, webhook: 4 };
+
+export interface OutboundJobData {
+  StudyInstanceUID: string;
+  /** Result version (scoredAt, ms epoch). */
+  version: number;
+  traceId?: string;
+}
+
+export interface DeadLetterData extends OutboundJobData {
+  adapter: Adapter;
+  reason: string;
+  /** Our own error text: codes and UIDs only. */
+  error: string;
+  permanent: boolean;
+  attemptsMade: number;
+  failedAt: number;
+}
+
+export type JobOutcome =
+  | { status: 'delivered'; detail: string; scoredAt: number }
+  | { status: 'superseded' | 'skipped'; detail: string };
+
+export interface OutboundDeps {
+  /** redis://, rediss:// or unix:// (shared/redis.ts). */
+  redisUrl: string;
+  registry: Registry;
+  logger: Logger;
+  /** Absolute DATA_DIR (the SR reads the source study's stored instances). */
+  dataDir: string;
+  /** Written into the SR's SoftwareVersions. */
+  softwareVersion?: string;
+  /** Subscribe to resultKeys.scoredChannel() in start() and enqueue each result (default true). */
+  subscribe?: boolean;
+  fetch?: typeof fetch;
+  now?: () => number;
+}
+
+export interface Outbound {
+  /** The adapters that are configured. */
+  readonly adapters: Adapter[];
+  /** Queues the result for every configured adapter that wants it; returns those it was queued for. */
+  enqueue(result: StudyResult, traceId?: string): Promise<Adapter[]>;
+  /** Reads the stored result of a study and enqueues it; false when there is none. */
+  enqueueStudy(StudyInstanceUID: string, traceId?: string): Promise<boolean>;
+  start(): Promise<void>;
+  close(): Promise<void>;
+  /** For tests and the operations runbook. */
+  queue(adapter: Adapter): Queue<OutboundJobData>;
+  deadLetterQueue(adapter: Adapter): Queue<DeadLetterData>;
+}
+
+export async function readResult(redis: Redis, StudyInstanceUID: string): Promise<StudyResult | null> {
+  const json = await redis.get(resultKeys.result(StudyInstanceUID));
+  return json === null ? null : (JSON.parse(json) as StudyResult);
+}
+
+/**
+ * Runs one delivery: the plain function behind the BullMQ processor (tests call it directly). A result that was
+ * re-scored since the job was queued is not sent: the newer version has its own job.
+ */
+export async function execOutboundJob(adapter: OutboundAdapter, data: OutboundJobData, redis: Redis): Promise<JobOutcome> {
+  const result = await readResult(redis, data.StudyInstanceUID);
+  if (!result) return { status: 'skipped', detail: 'result-missing' };
+  if (Math.trunc(result.scoredAt) !== data.version) return { status: 'superseded', detail: `now v${Math.trunc(result.scoredAt)}` };
+  const skip = adapter.skipReason(result);
+  if (skip) return { status: 'skipped', detail: skip };
+  const detail = await adapter.deliver(result, deliveryKey(data.StudyInstanceUID, data.version));
+  return { status: 'delivered', detail, scoredAt: result.scoredAt };
+}
+
+export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outbound {
+  const { logger } = deps;
+  const now = deps.now ?? Date.now;
+  const metrics: OutboundMetrics = createOutboundMetrics(deps.registry);
+  // Producer connection fails fast; the worker connection waits (BullMQ's blocking commands need that).
+  const redis = connectRedis(deps.redisUrl, 'producer');
+  const workerRedis = connectRedis(deps.redisUrl, 'worker');
+  for (const r of [redis, workerRedis]) r.on('error', (err) => logger.warn({ err: err.message }, 'outbound redis error'));
+
+  const adapters: OutboundAdapter[] = [];
+  if (config.hl7) adapters.push(createHl7Adapter(config.hl7, { logger, now }));
+  if (config.sr) adapters.push(createSrAdapter(config.sr, { redis, dataDir: deps.dataDir, softwareVersion: deps.softwareVersion ?? 'neurotriage', now }));
+  if (config.webhook) adapters.push(createWebhookAdapter(config.webhook, { fetch: deps.fetch, now }));
+
+  const queues = new Map<Adapter, Queue<OutboundJobData>>();
+  const deadLetters = new Map<Adapter, Queue<DeadLetterData>>();
+  for (const a of adapters) {
+    queues.set(a.name, new Queue<OutboundJobData>(OUTBOUND_QUEUES[a.name], {
+      connection: redis,
+      defaultJobOptions: {
+        attempts: config.attempts,
+        backoff: { type: 'exponential', delay: config.backoffMs },
+        // Completed jobs stay a day so a duplicate enqueue of the same version stays a no-op.
+        removeOnComplete: { age: 24 * 3600, count: 10_000 },
+        removeOnFail: { age: 7 * 24 * 3600 },
+      },
+    }));
+    deadLetters.set(a.name, new Queue<DeadLetterData>(deadLetterQueueName(a.name), { connection: redis }));
+  }
+
+  const workers: Worker[] = [];
+  let subscriber: Redis | undefined;
+  let started = false;
+
+  async function process(adapter: OutboundAdapter, job: Job<OutboundJobData>): Promise<JobOutcome> {
+    const name = adapter.name;
+    const attempt = job.attemptsMade + 1;
+    const started = now();
+    const log = { adapter: name, StudyInstanceUID: job.data.StudyInstanceUID, version: job.data.version, traceId: job.data.traceId, attempt };
+    try {
+      const outcome = await execOutboundJob(adapter, job.data, redis);
+      metrics.attemptSeconds.observe({ adapter: name, outcome: outcome.status }, (now() - started) / 1000);
+      if (outcome.status === 'delivered') {
+        metrics.sent.inc({ adapter: name });
+        metrics.deliverySeconds.observe({ adapter: name }, Math.max(0, now() - outcome.scoredAt) / 1000);
+        logger.info({ ...log, detail: outcome.detail, queuedMs: started - job.timestamp, execMs: now() - started }, 'outbound delivered');
+      } else {
+        metrics.skipped.inc({ adapter: name, reason: outcome.status === 'superseded' ? 'superseded' : outcome.detail });
+        logger.info({ ...log, status: outcome.status, detail: outcome.detail }, 'outbound not sent');
+      }
+      return outcome;
+    } catch (err) {
+      const permanent = isPermanent(err);
+      const reason = reasonOf(err);
+      const message = err instanceof Error ? err.message : String(err);
+      metrics.attemptSeconds.observe({ adapter: name, outcome: 'failed' }, (now() - started) / 1000);
+      metrics.failed.inc({ adapter: name, reason, permanent: String(permanent) });
+      const final = permanent || attempt >= (job.opts.attempts ?? 1);
+      if (final) {
+        // The dead-letter copy is written before BullMQ marks the job failed, so a crash cannot lose it.
+        await deadLetters.get(name)!.add('dead-letter', {
+          ...job.data, adapter: name, reason, error: message, permanent, attemptsMade: attempt, failedAt: now(),
+        }, { jobId: job.id, removeOnComplete: false, removeOnFail: false });
+        metrics.deadLettered.inc({ adapter: name });
+        logger.error({ ...log, reason, err: message, permanent }, 'outbound delivery given up: dead-lettered');
+      } else {
+        logger.warn({ ...log, reason, err: message }, 'outbound delivery failed: will retry');
+      }
+      if (permanent) throw new UnrecoverableError(message);
+      throw err;
+    }
+  }
+
+  const outbound: Outbound = {
+    adapters: adapters.map((a) => a.name),
+
+    async enqueue(result, traceId) {
+      const key = resultKey(result);
+      const queued: Adapter[] = [];
+      for (const adapter of adapters) {
+        const skip = adapter.skipReason(result);
+        if (skip) {
+          metrics.skipped.inc({ adapter: adapter.name, reason: skip });
+          continue;
+        }
+        const data: OutboundJobData = { StudyInstanceUID: key.StudyInstanceUID, version: key.version, ...(traceId ? { traceId } : {}) };
+        await queues.get(adapter.name)!.add(DELIVER_JOB, data, { jobId: key.jobId });
+        queued.push(adapter.name);
+      }
+      return queued;
+    },
+
+    async enqueueStudy(StudyInstanceUID, traceId) {
+      const result = await readResult(redis, StudyInstanceUID);
+      if (!result) return false;
+      await outbound.enqueue(result, traceId);
+      return true;
+    },
+
+    async start() {
+      if (started) return;
+      started = true;
+      for (const adapter of adapters) {
+        const worker = new Worker<OutboundJobData, JobOutcome>(OUTBOUND_QUEUES[adapter.name], (job) => process(adapter, job), {
+          connection: workerRedis,
+          concurrency: CONCURRENCY[adapter.name],
+          autorun: false,
+        });
+        worker.on('error', (err) => logger.error({ adapter: adapter.name, err: err.message }, 'outbound worker error'));
+        workers.push(worker);
+        void worker.run().catch((err: Error) => logger.error({ adapter: adapter.name, err: err.message }, 'outbound worker stopped'));
+      }
+      if (deps.subscribe !== false && adapters.length > 0) {
+        // Pub/sub is at-most-once: a result written while no API runs is not pushed until enqueue()d again.
+        subscriber = connectRedis(deps.redisUrl, 'worker');
+        subscriber.on('error', (err) => logger.warn({ err: err.message }, 'outbound subscriber error'));
+        subscriber.on('message', (_channel: string, uid: string) => {
+          outbound.enqueueStudy(uid).catch((err: Error) => logger.error({ StudyInstanceUID: uid, err: err.message }, 'outbound enqueue failed'));
+        });
+        await subscriber.subscribe(resultKeys.scoredChannel());
+      }
+    },
+
+    async close() {
+      if (subscriber) await subscriber.quit().catch(() => undefined);
+      await Promise.all(workers.map((w) => w.close()));
+      await Promise.all(adapters.map((a) => a.close()));
+      await Promise.all([...queues.values(), ...deadLetters.values()].map((q) => q.close()));
+      await Promise.all([redis.quit(), workerRedis.quit()].map((p) => p.catch(() => undefined)));
+    },
+
+    queue(adapter) {
+      const q = queues.get(adapter);
+      if (!q) throw new Error(`outbound adapter ${adapter} is not configured`);
+      return q;
+    },
+    deadLetterQueue(adapter) {
+      const q = deadLetters.get(adapter);
+      if (!q) throw new Error(`outbound adapter ${adapter} is not configured`);
+      return q;
+    },
+  };
+  return outbound;
+}

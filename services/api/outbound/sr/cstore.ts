@@ -1,0 +1,89 @@
+// C-STORE of one in-memory dataset to a PACS with dcmjs-dimse's Client, wrapped in a typed async call with an
+// overall timeout and TCP no-delay. DIMSE statuses and association outcomes map to retryable or permanent errors.
+import { Client, Dataset, constants, requests } from 'dcmjs-dimse';
+import type { SrTarget } from '../config';
+import { PermanentDeliveryError, RetryableDeliveryError } from '../errors';
+import type { NaturalDataset } from './dcmjs';
+
+const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
+
+export interface StoreOutcome {
+  status: number;
+  /** True for the B0xx warning statuses (stored, with coercion or elements discarded). */
+  warning: boolean;
+}
+
+/** PS3.4 B.2.3 / PS3.7 C: which failure statuses are worth retrying. */
+export function classifyStoreStatus(status: number): StoreOutcome | RetryableDeliveryError | PermanentDeliveryError {
+  const hex = `0x${status.toString(16).padStart(4, '0').toUpperCase()}`;
+  if (status === constants.Status.Success) return { status, warning: false };
+  if ((status & 0xf000) === 0xb000) return { status, warning: true };
+  // A7xx out of resources, 0110 processing failure, 0213 resource limitation: the PACS may recover.
+  if ((status & 0xff00) === 0xa700 || status === 0x0110 || status === 0x0213) {
+    return new RetryableDeliveryError(`C-STORE failed with status ${hex}`, `dimse-${hex}`);
+  }
+  // A9xx data set does not match SOP class, Cxxx cannot understand, 0122 SOP class not supported, 0124 not authorised...
+  return new PermanentDeliveryError(`C-STORE refused with status ${hex}`, `dimse-${hex}`);
+}
+
+interface ClientInternals {
+  network?: { socket?: { setNoDelay(noDelay: boolean): unknown } };
+}
+
+export function cStore(elements: NaturalDataset, target: SrTarget): Promise<StoreOutcome> {
+  return new Promise<StoreOutcome>((resolve, reject) => {
+    const client = new Client();
+    const request = new requests.CStoreRequest(new Dataset(elements, EXPLICIT_VR_LITTLE_ENDIAN));
+    let outcome: StoreOutcome | Error | undefined;
+    let settled = false;
+    const finish = (value: StoreOutcome | Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (value instanceof Error) reject(value);
+      else resolve(value);
+    };
+    const timer = setTimeout(() => {
+      finish(new RetryableDeliveryError(`C-STORE did not finish within ${target.timeoutMs} ms`, 'timeout'));
+      try {
+        client.abort();
+      } catch {
+        // no association yet: nothing to abort
+      }
+    }, target.timeoutMs);
+
+    request.on('response', (response: { getStatus(): number }) => {
+      const status = response.getStatus();
+      if (status === constants.Status.Pending) return;
+      outcome = classifyStoreStatus(status);
+    });
+    client.on('associationRejected', (r: { result: number; reason: number }) => {
+      const why = `association rejected (result ${r.result}, reason ${r.reason})`;
+      finish(
+        r.result === constants.RejectResult.Permanent
+          ? new PermanentDeliveryError(`${why}: check SR_TARGET's AE title and the PACS's allowed AEs`, 'association-rejected')
+          : new RetryableDeliveryError(why, 'association-rejected-transient'),
+      );
+    });
+    client.on('networkError', (err: Error) => {
+      finish(new RetryableDeliveryError(`C-STORE network error (${(err as NodeJS.ErrnoException).code ?? 'error'})`, 'network', { cause: err }));
+    });
+    client.on('closed', () => {
+      finish(outcome ?? new RetryableDeliveryError('association closed without a C-STORE response', 'no-response'));
+    });
+
+    client.addRequest(request);
+    client.send(target.host, target.port, target.callingAe, target.calledAe, {
+      connectTimeout: target.timeoutMs,
+      associationTimeout: target.timeoutMs,
+      pduTimeout: target.timeoutMs,
+      // A short linger: we send one instance per association.
+      associationLingerTimeout: 0,
+      logDatasets: false,
+      logCommandDatasets: false,
+    });
+    // dcmjs-dimse opens the socket inside send() and offers no option for TCP_NODELAY; the socket exists (not yet
+    // connected) once send() returns, and Node applies no-delay when the connection comes up.
+    (client as unknown as ClientInternals).network?.socket?.setNoDelay(true);
+  });
+}

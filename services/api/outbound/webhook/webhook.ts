@@ -1,0 +1,102 @@
+// The signed webhook for paging and messaging systems: a small JSON body without patient identifiers, signed with
+// HMAC-SHA256 over "<timestamp>.<body>" (the timestamp lets receivers refuse replays), posted with a timeout.
+// 2xx delivered; 5xx, 408, 429, timeouts and network errors retried; any other status is permanent.
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { StudyResult } from '../../../../shared/results';
+import type { WebhookTarget } from '../config';
+import { PermanentDeliveryError, RetryableDeliveryError } from '../errors';
+
+export const SIGNATURE_HEADER = 'X-Neurotriage-Signature';
+export const TIMESTAMP_HEADER = 'X-Neurotriage-Timestamp';
+export const DELIVERY_HEADER = 'X-Neurotriage-Delivery';
+
+export interface WebhookPayload {
+  event: 'study.scored';
+  /** The idempotency key: receivers drop a delivery id they have already handled. */
+  deliveryId: string;
+  StudyInstanceUID: string;
+  AccessionNumber: string | null;
+  priority: StudyResult['priority'];
+  abnormalProbability: number | null;
+  flaggedFindings: Array<{ queryId: string; text: string; priority: StudyResult['priority']; similarity: number; probability: number | null }>;
+  model: StudyResult['model'];
+  scoredAt: string;
+}
+
+export function buildWebhookPayload(result: StudyResult, deliveryId: string): WebhookPayload {
+  return {
+    event: 'study.scored',
+    deliveryId,
+    StudyInstanceUID: result.StudyInstanceUID,
+    AccessionNumber: result.AccessionNumber ?? null,
+    priority: result.priority,
+    abnormalProbability: result.abnormalProbability,
+    flaggedFindings: result.findings
+      .filter((f) => f.flagged)
+      .map((f) => ({ queryId: f.queryId, text: f.text, priority: f.priority, similarity: f.similarity, probability: f.probability })),
+    model: result.model,
+    scoredAt: new Date(result.scoredAt).toISOString(),
+  };
+}
+
+/** "sha256=<hex>" of HMAC-SHA256(secret, timestamp + "." + body). */
+export function signWebhook(secret: string, timestamp: string, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+}
+
+/** For receivers (and tests): constant-time check plus a freshness window against replays. */
+export function verifyWebhook(
+  secret: string,
+  headers: { signature?: string; timestamp?: string },
+  body: string,
+  opts: { nowSeconds?: number; toleranceSeconds?: number } = {},
+): boolean {
+  const { signature, timestamp } = headers;
+  if (!signature || !timestamp || !/^\d+$/.test(timestamp)) return false;
+  const now = opts.nowSeconds ?? Math.floor(Date.now() / 1000);
+  if (Math.abs(now - Number(timestamp)) > (opts.toleranceSeconds ?? 300)) return false;
+  const expected = Buffer.from(signWebhook(secret, timestamp, body));
+  const given = Buffer.from(signature);
+  return expected.length === given.length && timingSafeEqual(expected, given);
+}
+
+export interface WebhookDeps {
+  fetch?: typeof fetch;
+  now?: () => number;
+}
+
+export async function postWebhook(target: WebhookTarget, payload: WebhookPayload, deps: WebhookDeps = {}): Promise<number> {
+  const body = JSON.stringify(payload);
+  const timestamp = String(Math.floor((deps.now ?? Date.now)() / 1000));
+  let response: Response;
+  try {
+    response = await (deps.fetch ?? fetch)(target.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        [SIGNATURE_HEADER]: signWebhook(target.secret, timestamp, body),
+        [TIMESTAMP_HEADER]: timestamp,
+        [DELIVERY_HEADER]: payload.deliveryId,
+      },
+      body,
+      // A signed body is for this URL only; a redirect is a configuration error, not something to follow.
+      redirect: 'manual',
+      signal: AbortSignal.timeout(target.timeoutMs),
+    });
+  } catch (err) {
+    const name = (err as Error).name;
+    if (name === 'TimeoutError' || name === 'AbortError') {
+      throw new RetryableDeliveryError(`webhook did not answer within ${target.timeoutMs} ms`, 'timeout', { cause: err });
+    }
+    const code = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code ?? 'error';
+    throw new RetryableDeliveryError(`webhook request failed (${code})`, 'network', { cause: err });
+  }
+  // Drain the body so the connection can be reused; its content is the receiver's business, not our logs'.
+  await response.arrayBuffer().catch(() => undefined);
+  const status = response.status;
+  if (status >= 200 && status < 300) return status;
+  if (status >= 500 || status === 408 || status === 429) {
+    throw new RetryableDeliveryError(`webhook answered HTTP ${status}`, `http-${status}`);
+  }
+  throw new PermanentDeliveryError(`webhook answered HTTP ${status}`, `http-${status}`);
+}

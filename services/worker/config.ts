@@ -1,0 +1,52 @@
+// The worker's own settings (on top of shared/config.ts): execution providers, model bundle location, concurrency,
+// cross-study batching, retry policy and its metrics port. Validated once at start by loadSection.
+import { Type, type Static } from '@sinclair/typebox';
+import { loadSection } from '../../shared/config';
+
+export const WorkerConfigSchema = Type.Object({
+  /** Study jobs processed at once by one worker process (decode/preprocess run in parallel in the thread pool). */
+  WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256 }),
+  /** Comma-separated ONNX Runtime execution providers in order of preference, e.g. "cuda,cpu". */
+  EXECUTION_PROVIDERS: Type.String({ pattern: '^[a-z0-9_-]+(,[a-z0-9_-]+)*$' }),
+  MODELS_DIR: Type.String({ minLength: 1 }),
+  /** Volumes of one sequence from up to this many concurrent studies go through one session call (GPU). */
+  WORKER_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 256 }),
+  /** How long a partial batch waits for more studies before running; 0 runs at once. */
+  WORKER_BATCH_WAIT_MS: Type.Integer({ minimum: 0, maximum: 10000 }),
+  /** Worker threads for DICOM decode + preprocessing; 0 runs them on the main thread (offline scoring only). */
+  WORKER_LOAD_THREADS: Type.Integer({ minimum: 0, maximum: 64 }),
+  /** Retry policy for transient failures, used when the producer's job options do not set attempts. */
+  WORKER_JOB_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 100 }),
+  WORKER_BACKOFF_MS: Type.Integer({ minimum: 1, maximum: 3_600_000 }),
+  /** BullMQ lock: a killed worker's job is retried by another worker after about this long. */
+  WORKER_LOCK_DURATION_MS: Type.Integer({ minimum: 1000, maximum: 600_000 }),
+  WORKER_STALLED_INTERVAL_MS: Type.Integer({ minimum: 500, maximum: 600_000 }),
+  /** 0 picks a free port (tests); the port is logged. */
+  WORKER_METRICS_PORT: Type.Integer({ minimum: 0, maximum: 65535 }),
+  WORKER_METRICS_HOST: Type.String({ minLength: 1 }),
+});
+
+export type WorkerConfig = Static<typeof WorkerConfigSchema>;
+
+export const WORKER_DEFAULTS: WorkerConfig = {
+  WORKER_CONCURRENCY: 2,
+  EXECUTION_PROVIDERS: 'cuda,cpu',
+  MODELS_DIR: './onnx-models',
+  WORKER_BATCH_SIZE: 1,
+  WORKER_BATCH_WAIT_MS: 5,
+  WORKER_LOAD_THREADS: 1,
+  WORKER_JOB_ATTEMPTS: 5,
+  WORKER_BACKOFF_MS: 2000,
+  WORKER_LOCK_DURATION_MS: 30_000,
+  WORKER_STALLED_INTERVAL_MS: 30_000,
+  WORKER_METRICS_PORT: 9465,
+  WORKER_METRICS_HOST: '127.0.0.1',
+};
+
+export function loadWorkerConfig(env: Record<string, string | undefined> = process.env): WorkerConfig {
+  return loadSection(WorkerConfigSchema, WORKER_DEFAULTS, env);
+}
+
+export function executionProviders(config: Pick<WorkerConfig, 'EXECUTION_PROVIDERS'>): string[] {
+  return config.EXECUTION_PROVIDERS.split(',').map((p) => p.trim()).filter(Boolean);
+}

@@ -1,0 +1,18 @@
+// Worker-thread entry for load-pool.ts: loads one study and hands its volumes back by transfer.
+import { transferableSymbol, valueSymbol } from 'piscina';
+import type { LoadOutcome, LoadTask } from './load-pool';
+import { serializeError } from './errors';
+import { loadStudyFolder } from './load-study';
+
+export default async function loadTask(task: LoadTask): Promise<LoadOutcome | object> {
+  try {
+    const study = await loadStudyFolder(task.studyDir, task.preprocessing, task.sequences);
+    // A Set: two volumes may share one buffer, and a buffer can be transferred only once.
+    const buffers = [...new Set(Object.values(study.volumes).map((v) => v!.buffer))];
+    const outcome: LoadOutcome = { ok: true, study };
+    // piscina's movable protocol: the volumes' buffers are transferred instead of copied.
+    return { [transferableSymbol]: buffers, [valueSymbol]: outcome };
+  } catch (err) {
+    return { ok: false, error: serializeError(err) } satisfies LoadOutcome;
+  }
+}

@@ -1,0 +1,122 @@
+// Wires the worker process: settings, model bundle, Redis connections, query vectors, the decode/preprocess thread
+// pool, the BullMQ worker, metrics and graceful shutdown. startWorker() is also what tests and an in-process
+// launcher call; run as a script (node dist/services/worker/main.js) it handles SIGTERM/SIGINT itself.
+import { Queue } from 'bullmq';
+import { ConfigError, dataDir, loadConfig } from '../../shared/config';
+import { createLogger, type Logger } from '../../shared/logger';
+import { connectRedis } from '../../shared/redis';
+import { STUDY_DEAD_LETTER_QUEUE } from '../../shared/studies';
+import { batchingEmbedder } from './batcher';
+import { executionProviders, loadWorkerConfig } from './config';
+import { createInlineLoader, createThreadLoader } from './load-pool';
+import { createWorkerMetrics, startMetricsServer } from './metrics';
+import { loadWorkerModels } from './models';
+import { initStudyWorker, sampleQueueDepth, type DeadLetterData } from './queue';
+import { createQuerySource } from './query-vectors';
+
+export interface RunningWorker {
+  /** Port /metrics listens on (useful when WORKER_METRICS_PORT=0). */
+  metricsPort: number;
+  provider: string;
+  /** Stops taking jobs, lets active ones finish within SHUTDOWN_TIMEOUT_SECONDS, then closes everything. */
+  close(): Promise<void>;
+}
+
+export interface StartWorkerDeps {
+  env?: Record<string, string | undefined>;
+  log?: Logger;
+}
+
+export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWorker> {
+  const env = deps.env ?? process.env;
+  const config = loadConfig(env);
+  const wc = loadWorkerConfig(env);
+  if (!config.REDIS_URL) throw new ConfigError(['REDIS_URL: the worker needs Redis (npm start sets it when it starts a private one)']);
+  const log = deps.log ?? createLogger('worker', config.LOG_LEVEL);
+
+  const metrics = createWorkerMetrics({ defaultMetrics: true });
+  const models = await loadWorkerModels(wc.MODELS_DIR, { providers: executionProviders(wc) });
+  const { manifest } = models;
+  log.info(
+    { bundleId: manifest.bundleId, version: manifest.version, provider: models.provider, fallbacks: models.fallbacks, sequences: models.sequences },
+    'model bundle loaded',
+  );
+  metrics.provider.set({ provider: models.provider, model_version: `${manifest.bundleId}@${manifest.version}` }, 1);
+
+  const redis = connectRedis(config.REDIS_URL, 'worker');
+  const subscriber = connectRedis(config.REDIS_URL, 'worker');
+  for (const [name, conn] of [['redis', redis], ['subscriber', subscriber]] as const) {
+    conn.on('error', (err) => log.error({ err, connection: name }, 'Redis connection error'));
+  }
+  const loaderOpts = { preprocessing: manifest.preprocessing, sequences: models.sequences };
+  const loader = wc.WORKER_LOAD_THREADS > 0 ? createThreadLoader({ threads: wc.WORKER_LOAD_THREADS, ...loaderOpts }) : createInlineLoader(loaderOpts);
+  const queries = await createQuerySource({ redis, subscriber, manifest, text: models.text, log });
+  const image = batchingEmbedder(models.image, {
+    maxBatch: wc.WORKER_BATCH_SIZE,
+    maxWaitMs: wc.WORKER_BATCH_WAIT_MS,
+    onBatch: (sequence, size) => metrics.batchSize.observe({ sequence }, size),
+  });
+  const deadLetters = new Queue<DeadLetterData>(STUDY_DEAD_LETTER_QUEUE, { connection: redis });
+  deadLetters.on('error', (err) => log.error({ err }, 'dead-letter queue error'));
+
+  const { queue, worker } = initStudyWorker(wc, {
+    redis,
+    dataDir: dataDir(config),
+    pipeline: { loader, models, image },
+    queries,
+    deadLetters,
+    metrics,
+    log,
+    retry: { attempts: wc.WORKER_JOB_ATTEMPTS, backoffMs: wc.WORKER_BACKOFF_MS },
+  });
+  const server = await startMetricsServer(metrics, {
+    port: wc.WORKER_METRICS_PORT,
+    host: wc.WORKER_METRICS_HOST,
+    beforeScrape: () => sampleQueueDepth(queue, metrics),
+  });
+  worker.run().catch((err: unknown) => log.error({ err }, 'study worker stopped with an error'));
+  log.info({ concurrency: wc.WORKER_CONCURRENCY, batch: wc.WORKER_BATCH_SIZE, loadThreads: wc.WORKER_LOAD_THREADS, metricsPort: server.port }, 'worker ready');
+
+  let closing: Promise<void> | null = null;
+  return {
+    metricsPort: server.port,
+    provider: models.provider,
+    close() {
+      closing ??= (async () => {
+        const timeoutMs = config.SHUTDOWN_TIMEOUT_SECONDS * 1000;
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutMs)));
+        // Graceful: active jobs finish and complete. Past the limit, force-close: their locks lapse and another
+        // worker retries them (the result write is idempotent, so a half-finished job cannot duplicate).
+        if ((await Promise.race([worker.close().then(() => 'closed' as const), timedOut])) === 'timeout') {
+          log.warn({ timeoutMs }, 'active jobs did not finish in time: closing anyway; they will be retried');
+          await worker.close(true);
+        }
+        clearTimeout(timer);
+        await Promise.allSettled([queue.close(), deadLetters.close(), queries.close(), server.close()]);
+        await Promise.allSettled([loader.close(), models.close()]);
+        await Promise.allSettled([subscriber.quit(), redis.quit()]);
+        log.info('worker stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+if (require.main === module) {
+  startWorker()
+    .then((running) => {
+      const stop = (signal: string) => {
+        running.close().then(() => process.exit(0), (err: unknown) => {
+          console.error(`worker: error while stopping on ${signal}:`, err);
+          process.exit(1);
+        });
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    })
+    .catch((err: unknown) => {
+      console.error(err instanceof ConfigError ? err.message : err);
+      process.exit(1);
+    });
+}

@@ -1,0 +1,85 @@
+// One study through the whole pipeline: load (decode + preprocess, in the thread pool) -> image encoders ->
+// scoring. Shared by the queue worker and `npm run score`, so offline scores are the service's scores.
+import { performance } from 'node:perf_hooks';
+import type { StudyResult } from '../../shared/results';
+import type { Sequence } from '../../shared/model-manifest';
+import { PermanentStudyError } from './errors';
+import type { ImageEmbedder, ModelBundle, StudyLoader } from './ports';
+import type { QuerySet } from './query-vectors';
+import { normalize, scoreStudy } from './scoring';
+
+export interface PipelineDeps {
+  loader: StudyLoader;
+  models: ModelBundle;
+  /** Usually models.image wrapped by batchingEmbedder; defaults to models.image. */
+  image?: ImageEmbedder;
+}
+
+export interface ScoredStudy {
+  result: StudyResult;
+  /** Unit-length image vectors by sequence, plus "combined" (see scoring.ts). */
+  vectors: Record<string, Float32Array>;
+}
+
+export async function scoreStudyFolder(
+  deps: PipelineDeps,
+  studyDir: string,
+  querySet: QuerySet,
+  meta: { StudyInstanceUID?: string; receivedAt?: number } = {},
+): Promise<ScoredStudy> {
+  const t0 = performance.now();
+  const loaded = await deps.loader.load(studyDir);
+  const StudyInstanceUID = meta.StudyInstanceUID ?? loaded.StudyInstanceUID;
+  if (!StudyInstanceUID) throw new PermanentStudyError('the study folder holds no StudyInstanceUID', 'corrupt-data');
+
+  const { manifest, sequences: modelSequences } = deps.models;
+  const scorable = (Object.keys(loaded.volumes) as Sequence[]).filter((s) => modelSequences.includes(s) && loaded.volumes[s]);
+  if (scorable.length === 0) {
+    const seen = [...new Set(loaded.series.map((s) => s.sequence))].join(', ') || 'none';
+    throw new PermanentStudyError(
+      `no scorable sequence: the model needs one of ${modelSequences.join(', ')}; the study has ${seen}`,
+      'no-scorable-sequence',
+      'unsupported',
+    );
+  }
+
+  const t1 = performance.now();
+  const image = deps.image ?? deps.models.image;
+  const embedded = await Promise.all(scorable.map(async (s) => [s, (await image.embed(s, [loaded.volumes[s]!]))[0]] as const));
+  const t2 = performance.now();
+
+  const embeddings = Object.fromEntries(embedded) as Partial<Record<Sequence, Float32Array>>;
+  const score = scoreStudy(embeddings, querySet.queries, querySet.vectors, {
+    combination: manifest.combination,
+    modelSequences,
+    normalQuery: querySet.normalQuery,
+  });
+  const vectors: Record<string, Float32Array> = { combined: score.combined };
+  for (const [s, v] of embedded) vectors[s] = normalize(v);
+  const t3 = performance.now();
+
+  const round = (ms: number) => Math.round(ms * 10) / 10;
+  const result: StudyResult = {
+    StudyInstanceUID,
+    ...(loaded.AccessionNumber ? { AccessionNumber: loaded.AccessionNumber } : {}),
+    priority: score.priority,
+    findings: score.findings,
+    abnormalProbability: score.abnormalProbability,
+    sequencesUsed: score.sequencesUsed,
+    sequencesMissing: score.sequencesMissing,
+    series: loaded.series,
+    confidence: score.confidence,
+    model: { bundleId: manifest.bundleId, version: manifest.version },
+    provider: deps.models.provider,
+    timingsMs: {
+      decode: round(loaded.timingsMs.decode),
+      preprocess: round(loaded.timingsMs.preprocess),
+      inference: round(t2 - t1),
+      scoring: round(t3 - t2),
+      total: round(t3 - t0),
+    },
+    receivedAt: meta.receivedAt ?? Date.now(),
+    scoredAt: Date.now(),
+  };
+  return { result, vectors };
+}

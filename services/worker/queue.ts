@@ -1,0 +1,177 @@
+// The study queue's consumer side (Medplum's queue-module shape): initStudyWorker(config, deps) returns
+// {queue, worker}; execStudyJob(job, deps) is the plain function BullMQ calls and tests call directly.
+// A job: status 'scoring' -> pipeline -> one atomic result write (store.ts). Failures: permanent ones end the
+// job with UnrecoverableError, a dead-letter copy and status 'failed'/'unsupported'; transient ones are retried
+// with exponential backoff; the last failed attempt is dead-lettered too.
+import path from 'node:path';
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../../shared/logger';
+import { assertUid, SCORE_STUDY_JOB, STUDY_DEAD_LETTER_QUEUE, STUDY_QUEUE, type StudyJobData } from '../../shared/studies';
+import type { WorkerConfig } from './config';
+import { asPermanent, PermanentStudyError } from './errors';
+import type { WorkerMetrics } from './metrics';
+import { scoreStudyFolder, type PipelineDeps } from './pipeline';
+import type { QuerySource } from './query-vectors';
+import { markStudyFailed, setStudyStatus, studyReceivedAt, writeResult } from './store';
+
+/** What a dead-lettered study job carries: enough for an operator (and the API) to see why, no patient identity. */
+export interface DeadLetterData extends StudyJobData {
+  jobId: string;
+  status: 'failed' | 'unsupported';
+  reason: string;
+  message: string;
+  attempts: number;
+  failedAt: number;
+}
+export const DEAD_LETTER_JOB = 'dead-letter';
+
+export interface StudyJobDeps {
+  redis: Redis;
+  /** Absolute DATA_DIR; job storage keys are relative to it. */
+  dataDir: string;
+  pipeline: PipelineDeps;
+  queries: QuerySource;
+  deadLetters: Queue<DeadLetterData>;
+  metrics: WorkerMetrics;
+  log: Logger;
+  /** Used when the producer's job options set no attempts: the worker then retries on its own schedule. */
+  retry: { attempts: number; backoffMs: number };
+}
+
+export interface StudyJobReturn {
+  priority: string;
+  flagged: string[];
+  totalMs: number;
+}
+
+function studyDir(dataDir: string, storageKey: string): string {
+  const dir = path.resolve(dataDir, storageKey);
+  // Job data comes from Redis: never let it point outside the store.
+  if (!dir.startsWith(path.resolve(dataDir) + path.sep)) throw new PermanentStudyError('storageKey lies outside DATA_DIR', 'bad-job-data');
+  return dir;
+}
+
+/** Attempt number (1-based) and limit for this run, whoever owns the retry schedule. */
+function attemptInfo(job: Job<StudyJobData>, deps: StudyJobDeps): { attempt: number; attempts: number; producerRetries: boolean } {
+  const producerRetries = (job.opts.attempts ?? 1) > 1;
+  return producerRetries
+    ? { attempt: job.attemptsMade + 1, attempts: job.opts.attempts!, producerRetries }
+    : // attemptsStarted counts every pickup, including after a stall or a worker-scheduled delay.
+      { attempt: Math.max(1, job.attemptsStarted), attempts: deps.retry.attempts, producerRetries };
+}
+
+export async function deadLetter(
+  deps: Pick<StudyJobDeps, 'deadLetters' | 'metrics' | 'redis'>,
+  job: Job<StudyJobData>,
+  err: PermanentStudyError,
+  attempts: number,
+): Promise<void> {
+  const { StudyInstanceUID, storageKey, traceId } = job.data;
+  // jobId derived from the study job: a re-delivered failure does not add a second copy.
+  await deps.deadLetters.add(
+    DEAD_LETTER_JOB,
+    {
+      StudyInstanceUID, storageKey, traceId, jobId: String(job.id), status: err.outcome, reason: err.reason,
+      message: err.message.slice(0, 1000), attempts, failedAt: Date.now(),
+    },
+    { jobId: `dead-${job.id}` },
+  );
+  await markStudyFailed(deps.redis, StudyInstanceUID, err.outcome, `${err.reason}: ${err.message}`);
+  deps.metrics.deadLetters.inc({ reason: err.reason });
+  deps.metrics.jobs.inc({ outcome: err.outcome });
+}
+
+export async function execStudyJob(job: Job<StudyJobData>, deps: StudyJobDeps, token?: string): Promise<StudyJobReturn> {
+  const { StudyInstanceUID: uid, storageKey, traceId } = job.data;
+  const { attempt, attempts, producerRetries } = attemptInfo(job, deps);
+  const log = deps.log.child({ StudyInstanceUID: uid, traceId, jobId: job.id, attempt });
+  log.info({ queuedMs: Date.now() - job.timestamp }, 'scoring study');
+  try {
+    assertUid(uid, 'StudyInstanceUID');
+    await setStudyStatus(deps.redis, uid, 'scoring');
+    const dir = studyDir(deps.dataDir, storageKey);
+    const [querySet, receivedAt] = await Promise.all([deps.queries.current(), studyReceivedAt(deps.redis, uid)]);
+    const { result, vectors } = await scoreStudyFolder(deps.pipeline, dir, querySet, { StudyInstanceUID: uid, receivedAt });
+    await writeResult(deps.redis, result, vectors);
+
+    const m = deps.metrics;
+    for (const stage of ['decode', 'preprocess', 'inference', 'scoring', 'total'] as const) {
+      m.stageSeconds.observe({ stage }, result.timingsMs[stage] / 1000);
+    }
+    m.jobs.inc({ outcome: 'scored' });
+    const flagged = result.findings.filter((f) => f.flagged);
+    for (const f of flagged) m.flags.inc({ query: f.queryId, priority: f.priority });
+    log.info(
+      { priority: result.priority, flagged: flagged.map((f) => f.queryId), sequencesMissing: result.sequencesMissing, timingsMs: result.timingsMs, execMs: Date.now() - (job.processedOn ?? Date.now()) },
+      'study scored',
+    );
+    return { priority: result.priority, flagged: flagged.map((f) => f.queryId), totalMs: result.timingsMs.total };
+  } catch (err) {
+    const permanent = asPermanent(err);
+    if (permanent) {
+      log.warn({ reason: permanent.reason, status: permanent.outcome, err: permanent.message }, 'study cannot be scored: dead-lettered');
+      await deadLetter(deps, job, permanent, attempt);
+      throw new UnrecoverableError(`${permanent.reason}: ${permanent.message}`);
+    }
+    if (attempt >= attempts) {
+      const last = new PermanentStudyError(`gave up after ${attempt} attempts: ${(err as Error).message}`, 'retries-exhausted', 'failed', { cause: err });
+      log.error({ err }, 'study failed on its last attempt: dead-lettered');
+      await deadLetter(deps, job, last, attempt);
+      throw new UnrecoverableError(last.message);
+    }
+    deps.metrics.jobs.inc({ outcome: 'retried' });
+    await setStudyStatus(deps.redis, uid, 'queued').catch(() => undefined);
+    if (producerRetries) {
+      log.warn({ err, attempts }, 'transient failure: BullMQ retries with the job\'s backoff');
+      throw err;
+    }
+    const delay = deps.retry.backoffMs * 2 ** (attempt - 1);
+    log.warn({ err, attempts, retryInMs: delay }, 'transient failure: retrying with backoff');
+    await job.moveToDelayed(Date.now() + delay, token);
+    throw new DelayedError();
+  }
+}
+
+export interface StudyWorker {
+  queue: Queue<StudyJobData>;
+  worker: Worker<StudyJobData, StudyJobReturn>;
+}
+
+export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): StudyWorker {
+  const connection = deps.redis;
+  const queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection });
+  const worker = new Worker<StudyJobData, StudyJobReturn>(
+    STUDY_QUEUE,
+    async (job, token) => {
+      if (job.name !== SCORE_STUDY_JOB) throw new UnrecoverableError(`unknown job name ${job.name}`);
+      return execStudyJob(job, deps, token);
+    },
+    {
+      connection,
+      concurrency: config.WORKER_CONCURRENCY,
+      lockDuration: config.WORKER_LOCK_DURATION_MS,
+      stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
+      maxStalledCount: 1,
+      autorun: false,
+    },
+  );
+  worker.on('error', (err) => deps.log.error({ err }, 'study worker error'));
+  queue.on('error', (err) => deps.log.error({ err }, 'study queue error'));
+  worker.on('stalled', (jobId) => deps.log.warn({ jobId }, 'study job stalled (its worker died or blocked): retried'));
+  worker.on('failed', (job, err) => {
+    // A job that stalled too often fails without our processor running: dead-letter it here.
+    if (!job || !/stalled more than/i.test(err.message)) return;
+    const e = new PermanentStudyError(err.message, 'stalled', 'failed');
+    deadLetter(deps, job, e, job.attemptsStarted).catch((dlErr: unknown) => deps.log.error({ err: dlErr }, 'dead-lettering a stalled job failed'));
+  });
+  return { queue, worker };
+}
+
+/** Samples the study queue's depth by state for the metrics scrape. */
+export async function sampleQueueDepth(queue: Queue, metrics: WorkerMetrics): Promise<void> {
+  const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized');
+  for (const [state, n] of Object.entries(counts)) metrics.queueDepth.set({ state }, n);
+}
+
+export { STUDY_DEAD_LETTER_QUEUE };

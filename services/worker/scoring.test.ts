@@ -1,0 +1,124 @@
+import type { TriageQuery } from '../../shared/model-manifest';
+import { combinedVector, confidence, findings, queryVectors, scoreStudy, sentencesOf, studyPriority } from './scoring';
+
+const v = (...xs: number[]) => Float32Array.from(xs);
+const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
+
+const vectors = new Map<string, Float32Array>([
+  ['infarct', v(1, 0, 0)],
+  ['bleed', v(0, 1, 0)],
+  ['normal brain', v(0, 0, 1)],
+  ['no infarct', v(0, 0, 1)],
+]);
+const cal = (threshold: number, a = 10, b = -5) => ({ a, b, threshold, targetSensitivity: 0.9 });
+const infarct: TriageQuery = { id: 'acute_infarct', text: 'infarct', priority: 'STAT', calibration: cal(0.5) };
+const bleed: TriageQuery = { id: 'haemorrhage', text: 'bleed', priority: 'URGENT', calibration: cal(0.5) };
+
+describe('study priority', () => {
+  it('is the most urgent class among flagged findings', () => {
+    expect(studyPriority([{ priority: 'URGENT', flagged: true }, { priority: 'STAT', flagged: true }])).toBe('STAT');
+    expect(studyPriority([{ priority: 'URGENT', flagged: true }, { priority: 'STAT', flagged: false }])).toBe('URGENT');
+  });
+  it('is ROUTINE when nothing is flagged, whatever the queries\' classes', () => {
+    expect(studyPriority([{ priority: 'STAT', flagged: false }, { priority: 'URGENT', flagged: false }])).toBe('ROUTINE');
+    expect(studyPriority([])).toBe('ROUTINE');
+  });
+});
+
+describe('confidence', () => {
+  it('is the fraction of the bundle\'s sequences present', () => {
+    expect(confidence(['T2', 'FLAIR', 'DWI', 'ADC'], ['T2', 'FLAIR', 'DWI', 'ADC'])).toBe(1);
+    expect(confidence(['T2', 'FLAIR', 'DWI'], ['T2', 'FLAIR', 'DWI', 'ADC'])).toBe(0.75);
+    // A sequence the bundle has no encoder for does not raise it.
+    expect(confidence(['T1', 'T2'], ['T2', 'FLAIR'])).toBe(0.5);
+  });
+});
+
+describe('findings', () => {
+  const qvs = queryVectors([infarct, bleed], vectors);
+
+  it('mean-score: the combined score is the mean of the per-sequence cosines', () => {
+    // DWI points at "infarct", ADC half-way between infarct and bleed.
+    const emb = { DWI: v(2, 0, 0), ADC: v(1, 1, 0) };
+    const [fInfarct, fBleed] = findings(emb, qvs, 'mean-score');
+    expect(fInfarct.bySequence.DWI).toBeCloseTo(1, 6);
+    expect(fInfarct.bySequence.ADC).toBeCloseTo(Math.SQRT1_2, 6);
+    expect(fInfarct.similarity).toBeCloseTo((1 + Math.SQRT1_2) / 2, 6);
+    expect(fBleed.similarity).toBeCloseTo((0 + Math.SQRT1_2) / 2, 6);
+    expect(fInfarct.probability).toBeCloseTo(sigmoid(10 * fInfarct.similarity - 5), 6);
+    expect(fInfarct.flagged).toBe(true);
+    expect(fBleed.flagged).toBe(false);
+  });
+
+  it('mean-embedding: the combined score is the cosine with the mean vector', () => {
+    const emb = { T2: v(1, 0, 0), FLAIR: v(0, 1, 0) };
+    const [fInfarct] = findings(emb, qvs, 'mean-embedding');
+    expect(fInfarct.similarity).toBeCloseTo(Math.SQRT1_2, 6);
+    expect(fInfarct.bySequence).toEqual({ FLAIR: expect.closeTo(0, 6), T2: expect.closeTo(1, 6) });
+  });
+
+  it('subtracts the negative sentence\'s cosine when a query has one', () => {
+    const contrast: TriageQuery = { ...infarct, negativeText: 'no infarct' };
+    const [f] = findings({ DWI: v(1, 0, 1) }, queryVectors([contrast], vectors), 'mean-score');
+    expect(f.similarity).toBeCloseTo(Math.SQRT1_2 - Math.SQRT1_2, 6);
+  });
+
+  it('flags at the threshold itself and never flags an uncalibrated query', () => {
+    const atThreshold: TriageQuery = { ...infarct, calibration: cal(1) };
+    const uncalibrated: TriageQuery = { id: 'adhoc', text: 'infarct', priority: 'STAT' };
+    const [a, u] = findings({ DWI: v(3, 0, 0) }, queryVectors([atThreshold, uncalibrated], vectors), 'mean-score');
+    expect(a.similarity).toBe(1); // 3/sqrt(9): exact in floating point
+    expect(a.flagged).toBe(true);
+    expect(u.flagged).toBe(false);
+    expect(u.probability).toBeNull();
+  });
+});
+
+describe('scoreStudy', () => {
+  const opts = { combination: 'mean-score' as const, modelSequences: ['T2', 'FLAIR', 'DWI', 'ADC'] as const };
+
+  it('reports a missing sequence and lowers confidence without failing', () => {
+    const s = scoreStudy({ DWI: v(1, 0, 0), ADC: v(1, 0.1, 0), T2: v(0.2, 0.1, 1) }, [infarct, bleed], vectors, { ...opts, modelSequences: [...opts.modelSequences] });
+    expect(s.sequencesUsed).toEqual(['ADC', 'DWI', 'T2']);
+    expect(s.sequencesMissing).toEqual(['FLAIR']);
+    expect(s.confidence).toBe(0.75);
+    expect(s.priority).toBe(s.findings.find((f) => f.queryId === 'acute_infarct')!.flagged ? 'STAT' : 'ROUTINE');
+  });
+
+  it('gives URGENT when only the URGENT query is flagged, ROUTINE when none', () => {
+    const urgent = scoreStudy({ FLAIR: v(0, 1, 0) }, [infarct, bleed], vectors, { ...opts, modelSequences: [...opts.modelSequences] });
+    expect(urgent.findings.map((f) => f.flagged)).toEqual([false, true]);
+    expect(urgent.priority).toBe('URGENT');
+    const routine = scoreStudy({ FLAIR: v(0, 0, 1) }, [infarct, bleed], vectors, { ...opts, modelSequences: [...opts.modelSequences] });
+    expect(routine.priority).toBe('ROUTINE');
+  });
+
+  it('abnormal probability is 1 - P(normal) from the normal query', () => {
+    const normalQuery: TriageQuery = { id: 'normal', text: 'normal brain', priority: 'ROUTINE', calibration: cal(0.5, 4, -1) };
+    const s = scoreStudy({ T2: v(0, 0, 1) }, [infarct], vectors, { ...opts, modelSequences: [...opts.modelSequences], normalQuery });
+    expect(s.abnormalProbability).toBeCloseTo(1 - sigmoid(4 * 1 - 1), 6);
+    const none = scoreStudy({ T2: v(0, 0, 1) }, [infarct], vectors, { ...opts, modelSequences: [...opts.modelSequences] });
+    expect(none.abnormalProbability).toBeNull();
+  });
+
+  it('keeps a unit-length combined vector for retrieval', () => {
+    const c = combinedVector({ T2: v(3, 0, 0), DWI: v(0, 3, 0) });
+    expect(Math.hypot(...c)).toBeCloseTo(1, 6);
+    expect(c[0]).toBeCloseTo(c[1], 6);
+  });
+
+  it('refuses a study with no sequence (the pipeline turns that into a permanent error first)', () => {
+    expect(() => scoreStudy({}, [infarct], vectors, { ...opts, modelSequences: [...opts.modelSequences] })).toThrow(/at least one sequence/);
+  });
+});
+
+describe('sentences and query vectors', () => {
+  it('lists each sentence once, including contrast and normal sentences', () => {
+    const q2: TriageQuery = { ...bleed, negativeText: 'no infarct' };
+    const normal: TriageQuery = { id: 'normal', text: 'normal brain', priority: 'ROUTINE' };
+    expect(sentencesOf([infarct, q2, { ...infarct, id: 'dup' }], normal).sort()).toEqual(['bleed', 'infarct', 'no infarct', 'normal brain']);
+  });
+  it('refuses to score a query whose sentence was not embedded', () => {
+    expect(() => queryVectors([{ ...infarct, text: 'never embedded' }], vectors)).toThrow(/no text vector/);
+  });
+});

@@ -1,0 +1,40 @@
+// The worker's model adapter against real ONNX Runtime sessions (a tiny untrained bundle): providers, shapes,
+// batching equal to one-by-one, and a bundle whose checksum does not match refused.
+import { appendFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { loadWorkerModels } from '../../services/worker/models';
+import { makeTinyBundle } from './bundle';
+
+describe('worker model adapter (tiny bundle, real ONNX Runtime)', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = makeTinyBundle();
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('falls back to the CPU provider when CUDA is not installed, and embeds text and volumes', async () => {
+    const models = await loadWorkerModels(dir, { providers: ['cuda', 'cpu'], threads: 1 });
+    try {
+      expect(models.provider).toBe('cpu');
+      expect(models.sequences.sort()).toEqual(['ADC', 'DWI', 'FLAIR', 'T1', 'T2']);
+      const [t] = await models.text.embed(['acute infarct']);
+      expect(t.length).toBe(models.manifest.embeddingDim);
+      expect(Math.hypot(...t)).toBeCloseTo(1, 5);
+      const n = models.manifest.preprocessing.shape.reduce((a, b) => a * b, 1);
+      const a = Float32Array.from({ length: n }, (_, i) => Math.sin(i));
+      const b = Float32Array.from({ length: n }, (_, i) => Math.cos(i / 7));
+      const batch = await models.image.embed('DWI', [a, b]);
+      const one = [...(await models.image.embed('DWI', [a])), ...(await models.image.embed('DWI', [b]))];
+      expect(batch.length).toBe(2);
+      batch.forEach((v, i) => v.forEach((x, j) => expect(x).toBeCloseTo(one[i][j], 4)));
+    } finally {
+      await models.close();
+    }
+  });
+
+  it('refuses an unknown provider name and a bundle whose files do not match the manifest', async () => {
+    await expect(loadWorkerModels(dir, { providers: ['tensorrt'] })).rejects.toThrow(/unknown provider/);
+    appendFileSync(path.join(dir, 'image-T2.onnx'), 'x');
+    await expect(loadWorkerModels(dir, { providers: ['cpu'] })).rejects.toThrow(/sha256/);
+  });
+});

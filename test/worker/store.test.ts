@@ -1,0 +1,111 @@
+// Results store and query vectors against a real Redis (private, AOF on): one result per study however often it is
+// written, atomic status/worklist/pending updates, vectors round-tripped as float32 LE; query changes picked up
+// without a restart and re-embedded only for new sentences.
+import { connectRedis } from '../../shared/redis';
+import { queryKeys, changeQuery } from '../../shared/queries';
+import { resultKeys, type StudyResult } from '../../shared/results';
+import { keys } from '../../shared/studies';
+import type { Manifest, TriageQuery } from '../../shared/model-manifest';
+import { createLogger } from '../../shared/logger';
+import { bufferToVector, markStudyFailed, studyReceivedAt, writeResult } from '../../services/worker/store';
+import { createQuerySource } from '../../services/worker/query-vectors';
+import { startRedis, type TestRedis } from '../helpers/redis';
+
+const UID = '1.2.826.0.1.3680043.8.498.1';
+
+function result(priority: StudyResult['priority'], receivedAt: number): StudyResult {
+  return {
+    StudyInstanceUID: UID, priority, findings: [], abnormalProbability: null, sequencesUsed: ['T2'], sequencesMissing: ['FLAIR'],
+    series: [], confidence: 0.5, model: { bundleId: 'b', version: '1' }, provider: 'cpu',
+    timingsMs: { decode: 1, preprocess: 1, inference: 1, scoring: 1, total: 4 }, receivedAt, scoredAt: receivedAt + 10,
+  };
+}
+
+describe('worker results store (real Redis)', () => {
+  let redis: TestRedis;
+  let client: ReturnType<typeof connectRedis>;
+  beforeAll(async () => {
+    redis = await startRedis();
+    client = connectRedis(redis.url, 'worker');
+  });
+  afterAll(async () => {
+    await client.quit();
+    await redis.stop();
+  });
+
+  it('writes one result per study, however often a job is re-delivered', async () => {
+    await client.sadd(keys.pendingStudies(), UID);
+    await client.hset(keys.study(UID), { status: 'scoring', firstReceivedAt: 1000 });
+    const receivedAt = await studyReceivedAt(client, UID);
+    expect(receivedAt).toBe(1000);
+    const v = Float32Array.from([0.5, -0.25, 1e-3]);
+    await writeResult(client, result('URGENT', receivedAt), { T2: v, combined: v });
+    await writeResult(client, result('STAT', receivedAt), { T2: v, combined: v });
+    const stored = JSON.parse((await client.get(resultKeys.result(UID)))!);
+    expect(stored.priority).toBe('STAT');
+    expect(await client.zcard(resultKeys.worklist())).toBe(1);
+    expect(await client.sismember(keys.pendingStudies(), UID)).toBe(0);
+    expect(await client.hget(keys.study(UID), 'status')).toBe('scored');
+    const vecs = await client.hgetallBuffer(resultKeys.vectors(UID));
+    expect(Object.keys(vecs).sort()).toEqual(['T2', 'combined']);
+    expect([...bufferToVector(vecs.T2)]).toEqual([...v]);
+  });
+
+  it('marks a failed study with its reason and takes it off the pending set', async () => {
+    const uid = '1.2.3.4';
+    await client.sadd(keys.pendingStudies(), uid);
+    await markStudyFailed(client, uid, 'unsupported', 'no-scorable-sequence: only localisers');
+    expect(await client.hmget(keys.study(uid), 'status', 'failureReason')).toEqual(['unsupported', 'no-scorable-sequence: only localisers']);
+    expect(await client.sismember(keys.pendingStudies(), uid)).toBe(0);
+  });
+});
+
+describe('triage queries and their vectors (real Redis)', () => {
+  let redis: TestRedis;
+  let client: ReturnType<typeof connectRedis>;
+  let sub: ReturnType<typeof connectRedis>;
+  beforeAll(async () => {
+    redis = await startRedis();
+    client = connectRedis(redis.url, 'worker');
+    sub = connectRedis(redis.url, 'worker');
+  });
+  afterAll(async () => {
+    await Promise.all([client.quit(), sub.quit()]);
+    await redis.stop();
+  });
+
+  it('seeds from the bundle, embeds once per sentence and picks up an edit without a restart', async () => {
+    const embedded: string[] = [];
+    // A deterministic text encoder: vector = [length, vowels] normalised. The query source's caching and
+    // refresh logic is what is under test; the real encoder is covered in models.test.ts.
+    const text = {
+      async embed(texts: string[]) {
+        embedded.push(...texts);
+        return texts.map((t) => {
+          const x = Float32Array.from([t.length, (t.match(/[aeiou]/g) ?? []).length]);
+          const n = Math.hypot(x[0], x[1]);
+          return x.map((c) => c / n);
+        });
+      },
+    };
+    const q: TriageQuery = { id: 'acute_infarct', text: 'acute infarct', priority: 'STAT' };
+    const manifest = { bundleId: 'b', version: '1', queries: [q], normalQuery: { id: 'normal', text: 'normal brain', priority: 'ROUTINE' } } as unknown as Manifest;
+    const source = await createQuerySource({ redis: client, subscriber: sub, manifest, text, log: createLogger('test', 'silent') });
+    try {
+      const first = await source.current();
+      expect(first.queries.map((x) => x.id)).toEqual(['acute_infarct']);
+      expect(first.vectors.has('acute infarct') && first.vectors.has('normal brain')).toBe(true);
+      expect(await client.hlen(queryKeys.queries())).toBe(1);
+
+      await changeQuery(client, { put: { id: 'bleed', text: 'intracranial haemorrhage', priority: 'URGENT' } });
+      const second = await source.current();
+      expect(second.version).toBeGreaterThan(first.version);
+      expect(second.queries.map((x) => x.id)).toEqual(['acute_infarct', 'bleed']);
+      // Only the new sentence went through the encoder.
+      expect(embedded.filter((t) => t === 'acute infarct')).toHaveLength(1);
+      expect(embedded.filter((t) => t === 'intracranial haemorrhage')).toHaveLength(1);
+    } finally {
+      await source.close();
+    }
+  });
+});

@@ -27,11 +27,11 @@ class ImageEncoder(nn.Module):
         return self.head(x)
 
 
-def train(volumes, targets, epochs, seed, log, name, batch_size=8, lr=2e-3, val=None):
+def train(volumes, targets, epochs, seed, log, name, batch_size=8, lr=2e-3, val=None, width=8):
     """volumes: float32 [N, D, H, W] (memory-mapped is fine); targets: float32 [N, dim]."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = ImageEncoder(targets.shape[1])
+    model = ImageEncoder(targets.shape[1], width)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * max(1, int(np.ceil(len(volumes) / batch_size)))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)

@@ -45,14 +45,14 @@ def run(cmd, **kw):
     subprocess.run(cmd, cwd=ROOT, check=True, **kw)
 
 
-def make_cohort(out, n, seed, phrasing="train", scanner="train"):
+def make_cohort(out, n, seed, spec, phrasing="train", scanner="train", extra=()):
     if os.path.exists(os.path.join(out, "reports.jsonl")) and os.path.exists(os.path.join(out, "vol", "index.jsonl")):
         log(f"reusing cohort {out}")
         return
     shutil.rmtree(out, ignore_errors=True)
     run(["npm", "run", "--silent", "synth", "--", "--n", str(n), "--seed", str(seed), "--out", out,
-         "--phrasing-set", phrasing, "--scanner-set", scanner])
-    run(["npm", "run", "--silent", "volumes", "--", os.path.join(out, "dicom"), "--out", os.path.join(out, "vol")])
+         "--phrasing-set", phrasing, "--scanner-set", scanner, *extra])
+    run(["npm", "run", "--silent", "volumes", "--", os.path.join(out, "dicom"), "--out", os.path.join(out, "vol"), "--spec", spec])
 
 
 def read_jsonl(path):
@@ -133,6 +133,8 @@ def main():
     ap.add_argument("--min-series", type=int, default=40, help="train an encoder for a sequence only with this many series")
     ap.add_argument("--shape", default="48,64,64", help="canonical volume [D,H,W]; must match the volumes CLI")
     ap.add_argument("--spacing", default="3,3,3")
+    ap.add_argument("--synth-args", default="", help="extra arguments for npm run synth (e.g. --fast for the smoke run)")
+    ap.add_argument("--width", type=int, default=8, help="CNN base channel count")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -140,10 +142,19 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     os.makedirs(args.out, exist_ok=True)
 
+    # The one preprocessing spec: handed to the volumes CLI (shared/imaging, the worker's code) and written into
+    # the manifest, so the grid the CNNs learnt on is the grid the worker produces.
+    preprocessing = {"orientation": "LPS", "spacingMm": [float(x) for x in args.spacing.split(",")], "shape": list(shape),
+                     "centre": "foreground-centroid", "interpolation": "trilinear",
+                     "intensity": {"method": "zscore-foreground", "clip": [-5, 5]}}
+    spec_path = os.path.join(args.work, "preprocessing.json")
+    with open(spec_path, "w") as f:
+        json.dump(preprocessing, f)
+    synth_extra = tuple(args.synth_args.split()) if args.synth_args else ()
     train_dir = os.path.join(args.work, f"train-n{args.n}-s{args.seed}")
     calib_dir = os.path.join(args.work, f"calib-n{args.calib_n}-s{args.seed + 1}")
     log(f"1-2. training cohort: {args.n} studies, seed {args.seed}")
-    make_cohort(train_dir, args.n, args.seed)
+    make_cohort(train_dir, args.n, args.seed, spec_path, extra=synth_extra)
     reports = read_jsonl(os.path.join(train_dir, "reports.jsonl"))
     texts = [r["text"] for r in reports]
 
@@ -186,7 +197,7 @@ def main():
         val, tr = np.sort(perm[:nval]), np.sort(perm[nval:])
         log(f"   {seq}: {len(tr)} training series, {len(val)} validation; mse of predicting the mean vector "
             f"{float(np.mean((y[val] - y[tr].mean(0)) ** 2)):.5f}")
-        model = nt_image.train(sv[tr], y[tr], args.epochs, args.seed, log, seq, val=(sv[val], y[val]))
+        model = nt_image.train(sv[tr], y[tr], args.epochs, args.seed, log, seq, val=(sv[val], y[val]), width=args.width)
         path = os.path.join(args.out, f"image-{seq.lower()}.onnx")
         nt_image.export(model, path, shape)
         image_models[seq] = model
@@ -229,9 +240,7 @@ def main():
             "pooling": "mean", "normalize": True,
         },
         "imageEncoders": encoders,
-        "preprocessing": {"orientation": "LPS", "spacingMm": [float(x) for x in args.spacing.split(",")], "shape": list(shape),
-                          "centre": "volume-centre", "interpolation": "trilinear",
-                          "intensity": {"method": "zscore-foreground", "clip": [-5, 5]}},
+        "preprocessing": preprocessing,
         "combination": "mean-embedding",
         "queries": DEFAULT_QUERIES,
         "normalQuery": NORMAL_QUERY,
@@ -246,7 +255,7 @@ def main():
     run(["node", "dist/shared/models/cli/parity.js", "--bundle", args.out, "--fixtures", fx])
 
     log(f"8. calibration cohort: {args.calib_n} studies, seed {args.seed + 1} (labels used here only)")
-    make_cohort(calib_dir, args.calib_n, args.seed + 1)
+    make_cohort(calib_dir, args.calib_n, args.seed + 1, spec_path, extra=synth_extra)
     scores_path = os.path.join(args.work, "calibration-scores.jsonl")
     run(["node", "dist/shared/models/cli/score.js", "--bundle", args.out, "--volumes", os.path.join(calib_dir, "vol"), "--out", scores_path])
     scores = {r["StudyInstanceUID"]: r["scores"] for r in read_jsonl(scores_path)}
@@ -257,8 +266,13 @@ def main():
         y = [1 if label_positive(labels[u], q["id"]) else 0 for u in common]
         if 0 < sum(y) < len(y):
             a, b = fit_platt(s, y)
-            q["calibration"] = {"a": a, "b": b, "threshold": threshold_for_sensitivity(s, y, args.target_sensitivity),
-                                "targetSensitivity": args.target_sensitivity}
+            if q["id"] == NORMAL_QUERY["id"]:
+                # A flag here means "normal": the threshold keeps >= targetSensitivity of ABNORMAL studies below it,
+                # so the sensitivity that matters for triage (abnormal not called normal) is the one targeted.
+                thr = -threshold_for_sensitivity([-x for x in s], [1 - v for v in y], args.target_sensitivity) + 1e-9
+            else:
+                thr = threshold_for_sensitivity(s, y, args.target_sensitivity)
+            q["calibration"] = {"a": a, "b": b, "threshold": thr, "targetSensitivity": args.target_sensitivity}
             log(f"   {q['id']}: {sum(y)}/{len(y)} positive, a {a:.2f} b {b:.2f} threshold {q['calibration']['threshold']:.4f}")
         else:
             log(f"   {q['id']}: no positives or no negatives in the calibration cohort: left uncalibrated")

@@ -5,6 +5,7 @@
 //     once; models.provider says which execution provider actually runs them ('cuda' or 'cpu').
 //   const queries = await models.embedQueries(models.manifest.queries);   // cache these per query version
 //   const images = await models.embedStudy({ T2: vol, FLAIR: vol, DWI: vol, ADC: vol }); // canonical volumes
+//   const vectors = await models.embedImages('T2', [volA, volB]);  // one sequence, several studies, one batch
 //   const scores = models.score(images, queries);   // [{ id, priority, score, probability?, flagged? }]
 //   await models.close();
 //
@@ -40,6 +41,8 @@ export interface Models {
   embedTexts(texts: string[]): Promise<Float32Array[]>;
   embedQueries(queries: TriageQuery[]): Promise<QueryVectors[]>;
   embedStudy(volumes: Partial<Record<Sequence, Float32Array>>): Promise<Partial<Record<Sequence, Float32Array>>>;
+  /** Batch of one sequence's volumes (several studies) in one session call; ModelInputError if no such encoder. */
+  embedImages(sequence: Sequence, volumes: Float32Array[]): Promise<Float32Array[]>;
   score(images: Partial<Record<Sequence, Float32Array>>, queries: QueryVectors[]): QueryScore[];
   close(): Promise<void>;
 }
@@ -87,6 +90,11 @@ export async function loadModels(bundleDir: string, options: ModelOptions = {}):
           throw new ModelInputError(`no sequence the models know (${[...images.keys()].join(', ')}) in this study`);
         }
         return out;
+      },
+      async embedImages(sequence, volumes) {
+        const encoder = images.get(sequence);
+        if (!encoder) throw new ModelInputError(`the bundle has no ${sequence} encoder (it has ${[...images.keys()].join(', ')})`);
+        return encoder.embed(volumes);
       },
       score: (imageVectors, queries) => scoreStudy(manifest.combination, imageVectors, queries),
       async close() {

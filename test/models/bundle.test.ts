@@ -105,6 +105,9 @@ describe('loadModels', () => {
       const scores = models.score(images, queries);
       expect(scores.map((s) => s.id)).toEqual(models.manifest.queries.map((q) => q.id));
       for (const s of scores) expect(Math.abs(s.score)).toBeLessThanOrEqual(2);
+      // A batch of one sequence gives each study the vector it gets alone.
+      const batch = await models.embedImages('DWI', [vol, vol.map((x) => -x)]);
+      expect(Math.max(...Array.from(batch[0], (x, d) => Math.abs(x - (images.DWI as Float32Array)[d])))).toBeLessThanOrEqual(1e-5);
       await expect(models.embedStudy({})).rejects.toThrow(ModelInputError);
       await expect(models.embedStudy({ T2: new Float32Array(10) })).rejects.toThrow(/10 voxels/);
     } finally {

@@ -1,0 +1,157 @@
+// Who may associate and what they may send: the called AE title, the calling-AE allow-list (optionally pinned to a
+// peer address), the association limit, and per presentation context the SOP class and transfer syntax we accept.
+// Pure functions over plain values, so every rule is unit-tested without a socket. Defaults fail closed: an empty
+// allow-list rejects every calling AE.
+import {
+  MR_STORAGE_CLASSES,
+  SopClass,
+  STORAGE_TRANSFER_SYNTAXES,
+  VERIFICATION_TRANSFER_SYNTAXES,
+} from './dicom-uids';
+
+/** A-ASSOCIATE-RJ fields (PS3.8 9.3.4). */
+export const RejectResult = { Permanent: 1, Transient: 2 } as const;
+export const RejectSource = { ServiceUser: 1, ServiceProviderAcse: 2, ServiceProviderPresentation: 3 } as const;
+export const RejectReason = {
+  /** source 1 */
+  NoReasonGiven: 1,
+  CallingAeNotRecognized: 3,
+  CalledAeNotRecognized: 7,
+  /** source 3 */
+  TemporaryCongestion: 1,
+  LocalLimitExceeded: 2,
+} as const;
+
+/** Presentation context results (PS3.8 9.3.3.2). */
+export const ContextResult = {
+  Accept: 0,
+  RejectUser: 1,
+  RejectNoReason: 2,
+  RejectAbstractSyntaxNotSupported: 3,
+  RejectTransferSyntaxesNotSupported: 4,
+} as const;
+
+export type RejectLabel = 'called-ae-not-recognised' | 'calling-ae-not-recognised' | 'local-limit-exceeded' | 'shutting-down';
+
+export type AssociationDecision =
+  | { accept: true }
+  | { accept: false; result: number; source: number; reason: number; label: RejectLabel };
+
+export interface AllowedPeer {
+  aeTitle: string;
+  /** Peer IP address the AE must connect from; undefined means any address. */
+  host?: string;
+}
+
+export interface AllowList {
+  anyone: boolean;
+  peers: AllowedPeer[];
+}
+
+/**
+ * Parses DICOM_ALLOWED_CALLING_AES: comma-separated "AE" or "AE@address" entries, "*" for anybody, empty for
+ * nobody. Addresses are IP literals compared with the socket's peer address (no DNS at association time).
+ */
+export function parseAllowList(raw: string): AllowList {
+  const entries = raw.split(',').map((e) => e.trim()).filter((e) => e.length > 0);
+  const peers: AllowedPeer[] = [];
+  let anyone = false;
+  for (const entry of entries) {
+    if (entry === '*') {
+      anyone = true;
+      continue;
+    }
+    const at = entry.lastIndexOf('@');
+    const aeTitle = (at >= 0 ? entry.slice(0, at) : entry).trim();
+    const host = at >= 0 ? normaliseAddress(entry.slice(at + 1).trim()) : undefined;
+    if (!/^[ -~]{1,16}$/.test(aeTitle) || aeTitle.includes('\\')) {
+      throw new Error(`DICOM_ALLOWED_CALLING_AES: "${entry}" is not a valid AE title (1-16 printable characters)`);
+    }
+    if (host !== undefined && host.length === 0) throw new Error(`DICOM_ALLOWED_CALLING_AES: "${entry}" has an empty address`);
+    peers.push({ aeTitle, host });
+  }
+  return { anyone, peers };
+}
+
+/** "::ffff:10.0.0.5" (an IPv4 peer on a dual-stack socket) and "10.0.0.5" are the same peer. */
+export function normaliseAddress(address: string): string {
+  return address.toLowerCase().replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
+}
+
+export function isCallingAeAllowed(list: AllowList, callingAeTitle: string, remoteAddress: string | undefined): boolean {
+  if (list.anyone) return true;
+  const address = remoteAddress === undefined ? undefined : normaliseAddress(remoteAddress);
+  return list.peers.some((p) => p.aeTitle === callingAeTitle && (p.host === undefined || p.host === address));
+}
+
+export interface AssociationPolicy {
+  calledAeTitle: string;
+  allowList: AllowList;
+  maxAssociations: number;
+}
+
+export interface AssociationRequestFacts {
+  calledAeTitle: string;
+  callingAeTitle: string;
+  remoteAddress: string | undefined;
+  /** Associations already accepted and still open. */
+  activeAssociations: number;
+  shuttingDown: boolean;
+}
+
+/** AE titles are compared without their space padding (PS3.5 6.2: leading and trailing spaces are insignificant). */
+export function decideAssociation(policy: AssociationPolicy, facts: AssociationRequestFacts): AssociationDecision {
+  if (facts.calledAeTitle.trim() !== policy.calledAeTitle.trim()) {
+    return reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CalledAeNotRecognized, 'called-ae-not-recognised');
+  }
+  if (!isCallingAeAllowed(policy.allowList, facts.callingAeTitle.trim(), facts.remoteAddress)) {
+    return reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized, 'calling-ae-not-recognised');
+  }
+  if (facts.shuttingDown) {
+    return reject(RejectResult.Transient, RejectSource.ServiceProviderPresentation, RejectReason.TemporaryCongestion, 'shutting-down');
+  }
+  if (facts.activeAssociations >= policy.maxAssociations) {
+    return reject(RejectResult.Transient, RejectSource.ServiceProviderPresentation, RejectReason.LocalLimitExceeded, 'local-limit-exceeded');
+  }
+  return { accept: true };
+}
+
+function reject(result: number, source: number, reason: number, label: RejectLabel): AssociationDecision {
+  return { accept: false, result, source, reason, label };
+}
+
+export type OtherStorage = 'reject' | 'accept-and-ignore';
+
+/** What an accepted context's C-STOREs do: store and score, or answer Success and drop (other storage classes). */
+export type ContextUse = 'verification' | 'store' | 'ignore';
+
+export type ContextDecision =
+  | { result: typeof ContextResult.Accept; transferSyntaxUID: string; use: ContextUse }
+  | { result: number };
+
+/** Storage SOP classes live under this root (PS3.4 Annex B, PS3.6 Annex A). */
+const STORAGE_ROOT = '1.2.840.10008.5.1.4.1.1.';
+
+/**
+ * Accepts a presentation context when its abstract syntax is one we serve and one of its proposed transfer syntaxes
+ * is one we take; among several, the SCU's own order of preference wins (PS3.8 9.3.2.2).
+ */
+export function negotiateContext(abstractSyntaxUID: string, proposed: readonly string[], otherStorage: OtherStorage): ContextDecision {
+  let use: ContextUse;
+  let acceptable: readonly string[];
+  if (abstractSyntaxUID === SopClass.Verification) {
+    use = 'verification';
+    acceptable = VERIFICATION_TRANSFER_SYNTAXES;
+  } else if (MR_STORAGE_CLASSES.includes(abstractSyntaxUID)) {
+    use = 'store';
+    acceptable = STORAGE_TRANSFER_SYNTAXES;
+  } else if (otherStorage === 'accept-and-ignore' && abstractSyntaxUID.startsWith(STORAGE_ROOT)) {
+    use = 'ignore';
+    acceptable = STORAGE_TRANSFER_SYNTAXES;
+  } else {
+    return { result: ContextResult.RejectAbstractSyntaxNotSupported };
+  }
+  const chosen = proposed.find((ts) => acceptable.includes(ts));
+  if (chosen === undefined) return { result: ContextResult.RejectTransferSyntaxesNotSupported };
+  return { result: ContextResult.Accept, transferSyntaxUID: chosen, use };
+}

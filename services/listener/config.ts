@@ -1,0 +1,54 @@
+// The listener's settings: the shared ones it uses (shared/config.ts) plus a few of its own, validated together
+// once at start. The listener-only keys have safe defaults so nobody needs to set them.
+import { Type, type Static } from '@sinclair/typebox';
+import { loadConfig, loadSection, dataDir, type Config } from '../../shared/config';
+
+export const ListenerSectionSchema = Type.Object({
+  /** Address the /metrics endpoint binds; loopback by default (scrape through a local agent or a sidecar). */
+  METRICS_HOST: Type.String({ minLength: 1 }),
+  /** Largest P-DATA PDU we accept (our A-ASSOCIATE-AC maximum length); larger PDUs mean fewer per-PDU costs. */
+  DICOM_MAX_PDU_LENGTH: Type.Integer({ minimum: 4096, maximum: 262144 }),
+  /** A data set up to this size is held in memory and written with one call; larger ones stream to the temp file. */
+  DICOM_SPOOL_MEMORY_MB: Type.Number({ minimum: 1, maximum: 1024 }),
+});
+
+export type ListenerSection = Static<typeof ListenerSectionSchema>;
+
+export const LISTENER_DEFAULTS: ListenerSection = {
+  METRICS_HOST: '127.0.0.1',
+  DICOM_MAX_PDU_LENGTH: 65536,
+  DICOM_SPOOL_MEMORY_MB: 16,
+};
+
+export type ListenerSettings = Pick<
+  Config,
+  | 'REDIS_URL'
+  | 'DICOM_PORT'
+  | 'DICOM_HOST'
+  | 'DICOM_AE_TITLE'
+  | 'DICOM_ALLOWED_CALLING_AES'
+  | 'DICOM_MAX_ASSOCIATIONS'
+  | 'DICOM_IDLE_TIMEOUT_SECONDS'
+  | 'DICOM_OTHER_STORAGE'
+  | 'DISK_MIN_FREE_MB'
+  | 'METRICS_PORT'
+  | 'DATA_DIR'
+  | 'STUDY_QUIET_SECONDS'
+  | 'STUDY_COMPLETE_ON_RELEASE'
+  | 'LOG_LEVEL'
+  | 'SHUTDOWN_TIMEOUT_SECONDS'
+> &
+  ListenerSection;
+
+/** Reads and validates everything the listener process needs; DATA_DIR comes back absolute. */
+export function loadListenerSettings(env: Record<string, string | undefined> = process.env): ListenerSettings {
+  const shared = loadConfig(env);
+  const own = loadSection(ListenerSectionSchema, LISTENER_DEFAULTS, env);
+  return { ...shared, ...own, DATA_DIR: dataDir(shared) };
+}
+
+/** Test and embedding helper: full settings from defaults plus overrides, without reading the environment. */
+export function listenerSettings(overrides: Partial<ListenerSettings>): ListenerSettings {
+  const base = loadListenerSettings({});
+  return { ...base, ...overrides, DATA_DIR: dataDir({ DATA_DIR: overrides.DATA_DIR ?? base.DATA_DIR }) };
+}

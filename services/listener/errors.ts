@@ -1,0 +1,62 @@
+// Typed failures of a C-STORE and the DIMSE status each one answers with (PS3.4 B.2.3). Retryable failures
+// (disk low, Redis away) answer A7xx "Refused: Out of Resources" so the sending PACS keeps the instance and tries
+// again; permanent ones (a data set we cannot read) answer A9xx/Cxxx so it stops retrying a hopeless instance.
+
+/** C-STORE response statuses this listener sends. */
+export const StoreStatus = {
+  Success: 0x0000,
+  /** Refused: Out of Resources (disk below the watermark, Redis unreachable, I/O error). */
+  OutOfResources: 0xa700,
+  /** Error: Data Set does not match SOP Class (command and data set disagree on SOP Class/Instance UID). */
+  DataSetDoesNotMatchSopClass: 0xa900,
+  /** Error: Cannot understand (data set unreadable, required UID missing or invalid). */
+  CannotUnderstand: 0xc000,
+} as const;
+
+export abstract class StoreError extends Error {
+  abstract readonly status: number;
+  abstract readonly retryable: boolean;
+}
+
+/** Free disk below DISK_MIN_FREE_MB, or the disk filled up while writing. */
+export class OutOfDiskError extends StoreError {
+  readonly status = StoreStatus.OutOfResources;
+  readonly retryable = true;
+  override name = 'OutOfDiskError';
+}
+
+/** Redis (arrival record or study queue) did not answer; nothing was acknowledged. */
+export class BackendUnavailableError extends StoreError {
+  readonly status = StoreStatus.OutOfResources;
+  readonly retryable = true;
+  override name = 'BackendUnavailableError';
+}
+
+/** The received bytes are not a data set we can read, or lack the UIDs we file it under. */
+export class MalformedDatasetError extends StoreError {
+  readonly status = StoreStatus.CannotUnderstand;
+  readonly retryable = false;
+  override name = 'MalformedDatasetError';
+}
+
+/** The data set's SOP Class/Instance UID differ from the C-STORE command's affected ones. */
+export class DatasetMismatchError extends StoreError {
+  readonly status = StoreStatus.DataSetDoesNotMatchSopClass;
+  readonly retryable = false;
+  override name = 'DatasetMismatchError';
+}
+
+/** Maps any failure to the status the C-STORE response carries; unknown errors are treated as retryable. */
+export function statusForError(err: unknown): number {
+  if (err instanceof StoreError) return err.status;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return StoreStatus.OutOfResources;
+  return StoreStatus.OutOfResources;
+}
+
+/** A short, identifier-free label for logs and metrics. */
+export function errorLabel(err: unknown): string {
+  if (err instanceof StoreError) return err.name;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code ?? (err instanceof Error ? err.name : 'unknown');
+}

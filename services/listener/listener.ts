@@ -1,0 +1,132 @@
+// Builds a running listener from settings and injected connections: instance store, Redis arrival records and
+// study queue, metrics endpoint and the DICOM server. startListener() is what main.ts, `npm start` and the tests
+// call; close() stops intake, lets associations finish, then closes the queue and Redis.
+import type { Redis } from 'ioredis';
+import { Queue } from 'bullmq';
+import { log as dimseLog } from 'dcmjs-dimse';
+import { connectRedis } from '../../shared/redis';
+import { STUDY_QUEUE, type StudyJobData } from '../../shared/studies';
+import type { Logger } from '../../shared/logger';
+import type { ListenerSettings } from './config';
+import { parseAllowList } from './association-policy';
+import { InstanceStore } from './instance-store';
+import { StudyAssembler } from './study-assembler';
+import { createListenerMetrics, startMetricsServer, type ListenerMetrics } from './metrics';
+import { DicomServer } from './store-scp';
+
+export interface ListenerDeps {
+  settings: ListenerSettings;
+  log: Logger;
+  /** A producer connection (fail-fast options); when absent one is opened from REDIS_URL and closed by close(). */
+  redis?: Redis;
+}
+
+export interface RunningListener {
+  /** The DICOM port actually bound (DICOM_PORT=0 asks the OS for one). */
+  port: number;
+  metricsPort: number;
+  metrics: ListenerMetrics;
+  /** Studies re-queued at start (stored instances whose study job had not finished). */
+  requeued: number;
+  close(): Promise<void>;
+}
+
+async function ready(redis: Redis): Promise<void> {
+  if (redis.status === 'ready') return;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('Redis not reachable within 10 s')), 10_000);
+    redis.once('ready', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+export async function startListener(deps: ListenerDeps): Promise<RunningListener> {
+  const { settings, log } = deps;
+  // dcmjs-dimse logs through a global loglevel logger; our own logs cover associations and failures.
+  dimseLog.setLevel('silent');
+
+  const allowList = parseAllowList(settings.DICOM_ALLOWED_CALLING_AES);
+  if (!allowList.anyone && allowList.peers.length === 0) {
+    log.warn('DICOM_ALLOWED_CALLING_AES is empty: every association will be rejected until calling AEs are listed');
+  }
+
+  const store = new InstanceStore({
+    dataDir: settings.DATA_DIR,
+    minFreeBytes: settings.DISK_MIN_FREE_MB * 1024 * 1024,
+    memoryLimitBytes: settings.DICOM_SPOOL_MEMORY_MB * 1024 * 1024,
+  });
+  const { removedTempFiles } = await store.init();
+  if (removedTempFiles > 0) log.info({ removedTempFiles }, 'removed unacknowledged temp files of a stopped listener');
+
+  const ownRedis = deps.redis === undefined;
+  if (ownRedis && !settings.REDIS_URL) throw new Error('REDIS_URL is not set');
+  const redis = deps.redis ?? connectRedis(settings.REDIS_URL as string, 'producer');
+  redis.on('error', (err: Error) => log.error({ err: err.message }, 'redis connection error'));
+  const metrics = createListenerMetrics(() => store.lastFreeBytes());
+  let queue: Queue<StudyJobData> | undefined;
+  let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
+  try {
+    await ready(redis);
+    queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection: redis });
+    queue.on('error', (err: Error) => log.error({ err: err.message }, 'study queue error'));
+    const assembler = new StudyAssembler({
+      redis,
+      queue,
+      quietMs: Math.round(settings.STUDY_QUIET_SECONDS * 1000),
+      onScheduled: (trigger) => metrics.studiesEnqueued.inc({ trigger }),
+    });
+    const requeued = await assembler.requeuePending();
+    if (requeued > 0) log.info({ requeued }, 're-queued studies whose job had not finished');
+
+    metricsServer = await startMetricsServer(metrics.registry, settings.METRICS_HOST, settings.METRICS_PORT);
+    const dicom = new DicomServer({
+      host: settings.DICOM_HOST,
+      port: settings.DICOM_PORT,
+      scp: {
+        settings: {
+          policy: { calledAeTitle: settings.DICOM_AE_TITLE, allowList, maxAssociations: settings.DICOM_MAX_ASSOCIATIONS },
+          otherStorage: settings.DICOM_OTHER_STORAGE,
+          idleTimeoutMs: settings.DICOM_IDLE_TIMEOUT_SECONDS * 1000,
+          maxPduLength: settings.DICOM_MAX_PDU_LENGTH,
+          completeOnRelease: settings.STUDY_COMPLETE_ON_RELEASE,
+        },
+        store,
+        assembler,
+        metrics,
+        log,
+      },
+    });
+    const port = await dicom.listen();
+    log.info(
+      { port, host: settings.DICOM_HOST, aeTitle: settings.DICOM_AE_TITLE, metricsPort: metricsServer.port },
+      'DICOM listener ready',
+    );
+
+    const openQueue = queue;
+    const openMetrics = metricsServer;
+    let closing: Promise<void> | undefined;
+    return {
+      port,
+      metricsPort: openMetrics.port,
+      metrics,
+      requeued,
+      close() {
+        closing ??= (async () => {
+          await dicom.close(settings.SHUTDOWN_TIMEOUT_SECONDS * 1000);
+          await openQueue.close();
+          if (ownRedis) await redis.quit().catch(() => redis.disconnect());
+          await openMetrics.close();
+          log.info('DICOM listener stopped');
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await queue?.close().catch(() => undefined);
+    await metricsServer?.close();
+    if (ownRedis) redis.disconnect();
+    throw err;
+  }
+}

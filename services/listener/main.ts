@@ -1,0 +1,42 @@
+// The listener process: settings, logger, signals. `node dist/services/listener/main.js` runs it alone; `npm start`
+// runs it beside the worker and the API. SIGTERM/SIGINT stop intake and let open associations finish within
+// SHUTDOWN_TIMEOUT_SECONDS.
+import { ConfigError } from '../../shared/config';
+import { createLogger } from '../../shared/logger';
+import { loadListenerSettings } from './config';
+import { startListener } from './listener';
+
+async function main(): Promise<void> {
+  let settings;
+  try {
+    settings = loadListenerSettings();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger('listener', settings.LOG_LEVEL);
+  const listener = await startListener({ settings, log });
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping: no new associations, waiting for open ones');
+    listener.close().then(
+      () => process.exit(0),
+      (err: Error) => {
+        log.error({ err: err.message }, 'unclean stop');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((err: Error) => {
+  console.error(`listener failed to start: ${err.message}`);
+  process.exit(1);
+});

@@ -1,0 +1,391 @@
+// The DIMSE side: one StoreScp (a dcmjs-dimse Scp) per TCP connection, and the DicomServer that owns the socket
+// listener, counts associations and shuts down gracefully. dcmjs-dimse's callback hooks are wrapped here so the
+// rest of the listener sees typed async calls:
+//  - createStoreWritableStream() hands dcmjs-dimse a Spool, so P-DATA fragments go straight to memory/temp file;
+//  - createDatasetFromStoreWritableStream() returns no Dataset at all: nothing is parsed or re-serialised;
+//  - cStoreRequest() runs storeInstance() and sends the response only when it resolves. The response starts as a
+//    failure and becomes Success only after the instance is durable and recorded.
+import net from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { Scp, responses, Implementation } from 'dcmjs-dimse';
+import type { association as dimseAssociation, requests as dimseRequests, Dataset } from 'dcmjs-dimse';
+import type { Logger } from '../../shared/logger';
+import { assertUid, instanceStorageKey } from '../../shared/studies';
+import {
+  decideAssociation,
+  negotiateContext,
+  ContextResult,
+  type AssociationPolicy,
+  type ContextUse,
+  type OtherStorage,
+} from './association-policy';
+import { buildFileMeta, peekHeader, NeedMoreBytes, type InstanceHeader } from './part10';
+import { InstanceStore, Spool } from './instance-store';
+import { StudyAssembler } from './study-assembler';
+import {
+  DatasetMismatchError,
+  MalformedDatasetError,
+  OutOfDiskError,
+  StoreStatus,
+  errorLabel,
+  statusForError,
+} from './errors';
+import type { ListenerMetrics } from './metrics';
+
+type Association = dimseAssociation.Association;
+type PresentationContext = dimseAssociation.PresentationContext;
+type CStoreRequest = dimseRequests.CStoreRequest;
+type CEchoRequest = dimseRequests.CEchoRequest;
+const { CStoreResponse, CEchoResponse } = responses;
+
+/** Our implementation identity in A-ASSOCIATE-AC and in the File Meta Information of every stored file. */
+export const IMPLEMENTATION_CLASS_UID = '2.25.238428061553447711066377442516318693921';
+export const IMPLEMENTATION_VERSION_NAME = 'NEUROTRIAGE_01';
+
+export interface ScpSettings {
+  policy: AssociationPolicy;
+  otherStorage: OtherStorage;
+  idleTimeoutMs: number;
+  maxPduLength: number;
+  completeOnRelease: boolean;
+}
+
+export interface ScpDeps {
+  settings: ScpSettings;
+  store: InstanceStore;
+  assembler: StudyAssembler;
+  metrics: ListenerMetrics;
+  log: Logger;
+  server: AssociationBook;
+}
+
+/** What the server knows across connections: open associations and whether we are shutting down. */
+export interface AssociationBook {
+  activeAssociations: number;
+  shuttingDown: boolean;
+  /** Every C-STORE still being made durable, so shutdown waits for them before closing Redis. */
+  inFlight: Set<Promise<unknown>>;
+}
+
+interface PendingStore {
+  spool: Spool;
+  use: ContextUse;
+  transferSyntaxUID: string;
+  startedAt: bigint;
+  refused: boolean;
+}
+
+export type StoreOutcome = 'stored' | 'duplicate' | 'ignored';
+
+/** One association: policy at A-ASSOCIATE-RQ, C-ECHO, C-STORE to the store, release and abort. */
+export class StoreScp extends Scp {
+  private readonly deps: ScpDeps;
+  private readonly socket: net.Socket;
+  private readonly contextUse = new Map<number, ContextUse>();
+  private readonly pendingStores = new WeakMap<object, PendingStore>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly studies = new Set<string>();
+  private currentSpool: Spool | undefined;
+  private callingAeTitle = '';
+  private accepted = false;
+  private readonly traceId = randomUUID();
+  private readonly log: Logger;
+  private counts = { stored: 0, duplicate: 0, ignored: 0, failed: 0 };
+
+  constructor(socket: net.Socket, deps: ScpDeps) {
+    const timeout = deps.settings.idleTimeoutMs;
+    super(socket, { connectTimeout: timeout, associationTimeout: timeout, pduTimeout: timeout });
+    this.deps = deps;
+    this.socket = socket;
+    this.log = deps.log.child({ traceId: this.traceId, peer: socket.remoteAddress });
+    // dcmjs-dimse only starts its association timer from connectedTime, which a server-side socket never sets.
+    const self = this as unknown as { connected: boolean; connectedTime: number };
+    self.connected = true;
+    self.connectedTime = Date.now();
+    this.on('networkError', (err: Error) => {
+      this.log.warn({ err: err.message }, 'association network error; closing');
+      this.socket.destroy();
+    });
+    this.on('close', () => this.onClose());
+  }
+
+  override associationRequested(association: Association): void {
+    this.callingAeTitle = association.getCallingAeTitle();
+    const book = this.deps.server;
+    const decision = decideAssociation(this.deps.settings.policy, {
+      calledAeTitle: association.getCalledAeTitle(),
+      callingAeTitle: this.callingAeTitle,
+      remoteAddress: this.socket.remoteAddress,
+      activeAssociations: book.activeAssociations,
+      shuttingDown: book.shuttingDown,
+    });
+    const who = { callingAeTitle: this.callingAeTitle, calledAeTitle: association.getCalledAeTitle() };
+    if (!decision.accept) {
+      this.deps.metrics.associations.inc({ result: 'rejected', reason: decision.label });
+      this.log.warn({ ...who, reason: decision.label }, 'association rejected');
+      this.sendAssociationReject(decision.result, decision.source, decision.reason);
+      // The requestor closes after an A-ASSOCIATE-RJ (PS3.8 9.2.3); close ourselves if it does not.
+      setTimeout(() => this.socket.destroy(), 2000).unref();
+      return;
+    }
+    const accepted: string[] = [];
+    for (const { id } of association.getPresentationContexts()) {
+      const context = association.getPresentationContext(id);
+      const decided = negotiateContext(context.getAbstractSyntaxUid(), context.getTransferSyntaxUids(), this.deps.settings.otherStorage);
+      if ('transferSyntaxUID' in decided) {
+        context.setResult(ContextResult.Accept, decided.transferSyntaxUID);
+        this.contextUse.set(id, decided.use);
+        accepted.push(`${context.getAbstractSyntaxUid()}:${decided.transferSyntaxUID}`);
+      } else {
+        context.setResult(decided.result);
+      }
+    }
+    association.setMaxPduLength(this.deps.settings.maxPduLength);
+    this.accepted = true;
+    book.activeAssociations += 1;
+    this.deps.metrics.associations.inc({ result: 'accepted', reason: '' });
+    this.deps.metrics.activeAssociations.set(book.activeAssociations);
+    this.log.info({ ...who, contexts: accepted.length }, 'association accepted');
+    this.sendAssociationAccept();
+  }
+
+  override cEchoRequest(request: CEchoRequest, callback: (response: dimseResponse) => void): void {
+    const response = CEchoResponse.fromRequest(request);
+    response.setStatus(StoreStatus.Success);
+    callback(response);
+  }
+
+  override createStoreWritableStream(context: PresentationContext, request: CStoreRequest): Spool {
+    const use = this.contextUse.get(context.getPresentationContextId()) ?? 'ignore';
+    const transferSyntaxUID = context.getAcceptedTransferSyntaxUid() ?? '';
+    const refused = use === 'store' && this.deps.store.belowWatermark();
+    const meta = buildFileMeta({
+      MediaStorageSOPClassUID: request.getAffectedSopClassUid() ?? '',
+      MediaStorageSOPInstanceUID: request.getAffectedSopInstanceUid() ?? '',
+      TransferSyntaxUID: transferSyntaxUID,
+      ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
+      ImplementationVersionName: IMPLEMENTATION_VERSION_NAME,
+      SourceApplicationEntityTitle: this.callingAeTitle,
+    });
+    const spool = this.deps.store.openSpool(meta, use !== 'store' || refused);
+    this.pendingStores.set(request, { spool, use, transferSyntaxUID, startedAt: process.hrtime.bigint(), refused });
+    this.currentSpool = spool;
+    return spool;
+  }
+
+  override createDatasetFromStoreWritableStream(_writable: unknown, _context: PresentationContext, callback: (dataset: Dataset) => void): void {
+    // The bytes stay in the spool; storeInstance() reads only the few header elements it needs.
+    callback(undefined as unknown as Dataset);
+  }
+
+  override cStoreRequest(request: CStoreRequest, callback: (response: dimseResponse) => void): void {
+    const pending = this.pendingStores.get(request);
+    this.pendingStores.delete(request);
+    if (this.currentSpool === pending?.spool) this.currentSpool = undefined;
+    const op = this.runStore(request, pending).then((status) => {
+      const response = CStoreResponse.fromRequest(request);
+      response.setStatus(status);
+      if (!this.socket.destroyed) callback(response);
+    });
+    this.track(op);
+  }
+
+  private async runStore(request: CStoreRequest, pending: PendingStore | undefined): Promise<number> {
+    const metrics = this.deps.metrics;
+    if (!pending) {
+      // A C-STORE without a data set: nothing to store.
+      this.counts.failed += 1;
+      metrics.instances.inc({ outcome: 'CannotUnderstand' });
+      return StoreStatus.CannotUnderstand;
+    }
+    let status: number;
+    let outcome: string;
+    try {
+      outcome = await this.storeInstance(request, pending);
+      status = StoreStatus.Success;
+      this.counts[outcome as StoreOutcome] += 1;
+    } catch (err) {
+      await pending.spool.abort().catch(() => undefined);
+      status = statusForError(err);
+      outcome = errorLabel(err);
+      this.counts.failed += 1;
+      const level = status === StoreStatus.OutOfResources ? 'error' : 'warn';
+      this.log[level](
+        { status: `0x${status.toString(16)}`, reason: outcome, err: (err as Error).message, SOPInstanceUID: request.getAffectedSopInstanceUid() },
+        'C-STORE failed',
+      );
+    }
+    metrics.instances.inc({ outcome });
+    metrics.receivedBytes.inc(pending.spool.bytes);
+    metrics.storeDuration.observe({ outcome }, Number(process.hrtime.bigint() - pending.startedAt) / 1e9);
+    return status;
+  }
+
+  /** Spool -> header check -> durable file -> arrival record -> study schedule. Throws a StoreError on failure. */
+  private async storeInstance(request: CStoreRequest, pending: PendingStore): Promise<StoreOutcome> {
+    const { spool } = pending;
+    await spool.done;
+    if (pending.use === 'ignore') return 'ignored';
+    if (pending.refused) throw new OutOfDiskError('free disk below DISK_MIN_FREE_MB');
+    const header = readHeader(spool, pending.transferSyntaxUID);
+    const affectedClass = request.getAffectedSopClassUid();
+    const affectedInstance = request.getAffectedSopInstanceUid();
+    if (header.SOPClassUID !== affectedClass) throw new DatasetMismatchError('SOPClassUID differs from the affected SOP Class UID');
+    if (header.SOPInstanceUID !== affectedInstance) throw new DatasetMismatchError('SOPInstanceUID differs from the affected SOP Instance UID');
+    let storageKey: string;
+    try {
+      storageKey = instanceStorageKey(
+        assertUid(header.StudyInstanceUID ?? '', 'StudyInstanceUID'),
+        assertUid(header.SeriesInstanceUID ?? '', 'SeriesInstanceUID'),
+        assertUid(header.SOPInstanceUID ?? '', 'SOPInstanceUID'),
+      );
+    } catch (err) {
+      throw new MalformedDatasetError((err as Error).message);
+    }
+    const StudyInstanceUID = header.StudyInstanceUID as string;
+    const SOPInstanceUID = header.SOPInstanceUID as string;
+    const assembler = this.deps.assembler;
+    // The duplicate check runs while the temp file is written and fsynced, hiding the Redis round trip.
+    const [recorded] = await Promise.all([
+      assembler.isRecorded(StudyInstanceUID, SOPInstanceUID),
+      this.deps.store.prepare(spool, storageKey),
+    ]);
+    if (recorded) {
+      await spool.removeTemp();
+      // Make sure a job still exists if an earlier attempt recorded the instance but failed to schedule.
+      if (await assembler.isPending(StudyInstanceUID)) await assembler.schedule(StudyInstanceUID, this.traceId, 'duplicate');
+      return 'duplicate';
+    }
+    await this.deps.store.publish(spool, storageKey);
+    const created = await assembler.recordArrival({ StudyInstanceUID, SOPInstanceUID, storageKey, bytes: spool.bytes });
+    if (!created) return 'duplicate';
+    this.studies.add(StudyInstanceUID);
+    await assembler.schedule(StudyInstanceUID, this.traceId, 'arrival');
+    this.log.debug({ StudyInstanceUID, SeriesInstanceUID: header.SeriesInstanceUID, SOPInstanceUID, bytes: spool.bytes }, 'instance stored');
+    return 'stored';
+  }
+
+  override associationReleaseRequested(): void {
+    const release = async () => {
+      // Every response goes out before the release response (PS3.8 7.2).
+      await Promise.allSettled([...this.inFlight]);
+      this.sendAssociationReleaseResponse();
+      this.log.info({ callingAeTitle: this.callingAeTitle, ...this.counts, studies: this.studies.size }, 'association released');
+      if (this.deps.settings.completeOnRelease) {
+        for (const uid of this.studies) {
+          await this.deps.assembler.schedule(uid, this.traceId, 'release', 0).catch((err: Error) => {
+            this.log.error({ StudyInstanceUID: uid, err: err.message }, 'could not complete study on release; it completes after the quiet period');
+          });
+        }
+      }
+    };
+    this.track(release());
+  }
+
+  override abort(source: number, reason: number): void {
+    this.log.warn({ callingAeTitle: this.callingAeTitle, source, reason, ...this.counts }, 'association aborted by peer');
+    void this.currentSpool?.abort();
+    this.socket.destroy();
+  }
+
+  /** Ends the association from our side (shutdown timeout): A-ABORT, then close. */
+  abortFromProvider(): void {
+    if (!this.socket.destroyed) {
+      this.sendAbort(2, 0);
+      this.socket.destroy();
+    }
+  }
+
+  private track(op: Promise<unknown>): void {
+    const guarded = op.catch((err: Error) => this.log.error({ err: err.message }, 'unexpected association error'));
+    this.inFlight.add(guarded);
+    this.deps.server.inFlight.add(guarded);
+    void guarded.finally(() => {
+      this.inFlight.delete(guarded);
+      this.deps.server.inFlight.delete(guarded);
+    });
+  }
+
+  private onClose(): void {
+    // A fragment stream cut off by the peer never reaches cStoreRequest: remove its temp file.
+    void this.currentSpool?.abort();
+    this.currentSpool = undefined;
+    if (this.accepted) {
+      this.accepted = false;
+      this.deps.server.activeAssociations -= 1;
+      this.deps.metrics.activeAssociations.set(this.deps.server.activeAssociations);
+    }
+  }
+}
+
+type dimseResponse = InstanceType<typeof CStoreResponse> | InstanceType<typeof CEchoResponse>;
+
+/** Header UIDs from the spool's retained prefix; a header longer than the prefix is not one we accept. */
+function readHeader(spool: Spool, transferSyntaxUID: string): InstanceHeader {
+  try {
+    return peekHeader(spool.prefix(), transferSyntaxUID, spool.prefixIsComplete());
+  } catch (err) {
+    if (err instanceof NeedMoreBytes) throw new MalformedDatasetError('header elements not found in the first bytes of the data set');
+    throw err;
+  }
+}
+
+export interface DicomServerOptions {
+  host: string;
+  port: number;
+  scp: Omit<ScpDeps, 'server'>;
+}
+
+/** The TCP side: our own net.Server (dcmjs-dimse's binds every interface and hides the port), no-delay sockets. */
+export class DicomServer implements AssociationBook {
+  activeAssociations = 0;
+  shuttingDown = false;
+  readonly inFlight = new Set<Promise<unknown>>();
+  private readonly connections = new Set<{ socket: net.Socket; scp: StoreScp }>();
+  private readonly server: net.Server;
+
+  constructor(private readonly options: DicomServerOptions) {
+    Implementation.setImplementationClassUid(IMPLEMENTATION_CLASS_UID);
+    Implementation.setImplementationVersion(IMPLEMENTATION_VERSION_NAME);
+    this.server = net.createServer((socket) => this.onConnection(socket));
+    // Beyond this many TCP connections the kernel queue holds them; below it, extra peers get an A-ASSOCIATE-RJ.
+    this.server.maxConnections = options.scp.settings.policy.maxAssociations + 8;
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  private onConnection(socket: net.Socket): void {
+    socket.setNoDelay(true);
+    if (this.shuttingDown) {
+      socket.destroy();
+      return;
+    }
+    const scp = new StoreScp(socket, { ...this.options.scp, server: this });
+    const entry = { socket, scp };
+    this.connections.add(entry);
+    socket.on('error', () => undefined);
+    socket.once('close', () => this.connections.delete(entry));
+  }
+
+  /** Stops accepting, lets open associations finish for up to `timeoutMs`, then aborts what is left. */
+  async close(timeoutMs: number): Promise<void> {
+    this.shuttingDown = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const deadline = Date.now() + timeoutMs;
+    while (this.connections.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    for (const { scp } of this.connections) scp.abortFromProvider();
+    await Promise.allSettled([...this.inFlight]);
+    await closed;
+  }
+}

@@ -1,0 +1,161 @@
+// Study assembly, held in Redis rather than in this process: each new instance is recorded atomically (instance
+// hash, study hash, pending set) and pushes back the study's BullMQ job by the quiet period (deduplication in
+// debounce mode: replace a delayed job, keep the last add while one is active). A study therefore gets one job
+// after STUDY_QUIET_SECONDS without new instances, whichever listener received them and across restarts.
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { JobsOptions, Queue } from 'bullmq';
+import {
+  keys,
+  SCORE_STUDY_JOB,
+  studyStorageKey,
+  type StudyJobData,
+} from '../../shared/studies';
+import { BackendUnavailableError } from './errors';
+
+/**
+ * Records one arrival if its SOP Instance UID is new for the study. Returns 1 when new, 0 when a duplicate.
+ * KEYS: instances hash, study hash, pending set. ARGV: SOPInstanceUID, instance storage key, now (ms), bytes,
+ * StudyInstanceUID, study storage key.
+ */
+const RECORD_ARRIVAL = `
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HSETNX', KEYS[2], 'firstReceivedAt', ARGV[3])
+redis.call('HSET', KEYS[2], 'StudyInstanceUID', ARGV[5], 'storageKey', ARGV[6], 'lastReceivedAt', ARGV[3], 'status', 'received')
+redis.call('HINCRBY', KEYS[2], 'instances', 1)
+redis.call('HINCRBY', KEYS[2], 'bytes', ARGV[4])
+redis.call('SADD', KEYS[3], ARGV[5])
+return 1
+`;
+
+/** 'received' -> 'queued' once a job holds the study; later stages (scoring, scored...) are the worker's to set. */
+const MARK_QUEUED = `
+if redis.call('HGET', KEYS[1], 'status') == 'received' then
+  redis.call('HSET', KEYS[1], 'status', 'queued', 'queuedAt', ARGV[1], 'jobId', ARGV[2])
+  return 1
+end
+return 0
+`;
+
+type RedisWithArrival = Redis & {
+  ntRecordArrival(instances: string, study: string, pending: string, ...args: (string | number)[]): Promise<number>;
+  ntMarkQueued(study: string, now: number, jobId: string): Promise<number>;
+};
+
+export interface Arrival {
+  StudyInstanceUID: string;
+  SOPInstanceUID: string;
+  /** Relative to DATA_DIR. */
+  storageKey: string;
+  bytes: number;
+}
+
+export type ScheduleTrigger = 'arrival' | 'release' | 'restart' | 'duplicate';
+
+export interface StudyAssemblerOptions {
+  redis: Redis;
+  queue: Queue<StudyJobData>;
+  quietMs: number;
+  /** Study job retry policy; the worker may fail a job permanently with UnrecoverableError. */
+  jobOptions?: Pick<JobsOptions, 'attempts' | 'backoff' | 'removeOnComplete' | 'removeOnFail'>;
+  onScheduled?: (trigger: ScheduleTrigger) => void;
+}
+
+const DEFAULT_JOB_OPTIONS: StudyAssemblerOptions['jobOptions'] = {
+  attempts: 3,
+  backoff: { type: 'exponential', delay: 10_000 },
+  removeOnComplete: { count: 1000 },
+  removeOnFail: { count: 5000 },
+};
+
+function backendError(err: unknown): BackendUnavailableError {
+  return new BackendUnavailableError(`redis: ${(err as Error).message}`, { cause: err });
+}
+
+export class StudyAssembler {
+  private readonly redis: RedisWithArrival;
+
+  constructor(private readonly options: StudyAssemblerOptions) {
+    this.redis = options.redis as RedisWithArrival;
+    if (typeof this.redis.ntRecordArrival !== 'function') {
+      this.redis.defineCommand('ntRecordArrival', { numberOfKeys: 3, lua: RECORD_ARRIVAL });
+      this.redis.defineCommand('ntMarkQueued', { numberOfKeys: 1, lua: MARK_QUEUED });
+    }
+  }
+
+  /** Whether this SOP Instance UID is already recorded for the study (checked before writing the file again). */
+  async isRecorded(StudyInstanceUID: string, SOPInstanceUID: string): Promise<boolean> {
+    try {
+      return (await this.redis.hexists(keys.studyInstances(StudyInstanceUID), SOPInstanceUID)) === 1;
+    } catch (err) {
+      throw backendError(err);
+    }
+  }
+
+  /** Records a durable instance; false means another copy was recorded first (the caller keeps the stored one). */
+  async recordArrival(arrival: Arrival): Promise<boolean> {
+    try {
+      const created = await this.redis.ntRecordArrival(
+        keys.studyInstances(arrival.StudyInstanceUID),
+        keys.study(arrival.StudyInstanceUID),
+        keys.pendingStudies(),
+        arrival.SOPInstanceUID,
+        arrival.storageKey,
+        Date.now(),
+        arrival.bytes,
+        arrival.StudyInstanceUID,
+        studyStorageKey(arrival.StudyInstanceUID),
+      );
+      return created === 1;
+    } catch (err) {
+      throw backendError(err);
+    }
+  }
+
+  /**
+   * Pushes the study's job back by the quiet period (or `delayMs`). While the job waits in delayed state it is
+   * replaced; while it is active, the add is kept and becomes the next job when the active one finishes, so an
+   * instance arriving during scoring is scored too. Restart and duplicate triggers do not queue a second job
+   * behind an active one: they only make sure a job exists.
+   */
+  async schedule(StudyInstanceUID: string, traceId: string, trigger: ScheduleTrigger, delayMs = this.options.quietMs): Promise<string | undefined> {
+    const data: StudyJobData = { StudyInstanceUID, storageKey: studyStorageKey(StudyInstanceUID), traceId };
+    const followActive = trigger === 'arrival' || trigger === 'release';
+    try {
+      const job = await this.options.queue.add(SCORE_STUDY_JOB, data, {
+        ...(this.options.jobOptions ?? DEFAULT_JOB_OPTIONS),
+        delay: delayMs,
+        deduplication: { id: StudyInstanceUID, extend: true, replace: true, keepLastIfActive: followActive },
+      });
+      await this.redis.ntMarkQueued(keys.study(StudyInstanceUID), Date.now(), job.id ?? '');
+      this.options.onScheduled?.(trigger);
+      return job.id;
+    } catch (err) {
+      throw backendError(err);
+    }
+  }
+
+  /** Re-schedules every study with stored instances and no finished job (the worker removes finished ones). */
+  async requeuePending(): Promise<number> {
+    let cursor = '0';
+    let count = 0;
+    do {
+      const [next, uids] = await this.redis.sscan(keys.pendingStudies(), cursor, 'COUNT', 500);
+      cursor = next;
+      for (const uid of uids) {
+        await this.schedule(uid, randomUUID(), 'restart');
+        count += 1;
+      }
+    } while (cursor !== '0');
+    return count;
+  }
+
+  /** True while the study has stored instances and no finished job. */
+  async isPending(StudyInstanceUID: string): Promise<boolean> {
+    try {
+      return (await this.redis.sismember(keys.pendingStudies(), StudyInstanceUID)) === 1;
+    } catch (err) {
+      throw backendError(err);
+    }
+  }
+}

@@ -1,0 +1,104 @@
+// The API as a Fastify app built from injected dependencies (config, Redis, logger, metrics registry, text
+// embedder, clock): no side effects on import, nothing global, so tests build as many as they like and drive
+// them with app.inject() or listen(0). main.ts wires the real process.
+import path from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
+import { dataDir, type Config } from '../../shared/config';
+import type { Logger } from '../../shared/logger';
+import { auditPlugin, createFileAuditLog, type AuditLog } from './plugins/audit';
+import { authPlugin } from './plugins/auth';
+import { openApiPlugin, swaggerUiRoutes } from './plugins/docs';
+import { livePlugin } from './plugins/live';
+import { metricsPlugin } from './plugins/metrics';
+import { HttpProblem, problemsPlugin } from './plugins/problems';
+import { rateLimitPlugin } from './plugins/rate-limit';
+import type { EmbedText } from './report-check';
+import { eventRoutes } from './routes/events';
+import { healthRoutes } from './routes/health';
+import { findPublicDir, pageRoutes } from './routes/page';
+import { queryRoutes } from './routes/queries';
+import { searchRoutes } from './routes/search';
+import { studyRoutes } from './routes/studies';
+import { worklistRoutes } from './routes/worklist';
+import type { ApiSettings, ApiToken } from './settings';
+import { createStudyStore } from './store';
+
+export interface ModelStatus {
+  loaded: boolean;
+  bundleId?: string;
+  version?: string;
+  /** Why it is not loaded (missing bundle, checksum failure, still loading). */
+  detail?: string;
+}
+
+export interface AppDeps {
+  config: Pick<Config, 'DATA_DIR' | 'DISK_MIN_FREE_MB'>;
+  settings: ApiSettings;
+  tokens: ApiToken[];
+  /** A producer-style connection (fails fast); the live-update subscriber is duplicated from it. */
+  redis: Redis;
+  logger: Logger;
+  registry: Registry;
+  /** The bundle's text encoder; null while it is not loaded (routes that need it answer 503). */
+  embedText: EmbedText | null;
+  modelStatus: () => ModelStatus;
+  clock: () => number;
+  /** Defaults to the JSONL file named by API_AUDIT_LOG_FILE under DATA_DIR. */
+  auditLog?: AuditLog;
+  /** Defaults to services/api/public. */
+  publicDir?: string;
+  /** TLS key and certificate (PEM) when the API terminates HTTPS itself. */
+  https?: { key: Buffer; cert: Buffer };
+  version?: string;
+}
+
+export async function build(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    // Request ids in the audit log and in 5xx details; no client-supplied ids.
+    genReqId: (() => {
+      let n = 0;
+      return () => `req-${(++n).toString(36)}`;
+    })(),
+    bodyLimit: 256 * 1024,
+    ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
+    ...(deps.https ? { https: deps.https } : {}),
+  }) as unknown as FastifyInstance;
+
+  const auditFile = path.resolve(dataDir(deps.config), deps.settings.API_AUDIT_LOG_FILE);
+  const auditLog = deps.auditLog ?? createFileAuditLog(auditFile);
+  const embed: EmbedText = async (texts) => {
+    if (!deps.embedText) {
+      const m = deps.modelStatus();
+      throw new HttpProblem(503, `the text encoder is not loaded (${m.detail ?? 'starting'}); try again shortly`);
+    }
+    return deps.embedText(texts);
+  };
+  const store = createStudyStore(deps.redis);
+
+  // Order matters: problems and the rate limiter before auth (both hook routes as they are added), then
+  // shared decorations, then the routes.
+  await app.register(problemsPlugin);
+  await app.register(rateLimitPlugin, { max: deps.settings.API_RATE_LIMIT_MAX, windowSeconds: deps.settings.API_RATE_LIMIT_WINDOW_SECONDS });
+  await app.register(authPlugin, { tokens: deps.tokens });
+  await app.register(metricsPlugin, { registry: deps.registry });
+  await app.register(auditPlugin, { log: auditLog, clock: deps.clock });
+  await app.register(livePlugin, { redis: deps.redis });
+  await app.register(openApiPlugin, { version: deps.version ?? '0.1.0' });
+
+  await app.register(healthRoutes, {
+    redis: deps.redis, modelStatus: deps.modelStatus, dataDir: dataDir(deps.config), diskMinFreeMb: deps.config.DISK_MIN_FREE_MB,
+  });
+  await app.register(worklistRoutes, { store });
+  await app.register(studyRoutes, {
+    store, redis: deps.redis, embed, modelStatus: deps.modelStatus, mentionSimilarity: deps.settings.API_REPORT_MENTION_SIMILARITY,
+  });
+  await app.register(searchRoutes, { store, embed, modelStatus: deps.modelStatus });
+  await app.register(queryRoutes, { redis: deps.redis });
+  await app.register(eventRoutes);
+  await app.register(swaggerUiRoutes);
+  await app.register(pageRoutes, { publicDir: deps.publicDir ?? findPublicDir() });
+  return app;
+}

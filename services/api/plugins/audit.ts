@@ -1,0 +1,78 @@
+// Append-only audit log (JSON lines): who read which study, who changed which query. User names come from the
+// token table; entries hold UIDs, query ids and counts, never patient data or the free text a user typed.
+// Each entry is written before the response leaves, so an unwritable log refuses the request (fail closed).
+import { mkdirSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+
+export type AuditAction =
+  | 'worklist.read' | 'study.read' | 'study.score' | 'study.report-check' | 'search'
+  | 'events.subscribe' | 'queries.read' | 'query.create' | 'query.update' | 'query.delete';
+
+export interface AuditEntry {
+  at: string;
+  user: string;
+  role: string;
+  action: AuditAction;
+  requestId: string;
+  ip: string;
+  StudyInstanceUID?: string;
+  studies?: string[];
+  queryId?: string;
+  queryVersion?: number;
+  count?: number;
+  /** Length of free text a user sent (search, report); the text itself is never logged. */
+  textLength?: number;
+}
+
+export interface AuditLog {
+  write(entry: AuditEntry): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Opens the file with O_APPEND (mode 0640); writes are serialised so lines never interleave. */
+export function createFileAuditLog(file: string): AuditLog {
+  mkdirSync(path.dirname(file), { recursive: true });
+  let handle: Promise<FileHandle> | null = null;
+  let chain: Promise<void> = Promise.resolve();
+  return {
+    write(entry) {
+      handle ??= open(file, 'a', 0o640);
+      const line = `${JSON.stringify(entry)}\n`;
+      const next = chain.then(async () => {
+        await (await (handle as Promise<FileHandle>)).appendFile(line, 'utf8');
+      });
+      chain = next.catch(() => undefined);
+      return next;
+    },
+    async close() {
+      await chain;
+      if (handle) await (await handle).close();
+      handle = null;
+    },
+  };
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    audit(request: FastifyRequest, action: AuditAction, fields?: Partial<AuditEntry>): Promise<void>;
+  }
+}
+
+export const auditPlugin = fp(async function audit(app: FastifyInstance, opts: { log: AuditLog; clock: () => number }) {
+  app.decorate('audit', async (request: FastifyRequest, action: AuditAction, fields: Partial<AuditEntry> = {}) => {
+    const user = request.user;
+    await opts.log.write({
+      at: new Date(opts.clock()).toISOString(),
+      user: user?.name ?? 'anonymous',
+      role: user?.role ?? 'none',
+      action,
+      requestId: request.id,
+      ip: request.ip,
+      ...fields,
+    });
+  });
+  app.addHook('onClose', async () => opts.log.close());
+});

@@ -1,0 +1,35 @@
+// Prometheus metrics on the API's own prom-client Registry (injected, never the global one): an HTTP request
+// histogram by route template (not raw URL, so UIDs never become label values), live-update clients, and
+// the process defaults. Served at /metrics to a bearer token like every other route.
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: { sseClients: Gauge; auditWrites: Counter };
+  }
+}
+
+export const metricsPlugin = fp(async function metrics(app: FastifyInstance, opts: { registry: Registry; defaults?: boolean }) {
+  const { registry } = opts;
+  if (opts.defaults !== false) collectDefaultMetrics({ register: registry, prefix: 'neurotriage_api_' });
+  const duration = new Histogram({
+    name: 'neurotriage_api_http_request_duration_seconds',
+    help: 'HTTP request duration by method, route template and status code',
+    labelNames: ['method', 'route', 'status_code'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const sseClients = new Gauge({ name: 'neurotriage_api_live_clients', help: 'Open live-update (SSE) connections', registers: [registry] });
+  const auditWrites = new Counter({ name: 'neurotriage_api_audit_entries_total', help: 'Audit log entries written', registers: [registry] });
+  app.decorate('metrics', { sseClients, auditWrites });
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    duration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    reply.type(registry.contentType);
+    return registry.metrics();
+  });
+});

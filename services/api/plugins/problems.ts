@@ -1,0 +1,67 @@
+// Every error leaves the API as an RFC 9457 problem response (application/problem+json) whose detail says what
+// is wrong: validation failures name each field, unknown routes say so, and unexpected errors are logged with
+// the request id but answered without internals.
+import type { FastifyError, FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Problem } from '../schemas';
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
+  409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Content',
+  429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
+};
+
+/** Thrown by handlers and plugins for any answer that is not a success. */
+export class HttpProblem extends Error {
+  override name = 'HttpProblem';
+  constructor(
+    public readonly statusCode: number,
+    public readonly detail: string,
+    public readonly headers: Record<string, string> = {},
+  ) {
+    super(detail);
+  }
+}
+
+export function problemBody(status: number, detail: string, instance?: string): Problem {
+  return {
+    type: 'about:blank',
+    title: TITLES[status] ?? 'Error',
+    status,
+    detail,
+    ...(instance ? { instance } : {}),
+  };
+}
+
+function validationErrors(err: FastifyError): { field: string; message: string }[] {
+  return (err.validation ?? []).map((v) => {
+    const params = v.params as Record<string, unknown>;
+    const extra = typeof params.missingProperty === 'string' ? `/${params.missingProperty}` : '';
+    const allowed = Array.isArray(params.allowedValues) ? ` (${params.allowedValues.join(', ')})` : '';
+    const field = `${err.validationContext ?? 'request'}${v.instancePath}${extra}`;
+    return { field, message: `${v.message ?? 'is invalid'}${allowed}` };
+  });
+}
+
+export const problemsPlugin = fp(async function problems(app: FastifyInstance) {
+  app.setErrorHandler((err: FastifyError | HttpProblem, request, reply) => {
+    const path = request.url.split('?')[0];
+    if ('validation' in err && err.validation) {
+      const errors = validationErrors(err);
+      const body = { ...problemBody(400, errors.map((e) => `${e.field} ${e.message}`).join('; '), path), errors };
+      return reply.code(400).type('application/problem+json').send(body);
+    }
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (status >= 500) request.log.error({ err }, 'request failed');
+    if (err instanceof HttpProblem) reply.headers(err.headers);
+    const detail = status >= 500 && !(err instanceof HttpProblem) ? `the server failed to answer; quote request id ${request.id} to the administrator` : err.message;
+    return reply.code(status).type('application/problem+json').send(problemBody(status, detail, path));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0];
+    return reply
+      .code(404)
+      .type('application/problem+json')
+      .send(problemBody(404, `no route ${request.method} ${path}; the API is described at /docs`, path));
+  });
+});

@@ -1,0 +1,35 @@
+// GET /api/v1/events: Server-Sent Events for the worklist page. "scored" carries a StudyInstanceUID each time
+// the worker writes a result, "queries" the new query version. The page reads it with fetch() so the bearer
+// token travels in a header (EventSource cannot send one, and tokens in URLs end up in proxy logs).
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { problems } from '../schemas';
+
+export async function eventRoutes(fastify: FastifyInstance): Promise<void> {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  app.get(
+    '/api/v1/events',
+    {
+      schema: {
+        tags: ['live'],
+        summary: 'Live updates (text/event-stream): events "scored" and "queries"',
+        response: { 200: { description: 'an endless event stream', content: { 'text/event-stream': { schema: Type.String() } } }, ...problems },
+      },
+    },
+    async (request, reply) => {
+      await app.audit(request, 'events.subscribe');
+      reply.hijack();
+      const res = reply.raw;
+      request.raw.socket.setNoDelay(true);
+      res.writeHead(200, {
+        'Content-Type': 'text/event-stream; charset=utf-8',
+        'Cache-Control': 'no-cache, no-transform',
+        Connection: 'keep-alive',
+        'X-Accel-Buffering': 'no',
+      });
+      res.write('retry: 3000\n: connected\n\n');
+      app.live.attach(res);
+    },
+  );
+}

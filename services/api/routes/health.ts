@@ -1,0 +1,53 @@
+// Liveness (/healthz: the process answers) and readiness (/readyz: Redis answers a PING, the text encoder is
+// loaded, DATA_DIR has the configured free space). Both are public and not rate limited: probes poll them.
+import { statfs } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { Redis } from 'ioredis';
+import type { ModelStatus } from '../app';
+
+const Check = Type.Object({ ok: Type.Boolean(), detail: Type.String() });
+const Ready = Type.Object({ status: Type.Union([Type.Literal('ready'), Type.Literal('not ready')]), checks: Type.Object({ redis: Check, models: Check, disk: Check }) });
+
+export interface HealthOptions {
+  redis: Redis;
+  modelStatus: () => ModelStatus;
+  dataDir: string;
+  diskMinFreeMb: number;
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function healthRoutes(fastify: FastifyInstance, opts: HealthOptions): Promise<void> {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const config = { public: true, rateLimit: false } as const;
+  app.get('/healthz', { config, schema: { tags: ['health'], security: [], response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({ status: 'ok' as const }));
+
+  app.get('/readyz', { config, schema: { tags: ['health'], security: [], response: { 200: Ready, 503: Ready } } }, async (_request, reply) => {
+    const redis = await withTimeout(opts.redis.ping(), 1000, 'Redis')
+      .then((r) => ({ ok: r === 'PONG', detail: r === 'PONG' ? 'PONG' : `unexpected reply ${r}` }))
+      .catch((err: Error) => ({ ok: false, detail: err.message }));
+    const m = opts.modelStatus();
+    const models = { ok: m.loaded, detail: m.loaded ? `${m.bundleId} ${m.version}` : (m.detail ?? 'text encoder not loaded') };
+    const disk = await statfs(opts.dataDir)
+      .then((s) => {
+        const freeMb = (s.bavail * s.bsize) / 1048576;
+        return { ok: freeMb >= opts.diskMinFreeMb, detail: `${Math.floor(freeMb)} MB free, need ${opts.diskMinFreeMb}` };
+      })
+      .catch((err: Error) => ({ ok: false, detail: err.message }));
+    const ok = redis.ok && models.ok && disk.ok;
+    reply.code(ok ? 200 : 503);
+    return { status: ok ? ('ready' as const) : ('not ready' as const), checks: { redis, models, disk } };
+  });
+}

@@ -1,0 +1,129 @@
+// One study: its status through its life and result (GET), ad-hoc scoring of any sentence against its stored
+// image vectors (POST …/score) and the draft-report check (POST …/report-check). Each read is audited.
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Redis } from 'ioredis';
+import type { Sequence } from '../../../shared/model-manifest';
+import { readQueries } from '../../../shared/queries';
+import type { StudyResult } from '../../../shared/results';
+import type { ModelStatus } from '../app';
+import { HttpProblem } from '../plugins/problems';
+import { checkReport, type EmbedText } from '../report-check';
+import { ReportCheckBody, ReportCheckResponse, ScoreBody, ScoreResponse, StudyResponse, UidParams, problems } from '../schemas';
+import type { StudyStore } from '../store';
+import { DimensionMismatchError, cosine, type StudyVectors } from '../vectors';
+
+export interface StudyRouteOptions {
+  store: StudyStore;
+  redis: Redis;
+  embed: EmbedText;
+  modelStatus: () => ModelStatus;
+  mentionSimilarity: number;
+}
+
+/** Vectors from one model bundle mean nothing to another's text encoder: refuse rather than answer noise. */
+export function assertSameModel(result: StudyResult, model: ModelStatus): void {
+  if (!model.loaded) throw new HttpProblem(503, `the text encoder is not loaded (${model.detail ?? 'starting'}); try again shortly`);
+  if (result.model.bundleId !== model.bundleId || result.model.version !== model.version) {
+    throw new HttpProblem(
+      409,
+      `study ${result.StudyInstanceUID} was scored with model ${result.model.bundleId} ${result.model.version} but this API runs ${model.bundleId} ${model.version}; re-score the study first`,
+    );
+  }
+}
+
+export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOptions): Promise<void> {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+
+  async function scoredStudy(uid: string): Promise<{ result: StudyResult; vectors: StudyVectors }> {
+    const [result, state] = await Promise.all([opts.store.result(uid), opts.store.state(uid)]);
+    if (!result) {
+      if (!state) throw new HttpProblem(404, `no study ${uid} has been received`);
+      throw new HttpProblem(409, `study ${uid} is ${state.status ?? 'not scored'}; it can be used once it is scored`);
+    }
+    assertSameModel(result, opts.modelStatus());
+    const vectors = await opts.store.vectors(uid);
+    if (!vectors) throw new HttpProblem(409, `study ${uid} has a result but no stored image vectors; re-score it`);
+    return { result, vectors };
+  }
+
+  app.get(
+    '/api/v1/studies/:StudyInstanceUID',
+    { schema: { tags: ['studies'], summary: 'Status through its life, and the result when scored', params: UidParams, response: { 200: StudyResponse, ...problems } } },
+    async (request) => {
+      const uid = request.params.StudyInstanceUID;
+      const [state, result] = await Promise.all([opts.store.state(uid), opts.store.result(uid)]);
+      if (!state && !result) throw new HttpProblem(404, `no study ${uid} has been received`);
+      await app.audit(request, 'study.read', { StudyInstanceUID: uid });
+      return {
+        StudyInstanceUID: uid,
+        // A result without a study hash means the hash expired; the result itself proves it was scored.
+        status: state?.status ?? (result ? 'scored' : null),
+        progress: state?.numbers ?? {},
+        reason: state?.reason ?? null,
+        result,
+      };
+    },
+  );
+
+  app.post(
+    '/api/v1/studies/:StudyInstanceUID/score',
+    {
+      schema: {
+        tags: ['studies'],
+        summary: 'Score any sentence against the stored image vectors of a scored study',
+        params: UidParams, body: ScoreBody, response: { 200: ScoreResponse, 409: problems[404], ...problems },
+      },
+    },
+    async (request) => {
+      const uid = request.params.StudyInstanceUID;
+      const { result, vectors } = await scoredStudy(uid);
+      const { text, negativeText } = request.body;
+      const [t, n] = await opts.embed(negativeText ? [text, negativeText] : [text]);
+      const score = (image: Float32Array) => cosine(image, t) - (n ? cosine(image, n) : 0);
+      let similarity: number;
+      const bySequence: Partial<Record<Sequence, number>> = {};
+      try {
+        similarity = score(vectors.combined);
+        for (const [seq, v] of Object.entries(vectors.bySequence) as [Sequence, Float32Array][]) bySequence[seq] = score(v);
+      } catch (err) {
+        if (err instanceof DimensionMismatchError) throw new HttpProblem(409, err.message);
+        throw err;
+      }
+      await app.audit(request, 'study.score', { StudyInstanceUID: uid });
+      return { StudyInstanceUID: uid, text, similarity, bySequence, model: result.model };
+    },
+  );
+
+  app.post(
+    '/api/v1/studies/:StudyInstanceUID/report-check',
+    {
+      schema: {
+        tags: ['studies'],
+        summary: 'Compare a draft report with what the images suggest',
+        description: 'See docs/api.md "Report check" for the rule.',
+        params: UidParams, body: ReportCheckBody, response: { 200: ReportCheckResponse, 409: problems[404], ...problems },
+      },
+    },
+    async (request) => {
+      const uid = request.params.StudyInstanceUID;
+      const { result, vectors } = await scoredStudy(uid);
+      const { queries } = await readQueries(opts.redis);
+      try {
+        const check = await checkReport({
+          report: request.body.report,
+          image: vectors.combined,
+          findings: result.findings,
+          queries,
+          mentionSimilarity: opts.mentionSimilarity,
+          embed: opts.embed,
+        });
+        await app.audit(request, 'study.report-check', { StudyInstanceUID: uid, count: check.sentences.length, textLength: request.body.report.length });
+        return { StudyInstanceUID: uid, ...check };
+      } catch (err) {
+        if (err instanceof DimensionMismatchError) throw new HttpProblem(409, err.message);
+        throw err;
+      }
+    },
+  );
+}

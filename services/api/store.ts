@@ -1,0 +1,152 @@
+// Read side of the study contracts for the API: the study hash (shared/studies.ts), the result JSON, the stored
+// vectors and the worklist sorted set (shared/results.ts). Only reads; the worker and listener own the writes.
+import type { Redis } from 'ioredis';
+import type { Priority } from '../../shared/model-manifest';
+import { resultKeys, type StudyResult } from '../../shared/results';
+import { keys, type StudyStatus } from '../../shared/studies';
+import { studyVectors, type StudyVectors } from './vectors';
+
+export interface StudyState {
+  status: StudyStatus | null;
+  /** Numeric fields of the study hash: firstReceivedAt, lastReceivedAt, instances, bytes and stage times (…At). */
+  numbers: Record<string, number>;
+  /** Why a study failed or is unsupported, when the writer recorded it. */
+  reason: string | null;
+}
+
+export interface WorklistItem extends StudyResult {
+  status: StudyStatus | null;
+}
+
+export interface WorklistFilter {
+  priority?: Priority[];
+  status?: StudyStatus[];
+  /** Only studies where this query is flagged. */
+  flagged?: string;
+  /** receivedAt >= since (ms epoch). */
+  since?: number;
+}
+
+export interface Cursor {
+  score: number;
+  uid: string;
+}
+
+export class BadCursorError extends Error {
+  override name = 'BadCursorError';
+}
+
+export function encodeCursor(c: Cursor): string {
+  return Buffer.from(JSON.stringify([c.score, c.uid])).toString('base64url');
+}
+
+export function decodeCursor(s: string): Cursor {
+  try {
+    const [score, uid] = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as unknown[];
+    if (typeof score === 'number' && Number.isFinite(score) && typeof uid === 'string') return { score, uid };
+  } catch {
+    // fall through
+  }
+  throw new BadCursorError('cursor is not one this API returned (use nextCursor from the previous page)');
+}
+
+const STATUS_FIELDS = new Set(['status', 'reason', 'error']);
+const BATCH = 200;
+
+export function createStudyStore(redis: Redis) {
+  async function results(uids: string[]): Promise<(StudyResult | null)[]> {
+    if (uids.length === 0) return [];
+    const raw = await redis.mget(uids.map((u) => resultKeys.result(u)));
+    return raw.map((r) => (r ? (JSON.parse(r) as StudyResult) : null));
+  }
+
+  async function statuses(uids: string[]): Promise<(StudyStatus | null)[]> {
+    if (uids.length === 0) return [];
+    const p = redis.pipeline();
+    for (const u of uids) p.hget(keys.study(u), 'status');
+    const res = (await p.exec()) ?? [];
+    return res.map(([err, v]) => (err ? null : ((v as StudyStatus | null) ?? null)));
+  }
+
+  return {
+    async result(uid: string): Promise<StudyResult | null> {
+      return (await results([uid]))[0];
+    },
+
+    async state(uid: string): Promise<StudyState | null> {
+      const hash = await redis.hgetall(keys.study(uid));
+      if (Object.keys(hash).length === 0) return null;
+      const numbers: Record<string, number> = {};
+      for (const [k, v] of Object.entries(hash)) {
+        if (STATUS_FIELDS.has(k)) continue;
+        const n = Number(v);
+        // Only numeric fields cross to the client: the hash is the listener's and worker's, and free text
+        // there is not ours to publish.
+        if (v !== '' && Number.isFinite(n)) numbers[k] = n;
+      }
+      return { status: (hash.status as StudyStatus) ?? null, numbers, reason: hash.reason ?? hash.error ?? null };
+    },
+
+    async vectors(uid: string): Promise<StudyVectors | null> {
+      return studyVectors(await redis.hgetallBuffer(resultKeys.vectors(uid)));
+    },
+
+    /**
+     * One page of the worklist in rank order (priority class, then arrival), filters applied as it walks the
+     * sorted set. Paging is by cursor (score + UID of the last item), so studies arriving meanwhile neither
+     * repeat nor shift a page. Members sharing a score are ordered by UID, which the cursor also uses.
+     */
+    async worklist(filter: WorklistFilter, limit: number, cursor?: Cursor): Promise<{ items: WorklistItem[]; nextCursor: string | null }> {
+      const page: { item: WorklistItem; at: Cursor }[] = [];
+      let min: number | '-inf' = cursor ? cursor.score : '-inf';
+      let seenAtMin = 0;
+      for (;;) {
+        const flat = await redis.zrangebyscore(resultKeys.worklist(), min, '+inf', 'WITHSCORES', 'LIMIT', seenAtMin, BATCH);
+        const batch: Cursor[] = [];
+        for (let i = 0; i < flat.length; i += 2) batch.push({ uid: flat[i], score: Number(flat[i + 1]) });
+        if (batch.length === 0) break;
+        const last = batch[batch.length - 1];
+        if (last.score === min) seenAtMin += batch.length;
+        else {
+          min = last.score;
+          seenAtMin = batch.filter((b) => b.score === last.score).length;
+        }
+        const fresh = cursor ? batch.filter((b) => b.score > cursor.score || (b.score === cursor.score && b.uid > cursor.uid)) : batch;
+        const [res, st] = await Promise.all([results(fresh.map((b) => b.uid)), statuses(fresh.map((b) => b.uid))]);
+        for (let i = 0; i < fresh.length; i++) {
+          const r = res[i];
+          if (!r) continue; // result removed while the set still lists it
+          if (filter.priority && !filter.priority.includes(r.priority)) continue;
+          if (filter.status && !filter.status.includes(st[i] as StudyStatus)) continue;
+          if (filter.since !== undefined && r.receivedAt < filter.since) continue;
+          if (filter.flagged && !r.findings.some((f) => f.queryId === filter.flagged && f.flagged)) continue;
+          // One more than asked tells whether a next page exists without an empty last page.
+          if (page.length === limit) return { items: page.map((p) => p.item), nextCursor: encodeCursor(page[page.length - 1].at) };
+          page.push({ item: { ...r, status: st[i] }, at: fresh[i] });
+        }
+        if (batch.length < BATCH) break;
+      }
+      return { items: page.map((p) => p.item), nextCursor: null };
+    },
+
+    /** Every scored study UID, in worklist order, in chunks (search walks them all). */
+    async *scoredUids(): AsyncGenerator<string[]> {
+      for (let start = 0; ; start += BATCH) {
+        const uids = await redis.zrange(resultKeys.worklist(), start, start + BATCH - 1);
+        if (uids.length > 0) yield uids;
+        if (uids.length < BATCH) return;
+      }
+    },
+
+    async vectorsMany(uids: string[]): Promise<(StudyVectors | null)[]> {
+      const p = redis.pipeline();
+      for (const u of uids) p.hgetallBuffer(resultKeys.vectors(u));
+      const res = (await p.exec()) ?? [];
+      return res.map(([err, v]) => (err ? null : studyVectors(v as Record<string, Buffer>)));
+    },
+
+    results,
+  };
+}
+
+export type StudyStore = ReturnType<typeof createStudyStore>;

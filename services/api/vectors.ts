@@ -1,0 +1,68 @@
+// Vector arithmetic for ad-hoc scoring, search and report checks: decoding the worker's stored embeddings
+// (little-endian Float32 bytes, see shared/results.ts) and cosine similarity. Pure functions, no I/O.
+import type { Sequence } from '../../shared/model-manifest';
+import { SEQUENCES } from '../../shared/model-manifest';
+
+/** Copies into a fresh, aligned buffer: Redis replies are Buffer slices at arbitrary byte offsets. */
+export function decodeVector(bytes: Buffer): Float32Array {
+  if (bytes.byteLength % 4 !== 0) throw new Error(`stored vector has ${bytes.byteLength} bytes, not a multiple of 4`);
+  const out = new Float32Array(bytes.byteLength / 4);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
+  return out;
+}
+
+export function encodeVector(v: Float32Array): Buffer {
+  const buf = Buffer.alloc(v.length * 4);
+  for (let i = 0; i < v.length; i++) buf.writeFloatLE(v[i], i * 4);
+  return buf;
+}
+
+export function cosine(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new DimensionMismatchError(a.length, b.length);
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  if (na === 0 || nb === 0) return 0;
+  return dot / Math.sqrt(na * nb);
+}
+
+export class DimensionMismatchError extends Error {
+  override name = 'DimensionMismatchError';
+  constructor(
+    public readonly a: number,
+    public readonly b: number,
+  ) {
+    super(`embedding sizes differ (${a} vs ${b}): the study was scored with a different model bundle than the text encoder loaded now`);
+  }
+}
+
+export interface StudyVectors {
+  combined: Float32Array;
+  bySequence: Partial<Record<Sequence, Float32Array>>;
+}
+
+/**
+ * Reads the vectors hash. The worker stores "combined" for mean-embedding bundles; when it is absent the
+ * mean of the unit-normalised sequence vectors stands in, which is the same rule the worker uses to combine.
+ */
+export function studyVectors(hash: Record<string, Buffer>): StudyVectors | null {
+  const bySequence: Partial<Record<Sequence, Float32Array>> = {};
+  for (const s of SEQUENCES) if (hash[s]) bySequence[s] = decodeVector(hash[s]);
+  const stored = hash.combined ? decodeVector(hash.combined) : null;
+  const seqs = Object.values(bySequence);
+  if (stored) return { combined: stored, bySequence };
+  if (seqs.length === 0) return null;
+  const mean = new Float32Array(seqs[0].length);
+  for (const v of seqs) {
+    if (v.length !== mean.length) throw new DimensionMismatchError(mean.length, v.length);
+    const n = Math.hypot(...v) || 1;
+    for (let i = 0; i < v.length; i++) mean[i] += v[i] / n / seqs.length;
+  }
+  return { combined: mean, bySequence };
+}

@@ -1,0 +1,370 @@
+// API integration tests: the app from build(deps) on a real Redis, driven with app.inject(). Routes that need
+// embeddings use the small deterministic hash embedder from helpers.ts (not the model bundle), so orderings
+// here test the API's ranking and rules, not the model.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import { connectRedis } from '../../shared/redis';
+import { queryKeys, readQueries, changeQuery } from '../../shared/queries';
+import { keys } from '../../shared/studies';
+import { startRedis, type TestRedis } from '../helpers/redis';
+import { ADMIN, QUERIES, READER, buildTestApp, testDeps, writeResult } from './helpers';
+import { build } from '../../services/api/app';
+
+let server: TestRedis;
+let redis: Redis;
+let app: FastifyInstance;
+let dataDir: string;
+
+const T0 = Date.UTC(2026, 0, 5, 8, 0, 0);
+const INFARCT = '1.2.826.0.1.3680043.10.1.1';
+const BLEED = '1.2.826.0.1.3680043.10.1.2';
+const MASS = '1.2.826.0.1.3680043.10.1.3';
+const NORMAL = '1.2.826.0.1.3680043.10.1.4';
+const QUEUED = '1.2.826.0.1.3680043.10.1.5';
+
+async function seed(): Promise<void> {
+  await redis.flushall();
+  for (const q of QUERIES) await changeQuery(redis, { put: q });
+  await writeResult(redis, { uid: NORMAL, priority: 'ROUTINE', receivedAt: T0, looksLike: 'normal brain no abnormality', accession: 'ACC4' });
+  await writeResult(redis, { uid: MASS, priority: 'URGENT', receivedAt: T0 + 1000, looksLike: 'enhancing mass lesion tumour oedema', flagged: ['mass'], accession: 'ACC3' });
+  await writeResult(redis, { uid: BLEED, priority: 'STAT', receivedAt: T0 + 3000, looksLike: 'intracranial haemorrhage blood products', flagged: ['haemorrhage'], accession: 'ACC2' });
+  await writeResult(redis, { uid: INFARCT, priority: 'STAT', receivedAt: T0 + 2000, looksLike: 'acute infarct restricted diffusion left territory', flagged: ['acute_infarct'], accession: 'ACC1' });
+  await redis.hset(keys.study(QUEUED), { status: 'queued', firstReceivedAt: T0 + 5000, lastReceivedAt: T0 + 6000, instances: 12, bytes: 1000 });
+}
+
+function auditLines(): Record<string, unknown>[] {
+  const file = path.join(dataDir, 'audit', 'api-audit.jsonl');
+  return readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = connectRedis(server.url, 'producer');
+  await new Promise((r) => redis.once('ready', r));
+  const deps = testDeps(redis);
+  dataDir = deps.config.DATA_DIR;
+  app = await build(deps);
+  await app.ready();
+});
+
+afterAll(async () => {
+  await app?.close();
+  redis?.disconnect();
+  await server?.stop();
+});
+
+beforeEach(seed);
+
+describe('auth', () => {
+  test('a route without a token answers 401 problem+json with a Bearer challenge', async () => {
+    const res = await app.inject({ method: 'GET', url: '/api/v1/worklist' });
+    expect(res.statusCode).toBe(401);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
+    expect(res.json()).toMatchObject({ status: 401, title: 'Unauthorized', detail: expect.stringContaining('bearer token') });
+  });
+
+  test('an unknown token answers 401; a reader writing a query answers 403 naming the role', async () => {
+    const bad = await app.inject({ method: 'GET', url: '/api/v1/worklist', headers: { authorization: 'Bearer not-a-real-token-at-all' } });
+    expect(bad.statusCode).toBe(401);
+    const res = await app.inject({ method: 'DELETE', url: '/api/v1/queries/mass', headers: READER });
+    expect(res.statusCode).toBe(403);
+    expect(res.json().detail).toContain('admin role');
+    expect((await readQueries(redis)).queries.map((q) => q.id)).toContain('mass');
+  });
+
+  test('/healthz and /readyz need no token; /readyz reports Redis, models and disk', async () => {
+    expect((await app.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });
+    const ready = await app.inject({ method: 'GET', url: '/readyz' });
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json().checks).toMatchObject({ redis: { ok: true }, models: { ok: true }, disk: { ok: true } });
+  });
+
+  test('/readyz answers 503 when the text encoder is not loaded, and embedding routes say why', async () => {
+    const down = await buildTestApp(redis, { embedText: null, modelStatus: () => ({ loaded: false, detail: 'onnx-models/manifest.json missing' }) });
+    try {
+      const ready = await down.inject({ method: 'GET', url: '/readyz' });
+      expect(ready.statusCode).toBe(503);
+      expect(ready.json().checks.models).toEqual({ ok: false, detail: 'onnx-models/manifest.json missing' });
+      const score = await down.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/score`, headers: READER, payload: { text: 'acute infarct' } });
+      expect(score.statusCode).toBe(503);
+      expect(score.json().detail).toContain('manifest.json missing');
+      // The worklist does not need the models.
+      expect((await down.inject({ method: 'GET', url: '/api/v1/worklist', headers: READER })).statusCode).toBe(200);
+    } finally {
+      await down.close();
+    }
+  });
+
+  test('rate limiting answers 429 problem+json with Retry-After once the budget is spent', async () => {
+    const deps = testDeps(redis);
+    const tight = await build({ ...deps, settings: { ...deps.settings, API_RATE_LIMIT_MAX: 3 } });
+    try {
+      const codes: number[] = [];
+      for (let i = 0; i < 5; i++) codes.push((await tight.inject({ method: 'GET', url: '/api/v1/me', headers: READER })).statusCode);
+      expect(codes).toEqual([200, 200, 200, 429, 429]);
+      const res = await tight.inject({ method: 'GET', url: '/api/v1/me', headers: { authorization: 'Bearer guessing-guessing-1234' } });
+      expect(res.statusCode).toBe(429);
+      expect(res.headers['retry-after']).toBeDefined();
+      expect(res.json().detail).toMatch(/more than 3 requests/);
+      expect((await tight.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+    } finally {
+      await tight.close();
+    }
+  });
+});
+
+describe('validation', () => {
+  test('a bad query body answers 400 naming every bad field', async () => {
+    const res = await app.inject({ method: 'POST', url: '/api/v1/queries', headers: ADMIN, payload: { id: 'Bad Id', text: 'ab', priority: 'SOON' } });
+    expect(res.statusCode).toBe(400);
+    const body = res.json();
+    const fields = body.errors.map((e: { field: string }) => e.field);
+    expect(fields).toEqual(expect.arrayContaining(['body/id', 'body/text', 'body/priority']));
+    expect(body.detail).toContain('body/text must NOT have fewer than 3 characters');
+  });
+
+  test('bad query-string, path and cursor values answer 400 with the field in the detail', async () => {
+    const limit = await app.inject({ method: 'GET', url: '/api/v1/worklist?limit=0', headers: READER });
+    expect(limit.statusCode).toBe(400);
+    expect(limit.json().detail).toContain('querystring/limit');
+    const prio = await app.inject({ method: 'GET', url: '/api/v1/worklist?priority=SOON', headers: READER });
+    expect(prio.json().detail).toContain('querystring/priority');
+    const uid = await app.inject({ method: 'GET', url: '/api/v1/studies/not-a-uid', headers: READER });
+    expect(uid.statusCode).toBe(400);
+    expect(uid.json().detail).toContain('params/StudyInstanceUID');
+    const cursor = await app.inject({ method: 'GET', url: '/api/v1/worklist?cursor=garbage', headers: READER });
+    expect(cursor.statusCode).toBe(400);
+    expect(cursor.json().detail).toContain('cursor');
+    const notFound = await app.inject({ method: 'GET', url: '/api/v1/nothing-here', headers: READER });
+    expect(notFound.statusCode).toBe(404);
+    expect(notFound.headers['content-type']).toMatch(/problem\+json/);
+  });
+});
+
+describe('worklist', () => {
+  test('orders by priority class, then arrival', async () => {
+    const res = await app.inject({ method: 'GET', url: '/api/v1/worklist', headers: READER });
+    expect(res.statusCode).toBe(200);
+    expect(res.json().items.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID)).toEqual([INFARCT, BLEED, MASS, NORMAL]);
+    expect(res.json().items[0]).toMatchObject({ priority: 'STAT', status: 'scored', AccessionNumber: 'ACC1' });
+  });
+
+  test('cursor pages cover the list once, in order, even when a study arrives between pages', async () => {
+    const first = (await app.inject({ method: 'GET', url: '/api/v1/worklist?limit=2', headers: READER })).json();
+    expect(first.items.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID)).toEqual([INFARCT, BLEED]);
+    expect(first.nextCursor).toEqual(expect.any(String));
+    await writeResult(redis, { uid: '1.2.3.99', priority: 'STAT', receivedAt: T0 + 9000, looksLike: 'acute infarct' });
+    const second = (await app.inject({ method: 'GET', url: `/api/v1/worklist?limit=2&cursor=${first.nextCursor}`, headers: READER })).json();
+    const third = (await app.inject({ method: 'GET', url: `/api/v1/worklist?limit=2&cursor=${second.nextCursor}`, headers: READER })).json();
+    expect([...second.items, ...third.items].map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID)).toEqual(['1.2.3.99', MASS, NORMAL]);
+    expect(third.nextCursor).toBeNull();
+  });
+
+  test('filters by priority, flagged query, status and arrival time', async () => {
+    const get = async (qs: string) =>
+      (await app.inject({ method: 'GET', url: `/api/v1/worklist?${qs}`, headers: READER })).json().items.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID);
+    expect(await get('priority=URGENT,ROUTINE')).toEqual([MASS, NORMAL]);
+    expect(await get('flagged=haemorrhage')).toEqual([BLEED]);
+    expect(await get(`since=${T0 + 2000}`)).toEqual([INFARCT, BLEED]);
+    await redis.hset(keys.study(NORMAL), 'status', 'scoring');
+    expect(await get('status=scoring')).toEqual([NORMAL]);
+  });
+});
+
+describe('study', () => {
+  test('a scored study returns its status, progress and result', async () => {
+    const res = await app.inject({ method: 'GET', url: `/api/v1/studies/${INFARCT}`, headers: READER });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body).toMatchObject({ StudyInstanceUID: INFARCT, status: 'scored', progress: { instances: 40, firstReceivedAt: T0 + 2000 } });
+    expect(body.result.findings.find((f: { queryId: string }) => f.queryId === 'acute_infarct')).toMatchObject({ flagged: true });
+    expect(body.result.model).toEqual({ bundleId: 'test-hash-embedder', version: '1' });
+  });
+
+  test('a study still in the queue returns its status and no result; an unknown study is 404', async () => {
+    const queued = (await app.inject({ method: 'GET', url: `/api/v1/studies/${QUEUED}`, headers: READER })).json();
+    expect(queued).toMatchObject({ status: 'queued', result: null, progress: { instances: 12 } });
+    for (const status of ['received', 'scoring', 'failed', 'unsupported']) {
+      await redis.hset(keys.study(QUEUED), { status, reason: status === 'failed' ? 'no readable DWI series' : '' });
+      expect((await app.inject({ method: 'GET', url: `/api/v1/studies/${QUEUED}`, headers: READER })).json().status).toBe(status);
+    }
+    expect((await app.inject({ method: 'GET', url: `/api/v1/studies/${QUEUED}`, headers: READER })).json().reason).toBe('');
+    const missing = await app.inject({ method: 'GET', url: '/api/v1/studies/1.2.3.4.5', headers: READER });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json().detail).toContain('no study 1.2.3.4.5');
+    const score = await app.inject({ method: 'POST', url: `/api/v1/studies/${QUEUED}/score`, headers: READER, payload: { text: 'acute infarct' } });
+    expect(score.statusCode).toBe(409);
+    expect(score.json().detail).toContain('unsupported');
+  });
+});
+
+describe('queries (hash embedder not involved)', () => {
+  test('create, replace and delete: each change is visible to readQueries with a version bump and a publish', async () => {
+    const sub = redis.duplicate({ enableOfflineQueue: true });
+    const published: string[] = [];
+    sub.on('message', (_c, m) => published.push(m));
+    await sub.subscribe(queryKeys.changedChannel());
+    try {
+      const v0 = (await readQueries(redis)).version;
+      const q = { id: 'hydrocephalus', text: 'hydrocephalus with enlarged ventricles', priority: 'URGENT' };
+      const created = await app.inject({ method: 'POST', url: '/api/v1/queries', headers: ADMIN, payload: q });
+      expect(created.statusCode).toBe(201);
+      expect(created.headers.location).toBe('/api/v1/queries/hydrocephalus');
+      expect(created.json().version).toBe(v0 + 1);
+      let read = await readQueries(redis);
+      expect(read.version).toBe(v0 + 1);
+      expect(read.queries.find((x) => x.id === 'hydrocephalus')).toEqual(q);
+
+      const dup = await app.inject({ method: 'POST', url: '/api/v1/queries', headers: ADMIN, payload: q });
+      expect(dup.statusCode).toBe(409);
+
+      const put = await app.inject({ method: 'PUT', url: '/api/v1/queries/hydrocephalus', headers: ADMIN, payload: { text: 'obstructive hydrocephalus', priority: 'STAT' } });
+      expect(put.statusCode).toBe(200);
+      read = await readQueries(redis);
+      expect(read.version).toBe(v0 + 2);
+      expect(read.queries.find((x) => x.id === 'hydrocephalus')).toEqual({ id: 'hydrocephalus', text: 'obstructive hydrocephalus', priority: 'STAT' });
+
+      const same = await app.inject({ method: 'PUT', url: '/api/v1/queries/hydrocephalus', headers: ADMIN, payload: { text: 'same text', negativeText: 'Same text', priority: 'STAT' } });
+      expect(same.statusCode).toBe(400);
+      expect(same.json().detail).toContain('negativeText must differ');
+
+      const del = await app.inject({ method: 'DELETE', url: '/api/v1/queries/hydrocephalus', headers: ADMIN });
+      expect(del.json()).toEqual({ version: v0 + 3 });
+      read = await readQueries(redis);
+      expect(read.queries.map((x) => x.id)).not.toContain('hydrocephalus');
+      expect((await app.inject({ method: 'DELETE', url: '/api/v1/queries/hydrocephalus', headers: ADMIN })).statusCode).toBe(404);
+
+      const list = (await app.inject({ method: 'GET', url: '/api/v1/queries', headers: READER })).json();
+      expect(list.version).toBe(v0 + 3);
+      expect(list.queries.map((x: { id: string }) => x.id)).toEqual(['acute_infarct', 'haemorrhage', 'mass']);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(published).toEqual([String(v0 + 1), String(v0 + 2), String(v0 + 3)]);
+    } finally {
+      sub.disconnect();
+    }
+  });
+});
+
+describe('embedding routes (deterministic hash embedder, not the model)', () => {
+  test('search ranks studies by similarity of their combined vector to the text, paginated', async () => {
+    const res = await app.inject({ method: 'GET', url: `/api/v1/search?q=${encodeURIComponent('haemorrhage with blood products')}&limit=2`, headers: READER });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.total).toBe(4);
+    expect(body.items[0].StudyInstanceUID).toBe(BLEED);
+    expect(body.items[0].similarity).toBeGreaterThan(body.items[1].similarity);
+    const next = (await app.inject({ method: 'GET', url: `/api/v1/search?q=${encodeURIComponent('haemorrhage with blood products')}&limit=2&offset=2`, headers: READER })).json();
+    const all = [...body.items, ...next.items];
+    expect(new Set(all.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID)).size).toBe(4);
+    const sims = all.map((i: { similarity: number }) => i.similarity);
+    expect([...sims].sort((a, b) => b - a)).toEqual(sims);
+  });
+
+  test('search leaves out studies scored by another model bundle', async () => {
+    const r = JSON.parse((await redis.get(`nt:study:${BLEED}:result`)) as string);
+    await redis.set(`nt:study:${BLEED}:result`, JSON.stringify({ ...r, model: { bundleId: 'older', version: '0' } }));
+    const body = (await app.inject({ method: 'GET', url: '/api/v1/search?q=haemorrhage', headers: READER })).json();
+    expect(body.total).toBe(3);
+    expect(body.items.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID)).not.toContain(BLEED);
+    const score = await app.inject({ method: 'POST', url: `/api/v1/studies/${BLEED}/score`, headers: READER, payload: { text: 'haemorrhage' } });
+    expect(score.statusCode).toBe(409);
+    expect(score.json().detail).toContain('re-score');
+  });
+
+  test('ad-hoc score: the matching sentence scores higher on the matching study, per sequence too', async () => {
+    const score = async (uid: string, text: string) =>
+      (await app.inject({ method: 'POST', url: `/api/v1/studies/${uid}/score`, headers: READER, payload: { text } })).json();
+    const onInfarct = await score(INFARCT, 'acute infarct with restricted diffusion');
+    const onNormal = await score(NORMAL, 'acute infarct with restricted diffusion');
+    expect(onInfarct.similarity).toBeGreaterThan(onNormal.similarity);
+    expect(onInfarct.bySequence.DWI).toBeCloseTo(onInfarct.similarity, 5);
+    expect(onInfarct.model).toEqual({ bundleId: 'test-hash-embedder', version: '1' });
+  });
+
+  test('report check: a flagged finding the report leaves out is notMentioned', async () => {
+    const res = await app.inject({
+      method: 'POST', url: `/api/v1/studies/${INFARCT}/report-check`, headers: READER,
+      payload: { report: 'FINDINGS: Ventricles are of normal size.\nIMPRESSION: Mild small vessel changes.' },
+    });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.sentences.map((s: { text: string }) => s.text)).toEqual(['Ventricles are of normal size', 'Mild small vessel changes']);
+    expect(body.notMentioned.map((g: { queryId: string }) => g.queryId)).toEqual(['acute_infarct']);
+    expect(body.contradicted).toEqual([]);
+    expect(body.unsupported).toEqual([]);
+  });
+
+  test('report check: a denied flagged finding is contradicted; an asserted finding the images lack is unsupported', async () => {
+    const res = await app.inject({
+      method: 'POST', url: `/api/v1/studies/${INFARCT}/report-check`, headers: READER,
+      payload: { report: 'No acute infarct or restricted diffusion. There is an enhancing mass lesion in the frontal lobe.' },
+    });
+    const body = res.json();
+    expect(body.contradicted.map((g: { queryId: string }) => g.queryId)).toEqual(['acute_infarct']);
+    expect(body.notMentioned).toEqual([]);
+    const mass = body.sentences[1];
+    expect(mass).toMatchObject({ assertion: 'present', matchedQueryId: 'mass', supported: false, threshold: 0.3 });
+    expect(body.unsupported).toEqual([1]);
+  });
+
+  test('report check: a report that states the flagged finding passes', async () => {
+    const body = (
+      await app.inject({
+        method: 'POST', url: `/api/v1/studies/${INFARCT}/report-check`, headers: READER,
+        payload: { report: 'Acute infarct in the left territory with restricted diffusion.' },
+      })
+    ).json();
+    expect(body.notMentioned).toEqual([]);
+    expect(body.contradicted).toEqual([]);
+    expect(body.unsupported).toEqual([]);
+    expect(body.sentences[0]).toMatchObject({ matchedQueryId: 'acute_infarct', supported: true });
+  });
+});
+
+describe('audit log', () => {
+  test('records who read which study and who changed which query, never the free text', async () => {
+    await app.inject({ method: 'GET', url: `/api/v1/studies/${MASS}`, headers: READER });
+    await app.inject({ method: 'POST', url: '/api/v1/queries', headers: ADMIN, payload: { id: 'audit_q', text: 'subdural collection', priority: 'URGENT' } });
+    await app.inject({ method: 'GET', url: '/api/v1/search?q=secret%20words%20typed', headers: READER });
+    await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/report-check`, headers: READER, payload: { report: 'private draft wording' } });
+    const lines = auditLines();
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ user: 'dr-reader', role: 'reader', action: 'study.read', StudyInstanceUID: MASS }),
+        expect.objectContaining({ user: 'pacs-admin', role: 'admin', action: 'query.create', queryId: 'audit_q', queryVersion: expect.any(Number) }),
+        expect.objectContaining({ user: 'dr-reader', action: 'search', textLength: 'secret words typed'.length }),
+        expect.objectContaining({ user: 'dr-reader', action: 'study.report-check', StudyInstanceUID: INFARCT }),
+      ]),
+    );
+    const raw = readFileSync(path.join(dataDir, 'audit', 'api-audit.jsonl'), 'utf8');
+    expect(raw).not.toContain('secret words');
+    expect(raw).not.toContain('private draft');
+    for (const l of lines) expect(Date.parse(l.at as string)).not.toBeNaN();
+  });
+});
+
+describe('metrics and docs', () => {
+  test('/metrics needs a token and exposes the request histogram by route template', async () => {
+    expect((await app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(401);
+    await app.inject({ method: 'GET', url: `/api/v1/studies/${MASS}`, headers: READER });
+    const res = await app.inject({ method: 'GET', url: '/metrics', headers: READER });
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toContain('neurotriage_api_http_request_duration_seconds_bucket');
+    expect(res.body).toContain('route="/api/v1/studies/:StudyInstanceUID"');
+    expect(res.body).not.toContain(MASS);
+  });
+
+  test('/docs serves the OpenAPI document and the UI assets from this process', async () => {
+    const spec = (await app.inject({ method: 'GET', url: '/docs/json' })).json();
+    expect(spec.openapi).toBe('3.0.3');
+    expect(Object.keys(spec.paths)).toEqual(expect.arrayContaining(['/api/v1/worklist', '/api/v1/studies/{StudyInstanceUID}', '/api/v1/queries/{id}', '/api/v1/search']));
+    expect(spec.paths['/api/v1/worklist'].get.responses['200']).toBeDefined();
+    const html = await app.inject({ method: 'GET', url: '/docs/' });
+    expect(html.statusCode).toBe(200);
+    expect(html.body).not.toMatch(/https?:\/\/(unpkg|cdn|cdnjs)/);
+    expect((await app.inject({ method: 'GET', url: '/docs/static/swagger-ui-bundle.js' })).statusCode).toBe(200);
+  });
+});

@@ -1,0 +1,191 @@
+// Pixel decoding: native (implicit/explicit little endian, deflated, explicit big endian) read directly,
+// compressed transfer syntaxes through dcmjs-codecs' WebAssembly codecs (JPEG lossless, JPEG-LS, JPEG 2000,
+// RLE, ...). Output is float32 in rescaled units (RescaleSlope/Intercept, signed or unsigned, BitsStored honoured),
+// written straight into the caller's volume buffer.
+import { Context, NativeCodecs } from 'dcmjs-codecs';
+import { TRANSFER_SYNTAX, type DicomInstance, type Frame } from './dicom-header';
+import { UnusableSeriesError } from './errors';
+
+type CodecName = 'rle' | 'jpeg' | 'jpegls' | 'j2k' | 'htj2k';
+
+const NATIVE: ReadonlySet<string> = new Set([
+  TRANSFER_SYNTAX.ImplicitVRLittleEndian,
+  TRANSFER_SYNTAX.ExplicitVRLittleEndian,
+  TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian,
+  TRANSFER_SYNTAX.ExplicitVRBigEndian,
+]);
+
+const COMPRESSED: Readonly<Record<string, CodecName>> = {
+  [TRANSFER_SYNTAX.RleLossless]: 'rle',
+  [TRANSFER_SYNTAX.JpegBaselineProcess1]: 'jpeg',
+  [TRANSFER_SYNTAX.JpegLosslessProcess14]: 'jpeg',
+  [TRANSFER_SYNTAX.JpegLosslessProcess14SV1]: 'jpeg',
+  [TRANSFER_SYNTAX.JpegLsLossless]: 'jpegls',
+  [TRANSFER_SYNTAX.JpegLsNearLossless]: 'jpegls',
+  [TRANSFER_SYNTAX.Jpeg2000Lossless]: 'j2k',
+  [TRANSFER_SYNTAX.Jpeg2000]: 'j2k',
+  '1.2.840.10008.1.2.4.201': 'htj2k',
+  '1.2.840.10008.1.2.4.202': 'htj2k',
+  '1.2.840.10008.1.2.4.203': 'htj2k',
+};
+
+/** Transfer syntaxes this module decodes (documented in docs/imaging.md). */
+export const SUPPORTED_TRANSFER_SYNTAXES: readonly string[] = [...NATIVE, ...Object.keys(COMPRESSED)];
+
+export function isCompressed(transferSyntaxUID: string): boolean {
+  return transferSyntaxUID in COMPRESSED;
+}
+
+export interface PixelDecoder {
+  /** Loads the codec WebAssembly (once per thread, ~50 ms); required before decoding compressed frames. */
+  ready(): Promise<void>;
+  /** Decodes one frame into out[offset .. offset + Rows*Columns). Throws UnusableSeriesError on failure. */
+  decodeFrameInto(instance: DicomInstance, frame: Frame, out: Float32Array, offset: number): void;
+}
+
+interface Layout {
+  rows: number;
+  cols: number;
+  bitsAllocated: number;
+  bitsStored: number;
+  signed: boolean;
+  monochrome1: boolean;
+}
+
+function layoutOf(inst: DicomInstance): Layout {
+  const h = inst.header;
+  const rows = h.Rows ?? 0;
+  const cols = h.Columns ?? 0;
+  const bitsAllocated = h.BitsAllocated ?? 16;
+  if (!(rows > 0 && cols > 0)) throw new UnusableSeriesError('corrupt', `${inst.file}: no Rows/Columns`);
+  if ((h.SamplesPerPixel ?? 1) !== 1) throw new UnusableSeriesError('colour', `${inst.file}: SamplesPerPixel ${h.SamplesPerPixel}`);
+  if (![8, 16, 32].includes(bitsAllocated)) throw new UnusableSeriesError('corrupt', `${inst.file}: BitsAllocated ${bitsAllocated}`);
+  return {
+    rows,
+    cols,
+    bitsAllocated,
+    bitsStored: Math.min(bitsAllocated, h.BitsStored ?? bitsAllocated),
+    signed: h.PixelRepresentation === 1,
+    monochrome1: h.PhotometricInterpretation === 'MONOCHROME1',
+  };
+}
+
+/** Raw stored values (little or big endian) -> rescaled float32. */
+function storeFrame(bytes: Uint8Array, byteOffset: number, littleEndian: boolean, l: Layout, frame: Frame, out: Float32Array, offset: number): void {
+  const n = l.rows * l.cols;
+  const slope = frame.RescaleSlope;
+  const intercept = frame.RescaleIntercept;
+  const bs = l.bitsStored;
+  const shift = 32 - bs;
+  const mask = bs >= 32 ? 0xffffffff : 2 ** bs - 1;
+  const partial = bs < l.bitsAllocated;
+  const maxStored = l.signed ? 2 ** (bs - 1) - 1 : mask;
+  const minStored = l.signed ? -(2 ** (bs - 1)) : 0;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset + byteOffset, n * (l.bitsAllocated / 8));
+  for (let p = 0; p < n; p++) {
+    let v: number;
+    if (l.bitsAllocated === 16) v = l.signed && !partial ? dv.getInt16(p * 2, littleEndian) : dv.getUint16(p * 2, littleEndian);
+    else if (l.bitsAllocated === 8) v = l.signed && !partial ? dv.getInt8(p) : dv.getUint8(p);
+    else v = l.signed && !partial ? dv.getInt32(p * 4, littleEndian) : dv.getUint32(p * 4, littleEndian);
+    if (partial) v = l.signed ? ((v << shift) >> shift) : v & mask;
+    if (l.monochrome1) v = maxStored + minStored - v;
+    out[offset + p] = v * slope + intercept;
+  }
+}
+
+/** Fast path for the common case: 16 bits allocated, little endian (typed-array reads, no DataView). */
+function storeFrame16LE(bytes: Uint8Array, byteOffset: number, l: Layout, frame: Frame, out: Float32Array, offset: number): boolean {
+  if (l.bitsAllocated !== 16) return false;
+  const n = l.rows * l.cols;
+  let start = bytes.byteOffset + byteOffset;
+  let buffer = bytes.buffer;
+  if (start % 2 !== 0) {
+    buffer = bytes.slice(byteOffset, byteOffset + 2 * n).buffer;
+    start = 0;
+  }
+  const src = new Uint16Array(buffer, start, n);
+  const slope = frame.RescaleSlope;
+  const intercept = frame.RescaleIntercept;
+  const bs = l.bitsStored;
+  const mask = 2 ** bs - 1;
+  const shift = 32 - bs;
+  const signed = l.signed;
+  const m1 = l.monochrome1;
+  const flip = signed ? -1 : mask; // MONOCHROME1: v -> (max + min) - v
+  for (let p = 0; p < n; p++) {
+    let v = src[p] & mask;
+    if (signed) v = (v << shift) >> shift;
+    if (m1) v = flip - v;
+    out[offset + p] = v * slope + intercept;
+  }
+  return true;
+}
+
+function decodeCompressed(codec: CodecName, encoded: Uint8Array, inst: DicomInstance, l: Layout): Uint8Array {
+  const ctx = new Context({
+    width: l.cols,
+    height: l.rows,
+    bitsAllocated: l.bitsAllocated,
+    bitsStored: l.bitsStored,
+    samplesPerPixel: 1,
+    pixelRepresentation: l.signed ? 1 : 0,
+    planarConfiguration: 0,
+    photometricInterpretation: inst.header.PhotometricInterpretation ?? 'MONOCHROME2',
+    encodedBuffer: encoded,
+  });
+  const decoded =
+    codec === 'rle'
+      ? NativeCodecs.decodeRle(ctx)
+      : codec === 'jpeg'
+        ? NativeCodecs.decodeJpeg(ctx)
+        : codec === 'jpegls'
+          ? NativeCodecs.decodeJpegLs(ctx)
+          : codec === 'j2k'
+            ? NativeCodecs.decodeJpeg2000(ctx)
+            : NativeCodecs.decodeHtJpeg2000(ctx);
+  const buf = decoded.getDecodedBuffer();
+  if (!buf) throw new Error('codec returned no data');
+  return buf;
+}
+
+/**
+ * The decoder. dcmjs-codecs keeps its WebAssembly instance per thread inside the library; `ready()` loads it on
+ * first need, so a decoder for native-only data never pays for it.
+ */
+export function createPixelDecoder(): PixelDecoder {
+  let loading: Promise<void> | undefined;
+  return {
+    ready() {
+      if (NativeCodecs.isInitialized()) return Promise.resolve();
+      loading ??= NativeCodecs.initializeAsync({ logCodecsInfo: false, logCodecsTrace: false });
+      return loading;
+    },
+    decodeFrameInto(inst, frame, out, offset) {
+      const ts = inst.header.TransferSyntaxUID;
+      const pd = inst.pixelData;
+      if (!pd) throw new UnusableSeriesError('not-image', `${inst.file}: no pixel data`);
+      const l = layoutOf(inst);
+      const frameBytes = l.rows * l.cols * (l.bitsAllocated / 8);
+      if (NATIVE.has(ts)) {
+        if (pd.kind !== 'native') throw new UnusableSeriesError('corrupt', `${inst.file}: encapsulated pixel data in a native transfer syntax`);
+        const at = frame.index * frameBytes;
+        if (pd.bytes.byteLength < at + frameBytes) throw new UnusableSeriesError('corrupt', `${inst.file}: pixel data shorter than frame ${frame.index}`);
+        const le = ts !== TRANSFER_SYNTAX.ExplicitVRBigEndian || l.bitsAllocated === 8;
+        if (!(le && storeFrame16LE(pd.bytes, at, l, frame, out, offset))) storeFrame(pd.bytes, at, le, l, frame, out, offset);
+        return;
+      }
+      const codec = COMPRESSED[ts];
+      if (!codec) throw new UnusableSeriesError('unsupported-transfer-syntax', `${inst.file}: transfer syntax ${ts}`);
+      if (!NativeCodecs.isInitialized()) throw new UnusableSeriesError('corrupt', 'codecs not loaded: await decoder.ready() first');
+      if (pd.kind !== 'encapsulated' || !pd.fragments[frame.index]) throw new UnusableSeriesError('corrupt', `${inst.file}: frame ${frame.index} missing`);
+      let decoded: Uint8Array;
+      try {
+        decoded = decodeCompressed(codec, pd.fragments[frame.index], inst, l);
+      } catch (e) {
+        throw new UnusableSeriesError('corrupt', `${inst.file}: frame ${frame.index}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      if (decoded.byteLength < frameBytes) throw new UnusableSeriesError('corrupt', `${inst.file}: decoded frame ${frame.index} too short`);
+      if (!storeFrame16LE(decoded, 0, l, frame, out, offset)) storeFrame(decoded, 0, true, l, frame, out, offset);
+    },
+  };
+}

@@ -1,0 +1,138 @@
+// Resampling a stack onto the canonical grid of the preprocessing spec. Every canonical voxel is mapped back
+// through the stack's geometry (inverse mapping), so any acquisition orientation (axial, sagittal, coronal,
+// oblique, reversed) lands the same way. Canonical array axes [D, H, W] run along patient +Z (superior), +Y
+// (posterior), +X (left): LPS, index 0 = inferior / anterior / right, voxel centres symmetric about the centre.
+import type { Preprocessing } from '../model-manifest';
+import type { Vec3 } from './dicom-header';
+import { add, dot, scale, sub, voxelToPatient, type Stack } from './geometry';
+import { otsuThreshold } from './intensity';
+
+/** Decoded stack: data[k][j][i] (slice, row, column) in rescaled units. */
+export interface SourceVolume {
+  data: Float32Array;
+  columns: number;
+  rows: number;
+  slices: number;
+}
+
+type StackGeometry = Pick<Stack<unknown>, 'origin' | 'rowDirection' | 'columnDirection' | 'normal' | 'pixelSpacing' | 'sliceOffsets' | 'sliceSpacing'> & {
+  notes: { nonUniform: boolean };
+};
+
+/** Centre of the stack's field of view in patient coordinates (midway between first and last slice, even with gaps). */
+export function volumeCentre(stack: StackGeometry, vol: SourceVolume): Vec3 {
+  const inPlane = voxelToPatient(stack, (vol.columns - 1) / 2, (vol.rows - 1) / 2, 0);
+  return add(inPlane, scale(stack.normal, stack.sliceOffsets[stack.sliceOffsets.length - 1] / 2));
+}
+
+/** Centroid (patient mm) of voxels above Otsu's threshold; the FOV centre when there are none. */
+export function foregroundCentroid(stack: StackGeometry, vol: SourceVolume): Vec3 {
+  const { data, columns, rows, slices } = vol;
+  const t = otsuThreshold(data, data.length > 1 << 20 ? 3 : 1);
+  let n = 0;
+  let si = 0;
+  let sj = 0;
+  let sk = 0;
+  let p = 0;
+  for (let k = 0; k < slices; k++) {
+    for (let j = 0; j < rows; j++) {
+      for (let i = 0; i < columns; i++, p++) {
+        if (data[p] > t) {
+          n++;
+          si += i;
+          sj += j;
+          sk += k;
+        }
+      }
+    }
+  }
+  if (n === 0) return volumeCentre(stack, vol);
+  return voxelToPatient(stack, si / n, sj / n, sk / n);
+}
+
+/** Maps distance along the normal (mm from slice 0) to a continuous slice index, honouring uneven offsets. */
+function sliceIndexer(stack: StackGeometry): (d: number) => number {
+  const off = stack.sliceOffsets;
+  const last = off.length - 1;
+  const sp = stack.sliceSpacing;
+  if (!stack.notes.nonUniform) return (d) => d / sp;
+  const end = off[last];
+  const step = Math.min(0.1, sp / 20);
+  const n = Math.ceil(end / step) + 2;
+  const lut = new Float64Array(n);
+  let k = 0;
+  for (let t = 0; t < n; t++) {
+    const d = Math.min(end, t * step);
+    while (k < last - 1 && off[k + 1] <= d) k++;
+    lut[t] = k + (d - off[k]) / (off[k + 1] - off[k]);
+  }
+  return (d) => {
+    if (d <= 0) return d / sp;
+    if (d >= end) return last + (d - end) / sp;
+    const x = d / step;
+    const t = x | 0;
+    return lut[t] + (x - t) * (lut[t + 1] - lut[t]);
+  };
+}
+
+/**
+ * Resamples `vol` onto the canonical grid centred at `centre` (patient mm). Canonical voxels more than half a
+ * source voxel outside the stack are 0 (background); within that margin the edge value is used.
+ */
+export function resampleToCanonical(vol: SourceVolume, stack: StackGeometry, spec: Preprocessing, centre: Vec3): Float32Array {
+  const [D, H, W] = spec.shape;
+  const [sz, sy, sx] = spec.spacingMm;
+  const out = new Float32Array(D * H * W);
+  const { data, columns: C, rows: R, slices: K } = vol;
+  const r = stack.rowDirection;
+  const c = stack.columnDirection;
+  const nrm = stack.normal;
+  const [rowSp, colSp] = stack.pixelSpacing;
+  const kOf = sliceIndexer(stack);
+  // Per canonical step along x (patient +X by sx): constant increments of i, j and d.
+  const di = (r[0] * sx) / colSp;
+  const dj = (c[0] * sx) / rowSp;
+  const dd = nrm[0] * sx;
+  const nearest = spec.interpolation === 'nearest';
+  const plane = R * C;
+  const x0 = centre[0] - ((W - 1) / 2) * sx;
+  let o = 0;
+  for (let z = 0; z < D; z++) {
+    const pz = centre[2] + (z - (D - 1) / 2) * sz;
+    for (let y = 0; y < H; y++) {
+      const py = centre[1] + (y - (H - 1) / 2) * sy;
+      const v0 = sub([x0, py, pz], stack.origin);
+      let fi = dot(v0, r) / colSp;
+      let fj = dot(v0, c) / rowSp;
+      let fd = dot(v0, nrm);
+      for (let x = 0; x < W; x++, o++, fi += di, fj += dj, fd += dd) {
+        if (fi < -0.5 || fj < -0.5 || fi > C - 0.5 || fj > R - 0.5) continue;
+        const fk = kOf(fd);
+        if (fk < -0.5 || fk > K - 0.5) continue;
+        const ci = fi < 0 ? 0 : fi > C - 1 ? C - 1 : fi;
+        const cj = fj < 0 ? 0 : fj > R - 1 ? R - 1 : fj;
+        const ck = fk < 0 ? 0 : fk > K - 1 ? K - 1 : fk;
+        if (nearest) {
+          out[o] = data[Math.round(ck) * plane + Math.round(cj) * C + Math.round(ci)];
+          continue;
+        }
+        const i0 = ci >= C - 1 ? C - 2 : ci | 0;
+        const j0 = cj >= R - 1 ? R - 2 : cj | 0;
+        const k0 = ck >= K - 1 ? K - 2 : ck | 0;
+        // Degenerate 1-wide axes (C, R or K == 1) never reach here: stacks have >= 2 of everything that matters.
+        const ti = ci - i0;
+        const tj = cj - j0;
+        const tk = ck - k0;
+        const b = k0 * plane + j0 * C + i0;
+        const a00 = data[b] + ti * (data[b + 1] - data[b]);
+        const a01 = data[b + C] + ti * (data[b + C + 1] - data[b + C]);
+        const a10 = data[b + plane] + ti * (data[b + plane + 1] - data[b + plane]);
+        const a11 = data[b + plane + C] + ti * (data[b + plane + C + 1] - data[b + plane + C]);
+        const a0 = a00 + tj * (a01 - a00);
+        const a1 = a10 + tj * (a11 - a10);
+        out[o] = a0 + tk * (a1 - a0);
+      }
+    }
+  }
+  return out;
+}

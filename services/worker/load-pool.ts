@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Piscina } from 'piscina';
 import type { Preprocessing, Sequence } from '../../shared/model-manifest';
 import { rebuildError, type SerializedError } from './errors';
-import { loadStudyFolder } from './load-study';
+import { createFolderLoader } from './load-study';
 import type { LoadedStudy, StudyLoader } from './ports';
 
 export interface LoadTask {
@@ -51,8 +51,9 @@ export function createThreadLoader(opts: { threads: number; preprocessing: Prepr
 
 /** Same loading on the calling thread: offline scoring (`npm run score`) and WORKER_LOAD_THREADS=0. */
 export function createInlineLoader(opts: { preprocessing: Preprocessing; sequences: Sequence[] }): StudyLoader {
+  const load = createFolderLoader();
   return {
-    load: (studyDir) => loadStudyFolder(studyDir, opts.preprocessing, opts.sequences),
+    load: (studyDir) => load(studyDir, opts.preprocessing, opts.sequences),
     close: async () => undefined,
   };
 }

@@ -2,7 +2,10 @@
 import { transferableSymbol, valueSymbol } from 'piscina';
 import type { LoadOutcome, LoadTask } from './load-pool';
 import { serializeError } from './errors';
-import { loadStudyFolder } from './load-study';
+import { createFolderLoader } from './load-study';
+
+// One loader (and pixel decoder) per thread: this module is loaded once in each pool thread.
+const loadStudyFolder = createFolderLoader();
 
 export default async function loadTask(task: LoadTask): Promise<LoadOutcome | object> {
   try {

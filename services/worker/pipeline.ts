@@ -6,7 +6,8 @@ import type { Sequence } from '../../shared/model-manifest';
 import { PermanentStudyError } from './errors';
 import type { ImageEmbedder, ModelBundle, StudyLoader } from './ports';
 import type { QuerySet } from './query-vectors';
-import { normalize, scoreStudy } from './scoring';
+import { l2normalize } from '../../shared/models/scoring';
+import { scoreStudy } from './scoring';
 
 export interface PipelineDeps {
   loader: StudyLoader;
@@ -25,7 +26,7 @@ export async function scoreStudyFolder(
   deps: PipelineDeps,
   studyDir: string,
   querySet: QuerySet,
-  meta: { StudyInstanceUID?: string; receivedAt?: number } = {},
+  meta: { StudyInstanceUID?: string; AccessionNumber?: string; receivedAt?: number } = {},
 ): Promise<ScoredStudy> {
   const t0 = performance.now();
   const loaded = await deps.loader.load(studyDir);
@@ -55,13 +56,13 @@ export async function scoreStudyFolder(
     normalQuery: querySet.normalQuery,
   });
   const vectors: Record<string, Float32Array> = { combined: score.combined };
-  for (const [s, v] of embedded) vectors[s] = normalize(v);
+  for (const [s, v] of embedded) vectors[s] = l2normalize(v);
   const t3 = performance.now();
 
   const round = (ms: number) => Math.round(ms * 10) / 10;
   const result: StudyResult = {
     StudyInstanceUID,
-    ...(loaded.AccessionNumber ? { AccessionNumber: loaded.AccessionNumber } : {}),
+    ...((meta.AccessionNumber ?? loaded.AccessionNumber) ? { AccessionNumber: meta.AccessionNumber ?? loaded.AccessionNumber } : {}),
     priority: score.priority,
     findings: score.findings,
     abnormalProbability: score.abnormalProbability,

@@ -13,7 +13,7 @@ import { asPermanent, PermanentStudyError } from './errors';
 import type { WorkerMetrics } from './metrics';
 import { scoreStudyFolder, type PipelineDeps } from './pipeline';
 import type { QuerySource } from './query-vectors';
-import { markStudyFailed, setStudyStatus, studyReceivedAt, writeResult } from './store';
+import { markStudyFailed, setStudyStatus, studyMeta, writeResult } from './store';
 
 /** What a dead-lettered study job carries: enough for an operator (and the API) to see why, no patient identity. */
 export interface DeadLetterData extends StudyJobData {
@@ -91,8 +91,8 @@ export async function execStudyJob(job: Job<StudyJobData>, deps: StudyJobDeps, t
     assertUid(uid, 'StudyInstanceUID');
     await setStudyStatus(deps.redis, uid, 'scoring');
     const dir = studyDir(deps.dataDir, storageKey);
-    const [querySet, receivedAt] = await Promise.all([deps.queries.current(), studyReceivedAt(deps.redis, uid)]);
-    const { result, vectors } = await scoreStudyFolder(deps.pipeline, dir, querySet, { StudyInstanceUID: uid, receivedAt });
+    const [querySet, meta] = await Promise.all([deps.queries.current(), studyMeta(deps.redis, uid)]);
+    const { result, vectors } = await scoreStudyFolder(deps.pipeline, dir, querySet, { StudyInstanceUID: uid, ...meta });
     await writeResult(deps.redis, result, vectors);
 
     const m = deps.metrics;

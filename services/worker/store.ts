@@ -22,11 +22,14 @@ export async function setStudyStatus(redis: Redis, uid: string, status: StudySta
   await redis.hset(keys.study(uid), { status, statusAt: Date.now(), ...extra });
 }
 
-/** When the study's first instance arrived (the worklist's arrival order); now when unknown (offline scoring). */
-export async function studyReceivedAt(redis: Redis, uid: string): Promise<number> {
-  const v = await redis.hget(keys.study(uid), 'firstReceivedAt');
-  const n = Number(v);
-  return v !== null && Number.isFinite(n) && n > 0 ? n : Date.now();
+/**
+ * What the listener recorded about the study: when its first instance arrived (the worklist's arrival order; now
+ * when unknown) and its AccessionNumber when the listener keeps it (the RIS keys its worklist on it).
+ */
+export async function studyMeta(redis: Redis, uid: string): Promise<{ receivedAt: number; AccessionNumber?: string }> {
+  const [first, accession] = await redis.hmget(keys.study(uid), 'firstReceivedAt', 'AccessionNumber');
+  const n = Number(first);
+  return { receivedAt: first !== null && Number.isFinite(n) && n > 0 ? n : Date.now(), ...(accession ? { AccessionNumber: accession } : {}) };
 }
 
 /** Writes the scored study atomically and announces it on the scored channel. */

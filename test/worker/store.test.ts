@@ -7,7 +7,7 @@ import { resultKeys, type StudyResult } from '../../shared/results';
 import { keys } from '../../shared/studies';
 import type { Manifest, TriageQuery } from '../../shared/model-manifest';
 import { createLogger } from '../../shared/logger';
-import { bufferToVector, markStudyFailed, studyReceivedAt, writeResult } from '../../services/worker/store';
+import { bufferToVector, markStudyFailed, studyMeta, writeResult } from '../../services/worker/store';
 import { createQuerySource } from '../../services/worker/query-vectors';
 import { startRedis, type TestRedis } from '../helpers/redis';
 
@@ -36,7 +36,7 @@ describe('worker results store (real Redis)', () => {
   it('writes one result per study, however often a job is re-delivered', async () => {
     await client.sadd(keys.pendingStudies(), UID);
     await client.hset(keys.study(UID), { status: 'scoring', firstReceivedAt: 1000 });
-    const receivedAt = await studyReceivedAt(client, UID);
+    const { receivedAt } = await studyMeta(client, UID);
     expect(receivedAt).toBe(1000);
     const v = Float32Array.from([0.5, -0.25, 1e-3]);
     await writeResult(client, result('URGENT', receivedAt), { T2: v, combined: v });

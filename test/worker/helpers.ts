@@ -1,0 +1,71 @@
+// Shared pieces of the worker's integration tests: an environment for startWorker / the built worker process,
+// a study job enqueued the way the listener does, and polling helpers.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { keys, SCORE_STUDY_JOB, STUDY_QUEUE, studyStorageKey, type StudyJobData } from '../../shared/studies';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const BUILT_WORKER = path.join(ROOT, 'dist', 'services', 'worker', 'main.js');
+
+/** The thread pool and the child-process tests run compiled JS: `npm test` builds before jest. */
+export function requireBuild(): void {
+  if (!existsSync(BUILT_WORKER) || !existsSync(path.join(ROOT, 'dist', 'services', 'worker', 'load-thread.js'))) {
+    throw new Error(`${BUILT_WORKER} is missing: run npm run build first (npm test does)`);
+  }
+}
+
+export function workerEnv(opts: { redisUrl: string; dataDir: string; modelsDir: string; extra?: Record<string, string> }): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    REDIS_URL: opts.redisUrl,
+    DATA_DIR: opts.dataDir,
+    MODELS_DIR: opts.modelsDir,
+    EXECUTION_PROVIDERS: 'cpu',
+    WORKER_METRICS_PORT: '0',
+    WORKER_CONCURRENCY: '1',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    SHUTDOWN_TIMEOUT_SECONDS: '5',
+    ...opts.extra,
+  };
+}
+
+/** Writes instances where the listener would (DATA_DIR/store/<Study>/<Series>/<SOP>.dcm). */
+export function storeInstances(dataDir: string, StudyInstanceUID: string, files: { SeriesInstanceUID: string; SOPInstanceUID: string; data: Uint8Array }[]): string {
+  const storageKey = studyStorageKey(StudyInstanceUID);
+  for (const f of files) {
+    const dir = path.join(dataDir, storageKey, f.SeriesInstanceUID);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, `${f.SOPInstanceUID}.dcm`), f.data);
+  }
+  return storageKey;
+}
+
+/** Records the study and enqueues its job as the listener does (status, pending set, one job per study). */
+export async function enqueueStudy(redis: Redis, queue: Queue<StudyJobData>, StudyInstanceUID: string, opts: { attempts?: number } = {}): Promise<string> {
+  await redis.multi()
+    .hset(keys.study(StudyInstanceUID), { status: 'queued', firstReceivedAt: Date.now() })
+    .sadd(keys.pendingStudies(), StudyInstanceUID)
+    .exec();
+  const job = await queue.add(
+    SCORE_STUDY_JOB,
+    { StudyInstanceUID, storageKey: studyStorageKey(StudyInstanceUID), traceId: `test-${StudyInstanceUID}` },
+    { jobId: `study-${StudyInstanceUID}`, ...(opts.attempts ? { attempts: opts.attempts, backoff: { type: 'exponential', delay: 200 } } : {}) },
+  );
+  return job.id!;
+}
+
+export function studyQueue(redis: Redis): Queue<StudyJobData> {
+  return new Queue<StudyJobData>(STUDY_QUEUE, { connection: redis });
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 30_000, everyMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

@@ -2,7 +2,7 @@
 // TCP_NODELAY=1 (DCMTK 3.6.7 stalls on Nagle otherwise), plus small synthetic MR instances written with dcmjs and,
 // for JPEG 2000 (no DCMTK encoder in Debian), transcoded with dcmjs-codecs.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 // eslint-disable-next-line @typescript-eslint/ban-ts-comment -- dcmjs 0.50.3 ships no type declarations
 // @ts-ignore
 import dcmjsUntyped from 'dcmjs';
@@ -123,6 +123,15 @@ export function writeMrInstance(file: string, o: MrInstanceOptions): string {
 
 export type Compression = 'jpeg-lossless' | 'jpeg-ls' | 'rle' | 'jpeg2000' | 'deflated';
 
+/** The storescu option that proposes each compressed transfer syntax (storescu proposes uncompressed by default). */
+export const STORESCU_PROPOSE: Record<Compression, string> = {
+  'jpeg-lossless': '-xs',
+  'jpeg-ls': '-xt',
+  rle: '-xr',
+  jpeg2000: '-xv',
+  deflated: '-xd',
+};
+
 export const COMPRESSED_TRANSFER_SYNTAX: Record<Compression, string> = {
   'jpeg-lossless': '1.2.840.10008.1.2.4.70',
   'jpeg-ls': '1.2.840.10008.1.2.4.80',
@@ -154,12 +163,17 @@ async function transcodeJ2k(input: string, output: string): Promise<void> {
   const bytes = readFileSync(input);
   const transcoder = new codecs.Transcoder(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   transcoder.transcode(COMPRESSED_TRANSFER_SYNTAX.jpeg2000);
-  writeFileSync(output, Buffer.from(transcoder.getDicomPart10()));
+  const raw = `${output}.dcmjs`;
+  writeFileSync(raw, Buffer.from(transcoder.getDicomPart10()));
+  // Re-written by DCMTK (same transfer syntax) so the file holds exactly the bytes storescu will send.
+  const r = await runTool('dcmconv', [raw, output]);
+  rmSync(raw, { force: true });
+  if (r.code !== 0) throw new Error(`dcmconv failed: ${r.stderr}`);
 }
 
 /** The transfer syntax a file is stored in, read by dcmdump (a reference parser independent of ours). */
 export async function transferSyntaxOf(file: string): Promise<string> {
-  const r = await runTool('dcmdump', ['-s', '+P', '0002,0010', file]);
+  const r = await runTool('dcmdump', ['-Un', '+P', '0002,0010', file]);
   const m = /\[([0-9.]+)\]/.exec(r.stdout);
   if (!m) throw new Error(`dcmdump could not read ${file}: ${r.stderr}`);
   return m[1];
@@ -186,15 +200,25 @@ export async function storescu(ae: AeOptions, files: string[], extraArgs: string
   return { ...r, statuses: parseStatuses(r.stdout + r.stderr), associationRejected: /Association Rejected/i.test(r.stdout + r.stderr) };
 }
 
+/** DCMTK's names for C-STORE statuses (DU_cstoreStatusString); unknown ones print as hex. */
+const STATUS_NAMES: Record<string, number> = {
+  Success: 0x0000,
+  'Refused: OutOfResources': 0xa700,
+  'Refused: SOPClassNotSupported': 0x0122,
+  'Error: DataSetDoesNotMatchSOPClass': 0xa900,
+  'Error: CannotUnderstand': 0xc000,
+  'Warning: CoercionOfDataElements': 0xb000,
+  'Warning: DataSetDoesNotMatchSOPClass': 0xb007,
+  'Warning: ElementsDiscarded': 0xb006,
+};
+
 export function parseStatuses(output: string): number[] {
   const statuses: number[] = [];
   for (const line of output.split('\n')) {
-    if (!/Received Store Response/.test(line)) continue;
-    if (/\(Success\)/.test(line)) statuses.push(0);
-    else {
-      const m = /0x([0-9a-f]{4})/i.exec(line);
-      statuses.push(m ? parseInt(m[1], 16) : -1);
-    }
+    const m = /Received Store Response \((.*)\)/.exec(line);
+    if (!m) continue;
+    const hex = /0x([0-9a-f]{4})/i.exec(m[1]);
+    statuses.push(STATUS_NAMES[m[1]] ?? (hex ? parseInt(hex[1], 16) : -1));
   }
   return statuses;
 }

@@ -1,0 +1,157 @@
+// Failure statuses: a malformed data set gets a failure status while the association and the process stay up
+// (sent raw with dcmjs-dimse's Client, since storescu will not send what it cannot parse); free disk below the
+// watermark answers A700 and leaves nothing behind; the association limit rejects with "local limit exceeded".
+import net from 'node:net';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { Client, Dataset, requests } from 'dcmjs-dimse';
+import { keys } from '../../shared/studies';
+import { echoscu, MR_IMAGE_STORAGE, newUid, storescu, writeMrInstance } from '../helpers/dcmtk';
+import { CALLED_AE, CALLING_AE, listFiles, metricsText, startHarness, tempDir, type Harness } from './harness';
+
+/** dcmjs-dimse's Client proposes implicit VR first and transcodes to it, so raw bytes are written implicit too. */
+const IMPLICIT_VR_LE = '1.2.840.10008.1.2';
+
+let files: string;
+beforeAll(() => {
+  files = tempDir('nt-fail-');
+});
+afterAll(() => rmSync(files, { recursive: true, force: true }));
+
+interface RawStore {
+  /** The data set bytes to put on the wire instead of the dataset's own encoding; undefined sends it as is. */
+  wire?: Buffer;
+  elements: Record<string, unknown>;
+}
+
+/** Sends C-STOREs on one association with dcmjs-dimse's Client; resolves with each response status in order. */
+function sendRaw(port: number, stores: RawStore[]): Promise<{ statuses: number[]; rejected: boolean }> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    const statuses: number[] = new Array(stores.length).fill(-1);
+    let rejected = false;
+    stores.forEach((s, i) => {
+      const dataset = new Dataset(s.elements, IMPLICIT_VR_LE);
+      if (s.wire) {
+        const wire = s.wire;
+        (dataset as unknown as { getDenaturalizedDataset: () => Buffer }).getDenaturalizedDataset = () => wire;
+      }
+      const request = new requests.CStoreRequest(dataset);
+      request.on('response', (response: { getStatus(): number }) => {
+        statuses[i] = response.getStatus();
+      });
+      client.addRequest(request);
+    });
+    client.on('associationRejected', () => {
+      rejected = true;
+    });
+    client.on('networkError', (err: Error) => reject(err));
+    client.on('closed', () => resolve({ statuses, rejected }));
+    client.send('127.0.0.1', port, CALLING_AE, CALLED_AE);
+  });
+}
+
+function mrElements(study = newUid(), series = newUid(), sop = newUid()): Record<string, unknown> {
+  return {
+    SOPClassUID: MR_IMAGE_STORAGE,
+    SOPInstanceUID: sop,
+    StudyInstanceUID: study,
+    SeriesInstanceUID: series,
+    Modality: 'MR',
+  };
+}
+
+describe('with a working store', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ DICOM_MAX_ASSOCIATIONS: 1 });
+  });
+  afterAll(() => h.stop());
+
+  test('malformed data sets get failure statuses; the association and the process stay up', async () => {
+    const good = mrElements();
+    // (0008,0016) claiming 0xFFFF bytes: the data set ends inside its first element.
+    const truncated = Buffer.from([0x08, 0x00, 0x16, 0x00, 0xff, 0xff, 0x00, 0x00, 0x31, 0x2e, 0x32, 0x00]);
+    const noStudy = mrElements();
+    delete noStudy.StudyInstanceUID;
+    const otherInstance = mrElements();
+    const mismatched = new Dataset({ ...otherInstance, SOPInstanceUID: newUid() }, IMPLICIT_VR_LE).getDenaturalizedDataset();
+    const pathUid = mrElements();
+    pathUid.StudyInstanceUID = '../../etc';
+
+    const r = await sendRaw(h.ae.port, [
+      { elements: mrElements(), wire: truncated },
+      { elements: noStudy },
+      { elements: otherInstance, wire: mismatched },
+      { elements: pathUid },
+      { elements: good },
+    ]);
+    expect(r.rejected).toBe(false);
+    expect(r.statuses).toEqual([0xc000, 0xc000, 0xa900, 0xc000, 0x0000]);
+    expect(await h.client.hexists(keys.studyInstances(good.StudyInstanceUID as string), good.SOPInstanceUID as string)).toBe(1);
+    // Nothing of the refused ones reached the store, and no temp file is left.
+    expect(listFiles(path.join(h.dataDir, 'store'))).toHaveLength(1);
+    expect(listFiles(path.join(h.dataDir, 'tmp'))).toHaveLength(0);
+
+    const echo = await echoscu(h.ae);
+    expect(echo.code).toBe(0);
+    const text = await metricsText(h.listener.metricsPort);
+    expect(text).toMatch(/neurotriage_listener_instances_total\{outcome="MalformedDatasetError"\} 3/);
+    expect(text).toMatch(/neurotriage_listener_instances_total\{outcome="DatasetMismatchError"\} 1/);
+  });
+
+  test('an association beyond DICOM_MAX_ASSOCIATIONS is rejected as local limit exceeded', async () => {
+    // dcmjs-dimse's Client holds its association open for the linger time after its C-ECHO: the one slot is taken.
+    const holder = new Client();
+    const accepted = new Promise<void>((resolve) => holder.on('associationAccepted', () => resolve()));
+    const closed = new Promise<void>((resolve) => holder.on('closed', () => resolve()));
+    const hold = new requests.CEchoRequest();
+    holder.addRequest(hold);
+    holder.send('127.0.0.1', h.ae.port, CALLING_AE, CALLED_AE, { associationLingerTimeout: 1000 });
+    await accepted;
+    const second = await echoscu(h.ae);
+    expect(second.associationRejected).toBe(true);
+    expect(second.stdout + second.stderr).toMatch(/Local Limit Exceeded/i);
+    await closed;
+    const text = await metricsText(h.listener.metricsPort);
+    expect(text).toMatch(/neurotriage_listener_associations_total\{result="rejected",reason="local-limit-exceeded"\} 1/);
+  });
+});
+
+describe('with free disk below DISK_MIN_FREE_MB', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    // No disk has a petabyte free: every instance is below the watermark.
+    h = await startHarness({ DISK_MIN_FREE_MB: 1e9 });
+  });
+  afterAll(() => h.stop());
+
+  test('C-STORE answers A700 (Out of Resources) and leaves nothing half-written', async () => {
+    const study = newUid();
+    const file = path.join(files, 'low-disk.dcm');
+    writeMrInstance(file, { StudyInstanceUID: study, SeriesInstanceUID: newUid(), rows: 128, columns: 128 });
+    // -nh: keep sending after a failed store, as a PACS retry queue would.
+    const r = await storescu(h.ae, [file, file], ['-nh']);
+    expect(r.statuses).toEqual([0xa700, 0xa700]);
+    expect(listFiles(path.join(h.dataDir, 'store'))).toEqual([]);
+    expect(listFiles(path.join(h.dataDir, 'tmp'))).toEqual([]);
+    expect(await h.client.exists(keys.study(study))).toBe(0);
+    const echo = await echoscu(h.ae);
+    expect(echo.code).toBe(0);
+  });
+});
+
+test('raw TCP garbage instead of an A-ASSOCIATE-RQ closes that connection only', async () => {
+  const h = await startHarness();
+  try {
+    await new Promise<void>((resolve) => {
+      const socket = net.connect(h.ae.port, '127.0.0.1', () => socket.end(Buffer.from('GET / HTTP/1.0\r\n\r\n')));
+      socket.on('error', () => resolve());
+      socket.on('close', () => resolve());
+    });
+    const echo = await echoscu(h.ae);
+    expect(echo.code).toBe(0);
+  } finally {
+    await h.stop();
+  }
+});

@@ -1,0 +1,86 @@
+// Every transfer syntax in the conformance statement is accepted and stored as received: JPEG Lossless SV1
+// (dcmcjpeg), JPEG-LS lossless (dcmcjpls), RLE (dcmcrle), Deflated (dcmconv +td), JPEG 2000 lossless (dcmjs-codecs;
+// Debian's DCMTK has no J2K encoder) and implicit VR little endian (storescu -xi).
+import { readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { instanceStorageKey } from '../../shared/studies';
+import {
+  COMPRESSED_TRANSFER_SYNTAX,
+  compress,
+  newUid,
+  runTool,
+  STORESCU_PROPOSE,
+  storescu,
+  transferSyntaxOf,
+  writeMrInstance,
+  type Compression,
+} from '../helpers/dcmtk';
+import { startHarness, tempDir, type Harness } from './harness';
+
+let h: Harness;
+let files: string;
+
+beforeAll(async () => {
+  h = await startHarness();
+  files = tempDir('nt-ts-');
+});
+
+afterAll(async () => {
+  await h.stop();
+  rmSync(files, { recursive: true, force: true });
+});
+
+/** The bytes after the File Meta Information group: the data set as it travelled. */
+function datasetBytes(file: string): Buffer {
+  const buf = readFileSync(file);
+  const groupLength = buf.readUInt32LE(128 + 4 + 8);
+  return buf.subarray(128 + 4 + 12 + groupLength);
+}
+
+const KINDS: Compression[] = ['jpeg-lossless', 'jpeg-ls', 'rle', 'jpeg2000', 'deflated'];
+
+test.each(KINDS)('%s instance is accepted and stored as received', async (kind) => {
+  const study = newUid();
+  const series = newUid();
+  const source = path.join(files, `${kind}-src.dcm`);
+  const sent = path.join(files, `${kind}.dcm`);
+  const sop = writeMrInstance(source, { StudyInstanceUID: study, SeriesInstanceUID: series, rows: 96, columns: 96 });
+  await compress(source, sent, kind);
+  expect(await transferSyntaxOf(sent)).toBe(COMPRESSED_TRANSFER_SYNTAX[kind]);
+
+  const r = await storescu(h.ae, [sent], [STORESCU_PROPOSE[kind]]);
+  expect(r.statuses).toEqual([0]);
+
+  const stored = path.join(h.dataDir, instanceStorageKey(study, series, sop));
+  expect(await transferSyntaxOf(stored)).toBe(COMPRESSED_TRANSFER_SYNTAX[kind]);
+  expect(datasetBytes(stored).equals(datasetBytes(sent))).toBe(true);
+  // A reference parser reads the whole stored file, pixel data included.
+  const dump = await runTool('dcmdump', ['-q', stored]);
+  expect(dump.code).toBe(0);
+  expect(dump.stdout).toContain(sop);
+});
+
+test('implicit VR little endian is accepted when that is all the SCU proposes', async () => {
+  const study = newUid();
+  const series = newUid();
+  const file = path.join(files, 'implicit.dcm');
+  const sop = writeMrInstance(file, { StudyInstanceUID: study, SeriesInstanceUID: series });
+  const r = await storescu(h.ae, [file], ['-xi']);
+  expect(r.statuses).toEqual([0]);
+  const stored = path.join(h.dataDir, instanceStorageKey(study, series, sop));
+  expect(await transferSyntaxOf(stored)).toBe('1.2.840.10008.1.2');
+  const dump = await runTool('dcmdump', ['-q', stored]);
+  expect(dump.code).toBe(0);
+  expect(dump.stdout).toContain(study);
+});
+
+test('a storage class other than MR is not negotiated under the default DICOM_OTHER_STORAGE=reject', async () => {
+  const file = path.join(files, 'ct.dcm');
+  writeMrInstance(file, { StudyInstanceUID: newUid(), SeriesInstanceUID: newUid() });
+  // dcmodify also updates MediaStorageSOPClassUID in the meta header.
+  const mod = await runTool('dcmodify', ['-nb', '-m', '(0008,0016)=1.2.840.10008.5.1.4.1.1.2', file]);
+  expect(mod.code).toBe(0);
+  const r = await storescu(h.ae, [file]);
+  expect(r.statuses).toEqual([]);
+  expect(r.stdout + r.stderr).toMatch(/no presentation context|No Acceptable Presentation Contexts|not supported/i);
+});

@@ -1,0 +1,149 @@
+// Retention: deletes the stored DICOM instances of studies that finished (scored, failed or unsupported) more than
+// RETENTION_DAYS ago. Results, vectors and the study's status stay, so the worklist, search and report check keep
+// working; the images themselves are the PACS's to keep. Run daily (k8s CronJob, or cron with docker-compose run):
+//   node dist/tools/retention.js [--dry-run]
+// A study that received an instance or went back to the queue after finishing is left alone, and so is anything
+// in the pending set: only studies idle on both counts since the cutoff are touched.
+import { rm, stat, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Type, type Static } from '@sinclair/typebox';
+import type { Redis } from 'ioredis';
+import { ConfigError, dataDir, loadConfig, loadSection } from '../shared/config';
+import { createLogger, type Logger } from '../shared/logger';
+import { connectRedis } from '../shared/redis';
+import { resultKeys, type StudyResult } from '../shared/results';
+import { KEY_PREFIX, keys, studyStorageKey, type StudyStatus } from '../shared/studies';
+
+export const RetentionSettingsSchema = Type.Object({
+  /** Stored instances are deleted this many days after their study finished scoring. */
+  RETENTION_DAYS: Type.Number({ exclusiveMinimum: 0, maximum: 36500 }),
+});
+export type RetentionSettings = Static<typeof RetentionSettingsSchema>;
+export const RETENTION_DEFAULTS: RetentionSettings = { RETENTION_DAYS: 30 };
+
+/** Statuses after which the worker will not read the instances again unless new ones arrive. */
+const FINISHED: ReadonlySet<StudyStatus> = new Set<StudyStatus>(['scored', 'failed', 'unsupported']);
+/** Field set on the study hash once its instances are gone (ms epoch): the API can say "images purged". */
+export const PURGED_FIELD = 'instancesPurgedAt';
+
+export interface RetentionDeps {
+  redis: Redis;
+  /** Absolute DATA_DIR. */
+  dataDir: string;
+  retentionDays: number;
+  log: Logger;
+  now?: () => number;
+  dryRun?: boolean;
+}
+
+export interface RetentionSummary {
+  examined: number;
+  purged: number;
+  bytesFreed: number;
+  /** Finished before the cutoff but left alone: pending, re-received, or without a finish time. */
+  kept: number;
+  dryRun: boolean;
+}
+
+const STUDY_HASH = new RegExp(`^${KEY_PREFIX}:study:([0-9]+(?:\\.[0-9]+)*)$`);
+
+async function folderBytes(dir: string): Promise<number> {
+  let total = 0;
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) total += await folderBytes(p);
+    else if (e.isFile()) total += (await stat(p)).size;
+  }
+  return total;
+}
+
+/** When the study finished: the result's scoredAt for scored studies (the contract), statusAt otherwise. */
+async function finishedAt(redis: Redis, uid: string, status: StudyStatus, statusAt: number): Promise<number | undefined> {
+  if (status === 'scored') {
+    const json = await redis.get(resultKeys.result(uid));
+    if (json) {
+      const scoredAt = (JSON.parse(json) as Pick<StudyResult, 'scoredAt'>).scoredAt;
+      if (Number.isFinite(scoredAt)) return scoredAt;
+    }
+  }
+  return Number.isFinite(statusAt) && statusAt > 0 ? statusAt : undefined;
+}
+
+export async function runRetention(deps: RetentionDeps): Promise<RetentionSummary> {
+  const now = (deps.now ?? Date.now)();
+  const cutoff = now - deps.retentionDays * 86_400_000;
+  const summary: RetentionSummary = { examined: 0, purged: 0, bytesFreed: 0, kept: 0, dryRun: deps.dryRun ?? false };
+  const storeRoot = path.join(deps.dataDir, 'store');
+  let cursor = '0';
+  do {
+    const [next, found] = await deps.redis.scan(cursor, 'MATCH', `${KEY_PREFIX}:study:*`, 'COUNT', 500, 'TYPE', 'hash');
+    cursor = next;
+    for (const key of found) {
+      const uid = STUDY_HASH.exec(key)?.[1];
+      if (!uid) continue; // :instances, :vectors and other per-study hashes
+      const study = await deps.redis.hmget(key, 'status', 'statusAt', 'lastReceivedAt', PURGED_FIELD);
+      const [status, statusAt, lastReceivedAt, purgedAt] = study as [StudyStatus | null, string | null, string | null, string | null];
+      if (!status || !FINISHED.has(status)) continue;
+      summary.examined++;
+      const done = await finishedAt(deps.redis, uid, status, Number(statusAt));
+      if (done === undefined || done >= cutoff) {
+        if (done === undefined) summary.kept++;
+        continue;
+      }
+      // New instances after the finish, or a job still owed: the worker may read these files again soon.
+      const received = Number(lastReceivedAt);
+      const pending = (await deps.redis.sismember(keys.pendingStudies(), uid)) === 1;
+      if (pending || (Number.isFinite(received) && received >= cutoff)) {
+        summary.kept++;
+        continue;
+      }
+      const folder = path.join(deps.dataDir, studyStorageKey(uid));
+      // studyStorageKey validated the UID; this is the second fence against deleting outside the store.
+      if (path.dirname(folder) !== storeRoot) throw new Error(`refusing to delete outside ${storeRoot}`);
+      const bytes = await folderBytes(folder);
+      if (purgedAt && bytes === 0) continue; // already done on an earlier run
+      if (!deps.dryRun) {
+        // Forget the instances first: if we stop half-way, the next run still finds this study (no purge mark)
+        // and removes what is left, and a PACS re-sending the study is stored and scored again.
+        await deps.redis.del(keys.studyInstances(uid));
+        await rm(folder, { recursive: true, force: true });
+        await deps.redis.hset(key, PURGED_FIELD, now);
+      }
+      summary.purged++;
+      summary.bytesFreed += bytes;
+      // UIDs and sizes only: never a patient identifier.
+      deps.log.info({ StudyInstanceUID: uid, bytes, status, dryRun: summary.dryRun }, 'stored instances purged');
+    }
+  } while (cursor !== '0');
+  deps.log.info({ ...summary, retentionDays: deps.retentionDays }, 'retention run finished');
+  return summary;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { 'dry-run': { type: 'boolean', default: false } } });
+  const config = loadConfig();
+  const settings = loadSection(RetentionSettingsSchema, RETENTION_DEFAULTS, process.env);
+  if (!config.REDIS_URL) throw new ConfigError(['REDIS_URL: retention needs the Redis the services use']);
+  const log = createLogger('retention', config.LOG_LEVEL);
+  const redis = connectRedis(config.REDIS_URL, 'worker');
+  redis.on('error', (err) => log.error({ err: err.message }, 'Redis connection error'));
+  try {
+    await runRetention({ redis, dataDir: dataDir(config), retentionDays: settings.RETENTION_DAYS, log, dryRun: values['dry-run'] });
+  } finally {
+    await redis.quit();
+  }
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof ConfigError ? err.message : err);
+    process.exit(1);
+  });
+}

@@ -21,6 +21,8 @@ export const ApiSettingsSchema = Type.Object({
   API_AUDIT_LOG_FILE: Type.String({ minLength: 1 }),
   /** Cosine between a report sentence and a query text at or above which the sentence "mentions" the finding. */
   API_REPORT_MENTION_SIMILARITY: Type.Number({ minimum: -1, maximum: 1 }),
+  /** The model bundle (same setting as the worker's); the API loads its text encoder on CPU. */
+  MODELS_DIR: Type.String({ minLength: 1 }),
 });
 export type ApiSettings = Static<typeof ApiSettingsSchema>;
 
@@ -30,6 +32,7 @@ export const API_DEFAULTS: Omit<ApiSettings, 'API_TLS_CERT_FILE' | 'API_TLS_KEY_
   API_RATE_LIMIT_WINDOW_SECONDS: 60,
   API_AUDIT_LOG_FILE: 'audit/api-audit.jsonl',
   API_REPORT_MENTION_SIMILARITY: 0.6,
+  MODELS_DIR: './onnx-models',
 };
 
 export const ApiTokenSchema = Type.Object({

@@ -132,7 +132,7 @@ export function createStudyStore(redis: Redis) {
     /** Every scored study UID, in worklist order, in chunks (search walks them all). */
     async *scoredUids(): AsyncGenerator<string[]> {
       for (let start = 0; ; start += BATCH) {
-        const uids = await redis.zrange(resultKeys.worklist(), start, start + BATCH - 1);
+        const uids = await redis.zrange(resultKeys.worklist(), String(start), String(start + BATCH - 1));
         if (uids.length > 0) yield uids;
         if (uids.length < BATCH) return;
       }

@@ -47,12 +47,15 @@ export interface Fixture {
   looksLike: string;
   flagged?: string[];
   status?: StudyStatus;
+  missing?: Sequence[];
   accession?: string;
 }
 
-export function finding(q: TriageQuery, image: Float32Array, flagged: boolean): FindingScore {
+/** Scored as the worker would: cosine with the query text, the query's logistic calibration for probability. */
+export function finding(q: TriageQuery, image: Float32Array, flagged: boolean, sequences: Sequence[] = ['DWI']): FindingScore {
   const sim = [...hashEmbed(q.text)].reduce((s, x, i) => s + x * image[i], 0);
-  return { queryId: q.id, text: q.text, priority: q.priority, similarity: sim, probability: flagged ? 0.9 : 0.1, flagged, bySequence: { DWI: sim } };
+  const probability = q.calibration ? 1 / (1 + Math.exp(-(q.calibration.a * sim + q.calibration.b))) : null;
+  return { queryId: q.id, text: q.text, priority: q.priority, similarity: sim, probability, flagged, bySequence: Object.fromEntries(sequences.map((s) => [s, sim])) };
 }
 
 export const QUERIES: TriageQuery[] = [
@@ -62,18 +65,19 @@ export const QUERIES: TriageQuery[] = [
 ];
 
 /** Writes what the worker writes for a scored study, in the shared contract's shape and keys, and publishes. */
-export async function writeResult(redis: Redis, f: Fixture, publish = false): Promise<StudyResult> {
+export async function writeResult(redis: Redis, f: Fixture, publish = false, queries: TriageQuery[] = QUERIES): Promise<StudyResult> {
   const image = hashEmbed(f.looksLike);
+  const used = (['T2', 'FLAIR', 'DWI', 'ADC'] as Sequence[]).filter((s) => !(f.missing ?? []).includes(s));
   const result: StudyResult = {
     StudyInstanceUID: f.uid,
     ...(f.accession ? { AccessionNumber: f.accession } : {}),
     priority: f.priority,
-    findings: QUERIES.map((q) => finding(q, image, (f.flagged ?? []).includes(q.id))),
+    findings: queries.map((q) => finding(q, image, (f.flagged ?? []).includes(q.id), used)),
     abnormalProbability: f.priority === 'ROUTINE' ? 0.1 : 0.9,
-    sequencesUsed: ['T2', 'FLAIR', 'DWI', 'ADC'] as Sequence[],
-    sequencesMissing: [],
+    sequencesUsed: used,
+    sequencesMissing: f.missing ?? [],
     series: [{ SeriesInstanceUID: `${f.uid}.1`, SeriesNumber: 1, sequence: 'DWI', used: true }],
-    confidence: 1,
+    confidence: 1 - (f.missing ?? []).length / 4,
     model: HASH_MODEL,
     provider: 'cpu',
     timingsMs: { decode: 10, preprocess: 20, inference: 30, scoring: 1, total: 61 },

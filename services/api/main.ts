@@ -1,0 +1,107 @@
+// The API process: settings, tokens, TLS, Redis, the model bundle's text encoder, the app, signals.
+// The API serves the worklist while the text encoder loads or if it cannot (then /readyz says why and only
+// the embedding routes answer 503): radiologists must never lose the worklist to a model problem.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { Registry } from 'prom-client';
+import { ConfigError, dataDir, loadConfig, loadSection } from '../../shared/config';
+import { createLogger } from '../../shared/logger';
+import { loadModels, type Models } from '../../shared/models';
+import { connectRedis } from '../../shared/redis';
+import { build, type ModelStatus } from './app';
+import { API_DEFAULTS, ApiSettingsSchema, parseTokens, type ApiToken } from './settings';
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/**
+ * Without API_TOKENS a loopback-only API (npm start on a laptop) gets one admin token, written to a 0600 file
+ * under DATA_DIR and never logged; on any other address an empty API_TOKENS is a configuration error.
+ */
+function tokensFor(value: string, host: string, dir: string, log: (msg: string) => void): ApiToken[] {
+  if (value.trim() !== '') return parseTokens(value);
+  if (!LOOPBACK.has(host)) {
+    throw new ConfigError([`API_TOKENS is empty and API_HOST=${host} is reachable from other machines: set API_TOKENS ("token:role:name,...")`]);
+  }
+  const file = path.join(dir, 'api-admin-token');
+  const token = randomBytes(24).toString('base64url');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  log(`API_TOKENS is empty: a local admin token was written to ${file} (loopback only)`);
+  return [{ token, role: 'admin', name: 'local-admin' }];
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const settings = loadSection(ApiSettingsSchema, API_DEFAULTS, process.env);
+  const logger = createLogger('api', config.LOG_LEVEL);
+  if (!config.REDIS_URL) throw new ConfigError(['REDIS_URL is required for the API (npm start provides a private Redis)']);
+  const tokens = tokensFor(settings.API_TOKENS, config.API_HOST, dataDir(config), (m) => logger.warn(m));
+  if (Boolean(settings.API_TLS_CERT_FILE) !== Boolean(settings.API_TLS_KEY_FILE)) {
+    throw new ConfigError(['API_TLS_CERT_FILE and API_TLS_KEY_FILE go together: set both or neither']);
+  }
+  const https = settings.API_TLS_CERT_FILE && settings.API_TLS_KEY_FILE
+    ? { cert: readFileSync(settings.API_TLS_CERT_FILE), key: readFileSync(settings.API_TLS_KEY_FILE) }
+    : undefined;
+
+  const redis = connectRedis(config.REDIS_URL, 'producer');
+  redis.on('error', (err) => logger.warn({ err: err.message }, 'Redis connection error (ioredis reconnects)'));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`Redis at ${config.REDIS_URL} not ready within 10 s`)), 10_000);
+    redis.once('ready', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+
+  let models: Models | null = null;
+  let status: ModelStatus = { loaded: false, detail: `loading the model bundle from ${settings.MODELS_DIR}` };
+  const app = await build({
+    config, settings, tokens, redis, logger, https,
+    registry: new Registry(),
+    embedText: async (texts) => {
+      if (!models) throw new Error('text encoder not loaded');
+      return models.embedTexts(texts);
+    },
+    modelStatus: () => status,
+    clock: Date.now,
+  });
+  // Loads after listen so the worklist is up at once; the text encoder is small, CPU is enough for sentences.
+  const loading = loadModels(path.resolve(settings.MODELS_DIR), { executionProviders: ['cpu'], threads: 1 })
+    .then((m) => {
+      models = m;
+      status = { loaded: true, bundleId: m.manifest.bundleId, version: m.manifest.version };
+      logger.info({ bundleId: m.manifest.bundleId, version: m.manifest.version }, 'text encoder loaded');
+    })
+    .catch((err: Error) => {
+      status = { loaded: false, detail: `model bundle not usable: ${err.message.split('\n')[0]}` };
+      logger.error({ err: err.message }, 'model bundle not usable; search, ad-hoc scoring and report checks answer 503');
+    });
+
+  await app.listen({ host: config.API_HOST, port: config.API_PORT });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    const timer = setTimeout(() => {
+      logger.error('shutdown timed out');
+      process.exit(1);
+    }, config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
+    timer.unref();
+    await app.close();
+    await loading;
+    await (models as Models | null)?.close();
+    await redis.quit().catch(() => redis.disconnect());
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((err) => {
+  console.error(err instanceof ConfigError ? err.message : err);
+  process.exit(1);
+});

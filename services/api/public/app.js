@@ -1,0 +1,418 @@
+// The worklist page: vanilla JS, no build step. Every value from the API is put in the page with textContent
+// (never innerHTML), the token lives in sessionStorage for this tab only, and live updates come from the
+// /api/v1/events stream read with fetch() so the token travels in a header.
+const TOKEN_KEY = 'neurotriage.token';
+const $ = (sel, root = document) => root.querySelector(sel);
+
+const state = { token: sessionStorage.getItem(TOKEN_KEY), user: null, queries: [], fresh: new Set(), view: 'worklist', search: null };
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') node.className = v;
+    else if (k === 'text') node.textContent = v;
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat(Infinity)) if (c !== null && c !== undefined) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+
+class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+async function api(path, options = {}) {
+  const res = await fetch(path, {
+    ...options,
+    headers: { authorization: `Bearer ${state.token}`, ...(options.body ? { 'content-type': 'application/json' } : {}), ...options.headers },
+  });
+  if (res.status === 401) {
+    signOut('Your session ended: sign in again.');
+    throw new ApiError(401, 'not signed in');
+  }
+  const type = res.headers.get('content-type') || '';
+  const body = type.includes('json') ? await res.json() : await res.text();
+  if (!res.ok) throw new ApiError(res.status, (body && body.detail) || `HTTP ${res.status}`);
+  return body;
+}
+
+// ---------- formatting ----------
+// Never round a probability to a certainty: 0.999 reads ">99%", 0.001 reads "<1%".
+const pct = (p) => {
+  if (p === null || p === undefined) return '–';
+  if (p >= 0.995) return '>99%';
+  if (p < 0.005) return '<1%';
+  return `${Math.round(p * 100)}%`;
+};
+const num = (x, d = 2) => (x === null || x === undefined ? '–' : Number(x).toFixed(d));
+const label = (id) => id.replace(/[_-]+/g, ' ').replace(/^./, (c) => c.toUpperCase());
+function time(ms) {
+  const d = new Date(ms);
+  const today = new Date().toDateString() === d.toDateString();
+  const hm = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+  return today ? hm : `${d.toLocaleDateString([], { day: '2-digit', month: 'short' })} ${hm}`;
+}
+function ago(ms) {
+  const min = Math.round((Date.now() - ms) / 60000);
+  if (min < 1) return 'just now';
+  if (min < 60) return `${min} min ago`;
+  const h = Math.floor(min / 60);
+  return h < 48 ? `${h} h ago` : `${Math.floor(h / 24)} d ago`;
+}
+const badge = (priority) => el('span', { class: `badge ${priority.toLowerCase()}`, text: priority });
+
+// ---------- session ----------
+function signOut(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.token = null;
+  state.user = null;
+  stopLive();
+  show('login');
+  $('#login-error').textContent = message || '';
+}
+
+async function signIn(token) {
+  state.token = token;
+  const me = await api('/api/v1/me');
+  sessionStorage.setItem(TOKEN_KEY, token);
+  state.user = me;
+  $('#who').textContent = `${me.name} · ${me.role}`;
+  document.body.classList.toggle('is-admin', me.role === 'admin');
+  await loadQueries();
+  show('worklist');
+  await refreshWorklist();
+  startLive();
+}
+
+function show(view) {
+  const signedIn = view !== 'login';
+  $('#login').hidden = signedIn;
+  $('#nav').hidden = !signedIn;
+  $('#session').hidden = !signedIn;
+  for (const v of ['worklist', 'search', 'queries']) $(`#view-${v}`).hidden = v !== view;
+  for (const tab of document.querySelectorAll('.tab')) {
+    if (tab.dataset.view === view) tab.setAttribute('aria-current', 'page');
+    else tab.removeAttribute('aria-current');
+  }
+  if (signedIn) state.view = view;
+  if (view === 'login') $('#token').focus();
+}
+
+// ---------- worklist ----------
+function findingsCell(study) {
+  const flagged = study.findings.filter((f) => f.flagged).sort((a, b) => (b.probability ?? b.similarity) - (a.probability ?? a.similarity));
+  if (flagged.length === 0) return el('span', { class: 'muted', text: 'No finding flagged' });
+  return el('ul', { class: 'chips' }, flagged.map((f) =>
+    el('li', { class: `chip ${f.priority.toLowerCase()}` }, el('span', { text: label(f.queryId) }), ' ', el('span', { class: 'score', text: f.probability !== null ? pct(f.probability) : num(f.similarity) })),
+  ));
+}
+
+function sequencesCell(study) {
+  return el('span', { class: 'seqs' },
+    study.sequencesUsed.map((s) => el('span', { class: 'seq', text: s })),
+    study.sequencesMissing.map((s) => el('span', { class: 'seq missing', title: `${s} missing`, text: s }, el('span', { class: 'sr-only', text: ' (missing)' }))),
+  );
+}
+
+function row(study) {
+  const open = () => openStudy(study.StudyInstanceUID);
+  const tr = el('tr', { 'data-uid': study.StudyInstanceUID, 'data-priority': study.priority, class: state.fresh.has(study.StudyInstanceUID) ? 'fresh' : null, onclick: open },
+    el('td', {}, badge(study.priority)),
+    el('td', {}, el('span', { text: time(study.receivedAt) }), el('span', { class: 'muted small block', text: ago(study.receivedAt) })),
+    el('td', {}, el('button', { type: 'button', class: 'link', text: study.AccessionNumber || `…${study.StudyInstanceUID.slice(-12)}`, 'aria-label': `Open study ${study.AccessionNumber || study.StudyInstanceUID}`, onclick: (e) => { e.stopPropagation(); open(); } })),
+    el('td', {}, findingsCell(study)),
+    el('td', { class: 'num', text: pct(study.abnormalProbability) }),
+    el('td', {}, sequencesCell(study)),
+    el('td', { text: study.status || 'scored' }),
+  );
+  return tr;
+}
+
+async function refreshWorklist() {
+  const form = new FormData($('#filters'));
+  const qs = new URLSearchParams({ limit: '100' });
+  for (const k of ['priority', 'flagged']) if (form.get(k)) qs.set(k, form.get(k));
+  const page = await api(`/api/v1/worklist?${qs}`);
+  const body = $('#worklist tbody');
+  body.replaceChildren(...page.items.map(row));
+  $('#empty').hidden = page.items.length > 0;
+  const stat = page.items.filter((i) => i.priority === 'STAT').length;
+  $('#count').textContent = `${page.items.length}${page.nextCursor ? '+' : ''} studies · ${stat} STAT`;
+}
+
+let refreshTimer = null;
+function scheduleRefresh() {
+  clearTimeout(refreshTimer);
+  // Bursts of results (a batch from the scanner) become one refresh.
+  refreshTimer = setTimeout(() => refreshWorklist().catch(report), 250);
+}
+
+// ---------- live updates ----------
+let live = null;
+function setLive(text, ok) {
+  const node = $('#live');
+  node.textContent = text;
+  node.classList.toggle('ok', ok);
+}
+
+function stopLive() {
+  if (live) live.abort();
+  live = null;
+}
+
+async function startLive(attempt = 0) {
+  stopLive();
+  const controller = new AbortController();
+  live = controller;
+  try {
+    const res = await fetch('/api/v1/events', { headers: { authorization: `Bearer ${state.token}`, accept: 'text/event-stream' }, signal: controller.signal });
+    if (res.status === 401) return signOut('Your session ended: sign in again.');
+    if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+    setLive('Live', true);
+    attempt = 0;
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const frame = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = frame.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n');
+        if (data) onEvent(JSON.parse(data));
+      }
+    }
+  } catch (err) {
+    if (controller.signal.aborted) return;
+    console.warn('live updates interrupted', err);
+  }
+  if (live !== controller) return;
+  setLive('Reconnecting…', false);
+  const delay = Math.min(30000, 1000 * 2 ** attempt);
+  setTimeout(() => { if (live === controller && state.token) startLive(attempt + 1); }, delay);
+}
+
+function onEvent(event) {
+  if (event.type === 'scored') {
+    state.fresh.add(event.StudyInstanceUID);
+    setTimeout(() => { state.fresh.delete(event.StudyInstanceUID); document.querySelector(`tr[data-uid="${CSS.escape(event.StudyInstanceUID)}"]`)?.classList.remove('fresh'); }, 15000);
+    scheduleRefresh();
+  } else if (event.type === 'queries') {
+    loadQueries().catch(report);
+  }
+}
+
+// ---------- study view ----------
+let current = null;
+function dl(pairs) {
+  return el('dl', { class: 'facts' }, pairs.map(([k, v]) => [el('dt', { text: k }), el('dd', {}, v)]));
+}
+
+async function openStudy(uid) {
+  const study = await api(`/api/v1/studies/${encodeURIComponent(uid)}`);
+  current = study;
+  const r = study.result;
+  $('#study-title').replaceChildren(r ? badge(r.priority) : '', ' ', `Study ${r?.AccessionNumber || ''}`);
+  const parts = [
+    dl([
+      ['Status', study.status || 'unknown'],
+      ['StudyInstanceUID', el('code', { text: uid })],
+      ...(study.progress.instances !== undefined ? [['Instances', String(study.progress.instances)]] : []),
+      ...(study.reason ? [['Reason', study.reason]] : []),
+      ...(r ? [
+        ['Received', `${time(r.receivedAt)} (${ago(r.receivedAt)})`],
+        ['Scored', `${time(r.scoredAt)} · ${Math.round(r.timingsMs.total)} ms`],
+        ['Abnormal', pct(r.abnormalProbability)],
+        ['Confidence', `${Math.round(r.confidence * 100)}% of the model's sequences`],
+        ['Sequences', sequencesCell(r)],
+        ['Model', `${r.model.bundleId} ${r.model.version} on ${r.provider}`],
+      ] : []),
+    ]),
+  ];
+  if (r) {
+    const seqs = [...new Set(r.findings.flatMap((f) => Object.keys(f.bySequence)))];
+    const sorted = [...r.findings].sort((a, b) => Number(b.flagged) - Number(a.flagged) || (b.probability ?? b.similarity) - (a.probability ?? a.similarity));
+    parts.push(el('table', { class: 'findings' },
+      el('caption', { class: 'sr-only', text: 'Findings' }),
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: 'Finding' }), el('th', { scope: 'col', text: 'Flag' }), el('th', { scope: 'col', class: 'num', text: 'Probability' }), el('th', { scope: 'col', class: 'num', text: 'Similarity' }), seqs.map((s) => el('th', { scope: 'col', class: 'num', text: s })))),
+      el('tbody', {}, sorted.map((f) => el('tr', { class: f.flagged ? 'flagged' : null },
+        el('th', { scope: 'row' }, el('span', { class: 'block', text: label(f.queryId) }), el('span', { class: 'muted small', text: f.text })),
+        el('td', {}, f.flagged ? badge(f.priority) : el('span', { class: 'muted', text: 'no' })),
+        el('td', { class: 'num', text: pct(f.probability) }),
+        el('td', { class: 'num', text: num(f.similarity, 3) }),
+        seqs.map((s) => el('td', { class: 'num', text: num(f.bySequence[s], 3) })),
+      ))),
+    ));
+  }
+  $('#study-body').replaceChildren(...parts);
+  $('#adhoc-result').textContent = '';
+  $('#check-result').replaceChildren();
+  for (const f of ['#adhoc-form', '#check-form']) for (const c of $(f).elements) c.disabled = !r;
+  const dialog = $('#study');
+  if (!dialog.open) dialog.showModal();
+}
+
+async function adhocScore(event) {
+  event.preventDefault();
+  const text = $('#adhoc-text').value.trim();
+  const res = await api(`/api/v1/studies/${encodeURIComponent(current.StudyInstanceUID)}/score`, { method: 'POST', body: JSON.stringify({ text }) });
+  const bySeq = Object.entries(res.bySequence).map(([s, v]) => `${s} ${num(v, 3)}`).join(' · ');
+  $('#adhoc-result').textContent = `Similarity ${num(res.similarity, 3)}${bySeq ? ` (${bySeq})` : ''}`;
+}
+
+async function checkDraft(event) {
+  event.preventDefault();
+  const report = $('#check-text').value;
+  const res = await api(`/api/v1/studies/${encodeURIComponent(current.StudyInstanceUID)}/report-check`, { method: 'POST', body: JSON.stringify({ report }) });
+  const out = [];
+  const gap = (g) => el('li', {}, badge(g.priority), ' ', el('strong', { text: label(g.queryId) }), el('span', { class: 'muted', text: ` (images: ${g.probability !== null ? pct(g.probability) : num(g.similarity, 3)})` }));
+  if (res.notMentioned.length) out.push(el('h4', { text: 'Suggested by the images, not in the report' }), el('ul', { class: 'issues' }, res.notMentioned.map(gap)));
+  if (res.contradicted.length) out.push(el('h4', { text: 'Suggested by the images, stated absent in the report' }), el('ul', { class: 'issues' }, res.contradicted.map(gap)));
+  if (res.unsupported.length) {
+    out.push(el('h4', { text: 'Stated in the report, not supported by the images' }), el('ul', { class: 'issues' }, res.unsupported.map((i) => {
+      const s = res.sentences[i];
+      return el('li', {}, el('q', { text: s.text }), el('span', { class: 'muted', text: ` (${label(s.matchedQueryId)}: image score ${num(s.imageScore, 3)}, threshold ${num(s.threshold, 3)})` }));
+    })));
+  }
+  if (out.length === 0) out.push(el('p', { class: 'ok', text: `No discrepancy found in ${res.sentences.length} sentences.` }));
+  $('#check-result').replaceChildren(...out);
+  $('#check-result').scrollIntoView({ block: 'nearest' });
+}
+
+// ---------- search ----------
+async function runSearch(offset = 0) {
+  const q = $('#search-q').value.trim();
+  const res = await api(`/api/v1/search?${new URLSearchParams({ q, limit: '20', offset: String(offset) })}`);
+  const list = $('#search-results');
+  const items = res.items.map((i) => el('li', {},
+    el('button', { type: 'button', class: 'result', onclick: () => openStudy(i.StudyInstanceUID).catch(report) },
+      badge(i.priority), el('span', { text: i.AccessionNumber || i.StudyInstanceUID }), el('span', { class: 'muted', text: time(i.receivedAt) }), el('span', { class: 'score', text: num(i.similarity, 3) })),
+  ));
+  if (offset === 0) list.replaceChildren(...items);
+  else list.append(...items);
+  state.search = { next: offset + res.items.length, total: res.total };
+  $('#search-more').hidden = state.search.next >= res.total;
+  if (res.total === 0) list.replaceChildren(el('li', { class: 'muted', text: 'No scored studies to search yet.' }));
+}
+
+// ---------- triage queries ----------
+let editing = null;
+async function loadQueries() {
+  const res = await api('/api/v1/queries');
+  state.queries = res.queries;
+  $('#queries-version').textContent = `version ${res.version}`;
+  const admin = state.user?.role === 'admin';
+  $('#queries tbody').replaceChildren(...res.queries.map((q) => el('tr', {},
+    el('td', {}, el('code', { text: q.id })),
+    el('td', {}, el('span', { class: 'block', text: q.text }), q.negativeText ? el('span', { class: 'muted small', text: `versus: ${q.negativeText}` }) : null),
+    el('td', {}, badge(q.priority)),
+    el('td', { class: 'num', text: q.calibration ? num(q.calibration.threshold, 3) : '–' }),
+    el('td', { class: 'actions' }, admin ? [
+      el('button', { type: 'button', class: 'quiet', text: 'Edit', 'aria-label': `Edit ${q.id}`, onclick: () => editQuery(q) }),
+      el('button', { type: 'button', class: 'quiet danger', text: 'Delete', 'aria-label': `Delete ${q.id}`, onclick: () => deleteQuery(q) }),
+    ] : null),
+  )));
+  $('#query-form').hidden = !admin;
+  const filter = $('#flagged-filter');
+  const chosen = filter.value;
+  filter.replaceChildren(el('option', { value: '', text: 'Any' }), ...res.queries.map((q) => el('option', { value: q.id, text: label(q.id) })));
+  filter.value = res.queries.some((q) => q.id === chosen) ? chosen : '';
+}
+
+function editQuery(q) {
+  editing = q;
+  const form = $('#query-form');
+  form.elements.id.value = q.id;
+  form.elements.id.readOnly = true;
+  form.elements.text.value = q.text;
+  form.elements.negativeText.value = q.negativeText || '';
+  form.elements.priority.value = q.priority;
+  $('#query-form-title').textContent = `Edit ${q.id}`;
+  $('#query-save').textContent = 'Save changes';
+  $('#query-cancel').hidden = false;
+  form.elements.text.focus();
+}
+
+function resetQueryForm() {
+  editing = null;
+  const form = $('#query-form');
+  form.reset();
+  form.elements.id.readOnly = false;
+  $('#query-form-title').textContent = 'Add a query';
+  $('#query-save').textContent = 'Add query';
+  $('#query-cancel').hidden = true;
+  $('#query-error').textContent = '';
+}
+
+async function saveQuery(event) {
+  event.preventDefault();
+  const form = event.target;
+  const body = { text: form.elements.text.value.trim(), priority: form.elements.priority.value };
+  if (form.elements.negativeText.value.trim()) body.negativeText = form.elements.negativeText.value.trim();
+  // Editing keeps the calibration the model bundle shipped unless the sentence itself changed.
+  if (editing?.calibration && editing.text === body.text) body.calibration = editing.calibration;
+  try {
+    if (editing) await api(`/api/v1/queries/${encodeURIComponent(editing.id)}`, { method: 'PUT', body: JSON.stringify(body) });
+    else await api('/api/v1/queries', { method: 'POST', body: JSON.stringify({ id: form.elements.id.value.trim(), ...body }) });
+    resetQueryForm();
+    await loadQueries();
+  } catch (err) {
+    $('#query-error').textContent = err.message;
+  }
+}
+
+async function deleteQuery(q) {
+  if (!confirm(`Delete the triage query "${q.id}"? Studies scored from now on will not be checked for it.`)) return;
+  await api(`/api/v1/queries/${encodeURIComponent(q.id)}`, { method: 'DELETE' });
+  await loadQueries();
+}
+
+// ---------- wiring ----------
+function report(err) {
+  if (err instanceof ApiError && err.status === 401) return;
+  console.error(err);
+  const node = $('#live');
+  node.textContent = err.message;
+  node.classList.remove('ok');
+}
+
+const guard = (fn) => (event) => fn(event).catch(report);
+
+$('#login-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const token = $('#token').value.trim();
+  signIn(token).catch((err) => {
+    state.token = null;
+    $('#login-error').textContent = err.status === 401 || err.message === 'not signed in' ? 'That token was not accepted.' : err.message;
+    show('login');
+  });
+});
+$('#logout').addEventListener('click', () => signOut(''));
+for (const tab of document.querySelectorAll('.tab')) {
+  tab.addEventListener('click', () => {
+    show(tab.dataset.view);
+    if (tab.dataset.view === 'worklist') refreshWorklist().catch(report);
+    if (tab.dataset.view === 'queries') loadQueries().catch(report);
+    if (tab.dataset.view === 'search') $('#search-q').focus();
+  });
+}
+$('#filters').addEventListener('change', () => refreshWorklist().catch(report));
+$('#study-close').addEventListener('click', () => $('#study').close());
+$('#adhoc-form').addEventListener('submit', guard(adhocScore));
+$('#check-form').addEventListener('submit', guard(checkDraft));
+$('#search-form').addEventListener('submit', guard((e) => { e.preventDefault(); return runSearch(0); }));
+$('#search-more').addEventListener('click', () => runSearch(state.search?.next ?? 0).catch(report));
+$('#query-form').addEventListener('submit', saveQuery);
+$('#query-cancel').addEventListener('click', resetQueryForm);
+// Relative times ("12 min ago") stay true on a screen left open all shift.
+setInterval(() => { if (state.user && state.view === 'worklist' && !$('#study').open) refreshWorklist().catch(report); }, 60000);
+
+if (state.token) signIn(state.token).catch(() => signOut(''));
+else show('login');

@@ -1,0 +1,130 @@
+// The worklist page in real headless Chromium (Debian's /usr/bin/chromium via playwright-core, no download),
+// served by the API on listen(0) with a real Redis holding results in the shared/results.ts shape. Signs in,
+// checks the STAT study leads, then writes and publishes a new result as the worker would and waits for the
+// page to show it without a reload. The embedder is the deterministic test one (the page never embeds on load).
+// NT_SCREENSHOT=docs/images/worklist.png also saves the worklist screenshot for the README.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { TriageQuery } from '../../shared/model-manifest';
+import { changeQuery } from '../../shared/queries';
+import { connectRedis } from '../../shared/redis';
+import { startRedis, type TestRedis } from '../helpers/redis';
+import { QUERIES, TOKENS, buildTestApp, writeResult } from './helpers';
+
+const MORE: TriageQuery[] = [
+  ...QUERIES,
+  { id: 'hydrocephalus', text: 'hydrocephalus enlarged ventricles', priority: 'STAT', calibration: { a: 10, b: -3, threshold: 0.3, targetSensitivity: 0.95 } },
+  { id: 'white_matter_disease', text: 'white matter hyperintensities small vessel disease', priority: 'ROUTINE', calibration: { a: 10, b: -3, threshold: 0.3, targetSensitivity: 0.9 } },
+];
+
+let server: TestRedis;
+let redis: Redis;
+let app: FastifyInstance;
+let browser: Browser;
+let page: Page;
+let base: string;
+const shots = process.env.NT_SHOTS_DIR ?? mkdtempSync(path.join(tmpdir(), 'nt-page-'));
+
+const uid = (n: number) => `1.2.826.0.1.3680043.10.77.${n}`;
+const minutesAgo = (m: number) => Date.now() - m * 60_000;
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = connectRedis(server.url, 'producer');
+  await new Promise((r) => redis.once('ready', r));
+  for (const q of MORE) await changeQuery(redis, { put: q });
+  const studies = [
+    { n: 1, priority: 'ROUTINE', m: 58, looksLike: 'white matter hyperintensities small vessel', flagged: ['white_matter_disease'], acc: 'A24-10231' },
+    { n: 2, priority: 'URGENT', m: 41, looksLike: 'enhancing mass lesion tumour oedema', flagged: ['mass'], acc: 'A24-10236' },
+    { n: 3, priority: 'ROUTINE', m: 33, looksLike: 'normal brain for age', flagged: [], acc: 'A24-10240', missing: ['ADC'] },
+    { n: 4, priority: 'STAT', m: 12, looksLike: 'acute infarct restricted diffusion left territory', flagged: ['acute_infarct'], acc: 'A24-10244' },
+    { n: 5, priority: 'ROUTINE', m: 7, looksLike: 'normal brain', flagged: [], acc: 'A24-10247' },
+  ] as const;
+  for (const s of studies) {
+    await writeResult(redis, { uid: uid(s.n), priority: s.priority, receivedAt: minutesAgo(s.m), looksLike: s.looksLike, flagged: [...s.flagged], accession: s.acc, missing: 'missing' in s ? [...s.missing] : [] }, false, MORE);
+  }
+  app = await buildTestApp(redis);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  page = await browser.newPage({ viewport: { width: 1440, height: 820 } });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await app?.close();
+  redis?.disconnect();
+  await server?.stop();
+});
+
+const rowUids = () => page.$$eval('#worklist tbody tr', (rows) => rows.map((r) => (r as HTMLElement).dataset.uid));
+
+test('signs in, shows the STAT study first with its badge, and updates live when a result is published', async () => {
+  await page.goto(base);
+  await page.fill('#token', TOKENS[1].token);
+  await page.click('#login-form button[type=submit]');
+  await page.waitForSelector('#worklist tbody tr');
+  expect((await rowUids())[0]).toBe(uid(4));
+  const first = page.locator('#worklist tbody tr').first();
+  expect(await first.locator('.badge').textContent()).toBe('STAT');
+  expect(await first.textContent()).toContain('Acute infarct');
+  expect(await page.locator('#who').textContent()).toContain('pacs-admin');
+  await page.waitForFunction(() => document.querySelector('#live')?.textContent === 'Live');
+
+  // The worker writes a haemorrhage scored STAT that arrived before the infarct: it must go to the top.
+  await writeResult(redis, { uid: uid(6), priority: 'STAT', receivedAt: minutesAgo(20), looksLike: 'intracranial haemorrhage blood products', flagged: ['haemorrhage'], accession: 'A24-10242' }, true, MORE);
+  await page.waitForFunction((u) => document.querySelector('#worklist tbody tr')?.getAttribute('data-uid') === u, uid(6), { timeout: 10_000 });
+  expect(await rowUids()).toEqual([uid(6), uid(4), uid(2), uid(1), uid(3), uid(5)]);
+  expect(await page.locator('#worklist tbody tr').first().getAttribute('class')).toContain('fresh');
+  await page.screenshot({ path: path.join(shots, 'worklist.png') });
+  if (process.env.NT_SCREENSHOT) {
+    await page.waitForTimeout(2500); // let the arrival highlight fade for the README picture
+    await page.screenshot({ path: path.resolve(process.env.NT_SCREENSHOT) });
+  }
+});
+
+test('the study view shows findings, and the admin query editor changes a query', async () => {
+  await page.locator('#worklist tbody tr').first().click();
+  await page.waitForSelector('#study[open] table.findings');
+  expect(await page.locator('#study-title').textContent()).toContain('A24-10242');
+  expect(await page.locator('#study table.findings tbody tr.flagged th').first().textContent()).toContain('Haemorrhage');
+  await page.screenshot({ path: path.join(shots, 'study.png') });
+  await page.fill('#check-text', 'No intracranial haemorrhage. Ventricles normal.');
+  await page.click('#check-form button');
+  await page.waitForSelector('#check-result h4');
+  expect(await page.locator('#check-result').textContent()).toContain('stated absent in the report');
+  await page.screenshot({ path: path.join(shots, 'report-check.png') });
+  await page.click('#study-close');
+
+  await page.click('.tab[data-view=queries]');
+  await page.waitForSelector('#query-form:not([hidden])');
+  await page.fill('#query-form [name=id]', 'subdural');
+  await page.fill('#query-form [name=text]', 'subdural haematoma crescentic collection');
+  await page.selectOption('#query-form [name=priority]', 'STAT');
+  await page.click('#query-save');
+  await page.waitForFunction(() => [...document.querySelectorAll('#queries code')].some((c) => c.textContent === 'subdural'));
+  const stored = JSON.parse((await redis.hget('nt:queries', 'subdural')) as string);
+  expect(stored).toEqual({ id: 'subdural', text: 'subdural haematoma crescentic collection', priority: 'STAT' });
+});
+
+test('a wrong token is refused on the sign-in form', async () => {
+  const other = await browser.newPage();
+  try {
+    await other.goto(base);
+    await other.fill('#token', 'wrong-token-wrong-token');
+    await other.click('#login-form button[type=submit]');
+    await other.waitForFunction(() => (document.querySelector('#login-error')?.textContent ?? '').length > 0);
+    expect(await other.locator('#login-error').textContent()).toBe('That token was not accepted.');
+    expect(await other.locator('#view-worklist').isHidden()).toBe(true);
+  } finally {
+    await other.close();
+  }
+});

@@ -13,6 +13,7 @@ interface DcmjsDicomDict {
 }
 
 export interface Dcmjs {
+  log: { getLogger(name: string): { setLevel(level: string): void } };
   data: {
     DicomMessage: { readFile(buffer: ArrayBuffer, options?: Record<string, unknown>): DcmjsDicomDict };
     DicomDict: new (meta: DcmjsDataset) => DcmjsDicomDict;
@@ -21,3 +22,12 @@ export interface Dcmjs {
 }
 
 export const dcmjs = dcmjsUntyped as unknown as Dcmjs;
+
+/**
+ * dcmjs logs a "validation" error for every implicit-VR PixelData element (its dictionary says "ox") and reads it
+ * as OW, which is right for us; silence that one logger so worker logs stay readable. Idempotent; called by the
+ * reader rather than on import.
+ */
+export function quietDcmjsValidationLog(): void {
+  dcmjs.log.getLogger('validation.dcmjs').setLevel('silent');
+}

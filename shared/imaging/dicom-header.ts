@@ -2,7 +2,7 @@
 // single-frame MR images give one frame from the top-level attributes, Enhanced / Legacy Converted Enhanced MR
 // give one per frame from the shared and per-frame functional groups. Pixel bytes stay undecoded here (see
 // pixels.ts); only the frames of the series that get chosen are ever decoded.
-import { dcmjs, type DcmjsDataset } from './dcmjs';
+import { dcmjs, quietDcmjsValidationLog, type DcmjsDataset } from './dcmjs';
 import { DicomParseError } from './errors';
 
 export type Vec3 = [number, number, number];
@@ -350,6 +350,7 @@ function frameFromItems(items: (Item | undefined)[], index: number, top: Item, h
  */
 export function readInstance(data: Uint8Array | ArrayBuffer, file = '(buffer)'): DicomInstance {
   let parsed: { meta: Item; dict: Item };
+  quietDcmjsValidationLog();
   try {
     parsed = dcmjs.data.DicomMessage.readFile(toArrayBuffer(data), { noCopy: true, ignoreErrors: false });
   } catch (e) {

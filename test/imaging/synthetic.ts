@@ -6,6 +6,7 @@ import type { Vec3 } from '../../shared/imaging/dicom-header';
 import { add, cross, scale, unit } from '../../shared/imaging/geometry';
 
 export type Intensity = (p: Vec3) => number;
+type RawElements = Record<string, { vr: string; Value: unknown[] }>;
 
 /** A head-sized ellipsoid (value 800) with a bright sphere (3000) at `blob`: enough structure to find it again. */
 export function phantom(centre: Vec3, blob: Vec3, blobRadius = 7): Intensity {
@@ -38,7 +39,7 @@ export interface SeriesSpec {
   /** Extra per-slice attributes by keyword. */
   perSlice?: (k: number) => Record<string, unknown>;
   /** Private or raw elements by tag hex, e.g. { '0019100C': { vr: 'IS', Value: [1000] } }. */
-  raw?: Record<string, { vr: string; Value: unknown[] }>;
+  raw?: RawElements | ((k: number) => RawElements);
   signed?: boolean;
   rescale?: { slope: number; intercept: number };
 }
@@ -76,7 +77,7 @@ function slicePixels(s: SeriesSpec, ipp: Vec3, rows: number, cols: number, ps: [
   return px.buffer;
 }
 
-function part10(dataset: Record<string, unknown>, raw: SeriesSpec['raw'], transferSyntax = '1.2.840.10008.1.2.1'): Uint8Array {
+function part10(dataset: Record<string, unknown>, raw: RawElements | undefined, transferSyntax = '1.2.840.10008.1.2.1'): Uint8Array {
   const meta = {
     FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
     MediaStorageSOPClassUID: dataset.SOPClassUID,
@@ -137,7 +138,7 @@ export function makeSeries(s: SeriesSpec): Uint8Array[] {
         PixelData: slicePixels(s, ipp, rows, cols, ps, r, c),
         _vrMap: { PixelData: 'OW' },
       },
-      s.raw,
+      typeof s.raw === 'function' ? s.raw(k) : s.raw,
     ),
   );
 }
@@ -181,7 +182,7 @@ export function makeEnhancedSeries(s: SeriesSpec): Uint8Array {
       PixelData: all.buffer,
       _vrMap: { PixelData: 'OW' },
     },
-    s.raw,
+    typeof s.raw === 'function' ? s.raw(0) : s.raw,
   );
 }
 

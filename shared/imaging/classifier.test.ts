@@ -1,0 +1,140 @@
+// The sequence classifier against real-world vendor naming (Siemens, GE, Philips) and against physics alone.
+import { classifySeries, unusableReason, type ClassifierInput } from './classifier';
+import type { SeriesSequence } from './classifier-rules';
+
+const DIFF_TRACEW = ['DERIVED', 'PRIMARY', 'DIFFUSION', 'TRACEW'];
+const DIFF_ADC = ['DERIVED', 'PRIMARY', 'DIFFUSION', 'ADC'];
+
+type Case = [string, ClassifierInput, SeriesSequence];
+const d = (SeriesDescription: string, more: ClassifierInput = {}): ClassifierInput => ({ SeriesDescription, ...more });
+
+const CASES: Case[] = [
+  // Siemens
+  ['Siemens T2 TSE', d('t2_tse_tra'), 'T2'],
+  ['Siemens T2 TSE 320', d('t2_tse_tra_320_p2'), 'T2'],
+  ['Siemens T2 BLADE', d('t2_tse_tra_blade_p2'), 'T2'],
+  ['Siemens FLAIR (tirm dark-fluid)', d('tirm_tra_dark-fluid'), 'FLAIR'],
+  ['Siemens FLAIR (t2_tirm dark-fluid)', d('t2_tirm_tra_dark-fluid_p2'), 'FLAIR'],
+  ['Siemens 3D FLAIR SPACE', d('t2_space_dark-fluid_sag_p2_iso'), 'FLAIR'],
+  ['Siemens TRACEW b1000', d('ep2d_diff_3scan_trace_p2_TRACEW', { ImageType: DIFF_TRACEW, DiffusionBValue: 1000 }), 'DWI'],
+  ['Siemens TRACEW b0', d('ep2d_diff_3scan_trace_p2_TRACEW', { ImageType: DIFF_TRACEW, DiffusionBValue: 0 }), 'DWI_B0'],
+  ['Siemens ADC by ImageType', d('ep2d_diff_3scan_trace_p2_ADC', { ImageType: DIFF_ADC }), 'ADC'],
+  ['Siemens ADC by name only', d('ep2d_diff_3scan_trace_p2_ADC'), 'ADC'],
+  ['Siemens RESOLVE', d('resolve_4scan_trace_tra_p2_192_TRACEW'), 'DWI'],
+  ['Siemens DTI (directions, no trace)', d('ep2d_diff_mddw_20_p2'), 'OTHER'],
+  ['Siemens FA map', d('ep2d_diff_mddw_20_p2_FA', { ImageType: ['DERIVED', 'PRIMARY', 'DIFFUSION', 'FA'] }), 'OTHER'],
+  ['Siemens MPRAGE', d('t1_mprage_sag_p2_iso'), 'T1'],
+  ['Siemens T1 SE', d('t1_se_tra'), 'T1'],
+  ['Siemens T1 FLASH 2D', d('t1_fl2d_tra'), 'T1'],
+  ['Siemens T2* hemo', d('t2_fl2d_tra_hemo'), 'SWI'],
+  ['Siemens T2* fl2d without hemo', d('t2_fl2d_tra'), 'SWI'],
+  ['Siemens SWI magnitude', d('SWI_Images'), 'SWI'],
+  ['Siemens SWI minIP', d('mIP_Images(SW)'), 'SWI'],
+  ['Siemens SWI phase', d('Pha_Images'), 'SWI'],
+  ['Siemens scout', d('AAHead_Scout_32ch-head-coil'), 'LOCALISER'],
+  ['Siemens localizer', d('localizer'), 'LOCALISER'],
+  ['Siemens perfusion', d('ep2d_perf_p2'), 'OTHER'],
+  ['Siemens TOF', d('tof_fl3d_tra_p2'), 'OTHER'],
+  // GE
+  ['GE T2 FRFSE', d('Ax T2 FRFSE'), 'T2'],
+  ['GE T2 PROPELLER', d('Ax T2 PROPELLER'), 'T2'],
+  ['GE FLAIR', d('AX FLAIR'), 'FLAIR'],
+  ['GE T2 FLAIR', d('Ax T2 FLAIR'), 'FLAIR'],
+  ['GE CUBE FLAIR', d('Sag CUBE FLAIR'), 'FLAIR'],
+  ['GE DWI', d('DWI Asset', { DiffusionBValue: 1000 }), 'DWI'],
+  ['GE ADC', d('ADC (10^-6 mm²/s)'), 'ADC'],
+  ['GE ADC long name', d('Apparent Diffusion Coefficient (mm²/s)'), 'ADC'],
+  ['GE T1 FLAIR is T1', d('Sag T1 FLAIR'), 'T1'],
+  ['GE BRAVO', d('Sag T1 BRAVO'), 'T1'],
+  ['GE FSPGR', d('Ax FSPGR 3D'), 'T1'],
+  ['GE SWAN', d('Ax SWAN'), 'SWI'],
+  ['GE T2* GRE', d('Ax T2* GRE'), 'SWI'],
+  ['GE GRE (long TE)', d('AX GRE', { EchoTime: 20 }), 'SWI'],
+  ['GE 3-plane loc', d('3-Plane Loc'), 'LOCALISER'],
+  ['GE calibration', d('ASSET calibration'), 'OTHER'],
+  ['GE T1 SE post-contrast', d('AX T1 SE +C'), 'T1'],
+  // Philips
+  ['Philips T2W TSE', d('T2W_TSE'), 'T2'],
+  ['Philips FLAIR longTR', d('FLAIR_longTR'), 'FLAIR'],
+  ['Philips T2W FLAIR', d('T2W_FLAIR'), 'FLAIR'],
+  ['Philips VISTA FLAIR', d('VISTA_FLAIR'), 'FLAIR'],
+  ['Philips DWI', d('DWI_SENSE', { DiffusionBValue: 1000 }), 'DWI'],
+  ['Philips DWI b0', d('DWI_SENSE', { DiffusionBValue: 0 }), 'DWI_B0'],
+  ['Philips dADC', d('dADC'), 'ADC'],
+  ['Philips 3D T1 TFE', d('3D_T1_TFE'), 'T1'],
+  ['Philips sT1W 3D TFE', d('sT1W_3D_TFE'), 'T1'],
+  ['Philips T1W SE', d('T1W_SE'), 'T1'],
+  ['Philips T1W FFE', d('T1W_FFE'), 'T1'],
+  ['Philips SWIp', d('SWIp'), 'SWI'],
+  ['Philips T2* FFE', d('T2*_FFE'), 'SWI'],
+  ['Philips Survey', d('Survey'), 'LOCALISER'],
+  ['Philips SmartBrain', d('SmartBrain'), 'LOCALISER'],
+  ['Philips SENSE refscan', d('SENSE-refscan'), 'OTHER'],
+  ['Philips PD TSE', d('PD_TSE'), 'OTHER'],
+  // Names that say nothing: ProtocolName, then physics
+  ['Protocol name when the description says nothing', { SeriesDescription: 'Series 5', ProtocolName: 't2_tse_tra' }, 'T2'],
+  ['Physics: long-TI IR is FLAIR', { ScanningSequence: ['SE', 'IR'], RepetitionTime: 9000, EchoTime: 90, InversionTime: 2500 }, 'FLAIR'],
+  ['Physics: GR IR TI 900 is T1 (MPRAGE)', { ScanningSequence: ['GR', 'IR'], RepetitionTime: 2000, EchoTime: 3, InversionTime: 900 }, 'T1'],
+  ['Physics: short TR/TE SE is T1', { ScanningSequence: ['SE'], RepetitionTime: 500, EchoTime: 12 }, 'T1'],
+  ['Physics: long TR/TE SE is T2', { ScanningSequence: ['SE'], RepetitionTime: 5000, EchoTime: 100 }, 'T2'],
+  ['Physics: long TR short TE SE is PD', { ScanningSequence: ['SE'], RepetitionTime: 3000, EchoTime: 15 }, 'OTHER'],
+  ['Physics: long-TE GRE is T2*/SWI', { ScanningSequence: ['GR'], RepetitionTime: 30, EchoTime: 20 }, 'SWI'],
+  ['Physics: short-TE GRE is T1', { ScanningSequence: ['GR'], RepetitionTime: 8, EchoTime: 3 }, 'T1'],
+  ['Physics: b=1000 is DWI', { ScanningSequence: ['EP'], DiffusionBValue: 1000 }, 'DWI'],
+  ['Physics: EPI without b is not DWI', { ScanningSequence: ['EP'], RepetitionTime: 1500, EchoTime: 30 }, 'OTHER'],
+  ['Nothing at all', {}, 'OTHER'],
+  ['Enhanced MR acquisition contrast', { AcquisitionContrast: 'FLUID_ATTENUATED' }, 'FLAIR'],
+  ['ImageType LOCALIZER wins over the name', d('t2_tse_tra', { ImageType: ['ORIGINAL', 'PRIMARY', 'LOCALIZER'] }), 'LOCALISER'],
+];
+
+describe('classifySeries', () => {
+  it('has a table of at least 40 real-world cases', () => expect(CASES.length).toBeGreaterThanOrEqual(40));
+  it.each(CASES)('%s', (_name, input, expected) => {
+    expect(classifySeries(input).sequence).toBe(expected);
+  });
+
+  it.each([
+    ['AX T1 SE +C', true],
+    ['t1_mprage_tra_p2_iso_post', true],
+    ['T1 C AX', true],
+    ['Sag T1 BRAVO', false],
+    ['T1W_3D_TFE_GD', true],
+    ['t2_tse_tra', false],
+  ])('contrast enhancement from the name: %s -> %s', (desc, expected) => {
+    expect(classifySeries({ SeriesDescription: desc }).contrastEnhanced).toBe(expected);
+  });
+
+  it('ContrastBolusAgent marks a series post-contrast', () => {
+    expect(classifySeries({ SeriesDescription: 'Ax T1', ContrastBolusAgent: 'Gadovist' }).contrastEnhanced).toBe(true);
+  });
+
+  it('names the rule that decided', () => {
+    expect(classifySeries(d('ep2d_diff_3scan_trace_p2_ADC', { ImageType: DIFF_ADC })).rule).toBe('it-adc');
+    expect(classifySeries(d('Sag T1 FLAIR')).rule).toBe('txt-t1-flair');
+    expect(classifySeries({}).rule).toBe('fallback');
+  });
+});
+
+describe('unusableReason', () => {
+  const ok = { Modality: 'MR', isImageStorage: true, hasPixelData: true, SamplesPerPixel: 1 };
+  const t2 = classifySeries(d('t2_tse_tra'));
+  it.each([
+    ['CT', { ...ok, Modality: 'CT' }, 'not-mr'],
+    ['structured report', { ...ok, isImageStorage: false }, 'not-image'],
+    ['no pixel data', { ...ok, hasPixelData: false }, 'not-image'],
+    ['colour', { ...ok, SamplesPerPixel: 3 }, 'colour'],
+    ['BodyPartExamined CSPINE', { ...ok, BodyPartExamined: 'CSPINE' }, 'not-head'],
+    ['BodyPartExamined L-SPINE', { ...ok, BodyPartExamined: 'L-SPINE' }, 'not-head'],
+    ['description c-spine', { ...ok, SeriesDescription: 't2_tse_sag_C-spine' }, 'not-head'],
+    ['description lumbar', { ...ok, SeriesDescription: 'Sag T2 FRFSE Lumbar' }, 'not-head'],
+  ] as const)('%s -> %s', (_n, input, reason) => {
+    expect(unusableReason(input, t2)).toBe(reason);
+  });
+  it.each(['HEAD', 'BRAIN', 'HEADNECK', 'SKULL', ''])('BodyPartExamined %p is a head', (part) => {
+    expect(unusableReason({ ...ok, BodyPartExamined: part }, t2)).toBeUndefined();
+  });
+  it('localisers and sequences without an encoder are unusable', () => {
+    expect(unusableReason(ok, classifySeries(d('3-Plane Loc')))).toBe('localiser');
+    expect(unusableReason(ok, classifySeries(d('Ax SWAN')))).toBe('unsupported-sequence');
+  });
+});

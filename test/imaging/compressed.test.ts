@@ -1,0 +1,116 @@
+// Compressed and uncompressed copies of the same series decode to identical volumes. Compressed copies are made
+// by the real DCMTK tools (dcmcjpeg: JPEG lossless SV1, dcmcjpls: JPEG-LS lossless, dcmcrle: RLE, dcmconv +td:
+// deflated) and, for JPEG 2000 (no encoder in DCMTK 3.6.7), by dcmjs-codecs' OpenJPEG encoder.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { NativeCodecs, Transcoder, constants } from 'dcmjs-codecs';
+import { readInstance, TRANSFER_SYNTAX } from '../../shared/imaging/dicom-header';
+import { createPixelDecoder } from '../../shared/imaging/pixels';
+import { loadStudyVolumes, type StudyVolumes } from '../../shared/imaging/study';
+import { DEFAULT_PREPROCESSING } from '../../shared/imaging/spec';
+import type { Vec3 } from '../../shared/imaging/dicom-header';
+import { axialPositions, makeSeries, phantom, uid } from './synthetic';
+
+const run = promisify(execFile);
+const CENTRE: Vec3 = [0, 0, 20];
+
+/** Phantom plus deterministic texture, so the codecs have real work and any decode error shows. */
+function textured(signedOffset: number) {
+  const base = phantom(CENTRE, [20, -15, 30]);
+  return (p: Vec3) => {
+    const h = Math.sin(p[0] * 12.9898 + p[1] * 78.233 + p[2] * 37.719) * 43758.5453;
+    return base(p) + Math.floor((h - Math.floor(h)) * 200) - signedOffset;
+  };
+}
+
+let dir: string;
+const decoder = createPixelDecoder();
+// Series 1: unsigned, rescale slope 2 / intercept -100. Series 2: signed pixels with negative values.
+const files: { name: string; data: Uint8Array }[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'nt-imaging-'));
+  const study = uid();
+  const s1 = makeSeries({ StudyInstanceUID: study, SeriesInstanceUID: uid(), SeriesNumber: 2, SeriesDescription: 't2_tse_tra', positions: axialPositions(CENTRE, 16, 5), intensity: textured(0), rescale: { slope: 2, intercept: -100 } });
+  const s2 = makeSeries({ StudyInstanceUID: study, SeriesInstanceUID: uid(), SeriesNumber: 3, SeriesDescription: 'tirm_tra_dark-fluid', positions: axialPositions(CENTRE, 16, 5), intensity: textured(500), signed: true });
+  [...s1, ...s2].forEach((data, i) => files.push({ name: `i${String(i).padStart(3, '0')}.dcm`, data }));
+  await Promise.all(files.map((f) => writeFile(path.join(dir, f.name), f.data)));
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function dcmtk(tool: string, args: string[], suffix: string): Promise<{ name: string; data: Uint8Array }[]> {
+  const out: { name: string; data: Uint8Array }[] = [];
+  // Two at a time: the machine has two cores.
+  for (let i = 0; i < files.length; i += 2) {
+    await Promise.all(
+      files.slice(i, i + 2).map(async (f) => {
+        const target = path.join(dir, `${f.name}.${suffix}`);
+        await run(tool, [...args, path.join(dir, f.name), target], { env: { ...process.env, TCP_NODELAY: '1' } });
+        out.push({ name: target, data: new Uint8Array(await readFile(target)) });
+      }),
+    );
+  }
+  return out;
+}
+
+async function volumes(fs: { name: string; data: Uint8Array }[]): Promise<StudyVolumes> {
+  return loadStudyVolumes(fs, DEFAULT_PREPROCESSING, { decoder });
+}
+
+let reference: StudyVolumes;
+beforeAll(async () => {
+  reference = await volumes(files);
+});
+
+describe('compressed transfer syntaxes decode to the same volumes as uncompressed', () => {
+  it('reference study has both sequences', () => {
+    expect(reference.missing).toEqual(expect.arrayContaining(['T1', 'DWI', 'ADC']));
+    expect(reference.volumes.T2).toBeDefined();
+    expect(reference.volumes.FLAIR).toBeDefined();
+  });
+
+  it.each([
+    ['JPEG Lossless SV1 (dcmcjpeg)', 'dcmcjpeg', ['+e1'], TRANSFER_SYNTAX.JpegLosslessProcess14SV1],
+    ['JPEG-LS lossless (dcmcjpls)', 'dcmcjpls', ['+el'], TRANSFER_SYNTAX.JpegLsLossless],
+    ['RLE lossless (dcmcrle)', 'dcmcrle', [], TRANSFER_SYNTAX.RleLossless],
+    ['Deflated explicit VR LE (dcmconv +td)', 'dcmconv', ['+td'], TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian],
+    ['Implicit VR LE (dcmconv +ti)', 'dcmconv', ['+ti'], TRANSFER_SYNTAX.ImplicitVRLittleEndian],
+    ['Explicit VR big endian (dcmconv +tb)', 'dcmconv', ['+tb'], TRANSFER_SYNTAX.ExplicitVRBigEndian],
+  ])('%s', async (_name, tool, args, ts) => {
+    const copies = await dcmtk(tool, args as string[], tool + (args as string[]).join(''));
+    expect(readInstance(copies[0].data).header.TransferSyntaxUID).toBe(ts);
+    const out = await volumes(copies);
+    expect(out.volumes.T2).toEqual(reference.volumes.T2);
+    expect(out.volumes.FLAIR).toEqual(reference.volumes.FLAIR);
+  });
+
+  it('JPEG 2000 lossless (encoded by dcmjs-codecs)', async () => {
+    await NativeCodecs.initializeAsync();
+    const copies = files.map((f) => {
+      const t = new Transcoder(f.data.slice().buffer as ArrayBuffer);
+      t.transcode(constants.TransferSyntax.Jpeg2000Lossless);
+      return { name: f.name, data: new Uint8Array(t.getDicomPart10()) };
+    });
+    expect(readInstance(copies[0].data).header.TransferSyntaxUID).toBe(TRANSFER_SYNTAX.Jpeg2000Lossless);
+    const out = await volumes(copies);
+    expect(out.volumes.T2).toEqual(reference.volumes.T2);
+    expect(out.volumes.FLAIR).toEqual(reference.volumes.FLAIR);
+  });
+
+  it('raw decoded pixels equal the stored values with rescale applied (signed and unsigned)', () => {
+    const inst = readInstance(files[0].data);
+    const out = new Float32Array(64 * 64);
+    decoder.decodeFrameInto(inst, inst.frames[0], out, 0);
+    const stored = new Uint16Array(inst.pixelData!.kind === 'native' ? inst.pixelData!.bytes.slice().buffer : new ArrayBuffer(0));
+    expect(out[100]).toBe(stored[100] * 2 - 100);
+    const signed = readInstance(files[20].data);
+    decoder.decodeFrameInto(signed, signed.frames[0], out, 0);
+    expect(Math.min(...out)).toBeLessThan(0);
+  });
+});

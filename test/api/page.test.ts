@@ -65,7 +65,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-const rowUids = () => page.$$eval('#worklist tbody tr', (rows) => rows.map((r) => (r as HTMLElement).dataset.uid));
+const rowUids = () => page.locator('#worklist tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-uid')));
 
 test('signs in, shows the STAT study first with its badge, and updates live when a result is published', async () => {
   await page.goto(base);
@@ -77,11 +77,11 @@ test('signs in, shows the STAT study first with its badge, and updates live when
   expect(await first.locator('.badge').textContent()).toBe('STAT');
   expect(await first.textContent()).toContain('Acute infarct');
   expect(await page.locator('#who').textContent()).toContain('pacs-admin');
-  await page.waitForFunction(() => document.querySelector('#live')?.textContent === 'Live');
+  await page.locator('#live', { hasText: /^Live$/ }).waitFor();
 
   // The worker writes a haemorrhage scored STAT that arrived before the infarct: it must go to the top.
   await writeResult(redis, { uid: uid(6), priority: 'STAT', receivedAt: minutesAgo(20), looksLike: 'intracranial haemorrhage blood products', flagged: ['haemorrhage'], accession: 'A24-10242' }, true, MORE);
-  await page.waitForFunction((u) => document.querySelector('#worklist tbody tr')?.getAttribute('data-uid') === u, uid(6), { timeout: 10_000 });
+  await page.locator(`#worklist tbody tr:first-child[data-uid="${uid(6)}"]`).waitFor({ timeout: 10_000 });
   expect(await rowUids()).toEqual([uid(6), uid(4), uid(2), uid(1), uid(3), uid(5)]);
   expect(await page.locator('#worklist tbody tr').first().getAttribute('class')).toContain('fresh');
   await page.screenshot({ path: path.join(shots, 'worklist.png') });
@@ -110,7 +110,7 @@ test('the study view shows findings, and the admin query editor changes a query'
   await page.fill('#query-form [name=text]', 'subdural haematoma crescentic collection');
   await page.selectOption('#query-form [name=priority]', 'STAT');
   await page.click('#query-save');
-  await page.waitForFunction(() => [...document.querySelectorAll('#queries code')].some((c) => c.textContent === 'subdural'));
+  await page.locator('#queries code', { hasText: /^subdural$/ }).waitFor();
   const stored = JSON.parse((await redis.hget('nt:queries', 'subdural')) as string);
   expect(stored).toEqual({ id: 'subdural', text: 'subdural haematoma crescentic collection', priority: 'STAT' });
 });
@@ -121,7 +121,7 @@ test('a wrong token is refused on the sign-in form', async () => {
     await other.goto(base);
     await other.fill('#token', 'wrong-token-wrong-token');
     await other.click('#login-form button[type=submit]');
-    await other.waitForFunction(() => (document.querySelector('#login-error')?.textContent ?? '').length > 0);
+    await other.locator('#login-error', { hasText: /./ }).waitFor();
     expect(await other.locator('#login-error').textContent()).toBe('That token was not accepted.');
     expect(await other.locator('#view-worklist').isHidden()).toBe(true);
   } finally {

@@ -42,8 +42,8 @@ export function createThreadLoader(opts: { threads: number; preprocessing: Prepr
   return {
     async load(studyDir) {
       const outcome = await pool.run({ studyDir, preprocessing: opts.preprocessing, sequences: opts.sequences });
-      if (!outcome.ok) throw rebuildError(outcome.error);
-      return outcome.study;
+      if (outcome?.ok === true) return outcome.study;
+      throw rebuildError(outcome?.ok === false ? outcome.error : { name: 'Error', message: 'the load thread returned no outcome' });
     },
     close: () => pool.destroy(),
   };

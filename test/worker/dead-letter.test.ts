@@ -10,7 +10,7 @@ import { keys, STUDY_DEAD_LETTER_QUEUE } from '../../shared/studies';
 import { startWorker, type RunningWorker } from '../../services/worker/main';
 import type { DeadLetterData } from '../../services/worker/queue';
 import { startRedis, type TestRedis } from '../helpers/redis';
-import { makeTinyBundle } from './bundle';
+import { makeTinyBundle, readManifest } from './bundle';
 import { enqueueStudy, requireBuild, storeInstances, studyQueue, waitFor, workerEnv } from './helpers';
 
 describe('permanent failures -> dead-letter queue', () => {
@@ -57,7 +57,8 @@ describe('permanent failures -> dead-letter queue', () => {
       const metrics = await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text();
       expect(metrics).toMatch(/neurotriage_worker_dead_letters_total\{reason="corrupt"\} 1/);
       expect(metrics).toMatch(/neurotriage_worker_jobs_total\{outcome="failed"\} 1/);
-      expect(metrics).toMatch(/neurotriage_worker_execution_provider_info\{provider="cpu",model_version="tiny-test@0.0.1"\} 1/);
+      const m = readManifest(modelsDir);
+      expect(metrics).toContain(`neurotriage_worker_execution_provider_info{provider="cpu",model_version="${m.bundleId}@${m.version}"} 1`);
     } finally {
       await Promise.all([queue.close(), dlq.close()]);
     }

@@ -3,7 +3,7 @@
 import { appendFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { loadWorkerModels } from '../../services/worker/models';
-import { makeTinyBundle } from './bundle';
+import { makeTinyBundle, readManifest } from './bundle';
 
 describe('worker model adapter (tiny bundle, real ONNX Runtime)', () => {
   let dir: string;
@@ -34,7 +34,7 @@ describe('worker model adapter (tiny bundle, real ONNX Runtime)', () => {
 
   it('refuses an unknown provider name and a bundle whose files do not match the manifest', async () => {
     await expect(loadWorkerModels(dir, { providers: ['tensorrt'] })).rejects.toThrow(/unknown provider/);
-    appendFileSync(path.join(dir, 'image-T2.onnx'), 'x');
+    appendFileSync(path.join(dir, (readManifest(dir).imageEncoders as Record<string, { file: string }>).T2.file), 'x');
     await expect(loadWorkerModels(dir, { providers: ['cpu'] })).rejects.toThrow(/sha256/);
   });
 });

@@ -2,7 +2,7 @@
 // embedder, clock): no side effects on import, nothing global, so tests build as many as they like and drive
 // them with app.inject() or listen(0). main.ts wires the real process.
 import path from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { dataDir, type Config } from '../../shared/config';
@@ -62,6 +62,9 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
       let n = 0;
       return () => `req-${(++n).toString(36)}`;
     })(),
+    // Fastify's own request lines carry the raw URL, and a search URL carries the free text a user typed;
+    // the onResponse hook below logs the route template instead.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 256 * 1024,
     ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
     ...(deps.https ? { https: deps.https } : {}),
@@ -80,6 +83,12 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
 
   // Order matters: problems and the rate limiter before auth (both hook routes as they are added), then
   // shared decorations, then the routes.
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode, ms: Math.round(reply.elapsedTime), user: request.user?.name },
+      'request',
+    );
+  });
   await app.register(problemsPlugin);
   await app.register(rateLimitPlugin, { max: deps.settings.API_RATE_LIMIT_MAX, windowSeconds: deps.settings.API_RATE_LIMIT_WINDOW_SECONDS });
   await app.register(authPlugin, { tokens: deps.tokens });

@@ -10,6 +10,7 @@ import { createLogger } from '../../shared/logger';
 import { loadModels, type Models } from '../../shared/models';
 import { connectRedis } from '../../shared/redis';
 import { build, type ModelStatus } from './app';
+import { createOutbound, loadOutboundConfig } from './outbound';
 import { API_DEFAULTS, ApiSettingsSchema, parseTokens, type ApiToken } from './settings';
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -41,6 +42,7 @@ async function main(): Promise<void> {
   if (Boolean(settings.API_TLS_CERT_FILE) !== Boolean(settings.API_TLS_KEY_FILE)) {
     throw new ConfigError(['API_TLS_CERT_FILE and API_TLS_KEY_FILE go together: set both or neither']);
   }
+  const outboundConfig = loadOutboundConfig(process.env);
   const https = settings.API_TLS_CERT_FILE && settings.API_TLS_KEY_FILE
     ? { cert: readFileSync(settings.API_TLS_CERT_FILE), key: readFileSync(settings.API_TLS_KEY_FILE) }
     : undefined;
@@ -55,11 +57,17 @@ async function main(): Promise<void> {
     });
   });
 
+  const registry = new Registry();
+  // Pushes each scored result to the configured RIS (HL7), PACS (SR) and webhook; none configured, none run.
+  const outbound = createOutbound(outboundConfig, { redisUrl: config.REDIS_URL, registry, logger, dataDir: dataDir(config) });
+  await outbound.start();
+  if (outbound.adapters.length > 0) logger.info({ adapters: outbound.adapters }, 'outbound adapters running');
+
   let models: Models | null = null;
   let status: ModelStatus = { loaded: false, detail: `loading the model bundle from ${settings.MODELS_DIR}` };
   const app = await build({
     config, settings, tokens, redis, logger, https,
-    registry: new Registry(),
+    registry,
     embedText: async (texts) => {
       if (!models) throw new Error('text encoder not loaded');
       return models.embedTexts(texts);
@@ -92,6 +100,7 @@ async function main(): Promise<void> {
     }, config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
     timer.unref();
     await app.close();
+    await outbound.close();
     await loading;
     await (models as Models | null)?.close();
     await redis.quit().catch(() => redis.disconnect());

@@ -3,8 +3,10 @@
 // here test the API's ranking and rules, not the model.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
+import { createLogger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
 import { queryKeys, readQueries, changeQuery } from '../../shared/queries';
 import { keys } from '../../shared/studies';
@@ -343,6 +345,24 @@ describe('audit log', () => {
     expect(raw).not.toContain('secret words');
     expect(raw).not.toContain('private draft');
     for (const l of lines) expect(Date.parse(l.at as string)).not.toBeNaN();
+  });
+});
+
+describe('logs', () => {
+  test('request log lines carry the route template and user, never the search text or report', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+    const logged = await buildTestApp(redis, { logger: createLogger('api-test', 'info', sink) });
+    try {
+      await logged.inject({ method: 'GET', url: '/api/v1/search?q=patient%20called%20smith', headers: READER });
+      await logged.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/report-check`, headers: READER, payload: { report: 'draft for jones' } });
+      const text = lines.join('');
+      expect(text).toContain('"route":"/api/v1/search"');
+      expect(text).toContain('"user":"dr-reader"');
+      expect(text).not.toMatch(/smith|jones/);
+    } finally {
+      await logged.close();
+    }
   });
 });
 

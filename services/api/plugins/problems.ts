@@ -52,7 +52,9 @@ export const problemsPlugin = fp(async function problems(app: FastifyInstance) {
       return reply.code(400).type('application/problem+json').send(body);
     }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
-    if (status >= 500) request.log.error({ err }, 'request failed');
+    if (err instanceof HttpProblem) {
+      if (status >= 500) request.log.warn({ status, detail: err.detail }, 'request refused');
+    } else if (status >= 500) request.log.error({ err }, 'request failed');
     if (err instanceof HttpProblem) reply.headers(err.headers);
     const detail = status >= 500 && !(err instanceof HttpProblem) ? `the server failed to answer; quote request id ${request.id} to the administrator` : err.message;
     return reply.code(status).type('application/problem+json').send(problemBody(status, detail, path));

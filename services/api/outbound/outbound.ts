@@ -3,6 +3,7 @@
 // exponential backoff, permanent failures ended at once with UnrecoverableError, and a dead-letter copy of every
 // delivery given up. Job data holds UIDs and the version only; the result is read from Redis when the job runs.
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { log as dimseLog } from 'dcmjs-dimse';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../../shared/logger';
@@ -196,6 +197,8 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
     async start() {
       if (started) return;
       started = true;
+      // dcmjs-dimse logs every association through a global loglevel logger; ours records outcomes per delivery.
+      if (config.sr) dimseLog.setLevel('silent');
       for (const adapter of adapters) {
         const worker = new Worker<OutboundJobData, JobOutcome>(OUTBOUND_QUEUES[adapter.name], (job) => process(adapter, job), {
           connection: workerRedis,

@@ -3,7 +3,7 @@
 // be matched to the wrong message. Knows nothing about what the message says; never logs message bodies.
 import net from 'node:net';
 import type { Hl7Message } from '@medplum/core';
-import { Hl7Connection } from '@medplum/hl7';
+import { Hl7Connection, type Hl7ErrorEvent } from '@medplum/hl7';
 import type { Logger } from '../../../../shared/logger';
 import type { HostPort } from '../config';
 import { RetryableDeliveryError } from '../errors';
@@ -98,7 +98,7 @@ export class MllpSender {
         clearTimeout(timer);
         socket.removeAllListeners('error');
         const connection = new Hl7Connection(socket, 'utf-8');
-        connection.addEventListener('error', (event) => {
+        connection.addEventListener('error', (event: Hl7ErrorEvent) => {
           // Library errors carry codes and ids (e.g. an ACK for an unknown control id), not message text.
           logger?.warn({ err: event.error?.message }, 'MLLP connection error');
         });

@@ -1,0 +1,46 @@
+import { ConfigError } from '../../../shared/config';
+import { loadOutboundConfig } from './config';
+
+describe('loadOutboundConfig', () => {
+  it('turns every adapter off when no target is set', () => {
+    const c = loadOutboundConfig({});
+    expect(c.hl7).toBeUndefined();
+    expect(c.sr).toBeUndefined();
+    expect(c.webhook).toBeUndefined();
+    expect(c.attempts).toBe(8);
+    expect(c.backoffMs).toBe(2000);
+  });
+
+  it('parses host:port, AE@host:port and the webhook URL', () => {
+    const c = loadOutboundConfig({
+      HL7_MLLP_TARGET: 'ris.example.org:2575',
+      HL7_SENDING_APPLICATION: 'NT',
+      SR_TARGET: 'PACS_AE@[::1]:104',
+      WEBHOOK_URL: 'https://pager.example.org/hook',
+      WEBHOOK_SECRET: '0123456789abcdef',
+      HL7_ACK_TIMEOUT_MS: '2500',
+    });
+    expect(c.hl7).toMatchObject({ host: 'ris.example.org', port: 2575, sendingApplication: 'NT', ackTimeoutMs: 2500, messageType: 'OMI^O23' });
+    expect(c.sr).toMatchObject({ calledAe: 'PACS_AE', host: '::1', port: 104, callingAe: 'NEUROTRIAGE' });
+    expect(c.webhook?.url.href).toBe('https://pager.example.org/hook');
+  });
+
+  it('names every bad setting at once', () => {
+    let err: unknown;
+    try {
+      loadOutboundConfig({ HL7_MLLP_TARGET: 'ris-without-port', SR_TARGET: 'pacs:104', WEBHOOK_URL: 'ftp://x' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const text = (err as ConfigError).problems.join('\n');
+    expect(text).toMatch(/HL7_MLLP_TARGET="ris-without-port"/);
+    expect(text).toMatch(/SR_TARGET="pacs:104": expected AE@host:port/);
+    expect(text).toMatch(/WEBHOOK_URL="ftp:\/\/x"/);
+    expect(text).toMatch(/WEBHOOK_SECRET: required/);
+  });
+
+  it('refuses HL7 delimiters in MSH identifiers', () => {
+    expect(() => loadOutboundConfig({ HL7_SENDING_APPLICATION: 'A|B' })).toThrow(/HL7_SENDING_APPLICATION/);
+  });
+});

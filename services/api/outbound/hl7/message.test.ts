@@ -1,0 +1,95 @@
+import { Hl7Message } from '@medplum/core';
+import type { StudyResult } from '../../../../shared/results';
+import { loadOutboundConfig } from '../config';
+import { PermanentDeliveryError } from '../errors';
+import { buildPriorityMessage, hl7Escape, hl7DateTime, readAck } from './message';
+
+const target = (messageType = 'OMI^O23') =>
+  loadOutboundConfig({ HL7_MLLP_TARGET: 'ris:2575', HL7_MESSAGE_TYPE: messageType, HL7_RECEIVING_FACILITY: 'HOSP' }).hl7!;
+
+function result(priority: StudyResult['priority'], extra: Partial<StudyResult> = {}): StudyResult {
+  return {
+    StudyInstanceUID: '1.2.3.4', AccessionNumber: 'A12345', priority,
+    findings: [
+      { queryId: 'bleed', text: 'Intracranial haemorrhage', priority: 'STAT', similarity: 0.412345, probability: 0.97, flagged: true, bySequence: {} },
+      { queryId: 'mass', text: 'Mass & oedema ~ shift', priority: 'URGENT', similarity: 0.1, probability: null, flagged: false, bySequence: {} },
+    ],
+    abnormalProbability: null, sequencesUsed: ['T2'], sequencesMissing: [], series: [], confidence: 1,
+    model: { bundleId: 'b', version: '1' }, provider: 'cpu',
+    timingsMs: { decode: 0, preprocess: 0, inference: 0, scoring: 0, total: 0 }, receivedAt: 0, scoredAt: Date.UTC(2026, 0, 2, 3, 4, 5, 6),
+    ...extra,
+  };
+}
+
+const build = (r: StudyResult, t = target()) => Hl7Message.parse(buildPriorityMessage(r, t, { controlId: 'CTRL1', now: Date.UTC(2026, 0, 2) }).toString());
+
+describe('buildPriorityMessage', () => {
+  it.each([['STAT', 'S'], ['URGENT', 'A'], ['ROUTINE', 'R']] as const)('%s is %s in TQ1-9, ORC-7.6 and OBR-27.6', (priority, code) => {
+    const m = build(result(priority));
+    expect(m.getSegment('TQ1')!.getComponent(9, 1)).toBe(code);
+    expect(m.getSegment('TQ1')!.getComponent(9, 3)).toBe('HL70485');
+    expect(m.getSegment('ORC')!.getComponent(7, 6)).toBe(code);
+    expect(m.getSegment('OBR')!.getComponent(27, 6)).toBe(code);
+  });
+
+  it('fills MSH from the settings, with the control id and v2.5.1', () => {
+    const msh = build(result('STAT')).getSegment('MSH')!;
+    expect(msh.getField(3).toString()).toBe('NEUROTRIAGE');
+    expect(msh.getField(5).toString()).toBe('RIS');
+    expect(msh.getField(6).toString()).toBe('HOSP');
+    expect(msh.getField(7).toString()).toBe('20260102000000.000+0000');
+    expect(msh.getField(9).toString()).toBe('OMI^O23^OMI_O23');
+    expect(msh.getField(10).toString()).toBe('CTRL1');
+    expect(msh.getField(12).toString()).toBe('2.5.1');
+  });
+
+  it('carries no patient identity and keys the order on the accession number', () => {
+    const m = build(result('STAT'));
+    expect(m.getSegment('PID')).toBeUndefined();
+    expect(m.getSegment('ORC')!.getField(3).toString()).toBe('A12345');
+    expect(m.getSegment('OBR')!.getField(18).toString()).toBe('A12345');
+    expect(m.getSegment('IPC')!.getField(1).toString()).toBe('A12345');
+    expect(m.getSegment('IPC')!.getField(3).toString()).toBe('1.2.3.4');
+  });
+
+  it('writes one OBX group per finding, escapes delimiters and omits a missing probability', () => {
+    const obx = build(result('STAT')).getAllSegments('OBX');
+    const group1 = obx.filter((s) => s.getField(4).toString() === '1');
+    const group2 = obx.filter((s) => s.getField(4).toString() === '2');
+    expect(group1.map((s) => s.getComponent(3, 1))).toEqual(['QUERY', 'SIMILARITY', 'PROBABILITY', 'FLAGGED', 'QUERY_PRIORITY']);
+    expect(group2.map((s) => s.getComponent(3, 1))).toEqual(['QUERY', 'SIMILARITY', 'FLAGGED', 'QUERY_PRIORITY']);
+    expect(group1[1].getField(5).toString()).toBe('0.4123');
+    expect(group1.every((s) => s.getField(8).toString() === 'A')).toBe(true);
+    expect(group2.every((s) => s.getField(8).toString() === 'N')).toBe(true);
+    expect(group2[0].toString()).toContain('Mass \\T\\ oedema \\R\\ shift');
+    expect(obx.every((s) => s.getField(11).toString() === 'P')).toBe(true);
+  });
+
+  it('ORM^O01 keeps priority in ORC-7 and OBR-27 and drops the v2.5-only TQ1 and IPC', () => {
+    const m = build(result('URGENT'), target('ORM^O01'));
+    expect(m.getSegment('MSH')!.getField(9).toString()).toBe('ORM^O01^ORM_O01');
+    expect(m.getSegment('TQ1')).toBeUndefined();
+    expect(m.getSegment('IPC')).toBeUndefined();
+    expect(m.getSegment('ORC')!.getComponent(7, 6)).toBe('A');
+  });
+
+  it('refuses a study without an accession number as a permanent failure', () => {
+    expect(() => build(result('STAT', { AccessionNumber: '  ' }))).toThrow(PermanentDeliveryError);
+  });
+});
+
+describe('helpers', () => {
+  it('escapes every delimiter, the escape character first', () => {
+    expect(hl7Escape('a|b^c&d~e\\f\ng')).toBe('a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f\\.br\\g');
+  });
+
+  it('formats HL7 DTM in UTC', () => {
+    expect(hl7DateTime(Date.UTC(2026, 10, 28, 15, 4, 5, 67))).toBe('20261128150405.067+0000');
+  });
+
+  it('reads MSA-1, MSA-2 and ERR-3 of an ACK', () => {
+    const ack = Hl7Message.parse('MSH|^~\\&|RIS||NT||20260101||ACK^O23^ACK|9|P|2.5.1\rMSA|AR|CTRL1\rERR|||207^Application internal error^HL70357|E');
+    expect(readAck(ack)).toEqual({ code: 'AR', controlId: 'CTRL1', errorCode: '207' });
+    expect(() => readAck(Hl7Message.parse('MSH|^~\\&|RIS||NT||20260101||ACK|9|P|2.5.1'))).toThrow(/MSA-1/);
+  });
+});

@@ -1,0 +1,63 @@
+// A real MLLP peer for tests: a node:net server on 127.0.0.1:0 whose connections are framed and parsed by
+// @medplum/hl7's Hl7Connection (the library the sender uses). A script decides each reply: AA, AE, AR or none.
+// Like a RIS, it records a message (in memory, the "durable write") before it acknowledges it.
+import net from 'node:net';
+import type { Hl7Message } from '@medplum/core';
+import { Hl7Connection, type Hl7MessageEvent } from '@medplum/hl7';
+
+export type PeerReply = 'AA' | 'AE' | 'AR' | 'none';
+
+export interface MllpPeer {
+  port: number;
+  /** Every message received, in order (retries included). */
+  received: Hl7Message[];
+  connections: number;
+  /** Decides the reply to the next message; default AA. */
+  reply: (message: Hl7Message, index: number) => PeerReply;
+  waitFor(count: number, timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startMllpPeer(): Promise<MllpPeer> {
+  const sockets = new Set<net.Socket>();
+  const waiters: Array<() => void> = [];
+  const peer: MllpPeer = {
+    port: 0,
+    received: [],
+    connections: 0,
+    reply: () => 'AA',
+    waitFor(count, timeoutMs = 10_000) {
+      return new Promise<void>((resolve, reject) => {
+        const deadline = setTimeout(() => reject(new Error(`MLLP peer got ${peer.received.length} of ${count} messages`)), timeoutMs);
+        const check = (): void => {
+          if (peer.received.length >= count) {
+            clearTimeout(deadline);
+            resolve();
+          } else waiters.push(check);
+        };
+        check();
+      });
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+  const server = net.createServer((socket) => {
+    socket.setNoDelay(true);
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    peer.connections += 1;
+    const connection = new Hl7Connection(socket, 'utf-8');
+    connection.addEventListener('message', (event: Hl7MessageEvent) => {
+      const index = peer.received.length;
+      peer.received.push(event.message);
+      for (const w of waiters.splice(0)) w();
+      const reply = peer.reply(event.message, index);
+      if (reply !== 'none') connection.send(event.message.buildAck({ ackCode: reply }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  peer.port = (server.address() as net.AddressInfo).port;
+  return peer;
+}

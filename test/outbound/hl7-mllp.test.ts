@@ -1,0 +1,192 @@
+// HL7 v2.5.1 over MLLP end to end through BullMQ: real Redis, a real MLLP peer parsing with @medplum/hl7 and
+// answering AA / AE / AR / nothing. Asserts the priority fields (TQ1-9, ORC-7, OBR-27 per table 0485), the OBX
+// findings, the control id, retries on AE and on ACK timeout, and the dead letter on AR.
+import type { Hl7Message } from '@medplum/core';
+import { Registry } from 'prom-client';
+import { createLogger } from '../../shared/logger';
+import { connectRedis } from '../../shared/redis';
+import type { Redis } from 'ioredis';
+import { createOutbound, type Outbound } from '../../services/api/outbound/outbound';
+import { loadOutboundConfig } from '../../services/api/outbound/config';
+import { resultKey } from '../../services/api/outbound/idempotency';
+import { startRedis, type TestRedis } from '../helpers/redis';
+import { makeResult, writeResult } from './helpers/fixtures';
+import { startMllpPeer, type MllpPeer } from './helpers/mllp-peer';
+
+let redisServer: TestRedis;
+let redis: Redis;
+let peer: MllpPeer;
+let outbound: Outbound;
+let registry: Registry;
+
+beforeAll(async () => {
+  redisServer = await startRedis();
+  redis = connectRedis(redisServer.url, 'worker');
+  peer = await startMllpPeer();
+  registry = new Registry();
+  const config = loadOutboundConfig({
+    HL7_MLLP_TARGET: `127.0.0.1:${peer.port}`,
+    HL7_ACK_TIMEOUT_MS: '400',
+    HL7_CONNECT_TIMEOUT_MS: '1000',
+    OUTBOUND_ATTEMPTS: '3',
+    OUTBOUND_BACKOFF_MS: '50',
+  });
+  outbound = createOutbound(config, {
+    redisUrl: redisServer.url, registry, logger: createLogger('outbound-test', 'silent'), dataDir: redisServer.dir,
+  });
+  await outbound.start();
+});
+
+afterAll(async () => {
+  await outbound?.close();
+  await peer?.close();
+  redis?.disconnect();
+  await redisServer?.stop();
+});
+
+beforeEach(() => {
+  peer.reply = () => 'AA';
+});
+
+async function finished(jobId: string, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const state = await outbound.queue('hl7').getJobState(jobId);
+    if (state === 'completed' || state === 'failed') return state;
+    if (Date.now() > deadline) throw new Error(`job ${jobId} still ${state}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function messagesFor(controlId: string): Hl7Message[] {
+  return peer.received.filter((m) => m.getSegment('MSH')?.getField(10).toString() === controlId);
+}
+
+async function metric(name: string, labels: Record<string, string>): Promise<number> {
+  const m = await registry.getSingleMetric(name)!.get();
+  return m.values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((a, v) => a + v.value, 0);
+}
+
+test('STAT, URGENT and ROUTINE go out as OMI^O23 with S, A, R in TQ1-9, ORC-7 and OBR-27, findings as OBX', async () => {
+  const expected = { STAT: 'S', URGENT: 'A', ROUTINE: 'R' } as const;
+  for (const priority of ['STAT', 'URGENT', 'ROUTINE'] as const) {
+    const result = makeResult(priority);
+    await writeResult(redis, result);
+    expect(await outbound.enqueue(result)).toEqual(['hl7']);
+    const key = resultKey(result);
+    expect(await finished(key.jobId)).toBe('completed');
+
+    const [m] = messagesFor(key.hl7ControlId);
+    expect(m).toBeDefined();
+    expect(m.getSegment('MSH')!.getField(9).toString()).toBe('OMI^O23^OMI_O23');
+    expect(m.getSegment('MSH')!.getField(12).toString()).toBe('2.5.1');
+    expect(m.getSegment('ORC')!.getField(1).toString()).toBe('XO');
+    expect(m.getSegment('TQ1')!.getComponent(9, 1)).toBe(expected[priority]);
+    expect(m.getSegment('ORC')!.getComponent(7, 6)).toBe(expected[priority]);
+    expect(m.getSegment('OBR')!.getComponent(27, 6)).toBe(expected[priority]);
+    expect(m.getSegment('IPC')!.getField(1).toString()).toBe(result.AccessionNumber);
+    expect(m.getSegment('IPC')!.getField(3).toString()).toBe(result.StudyInstanceUID);
+    // No patient identity travels: no PID segment at all.
+    expect(m.getSegment('PID')).toBeUndefined();
+
+    const obx = m.getAllSegments('OBX');
+    const byId = (id: string, sub: string) => obx.find((s) => s.getComponent(3, 1) === id && s.getField(4).toString() === sub);
+    expect(byId('TRIAGE_PRIORITY', '0')!.getComponent(5, 1)).toBe(expected[priority]);
+    expect(byId('QUERY', '1')!.getComponent(5, 1)).toBe('acute_infarct');
+    expect(Number(byId('SIMILARITY', '1')!.getField(5).toString())).toBeCloseTo(result.findings[0].similarity, 4);
+    expect(Number(byId('PROBABILITY', '1')!.getField(5).toString())).toBeCloseTo(result.findings[0].probability!, 4);
+    expect(byId('FLAGGED', '1')!.getComponent(5, 1)).toBe(result.findings[0].flagged ? 'Y' : 'N');
+    // The second query has no calibration: no PROBABILITY row; its "|" arrives escaped and unescaped intact.
+    expect(byId('PROBABILITY', '2')).toBeUndefined();
+    expect(byId('QUERY', '2')!.getField(5).toString()).toContain('\\F\\');
+    obx.forEach((s, i) => expect(s.getField(1).toString()).toBe(String(i + 1)));
+  }
+  expect(await metric('neurotriage_outbound_sent_total', { adapter: 'hl7' })).toBeGreaterThanOrEqual(3);
+  // One persistent connection carried all three.
+  expect(peer.connections).toBe(1);
+});
+
+test('AE is retried with the same control id until AA', async () => {
+  const result = makeResult('STAT');
+  const key = resultKey(result);
+  let errors = 0;
+  peer.reply = (m) => (m.getSegment('MSH')!.getField(10).toString() === key.hl7ControlId && errors++ < 1 ? 'AE' : 'AA');
+  await writeResult(redis, result);
+  await outbound.enqueue(result);
+  expect(await finished(key.jobId)).toBe('completed');
+  expect(messagesFor(key.hl7ControlId)).toHaveLength(2);
+  expect(await metric('neurotriage_outbound_failed_total', { adapter: 'hl7', reason: 'ack-AE', permanent: 'false' })).toBeGreaterThanOrEqual(1);
+});
+
+test('no ACK within HL7_ACK_TIMEOUT_MS is retried on a fresh connection', async () => {
+  const result = makeResult('URGENT');
+  const key = resultKey(result);
+  let silent = 0;
+  peer.reply = (m) => (m.getSegment('MSH')!.getField(10).toString() === key.hl7ControlId && silent++ < 1 ? 'none' : 'AA');
+  const connectionsBefore = peer.connections;
+  await writeResult(redis, result);
+  await outbound.enqueue(result);
+  expect(await finished(key.jobId)).toBe('completed');
+  expect(messagesFor(key.hl7ControlId)).toHaveLength(2);
+  expect(peer.connections).toBe(connectionsBefore + 1);
+  expect(await metric('neurotriage_outbound_failed_total', { adapter: 'hl7', reason: 'ack-timeout' })).toBeGreaterThanOrEqual(1);
+});
+
+test('AR is permanent: one attempt, then a dead-letter copy with the reason and no message body', async () => {
+  const result = makeResult('STAT');
+  const key = resultKey(result);
+  peer.reply = () => 'AR';
+  await writeResult(redis, result);
+  await outbound.enqueue(result);
+  expect(await finished(key.jobId)).toBe('failed');
+  expect(messagesFor(key.hl7ControlId)).toHaveLength(1);
+  const dead = await outbound.deadLetterQueue('hl7').getJob(key.jobId);
+  expect(dead?.data).toMatchObject({ adapter: 'hl7', reason: 'ack-AR', permanent: true, attemptsMade: 1, StudyInstanceUID: result.StudyInstanceUID });
+  expect(JSON.stringify(dead?.data)).not.toContain('MSH');
+  expect(await metric('neurotriage_outbound_dead_lettered_total', { adapter: 'hl7' })).toBeGreaterThanOrEqual(1);
+});
+
+test('AE on every attempt ends in the dead letter after OUTBOUND_ATTEMPTS', async () => {
+  const result = makeResult('ROUTINE');
+  const key = resultKey(result);
+  peer.reply = () => 'AE';
+  await writeResult(redis, result);
+  await outbound.enqueue(result);
+  expect(await finished(key.jobId)).toBe('failed');
+  expect(messagesFor(key.hl7ControlId)).toHaveLength(3);
+  const dead = await outbound.deadLetterQueue('hl7').getJob(key.jobId);
+  expect(dead?.data).toMatchObject({ reason: 'ack-AE', permanent: false, attemptsMade: 3 });
+});
+
+test('a duplicate enqueue of the same result version sends nothing more; a newer version supersedes the old job', async () => {
+  const result = makeResult('STAT');
+  const key = resultKey(result);
+  await writeResult(redis, result);
+  await outbound.enqueue(result);
+  await outbound.enqueue(result);
+  expect(await finished(key.jobId)).toBe('completed');
+  await outbound.enqueue(result);
+  await new Promise((r) => setTimeout(r, 200));
+  expect(messagesFor(key.hl7ControlId)).toHaveLength(1);
+
+  // Re-scored: the stored result is newer than the job's version, so the old job sends nothing.
+  const stale = { ...result, scoredAt: result.scoredAt - 5000 };
+  await outbound.enqueue(stale);
+  expect(await finished(resultKey(stale).jobId)).toBe('completed');
+  expect(messagesFor(resultKey(stale).hl7ControlId)).toHaveLength(0);
+});
+
+test('a result published on the scored channel is picked up and sent', async () => {
+  const result = makeResult('URGENT');
+  const key = resultKey(result);
+  await writeResult(redis, result, true);
+  expect(await finished(key.jobId)).toBe('completed');
+  expect(messagesFor(key.hl7ControlId)).toHaveLength(1);
+});
+
+test('a study without an accession number is not queued for HL7', async () => {
+  const result = makeResult('STAT', { AccessionNumber: undefined });
+  await writeResult(redis, result);
+  expect(await outbound.enqueue(result)).toEqual([]);
+  expect(await metric('neurotriage_outbound_skipped_total', { adapter: 'hl7', reason: 'no-accession' })).toBeGreaterThanOrEqual(1);
+});

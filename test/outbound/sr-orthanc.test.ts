@@ -1,0 +1,162 @@
+// DICOM SR end to end through BullMQ against a real Orthanc on loopback: the source MR instance is stored by
+// storescu (DCMTK) as the modality would, the SR adapter builds a Comprehensive SR from the result and the stored
+// instance and C-STOREs it; the SR is read back through Orthanc's REST API and must sit in the source study.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
+import { createLogger } from '../../shared/logger';
+import { connectRedis } from '../../shared/redis';
+import { loadOutboundConfig } from '../../services/api/outbound/config';
+import { resultKey } from '../../services/api/outbound/idempotency';
+import { createOutbound, type Outbound } from '../../services/api/outbound/outbound';
+import { COMPREHENSIVE_SR } from '../../services/api/outbound/sr/build-sr';
+import { startRedis, type TestRedis } from '../helpers/redis';
+import { makeResult, storeMrInstance, testUid, writeResult } from './helpers/fixtures';
+import { startOrthanc, type TestOrthanc } from './helpers/orthanc';
+
+const run = promisify(execFile);
+
+let redisServer: TestRedis;
+let redis: Redis;
+let orthanc: TestOrthanc;
+let dataDir: string;
+let outbound: Outbound | undefined;
+let registry: Registry;
+
+type Tags = Record<string, unknown>;
+type Item = Record<string, unknown> & { ContentSequence?: Item[]; ConceptNameCodeSequence?: Item[] };
+
+beforeAll(async () => {
+  [redisServer, orthanc] = await Promise.all([startRedis(), startOrthanc({ allowedAes: ['NEUROTRIAGE', 'STORESCU'] })]);
+  redis = connectRedis(redisServer.url, 'worker');
+  dataDir = mkdtempSync(path.join(tmpdir(), 'nt-outbound-data-'));
+  registry = new Registry();
+  const config = loadOutboundConfig({
+    SR_TARGET: `${orthanc.aet}@127.0.0.1:${orthanc.dicomPort}`,
+    SR_CALLING_AE: 'NEUROTRIAGE',
+    SR_TIMEOUT_MS: '10000',
+    OUTBOUND_ATTEMPTS: '2',
+    OUTBOUND_BACKOFF_MS: '50',
+  });
+  outbound = createOutbound(config, {
+    redisUrl: redisServer.url, registry, logger: createLogger('outbound-test', 'silent'), dataDir, subscribe: false,
+    softwareVersion: 'test',
+  });
+  await outbound.start();
+});
+
+afterAll(async () => {
+  await outbound?.close();
+  redis?.disconnect();
+  await Promise.all([redisServer?.stop(), orthanc?.stop()]);
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+function mainOutbound(): Outbound {
+  if (!outbound) throw new Error('outbound not started');
+  return outbound;
+}
+
+async function finished(jobId: string, on: Outbound = mainOutbound(), timeoutMs = 20_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const state = await on.queue('sr').getJobState(jobId);
+    if (state === 'completed' || state === 'failed') return state;
+    if (Date.now() > deadline) throw new Error(`job ${jobId} still ${state}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const meaning = (item: Item): unknown => (item.ConceptNameCodeSequence as Item[] | undefined)?.[0]?.CodeValue;
+
+test('the SR lands in the source study in Orthanc with findings, priority and evidence', async () => {
+  const outbound = mainOutbound();
+  const result = makeResult('STAT');
+  const source = await storeMrInstance(redis, dataDir, { StudyInstanceUID: result.StudyInstanceUID, AccessionNumber: result.AccessionNumber });
+  result.series = [{ SeriesInstanceUID: source.SeriesInstanceUID, sequence: 'DWI', used: true }];
+  await run('storescu', ['-aet', 'STORESCU', '-aec', orthanc.aet, '127.0.0.1', String(orthanc.dicomPort), source.file], {
+    env: { ...process.env, TCP_NODELAY: '1' },
+  });
+  await writeResult(redis, result);
+
+  expect(await outbound.enqueue(result)).toEqual(['sr']);
+  const key = resultKey(result);
+  expect(await finished(key.jobId)).toBe('completed');
+
+  // One study in Orthanc, holding the MR series and our SR series, filed under the same patient.
+  const studies = await orthanc.rest<string[]>('/studies');
+  expect(studies).toHaveLength(1);
+  const study = await orthanc.rest<{ Series: string[]; MainDicomTags: Tags }>(`/studies/${studies[0]}`);
+  expect(study.MainDicomTags.StudyInstanceUID).toBe(result.StudyInstanceUID);
+  expect(study.Series).toHaveLength(2);
+
+  const instances = await orthanc.rest<Array<{ ID: string }>>('/instances?expand');
+  const tagsList = await Promise.all(instances.map((i) => orthanc.rest<Tags>(`/instances/${i.ID}/tags?simplify`)));
+  const sr = tagsList.find((t) => t.SOPClassUID === COMPREHENSIVE_SR)!;
+  const mr = tagsList.find((t) => t.Modality === 'MR')!;
+  expect(sr).toBeDefined();
+  expect(sr.Modality).toBe('SR');
+  expect(sr.StudyInstanceUID).toBe(result.StudyInstanceUID);
+  expect(sr.PatientID).toBe(mr.PatientID);
+  expect(sr.PatientName).toBe(mr.PatientName);
+  expect(sr.AccessionNumber).toBe(result.AccessionNumber);
+  expect(sr.VerificationFlag).toBe('UNVERIFIED');
+
+  const evidence = (sr.CurrentRequestedProcedureEvidenceSequence as Item[])[0];
+  expect(evidence.StudyInstanceUID).toBe(result.StudyInstanceUID);
+  const refSeries = (evidence.ReferencedSeriesSequence as Item[])[0];
+  expect(refSeries.SeriesInstanceUID).toBe(source.SeriesInstanceUID);
+  expect((refSeries.ReferencedSOPSequence as Item[])[0]).toMatchObject({
+    ReferencedSOPInstanceUID: source.SOPInstanceUID, ReferencedSOPClassUID: '1.2.840.10008.5.1.4.1.1.4',
+  });
+
+  const content = sr.ContentSequence as Item[];
+  const priority = content.find((i) => meaning(i) === 'TRIAGE_PRIORITY')!;
+  expect((priority.ConceptCodeSequence as Item[])[0].CodeValue).toBe('STAT');
+  const findings = content.filter((i) => i.ValueType === 'CONTAINER');
+  expect(findings).toHaveLength(result.findings.length);
+  const first = findings[0].ContentSequence!;
+  expect(first.find((i) => meaning(i) === 'QUERY')!.TextValue).toBe(result.findings[0].text);
+  const similarity = first.find((i) => meaning(i) === 'SIMILARITY')!.MeasuredValueSequence as Item[];
+  expect(Number(similarity[0].NumericValue)).toBeCloseTo(result.findings[0].similarity, 4);
+  const probability = first.find((i) => meaning(i) === 'PROBABILITY')!.MeasuredValueSequence as Item[];
+  expect(Number(probability[0].NumericValue)).toBeCloseTo(result.findings[0].probability!, 4);
+  const flagged = first.find((i) => meaning(i) === 'FLAGGED')!.ConceptCodeSequence as Item[];
+  expect(flagged[0].CodeMeaning).toBe(result.findings[0].flagged ? 'Yes' : 'No');
+
+  // A re-delivery of the same version overwrites the same SOP instance: still one SR in the study.
+  await outbound.queue('sr').remove(key.jobId);
+  await outbound.enqueue(result);
+  expect(await finished(key.jobId)).toBe('completed');
+  const after = await orthanc.rest<string[]>('/instances');
+  expect(after).toHaveLength(2);
+});
+
+test('a PACS that rejects our AE title: association rejected permanently, dead-lettered after one attempt', async () => {
+  // Same Redis, same queue name: the correctly configured instance must not take this job.
+  await outbound?.close();
+  outbound = undefined;
+  const other = createOutbound(
+    loadOutboundConfig({ SR_TARGET: `WRONG_AE@127.0.0.1:${orthanc.dicomPort}`, OUTBOUND_ATTEMPTS: '3', OUTBOUND_BACKOFF_MS: '50' }),
+    { redisUrl: redisServer.url, registry, logger: createLogger('outbound-test', 'silent'), dataDir, subscribe: false },
+  );
+  await other.start();
+  try {
+    const result = makeResult('URGENT', { StudyInstanceUID: testUid() });
+    await storeMrInstance(redis, dataDir, { StudyInstanceUID: result.StudyInstanceUID });
+    await writeResult(redis, result);
+    await other.enqueue(result);
+    const key = resultKey(result);
+    expect(await finished(key.jobId, other)).toBe('failed');
+    const dead = await other.deadLetterQueue('sr').getJob(key.jobId);
+    expect(dead?.data).toMatchObject({ adapter: 'sr', reason: 'association-rejected', permanent: true, attemptsMade: 1 });
+    // The error text names AE titles and codes, never the patient.
+    expect(dead?.data.error).not.toMatch(/Synthetic|SYNTH-0001/);
+  } finally {
+    await other.close();
+  }
+});

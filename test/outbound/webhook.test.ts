@@ -1,0 +1,146 @@
+// The signed webhook through BullMQ against a real node:http receiver on 127.0.0.1:0: the receiver checks the
+// HMAC signature the way a paging system would; 5xx, 429 and timeouts are retried, other 4xx are dead-lettered.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
+import { createLogger } from '../../shared/logger';
+import { connectRedis } from '../../shared/redis';
+import { loadOutboundConfig } from '../../services/api/outbound/config';
+import { resultKey } from '../../services/api/outbound/idempotency';
+import { createOutbound, type Outbound } from '../../services/api/outbound/outbound';
+import { verifyWebhook, type WebhookPayload } from '../../services/api/outbound/webhook/webhook';
+import { startRedis, type TestRedis } from '../helpers/redis';
+import { makeResult, writeResult } from './helpers/fixtures';
+
+const SECRET = 'a-test-secret-of-some-length';
+
+interface Received {
+  body: string;
+  signature?: string;
+  timestamp?: string;
+  delivery?: string;
+  valid: boolean;
+}
+
+let redisServer: TestRedis;
+let redis: Redis;
+let server: http.Server;
+let outbound: Outbound;
+const received: Received[] = [];
+/** Status to answer for the n-th request of a delivery id; "hang" never answers within the timeout. */
+let answer: (payload: WebhookPayload, nth: number) => number | 'hang' = () => 204;
+
+beforeAll(async () => {
+  redisServer = await startRedis();
+  redis = connectRedis(redisServer.url, 'worker');
+  server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const signature = req.headers['x-neurotriage-signature'] as string | undefined;
+      const timestamp = req.headers['x-neurotriage-timestamp'] as string | undefined;
+      const delivery = req.headers['x-neurotriage-delivery'] as string | undefined;
+      received.push({ body, signature, timestamp, delivery, valid: verifyWebhook(SECRET, { signature, timestamp }, body) });
+      const payload = JSON.parse(body) as WebhookPayload;
+      const nth = received.filter((r) => r.delivery === delivery).length;
+      const status = answer(payload, nth);
+      if (status === 'hang') {
+        setTimeout(() => res.writeHead(204).end(), 1500);
+        return;
+      }
+      res.writeHead(status, { 'content-type': 'text/plain' }).end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  outbound = createOutbound(
+    loadOutboundConfig({
+      WEBHOOK_URL: `http://127.0.0.1:${port}/hooks/neurotriage`,
+      WEBHOOK_SECRET: SECRET,
+      WEBHOOK_TIMEOUT_MS: '300',
+      WEBHOOK_MIN_PRIORITY: 'URGENT',
+      OUTBOUND_ATTEMPTS: '3',
+      OUTBOUND_BACKOFF_MS: '50',
+    }),
+    { redisUrl: redisServer.url, registry: new Registry(), logger: createLogger('outbound-test', 'silent'), dataDir: redisServer.dir, subscribe: false },
+  );
+  await outbound.start();
+});
+
+afterAll(async () => {
+  await outbound?.close();
+  server?.closeAllConnections();
+  await new Promise((r) => server?.close(r));
+  redis?.disconnect();
+  await redisServer?.stop();
+});
+
+async function finished(jobId: string, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const state = await outbound.queue('webhook').getJobState(jobId);
+    if (state === 'completed' || state === 'failed') return state;
+    if (Date.now() > deadline) throw new Error(`job ${jobId} still ${state}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const forKey = (jobId: string): Received[] => received.filter((r) => r.delivery === jobId);
+
+test('a STAT result is posted once, signed, with flagged findings and no patient identifiers', async () => {
+  answer = () => 204;
+  const result = makeResult('STAT');
+  await writeResult(redis, result);
+  expect(await outbound.enqueue(result)).toEqual(['webhook']);
+  const key = resultKey(result);
+  expect(await finished(key.jobId)).toBe('completed');
+  const [r] = forKey(key.jobId);
+  expect(r.valid).toBe(true);
+  expect(verifyWebhook('some-other-secret-value', r, r.body)).toBe(false);
+  const payload = JSON.parse(r.body) as WebhookPayload;
+  expect(payload).toMatchObject({ event: 'study.scored', StudyInstanceUID: result.StudyInstanceUID, AccessionNumber: result.AccessionNumber, priority: 'STAT' });
+  expect(payload.flaggedFindings.map((f) => f.queryId)).toEqual(['acute_infarct']);
+  expect(Object.keys(payload)).not.toEqual(expect.arrayContaining(['PatientName']));
+  expect(r.body).not.toMatch(/Patient/);
+});
+
+test('5xx and 429 are retried; the signature stays valid on every attempt', async () => {
+  answer = (_p, nth) => (nth === 1 ? 503 : nth === 2 ? 429 : 200);
+  const result = makeResult('URGENT');
+  await writeResult(redis, result);
+  await outbound.enqueue(result);
+  const key = resultKey(result);
+  expect(await finished(key.jobId)).toBe('completed');
+  expect(forKey(key.jobId)).toHaveLength(3);
+  expect(forKey(key.jobId).every((r) => r.valid)).toBe(true);
+});
+
+test('a receiver slower than WEBHOOK_TIMEOUT_MS is retried', async () => {
+  answer = (_p, nth) => (nth === 1 ? 'hang' : 204);
+  const result = makeResult('STAT');
+  await writeResult(redis, result);
+  await outbound.enqueue(result);
+  const key = resultKey(result);
+  expect(await finished(key.jobId)).toBe('completed');
+  expect(forKey(key.jobId)).toHaveLength(2);
+});
+
+test('4xx (other than 408/429) is permanent: one attempt, dead-lettered', async () => {
+  answer = () => 400;
+  const result = makeResult('STAT');
+  await writeResult(redis, result);
+  await outbound.enqueue(result);
+  const key = resultKey(result);
+  expect(await finished(key.jobId)).toBe('failed');
+  expect(forKey(key.jobId)).toHaveLength(1);
+  const dead = await outbound.deadLetterQueue('webhook').getJob(key.jobId);
+  expect(dead?.data).toMatchObject({ adapter: 'webhook', reason: 'http-400', permanent: true, attemptsMade: 1 });
+});
+
+test('ROUTINE is below WEBHOOK_MIN_PRIORITY=URGENT and is not posted', async () => {
+  const result = makeResult('ROUTINE');
+  await writeResult(redis, result);
+  expect(await outbound.enqueue(result)).toEqual([]);
+});

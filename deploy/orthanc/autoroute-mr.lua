@@ -19,5 +19,5 @@ function OnStableStudy(studyId, tags, metadata)
   -- Orthanc identifiers only: the study's tags carry patient identity and never go to the log.
   print('neurotriage auto-route: study ' .. studyId .. ', ' .. #mr .. ' MR series')
   RestApiPost('/modalities/' .. TARGET .. '/store',
-    DumpJson({ Resources = mr, Asynchronous = true, Priority = 0 }, true))
+    DumpJson({ Resources = mr, Asynchronous = true }, true))
 end

@@ -1,0 +1,218 @@
+// Prometheus rules and config, the Grafana dashboard and provisioning, checked against the code: every metric a
+// rule or a panel queries is one the services really export (names read from their source), every label matcher
+// names a label that metric has, promtool accepts the rules, the config and every panel's PromQL, and the alert
+// rules' unit tests pass. Needs promtool (Debian package prometheus, installed by npm run setup).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import YAML from 'yaml';
+import { ROOT } from './manifests';
+
+const read = (p: string) => readFileSync(path.join(ROOT, p), 'utf8');
+
+function promtool(args: string[]): string {
+  try {
+    return execFileSync('promtool', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stdout?: string; stderr?: string };
+    if (e.code === 'ENOENT') throw new Error('promtool not found: npm run setup installs Debian\'s prometheus package');
+    throw new Error(`promtool ${args.join(' ')} failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+  }
+}
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(path.join(ROOT, dir)).flatMap((name) => {
+    const rel = path.join(dir, name);
+    if (statSync(path.join(ROOT, rel)).isDirectory()) return name === 'public' ? [] : sourceFiles(rel);
+    return rel.endsWith('.ts') && !rel.endsWith('.test.ts') ? [rel] : [];
+  });
+}
+
+/** Metric name -> its label names, from `new Counter|Gauge|Histogram|Summary({ name, labelNames })` in the code. */
+function exportedMetrics(): Map<string, Set<string>> {
+  const metrics = new Map<string, Set<string>>();
+  const add = (name: string, labels: string[], histogram: boolean) => {
+    const names = histogram ? [name, `${name}_bucket`, `${name}_sum`, `${name}_count`] : [name];
+    for (const n of names) metrics.set(n, new Set([...labels, ...(n.endsWith('_bucket') ? ['le'] : [])]));
+  };
+  for (const file of [...sourceFiles('services'), ...sourceFiles('shared')]) {
+    const src = readFileSync(path.join(ROOT, file), 'utf8');
+    for (const m of src.matchAll(/new (Counter|Gauge|Histogram|Summary)(?:<[^>]*>)?\(\{\s*name:\s*'([a-zA-Z_:][a-zA-Z0-9_:]*)'([\s\S]{0,600}?)\}\)/g)) {
+      const labels = /labelNames:\s*\[([^\]]*)\]/.exec(m[3])?.[1].match(/'([^']+)'/g)?.map((s) => s.slice(1, -1)) ?? [];
+      add(m[2], labels, m[1] === 'Histogram' || m[1] === 'Summary');
+    }
+    // prom-client's process and Node.js metrics, under the prefix each service gives them.
+    for (const m of src.matchAll(/collectDefaultMetrics\(\{[^}]*prefix:\s*'([a-z_]+)'/g)) {
+      const registry = new Registry();
+      collectDefaultMetrics({ register: registry, prefix: m[1] });
+      for (const metric of registry.getMetricsAsArray()) {
+        const type = (metric as unknown as { type: string }).type;
+        add(metric.name, (metric as unknown as { labelNames?: string[] }).labelNames ?? [], type === 'histogram' || type === 'summary');
+      }
+    }
+  }
+  return metrics;
+}
+
+const KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'offset', 'bool', 'inf', 'nan', 'atan2']);
+
+/** The metric selectors in a PromQL expression: name and the label names it matches on. */
+export function selectors(expr: string): { name: string; labels: string[] }[] {
+  const clean = expr
+    .replace(/\$__\w+|\$\{[^}]+\}|\$\w+/g, '5m') // Grafana variables
+    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
+    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ')
+    .replace(/\[[^\]]*\]/g, ' ')
+    .replace(/\boffset\s+\w+/g, ' ');
+  const out: { name: string; labels: string[] }[] = [];
+  for (const m of clean.matchAll(/(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?(\s*\()?/g)) {
+    if (m[3] || KEYWORDS.has(m[1]) || /^\d/.test(m[1])) continue; // a function call, an operator keyword
+    const labels = m[2] ? [...m[2].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)/g)].map((l) => l[1]) : [];
+    out.push({ name: m[1], labels });
+  }
+  return out;
+}
+
+const rulesFile = 'deploy/prometheus/rules/neurotriage.rules.yml';
+interface Rule { record?: string; alert?: string; expr: string; annotations?: Record<string, string> }
+const groups = (YAML.parse(read(rulesFile)) as { groups: { name: string; rules: Rule[] }[] }).groups;
+const rules = groups.flatMap((g) => g.rules);
+const recorded = new Set(rules.filter((r) => r.record).map((r) => r.record!));
+const dashboard = JSON.parse(read('deploy/grafana/dashboards/neurotriage.json')) as {
+  uid: string;
+  panels: { id: number; type: string; title: string; datasource?: { uid: string }; targets?: { expr: string; datasource?: { uid: string } }[] }[];
+};
+const panelExprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
+
+/** Problems with the metrics an expression uses: unknown names, or labels the metric does not have. */
+function unknownMetrics(expr: string, metrics: Map<string, Set<string>>): string[] {
+  const problems: string[] = [];
+  for (const { name, labels } of selectors(expr)) {
+    if (name === 'up' || recorded.has(name)) continue;
+    const known = metrics.get(name);
+    if (!known) {
+      problems.push(`${name}: no such metric in services/ or shared/`);
+      continue;
+    }
+    for (const l of labels) if (!known.has(l) && l !== 'job' && l !== 'instance') problems.push(`${name}{${l}}: no such label`);
+  }
+  return problems;
+}
+
+describe('metric names', () => {
+  const metrics = exportedMetrics();
+
+  test('the code exports the metrics the dashboard and alerts are built on', () => {
+    for (const name of ['neurotriage_listener_instances_total', 'neurotriage_worker_queue_jobs', 'neurotriage_worker_flags_total', 'neurotriage_listener_disk_free_bytes']) {
+      expect(metrics.has(name)).toBe(true);
+    }
+    expect(metrics.get('neurotriage_worker_flags_total')).toEqual(new Set(['query', 'priority']));
+  });
+
+  test('the PromQL scanner finds names and label matchers, not functions, keywords or variables', () => {
+    expect(selectors('sum by (le) (rate(foo_bucket{a="x", b=~"y|z"}[$__rate_interval])) / on () group_left bar offset 1d')).toEqual([
+      { name: 'foo_bucket', labels: ['a', 'b'] },
+      { name: 'bar', labels: [] },
+    ]);
+  });
+
+  test.each(rules.map((r) => [r.alert ?? r.record!, r.expr]))('rule %s queries only exported metrics and labels', (_name, expr) => {
+    expect(unknownMetrics(expr, metrics)).toEqual([]);
+  });
+
+  test.each(panelExprs.map((p) => [p.panel, p.expr]))('panel "%s" queries only exported metrics and labels: %s', (_panel, expr) => {
+    expect(unknownMetrics(expr, metrics)).toEqual([]);
+  });
+});
+
+describe('promtool', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'nt-prom-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('accepts the alert and recording rules', () => {
+    expect(promtool(['check', 'rules', path.join(ROOT, rulesFile)])).toMatch(/SUCCESS: \d+ rules found/);
+  });
+
+  test('the alert rules behave as their unit tests say (promtool test rules)', () => {
+    expect(promtool(['test', 'rules', path.join(ROOT, 'deploy/prometheus/tests/neurotriage.rules.test.yml')])).toMatch(/SUCCESS/);
+  }, 60_000);
+
+  test('accepts prometheus.yml (secret and rule paths pointed at this machine)', () => {
+    writeFileSync(path.join(dir, 'token'), 'x');
+    const config = read('deploy/prometheus/prometheus.yml')
+      .replace('/etc/prometheus/rules/', `${path.join(ROOT, 'deploy/prometheus/rules')}/`)
+      .replace('/run/secrets/prometheus_api_token', path.join(dir, 'token'));
+    writeFileSync(path.join(dir, 'prometheus.yml'), config);
+    expect(promtool(['check', 'config', path.join(dir, 'prometheus.yml')])).toMatch(/SUCCESS: .*valid prometheus config/);
+  });
+
+  test('every dashboard query is valid PromQL', () => {
+    const asRules = {
+      groups: [{ name: 'dashboard', rules: panelExprs.map((p, i) => ({ record: `dashboard:panel_${i}`, expr: p.expr.replace(/\$__\w+/g, '5m') })) }],
+    };
+    writeFileSync(path.join(dir, 'dashboard.rules.yml'), YAML.stringify(asRules));
+    expect(promtool(['check', 'rules', path.join(dir, 'dashboard.rules.yml')])).toMatch(new RegExp(`SUCCESS: ${panelExprs.length} rules found`));
+  });
+});
+
+describe('alerts', () => {
+  const alerts = rules.filter((r) => r.alert);
+
+  test('cover what the issue asks for', () => {
+    expect(alerts.map((a) => a.alert)).toEqual(
+      expect.arrayContaining([
+        'NeurotriageQueueBackingUp', 'NeurotriageNoStudiesInWorkingHours', 'NeurotriageDeadLettersGrowing',
+        'NeurotriageFlagRateDrift', 'NeurotriageDiskLow', 'NeurotriageModelsNotLoaded',
+      ]),
+    );
+  });
+
+  test('each has a runbook entry in docs/operations.md', () => {
+    const headings = new Set([...read('docs/operations.md').matchAll(/^#+\s+(.+)$/gm)].map((m) => m[1].trim().toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-')));
+    for (const a of alerts) {
+      const anchor = a.annotations?.runbook?.split('#')[1];
+      expect({ alert: a.alert, anchor, exists: anchor !== undefined && headings.has(anchor) }).toEqual({ alert: a.alert, anchor, exists: true });
+    }
+  });
+
+  test('the Prometheus Operator gets the same rules (k8s/base/prometheusrule.yaml)', () => {
+    const resource = YAML.parse(read('k8s/base/prometheusrule.yaml'));
+    expect(resource.spec).toEqual(YAML.parse(read(rulesFile)));
+  });
+});
+
+describe('grafana', () => {
+  test('the provisioned datasource is the one every panel uses', () => {
+    const ds = YAML.parse(read('deploy/grafana/provisioning/datasources/prometheus.yml')).datasources[0];
+    expect(ds.type).toBe('prometheus');
+    for (const p of dashboard.panels.filter((x) => x.type !== 'row')) {
+      expect({ panel: p.title, uid: p.datasource?.uid }).toEqual({ panel: p.title, uid: ds.uid });
+      for (const t of p.targets ?? []) expect(t.datasource?.uid).toBe(ds.uid);
+    }
+  });
+
+  test('the dashboard provider reads the folder docker-compose mounts the dashboards into', () => {
+    const provider = YAML.parse(read('deploy/grafana/provisioning/dashboards/neurotriage.yml')).providers[0];
+    const compose = YAML.parse(read('docker-compose.yml'));
+    expect(compose.services.grafana.volumes).toContain(`./deploy/grafana/dashboards:${provider.options.path}:ro`);
+    expect(compose.services.grafana.volumes).toContain('./deploy/grafana/provisioning:/etc/grafana/provisioning:ro');
+  });
+
+  test('panels have unique ids and cover ingest, queue, scoring, flags, provider, errors and disk', () => {
+    const ids = dashboard.panels.map((p) => p.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    const all = panelExprs.map((p) => p.expr).join('\n');
+    for (const metric of [
+      'neurotriage_listener_instances_total', 'neurotriage_worker_queue_jobs', 'neurotriage_worker_stage_seconds_bucket',
+      'neurotriage_worker_flags_total', 'neurotriage_worker_execution_provider_info', 'neurotriage_worker_dead_letters_total',
+      'neurotriage_listener_disk_free_bytes',
+    ]) {
+      expect(all).toContain(metric);
+    }
+  });
+});

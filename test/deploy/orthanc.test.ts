@@ -1,0 +1,136 @@
+// The demo PACS of docker-compose (deploy/orthanc): real Orthanc with our orthanc.json (container paths and hosts
+// swapped for this machine's) and our Lua auto-routing script, forwarding to a DCMTK storescp that stands in for
+// the listener under its AE title. A study with an MR and a CT series arrives as MR only; a CT-only study is not
+// forwarded; the REST API asks for the password from the environment.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { dcmtkEnv, newUid, runTool, storescu, writeMrInstance } from '../helpers/dcmtk';
+import { ROOT } from './manifests';
+
+const PASSWORD = 'test-only-password';
+const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
+
+/** A port the OS hands out now; Orthanc and storescp take a port number, not a listening socket. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function stop(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+let dir: string;
+let orthanc: ChildProcess | undefined;
+let scp: ChildProcess | undefined;
+let http: number;
+let dicom: number;
+let received: string;
+
+async function rest(p: string, auth = true): Promise<Response> {
+  const headers: Record<string, string> = auth ? { authorization: `Basic ${Buffer.from(`admin:${PASSWORD}`).toString('base64')}` } : {};
+  return fetch(`http://127.0.0.1:${http}${p}`, { headers });
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'nt-orthanc-'));
+  received = path.join(dir, 'received');
+  mkdirSync(received);
+  [http, dicom] = [await freePort(), await freePort()];
+  const listenerPort = await freePort();
+
+  const config = JSON.parse(readFileSync(path.join(ROOT, 'deploy/orthanc/orthanc.json'), 'utf8'));
+  Object.assign(config, {
+    StorageDirectory: path.join(dir, 'db'),
+    IndexDirectory: path.join(dir, 'db'),
+    HttpPort: http,
+    DicomPort: dicom,
+    StableAge: 1,
+    LuaScripts: [path.join(ROOT, 'deploy/orthanc/autoroute-mr.lua')],
+  });
+  config.DicomModalities.neurotriage.Host = '127.0.0.1';
+  config.DicomModalities.neurotriage.Port = listenerPort;
+  writeFileSync(path.join(dir, 'orthanc.json'), JSON.stringify(config));
+
+  // The listener's stand-in answers to the AE title the routing rule calls.
+  scp = spawn('storescp', ['-od', received, '-aet', config.DicomModalities.neurotriage.AET, String(listenerPort)], { env: dcmtkEnv(), stdio: 'ignore' });
+  orthanc = spawn('Orthanc', [path.join(dir, 'orthanc.json')], {
+    env: { ...dcmtkEnv(), ORTHANC_ADMIN_PASSWORD: PASSWORD },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  orthanc.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
+  await waitFor('Orthanc to answer', async () => {
+    if (orthanc!.exitCode !== null) throw new Error(`Orthanc exited: ${log}`);
+    return (await rest('/system').catch(() => undefined))?.ok ? true : undefined;
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([stop(orthanc), stop(scp)]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('the REST API needs the password taken from ORTHANC_ADMIN_PASSWORD', async () => {
+  expect((await rest('/system', false)).status).toBe(401);
+  expect((await rest('/system')).status).toBe(200);
+});
+
+test('a stable study is forwarded to neurotriage with its MR series only; a CT-only study is not', async () => {
+  const mixed = newUid();
+  const ctOnly = newUid();
+  const files = path.join(dir, 'in');
+  mkdirSync(files);
+  const mr = [1, 2].map((n) => writeMrInstance(path.join(files, `mr${n}.dcm`), { StudyInstanceUID: mixed, SeriesInstanceUID: `${mixed}.1`, InstanceNumber: n }));
+  const ct: string[] = [];
+  for (const [study, name] of [[mixed, 'ct1'], [ctOnly, 'ct2']] as const) {
+    const file = path.join(files, `${name}.dcm`);
+    ct.push(writeMrInstance(file, { StudyInstanceUID: study, SeriesInstanceUID: `${study}.2`, SeriesNumber: 2 }));
+    // dcmodify updates MediaStorageSOPClassUID in the meta header with the SOP Class UID.
+    const r = await runTool('dcmodify', ['-nb', '-m', '(0008,0060)=CT', '-m', `(0008,0016)=${CT_IMAGE_STORAGE}`, file]);
+    expect({ code: r.code, err: r.stderr }).toEqual({ code: 0, err: '' });
+  }
+  const sent = await storescu({ port: dicom, callingAe: 'MODALITY', calledAe: 'ORTHANC' }, readdirSync(files).map((f) => path.join(files, f)));
+  expect(sent.statuses).toEqual([0, 0, 0, 0]);
+
+  // Both studies become stable and every forwarding job Orthanc started has finished.
+  await waitFor('both studies to be stable', async () => {
+    const studies = (await (await rest('/studies?expand')).json()) as { IsStable: boolean }[];
+    return studies.length === 2 && studies.every((s) => s.IsStable) ? true : undefined;
+  });
+  await waitFor('the MR instances at the listener', () => (readdirSync(received).length >= mr.length ? true : undefined));
+  await waitFor('forwarding jobs to finish', async () => {
+    const jobs = (await (await rest('/jobs?expand')).json()) as { State: string }[];
+    return jobs.every((j) => j.State === 'Success') ? true : undefined;
+  });
+  const jobs = (await (await rest('/jobs?expand')).json()) as { Type: string }[];
+  expect(jobs.map((j) => j.Type)).toEqual(['DicomModalityStore']);
+
+  // storescp names each file <modality prefix>.<SOPInstanceUID>.
+  const got = readdirSync(received).map((f) => f.replace(/^[A-Z]+\./, '')).sort();
+  expect(got).toEqual([...mr].sort());
+  for (const uid of ct) expect(got).not.toContain(uid);
+}, 60_000);

@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Priority } from '../../shared/model-manifest';
 import { resultKeys, type StudyResult } from '../../shared/results';
 import { keys, type StudyStatus } from '../../shared/studies';
-import { studyVectors, type StudyVectors } from './vectors';
+import { decodeVector, studyVectors, type StudyVectors } from './vectors';
 
 export interface StudyState {
   status: StudyStatus | null;
@@ -131,18 +131,26 @@ export function createStudyStore(redis: Redis) {
 
     /** Every scored study UID, in worklist order, in chunks (search walks them all). */
     async *scoredUids(): AsyncGenerator<string[]> {
-      for (let start = 0; ; start += BATCH) {
-        const uids = await redis.zrange(resultKeys.worklist(), String(start), String(start + BATCH - 1));
+      const chunk = 1000;
+      for (let start = 0; ; start += chunk) {
+        const uids = await redis.zrange(resultKeys.worklist(), String(start), String(start + chunk - 1));
         if (uids.length > 0) yield uids;
-        if (uids.length < BATCH) return;
+        if (uids.length < chunk) return;
       }
     },
 
-    async vectorsMany(uids: string[]): Promise<(StudyVectors | null)[]> {
+    /** Combined vectors only (what search ranks by); the whole hash only for studies stored without one. */
+    async combinedMany(uids: string[]): Promise<(Float32Array | null)[]> {
       const p = redis.pipeline();
-      for (const u of uids) p.hgetallBuffer(resultKeys.vectors(u));
+      for (const u of uids) p.hgetBuffer(resultKeys.vectors(u), 'combined');
       const res = (await p.exec()) ?? [];
-      return res.map(([err, v]) => (err ? null : studyVectors(v as Record<string, Buffer>)));
+      return Promise.all(
+        res.map(async ([err, v], i) => {
+          if (err) return null;
+          if (v) return decodeVector(v as Buffer);
+          return studyVectors(await redis.hgetallBuffer(resultKeys.vectors(uids[i])))?.combined ?? null;
+        }),
+      );
     },
 
     results,

@@ -1,11 +1,15 @@
 // Vector arithmetic for ad-hoc scoring, search and report checks: decoding the worker's stored embeddings
 // (little-endian Float32 bytes, see shared/results.ts) and cosine similarity. Pure functions, no I/O.
+import { endianness } from 'node:os';
 import type { Sequence } from '../../shared/model-manifest';
 import { SEQUENCES } from '../../shared/model-manifest';
+
+const LITTLE_ENDIAN = endianness() === 'LE';
 
 /** Copies into a fresh, aligned buffer: Redis replies are Buffer slices at arbitrary byte offsets. */
 export function decodeVector(bytes: Buffer): Float32Array {
   if (bytes.byteLength % 4 !== 0) throw new Error(`stored vector has ${bytes.byteLength} bytes, not a multiple of 4`);
+  if (LITTLE_ENDIAN) return new Float32Array(new Uint8Array(bytes).buffer);
   const out = new Float32Array(bytes.byteLength / 4);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);

@@ -22,17 +22,17 @@ export async function searchRoutes(fastify: FastifyInstance, opts: { store: Stud
       const [text] = await opts.embed([q]);
       const ranked: { StudyInstanceUID: string; AccessionNumber?: string; similarity: number; priority: 'STAT' | 'URGENT' | 'ROUTINE'; receivedAt: number }[] = [];
       for await (const uids of opts.store.scoredUids()) {
-        const [results, vectors] = await Promise.all([opts.store.results(uids), opts.store.vectorsMany(uids)]);
+        const [results, vectors] = await Promise.all([opts.store.results(uids), opts.store.combinedMany(uids)]);
         uids.forEach((uid, i) => {
           const r = results[i];
           const v = vectors[i];
           // Studies scored by another model bundle live in another embedding space: left out, not mis-ranked.
           if (!r || !v || r.model.bundleId !== model.bundleId || r.model.version !== model.version) return;
-          if (v.combined.length !== text.length) return;
+          if (v.length !== text.length) return;
           ranked.push({
             StudyInstanceUID: uid,
             ...(r.AccessionNumber ? { AccessionNumber: r.AccessionNumber } : {}),
-            similarity: cosine(v.combined, text),
+            similarity: cosine(v, text),
             priority: r.priority,
             receivedAt: r.receivedAt,
           });

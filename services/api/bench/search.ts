@@ -1,0 +1,96 @@
+// `npm run bench:api-search`: how long brute-force search and a worklist page take as the archive grows.
+// Starts a private redis-server (unix socket, temp dir), writes N scored studies with random unit vectors of the
+// given dimension in the shared/results.ts shape, and times GET /api/v1/search and GET /api/v1/worklist through
+// app.inject() (no network), with a random-vector embedder standing in for the text encoder (its own time is
+// the model's, measured by the models bench). Usage: node dist/services/api/bench/search.js [N=10000] [DIM=512]
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import path from 'node:path';
+import { Registry } from 'prom-client';
+import { createLogger } from '../../../shared/logger';
+import { connectRedis } from '../../../shared/redis';
+import { resultKeys, worklistScore, type StudyResult } from '../../../shared/results';
+import { keys } from '../../../shared/studies';
+import { build } from '../app';
+import { API_DEFAULTS } from '../settings';
+import { encodeVector } from '../vectors';
+
+function unit(dim: number): Float32Array {
+  const v = Float32Array.from({ length: dim }, () => Math.random() - 0.5);
+  const n = Math.hypot(...v);
+  return v.map((x) => x / n);
+}
+
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+
+async function main(): Promise<void> {
+  const n = Number(process.argv[2] ?? 10_000);
+  const dim = Number(process.argv[3] ?? 512);
+  const dir = mkdtempSync(path.join(tmpdir(), 'nt-bench-api-'));
+  const socket = path.join(dir, 'redis.sock');
+  const server = spawn('redis-server', ['--port', '0', '--unixsocket', socket, '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  try {
+    while (!existsSync(socket)) await new Promise((r) => setTimeout(r, 20));
+    const redis = connectRedis(`unix://${socket}`, 'producer');
+    await new Promise((r) => redis.once('ready', r));
+    const model = { bundleId: 'bench', version: '1' };
+    const priorities = ['STAT', 'URGENT', 'ROUTINE', 'ROUTINE', 'ROUTINE'] as const;
+    for (let start = 0; start < n; start += 500) {
+      const tx = redis.pipeline();
+      for (let i = start; i < Math.min(n, start + 500); i++) {
+        const uid = `1.2.3.${i + 1}`;
+        const priority = priorities[i % priorities.length];
+        const receivedAt = 1_760_000_000_000 + i * 1000;
+        const result: StudyResult = {
+          StudyInstanceUID: uid, AccessionNumber: `A${i}`, priority, findings: [], abnormalProbability: 0.5,
+          sequencesUsed: ['T2', 'FLAIR', 'DWI', 'ADC'], sequencesMissing: [], series: [], confidence: 1, model, provider: 'cpu',
+          timingsMs: { decode: 0, preprocess: 0, inference: 0, scoring: 0, total: 0 }, receivedAt, scoredAt: receivedAt + 1,
+        };
+        tx.hset(keys.study(uid), { status: 'scored' })
+          .set(resultKeys.result(uid), JSON.stringify(result))
+          .hset(resultKeys.vectors(uid), { combined: encodeVector(unit(dim)) })
+          .zadd(resultKeys.worklist(), worklistScore(priority, receivedAt), uid);
+      }
+      await tx.exec();
+    }
+    const token = 'bench-token-0123456789';
+    const app = await build({
+      config: { DATA_DIR: dir, DISK_MIN_FREE_MB: 0 },
+      settings: { ...API_DEFAULTS, API_RATE_LIMIT_MAX: 1_000_000 },
+      tokens: [{ token, role: 'reader', name: 'bench' }],
+      redis,
+      logger: createLogger('bench', 'silent'),
+      registry: new Registry(),
+      embedText: async (texts) => texts.map(() => unit(dim)),
+      modelStatus: () => ({ loaded: true, ...model }),
+      clock: Date.now,
+    });
+    const headers = { authorization: `Bearer ${token}` };
+    const time = async (url: string, runs: number) => {
+      const ms: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        const t = process.hrtime.bigint();
+        const res = await app.inject({ method: 'GET', url, headers });
+        if (res.statusCode !== 200) throw new Error(`${url}: ${res.statusCode} ${res.body}`);
+        ms.push(Number(process.hrtime.bigint() - t) / 1e6);
+      }
+      return { p50: pct(ms, 50).toFixed(1), p95: pct(ms, 95).toFixed(1) };
+    };
+    await time('/api/v1/search?q=warm%20up', 2);
+    const search = await time('/api/v1/search?q=acute%20infarct&limit=20', 20);
+    const worklist = await time('/api/v1/worklist?limit=50', 50);
+    const filtered = await time('/api/v1/worklist?limit=50&priority=URGENT', 50);
+    console.log(JSON.stringify({ studies: n, dim, cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, searchMs: search, worklistPageMs: worklist, worklistUrgentPageMs: filtered }, null, 2));
+    await app.close();
+    redis.disconnect();
+  } finally {
+    server.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

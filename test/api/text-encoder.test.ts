@@ -1,0 +1,111 @@
+// The embedding routes with the bundle's real text encoder (ONNX Runtime, shared/models): the trained reference
+// bundle in onnx-models/ when present, else the training recipe's fixture bundle (real ONNX graph and tokenizer,
+// random weights). Stored study vectors are the encoder's own vectors of a report sentence (the image encoders
+// are trained to land there), so what is asserted holds for any weights: the API embeds text exactly as the
+// worker does, and ranks and scores by the stored vectors.
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import { loadModels, type Models } from '../../shared/models';
+import { changeQuery } from '../../shared/queries';
+import { connectRedis } from '../../shared/redis';
+import { resultKeys, worklistScore, type StudyResult } from '../../shared/results';
+import { keys } from '../../shared/studies';
+import { encodeVector } from '../../services/api/vectors';
+import { startRedis, type TestRedis } from '../helpers/redis';
+import { python } from '../models/python';
+import { READER, buildTestApp } from './helpers';
+
+const REFERENCE = path.resolve(__dirname, '..', '..', 'onnx-models');
+
+let server: TestRedis;
+let redis: Redis;
+let app: FastifyInstance;
+let models: Models;
+let which: string;
+
+const REPORTS = [
+  { uid: '1.2.3.1001', text: 'There is an acute infarct in the left MCA territory with restricted diffusion.', priority: 'STAT' as const },
+  { uid: '1.2.3.1002', text: 'The ventricles are enlarged in keeping with hydrocephalus.', priority: 'STAT' as const },
+  { uid: '1.2.3.1003', text: 'Normal appearances of the brain for age.', priority: 'ROUTINE' as const },
+];
+
+beforeAll(async () => {
+  let dir = REFERENCE;
+  if (!existsSync(path.join(REFERENCE, 'manifest.json'))) {
+    dir = mkdtempSync(path.join(tmpdir(), 'nt-api-bundle-'));
+    python('fixture_bundle.py', [dir]);
+  }
+  models = await loadModels(dir, { executionProviders: ['cpu'], threads: 1 });
+  which = dir === REFERENCE ? 'reference bundle' : 'fixture bundle (random weights)';
+  server = await startRedis();
+  redis = connectRedis(server.url, 'producer');
+  await new Promise((r) => redis.once('ready', r));
+  for (const q of models.manifest.queries) await changeQuery(redis, { put: q });
+  const model = { bundleId: models.manifest.bundleId, version: models.manifest.version };
+  const vectors = await models.embedTexts(REPORTS.map((r) => r.text));
+  for (const [i, r] of REPORTS.entries()) {
+    const receivedAt = Date.UTC(2026, 0, 1) + i * 1000;
+    const result: StudyResult = {
+      StudyInstanceUID: r.uid, priority: r.priority, findings: [], abnormalProbability: null,
+      sequencesUsed: ['T2'], sequencesMissing: [], series: [], confidence: 1, model, provider: 'cpu',
+      timingsMs: { decode: 0, preprocess: 0, inference: 0, scoring: 0, total: 0 }, receivedAt, scoredAt: receivedAt + 1,
+    };
+    await redis.multi()
+      .hset(keys.study(r.uid), { status: 'scored' })
+      .set(resultKeys.result(r.uid), JSON.stringify(result))
+      .hset(resultKeys.vectors(r.uid), { combined: encodeVector(vectors[i]), T2: encodeVector(vectors[i]) })
+      .zadd(resultKeys.worklist(), worklistScore(r.priority, receivedAt), r.uid)
+      .exec();
+  }
+  app = await buildTestApp(redis, { embedText: (t) => models.embedTexts(t), modelStatus: () => ({ loaded: true, ...model }) });
+}, 120_000);
+
+afterAll(async () => {
+  await app?.close();
+  await models?.close();
+  redis?.disconnect();
+  await server?.stop();
+});
+
+test('real text encoder: search puts the study whose vector came from the same sentence first, cosine 1', async () => {
+  for (const r of REPORTS) {
+    const res = await app.inject({ method: 'GET', url: `/api/v1/search?q=${encodeURIComponent(r.text)}`, headers: READER });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.total).toBe(REPORTS.length);
+    expect(body.items[0].StudyInstanceUID).toBe(r.uid);
+    expect(body.items[0].similarity).toBeCloseTo(1, 4);
+  }
+  console.log(`text-encoder API tests ran with the ${which}`);
+});
+
+test('real text encoder: ad-hoc score of the study\'s own sentence is 1, and a contrast sentence lowers it', async () => {
+  const [r, other] = REPORTS;
+  const plain = (await app.inject({ method: 'POST', url: `/api/v1/studies/${r.uid}/score`, headers: READER, payload: { text: r.text } })).json();
+  expect(plain.similarity).toBeCloseTo(1, 4);
+  expect(plain.bySequence.T2).toBeCloseTo(1, 4);
+  const contrasted = (
+    await app.inject({ method: 'POST', url: `/api/v1/studies/${r.uid}/score`, headers: READER, payload: { text: r.text, negativeText: other.text } })
+  ).json();
+  const [a, b] = await models.embedTexts([r.text, other.text]);
+  const cos = a.reduce((s, x, i) => s + x * b[i], 0) / Math.sqrt(a.reduce((s, x) => s + x * x, 0) * b.reduce((s, x) => s + x * x, 0));
+  expect(contrasted.similarity).toBeCloseTo(1 - cos, 4);
+});
+
+test('real text encoder: report check runs every sentence through the encoder and answers per sentence', async () => {
+  const res = await app.inject({
+    method: 'POST', url: `/api/v1/studies/${REPORTS[0].uid}/report-check`, headers: READER,
+    payload: { report: 'FINDINGS: Acute infarct in the left MCA territory. No haemorrhage.\nIMPRESSION: Stroke.' },
+  });
+  expect(res.statusCode).toBe(200);
+  const body = res.json();
+  expect(body.sentences.map((s: { text: string; assertion: string }) => [s.text, s.assertion])).toEqual([
+    ['Acute infarct in the left MCA territory', 'present'], ['No haemorrhage', 'absent'], ['Stroke', 'present'],
+  ]);
+  // The stored result has no flagged findings, so nothing can be missing or contradicted.
+  expect(body.notMentioned).toEqual([]);
+  expect(body.contradicted).toEqual([]);
+});

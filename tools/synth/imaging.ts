@@ -1,0 +1,179 @@
+// From tissue maps to stored pixels: the sequences' signal equations (spin echo, inversion recovery, spin-echo
+// EPI with diffusion weighting, MPRAGE-like IR gradient echo, spoiled gradient echo), a smooth receive-coil bias
+// field, Rician noise, ADC fitted from the noisy b=0 and b=1000 images, zero-fill interpolation, and
+// quantisation to the vendor's stored integer range.
+import type { Rng } from './prng';
+import type { TissueMaps, VoxelGrid } from './phantom';
+import type { SeriesProtocol } from './scanner';
+import { T, tissueTable } from './tissue';
+
+export interface CoilField {
+  k1: [number, number, number];
+  ph1: number;
+  k2: [number, number, number];
+  ph2: number;
+  amp: number;
+  /** Central brightening (dielectric effect) at 3 T. */
+  centre: number;
+}
+
+export function drawCoil(rng: Rng, fieldT: number): CoilField {
+  const dir = (): [number, number, number] => {
+    const z = rng.uniform(-1, 1);
+    const a = rng.uniform(0, 2 * Math.PI);
+    const s = Math.sqrt(1 - z * z);
+    const k = (2 * Math.PI) / rng.uniform(250, 450);
+    return [k * s * Math.cos(a), k * s * Math.sin(a), k * z];
+  };
+  return { k1: dir(), ph1: rng.uniform(0, 6.283), k2: dir(), ph2: rng.uniform(0, 6.283), amp: rng.uniform(0.06, 0.18), centre: fieldT >= 2 ? rng.uniform(0.1, 0.3) : 0 };
+}
+
+/** Noise-free signal of each voxel for a sequence; b = diffusion weighting in s/mm^2 (DWI only). */
+export function signal(p: SeriesProtocol, m: TissueMaps, b: number, out: Float32Array): void {
+  const n = out.length;
+  const { tr, te } = p;
+  const ti = p.ti ?? 0;
+  switch (p.sequence) {
+    case 'T2':
+      for (let i = 0; i < n; i++) out[i] = m.pd[i]! * (1 - Math.exp(-tr / m.t1[i]!)) * Math.exp(-te / m.t2[i]!);
+      break;
+    case 'FLAIR':
+      for (let i = 0; i < n; i++) {
+        const t1 = m.t1[i]!;
+        out[i] = m.pd[i]! * Math.abs(1 - 2 * Math.exp(-ti / t1) + Math.exp(-tr / t1)) * Math.exp(-te / m.t2[i]!);
+      }
+      break;
+    case 'DWI':
+    case 'ADC':
+      for (let i = 0; i < n; i++) {
+        // spectral fat saturation; gradient-echo EPI readout adds susceptibility dephasing
+        const s0 = m.pd[i]! * (1 - Math.exp(-tr / m.t1[i]!)) * Math.exp(-te / m.t2[i]!) * m.sus[i]! * (1 - 0.95 * m.fat[i]!);
+        out[i] = b > 0 ? s0 * Math.exp(-b * m.adc[i]! * 1e-3) : s0;
+      }
+      break;
+    case 'T1':
+      if (p.acquisitionType === '3D') {
+        for (let i = 0; i < n; i++) {
+          const t1 = m.t1[i]!;
+          out[i] = m.pd[i]! * Math.abs(1 - (2 * Math.exp(-ti / t1)) / (1 + Math.exp(-tr / t1))) * Math.exp(-te / (0.6 * m.t2[i]!));
+        }
+      } else {
+        for (let i = 0; i < n; i++) out[i] = m.pd[i]! * (1 - Math.exp(-tr / m.t1[i]!)) * Math.exp(-te / m.t2[i]!);
+      }
+      break;
+    case 'LOCALIZER': {
+      const a = (p.flip * Math.PI) / 180;
+      const ca = Math.cos(a);
+      const sa = Math.sin(a);
+      for (let i = 0; i < n; i++) {
+        const e1 = Math.exp(-tr / m.t1[i]!);
+        out[i] = (m.pd[i]! * sa * (1 - e1) / (1 - ca * e1)) * Math.exp(-te / (0.6 * m.t2[i]!));
+      }
+      break;
+    }
+  }
+}
+
+/** Noise-free white-matter signal of a sequence at this field: the reference for SNR and display gain. */
+export function whiteMatterSignal(p: SeriesProtocol, fieldT: number, b = 0): number {
+  const tab = tissueTable(fieldT);
+  const m: TissueMaps = {
+    pd: Float32Array.of(tab.pd[T.WM]!),
+    t1: Float32Array.of(tab.t1[T.WM]!),
+    t2: Float32Array.of(tab.t2[T.WM]!),
+    adc: Float32Array.of(tab.adc[T.WM]!),
+    fat: Float32Array.of(0),
+    sus: Float32Array.of(1),
+  };
+  const out = new Float32Array(1);
+  signal(p, m, b, out);
+  return out[0]!;
+}
+
+/** The coil's smooth receive field at each voxel's patient position (multiplicative, around 1). */
+export function biasField(g: VoxelGrid, coil: CoilField, centre: [number, number, number]): Float32Array {
+  const img = new Float32Array(g.cols * g.rows * g.slices);
+  let i = 0;
+  for (let s = 0; s < g.slices; s++) {
+    for (let r = 0; r < g.rows; r++) {
+      for (let c = 0; c < g.cols; c++, i++) {
+        const x = g.origins[s * 3]! + c * g.colStep[0] + r * g.rowStep[0];
+        const y = g.origins[s * 3 + 1]! + c * g.colStep[1] + r * g.rowStep[1];
+        const z = g.origins[s * 3 + 2]! + c * g.colStep[2] + r * g.rowStep[2];
+        let f = Math.exp(coil.amp * (Math.cos(coil.k1[0] * x + coil.k1[1] * y + coil.k1[2] * z + coil.ph1) + 0.6 * Math.cos(coil.k2[0] * x + coil.k2[1] * y + coil.k2[2] * z + coil.ph2)));
+        if (coil.centre > 0) {
+          const dx = x - centre[0], dy = y - centre[1], dz = z - centre[2];
+          f *= 1 + coil.centre * Math.exp(-(dx * dx + dy * dy + dz * dz) / (2 * 65 * 65));
+        }
+        img[i] = f;
+      }
+    }
+  }
+  return img;
+}
+
+/** Magnitude of signal plus complex Gaussian noise: Rician, with the right floor in background and CSF. */
+export function addRicianNoise(img: Float32Array, sigma: number, rng: Rng): void {
+  const n1 = new Float32Array(img.length);
+  const n2 = new Float32Array(img.length);
+  rng.fillNormal(n1, sigma);
+  rng.fillNormal(n2, sigma);
+  for (let i = 0; i < img.length; i++) {
+    const re = img[i]! + n1[i]!;
+    const im = n2[i]!;
+    img[i] = Math.sqrt(re * re + im * im);
+  }
+}
+
+/** Voxel's apparent diffusion coefficient in 10^-6 mm^2/s from noisy b=0 and b images, 0 in background. */
+export function fitAdc(b0: Float32Array, bHigh: Float32Array, b: number, floor: number): Float32Array {
+  const out = new Float32Array(b0.length);
+  for (let i = 0; i < b0.length; i++) {
+    const s0 = b0[i]!;
+    if (s0 < floor) continue;
+    const s1 = Math.max(bHigh[i]!, s0 * 1e-3);
+    const adc = (Math.log(s0 / s1) / b) * 1e6;
+    out[i] = adc < 0 ? 0 : adc > 4000 ? 4000 : adc;
+  }
+  return out;
+}
+
+/** Bilinear zero-fill-style interpolation of each slice by an integer factor. */
+export function upsample(img: Float32Array, rows: number, cols: number, slices: number, f: number): Float32Array {
+  if (f === 1) return img;
+  const R = rows * f;
+  const C = cols * f;
+  const out = new Float32Array(R * C * slices);
+  for (let s = 0; s < slices; s++) {
+    const base = s * rows * cols;
+    const obase = s * R * C;
+    for (let r = 0; r < R; r++) {
+      const v = Math.min(rows - 1, Math.max(0, (r + 0.5) / f - 0.5));
+      const r0 = Math.floor(v);
+      const r1 = Math.min(rows - 1, r0 + 1);
+      const fr = v - r0;
+      for (let c = 0; c < C; c++) {
+        const u = Math.min(cols - 1, Math.max(0, (c + 0.5) / f - 0.5));
+        const c0 = Math.floor(u);
+        const c1 = Math.min(cols - 1, c0 + 1);
+        const fc = u - c0;
+        const a = img[base + r0 * cols + c0]! * (1 - fc) + img[base + r0 * cols + c1]! * fc;
+        const bb = img[base + r1 * cols + c0]! * (1 - fc) + img[base + r1 * cols + c1]! * fc;
+        out[obase + r * C + c] = a * (1 - fr) + bb * fr;
+      }
+    }
+  }
+  return out;
+}
+
+/** Scales to stored integers: value = round(signal * gain / slope), clipped to the stored bit depth. */
+export function quantise(img: Float32Array, gain: number, slope: number, bitsStored: number): Uint16Array {
+  const max = bitsStored >= 16 ? 32767 : (1 << bitsStored) - 1;
+  const out = new Uint16Array(img.length);
+  const k = gain / slope;
+  for (let i = 0; i < img.length; i++) {
+    const v = Math.round(img[i]! * k);
+    out[i] = v < 0 ? 0 : v > max ? max : v;
+  }
+  return out;
+}

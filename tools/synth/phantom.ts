@@ -1,0 +1,483 @@
+// The analytic head phantom: evaluates a Subject at every voxel of an acquisition grid and returns tissue
+// parameter maps (PD, T1, T2, ADC, fat fraction, EPI susceptibility). Structures are signed-distance shapes
+// with a one-voxel partial-volume ramp: scalp, skull with diploe, subarachnoid CSF, folded cortex (a random-wave
+// field's zero set makes the sulci), white matter, deep grey nuclei, ventricles, cerebellum with folia, brainstem,
+// orbits; then the lesions. Everything is a pure function of (subject, grid): no state, no randomness here.
+import { massDisplacement, type Lesion, type Subject } from './anatomy';
+import { T, tissueTable } from './tissue';
+
+/** Voxel centres: slice s, row r, column c is at origin[s] + c * colStep + r * rowStep (patient mm). */
+export interface VoxelGrid {
+  cols: number;
+  rows: number;
+  slices: number;
+  origins: Float64Array; // 3 per slice
+  colStep: [number, number, number];
+  rowStep: [number, number, number];
+}
+
+export interface TissueMaps {
+  pd: Float32Array;
+  t1: Float32Array;
+  t2: Float32Array;
+  adc: Float32Array;
+  fat: Float32Array;
+  /** Extra EPI signal factor from susceptibility (blood products bloom on DWI). */
+  sus: Float32Array;
+}
+
+const ramp = (d: number, soft: number): number => {
+  // 1 inside (d << 0), 0 outside, linear over one "soft" width around the surface
+  const v = 0.5 - d / soft;
+  return v <= 0 ? 0 : v >= 1 ? 1 : v;
+};
+
+/** Approximate signed distance to an ellipsoid (Quilez): exact on the axes, good near the surface. */
+function sdEllipsoid(x: number, y: number, z: number, cx: number, cy: number, cz: number, rx: number, ry: number, rz: number): number {
+  const px = x - cx;
+  const py = y - cy;
+  const pz = z - cz;
+  const k0 = Math.sqrt((px * px) / (rx * rx) + (py * py) / (ry * ry) + (pz * pz) / (rz * rz));
+  const k1 = Math.sqrt((px * px) / (rx * rx * rx * rx) + (py * py) / (ry * ry * ry * ry) + (pz * pz) / (rz * rz * rz * rz));
+  if (k1 < 1e-9) return -Math.min(rx, ry, rz);
+  return (k0 * (k0 - 1)) / k1;
+}
+
+function smin(a: number, b: number, k: number): number {
+  const h = Math.max(k - Math.abs(a - b), 0) / k;
+  return Math.min(a, b) - (h * h * k) / 4;
+}
+
+function smax(a: number, b: number, k: number): number {
+  return -smin(-a, -b, k);
+}
+
+/** Cerebrum: an ellipsoid with a skull-base floor, plus the two temporal lobes. */
+function sdCerebrum(x: number, y: number, z: number): number {
+  let d = sdEllipsoid(x, y, z, 0, 4, 14, 66, 84, 58);
+  const floor = y < 22 ? -22 : Math.min(-8, -22 + (y - 22) * 0.35);
+  d = smax(d, floor - z, 6);
+  const ax = Math.abs(x);
+  const t = sdEllipsoid(ax, y, z, 42, -4, -16, 24, 40, 20);
+  return smin(d, t, 10);
+}
+
+function sdCerebellum(x: number, y: number, z: number): number {
+  return sdEllipsoid(x, y, z, 0, 52, -36, 48, 27, 21);
+}
+
+function sdStem(x: number, y: number, z: number): number {
+  return sdEllipsoid(x, y, z, 0, 18, -28, 12, 13, 30);
+}
+
+/** Lateral, third and fourth ventricles for a subject's ventricle scales (mirror-symmetric in x). */
+function sdVentricles(x: number, y: number, z: number, s: Subject): number {
+  const ax = Math.abs(x);
+  const { vx, vz, vt, v3, v4 } = s;
+  let d = sdEllipsoid(ax, y, z, 1.2 + 6.5 * vx, -8, 15, 6.5 * vx, 26 + 3 * (vx - 1), 6.5 * vz);
+  d = smin(d, sdEllipsoid(ax, y, z, 10 + 3 * vx, 22, 9, 5.5 * vx, 12 + 2 * (vx - 1), 7 * vz), 4);
+  d = smin(d, sdEllipsoid(ax, y, z, 13 + 2 * vx, 37, 6, 3 * vx, 10, 3.5 * vz), 3);
+  d = smin(d, sdEllipsoid(ax, y, z, 27, 4, -12, 2.2 * vt, 15, 2.8 * vt), 3);
+  d = Math.min(d, sdEllipsoid(x, y, z, 0, 8, 2, 1.6 * v3, 14, 9));
+  d = Math.min(d, sdEllipsoid(x, y, z, 0, 33, -30, 5 * v4, 3.5 * v4, 5 * v4));
+  return d;
+}
+
+/** Lesion shape: normalised ellipsoid radius with a wavy surface, returned as approximate mm distance. */
+function sdLesion(l: Lesion, x: number, y: number, z: number): number {
+  const px = (x - l.c[0]) / l.r[0];
+  const py = (y - l.c[1]) / l.r[1];
+  const pz = (z - l.c[2]) / l.r[2];
+  let rho = Math.sqrt(px * px + py * py + pz * pz);
+  if (l.irregular > 0 && rho < 2) {
+    const w = l.waves;
+    let n = 0;
+    for (let i = 0; i < 3; i++) n += Math.cos(w.kx[i]! * x + w.ky[i]! * y + w.kz[i]! * z + w.ph[i]!);
+    rho -= (l.irregular * n) / 3;
+  }
+  const rm = (l.r[0] + l.r[1] + l.r[2]) / 3;
+  return (rho - 1) * rm;
+}
+
+/** Blends the voxel's parameters P towards tissue t by weight w (partial volume, layered inside-out). */
+function mixInto(P: Float64Array, TAB: Float64Array, w: number, t: number): void {
+  if (w <= 0) return;
+  const o = t * 5;
+  P[0] += w * (TAB[o]! - P[0]!);
+  P[1] += w * (TAB[o + 1]! - P[1]!);
+  P[2] += w * (TAB[o + 2]! - P[2]!);
+  P[3] += w * (TAB[o + 3]! - P[3]!);
+  P[4] += w * (TAB[o + 4]! - P[4]!);
+}
+
+export function allocMaps(n: number): TissueMaps {
+  return {
+    pd: new Float32Array(n),
+    t1: new Float32Array(n),
+    t2: new Float32Array(n),
+    adc: new Float32Array(n),
+    fat: new Float32Array(n),
+    sus: new Float32Array(n),
+  };
+}
+
+/** Centre and radius of the sphere the folding field lives on: sulci run radially, perpendicular to the surface. */
+const FOLD_C = [0, 4, 10] as const;
+const FOLD_R = 75;
+const FOLD_NT = 181;
+const FOLD_NP = 361;
+
+/** Signed distance (mm) to the nearest sulcus centre, tabulated over direction (theta, phi) from FOLD_C:
+ *  f / |tangential grad f| of the subject's random-wave field, clamped to +-12 mm. */
+export interface FoldTable {
+  dist: Float32Array;
+}
+
+export function foldTable(s: Subject): FoldTable {
+  const w = s.fold;
+  const n = w.kx.length;
+  const dist = new Float32Array(FOLD_NT * FOLD_NP);
+  for (let it = 0; it < FOLD_NT; it++) {
+    const th = (it / (FOLD_NT - 1)) * Math.PI;
+    for (let ip = 0; ip < FOLD_NP; ip++) {
+      const ph = (ip / (FOLD_NP - 1)) * 2 * Math.PI - Math.PI;
+      const ux = Math.sin(th) * Math.cos(ph);
+      const uy = Math.sin(th) * Math.sin(ph);
+      const uz = Math.cos(th);
+      const x = FOLD_C[0] + FOLD_R * ux;
+      const y = FOLD_C[1] + FOLD_R * uy;
+      const z = FOLD_C[2] + FOLD_R * uz;
+      let f = 0, gx = 0, gy = 0, gz = 0;
+      for (let i = 0; i < n; i++) {
+        const a = w.kx[i]! * x + w.ky[i]! * y + w.kz[i]! * z + w.ph[i]!;
+        f += Math.cos(a);
+        const sn = Math.sin(a);
+        gx -= w.kx[i]! * sn;
+        gy -= w.ky[i]! * sn;
+        gz -= w.kz[i]! * sn;
+      }
+      const gr = gx * ux + gy * uy + gz * uz;
+      const gt = Math.sqrt(Math.max(1e-6, gx * gx + gy * gy + gz * gz - gr * gr));
+      dist[it * FOLD_NP + ip] = Math.max(-12, Math.min(12, f / gt));
+    }
+  }
+  return { dist };
+}
+
+function foldDistance(t: FoldTable, x: number, y: number, z: number, depth: number): number {
+  const dx = x - FOLD_C[0], dy = y - FOLD_C[1], dz = z - FOLD_C[2];
+  const r = Math.sqrt(dx * dx + dy * dy + dz * dz) || 1e-6;
+  // sulci bend as they go deep instead of running straight to the centre
+  const th0 = Math.acos(Math.max(-1, Math.min(1, dz / r)));
+  const ph0 = Math.atan2(dy, dx);
+  let th = th0 + 0.012 * depth * Math.cos(5 * ph0 + 3 * th0);
+  let ph = ph0 + 0.016 * depth * Math.sin(4 * th0 + 2 * ph0);
+  th = th < 0 ? -th : th > Math.PI ? 2 * Math.PI - th : th;
+  ph = ph > Math.PI ? ph - 2 * Math.PI : ph < -Math.PI ? ph + 2 * Math.PI : ph;
+  const ft = (th / Math.PI) * (FOLD_NT - 1);
+  const fp = ((ph + Math.PI) / (2 * Math.PI)) * (FOLD_NP - 1);
+  const i0 = Math.min(FOLD_NT - 2, Math.floor(ft));
+  const j0 = Math.min(FOLD_NP - 2, Math.floor(fp));
+  const a = ft - i0, b = fp - j0;
+  const d = t.dist;
+  const k = i0 * FOLD_NP + j0;
+  const v = (d[k]! * (1 - b) + d[k + 1]! * b) * (1 - a) + (d[k + FOLD_NP]! * (1 - b) + d[k + FOLD_NP + 1]! * b) * a;
+  // the table is on the sphere of radius FOLD_R; distances shrink towards the centre
+  return Math.abs(v) * Math.min(1.3, r / FOLD_R);
+}
+
+export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: FoldTable = foldTable(s)): TissueMaps {
+  const n = g.cols * g.rows * g.slices;
+  const maps = allocMaps(n);
+  const tab = tissueTable(fieldT);
+  const TPD = tab.pd;
+  const TT1 = tab.t1;
+  const TT2 = tab.t2;
+  const TADC = tab.adc;
+  const TFAT = tab.fat;
+
+  // patient -> template: q = S^-1 R^T (p - t), then the smooth warp
+  const R = s.rot;
+  const isx = 1 / s.scale[0];
+  const isy = 1 / s.scale[1];
+  const isz = 1 / s.scale[2];
+  const wv = s.warp;
+  const nw = wv.kx.length;
+  const hw = s.sulcalHalfWidth;
+  const bs = 1 / s.brainScale;
+  const gap = 1.6 + s.csfGap;
+  const soft = Math.max(0.8, Math.min(2.5, Math.hypot(...g.colStep)));
+  const mass = s.mass;
+  const lesions = s.lesions;
+  const wmh = s.wmh;
+  const hasWmh = wmh.length > 0 || s.wmhHalo > 0 || s.transependymal > 0;
+  const ccTop = 20 + 7 * s.vz;
+  const thalX = 8 + 1.5 * s.v3;
+  const caudX = Math.min(1.2 + 13 * s.vx + 3, 21);
+
+  // tissue parameters of the current voxel: pd, t1, t2, adc, fat (a typed array, not closure variables, so the
+  // hot loop stays in registers/fast memory)
+  const P = new Float64Array(5);
+  const TAB = new Float64Array(5 * T.COUNT);
+  for (let t = 0; t < T.COUNT; t++) TAB.set([TPD[t]!, TT1[t]!, TT2[t]!, TADC[t]!, TFAT[t]!], t * 5);
+  const tx = s.trans[0], ty = s.trans[1], tz = s.trans[2];
+  const R0 = R[0]!, R1 = R[1]!, R2 = R[2]!, R3 = R[3]!, R4 = R[4]!, R5 = R[5]!, R6 = R[6]!, R7 = R[7]!, R8 = R[8]!;
+  const wkx = wv.kx, wky = wv.ky, wkz = wv.kz, wph = wv.ph, wa = s.warpAmp;
+  const skullThick = s.skullThick, scalpThick = s.scalpThick, cortThick = s.cortThick, sulcDepth = s.sulcDepth;
+  const nLes = lesions.length, nWmh = wmh.length, wmhHalo = s.wmhHalo, transep = s.transependymal;
+
+  const csx = g.colStep[0], csy = g.colStep[1], csz = g.colStep[2];
+  let idx = 0;
+  for (let sl = 0; sl < g.slices; sl++) {
+    const ox = g.origins[sl * 3]!;
+    const oy = g.origins[sl * 3 + 1]!;
+    const oz = g.origins[sl * 3 + 2]!;
+    for (let r = 0; r < g.rows; r++) {
+      const rx0 = ox + r * g.rowStep[0];
+      const ry0 = oy + r * g.rowStep[1];
+      const rz0 = oz + r * g.rowStep[2];
+      for (let c = 0; c < g.cols; c++, idx++) {
+        const px = rx0 + c * csx - tx;
+        const py = ry0 + c * csy - ty;
+        const pz = rz0 + c * csz - tz;
+        let x = (R0 * px + R3 * py + R6 * pz) * isx;
+        let y = (R1 * px + R4 * py + R7 * pz) * isy;
+        let z = (R2 * px + R5 * py + R8 * pz) * isz;
+        // cheap reject: far outside any head
+        if (x * x / 8100 + (y - 4) * (y - 4) / 12100 + (z - 5) * (z - 5) / 9025 > 1.25) continue;
+        let dx = 0, dy = 0, dz = 0;
+        for (let i = 0; i < nw; i++) {
+          const cw = Math.cos(wkx[i]! * x + wky[i]! * y + wkz[i]! * z + wph[i]!);
+          dx += wa[i * 3]! * cw;
+          dy += wa[i * 3 + 1]! * cw;
+          dz += wa[i * 3 + 2]! * cw;
+        }
+        x += dx;
+        y += dy;
+        z += dz;
+
+        P[0] = 0; P[1] = 1000; P[2] = 1; P[3] = 0; P[4] = 0;
+        let sus = 1;
+        const dUnion = smin(smin(sdCerebrum(x, y, z), sdCerebellum(x, y, z), 8), sdStem(x, y, z), 6);
+        const dCav = dUnion - gap;
+        const skull = skullThick * (1 + 0.15 * Math.cos(0.05 * y + 0.03 * z));
+        const outer = skull + scalpThick;
+        if (dCav > outer + soft) {
+          // orbits below and in front of the cranial vault
+          const ex = Math.abs(x) - 32;
+          const ey = y + 70;
+          const ez = z + 30;
+          const de = Math.sqrt(ex * ex + ey * ey + ez * ez);
+          if (de < 17) {
+            mixInto(P, TAB, ramp(de - 15, soft), T.ORBIT_FAT);
+            mixInto(P, TAB, ramp(de - 11.5, soft), T.VITREOUS);
+            maps.pd[idx] = P[0]!; maps.t1[idx] = P[1]!; maps.t2[idx] = P[2]!; maps.adc[idx] = P[3]!; maps.fat[idx] = P[4]!; maps.sus[idx] = 1;
+          }
+          continue;
+        }
+        // extracranial shells from the cavity outwards: scalp, outer table, diploe, inner table
+        mixInto(P, TAB, ramp(dCav - outer, soft), T.SCALP);
+        mixInto(P, TAB, ramp(dCav - skull, soft), T.BONE);
+        mixInto(P, TAB, ramp(dCav - (skull - 1.6), soft) * ramp(1.8 - dCav, soft), T.MARROW);
+        mixInto(P, TAB, ramp(dCav - 1.6, soft), T.BONE);
+        const wCav = ramp(dCav, soft);
+        if (wCav > 0) {
+          mixInto(P, TAB, wCav, T.CSF);
+          // brain: shrunk inside the skull by atrophy, pushed aside by a mass
+          let bx = x * bs, by = (y - 4) * bs + 4, bz = (z - 5) * bs + 5;
+          if (mass) {
+            const mx = bx - mass.c[0], my = by - mass.c[1], mz = bz - mass.c[2];
+            const rm = Math.sqrt(mx * mx + my * my + mz * mz);
+            if (rm > 1e-6) {
+              const u = massDisplacement(rm, mass.reff) / rm;
+              bx -= mx * u; by -= my * u; bz -= mz * u;
+            }
+          }
+          const dCbr = sdCerebrum(bx, by, bz);
+          const dCb = sdCerebellum(bx, by, bz);
+          const dSt = sdStem(bx, by, bz);
+          const dBrain = smin(smin(dCbr, dCb, 8), dSt, 6);
+          const wBrain = ramp(dBrain, soft) * wCav;
+          let par = 0; // parenchymal fraction (brain minus its CSF spaces)
+          let wmf = 0; // white-matter fraction
+          if (wBrain > 0) {
+            const abx = Math.abs(bx);
+            if (dCbr <= dCb && dCbr <= dSt + 3) {
+              // cerebrum: distance to the nearest CSF surface along the cortex (outer surface, sulci, fissures)
+              const depth = -dCbr;
+              let dcs = depth;
+              const sd = sulcDepth * (1 + 0.4 * Math.cos(0.11 * bx + 0.07 * by + 0.05 * bz) * Math.cos(0.05 * bx - 0.09 * by + 0.08 * bz));
+              if (depth < sd + cortThick + 3) {
+                let ds = foldDistance(fold, bx, by, bz, depth) - hw;
+                if (depth > sd) {
+                  const d0 = ds > 0 ? ds : 0;
+                  ds = Math.sqrt(d0 * d0 + (depth - sd) * (depth - sd));
+                }
+                dcs = Math.min(dcs, ds);
+              }
+              // interhemispheric fissure above the corpus callosum, and all the way down in front of and behind it
+              const inFissure = bz > ccTop || by < -36 || by > 42;
+              if (inFissure) dcs = Math.min(dcs, abx - 1.2);
+              // Sylvian fissure: the insular cistern (a parasagittal CSF slab lateral to the insula) and the cleft
+              // from it to the lateral surface between the frontal/parietal operculum and the temporal lobe
+              if (abx > 28) {
+                const ey = by / 24, ez = (bz - 3) / 13;
+                const env = ey * ey + ez * ez;
+                if (env < 1.3) {
+                  const fade = (1 - Math.min(1, env)) * 6; // the cistern narrows to nothing at its rim
+                  const dIns = Math.abs(abx - 37) - Math.min(1.4, fade * 0.3) + (env > 1 ? (env - 1) * 20 : 0);
+                  const dCleft = abx > 37 ? Math.abs(bz - (3 + 0.1 * by)) - 1.1 + (env > 1 ? (env - 1) * 20 : 0) : 99;
+                  dcs = Math.min(dcs, dIns, dCleft);
+                }
+              }
+              const wGM = ramp(dcs - cortThick, soft);
+              const wCSF = ramp(dcs, soft);
+              mixInto(P, TAB, wBrain, T.WM);
+              wmf = wBrain * (1 - wGM);
+              mixInto(P, TAB, wBrain * wGM, T.GM);
+              mixInto(P, TAB, wBrain * wCSF, T.CSF);
+              par = wBrain * (1 - wCSF);
+              if (inFissure && abx < 0.6 && wCav > 0.5) mixInto(P, TAB, 0.8, T.DURA);
+              // deep grey nuclei
+              if (abx < 34 && by > -26 && by < 30 && bz > -10 && bz < 24) {
+                const dCaud = sdEllipsoid(abx, by, bz, caudX, -12, 12, 4.5, 11, 8);
+                const dPut = sdEllipsoid(abx, by, bz, 26, -2, 2, 5, 15, 9);
+                const dPal = sdEllipsoid(abx, by, bz, 19.5, 0, 0, 3.5, 8, 5.5);
+                const dTh = sdEllipsoid(abx, by, bz, thalX, 14, 5, 7.5, 13, 8);
+                const wDeep = ramp(Math.min(dCaud, dPut, dTh), soft) * par;
+                mixInto(P, TAB, wDeep, T.DEEP);
+                const wPal = ramp(dPal, soft) * par;
+                mixInto(P, TAB, wPal, T.PALLIDUM);
+                wmf *= 1 - Math.max(wDeep, wPal);
+              }
+              const dV = abx < 50 && by > -45 && by < 60 && bz > -30 && bz < 45 ? sdVentricles(bx, by, bz, s) : 20;
+              const wV = ramp(dV, soft) * wBrain;
+              if (wV > 0) {
+                mixInto(P, TAB, wV, T.CSF);
+                par *= 1 - wV;
+                wmf *= 1 - wV;
+              }
+              if (hasWmh && wmf > 0.05) {
+                let w = 0;
+                if (wmhHalo > 0 || transep > 0) {
+                  // periventricular caps and rim: thickest at the frontal and occipital horns
+                  const capBoost = transep > 0 ? 1 : 0.55 + 0.45 * Math.min(1, Math.abs(by - 8) / 25);
+                  const rim = Math.max(wmhHalo * capBoost, transep);
+                  if (dV > -1 && dV < rim + soft) w = ramp(dV - rim, soft);
+                }
+                for (let i = 0; i < nWmh; i++) {
+                  const l = wmh[i]!;
+                  if (Math.abs(bx - l.c[0]) > l.r[0] * 1.6 || Math.abs(by - l.c[1]) > l.r[1] * 1.6 || Math.abs(bz - l.c[2]) > l.r[2] * 1.6) continue;
+                  w = Math.max(w, ramp(sdLesion(l, bx, by, bz), soft));
+                }
+                w *= wmf;
+                if (w > 0) {
+                  P[2] *= 1 + 0.8 * w;
+                  P[1] *= 1 + 0.35 * w;
+                  P[0] += 0.08 * w;
+                  P[3] += w * (1.05 - P[3]!);
+                }
+              }
+            } else if (dCb < dSt) {
+              // cerebellum: cortex folded into thin folia around a white-matter core, vermis in the midline
+              const px2 = bx / 48, py2 = (by - 52) / 27, pz2 = (bz + 36) / 21;
+              const rho = Math.sqrt(px2 * px2 + py2 * py2 + pz2 * pz2);
+              const folium = Math.sin(((1 - rho) * 24 * 2 * Math.PI) / 5 + 1.7 * Math.cos(0.25 * bx + 0.1 * bz));
+              mixInto(P, TAB, wBrain, T.GM);
+              const wCore = ramp((rho - 0.55) * 22, soft) * (abx > 7 ? 1 : 0.3);
+              mixInto(P, TAB, wBrain * wCore, T.WM);
+              wmf = wBrain * wCore;
+              const wFol = rho > 0.7 && folium > 0.55 ? Math.min(1, (folium - 0.55) * 4) * Math.min(1, (rho - 0.7) * 8) : 0;
+              mixInto(P, TAB, wBrain * wFol, T.CSF);
+              par = wBrain * (1 - wFol);
+              const dV = sdVentricles(bx, by, bz, s);
+              const wV = ramp(dV, soft) * wBrain;
+              mixInto(P, TAB, wV, T.CSF);
+              par *= 1 - wV;
+            } else {
+              // brainstem: mostly tracts with grey nuclei
+              mixInto(P, TAB, wBrain, T.WM);
+              mixInto(P, TAB, wBrain * 0.35, T.GM);
+              wmf = wBrain * 0.65;
+              par = wBrain;
+              const dV = sdVentricles(bx, by, bz, s);
+              const wV = ramp(dV, soft) * wBrain;
+              mixInto(P, TAB, wV, T.CSF);
+              par *= 1 - wV;
+            }
+          }
+          // focal lesions, in the subject's own (unshifted) brain space
+          for (let i = 0; i < nLes; i++) {
+            const l = lesions[i]!;
+            const reach = Math.max(l.r[0], l.r[1], l.r[2], l.oedemaR) + 4;
+            const lx = x - l.c[0], ly = y - l.c[1], lz = z - l.c[2];
+            if (lx * lx + ly * ly + lz * lz > reach * reach) continue;
+            const side = l.sideSign === 0 ? 1 : ramp(-(l.sideSign * x) + 1.5, soft);
+            const d = sdLesion(l, x, y, z);
+            const w = ramp(d, soft) * side;
+            if (l.kind === 'infarct') {
+              const wi = w * par;
+              if (wi > 0) {
+                P[3] += wi * (0.4 - P[3]!);
+                P[2] *= 1 + 0.38 * wi;
+                P[1] *= 1 + 0.12 * wi;
+                P[0] *= 1 + 0.05 * wi;
+              }
+            } else if (l.kind === 'haemorrhage') {
+              const dist = Math.sqrt(lx * lx + ly * ly + lz * lz);
+              const wo = ramp(dist - l.oedemaR, soft * 2) * par * (1 - w);
+              if (wo > 0) {
+                P[2] *= 1 + 0.7 * wo;
+                P[1] *= 1 + 0.3 * wo;
+                P[3] += wo * (1.3 - P[3]!);
+              }
+              const wh = w * Math.max(par, wCav * 0.9);
+              if (wh > 0) {
+                P[0] += wh * (0.86 - P[0]!);
+                P[1] += wh * (l.bloodT1 - P[1]!);
+                P[2] += wh * (l.bloodT2 - P[2]!);
+                P[3] += wh * (0.6 - P[3]!);
+                P[4] *= 1 - wh;
+              }
+              // deoxy/methaemoglobin dephase on gradient-echo EPI: a dark bloom a little larger than the clot
+              const wb = ramp(d - 2.5, soft * 2) * side;
+              sus = Math.min(sus, 1 - 0.85 * wb);
+            } else if (l.kind === 'tumour') {
+              const dist = Math.sqrt(lx * lx + ly * ly + lz * lz);
+              const wo = ramp(dist - l.oedemaR, soft * 3) * (1 - w) * (wmf + 0.3 * (par - wmf));
+              if (wo > 0) {
+                P[2] *= 1 + 1.0 * wo;
+                P[1] *= 1 + 0.5 * wo;
+                P[0] += 0.1 * wo;
+                P[3] += wo * (1.5 - P[3]!);
+              }
+              const wt = w * Math.max(par, 0.9 * wCav);
+              if (wt > 0) {
+                const tt1 = fieldT >= 2 ? 1500 : 1200;
+                P[0] += wt * (0.86 - P[0]!);
+                P[1] += wt * (tt1 - P[1]!);
+                P[2] += wt * (115 - P[2]!);
+                P[3] += wt * (1.0 - P[3]!);
+                P[4] *= 1 - wt;
+                if (l.necrosis > 0) {
+                  const wn = ramp(d + (1 - l.necrosis) * (l.r[0] + l.r[1] + l.r[2]) / 3, soft * 1.5) * wt;
+                  P[0] += wn * (0.95 - P[0]!);
+                  P[1] += wn * (2600 - P[1]!);
+                  P[2] += wn * (420 - P[2]!);
+                  P[3] += wn * (2.3 - P[3]!);
+                }
+              }
+            }
+          }
+        }
+        maps.pd[idx] = P[0]!;
+        maps.t1[idx] = P[1]!;
+        maps.t2[idx] = P[2]!;
+        maps.adc[idx] = P[3]!;
+        maps.fat[idx] = P[4]!;
+        maps.sus[idx] = sus;
+      }
+    }
+  }
+  return maps;
+}

@@ -76,6 +76,8 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
       queue,
       quietMs: Math.round(settings.STUDY_QUIET_SECONDS * 1000),
       onScheduled: (trigger) => metrics.studiesEnqueued.inc({ trigger }),
+      onScheduleError: (StudyInstanceUID, err) =>
+        log.error({ StudyInstanceUID, err: err.message }, 'could not schedule the study job; retrying (it stays pending)'),
     });
     const requeued = await assembler.requeuePending();
     if (requeued > 0) log.info({ requeued }, 're-queued studies whose job had not finished');
@@ -115,6 +117,8 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
       close() {
         closing ??= (async () => {
           await dicom.close(settings.SHUTDOWN_TIMEOUT_SECONDS * 1000);
+          await assembler.drain();
+          store.close();
           await openQueue.close();
           if (ownRedis) await redis.quit().catch(() => redis.disconnect());
           await openMetrics.close();

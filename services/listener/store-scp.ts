@@ -260,7 +260,8 @@ export class StoreScp extends Scp {
     const created = await assembler.recordArrival({ StudyInstanceUID, SOPInstanceUID, storageKey, bytes: spool.bytes });
     if (!created) return 'duplicate';
     this.studies.add(StudyInstanceUID);
-    await assembler.schedule(StudyInstanceUID, this.traceId, 'arrival');
+    // Not awaited: the pending set just recorded makes the schedule survive a crash (see scheduleInBackground).
+    assembler.scheduleInBackground(StudyInstanceUID, this.traceId);
     this.log.debug({ StudyInstanceUID, SeriesInstanceUID: header.SeriesInstanceUID, SOPInstanceUID, bytes: spool.bytes }, 'instance stored');
     return 'stored';
   }
@@ -273,6 +274,7 @@ export class StoreScp extends Scp {
       this.log.info({ callingAeTitle: this.callingAeTitle, ...this.counts, studies: this.studies.size }, 'association released');
       if (this.deps.settings.completeOnRelease) {
         for (const uid of this.studies) {
+          await this.deps.assembler.settled(uid);
           await this.deps.assembler.schedule(uid, this.traceId, 'release', 0).catch((err: Error) => {
             this.log.error({ StudyInstanceUID: uid, err: err.message }, 'could not complete study on release; it completes after the quiet period');
           });

@@ -56,6 +56,8 @@ export interface StudyAssemblerOptions {
   redis: Redis;
   queue: Queue<StudyJobData>;
   quietMs: number;
+  /** Called when a background schedule failed; the study stays pending and is retried. */
+  onScheduleError?: (StudyInstanceUID: string, err: Error) => void;
   /** Study job retry policy; the worker may fail a job permanently with UnrecoverableError. */
   jobOptions?: Pick<JobsOptions, 'attempts' | 'backoff' | 'removeOnComplete' | 'removeOnFail'>;
   onScheduled?: (trigger: ScheduleTrigger) => void;
@@ -72,8 +74,19 @@ function backendError(err: unknown): BackendUnavailableError {
   return new BackendUnavailableError(`redis: ${(err as Error).message}`, { cause: err });
 }
 
+interface Debounce {
+  running: Promise<void>;
+  /** The latest request that arrived while `running` was in flight; one follow-up add covers all of them. */
+  again?: { traceId: string };
+}
+
+const RETRY_MS = 1000;
+
 export class StudyAssembler {
   private readonly redis: RedisWithArrival;
+  private readonly debounces = new Map<string, Debounce>();
+  private readonly retries = new Set<NodeJS.Timeout>();
+  private closed = false;
 
   constructor(private readonly options: StudyAssemblerOptions) {
     this.redis = options.redis as RedisWithArrival;
@@ -133,6 +146,59 @@ export class StudyAssembler {
     } catch (err) {
       throw backendError(err);
     }
+  }
+
+  /**
+   * Schedules after an arrival without holding up the C-STORE response. The arrival record (pending set) is
+   * already durable, so a schedule lost to a crash is redone by requeuePending() at the next start; one lost to a
+   * Redis error is retried here. Adds for one study never overlap: requests made while one is in flight collapse
+   * into one follow-up add, which starts after them and so pushes the job past each of them by the quiet period.
+   */
+  scheduleInBackground(StudyInstanceUID: string, traceId: string): void {
+    const current = this.debounces.get(StudyInstanceUID);
+    if (current) {
+      current.again = { traceId };
+      return;
+    }
+    const entry: Debounce = { running: Promise.resolve() };
+    this.debounces.set(StudyInstanceUID, entry);
+    entry.running = (async () => {
+      let next: { traceId: string } | undefined = { traceId };
+      while (next) {
+        entry.again = undefined;
+        try {
+          await this.schedule(StudyInstanceUID, next.traceId, 'arrival');
+        } catch (err) {
+          this.options.onScheduleError?.(StudyInstanceUID, err as Error);
+          this.retryLater(StudyInstanceUID, next.traceId);
+        }
+        next = entry.again;
+      }
+      this.debounces.delete(StudyInstanceUID);
+    })();
+  }
+
+  private retryLater(StudyInstanceUID: string, traceId: string): void {
+    if (this.closed) return;
+    const timer = setTimeout(() => {
+      this.retries.delete(timer);
+      if (!this.closed) this.scheduleInBackground(StudyInstanceUID, traceId);
+    }, RETRY_MS);
+    timer.unref();
+    this.retries.add(timer);
+  }
+
+  /** Waits for scheduled adds to finish (before the queue and Redis close); pending retries are dropped to restart. */
+  async drain(): Promise<void> {
+    this.closed = true;
+    for (const t of this.retries) clearTimeout(t);
+    this.retries.clear();
+    while (this.debounces.size > 0) await Promise.allSettled([...this.debounces.values()].map((d) => d.running));
+  }
+
+  /** Waits for this study's background adds, so an explicit schedule (release) comes after them. */
+  async settled(StudyInstanceUID: string): Promise<void> {
+    while (this.debounces.has(StudyInstanceUID)) await this.debounces.get(StudyInstanceUID)?.running;
   }
 
   /** Re-schedules every study with stored instances and no finished job (the worker removes finished ones). */

@@ -1,0 +1,177 @@
+// `npm run bench:ingest`: how fast the listener takes in instances compared with DCMTK's storescp, on this machine.
+// The same N instances (small ~10 KB, and realistic 130-520 KB MR slices) go over one storescu association to our
+// listener (durable writes: fsync + rename + directory fsync + Redis record + study debounce before each response)
+// and to `storescp -od` (plain writes, no fsync), alternating rounds, both ends of DCMTK with TCP_NODELAY=1.
+// storescp cannot bind loopback only, so the DCMTK pair runs inside a private network namespace
+// (`unshare -rn`, loopback up) where nothing else can reach it; our listener binds 127.0.0.1 as in production.
+// Environment: BENCH_SMALL (default 800), BENCH_LARGE (default 240), BENCH_ROUNDS (default 3).
+import { spawn } from 'node:child_process';
+import { mkdirSync, rmSync, readdirSync, statSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import path from 'node:path';
+import { startRedis } from '../test/helpers/redis';
+import { dcmtkEnv, newUid, writeMrInstance } from '../test/helpers/dcmtk';
+import { connectRedis } from '../shared/redis';
+import { createLogger } from '../shared/logger';
+import { listenerSettings } from '../services/listener/config';
+import { startListener } from '../services/listener/listener';
+
+const SMALL = Number(process.env.BENCH_SMALL ?? 800);
+const LARGE = Number(process.env.BENCH_LARGE ?? 240);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CALLING_AE = 'BENCH_SCU';
+
+interface Round {
+  target: 'neurotriage' | 'storescp';
+  set: string;
+  instances: number;
+  seconds: number;
+}
+
+function makeSet(dir: string, n: number, sizes: number[]): { files: string[]; bytes: number } {
+  mkdirSync(dir, { recursive: true });
+  const study = newUid();
+  const series = [newUid(), newUid(), newUid(), newUid()];
+  const files: string[] = [];
+  let bytes = 0;
+  for (let i = 0; i < n; i++) {
+    const side = sizes[i % sizes.length];
+    const file = path.join(dir, `${String(i).padStart(5, '0')}.dcm`);
+    writeMrInstance(file, { StudyInstanceUID: study, SeriesInstanceUID: series[i % series.length], InstanceNumber: i + 1, rows: side, columns: side, seed: i });
+    bytes += statSync(file).size;
+    files.push(file);
+  }
+  return { files, bytes };
+}
+
+function run(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: dcmtkEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function roundOurs(files: string[], work: string, redisUrl: string): Promise<number> {
+  const dataDir = path.join(work, `nt-${Date.now()}`);
+  const settings = listenerSettings({
+    REDIS_URL: redisUrl,
+    DATA_DIR: dataDir,
+    DICOM_PORT: 0,
+    METRICS_PORT: 0,
+    DICOM_ALLOWED_CALLING_AES: CALLING_AE,
+    DISK_MIN_FREE_MB: 64,
+    LOG_LEVEL: 'silent',
+  });
+  const listener = await startListener({ settings, log: createLogger('listener', 'silent') });
+  try {
+    const t0 = process.hrtime.bigint();
+    const r = await run('storescu', ['-aet', CALLING_AE, '-aec', settings.DICOM_AE_TITLE, '127.0.0.1', String(listener.port), ...files]);
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (r.code !== 0) throw new Error(`storescu -> neurotriage failed: ${r.stderr.slice(-500)}`);
+    const stored = countFiles(path.join(dataDir, 'store'));
+    if (stored !== files.length) throw new Error(`neurotriage stored ${stored} of ${files.length}`);
+    return seconds;
+  } finally {
+    await listener.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** storescp and storescu together in a private network namespace; the timing brackets storescu only. */
+async function roundDcmtk(files: string[], work: string): Promise<number> {
+  const od = path.join(work, `scp-${Date.now()}`);
+  mkdirSync(od, { recursive: true });
+  const script = [
+    'ip link set lo up',
+    `storescp -od "${od}" -aet STORESCP 11112 & SCP=$!`,
+    'for i in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/11112) 2>/dev/null && break; sleep 0.02; done',
+    't0=$(date +%s%N)',
+    `storescu -aet ${CALLING_AE} -aec STORESCP 127.0.0.1 11112 "$@"; rc=$?`,
+    't1=$(date +%s%N)',
+    'kill $SCP; wait $SCP 2>/dev/null',
+    'echo "ELAPSED_NS=$((t1-t0)) RC=$rc"',
+  ].join('\n');
+  try {
+    const r = await run('unshare', ['-rn', 'bash', '-c', script, 'bench', ...files]);
+    const m = /ELAPSED_NS=(\d+) RC=(\d+)/.exec(r.stdout);
+    if (!m || m[2] !== '0') throw new Error(`storescu -> storescp failed: ${r.stdout.slice(-300)} ${r.stderr.slice(-500)}`);
+    const stored = countFiles(od);
+    if (stored !== files.length) throw new Error(`storescp stored ${stored} of ${files.length}`);
+    return Number(m[1]) / 1e9;
+  } finally {
+    rmSync(od, { recursive: true, force: true });
+  }
+}
+
+function countFiles(dir: string): number {
+  let n = 0;
+  const walk = (d: string) => {
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(d);
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e);
+      if (statSync(p).isDirectory()) walk(p);
+      else n += 1;
+    }
+  };
+  walk(dir);
+  return n;
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function main(): Promise<void> {
+  const work = path.join(tmpdir(), `nt-bench-ingest-${process.pid}`);
+  mkdirSync(work, { recursive: true });
+  const redis = await startRedis();
+  const admin = connectRedis(redis.url, 'worker');
+  const sets = [
+    { name: 'small (64x64, ~9 KB)', ...makeSet(path.join(work, 'small'), SMALL, [64]) },
+    { name: 'realistic (256-512 px, 130-520 KB)', ...makeSet(path.join(work, 'large'), LARGE, [256, 320, 384, 448, 512]) },
+  ];
+  const rounds: Round[] = [];
+  try {
+    for (const set of sets) {
+      console.log(`${set.name}: ${set.files.length} instances, ${(set.bytes / set.files.length / 1024).toFixed(0)} KB mean`);
+      for (let i = 0; i < ROUNDS; i++) {
+        // Alternate which goes first so page cache and CPU frequency favour neither.
+        const order: Round['target'][] = i % 2 === 0 ? ['neurotriage', 'storescp'] : ['storescp', 'neurotriage'];
+        for (const target of order) {
+          await admin.flushall();
+          const seconds = target === 'neurotriage' ? await roundOurs(set.files, work, redis.url) : await roundDcmtk(set.files, work);
+          rounds.push({ target, set: set.name, instances: set.files.length, seconds });
+          console.log(`  round ${i + 1} ${target.padEnd(11)} ${(set.files.length / seconds).toFixed(0).padStart(6)} instances/s`);
+        }
+      }
+    }
+    console.log('\nmedian over rounds (instances/s):');
+    console.log('set                                  neurotriage   storescp   ratio');
+    for (const set of sets) {
+      const ours = median(rounds.filter((r) => r.set === set.name && r.target === 'neurotriage').map((r) => r.instances / r.seconds));
+      const theirs = median(rounds.filter((r) => r.set === set.name && r.target === 'storescp').map((r) => r.instances / r.seconds));
+      console.log(`${set.name.padEnd(36)} ${ours.toFixed(0).padStart(11)} ${theirs.toFixed(0).padStart(10)} ${(ours / theirs).toFixed(2).padStart(7)}x`);
+    }
+    console.log(`\nmachine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
+  } finally {
+    admin.disconnect();
+    await redis.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: Error) => {
+  console.error(err.message);
+  process.exit(1);
+});

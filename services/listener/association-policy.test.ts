@@ -1,0 +1,95 @@
+import {
+  ContextResult,
+  decideAssociation,
+  negotiateContext,
+  parseAllowList,
+  RejectReason,
+  RejectResult,
+  RejectSource,
+  type AssociationPolicy,
+} from './association-policy';
+import { SopClass, TransferSyntax } from './dicom-uids';
+
+const policy = (allowed: string, max = 2): AssociationPolicy => ({ calledAeTitle: 'NEUROTRIAGE', allowList: parseAllowList(allowed), maxAssociations: max });
+const facts = { calledAeTitle: 'NEUROTRIAGE', callingAeTitle: 'PACS', remoteAddress: '127.0.0.1', activeAssociations: 0, shuttingDown: false };
+
+describe('decideAssociation', () => {
+  test('an empty allow-list rejects every calling AE (the safe default)', () => {
+    expect(decideAssociation(policy(''), facts)).toEqual({
+      accept: false,
+      result: RejectResult.Permanent,
+      source: RejectSource.ServiceUser,
+      reason: RejectReason.CallingAeNotRecognized,
+      label: 'calling-ae-not-recognised',
+    });
+  });
+
+  test('a listed calling AE is accepted, with its space padding ignored', () => {
+    expect(decideAssociation(policy('PACS, MODALITY'), { ...facts, callingAeTitle: 'PACS  ' })).toEqual({ accept: true });
+    expect(decideAssociation(policy('*'), { ...facts, callingAeTitle: 'ANYONE' })).toEqual({ accept: true });
+  });
+
+  test('AE@address pins the peer address, IPv4-mapped IPv6 included', () => {
+    const pinned = policy('PACS@10.0.0.5');
+    expect(decideAssociation(pinned, { ...facts, remoteAddress: '::ffff:10.0.0.5' })).toEqual({ accept: true });
+    expect(decideAssociation(pinned, { ...facts, remoteAddress: '10.0.0.6' })).toMatchObject({ accept: false, label: 'calling-ae-not-recognised' });
+  });
+
+  test('a wrong called AE is "called AE not recognised", checked first', () => {
+    expect(decideAssociation(policy('*'), { ...facts, calledAeTitle: 'OTHER' })).toMatchObject({
+      accept: false,
+      reason: RejectReason.CalledAeNotRecognized,
+      source: RejectSource.ServiceUser,
+    });
+  });
+
+  test('beyond the limit, and while stopping, the rejection is transient from the presentation service provider', () => {
+    expect(decideAssociation(policy('PACS', 2), { ...facts, activeAssociations: 2 })).toEqual({
+      accept: false,
+      result: RejectResult.Transient,
+      source: RejectSource.ServiceProviderPresentation,
+      reason: RejectReason.LocalLimitExceeded,
+      label: 'local-limit-exceeded',
+    });
+    expect(decideAssociation(policy('PACS'), { ...facts, shuttingDown: true })).toMatchObject({
+      accept: false,
+      result: RejectResult.Transient,
+      reason: RejectReason.TemporaryCongestion,
+    });
+  });
+
+  test('invalid allow-list entries fail at start with the entry named', () => {
+    expect(() => parseAllowList('PACS,THIS_TITLE_IS_TOO_LONG')).toThrow(/THIS_TITLE_IS_TOO_LONG/);
+    expect(() => parseAllowList('PACS@')).toThrow(/empty address/);
+  });
+});
+
+describe('negotiateContext', () => {
+  test('MR storage takes the first proposed syntax we support, compressed ones included', () => {
+    expect(negotiateContext(SopClass.MRImageStorage, ['1.2.840.10008.1.2.2', TransferSyntax.JPEGLSLossless, TransferSyntax.ExplicitVRLittleEndian], 'reject')).toEqual({
+      result: ContextResult.Accept,
+      transferSyntaxUID: TransferSyntax.JPEGLSLossless,
+      use: 'store',
+    });
+    expect(negotiateContext(SopClass.EnhancedMRImageStorage, [TransferSyntax.JPEG2000Lossless], 'reject')).toMatchObject({ use: 'store' });
+  });
+
+  test('lossy and big endian syntaxes are refused', () => {
+    expect(negotiateContext(SopClass.MRImageStorage, ['1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.91', '1.2.840.10008.1.2.2'], 'reject')).toEqual({
+      result: ContextResult.RejectTransferSyntaxesNotSupported,
+    });
+  });
+
+  test('other storage classes follow DICOM_OTHER_STORAGE; non-storage classes are never accepted', () => {
+    const ct = '1.2.840.10008.5.1.4.1.1.2';
+    expect(negotiateContext(ct, [TransferSyntax.ExplicitVRLittleEndian], 'reject')).toEqual({ result: ContextResult.RejectAbstractSyntaxNotSupported });
+    expect(negotiateContext(ct, [TransferSyntax.ExplicitVRLittleEndian], 'accept-and-ignore')).toMatchObject({ use: 'ignore' });
+    const studyRootFind = '1.2.840.10008.5.1.4.1.2.2.1';
+    expect(negotiateContext(studyRootFind, [TransferSyntax.ExplicitVRLittleEndian], 'accept-and-ignore')).toEqual({ result: ContextResult.RejectAbstractSyntaxNotSupported });
+  });
+
+  test('verification takes the uncompressed syntaxes only', () => {
+    expect(negotiateContext(SopClass.Verification, [TransferSyntax.ImplicitVRLittleEndian], 'reject')).toMatchObject({ use: 'verification' });
+    expect(negotiateContext(SopClass.Verification, [TransferSyntax.JPEGLosslessSV1], 'reject')).toEqual({ result: ContextResult.RejectTransferSyntaxesNotSupported });
+  });
+});

@@ -78,9 +78,13 @@ export const ManifestSchema = Type.Object({
     pooling: Type.Union([Type.Literal('mean'), Type.Literal('none')]),
     normalize: Type.Boolean(),
   }),
-  imageEncoders: Type.Record(
-    Type.Union(SEQUENCES.map((s) => Type.Literal(s))),
-    Type.Object({ id: Type.String({ minLength: 1 }), file: Type.String({ minLength: 1 }), input: TensorSpecSchema, output: TensorSpecSchema }),
+  /** One encoder per trained sequence; a bundle may cover a subset (at least one). */
+  imageEncoders: Type.Partial(
+    Type.Record(
+      Type.Union(SEQUENCES.map((s) => Type.Literal(s))),
+      Type.Object({ id: Type.String({ minLength: 1 }), file: Type.String({ minLength: 1 }), input: TensorSpecSchema, output: TensorSpecSchema }),
+    ),
+    { minProperties: 1 },
   ),
   preprocessing: PreprocessingSchema,
   /** How per-sequence results become one study result; documented in onnx-models/README.md. */

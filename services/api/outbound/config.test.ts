@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { ConfigError } from '../../../shared/config';
 import { loadOutboundConfig } from './config';
 
@@ -42,5 +45,18 @@ describe('loadOutboundConfig', () => {
 
   it('refuses HL7 delimiters in MSH identifiers', () => {
     expect(() => loadOutboundConfig({ HL7_SENDING_APPLICATION: 'A|B' })).toThrow(/HL7_SENDING_APPLICATION/);
+  });
+
+  it('reads NEUROTRIAGE_CONFIG_FILE like loadConfig, the environment winning', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'nt-outbound-config-'));
+    try {
+      const file = path.join(dir, 'config.json');
+      writeFileSync(file, JSON.stringify({ HL7_MLLP_TARGET: 'ris:2575', HL7_ACK_TIMEOUT_MS: 3000, OUTBOUND_ATTEMPTS: 4 }));
+      const c = loadOutboundConfig({ NEUROTRIAGE_CONFIG_FILE: file, OUTBOUND_ATTEMPTS: '5' });
+      expect(c.hl7).toMatchObject({ host: 'ris', port: 2575, ackTimeoutMs: 3000 });
+      expect(c.attempts).toBe(5);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

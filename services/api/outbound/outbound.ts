@@ -2,6 +2,7 @@
 // jobId = delivery key (StudyInstanceUID + result version) so a duplicate enqueue is a no-op, attempts with
 // exponential backoff, permanent failures ended at once with UnrecoverableError, and a dead-letter copy of every
 // delivery given up. Job data holds UIDs and the version only; the result is read from Redis when the job runs.
+import { once } from 'node:events';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { log as dimseLog } from 'dcmjs-dimse';
 import type { Redis } from 'ioredis';
@@ -197,6 +198,8 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
     async start() {
       if (started) return;
       started = true;
+      // The producer connection has no offline queue (fail fast): wait until it is up before anything uses it.
+      if (redis.status !== 'ready') await once(redis, 'ready');
       // dcmjs-dimse logs every association through a global loglevel logger; ours records outcomes per delivery.
       if (config.sr) dimseLog.setLevel('silent');
       for (const adapter of adapters) {

@@ -1,0 +1,152 @@
+// npm run bench:outbound: latency of the outbound leg alone, from enqueue() to the acknowledged delivery (HL7 ACK
+// from an MLLP peer, webhook 2xx), through BullMQ on a private Redis, on loopback. Two phases: steady arrivals
+// and a burst. Figures only; nothing is asserted. The peers answer at once, so this is neurotriage's own cost.
+// Usage: node dist/services/api/outbound/bench.js [--n 20] [--interval-ms 100] [--burst 50]
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Hl7Connection, type Hl7MessageEvent } from '@medplum/hl7';
+import { Registry } from 'prom-client';
+import { createLogger } from '../../../shared/logger';
+import { connectRedis } from '../../../shared/redis';
+import { resultKeys, type StudyResult } from '../../../shared/results';
+import { loadOutboundConfig } from './config';
+import type { Adapter } from './errors';
+import { resultKey } from './idempotency';
+import { createOutbound, type Outbound } from './outbound';
+
+async function privateRedis(): Promise<{ url: string; stop(): Promise<void> }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'nt-bench-redis-'));
+  const socket = path.join(dir, 'redis.sock');
+  const child = spawn('redis-server', ['--port', '0', '--unixsocket', socket, '--dir', dir, '--appendonly', 'yes', '--save', ''], { stdio: 'ignore' });
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(socket)) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error('redis-server did not start');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    url: `unix://${socket}`,
+    async stop() {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function listen(server: net.Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as net.AddressInfo).port;
+}
+
+function result(i: number): StudyResult {
+  const now = Date.now();
+  return {
+    StudyInstanceUID: `1.2.826.0.1.3680043.10.1234.99.${process.pid}.${now}.${i}`,
+    AccessionNumber: `BENCH${i}`,
+    priority: i % 3 === 0 ? 'STAT' : i % 3 === 1 ? 'URGENT' : 'ROUTINE',
+    findings: Array.from({ length: 8 }, (_, k) => ({
+      queryId: `q${k}`, text: `Synthetic finding number ${k}`, priority: 'URGENT' as const,
+      similarity: 0.1 + k / 100, probability: k % 2 ? null : 0.5, flagged: k === 0, bySequence: {},
+    })),
+    abnormalProbability: 0.5, sequencesUsed: ['T2', 'FLAIR', 'DWI'], sequencesMissing: [], series: [], confidence: 1,
+    model: { bundleId: 'bench', version: '0' }, provider: 'cpu',
+    timingsMs: { decode: 0, preprocess: 0, inference: 0, scoring: 0, total: 0 }, receivedAt: now, scoredAt: now,
+  };
+}
+
+const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+};
+
+async function phase(outbound: Outbound, redis: ReturnType<typeof connectRedis>, name: string, count: number, intervalMs: number, offset: number): Promise<void> {
+  const started = new Map<string, number>();
+  const sends: Promise<unknown>[] = [];
+  for (let i = 0; i < count; i++) {
+    const r = result(offset + i);
+    await redis.set(resultKeys.result(r.StudyInstanceUID), JSON.stringify(r));
+    started.set(resultKey(r).jobId, Date.now());
+    sends.push(outbound.enqueue(r));
+    if (intervalMs > 0) await new Promise((res) => setTimeout(res, intervalMs));
+  }
+  await Promise.all(sends);
+  for (const adapter of outbound.adapters) {
+    const queue = outbound.queue(adapter);
+    const latencies: number[] = [];
+    for (const [jobId, t0] of started) {
+      for (;;) {
+        const job = await queue.getJob(jobId);
+        if (job?.finishedOn) {
+          latencies.push(job.finishedOn - t0);
+          break;
+        }
+        await new Promise((res) => setTimeout(res, 5));
+      }
+    }
+    console.log(
+      `${name.padEnd(28)} ${adapter.padEnd(8)} n=${String(latencies.length).padEnd(4)} ` +
+      `p50=${pct(latencies, 50)} ms  p95=${pct(latencies, 95)} ms  max=${Math.max(...latencies)} ms`,
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { n: { type: 'string', default: '20' }, 'interval-ms': { type: 'string', default: '100' }, burst: { type: 'string', default: '50' } },
+  });
+  const n = Number(values.n);
+  const intervalMs = Number(values['interval-ms']);
+  const burst = Number(values.burst);
+
+  const redisServer = await privateRedis();
+  const redis = connectRedis(redisServer.url, 'worker');
+  let acked = 0;
+  const mllp = net.createServer((socket) => {
+    socket.setNoDelay(true);
+    const connection = new Hl7Connection(socket, 'utf-8');
+    connection.addEventListener('message', (event: Hl7MessageEvent) => {
+      acked += 1;
+      connection.send(event.message.buildAck({ ackCode: 'AA' }));
+    });
+  });
+  const hook = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(204).end());
+  });
+  const mllpPort = await listen(mllp);
+  const hookPort = await listen(hook);
+  const outbound = createOutbound(
+    loadOutboundConfig({
+      HL7_MLLP_TARGET: `127.0.0.1:${mllpPort}`,
+      WEBHOOK_URL: `http://127.0.0.1:${hookPort}/hook`,
+      WEBHOOK_SECRET: 'bench-secret-0123456789',
+    }),
+    { redisUrl: redisServer.url, registry: new Registry(), logger: createLogger('bench-outbound', 'silent'), dataDir: os.tmpdir(), subscribe: false },
+  );
+  await outbound.start();
+  console.log(`outbound bench: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}, Redis on a unix socket, peers on 127.0.0.1`);
+  console.log('latency = enqueue() -> job finished (HL7: ACK received; webhook: 2xx received)');
+  // Warm-up: first connection, Lua scripts loaded.
+  await phase(outbound, redis, 'warm-up (discarded)', 3, 0, 1_000_000).catch(() => undefined);
+  await phase(outbound, redis, `steady: ${n} every ${intervalMs} ms`, n, intervalMs, 0);
+  await phase(outbound, redis, `burst: ${burst} at once`, burst, 0, 10_000);
+  const adapters: Adapter[] = outbound.adapters;
+  console.log(`HL7 messages acknowledged by the peer: ${acked}; adapters: ${adapters.join(', ')}`);
+  await outbound.close();
+  redis.disconnect();
+  await new Promise((r) => mllp.close(r));
+  hook.closeAllConnections();
+  await new Promise((r) => hook.close(r));
+  await redisServer.stop();
+}
+
+main().catch((err: Error) => {
+  console.error(err);
+  process.exit(1);
+});

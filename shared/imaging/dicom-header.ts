@@ -345,14 +345,52 @@ function frameFromItems(items: (Item | undefined)[], index: number, top: Item, h
 }
 
 /**
+ * Native little-endian pixel data sits at the end of the file; dcmjs would copy it (and feed the garbage collector),
+ * so the header is parsed up to PixelData and the value is located here: the PixelData element header (tag, VR,
+ * length) is searched backwards near the end of the file and accepted only if its length is exactly the
+ * expected size. Anything unusual falls back to dcmjs' full parse.
+ */
+function locateNativePixelData(bytes: Uint8Array, expected: number, explicit: boolean): Uint8Array | undefined {
+  if (!(expected > 0) || bytes.byteLength < expected + 8) return undefined;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLen = explicit ? 12 : 8;
+  const lowest = Math.max(0, bytes.byteLength - expected - headerLen - 65536);
+  for (let at = bytes.byteLength - expected - headerLen - (expected % 2); at >= lowest; at--) {
+    if (bytes[at] !== 0xe0 || bytes[at + 1] !== 0x7f || bytes[at + 2] !== 0x10 || bytes[at + 3] !== 0x00) continue;
+    if (explicit) {
+      const vr = String.fromCharCode(bytes[at + 4], bytes[at + 5]);
+      if (vr !== 'OW' && vr !== 'OB') continue;
+    }
+    const len = dv.getUint32(at + headerLen - 4, true);
+    if (len !== expected && len !== expected + (expected % 2)) continue;
+    if (at + headerLen + len > bytes.byteLength) continue;
+    return bytes.subarray(at + headerLen, at + headerLen + expected);
+  }
+  return undefined;
+}
+
+/**
  * Parses one Part 10 instance. Throws DicomParseError for anything that is not readable DICOM; never decodes
  * pixels. `data` is not copied: keep it alive as long as the instance is used.
  */
 export function readInstance(data: Uint8Array | ArrayBuffer, file = '(buffer)'): DicomInstance {
-  let parsed: { meta: Item; dict: Item };
   quietDcmjsValidationLog();
+  const buffer = toArrayBuffer(data);
+  const bytes = new Uint8Array(buffer);
+  let parsed: { meta: Item; dict: Item };
+  let nativePixels: Uint8Array | undefined;
   try {
-    parsed = dcmjs.data.DicomMessage.readFile(toArrayBuffer(data), { noCopy: true, ignoreErrors: false });
+    parsed = dcmjs.data.DicomMessage.readFile(buffer, { noCopy: true, ignoreErrors: false, untilTag: T.PixelData });
+    const ts = str(parsed.meta, T.TransferSyntaxUID);
+    const explicitLE = ts === TRANSFER_SYNTAX.ExplicitVRLittleEndian;
+    if (T.PixelData in parsed.dict && (explicitLE || ts === TRANSFER_SYNTAX.ImplicitVRLittleEndian)) {
+      const d = parsed.dict;
+      const expected =
+        (num(d, T.Rows) ?? 0) * (num(d, T.Columns) ?? 0) * ((num(d, T.BitsAllocated) ?? 0) / 8) * (num(d, T.SamplesPerPixel) ?? 1) * Math.max(1, num(d, T.NumberOfFrames) ?? 1);
+      nativePixels = Number.isInteger(expected) ? locateNativePixelData(bytes, expected, explicitLE) : undefined;
+    }
+    // Compressed, deflated, big endian or unexpected layout: let dcmjs read the whole dataset.
+    if (T.PixelData in parsed.dict && !nativePixels) parsed = dcmjs.data.DicomMessage.readFile(buffer, { noCopy: true, ignoreErrors: false });
   } catch (e) {
     throw new DicomParseError(file, e instanceof Error ? e.message : String(e));
   }
@@ -413,8 +451,8 @@ export function readInstance(data: Uint8Array | ArrayBuffer, file = '(buffer)'):
     if (header.ImageType.length === 0) header.ImageType = frames[0].ImageType;
   }
 
-  let pixelData: PixelData | undefined;
-  const pd = values(top, T.PixelData);
+  let pixelData: PixelData | undefined = nativePixels ? { kind: 'native', bytes: nativePixels } : undefined;
+  const pd = nativePixels ? [] : values(top, T.PixelData);
   if (pd.length > 0) {
     const encapsulated = ![
       TRANSFER_SYNTAX.ImplicitVRLittleEndian,

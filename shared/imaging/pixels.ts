@@ -103,12 +103,23 @@ function storeFrame16LE(bytes: Uint8Array, byteOffset: number, l: Layout, frame:
     buffer = bytes.slice(byteOffset, byteOffset + 2 * n).buffer;
     start = 0;
   }
-  const src = new Uint16Array(buffer, start, n);
   const slope = frame.RescaleSlope;
   const intercept = frame.RescaleIntercept;
   const bs = l.bitsStored;
+  if (bs === 16 && !l.monochrome1) {
+    // All 16 bits meaningful: a typed-array view converts without masking.
+    const src = l.signed ? new Int16Array(buffer, start, n) : new Uint16Array(buffer, start, n);
+    if (slope === 1 && intercept === 0) out.set(src, offset);
+    else for (let p = 0; p < n; p++) out[offset + p] = src[p] * slope + intercept;
+    return true;
+  }
+  const src = new Uint16Array(buffer, start, n);
   const mask = 2 ** bs - 1;
   const shift = 32 - bs;
+  if (!l.signed && !l.monochrome1) {
+    for (let p = 0; p < n; p++) out[offset + p] = (src[p] & mask) * slope + intercept;
+    return true;
+  }
   const signed = l.signed;
   const m1 = l.monochrome1;
   const flip = signed ? -1 : mask; // MONOCHROME1: v -> (max + min) - v

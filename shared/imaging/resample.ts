@@ -25,25 +25,33 @@ export function volumeCentre(stack: StackGeometry, vol: SourceVolume): Vec3 {
   return add(inPlane, scale(stack.normal, stack.sliceOffsets[stack.sliceOffsets.length - 1] / 2));
 }
 
-/** Centroid (patient mm) of voxels above Otsu's threshold; the FOV centre when there are none. */
+/**
+ * Centroid (patient mm) of voxels above Otsu's threshold; the FOV centre when there are none. In-plane every
+ * second pixel is enough for a centroid (and 4x cheaper on 256x256 slices).
+ */
 export function foregroundCentroid(stack: StackGeometry, vol: SourceVolume): Vec3 {
   const { data, columns, rows, slices } = vol;
-  const t = otsuThreshold(data, data.length > 1 << 20 ? 3 : 1);
+  const t = otsuThreshold(data, data.length > 1 << 18 ? 5 : 1);
+  const step = columns >= 128 && rows >= 128 ? 2 : 1;
   let n = 0;
   let si = 0;
   let sj = 0;
   let sk = 0;
-  let p = 0;
   for (let k = 0; k < slices; k++) {
-    for (let j = 0; j < rows; j++) {
-      for (let i = 0; i < columns; i++, p++) {
-        if (data[p] > t) {
-          n++;
-          si += i;
-          sj += j;
-          sk += k;
+    for (let j = 0; j < rows; j += step) {
+      const rowStart = (k * rows + j) * columns;
+      let rowCount = 0;
+      let rowSumI = 0;
+      for (let i = 0; i < columns; i += step) {
+        if (data[rowStart + i] > t) {
+          rowCount++;
+          rowSumI += i;
         }
       }
+      n += rowCount;
+      si += rowSumI;
+      sj += rowCount * j;
+      sk += rowCount * k;
     }
   }
   if (n === 0) return volumeCentre(stack, vol);
@@ -89,6 +97,8 @@ export function resampleToCanonical(vol: SourceVolume, stack: StackGeometry, spe
   const nrm = stack.normal;
   const [rowSp, colSp] = stack.pixelSpacing;
   const kOf = sliceIndexer(stack);
+  const uniform = !stack.notes.nonUniform;
+  const invSp = 1 / stack.sliceSpacing;
   // Per canonical step along x (patient +X by sx): constant increments of i, j and d.
   const di = (r[0] * sx) / colSp;
   const dj = (c[0] * sx) / rowSp;
@@ -107,7 +117,7 @@ export function resampleToCanonical(vol: SourceVolume, stack: StackGeometry, spe
       let fd = dot(v0, nrm);
       for (let x = 0; x < W; x++, o++, fi += di, fj += dj, fd += dd) {
         if (fi < -0.5 || fj < -0.5 || fi > C - 0.5 || fj > R - 0.5) continue;
-        const fk = kOf(fd);
+        const fk = uniform ? fd * invSp : kOf(fd);
         if (fk < -0.5 || fk > K - 0.5) continue;
         const ci = fi < 0 ? 0 : fi > C - 1 ? C - 1 : fi;
         const cj = fj < 0 ? 0 : fj > R - 1 ? R - 1 : fj;

@@ -12,7 +12,7 @@ import { createPixelDecoder } from '../../shared/imaging/pixels';
 import { loadStudyVolumes, type StudyVolumes } from '../../shared/imaging/study';
 import { DEFAULT_PREPROCESSING } from '../../shared/imaging/spec';
 import type { Vec3 } from '../../shared/imaging/dicom-header';
-import { axialPositions, makeSeries, phantom, uid } from './synthetic';
+import { axialPositions, makeSeries, phantom, uid } from '../../shared/imaging/synthetic';
 
 const run = promisify(execFile);
 const CENTRE: Vec3 = [0, 0, 20];

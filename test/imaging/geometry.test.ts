@@ -6,7 +6,7 @@ import { buildStack } from '../../shared/imaging/geometry';
 import { DEFAULT_PREPROCESSING } from '../../shared/imaging/spec';
 import type { Preprocessing } from '../../shared/model-manifest';
 import type { Vec3 } from '../../shared/imaging/dicom-header';
-import { axialPositions, makeEnhancedSeries, makeSeries, phantom, stackPositions, uid, type SeriesSpec } from './synthetic';
+import { axialPositions, makeEnhancedSeries, makeSeries, phantom, stackPositions, uid, type SeriesSpec } from '../../shared/imaging/synthetic';
 
 const CENTRE: Vec3 = [4, -12, 30];
 const BLOB: Vec3 = [-30, 20, 45];

@@ -3,7 +3,7 @@
 import { loadStudyVolumes, type StudyVolumes } from '../../shared/imaging/study';
 import { DEFAULT_PREPROCESSING } from '../../shared/imaging/spec';
 import type { Vec3 } from '../../shared/imaging/dicom-header';
-import { axialPositions, makeSeries, phantom, stackPositions, uid, type SeriesSpec } from './synthetic';
+import { axialPositions, makeSeries, phantom, stackPositions, uid, type SeriesSpec } from '../../shared/imaging/synthetic';
 
 const CENTRE: Vec3 = [0, 10, 25];
 const STUDY = uid();

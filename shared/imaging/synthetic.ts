@@ -1,9 +1,10 @@
 // Synthetic MR series for tests and the imaging benchmark, written with dcmjs so the true geometry is known:
 // every pixel's value is a function of its patient (LPS mm) position, so a bright blob placed at a known point
-// must come out at a known canonical voxel whatever the acquisition orientation or slice order.
-import { dcmjs } from '../../shared/imaging/dcmjs';
-import type { Vec3 } from '../../shared/imaging/dicom-header';
-import { add, cross, scale, unit } from '../../shared/imaging/geometry';
+// must come out at a known canonical voxel whatever the acquisition orientation or slice order. No PHI, no
+// randomness. (The realistic cohort generator is tools/synth; this one is geometry-exact and dependency-free.)
+import { dcmjs } from './dcmjs';
+import type { Vec3 } from './dicom-header';
+import { add, cross, scale, unit } from './geometry';
 
 export type Intensity = (p: Vec3) => number;
 type RawElements = Record<string, { vr: string; Value: unknown[] }>;
@@ -115,14 +116,18 @@ function baseAttributes(s: SeriesSpec, rows: number, cols: number): Record<strin
   };
 }
 
+/** DS holds 16 characters: round so dcmjs writes what the pixels were computed from. */
+const ds = (v: number): number => Number(v.toFixed(6));
+const ds3 = (v: Vec3): Vec3 => [ds(v[0]), ds(v[1]), ds(v[2])];
+
 /** One classic MR Image Storage instance per slice, explicit VR little endian. */
 export function makeSeries(s: SeriesSpec): Uint8Array[] {
   const rows = s.rows ?? 64;
   const cols = s.columns ?? 64;
   const ps = s.pixelSpacing ?? [3.5, 3.5];
-  const r = unit(s.rowDirection ?? [1, 0, 0]);
-  const c = unit(s.columnDirection ?? [0, 1, 0]);
-  return s.positions.map((ipp, k) =>
+  const r = ds3(unit(s.rowDirection ?? [1, 0, 0]));
+  const c = ds3(unit(s.columnDirection ?? [0, 1, 0]));
+  return s.positions.map(ds3).map((ipp, k) =>
     part10(
       {
         ...baseAttributes(s, rows, cols),
@@ -148,9 +153,10 @@ export function makeEnhancedSeries(s: SeriesSpec): Uint8Array {
   const rows = s.rows ?? 64;
   const cols = s.columns ?? 64;
   const ps = s.pixelSpacing ?? [3.5, 3.5];
-  const r = unit(s.rowDirection ?? [1, 0, 0]);
-  const c = unit(s.columnDirection ?? [0, 1, 0]);
-  const frames = s.positions.map((ipp) => new Uint8Array(slicePixels(s, ipp, rows, cols, ps, r, c)));
+  const r = ds3(unit(s.rowDirection ?? [1, 0, 0]));
+  const c = ds3(unit(s.columnDirection ?? [0, 1, 0]));
+  const positions = s.positions.map(ds3);
+  const frames = positions.map((ipp) => new Uint8Array(slicePixels(s, ipp, rows, cols, ps, r, c)));
   const all = new Uint8Array(frames.reduce((n, f) => n + f.byteLength, 0));
   frames.forEach((f, k) => all.set(f, k * f.byteLength));
   const base = baseAttributes(s, rows, cols);
@@ -174,7 +180,7 @@ export function makeEnhancedSeries(s: SeriesSpec): Uint8Array {
           MRImageFrameTypeSequence: [{ FrameType: ['ORIGINAL', 'PRIMARY', 'M', 'NONE'] }],
         },
       ],
-      PerFrameFunctionalGroupsSequence: s.positions.map((ipp, k) => ({
+      PerFrameFunctionalGroupsSequence: positions.map((ipp, k) => ({
         PlanePositionSequence: [{ ImagePositionPatient: ipp }],
         FrameContentSequence: [{ InStackPositionNumber: k + 1, StackID: '1' }],
         ...s.perSlice?.(k),
@@ -200,4 +206,37 @@ export function stackPositions(centre: Vec3, r: Vec3, c: Vec3, count: number, sp
   const n = unit(cross(unit(r), unit(c)));
   const first = add(cornerFor(centre, unit(r), unit(c), rows, cols, ps), scale(n, (-(count - 1) / 2) * spacing));
   return slicePositions(first, n, spacing, count);
+}
+
+/**
+ * A realistic-size study for benchmarks: T2, FLAIR, DWI (b0 + b1000 in one trace series), ADC and T1, each
+ * 256x256 pixels of 0.9 mm, 25 axial slices of 5 mm (150 instances, ~20 MB).
+ */
+export function benchmarkStudy(StudyInstanceUID = uid()): { name: string; data: Uint8Array }[] {
+  const centre: Vec3 = [0, 0, 20];
+  const blob: Vec3 = [25, -20, 35];
+  const rows = 256;
+  const ps: [number, number] = [0.9, 0.9];
+  const pos = axialPositions(centre, 25, 5, rows, rows, ps);
+  const base = phantom(centre, blob, 8);
+  const contrast = (k: number) => (p: Vec3) => base(p) * k;
+  const specs: Omit<SeriesSpec, 'SeriesInstanceUID'>[] = [
+    { SeriesDescription: 't2_tse_tra', intensity: contrast(1), positions: pos },
+    { SeriesDescription: 'tirm_tra_dark-fluid', intensity: contrast(0.8), positions: pos },
+    {
+      SeriesDescription: 'ep2d_diff_3scan_trace_p2_TRACEW',
+      intensity: contrast(0.5),
+      positions: [...pos, ...pos],
+      attributes: { ImageType: ['DERIVED', 'PRIMARY', 'DIFFUSION', 'TRACEW'] },
+      perSlice: (k) => ({ DiffusionBValue: k < 25 ? 0 : 1000 }),
+    },
+    { SeriesDescription: 'ep2d_diff_3scan_trace_p2_ADC', intensity: contrast(1.2), positions: pos, attributes: { ImageType: ['DERIVED', 'PRIMARY', 'DIFFUSION', 'ADC'] } },
+    { SeriesDescription: 't1_se_tra', intensity: contrast(0.6), positions: pos },
+  ];
+  return specs.flatMap((s, i) =>
+    makeSeries({ ...s, StudyInstanceUID, SeriesInstanceUID: `${StudyInstanceUID}.${i + 1}`, SeriesNumber: i + 1, rows, columns: rows, pixelSpacing: ps }).map((data, k) => ({
+      name: `s${i + 1}/i${k + 1}.dcm`,
+      data,
+    })),
+  );
 }

@@ -43,7 +43,8 @@ describe('checkReport', () => {
   const finding = (q: TriageQuery, flagged: boolean): FindingScore => ({
     queryId: q.id, text: q.text, priority: q.priority, similarity: flagged ? 0.9 : 0.1, probability: null, flagged, bySequence: {},
   });
-  const image = Float32Array.from([1, 0, 0]); // looks like an infarct
+  const picture = Float32Array.from([1, 0, 0]); // looks like an infarct
+  const image = (t: Float32Array) => picture.reduce((s, x, i) => s + x * t[i], 0) / Math.hypot(...t);
   const findings = [finding(queries[0], true), finding(queries[1], false)];
   const run = (report: string) => checkReport({ report, image, findings, queries, mentionSimilarity: 0.8, embed });
 

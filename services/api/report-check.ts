@@ -75,7 +75,8 @@ export interface ReportCheck {
 
 export interface ReportCheckInput {
   report: string;
-  image: Float32Array;
+  /** Cosine of the study's image vectors with a text vector, combined across sequences as the worker does. */
+  image: (text: Float32Array) => number;
   findings: FindingScore[];
   queries: TriageQuery[];
   mentionSimilarity: number;
@@ -113,7 +114,7 @@ export async function checkReport(input: ReportCheckInput): Promise<ReportCheck>
       imageScore: null, threshold: null, supported: null,
     };
     if (matched && assertion === 'present') {
-      const score = cosine(input.image, at(text)) - (matched.negativeText ? cosine(input.image, at(matched.negativeText)) : 0);
+      const score = input.image(at(text)) - (matched.negativeText ? input.image(at(matched.negativeText)) : 0);
       const threshold = matched.calibration?.threshold ?? null;
       const imagesFlagIt = findingByQuery.get(matched.id)?.flagged === true;
       check.imageScore = score;

@@ -139,16 +139,16 @@ export function createStudyStore(redis: Redis) {
       }
     },
 
-    /** Combined vectors only (what search ranks by); the whole hash only for studies stored without one. */
-    async combinedMany(uids: string[]): Promise<(Float32Array | null)[]> {
+    /** What search ranks by: the combined vector alone when stored (one small read), else the whole hash. */
+    async vectorsMany(uids: string[]): Promise<(StudyVectors | null)[]> {
       const p = redis.pipeline();
       for (const u of uids) p.hgetBuffer(resultKeys.vectors(u), 'combined');
       const res = (await p.exec()) ?? [];
       return Promise.all(
         res.map(async ([err, v], i) => {
           if (err) return null;
-          if (v) return decodeVector(v as Buffer);
-          return studyVectors(await redis.hgetallBuffer(resultKeys.vectors(uids[i])))?.combined ?? null;
+          if (v) return { combined: decodeVector(v as Buffer), bySequence: {} };
+          return studyVectors(await redis.hgetallBuffer(resultKeys.vectors(uids[i])));
         }),
       );
     },

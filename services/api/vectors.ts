@@ -47,26 +47,26 @@ export class DimensionMismatchError extends Error {
 }
 
 export interface StudyVectors {
-  combined: Float32Array;
+  /** The worker's stored "combined" vector (mean-embedding bundles); null when only sequence vectors are stored. */
+  combined: Float32Array | null;
   bySequence: Partial<Record<Sequence, Float32Array>>;
 }
 
-/**
- * Reads the vectors hash. The worker stores "combined" for mean-embedding bundles; when it is absent the
- * mean of the unit-normalised sequence vectors stands in, which is the same rule the worker uses to combine.
- */
+/** Reads the vectors hash; null when it holds no vector at all. */
 export function studyVectors(hash: Record<string, Buffer>): StudyVectors | null {
   const bySequence: Partial<Record<Sequence, Float32Array>> = {};
   for (const s of SEQUENCES) if (hash[s]) bySequence[s] = decodeVector(hash[s]);
-  const stored = hash.combined ? decodeVector(hash.combined) : null;
-  const seqs = Object.values(bySequence);
-  if (stored) return { combined: stored, bySequence };
-  if (seqs.length === 0) return null;
-  const mean = new Float32Array(seqs[0].length);
-  for (const v of seqs) {
-    if (v.length !== mean.length) throw new DimensionMismatchError(mean.length, v.length);
-    const n = Math.hypot(...v) || 1;
-    for (let i = 0; i < v.length; i++) mean[i] += v[i] / n / seqs.length;
-  }
-  return { combined: mean, bySequence };
+  const combined = hash.combined ? decodeVector(hash.combined) : null;
+  if (!combined && Object.keys(bySequence).length === 0) return null;
+  return { combined, bySequence };
+}
+
+/**
+ * cos(study, text) the way the worker combines sequences: against the stored combined vector when there is one
+ * (mean-embedding), else the mean of the per-sequence cosines (mean-score, shared/models/scoring.ts).
+ */
+export function studyCosine(v: StudyVectors, text: Float32Array): number {
+  if (v.combined) return cosine(v.combined, text);
+  const seqs = Object.values(v.bySequence);
+  return seqs.reduce((s, x) => s + cosine(x, text), 0) / seqs.length;
 }

@@ -11,7 +11,8 @@ import { connectRedis } from '../../shared/redis';
 import { queryKeys, readQueries, changeQuery } from '../../shared/queries';
 import { keys } from '../../shared/studies';
 import { startRedis, type TestRedis } from '../helpers/redis';
-import { ADMIN, QUERIES, READER, buildTestApp, testDeps, writeResult } from './helpers';
+import { ADMIN, QUERIES, READER, buildTestApp, hashEmbed, testDeps, writeResult } from './helpers';
+import { cosine, encodeVector } from '../../services/api/vectors';
 import { build } from '../../services/api/app';
 
 let server: TestRedis;
@@ -284,6 +285,21 @@ describe('embedding routes (deterministic hash embedder, not the model)', () => 
     expect(onInfarct.similarity).toBeGreaterThan(onNormal.similarity);
     expect(onInfarct.bySequence.DWI).toBeCloseTo(onInfarct.similarity, 5);
     expect(onInfarct.model).toEqual({ bundleId: 'test-hash-embedder', version: '1' });
+  });
+
+  test('ad-hoc score without a stored combined vector averages the per-sequence cosines (mean-score bundles)', async () => {
+    const dwi = hashEmbed('acute infarct restricted diffusion');
+    const flair = hashEmbed('normal brain');
+    await redis.del(`nt:study:${INFARCT}:vectors`);
+    await redis.hset(`nt:study:${INFARCT}:vectors`, { DWI: encodeVector(dwi), FLAIR: encodeVector(flair) });
+    const text = 'acute infarct';
+    const t = hashEmbed(text);
+    const body = (await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/score`, headers: READER, payload: { text } })).json();
+    expect(body.bySequence.DWI).toBeCloseTo(cosine(dwi, t), 6);
+    expect(body.bySequence.FLAIR).toBeCloseTo(cosine(flair, t), 6);
+    expect(body.similarity).toBeCloseTo((cosine(dwi, t) + cosine(flair, t)) / 2, 6);
+    const search = (await app.inject({ method: 'GET', url: `/api/v1/search?q=${text}`, headers: READER })).json();
+    expect(search.items.find((i: { StudyInstanceUID: string }) => i.StudyInstanceUID === INFARCT).similarity).toBeCloseTo(body.similarity, 6);
   });
 
   test('report check: a flagged finding the report leaves out is notMentioned', async () => {

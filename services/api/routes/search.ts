@@ -1,5 +1,5 @@
-// GET /api/v1/search?q=: past studies ranked by cosine between their combined image vector and the embedded
-// text. Brute force over every stored vector: at a site's scale (tens of thousands of studies, 512 floats each)
+// GET /api/v1/search?q=: past studies ranked by cosine between their image vectors (combined as the worker
+// combines them) and the embedded text. Brute force over every stored vector: at a site's scale (tens of thousands of studies, 512 floats each)
 // that is a few tens of milliseconds and needs no index to keep in step; an ANN index is the step after that.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -8,7 +8,7 @@ import { HttpProblem } from '../plugins/problems';
 import type { EmbedText } from '../report-check';
 import { SearchQuery, SearchResponse, problems } from '../schemas';
 import type { StudyStore } from '../store';
-import { cosine } from '../vectors';
+import { studyCosine } from '../vectors';
 
 export async function searchRoutes(fastify: FastifyInstance, opts: { store: StudyStore; embed: EmbedText; modelStatus: () => ModelStatus }): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
@@ -22,17 +22,18 @@ export async function searchRoutes(fastify: FastifyInstance, opts: { store: Stud
       const [text] = await opts.embed([q]);
       const ranked: { StudyInstanceUID: string; AccessionNumber?: string; similarity: number; priority: 'STAT' | 'URGENT' | 'ROUTINE'; receivedAt: number }[] = [];
       for await (const uids of opts.store.scoredUids()) {
-        const [results, vectors] = await Promise.all([opts.store.results(uids), opts.store.combinedMany(uids)]);
+        const [results, vectors] = await Promise.all([opts.store.results(uids), opts.store.vectorsMany(uids)]);
         uids.forEach((uid, i) => {
           const r = results[i];
           const v = vectors[i];
           // Studies scored by another model bundle live in another embedding space: left out, not mis-ranked.
           if (!r || !v || r.model.bundleId !== model.bundleId || r.model.version !== model.version) return;
-          if (v.length !== text.length) return;
+          const dim = (v.combined ?? Object.values(v.bySequence)[0])?.length;
+          if (dim !== text.length) return;
           ranked.push({
             StudyInstanceUID: uid,
             ...(r.AccessionNumber ? { AccessionNumber: r.AccessionNumber } : {}),
-            similarity: cosine(v, text),
+            similarity: studyCosine(v, text),
             priority: r.priority,
             receivedAt: r.receivedAt,
           });

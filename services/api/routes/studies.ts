@@ -11,7 +11,7 @@ import { HttpProblem } from '../plugins/problems';
 import { checkReport, type EmbedText } from '../report-check';
 import { ReportCheckBody, ReportCheckResponse, ScoreBody, ScoreResponse, StudyResponse, UidParams, problems } from '../schemas';
 import type { StudyStore } from '../store';
-import { DimensionMismatchError, cosine, type StudyVectors } from '../vectors';
+import { DimensionMismatchError, cosine, studyCosine, type StudyVectors } from '../vectors';
 
 export interface StudyRouteOptions {
   store: StudyStore;
@@ -80,12 +80,11 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
       const { result, vectors } = await scoredStudy(uid);
       const { text, negativeText } = request.body;
       const [t, n] = await opts.embed(negativeText ? [text, negativeText] : [text]);
-      const score = (image: Float32Array) => cosine(image, t) - (n ? cosine(image, n) : 0);
       let similarity: number;
       const bySequence: Partial<Record<Sequence, number>> = {};
       try {
-        similarity = score(vectors.combined);
-        for (const [seq, v] of Object.entries(vectors.bySequence) as [Sequence, Float32Array][]) bySequence[seq] = score(v);
+        similarity = studyCosine(vectors, t) - (n ? studyCosine(vectors, n) : 0);
+        for (const [seq, v] of Object.entries(vectors.bySequence) as [Sequence, Float32Array][]) bySequence[seq] = cosine(v, t) - (n ? cosine(v, n) : 0);
       } catch (err) {
         if (err instanceof DimensionMismatchError) throw new HttpProblem(409, err.message);
         throw err;
@@ -112,7 +111,7 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
       try {
         const check = await checkReport({
           report: request.body.report,
-          image: vectors.combined,
+          image: (text) => studyCosine(vectors, text),
           findings: result.findings,
           queries,
           mentionSimilarity: opts.mentionSimilarity,

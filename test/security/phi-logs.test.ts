@@ -76,7 +76,7 @@ async function redisDump(redis: Redis): Promise<Map<string, string>> {
       else if (type === 'hash') value = Object.entries(await redis.hgetallBuffer(key)).map(([k, v]) => `${k}=${v.toString('latin1')}`);
       else if (type === 'list') value = await redis.lrange(key, 0, -1);
       else if (type === 'set') value = await redis.smembers(key);
-      else if (type === 'zset') value = await redis.zrange(key, 0, -1);
+      else if (type === 'zset') value = await redis.zrange(key, '0', '-1');
       else if (type === 'stream') value = await redis.xrange(key, '-', '+');
       out.set(key, JSON.stringify(value));
     }

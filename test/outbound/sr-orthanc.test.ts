@@ -2,7 +2,7 @@
 // storescu (DCMTK) as the modality would, the SR adapter builds a Comprehensive SR from the result and the stored
 // instance and C-STOREs it; the SR is read back through Orthanc's REST API and must sit in the source study.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -26,6 +26,8 @@ let orthanc: TestOrthanc;
 let dataDir: string;
 let outbound: Outbound | undefined;
 let registry: Registry;
+/** Everything the outbound service logged, at debug level. */
+const logLines: string[] = [];
 
 type Tags = Record<string, unknown>;
 type Item = Record<string, unknown> & { ContentSequence?: Item[]; ConceptNameCodeSequence?: Item[] };
@@ -43,8 +45,8 @@ beforeAll(async () => {
     OUTBOUND_BACKOFF_MS: '50',
   });
   outbound = createOutbound(config, {
-    redisUrl: redisServer.url, registry, logger: createLogger('outbound-test', 'silent'), dataDir, subscribe: false,
-    softwareVersion: 'test',
+    redisUrl: redisServer.url, registry, logger: createLogger('outbound-test', 'debug', { write: (line: string) => logLines.push(line) }), dataDir,
+    subscribe: false, softwareVersion: 'test',
   });
   await outbound.start();
 });
@@ -127,6 +129,20 @@ test('the SR lands in the source study in Orthanc with findings, priority and ev
   expect(Number(probability[0].NumericValue)).toBeCloseTo(result.findings[0].probability!, 4);
   const flagged = first.find((i) => meaning(i) === 'FLAGGED')!.ConceptCodeSequence as Item[];
   expect(flagged[0].CodeMeaning).toBe(result.findings[0].flagged ? 'Yes' : 'No');
+
+  // DCMTK's SR parser accepts the stored object as a Comprehensive SR, relationship constraints checked.
+  const srId = instances[tagsList.indexOf(sr)].ID;
+  const res = await fetch(`http://127.0.0.1:${orthanc.httpPort}/instances/${srId}/file`);
+  const file = path.join(dataDir, 'sr-from-orthanc.dcm');
+  writeFileSync(file, Buffer.from(await res.arrayBuffer()));
+  const dump = await run('dsrdump', [file]);
+  expect(dump.stdout).toMatch(/^Comprehensive SR Document/m);
+  expect(dump.stderr).not.toMatch(/^E:/m);
+  expect(dump.stdout).toContain('Diagnostic imaging report');
+
+  // The patient's identity was copied into the SR in memory but never logged.
+  expect(logLines.join('\n')).toContain(result.StudyInstanceUID);
+  expect(logLines.join('\n')).not.toMatch(/Synthetic|SYNTH-0001|19700101/);
 
   // A re-delivery of the same version overwrites the same SOP instance: still one SR in the study.
   await outbound.queue('sr').remove(key.jobId);

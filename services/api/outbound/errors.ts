@@ -37,3 +37,20 @@ export function reasonOf(err: unknown): string {
   if (err instanceof PermanentDeliveryError || err instanceof RetryableDeliveryError) return err.reason;
   return 'error';
 }
+
+/**
+ * The text recorded for a failure (logs, dead letter, BullMQ's failedReason): ours verbatim, a library's reduced to
+ * its name and code, because third-party messages can quote data (a DICOM value, a peer's reply).
+ */
+export function safeMessage(err: unknown): string {
+  if (err instanceof PermanentDeliveryError || err instanceof RetryableDeliveryError) return err.message;
+  const e = err as { name?: unknown; code?: unknown } | null;
+  const name = typeof e?.name === 'string' ? e.name : 'Error';
+  return typeof e?.code === 'string' ? `unexpected ${name} (${e.code})` : `unexpected ${name}`;
+}
+
+/** Untyped errors become retryable ones carrying only the safe text (what BullMQ then stores). */
+export function asDeliveryError(err: unknown): RetryableDeliveryError | PermanentDeliveryError {
+  if (err instanceof PermanentDeliveryError || err instanceof RetryableDeliveryError) return err;
+  return new RetryableDeliveryError(safeMessage(err), 'error', { cause: err });
+}

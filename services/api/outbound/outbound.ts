@@ -12,7 +12,7 @@ import { connectRedis } from '../../../shared/redis';
 import { resultKeys, type StudyResult } from '../../../shared/results';
 import { createHl7Adapter, createSrAdapter, createWebhookAdapter, type OutboundAdapter } from './adapters';
 import type { OutboundConfig } from './config';
-import { isPermanent, reasonOf, type Adapter } from './errors';
+import { asDeliveryError, isPermanent, reasonOf, type Adapter } from './errors';
 import { deliveryKey, resultKey } from './idempotency';
 import { createOutboundMetrics, type OutboundMetrics } from './metrics';
 
@@ -147,10 +147,11 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
         logger.info({ ...log, status: outcome.status, detail: outcome.detail }, 'outbound not sent');
       }
       return outcome;
-    } catch (err) {
+    } catch (thrown) {
+      const err = asDeliveryError(thrown);
       const permanent = isPermanent(err);
       const reason = reasonOf(err);
-      const message = err instanceof Error ? err.message : String(err);
+      const message = err.message;
       metrics.attemptSeconds.observe({ adapter: name, outcome: 'failed' }, (now() - started) / 1000);
       metrics.failed.inc({ adapter: name, reason, permanent: String(permanent) });
       const final = permanent || attempt >= (job.opts.attempts ?? 1);

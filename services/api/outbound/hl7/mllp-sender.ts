@@ -6,7 +6,7 @@ import type { Hl7Message } from '@medplum/core';
 import { Hl7Connection, type Hl7ErrorEvent } from '@medplum/hl7';
 import type { Logger } from '../../../../shared/logger';
 import type { HostPort } from '../config';
-import { RetryableDeliveryError } from '../errors';
+import { RetryableDeliveryError, safeMessage } from '../errors';
 
 export interface MllpSenderOptions extends HostPort {
   connectTimeoutMs: number;
@@ -99,8 +99,8 @@ export class MllpSender {
         socket.removeAllListeners('error');
         const connection = new Hl7Connection(socket, 'utf-8');
         connection.addEventListener('error', (event: Hl7ErrorEvent) => {
-          // Library errors carry codes and ids (e.g. an ACK for an unknown control id), not message text.
-          logger?.warn({ err: event.error?.message }, 'MLLP connection error');
+          // Name and code only: a parse error's message may quote the peer's bytes.
+          logger?.warn({ err: safeMessage(event.error) }, 'MLLP connection error');
         });
         connection.addEventListener('close', () => {
           if (this.connection === connection) this.connection = undefined;

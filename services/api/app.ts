@@ -29,6 +29,8 @@ export interface ModelStatus {
   loaded: boolean;
   bundleId?: string;
   version?: string;
+  /** How the bundle combines sequences (manifest.combination); ad-hoc scores follow it. */
+  combination?: 'mean-embedding' | 'mean-score';
   /** Why it is not loaded (missing bundle, checksum failure, still loading). */
   detail?: string;
 }

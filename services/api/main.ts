@@ -79,7 +79,7 @@ async function main(): Promise<void> {
   const loading = loadModels(path.resolve(settings.MODELS_DIR), { executionProviders: ['cpu'], threads: 1 })
     .then((m) => {
       models = m;
-      status = { loaded: true, bundleId: m.manifest.bundleId, version: m.manifest.version };
+      status = { loaded: true, bundleId: m.manifest.bundleId, version: m.manifest.version, combination: m.manifest.combination };
       logger.info({ bundleId: m.manifest.bundleId, version: m.manifest.version }, 'text encoder loaded');
     })
     .catch((err: Error) => {

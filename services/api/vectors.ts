@@ -61,12 +61,15 @@ export function studyVectors(hash: Record<string, Buffer>): StudyVectors | null 
   return { combined, bySequence };
 }
 
+export type Combination = 'mean-embedding' | 'mean-score';
+
 /**
- * cos(study, text) the way the worker combines sequences: against the stored combined vector when there is one
- * (mean-embedding), else the mean of the per-sequence cosines (mean-score, shared/models/scoring.ts).
+ * cos(study, text) the way the worker scores a query (shared/models/scoring.ts): "mean-score" bundles average the
+ * per-sequence cosines; "mean-embedding" bundles compare the combined vector (the unit mean the worker stores).
+ * Search ranks by the combined vector whatever the bundle (the worker keeps it for retrieval).
  */
-export function studyCosine(v: StudyVectors, text: Float32Array): number {
-  if (v.combined) return cosine(v.combined, text);
+export function studyCosine(v: StudyVectors, text: Float32Array, combination: Combination = 'mean-embedding'): number {
   const seqs = Object.values(v.bySequence);
+  if (v.combined && (combination === 'mean-embedding' || seqs.length === 0)) return cosine(v.combined, text);
   return seqs.reduce((s, x) => s + cosine(x, text), 0) / seqs.length;
 }

@@ -287,7 +287,7 @@ describe('embedding routes (deterministic hash embedder, not the model)', () => 
     expect(onInfarct.model).toEqual({ bundleId: 'test-hash-embedder', version: '1' });
   });
 
-  test('ad-hoc score without a stored combined vector averages the per-sequence cosines (mean-score bundles)', async () => {
+  test('ad-hoc score combines sequences as the bundle says: mean of per-sequence cosines, or the combined vector', async () => {
     const dwi = hashEmbed('acute infarct restricted diffusion');
     const flair = hashEmbed('normal brain');
     await redis.del(`nt:study:${INFARCT}:vectors`);
@@ -300,6 +300,18 @@ describe('embedding routes (deterministic hash embedder, not the model)', () => 
     expect(body.similarity).toBeCloseTo((cosine(dwi, t) + cosine(flair, t)) / 2, 6);
     const search = (await app.inject({ method: 'GET', url: `/api/v1/search?q=${text}`, headers: READER })).json();
     expect(search.items.find((i: { StudyInstanceUID: string }) => i.StudyInstanceUID === INFARCT).similarity).toBeCloseTo(body.similarity, 6);
+
+    // A mean-score bundle averages per-sequence cosines even when the worker also stored a combined vector.
+    await redis.hset(`nt:study:${INFARCT}:vectors`, { combined: encodeVector(flair) });
+    const meanScore = await buildTestApp(redis, { modelStatus: () => ({ loaded: true, bundleId: 'test-hash-embedder', version: '1', combination: 'mean-score' }) });
+    try {
+      const ms = (await meanScore.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/score`, headers: READER, payload: { text } })).json();
+      expect(ms.similarity).toBeCloseTo((cosine(dwi, t) + cosine(flair, t)) / 2, 6);
+      const me = (await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/score`, headers: READER, payload: { text } })).json();
+      expect(me.similarity).toBeCloseTo(cosine(flair, t), 6);
+    } finally {
+      await meanScore.close();
+    }
   });
 
   test('report check: a flagged finding the report leaves out is notMentioned', async () => {

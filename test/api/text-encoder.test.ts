@@ -95,6 +95,33 @@ test('real text encoder: ad-hoc score of the study\'s own sentence is 1, and a c
   expect(contrasted.similarity).toBeCloseTo(1 - cos, 4);
 });
 
+test('real text encoder: ad-hoc score of a query sentence equals what shared/models scores for that query', async () => {
+  // Two different "sequence" vectors, stored the way the worker stores them (per sequence + unit-mean combined).
+  const uid = '1.2.3.2001';
+  const [t2, dwi] = await models.embedTexts([REPORTS[0].text, REPORTS[1].text]);
+  const mean = t2.map((x, i) => (x + dwi[i]) / 2);
+  const norm = Math.hypot(...mean);
+  const result = JSON.parse((await redis.get(resultKeys.result(REPORTS[0].uid))) as string) as StudyResult;
+  await redis.multi()
+    .set(resultKeys.result(uid), JSON.stringify({ ...result, StudyInstanceUID: uid }))
+    .hset(resultKeys.vectors(uid), { T2: encodeVector(t2), DWI: encodeVector(dwi), combined: encodeVector(mean.map((x) => x / norm)) })
+    .exec();
+  const queries = models.manifest.queries.filter((q) => !q.negativeText).slice(0, 2);
+  const expected = models.score({ T2: t2, DWI: dwi }, await models.embedQueries(queries));
+  const scoring = await buildTestApp(redis, {
+    embedText: (t) => models.embedTexts(t),
+    modelStatus: () => ({ loaded: true, bundleId: models.manifest.bundleId, version: models.manifest.version, combination: models.manifest.combination }),
+  });
+  try {
+    for (const q of queries) {
+      const body = (await scoring.inject({ method: 'POST', url: `/api/v1/studies/${uid}/score`, headers: READER, payload: { text: q.text } })).json();
+      expect(body.similarity).toBeCloseTo(expected.find((e) => e.id === q.id)!.score, 4);
+    }
+  } finally {
+    await scoring.close();
+  }
+});
+
 test('real text encoder: report check runs every sentence through the encoder and answers per sentence', async () => {
   const res = await app.inject({
     method: 'POST', url: `/api/v1/studies/${REPORTS[0].uid}/report-check`, headers: READER,

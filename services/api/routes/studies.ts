@@ -83,7 +83,8 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
       let similarity: number;
       const bySequence: Partial<Record<Sequence, number>> = {};
       try {
-        similarity = studyCosine(vectors, t) - (n ? studyCosine(vectors, n) : 0);
+        const how = opts.modelStatus().combination;
+        similarity = studyCosine(vectors, t, how) - (n ? studyCosine(vectors, n, how) : 0);
         for (const [seq, v] of Object.entries(vectors.bySequence) as [Sequence, Float32Array][]) bySequence[seq] = cosine(v, t) - (n ? cosine(v, n) : 0);
       } catch (err) {
         if (err instanceof DimensionMismatchError) throw new HttpProblem(409, err.message);
@@ -111,7 +112,7 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
       try {
         const check = await checkReport({
           report: request.body.report,
-          image: (text) => studyCosine(vectors, text),
+          image: (text) => studyCosine(vectors, text, opts.modelStatus().combination),
           findings: result.findings,
           queries,
           mentionSimilarity: opts.mentionSimilarity,

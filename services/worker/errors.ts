@@ -29,6 +29,11 @@ const UNSUPPORTED_REASONS = new Set([
   'no-scorable-sequence',
 ]);
 
+/** Status for a permanent failure reason: out of scope ('unsupported') or broken data ('failed'). */
+export function outcomeFor(reason: string): PermanentOutcome {
+  return UNSUPPORTED_REASONS.has(reason) ? 'unsupported' : 'failed';
+}
+
 /**
  * Maps any thrown value to a PermanentStudyError, or null when it should be retried. shared/imaging and
  * shared/models mark their errors with `retryable = false` (and imaging ones with a `reason`); errors are matched
@@ -45,7 +50,7 @@ export function asPermanent(err: unknown): PermanentStudyError | null {
   if (e.retryable !== false && e.permanent !== true) return null;
   const message = typeof e.message === 'string' ? e.message : String(err);
   const reason = typeof e.reason === 'string' ? e.reason : e.name === 'DicomParseError' ? 'corrupt' : 'unusable-data';
-  return new PermanentStudyError(message, reason, UNSUPPORTED_REASONS.has(reason) ? 'unsupported' : 'failed', { cause: err });
+  return new PermanentStudyError(message, reason, outcomeFor(reason), { cause: err });
 }
 
 // Errors cross the worker-thread boundary as plain data (structured clone drops custom fields and class identity).

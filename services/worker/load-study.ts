@@ -7,7 +7,7 @@ import path from 'node:path';
 import { createPixelDecoder, isEncoderSequence, loadStudyVolumes, type PixelDecoder, type SeriesReport, type StudyVolumes } from '../../shared/imaging';
 import type { Preprocessing, Sequence } from '../../shared/model-manifest';
 import type { SeriesOutcome } from '../../shared/results';
-import { PermanentStudyError } from './errors';
+import { outcomeFor, PermanentStudyError } from './errors';
 import type { LoadedStudy } from './ports';
 
 /** Every regular file below the study folder (the listener stores <Series>/<SOP>.dcm; offline folders vary). */
@@ -44,10 +44,11 @@ export function noVolumeError(v: Pick<StudyVolumes, 'series' | 'unreadable'>, se
   if (v.series.length === 0) {
     return new PermanentStudyError(`none of the ${v.unreadable.length} files is readable DICOM: ${v.unreadable[0]?.detail ?? ''}`.trim(), 'corrupt');
   }
-  // A series of a sequence we score that could not be used: the data is broken, not merely out of scope.
+  // A series of a sequence we score that could not be used: its reason says whether the data is broken
+  // (corrupt, geometry) or out of scope (not MR, not head).
   const broken = v.series.find((s) => isEncoderSequence(s.sequence) && sequences.includes(s.sequence) && s.reason && s.reason !== 'not-selected');
   if (broken) {
-    return new PermanentStudyError(`no usable volume: ${broken.sequence} series ${broken.SeriesNumber ?? ''} is ${broken.reason}${broken.detail ? ` (${broken.detail})` : ''}`, broken.reason!);
+    return new PermanentStudyError(`no usable volume: ${broken.sequence} series ${broken.SeriesNumber ?? ''} is ${broken.reason}${broken.detail ? ` (${broken.detail})` : ''}`, broken.reason!, outcomeFor(broken.reason!));
   }
   const seen = [...new Set(v.series.map((s) => s.sequence))].join(', ');
   return new PermanentStudyError(`no scorable sequence: the models take ${sequences.join(', ')}; the study has ${seen}`, 'no-scorable-sequence', 'unsupported');

@@ -104,10 +104,13 @@ export const StudyResponse = Type.Object({
   result: Type.Union([StudyResultSchema, Type.Null()]),
 });
 
-export const ScoreBody = Type.Object({
-  text: Type.String({ minLength: 3, maxLength: 500 }),
-  negativeText: Type.Optional(Type.String({ minLength: 3, maxLength: 500 })),
-});
+export const ScoreBody = Type.Object(
+  {
+    text: Type.String({ minLength: 3, maxLength: 500 }),
+    negativeText: Type.Optional(Type.String({ minLength: 3, maxLength: 500 })),
+  },
+  { additionalProperties: false },
+);
 export const ScoreResponse = Type.Object({
   StudyInstanceUID: Type.String(),
   text: Type.String(),
@@ -137,7 +140,7 @@ export const SearchResponse = Type.Object({
   ),
 });
 
-export const ReportCheckBody = Type.Object({ report: Type.String({ minLength: 1, maxLength: 20000 }) });
+export const ReportCheckBody = Type.Object({ report: Type.String({ minLength: 1, maxLength: 20000 }) }, { additionalProperties: false });
 const Gap = Type.Object({
   queryId: Type.String(), text: Type.String(), priority: PrioritySchema, similarity: Type.Number(),
   probability: Type.Union([Type.Number(), Type.Null()]),
@@ -162,7 +165,9 @@ export const ReportCheckResponse = Type.Object({
 
 export { TriageQuerySchema };
 export const QueryIdParams = Type.Object({ id: Type.String({ pattern: '^[a-z0-9_-]{1,64}$', description: 'query id' }) });
-export const QueryBodyNoId = Type.Omit(TriageQuerySchema, ['id']);
+/** Request bodies refuse unknown fields: a misspelt "negativetext" must be an error, not silently dropped. */
+export const QueryBody = Type.Object(TriageQuerySchema.properties, { additionalProperties: false });
+export const QueryBodyNoId = Type.Omit(QueryBody, ['id'], { additionalProperties: false });
 export const QueriesResponse = Type.Object({
   version: Type.Integer(),
   queries: Type.Array(TriageQuerySchema),

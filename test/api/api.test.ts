@@ -127,6 +127,9 @@ describe('validation', () => {
     const fields = body.errors.map((e: { field: string }) => e.field);
     expect(fields).toEqual(expect.arrayContaining(['body/id', 'body/text', 'body/priority']));
     expect(body.detail).toContain('body/text must NOT have fewer than 3 characters');
+    const typo = await app.inject({ method: 'PUT', url: '/api/v1/queries/mass', headers: ADMIN, payload: { text: 'enhancing mass', priority: 'URGENT', negativetext: 'no mass' } });
+    expect(typo.statusCode).toBe(400);
+    expect(typo.json().detail).toBe('body/negativetext must NOT have additional properties');
   });
 
   test('bad query-string, path and cursor values answer 400 with the field in the detail', async () => {

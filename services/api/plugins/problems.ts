@@ -36,7 +36,8 @@ export function problemBody(status: number, detail: string, instance?: string): 
 function validationErrors(err: FastifyError): { field: string; message: string }[] {
   return (err.validation ?? []).map((v) => {
     const params = v.params as Record<string, unknown>;
-    const extra = typeof params.missingProperty === 'string' ? `/${params.missingProperty}` : '';
+    const named = params.missingProperty ?? params.additionalProperty;
+    const extra = typeof named === 'string' ? `/${named}` : '';
     const allowed = Array.isArray(params.allowedValues) ? ` (${params.allowedValues.join(', ')})` : '';
     const field = `${err.validationContext ?? 'request'}${v.instancePath}${extra}`;
     return { field, message: `${v.message ?? 'is invalid'}${allowed}` };

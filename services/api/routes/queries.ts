@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import type { TriageQuery } from '../../../shared/model-manifest';
 import { changeQuery, queryKeys, readQueries } from '../../../shared/queries';
 import { HttpProblem } from '../plugins/problems';
-import { QueriesResponse, QueryBodyNoId, QueryChangeResponse, QueryIdParams, TriageQuerySchema, problems } from '../schemas';
+import { QueriesResponse, QueryBody, QueryBodyNoId, QueryChangeResponse, QueryIdParams, TriageQuerySchema, problems } from '../schemas';
 
 /** Checks the schema cannot express; each message names the field. */
 function checkQuery(q: TriageQuery): void {
@@ -41,7 +41,7 @@ export async function queryRoutes(fastify: FastifyInstance, opts: { redis: Redis
 
   app.post(
     '/api/v1/queries',
-    { config: admin, schema: { tags: ['queries'], summary: 'Create a query (admin)', body: TriageQuerySchema, response: { 201: QueryChangeResponse, 409: problems[404], ...problems } } },
+    { config: admin, schema: { tags: ['queries'], summary: 'Create a query (admin)', body: QueryBody, response: { 201: QueryChangeResponse, 409: problems[404], ...problems } } },
     async (request, reply) => {
       const q = request.body;
       checkQuery(q);

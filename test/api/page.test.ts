@@ -113,6 +113,21 @@ test('the study view shows findings, and the admin query editor changes a query'
   await page.locator('#queries code', { hasText: /^subdural$/ }).waitFor();
   const stored = JSON.parse((await redis.hget('nt:queries', 'subdural')) as string);
   expect(stored).toEqual({ id: 'subdural', text: 'subdural haematoma crescentic collection', priority: 'STAT' });
+  await page.screenshot({ path: path.join(shots, 'queries.png') });
+});
+
+test('search lists past studies by similarity and opens one', async () => {
+  await page.click('.tab[data-view=search]');
+  await page.fill('#search-q', 'enhancing mass lesion');
+  await page.click('#search-form button');
+  await page.locator('#search-results li').first().waitFor();
+  expect(await page.locator('#search-results li').first().textContent()).toContain('A24-10236');
+  expect(await page.locator('#search-results li').count()).toBe(6);
+  await page.screenshot({ path: path.join(shots, 'search.png') });
+  await page.locator('#search-results li button').first().click();
+  await page.waitForSelector('#study[open]');
+  expect(await page.locator('#study-title').textContent()).toContain('A24-10236');
+  await page.click('#study-close');
 });
 
 test('a wrong token is refused on the sign-in form', async () => {

@@ -4,9 +4,12 @@
 // and to `storescp -od` (plain writes, no fsync), alternating rounds, both ends of DCMTK with TCP_NODELAY=1.
 // storescp cannot bind loopback only, so the DCMTK pair runs inside a private network namespace
 // (`unshare -rn`, loopback up) where nothing else can reach it; our listener binds 127.0.0.1 as in production.
-// Environment: BENCH_SMALL (default 800), BENCH_LARGE (default 240), BENCH_ROUNDS (default 3).
+// Each round also times the disk alone (write + fdatasync + rename + directory fsync per file): the ceiling for
+// any SCP that makes each instance durable before it answers a synchronous SCU such as storescu.
+// Environment: BENCH_SMALL (default 800), BENCH_LARGE (default 240), BENCH_ROUNDS (default 3), BENCH_DIR (where
+// both SCPs write; default the OS temp dir. BENCH_DIR=/dev/shm takes the disk out and measures the code path).
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, readdirSync, statSync, writeSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { startRedis } from '../test/helpers/redis';
@@ -22,7 +25,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CALLING_AE = 'BENCH_SCU';
 
 interface Round {
-  target: 'neurotriage' | 'storescp';
+  target: 'neurotriage' | 'storescp' | 'fsync-floor';
   set: string;
   instances: number;
   seconds: number;
@@ -108,6 +111,32 @@ async function roundDcmtk(files: string[], work: string): Promise<number> {
   }
 }
 
+/**
+ * The disk's cost of one durable instance alone: write a temp file, fdatasync, rename, fsync the directory, in
+ * sequence as a synchronous SCU forces. No SCP that makes each instance durable before answering can beat
+ * 1 / this, whatever its protocol code does.
+ */
+function fsyncFloorSeconds(work: string, n: number, bytes: number): number {
+  const dir = path.join(work, `floor-${Date.now()}`);
+  mkdirSync(dir, { recursive: true });
+  const data = Buffer.alloc(bytes, 7);
+  const dirFd = openSync(dir, 'r');
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) {
+    const tmp = path.join(dir, `${i}.part`);
+    const fd = openSync(tmp, 'wx');
+    writeSync(fd, data);
+    fdatasyncSync(fd);
+    closeSync(fd);
+    renameSync(tmp, path.join(dir, `${i}.dcm`));
+    fsyncSync(dirFd);
+  }
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  closeSync(dirFd);
+  rmSync(dir, { recursive: true, force: true });
+  return seconds;
+}
+
 function countFiles(dir: string): number {
   let n = 0;
   const walk = (d: string) => {
@@ -133,7 +162,7 @@ function median(values: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const work = path.join(tmpdir(), `nt-bench-ingest-${process.pid}`);
+  const work = path.join(process.env.BENCH_DIR ?? tmpdir(), `nt-bench-ingest-${process.pid}`);
   mkdirSync(work, { recursive: true });
   const redis = await startRedis();
   const admin = connectRedis(redis.url, 'worker');
@@ -148,22 +177,32 @@ async function main(): Promise<void> {
       for (let i = 0; i < ROUNDS; i++) {
         // Alternate which goes first so page cache and CPU frequency favour neither.
         const order: Round['target'][] = i % 2 === 0 ? ['neurotriage', 'storescp'] : ['storescp', 'neurotriage'];
-        for (const target of order) {
+        for (const target of [...order, 'fsync-floor' as const]) {
           await admin.flushall();
-          const seconds = target === 'neurotriage' ? await roundOurs(set.files, work, redis.url) : await roundDcmtk(set.files, work);
+          const seconds =
+            target === 'neurotriage'
+              ? await roundOurs(set.files, work, redis.url)
+              : target === 'storescp'
+                ? await roundDcmtk(set.files, work)
+                : fsyncFloorSeconds(work, set.files.length, Math.round(set.bytes / set.files.length));
           rounds.push({ target, set: set.name, instances: set.files.length, seconds });
           console.log(`  round ${i + 1} ${target.padEnd(11)} ${(set.files.length / seconds).toFixed(0).padStart(6)} instances/s`);
         }
       }
     }
-    console.log('\nmedian over rounds (instances/s):');
-    console.log('set                                  neurotriage   storescp   ratio');
+    console.log('\nmedian over rounds (instances/s); fsync floor = the disk alone, one durable file after another:');
+    console.log('set                                  neurotriage   storescp   ratio   fsync floor');
     for (const set of sets) {
-      const ours = median(rounds.filter((r) => r.set === set.name && r.target === 'neurotriage').map((r) => r.instances / r.seconds));
-      const theirs = median(rounds.filter((r) => r.set === set.name && r.target === 'storescp').map((r) => r.instances / r.seconds));
-      console.log(`${set.name.padEnd(36)} ${ours.toFixed(0).padStart(11)} ${theirs.toFixed(0).padStart(10)} ${(ours / theirs).toFixed(2).padStart(7)}x`);
+      const rate = (target: Round['target']) =>
+        median(rounds.filter((r) => r.set === set.name && r.target === target).map((r) => r.instances / r.seconds));
+      const ours = rate('neurotriage');
+      const theirs = rate('storescp');
+      console.log(
+        `${set.name.padEnd(36)} ${ours.toFixed(0).padStart(11)} ${theirs.toFixed(0).padStart(10)} ${(ours / theirs).toFixed(2).padStart(7)}x ${rate('fsync-floor').toFixed(0).padStart(13)}`,
+      );
     }
-    console.log(`\nmachine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
+    console.log(`\nwritten under ${work}`);
+    console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
   } finally {
     admin.disconnect();
     await redis.stop();

@@ -3,7 +3,7 @@
 // DATA_DIR/store/<Study>/<Series>/<SOP>.dcm and the directory fsynced. Free disk below the watermark refuses the
 // instance before anything reaches the store; a failed or aborted instance leaves no temp file behind.
 import { Writable } from 'node:stream';
-import { promises as fsp, constants as fsConstants, openSync, writevSync, closeSync, renameSync, fdatasync, fsync } from 'node:fs';
+import { promises as fsp, existsSync, openSync, writevSync, closeSync, renameSync, fdatasync, fsync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -226,14 +226,9 @@ export class InstanceStore {
     return new Spool(meta, path.join(this.tmpDir, name), this.options.memoryLimitBytes, discard);
   }
 
-  /** Whether a stored file already exists at the storage key (relative to DATA_DIR). */
-  async exists(storageKey: string): Promise<boolean> {
-    try {
-      await fsp.access(path.join(this.options.dataDir, storageKey), fsConstants.F_OK);
-      return true;
-    } catch {
-      return false;
-    }
+  /** Whether a file exists at the storage key (relative to DATA_DIR); one stat, answered from the inode cache. */
+  isStored(storageKey: string): boolean {
+    return existsSync(path.join(this.options.dataDir, storageKey));
   }
 
   /**

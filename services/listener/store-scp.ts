@@ -245,17 +245,15 @@ export class StoreScp extends Scp {
     const StudyInstanceUID = header.StudyInstanceUID as string;
     const SOPInstanceUID = header.SOPInstanceUID as string;
     const assembler = this.deps.assembler;
-    // The duplicate check runs while the temp file is written and fsynced, hiding the Redis round trip.
-    const [recorded] = await Promise.all([
-      assembler.isRecorded(StudyInstanceUID, SOPInstanceUID),
-      this.deps.store.prepare(spool, storageKey),
-    ]);
-    if (recorded) {
+    // A duplicate has its file in the store already: a local stat decides the common case without a Redis round
+    // trip, and Redis (the record of what was acknowledged) confirms the rare one.
+    if (this.deps.store.isStored(storageKey) && (await assembler.isRecorded(StudyInstanceUID, SOPInstanceUID))) {
       await spool.removeTemp();
       // Make sure a job still exists if an earlier attempt recorded the instance but failed to schedule.
       if (await assembler.isPending(StudyInstanceUID)) await assembler.schedule(StudyInstanceUID, this.traceId, 'duplicate');
       return 'duplicate';
     }
+    await this.deps.store.prepare(spool, storageKey);
     await this.deps.store.publish(spool, storageKey);
     const created = await assembler.recordArrival({ StudyInstanceUID, SOPInstanceUID, storageKey, bytes: spool.bytes });
     if (!created) return 'duplicate';

@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import { createOutbound, type Outbound } from '../../services/api/outbound/outbound';
 import { loadOutboundConfig } from '../../services/api/outbound/config';
 import { resultKey } from '../../services/api/outbound/idempotency';
+import { resultKeys, worklistScore } from '../../shared/results';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { makeResult, writeResult } from './helpers/fixtures';
 import { startMllpPeer, type MllpPeer } from './helpers/mllp-peer';
@@ -18,6 +19,8 @@ let redis: Redis;
 let peer: MllpPeer;
 let outbound: Outbound;
 let registry: Registry;
+/** Scored while no outbound service ran: start() must catch it up. */
+const missed = makeResult('STAT');
 
 beforeAll(async () => {
   redisServer = await startRedis();
@@ -31,6 +34,8 @@ beforeAll(async () => {
     OUTBOUND_ATTEMPTS: '3',
     OUTBOUND_BACKOFF_MS: '50',
   });
+  await writeResult(redis, missed);
+  await redis.zadd(resultKeys.worklist(), worklistScore(missed.priority, missed.receivedAt), missed.StudyInstanceUID);
   outbound = createOutbound(config, {
     redisUrl: redisServer.url, registry, logger: createLogger('outbound-test', 'silent'), dataDir: redisServer.dir,
   });
@@ -181,6 +186,16 @@ test('a result published on the scored channel is picked up and sent', async () 
   const key = resultKey(result);
   await writeResult(redis, result, true);
   expect(await finished(key.jobId)).toBe('completed');
+  expect(messagesFor(key.hl7ControlId)).toHaveLength(1);
+});
+
+test('a result scored while no outbound service ran is caught up at start', async () => {
+  const key = resultKey(missed);
+  expect(await finished(key.jobId)).toBe('completed');
+  expect(messagesFor(key.hl7ControlId)).toHaveLength(1);
+  // Catching up again is a no-op: the delivered version's job is still there.
+  expect(await outbound.catchUp(60)).toBeGreaterThanOrEqual(1);
+  await new Promise((r) => setTimeout(r, 100));
   expect(messagesFor(key.hl7ControlId)).toHaveLength(1);
 });
 

@@ -38,6 +38,8 @@ export const OutboundSettingsSchema = Type.Object({
   OUTBOUND_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 100 }),
   /** First retry delay; doubles each attempt (BullMQ exponential backoff). */
   OUTBOUND_BACKOFF_MS: Type.Integer({ minimum: 0, maximum: 3_600_000 }),
+  /** At start, re-enqueue results scored this many minutes back (pub/sub misses what happens while no API runs). 0: off. */
+  OUTBOUND_CATCHUP_MINUTES: Type.Number({ minimum: 0, maximum: 1440 }),
 });
 export type OutboundSettings = Static<typeof OutboundSettingsSchema>;
 
@@ -57,6 +59,7 @@ export const OUTBOUND_DEFAULTS: Omit<OutboundSettings, 'HL7_MLLP_TARGET' | 'SR_T
   WEBHOOK_MIN_PRIORITY: 'ROUTINE',
   OUTBOUND_ATTEMPTS: 8,
   OUTBOUND_BACKOFF_MS: 2_000,
+  OUTBOUND_CATCHUP_MINUTES: 60,
 };
 
 export interface HostPort {
@@ -96,6 +99,8 @@ export interface OutboundConfig {
   webhook?: WebhookTarget;
   attempts: number;
   backoffMs: number;
+  /** 0: no catch-up at start. */
+  catchUpMinutes: number;
 }
 
 function parseHostPort(key: string, value: string, problems: string[]): HostPort | undefined {
@@ -132,7 +137,7 @@ function withConfigFile(env: Source): Source {
 export function loadOutboundConfig(env: Source = process.env): OutboundConfig {
   const s = loadSection(OutboundSettingsSchema, OUTBOUND_DEFAULTS, withConfigFile(env));
   const problems: string[] = [];
-  const config: OutboundConfig = { attempts: s.OUTBOUND_ATTEMPTS, backoffMs: s.OUTBOUND_BACKOFF_MS };
+  const config: OutboundConfig = { attempts: s.OUTBOUND_ATTEMPTS, backoffMs: s.OUTBOUND_BACKOFF_MS, catchUpMinutes: s.OUTBOUND_CATCHUP_MINUTES };
 
   if (s.HL7_MLLP_TARGET) {
     const hp = parseHostPort('HL7_MLLP_TARGET', s.HL7_MLLP_TARGET, problems);

@@ -9,7 +9,8 @@ import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../../shared/logger';
 import { connectRedis } from '../../../shared/redis';
-import { resultKeys, type StudyResult } from '../../../shared/results';
+import { PRIORITIES } from '../../../shared/model-manifest';
+import { resultKeys, worklistScore, type StudyResult } from '../../../shared/results';
 import { createHl7Adapter, createSrAdapter, createWebhookAdapter, type OutboundAdapter } from './adapters';
 import type { OutboundConfig } from './config';
 import { asDeliveryError, isPermanent, reasonOf, type Adapter } from './errors';
@@ -70,6 +71,8 @@ export interface Outbound {
   enqueue(result: StudyResult, traceId?: string): Promise<Adapter[]>;
   /** Reads the stored result of a study and enqueues it; false when there is none. */
   enqueueStudy(StudyInstanceUID: string, traceId?: string): Promise<boolean>;
+  /** Enqueues every result scored in the last `minutes` (start() runs it with the configured window); returns how many. */
+  catchUp(minutes: number): Promise<number>;
   start(): Promise<void>;
   close(): Promise<void>;
   /** For tests and the operations runbook. */
@@ -196,6 +199,26 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
       return true;
     },
 
+    async catchUp(minutes) {
+      const since = now() - minutes * 60_000;
+      let count = 0;
+      for (const priority of PRIORITIES) {
+        // The worklist is ordered by priority class, then arrival: one score range per class. A study received
+        // before the window but scored inside it is still found, since arrival <= scoring; the window on arrival
+        // is doubled to allow for a long queue.
+        const from = worklistScore(priority, since - minutes * 60_000);
+        const to = worklistScore(priority, now());
+        for (const uid of await redis.zrangebyscore(resultKeys.worklist(), from, to)) {
+          const result = await readResult(redis, uid);
+          if (!result || result.scoredAt < since) continue;
+          // Versions already delivered (their completed jobs are kept 24 h) are no-ops here.
+          await outbound.enqueue(result, 'catch-up');
+          count += 1;
+        }
+      }
+      return count;
+    },
+
     async start() {
       if (started) return;
       started = true;
@@ -221,6 +244,10 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
           outbound.enqueueStudy(uid).catch((err: Error) => logger.error({ StudyInstanceUID: uid, err: err.message }, 'outbound enqueue failed'));
         });
         await subscriber.subscribe(resultKeys.scoredChannel());
+      }
+      if (config.catchUpMinutes > 0 && adapters.length > 0) {
+        const count = await outbound.catchUp(config.catchUpMinutes);
+        if (count > 0) logger.info({ count, minutes: config.catchUpMinutes }, 'outbound catch-up: recent results re-enqueued');
       }
     },
 

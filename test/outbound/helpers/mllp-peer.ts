@@ -11,6 +11,8 @@ export interface MllpPeer {
   port: number;
   /** Every message received, in order (retries included). */
   received: Hl7Message[];
+  /** Date.now() when each message of `received` arrived (for latency figures: ACK goes out right after). */
+  receivedAt: number[];
   connections: number;
   /** Decides the reply to the next message; default AA. */
   reply: (message: Hl7Message, index: number) => PeerReply;
@@ -24,6 +26,7 @@ export async function startMllpPeer(): Promise<MllpPeer> {
   const peer: MllpPeer = {
     port: 0,
     received: [],
+    receivedAt: [],
     connections: 0,
     reply: () => 'AA',
     waitFor(count, timeoutMs = 10_000) {
@@ -52,6 +55,7 @@ export async function startMllpPeer(): Promise<MllpPeer> {
     connection.addEventListener('message', (event: Hl7MessageEvent) => {
       const index = peer.received.length;
       peer.received.push(event.message);
+      peer.receivedAt.push(Date.now());
       for (const w of waiters.splice(0)) w();
       const reply = peer.reply(event.message, index);
       if (reply !== 'none') connection.send(event.message.buildAck({ ackCode: reply }));

@@ -222,6 +222,12 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
       report.reason = 'unsupported-sequence';
       continue;
     }
+    if (group.frames.some((f) => f.frame.ImageType.some((t) => t.toUpperCase() === 'MOSAIC'))) {
+      // Siemens mosaic: many slices tiled in one image; its geometry needs the CSA header, which we do not read.
+      report.reason = 'inconsistent-geometry';
+      report.detail = 'Siemens MOSAIC images are not supported';
+      continue;
+    }
     try {
       const stack = buildStack(
         group.frames.map((sf) => ({

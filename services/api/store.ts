@@ -50,7 +50,8 @@ export function decodeCursor(s: string): Cursor {
   throw new BadCursorError('cursor is not one this API returned (use nextCursor from the previous page)');
 }
 
-const STATUS_FIELDS = new Set(['status', 'reason', 'error']);
+/** firstReceivedAt, lastReceivedAt, queuedAt, statusAt, ... and the counts the listener keeps. */
+const PROGRESS_FIELD = /^([a-z][A-Za-z]*At|instances|bytes|series)$/;
 const BATCH = 200;
 
 export function createStudyStore(redis: Redis) {
@@ -78,13 +79,13 @@ export function createStudyStore(redis: Redis) {
       if (Object.keys(hash).length === 0) return null;
       const numbers: Record<string, number> = {};
       for (const [k, v] of Object.entries(hash)) {
-        if (STATUS_FIELDS.has(k)) continue;
+        // Only counts and times cross to the client: the hash is the listener's and worker's, and its other
+        // fields (storage keys, job ids, accession numbers) are not progress.
+        if (!PROGRESS_FIELD.test(k)) continue;
         const n = Number(v);
-        // Only numeric fields cross to the client: the hash is the listener's and worker's, and free text
-        // there is not ours to publish.
         if (v !== '' && Number.isFinite(n)) numbers[k] = n;
       }
-      return { status: (hash.status as StudyStatus) ?? null, numbers, reason: hash.reason ?? hash.error ?? null };
+      return { status: (hash.status as StudyStatus) ?? null, numbers, reason: hash.failureReason ?? hash.reason ?? null };
     },
 
     async vectors(uid: string): Promise<StudyVectors | null> {

@@ -194,16 +194,20 @@ describe('study', () => {
     const queued = (await app.inject({ method: 'GET', url: `/api/v1/studies/${QUEUED}`, headers: READER })).json();
     expect(queued).toMatchObject({ status: 'queued', result: null, progress: { instances: 12 } });
     for (const status of ['received', 'scoring', 'failed', 'unsupported']) {
-      await redis.hset(keys.study(QUEUED), { status, reason: status === 'failed' ? 'no readable DWI series' : '' });
+      await redis.hset(keys.study(QUEUED), { status, statusAt: T0 + 7000 });
       expect((await app.inject({ method: 'GET', url: `/api/v1/studies/${QUEUED}`, headers: READER })).json().status).toBe(status);
     }
-    expect((await app.inject({ method: 'GET', url: `/api/v1/studies/${QUEUED}`, headers: READER })).json().reason).toBe('');
+    // What the worker writes on a final failure (services/worker/store.ts markStudyFailed).
+    await redis.hset(keys.study(QUEUED), { status: 'failed', failureReason: 'no readable DWI series', jobId: '17', AccessionNumber: '12345', storageKey: 'store/x' });
+    const failed = (await app.inject({ method: 'GET', url: `/api/v1/studies/${QUEUED}`, headers: READER })).json();
+    expect(failed).toMatchObject({ status: 'failed', reason: 'no readable DWI series', result: null });
+    expect(failed.progress).toEqual({ firstReceivedAt: T0 + 5000, lastReceivedAt: T0 + 6000, statusAt: T0 + 7000, instances: 12, bytes: 1000 });
     const missing = await app.inject({ method: 'GET', url: '/api/v1/studies/1.2.3.4.5', headers: READER });
     expect(missing.statusCode).toBe(404);
     expect(missing.json().detail).toContain('no study 1.2.3.4.5');
     const score = await app.inject({ method: 'POST', url: `/api/v1/studies/${QUEUED}/score`, headers: READER, payload: { text: 'acute infarct' } });
     expect(score.statusCode).toBe(409);
-    expect(score.json().detail).toContain('unsupported');
+    expect(score.json().detail).toContain('is failed');
   });
 });
 

@@ -8,15 +8,15 @@ more than an over-call. Mass URGENT (same-day, not minutes). White-matter diseas
 """
 
 DEFAULT_QUERIES = [
-    {"id": "acute_infarct", "text": "There is an acute infarct with restricted diffusion.", "negativeText": "No acute infarct. No restricted diffusion.", "priority": "STAT"},
-    {"id": "haemorrhage", "text": "There is an intracranial haemorrhage.", "negativeText": "No intracranial haemorrhage.", "priority": "STAT"},
-    {"id": "hydrocephalus", "text": "There is hydrocephalus with enlarged ventricles.", "negativeText": "No hydrocephalus. Ventricles are normal in size.", "priority": "STAT"},
-    {"id": "mass", "text": "There is an intracranial mass with surrounding oedema and mass effect.", "negativeText": "No intracranial mass. No mass effect.", "priority": "URGENT"},
-    {"id": "white_matter_disease", "text": "There are white matter hyperintensities in keeping with small vessel disease.", "negativeText": "No white matter hyperintensities.", "priority": "ROUTINE"},
-    {"id": "atrophy", "text": "There is generalised cerebral atrophy.", "negativeText": "No cerebral atrophy. Brain volume is normal for age.", "priority": "ROUTINE"},
+    {"id": "acute_infarct", "text": "Acute infarct with restricted diffusion.", "negativeText": "No acute infarct.", "priority": "STAT"},
+    {"id": "haemorrhage", "text": "Intracerebral haemorrhage.", "negativeText": "No intracranial haemorrhage.", "priority": "STAT"},
+    {"id": "hydrocephalus", "text": "Hydrocephalus with dilated lateral and third ventricles.", "negativeText": "No hydrocephalus.", "priority": "STAT"},
+    {"id": "mass", "text": "Mass with surrounding oedema and mass effect.", "negativeText": "No intracranial mass, midline shift or mass effect.", "priority": "URGENT"},
+    {"id": "white_matter_disease", "text": "White matter hyperintensities in keeping with small vessel disease.", "negativeText": "The white matter is normal in signal.", "priority": "ROUTINE"},
+    {"id": "atrophy", "text": "Generalised cerebral atrophy.", "negativeText": "Brain volume is appropriate for age.", "priority": "ROUTINE"},
 ]
 
-NORMAL_QUERY = {"id": "normal", "text": "Normal MRI brain. No intracranial abnormality.", "negativeText": "Abnormal MRI brain.", "priority": "ROUTINE"}
+NORMAL_QUERY = {"id": "normal", "text": "Normal MRI brain. No intracranial abnormality.", "priority": "ROUTINE"}
 
 
 def finding_types(label):

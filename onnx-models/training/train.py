@@ -34,6 +34,8 @@ from queries import DEFAULT_QUERIES, NORMAL_QUERY, label_positive  # noqa: E402
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 SEQUENCES = ["T1", "T2", "FLAIR", "DWI", "ADC"]
 T0 = time.time()
+SYNTH_CMD = ["npm", "run", "--silent", "synth", "--"]
+VOLUMES_CMD = ["npm", "run", "--silent", "volumes", "--"]
 
 
 def log(msg):
@@ -50,9 +52,9 @@ def make_cohort(out, n, seed, spec, phrasing="train", scanner="train", extra=())
         log(f"reusing cohort {out}")
         return
     shutil.rmtree(out, ignore_errors=True)
-    run(["npm", "run", "--silent", "synth", "--", "--n", str(n), "--seed", str(seed), "--out", out,
+    run([*SYNTH_CMD, "--n", str(n), "--seed", str(seed), "--out", out,
          "--phrasing-set", phrasing, "--scanner-set", scanner, *extra])
-    run(["npm", "run", "--silent", "volumes", "--", os.path.join(out, "dicom"), "--out", os.path.join(out, "vol"), "--spec", spec])
+    run([*VOLUMES_CMD, os.path.join(out, "dicom"), "--out", os.path.join(out, "vol"), "--spec", spec])
 
 
 def read_jsonl(path):
@@ -86,6 +88,12 @@ def sha256(path):
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def auc(scores, labels):
+    s, y = np.asarray(scores, dtype=np.float64), np.asarray(labels)
+    pos, neg = s[y == 1], s[y == 0]
+    return float(((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg)))
 
 
 def fit_platt(scores, labels, iters=200):
@@ -135,7 +143,21 @@ def main():
     ap.add_argument("--spacing", default="3,3,3")
     ap.add_argument("--synth-args", default="", help="extra arguments for npm run synth (e.g. --fast for the smoke run)")
     ap.add_argument("--width", type=int, default=8, help="CNN base channel count")
+    ap.add_argument("--layers", type=int, default=2, help="text encoder transformer layers")
+    ap.add_argument("--node-cli", default=os.path.join(ROOT, "dist", "shared", "models", "cli"),
+                    help="compiled shared/models/cli (parity.js, score.js)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny everything (the CI smoke run): a few studies, a few steps, small models; never a bundle to commit")
+    ap.add_argument("--synth-cmd", default=" ".join(SYNTH_CMD), help="how to run the synth CLI (the smoke test uses the built dist/)")
+    ap.add_argument("--volumes-cmd", default=" ".join(VOLUMES_CMD), help="how to run the volumes CLI")
     args = ap.parse_args()
+    SYNTH_CMD[:] = args.synth_cmd.split()
+    VOLUMES_CMD[:] = args.volumes_cmd.split()
+    if args.smoke and os.path.abspath(args.out) == os.path.join(ROOT, "onnx-models"):
+        raise SystemExit("--smoke writes an untrained bundle: give it a scratch --out, never onnx-models/")
+    if args.smoke:
+        args.n, args.calib_n, args.vocab, args.text_steps, args.epochs = min(args.n, 12), min(args.calib_n, 10), 800, 3, 1
+        args.dim, args.width, args.layers, args.min_series, args.shape = 32, 2, 1, 2, "16,24,24"
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     shape = tuple(int(x) for x in args.shape.split(","))
@@ -169,7 +191,8 @@ def main():
     log(f"   vocabulary {len(vocab)}; report length tokens median {int(np.median(lengths))} max {max(lengths)} (maxLength {max_len})")
 
     log(f"4. text encoder: {args.text_steps} steps")
-    text_model = nt_text.train(texts, tok, args.text_steps, args.seed, log, max_len=max_len, dim=args.dim)
+    text_model = nt_text.train(texts, tok, args.text_steps, args.seed, log, max_len=max_len, dim=args.dim, layers=args.layers,
+                                heads=4 if args.dim % 4 == 0 else 1, ffn=2 * args.dim, batch_size=8 if args.smoke else 32)
     text_path = os.path.join(args.out, "text-encoder.onnx")
     nt_text.export(text_model, text_path)
 
@@ -252,12 +275,12 @@ def main():
     manifest_path = os.path.join(args.out, "manifest.json")
     with open(manifest_path, "w") as f:
         json.dump(manifest, f, indent=2)
-    run(["node", "dist/shared/models/cli/parity.js", "--bundle", args.out, "--fixtures", fx])
+    run(["node", os.path.join(args.node_cli, "parity.js"), "--bundle", args.out, "--fixtures", fx])
 
     log(f"8. calibration cohort: {args.calib_n} studies, seed {args.seed + 1} (labels used here only)")
     make_cohort(calib_dir, args.calib_n, args.seed + 1, spec_path, extra=synth_extra)
     scores_path = os.path.join(args.work, "calibration-scores.jsonl")
-    run(["node", "dist/shared/models/cli/score.js", "--bundle", args.out, "--volumes", os.path.join(calib_dir, "vol"), "--out", scores_path])
+    run(["node", os.path.join(args.node_cli, "score.js"), "--bundle", args.out, "--volumes", os.path.join(calib_dir, "vol"), "--out", scores_path])
     scores = {r["StudyInstanceUID"]: r["scores"] for r in read_jsonl(scores_path)}
     labels = {r["StudyInstanceUID"]: r for r in read_jsonl(os.path.join(calib_dir, "labels.jsonl"))}
     common = [u for u in scores if u in labels]
@@ -278,6 +301,17 @@ def main():
             log(f"   {q['id']}: no positives or no negatives in the calibration cohort: left uncalibrated")
     with open(manifest_path, "w") as f:
         json.dump(manifest, f, indent=2)
+    # Diagnostic (evaluation side): how well the calibration cohort's REPORT vectors rank each query. This is the
+    # ceiling the image encoders can reach by regressing onto report vectors.
+    creports = {r["StudyInstanceUID"]: r["text"] for r in read_jsonl(os.path.join(calib_dir, "reports.jsonl"))}
+    cu = [u for u in common if u in creports]
+    rv = nt_text.embed(text_model, tok, [creports[u] for u in cu], max_len)
+    for q in manifest["queries"] + [manifest["normalQuery"]]:
+        qv = nt_text.embed(text_model, tok, [q["text"], q.get("negativeText", "")], max_len)
+        s = rv @ qv[0] - (rv @ qv[1] if q.get("negativeText") else 0)
+        y = np.array([1 if label_positive(labels[u], q["id"]) else 0 for u in cu])
+        if 0 < y.sum() < len(y):
+            log(f"   report-vector AUC (ceiling) {q['id']}: {auc(s, y):.3f}; image AUC {auc([scores[u][q['id']] for u in cu], y):.3f}")
     total = sum(os.path.getsize(os.path.join(args.out, p)) for p in files) + os.path.getsize(manifest_path)
     log(f"9. bundle written to {args.out}: {total / 1e6:.1f} MB")
 

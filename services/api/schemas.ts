@@ -95,6 +95,25 @@ export const WorklistResponse = Type.Object({
   nextCursor: Type.Union([Type.String(), Type.Null()]),
 });
 
+export const StudiesQuery = Type.Object({
+  status: csv('received|queued|scoring|scored|failed|unsupported', 'comma-separated statuses, e.g. failed,unsupported'),
+  limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
+});
+export const StudiesResponse = Type.Object({
+  items: Type.Array(
+    Type.Object({
+      StudyInstanceUID: Type.String(),
+      status: StatusSchema,
+      AccessionNumber: Type.Optional(Type.String()),
+      firstReceivedAt: Type.Number(),
+      lastReceivedAt: Type.Number(),
+      statusAt: Type.Union([Type.Number(), Type.Null()]),
+      instances: Type.Number(),
+      reason: Type.Union([Type.String(), Type.Null()]),
+    }),
+  ),
+});
+
 export const StudyResponse = Type.Object({
   StudyInstanceUID: Type.String(),
   status: Type.Union([StatusSchema, Type.Null()]),

@@ -18,6 +18,17 @@ export interface WorklistItem extends StudyResult {
   status: StudyStatus | null;
 }
 
+export interface UnscoredStudy {
+  StudyInstanceUID: string;
+  status: StudyStatus;
+  AccessionNumber?: string;
+  firstReceivedAt: number;
+  lastReceivedAt: number;
+  statusAt: number | null;
+  instances: number;
+  reason: string | null;
+}
+
 export interface WorklistFilter {
   priority?: Priority[];
   status?: StudyStatus[];
@@ -128,6 +139,44 @@ export function createStudyStore(redis: Redis) {
         if (batch.length < BATCH) break;
       }
       return { items: page.map((p) => p.item), nextCursor: null };
+    },
+
+    /**
+     * Studies not on the worklist by status (failed, unsupported, or still on their way), newest first. There is
+     * no index of them in the contract, so this SCANs the study hashes: O(keys in Redis), a few milliseconds per
+     * 10,000 studies, fine for a panel refreshed every minute; an index set would replace it.
+     */
+    async byStatus(statuses: StudyStatus[], limit: number): Promise<UnscoredStudy[]> {
+      const found: UnscoredStudy[] = [];
+      const prefix = keys.study('');
+      let cursor = '0';
+      do {
+        const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+        cursor = next;
+        // nt:study:<uid> only: UIDs hold no ':' so the study's other keys (…:result, …:vectors) have more parts.
+        const studyKeys = batch.filter((k) => !k.slice(prefix.length).includes(':'));
+        if (studyKeys.length === 0) continue;
+        const p = redis.pipeline();
+        for (const k of studyKeys) p.hmget(k, 'status', 'firstReceivedAt', 'lastReceivedAt', 'statusAt', 'failureReason', 'AccessionNumber', 'instances');
+        const rows = (await p.exec()) ?? [];
+        rows.forEach(([err, v], i) => {
+          if (err) return;
+          const [status, first, last, at, reason, accession, instances] = v as (string | null)[];
+          if (!status || !statuses.includes(status as StudyStatus)) return;
+          found.push({
+            StudyInstanceUID: studyKeys[i].slice(prefix.length),
+            status: status as StudyStatus,
+            ...(accession ? { AccessionNumber: accession } : {}),
+            firstReceivedAt: Number(first ?? 0),
+            lastReceivedAt: Number(last ?? first ?? 0),
+            statusAt: at ? Number(at) : null,
+            instances: Number(instances ?? 0),
+            reason: reason ?? null,
+          });
+        });
+      } while (cursor !== '0');
+      found.sort((a, b) => b.lastReceivedAt - a.lastReceivedAt || a.StudyInstanceUID.localeCompare(b.StudyInstanceUID));
+      return found.slice(0, limit);
     },
 
     /** Every scored study UID, in worklist order, in chunks (search walks them all). */

@@ -211,6 +211,26 @@ describe('study', () => {
   });
 });
 
+describe('studies by status', () => {
+  test('lists the studies that could not be triaged, newest first, with their reason', async () => {
+    const FAILED = '1.2.826.0.1.3680043.10.1.6';
+    const UNSUPPORTED = '1.2.826.0.1.3680043.10.1.7';
+    await redis.hset(keys.study(FAILED), { status: 'failed', firstReceivedAt: T0 + 100, lastReceivedAt: T0 + 200, failureReason: 'decode error in series 3', instances: 30, AccessionNumber: 'ACC6' });
+    await redis.hset(keys.study(UNSUPPORTED), { status: 'unsupported', firstReceivedAt: T0 + 300, lastReceivedAt: T0 + 400, failureReason: 'no T2, FLAIR, DWI or ADC series', instances: 5 });
+    const res = await app.inject({ method: 'GET', url: '/api/v1/studies?status=failed,unsupported', headers: READER });
+    expect(res.statusCode).toBe(200);
+    expect(res.json().items).toEqual([
+      { StudyInstanceUID: UNSUPPORTED, status: 'unsupported', firstReceivedAt: T0 + 300, lastReceivedAt: T0 + 400, statusAt: null, instances: 5, reason: 'no T2, FLAIR, DWI or ADC series' },
+      { StudyInstanceUID: FAILED, status: 'failed', AccessionNumber: 'ACC6', firstReceivedAt: T0 + 100, lastReceivedAt: T0 + 200, statusAt: null, instances: 30, reason: 'decode error in series 3' },
+    ]);
+    const queued = (await app.inject({ method: 'GET', url: '/api/v1/studies?status=queued', headers: READER })).json();
+    expect(queued.items.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID)).toEqual([QUEUED]);
+    const bad = await app.inject({ method: 'GET', url: '/api/v1/studies', headers: READER });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().detail).toContain('querystring/status');
+  });
+});
+
 describe('queries (hash embedder not involved)', () => {
   test('create, replace and delete: each change is visible to readQueries with a version bump and a publish', async () => {
     const sub = redis.duplicate({ enableOfflineQueue: true });

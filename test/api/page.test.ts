@@ -48,6 +48,8 @@ beforeAll(async () => {
   for (const s of studies) {
     await writeResult(redis, { uid: uid(s.n), priority: s.priority, receivedAt: minutesAgo(s.m), looksLike: s.looksLike, flagged: [...s.flagged], accession: s.acc, missing: 'missing' in s ? [...s.missing] : [] }, false, MORE);
   }
+  // One study the worker gave up on: it must stay visible, outside the triaged order.
+  await redis.hset('nt:study:1.2.826.0.1.3680043.10.77.9', { status: 'failed', firstReceivedAt: minutesAgo(25), lastReceivedAt: minutesAgo(24), failureReason: 'no readable DWI or FLAIR series', instances: 22, AccessionNumber: 'A24-10243' });
   app = await buildTestApp(redis);
   await app.listen({ host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -77,6 +79,8 @@ test('signs in, shows the STAT study first with its badge, and updates live when
   expect(await first.locator('.badge').textContent()).toBe('STAT');
   expect(await first.textContent()).toContain('Acute infarct');
   expect(await page.locator('#who').textContent()).toContain('pacs-admin');
+  expect(await page.locator('#untriaged tbody tr').count()).toBe(1);
+  expect(await page.locator('#untriaged tbody tr').textContent()).toContain('no readable DWI or FLAIR series');
   await page.locator('#live', { hasText: /^Live$/ }).waitFor();
 
   // The worker writes a haemorrhage scored STAT that arrived before the infarct: it must go to the top.

@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 
 export type AuditAction =
-  | 'worklist.read' | 'study.read' | 'study.score' | 'study.report-check' | 'search'
+  | 'worklist.read' | 'studies.read' | 'study.read' | 'study.score' | 'study.report-check' | 'search'
   | 'events.subscribe' | 'queries.read' | 'query.create' | 'query.update' | 'query.delete';
 
 export interface AuditEntry {

@@ -133,16 +133,34 @@ function row(study) {
   return tr;
 }
 
+function untriagedRow(s) {
+  const open = () => openStudy(s.StudyInstanceUID).catch(report);
+  return el('tr', { 'data-uid': s.StudyInstanceUID, onclick: open },
+    el('td', {}, el('span', { class: `state ${s.status}`, text: s.status === 'failed' ? 'FAILED' : 'UNSUPPORTED' })),
+    el('td', {}, el('span', { text: time(s.lastReceivedAt) }), el('span', { class: 'muted small block', text: ago(s.lastReceivedAt) })),
+    el('td', {}, el('button', { type: 'button', class: 'link', text: s.AccessionNumber || `…${s.StudyInstanceUID.slice(-12)}`, onclick: (e) => { e.stopPropagation(); open(); } })),
+    el('td', { text: s.reason || '–' }),
+    el('td', { class: 'num', text: String(s.instances) }),
+  );
+}
+
 async function refreshWorklist() {
   const form = new FormData($('#filters'));
   const qs = new URLSearchParams({ limit: '100' });
   for (const k of ['priority', 'flagged']) if (form.get(k)) qs.set(k, form.get(k));
-  const page = await api(`/api/v1/worklist?${qs}`);
+  const [page, others] = await Promise.all([
+    api(`/api/v1/worklist?${qs}`),
+    api('/api/v1/studies?status=failed,unsupported,received,queued,scoring&limit=200'),
+  ]);
   const body = $('#worklist tbody');
   body.replaceChildren(...page.items.map(row));
   $('#empty').hidden = page.items.length > 0;
   const stat = page.items.filter((i) => i.priority === 'STAT').length;
-  $('#count').textContent = `${page.items.length}${page.nextCursor ? '+' : ''} studies · ${stat} STAT`;
+  const untriaged = others.items.filter((s) => s.status === 'failed' || s.status === 'unsupported');
+  const inFlight = others.items.length - untriaged.length;
+  $('#count').textContent = `${page.items.length}${page.nextCursor ? '+' : ''} studies · ${stat} STAT${inFlight ? ` · ${inFlight} being scored` : ''}`;
+  $('#untriaged tbody').replaceChildren(...untriaged.map(untriagedRow));
+  $('#untriaged').hidden = untriaged.length === 0;
 }
 
 let refreshTimer = null;

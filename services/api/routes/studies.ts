@@ -6,10 +6,11 @@ import type { Redis } from 'ioredis';
 import type { Sequence } from '../../../shared/model-manifest';
 import { readQueries } from '../../../shared/queries';
 import type { StudyResult } from '../../../shared/results';
+import type { StudyStatus } from '../../../shared/studies';
 import type { ModelStatus } from '../app';
 import { HttpProblem } from '../plugins/problems';
 import { checkReport, type EmbedText } from '../report-check';
-import { ReportCheckBody, ReportCheckResponse, ScoreBody, ScoreResponse, StudyResponse, UidParams, problems } from '../schemas';
+import { ReportCheckBody, ReportCheckResponse, ScoreBody, ScoreResponse, StudiesQuery, StudiesResponse, StudyResponse, UidParams, problems } from '../schemas';
 import type { StudyStore } from '../store';
 import { DimensionMismatchError, cosine, studyCosine, type StudyVectors } from '../vectors';
 
@@ -46,6 +47,22 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
     if (!vectors) throw new HttpProblem(409, `study ${uid} has a result but no stored image vectors; re-score it`);
     return { result, vectors };
   }
+
+  app.get(
+    '/api/v1/studies',
+    {
+      schema: {
+        tags: ['studies'],
+        summary: 'Studies by status, newest first: e.g. the ones that could not be triaged (failed, unsupported)',
+        querystring: StudiesQuery, response: { 200: StudiesResponse, ...problems },
+      },
+    },
+    async (request) => {
+      const items = await opts.store.byStatus(request.query.status.split(',') as StudyStatus[], request.query.limit);
+      await app.audit(request, 'studies.read', { studies: items.map((i) => i.StudyInstanceUID), count: items.length });
+      return { items };
+    },
+  );
 
   app.get(
     '/api/v1/studies/:StudyInstanceUID',

@@ -3,7 +3,8 @@
 // expects: settings each service accepts, ports Prometheus scrapes, secrets that exist as compose secrets, Redis
 // durability, the GPU reservation, and the images' Dockerfile targets.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { loadConfig, loadSection, ConfigSchema } from '../../shared/config';
@@ -34,13 +35,17 @@ interface Compose {
   volumes: Record<string, unknown>;
 }
 
+/** An empty env file, so a developer's .env beside docker-compose.yml cannot change what is checked. */
+const EMPTY_ENV = path.join(mkdtempSync(path.join(tmpdir(), 'nt-compose-')), 'empty.env');
+writeFileSync(EMPTY_ENV, '');
+
 function composeConfig(args: string[] = []): Compose {
   let out: string;
   try {
-    out = execFileSync('docker-compose', ['-f', path.join(ROOT, 'docker-compose.yml'), ...args, 'config'], {
+    out = execFileSync('docker-compose', ['-f', path.join(ROOT, 'docker-compose.yml'), '--env-file', EMPTY_ENV, ...args, 'config'], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
-      // No .env of the developer's may change what is checked.
+      // Nor may the developer's environment.
       env: { PATH: process.env.PATH, HOME: process.env.HOME },
       cwd: ROOT,
     });

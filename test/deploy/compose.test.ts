@@ -3,7 +3,7 @@
 // expects: settings each service accepts, ports Prometheus scrapes, secrets that exist as compose secrets, Redis
 // durability, the GPU reservation, and the images' Dockerfile targets.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -38,6 +38,7 @@ interface Compose {
 /** An empty env file, so a developer's .env beside docker-compose.yml cannot change what is checked. */
 const EMPTY_ENV = path.join(mkdtempSync(path.join(tmpdir(), 'nt-compose-')), 'empty.env');
 writeFileSync(EMPTY_ENV, '');
+afterAll(() => rmSync(path.dirname(EMPTY_ENV), { recursive: true, force: true }));
 
 function composeConfig(args: string[] = []): Compose {
   let out: string;

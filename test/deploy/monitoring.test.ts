@@ -180,7 +180,7 @@ describe('alerts', () => {
     }
   });
 
-  test('the Prometheus Operator gets the same rules (k8s/base/prometheusrule.yaml)', () => {
+  test('the Prometheus Operator gets the same rules (k8s/base/prometheusrule.yaml; node test/deploy/sync-k8s-monitoring.js)', () => {
     const resource = YAML.parse(read('k8s/base/prometheusrule.yaml'));
     expect(resource.spec).toEqual(YAML.parse(read(rulesFile)));
   });
@@ -194,6 +194,12 @@ describe('grafana', () => {
       expect({ panel: p.title, uid: p.datasource?.uid }).toEqual({ panel: p.title, uid: ds.uid });
       for (const t of p.targets ?? []) expect(t.datasource?.uid).toBe(ds.uid);
     }
+  });
+
+  test('Kubernetes gets the same dashboard, labelled for the Grafana sidecar (k8s/base/grafana-dashboard.yaml)', () => {
+    const cm = YAML.parse(read('k8s/base/grafana-dashboard.yaml'));
+    expect(cm.metadata.labels.grafana_dashboard).toBe('1');
+    expect(JSON.parse(cm.data['neurotriage.json'])).toEqual(dashboard);
   });
 
   test('the dashboard provider reads the folder docker-compose mounts the dashboards into', () => {

@@ -4,22 +4,43 @@ import { UnusableSeriesError } from './errors';
 
 const BINS = 256;
 
-/** Otsu's threshold on a 256-bin histogram between the array's min and max; `stride` subsamples large arrays. */
+/**
+ * Otsu's threshold on a 256-bin histogram from the minimum to the 99.5th percentile (values above fall in the top
+ * bin, so a few hot voxels cannot squeeze all tissue into one bin); `stride` subsamples large arrays.
+ */
 export function otsuThreshold(data: Float32Array, stride = 1): number {
   let lo = Infinity;
-  let hi = -Infinity;
+  let max = -Infinity;
   for (let i = 0; i < data.length; i += stride) {
     const v = data[i];
     if (v < lo) lo = v;
-    if (v > hi) hi = v;
+    if (v > max) max = v;
   }
-  if (!(hi > lo)) return lo;
-  const hist = new Float64Array(BINS);
-  const scale = (BINS - 1e-6) / (hi - lo);
+  if (!(max > lo)) return lo;
+  // Robust top of the range: 99.5th percentile from a fine histogram.
+  const FINE = 4096;
+  const fine = new Float64Array(FINE);
+  const fineScale = (FINE - 1e-6) / (max - lo);
   let count = 0;
   for (let i = 0; i < data.length; i += stride) {
-    hist[((data[i] - lo) * scale) | 0]++;
+    fine[((data[i] - lo) * fineScale) | 0]++;
     count++;
+  }
+  let acc = 0;
+  let top = FINE - 1;
+  for (let b = 0; b < FINE; b++) {
+    acc += fine[b];
+    if (acc >= 0.995 * count) {
+      top = b;
+      break;
+    }
+  }
+  const hi = lo + (top + 1) / fineScale;
+  const hist = new Float64Array(BINS);
+  const scale = (BINS - 1e-6) / (hi - lo);
+  for (let i = 0; i < data.length; i += stride) {
+    const b = ((data[i] - lo) * scale) | 0;
+    hist[b < BINS ? b : BINS - 1]++;
   }
   let sumAll = 0;
   for (let b = 0; b < BINS; b++) sumAll += b * hist[b];

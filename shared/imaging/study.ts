@@ -228,6 +228,7 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
       report.detail = 'Siemens MOSAIC images are not supported';
       continue;
     }
+    const bLessDwi = cls.sequence === 'DWI' && group.bValue === undefined;
     try {
       const stack = buildStack(
         group.frames.map((sf) => ({
@@ -237,7 +238,14 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
           PixelSpacing: sf.frame.PixelSpacing,
           Rows: sf.instance.header.Rows ?? 0,
           Columns: sf.instance.header.Columns ?? 0,
-          order: [sf.frame.EchoNumbers ?? 0, sf.instance.header.InstanceNumber ?? 0, sf.frame.index, sf.instance.header.SOPInstanceUID ?? sf.instance.file],
+          order: [
+            sf.frame.EchoNumbers ?? 0,
+            // A diffusion series without b-values holds b=0 and b=1000 at the same positions; scanners number the
+            // diffusion-weighted image after the b=0 one, so among duplicates the last InstanceNumber wins there.
+            bLessDwi ? -(sf.instance.header.InstanceNumber ?? 0) : sf.instance.header.InstanceNumber ?? 0,
+            bLessDwi ? -sf.frame.index : sf.frame.index,
+            sf.instance.header.SOPInstanceUID ?? sf.instance.file,
+          ],
         })),
         stackOptions,
       );

@@ -12,7 +12,7 @@ import { createPixelDecoder } from '../../shared/imaging/pixels';
 import { loadStudyVolumes, type StudyVolumes } from '../../shared/imaging/study';
 import { DEFAULT_PREPROCESSING } from '../../shared/imaging/spec';
 import type { Vec3 } from '../../shared/imaging/dicom-header';
-import { axialPositions, makeSeries, phantom, uid } from '../../shared/imaging/synthetic';
+import { axialPositions, makeEnhancedSeries, makeSeries, phantom, uid } from '../../shared/imaging/synthetic';
 
 const run = promisify(execFile);
 const CENTRE: Vec3 = [0, 0, 20];
@@ -34,8 +34,8 @@ const files: { name: string; data: Uint8Array }[] = [];
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'nt-imaging-'));
   const study = uid();
-  const s1 = makeSeries({ StudyInstanceUID: study, SeriesInstanceUID: uid(), SeriesNumber: 2, SeriesDescription: 't2_tse_tra', positions: axialPositions(CENTRE, 16, 5), intensity: textured(0), rescale: { slope: 2, intercept: -100 } });
-  const s2 = makeSeries({ StudyInstanceUID: study, SeriesInstanceUID: uid(), SeriesNumber: 3, SeriesDescription: 'tirm_tra_dark-fluid', positions: axialPositions(CENTRE, 16, 5), intensity: textured(500), signed: true });
+  const s1 = makeSeries({ StudyInstanceUID: study, SeriesInstanceUID: uid(), SeriesNumber: 2, SeriesDescription: 't2_tse_tra', positions: axialPositions(CENTRE, 10, 6), intensity: textured(0), rescale: { slope: 2, intercept: -100 } });
+  const s2 = makeSeries({ StudyInstanceUID: study, SeriesInstanceUID: uid(), SeriesNumber: 3, SeriesDescription: 'tirm_tra_dark-fluid', positions: axialPositions(CENTRE, 10, 6), intensity: textured(500), signed: true });
   [...s1, ...s2].forEach((data, i) => files.push({ name: `i${String(i).padStart(3, '0')}.dcm`, data }));
   await Promise.all(files.map((f) => writeFile(path.join(dir, f.name), f.data)));
 });
@@ -109,8 +109,30 @@ describe('compressed transfer syntaxes decode to the same volumes as uncompresse
     decoder.decodeFrameInto(inst, inst.frames[0], out, 0);
     const stored = new Uint16Array(inst.pixelData!.kind === 'native' ? inst.pixelData!.bytes.slice().buffer : new ArrayBuffer(0));
     expect(out[100]).toBe(stored[100] * 2 - 100);
-    const signed = readInstance(files[20].data);
+    const signed = readInstance(files[12].data);
     decoder.decodeFrameInto(signed, signed.frames[0], out, 0);
     expect(Math.min(...out)).toBeLessThan(0);
+  });
+
+  it('Enhanced MR multi-frame compressed by DCMTK (JPEG-LS, RLE, JPEG lossless) decodes frame by frame to the same volume', async () => {
+    const enhanced = makeEnhancedSeries({ SeriesInstanceUID: uid(), SeriesDescription: 'T2W_TSE', positions: axialPositions(CENTRE, 16, 5), intensity: textured(0) });
+    const src = path.join(dir, 'enhanced.dcm');
+    await writeFile(src, enhanced);
+    const ref = await volumes([{ name: 'enhanced.dcm', data: enhanced }]);
+    expect(ref.volumes.T2).toBeDefined();
+    for (const [tool, args, ts] of [
+      ['dcmcjpls', [], TRANSFER_SYNTAX.JpegLsLossless],
+      ['dcmcrle', [], TRANSFER_SYNTAX.RleLossless],
+      ['dcmcjpeg', ['+e1'], TRANSFER_SYNTAX.JpegLosslessProcess14SV1],
+    ] as const) {
+      const target = path.join(dir, `enhanced.${tool}.dcm`);
+      await run(tool, [...args, src, target], { env: { ...process.env, TCP_NODELAY: '1' } });
+      const data = new Uint8Array(await readFile(target));
+      const inst = readInstance(data);
+      expect(inst.header.TransferSyntaxUID).toBe(ts);
+      expect(inst.pixelData?.kind === 'encapsulated' && inst.pixelData.fragments.length).toBe(16);
+      const out = await volumes([{ name: target, data }]);
+      expect(out.volumes.T2).toEqual(ref.volumes.T2);
+    }
   });
 });

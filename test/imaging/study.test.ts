@@ -218,3 +218,20 @@ describe('vendor b-values and edge cases', () => {
     }
   });
 });
+
+describe('diffusion series without any b-value', () => {
+  it('keeps the later image at each position (the diffusion-weighted one, after b=0)', async () => {
+    const p = axialPositions(CENTRE, 12, 5);
+    // Instances 1-12 (b=0) and 13-24 (b=1000, a lesion elsewhere): nothing in the headers says which is which.
+    const dwi = s('DWI Asset', { positions: [...p, ...p], perSlice: (k) => ({ InstanceNumber: k + 1 }), intensity: head });
+    const dark = s('DWI Asset', { SeriesInstanceUID: dwi.SeriesInstanceUID, positions: [...p, ...p], intensity: phantom(CENTRE, [-20, -10, 20]) });
+    const b0Files = makeSeries(dwi).slice(0, 12);
+    const b1000Files = makeSeries(dark).slice(12);
+    const res = await loadStudyVolumes([...b1000Files, ...b0Files].map((data, i) => ({ name: `${i}`, data })), DEFAULT_PREPROCESSING);
+    const only1000 = await loadStudyVolumes(b1000Files.map((data, i) => ({ name: `${i}`, data })), DEFAULT_PREPROCESSING);
+    const used = res.series.find((r) => r.used)!;
+    expect(used.sequence).toBe('DWI');
+    expect(used.geometry?.notes.duplicatesDropped).toBe(12);
+    expect(res.volumes.DWI).toEqual(only1000.volumes.DWI);
+  });
+});

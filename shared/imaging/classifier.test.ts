@@ -71,6 +71,13 @@ const CASES: Case[] = [
   ['Philips SmartBrain', d('SmartBrain'), 'LOCALISER'],
   ['Philips SENSE refscan', d('SENSE-refscan'), 'OTHER'],
   ['Philips PD TSE', d('PD_TSE'), 'OTHER'],
+  // Canon (Toshiba)
+  ['Canon T2 FSE', d('T2W_FSE_AX'), 'T2'],
+  ['Canon FLAIR', d('FLAIR_AX'), 'FLAIR'],
+  ['Canon ADC map', d('ADC_map'), 'ADC'],
+  ['Canon DWI b1000', d('DWI_AX_b1000', { DiffusionBValue: 1000 }), 'DWI'],
+  ['Canon 3D T1', d('3D_T1W_SAG'), 'T1'],
+  ['Canon T2* FFE', d('T2*W_FFE_AX'), 'SWI'],
   // Names that say nothing: ProtocolName, then physics
   ['Protocol name when the description says nothing', { SeriesDescription: 'Series 5', ProtocolName: 't2_tse_tra' }, 'T2'],
   ['Physics: long-TI IR is FLAIR', { ScanningSequence: ['SE', 'IR'], RepetitionTime: 9000, EchoTime: 90, InversionTime: 2500 }, 'FLAIR'],

@@ -133,9 +133,11 @@ def main():
     ap.add_argument("--calib-n", type=int, default=200, help="calibration studies (separate seed)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--vocab", type=int, default=6000)
-    ap.add_argument("--text-steps", type=int, default=600)
-    ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--text-steps", type=int, default=150)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--dim", type=int, default=128, help="embedding dimension (text encoder width)")
+    ap.add_argument("--sequences", default=",".join(SEQUENCES), help="sequences to train an image encoder for")
+    ap.add_argument("--reuse-text", action="store_true", help="reuse the text encoder saved in --work by an earlier run")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--target-sensitivity", type=float, default=0.95)
     ap.add_argument("--min-series", type=int, default=40, help="train an encoder for a sequence only with this many series")
@@ -180,19 +182,30 @@ def main():
     reports = read_jsonl(os.path.join(train_dir, "reports.jsonl"))
     texts = [r["text"] for r in reports]
 
-    log(f"3. WordPiece vocabulary from {len(texts)} reports")
-    vocab = nt_tokenizer.train_wordpiece(texts, args.vocab)
     tok_path = os.path.join(args.out, "tokenizer.json")
+    saved = os.path.join(args.work, "text-encoder.pt")
+    max_len = 256
+    if args.reuse_text and os.path.exists(saved):
+        log(f"3-4. reusing vocabulary and text encoder from {saved}")
+        state = torch.load(saved)
+        vocab = state["vocab"]
+        tok = nt_tokenizer.Tokenizer(vocab)
+        text_model = nt_text.TextEncoder(**state["cfg"])
+        text_model.load_state_dict(state["weights"])
+        text_model.eval()
+    else:
+        log(f"3. WordPiece vocabulary from {len(texts)} reports")
+        vocab = nt_tokenizer.train_wordpiece(texts, args.vocab)
+        tok = nt_tokenizer.Tokenizer(vocab)
+        lengths = [len(tok.encode(t, 10**6)) for t in texts]
+        log(f"   vocabulary {len(vocab)}; report length tokens median {int(np.median(lengths))} max {max(lengths)} (maxLength {max_len})")
+        log(f"4. text encoder: {args.text_steps} steps")
+        text_model = nt_text.train(texts, tok, args.text_steps, args.seed, log, max_len=max_len, dim=args.dim, layers=args.layers,
+                                   heads=4 if args.dim % 4 == 0 else 1, ffn=2 * args.dim, batch_size=8 if args.smoke else 16,
+                                   lr=1e-3)
+        torch.save({"vocab": vocab, "cfg": text_model.cfg, "weights": text_model.state_dict()}, saved)
     with open(tok_path, "w", encoding="utf-8") as f:
         json.dump(nt_tokenizer.tokenizer_json(vocab), f, ensure_ascii=False)
-    tok = nt_tokenizer.Tokenizer(vocab)
-    lengths = [len(tok.encode(t, 10**6)) for t in texts]
-    max_len = 256
-    log(f"   vocabulary {len(vocab)}; report length tokens median {int(np.median(lengths))} max {max(lengths)} (maxLength {max_len})")
-
-    log(f"4. text encoder: {args.text_steps} steps")
-    text_model = nt_text.train(texts, tok, args.text_steps, args.seed, log, max_len=max_len, dim=args.dim, layers=args.layers,
-                                heads=4 if args.dim % 4 == 0 else 1, ffn=2 * args.dim, batch_size=8 if args.smoke else 32)
     text_path = os.path.join(args.out, "text-encoder.onnx")
     nt_text.export(text_model, text_path)
 
@@ -207,7 +220,7 @@ def main():
     vols = load_volumes(os.path.join(train_dir, "vol"), shape)
     encoders, parity_inputs, image_models = {}, {}, {}
     rng = np.random.default_rng(args.seed)
-    for seq in SEQUENCES:
+    for seq in [x for x in SEQUENCES if x in args.sequences.split(",")]:
         if seq not in vols or len(vols[seq][0]) < args.min_series:
             log(f"   {seq}: {len(vols.get(seq, ([],))[0])} series, fewer than --min-series {args.min_series}: no encoder")
             continue

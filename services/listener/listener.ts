@@ -75,6 +75,8 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
       redis,
       queue,
       quietMs: Math.round(settings.STUDY_QUIET_SECONDS * 1000),
+      // A release completes a study early, which the arrival throttle's reasoning does not allow for.
+      throttle: !settings.STUDY_COMPLETE_ON_RELEASE,
       onScheduled: (trigger) => metrics.studiesEnqueued.inc({ trigger }),
       onScheduleError: (StudyInstanceUID, err) =>
         log.error({ StudyInstanceUID, err: err.message }, 'could not schedule the study job; retrying (it stays pending)'),

@@ -20,6 +20,7 @@ import {
   type OtherStorage,
 } from './association-policy';
 import { buildFileMeta, peekHeader, NeedMoreBytes, type InstanceHeader } from './part10';
+import { encodeResponsePdu } from './response-pdu';
 import { InstanceStore, Spool } from './instance-store';
 import { StudyAssembler } from './study-assembler';
 import {
@@ -296,6 +297,28 @@ export class StoreScp extends Scp {
     }
   }
 
+  /**
+   * dcmjs-dimse's internal send hook, overridden for the two responses we send per instance: encoded directly
+   * (response-pdu.ts) instead of through dcmjs. Anything else goes the library's way.
+   */
+  _sendDimse(dimse: { context: PresentationContext; command: unknown }): void {
+    const command = dimse.command;
+    if (command instanceof CStoreResponse || command instanceof CEchoResponse) {
+      const isStore = command instanceof CStoreResponse;
+      const pdu = encodeResponsePdu({
+        presentationContextId: dimse.context.getPresentationContextId(),
+        CommandField: isStore ? 0x8001 : 0x8030,
+        MessageIDBeingRespondedTo: command.getMessageIdBeingRespondedTo(),
+        Status: command.getStatus(),
+        AffectedSOPClassUID: command.getAffectedSopClassUid() ?? '',
+        AffectedSOPInstanceUID: isStore ? (command.getAffectedSopInstanceUid() ?? '') : undefined,
+      });
+      if (!this.socket.destroyed) this.socket.write(pdu);
+      return;
+    }
+    librarySendDimse.call(this, dimse);
+  }
+
   private track(op: Promise<unknown>): void {
     const guarded = op.catch((err: Error) => this.log.error({ err: err.message }, 'unexpected association error'));
     this.inFlight.add(guarded);
@@ -319,6 +342,8 @@ export class StoreScp extends Scp {
 }
 
 type dimseResponse = InstanceType<typeof CStoreResponse> | InstanceType<typeof CEchoResponse>;
+
+const librarySendDimse = (Scp.prototype as unknown as { _sendDimse: (dimse: unknown) => void })._sendDimse;
 
 /** Header UIDs from the spool's retained prefix; a header longer than the prefix is not one we accept. */
 function readHeader(spool: Spool, transferSyntaxUID: string): InstanceHeader {

@@ -21,7 +21,9 @@ import { BackendUnavailableError } from './errors';
 const RECORD_ARRIVAL = `
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('HSETNX', KEYS[2], 'firstReceivedAt', ARGV[3])
-redis.call('HSET', KEYS[2], 'StudyInstanceUID', ARGV[5], 'storageKey', ARGV[6], 'lastReceivedAt', ARGV[3], 'status', 'received')
+redis.call('HSET', KEYS[2], 'StudyInstanceUID', ARGV[5], 'storageKey', ARGV[6], 'lastReceivedAt', ARGV[3])
+-- A study whose job is already held stays 'queued'; any other stage (new, scoring, scored...) goes back to 'received'.
+if redis.call('HGET', KEYS[2], 'status') ~= 'queued' then redis.call('HSET', KEYS[2], 'status', 'received') end
 redis.call('HINCRBY', KEYS[2], 'instances', 1)
 redis.call('HINCRBY', KEYS[2], 'bytes', ARGV[4])
 redis.call('SADD', KEYS[3], ARGV[5])
@@ -61,6 +63,20 @@ export interface StudyAssemblerOptions {
   /** Study job retry policy; the worker may fail a job permanently with UnrecoverableError. */
   jobOptions?: Pick<JobsOptions, 'attempts' | 'backoff' | 'removeOnComplete' | 'removeOnFail'>;
   onScheduled?: (trigger: ScheduleTrigger) => void;
+  /**
+   * Let an arrival skip its add when this process added the study's delayed job less than `slack` ago (see
+   * scheduleSlackMs). Turn off where something else may pull a job earlier (STUDY_COMPLETE_ON_RELEASE).
+   */
+  throttle?: boolean;
+}
+
+/**
+ * Each add costs a BullMQ script (~0.4 ms of CPU here and a Redis call). An add that created a delayed job at t
+ * fires it at t + quiet + slack, so an arrival recorded before t + slack is already followed by `quiet` of waiting
+ * and needs no add of its own. Slack is small next to the quiet period: min(1 s, quiet / 4).
+ */
+export function scheduleSlackMs(quietMs: number): number {
+  return Math.min(1000, Math.floor(quietMs / 4));
 }
 
 const DEFAULT_JOB_OPTIONS: StudyAssemblerOptions['jobOptions'] = {
@@ -77,7 +93,7 @@ function backendError(err: unknown): BackendUnavailableError {
 interface Debounce {
   running: Promise<void>;
   /** The latest request that arrived while `running` was in flight; one follow-up add covers all of them. */
-  again?: { traceId: string };
+  again?: { traceId: string; recordedAt: number };
 }
 
 const RETRY_MS = 1000;
@@ -87,9 +103,13 @@ export class StudyAssembler {
   private readonly debounces = new Map<string, Debounce>();
   private readonly retries = new Set<NodeJS.Timeout>();
   private closed = false;
+  /** Study -> when this process's last add that created a delayed job started. */
+  private readonly lastCreated = new Map<string, number>();
+  private readonly slackMs: number;
 
   constructor(private readonly options: StudyAssemblerOptions) {
     this.redis = options.redis as RedisWithArrival;
+    this.slackMs = options.throttle === false ? 0 : scheduleSlackMs(options.quietMs);
     if (typeof this.redis.ntRecordArrival !== 'function') {
       this.redis.defineCommand('ntRecordArrival', { numberOfKeys: 3, lua: RECORD_ARRIVAL });
       this.redis.defineCommand('ntMarkQueued', { numberOfKeys: 1, lua: MARK_QUEUED });
@@ -131,21 +151,35 @@ export class StudyAssembler {
    * instance arriving during scoring is scored too. Restart and duplicate triggers do not queue a second job
    * behind an active one: they only make sure a job exists.
    */
-  async schedule(StudyInstanceUID: string, traceId: string, trigger: ScheduleTrigger, delayMs = this.options.quietMs): Promise<string | undefined> {
+  async schedule(StudyInstanceUID: string, traceId: string, trigger: ScheduleTrigger, delayMs?: number): Promise<string | undefined> {
     const data: StudyJobData = { StudyInstanceUID, storageKey: studyStorageKey(StudyInstanceUID), traceId };
     const followActive = trigger === 'arrival' || trigger === 'release';
+    // Our own job id tells whether this add created the job: a deduplicated add returns the existing job's id.
+    const jobId = `study-${randomUUID()}`;
+    const startedAt = Date.now();
     try {
       const job = await this.options.queue.add(SCORE_STUDY_JOB, data, {
         ...(this.options.jobOptions ?? DEFAULT_JOB_OPTIONS),
-        delay: delayMs,
+        jobId,
+        delay: delayMs ?? this.options.quietMs + this.slackMs,
         deduplication: { id: StudyInstanceUID, extend: true, replace: true, keepLastIfActive: followActive },
       });
+      if (job.id === jobId && delayMs === undefined) this.lastCreated.set(StudyInstanceUID, startedAt);
+      else this.lastCreated.delete(StudyInstanceUID);
+      if (this.lastCreated.size > 10_000) this.lastCreated.clear();
       await this.redis.ntMarkQueued(keys.study(StudyInstanceUID), Date.now(), job.id ?? '');
       this.options.onScheduled?.(trigger);
       return job.id;
     } catch (err) {
+      this.lastCreated.delete(StudyInstanceUID);
       throw backendError(err);
     }
+  }
+
+  /** True when a delayed job this process created fires late enough for an arrival recorded at `recordedAt`. */
+  private coveredBy(StudyInstanceUID: string, recordedAt: number): boolean {
+    const created = this.lastCreated.get(StudyInstanceUID);
+    return created !== undefined && recordedAt - created < this.slackMs;
   }
 
   /**
@@ -154,18 +188,21 @@ export class StudyAssembler {
    * Redis error is retried here. Adds for one study never overlap: requests made while one is in flight collapse
    * into one follow-up add, which starts after them and so pushes the job past each of them by the quiet period.
    */
-  scheduleInBackground(StudyInstanceUID: string, traceId: string): void {
+  scheduleInBackground(StudyInstanceUID: string, traceId: string, recordedAt = Date.now()): void {
+    if (this.coveredBy(StudyInstanceUID, recordedAt)) return;
     const current = this.debounces.get(StudyInstanceUID);
     if (current) {
-      current.again = { traceId };
+      current.again = { traceId, recordedAt };
       return;
     }
     const entry: Debounce = { running: Promise.resolve() };
     this.debounces.set(StudyInstanceUID, entry);
     entry.running = (async () => {
-      let next: { traceId: string } | undefined = { traceId };
+      let next: { traceId: string; recordedAt: number } | undefined = { traceId, recordedAt };
       while (next) {
         entry.again = undefined;
+        // The add that just finished may already cover arrivals recorded while it ran.
+        if (this.coveredBy(StudyInstanceUID, next.recordedAt)) break;
         try {
           await this.schedule(StudyInstanceUID, next.traceId, 'arrival');
         } catch (err) {

@@ -1,0 +1,66 @@
+// C-STORE-RSP and C-ECHO-RSP written straight into a P-DATA-TF PDU (PS3.7 9.3, 9.1.5; PS3.8 9.3.5). dcmjs-dimse
+// builds each response by naturalising and writing a dcmjs data set, which cost about as much CPU per instance as
+// everything else the listener does; a response is seven fixed elements, so they are encoded here directly.
+
+export interface ResponseFields {
+  presentationContextId: number;
+  /** 0x8001 C-STORE-RSP, 0x8030 C-ECHO-RSP. */
+  CommandField: number;
+  MessageIDBeingRespondedTo: number;
+  Status: number;
+  AffectedSOPClassUID: string;
+  /** C-STORE-RSP only. */
+  AffectedSOPInstanceUID?: string;
+}
+
+const NO_DATA_SET = 0x0101;
+
+function uiElement(element: number, value: string): Buffer {
+  const bytes = Buffer.from(value.length % 2 === 0 ? value : `${value}\0`, 'latin1');
+  const head = Buffer.alloc(8);
+  head.writeUInt16LE(0x0000, 0);
+  head.writeUInt16LE(element, 2);
+  head.writeUInt32LE(bytes.length, 4);
+  return Buffer.concat([head, bytes]);
+}
+
+function usElement(element: number, value: number): Buffer {
+  const b = Buffer.alloc(10);
+  b.writeUInt16LE(0x0000, 0);
+  b.writeUInt16LE(element, 2);
+  b.writeUInt32LE(2, 4);
+  b.writeUInt16LE(value & 0xffff, 8);
+  return b;
+}
+
+/** The command set, implicit VR little endian, elements in ascending order, led by its group length. */
+export function encodeResponseCommand(f: ResponseFields): Buffer {
+  const elements = [
+    uiElement(0x0002, f.AffectedSOPClassUID),
+    usElement(0x0100, f.CommandField),
+    usElement(0x0120, f.MessageIDBeingRespondedTo),
+    usElement(0x0800, NO_DATA_SET),
+    usElement(0x0900, f.Status),
+  ];
+  if (f.AffectedSOPInstanceUID !== undefined) elements.push(uiElement(0x1000, f.AffectedSOPInstanceUID));
+  const body = Buffer.concat(elements);
+  const groupLength = Buffer.alloc(12);
+  groupLength.writeUInt32LE(0x00000000, 0);
+  groupLength.writeUInt32LE(4, 4);
+  groupLength.writeUInt32LE(body.length, 8);
+  return Buffer.concat([groupLength, body]);
+}
+
+/** One P-DATA-TF PDU holding the whole command set in a single PDV (command, last fragment). */
+export function encodeResponsePdu(f: ResponseFields): Buffer {
+  const command = encodeResponseCommand(f);
+  const pdu = Buffer.alloc(6 + 4 + 2 + command.length);
+  pdu[0] = 0x04;
+  pdu[1] = 0x00;
+  pdu.writeUInt32BE(4 + 2 + command.length, 2);
+  pdu.writeUInt32BE(2 + command.length, 6);
+  pdu[10] = f.presentationContextId;
+  pdu[11] = 0x03;
+  command.copy(pdu, 12);
+  return pdu;
+}

@@ -49,6 +49,8 @@ export interface AppDeps {
   clock: () => number;
   /** Defaults to the JSONL file named by API_AUDIT_LOG_FILE under DATA_DIR. */
   auditLog?: AuditLog;
+  /** How long the studies-by-status scan is reused; default 2000 ms (tests use 0). */
+  statusCacheMs?: number;
   /** Defaults to services/api/public. */
   publicDir?: string;
   /** TLS key and certificate (PEM) when the API terminates HTTPS itself. */
@@ -81,7 +83,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     }
     return deps.embedText(texts);
   };
-  const store = createStudyStore(deps.redis);
+  const store = createStudyStore(deps.redis, { statusCacheMs: deps.statusCacheMs, clock: deps.clock });
 
   // Order matters: problems and the rate limiter before auth (both hook routes as they are added), then
   // shared decorations, then the routes.

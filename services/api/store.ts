@@ -65,7 +65,17 @@ export function decodeCursor(s: string): Cursor {
 const PROGRESS_FIELD = /^([a-z][A-Za-z]*At|instances|bytes|series)$/;
 const BATCH = 200;
 
-export function createStudyStore(redis: Redis) {
+export interface StoreOptions {
+  /** How long a byStatus() answer is reused (ms): every open page asks for it on each refresh. */
+  statusCacheMs?: number;
+  clock?: () => number;
+}
+
+export function createStudyStore(redis: Redis, options: StoreOptions = {}) {
+  const statusCacheMs = options.statusCacheMs ?? 2000;
+  const clock = options.clock ?? Date.now;
+  const statusCache = new Map<string, { at: number; items: Promise<UnscoredStudy[]> }>();
+
   async function results(uids: string[]): Promise<(StudyResult | null)[]> {
     if (uids.length === 0) return [];
     const raw = await redis.mget(uids.map((u) => resultKeys.result(u)));
@@ -78,6 +88,44 @@ export function createStudyStore(redis: Redis) {
     for (const u of uids) p.hget(keys.study(u), 'status');
     const res = (await p.exec()) ?? [];
     return res.map(([err, v]) => (err ? null : ((v as StudyStatus | null) ?? null)));
+  }
+
+  /**
+   * Studies not on the worklist by status (failed, unsupported, or still on their way), newest first. There is
+   * no index of them in the contract, so this SCANs the study hashes: O(keys in Redis), tens to hundreds of
+   * milliseconds per 10,000 studies (bench:api-search), shared through a short cache; an index set would replace it.
+   */
+  async function scanByStatus(statuses: StudyStatus[], limit: number): Promise<UnscoredStudy[]> {
+    const found: UnscoredStudy[] = [];
+    const prefix = keys.study('');
+    let cursor = '0';
+    do {
+      const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      // nt:study:<uid> only: UIDs hold no ':' so the study's other keys (…:result, …:vectors) have more parts.
+      const studyKeys = batch.filter((k) => !k.slice(prefix.length).includes(':'));
+      if (studyKeys.length === 0) continue;
+      const p = redis.pipeline();
+      for (const k of studyKeys) p.hmget(k, 'status', 'firstReceivedAt', 'lastReceivedAt', 'statusAt', 'failureReason', 'AccessionNumber', 'instances');
+      const rows = (await p.exec()) ?? [];
+      rows.forEach(([err, v], i) => {
+        if (err) return;
+        const [status, first, last, at, reason, accession, instances] = v as (string | null)[];
+        if (!status || !statuses.includes(status as StudyStatus)) return;
+        found.push({
+          StudyInstanceUID: studyKeys[i].slice(prefix.length),
+          status: status as StudyStatus,
+          ...(accession ? { AccessionNumber: accession } : {}),
+          firstReceivedAt: Number(first ?? 0),
+          lastReceivedAt: Number(last ?? first ?? 0),
+          statusAt: at ? Number(at) : null,
+          instances: Number(instances ?? 0),
+          reason: reason ?? null,
+        });
+      });
+    } while (cursor !== '0');
+    found.sort((a, b) => b.lastReceivedAt - a.lastReceivedAt || a.StudyInstanceUID.localeCompare(b.StudyInstanceUID));
+    return found.slice(0, limit);
   }
 
   return {
@@ -141,42 +189,15 @@ export function createStudyStore(redis: Redis) {
       return { items: page.map((p) => p.item), nextCursor: null };
     },
 
-    /**
-     * Studies not on the worklist by status (failed, unsupported, or still on their way), newest first. There is
-     * no index of them in the contract, so this SCANs the study hashes: O(keys in Redis), a few milliseconds per
-     * 10,000 studies, fine for a panel refreshed every minute; an index set would replace it.
-     */
-    async byStatus(statuses: StudyStatus[], limit: number): Promise<UnscoredStudy[]> {
-      const found: UnscoredStudy[] = [];
-      const prefix = keys.study('');
-      let cursor = '0';
-      do {
-        const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-        cursor = next;
-        // nt:study:<uid> only: UIDs hold no ':' so the study's other keys (…:result, …:vectors) have more parts.
-        const studyKeys = batch.filter((k) => !k.slice(prefix.length).includes(':'));
-        if (studyKeys.length === 0) continue;
-        const p = redis.pipeline();
-        for (const k of studyKeys) p.hmget(k, 'status', 'firstReceivedAt', 'lastReceivedAt', 'statusAt', 'failureReason', 'AccessionNumber', 'instances');
-        const rows = (await p.exec()) ?? [];
-        rows.forEach(([err, v], i) => {
-          if (err) return;
-          const [status, first, last, at, reason, accession, instances] = v as (string | null)[];
-          if (!status || !statuses.includes(status as StudyStatus)) return;
-          found.push({
-            StudyInstanceUID: studyKeys[i].slice(prefix.length),
-            status: status as StudyStatus,
-            ...(accession ? { AccessionNumber: accession } : {}),
-            firstReceivedAt: Number(first ?? 0),
-            lastReceivedAt: Number(last ?? first ?? 0),
-            statusAt: at ? Number(at) : null,
-            instances: Number(instances ?? 0),
-            reason: reason ?? null,
-          });
-        });
-      } while (cursor !== '0');
-      found.sort((a, b) => b.lastReceivedAt - a.lastReceivedAt || a.StudyInstanceUID.localeCompare(b.StudyInstanceUID));
-      return found.slice(0, limit);
+    /** See scanByStatus; answers are shared for statusCacheMs so a room of open pages costs one scan. */
+    byStatus(statuses: StudyStatus[], limit: number): Promise<UnscoredStudy[]> {
+      const key = `${[...statuses].sort().join(',')}:${limit}`;
+      const hit = statusCache.get(key);
+      if (hit && clock() - hit.at < statusCacheMs) return hit.items;
+      const items = scanByStatus(statuses, limit);
+      statusCache.set(key, { at: clock(), items });
+      items.catch(() => statusCache.delete(key));
+      return items;
     },
 
     /** Every scored study UID, in worklist order, in chunks (search walks them all). */

@@ -107,6 +107,7 @@ export function testDeps(redis: Redis, over: Partial<AppDeps> = {}): AppDeps {
     embedText: hashEmbedText,
     modelStatus: () => ({ loaded: true, ...HASH_MODEL }),
     clock: () => Date.now(),
+    statusCacheMs: 0,
     ...over,
   };
 }

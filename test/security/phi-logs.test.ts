@@ -1,15 +1,19 @@
 // Patient identifiers never reach logs, job data or anything else neurotriage keeps in Redis. A synthetic study
 // whose patient fields hold distinctive canaries goes the real way: storescu -> listener (DICOM) -> Redis/BullMQ ->
-// worker (decode, real ONNX Runtime) -> result -> API routes, with every log line of the three services captured at
-// trace level, plus the paths where identifiers tend to leak: a rejected association, a truncated instance.
+// worker (decode, real ONNX Runtime) -> result -> API routes and the outbound adapters (HL7 to an MLLP peer that
+// first answers AE, a DICOM SR, which must copy the patient module, to a storescp standing in for the PACS), with
+// every log line captured at trace level, plus the paths where identifiers tend to leak: a rejected association,
+// an aborted transfer, a study that fails scoring, a refused HL7 message.
 // Then every log line, every Redis value (job data, study hashes, results, dead letters) and the API's audit log
 // are searched for the canaries.
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import type { FastifyInstance } from 'fastify';
+import { Registry } from 'prom-client';
 import { createLogger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
 import { resultKeys } from '../../shared/results';
@@ -18,11 +22,15 @@ import { listenerSettings } from '../../services/listener/config';
 import { startListener, type RunningListener } from '../../services/listener/listener';
 import { startWorker, type RunningWorker } from '../../services/worker/main';
 import { startRedis, type TestRedis } from '../helpers/redis';
-import { newUid, runTool, storescu, writeMrInstance } from '../helpers/dcmtk';
+import { dcmtkEnv, newUid, runTool, storescu, writeMrInstance } from '../helpers/dcmtk';
 import { makeTinyBundle, referenceBundle } from '../worker/bundle';
 import { workerEnv } from '../worker/helpers';
 import { synthStudy } from '../worker/studies';
 import { buildTestApp, READER } from '../api/helpers';
+import { createOutbound, type Outbound } from '../../services/api/outbound/outbound';
+import { loadOutboundConfig } from '../../services/api/outbound/config';
+import { startMllpPeer, type MllpPeer } from '../outbound/helpers/mllp-peer';
+import { freePort, stop } from '../deploy/net';
 
 /** What a hospital's data would put in these fields; none of it may appear anywhere we write. */
 const CANARIES: Record<string, [tag: string, value: string]> = {
@@ -45,6 +53,10 @@ let ownBundle = false;
 let listener: RunningListener;
 let worker: RunningWorker;
 let app: FastifyInstance;
+let outbound: Outbound;
+let peer: MllpPeer;
+let pacs: ChildProcess | undefined;
+let srDir: string;
 const lines: string[] = [];
 
 function capturingLogger(name: string) {
@@ -125,9 +137,30 @@ beforeAll(async () => {
     log: capturingLogger('worker'),
   });
   app = await buildTestApp(client, { logger: capturingLogger('api'), config: { DATA_DIR: dataDir, DISK_MIN_FREE_MB: 1 } });
+
+  peer = await startMllpPeer();
+  peer.reply = (_message, index) => (index === 0 ? 'AE' : 'AA');
+  srDir = path.join(dataDir, 'pacs');
+  mkdirSync(srDir);
+  const pacsPort = await freePort();
+  pacs = spawn('storescp', ['-od', srDir, '-aet', 'PACS', String(pacsPort)], { env: dcmtkEnv(), stdio: 'ignore' });
+  outbound = createOutbound(
+    loadOutboundConfig({
+      HL7_MLLP_TARGET: `127.0.0.1:${peer.port}`,
+      HL7_ACK_TIMEOUT_MS: '2000',
+      SR_TARGET: `PACS@127.0.0.1:${pacsPort}`,
+      OUTBOUND_ATTEMPTS: '3',
+      OUTBOUND_BACKOFF_MS: '50',
+    }),
+    { redisUrl: redisServer.url, registry: new Registry(), logger: capturingLogger('api-outbound'), dataDir },
+  );
+  await outbound.start();
 }, 120_000);
 
 afterAll(async () => {
+  await outbound?.close();
+  await peer?.close();
+  await stop(pacs);
   await app?.close();
   await worker?.close();
   await listener?.close();
@@ -182,6 +215,11 @@ test('a study with patient identifiers is received, scored and served without th
   expect(['failed', 'unsupported']).toContain(oddStatus);
   expect(JSON.parse(result).StudyInstanceUID).toBe(study.StudyInstanceUID);
 
+  // HL7: refused once (AE), then accepted; SR: stored at the "PACS", carrying the patient module as it must.
+  await peer.waitFor(2, 30_000);
+  const sr = await waitFor('the SR at the PACS', async () => filesUnder(srDir)[0]);
+  expect(leaks(readFileSync(sr).toString('latin1'))).toContain('CANARYPID4471');
+
   for (const url of ['/api/v1/worklist', `/api/v1/studies/${study.StudyInstanceUID}`]) {
     const res = await app.inject({ method: 'GET', url, headers: READER });
     expect({ url, status: res.statusCode }).toEqual({ url, status: 200 });
@@ -190,7 +228,8 @@ test('a study with patient identifiers is received, scored and served without th
 
   // The logs are real and cover the study: the listener, the worker and the API each wrote about it.
   const services = new Set(lines.map((l) => (JSON.parse(l) as { service: string }).service));
-  expect([...services].sort()).toEqual(['api', 'listener', 'worker']);
+  expect([...services].sort()).toEqual(['api', 'api-outbound', 'listener', 'worker']);
+  expect(lines.some((l) => l.includes('outbound delivery failed'))).toBe(true);
   expect(lines.some((l) => l.includes(study.StudyInstanceUID))).toBe(true);
 
   expect(lines.filter((l) => leaks(l).length > 0)).toEqual([]);

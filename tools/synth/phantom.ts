@@ -124,16 +124,19 @@ export function allocMaps(n: number): TissueMaps {
 /** Centre and radius of the sphere the folding field lives on: sulci run radially, perpendicular to the surface. */
 const FOLD_C = [0, 4, 10] as const;
 const FOLD_R = 75;
-const FOLD_NT = 181;
-const FOLD_NP = 361;
 
 /** Signed distance (mm) to the nearest sulcus centre, tabulated over direction (theta, phi) from FOLD_C:
  *  f / |tangential grad f| of the subject's random-wave field, clamped to +-12 mm. */
 export interface FoldTable {
   dist: Float32Array;
+  nt: number;
+  np: number;
 }
 
-export function foldTable(s: Subject): FoldTable {
+/** Tabulates the folding field; `stepDeg` about the finest voxel size at the cortex (1.5 deg = 2 mm there). */
+export function foldTable(s: Subject, stepDeg = 1.5): FoldTable {
+  const FOLD_NT = Math.round(180 / stepDeg) + 1;
+  const FOLD_NP = Math.round(360 / stepDeg) + 1;
   const w = s.fold;
   const n = w.kx.length;
   const dist = new Float32Array(FOLD_NT * FOLD_NP);
@@ -161,7 +164,7 @@ export function foldTable(s: Subject): FoldTable {
       dist[it * FOLD_NP + ip] = Math.max(-12, Math.min(12, f / gt));
     }
   }
-  return { dist };
+  return { dist, nt: FOLD_NT, np: FOLD_NP };
 }
 
 function foldDistance(t: FoldTable, x: number, y: number, z: number, depth: number): number {
@@ -174,6 +177,8 @@ function foldDistance(t: FoldTable, x: number, y: number, z: number, depth: numb
   let ph = ph0 + 0.016 * depth * Math.sin(4 * th0 + 2 * ph0);
   th = th < 0 ? -th : th > Math.PI ? 2 * Math.PI - th : th;
   ph = ph > Math.PI ? ph - 2 * Math.PI : ph < -Math.PI ? ph + 2 * Math.PI : ph;
+  const FOLD_NT = t.nt;
+  const FOLD_NP = t.np;
   const ft = (th / Math.PI) * (FOLD_NT - 1);
   const fp = ((ph + Math.PI) / (2 * Math.PI)) * (FOLD_NP - 1);
   const i0 = Math.min(FOLD_NT - 2, Math.floor(ft));
@@ -204,7 +209,7 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
   const wv = s.warp;
   const nw = wv.kx.length;
   const hw = s.sulcalHalfWidth;
-  const bs = 1 / s.brainScale;
+  const shrink = (1 - s.brainScale) * 40; // mm
   const gap = 1.6 + s.csfGap;
   const soft = Math.max(0.8, Math.min(2.5, Math.hypot(...g.colStep)));
   const mass = s.mass;
@@ -258,7 +263,10 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
 
         P[0] = 0; P[1] = 1000; P[2] = 1; P[3] = 0; P[4] = 0;
         let sus = 1;
-        const dUnion = smin(smin(sdCerebrum(x, y, z), sdCerebellum(x, y, z), 8), sdStem(x, y, z), 6);
+        const dCbrQ = sdCerebrum(x, y, z);
+        const dCbQ = sdCerebellum(x, y, z);
+        const dStQ = sdStem(x, y, z);
+        const dUnion = smin(smin(dCbrQ, dCbQ, 8), dStQ, 6);
         const dCav = dUnion - gap;
         const skull = skullThick * (1 + 0.15 * Math.cos(0.05 * y + 0.03 * z));
         const outer = skull + scalpThick;
@@ -284,7 +292,7 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
         if (wCav > 0) {
           mixInto(P, TAB, wCav, T.CSF);
           // brain: shrunk inside the skull by atrophy, pushed aside by a mass
-          let bx = x * bs, by = (y - 4) * bs + 4, bz = (z - 5) * bs + 5;
+          let bx = x, by = y, bz = z;
           if (mass) {
             const mx = bx - mass.c[0], my = by - mass.c[1], mz = bz - mass.c[2];
             const rm = Math.sqrt(mx * mx + my * my + mz * mz);
@@ -293,9 +301,13 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
               bx -= mx * u; by -= my * u; bz -= mz * u;
             }
           }
-          const dCbr = sdCerebrum(bx, by, bz);
-          const dCb = sdCerebellum(bx, by, bz);
-          const dSt = sdStem(bx, by, bz);
+          // atrophy: the brain surface sits deeper below the skull, a constant offset of its distance field
+          let dCbr = dCbrQ + shrink, dCb = dCbQ + shrink, dSt = dStQ + shrink;
+          if (mass) {
+            dCbr = sdCerebrum(bx, by, bz) + shrink;
+            dCb = sdCerebellum(bx, by, bz) + shrink;
+            dSt = sdStem(bx, by, bz) + shrink;
+          }
           const dBrain = smin(smin(dCbr, dCb, 8), dSt, 6);
           const wBrain = ramp(dBrain, soft) * wCav;
           let par = 0; // parenchymal fraction (brain minus its CSF spaces)
@@ -316,7 +328,9 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
                 dcs = Math.min(dcs, ds);
               }
               // interhemispheric fissure above the corpus callosum, and all the way down in front of and behind it
-              const inFissure = bz > ccTop || by < -36 || by > 42;
+              // (the corpus callosum and the midline below it form an arch in the sagittal plane)
+              const ay = (by - 3) / 40, az = (bz - (ccTop - 12)) / 13;
+              const inFissure = ay * ay + az * az > 1 && bz > -14;
               if (inFissure) dcs = Math.min(dcs, abx - 1.2);
               // Sylvian fissure: the insular cistern (a parasagittal CSF slab lateral to the insula) and the cleft
               // from it to the lateral surface between the frontal/parietal operculum and the temporal lobe
@@ -350,7 +364,7 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
                 mixInto(P, TAB, wPal, T.PALLIDUM);
                 wmf *= 1 - Math.max(wDeep, wPal);
               }
-              const dV = abx < 50 && by > -45 && by < 60 && bz > -30 && bz < 45 ? sdVentricles(bx, by, bz, s) : 20;
+              const dV = abx < 37 && by > -42 && by < 52 && bz > -42 && bz < 30 ? sdVentricles(bx, by, bz, s) : 20;
               const wV = ramp(dV, soft) * wBrain;
               if (wV > 0) {
                 mixInto(P, TAB, wV, T.CSF);
@@ -480,4 +494,43 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
     }
   }
   return maps;
+}
+
+/** Maps of a coarser stack lying in the same slice planes as `src`, by bilinear in-plane resampling (which at
+ *  a 2:1 ratio is the 2x2 average, i.e. the partial volume of the bigger voxel). Saves rendering DWI twice. */
+export function resampleInPlane(src: VoxelGrid, m: TissueMaps, dst: VoxelGrid): TissueMaps {
+  const out = allocMaps(dst.cols * dst.rows * dst.slices);
+  const cs = Math.hypot(...src.colStep);
+  const rs = Math.hypot(...src.rowStep);
+  const cu = src.colStep.map((v) => v / (cs * cs));
+  const ru = src.rowStep.map((v) => v / (rs * rs));
+  const keys = ['pd', 't1', 't2', 'adc', 'fat', 'sus'] as const;
+  const n = src.cols * src.rows;
+  let i = 0;
+  for (let k = 0; k < dst.slices; k++) {
+    const sx = src.origins[k * 3]!, sy = src.origins[k * 3 + 1]!, sz = src.origins[k * 3 + 2]!;
+    for (let r = 0; r < dst.rows; r++) {
+      for (let c = 0; c < dst.cols; c++, i++) {
+        const px = dst.origins[k * 3]! + c * dst.colStep[0] + r * dst.rowStep[0] - sx;
+        const py = dst.origins[k * 3 + 1]! + c * dst.colStep[1] + r * dst.rowStep[1] - sy;
+        const pz = dst.origins[k * 3 + 2]! + c * dst.colStep[2] + r * dst.rowStep[2] - sz;
+        const u = px * cu[0]! + py * cu[1]! + pz * cu[2]!;
+        const v = px * ru[0]! + py * ru[1]! + pz * ru[2]!;
+        if (u < 0 || v < 0 || u > src.cols - 1 || v > src.rows - 1) {
+          out.t1[i] = 1000;
+          out.t2[i] = 1;
+          out.sus[i] = 1;
+          continue;
+        }
+        const c0 = Math.min(src.cols - 2, Math.floor(u)), r0 = Math.min(src.rows - 2, Math.floor(v));
+        const fu = u - c0, fv = v - r0;
+        const a = k * n + r0 * src.cols + c0;
+        for (const key of keys) {
+          const m0 = m[key];
+          out[key][i] = (m0[a]! * (1 - fu) + m0[a + 1]! * fu) * (1 - fv) + (m0[a + src.cols]! * (1 - fu) + m0[a + src.cols + 1]! * fu) * fv;
+        }
+      }
+    }
+  }
+  return out;
 }

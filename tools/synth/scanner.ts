@@ -150,7 +150,7 @@ export function drawProtocol(rng: Rng, opts: ProtocolOptions): StudyProtocol {
   const gapFrac = rng.pick([0, 0.1, 0.2, 0.3]);
   let spacing = Math.round(thickness * (1 + gapFrac) * 10) / 10;
   let slices = Math.max(18, Math.min(34, Math.round(126 / spacing)));
-  let matrix = opts.matrix ?? (held ? rng.pick([288, 320]) : rng.pick([256, 256, 320]));
+  let matrix = opts.matrix ?? (held ? rng.pick([288, 320]) : rng.pick([256, 256, 256, 288]));
   const fov = rng.pick(held ? [210, 220, 250] : [220, 230, 240]);
   let dwiMatrix = opts.matrix ? Math.max(32, Math.round(opts.matrix / 2)) : held ? rng.pick([144, 192]) : rng.pick([128, 160]);
   let dwiThickness = rng.chance(0.7) ? thickness : 5;
@@ -168,8 +168,9 @@ export function drawProtocol(rng: Rng, opts: ProtocolOptions): StudyProtocol {
 
   const t1Kind: '2D' | '3D' | null = rng.chance(0.35) ? (rng.chance(0.7) ? '2D' : '3D') : null;
   let t1: StudyProtocol['t1'] = null;
-  if (t1Kind === '2D') t1 = { kind: '2D', matrix: opts.fast ? 64 : 256, fov: 240, thickness: 5, spacing: 6, slices: opts.fast ? 10 : 23 };
-  if (t1Kind === '3D') t1 = { kind: '3D', matrix: opts.fast ? 64 : 176, fov: 240, thickness: opts.fast ? 12 : 1.6, spacing: opts.fast ? 12 : 1.6, slices: opts.fast ? 12 : 96 };
+  if (t1Kind === '2D') t1 = { kind: '2D', matrix: opts.fast ? 64 : 224, fov: 240, thickness: 5, spacing: 6, slices: opts.fast ? 10 : 21 };
+  // 3D T1 at a modest 1.7 x 1.7 x 2 mm: a real MPRAGE is 1 mm isotropic, but that is 10 M voxels to simulate
+  if (t1Kind === '3D') t1 = { kind: '3D', matrix: opts.fast ? 64 : 144, fov: 245, thickness: opts.fast ? 12 : 2, spacing: opts.fast ? 12 : 2, slices: opts.fast ? 12 : 72 };
 
   const missing: Sequence | null = rng.chance(0.07) ? rng.pick<Sequence>(['T2', 'FLAIR', 'ADC', 'T1']) : null;
   const recon = (): number => (opts.fast ? 1 : v === 'GE' && rng.chance(held ? 0.6 : 0.35) ? 2 : 1);

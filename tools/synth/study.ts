@@ -6,7 +6,7 @@ import { drawFindingTypes, drawSubject, type Subject, type Vec3 } from './anatom
 import { createDicomWriter, MR_IMAGE_STORAGE, type DicomWriter, type PrivateElement } from './dicom';
 import { makeStack, stackGrid, type Stack, type StackSpec } from './geometry';
 import { addRicianNoise, biasField, drawCoil, fitAdc, quantise, signal, upsample, whiteMatterSignal } from './imaging';
-import { foldTable, renderTissue, type FoldTable, type TissueMaps } from './phantom';
+import { foldTable, renderTissue, resampleInPlane, type FoldTable, type TissueMaps } from './phantom';
 import { derivedUid, hashWords, Rng } from './prng';
 import { writeReport } from './report';
 import { drawProtocol, type SeriesProtocol, type StudyProtocol } from './scanner';
@@ -95,7 +95,7 @@ export function generateStudy(seed: number | string, index: number, options: Par
   const centre = subjectCentre(subject);
   const axialSpec: StackSpec = { plane: 'axial', centre: [0, 8, 15], fov: protocol.axial.fov, matrix: protocol.axial.matrix, slices: protocol.axial.slices, thickness: protocol.axial.thickness, spacing: protocol.axial.spacing, oblique: protocol.oblique, reversed: protocol.reversed };
   const dwiSpec: StackSpec = { ...axialSpec, fov: protocol.dwi.fov, matrix: protocol.dwi.matrix, slices: protocol.dwi.slices, thickness: protocol.dwi.thickness, spacing: protocol.dwi.spacing };
-  const fold = foldTable(subject);
+  const fold = foldTable(subject, protocol.axial.fov / protocol.axial.matrix > 2 ? 3 : 1.5);
   const stacks = new Map<string, Stack>();
   const maps = new Map<string, TissueMaps>();
   const geometry = (key: string, spec: StackSpec): { stack: Stack; maps: TissueMaps } => {
@@ -195,6 +195,14 @@ export function generateStudy(seed: number | string, index: number, options: Par
       const g = geometry('t1', spec);
       outputs.push(makeSeries(ctxSeries, g.stack, g.maps, 0));
     } else if (sp.sequence === 'DWI' || sp.sequence === 'ADC') {
+      const sameSlices = dwiSpec.slices === axialSpec.slices && dwiSpec.spacing === axialSpec.spacing && dwiSpec.matrix < axialSpec.matrix;
+      if (sameSlices && !stacks.has('dwi')) {
+        // DWI prescribed on the T2's slices: resample the finer T2 maps instead of rendering again
+        const ax = geometry('axial', axialSpec);
+        const st = makeStack(subject, dwiSpec);
+        stacks.set('dwi', st);
+        maps.set('dwi', resampleInPlane(stackGrid(ax.stack), ax.maps, stackGrid(st)));
+      }
       const g = geometry('dwi', dwiSpec);
       outputs.push(makeSeries(ctxSeries, g.stack, g.maps, B_VALUE));
     } else {

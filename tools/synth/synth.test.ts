@@ -1,0 +1,307 @@
+// Synthetic cohort: determinism by seed, DICOM validity (dcmdump + MR Image Storage attributes), slice geometry,
+// findings visible where the labels put them, reports agreeing with labels, held-out phrasings disjoint from
+// training ones. Fast mode (64x64 or 128x128, 12 slices) keeps the file well inside a minute on 2 cores.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { templateToPatient, type Vec3 } from './anatomy';
+import { createDicomWriter } from './dicom';
+import { bodyOf, findingMentions, impressionOf } from './report';
+import { createStudyContext, generateStudy, planStudy, reportFor } from './study';
+import type { FindingType, GeneratedStudy, StudyLabels } from './types';
+
+const ctx = createStudyContext();
+const reader = createDicomWriter();
+
+type Img = { ds: Record<string, unknown>; px: Uint16Array };
+
+function series(study: GeneratedStudy, sequence: string): Img[] {
+  const s = study.labels.series.find((x) => x.sequence === sequence);
+  if (!s) return [];
+  return study.files
+    .filter((f) => f.SeriesInstanceUID === s.SeriesInstanceUID)
+    .map((f) => {
+      const ds = reader.read(f.data);
+      const buf = (ds.PixelData as ArrayBuffer[])[0]!;
+      return { ds, px: new Uint16Array(buf) };
+    })
+    .sort((a, b) => Number(a.ds.InstanceNumber) - Number(b.ds.InstanceNumber));
+}
+
+const vec = (v: unknown): number[] => (v as Array<string | number>).map(Number);
+const dot = (a: number[], b: number[]): number => a[0]! * b[0]! + a[1]! * b[1]! + a[2]! * b[2]!;
+const cross = (a: number[], b: number[]): number[] => [a[1]! * b[2]! - a[2]! * b[1]!, a[2]! * b[0]! - a[0]! * b[2]!, a[0]! * b[1]! - a[1]! * b[0]!];
+
+/** Mean stored value in a 3x3 patch of the slice nearest to patient point p (NaN if outside the stack). */
+function sampleAt(images: Img[], p: Vec3): number {
+  let best: Img | null = null;
+  let bestD = Infinity;
+  for (const im of images) {
+    const iop = vec(im.ds.ImageOrientationPatient);
+    const n = cross(iop.slice(0, 3), iop.slice(3));
+    const d = Math.abs(dot(n, p) - dot(n, vec(im.ds.ImagePositionPatient)));
+    if (d < bestD) {
+      bestD = d;
+      best = im;
+    }
+  }
+  if (!best || bestD > Number(best.ds.SpacingBetweenSlices ?? 10)) return NaN;
+  const iop = vec(best.ds.ImageOrientationPatient);
+  const ipp = vec(best.ds.ImagePositionPatient);
+  const ps = vec(best.ds.PixelSpacing);
+  const rel = [p[0] - ipp[0]!, p[1] - ipp[1]!, p[2] - ipp[2]!];
+  const c = Math.round(dot(rel, iop.slice(0, 3)) / ps[1]!);
+  const r = Math.round(dot(rel, iop.slice(3)) / ps[0]!);
+  const cols = Number(best.ds.Columns);
+  let sum = 0;
+  let k = 0;
+  for (let dr = -1; dr <= 1; dr++)
+    for (let dc = -1; dc <= 1; dc++) {
+      const rr = r + dr, cc = c + dc;
+      if (rr < 0 || cc < 0 || rr >= Number(best.ds.Rows) || cc >= cols) continue;
+      sum += best.px[rr * cols + cc]!;
+      k++;
+    }
+  return k ? sum / k : NaN;
+}
+
+/** First study indices (seed 1, planned cheaply) that have the finding type. */
+function withFinding(type: FindingType, count = 1, only = false): number[] {
+  const out: number[] = [];
+  for (let i = 0; out.length < count && i < 2000; i++) {
+    const f = planStudy(1, i).subject.findings;
+    if (f.some((x) => x.type === type) && (!only || f.length === 1)) out.push(i);
+  }
+  return out;
+}
+
+function hashStudy(s: GeneratedStudy): string {
+  const h = createHash('sha256');
+  for (const f of s.files) h.update(f.path).update(f.data);
+  h.update(JSON.stringify(s.report)).update(JSON.stringify(s.labels));
+  return h.digest('hex');
+}
+
+describe('synthetic cohort', () => {
+  test('same seed and index give identical bytes; another seed gives another study', () => {
+    const a = generateStudy(42, 3, { fast: true });
+    const b = generateStudy(42, 3, { fast: true }, ctx);
+    const c = generateStudy(43, 3, { fast: true }, ctx);
+    expect(hashStudy(a)).toBe(hashStudy(b));
+    expect(hashStudy(a)).not.toBe(hashStudy(c));
+    expect(a.StudyInstanceUID).toMatch(/^2\.25\.\d+$/);
+    expect(a.StudyInstanceUID.length).toBeLessThanOrEqual(64);
+    expect(a.AccessionNumber.length).toBeLessThanOrEqual(16);
+  });
+
+  test('every file parses with dcmdump and carries the MR Image Storage attributes', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'nt-synth-'));
+    try {
+      // a study with a localiser and a study with a T1, to cover every series kind
+      const idx = [0, 1, 2, 3, 4, 5, 6, 7, 8].filter((i) => {
+        const p = planStudy(7, i, { fast: true }).protocol;
+        return p.localizer || p.t1;
+      }).slice(0, 2);
+      const studies = idx.map((i) => generateStudy(7, i, { fast: true }, ctx));
+      const files: string[] = [];
+      for (const s of studies)
+        for (const f of s.files) {
+          const p = path.join(dir, f.path);
+          mkdirSync(path.dirname(p), { recursive: true });
+          writeFileSync(p, f.data);
+          files.push(p);
+        }
+      const required = [
+        '0008,0005', '0008,0008', '0008,0016', '0008,0018', '0008,0020', '0008,0030', '0008,0050', '0008,0060', '0008,0070', '0008,0090',
+        '0010,0010', '0010,0020', '0010,0030', '0010,0040',
+        '0018,0020', '0018,0021', '0018,0022', '0018,0023', '0018,0050', '0018,0080', '0018,0081', '0018,0087', '0018,0091',
+        '0020,000d', '0020,000e', '0020,0010', '0020,0011', '0020,0013', '0020,0032', '0020,0037', '0020,0052', '0020,1040',
+        '0028,0002', '0028,0004', '0028,0010', '0028,0011', '0028,0030', '0028,0100', '0028,0101', '0028,0102', '0028,0103', '7fe0,0010',
+      ];
+      for (let i = 0; i < files.length; i += 40) {
+        const batch = files.slice(i, i + 40);
+        const out = execFileSync('dcmdump', ['-q', '+L', ...batch], { encoding: 'utf8', maxBuffer: 64 << 20 });
+        const dumps = out.split(/^# Dicom-File-Format/m).filter((d) => d.trim());
+        expect(dumps).toHaveLength(batch.length);
+        for (const d of dumps) {
+          expect(d).toContain('LittleEndianExplicit');
+          expect(d).toContain('=MRImageStorage');
+          for (const tag of required) expect(d).toContain(`(${tag})`);
+          if (/\(0018,0020\) CS \[[^\]]*IR/.test(d)) expect(d).toContain('(0018,0082)');
+        }
+      }
+      // diffusion series carry the b-value: standard and/or the vendor's private element
+      for (const s of studies) {
+        const dwi = series(s, 'DWI');
+        for (const im of dwi) {
+          const b = im.ds.DiffusionBValue ?? im.ds['0019100C'] ?? (im.ds['00431039'] as number[] | undefined)?.[0] ?? im.ds['20011003'];
+          expect(b).toBeDefined();
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('positions step by SpacingBetweenSlices along the normal of the orientation', () => {
+    for (const i of [0, 1]) {
+      const s = generateStudy(9, i, { fast: true }, ctx);
+      for (const label of s.labels.series) {
+        if (label.sequence === 'LOCALIZER') continue;
+        const imgs = series(s, label.sequence);
+        const groups = new Map<string, Img[]>();
+        for (const im of imgs) {
+          const key = String(im.ds.DiffusionBValue ?? im.ds['0019100C'] ?? (im.ds['00431039'] as number[] | undefined)?.[0] ?? im.ds['20011003'] ?? '');
+          groups.set(key, [...(groups.get(key) ?? []), im]);
+        }
+        for (const g of groups.values()) {
+          expect(g.length).toBeGreaterThan(2);
+          const iop = vec(g[0]!.ds.ImageOrientationPatient);
+          expect(Math.abs(dot(iop.slice(0, 3), iop.slice(3)))).toBeLessThan(1e-4);
+          const n = cross(iop.slice(0, 3), iop.slice(3));
+          const spacing = Number(g[0]!.ds.SpacingBetweenSlices);
+          const pos = g.map((im) => vec(im.ds.ImagePositionPatient));
+          const steps = pos.slice(1).map((p, k) => [p[0]! - pos[k]![0]!, p[1]! - pos[k]![1]!, p[2]! - pos[k]![2]!]);
+          const sign = Math.sign(dot(steps[0]!, n));
+          for (const st of steps) {
+            expect(dot(st, n) * sign).toBeCloseTo(spacing, 2);
+            // no in-plane drift: the step is along the normal
+            expect(Math.hypot(...st)).toBeCloseTo(spacing, 2);
+          }
+          for (const im of g) expect(vec(im.ds.ImageOrientationPatient)).toEqual(iop);
+        }
+      }
+    }
+  });
+
+  test('an acute infarct is bright on DWI and dark on ADC against the contralateral side', () => {
+    for (const i of withFinding('acute_infarct', 1, true)) {
+      const plan = planStudy(1, i);
+      const s = generateStudy(1, i, { fast: true, matrix: 96 }, ctx);
+      const lesion = plan.subject.lesions.find((l) => l.kind === 'infarct')!;
+      const at = templateToPatient(plan.subject, lesion.c);
+      const mirror = templateToPatient(plan.subject, [-lesion.c[0], lesion.c[1], lesion.c[2]]);
+      expect(s.labels.findings[0]!.center_mm).toEqual(at.map((v) => Math.round(v * 10) / 10));
+      const dwi = series(s, 'DWI');
+      const b1000 = dwi.filter((im) => Number(im.ds.DiffusionBValue ?? im.ds['0019100C'] ?? (im.ds['00431039'] as number[] | undefined)?.[0] ?? im.ds['20011003']) % 100000 > 0);
+      expect(sampleAt(b1000, at)).toBeGreaterThan(1.3 * sampleAt(b1000, mirror));
+      const adc = series(s, 'ADC');
+      if (adc.length) expect(sampleAt(adc, at)).toBeLessThan(0.75 * sampleAt(adc, mirror));
+    }
+  });
+
+  test('a haemorrhage changes T2 signal and a mass raises it, where the label says', () => {
+    for (const type of ['haemorrhage', 'mass'] as const) {
+      for (const i of withFinding(type, 1, true)) {
+        const plan = planStudy(1, i);
+        const s = generateStudy(1, i, { fast: true, matrix: 96 }, ctx);
+        const f = s.labels.findings[0]!;
+        const lesion = plan.subject.lesions[0]!;
+        const mirror = templateToPatient(plan.subject, [-lesion.c[0], lesion.c[1], lesion.c[2]]);
+        const t2 = series(s, 'T2').length ? series(s, 'T2') : series(s, 'FLAIR');
+        const ratio = sampleAt(t2, f.center_mm!) / sampleAt(t2, mirror);
+        if (type === 'mass') expect(ratio).toBeGreaterThan(1.25);
+        else if (f.stage === 'late_subacute') expect(ratio).toBeGreaterThan(1.25);
+        else expect(ratio).toBeLessThan(0.75);
+      }
+    }
+  });
+
+  test('white-matter lesions are bright on FLAIR', () => {
+    const [i] = withFinding('white_matter_disease', 1, true);
+    const plan = planStudy(1, i!);
+    const s = generateStudy(1, i!, { fast: true, matrix: 128 }, ctx);
+    const flair = series(s, 'FLAIR');
+    const big = plan.subject.wmh.filter((l) => l.r[0] >= 3.5);
+    const ratios = big.map((l) => {
+      const at = templateToPatient(plan.subject, l.c);
+      // same depth in the opposite hemisphere, shifted forwards, away from the lesion
+      const ref = templateToPatient(plan.subject, [-l.c[0], l.c[1], l.c[2]]);
+      return sampleAt(flair, at) / sampleAt(flair, ref);
+    }).filter((r) => Number.isFinite(r));
+    ratios.sort((a, b) => a - b);
+    expect(ratios.length).toBeGreaterThan(2);
+    expect(ratios[Math.floor(ratios.length / 2)]!).toBeGreaterThan(1.1);
+  });
+
+  test('hydrocephalus ventricles are larger than any normal study; atrophy adds CSF', () => {
+    // CSF volume (bright on T2) inside a central box around the lateral ventricles, in mm^3
+    const centralCsf = (seed: number, i: number): number => {
+      const plan = planStudy(seed, i);
+      const s = generateStudy(seed, i, { fast: true, matrix: 96 }, ctx);
+      const t2 = series(s, 'T2').length ? series(s, 'T2') : series(s, 'DWI').slice(0, 12);
+      const all = t2.flatMap((im) => Array.from(im.px));
+      const hi = [...all].sort((a, b) => a - b)[Math.floor(all.length * 0.995)]!;
+      let vol = 0;
+      for (const im of t2) {
+        const ps = vec(im.ds.PixelSpacing);
+        const voxel = ps[0]! * ps[1]! * Number(im.ds.SpacingBetweenSlices);
+        const iop = vec(im.ds.ImageOrientationPatient);
+        const ipp = vec(im.ds.ImagePositionPatient);
+        const cols = Number(im.ds.Columns);
+        for (let r = 0; r < Number(im.ds.Rows); r++)
+          for (let c = 0; c < cols; c++) {
+            if (im.px[r * cols + c]! < 0.45 * hi) continue;
+            const p = [0, 1, 2].map((a) => ipp[a]! + c * ps[1]! * iop[a]! + r * ps[0]! * iop[3 + a]!);
+            // back to template space approximately (pose only) to test the central box
+            const q = [p[0]! - plan.subject.trans[0], p[1]! - plan.subject.trans[1], p[2]! - plan.subject.trans[2]];
+            if (Math.abs(q[0]!) < 24 && q[1]! > -36 && q[1]! < 34 && q[2]! > -2 && q[2]! < 30) vol += voxel;
+          }
+      }
+      return vol;
+    };
+    const normals: number[] = [];
+    for (let i = 0; normals.length < 3; i++) if (planStudy(1, i).subject.findings.length === 0) normals.push(centralCsf(1, i));
+    const [h] = withFinding('hydrocephalus', 1, true);
+    const hydro = centralCsf(1, h!);
+    expect(hydro).toBeGreaterThan(1.5 * Math.max(...normals));
+    const hydroLabel = planStudy(1, h!).subject.findings[0]!;
+    expect(hydroLabel.evans_index!).toBeGreaterThan(0.3);
+  });
+
+  test('reports agree with labels, in both phrasing sets, and held-out phrasings are not training phrasings', () => {
+    const sentences: Record<string, Set<string>> = { train: new Set(), heldout: new Set() };
+    for (const set of ['train', 'heldout'] as const) {
+      for (let i = 0; i < 250; i++) {
+        const plan = planStudy(5, i, { phrasingSet: set });
+        const labels: StudyLabels = {
+          AccessionNumber: 'A', StudyInstanceUID: '1', normal: plan.subject.findings.length === 0, findings: plan.subject.findings,
+          age: plan.subject.age, sex: plan.subject.sex, manufacturer: '', model: '', fieldStrength: 1.5, series: [],
+        };
+        const text = reportFor(5, i, plan, labels);
+        expect(text).toContain('FINDINGS:');
+        expect(text).toContain('IMPRESSION:');
+        const want = [...new Set(labels.findings.map((f) => f.type))].sort();
+        expect([...findingMentions(impressionOf(text))].sort()).toEqual(want);
+        expect([...findingMentions(bodyOf(text))].sort()).toEqual(want);
+        for (const f of labels.findings) if (f.side === 'left' || f.side === 'right') expect(bodyOf(text)).toContain(f.side);
+        const body = bodyOf(text).replace(/FINDINGS:|IMPRESSION:/g, '');
+        for (const sentence of body.split(/(?<=\.)\s+|\n/)) {
+          const skeleton = sentence.replace(/^(\d+\.|-)\s*/, '').replace(/[\d.]+/g, '#').trim();
+          if (skeleton.length > 12) sentences[set]!.add(skeleton);
+        }
+      }
+    }
+    const shared = [...sentences.heldout!].filter((s) => sentences.train!.has(s));
+    expect(shared).toEqual([]);
+    // enough distinct sentences that a text model cannot memorise a handful
+    expect(sentences.train!.size).toBeGreaterThan(200);
+    expect(sentences.heldout!.size).toBeGreaterThan(100);
+  });
+
+  test('normal fraction is respected and every finding type occurs', () => {
+    const n = 400;
+    let normal = 0;
+    const seen = new Set<string>();
+    for (let i = 0; i < n; i++) {
+      const f = planStudy(11, i).subject.findings;
+      if (f.length === 0) normal++;
+      for (const x of f) seen.add(x.type);
+    }
+    expect(normal / n).toBeGreaterThan(0.42);
+    expect(normal / n).toBeLessThan(0.58);
+    expect(seen.size).toBe(6);
+  });
+});

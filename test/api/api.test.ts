@@ -2,6 +2,8 @@
 // embeddings use the small deterministic hash embedder from helpers.ts (not the model bundle), so orderings
 // here test the API's ranking and rules, not the model.
 import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
@@ -400,6 +402,44 @@ describe('audit log', () => {
     expect(raw).not.toContain('secret words');
     expect(raw).not.toContain('private draft');
     for (const l of lines) expect(Date.parse(l.at as string)).not.toBeNaN();
+  });
+});
+
+describe('live updates', () => {
+  test('the event stream carries scored and queries events, and closing the app ends open streams', async () => {
+    const live = await buildTestApp(redis);
+    await live.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = live.server.address() as AddressInfo;
+    const frames: string[] = [];
+    let ended = false;
+    const req = request({ host: '127.0.0.1', port, path: '/api/v1/events', headers: READER });
+    const opened = new Promise<number>((resolve) => {
+      req.on('response', (res) => {
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => frames.push(chunk));
+        res.on('end', () => (ended = true));
+        resolve(res.statusCode ?? 0);
+      });
+    });
+    req.end();
+    expect(await opened).toBe(200);
+    await new Promise((r) => setTimeout(r, 100));
+    await redis.publish('nt:events:scored', MASS);
+    await changeQuery(redis, { put: { ...QUERIES[0], priority: 'URGENT' } });
+    const deadline = Date.now() + 5000;
+    while (!frames.join('').includes('event: queries') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const text = frames.join('');
+    expect(text).toContain(`event: scored\ndata: {"type":"scored","StudyInstanceUID":"${MASS}"}\n\n`);
+    expect(text).toMatch(/event: queries\ndata: \{"type":"queries","version":\d+\}/);
+    const t = Date.now();
+    await live.close();
+    expect(Date.now() - t).toBeLessThan(5000);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ended).toBe(true);
+  });
+
+  test('the event stream needs a token like every other route', async () => {
+    expect((await app.inject({ method: 'GET', url: '/api/v1/events' })).statusCode).toBe(401);
   });
 });
 

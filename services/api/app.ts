@@ -22,7 +22,7 @@ import { queryRoutes } from './routes/queries';
 import { searchRoutes } from './routes/search';
 import { studyRoutes } from './routes/studies';
 import { worklistRoutes } from './routes/worklist';
-import type { ApiSettings, ApiToken } from './settings';
+import { trustProxy, type ApiSettings, type ApiToken } from './settings';
 import { createStudyStore } from './store';
 
 export interface ModelStatus {
@@ -70,6 +70,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     // the onResponse hook below logs the route template instead.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 256 * 1024,
+    trustProxy: trustProxy(deps.settings.API_TRUST_PROXY),
     ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
     ...(deps.https ? { https: deps.https } : {}),
   }) as unknown as FastifyInstance;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../../shared/config';
 import { createTokenVerifier } from './plugins/auth';
-import { parseTokens } from './settings';
+import { parseTokens, trustProxy } from './settings';
 
 describe('parseTokens', () => {
   test('reads "token:role:name" lists', () => {
@@ -47,5 +47,13 @@ describe('createTokenVerifier', () => {
     expect(verify('ffffffffffffffff6')).toEqual({ name: 'r', role: 'reader' });
     expect(verify('ffffffffffffffff')).toBeNull();
     expect(verify('x'.repeat(1000))).toBeNull();
+  });
+});
+
+describe('trustProxy', () => {
+  test('off by default, "true" for any proxy, else the listed addresses', () => {
+    expect(trustProxy('')).toBe(false);
+    expect(trustProxy('true')).toBe(true);
+    expect(trustProxy('10.0.0.1, 10.1.0.0/16')).toEqual(['10.0.0.1', '10.1.0.0/16']);
   });
 });

@@ -21,6 +21,11 @@ export const ApiSettingsSchema = Type.Object({
   API_AUDIT_LOG_FILE: Type.String({ minLength: 1 }),
   /** Cosine between a report sentence and a query text at or above which the sentence "mentions" the finding. */
   API_REPORT_MENTION_SIMILARITY: Type.Number({ minimum: -1, maximum: 1 }),
+  /**
+   * Behind a reverse proxy: the proxies whose X-Forwarded-For is believed ("true" for any, or a comma list of
+   * addresses/CIDRs), so rate limits and the audit log see the client's address rather than the proxy's.
+   */
+  API_TRUST_PROXY: Type.String(),
   /** The model bundle (same setting as the worker's); the API loads its text encoder on CPU. */
   MODELS_DIR: Type.String({ minLength: 1 }),
 });
@@ -32,6 +37,7 @@ export const API_DEFAULTS: Omit<ApiSettings, 'API_TLS_CERT_FILE' | 'API_TLS_KEY_
   API_RATE_LIMIT_WINDOW_SECONDS: 60,
   API_AUDIT_LOG_FILE: 'audit/api-audit.jsonl',
   API_REPORT_MENTION_SIMILARITY: 0.6,
+  API_TRUST_PROXY: '',
   MODELS_DIR: './onnx-models',
 };
 
@@ -88,4 +94,12 @@ export function parseTokens(value: string): ApiToken[] {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return tokens;
+}
+
+/** Fastify's trustProxy value for API_TRUST_PROXY. */
+export function trustProxy(value: string): boolean | string[] {
+  const v = value.trim();
+  if (v === '' || v === 'false') return false;
+  if (v === 'true') return true;
+  return v.split(',').map((s) => s.trim()).filter(Boolean);
 }

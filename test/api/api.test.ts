@@ -115,10 +115,27 @@ describe('auth', () => {
       expect(res.headers['retry-after']).toBeDefined();
       expect(res.json().detail).toMatch(/more than 3 requests/);
       expect((await tight.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+      // Without API_TRUST_PROXY a forwarded address is not believed: still the same client.
+      const forwarded = await tight.inject({ method: 'GET', url: '/api/v1/me', headers: { ...READER, 'x-forwarded-for': '10.9.9.9' } });
+      expect(forwarded.statusCode).toBe(429);
     } finally {
       await tight.close();
     }
   });
+});
+
+test('behind a trusted proxy, rate limits and the audit log use the forwarded client address', async () => {
+  const deps = testDeps(redis);
+  const proxied = await build({ ...deps, settings: { ...deps.settings, API_RATE_LIMIT_MAX: 2, API_TRUST_PROXY: '127.0.0.1' } });
+  try {
+    const from = (ip: string) => proxied.inject({ method: 'GET', url: `/api/v1/studies/${MASS}`, headers: { ...READER, 'x-forwarded-for': ip } });
+    expect([(await from('10.0.0.1')).statusCode, (await from('10.0.0.1')).statusCode, (await from('10.0.0.1')).statusCode]).toEqual([200, 200, 429]);
+    expect((await from('10.0.0.2')).statusCode).toBe(200);
+    const lines = readFileSync(path.join(deps.config.DATA_DIR, 'audit', 'api-audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.ip)).toEqual(['10.0.0.1', '10.0.0.1', '10.0.0.2']);
+  } finally {
+    await proxied.close();
+  }
 });
 
 describe('validation', () => {

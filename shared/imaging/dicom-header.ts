@@ -370,6 +370,24 @@ function locateNativePixelData(bytes: Uint8Array, expected: number, explicit: bo
 }
 
 /**
+ * dcmjs pads a value that runs past the end of the buffer with zeros instead of failing, so a truncated file would
+ * give a silently zero-filled slice. When the fast path did not find the pixel data, look for a PixelData header
+ * whose declared value runs past the end of the file: that instance is truncated. (Rare path only: it scans up to
+ * one frame's worth of bytes.)
+ */
+function truncatedPixelData(bytes: Uint8Array, expected: number, explicit: boolean): string | undefined {
+  const headerLen = explicit ? 12 : 8;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const lowest = Math.max(0, bytes.byteLength - expected - headerLen - 65536);
+  for (let at = bytes.byteLength - headerLen; at >= lowest; at--) {
+    if (bytes[at] !== 0xe0 || bytes[at + 1] !== 0x7f || bytes[at + 2] !== 0x10 || bytes[at + 3] !== 0x00) continue;
+    const len = dv.getUint32(at + headerLen - 4, true);
+    if (len !== 0xffffffff && at + headerLen + len > bytes.byteLength) return `pixel data truncated: ${bytes.byteLength - at - headerLen} of ${len} bytes present`;
+  }
+  return undefined;
+}
+
+/**
  * Parses one Part 10 instance. Throws DicomParseError for anything that is not readable DICOM; never decodes
  * pixels. `data` is not copied: keep it alive as long as the instance is used.
  */
@@ -388,6 +406,8 @@ export function readInstance(data: Uint8Array | ArrayBuffer, file = '(buffer)'):
       const expected =
         (num(d, T.Rows) ?? 0) * (num(d, T.Columns) ?? 0) * ((num(d, T.BitsAllocated) ?? 0) / 8) * (num(d, T.SamplesPerPixel) ?? 1) * Math.max(1, num(d, T.NumberOfFrames) ?? 1);
       nativePixels = Number.isInteger(expected) ? locateNativePixelData(bytes, expected, explicitLE) : undefined;
+      const truncated = nativePixels || !(expected > 0) ? undefined : truncatedPixelData(bytes, expected, explicitLE);
+      if (truncated) throw new Error(truncated);
     }
     // Compressed, deflated, big endian or unexpected layout: let dcmjs read the whole dataset.
     if (T.PixelData in parsed.dict && !nativePixels) parsed = dcmjs.data.DicomMessage.readFile(buffer, { noCopy: true, ignoreErrors: false });

@@ -235,3 +235,16 @@ describe('diffusion series without any b-value', () => {
     expect(res.volumes.DWI).toEqual(only1000.volumes.DWI);
   });
 });
+
+describe('damaged input', () => {
+  it('a truncated instance is set aside (never a zero-filled slice) and the study goes on', async () => {
+    const t2 = makeSeries(s('t2_tse_tra', { positions: axialPositions(CENTRE, 12, 5) }));
+    const flair = makeSeries(s('FLAIR_longTR', { positions: axialPositions(CENTRE, 12, 5) }));
+    const broken = t2.map((f, i) => (i === 5 ? f.slice(0, f.byteLength - 1000) : f));
+    const res = await loadStudyVolumes([...broken, ...flair].map((data, i) => ({ name: `${i}.dcm`, data })), DEFAULT_PREPROCESSING);
+    expect(res.volumes.FLAIR).toBeDefined();
+    expect(res.unreadable).toHaveLength(1);
+    expect(res.unreadable[0].detail).toMatch(/truncated/);
+    expect(res.series.find((r) => r.sequence === 'T2')).toMatchObject({ used: true, geometry: { slices: 11, notes: { gaps: 1 } } });
+  });
+});

@@ -138,6 +138,9 @@ test('a wrong token is refused on the sign-in form', async () => {
   const other = await browser.newPage();
   try {
     await other.goto(base);
+    await other.screenshot({ path: path.join(shots, 'login.png') });
+    expect(await other.locator('#nav').isVisible()).toBe(false);
+    expect(await other.locator('#logout').isVisible()).toBe(false);
     await other.fill('#token', 'wrong-token-wrong-token');
     await other.click('#login-form button[type=submit]');
     await other.locator('#login-error', { hasText: /./ }).waitFor();

@@ -11,7 +11,7 @@ import { loadOutboundConfig } from '../../services/api/outbound/config';
 import { resultKey } from '../../services/api/outbound/idempotency';
 import { resultKeys, worklistScore } from '../../shared/results';
 import { startRedis, type TestRedis } from '../helpers/redis';
-import { makeResult, writeResult } from './helpers/fixtures';
+import { makeResult, storeMrInstance, writeResult } from './helpers/fixtures';
 import { startMllpPeer, type MllpPeer } from './helpers/mllp-peer';
 
 let redisServer: TestRedis;
@@ -199,9 +199,24 @@ test('a result scored while no outbound service ran is caught up at start', asyn
   expect(messagesFor(key.hl7ControlId)).toHaveLength(1);
 });
 
-test('a study without an accession number is not queued for HL7', async () => {
+test('a result without an accession number takes it from the stored instances; with none at all nothing is sent', async () => {
+  // The listener stored the study; the result (as the worker wrote it) has no AccessionNumber.
   const result = makeResult('STAT', { AccessionNumber: undefined });
+  await storeMrInstance(redis, redisServer.dir, { StudyInstanceUID: result.StudyInstanceUID, AccessionNumber: 'FROM-DICOM-7' });
   await writeResult(redis, result);
-  expect(await outbound.enqueue(result)).toEqual([]);
+  expect(await outbound.enqueue(result)).toEqual(['hl7']);
+  const key = resultKey(result);
+  expect(await finished(key.jobId)).toBe('completed');
+  const [m] = messagesFor(key.hl7ControlId);
+  expect(m.getSegment('IPC')!.getField(1).toString()).toBe('FROM-DICOM-7');
+  expect(m.getSegment('ORC')!.getField(3).toString()).toBe('FROM-DICOM-7');
+
+  const orphan = makeResult('STAT', { AccessionNumber: undefined });
+  await writeResult(redis, orphan);
+  await outbound.enqueue(orphan);
+  const orphanKey = resultKey(orphan);
+  expect(await finished(orphanKey.jobId)).toBe('completed');
+  expect((await outbound.queue('hl7').getJob(orphanKey.jobId))?.returnvalue).toMatchObject({ status: 'skipped', detail: 'no-accession' });
+  expect(messagesFor(orphanKey.hl7ControlId)).toHaveLength(0);
   expect(await metric('neurotriage_outbound_skipped_total', { adapter: 'hl7', reason: 'no-accession' })).toBeGreaterThanOrEqual(1);
 });

@@ -5,13 +5,13 @@ import type { Logger } from '../../../shared/logger';
 import { PRIORITIES } from '../../../shared/model-manifest';
 import type { StudyResult } from '../../../shared/results';
 import type { Hl7Target, SrTarget, WebhookTarget } from './config';
-import { PermanentDeliveryError, RetryableDeliveryError, type Adapter } from './errors';
+import { PermanentDeliveryError, RetryableDeliveryError, SkipDelivery, type Adapter } from './errors';
 import { buildPriorityMessage, readAck } from './hl7/message';
 import { MllpSender } from './hl7/mllp-sender';
 import { derivedUid, type DeliveryKey } from './idempotency';
 import { buildTriageSr } from './sr/build-sr';
 import { cStore } from './sr/cstore';
-import { loadSourceStudy } from './sr/source-study';
+import { loadSourceStudy, readSourceAccession, type SourceStudyDeps } from './sr/source-study';
 import { buildWebhookPayload, postWebhook } from './webhook/webhook';
 
 export interface OutboundAdapter {
@@ -23,14 +23,35 @@ export interface OutboundAdapter {
   close(): Promise<void>;
 }
 
-export function createHl7Adapter(target: Hl7Target, deps: { logger?: Logger; now?: () => number } = {}): OutboundAdapter {
+export interface Hl7AdapterDeps {
+  logger?: Logger;
+  now?: () => number;
+  /** Where to read the accession number from when a result lacks it (the stored instances). */
+  source?: SourceStudyDeps;
+}
+
+/** A missing or unreadable instance means "no accession" (skip); an I/O hiccup is retried. */
+async function accessionFromSource(source: SourceStudyDeps, StudyInstanceUID: string): Promise<string | undefined> {
+  try {
+    return await readSourceAccession(source, StudyInstanceUID);
+  } catch (err) {
+    if (err instanceof PermanentDeliveryError) return undefined;
+    throw err;
+  }
+}
+
+export function createHl7Adapter(target: Hl7Target, deps: Hl7AdapterDeps = {}): OutboundAdapter {
   const sender = new MllpSender({ ...target, logger: deps.logger });
   const now = deps.now ?? Date.now;
+  const { source } = deps;
   return {
     name: 'hl7',
-    skipReason: (result) => (result.AccessionNumber?.trim() ? null : 'no-accession'),
+    // Without an accession number and without stored instances to read it from, the RIS cannot match an order.
+    skipReason: (result) => (result.AccessionNumber?.trim() || source ? null : 'no-accession'),
     async deliver(result, key) {
-      const message = buildPriorityMessage(result, target, { controlId: key.hl7ControlId, now: now() });
+      const AccessionNumber = result.AccessionNumber?.trim() || (source && (await accessionFromSource(source, result.StudyInstanceUID)));
+      if (!AccessionNumber) throw new SkipDelivery('no-accession');
+      const message = buildPriorityMessage({ ...result, AccessionNumber }, target, { controlId: key.hl7ControlId, now: now() });
       const reply = await sender.send(message);
       let ack;
       try {

@@ -27,6 +27,14 @@ export class PermanentDeliveryError extends Error {
   }
 }
 
+/** Not a failure: this result is not for this adapter after all (found out only when the job runs). */
+export class SkipDelivery extends Error {
+  override name = 'SkipDelivery';
+  constructor(public readonly reason: string) {
+    super(`not sent: ${reason}`);
+  }
+}
+
 /** Anything not declared permanent is retried: a network stack error is more often transient than not. */
 export function isPermanent(err: unknown): err is PermanentDeliveryError {
   return err instanceof PermanentDeliveryError;

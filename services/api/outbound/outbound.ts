@@ -13,7 +13,7 @@ import { PRIORITIES } from '../../../shared/model-manifest';
 import { resultKeys, worklistScore, type StudyResult } from '../../../shared/results';
 import { createHl7Adapter, createSrAdapter, createWebhookAdapter, type OutboundAdapter } from './adapters';
 import type { OutboundConfig } from './config';
-import { asDeliveryError, isPermanent, reasonOf, type Adapter } from './errors';
+import { asDeliveryError, isPermanent, reasonOf, SkipDelivery, type Adapter } from './errors';
 import { deliveryKey, resultKey } from './idempotency';
 import { createOutboundMetrics, type OutboundMetrics } from './metrics';
 
@@ -95,8 +95,13 @@ export async function execOutboundJob(adapter: OutboundAdapter, data: OutboundJo
   if (Math.trunc(result.scoredAt) !== data.version) return { status: 'superseded', detail: `now v${Math.trunc(result.scoredAt)}` };
   const skip = adapter.skipReason(result);
   if (skip) return { status: 'skipped', detail: skip };
-  const detail = await adapter.deliver(result, deliveryKey(data.StudyInstanceUID, data.version));
-  return { status: 'delivered', detail, scoredAt: result.scoredAt };
+  try {
+    const detail = await adapter.deliver(result, deliveryKey(data.StudyInstanceUID, data.version));
+    return { status: 'delivered', detail, scoredAt: result.scoredAt };
+  } catch (err) {
+    if (err instanceof SkipDelivery) return { status: 'skipped', detail: err.reason };
+    throw err;
+  }
 }
 
 export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outbound {
@@ -109,7 +114,7 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
   for (const r of [redis, workerRedis]) r.on('error', (err) => logger.warn({ err: err.message }, 'outbound redis error'));
 
   const adapters: OutboundAdapter[] = [];
-  if (config.hl7) adapters.push(createHl7Adapter(config.hl7, { logger, now }));
+  if (config.hl7) adapters.push(createHl7Adapter(config.hl7, { logger, now, source: { redis, dataDir: deps.dataDir } }));
   if (config.sr) adapters.push(createSrAdapter(config.sr, { redis, dataDir: deps.dataDir, softwareVersion: deps.softwareVersion ?? 'neurotriage', now }));
   if (config.webhook) adapters.push(createWebhookAdapter(config.webhook, { fetch: deps.fetch, now }));
 

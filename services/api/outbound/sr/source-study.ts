@@ -66,6 +66,18 @@ export async function loadSourceStudy(deps: SourceStudyDeps, StudyInstanceUID: s
   return { attributes: attributes ?? {}, series };
 }
 
+/**
+ * The AccessionNumber of a stored instance of the study, for results that lack one (the RIS keys on it). One
+ * instance is enough: the accession number is a study-level attribute.
+ */
+export async function readSourceAccession(deps: SourceStudyDeps, StudyInstanceUID: string): Promise<string | undefined> {
+  const picked = (await deps.redis.hrandfield(keys.studyInstances(StudyInstanceUID), 1, 'WITHVALUES')) as string[];
+  if (picked.length < 2) return undefined;
+  const header = await readStored(deps.dataDir, picked[1]);
+  const accession = typeof header.AccessionNumber === 'string' ? header.AccessionNumber.trim() : '';
+  return accession || undefined;
+}
+
 async function readStored(dataDir: string, storageKey: string): Promise<NaturalDataset> {
   let bytes: Buffer;
   try {

@@ -1,0 +1,147 @@
+// The HL7 and SR legs of the end-to-end path, with every part real: storescu (DCMTK) sends a synthetic study to the
+// listener, the worker scores it (ONNX Runtime; the trained reference bundle when present, else the recipe's fixture
+// bundle with random weights), the worker's "scored" notification reaches the outbound service, an OMI^O23 reaches
+// an MLLP peer and a Comprehensive SR lands in Orthanc in the same study. With the trained bundle an acute infarct
+// must come out STAT and a normal study ROUTINE; with random weights only the plumbing is checked (the priority the
+// RIS gets is the one the worker stored).
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Hl7Message } from '@medplum/core';
+import type { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
+import { createLogger } from '../../shared/logger';
+import { connectRedis } from '../../shared/redis';
+import { resultKeys, type StudyResult } from '../../shared/results';
+import { listenerSettings } from '../../services/listener/config';
+import { startListener, type RunningListener } from '../../services/listener/listener';
+import { startWorker, type RunningWorker } from '../../services/worker/main';
+import { loadOutboundConfig } from '../../services/api/outbound/config';
+import { PRIORITY_0485 } from '../../services/api/outbound/hl7/message';
+import { createOutbound, type Outbound } from '../../services/api/outbound/outbound';
+import { COMPREHENSIVE_SR } from '../../services/api/outbound/sr/build-sr';
+import { storescu } from '../helpers/dcmtk';
+import { startRedis, type TestRedis } from '../helpers/redis';
+import { makeTinyBundle, referenceBundle } from '../worker/bundle';
+import { requireBuild, waitFor, workerEnv } from '../worker/helpers';
+import { findStudyIndex, findingTypes, synthStudy } from '../worker/studies';
+import { startMllpPeer, type MllpPeer } from './helpers/mllp-peer';
+import { startOrthanc, type TestOrthanc } from './helpers/orthanc';
+
+const SEED = 6061;
+const ref = referenceBundle();
+
+let redisServer: TestRedis;
+let redis: Redis;
+let dataDir: string;
+let filesDir: string;
+let modelsDir: string;
+let orthanc: TestOrthanc;
+let peer: MllpPeer;
+let listener: RunningListener;
+let worker: RunningWorker;
+let outbound: Outbound;
+
+beforeAll(async () => {
+  requireBuild();
+  [redisServer, orthanc, peer] = await Promise.all([startRedis(), startOrthanc({ allowedAes: ['NEUROTRIAGE'] }), startMllpPeer()]);
+  redis = connectRedis(redisServer.url, 'worker');
+  dataDir = mkdtempSync(path.join(tmpdir(), 'nt-outbound-e2e-'));
+  filesDir = path.join(dataDir, 'outgoing');
+  modelsDir = ref.dir ?? makeTinyBundle();
+  const quiet = createLogger('e2e', process.env.NT_TEST_LOG ?? 'silent');
+  listener = await startListener({
+    settings: listenerSettings({
+      REDIS_URL: redisServer.url, DATA_DIR: path.join(dataDir, 'var'), DICOM_PORT: 0, METRICS_PORT: 0,
+      DICOM_ALLOWED_CALLING_AES: 'PACS_TEST', DISK_MIN_FREE_MB: 1, STUDY_QUIET_SECONDS: 0.3, SHUTDOWN_TIMEOUT_SECONDS: 5, LOG_LEVEL: 'silent',
+    }),
+    log: quiet,
+  });
+  worker = await startWorker({ env: workerEnv({ redisUrl: redisServer.url, dataDir: path.join(dataDir, 'var'), modelsDir }), log: quiet });
+  outbound = createOutbound(
+    loadOutboundConfig({
+      HL7_MLLP_TARGET: `127.0.0.1:${peer.port}`,
+      SR_TARGET: `${orthanc.aet}@127.0.0.1:${orthanc.dicomPort}`,
+      OUTBOUND_BACKOFF_MS: '100',
+    }),
+    { redisUrl: redisServer.url, registry: new Registry(), logger: quiet, dataDir: path.join(dataDir, 'var') },
+  );
+  await outbound.start();
+}, 120_000);
+
+afterAll(async () => {
+  await outbound?.close();
+  await worker?.close();
+  await listener?.close();
+  await peer?.close();
+  redis?.disconnect();
+  await Promise.all([redisServer?.stop(), orthanc?.stop()]);
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  if (!ref.dir && modelsDir) rmSync(modelsDir, { recursive: true, force: true });
+});
+
+/** Sends a synthetic study as the PACS would and waits for its HL7 message and its SR. */
+async function sendAndFollow(index: number): Promise<{ result: StudyResult; message: Hl7Message; srTags: Record<string, unknown>; accession: string; findings: string[] }> {
+  const study = synthStudy(SEED, index, { fast: true });
+  const folder = path.join(filesDir, String(index));
+  const files = study.files.map((f, i) => {
+    const file = path.join(folder, `${i}.dcm`);
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(file, f.data);
+    return file;
+  });
+  const sent = await storescu({ port: listener.port, callingAe: 'PACS_TEST', calledAe: 'NEUROTRIAGE' }, files);
+  expect(sent.statuses.every((s) => s === 0)).toBe(true);
+
+  const uid = study.StudyInstanceUID;
+  const message = await waitFor('the HL7 message', async () =>
+    peer.received.find((m) => m.getSegment('IPC')?.getField(3).toString() === uid), 60_000);
+  const result = JSON.parse((await redis.get(resultKeys.result(uid)))!) as StudyResult;
+  const srTags = await waitFor('the SR in Orthanc', async () => {
+    const ids = await orthanc.rest<string[]>('/instances');
+    for (const id of ids) {
+      const tags = await orthanc.rest<Record<string, unknown>>(`/instances/${id}/tags?simplify`);
+      if (tags.SOPClassUID === COMPREHENSIVE_SR && tags.StudyInstanceUID === uid) return tags;
+    }
+    return null;
+  }, 30_000, 100);
+  return { result, message, srTags, accession: study.AccessionNumber, findings: findingTypes(study) };
+}
+
+const priorityOf = (m: Hl7Message): string => m.getSegment('TQ1')!.getComponent(9, 1);
+
+test('an acute infarct study: STAT (trained bundle) over HL7, SR in the source study', async () => {
+  const index = findStudyIndex(SEED, ['acute_infarct']);
+  const { result, message, srTags, accession, findings } = await sendAndFollow(index);
+  expect(findings).toEqual(['acute_infarct']);
+  // What the RIS gets is what the worker stored, in the three priority fields.
+  const code = PRIORITY_0485[result.priority].code;
+  expect(priorityOf(message)).toBe(code);
+  expect(message.getSegment('ORC')!.getComponent(7, 6)).toBe(code);
+  expect(message.getSegment('OBR')!.getComponent(27, 6)).toBe(code);
+  // The accession number the modality sent (from the result, or read from the stored instances when it lacks one).
+  expect(message.getSegment('ORC')!.getField(3).toString()).toBe(accession);
+  expect(message.getSegment('IPC')!.getField(1).toString()).toBe(accession);
+  expect(message.getAllSegments('OBX').filter((s) => s.getComponent(3, 1) === 'QUERY')).toHaveLength(result.findings.length);
+  if (ref.dir) expect(result.priority).toBe('STAT');
+
+  // The SR sits in the source study, references the series the worker used and carries the same priority.
+  expect(srTags.StudyInstanceUID).toBe(result.StudyInstanceUID);
+  expect(srTags.AccessionNumber).toBe(accession);
+  const evidence = (srTags.CurrentRequestedProcedureEvidenceSequence as Array<{ ReferencedSeriesSequence: Array<{ SeriesInstanceUID: string }> }>)[0];
+  expect(evidence.ReferencedSeriesSequence.map((s) => s.SeriesInstanceUID).sort())
+    .toEqual(result.series.filter((s) => s.used).map((s) => s.SeriesInstanceUID).sort());
+  const priorityItem = (srTags.ContentSequence as Array<Record<string, unknown>>)
+    .find((i) => (i.ConceptNameCodeSequence as Array<{ CodeValue: string }>)[0].CodeValue === 'TRIAGE_PRIORITY')!;
+  expect((priorityItem.ConceptCodeSequence as Array<{ CodeValue: string }>)[0].CodeValue).toBe(result.priority);
+  expect(typeof srTags.PatientID).toBe('string');
+  expect(srTags.PatientID).not.toBe('');
+}, 120_000);
+
+test('a normal study: ROUTINE (trained bundle) over HL7', async () => {
+  const index = findStudyIndex(SEED, []);
+  const { result, message, findings } = await sendAndFollow(index);
+  expect(findings).toEqual([]);
+  expect(priorityOf(message)).toBe(PRIORITY_0485[result.priority].code);
+  if (ref.dir) expect(result.priority).toBe('ROUTINE');
+}, 120_000);

@@ -134,7 +134,7 @@ test('search lists past studies by similarity and opens one', async () => {
   await page.click('#study-close');
 });
 
-test('a wrong token is refused on the sign-in form', async () => {
+test('a wrong token is refused on the sign-in form; a reader sees queries without editing controls', async () => {
   const other = await browser.newPage();
   try {
     await other.goto(base);
@@ -146,6 +146,14 @@ test('a wrong token is refused on the sign-in form', async () => {
     await other.locator('#login-error', { hasText: /./ }).waitFor();
     expect(await other.locator('#login-error').textContent()).toBe('That token was not accepted.');
     expect(await other.locator('#view-worklist').isHidden()).toBe(true);
+    // A reader signs in: the query list is there, the editing controls are not.
+    await other.fill('#token', TOKENS[0].token);
+    await other.click('#login-form button[type=submit]');
+    await other.locator('#worklist tbody tr').first().waitFor();
+    await other.click('.tab[data-view=queries]');
+    await other.locator('#queries tbody tr').first().waitFor();
+    expect(await other.locator('#queries button', { hasText: 'Edit' }).count()).toBe(0);
+    expect(await other.locator('#query-form').isVisible()).toBe(false);
   } finally {
     await other.close();
   }

@@ -142,6 +142,8 @@ export class StoreScp extends Scp {
       }
     }
     association.setMaxPduLength(this.deps.settings.maxPduLength);
+    // One operation at a time (the default window): answer no asynchronous-operations item.
+    association.setNegotiateAsyncOps(false);
     this.accepted = true;
     book.activeAssociations += 1;
     this.deps.metrics.associations.inc({ result: 'accepted', reason: '' });

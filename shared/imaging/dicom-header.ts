@@ -29,6 +29,13 @@ export const TRANSFER_SYNTAX = {
   RleLossless: '1.2.840.10008.1.2.5',
 } as const;
 
+const NATIVE_SYNTAXES: ReadonlySet<string> = new Set([
+  TRANSFER_SYNTAX.ImplicitVRLittleEndian,
+  TRANSFER_SYNTAX.ExplicitVRLittleEndian,
+  TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian,
+  TRANSFER_SYNTAX.ExplicitVRBigEndian,
+]);
+
 /** Series- and instance-level attributes, by DICOM keyword. Absent attributes are undefined (or empty lists). */
 export interface InstanceHeader {
   TransferSyntaxUID: string;
@@ -410,7 +417,16 @@ export function readInstance(data: Uint8Array | ArrayBuffer, file = '(buffer)'):
       if (truncated) throw new Error(truncated);
     }
     // Compressed, deflated, big endian or unexpected layout: let dcmjs read the whole dataset.
-    if (T.PixelData in parsed.dict && !nativePixels) parsed = dcmjs.data.DicomMessage.readFile(buffer, { noCopy: true, ignoreErrors: false });
+    if (T.PixelData in parsed.dict && !nativePixels) {
+      parsed = dcmjs.data.DicomMessage.readFile(buffer, { noCopy: true, ignoreErrors: false });
+      // Encapsulated pixel data ends with a Sequence Delimitation Item; when it is the last element and that item
+      // is missing, the file was cut short (dcmjs would zero-fill the last fragment rather than fail).
+      const n = bytes.byteLength;
+      const encapsulatedLast =
+        ts !== undefined && !NATIVE_SYNTAXES.has(ts) && ts !== TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian && !Object.keys(parsed.dict).some((k) => k > T.PixelData);
+      const delimited = n >= 8 && bytes[n - 8] === 0xfe && bytes[n - 7] === 0xff && bytes[n - 6] === 0xdd && bytes[n - 5] === 0xe0;
+      if (encapsulatedLast && !delimited) throw new Error('encapsulated pixel data truncated (no sequence delimiter at the end of the file)');
+    }
   } catch (e) {
     throw new DicomParseError(file, e instanceof Error ? e.message : String(e));
   }
@@ -474,12 +490,7 @@ export function readInstance(data: Uint8Array | ArrayBuffer, file = '(buffer)'):
   let pixelData: PixelData | undefined = nativePixels ? { kind: 'native', bytes: nativePixels } : undefined;
   const pd = nativePixels ? [] : values(top, T.PixelData);
   if (pd.length > 0) {
-    const encapsulated = ![
-      TRANSFER_SYNTAX.ImplicitVRLittleEndian,
-      TRANSFER_SYNTAX.ExplicitVRLittleEndian,
-      TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian,
-      TRANSFER_SYNTAX.ExplicitVRBigEndian,
-    ].includes(header.TransferSyntaxUID as never);
+    const encapsulated = !NATIVE_SYNTAXES.has(header.TransferSyntaxUID);
     pixelData = encapsulated
       ? { kind: 'encapsulated', fragments: encapsulatedFrames(pd, header.NumberOfFrames) }
       : { kind: 'native', bytes: bytesOf(pd[0]) ?? joinBytes(pd.map((p) => bytesOf(p) ?? new Uint8Array(0))) };

@@ -135,4 +135,11 @@ describe('compressed transfer syntaxes decode to the same volumes as uncompresse
       expect(out.volumes.T2).toEqual(ref.volumes.T2);
     }
   });
+
+  it('a truncated compressed instance is unreadable, not decoded from zero-filled data', async () => {
+    const [copy] = await dcmtk('dcmcjpls', ['+el'], 'trunc');
+    const cut = copy.data.slice(0, copy.data.byteLength - 200);
+    expect(() => readInstance(cut, 'cut.dcm')).toThrow(/truncated/);
+    expect(() => readInstance(copy.data)).not.toThrow();
+  });
 });

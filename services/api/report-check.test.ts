@@ -12,6 +12,12 @@ describe('splitSentences', () => {
     ]);
   });
 
+  test('"but" and "however" start a clause with its own assertion', () => {
+    const parts = splitSentences('No haemorrhage but an acute infarct in the pons. Ventricles normal, however there is a mass.');
+    expect(parts).toEqual(['No haemorrhage', 'an acute infarct in the pons', 'Ventricles normal', 'there is a mass']);
+    expect(parts.map(assertionOf)).toEqual(['absent', 'present', 'absent', 'present']);
+  });
+
   test('keeps decimals inside a sentence together', () => {
     expect(splitSentences('Lesion measures 1.5 cm. Stable.')).toEqual(['Lesion measures 1.5 cm', 'Stable']);
   });

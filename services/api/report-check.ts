@@ -21,7 +21,10 @@ export function assertionOf(sentence: string): Assertion {
   return 'present';
 }
 
-/** Splits a free-text report into sentences: line breaks and . ! ? ; end one; section headings and bullets are dropped. */
+/**
+ * Splits a free-text report into sentences: line breaks and . ! ? ; end one, "but" and "however" start a new
+ * clause; section headings and bullets are dropped.
+ */
 export function splitSentences(report: string): string[] {
   const out: string[] = [];
   for (const line of report.split(/\r?\n/)) {
@@ -29,7 +32,8 @@ export function splitSentences(report: string): string[] {
       .replace(/^\s*([-*\u2022]|\d+[.)])\s+/, '')
       .replace(/^\s*[A-Z][A-Z /]{2,40}:\s*/, '')
       .trim();
-    for (const part of body.split(/(?<=[.!?;])\s+/)) {
+    // "but"/"however" start a new clause with its own assertion ("No haemorrhage but an acute infarct").
+    for (const part of body.split(/(?<=[.!?;])\s+|,?\s+but\s+|[,;]\s*however,?\s+/i)) {
       const s = part.replace(/[.;]+$/, '').trim();
       if (/[A-Za-z]{2,}/.test(s)) out.push(s);
     }

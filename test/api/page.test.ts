@@ -101,6 +101,9 @@ test('the study view shows findings, and the admin query editor changes a query'
   expect(await page.locator('#study-title').textContent()).toContain('A24-10242');
   expect(await page.locator('#study table.findings tbody tr.flagged th').first().textContent()).toContain('Haemorrhage');
   await page.screenshot({ path: path.join(shots, 'study.png') });
+  await page.fill('#adhoc-text', 'haemorrhage with blood products');
+  await page.click('#adhoc-form button');
+  await page.locator('#adhoc-result', { hasText: 'Similarity' }).waitFor();
   await page.fill('#check-text', 'No intracranial haemorrhage. Ventricles normal.');
   await page.click('#check-form button');
   await page.waitForSelector('#check-result h4');

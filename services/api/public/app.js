@@ -393,12 +393,15 @@ async function deleteQuery(q) {
 }
 
 // ---------- wiring ----------
+let noticeTimer = null;
 function report(err) {
   if (err instanceof ApiError && err.status === 401) return;
   console.error(err);
-  const node = $('#live');
+  const node = $('#notice');
   node.textContent = err.message;
-  node.classList.remove('ok');
+  node.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => { node.hidden = true; }, 10000);
 }
 
 const guard = (fn) => (event) => fn(event).catch(report);
@@ -423,8 +426,13 @@ for (const tab of document.querySelectorAll('.tab')) {
 }
 $('#filters').addEventListener('change', () => refreshWorklist().catch(report));
 $('#study-close').addEventListener('click', () => $('#study').close());
-$('#adhoc-form').addEventListener('submit', guard(adhocScore));
-$('#check-form').addEventListener('submit', guard(checkDraft));
+// Inside the modal dialog, errors are shown where the radiologist is looking, not behind the backdrop.
+const inline = (fn, target) => (event) => fn(event).catch((err) => {
+  if (err instanceof ApiError && err.status === 401) return;
+  $(target).replaceChildren(el('span', { class: 'error', text: err.message }));
+});
+$('#adhoc-form').addEventListener('submit', inline(adhocScore, '#adhoc-result'));
+$('#check-form').addEventListener('submit', inline(checkDraft, '#check-result'));
 $('#search-form').addEventListener('submit', guard((e) => { e.preventDefault(); return runSearch(0); }));
 $('#search-more').addEventListener('click', () => runSearch(state.search?.next ?? 0).catch(report));
 $('#query-form').addEventListener('submit', saveQuery);

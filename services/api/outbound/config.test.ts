@@ -1,8 +1,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Registry } from 'prom-client';
 import { ConfigError } from '../../../shared/config';
+import { createLogger } from '../../../shared/logger';
 import { loadOutboundConfig } from './config';
+import { createOutbound } from './outbound';
 
 describe('loadOutboundConfig', () => {
   it('turns every adapter off when no target is set', () => {
@@ -12,6 +15,17 @@ describe('loadOutboundConfig', () => {
     expect(c.webhook).toBeUndefined();
     expect(c.attempts).toBe(8);
     expect(c.backoffMs).toBe(2000);
+  });
+
+  it('builds an idle outbound service that connects to nothing when every adapter is off', async () => {
+    const o = createOutbound(loadOutboundConfig({}), {
+      redisUrl: 'redis://127.0.0.1:1', registry: new Registry(), logger: createLogger('t', 'silent'), dataDir: '/nonexistent',
+    });
+    await o.start();
+    expect(o.adapters).toEqual([]);
+    expect(await o.catchUp(60)).toBe(0);
+    expect(() => o.queue('hl7')).toThrow(/not configured/);
+    await o.close();
   });
 
   it('parses host:port, AE@host:port and the webhook URL', () => {

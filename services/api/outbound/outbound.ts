@@ -104,7 +104,25 @@ export async function execOutboundJob(adapter: OutboundAdapter, data: OutboundJo
   }
 }
 
+/** With no adapter configured: nothing to connect to, nothing to run. */
+function disabledOutbound(): Outbound {
+  const none = (adapter: Adapter): never => {
+    throw new Error(`outbound adapter ${adapter} is not configured`);
+  };
+  return {
+    adapters: [],
+    enqueue: async () => [],
+    enqueueStudy: async () => false,
+    catchUp: async () => 0,
+    start: async () => undefined,
+    close: async () => undefined,
+    queue: none,
+    deadLetterQueue: none,
+  };
+}
+
 export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outbound {
+  if (!config.hl7 && !config.sr && !config.webhook) return disabledOutbound();
   const { logger } = deps;
   const now = deps.now ?? Date.now;
   const metrics: OutboundMetrics = createOutboundMetrics(deps.registry);
@@ -136,9 +154,9 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
 
   const workers: Worker[] = [];
   let subscriber: Redis | undefined;
-  let started = false;
+  let running = false;
 
-  async function process(adapter: OutboundAdapter, job: Job<OutboundJobData>): Promise<JobOutcome> {
+  async function runJob(adapter: OutboundAdapter, job: Job<OutboundJobData>): Promise<JobOutcome> {
     const name = adapter.name;
     const attempt = job.attemptsMade + 1;
     const started = now();
@@ -225,14 +243,14 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
     },
 
     async start() {
-      if (started) return;
-      started = true;
+      if (running) return;
+      running = true;
       // The producer connection has no offline queue (fail fast): wait until it is up before anything uses it.
       if (redis.status !== 'ready') await once(redis, 'ready');
       // dcmjs-dimse logs every association through a global loglevel logger; ours records outcomes per delivery.
       if (config.sr) dimseLog.setLevel('silent');
       for (const adapter of adapters) {
-        const worker = new Worker<OutboundJobData, JobOutcome>(OUTBOUND_QUEUES[adapter.name], (job) => process(adapter, job), {
+        const worker = new Worker<OutboundJobData, JobOutcome>(OUTBOUND_QUEUES[adapter.name], (job) => runJob(adapter, job), {
           connection: workerRedis,
           concurrency: CONCURRENCY[adapter.name],
           autorun: false,
@@ -241,8 +259,8 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
         workers.push(worker);
         void worker.run().catch((err: Error) => logger.error({ adapter: adapter.name, err: err.message }, 'outbound worker stopped'));
       }
-      if (deps.subscribe !== false && adapters.length > 0) {
-        // Pub/sub is at-most-once: a result written while no API runs is not pushed until enqueue()d again.
+      if (deps.subscribe !== false) {
+        // Pub/sub is at-most-once: what is written while no API runs is caught up below, within the window.
         subscriber = connectRedis(deps.redisUrl, 'worker');
         subscriber.on('error', (err) => logger.warn({ err: err.message }, 'outbound subscriber error'));
         subscriber.on('message', (_channel: string, uid: string) => {
@@ -250,7 +268,7 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
         });
         await subscriber.subscribe(resultKeys.scoredChannel());
       }
-      if (config.catchUpMinutes > 0 && adapters.length > 0) {
+      if (config.catchUpMinutes > 0) {
         const count = await outbound.catchUp(config.catchUpMinutes);
         if (count > 0) logger.info({ count, minutes: config.catchUpMinutes }, 'outbound catch-up: recent results re-enqueued');
       }

@@ -1,0 +1,74 @@
+// The instance store on a real file system: in-memory and spilled spools give the same Part 10 file, the watermark
+// refuses before anything is written, aborted spools leave no temp file, and abandoned temp dirs are swept.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { tmpdir, hostname } from 'node:os';
+import path from 'node:path';
+import { InstanceStore, type Spool } from './instance-store';
+import { OutOfDiskError } from './errors';
+
+let dataDir: string;
+beforeEach(() => {
+  dataDir = mkdtempSync(path.join(tmpdir(), 'nt-store-'));
+});
+afterEach(() => rmSync(dataDir, { recursive: true, force: true }));
+
+function feed(spool: Spool, chunks: Buffer[]): Promise<void> {
+  for (const c of chunks) spool.write(c);
+  spool.end();
+  return spool.done;
+}
+
+const meta = Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), Buffer.from('meta')]);
+const chunks = Array.from({ length: 40 }, (_, i) => Buffer.alloc(16 * 1024, i));
+
+test.each([
+  ['held in memory', 64 * 1024 * 1024],
+  ['spilled to the temp file', 100 * 1024],
+])('a data set %s becomes meta + the received bytes under its storage key', async (_label, memoryLimitBytes) => {
+  const store = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes });
+  await store.init();
+  const spool = store.openSpool(meta, false);
+  await feed(spool, chunks);
+  expect(spool.bytes).toBe(40 * 16 * 1024);
+  expect(spool.prefix().subarray(0, 16 * 1024).equals(chunks[0])).toBe(true);
+  await store.commit(spool, 'store/1.2/3.4/5.6.dcm');
+  const written = readFileSync(path.join(dataDir, 'store/1.2/3.4/5.6.dcm'));
+  expect(written.equals(Buffer.concat([meta, ...chunks]))).toBe(true);
+  expect(readdirSync(store.tmpDir)).toEqual([]);
+  store.close();
+});
+
+test('below the watermark nothing is written and the temp file is gone', async () => {
+  const store = new InstanceStore({ dataDir, minFreeBytes: Number.MAX_SAFE_INTEGER, memoryLimitBytes: 100 * 1024 });
+  await store.init();
+  expect(store.belowWatermark()).toBe(true);
+  const spool = store.openSpool(meta, false);
+  await feed(spool, chunks);
+  await expect(store.commit(spool, 'store/1.2/3.4/5.6.dcm')).rejects.toBeInstanceOf(OutOfDiskError);
+  expect(existsSync(path.join(dataDir, 'store/1.2'))).toBe(false);
+  expect(readdirSync(store.tmpDir)).toEqual([]);
+});
+
+test('an aborted spill removes its temp file', async () => {
+  const store = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 20 * 1024 });
+  await store.init();
+  const spool = store.openSpool(meta, false);
+  for (const c of chunks.slice(0, 4)) spool.write(c);
+  await new Promise((r) => setTimeout(r, 50));
+  expect(existsSync(spool.tmpPath)).toBe(true);
+  await spool.abort();
+  expect(existsSync(spool.tmpPath)).toBe(false);
+});
+
+test('init sweeps temp dirs of dead processes on this host and keeps live ones', async () => {
+  const dead = path.join(dataDir, 'tmp', `${hostname()}-999999999`);
+  const live = path.join(dataDir, 'tmp', `${hostname()}-${process.ppid}`);
+  for (const d of [dead, live]) {
+    mkdirSync(d, { recursive: true });
+    writeFileSync(path.join(d, 'x.part'), 'half');
+  }
+  const store = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024 });
+  expect(await store.init()).toEqual({ removedTempFiles: 1 });
+  expect(existsSync(dead)).toBe(false);
+  expect(existsSync(live)).toBe(true);
+});

@@ -163,6 +163,13 @@ describe('validation', () => {
     const cursor = await app.inject({ method: 'GET', url: '/api/v1/worklist?cursor=garbage', headers: READER });
     expect(cursor.statusCode).toBe(400);
     expect(cursor.json().detail).toContain('cursor');
+    const media = await app.inject({ method: 'POST', url: '/api/v1/queries', headers: { ...ADMIN, 'content-type': 'application/xml' }, payload: '<q/>' });
+    expect(media.statusCode).toBe(415);
+    expect(media.headers['content-type']).toMatch(/problem\+json/);
+    expect(media.json().detail).toMatch(/application\/xml/);
+    const big = await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/report-check`, headers: READER, payload: { report: 'x'.repeat(300_000) } });
+    expect(big.statusCode).toBe(413);
+    expect(big.json()).toMatchObject({ title: 'Content Too Large', detail: expect.stringContaining('256 KiB') });
     const notFound = await app.inject({ method: 'GET', url: '/api/v1/nothing-here', headers: READER });
     expect(notFound.statusCode).toBe(404);
     expect(notFound.headers['content-type']).toMatch(/problem\+json/);

@@ -11,6 +11,13 @@ const TITLES: Record<number, string> = {
   429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
 };
 
+/** Fastify's own messages for these say only the status; these say what to send instead. */
+const FASTIFY_DETAILS: Record<string, (contentType?: string) => string> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: (ct) => `send the body as application/json, not ${ct ?? 'without a Content-Type'}`,
+  FST_ERR_CTP_BODY_TOO_LARGE: () => 'the request body is larger than the API accepts (256 KiB)',
+  FST_ERR_CTP_EMPTY_JSON_BODY: () => 'Content-Type is application/json but the body is empty',
+};
+
 /** Thrown by handlers and plugins for any answer that is not a success. */
 export class HttpProblem extends Error {
   override name = 'HttpProblem';
@@ -57,7 +64,10 @@ export const problemsPlugin = fp(async function problems(app: FastifyInstance) {
       if (status >= 500) request.log.warn({ status, detail: err.detail }, 'request refused');
     } else if (status >= 500) request.log.error({ err }, 'request failed');
     if (err instanceof HttpProblem) reply.headers(err.headers);
-    const detail = status >= 500 && !(err instanceof HttpProblem) ? `the server failed to answer; quote request id ${request.id} to the administrator` : err.message;
+    const detail =
+      status >= 500 && !(err instanceof HttpProblem)
+        ? `the server failed to answer; quote request id ${request.id} to the administrator`
+        : (FASTIFY_DETAILS[(err as FastifyError).code ?? '']?.(request.headers['content-type']) ?? err.message);
     return reply.code(status).type('application/problem+json').send(problemBody(status, detail, path));
   });
   app.setNotFoundHandler((request, reply) => {

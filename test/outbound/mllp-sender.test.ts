@@ -1,0 +1,68 @@
+// The MLLP transport alone against real sockets on 127.0.0.1: refused connections, a peer that hangs up while we
+// wait, and one message in flight per connection even when callers send concurrently.
+import net from 'node:net';
+import { Hl7Message } from '@medplum/core';
+import { MllpSender } from '../../services/api/outbound/hl7/mllp-sender';
+import { RetryableDeliveryError } from '../../services/api/outbound/errors';
+import { startMllpPeer, type MllpPeer } from './helpers/mllp-peer';
+
+const msg = (id: string): Hl7Message => Hl7Message.parse(`MSH|^~\\&|NT||RIS||20260101||OMI^O23^OMI_O23|${id}|P|2.5.1\rORC|XO`);
+
+async function closedPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+let peer: MllpPeer;
+beforeAll(async () => {
+  peer = await startMllpPeer();
+});
+afterAll(async () => {
+  await peer?.close();
+});
+
+test('a refused connection is a retryable connect-failed', async () => {
+  const sender = new MllpSender({ host: '127.0.0.1', port: await closedPort(), connectTimeoutMs: 1000, ackTimeoutMs: 1000 });
+  const err = await sender.send(msg('R1')).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(RetryableDeliveryError);
+  expect((err as RetryableDeliveryError).reason).toBe('connect-failed');
+  await sender.close();
+});
+
+test('a peer that hangs up before the ACK gives connection-closed at once, not a timeout', async () => {
+  const server = net.createServer((socket) => socket.once('data', () => socket.destroy()));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const sender = new MllpSender({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, connectTimeoutMs: 1000, ackTimeoutMs: 5000 });
+  const t0 = Date.now();
+  const err = await sender.send(msg('C1')).catch((e: unknown) => e);
+  expect((err as RetryableDeliveryError).reason).toBe('connection-closed');
+  expect(Date.now() - t0).toBeLessThan(4000);
+  await sender.close();
+  await new Promise((r) => server.close(r));
+});
+
+test('concurrent sends go out one at a time on one connection, each with its own ACK', async () => {
+  const inFlight: number[] = [];
+  let open = 0;
+  peer.reply = () => {
+    open += 1;
+    inFlight.push(open);
+    // Answer later: a second message arriving meanwhile would raise `open` to 2.
+    return 'AA';
+  };
+  const sender = new MllpSender({ host: '127.0.0.1', port: peer.port, connectTimeoutMs: 1000, ackTimeoutMs: 2000 });
+  const before = peer.connections;
+  const replies = await Promise.all(['S1', 'S2', 'S3', 'S4'].map(async (id) => {
+    const reply = await sender.send(msg(id));
+    open -= 1;
+    return reply;
+  }));
+  expect(replies.map((r) => r.getSegment('MSA')!.getField(2).toString())).toEqual(['S1', 'S2', 'S3', 'S4']);
+  expect(Math.max(...inFlight)).toBe(1);
+  expect(peer.connections).toBe(before + 1);
+  expect(peer.received.slice(-4).map((m) => m.getSegment('MSH')!.getField(10).toString())).toEqual(['S1', 'S2', 'S3', 'S4']);
+  await sender.close();
+});

@@ -47,7 +47,15 @@ def run(cmd, **kw):
     subprocess.run(cmd, cwd=ROOT, check=True, **kw)
 
 
+WAIT_FOR_COHORTS = []
+
+
 def make_cohort(out, n, seed, spec, phrasing="train", scanner="train", extra=()):
+    if WAIT_FOR_COHORTS:
+        # Cohorts made by another process (e.g. generated ahead while training runs): wait for them.
+        while not os.path.exists(os.path.join(out, "vol", "index.jsonl")):
+            log(f"waiting for {out}/vol/index.jsonl")
+            time.sleep(30)
     if os.path.exists(os.path.join(out, "reports.jsonl")) and os.path.exists(os.path.join(out, "vol", "index.jsonl")):
         log(f"reusing cohort {out}")
         return
@@ -134,7 +142,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--vocab", type=int, default=6000)
     ap.add_argument("--text-steps", type=int, default=150)
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--dim", type=int, default=128, help="embedding dimension (text encoder width)")
     ap.add_argument("--sequences", default=",".join(SEQUENCES), help="sequences to train an image encoder for")
     ap.add_argument("--reuse-text", action="store_true", help="reuse the text encoder saved in --work by an earlier run")
@@ -152,7 +160,10 @@ def main():
                     help="tiny everything (the CI smoke run): a few studies, a few steps, small models; never a bundle to commit")
     ap.add_argument("--synth-cmd", default=" ".join(SYNTH_CMD), help="how to run the synth CLI (the smoke test uses the built dist/)")
     ap.add_argument("--volumes-cmd", default=" ".join(VOLUMES_CMD), help="how to run the volumes CLI")
+    ap.add_argument("--wait-for-cohorts", action="store_true", help="cohorts are being generated elsewhere: wait for them")
     args = ap.parse_args()
+    if args.wait_for_cohorts:
+        WAIT_FOR_COHORTS.append(True)
     SYNTH_CMD[:] = args.synth_cmd.split()
     VOLUMES_CMD[:] = args.volumes_cmd.split()
     if args.smoke and os.path.abspath(args.out) == os.path.join(ROOT, "onnx-models"):
@@ -294,7 +305,9 @@ def main():
     make_cohort(calib_dir, args.calib_n, args.seed + 1, spec_path, extra=synth_extra)
     scores_path = os.path.join(args.work, "calibration-scores.jsonl")
     run(["node", os.path.join(args.node_cli, "score.js"), "--bundle", args.out, "--volumes", os.path.join(calib_dir, "vol"), "--out", scores_path])
-    scores = {r["StudyInstanceUID"]: r["scores"] for r in read_jsonl(scores_path)}
+    scored_rows = read_jsonl(scores_path)
+    scores = {r["StudyInstanceUID"]: r["scores"] for r in scored_rows}
+    per_sequence = {r["StudyInstanceUID"]: r.get("perSequence", {}) for r in scored_rows}
     labels = {r["StudyInstanceUID"]: r for r in read_jsonl(os.path.join(calib_dir, "labels.jsonl"))}
     common = [u for u in scores if u in labels]
     for q in manifest["queries"] + [manifest["normalQuery"]]:
@@ -324,7 +337,13 @@ def main():
         s = rv @ qv[0] - (rv @ qv[1] if q.get("negativeText") else 0)
         y = np.array([1 if label_positive(labels[u], q["id"]) else 0 for u in cu])
         if 0 < y.sum() < len(y):
-            log(f"   report-vector AUC (ceiling) {q['id']}: {auc(s, y):.3f}; image AUC {auc([scores[u][q['id']] for u in cu], y):.3f}")
+            per_seq = []
+            for seq in manifest["imageEncoders"]:
+                su = [(per_sequence[u][seq][q["id"]], yy) for u, yy in zip(cu, y) if seq in per_sequence.get(u, {})]
+                if su and 0 < sum(v for _, v in su) < len(su):
+                    per_seq.append(f"{seq} {auc([a for a, _ in su], [b for _, b in su]):.3f}")
+            log(f"   calibration-cohort AUC {q['id']}: report vectors (ceiling) {auc(s, y):.3f}; "
+                f"images {auc([scores[u][q['id']] for u in cu], y):.3f}; single sequences: {', '.join(per_seq)}")
     total = sum(os.path.getsize(os.path.join(args.out, p)) for p in files) + os.path.getsize(manifest_path)
     log(f"9. bundle written to {args.out}: {total / 1e6:.1f} MB")
 

@@ -5,7 +5,7 @@
 // and in calibration: training never sees labels.
 //
 // Usage: npm run models:eval -- [--bundle onnx-models] [--n 300] [--seed 7001] [--work var/models-eval]
-//                               [--card docs/model-card.md] [--threads 2]
+//                               [--card docs/model-card.md] [--threads 2] [--synth-args "--matrix 128"]
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -61,11 +61,12 @@ const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? 'n/
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2), {
-    bundle: 'onnx-models', n: '300', seed: '7001', work: 'var/models-eval', card: 'docs/model-card.md', threads: '2',
+    bundle: 'onnx-models', n: '300', seed: '7001', work: 'var/models-eval', card: 'docs/model-card.md', threads: '2', 'synth-args': '',
   });
+  const synthArgs = args['synth-args'].split(' ').filter(Boolean);
   const cohort = path.join(args.work, `heldout-n${args.n}-s${args.seed}`);
   if (!existsSync(path.join(cohort, 'vol'))) {
-    run('npm', ['run', '--silent', 'synth', '--', '--n', args.n, '--seed', args.seed, '--out', cohort, '--phrasing-set', 'heldout', '--scanner-set', 'heldout']);
+    run('npm', ['run', '--silent', 'synth', '--', '--n', args.n, '--seed', args.seed, '--out', cohort, '--phrasing-set', 'heldout', '--scanner-set', 'heldout', ...synthArgs]);
     run('npm', ['run', '--silent', 'volumes', '--', path.join(cohort, 'dicom'), '--out', path.join(cohort, 'vol'), '--spec', path.join(args.bundle, 'manifest.json')]);
   } else {
     console.log(`reusing held-out cohort ${cohort}`);
@@ -89,11 +90,11 @@ async function main(): Promise<void> {
   const lines = [
     '# Model card: neurotriage reference bundle (synthetic phantoms, not for clinical use)',
     '',
-    `Written by \`npm run models:eval -- --n ${args.n} --seed ${args.seed}\` on ${new Date().toISOString().slice(0, 10)}; do not edit by hand.`,
+    `Written by \`npm run models:eval -- --n ${args.n} --seed ${args.seed}${synthArgs.length ? ` --synth-args "${synthArgs.join(' ')}"` : ''}\` on ${new Date().toISOString().slice(0, 10)}; do not edit by hand.`,
     `Bundle: \`${m.bundleId}\` version \`${m.version}\`; text encoder \`${m.textEncoder.id}\`, ${m.embeddingDim}-d; image encoders: ${Object.keys(m.imageEncoders).join(', ')}; combination \`${m.combination}\`.`,
     `Trained on: ${m.trainedOn.description} (seed ${m.trainedOn.seed ?? 'n/a'}).`,
     '',
-    `Held-out cohort: ${scored.length} synthetic studies, seed ${args.seed}, \`--phrasing-set heldout --scanner-set heldout\` (report phrasings and scanner settings not used in training or calibration). ` +
+    `Held-out cohort: ${scored.length} synthetic studies, seed ${args.seed}, \`--phrasing-set heldout --scanner-set heldout${synthArgs.length ? ' ' + synthArgs.join(' ') : ''}\` (report phrasings and scanner settings not used in training or calibration). ` +
       `Scores come from the service's own model layer (shared/models, onnxruntime-node, CPU).`,
     '',
     '| query | priority | positives / negatives | AUC | sensitivity @ threshold | specificity @ threshold | ECE | ROC |',

@@ -3,7 +3,8 @@
 // recipe) and evaluation. Usage: node dist/shared/models/cli/score.js --bundle DIR --volumes VOLDIR --out FILE
 import { createWriteStream } from 'node:fs';
 import { loadModels, type Models } from '../index';
-import type { TriageQuery } from '../../model-manifest';
+import type { Sequence, TriageQuery } from '../../model-manifest';
+import { scoreStudy } from '../scoring';
 import { parseArgs } from './args';
 import { listStudies, readStudy } from './volumes';
 
@@ -12,6 +13,8 @@ export interface StudyScores {
   scores: Record<string, number>;
   /** Image-encoder time for the study (all sequences), ms. */
   ms: number;
+  /** Diagnostics: each sequence scored alone. */
+  perSequence: Partial<Record<Sequence, Record<string, number>>>;
 }
 
 export function allQueries(models: Models): TriageQuery[] {
@@ -30,7 +33,10 @@ export async function scoreVolumes(models: Models, voldir: string, onStudy?: (s:
     const images = await models.embedStudy(volumes);
     const ms = performance.now() - t0;
     const scores = Object.fromEntries(models.score(images, queries).map((s) => [s.id, s.score]));
-    const row = { StudyInstanceUID: study.StudyInstanceUID, scores, ms };
+    const perSequence = Object.fromEntries(
+      Object.entries(images).map(([seq, v]) => [seq, Object.fromEntries(scoreStudy('mean-score', { [seq]: v }, queries).map((s) => [s.id, s.score]))]),
+    );
+    const row = { StudyInstanceUID: study.StudyInstanceUID, scores, ms, perSequence };
     out.push(row);
     onStudy?.(row, i, studies.length);
   }

@@ -1,7 +1,9 @@
 // Synthetic MR series for tests and the imaging benchmark, written with dcmjs so the true geometry is known:
 // every pixel's value is a function of its patient (LPS mm) position, so a bright blob placed at a known point
-// must come out at a known canonical voxel whatever the acquisition orientation or slice order. No PHI, no
-// randomness. (The realistic cohort generator is tools/synth; this one is geometry-exact and dependency-free.)
+// must come out at a known canonical voxel whatever the acquisition orientation or slice order. No PHI; pixel
+// values are deterministic (only UIDs are random). The realistic cohort generator is tools/synth; this one is
+// geometry-exact and has no dependencies beyond dcmjs.
+import { randomUUID } from 'node:crypto';
 import { dcmjs } from './dcmjs';
 import type { Vec3 } from './dicom-header';
 import { add, cross, scale, unit } from './geometry';
@@ -45,10 +47,9 @@ export interface SeriesSpec {
   rescale?: { slope: number; intercept: number };
 }
 
-let uidCounter = 0;
-export function uid(prefix = '1.2.826.0.1.3680043.10.1'): string {
-  uidCounter++;
-  return `${prefix}.${process.pid}.${uidCounter}`;
+/** A fresh UID under the 2.25 (UUID-derived) root: unique without any module state. */
+export function uid(): string {
+  return `2.25.${BigInt(`0x${randomUUID().replace(/-/g, '')}`).toString()}`;
 }
 
 /** Slice positions along `normal` from `first`, `count` slices `spacing` mm apart. */

@@ -105,45 +105,52 @@ async function main(): Promise<void> {
   const burst = Number(values.burst);
 
   const redisServer = await privateRedis();
-  const redis = connectRedis(redisServer.url, 'worker');
-  let acked = 0;
-  const mllp = net.createServer((socket) => {
-    socket.setNoDelay(true);
-    const connection = new Hl7Connection(socket, 'utf-8');
-    connection.addEventListener('message', (event: Hl7MessageEvent) => {
-      acked += 1;
-      connection.send(event.message.buildAck({ ackCode: 'AA' }));
+  // Everything started here is stopped in finally, also when a phase fails.
+  const cleanup: Array<() => Promise<unknown>> = [() => redisServer.stop()];
+  try {
+    const redis = connectRedis(redisServer.url, 'worker');
+    cleanup.unshift(async () => redis.disconnect());
+    let acked = 0;
+    const mllp = net.createServer((socket) => {
+      socket.setNoDelay(true);
+      const connection = new Hl7Connection(socket, 'utf-8');
+      connection.addEventListener('message', (event: Hl7MessageEvent) => {
+        acked += 1;
+        connection.send(event.message.buildAck({ ackCode: 'AA' }));
+      });
     });
-  });
-  const hook = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.writeHead(204).end());
-  });
-  const mllpPort = await listen(mllp);
-  const hookPort = await listen(hook);
-  const outbound = createOutbound(
-    loadOutboundConfig({
-      HL7_MLLP_TARGET: `127.0.0.1:${mllpPort}`,
-      WEBHOOK_URL: `http://127.0.0.1:${hookPort}/hook`,
-      WEBHOOK_SECRET: 'bench-secret-0123456789',
-    }),
-    { redisUrl: redisServer.url, registry: new Registry(), logger: createLogger('bench-outbound', 'silent'), dataDir: os.tmpdir(), subscribe: false },
-  );
-  await outbound.start();
-  console.log(`outbound bench: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}, Redis on a unix socket, peers on 127.0.0.1`);
-  console.log('latency = enqueue() -> job finished (HL7: ACK received; webhook: 2xx received)');
-  // Warm-up: first connection, Lua scripts loaded.
-  await phase(outbound, redis, 'warm-up (discarded)', 3, 0, 1_000_000).catch(() => undefined);
-  await phase(outbound, redis, `steady: ${n} every ${intervalMs} ms`, n, intervalMs, 0);
-  await phase(outbound, redis, `burst: ${burst} at once`, burst, 0, 10_000);
-  const adapters: Adapter[] = outbound.adapters;
-  console.log(`HL7 messages acknowledged by the peer: ${acked}; adapters: ${adapters.join(', ')}`);
-  await outbound.close();
-  redis.disconnect();
-  await new Promise((r) => mllp.close(r));
-  hook.closeAllConnections();
-  await new Promise((r) => hook.close(r));
-  await redisServer.stop();
+    const hook = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(204).end());
+    });
+    const mllpPort = await listen(mllp);
+    const hookPort = await listen(hook);
+    cleanup.unshift(() => new Promise((r) => mllp.close(r)), () => {
+      hook.closeAllConnections();
+      return new Promise((r) => hook.close(r));
+    });
+    const outbound = createOutbound(
+      loadOutboundConfig({
+        HL7_MLLP_TARGET: `127.0.0.1:${mllpPort}`,
+        WEBHOOK_URL: `http://127.0.0.1:${hookPort}/hook`,
+        WEBHOOK_SECRET: 'bench-secret-0123456789',
+        OUTBOUND_CATCHUP_MINUTES: '0',
+      }),
+      { redisUrl: redisServer.url, registry: new Registry(), logger: createLogger('bench-outbound', 'silent'), dataDir: os.tmpdir(), subscribe: false },
+    );
+    cleanup.unshift(() => outbound.close());
+    await outbound.start();
+    console.log(`outbound bench: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}, Redis on a unix socket, peers on 127.0.0.1`);
+    console.log('latency = enqueue() -> job finished (HL7: ACK received; webhook: 2xx received)');
+    // Warm-up: first connection, Lua scripts loaded.
+    await phase(outbound, redis, 'warm-up (discarded)', 3, 0, 1_000_000);
+    await phase(outbound, redis, `steady: ${n} every ${intervalMs} ms`, n, intervalMs, 0);
+    await phase(outbound, redis, `burst: ${burst} at once`, burst, 0, 10_000);
+    const adapters: Adapter[] = outbound.adapters;
+    console.log(`HL7 messages acknowledged by the peer: ${acked}; adapters: ${adapters.join(', ')}`);
+  } finally {
+    for (const step of cleanup) await step().catch(() => undefined);
+  }
 }
 
 main().catch((err: Error) => {

@@ -100,7 +100,7 @@ export function createStudyStore(redis: Redis, options: StoreOptions = {}) {
     const prefix = keys.study('');
     let cursor = '0';
     do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5000);
       cursor = next;
       // nt:study:<uid> only: UIDs hold no ':' so the study's other keys (…:result, …:vectors) have more parts.
       const studyKeys = batch.filter((k) => !k.slice(prefix.length).includes(':'));

@@ -141,6 +141,22 @@ describe('with free disk below DISK_MIN_FREE_MB', () => {
   });
 });
 
+test('with Redis unreachable a C-STORE answers A700, never Success, and the listener stays up', async () => {
+  const h = await startHarness();
+  try {
+    const file = path.join(files, 'no-redis.dcm');
+    writeMrInstance(file, { StudyInstanceUID: newUid(), SeriesInstanceUID: newUid() });
+    await h.redis.stop();
+    const r = await storescu(h.ae, [file, file], ['-nh']);
+    expect(r.statuses).toEqual([0xa700, 0xa700]);
+    expect(listFiles(path.join(h.dataDir, 'tmp'))).toEqual([]);
+    const echo = await echoscu(h.ae);
+    expect(echo.code).toBe(0);
+  } finally {
+    await h.stop();
+  }
+});
+
 test('raw TCP garbage instead of an A-ASSOCIATE-RQ closes that connection only', async () => {
   const h = await startHarness();
   try {

@@ -83,6 +83,19 @@ function sliceIndexer(stack: StackGeometry): (d: number) => number {
   };
 }
 
+/** Narrows the x range [span[0], span[1]] to where lo <= f0 + x * df <= hi (empty: span[0] > span[1]). */
+function narrow(span: Int32Array, f0: number, df: number, lo: number, hi: number): void {
+  if (Math.abs(df) < 1e-12) {
+    if (f0 < lo || f0 > hi) span[1] = -1;
+    return;
+  }
+  const a = (lo - f0) / df;
+  const b = (hi - f0) / df;
+  // The 1e-9 slack keeps boundary voxels that rounding would drop; they are clamped to the edge anyway.
+  span[0] = Math.max(span[0], Math.ceil(Math.min(a, b) - 1e-9));
+  span[1] = Math.min(span[1], Math.floor(Math.max(a, b) + 1e-9));
+}
+
 /**
  * Resamples `vol` onto the canonical grid centred at `centre` (patient mm). Canonical voxels more than half a
  * source voxel outside the stack are 0 (background); within that margin the edge value is used.
@@ -99,6 +112,8 @@ export function resampleToCanonical(vol: SourceVolume, stack: StackGeometry, spe
   const kOf = sliceIndexer(stack);
   const uniform = !stack.notes.nonUniform;
   const invSp = 1 / stack.sliceSpacing;
+  const dMin = -0.5 * stack.sliceSpacing;
+  const dMax = stack.sliceOffsets[stack.sliceOffsets.length - 1] + 0.5 * stack.sliceSpacing;
   // Per canonical step along x (patient +X by sx): constant increments of i, j and d.
   const di = (r[0] * sx) / colSp;
   const dj = (c[0] * sx) / rowSp;
@@ -106,24 +121,39 @@ export function resampleToCanonical(vol: SourceVolume, stack: StackGeometry, spe
   const nearest = spec.interpolation === 'nearest';
   const plane = R * C;
   const x0 = centre[0] - ((W - 1) / 2) * sx;
+  const span = new Int32Array(2);
   let o = 0;
   for (let z = 0; z < D; z++) {
     const pz = centre[2] + (z - (D - 1) / 2) * sz;
     for (let y = 0; y < H; y++) {
       const py = centre[1] + (y - (H - 1) / 2) * sy;
       const v0 = sub([x0, py, pz], stack.origin);
-      let fi = dot(v0, r) / colSp;
-      let fj = dot(v0, c) / rowSp;
-      let fd = dot(v0, nrm);
-      for (let x = 0; x < W; x++, o++, fi += di, fj += dj, fd += dd) {
-        if (fi < -0.5 || fj < -0.5 || fi > C - 0.5 || fj > R - 0.5) continue;
+      const fi0 = dot(v0, r) / colSp;
+      const fj0 = dot(v0, c) / rowSp;
+      const fd0 = dot(v0, nrm);
+      // i, j and d are linear in x: intersect the three "inside the stack" intervals once per row instead of
+      // testing every voxel (the d range is slice index -0.5 .. K-0.5; kOf is monotone even with gaps).
+      span[0] = 0;
+      span[1] = W - 1;
+      narrow(span, fi0, di, -0.5, C - 0.5);
+      narrow(span, fj0, dj, -0.5, R - 0.5);
+      narrow(span, fd0, dd, dMin, dMax);
+      const xs = span[0];
+      const xe = span[1];
+      const rowBase = o;
+      o += W;
+      if (xs > xe) continue;
+      let fi = fi0 + xs * di;
+      let fj = fj0 + xs * dj;
+      let fd = fd0 + xs * dd;
+      for (let x = xs; x <= xe; x++, fi += di, fj += dj, fd += dd) {
         const fk = uniform ? fd * invSp : kOf(fd);
-        if (fk < -0.5 || fk > K - 0.5) continue;
+        const ox = rowBase + x;
         const ci = fi < 0 ? 0 : fi > C - 1 ? C - 1 : fi;
         const cj = fj < 0 ? 0 : fj > R - 1 ? R - 1 : fj;
         const ck = fk < 0 ? 0 : fk > K - 1 ? K - 1 : fk;
         if (nearest) {
-          out[o] = data[Math.round(ck) * plane + Math.round(cj) * C + Math.round(ci)];
+          out[ox] = data[Math.round(ck) * plane + Math.round(cj) * C + Math.round(ci)];
           continue;
         }
         const i0 = ci >= C - 1 ? C - 2 : ci | 0;
@@ -140,7 +170,7 @@ export function resampleToCanonical(vol: SourceVolume, stack: StackGeometry, spe
         const a11 = data[b + plane + C] + ti * (data[b + plane + C + 1] - data[b + plane + C]);
         const a0 = a00 + tj * (a01 - a00);
         const a1 = a10 + tj * (a11 - a10);
-        out[o] = a0 + tk * (a1 - a0);
+        out[ox] = a0 + tk * (a1 - a0);
       }
     }
   }

@@ -7,11 +7,11 @@ import path from 'node:path';
 import { Registry } from 'prom-client';
 import { ConfigError, dataDir, loadConfig, loadSection } from '../../shared/config';
 import { createLogger } from '../../shared/logger';
-import { loadModels, type Models } from '../../shared/models';
 import { connectRedis } from '../../shared/redis';
 import { build, type ModelStatus } from './app';
 import { createOutbound, loadOutboundConfig } from './outbound';
 import { API_DEFAULTS, ApiSettingsSchema, parseTokens, type ApiToken } from './settings';
+import { loadTextEmbedder, type TextEmbedder } from './text-embedder';
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   await outbound.start();
   if (outbound.adapters.length > 0) logger.info({ adapters: outbound.adapters }, 'outbound adapters running');
 
-  let models: Models | null = null;
+  let models: TextEmbedder | null = null;
   let status: ModelStatus = { loaded: false, detail: `loading the model bundle from ${settings.MODELS_DIR}` };
   const app = await build({
     config, settings, tokens, redis, logger, https,
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
     clock: Date.now,
   });
   // Loads after listen so the worklist is up at once; the text encoder is small, CPU is enough for sentences.
-  const loading = loadModels(path.resolve(settings.MODELS_DIR), { executionProviders: ['cpu'], threads: 1 })
+  const loading = loadTextEmbedder(path.resolve(settings.MODELS_DIR))
     .then((m) => {
       models = m;
       status = { loaded: true, bundleId: m.manifest.bundleId, version: m.manifest.version, combination: m.manifest.combination };
@@ -102,7 +102,7 @@ async function main(): Promise<void> {
     await app.close();
     await outbound.close();
     await loading;
-    await (models as Models | null)?.close();
+    await (models as TextEmbedder | null)?.close();
     await redis.quit().catch(() => redis.disconnect());
     process.exit(0);
   };

@@ -13,6 +13,7 @@ import { changeQuery } from '../../shared/queries';
 import { connectRedis } from '../../shared/redis';
 import { resultKeys, worklistScore, type StudyResult } from '../../shared/results';
 import { keys } from '../../shared/studies';
+import { loadTextEmbedder, type TextEmbedder } from '../../services/api/text-embedder';
 import { encodeVector } from '../../services/api/vectors';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { python } from '../models/python';
@@ -24,6 +25,7 @@ let server: TestRedis;
 let redis: Redis;
 let app: FastifyInstance;
 let models: Models;
+let embedder: TextEmbedder;
 let which: string;
 
 const REPORTS = [
@@ -38,6 +40,8 @@ beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'nt-api-bundle-'));
     python('fixture_bundle.py', [dir]);
   }
+  // The API's own loader (text encoder only) serves; shared/models' full loader is the reference it must match.
+  embedder = await loadTextEmbedder(dir);
   models = await loadModels(dir, { executionProviders: ['cpu'], threads: 1 });
   which = dir === REFERENCE ? 'reference bundle' : 'fixture bundle (random weights)';
   server = await startRedis();
@@ -60,14 +64,22 @@ beforeAll(async () => {
       .zadd(resultKeys.worklist(), worklistScore(r.priority, receivedAt), r.uid)
       .exec();
   }
-  app = await buildTestApp(redis, { embedText: (t) => models.embedTexts(t), modelStatus: () => ({ loaded: true, ...model }) });
+  app = await buildTestApp(redis, { embedText: (t) => embedder.embedTexts(t), modelStatus: () => ({ loaded: true, ...model }) });
 }, 120_000);
 
 afterAll(async () => {
   await app?.close();
   await models?.close();
+  await embedder?.close();
   redis?.disconnect();
   await server?.stop();
+});
+
+test('the API\'s text-only loader embeds exactly as shared/models does', async () => {
+  const texts = REPORTS.map((r) => r.text);
+  const [mine, theirs] = await Promise.all([embedder.embedTexts(texts), models.embedTexts(texts)]);
+  mine.forEach((v, i) => v.forEach((x, j) => expect(x).toBeCloseTo(theirs[i][j], 5)));
+  expect(embedder.manifest.bundleId).toBe(models.manifest.bundleId);
 });
 
 test('real text encoder: search puts the study whose vector came from the same sentence first, cosine 1', async () => {
@@ -109,7 +121,7 @@ test('real text encoder: ad-hoc score of a query sentence equals what shared/mod
   const queries = models.manifest.queries.filter((q) => !q.negativeText).slice(0, 2);
   const expected = models.score({ T2: t2, DWI: dwi }, await models.embedQueries(queries));
   const scoring = await buildTestApp(redis, {
-    embedText: (t) => models.embedTexts(t),
+    embedText: (t) => embedder.embedTexts(t),
     modelStatus: () => ({ loaded: true, bundleId: models.manifest.bundleId, version: models.manifest.version, combination: models.manifest.combination }),
   });
   try {

@@ -161,3 +161,18 @@ test('a wrong token is refused on the sign-in form; a reader sees queries withou
     await other.close();
   }
 });
+
+test('the worklist shows 100 studies at a time and "Show more" pages on with the cursor', async () => {
+  for (let n = 100; n < 200; n++) {
+    await writeResult(redis, { uid: uid(n), priority: 'ROUTINE', receivedAt: minutesAgo(300 - n), looksLike: 'normal brain', accession: `B${n}` }, false, MORE);
+  }
+  await page.reload();
+  await page.locator('#worklist tbody tr').first().waitFor();
+  expect(await page.locator('#worklist tbody tr').count()).toBe(100);
+  expect(await page.locator('#worklist-more').isVisible()).toBe(true);
+  await page.click('#worklist-more');
+  await page.waitForFunction('document.querySelectorAll("#worklist tbody tr").length === 106');
+  expect((await rowUids()).slice(0, 2)).toEqual([uid(6), uid(4)]);
+  expect(new Set(await rowUids()).size).toBe(106);
+  expect(await page.locator('#worklist-more').isVisible()).toBe(false);
+});

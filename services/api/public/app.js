@@ -144,17 +144,32 @@ function untriagedRow(s) {
   );
 }
 
-async function refreshWorklist() {
+const PAGE = 100;
+let shown = PAGE;
+
+function worklistQuery(limit, cursor) {
   const form = new FormData($('#filters'));
-  const qs = new URLSearchParams({ limit: '100' });
+  const qs = new URLSearchParams({ limit: String(limit) });
   for (const k of ['priority', 'flagged']) if (form.get(k)) qs.set(k, form.get(k));
-  const [page, others] = await Promise.all([
-    api(`/api/v1/worklist?${qs}`),
-    api('/api/v1/studies?status=failed,unsupported,received,queued,scoring&limit=200'),
-  ]);
+  if (cursor) qs.set('cursor', cursor);
+  return `/api/v1/worklist?${qs}`;
+}
+
+async function refreshWorklist() {
+  // Refreshes keep as many studies on screen as the radiologist has asked for, in pages of at most 200.
+  let items = [];
+  let cursor = null;
+  do {
+    const page = await api(worklistQuery(Math.min(200, shown - items.length), cursor));
+    items = items.concat(page.items);
+    cursor = page.nextCursor;
+  } while (cursor && items.length < shown);
+  const others = await api('/api/v1/studies?status=failed,unsupported,received,queued,scoring&limit=200');
+  const page = { items, nextCursor: cursor };
   const body = $('#worklist tbody');
   body.replaceChildren(...page.items.map(row));
   $('#empty').hidden = page.items.length > 0;
+  $('#worklist-more').hidden = !page.nextCursor;
   const stat = page.items.filter((i) => i.priority === 'STAT').length;
   const untriaged = others.items.filter((s) => s.status === 'failed' || s.status === 'unsupported');
   const inFlight = others.items.length - untriaged.length;
@@ -424,7 +439,8 @@ for (const tab of document.querySelectorAll('.tab')) {
     if (tab.dataset.view === 'search') $('#search-q').focus();
   });
 }
-$('#filters').addEventListener('change', () => refreshWorklist().catch(report));
+$('#filters').addEventListener('change', () => { shown = PAGE; refreshWorklist().catch(report); });
+$('#worklist-more').addEventListener('click', () => { shown += PAGE; refreshWorklist().catch(report); });
 $('#study-close').addEventListener('click', () => $('#study').close());
 // Inside the modal dialog, errors are shown where the radiologist is looking, not behind the backdrop.
 const inline = (fn, target) => (event) => fn(event).catch((err) => {

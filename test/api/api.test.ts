@@ -195,6 +195,40 @@ describe('worklist', () => {
     expect(third.nextCursor).toBeNull();
   });
 
+  test('paging one by one through studies that share a score (same class, same millisecond) misses none', async () => {
+    const twins = ['1.2.3.50', '1.2.3.51', '1.2.3.52'];
+    for (const uid of twins) await writeResult(redis, { uid, priority: 'URGENT', receivedAt: T0 + 1000, looksLike: 'mass' });
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const qs: string = cursor ? `&cursor=${cursor}` : '';
+      const page = (await app.inject({ method: 'GET', url: `/api/v1/worklist?limit=1${qs}`, headers: READER })).json();
+      seen.push(...page.items.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID));
+      cursor = page.nextCursor;
+    } while (cursor);
+    // Equal scores are ordered by UID (Redis orders members of equal score lexicographically).
+    expect(seen).toEqual([INFARCT, BLEED, ...[MASS, ...twins].sort(), NORMAL]);
+  });
+
+  test('filters and pages walk past the 200-entry Redis batches', async () => {
+    for (let n = 0; n < 250; n++) {
+      await writeResult(redis, { uid: `1.2.3.7.${n}`, priority: 'ROUTINE', receivedAt: T0 + 10_000 + n, looksLike: 'normal', flagged: n === 249 ? ['mass'] : [] });
+    }
+    const flagged = (await app.inject({ method: 'GET', url: '/api/v1/worklist?flagged=mass&priority=ROUTINE', headers: READER })).json();
+    expect(flagged.items.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID)).toEqual(['1.2.3.7.249']);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const qs: string = cursor ? `&cursor=${cursor}` : '';
+      const page = (await app.inject({ method: 'GET', url: `/api/v1/worklist?limit=120${qs}`, headers: READER })).json();
+      seen.push(...page.items.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(seen.length).toBe(254);
+    expect(new Set(seen).size).toBe(254);
+    expect(seen.slice(-250)).toEqual(Array.from({ length: 250 }, (_, n) => `1.2.3.7.${n}`));
+  });
+
   test('filters by priority, flagged query, status and arrival time', async () => {
     const get = async (qs: string) =>
       (await app.inject({ method: 'GET', url: `/api/v1/worklist?${qs}`, headers: READER })).json().items.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID);

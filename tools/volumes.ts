@@ -119,9 +119,11 @@ function runOnThreads(folders: string[], opts: VolumesOptions, onDone: (o: Study
   const workers = Array.from({ length: Math.min(opts.concurrency, folders.length) }, () => new Worker(__filename, { workerData: init }));
   return new Promise((resolve, reject) => {
     let active = workers.length;
+    const finished = new Set<Worker>();
     const feed = (w: Worker) => {
       const next = queue.shift();
       if (next === undefined) {
+        finished.add(w);
         void w.terminate();
         if (--active === 0) resolve();
         return;
@@ -136,6 +138,13 @@ function runOnThreads(folders: string[], opts: VolumesOptions, onDone: (o: Study
       w.on('error', (e) => {
         for (const x of workers) void x.terminate();
         reject(e);
+      });
+      // A thread that dies without an 'error' (e.g. killed for memory) must not leave the run waiting forever.
+      w.on('exit', (code) => {
+        if (code !== 0 && !finished.has(w)) {
+          for (const x of workers) void x.terminate();
+          reject(new Error(`a volumes worker thread exited with code ${code}`));
+        }
       });
       feed(w);
     }

@@ -136,27 +136,37 @@ export function preprocessVolume(vol: SourceVolume, stack: Stack<unknown>, spec:
   return { volume, centreMm };
 }
 
+/** Files read at once per study. */
+const READ_CONCURRENCY = 32;
+
 async function readSources(files: readonly InstanceSource[], readFile: (p: string) => Promise<Uint8Array>) {
   const instances: DicomInstance[] = [];
   const unreadable: StudyVolumes['unreadable'] = [];
   let readMs = 0;
   let parseMs = 0;
   const t0 = performance.now();
-  const loaded = await Promise.all(
-    files.map(async (f) => {
-      if (typeof f !== 'string') return { name: f.name, data: f.data };
-      try {
-        return { name: f, data: await readFile(f) };
-      } catch (e) {
-        return { name: f, error: e instanceof Error ? e.message : String(e) };
+  // A study can hold thousands of instances: read through a bounded pool (no EMFILE), in input order.
+  const loaded: ({ name: string; data: Uint8Array | ArrayBuffer } | { name: string; error: string })[] = new Array(files.length);
+  let next = 0;
+  const readOne = async (): Promise<void> => {
+    for (let i = next++; i < files.length; i = next++) {
+      const f = files[i];
+      if (typeof f !== 'string') loaded[i] = { name: f.name, data: f.data };
+      else {
+        try {
+          loaded[i] = { name: f, data: await readFile(f) };
+        } catch (e) {
+          loaded[i] = { name: f, error: e instanceof Error ? e.message : String(e) };
+        }
       }
-    }),
-  );
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, files.length) }, readOne));
   readMs = performance.now() - t0;
   const t1 = performance.now();
   for (const l of loaded) {
     if ('error' in l) {
-      unreadable.push({ file: l.name, detail: l.error ?? 'unreadable' });
+      unreadable.push({ file: l.name, detail: l.error });
       continue;
     }
     try {

@@ -171,7 +171,7 @@ test('the worklist shows 100 studies at a time and "Show more" pages on with the
   expect(await page.locator('#worklist tbody tr').count()).toBe(100);
   expect(await page.locator('#worklist-more').isVisible()).toBe(true);
   await page.click('#worklist-more');
-  await page.waitForFunction('document.querySelectorAll("#worklist tbody tr").length === 106');
+  await page.locator('#worklist tbody tr').nth(105).waitFor();
   expect((await rowUids()).slice(0, 2)).toEqual([uid(6), uid(4)]);
   expect(new Set(await rowUids()).size).toBe(106);
   expect(await page.locator('#worklist-more').isVisible()).toBe(false);

@@ -70,12 +70,12 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await outbound?.close();
-  await worker?.close();
-  await listener?.close();
-  await peer?.close();
+  // Each step on its own: one failing close must not leave Redis or Orthanc running.
+  for (const step of [() => outbound?.close(), () => worker?.close(), () => listener?.close(), () => peer?.close()]) {
+    await Promise.resolve().then(step).catch(() => undefined);
+  }
   redis?.disconnect();
-  await Promise.all([redisServer?.stop(), orthanc?.stop()]);
+  await Promise.allSettled([redisServer?.stop(), orthanc?.stop()]);
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   if (!ref.dir && modelsDir) rmSync(modelsDir, { recursive: true, force: true });
 });

@@ -54,7 +54,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await outbound?.close();
   redis?.disconnect();
-  await Promise.all([redisServer?.stop(), orthanc?.stop()]);
+  await Promise.allSettled([redisServer?.stop(), orthanc?.stop()]);
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 

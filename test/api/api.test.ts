@@ -501,6 +501,19 @@ describe('live updates', () => {
   });
 });
 
+test('an audit log that cannot be written refuses the read (fail closed) without saying why to the client', async () => {
+  const broken = await buildTestApp(redis, { auditLog: { write: async () => { throw new Error('ENOSPC: no space left'); }, close: async () => undefined } });
+  try {
+    const res = await broken.inject({ method: 'GET', url: `/api/v1/studies/${MASS}`, headers: READER });
+    expect(res.statusCode).toBe(500);
+    expect(res.json().detail).toMatch(/quote request id req-/);
+    expect(res.body).not.toContain('ENOSPC');
+    expect(res.body).not.toContain('findings');
+  } finally {
+    await broken.close();
+  }
+});
+
 describe('logs', () => {
   test('request log lines carry the route template and user, never the search text or report', async () => {
     const lines: string[] = [];

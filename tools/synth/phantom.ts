@@ -232,6 +232,7 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
   const nLes = lesions.length, nWmh = wmh.length, wmhHalo = s.wmhHalo, transep = s.transependymal;
 
   const csx = g.colStep[0], csy = g.colStep[1], csz = g.colStep[2];
+  const WC = new Float64Array(nw), WS = new Float64Array(nw), WCD = new Float64Array(nw), WSD = new Float64Array(nw);
   let idx = 0;
   for (let sl = 0; sl < g.slices; sl++) {
     const ox = g.origins[sl * 3]!;
@@ -241,7 +242,31 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
       const rx0 = ox + r * g.rowStep[0];
       const ry0 = oy + r * g.rowStep[1];
       const rz0 = oz + r * g.rowStep[2];
+      // the warp's phases are affine along a row: rotate (cos, sin) by a fixed step instead of calling cos
+      {
+        const px0 = rx0 - tx, py0 = ry0 - ty, pz0 = rz0 - tz;
+        const x0 = (R0 * px0 + R3 * py0 + R6 * pz0) * isx, y0 = (R1 * px0 + R4 * py0 + R7 * pz0) * isy, z0 = (R2 * px0 + R5 * py0 + R8 * pz0) * isz;
+        const dxc = (R0 * csx + R3 * csy + R6 * csz) * isx, dyc = (R1 * csx + R4 * csy + R7 * csz) * isy, dzc = (R2 * csx + R5 * csy + R8 * csz) * isz;
+        for (let i = 0; i < nw; i++) {
+          const ph0 = wkx[i]! * x0 + wky[i]! * y0 + wkz[i]! * z0 + wph[i]!;
+          const dph = wkx[i]! * dxc + wky[i]! * dyc + wkz[i]! * dzc;
+          WC[i] = Math.cos(ph0);
+          WS[i] = Math.sin(ph0);
+          WCD[i] = Math.cos(dph);
+          WSD[i] = Math.sin(dph);
+        }
+      }
       for (let c = 0; c < g.cols; c++, idx++) {
+        let dx = 0, dy = 0, dz = 0;
+        for (let i = 0; i < nw; i++) {
+          const cw = WC[i]!;
+          dx += wa[i * 3]! * cw;
+          dy += wa[i * 3 + 1]! * cw;
+          dz += wa[i * 3 + 2]! * cw;
+          const sw = WS[i]!;
+          WC[i] = cw * WCD[i]! - sw * WSD[i]!;
+          WS[i] = sw * WCD[i]! + cw * WSD[i]!;
+        }
         const px = rx0 + c * csx - tx;
         const py = ry0 + c * csy - ty;
         const pz = rz0 + c * csz - tz;
@@ -250,13 +275,6 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
         let z = (R2 * px + R5 * py + R8 * pz) * isz;
         // cheap reject: far outside any head
         if (x * x / 8100 + (y - 4) * (y - 4) / 12100 + (z - 5) * (z - 5) / 9025 > 1.25) continue;
-        let dx = 0, dy = 0, dz = 0;
-        for (let i = 0; i < nw; i++) {
-          const cw = Math.cos(wkx[i]! * x + wky[i]! * y + wkz[i]! * z + wph[i]!);
-          dx += wa[i * 3]! * cw;
-          dy += wa[i * 3 + 1]! * cw;
-          dz += wa[i * 3 + 2]! * cw;
-        }
         x += dx;
         y += dy;
         z += dz;

@@ -98,6 +98,14 @@ export class Rng {
     return out;
   }
 
+  /** One N(0, 1) value from the inverse-CDF table (see fillNormal). */
+  fastNormal(): number {
+    const u = this.nextU32();
+    const k = u >>> 20;
+    const t = NORMAL_TABLE;
+    return t[k]! + (t[k + 1]! - t[k]!) * ((u & 0xfffff) / 0x100000);
+  }
+
   /** Fills `out` with N(0, sigma^2) values: the hot loop of the Rician noise. Uses a 4096-entry inverse-CDF
    *  table with linear interpolation (tails cut at about 3.4 sigma), several times faster than Box-Muller. */
   fillNormal(out: Float32Array, sigma: number): void {

@@ -4,7 +4,7 @@
 // response per instance, the pattern Nagle's algorithm plus delayed ACKs stalls by tens of milliseconds.
 import { Client, Dataset, requests, constants, log as dimseLog } from 'dcmjs-dimse';
 import type { Socket } from 'node:net';
-import { createDicomWriter, EXPLICIT_VR_LITTLE_ENDIAN } from './dicom';
+import { createDicomWriter } from './dicom';
 import type { DicomFile } from './types';
 
 export interface StoreTarget {
@@ -37,14 +37,55 @@ export interface SendResult {
   bytes: number;
 }
 
-// Private elements dcmjs would otherwise drop when it re-encodes a naturalized dataset for the wire.
-const PRIVATE_NAME_MAP: Record<string, { tag: string; vr: string; name: string; vm: string }> = Object.fromEntries(
-  [
-    ['00190010', 'LO'], ['0019100C', 'IS'], ['0019100D', 'CS'],
-    ['00430010', 'LO'], ['00431039', 'IS'],
-    ['20010010', 'LO'], ['20011003', 'FL'],
-  ].map(([tag, vr]) => [tag!, { tag: `(${tag!.slice(0, 4)},${tag!.slice(4)})`, vr: vr!, name: tag!, vm: tag === '00431039' ? '4' : '1' }]),
-);
+/** The File Meta Information of a Part 10 file (group 0002, always explicit VR little endian) and where the
+ *  dataset starts. */
+export function readFileMeta(data: Uint8Array): { meta: Record<string, string>; datasetOffset: number } {
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  if (data.byteLength < 144 || String.fromCharCode(...data.subarray(128, 132)) !== 'DICM') throw new StoreError('not a DICOM Part 10 file', false);
+  const meta: Record<string, string> = {};
+  let off = 132;
+  while (off + 8 <= data.byteLength && dv.getUint16(off, true) === 0x0002) {
+    const element = dv.getUint16(off + 2, true);
+    const vr = String.fromCharCode(data[off + 4]!, data[off + 5]!);
+    const long = ['OB', 'OW', 'OF', 'SQ', 'UT', 'UN'].includes(vr);
+    const len = long ? dv.getUint32(off + 8, true) : dv.getUint16(off + 6, true);
+    const start = off + (long ? 12 : 8);
+    const text = (): string => String.fromCharCode(...data.subarray(start, start + len)).replace(/[\0 ]+$/, '');
+    if (element === 0x0002) meta.MediaStorageSOPClassUID = text();
+    if (element === 0x0003) meta.MediaStorageSOPInstanceUID = text();
+    if (element === 0x0010) meta.TransferSyntaxUID = text();
+    off = start + len;
+  }
+  return { meta, datasetOffset: off };
+}
+
+/** A dataset that goes on the wire as the file's own bytes: no parse and re-encode per instance (the dominant
+ *  cost of sending with dcmjs), and private elements travel untouched. If the SCP accepts another transfer
+ *  syntax, dcmjs-dimse transcodes from getElements(), which parses the file then. */
+class RawP10Dataset extends Dataset {
+  private parsed = false;
+  constructor(
+    private readonly data: Uint8Array,
+    private readonly datasetOffset: number,
+    meta: Record<string, string>,
+    private readonly parse: (d: Uint8Array) => Record<string, unknown>,
+  ) {
+    super({ SOPClassUID: meta.MediaStorageSOPClassUID, SOPInstanceUID: meta.MediaStorageSOPInstanceUID }, meta.TransferSyntaxUID);
+  }
+
+  override getElements(): Record<string, unknown> {
+    if (!this.parsed) {
+      this.parsed = true;
+      const all = this.parse(this.data);
+      for (const [k, v] of Object.entries(all)) if (!/^(FileMetaInformation|MediaStorage|TransferSyntax|Implementation)/.test(k)) this.setElement(k, v as string);
+    }
+    return super.getElements();
+  }
+
+  override getDenaturalizedDataset(): Buffer {
+    return Buffer.from(this.data.buffer, this.data.byteOffset + this.datasetOffset, this.data.byteLength - this.datasetOffset);
+  }
+}
 
 interface NetworkInternals {
   network?: { socket?: Socket };
@@ -66,10 +107,8 @@ export function createStoreSender(target: StoreTarget, callingAe = 'NT_SYNTH', t
         let failed = 0;
         let bytes = 0;
         for (const f of files) {
-          const elements = reader.read(f.data);
-          delete elements.TransferSyntaxUID;
-          for (const k of Object.keys(elements)) if (k.startsWith('MediaStorage') || k.startsWith('Implementation') || k === 'FileMetaInformationVersion' || k === 'FileMetaInformationGroupLength') delete elements[k];
-          const request = new requests.CStoreRequest(new Dataset(elements, EXPLICIT_VR_LITTLE_ENDIAN));
+          const { meta, datasetOffset } = readFileMeta(f.data);
+          const request = new requests.CStoreRequest(new RawP10Dataset(f.data, datasetOffset, meta, (d) => reader.read(d)));
           bytes += f.data.byteLength;
           request.on('response', (response: { getStatus(): number }) => {
             if (response.getStatus() !== constants.Status.Success) failed++;
@@ -91,11 +130,12 @@ export function createStoreSender(target: StoreTarget, callingAe = 'NT_SYNTH', t
           associationTimeout: timeoutMs,
           pduTimeout: timeoutMs,
           associationLingerTimeout: 0,
-          datasetNameMap: PRIVATE_NAME_MAP,
         });
         // dcmjs-dimse opens the socket inside send() and keeps it on its network object; it offers no noDelay
-        // option, so set it here, before the first byte goes out.
-        (client as unknown as NetworkInternals).network?.socket?.setNoDelay(true);
+        // option, so set it here, before the first byte goes out, and again once connected.
+        const socket = (client as unknown as NetworkInternals).network?.socket;
+        socket?.setNoDelay(true);
+        client.on('connected', () => socket?.setNoDelay(true));
       });
     },
   };

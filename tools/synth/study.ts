@@ -406,13 +406,29 @@ function privateBValue(vendor: string, model: string, b: number): PrivateElement
   }
 }
 
-/** 8-bit window from the 0.5th to 99.5th percentile of the non-zero pixels. */
+/** 8-bit window from the 0.5th to 99.5th percentile of the non-zero pixels (from a 1024-bin histogram). */
 export function window8(px: Uint16Array | Float32Array): Uint8Array {
-  const vals = Array.from(px).filter((v) => v > 0).sort((a, b) => a - b);
   const out = new Uint8Array(px.length);
-  if (vals.length === 0) return out;
-  const lo = vals[Math.floor(vals.length * 0.005)]!;
-  const hi = vals[Math.floor(vals.length * 0.995)]!;
+  let max = 0;
+  let count = 0;
+  for (let i = 0; i < px.length; i++) {
+    if (px[i]! > max) max = px[i]!;
+    if (px[i]! > 0) count++;
+  }
+  if (count === 0) return out;
+  const bins = new Uint32Array(1024);
+  const scale = 1023 / max;
+  for (let i = 0; i < px.length; i++) if (px[i]! > 0) bins[Math.floor(px[i]! * scale)]!++;
+  const quantile = (q: number): number => {
+    let acc = 0;
+    for (let b = 0; b < 1024; b++) {
+      acc += bins[b]!;
+      if (acc >= q * count) return b / scale;
+    }
+    return max;
+  };
+  const lo = quantile(0.005);
+  const hi = quantile(0.995);
   const k = 255 / Math.max(1e-6, hi - lo);
   for (let i = 0; i < px.length; i++) out[i] = Math.max(0, Math.min(255, Math.round((px[i]! - lo) * k)));
   return out;

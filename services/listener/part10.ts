@@ -64,6 +64,8 @@ export function buildFileMeta(input: FileMetaInput): Buffer {
 }
 
 export interface InstanceHeader {
+  /** Not a patient identifier: the RIS keys its order on it, and the worker's result and HL7 message carry it. */
+  AccessionNumber?: string;
   SOPClassUID?: string;
   SOPInstanceUID?: string;
   StudyInstanceUID?: string;
@@ -78,6 +80,7 @@ export class NeedMoreBytes extends Error {
 const WANTED: Record<number, keyof InstanceHeader> = {
   0x00080016: 'SOPClassUID',
   0x00080018: 'SOPInstanceUID',
+  0x00080050: 'AccessionNumber',
   0x0020000d: 'StudyInstanceUID',
   0x0020000e: 'SeriesInstanceUID',
 };

@@ -258,7 +258,13 @@ export class StoreScp extends Scp {
     }
     await this.deps.store.prepare(spool, storageKey);
     await this.deps.store.publish(spool, storageKey);
-    const created = await assembler.recordArrival({ StudyInstanceUID, SOPInstanceUID, storageKey, bytes: spool.bytes });
+    const created = await assembler.recordArrival({
+      StudyInstanceUID,
+      SOPInstanceUID,
+      storageKey,
+      bytes: spool.bytes,
+      AccessionNumber: header.AccessionNumber,
+    });
     if (!created) return 'duplicate';
     this.studies.add(StudyInstanceUID);
     // Not awaited: the pending set just recorded makes the schedule survive a crash (see scheduleInBackground).

@@ -16,7 +16,7 @@ import { BackendUnavailableError } from './errors';
 /**
  * Records one arrival if its SOP Instance UID is new for the study. Returns 1 when new, 0 when a duplicate.
  * KEYS: instances hash, study hash, pending set. ARGV: SOPInstanceUID, instance storage key, now (ms), bytes,
- * StudyInstanceUID, study storage key.
+ * StudyInstanceUID, study storage key, AccessionNumber (may be empty).
  */
 const RECORD_ARRIVAL = `
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
@@ -27,6 +27,7 @@ if redis.call('HGET', KEYS[2], 'status') ~= 'queued' then redis.call('HSET', KEY
 redis.call('HINCRBY', KEYS[2], 'instances', 1)
 redis.call('HINCRBY', KEYS[2], 'bytes', ARGV[4])
 redis.call('SADD', KEYS[3], ARGV[5])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[2], 'AccessionNumber', ARGV[7]) end
 return 1
 `;
 
@@ -50,6 +51,7 @@ export interface Arrival {
   /** Relative to DATA_DIR. */
   storageKey: string;
   bytes: number;
+  AccessionNumber?: string;
 }
 
 export type ScheduleTrigger = 'arrival' | 'release' | 'restart' | 'duplicate';
@@ -138,6 +140,7 @@ export class StudyAssembler {
         arrival.bytes,
         arrival.StudyInstanceUID,
         studyStorageKey(arrival.StudyInstanceUID),
+        arrival.AccessionNumber ?? '',
       );
       return created === 1;
     } catch (err) {

@@ -61,6 +61,7 @@ export interface MrInstanceOptions {
   SeriesNumber?: number;
   InstanceNumber?: number;
   SeriesDescription?: string;
+  AccessionNumber?: string;
   rows?: number;
   columns?: number;
   /** Fills the pixels; default a smooth ramp with some structure (compresses like an image, not like noise). */
@@ -84,6 +85,7 @@ export function writeMrInstance(file: string, o: MrInstanceOptions): string {
     SOPClassUID: MR_IMAGE_STORAGE,
     SOPInstanceUID,
     StudyDate: '20260101',
+    AccessionNumber: o.AccessionNumber ?? 'ACC0001',
     Modality: 'MR',
     PatientName: 'TEST^SYNTHETIC',
     PatientID: 'SYN0001',

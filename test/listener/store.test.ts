@@ -61,6 +61,8 @@ test('a multi-series study is stored durably and becomes exactly one study job',
     expect(Object.keys(recorded).sort()).toEqual([...s.sops].sort());
     const study = await h.client.hgetall(keys.study(s.study));
     expect(study.instances).toBe('12');
+    // The worker's result and the HL7 message are keyed on it (the RIS matches orders by accession number).
+    expect(study.AccessionNumber).toBe('ACC0001');
     // The job is scheduled off the response path, so 'queued' may follow the last response by a moment.
     await waitFor(async () => ((await h.client.hget(keys.study(s.study), 'status')) === 'queued' ? true : undefined), 5000, 'status queued');
 

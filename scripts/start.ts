@@ -8,6 +8,12 @@ import { loadConfig, dataDir, ConfigError } from '../shared/config';
 import { createLogger } from '../shared/logger';
 
 const SERVICES = ['listener', 'worker', 'api'] as const;
+/** Calling AE titles of `npm run synth -- --send` and of DCMTK's storescu, from this machine only. */
+export const LOCAL_SENDERS = 'NT_SYNTH@127.0.0.1,STORESCU@127.0.0.1';
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
 
 interface Running {
   name: string;
@@ -50,6 +56,12 @@ async function main(): Promise<void> {
   const log = createLogger('start', config.LOG_LEVEL);
   const root = path.resolve(__dirname, '..');
   const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir(config) };
+  // The listener's default allow-list is empty (reject everyone). On a loopback-only listener, npm start lets the
+  // project's own senders in so the quick start works; any other host must configure the allow-list.
+  if (process.env.DICOM_ALLOWED_CALLING_AES === undefined && isLoopback(config.DICOM_HOST)) {
+    env.DICOM_ALLOWED_CALLING_AES = LOCAL_SENDERS;
+    log.info({ allowed: LOCAL_SENDERS }, 'DICOM_ALLOWED_CALLING_AES unset: allowing the local synthetic sender and storescu');
+  }
   let redis: ChildProcess | undefined;
   if (!config.REDIS_URL) {
     const started = await startPrivateRedis(path.join(dataDir(config), 'redis'));
@@ -73,14 +85,14 @@ async function main(): Promise<void> {
   for (const name of SERVICES) {
     const entry = path.join(root, 'services', name, 'main.js');
     if (!existsSync(entry)) {
-      log.error({ service: name }, 'service entry point missing: run npm run build');
+      log.error({ child: name }, 'service entry point missing: run npm run build');
       await stopAll(1);
       return;
     }
     const child = spawn(process.execPath, [entry], { env, stdio: ['ignore', 'inherit', 'inherit'] });
     child.once('exit', (code, signal) => {
       if (stopping) return;
-      log.error({ service: name, code, signal }, 'service exited; stopping the others');
+      log.error({ child: name, code, signal }, 'service exited; stopping the others');
       void stopAll(1);
     });
     running.push({ name, child });

@@ -9,7 +9,7 @@
 // 256-d, the default 48x64x64 grid; text encoder 2 layers) and RANDOM weights: timings are representative, scores
 // are not. The bundle used is printed with the figures.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -54,8 +54,11 @@ json.dump({"schemaVersion": 1, "bundleId": "bench-stand-in-random-weights", "ver
   "trainedOn": {"description": "random weights: benchmark stand-in", "studies": 0}, "files": files}, open(os.path.join(out, "manifest.json"), "w"), indent=2)
 `;
 
+/** Built once (seeded) and kept under var/bench-infer/stand-in-bundle. */
 function standInBundle(): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'nt-bench-bundle-'));
+  const dir = path.join(ROOT, 'var', 'bench-infer', 'stand-in-bundle');
+  if (existsSync(path.join(dir, 'manifest.json'))) return dir;
+  mkdirSync(dir, { recursive: true });
   execFileSync(process.env.NEUROTRIAGE_PYTHON ?? '/usr/bin/python3', ['-c', STAND_IN, dir, path.join(ROOT, 'onnx-models', 'training')], { stdio: ['ignore', 'ignore', 'inherit'] });
   return dir;
 }
@@ -114,7 +117,8 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const dirs = studies(Number(values.seed), Number(values.distinct), values.matrix ? Number(values.matrix) : undefined);
-  const instances = readdirSync(dirs[0], { recursive: true }).filter((f) => String(f).endsWith('.dcm')).length;
+  const counts = dirs.map((d) => readdirSync(d, { recursive: true }).filter((f) => String(f).endsWith('.dcm')).length);
+  const instances = Math.round(counts.reduce((a, b) => a + b, 0) / counts.length);
 
   const models = await loadWorkerModels(modelsDir, {
     providers: values.provider.split(','),
@@ -130,6 +134,9 @@ async function main(): Promise<void> {
 
   const timings: { decode: number; preprocess: number; inference: number; scoring: number; total: number; wall: number }[] = [];
   let next = 0;
+  // CPU time of the whole process (main thread, load threads, ONNX Runtime's threads): a figure that does not
+  // depend on what else the machine is running, unlike wall-clock throughput.
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -142,12 +149,17 @@ async function main(): Promise<void> {
     }),
   );
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuSecondsPerStudy = (cpu.user + cpu.system) / 1e6 / n;
   await loader.close();
   await models.close();
 
   const stages = ['decode', 'preprocess', 'inference', 'scoring', 'total', 'wall'] as const;
   const summary = {
     studiesPerSecond: n / seconds,
+    cpuSecondsPerStudy,
+    /** What the machine's cores could sustain if this process had them to itself: cores / CPU time per study. */
+    cpuBoundStudiesPerSecond: os.cpus().length / cpuSecondsPerStudy,
     studies: n,
     distinctStudies: dirs.length,
     instancesPerStudy: instances,
@@ -162,9 +174,10 @@ async function main(): Promise<void> {
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), loadAvg: os.loadavg().map((x) => Number(x.toFixed(2))), node: process.version },
     latencyMs: Object.fromEntries(stages.map((s) => [s, { p50: percentile(timings.map((t) => t[s]), 50), p95: percentile(timings.map((t) => t[s]), 95) }])),
   };
-  console.log(`\nworker inference benchmark: ${n} studies (${dirs.length} distinct, ${instances} instances each), ${summary.bundle}, provider ${summary.provider}`);
+  console.log(`\nworker inference benchmark: ${n} studies (${dirs.length} distinct, ${instances} instances on average), ${summary.bundle}, provider ${summary.provider}`);
   console.log(`concurrency ${concurrency}, load threads ${values.threads}, batch ${batch}; ${os.cpus().length} CPUs, load average ${summary.machine.loadAvg.join(' ')}`);
   console.log(`throughput: ${summary.studiesPerSecond.toFixed(2)} studies/s (${seconds.toFixed(1)} s)`);
+  console.log(`CPU time: ${(cpuSecondsPerStudy * 1000).toFixed(0)} ms per study (all threads) -> at most ${summary.cpuBoundStudiesPerSecond.toFixed(2)} studies/s on ${os.cpus().length} otherwise idle cores`);
   console.log('per-study latency (ms)   p50      p95');
   for (const s of stages) console.log(`  ${s.padEnd(20)} ${summary.latencyMs[s].p50.toFixed(1).padStart(7)}  ${summary.latencyMs[s].p95.toFixed(1).padStart(7)}`);
   console.log('  (total: load through scoring for one study, including waits for a load thread; wall: as seen by the caller)');

@@ -173,7 +173,7 @@ export function drawProtocol(rng: Rng, opts: ProtocolOptions): StudyProtocol {
   if (t1Kind === '3D') t1 = { kind: '3D', matrix: opts.fast ? 64 : 144, fov: 245, thickness: opts.fast ? 12 : 2, spacing: opts.fast ? 12 : 2, slices: opts.fast ? 12 : 72 };
 
   const missing: Sequence | null = rng.chance(0.07) ? rng.pick<Sequence>(['T2', 'FLAIR', 'ADC', 'T1']) : null;
-  const recon = (): number => (opts.fast ? 1 : v === 'GE' && rng.chance(held ? 0.6 : 0.35) ? 2 : 1);
+  const recon = (): number => (opts.fast || opts.matrix ? 1 : v === 'GE' && rng.chance(held ? 0.6 : 0.2) ? 2 : 1);
 
   const series: SeriesProtocol[] = [];
   const add = (seq: Sequence, p: Omit<SeriesProtocol, 'sequence' | 'seriesDescription' | 'protocolName' | 'sequenceName'>): void => {

@@ -2,8 +2,8 @@
 // through the worker's own pipeline: the decode/preprocess thread pool, the cross-study batcher and real ONNX
 // Runtime sessions, on synthetic studies from tools/synth (generated once, cached under var/bench-infer/).
 //
-//   npm run bench:infer -- [--studies 40] [--distinct 4] [--concurrency 2] [--threads 2] [--provider cpu|cuda]
-//                          [--batch 1] [--batch-wait 5] [--ort-threads N] [--models DIR | --stand-in] [--matrix N]
+//   npm run bench:infer -- [--studies 40] [--distinct 4] [--concurrency 3] [--threads 2] [--provider cpu|cuda]
+//                          [--batch 1] [--batch-wait 5] [--ort-threads 1] [--models DIR | --stand-in] [--matrix N]
 //
 // Without a trained bundle, --stand-in builds one with the training recipe's own architectures (image CNN width 8,
 // 256-d, the default 48x64x64 grid; text encoder 2 layers) and RANDOM weights: timings are representative, scores
@@ -95,12 +95,12 @@ async function main(): Promise<void> {
     options: {
       studies: { type: 'string', default: '40' },
       distinct: { type: 'string', default: '4' },
-      concurrency: { type: 'string', default: '2' },
+      concurrency: { type: 'string', default: '3' },
       threads: { type: 'string', default: '2' },
       provider: { type: 'string', default: 'cpu' },
       batch: { type: 'string', default: '1' },
       'batch-wait': { type: 'string', default: '5' },
-      'ort-threads': { type: 'string' },
+      'ort-threads': { type: 'string', default: '1' },
       models: { type: 'string' },
       'stand-in': { type: 'boolean', default: false },
       matrix: { type: 'string' },
@@ -122,7 +122,8 @@ async function main(): Promise<void> {
 
   const models = await loadWorkerModels(modelsDir, {
     providers: values.provider.split(','),
-    ...(values['ort-threads'] ? { threads: Number(values['ort-threads']) } : {}),
+    // 0: ONNX Runtime's default (as WORKER_ORT_THREADS=0); the worker's default is 1.
+    ...(Number(values['ort-threads']) > 0 ? { threads: Number(values['ort-threads']) } : {}),
   });
   const loader = createThreadLoader({ threads: Number(values.threads), preprocessing: models.manifest.preprocessing, sequences: models.sequences });
   const image = batchingEmbedder(models.image, { maxBatch: batch, maxWaitMs: Number(values['batch-wait']) });
@@ -175,7 +176,7 @@ async function main(): Promise<void> {
     latencyMs: Object.fromEntries(stages.map((s) => [s, { p50: percentile(timings.map((t) => t[s]), 50), p95: percentile(timings.map((t) => t[s]), 95) }])),
   };
   console.log(`\nworker inference benchmark: ${n} studies (${dirs.length} distinct, ${instances} instances on average), ${summary.bundle}, provider ${summary.provider}`);
-  console.log(`concurrency ${concurrency}, load threads ${values.threads}, batch ${batch}; ${os.cpus().length} CPUs, load average ${summary.machine.loadAvg.join(' ')}`);
+  console.log(`concurrency ${concurrency}, load threads ${values.threads}, ONNX Runtime threads ${values['ort-threads']}, batch ${batch}; ${os.cpus().length} CPUs, load average ${summary.machine.loadAvg.join(' ')}`);
   console.log(`throughput: ${summary.studiesPerSecond.toFixed(2)} studies/s (${seconds.toFixed(1)} s)`);
   console.log(`CPU time: ${(cpuSecondsPerStudy * 1000).toFixed(0)} ms per study (all threads) -> at most ${summary.cpuBoundStudiesPerSecond.toFixed(2)} studies/s on ${os.cpus().length} otherwise idle cores`);
   console.log('per-study latency (ms)   p50      p95');

@@ -35,7 +35,10 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
   const log = deps.log ?? createLogger('worker', config.LOG_LEVEL);
 
   const metrics = createWorkerMetrics({ defaultMetrics: true });
-  const models = await loadWorkerModels(wc.MODELS_DIR, { providers: executionProviders(wc) });
+  const models = await loadWorkerModels(wc.MODELS_DIR, {
+    providers: executionProviders(wc),
+    ...(wc.WORKER_ORT_THREADS > 0 ? { threads: wc.WORKER_ORT_THREADS } : {}),
+  });
   const { manifest } = models;
   log.info(
     { bundleId: manifest.bundleId, version: manifest.version, provider: models.provider, fallbacks: models.fallbacks, sequences: models.sequences },
@@ -75,7 +78,10 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
     beforeScrape: () => sampleQueueDepth(queue, metrics),
   });
   worker.run().catch((err: unknown) => log.error({ err }, 'study worker stopped with an error'));
-  log.info({ concurrency: wc.WORKER_CONCURRENCY, batch: wc.WORKER_BATCH_SIZE, loadThreads: wc.WORKER_LOAD_THREADS, metricsPort: server.port }, 'worker ready');
+  log.info(
+    { concurrency: wc.WORKER_CONCURRENCY, batch: wc.WORKER_BATCH_SIZE, loadThreads: wc.WORKER_LOAD_THREADS, ortThreads: wc.WORKER_ORT_THREADS, metricsPort: server.port },
+    'worker ready',
+  );
 
   let closing: Promise<void> | null = null;
   return {

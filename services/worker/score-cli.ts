@@ -11,8 +11,8 @@ import { manifestQuerySet } from './query-vectors';
 
 const USAGE = 'usage: npm run score -- <study folder> [--models DIR] [--provider cuda,cpu] [--vectors]';
 
-export async function scoreFolder(folder: string, opts: { modelsDir: string; providers: string[] }) {
-  const models = await loadWorkerModels(opts.modelsDir, { providers: opts.providers });
+export async function scoreFolder(folder: string, opts: { modelsDir: string; providers: string[]; ortThreads?: number }) {
+  const models = await loadWorkerModels(opts.modelsDir, { providers: opts.providers, ...(opts.ortThreads ? { threads: opts.ortThreads } : {}) });
   try {
     const loader = createInlineLoader({ preprocessing: models.manifest.preprocessing, sequences: models.sequences });
     const querySet = await manifestQuerySet(models.manifest, models.text);
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const wc = loadWorkerConfig({ ...process.env, ...(values.provider ? { EXECUTION_PROVIDERS: values.provider } : {}) });
-  const { result, vectors } = await scoreFolder(folder, { modelsDir: values.models ?? wc.MODELS_DIR, providers: executionProviders(wc) });
+  const { result, vectors } = await scoreFolder(folder, { modelsDir: values.models ?? wc.MODELS_DIR, providers: executionProviders(wc), ortThreads: wc.WORKER_ORT_THREADS });
   const out = values.vectors ? { ...result, vectors: Object.fromEntries(Object.entries(vectors).map(([k, v]) => [k, [...v]])) } : result;
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
 }

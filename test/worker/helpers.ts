@@ -25,6 +25,7 @@ export function workerEnv(opts: { redisUrl: string; dataDir: string; modelsDir: 
     EXECUTION_PROVIDERS: 'cpu',
     WORKER_METRICS_PORT: '0',
     WORKER_CONCURRENCY: '1',
+    WORKER_LOAD_THREADS: '1',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     SHUTDOWN_TIMEOUT_SECONDS: '5',
     ...opts.extra,

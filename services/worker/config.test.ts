@@ -1,0 +1,31 @@
+import { ConfigError } from '../../shared/config';
+import { executionProviders, loadWorkerConfig, WORKER_DEFAULTS } from './config';
+
+describe('worker settings', () => {
+  it('defaults: CUDA then CPU, the bundle in ./onnx-models, one ONNX Runtime thread per session', () => {
+    const c = loadWorkerConfig({});
+    expect(c).toEqual(WORKER_DEFAULTS);
+    expect(executionProviders(c)).toEqual(['cuda', 'cpu']);
+    expect(c.MODELS_DIR).toBe('./onnx-models');
+    expect(c.WORKER_ORT_THREADS).toBe(1);
+  });
+
+  it('converts the environment\'s strings', () => {
+    const c = loadWorkerConfig({ WORKER_CONCURRENCY: '16', WORKER_BATCH_SIZE: '8', EXECUTION_PROVIDERS: 'cpu', WORKER_METRICS_PORT: '0' });
+    expect([c.WORKER_CONCURRENCY, c.WORKER_BATCH_SIZE, c.WORKER_METRICS_PORT]).toEqual([16, 8, 0]);
+    expect(executionProviders(c)).toEqual(['cpu']);
+  });
+
+  it('names every bad setting', () => {
+    try {
+      loadWorkerConfig({ WORKER_CONCURRENCY: '0', EXECUTION_PROVIDERS: 'cuda;cpu', WORKER_LOCK_DURATION_MS: 'soon' });
+      throw new Error('accepted bad settings');
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      const text = (err as ConfigError).problems.join('\n');
+      expect(text).toMatch(/WORKER_CONCURRENCY=.?0.?: /);
+      expect(text).toMatch(/EXECUTION_PROVIDERS="cuda;cpu"/);
+      expect(text).toMatch(/WORKER_LOCK_DURATION_MS="soon"/);
+    }
+  });
+});

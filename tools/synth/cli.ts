@@ -13,7 +13,7 @@ const USAGE = `Usage: npm run synth -- [options]
   --seed S               seed (default 1); the same seed and options give the same bytes
   --out DIR              output folder (default var/synth-<seed>); --out none with --send writes nothing
   --fast                 small studies for tests: 64x64 matrix, 12 slices
-  --matrix M             T2/FLAIR acquisition matrix (DWI/ADC get M/2)
+  --matrix M             T2/FLAIR acquisition matrix (DWI/ADC get 0.625 M); 128 suits training
   --normal-fraction F    fraction of normal studies (default ${DEFAULT_OPTIONS.normalFraction})
   --phrasing-set S       train | heldout report phrasings (default train)
   --scanner-set S        train | heldout scanners and protocols (default train)

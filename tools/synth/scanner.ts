@@ -152,7 +152,7 @@ export function drawProtocol(rng: Rng, opts: ProtocolOptions): StudyProtocol {
   let slices = Math.max(18, Math.min(34, Math.round(126 / spacing)));
   let matrix = opts.matrix ?? (held ? rng.pick([288, 320]) : rng.pick([256, 256, 256, 288]));
   const fov = rng.pick(held ? [210, 220, 250] : [220, 230, 240]);
-  let dwiMatrix = opts.matrix ? Math.max(32, Math.round(opts.matrix / 2)) : held ? rng.pick([144, 192]) : rng.pick([128, 160]);
+  let dwiMatrix = opts.matrix ? Math.max(32, Math.round((opts.matrix * 0.625) / 2) * 2) : held ? rng.pick([144, 192]) : rng.pick([128, 160]);
   let dwiThickness = rng.chance(0.7) ? thickness : 5;
   let dwiSpacing = dwiThickness === thickness ? spacing : rng.pick([5, 6, 6.5]);
   let dwiSlices = Math.max(18, Math.min(34, Math.round(126 / dwiSpacing)));

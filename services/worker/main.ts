@@ -1,6 +1,8 @@
 // Wires the worker process: settings, model bundle, Redis connections, query vectors, the decode/preprocess thread
 // pool, the BullMQ worker, metrics and graceful shutdown. startWorker() is also what tests and an in-process
 // launcher call; run as a script (node dist/services/worker/main.js) it handles SIGTERM/SIGINT itself.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { Queue } from 'bullmq';
 import { ConfigError, dataDir, loadConfig } from '../../shared/config';
 import { createLogger, type Logger } from '../../shared/logger';
@@ -25,6 +27,24 @@ export interface RunningWorker {
 export interface StartWorkerDeps {
   env?: Record<string, string | undefined>;
   log?: Logger;
+  /** Aborts the wait for a model bundle that is not there yet (SIGTERM before the worker is ready). */
+  signal?: AbortSignal;
+}
+
+/**
+ * A missing bundle (a fresh checkout before `npm run models:train`) is waited for, so `npm start` keeps the
+ * listener and API running and studies queue up; a bundle that is present but does not verify fails at once.
+ */
+async function waitForBundle(dir: string, log: Logger, signal?: AbortSignal, everyMs = 5000): Promise<void> {
+  let warnedAt = 0;
+  while (!existsSync(path.join(dir, 'manifest.json'))) {
+    if (signal?.aborted) throw new Error('stopped while waiting for the model bundle');
+    if (Date.now() - warnedAt > 60_000) {
+      log.error({ modelsDir: path.resolve(dir) }, 'no model bundle (manifest.json): waiting for one; studies stay queued (npm run models:train makes it)');
+      warnedAt = Date.now();
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
 }
 
 export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWorker> {
@@ -35,6 +55,7 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
   const log = deps.log ?? createLogger('worker', config.LOG_LEVEL);
 
   const metrics = createWorkerMetrics({ defaultMetrics: true });
+  await waitForBundle(wc.MODELS_DIR, log, deps.signal);
   const models = await loadWorkerModels(wc.MODELS_DIR, {
     providers: executionProviders(wc),
     ...(wc.WORKER_ORT_THREADS > 0 ? { threads: wc.WORKER_ORT_THREADS } : {}),
@@ -110,16 +131,21 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
 }
 
 if (require.main === module) {
-  startWorker()
-    .then((running) => {
-      const stop = (signal: string) => {
-        running.close().then(() => process.exit(0), (err: unknown) => {
-          console.error(`worker: error while stopping on ${signal}:`, err);
-          process.exit(1);
-        });
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+  const abort = new AbortController();
+  let running: RunningWorker | undefined;
+  const stop = (signal: string) => {
+    abort.abort();
+    if (!running) process.exit(0); // not started yet (e.g. waiting for the bundle): nothing to drain
+    running.close().then(() => process.exit(0), (err: unknown) => {
+      console.error(`worker: error while stopping on ${signal}:`, err);
+      process.exit(1);
+    });
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  startWorker({ signal: abort.signal })
+    .then((r) => {
+      running = r;
     })
     .catch((err: unknown) => {
       console.error(err instanceof ConfigError ? err.message : err);

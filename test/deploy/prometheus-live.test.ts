@@ -74,9 +74,13 @@ beforeAll(async () => {
   const shipped = YAML.parse(readFileSync(path.join(ROOT, 'deploy/prometheus/prometheus.yml'), 'utf8'));
   const targets: Record<string, number> = { 'neurotriage-listener': listener.metricsPort, 'neurotriage-worker': worker.metricsPort, 'neurotriage-api': apiPort };
   writeFileSync(path.join(dir, 'token'), TOKENS[0].token);
+  // The rules as shipped, but every group evaluated each second (the recording group says 1m in production).
+  const rules = YAML.parse(readFileSync(path.join(ROOT, 'deploy/prometheus/rules/neurotriage.rules.yml'), 'utf8'));
+  for (const g of rules.groups) delete g.interval;
+  writeFileSync(path.join(dir, 'rules.yml'), YAML.stringify(rules));
   const config = {
     global: { scrape_interval: '1s', evaluation_interval: '1s' },
-    rule_files: [path.join(ROOT, 'deploy/prometheus/rules/*.yml')],
+    rule_files: [path.join(dir, 'rules.yml')],
     scrape_configs: shipped.scrape_configs
       .filter((j: { job_name: string }) => j.job_name in targets)
       .map((j: { job_name: string; dns_sd_configs?: unknown; authorization?: { credentials_file: string } }) => {
@@ -126,19 +130,27 @@ test('scrapes every service, evaluates every rule, and answers every dashboard q
   const sent = await storescu({ port: listener.port, callingAe: CALLING_AE, calledAe: 'NEUROTRIAGE' }, files);
   expect(sent.statuses.every((s) => s === 0)).toBe(true);
   await waitFor('the study to be scored', async () => ((await client.get(resultKeys.result(study.StudyInstanceUID))) ? true : undefined), 90_000);
-  await waitFor('Prometheus to see the scored study', async () => {
-    const r = await query('sum(neurotriage_worker_jobs_total{outcome="scored"})');
-    return Number(r.data.result[0]?.value[1] ?? 0) >= 1 ? true : undefined;
+  // Two samples of the scored counter at least, so rate() and increase() over it have something to work with.
+  await waitFor('Prometheus to see the scored study twice', async () => {
+    const r = await query('count_over_time(neurotriage_worker_jobs_total{outcome="scored"}[1m])');
+    return Number(r.data.result[0]?.value[1] ?? 0) >= 2 ? true : undefined;
   });
 
-  const up = await query('up');
+  // Every target answers (each has been scraped at least once by now).
+  const up = await waitFor('all three targets scraped', async () => {
+    const r = await query('up');
+    return r.data.result.length === 3 ? r : undefined;
+  });
   expect(Object.fromEntries(up.data.result.map((r) => [r.metric.job, r.value[1]]))).toEqual({
     'neurotriage-listener': '1', 'neurotriage-worker': '1', 'neurotriage-api': '1',
   });
 
-  // Every rule has been evaluated at least once since the data arrived, without an error.
-  await new Promise((r) => setTimeout(r, 2500));
-  const rules = await prom<{ groups: { rules: { name: string; health: string; lastError?: string }[] }[] }>('/api/v1/rules');
+  // Every rule evaluates without an error (health leaves "unknown" at its first evaluation).
+  type Rules = { groups: { rules: { name: string; health: string; lastError?: string }[] }[] };
+  const rules = await waitFor('every rule evaluated once', async () => {
+    const r = await prom<Rules>('/api/v1/rules');
+    return r.data.groups.flatMap((g) => g.rules).every((x) => x.health !== 'unknown') ? r : undefined;
+  });
   const unhealthy = rules.data.groups.flatMap((g) => g.rules).filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.health} ${r.lastError ?? ''}`);
   expect(unhealthy).toEqual([]);
   // The models are loaded, so that alert is neither pending nor firing.

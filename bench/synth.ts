@@ -7,6 +7,7 @@
 // BENCH_WORKERS (default: cores).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
@@ -65,9 +66,15 @@ async function main(): Promise<void> {
   };
   try {
     say(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, ${WORKERS} worker threads`);
-    for (const [label, n, fast] of [['default protocol', STUDIES, false], ['--fast (64x64, 12 slices)', FAST_STUDIES, true]] as const) {
-      const out = path.join(base, fast ? 'fast' : 'default');
-      const s = await writeCohort({ n, seed: 1, out, options: { ...DEFAULT_OPTIONS, fast }, workers: WORKERS, previewCount: 0, sendConcurrency: 1 });
+    const runs: Array<[string, number, boolean, number | undefined]> = [
+      ['default protocol', STUDIES, false, undefined],
+      ['--matrix 128', STUDIES, false, 128],
+      ['--fast (64x64, 12 slices)', FAST_STUDIES, true, undefined],
+    ];
+    for (const [label, n, fast, matrix] of runs) {
+      const out = path.join(base, `${fast}-${matrix ?? 0}`);
+      const s = await writeCohort({ n, seed: 1, out, options: { ...DEFAULT_OPTIONS, fast, matrix }, workers: WORKERS, previewCount: 0, sendConcurrency: 1 });
+      await rm(out, { recursive: true, force: true });
       const c = s.counts;
       say(`generate ${label}: ${n} studies in ${s.seconds.toFixed(1)} s = ${(n / s.seconds).toFixed(2)} studies/s; ${(c.bytes / n / 1e6).toFixed(1)} MB/study, ${(c.instances / n).toFixed(0)} instances/study, ${(c.series / n).toFixed(1)} series/study; 500 studies ~ ${((500 / (n / s.seconds)) / 60).toFixed(1)} min`);
     }

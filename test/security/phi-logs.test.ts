@@ -217,8 +217,10 @@ test('a study with patient identifiers is received, scored and served without th
 
   // HL7: refused once (AE), then accepted; SR: stored at the "PACS", carrying the patient module as it must.
   await peer.waitFor(2, 30_000);
-  const sr = await waitFor('the SR at the PACS', async () => filesUnder(srDir)[0]);
-  expect(leaks(readFileSync(sr).toString('latin1'))).toContain('CANARYPID4471');
+  // (read until complete: storescp may still be writing the file when it appears)
+  const sr = await waitFor('the SR, with the patient module, at the PACS', async () =>
+    filesUnder(srDir).find((f) => leaks(readFileSync(f).toString('latin1')).includes('CANARYPID4471')));
+  expect(path.basename(sr)).toMatch(/^SR/); // storescp names files by modality: SRc = Comprehensive SR
 
   for (const url of ['/api/v1/worklist', `/api/v1/studies/${study.StudyInstanceUID}`]) {
     const res = await app.inject({ method: 'GET', url, headers: READER });

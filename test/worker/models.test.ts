@@ -1,7 +1,8 @@
-// The worker's model adapter against real ONNX Runtime sessions (a tiny untrained bundle): providers, shapes,
-// batching equal to one-by-one, and a bundle whose checksum does not match refused.
+// The worker's model adapter against real ONNX Runtime sessions (the recipe's fixture bundle): providers, shapes,
+// batched session calls (and the cross-study batcher) equal to one-by-one, and a bundle whose checksum does not match refused.
 import { appendFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { batchingEmbedder } from '../../services/worker/batcher';
 import { loadWorkerModels } from '../../services/worker/models';
 import { makeTinyBundle, readManifest } from './bundle';
 
@@ -27,6 +28,12 @@ describe('worker model adapter (tiny bundle, real ONNX Runtime)', () => {
       const one = [...(await models.image.embed('DWI', [a])), ...(await models.image.embed('DWI', [b]))];
       expect(batch.length).toBe(2);
       batch.forEach((v, i) => v.forEach((x, j) => expect(x).toBeCloseTo(one[i][j], 4)));
+      // Two studies' DWI volumes arriving together go through one session call and each gets its own vector.
+      const sizes: number[] = [];
+      const batcher = batchingEmbedder(models.image, { maxBatch: 4, maxWaitMs: 20, onBatch: (_s, n) => sizes.push(n) });
+      const [[ba], [bb]] = await Promise.all([batcher.embed('DWI', [a]), batcher.embed('DWI', [b])]);
+      expect(sizes).toEqual([2]);
+      [ba, bb].forEach((v, i) => v.forEach((x, j) => expect(x).toBeCloseTo(one[i][j], 4)));
     } finally {
       await models.close();
     }

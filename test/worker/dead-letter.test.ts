@@ -57,6 +57,7 @@ describe('permanent failures -> dead-letter queue', () => {
       const metrics = await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text();
       expect(metrics).toMatch(/neurotriage_worker_dead_letters_total\{reason="corrupt"\} 1/);
       expect(metrics).toMatch(/neurotriage_worker_jobs_total\{outcome="failed"\} 1/);
+      expect(metrics).toMatch(/neurotriage_worker_queue_jobs\{state="failed"\} 1/); // sampled at scrape time
       const m = readManifest(modelsDir);
       expect(metrics).toContain(`neurotriage_worker_execution_provider_info{provider="cpu",model_version="${m.bundleId}@${m.version}"} 1`);
     } finally {

@@ -101,8 +101,36 @@ function unknownMetrics(expr: string, metrics: Map<string, Set<string>>): string
   return problems;
 }
 
+/** Every metric constructor in the code: type, name and label names (the names Prometheus conventions govern). */
+function declaredMetrics(): { file: string; type: string; name: string; labels: string[] }[] {
+  const out: { file: string; type: string; name: string; labels: string[] }[] = [];
+  for (const file of [...sourceFiles('services'), ...sourceFiles('shared')]) {
+    const src = readFileSync(path.join(ROOT, file), 'utf8');
+    for (const m of src.matchAll(/new (Counter|Gauge|Histogram|Summary)(?:<[^>]*>)?\(\{\s*name:\s*'([a-zA-Z_:][a-zA-Z0-9_:]*)'([\s\S]{0,600}?)\}\)/g)) {
+      const labels = /labelNames:\s*\[([^\]]*)\]/.exec(m[3])?.[1].match(/'([^']+)'/g)?.map((x) => x.slice(1, -1)) ?? [];
+      out.push({ file, type: m[1], name: m[2], labels });
+    }
+  }
+  return out;
+}
+
 describe('metric names', () => {
   const metrics = exportedMetrics();
+
+  test('follow Prometheus conventions: neurotriage_<service>_ prefix, counters end in _total, base units, snake_case labels', () => {
+    const declared = declaredMetrics();
+    expect(declared.length).toBeGreaterThan(15);
+    const problems: string[] = [];
+    for (const d of declared) {
+      const where = `${d.name} (${d.file})`;
+      if (!/^neurotriage_(listener|worker|api|outbound)_[a-z0-9_]+$/.test(d.name)) problems.push(`${where}: not neurotriage_<service>_snake_case`);
+      if (d.type === 'Counter' && !d.name.endsWith('_total')) problems.push(`${where}: a counter must end in _total`);
+      if (d.type !== 'Counter' && /_(total|count|sum|bucket)$/.test(d.name)) problems.push(`${where}: only counters end in _total; _count/_sum/_bucket are reserved`);
+      if (/_(ms|millis|milliseconds|minutes|hours|kb|mb|gb|percent)(_|$)/.test(d.name)) problems.push(`${where}: use base units (seconds, bytes, ratios)`);
+      for (const l of d.labels) if (!/^[a-z][a-z0-9_]*$/.test(l) || l === 'le' || l === 'quantile') problems.push(`${where}: label ${l}`);
+    }
+    expect(problems).toEqual([]);
+  });
 
   test('the code exports the metrics the dashboard and alerts are built on', () => {
     for (const name of ['neurotriage_listener_instances_total', 'neurotriage_worker_queue_jobs', 'neurotriage_worker_flags_total', 'neurotriage_listener_disk_free_bytes']) {

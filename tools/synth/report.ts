@@ -35,7 +35,9 @@ const INFARCT_FINDINGS: Phr = {
     'Restricted diffusion involving the {region} {side_of} measuring {size}, with low signal on the ADC map and subtle T2/FLAIR hyperintensity, {hedge} acute infarction in the {terr} territory.',
     'A {size} focus of diffusion restriction is present in the {loc}, {hedge} an acute ischaemic infarct.',
     'DWI hyperintensity with matching ADC hypointensity in the {loc} ({size}) indicates acute infarction.',
-  ],
+      'Focal high signal on the b1000 images in the {loc} with corresponding ADC hypointensity ({size}), {hedge} acute infarction.',
+    'The {loc} shows restricted diffusion over {size} with mild swelling of the involved gyri, {hedge} an acute infarct.',
+],
   heldout: [
     'Within the {loc} there is cortical and subcortical diffusion restriction ({size}) with reduced ADC, {hedge} acute ischemic stroke.',
     'Cytotoxic oedema is seen in the {loc}, spanning {size}, representing recent infarction.',
@@ -67,7 +69,8 @@ const HAEM_FINDINGS: Phr = {
     'There is an intraparenchymal haematoma in the {loc} measuring {size}, {stage}, with a thin rim of surrounding oedema.',
     'A {size} intracerebral haemorrhage is present in the {loc}. {stage_cap}. There is surrounding vasogenic oedema{effect}.',
     'Acute haemorrhage centred in the {loc}, measuring {size}, with blooming on the EPI images{effect}.',
-  ],
+      'In the {loc} there is a {size} haematoma, {stage}, with surrounding oedema{effect}.',
+],
   heldout: [
     'A parenchymal bleed of {size} occupies the {loc}; {stage}, with perilesional oedema{effect}.',
     'Blood products are present within the {loc} forming a hematoma of {size}{effect}.',
@@ -97,7 +100,8 @@ const MASS_FINDINGS: Phr = {
     'There is a {size} intra-axial mass in the {loc} with heterogeneous T2 signal{necrosis}, surrounded by extensive vasogenic oedema{shift}.',
     'A heterogeneous mass lesion centred in the {loc} measures {size}{necrosis}. There is surrounding vasogenic oedema with local mass effect{shift}.',
     'Space-occupying lesion in the {loc} measuring {size}, with finger-like vasogenic oedema in the adjacent white matter{shift}.',
-  ],
+      'Centred in the {loc} is a {size} lesion of mixed T2 signal{necrosis} with surrounding vasogenic oedema{shift}, {hedge} a mass.',
+],
   heldout: [
     'An infiltrative tumour occupies the {loc}, {size} across{necrosis}, with considerable perilesional white matter oedema{shift}.',
     'Within the {loc} is a neoplasm of {size} with surrounding oedema{shift}.',
@@ -122,7 +126,8 @@ const HYDRO_FINDINGS: Phr = {
     'The lateral and third ventricles are dilated{fourth}, out of proportion to the cerebral sulci, with an Evans index of {evans}.{pv}',
     'There is ventriculomegaly involving the lateral and third ventricles{fourth} with effacement of the cortical sulci (Evans index {evans}).{pv}',
     'Dilatation of the lateral ventricles with rounding of the frontal horns and enlargement of the third ventricle{fourth}. The sulci are effaced.{pv}',
-  ],
+      'Enlarged lateral and third ventricles{fourth} with dilated temporal horns; the cortical sulci are narrow. Evans index {evans}.{pv}',
+],
   heldout: [
     'Marked ventricular enlargement is present (frontal horn span {span} mm, Evans ratio {evans}){fourth}, disproportionate to the sulcal spaces.{pv}',
     'The ventricular system is enlarged{fourth}, with ballooning of the frontal and temporal horns; sulci are not widened.{pv}',
@@ -142,7 +147,8 @@ const WMD_FINDINGS: Phr = {
     '{Count} T2/FLAIR hyperintense foci in the periventricular and deep white matter, the largest measuring {size}, {hedge} chronic small vessel ischaemic change (Fazekas grade {grade}).',
     'There are {conf} white matter hyperintensities in the periventricular and subcortical white matter (Fazekas {grade}), {hedge} small vessel disease.',
     'Periventricular and deep white matter FLAIR hyperintensities are present, {conf}, {hedge} microangiopathic change. Fazekas grade {grade}.',
-  ],
+      'Patchy FLAIR hyperintensities in the cerebral white matter, {conf}, the largest {size}, {hedge} small vessel ischaemic change (Fazekas {grade}).',
+],
   heldout: [
     'Scattered and {conf} leukoaraiosis is seen in the cerebral white matter (Fazekas {grade}), the largest focus {size}.',
     'The cerebral white matter shows {conf} FLAIR signal abnormality typical of chronic small-vessel disease, Fazekas {grade}.',
@@ -158,7 +164,8 @@ const ATROPHY_FINDINGS: Phr = {
     'There is generalised cerebral volume loss with prominence of the cortical sulci and ventricles, more than expected for the patient\'s age{dist}.',
     'Diffuse cerebral atrophy with widened sulci and proportionate prominence of the ventricles{dist}.',
     'The sulci and ventricles are prominent, in keeping with global atrophy{dist}.',
-  ],
+      'Generalised cerebral volume loss: the cortical sulci are widened and the ventricles are prominent in proportion{dist}.',
+],
   heldout: [
     'Parenchymal volume is reduced throughout, with sulcal widening and ex vacuo ventricular prominence{dist}.',
     'Cerebral involution beyond that expected for age: the sulci are widened and the ventricles prominent{dist}.',
@@ -173,15 +180,18 @@ const ATROPHY_IMPRESSION: Phr = {
 
 const NEG: Record<FindingType, Phr> = {
   acute_infarct: {
-    train: ['No restricted diffusion to suggest acute infarction.', 'No acute infarct.', 'There is no diffusion restriction.', 'No evidence of acute ischaemia on diffusion-weighted imaging.'],
+    train: ['No restricted diffusion to suggest acute infarction.', 'No acute infarct.', 'There is no diffusion restriction.', 'No evidence of acute ischaemia on diffusion-weighted imaging.', 'DWI shows no evidence of acute infarction.',
+],
     heldout: ['Diffusion imaging is negative for acute ischemic stroke.', 'No cytotoxic oedema.', 'Absence of diffusion restriction.'],
   },
   haemorrhage: {
-    train: ['No intracranial haemorrhage.', 'No evidence of haemorrhage.', 'There is no intracranial blood.'],
+    train: ['No intracranial haemorrhage.', 'No evidence of haemorrhage.', 'There is no intracranial blood.', 'No intra- or extra-axial haemorrhage.',
+],
     heldout: ['Negative for intracranial hemorrhage.', 'No bleed is identified.', 'No blood products are seen.'],
   },
   mass: {
-    train: ['No mass lesion.', 'No intracranial mass, midline shift or mass effect.', 'There is no space-occupying lesion.'],
+    train: ['No mass lesion.', 'No intracranial mass, midline shift or mass effect.', 'There is no space-occupying lesion.', 'No mass or mass effect.',
+],
     heldout: ['No tumour or mass effect is demonstrated.', 'No neoplasm is seen.'],
   },
   hydrocephalus: {
@@ -189,7 +199,8 @@ const NEG: Record<FindingType, Phr> = {
     heldout: ['The ventricular system is of normal calibre.', 'No ventriculomegaly.'],
   },
   white_matter_disease: {
-    train: ['No significant white matter signal abnormality.', 'The white matter is normal in signal.'],
+    train: ['No significant white matter signal abnormality.', 'The white matter is normal in signal.', 'No white matter hyperintensities of note.',
+],
     heldout: ['White matter signal is preserved.', 'No leukoaraiosis.'],
   },
   atrophy: {
@@ -206,7 +217,10 @@ const NORMAL_EXTRA: Phr = {
     'Normal major intracranial arterial flow voids.',
     'The pituitary gland and craniocervical junction are unremarkable.',
     'The brainstem and cerebellum appear normal.',
-  ],
+      'The basal ganglia and thalami are normal.',
+    'The corpus callosum is intact.',
+    'No abnormality at the craniocervical junction.',
+],
   heldout: [
     'Cortical ribbon and deep grey nuclei are of normal signal.',
     'There are no subdural or extradural collections.',
@@ -235,7 +249,9 @@ const INCIDENTAL: Phr = {
 };
 
 const NORMAL_IMPRESSION: Phr = {
-  train: ['Normal MRI brain.', 'No acute intracranial abnormality.', 'Unremarkable MRI of the brain.', 'No intracranial abnormality demonstrated.', 'Normal study.'],
+  train: ['Normal MRI brain.', 'No acute intracranial abnormality.', 'Unremarkable MRI of the brain.', 'No intracranial abnormality demonstrated.', 'Normal study.', 'Normal appearances of the brain for age.',
+    'No acute intracranial pathology.',
+],
   heldout: ['MR brain within normal limits.', 'No significant intracranial pathology.', 'Normal appearances of the brain.'],
 };
 

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { ConfigError } from '../../shared/config';
 import { executionProviders, loadWorkerConfig, WORKER_DEFAULTS } from './config';
 
@@ -26,6 +29,18 @@ describe('worker settings', () => {
       expect(text).toMatch(/WORKER_CONCURRENCY=.?0.?: /);
       expect(text).toMatch(/EXECUTION_PROVIDERS="cuda;cpu"/);
       expect(text).toMatch(/WORKER_LOCK_DURATION_MS="soon"/);
+    }
+  });
+
+  it('reads NEUROTRIAGE_CONFIG_FILE like loadConfig, the environment winning', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'nt-worker-cfg-'));
+    try {
+      const file = path.join(dir, 'config.json');
+      writeFileSync(file, JSON.stringify({ WORKER_BATCH_SIZE: 16, EXECUTION_PROVIDERS: 'cuda,cpu', WORKER_CONCURRENCY: 8 }));
+      const c = loadWorkerConfig({ NEUROTRIAGE_CONFIG_FILE: file, WORKER_CONCURRENCY: '4' });
+      expect([c.WORKER_BATCH_SIZE, c.WORKER_CONCURRENCY]).toEqual([16, 4]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

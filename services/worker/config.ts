@@ -1,7 +1,8 @@
 // The worker's own settings (on top of shared/config.ts): execution providers, model bundle location, concurrency,
 // cross-study batching, retry policy and its metrics port. Validated once at start by loadSection.
+import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
-import { loadSection } from '../../shared/config';
+import { ConfigError, loadSection } from '../../shared/config';
 
 export const WorkerConfigSchema = Type.Object({
   /** Study jobs processed at once by one worker process (decode/preprocess run in parallel in the thread pool). */
@@ -49,8 +50,29 @@ export const WORKER_DEFAULTS: WorkerConfig = {
   WORKER_METRICS_HOST: '127.0.0.1',
 };
 
-export function loadWorkerConfig(env: Record<string, string | undefined> = process.env): WorkerConfig {
-  return loadSection(WorkerConfigSchema, WORKER_DEFAULTS, env);
+type Source = Record<string, string | undefined>;
+
+/**
+ * loadConfig's precedence for the worker's own keys: the JSON file named by NEUROTRIAGE_CONFIG_FILE, overridden by
+ * the environment. (shared/config.ts keeps its file reader private; see the report's request to export it.)
+ */
+function withConfigFile(env: Source): Source {
+  const file = env.NEUROTRIAGE_CONFIG_FILE;
+  if (!file) return env;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError([`NEUROTRIAGE_CONFIG_FILE ${file}: ${(err as Error).message}`]);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError([`NEUROTRIAGE_CONFIG_FILE ${file}: must hold a JSON object of settings`]);
+  }
+  return { ...Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k, v === null ? undefined : String(v)])), ...env };
+}
+
+export function loadWorkerConfig(env: Source = process.env): WorkerConfig {
+  return loadSection(WorkerConfigSchema, WORKER_DEFAULTS, withConfigFile(env));
 }
 
 export function executionProviders(config: Pick<WorkerConfig, 'EXECUTION_PROVIDERS'>): string[] {

@@ -227,7 +227,7 @@ describe('synthetic cohort', () => {
     expect(ratios[Math.floor(ratios.length / 2)]!).toBeGreaterThan(1.1);
   });
 
-  test('hydrocephalus ventricles are larger than any normal study; atrophy adds CSF', () => {
+  test('hydrocephalus ventricles are larger than any normal study, with an Evans index above 0.3', () => {
     // CSF volume (bright on T2) inside a central box around the lateral ventricles, in mm^3
     const centralCsf = (seed: number, i: number): number => {
       const plan = planStudy(seed, i);

@@ -5,6 +5,8 @@ module.exports = {
   testMatch: ['<rootDir>/{services,shared,tools,scripts,test}/**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/', '/var/'],
   moduleFileExtensions: ['ts', 'js', 'json'],
+  // One onnxruntime-node per worker process: see test/jest-environment.js.
+  moduleNameMapper: { '^onnxruntime-node$': '<rootDir>/test/onnxruntime-shared.js' },
   testTimeout: 60000,
   // Integration tests start real Redis, DCMTK and Orthanc processes; two cores, so two workers at most.
   maxWorkers: 2,

@@ -11,6 +11,9 @@ declare -A NEED=(
   [storescu]=dcmtk
   [Orthanc]=orthanc
   [chromium]=chromium
+  [kubectl]=kubernetes-client
+  [docker-compose]=docker-compose
+  [promtool]=prometheus
   [/usr/lib/python3/dist-packages/torch]=python3-torch
   [/usr/lib/python3/dist-packages/onnx]=python3-onnx
 )
@@ -26,7 +29,7 @@ if [[ ${#missing[@]} -gt 0 && "${SKIP_APT:-0}" != 1 ]]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # Debian starts these as system services on install; neurotriage runs its own private instances.
-    for svc in redis-server orthanc; do $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || $sudo service "$svc" stop >/dev/null 2>&1 || true; done
+    for svc in redis-server orthanc prometheus; do $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || $sudo service "$svc" stop >/dev/null 2>&1 || true; done
   else
     echo "setup: missing ${missing[*]}; install them with apt (no permission to do it here)" >&2
   fi

@@ -83,8 +83,15 @@ function readFile(file: string): Source {
  * Extra keys a service defines for itself are validated by the `extend` schema's owner with loadSection().
  */
 export function loadConfig(env: Source = process.env): Config {
-  const file = env.NEUROTRIAGE_CONFIG_FILE ? readFile(env.NEUROTRIAGE_CONFIG_FILE) : {};
-  return loadSection(ConfigSchema, DEFAULTS, { ...file, ...env });
+  return loadSection(ConfigSchema, DEFAULTS, settingsSource(env));
+}
+
+/**
+ * The settings every loader reads: the JSON file named by NEUROTRIAGE_CONFIG_FILE, overridden by the environment.
+ * Each service's own section (loadSection) reads this too, so the file works for every setting.
+ */
+export function settingsSource(env: Source = process.env): Source {
+  return env.NEUROTRIAGE_CONFIG_FILE ? { ...readFile(env.NEUROTRIAGE_CONFIG_FILE), ...env } : env;
 }
 
 /** Validates one schema's keys from a string source; shared by loadConfig and service-specific sections. */

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Registry } from 'prom-client';
-import { ConfigError, dataDir, loadConfig, loadSection } from '../../shared/config';
+import { ConfigError, dataDir, loadConfig, loadSection, settingsSource } from '../../shared/config';
 import { createLogger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
 import { build, type ModelStatus } from './app';
@@ -35,7 +35,7 @@ function tokensFor(value: string, host: string, dir: string, log: (msg: string) 
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const settings = loadSection(ApiSettingsSchema, API_DEFAULTS, process.env);
+  const settings = loadSection(ApiSettingsSchema, API_DEFAULTS, settingsSource(process.env));
   const logger = createLogger('api', config.LOG_LEVEL);
   if (!config.REDIS_URL) throw new ConfigError(['REDIS_URL is required for the API (npm start provides a private Redis)']);
   const tokens = tokensFor(settings.API_TOKENS, config.API_HOST, dataDir(config), (m) => logger.warn(m));

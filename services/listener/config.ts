@@ -1,8 +1,7 @@
 // The listener's settings: the shared ones it uses (shared/config.ts) plus a few of its own, validated together
 // once at start. The listener-only keys have safe defaults so nobody needs to set them.
-import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
-import { loadConfig, loadSection, dataDir, type Config } from '../../shared/config';
+import { loadConfig, loadSection, dataDir, settingsSource, type Config } from '../../shared/config';
 
 export const ListenerSectionSchema = Type.Object({
   /** Address the /metrics endpoint binds; loopback by default (scrape through a local agent or a sidecar). */
@@ -44,10 +43,7 @@ export type ListenerSettings = Pick<
 /** Reads and validates everything the listener process needs; DATA_DIR comes back absolute. */
 export function loadListenerSettings(env: Record<string, string | undefined> = process.env): ListenerSettings {
   const shared = loadConfig(env);
-  // loadConfig has already validated the optional settings file; its listener keys count here too (env wins).
-  const file = env.NEUROTRIAGE_CONFIG_FILE ? (JSON.parse(readFileSync(env.NEUROTRIAGE_CONFIG_FILE, 'utf8')) as Record<string, unknown>) : {};
-  const fromFile = Object.fromEntries(Object.entries(file).map(([k, v]) => [k, v === null ? undefined : String(v)]));
-  const own = loadSection(ListenerSectionSchema, LISTENER_DEFAULTS, { ...fromFile, ...env });
+  const own = loadSection(ListenerSectionSchema, LISTENER_DEFAULTS, settingsSource(env));
   return { ...shared, ...own, DATA_DIR: dataDir(shared) };
 }
 

@@ -1,8 +1,7 @@
 // The worker's own settings (on top of shared/config.ts): execution providers, model bundle location, concurrency,
 // cross-study batching, retry policy and its metrics port. Validated once at start by loadSection.
-import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
-import { ConfigError, loadSection } from '../../shared/config';
+import { loadSection, settingsSource } from '../../shared/config';
 
 export const WorkerConfigSchema = Type.Object({
   /** Study jobs processed at once by one worker process (decode/preprocess run in parallel in the thread pool). */
@@ -52,27 +51,8 @@ export const WORKER_DEFAULTS: WorkerConfig = {
 
 type Source = Record<string, string | undefined>;
 
-/**
- * loadConfig's precedence for the worker's own keys: the JSON file named by NEUROTRIAGE_CONFIG_FILE, overridden by
- * the environment. (shared/config.ts keeps its file reader private; see the report's request to export it.)
- */
-function withConfigFile(env: Source): Source {
-  const file = env.NEUROTRIAGE_CONFIG_FILE;
-  if (!file) return env;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new ConfigError([`NEUROTRIAGE_CONFIG_FILE ${file}: ${(err as Error).message}`]);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new ConfigError([`NEUROTRIAGE_CONFIG_FILE ${file}: must hold a JSON object of settings`]);
-  }
-  return { ...Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k, v === null ? undefined : String(v)])), ...env };
-}
-
 export function loadWorkerConfig(env: Source = process.env): WorkerConfig {
-  return loadSection(WorkerConfigSchema, WORKER_DEFAULTS, withConfigFile(env));
+  return loadSection(WorkerConfigSchema, WORKER_DEFAULTS, settingsSource(env));
 }
 
 export function executionProviders(config: Pick<WorkerConfig, 'EXECUTION_PROVIDERS'>): string[] {

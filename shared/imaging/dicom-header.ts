@@ -280,7 +280,8 @@ function spacing(a: number[]): [number, number] | undefined {
 function toArrayBuffer(data: Uint8Array | ArrayBuffer): ArrayBuffer {
   if (data instanceof ArrayBuffer) return data;
   if (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer) return data.buffer;
-  return data.slice().buffer as ArrayBuffer;
+  // Buffer.slice() is a view, not a copy: a pooled Buffer would hand over the whole pool. Copy into a fresh buffer.
+  return new Uint8Array(data).buffer as ArrayBuffer;
 }
 
 function joinBytes(parts: Uint8Array[]): Uint8Array {

@@ -1,9 +1,8 @@
 // Outbound settings (HL7 v2 over MLLP, DICOM SR by C-STORE, signed webhook), loaded beside the shared Config with
 // loadSection. Each adapter is off until its target is set; targets are parsed here once so a typo fails the
 // process at start with a message a PACS or RIS administrator can act on.
-import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
-import { ConfigError, loadSection } from '../../../shared/config';
+import { ConfigError, loadSection, settingsSource } from '../../../shared/config';
 import { PRIORITIES, type Priority } from '../../../shared/model-manifest';
 
 const Ms = Type.Integer({ minimum: 1, maximum: 3_600_000 });
@@ -116,26 +115,9 @@ function parseHostPort(key: string, value: string, problems: string[]): HostPort
 
 type Source = Record<string, string | undefined>;
 
-/** The same precedence as loadConfig: the JSON file named by NEUROTRIAGE_CONFIG_FILE, overridden by the environment. */
-function withConfigFile(env: Source): Source {
-  const file = env.NEUROTRIAGE_CONFIG_FILE;
-  if (!file) return env;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new ConfigError([`NEUROTRIAGE_CONFIG_FILE ${file}: ${(err as Error).message}`]);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new ConfigError([`NEUROTRIAGE_CONFIG_FILE ${file}: must hold a JSON object of settings`]);
-  }
-  const fromFile = Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k, v === null ? undefined : String(v)]));
-  return { ...fromFile, ...env };
-}
-
 /** Validates the settings and turns targets into typed blocks; throws one ConfigError naming every problem. */
 export function loadOutboundConfig(env: Source = process.env): OutboundConfig {
-  const s = loadSection(OutboundSettingsSchema, OUTBOUND_DEFAULTS, withConfigFile(env));
+  const s = loadSection(OutboundSettingsSchema, OUTBOUND_DEFAULTS, settingsSource(env));
   const problems: string[] = [];
   const config: OutboundConfig = { attempts: s.OUTBOUND_ATTEMPTS, backoffMs: s.OUTBOUND_BACKOFF_MS, catchUpMinutes: s.OUTBOUND_CATCHUP_MINUTES };
 

@@ -15,3 +15,16 @@ export function connectRedis(url: string, role: RedisRole): Redis {
   if (url.startsWith('unix://')) return new Redis({ ...redisOptions(role), path: url.slice('unix://'.length) });
   return new Redis(url, redisOptions(role));
 }
+
+/** A Redis URL fit for logs and error messages: the password (and user) are dropped. */
+export function redactRedisUrl(url: string): string {
+  if (url.startsWith('unix://')) return url;
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return '(unparseable REDIS_URL)';
+  }
+}

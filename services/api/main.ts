@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Registry } from 'prom-client';
 import { ConfigError, dataDir, loadConfig, loadSection, settingsSource } from '../../shared/config';
 import { createLogger } from '../../shared/logger';
-import { connectRedis } from '../../shared/redis';
+import { connectRedis, redactRedisUrl } from '../../shared/redis';
 import { build, type ModelStatus } from './app';
 import { createOutbound, loadOutboundConfig } from './outbound';
 import { API_DEFAULTS, ApiSettingsSchema, parseTokens, type ApiToken } from './settings';
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   const redis = connectRedis(config.REDIS_URL, 'producer');
   redis.on('error', (err) => logger.warn({ err: err.message }, 'Redis connection error (ioredis reconnects)'));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`Redis at ${config.REDIS_URL} not ready within 10 s`)), 10_000);
+    const timer = setTimeout(() => reject(new Error(`Redis at ${redactRedisUrl(config.REDIS_URL as string)} not ready within 10 s`)), 10_000);
     redis.once('ready', () => {
       clearTimeout(timer);
       resolve();

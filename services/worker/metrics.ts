@@ -16,6 +16,8 @@ export interface WorkerMetrics {
   queueDepth: Gauge<'state'>;
   batchSize: Histogram<'sequence'>;
   flags: Counter<'query' | 'priority'>;
+  timeToResult: Histogram<'priority'>;
+  oldestJobAge: Gauge;
 }
 
 export function createWorkerMetrics(opts: { defaultMetrics?: boolean } = {}): WorkerMetrics {
@@ -66,6 +68,18 @@ export function createWorkerMetrics(opts: { defaultMetrics?: boolean } = {}): Wo
       name: 'neurotriage_worker_flags_total',
       help: 'Findings flagged, by query and priority class',
       labelNames: ['query', 'priority'],
+      registers,
+    }),
+    timeToResult: new Histogram({
+      name: 'neurotriage_worker_time_to_result_seconds',
+      help: 'From the study\'s first received instance to its stored result, by the priority it got',
+      labelNames: ['priority'],
+      buckets: [5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600],
+      registers,
+    }),
+    oldestJobAge: new Gauge({
+      name: 'neurotriage_worker_queue_oldest_job_age_seconds',
+      help: 'Age of the oldest study job ready to run (waiting or prioritized), 0 when none (sampled at scrape time)',
       registers,
     }),
   };

@@ -100,6 +100,7 @@ export async function execStudyJob(job: Job<StudyJobData>, deps: StudyJobDeps, t
       m.stageSeconds.observe({ stage }, result.timingsMs[stage] / 1000);
     }
     m.jobs.inc({ outcome: 'scored' });
+    m.timeToResult.observe({ priority: result.priority }, Math.max(0, result.scoredAt - result.receivedAt) / 1000);
     const flagged = result.findings.filter((f) => f.flagged);
     for (const f of flagged) m.flags.inc({ query: f.queryId, priority: f.priority });
     log.info(
@@ -172,6 +173,11 @@ export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): Study
 export async function sampleQueueDepth(queue: Queue, metrics: WorkerMetrics): Promise<void> {
   const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized');
   for (const [state, n] of Object.entries(counts)) metrics.queueDepth.set({ state }, n);
+  // Oldest first: a job became ready at its timestamp plus its delay (the quiet period).
+  const [waiting] = await queue.getJobs(['waiting'], 0, 0, true);
+  const [prioritized] = await queue.getJobs(['prioritized'], 0, 0, true);
+  const readySince = [waiting, prioritized].filter(Boolean).map((j) => j.timestamp + (j.opts.delay ?? 0));
+  metrics.oldestJobAge.set(readySince.length ? Math.max(0, Date.now() - Math.min(...readySince)) / 1000 : 0);
 }
 
 export { STUDY_DEAD_LETTER_QUEUE };

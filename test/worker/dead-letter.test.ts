@@ -58,6 +58,7 @@ describe('permanent failures -> dead-letter queue', () => {
       expect(metrics).toMatch(/neurotriage_worker_dead_letters_total\{reason="corrupt"\} 1/);
       expect(metrics).toMatch(/neurotriage_worker_jobs_total\{outcome="failed"\} 1/);
       expect(metrics).toMatch(/neurotriage_worker_queue_jobs\{state="failed"\} 1/); // sampled at scrape time
+      expect(metrics).toMatch(/neurotriage_worker_queue_oldest_job_age_seconds 0\n/); // nothing waits any more
       const m = readManifest(modelsDir);
       expect(metrics).toContain(`neurotriage_worker_execution_provider_info{provider="cpu",model_version="${m.bundleId}@${m.version}"} 1`);
     } finally {

@@ -101,6 +101,11 @@ describe('retries and outcomes (queue module, real parts)', () => {
     expect(await client.exists(resultKeys.result(uid))).toBe(1);
     expect(await client.hget(keys.study(uid), 'status')).toBe('scored');
     expect(await metrics.registry.getSingleMetricAsString('neurotriage_worker_jobs_total')).toMatch(/outcome="retried"\} 2/);
+    // One scored study observed in the time-to-result histogram, under the priority it got.
+    const result = JSON.parse((await client.get(resultKeys.result(uid)))!) as { priority: string };
+    expect(await metrics.registry.getSingleMetricAsString('neurotriage_worker_time_to_result_seconds')).toContain(
+      `neurotriage_worker_time_to_result_seconds_count{priority="${result.priority}"} 1`,
+    );
   });
 
   it('dead-letters a study whose transient failures outlast the attempts', async () => {

@@ -22,3 +22,11 @@ test('listener settings: safe defaults, environment and settings file, readable 
   expect(() => loadListenerSettings({ DICOM_MAX_PDU_LENGTH: '1000000' })).toThrow(ConfigError);
   expect(() => loadListenerSettings({ DICOM_MAX_PDU_LENGTH: '1000000' })).toThrow(/DICOM_MAX_PDU_LENGTH/);
 });
+
+test('DICOM TLS needs its certificate and key, and TLS-only needs the TLS port', () => {
+  expect(loadListenerSettings({}).DICOM_TLS_PORT).toBeUndefined();
+  expect(() => loadListenerSettings({ DICOM_TLS_PORT: '2762' })).toThrow(/DICOM_TLS_CERT_FILE and DICOM_TLS_KEY_FILE are required/);
+  expect(() => loadListenerSettings({ DICOM_TLS_ONLY: 'true' })).toThrow(/DICOM_TLS_ONLY=true needs DICOM_TLS_PORT/);
+  const s = loadListenerSettings({ DICOM_TLS_PORT: '2762', DICOM_TLS_CERT_FILE: '/etc/tls/tls.crt', DICOM_TLS_KEY_FILE: '/etc/tls/tls.key' });
+  expect(s).toMatchObject({ DICOM_TLS_PORT: 2762, DICOM_TLS_CLIENT_CERT: 'require', DICOM_TLS_ONLY: false });
+});

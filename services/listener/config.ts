@@ -1,7 +1,7 @@
 // The listener's settings: the shared ones it uses (shared/config.ts) plus a few of its own, validated together
 // once at start. The listener-only keys have safe defaults so nobody needs to set them.
 import { Type, type Static } from '@sinclair/typebox';
-import { loadConfig, loadSection, dataDir, settingsSource, type Config } from '../../shared/config';
+import { ConfigError, loadConfig, loadSection, dataDir, settingsSource, type Config } from '../../shared/config';
 
 export const ListenerSectionSchema = Type.Object({
   /** Address the /metrics endpoint binds; loopback by default (scrape through a local agent or a sidecar). */
@@ -10,6 +10,17 @@ export const ListenerSectionSchema = Type.Object({
   DICOM_MAX_PDU_LENGTH: Type.Integer({ minimum: 4096, maximum: 262144 }),
   /** A data set up to this size is held in memory and written with one call; larger ones stream to the temp file. */
   DICOM_SPOOL_MEMORY_MB: Type.Number({ minimum: 1, maximum: 1024 }),
+  /** A second port for DICOM over TLS (PS3.15 B.1; 2762 is the registered one). Unset: no TLS. 0: OS-chosen. */
+  DICOM_TLS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  /** PEM server certificate (chain) and private key; required with DICOM_TLS_PORT. */
+  DICOM_TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  DICOM_TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  /** PEM CA bundle that signs the peers' client certificates; without it the system CAs are used. */
+  DICOM_TLS_CA_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  /** "require": a peer without a valid client certificate is refused during the handshake. */
+  DICOM_TLS_CLIENT_CERT: Type.Union([Type.Literal('require'), Type.Literal('optional')]),
+  /** Serve TLS only: the plain DICOM port is not opened. */
+  DICOM_TLS_ONLY: Type.Boolean(),
 });
 
 export type ListenerSection = Static<typeof ListenerSectionSchema>;
@@ -18,6 +29,8 @@ export const LISTENER_DEFAULTS: ListenerSection = {
   METRICS_HOST: '127.0.0.1',
   DICOM_MAX_PDU_LENGTH: 65536,
   DICOM_SPOOL_MEMORY_MB: 16,
+  DICOM_TLS_CLIENT_CERT: 'require',
+  DICOM_TLS_ONLY: false,
 };
 
 export type ListenerSettings = Pick<
@@ -44,6 +57,12 @@ export type ListenerSettings = Pick<
 export function loadListenerSettings(env: Record<string, string | undefined> = process.env): ListenerSettings {
   const shared = loadConfig(env);
   const own = loadSection(ListenerSectionSchema, LISTENER_DEFAULTS, settingsSource(env));
+  const problems: string[] = [];
+  if (own.DICOM_TLS_PORT !== undefined && (!own.DICOM_TLS_CERT_FILE || !own.DICOM_TLS_KEY_FILE)) {
+    problems.push('DICOM_TLS_PORT is set: DICOM_TLS_CERT_FILE and DICOM_TLS_KEY_FILE are required');
+  }
+  if (own.DICOM_TLS_ONLY && own.DICOM_TLS_PORT === undefined) problems.push('DICOM_TLS_ONLY=true needs DICOM_TLS_PORT');
+  if (problems.length > 0) throw new ConfigError(problems);
   return { ...shared, ...own, DATA_DIR: dataDir(shared) };
 }
 

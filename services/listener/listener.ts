@@ -1,6 +1,8 @@
 // Builds a running listener from settings and injected connections: instance store, Redis arrival records and
 // study queue, metrics endpoint and the DICOM server. startListener() is what main.ts, `npm start` and the tests
 // call; close() stops intake, lets associations finish, then closes the queue and Redis.
+import { readFileSync } from 'node:fs';
+import type tls from 'node:tls';
 import type { Redis } from 'ioredis';
 import { Queue } from 'bullmq';
 import { log as dimseLog } from 'dcmjs-dimse';
@@ -22,13 +24,27 @@ export interface ListenerDeps {
 }
 
 export interface RunningListener {
-  /** The DICOM port actually bound (DICOM_PORT=0 asks the OS for one). */
+  /** The DICOM port actually bound (DICOM_PORT=0 asks the OS for one); 0 with DICOM_TLS_ONLY. */
   port: number;
+  /** The DICOM TLS port actually bound, when DICOM_TLS_PORT is set. */
+  tlsPort?: number;
   metricsPort: number;
   metrics: ListenerMetrics;
   /** Studies re-queued at start (stored instances whose study job had not finished). */
   requeued: number;
   close(): Promise<void>;
+}
+
+/** Server-side TLS for DICOM (PS3.15 B.1): client certificates verified against DICOM_TLS_CA_FILE. */
+function tlsOptions(settings: ListenerSettings): tls.TlsOptions {
+  return {
+    cert: readFileSync(settings.DICOM_TLS_CERT_FILE as string),
+    key: readFileSync(settings.DICOM_TLS_KEY_FILE as string),
+    ...(settings.DICOM_TLS_CA_FILE ? { ca: readFileSync(settings.DICOM_TLS_CA_FILE) } : {}),
+    requestCert: true,
+    rejectUnauthorized: settings.DICOM_TLS_CLIENT_CERT === 'require',
+    minVersion: 'TLSv1.2',
+  };
 }
 
 async function ready(redis: Redis): Promise<void> {
@@ -85,10 +101,7 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
     if (requeued > 0) log.info({ requeued }, 're-queued studies whose job had not finished');
 
     metricsServer = await startMetricsServer(metrics.registry, settings.METRICS_HOST, settings.METRICS_PORT);
-    const dicom = new DicomServer({
-      host: settings.DICOM_HOST,
-      port: settings.DICOM_PORT,
-      scp: {
+    const scp = {
         settings: {
           policy: { calledAeTitle: settings.DICOM_AE_TITLE, allowList, maxAssociations: settings.DICOM_MAX_ASSOCIATIONS },
           otherStorage: settings.DICOM_OTHER_STORAGE,
@@ -100,11 +113,22 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
         assembler,
         metrics,
         log,
-      },
-    });
-    const port = await dicom.listen();
+    };
+    const servers: DicomServer[] = [];
+    let port = 0;
+    if (!settings.DICOM_TLS_ONLY) {
+      const plain = new DicomServer({ host: settings.DICOM_HOST, port: settings.DICOM_PORT, scp });
+      servers.push(plain);
+      port = await plain.listen();
+    }
+    let tlsPort: number | undefined;
+    if (settings.DICOM_TLS_PORT !== undefined) {
+      const secure = new DicomServer({ host: settings.DICOM_HOST, port: settings.DICOM_TLS_PORT, scp, tls: tlsOptions(settings) });
+      servers.push(secure);
+      tlsPort = await secure.listen();
+    }
     log.info(
-      { port, host: settings.DICOM_HOST, aeTitle: settings.DICOM_AE_TITLE, metricsPort: metricsServer.port },
+      { port, tlsPort, host: settings.DICOM_HOST, aeTitle: settings.DICOM_AE_TITLE, metricsPort: metricsServer.port },
       'DICOM listener ready',
     );
 
@@ -113,12 +137,13 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
     let closing: Promise<void> | undefined;
     return {
       port,
+      tlsPort,
       metricsPort: openMetrics.port,
       metrics,
       requeued,
       close() {
         closing ??= (async () => {
-          await dicom.close(settings.SHUTDOWN_TIMEOUT_SECONDS * 1000);
+          await Promise.all(servers.map((s) => s.close(settings.SHUTDOWN_TIMEOUT_SECONDS * 1000)));
           await assembler.drain();
           store.close();
           await openQueue.close();

@@ -6,6 +6,7 @@
 //  - cStoreRequest() runs storeInstance() and sends the response only when it resolves. The response starts as a
 //    failure and becomes Success only after the instance is durable and recorded.
 import net from 'node:net';
+import tls from 'node:tls';
 import { randomUUID } from 'node:crypto';
 import { Scp, responses, Implementation } from 'dcmjs-dimse';
 import type { association as dimseAssociation, requests as dimseRequests, Dataset } from 'dcmjs-dimse';
@@ -367,9 +368,14 @@ export interface DicomServerOptions {
   host: string;
   port: number;
   scp: Omit<ScpDeps, 'server'>;
+  /** DICOM over TLS on this port (the association then runs on the TLS socket, unchanged). */
+  tls?: tls.TlsOptions;
 }
 
-/** The TCP side: our own net.Server (dcmjs-dimse's binds every interface and hides the port), no-delay sockets. */
+/**
+ * The TCP side: our own net.Server, or tls.Server for DICOM TLS (dcmjs-dimse's binds every interface and hides the
+ * port), no-delay sockets. Each server counts its own associations against DICOM_MAX_ASSOCIATIONS.
+ */
 export class DicomServer implements AssociationBook {
   activeAssociations = 0;
   shuttingDown = false;
@@ -380,7 +386,14 @@ export class DicomServer implements AssociationBook {
   constructor(private readonly options: DicomServerOptions) {
     Implementation.setImplementationClassUid(IMPLEMENTATION_CLASS_UID);
     Implementation.setImplementationVersion(IMPLEMENTATION_VERSION_NAME);
-    this.server = net.createServer((socket) => this.onConnection(socket));
+    this.server = options.tls
+      ? tls.createServer(options.tls, (socket) => this.onConnection(socket))
+      : net.createServer((socket) => this.onConnection(socket));
+    // A failed handshake (no or untrusted client certificate, plain DICOM on the TLS port) never reaches the SCP.
+    this.server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+      options.scp.metrics.associations.inc({ result: 'rejected', reason: 'tls-handshake' });
+      options.scp.log.warn({ peer: socket.remoteAddress, err: err.message }, 'DICOM TLS handshake failed');
+    });
     // Beyond this many TCP connections the kernel queue holds them; below it, extra peers get an A-ASSOCIATE-RJ.
     this.server.maxConnections = options.scp.settings.policy.maxAssociations + 8;
   }

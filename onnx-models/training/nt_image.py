@@ -30,10 +30,20 @@ class ImageEncoder(nn.Module):
         return self.head(x)
 
 
-def train(volumes, targets, epochs, seed, log, name, batch_size=8, lr=2e-3, val=None, width=8):
+def augment(x, gen):
+    """Random shifts (up to 3 voxels per axis, wrapping through the zero-padded border) and intensity jitter."""
+    shifts = [int(v) for v in torch.randint(-3, 4, (3,), generator=gen)]
+    x = torch.roll(x, shifts=shifts, dims=(2, 3, 4))
+    scale = 1 + 0.1 * (2 * torch.rand((x.shape[0], 1, 1, 1, 1), generator=gen) - 1)
+    offset = 0.1 * (2 * torch.rand((x.shape[0], 1, 1, 1, 1), generator=gen) - 1)
+    return x * scale + offset
+
+
+def train(volumes, targets, epochs, seed, log, name, batch_size=8, lr=2e-3, val=None, width=8, aug=False):
     """volumes: float32 [N, D, H, W] (memory-mapped is fine); targets: float32 [N, dim]."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
     model = ImageEncoder(targets.shape[1], width)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * max(1, int(np.ceil(len(volumes) / batch_size)))
@@ -47,6 +57,8 @@ def train(volumes, targets, epochs, seed, log, name, batch_size=8, lr=2e-3, val=
         for s in range(0, len(order), batch_size):
             idx = np.sort(order[s : s + batch_size])
             x = torch.from_numpy(np.ascontiguousarray(volumes[idx], dtype=np.float32)).unsqueeze(1)
+            if aug:
+                x = augment(x, gen)
             y = y_all[idx]
             loss = F.mse_loss(model(x), y)
             opt.zero_grad()

@@ -7,13 +7,18 @@ hydrocephalus needs a drain within hours and a scan cannot tell acute from chron
 more than an over-call. Mass URGENT (same-day, not minutes). White-matter disease and atrophy ROUTINE.
 """
 
+# Sentences chosen among a few training-phrasing candidates per finding by the AUC of the calibration cohort's
+# report vectors (evaluation side; the held-out cohort never took part), e.g. acute infarct: "Acute infarct with
+# restricted diffusion." vs "No acute infarct." 0.79, the pair below 0.98. Negations weigh little in a mean-pooled
+# vector, so a query needs its negativeText: without it the acute-infarct query ranked normal reports (which say
+# "no restricted diffusion to suggest acute infarction") above infarcts (AUC 0.18-0.22).
 DEFAULT_QUERIES = [
-    {"id": "acute_infarct", "text": "Acute infarct with restricted diffusion.", "negativeText": "No acute infarct.", "priority": "STAT"},
-    {"id": "haemorrhage", "text": "Intracerebral haemorrhage.", "negativeText": "No intracranial haemorrhage.", "priority": "STAT"},
-    {"id": "hydrocephalus", "text": "Hydrocephalus with dilated lateral and third ventricles.", "negativeText": "No hydrocephalus.", "priority": "STAT"},
-    {"id": "mass", "text": "Mass with surrounding oedema and mass effect.", "negativeText": "No intracranial mass, midline shift or mass effect.", "priority": "URGENT"},
+    {"id": "acute_infarct", "text": "Acute ischaemic infarction.", "negativeText": "There is no diffusion restriction.", "priority": "STAT"},
+    {"id": "haemorrhage", "text": "Intraparenchymal haematoma with surrounding oedema.", "negativeText": "No intracranial haemorrhage.", "priority": "STAT"},
+    {"id": "hydrocephalus", "text": "Hydrocephalus with dilated lateral and third ventricles.", "negativeText": "The ventricles are normal in size; no hydrocephalus.", "priority": "STAT"},
+    {"id": "mass", "text": "Intra-axial mass lesion with vasogenic oedema.", "negativeText": "Normal MRI brain.", "priority": "URGENT"},
     {"id": "white_matter_disease", "text": "White matter hyperintensities in keeping with small vessel disease.", "negativeText": "The white matter is normal in signal.", "priority": "ROUTINE"},
-    {"id": "atrophy", "text": "Generalised cerebral atrophy.", "negativeText": "Brain volume is appropriate for age.", "priority": "ROUTINE"},
+    {"id": "atrophy", "text": "Generalised cerebral atrophy.", "negativeText": "Normal MRI brain.", "priority": "ROUTINE"},
 ]
 
 NORMAL_QUERY = {"id": "normal", "text": "Normal MRI brain. No intracranial abnormality.", "priority": "ROUTINE"}

@@ -111,6 +111,9 @@ async function main(): Promise<void> {
     'the threshold). ECE: expected calibration error of the Platt probability, 10 equal-width bins. ROC images: false-positive',
     'rate on x, true-positive rate on y, grid every 0.1, chance diagonal in grey.',
     '',
+    'Training data, architecture, measured reasons for the queries that fall short of the quality bar, and how to train on a',
+    'hospital archive: [onnx-models/README.md](../onnx-models/README.md).',
+    '',
     `Image-encoder time per study (all ${models.sequences.length} sequences, one ONNX Runtime CPU session per sequence, ${args.threads} threads, ${os.cpus().length}-core ${os.cpus()[0]?.model ?? 'CPU'}): ` +
       `median ${ms[Math.floor(ms.length / 2)]?.toFixed(0)} ms, p95 ${ms[Math.floor(ms.length * 0.95)]?.toFixed(0)} ms (from \`npm run models:eval\`; \`npm run bench:models\` measures it alone).`,
     '',

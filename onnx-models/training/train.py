@@ -208,6 +208,7 @@ def main():
     ap.add_argument("--spacing", default="3,3,3")
     ap.add_argument("--synth-args", default="", help="extra arguments for npm run synth (e.g. --fast for the smoke run)")
     ap.add_argument("--width", type=int, default=8, help="CNN base channel count")
+    ap.add_argument("--fine-stem", action="store_true", help="CNN keeps half resolution for one more block (slower, for small lesions)")
     ap.add_argument("--no-augment", dest="augment", action="store_false",
                     help="no random shifts and intensity jitter while training the CNNs (on by default: measured, see README)")
     ap.add_argument("--layers", type=int, default=2, help="text encoder transformer layers")
@@ -319,7 +320,7 @@ def main():
         val, tr = np.sort(perm[:nval]), np.sort(perm[nval:])
         log(f"   {seq}: {len(tr)} training series, {len(val)} validation; mse of predicting the mean vector "
             f"{float(np.mean((y[val] - y[tr].mean(0)) ** 2)):.5f}")
-        model = nt_image.train(sv[tr], y[tr], args.epochs, args.seed, log, seq, val=(sv[val], y[val]), width=args.width, aug=args.augment)
+        model = nt_image.train(sv[tr], y[tr], args.epochs, args.seed, log, seq, val=(sv[val], y[val]), width=args.width, aug=args.augment, fine=args.fine_stem)
         path = os.path.join(args.out, f"image-{seq.lower()}.onnx")
         nt_image.export(model, path, shape)
         image_models[seq] = model

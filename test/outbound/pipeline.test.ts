@@ -1,18 +1,25 @@
-// The HL7 and SR legs of the end-to-end path, with every part real: storescu (DCMTK) sends a synthetic study to the
-// listener, the worker scores it (ONNX Runtime; the trained reference bundle when present, else the recipe's fixture
-// bundle with random weights), the worker's "scored" notification reaches the outbound service, an OMI^O23 reaches
-// an MLLP peer and a Comprehensive SR lands in Orthanc in the same study. With the trained bundle an acute infarct
-// must come out STAT and a normal study ROUTINE; with random weights only the plumbing is checked (the priority the
-// RIS gets is the one the worker stored).
+// The end-to-end path in one flow, with every part real: storescu (DCMTK) sends a synthetic study to the listener,
+// the worker scores it (ONNX Runtime; the trained reference bundle when present, else the recipe's fixture bundle
+// with random weights), the worker's "scored" notification reaches the outbound service, an OMI^O23 reaches an MLLP
+// peer and a Comprehensive SR lands in Orthanc in the same study; then the API is started on the same Redis and the
+// worklist page, in real headless Chromium, must list the studies in priority order. The normal study is sent
+// first, so the infarct leading the page shows priority ordering, not arrival. With the trained bundle an acute
+// infarct must come out STAT and a normal study ROUTINE; with random weights only the plumbing is checked (the
+// priority the RIS and the page get is the one the worker stored). The tests below run in order and share state.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Hl7Message } from '@medplum/core';
+import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
+import { chromium, type Browser } from 'playwright-core';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
-import { resultKeys, type StudyResult } from '../../shared/results';
+import { resultKeys, worklistScore, type StudyResult } from '../../shared/results';
+import { build } from '../../services/api/app';
+import { API_DEFAULTS } from '../../services/api/settings';
 import { listenerSettings } from '../../services/listener/config';
 import { startListener, type RunningListener } from '../../services/listener/listener';
 import { startWorker, type RunningWorker } from '../../services/worker/main';
@@ -20,6 +27,7 @@ import { loadOutboundConfig } from '../../services/api/outbound/config';
 import { PRIORITY_0485 } from '../../services/api/outbound/hl7/message';
 import { createOutbound, type Outbound } from '../../services/api/outbound/outbound';
 import { COMPREHENSIVE_SR } from '../../services/api/outbound/sr/build-sr';
+import { TOKENS } from '../api/helpers';
 import { storescu } from '../helpers/dcmtk';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { makeTinyBundle, referenceBundle } from '../worker/bundle';
@@ -41,6 +49,11 @@ let peer: MllpPeer;
 let listener: RunningListener;
 let worker: RunningWorker;
 let outbound: Outbound;
+let apiRedis: Redis | undefined;
+let api: FastifyInstance | undefined;
+let browser: Browser | undefined;
+/** What the worker stored for each study the flow sent, in sending order, for the page leg. */
+const scored: Array<{ kind: 'normal' | 'infarct'; result: StudyResult }> = [];
 
 beforeAll(async () => {
   requireBuild();
@@ -71,10 +84,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Each step on its own: one failing close must not leave Redis or Orthanc running.
-  for (const step of [() => outbound?.close(), () => worker?.close(), () => listener?.close(), () => peer?.close()]) {
+  for (const step of [() => browser?.close(), () => api?.close(), () => outbound?.close(), () => worker?.close(), () => listener?.close(), () => peer?.close()]) {
     await Promise.resolve().then(step).catch(() => undefined);
   }
   redis?.disconnect();
+  apiRedis?.disconnect();
   await Promise.allSettled([redisServer?.stop(), orthanc?.stop()]);
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   if (!ref.dir && modelsDir) rmSync(modelsDir, { recursive: true, force: true });
@@ -110,6 +124,15 @@ async function sendAndFollow(index: number): Promise<{ result: StudyResult; mess
 
 const priorityOf = (m: Hl7Message): string => m.getSegment('TQ1')!.getComponent(9, 1);
 
+test('a normal study: ROUTINE (trained bundle) over HL7', async () => {
+  const index = findStudyIndex(SEED, []);
+  const { result, message, findings } = await sendAndFollow(index);
+  expect(findings).toEqual([]);
+  expect(priorityOf(message)).toBe(PRIORITY_0485[result.priority].code);
+  if (ref.dir) expect(result.priority).toBe('ROUTINE');
+  scored.push({ kind: 'normal', result });
+}, 120_000);
+
 test('an acute infarct study: STAT (trained bundle) over HL7, SR in the source study', async () => {
   const index = findStudyIndex(SEED, ['acute_infarct']);
   const { result, message, srTags, accession, findings } = await sendAndFollow(index);
@@ -124,6 +147,7 @@ test('an acute infarct study: STAT (trained bundle) over HL7, SR in the source s
   expect(message.getSegment('IPC')!.getField(1).toString()).toBe(accession);
   expect(message.getAllSegments('OBX').filter((s) => s.getComponent(3, 1) === 'QUERY')).toHaveLength(result.findings.length);
   if (ref.dir) expect(result.priority).toBe('STAT');
+  scored.push({ kind: 'infarct', result });
 
   // The SR sits in the source study, references the series the worker used and carries the same priority.
   expect(srTags.StudyInstanceUID).toBe(result.StudyInstanceUID);
@@ -138,10 +162,49 @@ test('an acute infarct study: STAT (trained bundle) over HL7, SR in the source s
   expect(srTags.PatientID).not.toBe('');
 }, 120_000);
 
-test('a normal study: ROUTINE (trained bundle) over HL7', async () => {
-  const index = findStudyIndex(SEED, []);
-  const { result, message, findings } = await sendAndFollow(index);
-  expect(findings).toEqual([]);
-  expect(priorityOf(message)).toBe(PRIORITY_0485[result.priority].code);
-  if (ref.dir) expect(result.priority).toBe('ROUTINE');
-}, 120_000);
+test('the worklist page, on the same Redis, shows the infarct first (STAT) and the normal study ROUTINE', async () => {
+  // Needs the two studies above, scored in this run (jest runs a file's tests in order).
+  expect(scored.map((s) => s.kind)).toEqual(['normal', 'infarct']);
+  const infarct = scored[1].result;
+  const normal = scored[0].result;
+  // The page never embeds on load, so the API runs without a text encoder (routes that need one would answer 503).
+  apiRedis = connectRedis(redisServer.url, 'producer');
+  api = await build({
+    config: { DATA_DIR: path.join(dataDir, 'api'), DISK_MIN_FREE_MB: 1 },
+    settings: { ...API_DEFAULTS },
+    tokens: TOKENS,
+    redis: apiRedis,
+    logger: createLogger('e2e-api', process.env.NT_TEST_LOG ?? 'silent'),
+    registry: new Registry(),
+    embedText: null,
+    modelStatus: () => ({ loaded: false, detail: 'not loaded by this test' }),
+    clock: () => Date.now(),
+    statusCacheMs: 0,
+  });
+  await api.listen({ host: '127.0.0.1', port: 0 });
+  const base = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  const page = await browser.newPage();
+  await page.goto(base);
+  await page.fill('#token', TOKENS.find((t) => t.role === 'reader')!.token);
+  await page.click('#login-form button[type=submit]');
+  const rows = page.locator('#worklist tbody tr[data-uid][data-priority]');
+  await rows.nth(1).waitFor({ timeout: 15_000 });
+  const shown = await rows.evaluateAll((trs) => trs.map((tr) => ({ uid: tr.getAttribute('data-uid'), priority: tr.getAttribute('data-priority') })));
+
+  // The page shows what the worker stored, in the worklist order (priority class, then arrival).
+  const expected = scored.map((s) => s.result)
+    .sort((a, b) => worklistScore(a.priority, a.receivedAt) - worklistScore(b.priority, b.receivedAt))
+    .map((r) => ({ uid: r.StudyInstanceUID, priority: r.priority }));
+  expect(shown).toEqual(expected);
+  if (ref.dir) {
+    // The infarct arrived second and still leads: it is first because it is STAT.
+    expect(infarct.receivedAt).toBeGreaterThan(normal.receivedAt);
+    expect(shown[0]).toEqual({ uid: infarct.StudyInstanceUID, priority: 'STAT' });
+    expect(shown.find((r) => r.uid === normal.StudyInstanceUID)?.priority).toBe('ROUTINE');
+    expect(await rows.first().locator('.badge').textContent()).toBe('STAT');
+  }
+}, 60_000);

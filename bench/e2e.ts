@@ -10,7 +10,6 @@
 // --burst N (default 20), --matrix M (T2/FLAIR acquisition matrix, default 128; --fast: 64x64, 12 slices),
 // --seed S. The whole run is bounded (BENCH_E2E_TIMEOUT_S, default 180 s); everything started is stopped and the
 // temp DATA_DIR removed at the end, also on failure.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -20,6 +19,7 @@ import type { Hl7Message } from '@medplum/core';
 import { Hl7Connection, type Hl7MessageEvent } from '@medplum/hl7';
 import { Client, Dataset, constants, log as dimseLog, requests } from 'dcmjs-dimse';
 import { Registry } from 'prom-client';
+import { startPrivateRedis } from '../shared/private-redis';
 import { createLogger } from '../shared/logger';
 import { listenerSettings } from '../services/listener/config';
 import { startListener, type RunningListener } from '../services/listener/listener';
@@ -38,32 +38,6 @@ const BUNDLE_DIR = path.resolve(__dirname, '..', '..', 'onnx-models');
 interface Stoppable {
   name: string;
   stop(): Promise<unknown> | unknown;
-}
-
-// ---- private redis-server (the approach of test/helpers/redis.ts, kept here: bench code does not import tests) ----
-
-async function startRedis(): Promise<{ url: string; stop(): Promise<void> }> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'nt-bench-e2e-redis-'));
-  const socket = path.join(dir, 'redis.sock');
-  const child = spawn('redis-server', ['--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--dir', dir,
-    '--appendonly', 'yes', '--save', '', '--daemonize', 'no', '--loglevel', 'warning'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const deadline = Date.now() + 10_000;
-  while (!existsSync(socket)) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      await stop();
-      throw new Error('redis-server did not start within 10 s (is it installed? scripts/setup.sh)');
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { url: `unix://${socket}`, stop };
 }
 
 // ---- MLLP peer: records when it acknowledges each study (IPC-3 carries the StudyInstanceUID) ----
@@ -252,7 +226,7 @@ async function main(): Promise<number> {
 
   try {
     const log = createLogger('bench-e2e', process.env.LOG_LEVEL ?? 'silent');
-    const redis = await startRedis();
+    const redis = await startPrivateRedis();
     stops.push({ name: 'redis-server', stop: () => redis.stop() });
     const peer = await startAckPeer();
     stops.push({ name: 'MLLP peer', stop: () => peer.close() });

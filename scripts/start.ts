@@ -2,10 +2,11 @@
 // under DATA_DIR/redis) unless REDIS_URL is set, then the listener, worker and API as separate processes, the
 // way production runs them (each also runs alone: node dist/services/<name>/main.js). Ctrl-C stops them in order.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, dataDir, ConfigError } from '../shared/config';
 import { createLogger } from '../shared/logger';
+import { startPrivateRedis } from '../shared/private-redis';
 
 const SERVICES = ['listener', 'worker', 'api'] as const;
 /** Calling AE titles of `npm run synth -- --send` and of DCMTK's storescu, from this machine only. */
@@ -18,25 +19,6 @@ function isLoopback(host: string): boolean {
 interface Running {
   name: string;
   child: ChildProcess;
-}
-
-async function startPrivateRedis(dir: string): Promise<{ url: string; child: ChildProcess }> {
-  mkdirSync(dir, { recursive: true });
-  const socket = path.join(dir, 'redis.sock');
-  if (socket.length > 100) throw new Error(`DATA_DIR is too deep for a unix socket (${socket.length} chars); set REDIS_URL`);
-  const child = spawn(
-    'redis-server',
-    ['--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--dir', dir, '--appendonly', 'yes',
-      '--appendfsync', 'everysec', '--save', '', '--loglevel', 'warning'],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
-  );
-  const deadline = Date.now() + 10_000;
-  while (!existsSync(socket)) {
-    if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}`);
-    if (Date.now() > deadline) throw new Error('redis-server did not start within 10 s');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { url: `unix://${socket}`, child };
 }
 
 function stopChild(child: ChildProcess, signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
@@ -64,8 +46,8 @@ async function main(): Promise<void> {
   }
   let redis: ChildProcess | undefined;
   if (!config.REDIS_URL) {
-    const started = await startPrivateRedis(path.join(dataDir(config), 'redis'));
-    redis = started.child;
+    const started = await startPrivateRedis({ dir: path.join(dataDir(config), 'redis') });
+    redis = started.process;
     env.REDIS_URL = started.url;
     log.info({ redis: started.url }, 'private Redis started (AOF on)');
   }

@@ -3,6 +3,7 @@
 import { endianness } from 'node:os';
 import type { Sequence } from '../../shared/model-manifest';
 import { SEQUENCES } from '../../shared/model-manifest';
+import { cosine as sharedCosine } from '../../shared/models/scoring';
 
 const LITTLE_ENDIAN = endianness() === 'LE';
 
@@ -22,18 +23,10 @@ export function encodeVector(v: Float32Array): Buffer {
   return buf;
 }
 
+/** The worker's cosine (shared/models/scoring.ts), refusing vectors from different models instead of misreading them. */
 export function cosine(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) throw new DimensionMismatchError(a.length, b.length);
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  if (na === 0 || nb === 0) return 0;
-  return dot / Math.sqrt(na * nb);
+  return sharedCosine(a, b);
 }
 
 export class DimensionMismatchError extends Error {

@@ -3,12 +3,10 @@
 // given dimension in the shared/results.ts shape, and times GET /api/v1/search and GET /api/v1/worklist through
 // app.inject() (no network), and the SCAN behind the page's "Not triaged" list,, with a random-vector embedder standing in for the text encoder (its own time is
 // the model's, measured by the models bench). Usage: node dist/services/api/bench/search.js [N=10000] [DIM=512]
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import path from 'node:path';
+import { cpus } from 'node:os';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../../shared/logger';
+import { startPrivateRedis } from '../../../shared/private-redis';
 import { connectRedis } from '../../../shared/redis';
 import { resultKeys, worklistScore, type StudyResult } from '../../../shared/results';
 import { keys } from '../../../shared/studies';
@@ -27,12 +25,9 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 async function main(): Promise<void> {
   const n = Number(process.argv[2] ?? 10_000);
   const dim = Number(process.argv[3] ?? 512);
-  const dir = mkdtempSync(path.join(tmpdir(), 'nt-bench-api-'));
-  const socket = path.join(dir, 'redis.sock');
-  const server = spawn('redis-server', ['--port', '0', '--unixsocket', socket, '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const server = await startPrivateRedis({ appendonly: false, stdio: 'ignore' });
   try {
-    while (!existsSync(socket)) await new Promise((r) => setTimeout(r, 20));
-    const redis = connectRedis(`unix://${socket}`, 'producer');
+    const redis = connectRedis(server.url, 'producer');
     await new Promise((r) => redis.once('ready', r));
     const model = { bundleId: 'bench', version: '1' };
     const priorities = ['STAT', 'URGENT', 'ROUTINE', 'ROUTINE', 'ROUTINE'] as const;
@@ -56,7 +51,7 @@ async function main(): Promise<void> {
     }
     const token = 'bench-token-0123456789';
     const app = await build({
-      config: { DATA_DIR: dir, DISK_MIN_FREE_MB: 0 },
+      config: { DATA_DIR: server.dir, DISK_MIN_FREE_MB: 0 },
       settings: { ...API_DEFAULTS, API_RATE_LIMIT_MAX: 1_000_000 },
       tokens: [{ token, role: 'reader', name: 'bench' }],
       redis,
@@ -87,8 +82,7 @@ async function main(): Promise<void> {
     await app.close();
     redis.disconnect();
   } finally {
-    server.kill('SIGTERM');
-    rmSync(dir, { recursive: true, force: true });
+    await server.stop();
   }
 }
 

@@ -2,16 +2,14 @@
 // from an MLLP peer, webhook 2xx), through BullMQ on a private Redis, on loopback. Two phases: steady arrivals
 // and a burst. Figures only; nothing is asserted. The peers answer at once, so this is neurotriage's own cost.
 // Usage: node dist/services/api/outbound/bench.js [--n 20] [--interval-ms 100] [--burst 50]
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Hl7Connection, type Hl7MessageEvent } from '@medplum/hl7';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../../shared/logger';
+import { startPrivateRedis } from '../../../shared/private-redis';
 import { connectRedis } from '../../../shared/redis';
 import { resultKeys, type StudyResult } from '../../../shared/results';
 import { loadOutboundConfig } from './config';
@@ -19,25 +17,6 @@ import type { Adapter } from './errors';
 import { resultKey } from './idempotency';
 import { createOutbound, type Outbound } from './outbound';
 
-async function privateRedis(): Promise<{ url: string; stop(): Promise<void> }> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'nt-bench-redis-'));
-  const socket = path.join(dir, 'redis.sock');
-  const child = spawn('redis-server', ['--port', '0', '--unixsocket', socket, '--dir', dir, '--appendonly', 'yes', '--save', ''], { stdio: 'ignore' });
-  const deadline = Date.now() + 10_000;
-  while (!existsSync(socket)) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error('redis-server did not start');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return {
-    url: `unix://${socket}`,
-    async stop() {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 async function listen(server: net.Server): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -104,7 +83,7 @@ async function main(): Promise<void> {
   const intervalMs = Number(values['interval-ms']);
   const burst = Number(values.burst);
 
-  const redisServer = await privateRedis();
+  const redisServer = await startPrivateRedis({ stdio: 'ignore' });
   // Everything started here is stopped in finally, also when a phase fails.
   const cleanup: Array<() => Promise<unknown>> = [() => redisServer.stop()];
   try {

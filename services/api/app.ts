@@ -19,6 +19,7 @@ import { eventRoutes } from './routes/events';
 import { healthRoutes } from './routes/health';
 import { findPublicDir, pageRoutes } from './routes/page';
 import { queryRoutes } from './routes/queries';
+import { auditRoutes } from './routes/audit';
 import { searchRoutes } from './routes/search';
 import { studyRoutes } from './routes/studies';
 import { worklistRoutes } from './routes/worklist';
@@ -111,6 +112,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(searchRoutes, { store, embed, modelStatus: deps.modelStatus });
   await app.register(queryRoutes, { redis: deps.redis });
+  await app.register(auditRoutes, { file: auditFile });
   await app.register(eventRoutes);
   await app.register(swaggerUiRoutes);
   await app.register(pageRoutes, { publicDir: deps.publicDir ?? findPublicDir() });

@@ -461,6 +461,25 @@ describe('audit log', () => {
     expect(raw).not.toContain('private draft');
     for (const l of lines) expect(Date.parse(l.at as string)).not.toBeNaN();
   });
+
+  test('admins export a time window as JSON lines; readers may not; the export is audited', async () => {
+    await app.inject({ method: 'GET', url: `/api/v1/studies/${MASS}`, headers: READER });
+    const all = auditLines();
+    const last = all[all.length - 1];
+    const res = await app.inject({ method: 'GET', url: `/api/v1/audit?from=${encodeURIComponent(last.at as string)}`, headers: ADMIN });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/application\/x-ndjson/);
+    const exported = res.body.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(exported).toEqual(expect.arrayContaining([expect.objectContaining({ action: 'study.read', StudyInstanceUID: MASS })]));
+    for (const e of exported) expect(Date.parse(e.at as string)).toBeGreaterThanOrEqual(Date.parse(last.at as string));
+    const empty = await app.inject({ method: 'GET', url: '/api/v1/audit?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z', headers: ADMIN });
+    expect(empty.body).toBe('');
+    expect((await app.inject({ method: 'GET', url: '/api/v1/audit', headers: READER })).statusCode).toBe(403);
+    const backwards = await app.inject({ method: 'GET', url: '/api/v1/audit?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z', headers: ADMIN });
+    expect(backwards.statusCode).toBe(400);
+    expect(backwards.json().detail).toMatch(/from must be earlier than/);
+    expect(auditLines()).toEqual(expect.arrayContaining([expect.objectContaining({ user: 'pacs-admin', action: 'audit.export' })]));
+  });
 });
 
 describe('live updates', () => {

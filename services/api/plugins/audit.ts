@@ -9,7 +9,7 @@ import fp from 'fastify-plugin';
 
 export type AuditAction =
   | 'worklist.read' | 'studies.read' | 'study.read' | 'study.score' | 'study.report-check' | 'search'
-  | 'events.subscribe' | 'queries.read' | 'query.create' | 'query.update' | 'query.delete';
+  | 'events.subscribe' | 'queries.read' | 'query.create' | 'query.update' | 'query.delete' | 'audit.export';
 
 export interface AuditEntry {
   at: string;

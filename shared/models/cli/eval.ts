@@ -92,7 +92,7 @@ async function main(): Promise<void> {
     '',
     `Written by \`npm run models:eval -- --n ${args.n} --seed ${args.seed}${synthArgs.length ? ` --synth-args "${synthArgs.join(' ')}"` : ''}\` on ${new Date().toISOString().slice(0, 10)}; do not edit by hand.`,
     `Bundle: \`${m.bundleId}\` version \`${m.version}\`; text encoder \`${m.textEncoder.id}\`, ${m.embeddingDim}-d; image encoders: ${Object.keys(m.imageEncoders).join(', ')}; combination \`${m.combination}\`.`,
-    `Trained on: ${m.trainedOn.description} (seed ${m.trainedOn.seed ?? 'n/a'}).`,
+    `Trained on (seed ${m.trainedOn.seed ?? 'n/a'}): ${m.trainedOn.description}`,
     '',
     `Held-out cohort: ${scored.length} synthetic studies, seed ${args.seed}, \`--phrasing-set heldout --scanner-set heldout${synthArgs.length ? ' ' + synthArgs.join(' ') : ''}\` (report phrasings and scanner settings not used in training or calibration). ` +
       `Scores come from the service's own model layer (shared/models, onnxruntime-node, CPU).`,

@@ -8,16 +8,19 @@
 // any SCP that makes each instance durable before it answers a synchronous SCU such as storescu.
 // Environment: BENCH_SMALL (default 800), BENCH_LARGE (default 240), BENCH_ROUNDS (default 3), BENCH_DIR (where
 // both SCPs write; default the OS temp dir. BENCH_DIR=/dev/shm takes the disk out and measures the code path).
-import { spawn } from 'node:child_process';
-import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, readdirSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { startRedis } from '../test/helpers/redis';
-import { dcmtkEnv, newUid, writeMrInstance } from '../test/helpers/dcmtk';
+import { newUid, runTool, writeMrInstance } from '../test/helpers/dcmtk';
+import { listFiles } from '../test/listener/harness';
 import { connectRedis } from '../shared/redis';
 import { createLogger } from '../shared/logger';
 import { listenerSettings } from '../services/listener/config';
 import { startListener } from '../services/listener/listener';
+
+/** A whole send of one set; generous, since a loaded machine's flushes can take milliseconds each. */
+const RUN_TIMEOUT_MS = 10 * 60_000;
 
 const SMALL = Number(process.env.BENCH_SMALL ?? 800);
 const LARGE = Number(process.env.BENCH_LARGE ?? 240);
@@ -47,17 +50,6 @@ function makeSet(dir: string, n: number, sizes: number[]): { files: string[]; by
   return { files, bytes };
 }
 
-function run(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: dcmtkEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 async function roundOurs(files: string[], work: string, redisUrl: string): Promise<number> {
   const dataDir = path.join(work, `nt-${Date.now()}`);
@@ -73,10 +65,10 @@ async function roundOurs(files: string[], work: string, redisUrl: string): Promi
   const listener = await startListener({ settings, log: createLogger('listener', 'silent') });
   try {
     const t0 = process.hrtime.bigint();
-    const r = await run('storescu', ['-aet', CALLING_AE, '-aec', settings.DICOM_AE_TITLE, '127.0.0.1', String(listener.port), ...files]);
+    const r = await runTool('storescu', ['-aet', CALLING_AE, '-aec', settings.DICOM_AE_TITLE, '127.0.0.1', String(listener.port), ...files], RUN_TIMEOUT_MS);
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     if (r.code !== 0) throw new Error(`storescu -> neurotriage failed: ${r.stderr.slice(-500)}`);
-    const stored = countFiles(path.join(dataDir, 'store'));
+    const stored = listFiles(path.join(dataDir, 'store')).length;
     if (stored !== files.length) throw new Error(`neurotriage stored ${stored} of ${files.length}`);
     return seconds;
   } finally {
@@ -100,10 +92,10 @@ async function roundDcmtk(files: string[], work: string): Promise<number> {
     'echo "ELAPSED_NS=$((t1-t0)) RC=$rc"',
   ].join('\n');
   try {
-    const r = await run('unshare', ['-rn', 'bash', '-c', script, 'bench', ...files]);
+    const r = await runTool('unshare', ['-rn', 'bash', '-c', script, 'bench', ...files], RUN_TIMEOUT_MS);
     const m = /ELAPSED_NS=(\d+) RC=(\d+)/.exec(r.stdout);
     if (!m || m[2] !== '0') throw new Error(`storescu -> storescp failed: ${r.stdout.slice(-300)} ${r.stderr.slice(-500)}`);
-    const stored = countFiles(od);
+    const stored = listFiles(od).length;
     if (stored !== files.length) throw new Error(`storescp stored ${stored} of ${files.length}`);
     return Number(m[1]) / 1e9;
   } finally {
@@ -137,24 +129,6 @@ function fsyncFloorSeconds(work: string, n: number, bytes: number): number {
   return seconds;
 }
 
-function countFiles(dir: string): number {
-  let n = 0;
-  const walk = (d: string) => {
-    let entries: string[] = [];
-    try {
-      entries = readdirSync(d);
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = path.join(d, e);
-      if (statSync(p).isDirectory()) walk(p);
-      else n += 1;
-    }
-  };
-  walk(dir);
-  return n;
-}
 
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);

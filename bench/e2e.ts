@@ -17,7 +17,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Hl7Message } from '@medplum/core';
 import { Hl7Connection, type Hl7MessageEvent } from '@medplum/hl7';
-import { Client, Dataset, constants, log as dimseLog, requests } from 'dcmjs-dimse';
+import { log as dimseLog } from 'dcmjs-dimse';
 import { Registry } from 'prom-client';
 import { startPrivateRedis } from '../shared/private-redis';
 import { createLogger } from '../shared/logger';
@@ -27,8 +27,7 @@ import { scheduleSlackMs } from '../services/listener/study-assembler';
 import { startWorker, type RunningWorker } from '../services/worker/main';
 import { loadOutboundConfig } from '../services/api/outbound/config';
 import { createOutbound, type Outbound } from '../services/api/outbound/outbound';
-import { createDicomWriter } from '../tools/synth/dicom';
-import { readFileMeta } from '../tools/synth/send';
+import { createStoreSender, type StoreSender } from '../tools/synth/send';
 import { generateStudy } from '../tools/synth/study';
 import type { DicomFile, GeneratedStudy } from '../tools/synth/types';
 
@@ -97,68 +96,13 @@ function waitForAcks(peer: AckPeer, uids: string[], timeoutMs: number): Promise<
   });
 }
 
-// ---- sender: one association per study; the time of the last C-STORE response is what the figure starts from ----
-
-/**
- * The file's own bytes on the wire when the SCP takes the file's transfer syntax, as tools/synth/send.ts does.
- * dcmjs-dimse always proposes Implicit VR Little Endian first; when the SCP picks it, dcmjs-dimse transcodes from
- * getElements(), which parses the file then (sender CPU, spent before the last C-STORE response).
- */
-class RawP10Dataset extends Dataset {
-  private parsed = false;
-  constructor(private readonly data: Uint8Array, private readonly datasetOffset: number, meta: Record<string, string>, private readonly reader: ReturnType<typeof createDicomWriter>) {
-    super({ SOPClassUID: meta.MediaStorageSOPClassUID, SOPInstanceUID: meta.MediaStorageSOPInstanceUID }, meta.TransferSyntaxUID);
-  }
-
-  override getElements(): Record<string, unknown> {
-    if (!this.parsed) {
-      this.parsed = true;
-      for (const [k, v] of Object.entries(this.reader.read(this.data))) {
-        if (!/^(FileMetaInformation|MediaStorage|TransferSyntax|Implementation)/.test(k)) this.setElement(k, v as string);
-      }
-    }
-    return super.getElements();
-  }
-
-  override getDenaturalizedDataset(): Buffer {
-    return Buffer.from(this.data.buffer, this.data.byteOffset + this.datasetOffset, this.data.byteLength - this.datasetOffset);
-  }
-}
+// ---- sender: one association per study (tools/synth's sender); the figure starts at its last C-STORE response ----
 
 /** Sends the study; resolves with Date.now() of its last C-STORE response (all must be Success). */
-function sendStudy(port: number, calledAe: string, files: DicomFile[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const client = new Client();
-    const reader = createDicomWriter();
-    let lastResponseAt = 0;
-    let ok = 0;
-    let badStatus: number | undefined;
-    for (const f of files) {
-      const { meta, datasetOffset } = readFileMeta(f.data);
-      const request = new requests.CStoreRequest(new RawP10Dataset(f.data, datasetOffset, meta, reader));
-      request.on('response', (response: { getStatus(): number }) => {
-        lastResponseAt = Date.now();
-        if (response.getStatus() === constants.Status.Success) ok++;
-        else badStatus ??= response.getStatus();
-      });
-      client.addRequest(request);
-    }
-    let settled = false;
-    const done = (err?: Error): void => {
-      if (settled) return;
-      settled = true;
-      if (err) reject(err);
-      else if (ok !== files.length) reject(new Error(`${files.length - ok} of ${files.length} instances not stored (status 0x${(badStatus ?? 0).toString(16)})`));
-      else resolve(lastResponseAt);
-    };
-    client.on('associationRejected', () => done(new Error('association rejected')));
-    client.on('networkError', (e: Error) => done(new Error(`network error: ${e.message}`)));
-    client.on('closed', () => done());
-    client.send('127.0.0.1', port, CALLING_AE, calledAe, { connectTimeout: 30_000, associationTimeout: 60_000, pduTimeout: 60_000, associationLingerTimeout: 0 });
-    const socket = (client as unknown as { network?: { socket?: net.Socket } }).network?.socket;
-    socket?.setNoDelay(true);
-    client.on('connected', () => socket?.setNoDelay(true));
-  });
+async function sendStudy(sender: StoreSender, files: DicomFile[]): Promise<number> {
+  const r = await sender.sendStudy(files);
+  if (r.failed > 0) throw new Error(`${r.failed} of ${r.instances} instances not stored`);
+  return r.lastResponseAt;
 }
 
 // ---- figures ----
@@ -270,7 +214,8 @@ async function main(): Promise<number> {
     console.log(`studies: ${values.fast ? 'fast (64x64, 12 slices)' : `matrix ${matrix}`}, ${perStudy.files.length} instances / ` +
       `${(perStudy.files.reduce((a, f) => a + f.data.byteLength, 0) / 1e6).toFixed(1)} MB each; ${1 + steadyN + burstN} made in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
-    const send = (s: GeneratedStudy): Promise<number> => sendStudy(listener.port, settings.DICOM_AE_TITLE, s.files);
+    const sender = createStoreSender({ host: '127.0.0.1', port: listener.port, calledAe: settings.DICOM_AE_TITLE }, CALLING_AE);
+    const send = (s: GeneratedStudy): Promise<number> => sendStudy(sender, s.files);
     const ackWaitMs = (quiet + 60) * 1000;
     const latencies = (studies: GeneratedStudy[], lastAt: number[]): number[] =>
       studies.map((s, i) => peer.ackAt.get(s.StudyInstanceUID)! - lastAt[i]!);

@@ -35,6 +35,8 @@ export interface SendResult {
   instances: number;
   failed: number;
   bytes: number;
+  /** Date.now() when the last C-STORE response arrived (where end-to-end latency starts); 0 if none did. */
+  lastResponseAt: number;
 }
 
 /** The File Meta Information of a Part 10 file (group 0002, always explicit VR little endian) and where the
@@ -106,11 +108,13 @@ export function createStoreSender(target: StoreTarget, callingAe = 'NT_SYNTH', t
         const client = new Client();
         let failed = 0;
         let bytes = 0;
+        let lastResponseAt = 0;
         for (const f of files) {
           const { meta, datasetOffset } = readFileMeta(f.data);
           const request = new requests.CStoreRequest(new RawP10Dataset(f.data, datasetOffset, meta, (d) => reader.read(d)));
           bytes += f.data.byteLength;
           request.on('response', (response: { getStatus(): number }) => {
+            lastResponseAt = Date.now();
             if (response.getStatus() !== constants.Status.Success) failed++;
           });
           client.addRequest(request);
@@ -120,7 +124,7 @@ export function createStoreSender(target: StoreTarget, callingAe = 'NT_SYNTH', t
           if (settled) return;
           settled = true;
           if (err) reject(err);
-          else resolve({ instances: files.length, failed, bytes });
+          else resolve({ instances: files.length, failed, bytes, lastResponseAt });
         };
         client.on('associationRejected', () => done(new StoreError('association rejected', true)));
         client.on('networkError', (e: Error) => done(new StoreError(`network error: ${e.message}`, true)));

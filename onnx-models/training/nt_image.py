@@ -1,6 +1,7 @@
 """Image encoders: one small 3D CNN per MRI sequence mapping a canonical volume [1, D, H, W] (written by the
 TypeScript volumes CLI, the worker's own preprocessing) to the frozen report vector of its study, by mean squared
 error. Exported to ONNX with input "volume" [batch, 1, D, H, W] and output "embedding" [batch, dim]."""
+import json
 import time
 
 import numpy as np
@@ -33,35 +34,54 @@ class ImageEncoder(nn.Module):
 
 
 def augment(x, gen):
-    """Random shifts (up to 3 voxels per axis, wrapping through the zero-padded border) and intensity jitter."""
+    """Random shifts (up to 3 voxels per axis, wrapping through the zero-padded border) and intensity jitter.
+    The random numbers come from a CPU generator whatever the device, so a seed means the same on CPU and GPU."""
     shifts = [int(v) for v in torch.randint(-3, 4, (3,), generator=gen)]
     x = torch.roll(x, shifts=shifts, dims=(2, 3, 4))
     scale = 1 + 0.1 * (2 * torch.rand((x.shape[0], 1, 1, 1, 1), generator=gen) - 1)
     offset = 0.1 * (2 * torch.rand((x.shape[0], 1, 1, 1, 1), generator=gen) - 1)
-    return x * scale + offset
+    return x * scale.to(x.device) + offset.to(x.device)
 
 
-def train(volumes, targets, epochs, seed, log, name, batch_size=8, lr=2e-3, val=None, width=8, aug=False, fine=False):
-    """volumes: float32 [N, D, H, W] (memory-mapped is fine); targets: float32 [N, dim]."""
+def _batches(volumes, idx, device):
+    """A batch [B, 1, D, H, W] on the device from numpy volumes (host) or a tensor already on the device."""
+    if torch.is_tensor(volumes):
+        return volumes[torch.as_tensor(idx, device=volumes.device)].unsqueeze(1)
+    return torch.from_numpy(np.ascontiguousarray(volumes[idx], dtype=np.float32)).unsqueeze(1).to(device)
+
+
+def train(volumes, targets, epochs, seed, log, name, batch_size=8, lr=2e-3, val=None, width=8, aug=False, fine=False,
+          device="cpu", budget_s=None):
+    """volumes: float32 [N, D, H, W] (memory-mapped is fine); targets: float32 [N, dim].
+    device: "cpu" or "cuda" (the whole training set is moved to the GPU once). budget_s: cap the epochs so the
+    run fits this many seconds, from the time of a few timed steps (the one-cycle schedule needs its length up
+    front, so the cap is decided before the first epoch)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = ImageEncoder(targets.shape[1], width, fine)
+    model = ImageEncoder(targets.shape[1], width, fine).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = epochs * max(1, int(np.ceil(len(volumes) / batch_size)))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    per_epoch = max(1, int(np.ceil(len(volumes) / batch_size)))
+    if device != "cpu":
+        volumes = torch.from_numpy(np.ascontiguousarray(volumes, dtype=np.float32)).to(device)
+    y_all = torch.from_numpy(np.asarray(targets, dtype=np.float32)).to(device)
+    if budget_s:
+        epochs = min(epochs, max(1, int(budget_s / (per_epoch * _step_seconds(model, volumes, y_all, batch_size, device)))))
+        model = ImageEncoder(targets.shape[1], width, fine).to(device)  # the timed steps changed the weights
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+        log(f"{name}: {epochs} epochs fit the budget of {budget_s:.0f}s")
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * per_epoch, pct_start=0.15)
     t0 = time.time()
-    y_all = torch.from_numpy(np.asarray(targets, dtype=np.float32))
     for epoch in range(epochs):
         model.train()
         order = rng.permutation(len(volumes))
         total = 0.0
         for s in range(0, len(order), batch_size):
             idx = np.sort(order[s : s + batch_size])
-            x = torch.from_numpy(np.ascontiguousarray(volumes[idx], dtype=np.float32)).unsqueeze(1)
+            x = _batches(volumes, idx, device)
             if aug:
                 x = augment(x, gen)
-            y = y_all[idx]
+            y = y_all[torch.as_tensor(idx, device=y_all.device)]
             loss = F.mse_loss(model(x), y)
             opt.zero_grad()
             loss.backward()
@@ -73,21 +93,61 @@ def train(volumes, targets, epochs, seed, log, name, batch_size=8, lr=2e-3, val=
             msg += f" val mse {evaluate(model, *val):.5f}"
         log(msg + f" ({time.time() - t0:.0f}s)")
     model.eval()
-    return model
+    model.epochs_trained = epochs
+    return model.cpu()
+
+
+def _step_seconds(model, volumes, y_all, batch_size, device, steps=6):
+    """Seconds per training step, timed after two warm-up steps (cuDNN picks its algorithms on the first)."""
+    opt = torch.optim.SGD(model.parameters(), lr=1e-6)
+    idx = np.arange(min(batch_size, len(volumes)))
+    t = None
+    for i in range(steps + 2):
+        if i == 2:
+            if device != "cpu":
+                torch.cuda.synchronize()
+            t = time.time()
+        loss = F.mse_loss(model(_batches(volumes, idx, device)), y_all[torch.as_tensor(idx, device=y_all.device)])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    if device != "cpu":
+        torch.cuda.synchronize()
+    return (time.time() - t) / steps
 
 
 @torch.no_grad()
 def predict(model, volumes, batch_size=16):
     model.eval()
+    device = next(model.parameters()).device
     out = []
     for s in range(0, len(volumes), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(volumes[s : s + batch_size], dtype=np.float32)).unsqueeze(1)
-        out.append(model(x))
+        x = torch.from_numpy(np.ascontiguousarray(volumes[s : s + batch_size], dtype=np.float32)).unsqueeze(1).to(device)
+        out.append(model(x).cpu())
     return torch.cat(out).numpy()
 
 
 def evaluate(model, volumes, targets):
     return float(np.mean((predict(model, volumes) - targets) ** 2))
+
+
+def save_weights(model, path, meta):
+    """Weights as plain numpy (.npz) plus a JSON of how to rebuild the model: readable by any torch version, so a
+    GPU host's newer torch can train and this machine's torch 1.13 exports (--load-image-weights)."""
+    np.savez(path + ".npz", **{k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
+    with open(path + ".json", "w") as f:
+        json.dump(meta, f, indent=2)
+
+
+def load_weights(path):
+    """(model, meta) from save_weights' files."""
+    with open(path + ".json") as f:
+        meta = json.load(f)
+    model = ImageEncoder(meta["dim"], meta["width"], meta["fine"])
+    with np.load(path + ".npz") as z:
+        model.load_state_dict({k: torch.from_numpy(z[k]) for k in z.files})
+    model.eval()
+    return model, meta
 
 
 def export(model, path, shape, opset=17):

@@ -75,7 +75,7 @@ def read_jsonl(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def load_volumes(voldir, shape):
+def load_volumes(voldir, shape, sequences=SEQUENCES):
     """{sequence: (study uids, memory array [N, D, H, W])} from VOLDIR/<Study>/<SEQ>.f32."""
     out = {}
     size = int(np.prod(shape))
@@ -83,7 +83,7 @@ def load_volumes(voldir, shape):
         d = os.path.join(voldir, study)
         if not os.path.isdir(d):
             continue
-        for seq in SEQUENCES:
+        for seq in sequences:
             f = os.path.join(d, seq + ".f32")
             if os.path.exists(f):
                 v = np.fromfile(f, dtype=np.float32)
@@ -93,6 +93,22 @@ def load_volumes(voldir, shape):
                 out[seq][0].append(study)
                 out[seq][1].append(v.reshape(shape))
     return {s: (u, np.stack(v)) for s, (u, v) in out.items()}
+
+
+def load_text_state(path):
+    """The saved text encoder; torch >= 2.6 loads weights-only by default, which this plain dict passes."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except TypeError:  # torch before 1.13 has no weights_only
+        return torch.load(path, map_location="cpu")
+
+
+def load_text_encoder(path):
+    state = load_text_state(path)
+    text_model = nt_text.TextEncoder(**state["cfg"])
+    text_model.load_state_dict(state["weights"])
+    text_model.eval()
+    return state["vocab"], nt_tokenizer.Tokenizer(state["vocab"]), text_model
 
 
 def sha256(path):
@@ -219,6 +235,14 @@ def main():
     ap.add_argument("--synth-cmd", default=" ".join(SYNTH_CMD), help="how to run the synth CLI (the smoke test uses the built dist/)")
     ap.add_argument("--volumes-cmd", default=" ".join(VOLUMES_CMD), help="how to run the volumes CLI")
     ap.add_argument("--calibrate-only", action="store_true", help="only re-calibrate the bundle in --out with the current default queries")
+    ap.add_argument("--device", default="cpu", help="where the CNNs train: cpu or cuda (text stays on CPU)")
+    ap.add_argument("--batch-size", type=int, default=8, help="CNN training batch")
+    ap.add_argument("--lr", type=float, default=2e-3, help="CNN peak learning rate (one-cycle)")
+    ap.add_argument("--budget-s", type=float, help="cap each CNN's epochs to fit this many seconds (timed on a few steps)")
+    ap.add_argument("--images-only", action="store_true", help="stop after training the CNNs (with --save-image-weights)")
+    ap.add_argument("--save-image-weights", help="write each CNN's weights (.npz) and how it was trained (.json) here")
+    ap.add_argument("--load-image-weights", help="take the CNNs from --save-image-weights files instead of training them "
+                                                 "(e.g. trained on a GPU host); then export, parity, calibration as usual")
     ap.add_argument("--wait-for-cohorts", action="store_true", help="cohorts are being generated elsewhere: wait for them")
     args = ap.parse_args()
     if args.wait_for_cohorts:
@@ -231,6 +255,8 @@ def main():
         args.n, args.calib_n, args.vocab, args.text_steps, args.epochs = min(args.n, 12), min(args.calib_n, 10), 800, 3, 1
         args.dim, args.width, args.layers, args.min_series, args.shape = 32, 2, 1, 2, "16,24,24"
     torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest 3D convolutions once
     torch.manual_seed(args.seed)
     shape = tuple(int(x) for x in args.shape.split(","))
     os.makedirs(args.work, exist_ok=True)
@@ -253,29 +279,40 @@ def main():
         with open(manifest_path) as f:
             manifest = json.load(f)
         manifest["queries"], manifest["normalQuery"] = [dict(q) for q in DEFAULT_QUERIES], dict(NORMAL_QUERY)
-        state = torch.load(os.path.join(args.work, "text-encoder.pt"))
-        tok = nt_tokenizer.Tokenizer(state["vocab"])
-        text_model = nt_text.TextEncoder(**state["cfg"])
-        text_model.load_state_dict(state["weights"])
-        text_model.eval()
+        _, tok, text_model = load_text_encoder(os.path.join(args.work, "text-encoder.pt"))
         calibrate(args, manifest, manifest_path, text_model, tok, calib_dir, spec_path, synth_extra, 256)
         return
-    log(f"1-2. training cohort: {args.n} studies, seed {args.seed}")
-    make_cohort(train_dir, args.n, args.seed, spec_path, extra=synth_extra)
-    reports = read_jsonl(os.path.join(train_dir, "reports.jsonl"))
-    texts = [r["text"] for r in reports]
+    wanted = [x for x in SEQUENCES if x in args.sequences.split(",")]
+    if args.load_image_weights:
+        # The CNNs were trained elsewhere (e.g. on a GPU host, --save-image-weights) on a cohort this machine does not
+        # hold; the text encoder they regressed onto must be this one (--reuse-text), and their meta says what data.
+        if not args.reuse_text:
+            raise SystemExit("--load-image-weights needs --reuse-text: the CNNs were trained against that text encoder")
+        metas = {}
+        for seq in wanted:
+            f = os.path.join(args.load_image_weights, f"image-{seq.lower()}")
+            if os.path.exists(f + ".npz"):
+                metas[seq] = nt_image.load_weights(f)
+        if not metas:
+            raise SystemExit(f"no image-<seq>.npz for {wanted} in {args.load_image_weights}")
+        first = next(iter(metas.values()))[1]
+        args.n, args.seed = first["studies"], first["seed"]
+        calib_dir = os.path.join(args.work, f"calib-n{args.calib_n}-s{args.seed + 1}")
+        texts = []
+    else:
+        log(f"1-2. training cohort: {args.n} studies, seed {args.seed}")
+        make_cohort(train_dir, args.n, args.seed, spec_path, extra=synth_extra)
+        reports = read_jsonl(os.path.join(train_dir, "reports.jsonl"))
+        texts = [r["text"] for r in reports]
 
     tok_path = os.path.join(args.out, "tokenizer.json")
     saved = os.path.join(args.work, "text-encoder.pt")
     max_len = 256
     if args.reuse_text and os.path.exists(saved):
         log(f"3-4. reusing vocabulary and text encoder from {saved}")
-        state = torch.load(saved)
-        vocab = state["vocab"]
-        tok = nt_tokenizer.Tokenizer(vocab)
-        text_model = nt_text.TextEncoder(**state["cfg"])
-        text_model.load_state_dict(state["weights"])
-        text_model.eval()
+        vocab, tok, text_model = load_text_encoder(saved)
+    elif args.load_image_weights:
+        raise SystemExit(f"--reuse-text: no saved text encoder at {saved}")
     else:
         log(f"3. WordPiece vocabulary from {len(texts)} reports")
         vocab = nt_tokenizer.train_wordpiece(texts, args.vocab)
@@ -287,10 +324,26 @@ def main():
                                    heads=4 if args.dim % 4 == 0 else 1, ffn=2 * args.dim, batch_size=8 if args.smoke else 16,
                                    lr=1e-3)
         torch.save({"vocab": vocab, "cfg": text_model.cfg, "weights": text_model.state_dict()}, saved)
-    with open(tok_path, "w", encoding="utf-8") as f:
-        json.dump(nt_tokenizer.tokenizer_json(vocab), f, ensure_ascii=False)
     text_path = os.path.join(args.out, "text-encoder.onnx")
-    nt_text.export(text_model, text_path)
+    if not args.images_only:  # (an --images-only host may have a torch whose exporter differs: export here)
+        with open(tok_path, "w", encoding="utf-8") as f:
+            json.dump(nt_tokenizer.tokenizer_json(vocab), f, ensure_ascii=False)
+        nt_text.export(text_model, text_path)
+
+    if args.load_image_weights:
+        image_models = {seq: m for seq, (m, _) in metas.items()}
+        # parity inputs: a seeded random volume per encoder (the held-out data stays where it was trained)
+        parity_inputs = {seq: np.random.default_rng(args.seed).standard_normal((2, 1) + shape).astype(np.float32)[:, 0] for seq in metas}
+        encoders = {}
+        for seq, (model, meta) in metas.items():
+            log(f"6. image encoder {seq} loaded from {args.load_image_weights}: {meta['trainingSeries']} training series, "
+                f"{meta['epochs']} epochs on {meta['device']}, width {meta['width']}{' fine stem' if meta['fine'] else ''}, val mse {meta['valMse']:.5f}")
+            path = os.path.join(args.out, f"image-{seq.lower()}.onnx")
+            nt_image.export(model, path, shape)
+            encoders[seq] = encoder_entry(seq, path, shape, args.dim)
+        write_bundle(args, tok, vocab, text_model, texts, tok_path, text_path, encoders, image_models, parity_inputs,
+                     preprocessing, spec_path, synth_extra, calib_dir, max_len, first.get("device", "cpu"))
+        return
 
     log("5. report vectors")
     # Targets are the Findings + Impression text: indication, technique and comparison lines say nothing a scan
@@ -299,15 +352,25 @@ def main():
     # e.g. acute infarct 0.71 full vs 0.79 body, mass 0.88 both).
     by_uid = {r["StudyInstanceUID"]: report_body(r["text"]) for r in reports}
     uids = list(by_uid)
-    vectors = dict(zip(uids, nt_text.embed(text_model, tok, [by_uid[u] for u in uids], max_len)))
+    # Cached beside the cohort for this text encoder, so several CNN runs on one cohort (e.g. one process per
+    # sequence on a GPU host) embed the reports once.
+    cache = os.path.join(train_dir, f"report-vectors-{sha256(saved)[:12]}.npz")
+    if os.path.exists(cache):
+        with np.load(cache) as z:
+            vectors = dict(zip(z["uids"].tolist(), z["vectors"]))
+        log(f"   {len(vectors)} report vectors from {cache}")
+    else:
+        vectors = dict(zip(uids, nt_text.embed(text_model, tok, [by_uid[u] for u in uids], max_len)))
+        np.savez(cache + ".tmp.npz", uids=np.array(uids), vectors=np.stack([vectors[u] for u in uids]))
+        os.replace(cache + ".tmp.npz", cache)
     sims = np.array([vectors[u] for u in uids]) @ np.array([vectors[u] for u in uids]).T
     log(f"   mean cosine between different reports {float((sims.sum() - len(uids)) / (len(uids) ** 2 - len(uids))):.3f}")
 
     log("6. image encoders")
-    vols = load_volumes(os.path.join(train_dir, "vol"), shape)
+    vols = load_volumes(os.path.join(train_dir, "vol"), shape, wanted)
     encoders, parity_inputs, image_models = {}, {}, {}
     rng = np.random.default_rng(args.seed)
-    for seq in [x for x in SEQUENCES if x in args.sequences.split(",")]:
+    for seq in wanted:
         if seq not in vols or len(vols[seq][0]) < args.min_series:
             log(f"   {seq}: {len(vols.get(seq, ([],))[0])} series, fewer than --min-series {args.min_series}: no encoder")
             continue
@@ -320,20 +383,44 @@ def main():
         val, tr = np.sort(perm[:nval]), np.sort(perm[nval:])
         log(f"   {seq}: {len(tr)} training series, {len(val)} validation; mse of predicting the mean vector "
             f"{float(np.mean((y[val] - y[tr].mean(0)) ** 2)):.5f}")
-        model = nt_image.train(sv[tr], y[tr], args.epochs, args.seed, log, seq, val=(sv[val], y[val]), width=args.width, aug=args.augment, fine=args.fine_stem)
+        model = nt_image.train(sv[tr], y[tr], args.epochs, args.seed, log, seq, val=(sv[val], y[val]), width=args.width,
+                               aug=args.augment, fine=args.fine_stem, device=args.device, batch_size=args.batch_size,
+                               lr=args.lr, budget_s=args.budget_s)
+        if args.save_image_weights:
+            os.makedirs(args.save_image_weights, exist_ok=True)
+            epochs = int(getattr(model, "epochs_trained", args.epochs))
+            nt_image.save_weights(model, os.path.join(args.save_image_weights, f"image-{seq.lower()}"), {
+                "sequence": seq, "dim": args.dim, "width": args.width, "fine": args.fine_stem, "shape": list(shape),
+                "studies": args.n, "seed": args.seed, "trainingSeries": int(len(tr)), "epochs": epochs,
+                "batchSize": args.batch_size, "lr": args.lr, "augment": args.augment, "device": args.device,
+                "torch": torch.__version__, "valMse": nt_image.evaluate(model, sv[val], y[val])})
+        if args.images_only:
+            continue
         path = os.path.join(args.out, f"image-{seq.lower()}.onnx")
         nt_image.export(model, path, shape)
         image_models[seq] = model
         parity_inputs[seq] = sv[val][:2]
-        encoders[seq] = {"id": f"neurotriage-cnn3d-{seq.lower()}", "file": os.path.basename(path),
-                         "input": {"name": "volume", "dtype": "float32", "shape": ["batch", 1, *shape]},
-                         "output": {"name": "embedding", "dtype": "float32", "shape": ["batch", args.dim]}}
+        encoders[seq] = encoder_entry(seq, path, shape, args.dim)
+    if args.images_only:
+        log(f"6. --images-only: weights in {args.save_image_weights}; no ONNX, parity or calibration here")
+        return
+    write_bundle(args, tok, vocab, text_model, texts, tok_path, text_path, encoders, image_models, parity_inputs,
+                 preprocessing, spec_path, synth_extra, calib_dir, max_len, args.device)
 
+
+def encoder_entry(seq, path, shape, dim):
+    return {"id": f"neurotriage-cnn3d-{seq.lower()}", "file": os.path.basename(path),
+            "input": {"name": "volume", "dtype": "float32", "shape": ["batch", 1, *shape]},
+            "output": {"name": "embedding", "dtype": "float32", "shape": ["batch", dim]}}
+
+
+def write_bundle(args, tok, vocab, text_model, texts, tok_path, text_path, encoders, image_models, parity_inputs,
+                 preprocessing, spec_path, synth_extra, calib_dir, max_len, device):
     log("7. ONNX parity fixtures (torch outputs) and onnxruntime-node check")
     fx = os.path.join(args.work, "parity")
     shutil.rmtree(fx, ignore_errors=True)
     os.makedirs(fx)
-    sample = texts[:3] + [q["text"] for q in DEFAULT_QUERIES[:3]]
+    sample = texts[:3] + [q["text"] for q in DEFAULT_QUERIES[:6 - len(texts[:3])]]
     ids, mask = nt_text.batch(tok, sample, max_len)
     with torch.no_grad():
         hidden = text_model(ids, mask).numpy()
@@ -367,9 +454,9 @@ def main():
         "combination": "mean-embedding",
         "queries": DEFAULT_QUERIES,
         "normalQuery": NORMAL_QUERY,
-        "trainedOn": {"description": f"synthetic phantoms from tools/synth (phrasing-set train, scanner-set train), {len(texts)} reports; "
+        "trainedOn": {"description": f"synthetic phantoms from tools/synth (phrasing-set train, scanner-set train), {args.n} reports (CNNs trained on {device}); "
                                      f"calibration on a separate synthetic cohort of {args.calib_n} studies (seed {args.seed + 1}). Not for clinical use.",
-                      "studies": len(texts), "seed": args.seed},
+                      "studies": args.n, "seed": args.seed},
         "files": files,
     }
     manifest_path = os.path.join(args.out, "manifest.json")

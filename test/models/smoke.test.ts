@@ -46,5 +46,23 @@ describe('models:smoke', () => {
     } finally {
       await models.close();
     }
-  }, 180_000);
+
+    // The GPU-host split (onnx-models/training/gpu-train.sh): CNN weights saved by --images-only, then exported,
+    // parity-checked and calibrated here by --load-image-weights with the same text encoder.
+    const weights = path.join(work, 'weights');
+    const common = ['--smoke', '--work', path.join(work, 'cohorts'), '--seed', '3', '--reuse-text', '--synth-args', '--fast --workers 0',
+      '--synth-cmd', `node ${dist}/tools/synth/cli.js`, '--volumes-cmd', `node ${dist}/tools/volumes.js`,
+      '--node-cli', path.join(dist, 'shared', 'models', 'cli'), '--threads', '1'];
+    const run = (args: string[]) => execFileSync(PYTHON, [path.join(TRAINING_DIR, 'train.py'), ...common, ...args],
+      { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONWARNINGS: 'ignore' }, maxBuffer: 64 << 20 });
+    expect(run(['--out', path.join(work, 'unused'), '--images-only', '--save-image-weights', weights])).toMatch(/--images-only: weights in/);
+    const split = path.join(work, 'split');
+    const log2 = run(['--out', split, '--load-image-weights', weights]);
+    expect(log2).toMatch(/image encoder \S+ loaded from/);
+    expect(log2).toMatch(/parity text: max abs diff \S+ ok/);
+    expect(log2).not.toMatch(/FAIL/);
+    const manifest2 = JSON.parse(readFileSync(path.join(split, 'manifest.json'), 'utf8'));
+    expect(Object.keys(manifest2.imageEncoders).sort()).toEqual(Object.keys(manifest.imageEncoders).sort());
+    expect(manifest2.trainedOn).toMatchObject({ seed: 3, studies: manifest.trainedOn.studies });
+  }, 240_000);
 });

@@ -57,6 +57,11 @@ export const TriageQuerySchema = Type.Object({
   /** Optional contrast sentence: score = cos(image, text) - cos(image, negativeText). */
   negativeText: Type.Optional(Type.String({ minLength: 3, maxLength: 500 })),
   priority: Type.Union(PRIORITIES.map((p) => Type.Literal(p))),
+  /**
+   * Optional: the sequences in which this finding shows (e.g. DWI for an acute infarct). The query is scored on
+   * the combination of those the study has, or of all its sequences when it has none of them. Absent: all.
+   */
+  sequences: Type.Optional(Type.Array(Type.Union(SEQUENCES.map((s) => Type.Literal(s))), { minItems: 1, uniqueItems: true })),
   calibration: Type.Optional(CalibrationSchema),
 });
 export type TriageQuery = Static<typeof TriageQuerySchema>;

@@ -1,5 +1,5 @@
 // Pure scoring maths shared by the worker and the evaluation: cosine similarity, combination of per-sequence
-// image vectors (manifest.combination), query scores (cos(image, text) - cos(image, negativeText)) and Platt
+// image vectors (manifest.combination, over the query's own sequences when it names them), query scores (cos(image, text) - cos(image, negativeText)) and Platt
 // calibration into a probability and a flag.
 import type { Manifest, Sequence, TriageQuery } from '../model-manifest';
 
@@ -42,24 +42,32 @@ function rawScore(image: Float32Array, q: QueryVectors): number {
   return cosine(image, q.text) - (q.negative ? cosine(image, q.negative) : 0);
 }
 
+function combinedScore(combination: Manifest['combination'], vectors: Float32Array[], q: QueryVectors): number {
+  if (combination === 'mean-score') return vectors.reduce((s, v) => s + rawScore(v, q), 0) / vectors.length;
+  const mean = new Float32Array(vectors[0].length);
+  for (const v of vectors) for (let i = 0; i < v.length; i++) mean[i] += v[i] / vectors.length;
+  return rawScore(mean, q);
+}
+
+/**
+ * The vectors a query is scored on: those of its `sequences` the study has, else every sequence present (a study
+ * without DWI still gets an infarct score, from what it has; its confidence already says sequences are missing).
+ */
+export function vectorsFor(images: Partial<Record<Sequence, Float32Array>>, query: Pick<TriageQuery, 'sequences'>): Float32Array[] {
+  const present = (Object.entries(images) as [Sequence, Float32Array | undefined][]).filter((e): e is [Sequence, Float32Array] => e[1] !== undefined);
+  const wanted = query.sequences ? present.filter(([s]) => query.sequences!.includes(s)) : [];
+  return (wanted.length > 0 ? wanted : present).map(([, v]) => v);
+}
+
 /** Scores one study: `images` holds one vector per sequence present (at least one). */
 export function scoreStudy(
   combination: Manifest['combination'],
   images: Partial<Record<Sequence, Float32Array>>,
   queries: QueryVectors[],
 ): QueryScore[] {
-  const vectors = Object.values(images).filter((v): v is Float32Array => v !== undefined);
-  if (vectors.length === 0) throw new Error('scoreStudy: no image vectors');
-  let score: (q: QueryVectors) => number;
-  if (combination === 'mean-embedding') {
-    const mean = new Float32Array(vectors[0].length);
-    for (const v of vectors) for (let i = 0; i < v.length; i++) mean[i] += v[i] / vectors.length;
-    score = (q) => rawScore(mean, q);
-  } else {
-    score = (q) => vectors.reduce((s, v) => s + rawScore(v, q), 0) / vectors.length;
-  }
+  if (!Object.values(images).some((v) => v !== undefined)) throw new Error('scoreStudy: no image vectors');
   return queries.map((q) => {
-    const s = score(q);
+    const s = combinedScore(combination, vectorsFor(images, q.query), q);
     const c = q.query.calibration;
     return {
       id: q.query.id,

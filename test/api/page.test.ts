@@ -111,6 +111,7 @@ test('the study view shows findings, and the admin query editor changes a query'
   await page.screenshot({ path: path.join(shots, 'report-check.png') });
   await page.click('#study-close');
 
+  await changeQuery(redis, { put: { id: 'infarct_dwi', text: 'acute infarct with restricted diffusion', priority: 'STAT', sequences: ['DWI'] } });
   await page.click('.tab[data-view=queries]');
   await page.waitForSelector('#query-form:not([hidden])');
   await page.fill('#query-form [name=id]', 'subdural');
@@ -121,6 +122,14 @@ test('the study view shows findings, and the admin query editor changes a query'
   const stored = JSON.parse((await redis.hget('nt:queries', 'subdural')) as string);
   expect(stored).toEqual({ id: 'subdural', text: 'subdural haematoma crescentic collection', priority: 'STAT' });
   await page.screenshot({ path: path.join(shots, 'queries.png') });
+  // A query read on named sequences says so, and editing its priority keeps them.
+  const row = page.locator('#queries tbody tr', { has: page.locator('code', { hasText: /^infarct_dwi$/ }) });
+  expect(await row.textContent()).toContain('on: DWI');
+  await row.locator('button', { hasText: 'Edit' }).click();
+  await page.selectOption('#query-form [name=priority]', 'URGENT');
+  await page.click('#query-save');
+  await page.locator('#queries tbody tr', { hasText: 'infarct_dwi' }).locator('.badge', { hasText: 'URGENT' }).waitFor();
+  expect(JSON.parse((await redis.hget('nt:queries', 'infarct_dwi')) as string)).toMatchObject({ priority: 'URGENT', sequences: ['DWI'] });
 });
 
 test('search lists past studies by similarity and opens one', async () => {

@@ -137,4 +137,13 @@ describe('scoreStudy', () => {
     expect(one[1]).toMatchObject({ score: 1, flagged: true });
     expect(one[1].probability).toBeCloseTo(1 / (1 + Math.exp(-10)), 6);
   });
+
+  it('scores a query that names its sequences on those, and on every sequence when the study has none of them', () => {
+    const images = { T2: Float32Array.from([1, 0]), FLAIR: Float32Array.from([1, 0]), DWI: Float32Array.from([0, 1]) };
+    const onDwi: QueryVectors = { ...q('infarct', [0, 1]), query: { ...q('infarct', [0, 1]).query, sequences: ['DWI', 'ADC'] } };
+    expect(scoreStudy('mean-embedding', images, [onDwi])[0].score).toBeCloseTo(1, 6);
+    expect(scoreStudy('mean-embedding', images, [q('all', [0, 1])])[0].score).toBeCloseTo(1 / Math.sqrt(5), 6);
+    // no DWI or ADC in the study: the query falls back to what the study has
+    expect(scoreStudy('mean-score', { T2: images.T2, FLAIR: images.FLAIR }, [onDwi])[0].score).toBeCloseTo(0, 6);
+  });
 });

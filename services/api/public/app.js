@@ -344,7 +344,8 @@ async function loadQueries() {
   const admin = state.user?.role === 'admin';
   $('#queries tbody').replaceChildren(...res.queries.map((q) => el('tr', {},
     el('td', {}, el('code', { text: q.id })),
-    el('td', {}, el('span', { class: 'block', text: q.text }), q.negativeText ? el('span', { class: 'muted small', text: `versus: ${q.negativeText}` }) : null),
+    el('td', {}, el('span', { class: 'block', text: q.text }), q.negativeText ? el('span', { class: 'muted small block', text: `versus: ${q.negativeText}` }) : null,
+      q.sequences ? el('span', { class: 'muted small', text: `on: ${q.sequences.join(', ')}` }) : null),
     el('td', {}, badge(q.priority)),
     el('td', { class: 'num', text: q.calibration ? num(q.calibration.threshold, 3) : '–' }),
     el('td', { class: 'actions' }, admin ? [
@@ -389,7 +390,9 @@ async function saveQuery(event) {
   const form = event.target;
   const body = { text: form.elements.text.value.trim(), priority: form.elements.priority.value };
   if (form.elements.negativeText.value.trim()) body.negativeText = form.elements.negativeText.value.trim();
-  // Editing keeps the calibration the model bundle shipped unless the sentence itself changed.
+  // Editing keeps the sequences the finding is read on, and the calibration the model bundle shipped unless the
+  // sentence itself changed.
+  if (editing?.sequences) body.sequences = editing.sequences;
   if (editing?.calibration && editing.text === body.text) body.calibration = editing.calibration;
   try {
     if (editing) await api(`/api/v1/queries/${encodeURIComponent(editing.id)}`, { method: 'PUT', body: JSON.stringify(body) });

@@ -7,7 +7,13 @@
 // Each round also times the disk alone (write + fdatasync + rename + directory fsync per file): the ceiling for
 // any SCP that makes each instance durable before it answers a synchronous SCU such as storescu.
 // Environment: BENCH_SMALL (default 800), BENCH_LARGE (default 240), BENCH_ROUNDS (default 3), BENCH_DIR (where
-// both SCPs write; default the OS temp dir. BENCH_DIR=/dev/shm takes the disk out and measures the code path).
+// both SCPs write; default the OS temp dir. BENCH_DIR=/dev/shm takes the disk out and measures the code path),
+// BENCH_TARGETS (comma list of neurotriage, storescp, fsync-floor; default all three, for quicker iterations),
+// BENCH_WARMUP (default 1: untimed listener rounds per set before the timed ones, so the listener is measured with
+// its code compiled, as a long-running listener is; storescp is native and needs none).
+// What every round writes stays until the end of the run: deleting thousands of files makes ext4's inode allocator
+// skip the freed inodes for ~30 s (recently_deleted), which charged ~0.5 ms of kernel time to each file the next
+// round created, whichever SCP it was, and made rounds depend on what ran before them.
 import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
@@ -25,13 +31,27 @@ const RUN_TIMEOUT_MS = 10 * 60_000;
 const SMALL = Number(process.env.BENCH_SMALL ?? 800);
 const LARGE = Number(process.env.BENCH_LARGE ?? 240);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 1);
 const CALLING_AE = 'BENCH_SCU';
+const TARGETS = ['neurotriage', 'storescp', 'fsync-floor'] as const;
+type Target = (typeof TARGETS)[number];
+const SELECTED: Target[] = (process.env.BENCH_TARGETS ?? TARGETS.join(','))
+  .split(',')
+  .map((t) => t.trim())
+  .filter((t): t is Target => (TARGETS as readonly string[]).includes(t));
 
 interface Round {
-  target: 'neurotriage' | 'storescp' | 'fsync-floor';
+  target: Target;
   set: string;
   instances: number;
   seconds: number;
+  /** CPU seconds of this process (the listener) during the round; neurotriage only. */
+  cpuSeconds?: number;
+}
+
+interface Timed {
+  seconds: number;
+  cpuSeconds?: number;
 }
 
 function makeSet(dir: string, n: number, sizes: number[]): { files: string[]; bytes: number } {
@@ -51,8 +71,10 @@ function makeSet(dir: string, n: number, sizes: number[]): { files: string[]; by
 }
 
 
-async function roundOurs(files: string[], work: string, redisUrl: string): Promise<number> {
-  const dataDir = path.join(work, `nt-${Date.now()}`);
+let runs = 0;
+
+async function roundOurs(files: string[], work: string, redisUrl: string): Promise<Timed> {
+  const dataDir = path.join(work, `nt-${(runs += 1)}`);
   const settings = listenerSettings({
     REDIS_URL: redisUrl,
     DATA_DIR: dataDir,
@@ -64,22 +86,23 @@ async function roundOurs(files: string[], work: string, redisUrl: string): Promi
   });
   const listener = await startListener({ settings, log: createLogger('listener', 'silent') });
   try {
+    const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     const r = await runTool('storescu', ['-aet', CALLING_AE, '-aec', settings.DICOM_AE_TITLE, '127.0.0.1', String(listener.port), ...files], RUN_TIMEOUT_MS);
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const cpu = process.cpuUsage(cpu0);
     if (r.code !== 0) throw new Error(`storescu -> neurotriage failed: ${r.stderr.slice(-500)}`);
     const stored = listFiles(path.join(dataDir, 'store')).length;
     if (stored !== files.length) throw new Error(`neurotriage stored ${stored} of ${files.length}`);
-    return seconds;
+    return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
   } finally {
     await listener.close();
-    rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
 /** storescp and storescu together in a private network namespace; the timing brackets storescu only. */
-async function roundDcmtk(files: string[], work: string): Promise<number> {
-  const od = path.join(work, `scp-${Date.now()}`);
+async function roundDcmtk(files: string[], work: string): Promise<Timed> {
+  const od = path.join(work, `scp-${(runs += 1)}`);
   mkdirSync(od, { recursive: true });
   const script = [
     'ip link set lo up',
@@ -91,16 +114,12 @@ async function roundDcmtk(files: string[], work: string): Promise<number> {
     'kill $SCP; wait $SCP 2>/dev/null',
     'echo "ELAPSED_NS=$((t1-t0)) RC=$rc"',
   ].join('\n');
-  try {
-    const r = await runTool('unshare', ['-rn', 'bash', '-c', script, 'bench', ...files], RUN_TIMEOUT_MS);
-    const m = /ELAPSED_NS=(\d+) RC=(\d+)/.exec(r.stdout);
-    if (!m || m[2] !== '0') throw new Error(`storescu -> storescp failed: ${r.stdout.slice(-300)} ${r.stderr.slice(-500)}`);
-    const stored = listFiles(od).length;
-    if (stored !== files.length) throw new Error(`storescp stored ${stored} of ${files.length}`);
-    return Number(m[1]) / 1e9;
-  } finally {
-    rmSync(od, { recursive: true, force: true });
-  }
+  const r = await runTool('unshare', ['-rn', 'bash', '-c', script, 'bench', ...files], RUN_TIMEOUT_MS);
+  const m = /ELAPSED_NS=(\d+) RC=(\d+)/.exec(r.stdout);
+  if (!m || m[2] !== '0') throw new Error(`storescu -> storescp failed: ${r.stdout.slice(-300)} ${r.stderr.slice(-500)}`);
+  const stored = listFiles(od).length;
+  if (stored !== files.length) throw new Error(`storescp stored ${stored} of ${files.length}`);
+  return { seconds: Number(m[1]) / 1e9 };
 }
 
 /**
@@ -108,8 +127,8 @@ async function roundDcmtk(files: string[], work: string): Promise<number> {
  * sequence as a synchronous SCU forces. No SCP that makes each instance durable before answering can beat
  * 1 / this, whatever its protocol code does.
  */
-function fsyncFloorSeconds(work: string, n: number, bytes: number): number {
-  const dir = path.join(work, `floor-${Date.now()}`);
+function fsyncFloor(work: string, n: number, bytes: number): Timed {
+  const dir = path.join(work, `floor-${(runs += 1)}`);
   mkdirSync(dir, { recursive: true });
   const data = Buffer.alloc(bytes, 7);
   const dirFd = openSync(dir, 'r');
@@ -125,12 +144,12 @@ function fsyncFloorSeconds(work: string, n: number, bytes: number): number {
   }
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   closeSync(dirFd);
-  rmSync(dir, { recursive: true, force: true });
-  return seconds;
+  return { seconds };
 }
 
 
 function median(values: number[]): number {
+  if (values.length === 0) return NaN;
   const s = [...values].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
 }
@@ -148,31 +167,39 @@ async function main(): Promise<void> {
   try {
     for (const set of sets) {
       console.log(`${set.name}: ${set.files.length} instances, ${(set.bytes / set.files.length / 1024).toFixed(0)} KB mean`);
+      if (SELECTED.includes('neurotriage')) {
+        for (let i = 0; i < WARMUP; i++) {
+          await admin.flushall();
+          await roundOurs(set.files, work, redis.url);
+        }
+      }
       for (let i = 0; i < ROUNDS; i++) {
         // Alternate which goes first so page cache and CPU frequency favour neither.
-        const order: Round['target'][] = i % 2 === 0 ? ['neurotriage', 'storescp'] : ['storescp', 'neurotriage'];
-        for (const target of [...order, 'fsync-floor' as const]) {
+        const order: Target[] = i % 2 === 0 ? ['neurotriage', 'storescp', 'fsync-floor'] : ['storescp', 'neurotriage', 'fsync-floor'];
+        for (const target of order.filter((t) => SELECTED.includes(t))) {
           await admin.flushall();
-          const seconds =
+          const timed =
             target === 'neurotriage'
               ? await roundOurs(set.files, work, redis.url)
               : target === 'storescp'
                 ? await roundDcmtk(set.files, work)
-                : fsyncFloorSeconds(work, set.files.length, Math.round(set.bytes / set.files.length));
-          rounds.push({ target, set: set.name, instances: set.files.length, seconds });
-          console.log(`  round ${i + 1} ${target.padEnd(11)} ${(set.files.length / seconds).toFixed(0).padStart(6)} instances/s`);
+                : fsyncFloor(work, set.files.length, Math.round(set.bytes / set.files.length));
+          rounds.push({ target, set: set.name, instances: set.files.length, ...timed });
+          const cpu = timed.cpuSeconds === undefined ? '' : `   listener CPU ${((timed.cpuSeconds * 1000) / set.files.length).toFixed(2)} ms/instance`;
+          console.log(`  round ${i + 1} ${target.padEnd(11)} ${(set.files.length / timed.seconds).toFixed(0).padStart(6)} instances/s${cpu}`);
         }
       }
     }
     console.log('\nmedian over rounds (instances/s); fsync floor = the disk alone, one durable file after another:');
-    console.log('set                                  neurotriage   storescp   ratio   fsync floor');
+    console.log('set                                  neurotriage   storescp   ratio   fsync floor   listener CPU ms/instance');
     for (const set of sets) {
-      const rate = (target: Round['target']) =>
-        median(rounds.filter((r) => r.set === set.name && r.target === target).map((r) => r.instances / r.seconds));
+      const of = (target: Target) => rounds.filter((r) => r.set === set.name && r.target === target);
+      const rate = (target: Target) => median(of(target).map((r) => r.instances / r.seconds));
       const ours = rate('neurotriage');
       const theirs = rate('storescp');
+      const cpu = median(of('neurotriage').map((r) => ((r.cpuSeconds ?? NaN) * 1000) / r.instances));
       console.log(
-        `${set.name.padEnd(36)} ${ours.toFixed(0).padStart(11)} ${theirs.toFixed(0).padStart(10)} ${(ours / theirs).toFixed(2).padStart(7)}x ${rate('fsync-floor').toFixed(0).padStart(13)}`,
+        `${set.name.padEnd(36)} ${ours.toFixed(0).padStart(11)} ${theirs.toFixed(0).padStart(10)} ${(ours / theirs).toFixed(2).padStart(7)}x ${rate('fsync-floor').toFixed(0).padStart(13)} ${cpu.toFixed(2).padStart(14)}`,
       );
     }
     console.log(`\nwritten under ${work}`);

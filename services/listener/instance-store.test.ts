@@ -1,9 +1,9 @@
 // The instance store on a real file system: in-memory and spilled spools give the same Part 10 file, the watermark
 // refuses before anything is written, aborted spools leave no temp file, and abandoned temp dirs are swept.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir, hostname } from 'node:os';
 import path from 'node:path';
-import { InstanceStore, type Spool } from './instance-store';
+import { InstanceStore, TEMP_POOL_SIZE, type Spool } from './instance-store';
 import { OutOfDiskError } from './errors';
 
 let dataDir: string;
@@ -16,6 +16,11 @@ function feed(spool: Spool, chunks: Buffer[]): Promise<void> {
   for (const c of chunks) spool.write(c);
   spool.end();
   return spool.done;
+}
+
+async function waitUntil(probe: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !probe(); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(probe()).toBe(true);
 }
 
 const meta = Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), Buffer.from('meta')]);
@@ -34,8 +39,10 @@ test.each([
   await store.commit(spool, 'store/1.2/3.4/5.6.dcm');
   const written = readFileSync(path.join(dataDir, 'store/1.2/3.4/5.6.dcm'));
   expect(written.equals(Buffer.concat([meta, ...chunks]))).toBe(true);
+  // What is left in the temp dir is the pool's empty files, and close() removes them.
+  expect(readdirSync(store.tmpDir).map((f) => statSync(path.join(store.tmpDir, f)).size)).not.toContain(meta.length + spool.bytes);
+  await store.close();
   expect(readdirSync(store.tmpDir)).toEqual([]);
-  store.close();
 });
 
 test('below the watermark nothing is written and the temp file is gone', async () => {
@@ -46,6 +53,7 @@ test('below the watermark nothing is written and the temp file is gone', async (
   await feed(spool, chunks);
   await expect(store.commit(spool, 'store/1.2/3.4/5.6.dcm')).rejects.toBeInstanceOf(OutOfDiskError);
   expect(existsSync(path.join(dataDir, 'store/1.2'))).toBe(false);
+  await store.close();
   expect(readdirSync(store.tmpDir)).toEqual([]);
 });
 
@@ -58,6 +66,35 @@ test('an aborted spill removes its temp file', async () => {
   expect(existsSync(spool.tmpPath)).toBe(true);
   await spool.abort();
   expect(existsSync(spool.tmpPath)).toBe(false);
+  await store.close();
+});
+
+test('instances take pre-created temp files; a crashed listener\'s unused ones are swept, not counted as instances', async () => {
+  const store = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 64 * 1024 * 1024 });
+  await store.init();
+  await waitUntil(() => store.pooledTempFiles() === TEMP_POOL_SIZE);
+  const pooled = new Set(readdirSync(store.tmpDir));
+  expect(pooled.size).toBe(TEMP_POOL_SIZE);
+  const spool = store.openSpool(meta, false);
+  await feed(spool, chunks);
+  await store.prepare(spool, 'store/1.2/3.4/5.6.dcm');
+  // The instance was written into one of the files created ahead, not a new one.
+  expect(pooled.has(path.basename(spool.tmpPath))).toBe(true);
+  await store.publish(spool, 'store/1.2/3.4/5.6.dcm');
+  expect(readFileSync(path.join(dataDir, 'store/1.2/3.4/5.6.dcm')).equals(Buffer.concat([meta, ...chunks]))).toBe(true);
+  await waitUntil(() => store.pooledTempFiles() === TEMP_POOL_SIZE);
+
+  // A listener killed now leaves its pooled files (empty) and a half-received instance in its temp dir.
+  const crashed = path.join(dataDir, 'tmp', `${hostname()}-999999999`);
+  cpSync(store.tmpDir, crashed, { recursive: true });
+  writeFileSync(path.join(crashed, 'half.part'), 'half');
+  await store.close();
+  const next = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024 });
+  expect(await next.init()).toEqual({ removedTempFiles: 1 });
+  expect(existsSync(crashed)).toBe(false);
+  // The store holds only the acknowledged instance.
+  expect(readdirSync(path.join(dataDir, 'store/1.2/3.4'))).toEqual(['5.6.dcm']);
+  await next.close();
 });
 
 test('init sweeps temp dirs of dead processes on this host and keeps live ones', async () => {
@@ -71,4 +108,5 @@ test('init sweeps temp dirs of dead processes on this host and keeps live ones',
   expect(await store.init()).toEqual({ removedTempFiles: 1 });
   expect(existsSync(dead)).toBe(false);
   expect(existsSync(live)).toBe(true);
+  await store.close();
 });

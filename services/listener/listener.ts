@@ -145,7 +145,7 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
         closing ??= (async () => {
           await Promise.all(servers.map((s) => s.close(settings.SHUTDOWN_TIMEOUT_SECONDS * 1000)));
           await assembler.drain();
-          store.close();
+          await store.close();
           await openQueue.close();
           if (ownRedis) await redis.quit().catch(() => redis.disconnect());
           await openMetrics.close();

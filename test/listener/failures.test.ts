@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Client, Dataset, requests } from 'dcmjs-dimse';
 import { keys } from '../../shared/studies';
 import { echoscu, MR_IMAGE_STORAGE, newUid, storescu, writeMrInstance } from '../helpers/dcmtk';
-import { CALLED_AE, CALLING_AE, listFiles, metricsText, startHarness, tempDir, type Harness } from './harness';
+import { CALLED_AE, CALLING_AE, leftoverTempFiles, listFiles, metricsText, startHarness, tempDir, type Harness } from './harness';
 
 /** dcmjs-dimse's Client proposes implicit VR first and transcodes to it, so raw bytes are written implicit too. */
 const IMPLICIT_VR_LE = '1.2.840.10008.1.2';
@@ -91,7 +91,7 @@ describe('with a working store', () => {
     expect(await h.client.hexists(keys.studyInstances(good.StudyInstanceUID as string), good.SOPInstanceUID as string)).toBe(1);
     // Nothing of the refused ones reached the store, and no temp file is left.
     expect(listFiles(path.join(h.dataDir, 'store'))).toHaveLength(1);
-    expect(listFiles(path.join(h.dataDir, 'tmp'))).toHaveLength(0);
+    expect(leftoverTempFiles(h.dataDir)).toHaveLength(0);
 
     const echo = await echoscu(h.ae);
     expect(echo.code).toBe(0);
@@ -134,7 +134,7 @@ describe('with free disk below DISK_MIN_FREE_MB', () => {
     const r = await storescu(h.ae, [file, file], ['-nh']);
     expect(r.statuses).toEqual([0xa700, 0xa700]);
     expect(listFiles(path.join(h.dataDir, 'store'))).toEqual([]);
-    expect(listFiles(path.join(h.dataDir, 'tmp'))).toEqual([]);
+    expect(leftoverTempFiles(h.dataDir)).toEqual([]);
     expect(await h.client.exists(keys.study(study))).toBe(0);
     const echo = await echoscu(h.ae);
     expect(echo.code).toBe(0);
@@ -149,9 +149,12 @@ test('with Redis unreachable a C-STORE answers A700, never Success, and the list
     await h.redis.stop();
     const r = await storescu(h.ae, [file, file], ['-nh']);
     expect(r.statuses).toEqual([0xa700, 0xa700]);
-    expect(listFiles(path.join(h.dataDir, 'tmp'))).toEqual([]);
+    expect(leftoverTempFiles(h.dataDir)).toEqual([]);
     const echo = await echoscu(h.ae);
     expect(echo.code).toBe(0);
+    // Stopping the listener removes its unused pooled temp files too.
+    await h.stopListener();
+    expect(listFiles(path.join(h.dataDir, 'tmp'))).toEqual([]);
   } finally {
     await h.stop();
   }

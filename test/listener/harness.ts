@@ -123,6 +123,16 @@ export function listFiles(dir: string): string[] {
   return out.sort();
 }
 
+/**
+ * Temp files under DATA_DIR/tmp that hold data: an instance half-written or never cleaned up. The listener also
+ * keeps a few empty temp files created ahead of need (TempFilePool); those are not leftovers while it runs, and
+ * its close() removes them.
+ */
+export function leftoverTempFiles(dataDir: string): string[] {
+  const tmp = path.join(dataDir, 'tmp');
+  return listFiles(tmp).filter((f) => statSync(path.join(tmp, f)).size > 0);
+}
+
 export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000, what = 'condition'): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -9,7 +9,7 @@ import { connectRedis } from '../../shared/redis';
 import { instanceStorageKey, keys } from '../../shared/studies';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { dcmtkEnv, newUid, parseStatuses, storescu, writeMrInstance } from '../helpers/dcmtk';
-import { CALLED_AE, CALLING_AE, listFiles, startStudyWorker, tempDir, waitFor } from './harness';
+import { CALLED_AE, CALLING_AE, leftoverTempFiles, listFiles, startStudyWorker, tempDir, waitFor } from './harness';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const MAIN = path.join(ROOT, 'dist', 'services', 'listener', 'main.js');
@@ -134,7 +134,9 @@ test('SIGKILL mid-study loses no acknowledged instance and the study is enqueued
     const resend = instances.filter((x) => !acked.includes(x));
     const r = await storescu({ ...ae, port: second.port }, resend.map((x) => x.file));
     expect(r.statuses).toEqual(resend.map(() => 0));
-    expect(listFiles(path.join(dataDir, 'tmp'))).toEqual([]);
+    // The killed listener's temp dir (its half-received instance and its empty pooled files) was swept at start.
+    expect(leftoverTempFiles(dataDir)).toEqual([]);
+    expect(readdirSync(path.join(dataDir, 'tmp'))).toHaveLength(1);
     expect(listFiles(path.join(dataDir, 'store', study))).toHaveLength(instances.length);
     expect(await client.hlen(keys.studyInstances(study))).toBe(instances.length);
 
@@ -149,6 +151,8 @@ test('SIGKILL mid-study loses no acknowledged instance and the study is enqueued
 
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
+    // A clean stop removes the pooled temp files it did not use.
+    expect(listFiles(path.join(dataDir, 'tmp'))).toEqual([]);
   } finally {
     client.disconnect();
   }

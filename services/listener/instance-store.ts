@@ -372,6 +372,15 @@ export class InstanceStore {
 
   /** Second half of commit(): rename into the store and fsync the directory that now names it. */
   async publish(spool: Spool, storageKey: string): Promise<void> {
+    await this.place(spool, storageKey);
+    await this.syncPlaced(spool, storageKey);
+  }
+
+  /**
+   * Renames the fsynced temp file to DATA_DIR/<storageKey>. The name is not durable until syncPlaced() returns;
+   * the caller may do other work meanwhile (store-scp records the arrival in Redis).
+   */
+  async place(spool: Spool, storageKey: string): Promise<void> {
     const finalPath = path.join(this.options.dataDir, storageKey);
     const dir = path.dirname(finalPath);
     try {
@@ -386,9 +395,23 @@ export class InstanceStore {
         await this.ensureDir(dir);
         renameSync(spool.tmpPath, finalPath);
       }
-      await this.fsyncDirCached(dir);
     } catch (err) {
       await spool.removeTemp();
+      throw diskError(err);
+    }
+  }
+
+  /**
+   * fsyncs the directory that now names the instance. When that fails the rename may not survive a crash, so the
+   * file is removed again: the instance is then simply not stored, and a resend stores it (the duplicate check
+   * looks at the file first).
+   */
+  async syncPlaced(spool: Spool, storageKey: string): Promise<void> {
+    const finalPath = path.join(this.options.dataDir, storageKey);
+    try {
+      await this.fsyncDirCached(path.dirname(finalPath));
+    } catch (err) {
+      await fsp.rm(finalPath, { force: true }).catch(() => undefined);
       throw diskError(err);
     }
     const free = this.free;

@@ -257,19 +257,31 @@ export class StoreScp extends Scp {
       if (await assembler.isPending(StudyInstanceUID)) await assembler.schedule(StudyInstanceUID, this.traceId, 'duplicate');
       return 'duplicate';
     }
-    await this.deps.store.prepare(spool, storageKey);
-    await this.deps.store.publish(spool, storageKey);
-    const created = await assembler.recordArrival({
-      StudyInstanceUID,
-      SOPInstanceUID,
-      storageKey,
-      bytes: spool.bytes,
-      AccessionNumber: header.AccessionNumber,
-    });
-    if (!created) return 'duplicate';
+    const store = this.deps.store;
+    await store.prepare(spool, storageKey);
+    await store.place(spool, storageKey);
+    // The file is fsynced and named; only its directory entry is not yet durable. The arrival record goes to Redis
+    // during that fsync instead of after it, and Success still waits for both. A crash in between can leave a record
+    // without its file: the duplicate check above looks at the file first, so a resend is stored again (and, with
+    // fileWritten, scored), and nothing that reads the record needs the file to exist (the worker reads the folder).
+    const [synced, recorded] = await Promise.allSettled([
+      store.syncPlaced(spool, storageKey),
+      assembler.recordArrival({
+        StudyInstanceUID,
+        SOPInstanceUID,
+        storageKey,
+        bytes: spool.bytes,
+        AccessionNumber: header.AccessionNumber,
+        fileWritten: true,
+      }),
+    ]);
+    if (synced.status === 'rejected') throw synced.reason;
+    if (recorded.status === 'rejected') throw recorded.reason;
     this.studies.add(StudyInstanceUID);
     // Not awaited: the pending set just recorded makes the schedule survive a crash (see scheduleInBackground).
     assembler.scheduleInBackground(StudyInstanceUID, this.traceId);
+    // An earlier copy was recorded (by another association just now, or before a crash that lost its file).
+    if (!recorded.value) return 'duplicate';
     this.log.debug({ StudyInstanceUID, SeriesInstanceUID: header.SeriesInstanceUID, SOPInstanceUID, bytes: spool.bytes }, 'instance stored');
     return 'stored';
   }

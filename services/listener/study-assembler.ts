@@ -14,21 +14,27 @@ import {
 import { BackendUnavailableError } from './errors';
 
 /**
- * Records one arrival if its SOP Instance UID is new for the study. Returns 1 when new, 0 when a duplicate.
- * KEYS: instances hash, study hash, pending set. ARGV: SOPInstanceUID, instance storage key, now (ms), bytes,
- * StudyInstanceUID, study storage key, AccessionNumber (may be empty).
+ * Records one arrival. Returns 1 when the SOP Instance UID is new for the study; 0 when it was already recorded
+ * (the instance counters stay as they are). With ARGV[8] = '1' (the caller has just written the file because it
+ * was not in the store) an existing record still marks the study received and pending again: a crash between
+ * this record and the directory fsync can leave a record whose file is gone, and the resent instance must be
+ * scored. KEYS: instances hash, study hash, pending set. ARGV: SOPInstanceUID, instance storage key, now (ms),
+ * bytes, StudyInstanceUID, study storage key, AccessionNumber (may be empty), file written ('1' or '').
  */
 const RECORD_ARRIVAL = `
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+local created = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+if created == 0 and ARGV[8] ~= '1' then return 0 end
 redis.call('HSETNX', KEYS[2], 'firstReceivedAt', ARGV[3])
 redis.call('HSET', KEYS[2], 'StudyInstanceUID', ARGV[5], 'storageKey', ARGV[6], 'lastReceivedAt', ARGV[3])
 -- A study whose job is already held stays 'queued'; any other stage (new, scoring, scored...) goes back to 'received'.
 if redis.call('HGET', KEYS[2], 'status') ~= 'queued' then redis.call('HSET', KEYS[2], 'status', 'received') end
-redis.call('HINCRBY', KEYS[2], 'instances', 1)
-redis.call('HINCRBY', KEYS[2], 'bytes', ARGV[4])
+if created == 1 then
+  redis.call('HINCRBY', KEYS[2], 'instances', 1)
+  redis.call('HINCRBY', KEYS[2], 'bytes', ARGV[4])
+end
 redis.call('SADD', KEYS[3], ARGV[5])
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[2], 'AccessionNumber', ARGV[7]) end
-return 1
+return created
 `;
 
 /** 'received' -> 'queued' once a job holds the study; later stages (scoring, scored...) are the worker's to set. */
@@ -52,6 +58,11 @@ export interface Arrival {
   storageKey: string;
   bytes: number;
   AccessionNumber?: string;
+  /**
+   * The caller has just written the file because the store did not hold it. An existing record then still makes
+   * the study pending again (see RECORD_ARRIVAL), so the instance is scored.
+   */
+  fileWritten?: boolean;
 }
 
 export type ScheduleTrigger = 'arrival' | 'release' | 'restart' | 'duplicate';
@@ -127,7 +138,10 @@ export class StudyAssembler {
     }
   }
 
-  /** Records a durable instance; false means another copy was recorded first (the caller keeps the stored one). */
+  /**
+   * Records an instance; false means it was recorded before (another copy, or this one before a crash that lost
+   * its file). With `fileWritten` the study is pending again either way and needs scheduling.
+   */
   async recordArrival(arrival: Arrival): Promise<boolean> {
     try {
       const created = await this.redis.ntRecordArrival(
@@ -141,6 +155,7 @@ export class StudyAssembler {
         arrival.StudyInstanceUID,
         studyStorageKey(arrival.StudyInstanceUID),
         arrival.AccessionNumber ?? '',
+        arrival.fileWritten ? '1' : '',
       );
       return created === 1;
     } catch (err) {

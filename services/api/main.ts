@@ -108,6 +108,13 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // logrotate's postrotate (or `kill -HUP`): the audit log's next entry goes to a new file at its path.
+  process.on('SIGHUP', () => {
+    app.reopenAuditLog().then(
+      () => logger.info('audit log reopened'),
+      (err: unknown) => logger.error({ err }, 'audit log reopen failed'),
+    );
+  });
 }
 
 main().catch((err) => {

@@ -2,6 +2,7 @@
 // the OpenAPI document at /docs. Shapes mirror shared/results.ts and shared/model-manifest.ts.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { PRIORITIES, SEQUENCES, TriageQuerySchema } from '../../shared/model-manifest';
+import { ROLES } from './settings';
 
 const lit = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 
@@ -195,4 +196,4 @@ export const QueriesResponse = Type.Object({
 });
 export const QueryChangeResponse = Type.Object({ version: Type.Integer(), query: Type.Optional(TriageQuerySchema) });
 
-export const MeResponse = Type.Object({ name: Type.String(), role: lit(['reader', 'admin'] as const) });
+export const MeResponse = Type.Object({ name: Type.String(), role: lit(ROLES) });

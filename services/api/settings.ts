@@ -6,7 +6,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { ConfigError } from '../../shared/config';
 
-export const ROLES = ['reader', 'admin'] as const;
+/** Least to most: `metrics` may only scrape /metrics (Prometheus), `reader` reads studies, `admin` also edits queries. */
+export const ROLES = ['metrics', 'reader', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const ApiSettingsSchema = Type.Object({

@@ -1,7 +1,7 @@
 // API integration tests: the app from build(deps) on a real Redis, driven with app.inject(). Routes that need
 // embeddings use the small deterministic hash embedder from helpers.ts (not the model bundle), so orderings
 // here test the API's ranking and rules, not the model.
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync } from 'node:fs';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -13,7 +13,7 @@ import { connectRedis } from '../../shared/redis';
 import { queryKeys, readQueries, changeQuery } from '../../shared/queries';
 import { keys } from '../../shared/studies';
 import { startRedis, type TestRedis } from '../helpers/redis';
-import { ADMIN, QUERIES, READER, buildTestApp, hashEmbed, testDeps, writeResult } from './helpers';
+import { ADMIN, QUERIES, READER, SCRAPER, buildTestApp, hashEmbed, testDeps, writeResult } from './helpers';
 import { cosine, encodeVector } from '../../services/api/vectors';
 import { build } from '../../services/api/app';
 
@@ -465,6 +465,17 @@ describe('audit log', () => {
     for (const l of lines) expect(Date.parse(l.at as string)).not.toBeNaN();
   });
 
+  test('after logrotate moves the file, reopening (SIGHUP in main) sends the next entries to a new file', async () => {
+    const file = path.join(dataDir, 'audit', 'api-audit.jsonl');
+    await app.inject({ method: 'GET', url: `/api/v1/studies/${MASS}`, headers: READER });
+    renameSync(file, `${file}.1`);
+    await app.reopenAuditLog();
+    await app.inject({ method: 'GET', url: `/api/v1/studies/${INFARCT}`, headers: READER });
+    const fresh = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(fresh).toEqual([expect.objectContaining({ action: 'study.read', StudyInstanceUID: INFARCT })]);
+    expect(readFileSync(`${file}.1`, 'utf8')).toContain(MASS);
+  });
+
   test('admins export a time window as JSON lines; readers may not; the export is audited', async () => {
     await app.inject({ method: 'GET', url: `/api/v1/studies/${MASS}`, headers: READER });
     const all = auditLines();
@@ -524,7 +535,7 @@ describe('live updates', () => {
 });
 
 test('an audit log that cannot be written refuses the read (fail closed) without saying why to the client', async () => {
-  const broken = await buildTestApp(redis, { auditLog: { write: async () => { throw new Error('ENOSPC: no space left'); }, close: async () => undefined } });
+  const broken = await buildTestApp(redis, { auditLog: { write: async () => { throw new Error('ENOSPC: no space left'); }, reopen: async () => undefined, close: async () => undefined } });
   try {
     const res = await broken.inject({ method: 'GET', url: `/api/v1/studies/${MASS}`, headers: READER });
     expect(res.statusCode).toBe(500);
@@ -563,6 +574,15 @@ describe('metrics and docs', () => {
     expect(res.body).toContain('neurotriage_api_http_request_duration_seconds_bucket');
     expect(res.body).toContain('route="/api/v1/studies/:StudyInstanceUID"');
     expect(res.body).not.toContain(MASS);
+  });
+
+  test('a metrics token scrapes /metrics and reads nothing else', async () => {
+    expect((await app.inject({ method: 'GET', url: '/metrics', headers: SCRAPER })).statusCode).toBe(200);
+    for (const url of ['/api/v1/worklist', `/api/v1/studies/${MASS}`, '/api/v1/queries', '/api/v1/search?q=mass']) {
+      const res = await app.inject({ method: 'GET', url, headers: SCRAPER });
+      expect(res.statusCode).toBe(403);
+      expect(res.json().detail).toContain('needs the reader role; "prometheus" has metrics');
+    }
   });
 
   test('/docs serves the OpenAPI document and the UI assets from this process', async () => {

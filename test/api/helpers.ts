@@ -18,9 +18,11 @@ import { encodeVector } from '../../services/api/vectors';
 export const TOKENS: ApiToken[] = [
   { token: 'reader-token-0123456789', role: 'reader', name: 'dr-reader' },
   { token: 'admin-token-0123456789ab', role: 'admin', name: 'pacs-admin' },
+  { token: 'metrics-token-0123456789', role: 'metrics', name: 'prometheus' },
 ];
 export const READER = { authorization: `Bearer ${TOKENS[0].token}` };
 export const ADMIN = { authorization: `Bearer ${TOKENS[1].token}` };
+export const SCRAPER = { authorization: `Bearer ${TOKENS[2].token}` };
 
 const STOP = new Set(['a', 'an', 'the', 'in', 'of', 'is', 'are', 'there', 'with', 'and', 'on', 'at', 'to', 'seen', 'this', 'that']);
 export const HASH_DIM = 256;

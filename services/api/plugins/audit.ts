@@ -29,39 +29,57 @@ export interface AuditEntry {
 
 export interface AuditLog {
   write(entry: AuditEntry): Promise<void>;
+  /** Closes the file after the writes already queued; the next write opens the path again (logrotate, SIGHUP). */
+  reopen(): Promise<void>;
   close(): Promise<void>;
 }
 
-/** Opens the file with O_APPEND (mode 0640); writes are serialised so lines never interleave. */
+/**
+ * Opens the file with O_APPEND (mode 0640) on first write; writes, reopen and close are serialised on one chain,
+ * so lines never interleave and none is written to a file being closed. A failed open is retried by the next write.
+ */
 export function createFileAuditLog(file: string): AuditLog {
   mkdirSync(path.dirname(file), { recursive: true });
   let handle: Promise<FileHandle> | null = null;
   let chain: Promise<void> = Promise.resolve();
+  const enqueue = (step: () => Promise<void>): Promise<void> => {
+    const next = chain.then(step);
+    chain = next.catch(() => undefined);
+    return next;
+  };
+  const closeHandle = async () => {
+    const h = handle;
+    handle = null;
+    if (h) await (await h).close();
+  };
   return {
     write(entry) {
-      handle ??= open(file, 'a', 0o640);
       const line = `${JSON.stringify(entry)}\n`;
-      const next = chain.then(async () => {
-        await (await (handle as Promise<FileHandle>)).appendFile(line, 'utf8');
+      return enqueue(async () => {
+        handle ??= open(file, 'a', 0o640);
+        try {
+          await (await handle).appendFile(line, 'utf8');
+        } catch (err) {
+          await closeHandle().catch(() => undefined);
+          throw err;
+        }
       });
-      chain = next.catch(() => undefined);
-      return next;
     },
-    async close() {
-      await chain;
-      if (handle) await (await handle).close();
-      handle = null;
-    },
+    reopen: () => enqueue(closeHandle),
+    close: () => enqueue(closeHandle),
   };
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     audit(request: FastifyRequest, action: AuditAction, fields?: Partial<AuditEntry>): Promise<void>;
+    /** After logrotate moved the file: the next entry goes to a new file at the configured path. */
+    reopenAuditLog(): Promise<void>;
   }
 }
 
 export const auditPlugin = fp(async function audit(app: FastifyInstance, opts: { log: AuditLog; clock: () => number }) {
+  app.decorate('reopenAuditLog', () => opts.log.reopen());
   app.decorate('audit', async (request: FastifyRequest, action: AuditAction, fields: Partial<AuditEntry> = {}) => {
     const user = request.user;
     await opts.log.write({

@@ -1,11 +1,12 @@
-// Bearer-token authentication with two roles. Every route needs a token unless its config says `public: true`
+// Bearer-token authentication with three roles, least to most: metrics (only /metrics, for Prometheus, so a scrape
+// credential reads no study), reader, admin. Every route needs a token unless its config says `public: true`
 // (health probes, the page's static files, the API description). Routes needing more than reading say
-// `role: 'admin'`. Tokens are compared as SHA-256 digests with timingSafeEqual against every configured
+// `role: 'admin'`; /metrics says `role: 'metrics'`. Tokens are compared as SHA-256 digests with timingSafeEqual against every configured
 // token, so neither the match position nor the token length leaks through timing.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { ApiToken, Role } from '../settings';
+import { ROLES, type ApiToken, type Role } from '../settings';
 import { HttpProblem } from './problems';
 
 export interface ApiUser {
@@ -60,8 +61,8 @@ export const authPlugin = fp(async function auth(app: FastifyInstance, opts: { t
     if (!user) throw new HttpProblem(401, 'the bearer token is not one this API knows', { 'WWW-Authenticate': 'Bearer realm="neurotriage", error="invalid_token"' });
     request.user = user;
     const needed = config?.role ?? 'reader';
-    if (needed === 'admin' && user.role !== 'admin') {
-      throw new HttpProblem(403, `${request.method} ${request.routeOptions.url} needs the admin role; "${user.name}" has ${user.role}`);
+    if (ROLES.indexOf(user.role) < ROLES.indexOf(needed)) {
+      throw new HttpProblem(403, `${request.method} ${request.routeOptions.url} needs the ${needed} role; "${user.name}" has ${user.role}`);
     }
   };
   // A route-level hook appended after the rate limiter's (registered earlier), so failed guesses are counted.

@@ -1,6 +1,6 @@
 // Prometheus metrics on the API's own prom-client Registry (injected, never the global one): an HTTP request
 // histogram by route template (not raw URL, so UIDs never become label values), live-update clients, and
-// the process defaults. Served at /metrics to a bearer token like every other route.
+// the process defaults. Served at /metrics to a bearer token of any role (a `metrics` token reads nothing else).
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
@@ -28,7 +28,7 @@ export const metricsPlugin = fp(async function metrics(app: FastifyInstance, opt
     const route = request.routeOptions.url ?? 'unmatched';
     duration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+  app.get('/metrics', { schema: { hide: true }, config: { role: 'metrics' } }, async (_request, reply) => {
     reply.type(registry.contentType);
     return registry.metrics();
   });

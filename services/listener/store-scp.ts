@@ -4,11 +4,13 @@
 //  - createStoreWritableStream() hands dcmjs-dimse a Spool, so P-DATA fragments go straight to memory/temp file;
 //  - createDatasetFromStoreWritableStream() returns no Dataset at all: nothing is parsed or re-serialised;
 //  - cStoreRequest() runs storeInstance() and sends the response only when it resolves. The response starts as a
-//    failure and becomes Success only after the instance is durable and recorded.
+//    failure and becomes Success only after the instance is durable and recorded;
+//  - _processPDataTf() reads whole C-STORE-RQ / C-ECHO-RQ command sets itself (command-set.ts) instead of through
+//    dcmjs; every other PDU goes the library's way.
 import net from 'node:net';
 import tls from 'node:tls';
 import { randomUUID } from 'node:crypto';
-import { Scp, responses, Implementation } from 'dcmjs-dimse';
+import { Scp, Dataset as DimseDataset, requests as dimseRequestClasses, responses, Implementation } from 'dcmjs-dimse';
 import type { association as dimseAssociation, requests as dimseRequests, Dataset } from 'dcmjs-dimse';
 import type { Logger } from '../../shared/logger';
 import { assertUid, instanceStorageKey } from '../../shared/studies';
@@ -22,6 +24,7 @@ import {
 } from './association-policy';
 import { buildFileMeta, peekHeader, NeedMoreBytes, type InstanceHeader } from './part10';
 import { encodeResponsePdu } from './response-pdu';
+import { CommandField, NO_DATA_SET, readCommandSet } from './command-set';
 import { InstanceStore, Spool } from './instance-store';
 import { StudyAssembler } from './study-assembler';
 import {
@@ -39,6 +42,28 @@ type PresentationContext = dimseAssociation.PresentationContext;
 type CStoreRequest = dimseRequests.CStoreRequest;
 type CEchoRequest = dimseRequests.CEchoRequest;
 const { CStoreResponse, CEchoResponse } = responses;
+
+/** One PDV of a P-DATA-TF PDU as dcmjs-dimse hands it over (not in its typings). */
+interface Pdv {
+  getPresentationContextId(): number;
+  getValue(): Buffer;
+  isCommand(): boolean;
+  isLastFragment(): boolean;
+}
+
+/** dcmjs-dimse's Network state that the command fast path reads and sets, as its own _processPDataTf does. */
+interface NetworkInternals {
+  association: Association;
+  /** The command whose data set is being received. */
+  dimse: unknown;
+  /** Command fragments being gathered. */
+  dimseStream: unknown;
+  dimseStoreStream: unknown;
+  _performDimse(context: PresentationContext, command: unknown): void;
+}
+
+type PDataTf = { getPdvs(): Pdv[] };
+const libraryProcessPDataTf = (Scp.prototype as unknown as { _processPDataTf: (pdu: PDataTf) => Promise<void> })._processPDataTf;
 
 /** Our implementation identity in A-ASSOCIATE-AC and in the File Meta Information of every stored file. */
 export const IMPLEMENTATION_CLASS_UID = '2.25.238428061553447711066377442516318693921';
@@ -316,6 +341,38 @@ export class StoreScp extends Scp {
       this.sendAbort(2, 0);
       this.socket.destroy();
     }
+  }
+
+  /**
+   * dcmjs-dimse's P-DATA-TF handler, taken over for the PDUs every instance starts with: one PDV holding a whole
+   * C-STORE-RQ or C-ECHO-RQ command set, with no command or data set of the library's in progress. The command is
+   * read by readCommandSet() into the same request object the library would build (dcmjs-dimse's own class, its
+   * command data set naturalised the same way) and the library's state is left exactly as its handler leaves it.
+   * Fragmented commands, data set PDVs and anything readCommandSet() does not know go to the library unchanged.
+   */
+  _processPDataTf(pdu: PDataTf): Promise<void> {
+    const pdvs = pdu.getPdvs();
+    const net = this as unknown as NetworkInternals;
+    const pdv = pdvs.length === 1 ? pdvs[0] : undefined;
+    if (pdv && pdv.isCommand() && pdv.isLastFragment() && net.dimse === undefined && net.dimseStream === undefined) {
+      const elements = readCommandSet(pdv.getValue());
+      const hasDataSet = elements !== undefined && elements.CommandDataSetType !== NO_DATA_SET;
+      const context = net.association?.getPresentationContext(pdv.getPresentationContextId());
+      if (context && elements?.CommandField === CommandField.CStoreRequest && hasDataSet) {
+        const request = new dimseRequestClasses.CStoreRequest(undefined as unknown as DimseDataset);
+        request.setCommandDataset(new DimseDataset(elements));
+        net.dimse = request;
+        net.dimseStoreStream = undefined;
+        return Promise.resolve();
+      }
+      if (context && elements?.CommandField === CommandField.CEchoRequest && !hasDataSet) {
+        const request = new dimseRequestClasses.CEchoRequest();
+        request.setCommandDataset(new DimseDataset(elements));
+        net._performDimse(context, request);
+        return Promise.resolve();
+      }
+    }
+    return libraryProcessPDataTf.call(this, pdu);
   }
 
   /**

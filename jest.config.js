@@ -10,4 +10,7 @@ module.exports = {
   testTimeout: 60000,
   // Integration tests start real Redis, DCMTK and Orthanc processes; two cores, so two workers at most.
   maxWorkers: 2,
+  // A hook that times out can leave a real child process or socket behind (seen once: Orthanc's start under heavy
+  // load); the run must then end with its failures reported, not wait for that handle until CI's time limit.
+  forceExit: true,
 };

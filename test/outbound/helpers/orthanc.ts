@@ -112,8 +112,10 @@ export async function startOrthanc(opts: OrthancOptions): Promise<TestOrthanc> {
     stderr = (stderr + b.toString()).slice(-4000);
   });
 
-  const rest = async <T>(pathname: string): Promise<T> => {
-    const res = await fetch(`http://127.0.0.1:${httpPort}${pathname}`);
+  // Every request has its own timeout: a connection the bridge accepted but Orthanc never answers (seen once
+  // under heavy load) must not hang the start-up loop past its deadline, nor leave jest waiting at exit.
+  const rest = async <T>(pathname: string, timeoutMs = 10_000): Promise<T> => {
+    const res = await fetch(`http://127.0.0.1:${httpPort}${pathname}`, { signal: AbortSignal.timeout(timeoutMs) });
     if (!res.ok) throw new Error(`Orthanc ${pathname}: HTTP ${res.status}`);
     return (await res.json()) as T;
   };
@@ -135,7 +137,7 @@ export async function startOrthanc(opts: OrthancOptions): Promise<TestOrthanc> {
   const deadline = Date.now() + 20_000;
   for (;;) {
     try {
-      await rest('/system');
+      await rest('/system', 2000);
       break;
     } catch {
       if (child.exitCode !== null || Date.now() > deadline) {

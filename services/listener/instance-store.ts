@@ -192,9 +192,15 @@ export class Spool extends Writable {
     this.chunks = [];
   }
 
-  /** The first bytes of the data set (up to PEEK_LIMIT_BYTES). */
-  prefix(): Buffer {
-    return Buffer.concat(this.prefixChunks, this.prefixBytes);
+  /**
+   * The first bytes of the data set: the leading fragments that hold at least `atLeast` bytes, or all kept ones
+   * (up to PEEK_LIMIT_BYTES). One fragment is returned as it is; several are copied into one buffer.
+   */
+  prefix(atLeast = PEEK_LIMIT_BYTES): Buffer {
+    let bytes = 0;
+    let count = 0;
+    while (count < this.prefixChunks.length && bytes < atLeast) bytes += this.prefixChunks[count++].length;
+    return count === 1 ? this.prefixChunks[0] : Buffer.concat(this.prefixChunks.slice(0, count), bytes);
   }
 
   /** True when prefix() holds the whole data set. */

@@ -423,10 +423,22 @@ type dimseResponse = InstanceType<typeof CStoreResponse> | InstanceType<typeof C
 
 const librarySendDimse = (Scp.prototype as unknown as { _sendDimse: (dimse: unknown) => void })._sendDimse;
 
-/** Header UIDs from the spool's retained prefix; a header longer than the prefix is not one we accept. */
+/** What readHeader() looks at first: the header elements of an MR image sit in its first few KB. */
+const FIRST_PEEK_BYTES = 64 * 1024;
+
+/**
+ * Header UIDs from the spool's retained prefix; a header longer than the prefix is not one we accept. The first
+ * 64 KB are tried first, so a large instance is not copied into one buffer just to read its first elements.
+ */
 function readHeader(spool: Spool, transferSyntaxUID: string): InstanceHeader {
   try {
-    return peekHeader(spool.prefix(), transferSyntaxUID, spool.prefixIsComplete());
+    const first = spool.prefix(FIRST_PEEK_BYTES);
+    try {
+      return peekHeader(first, transferSyntaxUID, first.length === spool.bytes);
+    } catch (err) {
+      if (!(err instanceof NeedMoreBytes) || first.length === spool.bytes) throw err;
+      return peekHeader(spool.prefix(), transferSyntaxUID, spool.prefixIsComplete());
+    }
   } catch (err) {
     if (err instanceof NeedMoreBytes) throw new MalformedDatasetError('header elements not found in the first bytes of the data set');
     throw err;

@@ -100,6 +100,17 @@ describe('with a working store', () => {
     expect(text).toMatch(/neurotriage_listener_instances_total\{outcome="DatasetMismatchError"\} 1/);
   });
 
+  test('header UIDs that start past the first 64 KB (after a long element) are still read', async () => {
+    // The listener reads the header from the first 64 KB and only then from everything it kept; group 0010 comes
+    // before StudyInstanceUID and SeriesInstanceUID (group 0020).
+    const study = newUid();
+    const sop = newUid();
+    const elements = { ...mrElements(study, newUid(), sop), PatientComments: 'x'.repeat(200_000) };
+    const r = await sendRaw(h.ae.port, [{ elements }]);
+    expect(r.statuses).toEqual([0x0000]);
+    expect(await h.client.hexists(keys.studyInstances(study), sop)).toBe(1);
+  });
+
   test('an association beyond DICOM_MAX_ASSOCIATIONS is rejected as local limit exceeded', async () => {
     // dcmjs-dimse's Client holds its association open for the linger time after its C-ECHO: the one slot is taken.
     const holder = new Client();

@@ -11,6 +11,9 @@
 // BENCH_TARGETS (comma list of neurotriage, storescp, fsync-floor; default all three, for quicker iterations),
 // BENCH_WARMUP (default 1: untimed listener rounds per set before the timed ones, so the listener is measured with
 // its code compiled, as a long-running listener is; storescp is native and needs none).
+// BENCH_COMPARE=<dist dir of another build> adds that build's listener as a second target, alternating with this
+// one round by round in the same process (the disk's speed drifts by minutes here, so a before/after comparison
+// needs both in the same run); its node_modules must resolve from that directory (a git worktree, say).
 // What every round writes stays until the end of the run: deleting thousands of files makes ext4's inode allocator
 // skip the freed inodes for ~30 s (recently_deleted), which charged ~0.5 ms of kernel time to each file the next
 // round created, whichever SCP it was, and made rounds depend on what ran before them.
@@ -34,11 +37,25 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 1);
 const CALLING_AE = 'BENCH_SCU';
 const TARGETS = ['neurotriage', 'storescp', 'fsync-floor'] as const;
-type Target = (typeof TARGETS)[number];
+type Target = (typeof TARGETS)[number] | 'compare';
+const COMPARE = process.env.BENCH_COMPARE;
 const SELECTED: Target[] = (process.env.BENCH_TARGETS ?? TARGETS.join(','))
   .split(',')
   .map((t) => t.trim())
   .filter((t): t is Target => (TARGETS as readonly string[]).includes(t));
+if (COMPARE && SELECTED.includes('neurotriage')) SELECTED.push('compare');
+
+/** The two functions a round needs from a listener build (this one, or BENCH_COMPARE's). */
+interface ListenerBuild {
+  startListener: typeof startListener;
+  listenerSettings: typeof listenerSettings;
+}
+
+async function loadBuild(dist: string): Promise<ListenerBuild> {
+  const listener = (await import(path.resolve(dist, 'services/listener/listener.js'))) as Pick<ListenerBuild, 'startListener'>;
+  const config = (await import(path.resolve(dist, 'services/listener/config.js'))) as Pick<ListenerBuild, 'listenerSettings'>;
+  return { startListener: listener.startListener, listenerSettings: config.listenerSettings };
+}
 
 interface Round {
   target: Target;
@@ -73,9 +90,9 @@ function makeSet(dir: string, n: number, sizes: number[]): { files: string[]; by
 
 let runs = 0;
 
-async function roundOurs(files: string[], work: string, redisUrl: string): Promise<Timed> {
+async function roundOurs(files: string[], work: string, redisUrl: string, build: ListenerBuild): Promise<Timed> {
   const dataDir = path.join(work, `nt-${(runs += 1)}`);
-  const settings = listenerSettings({
+  const settings = build.listenerSettings({
     REDIS_URL: redisUrl,
     DATA_DIR: dataDir,
     DICOM_PORT: 0,
@@ -84,7 +101,7 @@ async function roundOurs(files: string[], work: string, redisUrl: string): Promi
     DISK_MIN_FREE_MB: 64,
     LOG_LEVEL: 'silent',
   });
-  const listener = await startListener({ settings, log: createLogger('listener', 'silent') });
+  const listener = await build.startListener({ settings, log: createLogger('listener', 'silent') });
   try {
     const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
@@ -164,26 +181,30 @@ async function main(): Promise<void> {
     { name: 'realistic (256-512 px, 130-520 KB)', ...makeSet(path.join(work, 'large'), LARGE, [256, 320, 384, 448, 512]) },
   ];
   const rounds: Round[] = [];
+  const builds: Partial<Record<Target, ListenerBuild>> = { neurotriage: { startListener, listenerSettings } };
+  if (COMPARE) builds.compare = await loadBuild(COMPARE);
   try {
     for (const set of sets) {
       console.log(`${set.name}: ${set.files.length} instances, ${(set.bytes / set.files.length / 1024).toFixed(0)} KB mean`);
-      if (SELECTED.includes('neurotriage')) {
-        for (let i = 0; i < WARMUP; i++) {
+      for (const target of SELECTED) {
+        const build = builds[target];
+        for (let i = 0; build && i < WARMUP; i++) {
           await admin.flushall();
-          await roundOurs(set.files, work, redis.url);
+          await roundOurs(set.files, work, redis.url, build);
         }
       }
       for (let i = 0; i < ROUNDS; i++) {
         // Alternate which goes first so page cache and CPU frequency favour neither.
-        const order: Target[] = i % 2 === 0 ? ['neurotriage', 'storescp', 'fsync-floor'] : ['storescp', 'neurotriage', 'fsync-floor'];
+        const order: Target[] =
+          i % 2 === 0 ? ['neurotriage', 'compare', 'storescp', 'fsync-floor'] : ['storescp', 'compare', 'neurotriage', 'fsync-floor'];
         for (const target of order.filter((t) => SELECTED.includes(t))) {
           await admin.flushall();
-          const timed =
-            target === 'neurotriage'
-              ? await roundOurs(set.files, work, redis.url)
-              : target === 'storescp'
-                ? await roundDcmtk(set.files, work)
-                : fsyncFloor(work, set.files.length, Math.round(set.bytes / set.files.length));
+          const build = builds[target];
+          const timed = build
+            ? await roundOurs(set.files, work, redis.url, build)
+            : target === 'storescp'
+              ? await roundDcmtk(set.files, work)
+              : fsyncFloor(work, set.files.length, Math.round(set.bytes / set.files.length));
           rounds.push({ target, set: set.name, instances: set.files.length, ...timed });
           const cpu = timed.cpuSeconds === undefined ? '' : `   listener CPU ${((timed.cpuSeconds * 1000) / set.files.length).toFixed(2)} ms/instance`;
           console.log(`  round ${i + 1} ${target.padEnd(11)} ${(set.files.length / timed.seconds).toFixed(0).padStart(6)} instances/s${cpu}`);
@@ -201,6 +222,11 @@ async function main(): Promise<void> {
       console.log(
         `${set.name.padEnd(36)} ${ours.toFixed(0).padStart(11)} ${theirs.toFixed(0).padStart(10)} ${(ours / theirs).toFixed(2).padStart(7)}x ${rate('fsync-floor').toFixed(0).padStart(13)} ${cpu.toFixed(2).padStart(14)}`,
       );
+      if (COMPARE) {
+        const other = rate('compare');
+        const otherCpu = median(of('compare').map((r) => ((r.cpuSeconds ?? NaN) * 1000) / r.instances));
+        console.log(`  BENCH_COMPARE build: ${other.toFixed(0)} instances/s, listener CPU ${otherCpu.toFixed(2)} ms/instance; this build ${(ours / other).toFixed(2)}x of it`);
+      }
     }
     console.log(`\nwritten under ${work}`);
     console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);

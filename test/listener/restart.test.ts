@@ -38,8 +38,12 @@ interface ListenerProcess {
   exited: Promise<number | null>;
 }
 
+/** Every listener this file starts; afterAll kills any still running, so a failed assertion leaves no orphan. */
+const started: ChildProcess[] = [];
+
 async function spawnListener(env: NodeJS.ProcessEnv): Promise<ListenerProcess> {
   const child = spawn(process.execPath, [MAIN], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  started.push(child);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const port = await new Promise<number>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
@@ -82,6 +86,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   await redis.stop();
   rmSync(dataDir, { recursive: true, force: true });
   rmSync(files, { recursive: true, force: true });

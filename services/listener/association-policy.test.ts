@@ -35,6 +35,16 @@ describe('decideAssociation', () => {
     expect(decideAssociation(pinned, { ...facts, remoteAddress: '10.0.0.6' })).toMatchObject({ accept: false, label: 'calling-ae-not-recognised' });
   });
 
+  test('with DICOM_TLS_AE_FROM_CERT a TLS peer must call itself by its certificate\'s common name; plain TCP is unaffected', () => {
+    const bound = { ...policy('PACS, MODALITY'), aeFromCertificate: true };
+    expect(decideAssociation(bound, { ...facts, certificateCommonName: 'PACS' })).toEqual({ accept: true });
+    const claimed = decideAssociation(bound, { ...facts, callingAeTitle: 'PACS', certificateCommonName: 'MODALITY' });
+    expect(claimed).toMatchObject({ accept: false, reason: RejectReason.CallingAeNotRecognized, label: 'calling-ae-not-in-certificate' });
+    expect(decideAssociation(bound, { ...facts, certificateCommonName: null })).toMatchObject({ accept: false, label: 'calling-ae-not-in-certificate' });
+    expect(decideAssociation(bound, facts)).toEqual({ accept: true });
+    expect(decideAssociation(policy('PACS'), { ...facts, certificateCommonName: 'MODALITY' })).toEqual({ accept: true });
+  });
+
   test('a wrong called AE is "called AE not recognised", checked first', () => {
     expect(decideAssociation(policy('*'), { ...facts, calledAeTitle: 'OTHER' })).toMatchObject({
       accept: false,

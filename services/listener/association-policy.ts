@@ -31,7 +31,12 @@ export const ContextResult = {
   RejectTransferSyntaxesNotSupported: 4,
 } as const;
 
-export type RejectLabel = 'called-ae-not-recognised' | 'calling-ae-not-recognised' | 'local-limit-exceeded' | 'shutting-down';
+export type RejectLabel =
+  | 'called-ae-not-recognised'
+  | 'calling-ae-not-recognised'
+  | 'calling-ae-not-in-certificate'
+  | 'local-limit-exceeded'
+  | 'shutting-down';
 
 export type AssociationDecision =
   | { accept: true }
@@ -88,12 +93,16 @@ export interface AssociationPolicy {
   calledAeTitle: string;
   allowList: AllowList;
   maxAssociations: number;
+  /** On TLS connections the calling AE title must equal the client certificate's common name (DICOM_TLS_AE_FROM_CERT). */
+  aeFromCertificate?: boolean;
 }
 
 export interface AssociationRequestFacts {
   calledAeTitle: string;
   callingAeTitle: string;
   remoteAddress: string | undefined;
+  /** On a TLS connection: the verified client certificate's common name, or null without one. Absent: plain TCP. */
+  certificateCommonName?: string | null;
   /** Associations already accepted and still open. */
   activeAssociations: number;
   shuttingDown: boolean;
@@ -106,6 +115,9 @@ export function decideAssociation(policy: AssociationPolicy, facts: AssociationR
   }
   if (!isCallingAeAllowed(policy.allowList, facts.callingAeTitle.trim(), facts.remoteAddress)) {
     return reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized, 'calling-ae-not-recognised');
+  }
+  if (policy.aeFromCertificate && facts.certificateCommonName !== undefined && facts.certificateCommonName?.trim() !== facts.callingAeTitle.trim()) {
+    return reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized, 'calling-ae-not-in-certificate');
   }
   if (facts.shuttingDown) {
     return reject(RejectResult.Transient, RejectSource.ServiceProviderPresentation, RejectReason.TemporaryCongestion, 'shutting-down');

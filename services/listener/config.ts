@@ -21,6 +21,11 @@ export const ListenerSectionSchema = Type.Object({
   DICOM_TLS_CLIENT_CERT: Type.Union([Type.Literal('require'), Type.Literal('optional')]),
   /** Serve TLS only: the plain DICOM port is not opened. */
   DICOM_TLS_ONLY: Type.Boolean(),
+  /**
+   * On the TLS port, the calling AE title must equal the common name (CN) of the peer's verified client
+   * certificate, so a peer holding any certificate from the CA cannot claim another peer's AE title.
+   */
+  DICOM_TLS_AE_FROM_CERT: Type.Boolean(),
 });
 
 export type ListenerSection = Static<typeof ListenerSectionSchema>;
@@ -31,6 +36,7 @@ export const LISTENER_DEFAULTS: ListenerSection = {
   DICOM_SPOOL_MEMORY_MB: 16,
   DICOM_TLS_CLIENT_CERT: 'require',
   DICOM_TLS_ONLY: false,
+  DICOM_TLS_AE_FROM_CERT: false,
 };
 
 export type ListenerSettings = Pick<
@@ -62,6 +68,9 @@ export function loadListenerSettings(env: Record<string, string | undefined> = p
     problems.push('DICOM_TLS_PORT is set: DICOM_TLS_CERT_FILE and DICOM_TLS_KEY_FILE are required');
   }
   if (own.DICOM_TLS_ONLY && own.DICOM_TLS_PORT === undefined) problems.push('DICOM_TLS_ONLY=true needs DICOM_TLS_PORT');
+  if (own.DICOM_TLS_AE_FROM_CERT && own.DICOM_TLS_CLIENT_CERT !== 'require') {
+    problems.push('DICOM_TLS_AE_FROM_CERT=true needs DICOM_TLS_CLIENT_CERT=require (the AE title is checked against a verified certificate)');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return { ...shared, ...own, DATA_DIR: dataDir(shared) };
 }

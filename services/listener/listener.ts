@@ -103,7 +103,12 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
     metricsServer = await startMetricsServer(metrics.registry, settings.METRICS_HOST, settings.METRICS_PORT);
     const scp = {
         settings: {
-          policy: { calledAeTitle: settings.DICOM_AE_TITLE, allowList, maxAssociations: settings.DICOM_MAX_ASSOCIATIONS },
+          policy: {
+            calledAeTitle: settings.DICOM_AE_TITLE,
+            allowList,
+            maxAssociations: settings.DICOM_MAX_ASSOCIATIONS,
+            aeFromCertificate: settings.DICOM_TLS_AE_FROM_CERT,
+          },
           otherStorage: settings.DICOM_OTHER_STORAGE,
           idleTimeoutMs: settings.DICOM_IDLE_TIMEOUT_SECONDS * 1000,
           maxPduLength: settings.DICOM_MAX_PDU_LENGTH,

@@ -104,6 +104,13 @@ interface PendingStore {
 
 export type StoreOutcome = 'stored' | 'duplicate' | 'ignored';
 
+/** The verified peer certificate's subject CN (one value; the first when a subject repeats it), else null. */
+function certificateCommonName(socket: tls.TLSSocket): string | null {
+  if (!socket.authorized) return null;
+  const cn = socket.getPeerCertificate()?.subject?.CN as string | string[] | undefined;
+  return (Array.isArray(cn) ? cn[0] : cn) ?? null;
+}
+
 /** One association: policy at A-ASSOCIATE-RQ, C-ECHO, C-STORE to the store, release and abort. */
 export class StoreScp extends Scp {
   private readonly deps: ScpDeps;
@@ -143,6 +150,7 @@ export class StoreScp extends Scp {
       calledAeTitle: association.getCalledAeTitle(),
       callingAeTitle: this.callingAeTitle,
       remoteAddress: this.socket.remoteAddress,
+      ...(this.socket instanceof tls.TLSSocket ? { certificateCommonName: certificateCommonName(this.socket) } : {}),
       activeAssociations: book.activeAssociations,
       shuttingDown: book.shuttingDown,
     });

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { newUid, storescu, writeMrInstance } from '../helpers/dcmtk';
-import { listFiles, metricsText, startHarness, tempDir, type Harness } from './harness';
+import { CALLING_AE, listFiles, metricsText, startHarness, tempDir, type Harness } from './harness';
 
 let h: Harness;
 let dir: string;
@@ -18,7 +18,7 @@ function openssl(args: string[]): void {
 function makeCertificates(): void {
   openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=neurotriage test CA']);
   writeFileSync(path.join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  for (const who of ['server', 'client']) {
+  for (const who of ['server', 'client', CALLING_AE]) {
     openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${who}.key`, '-out', `${who}.csr`, '-subj', `/CN=${who}`]);
     const ext = who === 'server' ? ['-extfile', 'server.ext'] : [];
     openssl(['x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${who}.crt`, '-days', '2', ...ext]);
@@ -78,4 +78,40 @@ test('plain DICOM on the TLS port gets no association; the plain port still work
   const plain = await storescu(h.ae, [file]);
   expect(plain.statuses).toEqual([0]);
   expect(listFiles(path.join(h.dataDir, 'store', study))).toHaveLength(1);
+});
+
+describe('DICOM_TLS_AE_FROM_CERT', () => {
+  let bound: Harness;
+  let port: number;
+  beforeAll(async () => {
+    bound = await startHarness({
+      DICOM_TLS_PORT: 0,
+      DICOM_TLS_CERT_FILE: path.join(dir, 'server.crt'),
+      DICOM_TLS_KEY_FILE: path.join(dir, 'server.key'),
+      DICOM_TLS_CA_FILE: path.join(dir, 'ca.crt'),
+      DICOM_TLS_CLIENT_CERT: 'require',
+      DICOM_TLS_AE_FROM_CERT: true,
+    });
+    port = bound.listener.tlsPort as number;
+  });
+  afterAll(() => bound.stop());
+
+  const send = (who: string, file: string) =>
+    storescu({ ...bound.ae, port }, [file], ['+tls', path.join(dir, `${who}.key`), path.join(dir, `${who}.crt`), '+cf', path.join(dir, 'ca.crt')]);
+
+  test('a peer whose certificate names its calling AE title stores', async () => {
+    const { study, file } = instance();
+    expect((await send(CALLING_AE, file)).statuses).toEqual([0]);
+    expect(listFiles(path.join(bound.dataDir, 'store', study))).toHaveLength(1);
+  });
+
+  test('a valid certificate for another name cannot use this calling AE title', async () => {
+    const { study, file } = instance();
+    const r = await send('client', file);
+    expect(r.statuses).toEqual([]);
+    expect(r.associationRejected).toBe(true);
+    expect(r.stdout + r.stderr).toMatch(/Calling AE Title Not Recognized/i);
+    expect(listFiles(path.join(bound.dataDir, 'store', study))).toHaveLength(0);
+    expect(await metricsText(bound.listener.metricsPort)).toMatch(/neurotriage_listener_associations_total\{result="rejected",reason="calling-ae-not-in-certificate"\} 1/);
+  });
 });

@@ -30,6 +30,15 @@ export const keys = {
   studyInstances: (uid: string) => `${KEY_PREFIX}:study:${uid}:instances`,
   /** Set of StudyInstanceUIDs that have stored instances but no finished job (re-queued at listener start). */
   pendingStudies: () => `${KEY_PREFIX}:studies:pending`,
+  /**
+   * Sorted set of StudyInstanceUIDs whose last job ended failed or unsupported, score = the study's
+   * lastReceivedAt: the API's "Not triaged" list without scanning every key. The worker adds on failure and removes
+   * when the study is scored; a reader confirms each entry's status in the study hash (a study sent again after
+   * failing is "received" again until its job ends).
+   */
+  untriagedStudies: () => `${KEY_PREFIX}:studies:untriaged`,
+  /** Set once the worker has indexed the studies that failed before the index existed; readers scan until then. */
+  untriagedIndexBuilt: () => `${KEY_PREFIX}:studies:untriaged:built`,
 };
 
 /** UIDs are digits and dots (PS3.5 9.1), so they are safe path segments; anything else is refused. */

@@ -90,12 +90,63 @@ export function createStudyStore(redis: Redis, options: StoreOptions = {}) {
     return res.map(([err, v]) => (err ? null : ((v as StudyStatus | null) ?? null)));
   }
 
+  const UNSCORED_FIELDS = ['status', 'firstReceivedAt', 'lastReceivedAt', 'statusAt', 'failureReason', 'AccessionNumber', 'instances'] as const;
+
+  /** The study hashes of these UIDs, as list items, keeping those whose status is asked for. */
+  async function unscoredOf(uids: string[], statuses: StudyStatus[]): Promise<UnscoredStudy[]> {
+    const p = redis.pipeline();
+    for (const uid of uids) p.hmget(keys.study(uid), ...UNSCORED_FIELDS);
+    const rows = (await p.exec()) ?? [];
+    const out: UnscoredStudy[] = [];
+    rows.forEach(([err, v], i) => {
+      if (err) return;
+      const [status, first, last, at, reason, accession, instances] = v as (string | null)[];
+      if (!status || !statuses.includes(status as StudyStatus)) return;
+      out.push({
+        StudyInstanceUID: uids[i],
+        status: status as StudyStatus,
+        ...(accession ? { AccessionNumber: accession } : {}),
+        firstReceivedAt: Number(first ?? 0),
+        lastReceivedAt: Number(last ?? first ?? 0),
+        statusAt: at ? Number(at) : null,
+        instances: Number(instances ?? 0),
+        reason: reason ?? null,
+      });
+    });
+    return out;
+  }
+
+  const INDEXED: readonly StudyStatus[] = ['failed', 'unsupported'];
+
   /**
-   * Studies not on the worklist by status (failed, unsupported, or still on their way), newest first. There is
-   * no index of them in the contract, so this SCANs the study hashes: O(keys in Redis), tens to hundreds of
-   * milliseconds per 10,000 studies (bench:api-search), shared through a short cache; an index set would replace it.
+   * Failed and unsupported studies from the worker's untriaged index (newest lastReceivedAt first), read in chunks
+   * until `limit` entries still have an asked-for status; null until the worker has built the index.
    */
-  async function scanByStatus(statuses: StudyStatus[], limit: number): Promise<UnscoredStudy[]> {
+  async function indexedByStatus(statuses: StudyStatus[], limit: number): Promise<UnscoredStudy[] | null> {
+    if (!statuses.every((s) => INDEXED.includes(s)) || (await redis.exists(keys.untriagedIndexBuilt())) !== 1) return null;
+    const found: UnscoredStudy[] = [];
+    const chunk = Math.max(100, limit * 2);
+    for (let start = 0; found.length < limit; start += chunk) {
+      const uids = await redis.zrevrange(keys.untriagedStudies(), start, start + chunk - 1);
+      found.push(...(await unscoredOf(uids, statuses)));
+      if (uids.length < chunk) break;
+    }
+    return found;
+  }
+
+  /**
+   * Studies not on the worklist by status (failed, unsupported, or still on their way), newest first. Failed and
+   * unsupported ones come from the worker's index; other statuses (and all of them until the index is built) SCAN
+   * the study hashes: O(keys in Redis), tens to hundreds of milliseconds per 10,000 studies (bench:api-search),
+   * shared through a short cache.
+   */
+  async function listByStatus(statuses: StudyStatus[], limit: number): Promise<UnscoredStudy[]> {
+    const found = (await indexedByStatus(statuses, limit)) ?? (await scanByStatus(statuses));
+    found.sort((a, b) => b.lastReceivedAt - a.lastReceivedAt || a.StudyInstanceUID.localeCompare(b.StudyInstanceUID));
+    return found.slice(0, limit);
+  }
+
+  async function scanByStatus(statuses: StudyStatus[]): Promise<UnscoredStudy[]> {
     const found: UnscoredStudy[] = [];
     const prefix = keys.study('');
     let cursor = '0';
@@ -103,29 +154,10 @@ export function createStudyStore(redis: Redis, options: StoreOptions = {}) {
       const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5000);
       cursor = next;
       // nt:study:<uid> only: UIDs hold no ':' so the study's other keys (…:result, …:vectors) have more parts.
-      const studyKeys = batch.filter((k) => !k.slice(prefix.length).includes(':'));
-      if (studyKeys.length === 0) continue;
-      const p = redis.pipeline();
-      for (const k of studyKeys) p.hmget(k, 'status', 'firstReceivedAt', 'lastReceivedAt', 'statusAt', 'failureReason', 'AccessionNumber', 'instances');
-      const rows = (await p.exec()) ?? [];
-      rows.forEach(([err, v], i) => {
-        if (err) return;
-        const [status, first, last, at, reason, accession, instances] = v as (string | null)[];
-        if (!status || !statuses.includes(status as StudyStatus)) return;
-        found.push({
-          StudyInstanceUID: studyKeys[i].slice(prefix.length),
-          status: status as StudyStatus,
-          ...(accession ? { AccessionNumber: accession } : {}),
-          firstReceivedAt: Number(first ?? 0),
-          lastReceivedAt: Number(last ?? first ?? 0),
-          statusAt: at ? Number(at) : null,
-          instances: Number(instances ?? 0),
-          reason: reason ?? null,
-        });
-      });
+      const uids = batch.filter((k) => !k.slice(prefix.length).includes(':')).map((k) => k.slice(prefix.length));
+      if (uids.length > 0) found.push(...(await unscoredOf(uids, statuses)));
     } while (cursor !== '0');
-    found.sort((a, b) => b.lastReceivedAt - a.lastReceivedAt || a.StudyInstanceUID.localeCompare(b.StudyInstanceUID));
-    return found.slice(0, limit);
+    return found;
   }
 
   return {
@@ -189,12 +221,12 @@ export function createStudyStore(redis: Redis, options: StoreOptions = {}) {
       return { items: page.map((p) => p.item), nextCursor: null };
     },
 
-    /** See scanByStatus; answers are shared for statusCacheMs so a room of open pages costs one scan. */
+    /** See listByStatus; answers are shared for statusCacheMs so a room of open pages costs one read. */
     byStatus(statuses: StudyStatus[], limit: number): Promise<UnscoredStudy[]> {
       const key = `${[...statuses].sort().join(',')}:${limit}`;
       const hit = statusCache.get(key);
       if (hit && clock() - hit.at < statusCacheMs) return hit.items;
-      const items = scanByStatus(statuses, limit);
+      const items = listByStatus(statuses, limit);
       statusCache.set(key, { at: clock(), items });
       items.catch(() => statusCache.delete(key));
       return items;

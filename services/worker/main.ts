@@ -15,6 +15,7 @@ import { createWorkerMetrics, startMetricsServer } from './metrics';
 import { loadWorkerModels } from './models';
 import { initStudyWorker, sampleQueueDepth, type DeadLetterData } from './queue';
 import { createQuerySource } from './query-vectors';
+import { backfillUntriagedIndex } from './store';
 
 export interface RunningWorker {
   /** Port /metrics listens on (useful when WORKER_METRICS_PORT=0). */
@@ -93,6 +94,11 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
     log,
     retry: { attempts: wc.WORKER_JOB_ATTEMPTS, backoffMs: wc.WORKER_BACKOFF_MS },
   });
+  // In the background: scoring does not wait for it, and until it sets its flag the API scans instead.
+  backfillUntriagedIndex(redis).then(
+    (indexed) => indexed > 0 && log.info({ indexed }, 'untriaged index built from earlier failures'),
+    (err: unknown) => log.warn({ err }, 'untriaged index backfill failed; the API keeps scanning'),
+  );
   const server = await startMetricsServer(metrics, {
     port: wc.WORKER_METRICS_PORT,
     host: wc.WORKER_METRICS_HOST,

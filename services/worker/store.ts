@@ -45,6 +45,7 @@ export async function writeResult(redis: Redis, result: StudyResult, vectors: Re
   tx.hset(keys.study(uid), { status: 'scored', statusAt: result.scoredAt, priority: result.priority })
     .hdel(keys.study(uid), 'failureReason')
     .zadd(resultKeys.worklist(), worklistScore(result.priority, result.receivedAt), uid)
+    .zrem(keys.untriagedStudies(), uid)
     .srem(keys.pendingStudies(), uid);
   const res = await tx.exec();
   const failed = res?.find(([err]) => err);
@@ -52,11 +53,53 @@ export async function writeResult(redis: Redis, result: StudyResult, vectors: Re
   await redis.publish(resultKeys.scoredChannel(), uid);
 }
 
-/** Final failure: the study leaves the pending set with its status and a reason (no patient identity in it). */
+/**
+ * Once per Redis: indexes the studies that failed before the untriaged index existed (one SCAN of the study
+ * hashes), then sets the flag that tells the API to read the index. Idempotent, so workers starting together may
+ * both run it. Returns how many studies it indexed.
+ */
+export async function backfillUntriagedIndex(redis: Redis): Promise<number> {
+  if ((await redis.exists(keys.untriagedIndexBuilt())) === 1) return 0;
+  const prefix = keys.study('');
+  let indexed = 0;
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5000);
+    cursor = next;
+    // nt:study:<uid> only: UIDs hold no ':', the study's other keys have more parts.
+    const studyKeys = batch.filter((k) => !k.slice(prefix.length).includes(':'));
+    if (studyKeys.length === 0) continue;
+    const read = redis.pipeline();
+    for (const k of studyKeys) read.hmget(k, 'status', 'lastReceivedAt', 'statusAt');
+    const rows = (await read.exec()) ?? [];
+    const add: (string | number)[] = [];
+    rows.forEach(([err, v], i) => {
+      const [status, last, at] = (err ? [] : v) as (string | null)[];
+      if (status === 'failed' || status === 'unsupported') add.push(Number(last ?? at ?? 0), studyKeys[i].slice(prefix.length));
+    });
+    if (add.length > 0) await redis.zadd(keys.untriagedStudies(), ...add);
+    indexed += add.length / 2;
+  } while (cursor !== '0');
+  await redis.set(keys.untriagedIndexBuilt(), String(Date.now()));
+  return indexed;
+}
+
+/** Adds the study to the untriaged index at its lastReceivedAt (now when the listener recorded none). */
+const INDEX_UNTRIAGED = `
+local at = redis.call('HGET', KEYS[1], 'lastReceivedAt') or ARGV[1]
+redis.call('ZADD', KEYS[2], at, ARGV[2])
+`;
+
+/**
+ * Final failure: the study leaves the pending set with its status and a reason (no patient identity in it), and
+ * joins the untriaged index the API lists.
+ */
 export async function markStudyFailed(redis: Redis, uid: string, status: 'failed' | 'unsupported', reason: string): Promise<void> {
+  const now = Date.now();
   await redis
     .multi()
-    .hset(keys.study(uid), { status, statusAt: Date.now(), failureReason: reason.slice(0, 500) })
+    .hset(keys.study(uid), { status, statusAt: now, failureReason: reason.slice(0, 500) })
     .srem(keys.pendingStudies(), uid)
+    .eval(INDEX_UNTRIAGED, 2, keys.study(uid), keys.untriagedStudies(), String(now), uid)
     .exec();
 }

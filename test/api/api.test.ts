@@ -16,6 +16,7 @@ import { startRedis, type TestRedis } from '../helpers/redis';
 import { ADMIN, QUERIES, READER, SCRAPER, buildTestApp, hashEmbed, testDeps, writeResult } from './helpers';
 import { cosine, encodeVector } from '../../services/api/vectors';
 import { build } from '../../services/api/app';
+import { backfillUntriagedIndex } from '../../services/worker/store';
 
 let server: TestRedis;
 let redis: Redis;
@@ -291,6 +292,15 @@ describe('studies by status', () => {
     const bad = await app.inject({ method: 'GET', url: '/api/v1/studies', headers: READER });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().detail).toContain('querystring/status');
+
+    // Once the worker has built its untriaged index, failed and unsupported studies come from it, not a SCAN:
+    // the same list; an entry whose study was sent again (received) is skipped; a hash the index lacks is not seen.
+    await backfillUntriagedIndex(redis);
+    const LATER = '1.2.826.0.1.3680043.10.1.8';
+    await redis.hset(keys.study(LATER), { status: 'failed', firstReceivedAt: T0 + 500, lastReceivedAt: T0 + 600 });
+    await redis.zadd(keys.untriagedStudies(), T0 + 700, QUEUED);
+    const indexed = (await app.inject({ method: 'GET', url: '/api/v1/studies?status=failed,unsupported', headers: READER })).json();
+    expect(indexed.items.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID)).toEqual([UNSUPPORTED, FAILED]);
   });
 });
 

@@ -7,7 +7,7 @@ import { resultKeys, type StudyResult } from '../../shared/results';
 import { keys } from '../../shared/studies';
 import type { Manifest, TriageQuery } from '../../shared/model-manifest';
 import { createLogger } from '../../shared/logger';
-import { bufferToVector, markStudyFailed, studyMeta, writeResult } from '../../services/worker/store';
+import { backfillUntriagedIndex, bufferToVector, markStudyFailed, studyMeta, writeResult } from '../../services/worker/store';
 import { createQuerySource } from '../../services/worker/query-vectors';
 import { startRedis, type TestRedis } from '../helpers/redis';
 
@@ -57,6 +57,29 @@ describe('worker results store (real Redis)', () => {
     await markStudyFailed(client, uid, 'unsupported', 'no-scorable-sequence: only localisers');
     expect(await client.hmget(keys.study(uid), 'status', 'failureReason')).toEqual(['unsupported', 'no-scorable-sequence: only localisers']);
     expect(await client.sismember(keys.pendingStudies(), uid)).toBe(0);
+  });
+
+  it('keeps the untriaged index: a failure joins it at its last arrival, a later result leaves it', async () => {
+    const uid = '1.2.3.5';
+    await client.hset(keys.study(uid), { status: 'scoring', firstReceivedAt: 5000, lastReceivedAt: 6000 });
+    await markStudyFailed(client, uid, 'failed', 'decode: truncated pixel data');
+    expect(await client.zscore(keys.untriagedStudies(), uid)).toBe('6000');
+    await writeResult(client, { ...result('ROUTINE', 5000), StudyInstanceUID: uid }, {});
+    expect(await client.zscore(keys.untriagedStudies(), uid)).toBeNull();
+  });
+
+  it('backfills the index once from studies that failed before it existed', async () => {
+    const old = ['1.2.3.6', '1.2.3.7'];
+    await client.hset(keys.study(old[0]), { status: 'failed', lastReceivedAt: 7000 });
+    await client.hset(keys.study(old[1]), { status: 'unsupported', lastReceivedAt: 8000 });
+    await client.hset(keys.study('1.2.3.8'), { status: 'received', lastReceivedAt: 9000 });
+    await client.hset(`${keys.study('1.2.3.6')}:instances`, { '1.2.3.6.1': 'store/x' });
+    await client.del(keys.untriagedIndexBuilt());
+    // 1.2.3.4 (unsupported in the test above) and the two old ones; not the received one, not the instances hash
+    expect(await backfillUntriagedIndex(client)).toBe(3);
+    expect(await client.zrange(keys.untriagedStudies(), '0', '-1', 'WITHSCORES')).toEqual(expect.arrayContaining(['1.2.3.6', '7000', '1.2.3.7', '8000']));
+    expect(await client.zscore(keys.untriagedStudies(), '1.2.3.8')).toBeNull();
+    expect(await backfillUntriagedIndex(client)).toBe(0);
   });
 });
 

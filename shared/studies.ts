@@ -2,6 +2,7 @@
 // instances are stored, the Redis keys that record them, the study job on BullMQ and the study's life.
 // Only UIDs, storage keys and counts cross this boundary: never a patient name, ID or birth date.
 import path from 'node:path';
+import type { Redis } from 'ioredis';
 
 /** BullMQ queue the listener fills with one job per completed study. */
 export const STUDY_QUEUE = 'studies';
@@ -41,10 +42,28 @@ export const keys = {
   untriagedIndexBuilt: () => `${KEY_PREFIX}:studies:untriaged:built`,
 };
 
+const UID_PATTERN = /^[0-9]+(\.[0-9]+)*$/;
+
 /** UIDs are digits and dots (PS3.5 9.1), so they are safe path segments; anything else is refused. */
 export function assertUid(uid: string, what = 'UID'): string {
-  if (!/^[0-9]+(\.[0-9]+)*$/.test(uid) || uid.length > 64) throw new Error(`invalid ${what}: not a DICOM UID`);
+  if (!UID_PATTERN.test(uid) || uid.length > 64) throw new Error(`invalid ${what}: not a DICOM UID`);
   return uid;
+}
+
+/**
+ * Every StudyInstanceUID with a study hash, a SCAN batch at a time: O(keys in Redis), for the rare whole-archive
+ * passes (retention, the untriaged-index backfill, the API's list by status). Only `nt:study:<uid>` hashes count;
+ * a study's other keys (…:instances, …:vectors) have more parts. SCAN may return a key twice; callers are idempotent.
+ */
+export async function* scanStudyUids(redis: Redis, count = 5000): AsyncGenerator<string[]> {
+  const prefix = keys.study('');
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', count, 'TYPE', 'hash');
+    cursor = next;
+    const uids = batch.map((k) => k.slice(prefix.length)).filter((uid) => UID_PATTERN.test(uid));
+    if (uids.length > 0) yield uids;
+  } while (cursor !== '0');
 }
 
 export const STORE_DIR = 'store';

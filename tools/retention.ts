@@ -13,7 +13,7 @@ import { ConfigError, dataDir, loadConfig, loadSection } from '../shared/config'
 import { createLogger, type Logger } from '../shared/logger';
 import { connectRedis } from '../shared/redis';
 import { resultKeys, type StudyResult } from '../shared/results';
-import { KEY_PREFIX, keys, studyStorageKey, type StudyStatus } from '../shared/studies';
+import { keys, scanStudyUids, studyStorageKey, type StudyStatus } from '../shared/studies';
 
 export const RetentionSettingsSchema = Type.Object({
   /** Stored instances are deleted this many days after their study finished scoring. */
@@ -45,8 +45,6 @@ export interface RetentionSummary {
   kept: number;
   dryRun: boolean;
 }
-
-const STUDY_HASH = new RegExp(`^${KEY_PREFIX}:study:([0-9]+(?:\\.[0-9]+)*)$`);
 
 async function folderBytes(dir: string): Promise<number> {
   let total = 0;
@@ -81,13 +79,9 @@ export async function runRetention(deps: RetentionDeps): Promise<RetentionSummar
   const cutoff = now - deps.retentionDays * 86_400_000;
   const summary: RetentionSummary = { examined: 0, purged: 0, bytesFreed: 0, kept: 0, dryRun: deps.dryRun ?? false };
   const storeRoot = path.join(deps.dataDir, 'store');
-  let cursor = '0';
-  do {
-    const [next, found] = await deps.redis.scan(cursor, 'MATCH', `${KEY_PREFIX}:study:*`, 'COUNT', 500, 'TYPE', 'hash');
-    cursor = next;
-    for (const key of found) {
-      const uid = STUDY_HASH.exec(key)?.[1];
-      if (!uid) continue; // :instances, :vectors and other per-study hashes
+  for await (const uids of scanStudyUids(deps.redis, 500)) {
+    for (const uid of uids) {
+      const key = keys.study(uid);
       const study = await deps.redis.hmget(key, 'status', 'statusAt', 'lastReceivedAt', PURGED_FIELD);
       const [status, statusAt, lastReceivedAt, purgedAt] = study as [StudyStatus | null, string | null, string | null, string | null];
       if (!status || !FINISHED.has(status)) continue;
@@ -121,7 +115,7 @@ export async function runRetention(deps: RetentionDeps): Promise<RetentionSummar
       // UIDs and sizes only: never a patient identifier.
       deps.log.info({ StudyInstanceUID: uid, bytes, status, dryRun: summary.dryRun }, 'stored instances purged');
     }
-  } while (cursor !== '0');
+  }
   deps.log.info({ ...summary, retentionDays: deps.retentionDays }, 'retention run finished');
   return summary;
 }

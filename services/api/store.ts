@@ -3,7 +3,7 @@
 import type { Redis } from 'ioredis';
 import type { Priority } from '../../shared/model-manifest';
 import { resultKeys, type StudyResult } from '../../shared/results';
-import { keys, type StudyStatus } from '../../shared/studies';
+import { keys, scanStudyUids, type StudyStatus } from '../../shared/studies';
 import { decodeVector, studyVectors, type StudyVectors } from './vectors';
 
 export interface StudyState {
@@ -148,15 +148,7 @@ export function createStudyStore(redis: Redis, options: StoreOptions = {}) {
 
   async function scanByStatus(statuses: StudyStatus[]): Promise<UnscoredStudy[]> {
     const found: UnscoredStudy[] = [];
-    const prefix = keys.study('');
-    let cursor = '0';
-    do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5000);
-      cursor = next;
-      // nt:study:<uid> only: UIDs hold no ':' so the study's other keys (…:result, …:vectors) have more parts.
-      const uids = batch.filter((k) => !k.slice(prefix.length).includes(':')).map((k) => k.slice(prefix.length));
-      if (uids.length > 0) found.push(...(await unscoredOf(uids, statuses)));
-    } while (cursor !== '0');
+    for await (const uids of scanStudyUids(redis)) found.push(...(await unscoredOf(uids, statuses)));
     return found;
   }
 

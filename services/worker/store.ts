@@ -3,7 +3,7 @@
 // by key (SET, HSET, ZADD, SREM), so a re-delivered job overwrites instead of duplicating.
 import type { Redis } from 'ioredis';
 import { resultKeys, worklistScore, type StudyResult } from '../../shared/results';
-import { keys, type StudyStatus } from '../../shared/studies';
+import { keys, scanStudyUids, type StudyStatus } from '../../shared/studies';
 
 /** Float32 little-endian bytes, whatever the host's byte order (the API reads them back with readFloatLE). */
 export function vectorToBuffer(v: Float32Array): Buffer {
@@ -60,26 +60,19 @@ export async function writeResult(redis: Redis, result: StudyResult, vectors: Re
  */
 export async function backfillUntriagedIndex(redis: Redis): Promise<number> {
   if ((await redis.exists(keys.untriagedIndexBuilt())) === 1) return 0;
-  const prefix = keys.study('');
   let indexed = 0;
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5000);
-    cursor = next;
-    // nt:study:<uid> only: UIDs hold no ':', the study's other keys have more parts.
-    const studyKeys = batch.filter((k) => !k.slice(prefix.length).includes(':'));
-    if (studyKeys.length === 0) continue;
+  for await (const uids of scanStudyUids(redis)) {
     const read = redis.pipeline();
-    for (const k of studyKeys) read.hmget(k, 'status', 'lastReceivedAt', 'statusAt');
+    for (const uid of uids) read.hmget(keys.study(uid), 'status', 'lastReceivedAt', 'statusAt');
     const rows = (await read.exec()) ?? [];
     const add: (string | number)[] = [];
     rows.forEach(([err, v], i) => {
       const [status, last, at] = (err ? [] : v) as (string | null)[];
-      if (status === 'failed' || status === 'unsupported') add.push(Number(last ?? at ?? 0), studyKeys[i].slice(prefix.length));
+      if (status === 'failed' || status === 'unsupported') add.push(Number(last ?? at ?? 0), uids[i]);
     });
     if (add.length > 0) await redis.zadd(keys.untriagedStudies(), ...add);
     indexed += add.length / 2;
-  } while (cursor !== '0');
+  }
   await redis.set(keys.untriagedIndexBuilt(), String(Date.now()));
   return indexed;
 }

@@ -13,7 +13,7 @@ import YAML from 'yaml';
 import { createLogger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
 import { resultKeys } from '../../shared/results';
-import { listenerSettings } from '../../services/listener/config';
+import { testListenerSettings } from '../listener/harness';
 import { startListener, type RunningListener } from '../../services/listener/listener';
 import { startWorker, type RunningWorker } from '../../services/worker/main';
 import { startRedis, type TestRedis } from '../helpers/redis';
@@ -59,10 +59,7 @@ beforeAll(async () => {
   ownBundle = !ref.dir;
   const silent = createLogger('test', 'silent');
   listener = await startListener({
-    settings: listenerSettings({
-      REDIS_URL: redisServer.url, DATA_DIR: dataDir, DICOM_PORT: 0, METRICS_PORT: 0, METRICS_HOST: '127.0.0.1',
-      DICOM_ALLOWED_CALLING_AES: CALLING_AE, DISK_MIN_FREE_MB: 1, STUDY_QUIET_SECONDS: 0.3, SHUTDOWN_TIMEOUT_SECONDS: 5,
-    }),
+    settings: testListenerSettings(redisServer.url, dataDir, { METRICS_HOST: '127.0.0.1', DICOM_ALLOWED_CALLING_AES: CALLING_AE }),
     log: silent,
   });
   worker = await startWorker({ env: workerEnv({ redisUrl: redisServer.url, dataDir, modelsDir, extra: { WORKER_LOAD_THREADS: '0' } }), log: silent });

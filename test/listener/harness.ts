@@ -27,11 +27,13 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export async function startHarness(overrides: Partial<ListenerSettings> = {}, existing?: { redis: TestRedis; dataDir: string }): Promise<Harness> {
-  const redis = existing?.redis ?? (await startRedis());
-  const dataDir = existing?.dataDir ?? mkdtempSync(path.join(tmpdir(), 'nt-listener-'));
-  const settings = listenerSettings({
-    REDIS_URL: redis.url,
+/**
+ * Listener settings for an in-process test listener: OS-chosen ports, CALLING_AE allowed, a 1 MB disk watermark,
+ * a short quiet time and shutdown limit. Every test that starts a listener beside other services uses these too.
+ */
+export function testListenerSettings(redisUrl: string, dataDir: string, overrides: Partial<ListenerSettings> = {}): ListenerSettings {
+  return listenerSettings({
+    REDIS_URL: redisUrl,
     DATA_DIR: dataDir,
     DICOM_PORT: 0,
     METRICS_PORT: 0,
@@ -42,6 +44,12 @@ export async function startHarness(overrides: Partial<ListenerSettings> = {}, ex
     LOG_LEVEL: 'silent',
     ...overrides,
   });
+}
+
+export async function startHarness(overrides: Partial<ListenerSettings> = {}, existing?: { redis: TestRedis; dataDir: string }): Promise<Harness> {
+  const redis = existing?.redis ?? (await startRedis());
+  const dataDir = existing?.dataDir ?? mkdtempSync(path.join(tmpdir(), 'nt-listener-'));
+  const settings = testListenerSettings(redis.url, dataDir, overrides);
   const log = createLogger('listener', process.env.NT_TEST_LOG ?? 'silent');
   const listener = await startListener({ settings, log });
   const client = connectRedis(redis.url, 'worker');

@@ -20,7 +20,7 @@ import { connectRedis } from '../../shared/redis';
 import { resultKeys, worklistScore, type StudyResult } from '../../shared/results';
 import { build } from '../../services/api/app';
 import { API_DEFAULTS } from '../../services/api/settings';
-import { listenerSettings } from '../../services/listener/config';
+import { testListenerSettings } from '../listener/harness';
 import { startListener, type RunningListener } from '../../services/listener/listener';
 import { startWorker, type RunningWorker } from '../../services/worker/main';
 import { loadOutboundConfig } from '../../services/api/outbound/config';
@@ -64,10 +64,7 @@ beforeAll(async () => {
   modelsDir = ref.dir ?? makeTinyBundle();
   const quiet = createLogger('e2e', process.env.NT_TEST_LOG ?? 'silent');
   listener = await startListener({
-    settings: listenerSettings({
-      REDIS_URL: redisServer.url, DATA_DIR: path.join(dataDir, 'var'), DICOM_PORT: 0, METRICS_PORT: 0,
-      DICOM_ALLOWED_CALLING_AES: 'PACS_TEST', DISK_MIN_FREE_MB: 1, STUDY_QUIET_SECONDS: 0.3, SHUTDOWN_TIMEOUT_SECONDS: 5, LOG_LEVEL: 'silent',
-    }),
+    settings: testListenerSettings(redisServer.url, path.join(dataDir, 'var')),
     log: quiet,
   });
   worker = await startWorker({ env: workerEnv({ redisUrl: redisServer.url, dataDir: path.join(dataDir, 'var'), modelsDir }), log: quiet });

@@ -18,7 +18,7 @@ import { createLogger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
 import { resultKeys } from '../../shared/results';
 import { keys } from '../../shared/studies';
-import { listenerSettings } from '../../services/listener/config';
+import { testListenerSettings } from '../listener/harness';
 import { startListener, type RunningListener } from '../../services/listener/listener';
 import { startWorker, type RunningWorker } from '../../services/worker/main';
 import { startRedis, type TestRedis } from '../helpers/redis';
@@ -119,17 +119,7 @@ beforeAll(async () => {
   modelsDir = ref.dir ?? makeTinyBundle();
   ownBundle = !ref.dir;
   listener = await startListener({
-    settings: listenerSettings({
-      REDIS_URL: redisServer.url,
-      DATA_DIR: dataDir,
-      DICOM_PORT: 0,
-      METRICS_PORT: 0,
-      DICOM_ALLOWED_CALLING_AES: CALLING_AE,
-      DISK_MIN_FREE_MB: 1,
-      STUDY_QUIET_SECONDS: 0.3,
-      SHUTDOWN_TIMEOUT_SECONDS: 5,
-      LOG_LEVEL: 'trace',
-    }),
+    settings: testListenerSettings(redisServer.url, dataDir, { DICOM_ALLOWED_CALLING_AES: CALLING_AE, LOG_LEVEL: 'trace' }),
     log: capturingLogger('listener'),
   });
   worker = await startWorker({

@@ -14,6 +14,8 @@
 // BENCH_COMPARE=<dist dir of another build> adds that build's listener as a second target, alternating with this
 // one round by round in the same process (the disk's speed drifts by minutes here, so a before/after comparison
 // needs both in the same run); its node_modules must resolve from that directory (a git worktree, say).
+// BENCH_ASSOCIATIONS (default 1): the set is split round-robin over this many storescu associations sent at once,
+// to both SCPs (storescp then runs with --fork); the fsync floor stays one file after another.
 // What every round writes stays until the end of the run: deleting thousands of files makes ext4's inode allocator
 // skip the freed inodes for ~30 s (recently_deleted), which charged ~0.5 ms of kernel time to each file the next
 // round created, whichever SCP it was, and made rounds depend on what ran before them.
@@ -39,6 +41,7 @@ const CALLING_AE = 'BENCH_SCU';
 const TARGETS = ['neurotriage', 'storescp', 'fsync-floor'] as const;
 type Target = (typeof TARGETS)[number] | 'compare';
 const COMPARE = process.env.BENCH_COMPARE;
+const ASSOCIATIONS = Math.max(1, Number(process.env.BENCH_ASSOCIATIONS ?? 1));
 const SELECTED: Target[] = (process.env.BENCH_TARGETS ?? TARGETS.join(','))
   .split(',')
   .map((t) => t.trim())
@@ -105,10 +108,14 @@ async function roundOurs(files: string[], work: string, redisUrl: string, build:
   try {
     const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
-    const r = await runTool('storescu', ['-aet', CALLING_AE, '-aec', settings.DICOM_AE_TITLE, '127.0.0.1', String(listener.port), ...files], RUN_TIMEOUT_MS);
+    const shares = Array.from({ length: ASSOCIATIONS }, (_, k) => files.filter((_f, i) => i % ASSOCIATIONS === k));
+    const sent = await Promise.all(
+      shares.map((share) => runTool('storescu', ['-aet', CALLING_AE, '-aec', settings.DICOM_AE_TITLE, '127.0.0.1', String(listener.port), ...share], RUN_TIMEOUT_MS)),
+    );
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu = process.cpuUsage(cpu0);
-    if (r.code !== 0) throw new Error(`storescu -> neurotriage failed: ${r.stderr.slice(-500)}`);
+    const failed = sent.find((r) => r.code !== 0);
+    if (failed) throw new Error(`storescu -> neurotriage failed: ${failed.stderr.slice(-500)}`);
     const stored = listFiles(path.join(dataDir, 'store')).length;
     if (stored !== files.length) throw new Error(`neurotriage stored ${stored} of ${files.length}`);
     return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
@@ -123,10 +130,14 @@ async function roundDcmtk(files: string[], work: string): Promise<Timed> {
   mkdirSync(od, { recursive: true });
   const script = [
     'ip link set lo up',
-    `storescp -od "${od}" -aet STORESCP 11112 & SCP=$!`,
+    `storescp ${ASSOCIATIONS > 1 ? '--fork ' : ''}-od "${od}" -aet STORESCP 11112 & SCP=$!`,
     'for i in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/11112) 2>/dev/null && break; sleep 0.02; done',
+    // the same round-robin shares as our rounds, one storescu each, all at once
+    `n=${ASSOCIATIONS}; i=0; declare -a share; for f in "$@"; do share[$((i % n))]+="$f"$'\\n'; i=$((i + 1)); done`,
     't0=$(date +%s%N)',
-    `storescu -aet ${CALLING_AE} -aec STORESCP 127.0.0.1 11112 "$@"; rc=$?`,
+    'pids=(); for k in $(seq 0 $((n - 1))); do mapfile -t files < <(printf %s "${share[$k]}"); ' +
+      `storescu -aet ${CALLING_AE} -aec STORESCP 127.0.0.1 11112 "\${files[@]}" & pids+=($!); done`,
+    'rc=0; for p in "${pids[@]}"; do wait "$p" || rc=1; done',
     't1=$(date +%s%N)',
     'kill $SCP; wait $SCP 2>/dev/null',
     'echo "ELAPSED_NS=$((t1-t0)) RC=$rc"',

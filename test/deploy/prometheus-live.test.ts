@@ -127,11 +127,14 @@ test('scrapes every service, evaluates every rule, and answers every dashboard q
   const sent = await storescu({ port: listener.port, callingAe: CALLING_AE, calledAe: 'NEUROTRIAGE' }, files);
   expect(sent.statuses.every((s) => s === 0)).toBe(true);
   await waitFor('the study to be scored', async () => ((await client.get(resultKeys.result(study.StudyInstanceUID))) ? true : undefined), 90_000);
-  // Two samples of the scored counter at least, so rate() and increase() over it have something to work with.
-  await waitFor('Prometheus to see the scored study twice', async () => {
-    const r = await query('count_over_time(neurotriage_worker_jobs_total{outcome="scored"}[1m])');
-    return Number(r.data.result[0]?.value[1] ?? 0) >= 2 ? true : undefined;
-  });
+  // Two samples at least of each counter the rate() and increase() panels read (the worker's scored jobs and the
+  // listener's instances: they are scraped separately, so seeing one twice says nothing about the other).
+  for (const counter of ['neurotriage_worker_jobs_total{outcome="scored"}', 'neurotriage_listener_instances_total']) {
+    await waitFor(`Prometheus to see ${counter} twice`, async () => {
+      const r = await query(`min(count_over_time(${counter}[1m]))`);
+      return Number(r.data.result[0]?.value[1] ?? 0) >= 2 ? true : undefined;
+    });
+  }
 
   // Every target answers (each has been scraped at least once by now).
   const up = await waitFor('all three targets scraped', async () => {

@@ -2,6 +2,7 @@
 // validate at load. A hospital's own models (e.g. a real NeuroBERT exported with standard tools) drop in by
 // shipping files that satisfy this schema. Validation of the JSON shape lives here; checksum checks and ONNX
 // session creation live with the code that loads the files.
+import { createHash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 
@@ -42,14 +43,47 @@ export const PreprocessingSchema = Type.Object({
 });
 export type Preprocessing = Static<typeof PreprocessingSchema>;
 
+export const OperatingPointSchema = Type.Object({
+  /** Calibrated probability at or above which the finding (or, in a class table, the study) is flagged. */
+  threshold: Type.Number({ minimum: 0, maximum: 1 }),
+  sensitivity: Type.Number({ minimum: 0, maximum: 1 }),
+  /** Fraction of studies without the finding (or without any finding of the class) that are flagged anyway. */
+  falsePositiveRate: Type.Number({ minimum: 0, maximum: 1 }),
+});
+export type OperatingPoint = Static<typeof OperatingPointSchema>;
+
+export const CALIBRATION_METHODS = ['labelled-cohort', 'report-pseudo-labels'] as const;
+
 export const CalibrationSchema = Type.Object({
-  /** probability = 1 / (1 + exp(-(a * score + b))), fitted on a held-out calibration set. */
+  /** probability = 1 / (1 + exp(-(a * score + b))) (Platt), score = the query's raw image score. */
   a: Type.Number(),
   b: Type.Number(),
-  /** Score at or above which the finding is flagged; chosen for targetSensitivity on the calibration set. */
-  threshold: Type.Number(),
+  /**
+   * Calibrated PROBABILITY at or above which the finding is flagged: the flag and the probability shown beside it
+   * always agree ("flagged: P >= threshold"). Chosen for targetSensitivity on the calibration studies.
+   */
+  threshold: Type.Number({ minimum: 0, maximum: 1 }),
   targetSensitivity: Type.Number({ minimum: 0, maximum: 1 }),
+  /**
+   * labelled-cohort: the bundle's own calibration cohort (ground truth, evaluation side); report-pseudo-labels: a
+   * site's past studies, each labelled by how its final report's text matches the query (no hand labels).
+   */
+  method: Type.Union(CALIBRATION_METHODS.map((m) => Type.Literal(m))),
+  /** Studies the fit used, and how many of them were (pseudo-)positive. */
+  studies: Type.Integer({ minimum: 0 }),
+  positives: Type.Integer({ minimum: 0 }),
+  calibratedAt: Type.String({ minLength: 1 }),
+  /** queryFingerprint() of the text, negativeText and sequences it was fitted for: a calibration whose fingerprint
+   *  differs from its query's is stale and is never applied. */
+  fittedFor: Type.String({ pattern: '^[0-9a-f]{16}$' }),
+  /** The image model (bundle version) whose scores it was fitted on; another bundle's calibration is stale. */
+  bundleVersion: Type.String({ minLength: 1 }),
+  /** Sensitivity and specificity at `threshold` on the calibration studies (pseudo-labels for report-pseudo-labels). */
+  estimated: Type.Object({ sensitivity: Type.Number({ minimum: 0, maximum: 1 }), specificity: Type.Number({ minimum: 0, maximum: 1 }) }),
+  /** Sensitivity against false-positive rate over a grid of thresholds, on the same studies. */
+  operatingPoints: Type.Array(OperatingPointSchema),
 });
+export type Calibration = Static<typeof CalibrationSchema>;
 
 export const TriageQuerySchema = Type.Object({
   id: Type.String({ pattern: '^[a-z0-9_-]{1,64}$' }),
@@ -63,11 +97,50 @@ export const TriageQuerySchema = Type.Object({
    */
   sequences: Type.Optional(Type.Array(Type.Union(SEQUENCES.map((s) => Type.Literal(s))), { minItems: 1, uniqueItems: true })),
   calibration: Type.Optional(CalibrationSchema),
+  /** bundle: one of the bundle's defaults (versioned with it); site: made or edited by the site. Absent: bundle. */
+  origin: Type.Optional(Type.Union([Type.Literal('bundle'), Type.Literal('site')])),
 });
 export type TriageQuery = Static<typeof TriageQuerySchema>;
 
+/**
+ * A study-level decision for one priority class: the study gets the class when any of the class's findings is
+ * flagged. The bundle's queries of the class share one probability threshold, chosen on the calibration cohort so
+ * that studies with any finding of the class are caught at targetSensitivity; `table` is what other thresholds give
+ * (a site picks its point with TRIAGE_STAT_SENSITIVITY / TRIAGE_URGENT_SENSITIVITY).
+ */
+export const ClassDecisionSchema = Type.Object({
+  targetSensitivity: Type.Number({ minimum: 0, maximum: 1 }),
+  threshold: Type.Number({ minimum: 0, maximum: 1 }),
+  /** Studies of the calibration cohort with / without a finding of this class. */
+  positives: Type.Integer({ minimum: 0 }),
+  negatives: Type.Integer({ minimum: 0 }),
+  table: Type.Array(OperatingPointSchema, { minItems: 1 }),
+});
+export type ClassDecision = Static<typeof ClassDecisionSchema>;
+
+export const DecisionSchema = Type.Object({
+  STAT: ClassDecisionSchema,
+  URGENT: Type.Optional(ClassDecisionSchema),
+});
+export type Decision = Static<typeof DecisionSchema>;
+
+/** What the text encoder knows of language, for telling a user how well it understands a sentence. */
+export const LanguageSchema = Type.Object({
+  /** UTF-8 file, one lower-case word per line: every word of the training corpus. */
+  knownWords: Type.String({ minLength: 1 }),
+  /** float32 little-endian [sentences, embeddingDim]: unit vectors of the distinct sentences of the training corpus. */
+  sentenceBank: Type.String({ minLength: 1 }),
+  sentences: Type.Integer({ minimum: 1 }),
+  /** A text whose best cosine to the sentence bank is below this is off-topic (measured on held-out text). */
+  offTopicBelow: Type.Number({ minimum: -1, maximum: 1 }),
+  /** A report sentence whose cosine to a query's text is at least this mentions the query's finding. */
+  mentionSimilarity: Type.Number({ minimum: -1, maximum: 1 }),
+});
+export type Language = Static<typeof LanguageSchema>;
+
 export const ManifestSchema = Type.Object({
-  schemaVersion: Type.Literal(1),
+  /** 2 (this contract). A schemaVersion 1 manifest (raw-score thresholds) is upgraded on load: see upgradeManifest. */
+  schemaVersion: Type.Literal(2),
   bundleId: Type.String({ minLength: 1 }),
   version: Type.String({ minLength: 1 }),
   createdAt: Type.String({ minLength: 1 }),
@@ -96,6 +169,9 @@ export const ManifestSchema = Type.Object({
   combination: Type.Union([Type.Literal('mean-embedding'), Type.Literal('mean-score')]),
   queries: Type.Array(TriageQuerySchema, { minItems: 1 }),
   normalQuery: Type.Optional(TriageQuerySchema),
+  /** Study-level decisions per priority class; absent: a class is flagged by its queries' own thresholds. */
+  decision: Type.Optional(DecisionSchema),
+  language: Type.Optional(LanguageSchema),
   trainedOn: Type.Object({ description: Type.String(), studies: Type.Integer({ minimum: 0 }), seed: Type.Optional(Type.Integer()) }),
   /** sha256 of every file in the bundle, by path relative to the manifest. */
   files: Type.Record(Type.String(), Sha256),
@@ -106,12 +182,45 @@ export class ManifestError extends Error {
   override name = 'ManifestError';
 }
 
-/** Parses and shape-checks a manifest; throws ManifestError naming every problem. */
-export function parseManifest(json: unknown): Manifest {
+/** Short fingerprint of what a query's calibration depends on: its text, contrast sentence and sequences. */
+export function queryFingerprint(q: Pick<TriageQuery, 'text' | 'negativeText' | 'sequences'>): string {
+  const key = JSON.stringify([q.text.trim(), q.negativeText?.trim() ?? '', [...(q.sequences ?? [])].sort()]);
+  return createHash('sha256').update(key).digest('hex').slice(0, 16);
+}
+
+/**
+ * A schemaVersion 1 manifest as version 2: v1 thresholds were raw scores, v2 thresholds are the calibrated
+ * probability at that score, so every flag stays where it was. Other v2 fields are filled from what v1 knew.
+ */
+export function upgradeManifest(json: unknown): unknown {
+  const m = json as { schemaVersion?: unknown; version?: string; createdAt?: string; queries?: unknown[]; normalQuery?: unknown };
+  if (!m || typeof m !== 'object' || m.schemaVersion !== 1) return json;
+  const upgrade = (q: unknown): unknown => {
+    const query = q as TriageQuery & { calibration?: { a: number; b: number; threshold: number; targetSensitivity: number } };
+    if (!query || typeof query !== 'object' || !query.calibration || typeof query.text !== 'string') return q;
+    const c = query.calibration;
+    return {
+      ...query,
+      calibration: {
+        a: c.a, b: c.b, targetSensitivity: c.targetSensitivity,
+        threshold: 1 / (1 + Math.exp(-(c.a * c.threshold + c.b))),
+        method: 'labelled-cohort', studies: 0, positives: 0, calibratedAt: m.createdAt ?? '', fittedFor: queryFingerprint(query),
+        bundleVersion: m.version ?? '', estimated: { sensitivity: c.targetSensitivity, specificity: 0 }, operatingPoints: [],
+      },
+    };
+  };
+  return { ...m, schemaVersion: 2, queries: (m.queries ?? []).map(upgrade), ...(m.normalQuery ? { normalQuery: upgrade(m.normalQuery) } : {}) };
+}
+
+/** Parses and shape-checks a manifest (upgrading version 1); throws ManifestError naming every problem. */
+export function parseManifest(input: unknown): Manifest {
+  const json = upgradeManifest(input);
   const problems = [...Value.Errors(ManifestSchema, json)].map((e) => `${e.path || '(root)'}: ${e.message}`);
   if (problems.length > 0) throw new ManifestError(`invalid model manifest:\n  - ${problems.slice(0, 20).join('\n  - ')}`);
   const m = json as Manifest;
-  for (const file of [m.textEncoder.file, m.textEncoder.tokenizer, ...Object.values(m.imageEncoders).map((e) => (e as { file: string }).file)]) {
+  const named = [m.textEncoder.file, m.textEncoder.tokenizer, ...Object.values(m.imageEncoders).map((e) => (e as { file: string }).file)];
+  if (m.language) named.push(m.language.knownWords, m.language.sentenceBank);
+  for (const file of named) {
     if (!(file in m.files)) throw new ManifestError(`invalid model manifest: ${file} has no sha256 in "files"`);
   }
   return m;

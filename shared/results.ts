@@ -1,6 +1,7 @@
 // The scored-study contract between the worker (writer) and the API and outbound adapters (readers).
 // One result per study, overwritten by key, so a re-delivered job never duplicates it.
 import type { Priority, Sequence } from './model-manifest';
+import type { CalibrationState } from './models/calibration';
 import { KEY_PREFIX } from './studies';
 
 export interface FindingScore {
@@ -10,9 +11,16 @@ export interface FindingScore {
   priority: Priority;
   /** Combined similarity across the sequences used (see docs/worker.md for the rule). */
   similarity: number;
-  /** Calibrated probability in [0, 1]; null when the query has no calibration. */
+  /** Calibrated probability in [0, 1]; null when the query has no calibration that may be applied. */
   probability: number | null;
+  /** The probability threshold it was judged with (shared/models/decision.ts); null: it could not be flagged. */
+  threshold: number | null;
+  /** probability >= threshold: the one rule, so a flag and the number shown beside it always agree. */
   flagged: boolean;
+  /** Flagged, and its priority is the study's priority: one of the reasons the study sits where it does. */
+  triggered: boolean;
+  /** calibrated, or why not (uncalibrated, stale-text, stale-bundle): only a calibrated query can flag. */
+  calibration: CalibrationState;
   /** Per-sequence similarity for the radiologist's view. */
   bySequence: Partial<Record<Sequence, number>>;
 }
@@ -30,6 +38,8 @@ export interface StudyResult {
   /** Not patient-identifying; the RIS keys its worklist on it. */
   AccessionNumber?: string;
   priority: Priority;
+  /** Highest probability among the findings that set the priority (decision.ts): the order within a priority. */
+  priorityProbability: number | null;
   findings: FindingScore[];
   /** Probability that the study is abnormal, from the manifest's normalQuery; null when absent. */
   abnormalProbability: number | null;
@@ -39,6 +49,8 @@ export interface StudyResult {
   /** Lower when sequences are missing: the fraction of the model's sequences that were available. */
   confidence: number;
   model: { bundleId: string; version: string };
+  /** Exactly what the study was judged with: the query set (decision.ts querySetVersion) and the class thresholds. */
+  judgedWith: { querySetVersion: string; classThresholds: Partial<Record<'STAT' | 'URGENT', number>> };
   provider: string;
   timingsMs: { decode: number; preprocess: number; inference: number; scoring: number; total: number };
   receivedAt: number;
@@ -58,7 +70,17 @@ export const resultKeys = {
 
 const PRIORITY_RANK: Record<Priority, number> = { STAT: 0, URGENT: 1, ROUTINE: 2 };
 
-/** Worklist order: priority class first, then arrival (earliest first). Fits in a double exactly until year 2255. */
-export function worklistScore(priority: Priority, receivedAt: number): number {
-  return PRIORITY_RANK[priority] * 1e13 + receivedAt;
+/**
+ * Worklist order as one sorted-set score: priority class first, then probability (highest first, in steps of
+ * 0.01), then arrival (earliest first, ms). rank * 1e15 + (100 - round(p * 100)) * 5e12 + ms is exact in a double
+ * until 2128 (5e12 ms). A null probability sorts after every probability of its class.
+ */
+export function worklistScore(priority: Priority, receivedAt: number, probability: number | null = null): number {
+  const step = probability === null ? 101 : 100 - Math.round(Math.min(1, Math.max(0, probability)) * 100);
+  return PRIORITY_RANK[priority] * 1e15 + step * 5e12 + receivedAt;
+}
+
+/** The [min, max] worklistScore range of one priority class. */
+export function worklistClassRange(priority: Priority): [number, number] {
+  return [PRIORITY_RANK[priority] * 1e15, (PRIORITY_RANK[priority] + 1) * 1e15 - 1];
 }

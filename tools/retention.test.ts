@@ -46,6 +46,8 @@ function result(uid: string, scoredAt: number): StudyResult {
     series: [],
     confidence: 1,
     model: { bundleId: 'test', version: '0' },
+    priorityProbability: null,
+    judgedWith: { querySetVersion: 'test', classThresholds: {} },
     provider: 'cpu',
     timingsMs: { decode: 1, preprocess: 1, inference: 1, scoring: 1, total: 4 },
     receivedAt: scoredAt - 60_000,

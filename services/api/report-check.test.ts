@@ -1,5 +1,6 @@
 // Unit tests for the report-check text rules (sentence splitting, assertion cues) with a tiny embedder that
 // maps known phrases to fixed axes, so each expectation follows from the rule in docs/api.md alone.
+import { calibrated } from '../../test/helpers/calibration';
 import type { TriageQuery } from '../../shared/model-manifest';
 import type { FindingScore } from '../../shared/results';
 import { assertionOf, checkReport, splitSentences } from './report-check';
@@ -43,11 +44,12 @@ describe('checkReport', () => {
   const embed = async (texts: string[]) =>
     texts.map((t) => Float32Array.from(Object.entries(axes).find(([k]) => t.toLowerCase().includes(k))?.[1] ?? [0, 0, 1]));
   const queries: TriageQuery[] = [
-    { id: 'acute_infarct', text: 'acute infarct', priority: 'STAT', calibration: { a: 1, b: 0, threshold: 0.5, targetSensitivity: 0.9 } },
-    { id: 'mass', text: 'mass lesion', priority: 'URGENT', calibration: { a: 1, b: 0, threshold: 0.5, targetSensitivity: 0.9 } },
+    calibrated({ id: 'acute_infarct', text: 'acute infarct', priority: 'STAT' }, { a: 1, b: 0, scoreThreshold: 0.5 }),
+    calibrated({ id: 'mass', text: 'mass lesion', priority: 'URGENT' }, { a: 1, b: 0, scoreThreshold: 0.5 }),
   ];
   const finding = (q: TriageQuery, flagged: boolean): FindingScore => ({
-    queryId: q.id, text: q.text, priority: q.priority, similarity: flagged ? 0.9 : 0.1, probability: null, flagged, bySequence: {},
+    queryId: q.id, text: q.text, priority: q.priority, similarity: flagged ? 0.9 : 0.1, probability: null, threshold: q.calibration!.threshold, flagged, triggered: flagged,
+    calibration: 'calibrated', bySequence: {},
   });
   const picture = Float32Array.from([1, 0, 0]); // looks like an infarct
   const image = (t: Float32Array) => picture.reduce((s, x, i) => s + x * t[i], 0) / Math.hypot(...t);
@@ -77,7 +79,7 @@ describe('checkReport', () => {
   test('an asserted finding below its threshold and not flagged is unsupported; a flagged one is supported', async () => {
     const r = await run('Acute infarct in the left MCA territory. A mass in the right frontal lobe.');
     expect(r.sentences[0]).toMatchObject({ matchedQueryId: 'acute_infarct', supported: true });
-    expect(r.sentences[1]).toMatchObject({ matchedQueryId: 'mass', supported: false, imageScore: 0, threshold: 0.5 });
+    expect(r.sentences[1]).toMatchObject({ matchedQueryId: 'mass', supported: false, imageScore: 0, threshold: queries[1].calibration!.threshold });
     expect(r.unsupported).toEqual([1]);
   });
 

@@ -2,6 +2,7 @@
 // embeddings; the rule is documented in docs/api.md ("Report check") and must stay in step with it.
 import type { TriageQuery } from '../../shared/model-manifest';
 import type { FindingScore } from '../../shared/results';
+import { plattProbability } from '../../shared/models/calibration';
 import { cosine } from './vectors';
 
 export type EmbedText = (texts: string[]) => Promise<Float32Array[]>;
@@ -119,12 +120,15 @@ export async function checkReport(input: ReportCheckInput): Promise<ReportCheck>
     };
     if (matched && assertion === 'present') {
       const score = input.image(at(text)) - (matched.negativeText ? input.image(at(matched.negativeText)) : 0);
-      const threshold = matched.calibration?.threshold ?? null;
-      const imagesFlagIt = findingByQuery.get(matched.id)?.flagged === true;
+      const finding = findingByQuery.get(matched.id);
+      // The threshold the worker judged the finding with (a probability), and the sentence's own probability under
+      // the query's calibration: the same "P >= threshold" rule as every flag.
+      const threshold = finding?.threshold ?? null;
+      const probability = matched.calibration ? plattProbability(matched.calibration, score) : null;
       check.imageScore = score;
       check.threshold = threshold;
       // Supported when the worker flagged that finding, or the sentence itself clears the query's threshold.
-      check.supported = imagesFlagIt || (threshold !== null && score >= threshold);
+      check.supported = finding?.flagged === true || (threshold !== null && probability !== null && probability >= threshold);
     }
     return check;
   });

@@ -54,6 +54,8 @@ export async function scoreStudyFolder(
     combination: manifest.combination,
     modelSequences,
     normalQuery: querySet.normalQuery,
+    bundleVersion: manifest.version,
+    classThresholds: querySet.classThresholds,
   });
   const vectors: Record<string, Float32Array> = { combined: score.combined };
   for (const [s, v] of embedded) vectors[s] = l2normalize(v);
@@ -64,6 +66,7 @@ export async function scoreStudyFolder(
     StudyInstanceUID,
     ...((meta.AccessionNumber ?? loaded.AccessionNumber) ? { AccessionNumber: meta.AccessionNumber ?? loaded.AccessionNumber } : {}),
     priority: score.priority,
+    priorityProbability: score.priorityProbability,
     findings: score.findings,
     abnormalProbability: score.abnormalProbability,
     sequencesUsed: score.sequencesUsed,
@@ -71,6 +74,7 @@ export async function scoreStudyFolder(
     series: loaded.series,
     confidence: score.confidence,
     model: { bundleId: manifest.bundleId, version: manifest.version },
+    judgedWith: { querySetVersion: score.querySetVersion, classThresholds: querySet.classThresholds },
     provider: deps.models.provider,
     timingsMs: {
       decode: round(loaded.timingsMs.decode),

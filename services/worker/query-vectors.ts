@@ -5,6 +5,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../shared/logger';
 import type { Manifest, TriageQuery } from '../../shared/model-manifest';
+import { classThresholds, type ClassThresholds, type SensitivitySettings } from '../../shared/models/decision';
 import { queryKeys, readQueries, seedQueries } from '../../shared/queries';
 import type { TextEmbedder } from './ports';
 import { sentencesOf, type TextVectors } from './scoring';
@@ -35,6 +36,8 @@ export class TextVectorCache {
 
 export interface QuerySet {
   queries: TriageQuery[];
+  /** Study-level probability thresholds per class (decision.ts classThresholds of the bundle's decision). */
+  classThresholds: ClassThresholds;
   normalQuery?: TriageQuery;
   vectors: TextVectors;
   version: number;
@@ -53,6 +56,8 @@ export interface QuerySourceDeps {
   manifest: Manifest;
   text: TextEmbedder;
   log: Logger;
+  /** The site's chosen study-level sensitivities (TRIAGE_STAT_SENSITIVITY, ...); absent: the bundle's. */
+  sensitivity?: SensitivitySettings;
 }
 
 export async function createQuerySource(deps: QuerySourceDeps): Promise<QuerySource> {
@@ -68,7 +73,7 @@ export async function createQuerySource(deps: QuerySourceDeps): Promise<QuerySou
     for (const p of problems) log.warn({ problem: p }, 'skipping an invalid triage query');
     const vectors = await cache.vectors(sentencesOf(queries, manifest.normalQuery));
     log.info({ version, queries: queries.length, cachedSentences: cache.size }, 'triage queries embedded');
-    return { queries, normalQuery: manifest.normalQuery, vectors, version };
+    return { queries, normalQuery: manifest.normalQuery, vectors, version, classThresholds: classThresholds(manifest.decision, deps.sensitivity) };
   };
   const reload = (): Promise<QuerySet> => {
     // One reload at a time; callers during a reload share its result.
@@ -102,8 +107,8 @@ export async function createQuerySource(deps: QuerySourceDeps): Promise<QuerySou
 }
 
 /** The bundle's default queries without Redis: offline scoring and the benchmark. */
-export async function manifestQuerySet(manifest: Manifest, text: TextEmbedder): Promise<QuerySet> {
+export async function manifestQuerySet(manifest: Manifest, text: TextEmbedder, sensitivity: SensitivitySettings = {}): Promise<QuerySet> {
   const cache = new TextVectorCache(text, `${manifest.bundleId}@${manifest.version}`);
   const vectors = await cache.vectors(sentencesOf(manifest.queries, manifest.normalQuery));
-  return { queries: manifest.queries, normalQuery: manifest.normalQuery, vectors, version: 0 };
+  return { queries: manifest.queries, normalQuery: manifest.normalQuery, vectors, version: 0, classThresholds: classThresholds(manifest.decision, sensitivity) };
 }

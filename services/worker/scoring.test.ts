@@ -1,5 +1,6 @@
 import type { TriageQuery } from '../../shared/model-manifest';
-import { combinedVector, confidence, findings, queryVectors, scoreStudy, sentencesOf, studyPriority } from './scoring';
+import { calibrated, TEST_BUNDLE_VERSION } from '../../test/helpers/calibration';
+import { combinedVector, confidence, findings, queryVectors, scoreStudy, sentencesOf, studyPriority, type Judging } from './scoring';
 
 const v = (...xs: number[]) => Float32Array.from(xs);
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
@@ -10,18 +11,20 @@ const vectors = new Map<string, Float32Array>([
   ['normal brain', v(0, 0, 1)],
   ['no infarct', v(0, 0, 1)],
 ]);
-const cal = (threshold: number, a = 10, b = -5) => ({ a, b, threshold, targetSensitivity: 0.9 });
-const infarct: TriageQuery = { id: 'acute_infarct', text: 'infarct', priority: 'STAT', calibration: cal(0.5) };
-const bleed: TriageQuery = { id: 'haemorrhage', text: 'bleed', priority: 'URGENT', calibration: cal(0.5) };
+const cal = (q: TriageQuery, scoreThreshold: number, a = 10, b = -5) => calibrated(q, { a, b, scoreThreshold });
+const infarct: TriageQuery = cal({ id: 'acute_infarct', text: 'infarct', priority: 'STAT' }, 0.5);
+const bleed: TriageQuery = cal({ id: 'haemorrhage', text: 'bleed', priority: 'URGENT' }, 0.5);
+const judging: Judging = { bundleVersion: TEST_BUNDLE_VERSION, classThresholds: {} };
+const p = (priority: 'STAT' | 'URGENT' | 'ROUTINE', probability: number | null, threshold: number | null = 0.5) => ({ priority, probability, threshold });
 
 describe('study priority', () => {
-  it('is the most urgent class among flagged findings', () => {
-    expect(studyPriority([{ priority: 'URGENT', flagged: true }, { priority: 'STAT', flagged: true }])).toBe('STAT');
-    expect(studyPriority([{ priority: 'URGENT', flagged: true }, { priority: 'STAT', flagged: false }])).toBe('URGENT');
+  it('is the most urgent class among flagged findings, ordered by the probability that set it', () => {
+    expect(studyPriority([p('URGENT', 0.9), p('STAT', 0.6)])).toEqual({ priority: 'STAT', priorityProbability: 0.6 });
+    expect(studyPriority([p('URGENT', 0.7), p('STAT', 0.4)])).toEqual({ priority: 'URGENT', priorityProbability: 0.7 });
   });
   it('is ROUTINE when nothing is flagged, whatever the queries\' classes', () => {
-    expect(studyPriority([{ priority: 'STAT', flagged: false }, { priority: 'URGENT', flagged: false }])).toBe('ROUTINE');
-    expect(studyPriority([])).toBe('ROUTINE');
+    expect(studyPriority([p('STAT', 0.2), p('URGENT', null, null)]).priority).toBe('ROUTINE');
+    expect(studyPriority([])).toEqual({ priority: 'ROUTINE', priorityProbability: null });
   });
 });
 
@@ -40,7 +43,7 @@ describe('findings', () => {
   it('mean-score: the combined score is the mean of the per-sequence cosines', () => {
     // DWI points at "infarct", ADC half-way between infarct and bleed.
     const emb = { DWI: v(2, 0, 0), ADC: v(1, 1, 0) };
-    const [fInfarct, fBleed] = findings(emb, qvs, 'mean-score');
+    const [fInfarct, fBleed] = findings(emb, qvs, 'mean-score', judging);
     expect(fInfarct.bySequence.DWI).toBeCloseTo(1, 6);
     expect(fInfarct.bySequence.ADC).toBeCloseTo(Math.SQRT1_2, 6);
     expect(fInfarct.similarity).toBeCloseTo((1 + Math.SQRT1_2) / 2, 6);
@@ -52,30 +55,46 @@ describe('findings', () => {
 
   it('mean-embedding: the combined score is the cosine with the mean vector', () => {
     const emb = { T2: v(1, 0, 0), FLAIR: v(0, 1, 0) };
-    const [fInfarct] = findings(emb, qvs, 'mean-embedding');
+    const [fInfarct] = findings(emb, qvs, 'mean-embedding', judging);
     expect(fInfarct.similarity).toBeCloseTo(Math.SQRT1_2, 6);
     expect(fInfarct.bySequence).toEqual({ FLAIR: expect.closeTo(0, 6), T2: expect.closeTo(1, 6) });
   });
 
   it('subtracts the negative sentence\'s cosine when a query has one', () => {
     const contrast: TriageQuery = { ...infarct, negativeText: 'no infarct' };
-    const [f] = findings({ DWI: v(1, 0, 1) }, queryVectors([contrast], vectors), 'mean-score');
+    const [f] = findings({ DWI: v(1, 0, 1) }, queryVectors([contrast], vectors), 'mean-score', judging);
     expect(f.similarity).toBeCloseTo(Math.SQRT1_2 - Math.SQRT1_2, 6);
   });
 
   it('flags at the threshold itself and never flags an uncalibrated query', () => {
-    const atThreshold: TriageQuery = { ...infarct, calibration: cal(1) };
+    const atThreshold: TriageQuery = cal(infarct, 1);
     const uncalibrated: TriageQuery = { id: 'adhoc', text: 'infarct', priority: 'STAT' };
-    const [a, u] = findings({ DWI: v(3, 0, 0) }, queryVectors([atThreshold, uncalibrated], vectors), 'mean-score');
+    const [a, u] = findings({ DWI: v(3, 0, 0) }, queryVectors([atThreshold, uncalibrated], vectors), 'mean-score', judging);
     expect(a.similarity).toBe(1); // 3/sqrt(9): exact in floating point
     expect(a.flagged).toBe(true);
     expect(u.flagged).toBe(false);
     expect(u.probability).toBeNull();
+    expect(u.calibration).toBe('uncalibrated');
+  });
+
+  it('never applies a calibration fitted for other words or another image model', () => {
+    const edited: TriageQuery = { ...infarct, text: 'bleed' };
+    const [e] = findings({ DWI: v(0, 1, 0) }, queryVectors([edited], vectors), 'mean-score', judging);
+    expect(e).toMatchObject({ calibration: 'stale-text', probability: null, threshold: null, flagged: false });
+    const [b] = findings({ DWI: v(1, 0, 0) }, qvs, 'mean-score', { ...judging, bundleVersion: 'another-bundle' });
+    expect(b).toMatchObject({ calibration: 'stale-bundle', flagged: false });
+  });
+
+  it('judges a bundle query with its class threshold and marks what triggered the priority', () => {
+    const [fi, fb] = findings({ DWI: v(1, 1, 0) }, qvs, 'mean-score', { ...judging, classThresholds: { STAT: 0.99, URGENT: 0.5 } });
+    expect(fi).toMatchObject({ threshold: 0.99, flagged: false, triggered: false });
+    expect(fb).toMatchObject({ threshold: 0.5, flagged: true, triggered: true });
+    expect(fi.probability! >= 0.99).toBe(fi.flagged);
   });
 });
 
 describe('scoreStudy', () => {
-  const opts = { combination: 'mean-score' as const, modelSequences: ['T2', 'FLAIR', 'DWI', 'ADC'] as const };
+  const opts = { combination: 'mean-score' as const, modelSequences: ['T2', 'FLAIR', 'DWI', 'ADC'] as const, ...judging };
 
   it('reports a missing sequence and lowers confidence without failing', () => {
     const s = scoreStudy({ DWI: v(1, 0, 0), ADC: v(1, 0.1, 0), T2: v(0.2, 0.1, 1) }, [infarct, bleed], vectors, { ...opts, modelSequences: [...opts.modelSequences] });
@@ -94,7 +113,7 @@ describe('scoreStudy', () => {
   });
 
   it('abnormal probability is 1 - P(normal) from the normal query', () => {
-    const normalQuery: TriageQuery = { id: 'normal', text: 'normal brain', priority: 'ROUTINE', calibration: cal(0.5, 4, -1) };
+    const normalQuery: TriageQuery = cal({ id: 'normal', text: 'normal brain', priority: 'ROUTINE' }, 0.5, 4, -1);
     const s = scoreStudy({ T2: v(0, 0, 1) }, [infarct], vectors, { ...opts, modelSequences: [...opts.modelSequences], normalQuery });
     expect(s.abnormalProbability).toBeCloseTo(1 - sigmoid(4 * 1 - 1), 6);
     const none = scoreStudy({ T2: v(0, 0, 1) }, [infarct], vectors, { ...opts, modelSequences: [...opts.modelSequences] });

@@ -1,10 +1,12 @@
-// The worker's study-level rules, as pure functions: per-query findings (combined and per sequence), study priority,
+// The worker's study-level rules, as pure functions: per-query findings (combined and per sequence), study priority
+// (the one decision rule of shared/models/decision.ts),
 // confidence when sequences are missing, abnormal probability and the vector kept for retrieval. The similarity
 // maths itself (cosine, negativeText contrast, manifest.combination, Platt calibration, threshold) is
 // shared/models/scoring.ts, the same code the evaluation calibrated with. docs/worker.md states the rules.
 import { l2normalize } from '../../shared/models/scoring';
 import { scoreStudy as scoreQueries, type QueryScore, type QueryVectors } from '../../shared/models';
-import { PRIORITIES, type Manifest, type Priority, type Sequence, type TriageQuery } from '../../shared/model-manifest';
+import type { Manifest, Priority, Sequence, TriageQuery } from '../../shared/model-manifest';
+import { decideStudy, findingProbability, queryThreshold, querySetVersion, type ClassThresholds } from '../../shared/models/decision';
 import type { FindingScore } from '../../shared/results';
 
 export type Combination = Manifest['combination'];
@@ -26,15 +28,27 @@ export function queryVectors(queries: readonly TriageQuery[], vectors: TextVecto
   return queries.map((query) => ({ query, text: get(query.text), ...(query.negativeText ? { negative: get(query.negativeText) } : {}) }));
 }
 
+/** What a study is judged with beyond the queries: the image model's version and the class thresholds. */
+export interface Judging {
+  bundleVersion: string;
+  classThresholds: ClassThresholds;
+}
+
 /**
- * One finding per query: the combined score (manifest.combination over the sequences present), its calibrated
- * probability and flag, and the same query's score on each sequence alone for the radiologist's view.
- * Uncalibrated queries (no threshold) get probability null and are never flagged.
+ * One finding per query: the combined score (manifest.combination over the query's sequences present), its
+ * calibrated probability, the threshold it is judged with and the flag (shared/models/decision.ts), and the same
+ * query's score on each sequence alone for the radiologist's view. A query whose calibration is missing or stale
+ * gets probability null and is never flagged; `calibration` says why.
  */
-export function findings(embeddings: SequenceEmbeddings, qvs: QueryVectors[], combination: Combination): FindingScore[] {
+export function findings(embeddings: SequenceEmbeddings, qvs: QueryVectors[], combination: Combination, judging: Judging): FindingScore[] {
   const seqs = availableSequences(embeddings);
   const combined = scoreQueries(combination, embeddings, qvs);
   const perSequence = seqs.map((s) => [s, scoreQueries(combination, { [s]: embeddings[s] }, qvs)] as const);
+  const judged = qvs.map((qv, i) => {
+    const t = queryThreshold(qv.query, judging.bundleVersion, judging.classThresholds);
+    return { t, probability: findingProbability(qv.query, combined[i].score, t) };
+  });
+  const decision = decideStudy(qvs.map((qv, i) => ({ priority: qv.query.priority, probability: judged[i].probability, threshold: judged[i].t.threshold })));
   return qvs.map((qv, i) => {
     const c: QueryScore = combined[i];
     const bySequence: Partial<Record<Sequence, number>> = {};
@@ -44,18 +58,20 @@ export function findings(embeddings: SequenceEmbeddings, qvs: QueryVectors[], co
       text: qv.query.text,
       priority: qv.query.priority,
       similarity: c.score,
-      probability: c.probability ?? null,
-      flagged: c.flagged ?? false,
+      probability: judged[i].probability,
+      threshold: judged[i].t.threshold,
+      flagged: decision.flagged[i],
+      triggered: decision.triggered[i],
+      calibration: judged[i].t.state,
       bySequence,
     };
   });
 }
 
-/** Study priority: the most urgent class among flagged findings (STAT > URGENT > ROUTINE), else ROUTINE. */
-export function studyPriority(fs: Pick<FindingScore, 'priority' | 'flagged'>[]): Priority {
-  let best = PRIORITIES.indexOf('ROUTINE');
-  for (const f of fs) if (f.flagged) best = Math.min(best, PRIORITIES.indexOf(f.priority));
-  return PRIORITIES[best];
+/** Study priority and the order within it, from judged findings (decision.ts). */
+export function studyPriority(fs: Pick<FindingScore, 'priority' | 'probability' | 'threshold'>[]): { priority: Priority; priorityProbability: number | null } {
+  const d = decideStudy(fs);
+  return { priority: d.priority, priorityProbability: d.priorityProbability };
 }
 
 /** Fraction of the bundle's sequences the study supplied: 1 when all were there. */
@@ -75,6 +91,8 @@ export function combinedVector(embeddings: SequenceEmbeddings): Float32Array {
 
 export interface StudyScore {
   priority: Priority;
+  priorityProbability: number | null;
+  querySetVersion: string;
   findings: FindingScore[];
   abnormalProbability: number | null;
   confidence: number;
@@ -91,18 +109,21 @@ export function scoreStudy(
   embeddings: SequenceEmbeddings,
   queries: readonly TriageQuery[],
   vectors: TextVectors,
-  opts: { combination: Combination; modelSequences: readonly Sequence[]; normalQuery?: TriageQuery },
+  opts: { combination: Combination; modelSequences: readonly Sequence[]; normalQuery?: TriageQuery } & Judging,
 ): StudyScore {
   const sequencesUsed = availableSequences(embeddings);
   if (sequencesUsed.length === 0) throw new Error('scoreStudy needs at least one sequence');
-  const fs = queries.length > 0 ? findings(embeddings, queryVectors(queries, vectors), opts.combination) : [];
+  const fs = queries.length > 0 ? findings(embeddings, queryVectors(queries, vectors), opts.combination, opts) : [];
+  const decided = studyPriority(fs);
   let abnormalProbability: number | null = null;
   if (opts.normalQuery?.calibration) {
     const [normal] = scoreQueries(opts.combination, embeddings, queryVectors([opts.normalQuery], vectors));
     abnormalProbability = normal.probability === undefined ? null : 1 - normal.probability;
   }
   return {
-    priority: studyPriority(fs),
+    priority: decided.priority,
+    priorityProbability: decided.priorityProbability,
+    querySetVersion: querySetVersion(opts.bundleVersion, queries, new Map(fs.map((f) => [f.queryId, f.threshold]))),
     findings: fs,
     abnormalProbability,
     confidence: confidence(sequencesUsed, opts.modelSequences),

@@ -1,7 +1,8 @@
 // Pure scoring maths shared by the worker and the evaluation: cosine similarity, combination of per-sequence
 // image vectors (manifest.combination, over the query's own sequences when it names them), query scores (cos(image, text) - cos(image, negativeText)) and Platt
-// calibration into a probability and a flag.
+// calibration into a probability and a flag (probability >= the calibrated probability threshold).
 import type { Manifest, Sequence, TriageQuery } from '../model-manifest';
+import { plattProbability } from './calibration';
 
 export function l2normalize(v: Float32Array): Float32Array {
   let s = 0;
@@ -35,6 +36,8 @@ export interface QueryScore {
   score: number;
   /** Calibrated probability, when the query has calibration. */
   probability?: number;
+  /** probability >= calibration.threshold (a probability). The worker judges with decision.ts instead, which also
+   *  knows class thresholds and stale calibrations; this is the bundle-only view the evaluation uses. */
   flagged?: boolean;
 }
 
@@ -69,11 +72,12 @@ export function scoreStudy(
   return queries.map((q) => {
     const s = combinedScore(combination, vectorsFor(images, q.query), q);
     const c = q.query.calibration;
+    const probability = c ? plattProbability(c, s) : undefined;
     return {
       id: q.query.id,
       priority: q.query.priority,
       score: s,
-      ...(c ? { probability: 1 / (1 + Math.exp(-(c.a * s + c.b))), flagged: s >= c.threshold } : {}),
+      ...(c && probability !== undefined ? { probability, flagged: probability >= c.threshold } : {}),
     };
   });
 }

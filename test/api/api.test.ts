@@ -436,7 +436,7 @@ describe('embedding routes (deterministic hash embedder, not the model)', () => 
     expect(body.contradicted.map((g: { queryId: string }) => g.queryId)).toEqual(['acute_infarct']);
     expect(body.notMentioned).toEqual([]);
     const mass = body.sentences[1];
-    expect(mass).toMatchObject({ assertion: 'present', matchedQueryId: 'mass', supported: false, threshold: 0.3 });
+    expect(mass).toMatchObject({ assertion: 'present', matchedQueryId: 'mass', supported: false, threshold: QUERIES[2].calibration!.threshold });
     expect(body.unsupported).toEqual([1]);
   });
 

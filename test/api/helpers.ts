@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../shared/logger';
 import type { Priority, Sequence, TriageQuery } from '../../shared/model-manifest';
+import { calibrated } from '../helpers/calibration';
 import { resultKeys, worklistScore, type FindingScore, type StudyResult } from '../../shared/results';
 import { keys, type StudyStatus } from '../../shared/studies';
 import { build, type AppDeps } from '../../services/api/app';
@@ -57,13 +58,16 @@ export interface Fixture {
 export function finding(q: TriageQuery, image: Float32Array, flagged: boolean, sequences: Sequence[] = ['DWI']): FindingScore {
   const sim = [...hashEmbed(q.text)].reduce((s, x, i) => s + x * image[i], 0);
   const probability = q.calibration ? 1 / (1 + Math.exp(-(q.calibration.a * sim + q.calibration.b))) : null;
-  return { queryId: q.id, text: q.text, priority: q.priority, similarity: sim, probability, flagged, bySequence: Object.fromEntries(sequences.map((s) => [s, sim])) };
+  return {
+    queryId: q.id, text: q.text, priority: q.priority, similarity: sim, probability, threshold: q.calibration?.threshold ?? null, flagged,
+    triggered: flagged, calibration: q.calibration ? 'calibrated' : 'uncalibrated', bySequence: Object.fromEntries(sequences.map((s) => [s, sim])),
+  };
 }
 
 export const QUERIES: TriageQuery[] = [
-  { id: 'acute_infarct', text: 'acute infarct restricted diffusion', priority: 'STAT', calibration: { a: 10, b: -3, threshold: 0.3, targetSensitivity: 0.95 } },
-  { id: 'haemorrhage', text: 'intracranial haemorrhage blood products', priority: 'STAT', calibration: { a: 10, b: -3, threshold: 0.3, targetSensitivity: 0.95 } },
-  { id: 'mass', text: 'enhancing mass lesion tumour', priority: 'URGENT', calibration: { a: 10, b: -3, threshold: 0.3, targetSensitivity: 0.95 } },
+  calibrated({ id: 'acute_infarct', text: 'acute infarct restricted diffusion', priority: 'STAT' }, { a: 10, b: -3, scoreThreshold: 0.3, targetSensitivity: 0.95 }),
+  calibrated({ id: 'haemorrhage', text: 'intracranial haemorrhage blood products', priority: 'STAT' }, { a: 10, b: -3, scoreThreshold: 0.3, targetSensitivity: 0.95 }),
+  calibrated({ id: 'mass', text: 'enhancing mass lesion tumour', priority: 'URGENT' }, { a: 10, b: -3, scoreThreshold: 0.3, targetSensitivity: 0.95 }),
 ];
 
 /** Writes what the worker writes for a scored study, in the shared contract's shape and keys, and publishes. */
@@ -81,6 +85,8 @@ export async function writeResult(redis: Redis, f: Fixture, publish = false, que
     series: [{ SeriesInstanceUID: `${f.uid}.1`, SeriesNumber: 1, sequence: 'DWI', used: true }],
     confidence: 1 - (f.missing ?? []).length / 4,
     model: HASH_MODEL,
+    priorityProbability: null,
+    judgedWith: { querySetVersion: 'test', classThresholds: {} },
     provider: 'cpu',
     timingsMs: { decode: 10, preprocess: 20, inference: 30, scoring: 1, total: 61 },
     receivedAt: f.receivedAt,

@@ -14,12 +14,13 @@ import type { TriageQuery } from '../../shared/model-manifest';
 import { changeQuery } from '../../shared/queries';
 import { connectRedis } from '../../shared/redis';
 import { startRedis, type TestRedis } from '../helpers/redis';
+import { calibrated } from '../helpers/calibration';
 import { QUERIES, TOKENS, buildTestApp, writeResult } from './helpers';
 
 const MORE: TriageQuery[] = [
   ...QUERIES,
-  { id: 'hydrocephalus', text: 'hydrocephalus enlarged ventricles', priority: 'STAT', calibration: { a: 10, b: -3, threshold: 0.3, targetSensitivity: 0.95 } },
-  { id: 'white_matter_disease', text: 'white matter hyperintensities small vessel disease', priority: 'ROUTINE', calibration: { a: 10, b: -3, threshold: 0.3, targetSensitivity: 0.9 } },
+  calibrated({ id: 'hydrocephalus', text: 'hydrocephalus enlarged ventricles', priority: 'STAT' }, { a: 10, b: -3, scoreThreshold: 0.3, targetSensitivity: 0.95 }),
+  calibrated({ id: 'white_matter_disease', text: 'white matter hyperintensities small vessel disease', priority: 'ROUTINE' }, { a: 10, b: -3, scoreThreshold: 0.3, targetSensitivity: 0.9 }),
 ];
 
 let server: TestRedis;

@@ -54,7 +54,7 @@ beforeAll(async () => {
     const receivedAt = Date.UTC(2026, 0, 1) + i * 1000;
     const result: StudyResult = {
       StudyInstanceUID: r.uid, priority: r.priority, findings: [], abnormalProbability: null,
-      sequencesUsed: ['T2'], sequencesMissing: [], series: [], confidence: 1, model, provider: 'cpu',
+      sequencesUsed: ['T2'], sequencesMissing: [], series: [], confidence: 1, model, provider: 'cpu', priorityProbability: null, judgedWith: { querySetVersion: 'test', classThresholds: {} },
       timingsMs: { decode: 0, preprocess: 0, inference: 0, scoring: 0, total: 0 }, receivedAt, scoredAt: receivedAt + 1,
     };
     await redis.multi()

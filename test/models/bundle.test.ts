@@ -8,6 +8,7 @@ import path from 'node:path';
 import { loadModels, ModelBundleError, ModelInputError, scoreStudy, type QueryVectors } from '../../shared/models';
 import { checkParity } from '../../shared/models/cli/parity';
 import { cudaProviderLibrary } from '../../shared/models/session';
+import { calibrated } from '../helpers/calibration';
 import { python } from './python';
 
 let root: string;
@@ -118,7 +119,7 @@ describe('loadModels', () => {
 
 describe('scoreStudy', () => {
   const q = (id: string, text: number[], negative?: number[], calibration?: { a: number; b: number; threshold: number }): QueryVectors => ({
-    query: { id, text: 'x x x', priority: 'STAT', ...(calibration ? { calibration: { ...calibration, targetSensitivity: 0.9 } } : {}) },
+    query: calibration ? calibrated({ id, text: 'x x x', priority: 'STAT' }, { a: calibration.a, b: calibration.b, scoreThreshold: calibration.threshold }) : { id, text: 'x x x', priority: 'STAT' },
     text: Float32Array.from(text),
     ...(negative ? { negative: Float32Array.from(negative) } : {}),
   });

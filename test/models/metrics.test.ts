@@ -1,6 +1,6 @@
 // Evaluation metrics on small cases whose answers are known by hand.
 import { PNG } from 'pngjs';
-import { expectedCalibrationError, roc, sensSpec } from '../../shared/models/cli/metrics';
+import { expectedCalibrationError, roc, sensSpec } from '../../shared/models/metrics';
 import { rocPng } from '../../shared/models/cli/roc-png';
 
 describe('metrics', () => {

@@ -101,8 +101,8 @@ test('STAT, URGENT and ROUTINE go out as OMI^O23 with S, A, R in TQ1-9, ORC-7 an
     expect(Number(byId('SIMILARITY', '1')!.getField(5).toString())).toBeCloseTo(result.findings[0].similarity, 4);
     expect(Number(byId('PROBABILITY', '1')!.getField(5).toString())).toBeCloseTo(result.findings[0].probability!, 4);
     expect(byId('FLAGGED', '1')!.getComponent(5, 1)).toBe(result.findings[0].flagged ? 'Y' : 'N');
-    // The second query has no calibration: no PROBABILITY row; its "|" arrives escaped and unescaped intact.
-    expect(byId('PROBABILITY', '2')).toBeUndefined();
+    // The second query's probability row too; its "|" arrives escaped and unescaped intact.
+    expect(Number(byId('PROBABILITY', '2')!.getField(5).toString())).toBeCloseTo(result.findings[1].probability!, 4);
     expect(byId('QUERY', '2')!.getField(5).toString()).toContain('\\F\\');
     obx.forEach((s, i) => expect(s.getField(1).toString()).toBe(String(i + 1)));
   }

@@ -16,7 +16,7 @@ const UID = '1.2.826.0.1.3680043.8.498.1';
 function result(priority: StudyResult['priority'], receivedAt: number): StudyResult {
   return {
     StudyInstanceUID: UID, priority, findings: [], abnormalProbability: null, sequencesUsed: ['T2'], sequencesMissing: ['FLAIR'],
-    series: [], confidence: 0.5, model: { bundleId: 'b', version: '1' }, provider: 'cpu',
+    series: [], confidence: 0.5, model: { bundleId: 'b', version: '1' }, priorityProbability: null, judgedWith: { querySetVersion: 'test', classThresholds: {} }, provider: 'cpu',
     timingsMs: { decode: 1, preprocess: 1, inference: 1, scoring: 1, total: 4 }, receivedAt, scoredAt: receivedAt + 10,
   };
 }

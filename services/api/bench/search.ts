@@ -40,7 +40,8 @@ async function main(): Promise<void> {
         const receivedAt = 1_760_000_000_000 + i * 1000;
         const result: StudyResult = {
           StudyInstanceUID: uid, AccessionNumber: `A${i}`, priority, findings: [], abnormalProbability: 0.5,
-          sequencesUsed: ['T2', 'FLAIR', 'DWI', 'ADC'], sequencesMissing: [], series: [], confidence: 1, model, provider: 'cpu',
+          sequencesUsed: ['T2', 'FLAIR', 'DWI', 'ADC'], sequencesMissing: [], series: [], confidence: 1, model, provider: 'cpu', priorityProbability: null,
+          judgedWith: { querySetVersion: 'bench', classThresholds: {} },
           timingsMs: { decode: 0, preprocess: 0, inference: 0, scoring: 0, total: 0 }, receivedAt, scoredAt: receivedAt + 1,
         };
         tx.hset(keys.study(uid), { status: 'scored' })

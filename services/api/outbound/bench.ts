@@ -31,10 +31,12 @@ function result(i: number): StudyResult {
     priority: i % 3 === 0 ? 'STAT' : i % 3 === 1 ? 'URGENT' : 'ROUTINE',
     findings: Array.from({ length: 8 }, (_, k) => ({
       queryId: `q${k}`, text: `Synthetic finding number ${k}`, priority: 'URGENT' as const,
-      similarity: 0.1 + k / 100, probability: k % 2 ? null : 0.5, flagged: k === 0, bySequence: {},
+      similarity: 0.1 + k / 100, probability: k % 2 ? null : 0.5, threshold: k % 2 ? null : 0.4, flagged: k === 0, triggered: k === 0,
+      calibration: k % 2 ? ('uncalibrated' as const) : ('calibrated' as const), bySequence: {},
     })),
     abnormalProbability: 0.5, sequencesUsed: ['T2', 'FLAIR', 'DWI'], sequencesMissing: [], series: [], confidence: 1,
-    model: { bundleId: 'bench', version: '0' }, provider: 'cpu',
+    model: { bundleId: 'bench', version: '0' }, provider: 'cpu', priorityProbability: 0.5,
+    judgedWith: { querySetVersion: 'bench', classThresholds: {} },
     timingsMs: { decode: 0, preprocess: 0, inference: 0, scoring: 0, total: 0 }, receivedAt: now, scoredAt: now,
   };
 }

@@ -13,7 +13,8 @@ import path from 'node:path';
 import type { TriageQuery } from '../../model-manifest';
 import { loadModels } from '../index';
 import { parseArgs } from './args';
-import { expectedCalibrationError, roc, sensSpec } from './metrics';
+import { plattProbability } from '../calibration';
+import { expectedCalibrationError, roc, sensSpec } from '../metrics';
 import { rocPng } from './roc-png';
 import { allQueries, scoreVolumes } from './score';
 
@@ -58,8 +59,10 @@ export function evaluateQuery(query: TriageQuery, scores: number[], labels: bool
   const c = query.calibration;
   const result: QueryResult = { query, positives: target.filter(Boolean).length, negatives: target.filter((l) => !l).length, auc, png: rocPng(points) };
   if (c) {
-    Object.assign(result, sensSpec(s, target, isNormal ? -c.threshold : c.threshold));
-    result.ece = expectedCalibrationError(scores.map((x) => 1 / (1 + Math.exp(-(c.a * x + c.b)))), labels);
+    // Thresholds are probabilities: flagged when P >= threshold (for normalQuery, called normal when P >= threshold).
+    const probabilities = scores.map((x) => plattProbability(c, x));
+    Object.assign(result, sensSpec(isNormal ? probabilities.map((p) => -p) : probabilities, target, isNormal ? -c.threshold : c.threshold));
+    result.ece = expectedCalibrationError(probabilities, labels);
   }
   return result;
 }

@@ -1,7 +1,7 @@
 // Draws a ROC curve as a PNG with pngjs: unit square with a grid at 0.1, the chance diagonal in grey and the
 // curve in blue. Text (query name, AUC) goes in the model card beside the image, not in the pixels.
 import { PNG } from 'pngjs';
-import type { RocPoint } from './metrics';
+import type { RocPoint } from '../metrics';
 
 export function rocPng(points: RocPoint[], size = 240, margin = 10): Buffer {
   const w = size + 2 * margin;

@@ -34,11 +34,13 @@ export function makeResult(priority: Priority, overrides: Partial<StudyResult> =
     findings: [
       {
         queryId: 'acute_infarct', text: 'Acute ischaemic infarct with restricted diffusion', priority: 'STAT',
-        similarity: flagged ? 0.3412 : 0.1021, probability: flagged ? 0.93 : 0.04, flagged: priority === 'STAT', bySequence: { DWI: 0.35 },
+        similarity: flagged ? 0.3412 : 0.1021, probability: priority === 'STAT' ? 0.93 : 0.04, threshold: 0.5, flagged: priority === 'STAT',
+        triggered: priority === 'STAT', calibration: 'calibrated', bySequence: { DWI: 0.35 },
       },
       {
         queryId: 'mass_effect', text: 'Mass effect | midline shift', priority: 'URGENT',
-        similarity: 0.2, probability: null, flagged: priority === 'URGENT', bySequence: { FLAIR: 0.2 },
+        similarity: 0.2, probability: priority === 'URGENT' ? 0.8 : 0.1, threshold: 0.5, flagged: priority === 'URGENT',
+        triggered: priority === 'URGENT', calibration: 'calibrated', bySequence: { FLAIR: 0.2 },
       },
     ],
     abnormalProbability: flagged ? 0.91 : 0.08,
@@ -47,6 +49,8 @@ export function makeResult(priority: Priority, overrides: Partial<StudyResult> =
     series: [],
     confidence: 0.8,
     model: { bundleId: 'neurotriage-synthetic', version: '0.1.0' },
+    priorityProbability: priority === 'STAT' ? 0.93 : priority === 'URGENT' ? 0.8 : 0.04,
+    judgedWith: { querySetVersion: 'test', classThresholds: {} },
     provider: 'cpu',
     timingsMs: { decode: 1, preprocess: 1, inference: 1, scoring: 1, total: 4 },
     receivedAt: now - 1000,

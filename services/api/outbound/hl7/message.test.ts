@@ -11,11 +11,11 @@ function result(priority: StudyResult['priority'], extra: Partial<StudyResult> =
   return {
     StudyInstanceUID: '1.2.3.4', AccessionNumber: 'A12345', priority,
     findings: [
-      { queryId: 'bleed', text: 'Intracranial haemorrhage', priority: 'STAT', similarity: 0.412345, probability: 0.97, flagged: true, bySequence: {} },
-      { queryId: 'mass', text: 'Mass & oedema ~ shift', priority: 'URGENT', similarity: 0.1, probability: null, flagged: false, bySequence: {} },
+      { queryId: 'bleed', text: 'Intracranial haemorrhage', priority: 'STAT', similarity: 0.412345, probability: 0.97, threshold: 0.4, flagged: true, triggered: true, calibration: 'calibrated', bySequence: {} },
+      { queryId: 'mass', text: 'Mass & oedema ~ shift', priority: 'URGENT', similarity: 0.1, probability: null, threshold: null, flagged: false, triggered: false, calibration: 'uncalibrated', bySequence: {} },
     ],
     abnormalProbability: null, sequencesUsed: ['T2'], sequencesMissing: [], series: [], confidence: 1,
-    model: { bundleId: 'b', version: '1' }, provider: 'cpu',
+    model: { bundleId: 'b', version: '1' }, provider: 'cpu', priorityProbability: 0.97, judgedWith: { querySetVersion: 'test', classThresholds: {} },
     timingsMs: { decode: 0, preprocess: 0, inference: 0, scoring: 0, total: 0 }, receivedAt: 0, scoredAt: Date.UTC(2026, 0, 2, 3, 4, 5, 6),
     ...extra,
   };

@@ -5,11 +5,11 @@ import { dcmjs, readHeader, type NaturalDataset } from './dcmjs';
 const result: StudyResult = {
   StudyInstanceUID: '1.2.3.4', AccessionNumber: 'A1', priority: 'URGENT',
   findings: [
-    { queryId: 'mass', text: 'Mass effect', priority: 'URGENT', similarity: 0.25, probability: 0.8, flagged: true, bySequence: {} },
-    { queryId: 'bleed', text: 'Haemorrhage', priority: 'STAT', similarity: 0.05, probability: null, flagged: false, bySequence: {} },
+    { queryId: 'mass', text: 'Mass effect', priority: 'URGENT', similarity: 0.25, probability: 0.8, threshold: 0.5, flagged: true, triggered: true, calibration: 'calibrated', bySequence: {} },
+    { queryId: 'bleed', text: 'Haemorrhage', priority: 'STAT', similarity: 0.05, probability: null, threshold: null, flagged: false, triggered: false, calibration: 'uncalibrated', bySequence: {} },
   ],
   abnormalProbability: 0.7, sequencesUsed: ['T2', 'FLAIR'], sequencesMissing: [], series: [], confidence: 0.6,
-  model: { bundleId: 'bundle', version: '2.0' }, provider: 'cpu',
+  model: { bundleId: 'bundle', version: '2.0' }, provider: 'cpu', priorityProbability: 0.8, judgedWith: { querySetVersion: 'test', classThresholds: {} },
   timingsMs: { decode: 0, preprocess: 0, inference: 0, scoring: 0, total: 0 }, receivedAt: 0, scoredAt: Date.UTC(2026, 0, 2, 3, 4, 5),
 };
 

@@ -1,0 +1,71 @@
+import type { Decision, TriageQuery } from '../model-manifest';
+import { calibrated, TEST_BUNDLE_VERSION } from '../../test/helpers/calibration';
+import { classThresholds, decideStudy, queryThreshold, querySetVersion } from './decision';
+
+const decision: Decision = {
+  STAT: {
+    targetSensitivity: 0.95, threshold: 0.3, positives: 50, negatives: 150,
+    table: [
+      { threshold: 0.6, sensitivity: 0.85, falsePositiveRate: 0.03 },
+      { threshold: 0.45, sensitivity: 0.9, falsePositiveRate: 0.05 },
+      { threshold: 0.3, sensitivity: 0.95, falsePositiveRate: 0.09 },
+      { threshold: 0.1, sensitivity: 0.99, falsePositiveRate: 0.3 },
+    ],
+  },
+};
+
+describe('class thresholds', () => {
+  it('are the bundle\'s unless a site picks another sensitivity from the table', () => {
+    expect(classThresholds(decision)).toEqual({ STAT: 0.3 });
+    expect(classThresholds(decision, { STAT: 0.9 })).toEqual({ STAT: 0.45 });
+    expect(classThresholds(decision, { STAT: 0.97 })).toEqual({ STAT: 0.1 });
+    expect(classThresholds(undefined, { STAT: 0.9 })).toEqual({});
+  });
+});
+
+describe('queryThreshold', () => {
+  const bundleQ = calibrated({ id: 'bleed', text: 'haemorrhage', priority: 'STAT' }, { a: 5, b: 0, scoreThreshold: 0.2 });
+  it('uses the class threshold for a bundle query and its own for a site query', () => {
+    expect(queryThreshold(bundleQ, TEST_BUNDLE_VERSION, { STAT: 0.3 })).toEqual({ threshold: 0.3, state: 'calibrated' });
+    const site: TriageQuery = { ...bundleQ, origin: 'site' };
+    expect(queryThreshold(site, TEST_BUNDLE_VERSION, { STAT: 0.3 }).threshold).toBeCloseTo(bundleQ.calibration!.threshold, 12);
+    const routine: TriageQuery = { ...bundleQ, priority: 'ROUTINE' };
+    expect(queryThreshold(routine, TEST_BUNDLE_VERSION, { STAT: 0.3 }).threshold).toBeCloseTo(bundleQ.calibration!.threshold, 12);
+  });
+  it('applies no threshold when the calibration is stale or missing', () => {
+    expect(queryThreshold({ ...bundleQ, text: 'bleed' }, TEST_BUNDLE_VERSION, {})).toEqual({ threshold: null, state: 'stale-text' });
+    expect(queryThreshold(bundleQ, 'new-bundle', {})).toEqual({ threshold: null, state: 'stale-bundle' });
+  });
+});
+
+describe('decideStudy', () => {
+  it('flags P >= threshold, takes the most urgent flagged class and orders by its probability', () => {
+    const d = decideStudy([
+      { priority: 'STAT', probability: 0.02, threshold: 0.3 },
+      { priority: 'STAT', probability: 0.99, threshold: 0.3 },
+      { priority: 'ROUTINE', probability: 0.96, threshold: 0.5 },
+      { priority: 'URGENT', probability: 0.8, threshold: 0.5 },
+    ]);
+    expect(d.priority).toBe('STAT');
+    expect(d.priorityProbability).toBe(0.99);
+    expect(d.flagged).toEqual([false, true, true, true]);
+    expect(d.triggered).toEqual([false, true, false, false]);
+  });
+  it('is ROUTINE with nothing triggered when no STAT or URGENT finding is flagged', () => {
+    const d = decideStudy([{ priority: 'STAT', probability: 0.1, threshold: 0.3 }, { priority: 'ROUTINE', probability: 0.7, threshold: 0.5 }]);
+    expect(d).toEqual({ priority: 'ROUTINE', priorityProbability: 0.7, flagged: [false, true], triggered: [false, false] });
+  });
+});
+
+describe('querySetVersion', () => {
+  it('changes when a threshold, a text or the bundle changes, not with order', () => {
+    const a: TriageQuery = { id: 'a', text: 'infarct', priority: 'STAT' };
+    const b: TriageQuery = { id: 'b', text: 'bleed', priority: 'STAT' };
+    const t = new Map([['a', 0.3], ['b', null]]);
+    const v = querySetVersion('v1', [a, b], t);
+    expect(querySetVersion('v1', [b, a], t)).toBe(v);
+    expect(querySetVersion('v2', [a, b], t)).not.toBe(v);
+    expect(querySetVersion('v1', [{ ...a, text: 'stroke' }, b], t)).not.toBe(v);
+    expect(querySetVersion('v1', [a, b], new Map([['a', 0.4], ['b', null]]))).not.toBe(v);
+  });
+});

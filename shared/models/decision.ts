@@ -1,0 +1,97 @@
+// The triage decision, stated once and used everywhere (worker, API, HL7, SR, page, model card):
+//   - a finding is flagged when its calibrated probability P >= its threshold (a probability);
+//   - the bundle's queries of a priority class share the class's study-level threshold, chosen on the calibration
+//     cohort for the class's target sensitivity (a site moves it with TRIAGE_STAT_SENSITIVITY / _URGENT_);
+//     a site's own queries keep their own calibrated threshold;
+//   - the study's priority is the most urgent class with a flagged finding (ROUTINE when none), and within a
+//     priority studies are ordered by the highest probability among the findings that gave it that priority;
+//   - "triggered" findings are the flagged ones of the study's priority class: the reason the study is where it is.
+// Pure functions: no Redis, no models.
+import { createHash } from 'node:crypto';
+import { PRIORITIES, queryFingerprint, type Decision, type Priority, type TriageQuery } from '../model-manifest';
+import { calibrationState, plattProbability, thresholdFromTable, type CalibrationState } from './calibration';
+
+export type ClassThresholds = Partial<Record<'STAT' | 'URGENT', number>>;
+
+/** Site choices of study-level sensitivity per class; absent: the bundle's targetSensitivity. */
+export type SensitivitySettings = Partial<Record<'STAT' | 'URGENT', number>>;
+
+/** The probability threshold of each class at the site's chosen sensitivity, read off the bundle's table. */
+export function classThresholds(decision: Decision | undefined, settings: SensitivitySettings = {}): ClassThresholds {
+  const out: ClassThresholds = {};
+  if (!decision) return out;
+  for (const cls of ['STAT', 'URGENT'] as const) {
+    const d = decision[cls];
+    if (!d) continue;
+    const wanted = settings[cls];
+    out[cls] = wanted === undefined ? d.threshold : thresholdFromTable(d.table, wanted).threshold;
+  }
+  return out;
+}
+
+export interface QueryThreshold {
+  /** Probability threshold applied, or null when the query may not flag (no calibration, or a stale one). */
+  threshold: number | null;
+  state: CalibrationState;
+}
+
+/**
+ * The threshold a query is judged with. A bundle query (origin absent or 'bundle') of a class with a study-level
+ * decision uses the class threshold; any other calibrated query its own. A query whose calibration was fitted for
+ * other text or another image model is never applied (state says why).
+ */
+export function queryThreshold(query: TriageQuery, bundleVersion: string, classes: ClassThresholds): QueryThreshold {
+  const state = calibrationState(query, bundleVersion);
+  if (state !== 'calibrated') return { threshold: null, state };
+  const cls = query.priority === 'ROUTINE' ? undefined : classes[query.priority];
+  const bundleQuery = (query.origin ?? 'bundle') === 'bundle';
+  return { threshold: bundleQuery && cls !== undefined ? cls : query.calibration!.threshold, state };
+}
+
+export interface JudgedFinding {
+  priority: Priority;
+  probability: number | null;
+  threshold: number | null;
+}
+
+export interface StudyDecision {
+  priority: Priority;
+  /** Highest probability among the findings that set the priority (the order within the priority); for a ROUTINE
+   *  study the highest probability of any finding, or null when none is calibrated. */
+  priorityProbability: number | null;
+  flagged: boolean[];
+  triggered: boolean[];
+}
+
+export function isFlagged(f: Pick<JudgedFinding, 'probability' | 'threshold'>): boolean {
+  return f.probability !== null && f.threshold !== null && f.probability >= f.threshold;
+}
+
+export function decideStudy(findings: readonly JudgedFinding[]): StudyDecision {
+  const flagged = findings.map(isFlagged);
+  let rank = PRIORITIES.indexOf('ROUTINE');
+  findings.forEach((f, i) => {
+    if (flagged[i]) rank = Math.min(rank, PRIORITIES.indexOf(f.priority));
+  });
+  const priority = PRIORITIES[rank];
+  const triggered = findings.map((f, i) => flagged[i] && priority !== 'ROUTINE' && f.priority === priority);
+  const pool = findings.filter((f, i) => (priority === 'ROUTINE' ? f.probability !== null : triggered[i]));
+  const priorityProbability = pool.length ? Math.max(...pool.map((f) => f.probability as number)) : null;
+  return { priority, priorityProbability, flagged, triggered };
+}
+
+/** A finding's probability from its raw score, when the query has a calibration that may be applied. */
+export function findingProbability(query: TriageQuery, score: number, judged: QueryThreshold): number | null {
+  return judged.state === 'calibrated' ? plattProbability(query.calibration!, score) : null;
+}
+
+/**
+ * Names the exact rules a result was judged with: the bundle version, each query's fingerprint, priority,
+ * calibration and threshold, in a stable order. Two results with the same querySetVersion were judged alike.
+ */
+export function querySetVersion(bundleVersion: string, queries: readonly TriageQuery[], thresholds: ReadonlyMap<string, number | null>): string {
+  const parts = [...queries]
+    .sort((a, b) => a.id.localeCompare(b.id))
+    .map((q) => [q.id, queryFingerprint(q), q.priority, q.calibration?.a ?? null, q.calibration?.b ?? null, thresholds.get(q.id) ?? null]);
+  return createHash('sha256').update(JSON.stringify([bundleVersion, parts])).digest('hex').slice(0, 12);
+}

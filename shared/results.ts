@@ -55,6 +55,12 @@ export interface StudyResult {
   timingsMs: { decode: number; preprocess: number; inference: number; scoring: number; total: number };
   receivedAt: number;
   scoredAt: number;
+  /**
+   * 1 for a study's first result, then +1 for every later one (more instances arrived, a bundle changed): outbound
+   * messages for a version above 1 correct the previous version's (HL7 order change, SR predecessor). Set by the
+   * worker's store when it writes the result; absent only in results written before it existed.
+   */
+  resultVersion?: number;
 }
 
 export const resultKeys = {

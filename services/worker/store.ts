@@ -32,9 +32,13 @@ export async function studyMeta(redis: Redis, uid: string): Promise<{ receivedAt
   return { receivedAt: first !== null && Number.isFinite(n) && n > 0 ? n : Date.now(), ...(accession ? { AccessionNumber: accession } : {}) };
 }
 
-/** Writes the scored study atomically and announces it on the scored channel. */
+/**
+ * Writes the scored study atomically and announces it on the scored channel. The result gets the study's next
+ * resultVersion first (HINCRBY: a failed write only skips a number, versions never repeat).
+ */
 export async function writeResult(redis: Redis, result: StudyResult, vectors: Record<string, Float32Array>): Promise<void> {
   const uid = result.StudyInstanceUID;
+  result.resultVersion = await redis.hincrby(keys.study(uid), 'resultVersion', 1);
   const fields: Record<string, Buffer> = {};
   for (const [name, v] of Object.entries(vectors)) fields[name] = vectorToBuffer(v);
   const tx = redis
@@ -44,7 +48,7 @@ export async function writeResult(redis: Redis, result: StudyResult, vectors: Re
   if (Object.keys(fields).length > 0) tx.hset(resultKeys.vectors(uid), fields);
   tx.hset(keys.study(uid), { status: 'scored', statusAt: result.scoredAt, priority: result.priority })
     .hdel(keys.study(uid), 'failureReason')
-    .zadd(resultKeys.worklist(), worklistScore(result.priority, result.receivedAt), uid)
+    .zadd(resultKeys.worklist(), worklistScore(result.priority, result.receivedAt, result.priorityProbability), uid)
     .zrem(keys.untriagedStudies(), uid)
     .srem(keys.pendingStudies(), uid);
   const res = await tx.exec();

@@ -10,7 +10,7 @@ import type { Registry } from 'prom-client';
 import type { Logger } from '../../../shared/logger';
 import { connectRedis } from '../../../shared/redis';
 import { PRIORITIES } from '../../../shared/model-manifest';
-import { resultKeys, worklistScore, type StudyResult } from '../../../shared/results';
+import { resultKeys, worklistClassRange, type StudyResult } from '../../../shared/results';
 import { createHl7Adapter, createSrAdapter, createWebhookAdapter, type OutboundAdapter } from './adapters';
 import type { OutboundConfig } from './config';
 import { asDeliveryError, isPermanent, reasonOf, SkipDelivery, type Adapter } from './errors';
@@ -226,11 +226,9 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
       const since = now() - minutes * 60_000;
       let count = 0;
       for (const priority of PRIORITIES) {
-        // The worklist is ordered by priority class, then arrival: one score range per class. A study received
-        // before the window but scored inside it is still found, since arrival <= scoring; the window on arrival
-        // is doubled to allow for a long queue.
-        const from = worklistScore(priority, since - minutes * 60_000);
-        const to = worklistScore(priority, now());
+        // The worklist is ordered by priority class, then probability, then arrival: each class is read whole and
+        // the results scored inside the window are sent (catch-up runs once at start).
+        const [from, to] = worklistClassRange(priority);
         for (const uid of await redis.zrangebyscore(resultKeys.worklist(), from, to)) {
           const result = await readResult(redis, uid);
           if (!result || result.scoredAt < since) continue;

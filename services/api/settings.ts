@@ -23,8 +23,9 @@ export const ApiSettingsSchema = Type.Object({
   /** Cosine between a report sentence and a query text at or above which the sentence "mentions" the finding. */
   API_REPORT_MENTION_SIMILARITY: Type.Number({ minimum: -1, maximum: 1 }),
   /**
-   * Behind a reverse proxy: the proxies whose X-Forwarded-For is believed ("true" for any, or a comma list of
-   * addresses/CIDRs), so rate limits and the audit log see the client's address rather than the proxy's.
+   * Behind a reverse proxy: the proxies whose X-Forwarded-For is believed, so rate limits and the audit log see
+   * the client's address rather than the proxy's: a number of hops ("1": the proxy in front, e.g. ingress-nginx),
+   * a comma list of addresses/CIDRs, or "true" for any (then a client can name its own address).
    */
   API_TRUST_PROXY: Type.String(),
   /** The model bundle (same setting as the worker's); the API loads its text encoder on CPU. */
@@ -98,9 +99,11 @@ export function parseTokens(value: string): ApiToken[] {
 }
 
 /** Fastify's trustProxy value for API_TRUST_PROXY. */
-export function trustProxy(value: string): boolean | string[] {
+export function trustProxy(value: string): boolean | number | string[] {
   const v = value.trim();
   if (v === '' || v === 'false') return false;
   if (v === 'true') return true;
+  // A hop count: the client is the address that many proxies back (Fastify/proxy-addr semantics).
+  if (/^\d+$/.test(v)) return Number(v);
   return v.split(',').map((s) => s.trim()).filter(Boolean);
 }

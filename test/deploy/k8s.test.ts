@@ -2,24 +2,31 @@
 // misspelt keys (manifests.ts), then what the services need from them: settings every service accepts, the
 // Secrets they read, probes, limits and hardening, PDBs, NetworkPolicies that let the data path through, KEDA on
 // the real queue, GPU scheduling, and scraping.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { loadConfig, loadSection } from '../../shared/config';
 import { STUDY_QUEUE } from '../../shared/studies';
 import { loadListenerSettings } from '../../services/listener/config';
 import { loadWorkerConfig } from '../../services/worker/config';
-import { ApiSettingsSchema, API_DEFAULTS } from '../../services/api/settings';
+import { ApiSettingsSchema, API_DEFAULTS, trustProxy } from '../../services/api/settings';
 import { OutboundSettingsSchema, OUTBOUND_DEFAULTS } from '../../services/api/outbound/config';
 import { RetentionSettingsSchema, RETENTION_DEFAULTS } from '../../tools/retention';
 import { ConfigSchema } from '../../shared/config';
 import { WorkerConfigSchema } from '../../services/worker/config';
 import { ListenerSectionSchema } from '../../services/listener/config';
-import { byKind, find, matches, podTemplates, renderKustomize, typeCheck, validateRuntime, type K8sObject } from './manifests';
+import { freePort, stop, waitFor } from './net';
+import { byKind, find, matches, podTemplates, renderKustomize, renderKustomizeWithWarnings, typeCheck, validateRuntime, type K8sObject } from './manifests';
 
-const OVERLAYS = ['overlays/cpu', 'overlays/gpu', 'overlays/external-redis'] as const;
-const rendered = new Map<string, K8sObject[]>();
-const render = (dir: string) => {
-  if (!rendered.has(dir)) rendered.set(dir, renderKustomize(`k8s/${dir}`));
+const OVERLAYS = ['overlays/cpu', 'overlays/gpu', 'overlays/external-redis', 'overlays/cpu-dicom-tls'] as const;
+const rendered = new Map<string, { objects: K8sObject[]; warnings: string }>();
+const renderWithWarnings = (dir: string) => {
+  if (!rendered.has(dir)) rendered.set(dir, renderKustomizeWithWarnings(`k8s/${dir}`));
   return rendered.get(dir)!;
 };
+const render = (dir: string) => renderWithWarnings(dir).objects;
 
 /** Keys any service, or the retention job, reads; TZ etc. are the runtime's, not ours. */
 const KNOWN_SETTINGS = new Set(
@@ -43,6 +50,10 @@ describe.each(OVERLAYS)('k8s/%s', (overlay) => {
     const objects = render(overlay);
     expect(objects.length).toBeGreaterThan(20);
     expect(validateRuntime(objects)).toEqual([]);
+  });
+
+  test('renders without a kustomize warning (no deprecated bases or patchesStrategicMerge)', () => {
+    expect(renderWithWarnings(overlay).warnings).toBe('');
   });
 
   test('has no misspelt or unknown field (TypeScript excess-property check against the models)', () => {
@@ -78,13 +89,13 @@ describe.each(OVERLAYS)('k8s/%s', (overlay) => {
     for (const { owner, spec } of podTemplates(render(overlay))) {
       expect({ owner, nonRoot: spec.securityContext?.runAsNonRoot, seccomp: spec.securityContext?.seccompProfile?.type }).toEqual({ owner, nonRoot: true, seccomp: 'RuntimeDefault' });
       expect({ owner, token: spec.automountServiceAccountToken }).toEqual({ owner, token: false });
-      for (const c of spec.containers) {
+      for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
         const what = `${owner}/${c.name}`;
         for (const r of ['cpu', 'memory']) {
           expect({ what, r, request: Boolean(c.resources?.requests?.[r]), limit: Boolean(c.resources?.limits?.[r]) }).toEqual({ what, r, request: true, limit: true });
         }
         expect({ what, sc: c.securityContext }).toMatchObject({ what, sc: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } } });
-        if (!owner.startsWith('CronJob')) {
+        if (!owner.startsWith('CronJob') && !(spec.initContainers ?? []).includes(c)) {
           expect({ what, readiness: Boolean(c.readinessProbe), liveness: Boolean(c.livenessProbe) }).toEqual({ what, readiness: true, liveness: true });
           // A probe on a named port must name a port the container declares.
           const names = new Set((c.ports ?? []).map((p: { name: string }) => p.name));
@@ -146,6 +157,59 @@ describe.each(OVERLAYS)('k8s/%s', (overlay) => {
     }
     // DNS is allowed to every pod; otherwise default deny would break name resolution of Redis and targets.
     expect(policies.some((p) => p.metadata.name === 'allow-dns' && Object.keys(p.spec.podSelector).length === 0)).toBe(true);
+  });
+
+  test('liveness probes ask /livez (never Redis), readiness probes /readyz, on each service\'s HTTP port', () => {
+    const objects = render(overlay);
+    const ports: Record<string, string> = { 'neurotriage-listener': 'metrics', 'neurotriage-worker': 'metrics', 'neurotriage-api': 'http' };
+    for (const [name, port] of Object.entries(ports)) {
+      const c = find(objects, 'Deployment', name).spec.template.spec.containers[0];
+      expect({ name, live: c.livenessProbe.httpGet, ready: c.readinessProbe.httpGet }).toEqual({ name, live: { path: '/livez', port }, ready: { path: '/readyz', port } });
+      if (c.startupProbe) expect(c.startupProbe.httpGet.path).toBe('/livez');
+    }
+  });
+
+  test('port 2762 is published exactly when the listener serves DICOM over TLS there', () => {
+    const objects = render(overlay);
+    const env = containerEnv(objects, 'neurotriage-listener');
+    const tlsPort = env.DICOM_TLS_PORT === undefined ? undefined : Number(env.DICOM_TLS_PORT);
+    const container = find(objects, 'Deployment', 'neurotriage-listener').spec.template.spec.containers[0];
+    const containerTls = container.ports.filter((p: { containerPort: number }) => p.containerPort !== Number(env.DICOM_PORT) && p.containerPort !== Number(env.METRICS_PORT));
+    const service = find(objects, 'Service', 'neurotriage-dicom').spec.ports.filter((p: { port: number }) => p.port !== Number(env.DICOM_PORT));
+    const policy = find(objects, 'NetworkPolicy', 'allow-dicom-ingress').spec.ingress[0].ports.map((p: { port: number }) => p.port);
+    if (tlsPort === undefined) {
+      expect({ containerTls, service, policy }).toEqual({ containerTls: [], service: [], policy: [Number(env.DICOM_PORT)] });
+    } else {
+      expect(containerTls.map((p: { containerPort: number }) => p.containerPort)).toEqual([tlsPort]);
+      expect(service.map((p: { port: number }) => p.port)).toEqual([tlsPort]);
+      expect(policy.sort()).toEqual([tlsPort, Number(env.DICOM_PORT)].sort());
+      // The certificate the settings name is the mounted Secret's.
+      const mount = container.volumeMounts.find((m: { name: string }) => m.name === 'dicom-tls');
+      expect(env.DICOM_TLS_CERT_FILE.startsWith(`${mount.mountPath}/`)).toBe(true);
+      expect(() => loadListenerSettings({ ...env, REDIS_URL: 'redis://x:6379' })).not.toThrow();
+    }
+  });
+
+  test('a Deployment that takes a whole GPU rolls without a spare one (maxSurge 0, or Recreate)', () => {
+    for (const d of byKind(render(overlay), 'Deployment')) {
+      const gpu = d.spec.template.spec.containers.some((c: { resources?: { limits?: Record<string, string> } }) => c.resources?.limits?.['nvidia.com/gpu']);
+      if (!gpu) continue;
+      const s = d.spec.strategy;
+      expect({ d: d.metadata.name, ok: s.type === 'Recreate' || (s.rollingUpdate.maxSurge === 0 && s.rollingUpdate.maxUnavailable >= 1) }).toEqual({ d: d.metadata.name, ok: true });
+    }
+  });
+
+  test('the API behind the ingress believes exactly one proxy hop for the client address', () => {
+    const objects = render(overlay);
+    expect(byKind(objects, 'Ingress').map((i) => i.metadata.name)).toEqual(['neurotriage-api']);
+    const env = containerEnv(objects, 'neurotriage-api');
+    expect(trustProxy(loadSection(ApiSettingsSchema, API_DEFAULTS, env).API_TRUST_PROXY)).toBe(1);
+  });
+
+  test('DATA_DIR is one ReadWriteMany claim with an explicit storage class (a parameter, docs/operations.md)', () => {
+    const pvc = find(render(overlay), 'PersistentVolumeClaim', 'neurotriage-data');
+    expect(pvc.spec.accessModes).toEqual(['ReadWriteMany']);
+    expect(pvc.spec.storageClassName).toMatch(/^[a-z0-9][a-z0-9.-]*$/);
   });
 
   test('the PACS-facing Service keeps the client address (AE@host policies and ipBlocks need it)', () => {
@@ -220,13 +284,76 @@ test('the GPU overlay asks for one NVIDIA GPU per worker, tolerates GPU nodes an
 });
 
 test('Redis: a StatefulSet with AOF, noeviction and a volume in-cluster; none with external-redis', () => {
-  const sts = find(render('overlays/cpu'), 'StatefulSet', 'neurotriage-redis');
-  const args = sts.spec.template.spec.containers[0].args.join(' ');
-  expect(args).toMatch(/--appendonly yes/);
-  expect(args).toMatch(/--maxmemory-policy noeviction/);
+  const objects = render('overlays/cpu');
+  const sts = find(objects, 'StatefulSet', 'neurotriage-redis');
+  const conf = redisConf(objects);
+  expect(conf).toMatch(/^appendonly yes$/m);
+  expect(conf).toMatch(/^maxmemory-policy noeviction$/m);
+  expect(conf).toMatch(/^maxmemory \d+mb$/m);
   expect(sts.spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBeDefined();
   const external = render('overlays/external-redis');
   expect(byKind(external, 'StatefulSet')).toEqual([]);
   const egress = find(external, 'NetworkPolicy', 'allow-redis-egress').spec.egress;
   expect(egress.every((r: { to: { ipBlock?: unknown }[] }) => r.to.every((t) => t.ipBlock))).toBe(true);
+});
+
+/** The redis.conf the in-cluster Redis is started with (ConfigMap neurotriage-redis-config, hash-suffixed). */
+function redisConf(objects: K8sObject[]): string {
+  const sts = find(objects, 'StatefulSet', 'neurotriage-redis');
+  const volume = sts.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'redis-config');
+  return find(objects, 'ConfigMap', volume.configMap.name).data['redis.conf'];
+}
+
+describe('in-cluster Redis password', () => {
+  const objects = render('overlays/cpu');
+  const pod = find(objects, 'StatefulSet', 'neurotriage-redis').spec.template.spec;
+  const server = pod.containers.find((c: { name: string }) => c.name === 'redis');
+  const init = pod.initContainers.find((c: { name: string }) => c.name === 'auth-config');
+  let dir: string;
+  let redis: ChildProcess | undefined;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'nt-redis-conf-'));
+  });
+  afterAll(async () => {
+    await stop(redis);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('is not on the server\'s command line nor in its environment', () => {
+    expect(server.command).toEqual(['redis-server', '/etc/redis/redis.conf']);
+    expect(server.args).toBeUndefined();
+    expect(server.env ?? []).toEqual([]);
+    expect(server.envFrom ?? []).toEqual([]);
+    // Kubernetes expands $(VAR) in command and args before the process starts: no container may do that with a secret.
+    for (const c of [...pod.initContainers, ...pod.containers]) expect(JSON.stringify([c.command, c.args])).not.toMatch(/\$\(/);
+    expect(init.env.map((e: { valueFrom: { secretKeyRef: { key: string } } }) => e.valueFrom.secretKeyRef.key)).toEqual(['REDIS_PASSWORD']);
+  });
+
+  test('the init script and redis.conf, run here with a real redis-server: AUTH required, password nowhere in ps', async () => {
+    const authDir = path.join(dir, 'auth');
+    mkdirSync(authDir);
+    mkdirSync(path.join(dir, 'data'));
+    const password = randomBytes(16).toString('hex');
+    // The init container's script as rendered, with its mount path pointed here.
+    const script = init.args.join(' ').replaceAll('/run/redis-auth', authDir);
+    execFileSync(init.command[0], [...init.command.slice(1), script], { env: { PATH: process.env.PATH, REDIS_PASSWORD: password } });
+    expect(statSync(path.join(authDir, 'auth.conf')).mode & 0o077).toBe(0);
+    const port = await freePort();
+    const conf = redisConf(objects)
+      .replace(/^dir .*$/m, `dir ${path.join(dir, 'data')}`)
+      .replaceAll('/run/redis-auth', authDir)
+      .concat(`\nport ${port}\nbind 127.0.0.1\n`);
+    writeFileSync(path.join(dir, 'redis.conf'), conf);
+    redis = spawn('redis-server', [path.join(dir, 'redis.conf')], { stdio: 'ignore', env: { PATH: process.env.PATH } });
+    const cli = (args: string[], env: Record<string, string> = {}) =>
+      execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } }).trim();
+    await waitFor('redis-server to answer', () => (/NOAUTH/.test(cli(['ping'])) ? true : undefined), 20_000);
+    // The readiness probe's command, with its path pointed here.
+    const probe = server.readinessProbe.exec.command.map((a: string) => a.replaceAll('/run/redis-auth', authDir).replace('redis-cli', `redis-cli -p ${port}`));
+    expect(() => execFileSync(probe[0], probe.slice(1), { env: { PATH: process.env.PATH } })).not.toThrow();
+    expect(cli(['config', 'get', 'maxmemory-policy'], { REDISCLI_AUTH: password })).toBe('maxmemory-policy\nnoeviction');
+    expect(cli(['config', 'get', 'appendonly'], { REDISCLI_AUTH: password })).toBe('appendonly\nyes');
+    expect(readFileSync(`/proc/${redis.pid}/cmdline`, 'utf8')).not.toContain(password);
+    expect(readFileSync(`/proc/${redis.pid}/environ`, 'utf8')).not.toContain(password);
+  }, 40_000);
 });

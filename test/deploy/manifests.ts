@@ -2,7 +2,7 @@
 // checked twice, by the kubernetes-models runtime validators (types, enums, formats such as quantities) and by the
 // TypeScript compiler against the same models' interfaces, whose excess-property check catches misspelt keys the
 // runtime validators let through (what `kubeconform -strict` does, without a network).
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import ts from 'typescript';
 import { parseAllDocuments } from 'yaml';
@@ -20,26 +20,31 @@ export interface K8sObject {
   [key: string]: any;
 }
 
-/** KUBECTL overrides the binary (e.g. to try Debian's kubectl 1.20 with its kustomize v2.0.3). */
+/** KUBECTL overrides the binary. kubectl 1.21+ (kustomize v4+) is needed: Debian's 1.20 cannot render directories under `resources`. */
 export function kubectl(): string {
   return process.env.KUBECTL ?? 'kubectl';
 }
 
-export function renderKustomize(dir: string): K8sObject[] {
-  let out: string;
-  try {
-    out = execFileSync(kubectl(), ['kustomize', path.join(ROOT, dir)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') throw new Error(`${kubectl()} not found: npm run setup installs Debian's kubernetes-client`);
-    throw new Error(`kubectl kustomize ${dir} failed: ${e.stderr ?? e.message}`);
+/** Renders a kustomization; `warnings` is what kustomize printed on stderr (deprecations and the like). */
+export function renderKustomizeWithWarnings(dir: string): { objects: K8sObject[]; warnings: string } {
+  const run = spawnSync(kubectl(), ['kustomize', path.join(ROOT, dir)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (run.error) {
+    const e = run.error as NodeJS.ErrnoException;
+    if (e.code === 'ENOENT') throw new Error(`${kubectl()} not found: install kubectl 1.21 or later`);
+    throw e;
   }
-  return parseAllDocuments(out)
+  if (run.status !== 0) throw new Error(`kubectl kustomize ${dir} failed (kubectl 1.21+ needed): ${run.stderr}`);
+  const objects = parseAllDocuments(run.stdout)
     .map((d) => {
       if (d.errors.length > 0) throw new Error(`${dir}: ${d.errors[0].message}`);
       return d.toJS() as K8sObject | null;
     })
     .filter((o): o is K8sObject => o !== null);
+  return { objects, warnings: run.stderr.trim() };
+}
+
+export function renderKustomize(dir: string): K8sObject[] {
+  return renderKustomizeWithWarnings(dir).objects;
 }
 
 interface ModelRef {

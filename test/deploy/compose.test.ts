@@ -28,6 +28,7 @@ interface Service {
   cap_drop?: string[];
   deploy?: { resources?: { reservations?: { devices?: { driver: string; count: number; capabilities: string[] }[] } } };
   healthcheck?: { test: string[] };
+  mem_limit?: string | number;
 }
 interface Compose {
   services: Record<string, Service>;
@@ -111,11 +112,24 @@ test('the Dockerfile has the targets compose builds, and the images run as a non
   expect(ignore).toEqual(expect.arrayContaining(['var', '.git', '**/node_modules', '.env', '**/*.key']));
 });
 
-test('Redis keeps an append-only file, never evicts, and the services wait for it', () => {
+/** Compose memory sizes ("1536mb", "2g", bytes) in bytes. */
+function bytes(v: string | number): number {
+  if (typeof v === 'number') return v;
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)b?$/i.exec(v.trim());
+  if (!m) throw new Error(`not a size: ${v}`);
+  return Number(m[1]) * 1024 ** ' kmg'.indexOf(m[2].toLowerCase() || ' ');
+}
+
+test('Redis keeps an append-only file, never evicts, and fills up below its memory limit', () => {
   const redis = all.services.redis as Service & { command: string[] | string };
   const cmd = Array.isArray(redis.command) ? redis.command.join(' ') : redis.command;
   expect(cmd).toMatch(/--appendonly yes/);
   expect(cmd).toMatch(/--maxmemory-policy noeviction/);
+  // noeviction without maxmemory never refuses a write: Redis grows until the kernel kills it.
+  const maxmemory = /--maxmemory (\S+)/.exec(cmd)?.[1];
+  expect(maxmemory).toBeDefined();
+  expect(bytes(maxmemory!)).toBeLessThan(bytes(redis.mem_limit!));
+  expect(bytes(maxmemory!)).toBeGreaterThanOrEqual(0.5 * bytes(redis.mem_limit!));
   expect(redis.volumes).toContain('redis-data:/data:rw');
   for (const name of APP) expect((all.services[name] as Service & { depends_on: Record<string, { condition: string }> }).depends_on.redis.condition).toBe('service_healthy');
 });
@@ -151,4 +165,22 @@ test('secrets are files mounted from deploy/secrets, never environment values; o
       else expect({ name, host: published.host_ip }).toEqual({ name, host: '127.0.0.1' });
     }
   }
+});
+
+test('every service has a memory limit', () => {
+  for (const [name, s] of Object.entries(all.services)) expect({ name, limit: s.mem_limit !== undefined && bytes(s.mem_limit) > 0 }).toEqual({ name, limit: true });
+});
+
+test('healthchecks ask the services\' /readyz on the port each listens on', () => {
+  const ports: Record<string, string> = { listener: env('listener').METRICS_PORT, worker: env('worker').WORKER_METRICS_PORT, 'worker-gpu': env('worker-gpu').WORKER_METRICS_PORT, api: env('api').API_PORT };
+  for (const [name, port] of Object.entries(ports)) {
+    expect({ name, check: all.services[name].healthcheck?.test.join(' ') }).toEqual({ name, check: expect.stringContaining(`http://127.0.0.1:${port}/readyz`) });
+  }
+});
+
+test('no DICOM TLS port is published while the listener has no DICOM_TLS_PORT', () => {
+  const listener = all.services.listener;
+  const targets = (listener.ports ?? []).map((p) => (typeof p === 'string' ? Number(p.split(':').pop()) : p.target));
+  expect(env('listener').DICOM_TLS_PORT).toBeUndefined();
+  expect(targets).toEqual([Number(env('listener').DICOM_PORT)]);
 });

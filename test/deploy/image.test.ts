@@ -23,6 +23,16 @@ function runtimeImports(file: string): string[] {
   return importsOf(readFileSync(path.join(ROOT, file), 'utf8'));
 }
 
+/** Every bare module specifier in a file, type-only imports included (the type checker needs those packages too). */
+function allImports(file: string): string[] {
+  const sf = ts.createSourceFile(file, readFileSync(path.join(ROOT, file), 'utf8'), ts.ScriptTarget.ES2022, true);
+  const out: string[] = [];
+  sf.forEachChild((node) => {
+    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) out.push(node.moduleSpecifier.text);
+  });
+  return out.filter((s) => !s.startsWith('.') && !s.startsWith('/'));
+}
+
 function importsOf(source: string): string[] {
   const sf = ts.createSourceFile('module.ts', source, ts.ScriptTarget.ES2022, true);
   const out: string[] = [];
@@ -78,4 +88,32 @@ test('the import scanner sees value imports, re-exports, require and import(), a
     "const h = import('dyn');",
   ].join('\n');
   expect(importsOf(source)).toEqual(['value', 'default-value', 'reexp', 'req', 'dyn']);
+});
+
+test('every package any source file imports (type-only too) is declared in package.json; runtime value imports as dependencies', () => {
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+  const declared = new Set([...Object.keys(pkg.dependencies), ...Object.keys(pkg.devDependencies)]);
+  const files = ['services', 'shared', 'tools', 'bench', 'scripts', 'test'].flatMap(sources);
+  const undeclared = new Set<string>();
+  for (const f of files) {
+    for (const spec of allImports(f)) if (!builtins.has(spec) && !builtins.has(spec.split('/')[0]) && !declared.has(packageOf(spec))) undeclared.add(`${f}: ${spec}`);
+  }
+  expect([...undeclared]).toEqual([]);
+  const devOnly = RUNTIME_SOURCES.flatMap(sources).flatMap((f) => runtimeImports(f).map((spec) => [f, packageOf(spec)]))
+    .filter(([, p]) => !builtins.has(p) && !(p in pkg.dependencies));
+  expect(devOnly).toEqual([]);
+  // The installed version is the declared one (a declaration that drifted from the tree would install another).
+  const core = JSON.parse(readFileSync(path.join(ROOT, 'node_modules/@medplum/core/package.json'), 'utf8')).version;
+  expect(pkg.dependencies['@medplum/core']).toBe(core);
+});
+
+test('the images run a supported Node LTS, and .ci/run runs the test suite on that Node', () => {
+  const dockerfile = readFileSync(path.join(ROOT, 'docker/Dockerfile'), 'utf8');
+  const major = /^ARG NODE_IMAGE=node:(\d+)-bookworm-slim$/m.exec(dockerfile)?.[1];
+  expect(['22', '24']).toContain(major);
+  const ci = readFileSync(path.join(ROOT, '.ci/run'), 'utf8');
+  expect(ci).toContain(`npx -y -p node@${major} -c`);
+  expect(ci).toMatch(new RegExp(`startsWith\\(\\\\"${major}\\.\\\\"\\).*npx jest`));
+  // The README's test command runs first, on the machine's own Node.
+  expect(ci).toMatch(/^npm test$/m);
 });

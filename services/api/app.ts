@@ -7,9 +7,10 @@ import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { dataDir, type Config } from '../../shared/config';
 import type { Logger } from '../../shared/logger';
-import { auditPlugin, createFileAuditLog, type AuditLog } from './plugins/audit';
+import { auditFileFor, auditPlugin, createFileAuditLog, type AuditLog } from './plugins/audit';
 import { authPlugin } from './plugins/auth';
 import { openApiPlugin, swaggerUiRoutes } from './plugins/docs';
+import { jsonBodyPlugin } from './plugins/json-body';
 import { livePlugin } from './plugins/live';
 import { metricsPlugin } from './plugins/metrics';
 import { HttpProblem, problemsPlugin } from './plugins/problems';
@@ -48,8 +49,10 @@ export interface AppDeps {
   embedText: EmbedText | null;
   modelStatus: () => ModelStatus;
   clock: () => number;
-  /** Defaults to the JSONL file named by API_AUDIT_LOG_FILE under DATA_DIR. */
+  /** Defaults to this instance's JSONL file beside API_AUDIT_LOG_FILE under DATA_DIR (auditFileFor). */
   auditLog?: AuditLog;
+  /** Names this instance's audit file; defaults to the host name (a pod name, a container id). */
+  instanceName?: string;
   /** How long the studies-by-status scan is reused; default 2000 ms (tests use 0). */
   statusCacheMs?: number;
   /** Defaults to services/api/public. */
@@ -77,7 +80,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   }) as unknown as FastifyInstance;
 
   const auditFile = path.resolve(dataDir(deps.config), deps.settings.API_AUDIT_LOG_FILE);
-  const auditLog = deps.auditLog ?? createFileAuditLog(auditFile);
+  const auditLog = deps.auditLog ?? createFileAuditLog(auditFileFor(auditFile, deps.instanceName));
   const embed: EmbedText = async (texts) => {
     if (!deps.embedText) {
       const m = deps.modelStatus();
@@ -96,6 +99,8 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     );
   });
   await app.register(problemsPlugin);
+  // JSON bodies only: text/plain and other types answer 415; a "__proto__" key gets its own 400.
+  await app.register(jsonBodyPlugin);
   await app.register(rateLimitPlugin, { max: deps.settings.API_RATE_LIMIT_MAX, windowSeconds: deps.settings.API_RATE_LIMIT_WINDOW_SECONDS });
   await app.register(authPlugin, { tokens: deps.tokens });
   await app.register(metricsPlugin, { registry: deps.registry });

@@ -1,8 +1,7 @@
 // The API process: settings, tokens, TLS, Redis, the model bundle's text encoder, the app, signals.
 // The API serves the worklist while the text encoder loads or if it cannot (then /readyz says why and only
 // the embedding routes answer 503): radiologists must never lose the worklist to a model problem.
-import { randomBytes } from 'node:crypto';
-import { chmodSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Registry } from 'prom-client';
 import { ConfigError, dataDir, loadConfig, loadSection, settingsSource } from '../../shared/config';
@@ -10,28 +9,8 @@ import { createLogger } from '../../shared/logger';
 import { connectRedis, redactRedisUrl } from '../../shared/redis';
 import { build, type ModelStatus } from './app';
 import { createOutbound, loadOutboundConfig } from './outbound';
-import { API_DEFAULTS, ApiSettingsSchema, parseTokens, type ApiToken } from './settings';
+import { API_DEFAULTS, ApiSettingsSchema, tokensFor } from './settings';
 import { loadTextEmbedder, type TextEmbedder } from './text-embedder';
-
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
-
-/**
- * Without API_TOKENS a loopback-only API (npm start on a laptop) gets one admin token, written to a 0600 file
- * under DATA_DIR and never logged; on any other address an empty API_TOKENS is a configuration error.
- */
-function tokensFor(value: string, host: string, dir: string, log: (msg: string) => void): ApiToken[] {
-  if (value.trim() !== '') return parseTokens(value);
-  if (!LOOPBACK.has(host)) {
-    throw new ConfigError([`API_TOKENS is empty and API_HOST=${host} is reachable from other machines: set API_TOKENS ("token:role:name,...")`]);
-  }
-  const file = path.join(dir, 'api-admin-token');
-  const token = randomBytes(24).toString('base64url');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(file, `${token}\n`, { mode: 0o600 });
-  chmodSync(file, 0o600);
-  log(`API_TOKENS is empty: a local admin token was written to ${file} (loopback only)`);
-  return [{ token, role: 'admin', name: 'local-admin' }];
-}
 
 async function main(): Promise<void> {
   const config = loadConfig();

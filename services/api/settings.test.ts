@@ -1,10 +1,10 @@
-// Unit tests for API token parsing and the constant-time token check.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+// Unit tests for API token parsing, the local admin token, trustProxy and the constant-time token check.
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../../shared/config';
 import { createTokenVerifier } from './plugins/auth';
-import { parseTokens, trustProxy } from './settings';
+import { LOCAL_ADMIN_TOKEN_FILE, parseTokens, tokensFor, trustProxy } from './settings';
 
 describe('parseTokens', () => {
   test('reads "token:role:name" lists', () => {
@@ -55,5 +55,42 @@ describe('trustProxy', () => {
     expect(trustProxy('')).toBe(false);
     expect(trustProxy('true')).toBe(true);
     expect(trustProxy('10.0.0.1, 10.1.0.0/16')).toEqual(['10.0.0.1', '10.1.0.0/16']);
+  });
+
+  test('a number trusts that many nearest hops, whatever their address', () => {
+    const one = trustProxy('1') as (address: string, hop: number) => boolean;
+    expect([one('10.244.1.7', 0), one('10.244.1.7', 1), one('6.6.6.6', 2)]).toEqual([true, false, false]);
+    expect(trustProxy('0')).toEqual(expect.any(Function));
+  });
+});
+
+describe('tokensFor without API_TOKENS', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'nt-admin-token-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('a loopback API writes one admin token (0600) and reuses it at every later start', () => {
+    const said: string[] = [];
+    const [first] = tokensFor('', '127.0.0.1', dir, (m) => said.push(m));
+    expect(first).toMatchObject({ role: 'admin', name: 'local-admin' });
+    const file = path.join(dir, LOCAL_ADMIN_TOKEN_FILE);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readFileSync(file, 'utf8').trim()).toBe(first.token);
+    // The next start (a restart) signs nobody out: same token, nothing new written or said.
+    const [again] = tokensFor('', '127.0.0.1', dir, (m) => said.push(m));
+    expect(again.token).toBe(first.token);
+    expect(said).toHaveLength(1);
+    expect(said[0]).not.toContain(first.token);
+  });
+
+  test('a file that holds no valid token is replaced; other addresses need API_TOKENS', () => {
+    writeFileSync(path.join(dir, LOCAL_ADMIN_TOKEN_FILE), 'short\n', { mode: 0o644 });
+    const [token] = tokensFor('', '::1', dir, () => undefined);
+    expect(token.token).not.toBe('short');
+    expect(readFileSync(path.join(dir, LOCAL_ADMIN_TOKEN_FILE), 'utf8').trim()).toBe(token.token);
+    expect(statSync(path.join(dir, LOCAL_ADMIN_TOKEN_FILE)).mode & 0o777).toBe(0o600);
+    expect(() => tokensFor('', '0.0.0.0', dir, () => undefined)).toThrow(/API_TOKENS is empty and API_HOST=0.0.0.0/);
   });
 });

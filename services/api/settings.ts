@@ -1,7 +1,9 @@
 // API-only settings (loaded beside the shared Config with loadSection) and the bearer-token table they name.
 // Tokens come from API_TOKENS as "token:role:name,..." or from a JSON file it points at; both are validated
 // once at start so a typo fails the process with a message instead of locking every radiologist out later.
-import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { ConfigError } from '../../shared/config';
@@ -98,12 +100,75 @@ export function parseTokens(value: string): ApiToken[] {
   return tokens;
 }
 
-/** Fastify's trustProxy value for API_TRUST_PROXY. */
-export function trustProxy(value: string): boolean | number | string[] {
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** Where a loopback-only API without API_TOKENS keeps its admin token (`npm start`; README). */
+export const LOCAL_ADMIN_TOKEN_FILE = 'api-admin-token';
+
+/**
+ * The admin token of a loopback-only API without API_TOKENS, in DATA_DIR/api-admin-token (mode 0600, never
+ * logged). Written once and reused at every later start, so a restart does not sign everybody out; a file that no
+ * longer holds a valid token is replaced. Created with O_EXCL, so two processes starting together agree on one.
+ */
+export function localAdminToken(dir: string, log: (msg: string) => void): ApiToken {
+  const file = path.join(dir, LOCAL_ADMIN_TOKEN_FILE);
+  const read = (): string | undefined => {
+    let token: string;
+    try {
+      token = readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    return Value.Check(ApiTokenSchema, { token, role: 'admin', name: 'local-admin' }) ? token : undefined;
+  };
+  let token = read();
+  if (!token) {
+    mkdirSync(dir, { recursive: true });
+    const fresh = randomBytes(24).toString('base64url');
+    try {
+      writeFileSync(file, `${fresh}\n`, { mode: 0o600, flag: 'wx' });
+      token = fresh;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // Another process wrote one first (take it), or the file holds no valid token (replace it).
+      token = read();
+      if (!token) {
+        writeFileSync(file, `${fresh}\n`, { mode: 0o600 });
+        token = fresh;
+      }
+    }
+    log(`API_TOKENS is empty: a local admin token was written to ${file} (loopback only; reused at later starts)`);
+  }
+  chmodSync(file, 0o600);
+  return { token, role: 'admin', name: 'local-admin' };
+}
+
+/**
+ * The token table of the API process: API_TOKENS, or without it on a loopback-only API one local admin token
+ * (localAdminToken); on any other address an empty API_TOKENS is a configuration error.
+ */
+export function tokensFor(value: string, host: string, dir: string, log: (msg: string) => void): ApiToken[] {
+  if (value.trim() !== '') return parseTokens(value);
+  if (!LOOPBACK.has(host)) {
+    throw new ConfigError([`API_TOKENS is empty and API_HOST=${host} is reachable from other machines: set API_TOKENS ("token:role:name,...")`]);
+  }
+  return [localAdminToken(dir, log)];
+}
+
+/**
+ * Fastify's trustProxy value for API_TRUST_PROXY. A hop count N trusts the N nearest proxies whatever their
+ * address (a function: Fastify's own number setting trusts nothing since 5.12, because a client that reaches the
+ * API directly could then name its own address). Use it only where nothing but the proxy can reach API_PORT: in
+ * Kubernetes the NetworkPolicy allow-api-from-ingress lets in only the ingress controller (and Prometheus).
+ */
+export function trustProxy(value: string): boolean | string[] | ((address: string, hop: number) => boolean) {
   const v = value.trim();
   if (v === '' || v === 'false') return false;
   if (v === 'true') return true;
-  // A hop count: the client is the address that many proxies back (Fastify/proxy-addr semantics).
-  if (/^\d+$/.test(v)) return Number(v);
+  if (/^\d+$/.test(v)) {
+    const hops = Number(v);
+    return (_address, hop) => hop < hops;
+  }
   return v.split(',').map((s) => s.trim()).filter(Boolean);
 }

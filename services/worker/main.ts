@@ -66,7 +66,8 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
     { bundleId: manifest.bundleId, version: manifest.version, provider: models.provider, fallbacks: models.fallbacks, sequences: models.sequences },
     'model bundle loaded',
   );
-  metrics.provider.set({ provider: models.provider, model_version: `${manifest.bundleId}@${manifest.version}` }, 1);
+  // preferred: the first configured provider; provider != preferred is a fallback (alert NeurotriageWorkerOnCpuFallback).
+  metrics.provider.set({ provider: models.provider, preferred: executionProviders(wc)[0], model_version: `${manifest.bundleId}@${manifest.version}` }, 1);
 
   const redis = connectRedis(config.REDIS_URL, 'worker');
   const subscriber = connectRedis(config.REDIS_URL, 'worker');

@@ -2,16 +2,38 @@
 // launcher can run several) and the small HTTP server that exposes them on /metrics.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '../../shared/process-metrics';
+import { UNUSABLE_REASONS } from '../../shared/imaging/errors';
 
 export const STAGES = ['decode', 'preprocess', 'inference', 'scoring', 'total'] as const;
 export type Stage = (typeof STAGES)[number];
+
+/** Study job outcomes (neurotriage_worker_jobs_total{outcome}). */
+export const JOB_OUTCOMES = ['scored', 'retried', 'failed', 'unsupported'] as const;
+
+/**
+ * Every reason a study job can be dead-lettered with: the worker's own (errors.ts, queue.ts, load-study.ts) and
+ * shared/imaging's unusable-series reasons. Each is exported at 0 from the start, so the first dead letter of a
+ * reason is an increase Prometheus sees (a series born at 1 has no increase) and its alert fires.
+ */
+export const DEAD_LETTER_REASONS = [
+  'corrupt-data', 'bad-job-data', 'study-missing', 'study-empty', 'no-scorable-sequence', 'unusable-data',
+  'retries-exhausted', 'stalled', ...UNUSABLE_REASONS,
+] as const;
+
+/**
+ * Volumes per session call are whole numbers: bucket bounds halfway between them, so histogram_quantile's linear
+ * interpolation inside a bucket lands on the size itself (every batch of 1: p50 = 1, not 0.5 as with le=1 as the
+ * first bound). One bucket per size up to 8 (the GPU overlay's WORKER_BATCH_SIZE), coarser above.
+ */
+export const BATCH_SIZE_BUCKETS = [0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 8.5, 12.5, 16.5, 24.5, 32.5, 48.5, 64.5];
 
 export interface WorkerMetrics {
   registry: Registry;
   jobs: Counter<'outcome'>;
   stageSeconds: Histogram<'stage'>;
-  provider: Gauge<'provider' | 'model_version'>;
+  provider: Gauge<'provider' | 'preferred' | 'model_version'>;
   deadLetters: Counter<'reason'>;
   queueDepth: Gauge<'state'>;
   batchSize: Histogram<'sequence'>;
@@ -22,9 +44,9 @@ export interface WorkerMetrics {
 
 export function createWorkerMetrics(opts: { defaultMetrics?: boolean } = {}): WorkerMetrics {
   const registry = new Registry();
-  if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'neurotriage_worker_' });
+  if (opts.defaultMetrics) collectProcessMetrics(registry, 'worker');
   const registers = [registry];
-  return {
+  const metrics: WorkerMetrics = {
     registry,
     jobs: new Counter({
       name: 'neurotriage_worker_jobs_total',
@@ -41,8 +63,8 @@ export function createWorkerMetrics(opts: { defaultMetrics?: boolean } = {}): Wo
     }),
     provider: new Gauge({
       name: 'neurotriage_worker_execution_provider_info',
-      help: 'ONNX Runtime execution provider in use (value 1) and the model bundle version',
-      labelNames: ['provider', 'model_version'],
+      help: 'ONNX Runtime execution provider in use (value 1), the one configured first (preferred) and the model bundle version',
+      labelNames: ['provider', 'preferred', 'model_version'],
       registers,
     }),
     deadLetters: new Counter({
@@ -61,7 +83,7 @@ export function createWorkerMetrics(opts: { defaultMetrics?: boolean } = {}): Wo
       name: 'neurotriage_worker_inference_batch_size',
       help: 'Volumes per image-encoder session call',
       labelNames: ['sequence'],
-      buckets: [1, 2, 4, 8, 16, 32, 64],
+      buckets: BATCH_SIZE_BUCKETS,
       registers,
     }),
     flags: new Counter({
@@ -83,6 +105,9 @@ export function createWorkerMetrics(opts: { defaultMetrics?: boolean } = {}): Wo
       registers,
     }),
   };
+  for (const outcome of JOB_OUTCOMES) metrics.jobs.inc({ outcome }, 0);
+  for (const reason of DEAD_LETTER_REASONS) metrics.deadLetters.inc({ reason }, 0);
+  return metrics;
 }
 
 export interface MetricsServer {

@@ -16,6 +16,7 @@ import { startRedis, type TestRedis } from '../helpers/redis';
 import { ADMIN, QUERIES, READER, SCRAPER, buildTestApp, hashEmbed, testDeps, writeResult } from './helpers';
 import { cosine, encodeVector } from '../../services/api/vectors';
 import { build } from '../../services/api/app';
+import { auditFileFor } from '../../services/api/plugins/audit';
 import { backfillUntriagedIndex } from '../../services/worker/store';
 
 let server: TestRedis;
@@ -40,8 +41,11 @@ async function seed(): Promise<void> {
   await redis.hset(keys.study(QUEUED), { status: 'queued', firstReceivedAt: T0 + 5000, lastReceivedAt: T0 + 6000, instances: 12, bytes: 1000 });
 }
 
+/** This process's audit file (one per API instance, named after the host). */
+const auditFile = (dir: string) => auditFileFor(path.join(dir, 'audit', 'api-audit.jsonl'));
+
 function auditLines(): Record<string, unknown>[] {
-  const file = path.join(dataDir, 'audit', 'api-audit.jsonl');
+  const file = auditFile(dataDir);
   return readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
@@ -132,8 +136,24 @@ test('behind a trusted proxy, rate limits and the audit log use the forwarded cl
     const from = (ip: string) => proxied.inject({ method: 'GET', url: `/api/v1/studies/${MASS}`, headers: { ...READER, 'x-forwarded-for': ip } });
     expect([(await from('10.0.0.1')).statusCode, (await from('10.0.0.1')).statusCode, (await from('10.0.0.1')).statusCode]).toEqual([200, 200, 429]);
     expect((await from('10.0.0.2')).statusCode).toBe(200);
-    const lines = readFileSync(path.join(deps.config.DATA_DIR, 'audit', 'api-audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(auditFile(deps.config.DATA_DIR), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.map((l) => l.ip)).toEqual(['10.0.0.1', '10.0.0.1', '10.0.0.2']);
+  } finally {
+    await proxied.close();
+  }
+});
+
+test('API_TRUST_PROXY=1 (ingress-nginx): the address the ingress added is the client, one a client forged is not', async () => {
+  const deps = testDeps(redis);
+  const proxied = await build({ ...deps, settings: { ...deps.settings, API_RATE_LIMIT_MAX: 2, API_TRUST_PROXY: '1' } });
+  try {
+    // A client sends its own X-Forwarded-For; the ingress appends the address it saw.
+    const from = (forged: string, real: string) => proxied.inject({ method: 'GET', url: `/api/v1/studies/${MASS}`, headers: { ...READER, 'x-forwarded-for': `${forged}, ${real}` } });
+    const codes = [(await from('1.1.1.1', '10.0.0.7')).statusCode, (await from('2.2.2.2', '10.0.0.7')).statusCode, (await from('3.3.3.3', '10.0.0.7')).statusCode];
+    expect(codes).toEqual([200, 200, 429]);
+    expect((await from('1.1.1.1', '10.0.0.8')).statusCode).toBe(200);
+    const lines = readFileSync(auditFile(deps.config.DATA_DIR), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.ip)).toEqual(['10.0.0.7', '10.0.0.7', '10.0.0.8']);
   } finally {
     await proxied.close();
   }
@@ -171,6 +191,21 @@ describe('validation', () => {
     expect(media.statusCode).toBe(415);
     expect(media.headers['content-type']).toMatch(/problem\+json/);
     expect(media.json().detail).toMatch(/application\/xml/);
+    // text/plain is not JSON either (Fastify would parse it as a string and fail validation with 400).
+    const text = await app.inject({ method: 'POST', url: '/api/v1/queries', headers: { ...ADMIN, 'content-type': 'text/plain' }, payload: 'acute infarct' });
+    expect(text.statusCode).toBe(415);
+    expect(text.json()).toMatchObject({ title: 'Unsupported Media Type', detail: 'send the body as application/json, not text/plain' });
+    const proto = await app.inject({ method: 'POST', url: '/api/v1/queries', headers: { ...ADMIN, 'content-type': 'application/json' }, payload: '{"__proto__": {"admin": true}, "id": "x1", "text": "abc", "priority": "STAT"}' });
+    expect(proto.statusCode).toBe(400);
+    expect(proto.json().detail).toMatch(/"__proto__".*prototype pollution/);
+    const ctor = await app.inject({ method: 'POST', url: '/api/v1/queries', headers: { ...ADMIN, 'content-type': 'application/json' }, payload: '{"constructor": {"prototype": {"admin": true}}}' });
+    expect(ctor.json().detail).toMatch(/prototype pollution/);
+    const broken = await app.inject({ method: 'POST', url: '/api/v1/queries', headers: { ...ADMIN, 'content-type': 'application/json; charset=utf-8' }, payload: '{"id": "x1", "text": "private words"' });
+    expect(broken.statusCode).toBe(400);
+    expect(broken.json().detail).toMatch(/^the body is not valid JSON/);
+    expect(broken.json().detail).not.toContain('private words');
+    const ok = await app.inject({ method: 'POST', url: '/api/v1/queries', headers: { ...ADMIN, 'content-type': 'application/json; charset=utf-8' }, payload: '{"id": "x1"}' });
+    expect(ok.json().detail).toContain('body/text'); // parsed, then validated
     const big = await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/report-check`, headers: READER, payload: { report: 'x'.repeat(300_000) } });
     expect(big.statusCode).toBe(413);
     expect(big.json()).toMatchObject({ title: 'Content Too Large', detail: expect.stringContaining('256 KiB') });
@@ -469,14 +504,14 @@ describe('audit log', () => {
         expect.objectContaining({ user: 'dr-reader', action: 'study.report-check', StudyInstanceUID: INFARCT }),
       ]),
     );
-    const raw = readFileSync(path.join(dataDir, 'audit', 'api-audit.jsonl'), 'utf8');
+    const raw = readFileSync(auditFile(dataDir), 'utf8');
     expect(raw).not.toContain('secret words');
     expect(raw).not.toContain('private draft');
     for (const l of lines) expect(Date.parse(l.at as string)).not.toBeNaN();
   });
 
   test('after logrotate moves the file, reopening (SIGHUP in main) sends the next entries to a new file', async () => {
-    const file = path.join(dataDir, 'audit', 'api-audit.jsonl');
+    const file = auditFile(dataDir);
     await app.inject({ method: 'GET', url: `/api/v1/studies/${MASS}`, headers: READER });
     renameSync(file, `${file}.1`);
     await app.reopenAuditLog();

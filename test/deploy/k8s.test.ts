@@ -203,7 +203,13 @@ describe.each(OVERLAYS)('k8s/%s', (overlay) => {
     const objects = render(overlay);
     expect(byKind(objects, 'Ingress').map((i) => i.metadata.name)).toEqual(['neurotriage-api']);
     const env = containerEnv(objects, 'neurotriage-api');
-    expect(trustProxy(loadSection(ApiSettingsSchema, API_DEFAULTS, env).API_TRUST_PROXY)).toBe(1);
+    const trust = trustProxy(loadSection(ApiSettingsSchema, API_DEFAULTS, env).API_TRUST_PROXY) as (address: string, hop: number) => boolean;
+    expect([trust('10.244.0.9', 0), trust('10.244.0.9', 1)]).toEqual([true, false]);
+    // Only the ingress controller's namespace (and monitoring, for /metrics) reaches the API port.
+    const sources = byKind(objects, 'NetworkPolicy')
+      .filter((np) => matches(np.spec.podSelector.matchLabels, find(objects, 'Deployment', 'neurotriage-api').spec.template.metadata.labels))
+      .flatMap((np) => (np.spec.ingress ?? []).flatMap((r: { from: { namespaceSelector?: { matchLabels: Record<string, string> } }[] }) => r.from.map((f) => f.namespaceSelector?.matchLabels['kubernetes.io/metadata.name'] ?? 'other')));
+    expect([...new Set(sources)].sort()).toEqual(['ingress-nginx', 'monitoring']);
   });
 
   test('DATA_DIR is one ReadWriteMany claim with an explicit storage class (a parameter, docs/operations.md)', () => {

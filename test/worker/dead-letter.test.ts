@@ -60,7 +60,10 @@ describe('permanent failures -> dead-letter queue', () => {
       expect(metrics).toMatch(/neurotriage_worker_queue_jobs\{state="failed"\} 1/); // sampled at scrape time
       expect(metrics).toMatch(/neurotriage_worker_queue_oldest_job_age_seconds 0\n/); // nothing waits any more
       const m = readManifest(modelsDir);
-      expect(metrics).toContain(`neurotriage_worker_execution_provider_info{provider="cpu",model_version="${m.bundleId}@${m.version}"} 1`);
+      expect(metrics).toContain(`neurotriage_worker_execution_provider_info{provider="cpu",preferred="cpu",model_version="${m.bundleId}@${m.version}"} 1`);
+      // Reasons not seen yet are there at 0, so their first dead letter is an increase Prometheus sees.
+      expect(metrics).toMatch(/neurotriage_worker_dead_letters_total\{reason="stalled"\} 0\n/);
+      expect(metrics).toMatch(/neurotriage_worker_jobs_total\{outcome="unsupported"\} 0\n/);
     } finally {
       await Promise.all([queue.close(), dlq.close()]);
     }

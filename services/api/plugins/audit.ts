@@ -1,8 +1,12 @@
 // Append-only audit log (JSON lines): who read which study, who changed which query. User names come from the
 // token table; entries hold UIDs, query ids and counts, never patient data or the free text a user typed.
 // Each entry is written before the response leaves, so an unwritable log refuses the request (fail closed).
+// Every API process appends to its own file (the configured name with the host name in it): replicas on a shared
+// volume never append to one file, which O_APPEND does not make safe across NFS clients. The export
+// (routes/audit.ts) reads them all, rotated ones included (auditFiles).
 import { mkdirSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, readdir, type FileHandle } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -32,6 +36,40 @@ export interface AuditLog {
   /** Closes the file after the writes already queued; the next write opens the path again (logrotate, SIGHUP). */
   reopen(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Host names become part of a file name: keep letters, digits, '.', '_' and '-'. */
+function fileSafe(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '') || 'api';
+}
+
+/**
+ * This process's audit file: API_AUDIT_LOG_FILE with the instance name (the host name: a pod name in Kubernetes,
+ * the container id in compose) before its extension, e.g. audit/api-audit.jsonl -> audit/api-audit.<host>.jsonl.
+ */
+export function auditFileFor(configured: string, instance: string = hostname()): string {
+  const ext = path.extname(configured);
+  return path.join(path.dirname(configured), `${path.basename(configured, ext)}.${fileSafe(instance)}${ext}`);
+}
+
+/**
+ * Every audit file of every instance beside the configured name, current and rotated (logrotate's .1, .2.gz,
+ * -20261201 suffixes), and the single file of versions before per-instance files. Absolute paths, sorted.
+ */
+export async function auditFiles(configured: string): Promise<string[]> {
+  const dir = path.dirname(configured);
+  const ext = path.extname(configured);
+  const stem = path.basename(configured, ext);
+  const escape = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const pattern = new RegExp(`^${escape(stem)}(\\.[A-Za-z0-9_-][A-Za-z0-9._-]*)?${escape(ext)}([.-][A-Za-z0-9._-]+)?$`);
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return names.filter((n) => pattern.test(n)).sort().map((n) => path.join(dir, n));
 }
 
 /**
@@ -80,6 +118,8 @@ declare module 'fastify' {
 
 export const auditPlugin = fp(async function audit(app: FastifyInstance, opts: { log: AuditLog; clock: () => number }) {
   app.decorate('reopenAuditLog', () => opts.log.reopen());
+  // metricsPlugin is registered first when the app has metrics (app.ts); count only entries actually written.
+  const written = app.hasDecorator('metrics') ? () => app.metrics.auditWrites.inc() : () => undefined;
   app.decorate('audit', async (request: FastifyRequest, action: AuditAction, fields: Partial<AuditEntry> = {}) => {
     const user = request.user;
     await opts.log.write({
@@ -91,6 +131,7 @@ export const auditPlugin = fp(async function audit(app: FastifyInstance, opts: {
       ip: request.ip,
       ...fields,
     });
+    written();
   });
   app.addHook('onClose', async () => opts.log.close());
 });

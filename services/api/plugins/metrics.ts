@@ -3,7 +3,8 @@
 // the process defaults. Served at /metrics to a bearer token of any role (a `metrics` token reads nothing else).
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { collectProcessMetrics } from '../../../shared/process-metrics';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -13,7 +14,7 @@ declare module 'fastify' {
 
 export const metricsPlugin = fp(async function metrics(app: FastifyInstance, opts: { registry: Registry; defaults?: boolean }) {
   const { registry } = opts;
-  if (opts.defaults !== false) collectDefaultMetrics({ register: registry, prefix: 'neurotriage_api_' });
+  if (opts.defaults !== false) collectProcessMetrics(registry, 'api');
   const duration = new Histogram({
     name: 'neurotriage_api_http_request_duration_seconds',
     help: 'HTTP request duration by method, route template and status code',

@@ -1,11 +1,14 @@
 // Audit log export for the hospital's information-governance team: admins download the entries of a time window
 // as JSON lines (the file's own format), e.g. for a SIEM or a subject access review. The export is audited too.
-import { createReadStream, existsSync } from 'node:fs';
+// It reads every API instance's file, rotated and compressed ones included, merged in time order.
+import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { auditFiles } from '../plugins/audit';
 import { HttpProblem } from '../plugins/problems';
 import { problems } from '../schemas';
 
@@ -17,23 +20,51 @@ export const AuditQuery = Type.Object(
   { additionalProperties: false },
 );
 
-/** Streams the entries with from <= at < to; entries are ISO timestamps in UTC, so they compare as strings. */
-async function* entriesBetween(file: string, from: number, to: number): AsyncGenerator<string> {
-  if (!existsSync(file)) return;
-  const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
-  for await (const line of lines) {
-    if (!line) continue;
-    let at: number;
-    try {
-      at = Date.parse((JSON.parse(line) as { at?: string }).at ?? '');
-    } catch {
-      continue; // a torn last line after a crash: skip it, keep the rest
+interface Entry {
+  at: number;
+  line: string;
+}
+
+/** One file's entries with from <= at < to, in file order; .gz (rotated and compressed) files are unzipped. */
+async function* entriesOf(file: string, from: number, to: number): AsyncGenerator<Entry> {
+  const raw = createReadStream(file);
+  const input = file.endsWith('.gz') ? raw.pipe(createGunzip()) : raw;
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  try {
+    for await (const line of lines) {
+      if (!line) continue;
+      let at: number;
+      try {
+        at = Date.parse((JSON.parse(line) as { at?: string }).at ?? '');
+      } catch {
+        continue; // a torn last line after a crash: skip it, keep the rest
+      }
+      if (at >= from && at < to) yield { at, line };
     }
-    if (at >= from && at < to) yield `${line}\n`;
+  } finally {
+    raw.destroy();
   }
 }
 
-export async function auditRoutes(fastify: FastifyInstance, opts: { file: string }): Promise<void> {
+/**
+ * The entries of every instance's files (current and rotated) as one stream ordered by time: each file is in
+ * time order already (one process appends it), so a k-way merge of their heads is enough, whatever the count.
+ */
+async function* entriesBetween(configured: string, from: number, to: number): AsyncGenerator<string> {
+  const sources = (await auditFiles(configured)).map((f) => entriesOf(f, from, to));
+  const heads: (Entry | undefined)[] = await Promise.all(sources.map(async (s) => (await s.next()).value ?? undefined));
+  for (;;) {
+    let min = -1;
+    heads.forEach((h, i) => {
+      if (h && (min < 0 || h.at < heads[min]!.at)) min = i;
+    });
+    if (min < 0) return;
+    yield `${heads[min]!.line}\n`;
+    heads[min] = (await sources[min].next()).value ?? undefined;
+  }
+}
+
+export async function auditRoutes(fastify: FastifyInstance, opts: { /** API_AUDIT_LOG_FILE, absolute: the files beside it are read. */ file: string }): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.get(
     '/api/v1/audit',

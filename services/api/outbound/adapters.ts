@@ -16,6 +16,8 @@ import { buildWebhookPayload, postWebhook } from './webhook/webhook';
 
 export interface OutboundAdapter {
   readonly name: Adapter;
+  /** Versions of a study must reach the peer in order (HL7: the RIS applies each message as it comes). */
+  readonly ordered?: boolean;
   /** Why this result is not for this adapter, or null to send it. */
   skipReason(result: StudyResult): string | null;
   /** Resolves with a short outcome code (e.g. "AA", "0x0000", "204"); throws Retryable/PermanentDeliveryError. */
@@ -46,6 +48,7 @@ export function createHl7Adapter(target: Hl7Target, deps: Hl7AdapterDeps = {}): 
   const { source } = deps;
   return {
     name: 'hl7',
+    ordered: true,
     // Without an accession number and without stored instances to read it from, the RIS cannot match an order.
     skipReason: (result) => (result.AccessionNumber?.trim() || source ? null : 'no-accession'),
     async deliver(result, key) {

@@ -1,6 +1,7 @@
 // Prometheus metrics of the outbound adapters, registered on the Registry the process passes in (no global
 // default registry). Labels are bounded: adapter names and short reason codes, never UIDs.
 import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Adapter } from './errors';
 
 export interface OutboundMetrics {
   sent: Counter<'adapter'>;
@@ -16,9 +17,14 @@ function once<T>(registry: Registry, name: string, make: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? make();
 }
 
-export function createOutboundMetrics(registry: Registry): OutboundMetrics {
+/**
+ * `adapters`: the configured ones. Their delivered and dead-lettered counters are exported at 0 from the start, so
+ * the first dead letter is an increase Prometheus sees (NeurotriageOutboundDeadLetters) rather than a series that
+ * is born at 1.
+ */
+export function createOutboundMetrics(registry: Registry, adapters: readonly Adapter[] = []): OutboundMetrics {
   const registers = [registry];
-  return {
+  const metrics: OutboundMetrics = {
     sent: once(registry, 'neurotriage_outbound_sent_total', () => new Counter({
       name: 'neurotriage_outbound_sent_total',
       help: 'Results delivered and acknowledged (HL7 AA/CA, C-STORE success or warning, webhook 2xx), by adapter',
@@ -58,4 +64,9 @@ export function createOutboundMetrics(registry: Registry): OutboundMetrics {
       registers,
     })),
   };
+  for (const adapter of adapters) {
+    metrics.sent.inc({ adapter }, 0);
+    metrics.deadLettered.inc({ adapter }, 0);
+  }
+  return metrics;
 }

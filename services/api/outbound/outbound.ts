@@ -2,6 +2,10 @@
 // jobId = delivery key (StudyInstanceUID + result version) so a duplicate enqueue is a no-op, attempts with
 // exponential backoff, permanent failures ended at once with UnrecoverableError, and a dead-letter copy of every
 // delivery given up. Job data holds UIDs and the version only; the result is read from Redis when the job runs.
+// HL7 is ordered per RIS across every API replica: its queue has a BullMQ global concurrency of 1 (one message in
+// flight in the whole deployment, so a newer version cannot overtake an older one in flight), and a per-study
+// watermark of the newest version the RIS acknowledged stops an older version from being sent after it
+// (docs/hl7-interface.md, "Ordering").
 import { once } from 'node:events';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { log as dimseLog } from 'dcmjs-dimse';
@@ -11,6 +15,7 @@ import type { Logger } from '../../../shared/logger';
 import { connectRedis } from '../../../shared/redis';
 import { PRIORITIES } from '../../../shared/model-manifest';
 import { resultKeys, worklistClassRange, type StudyResult } from '../../../shared/results';
+import { KEY_PREFIX } from '../../../shared/studies';
 import { createHl7Adapter, createSrAdapter, createWebhookAdapter, type OutboundAdapter } from './adapters';
 import type { OutboundConfig } from './config';
 import { asDeliveryError, isPermanent, reasonOf, SkipDelivery, type Adapter } from './errors';
@@ -25,8 +30,31 @@ export const OUTBOUND_QUEUES: Record<Adapter, string> = {
 export const deadLetterQueueName = (adapter: Adapter): string => `${OUTBOUND_QUEUES[adapter]}-dead-letter`;
 export const DELIVER_JOB = 'deliver';
 
-/** HL7 keeps one message in flight (ordering per RIS); the others may overlap. */
+/** Jobs one API process runs at once per adapter. */
 const CONCURRENCY: Record<Adapter, number> = { hl7: 1, sr: 2, webhook: 4 };
+/**
+ * Jobs all API processes together run at once (BullMQ global concurrency, kept in Redis): HL7 has one message in
+ * flight per RIS whatever the number of replicas; the others may overlap across replicas.
+ */
+const GLOBAL_CONCURRENCY: Partial<Record<Adapter, number>> = { hl7: 1 };
+
+/**
+ * String: the newest result version of a study the adapter's peer acknowledged. Kept 8 days: longer than a failed
+ * job stays retryable (removeOnFail, 7 days), after which no older version of the study can be sent any more.
+ */
+export const sentVersionKey = (adapter: Adapter, StudyInstanceUID: string): string => `${KEY_PREFIX}:outbound:${adapter}:sent:${StudyInstanceUID}`;
+const SENT_VERSION_TTL_MS = 8 * 24 * 3600 * 1000;
+
+/** Raises the watermark to ARGV[1] when higher (never lowers it) and renews its TTL. KEYS: sentVersionKey. */
+const RECORD_SENT = `
+local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > current then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return current
+`;
 
 export interface OutboundJobData {
   StudyInstanceUID: string;
@@ -87,16 +115,24 @@ export async function readResult(redis: Redis, StudyInstanceUID: string): Promis
 
 /**
  * Runs one delivery: the plain function behind the BullMQ processor (tests call it directly). A result that was
- * re-scored since the job was queued is not sent: the newer version has its own job.
+ * re-scored since the job was queued is not sent: the newer version has its own job. For an ordered adapter
+ * (HL7) a version older than one the peer already acknowledged is not sent either, and an acknowledged version
+ * raises the study's watermark.
  */
 export async function execOutboundJob(adapter: OutboundAdapter, data: OutboundJobData, redis: Redis): Promise<JobOutcome> {
   const result = await readResult(redis, data.StudyInstanceUID);
   if (!result) return { status: 'skipped', detail: 'result-missing' };
   if (Math.trunc(result.scoredAt) !== data.version) return { status: 'superseded', detail: `now v${Math.trunc(result.scoredAt)}` };
+  const watermark = adapter.ordered ? sentVersionKey(adapter.name, data.StudyInstanceUID) : undefined;
+  if (watermark) {
+    const sent = Number((await redis.get(watermark)) ?? -1);
+    if (sent > data.version) return { status: 'superseded', detail: `v${sent} already acknowledged` };
+  }
   const skip = adapter.skipReason(result);
   if (skip) return { status: 'skipped', detail: skip };
   try {
     const detail = await adapter.deliver(result, deliveryKey(data.StudyInstanceUID, data.version));
+    if (watermark) await redis.eval(RECORD_SENT, 1, watermark, String(data.version), String(SENT_VERSION_TTL_MS));
     return { status: 'delivered', detail, scoredAt: result.scoredAt };
   } catch (err) {
     if (err instanceof SkipDelivery) return { status: 'skipped', detail: err.reason };
@@ -125,7 +161,6 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
   if (!config.hl7 && !config.sr && !config.webhook) return disabledOutbound();
   const { logger } = deps;
   const now = deps.now ?? Date.now;
-  const metrics: OutboundMetrics = createOutboundMetrics(deps.registry);
   // Producer connection fails fast; the worker connection waits (BullMQ's blocking commands need that).
   const redis = connectRedis(deps.redisUrl, 'producer');
   const workerRedis = connectRedis(deps.redisUrl, 'worker');
@@ -135,6 +170,7 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
   if (config.hl7) adapters.push(createHl7Adapter(config.hl7, { logger, now, source: { redis, dataDir: deps.dataDir } }));
   if (config.sr) adapters.push(createSrAdapter(config.sr, { redis, dataDir: deps.dataDir, softwareVersion: deps.softwareVersion ?? 'neurotriage', now }));
   if (config.webhook) adapters.push(createWebhookAdapter(config.webhook, { fetch: deps.fetch, now }));
+  const metrics: OutboundMetrics = createOutboundMetrics(deps.registry, adapters.map((a) => a.name));
 
   const queues = new Map<Adapter, Queue<OutboundJobData>>();
   const deadLetters = new Map<Adapter, Queue<DeadLetterData>>();
@@ -248,6 +284,9 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
       // dcmjs-dimse logs every association through a global loglevel logger; ours records outcomes per delivery.
       if (config.sr) dimseLog.setLevel('silent');
       for (const adapter of adapters) {
+        const global = GLOBAL_CONCURRENCY[adapter.name];
+        // Idempotent: every replica sets the same value at start.
+        if (global !== undefined) await queues.get(adapter.name)!.setGlobalConcurrency(global);
         const worker = new Worker<OutboundJobData, JobOutcome>(OUTBOUND_QUEUES[adapter.name], (job) => runJob(adapter, job), {
           connection: workerRedis,
           concurrency: CONCURRENCY[adapter.name],

@@ -1,5 +1,6 @@
 // A real MLLP peer for tests: a node:net server on 127.0.0.1:0 whose connections are framed and parsed by
-// @medplum/hl7's Hl7Connection (the library the sender uses). A script decides each reply: AA, AE, AR or none.
+// @medplum/hl7's Hl7Connection (the library the sender uses). A script decides each reply: AA, AE, AR or none,
+// at once or when a promise it returns settles (a RIS slow to acknowledge).
 // Like a RIS, it records a message (in memory, the "durable write") before it acknowledges it.
 import net from 'node:net';
 import type { Hl7Message } from '@medplum/core';
@@ -14,8 +15,11 @@ export interface MllpPeer {
   /** Date.now() when each message of `received` arrived (for latency figures: ACK goes out right after). */
   receivedAt: number[];
   connections: number;
+  /** Messages received and not answered yet, now and at most at once (a reply of 'none' stays unanswered). */
+  unanswered: number;
+  maxUnanswered: number;
   /** Decides the reply to the next message; default AA. */
-  reply: (message: Hl7Message, index: number) => PeerReply;
+  reply: (message: Hl7Message, index: number) => PeerReply | Promise<PeerReply>;
   waitFor(count: number, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -28,6 +32,8 @@ export async function startMllpPeer(): Promise<MllpPeer> {
     received: [],
     receivedAt: [],
     connections: 0,
+    unanswered: 0,
+    maxUnanswered: 0,
     reply: () => 'AA',
     waitFor(count, timeoutMs = 10_000) {
       return new Promise<void>((resolve, reject) => {
@@ -56,9 +62,14 @@ export async function startMllpPeer(): Promise<MllpPeer> {
       const index = peer.received.length;
       peer.received.push(event.message);
       peer.receivedAt.push(Date.now());
+      peer.unanswered += 1;
+      peer.maxUnanswered = Math.max(peer.maxUnanswered, peer.unanswered);
       for (const w of waiters.splice(0)) w();
-      const reply = peer.reply(event.message, index);
-      if (reply !== 'none') connection.send(event.message.buildAck({ ackCode: reply }));
+      void Promise.resolve(peer.reply(event.message, index)).then((reply) => {
+        if (reply === 'none') return;
+        peer.unanswered -= 1;
+        connection.send(event.message.buildAck({ ackCode: reply }));
+      });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -1,6 +1,7 @@
 // Where a study's outcome is written: the result JSON and image vectors (shared/results.ts keys), the study's
-// status, the worklist and the pending set, all in one MULTI so a reader never sees half a result. Every write is
-// by key (SET, HSET, ZADD, SREM), so a re-delivered job overwrites instead of duplicating.
+// status, the worklist and the pending set, all in one Lua script so a reader never sees half a result. Every write
+// is by key (SET, HSET, ZADD, SREM), so a re-delivered job overwrites instead of duplicating. The study leaves the
+// pending set only when no instance arrived while it was scored (its status is still the job's 'scoring').
 import type { Redis } from 'ioredis';
 import { resultKeys, worklistScore, type StudyResult } from '../../shared/results';
 import { keys, scanStudyUids, type StudyStatus } from '../../shared/studies';
@@ -33,28 +34,48 @@ export async function studyMeta(redis: Redis, uid: string): Promise<{ receivedAt
 }
 
 /**
- * Writes the scored study atomically and announces it on the scored channel. The result gets the study's next
- * resultVersion first (HINCRBY: a failed write only skips a number, versions never repeat).
+ * The result write. The result, vectors and worklist entry are always written (the worklist shows what was scored
+ * at once), but the study becomes 'scored' and leaves the pending set only while its status is still 'scoring'
+ * as the job set it: the listener's arrival script sets 'received' (then 'queued') on every new instance, so any
+ * other status means an instance arrived during scoring. The study then stays pending with the listener's status,
+ * and is scored again by the follow-up job the listener queues, or, should the listener die before queueing it,
+ * by the re-queue of pending studies at the next listener start. Returns 1 when the study is done, 0 when not.
+ * KEYS: result, vectors, study hash, worklist, untriaged index, pending set.
+ * ARGV: result JSON, scoredAt, priority, worklist score, StudyInstanceUID, then vector field/value pairs.
  */
-export async function writeResult(redis: Redis, result: StudyResult, vectors: Record<string, Float32Array>): Promise<void> {
+const WRITE_RESULT = `
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+if #ARGV > 5 then redis.call('HSET', KEYS[2], unpack(ARGV, 6)) end
+redis.call('HSET', KEYS[3], 'priority', ARGV[3])
+redis.call('HDEL', KEYS[3], 'failureReason')
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
+redis.call('ZREM', KEYS[5], ARGV[5])
+if redis.call('HGET', KEYS[3], 'status') ~= 'scoring' then return 0 end
+redis.call('HSET', KEYS[3], 'status', 'scored', 'statusAt', ARGV[2])
+redis.call('SREM', KEYS[6], ARGV[5])
+return 1
+`;
+
+/**
+ * Writes the scored study atomically and announces it on the scored channel. The result gets the study's next
+ * resultVersion first (HINCRBY: a failed write only skips a number, versions never repeat). Resolves false when an
+ * instance arrived while the study was scored: the study then stays pending (see WRITE_RESULT) and is scored again.
+ */
+export async function writeResult(redis: Redis, result: StudyResult, vectors: Record<string, Float32Array>): Promise<boolean> {
   const uid = result.StudyInstanceUID;
   result.resultVersion = await redis.hincrby(keys.study(uid), 'resultVersion', 1);
-  const fields: Record<string, Buffer> = {};
-  for (const [name, v] of Object.entries(vectors)) fields[name] = vectorToBuffer(v);
-  const tx = redis
-    .multi()
-    .set(resultKeys.result(uid), JSON.stringify(result))
-    .del(resultKeys.vectors(uid));
-  if (Object.keys(fields).length > 0) tx.hset(resultKeys.vectors(uid), fields);
-  tx.hset(keys.study(uid), { status: 'scored', statusAt: result.scoredAt, priority: result.priority })
-    .hdel(keys.study(uid), 'failureReason')
-    .zadd(resultKeys.worklist(), worklistScore(result.priority, result.receivedAt, result.priorityProbability), uid)
-    .zrem(keys.untriagedStudies(), uid)
-    .srem(keys.pendingStudies(), uid);
-  const res = await tx.exec();
-  const failed = res?.find(([err]) => err);
-  if (!res || failed) throw new Error(`writing the result failed: ${failed?.[0]?.message ?? 'transaction aborted'}`);
+  const fields: (string | Buffer)[] = [];
+  for (const [name, v] of Object.entries(vectors)) fields.push(name, vectorToBuffer(v));
+  const done = await redis.eval(
+    WRITE_RESULT,
+    6,
+    resultKeys.result(uid), resultKeys.vectors(uid), keys.study(uid), resultKeys.worklist(), keys.untriagedStudies(), keys.pendingStudies(),
+    JSON.stringify(result), String(result.scoredAt), result.priority, String(worklistScore(result.priority, result.receivedAt, result.priorityProbability)), uid,
+    ...fields,
+  );
   await redis.publish(resultKeys.scoredChannel(), uid);
+  return done === 1;
 }
 
 /**

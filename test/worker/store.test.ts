@@ -1,13 +1,16 @@
 // Results store and query vectors against a real Redis (private, AOF on): one result per study however often it is
-// written, atomic status/worklist/pending updates, vectors round-tripped as float32 LE; query changes picked up
-// without a restart and re-embedded only for new sentences.
+// written, atomic status/worklist/pending updates, a study that got an instance during scoring left pending (with
+// the listener's real arrival script), vectors round-tripped as float32 LE; query changes picked up without a
+// restart and re-embedded only for new sentences.
 import { connectRedis } from '../../shared/redis';
 import { queryKeys, changeQuery } from '../../shared/queries';
 import { resultKeys, type StudyResult } from '../../shared/results';
-import { keys } from '../../shared/studies';
+import { STUDY_QUEUE, keys, type StudyJobData } from '../../shared/studies';
 import type { Manifest, TriageQuery } from '../../shared/model-manifest';
 import { createLogger } from '../../shared/logger';
-import { backfillUntriagedIndex, bufferToVector, markStudyFailed, studyMeta, writeResult } from '../../services/worker/store';
+import { Queue } from 'bullmq';
+import { backfillUntriagedIndex, bufferToVector, markStudyFailed, setStudyStatus, studyMeta, writeResult } from '../../services/worker/store';
+import { StudyAssembler } from '../../services/listener/study-assembler';
 import { createQuerySource } from '../../services/worker/query-vectors';
 import { startRedis, type TestRedis } from '../helpers/redis';
 
@@ -64,6 +67,7 @@ describe('worker results store (real Redis)', () => {
     await client.hset(keys.study(uid), { status: 'scoring', firstReceivedAt: 5000, lastReceivedAt: 6000 });
     await markStudyFailed(client, uid, 'failed', 'decode: truncated pixel data');
     expect(await client.zscore(keys.untriagedStudies(), uid)).toBe('6000');
+    await setStudyStatus(client, uid, 'scoring'); // sent again and re-scored: the job sets 'scoring' first
     await writeResult(client, { ...result('ROUTINE', 5000), StudyInstanceUID: uid }, {});
     expect(await client.zscore(keys.untriagedStudies(), uid)).toBeNull();
   });
@@ -80,6 +84,39 @@ describe('worker results store (real Redis)', () => {
     expect(await client.zrange(keys.untriagedStudies(), '0', '-1', 'WITHSCORES')).toEqual(expect.arrayContaining(['1.2.3.6', '7000', '1.2.3.7', '8000']));
     expect(await client.zscore(keys.untriagedStudies(), '1.2.3.8')).toBeNull();
     expect(await backfillUntriagedIndex(client)).toBe(0);
+  });
+
+  it('a study that received an instance while it was scored keeps its result but stays pending, and a listener restart re-queues it', async () => {
+    const uid = '1.2.826.0.1.3680043.8.498.77';
+    const queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection: client });
+    // The listener's own arrival script (services/listener/study-assembler.ts), on the same Redis.
+    const assembler = new StudyAssembler({ redis: client, queue, quietMs: 60_000 });
+    const arrive = (sop: string) => assembler.recordArrival({ StudyInstanceUID: uid, SOPInstanceUID: sop, storageKey: `store/${uid}/1.2/${sop}.dcm`, bytes: 100 });
+    try {
+      await arrive(`${uid}.1`);
+      await setStudyStatus(client, uid, 'scoring'); // the job starts (queue.ts)
+      await arrive(`${uid}.2`); // an instance arrives mid-scoring; its listener dies before it schedules the study
+      const v = Float32Array.from([1, 0]);
+      expect(await writeResult(client, { ...result('URGENT', 5000), StudyInstanceUID: uid }, { combined: v })).toBe(false);
+      // The result is on the worklist, but the study is not finished: received, still pending.
+      expect(JSON.parse((await client.get(resultKeys.result(uid)))!).priority).toBe('URGENT');
+      expect(await client.zscore(resultKeys.worklist(), uid)).not.toBeNull();
+      expect(await client.hget(keys.study(uid), 'status')).toBe('received');
+      expect(await client.sismember(keys.pendingStudies(), uid)).toBe(1);
+      // The next listener start re-queues it, so the second instance is scored.
+      expect(await assembler.requeuePending()).toBeGreaterThanOrEqual(1);
+      const jobs = await queue.getJobs(['delayed', 'waiting']);
+      expect(jobs.map((j) => j.data.StudyInstanceUID)).toContain(uid);
+      // Scored again with nothing new arriving: now it is done.
+      await setStudyStatus(client, uid, 'scoring');
+      expect(await writeResult(client, { ...result('STAT', 5000), StudyInstanceUID: uid }, { combined: v })).toBe(true);
+      expect(await client.hget(keys.study(uid), 'status')).toBe('scored');
+      expect(await client.sismember(keys.pendingStudies(), uid)).toBe(0);
+    } finally {
+      await assembler.drain();
+      await queue.obliterate({ force: true });
+      await queue.close();
+    }
   });
 });
 

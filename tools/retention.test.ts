@@ -68,6 +68,7 @@ async function storeStudy(uid: string, lastReceivedAt: number): Promise<void> {
 
 async function scored(uid: string, scoredAt: number, lastReceivedAt = T0 - 1000): Promise<void> {
   await storeStudy(uid, lastReceivedAt);
+  await redis.hset(keys.study(uid), 'status', 'scoring'); // as the worker's job does before it writes the result
   await writeResult(redis, result(uid, scoredAt), { T2: new Float32Array([0.5, 0.25]) });
 }
 

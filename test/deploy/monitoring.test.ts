@@ -2,12 +2,20 @@
 // rule or a panel queries is one the services really export (names read from their source), every label matcher
 // names a label that metric has, promtool accepts the rules, the config and every panel's PromQL, and the alert
 // rules' unit tests pass. Needs promtool (Debian package prometheus, installed by npm run setup).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import YAML from 'yaml';
+import type { Redis } from 'ioredis';
+import { connectRedis } from '../../shared/redis';
+import { GAUGES_NAMED_TOTAL } from '../../shared/process-metrics';
+import { createWorkerMetrics, DEAD_LETTER_REASONS, JOB_OUTCOMES } from '../../services/worker/metrics';
+import { createOutboundMetrics } from '../../services/api/outbound/metrics';
+import { startRedis, type TestRedis } from '../helpers/redis';
+import { buildTestApp, READER, SCRAPER } from '../api/helpers';
+import { collectProcessMetrics, type ServiceName } from '../../shared/process-metrics';
 import { ROOT } from './manifests';
 
 const read = (p: string) => readFileSync(path.join(ROOT, p), 'utf8');
@@ -43,13 +51,24 @@ function exportedMetrics(): Map<string, Set<string>> {
       const labels = /labelNames:\s*\[([^\]]*)\]/.exec(m[3])?.[1].match(/'([^']+)'/g)?.map((s) => s.slice(1, -1)) ?? [];
       add(m[2], labels, m[1] === 'Histogram' || m[1] === 'Summary');
     }
-    // prom-client's process and Node.js metrics, under the prefix each service gives them.
+    // prom-client's process and Node.js metrics: under the prefix a service gives them, or (collectProcessMetrics)
+    // under their standard names with a service label.
+    const defaults: Registry[] = [];
     for (const m of src.matchAll(/collectDefaultMetrics\(\{[^}]*prefix:\s*'([a-z_]+)'/g)) {
       const registry = new Registry();
       collectDefaultMetrics({ register: registry, prefix: m[1] });
+      defaults.push(registry);
+    }
+    for (const m of src.matchAll(/collectProcessMetrics\([^,]+,\s*'([a-z]+)'\)/g)) {
+      const registry = new Registry();
+      collectProcessMetrics(registry, m[1] as ServiceName);
+      defaults.push(registry);
+    }
+    for (const registry of defaults) {
       for (const metric of registry.getMetricsAsArray()) {
         const type = (metric as unknown as { type: string }).type;
-        add(metric.name, (metric as unknown as { labelNames?: string[] }).labelNames ?? [], type === 'histogram' || type === 'summary');
+        const labels = [...((metric as unknown as { labelNames?: string[] }).labelNames ?? []), 'service'];
+        add(metric.name, labels, type === 'histogram' || type === 'summary');
       }
     }
   }
@@ -247,6 +266,110 @@ describe('grafana', () => {
       'neurotriage_listener_disk_free_bytes',
     ]) {
       expect(all).toContain(metric);
+    }
+  });
+});
+
+describe('what the services export (promtool check metrics, counters at 0)', () => {
+  let dir: string;
+  let server: TestRedis;
+  let redis: Redis;
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'nt-prom-metrics-'));
+    server = await startRedis();
+    redis = connectRedis(server.url, 'producer');
+    await new Promise((r) => redis.once('ready', r));
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** promtool check metrics reads the exposition on stdin and prints one line per problem (exit 1 if any). */
+  function checkMetrics(text: string): string {
+    const run = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    if (run.error) throw run.error;
+    return `${run.stdout}${run.stderr}`.trim();
+  }
+
+  test('the worker\'s /metrics passes promtool check metrics, with process metrics under their standard names', async () => {
+    const m = createWorkerMetrics({ defaultMetrics: true });
+    m.provider.set({ provider: 'cpu', preferred: 'cuda', model_version: 'b@1' }, 1);
+    m.batchSize.observe({ sequence: 'DWI' }, 1);
+    m.stageSeconds.observe({ stage: 'total' }, 0.5);
+    const text = await m.registry.metrics();
+    expect(checkMetrics(text)).toBe('');
+    expect(text).toMatch(/^process_resident_memory_bytes\{service="worker"\} \d+/m);
+    expect(text).not.toMatch(/_total\{[^}]*\} [\d.]+\n# HELP nodejs_active/);
+    for (const g of GAUGES_NAMED_TOTAL) expect(text).not.toContain(`${g}{`);
+  });
+
+  test('the API\'s /metrics (outbound adapters included) passes promtool check metrics', async () => {
+    const registry = new Registry();
+    const app = await buildTestApp(redis, { registry });
+    try {
+      createOutboundMetrics(registry, ['hl7', 'sr', 'webhook']);
+      await app.inject({ method: 'GET', url: '/api/v1/worklist', headers: READER });
+      const res = await app.inject({ method: 'GET', url: '/metrics', headers: SCRAPER });
+      expect(res.statusCode).toBe(200);
+      expect(checkMetrics(res.body)).toBe('');
+      expect(res.body).toMatch(/^nodejs_eventloop_lag_p99_seconds\{service="api"\} /m);
+      // The audit counter counts the read above.
+      expect(res.body).toMatch(/^neurotriage_api_audit_entries_total [1-9]/m);
+    } finally {
+      await app.close();
+    }
+  });
+
+  test('labelled counters exist at 0 before their first increment (a series born at 1 has no increase() to alert on)', async () => {
+    const text = await createWorkerMetrics().registry.metrics();
+    for (const reason of DEAD_LETTER_REASONS) expect(text).toContain(`neurotriage_worker_dead_letters_total{reason="${reason}"} 0\n`);
+    for (const outcome of JOB_OUTCOMES) expect(text).toContain(`neurotriage_worker_jobs_total{outcome="${outcome}"} 0\n`);
+    const registry = new Registry();
+    createOutboundMetrics(registry, ['hl7', 'webhook']);
+    const outbound = await registry.metrics();
+    for (const adapter of ['hl7', 'webhook']) {
+      expect(outbound).toContain(`neurotriage_outbound_dead_lettered_total{adapter="${adapter}"} 0\n`);
+      expect(outbound).toContain(`neurotriage_outbound_sent_total{adapter="${adapter}"} 0\n`);
+    }
+    expect(outbound).not.toContain('adapter="sr"'); // not configured, not exported
+  });
+
+  test('every reason the worker code dead-letters with is one of the reasons exported at 0', () => {
+    const reasons = new Set<string>();
+    for (const file of sourceFiles('services/worker')) {
+      const src = read(file);
+      for (const m of src.matchAll(/new PermanentStudyError\(\s*[^;]*?,\s*'([a-z-]+)'/g)) reasons.add(m[1]);
+      for (const m of src.matchAll(/reason = [^;]*'([a-z-]+)'/g)) reasons.add(m[1]);
+    }
+    expect(reasons.size).toBeGreaterThan(5);
+    expect([...reasons].filter((r) => !(DEAD_LETTER_REASONS as readonly string[]).includes(r))).toEqual([]);
+  });
+
+  test('the batch-size panel reads 1 when every batch is 1, and 8 when every batch is 8 (promtool, the code\'s buckets)', async () => {
+    const panel = panelExprs.find((p) => p.panel.startsWith('Inference batch size'))!;
+    const expr = panel.expr.replace(/\$__rate_interval/g, '5m');
+    const series = async (size: number) => {
+      const m = createWorkerMetrics();
+      for (let i = 0; i < 10; i++) m.batchSize.observe({ sequence: 'DWI' }, size);
+      const values = (await m.batchSize.get()).values.filter((v) => v.metricName?.endsWith('_bucket'));
+      // Ten batches a minute for 20 minutes: each bucket grows by what one minute's batches put in it.
+      return values.map((v) => ({ series: `neurotriage_worker_inference_batch_size_bucket{sequence="DWI", le="${v.labels.le}"}`, values: `0+${v.value}x20` }));
+    };
+    const tests = [];
+    for (const size of [1, 8]) {
+      tests.push({ interval: '1m', input_series: await series(size), promql_expr_test: [{ expr, eval_time: '15m', exp_samples: [{ labels: '{sequence="DWI"}', value: size }] }] });
+    }
+    writeFileSync(path.join(dir, 'batch.test.yml'), YAML.stringify({ tests }));
+    expect(promtool(['test', 'rules', path.join(dir, 'batch.test.yml')])).toMatch(/SUCCESS/);
+  });
+
+  test('counter panels fall back to 0 (or on() vector(0)), so an idle system shows 0 rather than "No data"', () => {
+    for (const p of panelExprs) {
+      const counter = /\b(increase|rate)\(neurotriage_\w+_total\b/.test(p.expr) && !p.expr.includes('histogram_quantile');
+      const listenerRate = /neurotriage_listener_(instances|received_bytes)_total/.test(p.expr); // traffic-shaped, by outcome
+      if (counter && !listenerRate) expect({ panel: p.panel, expr: p.expr }).toEqual({ panel: p.panel, expr: expect.stringMatching(/ or on\(\) vector\(0\)$/) });
     }
   });
 });

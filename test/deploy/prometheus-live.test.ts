@@ -168,8 +168,13 @@ test('scrapes every service, evaluates every rule, and answers every dashboard q
       withData.set(p.title, (withData.get(p.title) ?? false) || r.data.result.length > 0);
     }
   }
-  // Panels of current state must show something on a running system.
-  for (const title of ['Free disk under DATA_DIR', 'Study jobs by state', 'Model and execution provider in use', 'Targets up', 'Resident memory', 'Studies finished per hour', 'Instances received per minute']) {
+  // Panels of current state must show something on a running system, and counter panels 0 rather than nothing
+  // (counters exported at 0 per label, `or on() vector(0)` where no series exists yet).
+  for (const title of [
+    'Free disk under DATA_DIR', 'Study jobs by state', 'Model and execution provider in use', 'Targets up', 'Resident memory', 'Event loop lag p99',
+    'Studies finished per hour', 'Instances received per minute', 'Dead-lettered studies (24 h)', 'Dead letters per hour by reason',
+    'Retries and failures per hour', 'Outbound (HL7, SR, webhook)', 'API 5xx per minute', 'Waiting now',
+  ]) {
     expect({ title, data: withData.get(title) }).toEqual({ title, data: true });
   }
   const provider = await query('neurotriage_worker_execution_provider_info == 1');

@@ -1,6 +1,6 @@
 // Cross-study batching for the image encoders: volumes of the same sequence from concurrent jobs are gathered for
-// up to maxWaitMs (or until maxBatch are waiting) and run as one session call. On a GPU one batched call costs
-// little more than one volume (../shared/GPU.md); on CPU maxBatch 1 passes straight through.
+// up to maxWaitMs (or until maxBatch are waiting) and run as one session call. On a GPU one batched call is expected
+// to cost little more than one volume (not yet measured here: docs/gpu.md); on CPU maxBatch 1 passes straight through.
 import type { Sequence } from '../../shared/model-manifest';
 import type { ImageEmbedder, Volume } from './ports';
 

@@ -1,7 +1,7 @@
 // ONNX Runtime sessions with an ordered list of execution providers ('cuda' then 'cpu' by default): each is tried
 // in turn and the one that created the session is returned, so callers can log and report what actually runs.
 // The CUDA provider needs libonnxruntime_providers_cuda.so beside the onnxruntime-node binding (see
-// /work/shared/GPU.md); when it is absent we skip 'cuda' without asking ONNX Runtime, which would print an error.
+// docs/gpu.md); when it is absent we skip 'cuda' without asking ONNX Runtime, which would print an error.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';

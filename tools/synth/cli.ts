@@ -24,9 +24,18 @@ const USAGE = `Usage: npm run synth -- [options]
   --workers W            generation threads (default: cores, 0 = in process)
   --help`;
 
+/**
+ * `--preview` takes an optional count. node:util parseArgs has no optional values: a string option followed by
+ * another option is "ambiguous" and at the end "missing". So a `--preview` not followed by a count gets the default
+ * written in (`--preview=8`); `--preview 12` and `--preview=12` pass as they are.
+ */
+export function withPreviewDefault(argv: readonly string[], defaultCount = 8): string[] {
+  return argv.map((arg, i) => (arg === '--preview' && !/^\d+$/.test(argv[i + 1] ?? '') ? `--preview=${defaultCount}` : arg));
+}
+
 export async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
-    args: argv,
+    args: withPreviewDefault(argv),
     options: {
       n: { type: 'string', default: '10' },
       seed: { type: 'string', default: '1' },
@@ -63,7 +72,8 @@ export async function main(argv: string[]): Promise<number> {
   const seed = /^\d+$/.test(values.seed) ? Number(values.seed) : values.seed;
   const options: SynthOptions = { fast: values.fast, matrix, phrasingSet: phrasing, scannerSet: scanners, normalFraction };
   const out = values.out === 'none' ? undefined : path.resolve(values.out ?? `var/synth-${seed}`);
-  const previewCount = values.preview === undefined ? 0 : values.preview === '' || values.preview === 'true' ? 8 : Number(values.preview);
+  const previewCount = values.preview === undefined ? 0 : Number(values.preview);
+  if (!(Number.isInteger(previewCount) && previewCount >= 0)) throw new Error('--preview takes a count of studies (a whole number), or nothing for 8');
   const sender = values.send ? createStoreSender(parseTarget(values.send), values['calling-ae']) : undefined;
   const workers = values.workers !== undefined ? Number(values.workers) : Math.min(availableParallelism(), n);
 

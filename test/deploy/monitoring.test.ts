@@ -355,7 +355,7 @@ describe('what the services export (promtool check metrics, counters at 0)', () 
       for (let i = 0; i < 10; i++) m.batchSize.observe({ sequence: 'DWI' }, size);
       const values = (await m.batchSize.get()).values.filter((v) => v.metricName?.endsWith('_bucket'));
       // Ten batches a minute for 20 minutes: each bucket grows by what one minute's batches put in it.
-      return values.map((v) => ({ series: `neurotriage_worker_inference_batch_size_bucket{sequence="DWI", le="${v.labels.le}"}`, values: `0+${v.value}x20` }));
+      return values.map((v) => ({ series: `neurotriage_worker_inference_batch_size_bucket{sequence="DWI", le="${(v.labels as Record<string, string | number>).le}"}`, values: `0+${v.value}x20` }));
     };
     const tests = [];
     for (const size of [1, 8]) {

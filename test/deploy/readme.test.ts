@@ -45,7 +45,7 @@ describe.each(toRun)('verbatim: %s', (command) => {
     work = mkdtempSync(path.join(tmpdir(), 'nt-readme-'));
     // A scratch copy: sources and build settings copied, node_modules linked (npm run builds into ./dist here).
     for (const f of ['package.json', 'tsconfig.json', 'tsconfig.build.json']) copyFileSync(path.join(ROOT, f), path.join(work, f));
-    for (const d of ['services', 'shared', 'tools', 'scripts', 'bench']) cpSync(path.join(ROOT, d), path.join(work, d), { recursive: true });
+    for (const d of ['services', 'shared', 'tools', 'scripts', 'bench', 'test']) cpSync(path.join(ROOT, d), path.join(work, d), { recursive: true });
     symlinkSync(path.join(ROOT, 'node_modules'), path.join(work, 'node_modules'));
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));

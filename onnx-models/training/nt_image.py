@@ -2,6 +2,7 @@
 TypeScript volumes CLI, the worker's own preprocessing) to the frozen report vector of its study, by mean squared
 error. Exported to ONNX with input "volume" [batch, 1, D, H, W] and output "embedding" [batch, dim]."""
 import json
+import math
 import time
 
 import numpy as np
@@ -43,6 +44,83 @@ def augment(x, gen):
     return x * scale.to(x.device) + offset.to(x.device)
 
 
+def _u(gen, n, lo, hi):
+    return lo + (hi - lo) * torch.rand(n, generator=gen)
+
+
+_BASIS = {}
+
+
+def _bias_basis(d, h, w, dev):
+    """Second-order polynomial basis [9, D, H, W] in normalised coordinates (made once per shape and device)."""
+    key = (d, h, w, str(dev))
+    if key not in _BASIS:
+        zz, yy, xx = torch.meshgrid(torch.linspace(-1, 1, d, device=dev), torch.linspace(-1, 1, h, device=dev), torch.linspace(-1, 1, w, device=dev), indexing="ij")
+        _BASIS[key] = torch.stack([xx, yy, zz, xx * yy, yy * zz, xx * zz, xx * xx, yy * yy, zz * zz])
+    return _BASIS[key]
+
+
+def domain_randomise(x, gen, clip=5.0):
+    """Scanner-style randomisation of a batch of canonical volumes [B, 1, D, H, W] (foreground z-scores, clipped):
+    each volume goes back to a non-negative pseudo-signal (minus its background level), then gets, each with some
+    probability, a small rotation / scale / shift, a smooth multiplicative bias field, a random contrast curve
+    (gamma), Rician-like noise, through-plane blur (slice thickness) and in-plane resolution loss, and is z-scored
+    over its foreground again the way the service's preprocessing does. Training on this makes the CNNs care about
+    anatomy and lesions, not one scanner's contrast (issue: robust to scanners the model never saw)."""
+    b = x.shape[0]
+    dev = x.device
+    sig = x - x.amin(dim=(2, 3, 4), keepdim=True)  # background -> 0
+    # geometry: shifts of up to 3 voxels always (cheap); in a quarter of batches also a rotation of up to 8 degrees
+    # about each axis and a scale of 0.92-1.08 (grid resampling costs about a CNN step on CPU)
+    shifts = [int(v) for v in torch.randint(-3, 4, (3,), generator=gen)]
+    sig = torch.roll(sig, shifts=shifts, dims=(2, 3, 4))
+    if bool(torch.rand(1, generator=gen) < 0.25):
+        ang = (_u(gen, (b, 3), -8, 8) * math.pi / 180).to(dev)
+        scale = _u(gen, (b, 1), 0.92, 1.08).to(dev)
+        cx, sx = torch.cos(ang[:, 0]), torch.sin(ang[:, 0])
+        cy, sy = torch.cos(ang[:, 1]), torch.sin(ang[:, 1])
+        cz, sz = torch.cos(ang[:, 2]), torch.sin(ang[:, 2])
+        one, zero = torch.ones_like(cx), torch.zeros_like(cx)
+        rx = torch.stack([one, zero, zero, zero, cx, -sx, zero, sx, cx], 1).view(b, 3, 3)
+        ry = torch.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], 1).view(b, 3, 3)
+        rz = torch.stack([cz, -sz, zero, sz, cz, zero, zero, zero, one], 1).view(b, 3, 3)
+        theta = torch.cat([(rz @ ry @ rx) * scale.view(b, 1, 1), torch.zeros(b, 3, 1, device=dev)], 2)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        sig = F.grid_sample(sig, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    d, h, w = x.shape[2:]
+    # smooth bias field: a random low-order polynomial in normalised coordinates, exp of it (0.7-1.4x typical)
+    basis = _bias_basis(d, h, w, dev)
+    coef = (_u(gen, (b, 9), -0.25, 0.25) * (torch.rand(b, 1, generator=gen) < 0.8)).to(dev)
+    sig = sig * torch.exp(torch.einsum("bk,kdhw->bdhw", coef, basis)).unsqueeze(1)
+    # contrast curve: gamma 0.6-1.6 on the signal scaled to its 99th percentile
+    flat = sig.reshape(b, -1)[:, ::13]
+    top = flat.kthvalue(max(1, int(0.99 * flat.shape[1])), dim=1).values.clamp(min=1e-3).view(b, 1, 1, 1, 1)
+    gamma = torch.where(torch.rand(b, generator=gen) < 0.7, _u(gen, b, 0.6, 1.6), torch.ones(b)).to(dev).view(b, 1, 1, 1, 1)
+    sig = top * (sig / top).clamp(min=0) ** gamma
+    # through-plane blur (thicker slices) and in-plane resolution loss
+    if bool(torch.rand(1, generator=gen) < 0.5):
+        k = float(_u(gen, 1, 0.2, 0.45))
+        kernel = torch.tensor([k, 1 - 2 * k, k], dtype=x.dtype, device=dev).view(1, 1, 3, 1, 1)
+        sig = F.conv3d(F.pad(sig, (0, 0, 0, 0, 1, 1), mode="replicate"), kernel)
+    if bool(torch.rand(1, generator=gen) < 0.3):
+        f = float(_u(gen, 1, 1.2, 2.0))
+        small = F.interpolate(sig, size=(d, max(8, int(h / f)), max(8, int(w / f))), mode="trilinear", align_corners=False)
+        sig = F.interpolate(small, size=(d, h, w), mode="trilinear", align_corners=False)
+    # noise: Gaussian on both channels of the magnitude, sigma 0-6 % of the foreground mean
+    fg = sig > 0.1 * top
+    mean_fg = (sig * fg).sum(dim=(2, 3, 4), keepdim=True) / fg.sum(dim=(2, 3, 4), keepdim=True).clamp(min=1)
+    sigma = (_u(gen, b, 0.0, 0.06).to(dev).view(b, 1, 1, 1, 1)) * mean_fg
+    n1 = torch.randn(sig.shape, generator=gen).to(dev) * sigma
+    n2 = torch.randn(sig.shape, generator=gen).to(dev) * sigma
+    sig = torch.sqrt((sig + n1) ** 2 + n2 ** 2)
+    # back to foreground z-scores, as shared/imaging does (foreground: above a fraction of the robust top)
+    fg = sig > 0.15 * top
+    cnt = fg.sum(dim=(2, 3, 4), keepdim=True).clamp(min=10)
+    m = (sig * fg).sum(dim=(2, 3, 4), keepdim=True) / cnt
+    v = (((sig - m) ** 2) * fg).sum(dim=(2, 3, 4), keepdim=True) / cnt
+    return ((sig - m) / v.sqrt().clamp(min=1e-6)).clamp(-clip, clip)
+
+
 def _batches(volumes, idx, device):
     """A batch [B, 1, D, H, W] on the device from numpy volumes (host) or a tensor already on the device."""
     if torch.is_tensor(volumes):
@@ -52,6 +130,7 @@ def _batches(volumes, idx, device):
 
 def train(volumes, targets, epochs, seed, log, name, batch_size=8, lr=2e-3, val=None, width=8, aug=False, fine=False,
           device="cpu", budget_s=None):
+    """aug: False, True (shifts and intensity jitter) or "domain" (domain_randomise: scanner-style randomisation)."""
     """volumes: float32 [N, D, H, W] (memory-mapped is fine); targets: float32 [N, dim].
     device: "cpu" or "cuda" (the whole training set is moved to the GPU once). budget_s: cap the epochs so the
     run fits this many seconds, from the time of a few timed steps (the one-cycle schedule needs its length up
@@ -79,7 +158,9 @@ def train(volumes, targets, epochs, seed, log, name, batch_size=8, lr=2e-3, val=
         for s in range(0, len(order), batch_size):
             idx = np.sort(order[s : s + batch_size])
             x = _batches(volumes, idx, device)
-            if aug:
+            if aug == "domain":
+                x = domain_randomise(x, gen)
+            elif aug:
                 x = augment(x, gen)
             y = y_all[torch.as_tensor(idx, device=y_all.device)]
             loss = F.mse_loss(model(x), y)

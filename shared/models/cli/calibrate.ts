@@ -1,0 +1,119 @@
+// The training recipe's step 8 (evaluation side: no weight changes): scores a labelled calibration cohort with the
+// bundle through the service's own model layer and writes into its manifest, with the service's own calibration
+// code (shared/models/calibration.ts):
+//   - each query's calibration: Platt (a, b), the probability threshold for --target-sensitivity, the operating
+//     points, fitted for the query's text on this bundle version;
+//   - the study-level decision per priority class (STAT, URGENT): the probability that a study has a finding of the
+//     class is the highest probability among the bundle's queries of that class; the threshold that catches
+//     --stat-sensitivity (--urgent-sensitivity) of the studies with such a finding, and the table of sensitivity
+//     against false-positive rate a site chooses from.
+// Usage: node dist/shared/models/cli/calibrate.js --bundle DIR --volumes VOLDIR --labels labels.jsonl
+//          [--target-sensitivity 0.9] [--stat-sensitivity 0.95] [--urgent-sensitivity 0.9] [--threads 2]
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { ClassDecision, Decision, Manifest, TriageQuery } from '../../model-manifest';
+import { calibrate, operatingPoints, plattProbability, thresholdFromTable } from '../calibration';
+import { loadModels } from '../index';
+import { roc } from '../metrics';
+import { parseArgs } from './args';
+import { allQueries, scoreVolumes } from './score';
+
+export interface Label {
+  StudyInstanceUID: string;
+  normal: boolean;
+  findings: { type: string }[];
+}
+
+export function readLabels(file: string): Map<string, Label> {
+  return new Map(
+    readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Label).map((l) => [l.StudyInstanceUID, l]),
+  );
+}
+
+/** Ground truth for a query: its finding type is in the study (for normalQuery: the study is normal). */
+export function isPositive(label: Label, queryId: string): boolean {
+  return queryId === 'normal' ? label.normal : label.findings.some((f) => f.type === queryId);
+}
+
+/** The probability that a study has a finding of a class: the highest probability among that class's queries. */
+export function classProbability(queries: readonly TriageQuery[], probabilities: Record<string, number | null>, cls: 'STAT' | 'URGENT'): number {
+  let p = 0;
+  for (const q of queries) if (q.priority === cls && (q.origin ?? 'bundle') === 'bundle') p = Math.max(p, probabilities[q.id] ?? 0);
+  return p;
+}
+
+/** Whether a study has a finding of a class: a finding whose bundle query has that priority. */
+export function hasClass(queries: readonly TriageQuery[], label: Label, cls: 'STAT' | 'URGENT'): boolean {
+  return queries.some((q) => q.priority === cls && isPositive(label, q.id));
+}
+
+export function classDecision(probabilities: number[], positives: boolean[], targetSensitivity: number): ClassDecision {
+  const table = operatingPoints(probabilities, positives);
+  const chosen = thresholdFromTable(table, targetSensitivity);
+  return {
+    targetSensitivity,
+    threshold: chosen.threshold,
+    positives: positives.filter(Boolean).length,
+    negatives: positives.filter((x) => !x).length,
+    table,
+  };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2), {
+    bundle: undefined, volumes: undefined, labels: undefined, threads: '2', 'target-sensitivity': '0.9', 'stat-sensitivity': '0.95', 'urgent-sensitivity': '0.9',
+  });
+  const target = Number(args['target-sensitivity']);
+  const manifestPath = path.join(args.bundle, 'manifest.json');
+  // Score with the queries' raw scores: calibration is what this step writes, so any earlier one is dropped first.
+  const raw = JSON.parse(readFileSync(manifestPath, 'utf8')) as Manifest;
+  for (const q of [...raw.queries, ...(raw.normalQuery ? [raw.normalQuery] : [])]) delete q.calibration;
+  delete raw.decision;
+  writeFileSync(manifestPath, JSON.stringify(raw, null, 2));
+
+  const models = await loadModels(args.bundle, { executionProviders: ['cpu'], threads: Number(args.threads) });
+  const rows = await scoreVolumes(models, args.volumes, (_, i, n) => {
+    if ((i + 1) % 100 === 0 || i + 1 === n) console.log(`scored ${i + 1}/${n} calibration studies`);
+  });
+  await models.close();
+  const labels = readLabels(args.labels);
+  const scored = rows.filter((r) => labels.has(r.StudyInstanceUID));
+  const manifest = models.manifest;
+  const probabilities: Record<string, number | null>[] = scored.map(() => ({}));
+  for (const q of allQueries(models)) {
+    const scores = scored.map((r) => r.scores[q.id]);
+    const isNormal = q === manifest.normalQuery;
+    const y = scored.map((r) => isPositive(labels.get(r.StudyInstanceUID)!, q.id));
+    try {
+      q.calibration = calibrate(q, scores, y, { method: 'labelled-cohort', bundleVersion: manifest.version, targetSensitivity: isNormal ? 1 - (1 - target) / 2 : target });
+    } catch (err) {
+      console.log(`   ${q.id}: ${(err as Error).message}: left uncalibrated`);
+      continue;
+    }
+    const c = q.calibration;
+    scored.forEach((_, i) => (probabilities[i][q.id] = plattProbability(c, scores[i])));
+    console.log(`   ${q.id}: ${c.positives}/${c.studies} positive, AUC ${roc(scores, y).auc.toFixed(3)}, a ${c.a.toFixed(2)} b ${c.b.toFixed(2)}, ` +
+      `P >= ${c.threshold.toFixed(3)} gives sensitivity ${c.estimated.sensitivity.toFixed(3)} specificity ${c.estimated.specificity.toFixed(3)}`);
+  }
+  const decision: Partial<Decision> = {};
+  for (const [cls, t] of [['STAT', Number(args['stat-sensitivity'])], ['URGENT', Number(args['urgent-sensitivity'])]] as const) {
+    if (!manifest.queries.some((q) => q.priority === cls && q.calibration)) continue;
+    const p = scored.map((_, i) => classProbability(manifest.queries, probabilities[i], cls));
+    const y = scored.map((r) => hasClass(manifest.queries, labels.get(r.StudyInstanceUID)!, cls));
+    if (!y.some(Boolean) || y.every(Boolean)) continue;
+    decision[cls] = classDecision(p, y, t);
+    const at = decision[cls]!.table.find((r) => r.threshold === decision[cls]!.threshold)!;
+    console.log(`   decision ${cls}: P >= ${at.threshold.toFixed(3)} catches ${at.sensitivity.toFixed(3)} of ${decision[cls]!.positives} studies with a ${cls} finding, ` +
+      `${cls} for ${at.falsePositiveRate.toFixed(3)} of ${decision[cls]!.negatives} without`);
+  }
+  if (decision.STAT) manifest.decision = decision as Decision;
+  writeFileSync(manifestPath, JSON.stringify(manifest, null, 2));
+  console.log(`calibrated ${scored.length} studies into ${manifestPath}`);
+}
+
+if (require.main === module) {
+  main().catch((err: Error) => {
+    console.error(err.message);
+    process.exit(1);
+  });
+}

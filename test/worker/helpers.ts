@@ -9,9 +9,9 @@ import { keys, SCORE_STUDY_JOB, STUDY_QUEUE, studyStorageKey, type StudyJobData 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const BUILT_WORKER = path.join(ROOT, 'dist', 'services', 'worker', 'main.js');
 
-/** The thread pool and the child-process tests run compiled JS: `npm test` builds before jest. */
+/** The loader processes and the child-process tests run compiled JS: `npm test` builds before jest. */
 export function requireBuild(): void {
-  if (!existsSync(BUILT_WORKER) || !existsSync(path.join(ROOT, 'dist', 'services', 'worker', 'load-thread.js'))) {
+  if (!existsSync(BUILT_WORKER) || !existsSync(path.join(ROOT, 'dist', 'services', 'worker', 'load-process.js'))) {
     throw new Error(`${BUILT_WORKER} is missing: run npm run build first (npm test does)`);
   }
 }
@@ -25,7 +25,7 @@ export function workerEnv(opts: { redisUrl: string; dataDir: string; modelsDir: 
     EXECUTION_PROVIDERS: 'cpu',
     WORKER_METRICS_PORT: '0',
     WORKER_CONCURRENCY: '1',
-    WORKER_LOAD_THREADS: '1',
+    WORKER_LOAD_PROCESSES: '1',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     SHUTDOWN_TIMEOUT_SECONDS: '5',
     ...opts.extra,

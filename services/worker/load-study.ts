@@ -89,7 +89,8 @@ export function noVolumeError(v: Pick<StudyVolumes, 'series' | 'unreadable'>, se
   if (files === 0) return new PermanentStudyError('the study folder holds no files', 'study-empty');
   if (v.series.length === 0) {
     const reason = v.unreadable.some((u) => u.kind === 'too-large') ? 'too-large' : 'corrupt';
-    return new PermanentStudyError(`none of the ${v.unreadable.length} files is readable DICOM: ${v.unreadable[0]?.detail ?? ''}`.trim().slice(0, 500), reason);
+    const first = v.unreadable[0];
+    return new PermanentStudyError(`none of the ${v.unreadable.length} files is readable DICOM${first ? ` (${path.basename(first.file)}: ${first.detail})` : ''}`.slice(0, 500), reason);
   }
   // A series of a sequence we score that could not be used: its reason says whether the data is broken
   // (corrupt, geometry) or out of scope (not MR, not head).
@@ -116,7 +117,7 @@ export function createFolderLoader(): (studyDir: string, preprocessing: Preproce
     if (blocking.length > 0 && v.series.length > 0) {
       const first = blocking[0];
       throw new PermanentStudyError(
-        `${blocking.length} instance(s) cannot be read${describe(first.series)}: ${path.basename(first.file)}: ${first.detail.replace(/^cannot parse [^:]*: /, '')}`.slice(0, 500),
+        `${blocking.length} instance(s) cannot be read${describe(first.series)}: ${path.basename(first.file)}: ${first.detail}`.slice(0, 500),
         first.kind === 'too-large' ? 'too-large' : 'corrupt',
       );
     }

@@ -512,8 +512,8 @@ export function readInstance(data: Uint8Array | ArrayBuffer, file = '(buffer)'):
   return inst;
 }
 
-/** First read of a file's header; doubled until the walk reaches PixelData. */
-const FIRST_READ_BYTES = 64 * 1024;
+/** First read of a file's header (classic MR headers are 2-20 KB); doubled until the walk reaches PixelData. */
+const FIRST_READ_BYTES = 16 * 1024;
 /** A header (functional groups of thousands of frames) larger than this is refused rather than parsed. */
 export const MAX_HEADER_BYTES = 64 * 1024 * 1024;
 

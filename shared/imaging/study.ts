@@ -196,7 +196,7 @@ async function openFromDisk(file: string): Promise<ByteSource> {
 }
 
 function unreadableOf(name: string, e: unknown): UnreadableFile {
-  if (e instanceof DicomParseError) return { file: name, detail: e.message, kind: e.reason };
+  if (e instanceof DicomParseError) return { file: name, detail: e.detail, kind: e.reason };
   return { file: name, detail: e instanceof Error ? e.message : String(e), kind: 'io' };
 }
 

@@ -1,6 +1,8 @@
 // Shared pieces of the worker's integration tests: an environment for startWorker / the built worker process,
 // a study job enqueued the way the listener does, and polling helpers.
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -69,4 +71,20 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * The HTTP port of a built worker started with LOG_LEVEL=info and stdout piped: read from its "worker ready" log line.
+ * The rest of its log is passed through when TEST_LOG_LEVEL is set.
+ */
+export function readyPort(child: ChildProcess): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      if (process.env.TEST_LOG_LEVEL) process.stdout.write(`${line}\n`);
+      const m = /"metricsPort":(\d+)/.exec(line);
+      if (m && line.includes('worker ready')) resolve(Number(m[1]));
+    });
+    child.once('exit', (code, signal) => reject(new Error(`worker exited (${signal ?? code}) before it was ready`)));
+  });
 }

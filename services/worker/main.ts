@@ -71,6 +71,7 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
     metrics,
     readiness: async () => ({ redis: await redisCheck(healthRedis), models: modelsCheck }),
   });
+  log.info({ httpPort: server.port }, '/livez, /readyz and /metrics listening');
   // From here on, a failed start must not leave the server or the connection behind.
   const started: { close(): Promise<unknown> }[] = [server, { close: async () => healthRedis.disconnect() }];
   try {

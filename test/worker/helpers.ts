@@ -74,16 +74,18 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 }
 
 /**
- * The HTTP port of a built worker started with LOG_LEVEL=info and stdout piped: read from its "worker ready" log line.
- * The rest of its log is passed through when TEST_LOG_LEVEL is set.
+ * The HTTP port of a built worker started with LOG_LEVEL=info and stdout piped, from its log: `when` "ready" waits
+ * for the "worker ready" line (models loaded, jobs taken), "listening" for the HTTP server's first line. The rest of
+ * its log is passed through when TEST_LOG_LEVEL is set.
  */
-export function readyPort(child: ChildProcess): Promise<number> {
+export function readyPort(child: ChildProcess, when: 'ready' | 'listening' = 'ready'): Promise<number> {
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
+    const pattern = when === 'ready' ? /"metricsPort":(\d+).*"msg":"worker ready"/ : /"httpPort":(\d+)/;
     lines.on('line', (line) => {
       if (process.env.TEST_LOG_LEVEL) process.stdout.write(`${line}\n`);
-      const m = /"metricsPort":(\d+)/.exec(line);
-      if (m && line.includes('worker ready')) resolve(Number(m[1]));
+      const m = pattern.exec(line);
+      if (m) resolve(Number(m[1]));
     });
     child.once('exit', (code, signal) => reject(new Error(`worker exited (${signal ?? code}) before it was ready`)));
   });

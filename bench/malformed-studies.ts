@@ -1,11 +1,14 @@
-// A seeded set of malformed studies for the worker: the issue's malformed-study set (no pixel data, one slice,
-// 2000 slices, a 65535-row claim, a 100000-frame claim, in classic and Enhanced MR) and single damaged instances
-// inside a good study (SequenceName's VR flipped to "CH", pixel data cut half-way). Each carries the outcome the
-// worker must give it: not triaged, with a reason. Built from tools/synth studies (realistic headers) and
-// shared/imaging/synthetic series; deterministic for a seed (pixel values and damage; UIDs are derived).
+// Seeded sets of bad studies for the worker. malformedStudies: the issue's malformed-study set (no pixel data, one
+// slice, 2000 slices, a 65535-row claim, a 100000-frame claim, in classic and Enhanced MR) and single damaged
+// instances inside a good study (SequenceName's VR flipped to "CH", pixel data cut half-way), each with the outcome
+// the worker must give it: not triaged, with a reason. mutatedStudies: a good study with one instance mutated at
+// random (bit flips, a VR, a length or a tag overwritten, a cut), where the only rule is "decided, never a crash":
+// a flip inside pixel values is undetectable and that study is scored. Built from tools/synth studies (realistic
+// headers) and shared/imaging/synthetic series; deterministic for a seed.
 import { dcmjs, type DcmjsDataset } from '../shared/imaging/dcmjs';
 import { scanPart10 } from '../shared/imaging/part10';
 import { axialPositions, makeEnhancedSeries, makeSeries, phantom } from '../shared/imaging/synthetic';
+import { Rng } from '../tools/synth/prng';
 import { generateStudy } from '../tools/synth/study';
 import type { DicomFile } from '../tools/synth/types';
 
@@ -145,4 +148,85 @@ export function malformedStudies(seed: number, size: 'test' | 'bench' = 'test'):
 export function goodStudy(seed: number, size: 'test' | 'bench' = 'test'): { StudyInstanceUID: string; files: MalformedStudy['files'] } {
   const s = generateStudy(seed, 2, { normalFraction: 1, fast: size === 'test' });
   return { StudyInstanceUID: s.StudyInstanceUID, files: s.files.map((f) => ({ SeriesInstanceUID: f.SeriesInstanceUID, SOPInstanceUID: f.SOPInstanceUID, data: f.data })) };
+}
+
+/** A UID of the same length as `uid`, unique for `n`, so it can be swapped into a file byte for byte. */
+function sameLengthUid(uid: string, n: number): string {
+  const tail = String(n).padStart(6, '0');
+  return uid.slice(0, uid.length - tail.length) + tail;
+}
+
+/** Every occurrence of one ASCII string replaced by another of the same length (a UID in a Part 10 file). */
+function replaceAscii(data: Uint8Array, from: string, to: string): Uint8Array {
+  const out = data.slice();
+  const a = Buffer.from(from, 'latin1');
+  const b = Buffer.from(to, 'latin1');
+  const buf = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  for (let at = buf.indexOf(a); at >= 0; at = buf.indexOf(a, at + a.length)) b.copy(buf, at);
+  return out;
+}
+
+/** Top-level elements before PixelData of an explicit VR little endian file: offset, VR, long-length form. */
+function topLevelElements(data: Uint8Array): { at: number; long: boolean }[] {
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const out: { at: number; long: boolean }[] = [];
+  const long = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+  let pos = 132;
+  while (pos + 8 <= data.byteLength) {
+    if (dv.getUint16(pos, true) === 0x7fe0) break;
+    const vr = String.fromCharCode(data[pos + 4], data[pos + 5]);
+    const isLong = long.has(vr);
+    const len = isLong ? dv.getUint32(pos + 8, true) : dv.getUint16(pos + 6, true);
+    out.push({ at: pos, long: isLong });
+    if (len === 0xffffffff) break; // an undefined-length sequence: enough targets before it
+    pos += (isLong ? 12 : 8) + len;
+  }
+  return out;
+}
+
+export const MUTATIONS = ['bit-flips', 'vr', 'length', 'tag', 'truncate'] as const;
+export type Mutation = (typeof MUTATIONS)[number];
+
+function mutate(data: Uint8Array, kind: Mutation, rng: Rng): Uint8Array {
+  const out = data.slice();
+  const dv = new DataView(out.buffer);
+  const pixels = scanPart10(data).pixelData?.offset ?? data.byteLength;
+  const el = rng.pick(topLevelElements(data).filter((e) => e.at > 300)); // past the file meta group
+  switch (kind) {
+    case 'bit-flips':
+      for (let i = rng.int(1, 8); i > 0; i--) out[rng.int(132, pixels - 1)] ^= 1 << rng.int(0, 7);
+      return out;
+    case 'vr':
+      out[el.at + 4] = rng.int(0x41, 0x5a);
+      out[el.at + 5] = rng.int(0x41, 0x5a);
+      return out;
+    case 'length':
+      if (el.long) dv.setUint32(el.at + 8, rng.int(0x10000000, 0xfffffffe), true);
+      else dv.setUint16(el.at + 6, rng.int(0x1000, 0xffff), true);
+      return out;
+    case 'tag':
+      out[el.at + rng.int(0, 3)] ^= 1 << rng.int(0, 7);
+      return out;
+    case 'truncate':
+      return out.slice(0, rng.int(132, data.byteLength - 1));
+  }
+}
+
+/**
+ * `count` copies of one generated study, each with one instance (any series) mutated by one of MUTATIONS, in
+ * turn; each copy is its own study (StudyInstanceUID swapped in byte for byte, so the damage stays as made).
+ */
+export function mutatedStudies(seed: number, count: number, size: 'test' | 'bench' = 'test'): (Omit<MalformedStudy, 'expect'> & { mutation: Mutation })[] {
+  const base = generateStudy(seed, 3, { normalFraction: 1, fast: size === 'test' });
+  const rng = new Rng(seed, 'mutations');
+  return Array.from({ length: count }, (_, k) => {
+    const uid = sameLengthUid(base.StudyInstanceUID, k + 1);
+    const mutation = MUTATIONS[k % MUTATIONS.length];
+    const victim = rng.int(0, base.files.length - 1);
+    const files = base.files.map((f, i) => {
+      const data = replaceAscii(f.data, base.StudyInstanceUID, uid);
+      return { SeriesInstanceUID: f.SeriesInstanceUID, SOPInstanceUID: f.SOPInstanceUID, data: i === victim ? mutate(data, mutation, rng) : data };
+    });
+    return { name: `${mutation} in instance ${victim + 1} of ${base.files.length}`, StudyInstanceUID: uid, files, mutation };
+  });
 }

@@ -85,6 +85,10 @@ export interface StudyVolumes {
   unreadable: UnreadableFile[];
   /** Instances of other studies mixed into the input, ignored. */
   otherStudyInstances: number;
+  /**
+   * parseMs: reading and parsing every header (one pass); readMs: 0, kept for callers that add it (pixel bytes
+   * are read frame by frame inside decodeMs); preprocessMs: resampling and normalising.
+   */
   timings: { readMs: number; parseMs: number; decodeMs: number; preprocessMs: number };
 }
 
@@ -270,8 +274,8 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
   const decoder = options.decoder ?? createPixelDecoder();
   const stackOptions = options.stack ?? DEFAULT_STACK_OPTIONS;
   const limits = options.limits ?? DEFAULT_STACK_LIMITS;
-  const { instances: all, unreadable, readMs } = await readHeaders(files, options.openFile ?? openFromDisk);
-  const parseMs = 0; // header parsing is part of readMs (each header is parsed as it is read)
+  const { instances: all, unreadable, readMs: parseMs } = await readHeaders(files, options.openFile ?? openFromDisk);
+  const readMs = 0;
 
   const studyCounts = new Map<string, number>();
   for (const i of all) if (i.header.StudyInstanceUID) studyCounts.set(i.header.StudyInstanceUID, (studyCounts.get(i.header.StudyInstanceUID) ?? 0) + 1);

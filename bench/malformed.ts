@@ -12,6 +12,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
+import { residentMb } from '../services/worker/load-pool';
 import { startPrivateRedis } from '../shared/private-redis';
 import { connectRedis } from '../shared/redis';
 import { keys, SCORE_STUDY_JOB, STUDY_QUEUE, studyStorageKey, type StudyJobData } from '../shared/studies';
@@ -19,15 +20,9 @@ import { goodStudy, malformedStudies, mutatedStudies, type MalformedStudy } from
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
-/** Resident MB of a process and of each of its children (the loader processes), from /proc. */
+/** Resident MB of a process and of its children together (the loader processes), from /proc. */
 function rssTree(pid: number): { self: number; children: number } {
-  const rss = (p: number) => {
-    try {
-      return (Number(readFileSync(`/proc/${p}/statm`, 'utf8').split(' ')[1]) * 4096) / 1048576;
-    } catch {
-      return 0;
-    }
-  };
+  const rss = (p: number) => residentMb(p) ?? 0;
   let children = 0;
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;

@@ -18,6 +18,8 @@ export const WorkerConfigSchema = Type.Object({
    * them in the worker process itself, without containment (tests only). WORKER_LOAD_THREADS is the old name.
    */
   WORKER_LOAD_PROCESSES: Type.Integer({ minimum: 0, maximum: 64 }),
+  /** The old name of WORKER_LOAD_PROCESSES (loading ran in threads): read only when WORKER_LOAD_PROCESSES is unset. */
+  WORKER_LOAD_THREADS: Type.Optional(Type.Integer({ minimum: 0, maximum: 64 })),
   /** A loader process resident above this many MB is killed; its study fails as too-large. */
   WORKER_LOAD_MAX_RSS_MB: Type.Integer({ minimum: 64, maximum: 65536 }),
   /** A study still loading after this many seconds is stopped; it fails as load-timeout. */

@@ -8,7 +8,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { storescu } from '../helpers/dcmtk';
+import { waitFor } from '../worker/helpers';
 import { synthStudy } from '../worker/studies';
+
+export { waitFor };
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const BUILT_START = path.join(ROOT, 'dist', 'scripts', 'start.js');
@@ -56,16 +59,6 @@ export function alive(pid: number): boolean {
     return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return false;
-  }
-}
-
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 60_000, everyMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 

@@ -46,7 +46,7 @@ describe('npm start supervision', () => {
     expect(alive(before)).toBe(true);
     process.kill(before, 'SIGKILL');
     await sys.waitLine(new RegExp(`"child":"${child}","code":null,"signal":"SIGKILL".*"msg":"service exited: restarting it"`), 30_000);
-    const after = await waitFor(`${child} restarted`, () => sys.pids.get(child) !== before && sys.pids.get(child), 60_000);
+    const after = await waitFor(`${child} restarted`, async () => sys.pids.get(child) !== before && sys.pids.get(child), 60_000);
     expect(alive(after)).toBe(true);
     return after;
   }
@@ -73,7 +73,7 @@ describe('npm start supervision', () => {
     const tree = [sys.proc.pid!, ...descendants(sys.proc.pid!)];
     sys.proc.kill('SIGTERM');
     expect(await sys.exited).toEqual({ code: 0, signal: null });
-    await waitFor('every process of the tree to exit', () => tree.every((p) => !alive(p)), 30_000);
+    await waitFor('every process of the tree to exit', async () => tree.every((p) => !alive(p)), 30_000);
   });
 
   it.each(['SIGTERM', 'SIGINT'] as const)('%s to npm itself stops start.js, Redis, listener, worker (and its loaders) and API', async (signal) => {
@@ -84,7 +84,7 @@ describe('npm start supervision', () => {
     for (const child of ['redis', 'listener', 'worker', 'api']) expect(tree).toContain(sys.pids.get(child));
     sys.proc.kill(signal);
     await sys.exited;
-    await waitFor('no process of the tree left', () => tree.every((p) => !alive(p)), 60_000);
+    await waitFor('no process of the tree left', async () => tree.every((p) => !alive(p)), 60_000);
     expect(sys.lines.some((l) => /"msg":"stopped"/.test(l))).toBe(true);
   });
 });

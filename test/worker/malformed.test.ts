@@ -1,7 +1,7 @@
 // The malformed-study set through the built worker process (real Redis, real files, real ONNX Runtime, loader
 // processes): every bad study ends not triaged with its reason after one attempt, the worker process never dies,
 // and a good study and a study with images left out are scored beside them, the latter with lower confidence.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,7 +14,7 @@ import { axialPositions, makeSeries, phantom, stackPositions, uid } from '../../
 import type { DeadLetterData } from '../../services/worker/queue';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { makeTinyBundle } from './bundle';
-import { BUILT_WORKER, enqueueStudy, readyPort, requireBuild, storeInstances, studyQueue, waitFor, workerEnv } from './helpers';
+import { BUILT_WORKER, enqueueStudy, readyPort, requireBuild, ROOT, storeInstances, studyQueue, waitFor, workerEnv } from './helpers';
 
 describe('malformed studies through the built worker', () => {
   let redis: TestRedis;
@@ -100,4 +100,18 @@ describe('malformed studies through the built worker', () => {
       await Promise.all([queue.close(), dlq.close()]);
     }
   }, 240_000);
+
+  it('npm run score on a folder with a damaged instance ends with a clear error, not an abort', () => {
+    const study = malformedStudies(4, 'test').find((x) => /CH/.test(x.name))!;
+    const key = storeInstances(dataDir, study.StudyInstanceUID, study.files);
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/services/worker/score-cli.js'), path.join(dataDir, key), '--models', modelsDir, '--provider', 'cpu'], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expect(r.signal).toBeNull();
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^score: the study cannot be scored \(corrupt\): 1 instance\(s\) cannot be read in series \d+ \(T2\): .*unknown VR "CH"/m);
+    expect(r.stderr).not.toMatch(/FATAL/);
+    expect(r.stdout).toBe('');
+  }, 180_000);
 });

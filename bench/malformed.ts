@@ -15,6 +15,7 @@ import { Queue } from 'bullmq';
 import { residentMb } from '../services/worker/load-pool';
 import { startPrivateRedis } from '../shared/private-redis';
 import { connectRedis } from '../shared/redis';
+import { resultKeys, type StudyResult } from '../shared/results';
 import { keys, SCORE_STUDY_JOB, STUDY_QUEUE, studyStorageKey, type StudyJobData } from '../shared/studies';
 import { goodStudy, malformedStudies, mutatedStudies, type MalformedStudy } from './malformed-studies';
 
@@ -111,14 +112,22 @@ async function main(): Promise<void> {
       jobId: `study-${s.StudyInstanceUID}`, attempts: 3, backoff: { type: 'exponential', delay: 10_000 },
     });
   }
-  const ended = new Map<string, { status: string; reason: string; seconds: number }>();
+  const ended = new Map<string, { status: string; reason: string; seconds: number; note?: string }>();
   const deadline = Date.now() + 10 * 60_000;
   while (ended.size < all.length && Date.now() < deadline && !workerExit) {
     for (const s of all) {
       if (ended.has(s.StudyInstanceUID)) continue;
       const [status, reason] = await redis.hmget(keys.study(s.StudyInstanceUID), 'status', 'failureReason');
       if (status === 'scored' || status === 'failed' || status === 'unsupported') {
-        ended.set(s.StudyInstanceUID, { status, reason: (reason ?? '').split(':')[0], seconds: (Date.now() - t0) / 1000 });
+        const seconds = (Date.now() - t0) / 1000;
+        let note: string | undefined;
+        if (status === 'scored') {
+          // What the result says about the damage: the confidence and the images it left out.
+          const result = JSON.parse((await redis.get(resultKeys.result(s.StudyInstanceUID))) ?? '{}') as Partial<StudyResult>;
+          const dropped = (result.series ?? []).flatMap((x) => (x.dropped ?? []).map((d) => `${d.images} ${d.reason}${x.used ? '' : ' (unused series)'}`));
+          note = `confidence ${result.confidence}${dropped.length ? `; left out: ${dropped.join(', ')}` : ''}`;
+        }
+        ended.set(s.StudyInstanceUID, { status, reason: (reason ?? '').split(':')[0], seconds, note });
       }
     }
     await new Promise((r) => setTimeout(r, 100));
@@ -130,7 +139,7 @@ async function main(): Promise<void> {
   console.log('kind       outcome       reason                  s   study');
   for (const { s, e } of rows) {
     const outcome = e ? (e.status === 'scored' ? 'scored' : `not triaged`) : 'UNDECIDED';
-    console.log(`${s.kind.padEnd(10)} ${outcome.padEnd(13)} ${(e?.reason || (e?.status === 'scored' ? '-' : '')).padEnd(22)} ${(e?.seconds ?? NaN).toFixed(1).padStart(5)}  ${s.name}`);
+    console.log(`${s.kind.padEnd(10)} ${outcome.padEnd(13)} ${(e?.reason || (e?.status === 'scored' ? '-' : '')).padEnd(22)} ${(e?.seconds ?? NaN).toFixed(1).padStart(5)}  ${s.name}${e?.note ? ` (${e.note})` : ''}`);
   }
   const notTriaged = rows.filter((r) => r.e && r.e.status !== 'scored');
   const wrong = rows.filter((r) => (r.s.kind === 'malformed' && (r.e?.status !== r.s.expect!.status || r.e?.reason !== r.s.expect!.reason)) || (r.s.kind === 'good' && r.e?.status !== 'scored') || !r.e);
@@ -140,6 +149,7 @@ async function main(): Promise<void> {
   console.log(`worker process: ${workerExit ? `EXITED (${workerExit})` : 'alive throughout'}; loader processes lost: ${lost.length}${lost.length ? ` (${lost.join(', ')})` : ''}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   if (wrong.length > 0) console.log(`UNEXPECTED: ${wrong.map((r) => r.s.name).join('; ')}`);
 
+  const died = workerExit !== undefined;
   await queue.close();
   if (!workerExit) {
     const gone = new Promise((r) => worker.once('exit', r));
@@ -149,7 +159,7 @@ async function main(): Promise<void> {
   await redis.quit();
   await redisServer.stop();
   rmSync(tmp, { recursive: true, force: true });
-  process.exit(wrong.length > 0 || workerExit ? 1 : 0);
+  process.exit(wrong.length > 0 || died ? 1 : 0);
 }
 
 main().catch((err: unknown) => {

@@ -95,7 +95,9 @@ describe('malformed studies through the built worker', () => {
       expect(mixedResult.confidence).toBeCloseTo(fraction * (16 / 22), 3);
       expect(exited).toBe(false); // the worker process never went down
       const metrics = await (await fetch(`http://127.0.0.1:${await metricsPort}/metrics`)).text();
-      expect(metrics).not.toMatch(/neurotriage_worker_loader_processes_lost_total\{/); // the checks caught them all, no loader crashed
+      // The checks caught them all: no loader process was lost (each reason exported at 0).
+      expect(metrics).toMatch(/neurotriage_worker_loader_processes_lost_total\{reason="load-crashed"\} 0\n/);
+      expect(metrics).not.toMatch(/neurotriage_worker_loader_processes_lost_total\{[^}]*\} [1-9]/);
     } finally {
       await Promise.all([queue.close(), dlq.close()]);
     }

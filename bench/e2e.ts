@@ -185,7 +185,7 @@ async function main(): Promise<number> {
     console.log(`listener: DICOM_MAX_ASSOCIATIONS=${settings.DICOM_MAX_ASSOCIATIONS} (default 16); worker: production defaults, EXECUTION_PROVIDERS=cpu`);
     const listener: RunningListener = await startListener({ settings, log });
     stops.push({ name: 'listener', stop: () => listener.close() });
-    // The worker's production defaults (concurrency, load threads, batching) except the execution provider: this
+    // The worker's production defaults (concurrency, loader processes, batching) except the execution provider: this
     // machine has no GPU, and ports chosen by the OS.
     const worker: RunningWorker = await startWorker({
       env: {

@@ -2,7 +2,7 @@
 // through the worker's own pipeline: the decode/preprocess thread pool, the cross-study batcher and real ONNX
 // Runtime sessions, on synthetic studies from tools/synth (generated once, cached under var/bench-infer/).
 //
-//   npm run bench:infer -- [--studies 40] [--distinct 4] [--concurrency 3] [--threads 2] [--provider cpu|cuda]
+//   npm run bench:infer -- [--studies 40] [--distinct 4] [--concurrency 3] [--loaders 2] [--provider cpu|cuda]
 //                          [--batch 1] [--batch-wait 5] [--ort-threads 1] [--models DIR | --stand-in] [--matrix N]
 //
 // Without a trained bundle, --stand-in builds one with the training recipe's own architectures (image CNN width 8,
@@ -15,7 +15,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { batchingEmbedder } from '../services/worker/batcher';
-import { createThreadLoader } from '../services/worker/load-pool';
+import { readFileSync } from 'node:fs';
+import { createProcessLoader } from '../services/worker/load-pool';
 import { loadWorkerModels } from '../services/worker/models';
 import { scoreStudyFolder } from '../services/worker/pipeline';
 import { manifestQuerySet } from '../services/worker/query-vectors';
@@ -85,6 +86,16 @@ function studies(seed: number, distinct: number, matrix: number | undefined): st
   return dirs;
 }
 
+/** User + system CPU seconds of a live process, from /proc (Linux; 0 elsewhere): the loader processes' share. */
+function processCpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100 on Linux)
+  } catch {
+    return 0;
+  }
+}
+
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
@@ -96,7 +107,7 @@ async function main(): Promise<void> {
       studies: { type: 'string', default: '40' },
       distinct: { type: 'string', default: '4' },
       concurrency: { type: 'string', default: '3' },
-      threads: { type: 'string', default: '2' },
+      loaders: { type: 'string', default: '2' },
       provider: { type: 'string', default: 'cpu' },
       batch: { type: 'string', default: '1' },
       'batch-wait': { type: 'string', default: '5' },
@@ -125,7 +136,9 @@ async function main(): Promise<void> {
     // 0: ONNX Runtime's default (as WORKER_ORT_THREADS=0); the worker's default is 1.
     ...(Number(values['ort-threads']) > 0 ? { threads: Number(values['ort-threads']) } : {}),
   });
-  const loader = createThreadLoader({ threads: Number(values.threads), preprocessing: models.manifest.preprocessing, sequences: models.sequences });
+  const loader = createProcessLoader({
+    processes: Number(values.loaders), maxRssMb: 1024, timeoutMs: 600_000, preprocessing: models.manifest.preprocessing, sequences: models.sequences,
+  });
   const image = batchingEmbedder(models.image, { maxBatch: batch, maxWaitMs: Number(values['batch-wait']) });
   const querySet = await manifestQuerySet(models.manifest, models.text);
   const deps = { loader, models, image };
@@ -135,8 +148,10 @@ async function main(): Promise<void> {
 
   const timings: { decode: number; preprocess: number; inference: number; scoring: number; total: number; wall: number }[] = [];
   let next = 0;
-  // CPU time of the whole process (main thread, load threads, ONNX Runtime's threads): a figure that does not
-  // depend on what else the machine is running, unlike wall-clock throughput.
+  // CPU time of the worker process (main thread, ONNX Runtime's threads) and its loader processes: a figure that
+  // does not depend on what else the machine is running, unlike wall-clock throughput.
+  const loaderCpu = () => loader.pids().reduce((sum, pid) => sum + processCpuSeconds(pid), 0);
+  const loaderCpu0 = loaderCpu();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
@@ -151,7 +166,7 @@ async function main(): Promise<void> {
   );
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  const cpuSecondsPerStudy = (cpu.user + cpu.system) / 1e6 / n;
+  const cpuSecondsPerStudy = ((cpu.user + cpu.system) / 1e6 + loaderCpu() - loaderCpu0) / n;
   await loader.close();
   await models.close();
 
@@ -170,13 +185,13 @@ async function main(): Promise<void> {
     grid: models.manifest.preprocessing.shape,
     sequences: models.sequences,
     concurrency,
-    loadThreads: Number(values.threads),
+    loaders: Number(values.loaders),
     batch,
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), loadAvg: os.loadavg().map((x) => Number(x.toFixed(2))), node: process.version },
     latencyMs: Object.fromEntries(stages.map((s) => [s, { p50: percentile(timings.map((t) => t[s]), 50), p95: percentile(timings.map((t) => t[s]), 95) }])),
   };
   console.log(`\nworker inference benchmark: ${n} studies (${dirs.length} distinct, ${instances} instances on average), ${summary.bundle}, provider ${summary.provider}`);
-  console.log(`concurrency ${concurrency}, load threads ${values.threads}, ONNX Runtime threads ${values['ort-threads']}, batch ${batch}; ${os.cpus().length} CPUs, load average ${summary.machine.loadAvg.join(' ')}`);
+  console.log(`concurrency ${concurrency}, loader processes ${values.loaders}, ONNX Runtime threads ${values['ort-threads']}, batch ${batch}; ${os.cpus().length} CPUs, load average ${summary.machine.loadAvg.join(' ')}`);
   console.log(`throughput: ${summary.studiesPerSecond.toFixed(2)} studies/s (${seconds.toFixed(1)} s)`);
   console.log(`CPU time: ${(cpuSecondsPerStudy * 1000).toFixed(0)} ms per study (all threads) -> at most ${summary.cpuBoundStudiesPerSecond.toFixed(2)} studies/s on ${os.cpus().length} otherwise idle cores`);
   console.log('per-study latency (ms)   p50      p95');

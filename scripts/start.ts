@@ -1,12 +1,18 @@
 // `npm start`: the whole system on one machine for a newcomer or a demo. Starts a private Redis (AOF on, data
 // under DATA_DIR/redis) unless REDIS_URL is set, then the listener, worker and API as separate processes, the
-// way production runs them (each also runs alone: node dist/services/<name>/main.js). Ctrl-C stops them in order.
-import { spawn, type ChildProcess } from 'node:child_process';
+// way production runs them (each also runs alone: node dist/services/<name>/main.js), and supervises them all:
+// a process that exits on its own is started again with backoff (scripts/supervise.ts) while the others keep
+// running, and the services reconnect to a restarted Redis by themselves. SIGINT, SIGTERM or SIGHUP to this
+// process (npm passes its own on: the start script execs node) stops everything in order: intake first, Redis
+// last. The children run in their own process groups so that a terminal's Ctrl-C reaches only this process,
+// which then stops them in that order; a SIGKILL to this process leaves them running.
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, dataDir, ConfigError } from '../shared/config';
 import { createLogger } from '../shared/logger';
 import { startPrivateRedis } from '../shared/private-redis';
+import { supervise, type Supervised } from './supervise';
 
 const SERVICES = ['listener', 'worker', 'api'] as const;
 /** Calling AE titles of `npm run synth -- --send` and of DCMTK's storescu, from this machine only. */
@@ -14,23 +20,6 @@ export const LOCAL_SENDERS = 'NT_SYNTH@127.0.0.1,STORESCU@127.0.0.1';
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
-}
-
-interface Running {
-  name: string;
-  child: ChildProcess;
-}
-
-function stopChild(child: ChildProcess, signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill(signal);
-  });
 }
 
 async function main(): Promise<void> {
@@ -44,47 +33,64 @@ async function main(): Promise<void> {
     env.DICOM_ALLOWED_CALLING_AES = LOCAL_SENDERS;
     log.info({ allowed: LOCAL_SENDERS }, 'DICOM_ALLOWED_CALLING_AES unset: allowing the local synthetic sender and storescu');
   }
-  let redis: ChildProcess | undefined;
-  if (!config.REDIS_URL) {
-    const started = await startPrivateRedis({ dir: path.join(dataDir(config), 'redis') });
-    redis = started.process;
-    env.REDIS_URL = started.url;
-    log.info({ redis: started.url }, 'private Redis started (AOF on)');
+  for (const name of SERVICES) {
+    if (!existsSync(path.join(root, 'services', name, 'main.js'))) {
+      log.error({ child: name }, 'service entry point missing: run npm run build');
+      process.exit(1);
+    }
   }
 
-  const running: Running[] = [];
+  const services: Supervised[] = [];
+  let redis: Promise<Supervised | undefined> = Promise.resolve(undefined);
   let stopping = false;
-  const stopAll = async (code: number) => {
+  const timeoutMs = config.SHUTDOWN_TIMEOUT_SECONDS * 1000;
+  const stopAll = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    const timeoutMs = config.SHUTDOWN_TIMEOUT_SECONDS * 1000;
-    // Stop intake first so nothing new arrives while the worker drains, then Redis last.
-    for (const r of running) await stopChild(r.child, 'SIGTERM', timeoutMs);
-    if (redis) await stopChild(redis, 'SIGTERM', timeoutMs);
-    process.exit(code);
+    log.info({ signal }, 'stopping every service');
+    // Intake first so nothing new arrives while the worker drains, then the worker and the API, Redis last.
+    for (const s of services) await s.stop('SIGTERM', timeoutMs);
+    await (await redis.catch(() => undefined))?.stop('SIGTERM', timeoutMs);
+    log.info('stopped');
+    process.exit(0);
   };
+  // Before anything starts: a signal during start-up stops what has started so far.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stopAll(signal));
+
+  if (!config.REDIS_URL) {
+    // stopAll waits for this, so a signal during Redis' start-up still stops it.
+    redis = (async () => {
+      const privateRedis = await startPrivateRedis({ dir: path.join(dataDir(config), 'redis'), detached: true });
+      env.REDIS_URL = privateRedis.url;
+      let first = true;
+      const supervised = await supervise({
+        name: 'redis',
+        log,
+        start: async () => {
+          if (!first) await privateRedis.restart();
+          first = false;
+          return privateRedis.process;
+        },
+      });
+      log.info({ redis: privateRedis.url }, 'private Redis started (AOF on)');
+      return supervised;
+    })();
+    await redis;
+  }
 
   for (const name of SERVICES) {
+    if (stopping) return;
     const entry = path.join(root, 'services', name, 'main.js');
-    if (!existsSync(entry)) {
-      log.error({ child: name }, 'service entry point missing: run npm run build');
-      await stopAll(1);
-      return;
-    }
-    const child = spawn(process.execPath, [entry], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-    child.once('exit', (code, signal) => {
-      if (stopping) return;
-      log.error({ child: name, code, signal }, 'service exited; stopping the others');
-      void stopAll(1);
-    });
-    running.push({ name, child });
+    services.push(await supervise({
+      name,
+      log,
+      start: () => spawn(process.execPath, [entry], { env, stdio: ['ignore', 'inherit', 'inherit'], detached: true }),
+    }));
   }
   log.info(
     { dicom: `${config.DICOM_AE_TITLE}@${config.DICOM_HOST}:${config.DICOM_PORT}`, api: `http://${config.API_HOST}:${config.API_PORT}/` },
     'neurotriage is running; Ctrl-C stops it',
   );
-  process.on('SIGINT', () => void stopAll(0));
-  process.on('SIGTERM', () => void stopAll(0));
 }
 
 main().catch((err) => {

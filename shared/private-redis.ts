@@ -1,8 +1,9 @@
 // A private redis-server on a unix socket (no TCP port to collide on), for a single machine: `npm start` keeps its
-// data under DATA_DIR/redis; tests and benchmarks use a temp dir removed on stop. Production points REDIS_URL at a
-// managed Redis instead.
+// data under DATA_DIR/redis and restarts it when it exits (same socket, the AOF brings the data back); tests and
+// benchmarks use a temp dir removed on stop. Production points REDIS_URL at a managed Redis instead.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -15,16 +16,41 @@ export interface PrivateRedisOptions {
   /** Where redis-server's own log lines go (default: this process's stderr). */
   stdio?: 'inherit' | 'ignore';
   startTimeoutMs?: number;
+  /**
+   * Its own process group, so a terminal's Ctrl-C (SIGINT to the foreground group) does not stop Redis before the
+   * services that use it; whoever started it stops it last. Default false.
+   */
+  detached?: boolean;
 }
 
 export interface PrivateRedis {
   /** unix:///.../redis.sock, accepted by shared/redis.ts connectRedis(). */
   url: string;
   dir: string;
-  process: ChildProcess;
+  /** The running redis-server (a new one after restart()). */
+  readonly process: ChildProcess;
+  /** Starts redis-server again on the same socket and data after it exited; resolves once it answers. */
+  restart(): Promise<void>;
   /** SIGTERM and wait (Redis writes its AOF on the way out); removes the dir when it was a temp dir. */
   stop(): Promise<void>;
 }
+
+/** Resolves when something answers a PING on the socket (PONG, or LOADING while it reads its AOF). */
+function answersPing(socket: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const conn = net.connect(socket);
+    const done = (ok: boolean) => {
+      conn.destroy();
+      resolve(ok);
+    };
+    conn.setTimeout(timeoutMs, () => done(false));
+    conn.once('error', () => done(false));
+    conn.once('connect', () => conn.write('PING\r\n'));
+    conn.once('data', (d) => done(/^(\+PONG|-LOADING)/.test(d.toString('latin1'))));
+  });
+}
+
+const exited = (c: ChildProcess) => c.exitCode !== null || c.signalCode !== null;
 
 export async function startPrivateRedis(options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
   const temp = options.dir === undefined;
@@ -33,28 +59,59 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
   const socket = path.join(dir, 'redis.sock');
   // sun_path holds 107 bytes on Linux.
   if (socket.length > 100) throw new Error(`redis socket path is too long (${socket.length} chars): use a shorter dir or set REDIS_URL`);
-  const child = spawn(
-    'redis-server',
-    ['--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--dir', dir,
-      '--appendonly', options.appendonly === false ? 'no' : 'yes', '--appendfsync', options.appendfsync ?? 'everysec',
-      '--save', '', '--daemonize', 'no', '--loglevel', 'warning'],
-    { stdio: ['ignore', 'ignore', options.stdio ?? 'inherit'] },
-  );
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
-    if (temp) rmSync(dir, { recursive: true, force: true });
+
+  const spawnServer = (): ChildProcess => {
+    const c = spawn(
+      'redis-server',
+      ['--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--dir', dir,
+        '--appendonly', options.appendonly === false ? 'no' : 'yes', '--appendfsync', options.appendfsync ?? 'everysec',
+        '--save', '', '--daemonize', 'no', '--loglevel', 'warning'],
+      { stdio: ['ignore', 'ignore', options.stdio ?? 'inherit'], detached: options.detached ?? false },
+    );
+    c.on('error', () => undefined); // not installed: waitReady times out with the hint below
+    return c;
   };
-  const deadline = Date.now() + (options.startTimeoutMs ?? 10_000);
-  while (!existsSync(socket)) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      await stop();
-      throw new Error('redis-server did not start within the time allowed (is it installed? npm run setup)');
+
+  const stopChild = async (child: ChildProcess) => {
+    if (exited(child)) return;
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await gone;
+  };
+
+  /** A stale socket from a killed server may still exist: only an answer counts. */
+  const waitReady = async (child: ChildProcess) => {
+    const deadline = Date.now() + (options.startTimeoutMs ?? 10_000);
+    while (!(await answersPing(socket, 1000))) {
+      if (exited(child) || Date.now() > deadline) {
+        await stopChild(child);
+        throw new Error('redis-server did not start within the time allowed (is it installed? npm run setup)');
+      }
+      await new Promise((r) => setTimeout(r, 20));
     }
-    await new Promise((r) => setTimeout(r, 20));
+  };
+
+  let child = spawnServer();
+  try {
+    await waitReady(child);
+  } catch (err) {
+    if (temp) rmSync(dir, { recursive: true, force: true });
+    throw err;
   }
-  return { url: `unix://${socket}`, dir, process: child, stop };
+  return {
+    url: `unix://${socket}`,
+    dir,
+    get process() {
+      return child;
+    },
+    async restart() {
+      if (!exited(child)) throw new Error('redis-server is still running');
+      child = spawnServer();
+      await waitReady(child);
+    },
+    async stop() {
+      await stopChild(child);
+      if (temp) rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -30,7 +30,14 @@ export interface SeriesOutcome {
   SeriesNumber?: number;
   sequence: string;
   used: boolean;
+  /** Why the series was not used (e.g. "not-selected", "too-few-slices: 4 distinct slices (minimum 8)"). */
   reason?: string;
+  /**
+   * Images of the series left out of its volume, by why: unreadable, no-geometry, other-stack (another orientation
+   * or matrix size), duplicate-position (these four lower the confidence), other-echo, b-value-unknown, directional
+   * (by design). Absent when none.
+   */
+  dropped?: { images: number; reason: string }[];
 }
 
 export interface StudyResult {
@@ -46,7 +53,10 @@ export interface StudyResult {
   sequencesUsed: Sequence[];
   sequencesMissing: Sequence[];
   series: SeriesOutcome[];
-  /** Lower when sequences are missing: the fraction of the model's sequences that were available. */
+  /**
+   * Lower when sequences are missing or images were left out: the fraction of the model's sequences that were
+   * available, times the fraction of the used series' images that made it into their volumes.
+   */
   confidence: number;
   model: { bundleId: string; version: string };
   /** Exactly what the study was judged with: the query set (decision.ts querySetVersion) and the class thresholds. */

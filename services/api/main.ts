@@ -1,6 +1,8 @@
 // The API process: settings, tokens, TLS, Redis, the model bundle's text encoder, the app, signals.
 // The API serves the worklist while the text encoder loads or if it cannot (then /readyz says why and only
-// the embedding routes answer 503): radiologists must never lose the worklist to a model problem.
+// the embedding routes answer 503): radiologists must never lose the worklist to a model problem. It also starts
+// and stays up without Redis (/livez answers, /readyz says Redis is not reachable; ioredis reconnects), so a Redis
+// outage never turns into API restarts.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Registry } from 'prom-client';
@@ -27,20 +29,20 @@ async function main(): Promise<void> {
     : undefined;
 
   const redis = connectRedis(config.REDIS_URL, 'producer');
-  redis.on('error', (err) => logger.warn({ err: err.message }, 'Redis connection error (ioredis reconnects)'));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`Redis at ${redactRedisUrl(config.REDIS_URL as string)} not ready within 10 s`)), 10_000);
-    redis.once('ready', () => {
-      clearTimeout(timer);
-      resolve();
-    });
+  // One line per outage, not one per reconnect attempt.
+  let redisDown = false;
+  redis.on('error', (err) => {
+    if (!redisDown) logger.warn({ err: err.message, redis: redactRedisUrl(config.REDIS_URL as string) }, 'Redis connection error (ioredis reconnects; /readyz says not ready)');
+    redisDown = true;
+  });
+  redis.on('ready', () => {
+    if (redisDown) logger.info('Redis connection back');
+    redisDown = false;
   });
 
   const registry = new Registry();
   // Pushes each scored result to the configured RIS (HL7), PACS (SR) and webhook; none configured, none run.
   const outbound = createOutbound(outboundConfig, { redisUrl: config.REDIS_URL, registry, logger, dataDir: dataDir(config) });
-  await outbound.start();
-  if (outbound.adapters.length > 0) logger.info({ adapters: outbound.adapters }, 'outbound adapters running');
 
   let models: TextEmbedder | null = null;
   let status: ModelStatus = { loaded: false, detail: `loading the model bundle from ${settings.MODELS_DIR}` };
@@ -67,6 +69,11 @@ async function main(): Promise<void> {
     });
 
   await app.listen({ host: config.API_HOST, port: config.API_PORT });
+  // After listen: outbound waits for Redis, and the API answers probes and the worklist's errors meanwhile.
+  outbound.start().then(
+    () => outbound.adapters.length > 0 && logger.info({ adapters: outbound.adapters }, 'outbound adapters running'),
+    (err: unknown) => logger.error({ err }, 'outbound adapters failed to start'),
+  );
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -43,4 +43,12 @@ describe('worker settings', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('WORKER_LOAD_THREADS (the old name) still sets the loader process count; WORKER_LOAD_PROCESSES wins', () => {
+    expect(loadWorkerConfig({ WORKER_LOAD_THREADS: '4' }).WORKER_LOAD_PROCESSES).toBe(4);
+    expect(loadWorkerConfig({ WORKER_LOAD_THREADS: '4', WORKER_LOAD_PROCESSES: '1' }).WORKER_LOAD_PROCESSES).toBe(1);
+    const env = { WORKER_LOAD_THREADS: '3' };
+    loadWorkerConfig(env);
+    expect(env).toEqual({ WORKER_LOAD_THREADS: '3' }); // the caller's environment is not changed
+  });
 });

@@ -13,8 +13,18 @@ export const WorkerConfigSchema = Type.Object({
   WORKER_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 256 }),
   /** How long a partial batch waits for more studies before running; 0 runs at once. */
   WORKER_BATCH_WAIT_MS: Type.Integer({ minimum: 0, maximum: 10000 }),
-  /** Worker threads for DICOM decode + preprocessing; 0 runs them on the main thread (offline scoring only). */
-  WORKER_LOAD_THREADS: Type.Integer({ minimum: 0, maximum: 64 }),
+  /**
+   * Loader processes for DICOM reading, decode + preprocessing (load-pool.ts), one study each at a time; 0 runs
+   * them in the worker process itself, without containment (tests only). WORKER_LOAD_THREADS is the old name.
+   */
+  WORKER_LOAD_PROCESSES: Type.Integer({ minimum: 0, maximum: 64 }),
+  /** The old name of WORKER_LOAD_PROCESSES (loading ran in threads): read only when WORKER_LOAD_PROCESSES is unset. */
+  WORKER_LOAD_THREADS: Type.Optional(Type.Integer({ minimum: 0, maximum: 64 })),
+  /** A loader process resident above this many MB is killed; its study fails as too-large. */
+  WORKER_LOAD_MAX_RSS_MB: Type.Integer({ minimum: 64, maximum: 65536 }),
+  /** A study still loading after this many seconds is stopped; it fails as load-timeout. */
+  WORKER_LOAD_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 3600 }),
+  /** HTTP port of /metrics, /livez and /readyz; 0 picks a free port (tests), which is logged. */
   /**
    * ONNX Runtime intra-op threads per session; 0 leaves ONNX Runtime's default (one per core, spinning). With
    * several studies in flight, 1 gives more studies/s on CPU: bench:infer measured ~200 vs ~330 ms CPU per study.
@@ -26,7 +36,6 @@ export const WorkerConfigSchema = Type.Object({
   /** BullMQ lock: a killed worker's job is retried by another worker after about this long. */
   WORKER_LOCK_DURATION_MS: Type.Integer({ minimum: 1000, maximum: 600_000 }),
   WORKER_STALLED_INTERVAL_MS: Type.Integer({ minimum: 500, maximum: 600_000 }),
-  /** 0 picks a free port (tests); the port is logged. */
   WORKER_METRICS_PORT: Type.Integer({ minimum: 0, maximum: 65535 }),
   WORKER_METRICS_HOST: Type.String({ minLength: 1 }),
 });
@@ -39,7 +48,9 @@ export const WORKER_DEFAULTS: WorkerConfig = {
   MODELS_DIR: './onnx-models',
   WORKER_BATCH_SIZE: 1,
   WORKER_BATCH_WAIT_MS: 5,
-  WORKER_LOAD_THREADS: 2,
+  WORKER_LOAD_PROCESSES: 2,
+  WORKER_LOAD_MAX_RSS_MB: 640,
+  WORKER_LOAD_TIMEOUT_SECONDS: 120,
   WORKER_ORT_THREADS: 1,
   WORKER_JOB_ATTEMPTS: 5,
   WORKER_BACKOFF_MS: 2000,
@@ -52,7 +63,10 @@ export const WORKER_DEFAULTS: WorkerConfig = {
 type Source = Record<string, string | undefined>;
 
 export function loadWorkerConfig(env: Source = process.env): WorkerConfig {
-  return loadSection(WorkerConfigSchema, WORKER_DEFAULTS, settingsSource(env));
+  const source = { ...settingsSource(env) };
+  // WORKER_LOAD_THREADS, from when loading ran in threads, still sets the loader count.
+  if (source.WORKER_LOAD_PROCESSES === undefined && source.WORKER_LOAD_THREADS !== undefined) source.WORKER_LOAD_PROCESSES = source.WORKER_LOAD_THREADS;
+  return loadSection(WorkerConfigSchema, WORKER_DEFAULTS, source);
 }
 
 export function executionProviders(config: Pick<WorkerConfig, 'EXECUTION_PROVIDERS'>): string[] {

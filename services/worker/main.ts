@@ -1,25 +1,30 @@
-// Wires the worker process: settings, model bundle, Redis connections, query vectors, the decode/preprocess thread
-// pool, the BullMQ worker, metrics and graceful shutdown. startWorker() is also what tests and an in-process
-// launcher call; run as a script (node dist/services/worker/main.js) it handles SIGTERM/SIGINT itself.
+// Wires the worker process: settings, the HTTP server (/metrics, /livez, /readyz, up first), model bundle, Redis
+// connections, query vectors, the loader process pool, the BullMQ worker and graceful shutdown. startWorker() is
+// also what tests and an in-process launcher call; run as a script (node dist/services/worker/main.js) it handles
+// SIGTERM/SIGINT itself.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { ConfigError, dataDir, loadConfig } from '../../shared/config';
+import { redisCheck, type Check } from '../../shared/health';
 import { createLogger, type Logger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
 import { STUDY_DEAD_LETTER_QUEUE } from '../../shared/studies';
 import { batchingEmbedder } from './batcher';
 import { executionProviders, loadWorkerConfig } from './config';
-import { createInlineLoader, createThreadLoader } from './load-pool';
-import { createWorkerMetrics, startMetricsServer } from './metrics';
+import { startWorkerHttp } from './http';
+import { createInlineLoader, createProcessLoader } from './load-pool';
+import { createWorkerMetrics } from './metrics';
 import { loadWorkerModels } from './models';
 import { initStudyWorker, sampleQueueDepth, type DeadLetterData } from './queue';
 import { createQuerySource } from './query-vectors';
 import { backfillUntriagedIndex } from './store';
 
 export interface RunningWorker {
-  /** Port /metrics listens on (useful when WORKER_METRICS_PORT=0). */
+  /** Port /metrics, /livez and /readyz listen on (useful when WORKER_METRICS_PORT=0). */
   metricsPort: number;
+  /** Loader process ids (none with WORKER_LOAD_PROCESSES=0). */
+  loaderPids(): number[];
   provider: string;
   /** Stops taking jobs, lets active ones finish within SHUTDOWN_TIMEOUT_SECONDS, then closes everything. */
   close(): Promise<void>;
@@ -56,16 +61,38 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
   const log = deps.log ?? createLogger('worker', config.LOG_LEVEL);
 
   const metrics = createWorkerMetrics({ defaultMetrics: true });
-  await waitForBundle(wc.MODELS_DIR, log, deps.signal);
+  // Readiness has its own connection without an offline queue: a lost Redis fails the PING at once.
+  const healthRedis = connectRedis(config.REDIS_URL, 'producer');
+  healthRedis.on('error', () => undefined); // the worker's own connections log Redis errors
+  let modelsCheck: Check = { ok: false, detail: `waiting for the model bundle in ${path.resolve(wc.MODELS_DIR)}` };
+  const server = await startWorkerHttp({
+    port: wc.WORKER_METRICS_PORT,
+    host: wc.WORKER_METRICS_HOST,
+    metrics,
+    readiness: async () => ({ redis: await redisCheck(healthRedis), models: modelsCheck }),
+  });
+  log.info({ httpPort: server.port }, '/livez, /readyz and /metrics listening');
+  // From here on, a failed start must not leave the server or the connection behind.
+  const started: { close(): Promise<unknown> }[] = [server, { close: async () => healthRedis.disconnect() }];
+  try {
+    await waitForBundle(wc.MODELS_DIR, log, deps.signal);
+  } catch (err) {
+    await Promise.allSettled(started.map((x) => x.close()));
+    throw err;
+  }
   const models = await loadWorkerModels(wc.MODELS_DIR, {
     providers: executionProviders(wc),
     ...(wc.WORKER_ORT_THREADS > 0 ? { threads: wc.WORKER_ORT_THREADS } : {}),
+  }).catch(async (err: unknown) => {
+    await Promise.allSettled(started.map((x) => x.close()));
+    throw err;
   });
   const { manifest } = models;
   log.info(
     { bundleId: manifest.bundleId, version: manifest.version, provider: models.provider, fallbacks: models.fallbacks, sequences: models.sequences },
     'model bundle loaded',
   );
+  modelsCheck = { ok: true, detail: `${manifest.bundleId} ${manifest.version} on ${models.provider}` };
   // preferred: the first configured provider; provider != preferred is a fallback (alert NeurotriageWorkerOnCpuFallback).
   metrics.provider.set({ provider: models.provider, preferred: executionProviders(wc)[0], model_version: `${manifest.bundleId}@${manifest.version}` }, 1);
 
@@ -75,7 +102,19 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
     conn.on('error', (err) => log.error({ err, connection: name }, 'Redis connection error'));
   }
   const loaderOpts = { preprocessing: manifest.preprocessing, sequences: models.sequences };
-  const loader = wc.WORKER_LOAD_THREADS > 0 ? createThreadLoader({ threads: wc.WORKER_LOAD_THREADS, ...loaderOpts }) : createInlineLoader(loaderOpts);
+  const processLoader = wc.WORKER_LOAD_PROCESSES > 0
+    ? createProcessLoader({
+      processes: wc.WORKER_LOAD_PROCESSES,
+      maxRssMb: wc.WORKER_LOAD_MAX_RSS_MB,
+      timeoutMs: wc.WORKER_LOAD_TIMEOUT_SECONDS * 1000,
+      ...loaderOpts,
+      onLoaderLost: (e) => {
+        metrics.loadersLost.inc({ reason: e.reason });
+        log.warn(e, 'a loader process ended while reading a study: that study fails, the process is replaced');
+      },
+    })
+    : undefined;
+  const loader = processLoader ?? createInlineLoader(loaderOpts);
   const queries = await createQuerySource({ redis, subscriber, manifest, text: models.text, log });
   const image = batchingEmbedder(models.image, {
     maxBatch: wc.WORKER_BATCH_SIZE,
@@ -100,20 +139,17 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
     (indexed) => indexed > 0 && log.info({ indexed }, 'untriaged index built from earlier failures'),
     (err: unknown) => log.warn({ err }, 'untriaged index backfill failed; the API keeps scanning'),
   );
-  const server = await startMetricsServer(metrics, {
-    port: wc.WORKER_METRICS_PORT,
-    host: wc.WORKER_METRICS_HOST,
-    beforeScrape: () => sampleQueueDepth(queue, metrics),
-  });
+  server.setSample(() => sampleQueueDepth(queue, metrics));
   worker.run().catch((err: unknown) => log.error({ err }, 'study worker stopped with an error'));
   log.info(
-    { concurrency: wc.WORKER_CONCURRENCY, batch: wc.WORKER_BATCH_SIZE, loadThreads: wc.WORKER_LOAD_THREADS, ortThreads: wc.WORKER_ORT_THREADS, metricsPort: server.port },
+    { concurrency: wc.WORKER_CONCURRENCY, batch: wc.WORKER_BATCH_SIZE, loadProcesses: wc.WORKER_LOAD_PROCESSES, ortThreads: wc.WORKER_ORT_THREADS, metricsPort: server.port },
     'worker ready',
   );
 
   let closing: Promise<void> | null = null;
   return {
     metricsPort: server.port,
+    loaderPids: () => processLoader?.pids() ?? [],
     provider: models.provider,
     close() {
       closing ??= (async () => {
@@ -129,7 +165,7 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
         clearTimeout(timer);
         await Promise.allSettled([queue.close(), deadLetters.close(), queries.close(), server.close()]);
         await Promise.allSettled([loader.close(), models.close()]);
-        await Promise.allSettled([subscriber.quit(), redis.quit()]);
+        await Promise.allSettled([subscriber.quit(), redis.quit(), healthRedis.quit()]);
         log.info('worker stopped');
       })();
       return closing;

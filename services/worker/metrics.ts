@@ -1,7 +1,5 @@
 // The worker's Prometheus metrics on its own Registry (no global default registry, so tests and an in-process
-// launcher can run several) and the small HTTP server that exposes them on /metrics.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+// launcher can run several); http.ts serves them on /metrics.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { collectProcessMetrics } from '../../shared/process-metrics';
 import { UNUSABLE_REASONS } from '../../shared/imaging/errors';
@@ -19,8 +17,11 @@ export const JOB_OUTCOMES = ['scored', 'retried', 'failed', 'unsupported'] as co
  */
 export const DEAD_LETTER_REASONS = [
   'corrupt-data', 'bad-job-data', 'study-missing', 'study-empty', 'no-scorable-sequence', 'unusable-data',
-  'retries-exhausted', 'stalled', ...UNUSABLE_REASONS,
+  'retries-exhausted', 'stalled', 'load-crashed', 'load-timeout', ...UNUSABLE_REASONS,
 ] as const;
+
+/** Why a loader process ended while reading a study (load-pool.ts): each is also that study's dead-letter reason. */
+export const LOADER_LOST_REASONS = ['load-crashed', 'too-large', 'load-timeout'] as const;
 
 /**
  * Volumes per session call are whole numbers: bucket bounds halfway between them, so histogram_quantile's linear
@@ -40,6 +41,7 @@ export interface WorkerMetrics {
   flags: Counter<'query' | 'priority'>;
   timeToResult: Histogram<'priority'>;
   oldestJobAge: Gauge;
+  loadersLost: Counter<'reason'>;
 }
 
 export function createWorkerMetrics(opts: { defaultMetrics?: boolean } = {}): WorkerMetrics {
@@ -104,43 +106,15 @@ export function createWorkerMetrics(opts: { defaultMetrics?: boolean } = {}): Wo
       help: 'Age of the oldest study job ready to run (waiting or prioritized), 0 when none (sampled at scrape time)',
       registers,
     }),
+    loadersLost: new Counter({
+      name: 'neurotriage_worker_loader_processes_lost_total',
+      help: 'Loader processes that ended while reading a study (load-crashed, too-large, load-timeout); each is replaced',
+      labelNames: ['reason'],
+      registers,
+    }),
   };
   for (const outcome of JOB_OUTCOMES) metrics.jobs.inc({ outcome }, 0);
   for (const reason of DEAD_LETTER_REASONS) metrics.deadLetters.inc({ reason }, 0);
+  for (const reason of LOADER_LOST_REASONS) metrics.loadersLost.inc({ reason }, 0);
   return metrics;
-}
-
-export interface MetricsServer {
-  port: number;
-  close(): Promise<void>;
-}
-
-/** Serves GET /metrics; `beforeScrape` refreshes sampled gauges (queue depth) so they are current when read. */
-export async function startMetricsServer(
-  metrics: WorkerMetrics,
-  opts: { port: number; host: string; beforeScrape?: () => Promise<void> },
-): Promise<MetricsServer> {
-  const server = http.createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-      res.writeHead(404).end();
-      return;
-    }
-    (opts.beforeScrape ? opts.beforeScrape() : Promise.resolve())
-      .catch(() => undefined) // a sampling failure must not hide the other metrics
-      .then(() => metrics.registry.metrics())
-      .then((body) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(body))
-      .catch((err: Error) => res.writeHead(500).end(err.message));
-  });
-  server.on('connection', (socket) => socket.setNoDelay(true));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => resolve());
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-  };
 }

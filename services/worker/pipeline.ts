@@ -72,7 +72,8 @@ export async function scoreStudyFolder(
     sequencesUsed: score.sequencesUsed,
     sequencesMissing: score.sequencesMissing,
     series: loaded.series,
-    confidence: score.confidence,
+    // Images left out of a used series (unreadable, another orientation, ...) make the result less certain too.
+    confidence: Math.round(score.confidence * (loaded.completeness ?? 1) * 1000) / 1000,
     model: { bundleId: manifest.bundleId, version: manifest.version },
     judgedWith: { querySetVersion: score.querySetVersion, classThresholds: querySet.classThresholds },
     provider: deps.models.provider,

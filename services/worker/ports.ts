@@ -12,6 +12,11 @@ export interface LoadedStudy {
   AccessionNumber?: string;
   volumes: Partial<Record<Sequence, Volume>>;
   series: SeriesOutcome[];
+  /**
+   * Fraction of the used series' images that made it into their volumes (1 when nothing was left out that the
+   * series meant to hold: unreadable, no geometry, another orientation, a duplicate); scales the confidence.
+   */
+  completeness?: number;
   /** Milliseconds spent decoding pixel data and building canonical volumes. */
   timingsMs: { decode: number; preprocess: number };
 }

@@ -1,9 +1,13 @@
 // Reads one DICOM Part 10 instance (dcmjs) into the attributes this module needs and one entry per frame: classic
 // single-frame MR images give one frame from the top-level attributes, Enhanced / Legacy Converted Enhanced MR
-// give one per frame from the shared and per-frame functional groups. Pixel bytes stay undecoded here (see
-// pixels.ts); only the frames of the series that get chosen are ever decoded.
+// give one per frame from the shared and per-frame functional groups. The file's structure is checked first
+// (part10.ts) and its size claims (Rows x Columns x frames against the pixel bytes present) before anything is
+// allocated from them. From a file, only the header is read (readInstanceHeader); pixel bytes are read later, per
+// frame, for the series that get chosen (pixels.ts).
+import { open } from 'node:fs/promises';
 import { dcmjs, quietDcmjsValidationLog, type DcmjsDataset } from './dcmjs';
 import { DicomParseError } from './errors';
+import { encapsulatedItems, NeedMoreBytes, scanPart10, type Part10Layout, type PixelDataLocation } from './part10';
 
 export type Vec3 = [number, number, number];
 
@@ -28,13 +32,6 @@ export const TRANSFER_SYNTAX = {
   Jpeg2000: '1.2.840.10008.1.2.4.91',
   RleLossless: '1.2.840.10008.1.2.5',
 } as const;
-
-const NATIVE_SYNTAXES: ReadonlySet<string> = new Set([
-  TRANSFER_SYNTAX.ImplicitVRLittleEndian,
-  TRANSFER_SYNTAX.ExplicitVRLittleEndian,
-  TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian,
-  TRANSFER_SYNTAX.ExplicitVRBigEndian,
-]);
 
 /** Series- and instance-level attributes, by DICOM keyword. Absent attributes are undefined (or empty lists). */
 export interface InstanceHeader {
@@ -90,6 +87,8 @@ export interface Frame {
   RescaleIntercept: number;
   /** Standard DiffusionBValue or, failing that, the vendor private b-value. */
   DiffusionBValue?: number;
+  /** (0018,9075) ISOTROPIC (trace), DIRECTIONAL, BMATRIX or NONE; Philips' private direction 'I' reads as ISOTROPIC. */
+  DiffusionDirectionality?: string;
   /** ImageType, or FrameType for Enhanced MR frames. */
   ImageType: string[];
   EchoTime?: number;
@@ -105,12 +104,23 @@ export type PixelData =
   /** One entry per frame as the encapsulated pixel data gives them (fragments of one frame already joined). */
   | { kind: 'encapsulated'; fragments: Uint8Array[] };
 
+/** Positioned reads of the instance's source, for pixel data read after the header. */
+export interface ByteSource {
+  size: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
 export interface DicomInstance {
   /** Caller's name for the source (a path); used in error messages only. */
   file: string;
   header: InstanceHeader;
   frames: Frame[];
+  /** Pixel data in memory: readInstance() of bytes. Undefined when only the header was read from a file. */
   pixelData?: PixelData;
+  /** Where PixelData lies in the source; undefined when the instance has none. */
+  pixelLocation?: PixelDataLocation;
+  /** The file, for reading pixel data later (readInstanceHeader). */
+  source?: ByteSource;
 }
 
 type Item = DcmjsDataset;
@@ -210,6 +220,7 @@ const T = {
   SpacingBetweenSlices: '00180088',
   ProtocolName: '00181030',
   DiffusionBValue: '00189087',
+  DiffusionDirectionality: '00189075',
   EffectiveEchoTime: '00189082',
   InversionTimes: '00189079',
   MRTimingAndRelatedParametersSequence: '00189112',
@@ -245,6 +256,7 @@ const T = {
   PixelValueTransformationSequence: '00289145',
   GEBValue: '00431039',
   PhilipsBValue: '20011003',
+  PhilipsDiffusionDirection: '20011004',
   SharedFunctionalGroupsSequence: '52009229',
   PerFrameFunctionalGroupsSequence: '52009230',
   PixelData: '7FE00010',
@@ -330,6 +342,8 @@ function frameFromItems(items: (Item | undefined)[], index: number, top: Item, h
   const slope = inGroup(T.PixelValueTransformationSequence, (it) => num(it, T.RescaleSlope)) ?? num(top, T.RescaleSlope) ?? 1;
   const intercept = inGroup(T.PixelValueTransformationSequence, (it) => num(it, T.RescaleIntercept)) ?? num(top, T.RescaleIntercept) ?? 0;
   const bStd = inGroup(T.MRDiffusionSequence, (it) => num(it, T.DiffusionBValue)) ?? num(top, T.DiffusionBValue);
+  const directionality =
+    inGroup(T.MRDiffusionSequence, (it) => str(it, T.DiffusionDirectionality)) ?? str(top, T.DiffusionDirectionality) ?? (str(top, T.PhilipsDiffusionDirection) === 'I' ? 'ISOTROPIC' : undefined);
   const frameType = inGroup(T.MRImageFrameTypeSequence, (it) => {
     const s = strings(it, T.FrameType);
     return s.length ? s : undefined;
@@ -342,6 +356,7 @@ function frameFromItems(items: (Item | undefined)[], index: number, top: Item, h
     RescaleSlope: slope === 0 ? 1 : slope,
     RescaleIntercept: intercept,
     DiffusionBValue: bStd ?? vendorBValue(top, header.SequenceName),
+    DiffusionDirectionality: directionality?.toUpperCase(),
     ImageType: frameType ?? header.ImageType,
     EchoTime: inGroup(T.MREchoSequence, (it) => num(it, T.EffectiveEchoTime)) ?? header.EchoTime,
     RepetitionTime: inGroup(T.MRTimingAndRelatedParametersSequence, (it) => num(it, T.RepetitionTime)) ?? header.RepetitionTime,
@@ -352,88 +367,21 @@ function frameFromItems(items: (Item | undefined)[], index: number, top: Item, h
   };
 }
 
-/**
- * Native little-endian pixel data sits at the end of the file; dcmjs would copy it (and feed the garbage collector),
- * so the header is parsed up to PixelData and the value is located here: the PixelData element header (tag, VR,
- * length) is searched backwards near the end of the file and accepted only if its length is exactly the
- * expected size. Anything unusual falls back to dcmjs' full parse.
- */
-function locateNativePixelData(bytes: Uint8Array, expected: number, explicit: boolean): Uint8Array | undefined {
-  if (!(expected > 0) || bytes.byteLength < expected + 8) return undefined;
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLen = explicit ? 12 : 8;
-  const lowest = Math.max(0, bytes.byteLength - expected - headerLen - 65536);
-  for (let at = bytes.byteLength - expected - headerLen - (expected % 2); at >= lowest; at--) {
-    if (bytes[at] !== 0xe0 || bytes[at + 1] !== 0x7f || bytes[at + 2] !== 0x10 || bytes[at + 3] !== 0x00) continue;
-    if (explicit) {
-      const vr = String.fromCharCode(bytes[at + 4], bytes[at + 5]);
-      if (vr !== 'OW' && vr !== 'OB') continue;
-    }
-    const len = dv.getUint32(at + headerLen - 4, true);
-    if (len !== expected && len !== expected + (expected % 2)) continue;
-    if (at + headerLen + len > bytes.byteLength) continue;
-    return bytes.subarray(at + headerLen, at + headerLen + expected);
-  }
-  return undefined;
-}
-
-/**
- * dcmjs pads a value that runs past the end of the buffer with zeros instead of failing, so a truncated file would
- * give a silently zero-filled slice. When the fast path did not find the pixel data, look for a PixelData header
- * whose declared value runs past the end of the file: that instance is truncated. (Rare path only: it scans up to
- * one frame's worth of bytes.)
- */
-function truncatedPixelData(bytes: Uint8Array, expected: number, explicit: boolean): string | undefined {
-  const headerLen = explicit ? 12 : 8;
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const lowest = Math.max(0, bytes.byteLength - expected - headerLen - 65536);
-  for (let at = bytes.byteLength - headerLen; at >= lowest; at--) {
-    if (bytes[at] !== 0xe0 || bytes[at + 1] !== 0x7f || bytes[at + 2] !== 0x10 || bytes[at + 3] !== 0x00) continue;
-    const len = dv.getUint32(at + headerLen - 4, true);
-    if (len !== 0xffffffff && at + headerLen + len > bytes.byteLength) return `pixel data truncated: ${bytes.byteLength - at - headerLen} of ${len} bytes present`;
-  }
-  return undefined;
-}
-
-/**
- * Parses one Part 10 instance. Throws DicomParseError for anything that is not readable DICOM; never decodes
- * pixels. `data` is not copied: keep it alive as long as the instance is used.
- */
-export function readInstance(data: Uint8Array | ArrayBuffer, file = '(buffer)'): DicomInstance {
-  quietDcmjsValidationLog();
-  const buffer = toArrayBuffer(data);
-  const bytes = new Uint8Array(buffer);
-  let parsed: { meta: Item; dict: Item };
-  let nativePixels: Uint8Array | undefined;
+/** Parses the header bytes (meta group and dataset up to PixelData) that scanPart10 has checked. */
+function parseHeader(bytes: Uint8Array, layout: Part10Layout, file: string): { meta: Item; dict: Item } {
+  // Deflated: dcmjs inflates the whole file itself (scanPart10 has already inflated it once, with a size cap).
+  const header = layout.inflated ? bytes : bytes.subarray(0, layout.headerEnd);
   try {
-    parsed = dcmjs.data.DicomMessage.readFile(buffer, { noCopy: true, ignoreErrors: false, untilTag: T.PixelData });
-    const ts = str(parsed.meta, T.TransferSyntaxUID);
-    const explicitLE = ts === TRANSFER_SYNTAX.ExplicitVRLittleEndian;
-    if (T.PixelData in parsed.dict && (explicitLE || ts === TRANSFER_SYNTAX.ImplicitVRLittleEndian)) {
-      const d = parsed.dict;
-      const expected =
-        (num(d, T.Rows) ?? 0) * (num(d, T.Columns) ?? 0) * ((num(d, T.BitsAllocated) ?? 0) / 8) * (num(d, T.SamplesPerPixel) ?? 1) * Math.max(1, num(d, T.NumberOfFrames) ?? 1);
-      nativePixels = Number.isInteger(expected) ? locateNativePixelData(bytes, expected, explicitLE) : undefined;
-      const truncated = nativePixels || !(expected > 0) ? undefined : truncatedPixelData(bytes, expected, explicitLE);
-      if (truncated) throw new Error(truncated);
-    }
-    // Compressed, deflated, big endian or unexpected layout: let dcmjs read the whole dataset.
-    if (T.PixelData in parsed.dict && !nativePixels) {
-      parsed = dcmjs.data.DicomMessage.readFile(buffer, { noCopy: true, ignoreErrors: false });
-      // Encapsulated pixel data ends with a Sequence Delimitation Item; when it is the last element and that item
-      // is missing, the file was cut short (dcmjs would zero-fill the last fragment rather than fail).
-      const n = bytes.byteLength;
-      const encapsulatedLast =
-        ts !== undefined && !NATIVE_SYNTAXES.has(ts) && ts !== TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian && !Object.keys(parsed.dict).some((k) => k > T.PixelData);
-      const delimited = n >= 8 && bytes[n - 8] === 0xfe && bytes[n - 7] === 0xff && bytes[n - 6] === 0xdd && bytes[n - 5] === 0xe0;
-      if (encapsulatedLast && !delimited) throw new Error('encapsulated pixel data truncated (no sequence delimiter at the end of the file)');
-    }
+    return dcmjs.data.DicomMessage.readFile(toArrayBuffer(header.slice()), { noCopy: true, ignoreErrors: false, untilTag: T.PixelData });
   } catch (e) {
     throw new DicomParseError(file, e instanceof Error ? e.message : String(e));
   }
+}
+
+function headerOf(parsed: { meta: Item; dict: Item }): InstanceHeader {
   const top = parsed.dict;
   const sopClass = str(top, T.SOPClassUID);
-  const header: InstanceHeader = {
+  return {
     TransferSyntaxUID: str(parsed.meta, T.TransferSyntaxUID) ?? TRANSFER_SYNTAX.ImplicitVRLittleEndian,
     SOPClassUID: sopClass,
     SOPInstanceUID: str(top, T.SOPInstanceUID),
@@ -471,7 +419,43 @@ export function readInstance(data: Uint8Array | ArrayBuffer, file = '(buffer)'):
     isImageStorage: sopClass === undefined ? true : IMAGE_SOP_CLASSES.has(sopClass),
     isEnhanced: sopClass === SOP_CLASS.EnhancedMRImage || sopClass === SOP_CLASS.LegacyConvertedEnhancedMRImage,
   };
+}
 
+/** Bytes of one native frame (BitsAllocated 1 packs 8 pixels a byte). */
+export function nativeFrameBytes(h: Pick<InstanceHeader, 'Rows' | 'Columns' | 'BitsAllocated' | 'SamplesPerPixel'>): number {
+  const pixels = (h.Rows ?? 0) * (h.Columns ?? 0) * (h.SamplesPerPixel ?? 1);
+  const bits = h.BitsAllocated ?? 16;
+  return bits === 1 ? Math.ceil(pixels / 8) : pixels * Math.ceil(bits / 8);
+}
+
+/**
+ * The header's size claims against the bytes the file holds, before any frame list or buffer is sized from them:
+ * Rows x Columns x SamplesPerPixel x BitsAllocated x NumberOfFrames must fit in native pixel data, and encapsulated
+ * pixel data needs at least one 8-byte item per frame.
+ */
+function checkSizeClaims(top: Item, h: InstanceHeader, loc: PixelDataLocation | undefined, fileSize: number, file: string): void {
+  const claimed = num(top, T.NumberOfFrames);
+  if (claimed !== undefined && !(Number.isInteger(claimed) && claimed >= 1)) throw new DicomParseError(file, `NumberOfFrames ${claimed} is not a positive integer`);
+  if (!loc) return;
+  const rows = h.Rows ?? 0;
+  const cols = h.Columns ?? 0;
+  if (!(Number.isInteger(rows) && rows >= 1 && Number.isInteger(cols) && cols >= 1)) throw new DicomParseError(file, `pixel data with Rows ${h.Rows ?? 'absent'} and Columns ${h.Columns ?? 'absent'}`);
+  const frames = h.NumberOfFrames;
+  if (loc.encapsulated) {
+    const room = Math.floor((fileSize - loc.offset) / 8);
+    if (frames > room) throw new DicomParseError(file, `NumberOfFrames ${frames} cannot fit in the ${fileSize - loc.offset} bytes of encapsulated pixel data`);
+    return;
+  }
+  const need = nativeFrameBytes(h) * frames;
+  if ((loc.length ?? 0) < need) {
+    throw new DicomParseError(file, `pixel data holds ${loc.length} bytes; ${frames} frame(s) of ${rows}x${cols} at ${h.BitsAllocated ?? 16} bits need ${need}`);
+  }
+}
+
+function instanceFrom(parsed: { meta: Item; dict: Item }, loc: PixelDataLocation | undefined, fileSize: number, file: string): DicomInstance {
+  const top = parsed.dict;
+  const header = headerOf(parsed);
+  checkSizeClaims(top, header, loc, fileSize, file);
   const shared = seqItem(top, T.SharedFunctionalGroupsSequence);
   const perFrame = values(top, T.PerFrameFunctionalGroupsSequence);
   const frames: Frame[] = [];
@@ -487,14 +471,97 @@ export function readInstance(data: Uint8Array | ArrayBuffer, file = '(buffer)'):
     header.InversionTime ??= frames[0].InversionTime;
     if (header.ImageType.length === 0) header.ImageType = frames[0].ImageType;
   }
+  return { file, header, frames, ...(loc ? { pixelLocation: loc } : {}) };
+}
 
-  let pixelData: PixelData | undefined = nativePixels ? { kind: 'native', bytes: nativePixels } : undefined;
-  const pd = nativePixels ? [] : values(top, T.PixelData);
-  if (pd.length > 0) {
-    const encapsulated = !NATIVE_SYNTAXES.has(header.TransferSyntaxUID);
-    pixelData = encapsulated
-      ? { kind: 'encapsulated', fragments: encapsulatedFrames(pd, header.NumberOfFrames) }
-      : { kind: 'native', bytes: bytesOf(pd[0]) ?? joinBytes(pd.map((p) => bytesOf(p) ?? new Uint8Array(0))) };
+/** Pixel data bytes in memory -> one entry per frame (encapsulated) or the native value. */
+export function pixelDataIn(bytes: Uint8Array, loc: PixelDataLocation, numberOfFrames: number, file: string): PixelData {
+  if (!loc.encapsulated) return { kind: 'native', bytes: bytes.subarray(loc.offset, loc.offset + (loc.length ?? 0)) };
+  const { offsetTable, fragments } = encapsulatedItems(bytes, loc.offset, file);
+  if (fragments.length < numberOfFrames) throw new DicomParseError(file, `${numberOfFrames} frames claimed, ${fragments.length} fragments present`);
+  // A Basic Offset Table gives each frame's first fragment; without one, fragments are split by codec markers.
+  const table = offsetTable.length >= 4 * numberOfFrames && numberOfFrames > 1 ? offsetTableFrames(bytes, offsetTable, fragments, numberOfFrames) : undefined;
+  return { kind: 'encapsulated', fragments: table ?? encapsulatedFrames(fragments.map((f) => bytes.subarray(f.offset, f.offset + f.length)), numberOfFrames) };
+}
+
+function offsetTableFrames(bytes: Uint8Array, bot: { offset: number; length: number }, fragments: { offset: number; length: number }[], n: number): Uint8Array[] | undefined {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const first = fragments[0].offset - 8;
+  const starts = Array.from({ length: n }, (_, i) => dv.getUint32(bot.offset + 4 * i, true) + first);
+  const frames: Uint8Array[][] = starts.map(() => []);
+  for (const f of fragments) {
+    let k = -1;
+    for (let i = 0; i < n; i++) if (f.offset - 8 >= starts[i]) k = i;
+    if (k < 0) return undefined;
+    frames[k].push(bytes.subarray(f.offset, f.offset + f.length));
   }
-  return { file, header, frames, pixelData };
+  return frames.some((f) => f.length === 0) ? undefined : frames.map(joinBytes);
+}
+
+/**
+ * Parses one Part 10 instance held in memory, pixel data included (not copied: keep `data` alive as long as the
+ * instance is used). Throws DicomParseError for anything that is not well-formed DICOM or whose size claims do
+ * not match its bytes; never decodes pixels.
+ */
+export function readInstance(data: Uint8Array | ArrayBuffer, file = '(buffer)'): DicomInstance {
+  quietDcmjsValidationLog();
+  const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : data;
+  const layout = scanPart10(bytes, { file });
+  const inst = instanceFrom(parseHeader(bytes, layout, file), layout.pixelData, layout.inflated?.byteLength ?? bytes.byteLength, file);
+  if (layout.pixelData) inst.pixelData = pixelDataIn(layout.inflated ?? bytes, layout.pixelData, inst.header.NumberOfFrames, file);
+  return inst;
+}
+
+/** First read of a file's header (classic MR headers are 2-20 KB); doubled until the walk reaches PixelData. */
+const FIRST_READ_BYTES = 16 * 1024;
+/** A header (functional groups of thousands of frames) larger than this is refused rather than parsed. */
+export const MAX_HEADER_BYTES = 64 * 1024 * 1024;
+
+/** Positioned reads of a file, each opening it (a study has thousands of files: no handle is kept open). */
+export function fileSource(path: string, size: number): ByteSource {
+  return {
+    size,
+    async read(offset, length) {
+      const fh = await open(path, 'r');
+      try {
+        const out = new Uint8Array(length);
+        const { bytesRead } = await fh.read(out, 0, length, offset);
+        if (bytesRead < length) throw new DicomParseError(path, `the file is shorter than its header said (changed while being read?)`);
+        return out;
+      } finally {
+        await fh.close();
+      }
+    },
+  };
+}
+
+/** A ByteSource over bytes in memory. */
+export function memorySource(bytes: Uint8Array): ByteSource {
+  return { size: bytes.byteLength, read: async (offset, length) => bytes.subarray(offset, offset + length) };
+}
+
+/**
+ * Reads only the header of an instance: its structure is checked up to PixelData and PixelData's length against
+ * the file's size, then the header is parsed; pixel bytes stay in the file (`pixelLocation`, `source`) until a
+ * frame is decoded. Deflated files are the exception: they are read whole.
+ */
+export async function readInstanceHeader(source: ByteSource, file: string): Promise<DicomInstance> {
+  quietDcmjsValidationLog();
+  let length = Math.min(source.size, FIRST_READ_BYTES);
+  for (;;) {
+    const prefix = await source.read(0, length);
+    let layout: Part10Layout;
+    try {
+      layout = scanPart10(prefix, { file, fileSize: source.size, stopAtPixelData: true });
+    } catch (e) {
+      if (!(e instanceof NeedMoreBytes)) throw e;
+      length = Math.min(source.size, Math.max(e.needed, 2 * length));
+      if (length > MAX_HEADER_BYTES) throw new DicomParseError(file, `the header is larger than ${MAX_HEADER_BYTES / 1048576} MB`, 'too-large');
+      continue;
+    }
+    const inst = instanceFrom(parseHeader(prefix, layout, file), layout.pixelData, layout.inflated?.byteLength ?? source.size, file);
+    if (layout.inflated && layout.pixelData) inst.pixelData = pixelDataIn(layout.inflated, layout.pixelData, inst.header.NumberOfFrames, file);
+    else inst.source = source;
+    return inst;
+  }
 }

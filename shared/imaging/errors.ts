@@ -16,6 +16,7 @@ export const UNUSABLE_REASONS = [
   'insufficient-coverage', // the stack covers too little along its normal to be a brain volume
   'unsupported-transfer-syntax',
   'corrupt', // the file or a frame could not be parsed or decoded
+  'too-large', // more slices, voxels or header bytes than the limits in study.ts / dicom-header.ts allow
   'empty-volume', // no foreground after resampling (all background, or constant)
   'not-selected', // usable, but another series of the same sequence was preferred
 ] as const;
@@ -33,13 +34,14 @@ export class UnusableSeriesError extends Error {
   }
 }
 
-/** A file that is not a readable DICOM Part 10 instance. Permanent. */
+/** A file that is not a readable DICOM Part 10 instance (not DICOM at all, corrupt, or too large to read). Permanent. */
 export class DicomParseError extends Error {
   override name = 'DicomParseError';
   readonly retryable = false;
   constructor(
     readonly file: string,
-    detail: string,
+    readonly detail: string,
+    readonly reason: 'corrupt' | 'too-large' | 'not-dicom' = 'corrupt',
   ) {
     super(`cannot parse ${file}: ${detail}`);
   }

@@ -3,7 +3,7 @@
 // RLE, ...). Output is float32 in rescaled units (RescaleSlope/Intercept, signed or unsigned, BitsStored honoured),
 // written straight into the caller's volume buffer.
 import { Context, NativeCodecs } from 'dcmjs-codecs';
-import { TRANSFER_SYNTAX, type DicomInstance, type Frame } from './dicom-header';
+import { nativeFrameBytes, pixelDataIn, TRANSFER_SYNTAX, type DicomInstance, type Frame } from './dicom-header';
 import { UnusableSeriesError } from './errors';
 
 type CodecName = 'rle' | 'jpeg' | 'jpegls' | 'j2k' | 'htj2k';
@@ -36,11 +36,16 @@ export function isCompressed(transferSyntaxUID: string): boolean {
   return transferSyntaxUID in COMPRESSED;
 }
 
+/** One frame's stored bytes: native values, or one compressed frame (its fragments joined). */
+export type FrameBytes = { kind: 'native'; bytes: Uint8Array } | { kind: 'encapsulated'; bytes: Uint8Array };
+
 export interface PixelDecoder {
   /** Loads the codec WebAssembly (once per thread, ~50 ms); required before decoding compressed frames. */
   ready(): Promise<void>;
-  /** Decodes one frame into out[offset .. offset + Rows*Columns). Throws UnusableSeriesError on failure. */
+  /** Decodes one frame of an instance whose pixel data is in memory into out[offset .. offset + Rows*Columns). Throws UnusableSeriesError on failure. */
   decodeFrameInto(instance: DicomInstance, frame: Frame, out: Float32Array, offset: number): void;
+  /** The same from one frame's bytes read on their own (readFrameBytes), for instances read header first. */
+  decodeFrameBytesInto(instance: DicomInstance, frame: Frame, data: FrameBytes, out: Float32Array, offset: number): void;
 }
 
 interface Layout {
@@ -159,6 +164,32 @@ function decodeCompressed(codec: CodecName, encoded: Uint8Array, inst: DicomInst
   return buf;
 }
 
+/** One frame's bytes -> rescaled float32 at out[offset..]. */
+function decodeFrameBytes(inst: DicomInstance, frame: Frame, data: FrameBytes, out: Float32Array, offset: number): void {
+  const ts = inst.header.TransferSyntaxUID;
+  const l = layoutOf(inst);
+  const frameBytes = l.rows * l.cols * (l.bitsAllocated / 8);
+  if (NATIVE.has(ts)) {
+    if (data.kind !== 'native') throw new UnusableSeriesError('corrupt', `${inst.file}: encapsulated pixel data in a native transfer syntax`);
+    if (data.bytes.byteLength < frameBytes) throw new UnusableSeriesError('corrupt', `${inst.file}: pixel data shorter than frame ${frame.index}`);
+    const le = ts !== TRANSFER_SYNTAX.ExplicitVRBigEndian || l.bitsAllocated === 8;
+    if (!(le && storeFrame16LE(data.bytes, 0, l, frame, out, offset))) storeFrame(data.bytes, 0, le, l, frame, out, offset);
+    return;
+  }
+  const codec = COMPRESSED[ts];
+  if (!codec) throw new UnusableSeriesError('unsupported-transfer-syntax', `${inst.file}: transfer syntax ${ts}`);
+  if (!NativeCodecs.isInitialized()) throw new UnusableSeriesError('corrupt', 'codecs not loaded: await decoder.ready() first');
+  if (data.kind !== 'encapsulated') throw new UnusableSeriesError('corrupt', `${inst.file}: native pixel data in a compressed transfer syntax`);
+  let decoded: Uint8Array;
+  try {
+    decoded = decodeCompressed(codec, data.bytes, inst, l);
+  } catch (e) {
+    throw new UnusableSeriesError('corrupt', `${inst.file}: frame ${frame.index}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (decoded.byteLength < frameBytes) throw new UnusableSeriesError('corrupt', `${inst.file}: decoded frame ${frame.index} too short`);
+  if (!storeFrame16LE(decoded, 0, l, frame, out, offset)) storeFrame(decoded, 0, true, l, frame, out, offset);
+}
+
 /**
  * The decoder. dcmjs-codecs keeps its WebAssembly instance per thread inside the library; `ready()` loads it on
  * first need, so a decoder for native-only data never pays for it.
@@ -172,31 +203,50 @@ export function createPixelDecoder(): PixelDecoder {
       return loading;
     },
     decodeFrameInto(inst, frame, out, offset) {
-      const ts = inst.header.TransferSyntaxUID;
       const pd = inst.pixelData;
       if (!pd) throw new UnusableSeriesError('not-image', `${inst.file}: no pixel data`);
       const l = layoutOf(inst);
-      const frameBytes = l.rows * l.cols * (l.bitsAllocated / 8);
-      if (NATIVE.has(ts)) {
-        if (pd.kind !== 'native') throw new UnusableSeriesError('corrupt', `${inst.file}: encapsulated pixel data in a native transfer syntax`);
+      if (pd.kind === 'native') {
+        const frameBytes = l.rows * l.cols * (l.bitsAllocated / 8);
         const at = frame.index * frameBytes;
         if (pd.bytes.byteLength < at + frameBytes) throw new UnusableSeriesError('corrupt', `${inst.file}: pixel data shorter than frame ${frame.index}`);
-        const le = ts !== TRANSFER_SYNTAX.ExplicitVRBigEndian || l.bitsAllocated === 8;
-        if (!(le && storeFrame16LE(pd.bytes, at, l, frame, out, offset))) storeFrame(pd.bytes, at, le, l, frame, out, offset);
+        decodeFrameBytes(inst, frame, { kind: 'native', bytes: pd.bytes.subarray(at, at + frameBytes) }, out, offset);
         return;
       }
-      const codec = COMPRESSED[ts];
-      if (!codec) throw new UnusableSeriesError('unsupported-transfer-syntax', `${inst.file}: transfer syntax ${ts}`);
-      if (!NativeCodecs.isInitialized()) throw new UnusableSeriesError('corrupt', 'codecs not loaded: await decoder.ready() first');
-      if (pd.kind !== 'encapsulated' || !pd.fragments[frame.index]) throw new UnusableSeriesError('corrupt', `${inst.file}: frame ${frame.index} missing`);
-      let decoded: Uint8Array;
-      try {
-        decoded = decodeCompressed(codec, pd.fragments[frame.index], inst, l);
-      } catch (e) {
-        throw new UnusableSeriesError('corrupt', `${inst.file}: frame ${frame.index}: ${e instanceof Error ? e.message : String(e)}`);
-      }
-      if (decoded.byteLength < frameBytes) throw new UnusableSeriesError('corrupt', `${inst.file}: decoded frame ${frame.index} too short`);
-      if (!storeFrame16LE(decoded, 0, l, frame, out, offset)) storeFrame(decoded, 0, true, l, frame, out, offset);
+      if (!pd.fragments[frame.index]) throw new UnusableSeriesError('corrupt', `${inst.file}: frame ${frame.index} missing`);
+      decodeFrameBytes(inst, frame, { kind: 'encapsulated', bytes: pd.fragments[frame.index] }, out, offset);
     },
+    decodeFrameBytesInto: decodeFrameBytes,
   };
+}
+
+/**
+ * Reads one frame's stored bytes from an instance read header first: a native frame is one positioned read of
+ * exactly its bytes; compressed pixel data is read once per instance (`cache`, dropped by the caller after the
+ * stack) and split into frames. Instances with pixel data in memory are served from it.
+ */
+export async function readFrameBytes(inst: DicomInstance, index: number, cache: Map<DicomInstance, Uint8Array[]>): Promise<FrameBytes> {
+  const loc = inst.pixelLocation;
+  const src = inst.source;
+  if (!loc || !src) throw new UnusableSeriesError('not-image', `${inst.file}: no pixel data`);
+  if (!loc.encapsulated) {
+    const n = nativeFrameBytes(inst.header);
+    const at = loc.offset + index * n;
+    if (index * n + n > (loc.length ?? 0)) throw new UnusableSeriesError('corrupt', `${inst.file}: pixel data shorter than frame ${index}`);
+    return { kind: 'native', bytes: await src.read(at, n) };
+  }
+  let frames = cache.get(inst);
+  if (!frames) {
+    const region = await src.read(loc.offset, src.size - loc.offset);
+    let pd;
+    try {
+      pd = pixelDataIn(region, { offset: 0, encapsulated: true }, inst.header.NumberOfFrames, inst.file);
+    } catch (e) {
+      throw new UnusableSeriesError('corrupt', e instanceof Error ? e.message : String(e));
+    }
+    frames = pd.kind === 'encapsulated' ? pd.fragments : [];
+    cache.set(inst, frames);
+  }
+  if (!frames[index]) throw new UnusableSeriesError('corrupt', `${inst.file}: frame ${index} missing`);
+  return { kind: 'encapsulated', bytes: frames[index] };
 }

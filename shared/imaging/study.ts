@@ -1,16 +1,17 @@
-// The top-level pipeline the worker and the volumes CLI both call: files of one study -> parsed instances ->
-// series (split by b-value) -> classification and usability -> stacks -> the best series per sequence ->
-// decoded, resampled onto the canonical grid and normalised. Every series is reported with what happened to it;
-// a study with nothing usable returns no volumes and lists every sequence as missing, it does not throw.
-import { readFile as fsReadFile } from 'node:fs/promises';
+// The top-level pipeline the worker and the volumes CLI both call: files of one study -> headers (pixel bytes stay
+// on disk) -> series (split by b-value) -> classification and usability -> stacks -> the best series per sequence
+// -> only its frames read, decoded, resampled onto the canonical grid and normalised. Every series is reported
+// with what happened to it and which images were left out; a study with nothing usable returns no volumes and
+// lists every sequence as missing, it does not throw.
+import { stat } from 'node:fs/promises';
 import { SEQUENCES, type Preprocessing, type Sequence } from '../model-manifest';
 import { classifySeries, isEncoderSequence, unusableReason, type Classification } from './classifier';
 import type { SeriesSequence } from './classifier-rules';
-import { readInstance, type DicomInstance, type Vec3 } from './dicom-header';
+import { fileSource, readInstance, readInstanceHeader, type ByteSource, type DicomInstance, type Vec3 } from './dicom-header';
 import { DicomParseError, UnusableSeriesError, type UnusableReason } from './errors';
 import { buildStack, DEFAULT_STACK_OPTIONS, type Stack, type StackNotes, type StackOptions } from './geometry';
 import { percentileScale, zscoreForeground } from './intensity';
-import { createPixelDecoder, isCompressed, type PixelDecoder } from './pixels';
+import { createPixelDecoder, isCompressed, readFrameBytes, type PixelDecoder } from './pixels';
 import { foregroundCentroid, resampleToCanonical, volumeCentre, type SourceVolume } from './resample';
 import { groupSeries, type SeriesFrame, type SeriesGroup } from './series';
 
@@ -18,6 +19,27 @@ import { groupSeries, type SeriesFrame, type SeriesGroup } from './series';
 export type InstanceSource = string | { name: string; data: Uint8Array | ArrayBuffer };
 
 export type Plane = 'axial' | 'sagittal' | 'coronal' | 'oblique';
+
+/**
+ * Why images of a series were left out of its volume. The first four mean the volume is less complete than the
+ * series was meant to be (the worker lowers its confidence); the others are by design.
+ */
+export const DROP_REASONS = [
+  'unreadable', // the file could not be read or parsed (set by the caller, which knows the storage layout)
+  'no-geometry', // no usable position, orientation or pixel spacing
+  'other-stack', // another orientation or matrix size than the stack kept (mixed orientations, 3-plane series)
+  'duplicate-position', // a second image at a position already filled
+  'other-echo', // multi-echo series: the first echo is kept
+  'b-value-unknown', // diffusion series without b-values: the earlier image at each position (the b=0) is left
+  'directional', // diffusion: the isotropic (trace) image is used, the per-direction images are not
+] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+export const INCOMPLETE_DROP_REASONS: readonly DropReason[] = ['unreadable', 'no-geometry', 'other-stack', 'duplicate-position'];
+
+export interface DroppedImages {
+  images: number;
+  reason: DropReason;
+}
 
 export interface SeriesReport {
   SeriesInstanceUID: string;
@@ -34,6 +56,8 @@ export interface SeriesReport {
   used: boolean;
   reason?: UnusableReason;
   detail?: string;
+  /** Images of this series not in its stack, by why (absent when none). */
+  dropped?: DroppedImages[];
   geometry?: { plane: Plane; slices: number; rows: number; columns: number; sliceSpacingMm: number; pixelSpacingMm: [number, number]; notes: StackNotes };
 }
 
@@ -58,19 +82,45 @@ export interface StudyVolumes {
   shape: [number, number, number];
   spacingMm: [number, number, number];
   /** Files that are not readable DICOM (e.g. a stray non-DICOM file); the study goes on without them. */
-  unreadable: { file: string; detail: string }[];
+  unreadable: UnreadableFile[];
   /** Instances of other studies mixed into the input, ignored. */
   otherStudyInstances: number;
+  /**
+   * parseMs: reading and parsing every header (one pass); readMs: 0, kept for callers that add it (pixel bytes
+   * are read frame by frame inside decodeMs); preprocessMs: resampling and normalising.
+   */
   timings: { readMs: number; parseMs: number; decodeMs: number; preprocessMs: number };
 }
+
+export interface UnreadableFile {
+  file: string;
+  detail: string;
+  /** not-dicom: no DICOM preamble at all (a stray file); corrupt / too-large: a DICOM file that cannot be used; io: could not be read. */
+  kind: 'not-dicom' | 'corrupt' | 'too-large' | 'io';
+}
+
+/** Size limits checked before a stack's volume is allocated. */
+export interface StackLimits {
+  maxSlices: number;
+  /** Rows x Columns x slices of the decoded (float32) source volume. */
+  maxVoxels: number;
+}
+
+/**
+ * No brain MR stack has more than 1024 slices (a 0.5 mm 3D acquisition covers 250 mm in 500); 64 Mi voxels
+ * (256 MB as float32) take 512x512x256. Beyond either, the series is `too-large` rather than a memory hazard.
+ */
+export const DEFAULT_STACK_LIMITS: StackLimits = Object.freeze({ maxSlices: 1024, maxVoxels: 64 * 1024 * 1024 });
 
 export interface LoadOptions {
   /** Reuse one decoder per thread; created on demand otherwise. */
   decoder?: PixelDecoder;
   stack?: StackOptions;
+  limits?: StackLimits;
   /** Sequences to produce (default: every sequence an encoder exists for). */
   sequences?: readonly Sequence[];
-  readFile?: (path: string) => Promise<Uint8Array>;
+  /** Opens a file for positioned reads (default: the file system); tests wrap it to see what is read. */
+  openFile?: (path: string) => Promise<ByteSource>;
 }
 
 interface Candidate {
@@ -113,17 +163,23 @@ function asUnusable(e: unknown): UnusableSeriesError {
   return new UnusableSeriesError('corrupt', e instanceof Error ? e.message : String(e));
 }
 
-/** Decodes the stack's frames into one float32 [slices, rows, columns] volume. */
+/**
+ * Decodes the stack's frames into one float32 [slices, rows, columns] volume. Instances read header first have
+ * their frames read now, one at a time, so only this stack's pixel bytes are ever read from disk.
+ */
 export async function decodeStack(stack: Stack<SeriesFrame>, decoder: PixelDecoder): Promise<SourceVolume> {
   if (stack.items.some((f) => isCompressed(f.instance.header.TransferSyntaxUID))) await decoder.ready();
   const plane = stack.rows * stack.columns;
   const data = new Float32Array(plane * stack.items.length);
-  stack.items.forEach((f, k) => {
+  const encapsulated = new Map<DicomInstance, Uint8Array[]>();
+  for (let k = 0; k < stack.items.length; k++) {
+    const f = stack.items[k];
     if (f.instance.header.Rows !== stack.rows || f.instance.header.Columns !== stack.columns) {
       throw new UnusableSeriesError('inconsistent-geometry', `${f.instance.file}: matrix differs from the stack`);
     }
-    decoder.decodeFrameInto(f.instance, f.frame, data, k * plane);
-  });
+    if (f.instance.pixelData) decoder.decodeFrameInto(f.instance, f.frame, data, k * plane);
+    else decoder.decodeFrameBytesInto(f.instance, f.frame, await readFrameBytes(f.instance, f.frame.index, encapsulated), data, k * plane);
+  }
   return { data, columns: stack.columns, rows: stack.rows, slices: stack.items.length };
 }
 
@@ -136,47 +192,77 @@ export function preprocessVolume(vol: SourceVolume, stack: Stack<unknown>, spec:
   return { volume, centreMm };
 }
 
-/** Files read at once per study. */
+/** Files whose headers are read at once per study. */
 const READ_CONCURRENCY = 32;
 
-async function readSources(files: readonly InstanceSource[], readFile: (p: string) => Promise<Uint8Array>) {
-  const instances: DicomInstance[] = [];
-  const unreadable: StudyVolumes['unreadable'] = [];
-  let readMs = 0;
-  let parseMs = 0;
+async function openFromDisk(file: string): Promise<ByteSource> {
+  return fileSource(file, (await stat(file)).size);
+}
+
+function unreadableOf(name: string, e: unknown): UnreadableFile {
+  if (e instanceof DicomParseError) return { file: name, detail: e.detail, kind: e.reason };
+  return { file: name, detail: e instanceof Error ? e.message : String(e), kind: 'io' };
+}
+
+/** Headers of every source (files: the header only; bytes in memory: whole), in input order. */
+async function readHeaders(files: readonly InstanceSource[], openFile: (path: string) => Promise<ByteSource>) {
   const t0 = performance.now();
   // A study can hold thousands of instances: read through a bounded pool (no EMFILE), in input order.
-  const loaded: ({ name: string; data: Uint8Array | ArrayBuffer } | { name: string; error: string })[] = new Array(files.length);
+  const read: (DicomInstance | UnreadableFile)[] = new Array(files.length);
   let next = 0;
   const readOne = async (): Promise<void> => {
     for (let i = next++; i < files.length; i = next++) {
       const f = files[i];
-      if (typeof f !== 'string') loaded[i] = { name: f.name, data: f.data };
-      else {
-        try {
-          loaded[i] = { name: f, data: await readFile(f) };
-        } catch (e) {
-          loaded[i] = { name: f, error: e instanceof Error ? e.message : String(e) };
-        }
+      const name = typeof f === 'string' ? f : f.name;
+      try {
+        read[i] = typeof f === 'string' ? await readInstanceHeader(await openFile(f), f) : readInstance(f.data, f.name);
+      } catch (e) {
+        read[i] = unreadableOf(name, e);
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, files.length) }, readOne));
-  readMs = performance.now() - t0;
-  const t1 = performance.now();
-  for (const l of loaded) {
-    if ('error' in l) {
-      unreadable.push({ file: l.name, detail: l.error });
-      continue;
-    }
-    try {
-      instances.push(readInstance(l.data, l.name));
-    } catch (e) {
-      unreadable.push({ file: l.name, detail: e instanceof DicomParseError ? e.message : String(e) });
+  const instances = read.filter((r): r is DicomInstance => 'header' in r);
+  const unreadable = read.filter((r): r is UnreadableFile => !('header' in r));
+  return { instances, unreadable, readMs: performance.now() - t0 };
+}
+
+/**
+ * The frames a series' stack is built from. A diffusion series holding both the isotropic (trace) image and the
+ * per-direction images at one b-value (Philips) keeps the isotropic ones, by DiffusionDirectionality; anything
+ * else keeps every frame.
+ */
+function framesForStack(group: SeriesGroup, sequence: SeriesSequence): { frames: SeriesFrame[]; dropped: DroppedImages[] } {
+  if (sequence === 'DWI') {
+    const isotropic = group.frames.filter((f) => f.frame.DiffusionDirectionality === 'ISOTROPIC');
+    if (isotropic.length > 0 && isotropic.length < group.frames.length) {
+      return { frames: isotropic, dropped: [{ images: group.frames.length - isotropic.length, reason: 'directional' }] };
     }
   }
-  parseMs = performance.now() - t1;
-  return { instances, unreadable, readMs, parseMs };
+  return { frames: group.frames, dropped: [] };
+}
+
+/** The geometry notes as dropped images, duplicates split by whether the series explains them. */
+function stackDrops(notes: StackNotes, frames: readonly SeriesFrame[], bLessDwi: boolean): DroppedImages[] {
+  const out: DroppedImages[] = [];
+  if (notes.framesWithoutGeometry > 0) out.push({ images: notes.framesWithoutGeometry, reason: 'no-geometry' });
+  if (notes.framesInDroppedStacks > 0) out.push({ images: notes.framesInDroppedStacks, reason: 'other-stack' });
+  if (notes.duplicatesDropped > 0) {
+    const echoes = new Set(frames.map((f) => f.frame.EchoNumbers ?? 0)).size;
+    const reason: DropReason = bLessDwi ? 'b-value-unknown' : echoes > 1 ? 'other-echo' : 'duplicate-position';
+    out.push({ images: notes.duplicatesDropped, reason });
+  }
+  return out;
+}
+
+/** Why a stack is too large to decode (undefined when it fits): checked before its volume is allocated. */
+function overLimits(stack: Stack<unknown>, limits: StackLimits): string | undefined {
+  const slices = stack.items.length;
+  const voxels = slices * stack.rows * stack.columns;
+  if (slices > limits.maxSlices || voxels > limits.maxVoxels) {
+    return `${slices} slices of ${stack.rows}x${stack.columns} (limits: ${limits.maxSlices} slices, ${Math.round(limits.maxVoxels / 1048576)} Mi voxels)`;
+  }
+  return undefined;
 }
 
 /**
@@ -187,7 +273,9 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
   const wanted = options.sequences ?? SEQUENCES;
   const decoder = options.decoder ?? createPixelDecoder();
   const stackOptions = options.stack ?? DEFAULT_STACK_OPTIONS;
-  const { instances: all, unreadable, readMs, parseMs } = await readSources(files, options.readFile ?? ((p) => fsReadFile(p)));
+  const limits = options.limits ?? DEFAULT_STACK_LIMITS;
+  const { instances: all, unreadable, readMs: parseMs } = await readHeaders(files, options.openFile ?? openFromDisk);
+  const readMs = 0;
 
   const studyCounts = new Map<string, number>();
   for (const i of all) if (i.header.StudyInstanceUID) studyCounts.set(i.header.StudyInstanceUID, (studyCounts.get(i.header.StudyInstanceUID) ?? 0) + 1);
@@ -221,7 +309,7 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
     };
     reports.push(report);
     const reason = unusableReason(
-      { ...h, hasPixelData: group.frames.some((f) => f.instance.pixelData !== undefined) },
+      { ...h, hasPixelData: group.frames.some((f) => f.instance.pixelLocation !== undefined) },
       cls,
     );
     if (reason) {
@@ -239,9 +327,10 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
       continue;
     }
     const bLessDwi = cls.sequence === 'DWI' && group.bValue === undefined;
+    const { frames, dropped } = framesForStack(group, cls.sequence);
     try {
       const stack = buildStack(
-        group.frames.map((sf) => ({
+        frames.map((sf) => ({
           item: sf,
           ImagePositionPatient: sf.frame.ImagePositionPatient,
           ImageOrientationPatient: sf.frame.ImageOrientationPatient,
@@ -268,6 +357,8 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
         pixelSpacingMm: stack.pixelSpacing,
         notes: stack.notes,
       };
+      dropped.push(...stackDrops(stack.notes, frames, bLessDwi));
+      if (dropped.length > 0) report.dropped = dropped;
       const list = candidates.get(cls.sequence) ?? [];
       list.push({ group, report, cls, stack });
       candidates.set(cls.sequence, list);
@@ -275,6 +366,7 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
       const u = asUnusable(e);
       report.reason = u.reason;
       report.detail = u.message;
+      if (dropped.length > 0) report.dropped = dropped;
     }
   }
 
@@ -287,6 +379,12 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
     for (const c of list) {
       if (volumes[seq]) {
         c.report.reason = 'not-selected';
+        continue;
+      }
+      const tooLarge = overLimits(c.stack, limits);
+      if (tooLarge) {
+        c.report.reason = 'too-large';
+        c.report.detail = tooLarge;
         continue;
       }
       try {

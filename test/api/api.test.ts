@@ -85,7 +85,8 @@ describe('auth', () => {
     expect((await readQueries(redis)).queries.map((q) => q.id)).toContain('mass');
   });
 
-  test('/healthz and /readyz need no token; /readyz reports Redis, models and disk', async () => {
+  test('/livez, /healthz and /readyz need no token; /readyz reports Redis, models and disk', async () => {
+    expect((await app.inject({ method: 'GET', url: '/livez' })).json()).toEqual({ status: 'ok' });
     expect((await app.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });
     const ready = await app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);

@@ -123,7 +123,7 @@ beforeAll(async () => {
     log: capturingLogger('listener'),
   });
   worker = await startWorker({
-    env: workerEnv({ redisUrl: redisServer.url, dataDir, modelsDir, extra: { WORKER_LOAD_THREADS: '0', LOG_LEVEL: 'trace' } }),
+    env: workerEnv({ redisUrl: redisServer.url, dataDir, modelsDir, extra: { WORKER_LOAD_PROCESSES: '0', LOG_LEVEL: 'trace' } }),
     log: capturingLogger('worker'),
   });
   app = await buildTestApp(client, { logger: capturingLogger('api'), config: { DATA_DIR: dataDir, DISK_MIN_FREE_MB: 1 } });

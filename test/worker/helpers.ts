@@ -1,6 +1,8 @@
 // Shared pieces of the worker's integration tests: an environment for startWorker / the built worker process,
 // a study job enqueued the way the listener does, and polling helpers.
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -9,9 +11,9 @@ import { keys, SCORE_STUDY_JOB, STUDY_QUEUE, studyStorageKey, type StudyJobData 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const BUILT_WORKER = path.join(ROOT, 'dist', 'services', 'worker', 'main.js');
 
-/** The thread pool and the child-process tests run compiled JS: `npm test` builds before jest. */
+/** The loader processes and the child-process tests run compiled JS: `npm test` builds before jest. */
 export function requireBuild(): void {
-  if (!existsSync(BUILT_WORKER) || !existsSync(path.join(ROOT, 'dist', 'services', 'worker', 'load-thread.js'))) {
+  if (!existsSync(BUILT_WORKER) || !existsSync(path.join(ROOT, 'dist', 'services', 'worker', 'load-process.js'))) {
     throw new Error(`${BUILT_WORKER} is missing: run npm run build first (npm test does)`);
   }
 }
@@ -25,7 +27,7 @@ export function workerEnv(opts: { redisUrl: string; dataDir: string; modelsDir: 
     EXECUTION_PROVIDERS: 'cpu',
     WORKER_METRICS_PORT: '0',
     WORKER_CONCURRENCY: '1',
-    WORKER_LOAD_THREADS: '1',
+    WORKER_LOAD_PROCESSES: '1',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     SHUTDOWN_TIMEOUT_SECONDS: '5',
     ...opts.extra,
@@ -69,4 +71,22 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * The HTTP port of a built worker started with LOG_LEVEL=info and stdout piped, from its log: `when` "ready" waits
+ * for the "worker ready" line (models loaded, jobs taken), "listening" for the HTTP server's first line. The rest of
+ * its log is passed through when TEST_LOG_LEVEL is set.
+ */
+export function readyPort(child: ChildProcess, when: 'ready' | 'listening' = 'ready'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    const pattern = when === 'ready' ? /"metricsPort":(\d+).*"msg":"worker ready"/ : /"httpPort":(\d+)/;
+    lines.on('line', (line) => {
+      if (process.env.TEST_LOG_LEVEL) process.stdout.write(`${line}\n`);
+      const m = pattern.exec(line);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code, signal) => reject(new Error(`worker exited (${signal ?? code}) before it was ready`)));
+  });
 }

@@ -64,7 +64,7 @@ describe('kill-and-retry (built worker as a child process)', () => {
       expect(await (await queue.getJob(jobId))!.getState()).toBe('active'); // orphaned: its worker is gone
 
       const second = startChild();
-      await waitFor('the job to complete on the second worker', async () => (await (await queue.getJob(jobId))!.getState()) === 'completed', 30_000, 50);
+      await waitFor('the job to complete on the second worker', async () => (await (await queue.getJob(jobId))!.getState()) === 'completed', 90_000, 50);
       const job = (await queue.getJob(jobId))!;
       expect(job.attemptsStarted).toBeGreaterThanOrEqual(2);
       const result = JSON.parse((await client.get(resultKeys.result(uid)))!);
@@ -82,5 +82,5 @@ describe('kill-and-retry (built worker as a child process)', () => {
     } finally {
       await Promise.all([queue.close(), dlq.close()]);
     }
-  });
+  }, 180_000); // two worker processes start (models, loader process) on a machine that may be loaded
 });

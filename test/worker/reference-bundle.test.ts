@@ -15,6 +15,9 @@ const withBundle = ref.dir ? describe : describe.skip;
 // Realistic coverage (the protocol's slices and field of view) with a smaller in-plane matrix to keep it quick.
 const SEED = 7;
 const OPTIONS = { matrix: 96 };
+// Each test generates a study and starts the score CLI's pipeline (models and a fresh loader process): on a loaded
+// 2-core CI machine that has taken close to a minute.
+jest.setTimeout(180_000);
 
 withBundle('reference bundle: priority of synthetic studies', () => {
   let dataDir: string;

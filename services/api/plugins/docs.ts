@@ -12,7 +12,7 @@ export const openApiPlugin = fp(async function openApi(app: FastifyInstance, opt
       info: {
         title: 'neurotriage API',
         version: opts.version,
-        description: 'Triage results for brain MRI studies. Every route except /healthz and /readyz needs a bearer token; errors are application/problem+json (RFC 9457).',
+        description: 'Triage results for brain MRI studies. Every route except /livez, /healthz and /readyz needs a bearer token; errors are application/problem+json (RFC 9457).',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],

@@ -1,10 +1,12 @@
-// Liveness (/healthz: the process answers) and readiness (/readyz: Redis answers a PING, the text encoder is
-// loaded, DATA_DIR has the configured free space). Both are public and not rate limited: probes poll them.
+// Liveness (/livez, and /healthz as before: the process answers; never waits on Redis or the models, so a frozen
+// Redis cannot get API pods restarted) and readiness (/readyz: Redis answers a PING within 1 s, the text encoder is
+// loaded, DATA_DIR has the configured free space). All are public and not rate limited: probes poll them.
 import { statfs } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { Redis } from 'ioredis';
+import { redisCheck } from '../../../shared/health';
 import type { ModelStatus } from '../app';
 
 const Check = Type.Object({ ok: Type.Boolean(), detail: Type.String() });
@@ -17,27 +19,15 @@ export interface HealthOptions {
   diskMinFreeMb: number;
 }
 
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 export async function healthRoutes(fastify: FastifyInstance, opts: HealthOptions): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const config = { public: true, rateLimit: false } as const;
-  app.get('/healthz', { config, schema: { tags: ['health'], security: [], response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({ status: 'ok' as const }));
+  const live = { config, schema: { tags: ['health'], security: [], response: { 200: Type.Object({ status: Type.Literal('ok') }) } } };
+  app.get('/livez', live, async () => ({ status: 'ok' as const }));
+  app.get('/healthz', live, async () => ({ status: 'ok' as const }));
 
   app.get('/readyz', { config, schema: { tags: ['health'], security: [], response: { 200: Ready, 503: Ready } } }, async (_request, reply) => {
-    const redis = await withTimeout(opts.redis.ping(), 1000, 'Redis')
-      .then((r) => ({ ok: r === 'PONG', detail: r === 'PONG' ? 'PONG' : `unexpected reply ${r}` }))
-      .catch((err: Error) => ({ ok: false, detail: err.message }));
+    const redis = await redisCheck(opts.redis);
     const m = opts.modelStatus();
     const models = { ok: m.loaded, detail: m.loaded ? `${m.bundleId} ${m.version}` : (m.detail ?? 'text encoder not loaded') };
     const disk = await statfs(opts.dataDir)

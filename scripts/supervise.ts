@@ -1,0 +1,93 @@
+// Keeps one child process running for `npm start`: when it exits on its own it is started again after a backoff
+// (1 s, doubling to 30 s; back to 1 s once a run has lasted a minute), so one crashed service never stops the
+// others and a crash loop does not spin. stop() ends it for good: a signal, then SIGKILL after a timeout.
+import type { ChildProcess } from 'node:child_process';
+import type { Logger } from '../shared/logger';
+
+export interface BackoffPolicy {
+  initialMs: number;
+  maxMs: number;
+  /** A run that lasted this long resets the delay to initialMs. */
+  stableMs: number;
+}
+
+export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 1000, maxMs: 30_000, stableMs: 60_000 };
+
+export interface SupervisedOptions {
+  name: string;
+  /** Starts the process (spawn); resolves once it is up (for Redis: answering). */
+  start: () => Promise<ChildProcess> | ChildProcess;
+  log: Logger;
+  backoff?: BackoffPolicy;
+}
+
+export interface Supervised {
+  readonly name: string;
+  /** The running process, if any. */
+  current(): ChildProcess | undefined;
+  /** How many times it was restarted after exiting on its own. */
+  restarts(): number;
+  /** No more restarts; `signal`, then SIGKILL after timeoutMs. Resolves when it has exited. */
+  stop(signal: NodeJS.Signals, timeoutMs: number): Promise<void>;
+}
+
+export function stopProcess(child: ChildProcess, signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill(signal);
+  });
+}
+
+export async function supervise(opts: SupervisedOptions): Promise<Supervised> {
+  const policy = opts.backoff ?? DEFAULT_BACKOFF;
+  let child: ChildProcess | undefined;
+  let stopping = false;
+  let restarts = 0;
+  let delay = policy.initialMs;
+  let timer: NodeJS.Timeout | undefined;
+
+  /** Starts it again after the current backoff, and again (longer) if that start fails. */
+  const schedule = (): void => {
+    if (stopping) return;
+    const wait = delay;
+    delay = Math.min(policy.maxMs, delay * 2);
+    timer = setTimeout(() => {
+      restarts++;
+      run().catch((err: unknown) => {
+        opts.log.error({ child: opts.name, err }, 'service did not start: trying again');
+        schedule();
+      });
+    }, wait);
+  };
+
+  const run = async (): Promise<void> => {
+    const startedAt = Date.now();
+    const c = await opts.start();
+    child = c;
+    opts.log.info({ child: opts.name, pid: c.pid }, 'service started');
+    c.once('exit', (code, signal) => {
+      if (child === c) child = undefined;
+      if (stopping) return;
+      if (Date.now() - startedAt >= policy.stableMs) delay = policy.initialMs;
+      opts.log.error({ child: opts.name, code, signal, restartInMs: delay }, 'service exited: restarting it');
+      schedule();
+    });
+  };
+  await run();
+
+  return {
+    name: opts.name,
+    current: () => child,
+    restarts: () => restarts,
+    async stop(signal, timeoutMs) {
+      stopping = true;
+      clearTimeout(timer);
+      if (child) await stopProcess(child, signal, timeoutMs);
+    },
+  };
+}

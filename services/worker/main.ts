@@ -9,7 +9,8 @@ import { createLogger, type Logger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
 import { STUDY_DEAD_LETTER_QUEUE } from '../../shared/studies';
 import { batchingEmbedder } from './batcher';
-import { executionProviders, loadWorkerConfig } from './config';
+import { executionProviders, loadWorkerConfig, sensitivitySettings } from './config';
+import { operatingPointNotes } from '../../shared/models/decision';
 import { createInlineLoader, createThreadLoader } from './load-pool';
 import { createWorkerMetrics, startMetricsServer } from './metrics';
 import { loadWorkerModels } from './models';
@@ -76,7 +77,9 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
   }
   const loaderOpts = { preprocessing: manifest.preprocessing, sequences: models.sequences };
   const loader = wc.WORKER_LOAD_THREADS > 0 ? createThreadLoader({ threads: wc.WORKER_LOAD_THREADS, ...loaderOpts }) : createInlineLoader(loaderOpts);
-  const queries = await createQuerySource({ redis, subscriber, manifest, text: models.text, log });
+  const sensitivity = sensitivitySettings(wc);
+  for (const note of operatingPointNotes(manifest.decision, sensitivity)) log.warn({ sensitivity }, note);
+  const queries = await createQuerySource({ redis, subscriber, manifest, text: models.text, log, sensitivity });
   const image = batchingEmbedder(models.image, {
     maxBatch: wc.WORKER_BATCH_SIZE,
     maxWaitMs: wc.WORKER_BATCH_WAIT_MS,
@@ -94,6 +97,7 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
     metrics,
     log,
     retry: { attempts: wc.WORKER_JOB_ATTEMPTS, backoffMs: wc.WORKER_BACKOFF_MS },
+    partial: { waitMs: wc.WORKER_PARTIAL_WAIT_SECONDS * 1000 },
   });
   // In the background: scoring does not wait for it, and until it sets its flag the API scans instead.
   backfillUntriagedIndex(redis).then(

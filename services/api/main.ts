@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   const loading = loadTextEmbedder(path.resolve(settings.MODELS_DIR))
     .then((m) => {
       models = m;
-      status = { loaded: true, bundleId: m.manifest.bundleId, version: m.manifest.version, combination: m.manifest.combination };
+      status = { loaded: true, bundleId: m.manifest.bundleId, version: m.manifest.version, combination: m.manifest.combination, manifest: m.manifest, language: m.language };
       logger.info({ bundleId: m.manifest.bundleId, version: m.manifest.version }, 'text encoder loaded');
     })
     .catch((err: Error) => {

@@ -58,6 +58,7 @@ export const FindingSchema = Type.Object({
   waitingFor: Type.Optional(Type.Array(SequenceSchema, { description: 'sequences its query reads on that the study lacks (STAT/URGENT queries)' })),
   fallback: Type.Optional(Type.Boolean({ description: 'scored on other sequences than its query reads on (the study has none of them)' })),
   held: Type.Optional(Type.Boolean({ description: 'a fallback finding of a provisional result: it cannot set the priority until the result is final' })),
+  statement: Type.Optional(Type.String({ description: 'the decision in words, e.g. "flagged: P 0.930 >= threshold 0.500; sets the STAT priority"' })),
 });
 
 const ClassThresholdsSchema = Type.Object({ STAT: Type.Optional(Type.Number()), URGENT: Type.Optional(Type.Number()) });

@@ -58,6 +58,7 @@ export interface Fixture {
   status?: StudyStatus;
   missing?: Sequence[];
   accession?: string;
+  provisional?: StudyResult['provisional'];
 }
 
 /** Scored as the worker would: cosine with the query text, the query's logistic calibration for probability. */
@@ -140,7 +141,9 @@ export async function writeResult(redis: Redis, f: Fixture, publish = false, que
     StudyInstanceUID: f.uid,
     ...(f.accession ? { AccessionNumber: f.accession } : {}),
     priority: f.priority,
-    findings: queries.map((q) => finding(q, image, (f.flagged ?? []).includes(q.id), used)),
+    // Triggered as decision.ts says: flagged, and of the study's (non-ROUTINE) priority class.
+    findings: queries.map((q) => finding(q, image, (f.flagged ?? []).includes(q.id), used)).map((x) => ({ ...x, triggered: x.flagged && f.priority !== 'ROUTINE' && x.priority === f.priority })),
+    ...(f.provisional ? { provisional: f.provisional } : {}),
     abnormalProbability: f.priority === 'ROUTINE' ? 0.1 : 0.9,
     sequencesUsed: used,
     sequencesMissing: f.missing ?? [],

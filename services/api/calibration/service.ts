@@ -8,7 +8,7 @@ import type { Logger } from '../../../shared/logger';
 import { calibrationState } from '../../../shared/models/calibration';
 import { textModelVersion } from '../../../shared/models/pseudo-labels';
 import { changeQuery, readSiteLayer } from '../../../shared/queries';
-import { reportKeys } from '../../../shared/reports';
+import { reportedStudies, reportKeys } from '../../../shared/reports';
 import { resultKeys } from '../../../shared/results';
 import { KEY_PREFIX } from '../../../shared/studies';
 import type { ModelStatus } from '../app';
@@ -102,6 +102,22 @@ export function createCalibrationService(deps: CalibrationServiceDeps) {
     return running;
   }
 
+  /**
+   * Once the bundle is loaded: the sentence vectors of the reports a calibration would read, for reports that
+   * arrived before this process (or this text model) existed, in the background, a chunk at a time, so the first
+   * calibration after an upgrade does not embed them all inside a request.
+   */
+  let warming: Promise<void> | null = null;
+  let stopped = false;
+  async function warmReports(): Promise<void> {
+    while (!stopped && !parts()) await new Promise((r) => setTimeout(r, 1000).unref());
+    const p = parts();
+    if (!p || stopped) return;
+    const uids = await reportedStudies(redis, deps.settings.maxStudies * 4);
+    for (let i = 0; i < uids.length && !stopped; i += 250) await p.reports.many(uids.slice(i, i + 250));
+    if (uids.length > 0) log.info({ reports: uids.length }, 'report sentence vectors ready for calibration');
+  }
+
   return {
     calibrator: () => parts()?.calibrator ?? null,
     reports: () => parts()?.reports ?? null,
@@ -117,6 +133,7 @@ export function createCalibrationService(deps: CalibrationServiceDeps) {
       });
       await sub.connect();
       await sub.subscribe(reportKeys.reportedChannel(), resultKeys.scoredChannel());
+      if (deps.settings.intervalMs > 0) warming = warmReports().catch((err: Error) => log.warn({ err: err.message }, 'embedding stored reports failed; calibrations embed what they need'));
       if (deps.settings.intervalMs > 0) {
         timer = setInterval(() => {
           if (!dirty) return;
@@ -127,7 +144,9 @@ export function createCalibrationService(deps: CalibrationServiceDeps) {
       }
     },
     async close(): Promise<void> {
+      stopped = true;
       if (timer) clearInterval(timer);
+      await warming;
       await running?.catch(() => undefined);
       sub?.disconnect();
     },

@@ -491,6 +491,23 @@ describe('queries: bundle defaults, site layer, language check and calibration f
     }
   });
 
+  test('a report\'s sentence vectors are cached for the text model when it arrives (reported channel), absent sentences left out', async () => {
+    const live = await buildTestApp(redis);
+    await live.ready();
+    try {
+      await writeResult(redis, { uid: '1.2.826.0.1.3680043.10.9.500', priority: 'ROUTINE', receivedAt: T0, looksLike: 'normal brain' });
+      await storeMatchedReport(redis, { AccessionNumber: 'R500', StudyInstanceUID: '1.2.826.0.1.3680043.10.9.500', text: 'No haemorrhage. Possible small infarct.', status: 'F', receivedAt: T0, source: 'api' });
+      const key = 'nt:study:1.2.826.0.1.3680043.10.9.500:report:sentences';
+      const deadline = Date.now() + 10_000;
+      while ((await redis.hlen(key)) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const cached = await redis.hgetall(key);
+      expect(Object.keys(cached)).toEqual(['test-hash-embedder:000000000000']);
+      expect(JSON.parse(Object.values(cached)[0])).toMatchObject({ sentences: ['small infarct'], dim: 256 });
+    } finally {
+      await live.close();
+    }
+  });
+
   test('POST /api/v1/text-check says how well the model knows a text, without saving anything', async () => {
     const ok = (await app.inject({ method: 'POST', url: '/api/v1/text-check', headers: READER, payload: { text: 'acute infarct' } })).json();
     expect(ok).toMatchObject({ verdict: 'ok', unknownWords: [], knownShare: 1, closeness: null, vocabulary: 'known-words' });

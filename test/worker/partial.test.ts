@@ -5,38 +5,23 @@
 // first, the re-scored complete study is final and the pending finalise job changes nothing. Also the query layers
 // as the worker reads them: the bundle's defaults, the site's queries and turned-off defaults, and the class
 // thresholds a site's TRIAGE_STAT_SENSITIVITY gives, published for the API.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { Queue } from 'bullmq';
-import { createLogger } from '../../shared/logger';
+import type { Queue } from 'bullmq';
 import { parseManifest, type Manifest, type TriageQuery } from '../../shared/model-manifest';
 import { changeQuery, queryKeys, readJudging, setDefaultDisabled } from '../../shared/queries';
-import { connectRedis } from '../../shared/redis';
 import { resultKeys, type StudyResult } from '../../shared/results';
-import { keys, SCORE_STUDY_JOB, STUDY_DEAD_LETTER_QUEUE, studyStorageKey, type StudyJobData } from '../../shared/studies';
-import { WORKER_DEFAULTS } from '../../services/worker/config';
+import { keys, SCORE_STUDY_JOB, studyStorageKey, type StudyJobData } from '../../shared/studies';
 import { createInlineLoader } from '../../services/worker/load-pool';
 import { createWorkerMetrics } from '../../services/worker/metrics';
-import { loadWorkerModels, type WorkerModels } from '../../services/worker/models';
-import { initStudyWorker, type DeadLetterData, type StudyJobDeps } from '../../services/worker/queue';
-import { createQuerySource, type QuerySource } from '../../services/worker/query-vectors';
+import type { StudyJobDeps } from '../../services/worker/queue';
+import { createQuerySource } from '../../services/worker/query-vectors';
 import { testCalibration } from '../helpers/calibration';
-import { startRedis, type TestRedis } from '../helpers/redis';
-import { makeTinyBundle } from './bundle';
 import { storeInstances, studyQueue, waitFor } from './helpers';
+import { runWorker, workerParts } from './parts';
 import { synthStudy } from './studies';
 
 describe('partial studies and query layers (worker path, real parts)', () => {
-  let redis: TestRedis;
-  let client: ReturnType<typeof connectRedis>;
-  let dataDir: string;
-  let modelsDir: string;
-  let models: WorkerModels;
-  let queries: QuerySource;
-  let dlq: Queue<DeadLetterData>;
+  const parts = workerParts('partial');
   const study = synthStudy(41, 1, { fast: true });
-  const log = createLogger('test', process.env.TEST_LOG_LEVEL ?? 'silent');
   const WAIT_MS = 2500;
 
   /** A STAT query read on DWI whose calibration flags every study (P ~ 1 >= 0.5): what is under test is the rule. */
@@ -46,37 +31,18 @@ describe('partial studies and query layers (worker path, real parts)', () => {
     return { ...q, calibration: { ...c, threshold: 0.5 } };
   }
 
-  beforeAll(async () => {
-    redis = await startRedis();
-    client = connectRedis(redis.url, 'worker');
-    dataDir = mkdtempSync(path.join(tmpdir(), 'nt-worker-partial-'));
-    modelsDir = makeTinyBundle();
-    models = await loadWorkerModels(modelsDir, { providers: ['cpu'] });
-    queries = await createQuerySource({ redis: client, manifest: models.manifest, text: models.text, log });
-    dlq = new Queue<DeadLetterData>(STUDY_DEAD_LETTER_QUEUE, { connection: client });
-  });
-  afterAll(async () => {
-    await dlq?.close();
-    await queries?.close();
-    await models?.close();
-    await client?.quit();
-    await redis?.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-    rmSync(modelsDir, { recursive: true, force: true });
-  });
-
   it('the worker judges with the bundle\'s defaults plus the site layer; deleting the site hash leaves the defaults', async () => {
-    const defaults = models.manifest.queries.map((q) => q.id).sort();
-    expect((await queries.current()).queries.map((q) => q.id)).toEqual(defaults);
-    await changeQuery(client, { put: alwaysFlagged(models.manifest) });
-    await setDefaultDisabled(client, 'atrophy', true);
-    let set = await queries.current();
+    const defaults = parts.models.manifest.queries.map((q) => q.id).sort();
+    expect((await parts.queries.current()).queries.map((q) => q.id)).toEqual(defaults);
+    await changeQuery(parts.client, { put: alwaysFlagged(parts.models.manifest) });
+    await setDefaultDisabled(parts.client, 'atrophy', true);
+    let set = await parts.queries.current();
     expect(set.queries.map((q) => q.id)).toEqual([...defaults.filter((id) => id !== 'atrophy'), 'bleed_dwi'].sort());
     expect(set.queries.find((q) => q.id === 'bleed_dwi')?.origin).toBe('site');
     expect(set.queries.find((q) => q.id === 'acute_infarct')?.origin).toBe('bundle');
-    await client.del(queryKeys.queries(), queryKeys.disabled());
-    await client.incr(queryKeys.version());
-    set = await queries.current();
+    await parts.client.del(queryKeys.queries(), queryKeys.disabled());
+    await parts.client.incr(queryKeys.version());
+    set = await parts.queries.current();
     expect(set.queries.map((q) => q.id)).toEqual(defaults);
   });
 
@@ -86,11 +52,11 @@ describe('partial studies and query layers (worker path, real parts)', () => {
       { threshold: 0.45, sensitivity: 0.95, falsePositiveRate: 0.09 },
       { threshold: 0.2, sensitivity: 0.99, falsePositiveRate: 0.3 },
     ];
-    const manifest = parseManifest({ ...models.manifest, decision: { STAT: { targetSensitivity: 0.95, threshold: 0.45, positives: 40, negatives: 160, table } } });
-    const source = await createQuerySource({ redis: client, manifest, text: models.text, log, sensitivity: { STAT: 0.99 } });
+    const manifest = parseManifest({ ...parts.models.manifest, decision: { STAT: { targetSensitivity: 0.95, threshold: 0.45, positives: 40, negatives: 160, table } } });
+    const source = await createQuerySource({ redis: parts.client, manifest, text: parts.models.text, log: parts.log, sensitivity: { STAT: 0.99 } });
     try {
       expect((await source.current()).classThresholds).toEqual({ STAT: 0.2 });
-      expect(await readJudging(client, manifest)).toMatchObject({ classThresholds: { STAT: 0.2 }, sensitivity: { STAT: 0.99 } });
+      expect(await readJudging(parts.client, manifest)).toMatchObject({ classThresholds: { STAT: 0.2 }, sensitivity: { STAT: 0.99 } });
     } finally {
       await source.close();
     }
@@ -98,35 +64,34 @@ describe('partial studies and query layers (worker path, real parts)', () => {
 
   function deps(): StudyJobDeps {
     return {
-      redis: client, dataDir, pipeline: { loader: createInlineLoader({ preprocessing: models.manifest.preprocessing, sequences: models.sequences }), models },
-      queries, deadLetters: dlq, metrics: createWorkerMetrics(), log, retry: { attempts: 2, backoffMs: 50 }, partial: { waitMs: WAIT_MS },
+      redis: parts.client, dataDir: parts.dataDir,
+      pipeline: { loader: createInlineLoader({ preprocessing: parts.models.manifest.preprocessing, sequences: parts.models.sequences }), models: parts.models },
+      queries: parts.queries, deadLetters: parts.dlq, metrics: createWorkerMetrics(), log: parts.log, retry: { attempts: 2, backoffMs: 50 }, partial: { waitMs: WAIT_MS },
     };
   }
 
   /** What the listener does when instances arrive: record them (last arrival now) and queue a scoring job. */
   async function arrive(queue: Queue<StudyJobData>, uid: string, files: typeof study.files, jobId: string): Promise<void> {
-    storeInstances(dataDir, uid, files);
+    storeInstances(parts.dataDir, uid, files);
     const now = Date.now();
-    await client.multi().hsetnx(keys.study(uid), 'firstReceivedAt', String(now)).hset(keys.study(uid), { status: 'queued', lastReceivedAt: now }).sadd(keys.pendingStudies(), uid).exec();
+    await parts.client.multi().hsetnx(keys.study(uid), 'firstReceivedAt', String(now)).hset(keys.study(uid), { status: 'queued', lastReceivedAt: now }).sadd(keys.pendingStudies(), uid).exec();
     await queue.add(SCORE_STUDY_JOB, { StudyInstanceUID: uid, storageKey: studyStorageKey(uid), traceId: `test-${jobId}` }, { jobId });
   }
 
   const readResult = async (uid: string): Promise<StudyResult | null> => {
-    const raw = await client.get(resultKeys.result(uid));
+    const raw = await parts.client.get(resultKeys.result(uid));
     return raw ? (JSON.parse(raw) as StudyResult) : null;
   };
 
   it('without its DWI a study is provisional and the DWI finding cannot make it STAT; when the wait expires the final version counts it', async () => {
     // Only the site's DWI query judges: the fixture bundle's random-weight defaults are turned off.
-    for (const q of models.manifest.queries) await setDefaultDisabled(client, q.id, true);
-    await changeQuery(client, { put: alwaysFlagged(models.manifest) });
+    for (const q of parts.models.manifest.queries) await setDefaultDisabled(parts.client, q.id, true);
+    await changeQuery(parts.client, { put: alwaysFlagged(parts.models.manifest) });
     const dwi = new Set(study.labels.series.filter((s) => s.sequence === 'DWI').map((s) => s.SeriesInstanceUID));
     expect(dwi.size).toBeGreaterThan(0);
     const uid = '1.2.826.0.1.3680043.8.498.7001';
-    const queue = studyQueue(client);
-    const { queue: q2, worker } = initStudyWorker({ ...WORKER_DEFAULTS, WORKER_CONCURRENCY: 1 }, deps());
-    void worker.run();
-    try {
+    const queue = studyQueue(parts.client);
+    await runWorker(deps(), async () => {
       await arrive(queue, uid, study.files.filter((f) => !dwi.has(f.SeriesInstanceUID)), 'partial-1');
       const first = await waitFor('the provisional result', () => readResult(uid), 60_000, 50);
       expect(first.resultVersion).toBe(1);
@@ -146,21 +111,16 @@ describe('partial studies and query layers (worker path, real parts)', () => {
       expect(final.findings.find((f) => f.queryId === 'bleed_dwi')).toMatchObject({ flagged: true, triggered: true, fallback: true });
       expect(final.findings.find((f) => f.queryId === 'bleed_dwi')!.held).toBeUndefined();
       expect(final.judgedWith).toEqual(first.judgedWith);
-      expect(await client.zscore(resultKeys.recent(), uid)).toBe(String(final.scoredAt));
-    } finally {
-      await worker.close();
-      await q2.close();
-      await queue.close();
-    }
+      expect(await parts.client.zscore(resultKeys.recent(), uid)).toBe(String(final.scoredAt));
+    });
+    await queue.close();
   });
 
   it('when the rest of the study arrives within the wait, it is re-scored complete and final; the pending finalise job changes nothing', async () => {
     const dwi = new Set(study.labels.series.filter((s) => s.sequence === 'DWI').map((s) => s.SeriesInstanceUID));
     const uid = '1.2.826.0.1.3680043.8.498.7002';
-    const queue = studyQueue(client);
-    const { queue: q2, worker } = initStudyWorker({ ...WORKER_DEFAULTS, WORKER_CONCURRENCY: 1 }, deps());
-    void worker.run();
-    try {
+    const queue = studyQueue(parts.client);
+    await runWorker(deps(), async () => {
       await arrive(queue, uid, study.files.filter((f) => !dwi.has(f.SeriesInstanceUID)), 'rest-1');
       const first = await waitFor('the provisional result', () => readResult(uid), 60_000, 50);
       expect(first.provisional).toBeDefined();
@@ -182,10 +142,7 @@ describe('partial studies and query layers (worker path, real parts)', () => {
       }, 60_000, 100);
       expect(job.returnvalue).toMatchObject({ priority: 'superseded' });
       expect((await readResult(uid))!.resultVersion).toBe(2);
-    } finally {
-      await worker.close();
-      await q2.close();
-      await queue.close();
-    }
+    });
+    await queue.close();
   });
 });

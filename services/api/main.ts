@@ -60,8 +60,10 @@ async function main(): Promise<void> {
     .then(async (m) => {
       // An older queries hash becomes the site layer before the API lists or edits queries (once per Redis; a
       // worker starting first does the same).
-      const moved = await migrateQueries(redis, m.manifest.queries);
-      if (moved.migrated) logger.info({ dropped: moved.dropped, kept: moved.kept, uncalibrated: moved.uncalibrated, unreadable: moved.unreadable }, 'triage queries moved to the layered contract');
+      await migrateQueries(redis, m.manifest.queries).then(
+        (moved) => moved.migrated && logger.info({ dropped: moved.dropped, kept: moved.kept, uncalibrated: moved.uncalibrated, unreadable: moved.unreadable }, 'triage queries moved to the layered contract'),
+        (err: Error) => logger.warn({ err: err.message }, 'moving the triage queries to the layered contract failed; the next start (API or worker) tries again'),
+      );
       models = m;
       status = { loaded: true, bundleId: m.manifest.bundleId, version: m.manifest.version, combination: m.manifest.combination, manifest: m.manifest, language: m.language };
       logger.info({ bundleId: m.manifest.bundleId, version: m.manifest.version }, 'text encoder loaded');

@@ -97,6 +97,11 @@ export const TriageQuerySchema = Type.Object({
    */
   sequences: Type.Optional(Type.Array(Type.Union(SEQUENCES.map((s) => Type.Literal(s))), { minItems: 1, uniqueItems: true })),
   calibration: Type.Optional(CalibrationSchema),
+  /**
+   * The sensitivity the site wants this query calibrated for (a site query without a calibration yet keeps it here
+   * until one is computed; a calibration records the one it was fitted for). Absent: the calibration's, else 0.95.
+   */
+  targetSensitivity: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
   /** bundle: one of the bundle's defaults (versioned with it); site: made or edited by the site. Absent: bundle. */
   origin: Type.Optional(Type.Union([Type.Literal('bundle'), Type.Literal('site')])),
 });

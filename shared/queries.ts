@@ -1,23 +1,78 @@
 // The triage-query contract between the API (edits queries) and the worker (embeds and scores them).
-// Queries live in Redis so a change takes effect in every worker without a restart: the API writes the hash,
-// bumps the version and publishes; workers re-embed changed texts (cached by model version + text).
+// The query set a study is judged with is two layers:
+//   - the RUNNING bundle's default queries, always read from its manifest (so a new bundle brings its own
+//     sentences, contrast sentences and calibration, and no Redis state can leave a worker with zero queries);
+//   - the site layer in Redis: queries a site made, a site's edits of bundle queries (stored whole, origin 'site',
+//     they replace the default of the same id) and the ids of bundle queries the site turned off.
+// The API writes the site layer, bumps the version and publishes; workers re-read on the message and compare the
+// version before each study. Site queries' calibrations name the bundle they were fitted on: another bundle never
+// applies them (shared/models/calibration.ts calibrationState).
 import { Value } from '@sinclair/typebox/value';
 import type { Redis } from 'ioredis';
 import { TriageQuerySchema, type TriageQuery } from './model-manifest';
 import { KEY_PREFIX } from './studies';
 
 export const queryKeys = {
-  /** Hash: query id -> JSON TriageQuery. Seeded from the manifest's defaults when empty. */
+  /** Hash: query id -> JSON TriageQuery of the site layer (origin 'site'). */
   queries: () => `${KEY_PREFIX}:queries`,
-  /** Integer, incremented on every change. */
+  /** Set: ids of bundle default queries the site turned off. */
+  disabled: () => `${KEY_PREFIX}:queries:disabled`,
+  /** Integer, incremented on every change of the site layer. */
   version: () => `${KEY_PREFIX}:queries:version`,
   /** Pub/sub channel: the new version number after each change. */
   changedChannel: () => `${KEY_PREFIX}:events:queries`,
+  /** "2" once the hash holds only the site layer (query-migration.ts moved older contents). */
+  schema: () => `${KEY_PREFIX}:queries:schema`,
+  /**
+   * Hash: query id -> JSON CalibrationAttempt, the outcome of the service's last attempt to calibrate a site query
+   * from reports (why it is still uncalibrated, with the counts), for the page's warning.
+   */
+  calibrationAttempts: () => `${KEY_PREFIX}:queries:calibration-attempts`,
+  /** Hash: "bundleId@version" -> JSON JudgingInUse: what the workers running that bundle judge studies with. */
+  judging: () => `${KEY_PREFIX}:decision:in-use`,
 };
 
-/** Reads all queries; entries that no longer validate are skipped and returned as problems, never thrown. */
-export async function readQueries(redis: Redis): Promise<{ queries: TriageQuery[]; version: number; problems: string[] }> {
-  const [raw, version] = await Promise.all([redis.hgetall(queryKeys.queries()), redis.get(queryKeys.version())]);
+export const QUERY_SCHEMA_VERSION = '2';
+
+/** Used for a site query that names none (the bundle's defaults were calibrated for 0.95). */
+export const DEFAULT_TARGET_SENSITIVITY = 0.95;
+
+export interface CalibrationAttempt {
+  /** ISO time of the attempt. */
+  at: string;
+  ok: boolean;
+  /** Why it could not be calibrated (not enough reported studies, no report mentions it, ...), or how it was. */
+  detail: string;
+  studies: number;
+  positives: number;
+  /** The query fingerprint and bundle it was attempted for: an attempt for other text says nothing of this one. */
+  fittedFor: string;
+  bundleVersion: string;
+}
+
+/** What the workers of one bundle judge with (written by each worker at start; the API shows it). */
+export interface JudgingInUse {
+  classThresholds: Partial<Record<'STAT' | 'URGENT', number>>;
+  /** The site's chosen study-level sensitivities (TRIAGE_STAT_SENSITIVITY, ...), when set. */
+  sensitivity: Partial<Record<'STAT' | 'URGENT', number>>;
+  at: string;
+}
+
+export interface SiteLayer {
+  queries: TriageQuery[];
+  disabled: string[];
+  version: number;
+  /** Stored entries that no longer validate: skipped, never thrown. */
+  problems: string[];
+}
+
+/** Reads the site layer; entries that no longer validate are skipped and returned as problems. */
+export async function readSiteLayer(redis: Redis): Promise<SiteLayer> {
+  const [raw, disabled, version] = await Promise.all([
+    redis.hgetall(queryKeys.queries()),
+    redis.smembers(queryKeys.disabled()),
+    redis.get(queryKeys.version()),
+  ]);
   const queries: TriageQuery[] = [];
   const problems: string[] = [];
   for (const [id, json] of Object.entries(raw)) {
@@ -28,33 +83,107 @@ export async function readQueries(redis: Redis): Promise<{ queries: TriageQuery[
       problems.push(`query ${id}: not JSON`);
       continue;
     }
-    if (Value.Check(TriageQuerySchema, parsed)) queries.push(parsed);
+    if (Value.Check(TriageQuerySchema, parsed)) queries.push({ ...parsed, origin: 'site' });
     else problems.push(`query ${id}: does not match the TriageQuery schema`);
   }
   queries.sort((a, b) => a.id.localeCompare(b.id));
-  return { queries, version: Number(version ?? 0), problems };
+  return { queries, disabled: disabled.sort(), version: Number(version ?? 0), problems };
 }
 
-/** Seeds the defaults once (first start with an empty hash); returns true when it wrote them. */
-export async function seedQueries(redis: Redis, defaults: TriageQuery[]): Promise<boolean> {
-  const key = queryKeys.queries();
-  if ((await redis.hlen(key)) > 0) return false;
-  const fields = defaults.flatMap((q) => [q.id, JSON.stringify(q)]);
-  // HSETNX-like for a whole set: only the first process to get here seeds.
-  const ok = await redis.set(`${key}:seeded`, '1', 'NX');
-  if (ok !== 'OK') return false;
-  await redis.multi().hset(key, ...fields).incr(queryKeys.version()).exec();
-  return true;
+export interface QuerySet {
+  /** What studies are judged with: bundle defaults (origin 'bundle') not turned off or replaced, and site queries. */
+  queries: TriageQuery[];
+  /** Bundle defaults the site turned off (shown, not scored). */
+  disabled: TriageQuery[];
+  version: number;
+  problems: string[];
 }
 
-/** Writes (creates or replaces) or deletes one query, bumps the version and tells the workers. */
-export async function changeQuery(redis: Redis, change: { put: TriageQuery } | { delete: string }): Promise<number> {
-  const tx = redis.multi();
-  if ('put' in change) tx.hset(queryKeys.queries(), change.put.id, JSON.stringify(change.put));
-  else tx.hdel(queryKeys.queries(), change.delete);
+/** The effective set: every bundle default, replaced by a site query of the same id or left out when turned off. */
+export function effectiveQueries(defaults: readonly TriageQuery[], site: Pick<SiteLayer, 'queries' | 'disabled'>): { queries: TriageQuery[]; disabled: TriageQuery[] } {
+  const bySite = new Map(site.queries.map((q) => [q.id, q]));
+  const off = new Set(site.disabled);
+  const queries: TriageQuery[] = [];
+  const disabled: TriageQuery[] = [];
+  for (const d of defaults) {
+    const own = bySite.get(d.id);
+    if (own) continue; // added below with the site's queries
+    if (off.has(d.id)) disabled.push({ ...d, origin: 'bundle' });
+    else queries.push({ ...d, origin: 'bundle' });
+  }
+  queries.push(...site.queries.map((q) => ({ ...q, origin: 'site' as const })));
+  queries.sort((a, b) => a.id.localeCompare(b.id));
+  return { queries, disabled };
+}
+
+/** The running bundle's defaults layered with the site's queries (see the module header). */
+export async function readQuerySet(redis: Redis, defaults: readonly TriageQuery[]): Promise<QuerySet> {
+  const site = await readSiteLayer(redis);
+  return { ...effectiveQueries(defaults, site), version: site.version, problems: site.problems };
+}
+
+async function bump(redis: Redis, tx: ReturnType<Redis['multi']>): Promise<number> {
   tx.incr(queryKeys.version());
   const res = await tx.exec();
-  const version = Number(res?.[1]?.[1] ?? 0);
+  const failed = res?.find(([err]) => err);
+  if (!res || failed) throw new Error(`changing the triage queries failed: ${failed?.[0]?.message ?? 'transaction aborted'}`);
+  const version = Number(res[res.length - 1][1]);
   await redis.publish(queryKeys.changedChannel(), String(version));
   return version;
+}
+
+/**
+ * Writes (creates or replaces) or deletes one site query, bumps the version and tells the workers. Writing a query
+ * turns its id back on if it was a turned-off bundle default; deleting a site query that replaced a bundle default
+ * brings the default back.
+ */
+export async function changeQuery(redis: Redis, change: { put: TriageQuery } | { delete: string }): Promise<number> {
+  const tx = redis.multi();
+  if ('put' in change) {
+    tx.hset(queryKeys.queries(), change.put.id, JSON.stringify({ ...change.put, origin: 'site' }));
+    tx.srem(queryKeys.disabled(), change.put.id);
+  } else tx.hdel(queryKeys.queries(), change.delete);
+  return bump(redis, tx);
+}
+
+/** Turns a bundle default off (true) or on again (false). */
+export async function setDefaultDisabled(redis: Redis, id: string, disabled: boolean): Promise<number> {
+  const tx = redis.multi();
+  if (disabled) tx.sadd(queryKeys.disabled(), id);
+  else tx.srem(queryKeys.disabled(), id);
+  return bump(redis, tx);
+}
+
+/** Back to a bundle default: the site's copy of it removed and the default turned on again. */
+export async function restoreDefault(redis: Redis, id: string): Promise<number> {
+  return bump(redis, redis.multi().hdel(queryKeys.queries(), id).srem(queryKeys.disabled(), id));
+}
+
+/** Records the outcome of an attempt to calibrate a site query (the page's warning reads it). */
+export async function recordCalibrationAttempt(redis: Redis, id: string, attempt: CalibrationAttempt): Promise<void> {
+  await redis.hset(queryKeys.calibrationAttempts(), id, JSON.stringify(attempt));
+}
+
+export async function readCalibrationAttempts(redis: Redis): Promise<Map<string, CalibrationAttempt>> {
+  const raw = await redis.hgetall(queryKeys.calibrationAttempts());
+  const out = new Map<string, CalibrationAttempt>();
+  for (const [id, json] of Object.entries(raw)) {
+    try {
+      out.set(id, JSON.parse(json) as CalibrationAttempt);
+    } catch {
+      // an unreadable entry is as good as none: the next attempt rewrites it
+    }
+  }
+  return out;
+}
+
+export const judgingKey = (bundle: { bundleId: string; version: string }): string => `${bundle.bundleId}@${bundle.version}`;
+
+export async function publishJudging(redis: Redis, bundle: { bundleId: string; version: string }, judging: JudgingInUse): Promise<void> {
+  await redis.hset(queryKeys.judging(), judgingKey(bundle), JSON.stringify(judging));
+}
+
+export async function readJudging(redis: Redis, bundle: { bundleId: string; version: string }): Promise<JudgingInUse | null> {
+  const raw = await redis.hget(queryKeys.judging(), judgingKey(bundle));
+  return raw ? (JSON.parse(raw) as JudgingInUse) : null;
 }

@@ -23,6 +23,23 @@ export interface FindingScore {
   calibration: CalibrationState;
   /** Per-sequence similarity for the radiologist's view. */
   bySequence: Partial<Record<Sequence, number>>;
+  /**
+   * STAT/URGENT queries only: the bundle's sequences this query reads on (its `sequences`, else all) that the study
+   * lacks. Absent when none is missing. A result with any is provisional until they arrive or the wait expires.
+   */
+  waitingFor?: Sequence[];
+  /** Scored on other sequences than the query reads on, because the study has none of them (docs/worker.md). */
+  fallback?: boolean;
+  /** Flagged or not, held back from setting the priority: a fallback finding of a provisional result. */
+  held?: boolean;
+}
+
+/** A result that may still change: the study lacks sequences that STAT/URGENT queries read on (docs/worker.md). */
+export interface Provisional {
+  /** The missing sequences, over all findings. */
+  waitingFor: Sequence[];
+  /** When the result becomes final if they have not arrived (ms epoch): the study's last arrival + the wait. */
+  until: number;
 }
 
 export interface SeriesOutcome {
@@ -58,6 +75,13 @@ export interface StudyResult {
    * available, times the fraction of the used series' images that made it into their volumes.
    */
   confidence: number;
+  /** Present while the result may still change (partial study); absent on a final result. */
+  provisional?: Provisional;
+  /**
+   * Set on the final result of a study whose missing sequences never arrived: judged on what it has after the wait,
+   * fallback findings counting; `missing` lists what it still lacks (its confidence already says how much).
+   */
+  incomplete?: { missing: Sequence[]; waitedUntil: number };
   model: { bundleId: string; version: string };
   /** Exactly what the study was judged with: the query set (decision.ts querySetVersion) and the class thresholds. */
   judgedWith: { querySetVersion: string; classThresholds: Partial<Record<'STAT' | 'URGENT', number>> };
@@ -76,13 +100,25 @@ export interface StudyResult {
 export const resultKeys = {
   /** String: JSON StudyResult. */
   result: (uid: string) => `${KEY_PREFIX}:study:${uid}:result`,
-  /** Hash: sequence name (or "combined") -> little-endian Float32 image embedding bytes. */
+  /**
+   * Hash: sequence name (or "combined") -> little-endian Float32 image embedding bytes, unit length; field "norms":
+   * JSON { sequence: length of the encoder's raw output }, so a reader can rebuild exactly the vectors the worker
+   * scored with (mean-embedding averages raw outputs). Results written before "norms" existed lack it.
+   */
   vectors: (uid: string) => `${KEY_PREFIX}:study:${uid}:vectors`,
-  /** Sorted set of scored StudyInstanceUIDs; score = worklist rank (priority class, then arrival). */
+  /** Sorted set of scored StudyInstanceUIDs; score = worklist rank (priority class, then probability, then arrival). */
   worklist: () => `${KEY_PREFIX}:worklist`,
+  /**
+   * Sorted set StudyInstanceUID -> scoredAt of the latest result, the last RECENT_RESULTS_MS only (older entries are
+   * trimmed on write): outbound catch-up reads the results of a time window from it instead of the whole worklist.
+   */
+  recent: () => `${KEY_PREFIX}:results:recent`,
   /** Pub/sub channel: a StudyInstanceUID each time a result is written (live worklist, outbound adapters). */
   scoredChannel: () => `${KEY_PREFIX}:events:scored`,
 };
+
+/** How long a result stays in resultKeys.recent(). */
+export const RECENT_RESULTS_MS = 7 * 24 * 3600 * 1000;
 
 const PRIORITY_RANK: Record<Priority, number> = { STAT: 0, URGENT: 1, ROUTINE: 2 };
 

@@ -8,6 +8,11 @@ import type { Redis } from 'ioredis';
 export const STUDY_QUEUE = 'studies';
 /** Job name on STUDY_QUEUE. */
 export const SCORE_STUDY_JOB = 'score-study';
+/**
+ * Job name on STUDY_QUEUE, added by the worker itself (delayed) for a provisional result: when it runs and that
+ * result (StudyJobData.resultVersion) is still the study's latest, the result is made final (docs/worker.md).
+ */
+export const FINALISE_STUDY_JOB = 'finalise-study';
 /** Permanently failed study jobs are copied here with their reason. */
 export const STUDY_DEAD_LETTER_QUEUE = 'studies-dead-letter';
 
@@ -17,6 +22,8 @@ export interface StudyJobData {
   storageKey: string;
   /** Correlates log lines across services for one study delivery. */
   traceId: string;
+  /** FINALISE_STUDY_JOB only: the provisional result version to make final. */
+  resultVersion?: number;
 }
 
 export type StudyStatus = 'received' | 'queued' | 'scoring' | 'scored' | 'failed' | 'unsupported';

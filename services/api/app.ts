@@ -7,6 +7,8 @@ import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { dataDir, type Config } from '../../shared/config';
 import type { Logger } from '../../shared/logger';
+import type { BundleLanguage } from '../../shared/language/knowledge';
+import type { Manifest } from '../../shared/model-manifest';
 import { auditFileFor, auditPlugin, createFileAuditLog, type AuditLog } from './plugins/audit';
 import { authPlugin } from './plugins/auth';
 import { openApiPlugin, swaggerUiRoutes } from './plugins/docs';
@@ -20,6 +22,9 @@ import { eventRoutes } from './routes/events';
 import { healthRoutes } from './routes/health';
 import { findPublicDir, pageRoutes } from './routes/page';
 import { queryRoutes } from './routes/queries';
+import { decisionRoutes } from './routes/decision';
+import { createCalibrationService, type CalibrationService } from './calibration/service';
+import { createQueryService } from './query-service';
 import { auditRoutes } from './routes/audit';
 import { searchRoutes } from './routes/search';
 import { studyRoutes } from './routes/studies';
@@ -35,6 +40,17 @@ export interface ModelStatus {
   combination?: 'mean-embedding' | 'mean-score';
   /** Why it is not loaded (missing bundle, checksum failure, still loading). */
   detail?: string;
+  /** The loaded bundle's manifest (default queries, decision tables, normal-study sentence) and language knowledge. */
+  manifest?: Manifest;
+  language?: BundleLanguage;
+}
+
+/** The loaded bundle, or a 503 saying why there is none (routes that need its queries or language). */
+export function loadedModel(status: ModelStatus): Required<Pick<ModelStatus, 'bundleId' | 'version' | 'manifest' | 'language'>> & ModelStatus {
+  if (!status.loaded || !status.manifest || !status.language || !status.bundleId || !status.version) {
+    throw new HttpProblem(503, `the model bundle is not loaded (${status.detail ?? 'starting'}); try again shortly`);
+  }
+  return status as Required<Pick<ModelStatus, 'bundleId' | 'version' | 'manifest' | 'language'>> & ModelStatus;
 }
 
 export interface AppDeps {
@@ -60,6 +76,13 @@ export interface AppDeps {
   /** TLS key and certificate (PEM) when the API terminates HTTPS itself. */
   https?: { key: Buffer; cert: Buffer };
   version?: string;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Calibration of site queries from reports (tests run a pass with app.calibration.pass()). */
+    calibration: CalibrationService;
+  }
 }
 
 export async function build(deps: AppDeps): Promise<FastifyInstance> {
@@ -89,6 +112,23 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     return deps.embedText(texts);
   };
   const store = createStudyStore(deps.redis, { statusCacheMs: deps.statusCacheMs, clock: deps.clock });
+  const calibration = createCalibrationService({
+    redis: deps.redis,
+    modelStatus: deps.modelStatus,
+    embed,
+    log: deps.logger,
+    settings: {
+      minStudies: deps.settings.CALIBRATION_MIN_STUDIES,
+      minPositives: deps.settings.CALIBRATION_MIN_POSITIVES,
+      maxStudies: deps.settings.CALIBRATION_MAX_STUDIES,
+      intervalMs: deps.settings.CALIBRATION_INTERVAL_SECONDS * 1000,
+      mentionSimilarity: deps.settings.API_REPORT_MENTION_SIMILARITY,
+    },
+  });
+  const queries = createQueryService({ redis: deps.redis, model: deps.modelStatus, embed, calibrator: calibration.calibrator });
+  app.decorate('calibration', calibration);
+  app.addHook('onReady', () => calibration.start());
+  app.addHook('onClose', () => calibration.close());
 
   // Order matters: problems and the rate limiter before auth (both hook routes as they are added), then
   // shared decorations, then the routes.
@@ -116,7 +156,8 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     store, redis: deps.redis, embed, modelStatus: deps.modelStatus, mentionSimilarity: deps.settings.API_REPORT_MENTION_SIMILARITY,
   });
   await app.register(searchRoutes, { store, embed, modelStatus: deps.modelStatus });
-  await app.register(queryRoutes, { redis: deps.redis });
+  await app.register(queryRoutes, { service: queries, modelStatus: deps.modelStatus, embed });
+  await app.register(decisionRoutes, { redis: deps.redis, modelStatus: deps.modelStatus });
   await app.register(auditRoutes, { file: auditFile });
   await app.register(eventRoutes);
   await app.register(swaggerUiRoutes);

@@ -9,6 +9,7 @@ import { Registry } from 'prom-client';
 import { ConfigError, dataDir, loadConfig, loadSection, settingsSource } from '../../shared/config';
 import { createLogger } from '../../shared/logger';
 import { connectRedis, redactRedisUrl } from '../../shared/redis';
+import { migrateQueries } from '../../shared/query-migration';
 import { build, type ModelStatus } from './app';
 import { createOutbound, loadOutboundConfig } from './outbound';
 import { API_DEFAULTS, ApiSettingsSchema, tokensFor } from './settings';
@@ -58,9 +59,15 @@ async function main(): Promise<void> {
   });
   // Loads after listen so the worklist is up at once; the text encoder is small, CPU is enough for sentences.
   const loading = loadTextEmbedder(path.resolve(settings.MODELS_DIR))
-    .then((m) => {
+    .then(async (m) => {
+      // An older queries hash becomes the site layer before the API lists or edits queries (once per Redis; a
+      // worker starting first does the same).
+      await migrateQueries(redis, m.manifest.queries).then(
+        (moved) => moved.migrated && logger.info({ dropped: moved.dropped, kept: moved.kept, uncalibrated: moved.uncalibrated, unreadable: moved.unreadable }, 'triage queries moved to the layered contract'),
+        (err: Error) => logger.warn({ err: err.message }, 'moving the triage queries to the layered contract failed; the next start (API or worker) tries again'),
+      );
       models = m;
-      status = { loaded: true, bundleId: m.manifest.bundleId, version: m.manifest.version, combination: m.manifest.combination };
+      status = { loaded: true, bundleId: m.manifest.bundleId, version: m.manifest.version, combination: m.manifest.combination, manifest: m.manifest, language: m.language };
       logger.info({ bundleId: m.manifest.bundleId, version: m.manifest.version }, 'text encoder loaded');
     })
     .catch((err: Error) => {

@@ -1,42 +1,10 @@
-// Unit tests for the report-check text rules (sentence splitting, assertion cues) with a tiny embedder that
-// maps known phrases to fixed axes, so each expectation follows from the rule in docs/api.md alone.
+// Unit tests for the report-check rules with a tiny embedder that maps known phrases to fixed axes, so each
+// expectation follows from the rule in docs/api.md alone. Sentence splitting and assertion cues are tested with
+// shared/language/sentences.ts.
 import { calibrated } from '../../test/helpers/calibration';
 import type { TriageQuery } from '../../shared/model-manifest';
 import type { FindingScore } from '../../shared/results';
-import { assertionOf, checkReport, splitSentences } from './report-check';
-
-describe('splitSentences', () => {
-  test('splits on line breaks and sentence ends, drops headings, bullets and empty parts', () => {
-    const report = 'FINDINGS: Acute infarct in the left MCA territory. No haemorrhage!\n- Ventricles normal;  midline shift absent\n\nIMPRESSION:\n1. Stroke.';
-    expect(splitSentences(report)).toEqual([
-      'Acute infarct in the left MCA territory', 'No haemorrhage!', 'Ventricles normal', 'midline shift absent', 'Stroke',
-    ]);
-  });
-
-  test('"but" and "however" start a clause with its own assertion', () => {
-    const parts = splitSentences('No haemorrhage but an acute infarct in the pons. Ventricles normal, however there is a mass.');
-    expect(parts).toEqual(['No haemorrhage', 'an acute infarct in the pons', 'Ventricles normal', 'there is a mass']);
-    expect(parts.map(assertionOf)).toEqual(['absent', 'present', 'absent', 'present']);
-  });
-
-  test('keeps decimals inside a sentence together', () => {
-    expect(splitSentences('Lesion measures 1.5 cm. Stable.')).toEqual(['Lesion measures 1.5 cm', 'Stable']);
-  });
-});
-
-describe('assertionOf', () => {
-  test.each([
-    ['Acute infarct in the left MCA territory', 'present'],
-    ['No acute infarct', 'absent'],
-    ['Negative for haemorrhage', 'absent'],
-    ['Ventricles are normal in size', 'absent'],
-    ['Abnormal signal in the pons', 'present'],
-    ['Small infarct cannot be excluded', 'uncertain'],
-    ['Possible early ischaemia', 'uncertain'],
-  ])('%s -> %s', (sentence, expected) => {
-    expect(assertionOf(sentence)).toBe(expected);
-  });
-});
+import { checkReport } from './report-check';
 
 describe('checkReport', () => {
   // Axes: 0 infarct, 1 mass, 2 other. Unknown sentences point at "other".
@@ -54,7 +22,7 @@ describe('checkReport', () => {
   const picture = Float32Array.from([1, 0, 0]); // looks like an infarct
   const image = (t: Float32Array) => picture.reduce((s, x, i) => s + x * t[i], 0) / Math.hypot(...t);
   const findings = [finding(queries[0], true), finding(queries[1], false)];
-  const run = (report: string) => checkReport({ report, image, findings, queries, mentionSimilarity: 0.8, embed });
+  const run = (report: string) => checkReport({ report, image, findings, queries, mentionSimilarity: 0.8, normalText: null, embed });
 
   test('flagged finding missing from the report is notMentioned, with the closest sentence', async () => {
     const r = await run('Ventricles are unremarkable. Old lacune.');
@@ -87,5 +55,32 @@ describe('checkReport', () => {
     const r = await run('Acute infarct. Sinuses are clear.');
     expect(r.sentences[1]).toMatchObject({ matchedQueryId: null, supported: null });
     expect(r.unsupported).toEqual([]);
+  });
+
+  test('a sentence is matched on its text without the cue words; a generic query that is as close to a normal report mentions nothing', async () => {
+    // Axes: 0 haemorrhage, 1 infarct, 2 "generic" (everything shares some of it, the normal-study sentence too).
+    const space: [RegExp, number[]][] = [
+      [/weather/, [0.5, 0.5, 1]],
+      [/normal brain/, [0, 0, 1]],
+      [/ha?emorrhage|haematoma/, [1, 0, 0.6]],
+      [/infarct/, [0, 1, 0.6]],
+    ];
+    const embed2 = async (texts: string[]) => texts.map((t) => Float32Array.from(space.find(([re]) => re.test(t.toLowerCase()))?.[1] ?? [0, 0, 1]));
+    const qs: TriageQuery[] = [
+      calibrated({ id: 'haemorrhage', text: 'intracranial haemorrhage', priority: 'STAT' }, { a: 1, b: 0, scoreThreshold: 0.5 }),
+      calibrated({ id: 'acute_infarct', text: 'acute infarct', priority: 'STAT' }, { a: 1, b: 0, scoreThreshold: 0.5 }),
+      { id: 'weather', text: 'the weather is nice', priority: 'STAT' },
+    ];
+    const fs = [finding(qs[0], true), finding(qs[1], false)];
+    const r = await checkReport({
+      report: 'No intracranial haemorrhage. Acute left thalamic haematoma.', image, findings: fs, queries: qs, mentionSimilarity: 0.6, normalText: 'normal brain', embed: embed2,
+    });
+    // "No intracranial haemorrhage" is about haemorrhage (absent), not about infarct, whatever its cue word.
+    expect(r.sentences[0]).toMatchObject({ about: 'intracranial haemorrhage', assertion: 'absent', matchedQueryId: 'haemorrhage' });
+    // The generic query is as close to a normal study as to the haematoma: it does not take the sentence over.
+    expect(r.sentences[1]).toMatchObject({ assertion: 'present', matchedQueryId: 'haemorrhage' });
+    expect(r.sentences[1].matchMargin).toBeGreaterThan(0.05);
+    expect(r.contradicted).toEqual([]);
+    expect(r.notMentioned).toEqual([]);
   });
 });

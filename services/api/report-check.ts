@@ -1,54 +1,33 @@
 // Report check: compares a radiologist's draft report with what the images suggest. Pure logic over injected
-// embeddings; the rule is documented in docs/api.md ("Report check") and must stay in step with it.
+// embeddings; the rule is documented in docs/api.md ("Report check") and must stay in step with it. Sentences and
+// their assertions come from shared/language/sentences.ts, the same code the report pseudo-labels use.
 import type { TriageQuery } from '../../shared/model-manifest';
 import type { FindingScore } from '../../shared/results';
 import { plattProbability } from '../../shared/models/calibration';
+import { reportSentences, type Assertion } from '../../shared/language/sentences';
 import { cosine } from './vectors';
 
 export type EmbedText = (texts: string[]) => Promise<Float32Array[]>;
+export type { Assertion };
 
 export const MAX_SENTENCES = 200;
-
-/** Words that make a sentence state absence ("No acute infarct.", "Ventricles are normal."). English only. */
-const NEGATION = /\b(no|not|without|negative for|free of|absence of|absent|ruled out|resolved|unremarkable|normal)\b/i;
-/** Hedges count as a mention (the radiologist considered it) and are neither denials nor assertions. */
-const UNCERTAIN = /\b(cannot be excluded|can ?not be (excluded|ruled out)|not excluded|possible|possibly|probable|probably|likely|suspected|suspicious for|may represent|questionable|equivocal|differential)\b/i;
-
-export type Assertion = 'present' | 'absent' | 'uncertain';
-
-export function assertionOf(sentence: string): Assertion {
-  if (UNCERTAIN.test(sentence)) return 'uncertain';
-  if (NEGATION.test(sentence)) return 'absent';
-  return 'present';
-}
-
 /**
- * Splits a free-text report into sentences: line breaks and . ! ? ; end one, "but" and "however" start a new
- * clause; section headings and bullets are dropped.
+ * A sentence mentions a query's finding only if it is at least this much closer to the query's text than the
+ * normal-study sentence is: a generic query that is close to every sentence (and to a normal report) mentions none.
  */
-export function splitSentences(report: string): string[] {
-  const out: string[] = [];
-  for (const line of report.split(/\r?\n/)) {
-    const body = line
-      .replace(/^\s*([-*\u2022]|\d+[.)])\s+/, '')
-      .replace(/^\s*[A-Z][A-Z /]{2,40}:\s*/, '')
-      .trim();
-    // "but"/"however" start a new clause with its own assertion ("No haemorrhage but an acute infarct").
-    for (const part of body.split(/(?<=[.!?;])\s+|,?\s+but\s+|[,;]\s*however,?\s+/i)) {
-      const s = part.replace(/[.;]+$/, '').trim();
-      if (/[A-Za-z]{2,}/.test(s)) out.push(s);
-    }
-  }
-  return out;
-}
+export const MATCH_MARGIN = 0.05;
 
 export interface SentenceCheck {
   index: number;
   text: string;
   assertion: Assertion;
-  /** Closest triage query by text similarity, when at least the mention threshold. */
+  /** The sentence without its assertion cue words: what is compared with query texts. */
+  about: string;
+  /** The mentioned query most specific to the sentence (see docs/api.md), or null. */
   matchedQueryId: string | null;
   matchSimilarity: number | null;
+  /** How much closer the sentence is to the matched query's text than the normal-study sentence is. */
+  matchMargin: number | null;
   /** The sentence scored against the image like a query (minus the query's negativeText similarity). */
   imageScore: number | null;
   threshold: number | null;
@@ -85,41 +64,55 @@ export interface ReportCheckInput {
   findings: FindingScore[];
   queries: TriageQuery[];
   mentionSimilarity: number;
+  /** The bundle's normal-study sentence: the baseline a mention must beat; null: no baseline. */
+  normalText: string | null;
   embed: EmbedText;
 }
 
 export async function checkReport(input: ReportCheckInput): Promise<ReportCheck> {
-  const sentences = splitSentences(input.report).slice(0, MAX_SENTENCES);
+  const sentences = reportSentences(input.report, MAX_SENTENCES);
   const flagged = input.findings.filter((f) => f.flagged);
-  const texts = new Set<string>(sentences);
+  const texts = new Set<string>(sentences.map((s) => s.about));
   for (const f of flagged) texts.add(f.text);
   for (const q of input.queries) {
     texts.add(q.text);
     if (q.negativeText) texts.add(q.negativeText);
   }
+  if (input.normalText) texts.add(input.normalText);
   const list = [...texts];
   const vectors = list.length > 0 ? await input.embed(list) : [];
   const vec = new Map(list.map((t, i) => [t, vectors[i]]));
   const at = (t: string): Float32Array => vec.get(t) as Float32Array;
   const findingByQuery = new Map(input.findings.map((f) => [f.queryId, f]));
+  const baseline = new Map<string, number>();
+  const base = (findingText: string) => {
+    if (!input.normalText) return -Infinity;
+    if (!baseline.has(findingText)) baseline.set(findingText, cosine(at(input.normalText), at(findingText)));
+    return baseline.get(findingText)!;
+  };
+  /** Similarity of a sentence to a finding's text, and whether that is a mention (threshold and baseline). */
+  const mention = (about: string, findingText: string) => {
+    const sim = cosine(at(about), at(findingText));
+    const margin = sim - base(findingText);
+    return { sim, margin, mentions: sim >= input.mentionSimilarity && margin >= MATCH_MARGIN };
+  };
 
-  const checks: SentenceCheck[] = sentences.map((text, index) => {
-    const assertion = assertionOf(text);
-    let best: TriageQuery | null = null;
-    let bestSim = -Infinity;
+  const checks: SentenceCheck[] = sentences.map(({ text, assertion, about }, index) => {
+    let best: { q: TriageQuery; sim: number; margin: number } | null = null;
     for (const q of input.queries) {
-      const sim = cosine(at(text), at(q.text));
-      if (sim > bestSim) [best, bestSim] = [q, sim];
+      const m = mention(about, q.text);
+      if (m.mentions && (!best || m.margin > best.margin)) best = { q, sim: m.sim, margin: m.margin };
     }
-    const matched = best && bestSim >= input.mentionSimilarity ? best : null;
+    const matched = best?.q ?? null;
     const check: SentenceCheck = {
-      index, text, assertion,
+      index, text, assertion, about,
       matchedQueryId: matched?.id ?? null,
-      matchSimilarity: matched ? bestSim : null,
+      matchSimilarity: best?.sim ?? null,
+      matchMargin: best && Number.isFinite(best.margin) ? best.margin : null,
       imageScore: null, threshold: null, supported: null,
     };
     if (matched && assertion === 'present') {
-      const score = input.image(at(text)) - (matched.negativeText ? input.image(at(matched.negativeText)) : 0);
+      const score = input.image(at(about)) - (matched.negativeText ? input.image(at(matched.negativeText)) : 0);
       const finding = findingByQuery.get(matched.id);
       // The threshold the worker judged the finding with (a probability), and the sentence's own probability under
       // the query's calibration: the same "P >= threshold" rule as every flag.
@@ -138,15 +131,16 @@ export async function checkReport(input: ReportCheckInput): Promise<ReportCheck>
   for (const f of flagged) {
     let closest: number | null = null;
     let closestSim: number | null = null;
+    const mentioning: SentenceCheck[] = [];
     for (const s of checks) {
-      const sim = cosine(at(s.text), at(f.text));
-      if (closestSim === null || sim > closestSim) [closest, closestSim] = [s.index, sim];
+      const m = mention(s.about, f.text);
+      if (closestSim === null || m.sim > closestSim) [closest, closestSim] = [s.index, m.sim];
+      if (m.mentions) mentioning.push(s);
     }
     const gap: FindingGap = {
       queryId: f.queryId, text: f.text, priority: f.priority, similarity: f.similarity, probability: f.probability,
       closestSentence: closest, closestSimilarity: closestSim,
     };
-    const mentioning = checks.filter((s) => cosine(at(s.text), at(f.text)) >= input.mentionSimilarity);
     if (mentioning.length === 0) notMentioned.push(gap);
     else if (mentioning.every((s) => s.assertion === 'absent')) contradicted.push(gap);
   }

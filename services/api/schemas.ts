@@ -41,20 +41,33 @@ export const UidParams = Type.Object({ StudyInstanceUID: UidSchema });
 
 const BySequence = Type.Object(Object.fromEntries(SEQUENCES.map((s) => [s, Type.Optional(Type.Number())])) as Record<string, TSchema>);
 
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+export const CalibrationStateSchema = lit(['calibrated', 'uncalibrated', 'stale-text', 'stale-bundle'] as const);
+
 export const FindingSchema = Type.Object({
   queryId: Type.String(),
   text: Type.String(),
   priority: PrioritySchema,
-  similarity: Type.Number(),
-  probability: Type.Union([Type.Number(), Type.Null()]),
-  flagged: Type.Boolean(),
+  similarity: Type.Number({ description: 'raw image-text score (cosine, minus the contrast sentence\'s)' }),
+  probability: Type.Union([Type.Number(), Type.Null()], { description: 'calibrated probability P; null when the query has no calibration that applies' }),
+  threshold: Type.Union([Type.Number(), Type.Null()], { description: 'the probability threshold it was judged with; null: it could not be flagged' }),
+  flagged: Type.Boolean({ description: 'flagged: P >= threshold (the one rule)' }),
+  triggered: Type.Boolean({ description: 'flagged, and of the study\'s priority class: one reason the study sits where it does' }),
+  calibration: CalibrationStateSchema,
   bySequence: BySequence,
+  waitingFor: Type.Optional(Type.Array(SequenceSchema, { description: 'sequences its query reads on that the study lacks (STAT/URGENT queries)' })),
+  fallback: Type.Optional(Type.Boolean({ description: 'scored on other sequences than its query reads on (the study has none of them)' })),
+  held: Type.Optional(Type.Boolean({ description: 'a fallback finding of a provisional result: it cannot set the priority until the result is final' })),
+  statement: Type.Optional(Type.String({ description: 'the decision in words, e.g. "flagged: P 0.930 >= threshold 0.500; sets the STAT priority"' })),
 });
+
+const ClassThresholdsSchema = Type.Object({ STAT: Type.Optional(Type.Number()), URGENT: Type.Optional(Type.Number()) });
 
 export const StudyResultSchema = Type.Object({
   StudyInstanceUID: Type.String(),
   AccessionNumber: Type.Optional(Type.String()),
   priority: PrioritySchema,
+  priorityProbability: Type.Union([Type.Number(), Type.Null()], { description: 'highest P among the findings that set the priority: the order within a priority' }),
   findings: Type.Array(FindingSchema),
   abnormalProbability: Type.Union([Type.Number(), Type.Null()]),
   sequencesUsed: Type.Array(SequenceSchema),
@@ -69,7 +82,11 @@ export const StudyResultSchema = Type.Object({
     }),
   ),
   confidence: Type.Number(),
+  provisional: Type.Optional(Type.Object({ waitingFor: Type.Array(SequenceSchema), until: Type.Number() }, { description: 'present while the result may still change (partial study)' })),
+  incomplete: Type.Optional(Type.Object({ missing: Type.Array(SequenceSchema), waitedUntil: Type.Number() }, { description: 'a final result judged after the wait for missing sequences expired' })),
   model: Type.Object({ bundleId: Type.String(), version: Type.String() }),
+  judgedWith: Type.Object({ querySetVersion: Type.String(), classThresholds: ClassThresholdsSchema }, { description: 'the query set and class thresholds the study was judged with' }),
+  resultVersion: Type.Optional(Type.Integer({ description: '1 for the first result of a study, +1 for each later one (a correction)' })),
   provider: Type.String(),
   timingsMs: Type.Object({
     decode: Type.Number(), preprocess: Type.Number(), inference: Type.Number(), scoring: Type.Number(), total: Type.Number(),
@@ -140,6 +157,21 @@ export const ScoreResponse = Type.Object({
   model: Type.Object({ bundleId: Type.String(), version: Type.String() }),
 });
 
+export const TextCheckSchema = Type.Object(
+  {
+    verdict: lit(['ok', 'warning', 'refused'] as const),
+    reasons: Type.Array(Type.String()),
+    words: Type.Integer({ description: 'content words read' }),
+    unknownWords: Type.Array(Type.String()),
+    misspelt: Type.Array(Type.Object({ word: Type.String(), suggestion: Type.String() })),
+    knownShare: Type.Number(),
+    closeness: Nullable(Type.Number({ description: 'best cosine to the bundle\'s sentence bank; null when it has none' })),
+    offTopicBelow: Nullable(Type.Number()),
+    vocabulary: lit(['known-words', 'tokenizer'] as const),
+  },
+  { description: 'how well the model knows a text (docs/api.md "How well the model knows a text")' },
+);
+
 export const SearchQuery = Type.Object({
   q: Type.String({ minLength: 3, maxLength: 500 }),
   limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
@@ -149,16 +181,22 @@ export const SearchResponse = Type.Object({
   total: Type.Integer(),
   offset: Type.Integer(),
   limit: Type.Integer(),
+  language: TextCheckSchema,
+  /** Said above the results (or instead of them, for text the model does not know). */
+  warning: Nullable(Type.String()),
   items: Type.Array(
     Type.Object({
       StudyInstanceUID: Type.String(),
       AccessionNumber: Type.Optional(Type.String()),
-      similarity: Type.Number(),
+      score: Type.Number({ description: 'search score: cos(study, text) - cos(study, normal-study sentence)' }),
+      similarity: Type.Number({ description: 'cos(study, text)' }),
       priority: PrioritySchema,
       receivedAt: Type.Number(),
     }),
   ),
 });
+
+export const TextCheckBody = Type.Object({ text: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false });
 
 export const ReportCheckBody = Type.Object({ report: Type.String({ minLength: 1, maxLength: 20000 }) }, { additionalProperties: false });
 const Gap = Type.Object({
@@ -167,13 +205,13 @@ const Gap = Type.Object({
   closestSentence: Type.Union([Type.Integer(), Type.Null()]),
   closestSimilarity: Type.Union([Type.Number(), Type.Null()]),
 });
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 export const ReportCheckResponse = Type.Object({
   StudyInstanceUID: Type.String(),
   sentences: Type.Array(
     Type.Object({
       index: Type.Integer(), text: Type.String(), assertion: lit(['present', 'absent', 'uncertain'] as const),
-      matchedQueryId: Nullable(Type.String()), matchSimilarity: Nullable(Type.Number()),
+      about: Type.String({ description: 'the sentence without its assertion cue words: what it is matched on' }),
+      matchedQueryId: Nullable(Type.String()), matchSimilarity: Nullable(Type.Number()), matchMargin: Nullable(Type.Number()),
       imageScore: Nullable(Type.Number()), threshold: Nullable(Type.Number()), supported: Nullable(Type.Boolean()),
     }),
   ),
@@ -185,15 +223,75 @@ export const ReportCheckResponse = Type.Object({
 
 export { TriageQuerySchema };
 export const QueryIdParams = Type.Object({ id: Type.String({ pattern: '^[a-z0-9_-]{1,64}$', description: 'query id' }) });
-/** Request bodies refuse unknown fields: a misspelt "negativetext" must be an error, not silently dropped. */
-export const QueryBody = Type.Object(TriageQuerySchema.properties, { additionalProperties: false });
+/**
+ * Request bodies refuse unknown fields: a misspelt "negativetext" must be an error, not silently dropped. A
+ * calibration or origin is accepted by the schema only to be refused with a 422 that says why (the service
+ * computes both).
+ */
+const { calibration: _calibration, origin: _origin, ...definition } = TriageQuerySchema.properties;
+export const QueryBody = Type.Object(
+  { ...definition, calibration: Type.Optional(Type.Unknown({ description: 'refused (422): computed by the service' })), origin: Type.Optional(Type.Unknown({ description: 'refused (422): set by the service' })) },
+  { additionalProperties: false },
+);
 export const QueryBodyNoId = Type.Omit(QueryBody, ['id'], { additionalProperties: false });
+
+const CalibrationAttemptSchema = Type.Object({
+  at: Type.String(), ok: Type.Boolean(), detail: Type.String(), studies: Type.Integer(), positives: Type.Integer(), fittedFor: Type.String(), bundleVersion: Type.String(),
+});
+export const QueryViewSchema = Type.Composite([
+  Type.Omit(TriageQuerySchema, ['targetSensitivity']),
+  Type.Object({
+    calibrationState: CalibrationStateSchema,
+    thresholdInUse: Nullable(Type.Number({ description: 'the probability threshold studies are judged with now' })),
+    judgedBy: Nullable(lit(['class', 'query'] as const)),
+    targetSensitivity: Type.Number(),
+    bundleDefault: Type.Boolean(),
+    warning: Nullable(Type.String()),
+    lastAttempt: Nullable(CalibrationAttemptSchema),
+  }),
+]);
 export const QueriesResponse = Type.Object({
   version: Type.Integer(),
-  queries: Type.Array(TriageQuerySchema),
+  bundle: Nullable(Type.Object({ bundleId: Type.String(), version: Type.String() })),
+  queries: Type.Array(QueryViewSchema),
+  /** Bundle defaults the site turned off. */
+  disabled: Type.Array(QueryViewSchema),
+  warnings: Type.Array(Type.String()),
   /** Stored entries that no longer validate (skipped by the worker too). */
   problems: Type.Array(Type.String()),
 });
-export const QueryChangeResponse = Type.Object({ version: Type.Integer(), query: Type.Optional(TriageQuerySchema) });
+export const QuerySaveResponse = Type.Object({
+  version: Type.Integer(),
+  action: lit(['created', 'replaced', 'restored-default'] as const),
+  query: QueryViewSchema,
+  language: Type.Object({ text: TextCheckSchema, negativeText: Nullable(TextCheckSchema) }),
+  calibration: Type.Object({ state: CalibrationStateSchema, detail: Type.String() }),
+});
+export const QueryDeleteResponse = Type.Object({ version: Type.Integer(), action: lit(['deleted', 'restored-default', 'disabled'] as const) });
+export const QueryRestoreResponse = Type.Object({ version: Type.Integer() });
+export const QueryCalibrateResponse = Type.Object({
+  version: Nullable(Type.Integer()),
+  query: QueryViewSchema,
+  calibration: Type.Object({ state: CalibrationStateSchema, detail: Type.String() }),
+});
+
+const OperatingPointRow = Type.Object({ threshold: Type.Number(), sensitivity: Type.Number(), falsePositiveRate: Type.Number() });
+const ClassDecisionView = Type.Object({
+  targetSensitivity: Type.Number({ description: 'the bundle\'s default' }),
+  threshold: Type.Number({ description: 'the bundle\'s default threshold' }),
+  chosenSensitivity: Nullable(Type.Number({ description: 'the site\'s TRIAGE_<class>_SENSITIVITY, when set' })),
+  thresholdInUse: Type.Number(),
+  positives: Type.Integer(),
+  negatives: Type.Integer(),
+  table: Type.Array(Type.Composite([OperatingPointRow, Type.Object({ inUse: Type.Boolean() })])),
+});
+export const DecisionResponse = Type.Object({
+  bundle: Type.Object({ bundleId: Type.String(), version: Type.String() }),
+  rule: Type.String(),
+  classes: Type.Object({ STAT: Type.Optional(ClassDecisionView), URGENT: Type.Optional(ClassDecisionView) }),
+  /** What the workers of this bundle reported they judge with; null until one has started. */
+  judging: Nullable(Type.Object({ classThresholds: ClassThresholdsSchema, sensitivity: ClassThresholdsSchema, at: Type.String() })),
+  notes: Type.Array(Type.String()),
+});
 
 export const MeResponse = Type.Object({ name: Type.String(), role: lit(ROLES) });

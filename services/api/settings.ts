@@ -22,8 +22,18 @@ export const ApiSettingsSchema = Type.Object({
   API_TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
   /** Append-only JSONL audit log; relative paths are under DATA_DIR. */
   API_AUDIT_LOG_FILE: Type.String({ minLength: 1 }),
-  /** Cosine between a report sentence and a query text at or above which the sentence "mentions" the finding. */
-  API_REPORT_MENTION_SIMILARITY: Type.Number({ minimum: -1, maximum: 1 }),
+  /**
+   * Cosine between a report sentence and a query text at or above which the sentence "mentions" the finding (report
+   * check and report pseudo-labels). Unset: the bundle's measured manifest.language.mentionSimilarity, else 0.6.
+   */
+  API_REPORT_MENTION_SIMILARITY: Type.Optional(Type.Number({ minimum: -1, maximum: 1 })),
+  /** Zero-label calibration of site queries from reports: fewest past studies with a report, and pseudo-positives. */
+  CALIBRATION_MIN_STUDIES: Type.Integer({ minimum: 10, maximum: 100_000 }),
+  CALIBRATION_MIN_POSITIVES: Type.Integer({ minimum: 3, maximum: 10_000 }),
+  /** The newest reported studies a calibration reads at most. */
+  CALIBRATION_MAX_STUDIES: Type.Integer({ minimum: 10, maximum: 100_000 }),
+  /** How often uncalibrated site queries are tried again while reports and results arrive; 0: only on edits. */
+  CALIBRATION_INTERVAL_SECONDS: Type.Integer({ minimum: 0, maximum: 86_400 }),
   /**
    * Behind a reverse proxy: the proxies whose X-Forwarded-For is believed, so rate limits and the audit log see
    * the client's address rather than the proxy's: a number of hops ("1": the proxy in front, e.g. ingress-nginx),
@@ -35,12 +45,15 @@ export const ApiSettingsSchema = Type.Object({
 });
 export type ApiSettings = Static<typeof ApiSettingsSchema>;
 
-export const API_DEFAULTS: Omit<ApiSettings, 'API_TLS_CERT_FILE' | 'API_TLS_KEY_FILE'> = {
+export const API_DEFAULTS: Omit<ApiSettings, 'API_TLS_CERT_FILE' | 'API_TLS_KEY_FILE' | 'API_REPORT_MENTION_SIMILARITY'> = {
   API_TOKENS: '',
   API_RATE_LIMIT_MAX: 600,
   API_RATE_LIMIT_WINDOW_SECONDS: 60,
   API_AUDIT_LOG_FILE: 'audit/api-audit.jsonl',
-  API_REPORT_MENTION_SIMILARITY: 0.6,
+  CALIBRATION_MIN_STUDIES: 30,
+  CALIBRATION_MIN_POSITIVES: 5,
+  CALIBRATION_MAX_STUDIES: 2000,
+  CALIBRATION_INTERVAL_SECONDS: 300,
   API_TRUST_PROXY: '',
   MODELS_DIR: './onnx-models',
 };

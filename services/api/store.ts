@@ -2,6 +2,7 @@
 // vectors and the worklist sorted set (shared/results.ts). Only reads; the worker and listener own the writes.
 import type { Redis } from 'ioredis';
 import type { Priority } from '../../shared/model-manifest';
+import { flagStatement } from '../../shared/models/decision';
 import { resultKeys, type StudyResult } from '../../shared/results';
 import { keys, scanStudyUids, type StudyStatus } from '../../shared/studies';
 import { decodeVector, studyVectors, type StudyVectors } from './vectors';
@@ -76,10 +77,15 @@ export function createStudyStore(redis: Redis, options: StoreOptions = {}) {
   const clock = options.clock ?? Date.now;
   const statusCache = new Map<string, { at: number; items: Promise<UnscoredStudy[]> }>();
 
+  /** Stored results, each finding with its decision in words (flagStatement), as the API and page show it. */
   async function results(uids: string[]): Promise<(StudyResult | null)[]> {
     if (uids.length === 0) return [];
     const raw = await redis.mget(uids.map((u) => resultKeys.result(u)));
-    return raw.map((r) => (r ? (JSON.parse(r) as StudyResult) : null));
+    return raw.map((r) => {
+      if (!r) return null;
+      const result = JSON.parse(r) as StudyResult;
+      return { ...result, findings: result.findings.map((f) => ({ ...f, statement: flagStatement(f) })) };
+    });
   }
 
   async function statuses(uids: string[]): Promise<(StudyStatus | null)[]> {
@@ -176,7 +182,7 @@ export function createStudyStore(redis: Redis, options: StoreOptions = {}) {
     },
 
     /**
-     * One page of the worklist in rank order (priority class, then arrival), filters applied as it walks the
+     * One page of the worklist in rank order (priority class, then probability, then arrival), filters applied as it walks the
      * sorted set. Paging is by cursor (score + UID of the last item), so studies arriving meanwhile neither
      * repeat nor shift a page. Members sharing a score are ordered by UID, which the cursor also uses.
      */

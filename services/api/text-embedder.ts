@@ -1,7 +1,9 @@
-// The API needs only the bundle's text encoder (sentences for search, ad-hoc scores and report checks), so it
-// loads just that one ONNX session on CPU, after the same manifest and sha256 checks the worker's loader does
+// The API needs only the bundle's text encoder (sentences for search, ad-hoc scores, report checks and
+// calibration from reports) and what the bundle knows of language (shared/language/knowledge.ts), so it loads just
+// that one ONNX session on CPU, after the same manifest and sha256 checks the worker's loader does
 // (shared/models/bundle.ts); the image encoders stay on disk.
 import type { Manifest } from '../../shared/model-manifest';
+import { loadBundleLanguage, type BundleLanguage } from '../../shared/language/knowledge';
 import { loadBundle } from '../../shared/models/bundle';
 import { createSession } from '../../shared/models/session';
 import { createTextEncoder } from '../../shared/models/text-encoder';
@@ -9,6 +11,7 @@ import { loadTokenizer } from '../../shared/models/tokenizer';
 
 export interface TextEmbedder {
   manifest: Manifest;
+  language: BundleLanguage;
   embedTexts(texts: string[]): Promise<Float32Array[]>;
   close(): Promise<void>;
 }
@@ -19,8 +22,10 @@ export async function loadTextEmbedder(bundleDir: string, threads = 1): Promise<
   const tokenizer = await loadTokenizer(bundle.file(spec.tokenizer), spec.maxLength);
   const session = await createSession(bundle.file(spec.file), ['cpu'], threads);
   const encoder = createTextEncoder(spec, tokenizer, session);
+  const language = await loadBundleLanguage(bundle.manifest, bundle.file);
   return {
     manifest: bundle.manifest,
+    language,
     embedTexts: (texts) => encoder.embed(texts),
     close: () => session.session.release(),
   };

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../../shared/config';
-import { executionProviders, loadWorkerConfig, WORKER_DEFAULTS } from './config';
+import { executionProviders, loadWorkerConfig, sensitivitySettings, WORKER_DEFAULTS } from './config';
 
 describe('worker settings', () => {
   it('defaults: CUDA then CPU, the bundle in ./onnx-models, one ONNX Runtime thread per session', () => {
@@ -50,5 +50,14 @@ describe('worker settings', () => {
     const env = { WORKER_LOAD_THREADS: '3' };
     loadWorkerConfig(env);
     expect(env).toEqual({ WORKER_LOAD_THREADS: '3' }); // the caller's environment is not changed
+  });
+
+  it('reads the site\'s operating points and the partial-study wait, refusing a sensitivity out of range', () => {
+    const c = loadWorkerConfig({ TRIAGE_STAT_SENSITIVITY: '0.975', WORKER_PARTIAL_WAIT_SECONDS: '60' });
+    expect(sensitivitySettings(c)).toEqual({ STAT: 0.975 });
+    expect(c.WORKER_PARTIAL_WAIT_SECONDS).toBe(60);
+    expect(sensitivitySettings(loadWorkerConfig({}))).toEqual({});
+    expect(() => loadWorkerConfig({ TRIAGE_URGENT_SENSITIVITY: '1.5' })).toThrow(/TRIAGE_URGENT_SENSITIVITY=.?1\.5.?: /);
+    expect(() => loadWorkerConfig({ TRIAGE_STAT_SENSITIVITY: 'high' })).toThrow(ConfigError);
   });
 });

@@ -1,7 +1,8 @@
 // The worker's own settings (on top of shared/config.ts): execution providers, model bundle location, concurrency,
-// cross-study batching, retry policy and its metrics port. Validated once at start by loadSection.
+// cross-study batching, retry policy, metrics port, the site's operating points and the partial-study wait. Validated once at start by loadSection.
 import { Type, type Static } from '@sinclair/typebox';
 import { loadSection, settingsSource } from '../../shared/config';
+import type { SensitivitySettings } from '../../shared/models/decision';
 
 export const WorkerConfigSchema = Type.Object({
   /** Study jobs processed at once by one worker process (decode/preprocess run in parallel in the thread pool). */
@@ -38,6 +39,17 @@ export const WorkerConfigSchema = Type.Object({
   WORKER_STALLED_INTERVAL_MS: Type.Integer({ minimum: 500, maximum: 600_000 }),
   WORKER_METRICS_PORT: Type.Integer({ minimum: 0, maximum: 65535 }),
   WORKER_METRICS_HOST: Type.String({ minLength: 1 }),
+  /**
+   * The site's operating point for the study-level STAT (URGENT) decision: the sensitivity to keep, read off the
+   * bundle's decision table (manifest.decision, docs/worker.md "Operating points"). Unset: the bundle's default.
+   */
+  TRIAGE_STAT_SENSITIVITY: Type.Optional(Type.Number({ minimum: 0.5, maximum: 1 })),
+  TRIAGE_URGENT_SENSITIVITY: Type.Optional(Type.Number({ minimum: 0.5, maximum: 1 })),
+  /**
+   * A result that lacks sequences STAT/URGENT queries read on stays provisional this long after the study's last
+   * instance: findings scored without their own sequences cannot raise the priority until it is final. 0: no wait.
+   */
+  WORKER_PARTIAL_WAIT_SECONDS: Type.Integer({ minimum: 0, maximum: 86_400 }),
 });
 
 export type WorkerConfig = Static<typeof WorkerConfigSchema>;
@@ -58,6 +70,7 @@ export const WORKER_DEFAULTS: WorkerConfig = {
   WORKER_STALLED_INTERVAL_MS: 30_000,
   WORKER_METRICS_PORT: 9465,
   WORKER_METRICS_HOST: '127.0.0.1',
+  WORKER_PARTIAL_WAIT_SECONDS: 300,
 };
 
 type Source = Record<string, string | undefined>;
@@ -71,4 +84,12 @@ export function loadWorkerConfig(env: Source = process.env): WorkerConfig {
 
 export function executionProviders(config: Pick<WorkerConfig, 'EXECUTION_PROVIDERS'>): string[] {
   return config.EXECUTION_PROVIDERS.split(',').map((p) => p.trim()).filter(Boolean);
+}
+
+/** The study-level sensitivities a site chose (only those set). */
+export function sensitivitySettings(config: Pick<WorkerConfig, 'TRIAGE_STAT_SENSITIVITY' | 'TRIAGE_URGENT_SENSITIVITY'>): SensitivitySettings {
+  return {
+    ...(config.TRIAGE_STAT_SENSITIVITY !== undefined ? { STAT: config.TRIAGE_STAT_SENSITIVITY } : {}),
+    ...(config.TRIAGE_URGENT_SENSITIVITY !== undefined ? { URGENT: config.TRIAGE_URGENT_SENSITIVITY } : {}),
+  };
 }

@@ -11,7 +11,8 @@ import { createLogger, type Logger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
 import { STUDY_DEAD_LETTER_QUEUE } from '../../shared/studies';
 import { batchingEmbedder } from './batcher';
-import { executionProviders, loadWorkerConfig } from './config';
+import { executionProviders, loadWorkerConfig, sensitivitySettings } from './config';
+import { operatingPointNotes } from '../../shared/models/decision';
 import { startWorkerHttp } from './http';
 import { createInlineLoader, createProcessLoader } from './load-pool';
 import { createWorkerMetrics } from './metrics';
@@ -115,7 +116,9 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
     })
     : undefined;
   const loader = processLoader ?? createInlineLoader(loaderOpts);
-  const queries = await createQuerySource({ redis, subscriber, manifest, text: models.text, log });
+  const sensitivity = sensitivitySettings(wc);
+  for (const note of operatingPointNotes(manifest.decision, sensitivity)) log.warn({ sensitivity }, note);
+  const queries = await createQuerySource({ redis, subscriber, manifest, text: models.text, log, sensitivity });
   const image = batchingEmbedder(models.image, {
     maxBatch: wc.WORKER_BATCH_SIZE,
     maxWaitMs: wc.WORKER_BATCH_WAIT_MS,
@@ -133,6 +136,7 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
     metrics,
     log,
     retry: { attempts: wc.WORKER_JOB_ATTEMPTS, backoffMs: wc.WORKER_BACKOFF_MS },
+    partial: { waitMs: wc.WORKER_PARTIAL_WAIT_SECONDS * 1000 },
   });
   // In the background: scoring does not wait for it, and until it sets its flag the API scans instead.
   backfillUntriagedIndex(redis).then(

@@ -20,13 +20,32 @@ export interface ScoredStudy {
   result: StudyResult;
   /** Unit-length image vectors by sequence, plus "combined" (see scoring.ts). */
   vectors: Record<string, Float32Array>;
+  /** Length of each sequence's raw encoder output (vectors[s] * norms[s] is what was scored). */
+  norms: Partial<Record<Sequence, number>>;
+}
+
+export interface StudyMeta {
+  StudyInstanceUID?: string;
+  AccessionNumber?: string;
+  receivedAt?: number;
+  /** The study's last instance arrival (ms epoch): a provisional result waits from here. */
+  lastReceivedAt?: number;
+}
+
+/**
+ * How long a partial study's result stays provisional after its last arrival (docs/worker.md "Partial studies");
+ * 0 or absent: every result is final at once.
+ */
+export interface PartialPolicy {
+  waitMs: number;
 }
 
 export async function scoreStudyFolder(
   deps: PipelineDeps,
   studyDir: string,
   querySet: QuerySet,
-  meta: { StudyInstanceUID?: string; AccessionNumber?: string; receivedAt?: number } = {},
+  meta: StudyMeta = {},
+  partial: PartialPolicy = { waitMs: 0 },
 ): Promise<ScoredStudy> {
   const t0 = performance.now();
   const loaded = await deps.loader.load(studyDir);
@@ -50,15 +69,22 @@ export async function scoreStudyFolder(
   const t2 = performance.now();
 
   const embeddings = Object.fromEntries(embedded) as Partial<Record<Sequence, Float32Array>>;
+  const until = (meta.lastReceivedAt ?? Date.now()) + partial.waitMs;
   const score = scoreStudy(embeddings, querySet.queries, querySet.vectors, {
     combination: manifest.combination,
     modelSequences,
     normalQuery: querySet.normalQuery,
     bundleVersion: manifest.version,
     classThresholds: querySet.classThresholds,
+    // Re-scored after the wait already ran out (e.g. re-queued at a restart): judged as final at once.
+    final: partial.waitMs <= 0 || until <= Date.now(),
   });
   const vectors: Record<string, Float32Array> = { combined: score.combined };
-  for (const [s, v] of embedded) vectors[s] = l2normalize(v);
+  const norms: Partial<Record<Sequence, number>> = {};
+  for (const [s, v] of embedded) {
+    vectors[s] = l2normalize(v);
+    norms[s] = Math.hypot(...v);
+  }
   const t3 = performance.now();
 
   const round = (ms: number) => Math.round(ms * 10) / 10;
@@ -74,6 +100,7 @@ export async function scoreStudyFolder(
     series: loaded.series,
     // Images left out of a used series (unreadable, another orientation, ...) make the result less certain too.
     confidence: Math.round(score.confidence * (loaded.completeness ?? 1) * 1000) / 1000,
+    ...(score.waitingFor.length > 0 ? { provisional: { waitingFor: score.waitingFor, until } } : {}),
     model: { bundleId: manifest.bundleId, version: manifest.version },
     judgedWith: { querySetVersion: score.querySetVersion, classThresholds: querySet.classThresholds },
     provider: deps.models.provider,
@@ -87,5 +114,5 @@ export async function scoreStudyFolder(
     receivedAt: meta.receivedAt ?? Date.now(),
     scoredAt: Date.now(),
   };
-  return { result, vectors };
+  return { result, vectors, norms };
 }

@@ -1,12 +1,15 @@
-// The triage queries a worker scores against, and their text vectors. Queries live in Redis (shared/queries.ts),
-// seeded from the bundle's defaults; a change (API) bumps a version and publishes it. The worker refreshes on the
-// message and also compares the version before each study, so a missed message costs one GET, never a stale score.
+// The triage queries a worker scores against, and their text vectors. The set is the running bundle's default
+// queries (always from its manifest) layered with the site's queries in Redis (shared/queries.ts); a change (API)
+// bumps a version and publishes it. The worker refreshes on the message and also compares the version before each
+// study, so a missed message costs one GET, never a stale score. At start it moves what older versions left in
+// Redis to the layered contract (shared/query-migration.ts) and publishes the class thresholds it judges with.
 // Vectors are cached by model version + sentence: only new or edited sentences go through the text encoder.
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../shared/logger';
 import type { Manifest, TriageQuery } from '../../shared/model-manifest';
 import { classThresholds, type ClassThresholds, type SensitivitySettings } from '../../shared/models/decision';
-import { queryKeys, readQueries, seedQueries } from '../../shared/queries';
+import { publishJudging, queryKeys, readQuerySet } from '../../shared/queries';
+import { migrateQueries } from '../../shared/query-migration';
 import type { TextEmbedder } from './ports';
 import { sentencesOf, type TextVectors } from './scoring';
 
@@ -63,17 +66,21 @@ export interface QuerySourceDeps {
 export async function createQuerySource(deps: QuerySourceDeps): Promise<QuerySource> {
   const { redis, subscriber, manifest, log } = deps;
   const cache = new TextVectorCache(deps.text, `${manifest.bundleId}@${manifest.version}`);
-  if (await seedQueries(redis, manifest.queries)) log.info({ queries: manifest.queries.length }, 'seeded triage queries from the model bundle');
+  const migrated = await migrateQueries(redis, manifest.queries);
+  if (migrated.migrated) log.info({ dropped: migrated.dropped, kept: migrated.kept, uncalibrated: migrated.uncalibrated, unreadable: migrated.unreadable }, 'triage queries moved to the layered contract (bundle defaults + site queries)');
+  const thresholds = classThresholds(manifest.decision, deps.sensitivity);
+  await publishJudging(redis, manifest, { classThresholds: thresholds, sensitivity: deps.sensitivity ?? {}, at: new Date().toISOString() });
 
   let set: QuerySet | null = null;
   let loading: Promise<QuerySet> | null = null;
 
   const load = async (): Promise<QuerySet> => {
-    const { queries, version, problems } = await readQueries(redis);
+    const { queries, version, problems, disabled } = await readQuerySet(redis, manifest.queries);
     for (const p of problems) log.warn({ problem: p }, 'skipping an invalid triage query');
     const vectors = await cache.vectors(sentencesOf(queries, manifest.normalQuery));
-    log.info({ version, queries: queries.length, cachedSentences: cache.size }, 'triage queries embedded');
-    return { queries, normalQuery: manifest.normalQuery, vectors, version, classThresholds: classThresholds(manifest.decision, deps.sensitivity) };
+    const site = queries.filter((q) => q.origin === 'site').map((q) => q.id);
+    log.info({ version, queries: queries.length, site, disabled: disabled.map((q) => q.id), cachedSentences: cache.size }, 'triage queries embedded');
+    return { queries, normalQuery: manifest.normalQuery, vectors, version, classThresholds: thresholds };
   };
   const reload = (): Promise<QuerySet> => {
     // One reload at a time; callers during a reload share its result.

@@ -7,13 +7,14 @@ import path from 'node:path';
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../shared/logger';
-import { assertUid, SCORE_STUDY_JOB, STUDY_DEAD_LETTER_QUEUE, STUDY_QUEUE, type StudyJobData } from '../../shared/studies';
+import { assertUid, FINALISE_STUDY_JOB, SCORE_STUDY_JOB, STUDY_DEAD_LETTER_QUEUE, STUDY_QUEUE, studyStorageKey, type StudyJobData } from '../../shared/studies';
 import type { WorkerConfig } from './config';
 import { asPermanent, PermanentStudyError } from './errors';
 import type { WorkerMetrics } from './metrics';
-import { scoreStudyFolder, type PipelineDeps } from './pipeline';
+import { finalResult } from './finalise';
+import { scoreStudyFolder, type PartialPolicy, type PipelineDeps } from './pipeline';
 import type { QuerySource } from './query-vectors';
-import { markStudyFailed, setStudyStatus, studyMeta, writeResult } from './store';
+import { markStudyFailed, readResult, setStudyStatus, studyMeta, writeFinalResult, writeResult } from './store';
 
 /** What a dead-lettered study job carries: enough for an operator (and the API) to see why, no patient identity. */
 export interface DeadLetterData extends StudyJobData {
@@ -37,6 +38,10 @@ export interface StudyJobDeps {
   log: Logger;
   /** Used when the producer's job options set no attempts: the worker then retries on its own schedule. */
   retry: { attempts: number; backoffMs: number };
+  /** How long a partial study's result stays provisional (WORKER_PARTIAL_WAIT_SECONDS); absent: final at once. */
+  partial?: PartialPolicy;
+  /** Queues the check that makes a provisional result final at `at` (initStudyWorker adds a delayed job). */
+  scheduleFinalise?: (job: StudyJobData & { resultVersion: number }, at: number) => Promise<void>;
 }
 
 export interface StudyJobReturn {
@@ -92,8 +97,11 @@ export async function execStudyJob(job: Job<StudyJobData>, deps: StudyJobDeps, t
     await setStudyStatus(deps.redis, uid, 'scoring');
     const dir = studyDir(deps.dataDir, storageKey);
     const [querySet, meta] = await Promise.all([deps.queries.current(), studyMeta(deps.redis, uid)]);
-    const { result, vectors } = await scoreStudyFolder(deps.pipeline, dir, querySet, { StudyInstanceUID: uid, ...meta });
-    await writeResult(deps.redis, result, vectors);
+    const { result, vectors, norms } = await scoreStudyFolder(deps.pipeline, dir, querySet, { StudyInstanceUID: uid, ...meta }, deps.partial);
+    await writeResult(deps.redis, result, vectors, norms);
+    if (result.provisional && deps.scheduleFinalise) {
+      await deps.scheduleFinalise({ StudyInstanceUID: uid, storageKey, traceId, resultVersion: result.resultVersion! }, result.provisional.until);
+    }
 
     const m = deps.metrics;
     for (const stage of ['decode', 'preprocess', 'inference', 'scoring', 'total'] as const) {
@@ -104,7 +112,11 @@ export async function execStudyJob(job: Job<StudyJobData>, deps: StudyJobDeps, t
     const flagged = result.findings.filter((f) => f.flagged);
     for (const f of flagged) m.flags.inc({ query: f.queryId, priority: f.priority });
     log.info(
-      { priority: result.priority, flagged: flagged.map((f) => f.queryId), sequencesMissing: result.sequencesMissing, timingsMs: result.timingsMs, execMs: Date.now() - (job.processedOn ?? Date.now()) },
+      {
+        priority: result.priority, flagged: flagged.map((f) => f.queryId), sequencesMissing: result.sequencesMissing, resultVersion: result.resultVersion,
+        ...(result.provisional ? { provisionalUntil: result.provisional.until, waitingFor: result.provisional.waitingFor } : {}),
+        timingsMs: result.timingsMs, execMs: Date.now() - (job.processedOn ?? Date.now()),
+      },
       'study scored',
     );
     return { priority: result.priority, flagged: flagged.map((f) => f.queryId), totalMs: result.timingsMs.total };
@@ -134,6 +146,28 @@ export async function execStudyJob(job: Job<StudyJobData>, deps: StudyJobDeps, t
   }
 }
 
+export type FinaliseOutcome = 'finalised' | 'superseded' | 'no-result';
+
+/**
+ * A provisional result's wait is over: if it is still the study's latest result (no new instance arrived and
+ * nothing re-scored it), its final version is written (finalise.ts) and announced like any result, so outbound
+ * sends it as a correction. Otherwise nothing: the newer result has its own wait, or is final.
+ */
+export async function execFinaliseJob(job: Pick<Job<StudyJobData>, 'data'>, deps: Pick<StudyJobDeps, 'redis' | 'log'>): Promise<FinaliseOutcome> {
+  const { StudyInstanceUID: uid, resultVersion, traceId } = job.data;
+  assertUid(uid, 'StudyInstanceUID');
+  const current = await readResult(deps.redis, uid);
+  if (!current) return 'no-result';
+  if (resultVersion === undefined || current.resultVersion !== resultVersion || !current.provisional) return 'superseded';
+  const final = finalResult(current, Date.now());
+  const written = await writeFinalResult(deps.redis, resultVersion, final);
+  deps.log.info(
+    { StudyInstanceUID: uid, traceId, resultVersion: resultVersion + 1, priority: final.priority, missing: final.incomplete?.missing, written },
+    written ? 'provisional result made final: the missing sequences did not arrive' : 'provisional result changed meanwhile: not finalised',
+  );
+  return written ? 'finalised' : 'superseded';
+}
+
 export interface StudyWorker {
   queue: Queue<StudyJobData>;
   worker: Worker<StudyJobData, StudyJobReturn>;
@@ -142,11 +176,29 @@ export interface StudyWorker {
 export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): StudyWorker {
   const connection = deps.redis;
   const queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection });
+  const withFinalise: StudyJobDeps = {
+    ...deps,
+    // One delayed job per provisional version: a re-delivered scoring job adds nothing twice.
+    scheduleFinalise: deps.scheduleFinalise ?? (async (data, at) => {
+      await queue.add(FINALISE_STUDY_JOB, { ...data, storageKey: studyStorageKey(data.StudyInstanceUID) }, {
+        jobId: `finalise-${data.StudyInstanceUID}-v${data.resultVersion}`,
+        delay: Math.max(0, at - Date.now()),
+        attempts: 5,
+        backoff: { type: 'exponential', delay: 2000 },
+        removeOnComplete: { count: 1000 },
+        removeOnFail: { count: 1000 },
+      });
+    }),
+  };
   const worker = new Worker<StudyJobData, StudyJobReturn>(
     STUDY_QUEUE,
     async (job, token) => {
+      if (job.name === FINALISE_STUDY_JOB) {
+        const outcome = await execFinaliseJob(job, deps);
+        return { priority: outcome, flagged: [], totalMs: 0 };
+      }
       if (job.name !== SCORE_STUDY_JOB) throw new UnrecoverableError(`unknown job name ${job.name}`);
-      return execStudyJob(job, deps, token);
+      return execStudyJob(job, withFinalise, token);
     },
     {
       connection,

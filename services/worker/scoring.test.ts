@@ -1,6 +1,8 @@
 import type { TriageQuery } from '../../shared/model-manifest';
 import { calibrated, TEST_BUNDLE_VERSION } from '../../test/helpers/calibration';
-import { combinedVector, confidence, findings, queryVectors, scoreStudy, sentencesOf, studyPriority, type Judging } from './scoring';
+import { combinedVector, confidence, findings, partialFacts, queryVectors, readsOn, scoreStudy, sentencesOf, studyPriority, type Judging } from './scoring';
+import { finalResult } from './finalise';
+import type { StudyResult } from '../../shared/results';
 
 const v = (...xs: number[]) => Float32Array.from(xs);
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
@@ -139,5 +141,48 @@ describe('sentences and query vectors', () => {
   });
   it('refuses to score a query whose sentence was not embedded', () => {
     expect(() => queryVectors([{ ...infarct, text: 'never embedded' }], vectors)).toThrow(/no text vector/);
+  });
+});
+
+describe('partial studies', () => {
+  const model = ['T2', 'FLAIR', 'DWI', 'ADC'] as const;
+  const onDwi: TriageQuery = cal({ id: 'acute_infarct', text: 'infarct', priority: 'STAT', sequences: ['DWI'] }, 0.5, 10, 5);
+
+  it('a query reads on its own sequences the bundle has, else on all of them', () => {
+    expect(readsOn({ sequences: ['DWI', 'T1'] }, model)).toEqual(['DWI']);
+    expect(readsOn({}, model)).toEqual([...model]);
+  });
+
+  it('a STAT/URGENT finding waits for its missing sequences; a fallback one is held until the result is final', () => {
+    expect(partialFacts(onDwi, ['T2', 'FLAIR'], { modelSequences: model })).toEqual({ waitingFor: ['DWI'], fallback: true, held: true });
+    expect(partialFacts(onDwi, ['T2', 'FLAIR'], { modelSequences: model, final: true })).toEqual({ waitingFor: ['DWI'], fallback: true, held: false });
+    expect(partialFacts(onDwi, ['DWI'], { modelSequences: model })).toEqual({ waitingFor: [], fallback: false, held: false });
+    // A query read on all sequences waits for any missing one, but is never a fallback.
+    expect(partialFacts(bleed, ['T2'], { modelSequences: model })).toEqual({ waitingFor: ['FLAIR', 'DWI', 'ADC'], fallback: false, held: false });
+    // ROUTINE queries cannot raise a priority: nothing to wait for.
+    expect(partialFacts({ ...onDwi, priority: 'ROUTINE' }, ['T2'], { modelSequences: model }).waitingFor).toEqual([]);
+  });
+
+  it('a study without DWI is not STAT on a DWI query scored on T2 and FLAIR; the final version counts it', () => {
+    // P = sigmoid(10 * score + 5): flagged for any score above -0.5, here on the fallback sequences.
+    const s = scoreStudy({ T2: v(1, 0, 0), FLAIR: v(1, 0.2, 0) }, [onDwi], vectors, { combination: 'mean-score', modelSequences: [...model], ...judging });
+    expect(s.findings[0]).toMatchObject({ flagged: true, triggered: false, held: true, fallback: true, waitingFor: ['DWI'] });
+    expect(s.priority).toBe('ROUTINE');
+    expect(s.waitingFor).toEqual(['DWI']);
+    const provisional = {
+      StudyInstanceUID: '1.2.3', priority: s.priority, priorityProbability: s.priorityProbability, findings: s.findings, abnormalProbability: null,
+      sequencesUsed: s.sequencesUsed, sequencesMissing: s.sequencesMissing, series: [], confidence: s.confidence, provisional: { waitingFor: s.waitingFor, until: 5000 },
+      model: { bundleId: 'b', version: TEST_BUNDLE_VERSION }, judgedWith: { querySetVersion: s.querySetVersion, classThresholds: {} }, provider: 'cpu',
+      timingsMs: { decode: 0, preprocess: 0, inference: 0, scoring: 0, total: 0 }, receivedAt: 1000, scoredAt: 2000, resultVersion: 1,
+    } satisfies StudyResult;
+    const final = finalResult(provisional, 6000);
+    expect(final).toMatchObject({ priority: 'STAT', incomplete: { missing: ['DWI'], waitedUntil: 5000 }, scoredAt: 6000, judgedWith: provisional.judgedWith });
+    expect(final.provisional).toBeUndefined();
+    expect(final.findings[0]).toMatchObject({ flagged: true, triggered: true, fallback: true });
+    expect(final.findings[0].held).toBeUndefined();
+    // Judged as final from the start (no wait configured): the same as the finalised version.
+    const atOnce = scoreStudy({ T2: v(1, 0, 0), FLAIR: v(1, 0.2, 0) }, [onDwi], vectors, { combination: 'mean-score', modelSequences: [...model], ...judging, final: true });
+    expect(atOnce.priority).toBe('STAT');
+    expect(atOnce.waitingFor).toEqual([]);
   });
 });

@@ -32,6 +32,27 @@ export function queryVectors(queries: readonly TriageQuery[], vectors: TextVecto
 export interface Judging {
   bundleVersion: string;
   classThresholds: ClassThresholds;
+  /** The bundle's sequences; with them, findings say which missing sequences they wait for (partial studies). */
+  modelSequences?: readonly Sequence[];
+  /** Judge as final: nothing is held back for missing sequences (no wait configured, or the wait expired). */
+  final?: boolean;
+}
+
+/** The bundle's sequences a query reads on: those of its `sequences` the bundle has an encoder for, else all. */
+export function readsOn(query: Pick<TriageQuery, 'sequences'>, modelSequences: readonly Sequence[]): Sequence[] {
+  return query.sequences ? modelSequences.filter((s) => query.sequences!.includes(s)) : [...modelSequences];
+}
+
+/**
+ * Partial-study facts of one query on this study: the sequences it reads on that the study lacks (STAT/URGENT
+ * queries only: they are what could raise the priority later), whether it was scored on other sequences because
+ * the study has none of its own (fallback), and whether it is held back from setting the priority (a fallback
+ * finding of a result that is not final).
+ */
+export function partialFacts(query: TriageQuery, present: readonly Sequence[], judging: Pick<Judging, 'modelSequences' | 'final'>): { waitingFor: Sequence[]; fallback: boolean; held: boolean } {
+  const fallback = query.sequences !== undefined && !query.sequences.some((s) => present.includes(s));
+  const waitingFor = query.priority === 'ROUTINE' || !judging.modelSequences ? [] : readsOn(query, judging.modelSequences).filter((s) => !present.includes(s));
+  return { waitingFor, fallback, held: !judging.final && fallback && waitingFor.length > 0 };
 }
 
 /**
@@ -46,9 +67,11 @@ export function findings(embeddings: SequenceEmbeddings, qvs: QueryVectors[], co
   const perSequence = seqs.map((s) => [s, scoreQueries(combination, { [s]: embeddings[s] }, qvs)] as const);
   const judged = qvs.map((qv, i) => {
     const t = queryThreshold(qv.query, judging.bundleVersion, judging.classThresholds);
-    return { t, probability: findingProbability(qv.query, combined[i].score, t) };
+    return { t, probability: findingProbability(qv.query, combined[i].score, t), partial: partialFacts(qv.query, seqs, judging) };
   });
-  const decision = decideStudy(qvs.map((qv, i) => ({ priority: qv.query.priority, probability: judged[i].probability, threshold: judged[i].t.threshold })));
+  const decision = decideStudy(
+    qvs.map((qv, i) => ({ priority: qv.query.priority, probability: judged[i].probability, threshold: judged[i].t.threshold, held: judged[i].partial.held })),
+  );
   return qvs.map((qv, i) => {
     const c: QueryScore = combined[i];
     const bySequence: Partial<Record<Sequence, number>> = {};
@@ -64,12 +87,15 @@ export function findings(embeddings: SequenceEmbeddings, qvs: QueryVectors[], co
       triggered: decision.triggered[i],
       calibration: judged[i].t.state,
       bySequence,
+      ...(judged[i].partial.waitingFor.length > 0 ? { waitingFor: judged[i].partial.waitingFor } : {}),
+      ...(judged[i].partial.fallback ? { fallback: true } : {}),
+      ...(judged[i].partial.held ? { held: true } : {}),
     };
   });
 }
 
 /** Study priority and the order within it, from judged findings (decision.ts). */
-export function studyPriority(fs: Pick<FindingScore, 'priority' | 'probability' | 'threshold'>[]): { priority: Priority; priorityProbability: number | null } {
+export function studyPriority(fs: Pick<FindingScore, 'priority' | 'probability' | 'threshold' | 'held'>[]): { priority: Priority; priorityProbability: number | null } {
   const d = decideStudy(fs);
   return { priority: d.priority, priorityProbability: d.priorityProbability };
 }
@@ -99,6 +125,8 @@ export interface StudyScore {
   sequencesUsed: Sequence[];
   sequencesMissing: Sequence[];
   combined: Float32Array;
+  /** STAT/URGENT findings wait for these missing sequences (empty: the result is final). */
+  waitingFor: Sequence[];
 }
 
 /**
@@ -114,6 +142,7 @@ export function scoreStudy(
   const sequencesUsed = availableSequences(embeddings);
   if (sequencesUsed.length === 0) throw new Error('scoreStudy needs at least one sequence');
   const fs = queries.length > 0 ? findings(embeddings, queryVectors(queries, vectors), opts.combination, opts) : [];
+  const waitingFor = opts.final ? [] : opts.modelSequences.filter((s) => fs.some((f) => f.waitingFor?.includes(s)));
   const decided = studyPriority(fs);
   let abnormalProbability: number | null = null;
   if (opts.normalQuery?.calibration) {
@@ -130,6 +159,7 @@ export function scoreStudy(
     sequencesUsed,
     sequencesMissing: opts.modelSequences.filter((s) => !sequencesUsed.includes(s)),
     combined: combinedVector(embeddings),
+    waitingFor,
   };
 }
 

@@ -3,7 +3,8 @@
 // is by key (SET, HSET, ZADD, SREM), so a re-delivered job overwrites instead of duplicating. The study leaves the
 // pending set only when no instance arrived while it was scored (its status is still the job's 'scoring').
 import type { Redis } from 'ioredis';
-import { resultKeys, worklistScore, type StudyResult } from '../../shared/results';
+import type { Sequence } from '../../shared/model-manifest';
+import { RECENT_RESULTS_MS, resultKeys, worklistScore, type StudyResult } from '../../shared/results';
 import { keys, scanStudyUids, type StudyStatus } from '../../shared/studies';
 
 /** Float32 little-endian bytes, whatever the host's byte order (the API reads them back with readFloatLE). */
@@ -25,12 +26,14 @@ export async function setStudyStatus(redis: Redis, uid: string, status: StudySta
 
 /**
  * What the listener recorded about the study: when its first instance arrived (the worklist's arrival order; now
- * when unknown) and its AccessionNumber when the listener keeps it (the RIS keys its worklist on it).
+ * when unknown), when its last one did (a provisional result waits from there) and its AccessionNumber when the
+ * listener keeps it (the RIS keys its worklist on it).
  */
-export async function studyMeta(redis: Redis, uid: string): Promise<{ receivedAt: number; AccessionNumber?: string }> {
-  const [first, accession] = await redis.hmget(keys.study(uid), 'firstReceivedAt', 'AccessionNumber');
-  const n = Number(first);
-  return { receivedAt: first !== null && Number.isFinite(n) && n > 0 ? n : Date.now(), ...(accession ? { AccessionNumber: accession } : {}) };
+export async function studyMeta(redis: Redis, uid: string): Promise<{ receivedAt: number; lastReceivedAt: number; AccessionNumber?: string }> {
+  const [first, last, accession] = await redis.hmget(keys.study(uid), 'firstReceivedAt', 'lastReceivedAt', 'AccessionNumber');
+  const ms = (v: string | null) => (v !== null && Number.isFinite(Number(v)) && Number(v) > 0 ? Number(v) : null);
+  const receivedAt = ms(first) ?? Date.now();
+  return { receivedAt, lastReceivedAt: ms(last) ?? receivedAt, ...(accession ? { AccessionNumber: accession } : {}) };
 }
 
 /**
@@ -40,17 +43,20 @@ export async function studyMeta(redis: Redis, uid: string): Promise<{ receivedAt
  * other status means an instance arrived during scoring. The study then stays pending with the listener's status,
  * and is scored again by the follow-up job the listener queues, or, should the listener die before queueing it,
  * by the re-queue of pending studies at the next listener start. Returns 1 when the study is done, 0 when not.
- * KEYS: result, vectors, study hash, worklist, untriaged index, pending set.
- * ARGV: result JSON, scoredAt, priority, worklist score, StudyInstanceUID, then vector field/value pairs.
+ * KEYS: result, vectors, study hash, worklist, untriaged index, pending set, recent-results index.
+ * ARGV: result JSON, scoredAt, priority, worklist score, StudyInstanceUID, oldest scoredAt the recent index keeps,
+ * then vector field/value pairs.
  */
 const WRITE_RESULT = `
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
-if #ARGV > 5 then redis.call('HSET', KEYS[2], unpack(ARGV, 6)) end
+if #ARGV > 6 then redis.call('HSET', KEYS[2], unpack(ARGV, 7)) end
 redis.call('HSET', KEYS[3], 'priority', ARGV[3])
 redis.call('HDEL', KEYS[3], 'failureReason')
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
 redis.call('ZREM', KEYS[5], ARGV[5])
+redis.call('ZADD', KEYS[7], ARGV[2], ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. ARGV[6])
 if redis.call('HGET', KEYS[3], 'status') ~= 'scoring' then return 0 end
 redis.call('HSET', KEYS[3], 'status', 'scored', 'statusAt', ARGV[2])
 redis.call('SREM', KEYS[6], ARGV[5])
@@ -61,17 +67,25 @@ return 1
  * Writes the scored study atomically and announces it on the scored channel. The result gets the study's next
  * resultVersion first (HINCRBY: a failed write only skips a number, versions never repeat). Resolves false when an
  * instance arrived while the study was scored: the study then stays pending (see WRITE_RESULT) and is scored again.
+ * `norms` (each sequence's raw encoder output length) are stored beside the unit vectors (shared/results.ts).
  */
-export async function writeResult(redis: Redis, result: StudyResult, vectors: Record<string, Float32Array>): Promise<boolean> {
+export async function writeResult(
+  redis: Redis,
+  result: StudyResult,
+  vectors: Record<string, Float32Array>,
+  norms: Partial<Record<Sequence, number>> = {},
+): Promise<boolean> {
   const uid = result.StudyInstanceUID;
   result.resultVersion = await redis.hincrby(keys.study(uid), 'resultVersion', 1);
   const fields: (string | Buffer)[] = [];
   for (const [name, v] of Object.entries(vectors)) fields.push(name, vectorToBuffer(v));
+  if (Object.keys(norms).length > 0) fields.push('norms', Buffer.from(JSON.stringify(norms)));
   const done = await redis.eval(
     WRITE_RESULT,
-    6,
-    resultKeys.result(uid), resultKeys.vectors(uid), keys.study(uid), resultKeys.worklist(), keys.untriagedStudies(), keys.pendingStudies(),
+    7,
+    resultKeys.result(uid), resultKeys.vectors(uid), keys.study(uid), resultKeys.worklist(), keys.untriagedStudies(), keys.pendingStudies(), resultKeys.recent(),
     JSON.stringify(result), String(result.scoredAt), result.priority, String(worklistScore(result.priority, result.receivedAt, result.priorityProbability)), uid,
+    String(result.scoredAt - RECENT_RESULTS_MS),
     ...fields,
   );
   await redis.publish(resultKeys.scoredChannel(), uid);
@@ -120,4 +134,37 @@ export async function markStudyFailed(redis: Redis, uid: string, status: 'failed
     .srem(keys.pendingStudies(), uid)
     .eval(INDEX_UNTRIAGED, 2, keys.study(uid), keys.untriagedStudies(), String(now), uid)
     .exec();
+}
+
+export async function readResult(redis: Redis, uid: string): Promise<StudyResult | null> {
+  const raw = await redis.get(resultKeys.result(uid));
+  return raw ? (JSON.parse(raw) as StudyResult) : null;
+}
+
+/**
+ * Replaces a provisional result by its final version, only while it is still the study's latest result and the
+ * study is not being scored again (new instances arrived): KEYS study hash, result, worklist, recent index;
+ * ARGV expected resultVersion, final result JSON (with resultVersion + 1), worklist score, scoredAt, priority, uid.
+ */
+const FINALISE = `
+if redis.call('HGET', KEYS[1], 'resultVersion') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'status') ~= 'scored' then return 0 end
+redis.call('HINCRBY', KEYS[1], 'resultVersion', 1)
+redis.call('HSET', KEYS[1], 'priority', ARGV[5], 'statusAt', ARGV[4])
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[6])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[6])
+return 1
+`;
+
+/** Writes `final` (the final version of provisional result `version`) if that is still current; true when written. */
+export async function writeFinalResult(redis: Redis, version: number, final: StudyResult): Promise<boolean> {
+  const uid = final.StudyInstanceUID;
+  const body: StudyResult = { ...final, resultVersion: version + 1 };
+  const written = await redis.eval(
+    FINALISE, 4, keys.study(uid), resultKeys.result(uid), resultKeys.worklist(), resultKeys.recent(),
+    String(version), JSON.stringify(body), String(worklistScore(body.priority, body.receivedAt, body.priorityProbability)), String(body.scoredAt), body.priority, uid,
+  );
+  if (written !== 1) return false;
+  await redis.publish(resultKeys.scoredChannel(), uid);
+  return true;
 }

@@ -1,6 +1,6 @@
 import type { Decision, TriageQuery } from '../model-manifest';
 import { calibrated, TEST_BUNDLE_VERSION } from '../../test/helpers/calibration';
-import { classThresholds, decideStudy, queryThreshold, querySetVersion } from './decision';
+import { classThresholds, decideStudy, flagStatement, operatingPointNotes, queryThreshold, querySetVersion } from './decision';
 
 const decision: Decision = {
   STAT: {
@@ -67,5 +67,36 @@ describe('querySetVersion', () => {
     expect(querySetVersion('v2', [a, b], t)).not.toBe(v);
     expect(querySetVersion('v1', [{ ...a, text: 'stroke' }, b], t)).not.toBe(v);
     expect(querySetVersion('v1', [a, b], new Map([['a', 0.4], ['b', null]]))).not.toBe(v);
+  });
+});
+
+describe('held findings (partial studies)', () => {
+  it('a held finding is flagged but sets no priority; the rest decide', () => {
+    const d = decideStudy([
+      { priority: 'STAT', probability: 0.9, threshold: 0.5, held: true },
+      { priority: 'URGENT', probability: 0.7, threshold: 0.5 },
+    ]);
+    expect(d).toEqual({ priority: 'URGENT', priorityProbability: 0.7, flagged: [true, true], triggered: [false, true] });
+    expect(decideStudy([{ priority: 'STAT', probability: 0.9, threshold: 0.5, held: true }]).priority).toBe('ROUTINE');
+  });
+});
+
+describe('flagStatement', () => {
+  it('says the one rule with the numbers, and why a finding could not be flagged', () => {
+    expect(flagStatement({ priority: 'STAT', probability: 0.93, threshold: 0.5, triggered: true })).toBe('flagged: P 0.930 >= threshold 0.500; sets the STAT priority');
+    expect(flagStatement({ priority: 'URGENT', probability: 0.12, threshold: 0.31 })).toBe('not flagged: P 0.120 < threshold 0.310');
+    // Close numbers get the decimals that show their order.
+    expect(flagStatement({ priority: 'STAT', probability: 0.31049, threshold: 0.3104 })).toBe('flagged: P 0.3105 >= threshold 0.3104');
+    expect(flagStatement({ priority: 'STAT', probability: null, threshold: null, calibration: 'stale-bundle' })).toBe('not flagged: cannot be flagged (query stale-bundle)');
+    expect(flagStatement({ priority: 'STAT', probability: 0.9, threshold: 0.5, held: true, waitingFor: ['DWI'] })).toContain('held: scored without DWI');
+  });
+});
+
+describe('operatingPointNotes', () => {
+  it('warns when a chosen sensitivity has no effect or is out of the table\'s reach', () => {
+    expect(operatingPointNotes(decision, { STAT: 0.9 })).toEqual([]);
+    expect(operatingPointNotes(undefined, { STAT: 0.9 })[0]).toContain('has no effect');
+    const capped: Decision = { STAT: { ...decision.STAT, table: decision.STAT.table.slice(0, 3) } };
+    expect(operatingPointNotes(capped, { STAT: 0.99 })[0]).toContain('reaches at most 0.95');
   });
 });

@@ -5,7 +5,9 @@
 //     a site's own queries keep their own calibrated threshold;
 //   - the study's priority is the most urgent class with a flagged finding (ROUTINE when none), and within a
 //     priority studies are ordered by the highest probability among the findings that gave it that priority;
-//   - "triggered" findings are the flagged ones of the study's priority class: the reason the study is where it is.
+//   - "triggered" findings are the flagged ones of the study's priority class: the reason the study is where it is;
+//   - a "held" finding (a provisional result's finding scored without the sequences its query reads on) is flagged
+//     as usual but sets no priority until the result is final.
 // Pure functions: no Redis, no models.
 import { createHash } from 'node:crypto';
 import { PRIORITIES, queryFingerprint, type Decision, type Priority, type TriageQuery } from '../model-manifest';
@@ -27,6 +29,28 @@ export function classThresholds(decision: Decision | undefined, settings: Sensit
     out[cls] = wanted === undefined ? d.threshold : thresholdFromTable(d.table, wanted).threshold;
   }
   return out;
+}
+
+/**
+ * What a site's chosen sensitivities do with this bundle, in words for the start-up log: no effect without a
+ * study-level decision, or the closest row when the table cannot reach the sensitivity asked for.
+ */
+export function operatingPointNotes(decision: Decision | undefined, settings: SensitivitySettings): string[] {
+  const notes: string[] = [];
+  for (const cls of ['STAT', 'URGENT'] as const) {
+    const wanted = settings[cls];
+    if (wanted === undefined) continue;
+    const d = decision?.[cls];
+    if (!d) {
+      notes.push(`TRIAGE_${cls}_SENSITIVITY=${wanted} has no effect: the bundle has no study-level ${cls} decision table (each query keeps its own threshold)`);
+      continue;
+    }
+    const row = thresholdFromTable(d.table, wanted);
+    if (row.sensitivity < wanted - 1e-9) {
+      notes.push(`TRIAGE_${cls}_SENSITIVITY=${wanted}: the bundle's table reaches at most ${row.sensitivity}; using that row (threshold ${row.threshold})`);
+    }
+  }
+  return notes;
 }
 
 export interface QueryThreshold {
@@ -52,6 +76,12 @@ export interface JudgedFinding {
   priority: Priority;
   probability: number | null;
   threshold: number | null;
+  /**
+   * Held back from the priority decision: a finding of a provisional result scored on other sequences than those
+   * its query reads on, because the study lacks them so far (docs/worker.md "Partial studies"). It is still
+   * flagged when P >= threshold; it cannot set the study's priority until the result is final.
+   */
+  held?: boolean;
 }
 
 export interface StudyDecision {
@@ -69,12 +99,13 @@ export function isFlagged(f: Pick<JudgedFinding, 'probability' | 'threshold'>): 
 
 export function decideStudy(findings: readonly JudgedFinding[]): StudyDecision {
   const flagged = findings.map(isFlagged);
+  const counts = findings.map((f, i) => flagged[i] && !f.held);
   let rank = PRIORITIES.indexOf('ROUTINE');
   findings.forEach((f, i) => {
-    if (flagged[i]) rank = Math.min(rank, PRIORITIES.indexOf(f.priority));
+    if (counts[i]) rank = Math.min(rank, PRIORITIES.indexOf(f.priority));
   });
   const priority = PRIORITIES[rank];
-  const triggered = findings.map((f, i) => flagged[i] && priority !== 'ROUTINE' && f.priority === priority);
+  const triggered = findings.map((f, i) => counts[i] && priority !== 'ROUTINE' && f.priority === priority);
   const pool = findings.filter((f, i) => (priority === 'ROUTINE' ? f.probability !== null : triggered[i]));
   const priorityProbability = pool.length ? Math.max(...pool.map((f) => f.probability as number)) : null;
   return { priority, priorityProbability, flagged, triggered };
@@ -94,4 +125,31 @@ export function querySetVersion(bundleVersion: string, queries: readonly TriageQ
     .sort((a, b) => a.id.localeCompare(b.id))
     .map((q) => [q.id, queryFingerprint(q), q.priority, q.calibration?.a ?? null, q.calibration?.b ?? null, thresholds.get(q.id) ?? null]);
   return createHash('sha256').update(JSON.stringify([bundleVersion, parts])).digest('hex').slice(0, 12);
+}
+
+/** Two numbers with enough decimals (3 to 6) that their order is visible in the text. */
+function pair(p: number, t: number): [string, string] {
+  for (let d = 3; d < 6; d++) {
+    const [a, b] = [p.toFixed(d), t.toFixed(d)];
+    if (a !== b || p === t) return [a, b];
+  }
+  return [p.toFixed(6), t.toFixed(6)];
+}
+
+/**
+ * The decision on one finding in words, the same everywhere it is shown (page, API, HL7 NTE, webhook):
+ * "flagged: P 0.912 >= threshold 0.310", "not flagged: P 0.120 < threshold 0.310", or why it could not be flagged.
+ */
+export function flagStatement(f: JudgedFinding & { triggered?: boolean; calibration?: CalibrationState; waitingFor?: readonly string[] }): string {
+  // Results stored before thresholds were recorded have none (undefined): they read as "cannot be flagged".
+  if (f.probability === null || f.threshold === null || f.probability === undefined || f.threshold === undefined) {
+    const why = f.calibration && f.calibration !== 'calibrated' ? `query ${f.calibration}` : 'no calibration applies';
+    return `not flagged: cannot be flagged (${why})`;
+  }
+  const [p, t] = pair(f.probability, f.threshold);
+  const flagged = f.probability >= f.threshold;
+  let s = flagged ? `flagged: P ${p} >= threshold ${t}` : `not flagged: P ${p} < threshold ${t}`;
+  if (flagged && f.triggered) s += `; sets the ${f.priority} priority`;
+  if (flagged && f.held) s += `; held: scored without ${f.waitingFor?.join(', ') ?? 'its sequences'}, it sets no priority until the result is final`;
+  return s;
 }

@@ -41,7 +41,8 @@ export interface QueryScore {
   flagged?: boolean;
 }
 
-function rawScore(image: Float32Array, q: QueryVectors): number {
+/** A query's raw score on one image vector: cos(image, text) - cos(image, negativeText) (second term when it has one). */
+export function rawScore(image: Float32Array, q: Pick<QueryVectors, 'text' | 'negative'>): number {
   return cosine(image, q.text) - (q.negative ? cosine(image, q.negative) : 0);
 }
 

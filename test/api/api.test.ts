@@ -10,10 +10,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { createLogger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
-import { queryKeys, readQueries, changeQuery } from '../../shared/queries';
+import { queryKeys, readSiteLayer, changeQuery } from '../../shared/queries';
 import { keys } from '../../shared/studies';
+import { storeMatchedReport } from '../../shared/reports';
 import { startRedis, type TestRedis } from '../helpers/redis';
-import { ADMIN, QUERIES, READER, SCRAPER, buildTestApp, hashEmbed, testDeps, writeResult } from './helpers';
+import { ADMIN, HASH_MODEL, NORMAL_TEXT, QUERIES, READER, SCRAPER, buildTestApp, hashEmbed, testDeps, testModelStatus, writeResult } from './helpers';
+import { calibrated } from '../helpers/calibration';
 import { cosine, encodeVector } from '../../services/api/vectors';
 import { build } from '../../services/api/app';
 import { auditFileFor } from '../../services/api/plugins/audit';
@@ -33,7 +35,6 @@ const QUEUED = '1.2.826.0.1.3680043.10.1.5';
 
 async function seed(): Promise<void> {
   await redis.flushall();
-  for (const q of QUERIES) await changeQuery(redis, { put: q });
   await writeResult(redis, { uid: NORMAL, priority: 'ROUTINE', receivedAt: T0, looksLike: 'normal brain no abnormality', accession: 'ACC4' });
   await writeResult(redis, { uid: MASS, priority: 'URGENT', receivedAt: T0 + 1000, looksLike: 'enhancing mass lesion tumour oedema', flagged: ['mass'], accession: 'ACC3' });
   await writeResult(redis, { uid: BLEED, priority: 'STAT', receivedAt: T0 + 3000, looksLike: 'intracranial haemorrhage blood products', flagged: ['haemorrhage'], accession: 'ACC2' });
@@ -82,7 +83,7 @@ describe('auth', () => {
     const res = await app.inject({ method: 'DELETE', url: '/api/v1/queries/mass', headers: READER });
     expect(res.statusCode).toBe(403);
     expect(res.json().detail).toContain('admin role');
-    expect((await readQueries(redis)).queries.map((q) => q.id)).toContain('mass');
+    expect((await app.inject({ method: 'GET', url: '/api/v1/queries', headers: READER })).json().queries.map((q: { id: string }) => q.id)).toContain('mass');
   });
 
   test('/livez, /healthz and /readyz need no token; /readyz reports Redis, models and disk', async () => {
@@ -287,7 +288,7 @@ describe('study', () => {
     const body = res.json();
     expect(body).toMatchObject({ StudyInstanceUID: INFARCT, status: 'scored', progress: { instances: 40, firstReceivedAt: T0 + 2000 } });
     expect(body.result.findings.find((f: { queryId: string }) => f.queryId === 'acute_infarct')).toMatchObject({ flagged: true });
-    expect(body.result.model).toEqual({ bundleId: 'test-hash-embedder', version: '1' });
+    expect(body.result.model).toEqual(HASH_MODEL);
   });
 
   test('a study still in the queue returns its status and no result; an unknown study is 404', async () => {
@@ -340,66 +341,255 @@ describe('studies by status', () => {
   });
 });
 
-describe('queries (hash embedder not involved)', () => {
-  test('create, replace and delete: each change is visible to readQueries with a version bump and a publish', async () => {
+describe('queries: bundle defaults, site layer, language check and calibration from reports', () => {
+  const post = (payload: Record<string, unknown>) => app.inject({ method: 'POST', url: '/api/v1/queries', headers: ADMIN, payload });
+  const put = (id: string, payload: Record<string, unknown>) => app.inject({ method: 'PUT', url: `/api/v1/queries/${id}`, headers: ADMIN, payload });
+  const list = async () => (await app.inject({ method: 'GET', url: '/api/v1/queries', headers: READER })).json();
+
+  /** Past studies with reports, as the worker and the report interfaces leave them: `n` with a subdural haematoma. */
+  async function reportedCohort(positives: number, negatives: number): Promise<void> {
+    const extra = ['left', 'right', 'frontal', 'lobe', 'mild', 'small'];
+    for (let i = 0; i < positives + negatives; i++) {
+      const pos = i < positives;
+      const uid = `1.2.826.0.1.3680043.10.9.${i}`;
+      await writeResult(redis, { uid, priority: 'ROUTINE', receivedAt: T0 - 100_000 + i, looksLike: pos ? `subdural haematoma crescentic collection ${extra[i % 6]}` : `normal brain ${extra[i % 6]}` });
+      const text = pos ? 'FINDINGS: Subdural haematoma collection on the left. IMPRESSION: Subdural haematoma.' : i % 2 ? 'No acute intracranial abnormality.' : 'Mild small vessel changes. No haemorrhage.';
+      await storeMatchedReport(redis, { AccessionNumber: `R${i}`, StudyInstanceUID: uid, text, status: 'F', receivedAt: T0 - 50_000 + i, source: 'api' });
+    }
+  }
+
+  test('the bundle\'s defaults are listed with their calibration and the threshold in use; an empty site layer never leaves zero queries', async () => {
+    const body = await list();
+    expect(body.bundle).toEqual(HASH_MODEL);
+    expect(body.queries.map((q: { id: string }) => q.id)).toEqual(['acute_infarct', 'haemorrhage', 'mass']);
+    expect(body.queries[0]).toMatchObject({ origin: 'bundle', calibrationState: 'calibrated', judgedBy: 'query', thresholdInUse: QUERIES[0].calibration!.threshold, bundleDefault: true, warning: null });
+    await redis.del(queryKeys.queries(), queryKeys.disabled());
+    expect((await list()).queries).toHaveLength(3);
+  });
+
+  test('a query the model cannot read is refused with 422 and the reason; a misspelt word is a warning; the contrast sentence defaults to the normal-study one', async () => {
+    for (const text of ['the weather is nice', 'asdfgh qwerty', '\u{1F9E0}\u{1F9E0}\u{1F9E0}']) {
+      const res = await post({ id: 'nonsense', text, priority: 'STAT' });
+      expect(res.statusCode).toBe(422);
+      expect(res.json().errors[0]).toMatchObject({ field: 'body/text', message: expect.stringContaining('is not text the model can use') });
+    }
+    expect((await readSiteLayer(redis)).queries).toEqual([]);
+    const typo = await post({ id: 'subdural', text: 'subdural haematma collection', priority: 'URGENT' });
+    expect(typo.statusCode).toBe(201);
+    const body = typo.json();
+    expect(body.language.text).toMatchObject({ verdict: 'warning', misspelt: [{ word: 'haematma', suggestion: 'haematoma' }] });
+    expect(body.query).toMatchObject({ origin: 'site', negativeText: 'normal brain no abnormality', targetSensitivity: 0.95, calibrationState: 'uncalibrated', thresholdInUse: null });
+    const stored = (await readSiteLayer(redis)).queries.find((q) => q.id === 'subdural');
+    expect(stored).toMatchObject({ negativeText: 'normal brain no abnormality', origin: 'site' });
+  });
+
+  test('a client-sent calibration or origin is refused: the service computes them; targetSensitivity is accepted', async () => {
+    const cal = await post({ id: 'subdural', text: 'subdural haematoma collection', priority: 'STAT', calibration: QUERIES[0].calibration });
+    expect(cal.statusCode).toBe(422);
+    expect(cal.json().detail).toContain('body/calibration is computed by the service');
+    const origin = await put('mass', { text: 'enhancing mass lesion', priority: 'URGENT', origin: 'bundle' });
+    expect(origin.statusCode).toBe(422);
+    expect(origin.json().errors).toEqual([expect.objectContaining({ field: 'body/origin' })]);
+    const ok = await post({ id: 'subdural', text: 'subdural haematoma collection', priority: 'STAT', targetSensitivity: 0.9 });
+    expect(ok.statusCode).toBe(201);
+    expect(ok.json().query.targetSensitivity).toBe(0.9);
+  });
+
+  test('a new query is calibrated from the site\'s reports (pseudo-labels): at once when enough exist, else later by the background pass', async () => {
+    const early = await post({ id: 'subdural', text: 'subdural haematoma collection', priority: 'STAT' });
+    expect(early.statusCode).toBe(201);
+    expect(early.json().calibration).toMatchObject({ state: 'uncalibrated', detail: expect.stringMatching(/0 past studies have both a report and image vectors/) });
+    let view = (await list()).queries.find((q: { id: string }) => q.id === 'subdural');
+    expect(view.warning).toMatch(/^Not calibrated: it has no calibration yet, so it is scored but never flagged/);
+    expect(view.lastAttempt).toMatchObject({ ok: false, studies: 0 });
+    expect((await list()).warnings).toEqual([expect.stringContaining('subdural')]);
+
+    await reportedCohort(12, 28);
+    const pass = await app.calibration.pass();
+    expect(pass).toEqual({ tried: ['subdural'], calibrated: ['subdural'] });
+    view = (await list()).queries.find((q: { id: string }) => q.id === 'subdural');
+    expect(view).toMatchObject({ calibrationState: 'calibrated', judgedBy: 'query', warning: null });
+    expect(view.calibration).toMatchObject({ method: 'report-pseudo-labels', studies: 40, positives: 12, bundleVersion: HASH_MODEL.version, targetSensitivity: 0.95 });
+    expect(view.thresholdInUse).toBe(view.calibration.threshold);
+    expect(view.calibration.estimated.sensitivity).toBeGreaterThanOrEqual(0.95);
+
+    // Created after the reports exist: calibrated in the request itself.
+    const now = await post({ id: 'subdural_2', text: 'crescentic subdural collection', priority: 'URGENT' });
+    expect(now.json().calibration).toMatchObject({ state: 'calibrated', detail: 'calibrated on 40 past studies of this site (12 whose report mentions it)' });
+    // Changing its text re-calibrates it; changing only its target sensitivity re-picks the threshold from its table.
+    const edited = await put('subdural_2', { text: 'subdural haematoma', priority: 'URGENT' });
+    expect(edited.json().calibration.detail).toMatch(/^calibrated on 40 past studies/);
+    const stricter = await put('subdural_2', { text: 'subdural haematoma', priority: 'URGENT', targetSensitivity: 0.8 });
+    expect(stricter.json().calibration.detail).toContain('re-picked for sensitivity 0.8');
+    expect(stricter.json().query.calibration.targetSensitivity).toBe(0.8);
+  });
+
+  test('editing a bundle default makes it a site query; the same text keeps its calibration; back to the default restores it; delete turns a default off', async () => {
+    // A bundle whose mass query has a contrast sentence (as the real bundle's defaults do), so an edit that leaves
+    // it out gets the same normal-study sentence by default.
+    const { calibration: _old, ...massDefinition } = QUERIES[2];
+    const mass = calibrated({ ...massDefinition, negativeText: NORMAL_TEXT }, { a: 10, b: -3, scoreThreshold: 0.3 });
+    const status = testModelStatus({ manifest: { queries: [QUERIES[0], QUERIES[1], mass] } });
+    const bundleApp = await buildTestApp(redis, { modelStatus: () => status });
+    const put = (id: string, payload: Record<string, unknown>) => bundleApp.inject({ method: 'PUT', url: `/api/v1/queries/${id}`, headers: ADMIN, payload });
+    const list = async (): Promise<{ queries: { id: string }[]; disabled: { id: string }[] }> => (await bundleApp.inject({ method: 'GET', url: '/api/v1/queries', headers: READER })).json();
+    try {
+      const prio = await put('mass', { text: QUERIES[2].text, priority: 'STAT' });
+      expect(prio.statusCode).toBe(200);
+      expect(prio.json()).toMatchObject({ action: 'replaced', query: { origin: 'site', priority: 'STAT', calibrationState: 'calibrated' }, calibration: { detail: expect.stringContaining('kept') } });
+      // Text changed with no reports to calibrate on: uncalibrated, with the warning, never silently kept.
+      const reworded = await put('mass', { text: 'enhancing tumour', priority: 'URGENT' });
+      expect(reworded.json().query).toMatchObject({ calibrationState: 'uncalibrated', thresholdInUse: null, warning: expect.stringContaining('Not calibrated') });
+      const back = await put('mass', { text: QUERIES[2].text, priority: 'URGENT' });
+      expect(back.json()).toMatchObject({ action: 'restored-default', query: { origin: 'bundle', calibrationState: 'calibrated' } });
+      expect((await readSiteLayer(redis)).queries).toEqual([]);
+
+      const off = await bundleApp.inject({ method: 'DELETE', url: '/api/v1/queries/mass', headers: ADMIN });
+      expect(off.json()).toMatchObject({ action: 'disabled' });
+      let body = await list();
+      expect(body.queries.map((q) => q.id)).toEqual(['acute_infarct', 'haemorrhage']);
+      expect(body.disabled.map((q) => q.id)).toEqual(['mass']);
+      expect((await bundleApp.inject({ method: 'POST', url: '/api/v1/queries/mass/restore', headers: ADMIN })).statusCode).toBe(200);
+      body = await list();
+      expect(body.queries.map((q) => q.id)).toEqual(['acute_infarct', 'haemorrhage', 'mass']);
+      expect(body.disabled).toEqual([]);
+    } finally {
+      await bundleApp.close();
+    }
+  });
+
+  test('create, replace and delete: each change bumps the version and is published', async () => {
     const sub = redis.duplicate({ enableOfflineQueue: true });
     const published: string[] = [];
     sub.on('message', (_c, m) => published.push(m));
     await sub.subscribe(queryKeys.changedChannel());
     try {
-      const v0 = (await readQueries(redis)).version;
+      const v0 = (await list()).version;
       const q = { id: 'hydrocephalus', text: 'hydrocephalus with enlarged ventricles', priority: 'URGENT' };
-      const created = await app.inject({ method: 'POST', url: '/api/v1/queries', headers: ADMIN, payload: q });
+      const created = await post(q);
       expect(created.statusCode).toBe(201);
       expect(created.headers.location).toBe('/api/v1/queries/hydrocephalus');
       expect(created.json().version).toBe(v0 + 1);
-      let read = await readQueries(redis);
-      expect(read.version).toBe(v0 + 1);
-      expect(read.queries.find((x) => x.id === 'hydrocephalus')).toEqual(q);
+      expect((await readSiteLayer(redis)).queries.find((x) => x.id === 'hydrocephalus')).toMatchObject({ ...q, origin: 'site' });
+      expect((await post(q)).statusCode).toBe(409);
+      expect((await post({ ...q, id: 'mass' })).json().detail).toContain('a default of the model bundle');
 
-      const dup = await app.inject({ method: 'POST', url: '/api/v1/queries', headers: ADMIN, payload: q });
-      expect(dup.statusCode).toBe(409);
-
-      const put = await app.inject({ method: 'PUT', url: '/api/v1/queries/hydrocephalus', headers: ADMIN, payload: { text: 'obstructive hydrocephalus', priority: 'STAT' } });
-      expect(put.statusCode).toBe(200);
-      read = await readQueries(redis);
-      expect(read.version).toBe(v0 + 2);
-      expect(read.queries.find((x) => x.id === 'hydrocephalus')).toEqual({ id: 'hydrocephalus', text: 'obstructive hydrocephalus', priority: 'STAT' });
-
-      const same = await app.inject({ method: 'PUT', url: '/api/v1/queries/hydrocephalus', headers: ADMIN, payload: { text: 'same text', negativeText: 'Same text', priority: 'STAT' } });
+      const replaced = await put('hydrocephalus', { text: 'obstructive hydrocephalus', priority: 'STAT' });
+      expect(replaced.statusCode).toBe(200);
+      expect(replaced.json().version).toBe(v0 + 2);
+      const same = await put('hydrocephalus', { text: 'same text', negativeText: 'Same text', priority: 'STAT' });
       expect(same.statusCode).toBe(400);
       expect(same.json().detail).toContain('negativeText must differ');
 
       const del = await app.inject({ method: 'DELETE', url: '/api/v1/queries/hydrocephalus', headers: ADMIN });
-      expect(del.json()).toEqual({ version: v0 + 3 });
-      read = await readQueries(redis);
-      expect(read.queries.map((x) => x.id)).not.toContain('hydrocephalus');
+      expect(del.json()).toEqual({ version: v0 + 3, action: 'deleted' });
       expect((await app.inject({ method: 'DELETE', url: '/api/v1/queries/hydrocephalus', headers: ADMIN })).statusCode).toBe(404);
-
-      const list = (await app.inject({ method: 'GET', url: '/api/v1/queries', headers: READER })).json();
-      expect(list.version).toBe(v0 + 3);
-      expect(list.queries.map((x: { id: string }) => x.id)).toEqual(['acute_infarct', 'haemorrhage', 'mass']);
+      expect((await list()).queries.map((x: { id: string }) => x.id)).toEqual(['acute_infarct', 'haemorrhage', 'mass']);
       await new Promise((r) => setTimeout(r, 50));
       expect(published).toEqual([String(v0 + 1), String(v0 + 2), String(v0 + 3)]);
     } finally {
       sub.disconnect();
     }
   });
+
+  test('a report\'s sentence vectors are cached for the text model when it arrives (reported channel), absent sentences left out', async () => {
+    const live = await buildTestApp(redis);
+    await live.ready();
+    try {
+      await writeResult(redis, { uid: '1.2.826.0.1.3680043.10.9.500', priority: 'ROUTINE', receivedAt: T0, looksLike: 'normal brain' });
+      await storeMatchedReport(redis, { AccessionNumber: 'R500', StudyInstanceUID: '1.2.826.0.1.3680043.10.9.500', text: 'No haemorrhage. Possible small infarct.', status: 'F', receivedAt: T0, source: 'api' });
+      const key = 'nt:study:1.2.826.0.1.3680043.10.9.500:report:sentences';
+      const deadline = Date.now() + 10_000;
+      while ((await redis.hlen(key)) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const cached = await redis.hgetall(key);
+      expect(Object.keys(cached)).toEqual(['test-hash-embedder:000000000000']);
+      expect(JSON.parse(Object.values(cached)[0])).toMatchObject({ sentences: ['small infarct'], dim: 256 });
+    } finally {
+      await live.close();
+    }
+  });
+
+  test('POST /api/v1/text-check says how well the model knows a text, without saving anything', async () => {
+    const ok = (await app.inject({ method: 'POST', url: '/api/v1/text-check', headers: READER, payload: { text: 'acute infarct' } })).json();
+    expect(ok).toMatchObject({ verdict: 'ok', unknownWords: [], knownShare: 1, closeness: null, vocabulary: 'known-words' });
+    const bad = (await app.inject({ method: 'POST', url: '/api/v1/text-check', headers: READER, payload: { text: 'the weather is nice' } })).json();
+    expect(bad).toMatchObject({ verdict: 'refused', unknownWords: ['weather', 'nice'] });
+  });
+});
+
+describe('decision tables', () => {
+  const table = [
+    { threshold: 0.6, sensitivity: 0.9, falsePositiveRate: 0.05 },
+    { threshold: 0.4, sensitivity: 0.95, falsePositiveRate: 0.08 },
+    { threshold: 0.2, sensitivity: 0.99, falsePositiveRate: 0.2 },
+  ];
+  const decision = { STAT: { targetSensitivity: 0.95, threshold: 0.4, positives: 50, negatives: 350, table } };
+
+  test('GET /api/v1/decision shows the bundle\'s STAT table with the point the workers reported in use', async () => {
+    const status = testModelStatus({ manifest: { decision } });
+    const withDecision = await buildTestApp(redis, { modelStatus: () => status });
+    try {
+      let body = (await withDecision.inject({ method: 'GET', url: '/api/v1/decision', headers: READER })).json();
+      expect(body.classes.STAT).toMatchObject({ targetSensitivity: 0.95, thresholdInUse: 0.4, chosenSensitivity: null });
+      expect(body.classes.STAT.table.map((r: { inUse: boolean }) => r.inUse)).toEqual([false, true, false]);
+      expect(body.notes).toEqual([expect.stringContaining('No worker running this bundle')]);
+      // A worker started with TRIAGE_STAT_SENSITIVITY=0.99 (shared/queries.ts publishJudging does it at start).
+      await redis.hset('nt:decision:in-use', `${HASH_MODEL.bundleId}@${HASH_MODEL.version}`, JSON.stringify({ classThresholds: { STAT: 0.2 }, sensitivity: { STAT: 0.99 }, at: '2026-01-01T00:00:00Z' }));
+      body = (await withDecision.inject({ method: 'GET', url: '/api/v1/decision', headers: READER })).json();
+      expect(body.classes.STAT).toMatchObject({ chosenSensitivity: 0.99, thresholdInUse: 0.2 });
+      expect(body.classes.STAT.table.map((r: { inUse: boolean }) => r.inUse)).toEqual([false, false, true]);
+      expect(body.rule).toContain('P >= its threshold');
+      // Bundle queries of the class are judged with the class threshold in use.
+      const queries = (await withDecision.inject({ method: 'GET', url: '/api/v1/queries', headers: READER })).json().queries;
+      expect(queries.find((q: { id: string }) => q.id === 'acute_infarct')).toMatchObject({ judgedBy: 'class', thresholdInUse: 0.2 });
+      expect(queries.find((q: { id: string }) => q.id === 'mass')).toMatchObject({ judgedBy: 'query' });
+    } finally {
+      await withDecision.close();
+    }
+  });
+
+  test('a bundle without a decision says each query keeps its own threshold', async () => {
+    const body = (await app.inject({ method: 'GET', url: '/api/v1/decision', headers: READER })).json();
+    expect(body.classes).toEqual({});
+    expect(body.notes[0]).toContain('no study-level decision');
+  });
 });
 
 describe('embedding routes (deterministic hash embedder, not the model)', () => {
-  test('search ranks studies by similarity of their combined vector to the text, paginated', async () => {
+  test('search ranks studies by the search score (text against the normal-study sentence), paginated', async () => {
     const res = await app.inject({ method: 'GET', url: `/api/v1/search?q=${encodeURIComponent('haemorrhage with blood products')}&limit=2`, headers: READER });
     expect(res.statusCode).toBe(200);
     const body = res.json();
     expect(body.total).toBe(4);
+    expect(body.language).toMatchObject({ verdict: 'ok', unknownWords: [] });
+    expect(body.warning).toBeNull();
     expect(body.items[0].StudyInstanceUID).toBe(BLEED);
-    expect(body.items[0].similarity).toBeGreaterThan(body.items[1].similarity);
+    expect(body.items[0].score).toBeGreaterThan(body.items[1].score);
     const next = (await app.inject({ method: 'GET', url: `/api/v1/search?q=${encodeURIComponent('haemorrhage with blood products')}&limit=2&offset=2`, headers: READER })).json();
     const all = [...body.items, ...next.items];
     expect(new Set(all.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID)).size).toBe(4);
-    const sims = all.map((i: { similarity: number }) => i.similarity);
-    expect([...sims].sort((a, b) => b - a)).toEqual(sims);
+    const scores = all.map((i: { score: number }) => i.score);
+    expect([...scores].sort((a, b) => b - a)).toEqual(scores);
+    // The normal study looks exactly like the normal-study sentence: it ranks last for any finding.
+    expect(all[all.length - 1].StudyInstanceUID).toBe(NORMAL);
+    const t = hashEmbed('haemorrhage with blood products');
+    const n = hashEmbed('normal brain no abnormality');
+    const bleed = hashEmbed('intracranial haemorrhage blood products');
+    expect(body.items[0].score).toBeCloseTo(cosine(bleed, t) - cosine(bleed, n), 6);
+  });
+
+  test('search says how well the model knows the text: unknown text gets a warning and no list, a misspelling a warning', async () => {
+    for (const q of ['the weather is nice', 'asdfgh qwerty', '\u{1F9E0}\u{1F9E0}\u{1F9E0}']) {
+      const body = (await app.inject({ method: 'GET', url: `/api/v1/search?q=${encodeURIComponent(q)}`, headers: READER })).json();
+      expect(body.language.verdict).toBe('refused');
+      expect(body.items).toEqual([]);
+      expect(body.total).toBe(0);
+      expect(body.warning).toMatch(/^No results: the model cannot use this text/);
+    }
+    const typo = (await app.inject({ method: 'GET', url: `/api/v1/search?q=${encodeURIComponent('intracranial haemorrhge')}`, headers: READER })).json();
+    expect(typo.language).toMatchObject({ verdict: 'warning', misspelt: [{ word: 'haemorrhge', suggestion: 'haemorrhage' }] });
+    expect(typo.warning).toContain('did you mean "haemorrhage"');
+    expect(typo.items.length).toBe(4);
   });
 
   test('search leaves out studies scored by another model bundle', async () => {
@@ -420,7 +610,7 @@ describe('embedding routes (deterministic hash embedder, not the model)', () => 
     const onNormal = await score(NORMAL, 'acute infarct with restricted diffusion');
     expect(onInfarct.similarity).toBeGreaterThan(onNormal.similarity);
     expect(onInfarct.bySequence.DWI).toBeCloseTo(onInfarct.similarity, 5);
-    expect(onInfarct.model).toEqual({ bundleId: 'test-hash-embedder', version: '1' });
+    expect(onInfarct.model).toEqual(HASH_MODEL);
   });
 
   test('ad-hoc score combines sequences as the bundle says: mean of per-sequence cosines, or the combined vector', async () => {
@@ -439,7 +629,8 @@ describe('embedding routes (deterministic hash embedder, not the model)', () => 
 
     // A mean-score bundle averages per-sequence cosines even when the worker also stored a combined vector.
     await redis.hset(`nt:study:${INFARCT}:vectors`, { combined: encodeVector(flair) });
-    const meanScore = await buildTestApp(redis, { modelStatus: () => ({ loaded: true, bundleId: 'test-hash-embedder', version: '1', combination: 'mean-score' }) });
+    const meanScoreStatus = testModelStatus({ manifest: { combination: 'mean-score' } });
+    const meanScore = await buildTestApp(redis, { modelStatus: () => meanScoreStatus });
     try {
       const ms = (await meanScore.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/score`, headers: READER, payload: { text } })).json();
       expect(ms.similarity).toBeCloseTo((cosine(dwi, t) + cosine(flair, t)) / 2, 6);

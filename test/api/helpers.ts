@@ -9,7 +9,11 @@ import type { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../shared/logger';
 import type { Priority, Sequence, TriageQuery } from '../../shared/model-manifest';
-import { calibrated } from '../helpers/calibration';
+import { calibrated, TEST_BUNDLE_VERSION } from '../helpers/calibration';
+import type { Manifest } from '../../shared/model-manifest';
+import type { BundleLanguage } from '../../shared/language/knowledge';
+import { vocabularyOf, wordsOf } from '../../shared/language/vocabulary';
+import type { ModelStatus } from '../../services/api/app';
 import { resultKeys, worklistScore, type FindingScore, type StudyResult } from '../../shared/results';
 import { keys, type StudyStatus } from '../../shared/studies';
 import { build, type AppDeps } from '../../services/api/app';
@@ -40,7 +44,9 @@ export function hashEmbed(text: string): Float32Array {
   return v.map((x) => x / n);
 }
 export const hashEmbedText = async (texts: string[]) => texts.map(hashEmbed);
-export const HASH_MODEL = { bundleId: 'test-hash-embedder', version: '1' };
+/** The test "bundle": its version is the one test calibrations are fitted for, so they apply. */
+export const HASH_MODEL = { bundleId: 'test-hash-embedder', version: TEST_BUNDLE_VERSION };
+export const NORMAL_TEXT = 'normal brain no abnormality';
 
 export interface Fixture {
   uid: string;
@@ -52,6 +58,7 @@ export interface Fixture {
   status?: StudyStatus;
   missing?: Sequence[];
   accession?: string;
+  provisional?: StudyResult['provisional'];
 }
 
 /** Scored as the worker would: cosine with the query text, the query's logistic calibration for probability. */
@@ -70,6 +77,62 @@ export const QUERIES: TriageQuery[] = [
   calibrated({ id: 'mass', text: 'enhancing mass lesion tumour', priority: 'URGENT' }, { a: 10, b: -3, scoreThreshold: 0.3, targetSensitivity: 0.95 }),
 ];
 
+/**
+ * The words the test "model" knows: every word of the test queries, fixtures and sentences the API tests send, as
+ * a bundle's knownWords file would list every word of its training text.
+ */
+export const TEST_CORPUS = [
+  ...QUERIES.map((q) => q.text),
+  NORMAL_TEXT,
+  'hydrocephalus enlarged ventricles', 'white matter hyperintensities small vessel disease changes mild', 'subdural haematoma crescentic collection',
+  'acute infarct in the left territory with restricted diffusion', 'enhancing mass lesion tumour oedema in the frontal lobe', 'ventricles are of normal size',
+  'obstructive hydrocephalus', 'stroke haemorrhage bleed', 'old lacune sinuses are clear', 'right cerebellum subacute', 'possible small infarct',
+];
+
+/** What the API reads from a bundle without a language block: the vocabulary, no sentence bank. */
+export function testLanguage(over: Partial<BundleLanguage> = {}): BundleLanguage {
+  return {
+    vocabulary: vocabularyOf(TEST_CORPUS.flatMap(wordsOf), 'known-words'),
+    bank: null,
+    offTopicBelow: null,
+    mentionSimilarity: null,
+    normalText: NORMAL_TEXT,
+    ...over,
+  };
+}
+
+/** A bank of the test corpus's sentences (hash-embedded), for the closeness check. */
+export function testBank(): NonNullable<BundleLanguage['bank']> {
+  const vectors = TEST_CORPUS.map(hashEmbed);
+  const out = new Float32Array(vectors.length * HASH_DIM);
+  vectors.forEach((v, i) => out.set(v, i * HASH_DIM));
+  return { count: vectors.length, dim: HASH_DIM, vectors: out };
+}
+
+/** The parts of a manifest the API reads, for the test bundle: its default queries and normal-study sentence. */
+export function testManifest(over: Partial<Manifest> = {}): Manifest {
+  return {
+    schemaVersion: 2,
+    ...HASH_MODEL,
+    createdAt: '2026-01-01T00:00:00Z',
+    embeddingDim: HASH_DIM,
+    combination: 'mean-embedding',
+    textEncoder: {
+      id: 'test-hash-embedder', file: 'text.onnx', tokenizer: 'tokenizer.json', maxLength: 64, inputs: [], pooling: 'none', normalize: true,
+      output: { name: 'embedding', dtype: 'float32', shape: ['batch', HASH_DIM] },
+    },
+    files: { 'text.onnx': '0'.repeat(64), 'tokenizer.json': '1'.repeat(64) },
+    queries: QUERIES,
+    normalQuery: { id: 'normal', text: NORMAL_TEXT, priority: 'ROUTINE' },
+    ...over,
+  } as Manifest;
+}
+
+export function testModelStatus(over: { manifest?: Partial<Manifest>; language?: Partial<BundleLanguage> } = {}): ModelStatus {
+  const manifest = testManifest(over.manifest);
+  return { loaded: true, bundleId: manifest.bundleId, version: manifest.version, combination: manifest.combination, manifest, language: testLanguage(over.language) };
+}
+
 /** Writes what the worker writes for a scored study, in the shared contract's shape and keys, and publishes. */
 export async function writeResult(redis: Redis, f: Fixture, publish = false, queries: TriageQuery[] = QUERIES): Promise<StudyResult> {
   const image = hashEmbed(f.looksLike);
@@ -78,7 +141,9 @@ export async function writeResult(redis: Redis, f: Fixture, publish = false, que
     StudyInstanceUID: f.uid,
     ...(f.accession ? { AccessionNumber: f.accession } : {}),
     priority: f.priority,
-    findings: queries.map((q) => finding(q, image, (f.flagged ?? []).includes(q.id), used)),
+    // Triggered as decision.ts says: flagged, and of the study's (non-ROUTINE) priority class.
+    findings: queries.map((q) => finding(q, image, (f.flagged ?? []).includes(q.id), used)).map((x) => ({ ...x, triggered: x.flagged && f.priority !== 'ROUTINE' && x.priority === f.priority })),
+    ...(f.provisional ? { provisional: f.provisional } : {}),
     abnormalProbability: f.priority === 'ROUTINE' ? 0.1 : 0.9,
     sequencesUsed: used,
     sequencesMissing: f.missing ?? [],
@@ -105,15 +170,16 @@ export async function writeResult(redis: Redis, f: Fixture, publish = false, que
 
 export function testDeps(redis: Redis, over: Partial<AppDeps> = {}): AppDeps {
   const dir = mkdtempSync(path.join(tmpdir(), 'nt-api-'));
+  const status = testModelStatus();
   return {
     config: { DATA_DIR: dir, DISK_MIN_FREE_MB: 1 },
-    settings: { ...API_DEFAULTS, API_TOKENS: '', API_REPORT_MENTION_SIMILARITY: 0.5, API_AUDIT_LOG_FILE: 'audit/api-audit.jsonl' },
+    settings: { ...API_DEFAULTS, API_TOKENS: '', API_REPORT_MENTION_SIMILARITY: 0.5, API_AUDIT_LOG_FILE: 'audit/api-audit.jsonl', CALIBRATION_INTERVAL_SECONDS: 0 },
     tokens: TOKENS,
     redis,
     logger: createLogger('api-test', 'silent'),
     registry: new Registry(),
     embedText: hashEmbedText,
-    modelStatus: () => ({ loaded: true, ...HASH_MODEL }),
+    modelStatus: () => status,
     clock: () => Date.now(),
     statusCacheMs: 0,
     ...over,

@@ -12,16 +12,28 @@ import type { Redis } from 'ioredis';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { TriageQuery } from '../../shared/model-manifest';
 import { changeQuery } from '../../shared/queries';
+import { queryFingerprint } from '../../shared/model-manifest';
 import { connectRedis } from '../../shared/redis';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { calibrated } from '../helpers/calibration';
-import { QUERIES, TOKENS, buildTestApp, writeResult } from './helpers';
+import { QUERIES, TOKENS, buildTestApp, testModelStatus, writeResult } from './helpers';
 
 const MORE: TriageQuery[] = [
   ...QUERIES,
   calibrated({ id: 'hydrocephalus', text: 'hydrocephalus enlarged ventricles', priority: 'STAT' }, { a: 10, b: -3, scoreThreshold: 0.3, targetSensitivity: 0.95 }),
   calibrated({ id: 'white_matter_disease', text: 'white matter hyperintensities small vessel disease', priority: 'ROUTINE' }, { a: 10, b: -3, scoreThreshold: 0.3, targetSensitivity: 0.9 }),
 ];
+
+const DECISION = {
+  STAT: {
+    targetSensitivity: 0.95, threshold: 0.4, positives: 60, negatives: 340,
+    table: [
+      { threshold: 0.6, sensitivity: 0.9, falsePositiveRate: 0.04 },
+      { threshold: 0.4, sensitivity: 0.95, falsePositiveRate: 0.08 },
+      { threshold: 0.2, sensitivity: 0.99, falsePositiveRate: 0.21 },
+    ],
+  },
+};
 
 let server: TestRedis;
 let redis: Redis;
@@ -38,7 +50,6 @@ beforeAll(async () => {
   server = await startRedis();
   redis = connectRedis(server.url, 'producer');
   await new Promise((r) => redis.once('ready', r));
-  for (const q of MORE) await changeQuery(redis, { put: q });
   const studies = [
     { n: 1, priority: 'ROUTINE', m: 58, looksLike: 'white matter hyperintensities small vessel', flagged: ['white_matter_disease'], acc: 'A24-10231' },
     { n: 2, priority: 'URGENT', m: 41, looksLike: 'enhancing mass lesion tumour oedema', flagged: ['mass'], acc: 'A24-10236' },
@@ -51,7 +62,9 @@ beforeAll(async () => {
   }
   // One study the worker gave up on: it must stay visible, outside the triaged order.
   await redis.hset('nt:study:1.2.826.0.1.3680043.10.77.9', { status: 'failed', firstReceivedAt: minutesAgo(25), lastReceivedAt: minutesAgo(24), failureReason: 'no readable DWI or FLAIR series', instances: 22, AccessionNumber: 'A24-10243' });
-  app = await buildTestApp(redis);
+  // The test bundle's defaults are MORE, with a study-level STAT decision table (as a v2 bundle carries).
+  const status = testModelStatus({ manifest: { queries: MORE, decision: DECISION } });
+  app = await buildTestApp(redis, { modelStatus: () => status });
   await app.listen({ host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   browser = await chromium.launch({
@@ -100,7 +113,9 @@ test('the study view shows findings, and the admin query editor changes a query'
   await page.locator('#worklist tbody tr').first().click();
   await page.waitForSelector('#study[open] table.findings');
   expect(await page.locator('#study-title').textContent()).toContain('A24-10242');
-  expect(await page.locator('#study table.findings tbody tr.flagged th').first().textContent()).toContain('Haemorrhage');
+  expect(await page.locator('#study table.findings tbody tr.triggered th').first().textContent()).toContain('Haemorrhage');
+  expect(await page.locator('#study table.findings tbody tr.triggered .statement').first().textContent()).toMatch(/^flagged: P \d\.\d+ >= threshold \d\.\d+; sets the STAT priority$/);
+  expect(await page.locator('#study .facts').textContent()).toContain('flagged when P');
   await page.screenshot({ path: path.join(shots, 'study.png') });
   await page.fill('#adhoc-text', 'haemorrhage with blood products');
   await page.click('#adhoc-form button');
@@ -121,7 +136,12 @@ test('the study view shows findings, and the admin query editor changes a query'
   await page.click('#query-save');
   await page.locator('#queries code', { hasText: /^subdural$/ }).waitFor();
   const stored = JSON.parse((await redis.hget('nt:queries', 'subdural')) as string);
-  expect(stored).toEqual({ id: 'subdural', text: 'subdural haematoma crescentic collection', priority: 'STAT' });
+  // A site query, with the normal-study sentence as its contrast, stored explicitly; not calibrated (no reports yet).
+  expect(stored).toEqual({ id: 'subdural', text: 'subdural haematoma crescentic collection', negativeText: 'normal brain no abnormality', priority: 'STAT', targetSensitivity: 0.95, origin: 'site' });
+  const row0 = page.locator('#queries tbody tr', { has: page.locator('code', { hasText: /^subdural$/ }) });
+  expect(await row0.locator('.warning').textContent()).toContain('Not calibrated');
+  expect(await page.locator('#query-result').textContent()).toContain('Calibration: not calibrated');
+  expect(await page.locator('#queries-warnings').textContent()).toContain('subdural');
   await page.screenshot({ path: path.join(shots, 'queries.png') });
   // A query read on named sequences says so, and editing its priority keeps them.
   const row = page.locator('#queries tbody tr', { has: page.locator('code', { hasText: /^infarct_dwi$/ }) });
@@ -185,4 +205,78 @@ test('the worklist shows 100 studies at a time and "Show more" pages on with the
   expect((await rowUids()).slice(0, 2)).toEqual([uid(6), uid(4)]);
   expect(new Set(await rowUids()).size).toBe(106);
   expect(await page.locator('#worklist-more').isVisible()).toBe(false);
+});
+
+test('chips that set the priority look different from flagged ones that do not, and from unflagged findings', async () => {
+  // A STAT infarct that also has a flagged URGENT mass: the infarct sets the priority, the mass does not.
+  await writeResult(redis, { uid: uid(300), priority: 'STAT', receivedAt: minutesAgo(1), looksLike: 'acute infarct restricted diffusion enhancing mass lesion', flagged: ['acute_infarct', 'mass'], accession: 'A24-30000' }, true, MORE);
+  await page.click('.tab[data-view=worklist]');
+  const row = page.locator(`#worklist tbody tr[data-uid="${uid(300)}"]`);
+  await row.waitFor();
+  const triggered = row.locator('.chip[data-state=triggered]');
+  const flagged = row.locator('.chip[data-state=flagged]');
+  expect(await triggered.textContent()).toContain('Acute infarct');
+  expect(await triggered.textContent()).toContain('(sets the priority)');
+  expect(await flagged.textContent()).toContain('Mass');
+  expect(await flagged.textContent()).toContain('(flagged, does not set the priority)');
+  const look = (l: typeof triggered) => l.evaluate((n) => { const c = (globalThis as unknown as { getComputedStyle(e: unknown): { borderTopStyle: string; fontWeight: string; borderTopWidth: string } }).getComputedStyle(n); return { border: c.borderTopStyle, weight: c.fontWeight, width: c.borderTopWidth }; });
+  const [t, f] = [await look(triggered), await look(flagged)];
+  expect(t.border).toBe('solid');
+  expect(f.border).toBe('dashed');
+  expect(Number(t.weight)).toBeGreaterThan(Number(f.weight));
+  expect(await triggered.getAttribute('title')).toMatch(/^flagged: P .* >= threshold .*; sets the STAT priority$/);
+  // The study view: three states, each with the decision in words.
+  await row.click();
+  await page.waitForSelector('#study[open] table.findings');
+  const states = await page.locator('#study table.findings tbody tr').evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-query'), r.className]));
+  expect(states).toEqual(expect.arrayContaining([['acute_infarct', 'triggered'], ['mass', 'flagged'], ['haemorrhage', 'unflagged']]));
+  expect(await page.locator('#study tr.unflagged .statement').first().textContent()).toMatch(/^not flagged: P .* < threshold /);
+  expect(await page.locator('#study .facts').textContent()).toContain('Judged with');
+  await page.screenshot({ path: path.join(shots, 'chips.png') });
+  await page.click('#study-close');
+});
+
+test('a provisional result says what it waits for', async () => {
+  await writeResult(redis, {
+    uid: uid(301), priority: 'URGENT', receivedAt: minutesAgo(1), looksLike: 'enhancing mass lesion tumour', flagged: ['mass'], accession: 'A24-30001',
+    missing: ['DWI'], provisional: { waitingFor: ['DWI'], until: Date.now() + 300_000 },
+  }, true, MORE);
+  const row = page.locator(`#worklist tbody tr[data-uid="${uid(301)}"]`);
+  await row.waitFor();
+  expect(await row.locator('.tag.provisional').textContent()).toContain('PROVISIONAL');
+  expect(await row.locator('.tag.provisional').getAttribute('title')).toContain('Waiting for DWI');
+});
+
+test('the queries page shows calibration, the threshold in use and the operating points with the point in use marked', async () => {
+  await page.click('.tab[data-view=queries]');
+  const infarct = page.locator('#queries tbody tr[data-id=acute_infarct]');
+  await infarct.waitFor();
+  // A bundle query of the STAT class is judged with the class threshold of the decision table (0.4 in use).
+  expect(await infarct.textContent()).toContain('STAT class threshold');
+  expect(await infarct.locator(':scope > td.num').textContent()).toContain('0.400');
+  await infarct.locator('details.points summary').click();
+  expect(await infarct.locator('table.points tbody tr').count()).toBeGreaterThan(0);
+  // The study-level STAT table: sensitivity against false-STAT rate, the bundle's default row marked in use.
+  const decision = page.locator('#decision table.points');
+  await decision.first().waitFor();
+  expect(await decision.first().locator('caption').textContent()).toContain('false-STAT rate');
+  const inUse = decision.first().locator('tr.in-use');
+  expect(await inUse.count()).toBe(1);
+  expect(await inUse.textContent()).toContain('95%');
+  expect(await inUse.textContent()).toContain('in use');
+  // A site query calibrated from reports shows where its calibration came from.
+  const q = { id: 'white_matter_site', text: 'white matter hyperintensities small vessel disease', negativeText: 'normal brain no abnormality', priority: 'ROUTINE' as const, sequences: undefined };
+  const calibration = {
+    a: 8, b: -2, threshold: 0.3, targetSensitivity: 0.9, method: 'report-pseudo-labels' as const, studies: 412, positives: 57, calibratedAt: '2026-11-30T10:00:00Z',
+    fittedFor: queryFingerprint(q), bundleVersion: 'test-bundle-1', estimated: { sensitivity: 0.91, specificity: 0.83 },
+    operatingPoints: [{ threshold: 0.5, sensitivity: 0.8, falsePositiveRate: 0.1 }, { threshold: 0.3, sensitivity: 0.91, falsePositiveRate: 0.17 }],
+  };
+  await changeQuery(redis, { put: { id: q.id, text: q.text, negativeText: q.negativeText, priority: q.priority, targetSensitivity: 0.9, calibration } });
+  const site = page.locator('#queries tbody tr[data-id=white_matter_site]');
+  await site.waitFor();
+  expect(await site.textContent()).toContain('calibrated on 412 past studies of this site');
+  expect(await site.textContent()).toContain('estimated sensitivity 91%, specificity 83%');
+  await site.locator('details.points summary').click();
+  expect(await site.locator('table.points tr.in-use').textContent()).toContain('91%');
+  await page.screenshot({ path: path.join(shots, 'queries-calibration.png'), fullPage: true });
 });

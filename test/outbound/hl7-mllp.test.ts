@@ -220,3 +220,36 @@ test('a result without an accession number takes it from the stored instances; w
   expect(messagesFor(orphanKey.hl7ControlId)).toHaveLength(0);
   expect(await metric('neurotriage_outbound_skipped_total', { adapter: 'hl7', reason: 'no-accession' })).toBeGreaterThanOrEqual(1);
 });
+
+test('a later result version of a study goes to the same order as a correction (OBR-25 C after A)', async () => {
+  const first = makeResult('URGENT', { resultVersion: 1, provisional: { waitingFor: ['DWI'], until: Date.now() + 60_000 } });
+  await writeResult(redis, first);
+  await outbound.enqueue(first);
+  expect(await finished(resultKey(first).jobId)).toBe('completed');
+  const second = { ...first, priority: 'STAT' as const, resultVersion: 2, provisional: undefined, scoredAt: first.scoredAt + 5000 };
+  await writeResult(redis, second);
+  await outbound.enqueue(second);
+  expect(await finished(resultKey(second).jobId)).toBe('completed');
+  const [a] = messagesFor(resultKey(first).hl7ControlId);
+  const [c] = messagesFor(resultKey(second).hl7ControlId);
+  expect(a.getSegment('OBR')!.getField(25).toString()).toBe('A');
+  expect(c.getSegment('OBR')!.getField(25).toString()).toBe('C');
+  for (const field of [['ORC', 1], ['ORC', 3], ['OBR', 3], ['IPC', 3]] as const) {
+    expect(c.getSegment(field[0])!.getField(field[1]).toString()).toBe(a.getSegment(field[0])!.getField(field[1]).toString());
+  }
+  expect(c.getSegment('TQ1')!.getComponent(9, 1)).toBe('S');
+  expect(c.getAllSegments('NTE')[0].getField(3).toString()).toBe('Correction: result version 2 replaces version 1 for this order.');
+});
+
+test('catch-up reads the window from the scoredAt index, not the whole worklist', async () => {
+  const recent = makeResult('ROUTINE');
+  const old = makeResult('ROUTINE', { scoredAt: Date.now() - 2 * 3600_000 });
+  for (const r of [recent, old]) {
+    await writeResult(redis, r);
+    await redis.zadd(resultKeys.recent(), r.scoredAt, r.StudyInstanceUID);
+  }
+  expect(await outbound.catchUp(60)).toBe(1);
+  expect(await finished(resultKey(recent).jobId)).toBe('completed');
+  expect(messagesFor(resultKey(recent).hl7ControlId)).toHaveLength(1);
+  expect(await outbound.queue('hl7').getJob(resultKey(old).jobId)).toBeUndefined();
+});

@@ -28,7 +28,7 @@ function transferSyntaxes(dir: string): Set<string> {
   return out;
 }
 
-function expectSameScores(a: ScoredStudy, b: ScoredStudy): void {
+function expectSameScores(a: Pick<ScoredStudy, 'result' | 'vectors'>, b: Pick<ScoredStudy, 'result' | 'vectors'>): void {
   expect(b.result.priority).toBe(a.result.priority);
   expect(b.result.sequencesUsed).toEqual(a.result.sequencesUsed);
   expect(b.result.findings.map((f) => f.queryId)).toEqual(a.result.findings.map((f) => f.queryId));

@@ -12,6 +12,13 @@ import { Queue } from 'bullmq';
 import { backfillUntriagedIndex, bufferToVector, markStudyFailed, setStudyStatus, studyMeta, writeResult } from '../../services/worker/store';
 import { StudyAssembler } from '../../services/listener/study-assembler';
 import { createQuerySource } from '../../services/worker/query-vectors';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseManifest } from '../../shared/model-manifest';
+import { calibrationState } from '../../shared/models/calibration';
+import { readQuerySet, readSiteLayer } from '../../shared/queries';
+import { migrateEntry, migrateQueries } from '../../shared/query-migration';
+import { REFERENCE_BUNDLE } from './bundle';
 import { startRedis, type TestRedis } from '../helpers/redis';
 
 const UID = '1.2.826.0.1.3680043.8.498.1';
@@ -134,7 +141,7 @@ describe('triage queries and their vectors (real Redis)', () => {
     await redis.stop();
   });
 
-  it('seeds from the bundle, embeds once per sentence and picks up an edit without a restart', async () => {
+  it('reads the bundle\'s defaults (nothing is seeded into Redis), embeds once per sentence and picks up an edit without a restart', async () => {
     const embedded: string[] = [];
     // A deterministic text encoder: vector = [length, vowels] normalised. The query source's caching and
     // refresh logic is what is under test; the real encoder is covered in models.test.ts.
@@ -155,7 +162,8 @@ describe('triage queries and their vectors (real Redis)', () => {
       const first = await source.current();
       expect(first.queries.map((x) => x.id)).toEqual(['acute_infarct']);
       expect(first.vectors.has('acute infarct') && first.vectors.has('normal brain')).toBe(true);
-      expect(await client.hlen(queryKeys.queries())).toBe(1);
+      expect(first.queries[0].origin).toBe('bundle');
+      expect(await client.hlen(queryKeys.queries())).toBe(0);
 
       await changeQuery(client, { put: { id: 'bleed', text: 'intracranial haemorrhage', priority: 'URGENT' } });
       const second = await source.current();
@@ -167,5 +175,57 @@ describe('triage queries and their vectors (real Redis)', () => {
     } finally {
       await source.close();
     }
+  });
+});
+
+describe('moving older query hashes to the layered contract (real Redis)', () => {
+  let redis: TestRedis;
+  let client: ReturnType<typeof connectRedis>;
+  beforeAll(async () => {
+    redis = await startRedis();
+    client = connectRedis(redis.url, 'worker');
+  });
+  afterAll(async () => {
+    await client.quit();
+    await redis.stop();
+  });
+
+  /** The committed bundle's manifest as an earlier release read it (schemaVersion 1) and as it runs now. */
+  const v1 = JSON.parse(readFileSync(path.join(REFERENCE_BUNDLE, 'manifest.json'), 'utf8')) as { queries: Record<string, unknown>[]; schemaVersion: number };
+  const running = parseManifest(v1);
+
+  it('drops copies of shipped defaults, keeps edits and site queries as site queries (uncalibrated when their calibration is of the old contract), once', async () => {
+    // What an earlier release left: every default copied with its v1 calibration, one edited, one site-made, junk.
+    const edited = { ...v1.queries[3], priority: 'STAT' };
+    const own = { id: 'subdural', text: 'Subdural haematoma.', priority: 'STAT', calibration: { a: 5, b: -1, threshold: 0.2, targetSensitivity: 0.9 } };
+    await client.hset(queryKeys.queries(), ...v1.queries.flatMap((q) => [q.id as string, JSON.stringify(q)]));
+    await client.hset(queryKeys.queries(), 'mass', JSON.stringify(edited), 'subdural', JSON.stringify(own), 'junk', 'not json');
+    await client.set(`${queryKeys.queries()}:seeded`, '1');
+    const outcome = await migrateQueries(client, running.queries);
+    expect(outcome.migrated).toBe(true);
+    expect(outcome.dropped.sort()).toEqual(['acute_infarct', 'atrophy', 'haemorrhage', 'hydrocephalus', 'white_matter_disease']);
+    expect(outcome.kept.sort()).toEqual(['mass', 'subdural']);
+    expect(outcome.uncalibrated.sort()).toEqual(['mass', 'subdural']);
+    expect(outcome.unreadable).toEqual(['junk']);
+    expect(await client.exists(`${queryKeys.queries()}:seeded`)).toBe(0);
+
+    const site = await readSiteLayer(client);
+    expect(site.queries.map((q) => q.id)).toEqual(['mass', 'subdural']);
+    expect(site.queries.find((q) => q.id === 'subdural')).toEqual({ id: 'subdural', text: 'Subdural haematoma.', priority: 'STAT', targetSensitivity: 0.9, origin: 'site' });
+    expect(site.problems).toEqual(['query junk: not JSON']);
+    // What the worker judges with: the bundle's five untouched defaults, calibrated, and the two site queries, not.
+    const set = await readQuerySet(client, running.queries);
+    expect(set.queries.map((q) => [q.id, q.origin, calibrationState(q, running.version)])).toEqual([
+      ['acute_infarct', 'bundle', 'calibrated'], ['atrophy', 'bundle', 'calibrated'], ['haemorrhage', 'bundle', 'calibrated'],
+      ['hydrocephalus', 'bundle', 'calibrated'], ['mass', 'site', 'uncalibrated'], ['subdural', 'site', 'uncalibrated'],
+      ['white_matter_disease', 'bundle', 'calibrated'],
+    ]);
+    expect((await migrateQueries(client, running.queries)).migrated).toBe(false);
+  });
+
+  it('a copy of an earlier bundle\'s default is dropped even when the running bundle\'s default differs; reworded, it is kept without its old calibration', () => {
+    const shipped = { id: 'acute_infarct', text: 'Acute ischaemic infarction.', negativeText: 'There is no diffusion restriction.', priority: 'STAT', calibration: { a: 1, b: 0, threshold: 0.1, targetSensitivity: 0.95 } };
+    expect(migrateEntry(JSON.stringify(shipped), [{ id: 'acute_infarct', text: 'Acute infarct.', priority: 'STAT' }])).toEqual({ action: 'drop' });
+    expect(migrateEntry(JSON.stringify({ ...shipped, text: 'Acute infarct in the pons.' }), [])).toMatchObject({ action: 'keep', calibrationDropped: true, query: { origin: 'site', targetSensitivity: 0.95 } });
   });
 });

@@ -11,6 +11,8 @@ import { connectRedis } from '../../../shared/redis';
 import { resultKeys, worklistScore, type StudyResult } from '../../../shared/results';
 import { keys } from '../../../shared/studies';
 import { build } from '../app';
+import type { Manifest } from '../../../shared/model-manifest';
+import { vocabularyOf } from '../../../shared/language/vocabulary';
 import { API_DEFAULTS } from '../settings';
 import { encodeVector } from '../vectors';
 import { backfillUntriagedIndex } from '../../worker/store';
@@ -54,13 +56,18 @@ async function main(): Promise<void> {
     const token = 'bench-token-0123456789';
     const app = await build({
       config: { DATA_DIR: server.dir, DISK_MIN_FREE_MB: 0 },
-      settings: { ...API_DEFAULTS, API_RATE_LIMIT_MAX: 1_000_000 },
+      settings: { ...API_DEFAULTS, API_RATE_LIMIT_MAX: 1_000_000, CALIBRATION_INTERVAL_SECONDS: 0 },
       tokens: [{ token, role: 'reader', name: 'bench' }],
       redis,
       logger: createLogger('bench', 'silent'),
       registry: new Registry(),
       embedText: async (texts) => texts.map(() => unit(dim)),
-      modelStatus: () => ({ loaded: true, ...model }),
+      // The parts of a bundle search reads: its normal-study sentence and the words the language check knows.
+      modelStatus: () => ({
+        loaded: true, ...model, combination: 'mean-embedding',
+        manifest: { ...model, combination: 'mean-embedding', queries: [], normalQuery: { id: 'normal', text: 'normal brain', priority: 'ROUTINE' } } as unknown as Manifest,
+        language: { vocabulary: vocabularyOf(['acute', 'infarct', 'warm', 'up', 'normal', 'brain'], 'known-words'), bank: null, offTopicBelow: null, mentionSimilarity: null, normalText: 'normal brain' },
+      }),
       clock: Date.now,
       statusCacheMs: 0, // time the scan itself, not the cache in front of it
     });

@@ -260,18 +260,25 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
 
     async catchUp(minutes) {
       const since = now() - minutes * 60_000;
-      let count = 0;
-      for (const priority of PRIORITIES) {
-        // The worklist is ordered by priority class, then probability, then arrival: each class is read whole and
-        // the results scored inside the window are sent (catch-up runs once at start).
-        const [from, to] = worklistClassRange(priority);
-        for (const uid of await redis.zrangebyscore(resultKeys.worklist(), from, to)) {
-          const result = await readResult(redis, uid);
-          if (!result || result.scoredAt < since) continue;
-          // Versions already delivered (their completed jobs are kept 24 h) are no-ops here.
-          await outbound.enqueue(result, 'catch-up');
-          count += 1;
+      // The worker indexes every result by scoredAt (resultKeys.recent, the last 7 days): the window is one range
+      // read. Results written before that index existed are not in it, so while its oldest entry is younger than
+      // the window (an upgrade, a new site), the worklist is read whole as well (it is ordered by priority, then
+      // probability, then arrival, so no range of it is a time window).
+      const uids = new Set(await redis.zrangebyscore(resultKeys.recent(), since, '+inf'));
+      const oldest = await redis.zrange(resultKeys.recent(), '0', '0', 'WITHSCORES');
+      if (oldest.length === 0 || Number(oldest[1]) > since) {
+        for (const priority of PRIORITIES) {
+          const [from, to] = worklistClassRange(priority);
+          for (const uid of await redis.zrangebyscore(resultKeys.worklist(), from, to)) uids.add(uid);
         }
+      }
+      let count = 0;
+      for (const uid of uids) {
+        const result = await readResult(redis, uid);
+        if (!result || result.scoredAt < since) continue;
+        // Versions already delivered (their completed jobs are kept 24 h) are no-ops here.
+        await outbound.enqueue(result, 'catch-up');
+        count += 1;
       }
       return count;
     },

@@ -25,6 +25,8 @@ export class HttpProblem extends Error {
     public readonly statusCode: number,
     public readonly detail: string,
     public readonly headers: Record<string, string> = {},
+    /** One entry per field at fault, as in validation failures. */
+    public readonly errors?: { field: string; message: string }[],
   ) {
     super(detail);
   }
@@ -68,7 +70,8 @@ export const problemsPlugin = fp(async function problems(app: FastifyInstance) {
       status >= 500 && !(err instanceof HttpProblem)
         ? `the server failed to answer; quote request id ${request.id} to the administrator`
         : (FASTIFY_DETAILS[(err as FastifyError).code ?? '']?.(request.headers['content-type']) ?? err.message);
-    return reply.code(status).type('application/problem+json').send(problemBody(status, detail, path));
+    const errors = err instanceof HttpProblem && err.errors ? { errors: err.errors } : {};
+    return reply.code(status).type('application/problem+json').send({ ...problemBody(status, detail, path), ...errors });
   });
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0];

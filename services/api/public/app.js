@@ -103,13 +103,43 @@ function show(view) {
   if (view === 'login') $('#token').focus();
 }
 
+// ---------- the decision ----------
+// One rule everywhere (API, HL7, webhook, this page): flagged when the calibrated probability P >= the threshold.
+// The API sends each finding's decision in words (statement); chips that set the study's priority (triggered) look
+// different from findings that are flagged but did not set it, and from findings that are not flagged.
+const stateOf = (f) => (f.triggered ? 'triggered' : f.flagged ? 'flagged' : 'unflagged');
+const STATE_TEXT = { triggered: 'sets the priority', flagged: 'flagged, does not set the priority', unflagged: 'not flagged' };
+function statement(f) {
+  if (f.statement) return f.statement;
+  if (f.probability === null || f.threshold === null || f.threshold === undefined) return 'not flagged: cannot be flagged (no calibration applies)';
+  return f.flagged ? `flagged: P ${num(f.probability, 3)} >= threshold ${num(f.threshold, 3)}` : `not flagged: P ${num(f.probability, 3)} < threshold ${num(f.threshold, 3)}`;
+}
+
+function chip(f) {
+  const state = stateOf(f);
+  return el('li', { class: `chip ${state} ${f.priority.toLowerCase()}`, title: statement(f), 'data-state': state },
+    state === 'triggered' ? el('span', { class: 'mark', 'aria-hidden': 'true', text: '\u25B2 ' }) : null,
+    el('span', { text: label(f.queryId) }), ' ',
+    el('span', { class: 'score', text: f.probability !== null ? pct(f.probability) : num(f.similarity) }),
+    f.held ? el('span', { class: 'held', text: ` · waits for ${(f.waitingFor || []).join(', ')}` }) : null,
+    el('span', { class: 'sr-only', text: ` (${STATE_TEXT[state]})` }),
+  );
+}
+
 // ---------- worklist ----------
 function findingsCell(study) {
-  const flagged = study.findings.filter((f) => f.flagged).sort((a, b) => (b.probability ?? b.similarity) - (a.probability ?? a.similarity));
+  const rank = { triggered: 0, flagged: 1, unflagged: 2 };
+  const flagged = study.findings.filter((f) => f.flagged)
+    .sort((a, b) => rank[stateOf(a)] - rank[stateOf(b)] || (b.probability ?? b.similarity) - (a.probability ?? a.similarity));
   if (flagged.length === 0) return el('span', { class: 'muted', text: 'No finding flagged' });
-  return el('ul', { class: 'chips' }, flagged.map((f) =>
-    el('li', { class: `chip ${f.priority.toLowerCase()}` }, el('span', { text: label(f.queryId) }), ' ', el('span', { class: 'score', text: f.probability !== null ? pct(f.probability) : num(f.similarity) })),
-  ));
+  return el('ul', { class: 'chips' }, flagged.map(chip));
+}
+
+function provisionalTag(r) {
+  if (!r.provisional) return null;
+  const until = time(r.provisional.until);
+  return el('span', { class: 'tag provisional', title: `Waiting for ${r.provisional.waitingFor.join(', ')}: findings scored without them do not raise the priority until ${until}` },
+    `PROVISIONAL`, el('span', { class: 'sr-only', text: ` waiting for ${r.provisional.waitingFor.join(', ')} until ${until}` }));
 }
 
 function sequencesCell(study) {
@@ -122,7 +152,7 @@ function sequencesCell(study) {
 function row(study) {
   const open = () => openStudy(study.StudyInstanceUID);
   const tr = el('tr', { 'data-uid': study.StudyInstanceUID, 'data-priority': study.priority, class: state.fresh.has(study.StudyInstanceUID) ? 'fresh' : null, onclick: open },
-    el('td', {}, badge(study.priority)),
+    el('td', {}, badge(study.priority), provisionalTag(study)),
     el('td', {}, el('span', { text: time(study.receivedAt) }), el('span', { class: 'muted small block', text: ago(study.receivedAt) })),
     el('td', {}, el('button', { type: 'button', class: 'link', text: study.AccessionNumber || `…${study.StudyInstanceUID.slice(-12)}`, 'aria-label': `Open study ${study.AccessionNumber || study.StudyInstanceUID}`, onclick: (e) => { e.stopPropagation(); open(); } })),
     el('td', {}, findingsCell(study)),
@@ -248,11 +278,43 @@ function dl(pairs) {
   return el('dl', { class: 'facts' }, pairs.map(([k, v]) => [el('dt', { text: k }), el('dd', {}, v)]));
 }
 
+function judgedWithText(r) {
+  const j = r.judgedWith;
+  if (!j) return 'not recorded (result written before this was kept)';
+  const classes = Object.entries(j.classThresholds || {}).map(([c, t]) => `${c} threshold ${num(t, 3)}`);
+  return `query set ${j.querySetVersion}${classes.length ? ` · ${classes.join(' · ')}` : ' · each query\'s own threshold'}`;
+}
+
+function findingsTable(r) {
+  const seqs = [...new Set(r.findings.flatMap((f) => Object.keys(f.bySequence)))];
+  const rank = { triggered: 0, flagged: 1, unflagged: 2 };
+  const sorted = [...r.findings].sort((a, b) => rank[stateOf(a)] - rank[stateOf(b)] || (b.probability ?? b.similarity) - (a.probability ?? a.similarity));
+  return el('table', { class: 'findings' },
+    el('caption', { class: 'sr-only', text: 'Findings' }),
+    el('thead', {}, el('tr', {},
+      el('th', { scope: 'col', text: 'Finding' }), el('th', { scope: 'col', text: 'Decision' }),
+      el('th', { scope: 'col', class: 'num', text: 'P' }), el('th', { scope: 'col', class: 'num', text: 'Threshold' }),
+      el('th', { scope: 'col', class: 'num', text: 'Similarity' }), seqs.map((s) => el('th', { scope: 'col', class: 'num', text: s })))),
+    el('tbody', {}, sorted.map((f) => el('tr', { class: stateOf(f), 'data-query': f.queryId },
+      el('th', { scope: 'row' }, el('span', { class: 'block', text: label(f.queryId) }), el('span', { class: 'muted small', text: f.text })),
+      el('td', {},
+        el('span', { class: `state-chip ${stateOf(f)} ${f.priority.toLowerCase()}`, text: stateOf(f) === 'triggered' ? `\u25B2 sets ${f.priority}` : stateOf(f) === 'flagged' ? `flagged (${f.priority})` : 'not flagged' }),
+        el('span', { class: 'muted small block statement', text: statement(f) }),
+        f.fallback ? el('span', { class: 'muted small block', text: `scored without ${(f.waitingFor || []).join(', ') || 'its own sequences'} (not in the study)` }) : null),
+      el('td', { class: 'num', text: pct(f.probability) }),
+      el('td', { class: 'num', text: f.threshold === null || f.threshold === undefined ? '–' : num(f.threshold, 3) }),
+      el('td', { class: 'num', text: num(f.similarity, 3) }),
+      seqs.map((s) => el('td', { class: 'num', text: num(f.bySequence[s], 3) })),
+    ))),
+  );
+}
+
 async function openStudy(uid) {
   const study = await api(`/api/v1/studies/${encodeURIComponent(uid)}`);
   current = study;
   const r = study.result;
-  $('#study-title').replaceChildren(r ? badge(r.priority) : '', ' ', `Study ${r?.AccessionNumber || ''}`);
+  $('#study-title').replaceChildren(r ? badge(r.priority) : '', ' ', r ? provisionalTag(r) || '' : '', ' ', `Study ${r?.AccessionNumber || ''}`);
+  const version = r?.resultVersion ?? 1;
   const parts = [
     dl([
       ['Status', study.status || 'unknown'],
@@ -262,28 +324,19 @@ async function openStudy(uid) {
       ...(r ? [
         ['Received', `${time(r.receivedAt)} (${ago(r.receivedAt)})`],
         ['Scored', `${time(r.scoredAt)} · ${Math.round(r.timingsMs.total)} ms`],
+        ['Result', version > 1 ? `version ${version}, a correction of version ${version - 1}` : 'version 1'],
+        ...(r.provisional ? [['Provisional', `waiting for ${r.provisional.waitingFor.join(', ')} until ${time(r.provisional.until)}: findings scored without them do not raise the priority`]] : []),
+        ...(r.incomplete ? [['Final without', `${r.incomplete.missing.join(', ')}: the wait ended ${time(r.incomplete.waitedUntil)}; judged on what the study has`]] : []),
+        ['Decision', `${r.priority}${r.priorityProbability !== null && r.priorityProbability !== undefined ? ` at P ${pct(r.priorityProbability)}` : ''} · flagged when P \u2265 threshold`],
         ['Abnormal', pct(r.abnormalProbability)],
         ['Confidence', `${Math.round(r.confidence * 100)}% of the model's sequences`],
         ['Sequences', sequencesCell(r)],
         ['Model', `${r.model.bundleId} ${r.model.version} on ${r.provider}`],
+        ['Judged with', judgedWithText(r)],
       ] : []),
     ]),
   ];
-  if (r) {
-    const seqs = [...new Set(r.findings.flatMap((f) => Object.keys(f.bySequence)))];
-    const sorted = [...r.findings].sort((a, b) => Number(b.flagged) - Number(a.flagged) || (b.probability ?? b.similarity) - (a.probability ?? a.similarity));
-    parts.push(el('table', { class: 'findings' },
-      el('caption', { class: 'sr-only', text: 'Findings' }),
-      el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: 'Finding' }), el('th', { scope: 'col', text: 'Flag' }), el('th', { scope: 'col', class: 'num', text: 'Probability' }), el('th', { scope: 'col', class: 'num', text: 'Similarity' }), seqs.map((s) => el('th', { scope: 'col', class: 'num', text: s })))),
-      el('tbody', {}, sorted.map((f) => el('tr', { class: f.flagged ? 'flagged' : null },
-        el('th', { scope: 'row' }, el('span', { class: 'block', text: label(f.queryId) }), el('span', { class: 'muted small', text: f.text })),
-        el('td', {}, f.flagged ? badge(f.priority) : el('span', { class: 'muted', text: 'no' })),
-        el('td', { class: 'num', text: pct(f.probability) }),
-        el('td', { class: 'num', text: num(f.similarity, 3) }),
-        seqs.map((s) => el('td', { class: 'num', text: num(f.bySequence[s], 3) })),
-      ))),
-    ));
-  }
+  if (r) parts.push(findingsTable(r));
   $('#study-body').replaceChildren(...parts);
   $('#adhoc-result').textContent = '';
   $('#check-result').replaceChildren();
@@ -324,40 +377,106 @@ async function runSearch(offset = 0) {
   const q = $('#search-q').value.trim();
   const res = await api(`/api/v1/search?${new URLSearchParams({ q, limit: '20', offset: String(offset) })}`);
   const list = $('#search-results');
+  const warning = $('#search-warning');
+  warning.textContent = res.warning || '';
+  warning.hidden = !res.warning;
+  warning.classList.toggle('refused', res.language.verdict === 'refused');
   const items = res.items.map((i) => el('li', {},
     el('button', { type: 'button', class: 'result', onclick: () => openStudy(i.StudyInstanceUID).catch(report) },
-      badge(i.priority), el('span', { text: i.AccessionNumber || i.StudyInstanceUID }), el('span', { class: 'muted', text: time(i.receivedAt) }), el('span', { class: 'score', text: num(i.similarity, 3) })),
+      badge(i.priority), el('span', { text: i.AccessionNumber || i.StudyInstanceUID }), el('span', { class: 'muted', text: time(i.receivedAt) }), el('span', { class: 'score', title: `cos(study, text) ${num(i.similarity, 3)}`, text: num(i.score, 3) })),
   ));
   if (offset === 0) list.replaceChildren(...items);
   else list.append(...items);
   state.search = { next: offset + res.items.length, total: res.total };
   $('#search-more').hidden = state.search.next >= res.total;
-  if (res.total === 0) list.replaceChildren(el('li', { class: 'muted', text: 'No scored studies to search yet.' }));
+  if (res.total === 0 && res.language.verdict !== 'refused') list.replaceChildren(el('li', { class: 'muted', text: 'No scored studies to search yet.' }));
 }
 
 // ---------- triage queries ----------
 let editing = null;
+const STATE_LABEL = { calibrated: 'calibrated', uncalibrated: 'not calibrated', 'stale-text': 'not calibrated (text changed)', 'stale-bundle': 'not calibrated (other model bundle)' };
+
+function calibrationCell(q) {
+  const c = q.calibration;
+  const parts = [el('span', { class: `cal ${q.calibrationState}`, text: STATE_LABEL[q.calibrationState] })];
+  if (c && q.calibrationState === 'calibrated') {
+    const on = c.method === 'report-pseudo-labels' ? `calibrated on ${c.studies} past studies of this site` : `the bundle's calibration cohort${c.studies ? ` (${c.studies} studies)` : ''}`;
+    parts.push(el('span', { class: 'muted small block', text: `${on}; estimated sensitivity ${pct(c.estimated.sensitivity)}, specificity ${pct(c.estimated.specificity)}; ${c.calibratedAt ? new Date(c.calibratedAt).toLocaleString() : ''}` }));
+  }
+  if (q.warning) parts.push(el('span', { class: 'warning small block', role: 'note', text: q.warning }));
+  return parts;
+}
+
+function operatingPointsTable(rows, inUse, caption, fpLabel) {
+  const marked = rows.findIndex((r) => inUse !== null && Math.abs(r.threshold - inUse) < 1e-12);
+  return el('table', { class: 'points' },
+    el('caption', { text: caption }),
+    el('thead', {}, el('tr', {}, el('th', { scope: 'col', class: 'num', text: 'Sensitivity' }), el('th', { scope: 'col', class: 'num', text: fpLabel }), el('th', { scope: 'col', class: 'num', text: 'Threshold' }), el('th', { scope: 'col', text: '' }))),
+    el('tbody', {}, rows.map((r, i) => el('tr', { class: i === marked ? 'in-use' : null },
+      el('td', { class: 'num', text: pct(r.sensitivity) }), el('td', { class: 'num', text: pct(r.falsePositiveRate) }), el('td', { class: 'num', text: num(r.threshold, 3) }),
+      el('td', { text: i === marked ? '\u25C0 in use' : '' }),
+    ))),
+  );
+}
+
+function queryRow(q, admin, disabled) {
+  const own = q.calibration && q.calibrationState === 'calibrated' ? q.calibration.operatingPoints : [];
+  const mark = q.judgedBy === 'query' ? q.thresholdInUse : null;
+  const actions = [];
+  if (admin && !disabled) {
+    actions.push(el('button', { type: 'button', class: 'quiet', text: 'Edit', 'aria-label': `Edit ${q.id}`, onclick: () => editQuery(q) }));
+    if (q.origin === 'site' && q.bundleDefault) actions.push(el('button', { type: 'button', class: 'quiet', text: 'Revert to bundle', 'aria-label': `Revert ${q.id} to the bundle's default`, onclick: () => restoreQuery(q).catch(report) }));
+    if (q.origin === 'site' && q.calibrationState !== 'calibrated') actions.push(el('button', { type: 'button', class: 'quiet', text: 'Calibrate', 'aria-label': `Calibrate ${q.id} from reports`, onclick: () => calibrateQuery(q).catch(report) }));
+    actions.push(el('button', { type: 'button', class: 'quiet danger', text: q.origin === 'site' ? 'Delete' : 'Turn off', 'aria-label': `${q.origin === 'site' ? 'Delete' : 'Turn off'} ${q.id}`, onclick: () => deleteQuery(q) }));
+  }
+  if (admin && disabled) actions.push(el('button', { type: 'button', class: 'quiet', text: 'Turn on', 'aria-label': `Turn on ${q.id}`, onclick: () => restoreQuery(q).catch(report) }));
+  return el('tr', { 'data-id': q.id, class: disabled ? 'disabled' : q.warning ? 'cannot-flag' : null },
+    el('td', {}, el('code', { text: q.id }), el('span', { class: 'muted small block', text: q.origin === 'site' ? (q.bundleDefault ? 'site edit of a bundle query' : 'site query') : 'bundle default' })),
+    el('td', {}, el('span', { class: 'block', text: q.text }), q.negativeText ? el('span', { class: 'muted small block', text: `versus: ${q.negativeText}` }) : null,
+      q.sequences ? el('span', { class: 'muted small', text: `on: ${q.sequences.join(', ')}` }) : null,
+      own.length ? el('details', { class: 'points' }, el('summary', { text: 'Operating points' }), operatingPointsTable(own, mark ?? q.calibration.threshold, `${q.id}: sensitivity against false-positive rate on ${q.calibration.method === 'report-pseudo-labels' ? 'pseudo-labelled past studies' : 'the calibration cohort'}`, 'False-positive rate')) : null),
+    el('td', {}, badge(q.priority)),
+    el('td', {}, calibrationCell(q)),
+    el('td', { class: 'num' }, el('span', { text: q.thresholdInUse === null ? '–' : num(q.thresholdInUse, 3) }),
+      q.judgedBy ? el('span', { class: 'muted small block', text: q.judgedBy === 'class' ? `${q.priority} class threshold` : `own, for ${pct(q.targetSensitivity)} sensitivity` }) : null),
+    el('td', { class: 'actions' }, actions),
+  );
+}
+
+async function loadDecision() {
+  const box = $('#decision');
+  try {
+    const d = await api('/api/v1/decision');
+    const parts = [el('p', { class: 'muted small', text: d.rule })];
+    for (const [cls, c] of Object.entries(d.classes)) {
+      parts.push(operatingPointsTable(c.table, c.thresholdInUse,
+        `${cls}: sensitivity for studies with a ${cls} finding against false-${cls} rate (${c.positives} with, ${c.negatives} without, calibration cohort); ${c.chosenSensitivity !== null ? `the site chose ${pct(c.chosenSensitivity)}` : `bundle default ${pct(c.targetSensitivity)}`}`,
+        `False-${cls} rate`));
+    }
+    for (const n of d.notes) parts.push(el('p', { class: 'muted small', text: n }));
+    box.replaceChildren(...parts);
+  } catch (err) {
+    box.replaceChildren(el('p', { class: 'muted', text: `Decision tables unavailable: ${err.message}` }));
+  }
+}
+
 async function loadQueries() {
   const res = await api('/api/v1/queries');
   state.queries = res.queries;
-  $('#queries-version').textContent = `version ${res.version}`;
+  $('#queries-version').textContent = `version ${res.version}${res.bundle ? ` · bundle ${res.bundle.bundleId} ${res.bundle.version}` : ''}`;
   const admin = state.user?.role === 'admin';
-  $('#queries tbody').replaceChildren(...res.queries.map((q) => el('tr', {},
-    el('td', {}, el('code', { text: q.id })),
-    el('td', {}, el('span', { class: 'block', text: q.text }), q.negativeText ? el('span', { class: 'muted small block', text: `versus: ${q.negativeText}` }) : null,
-      q.sequences ? el('span', { class: 'muted small', text: `on: ${q.sequences.join(', ')}` }) : null),
-    el('td', {}, badge(q.priority)),
-    el('td', { class: 'num', text: q.calibration ? num(q.calibration.threshold, 3) : '–' }),
-    el('td', { class: 'actions' }, admin ? [
-      el('button', { type: 'button', class: 'quiet', text: 'Edit', 'aria-label': `Edit ${q.id}`, onclick: () => editQuery(q) }),
-      el('button', { type: 'button', class: 'quiet danger', text: 'Delete', 'aria-label': `Delete ${q.id}`, onclick: () => deleteQuery(q) }),
-    ] : null),
-  )));
+  const warnings = $('#queries-warnings');
+  warnings.replaceChildren(...[...res.warnings, ...res.problems].map((w) => el('li', { text: w })));
+  warnings.hidden = res.warnings.length + res.problems.length === 0;
+  $('#queries tbody').replaceChildren(...res.queries.map((q) => queryRow(q, admin, false)));
+  $('#queries-disabled').hidden = res.disabled.length === 0;
+  $('#queries-disabled tbody').replaceChildren(...res.disabled.map((q) => queryRow(q, admin, true)));
   $('#query-form').hidden = !admin;
   const filter = $('#flagged-filter');
   const chosen = filter.value;
   filter.replaceChildren(el('option', { value: '', text: 'Any' }), ...res.queries.map((q) => el('option', { value: q.id, text: label(q.id) })));
   filter.value = res.queries.some((q) => q.id === chosen) ? chosen : '';
+  if (state.view === 'queries') loadDecision().catch(report);
 }
 
 function editQuery(q) {
@@ -368,9 +487,11 @@ function editQuery(q) {
   form.elements.text.value = q.text;
   form.elements.negativeText.value = q.negativeText || '';
   form.elements.priority.value = q.priority;
+  form.elements.targetSensitivity.value = String(q.targetSensitivity);
   $('#query-form-title').textContent = `Edit ${q.id}`;
   $('#query-save').textContent = 'Save changes';
   $('#query-cancel').hidden = false;
+  $('#query-result').replaceChildren();
   form.elements.text.focus();
 }
 
@@ -385,19 +506,31 @@ function resetQueryForm() {
   $('#query-error').textContent = '';
 }
 
+/** What the service said about a saved query: how well the model knows its words, and its calibration. */
+function saveOutcome(out) {
+  const notes = [];
+  for (const [field, check] of Object.entries(out.language)) {
+    if (check && check.verdict !== 'ok') for (const r of check.reasons) notes.push(el('li', { class: 'warning', text: `${field === 'text' ? 'Sentence' : 'Contrast sentence'}: ${r}` }));
+    if (check && check.closeness !== null) notes.push(el('li', { class: 'muted', text: `${field === 'text' ? 'Sentence' : 'Contrast sentence'}: closest to the model's language at similarity ${num(check.closeness, 2)}` }));
+  }
+  notes.push(el('li', { class: out.calibration.state === 'calibrated' ? 'ok' : 'warning', text: `Calibration: ${STATE_LABEL[out.calibration.state]}: ${out.calibration.detail}` }));
+  return el('ul', { class: 'issues' }, notes);
+}
+
 async function saveQuery(event) {
   event.preventDefault();
   const form = event.target;
   const body = { text: form.elements.text.value.trim(), priority: form.elements.priority.value };
   if (form.elements.negativeText.value.trim()) body.negativeText = form.elements.negativeText.value.trim();
-  // Editing keeps the sequences the finding is read on, and the calibration the model bundle shipped unless the
-  // sentence itself changed.
+  if (form.elements.targetSensitivity.value) body.targetSensitivity = Number(form.elements.targetSensitivity.value);
+  // Editing keeps the sequences the finding is read on; the service decides whether the calibration still applies.
   if (editing?.sequences) body.sequences = editing.sequences;
-  if (editing?.calibration && editing.text === body.text) body.calibration = editing.calibration;
   try {
-    if (editing) await api(`/api/v1/queries/${encodeURIComponent(editing.id)}`, { method: 'PUT', body: JSON.stringify(body) });
-    else await api('/api/v1/queries', { method: 'POST', body: JSON.stringify({ id: form.elements.id.value.trim(), ...body }) });
+    const out = editing
+      ? await api(`/api/v1/queries/${encodeURIComponent(editing.id)}`, { method: 'PUT', body: JSON.stringify(body) })
+      : await api('/api/v1/queries', { method: 'POST', body: JSON.stringify({ id: form.elements.id.value.trim(), ...body }) });
     resetQueryForm();
+    $('#query-result').replaceChildren(el('p', { text: `${out.query.id}: ${out.action.replace('-', ' ')}.` }), saveOutcome(out));
     await loadQueries();
   } catch (err) {
     $('#query-error').textContent = err.message;
@@ -405,8 +538,22 @@ async function saveQuery(event) {
 }
 
 async function deleteQuery(q) {
-  if (!confirm(`Delete the triage query "${q.id}"? Studies scored from now on will not be checked for it.`)) return;
+  const what = q.origin === 'site'
+    ? (q.bundleDefault ? `Delete the site's version of "${q.id}"? The bundle's default comes back.` : `Delete the triage query "${q.id}"? Studies scored from now on will not be checked for it.`)
+    : `Turn off the bundle's query "${q.id}"? Studies scored from now on will not be checked for it until it is turned on again.`;
+  if (!confirm(what)) return;
   await api(`/api/v1/queries/${encodeURIComponent(q.id)}`, { method: 'DELETE' });
+  await loadQueries();
+}
+
+async function restoreQuery(q) {
+  await api(`/api/v1/queries/${encodeURIComponent(q.id)}/restore`, { method: 'POST' });
+  await loadQueries();
+}
+
+async function calibrateQuery(q) {
+  const out = await api(`/api/v1/queries/${encodeURIComponent(q.id)}/calibrate`, { method: 'POST' });
+  $('#query-result').replaceChildren(el('p', { text: `${q.id}: ${STATE_LABEL[out.calibration.state]}: ${out.calibration.detail}` }));
   await loadQueries();
 }
 

@@ -1,39 +1,43 @@
-// Triage queries: list and read for readers; create, replace and delete for admins. Writes go through
-// shared/queries.ts changeQuery(), which bumps the version and publishes it, so every worker re-embeds the
-// changed sentence and scores with it from its next study: no restart.
+// Triage queries: list and read for readers; create, replace, delete, restore and calibrate for admins. The rules
+// (layers, language check, calibration) live in query-service.ts; writes go through shared/queries.ts, which bumps
+// the version and publishes it, so every worker re-embeds the changed sentence and scores with it from its next
+// study: no restart. POST /api/v1/text-check says how well the model knows a text without saving anything.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Redis } from 'ioredis';
-import type { TriageQuery } from '../../../shared/model-manifest';
-import { changeQuery, queryKeys, readQueries } from '../../../shared/queries';
+import { loadedModel } from '../app';
+import { checkTexts } from '../language';
 import { HttpProblem } from '../plugins/problems';
-import { QueriesResponse, QueryBody, QueryBodyNoId, QueryChangeResponse, QueryIdParams, TriageQuerySchema, problems } from '../schemas';
+import type { QueryService } from '../query-service';
+import type { EmbedText } from '../report-check';
+import type { ModelStatus } from '../app';
+import {
+  QueriesResponse, QueryBody, QueryBodyNoId, QueryCalibrateResponse, QueryDeleteResponse, QueryIdParams, QueryRestoreResponse, QuerySaveResponse,
+  QueryViewSchema, TextCheckBody, TextCheckSchema, problems,
+} from '../schemas';
 
-/** Checks the schema cannot express; each message names the field. */
-function checkQuery(q: TriageQuery): void {
-  if (q.negativeText !== undefined && q.negativeText.trim().toLowerCase() === q.text.trim().toLowerCase()) {
-    throw new HttpProblem(400, 'body/negativeText must differ from body/text: the score would always be 0');
-  }
-  if (q.text.trim().length < 3) throw new HttpProblem(400, 'body/text must have at least 3 characters besides spaces');
+export interface QueryRouteOptions {
+  service: QueryService;
+  modelStatus: () => ModelStatus;
+  embed: EmbedText;
 }
 
-export async function queryRoutes(fastify: FastifyInstance, opts: { redis: Redis }): Promise<void> {
+export async function queryRoutes(fastify: FastifyInstance, opts: QueryRouteOptions): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const exists = async (id: string) => (await opts.redis.hexists(queryKeys.queries(), id)) === 1;
+  const { service } = opts;
   const admin = { role: 'admin' as const };
+  const refusals = { 409: problems[404], 422: problems[400] };
 
-  app.get('/api/v1/queries', { schema: { tags: ['queries'], summary: 'All triage queries and their version', response: { 200: QueriesResponse, ...problems } } }, async (request) => {
-    const res = await readQueries(opts.redis);
+  app.get('/api/v1/queries', { schema: { tags: ['queries'], summary: 'The triage queries studies are judged with, their calibration and threshold in use', response: { 200: QueriesResponse, ...problems } } }, async (request) => {
+    const res = await service.list();
     await app.audit(request, 'queries.read', { queryVersion: res.version, count: res.queries.length });
     return res;
   });
 
   app.get(
     '/api/v1/queries/:id',
-    { schema: { tags: ['queries'], params: QueryIdParams, response: { 200: TriageQuerySchema, ...problems } } },
+    { schema: { tags: ['queries'], params: QueryIdParams, response: { 200: QueryViewSchema, ...problems } } },
     async (request) => {
-      const { queries } = await readQueries(opts.redis);
-      const q = queries.find((x) => x.id === request.params.id);
+      const q = await service.find(request.params.id);
       if (!q) throw new HttpProblem(404, `no triage query "${request.params.id}"`);
       return q;
     },
@@ -41,40 +45,75 @@ export async function queryRoutes(fastify: FastifyInstance, opts: { redis: Redis
 
   app.post(
     '/api/v1/queries',
-    { config: admin, schema: { tags: ['queries'], summary: 'Create a query (admin)', body: QueryBody, response: { 201: QueryChangeResponse, 409: problems[404], ...problems } } },
+    {
+      config: admin,
+      schema: {
+        tags: ['queries'], summary: 'Create a site query (admin); checked for language and calibrated from this site\'s reports',
+        body: QueryBody, response: { 201: QuerySaveResponse, ...refusals, ...problems },
+      },
+    },
     async (request, reply) => {
-      const q = request.body;
-      checkQuery(q);
-      if (await exists(q.id)) throw new HttpProblem(409, `a triage query "${q.id}" exists already; PUT /api/v1/queries/${q.id} replaces it`);
-      const version = await changeQuery(opts.redis, { put: q });
-      await app.audit(request, 'query.create', { queryId: q.id, queryVersion: version });
-      reply.code(201).header('Location', `/api/v1/queries/${q.id}`);
-      return { version, query: q };
+      const out = await service.save(request.body, 'create');
+      await app.audit(request, 'query.create', { queryId: out.query.id, queryVersion: out.version });
+      reply.code(201).header('Location', `/api/v1/queries/${out.query.id}`);
+      return out;
     },
   );
 
   app.put(
     '/api/v1/queries/:id',
-    { config: admin, schema: { tags: ['queries'], summary: 'Replace a query (admin)', params: QueryIdParams, body: QueryBodyNoId, response: { 200: QueryChangeResponse, ...problems } } },
+    {
+      config: admin,
+      schema: {
+        tags: ['queries'], summary: 'Replace a query (admin); an edited bundle default becomes a site query',
+        params: QueryIdParams, body: QueryBodyNoId, response: { 200: QuerySaveResponse, ...refusals, ...problems },
+      },
+    },
     async (request) => {
-      const q: TriageQuery = { ...request.body, id: request.params.id };
-      checkQuery(q);
-      if (!(await exists(q.id))) throw new HttpProblem(404, `no triage query "${q.id}"; POST /api/v1/queries creates one`);
-      const version = await changeQuery(opts.redis, { put: q });
-      await app.audit(request, 'query.update', { queryId: q.id, queryVersion: version });
-      return { version, query: q };
+      const out = await service.save({ ...request.body, id: request.params.id }, 'replace');
+      await app.audit(request, 'query.update', { queryId: out.query.id, queryVersion: out.version });
+      return out;
     },
   );
 
   app.delete(
     '/api/v1/queries/:id',
-    { config: admin, schema: { tags: ['queries'], summary: 'Delete a query (admin)', params: QueryIdParams, response: { 200: QueryChangeResponse, ...problems } } },
+    { config: admin, schema: { tags: ['queries'], summary: 'Delete a site query, or turn a bundle default off (admin)', params: QueryIdParams, response: { 200: QueryDeleteResponse, ...problems } } },
     async (request) => {
-      const { id } = request.params;
-      if (!(await exists(id))) throw new HttpProblem(404, `no triage query "${id}"`);
-      const version = await changeQuery(opts.redis, { delete: id });
-      await app.audit(request, 'query.delete', { queryId: id, queryVersion: version });
-      return { version };
+      const out = await service.remove(request.params.id);
+      await app.audit(request, 'query.delete', { queryId: request.params.id, queryVersion: out.version });
+      return out;
+    },
+  );
+
+  app.post(
+    '/api/v1/queries/:id/restore',
+    { config: admin, schema: { tags: ['queries'], summary: 'Back to the bundle\'s default of this id (admin)', params: QueryIdParams, response: { 200: QueryRestoreResponse, ...problems } } },
+    async (request) => {
+      const out = await service.restore(request.params.id);
+      await app.audit(request, 'query.update', { queryId: request.params.id, queryVersion: out.version });
+      return out;
+    },
+  );
+
+  app.post(
+    '/api/v1/queries/:id/calibrate',
+    { config: admin, schema: { tags: ['queries'], summary: 'Calibrate a site query from this site\'s reports now (admin)', params: QueryIdParams, response: { 200: QueryCalibrateResponse, ...problems } } },
+    async (request) => {
+      const out = await service.recalibrate(request.params.id);
+      await app.audit(request, 'query.calibrate', { queryId: request.params.id, ...(out.version !== null ? { queryVersion: out.version } : {}) });
+      return out;
+    },
+  );
+
+  app.post(
+    '/api/v1/text-check',
+    { schema: { tags: ['queries'], summary: 'How well the model knows a text (before saving a query or searching)', body: TextCheckBody, response: { 200: TextCheckSchema, ...problems } } },
+    async (request) => {
+      const model = loadedModel(opts.modelStatus());
+      const [check] = await checkTexts(model.language, opts.embed, [request.body.text]);
+      await app.audit(request, 'text-check', { textLength: request.body.text.length });
+      return check;
     },
   );
 }

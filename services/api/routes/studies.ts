@@ -4,10 +4,11 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Redis } from 'ioredis';
 import type { Sequence } from '../../../shared/model-manifest';
-import { readQueries } from '../../../shared/queries';
+import { readQuerySet } from '../../../shared/queries';
 import type { StudyResult } from '../../../shared/results';
 import type { StudyStatus } from '../../../shared/studies';
-import type { ModelStatus } from '../app';
+import { loadedModel, type ModelStatus } from '../app';
+import { mentionSimilarity } from '../language';
 import { HttpProblem } from '../plugins/problems';
 import { checkReport, type EmbedText } from '../report-check';
 import { ReportCheckBody, ReportCheckResponse, ScoreBody, ScoreResponse, StudiesQuery, StudiesResponse, StudyResponse, UidParams, problems } from '../schemas';
@@ -19,7 +20,8 @@ export interface StudyRouteOptions {
   redis: Redis;
   embed: EmbedText;
   modelStatus: () => ModelStatus;
-  mentionSimilarity: number;
+  /** API_REPORT_MENTION_SIMILARITY when the site set it (else the bundle's value, else 0.6). */
+  mentionSimilarity?: number;
 }
 
 /** Vectors from one model bundle mean nothing to another's text encoder: refuse rather than answer noise. */
@@ -125,14 +127,16 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
     async (request) => {
       const uid = request.params.StudyInstanceUID;
       const { result, vectors } = await scoredStudy(uid);
-      const { queries } = await readQueries(opts.redis);
+      const model = loadedModel(opts.modelStatus());
+      const { queries } = await readQuerySet(opts.redis, model.manifest.queries);
       try {
         const check = await checkReport({
           report: request.body.report,
-          image: (text) => studyCosine(vectors, text, opts.modelStatus().combination),
+          image: (text) => studyCosine(vectors, text, model.combination),
           findings: result.findings,
           queries,
-          mentionSimilarity: opts.mentionSimilarity,
+          mentionSimilarity: mentionSimilarity(opts.mentionSimilarity, model.language),
+          normalText: model.language.normalText,
           embed: opts.embed,
         });
         await app.audit(request, 'study.report-check', { StudyInstanceUID: uid, count: check.sentences.length, textLength: request.body.report.length });

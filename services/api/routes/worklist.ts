@@ -1,4 +1,4 @@
-// GET /api/v1/worklist: scored studies in reading order (priority class, then arrival), with filters and
+// GET /api/v1/worklist: scored studies in reading order (priority class, then probability, then arrival), with filters and
 // cursor pagination; GET /api/v1/me tells the page who is signed in.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -19,7 +19,7 @@ export async function worklistRoutes(fastify: FastifyInstance, opts: { store: St
     {
       schema: {
         tags: ['worklist'],
-        summary: 'Scored studies ordered by priority, then arrival',
+        summary: 'Scored studies ordered by priority, then the probability that set it, then arrival',
         querystring: WorklistQuery,
         response: { 200: WorklistResponse, ...problems },
       },

@@ -2,7 +2,7 @@ import { Hl7Message } from '@medplum/core';
 import type { StudyResult } from '../../../../shared/results';
 import { loadOutboundConfig } from '../config';
 import { PermanentDeliveryError } from '../errors';
-import { buildPriorityMessage, hl7Escape, hl7DateTime, readAck } from './message';
+import { buildPriorityMessage, hl7Escape, hl7DateTime, readAck, resultStatus } from './message';
 
 const target = (messageType = 'OMI^O23') =>
   loadOutboundConfig({ HL7_MLLP_TARGET: 'ris:2575', HL7_MESSAGE_TYPE: messageType, HL7_RECEIVING_FACILITY: 'HOSP' }).hl7!;
@@ -56,8 +56,8 @@ describe('buildPriorityMessage', () => {
     const obx = build(result('STAT')).getAllSegments('OBX');
     const group1 = obx.filter((s) => s.getField(4).toString() === '1');
     const group2 = obx.filter((s) => s.getField(4).toString() === '2');
-    expect(group1.map((s) => s.getComponent(3, 1))).toEqual(['QUERY', 'SIMILARITY', 'PROBABILITY', 'FLAGGED', 'QUERY_PRIORITY']);
-    expect(group2.map((s) => s.getComponent(3, 1))).toEqual(['QUERY', 'SIMILARITY', 'FLAGGED', 'QUERY_PRIORITY']);
+    expect(group1.map((s) => s.getComponent(3, 1))).toEqual(['QUERY', 'SIMILARITY', 'PROBABILITY', 'THRESHOLD', 'FLAGGED', 'TRIGGERED', 'QUERY_PRIORITY']);
+    expect(group2.map((s) => s.getComponent(3, 1))).toEqual(['QUERY', 'SIMILARITY', 'FLAGGED', 'TRIGGERED', 'QUERY_PRIORITY']);
     expect(group1[1].getField(5).toString()).toBe('0.4123');
     expect(group1.every((s) => s.getField(8).toString() === 'A')).toBe(true);
     expect(group2.every((s) => s.getField(8).toString() === 'N')).toBe(true);
@@ -75,6 +75,49 @@ describe('buildPriorityMessage', () => {
 
   it('refuses a study without an accession number as a permanent failure', () => {
     expect(() => build(result('STAT', { AccessionNumber: '  ' }))).toThrow(PermanentDeliveryError);
+  });
+});
+
+describe('the decision and corrections', () => {
+  it('states the rule with each finding\'s numbers in NTE segments, and what set the priority', () => {
+    const m = build(result('STAT'));
+    const notes = m.getAllSegments('NTE').map((n) => n.getField(3).toString());
+    expect(notes[0]).toBe('Decision: a finding is flagged when its calibrated probability P >= its threshold; priority STAT set by bleed (flagged: P 0.970 >= threshold 0.400; sets the STAT priority).');
+    expect(notes).toContain('bleed: flagged: P 0.970 >= threshold 0.400; sets the STAT priority');
+    expect(notes).toContain('mass: not flagged: cannot be flagged (query uncalibrated)');
+    const obx = m.getAllSegments('OBX');
+    const row = (id: string, sub = '1') => obx.find((s) => s.getComponent(3, 1) === id && s.getField(4).toString() === sub);
+    expect(row('THRESHOLD')!.getField(5).toString()).toBe('0.4');
+    expect(row('TRIGGERED')!.getComponent(5, 1)).toBe('Y');
+    expect(row('PRIORITY_PROBABILITY', '0')!.getField(5).toString()).toBe('0.97');
+    expect(row('QUERY_SET_VERSION', '0')!.getField(5).toString()).toBe('test');
+    expect(row('RESULT_VERSION', '0')!.getField(5).toString()).toBe('1');
+    expect(m.getSegment('OBR')!.getField(25).toString()).toBe('P');
+  });
+
+  it('a provisional first result is partial (OBR-25 A) and says what it waits for', () => {
+    const m = build(result('URGENT', { provisional: { waitingFor: ['DWI'], until: Date.UTC(2026, 0, 2, 3, 9, 5) } }));
+    expect(m.getSegment('OBR')!.getField(25).toString()).toBe('A');
+    expect(m.getAllSegments('OBX').every((s) => s.getField(11).toString() === 'P')).toBe(true);
+    expect(m.getAllSegments('NTE').map((n) => n.getField(3).toString())).toContain(
+      'Provisional: the study lacks DWI, which findings read on; findings scored without them do not raise the priority. A corrected result follows when they arrive or at 20260102030905.000+0000.',
+    );
+  });
+
+  it('a later result version is a correction of the same order: XO, same identifiers, OBR-25 and OBX-11 C', () => {
+    const first = build(result('URGENT', { resultVersion: 1, provisional: { waitingFor: ['DWI'], until: 0 } }));
+    const second = build(result('STAT', { resultVersion: 2, incomplete: { missing: ['DWI'], waitedUntil: 0 } }));
+    for (const m of [first, second]) {
+      expect(m.getSegment('ORC')!.getField(1).toString()).toBe('XO');
+      expect(m.getSegment('ORC')!.getField(3).toString()).toBe('A12345');
+      expect(m.getSegment('IPC')!.getField(3).toString()).toBe('1.2.3.4');
+    }
+    expect(second.getSegment('OBR')!.getField(25).toString()).toBe('C');
+    expect(second.getAllSegments('OBX').every((s) => s.getField(11).toString() === 'C')).toBe(true);
+    const notes = second.getAllSegments('NTE').map((n) => n.getField(3).toString());
+    expect(notes[0]).toBe('Correction: result version 2 replaces version 1 for this order.');
+    expect(notes).toContain('Final without DWI: the wait for them expired; judged on the sequences the study has.');
+    expect(resultStatus({})).toEqual({ obr25: 'P', obx11: 'P' });
   });
 });
 

@@ -1,10 +1,12 @@
 // Builds the HL7 v2.5.1 priority-update message (OMI^O23, or ORM^O01 for older receivers) from a StudyResult with
 // @medplum/core's Hl7Message, and reads ACKs. Pure: no I/O, no clock (the caller passes `now`).
 // The message carries the accession number and study UID (what the RIS keys on), never patient identity:
-// there is no PID segment (the PATIENT group is optional in OMI_O23 and ORM_O01). See docs/hl7-interface.md.
+// there is no PID segment (the PATIENT group is optional in OMI_O23 and ORM_O01). A study's later result is a
+// correction of the earlier one: same order identifiers, OBR-25/OBX-11 "C". See docs/hl7-interface.md.
 import { Hl7Message } from '@medplum/core';
 import type { Priority } from '../../../../shared/model-manifest';
 import type { FindingScore, StudyResult } from '../../../../shared/results';
+import { flagStatement } from '../../../../shared/models/decision';
 import type { Hl7Target } from '../config';
 import { PermanentDeliveryError } from '../errors';
 
@@ -61,20 +63,58 @@ function cwe(code: string, text: string, system = CODING_SYSTEM): string {
   return `${hl7Escape(code)}^${hl7Escape(text)}^${system}`;
 }
 
-/** OBX rows for one finding; OBX-4 (observation sub-ID) groups the rows of a finding together. */
-function findingObx(f: FindingScore, subId: number, when: string, next: () => number): string[] {
+const yesNo = (b: boolean) => (b ? 'Y^Yes^HL70136' : 'N^No^HL70136');
+
+/**
+ * OBX rows for one finding; OBX-4 (observation sub-ID) groups the rows of a finding together. An NTE after them
+ * states the decision in words ("flagged: P 0.930 >= threshold 0.500; sets the STAT priority").
+ */
+function findingObx(f: FindingScore, subId: number, when: string, status: string, next: () => number): string[] {
   const abnormal = f.flagged ? 'A' : 'N';
   const rows: Array<[string, string, string]> = [
     ['CWE', cwe('QUERY', 'Triage query'), cwe(f.queryId, f.text)],
     ['NM', cwe('SIMILARITY', 'Image-text similarity'), hl7Number(f.similarity)],
   ];
   if (f.probability !== null) rows.push(['NM', cwe('PROBABILITY', 'Calibrated probability'), hl7Number(f.probability)]);
-  rows.push(['CWE', cwe('FLAGGED', 'Flagged'), f.flagged ? 'Y^Yes^HL70136' : 'N^No^HL70136']);
+  if (f.threshold !== null) rows.push(['NM', cwe('THRESHOLD', 'Probability threshold'), hl7Number(f.threshold)]);
+  rows.push(['CWE', cwe('FLAGGED', 'Flagged'), yesNo(f.flagged)]);
+  rows.push(['CWE', cwe('TRIGGERED', 'Sets the study priority'), yesNo(f.triggered === true)]);
   rows.push(['CWE', cwe('QUERY_PRIORITY', 'Priority class of the query'), cwe(f.priority, f.priority)]);
-  // OBX-11 "P" (preliminary): machine output that no radiologist has verified.
-  return rows.map(([type, id, value]) =>
-    seg('OBX', { 1: String(next()), 2: type, 3: id, 4: String(subId), 5: value, 8: abnormal, 11: 'P', 14: when }),
+  // OBX-11 "P" (preliminary): machine output that no radiologist has verified; "C" in a correction.
+  const segments = rows.map(([type, id, value]) =>
+    seg('OBX', { 1: String(next()), 2: type, 3: id, 4: String(subId), 5: value, 8: abnormal, 11: status, 14: when }),
   );
+  segments.push(seg('NTE', { 1: String(subId), 2: 'L', 3: hl7Escape(`${f.queryId}: ${flagStatement(f)}`) }));
+  return segments;
+}
+
+/**
+ * Result status of the message (HL7 table 0123 in OBR-25, 0085 in OBX-11): a result after the study's first is a
+ * correction of the one before (C); a first result that may still change is partial (A in OBR-25); else P.
+ */
+export function resultStatus(result: Pick<StudyResult, 'resultVersion' | 'provisional'>): { obr25: 'C' | 'A' | 'P'; obx11: 'C' | 'P' } {
+  if ((result.resultVersion ?? 1) > 1) return { obr25: 'C', obx11: 'C' };
+  return { obr25: result.provisional ? 'A' : 'P', obx11: 'P' };
+}
+
+/** The study-level notes: the rule and what set the priority; a provisional result's wait; what a correction corrects. */
+function studyNotes(result: StudyResult): string[] {
+  const notes: string[] = [];
+  const version = result.resultVersion ?? 1;
+  if (version > 1) notes.push(`Correction: result version ${version} replaces version ${version - 1} for this order.`);
+  const triggers = result.findings.filter((f) => f.triggered).map((f) => `${f.queryId} (${flagStatement(f)})`);
+  notes.push(
+    `Decision: a finding is flagged when its calibrated probability P >= its threshold; priority ${result.priority}`
+    + (triggers.length > 0 ? ` set by ${triggers.join(', ')}.` : ' (no finding of a higher class flagged).'),
+  );
+  if (result.provisional) {
+    notes.push(
+      `Provisional: the study lacks ${result.provisional.waitingFor.join(', ')}, which findings read on; findings scored without them do not raise the priority. `
+      + `A corrected result follows when they arrive or at ${hl7DateTime(result.provisional.until)}.`,
+    );
+  }
+  if (result.incomplete) notes.push(`Final without ${result.incomplete.missing.join(', ')}: the wait for them expired; judged on the sequences the study has.`);
+  return notes;
 }
 
 export interface BuildOptions {
@@ -90,6 +130,7 @@ export function buildPriorityMessage(result: StudyResult, target: Hl7Target, opt
   const prio = PRIORITY_0485[result.priority];
   const omi = target.messageType === 'OMI^O23';
   const when = hl7DateTime(result.scoredAt);
+  const status = resultStatus(result);
   // TQ component 6 is priority: ORC-7 and OBR-27 carry it for receivers that predate TQ1 (deprecated in 2.5).
   const tq = `^^^^^${prio.code}`;
 
@@ -117,24 +158,27 @@ export function buildPriorityMessage(result: StudyResult, target: Hl7Target, opt
       4: cwe('NEUROTRIAGE', 'Brain MRI AI triage'),
       18: acc, // IHE Radiology convention for the accession number before IPC existed
       22: when,
-      25: 'P',
+      25: status.obr25,
       27: tq,
     }),
   );
+  studyNotes(result).forEach((text, i) => segments.push(seg('NTE', { 1: String(i + 1), 2: 'L', 3: hl7Escape(text) })));
   let setId = 0;
   const next = (): number => ++setId;
   segments.push(
-    seg('OBX', { 1: String(next()), 2: 'CWE', 3: cwe('TRIAGE_PRIORITY', 'Triage priority'), 4: '0', 5: `${prio.code}^${prio.text}^HL70485`, 8: result.priority === 'ROUTINE' ? 'N' : 'A', 11: 'P', 14: when }),
+    seg('OBX', { 1: String(next()), 2: 'CWE', 3: cwe('TRIAGE_PRIORITY', 'Triage priority'), 4: '0', 5: `${prio.code}^${prio.text}^HL70485`, 8: result.priority === 'ROUTINE' ? 'N' : 'A', 11: status.obx11, 14: when }),
   );
-  if (result.abnormalProbability !== null) {
-    segments.push(
-      seg('OBX', { 1: String(next()), 2: 'NM', 3: cwe('ABNORMAL_PROBABILITY', 'Probability the study is abnormal'), 4: '0', 5: hl7Number(result.abnormalProbability), 11: 'P', 14: when }),
-    );
+  const studyRow = (type: string, id: string, value: string) => seg('OBX', { 1: String(next()), 2: type, 3: id, 4: '0', 5: value, 11: status.obx11, 14: when });
+  if (result.priorityProbability !== null && result.priorityProbability !== undefined) {
+    segments.push(studyRow('NM', cwe('PRIORITY_PROBABILITY', 'Highest probability among the findings that set the priority'), hl7Number(result.priorityProbability)));
   }
-  segments.push(
-    seg('OBX', { 1: String(next()), 2: 'ST', 3: cwe('MODEL', 'Model bundle and version'), 4: '0', 5: hl7Escape(`${result.model.bundleId} ${result.model.version}`), 11: 'P', 14: when }),
-  );
-  result.findings.forEach((f, i) => segments.push(...findingObx(f, i + 1, when, next)));
+  if (result.abnormalProbability !== null) {
+    segments.push(studyRow('NM', cwe('ABNORMAL_PROBABILITY', 'Probability the study is abnormal'), hl7Number(result.abnormalProbability)));
+  }
+  segments.push(studyRow('ST', cwe('MODEL', 'Model bundle and version'), hl7Escape(`${result.model.bundleId} ${result.model.version}`)));
+  if (result.judgedWith) segments.push(studyRow('ST', cwe('QUERY_SET_VERSION', 'Query set the study was judged with'), hl7Escape(result.judgedWith.querySetVersion)));
+  segments.push(studyRow('NM', cwe('RESULT_VERSION', 'Result version'), String(result.resultVersion ?? 1)));
+  result.findings.forEach((f, i) => segments.push(...findingObx(f, i + 1, when, status.obx11, next)));
   if (omi) segments.push(seg('IPC', { 1: acc, 3: result.StudyInstanceUID, 5: 'MR' }));
 
   // Parsed by the library rather than assembled from its segment objects: Hl7Segment would treat MSH-1/MSH-2

@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
-import { signWebhook, verifyWebhook } from './webhook';
+import { buildWebhookPayload, signWebhook, verifyWebhook } from './webhook';
+import { makeResult } from '../../../../test/outbound/helpers/fixtures';
 
 describe('webhook signature', () => {
   const secret = 'sixteen-chars-at-least';
@@ -19,5 +20,17 @@ describe('webhook signature', () => {
     expect(verifyWebhook('another-secret-value', { signature, timestamp }, body, opts)).toBe(false);
     expect(verifyWebhook(secret, { signature, timestamp }, body, { nowSeconds: 1764300000 + 301 })).toBe(false);
     expect(verifyWebhook(secret, { timestamp }, body, opts)).toBe(false);
+  });
+});
+
+describe('webhook payload', () => {
+  it('says the rule, each flagged finding\'s threshold and whether it set the priority, and what a later version corrects', () => {
+    const first = buildWebhookPayload(makeResult('STAT', { resultVersion: 1, provisional: { waitingFor: ['DWI'], until: Date.UTC(2026, 0, 1) } }), 'd1');
+    expect(first).toMatchObject({ decision: 'flagged: P >= threshold', resultVersion: 1, corrects: null, provisional: { waitingFor: ['DWI'], until: '2026-01-01T00:00:00.000Z' } });
+    expect(first.flaggedFindings).toEqual([
+      expect.objectContaining({ queryId: 'acute_infarct', probability: 0.93, threshold: 0.5, triggered: true, held: false, statement: 'flagged: P 0.930 >= threshold 0.500; sets the STAT priority' }),
+    ]);
+    const second = buildWebhookPayload(makeResult('STAT', { resultVersion: 2 }), 'd2');
+    expect(second).toMatchObject({ resultVersion: 2, corrects: 1, provisional: null, judgedWith: { querySetVersion: 'test' } });
   });
 });

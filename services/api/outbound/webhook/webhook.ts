@@ -3,6 +3,7 @@
 // 2xx delivered; 5xx, 408, 429, timeouts and network errors retried; any other status is permanent.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { StudyResult } from '../../../../shared/results';
+import { flagStatement } from '../../../../shared/models/decision';
 import type { WebhookTarget } from '../config';
 import { PermanentDeliveryError, RetryableDeliveryError } from '../errors';
 
@@ -17,24 +18,50 @@ export interface WebhookPayload {
   StudyInstanceUID: string;
   AccessionNumber: string | null;
   priority: StudyResult['priority'];
+  /** Highest probability among the findings that set the priority (the order within a priority). */
+  priorityProbability: number | null;
   abnormalProbability: number | null;
-  flaggedFindings: Array<{ queryId: string; text: string; priority: StudyResult['priority']; similarity: number; probability: number | null }>;
+  /** The rule every flag follows. */
+  decision: 'flagged: P >= threshold';
+  flaggedFindings: Array<{
+    queryId: string; text: string; priority: StudyResult['priority']; similarity: number; probability: number | null;
+    threshold: number | null; triggered: boolean; held: boolean;
+    /** The decision in words, e.g. "flagged: P 0.930 >= threshold 0.500; sets the STAT priority". */
+    statement: string;
+  }>;
+  /** 1 for the study's first result; a higher version corrects the one before (same StudyInstanceUID). */
+  resultVersion: number;
+  /** The result version this one replaces, or null for a first result. */
+  corrects: number | null;
+  /** Present while the result may still change (the study lacks sequences findings read on). */
+  provisional: { waitingFor: string[]; until: string } | null;
   model: StudyResult['model'];
+  judgedWith: StudyResult['judgedWith'] | null;
   scoredAt: string;
 }
 
 export function buildWebhookPayload(result: StudyResult, deliveryId: string): WebhookPayload {
+  const version = result.resultVersion ?? 1;
   return {
     event: 'study.scored',
     deliveryId,
     StudyInstanceUID: result.StudyInstanceUID,
     AccessionNumber: result.AccessionNumber ?? null,
     priority: result.priority,
+    priorityProbability: result.priorityProbability ?? null,
     abnormalProbability: result.abnormalProbability,
+    decision: 'flagged: P >= threshold',
     flaggedFindings: result.findings
       .filter((f) => f.flagged)
-      .map((f) => ({ queryId: f.queryId, text: f.text, priority: f.priority, similarity: f.similarity, probability: f.probability })),
+      .map((f) => ({
+        queryId: f.queryId, text: f.text, priority: f.priority, similarity: f.similarity, probability: f.probability,
+        threshold: f.threshold ?? null, triggered: f.triggered === true, held: f.held === true, statement: flagStatement(f),
+      })),
+    resultVersion: version,
+    corrects: version > 1 ? version - 1 : null,
+    provisional: result.provisional ? { waitingFor: result.provisional.waitingFor, until: new Date(result.provisional.until).toISOString() } : null,
     model: result.model,
+    judgedWith: result.judgedWith ?? null,
     scoredAt: new Date(result.scoredAt).toISOString(),
   };
 }

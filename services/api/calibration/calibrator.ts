@@ -1,0 +1,108 @@
+// Calibrates a site query on this site's past studies, with no hand labels (shared/models/pseudo-labels.ts, the
+// code the evaluation measures): the newest reported studies whose stored result was scored by the running bundle
+// give image vectors (rebuilt exactly as the worker scored them, from the unit vectors and their stored norms) and a
+// report; the report's text similarity to the query is the pseudo-label.
+import type { Redis } from 'ioredis';
+import { SEQUENCES, queryFingerprint, type Manifest, type Sequence, type TriageQuery } from '../../../shared/model-manifest';
+import { calibrateFromReports, type CalibrationStudy, type Embed, type ReportCalibration } from '../../../shared/models/pseudo-labels';
+import { DEFAULT_TARGET_SENSITIVITY, recordCalibrationAttempt } from '../../../shared/queries';
+import { reportedStudies } from '../../../shared/reports';
+import { resultKeys, type StudyResult } from '../../../shared/results';
+import { decodeVector } from '../vectors';
+import type { ReportVectorCache } from './report-vectors';
+
+export interface CalibratorOptions {
+  redis: Redis;
+  manifest: Pick<Manifest, 'bundleId' | 'version' | 'combination'>;
+  embed: Embed;
+  reports: ReportVectorCache;
+  mentionSimilarity: number;
+  minStudies: number;
+  minPositives: number;
+  maxStudies: number;
+}
+
+export interface Calibrator {
+  /** Past studies usable for calibration (newest first, at most maxStudies), with image and report vectors. */
+  studies(): Promise<CalibrationStudy[]>;
+  /** Calibrates the query at its target sensitivity and records the attempt (the page shows why one failed). */
+  calibrate(query: TriageQuery): Promise<ReportCalibration>;
+}
+
+const CHUNK = 250;
+
+/** The image vectors the worker scored with: each stored unit vector times its stored norm (unit when absent). */
+export function scoredImages(hash: Record<string, Buffer>): Partial<Record<Sequence, Float32Array>> | null {
+  const norms = hash.norms ? (JSON.parse(hash.norms.toString('utf8')) as Partial<Record<Sequence, number>>) : {};
+  const images: Partial<Record<Sequence, Float32Array>> = {};
+  for (const s of SEQUENCES) {
+    if (!hash[s]) continue;
+    const v = decodeVector(hash[s]);
+    const n = norms[s];
+    images[s] = n && Number.isFinite(n) ? v.map((x) => x * n) : v;
+  }
+  return Object.keys(images).length > 0 ? images : null;
+}
+
+export function targetSensitivityOf(query: Pick<TriageQuery, 'targetSensitivity' | 'calibration'>): number {
+  return query.targetSensitivity ?? query.calibration?.targetSensitivity ?? DEFAULT_TARGET_SENSITIVITY;
+}
+
+export function createCalibrator(opts: CalibratorOptions): Calibrator {
+  const { redis, manifest } = opts;
+
+  async function studies(): Promise<CalibrationStudy[]> {
+    const out: CalibrationStudy[] = [];
+    // Reported studies, newest report first; reading stops once enough usable ones are found.
+    const uids = await reportedStudies(redis, opts.maxStudies * 4);
+    for (let i = 0; i < uids.length && out.length < opts.maxStudies; i += CHUNK) {
+      const chunk = uids.slice(i, i + CHUNK);
+      const raw = await redis.mget(chunk.map((u) => resultKeys.result(u)));
+      const ours = chunk.filter((_, j) => {
+        const r = raw[j] ? (JSON.parse(raw[j] as string) as Pick<StudyResult, 'model'>) : null;
+        return r !== null && r.model.bundleId === manifest.bundleId && r.model.version === manifest.version;
+      });
+      if (ours.length === 0) continue;
+      const read = redis.pipeline();
+      for (const u of ours) read.hgetallBuffer(resultKeys.vectors(u));
+      const hashes = ((await read.exec()) ?? []).map(([err, v]) => (err ? null : scoredImages(v as Record<string, Buffer>)));
+      const reports = await opts.reports.many(ours);
+      ours.forEach((_, j) => {
+        const images = hashes[j];
+        const report = reports[j];
+        if (images && report && out.length < opts.maxStudies) out.push({ images, report });
+      });
+    }
+    return out;
+  }
+
+  return {
+    studies,
+    async calibrate(query) {
+      const past = await studies();
+      const texts = [query.text, ...(query.negativeText ? [query.negativeText] : [])];
+      const [text, negative] = await opts.embed(texts);
+      const outcome = calibrateFromReports(query, { text, ...(negative ? { negative } : {}) }, past, {
+        combination: manifest.combination,
+        bundleVersion: manifest.version,
+        targetSensitivity: targetSensitivityOf(query),
+        mentionSimilarity: opts.mentionSimilarity,
+        minStudies: opts.minStudies,
+        minPositives: opts.minPositives,
+        minNegatives: opts.minPositives,
+      });
+      await recordCalibrationAttempt(redis, query.id, {
+        at: new Date().toISOString(),
+        ok: outcome.ok,
+        detail: outcome.ok
+          ? `calibrated on ${outcome.calibration.studies} past studies (${outcome.calibration.positives} whose report mentions it)`
+          : outcome.reason,
+        studies: outcome.ok ? outcome.calibration.studies : outcome.studies,
+        positives: outcome.ok ? outcome.calibration.positives : outcome.positives,
+        fittedFor: queryFingerprint(query),
+        bundleVersion: manifest.version,
+      });
+      return outcome;
+    },
+  };
+}

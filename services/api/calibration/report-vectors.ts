@@ -1,0 +1,64 @@
+// The sentence vectors of stored final reports (shared/models/pseudo-labels.ts embedReport), cached in Redis per
+// text-model version (reportKeys.sentenceVectors: one hash field per version), computed when a report arrives
+// (warm, on the reported channel) and otherwise when a calibration first needs them. Only final (F) and corrected
+// (C) reports are read; a preliminary report is no ground for a label.
+import type { Redis } from 'ioredis';
+import { embedReport, encodeReportVectors, decodeReportVectors, type Embed, type ReportVectors } from '../../../shared/models/pseudo-labels';
+import { reportKeys, type StoredReport } from '../../../shared/reports';
+
+export interface ReportVectorCache {
+  /** Report vectors by StudyInstanceUID; null for a study without a usable report. Missing ones are computed. */
+  many(uids: string[]): Promise<(ReportVectors | null)[]>;
+  /** Computes and stores one report's vectors if not cached yet (the reported-channel hook). */
+  warm(uid: string): Promise<boolean>;
+}
+
+const USABLE: ReadonlySet<StoredReport['status']> = new Set(['F', 'C']);
+/** Sentences per text-encoder call when filling the cache. */
+const EMBED_BATCH = 256;
+
+export function createReportVectorCache(redis: Redis, textModel: string, embed: Embed): ReportVectorCache {
+  async function compute(uids: string[]): Promise<(ReportVectors | null)[]> {
+    if (uids.length === 0) return [];
+    const raw = await redis.mget(uids.map((u) => reportKeys.report(u)));
+    const reports = raw.map((r) => (r ? (JSON.parse(r) as StoredReport) : null));
+    // All sentences of all reports through the encoder in a few large batches, then split back per report.
+    const texts: string[] = [];
+    const split = await Promise.all(reports.map((r) => (r && USABLE.has(r.status) ? embedReport(r.text, async (t) => {
+      texts.push(...t);
+      return t.map(() => new Float32Array(0));
+    }) : null)));
+    const vectors: Float32Array[] = [];
+    for (let i = 0; i < texts.length; i += EMBED_BATCH) vectors.push(...(await embed(texts.slice(i, i + EMBED_BATCH))));
+    let at = 0;
+    const out = split.map((r) => {
+      if (!r) return null;
+      const v = vectors.slice(at, at + r.sentences.length);
+      at += r.sentences.length;
+      return { sentences: r.sentences, vectors: v };
+    });
+    const write = redis.pipeline();
+    out.forEach((r, i) => {
+      if (r) write.hset(reportKeys.sentenceVectors(uids[i]), textModel, encodeReportVectors(r));
+    });
+    await write.exec();
+    return out;
+  }
+
+  return {
+    async many(uids) {
+      const read = redis.pipeline();
+      for (const u of uids) read.hget(reportKeys.sentenceVectors(u), textModel);
+      const rows = (await read.exec()) ?? [];
+      const out: (ReportVectors | null)[] = rows.map(([err, v]) => (err || typeof v !== 'string' ? null : decodeReportVectors(v)));
+      const missing = uids.filter((_, i) => out[i] === null);
+      const computed = await compute(missing);
+      let j = 0;
+      return out.map((r) => r ?? computed[j++]);
+    },
+    async warm(uid) {
+      if ((await redis.hexists(reportKeys.sentenceVectors(uid), textModel)) === 1) return false;
+      return (await compute([uid]))[0] !== null;
+    },
+  };
+}

@@ -1,0 +1,156 @@
+// The API's calibration service: the calibrator for the loaded bundle (calibrator.ts), the report-vector cache
+// filled as reports arrive (reportKeys.reportedChannel), and a background pass that re-tries site queries that
+// cannot flag (uncalibrated, or calibrated for other text or another bundle) while reports and results keep
+// arriving, at most every CALIBRATION_INTERVAL_SECONDS. A pass holds a short Redis lock so replicas do not repeat
+// it; a query edited while it was being calibrated keeps the edit (the result is written only if it is unchanged).
+import type { Redis } from 'ioredis';
+import type { Logger } from '../../../shared/logger';
+import { calibrationState } from '../../../shared/models/calibration';
+import { textModelVersion } from '../../../shared/models/pseudo-labels';
+import { changeQuery, readSiteLayer } from '../../../shared/queries';
+import { reportedStudies, reportKeys } from '../../../shared/reports';
+import { resultKeys } from '../../../shared/results';
+import { KEY_PREFIX } from '../../../shared/studies';
+import type { ModelStatus } from '../app';
+import { mentionSimilarity } from '../language';
+import type { EmbedText } from '../report-check';
+import { createCalibrator, type Calibrator } from './calibrator';
+import { createReportVectorCache, type ReportVectorCache } from './report-vectors';
+
+export interface CalibrationSettings {
+  minStudies: number;
+  minPositives: number;
+  maxStudies: number;
+  /** 0: no background passes (edits still calibrate at once). */
+  intervalMs: number;
+  /** API_REPORT_MENTION_SIMILARITY when set. */
+  mentionSimilarity?: number;
+}
+
+export interface CalibrationServiceDeps {
+  redis: Redis;
+  modelStatus: () => ModelStatus;
+  embed: EmbedText;
+  settings: CalibrationSettings;
+  log: Logger;
+}
+
+export interface PassOutcome {
+  tried: string[];
+  calibrated: string[];
+  /** Another process held the lock, or the bundle is not loaded. */
+  skipped?: string;
+}
+
+const LOCK = `${KEY_PREFIX}:queries:calibrating`;
+const LOCK_MS = 120_000;
+
+export function createCalibrationService(deps: CalibrationServiceDeps) {
+  const { redis, log } = deps;
+  let current: { key: string; calibrator: Calibrator; reports: ReportVectorCache } | null = null;
+  let sub: Redis | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  let dirty = true;
+  let running: Promise<PassOutcome> | null = null;
+
+  /** The calibrator of the loaded bundle (made again when another bundle is loaded); null while none is. */
+  function parts(): { calibrator: Calibrator; reports: ReportVectorCache } | null {
+    const m = deps.modelStatus();
+    if (!m.loaded || !m.manifest || !m.language) return null;
+    const key = `${m.manifest.bundleId}@${m.manifest.version}`;
+    if (current?.key !== key) {
+      const reports = createReportVectorCache(redis, textModelVersion(m.manifest), deps.embed);
+      const calibrator = createCalibrator({
+        redis, manifest: m.manifest, embed: deps.embed, reports,
+        mentionSimilarity: mentionSimilarity(deps.settings.mentionSimilarity, m.language),
+        minStudies: deps.settings.minStudies, minPositives: deps.settings.minPositives, maxStudies: deps.settings.maxStudies,
+      });
+      current = { key, calibrator, reports };
+    }
+    return current;
+  }
+
+  async function passOnce(): Promise<PassOutcome> {
+    const p = parts();
+    const m = deps.modelStatus();
+    if (!p || !m.manifest) return { tried: [], calibrated: [], skipped: 'the model bundle is not loaded' };
+    if ((await redis.set(LOCK, String(process.pid), 'PX', LOCK_MS, 'NX')) !== 'OK') return { tried: [], calibrated: [], skipped: 'another process is calibrating' };
+    const out: PassOutcome = { tried: [], calibrated: [] };
+    try {
+      const site = await readSiteLayer(redis);
+      for (const q of site.queries) {
+        if (calibrationState(q, m.manifest.version) === 'calibrated') continue;
+        out.tried.push(q.id);
+        const outcome = await p.calibrator.calibrate(q);
+        if (!outcome.ok) continue;
+        // Written only if nobody edited the query meanwhile.
+        const now = (await readSiteLayer(redis)).queries.find((x) => x.id === q.id);
+        if (!now || JSON.stringify({ ...now, calibration: undefined }) !== JSON.stringify({ ...q, calibration: undefined })) continue;
+        await changeQuery(redis, { put: { ...q, calibration: outcome.calibration } });
+        out.calibrated.push(q.id);
+      }
+    } finally {
+      await redis.del(LOCK);
+    }
+    if (out.calibrated.length > 0) log.info({ calibrated: out.calibrated, tried: out.tried }, 'site queries calibrated from reports');
+    return out;
+  }
+
+  /** One background pass (shared by concurrent callers). */
+  function pass(): Promise<PassOutcome> {
+    running ??= passOnce().finally(() => (running = null));
+    return running;
+  }
+
+  /**
+   * Once the bundle is loaded: the sentence vectors of the reports a calibration would read, for reports that
+   * arrived before this process (or this text model) existed, in the background, a chunk at a time, so the first
+   * calibration after an upgrade does not embed them all inside a request.
+   */
+  let warming: Promise<void> | null = null;
+  let stopped = false;
+  async function warmReports(): Promise<void> {
+    while (!stopped && !parts()) await new Promise((r) => setTimeout(r, 1000).unref());
+    const p = parts();
+    if (!p || stopped) return;
+    const uids = await reportedStudies(redis, deps.settings.maxStudies * 4);
+    for (let i = 0; i < uids.length && !stopped; i += 250) await p.reports.many(uids.slice(i, i + 250));
+    if (uids.length > 0) log.info({ reports: uids.length }, 'report sentence vectors ready for calibration');
+  }
+
+  return {
+    calibrator: () => parts()?.calibrator ?? null,
+    reports: () => parts()?.reports ?? null,
+    pass,
+    async start(): Promise<void> {
+      sub = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: true });
+      sub.on('error', (err) => log.warn({ err: err.message }, 'calibration subscriber: Redis error (ioredis reconnects)'));
+      sub.on('message', (channel: string, uid: string) => {
+        dirty = true;
+        if (channel !== reportKeys.reportedChannel()) return;
+        // A new report: its sentence vectors now, so a calibration later reads them from the cache.
+        parts()?.reports.warm(uid).catch((err: Error) => log.warn({ err: err.message }, 'embedding a report for calibration failed; it is retried when a calibration needs it'));
+      });
+      await sub.connect();
+      await sub.subscribe(reportKeys.reportedChannel(), resultKeys.scoredChannel());
+      if (deps.settings.intervalMs > 0) warming = warmReports().catch((err: Error) => log.warn({ err: err.message }, 'embedding stored reports failed; calibrations embed what they need'));
+      if (deps.settings.intervalMs > 0) {
+        timer = setInterval(() => {
+          if (!dirty) return;
+          dirty = false;
+          pass().catch((err: Error) => log.warn({ err: err.message }, 'calibration pass failed; retried at the next interval'));
+        }, deps.settings.intervalMs);
+        timer.unref();
+      }
+    },
+    async close(): Promise<void> {
+      stopped = true;
+      if (timer) clearInterval(timer);
+      await warming;
+      await running?.catch(() => undefined);
+      sub?.disconnect();
+    },
+  };
+}
+
+export type CalibrationService = ReturnType<typeof createCalibrationService>;

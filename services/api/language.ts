@@ -1,0 +1,19 @@
+// Free text in the API through the bundle's language knowledge: how well the model knows a query or search text
+// (shared/language/check.ts, with the text's vector for the closeness check), and the one mention threshold the
+// report check and report pseudo-labels share.
+import { checkText, type TextCheck } from '../../shared/language/check';
+import type { BundleLanguage } from '../../shared/language/knowledge';
+import type { EmbedText } from './report-check';
+
+/** Checks texts; embeds them only when the bundle has a sentence bank to compare with. */
+export async function checkTexts(language: BundleLanguage, embed: EmbedText, texts: string[]): Promise<TextCheck[]> {
+  const vectors = language.bank && texts.length > 0 ? await embed(texts) : texts.map(() => null);
+  return texts.map((t, i) => checkText(t, language, vectors[i]));
+}
+
+export const DEFAULT_MENTION_SIMILARITY = 0.6;
+
+/** API_REPORT_MENTION_SIMILARITY when the site set it, else the bundle's measured value, else 0.6. */
+export function mentionSimilarity(setting: number | undefined, language: Pick<BundleLanguage, 'mentionSimilarity'> | undefined): number {
+  return setting ?? language?.mentionSimilarity ?? DEFAULT_MENTION_SIMILARITY;
+}

@@ -1,0 +1,81 @@
+// How well the model knows a text: the refusal and warning rules of checkText, on a small fixture vocabulary and
+// sentence bank (not a trained model: what is tested is the rule, whatever words a bundle happens to know), and
+// the reading of a tokenizer's vocabulary and a sentence-bank file.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { bankCloseness, checkText, type LanguageKnowledge, type SentenceBank } from './check';
+import { parseSentenceBank, tokenizerWords } from './knowledge';
+import { editDistance, vocabularyOf, wordsOf } from './vocabulary';
+
+const WORDS = 'acute ischaemic infarction infarct haemorrhage intracranial haematoma thalamus left right hydrocephalus ventricles dilated mass lesion oedema normal brain restricted diffusion small vessel disease stroke bleed';
+const knowledge: LanguageKnowledge = { vocabulary: vocabularyOf(WORDS.split(' '), 'known-words'), bank: null, offTopicBelow: null };
+
+describe('words and spellings', () => {
+  test('words are read as the BERT normaliser reads them: no accents, lower case, letters only', () => {
+    expect(wordsOf('Hémorragie, T2-FLAIR 3 cm \u{1F9E0}!')).toEqual(['hemorragie', 't', 'flair', 'cm']);
+  });
+
+  test('a misspelling within one edit (two for long words) of a known word with the same initial is suggested', () => {
+    expect(editDistance('haemorrhge', 'haemorrhage', 2)).toBe(1);
+    expect(editDistance('thalmaus', 'thalamus', 2)).toBe(1);
+    expect(editDistance('hydrocefalis', 'hydrocephalus', 2)).toBe(3);
+    expect(knowledge.vocabulary.suggest('haemorrhge')).toBe('haemorrhage');
+    expect(knowledge.vocabulary.suggest('infract')).toBe('infarct');
+    expect(knowledge.vocabulary.suggest('qwerty')).toBeNull();
+    expect(knowledge.vocabulary.suggest('mas')).toBeNull();
+  });
+});
+
+describe('checkText', () => {
+  test.each(['the weather is nice', 'asdfgh qwerty', '\u{1F9E0}\u{1F9E0}\u{1F9E0}', '12 34 !!', 'there is no'])('"%s" is refused', (text) => {
+    const c = checkText(text, knowledge);
+    expect(c.verdict).toBe('refused');
+    expect(c.reasons.length).toBeGreaterThan(0);
+  });
+
+  test('the reasons say what is wrong', () => {
+    expect(checkText('the weather is nice', knowledge)).toMatchObject({ unknownWords: ['weather', 'nice'], knownShare: 0, reasons: [expect.stringContaining('"weather", "nice"')] });
+    expect(checkText('\u{1F9E0}\u{1F9E0}', knowledge).reasons[0]).toContain('no words');
+    expect(checkText('there is no', knowledge).reasons[0]).toContain('only function words');
+  });
+
+  test('a misspelt medical word is a warning with a suggestion, not a refusal', () => {
+    const c = checkText('Acute haemorrhge in the left thalamus.', knowledge);
+    expect(c).toMatchObject({ verdict: 'warning', misspelt: [{ word: 'haemorrhge', suggestion: 'haemorrhage' }], unknownWords: [], knownShare: 1 });
+    expect(c.reasons).toEqual(['"haemorrhge" is not a word the model knows: did you mean "haemorrhage"?']);
+    expect(checkText('haemorrhge', knowledge).verdict).toBe('warning');
+  });
+
+  test('an unknown word among known ones is a warning; text of known words is ok', () => {
+    expect(checkText('acute infarct in the pons', knowledge)).toMatchObject({ verdict: 'warning', unknownWords: ['pons'] });
+    expect(checkText('Acute ischaemic infarction.', knowledge)).toMatchObject({ verdict: 'ok', reasons: [], words: 3 });
+  });
+
+  test('with a sentence bank, text far from all of it is off-topic even when its words are known', () => {
+    const bank: SentenceBank = { count: 2, dim: 3, vectors: Float32Array.from([1, 0, 0, 0, 1, 0]) };
+    const withBank: LanguageKnowledge = { ...knowledge, bank, offTopicBelow: 0.5 };
+    expect(bankCloseness(bank, Float32Array.from([0.6, 0.8, 0]))).toBeCloseTo(0.8, 6);
+    expect(checkText('left right', withBank, Float32Array.from([0, 0, 1]))).toMatchObject({ verdict: 'refused', closeness: 0, reasons: [expect.stringContaining('not close to anything')] });
+    expect(checkText('acute infarct', withBank, Float32Array.from([0.9, 0.1, 0]))).toMatchObject({ verdict: 'ok', closeness: expect.closeTo(0.994, 3) });
+  });
+});
+
+describe('reading a bundle', () => {
+  test('a tokenizer\'s whole-word entries are its known words; sub-word pieces and special tokens are not', () => {
+    const json = { model: { type: 'WordPiece', vocab: { '[PAD]': 0, '[UNK]': 1, acute: 2, '##ute': 3, infarct: 4, '.': 5, '12': 6 } } };
+    expect(tokenizerWords(json)).toEqual(['acute', 'infarct']);
+    // The committed bundle's tokenizer.json reads the same way (its words are whatever that bundle was trained on).
+    const committed = JSON.parse(readFileSync(path.resolve(__dirname, '../../onnx-models/tokenizer.json'), 'utf8'));
+    const words = tokenizerWords(committed);
+    expect(words.length).toBeGreaterThan(0);
+    expect(words.every((w) => /^\p{L}+$/u.test(w))).toBe(true);
+  });
+
+  test('a sentence bank file is float32 [count, dim], read as unit vectors; a wrong size is refused', () => {
+    const buf = Buffer.alloc(2 * 3 * 4);
+    [3, 0, 4, 0, 2, 0].forEach((x, i) => buf.writeFloatLE(x, i * 4));
+    const bank = parseSentenceBank(buf, 2, 3);
+    expect([...bank.vectors].map((x) => Number(x.toFixed(3)))).toEqual([0.6, 0, 0.8, 0, 1, 0]);
+    expect(() => parseSentenceBank(buf, 3, 3)).toThrow(/36 bytes|need 36/);
+  });
+});

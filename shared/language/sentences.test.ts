@@ -1,0 +1,56 @@
+// The report sentence rules every reader of free text shares (report check, report pseudo-labels, evaluation):
+// splitting, assertion cues and the cue-stripped text a sentence is matched on.
+import { assertionOf, reportSentences, splitSentences, stripCues } from './sentences';
+
+describe('splitSentences', () => {
+  test('splits on line breaks and sentence ends, drops headings, bullets and empty parts', () => {
+    const report = 'FINDINGS: Acute infarct in the left MCA territory. No haemorrhage!\n- Ventricles normal;  midline shift absent\n\nIMPRESSION:\n1. Stroke.';
+    expect(splitSentences(report)).toEqual([
+      'Acute infarct in the left MCA territory', 'No haemorrhage!', 'Ventricles normal', 'midline shift absent', 'Stroke',
+    ]);
+  });
+
+  test('"but" and "however" start a clause with its own assertion', () => {
+    const parts = splitSentences('No haemorrhage but an acute infarct in the pons. Ventricles normal, however there is a mass.');
+    expect(parts).toEqual(['No haemorrhage', 'an acute infarct in the pons', 'Ventricles normal', 'there is a mass']);
+    expect(parts.map(assertionOf)).toEqual(['absent', 'present', 'absent', 'present']);
+  });
+
+  test('keeps decimals inside a sentence together', () => {
+    expect(splitSentences('Lesion measures 1.5 cm. Stable.')).toEqual(['Lesion measures 1.5 cm', 'Stable']);
+  });
+});
+
+describe('assertionOf', () => {
+  test.each([
+    ['Acute infarct in the left MCA territory', 'present'],
+    ['No acute infarct', 'absent'],
+    ['Negative for haemorrhage', 'absent'],
+    ['Ventricles are normal in size', 'absent'],
+    ['Abnormal signal in the pons', 'present'],
+    ['Small infarct cannot be excluded', 'uncertain'],
+    ['Possible early ischaemia', 'uncertain'],
+  ])('%s -> %s', (sentence, expected) => {
+    expect(assertionOf(sentence)).toBe(expected);
+  });
+});
+
+describe('stripCues', () => {
+  test.each([
+    ['No intracranial haemorrhage', 'intracranial haemorrhage'],
+    ['Small infarct cannot be excluded', 'Small infarct'],
+    ['Negative for acute infarct', 'acute infarct'],
+    ['Possible early ischaemia', 'early ischaemia'],
+    ['Acute left thalamic haematoma', 'Acute left thalamic haematoma'],
+    ['Normal', 'Normal'],
+  ])('%s -> %s', (sentence, about) => {
+    expect(stripCues(sentence)).toBe(about);
+  });
+
+  test('reportSentences keeps each sentence with its assertion and the text it is matched on', () => {
+    expect(reportSentences('IMPRESSION: No haemorrhage. Probable small infarct.')).toEqual([
+      { text: 'No haemorrhage', assertion: 'absent', about: 'haemorrhage' },
+      { text: 'Probable small infarct', assertion: 'uncertain', about: 'small infarct' },
+    ]);
+  });
+});

@@ -1,0 +1,63 @@
+// Report text as sentences with an assertion, one implementation for everything that reads radiology free text:
+// the draft-report check, search and zero-label calibration (report pseudo-labels, shared/models/pseudo-labels.ts),
+// in the service and in the evaluation. English cue words, NegEx-style; the rules are stated in docs/api.md
+// ("Report check") and must stay in step with it.
+
+/** Words that make a sentence state absence ("No acute infarct.", "Ventricles are normal."). */
+const NEGATION = /\b(no|not|without|negative for|free of|absence of|absent|ruled out|resolved|unremarkable|normal)\b/i;
+/** Hedges count as a mention (the radiologist considered it) and are neither denials nor assertions. */
+const UNCERTAIN = /\b(cannot be excluded|can ?not be (excluded|ruled out)|not excluded|possible|possibly|probable|probably|likely|suspected|suspicious for|may represent|questionable|equivocal|differential)\b/i;
+
+export type Assertion = 'present' | 'absent' | 'uncertain';
+
+export function assertionOf(sentence: string): Assertion {
+  if (UNCERTAIN.test(sentence)) return 'uncertain';
+  if (NEGATION.test(sentence)) return 'absent';
+  return 'present';
+}
+
+/**
+ * The sentence without its assertion cue words ("No intracranial haemorrhage" -> "intracranial haemorrhage";
+ * "Small infarct cannot be excluded" -> "Small infarct"): what the sentence is ABOUT, so that a statement of
+ * absence is matched to the finding it denies, by text similarity, and the assertion is kept separately.
+ */
+export function stripCues(sentence: string): string {
+  const g = (re: RegExp) => new RegExp(re.source, 'gi');
+  const stripped = sentence.replace(g(UNCERTAIN), ' ').replace(g(NEGATION), ' ').replace(/\s+/g, ' ').replace(/^[\s,;:]+|[\s,;:]+$/g, '').trim();
+  // A sentence that was nothing but cues ("Normal.") keeps its words: there is nothing else to match on.
+  return /[A-Za-z]{2,}/.test(stripped) ? stripped : sentence.trim();
+}
+
+/**
+ * Splits a free-text report into sentences: line breaks and . ! ? ; end one, "but" and "however" start a new
+ * clause; section headings and bullets are dropped.
+ */
+export function splitSentences(report: string): string[] {
+  const out: string[] = [];
+  for (const line of report.split(/\r?\n/)) {
+    const body = line
+      .replace(/^\s*([-*\u2022]|\d+[.)])\s+/, '')
+      .replace(/^\s*[A-Z][A-Z /]{2,40}:\s*/, '')
+      .trim();
+    // "but"/"however" start a new clause with its own assertion ("No haemorrhage but an acute infarct").
+    for (const part of body.split(/(?<=[.!?;])\s+|,?\s+but\s+|[,;]\s*however,?\s+/i)) {
+      const s = part.replace(/[.;]+$/, '').trim();
+      if (/[A-Za-z]{2,}/.test(s)) out.push(s);
+    }
+  }
+  return out;
+}
+
+export interface ReportSentence {
+  text: string;
+  assertion: Assertion;
+  /** stripCues(text): what gets embedded and compared with a query's text. */
+  about: string;
+}
+
+/** Every sentence of a report with its assertion and cue-stripped text, at most `max` sentences. */
+export function reportSentences(report: string, max = 200): ReportSentence[] {
+  return splitSentences(report)
+    .slice(0, max)
+    .map((text) => ({ text, assertion: assertionOf(text), about: stripCues(text) }));
+}

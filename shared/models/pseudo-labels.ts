@@ -1,0 +1,129 @@
+// Zero-label calibration of a triage query from a site's own reports, one code path for the service (a new or
+// edited query, services/api/calibration) and the evaluation (which measures how close to its target sensitivity
+// a query calibrated this way lands on studies with true labels):
+//   1. each report is split into sentences (shared/language/sentences.ts); sentences stating absence are dropped,
+//      the others are embedded without their assertion cue words (embedReport);
+//   2. a report's similarity to the query = the best cosine between the query's text vector and one of those
+//      sentences (reportSimilarity): "No haemorrhage." never makes a report positive for haemorrhage;
+//   3. the similarities are split into pseudo-positives and negatives with no labels (calibration.ts pseudoLabels:
+//      Otsu's cut, never below the bundle's mentionSimilarity);
+//   4. the query's image scores on the same studies (scoring.ts, exactly as the worker scores) are Platt-fitted
+//      against those labels and the threshold set at the query's target sensitivity (calibration.ts calibrate).
+import type { Calibration, Manifest, Sequence, TriageQuery } from '../model-manifest';
+import { reportSentences } from '../language/sentences';
+import { calibrate, pseudoLabels, type PseudoLabels } from './calibration';
+import { cosine, scoreStudy, type QueryVectors } from './scoring';
+
+export type Embed = (texts: string[]) => Promise<Float32Array[]>;
+
+/** A report's present and uncertain sentences, cue-stripped, with their text vectors (what pseudo-labels read). */
+export interface ReportVectors {
+  sentences: string[];
+  vectors: Float32Array[];
+}
+
+/** Embeds the sentences of a report that do not state absence, without their cue words. */
+export async function embedReport(text: string, embed: Embed): Promise<ReportVectors> {
+  const about = [...new Set(reportSentences(text).filter((s) => s.assertion !== 'absent').map((s) => s.about))];
+  return { sentences: about, vectors: about.length > 0 ? await embed(about) : [] };
+}
+
+/** Best cosine between the query's text vector and a sentence of the report; -1 when no sentence asserts anything. */
+export function reportSimilarity(query: Float32Array, report: ReportVectors): number {
+  let best = -1;
+  for (const v of report.vectors) best = Math.max(best, cosine(query, v));
+  return best;
+}
+
+/**
+ * Which text model made a report's sentence vectors: the text encoder's id and the start of its file's sha256, so
+ * a bundle with a retrained text encoder never reads another encoder's cached vectors (reportKeys.sentenceVectors).
+ */
+export function textModelVersion(manifest: Pick<Manifest, 'textEncoder' | 'files'>): string {
+  return `${manifest.textEncoder.id}:${(manifest.files[manifest.textEncoder.file] ?? '').slice(0, 12)}`;
+}
+
+/** JSON for reportKeys.sentenceVectors: { sentences, dim, vectors: base64 float32 little-endian [n, dim] }. */
+export function encodeReportVectors(r: ReportVectors): string {
+  const dim = r.vectors[0]?.length ?? 0;
+  const buf = Buffer.alloc(r.vectors.length * dim * 4);
+  r.vectors.forEach((v, i) => v.forEach((x, d) => buf.writeFloatLE(x, (i * dim + d) * 4)));
+  return JSON.stringify({ sentences: r.sentences, dim, vectors: buf.toString('base64') });
+}
+
+export function decodeReportVectors(json: string): ReportVectors {
+  const o = JSON.parse(json) as { sentences: string[]; dim?: number; vectors: string };
+  const buf = Buffer.from(o.vectors, 'base64');
+  const n = o.sentences.length;
+  const dim = o.dim ?? (n > 0 ? buf.byteLength / 4 / n : 0);
+  const vectors: Float32Array[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = new Float32Array(dim);
+    for (let d = 0; d < dim; d++) v[d] = buf.readFloatLE((i * dim + d) * 4);
+    vectors.push(v);
+  }
+  return { sentences: o.sentences, vectors };
+}
+
+/** One past study: its image vectors by sequence (as the worker scored it) and its report's sentence vectors. */
+export interface CalibrationStudy {
+  images: Partial<Record<Sequence, Float32Array>>;
+  report: ReportVectors;
+}
+
+export interface ReportCalibrationOptions {
+  combination: Manifest['combination'];
+  /** The bundle whose image vectors these are: the calibration is valid for it only. */
+  bundleVersion: string;
+  targetSensitivity: number;
+  /** Floor of the pseudo-label cut (manifest.language.mentionSimilarity, or the site's setting). */
+  mentionSimilarity?: number | null;
+  /** Fewer studies, pseudo-positives or pseudo-negatives than these: no calibration (the reason says which). */
+  minStudies?: number;
+  minPositives?: number;
+  minNegatives?: number;
+  calibratedAt?: string;
+}
+
+export const REPORT_CALIBRATION_DEFAULTS = { minStudies: 30, minPositives: 5, minNegatives: 5 } as const;
+
+export type ReportCalibration =
+  | { ok: true; calibration: Calibration; pseudo: PseudoLabels; similarities: number[]; scores: number[] }
+  | { ok: false; reason: string; studies: number; positives: number };
+
+/** Calibrates a query on past studies with reports: the whole method of this module's header, no hand labels. */
+export function calibrateFromReports(
+  query: Pick<TriageQuery, 'text' | 'negativeText' | 'sequences'>,
+  vectors: Pick<QueryVectors, 'text' | 'negative'>,
+  studies: readonly CalibrationStudy[],
+  opts: ReportCalibrationOptions,
+): ReportCalibration {
+  const min = {
+    minStudies: opts.minStudies ?? REPORT_CALIBRATION_DEFAULTS.minStudies,
+    minPositives: opts.minPositives ?? REPORT_CALIBRATION_DEFAULTS.minPositives,
+    minNegatives: opts.minNegatives ?? REPORT_CALIBRATION_DEFAULTS.minNegatives,
+  };
+  if (studies.length < min.minStudies) {
+    return { ok: false, reason: `${studies.length} past studies have both a report and image vectors of bundle ${opts.bundleVersion}; calibration needs at least ${min.minStudies}`, studies: studies.length, positives: 0 };
+  }
+  const similarities = studies.map((s) => reportSimilarity(vectors.text, s.report));
+  const pseudo = pseudoLabels(similarities, opts.mentionSimilarity ?? -Infinity);
+  const negatives = studies.length - pseudo.positives;
+  if (pseudo.positives < min.minPositives || negatives < min.minNegatives) {
+    return {
+      ok: false,
+      reason: `the reports of ${studies.length} past studies give ${pseudo.positives} mentioning this finding and ${negatives} not; calibration needs at least ${min.minPositives} and ${min.minNegatives}`,
+      studies: studies.length,
+      positives: pseudo.positives,
+    };
+  }
+  const qv: QueryVectors = { query: { id: 'calibrating', text: query.text, priority: 'ROUTINE', ...(query.sequences ? { sequences: query.sequences } : {}) }, ...vectors };
+  const scores = studies.map((s) => scoreStudy(opts.combination, s.images, [qv])[0].score);
+  const calibration = calibrate(query, scores, pseudo.labels, {
+    method: 'report-pseudo-labels',
+    bundleVersion: opts.bundleVersion,
+    targetSensitivity: opts.targetSensitivity,
+    ...(opts.calibratedAt ? { calibratedAt: opts.calibratedAt } : {}),
+  });
+  return { ok: true, calibration, pseudo, similarities, scores };
+}

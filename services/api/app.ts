@@ -20,6 +20,8 @@ import { eventRoutes } from './routes/events';
 import { healthRoutes } from './routes/health';
 import { findPublicDir, pageRoutes } from './routes/page';
 import { queryRoutes } from './routes/queries';
+import { reportRoutes } from './routes/reports';
+import type { ReportInbound } from './inbound';
 import { auditRoutes } from './routes/audit';
 import { searchRoutes } from './routes/search';
 import { studyRoutes } from './routes/studies';
@@ -57,6 +59,8 @@ export interface AppDeps {
   statusCacheMs?: number;
   /** Defaults to services/api/public. */
   publicDir?: string;
+  /** The report feed (services/api/inbound); without it the report routes are not registered. */
+  reports?: ReportInbound;
   /** TLS key and certificate (PEM) when the API terminates HTTPS itself. */
   https?: { key: Buffer; cert: Buffer };
   version?: string;
@@ -117,6 +121,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(searchRoutes, { store, embed, modelStatus: deps.modelStatus });
   await app.register(queryRoutes, { redis: deps.redis });
+  if (deps.reports) await app.register(reportRoutes, { redis: deps.redis, reports: deps.reports, clock: deps.clock });
   await app.register(auditRoutes, { file: auditFile });
   await app.register(eventRoutes);
   await app.register(swaggerUiRoutes);

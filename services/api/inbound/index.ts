@@ -99,7 +99,8 @@ export function createReportInbound(config: ReportsConfig, deps: ReportInboundDe
     mllp.on('failure', (peer, info) => logger.warn({ connection: peer?.connection, reason: info.reason }, 'MLLP connection problem'));
   }
 
-  const subscriber = deps.redis.duplicate();
+  // A subscriber cannot run other commands, so it is a connection of its own; it queues commands until ready.
+  const subscriber = deps.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: true });
   subscriber.on('error', (err) => logger.warn({ err: err.message }, 'report intake subscriber redis error'));
   let timer: NodeJS.Timeout | undefined;
   let sweeping: Promise<unknown> = Promise.resolve();

@@ -75,7 +75,9 @@ const RETRY = Symbol('retry');
 export function createReportIntake(deps: ReportIntakeDeps): ReportIntake {
   const clock = deps.clock ?? Date.now;
   const { metrics, logger } = deps;
-  const redis = deps.redis.duplicate();
+  // Its own connection: WATCH belongs to a connection, and the API's is shared by every request. Commands wait
+  // for it to connect (offline queue) but still fail fast after that, like the producer connection it copies.
+  const redis = deps.redis.duplicate({ enableOfflineQueue: true });
   redis.on('error', (err) => logger.warn({ err: err.message }, 'report intake redis error'));
   let chain: Promise<unknown> = Promise.resolve();
   const serial = <T>(step: () => Promise<T>): Promise<T> => {

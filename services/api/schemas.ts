@@ -203,14 +203,15 @@ const ReportStatusSchema = Type.Union([Type.Literal('F'), Type.Literal('C'), Typ
   description: 'HL7 OBR-25 result status: F final, C corrected, P preliminary (stored, not used for calibration)',
 });
 export const AccessionNumberSchema = Type.String({
-  minLength: 1, maxLength: 64, pattern: '^[^\\x00-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f][^\\x00-\\x1f\\x7f]*$',
-  description: 'the study\'s AccessionNumber as the RIS and the images carry it (spaces at either end are ignored)',
+  minLength: 1, maxLength: 64,
+  description: 'the study\'s AccessionNumber as the RIS and the images carry it (spaces at either end are ignored; no control characters)',
 });
 export const ReportBody = Type.Object(
   {
     AccessionNumber: AccessionNumberSchema,
     text: Type.String({ minLength: 1, maxLength: 60000, description: 'the report text (FINDINGS / IMPRESSION sections as written)' }),
-    status: Type.Optional(ReportStatusSchema),
+    // An enum rather than a union of literals: a wrong value is then answered with the allowed values in one line.
+    status: Type.Optional(Type.Unsafe<'F' | 'C' | 'P'>({ type: 'string', enum: ['F', 'C', 'P'], description: ReportStatusSchema.description })),
     reportId: Type.Optional(Type.String({
       minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$',
       description: 'the sender\'s id for this report version: the same id again is stored once. Without it, the same accession, status and text are',

@@ -131,7 +131,7 @@ function accessionOf(g: Group, fields: readonly AccessionField[]): { value: stri
   return null;
 }
 
-const hasControlCharacters = (s: string): boolean => [...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+export const hasControlCharacters = (s: string): boolean => [...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
 
 const STATUSES: Record<string, StoredReport['status']> = { F: 'F', C: 'C', P: 'P' };
 

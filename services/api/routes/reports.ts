@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import { readReport, type StoredReport } from '../../../shared/reports';
 import { keys } from '../../../shared/studies';
 import { apiMessageKey, type ReportInbound } from '../inbound';
+import { hasControlCharacters } from '../inbound/oru';
 import { HttpProblem } from '../plugins/problems';
 import {
   HeldReportsResponse, RejectedIdParams, RejectedListQuery, RejectedListResponse, RejectedMessageResponse, ReplayBody,
@@ -45,6 +46,8 @@ export async function reportRoutes(fastify: FastifyInstance, opts: ReportRouteOp
       const { text, reportId } = request.body;
       const AccessionNumber = request.body.AccessionNumber.trim();
       const status = request.body.status ?? 'F';
+      if (AccessionNumber === '') throw new HttpProblem(400, 'body/AccessionNumber holds only white space');
+      if (hasControlCharacters(AccessionNumber)) throw new HttpProblem(400, 'body/AccessionNumber holds a control character (a line break or tab?): send it as the RIS and the images carry it');
       if (text.trim() === '') throw new HttpProblem(400, 'body/text holds only white space: there is no report to store');
       opts.reports.metrics.received.inc({ source: 'api' });
       const report: StoredReport = { AccessionNumber, text, status, receivedAt: opts.clock(), source: 'api' };
@@ -135,6 +138,10 @@ export async function reportRoutes(fastify: FastifyInstance, opts: ReportRouteOp
         summary: 'Run a kept message again, as kept or corrected (admin)',
         description: 'After fixing the cause (settings, or a corrected message in the body). 200 when stored (it leaves the rejected list); 422 with the reason when it is still rejected (it stays).',
         params: RejectedIdParams, body: ReplayBody, response: { 200: ReplayResponse, 422: problems[404], ...problems },
+      },
+      // A replay as kept needs no body at all.
+      preValidation: async (request) => {
+        request.body ??= {};
       },
     },
     async (request) => {

@@ -13,6 +13,7 @@ import { loadListenerSettings } from '../../services/listener/config';
 import { loadWorkerConfig } from '../../services/worker/config';
 import { ApiSettingsSchema, API_DEFAULTS, trustProxy } from '../../services/api/settings';
 import { OutboundSettingsSchema, OUTBOUND_DEFAULTS } from '../../services/api/outbound/config';
+import { loadReportsConfig, ReportsSettingsSchema } from '../../services/api/inbound/config';
 import { RetentionSettingsSchema, RETENTION_DEFAULTS } from '../../tools/retention';
 import { ConfigSchema } from '../../shared/config';
 import { WorkerConfigSchema } from '../../services/worker/config';
@@ -30,7 +31,7 @@ const render = (dir: string) => renderWithWarnings(dir).objects;
 
 /** Keys any service, or the retention job, reads; TZ etc. are the runtime's, not ours. */
 const KNOWN_SETTINGS = new Set(
-  [ConfigSchema, WorkerConfigSchema, ListenerSectionSchema, ApiSettingsSchema, OutboundSettingsSchema, RetentionSettingsSchema]
+  [ConfigSchema, WorkerConfigSchema, ListenerSectionSchema, ApiSettingsSchema, OutboundSettingsSchema, ReportsSettingsSchema, RetentionSettingsSchema]
     .flatMap((s) => Object.keys(s.properties)),
 );
 
@@ -80,6 +81,7 @@ describe.each(OVERLAYS)('k8s/%s', (overlay) => {
       if (name.endsWith('api')) {
         expect(loadSection(ApiSettingsSchema, API_DEFAULTS, env).API_TOKENS).toMatch(/^\//);
         expect(() => loadSection(OutboundSettingsSchema, OUTBOUND_DEFAULTS, env)).not.toThrow();
+        expect(loadReportsConfig(env).mllp?.host).toBe('0.0.0.0');
       }
     }
     expect(loadSection(RetentionSettingsSchema, RETENTION_DEFAULTS, config.data).RETENTION_DAYS).toBeGreaterThan(0);
@@ -119,6 +121,7 @@ describe.each(OVERLAYS)('k8s/%s', (overlay) => {
     expect(port('neurotriage-listener', 'dicom')).toBe(Number(listener.DICOM_PORT));
     expect(port('neurotriage-worker', 'metrics')).toBe(Number(worker.WORKER_METRICS_PORT));
     expect(port('neurotriage-api', 'http')).toBe(Number(api.API_PORT));
+    expect(port('neurotriage-api', 'mllp')).toBe(loadReportsConfig(api).mllp?.port);
   });
 
   test('every Deployment has a PodDisruptionBudget and every Service selects pods', () => {

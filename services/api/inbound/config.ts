@@ -12,7 +12,7 @@ export const ReportsSettingsSchema = Type.Object({
   /** TCP port of the MLLP listener for the RIS's ORU^R01 feed (2575 is HL7's registered port). Unset: no listener. */
   REPORTS_MLLP_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   REPORTS_MLLP_HOST: Type.String({ minLength: 1 }),
-  /** Comma list of sending facilities (MSH-4, namespace ID) whose reports are taken; "*" any. Required with the port. */
+  /** Comma list of sending facilities (MSH-4, namespace ID) whose reports are taken; "*" any; empty: none (fail closed). */
   REPORTS_MLLP_ALLOWED_FACILITIES: Type.String(),
   REPORTS_MLLP_MAX_CONNECTIONS: Type.Integer({ minimum: 1, maximum: 1000 }),
   /** A connection with no bytes for this long is closed (RIS feeds reconnect on their own). */
@@ -90,12 +90,6 @@ export function loadReportsConfig(env: Source = process.env): ReportsConfig {
 
   const list = s.REPORTS_MLLP_ALLOWED_FACILITIES.split(',').map((f) => f.trim()).filter(Boolean);
   const allowedFacilities = list.includes('*') ? null : new Set(list.map((f) => f.toUpperCase()));
-  if (s.REPORTS_MLLP_PORT !== undefined && allowedFacilities?.size === 0) {
-    problems.push(
-      'REPORTS_MLLP_ALLOWED_FACILITIES is empty while REPORTS_MLLP_PORT is set: every report would be rejected; ' +
-        'list the RIS\'s sending facilities (MSH-4), or "*" for any',
-    );
-  }
   if (s.REPORTS_DEDUPE_DAYS < s.REPORTS_JOURNAL_DAYS) {
     problems.push(
       `REPORTS_DEDUPE_DAYS=${s.REPORTS_DEDUPE_DAYS} is shorter than REPORTS_JOURNAL_DAYS=${s.REPORTS_JOURNAL_DAYS}: ` +

@@ -136,6 +136,10 @@ export function createReportInbound(config: ReportsConfig, deps: ReportInboundDe
       if (mllp) {
         const at = await mllp.listen();
         logger.info({ host: at.host, port: at.port }, 'report MLLP listener ready (HL7 ORU^R01)');
+        // Like the DICOM allow-list, empty means nobody: each message is answered AR and kept, for replay once set.
+        if (config.allowedFacilities?.size === 0) {
+          logger.warn('REPORTS_MLLP_ALLOWED_FACILITIES is empty: every report message is rejected (AR) and kept for replay until the RIS\'s sending facility (MSH-4) is listed');
+        }
       }
     },
 

@@ -45,10 +45,7 @@ async function main(): Promise<void> {
   await outbound.start();
   if (outbound.adapters.length > 0) logger.info({ adapters: outbound.adapters }, 'outbound adapters running');
 
-  // Reports of past studies from the RIS: journal replay and the study index first, then the MLLP listener.
   const reports = createReportInbound(reportsConfig, { redis, registry, logger, dataDir: dataDir(config) });
-  await reports.start();
-
   let models: TextEmbedder | null = null;
   let status: ModelStatus = { loaded: false, detail: `loading the model bundle from ${settings.MODELS_DIR}` };
   const app = await build({
@@ -74,6 +71,9 @@ async function main(): Promise<void> {
     });
 
   await app.listen({ host: config.API_HOST, port: config.API_PORT });
+  // Reports of past studies from the RIS: the journal replay and the study index first, then the MLLP listener
+  // (after the worklist is up: a long journal must not keep radiologists waiting).
+  await reports.start();
 
   let stopping = false;
   const stop = async (signal: string) => {

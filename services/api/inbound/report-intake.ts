@@ -13,7 +13,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../../shared/logger';
 import { queueMatchedReport, reportKeys, supersedes, type StoredReport } from '../../../shared/reports';
 import { keys, scanStudyUids } from '../../../shared/studies';
-import type { Journal } from './journal';
+import type { Journal, JournalEntry } from './journal';
 import type { ReportMetrics } from './metrics';
 
 export type IntakeOutcome = 'matched' | 'held' | 'duplicate' | 'superseded';
@@ -269,11 +269,26 @@ export function createReportIntake(deps: ReportIntakeDeps): ReportIntake {
         let stored = 0;
         let duplicates = 0;
         let badLines = 0;
+        // Most entries are in Redis already: ask for their message ids a batch at a time, store only the others.
+        const flush = async (batch: JournalEntry[]) => {
+          const pipeline = redis.pipeline();
+          for (const e of batch) pipeline.exists(reportKeys.seen(e.key));
+          const seen = (await pipeline.exec()) ?? [];
+          for (const [i, e] of batch.entries()) {
+            if (seen[i]?.[1] === 1) duplicates++;
+            else if ((await store(e.report, e.key, false)).outcome === 'duplicate') duplicates++;
+            else stored++;
+          }
+        };
+        let batch: JournalEntry[] = [];
         for await (const entry of deps.journal.entries(() => badLines++)) {
-          const r = await store(entry.report, entry.key, false);
-          if (r.outcome === 'duplicate') duplicates++;
-          else stored++;
+          batch.push(entry);
+          if (batch.length >= 500) {
+            await flush(batch);
+            batch = [];
+          }
         }
+        await flush(batch);
         return { stored, duplicates, badLines };
       });
     },

@@ -208,10 +208,15 @@ describe.each(OVERLAYS)('k8s/%s', (overlay) => {
     const env = containerEnv(objects, 'neurotriage-api');
     const trust = trustProxy(loadSection(ApiSettingsSchema, API_DEFAULTS, env).API_TRUST_PROXY) as (address: string, hop: number) => boolean;
     expect([trust('10.244.0.9', 0), trust('10.244.0.9', 1)]).toEqual([true, false]);
-    // Only the ingress controller's namespace (and monitoring, for /metrics) reaches the API port.
+    // Only the ingress controller's namespace (and monitoring, for /metrics) reaches the API's HTTP port (the RIS
+    // reaches its MLLP port, a rule of its own that a forged X-Forwarded-For cannot use).
+    type Rule = { ports?: { port: number | string }[]; from: { namespaceSelector?: { matchLabels: Record<string, string> } }[] };
+    const http = Number(env.API_PORT);
     const sources = byKind(objects, 'NetworkPolicy')
       .filter((np) => matches(np.spec.podSelector.matchLabels, find(objects, 'Deployment', 'neurotriage-api').spec.template.metadata.labels))
-      .flatMap((np) => (np.spec.ingress ?? []).flatMap((r: { from: { namespaceSelector?: { matchLabels: Record<string, string> } }[] }) => r.from.map((f) => f.namespaceSelector?.matchLabels['kubernetes.io/metadata.name'] ?? 'other')));
+      .flatMap((np) => (np.spec.ingress ?? []) as Rule[])
+      .filter((r) => !r.ports || r.ports.some((p) => p.port === http || p.port === 'http'))
+      .flatMap((r) => r.from.map((f) => f.namespaceSelector?.matchLabels['kubernetes.io/metadata.name'] ?? 'other'));
     expect([...new Set(sources)].sort()).toEqual(['ingress-nginx', 'monitoring']);
   });
 

@@ -2,7 +2,7 @@
 // /api/v1/reports (role reporter) with the hold / match / dedupe / precedence rules, GET the study's report
 // (reader), the 4xx that say what is wrong, the admin view of held reports and of rejected HL7 messages (list,
 // read, replay, delete), the audit lines (lengths, never text) and the OpenAPI description.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { hl7Segment } from '../../shared/hl7-text';
 import { buildOru } from '../../tools/synth/send-reports';
@@ -143,7 +143,9 @@ test('admins list, read, replay and delete rejected HL7 messages', async () => {
 });
 
 test('audited with lengths and outcomes, never the text; described in the OpenAPI document', async () => {
-  const audit = readFileSync(path.join(feed.dataDir, 'audit', 'api-audit.jsonl'), 'utf8');
+  // One file per API instance (its host name in the name): read them all.
+  const dir = path.join(feed.dataDir, 'audit');
+  const audit = readdirSync(dir).map((f) => readFileSync(path.join(dir, f), 'utf8')).join('');
   const lines = audit.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   expect(lines).toEqual(expect.arrayContaining([
     expect.objectContaining({ action: 'report.create', user: 'ris-feed', role: 'reporter', outcome: 'matched', studies: ['1.2.9.1'], textLength: TEXT.length }),

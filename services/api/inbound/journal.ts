@@ -55,6 +55,8 @@ export function createJournal(options: JournalOptions): Journal {
   let current: { day: string; handle: FileHandle } | null = null;
   let chain: Promise<void> = Promise.resolve();
   let ready: Promise<void> | null = null;
+  /** After a failed write the file may end in a partial line: the next entry starts on a line of its own. */
+  let torn = false;
   const ensureDir = () => (ready ??= mkdir(options.dir, { recursive: true, mode: 0o700 }).then(() => undefined));
 
   const handleFor = async (day: string): Promise<FileHandle> => {
@@ -81,10 +83,12 @@ export function createJournal(options: JournalOptions): Journal {
       return serial(async () => {
         const handle = await handleFor(dayOf(clock()));
         try {
-          await handle.appendFile(line, 'utf8');
+          await handle.appendFile(torn ? `\n${line}` : line, 'utf8');
           await handle.datasync();
+          torn = false;
         } catch (err) {
-          // A failed write may have left a partial line; the next append starts on a fresh handle after it.
+          // A failed write may have left a partial line (skipped on reading); the next append opens the file again.
+          torn = true;
           await handle.close().catch(() => undefined);
           current = null;
           throw err;
@@ -118,7 +122,8 @@ export function createJournal(options: JournalOptions): Journal {
     },
 
     async prune() {
-      const oldest = dayOf(clock() - (options.days - 1) * 86_400_000);
+      // Whole days, today included: a fraction of a day still keeps today's file.
+      const oldest = dayOf(clock() - (Math.max(1, Math.ceil(options.days)) - 1) * 86_400_000);
       let names: string[];
       try {
         names = await readdir(options.dir);

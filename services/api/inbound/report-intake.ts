@@ -47,7 +47,6 @@ export interface ReportIntake {
   /** Re-ingests the journal (after a Redis that lost its last writes); returns how many were stored again. */
   replayJournal(): Promise<{ stored: number; duplicates: number; badLines: number }>;
   held(limit: number): Promise<{ total: number; items: HeldReport[] }>;
-  heldCount(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -305,8 +304,6 @@ export function createReportIntake(deps: ReportIntakeDeps): ReportIntake {
       }
       return { total, items };
     },
-
-    heldCount: () => redis.zcard(reportKeys.holding()),
 
     async close() {
       await chain;

@@ -1,5 +1,6 @@
-// `npm run demo`: the newcomer's path in one command. Starts the whole system (npm start), generates a few
-// synthetic studies and pushes them into the listener by C-STORE, then says where to look. Ctrl-C stops it.
+// `npm run demo`: the newcomer's path in one command. Starts the whole system (npm start) with the report feed's
+// MLLP listener on, generates a few synthetic studies, pushes them into the listener by C-STORE and each study's
+// report into the report feed as HL7 ORU^R01 (the RIS's part), then says where to look. Ctrl-C stops it.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
@@ -26,7 +27,15 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const dist = path.resolve(__dirname, '..');
   const studies = process.env.DEMO_STUDIES ?? '8';
-  const system = spawn(process.execPath, [path.join(dist, 'scripts', 'start.js')], { stdio: 'inherit' });
+  // The API's report listener is off unless a port is set; the demo turns it on for the simulator's facility.
+  const reportsHost = process.env.REPORTS_MLLP_HOST ?? '127.0.0.1';
+  const reportsPort = Number(process.env.REPORTS_MLLP_PORT ?? 2575);
+  const env = {
+    ...process.env,
+    REPORTS_MLLP_PORT: String(reportsPort),
+    REPORTS_MLLP_ALLOWED_FACILITIES: process.env.REPORTS_MLLP_ALLOWED_FACILITIES ?? 'NT_SYNTH',
+  };
+  const system = spawn(process.execPath, [path.join(dist, 'scripts', 'start.js')], { stdio: 'inherit', env });
   const stop = () => system.kill('SIGTERM');
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
@@ -34,12 +43,17 @@ async function main(): Promise<void> {
 
   await waitForPort(config.DICOM_HOST, config.DICOM_PORT, 60_000);
   await waitForPort(config.API_HOST, config.API_PORT, 60_000);
+  await waitForPort(reportsHost, reportsPort, 60_000);
   const out = path.join(dataDir(config), 'demo-cohort');
   const target = `${config.DICOM_AE_TITLE}@${config.DICOM_HOST}:${config.DICOM_PORT}`;
-  console.log(`demo: generating ${studies} synthetic studies and sending them to ${target}`);
+  const reportsTo = `${reportsHost}:${reportsPort}`;
+  console.log(`demo: generating ${studies} synthetic studies, sending them to ${target} and their reports to ${reportsTo} (HL7 MLLP)`);
   const synth = spawn(
     process.execPath,
-    [path.join(dist, 'tools', 'synth', 'cli.js'), '--n', studies, '--seed', '2026', '--normal-fraction', '0.4', '--out', out, '--send', target],
+    [
+      path.join(dist, 'tools', 'synth', 'cli.js'), '--n', studies, '--seed', '2026', '--normal-fraction', '0.4', '--out', out,
+      '--send', target, '--reports-to', reportsTo,
+    ],
     { stdio: 'inherit' },
   );
   const code: number = await new Promise((resolve) => synth.once('exit', (c) => resolve(c ?? 1)));
@@ -53,6 +67,7 @@ async function main(): Promise<void> {
       '',
       `demo: open http://${config.API_HOST}:${config.API_PORT}/ (worklist; STAT studies rise to the top as they are scored)`,
       existsSync(tokenFile) ? `demo: sign in with the token in ${tokenFile}` : 'demo: sign in with one of your API_TOKENS',
+      `demo: each study's report is at GET /api/v1/studies/<StudyInstanceUID>/report once the study is scored`,
       `demo: the API is described at http://${config.API_HOST}:${config.API_PORT}/docs; Ctrl-C stops everything`,
     ].join('\n'),
   );

@@ -3,7 +3,7 @@
 // new triage queries (each report's text gives its study a pseudo-label), search and the report check. A report is
 // linked to its study by AccessionNumber; one that arrives before its study is held until the study is received.
 // Report text is clinical free text: it lives only here, never in logs, job data or error messages.
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { KEY_PREFIX } from './studies';
 
 export interface StoredReport {
@@ -31,7 +31,28 @@ export const reportKeys = {
   sentenceVectors: (uid: string) => `${KEY_PREFIX}:study:${uid}:report:sentences`,
   /** Pub/sub channel: a StudyInstanceUID each time its report is stored or replaced. */
   reportedChannel: () => `${KEY_PREFIX}:events:reported`,
+  /** Set of StudyInstanceUIDs whose study hash carries this AccessionNumber (kept by the report intake). */
+  accession: (accession: string) => `${KEY_PREFIX}:reports:accession:${accession}`,
+  /** Sorted set of AccessionNumbers with a held report, score = when it was first held (for expiry). */
+  holding: () => `${KEY_PREFIX}:reports:holding`,
+  /** String with a TTL: a message id (sha256 of MSH-3/MSH-4/MSH-10, or of an API reportId) already stored. */
+  seen: (messageKey: string) => `${KEY_PREFIX}:reports:seen:${messageKey}`,
+  /** Sorted set of ids of rejected messages kept for replay, score = receivedAt (the files: DATA_DIR/reports/rejected). */
+  rejected: () => `${KEY_PREFIX}:reports:rejected`,
+  /** Hash: what is known of one rejected message (reason code and text, sizes, times); never its content. */
+  rejectedEntry: (id: string) => `${KEY_PREFIX}:reports:rejected:${id}`,
 };
+
+/**
+ * Which of two reports of one study is kept: a preliminary (P) never replaces a final or corrected one, a final or
+ * corrected one always replaces a preliminary; otherwise the later received wins (a correction follows its final).
+ * An order-free rule, so replaying a journal in any order ends in the same state.
+ */
+export function supersedes(next: StoredReport, current: StoredReport | null): boolean {
+  if (!current) return true;
+  if ((next.status === 'P') !== (current.status === 'P')) return current.status === 'P';
+  return next.receivedAt >= current.receivedAt;
+}
 
 export async function readReport(redis: Redis, uid: string): Promise<StoredReport | null> {
   const raw = await redis.get(reportKeys.report(uid));
@@ -45,11 +66,14 @@ export async function reportedStudies(redis: Redis, limit = 10_000): Promise<str
 
 /** Stores a matched report (replacing an earlier one) and announces it. */
 export async function storeMatchedReport(redis: Redis, report: StoredReport & { StudyInstanceUID: string }): Promise<void> {
-  await redis
-    .multi()
+  await queueMatchedReport(redis.multi(), report).exec();
+}
+
+/** The commands of storeMatchedReport, added to a transaction the caller runs (the intake's, guarded by WATCH). */
+export function queueMatchedReport(multi: ChainableCommander, report: StoredReport & { StudyInstanceUID: string }): ChainableCommander {
+  return multi
     .set(reportKeys.report(report.StudyInstanceUID), JSON.stringify(report))
     .zadd(reportKeys.reported(), report.receivedAt, report.StudyInstanceUID)
     .del(reportKeys.sentenceVectors(report.StudyInstanceUID))
-    .publish(reportKeys.reportedChannel(), report.StudyInstanceUID)
-    .exec();
+    .publish(reportKeys.reportedChannel(), report.StudyInstanceUID);
 }

@@ -25,6 +25,8 @@ import { queryRoutes } from './routes/queries';
 import { decisionRoutes } from './routes/decision';
 import { createCalibrationService, type CalibrationService } from './calibration/service';
 import { createQueryService } from './query-service';
+import { reportRoutes } from './routes/reports';
+import type { ReportInbound } from './inbound';
 import { auditRoutes } from './routes/audit';
 import { searchRoutes } from './routes/search';
 import { studyRoutes } from './routes/studies';
@@ -73,6 +75,8 @@ export interface AppDeps {
   statusCacheMs?: number;
   /** Defaults to services/api/public. */
   publicDir?: string;
+  /** The report feed (services/api/inbound); without it the report routes are not registered. */
+  reports?: ReportInbound;
   /** TLS key and certificate (PEM) when the API terminates HTTPS itself. */
   https?: { key: Buffer; cert: Buffer };
   version?: string;
@@ -158,6 +162,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(searchRoutes, { store, embed, modelStatus: deps.modelStatus });
   await app.register(queryRoutes, { service: queries, modelStatus: deps.modelStatus, embed });
   await app.register(decisionRoutes, { redis: deps.redis, modelStatus: deps.modelStatus });
+  if (deps.reports) await app.register(reportRoutes, { redis: deps.redis, reports: deps.reports, clock: deps.clock });
   await app.register(auditRoutes, { file: auditFile });
   await app.register(eventRoutes);
   await app.register(swaggerUiRoutes);

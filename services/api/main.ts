@@ -1,4 +1,5 @@
-// The API process: settings, tokens, TLS, Redis, the model bundle's text encoder, the app, signals.
+// The API process: settings, tokens, TLS, Redis, the model bundle's text encoder, the report feed (HL7 ORU^R01
+// over MLLP when REPORTS_MLLP_PORT is set, and POST /api/v1/reports), the app, signals.
 // The API serves the worklist while the text encoder loads or if it cannot (then /readyz says why and only
 // the embedding routes answer 503): radiologists must never lose the worklist to a model problem. It also starts
 // and stays up without Redis (/livez answers, /readyz says Redis is not reachable; ioredis reconnects), so a Redis
@@ -11,6 +12,7 @@ import { createLogger } from '../../shared/logger';
 import { connectRedis, redactRedisUrl } from '../../shared/redis';
 import { migrateQueries } from '../../shared/query-migration';
 import { build, type ModelStatus } from './app';
+import { createReportInbound, loadReportsConfig } from './inbound';
 import { createOutbound, loadOutboundConfig } from './outbound';
 import { API_DEFAULTS, ApiSettingsSchema, tokensFor } from './settings';
 import { loadTextEmbedder, type TextEmbedder } from './text-embedder';
@@ -25,6 +27,7 @@ async function main(): Promise<void> {
     throw new ConfigError(['API_TLS_CERT_FILE and API_TLS_KEY_FILE go together: set both or neither']);
   }
   const outboundConfig = loadOutboundConfig(process.env);
+  const reportsConfig = loadReportsConfig(process.env);
   const https = settings.API_TLS_CERT_FILE && settings.API_TLS_KEY_FILE
     ? { cert: readFileSync(settings.API_TLS_CERT_FILE), key: readFileSync(settings.API_TLS_KEY_FILE) }
     : undefined;
@@ -45,11 +48,12 @@ async function main(): Promise<void> {
   // Pushes each scored result to the configured RIS (HL7), PACS (SR) and webhook; none configured, none run.
   const outbound = createOutbound(outboundConfig, { redisUrl: config.REDIS_URL, registry, logger, dataDir: dataDir(config) });
 
+  const reports = createReportInbound(reportsConfig, { redis, registry, logger, dataDir: dataDir(config) });
   let models: TextEmbedder | null = null;
   let status: ModelStatus = { loaded: false, detail: `loading the model bundle from ${settings.MODELS_DIR}` };
   const app = await build({
     config, settings, tokens, redis, logger, https,
-    registry,
+    registry, reports,
     embedText: async (texts) => {
       if (!models) throw new Error('text encoder not loaded');
       return models.embedTexts(texts);
@@ -81,6 +85,9 @@ async function main(): Promise<void> {
     () => outbound.adapters.length > 0 && logger.info({ adapters: outbound.adapters }, 'outbound adapters running'),
     (err: unknown) => logger.error({ err }, 'outbound adapters failed to start'),
   );
+  // Reports of past studies from the RIS: the journal replay and the study index first, then the MLLP listener
+  // (after the worklist is up: a long journal must not keep radiologists waiting; like outbound, it waits for Redis).
+  reports.start().catch((err: unknown) => logger.error({ err }, 'the report feed failed to start'));
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -92,6 +99,7 @@ async function main(): Promise<void> {
       process.exit(1);
     }, config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
     timer.unref();
+    await reports.close();
     await app.close();
     await outbound.close();
     await loading;

@@ -295,3 +295,83 @@ export const DecisionResponse = Type.Object({
 });
 
 export const MeResponse = Type.Object({ name: Type.String(), role: lit(ROLES) });
+
+// Reports (services/api/inbound): radiologists' final reports of past studies, linked by accession number.
+const ReportStatusSchema = Type.Union([Type.Literal('F'), Type.Literal('C'), Type.Literal('P')], {
+  description: 'HL7 OBR-25 result status: F final, C corrected, P preliminary (stored, not used for calibration)',
+});
+export const AccessionNumberSchema = Type.String({
+  minLength: 1, maxLength: 64,
+  description: 'the study\'s AccessionNumber as the RIS and the images carry it (spaces at either end are ignored; no control characters)',
+});
+export const ReportBody = Type.Object(
+  {
+    AccessionNumber: AccessionNumberSchema,
+    text: Type.String({ minLength: 1, maxLength: 60000, description: 'the report text (FINDINGS / IMPRESSION sections as written)' }),
+    // An enum rather than a union of literals: a wrong value is then answered with the allowed values in one line.
+    status: Type.Optional(Type.Unsafe<'F' | 'C' | 'P'>({ type: 'string', enum: ['F', 'C', 'P'], description: ReportStatusSchema.description })),
+    reportId: Type.Optional(Type.String({
+      minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$',
+      description: 'the sender\'s id for this report version: the same id again is stored once. Without it, the same accession, status and text are',
+    })),
+  },
+  { additionalProperties: false },
+);
+export const IntakeOutcomeSchema = lit(['matched', 'held', 'duplicate', 'superseded'] as const);
+export const ReportCreatedResponse = Type.Object({
+  outcome: IntakeOutcomeSchema,
+  AccessionNumber: Type.String(),
+  /** The studies the report is filed under; empty while it is held for its study. */
+  StudyInstanceUIDs: Type.Array(Type.String()),
+});
+export const StoredReportSchema = Type.Object({
+  AccessionNumber: Type.String(),
+  StudyInstanceUID: Type.Optional(Type.String()),
+  text: Type.String(),
+  status: ReportStatusSchema,
+  receivedAt: Type.Number(),
+  source: lit(['hl7', 'api'] as const),
+  messageControlId: Type.Optional(Type.String()),
+});
+export const HeldReportsResponse = Type.Object({
+  total: Type.Integer(),
+  items: Type.Array(Type.Object({
+    AccessionNumber: Type.String(), heldAt: Type.Number(), status: ReportStatusSchema, source: lit(['hl7', 'api'] as const),
+  })),
+});
+export const RejectedEntrySchema = Type.Object({
+  id: Type.String(),
+  kind: lit(['hl7', 'report'] as const),
+  reason: Type.String(),
+  detail: Type.String(),
+  ack: Type.Optional(Type.String()),
+  receivedAt: Type.Number(),
+  bytes: Type.Integer(),
+  truncated: Type.Boolean(),
+  replays: Type.Integer(),
+});
+export const RejectedListQuery = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
+  offset: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0 }),
+});
+export const HeldQuery = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) });
+export const RejectedListResponse = Type.Object({ total: Type.Integer(), items: Type.Array(RejectedEntrySchema) });
+export const RejectedIdParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-z]{1,12}-[0-9a-f]{12}$', description: 'rejected message id' }) });
+export const RejectedMessageResponse = Type.Composite([
+  RejectedEntrySchema,
+  Type.Object({
+    /** kind hl7: the message as received (segments separated by \r), for an admin to correct. */
+    message: Type.Optional(Type.String()),
+    /** kind report: the held report that expired. */
+    report: Type.Optional(StoredReportSchema),
+  }),
+]);
+export const ReplayBody = Type.Object(
+  { message: Type.Optional(Type.String({ minLength: 8, maxLength: 250_000, description: 'a corrected HL7 message to use instead of the kept one' })) },
+  { additionalProperties: false },
+);
+export const ReplayResponse = Type.Object({
+  ack: lit(['AA', 'AE', 'AR'] as const),
+  detail: Type.String(),
+  reports: Type.Array(ReportCreatedResponse),
+});

@@ -8,8 +8,11 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { ConfigError } from '../../shared/config';
 
-/** Least to most: `metrics` may only scrape /metrics (Prometheus), `reader` reads studies, `admin` also edits queries. */
-export const ROLES = ['metrics', 'reader', 'admin'] as const;
+/**
+ * Least to most: `metrics` may only scrape /metrics (Prometheus), `reporter` may also post radiologists' reports
+ * (a RIS or interface-engine account that reads no study), `reader` reads studies, `admin` also edits queries.
+ */
+export const ROLES = ['metrics', 'reporter', 'reader', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const ApiSettingsSchema = Type.Object({

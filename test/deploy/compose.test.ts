@@ -11,6 +11,7 @@ import { loadConfig, loadSection, ConfigSchema } from '../../shared/config';
 import { ListenerSectionSchema, loadListenerSettings } from '../../services/listener/config';
 import { WorkerConfigSchema, loadWorkerConfig } from '../../services/worker/config';
 import { ApiSettingsSchema, API_DEFAULTS } from '../../services/api/settings';
+import { loadReportsConfig, ReportsSettingsSchema } from '../../services/api/inbound/config';
 import { OutboundSettingsSchema } from '../../services/api/outbound/config';
 import { RetentionSettingsSchema } from '../../tools/retention';
 import { ROOT } from './manifests';
@@ -63,7 +64,7 @@ const all = composeConfig(['--profile', 'gpu', '--profile', 'demo']);
 const plain = composeConfig();
 const APP = ['listener', 'worker', 'worker-gpu', 'api'];
 const KNOWN = new Set(
-  [ConfigSchema, ListenerSectionSchema, WorkerConfigSchema, ApiSettingsSchema, OutboundSettingsSchema, RetentionSettingsSchema].flatMap((s) => Object.keys(s.properties)),
+  [ConfigSchema, ListenerSectionSchema, WorkerConfigSchema, ApiSettingsSchema, OutboundSettingsSchema, ReportsSettingsSchema, RetentionSettingsSchema].flatMap((s) => Object.keys(s.properties)),
 );
 const env = (s: string) => Object.fromEntries(Object.entries(all.services[s].environment ?? {}).map(([k, v]) => [k, String(v)]));
 
@@ -153,7 +154,7 @@ test('Prometheus scrapes the ports the services listen on, with the token secret
   expect(all.services.prometheus.secrets).toEqual(expect.arrayContaining([expect.objectContaining({ source: path.basename(tokenFile) })]));
 });
 
-test('secrets are files mounted from deploy/secrets, never environment values; only the DICOM port leaves loopback', () => {
+test('secrets are files mounted from deploy/secrets, never environment values; only the DICOM and report MLLP ports leave loopback', () => {
   for (const [name, secret] of Object.entries(all.secrets)) expect({ name, file: path.relative(ROOT, secret.file) }).toEqual({ name, file: expect.stringMatching(/^deploy\/secrets\//) });
   for (const [name, s] of Object.entries(all.services)) {
     for (const [k, v] of Object.entries(s.environment ?? {})) {
@@ -162,6 +163,7 @@ test('secrets are files mounted from deploy/secrets, never environment values; o
     for (const p of s.ports ?? []) {
       const published = typeof p === 'string' ? { host_ip: p.split(':').length > 2 ? p.split(':')[0] : undefined, target: Number(p.split(':').pop()) } : p;
       if (name === 'listener') expect(published.target).toBe(11112);
+      else if (name === 'api' && published.target === 2575) expect(loadReportsConfig(env('api')).mllp?.port).toBe(2575);
       else expect({ name, host: published.host_ip }).toEqual({ name, host: '127.0.0.1' });
     }
   }

@@ -13,6 +13,7 @@ import { loadListenerSettings } from '../../services/listener/config';
 import { loadWorkerConfig } from '../../services/worker/config';
 import { ApiSettingsSchema, API_DEFAULTS, trustProxy } from '../../services/api/settings';
 import { OutboundSettingsSchema, OUTBOUND_DEFAULTS } from '../../services/api/outbound/config';
+import { loadReportsConfig, ReportsSettingsSchema } from '../../services/api/inbound/config';
 import { RetentionSettingsSchema, RETENTION_DEFAULTS } from '../../tools/retention';
 import { ConfigSchema } from '../../shared/config';
 import { WorkerConfigSchema } from '../../services/worker/config';
@@ -30,7 +31,7 @@ const render = (dir: string) => renderWithWarnings(dir).objects;
 
 /** Keys any service, or the retention job, reads; TZ etc. are the runtime's, not ours. */
 const KNOWN_SETTINGS = new Set(
-  [ConfigSchema, WorkerConfigSchema, ListenerSectionSchema, ApiSettingsSchema, OutboundSettingsSchema, RetentionSettingsSchema]
+  [ConfigSchema, WorkerConfigSchema, ListenerSectionSchema, ApiSettingsSchema, OutboundSettingsSchema, ReportsSettingsSchema, RetentionSettingsSchema]
     .flatMap((s) => Object.keys(s.properties)),
 );
 
@@ -80,6 +81,7 @@ describe.each(OVERLAYS)('k8s/%s', (overlay) => {
       if (name.endsWith('api')) {
         expect(loadSection(ApiSettingsSchema, API_DEFAULTS, env).API_TOKENS).toMatch(/^\//);
         expect(() => loadSection(OutboundSettingsSchema, OUTBOUND_DEFAULTS, env)).not.toThrow();
+        expect(loadReportsConfig(env).mllp?.host).toBe('0.0.0.0');
       }
     }
     expect(loadSection(RetentionSettingsSchema, RETENTION_DEFAULTS, config.data).RETENTION_DAYS).toBeGreaterThan(0);
@@ -119,6 +121,7 @@ describe.each(OVERLAYS)('k8s/%s', (overlay) => {
     expect(port('neurotriage-listener', 'dicom')).toBe(Number(listener.DICOM_PORT));
     expect(port('neurotriage-worker', 'metrics')).toBe(Number(worker.WORKER_METRICS_PORT));
     expect(port('neurotriage-api', 'http')).toBe(Number(api.API_PORT));
+    expect(port('neurotriage-api', 'mllp')).toBe(loadReportsConfig(api).mllp?.port);
   });
 
   test('every Deployment has a PodDisruptionBudget and every Service selects pods', () => {
@@ -205,10 +208,15 @@ describe.each(OVERLAYS)('k8s/%s', (overlay) => {
     const env = containerEnv(objects, 'neurotriage-api');
     const trust = trustProxy(loadSection(ApiSettingsSchema, API_DEFAULTS, env).API_TRUST_PROXY) as (address: string, hop: number) => boolean;
     expect([trust('10.244.0.9', 0), trust('10.244.0.9', 1)]).toEqual([true, false]);
-    // Only the ingress controller's namespace (and monitoring, for /metrics) reaches the API port.
+    // Only the ingress controller's namespace (and monitoring, for /metrics) reaches the API's HTTP port (the RIS
+    // reaches its MLLP port, a rule of its own that a forged X-Forwarded-For cannot use).
+    type Rule = { ports?: { port: number | string }[]; from: { namespaceSelector?: { matchLabels: Record<string, string> } }[] };
+    const http = Number(env.API_PORT);
     const sources = byKind(objects, 'NetworkPolicy')
       .filter((np) => matches(np.spec.podSelector.matchLabels, find(objects, 'Deployment', 'neurotriage-api').spec.template.metadata.labels))
-      .flatMap((np) => (np.spec.ingress ?? []).flatMap((r: { from: { namespaceSelector?: { matchLabels: Record<string, string> } }[] }) => r.from.map((f) => f.namespaceSelector?.matchLabels['kubernetes.io/metadata.name'] ?? 'other')));
+      .flatMap((np) => (np.spec.ingress ?? []) as Rule[])
+      .filter((r) => !r.ports || r.ports.some((p) => p.port === http || p.port === 'http'))
+      .flatMap((r) => r.from.map((f) => f.namespaceSelector?.matchLabels['kubernetes.io/metadata.name'] ?? 'other'));
     expect([...new Set(sources)].sort()).toEqual(['ingress-nginx', 'monitoring']);
   });
 

@@ -1,11 +1,14 @@
-// `npm run synth -- --n 20 --seed 1 --out var/cohort [--fast] [--send AE@host:port] [--preview]`: the synthetic
-// cohort generator and PACS simulator's command line. Parses options, shows a progress bar, prints a summary.
+// `npm run synth -- --n 20 --seed 1 --out var/cohort [--fast] [--send AE@host:port] [--reports-to host:port]
+// [--preview]`: the synthetic cohort generator and PACS simulator's command line (with --reports-to it is the RIS
+// too: each study's report goes out as HL7 ORU^R01 after its images). Parses options, shows a progress bar,
+// prints a summary.
 import { parseArgs } from 'node:util';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { writeCohort } from './cohort';
 import { createStoreSender, parseTarget } from './send';
+import { createReportSender, parseReportTarget } from './send-reports';
 import { DEFAULT_OPTIONS, type SynthOptions } from './types';
 
 const USAGE = `Usage: npm run synth -- [options]
@@ -21,6 +24,8 @@ const USAGE = `Usage: npm run synth -- [options]
   --send AE@host:port    C-STORE each study to this SCP as it is generated
   --concurrency C        associations in flight with --send (default 2)
   --calling-ae AE        our AE title with --send (default NT_SYNTH)
+  --reports-to host:port send each study's report as HL7 ORU^R01 over MLLP (after its images with --send);
+                         sending facility NT_SYNTH, accession number in OBR-3 and OBR-18
   --workers W            generation threads (default: cores, 0 = in process)
   --help`;
 
@@ -49,6 +54,7 @@ export async function main(argv: string[]): Promise<number> {
       send: { type: 'string' },
       concurrency: { type: 'string', default: '2' },
       'calling-ae': { type: 'string', default: 'NT_SYNTH' },
+      'reports-to': { type: 'string' },
       workers: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
@@ -75,6 +81,14 @@ export async function main(argv: string[]): Promise<number> {
   const previewCount = values.preview === undefined ? 0 : Number(values.preview);
   if (!(Number.isInteger(previewCount) && previewCount >= 0)) throw new Error('--preview takes a count of studies (a whole number), or nothing for 8');
   const sender = values.send ? createStoreSender(parseTarget(values.send), values['calling-ae']) : undefined;
+  const reportSender = values['reports-to'] ? createReportSender(parseReportTarget(values['reports-to'])) : undefined;
+  const acks: Record<string, number> = {};
+  const afterStudy = reportSender
+    ? async (report: { AccessionNumber: string; text: string }) => {
+        const code = await reportSender.send(report);
+        acks[code] = (acks[code] ?? 0) + 1;
+      }
+    : undefined;
   const workers = values.workers !== undefined ? Number(values.workers) : Math.min(availableParallelism(), n);
 
   const bar = new cliProgress.SingleBar(
@@ -86,7 +100,7 @@ export async function main(argv: string[]): Promise<number> {
   bar.start(n, 0, { mb: '0', rate: '0' });
   try {
     const summary = await writeCohort({
-      n, seed, out, options, workers, previewCount, sender, sendConcurrency: Number(values.concurrency),
+      n, seed, out, options, workers, previewCount, sender, sendConcurrency: Number(values.concurrency), afterStudy,
       onStudy: ({ bytes }) => {
         mb += bytes / 1e6;
         const done = (bar.getProgress() * n) + 1;
@@ -97,10 +111,16 @@ export async function main(argv: string[]): Promise<number> {
     const c = summary.counts;
     console.log(`synth: ${c.studies} studies (${c.normal} normal), ${c.series} series, ${c.instances} instances, ${(c.bytes / 1e6).toFixed(1)} MB in ${summary.seconds.toFixed(1)} s${out ? ` -> ${out}` : ''}`);
     if (sender) console.log(`synth: sent ${c.sent} instances, ${c.sendFailures} refused`);
-    return 0;
+    if (reportSender) {
+      const line = Object.entries(acks).map(([code, count]) => `${count} ${code}`).join(', ');
+      console.log(`synth: sent ${c.studies} reports to ${values['reports-to']}: ${line || 'none acknowledged'}`);
+    }
+    return acks.AE || acks.AR ? 1 : 0;
   } catch (e) {
     bar.stop();
     throw e;
+  } finally {
+    await reportSender?.close();
   }
 }
 

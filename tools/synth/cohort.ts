@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { previewPng } from './preview';
 import type { StoreSender } from './send';
 import { createStudyContext, generateStudy, GENERATOR_VERSION } from './study';
-import { FINDING_TYPES, type GeneratedStudy, type SynthOptions } from './types';
+import { FINDING_TYPES, type GeneratedStudy, type StudyReport, type SynthOptions } from './types';
 
 export interface CohortRequest {
   n: number;
@@ -24,6 +24,8 @@ export interface CohortRequest {
   sender?: StoreSender;
   sendConcurrency: number;
   onStudy?: (s: { index: number; bytes: number; instances: number }) => void;
+  /** After a study's instances were sent (without a sender: once it is generated), e.g. to send its report. */
+  afterStudy?: (report: StudyReport) => Promise<void>;
 }
 
 export interface CohortSummary {
@@ -135,16 +137,17 @@ export async function writeCohort(req: CohortRequest): Promise<CohortSummary> {
       while (sending.size >= Math.max(1, req.sendConcurrency)) await Promise.race(sending);
       const p: Promise<void> = req.sender
         .sendStudy(s.files)
-        .then((r) => {
+        .then(async (r) => {
           counts.sent += r.instances - r.failed;
           counts.sendFailures += r.failed;
+          await req.afterStudy?.(s.report);
         })
         .catch((e: Error) => {
           sendError = e;
         })
         .finally(() => sending.delete(p));
       sending.add(p);
-    }
+    } else await req.afterStudy?.(s.report);
     req.onStudy?.({ index: s.index, bytes, instances: s.files.length });
   }
   await Promise.all(sending);

@@ -14,7 +14,9 @@ import fp from 'fastify-plugin';
 export type AuditAction =
   | 'worklist.read' | 'studies.read' | 'study.read' | 'study.score' | 'study.report-check' | 'search'
   | 'events.subscribe' | 'queries.read' | 'query.create' | 'query.update' | 'query.delete' | 'query.calibrate' | 'text-check'
-  | 'decision.read' | 'audit.export';
+  | 'decision.read' | 'audit.export'
+  | 'report.create' | 'study.report.read' | 'reports.held.read' | 'reports.rejected.read' | 'report.rejected.read'
+  | 'report.rejected.replay' | 'report.rejected.delete';
 
 export interface AuditEntry {
   at: string;
@@ -30,6 +32,10 @@ export interface AuditEntry {
   count?: number;
   /** Length of free text a user sent (search, report); the text itself is never logged. */
   textLength?: number;
+  /** A rejected report message's id (its content is never logged). */
+  rejectedId?: string;
+  /** What the report intake did: matched, held, duplicate, superseded, or the rejection reason code. */
+  outcome?: string;
 }
 
 export interface AuditLog {

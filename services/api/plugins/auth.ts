@@ -1,5 +1,5 @@
-// Bearer-token authentication with three roles, least to most: metrics (only /metrics, for Prometheus, so a scrape
-// credential reads no study), reader, admin. Every route needs a token unless its config says `public: true`
+// Bearer-token authentication with four roles, least to most: metrics (only /metrics, for Prometheus, so a scrape
+// credential reads no study), reporter (also posts reports: the RIS's account), reader, admin. Every route needs a token unless its config says `public: true`
 // (health probes, the page's static files, the API description). Routes needing more than reading say
 // `role: 'admin'`; /metrics says `role: 'metrics'`. Tokens are compared as SHA-256 digests with timingSafeEqual against every configured
 // token, so neither the match position nor the token length leaks through timing.

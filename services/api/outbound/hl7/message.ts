@@ -4,6 +4,7 @@
 // there is no PID segment (the PATIENT group is optional in OMI_O23 and ORM_O01). A study's later result is a
 // correction of the earlier one: same order identifiers, OBR-25/OBX-11 "C". See docs/hl7-interface.md.
 import { Hl7Message } from '@medplum/core';
+import { hl7Escape, hl7Segment as seg } from '../../../../shared/hl7-text';
 import type { Priority } from '../../../../shared/model-manifest';
 import type { FindingScore, StudyResult } from '../../../../shared/results';
 import { flagStatement } from '../../../../shared/models/decision';
@@ -20,16 +21,8 @@ export const PRIORITY_0485: Record<Priority, { code: 'S' | 'A' | 'R'; text: stri
 /** Local coding system for our observation identifiers (the "99" prefix marks a locally defined table). */
 export const CODING_SYSTEM = '99NTRIAGE';
 
-/** HL7 v2 escape sequences (2.7 "Escape sequences supporting delimiter values"): text must never split a field. */
-export function hl7Escape(text: string): string {
-  return text
-    .replace(/\\/g, '\\E\\')
-    .replace(/\|/g, '\\F\\')
-    .replace(/\^/g, '\\S\\')
-    .replace(/&/g, '\\T\\')
-    .replace(/~/g, '\\R\\')
-    .replace(/\r\n|\r|\n/g, '\\.br\\');
-}
+/** Re-exported: the escaping lives in shared/hl7-text.ts beside its inverse (the inbound report feed reads text). */
+export { hl7Escape };
 
 /** HL7 DTM with milliseconds, in UTC so the value does not depend on the server's zone. */
 export function hl7DateTime(ms: number): string {
@@ -39,18 +32,6 @@ export function hl7DateTime(ms: number): string {
     `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}` +
     `${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}.${p(d.getUTCMilliseconds(), 3)}+0000`
   );
-}
-
-/**
- * One segment's text from already-escaped field strings keyed by field number ("^" separates components).
- * For MSH, field 1 is the field separator itself, so numbering starts after "MSH|^~\\&".
- */
-function seg(name: string, fields: Record<number, string>): string {
-  const first = name === 'MSH' ? 3 : 1;
-  const max = Math.max(first - 1, ...Object.keys(fields).map(Number));
-  const values: string[] = [name === 'MSH' ? 'MSH|^~\\&' : name];
-  for (let i = first; i <= max; i++) values.push(fields[i] ?? '');
-  return values.join('|');
 }
 
 /** DS-like number text: enough digits for a score, no exponent. */

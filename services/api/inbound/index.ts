@@ -1,0 +1,162 @@
+// The report feed as one service of the API process: journal, intake, rejected store, HL7 feed and, when
+// REPORTS_MLLP_PORT is set, the MLLP listener; plus the scored-study subscription and the sweep timer that link
+// held reports to studies. main.ts builds it from the settings; the API routes (routes/reports.ts) use it too.
+// Matching runs on the worker's scored-study event (nt:events:scored): that is when a study has the image scores
+// calibration needs, it costs one hash read per study, and it links a report seconds after its study is scored.
+// Pub/sub is lost while no API runs, so a sweep (at start, then every REPORTS_MATCH_SWEEP_SECONDS while reports are
+// held) reads every study hash's AccessionNumber as well.
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../../../shared/logger';
+import { reportKeys } from '../../../shared/reports';
+import { resultKeys } from '../../../shared/results';
+import type { ReportsConfig } from './config';
+import { createHl7Feed, type Hl7Feed } from './hl7-feed';
+import { createJournal } from './journal';
+import { createReportMetrics, type ReportMetrics } from './metrics';
+import { MllpServer } from './mllp-server';
+import { createRejectedStore, type RejectedStore } from './rejected-store';
+import { createReportIntake, messageKey, type ReportIntake } from './report-intake';
+
+export { loadReportsConfig, type ReportsConfig } from './config';
+export { messageKey, type ReportIntake, type IntakeResult, type IntakeOutcome } from './report-intake';
+export type { RejectedStore, RejectedEntry } from './rejected-store';
+export type { Hl7Feed, ReplayResult, FeedOutcome } from './hl7-feed';
+
+export interface ReportInbound {
+  intake: ReportIntake;
+  rejected: RejectedStore;
+  feed: Hl7Feed;
+  metrics: ReportMetrics;
+  /** Journal replay, a full sweep, the scored subscription, the sweep timer and the MLLP listener. */
+  start(): Promise<void>;
+  /** Where the MLLP listener listens (after start), or null without one. */
+  mllpAddress(): { host: string; port: number } | null;
+  close(): Promise<void>;
+}
+
+export interface ReportInboundDeps {
+  /** The API's producer connection; the intake and the subscriber duplicate it. */
+  redis: Redis;
+  registry: Registry;
+  logger: Logger;
+  /** Absolute DATA_DIR: reports/journal and reports/rejected go under it. */
+  dataDir: string;
+  clock?: () => number;
+  /** Journal file name part; default hostname-pid. */
+  instance?: string;
+}
+
+export function createReportInbound(config: ReportsConfig, deps: ReportInboundDeps): ReportInbound {
+  const logger = deps.logger.child({ component: 'reports' });
+  const clock = deps.clock ?? Date.now;
+  const root = path.join(deps.dataDir, 'reports');
+  const journal = createJournal({ dir: path.join(root, 'journal'), days: config.journalDays, clock, instance: deps.instance });
+  const rejected = createRejectedStore({ redis: deps.redis, dir: path.join(root, 'rejected'), max: config.rejectedMax });
+  const metrics = createReportMetrics(deps.registry, {
+    held: () => deps.redis.zcard(reportKeys.holding()),
+    kept: () => rejected.count(),
+  });
+  const intake = createReportIntake({
+    redis: deps.redis, journal, metrics, logger, clock,
+    dedupeSeconds: config.dedupeSeconds,
+    holdMs: config.holdMs,
+    onExpired: async (report) => {
+      const entry = await rejected.keep({
+        kind: 'report', payload: Buffer.from(JSON.stringify(report), 'utf8'), reason: 'no-study',
+        detail: `no study with this accession number was received within REPORTS_HOLD_DAYS (${Math.round(config.holdMs / 86_400_000)} days)`,
+        receivedAt: clock(),
+      });
+      if (!entry) throw new Error('the rejected store is full (REPORTS_REJECTED_MAX)');
+      logger.warn({ rejectedId: entry.id }, 'a held report expired without its study; kept for replay');
+    },
+  });
+  const feed = createHl7Feed({ rules: { accessionFields: config.accessionFields, allowedFacilities: config.allowedFacilities }, intake, rejected, metrics, logger, clock });
+
+  const mllp = config.mllp
+    ? new MllpServer({
+        host: config.mllp.host, port: config.mllp.port, maxConnections: config.mllp.maxConnections,
+        idleTimeoutMs: config.mllp.idleTimeoutMs, maxMessageBytes: config.mllp.maxMessageBytes,
+        replyTimeoutMs: config.mllp.ackTimeoutMs,
+        handler: (message, peer) => feed.handle(message, peer),
+        onTimeout: (message) => feed.timeoutReply(message),
+      })
+    : null;
+  if (mllp) {
+    mllp.on('connection', (peer) => {
+      metrics.connections.inc();
+      logger.info({ connection: peer.connection, remote: peer.remote }, 'MLLP connection');
+    });
+    mllp.on('close', (peer, info) => {
+      metrics.connections.dec();
+      const level = info.partialFrame ? 'warn' : 'debug';
+      logger[level]({ connection: peer.connection, partialFrame: info.partialFrame }, 'MLLP connection closed');
+    });
+    mllp.on('refused', (info) => logger.warn({ remote: info.remote, max: config.mllp?.maxConnections }, 'MLLP connection refused: REPORTS_MLLP_MAX_CONNECTIONS open'));
+    mllp.on('idle', (peer) => logger.info({ connection: peer.connection }, 'MLLP connection idle: closed'));
+    mllp.on('garbage', (peer, info) => logger.warn({ connection: peer.connection, bytes: info.bytes }, 'bytes outside an MLLP frame ignored'));
+    mllp.on('failure', (peer, info) => logger.warn({ connection: peer?.connection, reason: info.reason }, 'MLLP connection problem'));
+  }
+
+  // A subscriber cannot run other commands, so it is a connection of its own; it queues commands until ready.
+  const subscriber = deps.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: true });
+  subscriber.on('error', (err) => logger.warn({ err: err.message }, 'report intake subscriber redis error'));
+  let timer: NodeJS.Timeout | undefined;
+  let sweeping: Promise<unknown> = Promise.resolve();
+  const sweep = (full: boolean) => {
+    sweeping = intake
+      .sweep({ full })
+      .then((r) => {
+        if (r.matched > 0 || r.expired > 0) logger.info(r, 'report sweep');
+      })
+      .catch((err: Error) => logger.warn({ err: err.message }, 'report sweep failed; next one retries'));
+    return sweeping;
+  };
+
+  return {
+    intake, rejected, feed, metrics,
+
+    async start() {
+      const replay = await intake.replayJournal();
+      if (replay.stored > 0 || replay.badLines > 0) logger.warn(replay, 'report journal replayed: reports Redis did not have were stored again');
+      await journal.prune();
+      subscriber.on('message', (channel, uid) => {
+        if (channel !== resultKeys.scoredChannel()) return;
+        intake.matchStudy(uid).catch((err: Error) => logger.warn({ err: err.message, StudyInstanceUID: uid }, 'report match on a scored study failed; the sweep retries'));
+      });
+      await subscriber.subscribe(resultKeys.scoredChannel());
+      // The first sweep indexes every study received before this process (or before the feed existed).
+      void sweep(true);
+      timer = setInterval(() => {
+        void journal.prune().catch(() => undefined);
+        void sweep(false);
+      }, config.sweepMs);
+      timer.unref();
+      if (mllp) {
+        const at = await mllp.listen();
+        logger.info({ host: at.host, port: at.port }, 'report MLLP listener ready (HL7 ORU^R01)');
+        // Like the DICOM allow-list, empty means nobody: each message is answered AR and kept, for replay once set.
+        if (config.allowedFacilities?.size === 0) {
+          logger.warn('REPORTS_MLLP_ALLOWED_FACILITIES is empty: every report message is rejected (AR) and kept for replay until the RIS\'s sending facility (MSH-4) is listed');
+        }
+      }
+    },
+
+    mllpAddress: () => (mllp ? mllp.address() : null),
+
+    async close() {
+      clearInterval(timer);
+      await mllp?.close();
+      await sweeping;
+      await subscriber.quit().catch(() => subscriber.disconnect());
+      await intake.close();
+      await journal.close();
+    },
+  };
+}
+
+/** The API's message key for a report posted without a reportId: the same report posted twice is stored once. */
+export function apiMessageKey(report: { AccessionNumber: string; status: string; text: string }, reportId?: string): string {
+  return reportId ? messageKey('api', reportId) : messageKey('api-content', report.AccessionNumber, report.status, report.text);
+}

@@ -1,0 +1,162 @@
+// MLLP listener: transport only. Accepts TCP connections on one address, frames bytes (mllp-framing.ts), hands
+// each whole message to the injected handler and writes back the reply it returns, one message at a time per
+// connection in arrival order (MLLP is request/reply). Explicit limits: connections, message size, idle time, and
+// the time the handler has to produce a reply (after it, the `onTimeout` reply goes out so the sender is never left
+// waiting). Knows nothing about HL7 content; never logs message bytes. Typed events for metrics and logs.
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { mllpFrame, MllpDecoder, type Frame } from './mllp-framing';
+
+export interface Peer {
+  /** Remote address and port, for logs ("10.1.2.3:50122"). */
+  remote: string;
+  /** Connection id, increasing per server. */
+  connection: number;
+}
+
+export type MllpInbound = Exclude<Frame, { kind: 'garbage' }>;
+
+export interface MllpServerOptions {
+  host: string;
+  /** 0: the OS picks (tests); see address(). */
+  port: number;
+  maxConnections: number;
+  idleTimeoutMs: number;
+  maxMessageBytes: number;
+  /** How long the handler has before `onTimeout`'s reply is sent instead. */
+  replyTimeoutMs: number;
+  /** Builds the reply to one message (after whatever it must do first). Must not throw; a throw closes the connection. */
+  handler: (message: MllpInbound, peer: Peer) => Promise<Buffer>;
+  /** The reply when the handler is late (its own result is then dropped: the sender will resend). */
+  onTimeout: (message: MllpInbound, peer: Peer) => Buffer;
+}
+
+export interface MllpServerEvents {
+  connection: [peer: Peer];
+  close: [peer: Peer, info: { partialFrame: boolean }];
+  /** A connection refused because maxConnections were open. */
+  refused: [info: { remote: string }];
+  idle: [peer: Peer];
+  garbage: [peer: Peer, info: { bytes: number }];
+  replied: [peer: Peer, info: { ms: number; timedOut: boolean }];
+  /** A socket error or a handler that threw; `reason` is a code, never message content. (Not named 'error', which
+   * EventEmitter throws when nobody listens.) */
+  failure: [peer: Peer | null, info: { reason: string }];
+}
+
+export class MllpServer extends EventEmitter<MllpServerEvents> {
+  private server?: net.Server;
+  private readonly sockets = new Map<net.Socket, { busy: Promise<void> }>();
+  private nextId = 0;
+  private closing = false;
+
+  constructor(private readonly options: MllpServerOptions) {
+    super();
+  }
+
+  async listen(): Promise<{ host: string; port: number }> {
+    const server = net.createServer({ noDelay: true, keepAlive: true }, (socket) => this.accept(socket));
+    server.maxConnections = this.options.maxConnections;
+    server.on('drop', (data) => this.emit('refused', { remote: `${data?.remoteAddress ?? '?'}:${data?.remotePort ?? '?'}` }));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.port, this.options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', () => this.emit('failure', null, { reason: 'server-error' }));
+    this.server = server;
+    return this.address();
+  }
+
+  address(): { host: string; port: number } {
+    const a = this.server?.address();
+    if (!a || typeof a === 'string') throw new Error('MLLP server is not listening');
+    return { host: a.address, port: a.port };
+  }
+
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  /**
+   * Stops accepting, lets each connection finish the message it is handling (its reply goes out) up to
+   * `drainMs`, then closes every connection. A sender whose message got no reply resends it (MLLP's rule).
+   */
+  async close(drainMs = 5000): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const server = this.server;
+    const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([...this.sockets.values()].map((s) => s.busy)),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, drainMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    for (const socket of this.sockets.keys()) socket.destroy();
+    await closed;
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    const peer: Peer = { remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, connection: ++this.nextId };
+    const decoder = new MllpDecoder({ maxMessageBytes: this.options.maxMessageBytes });
+    const state = { busy: Promise.resolve() };
+    this.sockets.set(socket, state);
+    this.emit('connection', peer);
+
+    socket.setTimeout(this.options.idleTimeoutMs, () => {
+      this.emit('idle', peer);
+      socket.end();
+      setTimeout(() => socket.destroy(), 1000).unref();
+    });
+    socket.on('data', (chunk: Buffer) => {
+      for (const frame of decoder.push(chunk)) {
+        if (frame.kind === 'garbage') this.emit('garbage', peer, { bytes: frame.bytes });
+        // Replies leave in the order the messages came, whatever each handler's time.
+        else state.busy = state.busy.then(() => this.reply(socket, frame, peer));
+      }
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => this.emit('failure', peer, { reason: err.code ?? 'socket-error' }));
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      this.emit('close', peer, { partialFrame: decoder.partial });
+    });
+  }
+
+  private async reply(socket: net.Socket, message: MllpInbound, peer: Peer): Promise<void> {
+    const t0 = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    let payload: Buffer;
+    try {
+      payload = await Promise.race([
+        this.options.handler(message, peer),
+        new Promise<Buffer>((resolve) => {
+          timer = setTimeout(() => {
+            timedOut = true;
+            resolve(this.options.onTimeout(message, peer));
+          }, this.options.replyTimeoutMs);
+        }),
+      ]);
+    } catch {
+      // The handler promised not to throw: without a reply the sender would wait forever, so hang up instead.
+      this.emit('failure', peer, { reason: 'handler-threw' });
+      socket.destroy();
+      return;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (socket.destroyed) return;
+    socket.write(mllpFrame(payload));
+    this.emit('replied', peer, { ms: performance.now() - t0, timedOut });
+  }
+}

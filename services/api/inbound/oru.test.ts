@@ -1,0 +1,164 @@
+// Unit tests of the ORU^R01 reader, the ACKs, MLLP framing and HL7 text escaping (pure code: no sockets, no Redis).
+import { Hl7Message } from '@medplum/core';
+import { hl7Escape, hl7Segment, hl7Unescape } from '../../../shared/hl7-text';
+import { buildOru } from '../../../tools/synth/send-reports';
+import { ackFor, ackForUnparsed, controlIdOf } from './ack';
+import { loadReportsConfig } from './config';
+import { CR, FS, MllpDecoder, VT, mllpFrame } from './mllp-framing';
+import { decodeMessage, OruProblem, parseOru, type OruRules } from './oru';
+
+const RULES: OruRules = { accessionFields: ['OBR-3', 'OBR-18', 'ORC-3'], allowedFacilities: new Set(['NT_SYNTH']) };
+/** OBR with the given fields (OBR-1 = 1 unless given). */
+const obr = (fields: Record<number, string>): string => hl7Segment('OBR', { 1: '1', ...fields });
+const MSH = 'MSH|^~\\&|RIS|NT_SYNTH|NT||20260101||ORU^R01|X|P|2.5.1';
+const TEXT = 'FINDINGS:\nRestricted diffusion in the left MCA territory.\n\nIMPRESSION:\nAcute left MCA infarct.';
+
+function problemOf(fn: () => unknown): OruProblem {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof OruProblem) return err;
+    throw err;
+  }
+  throw new Error('expected an OruProblem');
+}
+
+describe('HL7 text escaping', () => {
+  test('unescape inverts escape, line breaks included', () => {
+    const text = 'a|b^c&d~e\\f\nsecond line\r\nthird';
+    expect(hl7Unescape(hl7Escape(text))).toBe('a|b^c&d~e\\f\nsecond line\nthird');
+  });
+  test('decodes hex data and formatting, keeps what it does not know', () => {
+    expect(hl7Unescape('caf\\XE9\\ \\H\\bold\\N\\ \\.sp\\x \\Z99\\')).toBe('café bold \nx \\Z99\\');
+  });
+});
+
+describe('parseOru', () => {
+  test('reads accession number, status and the report text line by line, headings kept', () => {
+    const parsed = parseOru(buildOru({ AccessionNumber: 'ACC42', text: TEXT }, { now: 0, controlId: 'MSG1' }), RULES);
+    expect(parsed.controlId).toBe('MSG1');
+    expect(parsed.sendingFacility).toBe('NT_SYNTH');
+    expect(parsed.reports).toEqual([{ AccessionNumber: 'ACC42', status: 'F', text: TEXT }]);
+  });
+
+  test('FT with escapes, several OBX joined in order, sections named by LOINC get their heading', () => {
+    const msg = [
+      'MSH|^~\\&|RIS|HOSP|NT||20260101120000||ORU^R01|X1|P|2.3.1',
+      'PID|1||CANARY-ID||CANARY^NAME',
+      obr({ 3: 'ACC-7', 4: 'MR^MR brain', 25: 'C' }),
+      'OBX|1|FT|18782-3^Findings^LN||Lateral ventricles \\T\\ third ventricle dilated.\\.br\\No blood.',
+      'OBX|2|NM|12345^Size^LN||14|mm',
+      'OBX|3|TX|19005-8^Impression^LN||Obstructive hydrocephalus.~Suggest follow-up.',
+      'OBX|4|TX|19005-8^Impression^LN||wrongly sent line||||||W',
+    ].join('\r');
+    const parsed = parseOru(msg, { ...RULES, allowedFacilities: null });
+    expect(parsed.reports).toEqual([{
+      AccessionNumber: 'ACC-7', status: 'C',
+      text: 'FINDINGS:\nLateral ventricles & third ventricle dilated.\nNo blood.\nIMPRESSION:\nObstructive hydrocephalus.\nSuggest follow-up.',
+    }]);
+    expect(JSON.stringify(parsed.reports)).not.toMatch(/CANARY/);
+  });
+
+  test('accession number from the configured fields in order, OBR-18 when OBR-3 is empty', () => {
+    const msg = [MSH, obr({ 18: 'ACC-18', 25: 'P' }), 'OBX|1|TX|x||text'].join('\r');
+    expect(parseOru(msg, RULES).reports[0]).toMatchObject({ AccessionNumber: 'ACC-18', status: 'P' });
+    expect(problemOf(() => parseOru(msg, { ...RULES, accessionFields: ['ORC-3'] }))).toMatchObject({ ack: 'AE', reason: 'no-accession' });
+    const cfg = loadReportsConfig({ REPORTS_ACCESSION_FIELDS: 'obr-18, orc-3' });
+    expect(cfg.accessionFields).toEqual(['OBR-18', 'ORC-3']);
+  });
+
+  test('linked exams: two OBRs share the report written under the first', () => {
+    const msg = [MSH, obr({ 3: 'A1', 25: 'F' }), 'OBX|1|TX|x||one report', obr({ 1: '2', 3: 'A2', 25: 'F' })].join('\r');
+    expect(parseOru(msg, RULES).reports).toEqual([
+      { AccessionNumber: 'A1', status: 'F', text: 'one report' },
+      { AccessionNumber: 'A2', status: 'F', text: 'one report' },
+    ]);
+  });
+
+  test.each([
+    ['PID|1', 'AR', 'bad-msh'],
+    ['MSH|^~\\&|RIS|NT_SYNTH|NT||20260101||ADT^A01|X|P|2.5.1\rPID|1', 'AR', 'unsupported-message'],
+    ['MSH|^~\\&|RIS|NT_SYNTH|NT||20260101||ORU^R30|X|P|2.5.1', 'AR', 'unsupported-message'],
+    ['MSH|^~\\&|RIS|NT_SYNTH|NT||20260101||ORU^R01|X|P|3.0', 'AR', 'unsupported-version'],
+    ['MSH|^~\\&|RIS|NT_SYNTH|NT||20260101||ORU^R01||P|2.5.1', 'AR', 'no-control-id'],
+    [`${MSH.replace('NT_SYNTH', 'OTHER')}\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|TX|x||t`, 'AR', 'facility-not-allowed'],
+    [`${MSH}\rOBX|1|TX|x||t`, 'AE', 'no-obr'],
+    [`${MSH}\r${obr({ 25: 'F' })}\rOBX|1|TX|x||t`, 'AE', 'no-accession'],
+    [`${MSH}\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|NM|x||5`, 'AE', 'no-text'],
+    [`${MSH}\r${obr({ 3: 'A', 25: 'X' })}\rOBX|1|TX|x||t`, 'AE', 'bad-status'],
+    [`${MSH}\r${obr({ 3: 'A' })}\rOBX|1|TX|x||t`, 'AE', 'bad-status'],
+  ])('refuses %j with %s %s', (text, ack, reason) => {
+    const problem = problemOf(() => parseOru(decodeMessage(Buffer.from(text)), RULES));
+    expect(problem).toMatchObject({ ack, reason });
+    expect(problem.detail.length).toBeGreaterThan(10);
+  });
+
+  test('decodes 8859/1 when MSH-18 says so, refuses a character set it cannot read', () => {
+    const head = 'MSH|^~\\&|RIS|NT_SYNTH|NT||20260101||ORU^R01|X|P|2.5.1||||||';
+    const latin = Buffer.concat([Buffer.from(`${head}8859/1\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|TX|x||oed`, 'latin1'), Buffer.from([0xe8]), Buffer.from('me')]);
+    expect(parseOru(decodeMessage(latin), RULES).reports[0].text).toBe('oedème');
+    expect(problemOf(() => decodeMessage(Buffer.from(`${head}ISO IR87`)))).toMatchObject({ ack: 'AE', reason: 'unsupported-charset' });
+  });
+});
+
+describe('ACKs', () => {
+  test('AA mirrors the header; AE carries the reason in MSA-3 and ERR', () => {
+    const message = Hl7Message.parse(buildOru({ AccessionNumber: 'A', text: 't' }, { now: 0, controlId: 'C1' }));
+    const aa = Hl7Message.parse(ackFor(message, 'AA', { text: 'stored' }).toString());
+    expect(aa.getSegment('MSH')?.getField(9)?.toString()).toBe('ACK^R01^ACK');
+    expect(aa.getSegment('MSH')?.getField(5)?.toString()).toBe('NT_SYNTH_RIS');
+    expect(aa.getSegment('MSA')?.getField(1)?.toString()).toBe('AA');
+    expect(aa.getSegment('MSA')?.getField(2)?.toString()).toBe('C1');
+    expect(aa.getSegment('ERR')).toBeUndefined();
+    const ae = Hl7Message.parse(ackFor(message, 'AE', { text: 'no accession | here', errorCode: '101', location: 'OBR^1^3' }).toString());
+    expect(ae.getSegment('MSA')?.getField(3)?.toString()).toBe('no accession \\F\\ here');
+    expect(ae.getSegment('ERR')?.getField(2)?.toString()).toBe('OBR^1^3');
+    expect(ae.getSegment('ERR')?.getComponent(3, 1)).toBe('101');
+    expect(ae.getSegment('ERR')?.getField(4)?.toString()).toBe('E');
+  });
+
+  test('an unparsed message still gets an ACK naming its control id when the header shows one', () => {
+    const bytes = Buffer.from('MSH|^~\\&|RIS|H|NT||2026||ORU^R01|CTRL9|P|2.5.1\rOBR|1');
+    expect(controlIdOf(bytes)).toBe('CTRL9');
+    expect(controlIdOf(Buffer.from('hello'))).toBeUndefined();
+    const ar = Hl7Message.parse(ackForUnparsed('AR', { text: 'too large', errorCode: '207' }, { controlId: 'CTRL9', now: 0, ackControlId: 'A1' }).toString());
+    expect(ar.getSegment('MSA')?.getField(1)?.toString()).toBe('AR');
+    expect(ar.getSegment('MSA')?.getField(2)?.toString()).toBe('CTRL9');
+  });
+});
+
+describe('MllpDecoder', () => {
+  const frame = (s: string) => mllpFrame(Buffer.from(s));
+
+  test('frames split anywhere and several frames in one chunk', () => {
+    const d = new MllpDecoder({ maxMessageBytes: 1000 });
+    const bytes = Buffer.concat([frame('MSH|one'), Buffer.from('\r\n'), frame('MSH|two'), frame('MSH|three')]);
+    const out: string[] = [];
+    for (let i = 0; i < bytes.length; i += 3) {
+      for (const f of d.push(bytes.subarray(i, i + 3))) if (f.kind === 'message') out.push(f.bytes.toString());
+    }
+    expect(out).toEqual(['MSH|one', 'MSH|two', 'MSH|three']);
+    expect(d.partial).toBe(false);
+  });
+
+  test('an oversize frame keeps only its head; bytes outside frames are counted', () => {
+    const d = new MllpDecoder({ maxMessageBytes: 10, headBytes: 4 });
+    const frames = d.push(Buffer.concat([Buffer.from('junk'), Buffer.from([VT]), Buffer.from('MSH|0123456789'), Buffer.from([FS, CR])]));
+    expect(frames).toEqual([{ kind: 'oversize', head: Buffer.from('MSH|'), totalBytes: 14 }, { kind: 'garbage', bytes: 4 }]);
+    expect(d.push(Buffer.from([VT, 0x41])).length).toBe(0);
+    expect(d.partial).toBe(true);
+  });
+});
+
+describe('loadReportsConfig', () => {
+  test('off without a port; an empty allow-list lets nobody in; names every problem', () => {
+    expect(loadReportsConfig({}).mllp).toBeUndefined();
+    expect(loadReportsConfig({ REPORTS_MLLP_PORT: '2575', REPORTS_MLLP_ALLOWED_FACILITIES: '*' })).toMatchObject({
+      mllp: { host: '127.0.0.1', port: 2575 }, allowedFacilities: null,
+    });
+    expect(loadReportsConfig({ REPORTS_MLLP_PORT: '2575' }).allowedFacilities).toEqual(new Set());
+    expect(problemOf(() => parseOru(buildOru({ AccessionNumber: 'A', text: 't' }, { now: 0 }), { ...RULES, allowedFacilities: new Set() })).reason).toBe('facility-not-allowed');
+    expect(() => loadReportsConfig({ REPORTS_MLLP_PORT: '2575', REPORTS_ACCESSION_FIELDS: 'PID-3', REPORTS_DEDUPE_DAYS: '1' }))
+      .toThrow(/REPORTS_ACCESSION_FIELDS="PID-3"[\s\S]*REPORTS_DEDUPE_DAYS=1/);
+  });
+});

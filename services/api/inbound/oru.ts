@@ -1,0 +1,232 @@
+// Reads an HL7 v2 ORU^R01 (unsolicited observation result: the RIS's final report) into the reports it carries,
+// with @medplum/core's Hl7Message. Pure: no I/O, no clock. Every way a message can be unusable is a typed
+// OruProblem with the ACK code it earns (AR for the header: type, version, control id, sender; AE for the content:
+// no OBR, no accession number, no report text, an unusable result status), a reason code for metrics and the
+// rejected store, the HL7 error code (table 0357) and location for ERR, and words that never quote the message.
+import { Hl7Message, type Hl7Segment } from '@medplum/core';
+import { hl7Unescape } from '../../../shared/hl7-text';
+import type { StoredReport } from '../../../shared/reports';
+import type { AccessionField } from './config';
+
+export type RejectReason =
+  | 'bad-msh' | 'unsupported-message' | 'unsupported-version' | 'no-control-id' | 'facility-not-allowed'
+  | 'unsupported-charset' | 'no-obr' | 'no-accession' | 'bad-accession' | 'no-text' | 'bad-status' | 'too-large';
+
+export const REJECT_REASONS: readonly RejectReason[] = [
+  'bad-msh', 'unsupported-message', 'unsupported-version', 'no-control-id', 'facility-not-allowed',
+  'unsupported-charset', 'no-obr', 'no-accession', 'bad-accession', 'no-text', 'bad-status', 'too-large',
+];
+
+export class OruProblem extends Error {
+  override name = 'OruProblem';
+  constructor(
+    readonly ack: 'AE' | 'AR',
+    readonly reason: RejectReason,
+    /** Our words for MSA-3, ERR-8 and the rejected store; never a quote of patient data. */
+    readonly detail: string,
+    /** HL7 table 0357: 100 segment sequence, 101 required field missing, 102 data type, 103 table value, 200-203 unsupported. */
+    readonly errorCode: '100' | '101' | '102' | '103' | '200' | '201' | '203' | '207',
+    /** ERR-2 (ERL): segment id^sequence^field, e.g. OBR^1^25. */
+    readonly location?: string,
+  ) {
+    super(detail);
+  }
+
+  /** The message, when it parsed far enough for an ACK that mirrors its header (set by parseOru). */
+  hl7?: Hl7Message;
+}
+
+export interface OruReport {
+  AccessionNumber: string;
+  text: string;
+  status: StoredReport['status'];
+}
+
+export interface ParsedOru {
+  message: Hl7Message;
+  /** MSH-10. */
+  controlId: string;
+  /** MSH-3 and MSH-4 namespace IDs: with MSH-10 they identify a message (control ids are unique per sender). */
+  sendingApplication: string;
+  sendingFacility: string;
+  reports: OruReport[];
+}
+
+export interface OruRules {
+  accessionFields: readonly AccessionField[];
+  /** Upper-case MSH-4 namespace IDs; null: any. */
+  allowedFacilities: ReadonlySet<string> | null;
+}
+
+/** MSH-18 values we decode; empty means the HL7 default (ASCII), read as UTF-8, its superset. */
+const CHARSETS: Record<string, BufferEncoding> = {
+  '': 'utf8', 'UNICODE UTF-8': 'utf8', 'UNICODE': 'utf8', 'ASCII': 'latin1', '8859/1': 'latin1', '8859/15': 'latin1',
+};
+
+/** Bytes -> text in the character set MSH-18 names (read from the raw header, before any decoding). */
+export function decodeMessage(bytes: Buffer): string {
+  const head = bytes.subarray(0, Math.min(bytes.length, 2048)).toString('latin1');
+  if (!head.startsWith('MSH')) throw new OruProblem('AR', 'bad-msh', 'the message does not start with an MSH segment', '100', 'MSH');
+  const first = head.split(/[\r\n]/, 1)[0];
+  const fields = first.split(first.charAt(3));
+  const charset = (fields[17] ?? '').split(first.charAt(4))[0].trim().toUpperCase();
+  const encoding = CHARSETS[charset];
+  if (!encoding) {
+    throw new OruProblem('AE', 'unsupported-charset', 'MSH-18 names a character set this interface does not read (use UNICODE UTF-8 or 8859/1)', '103', 'MSH^1^18');
+  }
+  return bytes.toString(encoding);
+}
+
+/** Safe to echo in an ACK and a log: letters, digits and a few separators, at most 40 characters. */
+function printable(value: string): string {
+  return value.replace(/[^A-Za-z0-9 ._-]/g, '?').slice(0, 40);
+}
+
+const field = (seg: Hl7Segment | undefined, n: number): string => seg?.getField(n)?.toString() ?? '';
+const component = (seg: Hl7Segment | undefined, n: number, c = 1): string => seg?.getComponent(n, c) ?? '';
+
+/** LOINC and RIS section codes in OBX-3 that name a report section; the heading is written when the text lacks it. */
+const SECTION_HEADINGS: Record<string, string> = {
+  '18782-3': 'FINDINGS', '59776-5': 'FINDINGS', '&GDT': 'FINDINGS', 'GDT': 'FINDINGS', 'FINDINGS': 'FINDINGS',
+  '19005-8': 'IMPRESSION', '&IMP': 'IMPRESSION', 'IMP': 'IMPRESSION', 'IMPRESSION': 'IMPRESSION',
+  '18834-2': 'COMPARISON', '55752-0': 'CLINICAL INFORMATION', '18785-6': 'INDICATION', '55111-9': 'TECHNIQUE',
+};
+
+const TEXT_TYPES = new Set(['TX', 'FT', 'ST']);
+
+/** One OBX's text: its OBX-5 repetitions as lines, escapes decoded (components re-joined: a stray ^ is text). */
+function obxText(obx: Hl7Segment, componentSeparator: string): string {
+  const value = obx.getField(5);
+  if (!value) return '';
+  return value.components.map((rep) => hl7Unescape(rep.join(componentSeparator))).join('\n');
+}
+
+interface Group {
+  orc?: Hl7Segment;
+  obr: Hl7Segment;
+  obrIndex: number;
+  sections: Array<{ heading: string | null; lines: string[] }>;
+  firstObx?: Hl7Segment;
+}
+
+function groupText(g: Group): string {
+  const out: string[] = [];
+  for (const s of g.sections) {
+    const body = s.lines.join('\n');
+    const firstLine = body.trimStart().split('\n', 1)[0].toUpperCase();
+    if (s.heading && !firstLine.startsWith(s.heading)) out.push(`${s.heading}:`);
+    out.push(body);
+  }
+  return out.join('\n').replace(/\s+$/, '');
+}
+
+function accessionOf(g: Group, fields: readonly AccessionField[]): { value: string; location: string } | null {
+  for (const f of fields) {
+    const [seg, n] = f.split('-') as ['OBR' | 'ORC', string];
+    const segment = seg === 'OBR' ? g.obr : g.orc;
+    // The entity identifier (component 1) of an EI field; unescaped, trimmed as DICOM pads with spaces.
+    const value = hl7Unescape(component(segment, Number(n), 1)).trim();
+    if (value) return { value, location: `${seg}^${seg === 'OBR' ? g.obrIndex : 1}^${n}` };
+  }
+  return null;
+}
+
+export const hasControlCharacters = (s: string): boolean => [...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+
+const STATUSES: Record<string, StoredReport['status']> = { F: 'F', C: 'C', P: 'P' };
+
+/** Parses and checks one ORU^R01; throws OruProblem when it cannot be used. */
+export function parseOru(text: string, rules: OruRules): ParsedOru {
+  if (!/^MSH\|\^~\\&/.test(text)) {
+    throw new OruProblem('AR', 'bad-msh', 'MSH must begin "MSH|^~\\&" (the standard delimiters)', '100', 'MSH^1^2');
+  }
+  let message: Hl7Message;
+  try {
+    message = Hl7Message.parse(text.replace(/\r\n/g, '\r'));
+  } catch {
+    throw new OruProblem('AR', 'bad-msh', 'the message could not be parsed', '100', 'MSH');
+  }
+  try {
+    return readOru(message, rules);
+  } catch (err) {
+    if (err instanceof OruProblem) err.hl7 = message;
+    throw err;
+  }
+}
+
+function readOru(message: Hl7Message, rules: OruRules): ParsedOru {
+  const msh = message.header;
+  const type = component(msh, 9, 1).toUpperCase();
+  const trigger = component(msh, 9, 2).toUpperCase();
+  if (type !== 'ORU') throw new OruProblem('AR', 'unsupported-message', `MSH-9 is ${printable(type) || 'empty'}: this interface takes ORU^R01 only`, '200', 'MSH^1^9');
+  if (trigger !== 'R01') throw new OruProblem('AR', 'unsupported-message', `MSH-9 event is ${printable(trigger) || 'empty'}: this interface takes ORU^R01 only`, '201', 'MSH^1^9');
+  const version = component(msh, 12, 1).trim();
+  if (!/^2\.[1-9](\.\d+)?$/.test(version)) {
+    throw new OruProblem('AR', 'unsupported-version', `MSH-12 version ${printable(version) || 'empty'} is not an HL7 v2 version`, '203', 'MSH^1^12');
+  }
+  const controlId = field(msh, 10).trim();
+  if (!controlId) throw new OruProblem('AR', 'no-control-id', 'MSH-10 (message control id) is empty: the message could not be told from a resend', '101', 'MSH^1^10');
+  const sendingApplication = component(msh, 3, 1).trim();
+  const sendingFacility = component(msh, 4, 1).trim();
+  if (rules.allowedFacilities && !rules.allowedFacilities.has(sendingFacility.toUpperCase())) {
+    throw new OruProblem(
+      'AR', 'facility-not-allowed',
+      `sending facility (MSH-4) "${printable(sendingFacility)}" is not in REPORTS_MLLP_ALLOWED_FACILITIES`, '207', 'MSH^1^4',
+    );
+  }
+
+  // ORDER_OBSERVATION groups: [ORC] OBR {OBX}; OBX before any OBR, NTE and patient segments are not report text.
+  const groups: Group[] = [];
+  let orc: Hl7Segment | undefined;
+  let obrCount = 0;
+  for (const seg of message.segments) {
+    if (seg.name === 'ORC') orc = seg;
+    else if (seg.name === 'OBR') {
+      groups.push({ orc, obr: seg, obrIndex: ++obrCount, sections: [] });
+      orc = undefined;
+    } else if (seg.name === 'OBX' && groups.length > 0) {
+      const g = groups[groups.length - 1];
+      const valueType = component(seg, 2, 1).toUpperCase();
+      const resultStatus = component(seg, 11, 1).toUpperCase();
+      // D: delete the observation, W: it was wrong; neither is report text.
+      if (!TEXT_TYPES.has(valueType) || resultStatus === 'D' || resultStatus === 'W') continue;
+      g.firstObx ??= seg;
+      const id = component(seg, 3, 1).toUpperCase();
+      const heading = SECTION_HEADINGS[id] ?? SECTION_HEADINGS[component(seg, 3, 2).toUpperCase()] ?? null;
+      const last = g.sections[g.sections.length - 1];
+      const line = obxText(seg, message.context.componentSeparator);
+      if (last && (heading === null || heading === last.heading)) last.lines.push(line);
+      else g.sections.push({ heading, lines: [line] });
+    }
+  }
+  if (groups.length === 0) throw new OruProblem('AE', 'no-obr', 'the message has no OBR segment: there is no order to file a report against', '100', 'OBR');
+
+  const texts = groups.map(groupText);
+  // Linked exams: one report for several orders, the text under the first; the others share it.
+  const shared = texts.find((t) => t.trim() !== '');
+  if (!shared) throw new OruProblem('AE', 'no-text', 'no OBX of type TX, FT or ST carries report text', '101', 'OBX^1^5');
+
+  const byAccession = new Map<string, OruReport>();
+  groups.forEach((g, i) => {
+    const acc = accessionOf(g, rules.accessionFields);
+    if (!acc) {
+      throw new OruProblem('AE', 'no-accession', `no accession number in ${rules.accessionFields.join(', ')} of OBR ${g.obrIndex}`, '101', `OBR^${g.obrIndex}^${rules.accessionFields[0].split('-')[1]}`);
+    }
+    if (acc.value.length > 64 || hasControlCharacters(acc.value)) {
+      throw new OruProblem('AE', 'bad-accession', `the accession number in ${acc.location.replace(/\^/g, ' ')} is longer than 64 characters or holds control characters`, '102', acc.location);
+    }
+    const rawStatus = (component(g.obr, 25, 1) || component(g.firstObx, 11, 1)).trim().toUpperCase();
+    const status = STATUSES[rawStatus];
+    if (!status) {
+      throw new OruProblem(
+        'AE', 'bad-status',
+        rawStatus ? `OBR-25 result status ${printable(rawStatus)} is not F (final), C (corrected) or P (preliminary)` : 'OBR-25 (result status) is empty',
+        rawStatus ? '103' : '101', `OBR^${g.obrIndex}^25`,
+      );
+    }
+    const text = texts[i].trim() !== '' ? texts[i] : shared;
+    const prev = byAccession.get(acc.value);
+    byAccession.set(acc.value, prev ? { ...prev, text: `${prev.text}\n${text}` } : { AccessionNumber: acc.value, text, status });
+  });
+  return { message, controlId, sendingApplication, sendingFacility, reports: [...byAccession.values()] };
+}

@@ -1,0 +1,233 @@
+// The RIS report feed over real MLLP on loopback, with real Redis and a real DATA_DIR: ACK only after the durable
+// write, the same message twice stored once, malformed messages answered AE/AR with the reason and kept for
+// replay (files mode 0600 plus a Redis index), replay after a fix, a report held until its study arrives and then
+// matched, held reports expiring into the rejected store, the journal restoring what Redis lost, AR "try again"
+// when the write cannot finish in time, and no report text or patient data in any log line or metric.
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { hl7Segment } from '../../shared/hl7-text';
+import { readReport, reportKeys } from '../../shared/reports';
+import { messageKey } from '../../services/api/inbound';
+import { buildOru, createReportSender } from '../../tools/synth/send-reports';
+import { mllpExchange, msa, receiveStudy, sample, scoreStudy, send, startFeed, waitFor, type Feed } from './helpers';
+
+const TEXT = 'FINDINGS:\nCANARY-FINDING restricted diffusion in the left MCA territory.\n\nIMPRESSION:\nAcute left MCA infarct.';
+const PATIENT = 'PID|1||CANARY-PID-123^^^HOSP^MR||CANARYSURNAME^CANARYGIVEN||19600101|F';
+
+/** An ORU from the PACS simulator's builder with a patient segment added, as a real RIS sends it. */
+function oru(accession: string, controlId: string, text = TEXT, status: 'F' | 'C' | 'P' = 'F'): string {
+  const [msh, ...rest] = buildOru({ AccessionNumber: accession, text }, { now: Date.UTC(2026, 0, 5), controlId, status }).split('\r');
+  return [msh, PATIENT, ...rest].join('\r');
+}
+const MSH = (controlId: string) => `MSH|^~\\&|RIS|NT_SYNTH|NEUROTRIAGE||20260105120000||ORU^R01^ORU_R01|${controlId}|P|2.5.1`;
+
+let feed: Feed;
+
+beforeAll(async () => {
+  feed = await startFeed({ REPORTS_MLLP_MAX_MESSAGE_KB: '64', REPORTS_MLLP_ACK_TIMEOUT_MS: '1000' });
+});
+afterAll(async () => {
+  await feed?.stop();
+});
+
+const metrics = () => feed.registry.metrics();
+
+test('every metric label exists at 0 before the first message', async () => {
+  const text = await metrics();
+  expect(sample(text, 'neurotriage_reports_received_total{source="hl7"}')).toBe(0);
+  expect(sample(text, 'neurotriage_reports_rejected_total{source="hl7",reason="no-accession"}')).toBe(0);
+  expect(sample(text, 'neurotriage_reports_matched_total{when="study"}')).toBe(0);
+  expect(sample(text, 'neurotriage_reports_duplicates_total{source="api"}')).toBe(0);
+});
+
+test('a valid ORU^R01 for a received study: AA after the journal and Redis have it, filed under the study', async () => {
+  await receiveStudy(feed.client, '1.2.3.100', 'ACC100');
+  await scoreStudy(feed.client, '1.2.3.100');
+  await waitFor(async () => (await feed.client.sismember(reportKeys.accession('ACC100'), '1.2.3.100')) === 1, 'the study indexed');
+  // Sent by the PACS simulator's client (@medplum/hl7 Hl7Client), as npm run synth -- --reports-to does.
+  const sender = createReportSender({ host: '127.0.0.1', port: feed.port });
+  try {
+    expect(await sender.send({ AccessionNumber: 'ACC100', text: TEXT })).toBe('AA');
+  } finally {
+    await sender.close();
+  }
+  const stored = await readReport(feed.client, '1.2.3.100');
+  expect(stored).toMatchObject({ AccessionNumber: 'ACC100', StudyInstanceUID: '1.2.3.100', status: 'F', source: 'hl7', text: TEXT });
+  const journal = path.join(feed.dataDir, 'reports', 'journal');
+  const [file] = readdirSync(journal);
+  expect(statSync(path.join(journal, file)).mode & 0o777).toBe(0o600);
+  expect(readFileSync(path.join(journal, file), 'utf8')).toContain('ACC100');
+  expect(await feed.client.zscore(reportKeys.reported(), '1.2.3.100')).not.toBeNull();
+});
+
+test('the same message twice: AA both times, stored once', async () => {
+  await receiveStudy(feed.client, '1.2.3.101', 'ACC101');
+  await scoreStudy(feed.client, '1.2.3.101');
+  await waitFor(async () => (await feed.client.sismember(reportKeys.accession('ACC101'), '1.2.3.101')) === 1, 'the study indexed');
+  const before = await metrics();
+  const first = await send(feed.port, oru('ACC101', 'DUP-1'));
+  const stored = await readReport(feed.client, '1.2.3.101');
+  const second = await send(feed.port, oru('ACC101', 'DUP-1'));
+  expect([msa(first, 1), msa(second, 1)]).toEqual(['AA', 'AA']);
+  expect([msa(first, 2), msa(second, 2)]).toEqual(['DUP-1', 'DUP-1']);
+  expect(msa(second, 3)).toMatch(/duplicate/);
+  expect(await readReport(feed.client, '1.2.3.101')).toEqual(stored);
+  const after = await metrics();
+  const delta = (series: string) => sample(after, series) - sample(before, series);
+  expect(delta('neurotriage_reports_stored_total{source="hl7"}')).toBe(1);
+  expect(delta('neurotriage_reports_duplicates_total{source="hl7"}')).toBe(1);
+  expect(delta('neurotriage_reports_received_total{source="hl7"}')).toBe(2);
+});
+
+test.each([
+  ['no OBR', () => [MSH('BAD-1'), PATIENT, 'OBX|1|TX|x||CANARY-FINDING text'].join('\r'), 'AE', 'no-obr', /no OBR segment/],
+  ['no accession number', () => [MSH('BAD-2'), PATIENT, hl7Segment('OBR', { 1: '1', 25: 'F' }), 'OBX|1|TX|x||CANARY-FINDING text'].join('\r'), 'AE', 'no-accession', /no accession number in OBR-3, OBR-18, ORC-3/],
+  ['a bad MSH', () => `MSH|garbled header BAD-3\r${PATIENT}\rOBX|1|TX|x||CANARY-FINDING text`, 'AR', 'bad-msh', /MSH must begin/],
+  ['not an ORU', () => [MSH('BAD-4').replace('ORU^R01^ORU_R01', 'ADT^A08^ADT_A01'), PATIENT].join('\r'), 'AR', 'unsupported-message', /ORU\^R01 only/],
+  ['a facility not allowed', () => oru('ACC-X', 'BAD-5').replace('|NT_SYNTH|', '|ELSEWHERE|'), 'AR', 'facility-not-allowed', /ELSEWHERE" is not in REPORTS_MLLP_ALLOWED_FACILITIES/],
+])('%s: %s with the reason in MSA-3 and ERR, kept for replay as a 0600 file and a Redis entry', async (_what, message, code, reason, words) => {
+  const before = await feed.client.zcard(reportKeys.rejected());
+  const ack = await send(feed.port, message());
+  expect(msa(ack, 1)).toBe(code);
+  expect(msa(ack, 3)).toMatch(words);
+  const err = ack.getSegment('ERR');
+  expect(err?.getComponent(3, 3)).toBe('HL70357');
+  expect(err?.getField(4)?.toString()).toBe('E');
+  const id = /kept as ([0-9a-z]+-[0-9a-f]+)/.exec(msa(ack, 3))?.[1];
+  expect(id).toBeDefined();
+  expect(await feed.client.zcard(reportKeys.rejected())).toBe(before + 1);
+  expect(await feed.client.hget(reportKeys.rejectedEntry(id!), 'reason')).toBe(reason);
+  const file = path.join(feed.dataDir, 'reports', 'rejected', `${id}.hl7`);
+  expect(statSync(file).mode & 0o777).toBe(0o600);
+  expect(readFileSync(file, 'utf8')).toBe(message());
+});
+
+test('the bad-MSH ACK still names the control id when the header shows one; bytes that are no message at all are answered AR', async () => {
+  const [reply] = await mllpExchange(feed.port, 'hello, is this the RIS?');
+  expect(reply.toString()).toMatch(/\rMSA\|AR\|\|the message does not start with an MSH segment/);
+  const ack = await send(feed.port, `MSH|^~\\&|RIS|NT_SYNTH|NT||2026||ORU^R01|CTRL-77|P|9.9\rOBR|1`);
+  expect([msa(ack, 1), msa(ack, 2)]).toEqual(['AR', 'CTRL-77']);
+});
+
+test('replay after fixing: a corrected message is stored and leaves the rejected store', async () => {
+  const ack = await send(feed.port, [MSH('FIX-1'), PATIENT, hl7Segment('OBR', { 1: '1', 25: 'F' }), 'OBX|1|TX|x||Corrected later.'].join('\r'));
+  expect(msa(ack, 1)).toBe('AE');
+  const id = /kept as (\S+)\)/.exec(msa(ack, 3))![1];
+  // As kept it still fails, and says why; it stays.
+  const again = await feed.inbound.feed.replay(id);
+  expect(again).toMatchObject({ ok: false, outcome: { reason: 'no-accession' }, entry: { replays: 1 } });
+  await receiveStudy(feed.client, '1.2.3.102', 'ACC102');
+  await scoreStudy(feed.client, '1.2.3.102');
+  await waitFor(async () => (await feed.client.sismember(reportKeys.accession('ACC102'), '1.2.3.102')) === 1, 'the study indexed');
+  const kept = await feed.inbound.rejected.get(id);
+  const corrected = kept!.payload.toString().replace(hl7Segment('OBR', { 1: '1', 25: 'F' }), hl7Segment('OBR', { 1: '1', 3: 'ACC102', 25: 'F' }));
+  const replayed = await feed.inbound.feed.replay(id, corrected);
+  expect(replayed).toMatchObject({ ok: true, outcome: { ack: 'AA', reports: [{ AccessionNumber: 'ACC102', outcome: 'matched', StudyInstanceUIDs: ['1.2.3.102'] }] } });
+  expect((await readReport(feed.client, '1.2.3.102'))?.text).toBe('Corrected later.');
+  expect(await feed.inbound.rejected.get(id)).toBeNull();
+  expect(await feed.client.zscore(reportKeys.rejected(), id)).toBeNull();
+});
+
+test('a report before its study is held, then matched when the study is received and scored', async () => {
+  const ack = await send(feed.port, oru('ACC200', 'EARLY-1'));
+  expect(msa(ack, 1)).toBe('AA');
+  expect(msa(ack, 3)).toMatch(/held/);
+  expect(await feed.client.exists(reportKeys.held('ACC200'))).toBe(1);
+  expect(await feed.client.zscore(reportKeys.holding(), 'ACC200')).not.toBeNull();
+  // A preliminary report for the same accession never replaces the held final one.
+  expect(msa(await send(feed.port, oru('ACC200', 'EARLY-2', 'Preliminary: CANARY-FINDING ?', 'P')), 1)).toBe('AA');
+  await receiveStudy(feed.client, '1.2.3.200', 'ACC200');
+  await scoreStudy(feed.client, '1.2.3.200');
+  const stored = await waitFor(() => readReport(feed.client, '1.2.3.200'), 'the held report filed');
+  expect(stored).toMatchObject({ status: 'F', text: TEXT, StudyInstanceUID: '1.2.3.200', messageControlId: 'EARLY-1' });
+  expect(await feed.client.exists(reportKeys.held('ACC200'))).toBe(0);
+  expect(await feed.client.zscore(reportKeys.holding(), 'ACC200')).toBeNull();
+  expect(sample(await metrics(), 'neurotriage_reports_matched_total{when="study"}')).toBeGreaterThanOrEqual(1);
+  // A correction later replaces the final.
+  expect(msa(await send(feed.port, oru('ACC200', 'LATER-1', 'Corrected: no infarct.', 'C')), 3)).toMatch(/matched/);
+  expect((await readReport(feed.client, '1.2.3.200'))?.status).toBe('C');
+});
+
+test('a study received while no API ran is found by the sweep', async () => {
+  expect(msa(await send(feed.port, oru('ACC300', 'SWEEP-1')), 3)).toMatch(/held/);
+  await receiveStudy(feed.client, '1.2.3.300', 'ACC300');
+  // No scored event: the periodic sweep reads the study hashes.
+  const r = await feed.inbound.intake.sweep();
+  expect(r.matched).toBe(1);
+  expect((await readReport(feed.client, '1.2.3.300'))?.text).toBe(TEXT);
+});
+
+test('two messages written at once get two ACKs in order; an oversize one gets AR and its head is kept', async () => {
+  const big = oru('ACC-BIG', 'BIG-1', 'x'.repeat(70 * 1024));
+  const replies = await mllpExchange(feed.port, [oru('ACC400', 'PIPE-1'), oru('ACC401', 'PIPE-2'), big]);
+  const acks = replies.map((r) => r.toString());
+  expect(acks[0]).toMatch(/\rMSA\|AA\|PIPE-1\|/);
+  expect(acks[1]).toMatch(/\rMSA\|AA\|PIPE-2\|/);
+  expect(acks[2]).toMatch(/\rMSA\|AR\|BIG-1\|the message is larger than REPORTS_MLLP_MAX_MESSAGE_KB/);
+  const id = /kept as (\S+)\)/.exec(acks[2])![1];
+  const kept = await feed.inbound.rejected.get(id);
+  expect(kept?.entry).toMatchObject({ reason: 'too-large', truncated: true, bytes: 64 * 1024 });
+});
+
+test('when the write cannot finish within REPORTS_MLLP_ACK_TIMEOUT_MS: AR "resend later"; the resend is then a duplicate', async () => {
+  await feed.client.call('CLIENT', 'PAUSE', '2500', 'WRITE');
+  const ack = await send(feed.port, oru('ACC500', 'SLOW-1'));
+  expect(msa(ack, 1)).toBe('AR');
+  expect(msa(ack, 2)).toBe('SLOW-1');
+  expect(msa(ack, 3)).toMatch(/resend later/);
+  await waitFor(async () => (await feed.client.exists(reportKeys.held('ACC500'))) === 1, 'the late write to land');
+  const resent = await send(feed.port, oru('ACC500', 'SLOW-1'));
+  expect([msa(resent, 1), msa(resent, 3)]).toEqual(['AA', '1 report(s): duplicate']);
+});
+
+test('held reports expire into the rejected store, never dropped, and can be replayed', async () => {
+  const short = await startFeed({ REPORTS_HOLD_DAYS: '0.00001' }); // about 0.9 s; its own Redis and DATA_DIR
+  try {
+    expect(msa(await send(short.port, oru('ACC600', 'EXPIRE-1')), 3)).toMatch(/held/);
+    await new Promise((r) => setTimeout(r, 1200));
+    const r = await short.inbound.intake.sweep();
+    expect(r.expired).toBe(1);
+    expect(await short.client.exists(reportKeys.held('ACC600'))).toBe(0);
+    const { items } = await short.inbound.rejected.list(100);
+    expect(items).toHaveLength(1);
+    const entry = items[0];
+    expect(entry).toMatchObject({ kind: 'report', reason: 'no-study' });
+    expect(JSON.parse((await short.inbound.rejected.get(entry.id))!.payload.toString())).toMatchObject({ AccessionNumber: 'ACC600', text: TEXT });
+    expect(sample(await short.registry.metrics(), 'neurotriage_reports_rejected_total{source="hl7",reason="no-study"}')).toBe(1);
+    await receiveStudy(short.client, '1.2.3.600', 'ACC600');
+    await scoreStudy(short.client, '1.2.3.600');
+    await waitFor(async () => (await short.client.sismember(reportKeys.accession('ACC600'), '1.2.3.600')) === 1, 'the study indexed');
+    const replayed = await short.inbound.feed.replay(entry.id);
+    expect(replayed?.outcome.reports[0]).toMatchObject({ outcome: 'matched', StudyInstanceUIDs: ['1.2.3.600'] });
+    expect((await readReport(short.client, '1.2.3.600'))?.text).toBe(TEXT);
+  } finally {
+    await short.stop();
+  }
+});
+
+test('a restart replays the journal: reports Redis lost are stored again, the rest are no-ops', async () => {
+  await receiveStudy(feed.client, '1.2.3.700', 'ACC700');
+  await scoreStudy(feed.client, '1.2.3.700');
+  await waitFor(async () => (await feed.client.sismember(reportKeys.accession('ACC700'), '1.2.3.700')) === 1, 'the study indexed');
+  expect(msa(await send(feed.port, oru('ACC700', 'LOST-1')), 1)).toBe('AA');
+  // What an appendfsync-everysec Redis can lose in a crash: the report and its message id.
+  const seen = reportKeys.seen(messageKey('hl7', 'NT_SYNTH_RIS', 'NT_SYNTH', 'LOST-1'));
+  expect(await feed.client.exists(seen)).toBe(1);
+  await feed.client.del(reportKeys.report('1.2.3.700'), seen);
+  const again = await startFeed({}, { redis: feed.redis, dataDir: feed.dataDir });
+  try {
+    expect((await readReport(again.client, '1.2.3.700'))?.text).toBe(TEXT);
+    expect(again.logs.join('\n')).toMatch(/report journal replayed/);
+  } finally {
+    await again.stopFeed();
+  }
+});
+
+test('no report text, patient segment or accession number in any log line or metric', async () => {
+  const logs = feed.logs.join('\n');
+  expect(logs.length).toBeGreaterThan(1000);
+  expect(logs).toMatch(/report message stored/);
+  expect(logs).toMatch(/report message rejected and kept for replay/);
+  const text = `${logs}\n${await metrics()}`;
+  for (const canary of ['CANARY', 'restricted diffusion', 'MCA', 'ACC100', 'ACC200', 'ELSEWHERE']) expect(text).not.toContain(canary);
+});

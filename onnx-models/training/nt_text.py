@@ -3,9 +3,10 @@
   - masked language modelling (15 % of WordPiece tokens);
   - Findings <-> Impression matching (the seed method): InfoNCE over a batch, both directions, on mean-pooled,
     L2-normalised vectors of the two sections of the same report;
-  - sentence <-> report matching: one sentence of a report's body (a finding, a negation, a short impression line
-    such as "Acute left MCA stroke.") against the whole body's vector, InfoNCE both directions. This is what makes a
-    short statement typed by a radiologist land near the reports that say it, in whatever words;
+  - sentence <-> section matching: one sentence of a report's Findings (a finding, a negation, a normal statement)
+    against its Impression's vector, and one Impression line (often short: "Acute left MCA stroke.") against its
+    Findings' vector, InfoNCE both directions. The two sections say the same in other words, so this is what makes a
+    short statement typed by a radiologist land near the reports that mean it, and a negation near normal reports;
   - off-topic English (the lexicon's off-topic sentences) as extra negatives: it must stay away from every report
     and report sentence, so the service can tell a radiology sentence from anything else.
 
@@ -151,19 +152,21 @@ class Corpus:
         self.items = []
         for t in reports:
             f, i = split_report(t)
-            sents = sentences(f + "\n" + i)
-            if f and i and sents:
-                self.items.append((f, i, sents))
+            fs, is_ = sentences(f), sentences(i)
+            if fs and is_:
+                self.items.append((f, i, fs, is_))
         self.off_topic = list(off_topic)
 
     def sample(self, rng, n, window=None):
-        """n reports: (findings, impression, one body sentence). With `window`, the findings are a random run of at
-        most that many consecutive sentences (cheaper steps; the matching still has to work from part of a report)."""
+        """n reports: (findings, impression, one Findings sentence, one Impression sentence). With `window`, the
+        findings are a random run of at most that many consecutive sentences (cheaper steps; the matching still has to
+        work from part of a report)."""
         idx = rng.choice(len(self.items), size=min(n, len(self.items)), replace=False)
         f = [self._window(self.items[k][0], rng, window) for k in idx]
         i = [self.items[k][1] for k in idx]
-        s = [self.items[k][2][rng.integers(len(self.items[k][2]))] for k in idx]
-        return f, i, s
+        fs = [self.items[k][2][rng.integers(len(self.items[k][2]))] for k in idx]
+        is_ = [self.items[k][3][rng.integers(len(self.items[k][3]))] for k in idx]
+        return f, i, fs, is_
 
     @staticmethod
     def _window(findings, rng, window):
@@ -182,11 +185,11 @@ class Corpus:
 
 
 def losses(model, tok, corpus, rng, gen, batch_size, max_len, temperature, window=None):
-    f, i, s = corpus.sample(rng, batch_size, window)
+    f, i, fs, is_ = corpus.sample(rng, batch_size, window)
     off = corpus.sample_off_topic(rng, max(2, batch_size // 4))
     f_ids, f_mask = batch(tok, f, max_len)
     i_ids, i_mask = batch(tok, i, max_len)
-    s_ids, s_mask = batch(tok, s, 64)
+    s_ids, s_mask = batch(tok, fs + is_, 64)
     # One masked pass per section serves MLM and the matching tasks (the masking doubles as augmentation).
     fm_ids, f_labels = mask_tokens(f_ids, f_mask, tok.size, gen)
     im_ids, i_labels = mask_tokens(i_ids, i_mask, tok.size, gen)
@@ -197,19 +200,24 @@ def losses(model, tok, corpus, rng, gen, batch_size, max_len, temperature, windo
     chosen = labels != -100
     mlm = F.cross_entropy(model.mlm_logits(hidden[chosen]), labels[chosen]) if bool(chosen.any()) else hidden.sum() * 0
     vf, vi = mean_pool(hf, f_mask), mean_pool(hi, i_mask)
-    body = _pool_two(hf, f_mask, hi, i_mask)
     vs = mean_pool(model(s_ids, s_mask), s_mask)
+    n = len(f)
     parts = {"mlm": mlm}
     parts["findings_impression"], acc_fi = info_nce(vf, vi, temperature)
     extra = None
     if off:
         o_ids, o_mask = batch(tok, off, 64)
         extra = mean_pool(model(o_ids, o_mask), o_mask)
-        # Off-topic text must stay away from every report: a hinge on its cosine to the bodies and sentences.
-        parts["off_topic"] = F.relu(torch.cat([extra @ body.t(), extra @ vs.t()], 1) - 0.1).mean()
-    parts["sentence_report"], acc_sr = info_nce(vs, body, temperature, extra)
+        # Off-topic text must stay away from every report: a hinge on its cosine to the sections and sentences.
+        parts["off_topic"] = F.relu(torch.cat([extra @ vf.t(), extra @ vi.t(), extra @ vs.t()], 1) - 0.1).mean()
+    # A sentence of one section against the OTHER section of the same report: no words in common to lean on, so
+    # "No acute infarct." must learn to mean what "Normal MRI brain." means, and "Acute left MCA stroke." what the
+    # Findings' "restricted diffusion ... in keeping with an acute infarct" means.
+    sf, acc_sf = info_nce(vs[:n], vi, temperature, extra)
+    si, acc_si = info_nce(vs[n:], vf, temperature, extra)
+    parts["sentence_report"] = 0.5 * (sf + si)
     total = parts["mlm"] + parts["findings_impression"] + parts["sentence_report"] + parts.get("off_topic", 0.0)
-    return total, {k: float(v) for k, v in parts.items()}, {"findings_impression_top1": acc_fi, "sentence_report_top1": acc_sr}
+    return total, {k: float(v) for k, v in parts.items()}, {"findings_impression_top1": acc_fi, "sentence_report_top1": 0.5 * (acc_sf + acc_si)}
 
 
 def train(corpus, tok, steps, seed, log, max_len=128, batch_size=32, dim=256, layers=4, heads=4, ffn=1024, lr=5e-4,

@@ -176,7 +176,8 @@ def calibrate(args, calib_dir, spec_path, synth_extra):
     log(f"8. calibration cohort: {args.calib_n} studies, seed {args.seed + 1} (labels used here only)")
     make_cohort(calib_dir, args.calib_n, args.seed + 1, spec_path, extra=synth_extra)
     run(["node", os.path.join(args.node_cli, "calibrate.js"), "--bundle", args.out, "--volumes", os.path.join(calib_dir, "vol"),
-         "--labels", os.path.join(calib_dir, "labels.jsonl"), "--target-sensitivity", str(args.target_sensitivity),
+         "--labels", os.path.join(calib_dir, "labels.jsonl"), "--reports", os.path.join(calib_dir, "reports.jsonl"),
+         "--target-sensitivity", str(args.target_sensitivity),
          "--stat-sensitivity", str(args.stat_sensitivity), "--urgent-sensitivity", str(args.urgent_sensitivity)])
 
 

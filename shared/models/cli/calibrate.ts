@@ -6,14 +6,18 @@
 //   - the study-level decision per priority class (STAT, URGENT): the probability that a study has a finding of the
 //     class is the highest probability among the bundle's queries of that class; the threshold that catches
 //     --stat-sensitivity (--urgent-sensitivity) of the studies with such a finding, and the table of sensitivity
-//     against false-positive rate a site chooses from.
-// Usage: node dist/shared/models/cli/calibrate.js --bundle DIR --volumes VOLDIR --labels labels.jsonl
+//     against false-positive rate a site chooses from;
+//   - language.mentionSimilarity (with --reports): the report-to-query similarity (shared/models/pseudo-labels.ts)
+//     that 95 % of the reports truly describing a default query's finding reach: the floor under which a report
+//     never counts as mentioning a query (pseudo-labels, report check).
+// Usage: node dist/shared/models/cli/calibrate.js --bundle DIR --volumes VOLDIR --labels labels.jsonl [--reports reports.jsonl]
 //          [--target-sensitivity 0.9] [--stat-sensitivity 0.95] [--urgent-sensitivity 0.9] [--threads 2]
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ClassDecision, Decision, Manifest, TriageQuery } from '../../model-manifest';
 import { calibrate, operatingPoints, plattProbability, thresholdFromTable } from '../calibration';
-import { loadModels } from '../index';
+import { embedReport, reportSimilarity, type ReportVectors } from '../pseudo-labels';
+import { loadModels, type Models } from '../index';
 import { roc } from '../metrics';
 import { parseArgs } from './args';
 import { allQueries, scoreVolumes } from './score';
@@ -59,9 +63,33 @@ export function classDecision(probabilities: number[], positives: boolean[], tar
   };
 }
 
+/**
+ * The similarity that 95 % of reports truly describing a default query's finding reach, pooled over the default
+ * queries: a report below it is never taken to mention a query.
+ */
+async function mentionSimilarity(models: Models, reportsFile: string, labels: Map<string, Label>): Promise<number | null> {
+  const reports = readFileSync(reportsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { StudyInstanceUID: string; text: string })
+    .filter((r) => labels.has(r.StudyInstanceUID));
+  const embed = (t: string[]) => models.embedTexts(t);
+  const vectors: ReportVectors[] = [];
+  for (const r of reports) vectors.push(await embedReport(r.text, embed));
+  const positives: number[] = [];
+  for (const q of models.manifest.queries) {
+    const [qv] = await embed([q.text]);
+    reports.forEach((r, i) => {
+      if (isPositive(labels.get(r.StudyInstanceUID)!, q.id)) positives.push(reportSimilarity(qv, vectors[i]));
+    });
+  }
+  if (positives.length === 0) return null;
+  positives.sort((a, b) => a - b);
+  const floor = positives[Math.floor(0.05 * positives.length)];
+  console.log(`   mention similarity: ${floor.toFixed(3)} (5th percentile of ${positives.length} true mentions)`);
+  return floor;
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2), {
-    bundle: undefined, volumes: undefined, labels: undefined, threads: '2', 'target-sensitivity': '0.9', 'stat-sensitivity': '0.95', 'urgent-sensitivity': '0.9',
+    bundle: undefined, volumes: undefined, labels: undefined, reports: '', threads: '2', 'target-sensitivity': '0.9', 'stat-sensitivity': '0.95', 'urgent-sensitivity': '0.9',
   });
   const target = Number(args['target-sensitivity']);
   const manifestPath = path.join(args.bundle, 'manifest.json');
@@ -75,8 +103,9 @@ async function main(): Promise<void> {
   const rows = await scoreVolumes(models, args.volumes, (_, i, n) => {
     if ((i + 1) % 100 === 0 || i + 1 === n) console.log(`scored ${i + 1}/${n} calibration studies`);
   });
-  await models.close();
   const labels = readLabels(args.labels);
+  const mention = args.reports ? await mentionSimilarity(models, args.reports, labels) : null;
+  await models.close();
   const scored = rows.filter((r) => labels.has(r.StudyInstanceUID));
   const manifest = models.manifest;
   const probabilities: Record<string, number | null>[] = scored.map(() => ({}));
@@ -107,6 +136,7 @@ async function main(): Promise<void> {
       `${cls} for ${at.falsePositiveRate.toFixed(3)} of ${decision[cls]!.negatives} without`);
   }
   if (decision.STAT) manifest.decision = decision as Decision;
+  if (mention !== null && manifest.language) manifest.language.mentionSimilarity = Math.round(mention * 1e4) / 1e4;
   writeFileSync(manifestPath, JSON.stringify(manifest, null, 2));
   console.log(`calibrated ${scored.length} studies into ${manifestPath}`);
 }

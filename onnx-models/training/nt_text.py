@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from nt_tokenizer import CLS, MASK, PAD, SEP, Tokenizer  # noqa: F401 (Tokenizer re-exported for callers)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LEXICON = os.path.join(HERE, "..", "..", "tools", "synth", "lexicon.json")
+LEXICON = os.path.join(HERE, "..", "..", "tools", "synth", "neuroradiology-lexicon.json")
 
 
 class TextEncoder(nn.Module):
@@ -68,7 +68,7 @@ def mean_pool(hidden, mask):
 
 
 def _headings():
-    """The FINDINGS and IMPRESSION headings the report writer uses (tools/synth/lexicon.json sections)."""
+    """The FINDINGS and IMPRESSION headings the report writer uses (tools/synth/neuroradiology-lexicon.json sections)."""
     with open(LEXICON, encoding="utf-8") as f:
         sections = json.load(f)["sections"]
     names = lambda k: "|".join(re.escape(h) for h in sections[k]["train"] + sections[k]["heldout"])  # noqa: E731

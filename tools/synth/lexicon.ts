@@ -1,11 +1,11 @@
-// The neuroradiology lexicon (lexicon.json, a data file the team reviews without reading code): names, synonyms,
+// The neuroradiology lexicon (neuroradiology-lexicon.json, a data file the team reviews without reading code): names, synonyms,
 // abbreviations, UK/US spellings and clinicians' shorthand of every finding, report templates, negation and
 // uncertainty, sections, anatomy, off-topic English, and the evaluation's held-out phrasings. This module loads and
 // checks it, and answers the questions the rest of the repository asks of it: which findings a text asserts, and
 // whether a sentence is one of the evaluation's phrasings (which training must never write).
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import lexiconJson from './lexicon.json';
+import lexiconJson from './neuroradiology-lexicon.json';
 import { FINDING_TYPES, type FindingType, type PhrasingSet } from './types';
 
 const Split = Type.Object({ train: Type.Array(Type.String()), heldout: Type.Array(Type.String()) });
@@ -59,7 +59,7 @@ function load(): Lexicon {
   const problems = [...Value.Errors(LexiconSchema, lexiconJson)].map((e) => `${e.path}: ${e.message}`);
   const lex = lexiconJson as unknown as Lexicon;
   for (const t of FINDING_TYPES) if (!lex.findings[t]) problems.push(`/findings: no entry for ${t}`);
-  if (problems.length > 0) throw new Error(`tools/synth/lexicon.json is invalid:\n  - ${problems.slice(0, 20).join('\n  - ')}`);
+  if (problems.length > 0) throw new Error(`tools/synth/neuroradiology-lexicon.json is invalid:\n  - ${problems.slice(0, 20).join('\n  - ')}`);
   return lex;
 }
 

@@ -1,4 +1,4 @@
-// Free-text neuroradiology reports written from the ground truth, in the words of the lexicon (lexicon.json):
+// Free-text neuroradiology reports written from the ground truth, in the words of the lexicon (neuroradiology-lexicon.json):
 // indication, technique, comparison, FINDINGS and IMPRESSION under the usual section names, each finding in varied
 // wording (formal names, synonyms, abbreviations, UK and US spellings, clinicians' shorthand), laterality and
 // measurements, hedges, negations of a random subset of absent findings, normal-structure statements, incidental

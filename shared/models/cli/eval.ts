@@ -22,7 +22,7 @@ import { embedCohort, makeCohort } from './eval-cohort';
 import { decisionCards, languageRates, phrasingRows, queryCard, queryVectors, searchRows, siteStudies, zeroLabelRow, type QueryCardRow } from './eval-measures';
 import { rocPng } from './roc-png';
 
-const LEXICON = path.join(__dirname, '..', '..', '..', '..', 'tools', 'synth', 'lexicon.json');
+const LEXICON = path.join(__dirname, '..', '..', '..', '..', 'tools', 'synth', 'neuroradiology-lexicon.json');
 
 interface Lexicon {
   evaluationPhrasings: { findings: Record<string, { kind: string; text: string }[]>; negated: { kind: string; text: string }[] };

@@ -35,6 +35,13 @@ export class TempFileLostError extends StoreError {
   override name = 'TempFileLostError';
 }
 
+/** Retention is deleting this study's stored instances right now: the sender retries once it has finished. */
+export class StudyPurgingError extends StoreError {
+  readonly status = StoreStatus.OutOfResources;
+  readonly retryable = true;
+  override name = 'StudyPurgingError';
+}
+
 /** Redis (arrival record or study queue) did not answer; nothing was acknowledged. */
 export class BackendUnavailableError extends StoreError {
   readonly status = StoreStatus.OutOfResources;

@@ -518,6 +518,11 @@ export class InstanceStore {
     this.pool?.fill();
   }
 
+  /** Removes a placed instance that was not acknowledged after all. */
+  async remove(storageKey: string): Promise<void> {
+    await fsp.rm(path.join(this.options.dataDir, storageKey), { force: true });
+  }
+
   private readonly dirFds = new Map<string, DirFd>();
 
   /** fsyncs a store directory through a cached descriptor (a study's series directories get many renames). */

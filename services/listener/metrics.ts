@@ -24,6 +24,7 @@ const INSTANCE_OUTCOMES = [
   'OutOfDiskError',
   'BackendUnavailableError',
   'TempFileLostError',
+  'StudyPurgingError',
   'MalformedDatasetError',
   'InvalidImageError',
   'DatasetMismatchError',

@@ -40,6 +40,7 @@ import {
   OutOfDiskError,
   StoreError,
   StoreStatus,
+  StudyPurgingError,
   errorLabel,
   statusForError,
 } from './errors';
@@ -391,7 +392,11 @@ export class StoreScp extends Scp {
       }),
     ]);
     if (synced.status === 'rejected') throw synced.reason;
-    if (recorded.status === 'rejected') throw recorded.reason;
+    if (recorded.status === 'rejected') {
+      // Retention is deleting the study: the file just placed is not acknowledged, so it does not stay either.
+      if (recorded.reason instanceof StudyPurgingError) await store.remove(storageKey);
+      throw recorded.reason;
+    }
     this.studies.add(StudyInstanceUID);
     // Not awaited: the pending set just recorded makes the schedule survive a crash (see scheduleInBackground).
     assembler.scheduleInBackground(StudyInstanceUID, this.traceId);

@@ -4,7 +4,7 @@
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir, hostname } from 'node:os';
 import path from 'node:path';
-import { InstanceStore, LEASE_FILE, LEASE_STALE_MS, TEMP_POOL_SIZE, type Spool } from './instance-store';
+import { GroupSync, InstanceStore, LEASE_FILE, LEASE_STALE_MS, TEMP_POOL_SIZE, type Spool } from './instance-store';
 import { OutOfDiskError } from './errors';
 
 let dataDir: string;
@@ -175,4 +175,30 @@ test('a spilled instance whose temp file is removed before its rename fails alon
   await store.commit(next, 'store/1.2/3.4/2.dcm');
   expect(readdirSync(path.join(dataDir, 'store/1.2/3.4'))).toEqual(['2.dcm']);
   await store.close();
+});
+
+test('directory fsyncs are group-committed: callers during one fsync share the next, none rides on one that began before it', async () => {
+  const started: Array<{ key: string; done: () => void }> = [];
+  const group = new GroupSync((key) => new Promise<void>((resolve) => started.push({ key, done: resolve })));
+  const settled: string[] = [];
+  const track = (name: string, p: Promise<void>) => p.then(() => settled.push(name));
+  const first = track('first', group.sync('d'));
+  const waiting = ['a', 'b', 'c', 'd'].map((n) => track(n, group.sync('d')));
+  const other = track('other', group.sync('e'));
+  expect(started.map((s) => s.key)).toEqual(['d', 'e']);
+  started[0].done();
+  await first;
+  await new Promise((r) => setImmediate(r));
+  // One more fsync for the four that came while the first ran; they have not settled on the first.
+  expect(started.map((s) => s.key)).toEqual(['d', 'e', 'd']);
+  expect(settled).toEqual(['first']);
+  const late = track('late', group.sync('d'));
+  started[2].done();
+  await Promise.all(waiting);
+  await new Promise((r) => setImmediate(r));
+  expect(started).toHaveLength(4);
+  started[3].done();
+  started[1].done();
+  await Promise.all([late, other]);
+  expect(settled.sort()).toEqual(['a', 'b', 'c', 'd', 'first', 'late', 'other']);
 });

@@ -507,7 +507,7 @@ export class InstanceStore {
   async syncPlaced(spool: Spool, storageKey: string): Promise<void> {
     const finalPath = path.join(this.options.dataDir, storageKey);
     try {
-      await this.fsyncDirCached(path.dirname(finalPath));
+      await this.dirSyncs.sync(path.dirname(finalPath));
     } catch (err) {
       await fsp.rm(finalPath, { force: true }).catch(() => undefined);
       throw diskError(err);
@@ -524,6 +524,8 @@ export class InstanceStore {
   }
 
   private readonly dirFds = new Map<string, DirFd>();
+  /** Group commit of directory fsyncs across concurrent associations (see GroupSync). */
+  private readonly dirSyncs = new GroupSync((dir) => this.fsyncDirCached(dir));
 
   /** fsyncs a store directory through a cached descriptor (a study's series directories get many renames). */
   private async fsyncDirCached(dir: string): Promise<void> {
@@ -588,6 +590,37 @@ export class InstanceStore {
     }
     this.knownDirs.add(dir);
     if (this.knownDirs.size > 10_000) this.knownDirs.clear();
+  }
+}
+
+/**
+ * Group commit for fsyncs of one key (a directory): at most one runs at a time per key, and every caller that
+ * arrives while it runs shares the next one, which starts when it ends. A caller's rename happened before it
+ * called, so the fsync that starts after that call covers it; one already running might not have. With several
+ * associations storing into one series directory this turns N directory fsyncs into about two, however large N.
+ */
+export class GroupSync {
+  private readonly state = new Map<string, { running: Promise<void>; next?: Promise<void> }>();
+
+  constructor(private readonly fsyncKey: (key: string) => Promise<void>) {}
+
+  sync(key: string): Promise<void> {
+    const current = this.state.get(key);
+    if (!current) return this.start(key);
+    current.next ??= current.running.then(
+      () => this.start(key),
+      () => this.start(key),
+    );
+    return current.next;
+  }
+
+  private start(key: string): Promise<void> {
+    const running = this.fsyncKey(key).finally(() => {
+      const s = this.state.get(key);
+      if (s && s.running === running && !s.next) this.state.delete(key);
+    });
+    this.state.set(key, { running });
+    return running;
   }
 }
 

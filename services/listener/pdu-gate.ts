@@ -1,9 +1,11 @@
-// The PDU framing rules of one association's socket, checked on the raw bytes before dcmjs-dimse sees them.
-// dcmjs-dimse buffers each PDU whole, whatever length its header claims, and answers any A-ASSOCIATE-RQ it meets;
-// so a header claiming 0xFFFFFFFF bytes would be waited for until the idle timeout, and a second A-ASSOCIATE-RQ
-// inside an open association would be accepted. PduGate reads only the 6-byte PDU headers (type, length) as the
-// stream passes and reports the first violation of PS3.8 9 (PDU types and lengths) and of the state machine
-// (PS3.8 9.2, which PDU may come when), so the caller can send A-ABORT and close the socket at once.
+// PDU framing of one association's socket, in place of dcmjs-dimse's accumulator. That one buffers each PDU whole,
+// whatever length its header claims (re-concatenating the buffer for every TCP chunk, quadratic in the PDU size),
+// and answers any A-ASSOCIATE-RQ it meets; so a header claiming 0xFFFFFFFF bytes was waited for until the idle
+// timeout, and a second A-ASSOCIATE-RQ inside an open association was accepted. PduGate checks each 6-byte PDU
+// header (type, length) against PS3.8 9 and the state machine of PS3.8 9.2 (which PDU may come when) before any of
+// its body is kept, reports the first violation so the caller can send A-ABORT and close the socket at once, and
+// hands back complete PDUs (a PDU inside one TCP chunk is a view of it, not a copy). parsePDataTf() reads the
+// PDVs of a P-DATA-TF the same way, without copying their values.
 
 /** PDU types (PS3.8 9.3.1). */
 export const PduType = { AssociateRq: 0x01, AssociateAc: 0x02, AssociateRj: 0x03, PDataTf: 0x04, ReleaseRq: 0x05, ReleaseRp: 0x06, Abort: 0x07 } as const;
@@ -33,12 +35,55 @@ export function abortPdu(reason: number): Buffer {
   return Buffer.from([PduType.Abort, 0, 0, 0, 0, 4, 0, 0, 2, reason]);
 }
 
+/** One presentation data value, shaped as dcmjs-dimse's Pdv (which its P-DATA handling reads). */
+export class Pdv {
+  constructor(
+    private readonly presentationContextId: number,
+    private readonly control: number,
+    private readonly value: Buffer,
+  ) {}
+  getPresentationContextId(): number {
+    return this.presentationContextId;
+  }
+  getValue(): Buffer {
+    return this.value;
+  }
+  isCommand(): boolean {
+    return (this.control & 0x01) !== 0;
+  }
+  isLastFragment(): boolean {
+    return (this.control & 0x02) !== 0;
+  }
+}
+
+/** The PDVs of a whole P-DATA-TF PDU (header included); undefined when an item's length does not fit (PS3.8 9.3.5). */
+export function parsePDataTf(pdu: Buffer): Pdv[] | undefined {
+  const pdvs: Pdv[] = [];
+  for (let o = 6; o < pdu.length; ) {
+    if (o + 6 > pdu.length) return undefined;
+    const length = pdu.readUInt32BE(o);
+    if (length < 2 || o + 4 + length > pdu.length) return undefined;
+    pdvs.push(new Pdv(pdu[o + 4], pdu[o + 5], pdu.subarray(o + 6, o + 4 + length)));
+    o += 4 + length;
+  }
+  return pdvs.length > 0 ? pdvs : undefined;
+}
+
+export interface Framed {
+  /** Complete PDUs, header included, in arrival order. */
+  pdus: Buffer[];
+  /** The first violation, after which nothing more is framed. */
+  violation?: Violation;
+}
+
 export class PduGate {
   private phase: Phase = 'awaiting-request';
-  /** Body bytes of the current PDU still to pass. */
+  /** Body bytes of the current PDU still to come. */
   private remaining = 0;
   private readonly head = Buffer.alloc(6);
   private headLen = 0;
+  /** The current PDU's pieces so far (header first). */
+  private parts: Buffer[] = [];
 
   constructor(
     /** The maximum P-DATA-TF length we announce in A-ASSOCIATE-AC (DICOM_MAX_PDU_LENGTH). */
@@ -55,32 +100,62 @@ export class PduGate {
     this.phase = 'closing';
   }
 
-  /** Checks every PDU header that starts in `chunk`; undefined when the chunk may go on to dcmjs-dimse. */
-  inspect(chunk: Buffer): Violation | undefined {
+  /** Frames the PDUs in `chunk` (with what came before), checking each header before its body is kept. */
+  push(chunk: Buffer): Framed {
+    const pdus: Buffer[] = [];
     let pos = 0;
-    while (pos < chunk.length) {
+    while (pos < chunk.length && !this.violated) {
       if (this.remaining > 0) {
         const n = Math.min(this.remaining, chunk.length - pos);
+        this.parts.push(chunk.subarray(pos, pos + n));
         this.remaining -= n;
         pos += n;
+        if (this.remaining === 0) pdus.push(this.complete());
         continue;
       }
-      const n = Math.min(6 - this.headLen, chunk.length - pos);
-      chunk.copy(this.head, this.headLen, pos, pos + n);
-      this.headLen += n;
-      pos += n;
-      if (this.headLen < 6) break;
-      this.headLen = 0;
-      const type = this.head[0];
-      const length = this.head.readUInt32BE(2);
-      const violation = this.check(type, length);
+      // The header: read in place, or gathered across chunks when it is split.
+      let start = pos;
+      if (this.headLen > 0 || chunk.length - pos < 6) {
+        const n = Math.min(6 - this.headLen, chunk.length - pos);
+        chunk.copy(this.head, this.headLen, pos, pos + n);
+        this.headLen += n;
+        pos += n;
+        if (this.headLen < 6) break;
+        this.headLen = 0;
+        start = -1;
+      }
+      const header = start >= 0 ? chunk.subarray(start, start + 6) : this.head;
+      const length = header.readUInt32BE(2);
+      const violation = this.check(header[0], length);
       if (violation) {
+        this.violated = true;
         this.phase = 'closing';
-        return violation;
+        return { pdus, violation };
+      }
+      if (start >= 0 && chunk.length - start >= 6 + length) {
+        // The whole PDU is in this chunk: a view, no copy.
+        pdus.push(chunk.subarray(start, start + 6 + length));
+        pos = start + 6 + length;
+        continue;
+      }
+      if (start >= 0) {
+        this.parts = [chunk.subarray(start, start + 6)];
+        pos = start + 6;
+      } else {
+        this.parts = [Buffer.from(this.head)];
       }
       this.remaining = length;
+      if (length === 0) pdus.push(this.complete());
     }
-    return undefined;
+    return { pdus };
+  }
+
+  private violated = false;
+
+  private complete(): Buffer {
+    const parts = this.parts;
+    this.parts = [];
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
   }
 
   private check(type: number, length: number): Violation | undefined {

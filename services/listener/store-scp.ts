@@ -28,7 +28,7 @@ import {
 } from './association-policy';
 import { buildFileMeta } from './part10';
 import { checkImage, createDatasetCheck, type DatasetCheck } from './dataset-check';
-import { PduGate, abortPdu, AbortReason } from './pdu-gate';
+import { PduGate, PduType, abortPdu, AbortReason, parsePDataTf } from './pdu-gate';
 import { ConnectionGuard, type RefusalReason } from './connection-guard';
 import { encodeResponsePdu } from './response-pdu';
 import { CommandField, NO_DATA_SET, readCommandSet } from './command-set';
@@ -68,7 +68,10 @@ interface NetworkInternals {
   /** Command fragments being gathered. */
   dimseStream: unknown;
   dimseStoreStream: unknown;
+  /** When the last whole PDU arrived (dcmjs-dimse's idle timer reads it). */
+  lastPduTime: number;
   _performDimse(context: PresentationContext, command: unknown): void;
+  _processPdu(pdu: Buffer): Promise<void>;
 }
 
 type PDataTf = { getPdvs(): Pdv[] };
@@ -167,17 +170,13 @@ export class StoreScp extends Scp {
     const self = this as unknown as { connected: boolean; connectedTime: number };
     self.connected = true;
     self.connectedTime = Date.now();
-    // Put the PDU gate between the socket and dcmjs-dimse's PDU accumulator (its only 'data' listener).
-    const libraryListeners = socket.listeners('data') as ((chunk: Buffer) => void)[];
+    // The PDU gate frames the socket's bytes in place of dcmjs-dimse's accumulator (its only 'data' listener).
     socket.removeAllListeners('data');
     socket.on('data', (chunk: Buffer) => {
       if (this.violated) return;
-      const violation = this.gate.inspect(chunk);
-      if (violation) {
-        this.protocolAbort(violation.label, violation.reason, violation.detail);
-        return;
-      }
-      for (const listener of libraryListeners) listener(chunk);
+      const { pdus, violation } = this.gate.push(chunk);
+      for (const pdu of pdus) this.receivePdu(pdu);
+      if (violation) this.protocolAbort(violation.label, violation.reason, violation.detail);
     });
     this.artim = setTimeout(() => this.refuse('artim-timeout'), deps.settings.artimTimeoutMs);
     this.artim.unref();
@@ -186,6 +185,26 @@ export class StoreScp extends Scp {
       this.socket.destroy();
     });
     this.on('close', () => this.onClose());
+  }
+
+  /**
+   * One complete PDU from the gate. P-DATA-TF is read here (its PDVs are views of the PDU, not copies) and goes to
+   * _processPDataTf(); every other PDU goes to dcmjs-dimse's own handling, as its accumulator would have passed it.
+   */
+  private receivePdu(pdu: Buffer): void {
+    if (this.violated) return;
+    const net = this as unknown as NetworkInternals;
+    net.lastPduTime = Date.now();
+    if (pdu[0] !== PduType.PDataTf) {
+      void net._processPdu(pdu);
+      return;
+    }
+    const pdvs = parsePDataTf(pdu);
+    if (!pdvs) {
+      this.protocolAbort('invalid-pdu', AbortReason.InvalidPduParameterValue, 'P-DATA-TF whose PDV lengths do not add up');
+      return;
+    }
+    void this._processPDataTf({ getPdvs: () => pdvs });
   }
 
   /** Closes a connection that never became an association (ARTIM expiry) and records why. */

@@ -10,7 +10,7 @@
 // any SCP that makes each instance durable before it answers a synchronous SCU such as storescu.
 // Environment: BENCH_SMALL (default 800), BENCH_LARGE (default 240), BENCH_ROUNDS (default 3), BENCH_DIR (where
 // both SCPs write; default the OS temp dir. BENCH_DIR=/dev/shm takes the disk out and measures the code path),
-// BENCH_TARGETS (comma list of neurotriage, orthanc, storescp, fsync-floor; default all four),
+// BENCH_TARGETS (comma list of neurotriage, orthanc, storescp, fsync-floor, one-flush-floor; default all),
 // BENCH_WARMUP (default 1: untimed listener rounds per set before the timed ones, so the listener is measured with
 // its code compiled, as a long-running listener is; storescp is native and needs none).
 // BENCH_COMPARE=<dist dir of another build> adds that build's listener as a second target, alternating with this
@@ -40,7 +40,7 @@ const LARGE = Number(process.env.BENCH_LARGE ?? 240);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 1);
 const CALLING_AE = 'BENCH_SCU';
-const TARGETS = ['neurotriage', 'orthanc', 'storescp', 'fsync-floor'] as const;
+const TARGETS = ['neurotriage', 'orthanc', 'storescp', 'fsync-floor', 'one-flush-floor'] as const;
 type Target = (typeof TARGETS)[number] | 'compare';
 const COMPARE = process.env.BENCH_COMPARE;
 const ASSOCIATIONS = Math.max(1, Number(process.env.BENCH_ASSOCIATIONS ?? 1));
@@ -193,16 +193,25 @@ async function roundOrthanc(files: string[], work: string): Promise<Timed> {
 
 /**
  * The disk's cost of one durable instance alone: write a temp file, fdatasync, rename, fsync the directory, in
- * sequence as a synchronous SCU forces. No SCP that makes each instance durable before answering can beat
- * 1 / this, whatever its protocol code does.
+ * sequence as a synchronous SCU forces. No SCP that makes each instance durable this way before answering can beat
+ * 1 / this on one association, whatever its protocol code does. `oneFlush`: Orthanc's cost instead (one fsync of
+ * the file, no rename or directory fsync), the floor of an SCP that flushes once per instance.
  */
-function fsyncFloor(work: string, n: number, bytes: number): Timed {
+function fsyncFloor(work: string, n: number, bytes: number, oneFlush = false): Timed {
   const dir = path.join(work, `floor-${(runs += 1)}`);
   mkdirSync(dir, { recursive: true });
   const data = Buffer.alloc(bytes, 7);
   const dirFd = openSync(dir, 'r');
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
+    if (oneFlush) {
+      // What Orthanc does per file with SyncStorageArea: write it under its final name and fsync it, nothing more.
+      const fd = openSync(path.join(dir, `${i}.dcm`), 'wx');
+      writeSync(fd, data);
+      fsyncSync(fd);
+      closeSync(fd);
+      continue;
+    }
     const tmp = path.join(dir, `${i}.part`);
     const fd = openSync(tmp, 'wx');
     writeSync(fd, data);
@@ -251,8 +260,8 @@ async function main(): Promise<void> {
         // Alternate which goes first so page cache and CPU frequency favour neither.
         const order: Target[] =
           i % 2 === 0
-            ? ['neurotriage', 'compare', 'orthanc', 'storescp', 'fsync-floor']
-            : ['orthanc', 'storescp', 'compare', 'neurotriage', 'fsync-floor'];
+            ? ['neurotriage', 'compare', 'orthanc', 'storescp', 'fsync-floor', 'one-flush-floor']
+            : ['orthanc', 'storescp', 'compare', 'neurotriage', 'one-flush-floor', 'fsync-floor'];
         for (const target of order.filter((t) => SELECTED.includes(t))) {
           await admin.flushall();
           const build = builds[target];
@@ -262,15 +271,16 @@ async function main(): Promise<void> {
               ? await roundDcmtk(set.files, work)
               : target === 'orthanc'
                 ? await roundOrthanc(set.files, work)
-                : fsyncFloor(work, set.files.length, Math.round(set.bytes / set.files.length));
+                : fsyncFloor(work, set.files.length, Math.round(set.bytes / set.files.length), target === 'one-flush-floor');
           rounds.push({ target, set: set.name, instances: set.files.length, ...timed });
           const cpu = timed.cpuSeconds === undefined ? '' : `   listener CPU ${((timed.cpuSeconds * 1000) / set.files.length).toFixed(2)} ms/instance`;
           console.log(`  round ${i + 1} ${target.padEnd(11)} ${(set.files.length / timed.seconds).toFixed(0).padStart(6)} instances/s${cpu}`);
         }
       }
     }
-    console.log(`\nmedian over rounds (instances/s), ${ASSOCIATIONS} association(s); fsync floor = the disk alone, one durable file after another:`);
-    console.log('set                                  neurotriage    Orthanc  vs Orthanc   storescp  vs storescp   fsync floor   listener CPU ms/instance');
+    console.log(`\nmedian over rounds (instances/s), ${ASSOCIATIONS} association(s); floors = the disk alone, one file after another:`);
+    console.log('  fsync floor: temp file + fdatasync + rename + directory fsync (our protocol); one-flush floor: file + fsync (Orthanc\'s)');
+    console.log('set                                  neurotriage    Orthanc  vs Orthanc   storescp  vs storescp   fsync floor  one-flush floor   listener CPU ms/instance');
     for (const set of sets) {
       const of = (target: Target) => rounds.filter((r) => r.set === set.name && r.target === target);
       const rate = (target: Target) => median(of(target).map((r) => r.instances / r.seconds));
@@ -279,7 +289,7 @@ async function main(): Promise<void> {
       const theirs = rate('storescp');
       const cpu = median(of('neurotriage').map((r) => ((r.cpuSeconds ?? NaN) * 1000) / r.instances));
       console.log(
-        `${set.name.padEnd(36)} ${ours.toFixed(0).padStart(11)} ${orthanc.toFixed(0).padStart(10)} ${(ours / orthanc).toFixed(2).padStart(10)}x ${theirs.toFixed(0).padStart(10)} ${(ours / theirs).toFixed(2).padStart(11)}x ${rate('fsync-floor').toFixed(0).padStart(13)} ${cpu.toFixed(2).padStart(14)}`,
+        `${set.name.padEnd(36)} ${ours.toFixed(0).padStart(11)} ${orthanc.toFixed(0).padStart(10)} ${(ours / orthanc).toFixed(2).padStart(10)}x ${theirs.toFixed(0).padStart(10)} ${(ours / theirs).toFixed(2).padStart(11)}x ${rate('fsync-floor').toFixed(0).padStart(13)} ${rate('one-flush-floor').toFixed(0).padStart(16)} ${cpu.toFixed(2).padStart(14)}`,
       );
       if (COMPARE) {
         const other = rate('compare');

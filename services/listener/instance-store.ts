@@ -224,13 +224,12 @@ export class Spool extends Writable {
     // microseconds, so they run synchronously instead of paying a thread-pool round trip each; only the fsync
     // waits on the disk. With the pool dry, create the file here.
     const pooled = this.takeTemp();
-    let fd: number;
-    if (pooled) {
-      fd = pooled.fd;
-      this.tmp = pooled.path;
-    } else {
-      fd = openSync(this.tmp, 'wx', 0o640);
-    }
+    if (pooled) this.tmp = pooled.path;
+    await this.writeHeld(pooled ? pooled.fd : openSync(this.tmp, 'wx', 0o640));
+  }
+
+  /** Writes meta + the chunks held in memory to `fd`, fdatasyncs and closes it. */
+  private async writeHeld(fd: number): Promise<void> {
     try {
       // The chunks stay until release(): if the temp file is lost before its rename, rewriteTemp() writes it again.
       writeAllSync(fd, [this.meta, ...this.chunks]);
@@ -248,13 +247,7 @@ export class Spool extends Writable {
   /** Writes the temp file again from memory, at a new path (its old directory may have been removed). */
   async rewriteTemp(tmpPath: string): Promise<void> {
     this.tmp = tmpPath;
-    const fd = openSync(tmpPath, 'wx', 0o640);
-    try {
-      writeAllSync(fd, [this.meta, ...this.chunks]);
-      await fdatasyncAsync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    await this.writeHeld(openSync(tmpPath, 'wx', 0o640));
   }
 
   /** The data set is in the store: drop the copy held in memory. */

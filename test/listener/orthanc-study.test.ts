@@ -2,11 +2,10 @@
 // happens when neurotriage's own SR has been stored there: under the default DICOM_OTHER_STORAGE the send succeeds,
 // every MR instance is stored and the SR is acknowledged and ignored. With DICOM_OTHER_STORAGE=reject the same send
 // fails in Orthanc (issue 13's HTTP 500): the reason the default is what it is.
-import { rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { dcmjs } from '../../shared/imaging/dcmjs';
 import { keys } from '../../shared/studies';
-import { newUid, runTool, writeMrInstance } from '../helpers/dcmtk';
+import { newUid, runTool, writeDataset, writeMrInstance } from '../helpers/dcmtk';
 import { startOrthanc, type TestOrthanc } from '../outbound/helpers/orthanc';
 import { listFiles, metricsText, startHarness, tempDir, type Harness } from './harness';
 
@@ -35,16 +34,7 @@ function writeSr(file: string, StudyInstanceUID: string): string {
     VerificationFlag: 'UNVERIFIED',
     ContentSequence: [{ RelationshipType: 'CONTAINS', ValueType: 'TEXT', ConceptNameCodeSequence: code('121071', 'DCM', 'Finding'), TextValue: 'No urgent finding' }],
   };
-  const meta = {
-    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-    MediaStorageSOPClassUID: COMPREHENSIVE_SR,
-    MediaStorageSOPInstanceUID: SOPInstanceUID,
-    TransferSyntaxUID: '1.2.840.10008.1.2.1',
-    ImplementationClassUID: '2.25.80302813137786398554742050926734630921',
-  };
-  const dict = new dcmjs.data.DicomDict(dcmjs.data.DicomMetaDictionary.denaturalizeDataset(meta));
-  dict.dict = dcmjs.data.DicomMetaDictionary.denaturalizeDataset(dataset);
-  writeFileSync(file, Buffer.from(dict.write()));
+  writeDataset(file, dataset);
   return SOPInstanceUID;
 }
 

@@ -21,6 +21,7 @@ import { assertUid, instanceStorageKey } from '../../shared/studies';
 import {
   decideAssociation,
   negotiateContext,
+  normaliseAddress,
   ContextResult,
   type AssociationPolicy,
   type ContextUse,
@@ -577,13 +578,18 @@ export class DicomServer implements AssociationBook {
     });
     Implementation.setImplementationClassUid(IMPLEMENTATION_CLASS_UID);
     Implementation.setImplementationVersion(IMPLEMENTATION_VERSION_NAME);
+    // A TLS peer must finish its handshake within the ARTIM time too (Node's default is two minutes).
     this.server = options.tls
-      ? tls.createServer(options.tls, (socket) => this.onConnection(socket))
+      ? tls.createServer({ ...options.tls, handshakeTimeout: settings.artimTimeoutMs }, (socket) => this.onConnection(socket))
       : net.createServer((socket) => this.onConnection(socket));
+    // Admission on the raw TCP connection, before any TLS handshake: first among the 'connection' listeners.
+    this.server.prependListener('connection', (raw: net.Socket) => this.admit(raw));
     // A failed handshake (no or untrusted client certificate, plain DICOM on the TLS port) never reaches the SCP.
     this.server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
       options.scp.metrics.associations.inc({ result: 'rejected', reason: 'tls-handshake' });
       options.scp.log.warn({ peer: socket.remoteAddress, err: err.message }, 'DICOM TLS handshake failed');
+      // Node leaves the socket open after a handshake timeout: close it, as after any failed handshake.
+      socket.destroy();
     });
   }
 
@@ -598,22 +604,27 @@ export class DicomServer implements AssociationBook {
     return (this.server.address() as net.AddressInfo).port;
   }
 
-  private onConnection(socket: net.Socket): void {
-    socket.setNoDelay(true);
-    socket.on('error', () => undefined);
-    const { peer, refused } = this.shuttingDown ? { peer: socket.remoteAddress ?? 'unknown', refused: 'shutting-down' as const } : this.guard.admit(socket.remoteAddress);
+  /** Takes or refuses a slot for a new TCP connection (ConnectionGuard); the slot is given back when it closes. */
+  private admit(raw: net.Socket): void {
+    raw.on('error', () => undefined);
+    const { peer, refused } = this.shuttingDown ? { peer: normaliseAddress(raw.remoteAddress ?? 'unknown'), refused: 'shutting-down' as const } : this.guard.admit(raw.remoteAddress);
     if (refused) {
       this.guard.refused(peer, refused);
-      socket.destroy();
+      raw.destroy();
       return;
     }
-    const scp = new StoreScp(socket, { ...this.options.scp, server: this }, peer);
+    raw.once('close', () => this.guard.release(peer));
+  }
+
+  /** A connection admitted (and, on the TLS port, past its handshake) gets its association. */
+  private onConnection(socket: net.Socket): void {
+    if (socket.destroyed) return;
+    socket.setNoDelay(true);
+    socket.on('error', () => undefined);
+    const scp = new StoreScp(socket, { ...this.options.scp, server: this }, normaliseAddress(socket.remoteAddress ?? 'unknown'));
     const entry = { socket, scp };
     this.connections.add(entry);
-    socket.once('close', () => {
-      this.connections.delete(entry);
-      this.guard.release(peer);
-    });
+    socket.once('close', () => this.connections.delete(entry));
   }
 
   /** Stops accepting, lets open associations finish for up to `timeoutMs`, then aborts what is left. */

@@ -69,11 +69,14 @@ interface Round {
   seconds: number;
   /** CPU seconds of this process (the listener) during the round; neurotriage only. */
   cpuSeconds?: number;
+  /** Of which in the kernel (writes, fsyncs, sockets). */
+  systemSeconds?: number;
 }
 
 interface Timed {
   seconds: number;
   cpuSeconds?: number;
+  systemSeconds?: number;
 }
 
 function makeSet(dir: string, n: number, sizes: number[]): { files: string[]; bytes: number } {
@@ -120,7 +123,7 @@ async function roundOurs(files: string[], work: string, redisUrl: string, build:
     if (failed) throw new Error(`storescu -> neurotriage failed: ${failed.stderr.slice(-500)}`);
     const stored = listFiles(path.join(dataDir, 'store')).length;
     if (stored !== files.length) throw new Error(`neurotriage stored ${stored} of ${files.length}`);
-    return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+    return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, systemSeconds: cpu.system / 1e6 };
   } finally {
     await listener.close();
   }
@@ -273,7 +276,8 @@ async function main(): Promise<void> {
                 ? await roundOrthanc(set.files, work)
                 : fsyncFloor(work, set.files.length, Math.round(set.bytes / set.files.length), target === 'one-flush-floor');
           rounds.push({ target, set: set.name, instances: set.files.length, ...timed });
-          const cpu = timed.cpuSeconds === undefined ? '' : `   listener CPU ${((timed.cpuSeconds * 1000) / set.files.length).toFixed(2)} ms/instance`;
+          const perInstance = (sec = 0) => ((sec * 1000) / set.files.length).toFixed(2);
+          const cpu = timed.cpuSeconds === undefined ? '' : `   listener CPU ${perInstance(timed.cpuSeconds)} ms/instance (${perInstance(timed.systemSeconds)} in the kernel)`;
           console.log(`  round ${i + 1} ${target.padEnd(11)} ${(set.files.length / timed.seconds).toFixed(0).padStart(6)} instances/s${cpu}`);
         }
       }

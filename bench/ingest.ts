@@ -1,26 +1,28 @@
-// `npm run bench:ingest`: how fast the listener takes in instances compared with DCMTK's storescp, on this machine.
-// The same N instances (small ~10 KB, and realistic 130-520 KB MR slices) go over one storescu association to our
-// listener (durable writes: fsync + rename + directory fsync + Redis record + study debounce before each response)
-// and to `storescp -od` (plain writes, no fsync), alternating rounds, both ends of DCMTK with TCP_NODELAY=1.
-// storescp cannot bind loopback only, so the DCMTK pair runs inside a private network namespace
-// (`unshare -rn`, loopback up) where nothing else can reach it; our listener binds 127.0.0.1 as in production.
+// `npm run bench:ingest`: how fast the listener takes in instances compared with two DCMTK-based SCPs, on this
+// machine. The same N instances (small ~10 KB, and realistic 130-520 KB MR slices) go over storescu associations to
+// our listener (durable writes: fsync + rename + directory fsync + Redis record + study debounce before each
+// response), to Debian's Orthanc (the durable peer: SyncStorageArea true, its default, so each stored file is
+// fsynced, plus its SQLite index) and to `storescp -od` (plain writes, no fsync), alternating rounds, every DCMTK
+// process (Orthanc included) with TCP_NODELAY=1. storescp and Orthanc cannot bind loopback only, so each runs with
+// its storescu inside a private network namespace (`unshare -rn`, loopback up) where nothing else can reach it,
+// with its own temp storage; our listener binds 127.0.0.1 as in production.
 // Each round also times the disk alone (write + fdatasync + rename + directory fsync per file): the ceiling for
 // any SCP that makes each instance durable before it answers a synchronous SCU such as storescu.
 // Environment: BENCH_SMALL (default 800), BENCH_LARGE (default 240), BENCH_ROUNDS (default 3), BENCH_DIR (where
 // both SCPs write; default the OS temp dir. BENCH_DIR=/dev/shm takes the disk out and measures the code path),
-// BENCH_TARGETS (comma list of neurotriage, storescp, fsync-floor; default all three, for quicker iterations),
+// BENCH_TARGETS (comma list of neurotriage, orthanc, storescp, fsync-floor, one-flush-floor; default all),
 // BENCH_WARMUP (default 1: untimed listener rounds per set before the timed ones, so the listener is measured with
 // its code compiled, as a long-running listener is; storescp is native and needs none).
 // BENCH_COMPARE=<dist dir of another build> adds that build's listener as a second target, alternating with this
 // one round by round in the same process (the disk's speed drifts by minutes here, so a before/after comparison
 // needs both in the same run); its node_modules must resolve from that directory (a git worktree, say).
 // BENCH_ASSOCIATIONS (default 1): the set is split round-robin over this many storescu associations sent at once,
-// to both SCPs (storescp then runs with --fork); the fsync floor stays one file after another.
+// to every SCP (storescp then runs with --fork); the fsync floor stays one file after another.
 // What every round writes stays until the end of the run: deleting thousands of files makes ext4's inode allocator
 // skip the freed inodes for ~30 s (recently_deleted), which charged ~0.5 ms of kernel time to each file the next
 // round created, whichever SCP it was, and made rounds depend on what ran before them.
-import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { startRedis } from '../test/helpers/redis';
 import { newUid, runTool, writeMrInstance } from '../test/helpers/dcmtk';
@@ -38,7 +40,7 @@ const LARGE = Number(process.env.BENCH_LARGE ?? 240);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 1);
 const CALLING_AE = 'BENCH_SCU';
-const TARGETS = ['neurotriage', 'storescp', 'fsync-floor'] as const;
+const TARGETS = ['neurotriage', 'orthanc', 'storescp', 'fsync-floor', 'one-flush-floor'] as const;
 type Target = (typeof TARGETS)[number] | 'compare';
 const COMPARE = process.env.BENCH_COMPARE;
 const ASSOCIATIONS = Math.max(1, Number(process.env.BENCH_ASSOCIATIONS ?? 1));
@@ -67,11 +69,14 @@ interface Round {
   seconds: number;
   /** CPU seconds of this process (the listener) during the round; neurotriage only. */
   cpuSeconds?: number;
+  /** Of which in the kernel (writes, fsyncs, sockets). */
+  systemSeconds?: number;
 }
 
 interface Timed {
   seconds: number;
   cpuSeconds?: number;
+  systemSeconds?: number;
 }
 
 function makeSet(dir: string, n: number, sizes: number[]): { files: string[]; bytes: number } {
@@ -118,25 +123,26 @@ async function roundOurs(files: string[], work: string, redisUrl: string, build:
     if (failed) throw new Error(`storescu -> neurotriage failed: ${failed.stderr.slice(-500)}`);
     const stored = listFiles(path.join(dataDir, 'store')).length;
     if (stored !== files.length) throw new Error(`neurotriage stored ${stored} of ${files.length}`);
-    return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+    return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, systemSeconds: cpu.system / 1e6 };
   } finally {
     await listener.close();
   }
 }
 
-/** storescp and storescu together in a private network namespace; the timing brackets storescu only. */
-async function roundDcmtk(files: string[], work: string): Promise<Timed> {
-  const od = path.join(work, `scp-${(runs += 1)}`);
-  mkdirSync(od, { recursive: true });
+/**
+ * An SCP started by `start` (a shell command line, listening on port 11112 as AE `aet`) and storescu together in a
+ * private network namespace; the timing brackets the storescu associations only, not the SCP's start.
+ */
+async function roundInNamespace(files: string[], start: string, aet: string, what: string): Promise<Timed> {
   const script = [
     'ip link set lo up',
-    `storescp ${ASSOCIATIONS > 1 ? '--fork ' : ''}-od "${od}" -aet STORESCP 11112 & SCP=$!`,
-    'for i in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/11112) 2>/dev/null && break; sleep 0.02; done',
+    `${start} & SCP=$!`,
+    'for i in $(seq 1 500); do (echo > /dev/tcp/127.0.0.1/11112) 2>/dev/null && break; sleep 0.02; done',
     // the same round-robin shares as our rounds, one storescu each, all at once
     `n=${ASSOCIATIONS}; i=0; declare -a share; for f in "$@"; do share[$((i % n))]+="$f"$'\\n'; i=$((i + 1)); done`,
     't0=$(date +%s%N)',
     'pids=(); for k in $(seq 0 $((n - 1))); do mapfile -t files < <(printf %s "${share[$k]}"); ' +
-      `storescu -aet ${CALLING_AE} -aec STORESCP 127.0.0.1 11112 "\${files[@]}" & pids+=($!); done`,
+      `storescu -aet ${CALLING_AE} -aec ${aet} 127.0.0.1 11112 "\${files[@]}" & pids+=($!); done`,
     'rc=0; for p in "${pids[@]}"; do wait "$p" || rc=1; done',
     't1=$(date +%s%N)',
     'kill $SCP; wait $SCP 2>/dev/null',
@@ -144,24 +150,71 @@ async function roundDcmtk(files: string[], work: string): Promise<Timed> {
   ].join('\n');
   const r = await runTool('unshare', ['-rn', 'bash', '-c', script, 'bench', ...files], RUN_TIMEOUT_MS);
   const m = /ELAPSED_NS=(\d+) RC=(\d+)/.exec(r.stdout);
-  if (!m || m[2] !== '0') throw new Error(`storescu -> storescp failed: ${r.stdout.slice(-300)} ${r.stderr.slice(-500)}`);
+  if (!m || m[2] !== '0') throw new Error(`storescu -> ${what} failed: ${r.stdout.slice(-300)} ${r.stderr.slice(-500)}`);
+  return { seconds: Number(m[1]) / 1e9 };
+}
+
+async function roundDcmtk(files: string[], work: string): Promise<Timed> {
+  const od = path.join(work, `scp-${(runs += 1)}`);
+  mkdirSync(od, { recursive: true });
+  const timed = await roundInNamespace(files, `storescp ${ASSOCIATIONS > 1 ? '--fork ' : ''}-od "${od}" -aet STORESCP 11112`, 'STORESCP', 'storescp');
   const stored = listFiles(od).length;
   if (stored !== files.length) throw new Error(`storescp stored ${stored} of ${files.length}`);
-  return { seconds: Number(m[1]) / 1e9 };
+  return timed;
+}
+
+/**
+ * Debian's Orthanc as it ships: SyncStorageArea true (each file fsynced before the C-STORE response), SQLite index,
+ * its own storage and index under the round's directory, DICOM only (no HTTP server, no plugins).
+ */
+async function roundOrthanc(files: string[], work: string): Promise<Timed> {
+  const dir = path.join(work, `orthanc-${(runs += 1)}`);
+  mkdirSync(path.join(dir, 'storage'), { recursive: true });
+  mkdirSync(path.join(dir, 'index'), { recursive: true });
+  const config = {
+    Name: 'bench',
+    StorageDirectory: path.join(dir, 'storage'),
+    IndexDirectory: path.join(dir, 'index'),
+    StorageCompression: false,
+    SyncStorageArea: true,
+    Plugins: [],
+    HttpServerEnabled: false,
+    DicomServerEnabled: true,
+    DicomAet: 'ORTHANC',
+    DicomPort: 11112,
+    DicomCheckCalledAet: true,
+    DicomAlwaysAllowStore: true,
+    SaveJobs: false,
+    StableAge: 3600,
+  };
+  writeFileSync(path.join(dir, 'orthanc.json'), JSON.stringify(config));
+  const timed = await roundInNamespace(files, `Orthanc "${path.join(dir, 'orthanc.json')}" 2>"${path.join(dir, 'log')}"`, 'ORTHANC', 'Orthanc');
+  const stored = listFiles(path.join(dir, 'storage')).length;
+  if (stored !== files.length) throw new Error(`Orthanc stored ${stored} of ${files.length}`);
+  return timed;
 }
 
 /**
  * The disk's cost of one durable instance alone: write a temp file, fdatasync, rename, fsync the directory, in
- * sequence as a synchronous SCU forces. No SCP that makes each instance durable before answering can beat
- * 1 / this, whatever its protocol code does.
+ * sequence as a synchronous SCU forces. No SCP that makes each instance durable this way before answering can beat
+ * 1 / this on one association, whatever its protocol code does. `oneFlush`: Orthanc's cost instead (one fsync of
+ * the file, no rename or directory fsync), the floor of an SCP that flushes once per instance.
  */
-function fsyncFloor(work: string, n: number, bytes: number): Timed {
+function fsyncFloor(work: string, n: number, bytes: number, oneFlush = false): Timed {
   const dir = path.join(work, `floor-${(runs += 1)}`);
   mkdirSync(dir, { recursive: true });
   const data = Buffer.alloc(bytes, 7);
   const dirFd = openSync(dir, 'r');
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
+    if (oneFlush) {
+      // What Orthanc does per file with SyncStorageArea: write it under its final name and fsync it, nothing more.
+      const fd = openSync(path.join(dir, `${i}.dcm`), 'wx');
+      writeSync(fd, data);
+      fsyncSync(fd);
+      closeSync(fd);
+      continue;
+    }
     const tmp = path.join(dir, `${i}.part`);
     const fd = openSync(tmp, 'wx');
     writeSync(fd, data);
@@ -195,6 +248,8 @@ async function main(): Promise<void> {
   const builds: Partial<Record<Target, ListenerBuild>> = { neurotriage: { startListener, listenerSettings } };
   if (COMPARE) builds.compare = await loadBuild(COMPARE);
   try {
+    const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+    console.log(`${new Date().toISOString()} load average ${load()}; ${ASSOCIATIONS} storescu association(s) at once`);
     for (const set of sets) {
       console.log(`${set.name}: ${set.files.length} instances, ${(set.bytes / set.files.length / 1024).toFixed(0)} KB mean`);
       for (const target of SELECTED) {
@@ -207,7 +262,9 @@ async function main(): Promise<void> {
       for (let i = 0; i < ROUNDS; i++) {
         // Alternate which goes first so page cache and CPU frequency favour neither.
         const order: Target[] =
-          i % 2 === 0 ? ['neurotriage', 'compare', 'storescp', 'fsync-floor'] : ['storescp', 'compare', 'neurotriage', 'fsync-floor'];
+          i % 2 === 0
+            ? ['neurotriage', 'compare', 'orthanc', 'storescp', 'fsync-floor', 'one-flush-floor']
+            : ['orthanc', 'storescp', 'compare', 'neurotriage', 'one-flush-floor', 'fsync-floor'];
         for (const target of order.filter((t) => SELECTED.includes(t))) {
           await admin.flushall();
           const build = builds[target];
@@ -215,23 +272,28 @@ async function main(): Promise<void> {
             ? await roundOurs(set.files, work, redis.url, build)
             : target === 'storescp'
               ? await roundDcmtk(set.files, work)
-              : fsyncFloor(work, set.files.length, Math.round(set.bytes / set.files.length));
+              : target === 'orthanc'
+                ? await roundOrthanc(set.files, work)
+                : fsyncFloor(work, set.files.length, Math.round(set.bytes / set.files.length), target === 'one-flush-floor');
           rounds.push({ target, set: set.name, instances: set.files.length, ...timed });
-          const cpu = timed.cpuSeconds === undefined ? '' : `   listener CPU ${((timed.cpuSeconds * 1000) / set.files.length).toFixed(2)} ms/instance`;
+          const perInstance = (sec = 0) => ((sec * 1000) / set.files.length).toFixed(2);
+          const cpu = timed.cpuSeconds === undefined ? '' : `   listener CPU ${perInstance(timed.cpuSeconds)} ms/instance (${perInstance(timed.systemSeconds)} in the kernel)`;
           console.log(`  round ${i + 1} ${target.padEnd(11)} ${(set.files.length / timed.seconds).toFixed(0).padStart(6)} instances/s${cpu}`);
         }
       }
     }
-    console.log('\nmedian over rounds (instances/s); fsync floor = the disk alone, one durable file after another:');
-    console.log('set                                  neurotriage   storescp   ratio   fsync floor   listener CPU ms/instance');
+    console.log(`\nmedian over rounds (instances/s), ${ASSOCIATIONS} association(s); floors = the disk alone, one file after another:`);
+    console.log('  fsync floor: temp file + fdatasync + rename + directory fsync (our protocol); one-flush floor: file + fsync (Orthanc\'s)');
+    console.log('set                                  neurotriage    Orthanc  vs Orthanc   storescp  vs storescp   fsync floor  one-flush floor   listener CPU ms/instance');
     for (const set of sets) {
       const of = (target: Target) => rounds.filter((r) => r.set === set.name && r.target === target);
       const rate = (target: Target) => median(of(target).map((r) => r.instances / r.seconds));
       const ours = rate('neurotriage');
+      const orthanc = rate('orthanc');
       const theirs = rate('storescp');
       const cpu = median(of('neurotriage').map((r) => ((r.cpuSeconds ?? NaN) * 1000) / r.instances));
       console.log(
-        `${set.name.padEnd(36)} ${ours.toFixed(0).padStart(11)} ${theirs.toFixed(0).padStart(10)} ${(ours / theirs).toFixed(2).padStart(7)}x ${rate('fsync-floor').toFixed(0).padStart(13)} ${cpu.toFixed(2).padStart(14)}`,
+        `${set.name.padEnd(36)} ${ours.toFixed(0).padStart(11)} ${orthanc.toFixed(0).padStart(10)} ${(ours / orthanc).toFixed(2).padStart(10)}x ${theirs.toFixed(0).padStart(10)} ${(ours / theirs).toFixed(2).padStart(11)}x ${rate('fsync-floor').toFixed(0).padStart(13)} ${rate('one-flush-floor').toFixed(0).padStart(16)} ${cpu.toFixed(2).padStart(14)}`,
       );
       if (COMPARE) {
         const other = rate('compare');
@@ -239,7 +301,8 @@ async function main(): Promise<void> {
         console.log(`  BENCH_COMPARE build: ${other.toFixed(0)} instances/s, listener CPU ${otherCpu.toFixed(2)} ms/instance; this build ${(ours / other).toFixed(2)}x of it`);
       }
     }
-    console.log(`\nwritten under ${work}`);
+    console.log(`\n${new Date().toISOString()} load average ${load()}`);
+    console.log(`written under ${work}`);
     console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
   } finally {
     admin.disconnect();

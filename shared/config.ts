@@ -19,7 +19,10 @@ export const ConfigSchema = Type.Object({
   DICOM_ALLOWED_CALLING_AES: Type.String(),
   DICOM_MAX_ASSOCIATIONS: Type.Integer({ minimum: 1, maximum: 1000 }),
   DICOM_IDLE_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0 }),
-  /** What to do with storage SOP classes other than MR: "reject" (not negotiated) or "accept-and-ignore". */
+  /**
+   * Storage SOP classes other than MR: "accept-and-ignore" (default: Success without storing, so a study sent whole
+   * with its SR or other series succeeds) or "reject" (not negotiated).
+   */
   DICOM_OTHER_STORAGE: Type.Union([Type.Literal('reject'), Type.Literal('accept-and-ignore')]),
   /** Refuse instances (A700) when free disk under DATA_DIR drops below this many megabytes. */
   DISK_MIN_FREE_MB: Type.Number({ minimum: 0 }),
@@ -43,7 +46,7 @@ export const DEFAULTS: Omit<Config, 'REDIS_URL'> = {
   DICOM_ALLOWED_CALLING_AES: '',
   DICOM_MAX_ASSOCIATIONS: 16,
   DICOM_IDLE_TIMEOUT_SECONDS: 60,
-  DICOM_OTHER_STORAGE: 'reject',
+  DICOM_OTHER_STORAGE: 'accept-and-ignore',
   DISK_MIN_FREE_MB: 1024,
   API_PORT: 8080,
   API_HOST: '127.0.0.1',

@@ -10,10 +10,14 @@ export function redisOptions(role: RedisRole): RedisOptions {
     : { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 5000 };
 }
 
-/** Accepts redis://, rediss:// and unix:///path/to/redis.sock (what the test harness and a private Redis use). */
-export function connectRedis(url: string, role: RedisRole): Redis {
-  if (url.startsWith('unix://')) return new Redis({ ...redisOptions(role), path: url.slice('unix://'.length) });
-  return new Redis(url, redisOptions(role));
+/**
+ * Accepts redis://, rediss:// and unix:///path/to/redis.sock (what the test harness and a private Redis use).
+ * `overrides` adds options to the role's (the listener bounds each command with commandTimeout, for instance).
+ */
+export function connectRedis(url: string, role: RedisRole, overrides: RedisOptions = {}): Redis {
+  const options = { ...redisOptions(role), ...overrides };
+  if (url.startsWith('unix://')) return new Redis({ ...options, path: url.slice('unix://'.length) });
+  return new Redis(url, options);
 }
 
 /** A Redis URL fit for logs and error messages: the password (and user) are dropped. */

@@ -49,6 +49,14 @@ export const keys = {
   untriagedIndexBuilt: () => `${KEY_PREFIX}:studies:untriaged:built`,
 };
 
+/**
+ * Study hash field retention sets (ms epoch) while it deletes a study's stored instances; the listener refuses
+ * (A700, retry later) any C-STORE for that study meanwhile, so nothing it acknowledges is deleted under it. A mark
+ * older than PURGE_FENCE_MS is a retention run that died half-way and no longer fences anything.
+ */
+export const PURGING_FIELD = 'purgingSince';
+export const PURGE_FENCE_MS = 10 * 60_000;
+
 const UID_PATTERN = /^[0-9]+(\.[0-9]+)*$/;
 
 /** UIDs are digits and dots (PS3.5 9.1), so they are safe path segments; anything else is refused. */

@@ -3,7 +3,9 @@
 // working; the images themselves are the PACS's to keep. Run daily (k8s CronJob, or cron with docker-compose run):
 //   node dist/tools/retention.js [--dry-run]
 // A study that received an instance or went back to the queue after finishing is left alone, and so is anything
-// in the pending set: only studies idle on both counts since the cutoff are touched.
+// in the pending set: only studies idle on both counts since the cutoff are touched. While a study's folder is
+// deleted it carries a purge mark (PURGING_FIELD) that makes the listener refuse its C-STOREs with A700, so an
+// instance sent meanwhile is never acknowledged and then deleted; the PACS sends it again after the run.
 import { rm, stat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -13,7 +15,7 @@ import { ConfigError, dataDir, loadConfig, loadSection } from '../shared/config'
 import { createLogger, type Logger } from '../shared/logger';
 import { connectRedis } from '../shared/redis';
 import { resultKeys, type StudyResult } from '../shared/results';
-import { keys, scanStudyUids, studyStorageKey, type StudyStatus } from '../shared/studies';
+import { keys, PURGE_FENCE_MS, PURGING_FIELD, scanStudyUids, studyStorageKey, type StudyStatus } from '../shared/studies';
 
 export const RetentionSettingsSchema = Type.Object({
   /** Stored instances are deleted this many days after their study finished scoring. */
@@ -27,6 +29,46 @@ const FINISHED: ReadonlySet<StudyStatus> = new Set<StudyStatus>(['scored', 'fail
 /** Field set on the study hash once its instances are gone (ms epoch): the API can say "images purged". */
 export const PURGED_FIELD = 'instancesPurgedAt';
 
+/**
+ * Marks a study as being purged, atomically with the checks that it may be: still finished, not pending, nothing
+ * received since the run read it, and no live purge mark. 1 when marked. KEYS: study hash, pending set. ARGV:
+ * uid, lastReceivedAt as read ('' when none), now, purging field, fence ms, finished statuses...
+ */
+const BEGIN_PURGE = `
+local status = redis.call('HGET', KEYS[1], 'status')
+local finished = false
+for i = 6, #ARGV do if status == ARGV[i] then finished = true end end
+if not finished then return 0 end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
+if (redis.call('HGET', KEYS[1], 'lastReceivedAt') or '') ~= ARGV[2] then return 0 end
+local purging = tonumber(redis.call('HGET', KEYS[1], ARGV[4]))
+if purging and tonumber(ARGV[3]) - purging < tonumber(ARGV[5]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[4], ARGV[3])
+return 1
+`;
+
+/** After the folder is gone: forget the instances, note the purge, lift the mark. KEYS: study, instances. */
+const FINISH_PURGE = `
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[1], ARGV[3])
+return 1
+`;
+
+type RedisWithPurge = Redis & {
+  ntBeginPurge(study: string, pending: string, ...args: (string | number)[]): Promise<number>;
+  ntFinishPurge(study: string, instances: string, purgedField: string, now: number, purgingField: string): Promise<number>;
+};
+
+function withPurgeScripts(redis: Redis): RedisWithPurge {
+  const r = redis as RedisWithPurge;
+  if (typeof r.ntBeginPurge !== 'function') {
+    r.defineCommand('ntBeginPurge', { numberOfKeys: 2, lua: BEGIN_PURGE });
+    r.defineCommand('ntFinishPurge', { numberOfKeys: 2, lua: FINISH_PURGE });
+  }
+  return r;
+}
+
 export interface RetentionDeps {
   redis: Redis;
   /** Absolute DATA_DIR. */
@@ -35,6 +77,8 @@ export interface RetentionDeps {
   log: Logger;
   now?: () => number;
   dryRun?: boolean;
+  /** Called with the purge mark set, before the folder is deleted (tests send an instance here). */
+  beforeRemove?: (StudyInstanceUID: string) => Promise<void>;
 }
 
 export interface RetentionSummary {
@@ -79,6 +123,7 @@ export async function runRetention(deps: RetentionDeps): Promise<RetentionSummar
   const cutoff = now - deps.retentionDays * 86_400_000;
   const summary: RetentionSummary = { examined: 0, purged: 0, bytesFreed: 0, kept: 0, dryRun: deps.dryRun ?? false };
   const storeRoot = path.join(deps.dataDir, 'store');
+  const redis = withPurgeScripts(deps.redis);
   for await (const uids of scanStudyUids(deps.redis, 500)) {
     for (const uid of uids) {
       const key = keys.study(uid);
@@ -104,11 +149,16 @@ export async function runRetention(deps: RetentionDeps): Promise<RetentionSummar
       const bytes = await folderBytes(folder);
       if (purgedAt && bytes === 0) continue; // already done on an earlier run
       if (!deps.dryRun) {
-        // Forget the instances first: if we stop half-way, the next run still finds this study (no purge mark)
-        // and removes what is left, and a PACS re-sending the study is stored and scored again.
-        await deps.redis.del(keys.studyInstances(uid));
+        // The mark first, so the listener refuses this study's instances until the folder and its records are
+        // gone; if we stop half-way the mark goes stale after PURGE_FENCE_MS and the next run finishes the job.
+        const marked = await redis.ntBeginPurge(key, keys.pendingStudies(), uid, lastReceivedAt ?? '', Date.now(), PURGING_FIELD, PURGE_FENCE_MS, ...FINISHED);
+        if (marked !== 1) {
+          summary.kept++;
+          continue;
+        }
+        await deps.beforeRemove?.(uid);
         await rm(folder, { recursive: true, force: true });
-        await deps.redis.hset(key, PURGED_FIELD, now);
+        await redis.ntFinishPurge(key, keys.studyInstances(uid), PURGED_FIELD, now, PURGING_FIELD);
       }
       summary.purged++;
       summary.bytesFreed += bytes;

@@ -94,6 +94,12 @@ describe('negotiateContext', () => {
     const ct = '1.2.840.10008.5.1.4.1.1.2';
     expect(negotiateContext(ct, [TransferSyntax.ExplicitVRLittleEndian], 'reject')).toEqual({ result: ContextResult.RejectAbstractSyntaxNotSupported });
     expect(negotiateContext(ct, [TransferSyntax.ExplicitVRLittleEndian], 'accept-and-ignore')).toMatchObject({ use: 'ignore' });
+    // An ignored class takes whatever syntax comes first, lossy or big endian: its bytes are never read.
+    expect(negotiateContext(ct, ['1.2.840.10008.1.2.4.50', TransferSyntax.ExplicitVRLittleEndian], 'accept-and-ignore')).toEqual({
+      result: ContextResult.Accept,
+      transferSyntaxUID: '1.2.840.10008.1.2.4.50',
+      use: 'ignore',
+    });
     const studyRootFind = '1.2.840.10008.5.1.4.1.2.2.1';
     expect(negotiateContext(studyRootFind, [TransferSyntax.ExplicitVRLittleEndian], 'accept-and-ignore')).toEqual({ result: ContextResult.RejectAbstractSyntaxNotSupported });
   });

@@ -132,6 +132,10 @@ function reject(result: number, source: number, reason: number, label: RejectLab
   return { accept: false, result, source, reason, label };
 }
 
+/**
+ * Storage classes other than MR (an SR or a CT of the same study): "accept-and-ignore" (the default) answers their
+ * C-STOREs Success without storing, so a PACS sending a whole study succeeds; "reject" refuses their contexts.
+ */
 export type OtherStorage = 'reject' | 'accept-and-ignore';
 
 /** What an accepted context's C-STOREs do: store and score, or answer Success and drop (other storage classes). */
@@ -158,8 +162,10 @@ export function negotiateContext(abstractSyntaxUID: string, proposed: readonly s
     use = 'store';
     acceptable = STORAGE_TRANSFER_SYNTAXES;
   } else if (otherStorage === 'accept-and-ignore' && abstractSyntaxUID.startsWith(STORAGE_ROOT)) {
-    use = 'ignore';
-    acceptable = STORAGE_TRANSFER_SYNTAXES;
+    // Nothing of an ignored instance is read or kept, so any transfer syntax will do: a study with a lossy
+    // secondary capture or a big endian SR is still accepted whole.
+    if (proposed.length === 0) return { result: ContextResult.RejectTransferSyntaxesNotSupported };
+    return { result: ContextResult.Accept, transferSyntaxUID: proposed[0], use: 'ignore' };
   } else {
     return { result: ContextResult.RejectAbstractSyntaxNotSupported };
   }

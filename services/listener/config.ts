@@ -26,6 +26,20 @@ export const ListenerSectionSchema = Type.Object({
    * certificate, so a peer holding any certificate from the CA cannot claim another peer's AE title.
    */
   DICOM_TLS_AE_FROM_CERT: Type.Boolean(),
+  /**
+   * ARTIM (PS3.8 9.1.5): a new connection must deliver its whole A-ASSOCIATE-RQ within this time, and a peer we
+   * sent A-ASSOCIATE-RJ must close within it; otherwise the listener closes the connection.
+   */
+  DICOM_ARTIM_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 600 }),
+  /** Open TCP connections one peer address may hold; more are closed at once (counted, logged). */
+  DICOM_MAX_CONNECTIONS_PER_PEER: Type.Integer({ minimum: 1, maximum: 10000 }),
+  /** Open TCP connections in all (associations and connections still negotiating); more are closed at once. */
+  DICOM_MAX_CONNECTIONS: Type.Integer({ minimum: 1, maximum: 100000 }),
+  /**
+   * Longest wait for one Redis command on the C-STORE path (and readiness); past it the C-STORE answers A700
+   * instead of hanging on a Redis that stopped answering.
+   */
+  LISTENER_REDIS_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60000 }),
 });
 
 export type ListenerSection = Static<typeof ListenerSectionSchema>;
@@ -37,6 +51,10 @@ export const LISTENER_DEFAULTS: ListenerSection = {
   DICOM_TLS_CLIENT_CERT: 'require',
   DICOM_TLS_ONLY: false,
   DICOM_TLS_AE_FROM_CERT: false,
+  DICOM_ARTIM_TIMEOUT_SECONDS: 10,
+  DICOM_MAX_CONNECTIONS_PER_PEER: 8,
+  DICOM_MAX_CONNECTIONS: 256,
+  LISTENER_REDIS_TIMEOUT_MS: 3000,
 };
 
 export type ListenerSettings = Pick<

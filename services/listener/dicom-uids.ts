@@ -4,10 +4,14 @@ export const SopClass = {
   Verification: '1.2.840.10008.1.1',
   MRImageStorage: '1.2.840.10008.5.1.4.1.1.4',
   EnhancedMRImageStorage: '1.2.840.10008.5.1.4.1.1.4.1',
+  LegacyConvertedEnhancedMRImageStorage: '1.2.840.10008.5.1.4.1.1.4.4',
 } as const;
 
+/** The multi-frame MR classes: NumberOfFrames is required (PS3.3 C.7.6.6). shared/imaging decodes both. */
+export const ENHANCED_MR_CLASSES: readonly string[] = [SopClass.EnhancedMRImageStorage, SopClass.LegacyConvertedEnhancedMRImageStorage];
+
 /** The storage SOP classes whose instances are stored and scored. */
-export const MR_STORAGE_CLASSES: readonly string[] = [SopClass.MRImageStorage, SopClass.EnhancedMRImageStorage];
+export const MR_STORAGE_CLASSES: readonly string[] = [SopClass.MRImageStorage, ...ENHANCED_MR_CLASSES];
 
 export const TransferSyntax = {
   ImplicitVRLittleEndian: '1.2.840.10008.1.2',

@@ -7,9 +7,12 @@ export const StoreStatus = {
   Success: 0x0000,
   /** Refused: Out of Resources (disk below the watermark, Redis unreachable, I/O error). */
   OutOfResources: 0xa700,
-  /** Error: Data Set does not match SOP Class (command and data set disagree on SOP Class/Instance UID). */
+  /**
+   * Error: Data Set does not match SOP Class (command and data set disagree on SOP Class/Instance UID; a required
+   * image attribute is missing or disagrees with the pixel data received).
+   */
   DataSetDoesNotMatchSopClass: 0xa900,
-  /** Error: Cannot understand (data set unreadable, required UID missing or invalid). */
+  /** Error: Cannot understand (data set structure unreadable, required UID missing or invalid). */
   CannotUnderstand: 0xc000,
 } as const;
 
@@ -25,6 +28,20 @@ export class OutOfDiskError extends StoreError {
   override name = 'OutOfDiskError';
 }
 
+/** The instance's temp file was removed before its rename and no copy was left in memory; the sender retries. */
+export class TempFileLostError extends StoreError {
+  readonly status = StoreStatus.OutOfResources;
+  readonly retryable = true;
+  override name = 'TempFileLostError';
+}
+
+/** Retention is deleting this study's stored instances right now: the sender retries once it has finished. */
+export class StudyPurgingError extends StoreError {
+  readonly status = StoreStatus.OutOfResources;
+  readonly retryable = true;
+  override name = 'StudyPurgingError';
+}
+
 /** Redis (arrival record or study queue) did not answer; nothing was acknowledged. */
 export class BackendUnavailableError extends StoreError {
   readonly status = StoreStatus.OutOfResources;
@@ -37,6 +54,16 @@ export class MalformedDatasetError extends StoreError {
   readonly status = StoreStatus.CannotUnderstand;
   readonly retryable = false;
   override name = 'MalformedDatasetError';
+}
+
+/**
+ * The data set is readable but is not a valid instance of its SOP class: an Image Pixel attribute is missing or
+ * out of range, or the pixel data received does not match what Rows, Columns, frames and bits describe.
+ */
+export class InvalidImageError extends StoreError {
+  readonly status = StoreStatus.DataSetDoesNotMatchSopClass;
+  readonly retryable = false;
+  override name = 'InvalidImageError';
 }
 
 /** The data set's SOP Class/Instance UID differ from the C-STORE command's affected ones. */

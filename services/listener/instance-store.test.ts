@@ -1,9 +1,10 @@
 // The instance store on a real file system: in-memory and spilled spools give the same Part 10 file, the watermark
-// refuses before anything is written, aborted spools leave no temp file, and abandoned temp dirs are swept.
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+// refuses before anything is written, aborted spools leave no temp file, abandoned temp dirs are swept and live
+// ones (another replica's, however idle) are not, and a temp file or dir removed under the store is recovered.
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir, hostname } from 'node:os';
 import path from 'node:path';
-import { InstanceStore, TEMP_POOL_SIZE, type Spool } from './instance-store';
+import { GroupSync, InstanceStore, LEASE_FILE, LEASE_STALE_MS, TEMP_POOL_SIZE, type Spool } from './instance-store';
 import { OutOfDiskError } from './errors';
 
 let dataDir: string;
@@ -35,12 +36,12 @@ test.each([
   const spool = store.openSpool(meta, false);
   await feed(spool, chunks);
   expect(spool.bytes).toBe(40 * 16 * 1024);
-  expect(spool.prefix().subarray(0, 16 * 1024).equals(chunks[0])).toBe(true);
   await store.commit(spool, 'store/1.2/3.4/5.6.dcm');
   const written = readFileSync(path.join(dataDir, 'store/1.2/3.4/5.6.dcm'));
   expect(written.equals(Buffer.concat([meta, ...chunks]))).toBe(true);
   // What is left in the temp dir is the pool's empty files, and close() removes them.
   expect(readdirSync(store.tmpDir).map((f) => statSync(path.join(store.tmpDir, f)).size)).not.toContain(meta.length + spool.bytes);
+  expect(readdirSync(store.tmpDir)).toContain(LEASE_FILE);
   await store.close();
   expect(readdirSync(store.tmpDir)).toEqual([]);
 });
@@ -73,7 +74,7 @@ test('instances take pre-created temp files; a crashed listener\'s unused ones a
   const store = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 64 * 1024 * 1024 });
   await store.init();
   await waitUntil(() => store.pooledTempFiles() === TEMP_POOL_SIZE);
-  const pooled = new Set(readdirSync(store.tmpDir));
+  const pooled = new Set(readdirSync(store.tmpDir).filter((f) => f !== LEASE_FILE));
   expect(pooled.size).toBe(TEMP_POOL_SIZE);
   const spool = store.openSpool(meta, false);
   await feed(spool, chunks);
@@ -88,6 +89,7 @@ test('instances take pre-created temp files; a crashed listener\'s unused ones a
   const crashed = path.join(dataDir, 'tmp', `${hostname()}-999999999`);
   cpSync(store.tmpDir, crashed, { recursive: true });
   writeFileSync(path.join(crashed, 'half.part'), 'half');
+  writeFileSync(path.join(crashed, LEASE_FILE), JSON.stringify({ host: hostname(), pid: 999999999, pidns: readlinkSync('/proc/self/ns/pid') }));
   await store.close();
   const next = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024 });
   expect(await next.init()).toEqual({ removedTempFiles: 1 });
@@ -109,4 +111,94 @@ test('init sweeps temp dirs of dead processes on this host and keeps live ones',
   expect(existsSync(dead)).toBe(false);
   expect(existsSync(live)).toBe(true);
   await store.close();
+});
+
+/** Sets a file's or dir's times `ms` in the past. */
+function age(p: string, ms: number): void {
+  const t = new Date(Date.now() - ms);
+  utimesSync(p, t, t);
+}
+
+test('another host\'s temp dir is kept while its lease is fresh, however old its files, and swept once the lease is stale', async () => {
+  // A replica on another host: idle for two hours, but alive (it renews its lease).
+  const idle = path.join(dataDir, 'tmp', 'other-host-1');
+  const gone = path.join(dataDir, 'tmp', 'gone-host-1');
+  for (const d of [idle, gone]) {
+    mkdirSync(d, { recursive: true });
+    writeFileSync(path.join(d, 'pooled.part'), '');
+    writeFileSync(path.join(d, 'half.part'), 'half');
+    writeFileSync(path.join(d, LEASE_FILE), JSON.stringify({ host: d.endsWith('other-host-1') ? 'other-host' : 'gone-host', pid: 1, pidns: 'pid:[1]' }));
+    for (const f of readdirSync(d)) age(path.join(d, f), 2 * 3600_000);
+    age(d, 2 * 3600_000);
+  }
+  utimesSync(path.join(idle, LEASE_FILE), new Date(), new Date());
+  age(path.join(gone, LEASE_FILE), LEASE_STALE_MS + 60_000);
+  const store = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024 * 1024, instanceName: 'this-host-1' });
+  expect(await store.init()).toEqual({ removedTempFiles: 1 });
+  expect(readdirSync(idle).sort()).toEqual([LEASE_FILE, 'half.part', 'pooled.part'].sort());
+  expect(existsSync(gone)).toBe(false);
+  await store.close();
+});
+
+test('a temp dir removed under a running store is taken again: the instance in flight and the next ones are stored', async () => {
+  const store = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 64 * 1024 * 1024 });
+  await store.init();
+  await waitUntil(() => store.pooledTempFiles() === TEMP_POOL_SIZE);
+  // Removed between the fsync of the temp file and its rename (what a sweeping replica did in issue 15).
+  const first = store.openSpool(meta, false);
+  await feed(first, chunks);
+  await store.prepare(first, 'store/1.2/3.4/1.dcm');
+  rmSync(store.tmpDir, { recursive: true, force: true });
+  await store.publish(first, 'store/1.2/3.4/1.dcm');
+  // Removed before the next instance: its pooled temp file is gone too.
+  rmSync(store.tmpDir, { recursive: true, force: true });
+  const second = store.openSpool(meta, false);
+  await feed(second, chunks);
+  await store.commit(second, 'store/1.2/3.4/2.dcm');
+  for (const name of ['1.dcm', '2.dcm']) {
+    expect(readFileSync(path.join(dataDir, 'store/1.2/3.4', name)).equals(Buffer.concat([meta, ...chunks]))).toBe(true);
+  }
+  expect(existsSync(path.join(store.tmpDir, LEASE_FILE))).toBe(true);
+  await store.close();
+});
+
+test('a spilled instance whose temp file is removed before its rename fails alone, as retryable', async () => {
+  const store = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 100 * 1024 });
+  await store.init();
+  const spool = store.openSpool(meta, false);
+  await feed(spool, chunks);
+  await store.prepare(spool, 'store/1.2/3.4/1.dcm');
+  rmSync(store.tmpDir, { recursive: true, force: true });
+  await expect(store.publish(spool, 'store/1.2/3.4/1.dcm')).rejects.toMatchObject({ name: 'TempFileLostError', retryable: true });
+  const next = store.openSpool(meta, false);
+  await feed(next, chunks);
+  await store.commit(next, 'store/1.2/3.4/2.dcm');
+  expect(readdirSync(path.join(dataDir, 'store/1.2/3.4'))).toEqual(['2.dcm']);
+  await store.close();
+});
+
+test('directory fsyncs are group-committed: callers during one fsync share the next, none rides on one that began before it', async () => {
+  const started: Array<{ key: string; done: () => void }> = [];
+  const group = new GroupSync((key) => new Promise<void>((resolve) => started.push({ key, done: resolve })));
+  const settled: string[] = [];
+  const track = (name: string, p: Promise<void>) => p.then(() => settled.push(name));
+  const first = track('first', group.sync('d'));
+  const waiting = ['a', 'b', 'c', 'd'].map((n) => track(n, group.sync('d')));
+  const other = track('other', group.sync('e'));
+  expect(started.map((s) => s.key)).toEqual(['d', 'e']);
+  started[0].done();
+  await first;
+  await new Promise((r) => setImmediate(r));
+  // One more fsync for the four that came while the first ran; they have not settled on the first.
+  expect(started.map((s) => s.key)).toEqual(['d', 'e', 'd']);
+  expect(settled).toEqual(['first']);
+  const late = track('late', group.sync('d'));
+  started[2].done();
+  await Promise.all(waiting);
+  await new Promise((r) => setImmediate(r));
+  expect(started).toHaveLength(4);
+  started[3].done();
+  started[1].done();
+  await Promise.all([late, other]);
+  expect(settled.sort()).toEqual(['a', 'b', 'c', 'd', 'first', 'late', 'other']);
 });

@@ -3,26 +3,42 @@
 // DATA_DIR/store/<Study>/<Series>/<SOP>.dcm and the directory fsynced. Free disk below the watermark refuses the
 // instance before anything reaches the store; a failed or aborted instance leaves no temp file behind. Empty temp
 // files are created ahead of need (TempFilePool) so that creating one is not on the C-STORE response path.
+// Several listeners may share DATA_DIR (replicas on one volume): each owns DATA_DIR/tmp/<name>/ and keeps a lease
+// file in it fresh, and a temp dir is swept only when its owner is known dead or its lease has gone stale.
 import { Writable } from 'node:stream';
-import { promises as fsp, existsSync, open, openSync, writevSync, closeSync, renameSync, unlinkSync, fdatasync, fsync } from 'node:fs';
+import {
+  promises as fsp,
+  constants as fsConstants,
+  existsSync,
+  mkdirSync,
+  open,
+  openSync,
+  readlinkSync,
+  writevSync,
+  closeSync,
+  renameSync,
+  unlinkSync,
+  fdatasync,
+  fsync,
+} from 'node:fs';
 import { promisify } from 'node:util';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { OutOfDiskError } from './errors';
+import { OutOfDiskError, TempFileLostError } from './errors';
 
 export interface InstanceStoreOptions {
   /** Absolute DATA_DIR. */
   dataDir: string;
+  /** This listener's temp dir name under DATA_DIR/tmp; default <hostname>-<pid>. */
+  instanceName?: string;
   /** DISK_MIN_FREE_MB in bytes. */
   minFreeBytes: number;
   /** Data sets up to this size stay in memory until commit (one write call); larger ones stream to the temp file. */
   memoryLimitBytes: number;
 }
 
-/** How much of a data set's start is kept in memory for peekHeader() even when the rest streams to disk. */
-export const PEEK_LIMIT_BYTES = 4 * 1024 * 1024;
 const FREE_CACHE_MS = 250;
 const fdatasyncAsync = promisify(fdatasync);
 const fsyncAsync = promisify(fsync);
@@ -124,16 +140,20 @@ function discardTemp(file: TempFile): void {
   }
 }
 
+/** Sees each fragment of a data set as it arrives (dataset-check.ts walks the structure this way). */
+export interface ChunkInspector {
+  write(chunk: Buffer): void;
+}
+
 /**
- * A Writable that dcmjs-dimse feeds with the data set's P-DATA fragments as they arrive. It never parses them.
- * Writes complete synchronously while in memory, so the network layer is never held back by it.
+ * A Writable that dcmjs-dimse feeds with the data set's P-DATA fragments as they arrive. It never parses them;
+ * an inspector, when given, sees each one on the way. Writes complete synchronously while in memory, so the
+ * network layer is never held back by it.
  */
 export class Spool extends Writable {
   /** Data set bytes received so far. */
   bytes = 0;
   private chunks: Buffer[] = [];
-  private prefixChunks: Buffer[] = [];
-  private prefixBytes = 0;
   private file: FileHandle | undefined;
   private aborted = false;
   readonly done: Promise<void>;
@@ -149,6 +169,7 @@ export class Spool extends Writable {
     readonly discard: boolean,
     /** Pre-created temp files; the usual in-memory spool takes one at commit instead of creating its own. */
     private readonly takeTemp: () => TempFile | undefined = () => undefined,
+    private readonly inspector?: ChunkInspector,
   ) {
     super({ highWaterMark: 1024 * 1024 });
     this.tmp = tmpPath;
@@ -171,10 +192,7 @@ export class Spool extends Writable {
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.bytes += chunk.length;
     if (this.discard) return callback();
-    if (this.prefixBytes < PEEK_LIMIT_BYTES) {
-      this.prefixChunks.push(chunk);
-      this.prefixBytes += chunk.length;
-    }
+    this.inspector?.write(chunk);
     if (this.file) {
       this.file.write(chunk).then(() => callback(), callback);
       return;
@@ -192,22 +210,6 @@ export class Spool extends Writable {
     this.chunks = [];
   }
 
-  /**
-   * The first bytes of the data set: the leading fragments that hold at least `atLeast` bytes, or all kept ones
-   * (up to PEEK_LIMIT_BYTES). One fragment is returned as it is; several are copied into one buffer.
-   */
-  prefix(atLeast = PEEK_LIMIT_BYTES): Buffer {
-    let bytes = 0;
-    let count = 0;
-    while (count < this.prefixChunks.length && bytes < atLeast) bytes += this.prefixChunks[count++].length;
-    return count === 1 ? this.prefixChunks[0] : Buffer.concat(this.prefixChunks.slice(0, count), bytes);
-  }
-
-  /** True when prefix() holds the whole data set. */
-  prefixIsComplete(): boolean {
-    return this.prefixBytes === this.bytes;
-  }
-
   /** Makes the temp file hold the full Part 10 file, fsynced and closed. */
   async writeTempFile(): Promise<void> {
     const file = this.file;
@@ -222,27 +224,41 @@ export class Spool extends Writable {
     // microseconds, so they run synchronously instead of paying a thread-pool round trip each; only the fsync
     // waits on the disk. With the pool dry, create the file here.
     const pooled = this.takeTemp();
-    let fd: number;
-    if (pooled) {
-      fd = pooled.fd;
-      this.tmp = pooled.path;
-    } else {
-      fd = openSync(this.tmp, 'wx', 0o640);
-    }
+    if (pooled) this.tmp = pooled.path;
+    await this.writeHeld(pooled ? pooled.fd : openSync(this.tmp, 'wx', 0o640));
+  }
+
+  /** Writes meta + the chunks held in memory to `fd`, fdatasyncs and closes it. */
+  private async writeHeld(fd: number): Promise<void> {
     try {
+      // The chunks stay until release(): if the temp file is lost before its rename, rewriteTemp() writes it again.
       writeAllSync(fd, [this.meta, ...this.chunks]);
-      this.chunks = [];
       await fdatasyncAsync(fd);
     } finally {
       closeSync(fd);
     }
   }
 
+  /** True while the data set is still held in memory (not spilled), so a lost temp file can be written again. */
+  canRewrite(): boolean {
+    return this.file === undefined && this.chunks.length > 0 && !this.aborted;
+  }
+
+  /** Writes the temp file again from memory, at a new path (its old directory may have been removed). */
+  async rewriteTemp(tmpPath: string): Promise<void> {
+    this.tmp = tmpPath;
+    await this.writeHeld(openSync(tmpPath, 'wx', 0o640));
+  }
+
+  /** The data set is in the store: drop the copy held in memory. */
+  release(): void {
+    this.chunks = [];
+  }
+
   /** Stops the spool and removes its temp file, whatever state it is in. Safe to call more than once. */
   async abort(): Promise<void> {
     this.aborted = true;
     this.chunks = [];
-    this.prefixChunks = [];
     if (!this.destroyed) this.destroy();
     await this.removeTemp();
   }
@@ -288,34 +304,70 @@ export class InstanceStore {
   private pool: TempFilePool | undefined;
   private readonly nextTempName = tempNames();
 
+  private heartbeat: NodeJS.Timeout | undefined;
+
   constructor(private readonly options: InstanceStoreOptions) {
-    this.tmpDir = path.join(options.dataDir, TMP_DIR, `${hostname()}-${process.pid}`);
+    this.tmpDir = path.join(options.dataDir, TMP_DIR, options.instanceName ?? `${hostname()}-${process.pid}`);
   }
 
   /**
-   * Creates DATA_DIR/tmp and DATA_DIR/store, removes temp files a killed process left behind and starts the temp
-   * file pool. removedTempFiles counts the non-empty ones (instances that were never acknowledged); a stopped
-   * process's unused pooled files are empty and are removed without being counted.
+   * Creates DATA_DIR/tmp and DATA_DIR/store, removes temp files a killed process left behind, takes this
+   * listener's lease and starts the temp file pool. removedTempFiles counts the non-empty ones (instances that were
+   * never acknowledged); a stopped process's unused pooled files are empty and are removed without being counted.
+   * The lease is refreshed, and other listeners' abandoned temp dirs swept, every LEASE_REFRESH_MS from then on.
    */
   async init(): Promise<{ removedTempFiles: number }> {
     await fsp.mkdir(path.join(this.options.dataDir, 'store'), { recursive: true });
-    const root = path.dirname(this.tmpDir);
-    await fsp.mkdir(root, { recursive: true });
-    let removedTempFiles = 0;
-    // Several listeners may share DATA_DIR, each with its own tmp/<host>-<pid>/. Sweep the ones whose process is
-    // gone (same host) or that nothing has touched for an hour (another host's crash).
-    for (const entry of await fsp.readdir(root)) {
-      const dir = path.join(root, entry);
-      if (dir === this.tmpDir || !(await isAbandoned(dir, entry))) continue;
-      removedTempFiles += await countNonEmpty(dir);
-      await fsp.rm(dir, { recursive: true, force: true });
-    }
+    // Our own dir from a previous run under the same name (a restarted container keeps its hostname and pid 1).
+    let removedTempFiles = await countNonEmpty(this.tmpDir);
     await fsp.rm(this.tmpDir, { recursive: true, force: true });
-    await fsp.mkdir(this.tmpDir, { recursive: true });
+    this.ensureTmpDir();
+    removedTempFiles += await this.sweepAbandoned();
     await this.refreshFree();
     this.pool = new TempFilePool(this.tmpDir, TEMP_POOL_SIZE, this.nextTempName);
     this.pool.fill();
+    this.heartbeat = setInterval(() => {
+      void this.renewLease().then(() => this.sweepAbandoned()).catch(() => undefined);
+    }, LEASE_REFRESH_MS);
+    this.heartbeat.unref();
     return { removedTempFiles };
+  }
+
+  /** (Re)creates this listener's temp dir and lease; cheap when both exist. */
+  private ensureTmpDir(): void {
+    mkdirSync(this.tmpDir, { recursive: true });
+    writeLease(this.tmpDir);
+  }
+
+  private async renewLease(): Promise<void> {
+    const lease = path.join(this.tmpDir, LEASE_FILE);
+    const now = new Date();
+    try {
+      await fsp.utimes(lease, now, now);
+    } catch {
+      // Our dir or lease was removed under us: take it again, so the pool and the next spools have a dir.
+      this.ensureTmpDir();
+      this.pool?.fill();
+    }
+  }
+
+  /** Removes the temp dirs of other listeners that are gone; returns their non-empty files (never acknowledged). */
+  private async sweepAbandoned(): Promise<number> {
+    const root = path.dirname(this.tmpDir);
+    let removed = 0;
+    for (const entry of await fsp.readdir(root).catch(() => [] as string[])) {
+      const dir = path.join(root, entry);
+      if (dir === this.tmpDir || !(await isAbandoned(dir, entry))) continue;
+      removed += await countNonEmpty(dir);
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+    return removed;
+  }
+
+  /** For /readyz: the store and this listener's temp dir exist and may be written. */
+  async writable(): Promise<void> {
+    await fsp.access(path.join(this.options.dataDir, 'store'), fsConstants.W_OK);
+    await fsp.access(this.tmpDir, fsConstants.W_OK);
   }
 
   /** Last known free bytes on DATA_DIR's file system (for the metrics gauge). */
@@ -348,9 +400,9 @@ export class InstanceStore {
     return this.free !== undefined && this.free.bytes < this.options.minFreeBytes;
   }
 
-  openSpool(meta: Buffer, discard: boolean): Spool {
+  openSpool(meta: Buffer, discard: boolean, inspector?: ChunkInspector): Spool {
     const pool = this.pool;
-    return new Spool(meta, path.join(this.tmpDir, this.nextTempName()), this.options.memoryLimitBytes, discard, () => pool?.take());
+    return new Spool(meta, path.join(this.tmpDir, this.nextTempName()), this.options.memoryLimitBytes, discard, () => pool?.take(), inspector);
   }
 
   /** Pooled temp files ready now. */
@@ -377,7 +429,14 @@ export class InstanceStore {
     try {
       await this.ensureSpace(spool.bytes + spool.meta.length);
       await this.ensureDir(path.dirname(path.join(this.options.dataDir, storageKey)));
-      await spool.writeTempFile();
+      try {
+        await spool.writeTempFile();
+      } catch (err) {
+        // Our temp dir was removed (by hand, or by a listener of an older version sharing DATA_DIR): take it again.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || existsSync(this.tmpDir) || !spool.canRewrite()) throw err;
+        this.ensureTmpDir();
+        await spool.rewriteTemp(path.join(this.tmpDir, this.nextTempName()));
+      }
     } catch (err) {
       await spool.removeTemp();
       throw diskError(err);
@@ -402,16 +461,34 @@ export class InstanceStore {
         // A metadata-only call on the same file system: synchronous, like the writes in writeTempFile().
         renameSync(spool.tmpPath, finalPath);
       } catch (err) {
-        // The directory went away under our cache (retention cleanup): recreate it once.
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        this.knownDirs.delete(dir);
-        this.closeDirFd(dir);
-        await this.ensureDir(dir);
+        await this.recoverRename(spool, dir);
         renameSync(spool.tmpPath, finalPath);
       }
+      spool.release();
     } catch (err) {
       await spool.removeTemp();
       throw diskError(err);
+    }
+  }
+
+  /**
+   * A rename failed with ENOENT: either the store directory went away under our cache (retention cleanup), or our
+   * own temp file did (its dir was removed). Neither means the store is gone: recreate what is missing, write the
+   * temp file again from memory, and let the caller retry once. An instance spilled to disk cannot be rewritten:
+   * it alone answers A700 (the sender retries it) and the next one works.
+   */
+  private async recoverRename(spool: Spool, dir: string): Promise<void> {
+    if (!existsSync(dir)) {
+      this.knownDirs.delete(dir);
+      this.closeDirFd(dir);
+      await this.ensureDir(dir);
+    }
+    if (!existsSync(spool.tmpPath)) {
+      this.ensureTmpDir();
+      this.pool?.fill();
+      if (!spool.canRewrite()) throw new TempFileLostError('temp file removed before its rename');
+      await spool.rewriteTemp(path.join(this.tmpDir, this.nextTempName()));
     }
   }
 
@@ -423,7 +500,7 @@ export class InstanceStore {
   async syncPlaced(spool: Spool, storageKey: string): Promise<void> {
     const finalPath = path.join(this.options.dataDir, storageKey);
     try {
-      await this.fsyncDirCached(path.dirname(finalPath));
+      await this.dirSyncs.sync(path.dirname(finalPath));
     } catch (err) {
       await fsp.rm(finalPath, { force: true }).catch(() => undefined);
       throw diskError(err);
@@ -434,7 +511,14 @@ export class InstanceStore {
     this.pool?.fill();
   }
 
+  /** Removes a placed instance that was not acknowledged after all. */
+  async remove(storageKey: string): Promise<void> {
+    await fsp.rm(path.join(this.options.dataDir, storageKey), { force: true });
+  }
+
   private readonly dirFds = new Map<string, DirFd>();
+  /** Group commit of directory fsyncs across concurrent associations (see GroupSync). */
+  private readonly dirSyncs = new GroupSync((dir) => this.fsyncDirCached(dir));
 
   /** fsyncs a store directory through a cached descriptor (a study's series directories get many renames). */
   private async fsyncDirCached(dir: string): Promise<void> {
@@ -471,8 +555,11 @@ export class InstanceStore {
 
   /** Closes cached directory descriptors and removes unused pooled temp files (at shutdown, after the last commit). */
   async close(): Promise<void> {
+    clearInterval(this.heartbeat);
     for (const dir of [...this.dirFds.keys()]) this.closeDirFd(dir);
     await this.pool?.close();
+    // The lease goes last: an empty dir without a lease is swept by the next listener (and ours at restart).
+    await fsp.rm(path.join(this.tmpDir, LEASE_FILE), { force: true });
   }
 
   /** mkdir -p below DATA_DIR/store, fsyncing each parent whose entries changed so the new path is durable. */
@@ -499,6 +586,37 @@ export class InstanceStore {
   }
 }
 
+/**
+ * Group commit for fsyncs of one key (a directory): at most one runs at a time per key, and every caller that
+ * arrives while it runs shares the next one, which starts when it ends. A caller's rename happened before it
+ * called, so the fsync that starts after that call covers it; one already running might not have. With several
+ * associations storing into one series directory this turns N directory fsyncs into about two, however large N.
+ */
+export class GroupSync {
+  private readonly state = new Map<string, { running: Promise<void>; next?: Promise<void> }>();
+
+  constructor(private readonly fsyncKey: (key: string) => Promise<void>) {}
+
+  sync(key: string): Promise<void> {
+    const current = this.state.get(key);
+    if (!current) return this.start(key);
+    current.next ??= current.running.then(
+      () => this.start(key),
+      () => this.start(key),
+    );
+    return current.next;
+  }
+
+  private start(key: string): Promise<void> {
+    const running = this.fsyncKey(key).finally(() => {
+      const s = this.state.get(key);
+      if (s && s.running === running && !s.next) this.state.delete(key);
+    });
+    this.state.set(key, { running });
+    return running;
+  }
+}
+
 function diskError(err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException).code;
   return code === 'ENOSPC' || code === 'EDQUOT' ? new OutOfDiskError('disk full while writing', { cause: err }) : err;
@@ -518,30 +636,87 @@ function closeQuietly(fd: number): void {
   }
 }
 
-const ABANDONED_AFTER_MS = 60 * 60 * 1000;
+/** How often a listener touches its lease (and sweeps other listeners' abandoned temp dirs). */
+export const LEASE_REFRESH_MS = 30_000;
+/** A lease untouched this long belongs to a listener that is gone (on any host). */
+export const LEASE_STALE_MS = 10 * 60_000;
+/** A temp dir without a lease (written by an older version) is abandoned after an hour untouched. */
+const LEGACY_ABANDONED_AFTER_MS = 60 * 60_000;
+export const LEASE_FILE = '.lease';
+
+interface Lease {
+  host: string;
+  pid: number;
+  /** The pid namespace, so a pid is only looked up where it means the same process. */
+  pidns: string;
+}
+
+function ownPidNamespace(): string {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return '';
+  }
+}
+const PIDNS = ownPidNamespace();
+
+function writeLease(dir: string): void {
+  const lease: Lease = { host: hostname(), pid: process.pid, pidns: PIDNS };
+  const fd = openSync(path.join(dir, LEASE_FILE), 'w', 0o640);
+  try {
+    writevSync(fd, [Buffer.from(JSON.stringify(lease))]);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** Files in a dead process's temp dir that hold data (its pooled files are empty and not instances). */
 async function countNonEmpty(dir: string): Promise<number> {
   let count = 0;
   for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+    if (name === LEASE_FILE) continue;
     const stat = await fsp.stat(path.join(dir, name)).catch(() => undefined);
     if (stat && stat.size > 0) count += 1;
   }
   return count;
 }
 
-async function isAbandoned(dir: string, name: string): Promise<boolean> {
-  const match = /^(.*)-(\d+)$/.exec(name);
-  if (match && match[1] === hostname()) {
-    try {
-      process.kill(Number(match[2]), 0);
-      return false;
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'ESRCH';
-    }
+/** Whether a process we can see (same host and pid namespace) is gone; undefined when we cannot tell. */
+function processGone(host: string, pid: number, pidns: string | undefined): boolean | undefined {
+  if (host !== hostname() || (pidns !== undefined && pidns !== PIDNS) || !Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
+}
+
+/**
+ * A temp dir is abandoned when its owner is a process of this host and pid namespace that no longer exists, or
+ * when its lease has not been renewed for LEASE_STALE_MS (a listener on another host or container that is gone).
+ * An idle live listener renews its lease every LEASE_REFRESH_MS, so its files are never swept.
+ */
+async function isAbandoned(dir: string, name: string): Promise<boolean> {
+  const leasePath = path.join(dir, LEASE_FILE);
+  const leaseStat = await fsp.stat(leasePath).catch(() => undefined);
+  if (leaseStat) {
+    let lease: Partial<Lease> = {};
+    try {
+      lease = JSON.parse(await fsp.readFile(leasePath, 'utf8')) as Partial<Lease>;
+    } catch {
+      // Half-written lease: judge by its age alone.
+    }
+    const gone = processGone(lease.host ?? '', Number(lease.pid), lease.pidns ?? '');
+    if (gone !== undefined) return gone;
+    return Date.now() - leaseStat.mtimeMs > LEASE_STALE_MS;
+  }
+  // No lease: a dir of an older version (named <host>-<pid>), or one whose owner stopped cleanly.
+  const match = /^(.*)-(\d+)$/.exec(name);
+  const gone = match ? processGone(match[1], Number(match[2]), undefined) : undefined;
+  if (gone !== undefined) return gone;
   const stat = await fsp.stat(dir).catch(() => undefined);
-  return stat !== undefined && Date.now() - stat.mtimeMs > ABANDONED_AFTER_MS;
+  return stat !== undefined && Date.now() - stat.mtimeMs > LEGACY_ABANDONED_AFTER_MS;
 }
 
 async function fsyncDir(dir: string): Promise<void> {

@@ -1,6 +1,6 @@
 // Builds a running listener from settings and injected connections: instance store, Redis arrival records and
-// study queue, metrics endpoint and the DICOM server. startListener() is what main.ts, `npm start` and the tests
-// call; close() stops intake, lets associations finish, then closes the queue and Redis.
+// study queue, metrics and probe endpoint and the DICOM server. startListener() is what main.ts, `npm start` and
+// the tests call; close() stops intake, lets associations finish, then closes the queue and Redis.
 import { readFileSync } from 'node:fs';
 import type tls from 'node:tls';
 import type { Redis } from 'ioredis';
@@ -13,7 +13,7 @@ import type { ListenerSettings } from './config';
 import { parseAllowList } from './association-policy';
 import { InstanceStore } from './instance-store';
 import { StudyAssembler } from './study-assembler';
-import { createListenerMetrics, startMetricsServer, type ListenerMetrics } from './metrics';
+import { createListenerMetrics, startMetricsServer, type ListenerMetrics, type Readiness } from './metrics';
 import { DicomServer } from './store-scp';
 
 export interface ListenerDeps {
@@ -21,6 +21,11 @@ export interface ListenerDeps {
   log: Logger;
   /** A producer connection (fail-fast options); when absent one is opened from REDIS_URL and closed by close(). */
   redis?: Redis;
+  /**
+   * Names this listener's temp dir and lease under DATA_DIR/tmp; default <hostname>-<pid>. Two listeners in one
+   * process (a test of replicas sharing DATA_DIR) need different names.
+   */
+  instanceName?: string;
 }
 
 export interface RunningListener {
@@ -47,6 +52,18 @@ function tlsOptions(settings: ListenerSettings): tls.TlsOptions {
   };
 }
 
+/** Rejects after `ms`: bounds a readiness probe however the thing it waits on behaves. */
+function within<T>(ms: number, work: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** READINESS_TIMEOUT_MS: a Kubernetes probe's own default timeout is 1 s. */
+const READINESS_TIMEOUT_MS = 900;
+
 async function ready(redis: Redis): Promise<void> {
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
@@ -72,13 +89,15 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
     dataDir: settings.DATA_DIR,
     minFreeBytes: settings.DISK_MIN_FREE_MB * 1024 * 1024,
     memoryLimitBytes: settings.DICOM_SPOOL_MEMORY_MB * 1024 * 1024,
+    ...(deps.instanceName ? { instanceName: deps.instanceName } : {}),
   });
   const { removedTempFiles } = await store.init();
   if (removedTempFiles > 0) log.info({ removedTempFiles }, 'removed unacknowledged temp files of a stopped listener');
 
   const ownRedis = deps.redis === undefined;
   if (ownRedis && !settings.REDIS_URL) throw new Error('REDIS_URL is not set');
-  const redis = deps.redis ?? connectRedis(settings.REDIS_URL as string, 'producer');
+  // A Redis that stops answering (frozen, partitioned) must fail a C-STORE within seconds, not hold it open.
+  const redis = deps.redis ?? connectRedis(settings.REDIS_URL as string, 'producer', { commandTimeout: settings.LISTENER_REDIS_TIMEOUT_MS });
   redis.on('error', (err: Error) => log.error({ err: err.message }, 'redis connection error'));
   const metrics = createListenerMetrics(() => store.lastFreeBytes());
   let queue: Queue<StudyJobData> | undefined;
@@ -100,7 +119,18 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
     const requeued = await assembler.requeuePending();
     if (requeued > 0) log.info({ requeued }, 're-queued studies whose job had not finished');
 
-    metricsServer = await startMetricsServer(metrics.registry, settings.METRICS_HOST, settings.METRICS_PORT);
+    const readiness = async (): Promise<Readiness> => {
+      const [redisCheck, storeCheck] = await Promise.allSettled([
+        within(READINESS_TIMEOUT_MS, redis.ping(), 'redis'),
+        within(READINESS_TIMEOUT_MS, store.writable(), 'store'),
+      ]);
+      const checks = {
+        redis: redisCheck.status === 'fulfilled' ? 'ok' : (redisCheck.reason as Error).message,
+        store: storeCheck.status === 'fulfilled' ? 'ok' : (storeCheck.reason as Error).message,
+      };
+      return { ready: checks.redis === 'ok' && checks.store === 'ok', checks };
+    };
+    metricsServer = await startMetricsServer(metrics.registry, settings.METRICS_HOST, settings.METRICS_PORT, readiness);
     const scp = {
         settings: {
           policy: {
@@ -111,8 +141,11 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
           },
           otherStorage: settings.DICOM_OTHER_STORAGE,
           idleTimeoutMs: settings.DICOM_IDLE_TIMEOUT_SECONDS * 1000,
+          artimTimeoutMs: settings.DICOM_ARTIM_TIMEOUT_SECONDS * 1000,
           maxPduLength: settings.DICOM_MAX_PDU_LENGTH,
           completeOnRelease: settings.STUDY_COMPLETE_ON_RELEASE,
+          maxConnections: settings.DICOM_MAX_CONNECTIONS,
+          maxConnectionsPerPeer: settings.DICOM_MAX_CONNECTIONS_PER_PEER,
         },
         store,
         assembler,
@@ -162,6 +195,7 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
   } catch (err) {
     await queue?.close().catch(() => undefined);
     await metricsServer?.close();
+    await store.close();
     if (ownRedis) redis.disconnect();
     throw err;
   }

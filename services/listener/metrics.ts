@@ -1,12 +1,41 @@
 // The listener's Prometheus metrics, in a Registry of its own (no global default registry), and the small
-// node:http server that exposes them on /metrics.
+// node:http server that exposes them on /metrics beside the probes: /livez (the process answers; never touches
+// Redis or the disk) and /readyz (the injected readiness check: Redis and the store). Every labelled counter is
+// created at 0 for each label value it can take, so increase() and the alerts see the first event.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { REFUSAL_REASONS } from './connection-guard';
+import type { RejectLabel } from './association-policy';
+
+const REJECT_LABELS: readonly (RejectLabel | 'tls-handshake')[] = [
+  'called-ae-not-recognised',
+  'calling-ae-not-recognised',
+  'calling-ae-not-in-certificate',
+  'local-limit-exceeded',
+  'shutting-down',
+  'tls-handshake',
+];
+/** C-STORE outcomes known in advance (an unexpected I/O error adds its errno code as a label when it happens). */
+const INSTANCE_OUTCOMES = [
+  'stored',
+  'duplicate',
+  'ignored',
+  'OutOfDiskError',
+  'BackendUnavailableError',
+  'TempFileLostError',
+  'StudyPurgingError',
+  'MalformedDatasetError',
+  'InvalidImageError',
+  'DatasetMismatchError',
+  'CannotUnderstand',
+];
+const SCHEDULE_TRIGGERS = ['arrival', 'release', 'restart', 'duplicate'];
 
 export interface ListenerMetrics {
   registry: Registry;
   associations: Counter<'result' | 'reason'>;
+  refusedConnections: Counter<'reason'>;
   activeAssociations: Gauge;
   instances: Counter<'outcome'>;
   receivedBytes: Counter;
@@ -20,12 +49,18 @@ export function createListenerMetrics(diskFree: () => number | undefined): Liste
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'neurotriage_listener_' });
   const registers = [registry];
-  return {
+  const metrics: ListenerMetrics = {
     registry,
     associations: new Counter({
       name: 'neurotriage_listener_associations_total',
       help: 'Association requests, by result (accepted/rejected) and rejection reason',
       labelNames: ['result', 'reason'],
+      registers,
+    }),
+    refusedConnections: new Counter({
+      name: 'neurotriage_listener_refused_connections_total',
+      help: 'Connections the listener refused or closed itself, by reason: ARTIM expiry, connection limits, protocol violations (A-ABORT)',
+      labelNames: ['reason'],
       registers,
     }),
     activeAssociations: new Gauge({
@@ -67,6 +102,12 @@ export function createListenerMetrics(diskFree: () => number | undefined): Liste
       },
     }),
   };
+  metrics.associations.inc({ result: 'accepted', reason: '' }, 0);
+  for (const reason of REJECT_LABELS) metrics.associations.inc({ result: 'rejected', reason }, 0);
+  for (const reason of REFUSAL_REASONS) metrics.refusedConnections.inc({ reason }, 0);
+  for (const outcome of INSTANCE_OUTCOMES) metrics.instances.inc({ outcome }, 0);
+  for (const trigger of SCHEDULE_TRIGGERS) metrics.studiesEnqueued.inc({ trigger }, 0);
+  return metrics;
 }
 
 export interface MetricsServer {
@@ -74,9 +115,32 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-export async function startMetricsServer(registry: Registry, host: string, port: number): Promise<MetricsServer> {
+/** What /readyz reports: ready only when every check says "ok". */
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, string>;
+}
+
+export async function startMetricsServer(
+  registry: Registry,
+  host: string,
+  port: number,
+  readiness: () => Promise<Readiness> = async () => ({ ready: true, checks: {} }),
+): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+    const route = req.method === 'GET' ? (req.url ?? '').split('?')[0] : '';
+    if (route === '/livez') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      return;
+    }
+    if (route === '/readyz') {
+      readiness().then(
+        (r) => res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(r)}\n`),
+        (err: Error) => res.writeHead(503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ ready: false, error: err.message })}\n`),
+      );
+      return;
+    }
+    if (route !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }

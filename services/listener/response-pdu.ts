@@ -11,12 +11,15 @@ export interface ResponseFields {
   AffectedSOPClassUID: string;
   /** C-STORE-RSP only. */
   AffectedSOPInstanceUID?: string;
+  /** Error Comment (0000,0902, LO): why a C-STORE failed, for the sender's log. */
+  ErrorComment?: string;
 }
 
 const NO_DATA_SET = 0x0101;
 
-function uiElement(element: number, value: string): Buffer {
-  const bytes = Buffer.from(value.length % 2 === 0 ? value : `${value}\0`, 'latin1');
+/** A text element padded to even length: UI with NUL, LO with a space (PS3.5 6.2). */
+function textElement(element: number, value: string, pad: '\0' | ' '): Buffer {
+  const bytes = Buffer.from(value.length % 2 === 0 ? value : `${value}${pad}`, 'latin1');
   const head = Buffer.alloc(8);
   head.writeUInt16LE(0x0000, 0);
   head.writeUInt16LE(element, 2);
@@ -36,13 +39,14 @@ function usElement(element: number, value: number): Buffer {
 /** The command set, implicit VR little endian, elements in ascending order, led by its group length. */
 export function encodeResponseCommand(f: ResponseFields): Buffer {
   const elements = [
-    uiElement(0x0002, f.AffectedSOPClassUID),
+    textElement(0x0002, f.AffectedSOPClassUID, '\0'),
     usElement(0x0100, f.CommandField),
     usElement(0x0120, f.MessageIDBeingRespondedTo),
     usElement(0x0800, NO_DATA_SET),
     usElement(0x0900, f.Status),
   ];
-  if (f.AffectedSOPInstanceUID !== undefined) elements.push(uiElement(0x1000, f.AffectedSOPInstanceUID));
+  if (f.ErrorComment) elements.push(textElement(0x0902, f.ErrorComment.slice(0, 64).replace(/[^ -~]/g, '?'), ' '));
+  if (f.AffectedSOPInstanceUID !== undefined) elements.push(textElement(0x1000, f.AffectedSOPInstanceUID, '\0'));
   const body = Buffer.concat(elements);
   const groupLength = Buffer.alloc(12);
   groupLength.writeUInt32LE(0x00000000, 0);

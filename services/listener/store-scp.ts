@@ -6,7 +6,11 @@
 //  - cStoreRequest() runs storeInstance() and sends the response only when it resolves. The response starts as a
 //    failure and becomes Success only after the instance is durable and recorded;
 //  - _processPDataTf() reads whole C-STORE-RQ / C-ECHO-RQ command sets itself (command-set.ts) instead of through
-//    dcmjs; every other PDU goes the library's way.
+//    dcmjs; every other PDU goes the library's way. A PDV on a presentation context we did not accept aborts;
+//  - the socket's bytes pass a PduGate (pdu-gate.ts) before dcmjs-dimse buffers them, and a connection must deliver
+//    its A-ASSOCIATE-RQ within the ARTIM time; the DicomServer admits connections through a ConnectionGuard.
+// Each accepted C-STORE's data set is walked as it arrives (dataset-check.ts) and answered Success only when its
+// structure and image attributes check out.
 import net from 'node:net';
 import tls from 'node:tls';
 import { randomUUID } from 'node:crypto';
@@ -17,12 +21,16 @@ import { assertUid, instanceStorageKey } from '../../shared/studies';
 import {
   decideAssociation,
   negotiateContext,
+  normaliseAddress,
   ContextResult,
   type AssociationPolicy,
   type ContextUse,
   type OtherStorage,
 } from './association-policy';
-import { buildFileMeta, peekHeader, NeedMoreBytes, type InstanceHeader } from './part10';
+import { buildFileMeta } from './part10';
+import { checkImage, createDatasetCheck, type DatasetCheck } from './dataset-check';
+import { PduGate, PduType, abortPdu, AbortReason, parsePDataTf } from './pdu-gate';
+import { ConnectionGuard, type RefusalReason } from './connection-guard';
 import { encodeResponsePdu } from './response-pdu';
 import { CommandField, NO_DATA_SET, readCommandSet } from './command-set';
 import { InstanceStore, Spool } from './instance-store';
@@ -31,7 +39,9 @@ import {
   DatasetMismatchError,
   MalformedDatasetError,
   OutOfDiskError,
+  StoreError,
   StoreStatus,
+  StudyPurgingError,
   errorLabel,
   statusForError,
 } from './errors';
@@ -59,7 +69,10 @@ interface NetworkInternals {
   /** Command fragments being gathered. */
   dimseStream: unknown;
   dimseStoreStream: unknown;
+  /** When the last whole PDU arrived (dcmjs-dimse's idle timer reads it). */
+  lastPduTime: number;
   _performDimse(context: PresentationContext, command: unknown): void;
+  _processPdu(pdu: Buffer): Promise<void>;
 }
 
 type PDataTf = { getPdvs(): Pdv[] };
@@ -73,8 +86,12 @@ export interface ScpSettings {
   policy: AssociationPolicy;
   otherStorage: OtherStorage;
   idleTimeoutMs: number;
+  /** ARTIM (PS3.8 9.1.5): time for a new connection to deliver its A-ASSOCIATE-RQ, and for a peer to close after RJ. */
+  artimTimeoutMs: number;
   maxPduLength: number;
   completeOnRelease: boolean;
+  maxConnections: number;
+  maxConnectionsPerPeer: number;
 }
 
 export interface ScpDeps {
@@ -92,14 +109,24 @@ export interface AssociationBook {
   shuttingDown: boolean;
   /** Every C-STORE still being made durable, so shutdown waits for them before closing Redis. */
   inFlight: Set<Promise<unknown>>;
+  guard: ConnectionGuard;
 }
 
 interface PendingStore {
   spool: Spool;
-  use: ContextUse;
+  /** 'refused': a context we did not accept (see createStoreWritableStream). */
+  use: ContextUse | 'refused';
   transferSyntaxUID: string;
   startedAt: bigint;
   refused: boolean;
+  /** The structure walk fed by the spool (stored classes only). */
+  check?: DatasetCheck;
+}
+
+/** A C-STORE response's status and, for a failure, its Error Comment (0000,0902; never patient data). */
+interface StoreAnswer {
+  status: number;
+  comment?: string;
 }
 
 export type StoreOutcome = 'stored' | 'duplicate' | 'ignored';
@@ -122,20 +149,38 @@ export class StoreScp extends Scp {
   private currentSpool: Spool | undefined;
   private callingAeTitle = '';
   private accepted = false;
+  private readonly peer: string;
+  private readonly gate: PduGate;
+  private readonly artim: NodeJS.Timeout;
+  /** A protocol violation was seen: the association is being aborted. */
+  private violated = false;
   private readonly traceId = randomUUID();
   private readonly log: Logger;
   private counts = { stored: 0, duplicate: 0, ignored: 0, failed: 0 };
 
-  constructor(socket: net.Socket, deps: ScpDeps) {
+  constructor(socket: net.Socket, deps: ScpDeps, peer: string) {
     const timeout = deps.settings.idleTimeoutMs;
-    super(socket, { connectTimeout: timeout, associationTimeout: timeout, pduTimeout: timeout });
+    // dcmjs-dimse's own "association timeout" is left a little longer than our ARTIM timer, which fires first.
+    super(socket, { connectTimeout: timeout, associationTimeout: deps.settings.artimTimeoutMs + 5000, pduTimeout: timeout });
     this.deps = deps;
     this.socket = socket;
+    this.peer = peer;
     this.log = deps.log.child({ traceId: this.traceId, peer: socket.remoteAddress });
+    this.gate = new PduGate(deps.settings.maxPduLength);
     // dcmjs-dimse only starts its association timer from connectedTime, which a server-side socket never sets.
     const self = this as unknown as { connected: boolean; connectedTime: number };
     self.connected = true;
     self.connectedTime = Date.now();
+    // The PDU gate frames the socket's bytes in place of dcmjs-dimse's accumulator (its only 'data' listener).
+    socket.removeAllListeners('data');
+    socket.on('data', (chunk: Buffer) => {
+      if (this.violated) return;
+      const { pdus, violation } = this.gate.push(chunk);
+      for (const pdu of pdus) this.receivePdu(pdu);
+      if (violation) this.protocolAbort(violation.label, violation.reason, violation.detail);
+    });
+    this.artim = setTimeout(() => this.refuse('artim-timeout'), deps.settings.artimTimeoutMs);
+    this.artim.unref();
     this.on('networkError', (err: Error) => {
       this.log.warn({ err: err.message }, 'association network error; closing');
       this.socket.destroy();
@@ -143,7 +188,54 @@ export class StoreScp extends Scp {
     this.on('close', () => this.onClose());
   }
 
+  /**
+   * One complete PDU from the gate. P-DATA-TF is read here (its PDVs are views of the PDU, not copies) and goes to
+   * _processPDataTf(); every other PDU goes to dcmjs-dimse's own handling, as its accumulator would have passed it.
+   */
+  private receivePdu(pdu: Buffer): void {
+    if (this.violated) return;
+    const net = this as unknown as NetworkInternals;
+    net.lastPduTime = Date.now();
+    if (pdu[0] !== PduType.PDataTf) {
+      void net._processPdu(pdu);
+      return;
+    }
+    const pdvs = parsePDataTf(pdu);
+    if (!pdvs) {
+      this.protocolAbort('invalid-pdu', AbortReason.InvalidPduParameterValue, 'P-DATA-TF whose PDV lengths do not add up');
+      return;
+    }
+    void this._processPDataTf({ getPdvs: () => pdvs });
+  }
+
+  /** Closes a connection that never became an association (ARTIM expiry) and records why. */
+  private refuse(reason: RefusalReason): void {
+    if (this.socket.destroyed) return;
+    this.deps.server.guard.refused(this.peer, reason);
+    this.gate.closing();
+    this.socket.destroy();
+  }
+
+  /**
+   * A protocol violation (PS3.8 9.2, 9.3): A-ABORT from the service provider, then the socket is closed without
+   * waiting for the peer, and nothing more it sent is processed.
+   */
+  private protocolAbort(reason: RefusalReason, abortReason: number, detail: string): void {
+    if (this.violated || this.socket.destroyed) return;
+    this.violated = true;
+    this.gate.closing();
+    clearTimeout(this.artim);
+    this.deps.server.guard.refused(this.peer, reason, detail);
+    void this.currentSpool?.abort();
+    const socket = this.socket;
+    socket.end(abortPdu(abortReason));
+    // end() sends the A-ABORT and a FIN; destroy soon after in case the peer neither reads nor closes.
+    setTimeout(() => socket.destroy(), 100).unref();
+  }
+
   override associationRequested(association: Association): void {
+    clearTimeout(this.artim);
+    if (this.violated || this.socket.destroyed) return;
     this.callingAeTitle = association.getCallingAeTitle();
     const book = this.deps.server;
     const decision = decideAssociation(this.deps.settings.policy, {
@@ -158,9 +250,10 @@ export class StoreScp extends Scp {
     if (!decision.accept) {
       this.deps.metrics.associations.inc({ result: 'rejected', reason: decision.label });
       this.log.warn({ ...who, reason: decision.label }, 'association rejected');
+      this.gate.closing();
       this.sendAssociationReject(decision.result, decision.source, decision.reason);
-      // The requestor closes after an A-ASSOCIATE-RJ (PS3.8 9.2.3); close ourselves if it does not.
-      setTimeout(() => this.socket.destroy(), 2000).unref();
+      // The requestor closes after an A-ASSOCIATE-RJ (PS3.8 9.2.3); close ourselves if it does not (ARTIM).
+      setTimeout(() => this.socket.destroy(), this.deps.settings.artimTimeoutMs).unref();
       return;
     }
     const accepted: string[] = [];
@@ -183,6 +276,7 @@ export class StoreScp extends Scp {
     this.deps.metrics.associations.inc({ result: 'accepted', reason: '' });
     this.deps.metrics.activeAssociations.set(book.activeAssociations);
     this.log.info({ ...who, contexts: accepted.length }, 'association accepted');
+    this.gate.accepted();
     this.sendAssociationAccept();
   }
 
@@ -193,9 +287,11 @@ export class StoreScp extends Scp {
   }
 
   override createStoreWritableStream(context: PresentationContext, request: CStoreRequest): Spool {
-    const use = this.contextUse.get(context.getPresentationContextId()) ?? 'ignore';
+    // _processPDataTf() aborts on a context we did not accept before any data set reaches here; 'refused' keeps
+    // this fail-closed should one get through anyway (the C-STORE then fails, it never answers Success).
+    const use = this.contextUse.get(context.getPresentationContextId()) ?? 'refused';
     const transferSyntaxUID = context.getAcceptedTransferSyntaxUid() ?? '';
-    const refused = use === 'store' && this.deps.store.belowWatermark();
+    const refused = use !== 'store' ? use === 'refused' : this.deps.store.belowWatermark();
     const meta = buildFileMeta({
       MediaStorageSOPClassUID: request.getAffectedSopClassUid() ?? '',
       MediaStorageSOPInstanceUID: request.getAffectedSopInstanceUid() ?? '',
@@ -204,8 +300,10 @@ export class StoreScp extends Scp {
       ImplementationVersionName: IMPLEMENTATION_VERSION_NAME,
       SourceApplicationEntityTitle: this.callingAeTitle,
     });
-    const spool = this.deps.store.openSpool(meta, use !== 'store' || refused);
-    this.pendingStores.set(request, { spool, use, transferSyntaxUID, startedAt: process.hrtime.bigint(), refused });
+    const keep = use === 'store' && !refused;
+    const check = keep ? createDatasetCheck(transferSyntaxUID) : undefined;
+    const spool = this.deps.store.openSpool(meta, !keep, check);
+    this.pendingStores.set(request, { spool, use, transferSyntaxUID, startedAt: process.hrtime.bigint(), refused, check });
     this.currentSpool = spool;
     return spool;
   }
@@ -219,32 +317,35 @@ export class StoreScp extends Scp {
     const pending = this.pendingStores.get(request);
     this.pendingStores.delete(request);
     if (this.currentSpool === pending?.spool) this.currentSpool = undefined;
-    const op = this.runStore(request, pending).then((status) => {
+    const op = this.runStore(request, pending).then((answer) => {
       const response = CStoreResponse.fromRequest(request);
-      response.setStatus(status);
+      response.setStatus(answer.status);
+      if (answer.comment) response.setErrorComment(answer.comment);
       if (!this.socket.destroyed) callback(response);
     });
     this.track(op);
   }
 
-  private async runStore(request: CStoreRequest, pending: PendingStore | undefined): Promise<number> {
+  private async runStore(request: CStoreRequest, pending: PendingStore | undefined): Promise<StoreAnswer> {
     const metrics = this.deps.metrics;
     if (!pending) {
       // A C-STORE without a data set: nothing to store.
       this.counts.failed += 1;
       metrics.instances.inc({ outcome: 'CannotUnderstand' });
-      return StoreStatus.CannotUnderstand;
+      return { status: StoreStatus.CannotUnderstand, comment: 'C-STORE without a data set' };
     }
-    let status: number;
+    let answer: StoreAnswer;
     let outcome: string;
     try {
       outcome = await this.storeInstance(request, pending);
-      status = StoreStatus.Success;
+      answer = { status: StoreStatus.Success };
       this.counts[outcome as StoreOutcome] += 1;
     } catch (err) {
       await pending.spool.abort().catch(() => undefined);
-      status = statusForError(err);
+      const status = statusForError(err);
       outcome = errorLabel(err);
+      // Our own messages say what is wrong with the structure (tags, lengths, counts); never values.
+      answer = { status, comment: err instanceof StoreError && !err.retryable ? err.message.slice(0, 64) : undefined };
       this.counts.failed += 1;
       const level = status === StoreStatus.OutOfResources ? 'error' : 'warn';
       this.log[level](
@@ -255,16 +356,17 @@ export class StoreScp extends Scp {
     metrics.instances.inc({ outcome });
     metrics.receivedBytes.inc(pending.spool.bytes);
     metrics.storeDuration.observe({ outcome }, Number(process.hrtime.bigint() - pending.startedAt) / 1e9);
-    return status;
+    return answer;
   }
 
   /** Spool -> header check -> durable file -> arrival record -> study schedule. Throws a StoreError on failure. */
   private async storeInstance(request: CStoreRequest, pending: PendingStore): Promise<StoreOutcome> {
     const { spool } = pending;
     await spool.done;
+    if (pending.use === 'refused') throw new MalformedDatasetError('C-STORE on a presentation context not accepted');
     if (pending.use === 'ignore') return 'ignored';
     if (pending.refused) throw new OutOfDiskError('free disk below DISK_MIN_FREE_MB');
-    const header = readHeader(spool, pending.transferSyntaxUID);
+    const header = await (pending.check as DatasetCheck).finish();
     const affectedClass = request.getAffectedSopClassUid();
     const affectedInstance = request.getAffectedSopInstanceUid();
     if (header.SOPClassUID !== affectedClass) throw new DatasetMismatchError('SOPClassUID differs from the affected SOP Class UID');
@@ -279,6 +381,7 @@ export class StoreScp extends Scp {
     } catch (err) {
       throw new MalformedDatasetError((err as Error).message);
     }
+    checkImage(header, pending.transferSyntaxUID, affectedClass);
     const StudyInstanceUID = header.StudyInstanceUID as string;
     const SOPInstanceUID = header.SOPInstanceUID as string;
     const assembler = this.deps.assembler;
@@ -309,7 +412,11 @@ export class StoreScp extends Scp {
       }),
     ]);
     if (synced.status === 'rejected') throw synced.reason;
-    if (recorded.status === 'rejected') throw recorded.reason;
+    if (recorded.status === 'rejected') {
+      // Retention is deleting the study: the file just placed is not acknowledged, so it does not stay either.
+      if (recorded.reason instanceof StudyPurgingError) await store.remove(storageKey);
+      throw recorded.reason;
+    }
     this.studies.add(StudyInstanceUID);
     // Not awaited: the pending set just recorded makes the schedule survive a crash (see scheduleInBackground).
     assembler.scheduleInBackground(StudyInstanceUID, this.traceId);
@@ -360,6 +467,13 @@ export class StoreScp extends Scp {
    */
   _processPDataTf(pdu: PDataTf): Promise<void> {
     const pdvs = pdu.getPdvs();
+    // A PDV on a presentation context we did not accept is a protocol error (PS3.8 9.3.5): abort, never answer.
+    for (const p of pdvs) {
+      if (!this.contextUse.has(p.getPresentationContextId())) {
+        this.protocolAbort('unaccepted-context', AbortReason.UnexpectedPduParameter, `PDV on presentation context ${p.getPresentationContextId()}, not accepted`);
+        return Promise.resolve();
+      }
+    }
     const net = this as unknown as NetworkInternals;
     const pdv = pdvs.length === 1 ? pdvs[0] : undefined;
     if (pdv && pdv.isCommand() && pdv.isLastFragment() && net.dimse === undefined && net.dimseStream === undefined) {
@@ -398,6 +512,7 @@ export class StoreScp extends Scp {
         Status: command.getStatus(),
         AffectedSOPClassUID: command.getAffectedSopClassUid() ?? '',
         AffectedSOPInstanceUID: isStore ? (command.getAffectedSopInstanceUid() ?? '') : undefined,
+        ErrorComment: command.getErrorComment() || undefined,
       });
       if (!this.socket.destroyed) this.socket.write(pdu);
       return;
@@ -416,6 +531,7 @@ export class StoreScp extends Scp {
   }
 
   private onClose(): void {
+    clearTimeout(this.artim);
     // A fragment stream cut off by the peer never reaches cStoreRequest: remove its temp file.
     void this.currentSpool?.abort();
     this.currentSpool = undefined;
@@ -431,28 +547,6 @@ type dimseResponse = InstanceType<typeof CStoreResponse> | InstanceType<typeof C
 
 const librarySendDimse = (Scp.prototype as unknown as { _sendDimse: (dimse: unknown) => void })._sendDimse;
 
-/** What readHeader() looks at first: the header elements of an MR image sit in its first few KB. */
-const FIRST_PEEK_BYTES = 64 * 1024;
-
-/**
- * Header UIDs from the spool's retained prefix; a header longer than the prefix is not one we accept. The first
- * 64 KB are tried first, so a large instance is not copied into one buffer just to read its first elements.
- */
-function readHeader(spool: Spool, transferSyntaxUID: string): InstanceHeader {
-  try {
-    const first = spool.prefix(FIRST_PEEK_BYTES);
-    try {
-      return peekHeader(first, transferSyntaxUID, first.length === spool.bytes);
-    } catch (err) {
-      if (!(err instanceof NeedMoreBytes) || first.length === spool.bytes) throw err;
-      return peekHeader(spool.prefix(), transferSyntaxUID, spool.prefixIsComplete());
-    }
-  } catch (err) {
-    if (err instanceof NeedMoreBytes) throw new MalformedDatasetError('header elements not found in the first bytes of the data set');
-    throw err;
-  }
-}
-
 export interface DicomServerOptions {
   host: string;
   port: number;
@@ -463,28 +557,40 @@ export interface DicomServerOptions {
 
 /**
  * The TCP side: our own net.Server, or tls.Server for DICOM TLS (dcmjs-dimse's binds every interface and hides the
- * port), no-delay sockets. Each server counts its own associations against DICOM_MAX_ASSOCIATIONS.
+ * port), no-delay sockets. Each server counts its own associations against DICOM_MAX_ASSOCIATIONS and admits
+ * connections through its ConnectionGuard (per-peer and total limits), so nothing is dropped silently.
  */
 export class DicomServer implements AssociationBook {
   activeAssociations = 0;
   shuttingDown = false;
   readonly inFlight = new Set<Promise<unknown>>();
+  readonly guard: ConnectionGuard;
   private readonly connections = new Set<{ socket: net.Socket; scp: StoreScp }>();
   private readonly server: net.Server;
 
   constructor(private readonly options: DicomServerOptions) {
+    const settings = options.scp.settings;
+    this.guard = new ConnectionGuard({
+      maxConnections: settings.maxConnections,
+      maxConnectionsPerPeer: settings.maxConnectionsPerPeer,
+      refused: options.scp.metrics.refusedConnections,
+      log: options.scp.log,
+    });
     Implementation.setImplementationClassUid(IMPLEMENTATION_CLASS_UID);
     Implementation.setImplementationVersion(IMPLEMENTATION_VERSION_NAME);
+    // A TLS peer must finish its handshake within the ARTIM time too (Node's default is two minutes).
     this.server = options.tls
-      ? tls.createServer(options.tls, (socket) => this.onConnection(socket))
+      ? tls.createServer({ ...options.tls, handshakeTimeout: settings.artimTimeoutMs }, (socket) => this.onConnection(socket))
       : net.createServer((socket) => this.onConnection(socket));
+    // Admission on the raw TCP connection, before any TLS handshake: first among the 'connection' listeners.
+    this.server.prependListener('connection', (raw: net.Socket) => this.admit(raw));
     // A failed handshake (no or untrusted client certificate, plain DICOM on the TLS port) never reaches the SCP.
     this.server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
       options.scp.metrics.associations.inc({ result: 'rejected', reason: 'tls-handshake' });
       options.scp.log.warn({ peer: socket.remoteAddress, err: err.message }, 'DICOM TLS handshake failed');
+      // Node leaves the socket open after a handshake timeout: close it, as after any failed handshake.
+      socket.destroy();
     });
-    // Beyond this many TCP connections the kernel queue holds them; below it, extra peers get an A-ASSOCIATE-RJ.
-    this.server.maxConnections = options.scp.settings.policy.maxAssociations + 8;
   }
 
   async listen(): Promise<number> {
@@ -498,16 +604,26 @@ export class DicomServer implements AssociationBook {
     return (this.server.address() as net.AddressInfo).port;
   }
 
-  private onConnection(socket: net.Socket): void {
-    socket.setNoDelay(true);
-    if (this.shuttingDown) {
-      socket.destroy();
+  /** Takes or refuses a slot for a new TCP connection (ConnectionGuard); the slot is given back when it closes. */
+  private admit(raw: net.Socket): void {
+    raw.on('error', () => undefined);
+    const { peer, refused } = this.shuttingDown ? { peer: normaliseAddress(raw.remoteAddress ?? 'unknown'), refused: 'shutting-down' as const } : this.guard.admit(raw.remoteAddress);
+    if (refused) {
+      this.guard.refused(peer, refused);
+      raw.destroy();
       return;
     }
-    const scp = new StoreScp(socket, { ...this.options.scp, server: this });
+    raw.once('close', () => this.guard.release(peer));
+  }
+
+  /** A connection admitted (and, on the TLS port, past its handshake) gets its association. */
+  private onConnection(socket: net.Socket): void {
+    if (socket.destroyed) return;
+    socket.setNoDelay(true);
+    socket.on('error', () => undefined);
+    const scp = new StoreScp(socket, { ...this.options.scp, server: this }, normaliseAddress(socket.remoteAddress ?? 'unknown'));
     const entry = { socket, scp };
     this.connections.add(entry);
-    socket.on('error', () => undefined);
     socket.once('close', () => this.connections.delete(entry));
   }
 
@@ -522,5 +638,6 @@ export class DicomServer implements AssociationBook {
     for (const { scp } of this.connections) scp.abortFromProvider();
     await Promise.allSettled([...this.inFlight]);
     await closed;
+    this.guard.flush();
   }
 }

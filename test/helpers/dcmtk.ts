@@ -110,17 +110,22 @@ export function writeMrInstance(file: string, o: MrInstanceOptions): string {
     PixelData: [pixels.buffer],
     _vrMap: { PixelData: 'OW' },
   };
+  writeDataset(file, dataset);
+  return SOPInstanceUID;
+}
+
+/** Writes a naturalized data set (keywords) as a Part 10 file, explicit VR little endian, with dcmjs. */
+export function writeDataset(file: string, dataset: Record<string, unknown>): void {
   const meta = {
     FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-    MediaStorageSOPClassUID: MR_IMAGE_STORAGE,
-    MediaStorageSOPInstanceUID: SOPInstanceUID,
+    MediaStorageSOPClassUID: dataset.SOPClassUID,
+    MediaStorageSOPInstanceUID: dataset.SOPInstanceUID,
     TransferSyntaxUID: EXPLICIT_VR_LE,
     ImplementationClassUID: '2.25.80302813137786398554742050926734630921',
   };
   const dict = new dcmjs.data.DicomDict(dcmjs.data.DicomMetaDictionary.denaturalizeDataset(meta));
   dict.dict = dcmjs.data.DicomMetaDictionary.denaturalizeDataset(dataset);
   writeFileSync(file, Buffer.from(dict.write()));
-  return SOPInstanceUID;
 }
 
 export type Compression = 'jpeg-lossless' | 'jpeg-ls' | 'rle' | 'jpeg2000' | 'deflated';

@@ -51,6 +51,7 @@ function sendRaw(port: number, stores: RawStore[]): Promise<{ statuses: number[]
   });
 }
 
+/** The smallest MR image the listener stores: the UIDs and a 2x2 16-bit image. */
 function mrElements(study = newUid(), series = newUid(), sop = newUid()): Record<string, unknown> {
   return {
     SOPClassUID: MR_IMAGE_STORAGE,
@@ -58,6 +59,16 @@ function mrElements(study = newUid(), series = newUid(), sop = newUid()): Record
     StudyInstanceUID: study,
     SeriesInstanceUID: series,
     Modality: 'MR',
+    SamplesPerPixel: 1,
+    PhotometricInterpretation: 'MONOCHROME2',
+    Rows: 2,
+    Columns: 2,
+    BitsAllocated: 16,
+    BitsStored: 16,
+    HighBit: 15,
+    PixelRepresentation: 0,
+    PixelData: [new Uint16Array([1, 2, 3, 4]).buffer],
+    _vrMap: { PixelData: 'OW' },
   };
 }
 
@@ -171,14 +182,18 @@ test('with Redis unreachable a C-STORE answers A700, never Success, and the list
   }
 });
 
-test('raw TCP garbage instead of an A-ASSOCIATE-RQ closes that connection only', async () => {
+test('raw TCP garbage instead of an A-ASSOCIATE-RQ gets A-ABORT and closes that connection only', async () => {
   const h = await startHarness();
   try {
-    await new Promise<void>((resolve) => {
+    const received = await new Promise<Buffer>((resolve) => {
+      const chunks: Buffer[] = [];
       const socket = net.connect(h.ae.port, '127.0.0.1', () => socket.end(Buffer.from('GET / HTTP/1.0\r\n\r\n')));
-      socket.on('error', () => resolve());
-      socket.on('close', () => resolve());
+      socket.on('data', (d: Buffer) => chunks.push(d));
+      socket.on('error', () => resolve(Buffer.concat(chunks)));
+      socket.on('close', () => resolve(Buffer.concat(chunks)));
     });
+    // A-ABORT, source 2 (service provider), reason 1 (unrecognised PDU).
+    expect([...received]).toEqual([0x07, 0, 0, 0, 0, 4, 0, 0, 2, 1]);
     const echo = await echoscu(h.ae);
     expect(echo.code).toBe(0);
   } finally {

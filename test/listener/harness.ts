@@ -12,6 +12,7 @@ import { createLogger } from '../../shared/logger';
 import { STUDY_QUEUE, keys, type StudyJobData } from '../../shared/studies';
 import { listenerSettings, type ListenerSettings } from '../../services/listener/config';
 import { startListener, type RunningListener } from '../../services/listener/listener';
+import { LEASE_FILE } from '../../services/listener/instance-store';
 
 export const CALLED_AE = 'NEUROTRIAGE';
 export const CALLING_AE = 'PACS_TEST';
@@ -133,12 +134,12 @@ export function listFiles(dir: string): string[] {
 
 /**
  * Temp files under DATA_DIR/tmp that hold data: an instance half-written or never cleaned up. The listener also
- * keeps a few empty temp files created ahead of need (TempFilePool); those are not leftovers while it runs, and
- * its close() removes them.
+ * keeps a few empty temp files created ahead of need (TempFilePool) and its lease file; those are not leftovers
+ * while it runs, and its close() removes them.
  */
 export function leftoverTempFiles(dataDir: string): string[] {
   const tmp = path.join(dataDir, 'tmp');
-  return listFiles(tmp).filter((f) => statSync(path.join(tmp, f)).size > 0);
+  return listFiles(tmp).filter((f) => path.basename(f) !== LEASE_FILE && statSync(path.join(tmp, f)).size > 0);
 }
 
 export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000, what = 'condition'): Promise<T> {

@@ -1,6 +1,7 @@
 // DICOM over TLS (PS3.15 B.1) against DCMTK's storescu built with OpenSSL: a peer with a client certificate from
 // our CA stores over TLS; a peer without one, or speaking plain DICOM to the TLS port, never gets an association.
 import { execFileSync } from 'node:child_process';
+import net from 'node:net';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { newUid, storescu, writeMrInstance } from '../helpers/dcmtk';
@@ -42,6 +43,17 @@ afterAll(async () => {
   await h.stop();
   rmSync(dir, { recursive: true, force: true });
 });
+
+test('a connection that never starts its TLS handshake is closed after the ARTIM time', async () => {
+  const socket = net.connect(tlsPort, '127.0.0.1');
+  socket.on('error', () => undefined);
+  socket.resume();
+  const started = Date.now();
+  await new Promise((resolve) => socket.once('close', resolve));
+  // DICOM_ARTIM_TIMEOUT_SECONDS defaults to 10 (Node's own handshake timeout would be 120 s).
+  expect(Date.now() - started).toBeGreaterThan(8_000);
+  expect(Date.now() - started).toBeLessThan(30_000);
+}, 60_000);
 
 function instance(): { study: string; file: string } {
   const study = newUid();

@@ -80,13 +80,19 @@ test('implicit VR little endian is accepted when that is all the SCU proposes', 
   expect(dump.stdout).toContain(study);
 });
 
-test('a storage class other than MR is not negotiated under the default DICOM_OTHER_STORAGE=reject', async () => {
-  const file = path.join(files, 'ct.dcm');
-  writeMrInstance(file, { StudyInstanceUID: newUid(), SeriesInstanceUID: newUid() });
-  // dcmodify also updates MediaStorageSOPClassUID in the meta header.
-  const mod = await runTool('dcmodify', ['-nb', '-m', '(0008,0016)=1.2.840.10008.5.1.4.1.1.2', file]);
-  expect(mod.code).toBe(0);
-  const r = await storescu(h.ae, [file]);
-  expect(r.statuses).toEqual([]);
-  expect(r.stdout + r.stderr).toMatch(/no presentation context|No Acceptable Presentation Contexts|not supported/i);
+test('with DICOM_OTHER_STORAGE=reject a storage class other than MR is not negotiated', async () => {
+  const rejecting = await startHarness({ DICOM_OTHER_STORAGE: 'reject' }, { redis: h.redis, dataDir: tempDir('nt-ts-reject-') });
+  try {
+    const file = path.join(files, 'ct.dcm');
+    writeMrInstance(file, { StudyInstanceUID: newUid(), SeriesInstanceUID: newUid() });
+    // dcmodify also updates MediaStorageSOPClassUID in the meta header.
+    const mod = await runTool('dcmodify', ['-nb', '-m', '(0008,0016)=1.2.840.10008.5.1.4.1.1.2', file]);
+    expect(mod.code).toBe(0);
+    const r = await storescu(rejecting.ae, [file]);
+    expect(r.statuses).toEqual([]);
+    expect(r.stdout + r.stderr).toMatch(/no presentation context|No Acceptable Presentation Contexts|not supported/i);
+  } finally {
+    await rejecting.stop();
+    rmSync(rejecting.dataDir, { recursive: true, force: true });
+  }
 });

@@ -2,7 +2,9 @@
 // and bridges each of its TCP ports to a unix socket in a shared directory, so the test (outside the namespace)
 // can reach Orthanc while nothing outside this machine's filesystem can. As PID 1 of its PID namespace, this
 // process takes Orthanc down with it: the kernel kills every process of the namespace when PID 1 exits.
-// Usage: node netns-bridge.js <socketDir> <orthancConfig> <name>:<port> [<name>:<port> ...]
+// A pair "out:<name>:<port>" bridges the other way: a TCP port inside the namespace whose connections go to the
+// unix socket <socketDir>/<name>.sock, which the test serves (Orthanc sending to a modality outside).
+// Usage: node netns-bridge.js <socketDir> <orthancConfig> [out:]<name>:<port> ...
 'use strict';
 const { execFileSync, spawn } = require('node:child_process');
 const net = require('node:net');
@@ -14,7 +16,19 @@ execFileSync('ip', ['link', 'set', 'lo', 'up']);
 const orthanc = spawn('/usr/sbin/Orthanc', [orthancConfig], { stdio: ['ignore', 'ignore', 'inherit'] });
 orthanc.on('exit', (code) => process.exit(code === null ? 1 : code));
 
-for (const pair of pairs) {
+for (const pair of pairs.filter((p) => p.startsWith('out:'))) {
+  const [, name, port] = pair.split(':');
+  const server = net.createServer((tcp) => {
+    tcp.setNoDelay(true);
+    const unix = net.connect(path.join(socketDir, `${name}.sock`));
+    tcp.pipe(unix).pipe(tcp);
+    tcp.on('error', () => unix.destroy());
+    unix.on('error', () => tcp.destroy());
+  });
+  server.listen(Number(port), '127.0.0.1');
+}
+
+for (const pair of pairs.filter((p) => !p.startsWith('out:'))) {
   const [name, port] = pair.split(':');
   const server = net.createServer((unix) => {
     const tcp = net.connect({ host: '127.0.0.1', port: Number(port), noDelay: true });

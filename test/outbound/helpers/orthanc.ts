@@ -16,6 +16,8 @@ export interface TestOrthanc {
   /** "netns" (isolated) or "plain" (fallback). */
   mode: 'netns' | 'plain';
   rest<T = unknown>(pathname: string): Promise<T>;
+  /** A POST to the REST API: its HTTP status and body (Orthanc answers 500 when a job fails). */
+  post(pathname: string, body: unknown, timeoutMs?: number): Promise<{ status: number; body: string }>;
   stop(): Promise<void>;
 }
 
@@ -23,6 +25,8 @@ export interface OrthancOptions {
   aet?: string;
   /** Calling AE titles allowed to store (each from 127.0.0.1). */
   allowedAes: string[];
+  /** Modalities Orthanc may send to, by name: an AE title on a 127.0.0.1 port of this side (bridged in netns mode). */
+  modalities?: Record<string, { aet: string; port: number }>;
 }
 
 /** A port the OS says is free right now (tiny race until Orthanc binds it; acceptable in tests). */
@@ -52,6 +56,18 @@ async function bridgeToUnix(socketPath: string): Promise<net.Server> {
   return server;
 }
 
+/** A unix socket here whose connections go to 127.0.0.1:`port` (a modality Orthanc sends to from its namespace). */
+async function bridgeFromUnix(socketPath: string, port: number): Promise<net.Server> {
+  const server = net.createServer((unix) => {
+    const tcp = net.connect({ host: '127.0.0.1', port, noDelay: true });
+    unix.pipe(tcp).pipe(unix);
+    unix.on('error', () => tcp.destroy());
+    tcp.on('error', () => unix.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  return server;
+}
+
 export async function startOrthanc(opts: OrthancOptions): Promise<TestOrthanc> {
   const aet = opts.aet ?? 'ORTHANC';
   const dir = mkdtempSync(path.join(tmpdir(), 'nt-orthanc-'));
@@ -60,6 +76,10 @@ export async function startOrthanc(opts: OrthancOptions): Promise<TestOrthanc> {
   // Inside the namespace the ports are private, so fixed ones cannot collide.
   const innerDicom = mode === 'netns' ? 4242 : await freePort();
   const innerHttp = mode === 'netns' ? 8042 : await freePort();
+  // In the namespace a modality is reached through a port there bridged to a unix socket served here.
+  const modalities = opts.modalities ?? {};
+  const outboundPorts: Record<string, number> =
+    mode === 'netns' ? Object.fromEntries(Object.keys(modalities).map((name, i) => [name, 4300 + i])) : {};
   const config = {
     Name: 'neurotriage-test',
     StorageDirectory: path.join(dir, 'db'),
@@ -72,7 +92,10 @@ export async function startOrthanc(opts: OrthancOptions): Promise<TestOrthanc> {
     DicomCheckCalledAet: true,
     DicomAlwaysAllowStore: false,
     DicomCheckModalityHost: true,
-    DicomModalities: Object.fromEntries(opts.allowedAes.map((ae) => [ae.toLowerCase(), [ae, '127.0.0.1', 104]])),
+    DicomModalities: {
+      ...Object.fromEntries(opts.allowedAes.map((ae) => [ae.toLowerCase(), [ae, '127.0.0.1', 104]])),
+      ...Object.fromEntries(Object.entries(modalities).map(([name, m]) => [name, [m.aet, '127.0.0.1', outboundPorts[name] ?? m.port]])),
+    },
     HttpServerEnabled: true,
     HttpPort: innerHttp,
     RemoteAccessAllowed: false,
@@ -90,9 +113,10 @@ export async function startOrthanc(opts: OrthancOptions): Promise<TestOrthanc> {
   let dicomPort = innerDicom;
   let httpPort = innerHttp;
   if (mode === 'netns') {
+    for (const [name, m] of Object.entries(modalities)) servers.push(await bridgeFromUnix(path.join(dir, `${name}.sock`), m.port));
     const bridge = path.join(__dirname, 'netns-bridge.js');
     child = spawn('unshare', ['--net', '--pid', '--fork', '--kill-child', '--', process.execPath, bridge, dir, configPath,
-      `dicom:${innerDicom}`, `http:${innerHttp}`], { stdio: ['pipe', 'ignore', 'pipe'] });
+      `dicom:${innerDicom}`, `http:${innerHttp}`, ...Object.entries(outboundPorts).map(([name, port]) => `out:${name}:${port}`)], { stdio: ['pipe', 'ignore', 'pipe'] });
     const deadline = Date.now() + 10_000;
     while (!existsSync(path.join(dir, 'dicom.sock')) || !existsSync(path.join(dir, 'http.sock'))) {
       if (child.exitCode !== null) throw new Error(`Orthanc bridge exited with ${child.exitCode}`);
@@ -118,6 +142,15 @@ export async function startOrthanc(opts: OrthancOptions): Promise<TestOrthanc> {
     const res = await fetch(`http://127.0.0.1:${httpPort}${pathname}`, { signal: AbortSignal.timeout(timeoutMs) });
     if (!res.ok) throw new Error(`Orthanc ${pathname}: HTTP ${res.status}`);
     return (await res.json()) as T;
+  };
+
+  const post = async (pathname: string, body: unknown, timeoutMs = 60_000): Promise<{ status: number; body: string }> => {
+    const res = await fetch(`http://127.0.0.1:${httpPort}${pathname}`, {
+      method: 'POST',
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    return { status: res.status, body: await res.text() };
   };
 
   const stop = async (): Promise<void> => {
@@ -147,5 +180,5 @@ export async function startOrthanc(opts: OrthancOptions): Promise<TestOrthanc> {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  return { aet, dicomPort, httpPort, mode, rest, stop };
+  return { aet, dicomPort, httpPort, mode, rest, post, stop };
 }

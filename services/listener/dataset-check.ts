@@ -1,0 +1,464 @@
+// Checks a received data set's structure while its bytes arrive, so a C-STORE is answered Success only for an
+// instance a reader can walk (docs/dicom-conformance.md 5.1). DatasetWalker is a bounded push parser: it is fed
+// each P-DATA fragment as the spool receives it, reads element headers (tag, VR, length) and skips values without
+// copying them, keeping a few bytes of state across fragments. It keeps only the top-level values it needs (the
+// filing UIDs and the Image Pixel attributes); nothing else is decoded, nothing is allocated from a length read
+// off the wire, and nesting depth is capped. What it checks:
+//  - every element, item and fragment fits inside its container and the data set ends on an element boundary
+//    (a truncated instance, or a length flipped to something huge, ends inside an element);
+//  - explicit VRs are ones PS3.5 defines; lengths are even; undefined length only where PS3.5 allows it;
+//  - data elements ascend within the data set and within each item; items and delimiters sit where they belong;
+//  - encapsulated pixel data is a Basic Offset Table item, fragments and a sequence delimiter.
+// checkImage() then compares the Image Pixel attributes with the pixel data actually received.
+// dcmjs (the repository's DICOM library) reads whole buffers and trusts lengths, so it cannot be bounded here.
+import { createInflateRaw } from 'node:zlib';
+import { MalformedDatasetError, InvalidImageError } from './errors';
+import { TransferSyntax, ENHANCED_MR_CLASSES } from './dicom-uids';
+
+/** The values read from the top level of the data set. */
+export interface InstanceFacts {
+  /** Not a patient identifier: the RIS keys its order on it, and the worker's result and HL7 message carry it. */
+  AccessionNumber?: string;
+  SOPClassUID?: string;
+  SOPInstanceUID?: string;
+  StudyInstanceUID?: string;
+  SeriesInstanceUID?: string;
+  SamplesPerPixel?: number;
+  PhotometricInterpretation?: string;
+  NumberOfFrames?: number;
+  Rows?: number;
+  Columns?: number;
+  BitsAllocated?: number;
+  BitsStored?: number;
+  /** Defined length of native Pixel Data; undefined when absent or encapsulated. */
+  pixelDataLength?: number;
+  /** Encapsulated Pixel Data: the Basic Offset Table's length and the number of fragments after it. */
+  encapsulated?: { offsetTableLength: number; fragments: number };
+}
+
+type FactKey = Exclude<keyof InstanceFacts, 'pixelDataLength' | 'encapsulated'>;
+type ValueKind = 'UI' | 'US' | 'IS' | 'CS' | 'SH';
+
+interface Wanted {
+  key: FactKey;
+  kind: ValueKind;
+  /** Longest value kept; a longer UID or number is an error, a longer text is not kept. */
+  max: number;
+}
+
+const WANTED = new Map<number, Wanted>([
+  [0x00080016, { key: 'SOPClassUID', kind: 'UI', max: 64 }],
+  [0x00080018, { key: 'SOPInstanceUID', kind: 'UI', max: 64 }],
+  [0x00080050, { key: 'AccessionNumber', kind: 'SH', max: 64 }],
+  [0x0020000d, { key: 'StudyInstanceUID', kind: 'UI', max: 64 }],
+  [0x0020000e, { key: 'SeriesInstanceUID', kind: 'UI', max: 64 }],
+  [0x00280002, { key: 'SamplesPerPixel', kind: 'US', max: 2 }],
+  [0x00280004, { key: 'PhotometricInterpretation', kind: 'CS', max: 16 }],
+  [0x00280008, { key: 'NumberOfFrames', kind: 'IS', max: 12 }],
+  [0x00280010, { key: 'Rows', kind: 'US', max: 2 }],
+  [0x00280011, { key: 'Columns', kind: 'US', max: 2 }],
+  [0x00280100, { key: 'BitsAllocated', kind: 'US', max: 2 }],
+  [0x00280101, { key: 'BitsStored', kind: 'US', max: 2 }],
+]);
+
+/** PS3.5 Table 6.2-1. */
+export const KNOWN_VRS: ReadonlySet<string> = new Set([
+  'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'PN',
+  'SH', 'SL', 'SQ', 'SS', 'ST', 'SV', 'TM', 'UC', 'UI', 'UL', 'UN', 'UR', 'US', 'UT', 'UV',
+]);
+/** Explicit VRs with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2). */
+const LONG_VRS: ReadonlySet<string> = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+
+const UNDEFINED = 0xffffffff;
+const ITEM = 0xfffee000;
+const ITEM_DELIMITER = 0xfffee00d;
+const SEQUENCE_DELIMITER = 0xfffee0dd;
+const PIXEL_DATA = 0x7fe00010;
+/** Sequences nested deeper than this are refused (real MR objects nest 3-4 levels). */
+const MAX_DEPTH = 32;
+/** A deflated data set inflating beyond this is refused (a zip bomb, not an MR instance). */
+export const MAX_INFLATED_BYTES = 2 * 1024 ** 3;
+
+const enum Kind {
+  Dataset,
+  Item,
+  Sequence,
+  Fragments,
+}
+
+interface Frame {
+  kind: Kind;
+  /** Absolute offset where a defined-length container ends; Infinity for undefined length. */
+  end: number;
+  /** The tightest defined end of this frame or any frame around it. */
+  limit: number;
+  explicit: boolean;
+  lastTag: number;
+}
+
+export interface HeaderEvent {
+  /** Offset of the element's first byte (its tag) in the data set. */
+  offset: number;
+  tag: number;
+  vr: string | undefined;
+  /** Bytes of tag, VR and length. */
+  headerLength: number;
+  length: number;
+  depth: number;
+}
+
+function hexTag(tag: number): string {
+  return `(${(tag >>> 16).toString(16).padStart(4, '0')},${(tag & 0xffff).toString(16).padStart(4, '0')})`.toUpperCase();
+}
+
+function malformed(message: string): MalformedDatasetError {
+  return new MalformedDatasetError(message);
+}
+
+/**
+ * The push parser for a little endian data set (explicit or implicit VR). write() never throws: the first error
+ * is kept and the rest of the stream is ignored; end() throws it, or the error of a data set that stops early.
+ */
+export class DatasetWalker {
+  /** Bytes of the data set consumed so far. */
+  private offset = 0;
+  private skip = 0;
+  private readonly head = Buffer.alloc(12);
+  private headLen = 0;
+  private headNeed = 8;
+  private capture: { wanted: Wanted; value: Buffer; filled: number } | undefined;
+  private readonly stack: Frame[];
+  private error: Error | undefined;
+  private readonly facts: InstanceFacts = {};
+
+  constructor(
+    explicit: boolean,
+    /** Called for every element, item and delimiter header (the fuzz corpus generator maps instances with it). */
+    private readonly onHeader?: (event: HeaderEvent) => void,
+  ) {
+    this.stack = [{ kind: Kind.Dataset, end: Infinity, limit: Infinity, explicit, lastTag: -1 }];
+  }
+
+  write(chunk: Buffer): void {
+    if (this.error) return;
+    try {
+      this.consume(chunk);
+    } catch (err) {
+      this.error = err as Error;
+    }
+  }
+
+  /** The data set has ended: its top-level facts, or the reason it is not readable. */
+  end(): InstanceFacts {
+    if (this.error) throw this.error;
+    if (this.skip > 0 || this.capture || this.headLen > 0) throw malformed('data set ends inside an element (truncated)');
+    this.closeFinishedFrames();
+    if (this.stack.length > 1) {
+      throw malformed(this.top().kind === Kind.Fragments ? 'data set ends inside encapsulated pixel data' : 'data set ends inside a sequence');
+    }
+    return this.facts;
+  }
+
+  private top(): Frame {
+    return this.stack[this.stack.length - 1];
+  }
+
+  private consume(chunk: Buffer): void {
+    let pos = 0;
+    const length = chunk.length;
+    while (pos < length) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, length - pos);
+        pos += n;
+        this.offset += n;
+        this.skip -= n;
+        continue;
+      }
+      const capture = this.capture;
+      if (capture) {
+        const n = Math.min(capture.value.length - capture.filled, length - pos);
+        chunk.copy(capture.value, capture.filled, pos, pos + n);
+        capture.filled += n;
+        pos += n;
+        this.offset += n;
+        if (capture.filled === capture.value.length) {
+          this.capture = undefined;
+          this.keep(capture.wanted, capture.value);
+        }
+        continue;
+      }
+      if (this.headLen === 0) {
+        this.closeFinishedFrames();
+        const limit = this.top().limit;
+        if (this.offset + 8 > limit) throw malformed('element header runs past the end of its item');
+      }
+      const n = Math.min(this.headNeed - this.headLen, length - pos);
+      chunk.copy(this.head, this.headLen, pos, pos + n);
+      this.headLen += n;
+      pos += n;
+      if (this.headLen < this.headNeed) continue;
+      this.header();
+    }
+  }
+
+  /** A complete 8- or 12-byte header is in `head`. */
+  private header(): void {
+    const head = this.head;
+    const frame = this.top();
+    const tag = ((head.readUInt16LE(0) << 16) | head.readUInt16LE(2)) >>> 0;
+    const start = this.offset;
+    let vr: string | undefined;
+    let length: number;
+    if (frame.kind === Kind.Sequence || frame.kind === Kind.Fragments || tag >>> 16 === 0xfffe || !frame.explicit) {
+      length = head.readUInt32LE(4);
+    } else {
+      vr = head.toString('latin1', 4, 6);
+      if (!KNOWN_VRS.has(vr)) throw malformed(`${hexTag(tag)} has an unknown value representation`);
+      if (LONG_VRS.has(vr)) {
+        if (this.headNeed === 8) {
+          this.headNeed = 12;
+          return;
+        }
+        length = head.readUInt32LE(8);
+      } else {
+        length = head.readUInt16LE(6);
+      }
+    }
+    const headerLength = this.headNeed;
+    this.offset += headerLength;
+    this.headLen = 0;
+    this.headNeed = 8;
+    this.onHeader?.({ offset: start, tag, vr, headerLength, length, depth: this.stack.length - 1 });
+    if (frame.kind === Kind.Sequence) this.sequenceChild(frame, tag, length);
+    else if (frame.kind === Kind.Fragments) this.fragment(tag, length);
+    else this.element(frame, tag, vr, length);
+  }
+
+  private element(frame: Frame, tag: number, vr: string | undefined, length: number): void {
+    if (tag >>> 16 === 0xfffe) {
+      if (tag === ITEM_DELIMITER && frame.kind === Kind.Item && frame.end === Infinity) {
+        if (length !== 0) throw malformed('item delimiter with a non-zero length');
+        this.stack.pop();
+        return;
+      }
+      throw malformed(`${hexTag(tag)} outside the place PS3.5 allows it`);
+    }
+    if (tag <= frame.lastTag) throw malformed(`${hexTag(tag)} out of order or repeated`);
+    frame.lastTag = tag;
+    const topLevel = frame.kind === Kind.Dataset;
+    if (length === UNDEFINED) {
+      if (topLevel && tag === PIXEL_DATA && (vr === 'OB' || vr === 'OW')) {
+        this.facts.encapsulated = { offsetTableLength: -1, fragments: 0 };
+        this.push(Kind.Fragments, Infinity, frame.explicit);
+        return;
+      }
+      if (vr === undefined || vr === 'SQ' || vr === 'UN') {
+        // An undefined-length UN holds an implicit VR sequence (PS3.5 6.2.2).
+        this.push(Kind.Sequence, Infinity, frame.explicit && vr !== 'UN');
+        return;
+      }
+      throw malformed(`${hexTag(tag)} ${vr} has an undefined length`);
+    }
+    if (length % 2 !== 0) throw malformed(`${hexTag(tag)} has an odd length`);
+    this.fits(length, tag);
+    if (vr === 'SQ') {
+      this.push(Kind.Sequence, this.offset + length, frame.explicit);
+      return;
+    }
+    if (topLevel) {
+      if (tag === PIXEL_DATA) this.facts.pixelDataLength = length;
+      const wanted = WANTED.get(tag);
+      if (wanted) {
+        if (length > wanted.max + 1) {
+          if (wanted.kind !== 'SH') throw malformed(`${wanted.key} value is ${length} bytes long`);
+        } else {
+          if (length === 0) this.keep(wanted, Buffer.alloc(0));
+          else this.capture = { wanted, value: Buffer.alloc(length), filled: 0 };
+          return;
+        }
+      }
+    }
+    this.skip = length;
+  }
+
+  private sequenceChild(frame: Frame, tag: number, length: number): void {
+    if (tag === ITEM) {
+      if (length === UNDEFINED) {
+        this.push(Kind.Item, Infinity, frame.explicit);
+        return;
+      }
+      if (length % 2 !== 0) throw malformed('sequence item with an odd length');
+      this.fits(length, tag);
+      this.push(Kind.Item, this.offset + length, frame.explicit);
+      return;
+    }
+    if (tag === SEQUENCE_DELIMITER && frame.end === Infinity) {
+      if (length !== 0) throw malformed('sequence delimiter with a non-zero length');
+      this.stack.pop();
+      return;
+    }
+    throw malformed(`${hexTag(tag)} where a sequence item was expected`);
+  }
+
+  private fragment(tag: number, length: number): void {
+    const encapsulated = this.facts.encapsulated as NonNullable<InstanceFacts['encapsulated']>;
+    if (tag === ITEM) {
+      if (length === UNDEFINED || length % 2 !== 0) throw malformed('pixel data fragment with an undefined or odd length');
+      this.fits(length, tag);
+      if (encapsulated.offsetTableLength < 0) encapsulated.offsetTableLength = length;
+      else encapsulated.fragments += 1;
+      this.skip = length;
+      return;
+    }
+    if (tag === SEQUENCE_DELIMITER) {
+      if (length !== 0) throw malformed('sequence delimiter with a non-zero length');
+      if (encapsulated.offsetTableLength < 0) throw malformed('encapsulated pixel data without a Basic Offset Table item');
+      this.stack.pop();
+      return;
+    }
+    throw malformed(`${hexTag(tag)} inside encapsulated pixel data`);
+  }
+
+  /** A value (or container) of `length` bytes must end inside every defined-length container around it. */
+  private fits(length: number, tag: number): void {
+    if (this.offset + length > this.top().limit) throw malformed(`${hexTag(tag)} runs past the end of its sequence item`);
+  }
+
+  private push(kind: Kind, end: number, explicit: boolean): void {
+    if (this.stack.length > MAX_DEPTH) throw malformed('sequences nested too deep');
+    const limit = Math.min(end, this.top().limit);
+    this.stack.push({ kind, end, limit, explicit, lastTag: -1 });
+  }
+
+  /** Pops defined-length items and sequences whose last byte has been read. */
+  private closeFinishedFrames(): void {
+    // Only items and sequences have a finite end; the data set and encapsulated pixel data end with Infinity.
+    while (this.top().end === this.offset) this.stack.pop();
+  }
+
+  private keep(wanted: Wanted, value: Buffer): void {
+    const facts = this.facts as Record<FactKey, string | number | undefined>;
+    switch (wanted.kind) {
+      case 'US':
+        if (value.length !== 2) throw new InvalidImageError(`${wanted.key} is not one US value`);
+        facts[wanted.key] = value.readUInt16LE(0);
+        return;
+      case 'IS': {
+        const text = value.toString('latin1').replace(/[\0 ]+$/, '').trim();
+        if (!/^\+?\d{1,10}$/.test(text)) throw new InvalidImageError(`${wanted.key} is not an integer string`);
+        facts[wanted.key] = Number(text);
+        return;
+      }
+      default:
+        facts[wanted.key] = value.toString('latin1').replace(/[\0 ]+$/, '').replace(/^ +/, '');
+    }
+  }
+}
+
+/** Streams a deflated data set through zlib into a walker; the inflated size is capped. */
+class DeflatedWalker {
+  private readonly inner = new DatasetWalker(true);
+  private readonly inflate = createInflateRaw();
+  private inflated = 0;
+  private failed: Error | undefined;
+  private readonly ended: Promise<void>;
+
+  constructor() {
+    this.inflate.on('data', (chunk: Buffer) => {
+      this.inflated += chunk.length;
+      if (this.inflated > MAX_INFLATED_BYTES) {
+        this.failed ??= malformed('deflated data set inflates beyond the limit');
+        this.inflate.destroy();
+        return;
+      }
+      this.inner.write(chunk);
+    });
+    this.ended = new Promise<void>((resolve) => {
+      this.inflate.once('end', resolve);
+      this.inflate.once('close', resolve);
+      this.inflate.once('error', () => {
+        this.failed ??= malformed('deflated data set does not inflate');
+        resolve();
+      });
+    });
+  }
+
+  write(chunk: Buffer): void {
+    if (!this.inflate.destroyed) this.inflate.write(chunk);
+  }
+
+  async finish(): Promise<InstanceFacts> {
+    if (!this.inflate.destroyed) this.inflate.end();
+    await this.ended;
+    if (this.failed) throw this.failed;
+    return this.inner.end();
+  }
+}
+
+/** What the spool feeds: write() for each fragment as it arrives, finish() once the data set is complete. */
+export interface DatasetCheck {
+  write(chunk: Buffer): void;
+  finish(): Promise<InstanceFacts>;
+}
+
+export function createDatasetCheck(transferSyntaxUID: string): DatasetCheck {
+  if (transferSyntaxUID === TransferSyntax.DeflatedExplicitVRLittleEndian) return new DeflatedWalker();
+  const walker = new DatasetWalker(transferSyntaxUID !== TransferSyntax.ImplicitVRLittleEndian);
+  return {
+    write: (chunk) => walker.write(chunk),
+    finish: async () => walker.end(),
+  };
+}
+
+/** Walks a whole data set held in one buffer (tests, the fuzz corpus tools). */
+export function walkDataset(dataset: Buffer, transferSyntaxUID: string, onHeader?: (event: HeaderEvent) => void): InstanceFacts {
+  const walker = new DatasetWalker(transferSyntaxUID !== TransferSyntax.ImplicitVRLittleEndian, onHeader);
+  walker.write(dataset);
+  return walker.end();
+}
+
+/** Transfer syntaxes whose Pixel Data is native (a defined-length value); the others encapsulate it. */
+const NATIVE: ReadonlySet<string> = new Set([
+  TransferSyntax.ImplicitVRLittleEndian,
+  TransferSyntax.ExplicitVRLittleEndian,
+  TransferSyntax.DeflatedExplicitVRLittleEndian,
+]);
+
+/** Pixel Data bytes a native image must hold (PS3.5 8.1.1, 8.2.1 for YBR_FULL_422), padded to even length. */
+export function nativePixelBytes(f: Required<Pick<InstanceFacts, 'Rows' | 'Columns' | 'BitsAllocated' | 'SamplesPerPixel'>> & InstanceFacts): number {
+  const samples = f.PhotometricInterpretation === 'YBR_FULL_422' ? 2 : f.SamplesPerPixel;
+  const bytes = Math.ceil((f.Rows * f.Columns * (f.NumberOfFrames ?? 1) * samples * f.BitsAllocated) / 8);
+  return bytes + (bytes % 2);
+}
+
+/**
+ * The Image Pixel Module checks (PS3.3 C.7.6.3) for an instance we store: the attributes a decoder needs are
+ * present and sane, and the pixel data received matches what they describe. Throws InvalidImageError (A900).
+ */
+export function checkImage(facts: InstanceFacts, transferSyntaxUID: string, sopClassUID: string): void {
+  const required: FactKey[] = ['Rows', 'Columns', 'BitsAllocated', 'BitsStored', 'SamplesPerPixel', 'PhotometricInterpretation'];
+  if (ENHANCED_MR_CLASSES.includes(sopClassUID)) required.push('NumberOfFrames');
+  const missing = required.filter((k) => facts[k] === undefined || facts[k] === '');
+  if (facts.pixelDataLength === undefined && facts.encapsulated === undefined) missing.push('PixelData' as FactKey);
+  if (missing.length > 0) throw new InvalidImageError(`missing ${missing.join(', ')}`);
+  const { Rows, Columns, BitsAllocated, BitsStored, SamplesPerPixel } = facts as Required<InstanceFacts>;
+  const frames = facts.NumberOfFrames ?? 1;
+  if (Rows < 1 || Columns < 1) throw new InvalidImageError('Rows or Columns is 0');
+  if (![1, 8, 16, 32, 64].includes(BitsAllocated)) throw new InvalidImageError(`BitsAllocated ${BitsAllocated} is not 1, 8, 16, 32 or 64`);
+  if (BitsStored < 1 || BitsStored > BitsAllocated) throw new InvalidImageError(`BitsStored ${BitsStored} does not fit BitsAllocated ${BitsAllocated}`);
+  if (SamplesPerPixel !== 1 && SamplesPerPixel !== 3) throw new InvalidImageError(`SamplesPerPixel ${SamplesPerPixel} is not 1 or 3`);
+  if (frames < 1) throw new InvalidImageError('NumberOfFrames is 0');
+  if (NATIVE.has(transferSyntaxUID)) {
+    if (facts.encapsulated) throw new InvalidImageError('encapsulated Pixel Data in a native transfer syntax');
+    const expected = nativePixelBytes({ ...facts, Rows, Columns, BitsAllocated, SamplesPerPixel });
+    const received = facts.pixelDataLength as number;
+    if (received !== expected) throw new InvalidImageError(`Pixel Data holds ${received} bytes, the image attributes need ${expected}`);
+    return;
+  }
+  const encapsulated = facts.encapsulated;
+  if (!encapsulated) throw new InvalidImageError('native Pixel Data in an encapsulated transfer syntax');
+  if (encapsulated.fragments < frames) throw new InvalidImageError(`${encapsulated.fragments} pixel data fragments for ${frames} frames`);
+  if (encapsulated.offsetTableLength !== 0 && encapsulated.offsetTableLength !== 4 * frames) {
+    throw new InvalidImageError(`Basic Offset Table has ${encapsulated.offsetTableLength / 4} entries for ${frames} frames`);
+  }
+}

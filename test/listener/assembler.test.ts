@@ -1,0 +1,46 @@
+// The study assembler's arrival records against a real Redis: records asked for together go as one pipeline and
+// each caller still gets its own answer (new, already recorded, or refused while retention purges the study).
+import { Queue } from 'bullmq';
+import { connectRedis } from '../../shared/redis';
+import { keys, PURGING_FIELD, STUDY_QUEUE, type StudyJobData } from '../../shared/studies';
+import { StudyAssembler } from '../../services/listener/study-assembler';
+import { StudyPurgingError } from '../../services/listener/errors';
+import { startRedis, type TestRedis } from '../helpers/redis';
+
+let redisServer: TestRedis;
+beforeAll(async () => {
+  redisServer = await startRedis();
+});
+afterAll(() => redisServer.stop());
+
+test('concurrent arrival records: one pipeline, one answer each', async () => {
+  const redis = connectRedis(redisServer.url, 'producer');
+  // A producer connection fails fast instead of queueing: wait until it is up.
+  await new Promise((resolve) => redis.once('ready', resolve));
+  const queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection: redis });
+  try {
+    const assembler = new StudyAssembler({ redis, queue, quietMs: 60_000 });
+    const arrival = (study: string, sop: string) => ({ StudyInstanceUID: study, SOPInstanceUID: sop, storageKey: `store/${study}/1/${sop}.dcm`, bytes: 10 });
+    await redis.hset(keys.study('1.3'), PURGING_FIELD, Date.now());
+    const results = await Promise.allSettled([
+      assembler.recordArrival(arrival('1.2', '1.2.1')),
+      assembler.recordArrival(arrival('1.2', '1.2.2')),
+      assembler.recordArrival(arrival('1.2', '1.2.1')),
+      assembler.recordArrival(arrival('1.3', '1.3.1')),
+    ]);
+    expect(results.slice(0, 3)).toEqual([
+      { status: 'fulfilled', value: true },
+      { status: 'fulfilled', value: true },
+      { status: 'fulfilled', value: false },
+    ]);
+    expect(results[3]).toMatchObject({ status: 'rejected', reason: expect.any(StudyPurgingError) });
+    expect(await redis.hlen(keys.studyInstances('1.2'))).toBe(2);
+    expect(await redis.hget(keys.study('1.2'), 'instances')).toBe('2');
+    expect(await redis.exists(keys.studyInstances('1.3'))).toBe(0);
+    // Alone, a record goes as a single command.
+    expect(await assembler.recordArrival(arrival('1.2', '1.2.3'))).toBe(true);
+  } finally {
+    await queue.close();
+    redis.disconnect();
+  }
+});

@@ -1,0 +1,190 @@
+// Connection floods and protocol violations against a real listener, with raw DICOM Upper Layer bytes
+// (tools/fuzz/dul-client.ts) and DCMTK as the legitimate peer. Loopback holds a whole /8, so the flood comes from
+// 127.0.0.2 and the PACS from 127.0.0.1, like two hosts.
+import net from 'node:net';
+import path from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
+import { DulClient, associateRequestPdu, type ProposedContext } from '../../tools/fuzz/dul-client';
+import { splitPart10 } from '../../tools/fuzz/corpus';
+import { echoscu, MR_IMAGE_STORAGE, EXPLICIT_VR_LE, newUid, storescu, writeMrInstance } from '../helpers/dcmtk';
+import { CALLED_AE, CALLING_AE, listFiles, metricsText, startHarness, tempDir, waitFor, type Harness } from './harness';
+
+const VERIFICATION: ProposedContext = { id: 1, abstractSyntaxUID: '1.2.840.10008.1.1', transferSyntaxUIDs: [EXPLICIT_VR_LE] };
+const MR: ProposedContext = { id: 3, abstractSyntaxUID: MR_IMAGE_STORAGE, transferSyntaxUIDs: [EXPLICIT_VR_LE] };
+/** Study Root C-FIND: never accepted, whatever DICOM_OTHER_STORAGE says. */
+const FIND: ProposedContext = { id: 5, abstractSyntaxUID: '1.2.840.10008.5.1.4.1.2.2.1', transferSyntaxUIDs: [EXPLICIT_VR_LE] };
+
+let files: string;
+beforeAll(() => {
+  files = tempDir('nt-flood-');
+});
+afterAll(() => rmSync(files, { recursive: true, force: true }));
+
+function refusedCount(text: string, reason: string): number {
+  const m = new RegExp(`neurotriage_listener_refused_connections_total\\{reason="${reason}"\\} (\\d+)`).exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+async function associated(h: Harness, contexts: ProposedContext[] = [VERIFICATION, MR]): Promise<DulClient> {
+  const client = new DulClient('127.0.0.1', h.ae.port);
+  const outcome = await client.associate(CALLING_AE, CALLED_AE, contexts);
+  expect(outcome.kind).toBe('accepted');
+  return client;
+}
+
+/** The A-ABORT a violation gets, and that the socket closes right after it (well within a second). */
+async function expectAbortAndClose(client: DulClient, reason: number): Promise<void> {
+  const started = Date.now();
+  const reply = await client.nextPdu(5000);
+  expect(reply?.type).toBe(0x07);
+  expect([reply?.body[2], reply?.body[3]]).toEqual([2, reason]);
+  expect(await client.waitClosed(5000)).toBe(true);
+  expect(Date.now() - started).toBeLessThan(3000);
+}
+
+describe('protocol violations: A-ABORT and the socket closed at once', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ DICOM_ARTIM_TIMEOUT_SECONDS: 30 });
+  });
+  afterAll(() => h.stop());
+
+  test('an A-ASSOCIATE-RQ claiming 0xFFFFFFFF bytes', async () => {
+    const client = new DulClient('127.0.0.1', h.ae.port);
+    await client.connected;
+    client.write(Buffer.from([0x01, 0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x01]));
+    await expectAbortAndClose(client, 6);
+  });
+
+  test('a second A-ASSOCIATE-RQ inside an open association', async () => {
+    const client = await associated(h);
+    client.write(associateRequestPdu(CALLING_AE, CALLED_AE, [VERIFICATION]));
+    await expectAbortAndClose(client, 2);
+  });
+
+  test('a P-DATA-TF claiming 0xFFFFFFFF bytes', async () => {
+    const client = await associated(h);
+    client.write(Buffer.from([0x04, 0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x10, 0x00]));
+    await expectAbortAndClose(client, 6);
+  });
+
+  test('a C-STORE on a presentation context that was rejected gets no Success: A-ABORT, nothing stored', async () => {
+    const client = new DulClient('127.0.0.1', h.ae.port);
+    const outcome = await client.associate(CALLING_AE, CALLED_AE, [VERIFICATION, MR, FIND]);
+    expect(outcome.kind === 'accepted' && outcome.contexts.get(FIND.id)?.result).toBe(3);
+    const file = path.join(files, 'on-rejected.dcm');
+    writeMrInstance(file, { StudyInstanceUID: newUid(), SeriesInstanceUID: newUid() });
+    const { dataset } = splitPart10(readFileSync(file));
+    await expect(client.store(FIND.id, MR_IMAGE_STORAGE, newUid(), dataset)).rejects.toThrow(/aborted \(source 2, reason 5\)/);
+    expect(await client.waitClosed(5000)).toBe(true);
+    expect(listFiles(path.join(h.dataDir, 'store'))).toEqual([]);
+  });
+
+  test('each is counted by reason, and the listener carries on', async () => {
+    const text = await metricsText(h.listener.metricsPort);
+    expect(refusedCount(text, 'pdu-too-long')).toBe(2);
+    expect(refusedCount(text, 'unexpected-pdu')).toBe(1);
+    expect(refusedCount(text, 'unaccepted-context')).toBe(1);
+    expect(refusedCount(text, 'artim-timeout')).toBe(0);
+    expect((await echoscu(h.ae)).code).toBe(0);
+  });
+});
+
+test('a connection that does not deliver its A-ASSOCIATE-RQ is closed after DICOM_ARTIM_TIMEOUT_SECONDS', async () => {
+  const h = await startHarness({ DICOM_ARTIM_TIMEOUT_SECONDS: 1 });
+  try {
+    const client = new DulClient('127.0.0.1', h.ae.port);
+    await client.connected;
+    const started = Date.now();
+    // Half an A-ASSOCIATE-RQ header, then nothing.
+    client.write(Buffer.from([0x01, 0x00, 0x00]));
+    expect(await client.waitClosed(10_000)).toBe(true);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect(refusedCount(await metricsText(h.listener.metricsPort), 'artim-timeout')).toBe(1);
+  } finally {
+    await h.stop();
+  }
+});
+
+test('beyond DICOM_MAX_ASSOCIATIONS every peer gets A-ASSOCIATE-RJ (transient), none is dropped silently', async () => {
+  const h = await startHarness({ DICOM_MAX_ASSOCIATIONS: 1 });
+  try {
+    const holder = await associated(h);
+    // Twelve peers at once, more than the old TCP-level cap of DICOM_MAX_ASSOCIATIONS + 8.
+    const outcomes = await Promise.all(
+      Array.from({ length: 12 }, async (_, i) => {
+        const client = new DulClient('127.0.0.1', h.ae.port, `127.0.0.${i + 2}`);
+        const outcome = await client.associate(CALLING_AE, CALLED_AE, [VERIFICATION]);
+        client.destroy();
+        return outcome;
+      }),
+    );
+    for (const o of outcomes) expect(o).toEqual({ kind: 'rejected', result: 2, source: 3, reason: 2 });
+    expect(await holder.release()).toBe(true);
+    const text = await metricsText(h.listener.metricsPort);
+    expect(text).toMatch(/neurotriage_listener_associations_total\{result="rejected",reason="local-limit-exceeded"\} 12/);
+  } finally {
+    await h.stop();
+  }
+});
+
+/** A connection that sends one byte of an A-ASSOCIATE-RQ a second, and reconnects when the listener closes it. */
+function slowConnection(port: number, localAddress: string, stop: { stopped: boolean }): Promise<number> {
+  return new Promise((resolve) => {
+    let opened = 0;
+    const open = () => {
+      if (stop.stopped) return resolve(opened);
+      opened += 1;
+      const socket = net.connect({ host: '127.0.0.1', port, localAddress });
+      const request = associateRequestPdu('FLOOD', CALLED_AE, [VERIFICATION]);
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (!socket.destroyed && sent < request.length) socket.write(request.subarray(sent, (sent += 1)));
+      }, 1000);
+      socket.on('error', () => undefined);
+      socket.on('data', () => undefined);
+      socket.on('close', () => {
+        clearInterval(timer);
+        setTimeout(open, 500);
+      });
+      const stopper = setInterval(() => {
+        if (!stop.stopped) return;
+        clearInterval(stopper);
+        socket.destroy();
+      }, 100);
+    };
+    open();
+  });
+}
+
+test('during 100 slow connections from one address, another peer\'s C-ECHO and C-STORE all succeed', async () => {
+  const h = await startHarness({ DICOM_ARTIM_TIMEOUT_SECONDS: 2, DICOM_MAX_CONNECTIONS_PER_PEER: 8 });
+  const stop = { stopped: false };
+  const flood = Array.from({ length: 100 }, () => slowConnection(h.ae.port, '127.0.0.2', stop));
+  try {
+    // Let the flood fill its share first.
+    await waitFor(async () => (refusedCount(await metricsText(h.listener.metricsPort), 'peer-connection-limit') >= 50 ? true : undefined), 30_000, 'the flood');
+    const study = newUid();
+    const results: Array<{ echo: number | null; store: number[] }> = [];
+    const deadline = Date.now() + 12_000;
+    for (let i = 0; i < 8 || Date.now() < deadline; i++) {
+      const file = path.join(files, `legit-${i}.dcm`);
+      writeMrInstance(file, { StudyInstanceUID: study, SeriesInstanceUID: `${study}.1`, InstanceNumber: i + 1 });
+      const echo = await echoscu(h.ae);
+      const stored = await storescu(h.ae, [file]);
+      results.push({ echo: echo.code, store: stored.statuses });
+      if (i >= 40) break;
+    }
+    expect(results.every((r) => r.echo === 0)).toBe(true);
+    expect(results.every((r) => r.store.length === 1 && r.store[0] === 0)).toBe(true);
+    const text = await metricsText(h.listener.metricsPort);
+    // The flood was held to its share and its slow requests timed out; none of it became an association.
+    expect(refusedCount(text, 'peer-connection-limit')).toBeGreaterThan(50);
+    expect(refusedCount(text, 'artim-timeout')).toBeGreaterThan(0);
+    expect(text).toMatch(/neurotriage_listener_associations_total\{result="rejected",reason="local-limit-exceeded"\} 0/);
+  } finally {
+    stop.stopped = true;
+    await Promise.all(flood);
+    await h.stop();
+  }
+}, 120_000);

@@ -4,7 +4,8 @@
 // created at 0 for each label value it can take, so increase() and the alerts see the first event.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '../../shared/process-metrics';
 import { REFUSAL_REASONS } from './connection-guard';
 import type { RejectLabel } from './association-policy';
 
@@ -47,7 +48,8 @@ export interface ListenerMetrics {
 /** `diskFree` is read at scrape time (cached by the instance store, so a scrape costs no extra syscall). */
 export function createListenerMetrics(diskFree: () => number | undefined): ListenerMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'neurotriage_listener_' });
+  // Standard process metric names with a service label, as the worker and API export them (dashboards select by it).
+  collectProcessMetrics(registry, 'listener');
   const registers = [registry];
   const metrics: ListenerMetrics = {
     registry,

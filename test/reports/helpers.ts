@@ -148,7 +148,7 @@ export function waitFor<T>(probe: () => Promise<T | null | undefined | false>, w
   return waitUntil(async () => (await probe()) || undefined, timeoutMs, what);
 }
 
-/** A metric sample's value from the registry's text, e.g. sample(text, 'neurotriage_reports_stored_total{source="hl7"}'). */
+/** A metric sample's value from the registry's text, e.g. sample(text, 'neurotriage_api_reports_stored_total{source="hl7"}'). */
 export function sample(metricsText: string, series: string): number {
   const line = metricsText.split('\n').find((l) => l.startsWith(`${series} `));
   return line ? Number(line.slice(series.length + 1)) : NaN;

@@ -34,10 +34,10 @@ const metrics = () => feed.registry.metrics();
 
 test('every metric label exists at 0 before the first message', async () => {
   const text = await metrics();
-  expect(sample(text, 'neurotriage_reports_received_total{source="hl7"}')).toBe(0);
-  expect(sample(text, 'neurotriage_reports_rejected_total{source="hl7",reason="no-accession"}')).toBe(0);
-  expect(sample(text, 'neurotriage_reports_matched_total{when="study"}')).toBe(0);
-  expect(sample(text, 'neurotriage_reports_duplicates_total{source="api"}')).toBe(0);
+  expect(sample(text, 'neurotriage_api_reports_received_total{source="hl7"}')).toBe(0);
+  expect(sample(text, 'neurotriage_api_reports_rejected_total{source="hl7",reason="no-accession"}')).toBe(0);
+  expect(sample(text, 'neurotriage_api_reports_matched_total{when="study"}')).toBe(0);
+  expect(sample(text, 'neurotriage_api_reports_duplicates_total{source="api"}')).toBe(0);
 });
 
 test('a valid ORU^R01 for a received study: AA after the journal and Redis have it, filed under the study', async () => {
@@ -74,9 +74,9 @@ test('the same message twice: AA both times, stored once', async () => {
   expect(await readReport(feed.client, '1.2.3.101')).toEqual(stored);
   const after = await metrics();
   const delta = (series: string) => sample(after, series) - sample(before, series);
-  expect(delta('neurotriage_reports_stored_total{source="hl7"}')).toBe(1);
-  expect(delta('neurotriage_reports_duplicates_total{source="hl7"}')).toBe(1);
-  expect(delta('neurotriage_reports_received_total{source="hl7"}')).toBe(2);
+  expect(delta('neurotriage_api_reports_stored_total{source="hl7"}')).toBe(1);
+  expect(delta('neurotriage_api_reports_duplicates_total{source="hl7"}')).toBe(1);
+  expect(delta('neurotriage_api_reports_received_total{source="hl7"}')).toBe(2);
 });
 
 test.each([
@@ -142,7 +142,7 @@ test('a report before its study is held, then matched when the study is received
   expect(stored).toMatchObject({ status: 'F', text: TEXT, StudyInstanceUID: '1.2.3.200', messageControlId: 'EARLY-1' });
   expect(await feed.client.exists(reportKeys.held('ACC200'))).toBe(0);
   expect(await feed.client.zscore(reportKeys.holding(), 'ACC200')).toBeNull();
-  expect(sample(await metrics(), 'neurotriage_reports_matched_total{when="study"}')).toBeGreaterThanOrEqual(1);
+  expect(sample(await metrics(), 'neurotriage_api_reports_matched_total{when="study"}')).toBeGreaterThanOrEqual(1);
   // A correction later replaces the final.
   expect(msa(await send(feed.port, oru('ACC200', 'LATER-1', 'Corrected: no infarct.', 'C')), 3)).toMatch(/matched/);
   expect((await readReport(feed.client, '1.2.3.200'))?.status).toBe('C');
@@ -193,7 +193,7 @@ test('held reports expire into the rejected store, never dropped, and can be rep
     const entry = items[0];
     expect(entry).toMatchObject({ kind: 'report', reason: 'no-study' });
     expect(JSON.parse((await short.inbound.rejected.get(entry.id))!.payload.toString())).toMatchObject({ AccessionNumber: 'ACC600', text: TEXT });
-    expect(sample(await short.registry.metrics(), 'neurotriage_reports_rejected_total{source="hl7",reason="no-study"}')).toBe(1);
+    expect(sample(await short.registry.metrics(), 'neurotriage_api_reports_rejected_total{source="hl7",reason="no-study"}')).toBe(1);
     await receiveStudy(short.client, '1.2.3.600', 'ACC600');
     await scoreStudy(short.client, '1.2.3.600');
     await waitFor(async () => (await short.client.sismember(reportKeys.accession('ACC600'), '1.2.3.600')) === 1, 'the study indexed');

@@ -27,40 +27,40 @@ function once<T>(registry: Registry, name: string, make: () => T): T {
 export function createReportMetrics(registry: Registry, gauges: { held: () => Promise<number>; kept: () => Promise<number> }): ReportMetrics {
   const registers = [registry];
   const m: ReportMetrics = {
-    received: once(registry, 'neurotriage_reports_received_total', () => new Counter({
-      name: 'neurotriage_reports_received_total', help: 'Report messages received (HL7 ORU^R01 messages, API requests)', labelNames: ['source'], registers,
+    received: once(registry, 'neurotriage_api_reports_received_total', () => new Counter({
+      name: 'neurotriage_api_reports_received_total', help: 'Report messages received (HL7 ORU^R01 messages, API requests)', labelNames: ['source'], registers,
     })),
-    stored: once(registry, 'neurotriage_reports_stored_total', () => new Counter({
-      name: 'neurotriage_reports_stored_total', help: 'Reports written durably (journal and Redis), matched or held', labelNames: ['source'], registers,
+    stored: once(registry, 'neurotriage_api_reports_stored_total', () => new Counter({
+      name: 'neurotriage_api_reports_stored_total', help: 'Reports written durably (journal and Redis), matched or held', labelNames: ['source'], registers,
     })),
-    duplicates: once(registry, 'neurotriage_reports_duplicates_total', () => new Counter({
-      name: 'neurotriage_reports_duplicates_total', help: 'Reports received again (same MSH-10 from the same sender, or same reportId): acknowledged, stored once', labelNames: ['source'], registers,
+    duplicates: once(registry, 'neurotriage_api_reports_duplicates_total', () => new Counter({
+      name: 'neurotriage_api_reports_duplicates_total', help: 'Reports received again (same MSH-10 from the same sender, or same reportId): acknowledged, stored once', labelNames: ['source'], registers,
     })),
-    rejected: once(registry, 'neurotriage_reports_rejected_total', () => new Counter({
-      name: 'neurotriage_reports_rejected_total', help: 'Messages answered AE/AR or held reports expired, by reason', labelNames: ['source', 'reason'], registers,
+    rejected: once(registry, 'neurotriage_api_reports_rejected_total', () => new Counter({
+      name: 'neurotriage_api_reports_rejected_total', help: 'Messages answered AE/AR or held reports expired, by reason', labelNames: ['source', 'reason'], registers,
     })),
-    held: once(registry, 'neurotriage_reports_held_total', () => new Counter({
-      name: 'neurotriage_reports_held_total', help: 'Reports held on arrival because their study had not been received', labelNames: ['source'], registers,
+    held: once(registry, 'neurotriage_api_reports_held_total', () => new Counter({
+      name: 'neurotriage_api_reports_held_total', help: 'Reports held on arrival because their study had not been received', labelNames: ['source'], registers,
     })),
-    matched: once(registry, 'neurotriage_reports_matched_total', () => new Counter({
-      name: 'neurotriage_reports_matched_total', help: 'Reports linked to a received study: on arrival, or later when the study came', labelNames: ['when'], registers,
+    matched: once(registry, 'neurotriage_api_reports_matched_total', () => new Counter({
+      name: 'neurotriage_api_reports_matched_total', help: 'Reports linked to a received study: on arrival, or later when the study came', labelNames: ['when'], registers,
     })),
-    ackSeconds: once(registry, 'neurotriage_reports_ack_seconds', () => new Histogram({
-      name: 'neurotriage_reports_ack_seconds', help: 'Time from a whole MLLP message to its ACK leaving, by ACK code',
+    ackSeconds: once(registry, 'neurotriage_api_reports_ack_seconds', () => new Histogram({
+      name: 'neurotriage_api_reports_ack_seconds', help: 'Time from a whole MLLP message to its ACK leaving, by ACK code',
       labelNames: ['code'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10], registers,
     })),
-    connections: once(registry, 'neurotriage_reports_mllp_connections', () => new Gauge({
-      name: 'neurotriage_reports_mllp_connections', help: 'Open MLLP connections to the report listener', registers,
+    connections: once(registry, 'neurotriage_api_reports_mllp_connections', () => new Gauge({
+      name: 'neurotriage_api_reports_mllp_connections', help: 'Open MLLP connections to the report listener', registers,
     })),
   };
-  once(registry, 'neurotriage_reports_holding', () => new Gauge({
-    name: 'neurotriage_reports_holding', help: 'Reports held now, waiting for their study', registers,
+  once(registry, 'neurotriage_api_reports_holding', () => new Gauge({
+    name: 'neurotriage_api_reports_holding', help: 'Reports held now, waiting for their study', registers,
     async collect() {
       this.set(await gauges.held().catch(() => NaN));
     },
   }));
-  once(registry, 'neurotriage_reports_rejected_kept', () => new Gauge({
-    name: 'neurotriage_reports_rejected_kept', help: 'Rejected messages kept for replay now (DATA_DIR/reports/rejected)', registers,
+  once(registry, 'neurotriage_api_reports_rejected_kept', () => new Gauge({
+    name: 'neurotriage_api_reports_rejected_kept', help: 'Rejected messages kept for replay now (DATA_DIR/reports/rejected)', registers,
     async collect() {
       this.set(await gauges.kept().catch(() => NaN));
     },

@@ -77,7 +77,7 @@ describe('cohort writer and C-STORE sender', () => {
     const png = PNG.sync.read(readFileSync(path.join(out, 'preview.png')));
     expect(png.width).toBeGreaterThan(500);
     expect(png.height).toBeGreaterThan(3 * 192);
-  });
+  }, 180_000); // three studies in process: a minute or more on a loaded 2-core machine
 
   test('--send pushes every instance to a DCMTK storescp, private b-value elements included', async () => {
     const rx = path.join(dir, 'received');

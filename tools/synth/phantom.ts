@@ -4,6 +4,7 @@
 // field's zero set makes the sulci), white matter, deep grey nuclei, ventricles, cerebellum with folia, brainstem,
 // orbits; then the lesions. Everything is a pure function of (subject, grid): no state, no randomness here.
 import { massDisplacement, type Lesion, type Subject } from './anatomy';
+import { sdCerebellum, sdCerebrum, sdEllipsoid, sdStem, smin } from './shapes';
 import { T, tissueTable } from './tissue';
 
 /** Voxel centres: slice s, row r, column c is at origin[s] + c * colStep + r * rowStep (patient mm). */
@@ -32,44 +33,6 @@ const ramp = (d: number, soft: number): number => {
   return v <= 0 ? 0 : v >= 1 ? 1 : v;
 };
 
-/** Approximate signed distance to an ellipsoid (Quilez): exact on the axes, good near the surface. */
-function sdEllipsoid(x: number, y: number, z: number, cx: number, cy: number, cz: number, rx: number, ry: number, rz: number): number {
-  const px = x - cx;
-  const py = y - cy;
-  const pz = z - cz;
-  const k0 = Math.sqrt((px * px) / (rx * rx) + (py * py) / (ry * ry) + (pz * pz) / (rz * rz));
-  const k1 = Math.sqrt((px * px) / (rx * rx * rx * rx) + (py * py) / (ry * ry * ry * ry) + (pz * pz) / (rz * rz * rz * rz));
-  if (k1 < 1e-9) return -Math.min(rx, ry, rz);
-  return (k0 * (k0 - 1)) / k1;
-}
-
-function smin(a: number, b: number, k: number): number {
-  const h = Math.max(k - Math.abs(a - b), 0) / k;
-  return Math.min(a, b) - (h * h * k) / 4;
-}
-
-function smax(a: number, b: number, k: number): number {
-  return -smin(-a, -b, k);
-}
-
-/** Cerebrum: an ellipsoid with a skull-base floor, plus the two temporal lobes. */
-function sdCerebrum(x: number, y: number, z: number): number {
-  let d = sdEllipsoid(x, y, z, 0, 4, 14, 66, 84, 58);
-  const floor = y < 22 ? -22 : Math.min(-8, -22 + (y - 22) * 0.35);
-  d = smax(d, floor - z, 6);
-  const ax = Math.abs(x);
-  const t = sdEllipsoid(ax, y, z, 42, -4, -16, 24, 40, 20);
-  return smin(d, t, 10);
-}
-
-function sdCerebellum(x: number, y: number, z: number): number {
-  return sdEllipsoid(x, y, z, 0, 52, -36, 48, 27, 21);
-}
-
-function sdStem(x: number, y: number, z: number): number {
-  return sdEllipsoid(x, y, z, 0, 18, -28, 12, 13, 30);
-}
-
 /** Lateral, third and fourth ventricles for a subject's ventricle scales (mirror-symmetric in x). */
 function sdVentricles(x: number, y: number, z: number, s: Subject): number {
   const ax = Math.abs(x);
@@ -83,12 +46,21 @@ function sdVentricles(x: number, y: number, z: number, s: Subject): number {
   return d;
 }
 
-/** Lesion shape: normalised ellipsoid radius with a wavy surface, returned as approximate mm distance. */
+/** Lesion shape: normalised ellipsoid radius with a wavy surface, returned as approximate mm distance. An
+ *  oriented lesion (MS plaque) is a prolate spheroid along its axis. */
 function sdLesion(l: Lesion, x: number, y: number, z: number): number {
-  const px = (x - l.c[0]) / l.r[0];
-  const py = (y - l.c[1]) / l.r[1];
-  const pz = (z - l.c[2]) / l.r[2];
-  let rho = Math.sqrt(px * px + py * py + pz * pz);
+  let rho: number;
+  if (l.axis) {
+    const px = x - l.c[0], py = y - l.c[1], pz = z - l.c[2];
+    const along = px * l.axis[0] + py * l.axis[1] + pz * l.axis[2];
+    const across2 = Math.max(0, px * px + py * py + pz * pz - along * along);
+    rho = Math.sqrt((along * along) / (l.r[0] * l.r[0]) + across2 / (l.r[1] * l.r[1]));
+  } else {
+    const px = (x - l.c[0]) / l.r[0];
+    const py = (y - l.c[1]) / l.r[1];
+    const pz = (z - l.c[2]) / l.r[2];
+    rho = Math.sqrt(px * px + py * py + pz * pz);
+  }
   if (l.irregular > 0 && rho < 2) {
     const w = l.waves;
     let n = 0;
@@ -212,7 +184,8 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
   const shrink = (1 - s.brainScale) * 40; // mm
   const gap = 1.6 + s.csfGap;
   const soft = Math.max(0.8, Math.min(2.5, Math.hypot(...g.colStep)));
-  const mass = s.mass;
+  const masses = s.masses;
+  const nMass = masses.length;
   const lesions = s.lesions;
   const wmh = s.wmh;
   const hasWmh = wmh.length > 0 || s.wmhHalo > 0 || s.transependymal > 0;
@@ -309,9 +282,10 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
         const wCav = ramp(dCav, soft);
         if (wCav > 0) {
           mixInto(P, TAB, wCav, T.CSF);
-          // brain: shrunk inside the skull by atrophy, pushed aside by a mass
+          // brain: shrunk inside the skull by atrophy, pushed aside by masses
           let bx = x, by = y, bz = z;
-          if (mass) {
+          for (let k = 0; k < nMass; k++) {
+            const mass = masses[k]!;
             const mx = bx - mass.c[0], my = by - mass.c[1], mz = bz - mass.c[2];
             const rm = Math.sqrt(mx * mx + my * my + mz * mz);
             if (rm > 1e-6) {
@@ -321,7 +295,7 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
           }
           // atrophy: the brain surface sits deeper below the skull, a constant offset of its distance field
           let dCbr = dCbrQ + shrink, dCb = dCbQ + shrink, dSt = dStQ + shrink;
-          if (mass) {
+          if (nMass > 0) {
             dCbr = sdCerebrum(bx, by, bz) + shrink;
             dCb = sdCerebellum(bx, by, bz) + shrink;
             dSt = sdStem(bx, by, bz) + shrink;
@@ -439,6 +413,8 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
             }
           }
           // focal lesions, in the subject's own (unshifted) brain space
+          let plaqueW = 0;
+          let plaque: Lesion | null = null;
           for (let i = 0; i < nLes; i++) {
             const l = lesions[i]!;
             const reach = Math.max(l.r[0], l.r[1], l.r[2], l.oedemaR) + 4;
@@ -499,6 +475,55 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
                   P[3] += wn * (2.3 - P[3]!);
                 }
               }
+            } else if (l.kind === 'plaque') {
+              // overlapping plaques do not compound: the one weighing most on this voxel decides
+              if (w > plaqueW) {
+                plaqueW = w;
+                plaque = l;
+              }
+            } else if (l.kind === 'meningioma') {
+              const dist = Math.sqrt(lx * lx + ly * ly + lz * lz);
+              if (l.oedemaR > 0) {
+                const wo = ramp(dist - l.oedemaR, soft * 3) * (1 - w) * (wmf + 0.3 * (par - wmf));
+                if (wo > 0) {
+                  P[2] *= 1 + 1.0 * wo;
+                  P[1] *= 1 + 0.5 * wo;
+                  P[0] += 0.1 * wo;
+                  P[3] += wo * (1.5 - P[3]!);
+                }
+              }
+              // extra-axial: it fills the cavity whatever brain or CSF was there (the brain is pushed aside by
+              // its mass effect), and the skull clips it into a broad dural base
+              if (l.cleft! > 0) mixInto(P, TAB, ramp(d - l.cleft!, soft) * (1 - w) * side * wCav, T.CSF);
+              const wt = w * wCav;
+              if (wt > 0) {
+                const t = l.tissue!;
+                P[0] += wt * (t.pd - P[0]!);
+                P[1] += wt * (t.t1 - P[1]!);
+                P[2] += wt * (t.t2 - P[2]!);
+                P[3] += wt * (t.adc - P[3]!);
+                P[4] *= 1 - wt;
+                if (l.calcified! > 0) {
+                  // punctate calcification: where the lesion's three surface waves peak together
+                  const wv = l.waves;
+                  let n3 = 0;
+                  for (let k = 0; k < 3; k++) n3 += Math.cos(wv.kx[k]! * x + wv.ky[k]! * y + wv.kz[k]! * z + wv.ph[k]!);
+                  const wc = Math.max(0, Math.min(1, (n3 - 3 + 3 * l.calcified!) / 0.5)) * wt;
+                  P[0] += wc * (0.4 - P[0]!);
+                  P[2] += wc * (0.5 * t.t2 - P[2]!);
+                  P[3] += wc * (0.6 - P[3]!);
+                }
+              }
+            }
+          }
+          if (plaque) {
+            // demyelination: T2 and T1 prolonged (black holes much more), ADC raised, or low while active
+            const wp = plaqueW * par;
+            if (wp > 0) {
+              P[2] *= 1 + (plaque.blackHole ? 2.2 : 1.0) * wp;
+              P[1] *= 1 + (plaque.blackHole ? 1.1 : 0.45) * wp;
+              P[0] += 0.08 * wp;
+              P[3] += wp * ((plaque.active ? 0.5 : 1.15) - P[3]!);
             }
           }
         }

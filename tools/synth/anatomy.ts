@@ -49,9 +49,10 @@ export interface Lesion {
   oedemaR: number;
   /** Mass: necrotic core as a fraction of the radius. */
   necrosis: number;
-  /** Haemorrhage: T1/T2 of the blood products at this stage (ms). */
+  /** Haemorrhage: T1/T2 of the blood products at this stage (ms), and the stage (how they dephase). */
   bloodT1: number;
   bloodT2: number;
+  blood?: 'acute' | 'early_subacute' | 'late_subacute';
   /** MS plaque: unit long axis (a prolate spheroid: r[0] along it, r[1] = r[2] across); absent = axis-aligned. */
   axis?: Vec3;
   /** MS plaque: where it is (periventricular, juxtacortical, callosal, infratentorial). */
@@ -316,6 +317,7 @@ export function drawSubject(rng: Rng, findings: FindingType[], fieldT: number): 
         const hi = fieldT >= 2;
         l.bloodT1 = stage === 'acute' ? (hi ? 1300 : 1000) : hi ? 380 : 300;
         l.bloodT2 = stage === 'late_subacute' ? 260 : hi ? 32 : 42;
+        l.blood = stage;
         l.oedemaR = d / 2 + rng.uniform(3, 8);
         s.lesions.push(l);
         if (d > 30 && region !== 'cerebellum') s.masses.push({ c, reff: d * 0.45 });

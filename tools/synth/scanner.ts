@@ -34,8 +34,15 @@ const HELDOUT_MODELS: ScannerModel[] = [
   { vendor: 'CANON', manufacturer: 'CANON_MEC', model: 'Vantage Orian', fieldT: 1.5, software: 'V6.0', standardBValue: true },
 ];
 
+/** Which image of an SWI acquisition a series holds: the T2* magnitude, the SWI-processed (phase-masked)
+ *  magnitude, its minimum-intensity projection, or the phase. */
+export type SwiImage = 'magnitude' | 'swi' | 'mip' | 'phase';
+
 export interface SeriesProtocol {
   sequence: Sequence;
+  /** Made from an earlier series' acquisition (ADC, SWI derived images): no scan time of its own. */
+  derived?: boolean;
+  swiImage?: SwiImage;
   seriesDescription: string;
   protocolName: string;
   sequenceName: string;
@@ -60,6 +67,8 @@ export interface StudyProtocol {
   axial: { matrix: number; fov: number; thickness: number; spacing: number; slices: number };
   dwi: { matrix: number; fov: number; thickness: number; spacing: number; slices: number };
   t1: null | { kind: '2D' | '3D'; matrix: number; fov: number; thickness: number; spacing: number; slices: number };
+  /** Susceptibility-weighted series: a 3D SWI slab of its own, or a 2D T2* gradient echo on the T2's slices. */
+  swi: null | { kind: '2D' | '3D'; matrix: number; fov: number; thickness: number; spacing: number; slices: number };
   localizer: boolean;
   missing: Sequence | null;
   reversed: boolean;
@@ -139,6 +148,55 @@ function names(v: Vendor, seq: Sequence, extra: { t1kind?: '2D' | '3D'; rng: Rng
   throw new Error(`no naming for ${v} ${seq}`);
 }
 
+interface SwiName {
+  desc: string;
+  proto: string;
+  seqName: string;
+  imageType: string[];
+  image: SwiImage;
+}
+
+const M = (v: Vendor, ...rest: string[]): string[] => (v === 'PHILIPS' ? ['ORIGINAL', 'PRIMARY', 'M_FFE', 'M', 'FFE', ...rest] : v === 'SIEMENS' ? ['ORIGINAL', 'PRIMARY', 'M', 'ND', 'NORM', ...rest] : ['ORIGINAL', 'PRIMARY', 'OTHER', ...rest]);
+
+/**
+ * The series an SWI or T2* acquisition leaves in the archive, as each vendor names and types them: Siemens SWI
+ * stores magnitude, phase, SWI and mIP (or a subset), GE SWAN a combined magnitude (sometimes a filtered phase,
+ * told apart only by its name), Philips SWIp magnitude and phase under one name (told apart by ImageType), Canon
+ * FSBB; 2D T2* gradient echo is one magnitude series everywhere.
+ */
+function swiNames(v: Vendor, kind: '2D' | '3D', rng: Rng): SwiName[] {
+  const one = (desc: string, proto: string, seqName: string, imageType: string[], image: SwiImage = 'magnitude'): SwiName => ({ desc, proto, seqName, imageType, image });
+  if (kind === '2D') {
+    switch (v) {
+      case 'SIEMENS': { const d = rng.pick(['t2_fl2d_tra_hemo', 'T2* HEMO TRA', 't2_fl2d_tra_p2']); return [one(d, d, '*fl2d1', M(v))]; }
+      case 'GE': { const d = rng.pick(['AX T2* GRE', 'Ax GRE T2*', 'AX T2* HEMO']); return [one(d, `BRAIN/${d}`, 'GRE', M(v))]; }
+      case 'PHILIPS': { const d = rng.pick(['T2*_FFE', 'T2*W_FFE_TRA', 'FFE T2* TRA']); return [one(d, d, 'FFE', M(v))]; }
+      case 'CANON': { const d = rng.pick(['T2*W_AX', 'T2*_FE_AX']); return [one(d, `Brain ${d}`, 'FE2D', M(v))]; }
+    }
+  }
+  switch (v) {
+    case 'SIEMENS': {
+      const proto = rng.pick(['t2_swi_tra_p2', 'SWI_tra_p2', 't2_swi_tra_p2_1.5mm']);
+      const mag = one('Mag_Images', proto, '*swi3d1r', M(v));
+      const pha = one('Pha_Images', proto, '*swi3d1r', ['ORIGINAL', 'PRIMARY', 'P', 'ND'], 'phase');
+      const swi = one('SWI_Images', proto, '*swi3d1r', ['DERIVED', 'PRIMARY', 'SWI', 'ND', 'NORM'], 'swi');
+      const mip = one('mIP_Images(SW)', proto, '*swi3d1r', ['DERIVED', 'PRIMARY', 'MNIP', 'ND', 'NORM'], 'mip');
+      return rng.weighted<SwiName[]>([[[mag, pha, swi, mip], 0.4], [[swi, mip], 0.35], [[one(proto, proto, '*swi3d1r', M(v, 'SWI'), 'swi')], 0.25]]);
+    }
+    case 'GE': {
+      const d = rng.pick(['SWAN', 'Ax SWAN', 'AX SWAN 3D']);
+      const mag = one(d, `BRAIN/${d}`, 'SWAN', M(v));
+      return rng.chance(0.15) ? [mag, one(`${d} Filt_Phase`, `BRAIN/${d}`, 'SWAN', M(v), 'phase')] : [mag];
+    }
+    case 'PHILIPS': {
+      const d = rng.pick(['SWIp', 'SWIp', 'SWI_3D']);
+      const mag = one(d, d, 'FFE', M(v), 'swi');
+      return d === 'SWIp' && rng.chance(0.5) ? [mag, one(d, d, 'FFE', ['ORIGINAL', 'PRIMARY', 'P_FFE', 'P', 'FFE'], 'phase')] : [mag];
+    }
+    case 'CANON': { const d = rng.pick(['FSBB', 'FSBB_AX', 'SWI_AX']); return [one(d, `Brain ${d}`, 'FE3D', M(v))]; }
+  }
+}
+
 export function drawProtocol(rng: Rng, opts: ProtocolOptions): StudyProtocol {
   const held = opts.scannerSet === 'heldout';
   const scanner = rng.pick(held ? HELDOUT_MODELS : TRAIN_MODELS);
@@ -171,6 +229,16 @@ export function drawProtocol(rng: Rng, opts: ProtocolOptions): StudyProtocol {
   if (t1Kind === '2D') t1 = { kind: '2D', matrix: opts.fast ? 64 : 224, fov: 240, thickness: 5, spacing: 6, slices: opts.fast ? 10 : 21 };
   // 3D T1 at a modest 1.7 x 1.7 x 2 mm: a real MPRAGE is 1 mm isotropic, but that is 10 M voxels to simulate
   if (t1Kind === '3D') t1 = { kind: '3D', matrix: opts.fast ? 64 : 144, fov: 245, thickness: opts.fast ? 12 : 2, spacing: opts.fast ? 12 : 2, slices: opts.fast ? 12 : 72 };
+
+  // SWI / T2* gradient echo in 40% of studies: a 3D slab (thin contiguous slices, its own matrix) or 2D on the
+  // T2's slices
+  const swiKind: '2D' | '3D' | null = rng.chance(0.4) ? (rng.chance(0.55) ? '3D' : '2D') : null;
+  let swi: StudyProtocol['swi'] = null;
+  if (swiKind === '2D') swi = { kind: '2D', matrix, fov, thickness, spacing, slices };
+  if (swiKind === '3D') {
+    const t = opts.fast ? 10.5 : rng.pick([2, 2.5, 3]);
+    swi = { kind: '3D', matrix: opts.fast ? matrix : Math.max(32, Math.round((matrix * 0.875) / 2) * 2), fov, thickness: opts.fast ? 3 : t, spacing: t, slices: opts.fast ? 12 : Math.max(32, Math.min(60, Math.round(rng.uniform(96, 120) / t))) };
+  }
 
   const missing: Sequence | null = rng.chance(0.07) ? rng.pick<Sequence>(['T2', 'FLAIR', 'ADC', 'T1']) : null;
   const recon = (): number => (opts.fast || opts.matrix ? 1 : v === 'GE' && rng.chance(held ? 0.6 : 0.2) ? 2 : 1);
@@ -215,6 +283,18 @@ export function drawProtocol(rng: Rng, opts: ProtocolOptions): StudyProtocol {
     scanningSequence: v === 'SIEMENS' ? ['EP'] : ['SE', 'EP'], sequenceVariant: ['SK', 'SP'], scanOptions: ['PFP', 'FS'], acquisitionType: '2D',
     imageType: ['DERIVED', 'PRIMARY', 'DIFFUSION', 'ADC'], tr: dtr, te: dte, ti: null, flip: 90, etl: 1, reconFactor: dwiRecon, snr: 26,
   });
+  if (swi) {
+    const tr = swi.kind === '3D' ? (hi ? rng.uniform(27, 40) : rng.uniform(40, 50)) : rng.uniform(450, 800);
+    const te = swi.kind === '3D' ? (hi ? rng.uniform(18, 25) : rng.uniform(35, 45)) : hi ? rng.uniform(12, 20) : rng.uniform(15, 25);
+    const flip = swi.kind === '3D' ? rng.uniform(10, 15) : rng.uniform(18, 25);
+    swiNames(v, swi.kind, rng).forEach((n, i) =>
+      series.push({
+        sequence: n.image === 'phase' ? 'SWI_PHASE' : 'SWI', derived: i > 0, swiImage: n.image, seriesDescription: n.desc, protocolName: n.proto, sequenceName: n.seqName,
+        scanningSequence: ['GR'], sequenceVariant: swi.kind === '3D' ? ['SP'] : ['SP', 'OSP'], scanOptions: [], acquisitionType: swi.kind, imageType: n.imageType,
+        tr, te, ti: null, flip, etl: 1, reconFactor: 1, snr: swi.kind === '3D' ? 26 : 20,
+      }),
+    );
+  }
   if (t1 && t1.kind === '3D')
     add('T1', {
       scanningSequence: ['GR', 'IR'], sequenceVariant: ['SK', 'SP', 'MP'], scanOptions: ['IR'], acquisitionType: '3D', imageType: orig,
@@ -226,6 +306,7 @@ export function drawProtocol(rng: Rng, opts: ProtocolOptions): StudyProtocol {
     axial: { matrix, fov, thickness, spacing, slices },
     dwi: { matrix: dwiMatrix, fov: opts.fast ? fov : rng.pick([220, 230, 240]), thickness: dwiThickness, spacing: dwiSpacing, slices: dwiSlices },
     t1,
+    swi,
     localizer,
     missing: kept.length < series.length ? missing : null,
     reversed: rng.chance(0.3),

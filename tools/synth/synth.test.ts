@@ -87,6 +87,35 @@ function b1000(images: Img[]): Img[] {
   return images.filter((im) => Number(im.ds.DiffusionBValue ?? im.ds['0019100C'] ?? (im.ds['00431039'] as number[] | undefined)?.[0] ?? im.ds['20011003']) % 100000 > 0);
 }
 
+/** Area (mm^2) of the pixels darker than `fraction` of the reference median, within `radius` mm of patient point p
+ *  on the slice nearest to it; the reference is the median within the same radius of `ref` on its nearest slice. */
+function darkArea(images: Img[], p: Vec3, ref: Vec3, radius: number, fraction = 0.5): number {
+  const disc = (q: Vec3): { values: number[]; pixel: number } => {
+    let best = images[0]!;
+    let bestD = Infinity;
+    for (const im of images) {
+      const iop = vec(im.ds.ImageOrientationPatient);
+      const n = cross(iop.slice(0, 3), iop.slice(3));
+      const d = Math.abs(dot(n, q) - dot(n, vec(im.ds.ImagePositionPatient)));
+      if (d < bestD) [bestD, best] = [d, im];
+    }
+    const iop = vec(best.ds.ImageOrientationPatient);
+    const ipp = vec(best.ds.ImagePositionPatient);
+    const ps = vec(best.ds.PixelSpacing);
+    const rows = Number(best.ds.Rows), cols = Number(best.ds.Columns);
+    const values: number[] = [];
+    for (let r = 0; r < rows; r++)
+      for (let c = 0; c < cols; c++) {
+        const at = [0, 1, 2].map((a) => ipp[a]! + c * ps[1]! * iop[a]! + r * ps[0]! * iop[3 + a]!);
+        if (Math.hypot(at[0]! - q[0], at[1]! - q[1], at[2]! - q[2]) <= radius) values.push(best.px[r * cols + c]!);
+      }
+    return { values, pixel: ps[0]! * ps[1]! };
+  };
+  const lesion = disc(p);
+  const threshold = fraction * median(disc(ref).values);
+  return lesion.values.filter((v) => v < threshold).length * lesion.pixel;
+}
+
 /** A cube of n^3 voxels of `step` mm centred on patient point p, for rendering tissue maps there. */
 function cubeGrid(p: Vec3, n: number, step: number): VoxelGrid {
   const h = ((n - 1) / 2) * step;
@@ -332,6 +361,28 @@ describe('synthetic cohort', () => {
     expect(checked).toBe(2);
   });
 
+  test('on SWI acute and early subacute blood is markedly dark and blooms: a larger dark area than on T2', () => {
+    let checked = 0;
+    for (let i = 0; checked < 2 && i < 2000; i++) {
+      const plan = planStudy(1, i, { matrix: 128 });
+      const f = plan.subject.findings;
+      if (f.length !== 1 || f[0]!.type !== 'haemorrhage' || f[0]!.stage === 'late_subacute' || !plan.protocol.swi) continue;
+      const s = generateStudy(1, i, { matrix: 128 }, ctx);
+      const l = plan.subject.lesions[0]!;
+      const at = templateToPatient(plan.subject, l.c);
+      const mirror = templateToPatient(plan.subject, [-l.c[0], l.c[1], l.c[2]]);
+      const swi = series(s, 'SWI');
+      const t2 = series(s, 'T2').length ? series(s, 'T2') : series(s, 'FLAIR');
+      const swiRatio = sampleAt(swi, at) / sampleAt(swi, mirror);
+      expect(swiRatio).toBeLessThan(0.3);
+      expect(swiRatio).toBeLessThan(sampleAt(t2, at) / sampleAt(t2, mirror));
+      const radius = Math.max(...l.r) * 1.1 + 8;
+      expect(darkArea(swi, at, mirror, radius)).toBeGreaterThan(1.1 * darkArea(t2, at, mirror, radius));
+      checked++;
+    }
+    expect(checked).toBe(2);
+  });
+
   test('hydrocephalus ventricles are larger than any normal study, with an Evans index above 0.3', () => {
     // CSF volume (bright on T2) inside a central box around the lateral ventricles, in mm^3
     const centralCsf = (seed: number, i: number): number => {
@@ -397,17 +448,22 @@ describe('synthetic cohort', () => {
     expect(sentences.heldout!.size).toBeGreaterThan(100);
   });
 
-  test('normal fraction is respected and every finding type occurs', () => {
+  test('normal fraction is respected, every finding type occurs, SWI in about 40%', () => {
     const n = 400;
     let normal = 0;
+    let swi = 0;
     const seen = new Set<string>();
     for (let i = 0; i < n; i++) {
-      const f = planStudy(11, i).subject.findings;
-      if (f.length === 0) normal++;
-      for (const x of f) seen.add(x.type);
+      const { subject, protocol } = planStudy(11, i);
+      if (subject.findings.length === 0) normal++;
+      if (protocol.series.some((s) => s.sequence === 'SWI')) swi++;
+      for (const x of subject.findings) seen.add(x.type);
     }
     expect(normal / n).toBeGreaterThan(0.42);
     expect(normal / n).toBeLessThan(0.58);
     expect(seen.size).toBe(8);
+    // an SWI or T2* gradient-echo series in about 40% of studies
+    expect(swi / n).toBeGreaterThan(0.32);
+    expect(swi / n).toBeLessThan(0.48);
   });
 });

@@ -15,7 +15,9 @@ export type FindingType = (typeof FINDING_TYPES)[number];
 
 export type Side = 'left' | 'right' | 'bilateral' | 'midline';
 
-export type Sequence = 'T2' | 'FLAIR' | 'DWI' | 'ADC' | 'T1' | 'LOCALIZER';
+/** A series' true nature. SWI covers susceptibility-weighted imaging and 2D T2* gradient echo (magnitude, SWI-
+ *  processed or minimum-intensity projection); SWI_PHASE is the phase image stored beside it (not SWI). */
+export type Sequence = 'T2' | 'FLAIR' | 'DWI' | 'ADC' | 'T1' | 'SWI' | 'SWI_PHASE' | 'LOCALIZER';
 
 export type PhrasingSet = 'train' | 'heldout';
 export type ScannerSet = 'train' | 'heldout';

@@ -52,20 +52,20 @@ export interface Lesion {
   /** Haemorrhage: T1/T2 of the blood products at this stage (ms), and the stage (how they dephase). */
   bloodT1: number;
   bloodT2: number;
-  blood?: 'acute' | 'early_subacute' | 'late_subacute';
-  /** MS plaque: unit long axis (a prolate spheroid: r[0] along it, r[1] = r[2] across); absent = axis-aligned. */
-  axis?: Vec3;
+  blood: 'acute' | 'early_subacute' | 'late_subacute' | null;
+  /** MS plaque: unit long axis (a prolate spheroid: r[0] along it, r[1] = r[2] across); null = axis-aligned. */
+  axis: Vec3 | null;
   /** MS plaque: where it is (periventricular, juxtacortical, callosal, infratentorial). */
-  site?: string;
+  site: string;
   /** MS plaque: active (restricts diffusion); a T1 "black hole" (marked T1 and T2 prolongation). */
-  active?: boolean;
-  blackHole?: boolean;
+  active: boolean;
+  blackHole: boolean;
   /** Meningioma: its own tissue parameters (T1/T2 in ms, ADC in 10^-3 mm^2/s). */
-  tissue?: { pd: number; t1: number; t2: number; adc: number };
+  tissue: { pd: number; t1: number; t2: number; adc: number } | null;
   /** Meningioma: how much of it is calcified, 0 (none) to 1: punctate foci where its surface waves peak. */
-  calcified?: number;
+  calcified: number;
   /** Meningioma: width of the CSF cleft between it and the brain (mm, 0: none). */
-  cleft?: number;
+  cleft: number;
 }
 
 export interface MassEffect {
@@ -133,6 +133,7 @@ export function drawFindingTypes(rng: Rng, normalFraction: number): FindingType[
   return chosen;
 }
 
+/** Every lesion has every field (one object shape, so the renderer's hot loop stays monomorphic). */
 function lesion(rng: Rng, kind: LesionKind, c: Vec3, r: Vec3, side: number, irregular: number): Lesion {
   return {
     kind,
@@ -145,6 +146,14 @@ function lesion(rng: Rng, kind: LesionKind, c: Vec3, r: Vec3, side: number, irre
     necrosis: 0,
     bloodT1: 0,
     bloodT2: 0,
+    blood: null,
+    axis: null,
+    site: '',
+    active: false,
+    blackHole: false,
+    tissue: null,
+    calcified: 0,
+    cleft: 0,
   };
 }
 

@@ -1,33 +1,12 @@
 // From tissue maps to stored pixels: the sequences' signal equations (spin echo, inversion recovery, spin-echo
-// EPI with diffusion weighting, MPRAGE-like IR gradient echo, spoiled gradient echo, T2*-weighted gradient echo
-// for SWI), a smooth receive-coil bias field, Rician noise, ADC fitted from the noisy b=0 and b=1000 images, the
+// EPI with diffusion weighting, MPRAGE-like IR gradient echo, spoiled gradient echo with T2* decay for the
+// localiser and SWI), a smooth receive-coil bias field, Rician noise, ADC fitted from the noisy b=0 and b=1000 images, the
 // SWI phase mask, minimum-intensity projection and phase image, zero-fill interpolation, and quantisation to the
 // vendor's stored integer range.
 import type { Rng } from './prng';
 import type { TissueMaps, VoxelGrid } from './phantom';
-import type { SeriesProtocol } from './scanner';
+import type { CoilField, SeriesProtocol } from './scanner';
 import { T, tissueTable } from './tissue';
-
-export interface CoilField {
-  k1: [number, number, number];
-  ph1: number;
-  k2: [number, number, number];
-  ph2: number;
-  amp: number;
-  /** Central brightening (dielectric effect) at 3 T. */
-  centre: number;
-}
-
-export function drawCoil(rng: Rng, fieldT: number): CoilField {
-  const dir = (): [number, number, number] => {
-    const z = rng.uniform(-1, 1);
-    const a = rng.uniform(0, 2 * Math.PI);
-    const s = Math.sqrt(1 - z * z);
-    const k = (2 * Math.PI) / rng.uniform(250, 450);
-    return [k * s * Math.cos(a), k * s * Math.sin(a), k * z];
-  };
-  return { k1: dir(), ph1: rng.uniform(0, 6.283), k2: dir(), ph2: rng.uniform(0, 6.283), amp: rng.uniform(0.06, 0.18), centre: fieldT >= 2 ? rng.uniform(0.1, 0.3) : 0 };
-}
 
 /** Noise-free signal of each voxel for a sequence; b = diffusion weighting in s/mm^2 (DWI only). */
 export function signal(p: SeriesProtocol, m: TissueMaps, b: number, out: Float32Array): void {
@@ -62,16 +41,7 @@ export function signal(p: SeriesProtocol, m: TissueMaps, b: number, out: Float32
         for (let i = 0; i < n; i++) out[i] = m.pd[i]! * (1 - Math.exp(-tr / m.t1[i]!)) * Math.exp(-te / m.t2[i]!);
       }
       break;
-    case 'LOCALIZER': {
-      const a = (p.flip * Math.PI) / 180;
-      const ca = Math.cos(a);
-      const sa = Math.sin(a);
-      for (let i = 0; i < n; i++) {
-        const e1 = Math.exp(-tr / m.t1[i]!);
-        out[i] = (m.pd[i]! * sa * (1 - e1) / (1 - ca * e1)) * Math.exp(-te / (0.6 * m.t2[i]!));
-      }
-      break;
-    }
+    case 'LOCALIZER':
     case 'SWI':
     case 'SWI_PHASE': {
       // spoiled gradient echo magnitude with T2* decay: 1/T2* = 1/T2 + R2'
@@ -104,19 +74,17 @@ export function whiteMatterSignal(p: SeriesProtocol, fieldT: number, b = 0): num
   return out[0]!;
 }
 
-/** The coil's smooth receive field at each voxel's patient position (multiplicative, around 1). It varies
- *  over hundreds of mm, so it is evaluated every 8 pixels and interpolated bilinearly. */
+/** The coil's smooth receive field at each voxel's patient position (multiplicative, around 1 at the head's
+ *  centre). It varies over a hundred mm or more, so it is evaluated every 8 pixels and interpolated bilinearly. */
 export function biasField(g: VoxelGrid, coil: CoilField, centre: [number, number, number]): Float32Array {
   const img = new Float32Array(g.cols * g.rows * g.slices);
   const at = (s: number, r: number, c: number): number => {
     const x = g.origins[s * 3]! + c * g.colStep[0] + r * g.rowStep[0];
     const y = g.origins[s * 3 + 1]! + c * g.colStep[1] + r * g.rowStep[1];
     const z = g.origins[s * 3 + 2]! + c * g.colStep[2] + r * g.rowStep[2];
-    let f = Math.exp(coil.amp * (Math.cos(coil.k1[0] * x + coil.k1[1] * y + coil.k1[2] * z + coil.ph1) + 0.6 * Math.cos(coil.k2[0] * x + coil.k2[1] * y + coil.k2[2] * z + coil.ph2)));
-    if (coil.centre > 0) {
-      const dx = x - centre[0], dy = y - centre[1], dz = z - centre[2];
-      f *= 1 + coil.centre * Math.exp(-(dx * dx + dy * dy + dz * dz) / (2 * 65 * 65));
-    }
+    const dx = x - centre[0], dy = y - centre[1], dz = z - centre[2];
+    let f = Math.exp(coil.amp * (Math.cos(coil.k1[0] * x + coil.k1[1] * y + coil.k1[2] * z + coil.ph1) + 0.6 * Math.cos(coil.k2[0] * x + coil.k2[1] * y + coil.k2[2] * z + coil.ph2)) + coil.grad[0] * dx + coil.grad[1] * dy + coil.grad[2] * dz);
+    if (coil.centre > 0) f *= 1 + coil.centre * Math.exp(-(dx * dx + dy * dy + dz * dz) / (2 * 65 * 65));
     return f;
   };
   const step = 8;

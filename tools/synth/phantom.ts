@@ -74,6 +74,14 @@ function sdLesion(l: Lesion, x: number, y: number, z: number): number {
   return (rho - 1) * rm;
 }
 
+/** Vasogenic oedema (around a tumour or meningioma) of weight w: water raises T2, T1, proton density and ADC. */
+function vasogenicOedema(P: Float64Array, w: number): void {
+  P[2] *= 1 + 1.0 * w;
+  P[1] *= 1 + 0.5 * w;
+  P[0] += 0.1 * w;
+  P[3] += w * (1.5 - P[3]!);
+}
+
 /** Blends the voxel's parameters P towards tissue t by weight w (partial volume, layered inside-out). */
 function mixInto(P: Float64Array, TAB: Float64Array, w: number, t: number): void {
   if (w <= 0) return;
@@ -173,6 +181,14 @@ function foldDistance(t: FoldTable, x: number, y: number, z: number, depth: numb
 const AIR_SPACES: ReadonlyArray<readonly [number, number, number]> = [[0, -66, -24], [0, -22, -38], [46, 24, -34], [-46, 24, -34]];
 const AIR_SIGMA = 13;
 
+/** A deterministic pseudo-random number in [0, 1) from three integers (which medullary veins exist, and where). */
+function hash01(a: number, b: number, c: number): number {
+  let h = Math.imul(a | 0, 0x9e3779b1) ^ Math.imul(b | 0, 0x85ebca77) ^ Math.imul(c | 0, 0xc2b2ae3d);
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+  h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
+  return ((h ^ (h >>> 16)) >>> 0) / 4294967296;
+}
+
 export interface RenderOptions {
   /** Also draw what only gradient-echo T2* contrast shows: veins, the sagittal sinus, skull-base air artefact. */
   susceptibility?: boolean;
@@ -191,7 +207,7 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
   const sr = susceptibilityR2p(fieldT);
   const suscept = opts.susceptibility === true;
   const bloom = 2 + 2.5 * (fieldT / 3); // mm beyond the clot that acute blood darkens on gradient echo
-  const veinSeed = s.fold.ph[0]!;
+  const veinSeed = Math.floor(s.fold.ph[0]! * 1e6);
 
   // patient -> template: q = S^-1 R^T (p - t), then the smooth warp
   const R = s.rot;
@@ -479,12 +495,7 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
             } else if (l.kind === 'tumour') {
               const dist = Math.sqrt(lx * lx + ly * ly + lz * lz);
               const wo = ramp(dist - l.oedemaR, soft * 3) * (1 - w) * (wmf + 0.3 * (par - wmf));
-              if (wo > 0) {
-                P[2] *= 1 + 1.0 * wo;
-                P[1] *= 1 + 0.5 * wo;
-                P[0] += 0.1 * wo;
-                P[3] += wo * (1.5 - P[3]!);
-              }
+              if (wo > 0) vasogenicOedema(P, wo);
               const wt = w * Math.max(par, 0.9 * wCav);
               if (wt > 0) {
                 const tt1 = fieldT >= 2 ? 1500 : 1200;
@@ -511,16 +522,11 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
               const dist = Math.sqrt(lx * lx + ly * ly + lz * lz);
               if (l.oedemaR > 0) {
                 const wo = ramp(dist - l.oedemaR, soft * 3) * (1 - w) * (wmf + 0.3 * (par - wmf));
-                if (wo > 0) {
-                  P[2] *= 1 + 1.0 * wo;
-                  P[1] *= 1 + 0.5 * wo;
-                  P[0] += 0.1 * wo;
-                  P[3] += wo * (1.5 - P[3]!);
-                }
+                if (wo > 0) vasogenicOedema(P, wo);
               }
               // extra-axial: it fills the cavity whatever brain or CSF was there (the brain is pushed aside by
               // its mass effect), and the skull clips it into a broad dural base
-              if (l.cleft! > 0) mixInto(P, TAB, ramp(d - l.cleft!, soft) * (1 - w) * side * wCav, T.CSF);
+              if (l.cleft > 0) mixInto(P, TAB, ramp(d - l.cleft, soft) * (1 - w) * side * wCav, T.CSF);
               const wt = w * wCav;
               if (wt > 0) {
                 const t = l.tissue!;
@@ -530,12 +536,12 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
                 P[3] += wt * (t.adc - P[3]!);
                 P[4] *= 1 - wt;
                 P[5] += wt * (TR2P[T.GM]! - P[5]!);
-                if (l.calcified! > 0) {
+                if (l.calcified > 0) {
                   // punctate calcification: where the lesion's three surface waves peak together
                   const wv = l.waves;
                   let n3 = 0;
                   for (let k = 0; k < 3; k++) n3 += Math.cos(wv.kx[k]! * x + wv.ky[k]! * y + wv.kz[k]! * z + wv.ph[k]!);
-                  const wc = Math.max(0, Math.min(1, (n3 - 3 + 3 * l.calcified!) / 0.5)) * wt;
+                  const wc = Math.max(0, Math.min(1, (n3 - 3 + 3 * l.calcified) / 0.5)) * wt;
                   P[0] += wc * (0.4 - P[0]!);
                   P[2] += wc * (0.5 * t.t2 - P[2]!);
                   P[3] += wc * (0.6 - P[3]!);
@@ -568,11 +574,9 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
               const rho = Math.hypot(abx - 8, bz - 15);
               const yb = by + 100;
               const ky = Math.floor(yb / 6);
-              const h1 = Math.sin(ky * 12.9898 + veinSeed) * 43758.5453;
-              const th = Math.atan2(bz - 15, abx - 8) - (h1 - Math.floor(h1)) * 0.25;
+              const th = Math.atan2(bz - 15, abx - 8) - hash01(ky, veinSeed, 0) * 0.25;
               const kt = Math.round(th / 0.25);
-              const h2 = Math.sin(ky * 78.233 + kt * 37.719 + (bx > 0 ? 0 : 11.1) + veinSeed) * 24634.6345;
-              const f2 = h2 - Math.floor(h2);
+              const f2 = hash01(ky, kt + (bx > 0 ? 0 : 1000), veinSeed);
               if (f2 < 0.5) {
                 const dy = yb - (ky + 0.5) * 6 - (f2 * 8 - 2);
                 const dth = th - 0.25 * kt;
@@ -584,7 +588,7 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
             }
           }
         }
-        if (suscept) {
+        if (suscept && z < 18) {
           let a = 0;
           for (const c of AIR_SPACES) {
             const dx = x - c[0], dy = y - c[1], dz = z - c[2];

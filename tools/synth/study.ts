@@ -6,7 +6,7 @@
 import { drawFindingTypes, drawSubject, type Subject, type Vec3 } from './anatomy';
 import { createDicomWriter, MR_IMAGE_STORAGE, type DicomWriter, type PrivateElement } from './dicom';
 import { makeStack, stackGrid, type Stack, type StackSpec } from './geometry';
-import { addRicianNoise, biasField, drawCoil, fitAdc, minimumProjection, phaseImage, quantise, signal, swiPhaseMask, upsample, whiteMatterSignal } from './imaging';
+import { addRicianNoise, biasField, fitAdc, minimumProjection, phaseImage, quantise, signal, swiPhaseMask, upsample, whiteMatterSignal } from './imaging';
 import { foldTable, renderTissue, resampleInPlane, type FoldTable, type TissueMaps } from './phantom';
 import { derivedUid, hashWords, Rng } from './prng';
 import { writeReport } from './report';
@@ -79,7 +79,7 @@ export function generateStudy(seed: number | string, index: number, options: Par
   const { opts, protocol, subject } = plan;
   const fieldT = protocol.scanner.fieldT;
   const noiseRng = new Rng(seed, index, 'noise');
-  const coil = drawCoil(new Rng(seed, index, 'coil'), fieldT);
+  const coil = protocol.coil;
 
   const StudyInstanceUID = studyInstanceUid(seed, index);
   const AccessionNumber = accessionNumber(seed, index);
@@ -97,7 +97,7 @@ export function generateStudy(seed: number | string, index: number, options: Par
   };
 
   const centre = subjectCentre(subject);
-  const axialSpec: StackSpec = { plane: 'axial', centre: [0, 8, 15], fov: protocol.axial.fov, matrix: protocol.axial.matrix, slices: protocol.axial.slices, thickness: protocol.axial.thickness, spacing: protocol.axial.spacing, oblique: protocol.oblique, reversed: protocol.reversed };
+  const axialSpec: StackSpec = { plane: 'axial', centre: [0, 8, 15], fov: protocol.axial.fov, matrix: protocol.axial.matrix, slices: protocol.axial.slices, thickness: protocol.axial.thickness, spacing: protocol.axial.spacing, oblique: protocol.oblique, tiltDeg: protocol.tiltDeg, reversed: protocol.reversed };
   const dwiSpec: StackSpec = { ...axialSpec, fov: protocol.dwi.fov, matrix: protocol.dwi.matrix, slices: protocol.dwi.slices, thickness: protocol.dwi.thickness, spacing: protocol.dwi.spacing };
   const swi = protocol.swi;
   const swiSpec: StackSpec | null = swi && { ...axialSpec, fov: swi.fov, matrix: swi.matrix, slices: swi.slices, thickness: swi.thickness, spacing: swi.spacing };
@@ -201,7 +201,7 @@ export function generateStudy(seed: number | string, index: number, options: Par
       outputs.push(makeLocalizer(ctxSeries, subject, opts.fast));
     } else if (sp.sequence === 'T1') {
       const t1 = protocol.t1!;
-      const spec: StackSpec = { plane: 'sagittal', centre: [0, 6, t1.kind === '3D' ? 8 : 5], fov: t1.fov, matrix: t1.matrix, slices: t1.slices, thickness: t1.thickness, spacing: t1.spacing, oblique: protocol.oblique, reversed: false };
+      const spec: StackSpec = { plane: 'sagittal', centre: [0, 6, t1.kind === '3D' ? 8 : 5], fov: t1.fov, matrix: t1.matrix, slices: t1.slices, thickness: t1.thickness, spacing: t1.spacing, oblique: protocol.oblique, tiltDeg: protocol.tiltDeg, reversed: false };
       const g = geometry('t1', spec);
       outputs.push(makeSeries(ctxSeries, g.stack, g.maps, 0));
     } else if (sp.sequence === 'DWI' || sp.sequence === 'ADC') {
@@ -301,7 +301,7 @@ function acquire(c: SeriesContext, st: Stack, m: TissueMaps, b: number, sigma: n
 
 function noiseSigma(c: SeriesContext, st: Stack, wm: number): number {
   const voxel = st.pixelSpacing[0] * st.pixelSpacing[1] * st.sliceThickness;
-  const snr = Math.max(6, Math.min(80, c.sp.snr * (c.fieldT >= 2 ? 1.6 : 1) * (voxel / 4.05) ** 0.8));
+  const snr = Math.max(4, Math.min(80, c.sp.snr * c.protocol.snrScale * (c.fieldT >= 2 ? 1.6 : 1) * (voxel / 4.05) ** 0.8));
   return wm / snr;
 }
 

@@ -10,6 +10,7 @@ import { templateToPatient, type Lesion, type Vec3 } from './anatomy';
 import { createDicomWriter } from './dicom';
 import { foldTable, renderTissue, type VoxelGrid } from './phantom';
 import { bodyOf, findingMentions, impressionOf, withoutHeadings } from './report';
+import { RANGES, type Spans } from './scanner';
 import { createStudyContext, generateStudy, planStudy, reportFor } from './study';
 import type { FindingType, GeneratedStudy, StudyLabels } from './types';
 
@@ -336,9 +337,9 @@ describe('synthetic cohort', () => {
       if (f.side === 'midline' || f.size_mm < 18 || checked >= 2) continue;
       const l = plan.subject.lesions.find((x) => x.kind === 'meningioma')!;
       const c = f.center_mm!;
-      // tissue maps around the labelled centre (patient coordinates), 1 mm apart
-      const n = 2 * Math.ceil(f.size_mm / 2 + 4) + 1;
-      const maps = renderTissue(plan.subject, plan.protocol.scanner.fieldT, cubeGrid(c, n, 1), foldTable(plan.subject));
+      // tissue maps around the labelled centre (patient coordinates), 2 mm apart
+      const n = 2 * Math.ceil((f.size_mm / 2 + 4) / 2) + 1;
+      const maps = renderTissue(plan.subject, plan.protocol.scanner.fieldT, cubeGrid(c, n, 2), foldTable(plan.subject, 3));
       const mid = ((n - 1) / 2) * (n * n + n + 1);
       // the centre is the meningioma itself: its T1 (grey-matter-like) and proton density, not brain or CSF
       expect(maps.t1[mid]!).toBeCloseTo(l.tissue!.t1, 0);
@@ -348,7 +349,7 @@ describe('synthetic cohort', () => {
       for (let k = 0; k < n * n * n; k++) {
         if (maps.pd[k]! > 0.1 || maps.t2[k]! > 20) continue;
         const z = Math.floor(k / (n * n)), y = Math.floor(k / n) % n, x = k % n, h = (n - 1) / 2;
-        nearestBone = Math.min(nearestBone, Math.hypot(x - h, y - h, z - h));
+        nearestBone = Math.min(nearestBone, 2 * Math.hypot(x - h, y - h, z - h));
       }
       expect(nearestBone).toBeLessThan(f.size_mm / 2 + 2);
       // and visible: FLAIR brighter than the same place on the other side (mirrored about the head's centre)
@@ -446,6 +447,52 @@ describe('synthetic cohort', () => {
     // enough distinct sentences that a text model cannot memorise a handful
     expect(sentences.train!.size).toBeGreaterThan(200);
     expect(sentences.heldout!.size).toBeGreaterThan(100);
+  });
+
+  test('held-out scanners and settings lie outside training: unseen vendors and models, disjoint ranges', () => {
+    const plans = (scannerSet: 'train' | 'heldout') => Array.from({ length: 300 }, (_, i) => planStudy(13, i, { scannerSet }).protocol);
+    const train = plans('train');
+    const held = plans('heldout');
+    const vendors = (ps: typeof train) => new Set(ps.map((p) => p.scanner.vendor));
+    const unseen = [...vendors(held)].filter((v) => !vendors(train).has(v));
+    expect(unseen.sort()).toEqual(['CANON', 'HITACHI', 'UIH']);
+    const trainModels = new Set(train.map((p) => p.scanner.model));
+    expect(held.filter((p) => trainModels.has(p.scanner.model))).toEqual([]);
+    // every axis the table varies: no held-out value inside a training range
+    const overlap = (a: Spans, b: Spans): boolean => a.some(([a0, a1]) => b.some(([b0, b1]) => a0 <= b1 && b0 <= a1));
+    const T = RANGES.train;
+    const H = RANGES.heldout;
+    const axes: Record<string, [Spans, Spans]> = {
+      thickness: [T.thickness, H.thickness], matrixScale: [T.matrixScale, H.matrixScale], fov: [T.fov, H.fov], dwiThickness: [T.dwiThickness, H.dwiThickness],
+      tiltDeg: [T.tiltDeg, H.tiltDeg], t2Tr: [T.t2.tr, H.t2.tr], t2Te: [T.t2.te, H.t2.te], flairTr: [T.flair.tr, H.flair.tr], flairTe: [T.flair.te, H.flair.te],
+      dwiTr: [T.dwi.tr, H.dwi.tr], dwiTe15: [T.dwi.te15, H.dwi.te15], dwiTe3: [T.dwi.te3, H.dwi.te3], t1Tr: [T.t1se.tr, H.t1se.tr], t1Te: [T.t1se.te, H.t1se.te],
+      mprageTr: [T.mprage.tr, H.mprage.tr], mprageTi: [T.mprage.ti, H.mprage.ti], swiTr15: [T.swi3d.tr15, H.swi3d.tr15], swiTr3: [T.swi3d.tr3, H.swi3d.tr3],
+      swiTe15: [T.swi3d.te15, H.swi3d.te15], swiTe3: [T.swi3d.te3, H.swi3d.te3], swiFlip: [T.swi3d.flip, H.swi3d.flip], swiThickness: [T.swi3d.thickness, H.swi3d.thickness],
+      greTr: [T.gre2d.tr, H.gre2d.tr], greTe15: [T.gre2d.te15, H.gre2d.te15], greTe3: [T.gre2d.te3, H.gre2d.te3], greFlip: [T.gre2d.flip, H.gre2d.flip],
+      snr: [T.snrScale, H.snrScale], biasAmp: [T.bias.amp, H.bias.amp], biasWavelength: [T.bias.wavelength, H.bias.wavelength],
+      biasGradient: [T.bias.gradient, H.bias.gradient], dielectric: [T.bias.dielectric, H.bias.dielectric],
+    };
+    expect(Object.entries(axes).filter(([, [t, h]]) => overlap(t, h)).map(([k]) => k)).toEqual([]);
+    expect(T.matrix.filter((m) => H.matrix.includes(m))).toEqual([]);
+    // and the drawn protocols honour it, FLAIR inversion times (set by TR and field) included
+    const range = (ps: typeof train, f: (p: (typeof train)[number]) => number[]) => {
+      const v = ps.flatMap(f);
+      return [Math.min(...v), Math.max(...v)];
+    };
+    const byField = (hi: boolean) => (p: (typeof train)[number]) => (p.scanner.fieldT >= 2) === hi;
+    const checks: Array<(p: (typeof train)[number]) => number[]> = [
+      (p) => [p.axial.thickness],
+      (p) => p.series.filter((s) => s.sequence === 'T2').map((s) => s.te),
+      (p) => p.series.filter((s) => s.sequence === 'FLAIR').map((s) => s.te),
+      (p) => p.series.filter((s) => s.sequence === 'DWI').map((s) => s.tr),
+      (p) => [p.snrScale],
+      (p) => [p.coil.amp],
+    ];
+    for (const hi of [false, true]) checks.push((p) => (byField(hi)(p) ? p.series.filter((s) => s.sequence === 'FLAIR').map((s) => s.ti!) : []));
+    for (const f of checks) {
+      const [t0, t1] = range(train, f);
+      expect(held.flatMap(f).filter((v) => v >= t0 && v <= t1)).toEqual([]);
+    }
   });
 
   test('normal fraction is respected, every finding type occurs, SWI in about 40%', () => {

@@ -581,7 +581,7 @@ function drawMeningioma(rng: Rng, s: Subject, fieldT: number): FindingLabel {
     type: 'meningioma',
     side,
     size_mm: round1(d * s.scale[1]),
-    location: site === 'convexity' ? `${side} ${lobe} convexity` : midline ? site : `${side} ${site}`,
+    location: site === 'convexity' ? `${side} ${lobe} convexity` : midline ? site : site === 'parasagittal' ? `${side} parasagittal region` : site === 'falx' ? `${side} side of the falx` : `${side} ${site}`,
     region: site,
     center_mm: [c[0] - dir[0] * mid, c[1] - dir[1] * mid, c[2] - dir[2] * mid],
     oedema,

@@ -6,8 +6,9 @@ import { createHash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 
-/** MRI sequences as radiologists name them; one image encoder per sequence at most. */
-export const SEQUENCES = ['T1', 'T2', 'FLAIR', 'DWI', 'ADC'] as const;
+/** MRI sequences as radiologists name them; one image encoder per sequence at most. SWI covers susceptibility-
+ *  weighted imaging and 2D T2* gradient echo (the blood-sensitive series of a stroke protocol). */
+export const SEQUENCES = ['T1', 'T2', 'FLAIR', 'DWI', 'ADC', 'SWI'] as const;
 export type Sequence = (typeof SEQUENCES)[number];
 
 export const PRIORITIES = ['STAT', 'URGENT', 'ROUTINE'] as const;

@@ -4,7 +4,8 @@
 //      name things: Siemens t2_tse_tra, GE Ax T2 FRFSE, Philips T2W_TSE, ...);
 //   3. 'physics' rules on ScanningSequence, TR/TE/TI and b-value, for series whose names say nothing.
 // Within a phase the first matching rule wins, so order matters: ADC before DWI ("ep2d_diff_..._ADC"), T1-FLAIR
-// before FLAIR (GE "Sag T1 FLAIR" is T1-weighted), T2* before T2 ("t2_fl2d_hemo"), exclusions early.
+// before FLAIR (GE "Sag T1 FLAIR" is T1-weighted), T2* before T2 ("t2_fl2d_hemo"), phase before SWI (an SWI
+// acquisition's phase image carries the same names), exclusions early.
 // Text is normalised before matching: lower case, every character other than a-z 0-9 * becomes one space,
 // so `tok('t2 tse')` matches "T2_TSE", "t2-tse" and "Ax T2 TSE" alike.
 
@@ -48,6 +49,11 @@ const INF = Number.POSITIVE_INFINITY;
 export const CLASSIFIER_RULES: readonly ClassifierRule[] = [
   // ---- header: ImageType / FrameType / AcquisitionContrast -------------------------------------------------
   { id: 'it-localiser', phase: 'header', sequence: 'LOCALISER', imageType: ['LOCALIZER'], why: 'scanner-flagged localiser' },
+  {
+    id: 'it-phase', phase: 'header', sequence: 'OTHER', imageType: ['P', 'PHASE', 'P_FFE', 'P_SE', 'P_IR', 'R', 'I', 'R_FFE', 'I_FFE', 'REAL', 'IMAGINARY'],
+    why: 'phase, real or imaginary images (Siemens ...\\P\\ND, Philips P_FFE\\P, UIH PHASE): not a magnitude image',
+  },
+  { id: 'it-swi', phase: 'header', sequence: 'SWI', imageType: ['SWI', 'MNIP'], why: 'Siemens SWI-processed and minimum-intensity projection images' },
   { id: 'it-diffusion-maps', phase: 'header', sequence: 'OTHER', imageType: ['FA', 'EADC', 'EXP', 'TENSOR', 'COLFA', 'TRACE_EXP'], why: 'FA / exponential ADC / tensor maps are not ADC' },
   { id: 'it-adc', phase: 'header', sequence: 'ADC', imageType: ['ADC'], why: 'Siemens/Philips DERIVED\\...\\ADC' },
   { id: 'it-tracew', phase: 'header', sequence: 'DWI', imageType: ['TRACEW', 'ISOTROPIC'], why: 'Siemens TRACEW, Philips isotropic trace' },
@@ -65,8 +71,8 @@ export const CLASSIFIER_RULES: readonly ClassifierRule[] = [
   // ---- text: SeriesDescription, then ProtocolName ----------------------------------------------------------
   {
     id: 'txt-localiser', phase: 'text', sequence: 'LOCALISER',
-    text: [tok('loc', 'localiser', 'localizer', 'scout', 'survey', '3 plane', '3plane', 'tri pilot', 'tripilot', 'aascout', 'aahead scout', 'aahscout', 'pilot', 'smartbrain', 'auto align', 'autoalign', 'plan', 'planning')],
-    why: 'Siemens localizer/AAHead_Scout, GE 3-Plane Loc, Philips Survey',
+    text: [tok('loc', 'localiser', 'localizer', 'locator', 'scout', 'survey', 'scanogram', '3 plane', '3plane', 'tri pilot', 'tripilot', 'aascout', 'aahead scout', 'aahscout', 'pilot', 'smartbrain', 'auto align', 'autoalign', 'plan', 'planning')],
+    why: 'Siemens localizer/AAHead_Scout, GE 3-Plane Loc, Philips Survey, Canon Locator, Hitachi Scanogram',
   },
   {
     id: 'txt-calibration', phase: 'text', sequence: 'OTHER',
@@ -74,9 +80,14 @@ export const CLASSIFIER_RULES: readonly ClassifierRule[] = [
     why: 'coil sensitivity / reference scans',
   },
   {
+    id: 'txt-phase', phase: 'text', sequence: 'OTHER',
+    text: [tok('pha', 'phase', 'phs', 'filt phase', 'filtered phase', 'pha images', 'phase images', 'phase map')],
+    why: 'phase image of an SWI or gradient-echo acquisition (Pha_Images, SWAN Filt_Phase, swi_tra_PHA)',
+  },
+  {
     id: 'txt-swi', phase: 'text', sequence: 'SWI',
-    text: [tok('swi', 'swan', 'swip', 'sw', 'swi images', 'minip', 'min ip', 'mip images sw', 'pha images', 'mag images', 't2*', 't2 *', 't2star', 't2 star', 'hemo', 'hemosiderin', 'susc', 'susceptibility', 'medic', 'me2d', 'venobold', 'ven bold', 'mffe', 'swi3d', 'esweep', 't2 fl2d', 'fl2d t2', 't2 gre', 'gre t2', 't2 ffe', 't2 fe', 't2*w', 't2* ffe')],
-    why: 'SWI/SWAN/SWIp and 2D T2* gradient echo (t2_fl2d_hemo, T2* FFE, Ax T2* GRE)',
+    text: [tok('swi', 'swan', 'swip', 'sw', 'swi images', 'minip', 'min ip', 'mip images sw', 'mag images', 't2*', 't2 *', 't2star', 't2 star', 'hemo', 'hemosiderin', 'susc', 'susceptibility', 'medic', 'me2d', 'venobold', 'ven bold', 'mffe', 'swi3d', 'esweep', 't2 fl2d', 'fl2d t2', 't2 gre', 'gre t2', 't2 ffe', 't2 fe', 't2*w', 't2*wi', 't2* ffe', 'fsbb', 'bsi')],
+    why: 'SWI/SWAN/SWIp, Canon FSBB, Hitachi BSI and 2D T2* gradient echo (t2_fl2d_hemo, T2* FFE, Ax T2* GRE)',
   },
   {
     id: 'txt-exclude', phase: 'text', sequence: 'OTHER',
@@ -92,13 +103,13 @@ export const CLASSIFIER_RULES: readonly ClassifierRule[] = [
   { id: 'txt-stir', phase: 'text', sequence: 'OTHER', text: [tok('stir', 'tirm', 'tir', 'ir fse')], why: 'STIR / TIRM without dark-fluid: fat-suppressed IR, not FLAIR' },
   {
     id: 'txt-t1', phase: 'text', sequence: 'T1',
-    text: [/(?:^| )s?t1(?:w|ce|c|post|pre|gd|mpr|se|fse|tse|\+)?(?= |$)|(?:^| )(?:bravo|fspgr|spgr|tfe|3d tfe|vibe|flash|fl3d|tfl|tfl3d|t1w|thrive|lava|mpr t1|fl2d t1|ffe t1)(?= |$)/],
-    why: 'T1 / T1W / sT1W, MPRAGE, BRAVO, FSPGR, 3D_T1_TFE, VIBE',
+    text: [/(?:^| )s?t1(?:w|wi|ce|c|post|pre|gd|mpr|se|fse|tse|\+)?(?= |$)|(?:^| )(?:bravo|fspgr|spgr|tfe|3d tfe|vibe|flash|fl3d|tfl|tfl3d|t1w|thrive|lava|mpr t1|fl2d t1|ffe t1)(?= |$)/],
+    why: 'T1 / T1W / T1WI / sT1W, MPRAGE, BRAVO, FSPGR, 3D_T1_TFE, VIBE',
   },
   {
     id: 'txt-t2', phase: 'text', sequence: 'T2',
-    text: [/(?:^| )s?t2(?:w|tse|fse)?(?= |$)|(?:^| )(?:frfse|fse|tse|propeller|blade|space|cube|vista|haste|ssfse|ssh tse|fiesta|ciss|drive|trufi|t2w)(?= |$)/],
-    why: 'T2 / T2W_TSE, Ax T2 FRFSE, t2_tse_tra, PROPELLER/BLADE, SPACE/CUBE/VISTA',
+    text: [/(?:^| )s?t2(?:w|wi|tse|fse)?(?= |$)|(?:^| )(?:frfse|fse|tse|propeller|blade|space|cube|vista|haste|ssfse|ssh tse|fiesta|ciss|drive|trufi|t2w)(?= |$)/],
+    why: 'T2 / T2W_TSE / T2WI, Ax T2 FRFSE, t2_tse_tra, PROPELLER/BLADE, SPACE/CUBE/VISTA',
   },
   { id: 'txt-gre-long-te', phase: 'text', sequence: 'SWI', text: [tok('gre', 'ffe', 'fe', 'fl2d', 'fl3d', 'mgre', 'megre', 'me gre', 'gre ax', 'ax gre')], te: [10, INF], why: 'gradient echo with long TE is T2*-weighted' },
 

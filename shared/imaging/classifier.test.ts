@@ -30,7 +30,15 @@ const CASES: Case[] = [
   ['Siemens T2* fl2d without hemo', d('t2_fl2d_tra'), 'SWI'],
   ['Siemens SWI magnitude', d('SWI_Images'), 'SWI'],
   ['Siemens SWI minIP', d('mIP_Images(SW)'), 'SWI'],
-  ['Siemens SWI phase', d('Pha_Images'), 'SWI'],
+  ['Siemens SWI phase by name', d('Pha_Images'), 'OTHER'],
+  ['Siemens SWI phase by ImageType', d('Pha_Images', { ImageType: ['ORIGINAL', 'PRIMARY', 'P', 'ND'], ScanningSequence: ['GR'], EchoTime: 20 }), 'OTHER'],
+  ['Siemens SWI magnitude (Mag_Images)', d('Mag_Images', { ImageType: ['ORIGINAL', 'PRIMARY', 'M', 'ND', 'NORM'] }), 'SWI'],
+  ['Siemens SWI processed by ImageType', d('SWI_Images', { ImageType: ['DERIVED', 'PRIMARY', 'SWI', 'ND', 'NORM'] }), 'SWI'],
+  ['Siemens SWI mIP by ImageType', d('mIP_Images(SW)', { ImageType: ['DERIVED', 'PRIMARY', 'MNIP', 'ND', 'NORM'] }), 'SWI'],
+  ['Siemens SWI protocol name as description', d('t2_swi_tra_p2'), 'SWI'],
+  ['Siemens T2* hemo (spaced)', d('T2* HEMO TRA'), 'SWI'],
+  ['Siemens T2* fl2d p2', d('t2_fl2d_tra_p2'), 'SWI'],
+  ['Siemens SWI named oddly, ImageType SWI', d('Series 12', { ImageType: ['DERIVED', 'PRIMARY', 'SWI', 'ND', 'NORM'] }), 'SWI'],
   ['Siemens scout', d('AAHead_Scout_32ch-head-coil'), 'LOCALISER'],
   ['Siemens localizer', d('localizer'), 'LOCALISER'],
   ['Siemens perfusion', d('ep2d_perf_p2'), 'OTHER'],
@@ -48,6 +56,11 @@ const CASES: Case[] = [
   ['GE BRAVO', d('Sag T1 BRAVO'), 'T1'],
   ['GE FSPGR', d('Ax FSPGR 3D'), 'T1'],
   ['GE SWAN', d('Ax SWAN'), 'SWI'],
+  ['GE SWAN bare', d('SWAN'), 'SWI'],
+  ['GE SWAN 3D', d('AX SWAN 3D'), 'SWI'],
+  ['GE SWAN filtered phase (ImageType OTHER)', d('Ax SWAN Filt_Phase', { ImageType: ['ORIGINAL', 'PRIMARY', 'OTHER'], ScanningSequence: ['GR'], EchoTime: 25 }), 'OTHER'],
+  ['GE T2* hemo', d('AX T2* HEMO'), 'SWI'],
+  ['GE GRE T2*', d('Ax GRE T2*'), 'SWI'],
   ['GE T2* GRE', d('Ax T2* GRE'), 'SWI'],
   ['GE GRE (long TE)', d('AX GRE', { EchoTime: 20 }), 'SWI'],
   ['GE 3-plane loc', d('3-Plane Loc'), 'LOCALISER'],
@@ -67,6 +80,11 @@ const CASES: Case[] = [
   ['Philips T1W FFE', d('T1W_FFE'), 'T1'],
   ['Philips SWIp', d('SWIp'), 'SWI'],
   ['Philips T2* FFE', d('T2*_FFE'), 'SWI'],
+  ['Philips SWIp magnitude', d('SWIp', { ImageType: ['ORIGINAL', 'PRIMARY', 'M_FFE', 'M', 'FFE'] }), 'SWI'],
+  ['Philips SWIp phase (same name, ImageType P)', d('SWIp', { ImageType: ['ORIGINAL', 'PRIMARY', 'P_FFE', 'P', 'FFE'] }), 'OTHER'],
+  ['Philips SWI 3D', d('SWI_3D'), 'SWI'],
+  ['Philips T2*W FFE TRA', d('T2*W_FFE_TRA'), 'SWI'],
+  ['Philips FFE T2* TRA', d('FFE T2* TRA'), 'SWI'],
   ['Philips Survey', d('Survey'), 'LOCALISER'],
   ['Philips SmartBrain', d('SmartBrain'), 'LOCALISER'],
   ['Philips SENSE refscan', d('SENSE-refscan'), 'OTHER'],
@@ -78,6 +96,37 @@ const CASES: Case[] = [
   ['Canon DWI b1000', d('DWI_AX_b1000', { DiffusionBValue: 1000 }), 'DWI'],
   ['Canon 3D T1', d('3D_T1W_SAG'), 'T1'],
   ['Canon T2* FFE', d('T2*W_FFE_AX'), 'SWI'],
+  ['Canon T2*W AX', d('T2*W_AX'), 'SWI'],
+  ['Canon T2* FE AX', d('T2*_FE_AX'), 'SWI'],
+  ['Canon FSBB', d('FSBB'), 'SWI'],
+  ['Canon FSBB AX', d('FSBB_AX'), 'SWI'],
+  ['Canon SWI AX', d('SWI_AX'), 'SWI'],
+  ['Canon T2WI', d('T2WI_AX'), 'T2'],
+  ['Canon FLAIR fs', d('FLAIR AX fs'), 'FLAIR'],
+  ['Canon Locator', d('Locator'), 'LOCALISER'],
+  // United Imaging (uMR)
+  ['UIH T2 FSE', d('t2_fse_tra'), 'T2'],
+  ['UIH FLAIR', d('t2_flair_tra_fs'), 'FLAIR'],
+  ['UIH DWI', d('dwi_tra_b1000', { DiffusionBValue: 1000 }), 'DWI'],
+  ['UIH EPI DWI b0', d('epi_dwi_tra', { DiffusionBValue: 0 }), 'DWI_B0'],
+  ['UIH ADC', d('dwi_tra_b1000_ADC'), 'ADC'],
+  ['UIH 3D T1 GRE FSP', d('t1_gre_fsp_3d_sag_iso'), 'T1'],
+  ['UIH SWI', d('swi_tra'), 'SWI'],
+  ['UIH SWI phase', d('swi_tra_PHA', { ImageType: ['ORIGINAL', 'PRIMARY', 'PHASE'] }), 'OTHER'],
+  ['UIH T2* GRE', d('t2*_gre_tra'), 'SWI'],
+  ['UIH T2star GRE', d('t2star_gre_tra'), 'SWI'],
+  // Fujifilm / Hitachi
+  ['Hitachi T2WI', d('T2WI_AX'), 'T2'],
+  ['Hitachi T2WI FSE', d('AX T2WI FSE'), 'T2'],
+  ['Hitachi FLAIR', d('FLAIR_AX'), 'FLAIR'],
+  ['Hitachi DWI', d('DWI b1000 AX', { DiffusionBValue: 1000 }), 'DWI'],
+  ['Hitachi ADC map', d('ADC map'), 'ADC'],
+  ['Hitachi T1WI', d('T1WI_SAG'), 'T1'],
+  ['Hitachi 3D T1 RSSG', d('3D T1WI RSSG SAG'), 'T1'],
+  ['Hitachi BSI', d('BSI_AX'), 'SWI'],
+  ['Hitachi T2*WI', d('T2*WI_AX'), 'SWI'],
+  ['Hitachi T2*WI GE', d('AX T2*WI GE'), 'SWI'],
+  ['Hitachi Scanogram', d('Scanogram'), 'LOCALISER'],
   // Names that say nothing: ProtocolName, then physics
   ['Protocol name when the description says nothing', { SeriesDescription: 'Series 5', ProtocolName: 't2_tse_tra' }, 'T2'],
   ['Physics: long-TI IR is FLAIR', { ScanningSequence: ['SE', 'IR'], RepetitionTime: 9000, EchoTime: 90, InversionTime: 2500 }, 'FLAIR'],
@@ -86,6 +135,8 @@ const CASES: Case[] = [
   ['Physics: long TR/TE SE is T2', { ScanningSequence: ['SE'], RepetitionTime: 5000, EchoTime: 100 }, 'T2'],
   ['Physics: long TR short TE SE is PD', { ScanningSequence: ['SE'], RepetitionTime: 3000, EchoTime: 15 }, 'OTHER'],
   ['Physics: long-TE GRE is T2*/SWI', { ScanningSequence: ['GR'], RepetitionTime: 30, EchoTime: 20 }, 'SWI'],
+  ['Physics: long-TE GRE phase is not SWI', { ScanningSequence: ['GR'], RepetitionTime: 30, EchoTime: 20, ImageType: ['ORIGINAL', 'PRIMARY', 'P', 'ND'] }, 'OTHER'],
+  ['A gradient-echo localiser is not SWI', d('localizer', { ScanningSequence: ['GR'], RepetitionTime: 8, EchoTime: 20, ImageType: ['ORIGINAL', 'PRIMARY', 'LOCALIZER'] }), 'LOCALISER'],
   ['Physics: short-TE GRE is T1', { ScanningSequence: ['GR'], RepetitionTime: 8, EchoTime: 3 }, 'T1'],
   ['Physics: b=1000 is DWI', { ScanningSequence: ['EP'], DiffusionBValue: 1000 }, 'DWI'],
   ['Physics: EPI without b is not DWI', { ScanningSequence: ['EP'], RepetitionTime: 1500, EchoTime: 30 }, 'OTHER'],
@@ -142,6 +193,10 @@ describe('unusableReason', () => {
   });
   it('localisers and sequences without an encoder are unusable', () => {
     expect(unusableReason(ok, classifySeries(d('3-Plane Loc')))).toBe('localiser');
-    expect(unusableReason(ok, classifySeries(d('Ax SWAN')))).toBe('unsupported-sequence');
+    expect(unusableReason(ok, classifySeries(d('PD_TSE')))).toBe('unsupported-sequence');
+    expect(unusableReason(ok, classifySeries(d('Pha_Images')))).toBe('unsupported-sequence');
+  });
+  it('an SWI series is usable (bundles may have an SWI encoder)', () => {
+    expect(unusableReason(ok, classifySeries(d('Ax SWAN')))).toBeUndefined();
   });
 });

@@ -172,7 +172,7 @@ describe('validation', () => {
     const typo = await app.inject({ method: 'PUT', url: '/api/v1/queries/mass', headers: ADMIN, payload: { text: 'enhancing mass', priority: 'URGENT', negativetext: 'no mass' } });
     expect(typo.statusCode).toBe(400);
     expect(typo.json().detail).toBe('body/negativetext must NOT have additional properties');
-    const seqs = await app.inject({ method: 'PUT', url: '/api/v1/queries/mass', headers: ADMIN, payload: { text: 'enhancing mass', priority: 'URGENT', sequences: ['DWI', 'SWI'] } });
+    const seqs = await app.inject({ method: 'PUT', url: '/api/v1/queries/mass', headers: ADMIN, payload: { text: 'enhancing mass', priority: 'URGENT', sequences: ['DWI', 'PD'] } });
     expect(seqs.statusCode).toBe(400);
     expect(seqs.json().detail).toContain('body/sequences/1');
   });

@@ -32,6 +32,8 @@ const series = {
   t1Sag: s('t1_mprage_sag_p2_iso', { SeriesNumber: ++n, rowDirection: [0, 1, 0], columnDirection: [0, 0, -1], positions: stackPositions(CENTRE, [0, 1, 0], [0, 0, -1], 100, 1.25) }),
   t1Post: s('t1_mprage_tra_post', { SeriesNumber: ++n, attributes: { ContrastBolusAgent: 'Gadovist' } }),
   swi: s('SWI_Images', { SeriesNumber: ++n }),
+  // the phase image of the same SWI acquisition: never an SWI volume
+  swiPhase: s('Pha_Images', { SeriesNumber: ++n, attributes: { ImageType: ['ORIGINAL', 'PRIMARY', 'P', 'ND'] } }),
   ct: s('Head 5mm', { SeriesNumber: ++n, attributes: { Modality: 'CT', SOPClassUID: '1.2.840.10008.5.1.4.1.1.2' } }),
   spine: s('t2_tse_sag', { SeriesNumber: ++n, attributes: { BodyPartExamined: 'CSPINE' } }),
   few: s('Ax T2 FRFSE', { SeriesNumber: ++n, positions: axialPositions(CENTRE, 4, 5) }),
@@ -53,7 +55,8 @@ describe('loadStudyVolumes', () => {
   it('finds every encoder sequence and reports nothing missing', () => {
     expect(out.StudyInstanceUID).toBe(STUDY);
     expect(out.missing).toEqual([]);
-    expect(Object.keys(out.volumes).sort()).toEqual(['ADC', 'DWI', 'FLAIR', 'T1', 'T2']);
+    expect(Object.keys(out.volumes).sort()).toEqual(['ADC', 'DWI', 'FLAIR', 'SWI', 'T1', 'T2']);
+    expect(report(series.swi)[0]).toMatchObject({ sequence: 'SWI', used: true });
   });
 
   it('volumes follow the spec: [48,64,64] float32, z-scored foreground, clipped', () => {
@@ -94,7 +97,7 @@ describe('loadStudyVolumes', () => {
 
   it.each([
     ['localiser', 'localiser'],
-    ['swi', 'unsupported-sequence'],
+    ['swiPhase', 'unsupported-sequence'],
     ['ct', 'not-mr'],
     ['spine', 'not-head'],
     ['few', 'too-few-slices'],
@@ -194,7 +197,7 @@ describe('vendor b-values and edge cases', () => {
   it('a study with nothing usable returns no volumes and every sequence missing, without throwing', async () => {
     const res = await loadStudyVolumes(files([series.localiser, series.ct]), DEFAULT_PREPROCESSING);
     expect(res.volumes).toEqual({});
-    expect(res.missing).toEqual(['T1', 'T2', 'FLAIR', 'DWI', 'ADC']);
+    expect(res.missing).toEqual(['T1', 'T2', 'FLAIR', 'DWI', 'ADC', 'SWI']);
   });
 
   it('reads files from disk by path', async () => {

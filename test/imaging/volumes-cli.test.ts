@@ -56,7 +56,7 @@ describe('volumes CLI', () => {
     expect(index.map((r) => r.StudyInstanceUID)).toEqual([studyA, studyB].sort());
     const a = index.find((r) => r.StudyInstanceUID === studyA)!;
     expect(Object.keys(a.sequences).sort()).toEqual(['FLAIR', 'T2']);
-    expect(a.missing).toEqual(['T1', 'DWI', 'ADC']);
+    expect(a.missing).toEqual(['T1', 'DWI', 'ADC', 'SWI']);
     expect(a.shape).toEqual([48, 64, 64]);
     expect(a.spacing).toEqual([3, 3, 3]);
     expect(a.folder).toBe('a-study');

@@ -67,8 +67,9 @@ describe('cohort writer and C-STORE sender', () => {
     reports.forEach((r, i) => {
       expect(r.StudyInstanceUID).toBe(labels[i]!.StudyInstanceUID);
       expect(r.AccessionNumber).toBe(labels[i]!.AccessionNumber);
-      expect(bodyOf(r.text).length).toBeGreaterThan(0); // a findings section (its heading varies by reporter)
-      expect(impressionOf(r.text).trim().length).toBeGreaterThan(0);
+      // findings and impression sections, under whichever of their usual headings the report uses
+      expect(bodyOf(r.text)).not.toBe('');
+      expect(impressionOf(r.text)).not.toBe('');
       expect(readdirSync(path.join(out, 'dicom', r.StudyInstanceUID)).length).toBe(labels[i]!.series.length);
       expect(labels[i]!.normal).toBe(labels[i]!.findings.length === 0);
       for (const f of labels[i]!.findings) expect(FINDING_TYPES).toContain(f.type);
@@ -79,7 +80,7 @@ describe('cohort writer and C-STORE sender', () => {
     const png = PNG.sync.read(readFileSync(path.join(out, 'preview.png')));
     expect(png.width).toBeGreaterThan(500);
     expect(png.height).toBeGreaterThan(3 * 192);
-  }, 180_000); // three studies in process: a minute or more on a loaded 2-core machine
+  });
 
   test('--send pushes every instance to a DCMTK storescp, private b-value elements included', async () => {
     const rx = path.join(dir, 'received');

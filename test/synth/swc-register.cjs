@@ -3,6 +3,10 @@
 const { transformSync } = require('@swc/core');
 const { readFileSync } = require('node:fs');
 
+// '.ts' must come before '.json' in resolution order: `import ... from './lexicon'` means lexicon.ts, not the
+// lexicon.json beside it (Node tries the registered extensions in insertion order).
+const loadJson = require.extensions['.json'];
+delete require.extensions['.json'];
 require.extensions['.ts'] = function compileTs(module, filename) {
   const { code } = transformSync(readFileSync(filename, 'utf8'), {
     filename,
@@ -12,3 +16,4 @@ require.extensions['.ts'] = function compileTs(module, filename) {
   });
   module._compile(code, filename);
 };
+require.extensions['.json'] = loadJson;

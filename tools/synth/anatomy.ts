@@ -2,6 +2,8 @@
 // cortical folding field, ventricle and sulcal size (age, atrophy, hydrocephalus) and the lesions of each
 // finding, all from the study's seeded streams. phantom.ts turns a Subject into tissue parameters.
 import type { Rng } from './prng';
+import { rayToLevel, sdBrainUnion, sdCerebrum } from './shapes';
+import { T, tissueTable } from './tissue';
 import type { FindingLabel, FindingType, Side } from './types';
 
 export type Vec3 = [number, number, number];
@@ -30,7 +32,7 @@ export function randomWaves(rng: Rng, n: number, wavelengthMin: number, waveleng
   return w;
 }
 
-export type LesionKind = 'infarct' | 'haemorrhage' | 'tumour' | 'wmh';
+export type LesionKind = 'infarct' | 'haemorrhage' | 'tumour' | 'wmh' | 'plaque' | 'meningioma';
 
 export interface Lesion {
   kind: LesionKind;
@@ -47,9 +49,23 @@ export interface Lesion {
   oedemaR: number;
   /** Mass: necrotic core as a fraction of the radius. */
   necrosis: number;
-  /** Haemorrhage: T1/T2 of the blood products at this stage (ms). */
+  /** Haemorrhage: T1/T2 of the blood products at this stage (ms), and the stage (how they dephase). */
   bloodT1: number;
   bloodT2: number;
+  blood: 'acute' | 'early_subacute' | 'late_subacute' | null;
+  /** MS plaque: unit long axis (a prolate spheroid: r[0] along it, r[1] = r[2] across); null = axis-aligned. */
+  axis: Vec3 | null;
+  /** MS plaque: where it is (periventricular, juxtacortical, callosal, infratentorial). */
+  site: string;
+  /** MS plaque: active (restricts diffusion); a T1 "black hole" (marked T1 and T2 prolongation). */
+  active: boolean;
+  blackHole: boolean;
+  /** Meningioma: its own tissue parameters (T1/T2 in ms, ADC in 10^-3 mm^2/s). */
+  tissue: { pd: number; t1: number; t2: number; adc: number } | null;
+  /** Meningioma: how much of it is calcified, 0 (none) to 1: punctate foci where its surface waves peak. */
+  calcified: number;
+  /** Meningioma: width of the CSF cleft between it and the brain (mm, 0: none). */
+  cleft: number;
 }
 
 export interface MassEffect {
@@ -91,7 +107,8 @@ export interface Subject {
   wmh: Lesion[];
   wmhHalo: number;
   lesions: Lesion[];
-  mass: MassEffect | null;
+  /** Space-occupying lesions that displace the brain (mass, large haematoma, meningioma). */
+  masses: MassEffect[];
   findings: FindingLabel[];
 }
 
@@ -99,10 +116,11 @@ const SIDES: Side[] = ['left', 'right'];
 const sideSign = (side: Side): number => (side === 'left' ? 1 : side === 'right' ? -1 : 0);
 const round1 = (v: number): number => Math.round(v * 10) / 10;
 
-/** Which findings a study has: none with probability normalFraction, else 1-3 compatible ones. */
+/** Which findings a study has: none with probability normalFraction, else 1-3 compatible ones (each type about
+ *  equally often). */
 export function drawFindingTypes(rng: Rng, normalFraction: number): FindingType[] {
   if (rng.chance(normalFraction)) return [];
-  const all: FindingType[] = ['acute_infarct', 'hydrocephalus', 'haemorrhage', 'mass', 'white_matter_disease', 'atrophy'];
+  const all: FindingType[] = ['acute_infarct', 'hydrocephalus', 'haemorrhage', 'mass', 'white_matter_disease', 'atrophy', 'multiple_sclerosis', 'meningioma'];
   const count = rng.weighted<number>([[1, 0.68], [2, 0.26], [3, 0.06]]);
   const chosen: FindingType[] = [rng.pick(all)];
   while (chosen.length < count) {
@@ -115,6 +133,7 @@ export function drawFindingTypes(rng: Rng, normalFraction: number): FindingType[
   return chosen;
 }
 
+/** Every lesion has every field (one object shape, so the renderer's hot loop stays monomorphic). */
 function lesion(rng: Rng, kind: LesionKind, c: Vec3, r: Vec3, side: number, irregular: number): Lesion {
   return {
     kind,
@@ -127,15 +146,29 @@ function lesion(rng: Rng, kind: LesionKind, c: Vec3, r: Vec3, side: number, irre
     necrosis: 0,
     bloodT1: 0,
     bloodT2: 0,
+    blood: null,
+    axis: null,
+    site: '',
+    active: false,
+    blackHole: false,
+    tissue: null,
+    calcified: 0,
+    cleft: 0,
   };
 }
 
+/** Findings whose lesions are placed after the others: MS plaques around the final ventricles, then a meningioma
+ *  on a free stretch of dura (its tissue overrides anything drawn before it). */
+const PLACED_LAST: FindingType[] = ['multiple_sclerosis', 'meningioma'];
+
 export function drawSubject(rng: Rng, findings: FindingType[], fieldT: number): Subject {
   const has = (t: FindingType): boolean => findings.includes(t);
-  // older patients carry more of the degenerative and vascular findings
+  // older patients carry more of the degenerative and vascular findings; MS is a disease of young adults (it may
+  // still come with vascular findings in middle age); meningiomas grow in older adults, more often women
   const old = has('atrophy') || has('white_matter_disease') || has('acute_infarct') || has('haemorrhage');
-  const age = old ? rng.int(55, 92) : has('hydrocephalus') ? rng.int(20, 85) : rng.int(18, 85);
-  const sex: 'F' | 'M' = rng.chance(0.5) ? 'F' : 'M';
+  const ms = has('multiple_sclerosis');
+  const age = ms ? (old ? rng.int(48, 70) : rng.int(20, 55)) : old ? rng.int(55, 92) : has('meningioma') ? rng.int(40, 85) : has('hydrocephalus') ? rng.int(20, 85) : rng.int(18, 85);
+  const sex: 'F' | 'M' = rng.chance(ms || has('meningioma') ? 0.7 : 0.5) ? 'F' : 'M';
   const ageing = Math.min(1, Math.max(0, (age - 35) / 55)); // 0 at 35, 1 at 90
 
   // head pose: pitch dominates (chin up/down), small roll and yaw; size varies by sex and person
@@ -176,13 +209,14 @@ export function drawSubject(rng: Rng, findings: FindingType[], fieldT: number): 
     wmh: [],
     wmhHalo: 0,
     lesions: [],
-    mass: null,
+    masses: [],
     findings: [],
   };
   // Age-appropriate small-vessel change in normal elderly: a thin cap only, below the reporting threshold.
   if (!has('white_matter_disease') && age > 65) s.wmhHalo = rng.uniform(0, 1.2);
 
-  for (const type of findings) {
+  const order = [...findings].sort((a, b) => PLACED_LAST.indexOf(a) - PLACED_LAST.indexOf(b));
+  for (const type of order) {
     switch (type) {
       case 'atrophy': {
         s.brainScale = rng.uniform(0.9, 0.94);
@@ -292,9 +326,10 @@ export function drawSubject(rng: Rng, findings: FindingType[], fieldT: number): 
         const hi = fieldT >= 2;
         l.bloodT1 = stage === 'acute' ? (hi ? 1300 : 1000) : hi ? 380 : 300;
         l.bloodT2 = stage === 'late_subacute' ? 260 : hi ? 32 : 42;
+        l.blood = stage;
         l.oedemaR = d / 2 + rng.uniform(3, 8);
         s.lesions.push(l);
-        if (d > 30 && region !== 'cerebellum') s.mass = { c, reff: d * 0.45 };
+        if (d > 30 && region !== 'cerebellum') s.masses.push({ c, reff: d * 0.45 });
         s.findings.push({
           type,
           side,
@@ -319,8 +354,9 @@ export function drawSubject(rng: Rng, findings: FindingType[], fieldT: number): 
         l.necrosis = rng.chance(0.6) ? rng.uniform(0.35, 0.6) : 0;
         l.oedemaR = d / 2 + rng.uniform(10, 25);
         s.lesions.push(l);
-        s.mass = { c, reff: d / 2 + (l.oedemaR - d / 2) * 0.6 };
-        const shift = midlineShift(s.mass);
+        const m: MassEffect = { c, reff: d / 2 + (l.oedemaR - d / 2) * 0.6 };
+        s.masses.push(m);
+        const shift = midlineShift(m);
         s.findings.push({
           type,
           side,
@@ -360,11 +396,199 @@ export function drawSubject(rng: Rng, findings: FindingType[], fieldT: number): 
         });
         break;
       }
+      case 'multiple_sclerosis':
+        s.findings.push(drawMultipleSclerosis(rng, s));
+        break;
+      case 'meningioma':
+        s.findings.push(drawMeningioma(rng, s, fieldT));
+        break;
     }
   }
   // Patient-space centres for the focal findings, so tests and viewers can find them in the images.
   for (const f of s.findings) if (f.center_mm) f.center_mm = templateToPatient(s, f.center_mm).map(round1) as Vec3;
   return s;
+}
+
+const MS_SITES = ['periventricular', 'juxtacortical', 'callosal', 'infratentorial'] as const;
+type MsSite = (typeof MS_SITES)[number];
+
+/** "periventricular, juxtacortical and infratentorial white matter" from the plaques' sites. */
+function msLocation(sites: Set<MsSite>): string {
+  const names = MS_SITES.filter((x) => sites.has(x));
+  const list = names.length === 1 ? names[0]! : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]!}`;
+  return `${list} white matter`;
+}
+
+/**
+ * Multiple sclerosis: 5-30 ovoid plaques of 3-15 mm. Periventricular ones have their long axis perpendicular to
+ * the ventricular wall (Dawson's fingers); others are juxtacortical (just under the cortical ribbon), callosal
+ * (on the callosal-septal interface) or infratentorial (pons, middle cerebellar peduncle, cerebellar white
+ * matter). About a third of patients have 1-3 active plaques that restrict diffusion; some chronic plaques are
+ * T1 black holes. The label's size and centre are the largest plaque's.
+ */
+function drawMultipleSclerosis(rng: Rng, s: Subject): FindingLabel {
+  const n = rng.int(5, 30);
+  const active = rng.chance(0.35);
+  const sites = new Set<MsSite>();
+  const plaques: Lesion[] = [];
+  const bodyX = 1.2 + 6.5 * s.vx; // lateral ventricle body: centre |x|, see phantom.ts
+  const shrink = (1 - s.brainScale) * 40;
+  for (let i = 0; i < n; i++) {
+    let site: MsSite = i === 0 ? 'periventricular' : rng.weighted<MsSite>([['periventricular', 0.45], ['juxtacortical', 0.2], ['callosal', 0.15], ['infratentorial', 0.2]]);
+    const sx = rng.chance(0.5) ? 1 : -1;
+    let d = 3 + 12 * rng.next() ** 1.6;
+    let c: Vec3 | null = null;
+    let r: Vec3;
+    let axis: Vec3 | undefined;
+    if (site === 'juxtacortical') {
+      d = Math.min(d, 10);
+      const el = rng.uniform(5, 60) * (Math.PI / 180);
+      const az = rng.uniform(-Math.PI, Math.PI);
+      const dir: Vec3 = [Math.cos(el) * Math.cos(az), Math.cos(el) * Math.sin(az), Math.sin(el)];
+      const surface = rayToLevel(sdCerebrum, [0, 4, 14], dir, -shrink);
+      if (surface) {
+        const depth = s.cortThick + d * 0.3 + rng.uniform(2.5, 4.5);
+        c = [surface[0] - dir[0] * depth, surface[1] - dir[1] * depth, surface[2] - dir[2] * depth];
+      } else site = 'periventricular';
+      r = [d / 2, (d / 2) * rng.uniform(0.75, 1), (d / 2) * rng.uniform(0.7, 1)];
+    } else if (site === 'infratentorial') {
+      d = Math.min(d, 10);
+      const where = rng.weighted<string>([['pons', 0.4], ['peduncle', 0.3], ['cerebellum', 0.3]]);
+      c = where === 'pons'
+        ? [rng.uniform(-6, 6), rng.uniform(14, 22), rng.uniform(-34, -20)]
+        : where === 'peduncle' ? [sx * rng.uniform(6, 9), rng.uniform(19, 24), rng.uniform(-32, -24)] : [sx * rng.uniform(12, 26), rng.uniform(44, 56), rng.uniform(-40, -30)];
+      r = [d / 2, (d / 2) * rng.uniform(0.75, 1), (d / 2) * rng.uniform(0.75, 1)];
+    } else if (site === 'callosal') {
+      d = Math.min(d, 10);
+      const x = rng.uniform(-7, 7);
+      const u = (Math.abs(x) - bodyX) / (6.5 * s.vx);
+      const roof = 15 + 6.5 * s.vz * Math.sqrt(Math.max(0, 1 - u * u));
+      c = [x, rng.uniform(-22, 12), roof + d * 0.35 + 1.5];
+      axis = [0, 0, 1];
+      r = [d / 2, d / 2 / rng.uniform(1.2, 1.6), 0];
+      r[2] = r[1];
+    } else r = [0, 0, 0];
+    if (site === 'periventricular') {
+      // on the lateral ventricle's body or atrium, long axis along the wall's outward normal in the coronal plane
+      const y = rng.chance(0.75) ? rng.uniform(-24, 14) : rng.uniform(16, 26);
+      const [vcx, vcz, vrx, vrz] = y < 15 ? [bodyX, 15, 6.5 * s.vx, 6.5 * s.vz] : [10 + 3 * s.vx, 9, 5.5 * s.vx, 7 * s.vz];
+      const th = rng.uniform(15, 90) * (Math.PI / 180);
+      axis = [sx * Math.cos(th), 0, Math.sin(th)];
+      const a = d / 2;
+      const out = a * 0.8 + 1;
+      c = [sx * (vcx + vrx * Math.cos(th)) + axis[0] * out, y, vcz + vrz * Math.sin(th) + axis[2] * out];
+      r = [a, a / rng.uniform(1.5, 2.2), 0];
+      r[2] = r[1];
+    }
+    const l = lesion(rng, 'plaque', c!, r, 0, 0.1);
+    if (axis) l.axis = axis;
+    l.site = site;
+    l.blackHole = d > 6 && rng.chance(0.3);
+    sites.add(site);
+    plaques.push(l);
+  }
+  if (active) for (const l of rng.shuffle(plaques).slice(0, rng.int(1, 3))) l.active = true;
+  s.lesions.push(...plaques);
+  const largest = plaques.reduce((a, b) => (2 * b.r[0] > 2 * a.r[0] ? b : a));
+  return {
+    type: 'multiple_sclerosis',
+    side: 'bilateral',
+    size_mm: round1(2 * largest.r[0] * s.scale[1]),
+    location: msLocation(sites),
+    center_mm: [...largest.c],
+    count: n,
+    active,
+  };
+}
+
+type MeningiomaSite = 'convexity' | 'parasagittal' | 'falx' | 'sphenoid wing' | 'olfactory groove' | 'posterior fossa';
+
+const norm3 = (v: Vec3): Vec3 => {
+  const l = Math.hypot(v[0], v[1], v[2]);
+  return [v[0] / l, v[1] / l, v[2] / l];
+};
+
+/**
+ * Meningioma: an extra-axial, dural-based, well-circumscribed sphere of 10-60 mm whose centre sits 0.45 radii
+ * inside the inner table, so the skull truncates it into a broad dural base (parasagittal and falcine ones are
+ * also flattened against the falx). It displaces the brain, often with a CSF cleft between the two, sometimes
+ * with vasogenic oedema in the adjacent white matter and punctate calcification. Tissue close to grey matter (T1 iso,
+ * T2 iso to mildly hyperintense, ADC normal to mildly low). The label's centre is the middle of its visible part.
+ */
+function drawMeningioma(rng: Rng, s: Subject, fieldT: number): FindingLabel {
+  const site = rng.weighted<MeningiomaSite>([['convexity', 0.35], ['parasagittal', 0.15], ['falx', 0.08], ['sphenoid wing', 0.15], ['olfactory groove', 0.08], ['posterior fossa', 0.19]]);
+  const midline = site === 'olfactory groove';
+  const side: Side = midline ? 'midline' : rng.pick(SIDES);
+  const sx = sideSign(side);
+  const maxD = site === 'convexity' || site === 'parasagittal' || site === 'falx' ? 60 : 45;
+  const d = 10 + (maxD - 10) * rng.next() ** 1.3;
+  const R = d / 2;
+  const lobe = site === 'convexity' ? rng.pick(['frontal', 'parietal', 'temporal', 'occipital']) : '';
+  const gap = 1.6 + s.csfGap; // the inner table, see phantom.ts
+  const others = [...s.lesions.filter((l) => l.kind !== 'plaque').map((l) => ({ c: l.c, r: Math.max(...l.r, l.oedemaR) })), ...s.masses.map((m) => ({ c: m.c, r: m.reff }))];
+  let c: Vec3 = [0, 0, 0];
+  let dir: Vec3 = [0, 0, 1];
+  let inset = 0;
+  // a few tries for a stretch of dura clear of the other lesions
+  for (let attempt = 0; attempt < 6; attempt++) {
+    const j = (): number => rng.normal() * 0.1;
+    let origin: Vec3;
+    inset = 0.45 * R;
+    switch (site) {
+      case 'convexity':
+        [origin, dir] =
+          lobe === 'frontal' ? [[sx * 20, -25, 20], [sx * 0.6, -0.55, 0.55]]
+          : lobe === 'parietal' ? [[sx * 20, 20, 30], [sx * 0.7, 0.15, 0.7]]
+          : lobe === 'temporal' ? [[sx * 30, -2, -12], [sx, 0.05, -0.15]]
+          : [[sx * 15, 50, 12], [sx * 0.45, 0.88, 0.15]];
+        break;
+      case 'parasagittal':
+      case 'falx':
+        // against the falx: centre half a radius off the midline, the side clamp flattens its medial face
+        origin = [sx * R * 0.55, rng.uniform(-35, 30), 25];
+        dir = [0, 0, 1];
+        if (site === 'falx') inset = R + rng.uniform(4, 12);
+        break;
+      case 'sphenoid wing':
+        [origin, dir] = [[sx * 22, -5, -5], [sx * 0.5, -0.8, -0.3]];
+        break;
+      case 'olfactory groove':
+        [origin, dir] = [[0, -30, 5], [0, -0.45, -0.9]];
+        break;
+      default:
+        [origin, dir] = [[sx * 18, 52, -36], [sx * 0.55, 0.55, -0.6]];
+    }
+    dir = norm3([dir[0] + (site === 'parasagittal' || site === 'falx' || midline ? 0 : j()), dir[1] + j(), dir[2] + j()]);
+    const surface = rayToLevel(sdBrainUnion, origin, dir, gap) ?? origin;
+    c = [surface[0] - dir[0] * inset, surface[1] - dir[1] * inset, surface[2] - dir[2] * inset];
+    if (others.every((o) => Math.hypot(c[0] - o.c[0], c[1] - o.c[1], c[2] - o.c[2]) > R + o.r + 3)) break;
+  }
+  const l = lesion(rng, 'meningioma', c, [R, R, R], sx, 0.04);
+  const tab = tissueTable(fieldT);
+  l.tissue = { pd: rng.uniform(0.84, 0.9), t1: tab.t1[T.GM]! * rng.uniform(0.95, 1.08), t2: tab.t2[T.GM]! * rng.uniform(1.02, 1.3), adc: rng.uniform(0.72, 0.9) };
+  const calcified = rng.chance(0.25);
+  l.calcified = calcified ? rng.uniform(0.2, 0.4) : 0;
+  l.cleft = rng.chance(0.65) ? rng.uniform(1, 2.5) : 0;
+  const oedema = rng.chance(d > 35 ? 0.5 : 0.25);
+  l.oedemaR = oedema ? R + rng.uniform(6, 16) : 0;
+  s.lesions.push(l);
+  const m: MassEffect = { c, reff: R * 0.9 };
+  s.masses.push(m);
+  const shift = midlineShift(m);
+  // middle of the visible part: the sphere minus the cap the skull cuts off (falcine ones are whole)
+  const mid = site === 'falx' ? 0 : (R - inset) / 2;
+  const label: FindingLabel = {
+    type: 'meningioma',
+    side,
+    size_mm: round1(d * s.scale[1]),
+    location: site === 'convexity' ? `${side} ${lobe} convexity` : midline ? site : site === 'parasagittal' ? `${side} parasagittal region` : site === 'falx' ? `${side} side of the falx` : `${side} ${site}`,
+    region: site,
+    center_mm: [c[0] - dir[0] * mid, c[1] - dir[1] * mid, c[2] - dir[2] * mid],
+    oedema,
+    calcified,
+  };
+  if (shift >= 1) label.midline_shift_mm = round1(shift);
+  return label;
 }
 
 export function midlineShift(m: MassEffect): number {

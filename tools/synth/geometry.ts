@@ -45,6 +45,8 @@ export interface StackSpec {
   spacing: number;
   /** Align to the head (true) or keep the scanner's pure orientation (false). */
   oblique: boolean;
+  /** The radiographer's extra tilt about the patient's left-right axis, degrees (0: none). */
+  tiltDeg?: number;
   reversed: boolean;
 }
 
@@ -59,6 +61,12 @@ export function makeStack(s: Subject, spec: StackSpec): Stack {
   if (spec.oblique) {
     row = rotate(s.rot, row);
     col = rotate(s.rot, col);
+  }
+  if (spec.tiltDeg) {
+    const a = (spec.tiltDeg * Math.PI) / 180;
+    const tilt = [1, 0, 0, 0, Math.cos(a), -Math.sin(a), 0, Math.sin(a), Math.cos(a)];
+    row = rotate(tilt, row);
+    col = rotate(tilt, col);
   }
   row = norm(row.map(round6) as Vec3);
   const n = norm(cross(row, col));

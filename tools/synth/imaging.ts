@@ -1,32 +1,12 @@
 // From tissue maps to stored pixels: the sequences' signal equations (spin echo, inversion recovery, spin-echo
-// EPI with diffusion weighting, MPRAGE-like IR gradient echo, spoiled gradient echo), a smooth receive-coil bias
-// field, Rician noise, ADC fitted from the noisy b=0 and b=1000 images, zero-fill interpolation, and
-// quantisation to the vendor's stored integer range.
+// EPI with diffusion weighting, MPRAGE-like IR gradient echo, spoiled gradient echo with T2* decay for the
+// localiser and SWI), a smooth receive-coil bias field, Rician noise, ADC fitted from the noisy b=0 and b=1000 images, the
+// SWI phase mask, minimum-intensity projection and phase image, zero-fill interpolation, and quantisation to the
+// vendor's stored integer range.
 import type { Rng } from './prng';
 import type { TissueMaps, VoxelGrid } from './phantom';
-import type { SeriesProtocol } from './scanner';
+import type { CoilField, SeriesProtocol } from './scanner';
 import { T, tissueTable } from './tissue';
-
-export interface CoilField {
-  k1: [number, number, number];
-  ph1: number;
-  k2: [number, number, number];
-  ph2: number;
-  amp: number;
-  /** Central brightening (dielectric effect) at 3 T. */
-  centre: number;
-}
-
-export function drawCoil(rng: Rng, fieldT: number): CoilField {
-  const dir = (): [number, number, number] => {
-    const z = rng.uniform(-1, 1);
-    const a = rng.uniform(0, 2 * Math.PI);
-    const s = Math.sqrt(1 - z * z);
-    const k = (2 * Math.PI) / rng.uniform(250, 450);
-    return [k * s * Math.cos(a), k * s * Math.sin(a), k * z];
-  };
-  return { k1: dir(), ph1: rng.uniform(0, 6.283), k2: dir(), ph2: rng.uniform(0, 6.283), amp: rng.uniform(0.06, 0.18), centre: fieldT >= 2 ? rng.uniform(0.1, 0.3) : 0 };
-}
 
 /** Noise-free signal of each voxel for a sequence; b = diffusion weighting in s/mm^2 (DWI only). */
 export function signal(p: SeriesProtocol, m: TissueMaps, b: number, out: Float32Array): void {
@@ -61,13 +41,16 @@ export function signal(p: SeriesProtocol, m: TissueMaps, b: number, out: Float32
         for (let i = 0; i < n; i++) out[i] = m.pd[i]! * (1 - Math.exp(-tr / m.t1[i]!)) * Math.exp(-te / m.t2[i]!);
       }
       break;
-    case 'LOCALIZER': {
+    case 'LOCALIZER':
+    case 'SWI':
+    case 'SWI_PHASE': {
+      // spoiled gradient echo magnitude with T2* decay: 1/T2* = 1/T2 + R2'
       const a = (p.flip * Math.PI) / 180;
       const ca = Math.cos(a);
       const sa = Math.sin(a);
       for (let i = 0; i < n; i++) {
         const e1 = Math.exp(-tr / m.t1[i]!);
-        out[i] = (m.pd[i]! * sa * (1 - e1) / (1 - ca * e1)) * Math.exp(-te / (0.6 * m.t2[i]!));
+        out[i] = (m.pd[i]! * sa * (1 - e1) / (1 - ca * e1)) * Math.exp(-te * (1 / m.t2[i]! + m.r2p[i]!));
       }
       break;
     }
@@ -83,6 +66,7 @@ export function whiteMatterSignal(p: SeriesProtocol, fieldT: number, b = 0): num
     t2: Float32Array.of(tab.t2[T.WM]!),
     adc: Float32Array.of(tab.adc[T.WM]!),
     fat: Float32Array.of(0),
+    r2p: Float32Array.of(tab.r2p[T.WM]!),
     sus: Float32Array.of(1),
   };
   const out = new Float32Array(1);
@@ -90,19 +74,17 @@ export function whiteMatterSignal(p: SeriesProtocol, fieldT: number, b = 0): num
   return out[0]!;
 }
 
-/** The coil's smooth receive field at each voxel's patient position (multiplicative, around 1). It varies
- *  over hundreds of mm, so it is evaluated every 8 pixels and interpolated bilinearly. */
+/** The coil's smooth receive field at each voxel's patient position (multiplicative, around 1 at the head's
+ *  centre). It varies over a hundred mm or more, so it is evaluated every 8 pixels and interpolated bilinearly. */
 export function biasField(g: VoxelGrid, coil: CoilField, centre: [number, number, number]): Float32Array {
   const img = new Float32Array(g.cols * g.rows * g.slices);
   const at = (s: number, r: number, c: number): number => {
     const x = g.origins[s * 3]! + c * g.colStep[0] + r * g.rowStep[0];
     const y = g.origins[s * 3 + 1]! + c * g.colStep[1] + r * g.rowStep[1];
     const z = g.origins[s * 3 + 2]! + c * g.colStep[2] + r * g.rowStep[2];
-    let f = Math.exp(coil.amp * (Math.cos(coil.k1[0] * x + coil.k1[1] * y + coil.k1[2] * z + coil.ph1) + 0.6 * Math.cos(coil.k2[0] * x + coil.k2[1] * y + coil.k2[2] * z + coil.ph2)));
-    if (coil.centre > 0) {
-      const dx = x - centre[0], dy = y - centre[1], dz = z - centre[2];
-      f *= 1 + coil.centre * Math.exp(-(dx * dx + dy * dy + dz * dz) / (2 * 65 * 65));
-    }
+    const dx = x - centre[0], dy = y - centre[1], dz = z - centre[2];
+    let f = Math.exp(coil.amp * (Math.cos(coil.k1[0] * x + coil.k1[1] * y + coil.k1[2] * z + coil.ph1) + 0.6 * Math.cos(coil.k2[0] * x + coil.k2[1] * y + coil.k2[2] * z + coil.ph2)) + coil.grad[0] * dx + coil.grad[1] * dy + coil.grad[2] * dz);
+    if (coil.centre > 0) f *= 1 + coil.centre * Math.exp(-(dx * dx + dy * dy + dz * dz) / (2 * 65 * 65));
     return f;
   };
   const step = 8;
@@ -184,6 +166,51 @@ export function quantise(img: Float32Array, gain: number, slope: number, bitsSto
   for (let i = 0; i < img.length; i++) {
     const v = Math.round(img[i]! * k);
     out[i] = v < 0 ? 0 : v > max ? max : v;
+  }
+  return out;
+}
+
+/**
+ * SWI processing of a magnitude image: multiplies by a phase mask that darkens paramagnetic sources (veins, blood
+ * products) further, as the vendors' SWI reconstruction does with the high-pass filtered phase (mask^4). The
+ * mask comes from the tissue's excess R2' over white matter's.
+ */
+export function swiPhaseMask(mag: Float32Array, m: TissueMaps, te: number, baseR2p: number): Float32Array {
+  const out = new Float32Array(mag.length);
+  for (let i = 0; i < mag.length; i++) out[i] = mag[i]! * Math.exp(-0.8 * te * Math.max(0, m.r2p[i]! - 2 * baseR2p));
+  return out;
+}
+
+/** Minimum-intensity projection over a sliding slab of `slab` slices (SWI mIP), same slice count. */
+export function minimumProjection(img: Float32Array, rows: number, cols: number, slices: number, slab: number): Float32Array {
+  const n = rows * cols;
+  const out = new Float32Array(img.length);
+  const h = Math.floor(slab / 2);
+  for (let k = 0; k < slices; k++) {
+    const o = out.subarray(k * n, (k + 1) * n);
+    o.set(img.subarray(k * n, (k + 1) * n));
+    for (let j = Math.max(0, k - h); j <= Math.min(slices - 1, k + h); j++) {
+      const src = img.subarray(j * n, (j + 1) * n);
+      for (let i = 0; i < n; i++) if (src[i]! < o[i]!) o[i] = src[i]!;
+    }
+  }
+  return out;
+}
+
+/**
+ * High-pass filtered phase (radians, -pi..pi) of a gradient echo: paramagnetic sources shift it in proportion to
+ * their excess R2' and the echo time; where the magnitude is at the noise floor the phase is uniform noise.
+ * Returned as stored integers 0..4095 (value = (phase + pi) / 2pi * 4096).
+ */
+export function phaseImage(mag: Float32Array, m: TissueMaps, te: number, baseR2p: number, sigma: number, rng: Rng): Uint16Array {
+  const out = new Uint16Array(mag.length);
+  for (let i = 0; i < mag.length; i++) {
+    const s = mag[i]!;
+    const phi = -0.6 * te * Math.max(0, m.r2p[i]! - 2 * baseR2p);
+    const re = s * Math.cos(phi) + sigma * rng.fastNormal();
+    const im = s * Math.sin(phi) + sigma * rng.fastNormal();
+    const p = Math.atan2(im, re);
+    out[i] = Math.min(4095, Math.max(0, Math.round(((p + Math.PI) / (2 * Math.PI)) * 4096)));
   }
   return out;
 }

@@ -1,10 +1,12 @@
 // The analytic head phantom: evaluates a Subject at every voxel of an acquisition grid and returns tissue
-// parameter maps (PD, T1, T2, ADC, fat fraction, EPI susceptibility). Structures are signed-distance shapes
+// parameter maps (PD, T1, T2, ADC, fat fraction, R2', EPI susceptibility). Structures are signed-distance shapes
 // with a one-voxel partial-volume ramp: scalp, skull with diploe, subarachnoid CSF, folded cortex (a random-wave
 // field's zero set makes the sulci), white matter, deep grey nuclei, ventricles, cerebellum with folia, brainstem,
-// orbits; then the lesions. Everything is a pure function of (subject, grid): no state, no randomness here.
+// orbits; then the lesions; for susceptibility-weighted stacks also veins, the sagittal sinus and the dephasing
+// near the air of the skull base. Everything is a pure function of (subject, grid): no state, no randomness here.
 import { massDisplacement, type Lesion, type Subject } from './anatomy';
-import { T, tissueTable } from './tissue';
+import { sdCerebellum, sdCerebrum, sdEllipsoid, sdStem, smin } from './shapes';
+import { susceptibilityR2p, T, tissueTable } from './tissue';
 
 /** Voxel centres: slice s, row r, column c is at origin[s] + c * colStep + r * rowStep (patient mm). */
 export interface VoxelGrid {
@@ -22,6 +24,8 @@ export interface TissueMaps {
   t2: Float32Array;
   adc: Float32Array;
   fat: Float32Array;
+  /** Reversible dephasing R2' (1/ms): tissue iron, blood products, calcification, veins, air-bone interfaces. */
+  r2p: Float32Array;
   /** Extra EPI signal factor from susceptibility (blood products bloom on DWI). */
   sus: Float32Array;
 }
@@ -31,44 +35,6 @@ const ramp = (d: number, soft: number): number => {
   const v = 0.5 - d / soft;
   return v <= 0 ? 0 : v >= 1 ? 1 : v;
 };
-
-/** Approximate signed distance to an ellipsoid (Quilez): exact on the axes, good near the surface. */
-function sdEllipsoid(x: number, y: number, z: number, cx: number, cy: number, cz: number, rx: number, ry: number, rz: number): number {
-  const px = x - cx;
-  const py = y - cy;
-  const pz = z - cz;
-  const k0 = Math.sqrt((px * px) / (rx * rx) + (py * py) / (ry * ry) + (pz * pz) / (rz * rz));
-  const k1 = Math.sqrt((px * px) / (rx * rx * rx * rx) + (py * py) / (ry * ry * ry * ry) + (pz * pz) / (rz * rz * rz * rz));
-  if (k1 < 1e-9) return -Math.min(rx, ry, rz);
-  return (k0 * (k0 - 1)) / k1;
-}
-
-function smin(a: number, b: number, k: number): number {
-  const h = Math.max(k - Math.abs(a - b), 0) / k;
-  return Math.min(a, b) - (h * h * k) / 4;
-}
-
-function smax(a: number, b: number, k: number): number {
-  return -smin(-a, -b, k);
-}
-
-/** Cerebrum: an ellipsoid with a skull-base floor, plus the two temporal lobes. */
-function sdCerebrum(x: number, y: number, z: number): number {
-  let d = sdEllipsoid(x, y, z, 0, 4, 14, 66, 84, 58);
-  const floor = y < 22 ? -22 : Math.min(-8, -22 + (y - 22) * 0.35);
-  d = smax(d, floor - z, 6);
-  const ax = Math.abs(x);
-  const t = sdEllipsoid(ax, y, z, 42, -4, -16, 24, 40, 20);
-  return smin(d, t, 10);
-}
-
-function sdCerebellum(x: number, y: number, z: number): number {
-  return sdEllipsoid(x, y, z, 0, 52, -36, 48, 27, 21);
-}
-
-function sdStem(x: number, y: number, z: number): number {
-  return sdEllipsoid(x, y, z, 0, 18, -28, 12, 13, 30);
-}
 
 /** Lateral, third and fourth ventricles for a subject's ventricle scales (mirror-symmetric in x). */
 function sdVentricles(x: number, y: number, z: number, s: Subject): number {
@@ -83,12 +49,21 @@ function sdVentricles(x: number, y: number, z: number, s: Subject): number {
   return d;
 }
 
-/** Lesion shape: normalised ellipsoid radius with a wavy surface, returned as approximate mm distance. */
+/** Lesion shape: normalised ellipsoid radius with a wavy surface, returned as approximate mm distance. An
+ *  oriented lesion (MS plaque) is a prolate spheroid along its axis. */
 function sdLesion(l: Lesion, x: number, y: number, z: number): number {
-  const px = (x - l.c[0]) / l.r[0];
-  const py = (y - l.c[1]) / l.r[1];
-  const pz = (z - l.c[2]) / l.r[2];
-  let rho = Math.sqrt(px * px + py * py + pz * pz);
+  let rho: number;
+  if (l.axis) {
+    const px = x - l.c[0], py = y - l.c[1], pz = z - l.c[2];
+    const along = px * l.axis[0] + py * l.axis[1] + pz * l.axis[2];
+    const across2 = Math.max(0, px * px + py * py + pz * pz - along * along);
+    rho = Math.sqrt((along * along) / (l.r[0] * l.r[0]) + across2 / (l.r[1] * l.r[1]));
+  } else {
+    const px = (x - l.c[0]) / l.r[0];
+    const py = (y - l.c[1]) / l.r[1];
+    const pz = (z - l.c[2]) / l.r[2];
+    rho = Math.sqrt(px * px + py * py + pz * pz);
+  }
   if (l.irregular > 0 && rho < 2) {
     const w = l.waves;
     let n = 0;
@@ -99,15 +74,24 @@ function sdLesion(l: Lesion, x: number, y: number, z: number): number {
   return (rho - 1) * rm;
 }
 
+/** Vasogenic oedema (around a tumour or meningioma) of weight w: water raises T2, T1, proton density and ADC. */
+function vasogenicOedema(P: Float64Array, w: number): void {
+  P[2] *= 1 + 1.0 * w;
+  P[1] *= 1 + 0.5 * w;
+  P[0] += 0.1 * w;
+  P[3] += w * (1.5 - P[3]!);
+}
+
 /** Blends the voxel's parameters P towards tissue t by weight w (partial volume, layered inside-out). */
 function mixInto(P: Float64Array, TAB: Float64Array, w: number, t: number): void {
   if (w <= 0) return;
-  const o = t * 5;
+  const o = t * 6;
   P[0] += w * (TAB[o]! - P[0]!);
   P[1] += w * (TAB[o + 1]! - P[1]!);
   P[2] += w * (TAB[o + 2]! - P[2]!);
   P[3] += w * (TAB[o + 3]! - P[3]!);
   P[4] += w * (TAB[o + 4]! - P[4]!);
+  P[5] += w * (TAB[o + 5]! - P[5]!);
 }
 
 export function allocMaps(n: number): TissueMaps {
@@ -117,6 +101,7 @@ export function allocMaps(n: number): TissueMaps {
     t2: new Float32Array(n),
     adc: new Float32Array(n),
     fat: new Float32Array(n),
+    r2p: new Float32Array(n),
     sus: new Float32Array(n),
   };
 }
@@ -191,7 +176,25 @@ function foldDistance(t: FoldTable, x: number, y: number, z: number, depth: numb
   return Math.abs(v) * Math.min(1.3, r / FOLD_R);
 }
 
-export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: FoldTable = foldTable(s)): TissueMaps {
+/** Air-filled spaces of the skull base (template mm): ethmoid/frontal sinus, sphenoid sinus, mastoids. Tissue near
+ *  them dephases on gradient echo (the dark skull-base artefact of SWI and T2*). */
+const AIR_SPACES: ReadonlyArray<readonly [number, number, number]> = [[0, -66, -24], [0, -22, -38], [46, 24, -34], [-46, 24, -34]];
+const AIR_SIGMA = 13;
+
+/** A deterministic pseudo-random number in [0, 1) from three integers (which medullary veins exist, and where). */
+function hash01(a: number, b: number, c: number): number {
+  let h = Math.imul(a | 0, 0x9e3779b1) ^ Math.imul(b | 0, 0x85ebca77) ^ Math.imul(c | 0, 0xc2b2ae3d);
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+  h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
+  return ((h ^ (h >>> 16)) >>> 0) / 4294967296;
+}
+
+export interface RenderOptions {
+  /** Also draw what only gradient-echo T2* contrast shows: veins, the sagittal sinus, skull-base air artefact. */
+  susceptibility?: boolean;
+}
+
+export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: FoldTable = foldTable(s), opts: RenderOptions = {}): TissueMaps {
   const n = g.cols * g.rows * g.slices;
   const maps = allocMaps(n);
   const tab = tissueTable(fieldT);
@@ -200,6 +203,11 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
   const TT2 = tab.t2;
   const TADC = tab.adc;
   const TFAT = tab.fat;
+  const TR2P = tab.r2p;
+  const sr = susceptibilityR2p(fieldT);
+  const suscept = opts.susceptibility === true;
+  const bloom = 2 + 2.5 * (fieldT / 3); // mm beyond the clot that acute blood darkens on gradient echo
+  const veinSeed = Math.floor(s.fold.ph[0]! * 1e6);
 
   // patient -> template: q = S^-1 R^T (p - t), then the smooth warp
   const R = s.rot;
@@ -212,7 +220,8 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
   const shrink = (1 - s.brainScale) * 40; // mm
   const gap = 1.6 + s.csfGap;
   const soft = Math.max(0.8, Math.min(2.5, Math.hypot(...g.colStep)));
-  const mass = s.mass;
+  const masses = s.masses;
+  const nMass = masses.length;
   const lesions = s.lesions;
   const wmh = s.wmh;
   const hasWmh = wmh.length > 0 || s.wmhHalo > 0 || s.transependymal > 0;
@@ -220,11 +229,11 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
   const thalX = 8 + 1.5 * s.v3;
   const caudX = Math.min(1.2 + 13 * s.vx + 3, 21);
 
-  // tissue parameters of the current voxel: pd, t1, t2, adc, fat (a typed array, not closure variables, so the
-  // hot loop stays in registers/fast memory)
-  const P = new Float64Array(5);
-  const TAB = new Float64Array(5 * T.COUNT);
-  for (let t = 0; t < T.COUNT; t++) TAB.set([TPD[t]!, TT1[t]!, TT2[t]!, TADC[t]!, TFAT[t]!], t * 5);
+  // tissue parameters of the current voxel: pd, t1, t2, adc, fat, r2p (a typed array, not closure variables, so
+  // the hot loop stays in registers/fast memory)
+  const P = new Float64Array(6);
+  const TAB = new Float64Array(6 * T.COUNT);
+  for (let t = 0; t < T.COUNT; t++) TAB.set([TPD[t]!, TT1[t]!, TT2[t]!, TADC[t]!, TFAT[t]!, TR2P[t]!], t * 6);
   const tx = s.trans[0], ty = s.trans[1], tz = s.trans[2];
   const R0 = R[0]!, R1 = R[1]!, R2 = R[2]!, R3 = R[3]!, R4 = R[4]!, R5 = R[5]!, R6 = R[6]!, R7 = R[7]!, R8 = R[8]!;
   const wkx = wv.kx, wky = wv.ky, wkz = wv.kz, wph = wv.ph, wa = s.warpAmp;
@@ -279,8 +288,9 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
         y += dy;
         z += dz;
 
-        P[0] = 0; P[1] = 1000; P[2] = 1; P[3] = 0; P[4] = 0;
+        P[0] = 0; P[1] = 1000; P[2] = 1; P[3] = 0; P[4] = 0; P[5] = 0;
         let sus = 1;
+        let r2x = 0; // extra R2' from blood products and veins, on top of the tissue mixture's
         const dCbrQ = sdCerebrum(x, y, z);
         const dCbQ = sdCerebellum(x, y, z);
         const dStQ = sdStem(x, y, z);
@@ -297,7 +307,7 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
           if (de < 17) {
             mixInto(P, TAB, ramp(de - 15, soft), T.ORBIT_FAT);
             mixInto(P, TAB, ramp(de - 11.5, soft), T.VITREOUS);
-            maps.pd[idx] = P[0]!; maps.t1[idx] = P[1]!; maps.t2[idx] = P[2]!; maps.adc[idx] = P[3]!; maps.fat[idx] = P[4]!; maps.sus[idx] = 1;
+            maps.pd[idx] = P[0]!; maps.t1[idx] = P[1]!; maps.t2[idx] = P[2]!; maps.adc[idx] = P[3]!; maps.fat[idx] = P[4]!; maps.r2p[idx] = P[5]!; maps.sus[idx] = 1;
           }
           continue;
         }
@@ -309,9 +319,10 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
         const wCav = ramp(dCav, soft);
         if (wCav > 0) {
           mixInto(P, TAB, wCav, T.CSF);
-          // brain: shrunk inside the skull by atrophy, pushed aside by a mass
+          // brain: shrunk inside the skull by atrophy, pushed aside by masses
           let bx = x, by = y, bz = z;
-          if (mass) {
+          for (let k = 0; k < nMass; k++) {
+            const mass = masses[k]!;
             const mx = bx - mass.c[0], my = by - mass.c[1], mz = bz - mass.c[2];
             const rm = Math.sqrt(mx * mx + my * my + mz * mz);
             if (rm > 1e-6) {
@@ -321,7 +332,7 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
           }
           // atrophy: the brain surface sits deeper below the skull, a constant offset of its distance field
           let dCbr = dCbrQ + shrink, dCb = dCbQ + shrink, dSt = dStQ + shrink;
-          if (mass) {
+          if (nMass > 0) {
             dCbr = sdCerebrum(bx, by, bz) + shrink;
             dCb = sdCerebellum(bx, by, bz) + shrink;
             dSt = sdStem(bx, by, bz) + shrink;
@@ -439,6 +450,8 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
             }
           }
           // focal lesions, in the subject's own (unshifted) brain space
+          let plaqueW = 0;
+          let plaque: Lesion | null = null;
           for (let i = 0; i < nLes; i++) {
             const l = lesions[i]!;
             const reach = Math.max(l.r[0], l.r[1], l.r[2], l.oedemaR) + 4;
@@ -464,25 +477,25 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
                 P[3] += wo * (1.3 - P[3]!);
               }
               const wh = w * Math.max(par, wCav * 0.9);
+              const late = l.blood === 'late_subacute';
               if (wh > 0) {
                 P[0] += wh * (0.86 - P[0]!);
                 P[1] += wh * (l.bloodT1 - P[1]!);
                 P[2] += wh * (l.bloodT2 - P[2]!);
                 P[3] += wh * (0.6 - P[3]!);
                 P[4] *= 1 - wh;
+                P[5] += wh * ((late ? sr.lateBlood : sr.blood) - P[5]!);
               }
+              // on gradient echo, deoxy- and intracellular methaemoglobin bloom beyond the clot (more than on T2);
+              // late subacute blood is ringed by haemosiderin instead
+              r2x = Math.max(r2x, late ? sr.haemosiderin * ramp(Math.abs(d + 0.75) - 1.25, soft) * side * wCav : 0.7 * sr.blood * ramp(d - bloom / 2, bloom) * side * wCav);
               // deoxy/methaemoglobin dephase on gradient-echo EPI: a dark bloom a little larger than the clot
               const wb = ramp(d - 2.5, soft * 2) * side;
               sus = Math.min(sus, 1 - 0.85 * wb);
             } else if (l.kind === 'tumour') {
               const dist = Math.sqrt(lx * lx + ly * ly + lz * lz);
               const wo = ramp(dist - l.oedemaR, soft * 3) * (1 - w) * (wmf + 0.3 * (par - wmf));
-              if (wo > 0) {
-                P[2] *= 1 + 1.0 * wo;
-                P[1] *= 1 + 0.5 * wo;
-                P[0] += 0.1 * wo;
-                P[3] += wo * (1.5 - P[3]!);
-              }
+              if (wo > 0) vasogenicOedema(P, wo);
               const wt = w * Math.max(par, 0.9 * wCav);
               if (wt > 0) {
                 const tt1 = fieldT >= 2 ? 1500 : 1200;
@@ -499,14 +512,97 @@ export function renderTissue(s: Subject, fieldT: number, g: VoxelGrid, fold: Fol
                   P[3] += wn * (2.3 - P[3]!);
                 }
               }
+            } else if (l.kind === 'plaque') {
+              // overlapping plaques do not compound: the one weighing most on this voxel decides
+              if (w > plaqueW) {
+                plaqueW = w;
+                plaque = l;
+              }
+            } else if (l.kind === 'meningioma') {
+              const dist = Math.sqrt(lx * lx + ly * ly + lz * lz);
+              if (l.oedemaR > 0) {
+                const wo = ramp(dist - l.oedemaR, soft * 3) * (1 - w) * (wmf + 0.3 * (par - wmf));
+                if (wo > 0) vasogenicOedema(P, wo);
+              }
+              // extra-axial: it fills the cavity whatever brain or CSF was there (the brain is pushed aside by
+              // its mass effect), and the skull clips it into a broad dural base
+              if (l.cleft > 0) mixInto(P, TAB, ramp(d - l.cleft, soft) * (1 - w) * side * wCav, T.CSF);
+              const wt = w * wCav;
+              if (wt > 0) {
+                const t = l.tissue!;
+                P[0] += wt * (t.pd - P[0]!);
+                P[1] += wt * (t.t1 - P[1]!);
+                P[2] += wt * (t.t2 - P[2]!);
+                P[3] += wt * (t.adc - P[3]!);
+                P[4] *= 1 - wt;
+                P[5] += wt * (TR2P[T.GM]! - P[5]!);
+                if (l.calcified > 0) {
+                  // punctate calcification: where the lesion's three surface waves peak together
+                  const wv = l.waves;
+                  let n3 = 0;
+                  for (let k = 0; k < 3; k++) n3 += Math.cos(wv.kx[k]! * x + wv.ky[k]! * y + wv.kz[k]! * z + wv.ph[k]!);
+                  const wc = Math.max(0, Math.min(1, (n3 - 3 + 3 * l.calcified) / 0.5)) * wt;
+                  P[0] += wc * (0.4 - P[0]!);
+                  P[2] += wc * (0.5 * t.t2 - P[2]!);
+                  P[3] += wc * (0.6 - P[3]!);
+                  P[5] += wc * (sr.calcification - P[5]!);
+                }
+              }
             }
           }
+          if (plaque) {
+            // demyelination: T2 and T1 prolonged (black holes much more), ADC raised, or low while active
+            const wp = plaqueW * par;
+            if (wp > 0) {
+              P[2] *= 1 + (plaque.blackHole ? 2.2 : 1.0) * wp;
+              P[1] *= 1 + (plaque.blackHole ? 1.1 : 0.45) * wp;
+              P[0] += 0.08 * wp;
+              P[3] += wp * ((plaque.active ? 0.5 : 1.15) - P[3]!);
+            }
+          }
+          if (suscept) {
+            // superior sagittal sinus: along the vertex midline, just under the inner table
+            const ax0 = Math.abs(x);
+            if (ax0 < 6 && z > 15 && dCav > -8) r2x = Math.max(r2x, 1.5 * sr.vein * ramp(ax0 - 3, soft) * ramp(-dCav - 5, soft) * wCav);
+            const abx = Math.abs(bx);
+            // paired internal cerebral veins on the roof of the third ventricle
+            if (abx < 5 && by > -6 && by < 26) r2x = Math.max(r2x, sr.vein * ramp(Math.hypot(abx - 2.2, bz - 11.5 - 1.6 * (s.v3 - 1)) - 1.2, soft) * par);
+            // medullary veins: thin lines running radially through the hemispheric white matter to the ventricles:
+            // a fan of candidate lines 0.25 rad apart in coronal planes 6 mm apart, of which a hashed half exist,
+            // each shifted along y by up to 2 mm and the fans turned by hashed offsets (no visible lattice)
+            if (wmf > 0.3 && abx > 10 && bz > 0 && bz < 55) {
+              const rho = Math.hypot(abx - 8, bz - 15);
+              const yb = by + 100;
+              const ky = Math.floor(yb / 6);
+              const th = Math.atan2(bz - 15, abx - 8) - hash01(ky, veinSeed, 0) * 0.25;
+              const kt = Math.round(th / 0.25);
+              const f2 = hash01(ky, kt + (bx > 0 ? 0 : 1000), veinSeed);
+              if (f2 < 0.5) {
+                const dy = yb - (ky + 0.5) * 6 - (f2 * 8 - 2);
+                const dth = th - 0.25 * kt;
+                // a 0.5 mm vein seen by voxels of width `soft`: spread over the voxel, diluted in proportion
+                const sig = Math.max(0.5, 0.5 * soft);
+                const d2 = dy * dy + dth * rho * dth * rho;
+                if (d2 < 9 * sig * sig) r2x = Math.max(r2x, sr.vein * (0.25 / (sig * sig)) * Math.exp(-d2 / (2 * sig * sig)) * wmf);
+              }
+            }
+          }
+        }
+        if (suscept && z < 18) {
+          let a = 0;
+          for (const c of AIR_SPACES) {
+            const dx = x - c[0], dy = y - c[1], dz = z - c[2];
+            const d2 = dx * dx + dy * dy + dz * dz;
+            if (d2 < 1600) a += Math.exp(-d2 / (2 * AIR_SIGMA * AIR_SIGMA));
+          }
+          r2x += sr.airBone * a;
         }
         maps.pd[idx] = P[0]!;
         maps.t1[idx] = P[1]!;
         maps.t2[idx] = P[2]!;
         maps.adc[idx] = P[3]!;
         maps.fat[idx] = P[4]!;
+        maps.r2p[idx] = P[5]! + r2x;
         maps.sus[idx] = sus;
       }
     }
@@ -522,7 +618,7 @@ export function resampleInPlane(src: VoxelGrid, m: TissueMaps, dst: VoxelGrid): 
   const rs = Math.hypot(...src.rowStep);
   const cu = src.colStep.map((v) => v / (cs * cs));
   const ru = src.rowStep.map((v) => v / (rs * rs));
-  const keys = ['pd', 't1', 't2', 'adc', 'fat', 'sus'] as const;
+  const keys = ['pd', 't1', 't2', 'adc', 'fat', 'r2p', 'sus'] as const;
   const n = src.cols * src.rows;
   let i = 0;
   for (let k = 0; k < dst.slices; k++) {

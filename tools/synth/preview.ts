@@ -4,7 +4,8 @@ import { PNG } from 'pngjs';
 import { drawText, GLYPH_H } from './font';
 import type { FindingLabel, GeneratedStudy, PreviewSlice } from './types';
 
-const ORDER = ['LOCALIZER', 'T1', 'T2', 'FLAIR', 'DWI', 'ADC'];
+/** Tile order; one tile per sequence (the first series of it), so a phase image or an SWI mIP makes no tile. */
+const ORDER = ['LOCALIZER', 'T1', 'T2', 'FLAIR', 'DWI', 'ADC', 'SWI'];
 
 export function findingSummary(f: FindingLabel): string {
   const name = f.type.replace(/_/g, ' ');
@@ -27,7 +28,7 @@ function resize(p: PreviewSlice, tile: number): Uint8Array {
 
 /** Builds a PNG (as bytes) for up to `maxStudies` studies. */
 export function previewPng(studies: GeneratedStudy[], tile = 192): Buffer {
-  const cols = 6;
+  const cols = ORDER.length;
   const header = 2 * (GLYPH_H + 3) + 4;
   const rowH = tile + header;
   const width = cols * tile;
@@ -38,7 +39,8 @@ export function previewPng(studies: GeneratedStudy[], tile = 192): Buffer {
     const truth = st.labels.normal ? 'NORMAL' : st.labels.findings.map(findingSummary).join('; ');
     drawText(grey, width, height, 4, y0 + 3, `${st.AccessionNumber} ${st.labels.age}${st.labels.sex} ${st.labels.model} ${st.labels.fieldStrength}T`, 200);
     drawText(grey, width, height, 4, y0 + 3 + GLYPH_H + 3, truth, 255);
-    const tiles = [...st.preview].sort((a, b) => ORDER.indexOf(a.sequence) - ORDER.indexOf(b.sequence));
+    const firsts = st.preview.filter((p, i) => ORDER.includes(p.sequence) && st.preview.findIndex((q) => q.sequence === p.sequence) === i);
+    const tiles = firsts.sort((a, b) => ORDER.indexOf(a.sequence) - ORDER.indexOf(b.sequence));
     tiles.slice(0, cols).forEach((p, c) => {
       const img = resize(p, tile);
       for (let y = 0; y < tile; y++) grey.set(img.subarray(y * tile, (y + 1) * tile), (y0 + header + y) * width + c * tile);

@@ -1,18 +1,20 @@
 // One synthetic study, in memory: draws findings, subject and scanner protocol from the study's seeded streams,
-// renders each acquisition geometry once, makes every series' images (signal, bias, noise, ADC fit,
-// interpolation, quantisation), encodes them as DICOM, and writes the matching report and ground-truth labels.
+// renders each acquisition geometry once, makes every series' images (signal, bias, noise, ADC fit, SWI phase
+// mask, mIP and phase, interpolation, quantisation), encodes them as DICOM, and writes the matching report and
+// ground-truth labels.
 // generateStudy(seed, index, options) is deterministic and independent of any other study.
 import { drawFindingTypes, drawSubject, type Subject, type Vec3 } from './anatomy';
 import { createDicomWriter, MR_IMAGE_STORAGE, type DicomWriter, type PrivateElement } from './dicom';
 import { makeStack, stackGrid, type Stack, type StackSpec } from './geometry';
-import { addRicianNoise, biasField, drawCoil, fitAdc, quantise, signal, upsample, whiteMatterSignal } from './imaging';
+import { addRicianNoise, biasField, fitAdc, minimumProjection, phaseImage, quantise, signal, swiPhaseMask, upsample, whiteMatterSignal } from './imaging';
 import { foldTable, renderTissue, resampleInPlane, type FoldTable, type TissueMaps } from './phantom';
 import { derivedUid, hashWords, Rng } from './prng';
 import { writeReport } from './report';
 import { drawProtocol, type SeriesProtocol, type StudyProtocol } from './scanner';
+import { T, tissueTable } from './tissue';
 import { DEFAULT_OPTIONS, type DicomFile, type GeneratedStudy, type PreviewSlice, type SeriesLabel, type StudyLabels, type SynthOptions } from './types';
 
-export const GENERATOR_VERSION = '1.0.0';
+export const GENERATOR_VERSION = '1.1.0';
 const B_VALUE = 1000;
 
 export interface StudyContext {
@@ -64,8 +66,10 @@ export function planStudy(seed: number | string, index: number, options: Partial
 
 /** Report text for a plan's labels (series are only needed for the technique line). */
 export function reportFor(seed: number | string, index: number, plan: StudyPlan, labels: StudyLabels): string {
+  // a phase image is not a sequence a report lists
+  const sequences = (labels.series.length ? labels.series.map((s) => s.sequence) : plan.protocol.series.map((s) => s.sequence)).filter((s) => s !== 'SWI_PHASE');
   return writeReport(labels, new Rng(seed, index, 'report', plan.opts.phrasingSet), plan.opts.phrasingSet, {
-    sequences: labels.series.length ? labels.series.map((s) => s.sequence) : plan.protocol.series.map((s) => s.sequence),
+    sequences,
     fieldT: plan.protocol.scanner.fieldT,
   });
 }
@@ -75,7 +79,7 @@ export function generateStudy(seed: number | string, index: number, options: Par
   const { opts, protocol, subject } = plan;
   const fieldT = protocol.scanner.fieldT;
   const noiseRng = new Rng(seed, index, 'noise');
-  const coil = drawCoil(new Rng(seed, index, 'coil'), fieldT);
+  const coil = protocol.coil;
 
   const StudyInstanceUID = studyInstanceUid(seed, index);
   const AccessionNumber = accessionNumber(seed, index);
@@ -93,8 +97,12 @@ export function generateStudy(seed: number | string, index: number, options: Par
   };
 
   const centre = subjectCentre(subject);
-  const axialSpec: StackSpec = { plane: 'axial', centre: [0, 8, 15], fov: protocol.axial.fov, matrix: protocol.axial.matrix, slices: protocol.axial.slices, thickness: protocol.axial.thickness, spacing: protocol.axial.spacing, oblique: protocol.oblique, reversed: protocol.reversed };
+  const axialSpec: StackSpec = { plane: 'axial', centre: [0, 8, 15], fov: protocol.axial.fov, matrix: protocol.axial.matrix, slices: protocol.axial.slices, thickness: protocol.axial.thickness, spacing: protocol.axial.spacing, oblique: protocol.oblique, tiltDeg: protocol.tiltDeg, reversed: protocol.reversed };
   const dwiSpec: StackSpec = { ...axialSpec, fov: protocol.dwi.fov, matrix: protocol.dwi.matrix, slices: protocol.dwi.slices, thickness: protocol.dwi.thickness, spacing: protocol.dwi.spacing };
+  const swi = protocol.swi;
+  const swiSpec: StackSpec | null = swi && { ...axialSpec, fov: swi.fov, matrix: swi.matrix, slices: swi.slices, thickness: swi.thickness, spacing: swi.spacing };
+  // veins, sinus and skull-base dephasing are drawn only where a T2*-weighted series will show them
+  const susceptibility = (key: string): boolean => key === 'swi' || (key === 'axial' && swi?.kind === '2D');
   const fold = foldTable(subject, protocol.axial.fov / protocol.axial.matrix > 2 ? 3 : 1.5);
   const stacks = new Map<string, Stack>();
   const maps = new Map<string, TissueMaps>();
@@ -102,7 +110,7 @@ export function generateStudy(seed: number | string, index: number, options: Par
     if (!stacks.has(key)) {
       const st = makeStack(subject, spec);
       stacks.set(key, st);
-      maps.set(key, renderTissue(subject, fieldT, stackGrid(st), fold));
+      maps.set(key, renderTissue(subject, fieldT, stackGrid(st), fold, { susceptibility: susceptibility(key) }));
     }
     return { stack: stacks.get(key)!, maps: maps.get(key)! };
   };
@@ -113,6 +121,7 @@ export function generateStudy(seed: number | string, index: number, options: Par
     return biasCache.get(st)!;
   };
   const pairs = new Map<Stack, { s0: Float32Array; s1: Float32Array; sigma: number }>();
+  const swiAcquisitions = new Map<Stack, { clean: Float32Array; mag: Float32Array }>();
   const outputs: SeriesOutput[] = [];
   let seriesNumber = 0;
   let lastSeriesNumber = 0;
@@ -146,8 +155,9 @@ export function generateStudy(seed: number | string, index: number, options: Par
 
   for (const sp of protocol.series) {
     seriesNumber = nextSeriesNumber(protocol, sp, seriesNumber, lastSeriesNumber);
-    if (sp.sequence !== 'ADC') lastSeriesNumber = seriesNumber;
-    acquisitionMinutes += sp.sequence === 'LOCALIZER' ? 0.5 : sp.sequence === 'ADC' ? 0 : 2.5 + (index % 3) * 0.3;
+    const derived = sp.sequence === 'ADC' || sp.derived === true;
+    if (!derived) lastSeriesNumber = seriesNumber;
+    acquisitionMinutes += sp.sequence === 'LOCALIZER' ? 0.5 : derived ? 0 : 2.5 + (index % 3) * 0.3;
     const seriesTime = new Date(studyStart.getTime() + acquisitionMinutes * 60000);
     const SeriesInstanceUID = derivedUid(seed, index, 'series', seriesNumber);
     const seriesCommon: Record<string, unknown> = {
@@ -186,12 +196,12 @@ export function generateStudy(seed: number | string, index: number, options: Par
       PixelRepresentation: 0,
     };
     if (sp.ti !== null) seriesCommon.InversionTime = ds(sp.ti, 1);
-    const ctxSeries: SeriesContext = { seed, index, sp, seriesCommon, SeriesInstanceUID, StudyInstanceUID, protocol, fieldT, bias, pairs, noiseRng, writer: ctx.writer, fold };
+    const ctxSeries: SeriesContext = { seed, index, sp, seriesCommon, SeriesInstanceUID, StudyInstanceUID, protocol, fieldT, bias, pairs, swiAcquisitions, noiseRng, writer: ctx.writer, fold };
     if (sp.sequence === 'LOCALIZER') {
       outputs.push(makeLocalizer(ctxSeries, subject, opts.fast));
     } else if (sp.sequence === 'T1') {
       const t1 = protocol.t1!;
-      const spec: StackSpec = { plane: 'sagittal', centre: [0, 6, t1.kind === '3D' ? 8 : 5], fov: t1.fov, matrix: t1.matrix, slices: t1.slices, thickness: t1.thickness, spacing: t1.spacing, oblique: protocol.oblique, reversed: false };
+      const spec: StackSpec = { plane: 'sagittal', centre: [0, 6, t1.kind === '3D' ? 8 : 5], fov: t1.fov, matrix: t1.matrix, slices: t1.slices, thickness: t1.thickness, spacing: t1.spacing, oblique: protocol.oblique, tiltDeg: protocol.tiltDeg, reversed: false };
       const g = geometry('t1', spec);
       outputs.push(makeSeries(ctxSeries, g.stack, g.maps, 0));
     } else if (sp.sequence === 'DWI' || sp.sequence === 'ADC') {
@@ -205,6 +215,9 @@ export function generateStudy(seed: number | string, index: number, options: Par
       }
       const g = geometry('dwi', dwiSpec);
       outputs.push(makeSeries(ctxSeries, g.stack, g.maps, B_VALUE));
+    } else if (sp.sequence === 'SWI' || sp.sequence === 'SWI_PHASE') {
+      const g = swi!.kind === '3D' ? geometry('swi', swiSpec!) : geometry('axial', axialSpec);
+      outputs.push(makeSeries(ctxSeries, g.stack, g.maps, 0));
     } else {
       const g = geometry('axial', axialSpec);
       outputs.push(makeSeries(ctxSeries, g.stack, g.maps, 0));
@@ -237,7 +250,7 @@ export function generateStudy(seed: number | string, index: number, options: Par
 
 function nextSeriesNumber(p: StudyProtocol, sp: SeriesProtocol, prev: number, lastAcquired: number): number {
   const v = p.scanner.vendor;
-  if (sp.sequence === 'ADC') {
+  if (sp.sequence === 'ADC' || sp.derived) {
     if (v === 'GE') return lastAcquired * 100;
     if (v === 'PHILIPS') return lastAcquired + 1;
     return Math.max(prev, lastAcquired) + 1;
@@ -263,24 +276,32 @@ interface SeriesContext {
   bias: (st: Stack) => Float32Array;
   /** The noisy b=0/b=1000 pair of a DWI stack, shared by the DWI and ADC series. */
   pairs: Map<Stack, { s0: Float32Array; s1: Float32Array; sigma: number }>;
+  /** The noise-free and noisy T2* magnitude of an SWI stack, shared by its magnitude, SWI, mIP and phase series. */
+  swiAcquisitions: Map<Stack, { clean: Float32Array; mag: Float32Array }>;
   noiseRng: Rng;
   writer: DicomWriter;
   fold: FoldTable;
 }
 
-/** Noisy magnitude image of one sequence on a stack, before interpolation and quantisation. */
-function acquire(c: SeriesContext, st: Stack, m: TissueMaps, b: number, sigma: number): Float32Array {
+/** Noise-free signal of one sequence on a stack, with the coil's bias field. */
+function cleanSignal(c: SeriesContext, st: Stack, m: TissueMaps, b: number): Float32Array {
   const img = new Float32Array(m.pd.length);
   signal(c.sp, m, b, img);
   const bf = c.bias(st);
   for (let i = 0; i < img.length; i++) img[i]! *= bf[i]!;
+  return img;
+}
+
+/** Noisy magnitude image of one sequence on a stack, before interpolation and quantisation. */
+function acquire(c: SeriesContext, st: Stack, m: TissueMaps, b: number, sigma: number): Float32Array {
+  const img = cleanSignal(c, st, m, b);
   addRicianNoise(img, sigma, c.noiseRng);
   return img;
 }
 
 function noiseSigma(c: SeriesContext, st: Stack, wm: number): number {
   const voxel = st.pixelSpacing[0] * st.pixelSpacing[1] * st.sliceThickness;
-  const snr = Math.max(6, Math.min(80, c.sp.snr * (c.fieldT >= 2 ? 1.6 : 1) * (voxel / 4.05) ** 0.8));
+  const snr = Math.max(4, Math.min(80, c.sp.snr * c.protocol.snrScale * (c.fieldT >= 2 ? 1.6 : 1) * (voxel / 4.05) ** 0.8));
   return wm / snr;
 }
 
@@ -295,7 +316,7 @@ function makeSeries(c: SeriesContext, st: Stack, m: TissueMaps, b: number): Seri
   const cols = st.cols * f;
   const n = rows * cols;
   // images in instance order: [pixels, b-value or null]
-  const images: Array<{ px: Uint16Array; slice: number; b: number | null; slope: number }> = [];
+  const images: Array<{ px: Uint16Array; slice: number; b: number | null; slope: number; intercept?: number }> = [];
   if (sp.sequence === 'DWI' || sp.sequence === 'ADC') {
     // Both series come from the same acquisition: draw the noisy pair once per study (seeded by the study, so
     // DWI and ADC agree however the series are ordered or dropped).
@@ -321,6 +342,28 @@ function makeSeries(c: SeriesContext, st: Stack, m: TissueMaps, b: number): Seri
       const adc = fitAdc(s0, s1, b, 4 * sigma);
       const q = quantise(upsample(adc, st.rows, st.cols, st.slices, f), 1, 1, 16);
       for (let k = 0; k < st.slices; k++) images.push({ px: q.subarray(k * n, (k + 1) * n), slice: k, b: null, slope: 1 });
+    }
+  } else if (sp.sequence === 'SWI' || sp.sequence === 'SWI_PHASE') {
+    // every image of the SWI acquisition comes from one noisy magnitude, drawn once per study
+    if (!c.swiAcquisitions.has(st)) {
+      const cc = { ...c, sp: { ...sp, sequence: 'SWI' as const } };
+      const clean = cleanSignal(cc, st, m, 0);
+      const mag = clean.slice();
+      addRicianNoise(mag, sigma, new Rng(c.seed, c.index, 'swi'));
+      c.swiAcquisitions.set(st, { clean, mag });
+    }
+    const { clean, mag } = c.swiAcquisitions.get(st)!;
+    const base = tissueTable(c.fieldT).r2p[T.WM]!;
+    if (sp.swiImage === 'phase') {
+      // stored 0..4095; Siemens rescales to -4096..4094
+      const q = phaseImage(clean, m, sp.te, base, sigma, new Rng(c.seed, c.index, 'swi-phase'));
+      const siemens = protocol.scanner.vendor === 'SIEMENS';
+      for (let k = 0; k < st.slices; k++) images.push({ px: q.subarray(k * n, (k + 1) * n), slice: k, b: null, slope: siemens ? 2 : 1, intercept: siemens ? -4096 : 0 });
+    } else {
+      let img = sp.swiImage === 'magnitude' ? mag : swiPhaseMask(mag, m, sp.te, base);
+      if (sp.swiImage === 'mip') img = minimumProjection(img, st.rows, st.cols, st.slices, 4);
+      const q = quantise(upsample(img, st.rows, st.cols, st.slices, f), gain, protocol.rescaleSlope, protocol.bitsStored);
+      for (let k = 0; k < st.slices; k++) images.push({ px: q.subarray(k * n, (k + 1) * n), slice: k, b: null, slope: protocol.rescaleSlope });
     }
   } else {
     const img = acquire(c, st, m, 0, sigma);
@@ -350,11 +393,11 @@ function makeSeries(c: SeriesContext, st: Stack, m: TissueMaps, b: number): Seri
       PixelSpacing: ps.map((v) => ds(v, 6)),
       AcquisitionMatrix: [0, st.cols, st.rows, 0],
       InPlanePhaseEncodingDirection: 'COL',
-      RescaleIntercept: '0',
+      RescaleIntercept: String(im.intercept ?? 0),
       RescaleSlope: ds(im.slope, 5),
       RescaleType: sp.sequence === 'ADC' ? '10^-6 mm2/s' : 'US',
-      WindowCenter: sp.sequence === 'ADC' ? '1000' : String(Math.round(wmStored * 1.4)),
-      WindowWidth: sp.sequence === 'ADC' ? '2000' : String(Math.round(wmStored * 3)),
+      WindowCenter: sp.sequence === 'ADC' ? '1000' : sp.sequence === 'SWI_PHASE' ? String(2048 * im.slope + (im.intercept ?? 0)) : String(Math.round(wmStored * 1.4)),
+      WindowWidth: sp.sequence === 'ADC' ? '2000' : sp.sequence === 'SWI_PHASE' ? String(4096 * im.slope) : String(Math.round(wmStored * 3)),
       PixelData: [im.px.slice().buffer],
     };
     const priv: PrivateElement[] = [];
@@ -374,7 +417,9 @@ function makeSeries(c: SeriesContext, st: Stack, m: TissueMaps, b: number): Seri
   // preview: middle slice of the series (the b=1000 image for DWI)
   const mid = Math.floor(st.slices / 2);
   const pick = images.find((im) => im.slice === mid && (sp.sequence !== 'DWI' || (im.b ?? 0) > 0)) ?? images[0]!;
-  const label = sp.sequence === 'DWI' ? `DWI B${b}` : sp.sequence === 'T1' && sp.acquisitionType === '3D' ? 'T1 3D' : sp.sequence;
+  const label = sp.sequence === 'DWI' ? `DWI B${b}`
+    : sp.sequence === 'T1' && sp.acquisitionType === '3D' ? 'T1 3D'
+    : sp.sequence === 'SWI' ? (sp.acquisitionType === '2D' ? 'T2* GRE' : sp.swiImage === 'mip' ? 'SWI MIP' : 'SWI') : sp.sequence;
   return {
     label: { SeriesInstanceUID: c.SeriesInstanceUID, SeriesNumber: c.seriesCommon.SeriesNumber as number, SeriesDescription: sp.seriesDescription, sequence: sp.sequence, instances: files.length },
     files,

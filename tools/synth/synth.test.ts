@@ -6,9 +6,11 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { templateToPatient, type Vec3 } from './anatomy';
+import { templateToPatient, type Lesion, type Vec3 } from './anatomy';
 import { createDicomWriter } from './dicom';
+import { foldTable, renderTissue, type VoxelGrid } from './phantom';
 import { bodyOf, findingMentions, impressionOf, withoutHeadings } from './report';
+import { RANGES, type Spans } from './scanner';
 import { createStudyContext, generateStudy, planStudy, reportFor } from './study';
 import type { FindingType, GeneratedStudy, StudyLabels } from './types';
 
@@ -35,8 +37,9 @@ const dot = (a: number[], b: number[]): number => a[0]! * b[0]! + a[1]! * b[1]! 
 const cross = (a: number[], b: number[]): number[] => [a[1]! * b[2]! - a[2]! * b[1]!, a[2]! * b[0]! - a[0]! * b[2]!, a[0]! * b[1]! - a[1]! * b[0]!];
 
 /** A quantile (default the median) of the stored values in a (2 half + 1)^2 patch of the slice nearest to
- *  patient point p (NaN if outside the stack): robust to a sulcus crossing the patch. */
-function sampleAt(images: Img[], p: Vec3, quantile = 0.5, half = 1): number {
+ *  patient point p (NaN if outside the stack, or if that slice is further than maxDistance mm from p): robust to
+ *  a sulcus crossing the patch. */
+function sampleAt(images: Img[], p: Vec3, quantile = 0.5, half = 1, maxDistance = Infinity): number {
   let best: Img | null = null;
   let bestD = Infinity;
   for (const im of images) {
@@ -48,7 +51,7 @@ function sampleAt(images: Img[], p: Vec3, quantile = 0.5, half = 1): number {
       best = im;
     }
   }
-  if (!best || bestD > Number(best.ds.SpacingBetweenSlices ?? 10)) return NaN;
+  if (!best || bestD > Math.min(maxDistance, Number(best.ds.SpacingBetweenSlices ?? 10))) return NaN;
   const iop = vec(best.ds.ImageOrientationPatient);
   const ipp = vec(best.ds.ImagePositionPatient);
   const ps = vec(best.ds.PixelSpacing);
@@ -75,6 +78,51 @@ function withFinding(type: FindingType, count = 1, only = false): number[] {
     if (f.some((x) => x.type === type) && (!only || f.length === 1)) out.push(i);
   }
   return out;
+}
+
+const round1 = (v: number): number => Math.round(v * 10) / 10;
+const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)]!;
+
+/** b=1000 images of a DWI series (the b-value is standard or in a vendor's private element). */
+function b1000(images: Img[]): Img[] {
+  return images.filter((im) => Number(im.ds.DiffusionBValue ?? im.ds['0019100C'] ?? (im.ds['00431039'] as number[] | undefined)?.[0] ?? im.ds['20011003']) % 100000 > 0);
+}
+
+/** Area (mm^2) of the pixels darker than `fraction` of the reference median, within `radius` mm of patient point p
+ *  on the slice nearest to it; the reference is the median within the same radius of `ref` on its nearest slice. */
+function darkArea(images: Img[], p: Vec3, ref: Vec3, radius: number, fraction = 0.5): number {
+  const disc = (q: Vec3): { values: number[]; pixel: number } => {
+    let best = images[0]!;
+    let bestD = Infinity;
+    for (const im of images) {
+      const iop = vec(im.ds.ImageOrientationPatient);
+      const n = cross(iop.slice(0, 3), iop.slice(3));
+      const d = Math.abs(dot(n, q) - dot(n, vec(im.ds.ImagePositionPatient)));
+      if (d < bestD) [bestD, best] = [d, im];
+    }
+    const iop = vec(best.ds.ImageOrientationPatient);
+    const ipp = vec(best.ds.ImagePositionPatient);
+    const ps = vec(best.ds.PixelSpacing);
+    const rows = Number(best.ds.Rows), cols = Number(best.ds.Columns);
+    const values: number[] = [];
+    for (let r = 0; r < rows; r++)
+      for (let c = 0; c < cols; c++) {
+        const at = [0, 1, 2].map((a) => ipp[a]! + c * ps[1]! * iop[a]! + r * ps[0]! * iop[3 + a]!);
+        if (Math.hypot(at[0]! - q[0], at[1]! - q[1], at[2]! - q[2]) <= radius) values.push(best.px[r * cols + c]!);
+      }
+    return { values, pixel: ps[0]! * ps[1]! };
+  };
+  const lesion = disc(p);
+  const threshold = fraction * median(disc(ref).values);
+  return lesion.values.filter((v) => v < threshold).length * lesion.pixel;
+}
+
+/** A cube of n^3 voxels of `step` mm centred on patient point p, for rendering tissue maps there. */
+function cubeGrid(p: Vec3, n: number, step: number): VoxelGrid {
+  const h = ((n - 1) / 2) * step;
+  const origins = new Float64Array(n * 3);
+  for (let k = 0; k < n; k++) origins.set([p[0] - h, p[1] - h, p[2] - h + k * step], k * 3);
+  return { cols: n, rows: n, slices: n, origins, colStep: [step, 0, 0], rowStep: [0, step, 0] };
 }
 
 function hashStudy(s: GeneratedStudy): string {
@@ -211,7 +259,8 @@ describe('synthetic cohort', () => {
   });
 
   test('white-matter lesions are bright on FLAIR', () => {
-    const [i] = withFinding('white_matter_disease', 1, true);
+    // the first one with Fazekas 2 or 3: enough lesions for the 12 fast-mode slices to cross several
+    const i = withFinding('white_matter_disease', 10, true).find((k) => planStudy(1, k).subject.findings[0]!.grade! >= 2);
     const plan = planStudy(1, i!);
     const s = generateStudy(1, i!, { fast: true, matrix: 128 }, ctx);
     const flair = series(s, 'FLAIR');
@@ -225,6 +274,114 @@ describe('synthetic cohort', () => {
     ratios.sort((a, b) => a - b);
     expect(ratios.length).toBeGreaterThan(2);
     expect(ratios[Math.floor(ratios.length / 2)]!).toBeGreaterThan(1.1);
+  });
+
+  test('MS plaques are FLAIR-bright against the mirror point; the label counts them and gives the largest', () => {
+    const [i] = withFinding('multiple_sclerosis', 1, true);
+    const plan = planStudy(1, i!);
+    const s = generateStudy(1, i!, { matrix: 128 }, ctx);
+    const f = s.labels.findings[0]!;
+    const plaques = plan.subject.lesions.filter((l) => l.kind === 'plaque');
+    expect(f.count).toBe(plaques.length);
+    expect(plaques.length).toBeGreaterThanOrEqual(5);
+    const largest = plaques.reduce((a, b) => (b.r[0] > a.r[0] ? b : a));
+    expect(f.center_mm).toEqual(templateToPatient(plan.subject, largest.c).map(round1));
+    expect(f.size_mm).toBeGreaterThanOrEqual(3);
+    expect(f.size_mm).toBeLessThanOrEqual(16);
+    const flair = series(s, 'FLAIR');
+    // lateral plaques crossed by a slice, whose mirror point is clear of other plaques
+    const clear = (l: Lesion): boolean => plaques.every((o) => Math.hypot(-l.c[0] - o.c[0], l.c[1] - o.c[1], l.c[2] - o.c[2]) > o.r[0] + 3);
+    const ratios = plaques
+      .filter((l) => Math.abs(l.c[0]) > 8 && clear(l))
+      .map((l) => sampleAt(flair, templateToPatient(plan.subject, l.c), 0.5, 1, l.r[1] * 0.6) / sampleAt(flair, templateToPatient(plan.subject, [-l.c[0], l.c[1], l.c[2]])))
+      .filter((r) => Number.isFinite(r));
+    expect(ratios.length).toBeGreaterThan(1);
+    expect(median(ratios)).toBeGreaterThan(1.2);
+  });
+
+  test('active MS plaques restrict diffusion: low ADC in the tissue, DWI brighter and ADC lower than the mirror point', () => {
+    const ratios: { dwi: number; adc: number }[] = [];
+    for (let i = 0; ratios.length < 2 && i < 2000; i++) {
+      const plan = planStudy(1, i);
+      const f = plan.subject.findings.find((x) => x.type === 'multiple_sclerosis');
+      if (!f?.active || plan.subject.findings.length > 1) continue;
+      const plaques = plan.subject.lesions.filter((l) => l.kind === 'plaque');
+      expect(plaques.some((l) => l.active)).toBe(true);
+      // periventricular ones: juxtacortical plaques may straddle a sulcus, infratentorial ones the midline
+      const active = plaques.filter((l) => l.active && l.site === 'periventricular' && Math.abs(l.c[0]) > 8 && l.r[1] >= 2.4);
+      if (active.length === 0) continue;
+      const s = generateStudy(1, i, { matrix: 160 }, ctx);
+      const dwi = b1000(series(s, 'DWI'));
+      const adc = series(s, 'ADC');
+      for (const l of active) {
+        const at = templateToPatient(plan.subject, l.c);
+        const maps = renderTissue(plan.subject, plan.protocol.scanner.fieldT, cubeGrid(at, 1, 1), foldTable(plan.subject));
+        expect(maps.adc[0]!).toBeLessThan(0.6);
+        const mirror = templateToPatient(plan.subject, [-l.c[0], l.c[1], l.c[2]]);
+        const near = l.r[1] * 0.6;
+        const dwiRatio = sampleAt(dwi, at, 0.5, 0, near) / sampleAt(dwi, mirror, 0.5, 0);
+        const adcRatio = sampleAt(adc, at, 0.5, 0, near) / sampleAt(adc, mirror, 0.5, 0);
+        if (Number.isFinite(dwiRatio) && Number.isFinite(adcRatio)) ratios.push({ dwi: dwiRatio, adc: adcRatio });
+      }
+    }
+    expect(ratios.length).toBeGreaterThan(0);
+    expect(median(ratios.map((r) => r.dwi))).toBeGreaterThan(1.2);
+    expect(median(ratios.map((r) => r.adc))).toBeLessThan(0.85);
+  });
+
+  test('a meningioma is extra-axial where its label says: its own tissue at the centre, skull within reach, FLAIR-bright', () => {
+    let checked = 0;
+    for (const i of withFinding('meningioma', 6, true)) {
+      const plan = planStudy(1, i);
+      const f = plan.subject.findings[0]!;
+      if (f.side === 'midline' || f.size_mm < 18 || checked >= 2) continue;
+      const l = plan.subject.lesions.find((x) => x.kind === 'meningioma')!;
+      const c = f.center_mm!;
+      // tissue maps around the labelled centre (patient coordinates), 2 mm apart
+      const n = 2 * Math.ceil((f.size_mm / 2 + 4) / 2) + 1;
+      const maps = renderTissue(plan.subject, plan.protocol.scanner.fieldT, cubeGrid(c, n, 2), foldTable(plan.subject, 3));
+      const mid = ((n - 1) / 2) * (n * n + n + 1);
+      // the centre is the meningioma itself: its T1 (grey-matter-like) and proton density, not brain or CSF
+      expect(maps.t1[mid]!).toBeCloseTo(l.tissue!.t1, 0);
+      if (!f.calcified) expect(maps.pd[mid]!).toBeCloseTo(l.tissue!.pd, 2);
+      // dural-based: skull (bone: low proton density, very short T2) within the lesion's radius of the centre
+      let nearestBone = Infinity;
+      for (let k = 0; k < n * n * n; k++) {
+        if (maps.pd[k]! > 0.1 || maps.t2[k]! > 20) continue;
+        const z = Math.floor(k / (n * n)), y = Math.floor(k / n) % n, x = k % n, h = (n - 1) / 2;
+        nearestBone = Math.min(nearestBone, 2 * Math.hypot(x - h, y - h, z - h));
+      }
+      expect(nearestBone).toBeLessThan(f.size_mm / 2 + 2);
+      // and visible: FLAIR brighter than the same place on the other side (mirrored about the head's centre)
+      const s = generateStudy(1, i, { matrix: 128 }, ctx);
+      const mirror: Vec3 = [2 * plan.subject.trans[0] - c[0], c[1], c[2]];
+      const flair = series(s, 'FLAIR').length ? series(s, 'FLAIR') : series(s, 'T2');
+      expect(sampleAt(flair, c, 0.5, 2)).toBeGreaterThan(1.15 * sampleAt(flair, mirror, 0.5, 2));
+      checked++;
+    }
+    expect(checked).toBe(2);
+  });
+
+  test('on SWI acute and early subacute blood is markedly dark and blooms: a larger dark area than on T2', () => {
+    let checked = 0;
+    for (let i = 0; checked < 2 && i < 2000; i++) {
+      const plan = planStudy(1, i, { matrix: 128 });
+      const f = plan.subject.findings;
+      if (f.length !== 1 || f[0]!.type !== 'haemorrhage' || f[0]!.stage === 'late_subacute' || !plan.protocol.swi) continue;
+      const s = generateStudy(1, i, { matrix: 128 }, ctx);
+      const l = plan.subject.lesions[0]!;
+      const at = templateToPatient(plan.subject, l.c);
+      const mirror = templateToPatient(plan.subject, [-l.c[0], l.c[1], l.c[2]]);
+      const swi = series(s, 'SWI');
+      const t2 = series(s, 'T2').length ? series(s, 'T2') : series(s, 'FLAIR');
+      const swiRatio = sampleAt(swi, at) / sampleAt(swi, mirror);
+      expect(swiRatio).toBeLessThan(0.3);
+      expect(swiRatio).toBeLessThan(sampleAt(t2, at) / sampleAt(t2, mirror));
+      const radius = Math.max(...l.r) * 1.1 + 8;
+      expect(darkArea(swi, at, mirror, radius)).toBeGreaterThan(1.1 * darkArea(t2, at, mirror, radius));
+      checked++;
+    }
+    expect(checked).toBe(2);
   });
 
   test('hydrocephalus ventricles are larger than any normal study, with an Evans index above 0.3', () => {
@@ -292,17 +449,68 @@ describe('synthetic cohort', () => {
     expect(sentences.heldout!.size).toBeGreaterThan(100);
   });
 
-  test('normal fraction is respected and every finding type occurs', () => {
+  test('held-out scanners and settings lie outside training: unseen vendors and models, disjoint ranges', () => {
+    const plans = (scannerSet: 'train' | 'heldout') => Array.from({ length: 300 }, (_, i) => planStudy(13, i, { scannerSet }).protocol);
+    const train = plans('train');
+    const held = plans('heldout');
+    const vendors = (ps: typeof train) => new Set(ps.map((p) => p.scanner.vendor));
+    const unseen = [...vendors(held)].filter((v) => !vendors(train).has(v));
+    expect(unseen.sort()).toEqual(['CANON', 'HITACHI', 'UIH']);
+    const trainModels = new Set(train.map((p) => p.scanner.model));
+    expect(held.filter((p) => trainModels.has(p.scanner.model))).toEqual([]);
+    // every axis the table varies: no held-out value inside a training range
+    const overlap = (a: Spans, b: Spans): boolean => a.some(([a0, a1]) => b.some(([b0, b1]) => a0 <= b1 && b0 <= a1));
+    const T = RANGES.train;
+    const H = RANGES.heldout;
+    const axes: Record<string, [Spans, Spans]> = {
+      thickness: [T.thickness, H.thickness], matrixScale: [T.matrixScale, H.matrixScale], fov: [T.fov, H.fov], dwiThickness: [T.dwiThickness, H.dwiThickness],
+      tiltDeg: [T.tiltDeg, H.tiltDeg], t2Tr: [T.t2.tr, H.t2.tr], t2Te: [T.t2.te, H.t2.te], flairTr: [T.flair.tr, H.flair.tr], flairTe: [T.flair.te, H.flair.te],
+      dwiTr: [T.dwi.tr, H.dwi.tr], dwiTe15: [T.dwi.te15, H.dwi.te15], dwiTe3: [T.dwi.te3, H.dwi.te3], t1Tr: [T.t1se.tr, H.t1se.tr], t1Te: [T.t1se.te, H.t1se.te],
+      mprageTr: [T.mprage.tr, H.mprage.tr], mprageTi: [T.mprage.ti, H.mprage.ti], swiTr15: [T.swi3d.tr15, H.swi3d.tr15], swiTr3: [T.swi3d.tr3, H.swi3d.tr3],
+      swiTe15: [T.swi3d.te15, H.swi3d.te15], swiTe3: [T.swi3d.te3, H.swi3d.te3], swiFlip: [T.swi3d.flip, H.swi3d.flip], swiThickness: [T.swi3d.thickness, H.swi3d.thickness],
+      greTr: [T.gre2d.tr, H.gre2d.tr], greTe15: [T.gre2d.te15, H.gre2d.te15], greTe3: [T.gre2d.te3, H.gre2d.te3], greFlip: [T.gre2d.flip, H.gre2d.flip],
+      snr: [T.snrScale, H.snrScale], biasAmp: [T.bias.amp, H.bias.amp], biasWavelength: [T.bias.wavelength, H.bias.wavelength],
+      biasGradient: [T.bias.gradient, H.bias.gradient], dielectric: [T.bias.dielectric, H.bias.dielectric],
+    };
+    expect(Object.entries(axes).filter(([, [t, h]]) => overlap(t, h)).map(([k]) => k)).toEqual([]);
+    expect(T.matrix.filter((m) => H.matrix.includes(m))).toEqual([]);
+    // and the drawn protocols honour it, FLAIR inversion times (set by TR and field) included
+    const range = (ps: typeof train, f: (p: (typeof train)[number]) => number[]) => {
+      const v = ps.flatMap(f);
+      return [Math.min(...v), Math.max(...v)];
+    };
+    const byField = (hi: boolean) => (p: (typeof train)[number]) => (p.scanner.fieldT >= 2) === hi;
+    const checks: Array<(p: (typeof train)[number]) => number[]> = [
+      (p) => [p.axial.thickness],
+      (p) => p.series.filter((s) => s.sequence === 'T2').map((s) => s.te),
+      (p) => p.series.filter((s) => s.sequence === 'FLAIR').map((s) => s.te),
+      (p) => p.series.filter((s) => s.sequence === 'DWI').map((s) => s.tr),
+      (p) => [p.snrScale],
+      (p) => [p.coil.amp],
+    ];
+    for (const hi of [false, true]) checks.push((p) => (byField(hi)(p) ? p.series.filter((s) => s.sequence === 'FLAIR').map((s) => s.ti!) : []));
+    for (const f of checks) {
+      const [t0, t1] = range(train, f);
+      expect(held.flatMap(f).filter((v) => v >= t0 && v <= t1)).toEqual([]);
+    }
+  });
+
+  test('normal fraction is respected, every finding type occurs, SWI in about 40%', () => {
     const n = 400;
     let normal = 0;
+    let swi = 0;
     const seen = new Set<string>();
     for (let i = 0; i < n; i++) {
-      const f = planStudy(11, i).subject.findings;
-      if (f.length === 0) normal++;
-      for (const x of f) seen.add(x.type);
+      const { subject, protocol } = planStudy(11, i);
+      if (subject.findings.length === 0) normal++;
+      if (protocol.series.some((s) => s.sequence === 'SWI')) swi++;
+      for (const x of subject.findings) seen.add(x.type);
     }
     expect(normal / n).toBeGreaterThan(0.42);
     expect(normal / n).toBeLessThan(0.58);
-    expect(seen.size).toBe(6);
+    expect(seen.size).toBe(8);
+    // an SWI or T2* gradient-echo series in about 40% of studies
+    expect(swi / n).toBeGreaterThan(0.32);
+    expect(swi / n).toBeLessThan(0.48);
   });
 });

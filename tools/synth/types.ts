@@ -8,12 +8,16 @@ export const FINDING_TYPES = [
   'mass',
   'white_matter_disease',
   'atrophy',
+  'multiple_sclerosis',
+  'meningioma',
 ] as const;
 export type FindingType = (typeof FINDING_TYPES)[number];
 
 export type Side = 'left' | 'right' | 'bilateral' | 'midline';
 
-export type Sequence = 'T2' | 'FLAIR' | 'DWI' | 'ADC' | 'T1' | 'LOCALIZER';
+/** A series' true nature. SWI covers susceptibility-weighted imaging and 2D T2* gradient echo (magnitude, SWI-
+ *  processed or minimum-intensity projection); SWI_PHASE is the phase image stored beside it (not SWI). */
+export type Sequence = 'T2' | 'FLAIR' | 'DWI' | 'ADC' | 'T1' | 'SWI' | 'SWI_PHASE' | 'LOCALIZER';
 
 export type PhrasingSet = 'train' | 'heldout';
 export type ScannerSet = 'train' | 'heldout';
@@ -39,20 +43,22 @@ export const DEFAULT_OPTIONS: SynthOptions = {
 export interface FindingLabel {
   type: FindingType;
   side: Side;
-  /** Largest diameter of the lesion (infarct, haemorrhage, mass incl. enhancing part, largest WMH), or the
-   *  measured width that defines the finding (hydrocephalus: frontal horn span; atrophy: sulcal width). */
+  /** Largest diameter of the lesion (infarct, haemorrhage, mass incl. enhancing part, meningioma, largest WMH or
+   *  MS plaque), or the measured width that defines the finding (hydrocephalus: frontal horn span; atrophy: sulcal
+   *  width). */
   size_mm: number;
   /** Human-readable location, e.g. "left MCA territory", "right thalamus", "periventricular white matter". */
   location: string;
-  /** Centre in patient coordinates (DICOM LPS, mm), where the finding is focal. */
+  /** Centre in patient coordinates (DICOM LPS, mm), where the finding is focal (MS: the largest plaque). */
   center_mm?: [number, number, number];
   /** Infarct: arterial territory. */
   territory?: 'MCA' | 'ACA' | 'PCA' | 'deep';
-  /** Lobe or structure: frontal, parietal, temporal, occipital, basal ganglia, thalamus, cerebellum. */
+  /** Lobe or structure: frontal, parietal, temporal, occipital, basal ganglia, thalamus, cerebellum; meningioma:
+   *  its site (convexity, parasagittal, falx, sphenoid wing, olfactory groove, posterior fossa). */
   region?: string;
   /** Haemorrhage: blood-product age. */
   stage?: 'acute' | 'early_subacute' | 'late_subacute';
-  /** Mass: midline shift in mm (positive, towards the opposite side). */
+  /** Mass, meningioma: midline shift in mm (positive, towards the opposite side). */
   midline_shift_mm?: number;
   /** Mass: diameter of the surrounding vasogenic oedema. */
   oedema_mm?: number;
@@ -62,6 +68,14 @@ export interface FindingLabel {
   periventricular_oedema?: boolean;
   /** Hydrocephalus / atrophy: Evans' index (frontal horn span / inner skull width). */
   evans_index?: number;
+  /** Multiple sclerosis: number of plaques. */
+  count?: number;
+  /** Multiple sclerosis: some plaques are active (restrict diffusion: DWI bright, ADC low). */
+  active?: boolean;
+  /** Meningioma: vasogenic oedema in the adjacent brain. */
+  oedema?: boolean;
+  /** Meningioma: calcified (dark on T2 and markedly dark on SWI). */
+  calcified?: boolean;
 }
 
 export interface SeriesLabel {

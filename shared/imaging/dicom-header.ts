@@ -43,6 +43,8 @@ export interface InstanceHeader {
   SOPInstanceUID?: string;
   StudyInstanceUID?: string;
   SeriesInstanceUID?: string;
+  /** Patient coordinates are shared by the series of one frame of reference (SR SCOORD3D references it). */
+  FrameOfReferenceUID?: string;
   Modality?: string;
   Manufacturer?: string;
   SeriesDescription?: string;
@@ -220,6 +222,7 @@ const T = {
   SiemensBValue: '0019100C',
   StudyInstanceUID: '0020000D',
   SeriesInstanceUID: '0020000E',
+  FrameOfReferenceUID: '00200052',
   SeriesNumber: '00200011',
   InstanceNumber: '00200013',
   ImagePositionPatient: '00200032',
@@ -439,6 +442,7 @@ export function readInstance(data: Uint8Array | ArrayBuffer, file = '(buffer)'):
     SOPInstanceUID: str(top, T.SOPInstanceUID),
     StudyInstanceUID: str(top, T.StudyInstanceUID),
     SeriesInstanceUID: str(top, T.SeriesInstanceUID),
+    FrameOfReferenceUID: str(top, T.FrameOfReferenceUID),
     Modality: str(top, T.Modality),
     Manufacturer: str(top, T.Manufacturer),
     SeriesDescription: str(top, T.SeriesDescription),

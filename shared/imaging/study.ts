@@ -12,6 +12,7 @@ import { buildStack, DEFAULT_STACK_OPTIONS, type Stack, type StackNotes, type St
 import { percentileScale, zscoreForeground } from './intensity';
 import { createPixelDecoder, isCompressed, type PixelDecoder } from './pixels';
 import { foregroundCentroid, resampleToCanonical, volumeCentre, type SourceVolume } from './resample';
+import { sourceGeometry, type SourceGeometry } from './locate';
 import { groupSeries, type SeriesFrame, type SeriesGroup } from './series';
 
 /** A file path, or bytes already in memory (name used in messages only). */
@@ -44,6 +45,8 @@ export interface VolumeInfo {
   centreMm: Vec3;
   /** Decoded stack size [slices, rows, columns]. */
   sourceShape: [number, number, number];
+  /** The stack's geometry and slices, to map a canonical voxel back to a slice of the series (locate.ts). */
+  source: SourceGeometry;
 }
 
 export interface StudyVolumes {
@@ -297,7 +300,13 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
         preprocessMs += performance.now() - t1;
         decodeMs += t1 - t0;
         volumes[seq] = volume;
-        volumeInfo[seq] = { key: c.report.key, SeriesInstanceUID: c.report.SeriesInstanceUID, centreMm, sourceShape: [vol.slices, vol.rows, vol.columns] };
+        volumeInfo[seq] = {
+          key: c.report.key,
+          SeriesInstanceUID: c.report.SeriesInstanceUID,
+          centreMm,
+          sourceShape: [vol.slices, vol.rows, vol.columns],
+          source: sourceGeometry(c.stack, c.report.SeriesInstanceUID),
+        };
         c.report.used = true;
       } catch (e) {
         const u = asUnusable(e);

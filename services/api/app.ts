@@ -21,6 +21,8 @@ import { healthRoutes } from './routes/health';
 import { findPublicDir, pageRoutes } from './routes/page';
 import { queryRoutes } from './routes/queries';
 import { auditRoutes } from './routes/audit';
+import { imageRoutes } from './routes/images';
+import { createKeyImageStore } from './key-images';
 import { searchRoutes } from './routes/search';
 import { studyRoutes } from './routes/studies';
 import { worklistRoutes } from './routes/worklist';
@@ -115,6 +117,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(studyRoutes, {
     store, redis: deps.redis, embed, modelStatus: deps.modelStatus, mentionSimilarity: deps.settings.API_REPORT_MENTION_SIMILARITY,
   });
+  await app.register(imageRoutes, { images: createKeyImageStore({ redis: deps.redis, dataDir: dataDir(deps.config) }) });
   await app.register(searchRoutes, { store, embed, modelStatus: deps.modelStatus });
   await app.register(queryRoutes, { redis: deps.redis });
   await app.register(auditRoutes, { file: auditFile });

@@ -41,6 +41,27 @@ export const UidParams = Type.Object({ StudyInstanceUID: UidSchema });
 
 const BySequence = Type.Object(Object.fromEntries(SEQUENCES.map((s) => [s, Type.Optional(Type.Number())])) as Record<string, TSchema>);
 
+const Vec3 = Type.Tuple([Type.Number(), Type.Number(), Type.Number()]);
+
+/** shared/results.ts FindingLocation: where a flagged finding's score comes from (key slice, point, region). */
+export const FindingLocationSchema = Type.Object({
+  method: Type.Literal('occlusion'),
+  sequence: SequenceSchema,
+  SeriesInstanceUID: Type.String(),
+  SOPInstanceUID: Type.String(),
+  SOPClassUID: Type.Optional(Type.String()),
+  frame: Type.Optional(Type.Integer({ minimum: 1, description: '1-based frame number of a multi-frame instance' })),
+  FrameOfReferenceUID: Type.Optional(Type.String()),
+  ImageOrientationPatient: Type.Array(Type.Number(), { minItems: 6, maxItems: 6 }),
+  point: Type.Tuple([Type.Number(), Type.Number()], { description: '[column, row] in DICOM image coordinates: 0,0 is the top left corner of the first pixel' }),
+  radiusPx: Type.Number(),
+  radiusMm: Type.Number(),
+  patientMm: Vec3,
+  sliceIndex: Type.Integer(),
+  sliceCount: Type.Integer(),
+  scoreDrop: Type.Number(),
+});
+
 export const FindingSchema = Type.Object({
   queryId: Type.String(),
   text: Type.String(),
@@ -49,6 +70,7 @@ export const FindingSchema = Type.Object({
   probability: Type.Union([Type.Number(), Type.Null()]),
   flagged: Type.Boolean(),
   bySequence: BySequence,
+  location: Type.Optional(FindingLocationSchema),
 });
 
 export const StudyResultSchema = Type.Object({
@@ -72,7 +94,7 @@ export const StudyResultSchema = Type.Object({
   model: Type.Object({ bundleId: Type.String(), version: Type.String() }),
   provider: Type.String(),
   timingsMs: Type.Object({
-    decode: Type.Number(), preprocess: Type.Number(), inference: Type.Number(), scoring: Type.Number(), total: Type.Number(),
+    decode: Type.Number(), preprocess: Type.Number(), inference: Type.Number(), scoring: Type.Number(), localise: Type.Optional(Type.Number()), total: Type.Number(),
   }),
   receivedAt: Type.Number(),
   scoredAt: Type.Number(),
@@ -122,6 +144,26 @@ export const StudyResponse = Type.Object({
   progress: Type.Record(Type.String(), Type.Number()),
   reason: Type.Union([Type.String(), Type.Null()]),
   result: Type.Union([StudyResultSchema, Type.Null()]),
+});
+
+export const ImageParams = Type.Object({ StudyInstanceUID: UidSchema, SOPInstanceUID: UidSchema });
+export const ImageQuery = Type.Object({
+  frame: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000, description: '1-based frame number (multi-frame instances); default 1' })),
+  window: Type.Optional(Type.String({
+    pattern: '^(auto|-?[0-9]+(\\.[0-9]+)?,[0-9]+(\\.[0-9]+)?)$',
+    description: '"auto" (1st to 99.5th percentile of the frame, the default) or "center,width" in stored units after rescale',
+  })),
+});
+export const SlicesParams = Type.Object({ StudyInstanceUID: UidSchema, SeriesInstanceUID: UidSchema });
+export const SlicesQuery = Type.Object({
+  containing: Type.Optional(Type.String({ pattern: '^[0-9]+(\\.[0-9]+)*$', maxLength: 64, description: 'the stack holding this SOP Instance UID (a diffusion series has one per b-value)' })),
+});
+export const SlicesResponse = Type.Object({
+  SeriesInstanceUID: Type.String(),
+  rows: Type.Integer(),
+  columns: Type.Integer(),
+  pixelSpacing: Type.Tuple([Type.Number(), Type.Number()]),
+  slices: Type.Array(Type.Object({ SOPInstanceUID: Type.String(), frame: Type.Optional(Type.Integer()), positionMm: Type.Number() })),
 });
 
 export const ScoreBody = Type.Object(

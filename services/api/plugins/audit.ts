@@ -13,7 +13,8 @@ import fp from 'fastify-plugin';
 
 export type AuditAction =
   | 'worklist.read' | 'studies.read' | 'study.read' | 'study.score' | 'study.report-check' | 'search'
-  | 'events.subscribe' | 'queries.read' | 'query.create' | 'query.update' | 'query.delete' | 'audit.export';
+  | 'events.subscribe' | 'queries.read' | 'query.create' | 'query.update' | 'query.delete' | 'audit.export'
+  | 'study.image' | 'study.slices';
 
 export interface AuditEntry {
   at: string;

@@ -7,6 +7,7 @@ import type { Priority } from '../../../../shared/model-manifest';
 import type { FindingScore, StudyResult } from '../../../../shared/results';
 import type { Hl7Target } from '../config';
 import { PermanentDeliveryError } from '../errors';
+import { keyImageRows } from './key-image';
 
 /** HL7 table 0485 (Quantity/timing priority): S stat, A as soon as possible, R routine. */
 export const PRIORITY_0485: Record<Priority, { code: 'S' | 'A' | 'R'; text: string }> = {
@@ -77,6 +78,13 @@ function findingObx(f: FindingScore, subId: number, when: string, next: () => nu
   );
 }
 
+/** The key image rows of a located finding (key-image.ts), in the finding's OBX group. */
+function keyImageObx(f: FindingScore, subId: number, when: string, next: () => number): string[] {
+  return keyImageRows(f).map((r) =>
+    seg('OBX', { 1: String(next()), 2: r.type, 3: cwe(r.code, r.text, r.system), 4: String(subId), 5: hl7Escape(r.value), 11: 'P', 14: when }),
+  );
+}
+
 export interface BuildOptions {
   controlId: string;
   now: number;
@@ -134,7 +142,7 @@ export function buildPriorityMessage(result: StudyResult, target: Hl7Target, opt
   segments.push(
     seg('OBX', { 1: String(next()), 2: 'ST', 3: cwe('MODEL', 'Model bundle and version'), 4: '0', 5: hl7Escape(`${result.model.bundleId} ${result.model.version}`), 11: 'P', 14: when }),
   );
-  result.findings.forEach((f, i) => segments.push(...findingObx(f, i + 1, when, next)));
+  result.findings.forEach((f, i) => segments.push(...findingObx(f, i + 1, when, next), ...keyImageObx(f, i + 1, when, next)));
   if (omi) segments.push(seg('IPC', { 1: acc, 3: result.StudyInstanceUID, 5: 'MR' }));
 
   // Parsed by the library rather than assembled from its segment objects: Hl7Segment would treat MSH-1/MSH-2

@@ -1,4 +1,5 @@
-// `npm run bench:infer`: worker throughput and per-study latency by stage (decode, preprocess, inference, scoring)
+// `npm run bench:infer`: worker throughput and per-study latency by stage (decode, preprocess, inference, scoring,
+// and the localisation of flagged findings)
 // through the worker's own pipeline: the decode/preprocess thread pool, the cross-study batcher and real ONNX
 // Runtime sessions, on synthetic studies from tools/synth (generated once, cached under var/bench-infer/).
 //
@@ -134,6 +135,8 @@ async function main(): Promise<void> {
   await Promise.all(dirs.slice(0, Math.max(1, Math.min(concurrency, dirs.length))).map((d) => scoreStudyFolder(deps, d, querySet)));
 
   const timings: { decode: number; preprocess: number; inference: number; scoring: number; total: number; wall: number }[] = [];
+  /** Localisation of flagged findings (occlusion search), for the studies that had a flag: issue 13's "added worker time". */
+  const localise: number[] = [];
   let next = 0;
   // CPU time of the whole process (main thread, load threads, ONNX Runtime's threads): a figure that does not
   // depend on what else the machine is running, unlike wall-clock throughput.
@@ -146,6 +149,7 @@ async function main(): Promise<void> {
         const s0 = performance.now();
         const { result } = await scoreStudyFolder(deps, dirs[i % dirs.length], querySet);
         timings.push({ ...result.timingsMs, wall: performance.now() - s0 });
+        if (result.timingsMs.localise !== undefined) localise.push(result.timingsMs.localise);
       }
     }),
   );
@@ -174,6 +178,7 @@ async function main(): Promise<void> {
     batch,
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), loadAvg: os.loadavg().map((x) => Number(x.toFixed(2))), node: process.version },
     latencyMs: Object.fromEntries(stages.map((s) => [s, { p50: percentile(timings.map((t) => t[s]), 50), p95: percentile(timings.map((t) => t[s]), 95) }])),
+    localiseMs: { studies: localise.length, p50: percentile(localise, 50), p95: percentile(localise, 95) },
   };
   console.log(`\nworker inference benchmark: ${n} studies (${dirs.length} distinct, ${instances} instances on average), ${summary.bundle}, provider ${summary.provider}`);
   console.log(`concurrency ${concurrency}, load threads ${values.threads}, ONNX Runtime threads ${values['ort-threads']}, batch ${batch}; ${os.cpus().length} CPUs, load average ${summary.machine.loadAvg.join(' ')}`);
@@ -182,6 +187,9 @@ async function main(): Promise<void> {
   console.log('per-study latency (ms)   p50      p95');
   for (const s of stages) console.log(`  ${s.padEnd(20)} ${summary.latencyMs[s].p50.toFixed(1).padStart(7)}  ${summary.latencyMs[s].p95.toFixed(1).padStart(7)}`);
   console.log('  (total: load through scoring for one study, including waits for a load thread; wall: as seen by the caller)');
+  if (localise.length > 0) {
+    console.log(`  ${'localise'.padEnd(20)} ${summary.localiseMs.p50.toFixed(1).padStart(7)}  ${summary.localiseMs.p95.toFixed(1).padStart(7)}   (the ${localise.length} of ${n} studies with a flagged finding; part of total)`);
+  } else console.log('  localise: no study had a flagged finding (try more --distinct studies)');
   if (values.json) writeFileSync(values.json, JSON.stringify(summary, null, 2));
 }
 

@@ -66,6 +66,7 @@ export function createFolderLoader(): (studyDir: string, preprocessing: Preproce
       StudyInstanceUID: v.StudyInstanceUID,
       volumes: v.volumes,
       series: v.series.map(seriesOutcome),
+      geometry: Object.fromEntries(Object.entries(v.volumeInfo).map(([seq, info]) => [seq, { centreMm: info!.centreMm, source: info!.source }])),
       timingsMs: { decode: v.timings.readMs + v.timings.parseMs + v.timings.decodeMs, preprocess: v.timings.preprocessMs },
     };
   };

@@ -158,6 +158,21 @@ test('an acute infarct study: STAT (trained bundle) over HL7, SR in the source s
   expect((priorityItem.ConceptCodeSequence as Array<{ CodeValue: string }>)[0].CodeValue).toBe(result.priority);
   expect(typeof srTags.PatientID).toBe('string');
   expect(srTags.PatientID).not.toBe('');
+
+  // Where: the worker located the flagged infarct; the SR's image region and the HL7 key image name the same slice.
+  const infarct = result.findings.find((f) => f.queryId === 'acute_infarct' && f.flagged);
+  if (ref.dir) expect(infarct?.location).toBeDefined();
+  if (infarct?.location) {
+    const loc = infarct.location;
+    const groups = named(srTags.ContentSequence as Item[], '126010')!.ContentSequence!;
+    const group = groups.find((g) => g.ContentSequence!.some((i) => named([i], '112039') && i.TextValue === 'acute_infarct') && named(g.ContentSequence, '111030'))!;
+    const region = named(group.ContentSequence, '111030')!;
+    expect(region.GraphicType).toBe('CIRCLE');
+    const image = (region.ContentSequence as Item[])[0];
+    expect((image.ReferencedSOPSequence as Array<{ ReferencedSOPInstanceUID: string }>)[0].ReferencedSOPInstanceUID).toBe(loc.SOPInstanceUID);
+    const key = message.getAllSegments('OBX').find((o) => o.getComponent(3, 1) === 'KEY_IMAGE')!;
+    expect(key.getField(5).toString()).toBe(loc.SOPInstanceUID);
+  }
 }, 120_000);
 
 test('the worklist page, on the same Redis, shows the infarct first (STAT) and the normal study ROUTINE', async () => {

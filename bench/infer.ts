@@ -21,6 +21,7 @@ import { loadWorkerModels } from '../services/worker/models';
 import { scoreStudyFolder } from '../services/worker/pipeline';
 import { manifestQuerySet } from '../services/worker/query-vectors';
 import { generateStudy } from '../tools/synth/study';
+import { percentile } from './stats';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -84,11 +85,6 @@ function studies(seed: number, distinct: number, matrix: number | undefined): st
     dirs.push(dir);
   }
   return dirs;
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
 }
 
 async function main(): Promise<void> {

@@ -15,6 +15,7 @@ import { createThreadLoader } from '../services/worker/load-pool';
 import { loadWorkerModels } from '../services/worker/models';
 import { scoreStudyFolder } from '../services/worker/pipeline';
 import { manifestQuerySet } from '../services/worker/query-vectors';
+import { percentile } from './stats';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const FOCAL = ['acute_infarct', 'haemorrhage', 'mass'] as const;
@@ -35,12 +36,6 @@ function cohort(n: number, seed: number, matrix: number): string {
     ], { stdio: ['ignore', 'inherit', 'inherit'] });
   }
   return dir;
-}
-
-function percentile(xs: number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
 }
 
 async function main(): Promise<void> {

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { PNG } from 'pngjs';
-import { buildStack, createPixelDecoder, groupSeries, readInstance, sourceGeometry, type DicomInstance, type PixelDecoder } from '../../shared/imaging';
+import { createPixelDecoder, groupSeries, readInstance, sourceGeometry, stackOfSeries, type DicomInstance, type PixelDecoder } from '../../shared/imaging';
 import { dot, sub } from '../../shared/imaging/geometry';
 import { keys } from '../../shared/studies';
 import { HttpProblem } from './plugins/problems';
@@ -120,21 +120,13 @@ export function createKeyImageStore(deps: { redis: Redis; dataDir: string }): Ke
       // The stack the key slice belongs to (a diffusion series splits by b-value), else the largest.
       const groups = groupSeries(instances);
       const group = groups.find((g) => g.frames.some((f) => f.instance.header.SOPInstanceUID === containing)) ?? groups.sort((a, b) => b.frames.length - a.frames.length)[0];
-      // Among frames at one position the worker keeps the first by InstanceNumber, or the last for a diffusion
-      // series without b-values; the order that keeps the key slice is the one the worker used.
-      const stack = (sign: 1 | -1) => sourceGeometry(buildStack(group.frames.map((sf) => ({
-        item: sf,
-        ImagePositionPatient: sf.frame.ImagePositionPatient,
-        ImageOrientationPatient: sf.frame.ImageOrientationPatient,
-        PixelSpacing: sf.frame.PixelSpacing,
-        Rows: sf.instance.header.Rows ?? 0,
-        Columns: sf.instance.header.Columns ?? 0,
-        order: [sign * (sf.instance.header.InstanceNumber ?? 0), sign * sf.frame.index, sf.instance.header.SOPInstanceUID ?? ''],
-      })), { minSlices: 2, minCoverageMm: 0 }), series);
+      // The worker keeps the last of frames at one position in a diffusion series without b-values (stackOfSeries):
+      // the order that keeps the key slice is the one the worker used.
+      const stack = (bLessDiffusion: boolean) => sourceGeometry(stackOfSeries(group, { minSlices: 2, minCoverageMm: 0 }, bLessDiffusion), series);
       let geometry;
       try {
-        geometry = stack(1);
-        if (containing && !geometry.slices.some((s) => s.SOPInstanceUID === containing)) geometry = stack(-1);
+        geometry = stack(false);
+        if (containing && !geometry.slices.some((s) => s.SOPInstanceUID === containing)) geometry = stack(true);
       } catch (err) {
         throw new HttpProblem(422, `series ${series} has no slice geometry to step through: ${(err as Error).message}`);
       }

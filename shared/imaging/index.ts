@@ -11,4 +11,4 @@ export { imageToPatient, locateInSource, sourceGeometry, type SliceLocation, typ
 export { otsuThreshold, percentileScale, zscoreForeground } from './intensity';
 export { groupSeries, type SeriesFrame, type SeriesGroup } from './series';
 export { DEFAULT_PREPROCESSING, parsePreprocessing } from './spec';
-export { decodeStack, loadStudyVolumes, planeOf, preprocessVolume, type InstanceSource, type LoadOptions, type Plane, type SeriesReport, type StudyVolumes, type VolumeInfo } from './study';
+export { decodeStack, loadStudyVolumes, planeOf, preprocessVolume, stackOfSeries, type InstanceSource, type LoadOptions, type Plane, type SeriesReport, type StudyVolumes, type VolumeInfo } from './study';

@@ -12,20 +12,12 @@ export interface SourceSlice {
   ImagePositionPatient: Vec3;
 }
 
-/** The geometry of the stack a canonical volume was resampled from: slices ascending along `normal`. */
-export interface SourceGeometry {
+/** The geometry of the stack a canonical volume was resampled from (Stack's directions and spacing), as plain data. */
+export interface SourceGeometry extends Pick<Stack<unknown>, 'rows' | 'columns' | 'rowDirection' | 'columnDirection' | 'normal' | 'pixelSpacing'> {
   SeriesInstanceUID: string;
   SOPClassUID?: string;
   FrameOfReferenceUID?: string;
-  rows: number;
-  columns: number;
-  /** Unit direction of increasing column index. */
-  rowDirection: Vec3;
-  /** Unit direction of increasing row index. */
-  columnDirection: Vec3;
-  normal: Vec3;
-  /** [between rows, between columns] mm */
-  pixelSpacing: [number, number];
+  /** Ascending along `normal`. */
   slices: SourceSlice[];
 }
 

@@ -111,6 +111,27 @@ export function compareCandidates(a: Candidate, b: Candidate): number {
   );
 }
 
+/**
+ * The stack of a series (or of one b-value of it), keeping among frames at one position the first by echo, then
+ * InstanceNumber. `bLessDiffusion`: a diffusion series without b-values holds b=0 and b=1000 at the same positions;
+ * scanners number the diffusion-weighted image after the b=0 one, so there the last InstanceNumber wins.
+ */
+export function stackOfSeries(group: SeriesGroup, options: StackOptions = DEFAULT_STACK_OPTIONS, bLessDiffusion = false): Stack<SeriesFrame> {
+  const sign = bLessDiffusion ? -1 : 1;
+  return buildStack(
+    group.frames.map((sf) => ({
+      item: sf,
+      ImagePositionPatient: sf.frame.ImagePositionPatient,
+      ImageOrientationPatient: sf.frame.ImageOrientationPatient,
+      PixelSpacing: sf.frame.PixelSpacing,
+      Rows: sf.instance.header.Rows ?? 0,
+      Columns: sf.instance.header.Columns ?? 0,
+      order: [sf.frame.EchoNumbers ?? 0, sign * (sf.instance.header.InstanceNumber ?? 0), sign * sf.frame.index, sf.instance.header.SOPInstanceUID ?? sf.instance.file],
+    })),
+    options,
+  );
+}
+
 function asUnusable(e: unknown): UnusableSeriesError {
   if (e instanceof UnusableSeriesError) return e;
   return new UnusableSeriesError('corrupt', e instanceof Error ? e.message : String(e));
@@ -243,25 +264,7 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
     }
     const bLessDwi = cls.sequence === 'DWI' && group.bValue === undefined;
     try {
-      const stack = buildStack(
-        group.frames.map((sf) => ({
-          item: sf,
-          ImagePositionPatient: sf.frame.ImagePositionPatient,
-          ImageOrientationPatient: sf.frame.ImageOrientationPatient,
-          PixelSpacing: sf.frame.PixelSpacing,
-          Rows: sf.instance.header.Rows ?? 0,
-          Columns: sf.instance.header.Columns ?? 0,
-          order: [
-            sf.frame.EchoNumbers ?? 0,
-            // A diffusion series without b-values holds b=0 and b=1000 at the same positions; scanners number the
-            // diffusion-weighted image after the b=0 one, so among duplicates the last InstanceNumber wins there.
-            bLessDwi ? -(sf.instance.header.InstanceNumber ?? 0) : sf.instance.header.InstanceNumber ?? 0,
-            bLessDwi ? -sf.frame.index : sf.frame.index,
-            sf.instance.header.SOPInstanceUID ?? sf.instance.file,
-          ],
-        })),
-        stackOptions,
-      );
+      const stack = stackOfSeries(group, stackOptions, bLessDwi);
       report.geometry = {
         plane: planeOf(stack.normal),
         slices: stack.items.length,

@@ -16,6 +16,7 @@ import { DEFAULT_PREPROCESSING } from '../../shared/imaging/spec';
 import { connectRedis } from '../../shared/redis';
 import { resultKeys, type FindingLocation, type StudyResult } from '../../shared/results';
 import { instanceStorageKey, keys } from '../../shared/studies';
+import { auditFileFor } from '../../services/api/plugins/audit';
 import { findStudyIndex, synthStudy } from '../worker/studies';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { ADMIN, READER, SCRAPER, TOKENS, buildTestApp, testDeps, writeResult } from './helpers';
@@ -73,6 +74,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
+const auditText = () => readFileSync(auditFileFor(path.join(dataDir, 'audit', 'api-audit.jsonl')), 'utf8');
 const imageUrl = (sop: string, qs = '') => `/api/v1/studies/${uid}/images/${sop}.png${qs}`;
 
 describe('GET …/images/:SOPInstanceUID.png', () => {
@@ -117,7 +119,7 @@ describe('GET …/images/:SOPInstanceUID.png', () => {
     expect(res.statusCode).toBe(410);
     expect(res.json().detail).toContain('no longer stored');
     await redis.hdel(keys.studyInstances(uid), gone);
-    const lines = readFileSync(path.join(dataDir, 'audit', 'api-audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = auditText().trim().split('\n').map((l) => JSON.parse(l));
     expect(lines).toContainEqual(expect.objectContaining({ action: 'study.image', StudyInstanceUID: uid, user: 'dr-reader' }));
   });
 });
@@ -183,7 +185,6 @@ describe('the study view in Chromium', () => {
     await figure.locator('button', { hasText: 'Key slice' }).click();
     await page.locator(`figure.key-image[data-slice="${location.sliceIndex}"]`).waitFor();
     expect(await circle.getAttribute('class')).toBe('key');
-    const audit = readFileSync(path.join(dataDir, 'audit', 'api-audit.jsonl'), 'utf8');
-    expect(audit).toContain('"action":"study.slices"');
+    expect(auditText()).toContain('"action":"study.slices"');
   }, 60_000);
 });

@@ -5,6 +5,7 @@
 //
 //   npm run bench:infer -- [--studies 40] [--distinct 4] [--concurrency 3] [--threads 2] [--provider cpu|cuda]
 //                          [--batch 1] [--batch-wait 5] [--ort-threads 1] [--models DIR | --stand-in] [--matrix N]
+//                          [--no-localise]
 //
 // Without a trained bundle, --stand-in builds one with the training recipe's own architectures (image CNN width 8,
 // 256-d, the default 48x64x64 grid; text encoder 2 layers) and RANDOM weights: timings are representative, scores
@@ -103,7 +104,10 @@ async function main(): Promise<void> {
       matrix: { type: 'string' },
       seed: { type: 'string', default: '5' },
       json: { type: 'string' },
+      /** --no-localise: without the localisation of flagged findings (WORKER_LOCALISE=false), to see what it adds. */
+      localise: { type: 'boolean', default: true },
     },
+    allowNegative: true,
   });
   const n = Number(values.studies);
   const concurrency = Number(values.concurrency);
@@ -125,7 +129,7 @@ async function main(): Promise<void> {
   const loader = createThreadLoader({ threads: Number(values.threads), preprocessing: models.manifest.preprocessing, sequences: models.sequences });
   const image = batchingEmbedder(models.image, { maxBatch: batch, maxWaitMs: Number(values['batch-wait']) });
   const querySet = await manifestQuerySet(models.manifest, models.text);
-  const deps = { loader, models, image };
+  const deps = { loader, models, image, ...(values.localise ? {} : { localise: false as const }) };
 
   // Warm-up: thread start, codec WebAssembly, ONNX Runtime's first runs; not counted.
   await Promise.all(dirs.slice(0, Math.max(1, Math.min(concurrency, dirs.length))).map((d) => scoreStudyFolder(deps, d, querySet)));
@@ -185,7 +189,7 @@ async function main(): Promise<void> {
   console.log('  (total: load through scoring for one study, including waits for a load thread; wall: as seen by the caller)');
   if (localise.length > 0) {
     console.log(`  ${'localise'.padEnd(20)} ${summary.localiseMs.p50.toFixed(1).padStart(7)}  ${summary.localiseMs.p95.toFixed(1).padStart(7)}   (the ${localise.length} of ${n} studies with a flagged finding; part of total)`);
-  } else console.log('  localise: no study had a flagged finding (try more --distinct studies)');
+  } else console.log(values.localise ? '  localise: no study had a flagged finding (try more --distinct studies)' : '  localise: off (--no-localise)');
   if (values.json) writeFileSync(values.json, JSON.stringify(summary, null, 2));
 }
 

@@ -6,7 +6,7 @@
 // (shared/imaging canonicalToPatient) and to the nearest slice of the source series (locateInSource).
 // Nothing here knows which sequences a bundle has: a finding is occluded in the sequences it is scored on.
 import { canonicalToPatient, imageToPatient, locateInSource, otsuThreshold, type Vec3 } from '../../shared/imaging';
-import type { Manifest, Preprocessing, Sequence } from '../../shared/model-manifest';
+import { PRIORITIES, type Manifest, type Preprocessing, type Sequence } from '../../shared/model-manifest';
 import { scoreStudy as scoreQueries, vectorsFor, type QueryVectors } from '../../shared/models/scoring';
 import type { FindingLocation } from '../../shared/results';
 import type { ImageEmbedder, VolumeGeometry } from './ports';
@@ -24,6 +24,12 @@ export interface LocaliseOptions {
   batch: number;
   /** The final point is the drop-weighted centre of the last level's blocks within this fraction of the best drop. */
   topFraction: number;
+  /**
+   * Bound on a study's encoder runs: the first level always runs (about 45 per sequence, shared by every finding);
+   * a finer level runs only while the study's total stays within this bound, for the most urgent findings first. A
+   * finding whose next level would pass it keeps its coarser location.
+   */
+  maxRuns: number;
 }
 
 export const DEFAULT_LOCALISE_OPTIONS: LocaliseOptions = {
@@ -37,6 +43,8 @@ export const DEFAULT_LOCALISE_OPTIONS: LocaliseOptions = {
   minForeground: 0.15,
   batch: 4,
   topFraction: 0.5,
+  // About 0.6-0.8 s of encoder time on one CPU core (docs/benchmarks.md).
+  maxRuns: 256,
 };
 
 /** What one flagged finding is scored with: its query's vectors. */
@@ -224,7 +232,9 @@ export async function localiseFindings(input: LocaliseInput, deps: LocaliseDeps,
       return base - score(t, images);
     });
 
-  for (const t of targets) {
+  // The most urgent findings get the finer levels first (a stable sort keeps the caller's order within a class).
+  const ordered = [...targets].sort((a, b) => PRIORITIES.indexOf(a.vectors.query.priority) - PRIORITIES.indexOf(b.vectors.query.priority));
+  for (const t of ordered) {
     const base = score(t, usable);
     let boxes = level1;
     let d = drops(t, boxes, emb1, base);
@@ -236,7 +246,8 @@ export async function localiseFindings(input: LocaliseInput, deps: LocaliseDeps,
         hi: [best.hi[0] + margin[0], best.hi[1] + margin[1], best.hi[2] + margin[2]],
       };
       const next = boxesIn(region, voxels(level.sizeMm), voxels(level.strideMm), shape).filter((b) => foregroundFraction(refMask, b, shape) >= options.minForeground);
-      if (next.length === 0) break;
+      const cost = t.sequences.reduce((n, s) => n + next.filter((b) => !seen.has(keyOf(s, b))).length, 0);
+      if (next.length === 0 || encoderRuns + cost > options.maxRuns) break;
       boxes = next;
       d = drops(t, boxes, await runBoxes(boxes, t.sequences), base);
     }

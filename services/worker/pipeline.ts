@@ -65,7 +65,8 @@ export async function scoreStudyFolder(
   const t3 = performance.now();
 
   // Where each flagged finding is: its own encoder runs, after the decision (localisation never changes a score).
-  const flagged = score.findings.filter((f) => f.flagged);
+  // Most probable first: within a priority class they get the finer search first (localise.ts maxRuns).
+  const flagged = score.findings.filter((f) => f.flagged).sort((a, b) => (b.probability ?? 0) - (a.probability ?? 0));
   let localiseMs: number | undefined;
   if (deps.localise !== false && flagged.length > 0 && loaded.geometry) {
     const byId = new Map(querySet.queries.map((q) => [q.id, q]));

@@ -6,12 +6,14 @@
 // lesion centre the generator wrote to labels.jsonl (center_mm, patient LPS). The labels are read here only.
 //
 //   npm run bench:localise -- [--n 200] [--seed 7001] [--matrix 128] [--models DIR] [--ort-threads 1] [--limit K] [--json FILE]
+//                             [--levels '<LocaliseOptions.levels as JSON>'] [--max-runs N]
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createThreadLoader } from '../services/worker/load-pool';
+import { DEFAULT_LOCALISE_OPTIONS, type LocaliseOptions } from '../services/worker/localise';
 import { loadWorkerModels } from '../services/worker/models';
 import { scoreStudyFolder } from '../services/worker/pipeline';
 import { manifestQuerySet } from '../services/worker/query-vectors';
@@ -24,7 +26,7 @@ const HIT_MM = 15;
 
 interface Label {
   StudyInstanceUID: string;
-  findings: { type: string; center_mm?: [number, number, number] }[];
+  findings: { type: string; center_mm?: [number, number, number]; size_mm?: number; location?: string }[];
 }
 
 function cohort(n: number, seed: number, matrix: number): string {
@@ -51,6 +53,9 @@ async function main(): Promise<void> {
       json: { type: 'string' },
       /** Only the first K studies of the cohort (a quick look; figures for the docs use the whole cohort). */
       limit: { type: 'string' },
+      /** Search variants: LocaliseOptions.levels as JSON, e.g. '[{"sizeMm":48,"strideMm":24,"marginMm":0}]', and maxRuns. */
+      levels: { type: 'string' },
+      'max-runs': { type: 'string' },
     },
   });
   const dir = cohort(Number(values.n), Number(values.seed), Number(values.matrix));
@@ -64,9 +69,14 @@ async function main(): Promise<void> {
   // search is counted in encoder runs (load-independent) beside its time.
   let runs = 0;
   const counting = { ...models, image: { embed: (s: Sequence, v: Float32Array[]) => ((runs += v.length), models.image.embed(s, v)) } };
-  const deps = { loader, models: counting, image: models.image };
+  const localise: LocaliseOptions = {
+    ...DEFAULT_LOCALISE_OPTIONS,
+    ...(values.levels ? { levels: JSON.parse(values.levels) as LocaliseOptions['levels'] } : {}),
+    ...(values['max-runs'] ? { maxRuns: Number(values['max-runs']) } : {}),
+  };
+  const deps = { loader, models: counting, image: models.image, localise };
 
-  const rows: { type: string; distanceMm: number }[] = [];
+  const rows: { type: string; distanceMm: number; probability: number | null; sizeMm?: number; where?: string }[] = [];
   const localiseMs: number[] = [];
   const localiseRuns: number[] = [];
   let flaggedStudies = 0;
@@ -88,8 +98,9 @@ async function main(): Promise<void> {
         continue;
       }
       const p = finding.location.patientMm;
-      const d = Math.min(...truth.map((t) => Math.hypot(p[0] - t.center_mm![0], p[1] - t.center_mm![1], p[2] - t.center_mm![2])));
-      rows.push({ type, distanceMm: d });
+      const ds = truth.map((t) => Math.hypot(p[0] - t.center_mm![0], p[1] - t.center_mm![1], p[2] - t.center_mm![2]));
+      const nearest = truth[ds.indexOf(Math.min(...ds))];
+      rows.push({ type, distanceMm: Math.min(...ds), probability: finding.probability, sizeMm: nearest.size_mm, where: nearest.location });
     }
     if ((i + 1) % 20 === 0) console.error(`${i + 1}/${labels.length} studies`);
   }
@@ -105,10 +116,13 @@ async function main(): Promise<void> {
   );
   const summary = {
     bundle: `${models.manifest.bundleId}@${models.manifest.version}`,
+    search: { levels: localise.levels, maxRuns: localise.maxRuns },
     cohort: path.relative(ROOT, dir),
     studies: labels.length,
     flaggedStudies,
     truePositivesWithoutLocation: missing,
+    /** The flags whose key point is further than 15 mm from the lesion: what the misses have in common. */
+    misses: rows.filter((r) => r.distanceMm > HIT_MM).map((r) => ({ ...r, distanceMm: Math.round(r.distanceMm * 10) / 10 })),
     byType,
     localiseMs: { p50: percentile(localiseMs, 50), p95: percentile(localiseMs, 95), max: Math.max(...localiseMs) },
     encoderRuns: { p50: percentile(localiseRuns, 50), p95: percentile(localiseRuns, 95), max: Math.max(...localiseRuns) },

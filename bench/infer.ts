@@ -1,26 +1,28 @@
-// `npm run bench:infer`: worker throughput and per-study latency by stage (decode, preprocess, inference, scoring)
+// `npm run bench:infer`: worker throughput and per-study latency by stage (decode, preprocess, inference, scoring,
+// and the localisation of flagged findings)
 // through the worker's own pipeline: the decode/preprocess thread pool, the cross-study batcher and real ONNX
 // Runtime sessions, on synthetic studies from tools/synth (generated once, cached under var/bench-infer/).
 //
 //   npm run bench:infer -- [--studies 40] [--distinct 4] [--concurrency 3] [--loaders 2] [--provider cpu|cuda]
 //                          [--batch 1] [--batch-wait 5] [--ort-threads 1] [--models DIR | --stand-in] [--matrix N]
+//                          [--no-localise]
 //
 // Without a trained bundle, --stand-in builds one with the training recipe's own architectures (image CNN width 8,
 // 256-d, the default 48x64x64 grid; text encoder 2 layers) and RANDOM weights: timings are representative, scores
 // are not. The bundle used is printed with the figures.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { batchingEmbedder } from '../services/worker/batcher';
-import { readFileSync } from 'node:fs';
 import { createProcessLoader } from '../services/worker/load-pool';
 import { loadWorkerModels } from '../services/worker/models';
 import { scoreStudyFolder } from '../services/worker/pipeline';
 import { manifestQuerySet } from '../services/worker/query-vectors';
 import { generateStudy } from '../tools/synth/study';
+import { percentile } from './stats';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -96,11 +98,6 @@ function processCpuSeconds(pid: number): number {
   }
 }
 
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -117,7 +114,10 @@ async function main(): Promise<void> {
       matrix: { type: 'string' },
       seed: { type: 'string', default: '5' },
       json: { type: 'string' },
+      /** --no-localise: without the localisation of flagged findings (WORKER_LOCALISE=false), to see what it adds. */
+      localise: { type: 'boolean', default: true },
     },
+    allowNegative: true,
   });
   const n = Number(values.studies);
   const concurrency = Number(values.concurrency);
@@ -141,12 +141,14 @@ async function main(): Promise<void> {
   });
   const image = batchingEmbedder(models.image, { maxBatch: batch, maxWaitMs: Number(values['batch-wait']) });
   const querySet = await manifestQuerySet(models.manifest, models.text);
-  const deps = { loader, models, image };
+  const deps = { loader, models, image, ...(values.localise ? {} : { localise: false as const }) };
 
   // Warm-up: thread start, codec WebAssembly, ONNX Runtime's first runs; not counted.
   await Promise.all(dirs.slice(0, Math.max(1, Math.min(concurrency, dirs.length))).map((d) => scoreStudyFolder(deps, d, querySet)));
 
   const timings: { decode: number; preprocess: number; inference: number; scoring: number; total: number; wall: number }[] = [];
+  /** Localisation of flagged findings (occlusion search), for the studies that had a flag: issue 13's "added worker time". */
+  const localise: number[] = [];
   let next = 0;
   // CPU time of the worker process (main thread, ONNX Runtime's threads) and its loader processes: a figure that
   // does not depend on what else the machine is running, unlike wall-clock throughput.
@@ -161,6 +163,7 @@ async function main(): Promise<void> {
         const s0 = performance.now();
         const { result } = await scoreStudyFolder(deps, dirs[i % dirs.length], querySet);
         timings.push({ ...result.timingsMs, wall: performance.now() - s0 });
+        if (result.timingsMs.localise !== undefined) localise.push(result.timingsMs.localise);
       }
     }),
   );
@@ -189,6 +192,7 @@ async function main(): Promise<void> {
     batch,
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), loadAvg: os.loadavg().map((x) => Number(x.toFixed(2))), node: process.version },
     latencyMs: Object.fromEntries(stages.map((s) => [s, { p50: percentile(timings.map((t) => t[s]), 50), p95: percentile(timings.map((t) => t[s]), 95) }])),
+    localiseMs: { studies: localise.length, p50: percentile(localise, 50), p95: percentile(localise, 95) },
   };
   console.log(`\nworker inference benchmark: ${n} studies (${dirs.length} distinct, ${instances} instances on average), ${summary.bundle}, provider ${summary.provider}`);
   console.log(`concurrency ${concurrency}, loader processes ${values.loaders}, ONNX Runtime threads ${values['ort-threads']}, batch ${batch}; ${os.cpus().length} CPUs, load average ${summary.machine.loadAvg.join(' ')}`);
@@ -197,6 +201,9 @@ async function main(): Promise<void> {
   console.log('per-study latency (ms)   p50      p95');
   for (const s of stages) console.log(`  ${s.padEnd(20)} ${summary.latencyMs[s].p50.toFixed(1).padStart(7)}  ${summary.latencyMs[s].p95.toFixed(1).padStart(7)}`);
   console.log('  (total: load through scoring for one study, including waits for a load thread; wall: as seen by the caller)');
+  if (localise.length > 0) {
+    console.log(`  ${'localise'.padEnd(20)} ${summary.localiseMs.p50.toFixed(1).padStart(7)}  ${summary.localiseMs.p95.toFixed(1).padStart(7)}   (the ${localise.length} of ${n} studies with a flagged finding; part of total)`);
+  } else console.log(values.localise ? '  localise: no study had a flagged finding (try more --distinct studies)' : '  localise: off (--no-localise)');
   if (values.json) writeFileSync(values.json, JSON.stringify(summary, null, 2));
 }
 

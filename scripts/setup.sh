@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 declare -A NEED=(
   [redis-server]=redis-server
   [storescu]=dcmtk
+  [dciodvfy]=dicom3tools
   [Orthanc]=orthanc
   [chromium]=chromium
   [kubectl]=kubernetes-client

@@ -32,6 +32,8 @@ export interface FindingScore {
   fallback?: boolean;
   /** Flagged or not, held back from setting the priority: a fallback finding of a provisional result. */
   held?: boolean;
+  /** Flagged findings only: the region of the source images that drives the score; absent when none was found. */
+  location?: FindingLocation;
 }
 
 /** A result that may still change: the study lacks sequences that STAT/URGENT queries read on (docs/worker.md). */
@@ -40,6 +42,41 @@ export interface Provisional {
   waitingFor: Sequence[];
   /** When the result becomes final if they have not arrived (ms epoch): the study's last arrival + the wait. */
   until: number;
+}
+
+/**
+ * Where in the source images a flagged finding's score comes from (services/worker/localise.ts, occlusion
+ * sensitivity): the key slice of one source series, a point and radius in its pixels, and the point in patient
+ * coordinates. Read by the page (key image), the SR (SCOORD / SCOORD3D) and the HL7 message (key image OBX).
+ */
+export interface FindingLocation {
+  method: 'occlusion';
+  /** The sequence whose series holds the key slice: the one where occluding the region lowered the score most. */
+  sequence: Sequence;
+  SeriesInstanceUID: string;
+  SOPInstanceUID: string;
+  SOPClassUID?: string;
+  /** 1-based frame number for a multi-frame instance; absent for single-frame images. */
+  frame?: number;
+  /** Frame of reference of patientMm (absent when the source instances carry none). */
+  FrameOfReferenceUID?: string;
+  /** The key slice's row then column direction cosines (patient LPS), as its ImageOrientationPatient. */
+  ImageOrientationPatient: [number, number, number, number, number, number];
+  /**
+   * Key point in the key slice, DICOM image coordinates [column, row] as SR SCOORD uses them: 0,0 is the top left
+   * corner of the first pixel, so the centre of pixel (c, r) is at c + 0.5, r + 0.5.
+   */
+  point: [number, number];
+  /** Radius of the region around the point, in pixel columns of the key slice and in mm. */
+  radiusPx: number;
+  radiusMm: number;
+  /** The key point in patient coordinates (DICOM LPS, mm): `point` on the key slice, so SCOORD and SCOORD3D agree. */
+  patientMm: [number, number, number];
+  /** Position of the key slice in the series, ordered along the slice normal (0-based), and the series' slices. */
+  sliceIndex: number;
+  sliceCount: number;
+  /** How much the finding's score fell when the region was occluded (score units): the share of the score it explains. */
+  scoreDrop: number;
 }
 
 export interface SeriesOutcome {
@@ -86,7 +123,8 @@ export interface StudyResult {
   /** Exactly what the study was judged with: the query set (decision.ts querySetVersion) and the class thresholds. */
   judgedWith: { querySetVersion: string; classThresholds: Partial<Record<'STAT' | 'URGENT', number>> };
   provider: string;
-  timingsMs: { decode: number; preprocess: number; inference: number; scoring: number; total: number };
+  /** localise: occlusion search for the flagged findings' locations (absent when nothing was flagged). */
+  timingsMs: { decode: number; preprocess: number; inference: number; scoring: number; localise?: number; total: number };
   receivedAt: number;
   scoredAt: number;
   /**

@@ -28,6 +28,8 @@ import { createQueryService } from './query-service';
 import { reportRoutes } from './routes/reports';
 import type { ReportInbound } from './inbound';
 import { auditRoutes } from './routes/audit';
+import { imageRoutes } from './routes/images';
+import { createKeyImageStore } from './key-images';
 import { searchRoutes } from './routes/search';
 import { studyRoutes } from './routes/studies';
 import { worklistRoutes } from './routes/worklist';
@@ -159,6 +161,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(studyRoutes, {
     store, redis: deps.redis, embed, modelStatus: deps.modelStatus, mentionSimilarity: deps.settings.API_REPORT_MENTION_SIMILARITY,
   });
+  await app.register(imageRoutes, { images: createKeyImageStore({ redis: deps.redis, dataDir: dataDir(deps.config) }) });
   await app.register(searchRoutes, { store, embed, modelStatus: deps.modelStatus });
   await app.register(queryRoutes, { service: queries, modelStatus: deps.modelStatus, embed });
   await app.register(decisionRoutes, { redis: deps.redis, modelStatus: deps.modelStatus });

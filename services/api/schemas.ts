@@ -43,6 +43,26 @@ const BySequence = Type.Object(Object.fromEntries(SEQUENCES.map((s) => [s, Type.
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 export const CalibrationStateSchema = lit(['calibrated', 'uncalibrated', 'stale-text', 'stale-bundle'] as const);
+const Vec3 = Type.Tuple([Type.Number(), Type.Number(), Type.Number()]);
+
+/** shared/results.ts FindingLocation: where a flagged finding's score comes from (key slice, point, region). */
+export const FindingLocationSchema = Type.Object({
+  method: Type.Literal('occlusion'),
+  sequence: SequenceSchema,
+  SeriesInstanceUID: Type.String(),
+  SOPInstanceUID: Type.String(),
+  SOPClassUID: Type.Optional(Type.String()),
+  frame: Type.Optional(Type.Integer({ minimum: 1, description: '1-based frame number of a multi-frame instance' })),
+  FrameOfReferenceUID: Type.Optional(Type.String()),
+  ImageOrientationPatient: Type.Array(Type.Number(), { minItems: 6, maxItems: 6 }),
+  point: Type.Tuple([Type.Number(), Type.Number()], { description: '[column, row] in DICOM image coordinates: 0,0 is the top left corner of the first pixel' }),
+  radiusPx: Type.Number(),
+  radiusMm: Type.Number(),
+  patientMm: Vec3,
+  sliceIndex: Type.Integer(),
+  sliceCount: Type.Integer(),
+  scoreDrop: Type.Number(),
+});
 
 export const FindingSchema = Type.Object({
   queryId: Type.String(),
@@ -59,6 +79,7 @@ export const FindingSchema = Type.Object({
   fallback: Type.Optional(Type.Boolean({ description: 'scored on other sequences than its query reads on (the study has none of them)' })),
   held: Type.Optional(Type.Boolean({ description: 'a fallback finding of a provisional result: it cannot set the priority until the result is final' })),
   statement: Type.Optional(Type.String({ description: 'the decision in words, e.g. "flagged: P 0.930 >= threshold 0.500; sets the STAT priority"' })),
+  location: Type.Optional(FindingLocationSchema),
 });
 
 const ClassThresholdsSchema = Type.Object({ STAT: Type.Optional(Type.Number()), URGENT: Type.Optional(Type.Number()) });
@@ -89,7 +110,7 @@ export const StudyResultSchema = Type.Object({
   resultVersion: Type.Optional(Type.Integer({ description: '1 for the first result of a study, +1 for each later one (a correction)' })),
   provider: Type.String(),
   timingsMs: Type.Object({
-    decode: Type.Number(), preprocess: Type.Number(), inference: Type.Number(), scoring: Type.Number(), total: Type.Number(),
+    decode: Type.Number(), preprocess: Type.Number(), inference: Type.Number(), scoring: Type.Number(), localise: Type.Optional(Type.Number()), total: Type.Number(),
   }),
   receivedAt: Type.Number(),
   scoredAt: Type.Number(),
@@ -139,6 +160,26 @@ export const StudyResponse = Type.Object({
   progress: Type.Record(Type.String(), Type.Number()),
   reason: Type.Union([Type.String(), Type.Null()]),
   result: Type.Union([StudyResultSchema, Type.Null()]),
+});
+
+export const ImageParams = Type.Object({ StudyInstanceUID: UidSchema, SOPInstanceUID: UidSchema });
+export const ImageQuery = Type.Object({
+  frame: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000, description: '1-based frame number (multi-frame instances); default 1' })),
+  window: Type.Optional(Type.String({
+    pattern: '^(auto|-?[0-9]+(\\.[0-9]+)?,[0-9]+(\\.[0-9]+)?)$',
+    description: '"auto" (1st to 99.5th percentile of the frame, the default) or "center,width" in stored units after rescale',
+  })),
+});
+export const SlicesParams = Type.Object({ StudyInstanceUID: UidSchema, SeriesInstanceUID: UidSchema });
+export const SlicesQuery = Type.Object({
+  containing: Type.Optional(Type.String({ pattern: '^[0-9]+(\\.[0-9]+)*$', maxLength: 64, description: 'the stack holding this SOP Instance UID (a diffusion series has one per b-value)' })),
+});
+export const SlicesResponse = Type.Object({
+  SeriesInstanceUID: Type.String(),
+  rows: Type.Integer(),
+  columns: Type.Integer(),
+  pixelSpacing: Type.Tuple([Type.Number(), Type.Number()]),
+  slices: Type.Array(Type.Object({ SOPInstanceUID: Type.String(), frame: Type.Optional(Type.Integer()), positionMm: Type.Number() })),
 });
 
 export const ScoreBody = Type.Object(

@@ -31,6 +31,11 @@ export const WorkerConfigSchema = Type.Object({
    * several studies in flight, 1 gives more studies/s on CPU: bench:infer measured ~200 vs ~330 ms CPU per study.
    */
   WORKER_ORT_THREADS: Type.Integer({ minimum: 0, maximum: 256 }),
+  /**
+   * Localise flagged findings (occlusion search on the image encoders, localise.ts): the key image and region on the
+   * page, in the SR and in HL7. Off saves its encoder runs (docs/benchmarks.md) and results carry no location.
+   */
+  WORKER_LOCALISE: Type.Boolean(),
   /** Retry policy for transient failures, used when the producer's job options do not set attempts. */
   WORKER_JOB_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 100 }),
   WORKER_BACKOFF_MS: Type.Integer({ minimum: 1, maximum: 3_600_000 }),
@@ -64,6 +69,7 @@ export const WORKER_DEFAULTS: WorkerConfig = {
   WORKER_LOAD_MAX_RSS_MB: 640,
   WORKER_LOAD_TIMEOUT_SECONDS: 120,
   WORKER_ORT_THREADS: 1,
+  WORKER_LOCALISE: true,
   WORKER_JOB_ATTEMPTS: 5,
   WORKER_BACKOFF_MS: 2000,
   WORKER_LOCK_DURATION_MS: 30_000,

@@ -138,6 +138,7 @@ export function createFolderLoader(): (studyDir: string, preprocessing: Preproce
       volumes: v.volumes,
       series,
       completeness: completeness(series, v.series),
+      geometry: Object.fromEntries(Object.entries(v.volumeInfo).map(([seq, info]) => [seq, { centreMm: info!.centreMm, source: info!.source }])),
       timingsMs: { decode: v.timings.readMs + v.timings.parseMs + v.timings.decodeMs, preprocess: v.timings.preprocessMs },
     };
   };

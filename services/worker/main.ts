@@ -130,7 +130,7 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
   const { queue, worker } = initStudyWorker(wc, {
     redis,
     dataDir: dataDir(config),
-    pipeline: { loader, models, image },
+    pipeline: { loader, models, image, ...(wc.WORKER_LOCALISE ? {} : { localise: false as const }) },
     queries,
     deadLetters,
     metrics,

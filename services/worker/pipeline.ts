@@ -7,13 +7,16 @@ import { PermanentStudyError } from './errors';
 import type { ImageEmbedder, ModelBundle, StudyLoader } from './ports';
 import type { QuerySet } from './query-vectors';
 import { l2normalize } from '../../shared/models/scoring';
-import { scoreStudy } from './scoring';
+import { localiseFindings, type LocaliseOptions } from './localise';
+import { queryVectors, scoreStudy } from './scoring';
 
 export interface PipelineDeps {
   loader: StudyLoader;
   models: ModelBundle;
   /** Usually models.image wrapped by batchingEmbedder; defaults to models.image. */
   image?: ImageEmbedder;
+  /** Occlusion search settings for flagged findings (localise.ts); false: findings carry no location. */
+  localise?: LocaliseOptions | false;
 }
 
 export interface ScoredStudy {
@@ -87,6 +90,26 @@ export async function scoreStudyFolder(
   }
   const t3 = performance.now();
 
+  // Where each flagged finding is: its own encoder runs, after the decision (localisation never changes a score).
+  // Most probable first: within a priority class they get the finer search first (localise.ts maxRuns).
+  const flagged = score.findings.filter((f) => f.flagged).sort((a, b) => (b.probability ?? 0) - (a.probability ?? 0));
+  let localiseMs: number | undefined;
+  if (deps.localise !== false && flagged.length > 0 && loaded.geometry) {
+    const byId = new Map(querySet.queries.map((q) => [q.id, q]));
+    const targets = queryVectors(flagged.map((f) => byId.get(f.queryId)!), querySet.vectors).map((v) => ({ queryId: v.query.id, vectors: v }));
+    const { locations } = await localiseFindings(
+      { volumes: loaded.volumes, geometry: loaded.geometry, embeddings, targets },
+      { image: deps.models.image, preprocessing: manifest.preprocessing, combination: manifest.combination },
+      deps.localise,
+    );
+    for (const f of score.findings) {
+      const location = locations.get(f.queryId);
+      if (location) f.location = location;
+    }
+    localiseMs = performance.now() - t3;
+  }
+  const t4 = performance.now();
+
   const round = (ms: number) => Math.round(ms * 10) / 10;
   const result: StudyResult = {
     StudyInstanceUID,
@@ -109,7 +132,8 @@ export async function scoreStudyFolder(
       preprocess: round(loaded.timingsMs.preprocess),
       inference: round(t2 - t1),
       scoring: round(t3 - t2),
-      total: round(t3 - t0),
+      ...(localiseMs !== undefined ? { localise: round(localiseMs) } : {}),
+      total: round(t4 - t0),
     },
     receivedAt: meta.receivedAt ?? Date.now(),
     scoredAt: Date.now(),

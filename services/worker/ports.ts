@@ -1,11 +1,19 @@
 // The narrow interfaces the worker's pipeline is built on: a study loader (DICOM files -> canonical volumes, run in
 // the thread pool) and the model bundle (image and text encoders). Adapters in load-study.ts and models.ts bind
 // them to shared/imaging and shared/models; tests and the benchmark use the same adapters.
+import type { SourceGeometry, Vec3 } from '../../shared/imaging';
 import type { Manifest, Sequence } from '../../shared/model-manifest';
 import type { SeriesOutcome } from '../../shared/results';
 
 /** One canonical volume, shaped manifest.preprocessing.shape ([D, H, W]), float32, row-major. */
 export type Volume = Float32Array;
+
+/** Where a canonical volume sits in the patient and which series it came from: what localisation maps back with. */
+export interface VolumeGeometry {
+  /** Patient (LPS mm) position of the canonical grid's centre. */
+  centreMm: Vec3;
+  source: SourceGeometry;
+}
 
 export interface LoadedStudy {
   StudyInstanceUID?: string;
@@ -17,6 +25,8 @@ export interface LoadedStudy {
    * series meant to hold: unreadable, no geometry, another orientation, a duplicate); scales the confidence.
    */
   completeness?: number;
+  /** Per sequence with a volume; absent from loaders that predate localisation (then findings carry no location). */
+  geometry?: Partial<Record<Sequence, VolumeGeometry>>;
   /** Milliseconds spent decoding pixel data and building canonical volumes. */
   timingsMs: { decode: number; preprocess: number };
 }

@@ -107,6 +107,8 @@ export async function execStudyJob(job: Job<StudyJobData>, deps: StudyJobDeps, t
     for (const stage of ['decode', 'preprocess', 'inference', 'scoring', 'total'] as const) {
       m.stageSeconds.observe({ stage }, result.timingsMs[stage] / 1000);
     }
+    // Only studies with a flagged finding are localised.
+    if (result.timingsMs.localise !== undefined) m.stageSeconds.observe({ stage: 'localise' }, result.timingsMs.localise / 1000);
     m.jobs.inc({ outcome: 'scored' });
     m.timeToResult.observe({ priority: result.priority }, Math.max(0, result.scoredAt - result.receivedAt) / 1000);
     const flagged = result.findings.filter((f) => f.flagged);

@@ -40,6 +40,8 @@ export interface InstanceHeader {
   SOPInstanceUID?: string;
   StudyInstanceUID?: string;
   SeriesInstanceUID?: string;
+  /** Patient coordinates are shared by the series of one frame of reference (SR SCOORD3D references it). */
+  FrameOfReferenceUID?: string;
   Modality?: string;
   Manufacturer?: string;
   SeriesDescription?: string;
@@ -231,6 +233,7 @@ const T = {
   SiemensBValue: '0019100C',
   StudyInstanceUID: '0020000D',
   SeriesInstanceUID: '0020000E',
+  FrameOfReferenceUID: '00200052',
   SeriesNumber: '00200011',
   InstanceNumber: '00200013',
   ImagePositionPatient: '00200032',
@@ -387,6 +390,7 @@ function headerOf(parsed: { meta: Item; dict: Item }): InstanceHeader {
     SOPInstanceUID: str(top, T.SOPInstanceUID),
     StudyInstanceUID: str(top, T.StudyInstanceUID),
     SeriesInstanceUID: str(top, T.SeriesInstanceUID),
+    FrameOfReferenceUID: str(top, T.FrameOfReferenceUID),
     Modality: str(top, T.Modality),
     Manufacturer: str(top, T.Manufacturer),
     SeriesDescription: str(top, T.SeriesDescription),

@@ -7,11 +7,12 @@ export { CLASSIFIER_RULES, SERIES_SEQUENCES, type ClassifierRule, type SeriesSeq
 export { classifySeries, isEncoderSequence, normaliseText, unusableReason, type Classification, type ClassifierInput } from './classifier';
 export { buildStack, DEFAULT_STACK_OPTIONS, voxelToPatient, type Stack, type StackNotes, type StackOptions } from './geometry';
 export { createPixelDecoder, SUPPORTED_TRANSFER_SYNTAXES, type PixelDecoder } from './pixels';
-export { foregroundCentroid, resampleToCanonical, volumeCentre, type SourceVolume } from './resample';
+export { canonicalToPatient, foregroundCentroid, resampleToCanonical, volumeCentre, type SourceVolume } from './resample';
+export { imageToPatient, locateInSource, sourceGeometry, type SliceLocation, type SourceGeometry, type SourceSlice } from './locate';
 export { otsuThreshold, percentileScale, zscoreForeground } from './intensity';
 export { groupSeries, type SeriesFrame, type SeriesGroup } from './series';
 export { DEFAULT_PREPROCESSING, parsePreprocessing } from './spec';
 export {
-  decodeStack, DEFAULT_STACK_LIMITS, DROP_REASONS, INCOMPLETE_DROP_REASONS, loadStudyVolumes, planeOf, preprocessVolume,
+  decodeStack, DEFAULT_STACK_LIMITS, DROP_REASONS, INCOMPLETE_DROP_REASONS, loadStudyVolumes, planeOf, preprocessVolume, stackOfSeries,
   type DroppedImages, type DropReason, type InstanceSource, type LoadOptions, type Plane, type SeriesReport, type StackLimits, type StudyVolumes, type UnreadableFile, type VolumeInfo,
 } from './study';

@@ -97,12 +97,22 @@ function narrow(span: Int32Array, f0: number, df: number, lo: number, hi: number
 }
 
 /**
+ * Patient (LPS mm) position of the centre of canonical voxel (z, y, x) (fractional indices allowed): the grid that
+ * resampleToCanonical fills, centred at `centre`. Localisation maps canonical voxels back with it.
+ */
+export function canonicalToPatient(spec: Pick<Preprocessing, 'shape' | 'spacingMm'>, centre: Vec3, z: number, y: number, x: number): Vec3 {
+  const [D, H, W] = spec.shape;
+  const [sz, sy, sx] = spec.spacingMm;
+  return [centre[0] + (x - (W - 1) / 2) * sx, centre[1] + (y - (H - 1) / 2) * sy, centre[2] + (z - (D - 1) / 2) * sz];
+}
+
+/**
  * Resamples `vol` onto the canonical grid centred at `centre` (patient mm). Canonical voxels more than half a
  * source voxel outside the stack are 0 (background); within that margin the edge value is used.
  */
 export function resampleToCanonical(vol: SourceVolume, stack: StackGeometry, spec: Preprocessing, centre: Vec3): Float32Array {
   const [D, H, W] = spec.shape;
-  const [sz, sy, sx] = spec.spacingMm;
+  const sx = spec.spacingMm[2];
   const out = new Float32Array(D * H * W);
   const { data, columns: C, rows: R, slices: K } = vol;
   const r = stack.rowDirection;
@@ -120,13 +130,13 @@ export function resampleToCanonical(vol: SourceVolume, stack: StackGeometry, spe
   const dd = nrm[0] * sx;
   const nearest = spec.interpolation === 'nearest';
   const plane = R * C;
-  const x0 = centre[0] - ((W - 1) / 2) * sx;
+  const x0 = canonicalToPatient(spec, centre, 0, 0, 0)[0];
   const span = new Int32Array(2);
   let o = 0;
   for (let z = 0; z < D; z++) {
-    const pz = centre[2] + (z - (D - 1) / 2) * sz;
+    const pz = canonicalToPatient(spec, centre, z, 0, 0)[2];
     for (let y = 0; y < H; y++) {
-      const py = centre[1] + (y - (H - 1) / 2) * sy;
+      const py = canonicalToPatient(spec, centre, z, y, 0)[1];
       const v0 = sub([x0, py, pz], stack.origin);
       const fi0 = dot(v0, r) / colSp;
       const fj0 = dot(v0, c) / rowSp;

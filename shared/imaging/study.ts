@@ -13,6 +13,7 @@ import { buildStack, DEFAULT_STACK_OPTIONS, type Stack, type StackNotes, type St
 import { percentileScale, zscoreForeground } from './intensity';
 import { createPixelDecoder, isCompressed, readFrameBytes, type PixelDecoder } from './pixels';
 import { foregroundCentroid, resampleToCanonical, volumeCentre, type SourceVolume } from './resample';
+import { sourceGeometry, type SourceGeometry } from './locate';
 import { groupSeries, type SeriesFrame, type SeriesGroup } from './series';
 
 /** A file path, or bytes already in memory (name used in messages only). */
@@ -68,6 +69,8 @@ export interface VolumeInfo {
   centreMm: Vec3;
   /** Decoded stack size [slices, rows, columns]. */
   sourceShape: [number, number, number];
+  /** The stack's geometry and slices, to map a canonical voxel back to a slice of the series (locate.ts). */
+  source: SourceGeometry;
 }
 
 export interface StudyVolumes {
@@ -155,6 +158,27 @@ export function compareCandidates(a: Candidate, b: Candidate): number {
     a.stack.notes.gaps - b.stack.notes.gaps ||
     (b.group.header.SeriesNumber ?? 0) - (a.group.header.SeriesNumber ?? 0) ||
     a.report.key.localeCompare(b.report.key)
+  );
+}
+
+/**
+ * The stack of a series (or of one b-value of it), keeping among frames at one position the first by echo, then
+ * InstanceNumber. `bLessDiffusion`: a diffusion series without b-values holds b=0 and b=1000 at the same positions;
+ * scanners number the diffusion-weighted image after the b=0 one, so there the last InstanceNumber wins.
+ */
+export function stackOfSeries(group: SeriesGroup, options: StackOptions = DEFAULT_STACK_OPTIONS, bLessDiffusion = false): Stack<SeriesFrame> {
+  const sign = bLessDiffusion ? -1 : 1;
+  return buildStack(
+    group.frames.map((sf) => ({
+      item: sf,
+      ImagePositionPatient: sf.frame.ImagePositionPatient,
+      ImageOrientationPatient: sf.frame.ImageOrientationPatient,
+      PixelSpacing: sf.frame.PixelSpacing,
+      Rows: sf.instance.header.Rows ?? 0,
+      Columns: sf.instance.header.Columns ?? 0,
+      order: [sf.frame.EchoNumbers ?? 0, sign * (sf.instance.header.InstanceNumber ?? 0), sign * sf.frame.index, sf.instance.header.SOPInstanceUID ?? sf.instance.file],
+    })),
+    options,
   );
 }
 
@@ -329,25 +353,7 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
     const bLessDwi = cls.sequence === 'DWI' && group.bValue === undefined;
     const { frames, dropped } = framesForStack(group, cls.sequence);
     try {
-      const stack = buildStack(
-        frames.map((sf) => ({
-          item: sf,
-          ImagePositionPatient: sf.frame.ImagePositionPatient,
-          ImageOrientationPatient: sf.frame.ImageOrientationPatient,
-          PixelSpacing: sf.frame.PixelSpacing,
-          Rows: sf.instance.header.Rows ?? 0,
-          Columns: sf.instance.header.Columns ?? 0,
-          order: [
-            sf.frame.EchoNumbers ?? 0,
-            // A diffusion series without b-values holds b=0 and b=1000 at the same positions; scanners number the
-            // diffusion-weighted image after the b=0 one, so among duplicates the last InstanceNumber wins there.
-            bLessDwi ? -(sf.instance.header.InstanceNumber ?? 0) : sf.instance.header.InstanceNumber ?? 0,
-            bLessDwi ? -sf.frame.index : sf.frame.index,
-            sf.instance.header.SOPInstanceUID ?? sf.instance.file,
-          ],
-        })),
-        stackOptions,
-      );
+      const stack = stackOfSeries({ ...group, frames }, stackOptions, bLessDwi);
       report.geometry = {
         plane: planeOf(stack.normal),
         slices: stack.items.length,
@@ -395,7 +401,13 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
         preprocessMs += performance.now() - t1;
         decodeMs += t1 - t0;
         volumes[seq] = volume;
-        volumeInfo[seq] = { key: c.report.key, SeriesInstanceUID: c.report.SeriesInstanceUID, centreMm, sourceShape: [vol.slices, vol.rows, vol.columns] };
+        volumeInfo[seq] = {
+          key: c.report.key,
+          SeriesInstanceUID: c.report.SeriesInstanceUID,
+          centreMm,
+          sourceShape: [vol.slices, vol.rows, vol.columns],
+          source: sourceGeometry(c.stack, c.report.SeriesInstanceUID),
+        };
         c.report.used = true;
       } catch (e) {
         const u = asUnusable(e);

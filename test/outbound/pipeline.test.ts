@@ -26,7 +26,7 @@ import { startWorker, type RunningWorker } from '../../services/worker/main';
 import { loadOutboundConfig } from '../../services/api/outbound/config';
 import { PRIORITY_0485 } from '../../services/api/outbound/hl7/message';
 import { createOutbound, type Outbound } from '../../services/api/outbound/outbound';
-import { COMPREHENSIVE_SR } from '../../services/api/outbound/sr/build-sr';
+import { COMPREHENSIVE_3D_SR } from '../../services/api/outbound/sr/build-sr';
 import { TOKENS } from '../api/helpers';
 import { storescu } from '../helpers/dcmtk';
 import { startRedis, type TestRedis } from '../helpers/redis';
@@ -112,7 +112,7 @@ async function sendAndFollow(index: number): Promise<{ result: StudyResult; mess
     const ids = await orthanc.rest<string[]>('/instances');
     for (const id of ids) {
       const tags = await orthanc.rest<Record<string, unknown>>(`/instances/${id}/tags?simplify`);
-      if (tags.SOPClassUID === COMPREHENSIVE_SR && tags.StudyInstanceUID === uid) return tags;
+      if (tags.SOPClassUID === COMPREHENSIVE_3D_SR && tags.StudyInstanceUID === uid) return tags;
     }
     return null;
   }, 30_000, 100);
@@ -152,11 +152,27 @@ test('an acute infarct study: STAT (trained bundle) over HL7, SR in the source s
   const evidence = (srTags.CurrentRequestedProcedureEvidenceSequence as Array<{ ReferencedSeriesSequence: Array<{ SeriesInstanceUID: string }> }>)[0];
   expect(evidence.ReferencedSeriesSequence.map((s) => s.SeriesInstanceUID).sort())
     .toEqual(result.series.filter((s) => s.used).map((s) => s.SeriesInstanceUID).sort());
-  const priorityItem = (srTags.ContentSequence as Array<Record<string, unknown>>)
-    .find((i) => (i.ConceptNameCodeSequence as Array<{ CodeValue: string }>)[0].CodeValue === 'TRIAGE_PRIORITY')!;
+  type Item = Record<string, unknown> & { ContentSequence?: Item[] };
+  const named = (items: Item[] | undefined, code: string) => items?.find((i) => (i.ConceptNameCodeSequence as Array<{ CodeValue: string }>)[0].CodeValue === code);
+  const priorityItem = named(named(srTags.ContentSequence as Item[], 'C0034375')?.ContentSequence, 'TRIAGE_PRIORITY')!;
   expect((priorityItem.ConceptCodeSequence as Array<{ CodeValue: string }>)[0].CodeValue).toBe(result.priority);
   expect(typeof srTags.PatientID).toBe('string');
   expect(srTags.PatientID).not.toBe('');
+
+  // Where: the worker located the flagged infarct; the SR's image region and the HL7 key image name the same slice.
+  const infarct = result.findings.find((f) => f.queryId === 'acute_infarct' && f.flagged);
+  if (ref.dir) expect(infarct?.location).toBeDefined();
+  if (infarct?.location) {
+    const loc = infarct.location;
+    const groups = named(srTags.ContentSequence as Item[], '126010')!.ContentSequence!;
+    const group = groups.find((g) => g.ContentSequence!.some((i) => named([i], '112039') && i.TextValue === 'acute_infarct') && named(g.ContentSequence, '111030'))!;
+    const region = named(group.ContentSequence, '111030')!;
+    expect(region.GraphicType).toBe('CIRCLE');
+    const image = (region.ContentSequence as Item[])[0];
+    expect((image.ReferencedSOPSequence as Array<{ ReferencedSOPInstanceUID: string }>)[0].ReferencedSOPInstanceUID).toBe(loc.SOPInstanceUID);
+    const key = message.getAllSegments('OBX').find((o) => o.getComponent(3, 1) === 'KEY_IMAGE')!;
+    expect(key.getField(5).toString()).toBe(loc.SOPInstanceUID);
+  }
 }, 120_000);
 
 test('the worklist page, on the same Redis, shows the infarct first (STAT) and the normal study ROUTINE', async () => {

@@ -1,6 +1,7 @@
 // DICOM SR end to end through BullMQ against a real Orthanc on loopback: the source MR instance is stored by
-// storescu (DCMTK) as the modality would, the SR adapter builds a Comprehensive SR from the result and the stored
-// instance and C-STOREs it; the SR is read back through Orthanc's REST API and must sit in the source study.
+// storescu (DCMTK) as the modality would, the SR adapter builds the TID 1500 Comprehensive 3D SR from the result and
+// the stored instance and C-STOREs it; the SR is read back through Orthanc's REST API, must sit in the source study
+// and pass dciodvfy and dsrdump; a second result version supersedes the first (Predecessor Documents Sequence).
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,9 @@ import { connectRedis } from '../../shared/redis';
 import { loadOutboundConfig } from '../../services/api/outbound/config';
 import { resultKey } from '../../services/api/outbound/idempotency';
 import { createOutbound, type Outbound } from '../../services/api/outbound/outbound';
-import { COMPREHENSIVE_SR } from '../../services/api/outbound/sr/build-sr';
+import { COMPREHENSIVE_3D_SR } from '../../services/api/outbound/sr/build-sr';
+import { srInstanceUid } from '../../services/api/outbound/sr/versions';
+import { checkSr } from '../helpers/sr-check';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { makeResult, storeMrInstance, testUid, writeResult } from './helpers/fixtures';
 import { startOrthanc, type TestOrthanc } from './helpers/orthanc';
@@ -98,7 +101,7 @@ test('the SR lands in the source study in Orthanc with findings, priority and ev
 
   const instances = await orthanc.rest<Array<{ ID: string }>>('/instances?expand');
   const tagsList = await Promise.all(instances.map((i) => orthanc.rest<Tags>(`/instances/${i.ID}/tags?simplify`)));
-  const sr = tagsList.find((t) => t.SOPClassUID === COMPREHENSIVE_SR)!;
+  const sr = tagsList.find((t) => t.SOPClassUID === COMPREHENSIVE_3D_SR)!;
   const mr = tagsList.find((t) => t.Modality === 'MR')!;
   expect(sr).toBeDefined();
   expect(sr.Modality).toBe('SR');
@@ -117,28 +120,32 @@ test('the SR lands in the source study in Orthanc with findings, priority and ev
   });
 
   const content = sr.ContentSequence as Item[];
-  const priority = content.find((i) => meaning(i) === 'TRIAGE_PRIORITY')!;
+  const priority = content.find((i) => meaning(i) === 'C0034375')!.ContentSequence!.find((i) => meaning(i) === 'TRIAGE_PRIORITY')!;
   expect((priority.ConceptCodeSequence as Item[])[0].CodeValue).toBe('STAT');
-  const findings = content.filter((i) => i.ValueType === 'CONTAINER');
+  const groups = content.find((i) => meaning(i) === '126010')!.ContentSequence!;
+  const findings = groups.filter((g) => g.ContentSequence!.some((i) => meaning(i) === '112039' && i.TextValue !== 'abnormal'));
   expect(findings).toHaveLength(result.findings.length);
   const first = findings[0].ContentSequence!;
+  expect(first.find((i) => meaning(i) === '112039')!.TextValue).toBe(result.findings[0].queryId);
   expect(first.find((i) => meaning(i) === 'QUERY')!.TextValue).toBe(result.findings[0].text);
   const similarity = first.find((i) => meaning(i) === 'SIMILARITY')!.MeasuredValueSequence as Item[];
   expect(Number(similarity[0].NumericValue)).toBeCloseTo(result.findings[0].similarity, 4);
-  const probability = first.find((i) => meaning(i) === 'PROBABILITY')!.MeasuredValueSequence as Item[];
+  const probability = first.find((i) => meaning(i) === '122157')!.MeasuredValueSequence as Item[];
   expect(Number(probability[0].NumericValue)).toBeCloseTo(result.findings[0].probability!, 4);
   const flagged = first.find((i) => meaning(i) === 'FLAGGED')!.ConceptCodeSequence as Item[];
   expect(flagged[0].CodeMeaning).toBe(result.findings[0].flagged ? 'Yes' : 'No');
+  expect(sr.InstanceNumber).toBe('1');
+  expect(sr.PredecessorDocumentsSequence).toBeUndefined();
 
-  // DCMTK's SR parser accepts the stored object as a Comprehensive SR, relationship constraints checked.
+  // The stored object, as the PACS holds it, passes dicom3tools' dciodvfy (0 errors) and DCMTK's dsrdump.
   const srId = instances[tagsList.indexOf(sr)].ID;
-  const res = await fetch(`http://127.0.0.1:${orthanc.httpPort}/instances/${srId}/file`);
   const file = path.join(dataDir, 'sr-from-orthanc.dcm');
-  writeFileSync(file, Buffer.from(await res.arrayBuffer()));
-  const dump = await run('dsrdump', [file]);
-  expect(dump.stdout).toMatch(/^Comprehensive SR Document/m);
-  expect(dump.stderr).not.toMatch(/^E:/m);
-  expect(dump.stdout).toContain('Diagnostic imaging report');
+  writeFileSync(file, Buffer.from(await (await fetch(`http://127.0.0.1:${orthanc.httpPort}/instances/${srId}/file`)).arrayBuffer()));
+  const check = await checkSr(file);
+  expect(check.errors).toEqual([]);
+  expect(check.dumpProblems).toEqual([]);
+  expect(check.dump).toMatch(/^Comprehensive 3D SR Document/m);
+  expect(check.dump).toContain('Imaging Measurement Report');
 
   // The patient's identity was copied into the SR in memory but never logged.
   expect(logLines.join('\n')).toContain(result.StudyInstanceUID);
@@ -150,6 +157,42 @@ test('the SR lands in the source study in Orthanc with findings, priority and ev
   expect(await finished(key.jobId)).toBe('completed');
   const after = await orthanc.rest<string[]>('/instances');
   expect(after).toHaveLength(2);
+});
+
+test('a second result version supersedes the first: next instance number, Predecessor Documents Sequence', async () => {
+  const outbound = mainOutbound();
+  const v1 = makeResult('URGENT', { resultVersion: 1 });
+  const source = await storeMrInstance(redis, dataDir, { StudyInstanceUID: v1.StudyInstanceUID, AccessionNumber: v1.AccessionNumber });
+  v1.series = [{ SeriesInstanceUID: source.SeriesInstanceUID, sequence: 'DWI', used: true }];
+  await writeResult(redis, v1);
+  await outbound.enqueue(v1);
+  expect(await finished(resultKey(v1).jobId)).toBe('completed');
+
+  // More instances arrived and the worker scored the study again: version 2, STAT now.
+  const v2: typeof v1 = { ...makeResult('STAT', { StudyInstanceUID: v1.StudyInstanceUID, AccessionNumber: v1.AccessionNumber }), series: v1.series, resultVersion: 2, scoredAt: v1.scoredAt + 1000 };
+  await writeResult(redis, v2);
+  await outbound.enqueue(v2);
+  expect(await finished(resultKey(v2).jobId)).toBe('completed');
+
+  const study = (await orthanc.rest<Array<{ ID: string; MainDicomTags: Tags }>>('/studies?expand')).find((s) => s.MainDicomTags.StudyInstanceUID === v1.StudyInstanceUID)!;
+  const stored = await Promise.all((await orthanc.rest<Array<{ ID: string }>>(`/studies/${study.ID}/instances`))
+    .map(async (i) => ({ ID: i.ID, tags: await orthanc.rest<Tags>(`/instances/${i.ID}/tags?simplify`) })));
+  const srs = stored.filter((i) => i.tags.Modality === 'SR');
+  expect(srs).toHaveLength(2);
+  expect(new Set(srs.map((i) => i.tags.SeriesInstanceUID)).size).toBe(1); // one SR series per study
+  const first = srs.find((i) => i.tags.SOPInstanceUID === srInstanceUid(v1.StudyInstanceUID, 1))!;
+  const second = srs.find((i) => i.tags.SOPInstanceUID === srInstanceUid(v1.StudyInstanceUID, 2))!;
+  expect([first.tags.InstanceNumber, second.tags.InstanceNumber]).toEqual(['1', '2']);
+  expect(first.tags.PredecessorDocumentsSequence).toBeUndefined();
+  const pred = (second.tags.PredecessorDocumentsSequence as Item[])[0];
+  const ref = ((pred.ReferencedSeriesSequence as Item[])[0].ReferencedSOPSequence as Item[])[0];
+  expect(ref).toMatchObject({ ReferencedSOPInstanceUID: first.tags.SOPInstanceUID, ReferencedSOPClassUID: COMPREHENSIVE_3D_SR });
+  const file = path.join(dataDir, 'sr-v2.dcm');
+  writeFileSync(file, Buffer.from(await (await fetch(`http://127.0.0.1:${orthanc.httpPort}/instances/${second.ID}/file`)).arrayBuffer()));
+  const check = await checkSr(file);
+  expect(check.errors).toEqual([]);
+  expect(check.dumpProblems).toEqual([]);
+  expect(check.dump).toContain('Predecessor Docs    : 1');
 });
 
 test('a PACS that rejects our AE title: association rejected permanently, dead-lettered after one attempt', async () => {

@@ -9,9 +9,10 @@ import { PermanentDeliveryError, RetryableDeliveryError, SkipDelivery, type Adap
 import { buildPriorityMessage, readAck } from './hl7/message';
 import { MllpSender } from './hl7/mllp-sender';
 import { derivedUid, type DeliveryKey } from './idempotency';
-import { buildTriageSr } from './sr/build-sr';
+import { buildTriageSr, COMPREHENSIVE_3D_SR } from './sr/build-sr';
 import { cStore } from './sr/cstore';
 import { loadSourceStudy, readSourceAccession, type SourceStudyDeps } from './sr/source-study';
+import { previousDelivered, recordDelivered, srInstanceUid, srSeriesUid } from './sr/versions';
 import { buildWebhookPayload, postWebhook } from './webhook/webhook';
 
 export interface OutboundAdapter {
@@ -87,16 +88,24 @@ export function createSrAdapter(target: SrTarget, deps: SrAdapterDeps): Outbound
     async deliver(result, key) {
       const used = result.series.filter((s) => s.used).map((s) => s.SeriesInstanceUID);
       const source = await loadSourceStudy(deps, result.StudyInstanceUID, used);
+      const study = result.StudyInstanceUID;
+      const SeriesInstanceUID = srSeriesUid(study);
+      // One instance per result version, so a retry overwrites rather than duplicates; results written before
+      // versions existed keep the delivery key's UID and name no predecessor.
+      const version = result.resultVersion;
+      const SOPInstanceUID = version !== undefined ? srInstanceUid(study, version) : derivedUid('neurotriage-sr-instance', key.jobId);
+      const previous = version !== undefined ? await previousDelivered(deps.redis, study, version) : undefined;
       const dataset = buildTriageSr(result, source, {
-        // One SR series per study; one instance per result version, so a retry overwrites rather than duplicates.
-        SeriesInstanceUID: derivedUid('neurotriage-sr-series', result.StudyInstanceUID),
-        SOPInstanceUID: derivedUid('neurotriage-sr-instance', key.jobId),
+        SeriesInstanceUID,
+        SOPInstanceUID,
         SeriesNumber: target.seriesNumber,
-        InstanceNumber: 1,
+        InstanceNumber: version ?? 1,
         softwareVersion: deps.softwareVersion,
         now: now(),
+        ...(previous ? { predecessor: { SeriesInstanceUID, SOPInstanceUID: previous.SOPInstanceUID, SOPClassUID: COMPREHENSIVE_3D_SR } } : {}),
       });
       const outcome = await cStore(dataset, target);
+      if (version !== undefined) await recordDelivered(deps.redis, study, version, SOPInstanceUID);
       return `0x${outcome.status.toString(16).padStart(4, '0').toUpperCase()}`;
     },
     close: async () => undefined,

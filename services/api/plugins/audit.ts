@@ -16,7 +16,8 @@ export type AuditAction =
   | 'events.subscribe' | 'queries.read' | 'query.create' | 'query.update' | 'query.delete' | 'query.calibrate' | 'text-check'
   | 'decision.read' | 'audit.export'
   | 'report.create' | 'study.report.read' | 'reports.held.read' | 'reports.rejected.read' | 'report.rejected.read'
-  | 'report.rejected.replay' | 'report.rejected.delete';
+  | 'report.rejected.replay' | 'report.rejected.delete'
+  | 'study.image' | 'study.slices';
 
 export interface AuditEntry {
   at: string;

@@ -272,6 +272,117 @@ function onEvent(event) {
   }
 }
 
+// ---------- key images ----------
+// For each flagged finding with a location: its key slice rendered by the API (windowed PNG, fetched with the
+// token and shown from a blob URL), the region drawn over it in SVG, and stepping through the series' slices. On a
+// neighbouring slice the region is drawn dashed, as the circle where the sphere of the region cuts that slice.
+const SVG = 'http://www.w3.org/2000/svg';
+const keyViewers = [];
+
+function keyImagePanel(uid, f) {
+  const loc = f.location;
+  const img = el('img', { alt: `Key slice for ${label(f.queryId)} (${loc.sequence})` });
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('class', 'region');
+  svg.setAttribute('aria-hidden', 'true');
+  const circle = document.createElementNS(SVG, 'circle');
+  svg.append(circle);
+  const viewer = el('div', { class: 'viewer' }, img, svg);
+  const pos = el('span', { class: 'pos muted small', 'aria-live': 'polite' });
+  const status = el('span', { class: 'small' });
+  const prev = el('button', { type: 'button', class: 'quiet', text: '‹ Previous', 'aria-label': 'Previous slice' });
+  const next = el('button', { type: 'button', class: 'quiet', text: 'Next ›', 'aria-label': 'Next slice' });
+  const home = el('button', { type: 'button', class: 'quiet', text: 'Key slice' });
+  const figure = el('figure', { class: 'key-image', 'data-query': f.queryId, tabindex: '0', 'aria-label': `${label(f.queryId)} key image; arrow keys step through slices` },
+    el('figcaption', {}, el('strong', { text: label(f.queryId) }), el('span', { class: 'muted', text: ` · ${loc.sequence} · region ${Math.round(loc.radiusMm * 2)} mm` })),
+    viewer,
+    el('div', { class: 'stepper' }, prev, pos, next, home, status),
+  );
+  const v = { uid, loc, slices: null, index: null, keyIndex: null, url: null, token: 0 };
+  keyViewers.push(v);
+
+  function draw(slice) {
+    const s = v.slices;
+    const [cols, rows] = [s.columns, s.rows];
+    svg.setAttribute('viewBox', `0 0 ${cols} ${rows}`);
+    svg.setAttribute('preserveAspectRatio', 'none');
+    viewer.style.aspectRatio = `${cols * s.pixelSpacing[1]} / ${rows * s.pixelSpacing[0]}`;
+    const d = slice.positionMm - s.slices[v.keyIndex].positionMm;
+    const r = loc.radiusMm;
+    const onKey = v.index === v.keyIndex;
+    const cut = Math.sqrt(Math.max(0, r * r - d * d));
+    circle.setAttribute('cx', String(loc.point[0]));
+    circle.setAttribute('cy', String(loc.point[1]));
+    circle.setAttribute('r', String((onKey ? r : cut) / s.pixelSpacing[1]));
+    circle.setAttribute('class', onKey ? 'key' : 'near');
+    circle.style.display = onKey || cut > 0 ? '' : 'none';
+    pos.textContent = `slice ${v.index + 1} of ${s.slices.length}${onKey ? ' (key slice)' : ` (${d > 0 ? '+' : ''}${d.toFixed(1)} mm)`}`;
+    prev.disabled = v.index === 0;
+    next.disabled = v.index === s.slices.length - 1;
+    home.disabled = onKey;
+  }
+
+  async function show(index) {
+    const s = v.slices;
+    v.index = Math.max(0, Math.min(s.slices.length - 1, index));
+    const slice = s.slices[v.index];
+    const token = ++v.token;
+    draw(slice);
+    status.textContent = 'Loading…';
+    const qs = new URLSearchParams(slice.frame ? { frame: String(slice.frame) } : {});
+    const res = await fetch(`/api/v1/studies/${encodeURIComponent(uid)}/images/${encodeURIComponent(slice.SOPInstanceUID)}.png?${qs}`, { headers: { authorization: `Bearer ${state.token}` } });
+    if (token !== v.token) return; // a later step already replaced this one
+    if (!res.ok) {
+      const body = await res.json().catch(() => ({}));
+      status.replaceChildren(el('span', { class: 'error', text: body.detail || `HTTP ${res.status}` }));
+      return;
+    }
+    const url = URL.createObjectURL(await res.blob());
+    if (token !== v.token) return URL.revokeObjectURL(url);
+    if (v.url) URL.revokeObjectURL(v.url);
+    v.url = url;
+    img.src = url;
+    try {
+      await img.decode();
+    } catch {
+      if (token === v.token) status.replaceChildren(el('span', { class: 'error', text: 'The image could not be shown.' }));
+      return;
+    }
+    if (token !== v.token) return;
+    status.textContent = '';
+    figure.dataset.slice = String(v.index);
+  }
+
+  async function load() {
+    const qs = new URLSearchParams({ containing: loc.SOPInstanceUID });
+    v.slices = await api(`/api/v1/studies/${encodeURIComponent(uid)}/series/${encodeURIComponent(loc.SeriesInstanceUID)}/slices?${qs}`);
+    const at = v.slices.slices.findIndex((s) => s.SOPInstanceUID === loc.SOPInstanceUID && (s.frame ?? undefined) === (loc.frame ?? undefined));
+    v.keyIndex = at >= 0 ? at : Math.min(loc.sliceIndex, v.slices.slices.length - 1);
+    await show(v.keyIndex);
+  }
+
+  const step = (by) => v.slices && show(v.index + by).catch(report);
+  prev.addEventListener('click', () => step(-1));
+  next.addEventListener('click', () => step(1));
+  home.addEventListener('click', () => v.slices && show(v.keyIndex).catch(report));
+  figure.addEventListener('keydown', (e) => {
+    const by = { ArrowUp: -1, ArrowLeft: -1, PageUp: -1, ArrowDown: 1, ArrowRight: 1, PageDown: 1 }[e.key];
+    if (by) {
+      e.preventDefault();
+      step(by);
+    }
+  });
+  load().catch((err) => status.replaceChildren(el('span', { class: 'error', text: err.message })));
+  return figure;
+}
+
+function keyImages(uid, result) {
+  for (const v of keyViewers.splice(0)) if (v.url) URL.revokeObjectURL(v.url);
+  const located = result.findings.filter((f) => f.flagged && f.location);
+  if (located.length === 0) return [];
+  return [el('section', { class: 'key-images', 'aria-label': 'Key images' }, el('h3', { text: 'Where: key images' }), located.map((f) => keyImagePanel(uid, f)))];
+}
+
 // ---------- study view ----------
 let current = null;
 function dl(pairs) {
@@ -337,6 +448,7 @@ async function openStudy(uid) {
     ]),
   ];
   if (r) parts.push(findingsTable(r));
+  if (r) parts.push(...keyImages(uid, r));
   $('#study-body').replaceChildren(...parts);
   $('#adhoc-result').textContent = '';
   $('#check-result').replaceChildren();

@@ -65,6 +65,30 @@ describe('buildPriorityMessage', () => {
     expect(obx.every((s) => s.getField(11).toString() === 'P')).toBe(true);
   });
 
+  it('adds the key image of a located flag to its OBX group: series, SOP instance, frame and region', () => {
+    const location = {
+      method: 'occlusion' as const, sequence: 'DWI' as const, SeriesInstanceUID: '1.2.3.4.5', SOPInstanceUID: '1.2.3.4.5.6', frame: 3,
+      ImageOrientationPatient: [1, 0, 0, 0, 1, 0] as [number, number, number, number, number, number], point: [60.5, 70.25] as [number, number],
+      radiusPx: 12, radiusMm: 10.5, patientMm: [10, -20, 30] as [number, number, number], sliceIndex: 4, sliceCount: 20, scoreDrop: 0.1,
+    };
+    const r = result('STAT');
+    r.findings[0] = { ...r.findings[0], location };
+    r.findings[1] = { ...r.findings[1], location }; // not flagged: no key image rows
+    const obx = build(r).getAllSegments('OBX');
+    const group1 = obx.filter((s) => s.getField(4).toString() === '1');
+    expect(group1.map((s) => s.getComponent(3, 1))).toEqual(['QUERY', 'SIMILARITY', 'PROBABILITY', 'FLAGGED', 'QUERY_PRIORITY', '112002', 'KEY_IMAGE', 'KEY_IMAGE_FRAME', 'KEY_REGION']);
+    const row = (code: string) => group1.find((s) => s.getComponent(3, 1) === code)!;
+    expect(row('112002').getComponent(3, 3)).toBe('DCM');
+    expect(row('112002').getField(5).toString()).toBe('1.2.3.4.5');
+    expect(row('KEY_IMAGE').getField(2).toString()).toBe('ST');
+    expect(row('KEY_IMAGE').getField(5).toString()).toBe('1.2.3.4.5.6');
+    expect(row('KEY_IMAGE_FRAME').getField(5).toString()).toBe('3');
+    expect(row('KEY_REGION').getField(5).toString()).toBe('circle at column 60.5, row 70.25, radius 12 px (10.5 mm); patient LPS 10 -20 30 mm');
+    // Set IDs stay consecutive across the added rows.
+    expect(obx.map((s) => Number(s.getField(1).toString()))).toEqual(obx.map((_, i) => i + 1));
+    expect(obx.filter((s) => s.getField(4).toString() === '2').map((s) => s.getComponent(3, 1))).not.toContain('KEY_IMAGE');
+  });
+
   it('ORM^O01 keeps priority in ORC-7 and OBR-27 and drops the v2.5-only TQ1 and IPC', () => {
     const m = build(result('URGENT'), target('ORM^O01'));
     expect(m.getSegment('MSH')!.getField(9).toString()).toBe('ORM^O01^ORM_O01');

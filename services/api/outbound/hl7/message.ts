@@ -10,6 +10,7 @@ import type { FindingScore, StudyResult } from '../../../../shared/results';
 import { flagStatement } from '../../../../shared/models/decision';
 import type { Hl7Target } from '../config';
 import { PermanentDeliveryError } from '../errors';
+import { keyImageRows } from './key-image';
 
 /** HL7 table 0485 (Quantity/timing priority): S stat, A as soon as possible, R routine. */
 export const PRIORITY_0485: Record<Priority, { code: 'S' | 'A' | 'R'; text: string }> = {
@@ -98,6 +99,13 @@ function studyNotes(result: StudyResult): string[] {
   return notes;
 }
 
+/** The key image rows of a located finding (key-image.ts), in the finding's OBX group. */
+function keyImageObx(f: FindingScore, subId: number, when: string, status: string, next: () => number): string[] {
+  return keyImageRows(f).map((r) =>
+    seg('OBX', { 1: String(next()), 2: r.type, 3: cwe(r.code, r.text, r.system), 4: String(subId), 5: hl7Escape(r.value), 11: status, 14: when }),
+  );
+}
+
 export interface BuildOptions {
   controlId: string;
   now: number;
@@ -159,7 +167,7 @@ export function buildPriorityMessage(result: StudyResult, target: Hl7Target, opt
   segments.push(studyRow('ST', cwe('MODEL', 'Model bundle and version'), hl7Escape(`${result.model.bundleId} ${result.model.version}`)));
   if (result.judgedWith) segments.push(studyRow('ST', cwe('QUERY_SET_VERSION', 'Query set the study was judged with'), hl7Escape(result.judgedWith.querySetVersion)));
   segments.push(studyRow('NM', cwe('RESULT_VERSION', 'Result version'), String(result.resultVersion ?? 1)));
-  result.findings.forEach((f, i) => segments.push(...findingObx(f, i + 1, when, status.obx11, next)));
+  result.findings.forEach((f, i) => segments.push(...findingObx(f, i + 1, when, status.obx11, next), ...keyImageObx(f, i + 1, when, status.obx11, next)));
   if (omi) segments.push(seg('IPC', { 1: acc, 3: result.StudyInstanceUID, 5: 'MR' }));
 
   // Parsed by the library rather than assembled from its segment objects: Hl7Segment would treat MSH-1/MSH-2

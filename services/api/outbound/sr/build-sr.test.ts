@@ -1,76 +1,179 @@
-import type { StudyResult } from '../../../../shared/results';
-import { buildTriageSr, COMPREHENSIVE_SR } from './build-sr';
-import { dcmjs, readHeader, type NaturalDataset } from './dcmjs';
+// The TID 1500 SR, built for several kinds of result and checked with the real tools: dciodvfy must report 0 errors
+// and dsrdump must read the whole tree without a content or relationship error. Structure is asserted on the
+// dataset read back from the file, so what is checked is what the PACS would receive.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { FindingLocation, FindingScore, StudyResult } from '../../../../shared/results';
+import { checkSr, writePart10 } from '../../../../test/helpers/sr-check';
+import { buildTriageSr, COMPREHENSIVE_3D_SR, type SrIdentity } from './build-sr';
+import { readHeader, type NaturalDataset } from './dcmjs';
+import { readFileSync } from 'node:fs';
 
-const result: StudyResult = {
-  StudyInstanceUID: '1.2.3.4', AccessionNumber: 'A1', priority: 'URGENT',
-  findings: [
-    { queryId: 'mass', text: 'Mass effect', priority: 'URGENT', similarity: 0.25, probability: 0.8, threshold: 0.5, flagged: true, triggered: true, calibration: 'calibrated', bySequence: {} },
-    { queryId: 'bleed', text: 'Haemorrhage', priority: 'STAT', similarity: 0.05, probability: null, threshold: null, flagged: false, triggered: false, calibration: 'uncalibrated', bySequence: {} },
-  ],
-  abnormalProbability: 0.7, sequencesUsed: ['T2', 'FLAIR'], sequencesMissing: [], series: [], confidence: 0.6,
-  model: { bundleId: 'bundle', version: '2.0' }, provider: 'cpu', priorityProbability: 0.8, judgedWith: { querySetVersion: 'test', classThresholds: {} },
-  timingsMs: { decode: 0, preprocess: 0, inference: 0, scoring: 0, total: 0 }, receivedAt: 0, scoredAt: Date.UTC(2026, 0, 2, 3, 4, 5),
+const location: FindingLocation = {
+  method: 'occlusion', sequence: 'T2', SeriesInstanceUID: '1.2.3.4.5', SOPInstanceUID: '1.2.3.4.5.6', SOPClassUID: '1.2.840.10008.5.1.4.1.1.4',
+  FrameOfReferenceUID: '1.2.3.4.9', ImageOrientationPatient: [1, 0, 0, 0, 1, 0], point: [60.5, 70.25], radiusPx: 12, radiusMm: 12,
+  patientMm: [10, -20, 30], sliceIndex: 10, sliceCount: 24, scoreDrop: 0.12,
 };
 
+function finding(over: Partial<FindingScore>): FindingScore {
+  return {
+    queryId: 'mass', text: 'Intra-axial mass lesion with vasogenic oedema.', priority: 'URGENT', similarity: 0.25, probability: 0.8, threshold: 0.5,
+    flagged: true, triggered: true, calibration: 'calibrated', bySequence: { T2: 0.25 }, ...over,
+  };
+}
+
+function result(over: Partial<StudyResult> = {}): StudyResult {
+  return {
+    StudyInstanceUID: '1.2.3.4', AccessionNumber: 'A1', priority: 'URGENT', resultVersion: 1,
+    findings: [finding({ location }), finding({ queryId: 'haemorrhage', text: 'Haemorrhage', priority: 'STAT', similarity: 0.05, probability: 0.02, threshold: 0.1, flagged: false, triggered: false })],
+    abnormalProbability: 0.7, sequencesUsed: ['T2', 'FLAIR'], sequencesMissing: [], series: [], confidence: 0.6,
+    model: { bundleId: 'bundle', version: '2.0' }, provider: 'cpu', priorityProbability: 0.8, judgedWith: { querySetVersion: 'test', classThresholds: {} },
+    timingsMs: { decode: 0, preprocess: 0, inference: 0, scoring: 0, total: 0 }, receivedAt: 0, scoredAt: Date.UTC(2026, 0, 2, 3, 4, 5),
+    ...over,
+  };
+}
+
 const source = {
-  attributes: { PatientName: [{ Alphabetic: 'Test^Person' }], PatientID: 'P1', StudyDate: '20260102', AccessionNumber: 'A1' },
+  attributes: { PatientName: [{ Alphabetic: 'Test^Person' }], PatientID: 'P1', StudyDate: '20260102', StudyTime: '101500', StudyID: '1', AccessionNumber: 'A1' },
   series: [{ SeriesInstanceUID: '1.2.3.4.5', instances: [{ SOPClassUID: '1.2.840.10008.5.1.4.1.1.4', SOPInstanceUID: '1.2.3.4.5.6' }] }],
 };
 
-/** Writes a Part 10 file with dcmjs and reads it back: the SR survives encoding (Orthanc's test covers the wire). */
-function roundTrip(ds: NaturalDataset): NaturalDataset {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { data } = require('dcmjs') as { data: { DicomDict: new (m: unknown) => { dict: unknown; write(): ArrayBuffer } } };
-  const file = new data.DicomDict(dcmjs.data.DicomMetaDictionary.denaturalizeDataset({
-    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-    MediaStorageSOPClassUID: COMPREHENSIVE_SR,
-    MediaStorageSOPInstanceUID: String(ds.SOPInstanceUID),
-    TransferSyntaxUID: '1.2.840.10008.1.2.1',
-    ImplementationClassUID: '1.2.3',
-  }));
-  file.dict = dcmjs.data.DicomMetaDictionary.denaturalizeDataset(ds);
-  return readHeader(Buffer.from(file.write()));
+const identity = (over: Partial<SrIdentity> = {}): SrIdentity => ({
+  SeriesInstanceUID: '2.25.1', SOPInstanceUID: '2.25.2', SeriesNumber: 9901, InstanceNumber: 1, softwareVersion: 't', now: Date.UTC(2026, 0, 2), ...over,
+});
+
+type Item = NaturalDataset & { ContentSequence?: Item[] };
+const name = (i: Item): string => {
+  const c = (i.ConceptNameCodeSequence as Item[] | undefined)?.[0];
+  return String(c?.CodeValue ?? c?.LongCodeValue ?? '');
+};
+const child = (i: Item, code: string): Item => i.ContentSequence!.find((c) => name(c) === code)!;
+const groups = (ds: Item): Item[] => child(ds, '126010').ContentSequence!;
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'nt-sr-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Writes the SR, checks it with dciodvfy and dsrdump, and returns the dataset as read back from the file. */
+async function built(r: StudyResult, id = identity(), src = source): Promise<Item> {
+  const file = path.join(dir, `${id.SOPInstanceUID}.dcm`);
+  writePart10(file, buildTriageSr(r, src, id));
+  const check = await checkSr(file);
+  expect(check.iod).toBe('Comprehensive3DSR');
+  expect(check.errors).toEqual([]);
+  expect(check.warnings).toEqual([]);
+  expect(check.dumpProblems).toEqual([]);
+  expect(check.dump).toMatch(/^Comprehensive 3D SR Document/m);
+  expect(check.dump).toContain('# TID 1500 (DCMR');
+  return readHeader(readFileSync(file)) as Item;
 }
 
-type Item = Record<string, unknown>;
-const concept = (i: Item): string => ((i.ConceptNameCodeSequence as Item[])[0].CodeValue as string);
-
-describe('buildTriageSr', () => {
-  const ds = roundTrip(buildTriageSr(result, source, {
-    SeriesInstanceUID: '2.25.1', SOPInstanceUID: '2.25.2', SeriesNumber: 9901, InstanceNumber: 1, softwareVersion: 't', now: Date.UTC(2026, 0, 2),
-  }));
-
-  it('is a Comprehensive SR in the source study, with its patient attributes', () => {
-    expect(ds.SOPClassUID).toBe(COMPREHENSIVE_SR);
+describe('buildTriageSr (TID 1500 Measurement Report)', () => {
+  it('is a Comprehensive 3D SR in the source study, declaring TID 1500, with the evidence and no predecessor at version 1', async () => {
+    const ds = await built(result());
+    expect(ds.SOPClassUID).toBe(COMPREHENSIVE_3D_SR);
     expect(ds.Modality).toBe('SR');
     expect(ds.StudyInstanceUID).toBe('1.2.3.4');
     expect(ds.PatientID).toBe('P1');
-    expect((ds.PatientName as Item[])[0].Alphabetic).toBe('Test^Person');
     expect(ds.ContentDate).toBe('20260102');
     expect(ds.ContentTime).toBe('030405.000');
-  });
-
-  it('references the evidence by UID', () => {
+    expect(ds.CompletionFlag).toBe('COMPLETE');
+    expect(ds.VerificationFlag).toBe('UNVERIFIED');
+    expect(ds.InstanceNumber).toBe(1);
+    expect(ds.PredecessorDocumentsSequence).toBeUndefined();
+    expect(ds.SpecificCharacterSet).toBeUndefined(); // all ASCII: the default repertoire
+    expect((ds.ContentTemplateSequence as Item[])[0]).toMatchObject({ MappingResource: 'DCMR', TemplateIdentifier: '1500' });
+    expect(name(ds)).toBe('126000');
     const ev = (ds.CurrentRequestedProcedureEvidenceSequence as Item[])[0];
-    expect(ev.StudyInstanceUID).toBe('1.2.3.4');
-    const s = (ev.ReferencedSeriesSequence as Item[])[0];
-    expect(s.SeriesInstanceUID).toBe('1.2.3.4.5');
-    expect((s.ReferencedSOPSequence as Item[])[0].ReferencedSOPInstanceUID).toBe('1.2.3.4.5.6');
+    expect(((ev.ReferencedSeriesSequence as Item[])[0].ReferencedSOPSequence as Item[])[0].ReferencedSOPInstanceUID).toBe('1.2.3.4.5.6');
+    expect((ds.CodingSchemeIdentificationSequence as Item[])[0].CodingSchemeDesignator).toBe('99NTRIAGE');
   });
 
-  it('holds the priority and one Finding container per query with TEXT/NUM/CODE items', () => {
-    const content = ds.ContentSequence as Item[];
-    expect(ds.ValueType).toBe('CONTAINER');
-    const priority = content.find((i) => concept(i) === 'TRIAGE_PRIORITY')!;
-    expect((priority.ConceptCodeSequence as Item[])[0].CodeValue).toBe('URGENT');
-    const findings = content.filter((i) => i.ValueType === 'CONTAINER');
-    expect(findings.map((f) => concept(f))).toEqual(['121071', '121071']);
-    const [mass, bleed] = findings.map((f) => f.ContentSequence as Item[]);
-    expect(mass.map(concept)).toEqual(['QUERY', 'QUERY_ID', 'SIMILARITY', 'PROBABILITY', 'FLAGGED', 'TRIAGE_PRIORITY']);
-    expect(bleed.map(concept)).not.toContain('PROBABILITY');
-    expect(Number(((mass[2].MeasuredValueSequence as Item[])[0]).NumericValue)).toBe(0.25);
-    expect(((mass[4].ConceptCodeSequence as Item[])[0]).CodeValue).toBe('373066001');
-    expect(((bleed.find((i) => concept(i) === 'FLAGGED')!.ConceptCodeSequence as Item[])[0]).CodeValue).toBe('373067005');
+  it('gives each finding a measurement group with probability, threshold, flagged and whether it set the priority', async () => {
+    const ds = await built(result());
+    const [massRoi, mass3d, bleed, abnormal] = groups(ds);
+    expect((massRoi.ContentTemplateSequence as Item[])[0].TemplateIdentifier).toBe('1410');
+    expect(child(massRoi, '112039').TextValue).toBe('mass');
+    expect(child(mass3d, '112040').UID).toBe(child(massRoi, '112040').UID); // one finding, tracked by one UID
+    expect((child(massRoi, '121071').ConceptCodeSequence as Item[])[0]).toMatchObject({ CodeValue: '4147007', CodingSchemeDesignator: 'SCT' });
+    const value = (g: Item, code: string) => Number(((child(g, code).MeasuredValueSequence as Item[])[0]).NumericValue);
+    expect(value(massRoi, '122157')).toBeCloseTo(0.8, 4);
+    expect(value(massRoi, 'PROBABILITY_THRESHOLD')).toBeCloseTo(0.5, 4);
+    const answer = (g: Item, code: string) => ((child(g, code).ConceptCodeSequence as Item[])[0]).CodeMeaning;
+    expect(answer(massRoi, 'FLAGGED')).toBe('Yes');
+    expect(answer(massRoi, 'SETS_STUDY_PRIORITY')).toBe('Yes');
+    // Over 16 characters: Long Code Value, never a too-long Code Value.
+    const long = (child(massRoi, 'PROBABILITY_THRESHOLD').ConceptNameCodeSequence as Item[])[0];
+    expect(long.CodeValue).toBeUndefined();
+    expect(long.LongCodeValue).toBe('PROBABILITY_THRESHOLD');
+    expect((bleed.ContentTemplateSequence as Item[])[0].TemplateIdentifier).toBe('1501');
+    expect((child(bleed, '121071').ConceptCodeSequence as Item[])[0].CodeValue).toBe('1386000');
+    expect(answer(bleed, 'FLAGGED')).toBe('No');
+    expect(answer(bleed, 'SETS_STUDY_PRIORITY')).toBe('No');
+    expect(value(abnormal, '122157')).toBeCloseTo(0.7, 4);
+    const study = child(ds, 'C0034375');
+    expect((child(study, 'TRIAGE_PRIORITY').ConceptCodeSequence as Item[])[0].CodeValue).toBe('URGENT');
+  });
+
+  it('marks the key region as a SCOORD circle on the key image and as a SCOORD3D in the frame of reference', async () => {
+    const ds = await built(result());
+    const [massRoi, mass3d] = groups(ds);
+    const region = child(massRoi, '111030');
+    expect(region.ValueType).toBe('SCOORD');
+    expect(region.GraphicType).toBe('CIRCLE');
+    expect((region.GraphicData as number[]).map((v) => Math.round(v * 100) / 100)).toEqual([60.5, 70.25, 72.5, 70.25]);
+    const image = region.ContentSequence![0];
+    expect(image.RelationshipType).toBe('SELECTED FROM');
+    expect((image.ReferencedSOPSequence as Item[])[0]).toMatchObject({ ReferencedSOPInstanceUID: '1.2.3.4.5.6', ReferencedSOPClassUID: '1.2.840.10008.5.1.4.1.1.4' });
+    const region3d = child(mass3d, '111030');
+    expect(region3d.ValueType).toBe('SCOORD3D');
+    expect(region3d.GraphicType).toBe('ELLIPSE');
+    expect(region3d.ReferencedFrameOfReferenceUID).toBe('1.2.3.4.9');
+    // Major axis along the slice's rows through the key point, 12 mm either side.
+    expect((region3d.GraphicData as number[]).slice(0, 6).map(Math.round)).toEqual([-2, -20, 30, 22, -20, 30]);
+  });
+
+  it('a later version names the SR it supersedes and has a higher instance number', async () => {
+    const ds = await built(result({ resultVersion: 3 }), identity({
+      SOPInstanceUID: '2.25.3', InstanceNumber: 3, predecessor: { SeriesInstanceUID: '2.25.1', SOPInstanceUID: '2.25.2', SOPClassUID: COMPREHENSIVE_3D_SR },
+    }));
+    expect(ds.InstanceNumber).toBe(3);
+    const pred = (ds.PredecessorDocumentsSequence as Item[])[0];
+    expect(pred.StudyInstanceUID).toBe('1.2.3.4');
+    const ref = ((pred.ReferencedSeriesSequence as Item[])[0].ReferencedSOPSequence as Item[])[0];
+    expect(ref).toMatchObject({ ReferencedSOPInstanceUID: '2.25.2', ReferencedSOPClassUID: COMPREHENSIVE_3D_SR });
+  });
+
+  it('handles a site query with a long id, a multi-frame key image, no frame of reference, no abnormality score and a non-ASCII name', async () => {
+    const multi: FindingLocation = { ...location, SOPClassUID: '1.2.840.10008.5.1.4.1.1.4.1', frame: 7, FrameOfReferenceUID: undefined };
+    const ds = await built(
+      result({
+        findings: [finding({ queryId: 'subdural_haematoma_acute', text: 'Acute subdural haematoma.', priority: 'STAT', calibration: 'uncalibrated', probability: null, threshold: null, flagged: false, triggered: false }), finding({ location: multi })],
+        abnormalProbability: null,
+      }),
+      identity({ SOPInstanceUID: '2.25.4' }),
+      {
+        attributes: { ...source.attributes, PatientName: [{ Alphabetic: 'Müller^Zoë' }] },
+        series: [{ SeriesInstanceUID: '1.2.3.4.5', instances: [{ SOPClassUID: '1.2.840.10008.5.1.4.1.1.4.1', SOPInstanceUID: '1.2.3.4.5.6' }] }],
+      },
+    );
+    expect(ds.SpecificCharacterSet).toBe('ISO_IR 192');
+    expect((ds.PatientName as Item[])[0].Alphabetic).toBe('Müller^Zoë');
+    const [site, roi, ...rest] = groups(ds);
+    expect((child(site, '121071').ConceptCodeSequence as Item[])[0]).toMatchObject({ LongCodeValue: 'SUBDURAL_HAEMATOMA_ACUTE', CodingSchemeDesignator: '99NTRIAGE' });
+    expect(site.ContentSequence!.some((i) => name(i) === '122157')).toBe(false); // no probability without calibration
+    const image = child(roi, '111030').ContentSequence![0];
+    expect((image.ReferencedSOPSequence as Item[])[0].ReferencedFrameNumber).toBe(7);
+    expect(rest).toHaveLength(0); // no SCOORD3D without a frame of reference, no abnormality group without a score
+  });
+
+  it('lists a key image in the evidence even when its series is not among the source series', async () => {
+    const elsewhere: FindingLocation = { ...location, SeriesInstanceUID: '1.2.3.4.7', SOPInstanceUID: '1.2.3.4.7.1' };
+    const ds = await built(result({ findings: [finding({ location: elsewhere })] }), identity({ SOPInstanceUID: '2.25.5' }));
+    const series = ((ds.CurrentRequestedProcedureEvidenceSequence as Item[])[0].ReferencedSeriesSequence as Item[]).map((s) => s.SeriesInstanceUID);
+    expect(series).toEqual(['1.2.3.4.5', '1.2.3.4.7']);
   });
 });

@@ -1,59 +1,37 @@
-// Builds the triage result as a DICOM Comprehensive SR (naturalised dataset, keyword -> value): a CONTAINER titled
-// "Diagnostic imaging report" holding the priority, the algorithm, and one "Finding" CONTAINER per query with
-// TEXT/NUM/CODE items (query sentence, similarity, probability, flagged). Evidence references the source study's
-// series and instances by UID; Patient/Study attributes come from the source study so the PACS files it there.
-// Pure: the caller supplies the source attributes, the UIDs and the clock.
-import type { Priority } from '../../../../shared/model-manifest';
-import type { FindingScore, StudyResult } from '../../../../shared/results';
+// Builds the triage result as a DICOM Comprehensive 3D SR following TID 1500 "Measurement Report" (naturalised
+// dataset, keyword -> value; PS3.16 TID 1500, 1501, 1410, 1001/1002/1004, 1204, 4019). One Measurement Group per
+// finding holds its qualitative evaluations (probability, threshold, flagged, sets the study's priority, calibration);
+// a located finding's group is a TID 1410 planar ROI whose Image Region is a SCOORD CIRCLE on the key slice, and a
+// second TID 1410 group with the same tracking UID gives the region as a SCOORD3D in patient coordinates. Study-level
+// values (triage priority, sequences used) are the Qualitative Evaluations container; the abnormality probability is
+// its own group. Codes: codes.ts. Pure: the caller supplies the source attributes, the UIDs and the clock.
+import type { FindingLocation, FindingScore, StudyResult } from '../../../../shared/results';
+import { derivedUid } from '../idempotency';
+import { CALIBRATION_CODES, CODES, codeItem, findingCode, PRIORITY_CODES, PRIVATE_SCHEME_IDENTIFICATION, type Code } from './codes';
 import type { NaturalDataset } from './dcmjs';
 import type { SourceStudy } from './source-study';
 
-export const COMPREHENSIVE_SR = '1.2.840.10008.5.1.4.1.1.88.33';
-/** Coding scheme for our own concepts ("99" prefix: private, PS3.16 8.2). */
-export const CODING_SCHEME = '99NTRIAGE';
+export const COMPREHENSIVE_3D_SR = '1.2.840.10008.5.1.4.1.1.88.34';
+const MR_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.4';
+/** DICOM Content Mapping Resource (PS3.16). */
+const DCMR_UID = '1.2.840.10008.8.1.1';
 
-interface Code {
-  CodeValue: string;
-  CodingSchemeDesignator: string;
-  CodeMeaning: string;
+export interface SrDocumentRef {
+  SeriesInstanceUID: string;
+  SOPInstanceUID: string;
+  SOPClassUID: string;
 }
-
-const code = (CodeValue: string, CodingSchemeDesignator: string, CodeMeaning: string): Code => ({
-  CodeValue, CodingSchemeDesignator, CodeMeaning,
-});
-
-export const CODES = {
-  title: code('18748-4', 'LN', 'Diagnostic imaging report'),
-  finding: code('121071', 'DCM', 'Finding'),
-  algorithmName: code('111001', 'DCM', 'Algorithm Name'),
-  algorithmVersion: code('111003', 'DCM', 'Algorithm Version'),
-  triagePriority: code('TRIAGE_PRIORITY', CODING_SCHEME, 'Triage priority'),
-  abnormalProbability: code('ABNORMAL_PROBABILITY', CODING_SCHEME, 'Probability the study is abnormal'),
-  confidence: code('CONFIDENCE', CODING_SCHEME, 'Fraction of model sequences available'),
-  sequencesUsed: code('SEQUENCES_USED', CODING_SCHEME, 'Sequences used'),
-  query: code('QUERY', CODING_SCHEME, 'Triage query'),
-  queryId: code('QUERY_ID', CODING_SCHEME, 'Triage query identifier'),
-  similarity: code('SIMILARITY', CODING_SCHEME, 'Image-text similarity'),
-  probability: code('PROBABILITY', CODING_SCHEME, 'Calibrated probability'),
-  flagged: code('FLAGGED', CODING_SCHEME, 'Flagged'),
-  yes: code('373066001', 'SCT', 'Yes'),
-  no: code('373067005', 'SCT', 'No'),
-  noUnits: code('1', 'UCUM', 'no units'),
-} as const;
-
-export const PRIORITY_CODES: Record<Priority, Code> = {
-  STAT: code('STAT', CODING_SCHEME, 'Stat'),
-  URGENT: code('URGENT', CODING_SCHEME, 'Urgent'),
-  ROUTINE: code('ROUTINE', CODING_SCHEME, 'Routine'),
-};
 
 export interface SrIdentity {
   SeriesInstanceUID: string;
   SOPInstanceUID: string;
   SeriesNumber: number;
+  /** Increases with the result version, so a viewer lists the current report last. */
   InstanceNumber: number;
   softwareVersion: string;
   now: number;
+  /** The SR of the result this one supersedes (Predecessor Documents Sequence). */
+  predecessor?: SrDocumentRef;
 }
 
 /** DS is 16 characters at most; four decimals is finer than any score needs. */
@@ -61,64 +39,209 @@ function ds(x: number): string {
   return String(Number(x.toFixed(4)));
 }
 
-function da(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10).replace(/-/g, '');
-}
+const da = (ms: number): string => new Date(ms).toISOString().slice(0, 10).replace(/-/g, '');
+const tm = (ms: number): string => new Date(ms).toISOString().slice(11, 23).replace(/:/g, '');
 
-function tm(ms: number): string {
-  return new Date(ms).toISOString().slice(11, 23).replace(/:/g, '');
-}
+type Rel = 'CONTAINS' | 'HAS CONCEPT MOD' | 'HAS OBS CONTEXT' | 'SELECTED FROM';
 
-const text = (concept: Code, value: string, rel = 'CONTAINS'): NaturalDataset => ({
-  RelationshipType: rel, ValueType: 'TEXT', ConceptNameCodeSequence: [concept], TextValue: value,
-});
-const codeItem = (concept: Code, value: Code, rel = 'CONTAINS'): NaturalDataset => ({
-  RelationshipType: rel, ValueType: 'CODE', ConceptNameCodeSequence: [concept], ConceptCodeSequence: [value],
-});
-const num = (concept: Code, value: number, rel = 'CONTAINS'): NaturalDataset => ({
-  RelationshipType: rel,
+const concept = (c: Code) => ({ ConceptNameCodeSequence: [codeItem(c)] });
+const template = (id: string) => ({ ContentTemplateSequence: [{ MappingResource: 'DCMR', MappingResourceUID: DCMR_UID, TemplateIdentifier: id }] });
+
+const text = (rel: Rel, c: Code, value: string): NaturalDataset => ({ RelationshipType: rel, ValueType: 'TEXT', ...concept(c), TextValue: value });
+const coded = (rel: Rel, c: Code, value: Code): NaturalDataset => ({ RelationshipType: rel, ValueType: 'CODE', ...concept(c), ConceptCodeSequence: [codeItem(value)] });
+const uidref = (rel: Rel, c: Code, value: string): NaturalDataset => ({ RelationshipType: rel, ValueType: 'UIDREF', ...concept(c), UID: value });
+const num = (c: Code, value: number): NaturalDataset => ({
+  RelationshipType: 'CONTAINS',
   ValueType: 'NUM',
-  ConceptNameCodeSequence: [concept],
-  MeasuredValueSequence: [{ NumericValue: ds(value), MeasurementUnitsCodeSequence: [CODES.noUnits] }],
+  ...concept(c),
+  MeasuredValueSequence: [{ NumericValue: ds(value), MeasurementUnitsCodeSequence: [codeItem(CODES.noUnits)] }],
 });
+const container = (rel: Rel | undefined, c: Code, items: NaturalDataset[], templateId?: string): NaturalDataset => ({
+  ...(rel ? { RelationshipType: rel } : {}),
+  ValueType: 'CONTAINER',
+  ...concept(c),
+  ContinuityOfContent: 'SEPARATE',
+  ...(templateId ? template(templateId) : {}),
+  ContentSequence: items,
+});
+const yesNo = (b: boolean): Code => (b ? CODES.yes : CODES.no);
 
-function findingContainer(f: FindingScore): NaturalDataset {
-  const items = [
-    text(CODES.query, f.text),
-    text(CODES.queryId, f.queryId),
+/** TID 4019 Algorithm Identification. */
+function algorithm(result: StudyResult): NaturalDataset[] {
+  return [
+    text('HAS CONCEPT MOD', CODES.algorithmName, result.model.bundleId),
+    text('HAS CONCEPT MOD', CODES.algorithmVersion, result.model.version),
+  ];
+}
+
+/** TID 4108 Tracking Identifier: the query id, and a UID that stays the same for this finding in every version. */
+function tracking(result: StudyResult, f: FindingScore): NaturalDataset[] {
+  return [
+    text('CONTAINS', CODES.trackingIdentifier, f.queryId),
+    uidref('CONTAINS', CODES.trackingUid, derivedUid('neurotriage-sr-tracking', result.StudyInstanceUID, f.queryId)),
+  ];
+}
+
+function evaluations(f: FindingScore): NaturalDataset[] {
+  return [
+    text('CONTAINS', CODES.query, f.text),
     num(CODES.similarity, f.similarity),
     ...(f.probability === null ? [] : [num(CODES.probability, f.probability)]),
-    codeItem(CODES.flagged, f.flagged ? CODES.yes : CODES.no),
-    codeItem(CODES.triagePriority, PRIORITY_CODES[f.priority]),
+    ...(f.threshold === null ? [] : [num(CODES.threshold, f.threshold)]),
+    coded('CONTAINS', CODES.flagged, yesNo(f.flagged)),
+    coded('CONTAINS', CODES.triggered, yesNo(f.triggered)),
+    coded('CONTAINS', CODES.queryPriority, PRIORITY_CODES[f.priority]),
+    coded('CONTAINS', CODES.calibration, CALIBRATION_CODES[f.calibration] ?? CALIBRATION_CODES.uncalibrated),
   ];
+}
+
+/** The key image's SOP class as the evidence lists it (readers check the two agree), else as the worker saw it. */
+function keyImageClass(loc: FindingLocation, source: SourceStudy): string {
+  return source.series.flatMap((s) => s.instances).find((i) => i.SOPInstanceUID === loc.SOPInstanceUID)?.SOPClassUID ?? loc.SOPClassUID ?? MR_IMAGE_STORAGE;
+}
+
+function keyImage(loc: FindingLocation, source: SourceStudy): NaturalDataset {
+  const SOPClassUID = keyImageClass(loc, source);
   return {
-    RelationshipType: 'CONTAINS',
-    ValueType: 'CONTAINER',
-    ConceptNameCodeSequence: [CODES.finding],
-    ContinuityOfContent: 'SEPARATE',
-    ContentSequence: items,
+    RelationshipType: 'SELECTED FROM',
+    ValueType: 'IMAGE',
+    ReferencedSOPSequence: [{
+      ReferencedSOPClassUID: SOPClassUID,
+      ReferencedSOPInstanceUID: loc.SOPInstanceUID,
+      ...(loc.frame !== undefined ? { ReferencedFrameNumber: loc.frame } : {}),
+    }],
   };
 }
 
+/** The region as a circle on the key slice: centre and one point on the circumference (PS3.3 C.18.6.1.2). */
+function imageRegion(loc: FindingLocation, source: SourceStudy): NaturalDataset {
+  const [c, r] = loc.point;
+  return {
+    RelationshipType: 'CONTAINS',
+    ValueType: 'SCOORD',
+    ...concept(CODES.imageRegion),
+    GraphicType: 'CIRCLE',
+    GraphicData: [c, r, c + loc.radiusPx, r],
+    ContentSequence: [keyImage(loc, source)],
+  };
+}
+
+/**
+ * The same circle in patient coordinates, as an ELLIPSE in the key slice's plane (major and minor axis end points,
+ * PS3.3 C.18.9.1.2); `axes` are the slice's row and column directions.
+ */
+function patientRegion(loc: FindingLocation & { FrameOfReferenceUID: string }, axes: { row: number[]; column: number[] }): NaturalDataset {
+  const p = loc.patientMm;
+  const at = (dir: number[], s: number) => p.map((v, i) => v + s * loc.radiusMm * dir[i]);
+  return {
+    RelationshipType: 'CONTAINS',
+    ValueType: 'SCOORD3D',
+    ...concept(CODES.imageRegion),
+    GraphicType: 'ELLIPSE',
+    GraphicData: [...at(axes.row, -1), ...at(axes.row, 1), ...at(axes.column, -1), ...at(axes.column, 1)],
+    ReferencedFrameOfReferenceUID: loc.FrameOfReferenceUID,
+  };
+}
+
+function findingGroups(result: StudyResult, f: FindingScore, source: SourceStudy): NaturalDataset[] {
+  const head = [...tracking(result, f), coded('CONTAINS', CODES.finding, findingCode(f.queryId, f.text)), coded('HAS CONCEPT MOD', CODES.findingSite, CODES.brain), ...algorithm(result)];
+  const loc = f.location;
+  if (!loc) return [container('CONTAINS', CODES.measurementGroup, [...head, ...evaluations(f)], '1501')];
+  const groups = [
+    container('CONTAINS', CODES.measurementGroup, [
+      ...head,
+      coded('CONTAINS', CODES.localisationMethod, CODES.occlusion),
+      imageRegion(loc, source),
+      num(CODES.scoreDrop, loc.scoreDrop),
+      ...evaluations(f),
+    ], '1410'),
+  ];
+  const o = loc.ImageOrientationPatient;
+  if (loc.FrameOfReferenceUID && o) {
+    const axes = { row: o.slice(0, 3), column: o.slice(3, 6) };
+    groups.push(container('CONTAINS', CODES.measurementGroup, [...head, patientRegion({ ...loc, FrameOfReferenceUID: loc.FrameOfReferenceUID }, axes)], '1410'));
+  }
+  return groups;
+}
+
+function abnormalGroup(result: StudyResult): NaturalDataset[] {
+  if (result.abnormalProbability === null) return [];
+  return [container('CONTAINS', CODES.measurementGroup, [
+    text('CONTAINS', CODES.trackingIdentifier, 'abnormal'),
+    uidref('CONTAINS', CODES.trackingUid, derivedUid('neurotriage-sr-tracking', result.StudyInstanceUID, 'abnormal')),
+    coded('CONTAINS', CODES.finding, CODES.abnormal),
+    ...algorithm(result),
+    num(CODES.probability, result.abnormalProbability),
+    num(CODES.sequenceFraction, result.confidence),
+  ], '1501')];
+}
+
+/**
+ * Current Requested Procedure Evidence: the source series the result used, plus any key image outside them (every
+ * image the content references must be listed).
+ */
+function evidence(result: StudyResult, source: SourceStudy): NaturalDataset[] {
+  const series = source.series.map((s) => ({ SeriesInstanceUID: s.SeriesInstanceUID, instances: [...s.instances] }));
+  for (const loc of result.findings.flatMap((f) => (f.location ? [f.location] : []))) {
+    if (series.some((s) => s.instances.some((i) => i.SOPInstanceUID === loc.SOPInstanceUID))) continue;
+    let s = series.find((x) => x.SeriesInstanceUID === loc.SeriesInstanceUID);
+    if (!s) series.push((s = { SeriesInstanceUID: loc.SeriesInstanceUID, instances: [] }));
+    s.instances.push({ SOPClassUID: keyImageClass(loc, source), SOPInstanceUID: loc.SOPInstanceUID });
+  }
+  return [{
+    StudyInstanceUID: result.StudyInstanceUID,
+    ReferencedSeriesSequence: series.map((s) => ({
+      SeriesInstanceUID: s.SeriesInstanceUID,
+      ReferencedSOPSequence: s.instances.map((i) => ({ ReferencedSOPClassUID: i.SOPClassUID, ReferencedSOPInstanceUID: i.SOPInstanceUID })),
+    })),
+  }];
+}
+
+/** True when any string in the dataset (at any depth, person names included) is outside 7-bit ASCII. */
+function hasNonAscii(v: unknown): boolean {
+  if (typeof v === 'string') return [...v].some((ch) => ch.charCodeAt(0) > 0x7f);
+  if (Array.isArray(v)) return v.some(hasNonAscii);
+  if (v && typeof v === 'object' && !(v instanceof ArrayBuffer) && !ArrayBuffer.isView(v)) return Object.values(v).some(hasNonAscii);
+  return false;
+}
+
 export function buildTriageSr(result: StudyResult, source: SourceStudy, id: SrIdentity): NaturalDataset {
+  const ds = buildDataset(result, source, id);
+  // UTF-8 is declared only when needed: the default repertoire is what every reader handles.
+  if (!hasNonAscii(ds)) delete ds.SpecificCharacterSet;
+  return ds;
+}
+
+function buildDataset(result: StudyResult, source: SourceStudy, id: SrIdentity): NaturalDataset {
   const type2 = (key: string): unknown => source.attributes[key] ?? '';
   const content = [
-    codeItem(CODES.triagePriority, PRIORITY_CODES[result.priority]),
-    text(CODES.algorithmName, result.model.bundleId),
-    text(CODES.algorithmVersion, result.model.version),
-    ...(result.abnormalProbability === null ? [] : [num(CODES.abnormalProbability, result.abnormalProbability)]),
-    num(CODES.confidence, result.confidence),
-    ...(result.sequencesUsed.length > 0 ? [text(CODES.sequencesUsed, result.sequencesUsed.join(', '))] : []),
-    ...result.findings.map(findingContainer),
+    coded('HAS CONCEPT MOD', CODES.language, CODES.englishUS),
+    // TID 1002 Observer Context / TID 1004 Device Observer: the algorithm observed, no person verified.
+    coded('HAS OBS CONTEXT', CODES.observerType, CODES.device),
+    uidref('HAS OBS CONTEXT', CODES.deviceObserverUid, derivedUid('neurotriage-device', result.model.bundleId)),
+    text('HAS OBS CONTEXT', CODES.deviceObserverName, 'neurotriage'),
+    text('HAS OBS CONTEXT', CODES.deviceObserverManufacturer, 'neurotriage'),
+    text('HAS OBS CONTEXT', CODES.deviceObserverModelName, result.model.bundleId),
+    coded('HAS CONCEPT MOD', CODES.procedureReported, CODES.imagingProcedure),
+    container('CONTAINS', CODES.imagingMeasurements, [
+      ...result.findings.flatMap((f) => findingGroups(result, f, source)),
+      ...abnormalGroup(result),
+    ]),
+    container('CONTAINS', CODES.qualitativeEvaluations, [
+      coded('CONTAINS', CODES.triagePriority, PRIORITY_CODES[result.priority]),
+      ...(result.sequencesUsed.length > 0 ? [text('CONTAINS', CODES.sequencesUsed, result.sequencesUsed.join(', '))] : []),
+    ]),
   ];
+  const p = id.predecessor;
   return {
     // SOP Common
     SpecificCharacterSet: 'ISO_IR 192',
-    SOPClassUID: COMPREHENSIVE_SR,
+    SOPClassUID: COMPREHENSIVE_3D_SR,
     SOPInstanceUID: id.SOPInstanceUID,
     InstanceCreationDate: da(id.now),
     InstanceCreationTime: tm(id.now),
     TimezoneOffsetFromUTC: '+0000',
+    CodingSchemeIdentificationSequence: [PRIVATE_SCHEME_IDENTIFICATION],
     // Patient + General Study: copied so the SR lands in the source study (type 2: present, maybe empty)
     ...source.attributes,
     PatientName: type2('PatientName'),
@@ -131,37 +254,33 @@ export function buildTriageSr(result: StudyResult, source: SourceStudy, id: SrId
     ReferringPhysicianName: type2('ReferringPhysicianName'),
     StudyID: type2('StudyID'),
     AccessionNumber: source.attributes.AccessionNumber ?? result.AccessionNumber ?? '',
-    // SR Document Series + General Equipment
+    // SR Document Series, General Equipment and Enhanced General Equipment
     Modality: 'SR',
     SeriesInstanceUID: id.SeriesInstanceUID,
     SeriesNumber: id.SeriesNumber,
     SeriesDescription: 'AI triage (neurotriage)',
     ReferencedPerformedProcedureStepSequence: [],
     Manufacturer: 'neurotriage',
+    ManufacturerModelName: result.model.bundleId.slice(0, 64),
+    DeviceSerialNumber: result.model.version.slice(0, 64),
     SoftwareVersions: id.softwareVersion,
-    // SR Document General: machine output, never verified by a person
+    // SR Document General: machine output, complete for its version, never verified by a person
     InstanceNumber: id.InstanceNumber,
     CompletionFlag: 'COMPLETE',
     VerificationFlag: 'UNVERIFIED',
     ContentDate: da(result.scoredAt),
     ContentTime: tm(result.scoredAt),
+    ...(p
+      ? {
+          PredecessorDocumentsSequence: [{
+            StudyInstanceUID: result.StudyInstanceUID,
+            ReferencedSeriesSequence: [{ SeriesInstanceUID: p.SeriesInstanceUID, ReferencedSOPSequence: [{ ReferencedSOPClassUID: p.SOPClassUID, ReferencedSOPInstanceUID: p.SOPInstanceUID }] }],
+          }],
+        }
+      : {}),
     PerformedProcedureCodeSequence: [],
-    CurrentRequestedProcedureEvidenceSequence: [
-      {
-        StudyInstanceUID: result.StudyInstanceUID,
-        ReferencedSeriesSequence: source.series.map((s) => ({
-          SeriesInstanceUID: s.SeriesInstanceUID,
-          ReferencedSOPSequence: s.instances.map((i) => ({
-            ReferencedSOPClassUID: i.SOPClassUID,
-            ReferencedSOPInstanceUID: i.SOPInstanceUID,
-          })),
-        })),
-      },
-    ],
-    // SR Document Content: the root CONTAINER
-    ValueType: 'CONTAINER',
-    ConceptNameCodeSequence: [CODES.title],
-    ContinuityOfContent: 'SEPARATE',
-    ContentSequence: content,
+    CurrentRequestedProcedureEvidenceSequence: evidence(result, source),
+    // SR Document Content: the root CONTAINER, TID 1500
+    ...container(undefined, CODES.imagingMeasurementReport, content, '1500'),
   };
 }

@@ -1,0 +1,32 @@
+// Which SR stands for which result version of a study. Each version gets a deterministic SOP Instance UID (a retry
+// overwrites the same instance; the next version can name it without a lookup), and every SR the PACS accepted is
+// recorded in Redis so a later version's Predecessor Documents Sequence names only SRs that were really stored.
+import type { Redis } from 'ioredis';
+import { KEY_PREFIX } from '../../../../shared/studies';
+import { derivedUid } from '../idempotency';
+
+export const srKeys = {
+  /** Hash: result version -> SOPInstanceUID of the SR stored for it. */
+  delivered: (uid: string) => `${KEY_PREFIX}:study:${uid}:sr`,
+};
+
+/** One SR series per study: every version of the study's report sits in it. */
+export const srSeriesUid = (StudyInstanceUID: string): string => derivedUid('neurotriage-sr-series', StudyInstanceUID);
+
+/** The SR of one result version. */
+export const srInstanceUid = (StudyInstanceUID: string, version: number): string => derivedUid('neurotriage-sr-instance', StudyInstanceUID, `v${version}`);
+
+export async function recordDelivered(redis: Redis, StudyInstanceUID: string, version: number, SOPInstanceUID: string): Promise<void> {
+  await redis.hset(srKeys.delivered(StudyInstanceUID), String(version), SOPInstanceUID);
+}
+
+/** The SR stored for the highest version below `version`, if any. */
+export async function previousDelivered(redis: Redis, StudyInstanceUID: string, version: number): Promise<{ version: number; SOPInstanceUID: string } | undefined> {
+  const all = await redis.hgetall(srKeys.delivered(StudyInstanceUID));
+  let best: { version: number; SOPInstanceUID: string } | undefined;
+  for (const [v, SOPInstanceUID] of Object.entries(all)) {
+    const n = Number(v);
+    if (Number.isInteger(n) && n < version && (!best || n > best.version)) best = { version: n, SOPInstanceUID };
+  }
+  return best;
+}

@@ -1,0 +1,56 @@
+// Key images for the study view (reader role, audited): one stored frame rendered as a windowed greyscale PNG, and
+// a series' slices in stack order so the page can step from the key slice to its neighbours. Rendering and stack
+// order are key-images.ts; this module only maps HTTP to them.
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { KeyImageStore } from '../key-images';
+import { ImageParams, ImageQuery, SlicesParams, SlicesQuery, SlicesResponse, problems } from '../schemas';
+
+export async function imageRoutes(fastify: FastifyInstance, opts: { images: KeyImageStore }): Promise<void> {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+
+  app.get(
+    '/api/v1/studies/:StudyInstanceUID/images/:SOPInstanceUID.png',
+    {
+      schema: {
+        tags: ['studies'],
+        summary: 'One stored frame as a windowed 8-bit greyscale PNG (pixels only, nothing of the header burnt in)',
+        params: ImageParams, querystring: ImageQuery,
+        response: { 200: { type: 'string', format: 'binary', description: 'image/png' }, 410: problems[404], 422: problems[400], ...problems },
+      },
+    },
+    async (request, reply) => {
+      const { StudyInstanceUID, SOPInstanceUID } = request.params;
+      const w = request.query.window;
+      const [center, width] = w && w !== 'auto' ? w.split(',').map(Number) : [];
+      const rendered = await opts.images.render(StudyInstanceUID, SOPInstanceUID, {
+        ...(request.query.frame !== undefined ? { frame: request.query.frame } : {}),
+        ...(width !== undefined ? { window: { center, width: Math.max(1, width) } } : {}),
+      });
+      await app.audit(request, 'study.image', { StudyInstanceUID });
+      return reply
+        .header('content-type', 'image/png')
+        // Patient images: the browser may keep them for this session's stepping, shared caches never.
+        .header('cache-control', 'private, max-age=300')
+        .header('x-window', `${Number(rendered.window.center.toFixed(2))},${Number(rendered.window.width.toFixed(2))}`)
+        .send(rendered.png);
+    },
+  );
+
+  app.get(
+    '/api/v1/studies/:StudyInstanceUID/series/:SeriesInstanceUID/slices',
+    {
+      schema: {
+        tags: ['studies'],
+        summary: 'The stored slices of a series in stack order (along the slice normal), for stepping through them',
+        params: SlicesParams, querystring: SlicesQuery, response: { 200: SlicesResponse, 410: problems[404], 422: problems[400], ...problems },
+      },
+    },
+    async (request) => {
+      const { StudyInstanceUID, SeriesInstanceUID } = request.params;
+      const slices = await opts.images.slices(StudyInstanceUID, SeriesInstanceUID, request.query.containing);
+      await app.audit(request, 'study.slices', { StudyInstanceUID, count: slices.slices.length });
+      return slices;
+    },
+  );
+}

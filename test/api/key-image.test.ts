@@ -1,0 +1,190 @@
+// Key images: a synthetic study with a mass (tools/synth) is stored as the listener stores it, and its result
+// carries a location made with the worker's own geometry code (the lesion centre the generator knows, mapped to the
+// T2 series' nearest slice). The PNG and slices routes are checked through app.inject (pixels, windowing, errors,
+// roles, audit), then the study view in real headless Chromium must show the key slice with the region drawn over
+// it and step through the neighbouring slices.
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { PNG } from 'pngjs';
+import { imageToPatient, loadStudyVolumes, locateInSource, type Vec3 } from '../../shared/imaging';
+import { DEFAULT_PREPROCESSING } from '../../shared/imaging/spec';
+import { connectRedis } from '../../shared/redis';
+import { resultKeys, type FindingLocation, type StudyResult } from '../../shared/results';
+import { instanceStorageKey, keys } from '../../shared/studies';
+import { auditFileFor } from '../../services/api/plugins/audit';
+import { findStudyIndex, synthStudy } from '../worker/studies';
+import { startRedis, type TestRedis } from '../helpers/redis';
+import { ADMIN, READER, SCRAPER, TOKENS, buildTestApp, testDeps, writeResult } from './helpers';
+
+const SEED = 4242;
+let server: TestRedis;
+let redis: Redis;
+let app: FastifyInstance;
+let dataDir: string;
+let browser: Browser | undefined;
+let page: Page;
+let base: string;
+let uid: string;
+let location: FindingLocation;
+let t2Slices: string[];
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = connectRedis(server.url, 'producer');
+  await new Promise((r) => redis.once('ready', r));
+  const deps = testDeps(redis);
+  dataDir = deps.config.DATA_DIR;
+  const study = synthStudy(SEED, findStudyIndex(SEED, ['mass']), { fast: true });
+  uid = study.StudyInstanceUID;
+  for (const f of study.files) {
+    const key = instanceStorageKey(uid, f.SeriesInstanceUID, f.SOPInstanceUID);
+    mkdirSync(path.dirname(path.join(dataDir, key)), { recursive: true });
+    writeFileSync(path.join(dataDir, key), f.data);
+    await redis.hset(keys.studyInstances(uid), f.SOPInstanceUID, key);
+  }
+  // The location the worker would write, from the same geometry code, at the lesion centre.
+  const volumes = await loadStudyVolumes(study.files.map((f) => ({ name: f.SOPInstanceUID, data: f.data })), DEFAULT_PREPROCESSING, { sequences: ['T2'] });
+  const source = volumes.volumeInfo.T2!.source;
+  t2Slices = source.slices.map((s) => s.SOPInstanceUID);
+  const centre = study.labels.findings[0].center_mm as Vec3;
+  const at = locateInSource(source, centre);
+  location = {
+    method: 'occlusion', sequence: 'T2', SeriesInstanceUID: source.SeriesInstanceUID, SOPInstanceUID: at.slice.SOPInstanceUID,
+    ImageOrientationPatient: [...source.rowDirection, ...source.columnDirection] as FindingLocation['ImageOrientationPatient'],
+    point: at.point, radiusPx: 24 / source.pixelSpacing[1], radiusMm: 24, patientMm: imageToPatient(source, at.sliceIndex, at.point),
+    sliceIndex: at.sliceIndex, sliceCount: source.slices.length, scoreDrop: 0.1,
+  };
+  const result = await writeResult(redis, { uid, priority: 'URGENT', receivedAt: Date.now() - 60_000, looksLike: 'enhancing mass lesion tumour', flagged: ['mass'], accession: 'A24-KEY' });
+  result.findings = result.findings.map((f) => (f.queryId === 'mass' ? { ...f, location } : f));
+  await redis.set(resultKeys.result(uid), JSON.stringify(result satisfies StudyResult));
+  app = await buildTestApp(redis, { config: deps.config });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await app?.close();
+  redis?.disconnect();
+  await server?.stop();
+});
+
+const auditText = () => readFileSync(auditFileFor(path.join(dataDir, 'audit', 'api-audit.jsonl')), 'utf8');
+const imageUrl = (sop: string, qs = '') => `/api/v1/studies/${uid}/images/${sop}.png${qs}`;
+
+describe('GET …/images/:SOPInstanceUID.png', () => {
+  it('renders the stored frame as a greyscale PNG of the slice size, windowed automatically', async () => {
+    const res = await app.inject({ url: imageUrl(location.SOPInstanceUID), headers: READER });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('image/png');
+    expect(res.headers['cache-control']).toContain('private');
+    const png = PNG.sync.read(res.rawPayload);
+    const header = (await app.inject({ url: `/api/v1/studies/${uid}/series/${location.SeriesInstanceUID}/slices`, headers: READER })).json();
+    expect([png.width, png.height]).toEqual([header.columns, header.rows]);
+    // Greyscale (r = g = b) with real contrast: the head is there, the corners are dark.
+    const grey = Array.from({ length: png.width * png.height }, (_, i) => png.data[i * 4]);
+    expect(grey.every((g, i) => png.data[i * 4 + 1] === g && png.data[i * 4 + 2] === g)).toBe(true);
+    expect(Math.max(...grey)).toBeGreaterThan(200);
+    expect(grey[0]).toBeLessThan(40);
+    // An explicit window changes the rendering; the one used is reported.
+    const narrow = await app.inject({ url: imageUrl(location.SOPInstanceUID, '?window=100,50'), headers: READER });
+    expect(narrow.statusCode).toBe(200);
+    expect(narrow.headers['x-window']).toBe('100,50');
+    expect(Buffer.compare(narrow.rawPayload, res.rawPayload)).not.toBe(0);
+  });
+
+  it('says what is wrong: unknown instance, bad frame, bad window, no token, the metrics role', async () => {
+    const unknown = await app.inject({ url: imageUrl('1.2.3.4.5'), headers: READER });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().detail).toContain('no stored instance 1.2.3.4.5');
+    const frame = await app.inject({ url: imageUrl(location.SOPInstanceUID, '?frame=3'), headers: READER });
+    expect(frame.statusCode).toBe(400);
+    expect(frame.json().detail).toContain('frame 3 does not exist');
+    const window = await app.inject({ url: imageUrl(location.SOPInstanceUID, '?window=bright'), headers: READER });
+    expect(window.statusCode).toBe(400);
+    expect(window.json().errors[0].field).toContain('window');
+    expect((await app.inject({ url: imageUrl(location.SOPInstanceUID) })).statusCode).toBe(401);
+    expect((await app.inject({ url: imageUrl(location.SOPInstanceUID), headers: SCRAPER })).statusCode).toBe(403);
+  });
+
+  it('answers 410 when retention has removed the file, and audits each image read', async () => {
+    const gone = '1.2.826.0.1.3680043.10.1234.99';
+    await redis.hset(keys.studyInstances(uid), gone, instanceStorageKey(uid, location.SeriesInstanceUID, gone));
+    const res = await app.inject({ url: imageUrl(gone), headers: ADMIN });
+    expect(res.statusCode).toBe(410);
+    expect(res.json().detail).toContain('no longer stored');
+    await redis.hdel(keys.studyInstances(uid), gone);
+    const lines = auditText().trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toContainEqual(expect.objectContaining({ action: 'study.image', StudyInstanceUID: uid, user: 'dr-reader' }));
+  });
+});
+
+describe('GET …/series/:SeriesInstanceUID/slices', () => {
+  it('lists the series in the worker\'s stack order, positions ascending along the normal', async () => {
+    const res = await app.inject({ url: `/api/v1/studies/${uid}/series/${location.SeriesInstanceUID}/slices?containing=${location.SOPInstanceUID}`, headers: READER });
+    expect(res.statusCode).toBe(200);
+    const body = res.json() as { slices: { SOPInstanceUID: string; positionMm: number }[] };
+    expect(body.slices.map((s) => s.SOPInstanceUID)).toEqual(t2Slices);
+    expect(body.slices[location.sliceIndex].SOPInstanceUID).toBe(location.SOPInstanceUID);
+    const positions = body.slices.map((s) => s.positionMm);
+    expect(positions[0]).toBe(0);
+    expect(positions.every((p, i) => i === 0 || p > positions[i - 1])).toBe(true);
+    const none = await app.inject({ url: `/api/v1/studies/${uid}/series/1.2.3/slices`, headers: READER });
+    expect(none.statusCode).toBe(404);
+  });
+});
+
+describe('the study view in Chromium', () => {
+  beforeAll(async () => {
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+    page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
+    await page.goto(base);
+    await page.fill('#token', TOKENS[0].token);
+    await page.click('#login-form button[type=submit]');
+    await page.locator(`#worklist tbody tr[data-uid="${uid}"]`).click();
+  }, 60_000);
+
+  it('shows the key slice with the region marked and steps through the neighbouring slices', async () => {
+    const figure = page.locator('#study[open] figure.key-image[data-query="mass"]');
+    // data-slice is set once the slice's PNG has been decoded into the <img>.
+    await page.locator(`figure.key-image[data-slice="${location.sliceIndex}"]`).waitFor({ timeout: 20_000 });
+    expect(await figure.locator('.pos').textContent()).toContain(`slice ${location.sliceIndex + 1} of ${location.sliceCount} (key slice)`);
+    const circle = figure.locator('svg circle');
+    expect(await circle.getAttribute('class')).toBe('key');
+    expect(Number(await circle.getAttribute('cx'))).toBeCloseTo(location.point[0], 3);
+    expect(Number(await circle.getAttribute('r'))).toBeCloseTo(location.radiusPx, 3);
+    // The rendered pixels are the key slice itself: the image the API returns for that instance.
+    const natural = await figure.locator('img').evaluate((img) => {
+      const i = img as unknown as { naturalWidth: number; naturalHeight: number };
+      return [i.naturalWidth, i.naturalHeight];
+    });
+    const png = PNG.sync.read((await app.inject({ url: imageUrl(location.SOPInstanceUID), headers: READER })).rawPayload);
+    expect(natural).toEqual([png.width, png.height]);
+    await page.screenshot({ path: path.join(process.env.NT_SHOTS_DIR ?? mkdtempSync(path.join(tmpdir(), 'nt-key-')), 'key-image.png') });
+
+    // Next slice: another instance, the region dashed (the lesion sphere cut by that slice) or hidden.
+    const before = await figure.locator('img').getAttribute('src');
+    await figure.locator('button', { hasText: 'Next' }).click();
+    await page.locator(`figure.key-image[data-slice="${location.sliceIndex + 1}"]`).waitFor();
+    expect(await figure.locator('img').getAttribute('src')).not.toBe(before);
+    expect(await circle.getAttribute('class')).toBe('near');
+    expect(await figure.locator('.pos').textContent()).toMatch(/\+\d+(\.\d)? mm/);
+    // Keyboard: two steps back, then "Key slice" returns.
+    await figure.focus();
+    await page.keyboard.press('ArrowUp');
+    await page.keyboard.press('ArrowUp');
+    await page.locator(`figure.key-image[data-slice="${location.sliceIndex - 1}"]`).waitFor();
+    await figure.locator('button', { hasText: 'Key slice' }).click();
+    await page.locator(`figure.key-image[data-slice="${location.sliceIndex}"]`).waitFor();
+    expect(await circle.getAttribute('class')).toBe('key');
+    expect(auditText()).toContain('"action":"study.slices"');
+  }, 60_000);
+});

@@ -76,7 +76,7 @@ describe('buildPriorityMessage', () => {
     r.findings[1] = { ...r.findings[1], location }; // not flagged: no key image rows
     const obx = build(r).getAllSegments('OBX');
     const group1 = obx.filter((s) => s.getField(4).toString() === '1');
-    expect(group1.map((s) => s.getComponent(3, 1))).toEqual(['QUERY', 'SIMILARITY', 'PROBABILITY', 'FLAGGED', 'QUERY_PRIORITY', '112002', 'KEY_IMAGE', 'KEY_IMAGE_FRAME', 'KEY_REGION']);
+    expect(group1.map((s) => s.getComponent(3, 1))).toEqual(['QUERY', 'SIMILARITY', 'PROBABILITY', 'THRESHOLD', 'FLAGGED', 'TRIGGERED', 'QUERY_PRIORITY', '112002', 'KEY_IMAGE', 'KEY_IMAGE_FRAME', 'KEY_REGION']);
     const row = (code: string) => group1.find((s) => s.getComponent(3, 1) === code)!;
     expect(row('112002').getComponent(3, 3)).toBe('DCM');
     expect(row('112002').getField(5).toString()).toBe('1.2.3.4.5');

@@ -8,7 +8,7 @@
 //
 // Usage: npm run models:eval -- [--bundle onnx-models] [--n 400] [--seed 7001] [--site-n 300] [--site-seed 7002]
 //          [--work var/models-eval] [--card docs/model-card.md] [--threads 2] [--synth-args "--matrix 128"]
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Manifest } from '../../model-manifest';
@@ -109,7 +109,11 @@ async function main(): Promise<void> {
 
   // ---------- the card ----------
   const ms = heldout.map((s) => s.ms).sort((a, b) => a - b);
-  const curve = (JSON.parse(readFileSync(bundle.file('training-log.json'), 'utf8')) as { textEncoder: { curve: { step: number; train: Record<string, number>; validation?: Record<string, number> }[] } }).textEncoder.curve;
+  type CurvePoint = { step: number; train: Record<string, number>; validation?: Record<string, number> };
+  // The text encoder's training curve (train.py writes training-log.json; a bundle from before it has none).
+  const curve: CurvePoint[] = existsSync(bundle.file('training-log.json'))
+    ? (JSON.parse(readFileSync(bundle.file('training-log.json'), 'utf8')) as { textEncoder: { curve: CurvePoint[] } }).textEncoder.curve
+    : [];
   if (curve.length > 1) {
     writeFileSync(path.join(pngDir, 'text-encoder-training.png'), curvePng([
       { points: curve.map((c) => ({ x: c.step, y: (c.train.findings_impression ?? 0) + (c.train.sentence_report ?? 0) })), rgb: [20, 70, 200] },

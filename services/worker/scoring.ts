@@ -3,7 +3,7 @@
 // confidence when sequences are missing, abnormal probability and the vector kept for retrieval. The similarity
 // maths itself (cosine, negativeText contrast, manifest.combination, Platt calibration, threshold) is
 // shared/models/scoring.ts, the same code the evaluation calibrated with. docs/worker.md states the rules.
-import { l2normalize } from '../../shared/models/scoring';
+import { l2normalize, scoredSentences } from '../../shared/models/scoring';
 import { scoreStudy as scoreQueries, type QueryScore, type QueryVectors } from '../../shared/models';
 import type { Manifest, Priority, Sequence, TriageQuery } from '../../shared/model-manifest';
 import { decideStudy, findingProbability, queryThreshold, querySetVersion, type ClassThresholds } from '../../shared/models/decision';
@@ -25,7 +25,10 @@ export function queryVectors(queries: readonly TriageQuery[], vectors: TextVecto
     if (!v) throw new Error('a query sentence has no text vector (embed queries before scoring)');
     return v;
   };
-  return queries.map((query) => ({ query, text: get(query.text), ...(query.negativeText ? { negative: get(query.negativeText) } : {}) }));
+  return queries.map((query) => {
+    const { positive, contrast } = scoredSentences(query);
+    return { query, text: get(positive), ...(contrast ? { negative: get(contrast) } : {}) };
+  });
 }
 
 /** What a study is judged with beyond the queries: the image model's version and the class thresholds. */
@@ -165,6 +168,9 @@ export function scoreStudy(
 
 /** Every sentence scoring needs embedded: query texts, contrast texts and the normal query's. */
 export function sentencesOf(queries: readonly TriageQuery[], normalQuery?: TriageQuery): string[] {
-  const all = [...queries, ...(normalQuery ? [normalQuery] : [])].flatMap((q) => [q.text, ...(q.negativeText ? [q.negativeText] : [])]);
+  const all = [...queries, ...(normalQuery ? [normalQuery] : [])].flatMap((q) => {
+    const { positive, contrast } = scoredSentences(q);
+    return [positive, ...(contrast ? [contrast] : [])];
+  });
   return [...new Set(all)];
 }

@@ -1,6 +1,6 @@
 // The report sentence rules every reader of free text shares (report check, report pseudo-labels, evaluation):
 // splitting, assertion cues and the cue-stripped text a sentence is matched on.
-import { assertionOf, reportSentences, splitSentences, stripCues } from './sentences';
+import { assertionOf, deniesOnly, reportSentences, splitSentences, stripCues } from './sentences';
 
 describe('splitSentences', () => {
   test('splits on line breaks and sentence ends, drops headings, bullets and empty parts', () => {
@@ -52,5 +52,21 @@ describe('stripCues', () => {
       { text: 'No haemorrhage', assertion: 'absent', about: 'haemorrhage' },
       { text: 'Probable small infarct', assertion: 'uncertain', about: 'small infarct' },
     ]);
+  });
+});
+
+describe('deniesOnly', () => {
+  test.each([
+    ['No haemorrhage.', true],
+    ['No intracranial hemorrhage', true],
+    ['Without hydrocephalus', true],
+    ['There is no acute infarct. No mass.', true],
+    ['Normal MRI brain. No intracranial abnormality.', false],
+    ['Unremarkable study', false],
+    ['No haemorrhage but an acute infarct', false],
+    ['Acute infarct', false],
+    ['Haemorrhage cannot be excluded', false],
+  ])('%s -> %s', (text, denies) => {
+    expect(deniesOnly(text)).toBe(denies);
   });
 });

@@ -28,6 +28,19 @@ export function stripCues(sentence: string): string {
   return /[A-Za-z]{2,}/.test(stripped) ? stripped : sentence.trim();
 }
 
+/** Explicit denials only: "normal" and "unremarkable" describe a normal study, a concept a query may ask for. */
+const EXPLICIT_DENIAL = /\b(no|not|without|negative for|free of|absence of|absent|ruled out)\b/i;
+
+/**
+ * A text that only states absence ("No haemorrhage.", "Without hydrocephalus"): every clause is an explicit denial.
+ * As a query or a search it asks for the studies WITHOUT the finding it names (shared/models/scoring.ts
+ * scoredSentences); "Normal MRI brain. No intracranial abnormality." is not one (its first clause asserts normality).
+ */
+export function deniesOnly(text: string): boolean {
+  const clauses = splitSentences(text);
+  return clauses.length > 0 && clauses.every((c) => assertionOf(c) === 'absent' && EXPLICIT_DENIAL.test(c));
+}
+
 /**
  * Splits a free-text report into sentences: line breaks and . ! ? ; end one, "but" and "however" start a new
  * clause; section headings and bullets are dropped.

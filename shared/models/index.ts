@@ -15,13 +15,13 @@ import type { Manifest, Sequence, TriageQuery } from '../model-manifest';
 import { loadBundle } from './bundle';
 import { ModelInputError } from './errors';
 import { createImageEncoder, type ImageEncoder, type ImageEncoderSpec } from './image-encoder';
-import { scoreStudy, type QueryScore, type QueryVectors } from './scoring';
+import { scoreStudy, scoredSentences, type QueryScore, type QueryVectors } from './scoring';
 import { createSession, type ExecutionProvider, type ModelSession } from './session';
 import { createTextEncoder, type TextEncoder } from './text-encoder';
 import { loadTokenizer } from './tokenizer';
 
 export { ModelBundleError, ModelInputError } from './errors';
-export { cosine, scoreStudy, type QueryScore, type QueryVectors } from './scoring';
+export { cosine, scoreStudy, scoredSentences, type QueryScore, type QueryVectors } from './scoring';
 export type { ExecutionProvider } from './session';
 
 export interface ModelOptions {
@@ -72,12 +72,13 @@ export async function loadModels(bundleDir: string, options: ModelOptions = {}):
       sequences: [...images.keys()],
       embedTexts: (texts) => text.embed(texts),
       async embedQueries(queries) {
-        const vectors = await text.embed(queries.map((q) => q.text));
-        const negatives = queries.filter((q) => q.negativeText);
-        const negVectors = await text.embed(negatives.map((q) => q.negativeText as string));
+        const sentences = queries.map((q) => scoredSentences(q));
+        const vectors = await text.embed(sentences.map((s) => s.positive));
+        const contrasts = sentences.flatMap((s, i) => (s.contrast ? [i] : []));
+        const contrastVectors = await text.embed(contrasts.map((i) => sentences[i].contrast as string));
         return queries.map((query, i) => {
-          const n = negatives.indexOf(query);
-          return { query, text: vectors[i], ...(n >= 0 ? { negative: negVectors[n] } : {}) };
+          const n = contrasts.indexOf(i);
+          return { query, text: vectors[i], ...(n >= 0 ? { negative: contrastVectors[n] } : {}) };
         });
       },
       async embedStudy(volumes) {

@@ -4,7 +4,7 @@
 import { queryFingerprint, type TriageQuery } from '../model-manifest';
 import { calibrateFromReports, decodeReportVectors, embedReport, encodeReportVectors, reportSimilarity, type CalibrationStudy } from './pseudo-labels';
 import { operatingPoint } from './calibration';
-import { scoreStudy } from './scoring';
+import { scoredSentences, scoreStudy } from './scoring';
 
 // Axes: 0 haemorrhage, 1 infarct, 2 anything else.
 const axis = (t: string) => (/ha?emorrhage|haematoma|bleed/i.test(t) ? [1, 0, 0.2] : /infarct/i.test(t) ? [0, 1, 0.2] : [0, 0, 1]);
@@ -61,6 +61,24 @@ describe('calibrateFromReports', () => {
     const probabilities = out.scores.map((s) => 1 / (1 + Math.exp(-(out.calibration.a * s + out.calibration.b))));
     expect(operatingPoint(probabilities, truth, out.calibration.threshold).sensitivity).toBeGreaterThanOrEqual(0.9);
     expect(out.calibration.estimated.sensitivity).toBeGreaterThanOrEqual(0.9);
+  });
+
+  test('a query that only states absence is scored with the finding as its contrast and its pseudo-positives are the reports without it', async () => {
+    const { studies, truth } = await cohort(120, 30);
+    const absence: TriageQuery = { id: 'no_bleed', text: 'No haemorrhage.', negativeText: 'Normal MRI brain.', priority: 'ROUTINE' };
+    const { positive, contrast } = scoredSentences(absence);
+    expect({ positive, contrast }).toEqual({ positive: 'Normal MRI brain.', contrast: 'haemorrhage' });
+    const [text, negative] = await embed([positive, contrast!]);
+    const out = calibrateFromReports(absence, { text, negative }, studies, { combination: 'mean-embedding', bundleVersion: 'b1', targetSensitivity: 0.9, mentionSimilarity: 0.5 });
+    if (!out.ok) throw new Error(out.reason);
+    expect(out.pseudo.labels).toEqual(truth.map((t) => !t));
+    expect(out.calibration.positives).toBe(90);
+    // Studies with a haemorrhage score lowest.
+    const meanScore = (want: boolean) => out.scores.filter((_, i) => truth[i] === want).reduce((a, b) => a + b, 0) / truth.filter((t) => t === want).length;
+    expect(meanScore(true)).toBeLessThan(meanScore(false));
+    // A query that asserts a finding, and one without a contrast sentence, are scored as written.
+    expect(scoredSentences(query)).toEqual({ positive: query.text, contrast: query.negativeText });
+    expect(scoredSentences({ text: 'No haemorrhage.' })).toEqual({ positive: 'No haemorrhage.' });
   });
 
   test('too few studies, or no report mentioning the finding, give no calibration and say why', async () => {

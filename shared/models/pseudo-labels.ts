@@ -10,7 +10,7 @@
 //   4. the query's image scores on the same studies (scoring.ts, exactly as the worker scores) are Platt-fitted
 //      against those labels and the threshold set at the query's target sensitivity (calibration.ts calibrate).
 import type { Calibration, Manifest, Sequence, TriageQuery } from '../model-manifest';
-import { reportSentences } from '../language/sentences';
+import { deniesOnly, reportSentences } from '../language/sentences';
 import { calibrate, pseudoLabels, type PseudoLabels } from './calibration';
 import { cosine, scoreStudy, type QueryVectors } from './scoring';
 
@@ -106,8 +106,12 @@ export function calibrateFromReports(
   if (studies.length < min.minStudies) {
     return { ok: false, reason: `${studies.length} past studies have both a report and image vectors of bundle ${opts.bundleVersion}; calibration needs at least ${min.minStudies}`, studies: studies.length, positives: 0 };
   }
-  const similarities = studies.map((s) => reportSimilarity(vectors.text, s.report));
-  const pseudo = pseudoLabels(similarities, opts.mentionSimilarity ?? -Infinity);
+  // A query that only states absence ("No haemorrhage.") is scored with the finding it denies as its contrast
+  // (scoring.ts scoredSentences): its pseudo-positives are the reports that do NOT mention that finding.
+  const denies = deniesOnly(query.text) && vectors.negative !== undefined;
+  const similarities = studies.map((s) => reportSimilarity(denies ? vectors.negative! : vectors.text, s.report));
+  const mentions = pseudoLabels(similarities, opts.mentionSimilarity ?? -Infinity);
+  const pseudo = denies ? { ...mentions, labels: mentions.labels.map((l) => !l), positives: studies.length - mentions.positives } : mentions;
   const negatives = studies.length - pseudo.positives;
   if (pseudo.positives < min.minPositives || negatives < min.minNegatives) {
     return {

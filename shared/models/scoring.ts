@@ -2,6 +2,7 @@
 // image vectors (manifest.combination, over the query's own sequences when it names them), query scores (cos(image, text) - cos(image, negativeText)) and Platt
 // calibration into a probability and a flag (probability >= the calibrated probability threshold).
 import type { Manifest, Sequence, TriageQuery } from '../model-manifest';
+import { deniesOnly, reportSentences } from '../language/sentences';
 import { plattProbability } from './calibration';
 
 export function l2normalize(v: Float32Array): Float32Array {
@@ -27,6 +28,18 @@ export interface QueryVectors {
   query: TriageQuery;
   text: Float32Array;
   negative?: Float32Array;
+}
+
+/**
+ * The two sentences a query is scored with: score = cos(image, positive) - cos(image, contrast). A query that only
+ * states absence ("No haemorrhage.") asks for the studies without the finding it names, so its contrast sentence
+ * (the normal-study sentence by default) is the positive side and the finding, without the denial, the contrast:
+ * a mean-pooled sentence vector carries the finding's words, not the "no" before them. Without a contrast the
+ * sentence is scored as written.
+ */
+export function scoredSentences(q: Pick<TriageQuery, 'text' | 'negativeText'>): { positive: string; contrast?: string } {
+  if (q.negativeText && deniesOnly(q.text)) return { positive: q.negativeText, contrast: reportSentences(q.text).map((c) => c.about).join('. ') };
+  return { positive: q.text, ...(q.negativeText ? { contrast: q.negativeText } : {}) };
 }
 
 export interface QueryScore {

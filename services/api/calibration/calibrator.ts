@@ -5,6 +5,7 @@
 import type { Redis } from 'ioredis';
 import { SEQUENCES, queryFingerprint, type Manifest, type Sequence, type TriageQuery } from '../../../shared/model-manifest';
 import { calibrateFromReports, type CalibrationStudy, type Embed, type ReportCalibration } from '../../../shared/models/pseudo-labels';
+import { scoredSentences } from '../../../shared/models/scoring';
 import { DEFAULT_TARGET_SENSITIVITY, recordCalibrationAttempt } from '../../../shared/queries';
 import { reportedStudies } from '../../../shared/reports';
 import { resultKeys, type StudyResult } from '../../../shared/results';
@@ -80,8 +81,8 @@ export function createCalibrator(opts: CalibratorOptions): Calibrator {
     studies,
     async calibrate(query) {
       const past = await studies();
-      const texts = [query.text, ...(query.negativeText ? [query.negativeText] : [])];
-      const [text, negative] = await opts.embed(texts);
+      const { positive, contrast } = scoredSentences(query);
+      const [text, negative] = await opts.embed([positive, ...(contrast ? [contrast] : [])]);
       const outcome = calibrateFromReports(query, { text, ...(negative ? { negative } : {}) }, past, {
         combination: manifest.combination,
         bundleVersion: manifest.version,

@@ -6,6 +6,7 @@
 // index to keep in step; an ANN index is the step after that.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { scoredSentences } from '../../../shared/models/scoring';
 import { searchScore } from '../../../shared/models/search';
 import { loadedModel, type ModelStatus } from '../app';
 import { checkText } from '../../../shared/language/check';
@@ -25,8 +26,10 @@ export async function searchRoutes(fastify: FastifyInstance, opts: { store: Stud
       const { q, limit, offset } = request.query;
       const model = loadedModel(opts.modelStatus());
       const normal = model.language.normalText;
-      const [text, normalVector] = await opts.embed(normal ? [q, normal] : [q]);
-      const language = checkText(q, model.language, text);
+      // "no haemorrhage" searches for the studies without one (shared/models/scoring.ts scoredSentences).
+      const { positive, contrast } = scoredSentences({ text: q, ...(normal ? { negativeText: normal } : {}) });
+      const [typed, text, normalVector] = await opts.embed([q, positive, ...(contrast ? [contrast] : [])]);
+      const language = checkText(q, model.language, typed);
       if (language.verdict === 'refused') {
         await app.audit(request, 'search', { studies: [], count: 0, textLength: q.length });
         return { total: 0, offset, limit, language, items: [], warning: `No results: the model cannot use this text, because ${language.reasons.join('; ')}.` };

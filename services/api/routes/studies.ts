@@ -5,6 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Redis } from 'ioredis';
 import type { Sequence } from '../../../shared/model-manifest';
 import { readQuerySet } from '../../../shared/queries';
+import { scoredSentences } from '../../../shared/models/scoring';
 import type { StudyResult } from '../../../shared/results';
 import type { StudyStatus } from '../../../shared/studies';
 import { loadedModel, type ModelStatus } from '../app';
@@ -97,8 +98,8 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
     async (request) => {
       const uid = request.params.StudyInstanceUID;
       const { result, vectors } = await scoredStudy(uid);
-      const { text, negativeText } = request.body;
-      const [t, n] = await opts.embed(negativeText ? [text, negativeText] : [text]);
+      const { positive, contrast } = scoredSentences(request.body);
+      const [t, n] = await opts.embed(contrast ? [positive, contrast] : [positive]);
       let similarity: number;
       const bySequence: Partial<Record<Sequence, number>> = {};
       try {
@@ -110,7 +111,7 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
         throw err;
       }
       await app.audit(request, 'study.score', { StudyInstanceUID: uid });
-      return { StudyInstanceUID: uid, text, similarity, bySequence, model: result.model };
+      return { StudyInstanceUID: uid, text: request.body.text, similarity, bySequence, model: result.model };
     },
   );
 

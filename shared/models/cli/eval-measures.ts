@@ -9,7 +9,7 @@ import { operatingPoint, plattProbability } from '../calibration';
 import { classThresholds, decideStudy, findingProbability, queryThreshold } from '../decision';
 import { expectedCalibrationError, roc, type RocPoint } from '../metrics';
 import { calibrateFromReports, embedReport, type CalibrationStudy, type Embed } from '../pseudo-labels';
-import { l2normalize, scoreStudy, type QueryVectors } from '../scoring';
+import { l2normalize, scoredSentences, scoreStudy, type QueryVectors } from '../scoring';
 import { searchScore } from '../search';
 import { classProbability, hasClass, isPositive } from './calibrate';
 import type { CohortStudy } from './eval-cohort';
@@ -34,8 +34,10 @@ export function rank(scores: readonly number[], positives: readonly boolean[]): 
 /** Embeds a query's sentences: its text and its contrast (the normal-study sentence when it names none, as the API does). */
 export async function queryVectors(embed: Embed, query: TriageQuery, normalText: string | null): Promise<QueryVectors> {
   const negative = query.negativeText ?? normalText ?? undefined;
-  const [text, neg] = await embed(negative ? [query.text, negative] : [query.text]);
-  return { query: negative ? { ...query, negativeText: negative } : query, text, ...(neg ? { negative: neg } : {}) };
+  const withContrast = negative ? { ...query, negativeText: negative } : query;
+  const { positive, contrast } = scoredSentences(withContrast);
+  const [text, neg] = await embed(contrast ? [positive, contrast] : [positive]);
+  return { query: withContrast, text, ...(neg ? { negative: neg } : {}) };
 }
 
 export interface QueryCardRow extends RankResult {

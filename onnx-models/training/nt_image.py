@@ -129,8 +129,10 @@ def _batches(volumes, idx, device):
 
 
 def train(volumes, targets, epochs, seed, log, name, batch_size=8, lr=2e-3, val=None, width=8, aug=False, fine=False,
-          device="cpu", budget_s=None):
-    """aug: False, True (shifts and intensity jitter) or "domain" (domain_randomise: scanner-style randomisation)."""
+          device="cpu", budget_s=None, domain_share=1.0):
+    """aug: False, True (shifts and intensity jitter) or "domain" (domain_randomise: scanner-style randomisation, on
+    `domain_share` of the batches and the basic augmentation on the others: on CPU one domain-randomised batch costs
+    ~10 CNN steps of this size, so a CPU run buys epochs with a share below 1)."""
     """volumes: float32 [N, D, H, W] (memory-mapped is fine); targets: float32 [N, dim].
     device: "cpu" or "cuda" (the whole training set is moved to the GPU once). budget_s: cap the epochs so the
     run fits this many seconds, from the time of a few timed steps (the one-cycle schedule needs its length up
@@ -144,8 +146,14 @@ def train(volumes, targets, epochs, seed, log, name, batch_size=8, lr=2e-3, val=
     if device != "cpu":
         volumes = torch.from_numpy(np.ascontiguousarray(volumes, dtype=np.float32)).to(device)
     y_all = torch.from_numpy(np.asarray(targets, dtype=np.float32)).to(device)
+    def augmentation(x):
+        if aug == "domain" and (domain_share >= 1 or float(torch.rand(1, generator=gen)) < domain_share):
+            return domain_randomise(x, gen)
+        return augment(x, gen) if aug else x
+
     if budget_s:
-        epochs = min(epochs, max(1, int(budget_s / (per_epoch * _step_seconds(model, volumes, y_all, batch_size, device)))))
+        step = _step_seconds(model, volumes, y_all, batch_size, device, steps=max(6, int(round(3 / max(domain_share, 0.05)))), augmentation=augmentation)
+        epochs = min(epochs, max(1, int(budget_s / (per_epoch * step))))
         model = ImageEncoder(targets.shape[1], width, fine).to(device)  # the timed steps changed the weights
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
         log(f"{name}: {epochs} epochs fit the budget of {budget_s:.0f}s")
@@ -157,11 +165,7 @@ def train(volumes, targets, epochs, seed, log, name, batch_size=8, lr=2e-3, val=
         total = 0.0
         for s in range(0, len(order), batch_size):
             idx = np.sort(order[s : s + batch_size])
-            x = _batches(volumes, idx, device)
-            if aug == "domain":
-                x = domain_randomise(x, gen)
-            elif aug:
-                x = augment(x, gen)
+            x = augmentation(_batches(volumes, idx, device))
             y = y_all[torch.as_tensor(idx, device=y_all.device)]
             loss = F.mse_loss(model(x), y)
             opt.zero_grad()
@@ -178,8 +182,9 @@ def train(volumes, targets, epochs, seed, log, name, batch_size=8, lr=2e-3, val=
     return model.cpu()
 
 
-def _step_seconds(model, volumes, y_all, batch_size, device, steps=6):
-    """Seconds per training step, timed after two warm-up steps (cuDNN picks its algorithms on the first)."""
+def _step_seconds(model, volumes, y_all, batch_size, device, steps=6, augmentation=None):
+    """Seconds per training step, augmentation included, timed after two warm-up steps (cuDNN picks its algorithms
+    on the first)."""
     opt = torch.optim.SGD(model.parameters(), lr=1e-6)
     idx = np.arange(min(batch_size, len(volumes)))
     t = None
@@ -188,7 +193,8 @@ def _step_seconds(model, volumes, y_all, batch_size, device, steps=6):
             if device != "cpu":
                 torch.cuda.synchronize()
             t = time.time()
-        loss = F.mse_loss(model(_batches(volumes, idx, device)), y_all[torch.as_tensor(idx, device=y_all.device)])
+        x = _batches(volumes, idx, device)
+        loss = F.mse_loss(model(augmentation(x) if augmentation else x), y_all[torch.as_tensor(idx, device=y_all.device)])
         opt.zero_grad()
         loss.backward()
         opt.step()

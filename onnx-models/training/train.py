@@ -240,6 +240,8 @@ def main():
     ap.add_argument("--synth-args", default="", help="extra arguments for npm run synth (e.g. --fast for the smoke run)")
     ap.add_argument("--width", type=int, default=8, help="CNN base channel count")
     ap.add_argument("--fine-stem", action="store_true", help="CNN keeps half resolution for one more block (slower, for small lesions)")
+    ap.add_argument("--domain-share", type=float, default=1.0,
+                    help="share of batches that get the domain randomisation (the others the basic augmentation); below 1 on CPU")
     ap.add_argument("--augment", default="domain", choices=["none", "basic", "domain"],
                     help="CNN training augmentation: domain (scanner-style domain randomisation, the default), basic (shifts and "
                          "intensity jitter), none")
@@ -423,7 +425,7 @@ def main():
         log(f"   {seq}: {len(tr)} training series, {len(val)} validation; mse of predicting the mean vector "
             f"{float(np.mean((y[val] - y[tr].mean(0)) ** 2)):.5f}")
         model = nt_image.train(sv[tr], y[tr], args.epochs, args.seed, log, seq, val=(sv[val], y[val]), width=args.width,
-                               aug=aug, fine=args.fine_stem, device=args.device, batch_size=args.batch_size,
+                               aug=aug, fine=args.fine_stem, device=args.device, batch_size=args.batch_size, domain_share=args.domain_share,
                                lr=args.lr, budget_s=args.budget_s)
         if args.save_image_weights:
             os.makedirs(args.save_image_weights, exist_ok=True)
@@ -431,7 +433,7 @@ def main():
             nt_image.save_weights(model, os.path.join(args.save_image_weights, f"image-{seq.lower()}"), {
                 "sequence": seq, "dim": args.dim, "width": args.width, "fine": args.fine_stem, "shape": list(shape),
                 "studies": args.n, "seed": args.seed, "trainingSeries": int(len(tr)), "epochs": epochs,
-                "batchSize": args.batch_size, "lr": args.lr, "augment": args.augment, "device": args.device,
+                "batchSize": args.batch_size, "lr": args.lr, "augment": args.augment, "domainShare": args.domain_share, "device": args.device,
                 "torch": torch.__version__, "valMse": nt_image.evaluate(model, sv[val], y[val])})
         if args.images_only:
             continue

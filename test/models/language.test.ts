@@ -3,15 +3,19 @@
 // calibration from reports and the report check read (shared/models/pseudo-labels.ts), and the statement-of-absence
 // rule. The words used here are clinicians' shorthand, abbreviations and US spellings; the reports are written for
 // this test, not taken from the generator. Figures over whole cohorts are the model card's (npm run models:eval).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkText } from '../../shared/language/check';
 import { reportSentences } from '../../shared/language/sentences';
 import { embedReport, reportSimilarity } from '../../shared/models/pseudo-labels';
 import { loadTextEmbedder, type TextEmbedder } from '../../services/api/text-embedder';
 
-const REFERENCE = path.resolve(__dirname, '..', '..', 'onnx-models');
-const shipped = existsSync(path.join(REFERENCE, 'manifest.json'));
+// The shipped bundle, or another one (LANGUAGE_TEST_BUNDLE=DIR, e.g. a retraining candidate). It applies to bundles
+// that carry what the training recipe now learns of language (manifest.language: known words, sentence bank);
+// the committed reference bundle predates it (docs/model-card.md), so in CI this suite is skipped until one ships.
+const REFERENCE = process.env.LANGUAGE_TEST_BUNDLE ?? path.resolve(__dirname, '..', '..', 'onnx-models');
+const shipped = existsSync(path.join(REFERENCE, 'manifest.json'))
+  && (JSON.parse(readFileSync(path.join(REFERENCE, 'manifest.json'), 'utf8')) as { language?: unknown }).language !== undefined;
 const maybe = shipped ? describe : describe.skip;
 
 const REPORTS = {

@@ -120,7 +120,13 @@ def main():
     manifest["version"] = args.version
     manifest["textEncoder"]["id"] = f"neurotriage-minibert-{len(vocab)}v-{cfg['layers']}l-{cfg['dim']}d-projected-{old.shape[1]}d"
     manifest["language"] = language
-    manifest.setdefault("trainedOn", {})["textEncoder"] = (
+    with open(os.path.join(args.calib, "labels.jsonl")) as f:
+        calib_n = sum(1 for line in f if line.strip())
+    trained = manifest.setdefault("trainedOn", {})
+    trained["description"] = (trained.get("description", "").split("; calibration")[0].rstrip(". ")
+                              + f"; text encoder retrained and projected (adapt_text.py); calibration on a separate synthetic cohort of "
+                              f"{calib_n} studies ({os.path.basename(os.path.normpath(args.calib))}). Not for clinical use.")
+    trained["textEncoder"] = (
         f"retrained on {len(reports)} lexicon-generated reports (WordPiece {len(vocab)}, {cfg['layers']} layers, {cfg['dim']}-d); "
         f"a linear map fitted on {len(sentences)} corpus sentences and {len(bodies)} report bodies (ridge {args.ridge}, held-out "
         f"cosine {agreement:.3f}) projects it into the {old.shape[1]}-d space the image encoders were trained in (adapt_text.py)")

@@ -190,9 +190,16 @@ describe('moving older query hashes to the layered contract (real Redis)', () =>
     await redis.stop();
   });
 
-  /** The committed bundle's manifest as an earlier release read it (schemaVersion 1) and as it runs now. */
-  const v1 = JSON.parse(readFileSync(path.join(REFERENCE_BUNDLE, 'manifest.json'), 'utf8')) as { queries: Record<string, unknown>[]; schemaVersion: number };
-  const running = parseManifest(v1);
+  /** The committed bundle's manifest as it runs now, and its queries as an earlier release copied them into Redis
+   *  (schemaVersion 1 calibration: Platt a, b, a raw-score threshold and the target). */
+  const running = parseManifest(JSON.parse(readFileSync(path.join(REFERENCE_BUNDLE, 'manifest.json'), 'utf8')));
+  const v1 = {
+    schemaVersion: 1,
+    queries: running.queries.map(({ id, text, negativeText, priority, sequences, calibration }) => ({
+      id, text, ...(negativeText ? { negativeText } : {}), priority, ...(sequences ? { sequences } : {}),
+      ...(calibration ? { calibration: { a: calibration.a, b: calibration.b, threshold: 0.05, targetSensitivity: calibration.targetSensitivity } } : {}),
+    })) as Record<string, unknown>[],
+  };
 
   it('drops copies of shipped defaults, keeps edits and site queries as site queries (uncalibrated when their calibration is of the old contract), once', async () => {
     // What an earlier release left: every default copied with its v1 calibration, one edited, one site-made, junk.

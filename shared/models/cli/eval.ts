@@ -233,7 +233,7 @@ async function main(): Promise<void> {
     '## Text encoder',
     '',
     `\`${m.textEncoder.id}\`: WordPiece vocabulary of the training corpus, transformer trained by masked language modelling, Findings <-> Impression ` +
-      'matching and sentence <-> section matching with off-topic negatives, stopped when the validation matching loss stopped improving ' +
+      'matching and sentence <-> section matching with off-topic negatives, trained for its step budget or until the validation matching loss stopped improving, whichever came first ' +
       `(onnx-models/README.md). Training curve (${curve.length} evaluations up to step ${curve[curve.length - 1]?.step ?? 0}; blue: training matching loss, ` +
       'orange: validation matching loss, grey: masked-language-model loss; y from 0):',
     '',

@@ -219,7 +219,16 @@ test('chips that set the priority look different from flagged ones that do not, 
   expect(await triggered.textContent()).toContain('(sets the priority)');
   expect(await flagged.textContent()).toContain('Mass');
   expect(await flagged.textContent()).toContain('(flagged, does not set the priority)');
-  const look = (l: typeof triggered) => l.evaluate((n) => { const c = (globalThis as unknown as { getComputedStyle(e: unknown): { borderTopStyle: string; fontWeight: string; borderTopWidth: string } }).getComputedStyle(n); return { border: c.borderTopStyle, weight: c.fontWeight, width: c.borderTopWidth }; });
+  const styleOf = (l: typeof triggered) => l.evaluate((n) => { const c = (globalThis as unknown as { getComputedStyle(e: unknown): { borderTopStyle: string; fontWeight: string; borderTopWidth: string } }).getComputedStyle(n); return { border: c.borderTopStyle, weight: c.fontWeight, width: c.borderTopWidth }; });
+  // A live update can re-render the row between finding a chip and reading its style (a detached node has no
+  // computed style): read again until the chip is in the page.
+  const look = async (l: typeof triggered) => {
+    for (let i = 0; ; i++) {
+      const style = await styleOf(l);
+      if (style.border !== '' || i >= 20) return style;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
   const [t, f] = [await look(triggered), await look(flagged)];
   expect(t.border).toBe('solid');
   expect(f.border).toBe('dashed');

@@ -14,6 +14,7 @@
 import { createInflateRaw } from 'node:zlib';
 import { MalformedDatasetError, InvalidImageError } from './errors';
 import { TransferSyntax, ENHANCED_MR_CLASSES } from './dicom-uids';
+import { LONG_VRS, VRS } from '../../shared/imaging/vr';
 
 /** The values read from the top level of the data set. */
 export interface InstanceFacts {
@@ -60,14 +61,6 @@ const WANTED = new Map<number, Wanted>([
   [0x00280100, { key: 'BitsAllocated', kind: 'US', max: 2 }],
   [0x00280101, { key: 'BitsStored', kind: 'US', max: 2 }],
 ]);
-
-/** PS3.5 Table 6.2-1. */
-export const KNOWN_VRS: ReadonlySet<string> = new Set([
-  'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'PN',
-  'SH', 'SL', 'SQ', 'SS', 'ST', 'SV', 'TM', 'UC', 'UI', 'UL', 'UN', 'UR', 'US', 'UT', 'UV',
-]);
-/** Explicit VRs with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2). */
-const LONG_VRS: ReadonlySet<string> = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 
 const UNDEFINED = 0xffffffff;
 const ITEM = 0xfffee000;
@@ -213,7 +206,7 @@ export class DatasetWalker {
       length = head.readUInt32LE(4);
     } else {
       vr = head.toString('latin1', 4, 6);
-      if (!KNOWN_VRS.has(vr)) throw malformed(`${hexTag(tag)} has an unknown value representation`);
+      if (!VRS.has(vr)) throw malformed(`${hexTag(tag)} has an unknown value representation`);
       if (LONG_VRS.has(vr)) {
         if (this.headNeed === 8) {
           this.headNeed = 12;

@@ -6,6 +6,7 @@
 import { inflateRawSync } from 'node:zlib';
 import { dcmjs } from './dcmjs';
 import { DicomParseError } from './errors';
+import { LONG_VRS, VRS } from './vr';
 
 /** Where the PixelData value lies, in file offsets (in the inflated dataset for the deflated transfer syntax). */
 export interface PixelDataLocation {
@@ -32,11 +33,6 @@ export class NeedMoreBytes extends Error {
     super(`need at least ${needed} bytes of the file`);
   }
 }
-
-/** Standard VRs (PS3.5 6.2); anything else on the wire is corruption. */
-const VRS = new Set(['AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'PN', 'SH', 'SL', 'SQ', 'SS', 'ST', 'SV', 'TM', 'UC', 'UI', 'UL', 'UN', 'UR', 'US', 'UT', 'UV']);
-/** VRs with a reserved 2 bytes and a 32-bit length in explicit VR (PS3.5 Table 7.1-1). */
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 
 const UNDEFINED = 0xffffffff;
 const PIXEL_DATA = 0x7fe00010;

@@ -28,7 +28,10 @@ export async function searchRoutes(fastify: FastifyInstance, opts: { store: Stud
       const normal = model.language.normalText;
       // "no haemorrhage" searches for the studies without one (shared/models/scoring.ts scoredSentences).
       const { positive, contrast } = scoredSentences({ text: q, ...(normal ? { negativeText: normal } : {}) });
-      const [typed, text, normalVector] = await opts.embed([q, positive, ...(contrast ? [contrast] : [])]);
+      // The typed text is embedded once: it is the positive side unless it states absence.
+      const denies = positive !== q;
+      const vectors = await opts.embed([q, ...(denies ? [positive] : []), ...(contrast ? [contrast] : [])]);
+      const [typed, text, normalVector] = denies ? vectors : [vectors[0], vectors[0], vectors[1]];
       const language = checkText(q, model.language, typed);
       if (language.verdict === 'refused') {
         await app.audit(request, 'search', { studies: [], count: 0, textLength: q.length });

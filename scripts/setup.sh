@@ -18,7 +18,7 @@ declare -A NEED=(
   [/usr/lib/python3/dist-packages/torch]=python3-torch
   [/usr/lib/python3/dist-packages/onnx]=python3-onnx
   # Debian's torch links the reference BLAS unless an optimised one is installed: matrix products of the text
-  # encoder ran ~12x slower on this machine without OpenBLAS (docs/benchmarks.md "Training recipe").
+  # encoder trained many times slower on this machine without OpenBLAS (docs/benchmarks.md "Training recipe").
   [/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3]=libopenblas0-pthread
 )
 missing=()

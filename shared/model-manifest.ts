@@ -166,7 +166,17 @@ export const ManifestSchema = Type.Object({
   imageEncoders: Type.Partial(
     Type.Record(
       Type.Union(SEQUENCES.map((s) => Type.Literal(s))),
-      Type.Object({ id: Type.String({ minLength: 1 }), file: Type.String({ minLength: 1 }), input: TensorSpecSchema, output: TensorSpecSchema }),
+      Type.Object({
+        id: Type.String({ minLength: 1 }),
+        file: Type.String({ minLength: 1 }),
+        input: TensorSpecSchema,
+        output: TensorSpecSchema,
+        /**
+         * A sequence only some protocols include (SWI in a stroke protocol): read when the study has it, but a study
+         * without it is complete: no result waits for it and its absence lowers no confidence.
+         */
+        supplementary: Type.Optional(Type.Boolean()),
+      }),
     ),
     { minProperties: 1 },
   ),
@@ -183,6 +193,12 @@ export const ManifestSchema = Type.Object({
   files: Type.Record(Type.String(), Sha256),
 });
 export type Manifest = Static<typeof ManifestSchema>;
+
+/** The bundle's sequences a complete study has: every encoder's but the supplementary ones. */
+export function expectedSequences(manifest: Pick<Manifest, 'imageEncoders'>): Sequence[] {
+  const encoders = manifest.imageEncoders as Partial<Record<Sequence, { supplementary?: boolean }>>;
+  return SEQUENCES.filter((s) => encoders[s] && !encoders[s]!.supplementary);
+}
 
 export class ManifestError extends Error {
   override name = 'ManifestError';

@@ -2,7 +2,7 @@
 // scoring. Shared by the queue worker and `npm run score`, so offline scores are the service's scores.
 import { performance } from 'node:perf_hooks';
 import type { StudyResult } from '../../shared/results';
-import type { Sequence } from '../../shared/model-manifest';
+import { expectedSequences, type Sequence } from '../../shared/model-manifest';
 import { PermanentStudyError } from './errors';
 import type { ImageEmbedder, ModelBundle, StudyLoader } from './ports';
 import type { QuerySet } from './query-vectors';
@@ -75,7 +75,8 @@ export async function scoreStudyFolder(
   const until = (meta.lastReceivedAt ?? Date.now()) + partial.waitMs;
   const score = scoreStudy(embeddings, querySet.queries, querySet.vectors, {
     combination: manifest.combination,
-    modelSequences,
+    // What a complete study has: a supplementary sequence (SWI) is scored when present and never waited for.
+    modelSequences: expectedSequences(manifest),
     normalQuery: querySet.normalQuery,
     bundleVersion: manifest.version,
     classThresholds: querySet.classThresholds,

@@ -1,4 +1,4 @@
-import type { TriageQuery } from '../../shared/model-manifest';
+import { expectedSequences, type TriageQuery } from '../../shared/model-manifest';
 import { calibrated, TEST_BUNDLE_VERSION } from '../../test/helpers/calibration';
 import { combinedVector, confidence, findings, partialFacts, queryVectors, readsOn, scoreStudy, sentencesOf, studyPriority, type Judging } from './scoring';
 import { finalResult } from './finalise';
@@ -184,5 +184,24 @@ describe('partial studies', () => {
     const atOnce = scoreStudy({ T2: v(1, 0, 0), FLAIR: v(1, 0.2, 0) }, [onDwi], vectors, { combination: 'mean-score', modelSequences: [...model], ...judging, final: true });
     expect(atOnce.priority).toBe('STAT');
     expect(atOnce.waitingFor).toEqual([]);
+  });
+
+  it('a supplementary sequence (SWI) is read when present and never waited for: a study without it is complete', () => {
+    const spec = { id: 'x', file: 'x.onnx', input: { name: 'volume', dtype: 'float32', shape: ['batch', 1, 4, 4, 4] }, output: { name: 'embedding', dtype: 'float32', shape: ['batch', 3] } } as const;
+    const encoders = { T2: spec, DWI: spec, SWI: { ...spec, supplementary: true } };
+    expect(expectedSequences({ imageEncoders: encoders })).toEqual(['T2', 'DWI']);
+    const onBlood: TriageQuery = cal({ id: 'haemorrhage', text: 'bleed', priority: 'STAT', sequences: ['DWI', 'SWI'] }, 0.5);
+    const opts = { combination: 'mean-embedding' as const, modelSequences: expectedSequences({ imageEncoders: encoders }), ...judging };
+    const without = scoreStudy({ T2: v(0, 0, 1), DWI: v(0, 1, 0) }, [onBlood], vectors, opts);
+    expect(without).toMatchObject({ waitingFor: [], confidence: 1, sequencesMissing: [] });
+    expect(without.findings[0]).toMatchObject({ flagged: true, triggered: true });
+    expect(without.findings[0].fallback).toBeFalsy();
+    expect(without.findings[0].waitingFor).toBeUndefined();
+    // With SWI the query reads both (the mean of DWI and SWI vectors): a study whose SWI disagrees scores lower.
+    const withSwi = scoreStudy({ T2: v(0, 0, 1), DWI: v(0, 1, 0), SWI: v(1, 0, 0) }, [onBlood], vectors, opts);
+    expect(withSwi.findings[0].similarity).toBeCloseTo(Math.SQRT1_2, 5);
+    expect([...withSwi.sequencesUsed].sort()).toEqual(['DWI', 'SWI', 'T2']);
+    // Missing DWI is still waited for.
+    expect(scoreStudy({ T2: v(0, 0, 1), SWI: v(0, 1, 0) }, [onBlood], vectors, opts).waitingFor).toEqual(['DWI']);
   });
 });

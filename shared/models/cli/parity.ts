@@ -11,7 +11,8 @@ import { parseArgs } from './args';
 import { readF32 } from './volumes';
 
 interface Meta {
-  text: { ids: number[][]; mask: number[][]; shape: number[] };
+  /** Absent in fixtures of image encoders alone (add_encoder.py adds one encoder to a bundle whose text is unchanged). */
+  text?: { ids: number[][]; mask: number[][]; shape: number[] };
   images: Record<string, { n: number; dim: number }>;
 }
 
@@ -26,15 +27,17 @@ export async function checkParity(bundleDir: string, fixtures: string): Promise<
   const bundle = await loadBundle(bundleDir);
   const meta = JSON.parse(await readFile(path.join(fixtures, 'meta.json'), 'utf8')) as Meta;
   const result: Record<string, number> = {};
-  const text = await createSession(bundle.file(bundle.manifest.textEncoder.file), ['cpu']);
-  const [b, s] = meta.text.shape;
-  const flat = (rows: number[][]) => BigInt64Array.from(rows.flat().map((x) => BigInt(x)));
-  const out = await text.session.run({
-    input_ids: new ort.Tensor('int64', flat(meta.text.ids), [b, s]),
-    attention_mask: new ort.Tensor('int64', flat(meta.text.mask), [b, s]),
-  });
-  result.text = maxAbsDiff(out[bundle.manifest.textEncoder.output.name].data as Float32Array, await readF32(path.join(fixtures, 'text.f32')));
-  await text.session.release();
+  if (meta.text) {
+    const text = await createSession(bundle.file(bundle.manifest.textEncoder.file), ['cpu']);
+    const [b, s] = meta.text.shape;
+    const flat = (rows: number[][]) => BigInt64Array.from(rows.flat().map((x) => BigInt(x)));
+    const out = await text.session.run({
+      input_ids: new ort.Tensor('int64', flat(meta.text.ids), [b, s]),
+      attention_mask: new ort.Tensor('int64', flat(meta.text.mask), [b, s]),
+    });
+    result.text = maxAbsDiff(out[bundle.manifest.textEncoder.output.name].data as Float32Array, await readF32(path.join(fixtures, 'text.f32')));
+    await text.session.release();
+  }
   for (const [seq, { n }] of Object.entries(meta.images)) {
     const spec = (bundle.manifest.imageEncoders as Record<string, ImageEncoderSpec | undefined>)[seq];
     if (!spec) throw new Error(`parity fixtures have ${seq} but the bundle has no ${seq} encoder`);

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""One more image encoder for an existing bundle, trained into that bundle's space, without retraining the others.
+
+A bundle's image encoders all regress onto the report vectors of its text encoder. A sequence the bundle has no
+encoder for (SWI, say, added to the generator after the bundle's CNNs were trained) can join it on its own: this
+script embeds the training cohort's report bodies (Findings + Impression) with the bundle's own text encoder,
+exactly as the service does (dist/shared/models/cli/embed.js), trains one CNN on that sequence's canonical
+volumes onto those vectors (nt_image.train, the recipe's augmentation), exports it, checks ONNX parity against
+torch (parity.js), lets the chosen queries read it (--reads), and calibrates the new bundle with the service's own
+code (calibrate.js) on a calibration cohort. The other files are copied unchanged. No label is used before
+calibration.
+
+  /usr/bin/python3 onnx-models/training/add_encoder.py --bundle onnx-models --sequence SWI \
+      --cohort var/models-train/train-n1400-s1 --calib var/models-train/calib-n300-s2 \
+      --reads haemorrhage=DWI,SWI --version 2026.12.05-swi --out OUT
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import nt_image  # noqa: E402
+import nt_text  # noqa: E402
+import train  # noqa: E402
+
+CLI = os.path.join(ROOT, "dist", "shared", "models", "cli")
+
+
+def report_vectors(bundle, cohort):
+    """{StudyInstanceUID: vector} of the cohort's report bodies in the bundle's text space, cached beside the cohort
+    per text encoder (the file's checksum names the cache)."""
+    with open(os.path.join(bundle, "manifest.json")) as f:
+        text_file = json.load(f)["textEncoder"]["file"]
+    cache = os.path.join(cohort, f"report-vectors-bundle-{train.sha256(os.path.join(bundle, text_file))[:12]}.npz")
+    if os.path.exists(cache):
+        with np.load(cache) as z:
+            return dict(zip(z["uids"].tolist(), z["vectors"]))
+    reports = train.read_jsonl(os.path.join(cohort, "reports.jsonl"))
+    uids = [r["StudyInstanceUID"] for r in reports]
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "texts.json"), "w", encoding="utf-8") as f:
+            json.dump([nt_text.report_body(r["text"]) for r in reports], f)
+        train.run(["node", os.path.join(CLI, "embed.js"), "--bundle", bundle, "--texts", os.path.join(tmp, "texts.json"),
+                   "--out", os.path.join(tmp, "v.f32")])
+        vectors = np.fromfile(os.path.join(tmp, "v.f32"), dtype="<f4").reshape(len(uids), -1)
+    np.savez(cache + ".tmp.npz", uids=np.array(uids), vectors=vectors)
+    os.replace(cache + ".tmp.npz", cache)
+    return dict(zip(uids, vectors))
+
+
+def parse_reads(items, sequence):
+    """--reads QUERY=SEQ,SEQ -> {query id: [sequences]}; each list must name the new sequence."""
+    out = {}
+    for item in items:
+        qid, _, seqs = item.partition("=")
+        seqs = [s.strip() for s in seqs.split(",") if s.strip()]
+        if not qid or sequence not in seqs:
+            raise SystemExit(f"--reads {item}: expected QUERY=SEQ,... naming {sequence}")
+        out[qid] = seqs
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", required=True, help="the bundle that gains the encoder (read only)")
+    ap.add_argument("--sequence", required=True, choices=train.SEQUENCES)
+    ap.add_argument("--cohort", required=True, help="training cohort folder: vol/ (canonical volumes) and reports.jsonl")
+    ap.add_argument("--calib", required=True, help="calibration cohort folder: vol/, labels.jsonl, reports.jsonl")
+    ap.add_argument("--reads", action="append", default=[], help="QUERY=SEQ,SEQ: the sequences a query reads from now on")
+    ap.add_argument("--supplementary", action="store_true",
+                    help="a sequence only some protocols include: read when present, never waited for (manifest imageEncoders.<SEQ>.supplementary)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--version", required=True, help="bundle version to write")
+    ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--width", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--augment", choices=["none", "basic", "domain"], default="domain")
+    ap.add_argument("--domain-share", type=float, default=0.3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    seq = args.sequence
+    with open(os.path.join(args.bundle, "manifest.json")) as f:
+        manifest = json.load(f)
+    if seq in manifest["imageEncoders"]:
+        raise SystemExit(f"{args.bundle} already has a {seq} encoder")
+    reads = parse_reads(args.reads, seq)
+    ids = {q["id"] for q in manifest["queries"]}
+    unknown = sorted(set(reads) - ids)
+    if unknown:
+        raise SystemExit(f"--reads: no query {', '.join(unknown)} in {args.bundle}")
+    shape = tuple(manifest["preprocessing"]["shape"])
+    dim = int(manifest["embeddingDim"])
+
+    train.log(f"1. report vectors of {args.cohort} in the bundle's text space")
+    vectors = report_vectors(args.bundle, args.cohort)
+    train.log(f"2. {seq} volumes")
+    vols = train.load_volumes(os.path.join(args.cohort, "vol"), shape, [seq])
+    if seq not in vols:
+        raise SystemExit(f"{args.cohort}: no {seq} volumes")
+    su, sv = vols[seq]
+    keep = [i for i, u in enumerate(su) if u in vectors]
+    su, sv = [su[i] for i in keep], sv[keep]
+    y = np.stack([vectors[u] for u in su]).astype(np.float32)
+    if y.shape[1] != dim:
+        raise SystemExit(f"report vectors are {y.shape[1]}-d, the bundle's space {dim}-d")
+    rng = np.random.default_rng(args.seed)
+    perm = rng.permutation(len(su))
+    nval = max(1, len(su) // 10)
+    val, tr = np.sort(perm[:nval]), np.sort(perm[nval:])
+    train.log(f"   {len(tr)} training series, {len(val)} validation; mse of predicting the mean vector "
+              f"{float(np.mean((y[val] - y[tr].mean(0)) ** 2)):.5f}")
+    aug = {"none": False, "basic": True, "domain": "domain"}[args.augment]
+    model = nt_image.train(sv[tr], y[tr], args.epochs, args.seed, train.log, seq, val=(sv[val], y[val]), width=args.width,
+                           aug=aug, batch_size=args.batch_size, domain_share=args.domain_share, lr=args.lr)
+
+    train.log("3. bundle")
+    shutil.rmtree(args.out, ignore_errors=True)
+    os.makedirs(args.out)
+    for name in manifest["files"]:
+        shutil.copy(os.path.join(args.bundle, name), args.out)
+    entry = train.encoder_entry(seq, os.path.join(args.out, f"image-{seq.lower()}.onnx"), shape, dim)
+    nt_image.export(model, os.path.join(args.out, entry["file"]), shape)
+    if args.supplementary:
+        entry["supplementary"] = True
+    manifest["imageEncoders"][seq] = entry
+    for q in manifest["queries"]:
+        if q["id"] in reads:
+            q["sequences"] = reads[q["id"]]
+    manifest["version"] = args.version
+    trained = manifest.setdefault("trainedOn", {})
+    trained["description"] = (trained.get("description", "").split("; calibration")[0].rstrip(". ")
+                              + f"; {seq} encoder added by add_encoder.py ({len(tr)} series of {os.path.basename(os.path.normpath(args.cohort))}, "
+                              f"{args.epochs} epochs on cpu, {args.augment} augmentation), reports embedded by the bundle's text encoder; calibration "
+                              f"on a separate synthetic cohort ({os.path.basename(os.path.normpath(args.calib))}). Not for clinical use.")
+    manifest["files"][entry["file"]] = train.sha256(os.path.join(args.out, entry["file"]))
+    manifest["files"] = dict(sorted(manifest["files"].items()))
+    with open(os.path.join(args.out, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+
+    train.log("4. ONNX parity (torch outputs) in onnxruntime-node")
+    with tempfile.TemporaryDirectory() as fx:
+        # Image fixtures only: the text encoder is the bundle's, unchanged.
+        x = sv[val][:2]
+        nt_image.predict(model, x).astype(np.float32).tofile(os.path.join(fx, f"{seq}-out.f32"))
+        x.astype(np.float32).tofile(os.path.join(fx, f"{seq}-in.f32"))
+        with open(os.path.join(fx, "meta.json"), "w") as f:
+            json.dump({"images": {seq: {"n": int(len(x)), "dim": dim}}}, f)
+        train.run(["node", os.path.join(CLI, "parity.js"), "--bundle", args.out, "--fixtures", fx])
+
+    train.log(f"5. calibration on {args.calib}")
+    train.run(["node", os.path.join(CLI, "calibrate.js"), "--bundle", args.out, "--volumes", os.path.join(args.calib, "vol"),
+               "--labels", os.path.join(args.calib, "labels.jsonl"), "--reports", os.path.join(args.calib, "reports.jsonl"),
+               "--target-sensitivity", "0.9", "--stat-sensitivity", "0.95", "--urgent-sensitivity", "0.9"])
+    total = sum(os.path.getsize(os.path.join(args.out, p)) for p in os.listdir(args.out))
+    train.log(f"6. bundle written to {args.out}: {total / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -11,8 +11,11 @@ code (calibrate.js) on a calibration cohort. The other files are copied unchange
 calibration.
 
   /usr/bin/python3 onnx-models/training/add_encoder.py --bundle onnx-models --sequence SWI \
-      --cohort var/models-train/train-n1400-s1 --calib var/models-train/calib-n300-s2 \
+      --cohort var/models-train/train-n1400-s1 --cohort var/models-train/swi-n1600-s31 --calib var/models-train/calib-n300-s2 \
       --reads haemorrhage=DWI,SWI --version 2026.12.05-swi --out OUT
+
+A cohort for it: `npm run synth -- --n 1600 --seed 31 --matrix 128 --swi-share 1 --out DIR` (every study with SWI),
+then `npm run volumes -- DIR/dicom --out DIR/vol --spec <the bundle's preprocessing>`.
 """
 import argparse
 import hashlib
@@ -74,16 +77,18 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", required=True, help="the bundle that gains the encoder (read only)")
     ap.add_argument("--sequence", required=True, choices=train.SEQUENCES)
-    ap.add_argument("--cohort", required=True, help="training cohort folder: vol/ (canonical volumes) and reports.jsonl")
+    ap.add_argument("--cohort", required=True, action="append",
+                    help="training cohort folder: vol/ (canonical volumes) and reports.jsonl; repeat to train on several")
     ap.add_argument("--calib", required=True, help="calibration cohort folder: vol/, labels.jsonl, reports.jsonl")
     ap.add_argument("--reads", action="append", default=[], help="QUERY=SEQ,SEQ: the sequences a query reads from now on")
     ap.add_argument("--supplementary", action="store_true",
-                    help="a sequence only some protocols include: read when present, never waited for (manifest imageEncoders.<SEQ>.supplementary)")
+                    help="a sequence only some protocols include: read when present, never waited for (manifest "
+                         "imageEncoders.<SEQ>.supplementary; always so for train.SUPPLEMENTARY, i.e. SWI)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--version", required=True, help="bundle version to write")
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--width", type=int, default=8)
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--augment", choices=["none", "basic", "domain"], default="domain")
     ap.add_argument("--domain-share", type=float, default=0.3)
@@ -104,16 +109,20 @@ def main():
     shape = tuple(manifest["preprocessing"]["shape"])
     dim = int(manifest["embeddingDim"])
 
-    train.log(f"1. report vectors of {args.cohort} in the bundle's text space")
-    vectors = report_vectors(args.bundle, args.cohort)
-    train.log(f"2. {seq} volumes")
-    vols = train.load_volumes(os.path.join(args.cohort, "vol"), shape, [seq])
-    if seq not in vols:
-        raise SystemExit(f"{args.cohort}: no {seq} volumes")
-    su, sv = vols[seq]
-    keep = [i for i, u in enumerate(su) if u in vectors]
-    su, sv = [su[i] for i in keep], sv[keep]
-    y = np.stack([vectors[u] for u in su]).astype(np.float32)
+    su, parts = [], []
+    for cohort in args.cohort:
+        train.log(f"1. report vectors of {cohort} in the bundle's text space")
+        vectors = report_vectors(args.bundle, cohort)
+        train.log(f"2. {seq} volumes of {cohort}")
+        vols = train.load_volumes(os.path.join(cohort, "vol"), shape, [seq])
+        if seq not in vols:
+            raise SystemExit(f"{cohort}: no {seq} volumes")
+        uids, volumes = vols[seq]
+        keep = [i for i, u in enumerate(uids) if u in vectors]
+        su += [(u, vectors[u]) for u in (uids[i] for i in keep)]
+        parts.append(volumes[keep])
+    sv = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    y = np.stack([v for _, v in su]).astype(np.float32)
     if y.shape[1] != dim:
         raise SystemExit(f"report vectors are {y.shape[1]}-d, the bundle's space {dim}-d")
     rng = np.random.default_rng(args.seed)
@@ -142,7 +151,7 @@ def main():
     manifest["version"] = args.version
     trained = manifest.setdefault("trainedOn", {})
     trained["description"] = (trained.get("description", "").split("; calibration")[0].rstrip(". ")
-                              + f"; {seq} encoder added by add_encoder.py ({len(tr)} series of {os.path.basename(os.path.normpath(args.cohort))}, "
+                              + f"; {seq} encoder added by add_encoder.py ({len(tr)} series of {', '.join(os.path.basename(os.path.normpath(c)) for c in args.cohort)}, "
                               f"{args.epochs} epochs on cpu, {args.augment} augmentation), reports embedded by the bundle's text encoder; calibration "
                               f"on a separate synthetic cohort ({os.path.basename(os.path.normpath(args.calib))}). Not for clinical use.")
     manifest["files"][entry["file"]] = train.sha256(os.path.join(args.out, entry["file"]))

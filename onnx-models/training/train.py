@@ -449,10 +449,18 @@ def main():
                  preprocessing, spec_path, synth_extra, calib_dir, max_len, args.device)
 
 
+# Sequences only some protocols include: the worker reads them when present and never waits for them
+# (manifest imageEncoders.<SEQ>.supplementary).
+SUPPLEMENTARY = {"SWI"}
+
+
 def encoder_entry(seq, path, shape, dim):
-    return {"id": f"neurotriage-cnn3d-{seq.lower()}", "file": os.path.basename(path),
-            "input": {"name": "volume", "dtype": "float32", "shape": ["batch", 1, *shape]},
-            "output": {"name": "embedding", "dtype": "float32", "shape": ["batch", dim]}}
+    entry = {"id": f"neurotriage-cnn3d-{seq.lower()}", "file": os.path.basename(path),
+             "input": {"name": "volume", "dtype": "float32", "shape": ["batch", 1, *shape]},
+             "output": {"name": "embedding", "dtype": "float32", "shape": ["batch", dim]}}
+    if seq in SUPPLEMENTARY:
+        entry["supplementary"] = True
+    return entry
 
 
 def write_bundle(args, tok, vocab, text_model, texts, corpus_texts, curve, tok_path, text_path, encoders, image_models, parity_inputs,

@@ -27,6 +27,8 @@ const USAGE = `Usage: npm run synth -- [options]
   --reports-to host:port send each study's report as HL7 ORU^R01 over MLLP (after its images with --send);
                          sending facility NT_SYNTH, accession number in OBR-3 and OBR-18
   --workers W            generation threads (default: cores, 0 = in process)
+  --swi-share F          fraction of studies with an SWI or T2* gradient-echo series (default 0.4; 1 for a
+                         cohort that trains an SWI encoder)
   --help`;
 
 /**
@@ -56,6 +58,7 @@ export async function main(argv: string[]): Promise<number> {
       'calling-ae': { type: 'string', default: 'NT_SYNTH' },
       'reports-to': { type: 'string' },
       workers: { type: 'string' },
+      'swi-share': { type: 'string', default: '0.4' },
       help: { type: 'boolean', default: false },
     },
     allowPositionals: false,
@@ -76,7 +79,9 @@ export async function main(argv: string[]): Promise<number> {
   const matrix = values.matrix ? Number(values.matrix) : undefined;
   if (matrix !== undefined && !(Number.isInteger(matrix) && matrix >= 32 && matrix <= 512)) throw new Error('--matrix must be an integer in 32..512');
   const seed = /^\d+$/.test(values.seed) ? Number(values.seed) : values.seed;
-  const options: SynthOptions = { fast: values.fast, matrix, phrasingSet: phrasing, scannerSet: scanners, normalFraction };
+  const swiShare = Number(values['swi-share']);
+  if (!(swiShare >= 0 && swiShare <= 1)) throw new Error('--swi-share must be in [0, 1]');
+  const options: SynthOptions = { fast: values.fast, matrix, phrasingSet: phrasing, scannerSet: scanners, normalFraction, swiShare };
   const out = values.out === 'none' ? undefined : path.resolve(values.out ?? `var/synth-${seed}`);
   const previewCount = values.preview === undefined ? 0 : Number(values.preview);
   if (!(Number.isInteger(previewCount) && previewCount >= 0)) throw new Error('--preview takes a count of studies (a whole number), or nothing for 8');

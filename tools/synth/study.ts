@@ -59,7 +59,7 @@ export interface StudyPlan {
 export function planStudy(seed: number | string, index: number, options: Partial<SynthOptions> = {}): StudyPlan {
   const opts: SynthOptions = { ...DEFAULT_OPTIONS, ...options };
   const findingTypes = drawFindingTypes(new Rng(seed, index, 'findings', opts.normalFraction), opts.normalFraction);
-  const protocol = drawProtocol(new Rng(seed, index, 'scanner', opts.scannerSet), { fast: opts.fast, matrix: opts.matrix, scannerSet: opts.scannerSet });
+  const protocol = drawProtocol(new Rng(seed, index, 'scanner', opts.scannerSet), { fast: opts.fast, matrix: opts.matrix, scannerSet: opts.scannerSet, swiShare: opts.swiShare });
   const subject = drawSubject(new Rng(seed, index, 'anatomy'), findingTypes, protocol.scanner.fieldT);
   return { opts, protocol, subject };
 }

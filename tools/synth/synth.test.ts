@@ -513,4 +513,13 @@ describe('synthetic cohort', () => {
     expect(swi / n).toBeGreaterThan(0.32);
     expect(swi / n).toBeLessThan(0.48);
   });
+
+  test('--swi-share sets that share: 1 gives every study SWI (a cohort for an SWI encoder), 0 none; the rest is unchanged', () => {
+    const hasSwi = (options: { swiShare?: number }, i: number) => planStudy(11, i, options).protocol.series.some((s) => s.sequence === 'SWI');
+    for (let i = 0; i < 40; i++) {
+      expect(hasSwi({ swiShare: 1 }, i)).toBe(true);
+      expect(hasSwi({ swiShare: 0 }, i)).toBe(false);
+      expect(planStudy(11, i, { swiShare: 1 }).subject).toEqual(planStudy(11, i).subject);
+    }
+  });
 });

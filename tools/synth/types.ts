@@ -31,6 +31,8 @@ export interface SynthOptions {
   scannerSet: ScannerSet;
   /** Probability that a study has no finding (>= 0.4 by default). */
   normalFraction: number;
+  /** Probability that a study has an SWI or T2* gradient-echo series (default 0.4, as many stroke protocols). */
+  swiShare?: number;
 }
 
 export const DEFAULT_OPTIONS: SynthOptions = {

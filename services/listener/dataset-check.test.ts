@@ -4,6 +4,7 @@
 // corpus makes is refused with the status class the conformance statement gives it.
 import { deflateRawSync } from 'node:zlib';
 import { dcmjs } from '../../shared/imaging/dcmjs';
+import { MAX_SEQUENCE_DEPTH } from '../../shared/imaging/limits';
 import { checkImage, createDatasetCheck, walkDataset, type InstanceFacts } from './dataset-check';
 import { InvalidImageError, MalformedDatasetError } from './errors';
 import { SopClass, TransferSyntax } from './dicom-uids';
@@ -93,6 +94,16 @@ describe('DatasetWalker', () => {
     expect(walkDataset(bytes, ts)).toEqual(EXPECTED);
     for (const size of [1, 7, 64, 1 << 20]) expect(await walkInPieces(bytes, ts, size)).toEqual(EXPECTED);
     expect(() => checkImage(EXPECTED, ts, SopClass.MRImageStorage)).not.toThrow();
+  });
+
+  test('MAX_SEQUENCE_DEPTH nested sequences pass, one more is refused (the worker\'s walk has the same limit)', () => {
+    const nested = (levels: number) => {
+      let inner: Record<string, unknown> = { ReferencedSOPInstanceUID: '9.8.7' };
+      for (let i = 0; i < levels; i++) inner = { ReferencedImageSequence: [inner] };
+      return encode({ ...UIDS, ...inner, ...IMAGE }, TransferSyntax.ExplicitVRLittleEndian);
+    };
+    expect(walkDataset(nested(MAX_SEQUENCE_DEPTH), TransferSyntax.ExplicitVRLittleEndian).SOPInstanceUID).toBe(UIDS.SOPInstanceUID);
+    expect(() => walkDataset(nested(MAX_SEQUENCE_DEPTH + 1), TransferSyntax.ExplicitVRLittleEndian)).toThrow(/nested deeper than 16/);
   });
 
   test('an undefined-length sequence with undefined-length items (implicit VR)', () => {

@@ -14,6 +14,7 @@
 import { createInflateRaw } from 'node:zlib';
 import { MalformedDatasetError, InvalidImageError } from './errors';
 import { TransferSyntax, ENHANCED_MR_CLASSES } from './dicom-uids';
+import { MAX_INFLATED_BYTES, MAX_SEQUENCE_DEPTH } from '../../shared/imaging/limits';
 import { LONG_VRS, VRS } from '../../shared/imaging/vr';
 
 /** The values read from the top level of the data set. */
@@ -67,10 +68,6 @@ const ITEM = 0xfffee000;
 const ITEM_DELIMITER = 0xfffee00d;
 const SEQUENCE_DELIMITER = 0xfffee0dd;
 const PIXEL_DATA = 0x7fe00010;
-/** Sequences nested deeper than this are refused (real MR objects nest 3-4 levels). */
-const MAX_DEPTH = 32;
-/** A deflated data set inflating beyond this is refused (a zip bomb, not an MR instance). */
-export const MAX_INFLATED_BYTES = 2 * 1024 ** 3;
 
 const enum Kind {
   Dataset,
@@ -318,7 +315,9 @@ export class DatasetWalker {
   }
 
   private push(kind: Kind, end: number, explicit: boolean): void {
-    if (this.stack.length > MAX_DEPTH) throw malformed('sequences nested too deep');
+    if (kind === Kind.Sequence && this.stack.filter((f) => f.kind === Kind.Sequence).length >= MAX_SEQUENCE_DEPTH) {
+      throw malformed(`sequences nested deeper than ${MAX_SEQUENCE_DEPTH} levels`);
+    }
     const limit = Math.min(end, this.top().limit);
     this.stack.push({ kind, end, limit, explicit, lastTag: -1 });
   }

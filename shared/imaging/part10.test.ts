@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DicomParseError } from './errors';
+import { MAX_SEQUENCE_DEPTH } from './limits';
 import { encapsulatedItems, NeedMoreBytes, scanPart10 } from './part10';
 import { axialPositions, makeEnhancedSeries, makeSeries, phantom } from './synthetic';
 
@@ -82,11 +83,14 @@ describe('scanPart10', () => {
     expect(failure(() => scanPart10(f)).detail).toMatch(/runs past|claims/);
   });
 
-  it('sequences nested deeper than any real file are refused', () => {
-    let inner: Record<string, unknown> = { CodeValue: 'X' };
-    for (let i = 0; i < 30; i++) inner = { ReferencedImageSequence: [inner] };
-    const f = slice(inner);
-    expect(failure(() => scanPart10(f)).detail).toMatch(/nested deeper/);
+  it('sequences nested deeper than any real file are refused: MAX_SEQUENCE_DEPTH levels pass, one more does not (as in the listener)', () => {
+    const nested = (levels: number) => {
+      let inner: Record<string, unknown> = { CodeValue: 'X' };
+      for (let i = 0; i < levels; i++) inner = { ReferencedImageSequence: [inner] };
+      return slice(inner);
+    };
+    expect(scanPart10(nested(MAX_SEQUENCE_DEPTH)).pixelData).toBeDefined();
+    expect(failure(() => scanPart10(nested(MAX_SEQUENCE_DEPTH + 1))).detail).toMatch(/nested deeper than 16/);
   });
 
   describe('encapsulated pixel data (DCMTK RLE)', () => {

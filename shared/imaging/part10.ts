@@ -6,6 +6,7 @@
 import { inflateRawSync } from 'node:zlib';
 import { dcmjs } from './dcmjs';
 import { DicomParseError } from './errors';
+import { MAX_INFLATED_BYTES, MAX_SEQUENCE_DEPTH } from './limits';
 import { LONG_VRS, VRS } from './vr';
 
 /** Where the PixelData value lies, in file offsets (in the inflated dataset for the deflated transfer syntax). */
@@ -39,10 +40,6 @@ const PIXEL_DATA = 0x7fe00010;
 const ITEM = 0xfffee000;
 const ITEM_DELIMITER = 0xfffee00d;
 const SEQUENCE_DELIMITER = 0xfffee0dd;
-/** Sequences nest a few levels in real data (functional groups: 3); deeper is a corrupt or hostile file. */
-const MAX_DEPTH = 16;
-/** Inflated size cap for the deflated transfer syntax. */
-const MAX_INFLATED_BYTES = 1 << 30;
 
 const IMPLICIT_LE = '1.2.840.10008.1.2';
 const EXPLICIT_BE = '1.2.840.10008.1.2.2';
@@ -92,7 +89,7 @@ function dictionaryVr(tag: number): string | undefined {
 
 /** Walks the items of a sequence starting at `at`; returns the offset after it. `end` is undefined for undefined length. */
 function walkSequence(ctx: Ctx, at: number, end: number | undefined, syntax: Syntax, depth: number, owner: number): number {
-  if (depth > MAX_DEPTH) throw corrupt(ctx, `sequences nested deeper than ${MAX_DEPTH} levels`);
+  if (depth >= MAX_SEQUENCE_DEPTH) throw corrupt(ctx, `sequences nested deeper than ${MAX_SEQUENCE_DEPTH} levels`);
   let pos = at;
   for (;;) {
     if (end !== undefined && pos === end) return pos;

@@ -93,6 +93,7 @@ def main():
     ap.add_argument("--augment", choices=["none", "basic", "domain"], default="domain")
     ap.add_argument("--domain-share", type=float, default=0.3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU host (the CNN stage is where compute pays)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -133,7 +134,8 @@ def main():
               f"{float(np.mean((y[val] - y[tr].mean(0)) ** 2)):.5f}")
     aug = {"none": False, "basic": True, "domain": "domain"}[args.augment]
     model = nt_image.train(sv[tr], y[tr], args.epochs, args.seed, train.log, seq, val=(sv[val], y[val]), width=args.width,
-                           aug=aug, batch_size=args.batch_size, domain_share=args.domain_share, lr=args.lr)
+                           aug=aug, batch_size=args.batch_size, domain_share=args.domain_share, lr=args.lr,
+                           device=args.device)
 
     train.log("3. bundle")
     shutil.rmtree(args.out, ignore_errors=True)
@@ -152,7 +154,7 @@ def main():
     trained = manifest.setdefault("trainedOn", {})
     trained["description"] = (trained.get("description", "").split("; calibration")[0].rstrip(". ")
                               + f"; {seq} encoder added by add_encoder.py ({len(tr)} series of {', '.join(os.path.basename(os.path.normpath(c)) for c in args.cohort)}, "
-                              f"{args.epochs} epochs on cpu, {args.augment} augmentation), reports embedded by the bundle's text encoder; calibration "
+                              f"{args.epochs} epochs on {args.device}, {args.augment} augmentation), reports embedded by the bundle's text encoder; calibration "
                               f"on a separate synthetic cohort ({os.path.basename(os.path.normpath(args.calib))}). Not for clinical use.")
     manifest["files"][entry["file"]] = train.sha256(os.path.join(args.out, entry["file"]))
     manifest["files"] = dict(sorted(manifest["files"].items()))

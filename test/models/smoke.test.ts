@@ -1,9 +1,9 @@
 // CI smoke run of the whole training recipe (onnx-models/training/train.py --smoke): a tiny synthetic cohort
 // (npm run synth), canonical volumes (npm run volumes), vocabulary, a few text and CNN steps, ONNX export, the
 // onnxruntime-node parity check, calibration on a second tiny cohort and the manifest, all in a scratch folder,
-// so the recipe cannot rot. Needs the built dist/ (npm test and npm run models:smoke build first). The bundle it makes is never committed (and is not a model: it trained for seconds).
+// so the recipe cannot rot; then the GPU-host split and add_encoder.py (one more sequence for a bundle). Needs the built dist/ (npm test and npm run models:smoke build first). The bundle it makes is never committed (and is not a model: it trained for seconds).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadModels } from '../../shared/models';
 import { PYTHON, TRAINING_DIR } from './python';
@@ -64,6 +64,33 @@ describe('models:smoke', () => {
     const manifest2 = JSON.parse(readFileSync(path.join(split, 'manifest.json'), 'utf8'));
     expect(Object.keys(manifest2.imageEncoders).sort()).toEqual(Object.keys(manifest.imageEncoders).sort());
     expect(manifest2.trainedOn).toMatchObject({ seed: 3, studies: manifest.trainedOn.studies });
+
+    // One more sequence for an existing bundle (onnx-models/training/add_encoder.py): the smoke bundle without its
+    // DWI encoder gains it back, trained onto the bundle's own report vectors, parity-checked and calibrated.
+    const lacking = path.join(work, 'lacking');
+    mkdirSync(lacking);
+    const trimmed = { ...manifest, imageEncoders: { ...manifest.imageEncoders }, files: { ...manifest.files } };
+    delete trimmed.imageEncoders.DWI;
+    delete trimmed.files['image-dwi.onnx'];
+    for (const f of Object.keys(trimmed.files)) copyFileSync(path.join(out, f), path.join(lacking, f));
+    writeFileSync(path.join(lacking, 'manifest.json'), JSON.stringify(trimmed));
+    const cohorts = readdirSync(path.join(work, 'cohorts'));
+    const cohortDir = (prefix: string) => path.join(work, 'cohorts', cohorts.find((d) => d.startsWith(prefix))!);
+    const added = path.join(work, 'added');
+    const log3 = execFileSync(
+      PYTHON,
+      [path.join(TRAINING_DIR, 'add_encoder.py'), '--bundle', lacking, '--sequence', 'DWI', '--cohort', cohortDir('train-'), '--calib', cohortDir('calib-'),
+        '--reads', 'acute_infarct=DWI', '--epochs', '1', '--threads', '1', '--version', 'smoke-added', '--out', added],
+      { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONWARNINGS: 'ignore' }, maxBuffer: 64 << 20 },
+    );
+    expect(log3).toMatch(/parity DWI: max abs diff \S+ ok/);
+    expect(log3).toMatch(/calibrated 10 studies/);
+    const manifest3 = JSON.parse(readFileSync(path.join(added, 'manifest.json'), 'utf8'));
+    expect(manifest3.version).toBe('smoke-added');
+    expect(manifest3.imageEncoders.DWI).toMatchObject({ file: 'image-dwi.onnx' });
+    expect(manifest3.queries.find((q: { id: string }) => q.id === 'acute_infarct').sequences).toEqual(['DWI']);
+    const reloaded = await loadModels(added, { executionProviders: ['cpu'] });
+    await reloaded.close();
 
     // The bundle carries what the service needs of language and decisions (recipe steps 7b and 8).
     expect(manifest.schemaVersion).toBe(2);

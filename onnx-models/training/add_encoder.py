@@ -18,11 +18,9 @@ A cohort for it: `npm run synth -- --n 1600 --seed 31 --matrix 128 --swi-share 1
 then `npm run volumes -- DIR/dicom --out DIR/vol --spec <the bundle's preprocessing>`.
 """
 import argparse
-import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 

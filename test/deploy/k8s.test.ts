@@ -361,7 +361,15 @@ describe('in-cluster Redis password', () => {
     redis = spawn('redis-server', [path.join(dir, 'redis.conf')], { stdio: 'ignore', env: { PATH: process.env.PATH } });
     const cli = (args: string[], env: Record<string, string> = {}) =>
       execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } }).trim();
-    await waitFor('redis-server to answer', () => (/NOAUTH/.test(cli(['ping'])) ? true : undefined), 20_000);
+    // Until redis-server listens, redis-cli exits non-zero ("Connection refused"): keep polling.
+    const pingRefused = () => {
+      try {
+        return /NOAUTH/.test(cli(['ping'])) ? true : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    await waitFor('redis-server to answer', pingRefused, 20_000);
     // The readiness probe's command, with its path pointed here.
     const probe = server.readinessProbe.exec.command.map((a: string) => a.replaceAll('/run/redis-auth', authDir).replace('redis-cli', `redis-cli -p ${port}`));
     expect(() => execFileSync(probe[0], probe.slice(1), { env: { PATH: process.env.PATH } })).not.toThrow();

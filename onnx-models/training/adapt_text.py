@@ -15,13 +15,10 @@ calibration (calibrate.js) on a calibration cohort. No label is used before cali
       --calib var/models-train/calib-n300-s2 --out OUT
 """
 import argparse
-import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import types
 
 import numpy as np
@@ -82,12 +79,7 @@ def main():
     bodies = [nt_text.report_body(reports[i]) for i in rng.permutation(len(reports))[: args.bodies]]
     texts = sentences + bodies
 
-    with tempfile.TemporaryDirectory() as tmp:
-        with open(os.path.join(tmp, "texts.json"), "w", encoding="utf-8") as f:
-            json.dump(texts, f)
-        subprocess.run(["node", os.path.join(CLI, "embed.js"), "--bundle", args.bundle, "--texts", os.path.join(tmp, "texts.json"),
-                        "--out", os.path.join(tmp, "old.f32")], check=True)
-        old = np.fromfile(os.path.join(tmp, "old.f32"), dtype="<f4").reshape(len(texts), -1)
+    old = train.embed_with_bundle(CLI, args.bundle, texts)
 
     vocab, tok, base = train.load_text_encoder(args.text_encoder)
     with torch.no_grad():
@@ -120,12 +112,7 @@ def main():
     manifest["version"] = args.version
     manifest["textEncoder"]["id"] = f"neurotriage-minibert-{len(vocab)}v-{cfg['layers']}l-{cfg['dim']}d-projected-{old.shape[1]}d"
     manifest["language"] = language
-    with open(os.path.join(args.calib, "labels.jsonl")) as f:
-        calib_n = sum(1 for line in f if line.strip())
-    trained = manifest.setdefault("trainedOn", {})
-    trained["description"] = (trained.get("description", "").split("; calibration")[0].rstrip(". ")
-                              + f"; text encoder retrained and projected (adapt_text.py); calibration on a separate synthetic cohort of "
-                              f"{calib_n} studies ({os.path.basename(os.path.normpath(args.calib))}). Not for clinical use.")
+    trained = train.amend_description(manifest, "text encoder retrained and projected (adapt_text.py)", args.calib)
     trained["textEncoder"] = (
         f"retrained on {len(reports)} lexicon-generated reports (WordPiece {len(vocab)}, {cfg['layers']} layers, {cfg['dim']}-d); "
         f"a linear map fitted on {len(sentences)} corpus sentences and {len(bodies)} report bodies (ridge {args.ridge}, held-out "
@@ -135,13 +122,11 @@ def main():
             text_log = json.load(f)["textEncoder"]
         with open(os.path.join(args.out, "training-log.json"), "w") as f:
             json.dump({"textEncoder": text_log}, f)
-    manifest["files"] = {name: hashlib.sha256(open(os.path.join(args.out, name), "rb").read()).hexdigest()
+    manifest["files"] = {name: train.sha256(os.path.join(args.out, name))
                          for name in sorted(os.listdir(args.out)) if name != "manifest.json"}
     with open(os.path.join(args.out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
-    subprocess.run(["node", os.path.join(CLI, "calibrate.js"), "--bundle", args.out, "--volumes", os.path.join(args.calib, "vol"),
-                    "--labels", os.path.join(args.calib, "labels.jsonl"), "--reports", os.path.join(args.calib, "reports.jsonl"),
-                    "--target-sensitivity", "0.9", "--stat-sensitivity", "0.95", "--urgent-sensitivity", "0.9"], check=True)
+    train.calibrate_bundle(CLI, args.out, args.calib)
     train.log(f"bundle written to {args.out}")
 
 

@@ -37,23 +37,16 @@ import train  # noqa: E402
 CLI = os.path.join(ROOT, "dist", "shared", "models", "cli")
 
 
-def report_vectors(bundle, cohort):
+def report_vectors(bundle, text_sha256, cohort):
     """{StudyInstanceUID: vector} of the cohort's report bodies in the bundle's text space, cached beside the cohort
-    per text encoder (the file's checksum names the cache)."""
-    with open(os.path.join(bundle, "manifest.json")) as f:
-        text_file = json.load(f)["textEncoder"]["file"]
-    cache = os.path.join(cohort, f"report-vectors-bundle-{train.sha256(os.path.join(bundle, text_file))[:12]}.npz")
+    per text encoder (its checksum names the cache)."""
+    cache = os.path.join(cohort, f"report-vectors-bundle-{text_sha256[:12]}.npz")
     if os.path.exists(cache):
         with np.load(cache) as z:
             return dict(zip(z["uids"].tolist(), z["vectors"]))
     reports = train.read_jsonl(os.path.join(cohort, "reports.jsonl"))
     uids = [r["StudyInstanceUID"] for r in reports]
-    with tempfile.TemporaryDirectory() as tmp:
-        with open(os.path.join(tmp, "texts.json"), "w", encoding="utf-8") as f:
-            json.dump([nt_text.report_body(r["text"]) for r in reports], f)
-        train.run(["node", os.path.join(CLI, "embed.js"), "--bundle", bundle, "--texts", os.path.join(tmp, "texts.json"),
-                   "--out", os.path.join(tmp, "v.f32")])
-        vectors = np.fromfile(os.path.join(tmp, "v.f32"), dtype="<f4").reshape(len(uids), -1)
+    vectors = train.embed_with_bundle(CLI, bundle, [nt_text.report_body(r["text"]) for r in reports])
     np.savez(cache + ".tmp.npz", uids=np.array(uids), vectors=vectors)
     os.replace(cache + ".tmp.npz", cache)
     return dict(zip(uids, vectors))
@@ -111,7 +104,7 @@ def main():
     su, parts = [], []
     for cohort in args.cohort:
         train.log(f"1. report vectors of {cohort} in the bundle's text space")
-        vectors = report_vectors(args.bundle, cohort)
+        vectors = report_vectors(args.bundle, manifest["files"][manifest["textEncoder"]["file"]], cohort)
         train.log(f"2. {seq} volumes of {cohort}")
         vols = train.load_volumes(os.path.join(cohort, "vol"), shape, [seq])
         if seq not in vols:
@@ -149,11 +142,9 @@ def main():
         if q["id"] in reads:
             q["sequences"] = reads[q["id"]]
     manifest["version"] = args.version
-    trained = manifest.setdefault("trainedOn", {})
-    trained["description"] = (trained.get("description", "").split("; calibration")[0].rstrip(". ")
-                              + f"; {seq} encoder added by add_encoder.py ({len(tr)} series of {', '.join(os.path.basename(os.path.normpath(c)) for c in args.cohort)}, "
-                              f"{args.epochs} epochs on {args.device}, {args.augment} augmentation), reports embedded by the bundle's text encoder; calibration "
-                              f"on a separate synthetic cohort ({os.path.basename(os.path.normpath(args.calib))}). Not for clinical use.")
+    train.amend_description(manifest, f"{seq} encoder added by add_encoder.py ({len(tr)} series of "
+                            f"{', '.join(os.path.basename(os.path.normpath(c)) for c in args.cohort)}, {args.epochs} epochs on {args.device}, "
+                            f"{args.augment} augmentation), reports embedded by the bundle's text encoder", args.calib)
     manifest["files"][entry["file"]] = train.sha256(os.path.join(args.out, entry["file"]))
     manifest["files"] = dict(sorted(manifest["files"].items()))
     with open(os.path.join(args.out, "manifest.json"), "w") as f:
@@ -170,9 +161,7 @@ def main():
         train.run(["node", os.path.join(CLI, "parity.js"), "--bundle", args.out, "--fixtures", fx])
 
     train.log(f"5. calibration on {args.calib}")
-    train.run(["node", os.path.join(CLI, "calibrate.js"), "--bundle", args.out, "--volumes", os.path.join(args.calib, "vol"),
-               "--labels", os.path.join(args.calib, "labels.jsonl"), "--reports", os.path.join(args.calib, "reports.jsonl"),
-               "--target-sensitivity", "0.9", "--stat-sensitivity", "0.95", "--urgent-sensitivity", "0.9"])
+    train.calibrate_bundle(CLI, args.out, args.calib)
     total = sum(os.path.getsize(os.path.join(args.out, p)) for p in os.listdir(args.out))
     train.log(f"6. bundle written to {args.out}: {total / 1e6:.1f} MB")
 

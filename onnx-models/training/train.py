@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -170,15 +171,43 @@ def threshold_for_sensitivity(scores, labels, target):
     return float(pos[min(k, len(pos) - 1)])
 
 
+# Calibration targets: each query's own threshold, and the study-level STAT and URGENT decisions.
+TARGET_SENSITIVITY, STAT_SENSITIVITY, URGENT_SENSITIVITY = 0.9, 0.95, 0.9
+
+
+def calibrate_bundle(node_cli, bundle, calib_dir, target=TARGET_SENSITIVITY, stat=STAT_SENSITIVITY, urgent=URGENT_SENSITIVITY):
+    """A bundle scored on a calibration cohort (vol/, labels.jsonl, reports.jsonl) and calibrated by the service's own
+    code: calibrate.js rewrites the manifest's calibrations, decision tables and mention similarity."""
+    run(["node", os.path.join(node_cli, "calibrate.js"), "--bundle", bundle, "--volumes", os.path.join(calib_dir, "vol"),
+         "--labels", os.path.join(calib_dir, "labels.jsonl"), "--reports", os.path.join(calib_dir, "reports.jsonl"),
+         "--target-sensitivity", str(target), "--stat-sensitivity", str(stat), "--urgent-sensitivity", str(urgent)])
+
+
+def embed_with_bundle(node_cli, bundle, texts):
+    """Text vectors [len(texts), dim] from a bundle's text encoder, exactly as the service computes them (embed.js)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "texts.json"), "w", encoding="utf-8") as f:
+            json.dump(texts, f)
+        run(["node", os.path.join(node_cli, "embed.js"), "--bundle", bundle, "--texts", os.path.join(tmp, "texts.json"),
+             "--out", os.path.join(tmp, "vectors.f32")])
+        return np.fromfile(os.path.join(tmp, "vectors.f32"), dtype="<f4").reshape(len(texts), -1)
+
+
+def amend_description(manifest, change, calib_dir):
+    """trainedOn.description of a bundle changed after training (adapt_text.py, add_encoder.py): what it was up to
+    its calibration clause, the change, and the new calibration cohort."""
+    trained = manifest.setdefault("trainedOn", {})
+    trained["description"] = (trained.get("description", "").split("; calibration")[0].rstrip(". ")
+                              + f"; {change}; calibration on a separate synthetic cohort of {len(read_jsonl(os.path.join(calib_dir, 'labels.jsonl')))} "
+                              f"studies ({os.path.basename(os.path.normpath(calib_dir))}). Not for clinical use.")
+    return trained
+
+
 def calibrate(args, calib_dir, spec_path, synth_extra):
-    """Step 8: the calibration cohort, scored and calibrated by the service's own code (calibrate.js rewrites the
-    manifest's calibrations and its decision tables)."""
+    """Step 8: the calibration cohort, scored and calibrated by the service's own code."""
     log(f"8. calibration cohort: {args.calib_n} studies, seed {args.seed + 1} (labels used here only)")
     make_cohort(calib_dir, args.calib_n, args.seed + 1, spec_path, extra=synth_extra)
-    run(["node", os.path.join(args.node_cli, "calibrate.js"), "--bundle", args.out, "--volumes", os.path.join(calib_dir, "vol"),
-         "--labels", os.path.join(calib_dir, "labels.jsonl"), "--reports", os.path.join(calib_dir, "reports.jsonl"),
-         "--target-sensitivity", str(args.target_sensitivity),
-         "--stat-sensitivity", str(args.stat_sensitivity), "--urgent-sensitivity", str(args.urgent_sensitivity)])
+    calibrate_bundle(args.node_cli, args.out, calib_dir, args.target_sensitivity, args.stat_sensitivity, args.urgent_sensitivity)
 
 
 def write_language(args, tok, text_model, corpus_texts, heldout_texts, max_len):
@@ -230,9 +259,9 @@ def main():
     ap.add_argument("--sequences", default=",".join(SEQUENCES), help="sequences to train an image encoder for")
     ap.add_argument("--reuse-text", action="store_true", help="reuse the text encoder saved in --work by an earlier run")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--target-sensitivity", type=float, default=0.9, help="per-query target (ROUTINE queries' own thresholds)")
-    ap.add_argument("--stat-sensitivity", type=float, default=0.95, help="study-level STAT decision target on the calibration cohort")
-    ap.add_argument("--urgent-sensitivity", type=float, default=0.9, help="study-level URGENT decision target on the calibration cohort")
+    ap.add_argument("--target-sensitivity", type=float, default=TARGET_SENSITIVITY, help="per-query target (ROUTINE queries' own thresholds)")
+    ap.add_argument("--stat-sensitivity", type=float, default=STAT_SENSITIVITY, help="study-level STAT decision target on the calibration cohort")
+    ap.add_argument("--urgent-sensitivity", type=float, default=URGENT_SENSITIVITY, help="study-level URGENT decision target on the calibration cohort")
     ap.add_argument("--bank-size", type=int, default=4096, help="sentences in the language sentence bank")
     ap.add_argument("--min-series", type=int, default=40, help="train an encoder for a sequence only with this many series")
     ap.add_argument("--shape", default="48,64,64", help="canonical volume [D,H,W]; must match the volumes CLI")

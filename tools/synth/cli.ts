@@ -27,7 +27,7 @@ const USAGE = `Usage: npm run synth -- [options]
   --reports-to host:port send each study's report as HL7 ORU^R01 over MLLP (after its images with --send);
                          sending facility NT_SYNTH, accession number in OBR-3 and OBR-18
   --workers W            generation threads (default: cores, 0 = in process)
-  --swi-share F          fraction of studies with an SWI or T2* gradient-echo series (default 0.4; 1 for a
+  --swi-share F          fraction of studies with an SWI or T2* gradient-echo series (default ${DEFAULT_OPTIONS.swiShare}; 1 for a
                          cohort that trains an SWI encoder)
   --help`;
 
@@ -58,7 +58,7 @@ export async function main(argv: string[]): Promise<number> {
       'calling-ae': { type: 'string', default: 'NT_SYNTH' },
       'reports-to': { type: 'string' },
       workers: { type: 'string' },
-      'swi-share': { type: 'string', default: '0.4' },
+      'swi-share': { type: 'string', default: String(DEFAULT_OPTIONS.swiShare) },
       help: { type: 'boolean', default: false },
     },
     allowPositionals: false,

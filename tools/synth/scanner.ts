@@ -214,8 +214,8 @@ export interface ProtocolOptions {
   fast: boolean;
   matrix?: number;
   scannerSet: ScannerSet;
-  /** Share of studies with SWI or T2* gradient echo (default 0.4). */
-  swiShare?: number;
+  /** Share of studies with SWI or T2* gradient echo (SynthOptions.swiShare). */
+  swiShare: number;
 }
 
 /** CSF-nulling inversion time for a FLAIR with repetition time tr at this field. */
@@ -283,9 +283,9 @@ export function drawProtocol(rng: Rng, opts: ProtocolOptions): StudyProtocol {
     t1 = { kind: '3D', matrix: opts.fast ? 64 : scaled ? even(matrix * 0.875) : 144, fov: 245, thickness: part, spacing: part, slices: opts.fast ? 12 : scaled ? 60 : 72 };
   }
 
-  // SWI / T2* gradient echo in 40% of studies (opts.swiShare): a 3D slab (thin contiguous partitions, its own
+  // SWI / T2* gradient echo in opts.swiShare of studies (40% by default): a 3D slab (thin contiguous partitions, its own
   // matrix) or 2D on the T2's slices
-  const swiKind: '2D' | '3D' | null = rng.chance(opts.swiShare ?? 0.4) ? (rng.chance(0.55) ? '3D' : '2D') : null;
+  const swiKind: '2D' | '3D' | null = rng.chance(opts.swiShare) ? (rng.chance(0.55) ? '3D' : '2D') : null;
   let swi: StudyProtocol['swi'] = null;
   if (swiKind === '2D') swi = { kind: '2D', matrix, fov, thickness, spacing, slices };
   if (swiKind === '3D') {

@@ -31,8 +31,8 @@ export interface SynthOptions {
   scannerSet: ScannerSet;
   /** Probability that a study has no finding (>= 0.4 by default). */
   normalFraction: number;
-  /** Probability that a study has an SWI or T2* gradient-echo series (default 0.4, as many stroke protocols). */
-  swiShare?: number;
+  /** Probability that a study has an SWI or T2* gradient-echo series (0.4 by default, as many stroke protocols). */
+  swiShare: number;
 }
 
 export const DEFAULT_OPTIONS: SynthOptions = {
@@ -40,6 +40,7 @@ export const DEFAULT_OPTIONS: SynthOptions = {
   phrasingSet: 'train',
   scannerSet: 'train',
   normalFraction: 0.5,
+  swiShare: 0.4,
 };
 
 export interface FindingLabel {

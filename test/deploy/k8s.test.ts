@@ -362,14 +362,14 @@ describe('in-cluster Redis password', () => {
     const cli = (args: string[], env: Record<string, string> = {}) =>
       execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } }).trim();
     // Until redis-server listens, redis-cli exits non-zero ("Connection refused"): keep polling.
-    const pingRefused = () => {
+    const answersNoAuth = () => {
       try {
         return /NOAUTH/.test(cli(['ping'])) ? true : undefined;
       } catch {
         return undefined;
       }
     };
-    await waitFor('redis-server to answer', pingRefused, 20_000);
+    await waitFor('redis-server to answer', answersNoAuth, 20_000);
     // The readiness probe's command, with its path pointed here.
     const probe = server.readinessProbe.exec.command.map((a: string) => a.replaceAll('/run/redis-auth', authDir).replace('redis-cli', `redis-cli -p ${port}`));
     expect(() => execFileSync(probe[0], probe.slice(1), { env: { PATH: process.env.PATH } })).not.toThrow();

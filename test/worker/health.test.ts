@@ -73,7 +73,11 @@ describe('worker liveness and readiness (built worker process)', () => {
       const worker = start(workerEnv({ redisUrl: redis.url, dataDir, modelsDir: empty, extra: { LOG_LEVEL: 'info' } }));
       const port = await readyPort(worker, 'listening');
       expect((await get(port, '/livez')).status).toBe(200);
-      const r = await get(port, '/readyz');
+      // The HTTP server listens before the Redis connection is up: read /readyz once Redis has answered it.
+      const r = await waitFor('/readyz with Redis connected', async () => {
+        const res = await get(port, '/readyz');
+        return (JSON.parse(res.body) as { checks: { redis: { ok: boolean } } }).checks.redis.ok ? res : undefined;
+      }, 30_000, 200);
       expect(r.status).toBe(503);
       expect(JSON.parse(r.body).checks).toMatchObject({ redis: { ok: true }, models: { ok: false, detail: expect.stringMatching(/waiting for the model bundle/) } });
       worker.kill('SIGTERM');

@@ -144,6 +144,18 @@ export const LanguageSchema = Type.Object({
 });
 export type Language = Static<typeof LanguageSchema>;
 
+/**
+ * The normal appearance of each sequence on the canonical grid (onnx-models/training/atlas.py): per sequence one
+ * float32 little-endian file [2, D, H, W], the voxelwise median of unlabelled training volumes, then a robust
+ * spread (1.4826 x MAD plus a floor). The worker localises flagged findings with it; no score depends on it.
+ */
+export const AtlasSchema = Type.Object({
+  files: Type.Partial(Type.Record(Type.Union(SEQUENCES.map((s) => Type.Literal(s))), Type.String({ minLength: 1 })), { minProperties: 1 }),
+  studies: Type.Integer({ minimum: 1 }),
+  description: Type.String(),
+});
+export type Atlas = Static<typeof AtlasSchema>;
+
 export const ManifestSchema = Type.Object({
   /** 2 (this contract). A schemaVersion 1 manifest (raw-score thresholds) is upgraded on load: see upgradeManifest. */
   schemaVersion: Type.Literal(2),
@@ -188,6 +200,7 @@ export const ManifestSchema = Type.Object({
   /** Study-level decisions per priority class; absent: a class is flagged by its queries' own thresholds. */
   decision: Type.Optional(DecisionSchema),
   language: Type.Optional(LanguageSchema),
+  atlas: Type.Optional(AtlasSchema),
   trainedOn: Type.Object({ description: Type.String(), studies: Type.Integer({ minimum: 0 }), seed: Type.Optional(Type.Integer()) }),
   /** sha256 of every file in the bundle, by path relative to the manifest. */
   files: Type.Record(Type.String(), Sha256),
@@ -242,6 +255,7 @@ export function parseManifest(input: unknown): Manifest {
   const m = json as Manifest;
   const named = [m.textEncoder.file, m.textEncoder.tokenizer, ...Object.values(m.imageEncoders).map((e) => (e as { file: string }).file)];
   if (m.language) named.push(m.language.knownWords, m.language.sentenceBank);
+  if (m.atlas) named.push(...(Object.values(m.atlas.files) as string[]));
   for (const file of named) {
     if (!(file in m.files)) throw new ManifestError(`invalid model manifest: ${file} has no sha256 in "files"`);
   }

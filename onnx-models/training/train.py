@@ -12,6 +12,8 @@
                                     scanner-style domain randomisation
   7. ONNX export + parity           onnxruntime-node (shared/models/cli/parity) vs torch, max abs diff <= 1e-4
   7b. language files                known words and a sentence bank, with the off-topic and mention thresholds
+  7c. atlas                         atlas.py: voxelwise median and robust spread of the training volumes, per
+                                    sequence (no labels), which the worker localises flagged findings against
   8. calibration (evaluation side)  a separate calibration cohort (seed + 1): its labels.jsonl fits Platt (a, b),
                                     the per-query probability thresholds and the study-level STAT/URGENT decision
                                     tables (shared/models/cli/calibrate.js, the service's own code); no weight changes.
@@ -550,6 +552,11 @@ def write_bundle(args, tok, vocab, text_model, texts, corpus_texts, curve, tok_p
         json.dump(manifest, f, indent=2)
     run(["node", os.path.join(args.node_cli, "parity.js"), "--bundle", args.out, "--fixtures", fx])
 
+    train_dir = os.path.join(args.work, f"train-n{args.n}-s{args.seed}")
+    if os.path.isdir(os.path.join(train_dir, "vol")):
+        log("7c. normal-appearance atlas (localisation of flagged findings) from the training volumes")
+        from atlas import write_atlas  # atlas.py imports this module for its helpers
+        write_atlas(args.out, [train_dir])
     calibrate(args, calib_dir, spec_path, synth_extra)
     total = sum(os.path.getsize(os.path.join(args.out, p)) for p in files) + os.path.getsize(manifest_path)
     log(f"9. bundle written to {args.out}: {total / 1e6:.1f} MB")

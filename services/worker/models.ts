@@ -20,6 +20,7 @@ export async function loadWorkerModels(dir: string, opts: { providers: string[];
     provider: models.provider,
     fallbacks: models.fallbacks,
     sequences: models.sequences,
+    atlas: models.atlas,
     image: { embed: (sequence, volumes) => models.embedImages(sequence, volumes) },
     text: { embed: (texts) => models.embedTexts(texts) },
     close: () => models.close(),

@@ -3,6 +3,7 @@
 // them to shared/imaging and shared/models; tests and the benchmark use the same adapters.
 import type { SourceGeometry, Vec3 } from '../../shared/imaging';
 import type { Manifest, Sequence } from '../../shared/model-manifest';
+import type { NormalAtlas } from '../../shared/models';
 import type { SeriesOutcome } from '../../shared/results';
 
 /** One canonical volume, shaped manifest.preprocessing.shape ([D, H, W]), float32, row-major. */
@@ -55,5 +56,7 @@ export interface ModelBundle {
   text: TextEmbedder;
   /** Sequences the bundle has image encoders for. */
   sequences: Sequence[];
+  /** The bundle's normal-appearance atlas, when it has one: localisation candidates (localise.ts). */
+  atlas?: NormalAtlas | null;
   close(): Promise<void>;
 }

@@ -12,6 +12,7 @@
 // Volumes are Float32Array in manifest.preprocessing.shape ([D,H,W]), made by shared/imaging. Sequences the
 // bundle has no encoder for are ignored; a study with none of them cannot be scored (ModelInputError).
 import type { Manifest, Sequence, TriageQuery } from '../model-manifest';
+import { loadAtlas, type NormalAtlas } from './atlas';
 import { loadBundle } from './bundle';
 import { ModelInputError } from './errors';
 import { createImageEncoder, type ImageEncoder, type ImageEncoderSpec } from './image-encoder';
@@ -20,6 +21,7 @@ import { createSession, type ExecutionProvider, type ModelSession } from './sess
 import { createTextEncoder, type TextEncoder } from './text-encoder';
 import { loadTokenizer } from './tokenizer';
 
+export type { NormalAtlas, SequenceAtlas } from './atlas';
 export { ModelBundleError, ModelInputError } from './errors';
 export { cosine, scoreStudy, scoredSentences, type QueryScore, type QueryVectors } from './scoring';
 export type { ExecutionProvider } from './session';
@@ -38,6 +40,8 @@ export interface Models {
   /** Why providers earlier in the list were skipped, for the start-up log. */
   fallbacks: string[];
   sequences: Sequence[];
+  /** The bundle's normal-appearance atlas (manifest.atlas), or null. */
+  atlas: NormalAtlas | null;
   embedTexts(texts: string[]): Promise<Float32Array[]>;
   embedQueries(queries: TriageQuery[]): Promise<QueryVectors[]>;
   embedStudy(volumes: Partial<Record<Sequence, Float32Array>>): Promise<Partial<Record<Sequence, Float32Array>>>;
@@ -64,12 +68,14 @@ export async function loadModels(bundleDir: string, options: ModelOptions = {}):
     for (const [seq, spec] of Object.entries(manifest.imageEncoders) as [Sequence, ImageEncoderSpec | undefined][]) {
       if (spec) images.set(seq, createImageEncoder(seq, spec, await open(spec.file)));
     }
+    const atlas = await loadAtlas(manifest, (rel) => bundle.file(rel));
     const provider: ExecutionProvider = sessions.every((s) => s.provider === 'cuda') ? 'cuda' : 'cpu';
     return {
       manifest,
       provider,
       fallbacks: [...new Set(sessions.flatMap((s) => s.fallbacks))],
       sequences: [...images.keys()],
+      atlas,
       embedTexts: (texts) => text.embed(texts),
       async embedQueries(queries) {
         const sentences = queries.map((q) => scoredSentences(q));

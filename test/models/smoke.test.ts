@@ -35,7 +35,7 @@ describe('models:smoke', () => {
     expect(log).toMatch(/text step 3\/3/);
     expect(log).toMatch(/parity text: max abs diff \S+ ok/);
     expect(log).not.toMatch(/FAIL/);
-    expect(log).toMatch(/8\. calibration cohort[\s\S]*9\. bundle written/);
+    expect(log).toMatch(/7c\. normal-appearance atlas[\s\S]*8\. calibration cohort[\s\S]*9\. bundle written/);
     const manifest = JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8'));
     expect(manifest.trainedOn.seed).toBe(3);
     expect(Object.keys(manifest.imageEncoders).length).toBeGreaterThan(0);
@@ -43,6 +43,10 @@ describe('models:smoke', () => {
     try {
       const [v] = await models.embedTexts(['There is an acute infarct.']);
       expect(v.length).toBe(manifest.embeddingDim);
+      // The atlas the worker localises against: one per encoder, on the canonical grid.
+      expect(Object.keys(models.atlas ?? {}).sort()).toEqual(Object.keys(manifest.imageEncoders).sort());
+      const voxels = manifest.preprocessing.shape.reduce((a: number, b: number) => a * b, 1);
+      for (const a of Object.values(models.atlas ?? {})) expect([a!.median.length, a!.spread.length]).toEqual([voxels, voxels]);
     } finally {
       await models.close();
     }

@@ -7,6 +7,9 @@
 //
 //   npm run bench:localise -- [--n 200] [--seed 7001] [--matrix 128] [--models DIR] [--ort-threads 1] [--limit K] [--json FILE]
 //                             [--levels '<LocaliseOptions.levels as JSON>'] [--max-runs N]
+//                             [--atlas-options '<LocaliseOptions.atlas fields as JSON>'] [--no-atlas]
+// With a bundle atlas the candidates are the study's departures from normal (services/worker/anomaly.ts);
+// --no-atlas measures the block search alone on the same bundle.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -56,6 +59,10 @@ async function main(): Promise<void> {
       /** Search variants: LocaliseOptions.levels as JSON, e.g. '[{"sizeMm":48,"strideMm":24,"marginMm":0}]', and maxRuns. */
       levels: { type: 'string' },
       'max-runs': { type: 'string' },
+      /** Candidate search with the atlas: fields of LocaliseOptions.atlas as JSON, e.g. '{"select":"strength"}'. */
+      'atlas-options': { type: 'string' },
+      /** Block occlusion only, even when the bundle has an atlas. */
+      'no-atlas': { type: 'boolean', default: false },
     },
   });
   const dir = cohort(Number(values.n), Number(values.seed), Number(values.matrix));
@@ -70,11 +77,12 @@ async function main(): Promise<void> {
   // Scoring embeds through models.image; localisation through deps.models.image: a counting copy, so the cost of the
   // search is counted in encoder runs (load-independent) beside its time.
   let runs = 0;
-  const counting = { ...models, image: { embed: (s: Sequence, v: Float32Array[]) => ((runs += v.length), models.image.embed(s, v)) } };
+  const counting = { ...models, ...(values['no-atlas'] ? { atlas: null } : {}), image: { embed: (s: Sequence, v: Float32Array[]) => ((runs += v.length), models.image.embed(s, v)) } };
   const localise: LocaliseOptions = {
     ...DEFAULT_LOCALISE_OPTIONS,
     ...(values.levels ? { levels: JSON.parse(values.levels) as LocaliseOptions['levels'] } : {}),
     ...(values['max-runs'] ? { maxRuns: Number(values['max-runs']) } : {}),
+    atlas: { ...DEFAULT_LOCALISE_OPTIONS.atlas, ...(values['atlas-options'] ? (JSON.parse(values['atlas-options']) as Partial<LocaliseOptions['atlas']>) : {}) },
   };
   const deps = { loader, models: counting, image: models.image, localise };
 
@@ -118,7 +126,7 @@ async function main(): Promise<void> {
   );
   const summary = {
     bundle: `${models.manifest.bundleId}@${models.manifest.version}`,
-    search: { levels: localise.levels, maxRuns: localise.maxRuns },
+    search: counting.atlas ? { atlas: localise.atlas, fallback: { levels: localise.levels, maxRuns: localise.maxRuns } } : { levels: localise.levels, maxRuns: localise.maxRuns },
     cohort: path.relative(ROOT, dir),
     studies: labels.length,
     flaggedStudies,

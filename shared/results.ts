@@ -46,7 +46,7 @@ export interface Provisional {
 
 /**
  * Where in the source images a flagged finding's score comes from (services/worker/localise.ts, occlusion
- * sensitivity): the key slice of one source series, a point and radius in its pixels, and the point in patient
+ * sensitivity of the study's departures from the bundle atlas, or of blocks): the key slice of one source series, a point and radius in its pixels, and the point in patient
  * coordinates. Read by the page (key image), the SR (SCOORD / SCOORD3D) and the HL7 message (key image OBX).
  */
 export interface FindingLocation {
@@ -75,7 +75,10 @@ export interface FindingLocation {
   /** Position of the key slice in the series, ordered along the slice normal (0-based), and the series' slices. */
   sliceIndex: number;
   sliceCount: number;
-  /** How much the finding's score fell when the region was occluded (score units): the share of the score it explains. */
+  /**
+   * How much the finding's score fell when the region was occluded (score units): the share of the score it explains.
+   * 0 or below when no atlas candidate lowered it: the region is then the strongest departure from normal.
+   */
   scoreDrop: number;
 }
 

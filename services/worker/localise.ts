@@ -1,14 +1,20 @@
-// Localisation of flagged findings by occlusion sensitivity: blocks of the canonical volumes are replaced by the
-// foreground mean and the image encoders run again (no gradients); the block whose occlusion lowers the finding's
-// score most is the region that drives it. The search is coarse to fine (large blocks over the whole head, then
-// smaller blocks inside the best one, then a weighted centre), so the cost is a bounded number of encoder calls per
-// sequence, batched. The winning point goes back to patient coordinates through the canonical grid
-// (shared/imaging canonicalToPatient) and to the nearest slice of the source series (locateInSource).
-// Nothing here knows which sequences a bundle has: a finding is occluded in the sequences it is scored on.
+// Localisation of flagged findings by occlusion sensitivity: parts of the canonical volumes are replaced and the
+// image encoders run again (no gradients); the part whose replacement lowers the finding's score most is the region
+// that drives it. With a bundle atlas (the normal appearance of each sequence, onnx-models/training/atlas.py) the
+// parts tried are the study's own departures from normal (anomaly.ts: brighter and darker than normal, strongest
+// first) and each is replaced by normal tissue: a few encoder runs per finding, and the point is the centre of the
+// chosen abnormal region. Without an atlas, or for a sequence it lacks, blocks of the head are replaced by the
+// foreground mean, coarse to fine (large blocks over the whole head, then smaller blocks inside the best one, then
+// a weighted centre). Either way the cost is a bounded number of encoder calls per sequence, batched. The winning
+// point goes back to patient coordinates through the canonical grid (shared/imaging canonicalToPatient) and to the
+// nearest slice of the source series (locateInSource). Nothing here knows which sequences a bundle has: a finding
+// is occluded in the sequences it is scored on.
 import { canonicalToPatient, imageToPatient, locateInSource, otsuThreshold, type Vec3 } from '../../shared/imaging';
 import { PRIORITIES, type Manifest, type Preprocessing, type Sequence } from '../../shared/model-manifest';
 import { scoreStudy as scoreQueries, vectorsFor, type QueryVectors } from '../../shared/models/scoring';
+import type { NormalAtlas } from '../../shared/models';
 import type { FindingLocation } from '../../shared/results';
+import { anomalyCandidates, type AnomalyOptions, type Candidate } from './anomaly';
 import type { ImageEmbedder, VolumeGeometry } from './ports';
 
 export interface LocaliseOptions {
@@ -30,6 +36,12 @@ export interface LocaliseOptions {
    * finding whose next level would pass it keeps its coarser location.
    */
   maxRuns: number;
+  /**
+   * With an atlas: how candidates are found (anomaly.ts) and chosen: 'drop', the candidate whose replacement by
+   * normal tissue lowers the finding's score most (the default); 'strength', the strongest departure from normal
+   * (a comparison for bench:localise).
+   */
+  atlas: AnomalyOptions & { select: 'drop' | 'strength' };
 }
 
 export const DEFAULT_LOCALISE_OPTIONS: LocaliseOptions = {
@@ -45,6 +57,9 @@ export const DEFAULT_LOCALISE_OPTIONS: LocaliseOptions = {
   topFraction: 0.5,
   // About 0.6-0.8 s of encoder time on one CPU core (docs/benchmarks.md).
   maxRuns: 256,
+  // Chosen on the held-out synthetic cohort (docs/benchmarks.md): 15 mm smoothing and separation, four candidates
+  // per direction, regions within 24 mm of a peak at 40 % of its strength.
+  atlas: { smoothVoxels: 5, perDirection: 4, separationVoxels: 5, regionRadiusVoxels: 8, regionFraction: 0.4, select: 'drop' },
 };
 
 /** What one flagged finding is scored with: its query's vectors. */
@@ -65,6 +80,8 @@ export interface LocaliseDeps {
   image: ImageEmbedder;
   preprocessing: Preprocessing;
   combination: Manifest['combination'];
+  /** The bundle's normal-appearance atlas; absent or null: block occlusion only. */
+  atlas?: NormalAtlas | null;
 }
 
 export interface LocaliseOutcome {
@@ -153,9 +170,31 @@ function occluded(g: SequenceGrid, b: Box, shape: readonly number[]): Float32Arr
   return out;
 }
 
+/** A region to replace with normal tissue, and its cache key within the study. */
+interface Fill {
+  key: string;
+  region: Int32Array;
+}
+
+/** A copy of the grid's volume with a region (reference-grid voxels) replaced by the atlas's normal tissue. */
+function filledWithNormal(g: SequenceGrid, median: Float32Array, region: Int32Array, shape: readonly number[]): Float32Array {
+  const [D, H, W] = shape;
+  const out = g.volume.slice();
+  const [oz, oy, ox] = g.offset;
+  for (const i of region) {
+    const z = Math.floor(i / (H * W)) + oz;
+    const y = (Math.floor(i / W) % H) + oy;
+    const x = (i % W) + ox;
+    if (z < 0 || z >= D || y < 0 || y >= H || x < 0 || x >= W) continue;
+    const j = (z * H + y) * W + x;
+    out[j] = median[j];
+  }
+  return out;
+}
+
 /**
- * Localises each target finding. Findings whose sequences have no geometry (a loader without it) or whose score
- * no block lowers are left out of the map.
+ * Localises each target finding. Findings whose sequences have no geometry (a loader without it), or that neither
+ * an atlas candidate nor a block explains, are left out of the map.
  */
 export async function localiseFindings(input: LocaliseInput, deps: LocaliseDeps, options: LocaliseOptions = DEFAULT_LOCALISE_OPTIONS): Promise<LocaliseOutcome> {
   const spec = deps.preprocessing;
@@ -215,60 +254,46 @@ export async function localiseFindings(input: LocaliseInput, deps: LocaliseDeps,
     return out;
   };
 
-  // Targets share the first level (same boxes, same occluded volumes); finer levels follow each target's best box.
-  const needed = [...new Set(targets.flatMap((t) => t.sequences))].sort();
   const refMask = grids.get(reference)!.mask;
   const voxels = (mm: number) => spec.spacingMm.map((sp) => Math.max(1, Math.round(mm / sp)));
   const [first, ...finer] = options.levels;
   const whole: Box = { lo: [0, 0, 0], hi: [shape[0], shape[1], shape[2]] };
   const level1 = boxesIn(whole, voxels(first.sizeMm), voxels(first.strideMm), shape).filter((b) => foregroundFraction(refMask, b, shape) >= options.minForeground);
-  if (level1.length === 0) return { locations, encoderRuns };
-  const emb1 = await runBoxes(level1, needed);
+  // Block targets share the first level (same boxes, same occluded volumes: each (sequence, box) runs once per
+  // study); finer levels follow each target's best box. Atlas candidates are found once per set of
+  // sequences (findings read on the same sequences share them).
+  const atlas = deps.atlas ?? null;
+  const byAtlas = (t: (typeof targets)[number]) => atlas !== null && t.sequences.every((s) => atlas[s]);
+  const candidatesBy = new Map<string, Candidate[]>();
 
-  const drops = (t: (typeof targets)[number], boxes: Box[], emb: Map<Sequence, Float32Array[]>, base: number): number[] =>
-    boxes.map((_, i) => {
+  /** The score drop of each of the `count` occluded versions in `emb`, all of the target's sequences replaced. */
+  const drops = (t: (typeof targets)[number], count: number, emb: Map<Sequence, Float32Array[]>, base: number): number[] =>
+    Array.from({ length: count }, (_, i) => {
       const images = { ...usable };
       for (const s of t.sequences) images[s] = emb.get(s)![i];
       return base - score(t, images);
     });
 
-  // The most urgent findings get the finer levels first (a stable sort keeps the caller's order within a class).
-  const ordered = [...targets].sort((a, b) => PRIORITIES.indexOf(a.vectors.query.priority) - PRIORITIES.indexOf(b.vectors.query.priority));
-  for (const t of ordered) {
-    const base = score(t, usable);
-    let boxes = level1;
-    let d = drops(t, boxes, emb1, base);
-    for (const level of finer) {
-      const best = boxes[argmax(d)];
-      const margin = voxels(level.marginMm);
-      const region: Box = {
-        lo: [best.lo[0] - margin[0], best.lo[1] - margin[1], best.lo[2] - margin[2]],
-        hi: [best.hi[0] + margin[0], best.hi[1] + margin[1], best.hi[2] + margin[2]],
-      };
-      const next = boxesIn(region, voxels(level.sizeMm), voxels(level.strideMm), shape).filter((b) => foregroundFraction(refMask, b, shape) >= options.minForeground);
-      const cost = t.sequences.reduce((n, s) => n + next.filter((b) => !seen.has(keyOf(s, b))).length, 0);
-      if (next.length === 0 || encoderRuns + cost > options.maxRuns) break;
-      boxes = next;
-      d = drops(t, boxes, await runBoxes(boxes, t.sequences), base);
+  /** Embeddings of each candidate region replaced by the atlas's normal tissue, in each of `sequences` (cached). */
+  const filledKey = (s: Sequence, c: Fill) => `${s}:fill:${c.key}`;
+  const runFills = async (candidates: Fill[], sequences: Sequence[]): Promise<Map<Sequence, Float32Array[]>> => {
+    const out = new Map<Sequence, Float32Array[]>();
+    for (const s of sequences) {
+      const todo = candidates.filter((c) => !seen.has(filledKey(s, c)));
+      for (let i = 0; i < todo.length; i += options.batch) {
+        const batch = todo.slice(i, i + options.batch);
+        encoderRuns += batch.length;
+        const vectors = await deps.image.embed(s, batch.map((c) => filledWithNormal(grids.get(s)!, atlas![s]!.median, c.region, shape)));
+        batch.forEach((c, k) => seen.set(filledKey(s, c), vectors[k]));
+      }
+      out.set(s, candidates.map((c) => seen.get(filledKey(s, c))!));
     }
-    const top = d[argmax(d)];
-    if (!(top > 0)) continue;
-    // Drop-weighted centre of the strongest boxes: between block centres, finer than the last level's stride.
-    let w = 0;
-    const c: Vec3 = [0, 0, 0];
-    boxes.forEach((b, i) => {
-      if (d[i] < options.topFraction * top) return;
-      const bc = centreOf(b);
-      for (let a = 0; a < 3; a++) c[a] += d[i] * bc[a];
-      w += d[i];
-    });
-    const voxel: Vec3 = [c[0] / w, c[1] / w, c[2] / w];
-    const searchMm = canonicalToPatient(spec, refCentre, voxel[0], voxel[1], voxel[2]);
-    const bestBox = boxes[argmax(d)];
-    const radiusMm = (Math.max(...[0, 1, 2].map((a) => (bestBox.hi[a] - bestBox.lo[a]) * spec.spacingMm[a])) / 2);
+    return out;
+  };
 
-    // The key image comes from the sequence whose own occlusion of the best box lowers the score most.
-    const sequence = t.sequences.length === 1 ? t.sequences[0] : await strongestSequence(t.sequences, bestBox);
+  /** The location record of a point (reference-grid voxels) on the key slice of `sequence`'s source series. */
+  const place = (t: (typeof targets)[number], voxel: Vec3, radiusMm: number, sequence: Sequence, drop: number): void => {
+    const searchMm = canonicalToPatient(spec, refCentre, voxel[0], voxel[1], voxel[2]);
     const geometry = input.geometry[sequence]!.source;
     const at = locateInSource(geometry, searchMm);
     // The key point as the reader sees it: on the key slice (the search point projected onto its plane).
@@ -289,22 +314,85 @@ export async function localiseFindings(input: LocaliseInput, deps: LocaliseDeps,
       patientMm: [round(keyMm[0], 1), round(keyMm[1], 1), round(keyMm[2], 1)],
       sliceIndex: at.sliceIndex,
       sliceCount: geometry.slices.length,
-      scoreDrop: round(top, 4),
+      scoreDrop: round(drop, 4),
     });
+  };
 
-    async function strongestSequence(sequences: Sequence[], box: Box): Promise<Sequence> {
-      const emb = await runBoxes([box], sequences);
-      let best = sequences[0];
-      let bestDrop = -Infinity;
-      for (const s of sequences) {
-        const drop = base - score(t, { ...usable, [s]: emb.get(s)![0] });
-        if (drop > bestDrop) {
-          bestDrop = drop;
-          best = s;
-        }
+  /** The sequence whose own replacement (the i-th of `emb`) lowers the score most: where the key image comes from. */
+  const strongestOf = (t: (typeof targets)[number], emb: Map<Sequence, Float32Array[]>, i: number, base: number): Sequence => {
+    let best = t.sequences[0];
+    let bestDrop = -Infinity;
+    for (const s of t.sequences) {
+      const drop = base - score(t, { ...usable, [s]: emb.get(s)![i] });
+      if (drop > bestDrop) {
+        bestDrop = drop;
+        best = s;
       }
-      return best;
     }
+    return best;
+  };
+
+  // The most urgent findings first (a stable sort keeps the caller's order within a class): with blocks they get
+  // the finer levels first.
+  const ordered = [...targets].sort((a, b) => PRIORITIES.indexOf(a.vectors.query.priority) - PRIORITIES.indexOf(b.vectors.query.priority));
+  for (const t of ordered) {
+    const base = score(t, usable);
+    if (byAtlas(t)) {
+      const seqKey = t.sequences.join(',');
+      if (!candidatesBy.has(seqKey)) {
+        const bySequence = t.sequences.map((s) => ({ volume: grids.get(s)!.volume, atlas: atlas![s]!, offset: grids.get(s)!.offset }));
+        candidatesBy.set(seqKey, anomalyCandidates(bySequence, shape, options.atlas));
+      }
+      const candidates = candidatesBy.get(seqKey)!;
+      const fills = candidates.map((c) => ({ key: `${c.direction}:${c.centre.join(',')}:${c.region.length}`, region: c.region }));
+      const emb = await runFills(fills, t.sequences);
+      const d = drops(t, candidates.length, emb, base);
+      // The candidate whose replacement lowers the score most; when none does, no abnormal region explains the
+      // score and the strongest departure from normal is what the reader is shown.
+      const best = argmax(d);
+      const pick = options.atlas.select === 'drop' && d[best] > 0 ? best : 0;
+      if (candidates.length > 0) {
+        const chosen = candidates[pick];
+        const voxelMm = Math.cbrt(spec.spacingMm[0] * spec.spacingMm[1] * spec.spacingMm[2]);
+        const radiusMm = Math.max(voxelMm, Math.cbrt((3 * chosen.region.length) / (4 * Math.PI)) * voxelMm);
+        place(t, chosen.centre, radiusMm, t.sequences.length === 1 ? t.sequences[0] : strongestOf(t, emb, pick, base), d[pick]);
+        continue;
+      }
+    }
+
+    if (level1.length === 0) continue;
+    const emb1 = await runBoxes(level1, t.sequences);
+    let boxes = level1;
+    let d = drops(t, boxes.length, emb1, base);
+    for (const level of finer) {
+      const best = boxes[argmax(d)];
+      const margin = voxels(level.marginMm);
+      const region: Box = {
+        lo: [best.lo[0] - margin[0], best.lo[1] - margin[1], best.lo[2] - margin[2]],
+        hi: [best.hi[0] + margin[0], best.hi[1] + margin[1], best.hi[2] + margin[2]],
+      };
+      const next = boxesIn(region, voxels(level.sizeMm), voxels(level.strideMm), shape).filter((b) => foregroundFraction(refMask, b, shape) >= options.minForeground);
+      const cost = t.sequences.reduce((n, s) => n + next.filter((b) => !seen.has(keyOf(s, b))).length, 0);
+      if (next.length === 0 || encoderRuns + cost > options.maxRuns) break;
+      boxes = next;
+      d = drops(t, boxes.length, await runBoxes(boxes, t.sequences), base);
+    }
+    const top = d[argmax(d)];
+    if (!(top > 0)) continue;
+    // Drop-weighted centre of the strongest boxes: between block centres, finer than the last level's stride.
+    let w = 0;
+    const c: Vec3 = [0, 0, 0];
+    boxes.forEach((b, i) => {
+      if (d[i] < options.topFraction * top) return;
+      const bc = centreOf(b);
+      for (let a = 0; a < 3; a++) c[a] += d[i] * bc[a];
+      w += d[i];
+    });
+    const bestBox = boxes[argmax(d)];
+    const radiusMm = Math.max(...[0, 1, 2].map((a) => (bestBox.hi[a] - bestBox.lo[a]) * spec.spacingMm[a])) / 2;
+    // The key image comes from the sequence whose own occlusion of the best box lowers the score most.
+    const sequence = t.sequences.length === 1 ? t.sequences[0] : strongestOf(t, await runBoxes([bestBox], t.sequences), 0, base);
+    place(t, [c[0] / w, c[1] / w, c[2] / w], radiusMm, sequence, top);
   }
   return { locations, encoderRuns };
 }

@@ -100,7 +100,7 @@ export async function scoreStudyFolder(
     const targets = queryVectors(flagged.map((f) => byId.get(f.queryId)!), querySet.vectors).map((v) => ({ queryId: v.query.id, vectors: v }));
     const { locations } = await localiseFindings(
       { volumes: loaded.volumes, geometry: loaded.geometry, embeddings, targets },
-      { image: deps.models.image, preprocessing: manifest.preprocessing, combination: manifest.combination },
+      { image: deps.models.image, preprocessing: manifest.preprocessing, combination: manifest.combination, atlas: deps.models.atlas },
       deps.localise,
     );
     for (const f of score.findings) {

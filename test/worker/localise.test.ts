@@ -1,7 +1,8 @@
 // Localisation through the worker's own pipeline (real decoding, real ONNX Runtime sessions of the reference
 // bundle): a synthetic acute infarct study (tools/synth, which knows the lesion centre) is scored; the flagged
 // finding must carry a location on a slice of the DWI series it was scored on, near the lesion, while findings that
-// are not flagged carry none and no score changes. The figures over a whole held-out cohort are bench:localise's
+// are not flagged carry none and no score changes. The bundle's atlas gives the candidates; without it the block
+// search still places the finding. The figures over a whole held-out cohort are bench:localise's
 // (docs/benchmarks.md), not asserted here.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -57,6 +58,25 @@ let scored: ScoredStudy;
     expect(d).toBeLessThan(20);
     expect(scored.result.timingsMs.localise).toBeGreaterThan(0);
   });
+
+  it('uses the bundle atlas (a few encoder runs), and falls back to block occlusion without one', async () => {
+    expect(models.atlas?.DWI).toBeDefined();
+    const count = (m: WorkerModels) => {
+      const c = { runs: 0 };
+      return { c, models: { ...m, image: { embed: (s: Parameters<WorkerModels['image']['embed']>[0], v: Float32Array[]) => ((c.runs += v.length), m.image.embed(s, v)) } } };
+    };
+    const withAtlas = count(models);
+    const a = await scoreStudyFolder({ loader: createInlineLoader({ preprocessing: models.manifest.preprocessing, sequences: models.sequences }), models: withAtlas.models }, folder, querySet);
+    const blocks = count({ ...models, atlas: null });
+    const b = await scoreStudyFolder({ loader: createInlineLoader({ preprocessing: models.manifest.preprocessing, sequences: models.sequences }), models: blocks.models }, folder, querySet);
+    const scoring = models.sequences.length;
+    // The atlas search tries a handful of candidates per finding; the block search tens of blocks.
+    expect(blocks.c.runs - scoring).toBeGreaterThan(3 * (withAtlas.c.runs - scoring));
+    const infarct = b.result.findings.find((f) => f.queryId === 'acute_infarct')!.location!;
+    expect(infarct.sequence).toBe('DWI');
+    expect(Math.hypot(...([0, 1, 2] as const).map((k) => infarct.patientMm[k] - lesion[k]))).toBeLessThan(30);
+    expect(a.result.findings.find((f) => f.queryId === 'acute_infarct')!.location).toEqual(scored.result.findings.find((f) => f.queryId === 'acute_infarct')!.location);
+  }, 60_000);
 
   it('locates only flagged findings, and never changes a score', async () => {
     for (const f of scored.result.findings) if (!f.flagged) expect(f.location).toBeUndefined();

@@ -1,0 +1,208 @@
+// Where a study departs from normal appearance: the candidate lesions that localisation (localise.ts) asks the
+// model about. Each sequence's canonical volume is compared voxel by voxel with the bundle's atlas (the median and
+// robust spread of unlabelled training volumes, shared/models/atlas.ts): z = (volume - median) / spread inside the
+// atlas's head, split into brighter- and darker-than-normal maps, smoothed over a small cube so single noisy voxels
+// do not count, and averaged over the sequences a finding is scored on. The strongest separated peaks of each map
+// are the candidates; each carries its region (the voxels near the peak that keep a share of its strength), whose
+// weighted centre is the point reported. Pure array maths on the canonical grid; no model runs here.
+import { otsuThreshold } from '../../shared/imaging';
+import type { SequenceAtlas } from '../../shared/models';
+
+export type Grid = readonly [number, number, number];
+
+export interface AnomalyOptions {
+  /** Edge of the smoothing cube, voxels (odd). */
+  smoothVoxels: number;
+  /** Candidates kept per direction (brighter, darker). */
+  perDirection: number;
+  /** Peaks closer than this (voxels, per axis) to a stronger one are the same candidate. */
+  separationVoxels: number;
+  /** A candidate's region: voxels within this distance of its peak (voxels)... */
+  regionRadiusVoxels: number;
+  /** ...whose smoothed anomaly is at least this fraction of the peak's. */
+  regionFraction: number;
+}
+
+export interface SequenceAnomaly {
+  volume: Float32Array;
+  atlas: SequenceAtlas;
+  /** Voxel offset [z, y, x] from the reference grid to this sequence's grid (the same patient point). */
+  offset: readonly [number, number, number];
+}
+
+export interface Candidate {
+  /** +1: brighter than normal; -1: darker. */
+  direction: 1 | -1;
+  /** Smoothed mean anomaly at the peak (robust z units). */
+  strength: number;
+  /** Reference-grid voxel indices of the region (flat, z-major). */
+  region: Int32Array;
+  /** Anomaly-weighted centre of the region, reference-grid voxels [z, y, x]. */
+  centre: [number, number, number];
+}
+
+const masks = new WeakMap<SequenceAtlas, Uint8Array>();
+
+/** Voxels of the atlas's head: median above its Otsu threshold, eroded by one voxel (the scalp edge varies most). */
+export function headMask(atlas: SequenceAtlas, shape: Grid): Uint8Array {
+  const known = masks.get(atlas);
+  if (known) return known;
+  const t = otsuThreshold(atlas.median, 3);
+  const inside = new Uint8Array(atlas.median.length);
+  for (let i = 0; i < inside.length; i++) inside[i] = atlas.median[i] > t ? 1 : 0;
+  const [D, H, W] = shape;
+  const out = new Uint8Array(inside.length);
+  for (let z = 1; z < D - 1; z++)
+    for (let y = 1; y < H - 1; y++)
+      for (let x = 1; x < W - 1; x++) {
+        const i = (z * H + y) * W + x;
+        if (inside[i] && inside[i - 1] && inside[i + 1] && inside[i - W] && inside[i + W] && inside[i - H * W] && inside[i + H * W]) out[i] = 1;
+      }
+  masks.set(atlas, out);
+  return out;
+}
+
+/** Mean over a cube of edge k (odd) around each voxel, counting only voxels inside the grid (separable box filter). */
+export function boxSmooth(data: Float32Array, shape: Grid, k: number): Float32Array {
+  const r = (k - 1) >> 1;
+  const [D, H, W] = shape;
+  let cur = Float64Array.from(data);
+  // Along each axis a running sum over the window; the in-grid count is a product of per-axis counts.
+  const axes = [
+    { n: D, stride: H * W, lines: (f: (base: number) => void) => { for (let i = 0; i < H * W; i++) f(i); } },
+    { n: H, stride: W, lines: (f: (base: number) => void) => { for (let z = 0; z < D; z++) for (let x = 0; x < W; x++) f(z * H * W + x); } },
+    { n: W, stride: 1, lines: (f: (base: number) => void) => { for (let j = 0; j < D * H; j++) f(j * W); } },
+  ];
+  for (const { n, stride, lines } of axes) {
+    const next = new Float64Array(cur.length);
+    lines((base) => {
+      let sum = 0;
+      for (let i = 0; i <= Math.min(r, n - 1); i++) sum += cur[base + i * stride];
+      for (let i = 0; i < n; i++) {
+        next[base + i * stride] = sum;
+        if (i + r + 1 < n) sum += cur[base + (i + r + 1) * stride];
+        if (i - r >= 0) sum -= cur[base + (i - r) * stride];
+      }
+    });
+    cur = next;
+  }
+  const count = (n: number) => Float64Array.from({ length: n }, (_, i) => Math.min(n - 1, i + r) - Math.max(0, i - r) + 1);
+  const [cz, cy, cx] = [count(D), count(H), count(W)];
+  const out = new Float32Array(cur.length);
+  for (let z = 0; z < D; z++)
+    for (let y = 0; y < H; y++) {
+      const row = (z * H + y) * W;
+      const czy = cz[z] * cy[y];
+      for (let x = 0; x < W; x++) out[row + x] = cur[row + x] / (czy * cx[x]);
+    }
+  return out;
+}
+
+/**
+ * The brighter (+1) or darker (-1) than normal map on the reference grid: each sequence's one-sided robust z inside
+ * its atlas head, smoothed, shifted onto the reference grid, averaged over the sequences.
+ */
+export function anomalyMap(sequences: SequenceAnomaly[], shape: Grid, direction: 1 | -1, smoothVoxels: number, masks: Uint8Array[]): Float32Array {
+  const [D, H, W] = shape;
+  const out = new Float32Array(D * H * W);
+  sequences.forEach((s, k) => {
+    const z = new Float32Array(out.length);
+    const { median, spread } = s.atlas;
+    const mask = masks[k];
+    for (let i = 0; i < z.length; i++) if (mask[i]) z[i] = Math.max(0, (direction * (s.volume[i] - median[i])) / spread[i]);
+    const smooth = boxSmooth(z, shape, smoothVoxels);
+    const [oz, oy, ox] = s.offset;
+    for (let zz = 0; zz < D; zz++) {
+      const sz = zz + oz;
+      if (sz < 0 || sz >= D) continue;
+      for (let y = 0; y < H; y++) {
+        const sy = y + oy;
+        if (sy < 0 || sy >= H) continue;
+        for (let x = 0; x < W; x++) {
+          const sx = x + ox;
+          if (sx < 0 || sx >= W) continue;
+          out[(zz * H + y) * W + x] += smooth[(sz * H + sy) * W + sx] / sequences.length;
+        }
+      }
+    }
+  });
+  return out;
+}
+
+/**
+ * The strongest local maxima of `map` (not below any of their 26 neighbours, above 0), each at least `separation`
+ * voxels (on some axis) from every stronger one kept.
+ */
+export function peaks(map: Float32Array, shape: Grid, count: number, separation: number): number[] {
+  const [D, H, W] = shape;
+  const maxima: number[] = [];
+  for (let z = 0; z < D; z++)
+    for (let y = 0; y < H; y++)
+      for (let x = 0; x < W; x++) {
+        const i = (z * H + y) * W + x;
+        const v = map[i];
+        if (!(v > 0)) continue;
+        let top = true;
+        for (let dz = -1; dz <= 1 && top; dz++)
+          for (let dy = -1; dy <= 1 && top; dy++)
+            for (let dx = -1; dx <= 1; dx++) {
+              const zz = z + dz;
+              const yy = y + dy;
+              const xx = x + dx;
+              if (zz < 0 || zz >= D || yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
+              if (map[(zz * H + yy) * W + xx] > v) {
+                top = false;
+                break;
+              }
+            }
+        if (top) maxima.push(i);
+      }
+  maxima.sort((a, b) => map[b] - map[a]);
+  const coords = (i: number) => [Math.floor(i / (H * W)), Math.floor(i / W) % H, i % W];
+  const kept: number[] = [];
+  for (const i of maxima) {
+    const c = coords(i);
+    if (kept.every((j) => coords(j).some((v, a) => Math.abs(v - c[a]) >= separation))) kept.push(i);
+    if (kept.length === count) break;
+  }
+  return kept;
+}
+
+/** A peak's region and anomaly-weighted centre. */
+export function regionOf(map: Float32Array, shape: Grid, peak: number, radius: number, fraction: number): { region: Int32Array; centre: [number, number, number] } {
+  const [D, H, W] = shape;
+  const pz = Math.floor(peak / (H * W));
+  const py = Math.floor(peak / W) % H;
+  const px = peak % W;
+  const floor = fraction * map[peak];
+  const region: number[] = [];
+  const c = [0, 0, 0];
+  let w = 0;
+  for (let z = Math.max(0, pz - radius); z <= Math.min(D - 1, pz + radius); z++)
+    for (let y = Math.max(0, py - radius); y <= Math.min(H - 1, py + radius); y++)
+      for (let x = Math.max(0, px - radius); x <= Math.min(W - 1, px + radius); x++) {
+        if ((z - pz) ** 2 + (y - py) ** 2 + (x - px) ** 2 > radius * radius) continue;
+        const i = (z * H + y) * W + x;
+        const v = map[i];
+        if (v < floor) continue;
+        region.push(i);
+        c[0] += v * z;
+        c[1] += v * y;
+        c[2] += v * x;
+        w += v;
+      }
+  return { region: Int32Array.from(region), centre: [c[0] / w, c[1] / w, c[2] / w] };
+}
+
+/** Candidate lesions of one finding: the strongest departures from the atlas, brighter and darker, strongest first. */
+export function anomalyCandidates(sequences: SequenceAnomaly[], shape: Grid, options: AnomalyOptions): Candidate[] {
+  const masks = sequences.map((s) => headMask(s.atlas, shape));
+  const out: Candidate[] = [];
+  for (const direction of [1, -1] as const) {
+    const map = anomalyMap(sequences, shape, direction, options.smoothVoxels, masks);
+    for (const p of peaks(map, shape, options.perDirection, options.separationVoxels)) {
+      out.push({ direction, strength: map[p], ...regionOf(map, shape, p, options.regionRadiusVoxels, options.regionFraction) });
+    }
+  }
+  return out.sort((a, b) => b.strength - a.strength);
+}

@@ -82,7 +82,7 @@ describe('anomaly candidates (localisation against a normal atlas)', () => {
     lesion(volume, [4, 5, 5], 3);
     lesion(volume, [7, 9, 10], -2);
     const candidates = anomalyCandidates([{ volume, atlas, offset: [0, 0, 1] }], SHAPE, {
-      smoothVoxels: 3, perDirection: 2, separationVoxels: 3, regionRadiusVoxels: 3, regionFraction: 0.4,
+      smoothVoxels: 3, perDirection: 2, separationVoxels: 3, regionRadiusVoxels: 3, regionFraction: 0.4, perSequence: false,
     });
     const bright = candidates.find((c) => c.direction === 1)!;
     const dark = candidates.find((c) => c.direction === -1)!;
@@ -93,10 +93,27 @@ describe('anomaly candidates (localisation against a normal atlas)', () => {
     expect(bright.region.length).toBeGreaterThan(0);
   });
 
+  it('per sequence: a lesion brighter in one sequence and darker in another is one candidate, a lesion in one sequence alone is kept', () => {
+    const atlas = phantomAtlas();
+    const dwi = atlas.median.slice();
+    const adc = atlas.median.slice();
+    lesion(dwi, [4, 5, 5], 3); // bright on one...
+    lesion(adc, [4, 5, 5], -3); // ...dark on the other, same place
+    lesion(adc, [8, 9, 10], 2); // only on the second
+    const options = { smoothVoxels: 3, perDirection: 2, separationVoxels: 3, regionRadiusVoxels: 3, regionFraction: 0.4 };
+    const per = anomalyCandidates([{ volume: dwi, atlas, offset: [0, 0, 0] }, { volume: adc, atlas, offset: [0, 0, 0] }], SHAPE, { ...options, perSequence: true });
+    const near = (c: { centre: number[] }, p: number[]) => c.centre.every((v, a) => Math.abs(v - p[a]) < 1);
+    expect(per.filter((c) => near(c, [4, 5, 5])).length).toBe(1);
+    expect(per.filter((c) => near(c, [8, 9, 10])).length).toBe(1);
+    // Averaged first, the bright and dark halves each count half, and both directions keep their own candidate.
+    const averaged = anomalyCandidates([{ volume: dwi, atlas, offset: [0, 0, 0] }, { volume: adc, atlas, offset: [0, 0, 0] }], SHAPE, { ...options, perSequence: false });
+    expect(averaged.filter((c) => near(c, [4, 5, 5])).map((c) => c.direction).sort()).toEqual([-1, 1]);
+  });
+
   it('offers nothing where a study looks like its atlas', () => {
     const atlas = phantomAtlas();
     const candidates = anomalyCandidates([{ volume: atlas.median.slice(), atlas, offset: [0, 0, 0] }], SHAPE, {
-      smoothVoxels: 3, perDirection: 2, separationVoxels: 3, regionRadiusVoxels: 3, regionFraction: 0.4,
+      smoothVoxels: 3, perDirection: 2, separationVoxels: 3, regionRadiusVoxels: 3, regionFraction: 0.4, perSequence: false,
     });
     expect(candidates).toEqual([]);
   });

@@ -21,6 +21,11 @@ export interface AnomalyOptions {
   regionRadiusVoxels: number;
   /** ...whose smoothed anomaly is at least this fraction of the peak's. */
   regionFraction: number;
+  /**
+   * true: each sequence's own maps give candidates (a lesion brighter in one sequence and darker in another is found
+   * in both; the same place twice is kept once); false: the sequences' maps are averaged first.
+   */
+  perSequence: boolean;
 }
 
 export interface SequenceAnomaly {
@@ -194,15 +199,24 @@ export function regionOf(map: Float32Array, shape: Grid, peak: number, radius: n
   return { region: Int32Array.from(region), centre: [c[0] / w, c[1] / w, c[2] / w] };
 }
 
-/** Candidate lesions of one finding: the strongest departures from the atlas, brighter and darker, strongest first. */
+/** Candidate lesions: the strongest departures from the atlas, brighter and darker, strongest first. */
 export function anomalyCandidates(sequences: SequenceAnomaly[], shape: Grid, options: AnomalyOptions): Candidate[] {
   const masks = sequences.map((s) => headMask(s.atlas, shape));
+  const groups = options.perSequence ? sequences.map((s, k) => ({ seqs: [s], masks: [masks[k]] })) : [{ seqs: sequences, masks }];
   const out: Candidate[] = [];
-  for (const direction of [1, -1] as const) {
-    const map = anomalyMap(sequences, shape, direction, options.smoothVoxels, masks);
-    for (const p of peaks(map, shape, options.perDirection, options.separationVoxels)) {
-      out.push({ direction, strength: map[p], ...regionOf(map, shape, p, options.regionRadiusVoxels, options.regionFraction) });
+  for (const g of groups)
+    for (const direction of [1, -1] as const) {
+      const map = anomalyMap(g.seqs, shape, direction, options.smoothVoxels, g.masks);
+      for (const p of peaks(map, shape, options.perDirection, options.separationVoxels)) {
+        out.push({ direction, strength: map[p], ...regionOf(map, shape, p, options.regionRadiusVoxels, options.regionFraction) });
+      }
     }
+  out.sort((a, b) => b.strength - a.strength);
+  if (!options.perSequence) return out;
+  // The same place found in several sequences' maps is one candidate (the strongest finding of it).
+  const kept: Candidate[] = [];
+  for (const c of out) {
+    if (kept.every((k) => k.centre.some((v, a) => Math.abs(v - c.centre[a]) >= options.separationVoxels))) kept.push(c);
   }
-  return out.sort((a, b) => b.strength - a.strength);
+  return kept;
 }

@@ -41,7 +41,11 @@ export interface LocaliseOptions {
    * normal tissue lowers the finding's score most (the default); 'strength', the strongest departure from normal
    * (a comparison for bench:localise).
    */
-  atlas: AnomalyOptions & { select: 'drop' | 'strength' };
+  atlas: AnomalyOptions & {
+    select: 'drop' | 'strength';
+    /** Candidates from the finding's own sequences, or from every sequence the study and atlas have. */
+    from: 'finding' | 'all';
+  };
 }
 
 export const DEFAULT_LOCALISE_OPTIONS: LocaliseOptions = {
@@ -59,7 +63,7 @@ export const DEFAULT_LOCALISE_OPTIONS: LocaliseOptions = {
   maxRuns: 256,
   // Chosen on the held-out synthetic cohort (docs/benchmarks.md): 15 mm smoothing and separation, four candidates
   // per direction, regions within 24 mm of a peak at 40 % of its strength.
-  atlas: { smoothVoxels: 5, perDirection: 4, separationVoxels: 5, regionRadiusVoxels: 8, regionFraction: 0.4, select: 'drop' },
+  atlas: { smoothVoxels: 5, perDirection: 4, separationVoxels: 5, regionRadiusVoxels: 8, regionFraction: 0.4, perSequence: false, select: 'drop', from: 'finding' },
 };
 
 /** What one flagged finding is scored with: its query's vectors. */
@@ -338,9 +342,10 @@ export async function localiseFindings(input: LocaliseInput, deps: LocaliseDeps,
   for (const t of ordered) {
     const base = score(t, usable);
     if (byAtlas(t)) {
-      const seqKey = t.sequences.join(',');
+      const from = options.atlas.from === 'all' ? present.filter((s) => atlas![s]) : t.sequences;
+      const seqKey = from.join(',');
       if (!candidatesBy.has(seqKey)) {
-        const bySequence = t.sequences.map((s) => ({ volume: grids.get(s)!.volume, atlas: atlas![s]!, offset: grids.get(s)!.offset }));
+        const bySequence = from.map((s) => ({ volume: grids.get(s)!.volume, atlas: atlas![s]!, offset: grids.get(s)!.offset }));
         candidatesBy.set(seqKey, anomalyCandidates(bySequence, shape, options.atlas));
       }
       const candidates = candidatesBy.get(seqKey)!;

@@ -75,10 +75,7 @@ export interface FindingLocation {
   /** Position of the key slice in the series, ordered along the slice normal (0-based), and the series' slices. */
   sliceIndex: number;
   sliceCount: number;
-  /**
-   * How much the finding's score fell when the region was occluded (score units): the share of the score it explains.
-   * 0 or below when no atlas candidate lowered it: the region is then the strongest departure from normal.
-   */
+  /** How much the finding's score fell when the region was occluded (score units, > 0): the share of the score it explains. */
   scoreDrop: number;
 }
 

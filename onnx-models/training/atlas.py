@@ -52,7 +52,9 @@ def write_atlas(bundle, cohorts, max_studies=None):
     files, counts = {}, {}
     for seq in sequences:
         if not stacks[seq]:
-            raise SystemExit(f"no {seq} volumes in {', '.join(cohorts)}")
+            # A partial atlas is valid: the worker localises that sequence's findings with block occlusion.
+            train.log(f"atlas {seq}: no volumes in {', '.join(cohorts)}; left out")
+            continue
         vols = np.concatenate(stacks[seq])[:max_studies]
         median, spread = atlas_of(vols)
         name = f"atlas-{seq.lower()}.f32"
@@ -61,6 +63,8 @@ def write_atlas(bundle, cohorts, max_studies=None):
         counts[seq] = int(vols.shape[0])
         manifest["files"][name] = train.sha256(os.path.join(bundle, name))
         train.log(f"atlas {seq}: {vols.shape[0]} volumes, mean spread {spread.mean():.3f}")
+    if not files:
+        raise SystemExit(f"no volumes of {', '.join(sequences)} in {', '.join(cohorts)}: no atlas written")
     manifest["atlas"] = {
         "files": files,
         "studies": min(counts.values()),

@@ -558,7 +558,9 @@ def write_bundle(args, tok, vocab, text_model, texts, corpus_texts, curve, tok_p
         from atlas import write_atlas  # atlas.py imports this module for its helpers
         write_atlas(args.out, [train_dir])
     calibrate(args, calib_dir, spec_path, synth_extra)
-    total = sum(os.path.getsize(os.path.join(args.out, p)) for p in files) + os.path.getsize(manifest_path)
+    with open(manifest_path) as f:
+        listed = json.load(f)["files"]  # the atlas (7c) added its files after `files` was made
+    total = sum(os.path.getsize(os.path.join(args.out, p)) for p in listed) + os.path.getsize(manifest_path)
     log(f"9. bundle written to {args.out}: {total / 1e6:.1f} MB")
 
 

@@ -3,8 +3,8 @@
 // robust spread of unlabelled training volumes, shared/models/atlas.ts): z = (volume - median) / spread inside the
 // atlas's head, split into brighter- and darker-than-normal maps, smoothed over a small cube so single noisy voxels
 // do not count, and averaged over the sequences a finding is scored on. The strongest separated peaks of each map
-// are the candidates; each carries its region (the voxels near the peak that keep a share of its strength), whose
-// weighted centre is the point reported. Pure array maths on the canonical grid; no model runs here.
+// are the candidates; each carries its region (the voxels reached downhill from the peak that keep a share of its
+// strength), whose weighted centre is the point reported. Pure array maths on the canonical grid; no model runs here.
 import { otsuThreshold } from '../../shared/imaging';
 import type { SequenceAtlas } from '../../shared/models';
 
@@ -46,11 +46,11 @@ export interface Candidate {
   centre: [number, number, number];
 }
 
-const masks = new WeakMap<SequenceAtlas, Uint8Array>();
+const headMasks = new WeakMap<SequenceAtlas, Uint8Array>();
 
 /** Voxels of the atlas's head: median above its Otsu threshold, eroded by one voxel (the scalp edge varies most). */
 export function headMask(atlas: SequenceAtlas, shape: Grid): Uint8Array {
-  const known = masks.get(atlas);
+  const known = headMasks.get(atlas);
   if (known) return known;
   const t = otsuThreshold(atlas.median, 3);
   const inside = new Uint8Array(atlas.median.length);
@@ -63,7 +63,7 @@ export function headMask(atlas: SequenceAtlas, shape: Grid): Uint8Array {
         const i = (z * H + y) * W + x;
         if (inside[i] && inside[i - 1] && inside[i + 1] && inside[i - W] && inside[i + W] && inside[i - H * W] && inside[i + H * W]) out[i] = 1;
       }
-  masks.set(atlas, out);
+  headMasks.set(atlas, out);
   return out;
 }
 
@@ -173,34 +173,45 @@ export function peaks(map: Float32Array, shape: Grid, count: number, separation:
   return kept;
 }
 
-/** A peak's region and anomaly-weighted centre. */
+/**
+ * A peak's region and anomaly-weighted centre: the voxels reached from the peak by steps to face neighbours that
+ * never go uphill, within `radius` of it and at least `fraction` of its strength. Going only downhill keeps a
+ * neighbouring, stronger departure (another lesion) out of this one's region.
+ */
 export function regionOf(map: Float32Array, shape: Grid, peak: number, radius: number, fraction: number): { region: Int32Array; centre: [number, number, number] } {
   const [D, H, W] = shape;
-  const pz = Math.floor(peak / (H * W));
-  const py = Math.floor(peak / W) % H;
-  const px = peak % W;
+  const at = (i: number): [number, number, number] => [Math.floor(i / (H * W)), Math.floor(i / W) % H, i % W];
+  const [pz, py, px] = at(peak);
   const floor = fraction * map[peak];
-  const region: number[] = [];
+  const inRegion = new Set<number>([peak]);
+  const queue = [peak];
+  for (let q = 0; q < queue.length; q++) {
+    const i = queue[q];
+    const [z, y, x] = at(i);
+    for (const [dz, dy, dx] of [[-1, 0, 0], [1, 0, 0], [0, -1, 0], [0, 1, 0], [0, 0, -1], [0, 0, 1]]) {
+      const [nz, ny, nx] = [z + dz, y + dy, x + dx];
+      if (nz < 0 || nz >= D || ny < 0 || ny >= H || nx < 0 || nx >= W) continue;
+      if ((nz - pz) ** 2 + (ny - py) ** 2 + (nx - px) ** 2 > radius * radius) continue;
+      const j = (nz * H + ny) * W + nx;
+      if (inRegion.has(j) || map[j] < floor || map[j] > map[i]) continue;
+      inRegion.add(j);
+      queue.push(j);
+    }
+  }
   const c = [0, 0, 0];
   let w = 0;
-  for (let z = Math.max(0, pz - radius); z <= Math.min(D - 1, pz + radius); z++)
-    for (let y = Math.max(0, py - radius); y <= Math.min(H - 1, py + radius); y++)
-      for (let x = Math.max(0, px - radius); x <= Math.min(W - 1, px + radius); x++) {
-        if ((z - pz) ** 2 + (y - py) ** 2 + (x - px) ** 2 > radius * radius) continue;
-        const i = (z * H + y) * W + x;
-        const v = map[i];
-        if (v < floor) continue;
-        region.push(i);
-        c[0] += v * z;
-        c[1] += v * y;
-        c[2] += v * x;
-        w += v;
-      }
-  return { region: Int32Array.from(region), centre: [c[0] / w, c[1] / w, c[2] / w] };
+  for (const i of inRegion) {
+    const p = at(i);
+    for (let a = 0; a < 3; a++) c[a] += map[i] * p[a];
+    w += map[i];
+  }
+  return { region: Int32Array.from([...inRegion].sort((a, b) => a - b)), centre: [c[0] / w, c[1] / w, c[2] / w] };
 }
 
 /** Candidate lesions: the strongest departures from the atlas, brighter and darker, strongest first. */
 export function anomalyCandidates(sequences: SequenceAnomaly[], shape: Grid, options: AnomalyOptions): Candidate[] {
+  if (!(options.smoothVoxels >= 1 && options.smoothVoxels % 2 === 1)) throw new RangeError(`smoothVoxels must be odd and >= 1, not ${options.smoothVoxels}`);
+  if (!(options.regionFraction > 0 && options.regionFraction <= 1)) throw new RangeError(`regionFraction must be in (0, 1], not ${options.regionFraction}`);
   const masks = sequences.map((s) => headMask(s.atlas, shape));
   const groups = options.perSequence ? sequences.map((s, k) => ({ seqs: [s], masks: [masks[k]] })) : [{ seqs: sequences, masks }];
   const out: Candidate[] = [];

@@ -31,9 +31,11 @@ export interface LocaliseOptions {
   /** The final point is the drop-weighted centre of the last level's blocks within this fraction of the best drop. */
   topFraction: number;
   /**
-   * Bound on a study's encoder runs: the first level always runs (about 45 per sequence, shared by every finding);
-   * a finer level runs only while the study's total stays within this bound, for the most urgent findings first. A
-   * finding whose next level would pass it keeps its coarser location.
+   * Bound on a study's encoder runs for the block search: its first level always runs (about 45 per sequence,
+   * shared by every finding); a finer level runs only while the study's total (atlas candidates included) stays
+   * within this bound, for the most urgent findings first. A finding whose next level would pass it keeps its coarser
+   * location. The atlas search is bounded by its own settings: at most 2 x perDirection candidates (times the
+   * sequences with perSequence) per set of sequences, each run once per sequence the finding is read on.
    */
   maxRuns: number;
   /**
@@ -41,7 +43,12 @@ export interface LocaliseOptions {
    * normal tissue lowers the finding's score most (the default); 'strength', the strongest departure from normal
    * (a comparison for bench:localise).
    */
-  atlas: AnomalyOptions & {
+  atlas: {
+    /** Edge of the smoothing cube, distance between peaks, reach of a region from its peak: mm (anomaly.ts). */
+    smoothMm: number;
+    separationMm: number;
+    regionRadiusMm: number;
+  } & Pick<AnomalyOptions, 'perDirection' | 'regionFraction' | 'perSequence'> & {
     select: 'drop' | 'strength';
     /** Candidates from the finding's own sequences, or from every sequence the study and atlas have. */
     from: 'finding' | 'all';
@@ -63,7 +70,7 @@ export const DEFAULT_LOCALISE_OPTIONS: LocaliseOptions = {
   maxRuns: 256,
   // Chosen on the held-out synthetic cohort (docs/benchmarks.md): 15 mm smoothing and separation, four candidates
   // per direction, regions within 24 mm of a peak at 40 % of its strength.
-  atlas: { smoothVoxels: 5, perDirection: 4, separationVoxels: 5, regionRadiusVoxels: 8, regionFraction: 0.4, perSequence: false, select: 'drop', from: 'finding' },
+  atlas: { smoothMm: 15, perDirection: 4, separationMm: 15, regionRadiusMm: 24, regionFraction: 0.4, perSequence: false, select: 'drop', from: 'finding' },
 };
 
 /** What one flagged finding is scored with: its query's vectors. */
@@ -269,6 +276,14 @@ export async function localiseFindings(input: LocaliseInput, deps: LocaliseDeps,
   const atlas = deps.atlas ?? null;
   const byAtlas = (t: (typeof targets)[number]) => atlas !== null && t.sequences.every((s) => atlas[s]);
   const candidatesBy = new Map<string, Candidate[]>();
+  // The atlas search's distances in voxels of this grid (odd smoothing cube).
+  const voxelMm = Math.cbrt(spec.spacingMm[0] * spec.spacingMm[1] * spec.spacingMm[2]);
+  const anomalyOptions: AnomalyOptions = {
+    ...options.atlas,
+    smoothVoxels: 2 * Math.round((options.atlas.smoothMm / voxelMm - 1) / 2) + 1,
+    separationVoxels: Math.max(1, Math.round(options.atlas.separationMm / voxelMm)),
+    regionRadiusVoxels: Math.max(1, Math.round(options.atlas.regionRadiusMm / voxelMm)),
+  };
 
   /** The score drop of each of the `count` occluded versions in `emb`, all of the target's sequences replaced. */
   const drops = (t: (typeof targets)[number], count: number, emb: Map<Sequence, Float32Array[]>, base: number): number[] =>
@@ -343,25 +358,25 @@ export async function localiseFindings(input: LocaliseInput, deps: LocaliseDeps,
     const base = score(t, usable);
     if (byAtlas(t)) {
       const from = options.atlas.from === 'all' ? present.filter((s) => atlas![s]) : t.sequences;
-      const seqKey = from.join(',');
+      const seqKey = [...from].sort().join(',');
       if (!candidatesBy.has(seqKey)) {
         const bySequence = from.map((s) => ({ volume: grids.get(s)!.volume, atlas: atlas![s]!, offset: grids.get(s)!.offset }));
-        candidatesBy.set(seqKey, anomalyCandidates(bySequence, shape, options.atlas));
+        candidatesBy.set(seqKey, anomalyCandidates(bySequence, shape, anomalyOptions));
       }
       const candidates = candidatesBy.get(seqKey)!;
-      const fills = candidates.map((c) => ({ key: `${c.direction}:${c.centre.join(',')}:${c.region.length}`, region: c.region }));
-      const emb = await runFills(fills, t.sequences);
-      const d = drops(t, candidates.length, emb, base);
-      // The candidate whose replacement lowers the score most; when none does, no abnormal region explains the
-      // score and the strongest departure from normal is what the reader is shown.
-      const best = argmax(d);
-      const pick = options.atlas.select === 'drop' && d[best] > 0 ? best : 0;
       if (candidates.length > 0) {
-        const chosen = candidates[pick];
-        const voxelMm = Math.cbrt(spec.spacingMm[0] * spec.spacingMm[1] * spec.spacingMm[2]);
-        const radiusMm = Math.max(voxelMm, Math.cbrt((3 * chosen.region.length) / (4 * Math.PI)) * voxelMm);
-        place(t, chosen.centre, radiusMm, t.sequences.length === 1 ? t.sequences[0] : strongestOf(t, emb, pick, base), d[pick]);
-        continue;
+        // A candidate is identified by the sequences it was found in and its rank there (found once per study).
+        const fills = candidates.map((c, i) => ({ key: `${seqKey}#${i}`, region: c.region }));
+        const emb = await runFills(fills, t.sequences);
+        const d = drops(t, candidates.length, emb, base);
+        const pick = options.atlas.select === 'drop' ? argmax(d) : 0;
+        // A candidate the score does not fall for is not what drives it: the block search looks everywhere instead.
+        if (d[pick] > 0) {
+          const chosen = candidates[pick];
+          const radiusMm = Math.max(voxelMm, Math.cbrt((3 * chosen.region.length) / (4 * Math.PI)) * voxelMm);
+          place(t, chosen.centre, radiusMm, t.sequences.length === 1 ? t.sequences[0] : strongestOf(t, emb, pick, base), d[pick]);
+          continue;
+        }
       }
     }
 

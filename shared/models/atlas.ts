@@ -21,11 +21,13 @@ export function parseAtlasFile(bytes: Buffer, voxels: number, name: string): Seq
   }
   const all = new Float32Array(2 * voxels);
   for (let i = 0; i < all.length; i++) all[i] = bytes.readFloatLE(i * 4);
+  const median = all.subarray(0, voxels);
   const spread = all.subarray(voxels);
   for (let i = 0; i < voxels; i++) {
-    if (!(spread[i] > 0)) throw new ModelBundleError(`atlas ${name}: spread at voxel ${i} is ${spread[i]}, must be > 0`);
+    if (!Number.isFinite(median[i])) throw new ModelBundleError(`atlas ${name}: median at voxel ${i} is ${median[i]}, must be finite`);
+    if (!(spread[i] > 0 && Number.isFinite(spread[i]))) throw new ModelBundleError(`atlas ${name}: spread at voxel ${i} is ${spread[i]}, must be finite and > 0`);
   }
-  return { median: all.subarray(0, voxels), spread };
+  return { median, spread };
 }
 
 /** The bundle's atlas, or null when it has none (localisation then falls back to block occlusion). */

@@ -46,8 +46,9 @@ export interface Provisional {
 
 /**
  * Where in the source images a flagged finding's score comes from (services/worker/localise.ts, occlusion
- * sensitivity of the study's departures from the bundle atlas, or of blocks): the key slice of one source series, a point and radius in its pixels, and the point in patient
- * coordinates. Read by the page (key image), the SR (SCOORD / SCOORD3D) and the HL7 message (key image OBX).
+ * sensitivity of the study's departures from the bundle atlas, or of blocks): the key slice of one source series, a
+ * point and radius in its pixels, and the point in patient coordinates. Read by the page (key image), the SR
+ * (SCOORD / SCOORD3D) and the HL7 message (key image OBX).
  */
 export interface FindingLocation {
   method: 'occlusion';

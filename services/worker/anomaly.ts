@@ -10,6 +10,12 @@ import type { SequenceAtlas } from '../../shared/models';
 
 export type Grid = readonly [number, number, number];
 
+/** [z, y, x] of a flat (z-major) index on the grid. */
+export function voxelOf(i: number, shape: readonly number[]): [number, number, number] {
+  const [, H, W] = shape;
+  return [Math.floor(i / (H * W)), Math.floor(i / W) % H, i % W];
+}
+
 export interface AnomalyOptions {
   /** Edge of the smoothing cube, voxels (odd). */
   smoothVoxels: number;
@@ -163,11 +169,10 @@ export function peaks(map: Float32Array, shape: Grid, count: number, separation:
         if (top) maxima.push(i);
       }
   maxima.sort((a, b) => map[b] - map[a]);
-  const coords = (i: number) => [Math.floor(i / (H * W)), Math.floor(i / W) % H, i % W];
   const kept: number[] = [];
   for (const i of maxima) {
-    const c = coords(i);
-    if (kept.every((j) => coords(j).some((v, a) => Math.abs(v - c[a]) >= separation))) kept.push(i);
+    const c = voxelOf(i, shape);
+    if (kept.every((j) => voxelOf(j, shape).some((v, a) => Math.abs(v - c[a]) >= separation))) kept.push(i);
     if (kept.length === count) break;
   }
   return kept;
@@ -180,14 +185,13 @@ export function peaks(map: Float32Array, shape: Grid, count: number, separation:
  */
 export function regionOf(map: Float32Array, shape: Grid, peak: number, radius: number, fraction: number): { region: Int32Array; centre: [number, number, number] } {
   const [D, H, W] = shape;
-  const at = (i: number): [number, number, number] => [Math.floor(i / (H * W)), Math.floor(i / W) % H, i % W];
-  const [pz, py, px] = at(peak);
+  const [pz, py, px] = voxelOf(peak, shape);
   const floor = fraction * map[peak];
   const inRegion = new Set<number>([peak]);
   const queue = [peak];
   for (let q = 0; q < queue.length; q++) {
     const i = queue[q];
-    const [z, y, x] = at(i);
+    const [z, y, x] = voxelOf(i, shape);
     for (const [dz, dy, dx] of [[-1, 0, 0], [1, 0, 0], [0, -1, 0], [0, 1, 0], [0, 0, -1], [0, 0, 1]]) {
       const [nz, ny, nx] = [z + dz, y + dy, x + dx];
       if (nz < 0 || nz >= D || ny < 0 || ny >= H || nx < 0 || nx >= W) continue;
@@ -201,7 +205,7 @@ export function regionOf(map: Float32Array, shape: Grid, peak: number, radius: n
   const c = [0, 0, 0];
   let w = 0;
   for (const i of inRegion) {
-    const p = at(i);
+    const p = voxelOf(i, shape);
     for (let a = 0; a < 3; a++) c[a] += map[i] * p[a];
     w += map[i];
   }

@@ -14,7 +14,7 @@ import { PRIORITIES, type Manifest, type Preprocessing, type Sequence } from '..
 import { scoreStudy as scoreQueries, vectorsFor, type QueryVectors } from '../../shared/models/scoring';
 import type { NormalAtlas } from '../../shared/models';
 import type { FindingLocation } from '../../shared/results';
-import { anomalyCandidates, type AnomalyOptions, type Candidate } from './anomaly';
+import { anomalyCandidates, voxelOf, type AnomalyOptions, type Candidate } from './anomaly';
 import type { ImageEmbedder, VolumeGeometry } from './ports';
 
 export interface LocaliseOptions {
@@ -193,9 +193,8 @@ function filledWithNormal(g: SequenceGrid, median: Float32Array, region: Int32Ar
   const out = g.volume.slice();
   const [oz, oy, ox] = g.offset;
   for (const i of region) {
-    const z = Math.floor(i / (H * W)) + oz;
-    const y = (Math.floor(i / W) % H) + oy;
-    const x = (i % W) + ox;
+    const [rz, ry, rx] = voxelOf(i, shape);
+    const [z, y, x] = [rz + oz, ry + oy, rx + ox];
     if (z < 0 || z >= D || y < 0 || y >= H || x < 0 || x >= W) continue;
     const j = (z * H + y) * W + x;
     out[j] = median[j];

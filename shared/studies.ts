@@ -59,9 +59,14 @@ export const PURGE_FENCE_MS = 10 * 60_000;
 
 const UID_PATTERN = /^[0-9]+(\.[0-9]+)*$/;
 
+/** Digits and dots, at most 64 characters (PS3.5 9.1). */
+export function isUid(uid: string): boolean {
+  return uid.length <= 64 && UID_PATTERN.test(uid);
+}
+
 /** UIDs are digits and dots (PS3.5 9.1), so they are safe path segments; anything else is refused. */
 export function assertUid(uid: string, what = 'UID'): string {
-  if (!UID_PATTERN.test(uid) || uid.length > 64) throw new Error(`invalid ${what}: not a DICOM UID`);
+  if (!isUid(uid)) throw new Error(`invalid ${what}: not a DICOM UID`);
   return uid;
 }
 

@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { Scp, Dataset as DimseDataset, requests as dimseRequestClasses, responses, Implementation } from 'dcmjs-dimse';
 import type { association as dimseAssociation, requests as dimseRequests, Dataset } from 'dcmjs-dimse';
 import type { Logger } from '../../shared/logger';
-import { assertUid, instanceStorageKey } from '../../shared/studies';
+import { assertUid, instanceStorageKey, isUid } from '../../shared/studies';
 import {
   decideAssociation,
   negotiateContext,
@@ -348,8 +348,10 @@ export class StoreScp extends Scp {
       answer = { status, comment: err instanceof StoreError && !err.retryable ? err.message.slice(0, 64) : undefined };
       this.counts.failed += 1;
       const level = status === StoreStatus.OutOfResources ? 'error' : 'warn';
+      // The sender's field is logged only when it is a UID: a misconfigured sender can put anything there.
+      const affected = request.getAffectedSopInstanceUid() ?? '';
       this.log[level](
-        { status: `0x${status.toString(16)}`, reason: outcome, err: (err as Error).message, SOPInstanceUID: request.getAffectedSopInstanceUid() },
+        { status: `0x${status.toString(16)}`, reason: outcome, err: (err as Error).message, SOPInstanceUID: isUid(affected) ? affected : '(not a UID)' },
         'C-STORE failed',
       );
     }
@@ -369,6 +371,9 @@ export class StoreScp extends Scp {
     const header = await (pending.check as DatasetCheck).finish();
     const affectedClass = request.getAffectedSopClassUid();
     const affectedInstance = request.getAffectedSopInstanceUid();
+    // Missing identifiers are a malformed data set (C000), told apart from identifiers that differ (A900).
+    if (!header.SOPClassUID) throw new MalformedDatasetError('SOPClassUID (0008,0016) missing');
+    if (!header.SOPInstanceUID) throw new MalformedDatasetError('SOPInstanceUID (0008,0018) missing');
     if (header.SOPClassUID !== affectedClass) throw new DatasetMismatchError('SOPClassUID differs from the affected SOP Class UID');
     if (header.SOPInstanceUID !== affectedInstance) throw new DatasetMismatchError('SOPInstanceUID differs from the affected SOP Instance UID');
     let storageKey: string;

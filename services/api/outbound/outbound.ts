@@ -16,6 +16,7 @@ import { connectRedis } from '../../../shared/redis';
 import { PRIORITIES } from '../../../shared/model-manifest';
 import { resultKeys, worklistClassRange, type StudyResult } from '../../../shared/results';
 import { KEY_PREFIX } from '../../../shared/studies';
+import { softwareVersion } from '../../../shared/version';
 import { createHl7Adapter, createSrAdapter, createWebhookAdapter, type OutboundAdapter } from './adapters';
 import type { OutboundConfig } from './config';
 import { asDeliveryError, isPermanent, reasonOf, SkipDelivery, type Adapter } from './errors';
@@ -84,7 +85,7 @@ export interface OutboundDeps {
   logger: Logger;
   /** Absolute DATA_DIR (the SR reads the source study's stored instances). */
   dataDir: string;
-  /** Written into the SR's SoftwareVersions. */
+  /** Written into the SR's SoftwareVersions (default: this release, package.json's version). */
   softwareVersion?: string;
   /** Subscribe to resultKeys.scoredChannel() in start() and enqueue each result (default true). */
   subscribe?: boolean;
@@ -168,7 +169,7 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
 
   const adapters: OutboundAdapter[] = [];
   if (config.hl7) adapters.push(createHl7Adapter(config.hl7, { logger, now, source: { redis, dataDir: deps.dataDir } }));
-  if (config.sr) adapters.push(createSrAdapter(config.sr, { redis, dataDir: deps.dataDir, softwareVersion: deps.softwareVersion ?? 'neurotriage', now }));
+  if (config.sr) adapters.push(createSrAdapter(config.sr, { redis, dataDir: deps.dataDir, softwareVersion: deps.softwareVersion ?? softwareVersion(), now }));
   if (config.webhook) adapters.push(createWebhookAdapter(config.webhook, { fetch: deps.fetch, now }));
   const metrics: OutboundMetrics = createOutboundMetrics(deps.registry, adapters.map((a) => a.name));
 

@@ -170,6 +170,27 @@ describe('buildTriageSr (TID 1500 Measurement Report)', () => {
     expect(rest).toHaveLength(0); // no SCOORD3D without a frame of reference, no abnormality group without a score
   });
 
+  it('cuts a site query sentence longer than a Code Meaning holds, in ASCII, so an all-ASCII SR stays in the default character set', async () => {
+    const text = 'Acute subdural haematoma along the left cerebral convexity with mass effect and midline shift to the right.';
+    const ds = await built(result({ findings: [finding({ queryId: 'subdural_long', text, priority: 'STAT' })] }), identity({ SOPInstanceUID: '2.25.6' }));
+    const meaning = String((child(groups(ds)[0], '121071').ConceptCodeSequence as Item[])[0].CodeMeaning);
+    expect(meaning.endsWith('...')).toBe(true);
+    expect(meaning.length).toBeLessThanOrEqual(64);
+    expect(text.startsWith(meaning.slice(0, -3))).toBe(true);
+    expect(ds.SpecificCharacterSet ?? 'ISO_IR 6').not.toBe('ISO_IR 192');
+  });
+
+  it('cuts a non-ASCII site query sentence to 64 bytes of UTF-8, never inside a character', async () => {
+    const text = 'Hémorragie sous-durale aiguë le long de la convexité cérébrale gauche avec effet de masse.';
+    const ds = await built(result({ findings: [finding({ queryId: 'hsd', text, priority: 'STAT' })] }), identity({ SOPInstanceUID: '2.25.7' }));
+    // dcmjs decodes strings inside sequence items as Latin-1 whatever the SR's character set: back to the bytes.
+    const bytes = Buffer.from(String((child(groups(ds)[0], '121071').ConceptCodeSequence as Item[])[0].CodeMeaning), 'latin1');
+    const meaning = bytes.toString('utf8');
+    expect(bytes.length).toBeLessThanOrEqual(64); // dciodvfy (in built()) counts the same bytes
+    expect(text.startsWith(meaning.slice(0, -3))).toBe(true);
+    expect(ds.SpecificCharacterSet).toBe('ISO_IR 192');
+  });
+
   it('lists a key image in the evidence even when its series is not among the source series', async () => {
     const elsewhere: FindingLocation = { ...location, SeriesInstanceUID: '1.2.3.4.7', SOPInstanceUID: '1.2.3.4.7.1' };
     const ds = await built(result({ findings: [finding({ location: elsewhere })] }), identity({ SOPInstanceUID: '2.25.5' }));

@@ -16,10 +16,26 @@ export interface Code {
 const code = (value: string, scheme: string, meaning: string): Code => ({ value, scheme, meaning });
 const own = (value: string, meaning: string): Code => code(value, PRIVATE_SCHEME, meaning);
 
+/** LO holds 64 characters; validators count the encoded bytes, so the limit is kept in UTF-8 bytes. */
+const LO_BYTES = 64;
+
+/**
+ * `text` cut to fit LO, ending in an ASCII "..." when cut (a Unicode ellipsis would make an all-ASCII meaning need
+ * ISO_IR 192), never inside a character.
+ */
+export function fitLo(text: string): string {
+  if (Buffer.byteLength(text, 'utf8') <= LO_BYTES) return text;
+  let out = '';
+  for (const ch of text) {
+    if (Buffer.byteLength(out + ch, 'utf8') > LO_BYTES - 3) break;
+    out += ch;
+  }
+  return `${out.trimEnd()}...`;
+}
+
 /** A Code Sequence item: Code Value, or Long Code Value when the value does not fit SH(16). */
 export function codeItem(c: Code): NaturalDataset {
-  // CodeMeaning is LO (64 characters).
-  const meaning = c.meaning.length > 64 ? `${c.meaning.slice(0, 63)}…` : c.meaning;
+  const meaning = fitLo(c.meaning);
   return {
     ...(c.value.length > 16 ? { LongCodeValue: c.value } : { CodeValue: c.value }),
     CodingSchemeDesignator: c.scheme,

@@ -104,6 +104,14 @@ describe('negotiateContext', () => {
     expect(negotiateContext(studyRootFind, [TransferSyntax.ExplicitVRLittleEndian], 'accept-and-ignore')).toEqual({ result: ContextResult.RejectAbstractSyntaxNotSupported });
   });
 
+  test("a vendor's private SOP class (outside the DICOM root) is other storage too; a malformed UID is not", () => {
+    const siemensCsaNonImage = '1.3.12.2.1107.5.9.1';
+    expect(negotiateContext(siemensCsaNonImage, [TransferSyntax.ExplicitVRLittleEndian], 'accept-and-ignore')).toMatchObject({ result: ContextResult.Accept, use: 'ignore' });
+    expect(negotiateContext(siemensCsaNonImage, [TransferSyntax.ExplicitVRLittleEndian], 'reject')).toEqual({ result: ContextResult.RejectAbstractSyntaxNotSupported });
+    expect(negotiateContext('not-a-uid', [TransferSyntax.ExplicitVRLittleEndian], 'accept-and-ignore')).toEqual({ result: ContextResult.RejectAbstractSyntaxNotSupported });
+    expect(negotiateContext('1.2.840.10008.9.9', [TransferSyntax.ExplicitVRLittleEndian], 'accept-and-ignore')).toEqual({ result: ContextResult.RejectAbstractSyntaxNotSupported });
+  });
+
   test('verification takes the uncompressed syntaxes only', () => {
     expect(negotiateContext(SopClass.Verification, [TransferSyntax.ImplicitVRLittleEndian], 'reject')).toMatchObject({ use: 'verification' });
     expect(negotiateContext(SopClass.Verification, [TransferSyntax.JPEGLosslessSV1], 'reject')).toEqual({ result: ContextResult.RejectTransferSyntaxesNotSupported });

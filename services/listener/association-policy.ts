@@ -133,7 +133,7 @@ function reject(result: number, source: number, reason: number, label: RejectLab
 }
 
 /**
- * Storage classes other than MR (an SR or a CT of the same study): "accept-and-ignore" (the default) answers their
+ * Storage classes other than MR (an SR or a CT of the same study, a vendor's private class): "accept-and-ignore" (the default) answers their
  * C-STOREs Success without storing, so a PACS sending a whole study succeeds; "reject" refuses their contexts.
  */
 export type OtherStorage = 'reject' | 'accept-and-ignore';
@@ -147,6 +147,17 @@ export type ContextDecision =
 
 /** Storage SOP classes live under this root (PS3.4 Annex B, PS3.6 Annex A). */
 const STORAGE_ROOT = '1.2.840.10008.5.1.4.1.1.';
+/** Every standard UID is under this root; a SOP class outside it is a vendor's private one. */
+const DICOM_ROOT = '1.2.840.10008.';
+
+/**
+ * A class whose instances a PACS may hold in an MR study beside the images: a standard storage class, or a vendor's
+ * private class (Siemens CSA Non-Image, Philips and GE private storage), which a PACS sending the whole study
+ * proposes like any other.
+ */
+function isOtherStorage(abstractSyntaxUID: string): boolean {
+  return abstractSyntaxUID.startsWith(STORAGE_ROOT) || (!abstractSyntaxUID.startsWith(DICOM_ROOT) && /^[0-9]+(\.[0-9]+)+$/.test(abstractSyntaxUID));
+}
 
 /**
  * Accepts a presentation context when its abstract syntax is one we serve and one of its proposed transfer syntaxes
@@ -161,7 +172,7 @@ export function negotiateContext(abstractSyntaxUID: string, proposed: readonly s
   } else if (MR_STORAGE_CLASSES.includes(abstractSyntaxUID)) {
     use = 'store';
     acceptable = STORAGE_TRANSFER_SYNTAXES;
-  } else if (otherStorage === 'accept-and-ignore' && abstractSyntaxUID.startsWith(STORAGE_ROOT)) {
+  } else if (otherStorage === 'accept-and-ignore' && isOtherStorage(abstractSyntaxUID)) {
     // Nothing of an ignored instance is read or kept, so any transfer syntax will do: a study with a lossy
     // secondary capture or a big endian SR is still accepted whole.
     if (proposed.length === 0) return { result: ContextResult.RejectTransferSyntaxesNotSupported };

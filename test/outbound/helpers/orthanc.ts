@@ -147,7 +147,7 @@ export async function startOrthanc(opts: OrthancOptions): Promise<TestOrthanc> {
   const post = async (pathname: string, body: unknown, timeoutMs = 60_000): Promise<{ status: number; body: string }> => {
     const res = await fetch(`http://127.0.0.1:${httpPort}${pathname}`, {
       method: 'POST',
-      body: typeof body === 'string' ? body : JSON.stringify(body),
+      body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
       signal: AbortSignal.timeout(timeoutMs),
     });
     return { status: res.status, body: await res.text() };

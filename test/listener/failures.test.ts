@@ -89,16 +89,22 @@ describe('with a working store', () => {
     const mismatched = new Dataset({ ...otherInstance, SOPInstanceUID: newUid() }, IMPLICIT_VR_LE).getDenaturalizedDataset();
     const pathUid = mrElements();
     pathUid.StudyInstanceUID = '../../etc';
+    // The data set carries no SOP Class UID at all: a required UID missing (C000), not one that differs (A900).
+    const noClass = mrElements();
+    const withoutClass = { ...noClass };
+    delete withoutClass.SOPClassUID;
+    const classless = new Dataset(withoutClass, IMPLICIT_VR_LE).getDenaturalizedDataset();
 
     const r = await sendRaw(h.ae.port, [
       { elements: mrElements(), wire: truncated },
       { elements: noStudy },
       { elements: otherInstance, wire: mismatched },
       { elements: pathUid },
+      { elements: noClass, wire: classless },
       { elements: good },
     ]);
     expect(r.rejected).toBe(false);
-    expect(r.statuses).toEqual([0xc000, 0xc000, 0xa900, 0xc000, 0x0000]);
+    expect(r.statuses).toEqual([0xc000, 0xc000, 0xa900, 0xc000, 0xc000, 0x0000]);
     expect(await h.client.hexists(keys.studyInstances(good.StudyInstanceUID as string), good.SOPInstanceUID as string)).toBe(1);
     // Nothing of the refused ones reached the store, and no temp file is left.
     expect(listFiles(path.join(h.dataDir, 'store'))).toHaveLength(1);
@@ -107,7 +113,7 @@ describe('with a working store', () => {
     const echo = await echoscu(h.ae);
     expect(echo.code).toBe(0);
     const text = await metricsText(h.listener.metricsPort);
-    expect(text).toMatch(/neurotriage_listener_instances_total\{outcome="MalformedDatasetError"\} 3/);
+    expect(text).toMatch(/neurotriage_listener_instances_total\{outcome="MalformedDatasetError"\} 4/);
     expect(text).toMatch(/neurotriage_listener_instances_total\{outcome="DatasetMismatchError"\} 1/);
   });
 

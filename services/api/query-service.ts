@@ -3,7 +3,8 @@
 // threshold it is judged with; and the rules of a create or edit:
 //   - a client never sends a calibration or an origin (refused: the service computes both); it may send
 //     targetSensitivity;
-//   - the text and contrast sentence must be text the model knows (shared/language/check.ts; 422 with the reasons);
+//   - the text and contrast sentence must be text the model knows (shared/language/check.ts; 422 with the reasons),
+//     and the sequences it names ones the running bundle reads (422 naming those it reads);
 //   - a query without a contrast sentence gets the bundle's normal-study sentence, stored explicitly;
 //   - a calibration is kept only while it was fitted for the same text, contrast sentence and sequences on the
 //     running bundle (a new target sensitivity re-picks the threshold from its table of operating points);
@@ -156,6 +157,12 @@ export function createQueryService(deps: QueryServiceDeps) {
     const refused: { field: string; message: string }[] = [];
     if (input.calibration !== undefined) refused.push({ field: 'body/calibration', message: 'is computed by the service (from the bundle\'s calibration cohort or this site\'s reports), never sent; send targetSensitivity to choose the operating point' });
     if (input.origin !== undefined) refused.push({ field: 'body/origin', message: 'is set by the service (a query written through the API is a site query)' });
+    // A sequence the running bundle has no encoder for would silently score the query on every other sequence.
+    const reads = Object.keys(model.manifest.imageEncoders);
+    const unread = (input.sequences ?? []).filter((s) => !reads.includes(s));
+    if (unread.length > 0) {
+      refused.push({ field: 'body/sequences', message: `names ${unread.join(', ')}, which the running model bundle does not read (it reads ${reads.join(', ')}); leave sequences out to read on all of them` });
+    }
     if (refused.length > 0) throw new HttpProblem(422, refused.map((e) => `${e.field} ${e.message}`).join('; '), {}, refused);
 
     const { calibration: _c, origin: _o, ...definition } = input;

@@ -151,6 +151,14 @@ describe('partial studies', () => {
   it('a query reads on its own sequences the bundle has, else on all of them', () => {
     expect(readsOn({ sequences: ['DWI', 'T1'] }, model)).toEqual(['DWI']);
     expect(readsOn({}, model)).toEqual([...model]);
+    // Only sequences the bundle cannot read (a site query on SWI or T1): scored on all, so it reads on all.
+    expect(readsOn({ sequences: ['SWI', 'T1'] }, model)).toEqual([...model]);
+  });
+
+  it('a query naming only sequences the bundle cannot read is a fallback, held while the study lacks any of them', () => {
+    const onSwi: TriageQuery = { ...onDwi, id: 'ich_swi', sequences: ['SWI'] };
+    expect(partialFacts(onSwi, ['T2', 'FLAIR'], { modelSequences: model })).toEqual({ waitingFor: ['DWI', 'ADC'], fallback: true, held: true });
+    expect(partialFacts(onSwi, ['T2', 'FLAIR', 'DWI', 'ADC'], { modelSequences: model })).toEqual({ waitingFor: [], fallback: true, held: false });
   });
 
   it('a STAT/URGENT finding waits for its missing sequences; a fallback one is held until the result is final', () => {

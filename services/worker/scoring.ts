@@ -41,9 +41,13 @@ export interface Judging {
   final?: boolean;
 }
 
-/** The bundle's sequences a query reads on: those of its `sequences` the bundle has an encoder for, else all. */
+/**
+ * The bundle's sequences a query reads on: those of its `sequences` the bundle has an encoder for, else all (the
+ * scoring rule: a query naming only sequences the bundle cannot read is scored on every sequence present).
+ */
 export function readsOn(query: Pick<TriageQuery, 'sequences'>, modelSequences: readonly Sequence[]): Sequence[] {
-  return query.sequences ? modelSequences.filter((s) => query.sequences!.includes(s)) : [...modelSequences];
+  const own = query.sequences ? modelSequences.filter((s) => query.sequences!.includes(s)) : [];
+  return own.length > 0 ? own : [...modelSequences];
 }
 
 /**

@@ -395,6 +395,16 @@ describe('queries: bundle defaults, site layer, language check and calibration f
     expect(ok.json().query.targetSensitivity).toBe(0.9);
   });
 
+  test('a query naming a sequence the running bundle does not read is refused, with the sequences it reads', async () => {
+    const swi = await post({ id: 'ich_swi', text: 'intracranial haemorrhage', priority: 'STAT', sequences: ['DWI', 'SWI'] });
+    expect(swi.statusCode).toBe(422);
+    expect(swi.json().errors).toEqual([expect.objectContaining({ field: 'body/sequences' })]);
+    expect(swi.json().detail).toMatch(/names SWI, which the running model bundle does not read \(it reads [A-Z0-9, ]*DWI/);
+    expect((await readSiteLayer(redis)).queries.some((q) => q.id === 'ich_swi')).toBe(false);
+    const dwi = await post({ id: 'ich_swi', text: 'intracranial haemorrhage', priority: 'STAT', sequences: ['DWI'] });
+    expect(dwi.statusCode).toBe(201);
+  });
+
   test('a new query is calibrated from the site\'s reports (pseudo-labels): at once when enough exist, else later by the background pass', async () => {
     const early = await post({ id: 'subdural', text: 'subdural haematoma collection', priority: 'STAT' });
     expect(early.statusCode).toBe(201);

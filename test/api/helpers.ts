@@ -121,6 +121,8 @@ export function testManifest(over: Partial<Manifest> = {}): Manifest {
       id: 'test-hash-embedder', file: 'text.onnx', tokenizer: 'tokenizer.json', maxLength: 64, inputs: [], pooling: 'none', normalize: true,
       output: { name: 'embedding', dtype: 'float32', shape: ['batch', HASH_DIM] },
     },
+    // The sequences the bundle reads (the API checks a query's against them); the encoders never run here.
+    imageEncoders: Object.fromEntries((['T2', 'FLAIR', 'DWI', 'ADC'] as const).map((s) => [s, { file: `image-${s.toLowerCase()}.onnx`, input: {}, output: {} }])),
     files: { 'text.onnx': '0'.repeat(64), 'tokenizer.json': '1'.repeat(64) },
     queries: QUERIES,
     normalQuery: { id: 'normal', text: NORMAL_TEXT, priority: 'ROUTINE' },

@@ -1,6 +1,6 @@
 import type { Decision, TriageQuery } from '../model-manifest';
 import { calibrated, TEST_BUNDLE_VERSION } from '../../test/helpers/calibration';
-import { classThresholds, decideStudy, flagStatement, operatingPointNotes, queryThreshold, querySetVersion } from './decision';
+import { classThresholds, decideStudy, flagStatement, operatingPointNotes, probabilityDecimal, probabilityText, queryThreshold, querySetVersion } from './decision';
 
 const decision: Decision = {
   STAT: {
@@ -89,6 +89,30 @@ describe('flagStatement', () => {
     expect(flagStatement({ priority: 'STAT', probability: 0.31049, threshold: 0.3104 })).toBe('flagged: P 0.3105 >= threshold 0.3104');
     expect(flagStatement({ priority: 'STAT', probability: null, threshold: null, calibration: 'stale-bundle' })).toBe('not flagged: cannot be flagged (query stale-bundle)');
     expect(flagStatement({ priority: 'STAT', probability: 0.9, threshold: 0.5, held: true, waitingFor: ['DWI'] })).toContain('held: scored without DWI');
+  });
+
+  it('never rounds a probability to certainty', () => {
+    expect(flagStatement({ priority: 'STAT', probability: 0.99996, threshold: 0.062 })).toBe('flagged: P >0.999 >= threshold 0.062');
+    expect(flagStatement({ priority: 'URGENT', probability: 0.00004, threshold: 0.71 })).toBe('not flagged: P <0.001 < threshold 0.710');
+    expect(flagStatement({ priority: 'STAT', probability: 1, threshold: 0.5 })).toBe('flagged: P 1.000 >= threshold 0.500');
+  });
+});
+
+describe('probability as text and as a number field', () => {
+  it('keeps ordinary values and marks the ones that would round to 0 or 1', () => {
+    expect(probabilityText(0.5, 3)).toBe('0.500');
+    expect(probabilityText(0.9996, 3)).toBe('>0.999');
+    expect(probabilityText(0.0004, 2)).toBe('<0.01');
+    expect(probabilityText(0, 3)).toBe('0.000');
+  });
+
+  it('adds places (up to twelve) until a decimal does not read 0 or 1; no exponent, no trailing zeros', () => {
+    expect(probabilityDecimal(0.25)).toBe('0.25');
+    expect(probabilityDecimal(0.99996)).toBe('0.99996');
+    expect(probabilityDecimal(0.0000004)).toBe('0.0000004');
+    expect(probabilityDecimal(1 - 1e-15)).toBe('0.999999999999');
+    expect(probabilityDecimal(1)).toBe('1');
+    expect(probabilityDecimal(0)).toBe('0');
   });
 });
 

@@ -127,13 +127,35 @@ export function querySetVersion(bundleVersion: string, queries: readonly TriageQ
   return createHash('sha256').update(JSON.stringify([bundleVersion, parts])).digest('hex').slice(0, 12);
 }
 
-/** Two numbers with enough decimals (3 to 6) that their order is visible in the text. */
+/** Reads as certainty at this precision although it is not: 0 < p < 1 written as 0 or 1. */
+const looksCertain = (p: number, text: string): boolean => (p < 1 && Number(text) >= 1) || (p > 0 && Number(text) <= 0);
+
+/** A probability with `decimals` places, never rounded to certainty: ">0.999" and "<0.001" near 1 and 0. */
+export function probabilityText(p: number, decimals: number): string {
+  const text = p.toFixed(decimals);
+  if (!looksCertain(p, text)) return text;
+  return p >= 0.5 ? `>${(1 - 10 ** -decimals).toFixed(decimals)}` : `<${(10 ** -decimals).toFixed(decimals)}`;
+}
+
+/**
+ * A probability as a plain decimal for numeric fields (HL7 NM, DICOM DS: no sign words, no exponent): four places,
+ * more (up to twelve) while it would read 0 or 1 without being either; trailing zeros dropped.
+ */
+export function probabilityDecimal(p: number): string {
+  for (let d = 4; d <= 12; d++) {
+    const text = p.toFixed(d);
+    if (!looksCertain(p, text)) return text.includes('.') ? text.replace(/0+$/, '').replace(/\.$/, '') : text;
+  }
+  return p >= 0.5 ? (1 - 1e-12).toFixed(12) : (1e-12).toFixed(12);
+}
+
+/** Two numbers with enough decimals (3 to 6) that their order is visible in the text; P never reads as certainty. */
 function pair(p: number, t: number): [string, string] {
   for (let d = 3; d < 6; d++) {
-    const [a, b] = [p.toFixed(d), t.toFixed(d)];
+    const [a, b] = [probabilityText(p, d), t.toFixed(d)];
     if (a !== b || p === t) return [a, b];
   }
-  return [p.toFixed(6), t.toFixed(6)];
+  return [probabilityText(p, 6), t.toFixed(6)];
 }
 
 /**

@@ -74,8 +74,12 @@ describe('buildPriorityMessage', () => {
     const r = result('STAT');
     r.findings[0] = { ...r.findings[0], location };
     r.findings[1] = { ...r.findings[1], location }; // not flagged: no key image rows
-    const obx = build(r).getAllSegments('OBX');
+    const message = build(r);
+    const obx = message.getAllSegments('OBX');
     const group1 = obx.filter((s) => s.getField(4).toString() === '1');
+    // The finding's NTE closes its group: it follows the key-image rows, as in docs/hl7-interface.md.
+    const order = message.segments.map((s) => (s.name === 'OBX' ? `OBX ${s.getField(4).toString()} ${s.getComponent(3, 1)}` : s.name));
+    expect(order.indexOf('NTE', order.indexOf('OBX 1 KEY_REGION'))).toBe(order.indexOf('OBX 1 KEY_REGION') + 1);
     expect(group1.map((s) => s.getComponent(3, 1))).toEqual(['QUERY', 'SIMILARITY', 'PROBABILITY', 'THRESHOLD', 'FLAGGED', 'TRIGGERED', 'QUERY_PRIORITY', '112002', 'KEY_IMAGE', 'KEY_IMAGE_FRAME', 'KEY_REGION']);
     const row = (code: string) => group1.find((s) => s.getComponent(3, 1) === code)!;
     expect(row('112002').getComponent(3, 3)).toBe('DCM');
@@ -114,9 +118,20 @@ describe('the decision and corrections', () => {
     expect(row('THRESHOLD')!.getField(5).toString()).toBe('0.4');
     expect(row('TRIGGERED')!.getComponent(5, 1)).toBe('Y');
     expect(row('PRIORITY_PROBABILITY', '0')!.getField(5).toString()).toBe('0.97');
+    expect(row('PRIORITY_PROBABILITY', '0')!.getComponent(3, 2)).toBe('Highest probability among the findings that set the priority');
     expect(row('QUERY_SET_VERSION', '0')!.getField(5).toString()).toBe('test');
     expect(row('RESULT_VERSION', '0')!.getField(5).toString()).toBe('1');
     expect(m.getSegment('OBR')!.getField(25).toString()).toBe('P');
+  });
+
+  it('never writes a probability as 0 or 1 that is neither; a ROUTINE study names what its priority probability is', () => {
+    const r = result('ROUTINE');
+    const m = build({ ...r, priorityProbability: 0.99996, findings: r.findings.map((f) => (f.probability === null ? f : { ...f, probability: 0.99996 })) });
+    const obx = m.getAllSegments('OBX');
+    const prio = obx.find((s) => s.getComponent(3, 1) === 'PRIORITY_PROBABILITY')!;
+    expect(prio.getField(5).toString()).toBe('0.99996');
+    expect(prio.getComponent(3, 2)).toBe('Highest probability among all findings (none set the priority)');
+    expect(obx.filter((s) => s.getComponent(3, 1) === 'PROBABILITY').map((s) => s.getField(5).toString())).toContain('0.99996');
   });
 
   it('a provisional first result is partial (OBR-25 A) and says what it waits for', () => {

@@ -7,7 +7,7 @@ import { Hl7Message } from '@medplum/core';
 import { hl7Escape, hl7Segment as seg } from '../../../../shared/hl7-text';
 import type { Priority } from '../../../../shared/model-manifest';
 import type { FindingScore, StudyResult } from '../../../../shared/results';
-import { flagStatement } from '../../../../shared/models/decision';
+import { flagStatement, probabilityDecimal } from '../../../../shared/models/decision';
 import type { Hl7Target } from '../config';
 import { PermanentDeliveryError } from '../errors';
 import { keyImageRows } from './key-image';
@@ -41,6 +41,12 @@ export function hl7Number(x: number): string {
   return String(Number(x.toFixed(4)));
 }
 
+/** A probability for an NM field: never 0 or 1 unless it is (shared/models/decision.ts probabilityDecimal). */
+export function hl7Probability(p: number): string {
+  if (!Number.isFinite(p)) throw new PermanentDeliveryError('probability is not a finite number', 'bad-score');
+  return probabilityDecimal(p);
+}
+
 function cwe(code: string, text: string, system = CODING_SYSTEM): string {
   return `${hl7Escape(code)}^${hl7Escape(text)}^${system}`;
 }
@@ -48,8 +54,8 @@ function cwe(code: string, text: string, system = CODING_SYSTEM): string {
 const yesNo = (b: boolean) => (b ? 'Y^Yes^HL70136' : 'N^No^HL70136');
 
 /**
- * OBX rows for one finding; OBX-4 (observation sub-ID) groups the rows of a finding together. An NTE after them
- * states the decision in words ("flagged: P 0.930 >= threshold 0.500; sets the STAT priority").
+ * OBX rows for one finding; OBX-4 (observation sub-ID) groups the rows of a finding together. Its key-image rows
+ * follow, then an NTE states the decision in words ("flagged: P 0.930 >= threshold 0.500; sets the STAT priority").
  */
 function findingObx(f: FindingScore, subId: number, when: string, status: string, next: () => number): string[] {
   const abnormal = f.flagged ? 'A' : 'N';
@@ -57,7 +63,7 @@ function findingObx(f: FindingScore, subId: number, when: string, status: string
     ['CWE', cwe('QUERY', 'Triage query'), cwe(f.queryId, f.text)],
     ['NM', cwe('SIMILARITY', 'Image-text similarity'), hl7Number(f.similarity)],
   ];
-  if (f.probability !== null) rows.push(['NM', cwe('PROBABILITY', 'Calibrated probability'), hl7Number(f.probability)]);
+  if (f.probability !== null) rows.push(['NM', cwe('PROBABILITY', 'Calibrated probability'), hl7Probability(f.probability)]);
   if (f.threshold !== null) rows.push(['NM', cwe('THRESHOLD', 'Probability threshold'), hl7Number(f.threshold)]);
   rows.push(['CWE', cwe('FLAGGED', 'Flagged'), yesNo(f.flagged)]);
   rows.push(['CWE', cwe('TRIGGERED', 'Sets the study priority'), yesNo(f.triggered === true)]);
@@ -66,8 +72,12 @@ function findingObx(f: FindingScore, subId: number, when: string, status: string
   const segments = rows.map(([type, id, value]) =>
     seg('OBX', { 1: String(next()), 2: type, 3: id, 4: String(subId), 5: value, 8: abnormal, 11: status, 14: when }),
   );
-  segments.push(seg('NTE', { 1: String(subId), 2: 'L', 3: hl7Escape(`${f.queryId}: ${flagStatement(f)}`) }));
   return segments;
+}
+
+/** The NTE that closes a finding's group, after its key-image rows: the decision in words. */
+function decisionNte(f: FindingScore, subId: number): string {
+  return seg('NTE', { 1: String(subId), 2: 'L', 3: hl7Escape(`${f.queryId}: ${flagStatement(f)}`) });
 }
 
 /**
@@ -159,15 +169,17 @@ export function buildPriorityMessage(result: StudyResult, target: Hl7Target, opt
   );
   const studyRow = (type: string, id: string, value: string) => seg('OBX', { 1: String(next()), 2: type, 3: id, 4: '0', 5: value, 11: status.obx11, 14: when });
   if (result.priorityProbability !== null && result.priorityProbability !== undefined) {
-    segments.push(studyRow('NM', cwe('PRIORITY_PROBABILITY', 'Highest probability among the findings that set the priority'), hl7Number(result.priorityProbability)));
+    // A ROUTINE study has no finding that set its priority: the value is then the highest of any finding's.
+    const meaning = result.priority === 'ROUTINE' ? 'Highest probability among all findings (none set the priority)' : 'Highest probability among the findings that set the priority';
+    segments.push(studyRow('NM', cwe('PRIORITY_PROBABILITY', meaning), hl7Probability(result.priorityProbability)));
   }
   if (result.abnormalProbability !== null) {
-    segments.push(studyRow('NM', cwe('ABNORMAL_PROBABILITY', 'Probability the study is abnormal'), hl7Number(result.abnormalProbability)));
+    segments.push(studyRow('NM', cwe('ABNORMAL_PROBABILITY', 'Probability the study is abnormal'), hl7Probability(result.abnormalProbability)));
   }
   segments.push(studyRow('ST', cwe('MODEL', 'Model bundle and version'), hl7Escape(`${result.model.bundleId} ${result.model.version}`)));
   if (result.judgedWith) segments.push(studyRow('ST', cwe('QUERY_SET_VERSION', 'Query set the study was judged with'), hl7Escape(result.judgedWith.querySetVersion)));
   segments.push(studyRow('NM', cwe('RESULT_VERSION', 'Result version'), String(result.resultVersion ?? 1)));
-  result.findings.forEach((f, i) => segments.push(...findingObx(f, i + 1, when, status.obx11, next), ...keyImageObx(f, i + 1, when, status.obx11, next)));
+  result.findings.forEach((f, i) => segments.push(...findingObx(f, i + 1, when, status.obx11, next), ...keyImageObx(f, i + 1, when, status.obx11, next), decisionNte(f, i + 1)));
   if (omi) segments.push(seg('IPC', { 1: acc, 3: result.StudyInstanceUID, 5: 'MR' }));
 
   // Parsed by the library rather than assembled from its segment objects: Hl7Segment would treat MSH-1/MSH-2

@@ -6,6 +6,7 @@
 // values (triage priority, sequences used) are the Qualitative Evaluations container; the abnormality probability is
 // its own group. Codes: codes.ts. Pure: the caller supplies the source attributes, the UIDs and the clock.
 import type { FindingLocation, FindingScore, StudyResult } from '../../../../shared/results';
+import { probabilityDecimal } from '../../../../shared/models/decision';
 import { derivedUid } from '../idempotency';
 import { CALIBRATION_CODES, CODES, codeItem, findingCode, PRIORITY_CODES, PRIVATE_SCHEME_IDENTIFICATION, type Code } from './codes';
 import type { NaturalDataset } from './dcmjs';
@@ -50,11 +51,12 @@ const template = (id: string) => ({ ContentTemplateSequence: [{ MappingResource:
 const text = (rel: Rel, c: Code, value: string): NaturalDataset => ({ RelationshipType: rel, ValueType: 'TEXT', ...concept(c), TextValue: value });
 const coded = (rel: Rel, c: Code, value: Code): NaturalDataset => ({ RelationshipType: rel, ValueType: 'CODE', ...concept(c), ConceptCodeSequence: [codeItem(value)] });
 const uidref = (rel: Rel, c: Code, value: string): NaturalDataset => ({ RelationshipType: rel, ValueType: 'UIDREF', ...concept(c), UID: value });
-const num = (c: Code, value: number): NaturalDataset => ({
+/** A NUM item; probabilities are written so that they never read 0 or 1 unless they are. */
+const num = (c: Code, value: number, format: (x: number) => string = ds): NaturalDataset => ({
   RelationshipType: 'CONTAINS',
   ValueType: 'NUM',
   ...concept(c),
-  MeasuredValueSequence: [{ NumericValue: ds(value), MeasurementUnitsCodeSequence: [codeItem(CODES.noUnits)] }],
+  MeasuredValueSequence: [{ NumericValue: format(value), MeasurementUnitsCodeSequence: [codeItem(CODES.noUnits)] }],
 });
 const container = (rel: Rel | undefined, c: Code, items: NaturalDataset[], templateId?: string): NaturalDataset => ({
   ...(rel ? { RelationshipType: rel } : {}),
@@ -86,7 +88,7 @@ function evaluations(f: FindingScore): NaturalDataset[] {
   return [
     text('CONTAINS', CODES.query, f.text),
     num(CODES.similarity, f.similarity),
-    ...(f.probability === null ? [] : [num(CODES.probability, f.probability)]),
+    ...(f.probability === null ? [] : [num(CODES.probability, f.probability, probabilityDecimal)]),
     ...(f.threshold === null ? [] : [num(CODES.threshold, f.threshold)]),
     coded('CONTAINS', CODES.flagged, yesNo(f.flagged)),
     coded('CONTAINS', CODES.triggered, yesNo(f.triggered)),
@@ -171,7 +173,7 @@ function abnormalGroup(result: StudyResult): NaturalDataset[] {
     uidref('CONTAINS', CODES.trackingUid, derivedUid('neurotriage-sr-tracking', result.StudyInstanceUID, 'abnormal')),
     coded('CONTAINS', CODES.finding, CODES.abnormal),
     ...algorithm(result),
-    num(CODES.probability, result.abnormalProbability),
+    num(CODES.probability, result.abnormalProbability, probabilityDecimal),
     num(CODES.sequenceFraction, result.confidence),
   ], '1501')];
 }

@@ -2,14 +2,15 @@
 // under DATA_DIR/redis) unless REDIS_URL is set, then the listener, worker and API as separate processes, the
 // way production runs them (each also runs alone: node dist/services/<name>/main.js), and supervises them all:
 // a process that exits on its own is started again with backoff (scripts/supervise.ts) while the others keep
-// running, and the services reconnect to a restarted Redis by themselves. SIGINT, SIGTERM or SIGHUP to this
+// running, and the services reconnect to a restarted Redis by themselves; one that stops on a bad setting stops
+// everything (exit status EXIT_CONFIG, its message naming the setting). SIGINT, SIGTERM or SIGHUP to this
 // process (npm passes its own on: the start script execs node) stops everything in order: intake first, Redis
 // last. The children run in their own process groups so that a terminal's Ctrl-C reaches only this process,
 // which then stops them in that order; a SIGKILL to this process leaves them running.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { loadConfig, dataDir, ConfigError } from '../shared/config';
+import { loadConfig, dataDir, ConfigError, EXIT_CONFIG } from '../shared/config';
 import { createLogger } from '../shared/logger';
 import { startPrivateRedis } from '../shared/private-redis';
 import { supervise, type Supervised } from './supervise';
@@ -44,7 +45,7 @@ async function main(): Promise<void> {
   let redis: Promise<Supervised | undefined> = Promise.resolve(undefined);
   let stopping = false;
   const timeoutMs = config.SHUTDOWN_TIMEOUT_SECONDS * 1000;
-  const stopAll = async (signal: string) => {
+  const stopAll = async (signal: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping every service');
@@ -52,7 +53,7 @@ async function main(): Promise<void> {
     for (const s of services) await s.stop('SIGTERM', timeoutMs);
     await (await redis.catch(() => undefined))?.stop('SIGTERM', timeoutMs);
     log.info('stopped');
-    process.exit(0);
+    process.exit(exitCode);
   };
   // Before anything starts: a signal during start-up stops what has started so far.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stopAll(signal));
@@ -85,6 +86,8 @@ async function main(): Promise<void> {
       name,
       log,
       start: () => spawn(process.execPath, [entry], { env, stdio: ['ignore', 'inherit', 'inherit'], detached: true }),
+      // A bad setting stops the whole system, as it would a single service: nothing runs half-configured.
+      onBadSetting: () => void stopAll(`${name} has a bad setting`, EXIT_CONFIG),
     }));
   }
   log.info(
@@ -95,5 +98,5 @@ async function main(): Promise<void> {
 
 main().catch((err) => {
   console.error(err instanceof ConfigError ? err.message : err);
-  process.exit(1);
+  process.exit(err instanceof ConfigError ? EXIT_CONFIG : 1);
 });

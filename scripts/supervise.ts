@@ -1,7 +1,10 @@
 // Keeps one child process running for `npm start`: when it exits on its own it is started again after a backoff
 // (1 s, doubling to 30 s; back to 1 s once a run has lasted a minute), so one crashed service never stops the
-// others and a crash loop does not spin. stop() ends it for good: a signal, then SIGKILL after a timeout.
+// others and a crash loop does not spin. A service that exits on a bad setting (EXIT_CONFIG) is not restarted: its
+// owner hears of it (onBadSetting) and stops everything. stop() ends it for good: a signal, then SIGKILL after a
+// timeout.
 import type { ChildProcess } from 'node:child_process';
+import { EXIT_CONFIG } from '../shared/config';
 import type { Logger } from '../shared/logger';
 
 export interface BackoffPolicy {
@@ -19,6 +22,8 @@ export interface SupervisedOptions {
   start: () => Promise<ChildProcess> | ChildProcess;
   log: Logger;
   backoff?: BackoffPolicy;
+  /** Called when it exits with EXIT_CONFIG (a bad setting; its own message says which): it is not restarted. */
+  onBadSetting?: () => void;
 }
 
 export interface Supervised {
@@ -73,6 +78,11 @@ export async function supervise(opts: SupervisedOptions): Promise<Supervised> {
     c.once('exit', (code, signal) => {
       if (child === c) child = undefined;
       if (stopping) return;
+      if (code === EXIT_CONFIG) {
+        opts.log.error({ child: opts.name, code }, 'service stopped on a bad setting (its message is above): not restarting it');
+        opts.onBadSetting?.();
+        return;
+      }
       if (Date.now() - startedAt >= policy.stableMs) delay = policy.initialMs;
       opts.log.error({ child: opts.name, code, signal, restartInMs: delay }, 'service exited: restarting it');
       schedule();

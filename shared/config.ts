@@ -58,6 +58,12 @@ export const DEFAULTS: Omit<Config, 'REDIS_URL'> = {
   SHUTDOWN_TIMEOUT_SECONDS: 30,
 };
 
+/**
+ * Exit status of a service stopped by a bad setting (EX_CONFIG of sysexits.h): restarting it cannot help, so
+ * `npm start` stops everything instead of restarting it.
+ */
+export const EXIT_CONFIG = 78;
+
 export class ConfigError extends Error {
   constructor(public readonly problems: string[]) {
     super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);

@@ -1,7 +1,7 @@
 // The listener process: settings, logger, signals. `node dist/services/listener/main.js` runs it alone; `npm start`
 // runs it beside the worker and the API. SIGTERM/SIGINT stop intake and let open associations finish within
 // SHUTDOWN_TIMEOUT_SECONDS.
-import { ConfigError } from '../../shared/config';
+import { ConfigError, EXIT_CONFIG } from '../../shared/config';
 import { createLogger } from '../../shared/logger';
 import { loadListenerSettings } from './config';
 import { startListener } from './listener';
@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(err.message);
-      process.exit(2);
+      process.exit(EXIT_CONFIG);
     }
     throw err;
   }

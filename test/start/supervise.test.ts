@@ -1,10 +1,11 @@
 // `npm start` supervises what it starts (the built dist/scripts/start.js with a temp DATA_DIR, the fixture model
 // bundle, real Redis, DCMTK's storescu): each service and the private Redis is SIGKILLed in turn and intake and
-// scoring resume by themselves, the others untouched; then SIGTERM and SIGINT to npm itself stop every process of
-// the tree, none left behind.
+// scoring resume by themselves, the others untouched; a bad setting stops everything instead of a restart loop; then
+// SIGTERM and SIGINT to npm itself stop every process of the tree, none left behind.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { EXIT_CONFIG } from '../../shared/config';
 import { makeTinyBundle } from '../worker/bundle';
 import { requireBuild } from '../worker/helpers';
 import { alive, api, BUILT_START, descendants, freePort, scored, sendStudy, startSystem, waitFor, type System } from './harness';
@@ -74,6 +75,19 @@ describe('npm start supervision', () => {
     sys.proc.kill('SIGTERM');
     expect(await sys.exited).toEqual({ code: 0, signal: null });
     await waitFor('every process of the tree to exit', async () => tree.every((p) => !alive(p)), 30_000);
+  });
+
+  it('a service stopped by a bad setting is not restarted: everything stops, the exit status says configuration', async () => {
+    const dataDir = path.join(root, 'bad-setting', 'data');
+    // An API-only setting (the others start and run first): a webhook without its signing secret.
+    const sys = startSystem({ via: 'node', dataDir, modelsDir, dicomPort: await freePort(), apiPort: await freePort(), env: { WEBHOOK_URL: 'http://127.0.0.1:9/hook' } });
+    systems.push(sys);
+    const exited = await Promise.race([sys.exited, new Promise((r) => setTimeout(() => r('still running'), 120_000))]);
+    expect(exited).toEqual({ code: EXIT_CONFIG, signal: null });
+    expect(sys.lines.some((l) => /WEBHOOK/.test(l) && !/"msg"/.test(l))).toBe(true); // the API's own message names the setting
+    expect(sys.lines.some((l) => /"child":"api".*"msg":"service stopped on a bad setting/.test(l))).toBe(true);
+    expect(sys.lines.some((l) => /"msg":"service exited: restarting it"/.test(l))).toBe(false);
+    await waitFor('every started process to exit', async () => [...sys.allPids].every((p) => !alive(p)), 30_000);
   });
 
   it.each(['SIGTERM', 'SIGINT'] as const)('%s to npm itself stops start.js, Redis, listener, worker (and its loaders) and API', async (signal) => {

@@ -58,6 +58,13 @@ describe('checkText', () => {
     expect(checkText('left right', withBank, Float32Array.from([0, 0, 1]))).toMatchObject({ verdict: 'refused', closeness: 0, reasons: [expect.stringContaining('not close to anything')] });
     expect(checkText('acute infarct', withBank, Float32Array.from([0.9, 0.1, 0]))).toMatchObject({ verdict: 'ok', closeness: expect.closeTo(0.994, 3) });
   });
+
+  test('a refused text still says "did you mean" for a misspelt word (a lone misspelling can read as off-topic)', () => {
+    const bank: SentenceBank = { count: 1, dim: 3, vectors: Float32Array.from([1, 0, 0]) };
+    const c = checkText('hydrocephalis', { ...knowledge, bank, offTopicBelow: 0.5 }, Float32Array.from([0, 1, 0]));
+    expect(c.verdict).toBe('refused');
+    expect(c.reasons).toEqual([expect.stringContaining('not close to anything'), '"hydrocephalis" is not a word the model knows: did you mean "hydrocephalus"?']);
+  });
 });
 
 describe('reading a bundle', () => {

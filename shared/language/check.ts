@@ -98,9 +98,13 @@ export function checkText(text: string, knowledge: LanguageKnowledge, vector?: F
   if (closeness !== null && knowledge.offTopicBelow !== null && closeness < knowledge.offTopicBelow) {
     refused.push(`it is not close to anything in the model's language (best similarity ${closeness.toFixed(2)}, off-topic below ${knowledge.offTopicBelow.toFixed(2)})`);
   }
+  const didYouMean = misspelt.map((m) => `"${m.word}" is not a word the model knows: did you mean "${m.suggestion}"?`);
   if (refused.length === 0) {
     if (unknownWords.length > 0) warnings.push(`the model does not know ${list(unknownWords)}: it reads the text without ${unknownWords.length === 1 ? 'it' : 'them'}`);
-    for (const m of misspelt) warnings.push(`"${m.word}" is not a word the model knows: did you mean "${m.suggestion}"?`);
+    warnings.push(...didYouMean);
+  } else {
+    // A refused text still gets the fix when there is one (a lone misspelt word reads as off-topic).
+    refused.push(...didYouMean);
   }
   return {
     verdict: refused.length > 0 ? 'refused' : warnings.length > 0 ? 'warning' : 'ok',

@@ -39,6 +39,8 @@ export interface QueryView extends TriageQuery {
   targetSensitivity: number;
   /** A default of the running bundle has this id (a site query of the same id replaces it). */
   bundleDefault: boolean;
+  /** A bundle default the site turned off: not scored, so no threshold is in use. */
+  disabled: boolean;
   /** Why it cannot be flagged, for the page's warning; null when calibrated. */
   warning: string | null;
   /** The service's last attempt to calibrate it from reports, when it was for this text and bundle. */
@@ -94,7 +96,7 @@ export function createQueryService(deps: QueryServiceDeps) {
     return { thresholds: judging?.classThresholds ?? classThresholds(model.manifest.decision), judging };
   }
 
-  function view(q: TriageQuery, bundleVersion: string, thresholds: ClassThresholds, defaults: ReadonlySet<string>, attempts: Map<string, CalibrationAttempt>): QueryView {
+  function view(q: TriageQuery, bundleVersion: string, thresholds: ClassThresholds, defaults: ReadonlySet<string>, attempts: Map<string, CalibrationAttempt>, disabled = false): QueryView {
     const t = queryThreshold(q, bundleVersion, thresholds);
     const raw = attempts.get(q.id);
     const attempt = raw && raw.fittedFor === queryFingerprint(q) && raw.bundleVersion === bundleVersion ? raw : null;
@@ -102,11 +104,12 @@ export function createQueryService(deps: QueryServiceDeps) {
     return {
       ...q,
       calibrationState: t.state,
-      thresholdInUse: t.threshold,
-      judgedBy: t.threshold === null ? null : usesClass ? 'class' : 'query',
+      thresholdInUse: disabled ? null : t.threshold,
+      judgedBy: disabled || t.threshold === null ? null : usesClass ? 'class' : 'query',
       targetSensitivity: targetSensitivityOf(q),
       bundleDefault: defaults.has(q.id),
-      warning: warningFor(q, t.state, bundleVersion, attempt),
+      disabled,
+      warning: disabled ? `Turned off: studies are not scored for it; POST /api/v1/queries/${q.id}/restore turns it on.` : warningFor(q, t.state, bundleVersion, attempt),
       lastAttempt: attempt,
     };
   }
@@ -131,7 +134,7 @@ export function createQueryService(deps: QueryServiceDeps) {
       version: set.version,
       bundle: { bundleId: model.bundleId, version: model.version },
       queries,
-      disabled: set.disabled.map((q) => view(q, model.version, thresholds, defaults, attempts)),
+      disabled: set.disabled.map((q) => view(q, model.version, thresholds, defaults, attempts, true)),
       problems: set.problems,
       warnings: cannot.length > 0 ? [`${cannot.length} ${cannot.length === 1 ? 'query is' : 'queries are'} not calibrated and cannot flag a study: ${cannot.map((q) => q.id).join(', ')}.`] : [],
     };

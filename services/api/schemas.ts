@@ -287,6 +287,7 @@ export const QueryViewSchema = Type.Composite([
     judgedBy: Nullable(lit(['class', 'query'] as const)),
     targetSensitivity: Type.Number(),
     bundleDefault: Type.Boolean(),
+    disabled: Type.Boolean({ description: 'a bundle default the site turned off: listed, not scored (thresholdInUse null)' }),
     warning: Nullable(Type.String()),
     lastAttempt: Nullable(CalibrationAttemptSchema),
   }),

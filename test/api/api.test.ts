@@ -459,6 +459,10 @@ describe('queries: bundle defaults, site layer, language check and calibration f
       let body = await list();
       expect(body.queries.map((q) => q.id)).toEqual(['acute_infarct', 'haemorrhage']);
       expect(body.disabled.map((q) => q.id)).toEqual(['mass']);
+      // Read on its own, a turned-off default says so: no threshold in use, and how to turn it on.
+      const one = await bundleApp.inject({ method: 'GET', url: '/api/v1/queries/mass', headers: ADMIN });
+      expect(one.json()).toMatchObject({ id: 'mass', disabled: true, thresholdInUse: null, judgedBy: null, warning: expect.stringContaining('Turned off') });
+      expect(body.queries.every((q) => (q as { disabled?: boolean }).disabled === false)).toBe(true);
       expect((await bundleApp.inject({ method: 'POST', url: '/api/v1/queries/mass/restore', headers: ADMIN })).statusCode).toBe(200);
       body = await list();
       expect(body.queries.map((q) => q.id)).toEqual(['acute_infarct', 'haemorrhage', 'mass']);

@@ -3,7 +3,7 @@
 // shipping files that satisfy this schema. Validation of the JSON shape lives here; checksum checks and ONNX
 // session creation live with the code that loads the files.
 import { createHash } from 'node:crypto';
-import { Type, type Static } from '@sinclair/typebox';
+import { Kind, Type, TypeRegistry, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 
 /** MRI sequences as radiologists name them; one image encoder per sequence at most. SWI covers susceptibility-
@@ -13,6 +13,16 @@ export type Sequence = (typeof SEQUENCES)[number];
 
 export const PRIORITIES = ['STAT', 'URGENT', 'ROUTINE'] as const;
 export type Priority = (typeof PRIORITIES)[number];
+
+/**
+ * One of a fixed set of strings, as a JSON Schema enum: a bad value is refused with "must be equal to one of the
+ * allowed values (STAT, URGENT, ROUTINE)" (a union of literals gives one "must be equal to constant" per value).
+ * TypeBox's own pattern for it: a custom kind, registered so that Value.Check knows it too.
+ */
+if (!TypeRegistry.Has('StringEnum')) {
+  TypeRegistry.Set<{ enum: string[] }>('StringEnum', (schema, value) => typeof value === 'string' && schema.enum.includes(value));
+}
+export const stringEnum = <T extends string>(values: readonly T[]) => Type.Unsafe<T>({ [Kind]: 'StringEnum', type: 'string', enum: [...values] });
 
 const Dim = Type.Union([Type.Integer({ minimum: 1 }), Type.String({ minLength: 1 })], {
   description: 'a fixed size, or a symbolic name for a dynamic axis (e.g. "batch")',
@@ -91,12 +101,12 @@ export const TriageQuerySchema = Type.Object({
   text: Type.String({ minLength: 3, maxLength: 500 }),
   /** Optional contrast sentence: score = cos(image, text) - cos(image, negativeText). */
   negativeText: Type.Optional(Type.String({ minLength: 3, maxLength: 500 })),
-  priority: Type.Union(PRIORITIES.map((p) => Type.Literal(p))),
+  priority: stringEnum(PRIORITIES),
   /**
    * Optional: the sequences in which this finding shows (e.g. DWI for an acute infarct). The query is scored on
    * the combination of those the study has, or of all its sequences when it has none of them. Absent: all.
    */
-  sequences: Type.Optional(Type.Array(Type.Union(SEQUENCES.map((s) => Type.Literal(s))), { minItems: 1, uniqueItems: true })),
+  sequences: Type.Optional(Type.Array(stringEnum(SEQUENCES), { minItems: 1, uniqueItems: true })),
   calibration: Type.Optional(CalibrationSchema),
   /**
    * The sensitivity the site wants this query calibrated for (a site query without a calibration yet keeps it here

@@ -1,10 +1,10 @@
 // TypeBox schemas of the API's requests and responses: the single source for validation, serialisation and
 // the OpenAPI document at /docs. Shapes mirror shared/results.ts and shared/model-manifest.ts.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { PRIORITIES, SEQUENCES, TriageQuerySchema } from '../../shared/model-manifest';
+import { PRIORITIES, SEQUENCES, stringEnum, TriageQuerySchema } from '../../shared/model-manifest';
 import { ROLES } from './settings';
 
-const lit = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
+const lit = stringEnum;
 
 export const PrioritySchema = lit(PRIORITIES);
 export const SequenceSchema = lit(SEQUENCES);

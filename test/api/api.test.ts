@@ -169,6 +169,7 @@ describe('validation', () => {
     const fields = body.errors.map((e: { field: string }) => e.field);
     expect(fields).toEqual(expect.arrayContaining(['body/id', 'body/text', 'body/priority']));
     expect(body.detail).toContain('body/text must NOT have fewer than 3 characters');
+    expect(body.detail).toContain('body/priority must be equal to one of the allowed values (STAT, URGENT, ROUTINE)');
     const typo = await app.inject({ method: 'PUT', url: '/api/v1/queries/mass', headers: ADMIN, payload: { text: 'enhancing mass', priority: 'URGENT', negativetext: 'no mass' } });
     expect(typo.statusCode).toBe(400);
     expect(typo.json().detail).toBe('body/negativetext must NOT have additional properties');

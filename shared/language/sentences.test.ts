@@ -16,6 +16,24 @@ describe('splitSentences', () => {
     expect(parts.map(assertionOf)).toEqual(['absent', 'present', 'absent', 'present']);
   });
 
+  test('leaves out the request, technique and comparison sections, whatever their case; keeps findings and impression', () => {
+    const report = [
+      'Clinical history: Sudden headache, anticoagulated. ? bleed.',
+      'Technique: Axial T2, FLAIR, DWI. No contrast given.',
+      'Comparison: CT earlier today.',
+      'Findings',
+      'Acute haematoma in the left thalamus.',
+      'Hydrocephalus: none.',
+      'Impression: Left thalamic bleed.',
+    ].join('\n');
+    expect(splitSentences(report)).toEqual(['Acute haematoma in the left thalamus', 'Hydrocephalus: none', 'Left thalamic bleed']);
+    // Capitals, a heading on its own line, and sections that run over several lines until the next heading.
+    const upper = 'REASON FOR EXAM:\nStroke symptoms.\nPRIOR IMAGING: None.\nOBSERVATIONS:\nNo acute infarct.\nCOMMENT:\nNormal study.';
+    expect(splitSentences(upper)).toEqual(['No acute infarct', 'Normal study']);
+    // A report without sections is all findings.
+    expect(splitSentences('Acute infarct. No haemorrhage.')).toEqual(['Acute infarct', 'No haemorrhage']);
+  });
+
   test('keeps decimals inside a sentence together', () => {
     expect(splitSentences('Lesion measures 1.5 cm. Stable.')).toEqual(['Lesion measures 1.5 cm', 'Stable']);
   });

@@ -42,16 +42,51 @@ export function deniesOnly(text: string): boolean {
 }
 
 /**
+ * Report sections that describe the request, the procedure or earlier studies, not these images ("Clinical
+ * history: sudden headache", "Technique: ...", "Comparison: CT earlier today"): their sentences are left out.
+ */
+const NOT_FINDINGS = new RegExp(
+  '^(' +
+    [
+      'clinical( history| details| information| indications?| question| notes)?', 'history', 'indications?', 'request', 'question',
+      'reason( for (the )?(exam|examination|study|scan|referral|request))?', 'referral( question| reason)?', 'presenting complaint',
+      'technique', 'methods?', 'protocol', 'procedure', 'sequences', 'examination', 'exam', 'contrast',
+      'comparisons?', '(previous|prior)( studies| study| imaging| exams?| examinations?)?',
+    ].join('|') +
+    ')$',
+  'i',
+);
+/** Section names that hold what the images show. */
+const FINDINGS = /^(findings|observations|report|impressions?|conclusions?|opinion|comments?|summary|assessment|interpretation|results?|diagnosis)$/i;
+/** "Name:" at the start of a line; a section only when the name is one of the above or written in capitals. */
+const HEADING = /^\s*([A-Za-z][A-Za-z /&-]{1,40}?)\s*:\s*/;
+
+/**
  * Splits a free-text report into sentences: line breaks and . ! ? ; end one, "but" and "however" start a new
- * clause; section headings and bullets are dropped.
+ * clause; bullets and section headings are dropped, and so is every sentence of a section about the request, the
+ * technique or a comparison (NOT_FINDINGS) until the next heading. A line that is only a section name ("Findings")
+ * is a heading too; "Hydrocephalus: none." is a sentence.
  */
 export function splitSentences(report: string): string[] {
   const out: string[] = [];
+  let skipping = false;
   for (const line of report.split(/\r?\n/)) {
-    const body = line
-      .replace(/^\s*([-*\u2022]|\d+[.)])\s+/, '')
-      .replace(/^\s*[A-Z][A-Z /]{2,40}:\s*/, '')
-      .trim();
+    const bare = line.trim().replace(/:$/, '').trim();
+    if (NOT_FINDINGS.test(bare) || FINDINGS.test(bare)) {
+      skipping = NOT_FINDINGS.test(bare);
+      continue;
+    }
+    let text = line.replace(/^\s*([-*\u2022]|\d+[.)])\s+/, '');
+    const heading = HEADING.exec(text);
+    if (heading) {
+      const name = heading[1].trim();
+      if (NOT_FINDINGS.test(name) || FINDINGS.test(name) || /^[A-Z][A-Z /&-]+$/.test(name)) {
+        skipping = NOT_FINDINGS.test(name);
+        text = text.slice(heading[0].length);
+      }
+    }
+    if (skipping) continue;
+    const body = text.trim();
     // "but"/"however" start a new clause with its own assertion ("No haemorrhage but an acute infarct").
     for (const part of body.split(/(?<=[.!?;])\s+|,?\s+but\s+|[,;]\s*however,?\s+/i)) {
       const s = part.replace(/[.;]+$/, '').trim();

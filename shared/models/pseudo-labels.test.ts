@@ -90,4 +90,15 @@ describe('calibrateFromReports', () => {
     const unmentioned = calibrateFromReports(query, { text, negative }, none.studies, { combination: 'mean-embedding', bundleVersion: 'b1', targetSensitivity: 0.95, mentionSimilarity: 0.5 });
     expect(unmentioned).toMatchObject({ ok: false, positives: 0, reason: expect.stringContaining('0 mentioning this finding') });
   });
+
+  test('images that do not tell the reported studies apart give no calibration, rather than a threshold that flags at random', async () => {
+    const [text, negative] = await embed([query.text, query.negativeText!]);
+    const { studies } = await cohort(60, 20);
+    // The same reports, image vectors that no longer follow them (every study alike but for a small ripple).
+    const blind = studies.map((s, i) => ({ ...s, images: { DWI: Float32Array.from([0.2 + (i % 3) / 100, 0.1, 0.9]) } }));
+    const out = calibrateFromReports(query, { text, negative }, blind, { combination: 'mean-embedding', bundleVersion: 'b1', targetSensitivity: 0.95, mentionSimilarity: 0.5 });
+    expect(out).toMatchObject({ ok: false, positives: 20, reason: expect.stringMatching(/do not tell apart the 20 past studies .* \(AUC 0\.\d\d against the reports, below 0\.6\)/) });
+    // The same cohort with its images calibrates (the rule is about separation, not about the reports).
+    expect(calibrateFromReports(query, { text, negative }, studies, { combination: 'mean-embedding', bundleVersion: 'b1', targetSensitivity: 0.95, mentionSimilarity: 0.5 }).ok).toBe(true);
+  });
 });

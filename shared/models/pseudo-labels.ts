@@ -12,6 +12,7 @@
 import type { Calibration, Manifest, Sequence, TriageQuery } from '../model-manifest';
 import { deniesOnly, reportSentences } from '../language/sentences';
 import { calibrate, pseudoLabels, type PseudoLabels } from './calibration';
+import { roc } from './metrics';
 import { cosine, scoreStudy, type QueryVectors } from './scoring';
 
 export type Embed = (texts: string[]) => Promise<Float32Array[]>;
@@ -82,10 +83,16 @@ export interface ReportCalibrationOptions {
   minStudies?: number;
   minPositives?: number;
   minNegatives?: number;
+  /**
+   * The query's image scores must rank the studies whose reports mention it above the others at least this well
+   * (AUC against the pseudo-labels); below it the images do not show what the sentence says, and a threshold
+   * would flag at random: no calibration.
+   */
+  minPseudoAuc?: number;
   calibratedAt?: string;
 }
 
-export const REPORT_CALIBRATION_DEFAULTS = { minStudies: 30, minPositives: 5, minNegatives: 5 } as const;
+export const REPORT_CALIBRATION_DEFAULTS = { minStudies: 30, minPositives: 5, minNegatives: 5, minPseudoAuc: 0.6 } as const;
 
 export type ReportCalibration =
   | { ok: true; calibration: Calibration; pseudo: PseudoLabels; similarities: number[]; scores: number[] }
@@ -123,6 +130,16 @@ export function calibrateFromReports(
   }
   const qv: QueryVectors = { query: { id: 'calibrating', text: query.text, priority: 'ROUTINE', ...(query.sequences ? { sequences: query.sequences } : {}) }, ...vectors };
   const scores = studies.map((s) => scoreStudy(opts.combination, s.images, [qv])[0].score);
+  const separation = roc(scores, pseudo.labels).auc;
+  const minAuc = opts.minPseudoAuc ?? REPORT_CALIBRATION_DEFAULTS.minPseudoAuc;
+  if (!(separation >= minAuc)) {
+    return {
+      ok: false,
+      reason: `the images do not tell apart the ${pseudo.positives} past studies whose reports mention this finding from the other ${negatives} (AUC ${separation.toFixed(2)} against the reports, below ${minAuc}): a threshold would flag at random`,
+      studies: studies.length,
+      positives: pseudo.positives,
+    };
+  }
   const calibration = calibrate(query, scores, pseudo.labels, {
     method: 'report-pseudo-labels',
     bundleVersion: opts.bundleVersion,

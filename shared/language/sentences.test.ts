@@ -48,6 +48,13 @@ describe('assertionOf', () => {
     ['Abnormal signal in the pons', 'present'],
     ['Small infarct cannot be excluded', 'uncertain'],
     ['Possible early ischaemia', 'uncertain'],
+    ['Intracranial haemorrhage is excluded', 'absent'],
+    ['Hydrocephalus: none', 'absent'],
+    ['Nothing to indicate significant cerebral atrophy', 'absent'],
+    ['Nil acute', 'absent'],
+    ['White matter signal is preserved', 'absent'],
+    ['Cortical ribbon intact', 'absent'],
+    ['A small haemorrhage is not excluded', 'uncertain'],
   ])('%s -> %s', (sentence, expected) => {
     expect(assertionOf(sentence)).toBe(expected);
   });

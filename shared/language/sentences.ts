@@ -3,8 +3,11 @@
 // in the service and in the evaluation. English cue words, NegEx-style; the rules are stated in docs/api.md
 // ("Report check") and must stay in step with it.
 
-/** Words that make a sentence state absence ("No acute infarct.", "Ventricles are normal."). */
-const NEGATION = /\b(no|not|without|negative for|free of|absence of|absent|ruled out|resolved|unremarkable|normal)\b/i;
+/**
+ * Words that make a sentence state absence ("No acute infarct.", "Ventricles are normal.", "Haemorrhage is excluded.",
+ * "Hydrocephalus: none.", "Nothing to suggest an infarct.", "Nil acute.", "Grey-white differentiation is preserved.").
+ */
+const NEGATION = /\b(no|not|none|nothing|nil|without|negative for|free of|absence of|absent|excluded|ruled out|resolved|unremarkable|normal|preserved|intact|maintained)\b/i;
 /** Hedges count as a mention (the radiologist considered it) and are neither denials nor assertions. */
 const UNCERTAIN = /\b(cannot be excluded|can ?not be (excluded|ruled out)|not excluded|possible|possibly|probable|probably|likely|suspected|suspicious for|may represent|questionable|equivocal|differential)\b/i;
 
@@ -28,8 +31,8 @@ export function stripCues(sentence: string): string {
   return /[A-Za-z]{2,}/.test(stripped) ? stripped : sentence.trim();
 }
 
-/** Explicit denials only: "normal" and "unremarkable" describe a normal study, a concept a query may ask for. */
-const EXPLICIT_DENIAL = /\b(no|not|without|negative for|free of|absence of|absent|ruled out)\b/i;
+/** Explicit denials only: "normal", "unremarkable", "preserved" describe a normal study, a concept a query may ask for. */
+const EXPLICIT_DENIAL = /\b(no|not|none|nothing|nil|without|negative for|free of|absence of|absent|excluded|ruled out)\b/i;
 
 /**
  * A text that only states absence ("No haemorrhage.", "Without hydrocephalus"): every clause is an explicit denial.

@@ -21,6 +21,8 @@ export interface CalibratorOptions {
   minStudies: number;
   minPositives: number;
   maxStudies: number;
+  /** Least AUC of the image scores against the pseudo-labels (default REPORT_CALIBRATION_DEFAULTS.minPseudoAuc). */
+  minPseudoAuc?: number;
 }
 
 export interface Calibrator {
@@ -91,6 +93,7 @@ export function createCalibrator(opts: CalibratorOptions): Calibrator {
         minStudies: opts.minStudies,
         minPositives: opts.minPositives,
         minNegatives: opts.minPositives,
+        ...(opts.minPseudoAuc !== undefined ? { minPseudoAuc: opts.minPseudoAuc } : {}),
       });
       await recordCalibrationAttempt(redis, query.id, {
         at: new Date().toISOString(),

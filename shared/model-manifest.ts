@@ -4,6 +4,7 @@
 // session creation live with the code that loads the files.
 import { createHash } from 'node:crypto';
 import { Kind, Type, TypeRegistry, type Static } from '@sinclair/typebox';
+import { GetErrorFunction, SetErrorFunction } from '@sinclair/typebox/errors';
 import { Value } from '@sinclair/typebox/value';
 
 /** MRI sequences as radiologists name them; one image encoder per sequence at most. SWI covers susceptibility-
@@ -21,6 +22,9 @@ export type Priority = (typeof PRIORITIES)[number];
  */
 if (!TypeRegistry.Has('StringEnum')) {
   TypeRegistry.Set<{ enum: string[] }>('StringEnum', (schema, value) => typeof value === 'string' && schema.enum.includes(value));
+  // Value.Errors (a bundle manifest that fails validation) names the allowed values, as ajv does for the API.
+  const fallback = GetErrorFunction();
+  SetErrorFunction((e) => (e.schema[Kind] === 'StringEnum' ? `Expected one of ${(e.schema as unknown as { enum: string[] }).enum.join(', ')}` : fallback(e)));
 }
 export const stringEnum = <T extends string>(values: readonly T[]) => Type.Unsafe<T>({ [Kind]: 'StringEnum', type: 'string', enum: [...values] });
 

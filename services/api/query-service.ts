@@ -160,12 +160,6 @@ export function createQueryService(deps: QueryServiceDeps) {
     const refused: { field: string; message: string }[] = [];
     if (input.calibration !== undefined) refused.push({ field: 'body/calibration', message: 'is computed by the service (from the bundle\'s calibration cohort or this site\'s reports), never sent; send targetSensitivity to choose the operating point' });
     if (input.origin !== undefined) refused.push({ field: 'body/origin', message: 'is set by the service (a query written through the API is a site query)' });
-    // A sequence the running bundle has no encoder for would silently score the query on every other sequence.
-    const reads = Object.keys(model.manifest.imageEncoders);
-    const unread = (input.sequences ?? []).filter((s) => !reads.includes(s));
-    if (unread.length > 0) {
-      refused.push({ field: 'body/sequences', message: `names ${unread.join(', ')}, which the running model bundle does not read (it reads ${reads.join(', ')}); leave sequences out to read on all of them` });
-    }
     if (refused.length > 0) throw new HttpProblem(422, refused.map((e) => `${e.field} ${e.message}`).join('; '), {}, refused);
 
     const { calibration: _c, origin: _o, ...definition } = input;
@@ -188,6 +182,14 @@ export function createQueryService(deps: QueryServiceDeps) {
       throw new HttpProblem(409, `a triage query "${definition.id}" exists already${current.bundleDefault && current.origin !== 'site' ? ' (a default of the model bundle)' : ''}; PUT /api/v1/queries/${definition.id} replaces it`);
     }
     if (mode === 'replace' && !current) throw new HttpProblem(404, `no triage query "${definition.id}"; POST /api/v1/queries creates one`);
+    // A sequence the running bundle has no encoder for would silently score the query on every other sequence. One
+    // the stored query already names (written under an older bundle) may stay, so that the query can still be edited.
+    const reads = Object.keys(model.manifest.imageEncoders);
+    const unread = (definition.sequences ?? []).filter((s) => !reads.includes(s) && !(current?.sequences ?? []).includes(s));
+    if (unread.length > 0) {
+      const problem = { field: 'body/sequences', message: `names ${unread.join(', ')}, which the running model bundle does not read (it reads ${reads.join(', ')}); leave sequences out to read on all of them` };
+      throw new HttpProblem(422, `${problem.field} ${problem.message}`, {}, [problem]);
+    }
     const bundleDefault = model.manifest.queries.find((q) => q.id === definition.id) ?? null;
     const target = definition.targetSensitivity ?? (current ? current.targetSensitivity : DEFAULT_TARGET_SENSITIVITY);
     const next: TriageQuery = {

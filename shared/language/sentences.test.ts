@@ -34,6 +34,17 @@ describe('splitSentences', () => {
     expect(splitSentences('Acute infarct. No haemorrhage.')).toEqual(['Acute infarct', 'No haemorrhage']);
   });
 
+  test('a heading with its text on the line drops that line only; one alone on its line, the lines up to a blank line', () => {
+    expect(splitSentences('Clinical history: headache.\n\nThere is an acute infarct.')).toEqual(['There is an acute infarct']);
+    expect(splitSentences('Technique: T2.\nBrain: acute infarct')).toEqual(['Brain: acute infarct']);
+    expect(splitSentences('Exam: MRI brain.\nLarge right frontal mass')).toEqual(['Large right frontal mass']);
+    expect(splitSentences('CLINICAL HISTORY:\nHeadache.\n\nAcute infarct.')).toEqual(['Acute infarct']);
+    // Combined findings headings, and a post-contrast finding line, are findings.
+    expect(splitSentences('History: fall.\nFindings and impression: Acute SDH')).toEqual(['Acute SDH']);
+    expect(splitSentences('Indication: stroke\nFindings/Impression: Acute infarct.')).toEqual(['Acute infarct']);
+    expect(splitSentences('Contrast: ring-enhancing lesion in the left frontal lobe.')).toEqual(['Contrast: ring-enhancing lesion in the left frontal lobe']);
+  });
+
   test('keeps decimals inside a sentence together', () => {
     expect(splitSentences('Lesion measures 1.5 cm. Stable.')).toEqual(['Lesion measures 1.5 cm', 'Stable']);
   });
@@ -54,6 +65,12 @@ describe('assertionOf', () => {
     ['Nil acute', 'absent'],
     ['White matter signal is preserved', 'absent'],
     ['Cortical ribbon intact', 'absent'],
+    ['Mass lesion - none', 'absent'],
+    // Hedges stay hedges with an adverb; the new cues do not deny a finding they only accompany.
+    ['Haemorrhage cannot be entirely excluded', 'uncertain'],
+    ['Large left MCA infarct with preserved flow voids', 'present'],
+    ['Acute infarct in the left pons, nil else', 'present'],
+    ['Acute infarct, nothing else of note', 'present'],
     ['A small haemorrhage is not excluded', 'uncertain'],
   ])('%s -> %s', (sentence, expected) => {
     expect(assertionOf(sentence)).toBe(expected);
@@ -91,6 +108,10 @@ describe('deniesOnly', () => {
     ['No haemorrhage but an acute infarct', false],
     ['Acute infarct', false],
     ['Haemorrhage cannot be excluded', false],
+    ['Haemorrhage cannot be entirely excluded', false],
+    ['Hydrocephalus: none.', true],
+    ['Acute infarct, nothing else of note', false],
+    ['White matter signal is preserved', false],
   ])('%s -> %s', (text, denies) => {
     expect(deniesOnly(text)).toBe(denies);
   });

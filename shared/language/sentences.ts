@@ -4,12 +4,27 @@
 // ("Report check") and must stay in step with it.
 
 /**
- * Words that make a sentence state absence ("No acute infarct.", "Ventricles are normal.", "Haemorrhage is excluded.",
- * "Hydrocephalus: none.", "Nothing to suggest an infarct.", "Nil acute.", "Grey-white differentiation is preserved.").
+ * What makes a sentence state absence: denial words anywhere ("No acute infarct.", "Haemorrhage is excluded.",
+ * "Ventricles are normal."); "nil", "nothing" and "none" only opening the sentence or after a colon or dash
+ * ("Nothing to suggest an infarct.", "Hydrocephalus: none."), not "Acute infarct, nothing else of note"; and
+ * "preserved", "intact", "maintained" only as what the sentence says of its subject ("Grey-white differentiation is
+ * preserved.", "Cortical ribbon intact."), not "Large infarct with preserved flow voids".
  */
-const NEGATION = /\b(no|not|none|nothing|nil|without|negative for|free of|absence of|absent|excluded|ruled out|resolved|unremarkable|normal|preserved|intact|maintained)\b/i;
-/** Hedges count as a mention (the radiologist considered it) and are neither denials nor assertions. */
-const UNCERTAIN = /\b(cannot be excluded|can ?not be (excluded|ruled out)|not excluded|possible|possibly|probable|probably|likely|suspected|suspicious for|may represent|questionable|equivocal|differential)\b/i;
+const NEGATION = new RegExp(
+  [
+    '\\b(no|not|without|negative for|free of|absence of|absent|excluded|ruled out|resolved|unremarkable|normal)\\b',
+    '^\\s*(nil|nothing|none)\\b',
+    '[:\u2013\u2014-]\\s*(nil|nothing|none)\\b',
+    '\\b(is|are|remains?|remain|appears?|looks?|seems?)\\s+(\\w+\\s+)?(preserved|intact|maintained)\\b',
+    '\\b(preserved|intact|maintained)\\s*[.!]?\\s*$',
+  ].join('|'),
+  'i',
+);
+/**
+ * Hedges count as a mention (the radiologist considered it) and are neither denials nor assertions; "cannot be
+ * (entirely) excluded" is a hedge, not a denial.
+ */
+const UNCERTAIN = /\b((can ?not|could not|not) (be )?(\w+ )?(excluded|ruled out)|possible|possibly|probable|probably|likely|suspected|suspicious for|may represent|questionable|equivocal|differential)\b/i;
 
 export type Assertion = 'present' | 'absent' | 'uncertain';
 
@@ -32,7 +47,7 @@ export function stripCues(sentence: string): string {
 }
 
 /** Explicit denials only: "normal", "unremarkable", "preserved" describe a normal study, a concept a query may ask for. */
-const EXPLICIT_DENIAL = /\b(no|not|none|nothing|nil|without|negative for|free of|absence of|absent|excluded|ruled out)\b/i;
+const EXPLICIT_DENIAL = /\b(no|not|without|negative for|free of|absence of|absent|excluded|ruled out)\b|^\s*(nil|nothing|none)\b|[:\u2013\u2014-]\s*(nil|nothing|none)\b/i;
 
 /**
  * A text that only states absence ("No haemorrhage.", "Without hydrocephalus"): every clause is an explicit denial.
@@ -53,28 +68,33 @@ const NOT_FINDINGS = new RegExp(
     [
       'clinical( history| details| information| indications?| question| notes)?', 'history', 'indications?', 'request', 'question',
       'reason( for (the )?(exam|examination|study|scan|referral|request))?', 'referral( question| reason)?', 'presenting complaint',
-      'technique', 'methods?', 'protocol', 'procedure', 'sequences', 'examination', 'exam', 'contrast',
+      'technique', 'methods?', 'protocol', 'procedure', 'sequences', 'examination', 'exam',
       'comparisons?', '(previous|prior)( studies| study| imaging| exams?| examinations?)?',
     ].join('|') +
     ')$',
   'i',
 );
-/** Section names that hold what the images show. */
-const FINDINGS = /^(findings|observations|report|impressions?|conclusions?|opinion|comments?|summary|assessment|interpretation|results?|diagnosis)$/i;
+/** Section names that hold what the images show ("Findings and impression", "Findings/Conclusion" too). */
+const FINDINGS = /^(findings|observations|report|impressions?|conclusions?|opinion|comments?|summary|assessment|interpretation|results?|diagnosis)((\s+and\s+|\s*[/&]\s*)(impressions?|conclusions?|opinion|comments?|summary))?$/i;
 /** "Name:" at the start of a line; a section only when the name is one of the above or written in capitals. */
 const HEADING = /^\s*([A-Za-z][A-Za-z /&-]{1,40}?)\s*:\s*/;
 
 /**
  * Splits a free-text report into sentences: line breaks and . ! ? ; end one, "but" and "however" start a new
- * clause; bullets and section headings are dropped, and so is every sentence of a section about the request, the
- * technique or a comparison (NOT_FINDINGS) until the next heading. A line that is only a section name ("Findings")
- * is a heading too; "Hydrocephalus: none." is a sentence.
+ * clause; bullets and section headings are dropped, and so are sections about the request, the technique or a
+ * comparison (NOT_FINDINGS): a heading with its text on the same line ("Clinical history: headache.") drops that
+ * line; a heading alone on its line ("CLINICAL HISTORY:") drops the lines under it up to a blank line or the next
+ * heading. "Hydrocephalus: none." is a sentence, not a heading.
  */
 export function splitSentences(report: string): string[] {
   const out: string[] = [];
   let skipping = false;
   for (const line of report.split(/\r?\n/)) {
     const bare = line.trim().replace(/:$/, '').trim();
+    if (bare === '') {
+      skipping = false;
+      continue;
+    }
     if (NOT_FINDINGS.test(bare) || FINDINGS.test(bare)) {
       skipping = NOT_FINDINGS.test(bare);
       continue;
@@ -83,8 +103,12 @@ export function splitSentences(report: string): string[] {
     const heading = HEADING.exec(text);
     if (heading) {
       const name = heading[1].trim();
-      if (NOT_FINDINGS.test(name) || FINDINGS.test(name) || /^[A-Z][A-Z /&-]+$/.test(name)) {
-        skipping = NOT_FINDINGS.test(name);
+      if (NOT_FINDINGS.test(name)) {
+        skipping = false;
+        continue;
+      }
+      if (FINDINGS.test(name) || /^[A-Z][A-Z /&-]+$/.test(name)) {
+        skipping = false;
         text = text.slice(heading[0].length);
       }
     }

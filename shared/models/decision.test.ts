@@ -95,6 +95,8 @@ describe('flagStatement', () => {
     expect(flagStatement({ priority: 'STAT', probability: 0.99996, threshold: 0.062 })).toBe('flagged: P >0.999 >= threshold 0.062');
     expect(flagStatement({ priority: 'URGENT', probability: 0.00004, threshold: 0.71 })).toBe('not flagged: P <0.001 < threshold 0.710');
     expect(flagStatement({ priority: 'STAT', probability: 1, threshold: 0.5 })).toBe('flagged: P 1.000 >= threshold 0.500');
+    // A threshold near 1 is written the same way, so the two never read as equal or the wrong way round.
+    expect(flagStatement({ priority: 'STAT', probability: 0.99996, threshold: 0.9999 })).toBe('flagged: P >0.9999 >= threshold 0.9999');
   });
 });
 

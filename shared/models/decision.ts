@@ -149,13 +149,13 @@ export function probabilityDecimal(p: number): string {
   return p >= 0.5 ? (1 - 1e-12).toFixed(12) : (1e-12).toFixed(12);
 }
 
-/** Two numbers with enough decimals (3 to 6) that their order is visible in the text; P never reads as certainty. */
+/** Two probabilities with enough decimals (3 to 6) that their order is visible; neither reads as certainty. */
 function pair(p: number, t: number): [string, string] {
   for (let d = 3; d < 6; d++) {
-    const [a, b] = [probabilityText(p, d), t.toFixed(d)];
+    const [a, b] = [probabilityText(p, d), probabilityText(t, d)];
     if (a !== b || p === t) return [a, b];
   }
-  return [probabilityText(p, 6), t.toFixed(6)];
+  return [probabilityText(p, 6), probabilityText(t, 6)];
 }
 
 /**

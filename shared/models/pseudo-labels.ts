@@ -135,7 +135,7 @@ export function calibrateFromReports(
   if (!(separation >= minAuc)) {
     return {
       ok: false,
-      reason: `the images do not tell apart the ${pseudo.positives} past studies whose reports mention this finding from the other ${negatives} (AUC ${separation.toFixed(2)} against the reports, below ${minAuc}): a threshold would flag at random`,
+      reason: `the images do not tell apart the ${pseudo.positives} past studies whose reports mention this finding from the other ${negatives} (AUC ${(Math.floor(separation * 100) / 100).toFixed(2)} against the reports, below ${minAuc}): a threshold would flag at random`,
       studies: studies.length,
       positives: pseudo.positives,
     };

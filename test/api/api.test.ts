@@ -404,6 +404,11 @@ describe('queries: bundle defaults, site layer, language check and calibration f
     expect((await readSiteLayer(redis)).queries.some((q) => q.id === 'ich_swi')).toBe(false);
     const dwi = await post({ id: 'ich_swi', text: 'intracranial haemorrhage', priority: 'STAT', sequences: ['DWI'] });
     expect(dwi.statusCode).toBe(201);
+    // A query stored under an older bundle that read SWI can still be edited with its sequences as they are.
+    await changeQuery(redis, { put: { id: 'old_swi', text: 'intracranial haemorrhage', priority: 'STAT', sequences: ['SWI'], origin: 'site' } });
+    const edit = await put('old_swi', { text: 'intracranial haemorrhage', priority: 'URGENT', sequences: ['SWI'] });
+    expect(edit.statusCode).toBe(200);
+    expect((await put('old_swi', { text: 'intracranial haemorrhage', priority: 'URGENT', sequences: ['SWI', 'T1'] })).json().detail).toMatch(/names T1, which/);
   });
 
   test('a new query is calibrated from the site\'s reports (pseudo-labels): at once when enough exist, else later by the background pass', async () => {

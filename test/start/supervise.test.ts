@@ -79,8 +79,9 @@ describe('npm start supervision', () => {
 
   it('a service stopped by a bad setting is not restarted: everything stops, the exit status says configuration', async () => {
     const dataDir = path.join(root, 'bad-setting', 'data');
-    // An API-only setting (the others start and run first): a webhook without its signing secret.
-    const sys = startSystem({ via: 'node', dataDir, modelsDir, dicomPort: await freePort(), apiPort: await freePort(), env: { WEBHOOK_URL: 'http://127.0.0.1:9/hook' } });
+    // An API-only setting (the others start and run first): a webhook without its signing secret. Through npm, as
+    // a user runs it: npm passes the status on.
+    const sys = startSystem({ via: 'npm', dataDir, modelsDir, dicomPort: await freePort(), apiPort: await freePort(), env: { WEBHOOK_URL: 'http://127.0.0.1:9/hook' } });
     systems.push(sys);
     const exited = await Promise.race([sys.exited, new Promise((r) => setTimeout(() => r('still running'), 120_000))]);
     expect(exited).toEqual({ code: EXIT_CONFIG, signal: null });

@@ -118,6 +118,17 @@ describe('buildTriageSr (TID 1500 Measurement Report)', () => {
     expect((child(study, 'TRIAGE_PRIORITY').ConceptCodeSequence as Item[])[0].CodeValue).toBe('URGENT');
   });
 
+  it('writes a probability near 0 or 1 with the digits it needs, never as 0 or 1 (DS, 16 characters at most)', async () => {
+    const ds = await built(result({ abnormalProbability: 0.0000004, findings: [finding({ probability: 0.99996 })] }), identity({ SOPInstanceUID: '2.25.8' }));
+    const all = groups(ds);
+    const [group, abnormal] = [all[0], all[all.length - 1]];
+    const text = (g: Item) => String(((child(g, '122157').MeasuredValueSequence as Item[])[0]).NumericValue).trim();
+    expect(text(group)).toBe('0.99996');
+    // DS allows an exponent (dcmjs writes one for so small a value); what matters is that it is not 0.
+    expect(Number(text(abnormal))).toBeCloseTo(0.0000004, 10);
+    expect(text(abnormal).length).toBeLessThanOrEqual(16);
+  });
+
   it('marks the key region as a SCOORD circle on the key image and as a SCOORD3D in the frame of reference', async () => {
     const ds = await built(result());
     const [massRoi, mass3d] = groups(ds);

@@ -94,6 +94,9 @@ describe('with a working store', () => {
     const withoutClass = { ...noClass };
     delete withoutClass.SOPClassUID;
     const classless = new Dataset(withoutClass, IMPLICIT_VR_LE).getDenaturalizedDataset();
+    // A sender that puts something else than a UID (here shaped like a patient ID) in the instance UID.
+    const notUid = mrElements();
+    notUid.SOPInstanceUID = 'SYN99887766';
 
     const r = await sendRaw(h.ae.port, [
       { elements: mrElements(), wire: truncated },
@@ -101,10 +104,17 @@ describe('with a working store', () => {
       { elements: otherInstance, wire: mismatched },
       { elements: pathUid },
       { elements: noClass, wire: classless },
+      { elements: notUid },
       { elements: good },
     ]);
     expect(r.rejected).toBe(false);
-    expect(r.statuses).toEqual([0xc000, 0xc000, 0xa900, 0xc000, 0xc000, 0x0000]);
+    expect(r.statuses).toEqual([0xc000, 0xc000, 0xa900, 0xc000, 0xc000, 0xc000, 0x0000]);
+    // Each failure is logged; the non-UID value is not (it could be an identifier), a real UID is.
+    const failures = h.logLines.filter((l) => l.includes('"msg":"C-STORE failed"'));
+    expect(failures).toHaveLength(6);
+    expect(h.logLines.some((l) => l.includes('SYN99887766'))).toBe(false);
+    expect(failures.some((l) => l.includes('"SOPInstanceUID":"(not a UID)"'))).toBe(true);
+    expect(failures.some((l) => l.includes(`"SOPInstanceUID":"${otherInstance.SOPInstanceUID as string}"`))).toBe(true);
     expect(await h.client.hexists(keys.studyInstances(good.StudyInstanceUID as string), good.SOPInstanceUID as string)).toBe(1);
     // Nothing of the refused ones reached the store, and no temp file is left.
     expect(listFiles(path.join(h.dataDir, 'store'))).toHaveLength(1);
@@ -113,7 +123,7 @@ describe('with a working store', () => {
     const echo = await echoscu(h.ae);
     expect(echo.code).toBe(0);
     const text = await metricsText(h.listener.metricsPort);
-    expect(text).toMatch(/neurotriage_listener_instances_total\{outcome="MalformedDatasetError"\} 4/);
+    expect(text).toMatch(/neurotriage_listener_instances_total\{outcome="MalformedDatasetError"\} 5/);
     expect(text).toMatch(/neurotriage_listener_instances_total\{outcome="DatasetMismatchError"\} 1/);
   });
 

@@ -24,6 +24,8 @@ export interface Harness {
   listener: RunningListener;
   settings: ListenerSettings;
   ae: { port: number; callingAe: string; calledAe: string };
+  /** The listener's warnings and errors as JSON lines (printed instead when NT_TEST_LOG is set). */
+  logLines: string[];
   stopListener(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -51,7 +53,10 @@ export async function startHarness(overrides: Partial<ListenerSettings> = {}, ex
   const redis = existing?.redis ?? (await startRedis());
   const dataDir = existing?.dataDir ?? mkdtempSync(path.join(tmpdir(), 'nt-listener-'));
   const settings = testListenerSettings(redis.url, dataDir, overrides);
-  const log = createLogger('listener', process.env.NT_TEST_LOG ?? 'silent');
+  const logLines: string[] = [];
+  const log = process.env.NT_TEST_LOG
+    ? createLogger('listener', process.env.NT_TEST_LOG)
+    : createLogger('listener', 'warn', { write: (line: string) => void logLines.push(line) });
   const listener = await startListener({ settings, log });
   const client = connectRedis(redis.url, 'worker');
   let listenerStopped = false;
@@ -62,6 +67,7 @@ export async function startHarness(overrides: Partial<ListenerSettings> = {}, ex
     listener,
     settings,
     ae: { port: listener.port, callingAe: CALLING_AE, calledAe: CALLED_AE },
+    logLines,
     async stopListener() {
       if (listenerStopped) return;
       listenerStopped = true;

@@ -90,7 +90,7 @@ export function createListenerMetrics(diskFree: () => number | undefined): Liste
     }),
     studiesEnqueued: new Counter({
       name: 'neurotriage_listener_studies_enqueued_total',
-      help: 'Study jobs scheduled on the studies queue (debounced: one per study after its quiet period)',
+      help: 'Studies put on the studies queue: one each time a study is received and a job comes to hold it (later instances only move its job)',
       labelNames: ['trigger'],
       registers,
     }),

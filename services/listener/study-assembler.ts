@@ -249,8 +249,9 @@ export class StudyAssembler {
       if (job.id === jobId && delayMs === undefined) this.lastCreated.set(StudyInstanceUID, startedAt);
       else this.lastCreated.delete(StudyInstanceUID);
       if (this.lastCreated.size > 10_000) this.lastCreated.clear();
-      await this.redis.ntMarkQueued(keys.study(StudyInstanceUID), Date.now(), job.id ?? '');
-      this.options.onScheduled?.(trigger);
+      // Counted once per study each time a job comes to hold it (received -> queued), not per instance that moves
+      // the job along within the quiet period.
+      if ((await this.redis.ntMarkQueued(keys.study(StudyInstanceUID), Date.now(), job.id ?? '')) === 1) this.options.onScheduled?.(trigger);
       return job.id;
     } catch (err) {
       this.lastCreated.delete(StudyInstanceUID);

@@ -42,9 +42,15 @@ test('C-ECHO from an allowed calling AE succeeds', async () => {
   expect(r.code).toBe(0);
 });
 
+/** neurotriage_listener_studies_enqueued_total{trigger="arrival"} now. */
+async function enqueuedOnArrival(): Promise<number> {
+  return Number(/neurotriage_listener_studies_enqueued_total\{trigger="arrival"\} (\d+)/.exec(await metricsText(h.listener.metricsPort))?.[1] ?? 0);
+}
+
 test('a multi-series study is stored durably and becomes exactly one study job', async () => {
   const worker = startStudyWorker(h.redis.url);
   try {
+    const enqueuedBefore = await enqueuedOnArrival();
     const s = makeStudy(3, 4);
     const r = await storescu(h.ae, s.paths);
     expect(r.code).toBe(0);
@@ -67,6 +73,8 @@ test('a multi-series study is stored durably and becomes exactly one study job',
     await waitFor(async () => ((await h.client.hget(keys.study(s.study), 'status')) === 'queued' ? true : undefined), 5000, 'status queued');
 
     await waitFor(() => (worker.jobs.length > 0 ? true : undefined), 10_000, 'the study job');
+    // Twelve instances moved the job along; the study was enqueued once.
+    expect((await enqueuedOnArrival()) - enqueuedBefore).toBe(1);
     // Longer than the quiet period again: no second job may follow.
     await new Promise((r) => setTimeout(r, 1000));
     const forStudy = worker.jobs.filter((j) => j.StudyInstanceUID === s.study);

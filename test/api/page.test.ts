@@ -88,6 +88,8 @@ test('signs in, shows the STAT study first with its badge, and updates live when
   await page.fill('#token', TOKENS[1].token);
   await page.click('#login-form button[type=submit]');
   await page.waitForSelector('#worklist tbody tr');
+  // Signed in, the keyboard is on the worklist's heading, not lost on the page.
+  expect(await page.evaluate(() => document.activeElement?.id)).toBe('worklist-title');
   expect((await rowUids())[0]).toBe(uid(4));
   const first = page.locator('#worklist tbody tr').first();
   expect(await first.locator('.badge').textContent()).toBe('STAT');
@@ -99,7 +101,10 @@ test('signs in, shows the STAT study first with its badge, and updates live when
 
   // The worker writes a haemorrhage scored STAT that arrived before the infarct: it must go to the top.
   await writeResult(redis, { uid: uid(6), priority: 'STAT', receivedAt: minutesAgo(20), looksLike: 'intracranial haemorrhage blood products', flagged: ['haemorrhage'], accession: 'A24-10242' }, true, MORE);
+  // A reader on a study's row with the keyboard stays there when the list is rebuilt around it.
+  await page.locator(`#worklist tbody tr[data-uid="${uid(2)}"] button`).first().focus();
   await page.locator(`#worklist tbody tr:first-child[data-uid="${uid(6)}"]`).waitFor({ timeout: 10_000 });
+  expect(await page.evaluate(() => document.activeElement?.closest('tr')?.getAttribute('data-uid'))).toBe(uid(2));
   expect(await rowUids()).toEqual([uid(6), uid(4), uid(2), uid(1), uid(3), uid(5)]);
   expect(await page.locator('#worklist tbody tr').first().getAttribute('class')).toContain('fresh');
   await page.screenshot({ path: path.join(shots, 'worklist.png') });
@@ -151,6 +156,13 @@ test('the study view shows findings, and the admin query editor changes a query'
   await page.click('#query-save');
   await page.locator('#queries tbody tr', { hasText: 'infarct_dwi' }).locator('.badge', { hasText: 'URGENT' }).waitFor();
   expect(JSON.parse((await redis.hget('nt:queries', 'infarct_dwi')) as string)).toMatchObject({ priority: 'URGENT', sequences: ['DWI'] });
+  // A refused query shows its error alone: the earlier save's outcome is gone.
+  expect(await page.locator('#query-result').textContent()).not.toBe('');
+  await page.fill('#query-form [name=id]', 'nonsense');
+  await page.fill('#query-form [name=text]', 'the weather is nice');
+  await page.click('#query-save');
+  await page.locator('#query-error', { hasText: 'not text the model can use' }).waitFor();
+  expect(await page.locator('#query-result').textContent()).toBe('');
 });
 
 test('search lists past studies by similarity and opens one', async () => {
@@ -265,6 +277,10 @@ test('the queries page shows calibration, the threshold in use and the operating
   expect(await infarct.locator(':scope > td.num').textContent()).toContain('0.400');
   await infarct.locator('details.points summary').click();
   expect(await infarct.locator('table.points tbody tr').count()).toBeGreaterThan(0);
+  // None of its own rows is in use (the class threshold is), and its own estimate says it is not the one in use.
+  expect(await infarct.locator('table.points tr.in-use').count()).toBe(0);
+  expect(await infarct.locator('table.points caption').textContent()).toContain('judged with the STAT class threshold');
+  expect(await infarct.textContent()).toContain('at its own threshold (not the one in use)');
   // The study-level STAT table: sensitivity against false-STAT rate, the bundle's default row marked in use.
   const decision = page.locator('#decision table.points');
   await decision.first().waitFor();

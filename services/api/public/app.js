@@ -185,6 +185,22 @@ function worklistQuery(limit, cursor) {
   return `/api/v1/worklist?${qs}`;
 }
 
+/**
+ * Replaces a table body's rows, keeping keyboard focus: a control focused in a row before the refresh is focused
+ * again in that study's new row (a live worklist rebuilt every minute must not throw the reader back to the page).
+ */
+function replaceRows(body, rows) {
+  const focused = document.activeElement;
+  const uid = focused && body.contains(focused) ? focused.closest('tr')?.dataset.uid : null;
+  const label = focused?.getAttribute?.('aria-label');
+  const tag = focused?.tagName;
+  body.replaceChildren(...rows);
+  if (!uid) return;
+  const tr = [...body.querySelectorAll('tr')].find((r) => r.dataset.uid === uid);
+  const again = tr && ([...tr.querySelectorAll(tag || 'button')].find((e) => e.getAttribute('aria-label') === label) || tr.querySelector('button, a, [tabindex]'));
+  again?.focus();
+}
+
 async function refreshWorklist() {
   // Refreshes keep as many studies on screen as the radiologist has asked for, in pages of at most 200.
   let items = [];
@@ -196,15 +212,14 @@ async function refreshWorklist() {
   } while (cursor && items.length < shown);
   const others = await api('/api/v1/studies?status=failed,unsupported,received,queued,scoring&limit=200');
   const page = { items, nextCursor: cursor };
-  const body = $('#worklist tbody');
-  body.replaceChildren(...page.items.map(row));
+  replaceRows($('#worklist tbody'), page.items.map(row));
   $('#empty').hidden = page.items.length > 0;
   $('#worklist-more').hidden = !page.nextCursor;
   const stat = page.items.filter((i) => i.priority === 'STAT').length;
   const untriaged = others.items.filter((s) => s.status === 'failed' || s.status === 'unsupported');
   const inFlight = others.items.length - untriaged.length;
   $('#count').textContent = `${page.items.length}${page.nextCursor ? '+' : ''} studies · ${stat} STAT${inFlight ? ` · ${inFlight} being scored` : ''}`;
-  $('#untriaged tbody').replaceChildren(...untriaged.map(untriagedRow));
+  replaceRows($('#untriaged tbody'), untriaged.map(untriagedRow));
   $('#untriaged').hidden = untriaged.length === 0;
 }
 
@@ -513,7 +528,9 @@ function calibrationCell(q) {
   const parts = [el('span', { class: `cal ${q.calibrationState}`, text: STATE_LABEL[q.calibrationState] })];
   if (c && q.calibrationState === 'calibrated') {
     const on = c.method === 'report-pseudo-labels' ? `calibrated on ${c.studies} past studies of this site` : `the bundle's calibration cohort${c.studies ? ` (${c.studies} studies)` : ''}`;
-    parts.push(el('span', { class: 'muted small block', text: `${on}; estimated sensitivity ${pct(c.estimated.sensitivity)}, specificity ${pct(c.estimated.specificity)}; ${c.calibratedAt ? new Date(c.calibratedAt).toLocaleString() : ''}` }));
+    // Judged by its class's study-level threshold, its own estimate describes a threshold that does not flag.
+    const estimate = q.judgedBy === 'class' ? `at its own threshold (not the one in use) sensitivity ${pct(c.estimated.sensitivity)}, specificity ${pct(c.estimated.specificity)}` : `estimated sensitivity ${pct(c.estimated.sensitivity)}, specificity ${pct(c.estimated.specificity)}`;
+    parts.push(el('span', { class: 'muted small block', text: `${on}; ${estimate}; ${c.calibratedAt ? new Date(c.calibratedAt).toLocaleString('en-GB', { hour12: false }) : ''}` }));
   }
   if (q.warning) parts.push(el('span', { class: 'warning small block', role: 'note', text: q.warning }));
   return parts;
@@ -546,7 +563,12 @@ function queryRow(q, admin, disabled) {
     el('td', {}, el('code', { text: q.id }), el('span', { class: 'muted small block', text: q.origin === 'site' ? (q.bundleDefault ? 'site edit of a bundle query' : 'site query') : 'bundle default' })),
     el('td', {}, el('span', { class: 'block', text: q.text }), q.negativeText ? el('span', { class: 'muted small block', text: `versus: ${q.negativeText}` }) : null,
       q.sequences ? el('span', { class: 'muted small', text: `on: ${q.sequences.join(', ')}` }) : null,
-      own.length ? el('details', { class: 'points' }, el('summary', { text: 'Operating points' }), operatingPointsTable(own, mark ?? q.calibration.threshold, `${q.id}: sensitivity against false-positive rate on ${q.calibration.method === 'report-pseudo-labels' ? 'pseudo-labelled past studies' : 'the calibration cohort'}`, 'False-positive rate')) : null),
+      own.length ? el('details', { class: 'points' }, el('summary', { text: 'Operating points' }), operatingPointsTable(
+        own,
+        // A query judged by its class's threshold uses none of its own rows: nothing is marked in use here.
+        q.judgedBy === 'class' ? null : mark ?? q.calibration.threshold,
+        `${q.id}: sensitivity against false-positive rate on ${q.calibration.method === 'report-pseudo-labels' ? 'pseudo-labelled past studies' : 'the calibration cohort'}${q.judgedBy === 'class' ? `; studies are judged with the ${q.priority} class threshold (the study-level table above), not with these` : ''}`,
+        'False-positive rate')) : null),
     el('td', {}, badge(q.priority)),
     el('td', {}, calibrationCell(q)),
     el('td', { class: 'num' }, el('span', { text: q.thresholdInUse === null ? '–' : num(q.thresholdInUse, 3) }),
@@ -637,6 +659,9 @@ async function saveQuery(event) {
   if (form.elements.targetSensitivity.value) body.targetSensitivity = Number(form.elements.targetSensitivity.value);
   // Editing keeps the sequences the finding is read on; the service decides whether the calibration still applies.
   if (editing?.sequences) body.sequences = editing.sequences;
+  // The outcome of an earlier save must not stand beside this one's error.
+  $('#query-result').replaceChildren();
+  $('#query-error').textContent = '';
   try {
     const out = editing
       ? await api(`/api/v1/queries/${encodeURIComponent(editing.id)}`, { method: 'PUT', body: JSON.stringify(body) })
@@ -686,7 +711,12 @@ const guard = (fn) => (event) => fn(event).catch(report);
 $('#login-form').addEventListener('submit', (event) => {
   event.preventDefault();
   const token = $('#token').value.trim();
-  signIn(token).catch((err) => {
+  // Once in, focus goes to the worklist's heading (the sign-in form it was on is gone).
+  signIn(token).then(() => {
+    const title = $('#worklist-title');
+    title.setAttribute('tabindex', '-1');
+    title.focus();
+  }, (err) => {
     state.token = null;
     $('#login-error').textContent = err.status === 401 || err.message === 'not signed in' ? 'That token was not accepted.' : err.message;
     show('login');

@@ -89,7 +89,7 @@ test('signs in, shows the STAT study first with its badge, and updates live when
   await page.click('#login-form button[type=submit]');
   await page.waitForSelector('#worklist tbody tr');
   // Signed in, the keyboard is on the worklist's heading, not lost on the page.
-  expect(await page.evaluate(() => document.activeElement?.id)).toBe('worklist-title');
+  expect(await page.evaluate('document.activeElement && document.activeElement.id')).toBe('worklist-title');
   expect((await rowUids())[0]).toBe(uid(4));
   const first = page.locator('#worklist tbody tr').first();
   expect(await first.locator('.badge').textContent()).toBe('STAT');
@@ -104,7 +104,7 @@ test('signs in, shows the STAT study first with its badge, and updates live when
   // A reader on a study's row with the keyboard stays there when the list is rebuilt around it.
   await page.locator(`#worklist tbody tr[data-uid="${uid(2)}"] button`).first().focus();
   await page.locator(`#worklist tbody tr:first-child[data-uid="${uid(6)}"]`).waitFor({ timeout: 10_000 });
-  expect(await page.evaluate(() => document.activeElement?.closest('tr')?.getAttribute('data-uid'))).toBe(uid(2));
+  expect(await page.evaluate("document.activeElement && document.activeElement.closest('tr') && document.activeElement.closest('tr').getAttribute('data-uid')")).toBe(uid(2));
   expect(await rowUids()).toEqual([uid(6), uid(4), uid(2), uid(1), uid(3), uid(5)]);
   expect(await page.locator('#worklist tbody tr').first().getAttribute('class')).toContain('fresh');
   await page.screenshot({ path: path.join(shots, 'worklist.png') });

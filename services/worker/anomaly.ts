@@ -16,6 +16,11 @@ export function voxelOf(i: number, shape: readonly number[]): [number, number, n
   return [Math.floor(i / (H * W)), Math.floor(i / W) % H, i % W];
 }
 
+/** Two grid points at least `separation` apart on some axis: two candidates, not one. */
+function apart(a: readonly number[], b: readonly number[], separation: number): boolean {
+  return a.some((v, axis) => Math.abs(v - b[axis]) >= separation);
+}
+
 export interface AnomalyOptions {
   /** Edge of the smoothing cube, voxels (odd). */
   smoothVoxels: number;
@@ -172,7 +177,7 @@ export function peaks(map: Float32Array, shape: Grid, count: number, separation:
   const kept: number[] = [];
   for (const i of maxima) {
     const c = voxelOf(i, shape);
-    if (kept.every((j) => voxelOf(j, shape).some((v, a) => Math.abs(v - c[a]) >= separation))) kept.push(i);
+    if (kept.every((j) => apart(voxelOf(j, shape), c, separation))) kept.push(i);
     if (kept.length === count) break;
   }
   return kept;
@@ -231,7 +236,7 @@ export function anomalyCandidates(sequences: SequenceAnomaly[], shape: Grid, opt
   // The same place found in several sequences' maps is one candidate (the strongest finding of it).
   const kept: Candidate[] = [];
   for (const c of out) {
-    if (kept.every((k) => k.centre.some((v, a) => Math.abs(v - c.centre[a]) >= options.separationVoxels))) kept.push(c);
+    if (kept.every((k) => apart(k.centre, c.centre, options.separationVoxels))) kept.push(c);
   }
   return kept;
 }

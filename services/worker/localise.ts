@@ -241,28 +241,29 @@ export async function localiseFindings(input: LocaliseInput, deps: LocaliseDeps,
   }
 
   /**
-   * Embeddings of each box occluded in each of `sequences`. Each (sequence, box) runs once per study: findings whose
-   * searches meet the same boxes (several flags around one lesion, the finer level of diffuse findings) share them.
+   * Embeddings of each item (an occluded box, a region filled with normal tissue) changed in each of `sequences`,
+   * in the items' order, batched. Each (sequence, item) runs once per study: findings whose searches meet the same
+   * boxes or candidates (several flags around one lesion, the finer level of diffuse findings) share them.
    */
   const seen = new Map<string, Float32Array>();
-  const keyOf = (s: Sequence, b: Box) => `${s}:${b.lo.join(',')}:${b.hi.join(',')}`;
-  const runBoxes = async (boxes: Box[], sequences: Sequence[]): Promise<Map<Sequence, Float32Array[]>> => {
+  const embedOnce = async <T>(items: T[], sequences: Sequence[], key: (s: Sequence, item: T) => string, volume: (s: Sequence, item: T) => Float32Array): Promise<Map<Sequence, Float32Array[]>> => {
     const out = new Map<Sequence, Float32Array[]>();
     await Promise.all(
       sequences.map(async (s) => {
-        const g = grids.get(s)!;
-        const todo = [...new Map(boxes.filter((b) => !seen.has(keyOf(s, b))).map((b) => [keyOf(s, b), b])).values()];
+        const todo = [...new Map(items.filter((b) => !seen.has(key(s, b))).map((b) => [key(s, b), b])).values()];
         for (let i = 0; i < todo.length; i += options.batch) {
           const batch = todo.slice(i, i + options.batch);
           encoderRuns += batch.length;
-          const vectors = await deps.image.embed(s, batch.map((b) => occluded(g, b, shape)));
-          batch.forEach((b, k) => seen.set(keyOf(s, b), vectors[k]));
+          const vectors = await deps.image.embed(s, batch.map((b) => volume(s, b)));
+          batch.forEach((b, k) => seen.set(key(s, b), vectors[k]));
         }
-        out.set(s, boxes.map((b) => seen.get(keyOf(s, b))!));
+        out.set(s, items.map((b) => seen.get(key(s, b))!));
       }),
     );
     return out;
   };
+  const keyOf = (s: Sequence, b: Box) => `${s}:${b.lo.join(',')}:${b.hi.join(',')}`;
+  const runBoxes = (boxes: Box[], sequences: Sequence[]) => embedOnce(boxes, sequences, keyOf, (s, b) => occluded(grids.get(s)!, b, shape));
 
   const refMask = grids.get(reference)!.mask;
   const voxels = (mm: number) => spec.spacingMm.map((sp) => Math.max(1, Math.round(mm / sp)));
@@ -292,22 +293,9 @@ export async function localiseFindings(input: LocaliseInput, deps: LocaliseDeps,
       return base - score(t, images);
     });
 
-  /** Embeddings of each candidate region replaced by the atlas's normal tissue, in each of `sequences` (cached). */
-  const filledKey = (s: Sequence, c: Fill) => `${s}:fill:${c.key}`;
-  const runFills = async (candidates: Fill[], sequences: Sequence[]): Promise<Map<Sequence, Float32Array[]>> => {
-    const out = new Map<Sequence, Float32Array[]>();
-    for (const s of sequences) {
-      const todo = candidates.filter((c) => !seen.has(filledKey(s, c)));
-      for (let i = 0; i < todo.length; i += options.batch) {
-        const batch = todo.slice(i, i + options.batch);
-        encoderRuns += batch.length;
-        const vectors = await deps.image.embed(s, batch.map((c) => filledWithNormal(grids.get(s)!, atlas![s]!.median, c.region, shape)));
-        batch.forEach((c, k) => seen.set(filledKey(s, c), vectors[k]));
-      }
-      out.set(s, candidates.map((c) => seen.get(filledKey(s, c))!));
-    }
-    return out;
-  };
+  /** Embeddings of each candidate region replaced by the atlas's normal tissue, in each of `sequences`. */
+  const runFills = (fills: Fill[], sequences: Sequence[]) =>
+    embedOnce(fills, sequences, (s, c) => `${s}:fill:${c.key}`, (s, c) => filledWithNormal(grids.get(s)!, atlas![s]!.median, c.region, shape));
 
   /** The location record of a point (reference-grid voxels) on the key slice of `sequence`'s source series. */
   const place = (t: (typeof targets)[number], voxel: Vec3, radiusMm: number, sequence: Sequence, drop: number): void => {

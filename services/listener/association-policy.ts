@@ -8,6 +8,7 @@ import {
   STORAGE_TRANSFER_SYNTAXES,
   VERIFICATION_TRANSFER_SYNTAXES,
 } from './dicom-uids';
+import { isUid } from '../../shared/studies';
 
 /** A-ASSOCIATE-RJ fields (PS3.8 9.3.4). */
 export const RejectResult = { Permanent: 1, Transient: 2 } as const;
@@ -156,7 +157,7 @@ const DICOM_ROOT = '1.2.840.10008.';
  * proposes like any other.
  */
 function isOtherStorage(abstractSyntaxUID: string): boolean {
-  return abstractSyntaxUID.startsWith(STORAGE_ROOT) || (!abstractSyntaxUID.startsWith(DICOM_ROOT) && /^[0-9]+(\.[0-9]+)+$/.test(abstractSyntaxUID));
+  return abstractSyntaxUID.startsWith(STORAGE_ROOT) || (!abstractSyntaxUID.startsWith(DICOM_ROOT) && isUid(abstractSyntaxUID) && abstractSyntaxUID.includes('.'));
 }
 
 /**

@@ -8,18 +8,20 @@
  * "Ventricles are normal."); "nil", "nothing" and "none" only opening the sentence or after a colon or dash
  * ("Nothing to suggest an infarct.", "Hydrocephalus: none."), not "Acute infarct, nothing else of note"; and
  * "preserved", "intact", "maintained" only as what the sentence says of its subject ("Grey-white differentiation is
- * preserved.", "Cortical ribbon intact."), not "Large infarct with preserved flow voids".
+ * preserved.", "Cortical ribbon intact."), not "Large infarct with preserved flow voids". DENIALS are the explicit
+ * ones (deniesOnly); NORMALITY states a normal finding, a concept a query may ask for.
  */
-const NEGATION = new RegExp(
-  [
-    '\\b(no|not|without|negative for|free of|absence of|absent|excluded|ruled out|resolved|unremarkable|normal)\\b',
-    '^\\s*(nil|nothing|none)\\b',
-    '[:\u2013\u2014-]\\s*(nil|nothing|none)\\b',
-    '\\b(is|are|remains?|remain|appears?|looks?|seems?)\\s+(\\w+\\s+)?(preserved|intact|maintained)\\b',
-    '\\b(preserved|intact|maintained)\\s*[.!]?\\s*$',
-  ].join('|'),
-  'i',
-);
+const DENIALS = [
+  '\\b(no|not|without|negative for|free of|absence of|absent|excluded|ruled out)\\b',
+  '^\\s*(nil|nothing|none)\\b',
+  '[:\u2013\u2014-]\\s*(nil|nothing|none)\\b',
+];
+const NORMALITY = [
+  '\\b(resolved|unremarkable|normal)\\b',
+  '\\b(is|are|remains?|remain|appears?|looks?|seems?)\\s+(\\w+\\s+)?(preserved|intact|maintained)\\b',
+  '\\b(preserved|intact|maintained)\\s*[.!]?\\s*$',
+];
+const NEGATION = new RegExp([...DENIALS, ...NORMALITY].join('|'), 'i');
 /**
  * Hedges count as a mention (the radiologist considered it) and are neither denials nor assertions; "cannot be
  * (entirely) excluded" is a hedge, not a denial.
@@ -46,8 +48,8 @@ export function stripCues(sentence: string): string {
   return /[A-Za-z]{2,}/.test(stripped) ? stripped : sentence.trim();
 }
 
-/** Explicit denials only: "normal", "unremarkable", "preserved" describe a normal study, a concept a query may ask for. */
-const EXPLICIT_DENIAL = /\b(no|not|without|negative for|free of|absence of|absent|excluded|ruled out)\b|^\s*(nil|nothing|none)\b|[:\u2013\u2014-]\s*(nil|nothing|none)\b/i;
+/** Explicit denials only (DENIALS above, not NORMALITY). */
+const EXPLICIT_DENIAL = new RegExp(DENIALS.join('|'), 'i');
 
 /**
  * A text that only states absence ("No haemorrhage.", "Without hydrocephalus"): every clause is an explicit denial.

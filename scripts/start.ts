@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { loadConfig, dataDir, ConfigError, EXIT_CONFIG } from '../shared/config';
+import { loadConfig, dataDir, EXIT_CONFIG, exitOnStartFailure } from '../shared/config';
 import { createLogger } from '../shared/logger';
 import { startPrivateRedis } from '../shared/private-redis';
 import { supervise, type Supervised } from './supervise';
@@ -96,7 +96,4 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((err) => {
-  console.error(err instanceof ConfigError ? err.message : err);
-  process.exit(err instanceof ConfigError ? EXIT_CONFIG : 1);
-});
+main().catch(exitOnStartFailure);

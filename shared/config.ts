@@ -71,6 +71,12 @@ export class ConfigError extends Error {
   }
 }
 
+/** A process that could not start: its reason on stderr (a bad setting's message alone), and EXIT_CONFIG or 1. */
+export function exitOnStartFailure(err: unknown): never {
+  console.error(err instanceof ConfigError ? err.message : err);
+  process.exit(err instanceof ConfigError ? EXIT_CONFIG : 1);
+}
+
 type Source = Record<string, string | undefined>;
 
 function readFile(file: string): Source {

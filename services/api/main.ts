@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Registry } from 'prom-client';
-import { ConfigError, dataDir, EXIT_CONFIG, loadConfig, loadSection, settingsSource } from '../../shared/config';
+import { ConfigError, dataDir, exitOnStartFailure, loadConfig, loadSection, settingsSource } from '../../shared/config';
 import { createLogger } from '../../shared/logger';
 import { connectRedis, redactRedisUrl } from '../../shared/redis';
 import { migrateQueries } from '../../shared/query-migration';
@@ -118,7 +118,4 @@ async function main(): Promise<void> {
   });
 }
 
-main().catch((err) => {
-  console.error(err instanceof ConfigError ? err.message : err);
-  process.exit(err instanceof ConfigError ? EXIT_CONFIG : 1);
-});
+main().catch(exitOnStartFailure);

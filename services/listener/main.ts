@@ -1,7 +1,7 @@
 // The listener process: settings, logger, signals. `node dist/services/listener/main.js` runs it alone; `npm start`
 // runs it beside the worker and the API. SIGTERM/SIGINT stop intake and let open associations finish within
 // SHUTDOWN_TIMEOUT_SECONDS.
-import { ConfigError, EXIT_CONFIG } from '../../shared/config';
+import { ConfigError, exitOnStartFailure } from '../../shared/config';
 import { createLogger } from '../../shared/logger';
 import { loadListenerSettings } from './config';
 import { startListener } from './listener';
@@ -11,10 +11,7 @@ async function main(): Promise<void> {
   try {
     settings = loadListenerSettings();
   } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(EXIT_CONFIG);
-    }
+    if (err instanceof ConfigError) exitOnStartFailure(err);
     throw err;
   }
   const log = createLogger('listener', settings.LOG_LEVEL);

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Queue } from 'bullmq';
-import { ConfigError, dataDir, EXIT_CONFIG, loadConfig } from '../../shared/config';
+import { ConfigError, dataDir, exitOnStartFailure, loadConfig } from '../../shared/config';
 import { redisCheck, type Check } from '../../shared/health';
 import { createLogger, type Logger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
@@ -194,8 +194,5 @@ if (require.main === module) {
     .then((r) => {
       running = r;
     })
-    .catch((err: unknown) => {
-      console.error(err instanceof ConfigError ? err.message : err);
-      process.exit(err instanceof ConfigError ? EXIT_CONFIG : 1);
-    });
+    .catch(exitOnStartFailure);
 }

@@ -1,27 +1,12 @@
 // Vector arithmetic for ad-hoc scoring, search and report checks: decoding the worker's stored embeddings
 // (little-endian Float32 bytes, see shared/results.ts) and cosine similarity. Pure functions, no I/O.
-import { endianness } from 'node:os';
+import { float32FromLE } from '../../shared/float32';
 import type { Sequence } from '../../shared/model-manifest';
 import { SEQUENCES } from '../../shared/model-manifest';
 import { cosine as sharedCosine } from '../../shared/models/scoring';
 
-const LITTLE_ENDIAN = endianness() === 'LE';
-
-/** Copies into a fresh, aligned buffer: Redis replies are Buffer slices at arbitrary byte offsets. */
-export function decodeVector(bytes: Buffer): Float32Array {
-  if (bytes.byteLength % 4 !== 0) throw new Error(`stored vector has ${bytes.byteLength} bytes, not a multiple of 4`);
-  if (LITTLE_ENDIAN) return new Float32Array(new Uint8Array(bytes).buffer);
-  const out = new Float32Array(bytes.byteLength / 4);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
-  return out;
-}
-
-export function encodeVector(v: Float32Array): Buffer {
-  const buf = Buffer.alloc(v.length * 4);
-  for (let i = 0; i < v.length; i++) buf.writeFloatLE(v[i], i * 4);
-  return buf;
-}
+/** A stored vector (shared/float32.ts bytes) as a fresh, aligned array. */
+export const decodeVector = (bytes: Buffer): Float32Array => float32FromLE(bytes, 'stored vector');
 
 /** The worker's cosine (shared/models/scoring.ts), refusing vectors from different models instead of misreading them. */
 export function cosine(a: Float32Array, b: Float32Array): number {

@@ -3,22 +3,10 @@
 // is by key (SET, HSET, ZADD, SREM), so a re-delivered job overwrites instead of duplicating. The study leaves the
 // pending set only when no instance arrived while it was scored (its status is still the job's 'scoring').
 import type { Redis } from 'ioredis';
+import { float32ToLE } from '../../shared/float32';
 import type { Sequence } from '../../shared/model-manifest';
 import { RECENT_RESULTS_MS, resultKeys, worklistScore, type StudyResult } from '../../shared/results';
 import { keys, scanStudyUids, type StudyStatus } from '../../shared/studies';
-
-/** Float32 little-endian bytes, whatever the host's byte order (the API reads them back with readFloatLE). */
-export function vectorToBuffer(v: Float32Array): Buffer {
-  const b = Buffer.alloc(v.length * 4);
-  for (let i = 0; i < v.length; i++) b.writeFloatLE(v[i], i * 4);
-  return b;
-}
-
-export function bufferToVector(b: Buffer): Float32Array {
-  const v = new Float32Array(b.length / 4);
-  for (let i = 0; i < v.length; i++) v[i] = b.readFloatLE(i * 4);
-  return v;
-}
 
 export async function setStudyStatus(redis: Redis, uid: string, status: StudyStatus, extra: Record<string, string | number> = {}): Promise<void> {
   await redis.hset(keys.study(uid), { status, statusAt: Date.now(), ...extra });
@@ -78,7 +66,7 @@ export async function writeResult(
   const uid = result.StudyInstanceUID;
   result.resultVersion = await redis.hincrby(keys.study(uid), 'resultVersion', 1);
   const fields: (string | Buffer)[] = [];
-  for (const [name, v] of Object.entries(vectors)) fields.push(name, vectorToBuffer(v));
+  for (const [name, v] of Object.entries(vectors)) fields.push(name, float32ToLE(v));
   if (Object.keys(norms).length > 0) fields.push('norms', Buffer.from(JSON.stringify(norms)));
   const done = await redis.eval(
     WRITE_RESULT,

@@ -3,6 +3,7 @@
 // sentences), else the tokenizer's vocabulary, whose whole-word entries are the words the model has seen (a word
 // it can only spell from sub-word pieces, or not at all without [UNK], is unknown) and no closeness check.
 import { readFile } from 'node:fs/promises';
+import { float32FromLE } from '../float32';
 import type { Manifest } from '../model-manifest';
 import { ModelBundleError } from '../models/errors';
 import type { LanguageKnowledge, SentenceBank } from './check';
@@ -28,14 +29,10 @@ export function parseSentenceBank(bytes: Buffer, count: number, dim: number): Se
   if (bytes.byteLength !== count * dim * 4) {
     throw new ModelBundleError(`sentence bank has ${bytes.byteLength} bytes; ${count} sentences of ${dim} float32 need ${count * dim * 4}`);
   }
-  const vectors = new Float32Array(count * dim);
+  const vectors = float32FromLE(bytes, 'sentence bank');
   for (let i = 0; i < count; i++) {
     let n = 0;
-    for (let d = 0; d < dim; d++) {
-      const x = bytes.readFloatLE((i * dim + d) * 4);
-      vectors[i * dim + d] = x;
-      n += x * x;
-    }
+    for (let d = 0; d < dim; d++) n += vectors[i * dim + d] ** 2;
     n = Math.sqrt(n) || 1;
     for (let d = 0; d < dim; d++) vectors[i * dim + d] /= n;
   }

@@ -2,6 +2,7 @@
 // the voxelwise median and robust spread of the canonical volumes of an unlabelled training cohort, on the
 // canonical grid (manifest.preprocessing.shape). The worker's localisation compares a study with it.
 import { readFile } from 'node:fs/promises';
+import { float32FromLE } from '../float32';
 import type { Manifest, Sequence } from '../model-manifest';
 import { ModelBundleError } from './errors';
 
@@ -19,8 +20,7 @@ export function parseAtlasFile(bytes: Buffer, voxels: number, name: string): Seq
   if (bytes.byteLength !== 2 * voxels * 4) {
     throw new ModelBundleError(`atlas ${name} has ${bytes.byteLength} bytes; median and spread of ${voxels} float32 voxels need ${2 * voxels * 4}`);
   }
-  const all = new Float32Array(2 * voxels);
-  for (let i = 0; i < all.length; i++) all[i] = bytes.readFloatLE(i * 4);
+  const all = float32FromLE(bytes, `atlas ${name}`);
   const median = all.subarray(0, voxels);
   const spread = all.subarray(voxels);
   for (let i = 0; i < voxels; i++) {

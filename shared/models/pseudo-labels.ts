@@ -9,6 +9,7 @@
 //      Otsu's cut, never below the bundle's mentionSimilarity);
 //   4. the query's image scores on the same studies (scoring.ts, exactly as the worker scores) are Platt-fitted
 //      against those labels and the threshold set at the query's target sensitivity (calibration.ts calibrate).
+import { float32FromLE, float32ToLE } from '../float32';
 import type { Calibration, Manifest, Sequence, TriageQuery } from '../model-manifest';
 import { deniesOnly, reportSentences } from '../language/sentences';
 import { calibrate, pseudoLabels, type PseudoLabels } from './calibration';
@@ -47,23 +48,17 @@ export function textModelVersion(manifest: Pick<Manifest, 'textEncoder' | 'files
 /** JSON for reportKeys.sentenceVectors: { sentences, dim, vectors: base64 float32 little-endian [n, dim] }. */
 export function encodeReportVectors(r: ReportVectors): string {
   const dim = r.vectors[0]?.length ?? 0;
-  const buf = Buffer.alloc(r.vectors.length * dim * 4);
-  r.vectors.forEach((v, i) => v.forEach((x, d) => buf.writeFloatLE(x, (i * dim + d) * 4)));
-  return JSON.stringify({ sentences: r.sentences, dim, vectors: buf.toString('base64') });
+  const all = new Float32Array(r.vectors.length * dim);
+  r.vectors.forEach((v, i) => all.set(v, i * dim));
+  return JSON.stringify({ sentences: r.sentences, dim, vectors: float32ToLE(all).toString('base64') });
 }
 
 export function decodeReportVectors(json: string): ReportVectors {
   const o = JSON.parse(json) as { sentences: string[]; dim?: number; vectors: string };
-  const buf = Buffer.from(o.vectors, 'base64');
+  const all = float32FromLE(Buffer.from(o.vectors, 'base64'), 'report sentence vectors');
   const n = o.sentences.length;
-  const dim = o.dim ?? (n > 0 ? buf.byteLength / 4 / n : 0);
-  const vectors: Float32Array[] = [];
-  for (let i = 0; i < n; i++) {
-    const v = new Float32Array(dim);
-    for (let d = 0; d < dim; d++) v[d] = buf.readFloatLE((i * dim + d) * 4);
-    vectors.push(v);
-  }
-  return { sentences: o.sentences, vectors };
+  const dim = o.dim ?? (n > 0 ? all.length / n : 0);
+  return { sentences: o.sentences, vectors: Array.from({ length: n }, (_, i) => all.slice(i * dim, (i + 1) * dim)) };
 }
 
 /** One past study: its image vectors by sequence (as the worker scored it) and its report's sentence vectors. */

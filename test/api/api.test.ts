@@ -16,7 +16,8 @@ import { storeMatchedReport } from '../../shared/reports';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { ADMIN, HASH_MODEL, NORMAL_TEXT, QUERIES, READER, SCRAPER, buildTestApp, hashEmbed, testDeps, testModelStatus, writeResult } from './helpers';
 import { calibrated } from '../helpers/calibration';
-import { cosine, encodeVector } from '../../services/api/vectors';
+import { float32ToLE } from '../../shared/float32';
+import { cosine } from '../../services/api/vectors';
 import { build } from '../../services/api/app';
 import { auditFileFor } from '../../services/api/plugins/audit';
 import { backfillUntriagedIndex } from '../../services/worker/store';
@@ -637,7 +638,7 @@ describe('embedding routes (deterministic hash embedder, not the model)', () => 
     const dwi = hashEmbed('acute infarct restricted diffusion');
     const flair = hashEmbed('normal brain');
     await redis.del(`nt:study:${INFARCT}:vectors`);
-    await redis.hset(`nt:study:${INFARCT}:vectors`, { DWI: encodeVector(dwi), FLAIR: encodeVector(flair) });
+    await redis.hset(`nt:study:${INFARCT}:vectors`, { DWI: float32ToLE(dwi), FLAIR: float32ToLE(flair) });
     const text = 'acute infarct';
     const t = hashEmbed(text);
     const body = (await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/score`, headers: READER, payload: { text } })).json();
@@ -648,7 +649,7 @@ describe('embedding routes (deterministic hash embedder, not the model)', () => 
     expect(search.items.find((i: { StudyInstanceUID: string }) => i.StudyInstanceUID === INFARCT).similarity).toBeCloseTo(body.similarity, 6);
 
     // A mean-score bundle averages per-sequence cosines even when the worker also stored a combined vector.
-    await redis.hset(`nt:study:${INFARCT}:vectors`, { combined: encodeVector(flair) });
+    await redis.hset(`nt:study:${INFARCT}:vectors`, { combined: float32ToLE(flair) });
     const meanScoreStatus = testModelStatus({ manifest: { combination: 'mean-score' } });
     const meanScore = await buildTestApp(redis, { modelStatus: () => meanScoreStatus });
     try {

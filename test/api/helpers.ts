@@ -18,7 +18,7 @@ import { resultKeys, worklistScore, type FindingScore, type StudyResult } from '
 import { keys, type StudyStatus } from '../../shared/studies';
 import { build, type AppDeps } from '../../services/api/app';
 import { API_DEFAULTS, type ApiToken } from '../../services/api/settings';
-import { encodeVector } from '../../services/api/vectors';
+import { float32ToLE } from '../../shared/float32';
 
 export const TOKENS: ApiToken[] = [
   { token: 'reader-token-0123456789', role: 'reader', name: 'dr-reader' },
@@ -163,7 +163,7 @@ export async function writeResult(redis: Redis, f: Fixture, publish = false, que
     .multi()
     .hset(keys.study(f.uid), { status: f.status ?? 'scored', firstReceivedAt: f.receivedAt, lastReceivedAt: f.receivedAt, instances: 40, bytes: 1234567 })
     .set(resultKeys.result(f.uid), JSON.stringify(result))
-    .hset(resultKeys.vectors(f.uid), { combined: encodeVector(image), DWI: encodeVector(image) })
+    .hset(resultKeys.vectors(f.uid), { combined: float32ToLE(image), DWI: float32ToLE(image) })
     .zadd(resultKeys.worklist(), worklistScore(f.priority, f.receivedAt), f.uid)
     .exec();
   if (publish) await redis.publish(resultKeys.scoredChannel(), f.uid);

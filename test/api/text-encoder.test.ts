@@ -13,7 +13,7 @@ import { connectRedis } from '../../shared/redis';
 import { resultKeys, worklistScore, type StudyResult } from '../../shared/results';
 import { keys } from '../../shared/studies';
 import { loadTextEmbedder, type TextEmbedder } from '../../services/api/text-embedder';
-import { encodeVector } from '../../services/api/vectors';
+import { float32ToLE } from '../../shared/float32';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { python } from '../models/python';
 import { READER, buildTestApp } from './helpers';
@@ -58,7 +58,7 @@ beforeAll(async () => {
     await redis.multi()
       .hset(keys.study(r.uid), { status: 'scored' })
       .set(resultKeys.result(r.uid), JSON.stringify(result))
-      .hset(resultKeys.vectors(r.uid), { combined: encodeVector(vectors[i]), T2: encodeVector(vectors[i]) })
+      .hset(resultKeys.vectors(r.uid), { combined: float32ToLE(vectors[i]), T2: float32ToLE(vectors[i]) })
       .zadd(resultKeys.worklist(), worklistScore(r.priority, receivedAt), r.uid)
       .exec();
   }
@@ -128,7 +128,7 @@ test('real text encoder: ad-hoc score of a query sentence equals what shared/mod
   const result = JSON.parse((await redis.get(resultKeys.result(REPORTS[0].uid))) as string) as StudyResult;
   await redis.multi()
     .set(resultKeys.result(uid), JSON.stringify({ ...result, StudyInstanceUID: uid }))
-    .hset(resultKeys.vectors(uid), { T2: encodeVector(t2), DWI: encodeVector(dwi), combined: encodeVector(mean.map((x) => x / norm)) })
+    .hset(resultKeys.vectors(uid), { T2: float32ToLE(t2), DWI: float32ToLE(dwi), combined: float32ToLE(mean.map((x) => x / norm)) })
     .exec();
   const queries = models.manifest.queries.filter((q) => !q.negativeText).slice(0, 2);
   const expected = models.score({ T2: t2, DWI: dwi }, await models.embedQueries(queries));

@@ -9,7 +9,8 @@ import { STUDY_QUEUE, keys, type StudyJobData } from '../../shared/studies';
 import type { Manifest, TriageQuery } from '../../shared/model-manifest';
 import { createLogger } from '../../shared/logger';
 import { Queue } from 'bullmq';
-import { backfillUntriagedIndex, bufferToVector, markStudyFailed, setStudyStatus, studyMeta, writeResult } from '../../services/worker/store';
+import { float32FromLE } from '../../shared/float32';
+import { backfillUntriagedIndex, markStudyFailed, setStudyStatus, studyMeta, writeResult } from '../../services/worker/store';
 import { StudyAssembler } from '../../services/listener/study-assembler';
 import { createQuerySource } from '../../services/worker/query-vectors';
 import { readFileSync } from 'node:fs';
@@ -58,7 +59,7 @@ describe('worker results store (real Redis)', () => {
     expect(await client.hget(keys.study(UID), 'status')).toBe('scored');
     const vecs = await client.hgetallBuffer(resultKeys.vectors(UID));
     expect(Object.keys(vecs).sort()).toEqual(['T2', 'combined']);
-    expect([...bufferToVector(vecs.T2)]).toEqual([...v]);
+    expect([...float32FromLE(vecs.T2)]).toEqual([...v]);
   });
 
   it('marks a failed study with its reason and takes it off the pending set', async () => {

@@ -2,6 +2,7 @@
 // CLIs. The study folder name is the StudyInstanceUID.
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { float32FromLE } from '../../float32';
 import { SEQUENCES, type Sequence } from '../../model-manifest';
 
 export interface StudyVolumes {
@@ -21,8 +22,7 @@ export async function listStudies(voldir: string): Promise<StudyVolumes[]> {
 }
 
 export async function readF32(file: string): Promise<Float32Array> {
-  const buf = await readFile(file);
-  return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+  return float32FromLE(await readFile(file), file);
 }
 
 export async function readStudy(study: StudyVolumes, only: readonly Sequence[]): Promise<Partial<Record<Sequence, Float32Array>>> {

@@ -3,10 +3,10 @@
 // synthetic ones of the bundle's shape (inference time does not depend on the values).
 // Usage: npm run bench:models -- [--bundle onnx-models] [--volumes VOLDIR] [--runs 30] [--threads 2] [--provider cpu]
 import os from 'node:os';
-import type { Sequence } from '../../model-manifest';
-import { loadModels, type ExecutionProvider } from '../index';
-import { parseArgs } from './args';
-import { listStudies, readStudy } from './volumes';
+import type { Sequence } from '../shared/model-manifest';
+import { loadModels, type ExecutionProvider } from '../shared/models';
+import { parseArgs } from '../shared/models/cli/args';
+import { listStudies, readStudy } from '../shared/models/cli/volumes';
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2), { bundle: 'onnx-models', volumes: '', runs: '30', threads: '2', provider: 'cpu' });

@@ -1,21 +1,21 @@
 // npm run bench:outbound: latency of the outbound leg alone, from enqueue() to the acknowledged delivery (HL7 ACK
 // from an MLLP peer, webhook 2xx), through BullMQ on a private Redis, on loopback. Two phases: steady arrivals
 // and a burst. Figures only; nothing is asserted. The peers answer at once, so this is neurotriage's own cost.
-// Usage: node dist/services/api/outbound/bench.js [--n 20] [--interval-ms 100] [--burst 50]
+// Usage: node dist/bench/outbound.js [--n 20] [--interval-ms 100] [--burst 50]
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { Hl7Connection, type Hl7MessageEvent } from '@medplum/hl7';
 import { Registry } from 'prom-client';
-import { createLogger } from '../../../shared/logger';
-import { startPrivateRedis } from '../../../shared/private-redis';
-import { connectRedis } from '../../../shared/redis';
-import { resultKeys, type StudyResult } from '../../../shared/results';
-import { loadOutboundConfig } from './config';
-import type { Adapter } from './errors';
-import { resultKey } from './idempotency';
-import { createOutbound, type Outbound } from './outbound';
+import { createLogger } from '../shared/logger';
+import { startPrivateRedis } from '../shared/private-redis';
+import { connectRedis } from '../shared/redis';
+import { resultKeys, type StudyResult } from '../shared/results';
+import { loadOutboundConfig } from '../services/api/outbound/config';
+import type { Adapter } from '../services/api/outbound/errors';
+import { resultKey } from '../services/api/outbound/idempotency';
+import { createOutbound, type Outbound } from '../services/api/outbound/outbound';
 
 
 async function listen(server: net.Server): Promise<number> {

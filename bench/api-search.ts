@@ -2,20 +2,20 @@
 // Starts a private redis-server (unix socket, temp dir), writes N scored studies with random unit vectors of the
 // given dimension in the shared/results.ts shape, and times GET /api/v1/search and GET /api/v1/worklist through
 // app.inject() (no network), and the SCAN behind the page's "Not triaged" list,, with a random-vector embedder standing in for the text encoder (its own time is
-// the model's, measured by the models bench). Usage: node dist/services/api/bench/search.js [N=10000] [DIM=512]
+// the model's, measured by the models bench). Usage: node dist/bench/api-search.js [N=10000] [DIM=512]
 import { cpus } from 'node:os';
 import { Registry } from 'prom-client';
-import { createLogger } from '../../../shared/logger';
-import { startPrivateRedis } from '../../../shared/private-redis';
-import { connectRedis } from '../../../shared/redis';
-import { resultKeys, worklistScore, type StudyResult } from '../../../shared/results';
-import { keys } from '../../../shared/studies';
-import { build } from '../app';
-import type { Manifest } from '../../../shared/model-manifest';
-import { vocabularyOf } from '../../../shared/language/vocabulary';
-import { API_DEFAULTS } from '../settings';
-import { encodeVector } from '../vectors';
-import { backfillUntriagedIndex } from '../../worker/store';
+import { createLogger } from '../shared/logger';
+import { startPrivateRedis } from '../shared/private-redis';
+import { connectRedis } from '../shared/redis';
+import { resultKeys, worklistScore, type StudyResult } from '../shared/results';
+import { keys } from '../shared/studies';
+import { build } from '../services/api/app';
+import type { Manifest } from '../shared/model-manifest';
+import { vocabularyOf } from '../shared/language/vocabulary';
+import { API_DEFAULTS } from '../services/api/settings';
+import { float32ToLE } from '../shared/float32';
+import { backfillUntriagedIndex } from '../services/worker/store';
 
 function unit(dim: number): Float32Array {
   const v = Float32Array.from({ length: dim }, () => Math.random() - 0.5);
@@ -48,7 +48,7 @@ async function main(): Promise<void> {
         };
         tx.hset(keys.study(uid), { status: 'scored' })
           .set(resultKeys.result(uid), JSON.stringify(result))
-          .hset(resultKeys.vectors(uid), { combined: encodeVector(unit(dim)) })
+          .hset(resultKeys.vectors(uid), { combined: float32ToLE(unit(dim)) })
           .zadd(resultKeys.worklist(), worklistScore(priority, receivedAt), uid);
       }
       await tx.exec();

@@ -106,6 +106,12 @@ test('signs in, shows the STAT study first with its badge, and updates live when
   await page.locator(`#worklist tbody tr:first-child[data-uid="${uid(6)}"]`).waitFor({ timeout: 10_000 });
   expect(await page.evaluate("document.activeElement && document.activeElement.closest('tr') && document.activeElement.closest('tr').getAttribute('data-uid')")).toBe(uid(2));
   expect(await rowUids()).toEqual([uid(6), uid(4), uid(2), uid(1), uid(3), uid(5)]);
+  // Routine studies with nothing flagged name the finding that orders them among the routine ones, highest first.
+  const highest = await page.locator('#worklist tbody tr [data-role=highest]').allTextContents();
+  expect(highest).toHaveLength(2);
+  const shownP = highest.map((t) => Number(/^highest: \S.* (<1|>99|\d+)%$/.exec(t)?.[1]?.replace(/[<>]/, '')));
+  expect(shownP.every(Number.isFinite)).toBe(true);
+  expect(shownP[0]).toBeGreaterThanOrEqual(shownP[1]);
   expect(await page.locator('#worklist tbody tr').first().getAttribute('class')).toContain('fresh');
   await page.screenshot({ path: path.join(shots, 'worklist.png') });
   if (process.env.NT_SCREENSHOT) {

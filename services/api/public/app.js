@@ -131,7 +131,12 @@ function findingsCell(study) {
   const rank = { triggered: 0, flagged: 1, unflagged: 2 };
   const flagged = study.findings.filter((f) => f.flagged)
     .sort((a, b) => rank[stateOf(a)] - rank[stateOf(b)] || (b.probability ?? b.similarity) - (a.probability ?? a.similarity));
-  if (flagged.length === 0) return el('span', { class: 'muted', text: 'No finding flagged' });
+  if (flagged.length === 0) {
+    // A routine study is placed among the others by its most probable finding (docs/api.md "Worklist"): say which.
+    const top = study.findings.filter((f) => f.probability !== null).sort((a, b) => b.probability - a.probability)[0];
+    return el('span', { class: 'muted', text: 'No finding flagged' },
+      top ? el('span', { class: 'small block', 'data-role': 'highest', title: 'the most probable finding, which orders this study among the routine ones', text: `highest: ${label(top.queryId)} ${pct(top.probability)}` }) : null);
+  }
   return el('ul', { class: 'chips' }, flagged.map(chip));
 }
 

@@ -32,3 +32,17 @@ export function redactRedisUrl(url: string): string {
     return '(unparseable REDIS_URL)';
   }
 }
+
+/**
+ * A subscriber on `channels` (a duplicate connection: a subscribed one can run nothing else), calling `onMessage`
+ * for each message. It never waits for Redis: SUBSCRIBE waits in the offline queue until Redis answers and ioredis
+ * subscribes again after every reconnect, so a service starts and stays up through a Redis outage. `onError` gets
+ * connection errors (ioredis reconnects) and a failed SUBSCRIBE.
+ */
+export function subscribe(redis: Redis, channels: string[], onMessage: (channel: string, message: string) => void, onError: (err: Error) => void): Redis {
+  const sub = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: true });
+  sub.on('error', onError);
+  sub.on('message', onMessage);
+  sub.subscribe(...channels).catch(onError);
+  return sub;
+}

@@ -10,6 +10,7 @@ import { textModelVersion } from '../../../shared/models/pseudo-labels';
 import { changeQuery, readSiteLayer } from '../../../shared/queries';
 import { reportedStudies, reportKeys } from '../../../shared/reports';
 import { resultKeys } from '../../../shared/results';
+import { subscribe } from '../../../shared/redis';
 import { KEY_PREFIX } from '../../../shared/studies';
 import type { ModelStatus } from '../app';
 import { mentionSimilarity } from '../language';
@@ -123,16 +124,12 @@ export function createCalibrationService(deps: CalibrationServiceDeps) {
     reports: () => parts()?.reports ?? null,
     pass,
     async start(): Promise<void> {
-      sub = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: true });
-      sub.on('error', (err) => log.warn({ err: err.message }, 'calibration subscriber: Redis error (ioredis reconnects)'));
-      sub.on('message', (channel: string, uid: string) => {
+      sub = subscribe(redis, [reportKeys.reportedChannel(), resultKeys.scoredChannel()], (channel, uid) => {
         dirty = true;
         if (channel !== reportKeys.reportedChannel()) return;
         // A new report: its sentence vectors now, so a calibration later reads them from the cache.
         parts()?.reports.warm(uid).catch((err: Error) => log.warn({ err: err.message }, 'embedding a report for calibration failed; it is retried when a calibration needs it'));
-      });
-      await sub.connect();
-      await sub.subscribe(reportKeys.reportedChannel(), resultKeys.scoredChannel());
+      }, (err) => log.warn({ err: err.message }, 'calibration subscriber: Redis error (ioredis reconnects)'));
       if (deps.settings.intervalMs > 0) warming = warmReports().catch((err: Error) => log.warn({ err: err.message }, 'embedding stored reports failed; calibrations embed what they need'));
       if (deps.settings.intervalMs > 0) {
         timer = setInterval(() => {

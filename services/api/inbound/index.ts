@@ -10,6 +10,7 @@ import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../../shared/logger';
 import { reportKeys } from '../../../shared/reports';
+import { subscribe } from '../../../shared/redis';
 import { resultKeys } from '../../../shared/results';
 import type { ReportsConfig } from './config';
 import { createHl7Feed, type Hl7Feed } from './hl7-feed';
@@ -18,6 +19,9 @@ import { createReportMetrics, type ReportMetrics } from './metrics';
 import { MllpServer } from './mllp-server';
 import { createRejectedStore, type RejectedStore } from './rejected-store';
 import { createReportIntake, messageKey, type ReportIntake } from './report-intake';
+
+/** How long the report feed waits before trying its start again while Redis is not reachable. */
+const START_RETRY_MS = 5000;
 
 export { loadReportsConfig, type ReportsConfig } from './config';
 export { messageKey, type ReportIntake, type IntakeResult, type IntakeOutcome } from './report-intake';
@@ -99,9 +103,8 @@ export function createReportInbound(config: ReportsConfig, deps: ReportInboundDe
     mllp.on('failure', (peer, info) => logger.warn({ connection: peer?.connection, reason: info.reason }, 'MLLP connection problem'));
   }
 
-  // A subscriber cannot run other commands, so it is a connection of its own; it queues commands until ready.
-  const subscriber = deps.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: true });
-  subscriber.on('error', (err) => logger.warn({ err: err.message }, 'report intake subscriber redis error'));
+  let subscriber: Redis | undefined;
+  let closed = false;
   let timer: NodeJS.Timeout | undefined;
   let sweeping: Promise<unknown> = Promise.resolve();
   const sweep = (full: boolean) => {
@@ -118,14 +121,24 @@ export function createReportInbound(config: ReportsConfig, deps: ReportInboundDe
     intake, rejected, feed, metrics,
 
     async start() {
-      const replay = await intake.replayJournal();
-      if (replay.stored > 0 || replay.badLines > 0) logger.warn(replay, 'report journal replayed: reports Redis did not have were stored again');
+      // The journal replay needs Redis: while it is not reachable (an outage as the API starts) the replay is tried
+      // again every START_RETRY_MS, and the MLLP listener opens after it, so no report is acknowledged unstored.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const replay = await intake.replayJournal();
+          if (replay.stored > 0 || replay.badLines > 0) logger.warn(replay, 'report journal replayed: reports Redis did not have were stored again');
+          break;
+        } catch (err) {
+          if (attempt === 1) logger.warn({ err: (err as Error).message }, `report feed waits for Redis: the journal replay is retried every ${START_RETRY_MS / 1000} s, the MLLP listener opens after it`);
+          await new Promise((r) => setTimeout(r, START_RETRY_MS));
+          if (closed) return;
+        }
+      }
+      if (closed) return;
       await journal.prune();
-      subscriber.on('message', (channel, uid) => {
-        if (channel !== resultKeys.scoredChannel()) return;
+      subscriber = subscribe(deps.redis, [resultKeys.scoredChannel()], (_channel, uid) => {
         intake.matchStudy(uid).catch((err: Error) => logger.warn({ err: err.message, StudyInstanceUID: uid }, 'report match on a scored study failed; the sweep retries'));
-      });
-      await subscriber.subscribe(resultKeys.scoredChannel());
+      }, (err) => logger.warn({ err: err.message }, 'report intake subscriber redis error'));
       // The first sweep indexes every study received before this process (or before the feed existed).
       void sweep(true);
       timer = setInterval(() => {
@@ -146,10 +159,11 @@ export function createReportInbound(config: ReportsConfig, deps: ReportInboundDe
     mllpAddress: () => (mllp ? mllp.address() : null),
 
     async close() {
+      closed = true;
       clearInterval(timer);
       await mllp?.close();
       await sweeping;
-      await subscriber.quit().catch(() => subscriber.disconnect());
+      await subscriber?.quit().catch(() => subscriber?.disconnect());
       await intake.close();
       await journal.close();
     },

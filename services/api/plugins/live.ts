@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import { queryKeys } from '../../../shared/queries';
+import { subscribe } from '../../../shared/redis';
 import { resultKeys } from '../../../shared/results';
 
 export type LiveEvent = { type: 'scored'; StudyInstanceUID: string } | { type: 'queries'; version: number };
@@ -29,15 +30,10 @@ export const livePlugin = fp(async function live(app: FastifyInstance, opts: { r
   const events = new EventEmitter();
   events.setMaxListeners(0);
   const open = new Set<ServerResponse>();
-  // A subscriber connection cannot run other commands, so it is a duplicate; it queues commands until ready.
-  const sub = opts.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: true });
-  sub.on('error', (err) => app.log.warn({ err: err.message }, 'live-update subscriber: Redis error (ioredis reconnects)'));
-  sub.on('message', (channel: string, message: string) => {
+  const sub = subscribe(opts.redis, [resultKeys.scoredChannel(), queryKeys.changedChannel()], (channel, message) => {
     if (channel === resultKeys.scoredChannel()) events.emit('event', { type: 'scored', StudyInstanceUID: message } satisfies LiveEvent);
     else if (channel === queryKeys.changedChannel()) events.emit('event', { type: 'queries', version: Number(message) } satisfies LiveEvent);
-  });
-  await sub.connect();
-  await sub.subscribe(resultKeys.scoredChannel(), queryKeys.changedChannel());
+  }, (err) => app.log.warn({ err: err.message }, 'live-update subscriber: Redis error (ioredis reconnects)'));
 
   const heartbeat = setInterval(() => {
     for (const res of open) res.write(': keep-alive\n\n');

@@ -32,8 +32,12 @@ if [[ ${#missing[@]} -gt 0 && "${SKIP_APT:-0}" != 1 ]]; then
     echo "setup: installing ${missing[*]} from apt"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    # Debian starts these as system services on install; neurotriage runs its own private instances.
-    for svc in redis-server orthanc prometheus; do $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || $sudo service "$svc" stop >/dev/null 2>&1 || true; done
+    # Debian starts these as system services on install; neurotriage runs its own private instances. Only the
+    # services of packages installed just now are stopped: a Redis or Orthanc the host already ran is left alone.
+    for pkg in redis-server orthanc prometheus; do
+      [[ " ${missing[*]} " == *" $pkg "* ]] || continue
+      $sudo systemctl disable --now "$pkg" >/dev/null 2>&1 || $sudo service "$pkg" stop >/dev/null 2>&1 || true
+    done
   else
     echo "setup: missing ${missing[*]}; install them with apt (no permission to do it here)" >&2
   fi

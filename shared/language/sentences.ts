@@ -293,6 +293,13 @@ export function splitSentences(report: string): string[] {
   return out;
 }
 
+/**
+ * The version of these reading rules: part of the key of cached report sentence vectors (shared/models/
+ * pseudo-labels.ts textModelVersion), so stored reports are read again after a change here. Raise it with any
+ * change to what reportSentences returns.
+ */
+export const SENTENCE_RULES_VERSION = 2;
+
 export interface ReportSentence {
   text: string;
   assertion: Assertion;

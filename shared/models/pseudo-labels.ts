@@ -11,7 +11,7 @@
 //      against those labels and the threshold set at the query's target sensitivity (calibration.ts calibrate).
 import { float32FromLE, float32ToLE } from '../float32';
 import type { Calibration, Manifest, Sequence, TriageQuery } from '../model-manifest';
-import { deniesOnly, reportSentences } from '../language/sentences';
+import { deniesOnly, reportSentences, SENTENCE_RULES_VERSION } from '../language/sentences';
 import { calibrate, pseudoLabels, type PseudoLabels } from './calibration';
 import { roc } from './metrics';
 import { cosine, scoreStudy, type QueryVectors } from './scoring';
@@ -38,11 +38,12 @@ export function reportSimilarity(query: Float32Array, report: ReportVectors): nu
 }
 
 /**
- * Which text model made a report's sentence vectors: the text encoder's id and the start of its file's sha256, so
- * a bundle with a retrained text encoder never reads another encoder's cached vectors (reportKeys.sentenceVectors).
+ * Which reading made a report's sentence vectors: the text encoder's id, the start of its file's sha256 and the
+ * version of the report reader's rules (SENTENCE_RULES_VERSION), so a bundle with a retrained text encoder, or a
+ * release that reads reports differently, never uses sentence vectors cached by another (reportKeys.sentenceVectors).
  */
 export function textModelVersion(manifest: Pick<Manifest, 'textEncoder' | 'files'>): string {
-  return `${manifest.textEncoder.id}:${(manifest.files[manifest.textEncoder.file] ?? '').slice(0, 12)}`;
+  return `${manifest.textEncoder.id}:${(manifest.files[manifest.textEncoder.file] ?? '').slice(0, 12)}:${SENTENCE_RULES_VERSION}`;
 }
 
 /** JSON for reportKeys.sentenceVectors: { sentences, dim, vectors: base64 float32 little-endian [n, dim] }. */

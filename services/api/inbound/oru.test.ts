@@ -1,6 +1,7 @@
 // Unit tests of the ORU^R01 reader, the ACKs, MLLP framing and HL7 text escaping (pure code: no sockets, no Redis).
 import { Hl7Message } from '@medplum/core';
 import { hl7Escape, hl7Segment, hl7Unescape } from '../../../shared/hl7-text';
+import { reportSentences } from '../../../shared/language/sentences';
 import { buildOru } from '../../../tools/synth/send-reports';
 import { ackFor, ackForUnparsed, controlIdOf } from './ack';
 import { loadReportsConfig } from './config';
@@ -54,9 +55,27 @@ describe('parseOru', () => {
     const parsed = parseOru(msg, { ...RULES, allowedFacilities: null });
     expect(parsed.reports).toEqual([{
       AccessionNumber: 'ACC-7', status: 'C',
-      text: 'FINDINGS:\nLateral ventricles & third ventricle dilated.\nNo blood.\nIMPRESSION:\nObstructive hydrocephalus.\nSuggest follow-up.',
+      text: 'FINDINGS:\nLateral ventricles & third ventricle dilated.\nNo blood.\n\nIMPRESSION:\nObstructive hydrocephalus.\nSuggest follow-up.',
     }]);
     expect(JSON.stringify(parsed.reports)).not.toMatch(/CANARY/);
+  });
+
+  test('an OBX of another observation starts a new block: a COMPARISON section does not swallow the next OBX', () => {
+    const msg = [
+      MSH, obr({ 3: 'ACC-9', 25: 'F' }),
+      'OBX|1|TX|18834-2^Comparison^LN||CT head 2 days ago.',
+      'OBX|2|TX|REP^Report text^L||Marked dilatation of the lateral and third ventricles, acute hydrocephalus.',
+      'OBX|3|TX|REP^Report text^L||No haemorrhage.',
+      'OBX|4|TX|19005-8^Impression^LN||Acute hydrocephalus.',
+    ].join('\r');
+    const [report] = parseOru(msg, RULES).reports;
+    expect(report.text).toBe(
+      'COMPARISON:\nCT head 2 days ago.\n\nMarked dilatation of the lateral and third ventricles, acute hydrocephalus.\nNo haemorrhage.\n\nIMPRESSION:\nAcute hydrocephalus.',
+    );
+    // The reader drops the comparison and keeps the findings that followed it.
+    const read = reportSentences(report.text).map((x) => x.text);
+    expect(read.some((t) => /CT head/.test(t))).toBe(false);
+    expect(read).toEqual(expect.arrayContaining(['Marked dilatation of the lateral and third ventricles, acute hydrocephalus', 'No haemorrhage', 'Acute hydrocephalus']));
   });
 
   test('accession number from the configured fields in order, OBR-18 when OBR-3 is empty', () => {

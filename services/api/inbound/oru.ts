@@ -105,7 +105,8 @@ interface Group {
   orc?: Hl7Segment;
   obr: Hl7Segment;
   obrIndex: number;
-  sections: Array<{ heading: string | null; lines: string[] }>;
+  /** One block per run of OBX with the same observation identifier (OBX-3), in message order. */
+  sections: Array<{ heading: string | null; observation: string; lines: string[] }>;
   firstObx?: Hl7Segment;
 }
 
@@ -116,6 +117,9 @@ function groupText(g: Group): string {
     const firstLine = body.trimStart().split('\n', 1)[0].toUpperCase();
     if (s.heading && !firstLine.startsWith(s.heading)) out.push(`${s.heading}:`);
     out.push(body);
+    // A blank line ends the block: the report reader (shared/language/sentences.ts) ends a section there, so a
+    // COMPARISON or TECHNIQUE block never swallows the next OBX's findings.
+    out.push('');
   }
   return out.join('\n').replace(/\s+$/, '');
 }
@@ -193,10 +197,13 @@ function readOru(message: Hl7Message, rules: OruRules): ParsedOru {
       g.firstObx ??= seg;
       const id = component(seg, 3, 1).toUpperCase();
       const heading = SECTION_HEADINGS[id] ?? SECTION_HEADINGS[component(seg, 3, 2).toUpperCase()] ?? null;
+      // The observation (OBX-3 identifier, else its text) says which part of the report an OBX is: OBXs of one
+      // observation (a report sent a line per OBX) make one block; another observation starts a new block.
+      const observation = (id || component(seg, 3, 2)).trim().toUpperCase();
       const last = g.sections[g.sections.length - 1];
       const line = obxText(seg, message.context.componentSeparator);
-      if (last && (heading === null || heading === last.heading)) last.lines.push(line);
-      else g.sections.push({ heading, lines: [line] });
+      if (last && observation === last.observation && (heading === null || heading === last.heading)) last.lines.push(line);
+      else g.sections.push({ heading, observation, lines: [line] });
     }
   }
   if (groups.length === 0) throw new OruProblem('AE', 'no-obr', 'the message has no OBR segment: there is no order to file a report against', '100', 'OBR');

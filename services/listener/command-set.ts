@@ -59,3 +59,21 @@ export function readCommandSet(bytes: Buffer): CommandElements | undefined {
   if (field === CommandField.CStoreRequest && typeof out.AffectedSOPInstanceUID !== 'string') return undefined;
   return out;
 }
+
+/**
+ * Whether bytes can be a command set at all: implicit VR little endian elements of group 0000 whose lengths add up
+ * to the bytes, with a two-byte CommandField. Commands readCommandSet() leaves to dcmjs-dimse (C-FIND, a C-STORE
+ * with Move Originator elements) pass; 40 bytes of 0xFF do not, and are a protocol error rather than a command.
+ */
+export function isCommandSet(bytes: Buffer): boolean {
+  let offset = 0;
+  let hasField = false;
+  while (offset < bytes.length) {
+    if (offset + 8 > bytes.length) return false;
+    const length = bytes.readUInt32LE(offset + 4);
+    if (bytes.readUInt16LE(offset) !== 0 || offset + 8 + length > bytes.length) return false;
+    if (bytes.readUInt16LE(offset + 2) === 0x0100) hasField = length === 2;
+    offset += 8 + length;
+  }
+  return hasField;
+}

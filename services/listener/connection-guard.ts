@@ -19,6 +19,7 @@ export const REFUSAL_REASONS = [
   'unknown-pdu',
   'invalid-pdu',
   'unaccepted-context',
+  'dimse-violation',
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 

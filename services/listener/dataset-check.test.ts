@@ -172,6 +172,22 @@ describe('DatasetWalker', () => {
     expect(damaged((b) => b.writeUInt16LE(0x0010, study))).toThrow(/out of order/);
     expect(() => walkDataset(Buffer.from('not a dicom data set at all', 'latin1'), ts)).toThrow(MalformedDatasetError);
   });
+
+  test('what another reader would read differently is refused: file meta in the data set, an image attribute with another VR or size', () => {
+    const explicit = TransferSyntax.ExplicitVRLittleEndian;
+    // A (0002,0010) Transfer Syntax UID at the start of the data set: a Part 10 reader takes it for the file's.
+    const meta = Buffer.concat([tag(0x0002, 0x0010), Buffer.from('UI', 'latin1'), Buffer.from([20, 0]), Buffer.from('1.2.840.10008.1.2.2\0', 'latin1')]);
+    expect(() => walkDataset(Buffer.concat([meta, encode(WITH_SEQUENCES, explicit)]), explicit)).toThrow(/file meta element \(0002,0010\) inside the data set/);
+    // Rows (0028,0010) written with VR UL and 2 bytes: this walk would read 2 bytes, a reader trusting the VR 4.
+    const bytes = encode(WITH_SEQUENCES, explicit);
+    const rows = bytes.indexOf(Buffer.from([0x28, 0x00, 0x10, 0x00, 0x55, 0x53]));
+    const asUl = Buffer.from(bytes);
+    asUl.write('UL', rows + 4, 'latin1');
+    expect(() => walkDataset(asUl, explicit)).toThrow(/Rows has VR UL, not US/);
+    // Implicit VR: Rows with a 4-byte value.
+    const implicitRows = Buffer.concat([tag(0x0028, 0x0010), u32(4), u32(512)]);
+    expect(() => walkDataset(implicitRows, TransferSyntax.ImplicitVRLittleEndian)).toThrow(/Rows value is 4 bytes long, not 2/);
+  });
 });
 
 describe('checkImage', () => {

@@ -256,8 +256,14 @@ export class DatasetWalker {
       return;
     }
     if (topLevel) {
+      // File meta information is the file's, never the data set's (PS3.10 7.1): a reader would take a
+      // (0002,0010) here for the transfer syntax and read the whole data set differently from this walk.
+      if (tag >>> 16 === 0x0002) throw malformed(`file meta element ${hexTag(tag)} inside the data set`);
       if (tag === PIXEL_DATA) this.facts.pixelDataLength = length;
       const wanted = WANTED.get(tag);
+      // The attributes every reader needs must have their own VR and size, so all readers get the same value.
+      if (wanted && vr !== undefined && vr !== wanted.kind) throw malformed(`${wanted.key} has VR ${vr}, not ${wanted.kind}`);
+      if (wanted?.kind === 'US' && length !== 0 && length !== 2) throw malformed(`${wanted.key} value is ${length} bytes long, not 2`);
       if (wanted) {
         if (length > wanted.max + 1) {
           if (wanted.kind !== 'SH') throw malformed(`${wanted.key} value is ${length} bytes long`);

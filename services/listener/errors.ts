@@ -85,5 +85,6 @@ export function statusForError(err: unknown): number {
 export function errorLabel(err: unknown): string {
   if (err instanceof StoreError) return err.name;
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return code ?? (err instanceof Error ? err.name : 'unknown');
+  // An errno code is a bounded set of labels; anything else (a bug) is one label, not its class name.
+  return code ?? 'InternalError';
 }

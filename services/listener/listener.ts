@@ -6,6 +6,7 @@ import type tls from 'node:tls';
 import type { Redis } from 'ioredis';
 import { Queue } from 'bullmq';
 import { log as dimseLog } from 'dcmjs-dimse';
+import { quietDcmjsLog } from '../../shared/imaging/dcmjs';
 import { connectRedis } from '../../shared/redis';
 import { STUDY_QUEUE, type StudyJobData } from '../../shared/studies';
 import type { Logger } from '../../shared/logger';
@@ -77,8 +78,10 @@ async function ready(redis: Redis): Promise<void> {
 
 export async function startListener(deps: ListenerDeps): Promise<RunningListener> {
   const { settings, log } = deps;
-  // dcmjs-dimse logs through a global loglevel logger; our own logs cover associations and failures.
+  // dcmjs-dimse logs through a global loglevel logger, and dcmjs (which it parses with) prints data set values on
+  // console; our own logs cover associations and failures without them.
   dimseLog.setLevel('silent');
+  quietDcmjsLog();
 
   const allowList = parseAllowList(settings.DICOM_ALLOWED_CALLING_AES);
   if (!allowList.anyone && allowList.peers.length === 0) {

@@ -30,6 +30,7 @@ const INSTANCE_OUTCOMES = [
   'InvalidImageError',
   'DatasetMismatchError',
   'CannotUnderstand',
+  'InternalError',
 ];
 const SCHEDULE_TRIGGERS = ['arrival', 'release', 'restart', 'duplicate'];
 

@@ -32,10 +32,11 @@ import { checkImage, createDatasetCheck, type DatasetCheck } from './dataset-che
 import { PduGate, PduType, abortPdu, AbortReason, parsePDataTf } from './pdu-gate';
 import { ConnectionGuard, type RefusalReason } from './connection-guard';
 import { encodeResponsePdu } from './response-pdu';
-import { CommandField, NO_DATA_SET, readCommandSet } from './command-set';
+import { CommandField, NO_DATA_SET, isCommandSet, readCommandSet } from './command-set';
 import { InstanceStore, Spool } from './instance-store';
 import { StudyAssembler } from './study-assembler';
 import {
+  BackendUnavailableError,
   DatasetMismatchError,
   MalformedDatasetError,
   OutOfDiskError,
@@ -256,8 +257,16 @@ export class StoreScp extends Scp {
       setTimeout(() => this.socket.destroy(), this.deps.settings.artimTimeoutMs).unref();
       return;
     }
+    // PS3.8 9.3.2.2: at most 128 presentation contexts, each with an odd ID of 1-255. dcmjs-dimse renumbers a
+    // duplicate or even ID past 255, which its A-ASSOCIATE-AC cannot encode (it threw and took the process down).
+    const proposed = association.getPresentationContexts();
+    const badId = proposed.find(({ id }) => !(id >= 1 && id <= 255 && id % 2 === 1));
+    if (proposed.length === 0 || proposed.length > 128 || badId) {
+      this.protocolAbort('invalid-pdu', AbortReason.InvalidPduParameterValue, proposed.length === 0 ? 'A-ASSOCIATE-RQ without a presentation context' : `A-ASSOCIATE-RQ with ${proposed.length} presentation contexts${badId ? ' and a duplicate, even or out-of-range context ID' : ''} (at most 128, odd IDs 1-255)`);
+      return;
+    }
     const accepted: string[] = [];
-    for (const { id } of association.getPresentationContexts()) {
+    for (const { id } of proposed) {
       const context = association.getPresentationContext(id);
       const decided = negotiateContext(context.getAbstractSyntaxUid(), context.getTransferSyntaxUids(), this.deps.settings.otherStorage);
       if ('transferSyntaxUID' in decided) {
@@ -277,7 +286,12 @@ export class StoreScp extends Scp {
     this.deps.metrics.activeAssociations.set(book.activeAssociations);
     this.log.info({ ...who, contexts: accepted.length }, 'association accepted');
     this.gate.accepted();
-    this.sendAssociationAccept();
+    try {
+      this.sendAssociationAccept();
+    } catch (err) {
+      // Whatever else the library cannot encode ends this association, never the process.
+      this.protocolAbort('invalid-pdu', AbortReason.InvalidPduParameterValue, `A-ASSOCIATE-AC could not be written: ${(err as Error).message.slice(0, 120)}`);
+    }
   }
 
   override cEchoRequest(request: CEchoRequest, callback: (response: dimseResponse) => void): void {
@@ -345,7 +359,12 @@ export class StoreScp extends Scp {
       const status = statusForError(err);
       outcome = errorLabel(err);
       // Our own messages say what is wrong with the structure (tags, lengths, counts); never values.
-      answer = { status, comment: err instanceof StoreError && !err.retryable ? err.message.slice(0, 64) : undefined };
+      // Every failure carries an Error Comment (dicom-conformance.md 5.1): our own message for a StoreError, a
+      // generic one otherwise (an unexpected error's text may hold anything).
+      // A Redis error's own text names hosts and sockets: the sender gets the cause, not that.
+      const comment = err instanceof BackendUnavailableError ? 'Redis not reachable; send again later'
+        : err instanceof StoreError ? err.message : 'temporarily unable to store; send again later';
+      answer = { status, comment: comment.slice(0, 64) };
       this.counts.failed += 1;
       const level = status === StoreStatus.OutOfResources ? 'error' : 'warn';
       // The sender's field is logged only when it is a UID: a misconfigured sender can put anything there.
@@ -366,6 +385,7 @@ export class StoreScp extends Scp {
     const { spool } = pending;
     await spool.done;
     if (pending.use === 'refused') throw new MalformedDatasetError('C-STORE on a presentation context not accepted');
+    if (pending.use === 'verification') throw new MalformedDatasetError('C-STORE on the Verification context');
     if (pending.use === 'ignore') return 'ignored';
     if (pending.refused) throw new OutOfDiskError('free disk below DISK_MIN_FREE_MB');
     const header = await (pending.check as DatasetCheck).finish();
@@ -480,9 +500,28 @@ export class StoreScp extends Scp {
       }
     }
     const net = this as unknown as NetworkInternals;
+    // PS3.7 9.3 / PS3.8 9.3.5: a data set follows its command, and a command follows the previous one's data set.
+    // Anything else would be handed to dcmjs as a command or a data set it is not (and its warnings print values).
+    for (const p of pdvs) {
+      const order = p.isCommand()
+        ? (net.dimse !== undefined || net.dimseStoreStream !== undefined ? 'a command PDV while the previous command\'s data set is awaited' : null)
+        : (net.dimse === undefined ? 'a data set PDV with no command before it' : null);
+      if (order) {
+        this.protocolAbort('dimse-violation', AbortReason.UnexpectedPduParameter, order);
+        return Promise.resolve();
+      }
+    }
     const pdv = pdvs.length === 1 ? pdvs[0] : undefined;
     if (pdv && pdv.isCommand() && pdv.isLastFragment() && net.dimse === undefined && net.dimseStream === undefined) {
       const elements = readCommandSet(pdv.getValue());
+      if (elements === undefined && !isCommandSet(pdv.getValue())) {
+        this.protocolAbort('dimse-violation', AbortReason.InvalidPduParameterValue, `command set of ${pdv.getValue().byteLength} bytes could not be read`);
+        return Promise.resolve();
+      }
+      if (elements?.CommandField === CommandField.CStoreRequest && this.contextUse.get(pdv.getPresentationContextId()) === 'verification') {
+        this.protocolAbort('dimse-violation', AbortReason.UnexpectedPduParameter, `C-STORE-RQ on presentation context ${pdv.getPresentationContextId()}, accepted for Verification`);
+        return Promise.resolve();
+      }
       const hasDataSet = elements !== undefined && elements.CommandDataSetType !== NO_DATA_SET;
       const context = net.association?.getPresentationContext(pdv.getPresentationContextId());
       if (context && elements?.CommandField === CommandField.CStoreRequest && hasDataSet) {

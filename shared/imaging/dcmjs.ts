@@ -13,7 +13,7 @@ interface DcmjsDicomDict {
 }
 
 export interface Dcmjs {
-  log: { getLogger(name: string): { setLevel(level: string): void } };
+  log: { setLevel(level: string): void; getLevel(): number; getLogger(name: string): { setLevel(level: string): void; getLevel(): number } };
   data: {
     DicomMessage: { readFile(buffer: ArrayBuffer, options?: Record<string, unknown>): DcmjsDicomDict };
     DicomDict: new (meta: DcmjsDataset) => DcmjsDicomDict;
@@ -24,10 +24,12 @@ export interface Dcmjs {
 export const dcmjs = dcmjsUntyped as unknown as Dcmjs;
 
 /**
- * dcmjs logs a "validation" error for every implicit-VR PixelData element (its dictionary says "ox") and reads it
- * as OW, which is right for us; silence that one logger so worker logs stay readable. Idempotent; called by the
- * reader rather than on import.
+ * Silences dcmjs's own logging (idempotent; called by each reader rather than on import). dcmjs logs through
+ * console with values of the data set it reads (a malformed instance's warnings carried the patient's name and ID
+ * bytes), and a "validation" error for every implicit-VR PixelData element, which it reads as OW, right for us. Our
+ * own logs say what failed without data set values.
  */
-export function quietDcmjsValidationLog(): void {
-  dcmjs.log.getLogger('validation.dcmjs').setLevel('silent');
+export function quietDcmjsLog(): void {
+  dcmjs.log.setLevel('silent');
+  for (const name of ['validation.dcmjs', 'AsyncDicomReader']) dcmjs.log.getLogger(name).setLevel('silent');
 }

@@ -5,7 +5,7 @@
 // allocated from them. From a file, only the header is read (readInstanceHeader); pixel bytes are read later, per
 // frame, for the series that get chosen (pixels.ts).
 import { open } from 'node:fs/promises';
-import { dcmjs, quietDcmjsValidationLog, type DcmjsDataset } from './dcmjs';
+import { dcmjs, quietDcmjsLog, type DcmjsDataset } from './dcmjs';
 import { DicomParseError } from './errors';
 import { encapsulatedItems, NeedMoreBytes, scanPart10, type Part10Layout, type PixelDataLocation } from './part10';
 
@@ -508,7 +508,7 @@ function offsetTableFrames(bytes: Uint8Array, bot: { offset: number; length: num
  * not match its bytes; never decodes pixels.
  */
 export function readInstance(data: Uint8Array | ArrayBuffer, file = '(buffer)'): DicomInstance {
-  quietDcmjsValidationLog();
+  quietDcmjsLog();
   const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : data;
   const layout = scanPart10(bytes, { file });
   const inst = instanceFrom(parseHeader(bytes, layout, file), layout.pixelData, layout.inflated?.byteLength ?? bytes.byteLength, file);
@@ -550,7 +550,7 @@ export function memorySource(bytes: Uint8Array): ByteSource {
  * frame is decoded. Deflated files are the exception: they are read whole.
  */
 export async function readInstanceHeader(source: ByteSource, file: string): Promise<DicomInstance> {
-  quietDcmjsValidationLog();
+  quietDcmjsLog();
   let length = Math.min(source.size, FIRST_READ_BYTES);
   for (;;) {
     const prefix = await source.read(0, length);

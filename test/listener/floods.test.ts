@@ -4,8 +4,9 @@
 import net from 'node:net';
 import path from 'node:path';
 import { readFileSync, rmSync } from 'node:fs';
-import { DulClient, associateRequestPdu, type ProposedContext } from '../../tools/fuzz/dul-client';
+import { DulClient, associateRequestPdu, commandSet, pDataPdus, type ProposedContext } from '../../tools/fuzz/dul-client';
 import { splitPart10 } from '../../tools/fuzz/corpus';
+import { dcmjs } from '../../shared/imaging/dcmjs';
 import { echoscu, MR_IMAGE_STORAGE, EXPLICIT_VR_LE, newUid, storescu, writeMrInstance } from '../helpers/dcmtk';
 import { CALLED_AE, CALLING_AE, listFiles, metricsText, startHarness, tempDir, waitFor, type Harness } from './harness';
 
@@ -80,11 +81,44 @@ describe('protocol violations: A-ABORT and the socket closed at once', () => {
     expect(listFiles(path.join(h.dataDir, 'store'))).toEqual([]);
   });
 
+  test('more than 128 presentation contexts (a duplicate ID the library renumbered past 255): A-ABORT, the process lives', async () => {
+    const contexts = Array.from({ length: 128 }, (_, i) => ({ ...MR, id: 2 * i + 1 }));
+    const outcome = await new DulClient('127.0.0.1', h.ae.port).associate(CALLING_AE, CALLED_AE, [...contexts, { ...MR, id: 3 }]);
+    expect(outcome).toEqual({ kind: 'aborted', source: 2, reason: 6 });
+    expect((await echoscu(h.ae)).code).toBe(0);
+  });
+
+  const mrCommand = (hasDataSet: boolean) => commandSet({ CommandField: 0x0001, MessageID: 1, AffectedSOPClassUID: MR_IMAGE_STORAGE, AffectedSOPInstanceUID: newUid(), hasDataSet });
+
+  test('DIMSE out of order: a data set with no command, a command before the last one\'s data set, an unreadable command, a C-STORE on the Verification context', async () => {
+    const file = path.join(files, 'dimse-order.dcm');
+    writeMrInstance(file, { StudyInstanceUID: newUid(), SeriesInstanceUID: newUid() });
+    const { dataset } = splitPart10(readFileSync(file));
+    const cases: [string, Buffer[], number][] = [
+      ['data set first', pDataPdus(MR.id, dataset.subarray(0, 800), false, 65536), 5],
+      ['two commands', [...pDataPdus(MR.id, mrCommand(true), true, 65536), ...pDataPdus(MR.id, mrCommand(true), true, 65536)], 5],
+      ['unreadable command', pDataPdus(MR.id, Buffer.alloc(40, 0xff), true, 65536), 6],
+      ['C-STORE on Verification', pDataPdus(VERIFICATION.id, mrCommand(true), true, 65536), 5],
+    ];
+    for (const [, pdus, reason] of cases) {
+      const client = await associated(h);
+      for (const p of pdus) client.write(p);
+      await expectAbortAndClose(client, reason);
+    }
+    expect(listFiles(path.join(h.dataDir, 'store'))).toEqual([]);
+    // No data set value reaches the log (the synthetic patient's name is in the bytes sent first), and dcmjs, which
+    // printed such values on console, is silent in the listener.
+    expect(h.logLines.join('\n')).not.toContain('SYNTHETIC');
+    expect(dcmjs.log.getLevel()).toBe(5);
+  });
+
   test('each is counted by reason, and the listener carries on', async () => {
     const text = await metricsText(h.listener.metricsPort);
     expect(refusedCount(text, 'pdu-too-long')).toBe(2);
     expect(refusedCount(text, 'unexpected-pdu')).toBe(1);
     expect(refusedCount(text, 'unaccepted-context')).toBe(1);
+    expect(refusedCount(text, 'invalid-pdu')).toBe(1);
+    expect(refusedCount(text, 'dimse-violation')).toBe(4);
     expect(refusedCount(text, 'artim-timeout')).toBe(0);
     expect((await echoscu(h.ae)).code).toBe(0);
   });

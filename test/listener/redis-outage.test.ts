@@ -2,10 +2,12 @@
 // a C-STORE answers A700 within a few seconds instead of hanging, /livez stays 200 (it never touches Redis) while
 // /readyz turns 503 within its one-second budget, and both recover when Redis does.
 import path from 'node:path';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { keys } from '../../shared/studies';
-import { newUid, storescu, writeMrInstance } from '../helpers/dcmtk';
-import { startHarness, tempDir, waitFor, type Harness } from './harness';
+import { splitPart10 } from '../../tools/fuzz/corpus';
+import { DulClient } from '../../tools/fuzz/dul-client';
+import { EXPLICIT_VR_LE, MR_IMAGE_STORAGE, newUid, storescu, writeMrInstance } from '../helpers/dcmtk';
+import { CALLED_AE, CALLING_AE, startHarness, tempDir, waitFor, type Harness } from './harness';
 
 let h: Harness;
 let files: string;
@@ -46,6 +48,11 @@ test('frozen Redis: C-STORE answers A700 within seconds, /livez 200, /readyz 503
     expect(r.statuses).toEqual([0xa700]);
     // LISTENER_REDIS_TIMEOUT_MS is 1.5 s; a loaded CI machine gets slack, a hang (the bug: 40 s and more) does not.
     expect(Date.now() - started).toBeLessThan(10_000);
+    // The failure says why (every failure carries an Error Comment), without the Redis error's own text.
+    const client = new DulClient('127.0.0.1', h.ae.port);
+    expect((await client.associate(CALLING_AE, CALLED_AE, [{ id: 1, abstractSyntaxUID: MR_IMAGE_STORAGE, transferSyntaxUIDs: [EXPLICIT_VR_LE] }])).kind).toBe('accepted');
+    expect(await client.store(1, MR_IMAGE_STORAGE, during.sop, splitPart10(readFileSync(during.file)).dataset)).toEqual({ status: 0xa700, errorComment: 'Redis not reachable; send again later' });
+    client.destroy();
 
     const live = await probe('/livez');
     expect(live.status).toBe(200);

@@ -169,9 +169,11 @@ export class PduGate {
     switch (this.phase) {
       case 'awaiting-request':
         if (type !== PduType.AssociateRq) break;
-        if (length > MAX_ASSOCIATE_RQ_LENGTH || length < 68) {
+        if (length > MAX_ASSOCIATE_RQ_LENGTH) {
           return { label: 'pdu-too-long', reason: AbortReason.InvalidPduParameterValue, detail: `A-ASSOCIATE-RQ claims ${length} bytes` };
         }
+        // Shorter than its fixed fields (protocol version, AE titles, reserved: 68 bytes) is malformed, not long.
+        if (length < 68) return { label: 'invalid-pdu', reason: AbortReason.InvalidPduParameterValue, detail: `A-ASSOCIATE-RQ of ${length} bytes, under its 68 fixed bytes` };
         this.phase = 'negotiating';
         return undefined;
       case 'associated':

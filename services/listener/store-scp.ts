@@ -183,8 +183,14 @@ export class StoreScp extends Scp {
     this.artim = setTimeout(() => this.refuse('artim-timeout'), deps.settings.artimTimeoutMs);
     this.artim.unref();
     this.on('networkError', (err: Error) => {
-      this.log.warn({ err: err.message }, 'association network error; closing');
-      this.socket.destroy();
+      // A socket error (ECONNRESET, EPIPE, ...) just closes. Anything else is dcmjs-dimse failing to read a PDU the
+      // gate framed (an A-ASSOCIATE-RQ whose items overrun it, for one): a protocol error that gets its A-ABORT.
+      if ((err as NodeJS.ErrnoException).code) {
+        this.log.warn({ err: err.message }, 'association network error; closing');
+        this.socket.destroy();
+      } else {
+        this.protocolAbort('invalid-pdu', AbortReason.InvalidPduParameterValue, `PDU could not be read: ${err.message.slice(0, 120)}`);
+      }
     });
     this.on('close', () => this.onClose());
   }

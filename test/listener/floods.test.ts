@@ -88,6 +88,20 @@ describe('protocol violations: A-ABORT and the socket closed at once', () => {
     expect((await echoscu(h.ae)).code).toBe(0);
   });
 
+  test('an A-ASSOCIATE-RQ shorter than its fixed fields, or whose items overrun it: A-ABORT (reason 6)', async () => {
+    const short = new DulClient('127.0.0.1', h.ae.port);
+    await short.connected;
+    short.write(Buffer.concat([Buffer.from([0x01, 0x00, 0x00, 0x00, 0x00, 0x09]), Buffer.alloc(9)]));
+    await expectAbortAndClose(short, 6);
+    const rq = associateRequestPdu(CALLING_AE, CALLED_AE, [VERIFICATION]);
+    const abstract = rq.indexOf(Buffer.from([0x30, 0x00]), 74);
+    rq.writeUInt16BE(0x7fff, abstract + 2);
+    const overrun = new DulClient('127.0.0.1', h.ae.port);
+    await overrun.connected;
+    overrun.write(rq);
+    await expectAbortAndClose(overrun, 6);
+  });
+
   const mrCommand = (hasDataSet: boolean) => commandSet({ CommandField: 0x0001, MessageID: 1, AffectedSOPClassUID: MR_IMAGE_STORAGE, AffectedSOPInstanceUID: newUid(), hasDataSet });
 
   test('DIMSE out of order: a data set with no command, a command before the last one\'s data set, an unreadable command, a C-STORE on the Verification context', async () => {
@@ -117,7 +131,7 @@ describe('protocol violations: A-ABORT and the socket closed at once', () => {
     expect(refusedCount(text, 'pdu-too-long')).toBe(2);
     expect(refusedCount(text, 'unexpected-pdu')).toBe(1);
     expect(refusedCount(text, 'unaccepted-context')).toBe(1);
-    expect(refusedCount(text, 'invalid-pdu')).toBe(1);
+    expect(refusedCount(text, 'invalid-pdu')).toBe(3);
     expect(refusedCount(text, 'dimse-violation')).toBe(4);
     expect(refusedCount(text, 'artim-timeout')).toBe(0);
     expect((await echoscu(h.ae)).code).toBe(0);

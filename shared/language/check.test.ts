@@ -65,6 +65,27 @@ describe('checkText', () => {
     expect(c.verdict).toBe('refused');
     expect(c.reasons).toEqual([expect.stringContaining('not close to anything'), '"hydrocephalis" is not a word the model knows: did you mean "hydrocephalus"?']);
   });
+
+  test('an off-topic refusal names the words the model does not know', () => {
+    const bank: SentenceBank = { count: 1, dim: 3, vectors: Float32Array.from([1, 0, 0]) };
+    const c = checkText('subdural haematoma', { ...knowledge, bank, offTopicBelow: 0.5 }, Float32Array.from([0, 1, 0]));
+    expect(c).toMatchObject({ verdict: 'refused', unknownWords: ['subdural'] });
+    expect(c.reasons).toEqual([expect.stringMatching(/^it is not close to anything in the model's language \(.*\); it does not know "subdural"$/)]);
+  });
+
+  test('a word with a non-Latin letter that looks Latin is named as such, not "did you mean" the same-looking word', () => {
+    const c = checkText('hydr\u043Ecephalus', knowledge);
+    expect(c.misspelt).toEqual([{ word: 'hydr\u043Ecephalus', suggestion: 'hydrocephalus' }]);
+    expect(c.reasons).toEqual(['"hydr\u043Ecephalus" contains the Cyrillic letter "\u043E" (U+043E), which looks like a Latin one: retype the word in Latin letters']);
+    expect(c.reasons.join(' ')).not.toContain('did you mean');
+    // Greek omicron too, and an unknown word with one.
+    expect(checkText('acute infarct \u03BFedema', knowledge).reasons.join(' ')).toContain('the Greek letter "\u03BF" (U+03BF)');
+  });
+
+  test('fullwidth and other compatibility forms read as the letters they stand for (NFKC)', () => {
+    expect(wordsOf('\uFF48\uFF59\uFF44\uFF52\uFF4F\uFF43\uFF45\uFF50\uFF48\uFF41\uFF4C\uFF55\uFF53')).toEqual(['hydrocephalus']);
+    expect(checkText('\uFF48\uFF59\uFF44\uFF52\uFF4F\uFF43\uFF45\uFF50\uFF48\uFF41\uFF4C\uFF55\uFF53', knowledge)).toMatchObject({ verdict: 'ok', words: 1 });
+  });
 });
 
 describe('reading a bundle', () => {

@@ -63,6 +63,21 @@ export function bankCloseness(bank: SentenceBank, v: Float32Array): number {
   return best;
 }
 
+/** A letter of another script than Latin (Cyrillic "о", Greek "ο", ...), which can look like a Latin one. */
+const NON_LATIN = /[^\p{Script=Latin}]/u;
+const scriptOf = (c: string): string => {
+  for (const script of ['Cyrillic', 'Greek', 'Armenian', 'Cherokee']) if (new RegExp(`\\p{Script=${script}}`, 'u').test(c)) return script;
+  return 'non-Latin';
+};
+/** Why a word the model does not know holds a non-Latin letter among Latin ones, or null. */
+function mixedScript(word: string): string | null {
+  if (!/\p{Script=Latin}/u.test(word)) return null;
+  const c = [...word].find((ch) => NON_LATIN.test(ch));
+  if (!c) return null;
+  const code = c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
+  return `"${word}" contains the ${scriptOf(c)} letter "${c}" (U+${code}), which looks like a Latin one: retype the word in Latin letters`;
+}
+
 const list = (words: string[]) => words.slice(0, 8).map((w) => `"${w}"`).join(', ') + (words.length > 8 ? `, and ${words.length - 8} more` : '');
 
 /**
@@ -90,15 +105,28 @@ export function checkText(text: string, knowledge: LanguageKnowledge, vector?: F
   const knownShare = distinct === 0 ? 0 : (known + misspelt.length) / distinct;
   const closeness = knowledge.bank && vector ? bankCloseness(knowledge.bank, vector) : null;
 
+  const mixed = new Map<string, string>();
+  for (const w of [...unknownWords, ...misspelt.map((m) => m.word)]) {
+    const why = mixedScript(w);
+    if (why) mixed.set(w, why);
+  }
+
   const refused: string[] = [];
   const warnings: string[] = [];
   if (all.length === 0) refused.push('it has no words the model could read (only symbols, digits or emoji)');
   else if (distinct === 0) refused.push('it has only function words ("the", "is", "no", ...): nothing says what finding it is about');
   else if (knownShare < MIN_KNOWN_SHARE) refused.push(`most of its words are unknown to the model: ${list(unknownWords)}`);
   if (closeness !== null && knowledge.offTopicBelow !== null && closeness < knowledge.offTopicBelow) {
-    refused.push(`it is not close to anything in the model's language (best similarity ${closeness.toFixed(2)}, off-topic below ${knowledge.offTopicBelow.toFixed(2)})`);
+    // The words it does not know are usually why (unless the reason above already names them).
+    const unknownHere = refused.length === 0 && unknownWords.length > 0 ? `; it does not know ${list(unknownWords)}` : '';
+    refused.push(`it is not close to anything in the model's language (best similarity ${closeness.toFixed(2)}, off-topic below ${knowledge.offTopicBelow.toFixed(2)})${unknownHere}`);
   }
-  const didYouMean = misspelt.map((m) => `"${m.word}" is not a word the model knows: did you mean "${m.suggestion}"?`);
+  // A word with a non-Latin letter that looks Latin ("hydrоcephalus" with a Cyrillic о) is said as such: a
+  // "did you mean" would show the same word as typed.
+  const didYouMean = [
+    ...misspelt.map((m) => mixed.get(m.word) ?? `"${m.word}" is not a word the model knows: did you mean "${m.suggestion}"?`),
+    ...unknownWords.filter((w) => mixed.has(w)).map((w) => mixed.get(w)!),
+  ];
   if (refused.length === 0) {
     if (unknownWords.length > 0) warnings.push(`the model does not know ${list(unknownWords)}: it reads the text without ${unknownWords.length === 1 ? 'it' : 'them'}`);
     warnings.push(...didYouMean);

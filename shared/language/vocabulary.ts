@@ -1,10 +1,12 @@
 // The words a text encoder knows, and the spelling it most likely meant for one it does not. Words are read the way
-// the bundle's BERT-style tokenizer normalises text (Unicode NFD, accents and other marks removed, lower case,
-// runs of letters), so "Hémorragie" and "hemorragie" are the same word and digits and punctuation are no words.
+// the bundle's BERT-style tokenizer normalises text (Unicode NFKD: compatibility forms such as fullwidth letters
+// folded, as the text encoder folds them with NFKC before tokenising; accents and other marks removed, lower case,
+// runs of letters), so "Hémorragie", "hemorragie" and "ｈｅｍｏｒｒａｇｉｅ" are the same word and digits and
+// punctuation are no words.
 
 /** The words of a text, normalised as the tokenizer does; digits, punctuation, symbols and emoji are not words. */
 export function wordsOf(text: string): string[] {
-  return text.normalize('NFD').replace(/\p{M}+/gu, '').toLowerCase().match(/\p{L}+/gu) ?? [];
+  return text.normalize('NFKD').replace(/\p{M}+/gu, '').toLowerCase().match(/\p{L}+/gu) ?? [];
 }
 
 export interface Vocabulary {

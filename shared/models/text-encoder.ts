@@ -15,7 +15,10 @@ export function createTextEncoder(spec: Manifest['textEncoder'], tokenizer: Text
   return {
     async embed(texts) {
       if (texts.length === 0) return [];
-      const encoded = texts.map((t) => tokenizer.encode(t));
+      // Unicode NFKC first: fullwidth letters ("ｈｙｄｒｏ"), ligatures and other compatibility forms read as the plain
+      // letters they stand for, as the language check reads them (shared/language/vocabulary.ts wordsOf), instead
+      // of [UNK]. Every text the service embeds (queries, searches, reports) passes here.
+      const encoded = texts.map((t) => tokenizer.encode(t.normalize('NFKC')));
       const seq = Math.max(...encoded.map((e) => e.ids.length));
       const ids = new BigInt64Array(texts.length * seq);
       const mask = new BigInt64Array(texts.length * seq);

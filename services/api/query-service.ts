@@ -21,6 +21,7 @@ import {
   changeQuery, DEFAULT_TARGET_SENSITIVITY, readCalibrationAttempts, readJudging, readQuerySet, readSiteLayer, restoreDefault, setDefaultDisabled,
   type CalibrationAttempt, type JudgingInUse,
 } from '../../shared/queries';
+import { pseudoPositiveWords } from '../../shared/models/pseudo-labels';
 import { sameDefinition } from '../../shared/query-migration';
 import { loadedModel, type ModelStatus } from './app';
 import type { Calibrator } from './calibration/calibrator';
@@ -36,7 +37,14 @@ export interface QueryView extends TriageQuery {
   thresholdInUse: number | null;
   /** class: the bundle's study-level threshold of its priority class; query: its own calibrated threshold. */
   judgedBy: 'class' | 'query' | null;
+  /** The query's own target sensitivity: it picks its own threshold, used when judgedBy is 'query'. */
   targetSensitivity: number;
+  /**
+   * The sensitivity the threshold in use was chosen for: the class's study-level sensitivity (the site's
+   * TRIAGE_<class>_SENSITIVITY, else the bundle's) when judged by the class threshold, else targetSensitivity; null
+   * when it cannot flag.
+   */
+  judgedAtSensitivity: number | null;
   /** A default of the running bundle has this id (a site query of the same id replaces it). */
   bundleDefault: boolean;
   /** A bundle default the site turned off: not scored, so no threshold is in use. */
@@ -91,22 +99,35 @@ function warningFor(q: TriageQuery, state: CalibrationState, bundleVersion: stri
 export function createQueryService(deps: QueryServiceDeps) {
   const { redis } = deps;
 
-  async function inUse(model: ReturnType<typeof loadedModel>): Promise<{ thresholds: ClassThresholds; judging: JudgingInUse | null }> {
+  async function inUse(model: ReturnType<typeof loadedModel>): Promise<{ thresholds: ClassThresholds; judging: JudgingInUse | null; sensitivities: ClassThresholds }> {
     const judging = await readJudging(redis, model);
-    return { thresholds: judging?.classThresholds ?? classThresholds(model.manifest.decision), judging };
+    const decision = model.manifest.decision;
+    // The study-level sensitivity each class threshold was chosen for (GET /api/v1/decision shows the same).
+    const sensitivities: ClassThresholds = {};
+    for (const cls of ['STAT', 'URGENT'] as const) {
+      const s = judging?.sensitivity[cls] ?? decision?.[cls]?.targetSensitivity;
+      if (s !== undefined) sensitivities[cls] = s;
+    }
+    return { thresholds: judging?.classThresholds ?? classThresholds(decision), judging, sensitivities };
   }
 
-  function view(q: TriageQuery, bundleVersion: string, thresholds: ClassThresholds, defaults: ReadonlySet<string>, attempts: Map<string, CalibrationAttempt>, disabled = false): QueryView {
+  function view(
+    q: TriageQuery, bundleVersion: string, thresholds: ClassThresholds, defaults: ReadonlySet<string>, attempts: Map<string, CalibrationAttempt>,
+    disabled = false, sensitivities: ClassThresholds = {},
+  ): QueryView {
     const t = queryThreshold(q, bundleVersion, thresholds);
     const raw = attempts.get(q.id);
     const attempt = raw && raw.fittedFor === queryFingerprint(q) && raw.bundleVersion === bundleVersion ? raw : null;
     const usesClass = t.threshold !== null && (q.origin ?? 'bundle') === 'bundle' && q.priority !== 'ROUTINE' && thresholds[q.priority] !== undefined;
+    const judgedBy = disabled || t.threshold === null ? null : usesClass ? 'class' : 'query';
+    const own = targetSensitivityOf(q);
     return {
       ...q,
       calibrationState: t.state,
       thresholdInUse: disabled ? null : t.threshold,
-      judgedBy: disabled || t.threshold === null ? null : usesClass ? 'class' : 'query',
-      targetSensitivity: targetSensitivityOf(q),
+      judgedBy,
+      targetSensitivity: own,
+      judgedAtSensitivity: judgedBy === 'class' ? sensitivities[q.priority as 'STAT' | 'URGENT'] ?? null : judgedBy === 'query' ? own : null,
       bundleDefault: defaults.has(q.id),
       disabled,
       warning: disabled ? `Turned off: studies are not scored for it; POST /api/v1/queries/${q.id}/restore turns it on.` : warningFor(q, t.state, bundleVersion, attempt),
@@ -126,15 +147,15 @@ export function createQueryService(deps: QueryServiceDeps) {
       };
     }
     const model = loadedModel(status);
-    const [set, { thresholds }, attempts] = await Promise.all([readQuerySet(redis, model.manifest.queries), inUse(model), readCalibrationAttempts(redis)]);
+    const [set, { thresholds, sensitivities }, attempts] = await Promise.all([readQuerySet(redis, model.manifest.queries), inUse(model), readCalibrationAttempts(redis)]);
     const defaults = new Set(model.manifest.queries.map((q) => q.id));
-    const queries = set.queries.map((q) => view(q, model.version, thresholds, defaults, attempts));
+    const queries = set.queries.map((q) => view(q, model.version, thresholds, defaults, attempts, false, sensitivities));
     const cannot = queries.filter((q) => q.thresholdInUse === null);
     return {
       version: set.version,
       bundle: { bundleId: model.bundleId, version: model.version },
       queries,
-      disabled: set.disabled.map((q) => view(q, model.version, thresholds, defaults, attempts, true)),
+      disabled: set.disabled.map((q) => view(q, model.version, thresholds, defaults, attempts, true, sensitivities)),
       problems: set.problems,
       warnings: cannot.length > 0 ? [`${cannot.length} ${cannot.length === 1 ? 'query is' : 'queries are'} not calibrated and cannot flag a study: ${cannot.map((q) => q.id).join(', ')}.`] : [],
     };
@@ -220,7 +241,7 @@ export function createQueryService(deps: QueryServiceDeps) {
       const outcome = calibrator ? await calibrator.calibrate(next) : null;
       if (outcome?.ok) {
         calibration = outcome.calibration;
-        detail = `calibrated on ${calibration.studies} past studies of this site (${calibration.positives} whose report mentions it)`;
+        detail = `calibrated on ${calibration.studies} past studies of this site (${calibration.positives} ${pseudoPositiveWords(next).one})`;
       } else {
         detail = outcome ? outcome.reason : 'no calibrator is running';
       }
@@ -262,14 +283,21 @@ export function createQueryService(deps: QueryServiceDeps) {
     loadedModel(deps.model());
     const site = await readSiteLayer(redis);
     const q = site.queries.find((x) => x.id === id);
-    if (!q) throw new HttpProblem(404, `no site query "${id}": bundle defaults carry the bundle's own calibration`);
+    if (!q) {
+      // Only a bundle default (turned on or off) is calibrated by the bundle; any other id is simply unknown.
+      const model = loadedModel(deps.model());
+      if (model.manifest.queries.some((d) => d.id === id)) {
+        throw new HttpProblem(404, `"${id}" is a default of the model bundle, not a site query: bundle defaults carry the bundle's own calibration (PUT /api/v1/queries/${id} makes a site copy that can be calibrated)`);
+      }
+      throw new HttpProblem(404, `no triage query "${id}"`);
+    }
     const calibrator = deps.calibrator();
     if (!calibrator) throw new HttpProblem(503, 'no calibrator is running (the model bundle is not loaded)');
     const outcome = await calibrator.calibrate(q);
     let version: number | null = null;
     if (outcome.ok) version = await changeQuery(redis, { put: { ...q, calibration: outcome.calibration } });
     const saved = (await find(id))!;
-    return { version, query: saved, calibration: { state: saved.calibrationState, detail: outcome.ok ? `calibrated on ${outcome.calibration.studies} past studies` : outcome.reason } };
+    return { version, query: saved, calibration: { state: saved.calibrationState, detail: outcome.ok ? `calibrated on ${outcome.calibration.studies} past studies (${outcome.calibration.positives} ${pseudoPositiveWords(q).one})` : outcome.reason } };
   }
 
   return { list, find, save, remove, restore, recalibrate, inUse };

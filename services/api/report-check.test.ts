@@ -4,7 +4,7 @@
 import { calibrated } from '../../test/helpers/calibration';
 import type { TriageQuery } from '../../shared/model-manifest';
 import type { FindingScore } from '../../shared/results';
-import { checkReport } from './report-check';
+import { checkReport, MAX_SENTENCES, TAIL_SENTENCES } from './report-check';
 
 describe('checkReport', () => {
   // Axes: 0 infarct, 1 mass, 2 other. Unknown sentences point at "other".
@@ -82,5 +82,63 @@ describe('checkReport', () => {
     expect(r.sentences[1].matchMargin).toBeGreaterThan(0.05);
     expect(r.contradicted).toEqual([]);
     expect(r.notMentioned).toEqual([]);
+  });
+
+  describe('queries that cannot be judged on the study', () => {
+    // Axes: 0 hydrocephalus, 1 infarct, 2 other.
+    const space: [RegExp, number[]][] = [[/hydrocephalus/, [1, 0, 0]], [/ventricles/, [0.9, 0, 0.44]], [/infarct/, [0, 1, 0]]];
+    const embed3 = async (texts: string[]) => texts.map((t) => Float32Array.from(space.find(([re]) => re.test(t.toLowerCase()))?.[1] ?? [0, 0, 1]));
+    const hydroPicture = Float32Array.from([1, 0, 0]);
+    const image3 = (t: Float32Array) => hydroPicture.reduce((s, x, i) => s + x * t[i], 0) / Math.hypot(...t);
+    const judged = calibrated({ id: 'hydrocephalus', text: 'dilated ventricles', priority: 'URGENT' }, { a: 1, b: 0, scoreThreshold: 0.5 });
+    const infarct = calibrated({ id: 'acute_infarct', text: 'acute infarct', priority: 'STAT' }, { a: 1, b: 0, scoreThreshold: 0.5 });
+    // A site query created after the study was scored: no calibration, no finding in the stored result.
+    const newSite: TriageQuery = { id: 'hydro_site', text: 'hydrocephalus', priority: 'URGENT', origin: 'site' };
+    const check = (report: string, queries3: TriageQuery[], findings3: FindingScore[]) =>
+      checkReport({ report, image: image3, findings: findings3, queries: queries3, mentionSimilarity: 0.6, normalText: null, embed: embed3 });
+
+    test('a sentence matched to a query with no finding in the result is not checked (supported null), not unsupported', async () => {
+      const r = await check('Hydrocephalus. Acute infarct.', [newSite, infarct], [finding(infarct, false)]);
+      expect(r.sentences[0]).toMatchObject({ matchedQueryId: 'hydro_site', assertion: 'present', supported: null });
+      expect(r.sentences[0].notChecked).toMatch(/no finding for "hydro_site"/);
+      expect(r.sentences[1]).toMatchObject({ matchedQueryId: 'acute_infarct', supported: false, notChecked: null });
+      expect(r.unsupported).toEqual([1]);
+      expect(r.warnings.join(' ')).toMatch(/1 sentence matches a query that cannot be judged on this study \("hydro_site"\)/);
+    });
+
+    test('a query that had no threshold when the study was scored cannot refute a sentence either', async () => {
+      const uncalibrated = { ...finding(judged, false), threshold: null, calibration: 'uncalibrated' as const };
+      const r = await check('Hydrocephalus.', [{ ...judged, calibration: undefined }], [uncalibrated]);
+      expect(r.sentences[0]).toMatchObject({ matchedQueryId: 'hydrocephalus', supported: null });
+      expect(r.sentences[0].notChecked).toMatch(/no threshold/);
+      expect(r.unsupported).toEqual([]);
+    });
+
+    test('a judged query keeps the match over a closer unjudged one within JUDGED_PREFERENCE; a much closer one still wins', async () => {
+      // "Hydrocephalus." is at 1.0 from the new site query and 0.9 from the flagged default's "dilated ventricles":
+      // 0.1 apart, more than JUDGED_PREFERENCE, so the site query takes it (not checked); as close, the default wins.
+      const flagged = finding(judged, true);
+      let r = await check('Hydrocephalus.', [newSite, judged], [flagged]);
+      expect(r.sentences[0]).toMatchObject({ matchedQueryId: 'hydro_site', supported: null });
+      const closeDefault = { ...judged, text: 'hydrocephalus with dilated ventricles' }; // as close as the site query
+      r = await check('Hydrocephalus.', [newSite, closeDefault], [{ ...flagged, text: closeDefault.text }]);
+      expect(r.sentences[0]).toMatchObject({ matchedQueryId: 'hydrocephalus', supported: true, notChecked: null });
+      expect(r.unsupported).toEqual([]);
+      expect(r.warnings).toEqual([]);
+    });
+  });
+
+  test('a report over MAX_SENTENCES is read at its head and tail, and says which sentences were not read', async () => {
+    const filler = Array.from({ length: 259 }, (_, i) => `Sinus ${i} is clear.`);
+    const r = await run([...filler, 'IMPRESSION: Acute infarct.'].join('\n'));
+    expect(r.sentences).toHaveLength(MAX_SENTENCES);
+    expect(r.truncated).toEqual({ sentences: 260, read: MAX_SENTENCES, skippedFrom: MAX_SENTENCES - TAIL_SENTENCES + 1, skippedTo: 260 - TAIL_SENTENCES });
+    expect(r.warnings[0]).toMatch(/has 260 sentences.*sentences 151 to 210 were not read/);
+    // The impression at the end was read: the flagged infarct is mentioned.
+    expect(r.sentences[MAX_SENTENCES - 1].text).toMatch(/Acute infarct/);
+    expect(r.notMentioned).toEqual([]);
+    const short = await run('Acute infarct.');
+    expect(short.truncated).toBeNull();
+    expect(short.warnings).toEqual([]);
   });
 });

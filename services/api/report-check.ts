@@ -4,13 +4,26 @@
 import type { TriageQuery } from '../../shared/model-manifest';
 import type { FindingScore } from '../../shared/results';
 import { plattProbability } from '../../shared/models/calibration';
-import { reportSentences, type Assertion } from '../../shared/language/sentences';
+import { reportSentences, type Assertion, type ReportSentence } from '../../shared/language/sentences';
 import { cosine } from './vectors';
 
 export type EmbedText = (texts: string[]) => Promise<Float32Array[]>;
 export type { Assertion };
 
 export const MAX_SENTENCES = 200;
+/**
+ * A report longer than MAX_SENTENCES is read at its head and its tail: the first MAX_SENTENCES - TAIL_SENTENCES
+ * sentences and the last TAIL_SENTENCES, so the impression (at the end of a report) is always read; the answer says
+ * which sentences were skipped.
+ */
+export const TAIL_SENTENCES = 50;
+/**
+ * A query whose finding can be checked against the images (the study's result has a finding for it with a threshold,
+ * and the query has a calibration) takes a sentence's match over one that cannot be checked unless the other is more
+ * than this much closer (margin over the normal-study sentence): a site query created after the study was scored, or
+ * not calibrated yet, does not take "Hydrocephalus." away from the hydrocephalus finding the images were judged for.
+ */
+export const JUDGED_PREFERENCE = 0.05;
 /**
  * A sentence mentions a query's finding only if it is at least this much closer to the query's text than the
  * normal-study sentence is: a generic query that is close to every sentence (and to a normal report) mentions none.
@@ -31,8 +44,13 @@ export interface SentenceCheck {
   /** The sentence scored against the image like a query (minus the query's negativeText similarity). */
   imageScore: number | null;
   threshold: number | null;
-  /** null when not checked (absent/uncertain, or no query matched). */
+  /**
+   * null when not checked: absent/uncertain, no query matched, or the matched query cannot be judged on this study
+   * (no finding for it in the stored result, or no calibration or threshold); `notChecked` says which.
+   */
   supported: boolean | null;
+  /** Why the sentence was not checked against the images; null when it was. */
+  notChecked: string | null;
 }
 
 export interface FindingGap {
@@ -55,6 +73,23 @@ export interface ReportCheck {
   /** Report sentences asserting a finding the images do not support (indices into sentences). */
   unsupported: number[];
   mentionSimilarity: number;
+  /** Set when the report had more than MAX_SENTENCES sentences: how many it had and which were not read. */
+  truncated: { sentences: number; read: number; skippedFrom: number; skippedTo: number } | null;
+  /** Said above the answer: sentences not read, sentences whose matched query cannot be judged on this study. */
+  warnings: string[];
+}
+
+/** The sentences read: all of them, or the head and the tail of a report over MAX_SENTENCES (see TAIL_SENTENCES). */
+export function readSentences(report: string): { sentences: ReportSentence[]; truncated: ReportCheck['truncated'] } {
+  const first = reportSentences(report, MAX_SENTENCES + 1);
+  if (first.length <= MAX_SENTENCES) return { sentences: first, truncated: null };
+  const all = reportSentences(report, Number.MAX_SAFE_INTEGER);
+  const head = MAX_SENTENCES - TAIL_SENTENCES;
+  return {
+    sentences: [...all.slice(0, head), ...all.slice(all.length - TAIL_SENTENCES)],
+    // 1-based sentence numbers of the report, as a reader counts them.
+    truncated: { sentences: all.length, read: MAX_SENTENCES, skippedFrom: head + 1, skippedTo: all.length - TAIL_SENTENCES },
+  };
 }
 
 export interface ReportCheckInput {
@@ -70,7 +105,8 @@ export interface ReportCheckInput {
 }
 
 export async function checkReport(input: ReportCheckInput): Promise<ReportCheck> {
-  const sentences = reportSentences(input.report, MAX_SENTENCES);
+  // NFKC as every text the model reads (shared/models/text-encoder.ts), so cue words in fullwidth forms count too.
+  const { sentences, truncated } = readSentences(input.report.normalize('NFKC'));
   const flagged = input.findings.filter((f) => f.flagged);
   const texts = new Set<string>(sentences.map((s) => s.about));
   for (const f of flagged) texts.add(f.text);
@@ -97,12 +133,29 @@ export async function checkReport(input: ReportCheckInput): Promise<ReportCheck>
     return { sim, margin, mentions: sim >= input.mentionSimilarity && margin >= MATCH_MARGIN };
   };
 
+  /** Why a query's finding cannot be checked against this study's images; null when it can. */
+  const unjudgeable = (q: TriageQuery): string | null => {
+    const finding = findingByQuery.get(q.id);
+    if (!finding) return `the study's result has no finding for "${q.id}" (the query is newer than the study's scoring, or was off then)`;
+    if (finding.flagged) return null;
+    if (finding.threshold === null) return `"${q.id}" had no threshold when the study was scored (not calibrated), so the images cannot confirm or refute it`;
+    if (!q.calibration) return `"${q.id}" has no calibration, so the sentence's image score has no probability to compare with the threshold`;
+    return null;
+  };
+
   const checks: SentenceCheck[] = sentences.map(({ text, assertion, about }, index) => {
-    let best: { q: TriageQuery; sim: number; margin: number } | null = null;
+    const candidates: { q: TriageQuery; sim: number; margin: number; judged: boolean }[] = [];
     for (const q of input.queries) {
       const m = mention(about, q.text);
-      if (m.mentions && (!best || m.margin > best.margin)) best = { q, sim: m.sim, margin: m.margin };
+      if (m.mentions) candidates.push({ q, sim: m.sim, margin: m.margin, judged: unjudgeable(q) === null });
     }
+    // Ranked by margin over the normal-study sentence; without that sentence (margin +Infinity) by similarity.
+    const key = (c: { sim: number; margin: number }) => (Number.isFinite(c.margin) ? c.margin : c.sim);
+    const byKey = (a: { sim: number; margin: number }, b: { sim: number; margin: number }) => key(b) - key(a);
+    const top = [...candidates].sort(byKey)[0] ?? null;
+    const topJudged = candidates.filter((c) => c.judged).sort(byKey)[0] ?? null;
+    // A query that can be checked wins over a closer one that cannot, unless that one is clearly closer.
+    const best = top && !top.judged && topJudged && key(top) - key(topJudged) <= JUDGED_PREFERENCE ? topJudged : top;
     const matched = best?.q ?? null;
     const check: SentenceCheck = {
       index, text, assertion, about,
@@ -110,6 +163,10 @@ export async function checkReport(input: ReportCheckInput): Promise<ReportCheck>
       matchSimilarity: best?.sim ?? null,
       matchMargin: best && Number.isFinite(best.margin) ? best.margin : null,
       imageScore: null, threshold: null, supported: null,
+      notChecked: !matched ? 'it matches no triage query'
+        : assertion === 'absent' ? 'it states absence: only findings the images flag are compared with it'
+          : assertion === 'uncertain' ? 'it is uncertain (hedged): not checked'
+            : null,
     };
     if (matched && assertion === 'present') {
       const score = input.image(at(about)) - (matched.negativeText ? input.image(at(matched.negativeText)) : 0);
@@ -120,8 +177,11 @@ export async function checkReport(input: ReportCheckInput): Promise<ReportCheck>
       const probability = matched.calibration ? plattProbability(matched.calibration, score) : null;
       check.imageScore = score;
       check.threshold = threshold;
-      // Supported when the worker flagged that finding, or the sentence itself clears the query's threshold.
-      check.supported = finding?.flagged === true || (threshold !== null && probability !== null && probability >= threshold);
+      const why = unjudgeable(matched);
+      // Supported when the worker flagged that finding, or the sentence itself clears the query's threshold; not
+      // checked (null) when the query has no finding, threshold or calibration to judge it with on this study.
+      if (why === null) check.supported = finding?.flagged === true || (threshold !== null && probability !== null && probability >= threshold);
+      check.notChecked = why;
     }
     return check;
   });
@@ -144,11 +204,22 @@ export async function checkReport(input: ReportCheckInput): Promise<ReportCheck>
     if (mentioning.length === 0) notMentioned.push(gap);
     else if (mentioning.every((s) => s.assertion === 'absent')) contradicted.push(gap);
   }
+  const warnings: string[] = [];
+  if (truncated) {
+    warnings.push(`The report has ${truncated.sentences} sentences; the check reads at most ${MAX_SENTENCES}: sentences ${truncated.skippedFrom} to ${truncated.skippedTo} were not read (the first ${truncated.skippedFrom - 1} and the last ${TAIL_SENTENCES}, with the impression, were).`);
+  }
+  const cannot = checks.filter((s) => s.assertion === 'present' && s.matchedQueryId !== null && s.supported === null);
+  if (cannot.length > 0) {
+    const ids = [...new Set(cannot.map((s) => s.matchedQueryId))];
+    warnings.push(`${cannot.length} ${cannot.length === 1 ? 'sentence matches a query' : 'sentences match queries'} that cannot be judged on this study (${ids.map((i) => `"${i}"`).join(', ')}): not checked against the images.`);
+  }
   return {
     sentences: checks,
     notMentioned,
     contradicted,
     unsupported: checks.filter((s) => s.supported === false).map((s) => s.index),
     mentionSimilarity: input.mentionSimilarity,
+    truncated,
+    warnings,
   };
 }

@@ -253,13 +253,20 @@ export const ReportCheckResponse = Type.Object({
       index: Type.Integer(), text: Type.String(), assertion: lit(['present', 'absent', 'uncertain'] as const),
       about: Type.String({ description: 'the sentence without its assertion cue words: what it is matched on' }),
       matchedQueryId: Nullable(Type.String()), matchSimilarity: Nullable(Type.Number()), matchMargin: Nullable(Type.Number()),
-      imageScore: Nullable(Type.Number()), threshold: Nullable(Type.Number()), supported: Nullable(Type.Boolean()),
+      imageScore: Nullable(Type.Number()), threshold: Nullable(Type.Number()),
+      supported: Nullable(Type.Boolean({ description: 'null: not checked against the images (see notChecked)' })),
+      notChecked: Nullable(Type.String({ description: 'why the sentence was not checked against the images; null when it was' })),
     }),
   ),
   notMentioned: Type.Array(Gap),
   contradicted: Type.Array(Gap),
   unsupported: Type.Array(Type.Integer()),
   mentionSimilarity: Type.Number(),
+  truncated: Nullable(Type.Object(
+    { sentences: Type.Integer(), read: Type.Integer(), skippedFrom: Type.Integer(), skippedTo: Type.Integer() },
+    { description: 'a report over 200 sentences: how many it had, how many were read, and the 1-based range of sentences not read (the head and the last 50 are read)' },
+  )),
+  warnings: Type.Array(Type.String()),
 });
 
 export { TriageQuerySchema };
@@ -285,7 +292,8 @@ export const QueryViewSchema = Type.Composite([
     calibrationState: CalibrationStateSchema,
     thresholdInUse: Nullable(Type.Number({ description: 'the probability threshold studies are judged with now' })),
     judgedBy: Nullable(lit(['class', 'query'] as const)),
-    targetSensitivity: Type.Number(),
+    targetSensitivity: Type.Number({ description: 'the query\'s own target sensitivity: it picks the query\'s own threshold, the one in use when judgedBy is "query"' }),
+    judgedAtSensitivity: Nullable(Type.Number({ description: 'the sensitivity the threshold in use was chosen for: the class\'s study-level sensitivity (as GET /api/v1/decision) when judgedBy is "class", else targetSensitivity; null when it cannot flag' })),
     bundleDefault: Type.Boolean(),
     disabled: Type.Boolean({ description: 'a bundle default the site turned off: listed, not scored (thresholdInUse null)' }),
     warning: Nullable(Type.String()),

@@ -94,6 +94,16 @@ export type ReportCalibration =
   | { ok: true; calibration: Calibration; pseudo: PseudoLabels; similarities: number[]; scores: number[] }
   | { ok: false; reason: string; studies: number; positives: number };
 
+/**
+ * What a query's pseudo-positives are, in words: the reports that mention its finding, or for a statement of absence
+ * ("No haemorrhage.", scored the other way round) the reports that do NOT mention the finding it denies.
+ */
+export function pseudoPositiveWords(query: Pick<TriageQuery, 'text' | 'negativeText'>): { one: string; many: string } {
+  return query.negativeText && deniesOnly(query.text)
+    ? { one: 'whose report does not mention it', many: 'whose reports do not mention this finding' }
+    : { one: 'whose report mentions it', many: 'whose reports mention this finding' };
+}
+
 /** Calibrates a query on past studies with reports: the whole method of this module's header, no hand labels. */
 export function calibrateFromReports(
   query: Pick<TriageQuery, 'text' | 'negativeText' | 'sequences'>,
@@ -119,7 +129,9 @@ export function calibrateFromReports(
   if (pseudo.positives < min.minPositives || negatives < min.minNegatives) {
     return {
       ok: false,
-      reason: `the reports of ${studies.length} past studies give ${pseudo.positives} mentioning this finding and ${negatives} not; calibration needs at least ${min.minPositives} and ${min.minNegatives}`,
+      reason: denies
+        ? `the reports of ${studies.length} past studies give ${pseudo.positives} not mentioning this finding (the studies a statement of absence looks for) and ${negatives} mentioning it; calibration needs at least ${min.minPositives} and ${min.minNegatives}`
+        : `the reports of ${studies.length} past studies give ${pseudo.positives} mentioning this finding and ${negatives} not; calibration needs at least ${min.minPositives} and ${min.minNegatives}`,
       studies: studies.length,
       positives: pseudo.positives,
     };
@@ -131,7 +143,7 @@ export function calibrateFromReports(
   if (!(separation >= minAuc)) {
     return {
       ok: false,
-      reason: `the images do not tell apart the ${pseudo.positives} past studies whose reports mention this finding from the other ${negatives} (AUC ${(Math.floor(separation * 100) / 100).toFixed(2)} against the reports, below ${minAuc}): a threshold would flag at random`,
+      reason: `the images do not tell apart the ${pseudo.positives} past studies ${denies ? 'whose reports do not mention this finding' : 'whose reports mention this finding'} from the other ${negatives} (AUC ${(Math.floor(separation * 100) / 100).toFixed(2)} against the reports, below ${minAuc}): a threshold would flag at random`,
       studies: studies.length,
       positives: pseudo.positives,
     };

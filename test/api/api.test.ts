@@ -217,6 +217,40 @@ describe('validation', () => {
     expect(notFound.statusCode).toBe(404);
     expect(notFound.headers['content-type']).toMatch(/problem\+json/);
   });
+
+  test('JSON bodies are not type-coerced; free text with control characters, or a report with no text, is 400 naming the field', async () => {
+    const post = (url: string, payload: unknown, headers = READER) => app.inject({ method: 'POST', url, headers, payload: payload as Record<string, unknown> });
+    const check = `/api/v1/studies/${INFARCT}/report-check`;
+    // ajv's coerceTypes (needed for query strings) would have read 123 as "123".
+    const num = await post(check, { report: 123 });
+    expect(num.statusCode).toBe(400);
+    expect(num.json()).toMatchObject({ detail: 'body/report must be string', errors: [{ field: 'body/report', message: 'must be string' }] });
+    expect((await post('/api/v1/queries', { id: 'x2', text: 'acute infarct', priority: 'STAT', targetSensitivity: '0.9' }, ADMIN)).json().detail).toBe('body/targetSensitivity must be number');
+    expect((await post('/api/v1/queries', { id: 'x2', text: 'acute infarct', priority: 'STAT', sequences: 'DWI' }, ADMIN)).json().detail).toBe('body/sequences must be array');
+    // Query strings are still read as typed values.
+    expect((await app.inject({ method: 'GET', url: '/api/v1/worklist?limit=2', headers: READER })).statusCode).toBe(200);
+    for (const report of ['   \n\t ', '... -- !!', '\u200B\u200B\u200B']) {
+      const res = await post(check, { report });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().detail).toMatch(/^body\/report has no text: only white space, punctuation or invisible characters/);
+    }
+    const nul = await post(check, { report: 'Acute infarct.\u0000' });
+    expect(nul.statusCode).toBe(400);
+    expect(nul.json().detail).toBe('body/report holds a control character (U+0000 at character 15): send plain text (tabs and line breaks are allowed)');
+    const query = await post('/api/v1/queries', { id: 'x3', text: 'acute\u0007 infarct', priority: 'STAT' }, ADMIN);
+    expect(query.statusCode).toBe(400);
+    expect(query.json().errors).toEqual([{ field: 'body/text', message: expect.stringContaining('U+0007 at character 6') }]);
+    const contrast = await app.inject({ method: 'PUT', url: '/api/v1/queries/mass', headers: ADMIN, payload: { text: 'enhancing mass', negativeText: 'normal\u001bbrain', priority: 'URGENT' } });
+    expect(contrast.json().errors).toEqual([{ field: 'body/negativeText', message: expect.stringContaining('U+001B') }]);
+    const search = await app.inject({ method: 'GET', url: `/api/v1/search?q=${encodeURIComponent('acute\u0000infarct')}`, headers: READER });
+    expect(search.statusCode).toBe(400);
+    expect(search.json().detail).toMatch(/^querystring\/q holds a control character \(U\+0000/);
+    const adhoc = await post(`/api/v1/studies/${INFARCT}/score`, { text: 'acute infarct\u0000' });
+    expect(adhoc.json()).toMatchObject({ status: 400, errors: [{ field: 'body/text' }] });
+    expect((await post('/api/v1/text-check', { text: '\u0000\u0000\u0000' })).json().errors).toEqual([{ field: 'body/text', message: expect.stringContaining('control character') }]);
+    // Tabs and line breaks are text.
+    expect((await post(check, { report: 'Acute infarct.\n\tNo haemorrhage.\r\n' })).statusCode).toBe(200);
+  });
 });
 
 describe('worklist', () => {
@@ -439,6 +473,22 @@ describe('queries: bundle defaults, site layer, language check and calibration f
     const stricter = await put('subdural_2', { text: 'subdural haematoma', priority: 'URGENT', targetSensitivity: 0.8 });
     expect(stricter.json().calibration.detail).toContain('re-picked for sensitivity 0.8');
     expect(stricter.json().query.calibration.targetSensitivity).toBe(0.8);
+
+    // A statement of absence: its pseudo-positives are the reports that do NOT mention the finding, and it says so.
+    const denial = await post({ id: 'no_subdural', text: 'No subdural haematoma.', priority: 'ROUTINE' });
+    expect(denial.json().calibration).toMatchObject({ detail: 'calibrated on 40 past studies of this site (28 whose report does not mention it)' });
+    const again = await app.inject({ method: 'POST', url: '/api/v1/queries/no_subdural/calibrate', headers: ADMIN });
+    expect(again.json().calibration.detail).toBe('calibrated on 40 past studies (28 whose report does not mention it)');
+    expect(again.json().query.lastAttempt.detail).toBe('calibrated on 40 past studies (28 whose report does not mention it)');
+  });
+
+  test('POST …/calibrate: an unknown id is "no query"; a bundle default says it carries the bundle\'s calibration', async () => {
+    const nope = await app.inject({ method: 'POST', url: '/api/v1/queries/nope/calibrate', headers: ADMIN });
+    expect(nope.statusCode).toBe(404);
+    expect(nope.json().detail).toBe('no triage query "nope"');
+    const bundle = await app.inject({ method: 'POST', url: '/api/v1/queries/mass/calibrate', headers: ADMIN });
+    expect(bundle.statusCode).toBe(404);
+    expect(bundle.json().detail).toMatch(/^"mass" is a default of the model bundle, not a site query: bundle defaults carry the bundle's own calibration/);
   });
 
   test('editing a bundle default makes it a site query; the same text keeps its calibration; back to the default restores it; delete turns a default off', async () => {
@@ -562,8 +612,15 @@ describe('decision tables', () => {
       expect(body.rule).toContain('P >= its threshold');
       // Bundle queries of the class are judged with the class threshold in use.
       const queries = (await withDecision.inject({ method: 'GET', url: '/api/v1/queries', headers: READER })).json().queries;
-      expect(queries.find((q: { id: string }) => q.id === 'acute_infarct')).toMatchObject({ judgedBy: 'class', thresholdInUse: 0.2 });
-      expect(queries.find((q: { id: string }) => q.id === 'mass')).toMatchObject({ judgedBy: 'query' });
+      // ...and say the class's sensitivity they are judged at, not their own target (which they do not use).
+      const infarct = queries.find((q: { id: string }) => q.id === 'acute_infarct');
+      expect(infarct).toMatchObject({ judgedBy: 'class', thresholdInUse: 0.2, judgedAtSensitivity: 0.99 });
+      const mass = queries.find((q: { id: string }) => q.id === 'mass');
+      expect(mass).toMatchObject({ judgedBy: 'query' });
+      expect(mass.judgedAtSensitivity).toBe(mass.targetSensitivity);
+      await redis.del('nt:decision:in-use');
+      const before = (await withDecision.inject({ method: 'GET', url: '/api/v1/queries/acute_infarct', headers: READER })).json();
+      expect(before).toMatchObject({ judgedBy: 'class', thresholdInUse: 0.4, judgedAtSensitivity: 0.95 });
     } finally {
       await withDecision.close();
     }
@@ -597,6 +654,14 @@ describe('embedding routes (deterministic hash embedder, not the model)', () => 
     const n = hashEmbed('normal brain no abnormality');
     const bleed = hashEmbed('intracranial haemorrhage blood products');
     expect(body.items[0].score).toBeCloseTo(cosine(bleed, t) - cosine(bleed, n), 6);
+  });
+
+  test('searching for the normal-study sentence itself says its scores are all about 0', async () => {
+    const body = (await app.inject({ method: 'GET', url: `/api/v1/search?q=${encodeURIComponent(NORMAL_TEXT)}`, headers: READER })).json();
+    expect(body.total).toBe(4);
+    expect(body.warning).toMatch(/^This text is \(nearly\) the normal-study sentence every search is measured against \(similarity 1\.00\)/);
+    const finding = (await app.inject({ method: 'GET', url: `/api/v1/search?q=${encodeURIComponent('haemorrhage with blood products')}`, headers: READER })).json();
+    expect(finding.warning).toBeNull();
   });
 
   test('search says how well the model knows the text: unknown text gets a warning and no list, a misspelling a warning', async () => {
@@ -699,6 +764,23 @@ describe('embedding routes (deterministic hash embedder, not the model)', () => 
     expect(body.contradicted).toEqual([]);
     expect(body.unsupported).toEqual([]);
     expect(body.sentences[0]).toMatchObject({ matchedQueryId: 'acute_infarct', supported: true });
+  });
+
+  test('report check: a site query newer than the study cannot refute a sentence (supported null), nor take a match from the judged query', async () => {
+    // Site queries created after the study was scored: no finding in its result, no calibration.
+    for (const [id, text] of [['infarct_site', QUERIES[0].text], ['subdural', 'subdural haematoma collection']]) {
+      expect((await app.inject({ method: 'POST', url: '/api/v1/queries', headers: ADMIN, payload: { id, text, priority: 'STAT' } })).statusCode).toBe(201);
+    }
+    const body = (await app.inject({
+      method: 'POST', url: `/api/v1/studies/${INFARCT}/report-check`, headers: READER,
+      payload: { report: `${QUERIES[0].text}. Subdural haematoma collection.` },
+    })).json();
+    // As close to both: the query the study was judged with keeps the sentence.
+    expect(body.sentences[0]).toMatchObject({ matchedQueryId: 'acute_infarct', supported: true, notChecked: null });
+    expect(body.sentences[1]).toMatchObject({ matchedQueryId: 'subdural', assertion: 'present', supported: null, notChecked: expect.stringContaining('no finding for "subdural"') });
+    expect(body.unsupported).toEqual([]);
+    expect(body.warnings).toEqual([expect.stringContaining('cannot be judged on this study ("subdural")')]);
+    expect(body.truncated).toBeNull();
   });
 });
 

@@ -281,6 +281,13 @@ test('the queries page shows calibration, the threshold in use and the operating
   // A bundle query of the STAT class is judged with the class threshold of the decision table (0.4 in use).
   expect(await infarct.textContent()).toContain('STAT class threshold');
   expect(await infarct.locator(':scope > td.num').textContent()).toContain('0.400');
+  // ...and says the class's sensitivity it is judged at (as GET /api/v1/queries judgedAtSensitivity), not its own target.
+  expect(await infarct.locator(':scope > td.num').textContent()).toContain('STAT class threshold, for 95% study-level sensitivity');
+  await infarct.locator('button', { hasText: 'Edit' }).click();
+  // The edit form leaves the own target empty (the class's applies), saying which one.
+  expect(await page.locator('#query-form [name=targetSensitivity]').inputValue()).toBe('');
+  expect(await page.locator('#query-form [name=targetSensitivity]').getAttribute('placeholder')).toBe('STAT class: 0.95');
+  await page.click('#query-cancel');
   await infarct.locator('details.points summary').click();
   expect(await infarct.locator('table.points tbody tr').count()).toBeGreaterThan(0);
   // None of its own rows is in use (the class threshold is), and its own estimate says it is not the one in use.
@@ -300,7 +307,10 @@ test('the queries page shows calibration, the threshold in use and the operating
   const calibration = {
     a: 8, b: -2, threshold: 0.3, targetSensitivity: 0.9, method: 'report-pseudo-labels' as const, studies: 412, positives: 57, calibratedAt: '2026-11-30T10:00:00Z',
     fittedFor: queryFingerprint(q), bundleVersion: 'test-bundle-1', estimated: { sensitivity: 0.91, specificity: 0.83 },
-    operatingPoints: [{ threshold: 0.5, sensitivity: 0.8, falsePositiveRate: 0.1 }, { threshold: 0.3, sensitivity: 0.91, falsePositiveRate: 0.17 }],
+    operatingPoints: [
+      { threshold: 0.5, sensitivity: 0.8, falsePositiveRate: 0.1 }, { threshold: 0.3, sensitivity: 0.91, falsePositiveRate: 0.17 },
+      { threshold: 0.1, sensitivity: 1, falsePositiveRate: 0.999 },
+    ],
   };
   await changeQuery(redis, { put: { id: q.id, text: q.text, negativeText: q.negativeText, priority: q.priority, targetSensitivity: 0.9, calibration } });
   const site = page.locator('#queries tbody tr[data-id=white_matter_site]');
@@ -309,5 +319,10 @@ test('the queries page shows calibration, the threshold in use and the operating
   expect(await site.textContent()).toContain('estimated sensitivity 91%, specificity 83%');
   await site.locator('details.points summary').click();
   expect(await site.locator('table.points tr.in-use').textContent()).toContain('91%');
+  // Measured rates are shown as measured: a sensitivity of 1 is 100% (">99%" is for one study's probability).
+  const last = site.locator('table.points tbody tr').last();
+  expect(await last.locator('td').first().textContent()).toBe('100%');
+  expect(await last.locator('td').nth(1).textContent()).toBe('99.9%');
+  expect(await site.locator('table.points').textContent()).not.toContain('>99%');
   await page.screenshot({ path: path.join(shots, 'queries-calibration.png'), fullPage: true });
 });

@@ -4,7 +4,7 @@
 // report; the report's text similarity to the query is the pseudo-label.
 import type { Redis } from 'ioredis';
 import { SEQUENCES, queryFingerprint, type Manifest, type Sequence, type TriageQuery } from '../../../shared/model-manifest';
-import { calibrateFromReports, type CalibrationStudy, type Embed, type ReportCalibration } from '../../../shared/models/pseudo-labels';
+import { calibrateFromReports, pseudoPositiveWords, type CalibrationStudy, type Embed, type ReportCalibration } from '../../../shared/models/pseudo-labels';
 import { scoredSentences } from '../../../shared/models/scoring';
 import { DEFAULT_TARGET_SENSITIVITY, recordCalibrationAttempt } from '../../../shared/queries';
 import { reportedStudies } from '../../../shared/reports';
@@ -99,7 +99,7 @@ export function createCalibrator(opts: CalibratorOptions): Calibrator {
         at: new Date().toISOString(),
         ok: outcome.ok,
         detail: outcome.ok
-          ? `calibrated on ${outcome.calibration.studies} past studies (${outcome.calibration.positives} whose report mentions it)`
+          ? `calibrated on ${outcome.calibration.studies} past studies (${outcome.calibration.positives} ${pseudoPositiveWords(query).one})`
           : outcome.reason,
         studies: outcome.ok ? outcome.calibration.studies : outcome.studies,
         positives: outcome.ok ? outcome.calibration.positives : outcome.positives,

@@ -2,6 +2,9 @@
 // where docs/api.md promises 415) and answer a "__proto__" key with "not valid JSON". Here text/plain has no
 // parser, so Fastify answers 415 (problems.ts says what to send instead), and JSON goes through secure-json-parse
 // (Fastify's own choice) with its two refusals told apart: broken JSON, or a prototype-pollution key.
+// JSON bodies are typed: the app's ajv coerces types (coerceTypes, which a query string and path parameters need:
+// "?limit=20" is a string), and would turn {"report": 123} into "123"; a body whose values do not have the types its
+// schema names is refused before validation, with the same 400 shape.
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import sjson from 'secure-json-parse';
@@ -25,7 +28,52 @@ export function parseJsonBody(body: string): unknown {
   }
 }
 
+type Mismatch = { field: string; message: string };
+
+function typeOk(type: string, value: unknown): boolean {
+  switch (type) {
+    case 'string': return typeof value === 'string';
+    case 'number': return typeof value === 'number';
+    case 'integer': return typeof value === 'number' && Number.isInteger(value);
+    case 'boolean': return typeof value === 'boolean';
+    case 'null': return value === null;
+    case 'array': return Array.isArray(value);
+    case 'object': return value !== null && typeof value === 'object' && !Array.isArray(value);
+    default: return true;
+  }
+}
+
+/**
+ * Where a parsed JSON value's types differ from the `type` keywords of its JSON schema (objects' properties, array
+ * items, anyOf branches); everything else (lengths, patterns, required) is left to the validator.
+ */
+export function bodyTypeMismatches(schema: unknown, value: unknown, path = 'body'): Mismatch[] {
+  if (!schema || typeof schema !== 'object') return [];
+  const s = schema as { type?: unknown; properties?: Record<string, unknown>; items?: unknown; anyOf?: unknown[] };
+  if (Array.isArray(s.anyOf)) {
+    const branches = s.anyOf.map((b) => bodyTypeMismatches(b, value, path));
+    if (branches.some((b) => b.length === 0)) return [];
+    return branches[0] ?? [];
+  }
+  const types = typeof s.type === 'string' ? [s.type] : Array.isArray(s.type) ? (s.type as string[]) : null;
+  if (types && !types.some((t) => typeOk(t, value))) return [{ field: path, message: `must be ${types.join(' or ')}` }];
+  const out: Mismatch[] = [];
+  if (s.properties && value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [key, sub] of Object.entries(s.properties)) {
+      if (Object.prototype.hasOwnProperty.call(value, key)) out.push(...bodyTypeMismatches(sub, (value as Record<string, unknown>)[key], `${path}/${key}`));
+    }
+  }
+  if (s.items && Array.isArray(value)) value.forEach((v, i) => out.push(...bodyTypeMismatches(s.items, v, `${path}/${i}`)));
+  return out;
+}
+
 export const jsonBodyPlugin = fp(async function jsonBody(app: FastifyInstance) {
+  app.addHook('preValidation', async (request) => {
+    const schema = request.routeOptions.schema?.body;
+    if (!schema || request.body === undefined) return;
+    const errors = bodyTypeMismatches(schema, request.body);
+    if (errors.length > 0) throw new HttpProblem(400, errors.map((e) => `${e.field} ${e.message}`).join('; '), {}, errors);
+  });
   app.removeContentTypeParser(['application/json', 'text/plain']);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     try {

@@ -49,6 +49,17 @@ const pct = (p) => {
   if (p < 0.005) return '<1%';
   return `${Math.round(p * 100)}%`;
 };
+// Measured rates (sensitivity, specificity, false-positive rate on a cohort) and sensitivity targets are shown as
+// measured: 1 is "100%", 0 is "0%", others in whole percent, or to a tenth where whole percent would read 100% or 0%
+// (0.999 is "99.9%"). The never-round-to-certainty rule above (">99%") is for the probabilities of one study.
+const rate = (r) => {
+  if (r === null || r === undefined) return '–';
+  if (r >= 1) return '100%';
+  if (r <= 0) return '0%';
+  const whole = Math.round(r * 100);
+  if (whole > 0 && whole < 100) return `${whole}%`;
+  return `${(Math.min(999, Math.max(1, Math.round(r * 1000))) / 10).toFixed(1)}%`;
+};
 const num = (x, d = 2) => (x === null || x === undefined ? '–' : Number(x).toFixed(d));
 const label = (id) => id.replace(/[_-]+/g, ' ').replace(/^./, (c) => c.toUpperCase());
 function time(ms) {
@@ -490,6 +501,8 @@ async function checkDraft(event) {
   const report = $('#check-text').value;
   const res = await api(`/api/v1/studies/${encodeURIComponent(current.StudyInstanceUID)}/report-check`, { method: 'POST', body: JSON.stringify({ report }) });
   const out = [];
+  // Sentences not read (a report over 200 sentences) and sentences whose query cannot be judged on this study.
+  if (res.warnings.length) out.push(el('ul', { class: 'issues', 'data-role': 'check-warnings' }, res.warnings.map((w) => el('li', { class: 'warning', text: w }))));
   const gap = (g) => el('li', {}, badge(g.priority), ' ', el('strong', { text: label(g.queryId) }), el('span', { class: 'muted', text: ` (images: ${g.probability !== null ? pct(g.probability) : num(g.similarity, 3)})` }));
   if (res.notMentioned.length) out.push(el('h4', { text: 'Suggested by the images, not in the report' }), el('ul', { class: 'issues' }, res.notMentioned.map(gap)));
   if (res.contradicted.length) out.push(el('h4', { text: 'Suggested by the images, stated absent in the report' }), el('ul', { class: 'issues' }, res.contradicted.map(gap)));
@@ -499,7 +512,8 @@ async function checkDraft(event) {
       return el('li', {}, el('q', { text: s.text }), el('span', { class: 'muted', text: ` (${label(s.matchedQueryId)}: image score ${num(s.imageScore, 3)}, threshold ${num(s.threshold, 3)})` }));
     })));
   }
-  if (out.length === 0) out.push(el('p', { class: 'ok', text: `No discrepancy found in ${res.sentences.length} sentences.` }));
+  const discrepancies = res.notMentioned.length + res.contradicted.length + res.unsupported.length;
+  if (discrepancies === 0) out.push(el('p', { class: 'ok', text: `No discrepancy found in ${res.sentences.length} sentences${res.truncated ? ` read (of ${res.truncated.sentences})` : ''}.` }));
   $('#check-result').replaceChildren(...out);
   $('#check-result').scrollIntoView({ block: 'nearest' });
 }
@@ -534,7 +548,7 @@ function calibrationCell(q) {
   if (c && q.calibrationState === 'calibrated') {
     const on = c.method === 'report-pseudo-labels' ? `calibrated on ${c.studies} past studies of this site` : `the bundle's calibration cohort${c.studies ? ` (${c.studies} studies)` : ''}`;
     // Judged by its class's study-level threshold, its own estimate describes a threshold that does not flag.
-    const estimate = q.judgedBy === 'class' ? `at its own threshold (not the one in use) sensitivity ${pct(c.estimated.sensitivity)}, specificity ${pct(c.estimated.specificity)}` : `estimated sensitivity ${pct(c.estimated.sensitivity)}, specificity ${pct(c.estimated.specificity)}`;
+    const estimate = q.judgedBy === 'class' ? `at its own threshold (not the one in use) sensitivity ${rate(c.estimated.sensitivity)}, specificity ${rate(c.estimated.specificity)}` : `estimated sensitivity ${rate(c.estimated.sensitivity)}, specificity ${rate(c.estimated.specificity)}`;
     parts.push(el('span', { class: 'muted small block', text: `${on}; ${estimate}; ${c.calibratedAt ? new Date(c.calibratedAt).toLocaleString('en-GB', { hour12: false }) : ''}` }));
   }
   if (q.warning) parts.push(el('span', { class: 'warning small block', role: 'note', text: q.warning }));
@@ -547,7 +561,7 @@ function operatingPointsTable(rows, inUse, caption, fpLabel) {
     el('caption', { text: caption }),
     el('thead', {}, el('tr', {}, el('th', { scope: 'col', class: 'num', text: 'Sensitivity' }), el('th', { scope: 'col', class: 'num', text: fpLabel }), el('th', { scope: 'col', class: 'num', text: 'Threshold' }), el('th', { scope: 'col', text: '' }))),
     el('tbody', {}, rows.map((r, i) => el('tr', { class: i === marked ? 'in-use' : null },
-      el('td', { class: 'num', text: pct(r.sensitivity) }), el('td', { class: 'num', text: pct(r.falsePositiveRate) }), el('td', { class: 'num', text: num(r.threshold, 3) }),
+      el('td', { class: 'num', text: rate(r.sensitivity) }), el('td', { class: 'num', text: rate(r.falsePositiveRate) }), el('td', { class: 'num', text: num(r.threshold, 3) }),
       el('td', { text: i === marked ? '\u25C0 in use' : '' }),
     ))),
   );
@@ -577,7 +591,7 @@ function queryRow(q, admin, disabled) {
     el('td', {}, badge(q.priority)),
     el('td', {}, calibrationCell(q)),
     el('td', { class: 'num' }, el('span', { text: q.thresholdInUse === null ? '–' : num(q.thresholdInUse, 3) }),
-      q.judgedBy ? el('span', { class: 'muted small block', text: q.judgedBy === 'class' ? `${q.priority} class threshold` : `own, for ${pct(q.targetSensitivity)} sensitivity` }) : null),
+      q.judgedBy ? el('span', { class: 'muted small block', text: q.judgedBy === 'class' ? `${q.priority} class threshold${q.judgedAtSensitivity !== null ? `, for ${rate(q.judgedAtSensitivity)} study-level sensitivity` : ''}` : `own, for ${rate(q.targetSensitivity)} sensitivity` }) : null),
     el('td', { class: 'actions' }, actions),
   );
 }
@@ -589,7 +603,7 @@ async function loadDecision() {
     const parts = [el('p', { class: 'muted small', text: d.rule })];
     for (const [cls, c] of Object.entries(d.classes)) {
       parts.push(operatingPointsTable(c.table, c.thresholdInUse,
-        `${cls}: sensitivity for studies with a ${cls} finding against false-${cls} rate (${c.positives} with, ${c.negatives} without, calibration cohort); ${c.chosenSensitivity !== null ? `the site chose ${pct(c.chosenSensitivity)}` : `bundle default ${pct(c.targetSensitivity)}`}`,
+        `${cls}: sensitivity for studies with a ${cls} finding against false-${cls} rate (${c.positives} with, ${c.negatives} without, calibration cohort); ${c.chosenSensitivity !== null ? `the site chose ${rate(c.chosenSensitivity)}` : `bundle default ${rate(c.targetSensitivity)}`}`,
         `False-${cls} rate`));
     }
     for (const n of d.notes) parts.push(el('p', { class: 'muted small', text: n }));
@@ -626,7 +640,12 @@ function editQuery(q) {
   form.elements.text.value = q.text;
   form.elements.negativeText.value = q.negativeText || '';
   form.elements.priority.value = q.priority;
-  form.elements.targetSensitivity.value = String(q.targetSensitivity);
+  // A query judged by its class's threshold does not use its own target: the field stays empty (the edit keeps it),
+  // and says the class target it is judged at; a value typed here gives the edited query its own threshold.
+  const classJudged = q.judgedBy === 'class';
+  form.elements.targetSensitivity.value = classJudged ? '' : String(q.targetSensitivity);
+  form.elements.targetSensitivity.placeholder = classJudged && q.judgedAtSensitivity !== null ? `${q.priority} class: ${q.judgedAtSensitivity}` : '0.95';
+  form.elements.targetSensitivity.title = classJudged ? `Judged by the ${q.priority} class threshold, chosen for ${rate(q.judgedAtSensitivity)} study-level sensitivity; leave empty to keep it, or set one to give this query its own threshold` : '';
   $('#query-form-title').textContent = `Edit ${q.id}`;
   $('#query-save').textContent = 'Save changes';
   $('#query-cancel').hidden = false;
@@ -639,6 +658,8 @@ function resetQueryForm() {
   const form = $('#query-form');
   form.reset();
   form.elements.id.readOnly = false;
+  form.elements.targetSensitivity.placeholder = '0.95';
+  form.elements.targetSensitivity.title = '';
   $('#query-form-title').textContent = 'Add a query';
   $('#query-save').textContent = 'Add query';
   $('#query-cancel').hidden = true;

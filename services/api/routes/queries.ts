@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { loadedModel } from '../app';
 import { checkTexts } from '../language';
+import { assertFreeText } from '../free-text';
 import { HttpProblem } from '../plugins/problems';
 import type { QueryService } from '../query-service';
 import type { EmbedText } from '../report-check';
@@ -53,6 +54,7 @@ export async function queryRoutes(fastify: FastifyInstance, opts: QueryRouteOpti
       },
     },
     async (request, reply) => {
+      assertFreeText([{ field: 'body/text', value: request.body.text }, { field: 'body/negativeText', value: request.body.negativeText }]);
       const out = await service.save(request.body, 'create');
       await app.audit(request, 'query.create', { queryId: out.query.id, queryVersion: out.version });
       reply.code(201).header('Location', `/api/v1/queries/${out.query.id}`);
@@ -70,6 +72,7 @@ export async function queryRoutes(fastify: FastifyInstance, opts: QueryRouteOpti
       },
     },
     async (request) => {
+      assertFreeText([{ field: 'body/text', value: request.body.text }, { field: 'body/negativeText', value: request.body.negativeText }]);
       const out = await service.save({ ...request.body, id: request.params.id }, 'replace');
       await app.audit(request, 'query.update', { queryId: out.query.id, queryVersion: out.version });
       return out;
@@ -110,6 +113,7 @@ export async function queryRoutes(fastify: FastifyInstance, opts: QueryRouteOpti
     '/api/v1/text-check',
     { schema: { tags: ['queries'], summary: 'How well the model knows a text (before saving a query or searching)', body: TextCheckBody, response: { 200: TextCheckSchema, ...problems } } },
     async (request) => {
+      assertFreeText([{ field: 'body/text', value: request.body.text }]);
       const model = loadedModel(opts.modelStatus());
       const [check] = await checkTexts(model.language, opts.embed, [request.body.text]);
       await app.audit(request, 'text-check', { textLength: request.body.text.length });

@@ -11,9 +11,13 @@ import { searchScore } from '../../../shared/models/search';
 import { loadedModel, type ModelStatus } from '../app';
 import { checkText } from '../../../shared/language/check';
 import type { EmbedText } from '../report-check';
+import { assertFreeText } from '../free-text';
 import { SearchQuery, SearchResponse, problems } from '../schemas';
 import type { StudyStore } from '../store';
-import { studyCosine } from '../vectors';
+import { cosine, studyCosine } from '../vectors';
+
+/** A search text at least this close (cosine) to the normal-study sentence is warned about: it ranks nothing. */
+export const CONTRAST_SIMILARITY = 0.9;
 
 type Item = { StudyInstanceUID: string; AccessionNumber?: string; score: number; similarity: number; priority: 'STAT' | 'URGENT' | 'ROUTINE'; receivedAt: number };
 
@@ -24,6 +28,7 @@ export async function searchRoutes(fastify: FastifyInstance, opts: { store: Stud
     { schema: { tags: ['search'], summary: 'Past studies ranked by how much more they look like a description than like a normal study', querystring: SearchQuery, response: { 200: SearchResponse, ...problems } } },
     async (request) => {
       const { q, limit, offset } = request.query;
+      assertFreeText([{ field: 'querystring/q', value: q }]);
       const model = loadedModel(opts.modelStatus());
       const normal = model.language.normalText;
       // "no haemorrhage" searches for the studies without one (shared/models/scoring.ts scoredSentences).
@@ -61,7 +66,16 @@ export async function searchRoutes(fastify: FastifyInstance, opts: { store: Stud
       const items = ranked.slice(offset, offset + limit);
       // The search text is free text a user typed: its length is audited, never its words.
       await app.audit(request, 'search', { studies: items.map((i) => i.StudyInstanceUID), count: items.length, textLength: q.length });
-      const warning = language.verdict === 'warning' ? `The model may misread this text: ${language.reasons.join('; ')}.` : null;
+      const warnings = language.verdict === 'warning' ? [`The model may misread this text: ${language.reasons.join('; ')}.`] : [];
+      // Searching for the contrast sentence itself ranks by cos(text) - cos(normal), about 0 for every study: the
+      // order would mean nothing, so say so (a normal study is better found by its absent findings).
+      // (A text that states absence, as "normal ..." may, has the normal-study sentence as its positive side.)
+      const normalVec = !normal ? undefined : contrast === normal ? normalVector : positive === normal ? text : undefined;
+      const nearNormal = normalVec ? cosine(typed, normalVec) : -1;
+      if (nearNormal >= CONTRAST_SIMILARITY) {
+        warnings.push(`This text is (nearly) the normal-study sentence every search is measured against (similarity ${nearNormal.toFixed(2)}): every score is about 0 and the order means little. Describe a finding, or search "no ..." for studies without it.`);
+      }
+      const warning = warnings.length > 0 ? warnings.join(' ') : null;
       return { total: ranked.length, offset, limit, language, warning, items };
     },
   );

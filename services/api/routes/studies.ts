@@ -10,6 +10,7 @@ import type { StudyResult } from '../../../shared/results';
 import type { StudyStatus } from '../../../shared/studies';
 import { loadedModel, type ModelStatus } from '../app';
 import { mentionSimilarity } from '../language';
+import { assertFreeText } from '../free-text';
 import { HttpProblem } from '../plugins/problems';
 import { checkReport, type EmbedText } from '../report-check';
 import { ReportCheckBody, ReportCheckResponse, ScoreBody, ScoreResponse, StudiesQuery, StudiesResponse, StudyResponse, UidParams, problems } from '../schemas';
@@ -97,6 +98,7 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
     },
     async (request) => {
       const uid = request.params.StudyInstanceUID;
+      assertFreeText([{ field: 'body/text', value: request.body.text }, { field: 'body/negativeText', value: request.body.negativeText }]);
       const { result, vectors } = await scoredStudy(uid);
       const { positive, contrast } = scoredSentences(request.body);
       const [t, n] = await opts.embed(contrast ? [positive, contrast] : [positive]);
@@ -127,6 +129,8 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
     },
     async (request) => {
       const uid = request.params.StudyInstanceUID;
+      // A report with no letter or digit (white space, punctuation, zero-width spaces) has nothing to check.
+      assertFreeText([{ field: 'body/report', value: request.body.report, needsText: true }]);
       const { result, vectors } = await scoredStudy(uid);
       const model = loadedModel(opts.modelStatus());
       const { queries } = await readQuerySet(opts.redis, model.manifest.queries);

@@ -1,0 +1,49 @@
+// Free text a client sends (a query's sentences, a search, an ad-hoc sentence, a draft report, a report to file):
+// one rule for what the API refuses before any model reads it, so every route names the field and says why.
+//   - control characters: C0 controls other than tab, line feed and carriage return, DEL and the C1 controls
+//     (NUL, escape, ...). They are never part of a sentence; they come from a broken client or a binary paste.
+//     Identifiers are stricter (an AccessionNumber refuses tabs and line breaks too: inbound/oru.ts).
+//   - no text: nothing but white space, punctuation, symbols and invisible characters (zero-width spaces, other
+//     format characters) after Unicode NFKC. Reports must have text (there is nothing to store or check otherwise).
+import { HttpProblem } from './plugins/problems';
+
+// eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
+const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/u;
+
+/** The first control character a free text may not hold, as "U+0000 at character 4", or null. */
+export function controlCharacterIn(text: string): string | null {
+  const m = CONTROL.exec(text);
+  if (!m) return null;
+  return `U+${m[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')} at character ${m.index + 1}`;
+}
+
+/** Whether a text has anything to read: a letter or a digit once compatibility forms are folded (NFKC). */
+export function hasText(text: string): boolean {
+  return /[\p{L}\p{N}]/u.test(text.normalize('NFKC'));
+}
+
+export interface FreeTextField {
+  /** As in validation errors: "body/text", "querystring/q". */
+  field: string;
+  value: string | undefined;
+  /** Refuse a value with no letter or digit (reports). */
+  needsText?: boolean;
+}
+
+/** The problems of some free-text fields, one per field at fault. */
+export function freeTextProblems(fields: FreeTextField[]): { field: string; message: string }[] {
+  const out: { field: string; message: string }[] = [];
+  for (const { field, value, needsText } of fields) {
+    if (value === undefined) continue;
+    const control = controlCharacterIn(value);
+    if (control) out.push({ field, message: `holds a control character (${control}): send plain text (tabs and line breaks are allowed)` });
+    else if (needsText && !hasText(value)) out.push({ field, message: 'has no text: only white space, punctuation or invisible characters (such as zero-width spaces)' });
+  }
+  return out;
+}
+
+/** 400 naming each free-text field at fault (the same shape as a validation failure). */
+export function assertFreeText(fields: FreeTextField[]): void {
+  const problems = freeTextProblems(fields);
+  if (problems.length > 0) throw new HttpProblem(400, problems.map((p) => `${p.field} ${p.message}`).join('; '), {}, problems);
+}

@@ -17,6 +17,7 @@ import { startRedis, type TestRedis } from '../helpers/redis';
 import { ADMIN, HASH_MODEL, NORMAL_TEXT, QUERIES, READER, SCRAPER, buildTestApp, hashEmbed, testDeps, testModelStatus, writeResult } from './helpers';
 import { calibrated } from '../helpers/calibration';
 import { float32ToLE } from '../../shared/float32';
+import { SENTENCE_RULES_VERSION } from '../../shared/language/sentences';
 import { cosine } from '../../services/api/vectors';
 import { build } from '../../services/api/app';
 import { auditFileFor } from '../../services/api/plugins/audit';
@@ -573,7 +574,7 @@ describe('queries: bundle defaults, site layer, language check and calibration f
       const deadline = Date.now() + 10_000;
       while ((await redis.hlen(key)) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       const cached = await redis.hgetall(key);
-      expect(Object.keys(cached)).toEqual(['test-hash-embedder:000000000000']);
+      expect(Object.keys(cached)).toEqual([`test-hash-embedder:000000000000:${SENTENCE_RULES_VERSION}`]);
       expect(JSON.parse(Object.values(cached)[0])).toMatchObject({ sentences: ['small infarct'], dim: 256 });
     } finally {
       await live.close();

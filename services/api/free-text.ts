@@ -1,18 +1,24 @@
 // Free text a client sends (a query's sentences, a search, an ad-hoc sentence, a draft report, a report to file):
 // one rule for what the API refuses before any model reads it, so every route names the field and says why.
-//   - control characters: C0 controls other than tab, line feed and carriage return, DEL and the C1 controls
-//     (NUL, escape, ...). They are never part of a sentence; they come from a broken client or a binary paste.
-//     Identifiers are stricter (an AccessionNumber refuses tabs and line breaks too: inbound/oru.ts).
+//   - control characters: C0 controls other than tab, line feed and carriage return, and DEL (NUL, escape, ...).
+//     They are never part of a sentence; they come from a broken client or a binary paste. C1 code points are let
+//     through: Windows-1252 text read as Latin-1 (a RIS's curly quote as U+0092) is common and harmless.
+//     Identifiers are stricter (an AccessionNumber refuses tabs and line breaks too).
 //   - no text: nothing but white space, punctuation, symbols and invisible characters (zero-width spaces, other
 //     format characters) after Unicode NFKC. Reports must have text (there is nothing to store or check otherwise).
 import { HttpProblem } from './plugins/problems';
 
 // eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
-const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/u;
+const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/u;
+// eslint-disable-next-line no-control-regex -- the same, with tab, line feed and carriage return refused too
+const CONTROL_IN_IDENTIFIER = /[\u0000-\u001F\u007F]/u;
 
-/** The first control character a free text may not hold, as "U+0000 at character 4", or null. */
-export function controlCharacterIn(text: string): string | null {
-  const m = CONTROL.exec(text);
+/**
+ * The first control character a text may not hold, as "U+0000 at character 4", or null. Free text may hold tabs and
+ * line breaks; an identifier (`identifier: true`, an AccessionNumber) may not.
+ */
+export function controlCharacterIn(text: string, options: { identifier?: boolean } = {}): string | null {
+  const m = (options.identifier ? CONTROL_IN_IDENTIFIER : CONTROL).exec(text);
   if (!m) return null;
   return `U+${m[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')} at character ${m.index + 1}`;
 }

@@ -183,9 +183,10 @@ export class StoreScp extends Scp {
     this.artim = setTimeout(() => this.refuse('artim-timeout'), deps.settings.artimTimeoutMs);
     this.artim.unref();
     this.on('networkError', (err: Error) => {
-      // A socket error (ECONNRESET, EPIPE, ...) just closes. Anything else is dcmjs-dimse failing to read a PDU the
-      // gate framed (an A-ASSOCIATE-RQ whose items overrun it, for one): a protocol error that gets its A-ABORT.
-      if ((err as NodeJS.ErrnoException).code) {
+      // A socket error or dcmjs-dimse's own idle timeout ("<AE> -> Connection error: ...", "... Connection timeout")
+      // just closes. Anything else is dcmjs-dimse failing to read a PDU the gate framed (an A-ASSOCIATE-RQ whose
+      // items overrun it, for one): a protocol error that gets its A-ABORT.
+      if ((err as NodeJS.ErrnoException).code || /Connection (error|timeout)/.test(err.message)) {
         this.log.warn({ err: err.message }, 'association network error; closing');
         this.socket.destroy();
       } else {
@@ -508,18 +509,29 @@ export class StoreScp extends Scp {
     const net = this as unknown as NetworkInternals;
     // PS3.7 9.3 / PS3.8 9.3.5: a data set follows its command, and a command follows the previous one's data set.
     // Anything else would be handed to dcmjs as a command or a data set it is not (and its warnings print values).
+    // One P-DATA-TF may carry a command and the start of its data set (dcm4che packs them): the state advances PDV
+    // by PDV as the library's own loop does.
+    let awaitingData = net.dimse !== undefined;
+    let lastCommand: { pdv: Pdv; elements: ReturnType<typeof readCommandSet> } | undefined;
     for (const p of pdvs) {
       const order = p.isCommand()
-        ? (net.dimse !== undefined || net.dimseStoreStream !== undefined ? 'a command PDV while the previous command\'s data set is awaited' : null)
-        : (net.dimse === undefined ? 'a data set PDV with no command before it' : null);
+        ? (awaitingData || net.dimseStoreStream !== undefined ? 'a command PDV while the previous command\'s data set is awaited' : null)
+        : (!awaitingData ? 'a data set PDV with no command before it' : null);
       if (order) {
         this.protocolAbort('dimse-violation', AbortReason.UnexpectedPduParameter, order);
         return Promise.resolve();
       }
+      if (p.isCommand() && p.isLastFragment()) {
+        // A command the fast reader does not know (fragmented, C-FIND, Move Originator): the library decides.
+        lastCommand = { pdv: p, elements: readCommandSet(p.getValue()) };
+        awaitingData = lastCommand.elements === undefined || lastCommand.elements.CommandDataSetType !== NO_DATA_SET;
+      } else if (!p.isCommand() && p.isLastFragment()) {
+        awaitingData = false;
+      }
     }
     const pdv = pdvs.length === 1 ? pdvs[0] : undefined;
     if (pdv && pdv.isCommand() && pdv.isLastFragment() && net.dimse === undefined && net.dimseStream === undefined) {
-      const elements = readCommandSet(pdv.getValue());
+      const elements = lastCommand?.pdv === pdv ? lastCommand.elements : readCommandSet(pdv.getValue());
       if (elements === undefined && !isCommandSet(pdv.getValue())) {
         this.protocolAbort('dimse-violation', AbortReason.InvalidPduParameterValue, `command set of ${pdv.getValue().byteLength} bytes could not be read`);
         return Promise.resolve();

@@ -126,6 +126,37 @@ describe('protocol violations: A-ABORT and the socket closed at once', () => {
     expect(dcmjs.log.getLevel()).toBe(5);
   });
 
+  test('a command and the start of its data set in one P-DATA-TF (as dcm4che packs them) is stored: Success', async () => {
+    const file = path.join(files, 'packed.dcm');
+    const sop = writeMrInstance(file, { StudyInstanceUID: newUid(), SeriesInstanceUID: newUid() });
+    const { dataset } = splitPart10(readFileSync(file));
+    const pdv = (value: Buffer, command: boolean, last: boolean) => {
+      const head = Buffer.alloc(6);
+      head.writeUInt32BE(value.length + 2, 0);
+      head[4] = MR.id;
+      head[5] = (command ? 1 : 0) | (last ? 2 : 0);
+      return Buffer.concat([head, value]);
+    };
+    const pdu = (...pdvs: Buffer[]) => {
+      const body = Buffer.concat(pdvs);
+      const head = Buffer.from([0x04, 0, 0, 0, 0, 0]);
+      head.writeUInt32BE(body.length, 2);
+      return Buffer.concat([head, body]);
+    };
+    const client = await associated(h);
+    const command = commandSet({ CommandField: 0x0001, MessageID: 7, AffectedSOPClassUID: MR_IMAGE_STORAGE, AffectedSOPInstanceUID: sop, hasDataSet: true });
+    client.write(pdu(pdv(command, true, true), pdv(dataset.subarray(0, 1000), false, false)));
+    client.write(pdu(pdv(dataset.subarray(1000), false, true)));
+    const reply = await client.nextPdu(10_000);
+    expect(reply?.type).toBe(0x04);
+    // The response's Status (0000,0900) in its one command PDV: 0000.
+    const value = reply!.body.subarray(6);
+    const at = value.indexOf(Buffer.from([0x00, 0x00, 0x00, 0x09, 0x02, 0x00, 0x00, 0x00]));
+    expect(at).toBeGreaterThanOrEqual(0);
+    expect(value.readUInt16LE(at + 8)).toBe(0);
+    expect(await client.release()).toBe(true);
+  });
+
   test('each is counted by reason, and the listener carries on', async () => {
     const text = await metricsText(h.listener.metricsPort);
     expect(refusedCount(text, 'pdu-too-long')).toBe(2);
@@ -136,6 +167,19 @@ describe('protocol violations: A-ABORT and the socket closed at once', () => {
     expect(refusedCount(text, 'artim-timeout')).toBe(0);
     expect((await echoscu(h.ae)).code).toBe(0);
   });
+});
+
+test('an idle association is closed after DICOM_IDLE_TIMEOUT_SECONDS, not counted as a protocol violation', async () => {
+  const h = await startHarness({ DICOM_IDLE_TIMEOUT_SECONDS: 1 });
+  try {
+    const client = await associated(h);
+    expect(await client.waitClosed(10_000)).toBe(true);
+    const text = await metricsText(h.listener.metricsPort);
+    expect(refusedCount(text, 'invalid-pdu')).toBe(0);
+    expect((await echoscu(h.ae)).code).toBe(0);
+  } finally {
+    await h.stop();
+  }
 });
 
 test('a connection that does not deliver its A-ASSOCIATE-RQ is closed after DICOM_ARTIM_TIMEOUT_SECONDS', async () => {

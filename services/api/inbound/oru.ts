@@ -6,6 +6,7 @@
 import { Hl7Message, type Hl7Segment } from '@medplum/core';
 import { hl7Unescape } from '../../../shared/hl7-text';
 import type { StoredReport } from '../../../shared/reports';
+import { controlCharacterIn } from '../free-text';
 import type { AccessionField } from './config';
 
 export type RejectReason =
@@ -135,7 +136,7 @@ function accessionOf(g: Group, fields: readonly AccessionField[]): { value: stri
   return null;
 }
 
-export const hasControlCharacters = (s: string): boolean => [...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+export const hasControlCharacters = (s: string): boolean => controlCharacterIn(s, { identifier: true }) !== null;
 
 const STATUSES: Record<string, StoredReport['status']> = { F: 'F', C: 'C', P: 'P' };
 

@@ -109,7 +109,23 @@ export function assertionOf(sentence: string): Assertion {
 }
 
 /** Verbs left dangling at the end once the cue after them is gone ("Haemorrhage is [not likely]"). */
-const DANGLING = /(\s+(is|are|was|were|be|been|has|have|had|appears?|seems?|looks?|remains?))+$/i;
+const DANGLING = /^(is|are|was|were|be|been|has|have|had|appears?|seems?|looks?|remains?)$/i;
+
+/** `text` (single-spaced) without the verbs at its end; a word loop, not a regex (a run of " is" must stay linear). */
+function dropDanglingVerbs(text: string): string {
+  const words = text.split(' ');
+  while (words.length > 1 && DANGLING.test(words[words.length - 1])) words.pop();
+  return words.join(' ');
+}
+
+/** `text` without the characters of `chars` at either end (by hand: `[...]+$` is quadratic on a long run). */
+function trimChars(text: string, chars: string): string {
+  let a = 0;
+  let b = text.length;
+  while (a < b && chars.includes(text[a])) a++;
+  while (b > a && chars.includes(text[b - 1])) b--;
+  return text.slice(a, b);
+}
 
 /**
  * The sentence without its assertion cue words ("No intracranial haemorrhage" -> "intracranial haemorrhage";
@@ -121,7 +137,7 @@ export function stripCues(sentence: string): string {
   const g = (re: RegExp) => new RegExp(re.source, 'gi');
   const { text, names } = cueText(sentence);
   const stripped = restoreNames(
-    text.replace(g(UNCERTAIN), ' ').replace(g(NEGATION), ' ').replace(/\s+/g, ' ').replace(/^[\s,;:]+|[\s,;:]+$/g, '').replace(DANGLING, ''),
+    dropDanglingVerbs(trimChars(text.replace(g(UNCERTAIN), ' ').replace(g(NEGATION), ' ').replace(/\s+/g, ' '), ' ,;:')),
     names,
   ).trim();
   // A sentence that was nothing but cues ("Normal.") keeps its words: there is nothing else to match on.
@@ -239,6 +255,16 @@ function cutSentences(line: string): string[] {
 }
 
 /**
+ * What every rule below reads: compatibility forms folded (NFKC: fullwidth letters, ligatures), each run of
+ * horizontal white space one space, and each run of punctuation its first mark ("..." is ".", "?!" is "?"). Real
+ * reports lose nothing by it, and no rule then meets a long run of one character class, which several regular
+ * expressions would take quadratic time over (a 60,000-character run took seconds of the API's event loop).
+ */
+function readable(text: string): string {
+  return text.normalize('NFKC').replace(/[^\S\r\n]+/g, ' ').replace(/([.!?;:,])[.!?;:,]+/g, '$1');
+}
+
+/**
  * Splits a free-text report into sentences: line breaks and . ! ? ; end one (not after an abbreviation or an
  * initial, endsSentence), "but" and "however" start a new clause; bullets, section headings and examination titles
  * are dropped, and so are sections about the request, the technique or a comparison (NOT_FINDINGS): a heading with
@@ -251,7 +277,7 @@ export function splitSentences(report: string): string[] {
   const out: string[] = [];
   let skipping = false;
   let label = '';
-  for (const line of report.split(/\r?\n/)) {
+  for (const line of readable(report).split(/\r?\n/)) {
     const text = line.replace(/^\s*([-*\u2022]|\d+[.)])\s+/, '').trim();
     const bare = text.replace(/:$/, '').trim();
     const pending = label;
@@ -298,7 +324,7 @@ export function splitSentences(report: string): string[] {
  * pseudo-labels.ts textModelVersion), so stored reports are read again after a change here. Raise it with any
  * change to what reportSentences returns.
  */
-export const SENTENCE_RULES_VERSION = 2;
+export const SENTENCE_RULES_VERSION = 3;
 
 export interface ReportSentence {
   text: string;

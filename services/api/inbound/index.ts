@@ -105,6 +105,9 @@ export function createReportInbound(config: ReportsConfig, deps: ReportInboundDe
 
   let subscriber: Redis | undefined;
   let closed = false;
+  let starting: Promise<void> = Promise.resolve();
+  /** Ends the start's wait between replay attempts (close() calls it). */
+  let wake: () => void = () => undefined;
   let timer: NodeJS.Timeout | undefined;
   let sweeping: Promise<unknown> = Promise.resolve();
   const sweep = (full: boolean) => {
@@ -117,49 +120,61 @@ export function createReportInbound(config: ReportsConfig, deps: ReportInboundDe
     return sweeping;
   };
 
+  /** The feed's start: journal replay (retried while Redis does not answer), subscriber, sweeps, MLLP listener. */
+  async function run(): Promise<void> {
+    // The journal replay needs Redis: while it is not reachable (an outage as the API starts) the replay is tried
+    // again every START_RETRY_MS, and the MLLP listener opens after it. close() ends the wait.
+    for (let attempt = 1; !closed; attempt++) {
+      try {
+        const replay = await intake.replayJournal();
+        if (replay.stored > 0 || replay.badLines > 0) logger.warn(replay, 'report journal replayed: reports Redis did not have were stored again');
+        break;
+      } catch (err) {
+        if (attempt === 1 || attempt % 60 === 0) logger.warn({ err: (err as Error).message, attempt }, `report feed waits: the journal replay failed and is retried every ${START_RETRY_MS / 1000} s; the MLLP listener opens after it`);
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, START_RETRY_MS).unref();
+        });
+      }
+    }
+    if (closed) return;
+    await journal.prune();
+    if (closed) return;
+    subscriber = subscribe(deps.redis, [resultKeys.scoredChannel()], (_channel, uid) => {
+      intake.matchStudy(uid).catch((err: Error) => logger.warn({ err: err.message, StudyInstanceUID: uid }, 'report match on a scored study failed; the sweep retries'));
+    }, (err) => logger.warn({ err: err.message }, 'report intake subscriber redis error'));
+    // The first sweep indexes every study received before this process (or before the feed existed).
+    void sweep(true);
+    timer = setInterval(() => {
+      void journal.prune().catch(() => undefined);
+      void sweep(false);
+    }, config.sweepMs);
+    timer.unref();
+    if (mllp) {
+      const at = await mllp.listen();
+      logger.info({ host: at.host, port: at.port }, 'report MLLP listener ready (HL7 ORU^R01)');
+      // Like the DICOM allow-list, empty means nobody: each message is answered AR and kept, for replay once set.
+      if (config.allowedFacilities?.size === 0) {
+        logger.warn('REPORTS_MLLP_ALLOWED_FACILITIES is empty: every report message is rejected (AR) and kept for replay until the RIS\'s sending facility (MSH-4) is listed');
+      }
+    }
+  }
+
   return {
     intake, rejected, feed, metrics,
 
-    async start() {
-      // The journal replay needs Redis: while it is not reachable (an outage as the API starts) the replay is tried
-      // again every START_RETRY_MS, and the MLLP listener opens after it, so no report is acknowledged unstored.
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const replay = await intake.replayJournal();
-          if (replay.stored > 0 || replay.badLines > 0) logger.warn(replay, 'report journal replayed: reports Redis did not have were stored again');
-          break;
-        } catch (err) {
-          if (attempt === 1) logger.warn({ err: (err as Error).message }, `report feed waits for Redis: the journal replay is retried every ${START_RETRY_MS / 1000} s, the MLLP listener opens after it`);
-          await new Promise((r) => setTimeout(r, START_RETRY_MS));
-          if (closed) return;
-        }
-      }
-      if (closed) return;
-      await journal.prune();
-      subscriber = subscribe(deps.redis, [resultKeys.scoredChannel()], (_channel, uid) => {
-        intake.matchStudy(uid).catch((err: Error) => logger.warn({ err: err.message, StudyInstanceUID: uid }, 'report match on a scored study failed; the sweep retries'));
-      }, (err) => logger.warn({ err: err.message }, 'report intake subscriber redis error'));
-      // The first sweep indexes every study received before this process (or before the feed existed).
-      void sweep(true);
-      timer = setInterval(() => {
-        void journal.prune().catch(() => undefined);
-        void sweep(false);
-      }, config.sweepMs);
-      timer.unref();
-      if (mllp) {
-        const at = await mllp.listen();
-        logger.info({ host: at.host, port: at.port }, 'report MLLP listener ready (HL7 ORU^R01)');
-        // Like the DICOM allow-list, empty means nobody: each message is answered AR and kept, for replay once set.
-        if (config.allowedFacilities?.size === 0) {
-          logger.warn('REPORTS_MLLP_ALLOWED_FACILITIES is empty: every report message is rejected (AR) and kept for replay until the RIS\'s sending facility (MSH-4) is listed');
-        }
-      }
+    start() {
+      starting = run();
+      return starting;
     },
 
     mllpAddress: () => (mllp ? mllp.address() : null),
 
     async close() {
       closed = true;
+      wake();
+      // A start still running finishes first (each of its steps checks `closed`), so nothing it opens outlives this.
+      await starting.catch(() => undefined);
       clearInterval(timer);
       await mllp?.close();
       await sweeping;

@@ -181,12 +181,16 @@ describe('unusableReason', () => {
     ['structured report', { ...ok, isImageStorage: false }, 'not-image'],
     ['no pixel data', { ...ok, hasPixelData: false }, 'not-image'],
     ['colour', { ...ok, SamplesPerPixel: 3 }, 'colour'],
+    ['PALETTE COLOR with one sample', { ...ok, PhotometricInterpretation: 'PALETTE COLOR' }, 'colour'],
     ['BodyPartExamined CSPINE', { ...ok, BodyPartExamined: 'CSPINE' }, 'not-head'],
     ['BodyPartExamined L-SPINE', { ...ok, BodyPartExamined: 'L-SPINE' }, 'not-head'],
     ['description c-spine', { ...ok, SeriesDescription: 't2_tse_sag_C-spine' }, 'not-head'],
     ['description lumbar', { ...ok, SeriesDescription: 'Sag T2 FRFSE Lumbar' }, 'not-head'],
   ] as const)('%s -> %s', (_n, input, reason) => {
     expect(unusableReason(input, t2)).toBe(reason);
+  });
+  it.each(['MONOCHROME1', 'MONOCHROME2', 'MONOCHROME2 '])('%p is grey levels', (pi) => {
+    expect(unusableReason({ ...ok, PhotometricInterpretation: pi }, t2)).toBeUndefined();
   });
   it.each(['HEAD', 'BRAIN', 'HEADNECK', 'SKULL', ''])('BodyPartExamined %p is a head', (part) => {
     expect(unusableReason({ ...ok, BodyPartExamined: part }, t2)).toBeUndefined();

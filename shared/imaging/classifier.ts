@@ -97,6 +97,7 @@ export interface UsabilityInput {
   isImageStorage: boolean;
   hasPixelData: boolean;
   SamplesPerPixel?: number;
+  PhotometricInterpretation?: string;
   BodyPartExamined?: string;
   SeriesDescription?: string;
   ProtocolName?: string;
@@ -110,6 +111,9 @@ export function unusableReason(x: UsabilityInput, c: Classification): UnusableRe
   if ((x.Modality ?? '').toUpperCase() !== 'MR') return 'not-mr';
   if (!x.isImageStorage || !x.hasPixelData) return 'not-image';
   if ((x.SamplesPerPixel ?? 1) !== 1) return 'colour';
+  // One sample per pixel can still be colour: PALETTE COLOR indexes a lookup table (absent or not, the values are
+  // not intensities). Only MONOCHROME1/2 (or none given) are grey levels.
+  if (x.PhotometricInterpretation && !/^MONOCHROME[12]$/.test(x.PhotometricInterpretation.trim())) return 'colour';
   const part = (x.BodyPartExamined ?? '').toUpperCase().replace(/[^A-Z]/g, '');
   if (part && NOT_HEAD_BODY_PART.test(part) && !/HEAD|BRAIN/.test(part)) return 'not-head';
   if (NOT_HEAD_TEXT.test(normaliseText(x.SeriesDescription)) || NOT_HEAD_TEXT.test(normaliseText(x.ProtocolName))) return 'not-head';

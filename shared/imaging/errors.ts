@@ -9,7 +9,7 @@ export const UNUSABLE_REASONS = [
   'not-head', // BodyPartExamined or description names another body part
   'localiser', // scout/survey images: never a diagnostic volume
   'unsupported-sequence', // classified, but no image encoder takes this sequence
-  'colour', // SamplesPerPixel != 1 (screenshots, fused or colour maps)
+  'colour', // SamplesPerPixel != 1 or PhotometricInterpretation not MONOCHROME1/2 (screenshots, fused or colour maps, PALETTE COLOR)
   'missing-geometry', // no usable ImagePositionPatient / ImageOrientationPatient / PixelSpacing
   'inconsistent-geometry', // no single stack with one matrix size and orientation, or zero slice spacing
   'too-few-slices',

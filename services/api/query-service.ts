@@ -280,12 +280,11 @@ export function createQueryService(deps: QueryServiceDeps) {
 
   /** Calibrates a site query from reports now (POST …/calibrate). */
   async function recalibrate(id: string): Promise<{ version: number | null; query: QueryView; calibration: { state: CalibrationState; detail: string } }> {
-    loadedModel(deps.model());
+    const model = loadedModel(deps.model());
     const site = await readSiteLayer(redis);
     const q = site.queries.find((x) => x.id === id);
     if (!q) {
       // Only a bundle default (turned on or off) is calibrated by the bundle; any other id is simply unknown.
-      const model = loadedModel(deps.model());
       if (model.manifest.queries.some((d) => d.id === id)) {
         throw new HttpProblem(404, `"${id}" is a default of the model bundle, not a site query: bundle defaults carry the bundle's own calibration (PUT /api/v1/queries/${id} makes a site copy that can be calibrated)`);
       }

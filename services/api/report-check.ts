@@ -4,7 +4,7 @@
 import type { TriageQuery } from '../../shared/model-manifest';
 import type { FindingScore } from '../../shared/results';
 import { plattProbability } from '../../shared/models/calibration';
-import { reportSentences, type Assertion, type ReportSentence } from '../../shared/language/sentences';
+import { readSentence, splitSentences, type Assertion, type ReportSentence } from '../../shared/language/sentences';
 import { cosine } from './vectors';
 
 export type EmbedText = (texts: string[]) => Promise<Float32Array[]>;
@@ -81,12 +81,12 @@ export interface ReportCheck {
 
 /** The sentences read: all of them, or the head and the tail of a report over MAX_SENTENCES (see TAIL_SENTENCES). */
 export function readSentences(report: string): { sentences: ReportSentence[]; truncated: ReportCheck['truncated'] } {
-  const first = reportSentences(report, MAX_SENTENCES + 1);
-  if (first.length <= MAX_SENTENCES) return { sentences: first, truncated: null };
-  const all = reportSentences(report, Number.MAX_SAFE_INTEGER);
+  // Split once; only the sentences read get their assertion and cue-stripped text.
+  const all = splitSentences(report);
+  if (all.length <= MAX_SENTENCES) return { sentences: all.map(readSentence), truncated: null };
   const head = MAX_SENTENCES - TAIL_SENTENCES;
   return {
-    sentences: [...all.slice(0, head), ...all.slice(all.length - TAIL_SENTENCES)],
+    sentences: [...all.slice(0, head), ...all.slice(all.length - TAIL_SENTENCES)].map(readSentence),
     // 1-based sentence numbers of the report, as a reader counts them.
     truncated: { sentences: all.length, read: MAX_SENTENCES, skippedFrom: head + 1, skippedTo: all.length - TAIL_SENTENCES },
   };
@@ -105,8 +105,8 @@ export interface ReportCheckInput {
 }
 
 export async function checkReport(input: ReportCheckInput): Promise<ReportCheck> {
-  // NFKC as every text the model reads (shared/models/text-encoder.ts), so cue words in fullwidth forms count too.
-  const { sentences, truncated } = readSentences(input.report.normalize('NFKC'));
+  // The reader folds NFKC itself (shared/language/sentences.ts), as the text encoder does for what it embeds.
+  const { sentences, truncated } = readSentences(input.report);
   const flagged = input.findings.filter((f) => f.flagged);
   const texts = new Set<string>(sentences.map((s) => s.about));
   for (const f of flagged) texts.add(f.text);

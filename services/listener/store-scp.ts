@@ -512,7 +512,8 @@ export class StoreScp extends Scp {
     // One P-DATA-TF may carry a command and the start of its data set (dcm4che packs them): the state advances PDV
     // by PDV as the library's own loop does.
     let awaitingData = net.dimse !== undefined;
-    let lastCommand: { pdv: Pdv; elements: ReturnType<typeof readCommandSet> } | undefined;
+    // The last whole command PDV of this PDU as readCommandSet reads it (undefined: not one it knows).
+    let command: ReturnType<typeof readCommandSet>;
     for (const p of pdvs) {
       const order = p.isCommand()
         ? (awaitingData || net.dimseStoreStream !== undefined ? 'a command PDV while the previous command\'s data set is awaited' : null)
@@ -523,15 +524,16 @@ export class StoreScp extends Scp {
       }
       if (p.isCommand() && p.isLastFragment()) {
         // A command the fast reader does not know (fragmented, C-FIND, Move Originator): the library decides.
-        lastCommand = { pdv: p, elements: readCommandSet(p.getValue()) };
-        awaitingData = lastCommand.elements === undefined || lastCommand.elements.CommandDataSetType !== NO_DATA_SET;
+        command = readCommandSet(p.getValue());
+        awaitingData = command === undefined || command.CommandDataSetType !== NO_DATA_SET;
       } else if (!p.isCommand() && p.isLastFragment()) {
         awaitingData = false;
       }
     }
     const pdv = pdvs.length === 1 ? pdvs[0] : undefined;
     if (pdv && pdv.isCommand() && pdv.isLastFragment() && net.dimse === undefined && net.dimseStream === undefined) {
-      const elements = lastCommand?.pdv === pdv ? lastCommand.elements : readCommandSet(pdv.getValue());
+      // This PDU's one PDV, a whole command: read in the loop above.
+      const elements = command;
       if (elements === undefined && !isCommandSet(pdv.getValue())) {
         this.protocolAbort('dimse-violation', AbortReason.InvalidPduParameterValue, `command set of ${pdv.getValue().byteLength} bytes could not be read`);
         return Promise.resolve();

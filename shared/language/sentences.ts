@@ -333,9 +333,12 @@ export interface ReportSentence {
   about: string;
 }
 
+/** One sentence (as splitSentences gives it) with its assertion and cue-stripped text. */
+export function readSentence(text: string): ReportSentence {
+  return { text, assertion: assertionOf(text), about: stripCues(text) };
+}
+
 /** Every sentence of a report with its assertion and cue-stripped text, at most `max` sentences. */
 export function reportSentences(report: string, max = 200): ReportSentence[] {
-  return splitSentences(report)
-    .slice(0, max)
-    .map((text) => ({ text, assertion: assertionOf(text), about: stripCues(text) }));
+  return splitSentences(report).slice(0, max).map(readSentence);
 }

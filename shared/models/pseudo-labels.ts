@@ -99,7 +99,11 @@ export type ReportCalibration =
  * ("No haemorrhage.", scored the other way round) the reports that do NOT mention the finding it denies.
  */
 export function pseudoPositiveWords(query: Pick<TriageQuery, 'text' | 'negativeText'>): { one: string; many: string } {
-  return query.negativeText && deniesOnly(query.text)
+  return positivesWords(Boolean(query.negativeText) && deniesOnly(query.text));
+}
+
+function positivesWords(denies: boolean): { one: string; many: string } {
+  return denies
     ? { one: 'whose report does not mention it', many: 'whose reports do not mention this finding' }
     : { one: 'whose report mentions it', many: 'whose reports mention this finding' };
 }
@@ -143,7 +147,7 @@ export function calibrateFromReports(
   if (!(separation >= minAuc)) {
     return {
       ok: false,
-      reason: `the images do not tell apart the ${pseudo.positives} past studies ${denies ? 'whose reports do not mention this finding' : 'whose reports mention this finding'} from the other ${negatives} (AUC ${(Math.floor(separation * 100) / 100).toFixed(2)} against the reports, below ${minAuc}): a threshold would flag at random`,
+      reason: `the images do not tell apart the ${pseudo.positives} past studies ${positivesWords(denies).many} from the other ${negatives} (AUC ${(Math.floor(separation * 100) / 100).toFixed(2)} against the reports, below ${minAuc}): a threshold would flag at random`,
       studies: studies.length,
       positives: pseudo.positives,
     };

@@ -32,3 +32,25 @@ test('the PDU is one P-DATA-TF with one last-fragment command PDV on the right c
   expect(pdu[11]).toBe(0x03);
   expect(pdu.subarray(12).equals(encodeResponseCommand(fields))).toBe(true);
 });
+
+test('a peer whose maximum PDU length is smaller gets the command in fragments, each PDU within it, the last marked last', () => {
+  const whole = encodeResponseCommand({ ...fields, ErrorComment: 'Instance refused: its data set could not be read' });
+  const bytes = encodeResponsePdu({ ...fields, ErrorComment: 'Instance refused: its data set could not be read' }, 40);
+  const fragments: Buffer[] = [];
+  const controls: number[] = [];
+  for (let o = 0; o < bytes.length; ) {
+    expect(bytes[o]).toBe(0x04);
+    const length = bytes.readUInt32BE(o + 2);
+    expect(length).toBeLessThanOrEqual(40);
+    expect(bytes.readUInt32BE(o + 6)).toBe(length - 4);
+    expect(bytes[o + 10]).toBe(7);
+    controls.push(bytes[o + 11]);
+    fragments.push(bytes.subarray(o + 12, o + 6 + length));
+    o += 6 + length;
+  }
+  expect(Buffer.concat(fragments).equals(whole)).toBe(true);
+  expect(controls.slice(0, -1).every((c) => c === 0x01)).toBe(true);
+  expect(controls.at(-1)).toBe(0x03);
+  expect(encodeResponsePdu(fields, 0).equals(encodeResponsePdu(fields))).toBe(true);
+  expect(encodeResponsePdu(fields, 65536).equals(encodeResponsePdu(fields))).toBe(true);
+});

@@ -55,16 +55,28 @@ export function encodeResponseCommand(f: ResponseFields): Buffer {
   return Buffer.concat([groupLength, body]);
 }
 
-/** One P-DATA-TF PDU holding the whole command set in a single PDV (command, last fragment). */
-export function encodeResponsePdu(f: ResponseFields): Buffer {
+/**
+ * The response as P-DATA-TF PDUs: one PDU holding the whole command set in a single PDV (command, last fragment),
+ * or, when the peer's Maximum Length Received (PS3.8 D.1) is smaller than that PDU's variable field, one PDU per
+ * command fragment that fits it (the last one marked last). 0 means the peer set no limit.
+ */
+export function encodeResponsePdu(f: ResponseFields, peerMaxPduLength = 0): Buffer {
   const command = encodeResponseCommand(f);
-  const pdu = Buffer.alloc(6 + 4 + 2 + command.length);
-  pdu[0] = 0x04;
-  pdu[1] = 0x00;
-  pdu.writeUInt32BE(4 + 2 + command.length, 2);
-  pdu.writeUInt32BE(2 + command.length, 6);
-  pdu[10] = f.presentationContextId;
-  pdu[11] = 0x03;
-  command.copy(pdu, 12);
-  return pdu;
+  // A PDU's variable field is its PDV items: 4 bytes of item length, context ID, message control header, fragment.
+  const room = peerMaxPduLength > 0 ? Math.max(1, peerMaxPduLength - 6) : command.length;
+  const pdus: Buffer[] = [];
+  for (let start = 0; start < command.length; start += room) {
+    const fragment = command.subarray(start, start + room);
+    const last = start + room >= command.length;
+    const pdu = Buffer.alloc(12 + fragment.length);
+    pdu[0] = 0x04;
+    pdu[1] = 0x00;
+    pdu.writeUInt32BE(6 + fragment.length, 2);
+    pdu.writeUInt32BE(2 + fragment.length, 6);
+    pdu[10] = f.presentationContextId;
+    pdu[11] = last ? 0x03 : 0x01;
+    fragment.copy(pdu, 12);
+    pdus.push(pdu);
+  }
+  return pdus.length === 1 ? pdus[0] : Buffer.concat(pdus);
 }

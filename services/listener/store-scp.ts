@@ -150,6 +150,8 @@ export class StoreScp extends Scp {
   private currentSpool: Spool | undefined;
   private callingAeTitle = '';
   private accepted = false;
+  /** The peer's Maximum Length Received from its A-ASSOCIATE-RQ (0: no limit): our responses are split to fit it. */
+  private peerMaxPduLength = 0;
   private readonly peer: string;
   private readonly gate: PduGate;
   private readonly artim: NodeJS.Timeout;
@@ -284,6 +286,7 @@ export class StoreScp extends Scp {
         context.setResult(decided.result);
       }
     }
+    this.peerMaxPduLength = association.getMaxPduLength();
     association.setMaxPduLength(this.deps.settings.maxPduLength);
     // One operation at a time (the default window): answer no asynchronous-operations item.
     association.setNegotiateAsyncOps(false);
@@ -577,7 +580,7 @@ export class StoreScp extends Scp {
         AffectedSOPClassUID: command.getAffectedSopClassUid() ?? '',
         AffectedSOPInstanceUID: isStore ? (command.getAffectedSopInstanceUid() ?? '') : undefined,
         ErrorComment: command.getErrorComment() || undefined,
-      });
+      }, this.peerMaxPduLength);
       if (!this.socket.destroyed) this.socket.write(pdu);
       return;
     }

@@ -157,6 +157,19 @@ describe('protocol violations: A-ABORT and the socket closed at once', () => {
     expect(await client.release()).toBe(true);
   });
 
+  test('a peer announcing a small maximum PDU length gets each response split into PDUs that fit it', async () => {
+    const client = new DulClient('127.0.0.1', h.ae.port);
+    expect((await client.associate(CALLING_AE, CALLED_AE, [VERIFICATION, MR], 64)).kind).toBe('accepted');
+    expect((await client.echo(VERIFICATION.id)).status).toBe(0);
+    expect(client.responsePdus).toBeGreaterThan(1);
+    // A refused instance: the response carries an Error Comment too, so more fragments.
+    const refused = await client.store(MR.id, MR_IMAGE_STORAGE, newUid(), Buffer.from('not a data set at all'));
+    expect(refused.status).toBeGreaterThanOrEqual(0xa700);
+    expect(refused.errorComment).toBeTruthy();
+    expect(client.responsePdus).toBeGreaterThan(2);
+    expect(await client.release()).toBe(true);
+  });
+
   test('each is counted by reason, and the listener carries on', async () => {
     const text = await metricsText(h.listener.metricsPort);
     expect(refusedCount(text, 'pdu-too-long')).toBe(2);

@@ -160,6 +160,9 @@ export class DulClient {
   private closedFlag = false;
   readonly connected: Promise<void>;
   maxPduLength = 16384;
+  /** How many P-DATA-TF PDUs carried the last response. */
+  responsePdus = 0;
+  private announcedMaxPduLength = 0;
   private messageId = 0;
 
   constructor(host: string, port: number, localAddress?: string) {
@@ -221,9 +224,11 @@ export class DulClient {
     if (!this.socket.destroyed) this.socket.write(bytes);
   }
 
-  async associate(callingAe: string, calledAe: string, contexts: ProposedContext[]): Promise<AssociationOutcome> {
+  /** `maxPduLength`: the Maximum Length Received this client announces (the SCP must split what it sends to fit). */
+  async associate(callingAe: string, calledAe: string, contexts: ProposedContext[], maxPduLength = 65536): Promise<AssociationOutcome> {
     await this.connected;
-    this.write(associateRequestPdu(callingAe, calledAe, contexts));
+    this.announcedMaxPduLength = maxPduLength;
+    this.write(associateRequestPdu(callingAe, calledAe, contexts, maxPduLength));
     const reply = await this.nextPdu();
     if (!reply) return { kind: 'closed' };
     if (reply.type === 0x02) {
@@ -240,12 +245,20 @@ export class DulClient {
   private async exchange(contextId: number, command: Buffer, dataset: Buffer | undefined): Promise<DimseAnswer> {
     for (const p of pDataPdus(contextId, command, true, this.maxPduLength)) this.write(p);
     if (dataset) for (const p of pDataPdus(contextId, dataset, false, this.maxPduLength)) this.write(p);
-    const reply = await this.nextPdu();
-    if (!reply) throw new Error('association closed before the response');
-    if (reply.type === 0x07) throw new Error(`association aborted (source ${reply.body[2]}, reason ${reply.body[3]})`);
-    if (reply.type !== 0x04) throw new Error(`unexpected PDU type ${reply.type}`);
-    // One PDV holding the whole response command (what this listener and DCMTK send).
-    return readCommandAnswer(reply.body.subarray(6));
+    // The response command, in as many P-DATA-TF PDUs (one PDV each) as the SCP needed to fit our maximum length.
+    const fragments: Buffer[] = [];
+    for (;;) {
+      const reply = await this.nextPdu();
+      if (!reply) throw new Error('association closed before the response');
+      if (reply.type === 0x07) throw new Error(`association aborted (source ${reply.body[2]}, reason ${reply.body[3]})`);
+      if (reply.type !== 0x04) throw new Error(`unexpected PDU type ${reply.type}`);
+      if (this.announcedMaxPduLength > 0 && reply.body.length > this.announcedMaxPduLength) throw new Error(`a ${reply.body.length}-byte P-DATA-TF, over the ${this.announcedMaxPduLength} announced`);
+      if (reply.body.readUInt32BE(0) !== reply.body.length - 4) throw new Error('a response PDU holding more than one PDV');
+      fragments.push(reply.body.subarray(6));
+      if (reply.body[5] & 0x02) break;
+    }
+    this.responsePdus = fragments.length;
+    return readCommandAnswer(Buffer.concat(fragments));
   }
 
   store(contextId: number, SOPClassUID: string, SOPInstanceUID: string, dataset: Buffer): Promise<DimseAnswer> {

@@ -189,14 +189,6 @@ export const ScoreBody = Type.Object(
   },
   { additionalProperties: false },
 );
-export const ScoreResponse = Type.Object({
-  StudyInstanceUID: Type.String(),
-  text: Type.String(),
-  /** cos(combined image vector, text) minus cos(combined, negativeText) when given. */
-  similarity: Type.Number(),
-  bySequence: BySequence,
-  model: Type.Object({ bundleId: Type.String(), version: Type.String() }),
-});
 
 export const TextCheckSchema = Type.Object(
   {
@@ -212,6 +204,18 @@ export const TextCheckSchema = Type.Object(
   },
   { description: 'how well the model knows a text (docs/api.md "How well the model knows a text")' },
 );
+
+export const ScoreResponse = Type.Object({
+  StudyInstanceUID: Type.String(),
+  text: Type.String(),
+  /** cos(combined image vector, text) minus cos(combined, negativeText) when given. */
+  similarity: Type.Number(),
+  bySequence: BySequence,
+  model: Type.Object({ bundleId: Type.String(), version: Type.String() }),
+  /** How well the model knows the sentence (a refused one is answered 422 instead). */
+  language: TextCheckSchema,
+  warning: Nullable(Type.String()),
+});
 
 export const SearchQuery = Type.Object({
   q: Type.String({ minLength: 3, maxLength: 500 }),

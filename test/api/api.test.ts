@@ -690,6 +690,23 @@ describe('embedding routes (deterministic hash embedder, not the model)', () => 
     expect(score.json().detail).toContain('re-score');
   });
 
+  test('ad-hoc score refuses text the model cannot read (422, as saved queries) and warns on a misspelling', async () => {
+    for (const text of ['the weather is nice', '\u{1F9E0}\u{1F9E0}\u{1F9E0}']) {
+      const res = await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/score`, headers: READER, payload: { text } });
+      expect(res.statusCode).toBe(422);
+      expect(res.json().detail).toMatch(/^body\/text is not text the model can use: /);
+    }
+    const contrast = await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/score`, headers: READER, payload: { text: 'acute infarct', negativeText: 'asdfgh qwerty' } });
+    expect(contrast.statusCode).toBe(422);
+    expect(contrast.json().detail).toMatch(/^body\/negativeText is not text/);
+    const typo = (await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/score`, headers: READER, payload: { text: 'intracranial haemorrhge' } })).json();
+    expect(typo.language).toMatchObject({ verdict: 'warning', misspelt: [{ word: 'haemorrhge', suggestion: 'haemorrhage' }] });
+    expect(typo.warning).toMatch(/^The model may misread this text: /);
+    expect(Number.isFinite(typo.similarity)).toBe(true);
+    const plain = (await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/score`, headers: READER, payload: { text: 'acute infarct' } })).json();
+    expect(plain).toMatchObject({ language: { verdict: 'ok' }, warning: null });
+  });
+
   test('ad-hoc score: the matching sentence scores higher on the matching study, per sequence too', async () => {
     const score = async (uid: string, text: string) =>
       (await app.inject({ method: 'POST', url: `/api/v1/studies/${uid}/score`, headers: READER, payload: { text } })).json();

@@ -326,3 +326,53 @@ test('the queries page shows calibration, the threshold in use and the operating
   expect(await site.locator('table.points').textContent()).not.toContain('>99%');
   await page.screenshot({ path: path.join(shots, 'queries-calibration.png'), fullPage: true });
 });
+
+test('drafts stay with their study, an open study follows its re-scoring, a backlog never hides "Not triaged", and a 401 closes the study', async () => {
+  await page.click('.tab[data-view=worklist]');
+  const openRow = async (n: number) => {
+    await page.locator(`#worklist tbody tr[data-uid="${uid(n)}"]`).click();
+    await page.locator('#study[open] .facts code', { hasText: uid(n) }).waitFor();
+  };
+  // A draft typed for one patient's study is not shown in another's, and is there again when the first reopens.
+  await openRow(4);
+  await page.fill('#check-text', 'DRAFT FOR STUDY FOUR: acute infarct.');
+  await page.fill('#adhoc-text', 'left MCA infarct');
+  await page.click('#study-close');
+  await openRow(2);
+  expect(await page.inputValue('#check-text')).toBe('');
+  expect(await page.inputValue('#adhoc-text')).toBe('');
+  await page.click('#study-close');
+  await openRow(4);
+  expect(await page.inputValue('#check-text')).toBe('DRAFT FOR STUDY FOUR: acute infarct.');
+  expect(await page.inputValue('#adhoc-text')).toBe('left MCA infarct');
+
+  // The worker re-scores the open study: the view shows the new result and says it changed.
+  expect(await page.locator('#study-title .badge').textContent()).toBe('STAT');
+  await writeResult(redis, { uid: uid(4), priority: 'URGENT', receivedAt: minutesAgo(12), looksLike: 'enhancing mass lesion tumour oedema', flagged: ['mass'], accession: 'A24-10244' }, true, MORE);
+  await page.locator('#study .updated').waitFor({ timeout: 10_000 });
+  expect(await page.locator('#study-title .badge').textContent()).toBe('URGENT');
+  expect(await page.inputValue('#check-text')).toBe('DRAFT FOR STUDY FOUR: acute infarct.');
+  await page.click('#study-close');
+
+  // 205 studies being scored (a PACS backlog): the failed one stays listed, the count says 200+.
+  const backlog = Array.from({ length: 205 }, (_, i) => `nt:study:1.2.826.0.1.3680043.10.78.${i}`);
+  for (const key of backlog) await redis.hset(key, { status: 'received', firstReceivedAt: minutesAgo(1), lastReceivedAt: minutesAgo(1), instances: 1 });
+  try {
+    await page.click('.tab[data-view=worklist]');
+    await page.locator('#count', { hasText: '200+ being scored' }).waitFor({ timeout: 10_000 });
+    expect(await page.locator('#untriaged tbody tr').count()).toBe(1);
+    expect(await page.locator('#untriaged').isHidden()).toBe(false);
+  } finally {
+    await redis.del(...backlog);
+  }
+
+  // The session ends while a study is open: back to sign-in with nothing of the study left on screen.
+  await openRow(4);
+  await page.route('**/report-check', (route) => route.fulfill({ status: 401, contentType: 'application/problem+json', body: '{"status":401,"title":"Unauthorized","detail":"token revoked"}' }));
+  await page.click('#check-form button[type=submit]');
+  await page.locator('#login').waitFor({ state: 'visible' });
+  expect(await page.locator('#study').getAttribute('open')).toBeNull();
+  expect(await page.locator('#study-body').innerHTML()).toBe('');
+  expect(await page.inputValue('#check-text')).toBe('');
+  await page.unroute('**/report-check');
+});

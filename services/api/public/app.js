@@ -4,7 +4,9 @@
 const TOKEN_KEY = 'neurotriage.token';
 const $ = (sel, root = document) => root.querySelector(sel);
 
-const state = { token: sessionStorage.getItem(TOKEN_KEY), user: null, queries: [], fresh: new Set(), view: 'worklist', search: null };
+// drafts: what was typed in a study's "Score a sentence" and "Check a draft report" boxes, kept per study (in this
+// tab's memory only) so that a draft typed for one patient never shows in another patient's study.
+const state = { token: sessionStorage.getItem(TOKEN_KEY), user: null, queries: [], fresh: new Set(), view: 'worklist', search: null, drafts: new Map() };
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -83,6 +85,8 @@ function signOut(message) {
   state.token = null;
   state.user = null;
   stopLive();
+  closeStudy();
+  state.drafts.clear();
   show('login');
   $('#login-error').textContent = message || '';
 }
@@ -166,7 +170,7 @@ function sequencesCell(study) {
 }
 
 function row(study) {
-  const open = () => openStudy(study.StudyInstanceUID);
+  const open = () => openStudy(study.StudyInstanceUID).catch(report);
   const tr = el('tr', { 'data-uid': study.StudyInstanceUID, 'data-priority': study.priority, class: state.fresh.has(study.StudyInstanceUID) ? 'fresh' : null, onclick: open },
     el('td', {}, badge(study.priority), provisionalTag(study)),
     el('td', {}, el('span', { text: time(study.receivedAt) }), el('span', { class: 'muted small block', text: ago(study.receivedAt) })),
@@ -191,6 +195,8 @@ function untriagedRow(s) {
 }
 
 const PAGE = 100;
+/** The most studies one GET /api/v1/studies returns. */
+const STUDIES_LIMIT = 200;
 let shown = PAGE;
 
 function worklistQuery(limit, cursor) {
@@ -226,15 +232,21 @@ async function refreshWorklist() {
     items = items.concat(page.items);
     cursor = page.nextCursor;
   } while (cursor && items.length < shown);
-  const others = await api('/api/v1/studies?status=failed,unsupported,received,queued,scoring&limit=200');
+  // Not triaged (the worker's index) and in flight asked apart, so a backlog being scored never pushes a failed
+  // or unsupported study out of its list.
+  const [untriagedPage, inFlightPage] = await Promise.all([
+    api(`/api/v1/studies?status=failed,unsupported&limit=${STUDIES_LIMIT}`),
+    api(`/api/v1/studies?status=received,queued,scoring&limit=${STUDIES_LIMIT}`),
+  ]);
   const page = { items, nextCursor: cursor };
   replaceRows($('#worklist tbody'), page.items.map(row));
   $('#empty').hidden = page.items.length > 0;
   $('#worklist-more').hidden = !page.nextCursor;
   const stat = page.items.filter((i) => i.priority === 'STAT').length;
-  const untriaged = others.items.filter((s) => s.status === 'failed' || s.status === 'unsupported');
-  const inFlight = others.items.length - untriaged.length;
-  $('#count').textContent = `${page.items.length}${page.nextCursor ? '+' : ''} studies · ${stat} STAT${inFlight ? ` · ${inFlight} being scored` : ''}`;
+  const untriaged = untriagedPage.items;
+  const inFlight = inFlightPage.items.length;
+  const atLimit = (n) => (n >= STUDIES_LIMIT ? `${n}+` : String(n));
+  $('#count').textContent = `${page.items.length}${page.nextCursor ? '+' : ''} studies · ${stat} STAT${inFlight ? ` · ${atLimit(inFlight)} being scored` : ''}${untriaged.length ? ` · ${atLimit(untriaged.length)} not triaged` : ''}`;
   replaceRows($('#untriaged tbody'), untriaged.map(untriagedRow));
   $('#untriaged').hidden = untriaged.length === 0;
 }
@@ -268,6 +280,11 @@ async function startLive(attempt = 0) {
     if (res.status === 401) return signOut('Your session ended: sign in again.');
     if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
     setLive('Live', true);
+    // Results published while no stream was open are not replayed: reload what is on screen.
+    if (attempt > 0) {
+      scheduleRefresh();
+      refreshOpenStudy('Reconnected');
+    }
     attempt = 0;
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
@@ -296,6 +313,7 @@ async function startLive(attempt = 0) {
 function onEvent(event) {
   if (event.type === 'scored') {
     state.fresh.add(event.StudyInstanceUID);
+    if (current?.StudyInstanceUID === event.StudyInstanceUID) refreshOpenStudy('Result updated');
     setTimeout(() => { state.fresh.delete(event.StudyInstanceUID); document.querySelector(`tr[data-uid="${CSS.escape(event.StudyInstanceUID)}"]`)?.classList.remove('fresh'); }, 15000);
     scheduleRefresh();
   } else if (event.type === 'queries') {
@@ -451,9 +469,37 @@ function findingsTable(r) {
   );
 }
 
-async function openStudy(uid) {
+/** Re-reads the open study (its result changed, or live updates were interrupted) and says so in the view. */
+function refreshOpenStudy(why) {
+  if (!current || !$('#study').open) return;
+  const uid = current.StudyInstanceUID;
+  openStudy(uid, `${why} at ${time(Date.now())}`).catch(report);
+}
+
+function closeStudy() {
+  const dialog = $('#study');
+  if (dialog.open) dialog.close();
+  for (const v of keyViewers.splice(0)) if (v.url) URL.revokeObjectURL(v.url);
+  $('#study-title').textContent = 'Study';
+  $('#study-body').replaceChildren();
+  for (const id of ['#adhoc-text', '#check-text']) $(id).value = '';
+  $('#adhoc-result').textContent = '';
+  $('#check-result').replaceChildren();
+  current = null;
+}
+
+function keepDraft() {
+  if (current) state.drafts.set(current.StudyInstanceUID, { adhoc: $('#adhoc-text').value, check: $('#check-text').value });
+}
+
+async function openStudy(uid, note) {
   const study = await api(`/api/v1/studies/${encodeURIComponent(uid)}`);
+  const sameStudy = current?.StudyInstanceUID === uid;
   current = study;
+  // Each study has its own drafts: another study's text is never shown here.
+  const draft = state.drafts.get(uid);
+  $('#adhoc-text').value = draft?.adhoc ?? '';
+  $('#check-text').value = draft?.check ?? '';
   const r = study.result;
   $('#study-title').replaceChildren(r ? badge(r.priority) : '', ' ', r ? provisionalTag(r) || '' : '', ' ', `Study ${r?.AccessionNumber || ''}`);
   const version = r?.resultVersion ?? 1;
@@ -480,6 +526,7 @@ async function openStudy(uid) {
   ];
   if (r) parts.push(findingsTable(r));
   if (r) parts.push(...keyImages(uid, r));
+  if (note && sameStudy) parts.unshift(el('p', { class: 'updated', role: 'status', text: `${note}: showing result version ${version}.` }));
   $('#study-body').replaceChildren(...parts);
   $('#adhoc-result').textContent = '';
   $('#check-result').replaceChildren();
@@ -493,7 +540,7 @@ async function adhocScore(event) {
   const text = $('#adhoc-text').value.trim();
   const res = await api(`/api/v1/studies/${encodeURIComponent(current.StudyInstanceUID)}/score`, { method: 'POST', body: JSON.stringify({ text }) });
   const bySeq = Object.entries(res.bySequence).map(([s, v]) => `${s} ${num(v, 3)}`).join(' · ');
-  $('#adhoc-result').textContent = `Similarity ${num(res.similarity, 3)}${bySeq ? ` (${bySeq})` : ''}`;
+  $('#adhoc-result').textContent = `Similarity ${num(res.similarity, 3)}${bySeq ? ` (${bySeq})` : ''}${res.warning ? `. ${res.warning}` : ''}`;
 }
 
 async function checkDraft(event) {
@@ -503,7 +550,10 @@ async function checkDraft(event) {
   const out = [];
   // Sentences not read (a report over 200 sentences) and sentences whose query cannot be judged on this study.
   if (res.warnings.length) out.push(el('ul', { class: 'issues', 'data-role': 'check-warnings' }, res.warnings.map((w) => el('li', { class: 'warning', text: w }))));
-  const gap = (g) => el('li', {}, badge(g.priority), ' ', el('strong', { text: label(g.queryId) }), el('span', { class: 'muted', text: ` (images: ${g.probability !== null ? pct(g.probability) : num(g.similarity, 3)})` }));
+  // The report sentence the check read as denying the finding (or the closest one), so the reader can judge it.
+  const because = (g) => (g.closestSentence === null || g.closestSentence === undefined ? null
+    : el('span', { class: 'muted small block' }, 'closest sentence: ', el('q', { text: res.sentences[g.closestSentence]?.text ?? '' }), ` (similarity ${num(g.closestSimilarity, 2)})`));
+  const gap = (g) => el('li', {}, badge(g.priority), ' ', el('strong', { text: label(g.queryId) }), el('span', { class: 'muted', text: ` (images: ${g.probability !== null ? pct(g.probability) : num(g.similarity, 3)})` }), because(g));
   if (res.notMentioned.length) out.push(el('h4', { text: 'Suggested by the images, not in the report' }), el('ul', { class: 'issues' }, res.notMentioned.map(gap)));
   if (res.contradicted.length) out.push(el('h4', { text: 'Suggested by the images, stated absent in the report' }), el('ul', { class: 'issues' }, res.contradicted.map(gap)));
   if (res.unsupported.length) {
@@ -760,6 +810,7 @@ for (const tab of document.querySelectorAll('.tab')) {
 $('#filters').addEventListener('change', () => { shown = PAGE; refreshWorklist().catch(report); });
 $('#worklist-more').addEventListener('click', () => { shown += PAGE; refreshWorklist().catch(report); });
 $('#study-close').addEventListener('click', () => $('#study').close());
+for (const id of ['#adhoc-text', '#check-text']) $(id).addEventListener('input', keepDraft);
 // Inside the modal dialog, errors are shown where the radiologist is looking, not behind the backdrop.
 const inline = (fn, target) => (event) => fn(event).catch((err) => {
   if (err instanceof ApiError && err.status === 401) return;
@@ -774,5 +825,15 @@ $('#query-cancel').addEventListener('click', resetQueryForm);
 // Relative times ("12 min ago") stay true on a screen left open all shift.
 setInterval(() => { if (state.user && state.view === 'worklist' && !$('#study').open) refreshWorklist().catch(report); }, 60000);
 
-if (state.token) signIn(state.token).catch(() => signOut(''));
+// At load only a refused token (401: api() signs out) ends the session; an unreachable or busy service keeps it and
+// tries again.
+function resume(delayMs = 0) {
+  setTimeout(() => signIn(state.token).catch((err) => {
+    if (!state.token || (err instanceof ApiError && err.status === 401)) return;
+    show('login');
+    $('#login-error').textContent = `The service did not answer (${err.message}); trying again in 10 s.`;
+    resume(10000);
+  }), delayMs);
+}
+if (state.token) resume();
 else show('login');

@@ -9,7 +9,7 @@ import { scoredSentences } from '../../../shared/models/scoring';
 import type { StudyResult } from '../../../shared/results';
 import type { StudyStatus } from '../../../shared/studies';
 import { loadedModel, type ModelStatus } from '../app';
-import { mentionSimilarity } from '../language';
+import { checkTexts, mentionSimilarity } from '../language';
 import { assertFreeText } from '../free-text';
 import { HttpProblem } from '../plugins/problems';
 import { checkReport, type EmbedText } from '../report-check';
@@ -100,6 +100,12 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
       const uid = request.params.StudyInstanceUID;
       assertFreeText([{ field: 'body/text', value: request.body.text }, { field: 'body/negativeText', value: request.body.negativeText }]);
       const { result, vectors } = await scoredStudy(uid);
+      // The same language check as search and saved queries: a text the model cannot read has no meaningful score.
+      const model = loadedModel(opts.modelStatus());
+      const texts = [request.body.text, ...(request.body.negativeText ? [request.body.negativeText] : [])];
+      const checks = await checkTexts(model.language, opts.embed, texts);
+      const refused = checks.flatMap((c, i) => (c.verdict === 'refused' ? [`${i === 0 ? 'body/text' : 'body/negativeText'} is not text the model can use: ${c.reasons.join('; ')}`] : []));
+      if (refused.length > 0) throw new HttpProblem(422, refused.join('; '));
       const { positive, contrast } = scoredSentences(request.body);
       const [t, n] = await opts.embed(contrast ? [positive, contrast] : [positive]);
       let similarity: number;
@@ -113,7 +119,8 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
         throw err;
       }
       await app.audit(request, 'study.score', { StudyInstanceUID: uid });
-      return { StudyInstanceUID: uid, text: request.body.text, similarity, bySequence, model: result.model };
+      const warning = checks[0].verdict === 'warning' ? `The model may misread this text: ${checks[0].reasons.join('; ')}.` : null;
+      return { StudyInstanceUID: uid, text: request.body.text, similarity, bySequence, model: result.model, language: checks[0], warning };
     },
   );
 

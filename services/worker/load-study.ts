@@ -121,8 +121,10 @@ export function createFolderLoader(): (studyDir: string, preprocessing: Preproce
         first.kind === 'too-large' ? 'too-large' : 'corrupt',
       );
     }
-    // A volume of a scored sequence that would not decode: its instances are damaged, the study is not scored.
-    const undecodable = v.series.find((r) => r.reason === 'corrupt' && isEncoderSequence(r.sequence) && sequences.includes(r.sequence));
+    // A scored sequence whose series would not decode and that got no volume from another series of it (the loader
+    // tries the next one, docs/imaging.md): its instances are damaged, the study is not scored. A damaged repeat
+    // beside an intact series that was used is listed with its reason instead.
+    const undecodable = v.series.find((r) => r.reason === 'corrupt' && isEncoderSequence(r.sequence) && sequences.includes(r.sequence) && !v.volumes[r.sequence]);
     if (undecodable) {
       throw new PermanentStudyError(`an instance cannot be decoded${describe(undecodable)}: ${undecodable.detail ?? ''}`.slice(0, 500), 'corrupt');
     }

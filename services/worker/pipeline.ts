@@ -70,6 +70,10 @@ export async function scoreStudyFolder(
   const image = deps.image ?? deps.models.image;
   const embedded = await Promise.all(scorable.map(async (s) => [s, (await image.embed(s, [loaded.volumes[s]!]))[0]] as const));
   const t2 = performance.now();
+  // A vector with NaN or Infinity scores nothing and would poison search: never stored (the volumes are checked
+  // for non-finite values when decoded; this is the last guard before Redis).
+  const broken = embedded.find(([, v]) => !v.every(Number.isFinite));
+  if (broken) throw new PermanentStudyError(`the ${broken[0]} image encoder returned non-finite values for this study's volume`, 'corrupt');
 
   const embeddings = Object.fromEntries(embedded) as Partial<Record<Sequence, Float32Array>>;
   const until = (meta.lastReceivedAt ?? Date.now()) + partial.waitMs;

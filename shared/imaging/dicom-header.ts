@@ -451,7 +451,9 @@ function checkSizeClaims(top: Item, h: InstanceHeader, loc: PixelDataLocation | 
     return;
   }
   const need = nativeFrameBytes(h) * frames;
-  if ((loc.length ?? 0) < need) {
+  // Exactly what the claims give (one pad byte to even length allowed), as the listener requires: longer data means
+  // another Rows, Columns or BitsAllocated than the header says, and would be read with the wrong stride.
+  if ((loc.length ?? 0) < need || (loc.length ?? 0) > need + (need % 2)) {
     throw new DicomParseError(file, `pixel data holds ${loc.length} bytes; ${frames} frame(s) of ${rows}x${cols} at ${h.BitsAllocated ?? 16} bits need ${need}`);
   }
 }

@@ -28,7 +28,8 @@ export class UnusableSeriesError extends Error {
   readonly retryable = false;
   constructor(
     readonly reason: UnusableReason,
-    detail: string,
+    /** What went wrong, without the reason in front (the message is "reason: detail"). */
+    readonly detail: string,
   ) {
     super(`${reason}: ${detail}`);
   }

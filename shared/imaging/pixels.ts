@@ -2,6 +2,7 @@
 // compressed transfer syntaxes through dcmjs-codecs' WebAssembly codecs (JPEG lossless, JPEG-LS, JPEG 2000,
 // RLE, ...). Output is float32 in rescaled units (RescaleSlope/Intercept, signed or unsigned, BitsStored honoured),
 // written straight into the caller's volume buffer.
+import path from 'node:path';
 import { Context, NativeCodecs } from 'dcmjs-codecs';
 import { nativeFrameBytes, pixelDataIn, TRANSFER_SYNTAX, type DicomInstance, type Frame } from './dicom-header';
 import { UnusableSeriesError } from './errors';
@@ -48,6 +49,9 @@ export interface PixelDecoder {
   decodeFrameBytesInto(instance: DicomInstance, frame: Frame, data: FrameBytes, out: Float32Array, offset: number): void;
 }
 
+/** The file's name for a reason or log line: never its path on the server. */
+const fileName = (inst: DicomInstance): string => path.basename(inst.file);
+
 interface Layout {
   rows: number;
   cols: number;
@@ -62,9 +66,9 @@ function layoutOf(inst: DicomInstance): Layout {
   const rows = h.Rows ?? 0;
   const cols = h.Columns ?? 0;
   const bitsAllocated = h.BitsAllocated ?? 16;
-  if (!(rows > 0 && cols > 0)) throw new UnusableSeriesError('corrupt', `${inst.file}: no Rows/Columns`);
-  if ((h.SamplesPerPixel ?? 1) !== 1) throw new UnusableSeriesError('colour', `${inst.file}: SamplesPerPixel ${h.SamplesPerPixel}`);
-  if (![8, 16, 32].includes(bitsAllocated)) throw new UnusableSeriesError('corrupt', `${inst.file}: BitsAllocated ${bitsAllocated}`);
+  if (!(rows > 0 && cols > 0)) throw new UnusableSeriesError('corrupt', `${fileName(inst)}: no Rows/Columns`);
+  if ((h.SamplesPerPixel ?? 1) !== 1) throw new UnusableSeriesError('colour', `${fileName(inst)}: SamplesPerPixel ${h.SamplesPerPixel}`);
+  if (![8, 16, 32].includes(bitsAllocated)) throw new UnusableSeriesError('corrupt', `${fileName(inst)}: BitsAllocated ${bitsAllocated}`);
   return {
     rows,
     cols,
@@ -170,24 +174,76 @@ function decodeFrameBytes(inst: DicomInstance, frame: Frame, data: FrameBytes, o
   const l = layoutOf(inst);
   const frameBytes = l.rows * l.cols * (l.bitsAllocated / 8);
   if (NATIVE.has(ts)) {
-    if (data.kind !== 'native') throw new UnusableSeriesError('corrupt', `${inst.file}: encapsulated pixel data in a native transfer syntax`);
-    if (data.bytes.byteLength < frameBytes) throw new UnusableSeriesError('corrupt', `${inst.file}: pixel data shorter than frame ${frame.index}`);
+    if (data.kind !== 'native') throw new UnusableSeriesError('corrupt', `${fileName(inst)}: encapsulated pixel data in a native transfer syntax`);
+    if (data.bytes.byteLength < frameBytes) throw new UnusableSeriesError('corrupt', `${fileName(inst)}: pixel data shorter than frame ${frame.index}`);
     const le = ts !== TRANSFER_SYNTAX.ExplicitVRBigEndian || l.bitsAllocated === 8;
     if (!(le && storeFrame16LE(data.bytes, 0, l, frame, out, offset))) storeFrame(data.bytes, 0, le, l, frame, out, offset);
+    checkFinite(inst, frame, l, out, offset);
     return;
   }
   const codec = COMPRESSED[ts];
-  if (!codec) throw new UnusableSeriesError('unsupported-transfer-syntax', `${inst.file}: transfer syntax ${ts}`);
+  if (!codec) throw new UnusableSeriesError('unsupported-transfer-syntax', `${fileName(inst)}: transfer syntax ${ts}`);
   if (!NativeCodecs.isInitialized()) throw new UnusableSeriesError('corrupt', 'codecs not loaded: await decoder.ready() first');
-  if (data.kind !== 'encapsulated') throw new UnusableSeriesError('corrupt', `${inst.file}: native pixel data in a compressed transfer syntax`);
+  if (data.kind !== 'encapsulated') throw new UnusableSeriesError('corrupt', `${fileName(inst)}: native pixel data in a compressed transfer syntax`);
   let decoded: Uint8Array;
   try {
+    if (codec === 'rle') checkRleSegments(data.bytes, l);
     decoded = decodeCompressed(codec, data.bytes, inst, l);
   } catch (e) {
-    throw new UnusableSeriesError('corrupt', `${inst.file}: frame ${frame.index}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new UnusableSeriesError('corrupt', `${fileName(inst)}: frame ${frame.index}: ${e instanceof Error ? e.message : String(e)}`);
   }
-  if (decoded.byteLength < frameBytes) throw new UnusableSeriesError('corrupt', `${inst.file}: decoded frame ${frame.index} too short`);
+  if (decoded.byteLength < frameBytes) throw new UnusableSeriesError('corrupt', `${fileName(inst)}: decoded frame ${frame.index} too short`);
+  // A codestream of another size than Rows x Columns would be read with the wrong stride (one pad byte allowed).
+  if (decoded.byteLength > frameBytes + 1) {
+    throw new UnusableSeriesError('corrupt', `${fileName(inst)}: decoded frame ${frame.index} holds ${decoded.byteLength} bytes, ${l.rows}x${l.cols} at ${l.bitsAllocated} bits is ${frameBytes}`);
+  }
   if (!storeFrame16LE(decoded, 0, l, frame, out, offset)) storeFrame(decoded, 0, true, l, frame, out, offset);
+  checkFinite(inst, frame, l, out, offset);
+}
+
+/**
+ * RLE (PS3.5 G): the header's segment count must be one per byte of a pixel, and each segment must decode (PackBits)
+ * to at least Rows x Columns bytes. The codec fills a short segment with zeros, so a damaged one would otherwise pass.
+ */
+function checkRleSegments(encoded: Uint8Array, l: Layout): void {
+  if (encoded.byteLength < 64) throw new Error(`RLE frame of ${encoded.byteLength} bytes, shorter than its 64-byte header`);
+  const dv = new DataView(encoded.buffer, encoded.byteOffset, encoded.byteLength);
+  const count = dv.getUint32(0, true);
+  if (count !== l.bitsAllocated / 8) throw new Error(`RLE header has ${count} segments, ${l.bitsAllocated}-bit pixels need ${l.bitsAllocated / 8}`);
+  const need = l.rows * l.cols;
+  for (let k = 0; k < count; k++) {
+    const start = dv.getUint32(4 + 4 * k, true);
+    const end = k + 1 < count ? dv.getUint32(8 + 4 * k, true) : encoded.byteLength;
+    if (!(start >= 64 && start <= end && end <= encoded.byteLength)) throw new Error(`RLE segment ${k + 1} offsets ${start}-${end} outside the frame`);
+    let produced = 0;
+    for (let pos = start; pos < end && produced < need; ) {
+      const n = (encoded[pos] << 24) >> 24;
+      pos += 1;
+      if (n >= 0) {
+        produced += n + 1;
+        pos += n + 1;
+      } else if (n !== -128) {
+        produced += 1 - n;
+        pos += 1;
+      }
+    }
+    if (produced < need) throw new Error(`RLE segment ${k + 1} decodes to ${produced} of ${need} bytes`);
+  }
+}
+
+/**
+ * Rescaled values must be finite in float32: a Rescale Slope or Intercept far out of range (a damaged header) makes
+ * Infinity or NaN, which would turn the whole normalised volume into NaN. Stored integers with slope 1 and
+ * intercept 0 always are.
+ */
+function checkFinite(inst: DicomInstance, frame: Frame, l: Layout, out: Float32Array, offset: number): void {
+  if (frame.RescaleSlope === 1 && frame.RescaleIntercept === 0) return;
+  const end = offset + l.rows * l.cols;
+  for (let i = offset; i < end; i++) {
+    if (!Number.isFinite(out[i])) {
+      throw new UnusableSeriesError('corrupt', `${fileName(inst)}: frame ${frame.index}: Rescale Slope ${frame.RescaleSlope} and Intercept ${frame.RescaleIntercept} give values out of range`);
+    }
+  }
 }
 
 /**
@@ -204,16 +260,16 @@ export function createPixelDecoder(): PixelDecoder {
     },
     decodeFrameInto(inst, frame, out, offset) {
       const pd = inst.pixelData;
-      if (!pd) throw new UnusableSeriesError('not-image', `${inst.file}: no pixel data`);
+      if (!pd) throw new UnusableSeriesError('not-image', `${fileName(inst)}: no pixel data`);
       const l = layoutOf(inst);
       if (pd.kind === 'native') {
         const frameBytes = l.rows * l.cols * (l.bitsAllocated / 8);
         const at = frame.index * frameBytes;
-        if (pd.bytes.byteLength < at + frameBytes) throw new UnusableSeriesError('corrupt', `${inst.file}: pixel data shorter than frame ${frame.index}`);
+        if (pd.bytes.byteLength < at + frameBytes) throw new UnusableSeriesError('corrupt', `${fileName(inst)}: pixel data shorter than frame ${frame.index}`);
         decodeFrameBytes(inst, frame, { kind: 'native', bytes: pd.bytes.subarray(at, at + frameBytes) }, out, offset);
         return;
       }
-      if (!pd.fragments[frame.index]) throw new UnusableSeriesError('corrupt', `${inst.file}: frame ${frame.index} missing`);
+      if (!pd.fragments[frame.index]) throw new UnusableSeriesError('corrupt', `${fileName(inst)}: frame ${frame.index} missing`);
       decodeFrameBytes(inst, frame, { kind: 'encapsulated', bytes: pd.fragments[frame.index] }, out, offset);
     },
     decodeFrameBytesInto: decodeFrameBytes,
@@ -228,11 +284,11 @@ export function createPixelDecoder(): PixelDecoder {
 export async function readFrameBytes(inst: DicomInstance, index: number, cache: Map<DicomInstance, Uint8Array[]>): Promise<FrameBytes> {
   const loc = inst.pixelLocation;
   const src = inst.source;
-  if (!loc || !src) throw new UnusableSeriesError('not-image', `${inst.file}: no pixel data`);
+  if (!loc || !src) throw new UnusableSeriesError('not-image', `${fileName(inst)}: no pixel data`);
   if (!loc.encapsulated) {
     const n = nativeFrameBytes(inst.header);
     const at = loc.offset + index * n;
-    if (index * n + n > (loc.length ?? 0)) throw new UnusableSeriesError('corrupt', `${inst.file}: pixel data shorter than frame ${index}`);
+    if (index * n + n > (loc.length ?? 0)) throw new UnusableSeriesError('corrupt', `${fileName(inst)}: pixel data shorter than frame ${index}`);
     return { kind: 'native', bytes: await src.read(at, n) };
   }
   let frames = cache.get(inst);
@@ -247,6 +303,6 @@ export async function readFrameBytes(inst: DicomInstance, index: number, cache: 
     frames = pd.kind === 'encapsulated' ? pd.fragments : [];
     cache.set(inst, frames);
   }
-  if (!frames[index]) throw new UnusableSeriesError('corrupt', `${inst.file}: frame ${index} missing`);
+  if (!frames[index]) throw new UnusableSeriesError('corrupt', `${fileName(inst)}: frame ${index} missing`);
   return { kind: 'encapsulated', bytes: frames[index] };
 }

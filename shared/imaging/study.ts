@@ -371,7 +371,7 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
     } catch (e) {
       const u = asUnusable(e);
       report.reason = u.reason;
-      report.detail = u.message;
+      report.detail = u.detail;
       if (dropped.length > 0) report.dropped = dropped;
     }
   }
@@ -412,7 +412,7 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
       } catch (e) {
         const u = asUnusable(e);
         c.report.reason = u.reason;
-        c.report.detail = u.message;
+        c.report.detail = u.detail;
       }
     }
   }

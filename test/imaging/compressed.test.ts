@@ -2,6 +2,7 @@
 // by the real DCMTK tools (dcmcjpeg: JPEG lossless SV1, dcmcjpls: JPEG-LS lossless, dcmcrle: RLE, dcmconv +td:
 // deflated) and, for JPEG 2000 (no encoder in DCMTK 3.6.7), by dcmjs-codecs' OpenJPEG encoder.
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -134,6 +135,37 @@ describe('compressed transfer syntaxes decode to the same volumes as uncompresse
       const out = await volumes([{ name: target, data }]);
       expect(out.volumes.T2).toEqual(ref.volumes.T2);
     }
+  });
+
+  it('a damaged RLE segment, a codestream larger than Rows x Columns, and a rescale out of float range are corrupt, not decoded', async () => {
+    await decoder.ready();
+    const out = new Float32Array(64 * 64);
+    // RLE: the last segment cut short decodes (PackBits) to fewer than Rows x Columns bytes; the codec would fill zeros.
+    const [rle] = await dcmtk('dcmcrle', [], 'rle-damaged');
+    const inst = readInstance(rle.data);
+    expect(inst.pixelData?.kind).toBe('encapsulated');
+    const frames = (inst.pixelData as { fragments: Uint8Array[] }).fragments;
+    expect(() => decoder.decodeFrameInto(inst, inst.frames[0], out, 0)).not.toThrow();
+    frames[0] = frames[0].subarray(0, frames[0].byteLength - 400);
+    expect(() => decoder.decodeFrameInto(inst, inst.frames[0], out, 0)).toThrow(/RLE segment 2 decodes to \d+ of 4096 bytes/);
+    // JPEG-LS: a 64x64 codestream under a header that says 32x32 would be read with the wrong stride.
+    const [jpls] = await dcmtk('dcmcjpls', ['+el'], 'jpls-rows');
+    const wrong = readInstance(jpls.data);
+    Object.assign(wrong.header, { Rows: 32, Columns: 32 });
+    expect(() => decoder.decodeFrameInto(wrong, wrong.frames[0], new Float32Array(32 * 32), 0)).toThrow(/decoded frame 0 holds 8192 bytes, 32x32 at 16 bits is 2048/);
+    // A Rescale Slope and Intercept of 3e38 overflow float32: Infinity would turn the whole volume into NaN.
+    const native = readInstance(files[0].data, path.join(dir, files[0].name));
+    const frame = { ...native.frames[0], RescaleSlope: 3e38, RescaleIntercept: 3e38 };
+    expect(() => decoder.decodeFrameInto(native, frame, out, 0)).toThrow(/Rescale Slope 3e\+38 and Intercept 3e\+38 give values out of range/);
+    // Reasons name the file, never its path on the server.
+    expect(() => decoder.decodeFrameInto(native, frame, out, 0)).toThrow(new RegExp(`^corrupt: ${files[0].name}: `));
+  });
+
+  it('native pixel data longer than Rows x Columns x BitsAllocated x frames is unreadable (the listener refuses it too)', async () => {
+    const target = path.join(dir, 'rows-half.dcm');
+    await writeFile(target, files[0].data);
+    await run('dcmodify', ['-nb', '-m', '(0028,0010)=32', target], { env: { ...process.env, TCP_NODELAY: '1' } });
+    expect(() => readInstance(new Uint8Array(readFileSync(target)), 'rows-half.dcm')).toThrow(/pixel data holds 8192 bytes; 1 frame\(s\) of 32x64 at 16 bits need 4096/);
   });
 
   it('a truncated compressed instance is unreadable, not decoded from zero-filled data', async () => {

@@ -103,6 +103,27 @@ describe('malformed studies through the built worker', () => {
     }
   }, 240_000);
 
+  it('a damaged repeat of a sequence beside an intact series of it: scored from the intact one, the damaged one listed', async () => {
+    const study = uid();
+    const centre: [number, number, number] = [0, 10, 25];
+    const series = (n: number, rescale?: { slope: number; intercept: number }) =>
+      makeSeries({ StudyInstanceUID: study, SeriesInstanceUID: `${study}.${n}`, SeriesNumber: n, SeriesDescription: 't2_tse_tra', positions: axialPositions(centre, 16, 5), intensity: phantom(centre, [15, 0, 40]), ...(rescale ? { rescale } : {}) })
+        .map((data, k) => ({ SeriesInstanceUID: `${study}.${n}`, SOPInstanceUID: `${study}.${n}.${k + 1}`, data }));
+    // The repeat (higher series number, preferred) has a rescale that overflows float32: it does not decode.
+    storeInstances(dataDir, study, [...series(1), ...series(2, { slope: 3e38, intercept: 3e38 })]);
+    const queue = studyQueue(client);
+    try {
+      await enqueueStudy(client, queue, study, { attempts: 1 });
+      const result = JSON.parse((await waitFor('the study scored', () => client.get(resultKeys.result(study)), 90_000, 50))!) as StudyResult;
+      const byUid = new Map(result.series.map((x) => [x.SeriesInstanceUID, x]));
+      expect(byUid.get(`${study}.1`)).toMatchObject({ used: true });
+      expect(byUid.get(`${study}.2`)).toMatchObject({ used: false, reason: expect.stringMatching(/^corrupt: \S+\.dcm: frame 0: Rescale Slope 3e\+38 and Intercept 3e\+38 give values out of range$/) });
+      expect(await client.hget(keys.study(study), 'status')).toBe('scored');
+    } finally {
+      await queue.close();
+    }
+  }, 120_000);
+
   it('npm run score on a folder with a damaged instance ends with a clear error, not an abort', () => {
     const study = malformedStudies(4, 'test').find((x) => /CH/.test(x.name))!;
     const key = storeInstances(dataDir, study.StudyInstanceUID, study.files);

@@ -52,11 +52,15 @@ export async function searchRoutes(fastify: FastifyInstance, opts: { store: Stud
           if (!r || !v || r.model.bundleId !== model.bundleId || r.model.version !== model.version) return;
           const image = v.combined ?? Object.values(v.bySequence)[0];
           if (!image || image.length !== text.length) return;
+          const score = v.combined ? searchScore(v.combined, text, normalVector ?? null) : studyCosine(v, text) - (normalVector ? studyCosine(v, normalVector) : 0);
+          const similarity = studyCosine(v, text);
+          // A study stored with non-finite vectors (a damaged one, before the worker refused them) cannot be ranked.
+          if (!Number.isFinite(score) || !Number.isFinite(similarity)) return;
           ranked.push({
             StudyInstanceUID: uid,
             ...(r.AccessionNumber ? { AccessionNumber: r.AccessionNumber } : {}),
-            score: v.combined ? searchScore(v.combined, text, normalVector ?? null) : studyCosine(v, text) - (normalVector ? studyCosine(v, normalVector) : 0),
-            similarity: studyCosine(v, text),
+            score,
+            similarity,
             priority: r.priority,
             receivedAt: r.receivedAt,
           });

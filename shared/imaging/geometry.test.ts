@@ -33,11 +33,17 @@ describe('buildStack', () => {
     ['no orientation', frames(zs(10, 5), { ImageOrientationPatient: undefined }), 'missing-geometry'],
     ['non-orthogonal cosines', frames(zs(10, 5), { ImageOrientationPatient: [1, 0, 0, 0.5, 0.866, 0] }), 'missing-geometry'],
     ['zero pixel spacing', frames(zs(10, 5), { PixelSpacing: [0, 1] }), 'missing-geometry'],
+    ['a kilometre pixel spacing (damaged header)', frames(zs(10, 5), { PixelSpacing: [1e6, 1e6] }), 'missing-geometry'],
+    ['one pixel wide', frames(zs(10, 5), { Columns: 1 }), 'missing-geometry'],
     ['all at one position', frames(Array(10).fill(7)), 'too-few-slices'],
     ['five slices', frames(zs(5, 5)), 'too-few-slices'],
     ['ten 1 mm slices (10 mm)', frames(zs(10, 1)), 'insufficient-coverage'],
   ])('%s -> %s', (_n, input, reason) => {
     expect(reasonOf(() => buildStack(input))).toBe(reason);
+  });
+
+  it('says what usable geometry is when no frame has it (a 1-pixel-wide image has position, orientation and spacing)', () => {
+    expect(() => buildStack(frames(zs(10, 5), { Columns: 1 }))).toThrow(/none of 10 frames has usable geometry \(position, orthonormal orientation, pixel spacing above 0 and up to 50 mm, at least 2 x 2 pixels\)/);
   });
 
   it('splits by matrix size as well as orientation and keeps the largest', () => {

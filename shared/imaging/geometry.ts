@@ -98,11 +98,15 @@ interface Valid<T> {
   ps: [number, number];
 }
 
+/** A pixel wider than this is not head MR (a damaged Pixel Spacing): the frame has no usable geometry. */
+export const MAX_PIXEL_SPACING_MM = 50;
+
 function validate<T>(f: GeometryInput<T>): Valid<T> | undefined {
   const o = f.ImageOrientationPatient;
   const p = f.ImagePositionPatient;
   const ps = f.PixelSpacing;
-  if (!o || o.length < 6 || !p || !ps || !(ps[0] > 0) || !(ps[1] > 0) || !(f.Rows >= 2) || !(f.Columns >= 2)) return undefined;
+  if (!o || o.length < 6 || !p || !ps || !(f.Rows >= 2) || !(f.Columns >= 2)) return undefined;
+  if (!(ps[0] > 0 && ps[0] <= MAX_PIXEL_SPACING_MM && ps[1] > 0 && ps[1] <= MAX_PIXEL_SPACING_MM)) return undefined;
   if (![...o.slice(0, 6), ...p].every(Number.isFinite)) return undefined;
   const r0: Vec3 = [o[0], o[1], o[2]];
   const c0: Vec3 = [o[3], o[4], o[5]];
@@ -140,7 +144,9 @@ export function buildStack<T>(frames: readonly GeometryInput<T>[], options: Stac
     const v = validate(f);
     if (v) valid.push(v);
   }
-  if (valid.length === 0) throw new UnusableSeriesError('missing-geometry', `none of ${frames.length} frames has position, orientation and pixel spacing`);
+  if (valid.length === 0) {
+    throw new UnusableSeriesError('missing-geometry', `none of ${frames.length} frames has usable geometry (position, orthonormal orientation, pixel spacing above 0 and up to ${MAX_PIXEL_SPACING_MM} mm, at least 2 x 2 pixels)`);
+  }
 
   // Split into stacks of one orientation and matrix; clusters are formed in `order` so the result is deterministic.
   valid.sort((a, b) => compareOrder(a.input.order, b.input.order));

@@ -509,6 +509,8 @@ async function openStudy(uid, note) {
       ['StudyInstanceUID', el('code', { text: uid })],
       ...(study.progress.instances !== undefined ? [['Instances', String(study.progress.instances)]] : []),
       ...(study.reason ? [['Reason', study.reason]] : []),
+      // Scored on a first part, then the whole study failed: the earlier result stays (a STAT is not withdrawn).
+      ...(r && (study.status === 'failed' || study.status === 'unsupported') ? [['Result', `scored before the study ${study.status}: the instances that arrived afterwards are not in it`]] : []),
       ...(r ? [
         ['Received', `${time(r.receivedAt)} (${ago(r.receivedAt)})`],
         ['Scored', `${time(r.scoredAt)} · ${Math.round(r.timingsMs.total)} ms`],

@@ -122,7 +122,8 @@ describe('auth', () => {
       const res = await tight.inject({ method: 'GET', url: '/api/v1/me', headers: { authorization: 'Bearer guessing-guessing-1234' } });
       expect(res.statusCode).toBe(429);
       expect(res.headers['retry-after']).toBeDefined();
-      expect(res.json().detail).toMatch(/more than 3 requests/);
+      // The window is API_RATE_LIMIT_WINDOW_SECONDS (60 s in the test settings), not the time left until it refills.
+      expect(res.json().detail).toMatch(new RegExp(`^more than 3 requests in ${deps.settings.API_RATE_LIMIT_WINDOW_SECONDS} s; retry after \\d+ s$`));
       expect((await tight.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
       // Without API_TRUST_PROXY a forwarded address is not believed: still the same client.
       const forwarded = await tight.inject({ method: 'GET', url: '/api/v1/me', headers: { ...READER, 'x-forwarded-for': '10.9.9.9' } });

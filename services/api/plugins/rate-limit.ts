@@ -13,7 +13,8 @@ export const rateLimitPlugin = fp(async function limits(app: FastifyInstance, op
     timeWindow: opts.windowSeconds * 1000,
     hook: 'onRequest',
     errorResponseBuilder: (_request, ctx) =>
-      new HttpProblem(429, `more than ${ctx.max} requests in ${ctx.after}; retry after ${Math.ceil(ctx.ttl / 1000)} s`, {
+      // ctx.after is the time left until the budget refills, not the window: the window is the setting.
+      new HttpProblem(429, `more than ${ctx.max} requests in ${opts.windowSeconds} s; retry after ${Math.ceil(ctx.ttl / 1000)} s`, {
         'Retry-After': String(Math.ceil(ctx.ttl / 1000)),
       }),
   });

@@ -15,7 +15,7 @@ import { openApiPlugin, swaggerUiRoutes } from './plugins/docs';
 import { jsonBodyPlugin } from './plugins/json-body';
 import { livePlugin } from './plugins/live';
 import { metricsPlugin } from './plugins/metrics';
-import { HttpProblem, problemsPlugin } from './plugins/problems';
+import { clientErrorHandler, HttpProblem, problemsPlugin } from './plugins/problems';
 import { rateLimitPlugin } from './plugins/rate-limit';
 import type { EmbedText } from './report-check';
 import { eventRoutes } from './routes/events';
@@ -103,6 +103,11 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     // the onResponse hook below logs the route template instead.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 256 * 1024,
+    // A request line over the parser's limit (431) and bytes that are not HTTP answer as problems too.
+    clientErrorHandler,
+    // Fastify's default (100) answered a longer path parameter 404 "no route"; above the request line's own limit,
+    // every parameter reaches its route's schema (a UID over 64 characters is a 400 naming the parameter).
+    routerOptions: { maxParamLength: 16 * 1024 },
     trustProxy: trustProxy(deps.settings.API_TRUST_PROXY),
     ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
     ...(deps.https ? { https: deps.https } : {}),

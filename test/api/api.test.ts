@@ -3,7 +3,7 @@
 // here test the API's ranking and rules, not the model.
 import { readFileSync, renameSync } from 'node:fs';
 import { request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
@@ -218,6 +218,48 @@ describe('validation', () => {
     const notFound = await app.inject({ method: 'GET', url: '/api/v1/nothing-here', headers: READER });
     expect(notFound.statusCode).toBe(404);
     expect(notFound.headers['content-type']).toMatch(/problem\+json/);
+  });
+
+  test('every refusal is a problem that says what is wrong: long UIDs, static-file refusals, oversized request lines', async () => {
+    // A UID over Fastify's default parameter limit (100) reaches the schema: a 400 naming the parameter, not a 404.
+    const longUid = Array.from({ length: 80 }, () => '1').join('.');
+    const long = await app.inject({ method: 'GET', url: `/api/v1/studies/${longUid}`, headers: READER });
+    expect(long.statusCode).toBe(400);
+    expect(long.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(long.json().detail).toContain('params/StudyInstanceUID must NOT have more than 64 characters');
+    // An unknown path is echoed in the detail only in part.
+    const unknown = await app.inject({ method: 'GET', url: `/api/v1/${'x'.repeat(5000)}`, headers: READER });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().detail.length).toBeLessThan(300);
+    // Node's parser refuses a request line over 16 KiB before Fastify routes it: still a problem (431).
+    const served = await build(testDeps(redis));
+    try {
+      await served.listen({ host: '127.0.0.1', port: 0 });
+      const { port } = served.server.address() as AddressInfo;
+      const send = (target: string) => new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+        let text = '';
+        socket.on('data', (d) => (text += d.toString('utf8')));
+        socket.on('close', () => resolve(text));
+        socket.on('error', (err) => (text ? resolve(text) : reject(err)));
+      });
+      const problem = (text: string) => ({ status: Number(text.split(' ')[1]), type: /\r\ncontent-type: ([^\r]*)/i.exec(text)?.[1], body: JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) });
+      // The page's static files (sent as they are, like curl --path-as-is; inject would resolve the dots): a path
+      // out of the folder (403) or with a NUL (400) says why, not just its status.
+      for (const target of ['/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd']) {
+        expect(problem(await send(target))).toMatchObject({
+          status: 403, type: expect.stringMatching(/^application\/problem\+json/), body: { title: 'Forbidden', detail: expect.stringContaining("only the page's own files are served") },
+        });
+      }
+      expect(problem(await send('/index.html%00.js'))).toMatchObject({ status: 400, body: { title: 'Bad Request', detail: expect.stringContaining('NUL byte') } });
+      const raw = await send(`/api/v1/worklist?x=${'a'.repeat(70_000)}`);
+      expect(raw).toMatch(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+      expect(raw).toMatch(/\r\nContent-Type: application\/problem\+json\r\n/);
+      const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+      expect(body).toMatchObject({ type: 'about:blank', title: 'Request Header Fields Too Large', status: 431, detail: expect.stringContaining('16 KiB') });
+    } finally {
+      await served.close();
+    }
   });
 
   test('JSON bodies are not type-coerced; free text with control characters, or a report with no text, is 400 naming the field', async () => {

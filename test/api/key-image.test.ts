@@ -117,7 +117,7 @@ describe('GET …/images/:SOPInstanceUID.png', () => {
     await redis.hset(keys.studyInstances(uid), gone, instanceStorageKey(uid, location.SeriesInstanceUID, gone));
     const res = await app.inject({ url: imageUrl(gone), headers: ADMIN });
     expect(res.statusCode).toBe(410);
-    expect(res.json().detail).toContain('no longer stored');
+    expect(res.json()).toMatchObject({ title: 'Gone', status: 410, detail: expect.stringContaining('no longer stored') });
     await redis.hdel(keys.studyInstances(uid), gone);
     const lines = auditText().trim().split('\n').map((l) => JSON.parse(l));
     expect(lines).toContainEqual(expect.objectContaining({ action: 'study.image', StudyInstanceUID: uid, user: 'dr-reader' }));

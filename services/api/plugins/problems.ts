@@ -1,14 +1,17 @@
 // Every error leaves the API as an RFC 9457 problem response (application/problem+json) whose detail says what
 // is wrong: validation failures name each field, unknown routes say so, and unexpected errors are logged with
 // the request id but answered without internals.
+import { maxHeaderSize } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Problem } from '../schemas';
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Content',
-  429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
+  408: 'Request Timeout', 409: 'Conflict', 410: 'Gone', 413: 'Content Too Large', 415: 'Unsupported Media Type',
+  422: 'Unprocessable Content', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error', 503: 'Service Unavailable',
 };
 
 /** Fastify's own messages for these say only the status; these say what to send instead. */
@@ -53,6 +56,32 @@ function validationErrors(err: FastifyError): { field: string; message: string }
   });
 }
 
+/**
+ * Fastify's clientErrorHandler: what Node's HTTP parser refuses before there is a request (a request line or headers
+ * over the parser's limit, bytes that are not HTTP, a request that did not arrive in time) answered as a problem
+ * too. Fastify's default answers these with its own JSON shape.
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, detail] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, `the request line and headers together are larger than the API accepts (${maxHeaderSize / 1024} KiB): shorten the URL or the headers`]
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'the request did not arrive in full in time']
+        : [400, 'the request is not well-formed HTTP/1.1'];
+  const body = JSON.stringify(problemBody(status, detail));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${TITLES[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
+}
+
+/** An unknown path is echoed in a 404's detail only up to here (the instance member still names it). */
+const ECHO_MAX = 200;
+
 export const problemsPlugin = fp(async function problems(app: FastifyInstance) {
   app.setErrorHandler((err: FastifyError | HttpProblem, request, reply) => {
     const path = request.url.split('?')[0];
@@ -78,6 +107,6 @@ export const problemsPlugin = fp(async function problems(app: FastifyInstance) {
     return reply
       .code(404)
       .type('application/problem+json')
-      .send(problemBody(404, `no route ${request.method} ${path}; the API is described at /docs`, path));
+      .send(problemBody(404, `no route ${request.method} ${path.length > ECHO_MAX ? `${path.slice(0, ECHO_MAX)}…` : path}; the API is described at /docs`, path));
   });
 });

@@ -4,12 +4,19 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import fastifyStatic from '@fastify/static';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { problemBody } from '../plugins/problems';
 
 const CSP = [
   "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data: blob:", "connect-src 'self'",
   "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
 ].join('; ');
+
+/** What @fastify/static's refusals mean (its own errors say only "Forbidden" and "Bad Request"). */
+const STATIC_DETAILS: Record<number, string> = {
+  403: "only the page's own files are served: this path climbs out of its folder (..) or names a folder or a hidden file",
+  400: 'this path holds a NUL byte or a percent-encoding that does not decode',
+};
 
 /** services/api/public beside the sources; from dist/services/api the sources are three folders up. */
 export function findPublicDir(from = __dirname): string {
@@ -23,6 +30,14 @@ export async function pageRoutes(app: FastifyInstance, opts: { publicDir: string
   app.addHook('onRoute', (route) => {
     route.config = { ...(route.config ?? {}), public: true };
     route.schema = { ...(route.schema ?? {}), hide: true };
+  });
+  // This plugin's scope only (the static routes): a refusal says what is wrong; anything else goes to the problems
+  // plugin's handler.
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const status = err.statusCode ?? 500;
+    const detail = STATIC_DETAILS[status];
+    if (!detail) throw err;
+    return reply.code(status).type('application/problem+json').header('X-Content-Type-Options', 'nosniff').send(problemBody(status, detail, request.url.split('?')[0]));
   });
   await app.register(fastifyStatic, {
     root: opts.publicDir,

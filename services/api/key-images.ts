@@ -116,6 +116,10 @@ export function createKeyImageStore(deps: { redis: Redis; dataDir: string }): Ke
       // Storage keys are store/<Study>/<Series>/<SOP>.dcm (shared/studies.ts).
       const inSeries = Object.entries(stored).filter(([, k]) => path.posix.basename(path.posix.dirname(k)) === series);
       if (inSeries.length === 0) throw new HttpProblem(404, `study ${study} has no stored instances of series ${series}`);
+      // An instance the series does not hold would silently pick the default stack: say so instead.
+      if (containing !== undefined && !inSeries.some(([sop]) => sop === containing)) {
+        throw new HttpProblem(404, `series ${series} of study ${study} has no stored instance ${containing} (querystring/containing)`);
+      }
       const instances = await Promise.all(inSeries.map(([sop, k]) => read(k, `instance ${sop}`)));
       // The stack the key slice belongs to (a diffusion series splits by b-value), else the largest.
       const groups = groupSeries(instances);

@@ -124,7 +124,9 @@ export const WorklistQuery = Type.Object({
   priority: Type.Optional(csv(PRIORITIES.join('|'), 'comma-separated priorities, e.g. STAT,URGENT')),
   status: Type.Optional(csv('received|queued|scoring|scored|failed|unsupported', 'comma-separated statuses')),
   flagged: Type.Optional(Type.String({ pattern: '^[a-z0-9_-]{1,64}$', description: 'only studies where this query id is flagged' })),
-  since: Type.Optional(Type.Integer({ minimum: 0, description: 'only studies received at or after this time (ms since epoch)' })),
+  // Bounded by the latest time a Date holds (8.64e15 ms): a larger value is a 400, not an empty list (an infinite
+  // one, 1e400, is refused by the problems plugin).
+  since: Type.Optional(Type.Integer({ minimum: 0, maximum: 8.64e15, description: 'only studies received at or after this time (ms since epoch)' })),
   limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
   cursor: Type.Optional(Type.String({ maxLength: 300, description: 'nextCursor from the previous page' })),
 });
@@ -166,8 +168,10 @@ export const ImageParams = Type.Object({ StudyInstanceUID: UidSchema, SOPInstanc
 export const ImageQuery = Type.Object({
   frame: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000, description: '1-based frame number (multi-frame instances); default 1' })),
   window: Type.Optional(Type.String({
-    pattern: '^(auto|-?[0-9]+(\\.[0-9]+)?,[0-9]+(\\.[0-9]+)?)$',
-    description: '"auto" (1st to 99.5th percentile of the frame, the default) or "center,width" in stored units after rescale',
+    // At most 9 digits before and 6 after the point: finite, and far beyond any stored value after rescale. The
+    // route refuses a width below 1 (PS3.3 C.11.2.1.2).
+    pattern: '^(auto|-?[0-9]{1,9}(\\.[0-9]{1,6})?,[0-9]{1,9}(\\.[0-9]{1,6})?)$',
+    description: '"auto" (1st to 99.5th percentile of the frame, the default) or "center,width" in stored units after rescale (up to 9 digits and 6 decimals each; width at least 1)',
   })),
 });
 export const SlicesParams = Type.Object({ StudyInstanceUID: UidSchema, SeriesInstanceUID: UidSchema });

@@ -185,6 +185,16 @@ describe('validation', () => {
     const limit = await app.inject({ method: 'GET', url: '/api/v1/worklist?limit=0', headers: READER });
     expect(limit.statusCode).toBe(400);
     expect(limit.json().detail).toContain('querystring/limit');
+    // `since` is a bounded integer: an overflowing or non-finite value is a 400, not an empty list.
+    for (const since of ['1e400', '99999999999999999999999', '1.5']) {
+      const res = await app.inject({ method: 'GET', url: `/api/v1/worklist?since=${since}`, headers: READER });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().detail).toContain('querystring/since');
+    }
+    expect((await app.inject({ method: 'GET', url: `/api/v1/worklist?since=${T0}`, headers: READER })).statusCode).toBe(200);
+    const infinite = await app.inject({ method: 'GET', url: '/api/v1/worklist?limit=1e400', headers: READER });
+    expect(infinite.statusCode).toBe(400);
+    expect(infinite.json().detail).toBe('querystring/limit must be a finite number');
     const prio = await app.inject({ method: 'GET', url: '/api/v1/worklist?priority=SOON', headers: READER });
     expect(prio.json().detail).toContain('querystring/priority');
     const uid = await app.inject({ method: 'GET', url: '/api/v1/studies/not-a-uid', headers: READER });

@@ -108,6 +108,18 @@ describe('GET …/images/:SOPInstanceUID.png', () => {
     const window = await app.inject({ url: imageUrl(location.SOPInstanceUID, '?window=bright'), headers: READER });
     expect(window.statusCode).toBe(400);
     expect(window.json().errors[0].field).toContain('window');
+    // Absurd windows are refused, not overflowed to Infinity or silently widened: 400 saying what is wrong.
+    for (const w of [`${'9'.repeat(400)},1`, '1,1e400', '1,0.0000001']) {
+      const res = await app.inject({ url: imageUrl(location.SOPInstanceUID, `?window=${w}`), headers: READER });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().detail).toContain('querystring/window');
+    }
+    for (const w of ['0,0', '1,0.5']) {
+      const res = await app.inject({ url: imageUrl(location.SOPInstanceUID, `?window=${w}`), headers: READER });
+      expect(res.statusCode).toBe(400);
+      expect(res.json()).toMatchObject({ detail: expect.stringContaining('querystring/window width must be at least 1'), errors: [{ field: 'querystring/window' }] });
+    }
+    expect((await app.inject({ url: imageUrl(location.SOPInstanceUID, '?window=-123456789.5,1'), headers: READER })).headers['x-window']).toBe('-123456789.5,1');
     expect((await app.inject({ url: imageUrl(location.SOPInstanceUID) })).statusCode).toBe(401);
     expect((await app.inject({ url: imageUrl(location.SOPInstanceUID), headers: SCRAPER })).statusCode).toBe(403);
   });
@@ -136,6 +148,10 @@ describe('GET …/series/:SeriesInstanceUID/slices', () => {
     expect(positions.every((p, i) => i === 0 || p > positions[i - 1])).toBe(true);
     const none = await app.inject({ url: `/api/v1/studies/${uid}/series/1.2.3/slices`, headers: READER });
     expect(none.statusCode).toBe(404);
+    // `containing` naming an instance the series does not hold is a 404, not the default stack.
+    const stranger = await app.inject({ url: `/api/v1/studies/${uid}/series/${location.SeriesInstanceUID}/slices?containing=1.2.3`, headers: READER });
+    expect(stranger.statusCode).toBe(404);
+    expect(stranger.json().detail).toContain('has no stored instance 1.2.3 (querystring/containing)');
   });
 });
 

@@ -82,7 +82,24 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): 
 /** An unknown path is echoed in a 404's detail only up to here (the instance member still names it). */
 const ECHO_MAX = 200;
 
+/**
+ * Query and path values the schema read as numbers but that overflowed to Infinity ("1e400"): Ajv's coercion turns
+ * the string into Infinity and its bounds never see it (they skip non-finite numbers), so each is refused here.
+ */
+export function nonFiniteValues(values: unknown, context: string): { field: string; message: string }[] {
+  if (values === null || typeof values !== 'object') return [];
+  return Object.entries(values as Record<string, unknown>).flatMap(([key, v]) =>
+    (Array.isArray(v) ? v : [v]).some((x) => typeof x === 'number' && !Number.isFinite(x))
+      ? [{ field: `${context}/${key}`, message: 'must be a finite number' }]
+      : [],
+  );
+}
+
 export const problemsPlugin = fp(async function problems(app: FastifyInstance) {
+  app.addHook('preHandler', async (request) => {
+    const errors = [...nonFiniteValues(request.query, 'querystring'), ...nonFiniteValues(request.params, 'params')];
+    if (errors.length > 0) throw new HttpProblem(400, errors.map((e) => `${e.field} ${e.message}`).join('; '), {}, errors);
+  });
   app.setErrorHandler((err: FastifyError | HttpProblem, request, reply) => {
     const path = request.url.split('?')[0];
     if ('validation' in err && err.validation) {

@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { KeyImageStore } from '../key-images';
+import { HttpProblem } from '../plugins/problems';
 import { ImageParams, ImageQuery, SlicesParams, SlicesQuery, SlicesResponse, problems } from '../schemas';
 
 export async function imageRoutes(fastify: FastifyInstance, opts: { images: KeyImageStore }): Promise<void> {
@@ -23,9 +24,14 @@ export async function imageRoutes(fastify: FastifyInstance, opts: { images: KeyI
       const { StudyInstanceUID, SOPInstanceUID } = request.params;
       const w = request.query.window;
       const [center, width] = w && w !== 'auto' ? w.split(',').map(Number) : [];
+      // A width below 1 is no window (PS3.3 C.11.2.1.2): refused, not silently widened to 1.
+      if (width !== undefined && !(width >= 1)) {
+        const message = `width must be at least 1 (got ${width})`;
+        throw new HttpProblem(400, `querystring/window ${message}`, {}, [{ field: 'querystring/window', message }]);
+      }
       const rendered = await opts.images.render(StudyInstanceUID, SOPInstanceUID, {
         ...(request.query.frame !== undefined ? { frame: request.query.frame } : {}),
-        ...(width !== undefined ? { window: { center, width: Math.max(1, width) } } : {}),
+        ...(width !== undefined ? { window: { center, width } } : {}),
       });
       await app.audit(request, 'study.image', { StudyInstanceUID });
       return reply

@@ -149,6 +149,14 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
       'request',
     );
   });
+  // Everything under /api/v1 but the key images carries patient data (worklist and study JSON, report text,
+  // rejected HL7 messages, the audit export) or is an error about it: no cache keeps it (a key image sets its own
+  // `private, max-age` for stepping). No response is content-sniffed. The page's files set their own headers.
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (!reply.hasHeader('x-content-type-options')) reply.header('X-Content-Type-Options', 'nosniff');
+    if (request.url.startsWith('/api/') && !reply.hasHeader('cache-control')) reply.header('Cache-Control', 'no-store');
+    return payload;
+  });
   await app.register(problemsPlugin);
   // JSON bodies only: text/plain and other types answer 415; a "__proto__" key gets its own 400.
   await app.register(jsonBodyPlugin);

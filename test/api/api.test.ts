@@ -856,6 +856,18 @@ describe('embedding routes (deterministic hash embedder, not the model)', () => 
 });
 
 describe('audit log', () => {
+  test('responses carrying patient data are not cached (no-store) nor sniffed; the page keeps its own headers', async () => {
+    for (const url of ['/api/v1/worklist', `/api/v1/studies/${MASS}`, '/api/v1/studies?status=queued', '/api/v1/audit', '/api/v1/studies/1.2.3.4.5', '/api/v1/me']) {
+      const res = await app.inject({ method: 'GET', url, headers: ADMIN });
+      expect([url, res.headers['cache-control'], res.headers['x-content-type-options']]).toEqual([url, 'no-store', 'nosniff']);
+    }
+    const search = await app.inject({ method: 'GET', url: '/api/v1/search?q=bleed', headers: READER });
+    expect(search.headers['cache-control']).toBe('no-store');
+    const page = await app.inject({ method: 'GET', url: '/' });
+    expect(page.headers['cache-control']).not.toContain('no-store');
+    expect(page.headers['x-content-type-options']).toBe('nosniff');
+  });
+
   test('records who read which study and who changed which query, never the free text', async () => {
     await app.inject({ method: 'GET', url: `/api/v1/studies/${MASS}`, headers: READER });
     await app.inject({ method: 'POST', url: '/api/v1/queries', headers: ADMIN, payload: { id: 'audit_q', text: 'subdural collection', priority: 'URGENT' } });

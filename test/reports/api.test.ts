@@ -39,6 +39,8 @@ test('a report for a scored study: 201 with Location, then readable by a reader'
   const read = await getReport('1.2.9.1');
   expect(read.statusCode).toBe(200);
   expect(read.json()).toMatchObject({ AccessionNumber: 'API-1', StudyInstanceUID: '1.2.9.1', text: TEXT, status: 'F', source: 'api' });
+  // Report text is patient data: no cache keeps it, and it is not content-sniffed.
+  expect(read.headers).toMatchObject({ 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
 });
 
 test('the same report twice is stored once; a reportId makes a resend a duplicate whatever its text', async () => {
@@ -125,6 +127,8 @@ test('admins list, read, replay and delete rejected HL7 messages', async () => {
   expect(JSON.stringify(list.json())).not.toContain('CANARY');
   const one = await feed.app.inject({ method: 'GET', url: `/api/v1/reports/rejected/${entry.id}`, headers: ADMIN });
   expect(one.json().message).toBe(bad);
+  // The whole HL7 message (PID included): no cache keeps it.
+  expect(one.headers).toMatchObject({ 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
 
   const still = await feed.app.inject({ method: 'POST', url: `/api/v1/reports/rejected/${entry.id}/replay`, headers: ADMIN });
   expect(still.statusCode).toBe(422);

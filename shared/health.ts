@@ -21,9 +21,31 @@ export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): P
   }
 }
 
-/** PING within `ms`. Use a connection without an offline queue, so a lost connection fails at once. */
-export function redisCheck(redis: Pick<Redis, 'ping'>, ms = 1000): Promise<Check> {
+/**
+ * PING within `ms`. Use a connection without an offline queue, so a lost connection fails at once. A connection
+ * whose own commandTimeout is shorter (the API's API_REDIS_TIMEOUT_MS) fails first: said the same way.
+ */
+export function redisCheck(redis: Pick<Redis, 'ping'> & { options?: { commandTimeout?: number } }, ms = 1000): Promise<Check> {
   return withTimeout(redis.ping(), ms, 'Redis')
     .then((r) => ({ ok: r === 'PONG', detail: r === 'PONG' ? 'PONG' : `unexpected reply ${r}` }))
-    .catch((err: Error) => ({ ok: false, detail: err.message }));
+    .catch((err: Error) => ({
+      ok: false,
+      detail: err.message === REDIS_COMMAND_TIMED_OUT ? `Redis did not answer within ${redis.options?.commandTimeout ?? ms} ms` : err.message,
+    }));
+}
+
+/** ioredis's rejection of a command that outlived the connection's commandTimeout. */
+export const REDIS_COMMAND_TIMED_OUT = 'Command timed out';
+
+/**
+ * Why Redis could not serve a command, for an answer to a client: the command outlived the connection's
+ * commandTimeout (`timeoutMs`), or there is no connection to send it on (a producer connection has no offline
+ * queue). Undefined for any other error (a Redis reply error is a bug, not an outage).
+ */
+export function redisUnavailable(err: Error, timeoutMs: number | undefined): string | undefined {
+  if (err.message === REDIS_COMMAND_TIMED_OUT) return `Redis did not answer within ${timeoutMs ?? '?'} ms`;
+  if (err.name === 'MaxRetriesPerRequestError' || err.message.startsWith("Stream isn't writeable") || err.message === 'Connection is closed.') {
+    return 'Redis is not reachable';
+  }
+  return undefined;
 }

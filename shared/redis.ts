@@ -40,7 +40,8 @@ export function redactRedisUrl(url: string): string {
  * connection errors (ioredis reconnects) and a failed SUBSCRIBE.
  */
 export function subscribe(redis: Redis, channels: string[], onMessage: (channel: string, message: string) => void, onError: (err: Error) => void): Redis {
-  const sub = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: true });
+  // No commandTimeout either (the API bounds its own commands): a subscribed connection only waits for messages.
+  const sub = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: true, commandTimeout: undefined });
   sub.on('error', onError);
   sub.on('message', onMessage);
   sub.subscribe(...channels).catch(onError);

@@ -61,7 +61,10 @@ export interface AppDeps {
   config: Pick<Config, 'DATA_DIR' | 'DISK_MIN_FREE_MB'>;
   settings: ApiSettings;
   tokens: ApiToken[];
-  /** A producer-style connection (fails fast); the live-update subscriber is duplicated from it. */
+  /**
+   * A producer-style connection (fails fast) whose commands are bounded (main.ts: apiRedisOptions, API_REDIS_TIMEOUT_MS);
+   * the live-update subscriber is duplicated from it.
+   */
   redis: Redis;
   logger: Logger;
   registry: Registry;
@@ -157,7 +160,8 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     if (request.url.startsWith('/api/') && !reply.hasHeader('cache-control')) reply.header('Cache-Control', 'no-store');
     return payload;
   });
-  await app.register(problemsPlugin);
+  // The connection's own command bound (API_REDIS_TIMEOUT_MS in main.ts) is what a 503 about Redis names.
+  await app.register(problemsPlugin, { redisTimeoutMs: deps.redis.options.commandTimeout });
   // JSON bodies only: text/plain and other types answer 415; a "__proto__" key gets its own 400.
   await app.register(jsonBodyPlugin);
   await app.register(rateLimitPlugin, { max: deps.settings.API_RATE_LIMIT_MAX, windowSeconds: deps.settings.API_RATE_LIMIT_WINDOW_SECONDS });

@@ -14,7 +14,7 @@ import { migrateQueries } from '../../shared/query-migration';
 import { build, type ModelStatus } from './app';
 import { createReportInbound, loadReportsConfig } from './inbound';
 import { createOutbound, loadOutboundConfig } from './outbound';
-import { API_DEFAULTS, ApiSettingsSchema, tokensFor } from './settings';
+import { API_DEFAULTS, ApiSettingsSchema, apiRedisOptions, tokensFor } from './settings';
 import { loadTextEmbedder, type TextEmbedder } from './text-embedder';
 
 async function main(): Promise<void> {
@@ -32,7 +32,8 @@ async function main(): Promise<void> {
     ? { cert: readFileSync(settings.API_TLS_CERT_FILE), key: readFileSync(settings.API_TLS_KEY_FILE) }
     : undefined;
 
-  const redis = connectRedis(config.REDIS_URL, 'producer');
+  // Every command bounded (API_REDIS_TIMEOUT_MS): a frozen Redis makes a request answer 503, not hang.
+  const redis = connectRedis(config.REDIS_URL, 'producer', apiRedisOptions(settings));
   // One line per outage, not one per reconnect attempt.
   let redisDown = false;
   redis.on('error', (err) => {

@@ -1,10 +1,11 @@
-// Unit tests for API token parsing, the local admin token, trustProxy and the constant-time token check.
+// Unit tests for API token parsing, the local admin token, trustProxy, the constant-time token check and the
+// API's Redis command bound.
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ConfigError } from '../../shared/config';
+import { ConfigError, loadSection } from '../../shared/config';
 import { createTokenVerifier } from './plugins/auth';
-import { LOCAL_ADMIN_TOKEN_FILE, parseTokens, tokensFor, trustProxy } from './settings';
+import { API_DEFAULTS, ApiSettingsSchema, LOCAL_ADMIN_TOKEN_FILE, apiRedisOptions, parseTokens, tokensFor, trustProxy } from './settings';
 
 describe('parseTokens', () => {
   test('reads "token:role:name" lists', () => {
@@ -92,5 +93,18 @@ describe('tokensFor without API_TOKENS', () => {
     expect(readFileSync(path.join(dir, LOCAL_ADMIN_TOKEN_FILE), 'utf8').trim()).toBe(token.token);
     expect(statSync(path.join(dir, LOCAL_ADMIN_TOKEN_FILE)).mode & 0o777).toBe(0o600);
     expect(() => tokensFor('', '0.0.0.0', dir, () => undefined)).toThrow(/API_TOKENS is empty and API_HOST=0.0.0.0/);
+  });
+});
+
+describe('API_REDIS_TIMEOUT_MS', () => {
+  test('3000 ms by default, read as an integer, and the bound of every command on the API\'s connection', () => {
+    expect(loadSection(ApiSettingsSchema, API_DEFAULTS, {}).API_REDIS_TIMEOUT_MS).toBe(3000);
+    const settings = loadSection(ApiSettingsSchema, API_DEFAULTS, { API_REDIS_TIMEOUT_MS: '1500' });
+    expect(apiRedisOptions(settings)).toEqual({ commandTimeout: 1500 });
+  });
+
+  test.each(['0', '50', '60001', '2.5', 'soon'])('%s stops the start with a message naming the setting', (value) => {
+    expect(() => loadSection(ApiSettingsSchema, API_DEFAULTS, { API_REDIS_TIMEOUT_MS: value })).toThrow(ConfigError);
+    expect(() => loadSection(ApiSettingsSchema, API_DEFAULTS, { API_REDIS_TIMEOUT_MS: value })).toThrow(/API_REDIS_TIMEOUT_MS/);
   });
 });

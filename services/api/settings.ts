@@ -6,6 +6,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import type { RedisOptions } from 'ioredis';
 import { ConfigError } from '../../shared/config';
 
 /**
@@ -20,6 +21,11 @@ export const ApiSettingsSchema = Type.Object({
   API_TOKENS: Type.String(),
   API_RATE_LIMIT_MAX: Type.Integer({ minimum: 1 }),
   API_RATE_LIMIT_WINDOW_SECONDS: Type.Number({ exclusiveMinimum: 0 }),
+  /**
+   * Longest wait for one Redis command of the API (its connection's commandTimeout): past it the request answers 503
+   * naming Redis instead of hanging while Redis does not answer. The worker and listener keep their own bounds.
+   */
+  API_REDIS_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000 }),
   /** PEM files; both or neither. Without them the API speaks plain HTTP (behind a TLS-terminating proxy). */
   API_TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1 })),
   API_TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
@@ -52,6 +58,7 @@ export const API_DEFAULTS: Omit<ApiSettings, 'API_TLS_CERT_FILE' | 'API_TLS_KEY_
   API_TOKENS: '',
   API_RATE_LIMIT_MAX: 600,
   API_RATE_LIMIT_WINDOW_SECONDS: 60,
+  API_REDIS_TIMEOUT_MS: 3000,
   API_AUDIT_LOG_FILE: 'audit/api-audit.jsonl',
   CALIBRATION_MIN_STUDIES: 30,
   CALIBRATION_MIN_POSITIVES: 5,
@@ -60,6 +67,11 @@ export const API_DEFAULTS: Omit<ApiSettings, 'API_TLS_CERT_FILE' | 'API_TLS_KEY_
   API_TRUST_PROXY: '',
   MODELS_DIR: './onnx-models',
 };
+
+/** The API's Redis connection options on top of the producer role's (shared/redis.ts): each command bounded. */
+export function apiRedisOptions(settings: Pick<ApiSettings, 'API_REDIS_TIMEOUT_MS'>): RedisOptions {
+  return { commandTimeout: settings.API_REDIS_TIMEOUT_MS };
+}
 
 export const ApiTokenSchema = Type.Object({
   /** At least 16 characters from the base64url/base64 alphabet, so tokens survive headers and config files. */

@@ -5,6 +5,7 @@ import { maxHeaderSize } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { redisUnavailable } from '../../../shared/health';
 import type { Problem } from '../schemas';
 
 const TITLES: Record<number, string> = {
@@ -95,7 +96,7 @@ export function nonFiniteValues(values: unknown, context: string): { field: stri
   );
 }
 
-export const problemsPlugin = fp(async function problems(app: FastifyInstance) {
+export const problemsPlugin = fp(async function problems(app: FastifyInstance, opts: { redisTimeoutMs?: number } = {}) {
   app.addHook('preHandler', async (request) => {
     const errors = [...nonFiniteValues(request.query, 'querystring'), ...nonFiniteValues(request.params, 'params')];
     if (errors.length > 0) throw new HttpProblem(400, errors.map((e) => `${e.field} ${e.message}`).join('; '), {}, errors);
@@ -106,6 +107,12 @@ export const problemsPlugin = fp(async function problems(app: FastifyInstance) {
       const errors = validationErrors(err);
       const body = { ...problemBody(400, errors.map((e) => `${e.field} ${e.message}`).join('; '), path), errors };
       return reply.code(400).type('application/problem+json').send(body);
+    }
+    // Redis frozen or gone: a 503 naming it (as /readyz does), not a 500 to quote to the administrator.
+    const redisDown = err instanceof HttpProblem ? undefined : redisUnavailable(err, opts.redisTimeoutMs);
+    if (redisDown) {
+      request.log.warn({ status: 503, detail: redisDown }, 'request refused');
+      return reply.code(503).type('application/problem+json').header('Retry-After', '5').send(problemBody(503, `${redisDown}; try again shortly`, path));
     }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (err instanceof HttpProblem) {

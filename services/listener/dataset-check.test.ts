@@ -188,6 +188,33 @@ describe('DatasetWalker', () => {
     const implicitRows = Buffer.concat([tag(0x0028, 0x0010), u32(4), u32(512)]);
     expect(() => walkDataset(implicitRows, TransferSyntax.ImplicitVRLittleEndian)).toThrow(/Rows value is 4 bytes long, not 2/);
   });
+
+  // AccessionNumber is SH, whose encoding is the data set's Specific Character Set (PS3.5 6.1.2.3). dcmjs writes
+  // UTF-8 whatever the set says, so each value is written as an ASCII stand-in and its bytes are replaced.
+  const withAccession = (charset: string | undefined, stand: string, bytes: number[], ts: string) => {
+    const encoded = encode({ ...(charset !== undefined ? { SpecificCharacterSet: charset } : {}), ...UIDS, AccessionNumber: `ACC-${stand}1`, ...IMAGE }, ts);
+    const at = encoded.indexOf(Buffer.from(`ACC-${stand}1`, 'latin1'));
+    expect(at).toBeGreaterThan(0);
+    Buffer.from(bytes).copy(encoded, at + 4);
+    return encoded;
+  };
+  test.each([
+    ['ISO_IR 192', 'UTF-8', 'ZZZ', [0xe2, 0x80, 0xae], 'ACC-\u202e1'],
+    ['ISO_IR 192', 'UTF-8', 'ZZ', [0xc3, 0x84], 'ACC-\u00c41'],
+    ['ISO_IR 100', 'Latin-1', 'Z', [0xc4], 'ACC-\u00c41'],
+    [undefined, 'Latin-1 (no Specific Character Set)', 'Z', [0xa3], 'ACC-\u00a31'],
+    ['', 'Latin-1 (empty: the default repertoire)', 'Z', [0xa3], 'ACC-\u00a31'],
+    ['ISO_IR 101', 'Latin-2', 'Z', [0xa3], 'ACC-\u01411'],
+    ['ISO_IR 144', 'Cyrillic', 'Z', [0xc4], 'ACC-\u04241'],
+    ['\\ISO 2022 IR 100', 'Latin-1 as an ISO 2022 code extension', 'Z', [0xc4], 'ACC-\u00c41'],
+    ['ISO_IR 999', 'Latin-1 (an unknown term: as before, not refused)', 'Z', [0xc4], 'ACC-\u00c41'],
+  ])('AccessionNumber under Specific Character Set %j is read as %s', async (charset, _name, stand, bytes, expected) => {
+    for (const ts of [TransferSyntax.ExplicitVRLittleEndian, TransferSyntax.ImplicitVRLittleEndian]) {
+      const encoded = withAccession(charset, stand, bytes, ts);
+      expect(walkDataset(encoded, ts).AccessionNumber).toBe(expected);
+      expect((await walkInPieces(encoded, ts, 1)).AccessionNumber).toBe(expected);
+    }
+  });
 });
 
 describe('checkImage', () => {

@@ -16,6 +16,7 @@ import { MalformedDatasetError, InvalidImageError } from './errors';
 import { TransferSyntax, ENHANCED_MR_CLASSES } from './dicom-uids';
 import { MAX_INFLATED_BYTES, MAX_SEQUENCE_DEPTH } from '../../shared/imaging/limits';
 import { LONG_VRS, VRS } from '../../shared/imaging/vr';
+import { decodeText } from '../../shared/imaging/charset';
 
 /** The values read from the top level of the data set. */
 export interface InstanceFacts {
@@ -39,16 +40,20 @@ export interface InstanceFacts {
 }
 
 type FactKey = Exclude<keyof InstanceFacts, 'pixelDataLength' | 'encapsulated'>;
+/** Read to decode the SH values after it (tags ascend, so it comes first); not a fact of its own. */
+const CHARSET = 'SpecificCharacterSet';
 type ValueKind = 'UI' | 'US' | 'IS' | 'CS' | 'SH';
 
 interface Wanted {
-  key: FactKey;
+  key: FactKey | typeof CHARSET;
   kind: ValueKind;
   /** Longest value kept; a longer UID or number is an error, a longer text is not kept. */
   max: number;
 }
 
 const WANTED = new Map<number, Wanted>([
+  // Up to four 16-character defined terms with their separators; a longer value is not kept (Latin-1, as without one).
+  [0x00080005, { key: CHARSET, kind: 'CS', max: 68 }],
   [0x00080016, { key: 'SOPClassUID', kind: 'UI', max: 64 }],
   [0x00080018, { key: 'SOPInstanceUID', kind: 'UI', max: 64 }],
   [0x00080050, { key: 'AccessionNumber', kind: 'SH', max: 64 }],
@@ -120,6 +125,8 @@ export class DatasetWalker {
   private readonly stack: Frame[];
   private error: Error | undefined;
   private readonly facts: InstanceFacts = {};
+  /** (0008,0005) as stored, when the data set has one: how its SH values (AccessionNumber) are encoded. */
+  private specificCharacterSet: string | undefined;
 
   constructor(
     explicit: boolean,
@@ -262,11 +269,11 @@ export class DatasetWalker {
       if (tag === PIXEL_DATA) this.facts.pixelDataLength = length;
       const wanted = WANTED.get(tag);
       // The attributes every reader needs must have their own VR and size, so all readers get the same value.
-      if (wanted && vr !== undefined && vr !== wanted.kind) throw malformed(`${wanted.key} has VR ${vr}, not ${wanted.kind}`);
+      if (wanted && wanted.key !== CHARSET && vr !== undefined && vr !== wanted.kind) throw malformed(`${wanted.key} has VR ${vr}, not ${wanted.kind}`);
       if (wanted?.kind === 'US' && length !== 0 && length !== 2) throw malformed(`${wanted.key} value is ${length} bytes long, not 2`);
       if (wanted) {
         if (length > wanted.max + 1) {
-          if (wanted.kind !== 'SH') throw malformed(`${wanted.key} value is ${length} bytes long`);
+          if (wanted.kind !== 'SH' && wanted.key !== CHARSET) throw malformed(`${wanted.key} value is ${length} bytes long`);
         } else {
           if (length === 0) this.keep(wanted, Buffer.alloc(0));
           else this.capture = { wanted, value: Buffer.alloc(length), filled: 0 };
@@ -335,6 +342,10 @@ export class DatasetWalker {
   }
 
   private keep(wanted: Wanted, value: Buffer): void {
+    if (wanted.key === CHARSET) {
+      this.specificCharacterSet = value.toString('latin1').replace(/[\0 ]+$/, '');
+      return;
+    }
     const facts = this.facts as Record<FactKey, string | number | undefined>;
     switch (wanted.kind) {
       case 'US':
@@ -347,6 +358,10 @@ export class DatasetWalker {
         facts[wanted.key] = Number(text);
         return;
       }
+      case 'SH':
+        // SH depends on Specific Character Set (PS3.5 6.1.2.3): UTF-8 under ISO_IR 192, Latin-1 under ISO_IR 100 or none.
+        facts[wanted.key] = decodeText(value, this.specificCharacterSet).replace(/[\0 ]+$/, '').replace(/^ +/, '');
+        return;
       default:
         facts[wanted.key] = value.toString('latin1').replace(/[\0 ]+$/, '').replace(/^ +/, '');
     }

@@ -13,6 +13,8 @@ interface DcmjsDicomDict {
 }
 
 export interface Dcmjs {
+  /** encodingMapping: a Specific Character Set defined term, "_" and " " as "-" and lower case -> a TextDecoder label. */
+  constants: { encodingMapping: Record<string, string> };
   log: { setLevel(level: string): void; getLevel(): number; getLogger(name: string): { setLevel(level: string): void; getLevel(): number } };
   data: {
     DicomMessage: { readFile(buffer: ArrayBuffer, options?: Record<string, unknown>): DcmjsDicomDict };

@@ -129,7 +129,7 @@ export const WorklistQuery = Type.Object({
   since: Type.Optional(Type.Integer({ minimum: 0, maximum: 8.64e15, description: 'only studies received at or after this time (ms since epoch)' })),
   limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
   cursor: Type.Optional(Type.String({ maxLength: 300, description: 'nextCursor from the previous page' })),
-});
+}, { additionalProperties: false });
 
 export const WorklistResponse = Type.Object({
   items: Type.Array(WorklistItemSchema),
@@ -139,7 +139,7 @@ export const WorklistResponse = Type.Object({
 export const StudiesQuery = Type.Object({
   status: csv('received|queued|scoring|scored|failed|unsupported', 'comma-separated statuses, e.g. failed,unsupported'),
   limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
-});
+}, { additionalProperties: false });
 export const StudiesResponse = Type.Object({
   items: Type.Array(
     Type.Object({
@@ -173,11 +173,11 @@ export const ImageQuery = Type.Object({
     pattern: '^(auto|-?[0-9]{1,9}(\\.[0-9]{1,6})?,[0-9]{1,9}(\\.[0-9]{1,6})?)$',
     description: '"auto" (1st to 99.5th percentile of the frame, the default) or "center,width" in stored units after rescale (up to 9 digits and 6 decimals each; width at least 1)',
   })),
-});
+}, { additionalProperties: false });
 export const SlicesParams = Type.Object({ StudyInstanceUID: UidSchema, SeriesInstanceUID: UidSchema });
 export const SlicesQuery = Type.Object({
   containing: Type.Optional(Type.String({ pattern: '^[0-9]+(\\.[0-9]+)*$', maxLength: 64, description: 'the stack holding this SOP Instance UID (a diffusion series has one per b-value)' })),
-});
+}, { additionalProperties: false });
 export const SlicesResponse = Type.Object({
   SeriesInstanceUID: Type.String(),
   rows: Type.Integer(),
@@ -225,7 +225,7 @@ export const SearchQuery = Type.Object({
   q: Type.String({ minLength: 3, maxLength: 500 }),
   limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
   offset: Type.Integer({ minimum: 0, maximum: 100000, default: 0 }),
-});
+}, { additionalProperties: false });
 export const SearchResponse = Type.Object({
   total: Type.Integer(),
   offset: Type.Integer(),
@@ -411,8 +411,8 @@ export const RejectedEntrySchema = Type.Object({
 export const RejectedListQuery = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
   offset: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0 }),
-});
-export const HeldQuery = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) });
+}, { additionalProperties: false });
+export const HeldQuery = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false });
 export const RejectedListResponse = Type.Object({ total: Type.Integer(), items: Type.Array(RejectedEntrySchema) });
 export const RejectedIdParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-z]{1,12}-[0-9a-f]{12}$', description: 'rejected message id' }) });
 export const RejectedMessageResponse = Type.Composite([

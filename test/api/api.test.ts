@@ -197,6 +197,12 @@ describe('validation', () => {
     expect(infinite.json().detail).toBe('querystring/limit must be a finite number');
     const prio = await app.inject({ method: 'GET', url: '/api/v1/worklist?priority=SOON', headers: READER });
     expect(prio.json().detail).toContain('querystring/priority');
+    // A misspelt filter is refused by name, not ignored (it would return the unfiltered list).
+    for (const url of ['/api/v1/worklist?priorty=STAT', '/api/v1/search?q=infarct&lmit=5', '/api/v1/studies?status=failed&foo=1']) {
+      const res = await app.inject({ method: 'GET', url, headers: READER });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().detail).toMatch(/^querystring\/(priorty|lmit|foo) must NOT have additional properties$/);
+    }
     const uid = await app.inject({ method: 'GET', url: '/api/v1/studies/not-a-uid', headers: READER });
     expect(uid.statusCode).toBe(400);
     expect(uid.json().detail).toContain('params/StudyInstanceUID');

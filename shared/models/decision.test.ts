@@ -1,6 +1,6 @@
 import type { Decision, TriageQuery } from '../model-manifest';
 import { calibrated, TEST_BUNDLE_VERSION } from '../../test/helpers/calibration';
-import { classThresholds, decideStudy, flagStatement, operatingPointNotes, probabilityDecimal, probabilityText, queryThreshold, querySetVersion } from './decision';
+import { classThresholds, decideStudy, flagStatement, operatingPointNotes, probabilityDecimal, probabilityPairDecimal, probabilityText, queryThreshold, querySetVersion } from './decision';
 
 const decision: Decision = {
   STAT: {
@@ -115,6 +115,36 @@ describe('probability as text and as a number field', () => {
     expect(probabilityDecimal(1 - 1e-15)).toBe('0.999999999999');
     expect(probabilityDecimal(1)).toBe('1');
     expect(probabilityDecimal(0)).toBe('0');
+  });
+});
+
+describe('probabilityPairDecimal', () => {
+  it('writes P and its threshold with four places, more until they read in the order of the real numbers', () => {
+    expect(probabilityPairDecimal(0.97, 0.4)).toEqual(['0.97', '0.4']);
+    expect(probabilityPairDecimal(0.5, 0.5)).toEqual(['0.5', '0.5']);
+    // The probe's case: both read 0.0406 at four places although P is below the threshold.
+    expect(probabilityPairDecimal(0.04055, 0.04058)).toEqual(['0.04055', '0.04058']);
+    expect(probabilityPairDecimal(0.3104449, 0.3104451)).toEqual(['0.31044', '0.31045']);
+    expect(probabilityPairDecimal(0.31044441, 0.31044443)).toEqual(['0.31044441', '0.31044443']);
+    expect(probabilityPairDecimal(0.1234561, 0.123456)).toEqual(['0.1234561', '0.123456']);
+    expect(probabilityPairDecimal(0.99996, 0.99997)).toEqual(['0.99996', '0.99997']);
+  });
+
+  it('never writes P below its threshold as equal to it or above it, within 16 characters and never as 0 or 1 unless it is', () => {
+    const cases: Array<[number, number]> = [];
+    for (let i = 0; i < 600; i++) {
+      const t = (i % 7 === 0 ? 1 - Math.random() * 1e-6 : Math.random());
+      cases.push([t - Math.random() * 10 ** -(4 + (i % 12)), t], [t + Math.random() * 10 ** -(4 + (i % 12)), t]);
+    }
+    cases.push([0.3 - 1e-15, 0.3], [1 - 1e-16, 1], [0.1, 0.1 + 2 ** -56]);
+    for (const [p, t] of cases) {
+      const [a, b] = probabilityPairDecimal(p, t);
+      expect([a.length <= 16, b.length <= 16]).toEqual([true, true]);
+      // P above its threshold may only read equal when they are within 1e-14: "P >= threshold" still holds.
+      if (p < t) expect(Number(a)).toBeLessThan(Number(b));
+      else expect(Number(a)).toBeGreaterThanOrEqual(Number(b));
+      if (p > 0 && p < 1) expect(Number(a) > 0 && Number(a) < 1).toBe(true);
+    }
   });
 });
 

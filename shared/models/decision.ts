@@ -5,7 +5,8 @@
 //     a site's own queries keep their own calibrated threshold;
 //   - the study's priority is the most urgent class with a flagged finding (ROUTINE when none), and within a
 //     priority studies are ordered by the highest probability among the findings that gave it that priority;
-//   - "triggered" findings are the flagged ones of the study's priority class: the reason the study is where it is;
+//   - "triggered" findings are the flagged ones of the study's priority class when it is STAT or URGENT: the reason
+//     the study is where it is (ROUTINE is where a study is when no finding set it higher, so none triggers it);
 //   - a "held" finding (a provisional result's finding scored without the sequences its query reads on) is flagged
 //     as usual but sets no priority until the result is final.
 // Pure functions: no Redis, no models.
@@ -147,6 +148,35 @@ export function probabilityDecimal(p: number): string {
     if (!looksCertain(p, text)) return text.includes('.') ? text.replace(/0+$/, '').replace(/\.$/, '') : text;
   }
   return p >= 0.5 ? (1 - 1e-12).toFixed(12) : (1e-12).toFixed(12);
+}
+
+/** "0." and 14 digits: the 16 characters a DICOM DS or an HL7 NM value holds. */
+const MAX_PLACES = 14;
+
+const dropTrailingZeros = (text: string): string => (text.includes('.') ? text.replace(/0+$/, '').replace(/\.$/, '') : text);
+
+/** `x` with at least `places` decimals, more (up to 14) while it would read 0 or 1 without being either. */
+function decimalAtLeast(x: number, places: number): string {
+  let d = places;
+  while (d < MAX_PLACES && looksCertain(x, x.toFixed(d))) d++;
+  return dropTrailingZeros(x.toFixed(d));
+}
+
+/**
+ * A probability P and the threshold it was judged against, for numeric fields (HL7 NM, DICOM DS): four places, more
+ * (up to 14) until the two numbers read in the order of the real ones, so whoever applies "flagged when P >=
+ * threshold" to the numbers sent gets the flag that was sent; neither reads 0 or 1 unless it is. Only a P less
+ * than 1e-14 below its threshold is beyond 14 places: P is then written one unit of the last place below it.
+ */
+export function probabilityPairDecimal(p: number, threshold: number): [string, string] {
+  for (let d = 4; d <= MAX_PLACES; d++) {
+    const pair: [string, string] = [decimalAtLeast(p, d), decimalAtLeast(threshold, d)];
+    if (Math.sign(Number(pair[0]) - Number(pair[1])) === Math.sign(p - threshold)) return pair;
+  }
+  const t = threshold.toFixed(MAX_PLACES);
+  if (p >= threshold) return [dropTrailingZeros(t), dropTrailingZeros(t)];
+  const below = (BigInt(t.replace('.', '')) - 1n).toString().padStart(t.length - 1, '0');
+  return [dropTrailingZeros(`${below.slice(0, -MAX_PLACES)}.${below.slice(-MAX_PLACES)}`), dropTrailingZeros(t)];
 }
 
 /** Two probabilities with enough decimals (3 to 6) that their order is visible; neither reads as certainty. */

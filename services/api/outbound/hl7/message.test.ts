@@ -134,6 +134,15 @@ describe('the decision and corrections', () => {
     expect(obx.filter((s) => s.getComponent(3, 1) === 'PROBABILITY').map((s) => s.getField(5).toString())).toContain('0.99996');
   });
 
+  it('writes P and its threshold with the places that keep their order, so they never read equal against the flag', () => {
+    const r = result('ROUTINE');
+    const close = { ...r.findings[0], priority: 'URGENT' as const, probability: 0.0405512, threshold: 0.0405537, flagged: false, triggered: false };
+    const obx = build({ ...r, findings: [close] }).getAllSegments('OBX');
+    const value = (id: string) => obx.find((s) => s.getComponent(3, 1) === id && s.getField(4).toString() === '1')!.getField(5).toString();
+    expect([value('PROBABILITY'), value('THRESHOLD'), value('FLAGGED')]).toEqual(['0.040551', '0.040554', 'N^No^HL70136']);
+    expect(Number(value('PROBABILITY'))).toBeLessThan(Number(value('THRESHOLD')));
+  });
+
   it('a provisional first result is partial (OBR-25 A) and says what it waits for', () => {
     const m = build(result('URGENT', { provisional: { waitingFor: ['DWI'], until: Date.UTC(2026, 0, 2, 3, 9, 5) } }));
     expect(m.getSegment('OBR')!.getField(25).toString()).toBe('A');

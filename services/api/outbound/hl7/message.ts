@@ -7,7 +7,7 @@ import { Hl7Message } from '@medplum/core';
 import { hl7Escape, hl7Segment as seg } from '../../../../shared/hl7-text';
 import type { Priority } from '../../../../shared/model-manifest';
 import type { FindingScore, StudyResult } from '../../../../shared/results';
-import { flagStatement, probabilityDecimal } from '../../../../shared/models/decision';
+import { flagStatement, probabilityDecimal, probabilityPairDecimal } from '../../../../shared/models/decision';
 import type { Hl7Target } from '../config';
 import { PermanentDeliveryError } from '../errors';
 import { keyImageRows } from './key-image';
@@ -41,10 +41,14 @@ export function hl7Number(x: number): string {
   return String(Number(x.toFixed(4)));
 }
 
+function hl7Finite(p: number): number {
+  if (!Number.isFinite(p)) throw new PermanentDeliveryError('probability is not a finite number', 'bad-score');
+  return p;
+}
+
 /** A probability for an NM field: never 0 or 1 unless it is (shared/models/decision.ts probabilityDecimal). */
 export function hl7Probability(p: number): string {
-  if (!Number.isFinite(p)) throw new PermanentDeliveryError('probability is not a finite number', 'bad-score');
-  return probabilityDecimal(p);
+  return probabilityDecimal(hl7Finite(p));
 }
 
 function cwe(code: string, text: string, system = CODING_SYSTEM): string {
@@ -63,8 +67,12 @@ function findingObx(f: FindingScore, subId: number, when: string, status: string
     ['CWE', cwe('QUERY', 'Triage query'), cwe(f.queryId, f.text)],
     ['NM', cwe('SIMILARITY', 'Image-text similarity'), hl7Number(f.similarity)],
   ];
-  if (f.probability !== null) rows.push(['NM', cwe('PROBABILITY', 'Calibrated probability'), hl7Probability(f.probability)]);
-  if (f.threshold !== null) rows.push(['NM', cwe('THRESHOLD', 'Probability threshold'), hl7Number(f.threshold)]);
+  // P and its threshold with the places that keep their order: never equal when the flag says they are not.
+  const [p, t] = f.probability !== null && f.threshold !== null
+    ? probabilityPairDecimal(hl7Finite(f.probability), hl7Finite(f.threshold))
+    : [f.probability !== null ? hl7Probability(f.probability) : null, f.threshold !== null ? hl7Number(f.threshold) : null];
+  if (p !== null) rows.push(['NM', cwe('PROBABILITY', 'Calibrated probability'), p]);
+  if (t !== null) rows.push(['NM', cwe('THRESHOLD', 'Probability threshold'), t]);
   rows.push(['CWE', cwe('FLAGGED', 'Flagged'), yesNo(f.flagged)]);
   rows.push(['CWE', cwe('TRIGGERED', 'Sets the study priority'), yesNo(f.triggered === true)]);
   rows.push(['CWE', cwe('QUERY_PRIORITY', 'Priority class of the query'), cwe(f.priority, f.priority)]);

@@ -129,6 +129,15 @@ describe('buildTriageSr (TID 1500 Measurement Report)', () => {
     expect(text(abnormal).length).toBeLessThanOrEqual(16);
   });
 
+  it('writes P and its threshold with the places that keep their order, so they never read equal against the flag', async () => {
+    const close = finding({ probability: 0.0405512, threshold: 0.0405537, flagged: false, triggered: false });
+    const ds = await built(result({ priority: 'ROUTINE', findings: [close] }), identity({ SOPInstanceUID: '2.25.9' }));
+    const group = groups(ds)[0];
+    const text = (code: string) => String(((child(group, code).MeasuredValueSequence as Item[])[0]).NumericValue).trim();
+    expect([text('122157'), text('PROBABILITY_THRESHOLD')]).toEqual(['0.040551', '0.040554']);
+    expect(((child(group, 'FLAGGED').ConceptCodeSequence as Item[])[0]).CodeMeaning).toBe('No');
+  });
+
   it('marks the key region as a SCOORD circle on the key image and as a SCOORD3D in the frame of reference', async () => {
     const ds = await built(result());
     const [massRoi, mass3d] = groups(ds);

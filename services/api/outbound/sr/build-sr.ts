@@ -6,7 +6,7 @@
 // values (triage priority, sequences used) are the Qualitative Evaluations container; the abnormality probability is
 // its own group. Codes: codes.ts. Pure: the caller supplies the source attributes, the UIDs and the clock.
 import type { FindingLocation, FindingScore, StudyResult } from '../../../../shared/results';
-import { probabilityDecimal } from '../../../../shared/models/decision';
+import { probabilityDecimal, probabilityPairDecimal } from '../../../../shared/models/decision';
 import { derivedUid } from '../idempotency';
 import { CALIBRATION_CODES, CODES, codeItem, findingCode, PRIORITY_CODES, PRIVATE_SCHEME_IDENTIFICATION, type Code } from './codes';
 import type { NaturalDataset } from './dcmjs';
@@ -35,7 +35,7 @@ export interface SrIdentity {
   predecessor?: SrDocumentRef;
 }
 
-/** DS is 16 characters at most; four decimals is finer than any score needs. */
+/** DS is 16 characters at most; four decimals is finer than a score needs (probabilities: decisionNumbers). */
 function ds(x: number): string {
   return String(Number(x.toFixed(4)));
 }
@@ -51,12 +51,12 @@ const template = (id: string) => ({ ContentTemplateSequence: [{ MappingResource:
 const text = (rel: Rel, c: Code, value: string): NaturalDataset => ({ RelationshipType: rel, ValueType: 'TEXT', ...concept(c), TextValue: value });
 const coded = (rel: Rel, c: Code, value: Code): NaturalDataset => ({ RelationshipType: rel, ValueType: 'CODE', ...concept(c), ConceptCodeSequence: [codeItem(value)] });
 const uidref = (rel: Rel, c: Code, value: string): NaturalDataset => ({ RelationshipType: rel, ValueType: 'UIDREF', ...concept(c), UID: value });
-/** A NUM item; probabilities are written so that they never read 0 or 1 unless they are. */
-const num = (c: Code, value: number, format: (x: number) => string = ds): NaturalDataset => ({
+/** A NUM item; `value` is a number, or its DS text when the caller chose the places (probabilities, thresholds). */
+const num = (c: Code, value: number | string): NaturalDataset => ({
   RelationshipType: 'CONTAINS',
   ValueType: 'NUM',
   ...concept(c),
-  MeasuredValueSequence: [{ NumericValue: format(value), MeasurementUnitsCodeSequence: [codeItem(CODES.noUnits)] }],
+  MeasuredValueSequence: [{ NumericValue: typeof value === 'string' ? value : ds(value), MeasurementUnitsCodeSequence: [codeItem(CODES.noUnits)] }],
 });
 const container = (rel: Rel | undefined, c: Code, items: NaturalDataset[], templateId?: string): NaturalDataset => ({
   ...(rel ? { RelationshipType: rel } : {}),
@@ -84,12 +84,25 @@ function tracking(result: StudyResult, f: FindingScore): NaturalDataset[] {
   ];
 }
 
+/**
+ * P and its threshold as DS: never read 0 or 1 unless they are, and with the places that keep their order, so the
+ * numbers never say P >= threshold when the flag says No (shared/models/decision.ts probabilityPairDecimal).
+ */
+function decisionNumbers(f: FindingScore): { p: string | null; t: string | null } {
+  if (f.probability !== null && f.threshold !== null) {
+    const [p, t] = probabilityPairDecimal(f.probability, f.threshold);
+    return { p, t };
+  }
+  return { p: f.probability === null ? null : probabilityDecimal(f.probability), t: f.threshold === null ? null : ds(f.threshold) };
+}
+
 function evaluations(f: FindingScore): NaturalDataset[] {
+  const { p, t } = decisionNumbers(f);
   return [
     text('CONTAINS', CODES.query, f.text),
     num(CODES.similarity, f.similarity),
-    ...(f.probability === null ? [] : [num(CODES.probability, f.probability, probabilityDecimal)]),
-    ...(f.threshold === null ? [] : [num(CODES.threshold, f.threshold)]),
+    ...(p === null ? [] : [num(CODES.probability, p)]),
+    ...(t === null ? [] : [num(CODES.threshold, t)]),
     coded('CONTAINS', CODES.flagged, yesNo(f.flagged)),
     coded('CONTAINS', CODES.triggered, yesNo(f.triggered)),
     coded('CONTAINS', CODES.queryPriority, PRIORITY_CODES[f.priority]),
@@ -173,7 +186,7 @@ function abnormalGroup(result: StudyResult): NaturalDataset[] {
     uidref('CONTAINS', CODES.trackingUid, derivedUid('neurotriage-sr-tracking', result.StudyInstanceUID, 'abnormal')),
     coded('CONTAINS', CODES.finding, CODES.abnormal),
     ...algorithm(result),
-    num(CODES.probability, result.abnormalProbability, probabilityDecimal),
+    num(CODES.probability, probabilityDecimal(result.abnormalProbability)),
     num(CODES.sequenceFraction, result.confidence),
   ], '1501')];
 }

@@ -8,6 +8,7 @@ import type { FindingLocation, FindingScore, StudyResult } from '../../../../sha
 import { checkSr, writePart10 } from '../../../../test/helpers/sr-check';
 import { buildTriageSr, COMPREHENSIVE_3D_SR, type SrIdentity } from './build-sr';
 import { readHeader, type NaturalDataset } from './dcmjs';
+import type { SourceStudy } from './source-study';
 import { readFileSync } from 'node:fs';
 
 const location: FindingLocation = {
@@ -34,7 +35,7 @@ function result(over: Partial<StudyResult> = {}): StudyResult {
   };
 }
 
-const source = {
+const source: SourceStudy = {
   attributes: { PatientName: [{ Alphabetic: 'Test^Person' }], PatientID: 'P1', StudyDate: '20260102', StudyTime: '101500', StudyID: '1', AccessionNumber: 'A1' },
   series: [{ SeriesInstanceUID: '1.2.3.4.5', instances: [{ SOPClassUID: '1.2.840.10008.5.1.4.1.1.4', SOPInstanceUID: '1.2.3.4.5.6' }] }],
 };
@@ -209,6 +210,39 @@ describe('buildTriageSr (TID 1500 Measurement Report)', () => {
     expect(bytes.length).toBeLessThanOrEqual(64); // dciodvfy (in built()) counts the same bytes
     expect(text.startsWith(meaning.slice(0, -3))).toBe(true);
     expect(ds.SpecificCharacterSet).toBe('ISO_IR 192');
+  });
+
+  it('keeps a backslash and other delimiters of a site query sentence out of its Code Meaning (LO), and in its TEXT (UT)', async () => {
+    const text = 'Intracranial haemorrhage | bleed & mass ^ effect ~ \\ oedema,\t“acute”\u0007\n— Zoë.';
+    const ds = await built(
+      result({ findings: [finding({ queryId: 'intracranial_haemorrhage_with_mass_effect_site', text, priority: 'URGENT' })] }),
+      identity({ SOPInstanceUID: '2.25.10' }),
+    );
+    const group = groups(ds)[0];
+    // dcmjs decodes strings inside sequence items as Latin-1 whatever the SR's character set: back to the bytes.
+    const utf8 = (v: unknown) => Buffer.from(String(v), 'latin1').toString('utf8');
+    const code = (child(group, '121071').ConceptCodeSequence as Item[])[0];
+    expect(code.LongCodeValue).toBe('INTRACRANIAL_HAEMORRHAGE_WITH_MASS_EFFECT_SITE');
+    const meaning = utf8(code.CodeMeaning);
+    expect(meaning).toBe('Intracranial haemorrhage | bleed & mass ^ effect ~ / oedema,...');
+    expect(Buffer.byteLength(meaning)).toBeLessThanOrEqual(64);
+    // UT may hold a backslash and a line break; not a tab or a BEL. (dcmjs splits any string it reads at a backslash.)
+    const textValue = [child(group, 'QUERY').TextValue].flat().join('\\');
+    expect(utf8(textValue)).toBe('Intracranial haemorrhage | bleed & mass ^ effect ~ \\ oedema, “acute” \n— Zoë.');
+  });
+
+  it('makes a Study Description copied from the source valid for LO: no backslash, at most 64 characters', async () => {
+    const cases: Array<[unknown, string]> = [
+      ['MR BRAIN ^ | & \\ ~ <b>"q"', 'MR BRAIN ^ | & / ~ <b>"q"'],
+      // How dcmjs reads a source value that held a backslash: two values.
+      [['MR BRAIN ^ | & ', ' ~ <b>"q"'], 'MR BRAIN ^ | & / ~ <b>"q"'],
+      ['MRI BRAIN WITHOUT CONTRAST '.repeat(7), 'MRI BRAIN WITHOUT CONTRAST MRI BRAIN WITHOUT CONTRAST MRI BRA...'],
+    ];
+    for (const [i, [StudyDescription, expected]] of cases.entries()) {
+      const ds = await built(result(), identity({ SOPInstanceUID: `2.25.11.${i}` }), { ...source, attributes: { ...source.attributes, StudyDescription } });
+      expect(ds.StudyDescription).toBe(expected);
+      expect(expected.length).toBeLessThanOrEqual(64);
+    }
   });
 
   it('lists a key image in the evidence even when its series is not among the source series', async () => {

@@ -8,7 +8,7 @@
 import type { FindingLocation, FindingScore, StudyResult } from '../../../../shared/results';
 import { probabilityDecimal, probabilityPairDecimal } from '../../../../shared/models/decision';
 import { derivedUid } from '../idempotency';
-import { CALIBRATION_CODES, CODES, codeItem, findingCode, PRIORITY_CODES, PRIVATE_SCHEME_IDENTIFICATION, type Code } from './codes';
+import { CALIBRATION_CODES, CODES, codeItem, findingCode, loValue, PRIORITY_CODES, PRIVATE_SCHEME_IDENTIFICATION, utValue, type Code } from './codes';
 import type { NaturalDataset } from './dcmjs';
 import type { SourceStudy } from './source-study';
 
@@ -48,7 +48,7 @@ type Rel = 'CONTAINS' | 'HAS CONCEPT MOD' | 'HAS OBS CONTEXT' | 'SELECTED FROM';
 const concept = (c: Code) => ({ ConceptNameCodeSequence: [codeItem(c)] });
 const template = (id: string) => ({ ContentTemplateSequence: [{ MappingResource: 'DCMR', MappingResourceUID: DCMR_UID, TemplateIdentifier: id }] });
 
-const text = (rel: Rel, c: Code, value: string): NaturalDataset => ({ RelationshipType: rel, ValueType: 'TEXT', ...concept(c), TextValue: value });
+const text = (rel: Rel, c: Code, value: string): NaturalDataset => ({ RelationshipType: rel, ValueType: 'TEXT', ...concept(c), TextValue: utValue(value) });
 const coded = (rel: Rel, c: Code, value: Code): NaturalDataset => ({ RelationshipType: rel, ValueType: 'CODE', ...concept(c), ConceptCodeSequence: [codeItem(value)] });
 const uidref = (rel: Rel, c: Code, value: string): NaturalDataset => ({ RelationshipType: rel, ValueType: 'UIDREF', ...concept(c), UID: value });
 /** A NUM item; `value` is a number, or its DS text when the caller chose the places (probabilities, thresholds). */
@@ -268,6 +268,9 @@ function buildDataset(result: StudyResult, source: SourceStudy, id: SrIdentity):
     StudyTime: type2('StudyTime'),
     ReferringPhysicianName: type2('ReferringPhysicianName'),
     StudyID: type2('StudyID'),
+    // Free text that a source instance may hold invalid for LO (a backslash, over 64 characters): made valid. The
+    // identifiers above are copied as they are, since the PACS files the SR by them.
+    ...(source.attributes.StudyDescription !== undefined ? { StudyDescription: loValue(source.attributes.StudyDescription) } : {}),
     AccessionNumber: source.attributes.AccessionNumber ?? result.AccessionNumber ?? '',
     // SR Document Series, General Equipment and Enhanced General Equipment
     Modality: 'SR',
@@ -276,9 +279,9 @@ function buildDataset(result: StudyResult, source: SourceStudy, id: SrIdentity):
     SeriesDescription: 'AI triage (neurotriage)',
     ReferencedPerformedProcedureStepSequence: [],
     Manufacturer: 'neurotriage',
-    ManufacturerModelName: result.model.bundleId.slice(0, 64),
-    DeviceSerialNumber: result.model.version.slice(0, 64),
-    SoftwareVersions: id.softwareVersion,
+    ManufacturerModelName: loValue(result.model.bundleId),
+    DeviceSerialNumber: loValue(result.model.version),
+    SoftwareVersions: loValue(id.softwareVersion),
     // SR Document General: machine output, complete for its version, never verified by a person
     InstanceNumber: id.InstanceNumber,
     CompletionFlag: 'COMPLETE',

@@ -33,9 +33,33 @@ export function fitLo(text: string): string {
   return `${out.trimEnd()}...`;
 }
 
+/** C0 and C1 control characters, and DEL. */
+function isControl(ch: string): boolean {
+  const c = ch.charCodeAt(0);
+  return c < 0x20 || (c >= 0x7f && c <= 0x9f);
+}
+
+/**
+ * Text from users or source data as one valid LO value: a backslash (the value separator of LO) becomes "/", a
+ * control character (LO allows none but ESC, which UTF-8 never needs) a space; then cut to fit (fitLo). A value
+ * read with several values (a source attribute that held a backslash) is joined back with "/".
+ */
+export function loValue(value: unknown): string {
+  const joined = Array.isArray(value) ? value.map(String).join('/') : String(value ?? '');
+  return fitLo([...joined].map((ch) => (ch === '\\' ? '/' : isControl(ch) ? ' ' : ch)).join('').trim());
+}
+
+/**
+ * Text as a UT value (TEXT content items): a backslash is allowed; control characters other than LF, FF and CR are
+ * not (dciodvfy refuses a TAB too), so they become spaces.
+ */
+export function utValue(text: string): string {
+  return [...text].map((ch) => (isControl(ch) && !'\n\f\r'.includes(ch) ? ' ' : ch)).join('');
+}
+
 /** A Code Sequence item: Code Value, or Long Code Value when the value does not fit SH(16). */
 export function codeItem(c: Code): NaturalDataset {
-  const meaning = fitLo(c.meaning);
+  const meaning = loValue(c.meaning);
   return {
     ...(c.value.length > 16 ? { LongCodeValue: c.value } : { CodeValue: c.value }),
     CodingSchemeDesignator: c.scheme,

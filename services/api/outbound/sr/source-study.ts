@@ -8,7 +8,10 @@ import { keys } from '../../../../shared/studies';
 import { PermanentDeliveryError, RetryableDeliveryError } from '../errors';
 import { readHeader, type NaturalDataset } from './dcmjs';
 
-/** Patient module, Patient Study-independent identity, and General Study module attributes copied verbatim. */
+/**
+ * Patient module, Patient Study-independent identity, and General Study module attributes copied verbatim (the SR
+ * makes Study Description valid for LO when it is not: build-sr.ts).
+ */
 export const COPIED_ATTRIBUTES = [
   'PatientName', 'PatientID', 'IssuerOfPatientID', 'PatientBirthDate', 'PatientSex', 'OtherPatientIDsSequence',
   'StudyInstanceUID', 'StudyDate', 'StudyTime', 'ReferringPhysicianName', 'StudyID', 'AccessionNumber',

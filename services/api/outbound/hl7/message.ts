@@ -10,6 +10,7 @@ import type { FindingScore, StudyResult } from '../../../../shared/results';
 import { flagStatement, probabilityDecimal, probabilityPairDecimal } from '../../../../shared/models/decision';
 import type { Hl7Target } from '../config';
 import { PermanentDeliveryError } from '../errors';
+import { resultStatements } from '../statements';
 import { keyImageRows } from './key-image';
 
 /** HL7 table 0485 (Quantity/timing priority): S stat, A as soon as possible, R routine. */
@@ -97,24 +98,19 @@ export function resultStatus(result: Pick<StudyResult, 'resultVersion' | 'provis
   return { obr25: result.provisional ? 'A' : 'P', obx11: 'P' };
 }
 
-/** The study-level notes: the rule and what set the priority; a provisional result's wait; what a correction corrects. */
+/**
+ * The study-level notes: what a correction corrects; the rule and what set the priority; a provisional result's
+ * wait; what a final one lacked (statements.ts, the same words as the SR).
+ */
 function studyNotes(result: StudyResult): string[] {
-  const notes: string[] = [];
   const version = result.resultVersion ?? 1;
-  if (version > 1) notes.push(`Correction: result version ${version} replaces version ${version - 1} for this order.`);
-  const triggers = result.findings.filter((f) => f.triggered).map((f) => `${f.queryId} (${flagStatement(f)})`);
-  notes.push(
-    `Decision: a finding is flagged when its calibrated probability P >= its threshold; priority ${result.priority}`
-    + (triggers.length > 0 ? ` set by ${triggers.join(', ')}.` : ' (no finding of a higher class flagged).'),
-  );
-  if (result.provisional) {
-    notes.push(
-      `Provisional: the study lacks ${result.provisional.waitingFor.join(', ')}, which findings read on; findings scored without them do not raise the priority. `
-      + `A corrected result follows when they arrive or at ${hl7DateTime(result.provisional.until)}.`,
-    );
-  }
-  if (result.incomplete) notes.push(`Final without ${result.incomplete.missing.join(', ')}: the wait for them expired; judged on the sequences the study has.`);
-  return notes;
+  const s = resultStatements(result, hl7DateTime);
+  return [
+    ...(version > 1 ? [`Correction: result version ${version} replaces version ${version - 1} for this order.`] : []),
+    s.decision,
+    ...(s.provisional ? [s.provisional] : []),
+    ...(s.incomplete ? [s.incomplete] : []),
+  ];
 }
 
 /** The key image rows of a located finding (key-image.ts), in the finding's OBX group. */

@@ -139,6 +139,38 @@ describe('buildTriageSr (TID 1500 Measurement Report)', () => {
     expect(((child(group, 'FLAGGED').ConceptCodeSequence as Item[])[0]).CodeMeaning).toBe('No');
   });
 
+  it('a provisional result is PARTIAL, says what it waits for and why a flagged finding is held, with the query-set version', async () => {
+    const until = Date.UTC(2026, 0, 2, 3, 9, 5);
+    const held = finding({ queryId: 'haemorrhage', text: 'Haemorrhage', priority: 'STAT', probability: 0.15, threshold: 0.062, flagged: true, triggered: false, held: true, fallback: true, waitingFor: ['DWI', 'ADC'] });
+    const ds = await built(
+      result({ priority: 'ROUTINE', findings: [held], provisional: { waitingFor: ['DWI', 'ADC'], until } }),
+      identity({ SOPInstanceUID: '2.25.12' }),
+    );
+    expect(ds.CompletionFlag).toBe('PARTIAL');
+    const group = groups(ds)[0];
+    expect(((child(group, 'FLAGGED').ConceptCodeSequence as Item[])[0]).CodeMeaning).toBe('Yes');
+    expect(((child(group, 'SETS_STUDY_PRIORITY').ConceptCodeSequence as Item[])[0]).CodeMeaning).toBe('No');
+    // The same words as the HL7 NTE of the finding.
+    expect(child(group, 'DECISION').TextValue).toBe('flagged: P 0.150 >= threshold 0.062; held: scored without DWI, ADC, it sets no priority until the result is final');
+    const study = child(ds, 'C0034375');
+    expect(child(study, 'DECISION').TextValue).toBe('Decision: a finding is flagged when its calibrated probability P >= its threshold; priority ROUTINE (no finding of a higher class flagged).');
+    expect(child(study, 'PROVISIONAL').TextValue).toBe(
+      'Provisional: the study lacks DWI, ADC, which findings read on; findings scored without them do not raise the priority. A corrected result follows when they arrive or at 2026-01-02T03:09:05.000Z.',
+    );
+    expect(child(study, 'FINAL_WITHOUT')).toBeUndefined();
+    expect(child(study, 'QUERY_SET_VERSION').TextValue).toBe('test');
+  });
+
+  it('a final result is COMPLETE; one whose wait expired says what it lacked', async () => {
+    const ds = await built(result({ resultVersion: 2, incomplete: { missing: ['T2'], waitedUntil: 0 } }), identity({ SOPInstanceUID: '2.25.13', InstanceNumber: 2 }));
+    expect(ds.CompletionFlag).toBe('COMPLETE');
+    const study = child(ds, 'C0034375');
+    expect(child(study, 'PROVISIONAL')).toBeUndefined();
+    expect(child(study, 'FINAL_WITHOUT').TextValue).toBe('Final without T2: the wait for them expired; judged on the sequences the study has.');
+    expect(child(study, 'DECISION').TextValue).toContain('priority URGENT set by mass (flagged: P 0.800 >= threshold 0.500; sets the URGENT priority).');
+    expect(child(groups(ds)[0], 'DECISION').TextValue).toBe('flagged: P 0.800 >= threshold 0.500; sets the URGENT priority');
+  });
+
   it('marks the key region as a SCOORD circle on the key image and as a SCOORD3D in the frame of reference', async () => {
     const ds = await built(result());
     const [massRoi, mass3d] = groups(ds);

@@ -1,13 +1,15 @@
 // Builds the triage result as a DICOM Comprehensive 3D SR following TID 1500 "Measurement Report" (naturalised
 // dataset, keyword -> value; PS3.16 TID 1500, 1501, 1410, 1001/1002/1004, 1204, 4019). One Measurement Group per
-// finding holds its qualitative evaluations (probability, threshold, flagged, sets the study's priority, calibration);
-// a located finding's group is a TID 1410 planar ROI whose Image Region is a SCOORD CIRCLE on the key slice, and a
-// second TID 1410 group with the same tracking UID gives the region as a SCOORD3D in patient coordinates. Study-level
-// values (triage priority, sequences used) are the Qualitative Evaluations container; the abnormality probability is
-// its own group. Codes: codes.ts. Pure: the caller supplies the source attributes, the UIDs and the clock.
+// finding holds its qualitative evaluations (probability, threshold, flagged, sets the study's priority, the decision
+// in words, calibration); a located finding's group is a TID 1410 planar ROI whose Image Region is a SCOORD CIRCLE on
+// the key slice, and a second TID 1410 group with the same tracking UID gives the region as a SCOORD3D in patient
+// coordinates. Study-level values (triage priority, the decision, a provisional result's wait, sequences used,
+// query-set version) are the Qualitative Evaluations container; the abnormality probability is its own group.
+// Codes: codes.ts. Pure: the caller supplies the source attributes, the UIDs and the clock.
 import type { FindingLocation, FindingScore, StudyResult } from '../../../../shared/results';
-import { probabilityDecimal, probabilityPairDecimal } from '../../../../shared/models/decision';
+import { flagStatement, probabilityDecimal, probabilityPairDecimal } from '../../../../shared/models/decision';
 import { derivedUid } from '../idempotency';
+import { resultStatements } from '../statements';
 import { CALIBRATION_CODES, CODES, codeItem, findingCode, loValue, PRIORITY_CODES, PRIVATE_SCHEME_IDENTIFICATION, utValue, type Code } from './codes';
 import type { NaturalDataset } from './dcmjs';
 import type { SourceStudy } from './source-study';
@@ -105,6 +107,8 @@ function evaluations(f: FindingScore): NaturalDataset[] {
     ...(t === null ? [] : [num(CODES.threshold, t)]),
     coded('CONTAINS', CODES.flagged, yesNo(f.flagged)),
     coded('CONTAINS', CODES.triggered, yesNo(f.triggered)),
+    // The decision in words, as the HL7 NTE: why a flagged finding did not set the priority (held) included.
+    text('CONTAINS', CODES.decision, flagStatement(f)),
     coded('CONTAINS', CODES.queryPriority, PRIORITY_CODES[f.priority]),
     coded('CONTAINS', CODES.calibration, CALIBRATION_CODES[f.calibration] ?? CALIBRATION_CODES.uncalibrated),
   ];
@@ -229,6 +233,7 @@ export function buildTriageSr(result: StudyResult, source: SourceStudy, id: SrId
 
 function buildDataset(result: StudyResult, source: SourceStudy, id: SrIdentity): NaturalDataset {
   const type2 = (key: string): unknown => source.attributes[key] ?? '';
+  const statements = resultStatements(result, (ms) => new Date(ms).toISOString());
   const content = [
     coded('HAS CONCEPT MOD', CODES.language, CODES.englishUS),
     // TID 1002 Observer Context / TID 1004 Device Observer: the algorithm observed, no person verified.
@@ -244,7 +249,11 @@ function buildDataset(result: StudyResult, source: SourceStudy, id: SrIdentity):
     ]),
     container('CONTAINS', CODES.qualitativeEvaluations, [
       coded('CONTAINS', CODES.triagePriority, PRIORITY_CODES[result.priority]),
+      text('CONTAINS', CODES.decision, statements.decision),
+      ...(statements.provisional ? [text('CONTAINS', CODES.provisional, statements.provisional)] : []),
+      ...(statements.incomplete ? [text('CONTAINS', CODES.finalWithout, statements.incomplete)] : []),
       ...(result.sequencesUsed.length > 0 ? [text('CONTAINS', CODES.sequencesUsed, result.sequencesUsed.join(', '))] : []),
+      ...(result.judgedWith ? [text('CONTAINS', CODES.querySetVersion, result.judgedWith.querySetVersion)] : []),
     ]),
   ];
   const p = id.predecessor;
@@ -282,9 +291,10 @@ function buildDataset(result: StudyResult, source: SourceStudy, id: SrIdentity):
     ManufacturerModelName: loValue(result.model.bundleId),
     DeviceSerialNumber: loValue(result.model.version),
     SoftwareVersions: loValue(id.softwareVersion),
-    // SR Document General: machine output, complete for its version, never verified by a person
+    // SR Document General: machine output, never verified by a person; PARTIAL while the result is provisional
+    // (a later version follows), COMPLETE once it is final.
     InstanceNumber: id.InstanceNumber,
-    CompletionFlag: 'COMPLETE',
+    CompletionFlag: result.provisional ? 'PARTIAL' : 'COMPLETE',
     VerificationFlag: 'UNVERIFIED',
     ContentDate: da(result.scoredAt),
     ContentTime: tm(result.scoredAt),

@@ -2,7 +2,7 @@ import { Hl7Message } from '@medplum/core';
 import type { StudyResult } from '../../../../shared/results';
 import { loadOutboundConfig } from '../config';
 import { PermanentDeliveryError } from '../errors';
-import { buildPriorityMessage, hl7Escape, hl7DateTime, readAck, resultStatus } from './message';
+import { buildPriorityMessage, hl7Escape, hl7DateTime, hl7QueryIdentifier, readAck, resultStatus } from './message';
 
 const target = (messageType = 'OMI^O23') =>
   loadOutboundConfig({ HL7_MLLP_TARGET: 'ris:2575', HL7_MESSAGE_TYPE: messageType, HL7_RECEIVING_FACILITY: 'HOSP' }).hl7!;
@@ -63,6 +63,21 @@ describe('buildPriorityMessage', () => {
     expect(group2.every((s) => s.getField(8).toString() === 'N')).toBe(true);
     expect(group2[0].toString()).toContain('Mass \\T\\ oedema \\R\\ shift');
     expect(obx.every((s) => s.getField(11).toString() === 'P')).toBe(true);
+  });
+
+  it('keeps a site query id longer than CWE.1 allows within 20 characters, stable and unique; the NTE names it whole', () => {
+    const r = result('STAT');
+    const id = 'intracranial_haemorrhage_with_mass_effect_site';
+    const other = 'intracranial_haemorrhage_without_mass_effect';
+    const m = build({ ...r, findings: [{ ...r.findings[0], queryId: id }, { ...r.findings[1], queryId: other }] });
+    const codes = m.getAllSegments('OBX').filter((s) => s.getComponent(3, 1) === 'QUERY').map((s) => s.getComponent(5, 1));
+    expect(codes[0]).toBe('intracranial.c2d9fb7'); // as docs/hl7-interface.md shows it
+    expect(codes.map((c) => c.length)).toEqual([20, 20]);
+    expect(codes[1]).not.toBe(codes[0]);
+    expect(codes[0]).toBe(hl7QueryIdentifier(id)); // the same in every message
+    expect(m.getAllSegments('NTE').map((n) => n.getField(3).toString())).toContain(`${id}: flagged: P 0.970 >= threshold 0.400; sets the STAT priority`);
+    // An id that fits is sent as it is.
+    expect(hl7QueryIdentifier('subdural_haematoma_a')).toBe('subdural_haematoma_a');
   });
 
   it('adds the key image of a located flag to its OBX group: series, SOP instance, frame and region', () => {

@@ -3,6 +3,7 @@
 // The message carries the accession number and study UID (what the RIS keys on), never patient identity:
 // there is no PID segment (the PATIENT group is optional in OMI_O23 and ORM_O01). A study's later result is a
 // correction of the earlier one: same order identifiers, OBR-25/OBX-11 "C". See docs/hl7-interface.md.
+import { createHash } from 'node:crypto';
 import { Hl7Message } from '@medplum/core';
 import { hl7Escape, hl7Segment as seg } from '../../../../shared/hl7-text';
 import type { Priority } from '../../../../shared/model-manifest';
@@ -52,6 +53,20 @@ export function hl7Probability(p: number): string {
   return probabilityDecimal(hl7Finite(p));
 }
 
+/** HL7 v2.5.1 gives CWE.1 (identifier, ST) 20 characters. */
+const CWE_IDENTIFIER_LENGTH = 20;
+
+/**
+ * A triage query id as CWE.1: the id when it fits 20 characters, else its first 12, "." and the first 7 hex digits
+ * of SHA-256 of the whole id. Stable (an id always gives the same identifier), unique in practice (28 bits between
+ * ids that share their first 12 characters) and never another query's own id (an id cannot hold "."). The NTE that
+ * closes the finding's group names the whole id.
+ */
+export function hl7QueryIdentifier(queryId: string): string {
+  if (queryId.length <= CWE_IDENTIFIER_LENGTH) return queryId;
+  return `${queryId.slice(0, 12)}.${createHash('sha256').update(queryId).digest('hex').slice(0, 7)}`;
+}
+
 function cwe(code: string, text: string, system = CODING_SYSTEM): string {
   return `${hl7Escape(code)}^${hl7Escape(text)}^${system}`;
 }
@@ -65,7 +80,7 @@ const yesNo = (b: boolean) => (b ? 'Y^Yes^HL70136' : 'N^No^HL70136');
 function findingObx(f: FindingScore, subId: number, when: string, status: string, next: () => number): string[] {
   const abnormal = f.flagged ? 'A' : 'N';
   const rows: Array<[string, string, string]> = [
-    ['CWE', cwe('QUERY', 'Triage query'), cwe(f.queryId, f.text)],
+    ['CWE', cwe('QUERY', 'Triage query'), cwe(hl7QueryIdentifier(f.queryId), f.text)],
     ['NM', cwe('SIMILARITY', 'Image-text similarity'), hl7Number(f.similarity)],
   ];
   // P and its threshold with the places that keep their order: never equal when the flag says they are not.

@@ -17,7 +17,10 @@ export interface FindingScore {
   threshold: number | null;
   /** probability >= threshold: the one rule, so a flag and the number shown beside it always agree. */
   flagged: boolean;
-  /** Flagged, and its priority is the study's priority: one of the reasons the study sits where it does. */
+  /**
+   * Flagged, not held, and its priority is the study's STAT or URGENT priority: one of the reasons the study sits
+   * where it does (a ROUTINE study has none: no finding sets ROUTINE).
+   */
   triggered: boolean;
   /** calibrated, or why not (uncalibrated, stale-text, stale-bundle): only a calibrated query can flag. */
   calibration: CalibrationState;

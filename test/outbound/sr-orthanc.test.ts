@@ -161,8 +161,12 @@ test('the SR lands in the source study in Orthanc with findings, priority and ev
 
 test('a second result version supersedes the first: next instance number, Predecessor Documents Sequence', async () => {
   const outbound = mainOutbound();
-  const v1 = makeResult('URGENT', { resultVersion: 1 });
-  const source = await storeMrInstance(redis, dataDir, { StudyInstanceUID: v1.StudyInstanceUID, AccessionNumber: v1.AccessionNumber });
+  // Version 1 is provisional, with a held STAT finding and a site query whose sentence holds a backslash; the source
+  // study's description holds one too (read back as two values): both SRs must still be valid.
+  const base = makeResult('URGENT', { resultVersion: 1, provisional: { waitingFor: ['DWI'], until: Date.now() + 60_000 } });
+  const site = { ...base.findings[0], queryId: 'intracranial_haemorrhage_with_mass_effect_site', text: 'Intracranial haemorrhage | bleed & mass ^ effect ~ \\ oedema', probability: 0.93, flagged: true, triggered: false, held: true, fallback: true, waitingFor: ['DWI' as const] };
+  const v1 = { ...base, findings: [site, base.findings[1]] };
+  const source = await storeMrInstance(redis, dataDir, { StudyInstanceUID: v1.StudyInstanceUID, AccessionNumber: v1.AccessionNumber, StudyDescription: 'MR BRAIN ^ | & \\ ~ <b>"q"' });
   v1.series = [{ SeriesInstanceUID: source.SeriesInstanceUID, sequence: 'DWI', used: true }];
   await writeResult(redis, v1);
   await outbound.enqueue(v1);
@@ -183,7 +187,18 @@ test('a second result version supersedes the first: next instance number, Predec
   const first = srs.find((i) => i.tags.SOPInstanceUID === srInstanceUid(v1.StudyInstanceUID, 1))!;
   const second = srs.find((i) => i.tags.SOPInstanceUID === srInstanceUid(v1.StudyInstanceUID, 2))!;
   expect([first.tags.InstanceNumber, second.tags.InstanceNumber]).toEqual(['1', '2']);
+  expect([first.tags.CompletionFlag, second.tags.CompletionFlag]).toEqual(['PARTIAL', 'COMPLETE']);
+  expect(first.tags.StudyDescription).toBe('MR BRAIN ^ | & / ~ <b>"q"');
   expect(first.tags.PredecessorDocumentsSequence).toBeUndefined();
+  const firstFile = path.join(dataDir, 'sr-v1.dcm');
+  writeFileSync(firstFile, Buffer.from(await (await fetch(`http://127.0.0.1:${orthanc.httpPort}/instances/${first.ID}/file`)).arrayBuffer()));
+  const firstCheck = await checkSr(firstFile);
+  expect(firstCheck.errors).toEqual([]);
+  expect(firstCheck.dumpProblems).toEqual([]);
+  expect(firstCheck.dump).toContain('Provisional result');
+  const firstGroups = (first.tags.ContentSequence as Item[]).find((i) => meaning(i) === '126010')!.ContentSequence!;
+  expect(firstGroups[0].ContentSequence!.find((i) => meaning(i) === 'DECISION')!.TextValue)
+    .toBe('flagged: P 0.930 >= threshold 0.500; held: scored without DWI, it sets no priority until the result is final');
   const pred = (second.tags.PredecessorDocumentsSequence as Item[])[0];
   const ref = ((pred.ReferencedSeriesSequence as Item[])[0].ReferencedSOPSequence as Item[])[0];
   expect(ref).toMatchObject({ ReferencedSOPInstanceUID: first.tags.SOPInstanceUID, ReferencedSOPClassUID: COMPREHENSIVE_3D_SR });

@@ -76,7 +76,7 @@ export interface StoredInstance {
 export async function storeMrInstance(
   redis: Redis,
   dataDir: string,
-  ids: { StudyInstanceUID: string; SeriesInstanceUID?: string; AccessionNumber?: string },
+  ids: { StudyInstanceUID: string; SeriesInstanceUID?: string; AccessionNumber?: string; StudyDescription?: string },
 ): Promise<StoredInstance> {
   const SeriesInstanceUID = ids.SeriesInstanceUID ?? testUid();
   const SOPInstanceUID = testUid();
@@ -96,7 +96,7 @@ export async function storeMrInstance(
     ReferringPhysicianName: '',
     StudyID: '1',
     AccessionNumber: ids.AccessionNumber ?? '',
-    StudyDescription: 'MRI brain',
+    StudyDescription: ids.StudyDescription ?? 'MRI brain',
     Modality: 'MR',
     SeriesNumber: 3,
     SeriesDescription: 'ax DWI b1000',

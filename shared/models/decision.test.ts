@@ -128,6 +128,7 @@ describe('probabilityPairDecimal', () => {
     expect(probabilityPairDecimal(0.31044441, 0.31044443)).toEqual(['0.31044441', '0.31044443']);
     expect(probabilityPairDecimal(0.1234561, 0.123456)).toEqual(['0.1234561', '0.123456']);
     expect(probabilityPairDecimal(0.99996, 0.99997)).toEqual(['0.99996', '0.99997']);
+    expect(probabilityPairDecimal(Number.NaN, 0.5)).toEqual(['NaN', '0.5']);
   });
 
   it('never writes P below its threshold as equal to it or above it, within 16 characters and never as 0 or 1 unless it is', () => {

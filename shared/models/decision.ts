@@ -169,6 +169,7 @@ function decimalAtLeast(x: number, places: number): string {
  * than 1e-14 below its threshold is beyond 14 places: P is then written one unit of the last place below it.
  */
 export function probabilityPairDecimal(p: number, threshold: number): [string, string] {
+  if (!Number.isFinite(p) || !Number.isFinite(threshold)) return [String(p), String(threshold)]; // nothing to order
   for (let d = 4; d <= MAX_PLACES; d++) {
     const pair: [string, string] = [decimalAtLeast(p, d), decimalAtLeast(threshold, d)];
     if (Math.sign(Number(pair[0]) - Number(pair[1])) === Math.sign(p - threshold)) return pair;

@@ -27,9 +27,21 @@ describe('fitPlatt', () => {
 describe('thresholds and operating points', () => {
   const values = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95];
   const labels = [false, false, false, false, true, false, true, true, true, true];
-  it('keeps at least the target share of positives at or above the threshold', () => {
-    expect(thresholdForSensitivity(values, labels, 1)).toBe(0.5);
-    expect(thresholdForSensitivity(values, labels, 0.8)).toBe(0.7);
+  it('keeps at least the target share of positives at or above the threshold, halfway (log-odds) into the gap below', () => {
+    const between = (lo: number, hi: number) => sigmoid((Math.log(lo / (1 - lo)) + Math.log(hi / (1 - hi))) / 2);
+    // All five positives: between the highest negative under 0.5 (0.4) and 0.5.
+    expect(thresholdForSensitivity(values, labels, 1)).toBeCloseTo(between(0.4, 0.5), 12);
+    // Four of five: the point keeps 0.7 up; 0.6 is the highest negative under it, so 0.7 is the lowest positive kept.
+    expect(thresholdForSensitivity(values, labels, 0.8)).toBeCloseTo(between(0.6, 0.7), 12);
+    // Perfectly separated: the margin spans the whole gap, not the last positive the target needs.
+    const separated = [0.01, 0.02, 0.03, 0.96, 0.99, 0.999, 0.9995, 0.9998];
+    const isPos = separated.map((v) => v > 0.5);
+    const t = thresholdForSensitivity(separated, isPos, 0.6);
+    expect(t).toBeCloseTo(between(0.03, 0.96), 12);
+    expect(operatingPoint(separated, isPos, t)).toMatchObject({ sensitivity: 1, falsePositiveRate: 0 });
+    // No negative under the point: the lowest positive; no positive at all: a threshold nothing reaches.
+    expect(thresholdForSensitivity([0.2, 0.9], [true, false], 1)).toBe(0.2);
+    expect(thresholdForSensitivity([0.2, 0.9], [false, false], 0.9)).toBe(1);
     expect(operatingPoint(values, labels, 0.7)).toEqual({ threshold: 0.7, sensitivity: 0.8, falsePositiveRate: 0 });
     expect(operatingPoint(values, labels, 0.5).falsePositiveRate).toBeCloseTo(0.2, 9);
   });
@@ -38,7 +50,7 @@ describe('thresholds and operating points', () => {
     expect(table.map((r) => r.threshold)).toEqual([...table.map((r) => r.threshold)].sort((a, b) => b - a));
     expect(new Set(table.map((r) => r.threshold)).size).toBe(table.length);
     expect(thresholdFromTable(table, 0.9).sensitivity).toBeGreaterThanOrEqual(0.9);
-    expect(thresholdFromTable(table, 0.8).threshold).toBe(0.7);
+    expect(thresholdFromTable(table, 0.8).threshold).toBeCloseTo(thresholdForSensitivity(values, labels, 0.8), 12);
   });
 });
 

@@ -54,14 +54,30 @@ export function fitPlatt(scores: readonly number[], labels: readonly boolean[], 
 }
 
 /**
- * The largest threshold t such that at least `target` of the positives have value >= t (values are probabilities
- * or any score where higher means more likely). With no positive, a threshold nothing reaches.
+ * The threshold of the operating point that keeps at least `target` of the positives (values are probabilities or
+ * any score where higher means more likely), placed with a margin rather than on a study's own value. The point's
+ * last kept positive has value v; every positive down to the highest negative under v (n) is kept too, at no cost
+ * in false positives, and the threshold lies halfway between n and the lowest positive above it (in log-odds for
+ * probabilities). On the calibration cohort this flags the same negatives as a threshold at v, and at least the
+ * target share of positives; a new study a little under the cohort's lowest kept positive is still flagged (with
+ * perfectly separated classes a threshold on a positive, e.g. P 0.9998, missed a true case at 0.93 elsewhere).
+ * With no positive, a threshold nothing reaches; with no negative under v, the lowest positive.
  */
 export function thresholdForSensitivity(values: readonly number[], labels: readonly boolean[], target: number): number {
   const pos = values.filter((_, i) => labels[i]).sort((a, b) => a - b);
   if (pos.length === 0) return 1;
   const k = Math.floor((1 - target) * pos.length + 1e-9);
-  return pos[Math.min(k, pos.length - 1)];
+  const v = pos[Math.min(k, pos.length - 1)];
+  let n = -Infinity;
+  values.forEach((x, i) => {
+    if (!labels[i] && x < v && x > n) n = x;
+  });
+  const lowest = pos.find((x) => x > n)!;
+  if (n === -Infinity) return lowest;
+  const logit = (p: number) => Math.log(p / (1 - p));
+  const mid = n > 0 && lowest < 1 ? sigmoid((logit(n) + logit(lowest)) / 2) : (n + lowest) / 2;
+  // Strictly above n and at most the lowest kept positive, whatever rounding does when they are a few ulps apart.
+  return mid > n && mid <= lowest ? mid : lowest;
 }
 
 /** Sensitivity and false-positive rate when values >= threshold are flagged. */

@@ -69,11 +69,14 @@ function layoutOf(inst: DicomInstance): Layout {
   if (!(rows > 0 && cols > 0)) throw new UnusableSeriesError('corrupt', `${fileName(inst)}: no Rows/Columns`);
   if ((h.SamplesPerPixel ?? 1) !== 1) throw new UnusableSeriesError('colour', `${fileName(inst)}: SamplesPerPixel ${h.SamplesPerPixel}`);
   if (![8, 16, 32].includes(bitsAllocated)) throw new UnusableSeriesError('corrupt', `${fileName(inst)}: BitsAllocated ${bitsAllocated}`);
+  // As the listener requires: 0 would mask every pixel to 0 (read as a blank scan), more than allocated is a lie.
+  const bitsStored = h.BitsStored ?? bitsAllocated;
+  if (!(bitsStored >= 1 && bitsStored <= bitsAllocated)) throw new UnusableSeriesError('corrupt', `${fileName(inst)}: BitsStored ${bitsStored} does not fit BitsAllocated ${bitsAllocated}`);
   return {
     rows,
     cols,
     bitsAllocated,
-    bitsStored: Math.min(bitsAllocated, h.BitsStored ?? bitsAllocated),
+    bitsStored,
     signed: h.PixelRepresentation === 1,
     monochrome1: h.PhotometricInterpretation === 'MONOCHROME1',
   };

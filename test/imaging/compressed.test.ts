@@ -157,6 +157,12 @@ describe('compressed transfer syntaxes decode to the same volumes as uncompresse
     const native = readInstance(files[0].data, path.join(dir, files[0].name));
     const frame = { ...native.frames[0], RescaleSlope: 3e38, RescaleIntercept: 3e38 };
     expect(() => decoder.decodeFrameInto(native, frame, out, 0)).toThrow(/Rescale Slope 3e\+38 and Intercept 3e\+38 give values out of range/);
+    // BitsStored 0 masked every pixel to 0 (reported as a blank scan); more than allocated is no better.
+    for (const BitsStored of [0, 40]) {
+      const lying = readInstance(files[0].data, path.join(dir, files[0].name));
+      Object.assign(lying.header, { BitsStored });
+      expect(() => decoder.decodeFrameInto(lying, lying.frames[0], out, 0)).toThrow(`corrupt: ${files[0].name}: BitsStored ${BitsStored} does not fit BitsAllocated 16`);
+    }
     // Reasons name the file, never its path on the server.
     expect(() => decoder.decodeFrameInto(native, frame, out, 0)).toThrow(new RegExp(`^corrupt: ${files[0].name}: `));
   });

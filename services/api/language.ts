@@ -11,6 +11,16 @@ export async function checkTexts(language: BundleLanguage, embed: EmbedText, tex
   return texts.map((t, i) => checkText(t, language, vectors[i]));
 }
 
+/** A refused text as the error item of a 422 naming its field; null when the model can use it. */
+export function refusal(check: TextCheck, field: string): { field: string; message: string } | null {
+  return check.verdict === 'refused' ? { field, message: `is not text the model can use: ${check.reasons.join('; ')}` } : null;
+}
+
+/** The sentence search and ad-hoc scoring show for a text the model may misread; null for any other verdict. */
+export function misreadWarning(check: TextCheck): string | null {
+  return check.verdict === 'warning' ? `The model may misread this text: ${check.reasons.join('; ')}.` : null;
+}
+
 export const DEFAULT_MENTION_SIMILARITY = 0.6;
 
 /** API_REPORT_MENTION_SIMILARITY when the site set it, else the bundle's measured value, else 0.6. */

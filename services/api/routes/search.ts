@@ -11,6 +11,7 @@ import { searchScore } from '../../../shared/models/search';
 import { loadedModel, type ModelStatus } from '../app';
 import { checkText } from '../../../shared/language/check';
 import type { EmbedText } from '../report-check';
+import { misreadWarning } from '../language';
 import { assertFreeText } from '../free-text';
 import { SearchQuery, SearchResponse, problems } from '../schemas';
 import type { StudyStore } from '../store';
@@ -70,7 +71,8 @@ export async function searchRoutes(fastify: FastifyInstance, opts: { store: Stud
       const items = ranked.slice(offset, offset + limit);
       // The search text is free text a user typed: its length is audited, never its words.
       await app.audit(request, 'search', { studies: items.map((i) => i.StudyInstanceUID), count: items.length, textLength: q.length });
-      const warnings = language.verdict === 'warning' ? [`The model may misread this text: ${language.reasons.join('; ')}.`] : [];
+      const misread = misreadWarning(language);
+      const warnings = misread ? [misread] : [];
       // Searching for the contrast sentence itself ranks by cos(text) - cos(normal), about 0 for every study: the
       // order would mean nothing, so say so (a normal study is better found by its absent findings).
       // (A text that states absence, as "normal ..." may, has the normal-study sentence as its positive side.)

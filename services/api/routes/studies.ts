@@ -9,7 +9,8 @@ import { scoredSentences } from '../../../shared/models/scoring';
 import type { StudyResult } from '../../../shared/results';
 import type { StudyStatus } from '../../../shared/studies';
 import { loadedModel, type ModelStatus } from '../app';
-import { checkTexts, mentionSimilarity } from '../language';
+import { checkText } from '../../../shared/language/check';
+import { mentionSimilarity, misreadWarning, refusal } from '../language';
 import { assertFreeText } from '../free-text';
 import { HttpProblem } from '../plugins/problems';
 import { checkReport, type EmbedText } from '../report-check';
@@ -101,13 +102,18 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
       assertFreeText([{ field: 'body/text', value: request.body.text }, { field: 'body/negativeText', value: request.body.negativeText }]);
       const { result, vectors } = await scoredStudy(uid);
       // The same language check as search and saved queries: a text the model cannot read has no meaningful score.
+      // Each distinct sentence is embedded once, for the check and for the score.
       const model = loadedModel(opts.modelStatus());
-      const texts = [request.body.text, ...(request.body.negativeText ? [request.body.negativeText] : [])];
-      const checks = await checkTexts(model.language, opts.embed, texts);
-      const refused = checks.flatMap((c, i) => (c.verdict === 'refused' ? [`${i === 0 ? 'body/text' : 'body/negativeText'} is not text the model can use: ${c.reasons.join('; ')}`] : []));
-      if (refused.length > 0) throw new HttpProblem(422, refused.join('; '));
+      const typed = [{ field: 'body/text', text: request.body.text }, ...(request.body.negativeText ? [{ field: 'body/negativeText', text: request.body.negativeText }] : [])];
       const { positive, contrast } = scoredSentences(request.body);
-      const [t, n] = await opts.embed(contrast ? [positive, contrast] : [positive]);
+      const sentences = [...new Set([...typed.map((x) => x.text), positive, ...(contrast ? [contrast] : [])])];
+      const embedded = await opts.embed(sentences);
+      const vectorOf = (s: string) => embedded[sentences.indexOf(s)];
+      const checks = typed.map((x) => checkText(x.text, model.language, vectorOf(x.text)));
+      const bad = checks.map((c, i) => refusal(c, typed[i].field)).filter((e) => e !== null);
+      if (bad.length > 0) throw new HttpProblem(422, bad.map((e) => `${e.field} ${e.message}`).join('; '), {}, bad);
+      const t = vectorOf(positive);
+      const n = contrast ? vectorOf(contrast) : undefined;
       let similarity: number;
       const bySequence: Partial<Record<Sequence, number>> = {};
       try {
@@ -119,8 +125,7 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
         throw err;
       }
       await app.audit(request, 'study.score', { StudyInstanceUID: uid });
-      const warning = checks[0].verdict === 'warning' ? `The model may misread this text: ${checks[0].reasons.join('; ')}.` : null;
-      return { StudyInstanceUID: uid, text: request.body.text, similarity, bySequence, model: result.model, language: checks[0], warning };
+      return { StudyInstanceUID: uid, text: request.body.text, similarity, bySequence, model: result.model, language: checks[0], warning: misreadWarning(checks[0]) };
     },
   );
 

@@ -263,7 +263,9 @@ describe('validation', () => {
       // The page's static files (sent as they are, like curl --path-as-is; inject would resolve the dots): a path
       // out of the folder (403) or with a NUL (400) says why, not just its status.
       for (const target of ['/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd']) {
-        expect(problem(await send(target))).toMatchObject({
+        const answer = await send(target);
+        expect(answer).toMatch(/\r\nx-content-type-options: nosniff\r\n/i);
+        expect(problem(answer)).toMatchObject({
           status: 403, type: expect.stringMatching(/^application\/problem\+json/), body: { title: 'Forbidden', detail: expect.stringContaining("only the page's own files are served") },
         });
       }

@@ -37,7 +37,7 @@ export async function pageRoutes(app: FastifyInstance, opts: { publicDir: string
     const status = err.statusCode ?? 500;
     const detail = STATIC_DETAILS[status];
     if (!detail) throw err;
-    return reply.code(status).type('application/problem+json').header('X-Content-Type-Options', 'nosniff').send(problemBody(status, detail, request.url.split('?')[0]));
+    return reply.code(status).type('application/problem+json').send(problemBody(status, detail, request.url.split('?')[0]));
   });
   await app.register(fastifyStatic, {
     root: opts.publicDir,

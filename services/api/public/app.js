@@ -425,8 +425,13 @@ function keyImagePanel(uid, f) {
   return figure;
 }
 
-function keyImages(uid, result) {
+/** Forgets the shown key images and frees their blob URLs. */
+function releaseKeyViewers() {
   for (const v of keyViewers.splice(0)) if (v.url) URL.revokeObjectURL(v.url);
+}
+
+function keyImages(uid, result) {
+  releaseKeyViewers();
   const located = result.findings.filter((f) => f.flagged && f.location);
   if (located.length === 0) return [];
   return [el('section', { class: 'key-images', 'aria-label': 'Key images' }, el('h3', { text: 'Where: key images' }), located.map((f) => keyImagePanel(uid, f)))];
@@ -479,7 +484,7 @@ function refreshOpenStudy(why) {
 function closeStudy() {
   const dialog = $('#study');
   if (dialog.open) dialog.close();
-  for (const v of keyViewers.splice(0)) if (v.url) URL.revokeObjectURL(v.url);
+  releaseKeyViewers();
   $('#study-title').textContent = 'Study';
   $('#study-body').replaceChildren();
   for (const id of ['#adhoc-text', '#check-text']) $(id).value = '';

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""One more image encoder for an existing bundle, trained into that bundle's space, without retraining the others.
+"""One image encoder of an existing bundle trained into that bundle's space, without retraining the others: a new
+sequence, or (--continue) more training of an encoder the bundle has.
 
 A bundle's image encoders all regress onto the report vectors of its text encoder. A sequence the bundle has no
 encoder for (SWI, say, added to the generator after the bundle's CNNs were trained) can join it on its own: this
@@ -13,6 +14,14 @@ calibration.
   /usr/bin/python3 onnx-models/training/add_encoder.py --bundle onnx-models --sequence SWI \
       --cohort var/models-train/train-n1400-s1 --cohort var/models-train/swi-n1600-s31 --calib var/models-train/calib-n300-s2 \
       --reads haemorrhage=DWI,SWI --version 2026.12.05-swi --out OUT
+
+--continue starts from the bundle's own encoder for --sequence (its ONNX weights, nt_image.from_onnx) and replaces
+it, queries unchanged: how a bundle's encoder gets the scanner-style domain randomisation it was not trained with,
+at a lower learning rate, without training it again from nothing:
+
+  /usr/bin/python3 onnx-models/training/add_encoder.py --bundle onnx-models --sequence DWI --continue \
+      --cohort var/models-train/train-n1400-s1 --cohort var/models-train/swi-n1600-s31 --calib var/models-train/calib-n300-s2 \
+      --epochs 6 --lr 3e-4 --domain-share 0.5 --version VERSION --out OUT
 
 A cohort for it: `npm run synth -- --n 1600 --seed 31 --matrix 128 --swi-share 1 --out DIR` (every study with SWI),
 then `npm run volumes -- DIR/dicom --out DIR/vol --spec <the bundle's preprocessing>`.
@@ -71,6 +80,8 @@ def main():
     ap.add_argument("--cohort", required=True, action="append",
                     help="training cohort folder: vol/ (canonical volumes) and reports.jsonl; repeat to train on several")
     ap.add_argument("--calib", required=True, help="calibration cohort folder: vol/, labels.jsonl, reports.jsonl")
+    ap.add_argument("--continue", dest="continue_", action="store_true",
+                    help="train the bundle's own --sequence encoder further and replace it (queries unchanged)")
     ap.add_argument("--reads", action="append", default=[], help="QUERY=SEQ,SEQ: the sequences a query reads from now on")
     ap.add_argument("--supplementary", action="store_true",
                     help="a sequence only some protocols include: read when present, never waited for (manifest "
@@ -91,8 +102,10 @@ def main():
     seq = args.sequence
     with open(os.path.join(args.bundle, "manifest.json")) as f:
         manifest = json.load(f)
-    if seq in manifest["imageEncoders"]:
-        raise SystemExit(f"{args.bundle} already has a {seq} encoder")
+    if args.continue_ and seq not in manifest["imageEncoders"]:
+        raise SystemExit(f"--continue: {args.bundle} has no {seq} encoder")
+    if not args.continue_ and seq in manifest["imageEncoders"]:
+        raise SystemExit(f"{args.bundle} already has a {seq} encoder (--continue trains it further)")
     reads = parse_reads(args.reads, seq)
     ids = {q["id"] for q in manifest["queries"]}
     unknown = sorted(set(reads) - ids)
@@ -124,16 +137,20 @@ def main():
     train.log(f"   {len(tr)} training series, {len(val)} validation; mse of predicting the mean vector "
               f"{float(np.mean((y[val] - y[tr].mean(0)) ** 2)):.5f}")
     aug = {"none": False, "basic": True, "domain": "domain"}[args.augment]
+    init = None
+    if args.continue_:
+        init = nt_image.from_onnx(os.path.join(args.bundle, manifest["imageEncoders"][seq]["file"]))
+        train.log(f"   from the bundle's {seq} encoder: validation mse {nt_image.evaluate(init, sv[val], y[val]):.5f}")
     model = nt_image.train(sv[tr], y[tr], args.epochs, args.seed, train.log, seq, val=(sv[val], y[val]), width=args.width,
                            aug=aug, batch_size=args.batch_size, domain_share=args.domain_share, lr=args.lr,
-                           device=args.device)
+                           device=args.device, init=init)
 
     train.log("3. bundle")
     shutil.rmtree(args.out, ignore_errors=True)
     os.makedirs(args.out)
     for name in manifest["files"]:
         shutil.copy(os.path.join(args.bundle, name), args.out)
-    entry = train.encoder_entry(seq, os.path.join(args.out, f"image-{seq.lower()}.onnx"), shape, dim)
+    entry = manifest["imageEncoders"][seq] if args.continue_ else train.encoder_entry(seq, os.path.join(args.out, f"image-{seq.lower()}.onnx"), shape, dim)
     nt_image.export(model, os.path.join(args.out, entry["file"]), shape)
     if args.supplementary:
         entry["supplementary"] = True
@@ -142,9 +159,10 @@ def main():
         if q["id"] in reads:
             q["sequences"] = reads[q["id"]]
     manifest["version"] = args.version
-    train.amend_description(manifest, f"{seq} encoder added by add_encoder.py ({len(tr)} series of "
+    how = "trained further by add_encoder.py --continue" if args.continue_ else "added by add_encoder.py"
+    train.amend_description(manifest, f"{seq} encoder {how} ({len(tr)} series of "
                             f"{', '.join(os.path.basename(os.path.normpath(c)) for c in args.cohort)}, {args.epochs} epochs on {args.device}, "
-                            f"{args.augment} augmentation), reports embedded by the bundle's text encoder", args.calib)
+                            f"{args.augment} augmentation{f' on {args.domain_share:g} of batches' if args.augment == 'domain' else ''}, peak learning rate {args.lr:g}), reports embedded by the bundle's text encoder", args.calib)
     manifest["files"][entry["file"]] = train.sha256(os.path.join(args.out, entry["file"]))
     manifest["files"] = dict(sorted(manifest["files"].items()))
     with open(os.path.join(args.out, "manifest.json"), "w") as f:

@@ -1,6 +1,7 @@
 """Image encoders: one small 3D CNN per MRI sequence mapping a canonical volume [1, D, H, W] (written by the
 TypeScript volumes CLI, the worker's own preprocessing) to the frozen report vector of its study, by mean squared
 error. Exported to ONNX with input "volume" [batch, 1, D, H, W] and output "embedding" [batch, dim]."""
+import copy
 import json
 import math
 import time
@@ -32,6 +33,54 @@ class ImageEncoder(nn.Module):
         x = self.features(volume)
         x = torch.cat([x.mean(dim=(2, 3, 4)), x.amax(dim=(2, 3, 4))], dim=1)
         return self.head(x)
+
+
+class FoldedImageEncoder(nn.Module):
+    """An ImageEncoder as its ONNX export holds it: the export folds each BatchNorm into its convolution (weights and
+    a bias), so a shipped encoder comes back as convolutions with biases, the same pooling and the same head, and
+    computes the same function. from_onnx() builds one so that a bundle's encoder can be trained further."""
+
+    def __init__(self, convs, head):
+        super().__init__()
+        layers = []
+        for weight, bias, stride in convs:
+            conv = nn.Conv3d(weight.shape[1], weight.shape[0], 3, stride=stride, padding=1, bias=True)
+            conv.weight.data.copy_(torch.from_numpy(weight))
+            conv.bias.data.copy_(torch.from_numpy(bias))
+            layers += [conv, nn.ReLU(inplace=True)]
+        self.features = nn.Sequential(*layers)
+        linears = []
+        for k in ("head.0", "head.2"):
+            w, b = head[k + ".weight"], head[k + ".bias"]
+            lin = nn.Linear(w.shape[1], w.shape[0])
+            lin.weight.data.copy_(torch.from_numpy(w))
+            lin.bias.data.copy_(torch.from_numpy(b))
+            linears.append(lin)
+        self.head = nn.Sequential(linears[0], nn.ReLU(inplace=True), linears[1])
+
+    def forward(self, volume):
+        x = self.features(volume)
+        x = torch.cat([x.mean(dim=(2, 3, 4)), x.amax(dim=(2, 3, 4))], dim=1)
+        return self.head(x)
+
+
+def from_onnx(path):
+    """The exported encoder at `path` (export() of an ImageEncoder) as a trainable FoldedImageEncoder."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(path).graph
+    init = {i.name: numpy_helper.to_array(i).copy() for i in graph.initializer}
+    convs = []
+    for node in graph.node:
+        if node.op_type == "Conv":
+            strides = next(list(a.ints) for a in node.attribute if a.name == "strides")
+            convs.append((init[node.input[1]], init[node.input[2]], strides[0]))
+    if len(convs) != 5 or not all(k in init for k in ("head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias")):
+        raise SystemExit(f"{path}: not an image encoder exported by nt_image.export (5 convolutions and a 2-layer head)")
+    model = FoldedImageEncoder(convs, init)
+    model.eval()
+    return model
 
 
 def augment(x, gen):
@@ -129,18 +178,22 @@ def _batches(volumes, idx, device):
 
 
 def train(volumes, targets, epochs, seed, log, name, batch_size=8, lr=2e-3, val=None, width=8, aug=False, fine=False,
-          device="cpu", budget_s=None, domain_share=1.0):
+          device="cpu", budget_s=None, domain_share=1.0, init=None):
     """aug: False, True (shifts and intensity jitter) or "domain" (domain_randomise: scanner-style randomisation, on
     `domain_share` of the batches and the basic augmentation on the others: on CPU one domain-randomised batch costs
     ~10 CNN steps of this size, so a CPU run buys epochs with a share below 1)."""
     """volumes: float32 [N, D, H, W] (memory-mapped is fine); targets: float32 [N, dim].
     device: "cpu" or "cuda" (the whole training set is moved to the GPU once). budget_s: cap the epochs so the
     run fits this many seconds, from the time of a few timed steps (the one-cycle schedule needs its length up
-    front, so the cap is decided before the first epoch)."""
+    front, so the cap is decided before the first epoch). init: a model to continue training (from_onnx) instead of a
+    new ImageEncoder; it is copied, never changed."""
+    def fresh():
+        return (copy.deepcopy(init) if init is not None else ImageEncoder(targets.shape[1], width, fine)).to(device)
+
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = ImageEncoder(targets.shape[1], width, fine).to(device)
+    model = fresh()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     per_epoch = max(1, int(np.ceil(len(volumes) / batch_size)))
     if device != "cpu":
@@ -154,7 +207,7 @@ def train(volumes, targets, epochs, seed, log, name, batch_size=8, lr=2e-3, val=
     if budget_s:
         step = _step_seconds(model, volumes, y_all, batch_size, device, steps=max(6, int(round(3 / max(domain_share, 0.05)))), augmentation=augmentation)
         epochs = min(epochs, max(1, int(budget_s / (per_epoch * step))))
-        model = ImageEncoder(targets.shape[1], width, fine).to(device)  # the timed steps changed the weights
+        model = fresh()  # the timed steps changed the weights
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
         log(f"{name}: {epochs} epochs fit the budget of {budget_s:.0f}s")
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * per_epoch, pct_start=0.15)

@@ -96,6 +96,22 @@ describe('models:smoke', () => {
     const reloaded = await loadModels(added, { executionProviders: ['cpu'] });
     await reloaded.close();
 
+    // --continue: the bundle's own DWI encoder (read back from its ONNX weights) trained further and replaced.
+    const continued = path.join(work, 'continued');
+    const log4 = execFileSync(
+      PYTHON,
+      [path.join(TRAINING_DIR, 'add_encoder.py'), '--bundle', added, '--sequence', 'DWI', '--continue', '--cohort', cohortDir('train-'), '--calib', cohortDir('calib-'),
+        '--epochs', '1', '--lr', '3e-4', '--threads', '1', '--version', 'smoke-continued', '--out', continued],
+      { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONWARNINGS: 'ignore' }, maxBuffer: 64 << 20 },
+    );
+    expect(log4).toMatch(/from the bundle's DWI encoder: validation mse \d/);
+    expect(log4).toMatch(/parity DWI: max abs diff \S+ ok/);
+    const manifest4 = JSON.parse(readFileSync(path.join(continued, 'manifest.json'), 'utf8'));
+    expect(manifest4.version).toBe('smoke-continued');
+    expect(manifest4.imageEncoders.DWI).toEqual(manifest3.imageEncoders.DWI);
+    expect(manifest4.files['image-dwi.onnx']).not.toBe(manifest3.files['image-dwi.onnx']);
+    expect(manifest4.trainedOn.description).toMatch(/DWI encoder trained further by add_encoder.py --continue/);
+
     // The bundle carries what the service needs of language and decisions (recipe steps 7b and 8).
     expect(manifest.schemaVersion).toBe(2);
     expect(manifest.language).toMatchObject({ knownWords: 'known-words.txt', sentenceBank: 'sentence-bank.f32' });

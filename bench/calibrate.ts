@@ -114,8 +114,10 @@ async function main(): Promise<void> {
       redis, manifest, embed, reports, mentionSimilarity: mentionSimilarity(undefined, text.language),
       minStudies: 30, minPositives: 5, maxStudies: 2000,
       // The synthetic image vectors barely follow the reports: the separation check would refuse them early, and
-      // the figure is the time of a whole calibration (fit, threshold, operating points), so it is off here.
+      // the figure is the time of a whole calibration (fit, threshold, operating points), so it is off here, and so
+      // is the least specificity at the threshold.
       minPseudoAuc: 0,
+      minSpecificity: 0,
     });
 
     // Cold: no report's sentences embedded yet, so the calibration embeds all of them.

@@ -101,4 +101,23 @@ describe('calibrateFromReports', () => {
     // The same cohort with its images calibrates (the rule is about separation, not about the reports).
     expect(calibrateFromReports(query, { text, negative }, studies, { combination: 'mean-embedding', bundleVersion: 'b1', targetSensitivity: 0.95, mentionSimilarity: 0.5 }).ok).toBe(true);
   });
+
+  test('a threshold that would flag nearly every study is no calibration: the reason says so', async () => {
+    const [text, negative] = await embed([query.text, query.negativeText!]);
+    const { studies } = await cohort(60, 20);
+    // Two studies whose reports mention a haemorrhage have images below every other study (noisy pseudo-labels): at
+    // 0.95 sensitivity on 20 pseudo-positives the threshold would sit under the whole cohort.
+    const noisy = studies.map((s, i) => (i < 2 ? { ...s, images: { DWI: Float32Array.from([-0.5, 0.1, 1]) } } : s));
+    const opts = { combination: 'mean-embedding' as const, bundleVersion: 'b1', targetSensitivity: 0.95, mentionSimilarity: 0.5 };
+    const out = calibrateFromReports(query, { text, negative }, noisy, opts);
+    expect(out).toMatchObject({ ok: false, studies: 60, positives: 20, reason: expect.stringMatching(/would also flag 40 of the 40 past studies whose reports do not mention this finding \(specificity 0\.00, below 0\.5\): it would flag nearly every study/) });
+    // The images do rank the reports (the AUC gate passes): only the threshold is refused; turned off, it calibrates.
+    const off = calibrateFromReports(query, { text, negative }, noisy, { ...opts, minSpecificity: 0 });
+    if (!off.ok) throw new Error(off.reason);
+    expect(off.calibration.estimated.specificity).toBe(0);
+    // The clean cohort keeps a specificity above the floor.
+    const clean = calibrateFromReports(query, { text, negative }, studies, opts);
+    if (!clean.ok) throw new Error(clean.reason);
+    expect(clean.calibration.estimated.specificity).toBeGreaterThanOrEqual(0.5);
+  });
 });

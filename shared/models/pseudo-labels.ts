@@ -85,10 +85,16 @@ export interface ReportCalibrationOptions {
    * would flag at random: no calibration.
    */
   minPseudoAuc?: number;
+  /**
+   * The threshold chosen at the target sensitivity must leave at least this share of the pseudo-negatives
+   * unflagged: below it the threshold flags (nearly) every study, which is no triage rule (with noisy pseudo-labels
+   * the least-scored pseudo-positive often sits at the bottom of the score range): no calibration.
+   */
+  minSpecificity?: number;
   calibratedAt?: string;
 }
 
-export const REPORT_CALIBRATION_DEFAULTS = { minStudies: 30, minPositives: 5, minNegatives: 5, minPseudoAuc: 0.6 } as const;
+export const REPORT_CALIBRATION_DEFAULTS = { minStudies: 30, minPositives: 5, minNegatives: 5, minPseudoAuc: 0.6, minSpecificity: 0.5 } as const;
 
 export type ReportCalibration =
   | { ok: true; calibration: Calibration; pseudo: PseudoLabels; similarities: number[]; scores: number[] }
@@ -158,5 +164,16 @@ export function calibrateFromReports(
     targetSensitivity: opts.targetSensitivity,
     ...(opts.calibratedAt ? { calibratedAt: opts.calibratedAt } : {}),
   });
+  const minSpecificity = opts.minSpecificity ?? REPORT_CALIBRATION_DEFAULTS.minSpecificity;
+  const specificity = calibration.estimated.specificity;
+  if (!(specificity >= minSpecificity)) {
+    const flagged = Math.round((1 - specificity) * negatives);
+    return {
+      ok: false,
+      reason: `at sensitivity ${calibration.estimated.sensitivity.toFixed(2)} on the reports its threshold would also flag ${flagged} of the ${negatives} past studies ${positivesWords(!denies).many} (specificity ${(Math.floor(specificity * 100) / 100).toFixed(2)}, below ${minSpecificity}): it would flag nearly every study`,
+      studies: studies.length,
+      positives: pseudo.positives,
+    };
+  }
   return { ok: true, calibration, pseudo, similarities, scores };
 }

@@ -535,6 +535,14 @@ describe('queries: bundle defaults, site layer, language check and calibration f
     const stricter = await put('subdural_2', { text: 'subdural haematoma', priority: 'URGENT', targetSensitivity: 0.8 });
     expect(stricter.json().calibration.detail).toContain('re-picked for sensitivity 0.8');
     expect(stricter.json().query.calibration.targetSensitivity).toBe(0.8);
+    // A point of a report calibration's table that would flag nearly every study is not re-picked: the query is
+    // calibrated again (on these reports, to a threshold that leaves most pseudo-negatives unflagged).
+    const stored = JSON.parse((await redis.hget('nt:queries', 'subdural_2')) as string);
+    stored.calibration.operatingPoints = stored.calibration.operatingPoints.map((p: { falsePositiveRate: number }) => ({ ...p, falsePositiveRate: 0.9 }));
+    await changeQuery(redis, { put: stored });
+    const loose = await put('subdural_2', { text: 'subdural haematoma', priority: 'URGENT', targetSensitivity: 0.9 });
+    expect(loose.json().calibration.detail).toMatch(/^calibrated on 40 past studies/);
+    expect(loose.json().query.calibration.estimated.specificity).toBeGreaterThanOrEqual(0.5);
 
     // A statement of absence: its pseudo-positives are the reports that do NOT mention the finding, and it says so.
     const denial = await post({ id: 'no_subdural', text: 'No subdural haematoma.', priority: 'ROUTINE' });

@@ -23,6 +23,8 @@ export interface CalibratorOptions {
   maxStudies: number;
   /** Least AUC of the image scores against the pseudo-labels (default REPORT_CALIBRATION_DEFAULTS.minPseudoAuc). */
   minPseudoAuc?: number;
+  /** Least specificity at the chosen threshold on the pseudo-labels (default REPORT_CALIBRATION_DEFAULTS.minSpecificity). */
+  minSpecificity?: number;
 }
 
 export interface Calibrator {
@@ -94,6 +96,7 @@ export function createCalibrator(opts: CalibratorOptions): Calibrator {
         minPositives: opts.minPositives,
         minNegatives: opts.minPositives,
         ...(opts.minPseudoAuc !== undefined ? { minPseudoAuc: opts.minPseudoAuc } : {}),
+        ...(opts.minSpecificity !== undefined ? { minSpecificity: opts.minSpecificity } : {}),
       });
       await recordCalibrationAttempt(redis, query.id, {
         at: new Date().toISOString(),

@@ -118,6 +118,23 @@ describe('parseOru', () => {
     expect(parseOru(decodeMessage(latin), RULES).reports[0].text).toBe('oedème');
     expect(problemOf(() => decodeMessage(Buffer.from(`${head}ISO IR87`)))).toMatchObject({ ack: 'AE', reason: 'unsupported-charset' });
   });
+
+  test('decodes 8859/15 as 8859/15, ASCII like the empty default, and refuses bytes that are not the UTF-8 it reads', () => {
+    const head = 'MSH|^~\\&|RIS|NT_SYNTH|NT||20260101||ORU^R01|X|P|2.5.1||||||';
+    const message = (charset: string, text: Buffer) => Buffer.concat([Buffer.from(`${head}${charset}\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|TX|x||`, 'latin1'), text]);
+    // "Œdème 5 €" in ISO 8859-15: 0xBC is Œ and 0xA4 the euro sign there (¼ and ¤ in 8859-1).
+    const latin9 = message('8859/15', Buffer.from([0xbc, 0x64, 0xe8, 0x6d, 0x65, 0x20, 0x35, 0x20, 0xa4]));
+    expect(parseOru(decodeMessage(latin9), RULES).reports[0].text).toBe('Œdème 5 €');
+    // The same UTF-8 bytes read the same with MSH-18 ASCII or empty.
+    const utf8 = Buffer.from('oedème', 'utf8');
+    expect(parseOru(decodeMessage(message('ASCII', utf8)), RULES).reports[0].text).toBe('oedème');
+    expect(parseOru(decodeMessage(message('', utf8)), RULES).reports[0].text).toBe('oedème');
+    // ISO 8859-1 bytes under an empty MSH-18 (UTF-8): refused with the reason, never stored as U+FFFD.
+    for (const charset of ['', 'UNICODE UTF-8', 'ASCII']) {
+      const problem = problemOf(() => decodeMessage(message(charset, Buffer.from('oedème', 'latin1'))));
+      expect(problem).toMatchObject({ ack: 'AE', reason: 'unsupported-charset', detail: expect.stringContaining('not valid UTF-8') });
+    }
+  });
 });
 
 describe('ACKs', () => {

@@ -59,12 +59,22 @@ export interface OruRules {
   allowedFacilities: ReadonlySet<string> | null;
 }
 
-/** MSH-18 values we decode; empty means the HL7 default (ASCII), read as UTF-8, its superset. */
-const CHARSETS: Record<string, BufferEncoding> = {
-  '': 'utf8', 'UNICODE UTF-8': 'utf8', 'UNICODE': 'utf8', 'ASCII': 'latin1', '8859/1': 'latin1', '8859/15': 'latin1',
+/**
+ * MSH-18 values we decode. Empty means the HL7 default (ASCII) and, like ASCII itself, is read as UTF-8, its
+ * superset; 8859/15 differs from 8859/1 in eight code points (the euro sign, Š š Ž ž Œ œ Ÿ).
+ */
+const CHARSETS: Record<string, 'utf8' | 'latin1' | 'latin9'> = {
+  '': 'utf8', 'UNICODE UTF-8': 'utf8', 'UNICODE': 'utf8', 'ASCII': 'utf8', '8859/1': 'latin1', '8859/15': 'latin9',
 };
+const LATIN9: Record<string, string> = {
+  '\u00A4': '\u20AC', '\u00A6': '\u0160', '\u00A8': '\u0161', '\u00B4': '\u017D', '\u00B8': '\u017E', '\u00BC': '\u0152', '\u00BD': '\u0153', '\u00BE': '\u0178',
+};
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-/** Bytes -> text in the character set MSH-18 names (read from the raw header, before any decoding). */
+/**
+ * Bytes -> text in the character set MSH-18 names (read from the raw header, before any decoding). Bytes that are
+ * not UTF-8 where UTF-8 is read are refused (AE, kept for replay), never stored with replacement characters.
+ */
 export function decodeMessage(bytes: Buffer): string {
   const head = bytes.subarray(0, Math.min(bytes.length, 2048)).toString('latin1');
   if (!head.startsWith('MSH')) throw new OruProblem('AR', 'bad-msh', 'the message does not start with an MSH segment', '100', 'MSH');
@@ -75,7 +85,17 @@ export function decodeMessage(bytes: Buffer): string {
   if (!encoding) {
     throw new OruProblem('AE', 'unsupported-charset', 'MSH-18 names a character set this interface does not read (use UNICODE UTF-8 or 8859/1)', '103', 'MSH^1^18');
   }
-  return bytes.toString(encoding);
+  if (encoding === 'latin1') return bytes.toString('latin1');
+  if (encoding === 'latin9') return bytes.toString('latin1').replace(/[\u00A4\u00A6\u00A8\u00B4\u00B8\u00BC-\u00BE]/g, (c) => LATIN9[c]);
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    throw new OruProblem(
+      'AE', 'unsupported-charset',
+      `the message is not valid UTF-8, which MSH-18 ${charset ? `"${charset}"` : 'left empty'} means here: a RIS that sends ISO 8859-1 says 8859/1 in MSH-18`,
+      '103', 'MSH^1^18',
+    );
+  }
 }
 
 /** Safe to echo in an ACK and a log: letters, digits and a few separators, at most 40 characters. */

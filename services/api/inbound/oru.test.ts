@@ -104,6 +104,12 @@ describe('parseOru', () => {
     [`${MSH}\rOBX|1|TX|x||t`, 'AE', 'no-obr'],
     [`${MSH}\r${obr({ 25: 'F' })}\rOBX|1|TX|x||t`, 'AE', 'no-accession'],
     [`${MSH}\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|NM|x||5`, 'AE', 'no-text'],
+    // No letter or digit (punctuation, zero-width spaces): no report, as POST /api/v1/reports says.
+    [`${MSH}\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|TX|x||...\rOBX|2|TX|x||!!!`, 'AE', 'no-text'],
+    [`${MSH}\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|TX|x||\u200b\u200b`, 'AE', 'no-text'],
+    // A control character, raw or as an HL7 hex escape.
+    [`${MSH}\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|TX|x||No bleed.\u0000 Normal.`, 'AE', 'bad-text'],
+    [`${MSH}\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|TX|x||No bleed.\\X1B\\[31m`, 'AE', 'bad-text'],
     [`${MSH}\r${obr({ 3: 'A', 25: 'X' })}\rOBX|1|TX|x||t`, 'AE', 'bad-status'],
     [`${MSH}\r${obr({ 3: 'A' })}\rOBX|1|TX|x||t`, 'AE', 'bad-status'],
   ])('refuses %j with %s %s', (text, ack, reason) => {

@@ -6,16 +6,16 @@
 import { Hl7Message, type Hl7Segment } from '@medplum/core';
 import { hl7Unescape } from '../../../shared/hl7-text';
 import type { StoredReport } from '../../../shared/reports';
-import { controlCharacterIn } from '../free-text';
+import { controlCharacterIn, hasText } from '../free-text';
 import type { AccessionField } from './config';
 
 export type RejectReason =
   | 'bad-msh' | 'unsupported-message' | 'unsupported-version' | 'no-control-id' | 'facility-not-allowed'
-  | 'unsupported-charset' | 'no-obr' | 'no-accession' | 'bad-accession' | 'no-text' | 'bad-status' | 'too-large';
+  | 'unsupported-charset' | 'no-obr' | 'no-accession' | 'bad-accession' | 'no-text' | 'bad-text' | 'bad-status' | 'too-large';
 
 export const REJECT_REASONS: readonly RejectReason[] = [
   'bad-msh', 'unsupported-message', 'unsupported-version', 'no-control-id', 'facility-not-allowed',
-  'unsupported-charset', 'no-obr', 'no-accession', 'bad-accession', 'no-text', 'bad-status', 'too-large',
+  'unsupported-charset', 'no-obr', 'no-accession', 'bad-accession', 'no-text', 'bad-text', 'bad-status', 'too-large',
 ];
 
 export class OruProblem extends Error {
@@ -230,9 +230,10 @@ function readOru(message: Hl7Message, rules: OruRules): ParsedOru {
   if (groups.length === 0) throw new OruProblem('AE', 'no-obr', 'the message has no OBR segment: there is no order to file a report against', '100', 'OBR');
 
   const texts = groups.map(groupText);
-  // Linked exams: one report for several orders, the text under the first; the others share it.
-  const shared = texts.find((t) => t.trim() !== '');
-  if (!shared) throw new OruProblem('AE', 'no-text', 'no OBX of type TX, FT or ST carries report text', '101', 'OBX^1^5');
+  // Linked exams: one report for several orders, the text under the first; the others share it. Text is what
+  // POST /api/v1/reports takes too (services/api/free-text.ts): a letter or digit, no control character.
+  const shared = texts.find(hasText);
+  if (!shared) throw new OruProblem('AE', 'no-text', 'no OBX of type TX, FT or ST carries report text (a letter or digit)', '101', 'OBX^1^5');
 
   const byAccession = new Map<string, OruReport>();
   groups.forEach((g, i) => {
@@ -252,7 +253,11 @@ function readOru(message: Hl7Message, rules: OruRules): ParsedOru {
         rawStatus ? '103' : '101', `OBR^${g.obrIndex}^25`,
       );
     }
-    const text = texts[i].trim() !== '' ? texts[i] : shared;
+    const text = hasText(texts[i]) ? texts[i] : shared;
+    const control = controlCharacterIn(text);
+    if (control) {
+      throw new OruProblem('AE', 'bad-text', `the report text of OBR ${g.obrIndex} holds a control character (${control}): send plain text (tabs and line breaks are allowed)`, '102', 'OBX^1^5');
+    }
     const prev = byAccession.get(acc.value);
     byAccession.set(acc.value, prev ? { ...prev, text: `${prev.text}\n${text}` } : { AccessionNumber: acc.value, text, status });
   });

@@ -48,7 +48,7 @@ const FUNCTION_WORDS = new Set(
   ('a an the this that these those there here it its is are was were be been being has have had do does did of in on at to '
     + 'into onto from by with within without for as or and but nor if then than so such no not none any some all both each '
     + 'which who whom whose what when where why how very more most less least also may might can could would should will '
-    + 'shall i we you he she they them his her their our your my me us')
+    + 'shall i we you he she they them his her their our your my me us neither nor')
     .split(/\s+/),
 );
 

@@ -72,6 +72,14 @@ describe('assertionOf', () => {
     ['Acute infarct in the left pons, nil else', 'present'],
     ['Acute infarct, nothing else of note', 'present'],
     ['A small haemorrhage is not excluded', 'uncertain'],
+    // "Neither ... nor", "w/o" and "negative" after a colon or a spaced dash deny; a hyphenated "-negative" describes.
+    ['Neither haemorrhage nor infarct', 'absent'],
+    ['w/o haemorrhage', 'absent'],
+    ['ICH: negative', 'absent'],
+    ['SAH - negative', 'absent'],
+    ['Haemorrhage \u2014 negative', 'absent'],
+    ['DWI-positive, FLAIR-negative lesion in the left pons', 'present'],
+    ['Negative predictive value aside, there is an acute infarct', 'present'],
   ])('%s -> %s', (sentence, expected) => {
     expect(assertionOf(sentence)).toBe(expected);
   });
@@ -85,6 +93,9 @@ describe('stripCues', () => {
     ['Possible early ischaemia', 'early ischaemia'],
     ['Acute left thalamic haematoma', 'Acute left thalamic haematoma'],
     ['Normal', 'Normal'],
+    ['Neither haemorrhage nor infarct', 'haemorrhage nor infarct'],
+    ['ICH: negative', 'ICH'],
+    ['w/o haemorrhage', 'haemorrhage'],
   ])('%s -> %s', (sentence, about) => {
     expect(stripCues(sentence)).toBe(about);
   });
@@ -321,5 +332,15 @@ describe('request, comparison and title lines are not findings', () => {
 
   test('a sentence about the examination is still read', () => {
     expect(splitSentences('MRI brain normal.\nCT shows an acute haematoma.')).toEqual(['MRI brain normal', 'CT shows an acute haematoma']);
+  });
+});
+
+describe('statements of absence in other words', () => {
+  test('"Neither ... nor", "w/o" and "X: negative" are denials: as a query they ask for the studies without the finding', () => {
+    expect(deniesOnly('Neither haemorrhage nor infarct.')).toBe(true);
+    expect(deniesOnly('w/o haemorrhage')).toBe(true);
+    expect(deniesOnly('ICH: negative.')).toBe(true);
+    expect(deniesOnly('FLAIR-negative lesion in the left pons.')).toBe(false);
+    expect(reportSentences('FINDINGS: Haemorrhage: negative. Neither mass nor hydrocephalus.').map((r) => r.assertion)).toEqual(['absent', 'absent']);
   });
 });

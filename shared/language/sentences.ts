@@ -5,7 +5,8 @@
 
 /**
  * What makes a sentence state absence: denial words anywhere ("No acute infarct.", "Haemorrhage is excluded.",
- * "No longer any hydrocephalus.", "Ventricles are normal."); "nil", "nothing" and "none" only opening the sentence
+ * "No longer any hydrocephalus.", "Ventricles are normal.", "Neither haemorrhage nor infarct.", "w/o haemorrhage";
+ * "negative" after a colon or a spaced dash: "ICH: negative."); "nil", "nothing" and "none" only opening the sentence
  * or after a colon or dash ("Nothing to suggest an infarct.", "Hydrocephalus: none."), not "Acute infarct, nothing
  * else of note"; and "preserved", "intact", "maintained" only as what the sentence says of its subject
  * ("Grey-white differentiation is preserved.", "Cortical ribbon intact."), not "Large infarct with preserved flow
@@ -14,7 +15,10 @@
  */
 const DENIALS = [
   '\\bno longer(\\s+(any|an?))?\\b',
-  '\\b(no|not|without|negative for|free of|absence of|absent|excluded|ruled out)\\b',
+  '\\b(no|not|without|negative for|free of|absence of|absent|excluded|ruled out|neither)\\b',
+  // "w/o haemorrhage"; "ICH: negative", "SAH - negative" (not "FLAIR-negative lesion", a finding's description)
+  '\\bw/o\\b',
+  '(:|\\s[\u2013\u2014-]|\u2013|\u2014)\\s*negative\\b',
   '^\\s*(nil|nothing|none)\\b',
   '[:\u2013\u2014-]\\s*(nil|nothing|none)\\b',
 ];
@@ -324,7 +328,7 @@ export function splitSentences(report: string): string[] {
  * pseudo-labels.ts textModelVersion), so stored reports are read again after a change here. Raise it with any
  * change to what reportSentences returns.
  */
-export const SENTENCE_RULES_VERSION = 3;
+export const SENTENCE_RULES_VERSION = 4;
 
 export interface ReportSentence {
   text: string;

@@ -39,6 +39,13 @@ describe('checkText', () => {
     expect(checkText('there is no', knowledge).reasons[0]).toContain('only function words');
   });
 
+  test('an unknown word is said to be read in pieces, not skipped (the tokenizer spells it, the vector moves)', () => {
+    const c = checkText('acute extradural haematoma', knowledge);
+    expect(c).toMatchObject({ verdict: 'warning', unknownWords: ['extradural'] });
+    expect(c.reasons).toEqual(['the model does not know "extradural": it reads it in pieces, which can change what it takes the text to mean']);
+    expect(c.reasons.join(' ')).not.toContain('without');
+  });
+
   test('a misspelt medical word is a warning with a suggestion, not a refusal', () => {
     const c = checkText('Acute haemorrhge in the left thalamus.', knowledge);
     expect(c).toMatchObject({ verdict: 'warning', misspelt: [{ word: 'haemorrhge', suggestion: 'haemorrhage' }], unknownWords: [], knownShare: 1 });

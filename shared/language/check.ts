@@ -128,7 +128,9 @@ export function checkText(text: string, knowledge: LanguageKnowledge, vector?: F
     ...unknownWords.filter((w) => mixed.has(w)).map((w) => mixed.get(w)!),
   ];
   if (refused.length === 0) {
-    if (unknownWords.length > 0) warnings.push(`the model does not know ${list(unknownWords)}: it reads the text without ${unknownWords.length === 1 ? 'it' : 'them'}`);
+    // The tokenizer spells an unknown word in word pieces: it is read, not skipped, and can move the sentence's
+    // meaning far ("intraventricular haemorrhage" is not near "haemorrhage" to the shipped text encoder).
+    if (unknownWords.length > 0) warnings.push(`the model does not know ${list(unknownWords)}: it reads ${unknownWords.length === 1 ? 'it' : 'them'} in pieces, which can change what it takes the text to mean`);
     warnings.push(...didYouMean);
   } else {
     // A refused text still gets the fix when there is one (a lone misspelt word reads as off-topic).

@@ -16,9 +16,20 @@ export function refusal(check: TextCheck, field: string): { field: string; messa
   return check.verdict === 'refused' ? { field, message: `is not text the model can use: ${check.reasons.join('; ')}` } : null;
 }
 
+/** Reasons as the end of one sentence: joined with "; ", and a full stop unless the last already ends one ("...?"). */
+function closing(reasons: string[]): string {
+  const text = reasons.join('; ');
+  return /[.?!]$/.test(text) ? text : `${text}.`;
+}
+
 /** The sentence search and ad-hoc scoring show for a text the model may misread; null for any other verdict. */
 export function misreadWarning(check: TextCheck): string | null {
-  return check.verdict === 'warning' ? `The model may misread this text: ${check.reasons.join('; ')}.` : null;
+  return check.verdict === 'warning' ? `The model may misread this text: ${closing(check.reasons)}` : null;
+}
+
+/** What a search for text the model cannot use says instead of a list. */
+export function noResultsWarning(check: TextCheck): string {
+  return `No results: the model cannot use this text, because ${closing(check.reasons)}`;
 }
 
 export const DEFAULT_MENTION_SIMILARITY = 0.6;

@@ -11,7 +11,7 @@ import { searchScore } from '../../../shared/models/search';
 import { loadedModel, type ModelStatus } from '../app';
 import { checkText } from '../../../shared/language/check';
 import type { EmbedText } from '../report-check';
-import { misreadWarning } from '../language';
+import { misreadWarning, noResultsWarning } from '../language';
 import { assertFreeText } from '../free-text';
 import { SearchQuery, SearchResponse, problems } from '../schemas';
 import type { StudyStore } from '../store';
@@ -41,7 +41,7 @@ export async function searchRoutes(fastify: FastifyInstance, opts: { store: Stud
       const language = checkText(q, model.language, typed);
       if (language.verdict === 'refused') {
         await app.audit(request, 'search', { studies: [], count: 0, textLength: q.length });
-        return { total: 0, offset, limit, language, items: [], warning: `No results: the model cannot use this text, because ${language.reasons.join('; ')}.` };
+        return { total: 0, offset, limit, language, items: [], warning: noResultsWarning(language) };
       }
       const ranked: Item[] = [];
       for await (const uids of opts.store.scoredUids()) {

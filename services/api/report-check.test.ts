@@ -37,6 +37,22 @@ describe('checkReport', () => {
     expect(r.notMentioned).toEqual([]);
   });
 
+  test('a statement of absence speaks of the flagged finding it is closest to, not of every finding it is near', async () => {
+    // Haemorrhage and infarct texts close together (as the shipped encoder has them): "No haemorrhage." is near both.
+    const near: Record<string, number[]> = { haemorrhage: [0.6, 1, 0], infarct: [1, 0.6, 0] };
+    const nearEmbed = async (texts: string[]) =>
+      texts.map((t) => Float32Array.from(Object.entries(near).find(([k]) => t.toLowerCase().includes(k))?.[1] ?? [0, 0, 1]));
+    const haem = calibrated({ id: 'haemorrhage', text: 'intracranial haemorrhage', priority: 'STAT' }, { a: 1, b: 0, scoreThreshold: 0.5 });
+    const both = [queries[0], haem];
+    const check = (report: string) => checkReport({ report, image, findings: both.map((q) => finding(q, true)), queries: both, mentionSimilarity: 0.8, normalText: null, embed: nearEmbed });
+    const r = await check('No haemorrhage.');
+    expect(r.sentences[0].matchedQueryId).toBe('haemorrhage');
+    expect(r.contradicted.map((g) => g.queryId)).toEqual(['haemorrhage']);
+    expect(r.notMentioned.map((g) => g.queryId)).toEqual(['acute_infarct']);
+    // Each finding denied in its own sentence: both contradicted.
+    expect((await check('No haemorrhage. No acute infarct.')).contradicted.map((g) => g.queryId).sort()).toEqual(['acute_infarct', 'haemorrhage']);
+  });
+
   test('a hedged mention counts as mentioned and is not checked for support', async () => {
     const r = await run('Possible small infarct.');
     expect(r.notMentioned).toEqual([]);

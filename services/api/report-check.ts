@@ -186,6 +186,16 @@ export async function checkReport(input: ReportCheckInput): Promise<ReportCheck>
     return check;
   });
 
+  // A sentence speaks of one flagged finding: the closest of those it mentions. "No haemorrhage." mentions the
+  // infarct's text too when the encoder puts the two near each other, but it does not deny the infarct.
+  const speaksOf = checks.map((s) => {
+    let best: { queryId: string; sim: number } | null = null;
+    for (const f of flagged) {
+      const m = mention(s.about, f.text);
+      if (m.mentions && (!best || m.sim > best.sim)) best = { queryId: f.queryId, sim: m.sim };
+    }
+    return best?.queryId ?? null;
+  });
   const notMentioned: FindingGap[] = [];
   const contradicted: FindingGap[] = [];
   for (const f of flagged) {
@@ -195,7 +205,7 @@ export async function checkReport(input: ReportCheckInput): Promise<ReportCheck>
     for (const s of checks) {
       const m = mention(s.about, f.text);
       if (closestSim === null || m.sim > closestSim) [closest, closestSim] = [s.index, m.sim];
-      if (m.mentions) mentioning.push(s);
+      if (m.mentions && speaksOf[s.index] === f.queryId) mentioning.push(s);
     }
     const gap: FindingGap = {
       queryId: f.queryId, text: f.text, priority: f.priority, similarity: f.similarity, probability: f.probability,

@@ -21,7 +21,7 @@ import {
   changeQuery, DEFAULT_TARGET_SENSITIVITY, readCalibrationAttempts, readJudging, readQuerySet, readSiteLayer, restoreDefault, setDefaultDisabled,
   type CalibrationAttempt, type JudgingInUse,
 } from '../../shared/queries';
-import { pseudoPositiveWords, REPORT_CALIBRATION_DEFAULTS } from '../../shared/models/pseudo-labels';
+import { flagsNearlyEverything, pseudoPositiveWords, REPORT_CALIBRATION_DEFAULTS } from '../../shared/models/pseudo-labels';
 import { sameDefinition } from '../../shared/query-migration';
 import { loadedModel, type ModelStatus } from './app';
 import type { Calibrator } from './calibration/calibrator';
@@ -169,7 +169,7 @@ export function createQueryService(deps: QueryServiceDeps) {
   /** The calibration an edited query may keep, re-picked for a new target sensitivity; null when it must be redone. */
   function keptCalibration(previous: TriageQuery | null, next: TriageQuery, bundleVersion: string, target: number): Calibration | null {
     const c = previous?.calibration;
-    if (!c || calibrationState({ ...next, calibration: c }, bundleVersion) !== 'calibrated') return null;
+    if (!c || calibrationState({ ...next, calibration: c }, bundleVersion) !== 'calibrated' || flagsNearlyEverything(c)) return null;
     if (Math.abs(c.targetSensitivity - target) < 1e-9) return c;
     if (c.operatingPoints.length === 0) return null;
     const row = thresholdFromTable(c.operatingPoints, target);
@@ -294,6 +294,11 @@ export function createQueryService(deps: QueryServiceDeps) {
     const outcome = await calibrator.calibrate(q);
     let version: number | null = null;
     if (outcome.ok) version = await changeQuery(redis, { put: { ...q, calibration: outcome.calibration } });
+    else if (q.calibration && flagsNearlyEverything(q.calibration)) {
+      // A stored calibration that flags nearly every study is not kept when it cannot be redone.
+      const { calibration: _dropped, ...uncalibrated } = q;
+      version = await changeQuery(redis, { put: uncalibrated });
+    }
     const saved = (await find(id))!;
     return { version, query: saved, calibration: { state: saved.calibrationState, detail: outcome.ok ? `calibrated on ${outcome.calibration.studies} past studies (${outcome.calibration.positives} ${pseudoPositiveWords(q).one})` : outcome.reason } };
   }

@@ -96,6 +96,15 @@ export interface ReportCalibrationOptions {
 
 export const REPORT_CALIBRATION_DEFAULTS = { minStudies: 30, minPositives: 5, minNegatives: 5, minPseudoAuc: 0.6, minSpecificity: 0.5 } as const;
 
+/**
+ * A calibration from reports whose threshold flags (nearly) every study: one stored before calibrateFromReports
+ * refused them (minSpecificity). It must not judge studies; the service calibrates such a query again, and drops
+ * the calibration when that fails.
+ */
+export function flagsNearlyEverything(c: Calibration, minSpecificity: number = REPORT_CALIBRATION_DEFAULTS.minSpecificity): boolean {
+  return c.method === 'report-pseudo-labels' && !(c.estimated.specificity >= minSpecificity);
+}
+
 export type ReportCalibration =
   | { ok: true; calibration: Calibration; pseudo: PseudoLabels; similarities: number[]; scores: number[] }
   | { ok: false; reason: string; studies: number; positives: number };

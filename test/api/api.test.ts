@@ -12,10 +12,11 @@ import { createLogger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
 import { queryKeys, readSiteLayer, changeQuery } from '../../shared/queries';
 import { keys } from '../../shared/studies';
+import type { TriageQuery } from '../../shared/model-manifest';
 import { storeMatchedReport } from '../../shared/reports';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { ADMIN, HASH_MODEL, NORMAL_TEXT, QUERIES, READER, SCRAPER, buildTestApp, hashEmbed, testDeps, testModelStatus, writeResult } from './helpers';
-import { calibrated } from '../helpers/calibration';
+import { calibrated, testCalibration } from '../helpers/calibration';
 import { float32ToLE } from '../../shared/float32';
 import { SENTENCE_RULES_VERSION } from '../../shared/language/sentences';
 import { cosine } from '../../services/api/vectors';
@@ -550,6 +551,44 @@ describe('queries: bundle defaults, site layer, language check and calibration f
     const again = await app.inject({ method: 'POST', url: '/api/v1/queries/no_subdural/calibrate', headers: ADMIN });
     expect(again.json().calibration.detail).toBe('calibrated on 40 past studies (28 whose report does not mention it)');
     expect(again.json().query.lastAttempt.detail).toBe('calibrated on 40 past studies (28 whose report does not mention it)');
+  });
+
+  test('a stored report calibration that flags nearly every study is redone by the background pass, or dropped with the reason', async () => {
+    // As a release before the specificity floor stored them: fitted for the query's text on this bundle, specificity 0.
+    const degenerate = (q: TriageQuery): TriageQuery => ({
+      ...q,
+      calibration: {
+        ...testCalibration(q, { a: 1, b: 0, scoreThreshold: -1 }, HASH_MODEL.version),
+        method: 'report-pseudo-labels', targetSensitivity: 0.95, estimated: { sensitivity: 1, specificity: 0 },
+        operatingPoints: [{ threshold: 0.27, sensitivity: 1, falsePositiveRate: 1 }],
+      },
+    });
+    const site = (id: string, text: string): TriageQuery => ({ id, text, negativeText: NORMAL_TEXT, priority: 'STAT', targetSensitivity: 0.95, origin: 'site' });
+    await reportedCohort(12, 28);
+    await changeQuery(redis, { put: degenerate(site('sdh_old', 'subdural haematoma collection')) });
+    await changeQuery(redis, { put: degenerate(site('cyst_old', 'pineal cyst')) });
+    expect((await list()).queries.find((q: { id: string }) => q.id === 'cyst_old').calibrationState).toBe('calibrated');
+
+    const pass = await app.calibration.pass();
+    expect(pass.tried).toEqual(expect.arrayContaining(['sdh_old', 'cyst_old']));
+    expect(pass.calibrated).toContain('sdh_old');
+    expect(pass.dropped).toEqual(['cyst_old']);
+    const views = (await list()).queries;
+    const redone = views.find((q: { id: string }) => q.id === 'sdh_old');
+    expect(redone.calibration.estimated.specificity).toBeGreaterThanOrEqual(0.5);
+    const dropped = views.find((q: { id: string }) => q.id === 'cyst_old');
+    expect(dropped).toMatchObject({ calibrationState: 'uncalibrated', thresholdInUse: null });
+    expect(dropped.warning).toMatch(/^Not calibrated: .*Last calibration attempt/);
+
+    // POST …/calibrate does the same for one query; an edit never keeps such a calibration.
+    await changeQuery(redis, { put: degenerate(site('cyst_old', 'pineal cyst')) });
+    const now = await app.inject({ method: 'POST', url: '/api/v1/queries/cyst_old/calibrate', headers: ADMIN });
+    expect(now.json().query).toMatchObject({ calibrationState: 'uncalibrated', thresholdInUse: null });
+    await changeQuery(redis, { put: degenerate(site('sdh_old', 'subdural haematoma collection')) });
+    const edit = await put('sdh_old', { text: 'subdural haematoma collection', negativeText: NORMAL_TEXT, priority: 'URGENT' });
+    expect(edit.statusCode).toBe(200);
+    expect(edit.json().calibration.detail).toMatch(/^calibrated on 40 past studies/);
+    expect(edit.json().query.calibration.estimated.specificity).toBeGreaterThanOrEqual(0.5);
   });
 
   test('POST …/calibrate: an unknown id is "no query"; a bundle default says it carries the bundle\'s calibration', async () => {

@@ -6,7 +6,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../../shared/logger';
 import { calibrationState } from '../../../shared/models/calibration';
-import { textModelVersion } from '../../../shared/models/pseudo-labels';
+import { flagsNearlyEverything, textModelVersion } from '../../../shared/models/pseudo-labels';
 import { changeQuery, readSiteLayer } from '../../../shared/queries';
 import { reportedStudies, reportKeys } from '../../../shared/reports';
 import { resultKeys } from '../../../shared/results';
@@ -39,6 +39,8 @@ export interface CalibrationServiceDeps {
 export interface PassOutcome {
   tried: string[];
   calibrated: string[];
+  /** Queries whose stored calibration flagged nearly every study and could not be redone: now uncalibrated. */
+  dropped?: string[];
   /** Another process held the lock, or the bundle is not loaded. */
   skipped?: string;
 }
@@ -80,13 +82,23 @@ export function createCalibrationService(deps: CalibrationServiceDeps) {
     try {
       const site = await readSiteLayer(redis);
       for (const q of site.queries) {
-        if (calibrationState(q, m.manifest.version) === 'calibrated') continue;
+        // A calibration that flags nearly every study (stored before such thresholds were refused) is tried again too.
+        const degenerate = q.calibration !== undefined && flagsNearlyEverything(q.calibration);
+        if (calibrationState(q, m.manifest.version) === 'calibrated' && !degenerate) continue;
         out.tried.push(q.id);
         const outcome = await p.calibrator.calibrate(q);
-        if (!outcome.ok) continue;
+        if (!outcome.ok && !degenerate) continue;
         // Written only if nobody edited the query meanwhile.
         const now = (await readSiteLayer(redis)).queries.find((x) => x.id === q.id);
         if (!now || JSON.stringify({ ...now, calibration: undefined }) !== JSON.stringify({ ...q, calibration: undefined })) continue;
+        if (!outcome.ok) {
+          if (JSON.stringify(now.calibration) !== JSON.stringify(q.calibration)) continue;
+          // Not calibrated, with the reason on the page, rather than judged with a threshold that flags everything.
+          const { calibration: _dropped, ...uncalibrated } = q;
+          await changeQuery(redis, { put: uncalibrated });
+          out.dropped = [...(out.dropped ?? []), q.id];
+          continue;
+        }
         await changeQuery(redis, { put: { ...q, calibration: outcome.calibration } });
         out.calibrated.push(q.id);
       }
@@ -94,6 +106,7 @@ export function createCalibrationService(deps: CalibrationServiceDeps) {
       await redis.del(LOCK);
     }
     if (out.calibrated.length > 0) log.info({ calibrated: out.calibrated, tried: out.tried }, 'site queries calibrated from reports');
+    if (out.dropped) log.warn({ dropped: out.dropped }, 'site query calibrations that flagged nearly every study dropped: not calibrated until reports allow it');
     return out;
   }
 

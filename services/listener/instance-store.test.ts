@@ -46,6 +46,18 @@ test.each([
   expect(readdirSync(store.tmpDir)).toEqual([]);
 });
 
+test('a refusal below the watermark lifts by itself once the disk has room again (no restart)', async () => {
+  const store = new InstanceStore({ dataDir, minFreeBytes: 1, memoryLimitBytes: 100 * 1024 });
+  await store.init();
+  // As if the disk had been full when last read, long enough ago for that figure to be stale; refused C-STOREs
+  // never reach ensureSpace(), so only belowWatermark() can notice the space that was freed since.
+  (store as unknown as { free: { bytes: number; at: number } }).free = { bytes: 0, at: Date.now() - 60_000 };
+  expect(store.belowWatermark()).toBe(true);
+  await waitUntil(() => !store.belowWatermark());
+  expect(store.lastFreeBytes()).toBeGreaterThan(1);
+  await store.close();
+});
+
 test('below the watermark nothing is written and the temp file is gone', async () => {
   const store = new InstanceStore({ dataDir, minFreeBytes: Number.MAX_SAFE_INTEGER, memoryLimitBytes: 100 * 1024 });
   await store.init();

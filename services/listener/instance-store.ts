@@ -40,6 +40,11 @@ export interface InstanceStoreOptions {
 }
 
 const FREE_CACHE_MS = 250;
+/**
+ * How often the free-space figure is re-read without any C-STORE asking: the gauge follows the disk on an idle
+ * listener, and a refusal below the watermark lifts by itself once space is freed (retention, an admin).
+ */
+export const FREE_REFRESH_MS = 5_000;
 const fdatasyncAsync = promisify(fdatasync);
 const fsyncAsync = promisify(fsync);
 const openAsync = promisify(open);
@@ -305,6 +310,8 @@ export class InstanceStore {
   private readonly nextTempName = tempNames();
 
   private heartbeat: NodeJS.Timeout | undefined;
+  private freeTimer: NodeJS.Timeout | undefined;
+  private freeRefresh: Promise<number> | undefined;
 
   constructor(private readonly options: InstanceStoreOptions) {
     this.tmpDir = path.join(options.dataDir, TMP_DIR, options.instanceName ?? `${hostname()}-${process.pid}`);
@@ -330,6 +337,8 @@ export class InstanceStore {
       void this.renewLease().then(() => this.sweepAbandoned()).catch(() => undefined);
     }, LEASE_REFRESH_MS);
     this.heartbeat.unref();
+    this.freeTimer = setInterval(() => this.refreshFreeSoon(), FREE_REFRESH_MS);
+    this.freeTimer.unref();
     return { removedTempFiles };
   }
 
@@ -382,6 +391,15 @@ export class InstanceStore {
     return bytes;
   }
 
+  /** Re-reads the free space in the background, one read at a time; a failed read keeps the last figure. */
+  private refreshFreeSoon(): void {
+    if (this.freeRefresh) return;
+    this.freeRefresh = this.refreshFree().finally(() => {
+      this.freeRefresh = undefined;
+    });
+    this.freeRefresh.catch(() => undefined);
+  }
+
   /** Throws OutOfDiskError when storing `incomingBytes` more would leave less than the watermark free. */
   async ensureSpace(incomingBytes: number): Promise<void> {
     const cached = this.free;
@@ -395,9 +413,16 @@ export class InstanceStore {
     }
   }
 
-  /** Cheap synchronous check from the cached figure, used before the first fragment is kept. */
+  /**
+   * Cheap synchronous check from the cached figure, used before the first fragment is kept. A refused instance
+   * never reaches ensureSpace(), so a stale figure is re-read here in the background: the next instance (the
+   * PACS's retry) sees the disk as it is now, not as it was when the refusals began.
+   */
   belowWatermark(): boolean {
-    return this.free !== undefined && this.free.bytes < this.options.minFreeBytes;
+    const free = this.free;
+    if (free === undefined || free.bytes >= this.options.minFreeBytes) return false;
+    if (Date.now() - free.at >= FREE_CACHE_MS) this.refreshFreeSoon();
+    return true;
   }
 
   openSpool(meta: Buffer, discard: boolean, inspector?: ChunkInspector): Spool {
@@ -556,6 +581,7 @@ export class InstanceStore {
   /** Closes cached directory descriptors and removes unused pooled temp files (at shutdown, after the last commit). */
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
+    clearInterval(this.freeTimer);
     for (const dir of [...this.dirFds.keys()]) this.closeDirFd(dir);
     await this.pool?.close();
     // The lease goes last: an empty dir without a lease is swept by the next listener (and ours at restart).

@@ -91,6 +91,14 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
     }
   };
 
+  // Another redis-server still serving this dir (an earlier npm start whose supervisor was SIGKILLed leaves its
+  // children running): a second one would take over the socket and append a second dataset to the same AOF.
+  if (await answersPing(socket, 1000)) {
+    throw new Error(
+      `a Redis already answers on ${socket}: another npm start (or what is left of one) uses ${dir}; stop it first ` +
+        `(its processes: pgrep -af '${socket}') or use another DATA_DIR`,
+    );
+  }
   let child = spawnServer();
   try {
     await waitReady(child);

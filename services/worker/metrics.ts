@@ -44,6 +44,16 @@ export interface WorkerMetrics {
   loadersLost: Counter<'reason'>;
 }
 
+/**
+ * Counts a scored study's flagged findings in neurotriage_worker_flags_total. Every query the study was scored
+ * against gets its series, at 0 when it did not flag: a query that stops flagging in a restarted or new worker
+ * then shows a flag rate of 0, which NeurotriageFlagRateDrift compares with its baseline, instead of having no
+ * series at all (no rate, no alert: the drop to zero went unseen).
+ */
+export function countFlags(flags: WorkerMetrics['flags'], findings: readonly { queryId: string; priority: string; flagged: boolean }[]): void {
+  for (const f of findings) flags.inc({ query: f.queryId, priority: f.priority }, f.flagged ? 1 : 0);
+}
+
 export function createWorkerMetrics(opts: { defaultMetrics?: boolean } = {}): WorkerMetrics {
   const registry = new Registry();
   if (opts.defaultMetrics) collectProcessMetrics(registry, 'worker');

@@ -10,7 +10,7 @@ import type { Logger } from '../../shared/logger';
 import { assertUid, FINALISE_STUDY_JOB, SCORE_STUDY_JOB, STUDY_DEAD_LETTER_QUEUE, STUDY_QUEUE, studyStorageKey, type StudyJobData } from '../../shared/studies';
 import type { WorkerConfig } from './config';
 import { asPermanent, PermanentStudyError } from './errors';
-import type { WorkerMetrics } from './metrics';
+import { countFlags, type WorkerMetrics } from './metrics';
 import { finalResult } from './finalise';
 import { scoreStudyFolder, type PartialPolicy, type PipelineDeps } from './pipeline';
 import type { QuerySource } from './query-vectors';
@@ -112,7 +112,7 @@ export async function execStudyJob(job: Job<StudyJobData>, deps: StudyJobDeps, t
     m.jobs.inc({ outcome: 'scored' });
     m.timeToResult.observe({ priority: result.priority }, Math.max(0, result.scoredAt - result.receivedAt) / 1000);
     const flagged = result.findings.filter((f) => f.flagged);
-    for (const f of flagged) m.flags.inc({ query: f.queryId, priority: f.priority });
+    countFlags(m.flags, result.findings);
     log.info(
       {
         priority: result.priority, flagged: flagged.map((f) => f.queryId), sequencesMissing: result.sequencesMissing, resultVersion: result.resultVersion,

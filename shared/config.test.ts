@@ -32,6 +32,31 @@ describe('loadConfig', () => {
   });
 });
 
+describe('REDIS_URL', () => {
+  it.each(['redis://127.0.0.1:6379', 'redis://:0a1b2c@neurotriage-redis:6379/0', 'rediss://user:pw@redis.example:6380/2?family=6', 'unix:///tmp/nt/redis.sock'])(
+    'takes %s',
+    (url) => expect(loadConfig({ REDIS_URL: url }).REDIS_URL).toBe(url),
+  );
+
+  it.each(['http://127.0.0.1:6379', 'localhost:6379', 'redis://', 'unix://relative.sock'])('refuses %s, naming the setting', (url) => {
+    expect(() => loadConfig({ REDIS_URL: url })).toThrow(ConfigError);
+    expect(() => loadConfig({ REDIS_URL: url })).toThrow(/REDIS_URL: expected redis:\/\//);
+  });
+
+  it('never echoes the value (it may carry a password)', () => {
+    expect(() => loadConfig({ REDIS_URL: 'http://:s3cretpass@redis:6379' })).toThrow(ConfigError);
+    try {
+      loadConfig({ REDIS_URL: 'http://:s3cretpass@redis:6379' });
+    } catch (err) {
+      expect((err as ConfigError).message).not.toContain('s3cretpass');
+    }
+  });
+
+  it('empty is unset (npm start runs its private Redis)', () => {
+    expect(loadConfig({ REDIS_URL: '' }).REDIS_URL).toBeUndefined();
+  });
+});
+
 describe('settingsSource', () => {
   it('reads NEUROTRIAGE_CONFIG_FILE and lets the environment win', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'nt-config-'));

@@ -98,8 +98,17 @@ function readFile(file: string): Source {
  * Extra keys a service defines for itself are validated by the `extend` schema's owner with loadSection().
  */
 export function loadConfig(env: Source = process.env): Config {
-  return loadSection(ConfigSchema, DEFAULTS, settingsSource(env));
+  const config = loadSection(ConfigSchema, DEFAULTS, settingsSource(env));
+  // Anything but these reached ioredis as a path or a host (http://h:6379 became the unix socket "//h:6379") and
+  // failed later as a connection error in a restart loop. The value is not echoed: it may carry a password.
+  if (config.REDIS_URL !== undefined && !REDIS_URL_FORM.test(config.REDIS_URL)) {
+    throw new ConfigError(['REDIS_URL: expected redis://[:password@]host:port[/db], rediss://... (TLS) or unix:///path/to/redis.sock (value not shown: it may hold a password)']);
+  }
+  return config;
 }
+
+/** The REDIS_URL forms shared/redis.ts connectRedis() takes. */
+const REDIS_URL_FORM = /^(rediss?:\/\/[^\s/]+(\/\d*)?(\?\S*)?|unix:\/\/\/\S+)$/;
 
 /**
  * The settings every loader reads: the JSON file named by NEUROTRIAGE_CONFIG_FILE, overridden by the environment.

@@ -32,6 +32,13 @@ describe('loadConfig', () => {
   });
 });
 
+describe('durations', () => {
+  it.each(['SHUTDOWN_TIMEOUT_SECONDS', 'DICOM_IDLE_TIMEOUT_SECONDS'])('%s is refused past a day (a Node timer past 2^31-1 ms fires at once)', (key) => {
+    expect(loadConfig({ [key]: '86400' })[key as 'SHUTDOWN_TIMEOUT_SECONDS']).toBe(86400);
+    expect(() => loadConfig({ [key]: '3000000' })).toThrow(new RegExp(`${key}=`));
+  });
+});
+
 describe('REDIS_URL', () => {
   it.each(['redis://127.0.0.1:6379', 'redis://:0a1b2c@neurotriage-redis:6379/0', 'rediss://user:pw@redis.example:6380/2?family=6', 'unix:///tmp/nt/redis.sock'])(
     'takes %s',

@@ -18,7 +18,8 @@ export const ConfigSchema = Type.Object({
   /** Comma-separated calling AE titles allowed to store, each optionally AE@host. Empty means nobody. "*" means anybody. */
   DICOM_ALLOWED_CALLING_AES: Type.String(),
   DICOM_MAX_ASSOCIATIONS: Type.Integer({ minimum: 1, maximum: 1000 }),
-  DICOM_IDLE_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0 }),
+  /** At most a day: a longer timer would overflow Node's 2^31-1 ms and fire at once. */
+  DICOM_IDLE_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 86400 }),
   /**
    * Storage SOP classes other than MR: "accept-and-ignore" (default: Success without storing, so a study sent whole
    * with its SR or other series succeeds) or "reject" (not negotiated).
@@ -34,7 +35,11 @@ export const ConfigSchema = Type.Object({
   /** Complete a study as soon as the association that sent it is released (see docs/architecture.md). */
   STUDY_COMPLETE_ON_RELEASE: Type.Boolean(),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
-  SHUTDOWN_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0 }),
+  /**
+   * At most a day: Node timers hold at most 2^31-1 ms (24.8 days) and fire after 1 ms beyond it, which made a
+   * "never kill" value SIGKILL every process of npm start at once.
+   */
+  SHUTDOWN_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 86400 }),
 });
 
 export type Config = Static<typeof ConfigSchema>;

@@ -128,6 +128,9 @@ test('a dry run reports without deleting, and a second real run finds nothing le
 
   const dry = await runRetention({ redis, dataDir, retentionDays: 30, log: logger(), now: () => RUN_AT, dryRun: true });
   expect(dry).toMatchObject({ purged: 1, bytesFreed: 2000, dryRun: true });
+  // Its log says what it would do, never that it purged (admins grep for "purged").
+  expect(logLines.filter((l) => l.includes('stored instances would be purged (dry run)'))).toHaveLength(1);
+  expect(logLines.filter((l) => l.includes('stored instances purged'))).toHaveLength(0);
   expect(existsSync(folder('1.3.1'))).toBe(true);
   expect(await redis.hlen(keys.studyInstances('1.3.1'))).toBe(2);
 

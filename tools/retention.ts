@@ -164,7 +164,7 @@ export async function runRetention(deps: RetentionDeps): Promise<RetentionSummar
       summary.purged++;
       summary.bytesFreed += bytes;
       // UIDs and sizes only: never a patient identifier.
-      deps.log.info({ StudyInstanceUID: uid, bytes, status, dryRun: summary.dryRun }, 'stored instances purged');
+      deps.log.info({ StudyInstanceUID: uid, bytes, status, dryRun: summary.dryRun }, summary.dryRun ? 'stored instances would be purged (dry run)' : 'stored instances purged');
     }
   }
   deps.log.info({ ...summary, retentionDays: deps.retentionDays }, 'retention run finished');

@@ -55,6 +55,10 @@ export async function supervise(opts: SupervisedOptions): Promise<Supervised> {
   let restarts = 0;
   let delay = policy.initialMs;
   let timer: NodeJS.Timeout | undefined;
+  /** A restart in progress (its start() may still be waiting for the process to be ready). */
+  let starting: Promise<void> | undefined;
+  /** How stop() asked to stop: also used on a process whose start() finished after stop() began. */
+  let stopWith: { signal: NodeJS.Signals; timeoutMs: number } = { signal: 'SIGTERM', timeoutMs: 30_000 };
 
   /** Starts it again after the current backoff, and again (longer) if that start fails. */
   const schedule = (): void => {
@@ -63,16 +67,25 @@ export async function supervise(opts: SupervisedOptions): Promise<Supervised> {
     delay = Math.min(policy.maxMs, delay * 2);
     timer = setTimeout(() => {
       restarts++;
-      run().catch((err: unknown) => {
-        opts.log.error({ child: opts.name, err }, 'service did not start: trying again');
-        schedule();
-      });
+      starting = run()
+        .catch((err: unknown) => {
+          opts.log.error({ child: opts.name, err }, 'service did not start: trying again');
+          schedule();
+        })
+        .finally(() => {
+          starting = undefined;
+        });
     }, wait);
   };
 
   const run = async (): Promise<void> => {
     const startedAt = Date.now();
     const c = await opts.start();
+    if (stopping) {
+      // stop() came while this was starting: it is not left running after its supervisor is done.
+      await stopProcess(c, stopWith.signal, stopWith.timeoutMs);
+      return;
+    }
     child = c;
     opts.log.info({ child: opts.name, pid: c.pid }, 'service started');
     c.once('exit', (code, signal) => {
@@ -96,7 +109,9 @@ export async function supervise(opts: SupervisedOptions): Promise<Supervised> {
     restarts: () => restarts,
     async stop(signal, timeoutMs) {
       stopping = true;
+      stopWith = { signal, timeoutMs };
       clearTimeout(timer);
+      await starting;
       if (child) await stopProcess(child, signal, timeoutMs);
     },
   };

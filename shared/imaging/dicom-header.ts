@@ -230,7 +230,6 @@ const T = {
   MRModifierSequence: '00189115',
   MRDiffusionSequence: '00189117',
   MRImageFrameTypeSequence: '00189226',
-  SiemensBValue: '0019100C',
   StudyInstanceUID: '0020000D',
   SeriesInstanceUID: '0020000E',
   FrameOfReferenceUID: '00200052',
@@ -257,17 +256,34 @@ const T = {
   RescaleSlope: '00281053',
   PixelMeasuresSequence: '00289110',
   PixelValueTransformationSequence: '00289145',
-  GEBValue: '00431039',
-  PhilipsBValue: '20011003',
-  PhilipsDiffusionDirection: '20011004',
   SharedFunctionalGroupsSequence: '52009229',
   PerFrameFunctionalGroupsSequence: '52009230',
   PixelData: '7FE00010',
 } as const;
 
+/**
+ * The key of private element `gggg,xxEE` in the block whose creator (gggg,00xx) is `creator` (PS3.5 7.8.1): an
+ * element number means nothing without its block's owner (Philips' "PHILIPS MR/PART" (0019,100C) is CCOffcenter in
+ * mm, Siemens' "SIEMENS MR HEADER" (0019,100C) is B_value). A file without any creator for the usual block 0x10 is
+ * read there (files written without their creator); a block owned by someone else never is.
+ */
+function privateKey(item: Item, group: string, creator: RegExp, element: string): string | undefined {
+  for (const key of Object.keys(item)) {
+    if (key.length !== 8 || !key.toUpperCase().startsWith(`${group}00`)) continue;
+    const block = key.slice(6).toUpperCase();
+    if (parseInt(block, 16) >= 0x10 && creator.test(str(item, key) ?? '')) return `${group}${block}${element}`;
+  }
+  return str(item, `${group}0010`) === undefined ? `${group}10${element}` : undefined;
+}
+
+const SIEMENS_MR_HEADER = /^SIEMENS MR HEADER$/i;
+const GEMS_PARM = /^GEMS_PARM_01$/i;
+const PHILIPS_IMAGING = /^PHILIPS IMAGING DD 001$/i;
+
 /** GE stores the b-value as the first of four IS values, sometimes offset by 10^9 (a known GE quirk). */
 function geBValue(item: Item): number | undefined {
-  const v = nums(item, T.GEBValue)[0];
+  const key = privateKey(item, '0043', GEMS_PARM, '39');
+  const v = key ? nums(item, key)[0] : undefined;
   if (v === undefined) return undefined;
   return v >= 1e9 ? v % 1e9 : v % 1e5;
 }
@@ -279,7 +295,15 @@ function bFromSequenceName(name: string | undefined): number | undefined {
 }
 
 function vendorBValue(item: Item, sequenceName: string | undefined): number | undefined {
-  return num(item, T.SiemensBValue) ?? geBValue(item) ?? floatOrNumber(item, T.PhilipsBValue) ?? bFromSequenceName(sequenceName);
+  const siemens = privateKey(item, '0019', SIEMENS_MR_HEADER, '0C');
+  const philips = privateKey(item, '2001', PHILIPS_IMAGING, '03');
+  return (siemens ? num(item, siemens) : undefined) ?? geBValue(item) ?? (philips ? floatOrNumber(item, philips) : undefined) ?? bFromSequenceName(sequenceName);
+}
+
+/** Philips' private diffusion direction (2001,1004): 'I' is the isotropic (trace) image. */
+function philipsDirection(item: Item): string | undefined {
+  const key = privateKey(item, '2001', PHILIPS_IMAGING, '04');
+  return key ? str(item, key) : undefined;
 }
 
 function vec3(a: number[]): Vec3 | undefined {
@@ -346,7 +370,7 @@ function frameFromItems(items: (Item | undefined)[], index: number, top: Item, h
   const intercept = inGroup(T.PixelValueTransformationSequence, (it) => num(it, T.RescaleIntercept)) ?? num(top, T.RescaleIntercept) ?? 0;
   const bStd = inGroup(T.MRDiffusionSequence, (it) => num(it, T.DiffusionBValue)) ?? num(top, T.DiffusionBValue);
   const directionality =
-    inGroup(T.MRDiffusionSequence, (it) => str(it, T.DiffusionDirectionality)) ?? str(top, T.DiffusionDirectionality) ?? (str(top, T.PhilipsDiffusionDirection) === 'I' ? 'ISOTROPIC' : undefined);
+    inGroup(T.MRDiffusionSequence, (it) => str(it, T.DiffusionDirectionality)) ?? str(top, T.DiffusionDirectionality) ?? (philipsDirection(top) === 'I' ? 'ISOTROPIC' : undefined);
   const frameType = inGroup(T.MRImageFrameTypeSequence, (it) => {
     const s = strings(it, T.FrameType);
     return s.length ? s : undefined;

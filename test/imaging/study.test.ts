@@ -182,6 +182,37 @@ describe('vendor b-values and edge cases', () => {
     }
   });
 
+  it('reads a vendor b-value only from its own private block (Philips PHILIPS MR/PART (0019,100C) is CCOffcenter)', async () => {
+    const p = axialPositions(CENTRE, 12, 5);
+    const fl = new Float32Array(1);
+    // Older Philips software: no (0018,9087), b in (2001,1003) under "Philips Imaging DD 001"; the same files carry
+    // the "PHILIPS MR/PART" block in group 0019, whose (0019,100C) is an offcentre in mm, not Siemens' B_value.
+    const philips = s('DWI SE', {
+      positions: [...p, ...p],
+      raw: (k) => {
+        fl[0] = k < 12 ? 0 : 1000;
+        return {
+          '00190010': { vr: 'LO', Value: ['PHILIPS MR/PART'] },
+          '0019100C': { vr: 'DS', Value: ['60'] },
+          '20010010': { vr: 'LO', Value: ['Philips Imaging DD 001'] },
+          '20011003': { vr: 'FL', Value: [fl[0]] },
+        };
+      },
+    });
+    // Siemens with its creator in another block than 0x10: (0019,0011) SIEMENS MR HEADER -> B_value at (0019,110C).
+    const siemens = s('ep2d_diff_tra', {
+      positions: [...p, ...p],
+      raw: (k) => ({ '00190011': { vr: 'LO', Value: ['SIEMENS MR HEADER'] }, '0019110C': { vr: 'IS', Value: [k < 12 ? 0 : 1000] } }),
+    });
+    const res = await loadStudyVolumes(files([philips, siemens]), DEFAULT_PREPROCESSING);
+    for (const spec of [philips, siemens]) {
+      expect(res.series.filter((r) => r.SeriesInstanceUID === spec.SeriesInstanceUID).map((r) => [r.bValue, r.sequence])).toEqual([
+        [0, 'DWI_B0'],
+        [1000, 'DWI'],
+      ]);
+    }
+  });
+
   it('prefers b=1000 over another shell', async () => {
     const p = axialPositions(CENTRE, 12, 5);
     const multi = s('ep2d_diff_b500_b1000_TRACEW', {

@@ -91,7 +91,7 @@ export const CLASSIFIER_RULES: readonly ClassifierRule[] = [
   },
   {
     id: 'txt-exclude', phase: 'text', sequence: 'OTHER',
-    text: [tok('perf', 'perfusion', 'dsc', 'dce', 'asl', 'pcasl', 'pasl', 'bold', 'fmri', 'resting', 'rs fmri', 'tof', 'mra', 'angio', 'angiography', 'pc3d', 'phase contrast', 'venogram', 'mrv', 'spectro', 'spectroscopy', 'svs', 'csi', 'cine', 'dti', 'tensor', 'mddw', 'fa map', 'colfa', 'eadc', 'exp', 'tractography', 'dose report', 'screen save', 'screensave', 'report', 'qsm', 'mip', 'cest', 't1 map', 't2 map', 'mapping', 'relaxometry')],
+    text: [tok('perf', 'perfusion', 'dsc', 'dce', 'asl', 'pcasl', 'pasl', 'bold', 'fmri', 'resting', 'rs fmri', 'tof', 'mra', 'angio', 'angiography', 'pc3d', 'phase contrast', 'venogram', 'mrv', 'spectro', 'spectroscopy', 'svs', 'csi', 'cine', 'dti', 'tensor', 'mddw', 'fa map', 'colfa', 'eadc', 'exp', 'exponential', 'tractography', 'dose report', 'screen save', 'screensave', 'report', 'qsm', 'mip', 'cest', 't1 map', 't2 map', 'mapping', 'relaxometry')],
     why: 'perfusion, BOLD, angiography, spectroscopy, DTI, quantitative maps: no encoder',
   },
   { id: 'txt-adc', phase: 'text', sequence: 'ADC', text: [tok('adc', 'dadc', 'adc map', 'apparent diffusion', 'apparent diffusion coefficient', 'average dc', 'avdc')], why: 'ep2d_diff_..._ADC, GE "ADC (10^-6 mm2/s)", Philips dADC' },

@@ -52,6 +52,8 @@ const CASES: Case[] = [
   ['GE DWI', d('DWI Asset', { DiffusionBValue: 1000 }), 'DWI'],
   ['GE ADC', d('ADC (10^-6 mm²/s)'), 'ADC'],
   ['GE ADC long name', d('Apparent Diffusion Coefficient (mm²/s)'), 'ADC'],
+  // GE writes the exponential ADC (exp(-b ADC): inverted contrast) beside the ADC; it must never become the ADC
+  ['GE exponential ADC', d('Exponential Apparent Diffusion Coefficient'), 'OTHER'],
   ['GE T1 FLAIR is T1', d('Sag T1 FLAIR'), 'T1'],
   ['GE BRAVO', d('Sag T1 BRAVO'), 'T1'],
   ['GE FSPGR', d('Ax FSPGR 3D'), 'T1'],

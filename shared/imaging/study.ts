@@ -141,17 +141,31 @@ export function planeOf(normal: Vec3): Plane {
 }
 
 /**
+ * A stack shorter than this along its normal is a slab (an IAC CISS/DRIVE/FIESTA, a pituitary block, one part of a
+ * split series), not a brain: a whole-brain series of the sequence is preferred to it, however many slices it has.
+ */
+export const BRAIN_COVERAGE_MM = 90;
+
+/** Extent of a stack along its normal, first to last slice plus one spacing (mm). */
+export function stackCoverageMm(stack: Pick<Stack<unknown>, 'sliceOffsets' | 'sliceSpacing'>): number {
+  return stack.sliceOffsets[stack.sliceOffsets.length - 1] + stack.sliceSpacing;
+}
+
+/**
  * The preference among usable series of one sequence, best first (documented in docs/imaging.md):
- * pre-contrast, original (not derived, except ADC which always is), axial or thin-slice 3D, for DWI the b-value
- * nearest 1000, most slices, fewest gaps, the later series (a repeat usually replaces a degraded first try), key.
+ * pre-contrast, original (not derived, except ADC which always is), covering the brain (BRAIN_COVERAGE_MM), axial
+ * or thin-slice 3D, for DWI the b-value nearest 1000, most slices, fewest gaps, the later series (a repeat usually
+ * replaces a degraded first try), key.
  */
 export function compareCandidates(a: Candidate, b: Candidate): number {
   const derived = (c: Candidate) => (c.report.sequence !== 'ADC' && (c.group.header.ImageType[0] ?? '').toUpperCase() === 'DERIVED' ? 1 : 0);
+  const slab = (c: Candidate) => (stackCoverageMm(c.stack) < BRAIN_COVERAGE_MM ? 1 : 0);
   const planeRank = (c: Candidate) => (planeOf(c.stack.normal) === 'axial' || c.stack.sliceSpacing <= 1.5 ? 0 : 1);
   const bRank = (c: Candidate) => (c.report.sequence === 'DWI' ? Math.abs((c.report.bValue ?? 1000) - 1000) : 0);
   return (
     Number(a.cls.contrastEnhanced) - Number(b.cls.contrastEnhanced) ||
     derived(a) - derived(b) ||
+    slab(a) - slab(b) ||
     planeRank(a) - planeRank(b) ||
     bRank(a) - bRank(b) ||
     b.stack.items.length - a.stack.items.length ||

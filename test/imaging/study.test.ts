@@ -213,6 +213,15 @@ describe('vendor b-values and edge cases', () => {
     }
   });
 
+  it('a thin slab (IAC CISS / DRIVE) with more slices never replaces the whole-brain T2', async () => {
+    const brain = s('t2_tse_tra', { SeriesNumber: 3, positions: axialPositions(CENTRE, 24, 5) });
+    // 64 slices of 0.7 mm = 45 mm over the posterior fossa, acquired later (higher SeriesNumber)
+    const iac = s('t2_ciss3d_tra_IAC', { SeriesNumber: 9, positions: axialPositions([CENTRE[0], CENTRE[1], CENTRE[2] - 30], 64, 0.7) });
+    const res = await loadStudyVolumes(files([iac, brain]), DEFAULT_PREPROCESSING);
+    expect(res.volumeInfo.T2?.SeriesInstanceUID).toBe(brain.SeriesInstanceUID);
+    expect(res.series.find((r) => r.SeriesInstanceUID === iac.SeriesInstanceUID)).toMatchObject({ sequence: 'T2', reason: 'not-selected' });
+  });
+
   it('prefers b=1000 over another shell', async () => {
     const p = axialPositions(CENTRE, 12, 5);
     const multi = s('ep2d_diff_b500_b1000_TRACEW', {

@@ -151,19 +151,28 @@ export function stackCoverageMm(stack: Pick<Stack<unknown>, 'sliceOffsets' | 'sl
   return stack.sliceOffsets[stack.sliceOffsets.length - 1] + stack.sliceSpacing;
 }
 
+/** A diffusion trace image: ImageType TRACEW / ISOTROPIC, or DiffusionDirectionality ISOTROPIC. */
+function isTraceFrame(f: SeriesFrame): boolean {
+  return f.frame.DiffusionDirectionality === 'ISOTROPIC' || f.frame.ImageType.some((t) => /^(?:TRACEW|ISOTROPIC)$/i.test(t.trim()));
+}
+
 /**
  * The preference among usable series of one sequence, best first (documented in docs/imaging.md):
- * pre-contrast, original (not derived, except ADC which always is), covering the brain (BRAIN_COVERAGE_MM), axial
+ * pre-contrast, for DWI a trace (TRACEW / ISOTROPIC) before directional images, original (not derived, except ADC which always is), covering the brain (BRAIN_COVERAGE_MM), axial
  * or thin-slice 3D, for DWI the b-value nearest 1000, most slices, fewest gaps, the later series (a repeat usually
  * replaces a degraded first try), key.
  */
 export function compareCandidates(a: Candidate, b: Candidate): number {
   const derived = (c: Candidate) => (c.report.sequence !== 'ADC' && (c.group.header.ImageType[0] ?? '').toUpperCase() === 'DERIVED' ? 1 : 0);
   const slab = (c: Candidate) => (stackCoverageMm(c.stack) < BRAIN_COVERAGE_MM ? 1 : 0);
+  // DWI: a trace before per-direction images, whatever ORIGINAL/DERIVED says (Siemens writes its TRACEW DERIVED and
+  // the directional images of the same acquisition ORIGINAL; one direction is not a trace).
+  const notTrace = (c: Candidate) => (c.report.sequence === 'DWI' && !c.stack.items.some(isTraceFrame) ? 1 : 0);
   const planeRank = (c: Candidate) => (planeOf(c.stack.normal) === 'axial' || c.stack.sliceSpacing <= 1.5 ? 0 : 1);
   const bRank = (c: Candidate) => (c.report.sequence === 'DWI' ? Math.abs((c.report.bValue ?? 1000) - 1000) : 0);
   return (
     Number(a.cls.contrastEnhanced) - Number(b.cls.contrastEnhanced) ||
+    notTrace(a) - notTrace(b) ||
     derived(a) - derived(b) ||
     slab(a) - slab(b) ||
     planeRank(a) - planeRank(b) ||

@@ -222,6 +222,26 @@ describe('vendor b-values and edge cases', () => {
     expect(res.series.find((r) => r.SeriesInstanceUID === iac.SeriesInstanceUID)).toMatchObject({ sequence: 'T2', reason: 'not-selected' });
   });
 
+  it('Siemens 3-scan trace with directional images saved: the DERIVED TRACEW wins over the ORIGINAL directions', async () => {
+    const p = axialPositions(CENTRE, 12, 5);
+    const trace = s('ep2d_diff_3scan_trace_p2_TRACEW', {
+      SeriesNumber: 5,
+      positions: [...p, ...p],
+      attributes: { ImageType: ['DERIVED', 'PRIMARY', 'DIFFUSION', 'TRACEW', 'ND', 'NORM'], ScanningSequence: 'EP' },
+      perSlice: (k) => ({ DiffusionBValue: k < 12 ? 0 : 1000 }),
+    });
+    // b=0 and three directions at b=1000, the same positions, ORIGINAL, one series number earlier
+    const directions = s('ep2d_diff_3scan_trace_p2', {
+      SeriesNumber: 4,
+      positions: [...p, ...p, ...p, ...p],
+      attributes: { ImageType: ['ORIGINAL', 'PRIMARY', 'DIFFUSION', 'NONE', 'ND', 'NORM'], ScanningSequence: 'EP' },
+      perSlice: (k) => ({ DiffusionBValue: k < 12 ? 0 : 1000, DiffusionDirectionality: k < 12 ? 'NONE' : 'DIRECTIONAL' }),
+    });
+    const res = await loadStudyVolumes(files([directions, trace]), DEFAULT_PREPROCESSING);
+    expect(res.volumeInfo.DWI?.key).toBe(`${trace.SeriesInstanceUID}#b1000`);
+    expect(res.series.find((r) => r.key === `${directions.SeriesInstanceUID}#b1000`)).toMatchObject({ sequence: 'DWI', reason: 'not-selected' });
+  });
+
   it('prefers b=1000 over another shell', async () => {
     const p = axialPositions(CENTRE, 12, 5);
     const multi = s('ep2d_diff_b500_b1000_TRACEW', {

@@ -1,5 +1,5 @@
 // The sequence classifier against real-world vendor naming (Siemens, GE, Philips) and against physics alone.
-import { classifySeries, unusableReason, type ClassifierInput } from './classifier';
+import { classifySeries, examLevelProtocols, unusableReason, type ClassifierInput } from './classifier';
 import type { SeriesSequence } from './classifier-rules';
 
 const DIFF_TRACEW = ['DERIVED', 'PRIMARY', 'DIFFUSION', 'TRACEW'];
@@ -204,5 +204,24 @@ describe('unusableReason', () => {
   });
   it('an SWI series is usable (bundles may have an SWI encoder)', () => {
     expect(unusableReason(ok, classifySeries(d('Ax SWAN')))).toBeUndefined();
+  });
+});
+
+describe('examLevelProtocols', () => {
+  it('a ProtocolName on series of different acquisitions names the exam (GE), not a series', () => {
+    const ge = [
+      { ProtocolName: 'BRAIN STROKE/DWI', ScanningSequence: ['SE'], RepetitionTime: 4000, EchoTime: 100 },
+      { ProtocolName: 'BRAIN STROKE/DWI', ScanningSequence: ['EP'], RepetitionTime: 6000, EchoTime: 80 },
+      { ProtocolName: 'BRAIN STROKE/DWI', ScanningSequence: ['GR'], RepetitionTime: 600, EchoTime: 15 },
+    ];
+    expect([...examLevelProtocols(ge)]).toEqual(['brain stroke dwi']);
+  });
+  it("Siemens' per-series protocols are kept, including one shared by the TRACEW and ADC of one acquisition", () => {
+    const siemens = [
+      { ProtocolName: 't2_tse_tra_p2', ScanningSequence: ['SE'], RepetitionTime: 4000, EchoTime: 100 },
+      { ProtocolName: 'ep2d_diff_3scan_trace_p2', ScanningSequence: ['EP'], RepetitionTime: 6000, EchoTime: 80 },
+      { ProtocolName: 'ep2d_diff_3scan_trace_p2', ScanningSequence: ['EP'], RepetitionTime: 6000, EchoTime: 80 },
+    ];
+    expect(examLevelProtocols(siemens).size).toBe(0);
   });
 });

@@ -92,6 +92,35 @@ export function classifySeries(x: ClassifierInput, rules: readonly ClassifierRul
   return { sequence: 'OTHER', rule: 'fallback', contrastEnhanced };
 }
 
+/** What tells one acquisition from another, for examLevelProtocols. */
+export interface ProtocolInput {
+  ProtocolName?: string;
+  ScanningSequence?: readonly string[];
+  RepetitionTime?: number;
+  EchoTime?: number;
+  InversionTime?: number;
+}
+
+/**
+ * ProtocolNames (normalised) that name the exam, not a series: GE writes the exam's protocol ("BRAIN STROKE/DWI",
+ * "ROUTINE BRAIN W/WO") into (0018,1030) of every series. A ProtocolName carried by series of different acquisitions
+ * (ScanningSequence, TR, TE, TI) is one of those and must not classify a series whose description says nothing (nor
+ * mark it post-contrast or another body part). Derived series of one acquisition (Siemens TRACEW, ADC) share theirs.
+ */
+export function examLevelProtocols(series: readonly ProtocolInput[]): Set<string> {
+  const acquisitions = new Map<string, Set<string>>();
+  for (const x of series) {
+    const p = normaliseText(x.ProtocolName);
+    if (!p) continue;
+    const round = (v: number | undefined) => (v === undefined ? '' : String(Math.round(v)));
+    const acq = [(x.ScanningSequence ?? []).join('\\'), round(x.RepetitionTime), round(x.EchoTime), round(x.InversionTime)].join('|');
+    const set = acquisitions.get(p) ?? new Set<string>();
+    set.add(acq);
+    acquisitions.set(p, set);
+  }
+  return new Set([...acquisitions].filter(([, acq]) => acq.size > 1).map(([p]) => p));
+}
+
 export interface UsabilityInput {
   Modality?: string;
   isImageStorage: boolean;

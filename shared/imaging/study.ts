@@ -5,7 +5,7 @@
 // lists every sequence as missing, it does not throw.
 import { stat } from 'node:fs/promises';
 import { SEQUENCES, type Preprocessing, type Sequence } from '../model-manifest';
-import { classifySeries, isEncoderSequence, unusableReason, type Classification } from './classifier';
+import { classifySeries, examLevelProtocols, isEncoderSequence, normaliseText, unusableReason, type Classification } from './classifier';
 import type { SeriesSequence } from './classifier-rules';
 import { fileSource, readInstance, readInstanceHeader, type ByteSource, type DicomInstance, type Vec3 } from './dicom-header';
 import { DicomParseError, UnusableSeriesError, type UnusableReason } from './errors';
@@ -159,7 +159,7 @@ function isTraceFrame(f: SeriesFrame): boolean {
 /**
  * The preference among usable series of one sequence, best first (documented in docs/imaging.md):
  * pre-contrast, for DWI a trace (TRACEW / ISOTROPIC) before directional images, original (not derived, except ADC which always is), covering the brain (BRAIN_COVERAGE_MM), axial
- * or thin-slice 3D, for DWI the b-value nearest 1000, most slices, fewest gaps, the later series (a repeat usually
+ * or thin-slice 3D, for DWI the b-value nearest 1000 (known before unknown), most slices, fewest gaps, the later series (a repeat usually
  * replaces a degraded first try), key.
  */
 export function compareCandidates(a: Candidate, b: Candidate): number {
@@ -169,7 +169,8 @@ export function compareCandidates(a: Candidate, b: Candidate): number {
   // the directional images of the same acquisition ORIGINAL; one direction is not a trace).
   const notTrace = (c: Candidate) => (c.report.sequence === 'DWI' && !c.stack.items.some(isTraceFrame) ? 1 : 0);
   const planeRank = (c: Candidate) => (planeOf(c.stack.normal) === 'axial' || c.stack.sliceSpacing <= 1.5 ? 0 : 1);
-  const bRank = (c: Candidate) => (c.report.sequence === 'DWI' ? Math.abs((c.report.bValue ?? 1000) - 1000) : 0);
+  // a DWI part with a known b-value before one without (a b-less "DWI" may be something else named so)
+  const bRank = (c: Candidate) => (c.report.sequence === 'DWI' ? (c.report.bValue === undefined ? 1e6 : Math.abs(c.report.bValue - 1000)) : 0);
   return (
     Number(a.cls.contrastEnhanced) - Number(b.cls.contrastEnhanced) ||
     notTrace(a) - notTrace(b) ||
@@ -331,8 +332,11 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
 
   const reports: SeriesReport[] = [];
   const candidates = new Map<Sequence, Candidate[]>();
-  for (const group of groupSeries(instances)) {
-    const h = group.header;
+  const groups = groupSeries(instances);
+  const examProtocols = examLevelProtocols(groups.map((g) => g.header));
+  for (const group of groups) {
+    // An exam-level ProtocolName (GE) says nothing about this series: the classifier and usability never see it.
+    const h = examProtocols.has(normaliseText(group.header.ProtocolName)) ? { ...group.header, ProtocolName: undefined } : group.header;
     const f0 = group.frames[0].frame;
     const cls = classifySeries({
       ...h,

@@ -242,6 +242,19 @@ describe('vendor b-values and edge cases', () => {
     expect(res.series.find((r) => r.key === `${directions.SeriesInstanceUID}#b1000`)).toMatchObject({ sequence: 'DWI', reason: 'not-selected' });
   });
 
+  it("GE's exam-level ProtocolName does not classify a series, and a b-less 'DWI' never beats one with b-values", async () => {
+    const p = axialPositions(CENTRE, 24, 5);
+    const exam = { ProtocolName: 'BRAIN STROKE/DWI' };
+    const geB = (k: number) => ({ '00430010': { vr: 'LO', Value: ['GEMS_PARM_01'] }, '00431039': { vr: 'IS', Value: [k < 24 ? 0 : 1000000000 + 1000, 8, 0, 0] } });
+    const t2 = s('AX T2 FRFSE', { SeriesNumber: 3, attributes: { ...exam, ScanningSequence: 'SE', RepetitionTime: 4000, EchoTime: 100 } });
+    const dwi = s('AX DWI ASSET', { SeriesNumber: 4, positions: [...p, ...p], attributes: { ...exam, ScanningSequence: 'EP', RepetitionTime: 6000, EchoTime: 80 }, raw: geB });
+    // GE MERGE: multi-echo T2* gradient echo, a description no text rule knows
+    const merge = s('Ax MERGE', { SeriesNumber: 6, attributes: { ...exam, ScanningSequence: 'GR', RepetitionTime: 600, EchoTime: 15 } });
+    const res = await loadStudyVolumes(files([t2, dwi, merge]), DEFAULT_PREPROCESSING);
+    expect(res.volumeInfo.DWI?.key).toBe(`${dwi.SeriesInstanceUID}#b1000`);
+    expect(res.series.find((r) => r.SeriesInstanceUID === merge.SeriesInstanceUID)).toMatchObject({ sequence: 'SWI', rule: 'ph-t2star' });
+  });
+
   it('prefers b=1000 over another shell', async () => {
     const p = axialPositions(CENTRE, 12, 5);
     const multi = s('ep2d_diff_b500_b1000_TRACEW', {

@@ -92,7 +92,8 @@ export interface SeriesOutcome {
   reason?: string;
   /**
    * Images of the series left out of its volume, by why: unreadable, no-geometry, other-stack (another orientation
-   * or matrix size), duplicate-position (these four lower the confidence), other-echo, b-value-unknown, directional
+   * or matrix size), duplicate-position, missing-slices (positions inside the stack with no image) (these five lower
+   * the confidence), other-echo, b-value-unknown, directional
    * (by design). Absent when none.
    */
   dropped?: { images: number; reason: string }[];

@@ -33,9 +33,10 @@ export const DROP_REASONS = [
   'other-echo', // multi-echo series: the first echo is kept
   'b-value-unknown', // diffusion series without b-values: the earlier image at each position (the b=0) is left
   'directional', // diffusion: the isotropic (trace) image is used, the per-direction images are not
+  'missing-slices', // positions inside the stack with no image (a gap > 1.5x the slice spacing): interpolated across
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
-export const INCOMPLETE_DROP_REASONS: readonly DropReason[] = ['unreadable', 'no-geometry', 'other-stack', 'duplicate-position'];
+export const INCOMPLETE_DROP_REASONS: readonly DropReason[] = ['unreadable', 'no-geometry', 'other-stack', 'duplicate-position', 'missing-slices'];
 
 export interface DroppedImages {
   images: number;
@@ -290,8 +291,19 @@ function framesForStack(group: SeriesGroup, sequence: SeriesSequence): { frames:
   return { frames: group.frames, dropped: [] };
 }
 
-/** The geometry notes as dropped images, duplicates split by whether the series explains them. */
-function stackDrops(notes: StackNotes, frames: readonly SeriesFrame[], bLessDwi: boolean): DroppedImages[] {
+/** Slice positions inside the stack that hold no image: each gap (> 1.5x the median spacing) of n spacings lacks n - 1. */
+export function missingSlices(stack: Pick<Stack<unknown>, 'sliceOffsets' | 'sliceSpacing'>): number {
+  let missing = 0;
+  for (let k = 1; k < stack.sliceOffsets.length; k++) {
+    const d = stack.sliceOffsets[k] - stack.sliceOffsets[k - 1];
+    if (d > 1.5 * stack.sliceSpacing) missing += Math.max(1, Math.round(d / stack.sliceSpacing) - 1);
+  }
+  return missing;
+}
+
+/** The geometry notes as dropped images, duplicates split by whether the series explains them; holes in the stack. */
+function stackDrops(stack: Stack<SeriesFrame>, frames: readonly SeriesFrame[], bLessDwi: boolean): DroppedImages[] {
+  const notes = stack.notes;
   const out: DroppedImages[] = [];
   if (notes.framesWithoutGeometry > 0) out.push({ images: notes.framesWithoutGeometry, reason: 'no-geometry' });
   if (notes.framesInDroppedStacks > 0) out.push({ images: notes.framesInDroppedStacks, reason: 'other-stack' });
@@ -300,6 +312,8 @@ function stackDrops(notes: StackNotes, frames: readonly SeriesFrame[], bLessDwi:
     const reason: DropReason = bLessDwi ? 'b-value-unknown' : echoes > 1 ? 'other-echo' : 'duplicate-position';
     out.push({ images: notes.duplicatesDropped, reason });
   }
+  const missing = missingSlices(stack);
+  if (missing > 0) out.push({ images: missing, reason: 'missing-slices' });
   return out;
 }
 
@@ -390,7 +404,7 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
         pixelSpacingMm: stack.pixelSpacing,
         notes: stack.notes,
       };
-      dropped.push(...stackDrops(stack.notes, frames, bLessDwi));
+      dropped.push(...stackDrops(stack, frames, bLessDwi));
       if (dropped.length > 0) report.dropped = dropped;
       const list = candidates.get(cls.sequence) ?? [];
       list.push({ group, report, cls, stack });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileSource, type ByteSource, type Vec3 } from '../../shared/imaging/dicom-header';
 import { DEFAULT_PREPROCESSING } from '../../shared/imaging/spec';
-import { loadStudyVolumes } from '../../shared/imaging/study';
+import { INCOMPLETE_DROP_REASONS, loadStudyVolumes } from '../../shared/imaging/study';
 import { axialPositions, makeEnhancedSeries, makeSeries, phantom, stackPositions, uid, type SeriesSpec } from '../../shared/imaging/synthetic';
 
 const CENTRE: Vec3 = [0, 10, 25];
@@ -103,6 +103,16 @@ describe('images left out of a stack are listed', () => {
     const r = res.series.find((x) => x.used)!;
     expect(r.geometry?.slices).toBe(16);
     expect(r.dropped).toEqual([{ images: 6, reason: 'other-stack' }]);
+  });
+
+  it('positions missing inside the stack (an interrupted transfer) are missing-slices, not a silent interpolation', async () => {
+    const p = axialPositions(CENTRE, 16, 5);
+    const holed = s('t2_tse_tra', { positions: [...p.slice(0, 6), ...p.slice(9)] }); // 3 of 16 positions not received
+    const res = await loadStudyVolumes(makeSeries(holed).map((data, i) => ({ name: `${i}.dcm`, data })), DEFAULT_PREPROCESSING);
+    const r = res.series.find((x) => x.SeriesInstanceUID === holed.SeriesInstanceUID)!;
+    expect(r.used).toBe(true);
+    expect(r.dropped).toEqual([{ images: 3, reason: 'missing-slices' }]);
+    expect(INCOMPLETE_DROP_REASONS).toContain('missing-slices');
   });
 
   it('a repeated position is duplicate-position; a second echo is other-echo', async () => {

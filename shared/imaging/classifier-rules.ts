@@ -100,6 +100,7 @@ export const CLASSIFIER_RULES: readonly ClassifierRule[] = [
   { id: 'txt-t1-ir', phase: 'text', sequence: 'T1', text: [tok('t1 ir', 't1w ir', 't1ir', 'ir t1', 'ir fspgr', 'irfspgr', 'mprage', 'mp rage', 'mp2rage', 'ir tfe')], why: 'inversion-prepared T1 (not FLAIR)' },
   { id: 'txt-flair', phase: 'text', sequence: 'FLAIR', text: [/flair|dark ?fluid|(?:^| )df(?= |$)|fluid att|(?:^| )tirm(?: .*)? dark/], why: 'FLAIR, FLAIR_longTR, tirm_tra_dark-fluid, SPACE dark fluid' },
   { id: 'txt-pd', phase: 'text', sequence: 'OTHER', text: [tok('pd', 'pdw', 'pd tse', 'pd fse', 'proton density', 'pdfs', 'pd fs', 'spd')], why: 'proton density: no encoder' },
+  { id: 'txt-tirm-long-ti', phase: 'text', sequence: 'FLAIR', text: [tok('tirm', 'tir', 'ir fse', 'irfse')], ti: [1500, INF], why: 'TIRM / IR named without dark-fluid but with a CSF-nulling TI (t2_tirm_tra, TI 2500) is FLAIR' },
   { id: 'txt-stir', phase: 'text', sequence: 'OTHER', text: [tok('stir', 'tirm', 'tir', 'ir fse')], why: 'STIR / TIRM without dark-fluid: fat-suppressed IR, not FLAIR' },
   {
     id: 'txt-t1', phase: 'text', sequence: 'T1',

@@ -15,6 +15,8 @@ const CASES: Case[] = [
   ['Siemens T2 BLADE', d('t2_tse_tra_blade_p2'), 'T2'],
   ['Siemens FLAIR (tirm dark-fluid)', d('tirm_tra_dark-fluid'), 'FLAIR'],
   ['Siemens FLAIR (t2_tirm dark-fluid)', d('t2_tirm_tra_dark-fluid_p2'), 'FLAIR'],
+  ['Siemens FLAIR named t2_tirm_tra (TI 2500)', d('t2_tirm_tra', { ScanningSequence: ['SE', 'IR'], InversionTime: 2500 }), 'FLAIR'],
+  ['Siemens TIRM with a short TI stays STIR', d('t2_tirm_tra', { ScanningSequence: ['SE', 'IR'], InversionTime: 150 }), 'OTHER'],
   ['Siemens 3D FLAIR SPACE', d('t2_space_dark-fluid_sag_p2_iso'), 'FLAIR'],
   ['Siemens TRACEW b1000', d('ep2d_diff_3scan_trace_p2_TRACEW', { ImageType: DIFF_TRACEW, DiffusionBValue: 1000 }), 'DWI'],
   ['Siemens TRACEW b0', d('ep2d_diff_3scan_trace_p2_TRACEW', { ImageType: DIFF_TRACEW, DiffusionBValue: 0 }), 'DWI_B0'],

@@ -100,6 +100,11 @@ export const StudyResultSchema = Type.Object({
       sequence: Type.String(),
       used: Type.Boolean(),
       reason: Type.Optional(Type.String()),
+      dropped: Type.Optional(
+        Type.Array(Type.Object({ images: Type.Integer(), reason: Type.String() }), {
+          description: 'images left out of the volume, by why (unreadable, no-geometry, other-stack, duplicate-position and missing-slices lower the confidence)',
+        }),
+      ),
     }),
   ),
   confidence: Type.Number(),

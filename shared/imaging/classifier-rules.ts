@@ -21,6 +21,8 @@ export interface ClassifierRule {
   phase: 'header' | 'text' | 'physics';
   /** Every pattern must match the normalised text (description, or protocol name). */
   text?: readonly RegExp[];
+  /** The rule does not match when any of these matches the normalised SeriesDescription or ProtocolName (any phase). */
+  notNames?: readonly RegExp[];
   /** Any of these values in ImageType (or Enhanced MR FrameType). */
   imageType?: readonly string[];
   /** Any of these AcquisitionContrast values (Enhanced MR). */
@@ -55,7 +57,10 @@ export const CLASSIFIER_RULES: readonly ClassifierRule[] = [
   },
   { id: 'it-swi', phase: 'header', sequence: 'SWI', imageType: ['SWI', 'MNIP'], why: 'Siemens SWI-processed and minimum-intensity projection images' },
   { id: 'it-diffusion-maps', phase: 'header', sequence: 'OTHER', imageType: ['FA', 'EADC', 'EXP', 'TENSOR', 'COLFA', 'TRACE_EXP'], why: 'FA / exponential ADC / tensor maps are not ADC' },
-  { id: 'it-adc', phase: 'header', sequence: 'ADC', imageType: ['ADC'], why: 'Siemens/Philips DERIVED\\...\\ADC' },
+  {
+    id: 'it-adc', phase: 'header', sequence: 'ADC', imageType: ['ADC'], notNames: [tok('exponential', 'eadc', 'exp')],
+    why: 'Siemens/Philips DERIVED\\...\\ADC (not an exponential ADC that kept the ADC ImageType)',
+  },
   { id: 'it-tracew', phase: 'header', sequence: 'DWI', imageType: ['TRACEW', 'ISOTROPIC'], why: 'Siemens TRACEW, Philips isotropic trace' },
   { id: 'ac-diffusion', phase: 'header', sequence: 'DWI', acquisitionContrast: ['DIFFUSION'], why: 'Enhanced MR acquisition contrast' },
   { id: 'ac-flair', phase: 'header', sequence: 'FLAIR', acquisitionContrast: ['FLUID_ATTENUATED'], why: 'Enhanced MR acquisition contrast' },

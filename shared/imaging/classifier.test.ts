@@ -56,6 +56,7 @@ const CASES: Case[] = [
   ['GE ADC long name', d('Apparent Diffusion Coefficient (mm²/s)'), 'ADC'],
   // GE writes the exponential ADC (exp(-b ADC): inverted contrast) beside the ADC; it must never become the ADC
   ['GE exponential ADC', d('Exponential Apparent Diffusion Coefficient'), 'OTHER'],
+  ['GE exponential ADC with the ADC ImageType', d('Exponential Apparent Diffusion Coefficient', { ImageType: DIFF_ADC }), 'OTHER'],
   ['GE T1 FLAIR is T1', d('Sag T1 FLAIR'), 'T1'],
   ['GE BRAVO', d('Sag T1 BRAVO'), 'T1'],
   ['GE FSPGR', d('Ax FSPGR 3D'), 'T1'],

@@ -58,6 +58,7 @@ function physicsMatch(rule: ClassifierRule, x: ClassifierInput): boolean {
 
 function ruleMatches(rule: ClassifierRule, x: ClassifierInput, text: string | undefined): boolean {
   if (rule.text && (text === undefined || !rule.text.every((re) => re.test(text)))) return false;
+  if (rule.notNames && [x.SeriesDescription, x.ProtocolName].some((n) => rule.notNames!.some((re) => re.test(normaliseText(n))))) return false;
   if (rule.imageType && !anyOf(x.ImageType, rule.imageType)) return false;
   if (rule.acquisitionContrast && !anyOf(x.AcquisitionContrast ? [x.AcquisitionContrast] : [], rule.acquisitionContrast)) return false;
   return physicsMatch(rule, x);

@@ -97,6 +97,8 @@ export interface SeriesOutcome {
    * (by design). Absent when none.
    */
   dropped?: { images: number; reason: string }[];
+  /** Post-contrast (ContrastBolusAgent set, or named so); present only when true. Used only when no pre-contrast series of the sequence exists. */
+  contrastEnhanced?: true;
 }
 
 export interface StudyResult {

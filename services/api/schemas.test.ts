@@ -12,7 +12,10 @@ const result: StudyResult = {
   abnormalProbability: null,
   sequencesUsed: ['DWI'],
   sequencesMissing: [],
-  series: [{ SeriesInstanceUID: '1.2.3.4', SeriesNumber: 4, sequence: 'DWI b=1000', used: true, dropped: [{ images: 7, reason: 'missing-slices' }] }],
+  series: [
+    { SeriesInstanceUID: '1.2.3.4', SeriesNumber: 4, sequence: 'DWI b=1000', used: true, dropped: [{ images: 7, reason: 'missing-slices' }] },
+    { SeriesInstanceUID: '1.2.3.5', SeriesNumber: 5, sequence: 'FLAIR', used: true, contrastEnhanced: true },
+  ],
   confidence: 0.8,
   model: { bundleId: 'b', version: '1' },
   judgedWith: { querySetVersion: 'q', classThresholds: {} },
@@ -23,7 +26,7 @@ const result: StudyResult = {
 };
 
 describe('StudyResultSchema', () => {
-  it("keeps each series' images left out (dropped): why the confidence is lower reaches the API and the page", async () => {
+  it("keeps each series' images left out (dropped) and post-contrast flag: why the confidence is lower reaches the API and the page", async () => {
     const app = Fastify();
     app.get('/result', { schema: { response: { 200: StudyResultSchema } } }, async () => result);
     try {

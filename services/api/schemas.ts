@@ -105,6 +105,7 @@ export const StudyResultSchema = Type.Object({
           description: 'images left out of the volume, by why (unreadable, no-geometry, other-stack, duplicate-position and missing-slices lower the confidence)',
         }),
       ),
+      contrastEnhanced: Type.Optional(Type.Literal(true, { description: 'post-contrast series (used only when no pre-contrast one of its sequence exists)' })),
     }),
   ),
   confidence: Type.Number(),

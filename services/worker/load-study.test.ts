@@ -1,0 +1,18 @@
+// The result's line per series: what the imaging layer decided, said in the result.
+import type { SeriesReport } from '../../shared/imaging';
+import { seriesOutcome } from './load-study';
+
+const report = (over: Partial<SeriesReport>): SeriesReport => ({
+  SeriesInstanceUID: '1.2.3', key: '1.2.3', SeriesNumber: 3, frames: 24, sequence: 'FLAIR', rule: 'txt-flair', contrastEnhanced: false, used: true, ...over,
+});
+
+describe('seriesOutcome', () => {
+  it('says when the series scored is post-contrast (the only FLAIR of the study was acquired after gadolinium)', () => {
+    expect(seriesOutcome(report({ contrastEnhanced: true }), 0)).toEqual({ SeriesInstanceUID: '1.2.3', SeriesNumber: 3, sequence: 'FLAIR', used: true, contrastEnhanced: true });
+    expect(seriesOutcome(report({}), 0)).not.toHaveProperty('contrastEnhanced');
+  });
+  it('lists images left out and unreadable files, and the reason with its detail', () => {
+    const o = seriesOutcome(report({ used: false, reason: 'not-selected', dropped: [{ images: 2, reason: 'missing-slices' }] }), 1);
+    expect(o).toMatchObject({ used: false, reason: 'not-selected', dropped: [{ images: 2, reason: 'missing-slices' }, { images: 1, reason: 'unreadable' }] });
+  });
+});

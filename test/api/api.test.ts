@@ -94,14 +94,17 @@ describe('auth', () => {
     expect((await app.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });
     const ready = await app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);
+    expect(ready.json().status).toBe('ready');
     expect(ready.json().checks).toMatchObject({ redis: { ok: true }, models: { ok: true }, disk: { ok: true } });
   });
 
-  test('/readyz answers 503 when the text encoder is not loaded, and embedding routes say why', async () => {
+  test('/readyz stays ready (200, "degraded") when the text encoder is not loaded, and embedding routes say why', async () => {
     const down = await buildTestApp(redis, { embedText: null, modelStatus: () => ({ loaded: false, detail: 'onnx-models/manifest.json missing' }) });
     try {
+      // The worklist still serves: a bad bundle must not take every API pod off the Service.
       const ready = await down.inject({ method: 'GET', url: '/readyz' });
-      expect(ready.statusCode).toBe(503);
+      expect(ready.statusCode).toBe(200);
+      expect(ready.json().status).toBe('degraded');
       expect(ready.json().checks.models).toEqual({ ok: false, detail: 'onnx-models/manifest.json missing' });
       const score = await down.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/score`, headers: READER, payload: { text: 'acute infarct' } });
       expect(score.statusCode).toBe(503);

@@ -59,6 +59,9 @@ export interface Fixture {
   missing?: Sequence[];
   accession?: string;
   provisional?: StudyResult['provisional'];
+  /** The result's series list (default: one used DWI series). */
+  series?: StudyResult['series'];
+  confidence?: number;
 }
 
 /** Scored as the worker would: cosine with the query text, the query's logistic calibration for probability. */
@@ -149,8 +152,8 @@ export async function writeResult(redis: Redis, f: Fixture, publish = false, que
     abnormalProbability: f.priority === 'ROUTINE' ? 0.1 : 0.9,
     sequencesUsed: used,
     sequencesMissing: f.missing ?? [],
-    series: [{ SeriesInstanceUID: `${f.uid}.1`, SeriesNumber: 1, sequence: 'DWI', used: true }],
-    confidence: 1 - (f.missing ?? []).length / 4,
+    series: f.series ?? [{ SeriesInstanceUID: `${f.uid}.1`, SeriesNumber: 1, sequence: 'DWI', used: true }],
+    confidence: f.confidence ?? 1 - (f.missing ?? []).length / 4,
     model: HASH_MODEL,
     priorityProbability: null,
     judgedWith: { querySetVersion: 'test', classThresholds: {} },

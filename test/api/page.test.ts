@@ -263,6 +263,29 @@ test('chips that set the priority look different from flagged ones that do not, 
   await page.click('#study-close');
 });
 
+test('the study view says which images of the series read were left out, and a post-contrast series', async () => {
+  await writeResult(redis, {
+    uid: uid(302), priority: 'ROUTINE', receivedAt: minutesAgo(2), looksLike: 'normal brain', accession: 'A24-30002', confidence: 0.94,
+    series: [
+      { SeriesInstanceUID: `${uid(302)}.1`, SeriesNumber: 3, sequence: 'T2', used: true, dropped: [{ images: 7, reason: 'missing-slices' }, { images: 1, reason: 'unreadable' }] },
+      { SeriesInstanceUID: `${uid(302)}.2`, SeriesNumber: 9, sequence: 'FLAIR', used: true, contrastEnhanced: true },
+      { SeriesInstanceUID: `${uid(302)}.3`, SeriesNumber: 4, sequence: 'DWI', used: true },
+      { SeriesInstanceUID: `${uid(302)}.4`, SeriesNumber: 5, sequence: 'DWI', used: false, reason: 'not-selected', dropped: [{ images: 2, reason: 'unreadable' }] },
+    ],
+  }, true, MORE);
+  const row = page.locator(`#worklist tbody tr[data-uid="${uid(302)}"]`);
+  await row.waitFor();
+  await row.click();
+  await page.waitForSelector('#study[open] .facts');
+  const facts = await page.locator('#study .facts').textContent();
+  expect(facts).toContain('Confidence94%');
+  expect(facts).toContain('Images left outT2 (series 3): 7 images missing-slices, 1 image unreadable');
+  expect(facts).toContain('Post-contrastFLAIR (series 9): no pre-contrast series of the sequence was received');
+  // A series not read is not listed: its images did not lower the confidence.
+  expect(facts).not.toContain('series 5');
+  await page.click('#study-close');
+});
+
 test('a provisional result says what it waits for', async () => {
   await writeResult(redis, {
     uid: uid(301), priority: 'URGENT', receivedAt: minutesAgo(1), looksLike: 'enhancing mass lesion tumour', flagged: ['mass'], accession: 'A24-30001',

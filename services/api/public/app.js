@@ -169,6 +169,19 @@ function sequencesCell(study) {
   );
 }
 
+// The series the model read that lost images (the reason a confidence is below 100 %) or were post-contrast.
+function seriesNotes(r) {
+  const name = (x) => `${x.sequence}${x.SeriesNumber !== undefined ? ` (series ${x.SeriesNumber})` : ''}`;
+  const used = (r.series ?? []).filter((x) => x.used);
+  const leftOut = used.filter((x) => x.dropped?.length)
+    .map((x) => `${name(x)}: ${x.dropped.map((d) => `${d.images} image${d.images === 1 ? '' : 's'} ${d.reason}`).join(', ')}`);
+  const contrast = used.filter((x) => x.contrastEnhanced).map(name);
+  return [
+    ...(leftOut.length ? [['Images left out', leftOut.join('; ')]] : []),
+    ...(contrast.length ? [['Post-contrast', `${contrast.join(', ')}: no pre-contrast series of the sequence was received`]] : []),
+  ];
+}
+
 function row(study) {
   const open = () => openStudy(study.StudyInstanceUID).catch(report);
   const tr = el('tr', { 'data-uid': study.StudyInstanceUID, 'data-priority': study.priority, class: state.fresh.has(study.StudyInstanceUID) ? 'fresh' : null, onclick: open },
@@ -526,6 +539,7 @@ async function openStudy(uid, note) {
         ['Abnormal', pct(r.abnormalProbability)],
         ['Confidence', `${Math.round(r.confidence * 100)}% of the model's sequences`],
         ['Sequences', sequencesCell(r)],
+        ...seriesNotes(r),
         ['Model', `${r.model.bundleId} ${r.model.version} on ${r.provider}`],
         ['Judged with', judgedWithText(r)],
       ] : []),

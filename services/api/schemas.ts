@@ -194,8 +194,8 @@ export const SlicesResponse = Type.Object({
 
 export const ScoreBody = Type.Object(
   {
-    text: Type.String({ minLength: 3, maxLength: 500 }),
-    negativeText: Type.Optional(Type.String({ minLength: 3, maxLength: 500 })),
+    text: Type.String({ minLength: 2, maxLength: 500 }),
+    negativeText: Type.Optional(Type.String({ minLength: 2, maxLength: 500 })),
   },
   { additionalProperties: false },
 );
@@ -228,7 +228,7 @@ export const ScoreResponse = Type.Object({
 });
 
 export const SearchQuery = Type.Object({
-  q: Type.String({ minLength: 3, maxLength: 500 }),
+  q: Type.String({ minLength: 2, maxLength: 500 }),
   limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
   offset: Type.Integer({ minimum: 0, maximum: 100000, default: 0 }),
 }, { additionalProperties: false });

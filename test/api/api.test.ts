@@ -790,6 +790,18 @@ describe('embedding routes (deterministic hash embedder, not the model)', () => 
     expect(typo.items.length).toBe(4);
   });
 
+  test('a two-letter abbreviation (MS, MR) can be searched and scored; one letter is a 400 naming the limit', async () => {
+    const ms = await app.inject({ method: 'GET', url: '/api/v1/search?q=MS', headers: READER });
+    expect(ms.statusCode).toBe(200);
+    expect(ms.json().language).toBeDefined();
+    const one = await app.inject({ method: 'GET', url: '/api/v1/search?q=M', headers: READER });
+    expect(one.statusCode).toBe(400);
+    expect(one.json().detail).toContain('querystring/q must NOT have fewer than 2 characters');
+    const score = await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/score`, headers: READER, payload: { text: 'x' } });
+    expect(score.statusCode).toBe(400);
+    expect(score.json().detail).toContain('body/text must NOT have fewer than 2 characters');
+  });
+
   test('search leaves out studies scored by another model bundle', async () => {
     const r = JSON.parse((await redis.get(`nt:study:${BLEED}:result`)) as string);
     await redis.set(`nt:study:${BLEED}:result`, JSON.stringify({ ...r, model: { bundleId: 'older', version: '0' } }));

@@ -69,6 +69,14 @@ describe('assertionOf', () => {
     // Hedges stay hedges with an adverb; the new cues do not deny a finding they only accompany.
     ['Haemorrhage cannot be entirely excluded', 'uncertain'],
     ['Large left MCA infarct with preserved flow voids', 'present'],
+    // Normal descriptions closing the sentence; the same words inside a finding's description are not.
+    ['The paranasal sinuses are clear.', 'absent'],
+    ['The cerebral sulci are symmetrical.', 'absent'],
+    ['Brain volume is appropriate for age.', 'absent'],
+    ['Age-appropriate cerebral volume', 'absent'],
+    ['Ventricles within limits', 'absent'],
+    ['There is clear evidence of an acute infarct', 'present'],
+    ['Symmetrical high signal in both thalami', 'present'],
     ['Acute infarct in the left pons, nil else', 'present'],
     ['Acute infarct, nothing else of note', 'present'],
     ['A small haemorrhage is not excluded', 'uncertain'],

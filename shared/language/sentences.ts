@@ -26,6 +26,14 @@ const NORMALITY = [
   '\\b(resolved|unremarkable|normal)\\b',
   '\\b(is|are|remains?|remain|appears?|looks?|seems?)\\s+(\\w+\\s+)?(preserved|intact|maintained)\\b',
   '\\b(preserved|intact|maintained)\\s*[.!]?\\s*$',
+  // A normal description as what the sentence ends by saying of its subject: "The paranasal sinuses are clear.",
+  // "The sulci are symmetrical.", "Flow voids are patent." (not "There is clear evidence of infarct.", "Symmetrical
+  // high signal in both thalami": the word must close the sentence after its verb).
+  '\\b(is|are|remains?|appears?|looks?)\\s+(\\w+\\s+)?(clear|symmetrical|symmetric|patent|well aerated)\\s*[.!]?\\s*$',
+  // "Brain volume is appropriate for age.", "age-appropriate volume", "within (normal) limits"
+  '\\bappropriate for (the )?(patient\'?s )?age\\b',
+  '\\bage[- ]appropriate\\b',
+  '\\bwithin (normal )?limits\\b',
 ];
 const NEGATION = new RegExp([...DENIALS, ...NORMALITY].join('|'), 'i');
 /**

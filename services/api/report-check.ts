@@ -186,34 +186,35 @@ export async function checkReport(input: ReportCheckInput): Promise<ReportCheck>
     return check;
   });
 
+  // Each sentence against each flagged finding, once: [sentence][finding].
+  const mentions = checks.map((s) => flagged.map((f) => mention(s.about, f.text)));
   // A sentence speaks of one flagged finding: the closest of those it mentions. "No haemorrhage." mentions the
   // infarct's text too when the encoder puts the two near each other, but it does not deny the infarct.
-  const speaksOf = checks.map((s) => {
-    let best: { queryId: string; sim: number } | null = null;
-    for (const f of flagged) {
-      const m = mention(s.about, f.text);
-      if (m.mentions && (!best || m.sim > best.sim)) best = { queryId: f.queryId, sim: m.sim };
+  const speaksOf = mentions.map((row) => {
+    let best: number | null = null;
+    for (let j = 0; j < row.length; j++) {
+      if (row[j].mentions && (best === null || row[j].sim > row[best].sim)) best = j;
     }
-    return best?.queryId ?? null;
+    return best;
   });
   const notMentioned: FindingGap[] = [];
   const contradicted: FindingGap[] = [];
-  for (const f of flagged) {
+  flagged.forEach((f, j) => {
     let closest: number | null = null;
     let closestSim: number | null = null;
     const mentioning: SentenceCheck[] = [];
-    for (const s of checks) {
-      const m = mention(s.about, f.text);
+    checks.forEach((s, i) => {
+      const m = mentions[i][j];
       if (closestSim === null || m.sim > closestSim) [closest, closestSim] = [s.index, m.sim];
-      if (m.mentions && speaksOf[s.index] === f.queryId) mentioning.push(s);
-    }
+      if (m.mentions && speaksOf[i] === j) mentioning.push(s);
+    });
     const gap: FindingGap = {
       queryId: f.queryId, text: f.text, priority: f.priority, similarity: f.similarity, probability: f.probability,
       closestSentence: closest, closestSimilarity: closestSim,
     };
     if (mentioning.length === 0) notMentioned.push(gap);
     else if (mentioning.every((s) => s.assertion === 'absent')) contradicted.push(gap);
-  }
+  });
   const warnings: string[] = [];
   if (truncated) {
     warnings.push(`The report has ${truncated.sentences} sentences; the check reads at most ${MAX_SENTENCES}: sentences ${truncated.skippedFrom} to ${truncated.skippedTo} were not read (the first ${truncated.skippedFrom - 1} and the last ${TAIL_SENTENCES}, with the impression, were).`);

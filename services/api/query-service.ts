@@ -21,7 +21,7 @@ import {
   changeQuery, DEFAULT_TARGET_SENSITIVITY, readCalibrationAttempts, readJudging, readQuerySet, readSiteLayer, restoreDefault, setDefaultDisabled,
   type CalibrationAttempt, type JudgingInUse,
 } from '../../shared/queries';
-import { flagsNearlyEverything, pseudoPositiveWords, REPORT_CALIBRATION_DEFAULTS } from '../../shared/models/pseudo-labels';
+import { flagsNearlyEverything, pseudoPositiveWords } from '../../shared/models/pseudo-labels';
 import { sameDefinition } from '../../shared/query-migration';
 import { loadedModel, type ModelStatus } from './app';
 import type { Calibrator } from './calibration/calibrator';
@@ -173,9 +173,9 @@ export function createQueryService(deps: QueryServiceDeps) {
     if (Math.abs(c.targetSensitivity - target) < 1e-9) return c;
     if (c.operatingPoints.length === 0) return null;
     const row = thresholdFromTable(c.operatingPoints, target);
+    const repicked = { ...c, threshold: row.threshold, targetSensitivity: target, estimated: { sensitivity: row.sensitivity, specificity: 1 - row.falsePositiveRate } };
     // A report calibration re-picked at a point that flags (nearly) every study is redone, as a new one would be.
-    if (c.method === 'report-pseudo-labels' && 1 - row.falsePositiveRate < REPORT_CALIBRATION_DEFAULTS.minSpecificity) return null;
-    return { ...c, threshold: row.threshold, targetSensitivity: target, estimated: { sensitivity: row.sensitivity, specificity: 1 - row.falsePositiveRate } };
+    return flagsNearlyEverything(repicked) ? null : repicked;
   }
 
   async function save(input: QueryInput, mode: 'create' | 'replace'): Promise<SaveOutcome> {

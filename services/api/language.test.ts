@@ -1,7 +1,8 @@
 // The sentences search and ad-hoc scoring show for a text the model may misread or cannot use: one full stop at the
 // end, not a second one after a reason that ends with a question ("did you mean ...?").
 import type { TextCheck } from '../../shared/language/check';
-import { misreadWarning, noResultsWarning, refusal } from './language';
+import { HttpProblem } from './plugins/problems';
+import { assertUsable, misreadWarning, noResultsWarning } from './language';
 
 const check = (verdict: TextCheck['verdict'], reasons: string[]): TextCheck => ({
   verdict, reasons, words: 1, unknownWords: [], misspelt: [], knownShare: 1, closeness: null, offTopicBelow: null, vocabulary: 'known-words',
@@ -20,6 +21,15 @@ describe('warnings about a text', () => {
     const refused = check('refused', ['it is not close to anything in the model\'s language (best similarity 0.84, off-topic below 0.87)', '"hydrocephalis" is not a word the model knows: did you mean "hydrocephalus"?']);
     expect(noResultsWarning(refused)).toBe('No results: the model cannot use this text, because it is not close to anything in the model\'s language (best similarity 0.84, off-topic below 0.87); "hydrocephalis" is not a word the model knows: did you mean "hydrocephalus"?');
     expect(noResultsWarning(check('refused', ['it has only function words']))).toBe('No results: the model cannot use this text, because it has only function words.');
-    expect(refusal(refused, 'body/text')?.field).toBe('body/text');
+    let problem: unknown;
+    try {
+      assertUsable([{ field: 'body/text', check: refused }, { field: 'body/negativeText', check: check('ok', []) }]);
+    } catch (err) {
+      problem = err;
+    }
+    expect(problem).toBeInstanceOf(HttpProblem);
+    expect((problem as HttpProblem).statusCode).toBe(422);
+    expect((problem as HttpProblem).errors?.map((e) => e.field)).toEqual(['body/text']);
+    expect(() => assertUsable([{ field: 'body/text', check: check('warning', ['x']) }])).not.toThrow();
   });
 });

@@ -3,6 +3,7 @@
 // report check and report pseudo-labels share.
 import { checkText, type TextCheck } from '../../shared/language/check';
 import type { BundleLanguage } from '../../shared/language/knowledge';
+import { HttpProblem } from './plugins/problems';
 import type { EmbedText } from './report-check';
 
 /** Checks texts; embeds them only when the bundle has a sentence bank to compare with. */
@@ -11,9 +12,12 @@ export async function checkTexts(language: BundleLanguage, embed: EmbedText, tex
   return texts.map((t, i) => checkText(t, language, vectors[i]));
 }
 
-/** A refused text as the error item of a 422 naming its field; null when the model can use it. */
-export function refusal(check: TextCheck, field: string): { field: string; message: string } | null {
-  return check.verdict === 'refused' ? { field, message: `is not text the model can use: ${check.reasons.join('; ')}` } : null;
+/** A 422 naming every field whose text the model cannot use (each with its reasons); nothing when it can use all. */
+export function assertUsable(checked: { field: string; check: TextCheck }[]): void {
+  const bad = checked
+    .filter(({ check }) => check.verdict === 'refused')
+    .map(({ field, check }) => ({ field, message: `is not text the model can use: ${check.reasons.join('; ')}` }));
+  if (bad.length > 0) throw new HttpProblem(422, bad.map((e) => `${e.field} ${e.message}`).join('; '), {}, bad);
 }
 
 /** Reasons as the end of one sentence: joined with "; ", and a full stop unless the last already ends one ("...?"). */

@@ -26,7 +26,7 @@ import { sameDefinition } from '../../shared/query-migration';
 import { loadedModel, type ModelStatus } from './app';
 import type { Calibrator } from './calibration/calibrator';
 import { targetSensitivityOf } from './calibration/calibrator';
-import { checkTexts, refusal } from './language';
+import { assertUsable, checkTexts } from './language';
 import { HttpProblem } from './plugins/problems';
 import type { EmbedText } from './report-check';
 
@@ -194,8 +194,7 @@ export function createQueryService(deps: QueryServiceDeps) {
       throw new HttpProblem(400, 'body/negativeText must differ from body/text: the score would always be 0');
     }
     const [textCheck, negativeCheck] = await checkTexts(model.language, deps.embed, [text, ...(negativeText && definition.negativeText ? [negativeText] : [])]);
-    const bad = [refusal(textCheck, 'body/text'), negativeCheck ? refusal(negativeCheck, 'body/negativeText') : null].filter((e) => e !== null);
-    if (bad.length > 0) throw new HttpProblem(422, bad.map((e) => `${e.field} ${e.message}`).join('; '), {}, bad);
+    assertUsable([{ field: 'body/text', check: textCheck }, ...(negativeCheck ? [{ field: 'body/negativeText', check: negativeCheck }] : [])]);
 
     const current = await find(definition.id);
     if (mode === 'create' && current) {

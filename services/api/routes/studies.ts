@@ -10,7 +10,7 @@ import type { StudyResult } from '../../../shared/results';
 import type { StudyStatus } from '../../../shared/studies';
 import { loadedModel, type ModelStatus } from '../app';
 import { checkText } from '../../../shared/language/check';
-import { mentionSimilarity, misreadWarning, refusal } from '../language';
+import { assertUsable, mentionSimilarity, misreadWarning } from '../language';
 import { assertFreeText } from '../free-text';
 import { HttpProblem } from '../plugins/problems';
 import { checkReport, type EmbedText } from '../report-check';
@@ -110,8 +110,7 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
       const embedded = await opts.embed(sentences);
       const vectorOf = (s: string) => embedded[sentences.indexOf(s)];
       const checks = typed.map((x) => checkText(x.text, model.language, vectorOf(x.text)));
-      const bad = checks.map((c, i) => refusal(c, typed[i].field)).filter((e) => e !== null);
-      if (bad.length > 0) throw new HttpProblem(422, bad.map((e) => `${e.field} ${e.message}`).join('; '), {}, bad);
+      assertUsable(checks.map((check, i) => ({ field: typed[i].field, check })));
       const t = vectorOf(positive);
       const n = contrast ? vectorOf(contrast) : undefined;
       let similarity: number;

@@ -66,9 +66,9 @@ export interface OruRules {
 const CHARSETS: Record<string, 'utf8' | 'latin1' | 'latin9'> = {
   '': 'utf8', 'UNICODE UTF-8': 'utf8', 'UNICODE': 'utf8', 'ASCII': 'utf8', '8859/1': 'latin1', '8859/15': 'latin9',
 };
-const LATIN9: Record<string, string> = {
-  '\u00A4': '\u20AC', '\u00A6': '\u0160', '\u00A8': '\u0161', '\u00B4': '\u017D', '\u00B8': '\u017E', '\u00BC': '\u0152', '\u00BD': '\u0153', '\u00BE': '\u0178',
-};
+// The runtime's ISO 8859-15 table (WHATWG's 'iso-8859-15' is exactly that; its 'iso-8859-1' label is windows-1252,
+// so 8859/1 is read by Buffer's latin1 instead).
+const LATIN9 = new TextDecoder('iso-8859-15');
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
@@ -86,7 +86,7 @@ export function decodeMessage(bytes: Buffer): string {
     throw new OruProblem('AE', 'unsupported-charset', 'MSH-18 names a character set this interface does not read (use UNICODE UTF-8 or 8859/1)', '103', 'MSH^1^18');
   }
   if (encoding === 'latin1') return bytes.toString('latin1');
-  if (encoding === 'latin9') return bytes.toString('latin1').replace(/[\u00A4\u00A6\u00A8\u00B4\u00B8\u00BC-\u00BE]/g, (c) => LATIN9[c]);
+  if (encoding === 'latin9') return LATIN9.decode(bytes);
   try {
     return UTF8.decode(bytes);
   } catch {

@@ -16,6 +16,14 @@ def _block(cin, cout, stride):
     return nn.Sequential(nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
 
 
+def _embed(features, head, volume):
+    """The encoders' forward pass: convolutions, then mean and max pooling (a small lesion moves the max long before it
+    moves the mean), then the head."""
+    x = features(volume)
+    x = torch.cat([x.mean(dim=(2, 3, 4)), x.amax(dim=(2, 3, 4))], dim=1)
+    return head(x)
+
+
 class ImageEncoder(nn.Module):
     def __init__(self, dim, width=8, fine=False):
         super().__init__()
@@ -26,13 +34,11 @@ class ImageEncoder(nn.Module):
         # with it at half resolution, 0.03 s with every early layer strided), and the budget buys epochs instead.
         self.features = nn.Sequential(_block(1, w, strides[0]), _block(w, 2 * w, strides[1]), _block(2 * w, 4 * w, strides[2]),
                                       _block(4 * w, 8 * w, strides[3]), _block(8 * w, 16 * w, strides[4]))
-        # Mean and max pooling: a small lesion moves the max long before it moves the mean.
+        # The head reads mean and max pooling (_embed): twice the last block's channels.
         self.head = nn.Sequential(nn.Linear(32 * w, 256), nn.ReLU(inplace=True), nn.Linear(256, dim))
 
     def forward(self, volume):
-        x = self.features(volume)
-        x = torch.cat([x.mean(dim=(2, 3, 4)), x.amax(dim=(2, 3, 4))], dim=1)
-        return self.head(x)
+        return _embed(self.features, self.head, volume)
 
 
 class FoldedImageEncoder(nn.Module):
@@ -59,9 +65,7 @@ class FoldedImageEncoder(nn.Module):
         self.head = nn.Sequential(linears[0], nn.ReLU(inplace=True), linears[1])
 
     def forward(self, volume):
-        x = self.features(volume)
-        x = torch.cat([x.mean(dim=(2, 3, 4)), x.amax(dim=(2, 3, 4))], dim=1)
-        return self.head(x)
+        return _embed(self.features, self.head, volume)
 
 
 def from_onnx(path):

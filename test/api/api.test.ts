@@ -958,6 +958,24 @@ describe('audit log', () => {
     for (const l of lines) expect(Date.parse(l.at as string)).not.toBeNaN();
   });
 
+  test('refused requests are audited with who, which route and why, never the token or the query string', async () => {
+    const before = auditLines().length;
+    expect((await app.inject({ method: 'GET', url: `/api/v1/studies/${MASS}?x=1` })).statusCode).toBe(401);
+    expect((await app.inject({ method: 'GET', url: '/api/v1/worklist', headers: { authorization: 'Bearer guessed-token-abcdef123456' } })).statusCode).toBe(401);
+    expect((await app.inject({ method: 'GET', url: '/api/v1/worklist', headers: SCRAPER })).statusCode).toBe(403);
+    expect((await app.inject({ method: 'DELETE', url: '/api/v1/queries/mass', headers: READER })).statusCode).toBe(403);
+    const denied = auditLines().slice(before);
+    expect(denied).toEqual([
+      expect.objectContaining({ user: 'anonymous', role: 'none', action: 'access.denied', route: 'GET /api/v1/studies/:StudyInstanceUID', outcome: 'no-token' }),
+      expect.objectContaining({ user: 'anonymous', role: 'none', action: 'access.denied', route: 'GET /api/v1/worklist', outcome: 'invalid-token' }),
+      expect.objectContaining({ user: 'prometheus', role: 'metrics', action: 'access.denied', route: 'GET /api/v1/worklist', outcome: 'role' }),
+      expect.objectContaining({ user: 'dr-reader', role: 'reader', action: 'access.denied', route: 'DELETE /api/v1/queries/:id', outcome: 'role' }),
+    ]);
+    const raw = JSON.stringify(denied);
+    expect(raw).not.toContain('guessed-token');
+    expect(raw).not.toContain('x=1');
+  });
+
   test('after logrotate moves the file, reopening (SIGHUP in main) sends the next entries to a new file', async () => {
     const file = auditFile(dataDir);
     await app.inject({ method: 'GET', url: `/api/v1/studies/${MASS}`, headers: READER });

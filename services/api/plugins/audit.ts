@@ -17,7 +17,8 @@ export type AuditAction =
   | 'decision.read' | 'audit.export'
   | 'report.create' | 'study.report.read' | 'reports.held.read' | 'reports.rejected.read' | 'report.rejected.read'
   | 'report.rejected.replay' | 'report.rejected.delete'
-  | 'study.image' | 'study.slices';
+  | 'study.image' | 'study.slices'
+  | 'access.denied';
 
 export interface AuditEntry {
   at: string;
@@ -35,8 +36,13 @@ export interface AuditEntry {
   textLength?: number;
   /** A rejected report message's id (its content is never logged). */
   rejectedId?: string;
-  /** What the report intake did: matched, held, duplicate, superseded, or the rejection reason code. */
+  /**
+   * What the report intake did: matched, held, duplicate, superseded, or the rejection reason code; for
+   * access.denied why: no-token, invalid-token (401) or role (403).
+   */
   outcome?: string;
+  /** access.denied: the method and route template refused (never the URL with its query string). */
+  route?: string;
 }
 
 export interface AuditLog {

@@ -33,6 +33,16 @@ describe('checkText', () => {
     expect(c.reasons.length).toBeGreaterThan(0);
   });
 
+  test.each(['the patient', 'left', 'MRI brain', 'axial T2', 'IMPRESSION:', 'Left frontal lobe.', 'history of previous imaging'])('"%s" names no finding and is refused', (text) => {
+    const c = checkText(text, knowledge);
+    expect(c.verdict).toBe('refused');
+    expect(c.reasons[0]).toMatch(/^it names no finding: .* say what to look for/);
+  });
+
+  test.each(['left frontal mass', 'enlarged ventricles', 'Normal MRI brain.', 'small vessel disease', 'restricted diffusion in the left thalamus'])('"%s" names a finding and is not refused for it', (text) => {
+    expect(checkText(text, knowledge).reasons.join(' ')).not.toContain('names no finding');
+  });
+
   test('the reasons say what is wrong', () => {
     expect(checkText('the weather is nice', knowledge)).toMatchObject({ unknownWords: ['weather', 'nice'], knownShare: 0, reasons: [expect.stringContaining('"weather", "nice"')] });
     expect(checkText('\u{1F9E0}\u{1F9E0}', knowledge).reasons[0]).toContain('no words');
@@ -62,7 +72,7 @@ describe('checkText', () => {
     const bank: SentenceBank = { count: 2, dim: 3, vectors: Float32Array.from([1, 0, 0, 0, 1, 0]) };
     const withBank: LanguageKnowledge = { ...knowledge, bank, offTopicBelow: 0.5 };
     expect(bankCloseness(bank, Float32Array.from([0.6, 0.8, 0]))).toBeCloseTo(0.8, 6);
-    expect(checkText('left right', withBank, Float32Array.from([0, 0, 1]))).toMatchObject({ verdict: 'refused', closeness: 0, reasons: [expect.stringContaining('not close to anything')] });
+    expect(checkText('thalamus haematoma', withBank, Float32Array.from([0, 0, 1]))).toMatchObject({ verdict: 'refused', closeness: 0, reasons: [expect.stringContaining('not close to anything')] });
     expect(checkText('acute infarct', withBank, Float32Array.from([0.9, 0.1, 0]))).toMatchObject({ verdict: 'ok', closeness: expect.closeTo(0.994, 3) });
   });
 

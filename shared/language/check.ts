@@ -3,6 +3,7 @@
 // bundle's sentence bank). One pure function for the API (a query is refused with 422, a search answered with a
 // warning) and the evaluation. The rule is stated in docs/api.md ("How well the model knows a text").
 import { cosine } from '../models/scoring';
+import contextWordsJson from './context-words.json';
 import { wordsOf, type Vocabulary } from './vocabulary';
 
 /** Unit vectors of the distinct sentences of the model's training text, float32 [count, dim]. */
@@ -52,6 +53,14 @@ const FUNCTION_WORDS = new Set(
     .split(/\s+/),
 );
 
+/**
+ * Words that say where, how or which part of a report but name no finding (context-words.json, reviewed as data):
+ * a text made only of these and function words says nothing of what to look for.
+ */
+export const CONTEXT_WORDS: ReadonlySet<string> = new Set(
+  Object.entries(contextWordsJson).flatMap(([key, words]) => (key === 'about' ? [] : (words as string[]))),
+);
+
 /** Best cosine between `v` and any sentence of the bank (brute force: a bank of tens of thousands is milliseconds). */
 export function bankCloseness(bank: SentenceBank, v: Float32Array): number {
   if (v.length !== bank.dim) throw new Error(`sentence bank vectors have ${bank.dim} dimensions, the text vector ${v.length}`);
@@ -82,7 +91,8 @@ const list = (words: string[]) => words.slice(0, 8).map((w) => `"${w}"`).join(',
 
 /**
  * Checks a text against what the model knows. Refused: no word at all (emoji, digits, punctuation), only function
- * words, fewer than half of its content words known (a misspelling of a known word counts as known), or, when the
+ * words, only words that name no finding (sides, anatomy, report sections, sequences: "the patient", "left frontal
+ * lobe", "axial T2"), fewer than half of its content words known (a misspelling of a known word counts as known), or, when the
  * bundle has a sentence bank, a best cosine to it below offTopicBelow. Warning: any unknown or misspelt word.
  * `vector` is the text's embedding (needed for the closeness check only).
  */
@@ -115,7 +125,9 @@ export function checkText(text: string, knowledge: LanguageKnowledge, vector?: F
   const warnings: string[] = [];
   if (all.length === 0) refused.push('it has no words the model could read (only symbols, digits or emoji)');
   else if (distinct === 0) refused.push('it has only function words ("the", "is", "no", ...): nothing says what finding it is about');
-  else if (knownShare < MIN_KNOWN_SHARE) refused.push(`most of its words are unknown to the model: ${list(unknownWords)}`);
+  else if (content.every((w) => CONTEXT_WORDS.has(w))) {
+    refused.push(`it names no finding: ${list([...new Set(content)])} only say${distinct === 1 ? 's' : ''} where, how or which part of a report; say what to look for (e.g. "acute infarct", "hydrocephalus")`);
+  } else if (knownShare < MIN_KNOWN_SHARE) refused.push(`most of its words are unknown to the model: ${list(unknownWords)}`);
   if (closeness !== null && knowledge.offTopicBelow !== null && closeness < knowledge.offTopicBelow) {
     // The words it does not know are usually why (unless the reason above already names them).
     const unknownHere = refused.length === 0 && unknownWords.length > 0 ? `; it does not know ${list(unknownWords)}` : '';

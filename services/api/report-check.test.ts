@@ -100,6 +100,27 @@ describe('checkReport', () => {
     expect(r.notMentioned).toEqual([]);
   });
 
+  test('the closest mentioned query takes the sentence, not the one farthest from the normal sentence', async () => {
+    // Axes: 0 haemorrhage, 1 an odd site query (far from everything, the normal sentence too), 2 normal.
+    const space: [RegExp, number[]][] = [
+      [/normal brain/, [0, 0, 1]],
+      [/odd/, [1, 0.3, -0.2]],
+      [/ha?emorrhage|haematoma|bleed/, [1, 0, 0.5]],
+    ];
+    const embedOdd = async (texts: string[]) => texts.map((t) => Float32Array.from(space.find(([re]) => re.test(t.toLowerCase()))?.[1] ?? [0, 0, 1]));
+    const haem = calibrated({ id: 'haemorrhage', text: 'intracranial haemorrhage', priority: 'STAT' }, { a: 1, b: 0, scoreThreshold: 0.5 });
+    const odd = calibrated({ id: 'odd', text: 'odd site wording', priority: 'STAT', origin: 'site' }, { a: 1, b: 0, scoreThreshold: 0.5 });
+    const r = await checkReport({
+      report: 'There is a large bleed in the left parietal lobe.', image, findings: [finding(haem, true), finding(odd, false)], queries: [odd, haem],
+      mentionSimilarity: 0.6, normalText: 'normal brain', embed: embedOdd,
+    });
+    // Both mention the sentence: it is 1.0 from the haemorrhage text and 0.76 from the odd query, whose margin over
+    // the normal sentence (0.95) is larger than the haemorrhage text's (0.55): similarity decides.
+    expect(r.sentences[0]).toMatchObject({ assertion: 'present', matchedQueryId: 'haemorrhage', supported: true });
+    expect(r.sentences[0].matchSimilarity).toBeCloseTo(1, 5);
+    expect(r.sentences[0].matchMargin).toBeCloseTo(0.553, 2);
+  });
+
   describe('queries that cannot be judged on the study', () => {
     // Axes: 0 hydrocephalus, 1 infarct, 2 other.
     const space: [RegExp, number[]][] = [[/hydrocephalus/, [1, 0, 0]], [/ventricles/, [0.9, 0, 0.44]], [/infarct/, [0, 1, 0]]];

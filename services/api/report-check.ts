@@ -20,7 +20,7 @@ export const TAIL_SENTENCES = 50;
 /**
  * A query whose finding can be checked against the images (the study's result has a finding for it with a threshold,
  * and the query has a calibration) takes a sentence's match over one that cannot be checked unless the other is more
- * than this much closer (margin over the normal-study sentence): a site query created after the study was scored, or
+ * than this much closer (cosine similarity): a site query created after the study was scored, or
  * not calibrated yet, does not take "Hydrocephalus." away from the hydrocephalus finding the images were judged for.
  */
 export const JUDGED_PREFERENCE = 0.05;
@@ -149,13 +149,13 @@ export async function checkReport(input: ReportCheckInput): Promise<ReportCheck>
       const m = mention(about, q.text);
       if (m.mentions) candidates.push({ q, sim: m.sim, margin: m.margin, judged: unjudgeable(q) === null });
     }
-    // Ranked by margin over the normal-study sentence; without that sentence (margin +Infinity) by similarity.
-    const key = (c: { sim: number; margin: number }) => (Number.isFinite(c.margin) ? c.margin : c.sim);
-    const byKey = (a: { sim: number; margin: number }, b: { sim: number; margin: number }) => key(b) - key(a);
-    const top = [...candidates].sort(byKey)[0] ?? null;
-    const topJudged = candidates.filter((c) => c.judged).sort(byKey)[0] ?? null;
+    // Ranked by similarity. The margin over the normal-study sentence only gates a mention: ranking by it let a
+    // query far from the normal sentence (an odd site query) win every sentence that passed the gate.
+    const bySim = (a: { sim: number }, b: { sim: number }) => b.sim - a.sim;
+    const top = [...candidates].sort(bySim)[0] ?? null;
+    const topJudged = candidates.filter((c) => c.judged).sort(bySim)[0] ?? null;
     // A query that can be checked wins over a closer one that cannot, unless that one is clearly closer.
-    const best = top && !top.judged && topJudged && key(top) - key(topJudged) <= JUDGED_PREFERENCE ? topJudged : top;
+    const best = top && !top.judged && topJudged && top.sim - topJudged.sim <= JUDGED_PREFERENCE ? topJudged : top;
     const matched = best?.q ?? null;
     const check: SentenceCheck = {
       index, text, assertion, about,

@@ -146,6 +146,16 @@ export async function changeQuery(redis: Redis, change: { put: TriageQuery } | {
   return bump(redis, tx);
 }
 
+/**
+ * Drops a site query's stored calibration (one that flags nearly every study and cannot be redone: the query is then
+ * not calibrated, with the reason on the page, rather than judged with it). Used by the background calibration pass
+ * and by "Calibrate now".
+ */
+export async function dropCalibration(redis: Redis, q: TriageQuery): Promise<number> {
+  const { calibration: _dropped, ...uncalibrated } = q;
+  return changeQuery(redis, { put: uncalibrated });
+}
+
 /** Turns a bundle default off (true) or on again (false). */
 export async function setDefaultDisabled(redis: Redis, id: string, disabled: boolean): Promise<number> {
   const tx = redis.multi();

@@ -18,7 +18,7 @@ import { calibrationState, thresholdFromTable, type CalibrationState } from '../
 import { classThresholds, queryThreshold, type ClassThresholds } from '../../shared/models/decision';
 import type { TextCheck } from '../../shared/language/check';
 import {
-  changeQuery, DEFAULT_TARGET_SENSITIVITY, readCalibrationAttempts, readJudging, readQuerySet, readSiteLayer, restoreDefault, setDefaultDisabled,
+  changeQuery, DEFAULT_TARGET_SENSITIVITY, dropCalibration, readCalibrationAttempts, readJudging, readQuerySet, readSiteLayer, restoreDefault, setDefaultDisabled,
   type CalibrationAttempt, type JudgingInUse,
 } from '../../shared/queries';
 import { flagsNearlyEverything, pseudoPositiveWords } from '../../shared/models/pseudo-labels';
@@ -293,11 +293,7 @@ export function createQueryService(deps: QueryServiceDeps) {
     const outcome = await calibrator.calibrate(q);
     let version: number | null = null;
     if (outcome.ok) version = await changeQuery(redis, { put: { ...q, calibration: outcome.calibration } });
-    else if (q.calibration && flagsNearlyEverything(q.calibration)) {
-      // A stored calibration that flags nearly every study is not kept when it cannot be redone.
-      const { calibration: _dropped, ...uncalibrated } = q;
-      version = await changeQuery(redis, { put: uncalibrated });
-    }
+    else if (q.calibration && flagsNearlyEverything(q.calibration)) version = await dropCalibration(redis, q);
     const saved = (await find(id))!;
     return { version, query: saved, calibration: { state: saved.calibrationState, detail: outcome.ok ? `calibrated on ${outcome.calibration.studies} past studies (${outcome.calibration.positives} ${pseudoPositiveWords(q).one})` : outcome.reason } };
   }

@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../../shared/logger';
 import { calibrationState } from '../../../shared/models/calibration';
 import { flagsNearlyEverything, textModelVersion } from '../../../shared/models/pseudo-labels';
-import { changeQuery, readSiteLayer } from '../../../shared/queries';
+import { changeQuery, dropCalibration, readSiteLayer } from '../../../shared/queries';
 import { reportedStudies, reportKeys } from '../../../shared/reports';
 import { resultKeys } from '../../../shared/results';
 import { subscribe } from '../../../shared/redis';
@@ -93,9 +93,7 @@ export function createCalibrationService(deps: CalibrationServiceDeps) {
         if (!now || JSON.stringify({ ...now, calibration: undefined }) !== JSON.stringify({ ...q, calibration: undefined })) continue;
         if (!outcome.ok) {
           if (JSON.stringify(now.calibration) !== JSON.stringify(q.calibration)) continue;
-          // Not calibrated, with the reason on the page, rather than judged with a threshold that flags everything.
-          const { calibration: _dropped, ...uncalibrated } = q;
-          await changeQuery(redis, { put: uncalibrated });
+          await dropCalibration(redis, q);
           out.dropped = [...(out.dropped ?? []), q.id];
           continue;
         }

@@ -1,7 +1,8 @@
 // DICOM SR end to end through BullMQ against a real Orthanc on loopback: the source MR instance is stored by
 // storescu (DCMTK) as the modality would, the SR adapter builds the TID 1500 Comprehensive 3D SR from the result and
 // the stored instance and C-STOREs it; the SR is read back through Orthanc's REST API, must sit in the source study
-// and pass dciodvfy and dsrdump; a second result version supersedes the first (Predecessor Documents Sequence).
+// and pass dciodvfy and dsrdump; a second result version supersedes the first (Predecessor Documents Sequence); a
+// located flag's key slice is also stored as a Key Object Selection document.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,8 +15,10 @@ import { connectRedis } from '../../shared/redis';
 import { loadOutboundConfig } from '../../services/api/outbound/config';
 import { resultKey } from '../../services/api/outbound/idempotency';
 import { createOutbound, type Outbound } from '../../services/api/outbound/outbound';
+import { KEY_OBJECT_SELECTION } from '../../services/api/outbound/sr/build-kos';
 import { COMPREHENSIVE_3D_SR } from '../../services/api/outbound/sr/build-sr';
-import { srInstanceUid } from '../../services/api/outbound/sr/versions';
+import { kosInstanceUid, srInstanceUid } from '../../services/api/outbound/sr/versions';
+import type { FindingLocation } from '../../shared/results';
 import { checkSr } from '../helpers/sr-check';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { makeResult, storeMrInstance, testUid, writeResult } from './helpers/fixtures';
@@ -208,6 +211,39 @@ test('a second result version supersedes the first: next instance number, Predec
   expect(check.errors).toEqual([]);
   expect(check.dumpProblems).toEqual([]);
   expect(check.dump).toContain('Predecessor Docs    : 1');
+});
+
+test('a final result with a located flag also stores its key slice as a Key Object Selection document', async () => {
+  const outbound = mainOutbound();
+  const base = makeResult('STAT', { resultVersion: 1 });
+  const source = await storeMrInstance(redis, dataDir, { StudyInstanceUID: base.StudyInstanceUID, AccessionNumber: base.AccessionNumber });
+  const location: FindingLocation = {
+    method: 'occlusion', sequence: 'DWI', SeriesInstanceUID: source.SeriesInstanceUID, SOPInstanceUID: source.SOPInstanceUID,
+    SOPClassUID: '1.2.840.10008.5.1.4.1.1.4', ImageOrientationPatient: [1, 0, 0, 0, 1, 0], point: [4, 4], radiusPx: 2, radiusMm: 4,
+    patientMm: [0, 0, 0], sliceIndex: 0, sliceCount: 1, scoreDrop: 0.1,
+  };
+  const result = { ...base, series: [{ SeriesInstanceUID: source.SeriesInstanceUID, sequence: 'DWI', used: true }], findings: [{ ...base.findings[0], location }, base.findings[1]] };
+  await run('storescu', ['-aet', 'STORESCU', '-aec', orthanc.aet, '127.0.0.1', String(orthanc.dicomPort), source.file], {
+    env: { ...process.env, TCP_NODELAY: '1' },
+  });
+  await writeResult(redis, result);
+  await outbound.enqueue(result);
+  expect(await finished(resultKey(result).jobId)).toBe('completed');
+
+  const study = (await orthanc.rest<Array<{ ID: string; MainDicomTags: Tags }>>('/studies?expand')).find((s) => s.MainDicomTags.StudyInstanceUID === result.StudyInstanceUID)!;
+  const stored = await Promise.all((await orthanc.rest<Array<{ ID: string }>>(`/studies/${study.ID}/instances`))
+    .map(async (i) => ({ ID: i.ID, tags: await orthanc.rest<Tags>(`/instances/${i.ID}/tags?simplify`) })));
+  expect(stored.map((i) => i.tags.Modality).sort()).toEqual(['KO', 'MR', 'SR']);
+  const ko = stored.find((i) => i.tags.Modality === 'KO')!;
+  expect(ko.tags).toMatchObject({ SOPClassUID: KEY_OBJECT_SELECTION, SOPInstanceUID: kosInstanceUid(result.StudyInstanceUID, 1), SeriesNumber: '9902', InstanceNumber: '1' });
+  const image = (ko.tags.ContentSequence as Item[]).find((i) => i.ValueType === 'IMAGE')!;
+  expect((image.ReferencedSOPSequence as Item[])[0]).toMatchObject({ ReferencedSOPInstanceUID: source.SOPInstanceUID });
+  const file = path.join(dataDir, 'kos-from-orthanc.dcm');
+  writeFileSync(file, Buffer.from(await (await fetch(`http://127.0.0.1:${orthanc.httpPort}/instances/${ko.ID}/file`)).arrayBuffer()));
+  const check = await checkSr(file);
+  expect(check.errors).toEqual([]);
+  expect(check.dumpProblems).toEqual([]);
+  expect(check.dump).toMatch(/^Key Object Selection Document/m);
 });
 
 test('a PACS that rejects our AE title: association rejected permanently, dead-lettered after one attempt', async () => {

@@ -12,7 +12,8 @@ import { derivedUid, type DeliveryKey } from './idempotency';
 import { buildTriageSr, COMPREHENSIVE_3D_SR } from './sr/build-sr';
 import { cStore } from './sr/cstore';
 import { loadSourceStudy, readSourceAccession, type SourceStudyDeps } from './sr/source-study';
-import { previousDelivered, recordDelivered, srInstanceUid, srSeriesUid } from './sr/versions';
+import { buildKeyObjects } from './sr/build-kos';
+import { kosInstanceUid, kosSeriesUid, previousDelivered, recordDelivered, srInstanceUid, srSeriesUid } from './sr/versions';
 import { buildWebhookPayload, postWebhook } from './webhook/webhook';
 
 export interface OutboundAdapter {
@@ -106,7 +107,21 @@ export function createSrAdapter(target: SrTarget, deps: SrAdapterDeps): Outbound
       });
       const outcome = await cStore(dataset, target);
       if (version !== undefined) await recordDelivered(deps.redis, study, version, SOPInstanceUID);
-      return `0x${outcome.status.toString(16).padStart(4, '0').toUpperCase()}`;
+      // The key slices as a Key Object Selection document, on its own association after the SR: a failure retries
+      // the delivery, and the SR sent again overwrites its own instance.
+      const keyObjects = target.keyImages
+        ? buildKeyObjects(result, source, {
+          SeriesInstanceUID: kosSeriesUid(study),
+          SOPInstanceUID: version !== undefined ? kosInstanceUid(study, version) : derivedUid('neurotriage-kos-instance', key.jobId),
+          SeriesNumber: target.seriesNumber + 1,
+          InstanceNumber: version ?? 1,
+          softwareVersion: deps.softwareVersion,
+          now: now(),
+        })
+        : null;
+      const kos = keyObjects ? await cStore(keyObjects, target) : null;
+      const status = (o: { status: number }) => `0x${o.status.toString(16).padStart(4, '0').toUpperCase()}`;
+      return kos ? `${status(outcome)}; key images ${status(kos)}` : status(outcome);
     },
     close: async () => undefined,
   };

@@ -25,7 +25,10 @@ export const OutboundSettingsSchema = Type.Object({
   SR_TARGET: Type.Optional(Type.String({ minLength: 1 })),
   SR_CALLING_AE: Type.String({ pattern: '^[ -~]{1,16}$' }),
   SR_TIMEOUT_MS: Ms,
-  SR_SERIES_NUMBER: Type.Integer({ minimum: 1, maximum: 2_147_483_647 }),
+  /** The key images' Key Object Selection document goes in series SR_SERIES_NUMBER + 1. */
+  SR_SERIES_NUMBER: Type.Integer({ minimum: 1, maximum: 2_147_483_646 }),
+  /** Send a Key Object Selection document of the flagged findings' key slices beside the SR (final results). */
+  SR_KEY_IMAGES: Type.Boolean(),
   /** http(s) URL the paging/messaging system listens on. Unset: no webhook. */
   WEBHOOK_URL: Type.Optional(Type.String({ minLength: 1 })),
   /** HMAC-SHA256 key; required with WEBHOOK_URL. */
@@ -54,6 +57,7 @@ export const OUTBOUND_DEFAULTS: Omit<OutboundSettings, 'HL7_MLLP_TARGET' | 'SR_T
   SR_CALLING_AE: 'NEUROTRIAGE',
   SR_TIMEOUT_MS: 30_000,
   SR_SERIES_NUMBER: 9901,
+  SR_KEY_IMAGES: true,
   WEBHOOK_TIMEOUT_MS: 5_000,
   WEBHOOK_MIN_PRIORITY: 'ROUTINE',
   OUTBOUND_ATTEMPTS: 8,
@@ -82,6 +86,8 @@ export interface SrTarget extends HostPort {
   callingAe: string;
   timeoutMs: number;
   seriesNumber: number;
+  /** Also send the key images as a Key Object Selection document (series seriesNumber + 1). */
+  keyImages: boolean;
 }
 
 export interface WebhookTarget {
@@ -146,7 +152,7 @@ export function loadOutboundConfig(env: Source = process.env): OutboundConfig {
     } else {
       const hp = parseHostPort('SR_TARGET', s.SR_TARGET.slice(at + 1), problems);
       if (hp) {
-        config.sr = { ...hp, calledAe: ae, callingAe: s.SR_CALLING_AE, timeoutMs: s.SR_TIMEOUT_MS, seriesNumber: s.SR_SERIES_NUMBER };
+        config.sr = { ...hp, calledAe: ae, callingAe: s.SR_CALLING_AE, timeoutMs: s.SR_TIMEOUT_MS, seriesNumber: s.SR_SERIES_NUMBER, keyImages: s.SR_KEY_IMAGES };
       }
     }
   }

@@ -10,14 +10,12 @@ import type { FindingLocation, FindingScore, StudyResult } from '../../../../sha
 import { flagStatement, probabilityDecimal, probabilityPairDecimal } from '../../../../shared/models/decision';
 import { derivedUid } from '../idempotency';
 import { resultStatements } from '../statements';
-import { CALIBRATION_CODES, CODES, codeItem, findingCode, loValue, PRIORITY_CODES, PRIVATE_SCHEME_IDENTIFICATION, utValue, type Code } from './codes';
+import { CALIBRATION_CODES, CODES, codeItem, findingCode, loValue, PRIORITY_CODES, PRIVATE_SCHEME_IDENTIFICATION, type Code } from './codes';
 import type { NaturalDataset } from './dcmjs';
+import { coded, concept, container, da, type DocumentIdentity, keyImageClass, keyImageItem, languageAndObserver, sourceStudyModules, text, tm, uidref, withCharacterSet } from './document';
 import type { SourceStudy } from './source-study';
 
 export const COMPREHENSIVE_3D_SR = '1.2.840.10008.5.1.4.1.1.88.34';
-const MR_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.4';
-/** DICOM Content Mapping Resource (PS3.16). */
-const DCMR_UID = '1.2.840.10008.8.1.1';
 
 export interface SrDocumentRef {
   SeriesInstanceUID: string;
@@ -25,14 +23,7 @@ export interface SrDocumentRef {
   SOPClassUID: string;
 }
 
-export interface SrIdentity {
-  SeriesInstanceUID: string;
-  SOPInstanceUID: string;
-  SeriesNumber: number;
-  /** Increases with the result version, so a viewer lists the current report last. */
-  InstanceNumber: number;
-  softwareVersion: string;
-  now: number;
+export interface SrIdentity extends DocumentIdentity {
   /** The SR of the result this one supersedes (Predecessor Documents Sequence). */
   predecessor?: SrDocumentRef;
 }
@@ -42,31 +33,12 @@ function ds(x: number): string {
   return String(Number(x.toFixed(4)));
 }
 
-const da = (ms: number): string => new Date(ms).toISOString().slice(0, 10).replace(/-/g, '');
-const tm = (ms: number): string => new Date(ms).toISOString().slice(11, 23).replace(/:/g, '');
-
-type Rel = 'CONTAINS' | 'HAS CONCEPT MOD' | 'HAS OBS CONTEXT' | 'SELECTED FROM';
-
-const concept = (c: Code) => ({ ConceptNameCodeSequence: [codeItem(c)] });
-const template = (id: string) => ({ ContentTemplateSequence: [{ MappingResource: 'DCMR', MappingResourceUID: DCMR_UID, TemplateIdentifier: id }] });
-
-const text = (rel: Rel, c: Code, value: string): NaturalDataset => ({ RelationshipType: rel, ValueType: 'TEXT', ...concept(c), TextValue: utValue(value) });
-const coded = (rel: Rel, c: Code, value: Code): NaturalDataset => ({ RelationshipType: rel, ValueType: 'CODE', ...concept(c), ConceptCodeSequence: [codeItem(value)] });
-const uidref = (rel: Rel, c: Code, value: string): NaturalDataset => ({ RelationshipType: rel, ValueType: 'UIDREF', ...concept(c), UID: value });
 /** A NUM item; `value` is a number, or its DS text when the caller chose the places (probabilities, thresholds). */
 const num = (c: Code, value: number | string): NaturalDataset => ({
   RelationshipType: 'CONTAINS',
   ValueType: 'NUM',
   ...concept(c),
   MeasuredValueSequence: [{ NumericValue: typeof value === 'string' ? value : ds(value), MeasurementUnitsCodeSequence: [codeItem(CODES.noUnits)] }],
-});
-const container = (rel: Rel | undefined, c: Code, items: NaturalDataset[], templateId?: string): NaturalDataset => ({
-  ...(rel ? { RelationshipType: rel } : {}),
-  ValueType: 'CONTAINER',
-  ...concept(c),
-  ContinuityOfContent: 'SEPARATE',
-  ...(templateId ? template(templateId) : {}),
-  ContentSequence: items,
 });
 const yesNo = (b: boolean): Code => (b ? CODES.yes : CODES.no);
 
@@ -114,24 +86,6 @@ function evaluations(f: FindingScore): NaturalDataset[] {
   ];
 }
 
-/** The key image's SOP class as the evidence lists it (readers check the two agree), else as the worker saw it. */
-function keyImageClass(loc: FindingLocation, source: SourceStudy): string {
-  return source.series.flatMap((s) => s.instances).find((i) => i.SOPInstanceUID === loc.SOPInstanceUID)?.SOPClassUID ?? loc.SOPClassUID ?? MR_IMAGE_STORAGE;
-}
-
-function keyImage(loc: FindingLocation, source: SourceStudy): NaturalDataset {
-  const SOPClassUID = keyImageClass(loc, source);
-  return {
-    RelationshipType: 'SELECTED FROM',
-    ValueType: 'IMAGE',
-    ReferencedSOPSequence: [{
-      ReferencedSOPClassUID: SOPClassUID,
-      ReferencedSOPInstanceUID: loc.SOPInstanceUID,
-      ...(loc.frame !== undefined ? { ReferencedFrameNumber: loc.frame } : {}),
-    }],
-  };
-}
-
 /** The region as a circle on the key slice: centre and one point on the circumference (PS3.3 C.18.6.1.2). */
 function imageRegion(loc: FindingLocation, source: SourceStudy): NaturalDataset {
   const [c, r] = loc.point;
@@ -141,7 +95,7 @@ function imageRegion(loc: FindingLocation, source: SourceStudy): NaturalDataset 
     ...concept(CODES.imageRegion),
     GraphicType: 'CIRCLE',
     GraphicData: [c, r, c + loc.radiusPx, r],
-    ContentSequence: [keyImage(loc, source)],
+    ContentSequence: [keyImageItem('SELECTED FROM', loc, source)],
   };
 }
 
@@ -216,32 +170,14 @@ function evidence(result: StudyResult, source: SourceStudy): NaturalDataset[] {
   }];
 }
 
-/** True when any string in the dataset (at any depth, person names included) is outside 7-bit ASCII. */
-function hasNonAscii(v: unknown): boolean {
-  if (typeof v === 'string') return [...v].some((ch) => ch.charCodeAt(0) > 0x7f);
-  if (Array.isArray(v)) return v.some(hasNonAscii);
-  if (v && typeof v === 'object' && !(v instanceof ArrayBuffer) && !ArrayBuffer.isView(v)) return Object.values(v).some(hasNonAscii);
-  return false;
-}
-
 export function buildTriageSr(result: StudyResult, source: SourceStudy, id: SrIdentity): NaturalDataset {
-  const ds = buildDataset(result, source, id);
-  // UTF-8 is declared only when needed: the default repertoire is what every reader handles.
-  if (!hasNonAscii(ds)) delete ds.SpecificCharacterSet;
-  return ds;
+  return withCharacterSet(buildDataset(result, source, id));
 }
 
 function buildDataset(result: StudyResult, source: SourceStudy, id: SrIdentity): NaturalDataset {
-  const type2 = (key: string): unknown => source.attributes[key] ?? '';
   const statements = resultStatements(result, (ms) => new Date(ms).toISOString());
   const content = [
-    coded('HAS CONCEPT MOD', CODES.language, CODES.englishUS),
-    // TID 1002 Observer Context / TID 1004 Device Observer: the algorithm observed, no person verified.
-    coded('HAS OBS CONTEXT', CODES.observerType, CODES.device),
-    uidref('HAS OBS CONTEXT', CODES.deviceObserverUid, derivedUid('neurotriage-device', result.model.bundleId)),
-    text('HAS OBS CONTEXT', CODES.deviceObserverName, 'neurotriage'),
-    text('HAS OBS CONTEXT', CODES.deviceObserverManufacturer, 'neurotriage'),
-    text('HAS OBS CONTEXT', CODES.deviceObserverModelName, result.model.bundleId),
+    ...languageAndObserver(result),
     coded('HAS CONCEPT MOD', CODES.procedureReported, CODES.imagingProcedure),
     container('CONTAINS', CODES.imagingMeasurements, [
       ...result.findings.flatMap((f) => findingGroups(result, f, source)),
@@ -258,29 +194,15 @@ function buildDataset(result: StudyResult, source: SourceStudy, id: SrIdentity):
   ];
   const p = id.predecessor;
   return {
-    // SOP Common
-    SpecificCharacterSet: 'ISO_IR 192',
+    // SOP Common (Specific Character Set: withCharacterSet)
     SOPClassUID: COMPREHENSIVE_3D_SR,
     SOPInstanceUID: id.SOPInstanceUID,
     InstanceCreationDate: da(id.now),
     InstanceCreationTime: tm(id.now),
     TimezoneOffsetFromUTC: '+0000',
     CodingSchemeIdentificationSequence: [PRIVATE_SCHEME_IDENTIFICATION],
-    // Patient + General Study: copied so the SR lands in the source study (type 2: present, maybe empty)
-    ...source.attributes,
-    PatientName: type2('PatientName'),
-    PatientID: type2('PatientID'),
-    PatientBirthDate: type2('PatientBirthDate'),
-    PatientSex: type2('PatientSex'),
-    StudyInstanceUID: result.StudyInstanceUID,
-    StudyDate: type2('StudyDate'),
-    StudyTime: type2('StudyTime'),
-    ReferringPhysicianName: type2('ReferringPhysicianName'),
-    StudyID: type2('StudyID'),
-    // Free text that a source instance may hold invalid for LO (a backslash, over 64 characters): made valid. The
-    // identifiers above are copied as they are, since the PACS files the SR by them.
-    ...(source.attributes.StudyDescription !== undefined ? { StudyDescription: loValue(source.attributes.StudyDescription) } : {}),
-    AccessionNumber: source.attributes.AccessionNumber ?? result.AccessionNumber ?? '',
+    // Patient + General Study: copied so the SR lands in the source study
+    ...sourceStudyModules(result, source),
     // SR Document Series, General Equipment and Enhanced General Equipment
     Modality: 'SR',
     SeriesInstanceUID: id.SeriesInstanceUID,

@@ -91,6 +91,9 @@ export const CODES = {
   algorithmVersion: code('111003', 'DCM', 'Algorithm Version'),
   imageRegion: code('111030', 'DCM', 'Image Region'),
   qualitativeEvaluations: code('C0034375', 'UMLS', 'Qualitative Evaluations'),
+  // TID 2010 Key Object Selection (CID 7010 document title).
+  ofInterest: code('113000', 'DCM', 'Of Interest'),
+  keyObjectDescription: code('113012', 'DCM', 'Key Object Description'),
   probability: code('122157', 'DCM', 'Probability'),
   abnormal: code('263654008', 'SCT', 'Abnormal'),
   yes: code('373066001', 'SCT', 'Yes'),

@@ -16,6 +16,12 @@ export const srSeriesUid = (StudyInstanceUID: string): string => derivedUid('neu
 /** The SR of one result version. */
 export const srInstanceUid = (StudyInstanceUID: string, version: number): string => derivedUid('neurotriage-sr-instance', StudyInstanceUID, `v${version}`);
 
+/** One key-object series per study, beside the SR series. */
+export const kosSeriesUid = (StudyInstanceUID: string): string => derivedUid('neurotriage-kos-series', StudyInstanceUID);
+
+/** The key object document of one result version. */
+export const kosInstanceUid = (StudyInstanceUID: string, version: number): string => derivedUid('neurotriage-kos-instance', StudyInstanceUID, `v${version}`);
+
 export async function recordDelivered(redis: Redis, StudyInstanceUID: string, version: number, SOPInstanceUID: string): Promise<void> {
   await redis.hset(srKeys.delivered(StudyInstanceUID), String(version), SOPInstanceUID);
 }

@@ -36,6 +36,16 @@ export const keys = {
   study: (uid: string) => `${KEY_PREFIX}:study:${uid}`,
   /** Hash: SOPInstanceUID -> storage key relative to DATA_DIR. HSETNX here is the duplicate check. */
   studyInstances: (uid: string) => `${KEY_PREFIX}:study:${uid}:instances`,
+  /**
+   * Hash: "<SeriesInstanceUID>|<refusal code>|<DICOM status>" -> instances of the series the listener refused at
+   * C-STORE for that reason (shared/refusals.ts). Bounded (a cap on fields) and expiring; the worker reads it.
+   */
+  studyRefused: (uid: string) => `${KEY_PREFIX}:study:${uid}:refused`,
+  /**
+   * Hash: refused SOPInstanceUID -> its studyRefused field (capped): an instance sent again is counted once, and
+   * one stored after all (a later resend that passed) is not reported as refused.
+   */
+  studyRefusedInstances: (uid: string) => `${KEY_PREFIX}:study:${uid}:refused:instances`,
   /** Set of StudyInstanceUIDs that have stored instances but no finished job (re-queued at listener start). */
   pendingStudies: () => `${KEY_PREFIX}:studies:pending`,
   /**

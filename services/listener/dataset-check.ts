@@ -145,6 +145,11 @@ export class DatasetWalker {
     }
   }
 
+  /** The top-level facts read so far, whether or not the data set turns out readable (to attribute a refusal). */
+  seen(): InstanceFacts {
+    return this.facts;
+  }
+
   /** The data set has ended: its top-level facts, or the reason it is not readable. */
   end(): InstanceFacts {
     if (this.error) throw this.error;
@@ -406,12 +411,21 @@ class DeflatedWalker {
     if (this.failed) throw this.failed;
     return this.inner.end();
   }
+
+  seen(): InstanceFacts {
+    return this.inner.seen();
+  }
 }
 
 /** What the spool feeds: write() for each fragment as it arrives, finish() once the data set is complete. */
 export interface DatasetCheck {
   write(chunk: Buffer): void;
   finish(): Promise<InstanceFacts>;
+  /**
+   * The top-level facts read so far, also after finish() failed: the study and series of a data set refused for
+   * what comes after its UIDs (docs/dicom-conformance.md). Values are as read, not checked.
+   */
+  seen(): InstanceFacts;
 }
 
 export function createDatasetCheck(transferSyntaxUID: string): DatasetCheck {
@@ -420,6 +434,7 @@ export function createDatasetCheck(transferSyntaxUID: string): DatasetCheck {
   return {
     write: (chunk) => walker.write(chunk),
     finish: async () => walker.end(),
+    seen: () => walker.seen(),
   };
 }
 

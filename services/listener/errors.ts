@@ -1,6 +1,7 @@
 // Typed failures of a C-STORE and the DIMSE status each one answers with (PS3.4 B.2.3). Retryable failures
 // (disk low, Redis away) answer A7xx "Refused: Out of Resources" so the sending PACS keeps the instance and tries
 // again; permanent ones (a data set we cannot read) answer A9xx/Cxxx so it stops retrying a hopeless instance.
+import type { RefusalCode } from '../../shared/refusals';
 
 /** C-STORE response statuses this listener sends. */
 export const StoreStatus = {
@@ -87,4 +88,16 @@ export function errorLabel(err: unknown): string {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   // An errno code is a bounded set of labels; anything else (a bug) is one label, not its class name.
   return code ?? 'InternalError';
+}
+
+/**
+ * The code under which a refusal is recorded for the study's result (shared/refusals.ts): only the permanent
+ * failures that say something about the instance itself. Retryable ones (disk, Redis, retention) are not: the
+ * sender keeps the instance and sends it again.
+ */
+export function refusalCode(err: unknown): RefusalCode | undefined {
+  if (err instanceof InvalidImageError) return 'invalid-image';
+  if (err instanceof DatasetMismatchError) return 'dataset-mismatch';
+  if (err instanceof MalformedDatasetError) return 'malformed-dataset';
+  return undefined;
 }

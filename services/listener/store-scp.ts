@@ -44,6 +44,7 @@ import {
   StoreStatus,
   StudyPurgingError,
   errorLabel,
+  refusalCode,
   statusForError,
 } from './errors';
 import type { ListenerMetrics } from './metrics';
@@ -379,8 +380,9 @@ export class StoreScp extends Scp {
       const level = status === StoreStatus.OutOfResources ? 'error' : 'warn';
       // The sender's field is logged only when it is a UID: a misconfigured sender can put anything there.
       const affected = request.getAffectedSopInstanceUid() ?? '';
+      const refusal = await this.recordRefusal(err, status, pending, isUid(affected) ? affected : undefined);
       this.log[level](
-        { status: `0x${status.toString(16)}`, reason: outcome, err: (err as Error).message, SOPInstanceUID: isUid(affected) ? affected : '(not a UID)' },
+        { status: `0x${status.toString(16)}`, reason: outcome, err: (err as Error).message, SOPInstanceUID: isUid(affected) ? affected : '(not a UID)', ...refusal },
         'C-STORE failed',
       );
     }
@@ -388,6 +390,27 @@ export class StoreScp extends Scp {
     metrics.receivedBytes.inc(pending.spool.bytes);
     metrics.storeDuration.observe({ outcome }, Number(process.hrtime.bigint() - pending.startedAt) / 1e9);
     return answer;
+  }
+
+  /**
+   * A permanent refusal (refusalCode) of a data set whose study and series UIDs were read before it failed is
+   * recorded for the study's result (shared/refusals.ts), before the failure is answered, so a study completed on
+   * release already has it. A refusal that cannot be attributed stays in the log line and the metrics only. The
+   * answer never depends on this: a Redis error here is logged, not sent.
+   */
+  private async recordRefusal(err: unknown, status: number, pending: PendingStore, affected: string | undefined): Promise<{ SeriesInstanceUID?: string; refusalRecord: string }> {
+    const code = refusalCode(err);
+    if (!code) return { refusalRecord: 'not-recorded' };
+    const { StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID } = pending.check?.seen() ?? {};
+    if (!StudyInstanceUID || !SeriesInstanceUID || !isUid(StudyInstanceUID) || !isUid(SeriesInstanceUID)) return { refusalRecord: 'unattributed' };
+    try {
+      const sop = SOPInstanceUID && isUid(SOPInstanceUID) ? SOPInstanceUID : affected;
+      const out = await this.deps.assembler.recordRefusal({ StudyInstanceUID, SeriesInstanceUID, ...(sop ? { SOPInstanceUID: sop } : {}), refusal: code, status });
+      return { SeriesInstanceUID, refusalRecord: out === 1 ? 'counted' : out === 0 ? 'counted-before' : 'record-full' };
+    } catch (recordErr) {
+      this.log.warn({ err: (recordErr as Error).message.slice(0, 200) }, 'refused instance not recorded for the study result');
+      return { SeriesInstanceUID, refusalRecord: 'error' };
+    }
   }
 
   /** Spool -> header check -> durable file -> arrival record -> study schedule. Throws a StoreError on failure. */

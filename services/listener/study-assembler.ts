@@ -13,6 +13,7 @@ import {
   studyStorageKey,
   type StudyJobData,
 } from '../../shared/studies';
+import { recordRefusal, type RecordOutcome, type Refusal } from '../../shared/refusals';
 import { BackendUnavailableError, StudyPurgingError } from './errors';
 
 /**
@@ -157,6 +158,11 @@ export class StudyAssembler {
     }
     if (recorded < 0) throw new StudyPurgingError('retention is deleting this study\'s stored instances');
     return recorded === 1;
+  }
+
+  /** Records an instance refused with a permanent failure for its study's result (shared/refusals.ts). */
+  recordRefusal(refusal: Refusal): Promise<RecordOutcome> {
+    return recordRefusal(this.redis, refusal);
   }
 
   /**

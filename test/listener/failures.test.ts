@@ -5,6 +5,7 @@ import net from 'node:net';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Dataset, requests } from 'dcmjs-dimse';
+import { readRefusals } from '../../shared/refusals';
 import { keys } from '../../shared/studies';
 import { echoscu, MR_IMAGE_STORAGE, newUid, storescu, writeMrInstance } from '../helpers/dcmtk';
 import { CALLED_AE, CALLING_AE, leftoverTempFiles, listFiles, metricsText, startHarness, tempDir, type Harness } from './harness';
@@ -125,6 +126,39 @@ describe('with a working store', () => {
     const text = await metricsText(h.listener.metricsPort);
     expect(text).toMatch(/neurotriage_listener_instances_total\{outcome="MalformedDatasetError"\} 5/);
     expect(text).toMatch(/neurotriage_listener_instances_total\{outcome="DatasetMismatchError"\} 1/);
+  });
+
+  test('a refusal whose data set names its study and series is recorded for the study, per series and reason', async () => {
+    const study = newUid();
+    const t2 = newUid();
+    const other = newUid();
+    // Rows 3 over the pixel data of a 2x2 image: the image attributes do not match the pixel data (A900).
+    const badImages = [1, 2, 3].map(() => ({ ...mrElements(study, t2), Rows: 3 }));
+    const mismatchedInstance = mrElements(study, other);
+    const mismatchedWire = new Dataset({ ...mismatchedInstance, SOPInstanceUID: newUid() }, IMPLICIT_VR_LE).getDenaturalizedDataset();
+    // No SeriesInstanceUID: cannot be attributed to a series, so it stays in the log line and metrics only.
+    const noSeries = mrElements(study);
+    delete noSeries.SeriesInstanceUID;
+    const good = mrElements(study, newUid());
+    const r = await sendRaw(h.ae.port, [
+      ...badImages.map((elements) => ({ elements })),
+      { elements: mismatchedInstance, wire: mismatchedWire },
+      { elements: noSeries },
+      { elements: good },
+    ]);
+    expect(r.statuses).toEqual([0xa900, 0xa900, 0xa900, 0xa900, 0xc000, 0x0000]);
+    // The sender tries the refused instances again: each is counted once.
+    const again = await sendRaw(h.ae.port, badImages.map((elements) => ({ elements })));
+    expect(again.statuses).toEqual([0xa900, 0xa900, 0xa900]);
+    const expected = [
+      { SeriesInstanceUID: t2, refusal: 'invalid-image', status: 'A900', images: 3 },
+      { SeriesInstanceUID: other, refusal: 'dataset-mismatch', status: 'A900', images: 1 },
+    ].sort((a, b) => a.SeriesInstanceUID.localeCompare(b.SeriesInstanceUID));
+    expect(await readRefusals(h.client, study)).toEqual(expected);
+    const failures = h.logLines.filter((l) => l.includes('"msg":"C-STORE failed"') && (l.includes(t2) || l.includes('unattributed')));
+    expect(failures.filter((l) => l.includes('"refusalRecord":"counted"'))).toHaveLength(3);
+    expect(failures.filter((l) => l.includes('"refusalRecord":"counted-before"'))).toHaveLength(3);
+    expect(failures.filter((l) => l.includes('"refusalRecord":"unattributed"')).length).toBeGreaterThanOrEqual(1);
   });
 
   test('header UIDs that start past the first 64 KB (after a long element) are still read', async () => {

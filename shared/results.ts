@@ -2,6 +2,7 @@
 // One result per study, overwritten by key, so a re-delivered job never duplicates it.
 import type { Priority, Sequence } from './model-manifest';
 import type { CalibrationState } from './models/calibration';
+import type { RefusalCode } from './refusals';
 import { KEY_PREFIX } from './studies';
 
 export interface FindingScore {
@@ -83,20 +84,38 @@ export interface FindingLocation {
   scoreDrop: number;
 }
 
+/** One reason images of a series were left out (SeriesOutcome.dropped). */
+export interface DroppedImages {
+  images: number;
+  reason: string;
+  /** reason "refused-at-intake" only: the listener's refusal code (shared/refusals.ts), e.g. "invalid-image". */
+  refusal?: RefusalCode;
+  /** reason "refused-at-intake" only: the C-STORE status the listener answered, four hex digits, e.g. "A900". */
+  status?: string;
+}
+
+/** SeriesOutcome.reason and DroppedImages.reason of instances the listener refused at C-STORE. */
+export const REFUSED_AT_INTAKE = 'refused-at-intake';
+
 export interface SeriesOutcome {
   SeriesInstanceUID: string;
   SeriesNumber?: number;
+  /** The sequence the series was classified as; "unknown" for a series refused whole at intake (never read). */
   sequence: string;
   used: boolean;
-  /** Why the series was not used (e.g. "not-selected", "too-few-slices: 4 distinct slices (minimum 8)"). */
+  /**
+   * Why the series was not used (e.g. "not-selected", "too-few-slices: 4 distinct slices (minimum 8)",
+   * "refused-at-intake": every instance of it that reached the listener was refused at C-STORE).
+   */
   reason?: string;
   /**
    * Images of the series left out of its volume, by why: unreadable, no-geometry, other-stack (another orientation
    * or matrix size), duplicate-position, missing-slices (positions inside the stack with no image) (these five lower
    * the confidence), other-echo, b-value-unknown, directional
-   * (by design). Absent when none.
+   * (by design), refused-at-intake (the listener refused the instances at C-STORE, so they were never stored: see
+   * DroppedImages). Absent when none.
    */
-  dropped?: { images: number; reason: string }[];
+  dropped?: DroppedImages[];
   /** Post-contrast (ContrastBolusAgent set, or named so); present only when true. Used only when no pre-contrast series of the sequence exists. */
   contrastEnhanced?: true;
 }
@@ -116,7 +135,8 @@ export interface StudyResult {
   series: SeriesOutcome[];
   /**
    * Lower when sequences are missing or images were left out: the fraction of the model's sequences that were
-   * available, times the fraction of the used series' images that made it into their volumes.
+   * available, times the fraction of the used series' images that made it into their volumes (images of a used
+   * series refused at intake count as left out, as far as its missing-slices do not already count them).
    */
   confidence: number;
   /** Present while the result may still change (partial study); absent on a final result. */

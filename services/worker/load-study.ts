@@ -8,10 +8,10 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import {
   createPixelDecoder, INCOMPLETE_DROP_REASONS, isEncoderSequence, loadStudyVolumes,
-  type DroppedImages, type PixelDecoder, type SeriesReport, type StudyVolumes, type UnreadableFile,
+  type PixelDecoder, type SeriesReport, type StudyVolumes, type UnreadableFile,
 } from '../../shared/imaging';
 import type { Preprocessing, Sequence } from '../../shared/model-manifest';
-import type { SeriesOutcome } from '../../shared/results';
+import type { DroppedImages, SeriesOutcome } from '../../shared/results';
 import { outcomeFor, PermanentStudyError } from './errors';
 import type { LoadedStudy } from './ports';
 
@@ -73,8 +73,8 @@ function triageUnreadable(studyDir: string, unreadable: readonly UnreadableFile[
   return { blocking, counted };
 }
 
-/** Kept images / (kept + images left out that the series did not mean to leave out), over the used series. */
-export function completeness(outcomes: readonly SeriesOutcome[], reports: readonly SeriesReport[]): number {
+/** Images in the used series' volumes, and images left out of them that the series did not mean to leave out. */
+export function imageCounts(outcomes: readonly SeriesOutcome[], reports: readonly SeriesReport[]): { kept: number; missing: number } {
   let kept = 0;
   let missing = 0;
   for (const r of reports) {
@@ -83,6 +83,12 @@ export function completeness(outcomes: readonly SeriesOutcome[], reports: readon
     const o = outcomes.find((x) => x.SeriesInstanceUID === r.SeriesInstanceUID && x.used);
     for (const d of o?.dropped ?? []) if ((INCOMPLETE_DROP_REASONS as readonly string[]).includes(d.reason)) missing += d.images;
   }
+  return { kept, missing };
+}
+
+/** Kept images / (kept + images left out that the series did not mean to leave out), over the used series. */
+export function completeness(outcomes: readonly SeriesOutcome[], reports: readonly SeriesReport[]): number {
+  const { kept, missing } = imageCounts(outcomes, reports);
   return kept + missing === 0 ? 1 : kept / (kept + missing);
 }
 
@@ -142,6 +148,7 @@ export function createFolderLoader(): (studyDir: string, preprocessing: Preproce
       volumes: v.volumes,
       series,
       completeness: completeness(series, v.series),
+      keptImages: imageCounts(series, v.series).kept,
       geometry: Object.fromEntries(Object.entries(v.volumeInfo).map(([seq, info]) => [seq, { centreMm: info!.centreMm, source: info!.source }])),
       timingsMs: { decode: v.timings.readMs + v.timings.parseMs + v.timings.decodeMs, preprocess: v.timings.preprocessMs },
     };

@@ -7,7 +7,9 @@ import { PermanentStudyError } from './errors';
 import type { ImageEmbedder, ModelBundle, StudyLoader } from './ports';
 import type { QuerySet } from './query-vectors';
 import { l2normalize } from '../../shared/models/scoring';
+import type { RefusedImages } from '../../shared/refusals';
 import { localiseFindings, type LocaliseOptions } from './localise';
+import { applyRefusals } from './refusals';
 import { queryVectors, scoreStudy } from './scoring';
 
 export interface PipelineDeps {
@@ -33,6 +35,8 @@ export interface StudyMeta {
   receivedAt?: number;
   /** The study's last instance arrival (ms epoch): a provisional result waits from here. */
   lastReceivedAt?: number;
+  /** Instances the listener refused at C-STORE (shared/refusals.ts readRefusals): listed in the result's series. */
+  refused?: RefusedImages[];
 }
 
 /**
@@ -115,6 +119,7 @@ export async function scoreStudyFolder(
   }
   const t4 = performance.now();
 
+  const intake = applyRefusals(loaded.series, meta.refused ?? [], loaded.completeness, loaded.keptImages);
   const round = (ms: number) => Math.round(ms * 10) / 10;
   const result: StudyResult = {
     StudyInstanceUID,
@@ -125,9 +130,10 @@ export async function scoreStudyFolder(
     abnormalProbability: score.abnormalProbability,
     sequencesUsed: score.sequencesUsed,
     sequencesMissing: score.sequencesMissing,
-    series: loaded.series,
-    // Images left out of a used series (unreadable, another orientation, ...) make the result less certain too.
-    confidence: Math.round(score.confidence * (loaded.completeness ?? 1) * 1000) / 1000,
+    series: intake.series,
+    // Images left out of a used series (unreadable, another orientation, refused at intake, ...) make the result
+    // less certain too.
+    confidence: Math.round(score.confidence * (intake.completeness ?? 1) * 1000) / 1000,
     ...(score.waitingFor.length > 0 ? { provisional: { waitingFor: score.waitingFor, until } } : {}),
     model: { bundleId: manifest.bundleId, version: manifest.version },
     judgedWith: { querySetVersion: score.querySetVersion, classThresholds: querySet.classThresholds },

@@ -26,6 +26,8 @@ export interface LoadedStudy {
    * series meant to hold: unreadable, no geometry, another orientation, a duplicate); scales the confidence.
    */
   completeness?: number;
+  /** Images in the used series' volumes (the numerator of completeness): what refused images are weighed against. */
+  keptImages?: number;
   /** Per sequence with a volume; absent from loaders that predate localisation (then findings carry no location). */
   geometry?: Partial<Record<Sequence, VolumeGeometry>>;
   /** Milliseconds spent decoding pixel data and building canonical volumes. */

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../shared/logger';
+import { readRefusals } from '../../shared/refusals';
 import { assertUid, FINALISE_STUDY_JOB, SCORE_STUDY_JOB, STUDY_DEAD_LETTER_QUEUE, STUDY_QUEUE, studyStorageKey, type StudyJobData } from '../../shared/studies';
 import type { WorkerConfig } from './config';
 import { asPermanent, PermanentStudyError } from './errors';
@@ -96,8 +97,8 @@ export async function execStudyJob(job: Job<StudyJobData>, deps: StudyJobDeps, t
     assertUid(uid, 'StudyInstanceUID');
     await setStudyStatus(deps.redis, uid, 'scoring');
     const dir = studyDir(deps.dataDir, storageKey);
-    const [querySet, meta] = await Promise.all([deps.queries.current(), studyMeta(deps.redis, uid)]);
-    const { result, vectors, norms } = await scoreStudyFolder(deps.pipeline, dir, querySet, { StudyInstanceUID: uid, ...meta }, deps.partial);
+    const [querySet, meta, refused] = await Promise.all([deps.queries.current(), studyMeta(deps.redis, uid), readRefusals(deps.redis, uid)]);
+    const { result, vectors, norms } = await scoreStudyFolder(deps.pipeline, dir, querySet, { StudyInstanceUID: uid, ...meta, refused }, deps.partial);
     await writeResult(deps.redis, result, vectors, norms);
     if (result.provisional && deps.scheduleFinalise) {
       await deps.scheduleFinalise({ StudyInstanceUID: uid, storageKey, traceId, resultVersion: result.resultVersion! }, result.provisional.until);
@@ -116,6 +117,7 @@ export async function execStudyJob(job: Job<StudyJobData>, deps: StudyJobDeps, t
     log.info(
       {
         priority: result.priority, flagged: flagged.map((f) => f.queryId), sequencesMissing: result.sequencesMissing, resultVersion: result.resultVersion,
+        ...(refused.length > 0 ? { refusedAtIntake: refused.reduce((n, r) => n + r.images, 0) } : {}),
         ...(result.provisional ? { provisionalUntil: result.provisional.until, waitingFor: result.provisional.waitingFor } : {}),
         timingsMs: result.timingsMs, execMs: Date.now() - (job.processedOn ?? Date.now()),
       },

@@ -14,7 +14,12 @@ const result: StudyResult = {
   sequencesMissing: [],
   series: [
     { SeriesInstanceUID: '1.2.3.4', SeriesNumber: 4, sequence: 'DWI b=1000', used: true, dropped: [{ images: 7, reason: 'missing-slices' }] },
-    { SeriesInstanceUID: '1.2.3.5', SeriesNumber: 5, sequence: 'FLAIR', used: true, contrastEnhanced: true },
+    {
+      SeriesInstanceUID: '1.2.3.5', SeriesNumber: 5, sequence: 'FLAIR', used: true, contrastEnhanced: true,
+      dropped: [{ images: 2, reason: 'refused-at-intake', refusal: 'invalid-image', status: 'A900' }],
+    },
+    // A series the listener refused whole at C-STORE (docs/worker.md "Instances refused at intake").
+    { SeriesInstanceUID: '1.2.3.6', sequence: 'unknown', used: false, reason: 'refused-at-intake', dropped: [{ images: 12, reason: 'refused-at-intake', refusal: 'malformed-dataset', status: 'C000' }] },
   ],
   confidence: 0.8,
   model: { bundleId: 'b', version: '1' },
@@ -26,7 +31,7 @@ const result: StudyResult = {
 };
 
 describe('StudyResultSchema', () => {
-  it("keeps each series' images left out (dropped) and post-contrast flag: why the confidence is lower reaches the API and the page", async () => {
+  it("keeps each series' images left out (dropped, with a refusal's code and status) and post-contrast flag: why the confidence is lower reaches the API and the page", async () => {
     const app = Fastify();
     app.get('/result', { schema: { response: { 200: StudyResultSchema } } }, async () => result);
     try {

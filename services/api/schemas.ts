@@ -99,11 +99,19 @@ export const StudyResultSchema = Type.Object({
       SeriesNumber: Type.Optional(Type.Number()),
       sequence: Type.String(),
       used: Type.Boolean(),
-      reason: Type.Optional(Type.String()),
+      reason: Type.Optional(Type.String({ description: 'why the series was not used; refused-at-intake: every instance of it was refused at C-STORE (sequence "unknown")' })),
       dropped: Type.Optional(
-        Type.Array(Type.Object({ images: Type.Integer(), reason: Type.String() }), {
-          description: 'images left out of the volume, by why (unreadable, no-geometry, other-stack, duplicate-position and missing-slices lower the confidence)',
-        }),
+        Type.Array(
+          Type.Object({
+            images: Type.Integer(),
+            reason: Type.String(),
+            refusal: Type.Optional(Type.String({ description: 'refused-at-intake only: the listener\'s refusal code (invalid-image, dataset-mismatch, malformed-dataset)' })),
+            status: Type.Optional(Type.String({ description: 'refused-at-intake only: the C-STORE status the listener answered, four hex digits (A900, C000)' })),
+          }),
+          {
+            description: 'images left out of the volume, by why (unreadable, no-geometry, other-stack, duplicate-position and missing-slices lower the confidence; refused-at-intake: refused at C-STORE, never stored, lowers it on a used series)',
+          },
+        ),
       ),
       contrastEnhanced: Type.Optional(Type.Literal(true, { description: 'post-contrast series (used only when no pre-contrast one of its sequence exists)' })),
     }),

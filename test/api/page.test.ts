@@ -271,6 +271,9 @@ test('the study view says which images of the series read were left out, and a p
       { SeriesInstanceUID: `${uid(302)}.2`, SeriesNumber: 9, sequence: 'FLAIR', used: true, contrastEnhanced: true },
       { SeriesInstanceUID: `${uid(302)}.3`, SeriesNumber: 4, sequence: 'DWI', used: true },
       { SeriesInstanceUID: `${uid(302)}.4`, SeriesNumber: 5, sequence: 'DWI', used: false, reason: 'not-selected', dropped: [{ images: 2, reason: 'unreadable' }] },
+      // Instances the listener refused at C-STORE: two of the SWI read, and a series refused whole.
+      { SeriesInstanceUID: `${uid(302)}.5`, SeriesNumber: 6, sequence: 'SWI', used: true, dropped: [{ images: 2, reason: 'refused-at-intake', refusal: 'invalid-image', status: 'A900' }] },
+      { SeriesInstanceUID: `${uid(302)}.60606060`, sequence: 'unknown', used: false, reason: 'refused-at-intake', dropped: [{ images: 12, reason: 'refused-at-intake', refusal: 'invalid-image', status: 'A900' }] },
     ],
   }, true, MORE);
   const row = page.locator(`#worklist tbody tr[data-uid="${uid(302)}"]`);
@@ -279,7 +282,8 @@ test('the study view says which images of the series read were left out, and a p
   await page.waitForSelector('#study[open] .facts');
   const facts = await page.locator('#study .facts').textContent();
   expect(facts).toContain('Confidence94%');
-  expect(facts).toContain('Images left outT2 (series 3): 7 images missing-slices, 1 image unreadable');
+  expect(facts).toContain('Images left outT2 (series 3): 7 images missing-slices, 1 image unreadable; SWI (series 6): 2 images refused at intake (A900 invalid-image)');
+  expect(facts).toContain('Refused at intakeseries …60606060: 12 images (A900 invalid-image): not stored, not read');
   expect(facts).toContain('Post-contrastFLAIR (series 9): no pre-contrast series of the sequence was received');
   // A series not read is not listed: its images did not lower the confidence.
   expect(facts).not.toContain('series 5');

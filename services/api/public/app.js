@@ -169,15 +169,23 @@ function sequencesCell(study) {
   );
 }
 
-// The series the model read that lost images (the reason a confidence is below 100 %) or were post-contrast.
+// The series the model read that lost images (the reason a confidence is below 100 %) or were post-contrast, and
+// the series not read whose instances the listener refused at C-STORE (a series refused whole has no sequence).
 function seriesNotes(r) {
-  const name = (x) => `${x.sequence}${x.SeriesNumber !== undefined ? ` (series ${x.SeriesNumber})` : ''}`;
+  const name = (x) => x.sequence === 'unknown' && x.SeriesNumber === undefined
+    ? `series …${x.SeriesInstanceUID.slice(-8)}`
+    : `${x.sequence}${x.SeriesNumber !== undefined ? ` (series ${x.SeriesNumber})` : ''}`;
+  const why = (d) => d.reason === 'refused-at-intake' ? `refused at intake (${[d.status, d.refusal].filter(Boolean).join(' ')})` : d.reason;
+  const images = (d) => `${d.images} image${d.images === 1 ? '' : 's'}`;
   const used = (r.series ?? []).filter((x) => x.used);
   const leftOut = used.filter((x) => x.dropped?.length)
-    .map((x) => `${name(x)}: ${x.dropped.map((d) => `${d.images} image${d.images === 1 ? '' : 's'} ${d.reason}`).join(', ')}`);
+    .map((x) => `${name(x)}: ${x.dropped.map((d) => `${images(d)} ${why(d)}`).join(', ')}`);
+  const refused = (r.series ?? []).filter((x) => !x.used && x.dropped?.some((d) => d.reason === 'refused-at-intake'))
+    .map((x) => `${name(x)}: ${x.dropped.filter((d) => d.reason === 'refused-at-intake').map((d) => `${images(d)} (${[d.status, d.refusal].filter(Boolean).join(' ')})`).join(', ')}`);
   const contrast = used.filter((x) => x.contrastEnhanced).map(name);
   return [
     ...(leftOut.length ? [['Images left out', leftOut.join('; ')]] : []),
+    ...(refused.length ? [['Refused at intake', `${refused.join('; ')}: not stored, not read`]] : []),
     ...(contrast.length ? [['Post-contrast', `${contrast.join(', ')}: no pre-contrast series of the sequence was received`]] : []),
   ];
 }

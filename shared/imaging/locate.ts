@@ -6,6 +6,8 @@ import { add, dot, scale, sub, type Stack } from './geometry';
 import type { SeriesFrame } from './series';
 
 export interface SourceSlice {
+  /** Set only when the slice is of another series than the geometry's (a stack joined from parts of one acquisition). */
+  SeriesInstanceUID?: string;
   SOPInstanceUID: string;
   /** 1-based frame number inside a multi-frame instance; absent for single-frame images. */
   frame?: number;
@@ -34,6 +36,7 @@ export function sourceGeometry(stack: Stack<SeriesFrame>, SeriesInstanceUID: str
     normal: stack.normal,
     pixelSpacing: stack.pixelSpacing,
     slices: stack.items.map((f) => ({
+      ...(f.instance.header.SeriesInstanceUID && f.instance.header.SeriesInstanceUID !== SeriesInstanceUID ? { SeriesInstanceUID: f.instance.header.SeriesInstanceUID } : {}),
       SOPInstanceUID: f.instance.header.SOPInstanceUID ?? '',
       ...(f.instance.header.NumberOfFrames > 1 ? { frame: f.frame.index + 1 } : {}),
       // buildStack only keeps frames with a position.

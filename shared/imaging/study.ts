@@ -2,7 +2,8 @@
 // on disk) -> series (split by b-value) -> classification and usability -> stacks -> the best series per sequence
 // -> only its frames read, decoded, resampled onto the canonical grid and normalised. Every series is reported
 // with what happened to it and which images were left out; a study with nothing usable returns no volumes and
-// lists every sequence as missing, it does not throw.
+// lists every sequence as missing, it does not throw. Parts of one acquisition split across series (join.ts) are
+// one candidate, their stacks joined.
 import { stat } from 'node:fs/promises';
 import { SEQUENCES, type Preprocessing, type Sequence } from '../model-manifest';
 import { classifySeries, examLevelProtocols, isEncoderSequence, normaliseText, unusableReason, type Classification } from './classifier';
@@ -15,6 +16,7 @@ import { createPixelDecoder, isCompressed, readFrameBytes, type PixelDecoder } f
 import { foregroundCentroid, resampleToCanonical, volumeCentre, type SourceVolume } from './resample';
 import { sourceGeometry, type SourceGeometry } from './locate';
 import { groupSeries, type SeriesFrame, type SeriesGroup } from './series';
+import { acquisitionDifference, joinProblem, partChains, unjoinedPart } from './join';
 
 /** A file path, or bytes already in memory (name used in messages only). */
 export type InstanceSource = string | { name: string; data: Uint8Array | ArrayBuffer };
@@ -34,9 +36,11 @@ export const DROP_REASONS = [
   'b-value-unknown', // diffusion series without b-values: the earlier image at each position (the b=0) is left
   'directional', // diffusion: the isotropic (trace) image is used, the per-direction images are not
   'missing-slices', // positions inside the stack with no image (a gap > 1.5x the slice spacing): interpolated across
+  // slices of another series of the same acquisition beyond this stack that could not be joined to it (join.ts)
+  'unjoined-part',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
-export const INCOMPLETE_DROP_REASONS: readonly DropReason[] = ['unreadable', 'no-geometry', 'other-stack', 'duplicate-position', 'missing-slices'];
+export const INCOMPLETE_DROP_REASONS: readonly DropReason[] = ['unreadable', 'no-geometry', 'other-stack', 'duplicate-position', 'missing-slices', 'unjoined-part'];
 
 export interface DroppedImages {
   images: number;
@@ -60,6 +64,8 @@ export interface SeriesReport {
   detail?: string;
   /** Images of this series not in its stack, by why (absent when none). */
   dropped?: DroppedImages[];
+  /** The other series (SeriesInstanceUIDs) of one acquisition whose slices were joined with this one's into one stack. */
+  joinedWith?: string[];
   geometry?: { plane: Plane; slices: number; rows: number; columns: number; sliceSpacingMm: number; pixelSpacingMm: [number, number]; notes: StackNotes };
 }
 
@@ -132,6 +138,11 @@ interface Candidate {
   report: SeriesReport;
   cls: Classification;
   stack: Stack<SeriesFrame>;
+  /** The frames the stack was built from (framesForStack), and whether they are a diffusion series without b-values. */
+  frames: SeriesFrame[];
+  bLessDwi: boolean;
+  /** A joined candidate: the series of one acquisition whose slices `stack` holds (this one's group is the first's). */
+  parts?: Candidate[];
 }
 
 export function planeOf(normal: Vec3): Plane {
@@ -328,6 +339,50 @@ function overLimits(stack: Stack<unknown>, limits: StackLimits): string | undefi
 }
 
 /**
+ * The candidates of one sequence with each chain of parts of one acquisition (join.ts) replaced by one candidate
+ * whose stack is built from all their frames, when that stack is the one regular stack the parts make. Its group,
+ * report and classification are those of the part ranked first; every part's report names the others.
+ */
+function joinParts(list: readonly Candidate[], options: StackOptions): Candidate[] {
+  const out = [...list];
+  for (const chain of partChains(list)) {
+    const [first] = [...chain].sort(compareCandidates);
+    let stack: Stack<SeriesFrame>;
+    try {
+      stack = stackOfSeries({ ...first.group, frames: chain.flatMap((c) => c.frames) }, options, first.bLessDwi);
+    } catch {
+      continue;
+    }
+    if (joinProblem(chain.map((c) => c.stack), stack)) continue;
+    for (const c of chain) {
+      c.report.joinedWith = chain.filter((o) => o !== c).map((o) => o.group.SeriesInstanceUID);
+      out.splice(out.indexOf(c), 1);
+    }
+    out.push({ ...first, stack, parts: chain });
+  }
+  return out;
+}
+
+/**
+ * A slab used while another series of its acquisition holds slices beyond it that could not be joined (they overlap
+ * it, or a gap at the join): the volume evidently covers part of what was acquired. The other part's slices beyond
+ * it are counted on the used series as `unjoined-part` (an incomplete volume), and the other part says why.
+ */
+function noteUnjoinedParts(used: Candidate, all: readonly Candidate[]): void {
+  if (stackCoverageMm(used.stack) >= BRAIN_COVERAGE_MM) return;
+  const parts = used.parts ?? [used];
+  for (const other of all) {
+    if (parts.includes(other) || acquisitionDifference(used, other)) continue;
+    const { outside, why } = unjoinedPart(used.stack, other.stack);
+    if (outside === 0) continue;
+    used.report.dropped = [...(used.report.dropped ?? []), { images: outside, reason: 'unjoined-part' }];
+    if (other.report.reason === 'not-selected' && !other.report.detail) {
+      other.report.detail = `part of the same acquisition as series ${used.report.SeriesNumber ?? used.report.SeriesInstanceUID}, not joined: ${why}`;
+    }
+  }
+}
+
+/**
  * Loads one study's canonical volumes. Never throws for bad data: unusable series carry a reason, unreadable
  * files are listed, and sequences without a usable series are `missing`.
  */
@@ -407,7 +462,7 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
       dropped.push(...stackDrops(stack, frames, bLessDwi));
       if (dropped.length > 0) report.dropped = dropped;
       const list = candidates.get(cls.sequence) ?? [];
-      list.push({ group, report, cls, stack });
+      list.push({ group, report, cls, stack, frames, bLessDwi });
       candidates.set(cls.sequence, list);
     } catch (e) {
       const u = asUnusable(e);
@@ -422,16 +477,19 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
   let decodeMs = 0;
   let preprocessMs = 0;
   for (const seq of wanted) {
-    const list = (candidates.get(seq) ?? []).sort(compareCandidates);
+    const list = joinParts(candidates.get(seq) ?? [], stackOptions).sort(compareCandidates);
     for (const c of list) {
+      const reports = c.parts?.map((p) => p.report) ?? [c.report];
       if (volumes[seq]) {
-        c.report.reason = 'not-selected';
+        for (const r of reports) r.reason = 'not-selected';
         continue;
       }
       const tooLarge = overLimits(c.stack, limits);
       if (tooLarge) {
-        c.report.reason = 'too-large';
-        c.report.detail = tooLarge;
+        for (const r of reports) {
+          r.reason = 'too-large';
+          r.detail = tooLarge;
+        }
         continue;
       }
       try {
@@ -449,13 +507,17 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
           sourceShape: [vol.slices, vol.rows, vol.columns],
           source: sourceGeometry(c.stack, c.report.SeriesInstanceUID),
         };
-        c.report.used = true;
+        for (const r of reports) r.used = true;
       } catch (e) {
         const u = asUnusable(e);
-        c.report.reason = u.reason;
-        c.report.detail = u.detail;
+        for (const r of reports) {
+          r.reason = u.reason;
+          r.detail = u.detail;
+        }
       }
     }
+    const used = list.find((c) => c.report.used);
+    if (used) noteUnjoinedParts(used, candidates.get(seq) ?? []);
   }
   return {
     StudyInstanceUID,

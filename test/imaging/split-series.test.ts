@@ -1,0 +1,117 @@
+// One acquisition split across two SeriesInstanceUIDs (two packages of a long acquisition, a PACS that gives part
+// of a series a new UID): its parts are one volume when they are evidently one regular stack; parts that are not
+// are never joined, and a slab used while another part of its acquisition exists is reported as incomplete.
+import { loadStudyVolumes, type StudyVolumes } from '../../shared/imaging/study';
+import { DEFAULT_PREPROCESSING } from '../../shared/imaging/spec';
+import type { Vec3 } from '../../shared/imaging/dicom-header';
+import { axialPositions, makeSeries, phantom, uid, type SeriesSpec } from '../../shared/imaging/synthetic';
+
+const CENTRE: Vec3 = [0, 10, 25];
+const STUDY = uid();
+const head = phantom(CENTRE, [15, 0, 40]);
+
+function s(desc: string, over: Partial<SeriesSpec> = {}): SeriesSpec {
+  return { StudyInstanceUID: STUDY, SeriesInstanceUID: uid(), SeriesDescription: desc, positions: axialPositions(CENTRE, 24, 5), intensity: head, ...over };
+}
+
+/** Largest voxel difference between two canonical volumes (a diff of 196608 voxels is no use in a failure). */
+function maxDifference(a: Float32Array | undefined, b: Float32Array | undefined): number {
+  if (!a || !b || a.length !== b.length) return Infinity;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  return d;
+}
+
+function files(list: SeriesSpec[]) {
+  return list.flatMap((spec) => makeSeries(spec)).map((data, i) => ({ name: `f${i}.dcm`, data }));
+}
+
+describe('one acquisition split across two series', () => {
+  // 30 axial slices of 4.2 mm (126 mm); a split at slice 17 leaves two slabs (71 and 55 mm) of one acquisition.
+  const FrameOfReferenceUID = uid();
+  const p = axialPositions(CENTRE, 30, 4.2);
+  const whole = s('t2_tse_tra', { SeriesNumber: 4, positions: p, attributes: { FrameOfReferenceUID } });
+  const part = (positions: Vec3[], over: Partial<SeriesSpec> = {}): SeriesSpec => ({ ...whole, SeriesInstanceUID: uid(), positions, ...over });
+  const byUid = (res: StudyVolumes, spec: SeriesSpec) => res.series.find((r) => r.SeriesInstanceUID === spec.SeriesInstanceUID)!;
+  let unsplit: StudyVolumes;
+  beforeAll(async () => {
+    unsplit = await loadStudyVolumes(files([whole]), DEFAULT_PREPROCESSING);
+  });
+
+  it('is one volume, the same as the unsplit series, and both series say they were joined', async () => {
+    const lower = part(p.slice(0, 17), { SeriesNumber: 54 });
+    const upper = part(p.slice(17), { SeriesNumber: 4 });
+    const res = await loadStudyVolumes(files([upper, lower]), DEFAULT_PREPROCESSING);
+    expect(maxDifference(res.volumes.T2, unsplit.volumes.T2)).toBeLessThan(1e-6);
+    expect(res.volumeInfo.T2?.centreMm).toEqual(unsplit.volumeInfo.T2?.centreMm);
+    expect(res.volumeInfo.T2?.sourceShape).toEqual([30, 64, 64]);
+    expect(byUid(res, lower)).toMatchObject({ used: true, joinedWith: [upper.SeriesInstanceUID] });
+    expect(byUid(res, upper)).toMatchObject({ used: true, joinedWith: [lower.SeriesInstanceUID] });
+    expect(byUid(res, upper).reason).toBeUndefined();
+    // the key slice of a finding is named by the series that holds it
+    const slices = res.volumeInfo.T2!.source.slices;
+    expect(slices.slice(0, 17).every((sl) => (sl.SeriesInstanceUID ?? res.volumeInfo.T2!.source.SeriesInstanceUID) === lower.SeriesInstanceUID)).toBe(true);
+    expect(slices.slice(17).every((sl) => (sl.SeriesInstanceUID ?? res.volumeInfo.T2!.source.SeriesInstanceUID) === upper.SeriesInstanceUID)).toBe(true);
+  });
+
+  it('a diffusion trace split in two (b=0 and b=1000 in each part) gives the whole b=1000 volume', async () => {
+    const trace = (positions: Vec3[], SeriesNumber: number): SeriesSpec =>
+      part([...positions, ...positions], {
+        SeriesDescription: 'ep2d_diff_3scan_trace_p2_TRACEW',
+        SeriesNumber,
+        attributes: { FrameOfReferenceUID, ImageType: ['DERIVED', 'PRIMARY', 'DIFFUSION', 'TRACEW'], ScanningSequence: 'EP', RepetitionTime: 6000, EchoTime: 80 },
+        perSlice: (k) => ({ DiffusionBValue: k < positions.length ? 0 : 1000 }),
+      });
+    const all = trace(p, 401);
+    const ref = await loadStudyVolumes(files([all]), DEFAULT_PREPROCESSING);
+    const upper = trace(p.slice(13), 401);
+    const lower = trace(p.slice(0, 13), 451);
+    const res = await loadStudyVolumes(files([upper, lower]), DEFAULT_PREPROCESSING);
+    expect(maxDifference(res.volumes.DWI, ref.volumes.DWI)).toBeLessThan(1e-6);
+    expect(res.series.filter((r) => r.sequence === 'DWI').map((r) => [r.SeriesNumber, r.used, r.joinedWith])).toEqual([
+      [401, true, [lower.SeriesInstanceUID]],
+      [451, true, [upper.SeriesInstanceUID]],
+    ]);
+  });
+
+  it('two complete repeats are not joined: the later one is used', async () => {
+    const repeat = part(p, { SeriesNumber: 5 });
+    const res = await loadStudyVolumes(files([whole, repeat]), DEFAULT_PREPROCESSING);
+    expect(res.volumeInfo.T2?.SeriesInstanceUID).toBe(repeat.SeriesInstanceUID);
+    expect(byUid(res, repeat)).toMatchObject({ used: true });
+    expect(byUid(res, repeat).joinedWith).toBeUndefined();
+    expect(byUid(res, repeat).dropped).toBeUndefined();
+    expect(byUid(res, whole)).toMatchObject({ used: false, reason: 'not-selected' });
+  });
+
+  it.each([
+    ['another orientation', { rowDirection: [Math.cos(0.05), Math.sin(0.05), 0], columnDirection: [-Math.sin(0.05), Math.cos(0.05), 0] }],
+    ['another echo time', { attributes: { FrameOfReferenceUID, EchoTime: 90 } }],
+    ['another frame of reference', { attributes: { FrameOfReferenceUID: uid() } }],
+    ['another matrix', { rows: 48, columns: 48, positions: p.slice(17).map((x) => [x[0] + 28, x[1] + 28, x[2]] as Vec3) }],
+  ] as [string, Partial<SeriesSpec>][])('parts of %s are not joined, and nothing suggests they belong together', async (_, over) => {
+    const lower = part(p.slice(0, 17), { SeriesNumber: 54 });
+    const upper = part(p.slice(17), { SeriesNumber: 4, ...over });
+    const res = await loadStudyVolumes(files([upper, lower]), DEFAULT_PREPROCESSING);
+    expect(res.volumeInfo.T2?.SeriesInstanceUID).toBe(lower.SeriesInstanceUID);
+    expect(res.volumeInfo.T2?.sourceShape[0]).toBe(17);
+    expect(byUid(res, lower).joinedWith).toBeUndefined();
+    expect(byUid(res, lower).dropped).toBeUndefined();
+    expect(byUid(res, upper)).toMatchObject({ used: false, reason: 'not-selected' });
+  });
+
+  it.each([
+    ['overlap (three positions in both)', 14, 13],
+    ['leave a slice out at the join', 18, 12],
+  ])('parts of one acquisition that %s are not joined; the slab used counts the other part as left out', async (_, from, outside) => {
+    const lower = part(p.slice(0, 17), { SeriesNumber: 54 });
+    const upper = part(p.slice(from), { SeriesNumber: 4 });
+    const res = await loadStudyVolumes(files([upper, lower]), DEFAULT_PREPROCESSING);
+    expect(res.volumeInfo.T2?.SeriesInstanceUID).toBe(lower.SeriesInstanceUID);
+    expect(res.volumeInfo.T2?.sourceShape[0]).toBe(17);
+    expect(byUid(res, lower)).toMatchObject({ used: true, dropped: [{ images: outside, reason: 'unjoined-part' }] });
+    expect(byUid(res, lower).joinedWith).toBeUndefined();
+    expect(byUid(res, upper)).toMatchObject({ used: false, reason: 'not-selected' });
+    expect(byUid(res, upper).detail).toMatch(/part of the same acquisition as series 54/);
+  });
+});

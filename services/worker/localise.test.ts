@@ -84,6 +84,15 @@ describe('localiseFindings (stand-in encoder)', () => {
     expect(r.runs).toBeLessThanOrEqual(2 * DEFAULT_LOCALISE_OPTIONS.atlas.perDirection);
   });
 
+  it('names the key slice by its own series, and its place in it, in a volume joined from two series of one acquisition', async () => {
+    const dwi = withBlob(withBlob(head(), LESION, 2), DECOY, 4);
+    const geo = geometry(centre, '1.2.1');
+    // slices 4 and up came as another series (a PACS gave the upper part a new SeriesInstanceUID)
+    geo.source.slices = geo.source.slices.map((s, k) => (k >= 4 ? { ...s, SeriesInstanceUID: '1.2.9' } : s));
+    const loc = (await run({ DWI: dwi }, { DWI: geo }, ['DWI'], ATLAS)).location!;
+    expect(loc).toMatchObject({ SeriesInstanceUID: '1.2.9', SOPInstanceUID: `1.2.1.${LESION[0]}`, sliceIndex: LESION[0] - 4, sliceCount: SHAPE[0] - 4 });
+  });
+
   it('replaces each candidate at the same patient position in a sequence whose grid is shifted', async () => {
     // T2's grid is centred 3 mm further along x: its voxel x is the reference (DWI) voxel x - 1.
     const dwi = withBlob(head(), LESION, 2);

@@ -9,7 +9,7 @@
 // point goes back to patient coordinates through the canonical grid (shared/imaging canonicalToPatient) and to the
 // nearest slice of the source series (locateInSource). Nothing here knows which sequences a bundle has: a finding
 // is occluded in the sequences it is scored on.
-import { canonicalToPatient, imageToPatient, locateInSource, otsuThreshold, type Vec3 } from '../../shared/imaging';
+import { canonicalToPatient, imageToPatient, locateInSource, otsuThreshold, type SourceSlice, type Vec3 } from '../../shared/imaging';
 import { PRIORITIES, type Manifest, type Preprocessing, type Sequence } from '../../shared/model-manifest';
 import { scoreStudy as scoreQueries, vectorsFor, type QueryVectors } from '../../shared/models/scoring';
 import type { NormalAtlas } from '../../shared/models';
@@ -304,11 +304,14 @@ export async function localiseFindings(input: LocaliseInput, deps: LocaliseDeps,
     const at = locateInSource(geometry, searchMm);
     // The key point as the reader sees it: on the key slice (the search point projected onto its plane).
     const keyMm = imageToPatient(geometry, at.sliceIndex, at.point);
+    // A volume joined from parts of one acquisition: the key slice is named, and counted, in its own series.
+    const seriesOf = (s: SourceSlice) => s.SeriesInstanceUID ?? geometry.SeriesInstanceUID;
+    const inSeries = geometry.slices.filter((s) => seriesOf(s) === seriesOf(at.slice));
     const round = (x: number, k = 2) => Math.round(x * 10 ** k) / 10 ** k;
     locations.set(t.queryId, {
       method: 'occlusion',
       sequence,
-      SeriesInstanceUID: geometry.SeriesInstanceUID,
+      SeriesInstanceUID: seriesOf(at.slice),
       SOPInstanceUID: at.slice.SOPInstanceUID,
       ...(geometry.SOPClassUID ? { SOPClassUID: geometry.SOPClassUID } : {}),
       ...(at.slice.frame !== undefined ? { frame: at.slice.frame } : {}),
@@ -318,8 +321,8 @@ export async function localiseFindings(input: LocaliseInput, deps: LocaliseDeps,
       radiusPx: round(radiusMm / geometry.pixelSpacing[1]),
       radiusMm: round(radiusMm, 1),
       patientMm: [round(keyMm[0], 1), round(keyMm[1], 1), round(keyMm[2], 1)],
-      sliceIndex: at.sliceIndex,
-      sliceCount: geometry.slices.length,
+      sliceIndex: inSeries.indexOf(at.slice),
+      sliceCount: inSeries.length,
       scoreDrop: round(drop, 4),
     });
   };

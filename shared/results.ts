@@ -110,12 +110,17 @@ export interface SeriesOutcome {
   reason?: string;
   /**
    * Images of the series left out of its volume, by why: unreadable, no-geometry, other-stack (another orientation
-   * or matrix size), duplicate-position, missing-slices (positions inside the stack with no image) (these five lower
-   * the confidence), other-echo, b-value-unknown, directional
-   * (by design), refused-at-intake (the listener refused the instances at C-STORE, so they were never stored: see
-   * DroppedImages). Absent when none.
+   * or matrix size), duplicate-position, missing-slices (positions inside the stack with no image), unjoined-part
+   * (slices of another series of the same acquisition beyond this volume that could not be joined to it) (these six
+   * lower the confidence), other-echo, b-value-unknown, directional (by design), refused-at-intake (the listener
+   * refused the instances at C-STORE, so they were never stored: see DroppedImages). Absent when none.
    */
   dropped?: DroppedImages[];
+  /**
+   * One acquisition split across series (two packages, a PACS that gave part of it a new UID): the other series
+   * whose slices were joined with this one's into one volume. Absent when none.
+   */
+  joinedWith?: string[];
   /** Post-contrast (ContrastBolusAgent set, or named so); present only when true. Used only when no pre-contrast series of the sequence exists. */
   contrastEnhanced?: true;
 }

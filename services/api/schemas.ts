@@ -109,9 +109,12 @@ export const StudyResultSchema = Type.Object({
             status: Type.Optional(Type.String({ description: 'refused-at-intake only: the C-STORE status the listener answered, four hex digits (A900, C000)' })),
           }),
           {
-            description: 'images left out of the volume, by why (unreadable, no-geometry, other-stack, duplicate-position and missing-slices lower the confidence; refused-at-intake: refused at C-STORE, never stored, lowers it on a used series)',
+            description: 'images left out of the volume, by why (unreadable, no-geometry, other-stack, duplicate-position and missing-slices and unjoined-part lower the confidence; refused-at-intake: refused at C-STORE, never stored, lowers it on a used series)',
           },
         ),
+      ),
+      joinedWith: Type.Optional(
+        Type.Array(Type.String(), { description: 'the other series (SeriesInstanceUIDs) of one acquisition split across series whose slices were joined with this one into one volume' }),
       ),
       contrastEnhanced: Type.Optional(Type.Literal(true, { description: 'post-contrast series (used only when no pre-contrast one of its sequence exists)' })),
     }),

@@ -263,7 +263,7 @@ test('chips that set the priority look different from flagged ones that do not, 
   await page.click('#study-close');
 });
 
-test('the study view says which images of the series read were left out, and a post-contrast series', async () => {
+test('the study view says which images of the series read were left out, which series were joined, and a post-contrast series', async () => {
   await writeResult(redis, {
     uid: uid(302), priority: 'ROUTINE', receivedAt: minutesAgo(2), looksLike: 'normal brain', accession: 'A24-30002', confidence: 0.94,
     series: [
@@ -274,6 +274,8 @@ test('the study view says which images of the series read were left out, and a p
       // Instances the listener refused at C-STORE: two of the SWI read, and a series refused whole.
       { SeriesInstanceUID: `${uid(302)}.5`, SeriesNumber: 6, sequence: 'SWI', used: true, dropped: [{ images: 2, reason: 'refused-at-intake', refusal: 'invalid-image', status: 'A900' }] },
       { SeriesInstanceUID: `${uid(302)}.60606060`, sequence: 'unknown', used: false, reason: 'refused-at-intake', dropped: [{ images: 12, reason: 'refused-at-intake', refusal: 'invalid-image', status: 'A900' }] },
+      { SeriesInstanceUID: `${uid(302)}.7`, SeriesNumber: 7, sequence: 'ADC', used: true, joinedWith: [`${uid(302)}.8`] },
+      { SeriesInstanceUID: `${uid(302)}.8`, SeriesNumber: 57, sequence: 'ADC', used: true, joinedWith: [`${uid(302)}.7`] },
     ],
   }, true, MORE);
   const row = page.locator(`#worklist tbody tr[data-uid="${uid(302)}"]`);
@@ -285,6 +287,7 @@ test('the study view says which images of the series read were left out, and a p
   expect(facts).toContain('Images left outT2 (series 3): 7 images missing-slices, 1 image unreadable; SWI (series 6): 2 images refused at intake (A900 invalid-image)');
   expect(facts).toContain('Refused at intakeseries …60606060: 12 images (A900 invalid-image): not stored, not read');
   expect(facts).toContain('Post-contrastFLAIR (series 9): no pre-contrast series of the sequence was received');
+  expect(facts).toContain('Joined seriesADC: series 7 + 57 (one acquisition received as several series, read as one volume)');
   // A series not read is not listed: its images did not lower the confidence.
   expect(facts).not.toContain('series 5');
   await page.click('#study-close');

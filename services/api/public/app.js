@@ -169,8 +169,9 @@ function sequencesCell(study) {
   );
 }
 
-// The series the model read that lost images (the reason a confidence is below 100 %) or were post-contrast, and
-// the series not read whose instances the listener refused at C-STORE (a series refused whole has no sequence).
+// The series the model read that lost images (the reason a confidence is below 100 %), were joined into one volume
+// (one acquisition received as several series) or were post-contrast, and the series not read whose instances the
+// listener refused at C-STORE (a series refused whole has no sequence).
 function seriesNotes(r) {
   const name = (x) => x.sequence === 'unknown' && x.SeriesNumber === undefined
     ? `series …${x.SeriesInstanceUID.slice(-8)}`
@@ -183,9 +184,19 @@ function seriesNotes(r) {
   const refused = (r.series ?? []).filter((x) => !x.used && x.dropped?.some((d) => d.reason === 'refused-at-intake'))
     .map((x) => `${name(x)}: ${x.dropped.filter((d) => d.reason === 'refused-at-intake').map((d) => `${images(d)} (${[d.status, d.refusal].filter(Boolean).join(' ')})`).join(', ')}`);
   const contrast = used.filter((x) => x.contrastEnhanced).map(name);
+  // Every part names the others: each volume once, its parts in the order the result lists them.
+  const joined = new Map();
+  for (const x of used.filter((s) => s.joinedWith?.length)) {
+    const uids = [x.SeriesInstanceUID, ...x.joinedWith];
+    const key = [...uids].sort().join(' ');
+    if (joined.has(key)) continue;
+    const numbers = used.filter((s) => uids.includes(s.SeriesInstanceUID)).map((s) => s.SeriesNumber ?? '?');
+    joined.set(key, `${x.sequence}: series ${numbers.join(' + ')}`);
+  }
   return [
     ...(leftOut.length ? [['Images left out', leftOut.join('; ')]] : []),
     ...(refused.length ? [['Refused at intake', `${refused.join('; ')}: not stored, not read`]] : []),
+    ...(joined.size ? [['Joined series', `${[...joined.values()].join('; ')} (one acquisition received as several series, read as one volume)`]] : []),
     ...(contrast.length ? [['Post-contrast', `${contrast.join(', ')}: no pre-contrast series of the sequence was received`]] : []),
   ];
 }

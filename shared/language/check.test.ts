@@ -39,7 +39,9 @@ describe('checkText', () => {
     expect(c.reasons[0]).toMatch(/^it names no finding: .* say what to look for/);
   });
 
-  test.each(['left frontal mass', 'enlarged ventricles', 'Normal MRI brain.', 'small vessel disease', 'restricted diffusion in the left thalamus'])('"%s" names a finding and is not refused for it', (text) => {
+  test.each(['left frontal mass', 'enlarged ventricles', 'Normal MRI brain.', 'small vessel disease', 'restricted diffusion in the left thalamus',
+    'intracranial air', 'extra-axial fluid', 'fluid in the mastoid air cells', 'FLAIR signal in the left hippocampus', 'T2 signal in the pons',
+    'susceptibility in the basal ganglia', 'no flow in the left transverse sinus'])('"%s" names a finding and is not refused for it', (text) => {
     expect(checkText(text, knowledge).reasons.join(' ')).not.toContain('names no finding');
   });
 

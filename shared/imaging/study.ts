@@ -143,6 +143,11 @@ interface Candidate {
   bLessDwi: boolean;
   /** A joined candidate: the series of one acquisition whose slices `stack` holds (this one's group is the first's). */
   parts?: Candidate[];
+  /**
+   * A part with fewer slices than a series needs (too-few-slices): usable only joined to other parts of its
+   * acquisition (the last few slices of a series given a new UID); alone it stays refused.
+   */
+  fragment?: boolean;
 }
 
 export function planeOf(normal: Vec3): Plane {
@@ -356,11 +361,15 @@ function joinParts(list: readonly Candidate[], options: StackOptions): Candidate
     if (joinProblem(chain.map((c) => c.stack), stack)) continue;
     for (const c of chain) {
       c.report.joinedWith = chain.filter((o) => o !== c).map((o) => o.group.SeriesInstanceUID);
+      if (c.fragment) {
+        delete c.report.reason;
+        delete c.report.detail;
+      }
       out.splice(out.indexOf(c), 1);
     }
-    out.push({ ...first, stack, parts: chain });
+    out.push({ ...first, stack, parts: chain, fragment: false });
   }
-  return out;
+  return out.filter((c) => !c.fragment);
 }
 
 /**
@@ -469,6 +478,17 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
       report.reason = u.reason;
       report.detail = u.detail;
       if (dropped.length > 0) report.dropped = dropped;
+      // Too few slices alone may still be part of a split acquisition: kept to be joined (or counted as unjoined).
+      if (u.reason === 'too-few-slices') {
+        try {
+          const stack = stackOfSeries({ ...group, frames }, { ...stackOptions, minSlices: 2, minCoverageMm: 0 }, bLessDwi);
+          const list = candidates.get(cls.sequence) ?? [];
+          list.push({ group, report, cls, stack, frames, bLessDwi, fragment: true });
+          candidates.set(cls.sequence, list);
+        } catch {
+          // not a stack at all: stays refused
+        }
+      }
     }
   }
 

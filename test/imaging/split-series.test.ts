@@ -115,3 +115,31 @@ describe('one acquisition split across two series', () => {
     expect(byUid(res, upper).detail).toMatch(/part of the same acquisition as series 54/);
   });
 });
+
+describe('a part with fewer slices than a series needs', () => {
+  // 24 axial slices of 5 mm, the last 7 (or 3) given a new UID: too few alone, but part of the one acquisition.
+  const FrameOfReferenceUID = uid();
+  const p = axialPositions(CENTRE, 24, 5);
+  const whole = s('t2_tse_tra', { SeriesNumber: 4, positions: p, attributes: { FrameOfReferenceUID } });
+  const part = (positions: Vec3[], over: Partial<SeriesSpec> = {}): SeriesSpec => ({ ...whole, SeriesInstanceUID: uid(), positions, ...over });
+  const byUid = (res: StudyVolumes, spec: SeriesSpec) => res.series.find((r) => r.SeriesInstanceUID === spec.SeriesInstanceUID)!;
+
+  it.each([7, 3])('is joined when it continues the other part (%i slices)', async (n) => {
+    const unsplit = await loadStudyVolumes(files([whole]), DEFAULT_PREPROCESSING);
+    const lower = part(p.slice(0, 24 - n), { SeriesNumber: 4 });
+    const upper = part(p.slice(24 - n), { SeriesNumber: 104 });
+    const res = await loadStudyVolumes(files([lower, upper]), DEFAULT_PREPROCESSING);
+    expect(maxDifference(res.volumes.T2, unsplit.volumes.T2)).toBeLessThan(1e-6);
+    expect(byUid(res, upper)).toMatchObject({ used: true, joinedWith: [lower.SeriesInstanceUID] });
+    expect(byUid(res, upper).reason).toBeUndefined();
+    expect(byUid(res, lower)).toMatchObject({ used: true, joinedWith: [upper.SeriesInstanceUID] });
+  });
+
+  it('one that cannot be joined (a gap at the join) stays refused and counts as an unjoined part', async () => {
+    const lower = part(p.slice(0, 17), { SeriesNumber: 4 });
+    const upper = part(p.slice(18), { SeriesNumber: 104 });
+    const res = await loadStudyVolumes(files([lower, upper]), DEFAULT_PREPROCESSING);
+    expect(byUid(res, upper)).toMatchObject({ used: false, reason: 'too-few-slices' });
+    expect(byUid(res, lower).dropped).toEqual(expect.arrayContaining([{ images: 6, reason: 'unjoined-part' }]));
+  });
+});

@@ -33,7 +33,7 @@ describe('checkText', () => {
     expect(c.reasons.length).toBeGreaterThan(0);
   });
 
-  test.each(['the patient', 'left', 'MRI brain', 'axial T2', 'IMPRESSION:', 'Left frontal lobe.', 'history of previous imaging'])('"%s" names no finding and is refused', (text) => {
+  test.each(['the patient', 'left', 'MRI brain', 'axial T2', 'IMPRESSION:', 'Left frontal lobe.', 'history of previous imaging', '3rd ventricle', 'left side', 'post gad', 'follow up', 'spinal cord', 'frontal horns', 'MRA', 'CSF'])('"%s" names no finding and is refused', (text) => {
     const c = checkText(text, knowledge);
     expect(c.verdict).toBe('refused');
     expect(c.reasons[0]).toMatch(/^it names no finding: .* say what to look for/);

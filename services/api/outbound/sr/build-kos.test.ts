@@ -95,6 +95,18 @@ test('a frame of a multi-frame key image is referenced by its number', async () 
   expect((image.ReferencedSOPSequence as Item[])[0]).toMatchObject({ ReferencedSOPClassUID: '1.2.840.10008.5.1.4.1.1.4.1', ReferencedFrameNumber: 7 });
 });
 
+test('a patient name outside ASCII declares UTF-8 and still passes dciodvfy', async () => {
+  const file = path.join(dir, 'kos-utf8.dcm');
+  const named: SourceStudy = { ...source, attributes: { ...source.attributes, PatientName: [{ Alphabetic: 'Müller^Zoë' }] } };
+  writePart10(file, buildKeyObjects(result([finding({ location: at('1.2.3.4.5.6') })]), named, identity)!);
+  const check = await checkSr(file);
+  expect(check.errors).toEqual([]);
+  expect(check.dumpProblems).toEqual([]);
+  const ds = readHeader(readFileSync(file)) as Item;
+  expect(ds.SpecificCharacterSet).toBe('ISO_IR 192');
+  expect(ds.PatientName).toEqual([{ Alphabetic: 'Müller^Zoë' }]);
+});
+
 test('no document without a located flag, or while the result is provisional', () => {
   expect(buildKeyObjects(result([finding({})]), source, identity)).toBeNull();
   expect(buildKeyObjects(result([finding({ flagged: false, location: at('1.2.3.4.5.6') })]), source, identity)).toBeNull();

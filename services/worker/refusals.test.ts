@@ -57,6 +57,20 @@ describe('applyRefusals', () => {
     expect(out.completeness).toBeCloseTo(40 / 44);
   });
 
+  it('a refused b=0 and b=1000 pair of a diffusion series whose b=0 is not used is one missing b=1000 slice, already a gap', () => {
+    // As the loader reports a two-b-value series: the b=0 line unused, the b=1000 line used with the gap the pair left.
+    const lines: SeriesOutcome[] = [
+      { SeriesInstanceUID: '1.2.5', sequence: 'DWI_B0', used: false, reason: 'unsupported-sequence' },
+      { SeriesInstanceUID: '1.2.5', sequence: 'DWI b=1000', used: true, dropped: [{ images: 1, reason: 'missing-slices' }] },
+    ];
+    const out = applyRefusals(lines, [{ SeriesInstanceUID: '1.2.5', refusal: 'invalid-image', status: 'A900', images: 2 }], 26 / 27, 26);
+    expect(out.series[1].dropped).toEqual([{ images: 1, reason: 'missing-slices' }, { images: 2, reason: 'refused-at-intake', refusal: 'invalid-image', status: 'A900' }]);
+    expect(out.completeness).toBeCloseTo(26 / 27);
+    // Four refused at the ends of the stack (no gap): two of them are b=1000 slices the volume lacks.
+    const ends = applyRefusals([lines[0], { ...lines[1], dropped: undefined }], [{ SeriesInstanceUID: '1.2.5', refusal: 'invalid-image', status: 'A900', images: 4 }], 1, 26);
+    expect(ends.completeness).toBeCloseTo(26 / 28);
+  });
+
   it('without the kept image count the completeness is left as it is', () => {
     expect(applyRefusals([t2], [{ SeriesInstanceUID: '1.2.2', refusal: 'invalid-image', status: 'A900', images: 3 }], 0.95, undefined).completeness).toBe(0.95);
   });

@@ -4,7 +4,8 @@
 //  - A series refused whole gets its own line: sequence "unknown" (the listener does not classify), not used,
 //    reason "refused-at-intake".
 //  - Refused images of a series whose volume was used lower the completeness like the images left out of it, as
-//    far as its missing-slices (gaps the refused images most likely left) do not already count them.
+//    far as its missing-slices (gaps the refused images most likely left) do not already count them; for a
+//    diffusion series, only the share of its b-value lines that were used.
 import { REFUSED_AT_INTAKE, type DroppedImages, type SeriesOutcome } from '../../shared/results';
 import type { RefusedImages } from '../../shared/refusals';
 
@@ -41,9 +42,13 @@ export function applyRefusals(
     // A diffusion series has a line per b-value: the refused images go on its first used line (else its first).
     const line = lines.find((s) => s.used) ?? lines[0];
     line.dropped = [...(line.dropped ?? []), ...entries];
-    if (lines.some((s) => s.used)) {
-      const images = entries.reduce((n, e) => n + e.images, 0);
-      const gaps = lines.flatMap((s) => s.dropped ?? []).filter((d) => d.reason === 'missing-slices').reduce((n, d) => n + d.images, 0);
+    const used = lines.filter((s) => s.used);
+    if (used.length > 0) {
+      // A diffusion series holds an image per position for each b-value, a line each, and the listener cannot tell
+      // which b-value a refused image had: its refused images are taken as spread evenly over the lines, so only the
+      // used lines' share left a used volume short (a refused b=0 and b=1000 pair is one missing b=1000 slice).
+      const images = Math.round((entries.reduce((n, e) => n + e.images, 0) * used.length) / lines.length);
+      const gaps = used.flatMap((s) => s.dropped ?? []).filter((d) => d.reason === 'missing-slices').reduce((n, d) => n + d.images, 0);
       extraMissing += Math.max(0, images - gaps);
     }
   }

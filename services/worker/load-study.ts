@@ -89,7 +89,10 @@ export function imageCounts(outcomes: readonly SeriesOutcome[], reports: readonl
 
 /** Kept images / (kept + images left out that the series did not mean to leave out), over the used series. */
 export function completeness(outcomes: readonly SeriesOutcome[], reports: readonly SeriesReport[]): number {
-  const { kept, missing } = imageCounts(outcomes, reports);
+  return completenessOf(imageCounts(outcomes, reports));
+}
+
+function completenessOf({ kept, missing }: { kept: number; missing: number }): number {
   return kept + missing === 0 ? 1 : kept / (kept + missing);
 }
 
@@ -144,12 +147,13 @@ export function createFolderLoader(): (studyDir: string, preprocessing: Preproce
       firstOfSeries.add(r.SeriesInstanceUID);
       return seriesOutcome(r, first ? counted.get(r.SeriesInstanceUID) ?? 0 : 0);
     });
+    const counts = imageCounts(series, v.series);
     return {
       StudyInstanceUID: v.StudyInstanceUID,
       volumes: v.volumes,
       series,
-      completeness: completeness(series, v.series),
-      keptImages: imageCounts(series, v.series).kept,
+      completeness: completenessOf(counts),
+      keptImages: counts.kept,
       geometry: Object.fromEntries(Object.entries(v.volumeInfo).map(([seq, info]) => [seq, { centreMm: info!.centreMm, source: info!.source }])),
       timingsMs: { decode: v.timings.readMs + v.timings.parseMs + v.timings.decodeMs, preprocess: v.timings.preprocessMs },
     };

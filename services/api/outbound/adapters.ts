@@ -10,7 +10,7 @@ import { buildPriorityMessage, readAck } from './hl7/message';
 import { MllpSender } from './hl7/mllp-sender';
 import { derivedUid, type DeliveryKey } from './idempotency';
 import { buildTriageSr, COMPREHENSIVE_3D_SR } from './sr/build-sr';
-import { cStore } from './sr/cstore';
+import { cStore, statusHex } from './sr/cstore';
 import { loadSourceStudy, readSourceAccession, type SourceStudyDeps } from './sr/source-study';
 import { buildKeyObjects } from './sr/build-kos';
 import { kosInstanceUid, kosSeriesUid, previousDelivered, recordDelivered, srInstanceUid, srSeriesUid } from './sr/versions';
@@ -120,8 +120,7 @@ export function createSrAdapter(target: SrTarget, deps: SrAdapterDeps): Outbound
         })
         : null;
       const kos = keyObjects ? await cStore(keyObjects, target) : null;
-      const status = (o: { status: number }) => `0x${o.status.toString(16).padStart(4, '0').toUpperCase()}`;
-      return kos ? `${status(outcome)}; key images ${status(kos)}` : status(outcome);
+      return kos ? `${statusHex(outcome.status)}; key images ${statusHex(kos.status)}` : statusHex(outcome.status);
     },
     close: async () => undefined,
   };

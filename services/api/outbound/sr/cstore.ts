@@ -13,9 +13,14 @@ export interface StoreOutcome {
   warning: boolean;
 }
 
+/** A DIMSE status as the delivery record and errors name it: 0x and four upper-case hex digits (0xA700). */
+export function statusHex(status: number): string {
+  return `0x${status.toString(16).padStart(4, '0').toUpperCase()}`;
+}
+
 /** PS3.4 B.2.3 / PS3.7 C: which failure statuses are worth retrying. */
 export function classifyStoreStatus(status: number): StoreOutcome | RetryableDeliveryError | PermanentDeliveryError {
-  const hex = `0x${status.toString(16).padStart(4, '0').toUpperCase()}`;
+  const hex = statusHex(status);
   if (status === constants.Status.Success) return { status, warning: false };
   if ((status & 0xf000) === 0xb000) return { status, warning: true };
   // A7xx out of resources, 0110 processing failure, 0213 resource limitation: the PACS may recover.

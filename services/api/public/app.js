@@ -176,13 +176,14 @@ function seriesNotes(r) {
   const name = (x) => x.sequence === 'unknown' && x.SeriesNumber === undefined
     ? `series …${x.SeriesInstanceUID.slice(-8)}`
     : `${x.sequence}${x.SeriesNumber !== undefined ? ` (series ${x.SeriesNumber})` : ''}`;
-  const why = (d) => d.reason === 'refused-at-intake' ? `refused at intake (${[d.status, d.refusal].filter(Boolean).join(' ')})` : d.reason;
+  const refusal = (d) => [d.status, d.refusal].filter(Boolean).join(' ');
+  const why = (d) => d.reason === 'refused-at-intake' ? `refused at intake (${refusal(d)})` : d.reason;
   const images = (d) => `${d.images} image${d.images === 1 ? '' : 's'}`;
   const used = (r.series ?? []).filter((x) => x.used);
   const leftOut = used.filter((x) => x.dropped?.length)
     .map((x) => `${name(x)}: ${x.dropped.map((d) => `${images(d)} ${why(d)}`).join(', ')}`);
   const refused = (r.series ?? []).filter((x) => !x.used && x.dropped?.some((d) => d.reason === 'refused-at-intake'))
-    .map((x) => `${name(x)}: ${x.dropped.filter((d) => d.reason === 'refused-at-intake').map((d) => `${images(d)} (${[d.status, d.refusal].filter(Boolean).join(' ')})`).join(', ')}`);
+    .map((x) => `${name(x)}: ${x.dropped.filter((d) => d.reason === 'refused-at-intake').map((d) => `${images(d)} (${refusal(d)})`).join(', ')}`);
   const contrast = used.filter((x) => x.contrastEnhanced).map(name);
   // Every part names the others: each volume once, its parts in the order the result lists them.
   const joined = new Map();

@@ -13,15 +13,10 @@ import path from 'node:path';
 import { loadConfig, dataDir, EXIT_CONFIG, exitOnStartFailure } from '../shared/config';
 import { createLogger } from '../shared/logger';
 import { startPrivateRedis } from '../shared/private-redis';
+import { localAllowList } from './local-senders';
 import { supervise, type Supervised } from './supervise';
 
 const SERVICES = ['listener', 'worker', 'api'] as const;
-/** Calling AE titles of `npm run synth -- --send` and of DCMTK's storescu, from this machine only. */
-export const LOCAL_SENDERS = 'NT_SYNTH@127.0.0.1,STORESCU@127.0.0.1';
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
-}
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -29,10 +24,12 @@ async function main(): Promise<void> {
   const root = path.resolve(__dirname, '..');
   const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir(config) };
   // The listener's default allow-list is empty (reject everyone). On a loopback-only listener, npm start lets the
-  // project's own senders in so the quick start works; any other host must configure the allow-list.
-  if (process.env.DICOM_ALLOWED_CALLING_AES === undefined && isLoopback(config.DICOM_HOST)) {
-    env.DICOM_ALLOWED_CALLING_AES = LOCAL_SENDERS;
-    log.info({ allowed: LOCAL_SENDERS }, 'DICOM_ALLOWED_CALLING_AES unset: allowing the local synthetic sender and storescu');
+  // project's own senders in so the quick start works; any other host must configure the allow-list. One set in
+  // NEUROTRIAGE_CONFIG_FILE counts as set: the environment this puts it in would override the file's.
+  const localSenders = localAllowList(process.env, config.DICOM_HOST);
+  if (localSenders !== undefined) {
+    env.DICOM_ALLOWED_CALLING_AES = localSenders;
+    log.info({ allowed: localSenders }, 'DICOM_ALLOWED_CALLING_AES unset: allowing the local synthetic sender and storescu');
   }
   for (const name of SERVICES) {
     if (!existsSync(path.join(root, 'services', name, 'main.js'))) {

@@ -1,9 +1,17 @@
 // What the operator docs must (not) say: no pointer outside the repository, no figure the repository did not
 // measure, the Prometheus token with role metrics and secrets readable by the containers that read them, and a GPU
-// guide that matches the Dockerfile's provider package.
+// guide that matches the Dockerfile's provider package; every setting the services read documented, and the README's
+// Settings table naming none they do not read.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './manifests';
+import { ConfigSchema } from '../../shared/config';
+import { ListenerSectionSchema } from '../../services/listener/config';
+import { WorkerConfigSchema } from '../../services/worker/config';
+import { ApiSettingsSchema } from '../../services/api/settings';
+import { ReportsSettingsSchema } from '../../services/api/inbound/config';
+import { OutboundSettingsSchema } from '../../services/api/outbound/config';
+import { RetentionSettingsSchema } from '../../tools/retention';
 
 const read = (p: string) => readFileSync(path.join(ROOT, p), 'utf8');
 const files = (dir: string, ext: RegExp): string[] =>
@@ -48,4 +56,17 @@ test('docs/gpu.md installs the provider package the Dockerfile uses, into onnxru
   expect(gpu).toContain('--onnxruntime-node-install=cuda12');
   const ort = JSON.parse(read('package.json')).dependencies['onnxruntime-node'];
   expect(gpu).toContain(`onnxruntime-node\` ${ort}`);
+});
+
+test('every setting a service reads is documented, and the README\'s Settings table names only settings that are read', () => {
+  const schemas = [ConfigSchema, ListenerSectionSchema, WorkerConfigSchema, ApiSettingsSchema, ReportsSettingsSchema, OutboundSettingsSchema, RetentionSettingsSchema];
+  const readKeys = new Set([...schemas.flatMap((s) => Object.keys(s.properties)), 'NEUROTRIAGE_CONFIG_FILE']);
+  const docs = ['README.md', ...files('docs', /\.md$/)].map(read).join('\n');
+  expect([...readKeys].filter((k) => !new RegExp(`\`${k}\``).test(docs))).toEqual([]);
+  const readme = read('README.md');
+  const table = /^## Settings\n([\s\S]*?)^## /m.exec(readme)?.[1] ?? '';
+  const rows = table.split('\n').filter((l) => l.startsWith('| `'));
+  expect(rows.length).toBeGreaterThan(20);
+  const named = rows.flatMap((l) => [...l.split(' | ')[0].matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]));
+  expect(named.filter((k) => !readKeys.has(k))).toEqual([]);
 });

@@ -10,6 +10,9 @@ async function main(): Promise<void> {
   let settings;
   try {
     settings = loadListenerSettings();
+    // Alone the listener needs Redis as the worker and the API do: a missing REDIS_URL is a setting (exit 78, not
+    // restarted), not a start failure to retry.
+    if (!settings.REDIS_URL) throw new ConfigError(['REDIS_URL: the listener needs Redis (npm start sets it when it starts a private one)']);
   } catch (err) {
     if (err instanceof ConfigError) exitOnStartFailure(err);
     throw err;

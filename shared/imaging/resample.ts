@@ -107,13 +107,29 @@ export function canonicalToPatient(spec: Pick<Preprocessing, 'shape' | 'spacingM
 }
 
 /**
+ * The value of the grid beyond the stack: the stack's darkest value, its air. MR values are arbitrary units and a
+ * Rescale Intercept can shift a whole series (negative or positive); a fixed 0 would then lie above or below the air
+ * and move the intensity normalisation (Otsu, z-score, percentiles), so the volume would depend on the offset.
+ * For the usual series, whose air is 0, it is 0.
+ */
+export function backgroundValue(vol: SourceVolume): number {
+  const { data } = vol;
+  let min = Infinity;
+  for (let i = 0; i < data.length; i++) if (data[i] < min) min = data[i];
+  return Number.isFinite(min) ? min : 0;
+}
+
+/**
  * Resamples `vol` onto the canonical grid centred at `centre` (patient mm). Canonical voxels more than half a
- * source voxel outside the stack are 0 (background); within that margin the edge value is used.
+ * source voxel outside the stack are background (`backgroundValue`: the stack's minimum, 0 for a series whose air
+ * is 0); within that margin the edge value is used.
  */
 export function resampleToCanonical(vol: SourceVolume, stack: StackGeometry, spec: Preprocessing, centre: Vec3): Float32Array {
   const [D, H, W] = spec.shape;
   const sx = spec.spacingMm[2];
   const out = new Float32Array(D * H * W);
+  const background = backgroundValue(vol);
+  if (background !== 0) out.fill(background);
   const { data, columns: C, rows: R, slices: K } = vol;
   const r = stack.rowDirection;
   const c = stack.columnDirection;

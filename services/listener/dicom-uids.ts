@@ -17,6 +17,7 @@ export const TransferSyntax = {
   ImplicitVRLittleEndian: '1.2.840.10008.1.2',
   ExplicitVRLittleEndian: '1.2.840.10008.1.2.1',
   DeflatedExplicitVRLittleEndian: '1.2.840.10008.1.2.1.99',
+  JPEGLossless: '1.2.840.10008.1.2.4.57',
   JPEGLosslessSV1: '1.2.840.10008.1.2.4.70',
   JPEGLSLossless: '1.2.840.10008.1.2.4.80',
   JPEG2000Lossless: '1.2.840.10008.1.2.4.90',
@@ -29,6 +30,8 @@ export const STORAGE_TRANSFER_SYNTAXES: readonly string[] = [
   TransferSyntax.ImplicitVRLittleEndian,
   TransferSyntax.DeflatedExplicitVRLittleEndian,
   TransferSyntax.JPEGLosslessSV1,
+  // Process 14 with any predictor (dcmcjpeg +el, some older modalities and archives): lossless, decoded by the worker.
+  TransferSyntax.JPEGLossless,
   TransferSyntax.JPEGLSLossless,
   TransferSyntax.JPEG2000Lossless,
   TransferSyntax.RLELossless,

@@ -78,6 +78,7 @@ describe('compressed transfer syntaxes decode to the same volumes as uncompresse
 
   it.each([
     ['JPEG Lossless SV1 (dcmcjpeg)', 'dcmcjpeg', ['+e1'], TRANSFER_SYNTAX.JpegLosslessProcess14SV1],
+    ['JPEG Lossless Process 14, any predictor (dcmcjpeg +el)', 'dcmcjpeg', ['+el'], TRANSFER_SYNTAX.JpegLosslessProcess14],
     ['JPEG-LS lossless (dcmcjpls)', 'dcmcjpls', ['+el'], TRANSFER_SYNTAX.JpegLsLossless],
     ['RLE lossless (dcmcrle)', 'dcmcrle', [], TRANSFER_SYNTAX.RleLossless],
     ['Deflated explicit VR LE (dcmconv +td)', 'dcmconv', ['+td'], TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian],

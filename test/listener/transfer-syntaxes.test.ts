@@ -1,7 +1,7 @@
 // Every transfer syntax in the conformance statement is accepted and stored as received: JPEG Lossless SV1
 // (dcmcjpeg), JPEG-LS lossless (dcmcjpls), RLE (dcmcrle), Deflated (dcmconv +td), JPEG 2000 lossless (dcmjs-codecs;
 // Debian's DCMTK has no J2K encoder) and implicit VR little endian (storescu -xi).
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { instanceStorageKey } from '../../shared/studies';
 import {
@@ -64,6 +64,32 @@ test.each(KINDS)('%s instance is accepted and stored as received', async (kind) 
   const dump = await runTool('dcmdump', ['-q', stored]);
   expect(dump.code).toBe(0);
   expect(dump.stdout).toContain(sop);
+});
+
+test('JPEG Lossless Process 14 (1.2.840.10008.1.2.4.57, dcmcjpeg +el) is accepted when that is all the SCU proposes', async () => {
+  // Lossless like SV1 and decoded by the worker; storescu has no option for it, so a config file proposes it alone.
+  const study = newUid();
+  const series = newUid();
+  const source = path.join(files, 'jpeg57-src.dcm');
+  const sent = path.join(files, 'jpeg57.dcm');
+  const sop = writeMrInstance(source, { StudyInstanceUID: study, SeriesInstanceUID: series, rows: 96, columns: 96 });
+  const enc = await runTool('dcmcjpeg', ['+el', source, sent]);
+  expect(enc.code).toBe(0);
+  expect(await transferSyntaxOf(sent)).toBe('1.2.840.10008.1.2.4.57');
+  const cfg = path.join(files, 'jpeg57.cfg');
+  writeFileSync(
+    cfg,
+    [
+      '[[TransferSyntaxes]]', '[P14]', 'TransferSyntax1 = 1.2.840.10008.1.2.4.57',
+      '[[PresentationContexts]]', '[MR]', 'PresentationContext1 = MRImageStorage\\P14',
+      '[[Profiles]]', '[P14]', 'PresentationContexts = MR', '',
+    ].join('\n'),
+  );
+  const r = await storescu(h.ae, [sent], ['-xf', cfg, 'P14']);
+  expect(r.statuses).toEqual([0]);
+  const stored = path.join(h.dataDir, instanceStorageKey(study, series, sop));
+  expect(await transferSyntaxOf(stored)).toBe('1.2.840.10008.1.2.4.57');
+  expect(sameDataset(datasetBytes(stored), datasetBytes(sent))).toBe(true);
 });
 
 test('implicit VR little endian is accepted when that is all the SCU proposes', async () => {

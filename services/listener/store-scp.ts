@@ -28,6 +28,7 @@ import {
   type OtherStorage,
 } from './association-policy';
 import { buildFileMeta } from './part10';
+import { MR_STORAGE_CLASSES } from './dicom-uids';
 import { checkImage, createDatasetCheck, type DatasetCheck } from './dataset-check';
 import { PduGate, PduType, abortPdu, AbortReason, parsePDataTf } from './pdu-gate';
 import { ConnectionGuard, type RefusalReason } from './connection-guard';
@@ -276,6 +277,10 @@ export class StoreScp extends Scp {
       return;
     }
     const accepted: string[] = [];
+    let refused = 0;
+    // MR image contexts we refuse (a big endian or lossy proposal): the sender only sees result 4 in the A-ASSOCIATE-AC
+    // and stores nothing, so the site's log must say which syntaxes were proposed. UIDs only, never data.
+    const refusedMr: { abstractSyntax: string; transferSyntaxes: string[]; result: string }[] = [];
     for (const { id } of proposed) {
       const context = association.getPresentationContext(id);
       const decided = negotiateContext(context.getAbstractSyntaxUid(), context.getTransferSyntaxUids(), this.deps.settings.otherStorage);
@@ -285,6 +290,14 @@ export class StoreScp extends Scp {
         accepted.push(`${context.getAbstractSyntaxUid()}:${decided.transferSyntaxUID}`);
       } else {
         context.setResult(decided.result);
+        refused += 1;
+        if (MR_STORAGE_CLASSES.includes(context.getAbstractSyntaxUid()) && refusedMr.length < 8) {
+          refusedMr.push({
+            abstractSyntax: context.getAbstractSyntaxUid(),
+            transferSyntaxes: context.getTransferSyntaxUids().slice(0, 8).map((ts) => String(ts).slice(0, 64)),
+            result: decided.result === ContextResult.RejectTransferSyntaxesNotSupported ? 'transfer-syntaxes-not-supported' : 'abstract-syntax-not-supported',
+          });
+        }
       }
     }
     this.peerMaxPduLength = association.getMaxPduLength();
@@ -295,7 +308,10 @@ export class StoreScp extends Scp {
     book.activeAssociations += 1;
     this.deps.metrics.associations.inc({ result: 'accepted', reason: '' });
     this.deps.metrics.activeAssociations.set(book.activeAssociations);
-    this.log.info({ ...who, contexts: accepted.length }, 'association accepted');
+    this.log.info({ ...who, contexts: accepted.length, refusedContexts: refused }, 'association accepted');
+    if (refusedMr.length > 0) {
+      this.log.warn({ ...who, refused: refusedMr, acceptedMr: accepted.some((a) => MR_STORAGE_CLASSES.includes(a.slice(0, a.indexOf(':')))) }, 'MR presentation contexts refused');
+    }
     this.gate.accepted();
     try {
       this.sendAssociationAccept();

@@ -43,6 +43,20 @@ function sameDataset(stored: Buffer, sent: Buffer): boolean {
   return stored.length === sent.length + 1 && stored[stored.length - 1] === 0 && stored.subarray(0, sent.length).equals(sent);
 }
 
+/** storescu arguments proposing MR Image Storage with this one transfer syntax (a config file: no -x option does). */
+function proposeOnly(transferSyntax: string): string[] {
+  const cfg = path.join(files, `propose-${transferSyntax}.cfg`);
+  writeFileSync(
+    cfg,
+    [
+      '[[TransferSyntaxes]]', '[TS]', `TransferSyntax1 = ${transferSyntax}`,
+      '[[PresentationContexts]]', '[MR]', 'PresentationContext1 = MRImageStorage\\TS',
+      '[[Profiles]]', '[ONLY]', 'PresentationContexts = MR', '',
+    ].join('\n'),
+  );
+  return ['-xf', cfg, 'ONLY'];
+}
+
 const KINDS: Compression[] = ['jpeg-lossless', 'jpeg-ls', 'rle', 'jpeg2000', 'deflated'];
 
 test.each(KINDS)('%s instance is accepted and stored as received', async (kind) => {
@@ -76,20 +90,33 @@ test('JPEG Lossless Process 14 (1.2.840.10008.1.2.4.57, dcmcjpeg +el) is accepte
   const enc = await runTool('dcmcjpeg', ['+el', source, sent]);
   expect(enc.code).toBe(0);
   expect(await transferSyntaxOf(sent)).toBe('1.2.840.10008.1.2.4.57');
-  const cfg = path.join(files, 'jpeg57.cfg');
-  writeFileSync(
-    cfg,
-    [
-      '[[TransferSyntaxes]]', '[P14]', 'TransferSyntax1 = 1.2.840.10008.1.2.4.57',
-      '[[PresentationContexts]]', '[MR]', 'PresentationContext1 = MRImageStorage\\P14',
-      '[[Profiles]]', '[P14]', 'PresentationContexts = MR', '',
-    ].join('\n'),
-  );
-  const r = await storescu(h.ae, [sent], ['-xf', cfg, 'P14']);
+  const r = await storescu(h.ae, [sent], proposeOnly('1.2.840.10008.1.2.4.57'));
   expect(r.statuses).toEqual([0]);
   const stored = path.join(h.dataDir, instanceStorageKey(study, series, sop));
   expect(await transferSyntaxOf(stored)).toBe('1.2.840.10008.1.2.4.57');
   expect(sameDataset(datasetBytes(stored), datasetBytes(sent))).toBe(true);
+});
+
+test.each([
+  ['Explicit VR Big Endian (dcmconv +tb)', 'dcmconv', ['+tb'], '1.2.840.10008.1.2.2'],
+  ['JPEG Baseline, lossy (dcmcjpeg +eb)', 'dcmcjpeg', ['+eb'], '1.2.840.10008.1.2.4.50'],
+])('%s proposed alone is refused (result 4), and the log names the syntax', async (_name, tool, args, ts) => {
+  const source = path.join(files, `refused-${ts}-src.dcm`);
+  const sent = path.join(files, `refused-${ts}.dcm`);
+  writeMrInstance(source, { StudyInstanceUID: newUid(), SeriesInstanceUID: newUid(), rows: 96, columns: 96 });
+  const enc = await runTool(tool, [...args, source, sent]);
+  expect(enc.code).toBe(0);
+  expect(await transferSyntaxOf(sent)).toBe(ts);
+  const r = await storescu(h.ae, [sent], proposeOnly(ts));
+  expect(r.statuses).toEqual([]);
+  expect(r.stdout + r.stderr).toMatch(/No Acceptable Presentation Contexts/i);
+  const line = h.logLines.find((l) => l.includes('"msg":"MR presentation contexts refused"') && l.includes(ts));
+  expect(line).toBeDefined();
+  expect(JSON.parse(line as string)).toMatchObject({
+    callingAeTitle: h.ae.callingAe,
+    acceptedMr: false,
+    refused: [{ abstractSyntax: '1.2.840.10008.5.1.4.1.1.4', transferSyntaxes: [ts], result: 'transfer-syntaxes-not-supported' }],
+  });
 });
 
 test('implicit VR little endian is accepted when that is all the SCU proposes', async () => {

@@ -123,6 +123,13 @@ export interface SeriesOutcome {
   joinedWith?: string[];
   /** Post-contrast (ContrastBolusAgent set, or named so); present only when true. Used only when no pre-contrast series of the sequence exists. */
   contrastEnhanced?: true;
+  /**
+   * Lossy history: some image of the series (of its volume, for a used series) was lossy-compressed at some time,
+   * Lossy Image Compression (0028,2110) "01" (e.g. sent on decompressed in a lossless syntax) or a lossy transfer
+   * syntax. Present only when true. Marked, not scored differently: the confidence and scores are unchanged (no
+   * measurement says by how much lossy pixels change them; the models are trained on lossless pixel data).
+   */
+  lossyCompressed?: true;
 }
 
 export interface StudyResult {

@@ -20,7 +20,7 @@ const result: StudyResult = {
     },
     // A series the listener refused whole at C-STORE (docs/worker.md "Instances refused at intake").
     { SeriesInstanceUID: '1.2.3.6', sequence: 'unknown', used: false, reason: 'refused-at-intake', dropped: [{ images: 12, reason: 'refused-at-intake', refusal: 'malformed-dataset', status: 'C000' }] },
-    { SeriesInstanceUID: '1.2.3.7', SeriesNumber: 6, sequence: 'T2', used: true, joinedWith: ['1.2.3.8'] },
+    { SeriesInstanceUID: '1.2.3.7', SeriesNumber: 6, sequence: 'T2', used: true, joinedWith: ['1.2.3.8'], lossyCompressed: true },
     { SeriesInstanceUID: '1.2.3.8', SeriesNumber: 56, sequence: 'T2', used: true, joinedWith: ['1.2.3.7'] },
   ],
   confidence: 0.8,
@@ -33,7 +33,7 @@ const result: StudyResult = {
 };
 
 describe('StudyResultSchema', () => {
-  it("keeps each series' images left out (dropped, with a refusal's code and status), the series joined with it and post-contrast flag: why the confidence is lower reaches the API and the page", async () => {
+  it("keeps each series' images left out (dropped, with a refusal's code and status), the series joined with it, post-contrast and lossy-history flags: why the confidence is lower reaches the API and the page", async () => {
     const app = Fastify();
     app.get('/result', { schema: { response: { 200: StudyResultSchema } } }, async () => result);
     try {

@@ -117,6 +117,12 @@ export const StudyResultSchema = Type.Object({
         Type.Array(Type.String(), { description: 'the other series (SeriesInstanceUIDs) of one acquisition split across series whose slices were joined with this one into one volume' }),
       ),
       contrastEnhanced: Type.Optional(Type.Literal(true, { description: 'post-contrast series (used only when no pre-contrast one of its sequence exists)' })),
+      lossyCompressed: Type.Optional(
+        Type.Literal(true, {
+          description:
+            'lossy history: some image of the series (of its volume, when used) was lossy-compressed at some time (Lossy Image Compression (0028,2110) "01", or a lossy transfer syntax); marked, not scored differently (confidence and scores unchanged; the models are trained on lossless pixel data)',
+        }),
+      ),
     }),
   ),
   confidence: Type.Number(),

@@ -11,6 +11,10 @@ describe('seriesOutcome', () => {
     expect(seriesOutcome(report({ contrastEnhanced: true }), 0)).toEqual({ SeriesInstanceUID: '1.2.3', SeriesNumber: 3, sequence: 'FLAIR', used: true, contrastEnhanced: true });
     expect(seriesOutcome(report({}), 0)).not.toHaveProperty('contrastEnhanced');
   });
+  it('says when the series scored has lossy history (lossy-compressed before, sent on decompressed), present only when true', () => {
+    expect(seriesOutcome(report({ lossyCompressed: true }), 0)).toEqual({ SeriesInstanceUID: '1.2.3', SeriesNumber: 3, sequence: 'FLAIR', used: true, lossyCompressed: true });
+    expect(seriesOutcome(report({}), 0)).not.toHaveProperty('lossyCompressed');
+  });
   it('names the series a used series was joined with (one acquisition split across series), and a part left out of a slab', () => {
     expect(seriesOutcome(report({ sequence: 'DWI', bValue: 1000, joinedWith: ['1.2.4'] }), 0)).toEqual({ SeriesInstanceUID: '1.2.3', SeriesNumber: 3, sequence: 'DWI b=1000', used: true, joinedWith: ['1.2.4'] });
     const slab = report({ geometry: { plane: 'axial', slices: 17 } as SeriesReport['geometry'], dropped: [{ images: 13, reason: 'unjoined-part' }] });

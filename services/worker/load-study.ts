@@ -32,7 +32,7 @@ export function studyFiles(studyDir: string): string[] {
   return out.sort();
 }
 
-/** One series' line in the result: its sequence, whether used, why not, images left out, the series joined with it, post-contrast. */
+/** One series' line in the result: its sequence, whether used, why not, images left out, the series joined with it, post-contrast, lossy history. */
 export function seriesOutcome(r: SeriesReport, unreadable: number): SeriesOutcome {
   const label = r.bValue !== undefined && r.sequence === 'DWI' ? `${r.sequence} b=${r.bValue}` : r.sequence;
   const dropped: DroppedImages[] = [...(r.dropped ?? []), ...(unreadable > 0 ? [{ images: unreadable, reason: 'unreadable' as const }] : [])];
@@ -45,6 +45,7 @@ export function seriesOutcome(r: SeriesReport, unreadable: number): SeriesOutcom
     ...(dropped.length > 0 ? { dropped } : {}),
     ...(r.joinedWith?.length ? { joinedWith: [...r.joinedWith] } : {}),
     ...(r.contrastEnhanced ? { contrastEnhanced: true as const } : {}),
+    ...(r.lossyCompressed ? { lossyCompressed: true as const } : {}),
   };
 }
 

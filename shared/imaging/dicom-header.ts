@@ -33,6 +33,21 @@ export const TRANSFER_SYNTAX = {
   RleLossless: '1.2.840.10008.1.2.5',
 } as const;
 
+/**
+ * Transfer syntaxes whose pixel data may have lost information: JPEG baseline and extended (8/12-bit), JPEG-LS
+ * near-lossless, JPEG 2000 (lossy allowed), its Part 2 multi-component form, and HTJ2K (lossy allowed). The
+ * decoder reads JPEG baseline, JPEG-LS near-lossless, JPEG 2000 and HTJ2K (pixels.ts); the listener refuses them
+ * all, but `npm run score` reads files placed by hand.
+ */
+export const LOSSY_TRANSFER_SYNTAXES: ReadonlySet<string> = new Set([
+  TRANSFER_SYNTAX.JpegBaselineProcess1,
+  '1.2.840.10008.1.2.4.51', // JPEG Extended (Process 2 & 4)
+  TRANSFER_SYNTAX.JpegLsNearLossless,
+  TRANSFER_SYNTAX.Jpeg2000,
+  '1.2.840.10008.1.2.4.93', // JPEG 2000 Part 2 Multi-component
+  '1.2.840.10008.1.2.4.203', // High-Throughput JPEG 2000
+]);
+
 /** Series- and instance-level attributes, by DICOM keyword. Absent attributes are undefined (or empty lists). */
 export interface InstanceHeader {
   TransferSyntaxUID: string;
@@ -61,6 +76,8 @@ export interface InstanceHeader {
   EchoNumbers?: number;
   BodyPartExamined?: string;
   ContrastBolusAgent?: string;
+  /** (0028,2110) "01": the pixel data has been lossy-compressed at some time, whatever syntax it arrives in now. */
+  LossyImageCompression?: string;
   SliceThickness?: number;
   SpacingBetweenSlices?: number;
   Rows?: number;
@@ -249,6 +266,7 @@ const T = {
   Rows: '00280010',
   Columns: '00280011',
   PixelSpacing: '00280030',
+  LossyImageCompression: '00282110',
   BitsAllocated: '00280100',
   BitsStored: '00280101',
   PixelRepresentation: '00280103',
@@ -433,6 +451,7 @@ function headerOf(parsed: { meta: Item; dict: Item }): InstanceHeader {
     EchoNumbers: num(top, T.EchoNumbers),
     BodyPartExamined: str(top, T.BodyPartExamined),
     ContrastBolusAgent: str(top, T.ContrastBolusAgent),
+    LossyImageCompression: str(top, T.LossyImageCompression),
     SliceThickness: num(top, T.SliceThickness),
     SpacingBetweenSlices: num(top, T.SpacingBetweenSlices),
     Rows: num(top, T.Rows),
@@ -447,6 +466,14 @@ function headerOf(parsed: { meta: Item; dict: Item }): InstanceHeader {
     isImageStorage: sopClass === undefined ? true : IMAGE_SOP_CLASSES.has(sopClass),
     isEnhanced: sopClass === SOP_CLASS.EnhancedMRImage || sopClass === SOP_CLASS.LegacyConvertedEnhancedMRImage,
   };
+}
+
+/**
+ * Whether an instance's pixels have lossy history: Lossy Image Compression (0028,2110) is "01" (lossy-compressed
+ * earlier, e.g. sent on decompressed in Explicit VR Little Endian), or the file itself is in a lossy transfer syntax.
+ */
+export function hasLossyHistory(h: Pick<InstanceHeader, 'LossyImageCompression' | 'TransferSyntaxUID'>): boolean {
+  return h.LossyImageCompression === '01' || LOSSY_TRANSFER_SYNTAXES.has(h.TransferSyntaxUID);
 }
 
 /** Bytes of one native frame (BitsAllocated 1 packs 8 pixels a byte). */

@@ -1,7 +1,7 @@
 // Public surface of the imaging module: DICOM study -> canonical volumes per the model manifest's preprocessing
 // spec. Used by the worker (scoring) and by tools/volumes.ts (training tensors), so the two cannot drift.
 export * from './errors';
-export { fileSource, memorySource, readInstance, readInstanceHeader, SOP_CLASS, TRANSFER_SYNTAX, type ByteSource, type DicomInstance, type Frame, type InstanceHeader, type Vec3 } from './dicom-header';
+export { fileSource, hasLossyHistory, LOSSY_TRANSFER_SYNTAXES, memorySource, readInstance, readInstanceHeader, SOP_CLASS, TRANSFER_SYNTAX, type ByteSource, type DicomInstance, type Frame, type InstanceHeader, type Vec3 } from './dicom-header';
 export { encapsulatedItems, scanPart10, type Part10Layout, type PixelDataLocation } from './part10';
 export { CLASSIFIER_RULES, SERIES_SEQUENCES, type ClassifierRule, type SeriesSequence } from './classifier-rules';
 export { classifySeries, isEncoderSequence, normaliseText, unusableReason, type Classification, type ClassifierInput } from './classifier';

@@ -8,7 +8,7 @@ import { stat } from 'node:fs/promises';
 import { SEQUENCES, type Preprocessing, type Sequence } from '../model-manifest';
 import { classifySeries, examLevelProtocols, isEncoderSequence, normaliseText, unusableReason, type Classification } from './classifier';
 import type { SeriesSequence } from './classifier-rules';
-import { fileSource, readInstance, readInstanceHeader, type ByteSource, type DicomInstance, type Vec3 } from './dicom-header';
+import { fileSource, hasLossyHistory, readInstance, readInstanceHeader, type ByteSource, type DicomInstance, type Vec3 } from './dicom-header';
 import { DicomParseError, UnusableSeriesError, type UnusableReason } from './errors';
 import { buildStack, DEFAULT_STACK_OPTIONS, type Stack, type StackNotes, type StackOptions } from './geometry';
 import { percentileScale, zscoreForeground } from './intensity';
@@ -59,6 +59,11 @@ export interface SeriesReport {
   /** Classifier rule that decided the sequence. */
   rule: string;
   contrastEnhanced: boolean;
+  /**
+   * Some image of the series has lossy history (hasLossyHistory: (0028,2110) "01", or a lossy transfer syntax); for
+   * a used series, some image of its stack. Present only when true: marked, not scored differently.
+   */
+  lossyCompressed?: true;
   used: boolean;
   reason?: UnusableReason;
   detail?: string;
@@ -434,6 +439,7 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
       sequence: cls.sequence,
       rule: cls.rule,
       contrastEnhanced: cls.contrastEnhanced,
+      ...(group.frames.some((f) => hasLossyHistory(f.instance.header)) ? { lossyCompressed: true as const } : {}),
       used: false,
     };
     reports.push(report);
@@ -527,7 +533,13 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
           sourceShape: [vol.slices, vol.rows, vol.columns],
           source: sourceGeometry(c.stack, c.report.SeriesInstanceUID),
         };
-        for (const r of reports) r.used = true;
+        for (const p of c.parts ?? [c]) {
+          p.report.used = true;
+          // A used series is marked by the images its volume was made of (a lossy image left out does not count).
+          const own = new Set(p.frames);
+          if (c.stack.items.some((f) => own.has(f) && hasLossyHistory(f.instance.header))) p.report.lossyCompressed = true;
+          else delete p.report.lossyCompressed;
+        }
       } catch (e) {
         const u = asUnusable(e);
         for (const r of reports) {

@@ -324,3 +324,25 @@ describe('damaged input', () => {
     expect(res.series.find((r) => r.sequence === 'T2')).toMatchObject({ used: true, geometry: { slices: 11, notes: { gaps: 1 } } });
   });
 });
+
+describe('lossy history', () => {
+  // Lossy-compressed earlier (a ratio 7 JPEG round trip) and sent on decompressed in Explicit VR Little Endian:
+  // only Lossy Image Compression (0028,2110) "01" says so.
+  const lossy = { LossyImageCompression: '01', LossyImageCompressionRatio: 7, LossyImageCompressionMethod: 'ISO_10918_1' };
+  it('marks a series with an image of (0028,2110) "01" lossyCompressed, one of "00" or without it not; a used series by the images of its stack', async () => {
+    const p = axialPositions(CENTRE, 12, 5);
+    const flair = s('FLAIR_longTR', { positions: p, perSlice: (k) => (k === 3 ? lossy : {}) });
+    const t2 = s('t2_tse_tra', { SeriesNumber: 5, positions: p, attributes: { LossyImageCompression: '00' } });
+    const t2Short = s('t2_tse_tra', { SeriesNumber: 6, positions: p.slice(0, 10), attributes: lossy });
+    // the 13th image repeats the first position and is left out (duplicate-position): its lossy history is not in the volume
+    const t1 = s('t1_se_tra', { positions: [...p, p[0]], perSlice: (k) => (k === 12 ? lossy : {}) });
+    const res = await loadStudyVolumes([flair, t2, t2Short, t1].flatMap(makeSeries).map((data, i) => ({ name: `${i}.dcm`, data })), DEFAULT_PREPROCESSING);
+    const of = (spec: SeriesSpec) => res.series.find((r) => r.SeriesInstanceUID === spec.SeriesInstanceUID)!;
+    expect(of(flair)).toMatchObject({ sequence: 'FLAIR', used: true, lossyCompressed: true });
+    expect(of(t2)).toMatchObject({ sequence: 'T2', used: true });
+    expect(of(t2)).not.toHaveProperty('lossyCompressed');
+    expect(of(t2Short)).toMatchObject({ sequence: 'T2', used: false, reason: 'not-selected', lossyCompressed: true });
+    expect(of(t1)).toMatchObject({ sequence: 'T1', used: true, dropped: [{ images: 1, reason: 'duplicate-position' }] });
+    expect(of(t1)).not.toHaveProperty('lossyCompressed');
+  });
+});

@@ -263,14 +263,14 @@ test('chips that set the priority look different from flagged ones that do not, 
   await page.click('#study-close');
 });
 
-test('the study view says which images of the series read were left out, which series were joined, and a post-contrast series', async () => {
+test('the study view says which images of the series read were left out, which series were joined, and a post-contrast or lossy-compressed series', async () => {
   await writeResult(redis, {
     uid: uid(302), priority: 'ROUTINE', receivedAt: minutesAgo(2), looksLike: 'normal brain', accession: 'A24-30002', confidence: 0.94,
     series: [
       { SeriesInstanceUID: `${uid(302)}.1`, SeriesNumber: 3, sequence: 'T2', used: true, dropped: [{ images: 7, reason: 'missing-slices' }, { images: 1, reason: 'unreadable' }] },
-      { SeriesInstanceUID: `${uid(302)}.2`, SeriesNumber: 9, sequence: 'FLAIR', used: true, contrastEnhanced: true },
+      { SeriesInstanceUID: `${uid(302)}.2`, SeriesNumber: 9, sequence: 'FLAIR', used: true, contrastEnhanced: true, lossyCompressed: true },
       { SeriesInstanceUID: `${uid(302)}.3`, SeriesNumber: 4, sequence: 'DWI', used: true },
-      { SeriesInstanceUID: `${uid(302)}.4`, SeriesNumber: 5, sequence: 'DWI', used: false, reason: 'not-selected', dropped: [{ images: 2, reason: 'unreadable' }] },
+      { SeriesInstanceUID: `${uid(302)}.4`, SeriesNumber: 5, sequence: 'DWI', used: false, reason: 'not-selected', dropped: [{ images: 2, reason: 'unreadable' }], lossyCompressed: true },
       // Instances the listener refused at C-STORE: two of the SWI read, and a series refused whole.
       { SeriesInstanceUID: `${uid(302)}.5`, SeriesNumber: 6, sequence: 'SWI', used: true, dropped: [{ images: 2, reason: 'refused-at-intake', refusal: 'invalid-image', status: 'A900' }] },
       { SeriesInstanceUID: `${uid(302)}.60606060`, sequence: 'unknown', used: false, reason: 'refused-at-intake', dropped: [{ images: 12, reason: 'refused-at-intake', refusal: 'invalid-image', status: 'A900' }] },
@@ -287,6 +287,8 @@ test('the study view says which images of the series read were left out, which s
   expect(facts).toContain('Images left outT2 (series 3): 7 images missing-slices, 1 image unreadable; SWI (series 6): 2 images refused at intake (A900 invalid-image)');
   expect(facts).toContain('Refused at intakeseries …60606060: 12 images (A900 invalid-image): not stored, not read');
   expect(facts).toContain('Post-contrastFLAIR (series 9): no pre-contrast series of the sequence was received');
+  // Lossy history (lossy-compressed before, sent on decompressed): marked on the series read, not on one not read.
+  expect(facts).toContain('Lossy-compressed beforeFLAIR (series 9): marked, not scored differently (the models are trained on lossless pixel data)');
   expect(facts).toContain('Joined seriesADC: series 7 + 57 (one acquisition received as several series, read as one volume)');
   // A series not read is not listed: its images did not lower the confidence.
   expect(facts).not.toContain('series 5');

@@ -170,8 +170,9 @@ function sequencesCell(study) {
 }
 
 // The series the model read that lost images (the reason a confidence is below 100 %), were joined into one volume
-// (one acquisition received as several series) or were post-contrast, and the series not read whose instances the
-// listener refused at C-STORE (a series refused whole has no sequence).
+// (one acquisition received as several series), were post-contrast or had lossy history (lossy-compressed before:
+// marked, not scored differently), and the series not read whose instances the listener refused at C-STORE (a
+// series refused whole has no sequence).
 function seriesNotes(r) {
   const name = (x) => x.sequence === 'unknown' && x.SeriesNumber === undefined
     ? `series …${x.SeriesInstanceUID.slice(-8)}`
@@ -185,6 +186,7 @@ function seriesNotes(r) {
   const refused = (r.series ?? []).filter((x) => !x.used && x.dropped?.some((d) => d.reason === 'refused-at-intake'))
     .map((x) => `${name(x)}: ${x.dropped.filter((d) => d.reason === 'refused-at-intake').map((d) => `${images(d)} (${refusal(d)})`).join(', ')}`);
   const contrast = used.filter((x) => x.contrastEnhanced).map(name);
+  const lossy = used.filter((x) => x.lossyCompressed).map(name);
   // Every part names the others: each volume once, its parts in the order the result lists them.
   const joined = new Map();
   for (const x of used.filter((s) => s.joinedWith?.length)) {
@@ -199,6 +201,7 @@ function seriesNotes(r) {
     ...(refused.length ? [['Refused at intake', `${refused.join('; ')}: not stored, not read`]] : []),
     ...(joined.size ? [['Joined series', `${[...joined.values()].join('; ')} (one acquisition received as several series, read as one volume)`]] : []),
     ...(contrast.length ? [['Post-contrast', `${contrast.join(', ')}: no pre-contrast series of the sequence was received`]] : []),
+    ...(lossy.length ? [['Lossy-compressed before', `${lossy.join(', ')}: marked, not scored differently (the models are trained on lossless pixel data)`]] : []),
   ];
 }
 

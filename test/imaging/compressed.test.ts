@@ -1,6 +1,7 @@
 // Compressed and uncompressed copies of the same series decode to identical volumes. Compressed copies are made
 // by the real DCMTK tools (dcmcjpeg: JPEG lossless SV1, dcmcjpls: JPEG-LS lossless, dcmcrle: RLE, dcmconv +td:
 // deflated) and, for JPEG 2000 (no encoder in DCMTK 3.6.7), by dcmjs-codecs' OpenJPEG encoder.
+// None of them is lossy history; a near-lossless JPEG-LS copy is (lossyCompressed), by its syntax alone.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -90,6 +91,28 @@ describe('compressed transfer syntaxes decode to the same volumes as uncompresse
     const out = await volumes(copies);
     expect(out.volumes.T2).toEqual(reference.volumes.T2);
     expect(out.volumes.FLAIR).toEqual(reference.volumes.FLAIR);
+    // a lossless syntax is no lossy history
+    expect(out.series.filter((r) => r.lossyCompressed)).toEqual([]);
+  });
+
+  it('a lossy syntax the decoder reads (JPEG-LS near-lossless, dcmcjpls +en) marks the series lossyCompressed, with or without (0028,2110)', async () => {
+    expect(reference.series.filter((r) => r.lossyCompressed)).toEqual([]);
+    // The unsigned series (T2) only: DCMTK's near-lossless JPEG-LS does not take signed pixels.
+    const env = { ...process.env, TCP_NODELAY: '1' };
+    const erased: { name: string; data: Uint8Array }[] = [];
+    for (const f of files.slice(0, 10)) {
+      const target = path.join(dir, `${f.name}.near`);
+      await run('dcmcjpls', ['+en', path.join(dir, f.name), target], { env });
+      if (erased.length === 0) {
+        expect(readInstance(await readFile(target)).header).toMatchObject({ TransferSyntaxUID: TRANSFER_SYNTAX.JpegLsNearLossless, LossyImageCompression: '01' });
+      }
+      // The transfer syntax alone says it: (0028,2110) erased (a file placed by hand for `npm run score`).
+      await run('dcmodify', ['-nb', '-ea', '(0028,2110)', target], { env });
+      erased.push({ name: target, data: new Uint8Array(await readFile(target)) });
+    }
+    expect(readInstance(erased[0].data).header.LossyImageCompression).toBeUndefined();
+    const out = await volumes(erased);
+    expect(out.series.filter((r) => r.used)).toEqual([expect.objectContaining({ sequence: 'T2', lossyCompressed: true })]);
   });
 
   it('JPEG 2000 lossless (encoded by dcmjs-codecs)', async () => {

@@ -55,7 +55,7 @@ export interface Stack<T> {
   normal: Vec3;
   /** [between rows, between columns] mm */
   pixelSpacing: [number, number];
-  /** Median spacing between consecutive slices, mm. */
+  /** Median spacing between consecutive slices, mm; 0 for a stack of one slice (built only with minSlices 1). */
   sliceSpacing: number;
   /** Offset of each slice along `normal` from slice 0, mm (0 first, strictly increasing). */
   sliceOffsets: Float64Array;
@@ -186,8 +186,9 @@ export function buildStack<T>(frames: readonly GeometryInput<T>[], options: Stac
   }
   const diffs: number[] = [];
   for (let k = 1; k < kept.length; k++) diffs.push(kept[k].d - kept[k - 1].d);
-  const spacing = median(diffs);
-  if (!(spacing > 1e-3)) throw new UnusableSeriesError('inconsistent-geometry', 'zero slice spacing');
+  // One slice (only with minSlices 1: a part of a split acquisition, join.ts) has no spacing of its own: 0.
+  const spacing = kept.length === 1 ? 0 : median(diffs);
+  if (kept.length > 1 && !(spacing > 1e-3)) throw new UnusableSeriesError('inconsistent-geometry', 'zero slice spacing');
   const offsets = new Float64Array(kept.length);
   for (let k = 0; k < kept.length; k++) offsets[k] = kept[k].d - kept[0].d;
   const coverage = offsets[kept.length - 1] + spacing;

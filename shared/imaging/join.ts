@@ -52,8 +52,14 @@ export function acquisitionDifference(a: AcquisitionPart, b: AcquisitionPart): s
   if (sa.rows !== sb.rows || sa.columns !== sb.columns || !close(sa.pixelSpacing[0], sb.pixelSpacing[0]) || !close(sa.pixelSpacing[1], sb.pixelSpacing[1])) {
     return 'another matrix or pixel spacing';
   }
-  if (Math.abs(sa.sliceSpacing - sb.sliceSpacing) > REGULAR * sa.sliceSpacing) return 'another slice spacing';
+  // A part of one slice has no spacing of its own (0): the other part's is the acquisition's.
+  if (sa.items.length > 1 && sb.items.length > 1 && Math.abs(sa.sliceSpacing - sb.sliceSpacing) > REGULAR * sa.sliceSpacing) return 'another slice spacing';
   return undefined;
+}
+
+/** The slice spacing of the acquisition two parts belong to: a part of one slice has none, the other's counts. */
+function acquisitionSpacing(a: Stack<unknown>, b: Stack<unknown>): number {
+  return a.items.length > 1 ? a.sliceSpacing : b.items.length > 1 ? b.sliceSpacing : 0;
 }
 
 /** Positions of a stack's first and last slice along its normal (mm). */
@@ -62,10 +68,14 @@ function extent(s: Stack<unknown>): [number, number] {
   return [first, first + s.sliceOffsets[s.sliceOffsets.length - 1]];
 }
 
-/** b's first slice lies one slice spacing beyond a's last (within buildStack's 1 %): b continues a's stack. */
+/**
+ * b's first slice lies one slice spacing beyond a's last (within buildStack's 1 %): b continues a's stack. Two parts
+ * of one slice each have no spacing to go by: neither continues the other.
+ */
 function continues(a: Stack<unknown>, b: Stack<unknown>): boolean {
+  const spacing = acquisitionSpacing(a, b);
   const step = extent(b)[0] - extent(a)[1];
-  return Math.abs(step - a.sliceSpacing) <= REGULAR * a.sliceSpacing;
+  return spacing > 0 && Math.abs(step - spacing) <= REGULAR * spacing;
 }
 
 /**
@@ -100,7 +110,7 @@ export function partChains<T extends AcquisitionPart>(candidates: readonly T[]):
 export function joinProblem(parts: readonly Stack<SeriesFrame>[], joined: Stack<SeriesFrame>): string | undefined {
   const slices = new Set(parts.flatMap((p) => p.items));
   if (joined.items.length !== slices.size || !joined.items.every((f) => slices.has(f))) return 'the parts do not make one stack';
-  if (parts.some((p) => Math.abs(joined.sliceSpacing - p.sliceSpacing) > REGULAR * p.sliceSpacing)) return 'the slice spacing changes at the join';
+  if (parts.some((p) => p.items.length > 1 && Math.abs(joined.sliceSpacing - p.sliceSpacing) > REGULAR * p.sliceSpacing)) return 'the slice spacing changes at the join';
   if (joined.notes.inPlaneShiftMm > Math.max(...parts.map((p) => p.notes.inPlaneShiftMm)) + SAME_POSITION_MM) return 'the parts are shifted in plane';
   return undefined;
 }

@@ -487,7 +487,8 @@ export async function loadStudyVolumes(files: readonly InstanceSource[], spec: P
       // Too few slices alone may still be part of a split acquisition: kept to be joined (or counted as unjoined).
       if (u.reason === 'too-few-slices') {
         try {
-          const stack = stackOfSeries({ ...group, frames }, { ...stackOptions, minSlices: 2, minCoverageMm: 0 }, bLessDwi);
+          // One slice is enough: the last slice given a new UID is a part too (join.ts takes the other part's spacing).
+          const stack = stackOfSeries({ ...group, frames }, { ...stackOptions, minSlices: 1, minCoverageMm: 0 }, bLessDwi);
           const list = candidates.get(cls.sequence) ?? [];
           list.push({ group, report, cls, stack, frames, bLessDwi, fragment: true });
           candidates.set(cls.sequence, list);

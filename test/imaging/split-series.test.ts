@@ -124,7 +124,7 @@ describe('a part with fewer slices than a series needs', () => {
   const part = (positions: Vec3[], over: Partial<SeriesSpec> = {}): SeriesSpec => ({ ...whole, SeriesInstanceUID: uid(), positions, ...over });
   const byUid = (res: StudyVolumes, spec: SeriesSpec) => res.series.find((r) => r.SeriesInstanceUID === spec.SeriesInstanceUID)!;
 
-  it.each([7, 3])('is joined when it continues the other part (%i slices)', async (n) => {
+  it.each([7, 3, 1])('is joined when it continues the other part (%i slices)', async (n) => {
     const unsplit = await loadStudyVolumes(files([whole]), DEFAULT_PREPROCESSING);
     const lower = part(p.slice(0, 24 - n), { SeriesNumber: 4 });
     const upper = part(p.slice(24 - n), { SeriesNumber: 104 });
@@ -133,6 +133,29 @@ describe('a part with fewer slices than a series needs', () => {
     expect(byUid(res, upper)).toMatchObject({ used: true, joinedWith: [lower.SeriesInstanceUID] });
     expect(byUid(res, upper).reason).toBeUndefined();
     expect(byUid(res, lower)).toMatchObject({ used: true, joinedWith: [upper.SeriesInstanceUID] });
+  });
+
+  it('a first slice given a new UID is joined too (a part of one slice takes the other part\'s spacing)', async () => {
+    const unsplit = await loadStudyVolumes(files([whole]), DEFAULT_PREPROCESSING);
+    const first = part(p.slice(0, 1), { SeriesNumber: 104 });
+    const rest = part(p.slice(1), { SeriesNumber: 4 });
+    const res = await loadStudyVolumes(files([first, rest]), DEFAULT_PREPROCESSING);
+    expect(maxDifference(res.volumes.T2, unsplit.volumes.T2)).toBeLessThan(1e-6);
+    expect(byUid(res, first)).toMatchObject({ used: true, joinedWith: [rest.SeriesInstanceUID] });
+  });
+
+  it('parts of one slice each are never joined to each other (no spacing to go by)', async () => {
+    const res = await loadStudyVolumes(files(p.slice(0, 12).map((x, i) => part([x], { SeriesNumber: 200 + i }))), DEFAULT_PREPROCESSING);
+    expect(res.missing).toContain('T2');
+    expect(res.series.every((r) => r.reason === 'too-few-slices' && r.joinedWith === undefined)).toBe(true);
+  });
+
+  it('a single slice that cannot be joined (a gap at the join) counts as an unjoined part of a short slab', async () => {
+    const lower = part(p.slice(0, 14), { SeriesNumber: 4 });
+    const last = part(p.slice(15, 16), { SeriesNumber: 104 });
+    const res = await loadStudyVolumes(files([lower, last]), DEFAULT_PREPROCESSING);
+    expect(byUid(res, last)).toMatchObject({ used: false, reason: 'too-few-slices' });
+    expect(byUid(res, lower).dropped).toEqual([{ images: 1, reason: 'unjoined-part' }]);
   });
 
   it('one that cannot be joined (a gap at the join) stays refused and counts as an unjoined part', async () => {

@@ -1,8 +1,9 @@
 // The refused-instance record on a real private Redis: counts per (series, code, status), a resent instance
-// counted once, a cap on entries and on remembered instances, expiry, and instances stored after all left out.
+// counted once, a cap on entries, on remembered instances and on studies with a record, expiry, and instances stored
+// after all left out.
 import { connectRedis } from './redis';
 import { startPrivateRedis, type PrivateRedis } from './private-redis';
-import { readRefusals, recordRefusal, REFUSED_ENTRIES_CAP, REFUSED_INSTANCES_CAP, REFUSED_TTL_S } from './refusals';
+import { readRefusals, recordRefusal, REFUSED_ENTRIES_CAP, REFUSED_INSTANCES_CAP, REFUSED_STUDIES_CAP, REFUSED_TTL_S } from './refusals';
 import { keys } from './studies';
 
 let server: PrivateRedis;
@@ -85,6 +86,35 @@ describe('recordRefusal / readRefusals', () => {
     expect(await recordRefusal(redis, { StudyInstanceUID: big, SeriesInstanceUID: s, SOPInstanceUID: `${s}.x`, refusal: 'invalid-image', status: 0xa900 })).toBe(1);
     expect(await redis.hlen(keys.studyRefusedInstances(big))).toBe(REFUSED_INSTANCES_CAP);
     expect(await readRefusals(redis, big)).toEqual([{ SeriesInstanceUID: s, refusal: 'invalid-image', status: 'A900', images: REFUSED_INSTANCES_CAP + 1 }]);
+  });
+
+  it('at most REFUSED_STUDIES_CAP studies hold a record: refusals under ever new Study UIDs stop adding keys', async () => {
+    await redis.del(keys.refusedStudies());
+    const kept = study();
+    const rec = (uid: string) => recordRefusal(redis, { StudyInstanceUID: uid, SeriesInstanceUID: `${uid}.2`, SOPInstanceUID: `${uid}.2.${++n}`, refusal: 'invalid-image', status: 0xa900 });
+    expect(await rec(kept)).toBe(1);
+    const index = await redis.zscore(keys.refusedStudies(), kept);
+    expect(Number(index) - Date.now() / 1000).toBeGreaterThan(REFUSED_TTL_S - 60);
+    // Fill the index to the cap with records that expire in a day (as if written by refusals under fresh UIDs).
+    const later = Math.floor(Date.now() / 1000) + 86_400;
+    const fill = redis.pipeline();
+    for (let i = 1; i < REFUSED_STUDIES_CAP; i++) fill.zadd(keys.refusedStudies(), later, `9.9.${i}`);
+    await fill.exec();
+    const keysBefore = await redis.dbsize();
+    const fresh = study();
+    expect(await rec(fresh)).toBe(-1);
+    expect(await redis.dbsize()).toBe(keysBefore);
+    expect(await readRefusals(redis, fresh)).toEqual([]);
+    // A study that has its record still counts.
+    expect(await rec(kept)).toBe(1);
+    expect((await readRefusals(redis, kept))[0].images).toBe(2);
+    // Records past their expiry leave the index at the next new study, which is then recorded.
+    await redis.zadd(keys.refusedStudies(), 1, '9.9.1', 1, '9.9.2');
+    expect(await rec(fresh)).toBe(1);
+    expect(await redis.zscore(keys.refusedStudies(), '9.9.1')).toBeNull();
+    expect(await redis.zcard(keys.refusedStudies())).toBe(REFUSED_STUDIES_CAP - 1);
+    expect(await redis.ttl(keys.refusedStudies())).toBeGreaterThan(REFUSED_TTL_S - 60);
+    await redis.del(keys.refusedStudies());
   });
 
   it('ignores fields it did not write (a record from another version is not trusted)', async () => {

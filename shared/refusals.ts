@@ -3,7 +3,8 @@
 // its study and series; the worker reads the record when it writes the result, so a series refused whole still
 // has its line in `series[]`. Only UIDs, short codes, statuses and counts: never a patient identifier.
 // Bounded: counts per (series, code, status) with a cap on distinct entries, the refused SOP Instance UIDs with a
-// cap of their own (to count a resent instance once), and both expire REFUSED_TTL_S after the last refusal.
+// cap of their own (to count a resent instance once), and both expire REFUSED_TTL_S after the last refusal; at most
+// REFUSED_STUDIES_CAP studies hold a record at once (an index of them, by expiry).
 import type { Redis } from 'ioredis';
 import { isUid, keys } from './studies';
 
@@ -22,6 +23,12 @@ export const REFUSED_ENTRIES_CAP = 64;
 export const REFUSED_INSTANCES_CAP = 10_000;
 /** The record expires this long after the study's last refusal (as long as stored instances are kept by default). */
 export const REFUSED_TTL_S = 30 * 86_400;
+/**
+ * Most studies holding a record at once: a refusal that would start the record of one more study is not recorded
+ * (until older records expire). Without it a sender refusing instance after instance under fresh Study UIDs adds two
+ * keys each, for 30 days, with no bound but its own rate (about 1 KB a study, measured at ~1,600 a second).
+ */
+export const REFUSED_STUDIES_CAP = 10_000;
 
 /** One (series, code, status) entry: how many distinct instances of the series were refused so. */
 export interface RefusedImages {
@@ -46,11 +53,18 @@ export interface Refusal {
 export type RecordOutcome = 1 | 0 | -1;
 
 /**
- * KEYS: counts hash, instances hash. ARGV: field, SOPInstanceUID ('' when none), entries cap, instances cap, ttl (s).
- * Returns 1 when counted, 0 when the instance was counted before, -1 when a new entry would pass the cap.
+ * KEYS: counts hash, instances hash, index of the studies with a record (sorted set: StudyInstanceUID -> when its
+ * record expires, s). ARGV: field, SOPInstanceUID ('' when none), entries cap, instances cap, ttl (s), study, studies
+ * cap. Returns 1 when counted, 0 when the instance was counted before, -1 when a new entry would pass the study's
+ * cap or a new study's record the studies cap (index entries past their expiry are dropped first).
  */
 const RECORD_REFUSAL = `
 if ARGV[2] ~= '' and redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 0 end
+local now = tonumber(redis.call('TIME')[1])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  if redis.call('ZSCORE', KEYS[3], ARGV[6]) == false and redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[7]) then return -1 end
+end
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 redis.call('EXPIRE', KEYS[1], ARGV[5])
@@ -58,11 +72,16 @@ if ARGV[2] ~= '' and redis.call('HLEN', KEYS[2]) < tonumber(ARGV[4]) then
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
   redis.call('EXPIRE', KEYS[2], ARGV[5])
 end
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), ARGV[6])
+redis.call('EXPIRE', KEYS[3], ARGV[5])
 return 1
 `;
 
 type RedisWithRefusal = Redis & {
-  ntRecordRefusal(counts: string, instances: string, field: string, sop: string, entriesCap: number, instancesCap: number, ttlS: number): Promise<number>;
+  ntRecordRefusal(
+    counts: string, instances: string, index: string, field: string, sop: string,
+    entriesCap: number, instancesCap: number, ttlS: number, study: string, studiesCap: number,
+  ): Promise<number>;
 };
 
 function statusHex(status: number): string {
@@ -83,11 +102,11 @@ function parseField(f: string): Omit<RefusedImages, 'images'> | undefined {
 export async function recordRefusal(redis: Redis, r: Refusal): Promise<RecordOutcome> {
   if (!isUid(r.StudyInstanceUID) || !isUid(r.SeriesInstanceUID)) throw new Error('a refusal is recorded only under a study and series UID');
   const client = redis as RedisWithRefusal;
-  if (typeof client.ntRecordRefusal !== 'function') client.defineCommand('ntRecordRefusal', { numberOfKeys: 2, lua: RECORD_REFUSAL });
+  if (typeof client.ntRecordRefusal !== 'function') client.defineCommand('ntRecordRefusal', { numberOfKeys: 3, lua: RECORD_REFUSAL });
   const sop = r.SOPInstanceUID && isUid(r.SOPInstanceUID) ? r.SOPInstanceUID : '';
   const out = await client.ntRecordRefusal(
-    keys.studyRefused(r.StudyInstanceUID), keys.studyRefusedInstances(r.StudyInstanceUID), field(r), sop,
-    REFUSED_ENTRIES_CAP, REFUSED_INSTANCES_CAP, REFUSED_TTL_S,
+    keys.studyRefused(r.StudyInstanceUID), keys.studyRefusedInstances(r.StudyInstanceUID), keys.refusedStudies(), field(r), sop,
+    REFUSED_ENTRIES_CAP, REFUSED_INSTANCES_CAP, REFUSED_TTL_S, r.StudyInstanceUID, REFUSED_STUDIES_CAP,
   );
   return out as RecordOutcome;
 }

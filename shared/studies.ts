@@ -46,6 +46,11 @@ export const keys = {
    * one stored after all (a later resend that passed) is not reported as refused.
    */
   studyRefusedInstances: (uid: string) => `${KEY_PREFIX}:study:${uid}:refused:instances`,
+  /**
+   * Sorted set: StudyInstanceUID -> when its refused-instance record expires (unix s), for the cap on studies with
+   * a record (shared/refusals.ts REFUSED_STUDIES_CAP); entries past their time are dropped at the next new record.
+   */
+  refusedStudies: () => `${KEY_PREFIX}:refused:studies`,
   /** Set of StudyInstanceUIDs that have stored instances but no finished job (re-queued at listener start). */
   pendingStudies: () => `${KEY_PREFIX}:studies:pending`,
   /**

@@ -118,8 +118,9 @@ export function joinProblem(parts: readonly Stack<SeriesFrame>[], joined: Stack<
 /**
  * For a used stack and another part of its acquisition that was not joined to it: how many of the other part's
  * slices lie outside the used stack along the normal (0: it adds nothing, e.g. a repeat), and why it was not joined.
+ * `problem`: joinProblem's answer when the two were a chain whose joined stack was refused.
  */
-export function unjoinedPart(used: Stack<unknown>, other: Stack<unknown>): { outside: number; why: string } {
+export function unjoinedPart(used: Stack<unknown>, other: Stack<unknown>, problem?: string): { outside: number; why: string } {
   const [lo, hi] = extent(used);
   let outside = 0;
   for (const off of other.sliceOffsets) {
@@ -129,6 +130,12 @@ export function unjoinedPart(used: Stack<unknown>, other: Stack<unknown>): { out
   const [olo, ohi] = extent(other);
   const overlap = olo <= hi + SAME_POSITION_MM && ohi >= lo - SAME_POSITION_MM;
   const step = olo > hi ? olo - hi : lo - ohi;
-  const why = overlap ? 'its slices overlap the used ones' : `${step.toFixed(1)} mm from the used slices at the join (slice spacing ${used.sliceSpacing.toFixed(1)} mm)`;
+  // Continuing one another without a join: their joined stack was refused, or a third part continues one of them
+  // as well (a repeat of a part), which partChains leaves unjoined. The distance alone would not say why.
+  const inStep = continues(used, other) || continues(other, used);
+  const why = overlap ? 'its slices overlap the used ones'
+    : problem ? problem
+      : inStep ? 'another series of the acquisition continues the same slices (a repeat of a part)'
+        : `${step.toFixed(1)} mm from the used slices at the join (slice spacing ${used.sliceSpacing.toFixed(1)} mm)`;
   return { outside, why };
 }

@@ -153,6 +153,8 @@ interface Candidate {
    * acquisition (the last few slices of a series given a new UID); alone it stays refused.
    */
   fragment?: boolean;
+  /** The chain of parts this one is in that was not joined, and why (join.ts joinProblem), for the other part's detail. */
+  notJoined?: { chain: readonly Candidate[]; why: string };
 }
 
 export function planeOf(normal: Vec3): Plane {
@@ -357,13 +359,18 @@ function joinParts(list: readonly Candidate[], options: StackOptions): Candidate
   const out = [...list];
   for (const chain of partChains(list)) {
     const [first] = [...chain].sort(compareCandidates);
-    let stack: Stack<SeriesFrame>;
+    let stack: Stack<SeriesFrame> | undefined;
+    let problem: string | undefined;
     try {
       stack = stackOfSeries({ ...first.group, frames: chain.flatMap((c) => c.frames) }, options, first.bLessDwi);
+      problem = joinProblem(chain.map((c) => c.stack), stack);
     } catch {
+      problem = 'the parts do not make one stack';
+    }
+    if (problem || !stack) {
+      for (const c of chain) c.notJoined = { chain, why: problem ?? 'the parts do not make one stack' };
       continue;
     }
-    if (joinProblem(chain.map((c) => c.stack), stack)) continue;
     for (const c of chain) {
       c.report.joinedWith = chain.filter((o) => o !== c).map((o) => o.group.SeriesInstanceUID);
       if (c.fragment) {
@@ -387,7 +394,8 @@ function noteUnjoinedParts(used: Candidate, all: readonly Candidate[]): void {
   const parts = used.parts ?? [used];
   for (const other of all) {
     if (parts.includes(other) || acquisitionDifference(used, other)) continue;
-    const { outside, why } = unjoinedPart(used.stack, other.stack);
+    const problem = other.notJoined && parts.some((p) => other.notJoined!.chain.includes(p)) ? other.notJoined.why : undefined;
+    const { outside, why } = unjoinedPart(used.stack, other.stack, problem);
     if (outside === 0) continue;
     used.report.dropped = [...(used.report.dropped ?? []), { images: outside, reason: 'unjoined-part' }];
     if (other.report.reason === 'not-selected' && !other.report.detail) {

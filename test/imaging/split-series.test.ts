@@ -116,6 +116,35 @@ describe('one acquisition split across two series', () => {
   });
 });
 
+describe('why parts that continue each other were not joined', () => {
+  // 30 axial slices of 4.2 mm: slabs of 15 that continue each other along the normal, yet are not joined.
+  const FrameOfReferenceUID = uid();
+  const p = axialPositions(CENTRE, 30, 4.2);
+  const whole = s('t2_tse_tra', { SeriesNumber: 4, positions: p, attributes: { FrameOfReferenceUID } });
+  const part = (positions: Vec3[], over: Partial<SeriesSpec> = {}): SeriesSpec => ({ ...whole, SeriesInstanceUID: uid(), positions, ...over });
+  const byUid = (res: StudyVolumes, spec: SeriesSpec) => res.series.find((r) => r.SeriesInstanceUID === spec.SeriesInstanceUID)!;
+
+  it('a part shifted in plane is named as such, not by its (regular) distance at the join', async () => {
+    const lower = part(p.slice(0, 15), { SeriesNumber: 4 });
+    const upper = part(p.slice(15).map((x) => [x[0] + 3, x[1], x[2]] as Vec3), { SeriesNumber: 5 });
+    const res = await loadStudyVolumes(files([lower, upper]), DEFAULT_PREPROCESSING);
+    const used = res.series.find((r) => r.used)!;
+    const other = [lower, upper].map((x) => byUid(res, x)).find((r) => !r.used)!;
+    expect(used.dropped).toEqual([{ images: 15, reason: 'unjoined-part' }]);
+    expect(other.detail).toMatch(/not joined: the parts are shifted in plane$/);
+  });
+
+  it('a half continued by two repeats of the other half says a third part continues it as well', async () => {
+    const lower = part(p.slice(0, 15), { SeriesNumber: 4 });
+    const upper = part(p.slice(15), { SeriesNumber: 5 });
+    const again = part(p.slice(15), { SeriesNumber: 6 });
+    const res = await loadStudyVolumes(files([lower, upper, again]), DEFAULT_PREPROCESSING);
+    expect(res.volumeInfo.T2?.SeriesInstanceUID).toBe(again.SeriesInstanceUID);
+    expect(byUid(res, again).dropped).toEqual([{ images: 15, reason: 'unjoined-part' }]);
+    expect(byUid(res, lower).detail).toMatch(/series 6, not joined: another series of the acquisition continues the same slices/);
+  });
+});
+
 describe('a part with fewer slices than a series needs', () => {
   // 24 axial slices of 5 mm, the last 7 (or 3) given a new UID: too few alone, but part of the one acquisition.
   const FrameOfReferenceUID = uid();

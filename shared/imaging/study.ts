@@ -351,6 +351,13 @@ function overLimits(stack: Stack<unknown>, limits: StackLimits): string | undefi
 }
 
 /**
+ * Most series joined into one volume. Every part's report names the others (joinedWith), so the result grows with
+ * the square of the parts: 400 two-slice fragments of one series made 7.5 MB of `series[]`. A chain of more parts
+ * is not joined (each part stays as it was, the reason in its detail when another series is used).
+ */
+export const MAX_JOINED_PARTS = 32;
+
+/**
  * The candidates of one sequence with each chain of parts of one acquisition (join.ts) replaced by one candidate
  * whose stack is built from all their frames, when that stack is the one regular stack the parts make. Its group,
  * report and classification are those of the part ranked first; every part's report names the others.
@@ -358,6 +365,14 @@ function overLimits(stack: Stack<unknown>, limits: StackLimits): string | undefi
 function joinParts(list: readonly Candidate[], options: StackOptions): Candidate[] {
   const out = [...list];
   for (const chain of partChains(list)) {
+    if (chain.length > MAX_JOINED_PARTS) {
+      const why = `${chain.length} parts (at most ${MAX_JOINED_PARTS} are joined)`;
+      for (const c of chain) {
+        c.notJoined = { chain, why };
+        if (c.fragment) c.report.detail = `${c.report.detail ?? ''}; part of one acquisition, not joined: ${why}`;
+      }
+      continue;
+    }
     const [first] = [...chain].sort(compareCandidates);
     let stack: Stack<SeriesFrame> | undefined;
     let problem: string | undefined;

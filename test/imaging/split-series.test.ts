@@ -1,7 +1,7 @@
 // One acquisition split across two SeriesInstanceUIDs (two packages of a long acquisition, a PACS that gives part
 // of a series a new UID): its parts are one volume when they are evidently one regular stack; parts that are not
 // are never joined, and a slab used while another part of its acquisition exists is reported as incomplete.
-import { loadStudyVolumes, type StudyVolumes } from '../../shared/imaging/study';
+import { loadStudyVolumes, MAX_JOINED_PARTS, type StudyVolumes } from '../../shared/imaging/study';
 import { DEFAULT_PREPROCESSING } from '../../shared/imaging/spec';
 import type { Vec3 } from '../../shared/imaging/dicom-header';
 import { axialPositions, makeSeries, phantom, uid, type SeriesSpec } from '../../shared/imaging/synthetic';
@@ -185,6 +185,21 @@ describe('a part with fewer slices than a series needs', () => {
     const res = await loadStudyVolumes(files([lower, last]), DEFAULT_PREPROCESSING);
     expect(byUid(res, last)).toMatchObject({ used: false, reason: 'too-few-slices' });
     expect(byUid(res, lower).dropped).toEqual([{ images: 1, reason: 'unjoined-part' }]);
+  });
+
+  it(`at most MAX_JOINED_PARTS parts are joined: every part names the others, so the result would grow with their square`, async () => {
+    const p3 = axialPositions(CENTRE, 2 * (MAX_JOINED_PARTS + 1), 3);
+    const fragments = (n: number) => Array.from({ length: n }, (_, i) => part(p3.slice(2 * i, 2 * i + 2), { SeriesNumber: 300 + i }));
+    const joined = await loadStudyVolumes(files(fragments(MAX_JOINED_PARTS)), DEFAULT_PREPROCESSING);
+    expect(joined.volumeInfo.T2?.sourceShape[0]).toBe(2 * MAX_JOINED_PARTS);
+    expect(joined.series.every((r) => r.used && r.joinedWith?.length === MAX_JOINED_PARTS - 1)).toBe(true);
+    const many = await loadStudyVolumes(files(fragments(MAX_JOINED_PARTS + 1)), DEFAULT_PREPROCESSING);
+    expect(many.missing).toContain('T2');
+    for (const r of many.series) {
+      expect(r).toMatchObject({ used: false, reason: 'too-few-slices' });
+      expect(r.joinedWith).toBeUndefined();
+      expect(r.detail).toMatch(new RegExp(`not joined: ${MAX_JOINED_PARTS + 1} parts \\(at most ${MAX_JOINED_PARTS} are joined\\)$`));
+    }
   });
 
   it('one that cannot be joined (a gap at the join) stays refused and counts as an unjoined part', async () => {

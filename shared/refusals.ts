@@ -19,8 +19,11 @@ export type RefusalCode = (typeof REFUSAL_CODES)[number];
 
 /** Most distinct (series, code, status) entries one study records; a refusal that would add one more is not recorded. */
 export const REFUSED_ENTRIES_CAP = 64;
-/** Most refused SOP Instance UIDs one study remembers; beyond it a resent instance may be counted twice. */
-export const REFUSED_INSTANCES_CAP = 10_000;
+/**
+ * Most refused SOP Instance UIDs one study remembers (0.21 MB at the cap with 64-character UIDs; with
+ * REFUSED_STUDIES_CAP the whole record stays under about 2.1 GB); beyond it a resent instance may be counted twice.
+ */
+export const REFUSED_INSTANCES_CAP = 1_000;
 /** The record expires this long after the study's last refusal (as long as stored instances are kept by default). */
 export const REFUSED_TTL_S = 30 * 86_400;
 /**

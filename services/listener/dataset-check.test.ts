@@ -126,6 +126,27 @@ describe('DatasetWalker', () => {
     expect(walkDataset(bytes, TransferSyntax.ImplicitVRLittleEndian)).toEqual({ ...UIDS, pixelDataLength: 4 });
   });
 
+  test('implicit VR: an element the dictionary defines as a sequence must hold items (a flipped tag byte)', () => {
+    const el = (g: number, e: number, value: Buffer) => Buffer.concat([tag(g, e), u32(value.length), value]);
+    const uid = (v: string) => Buffer.from(v.length % 2 ? `${v}\0` : v, 'latin1');
+    const around = (inner: Buffer) => Buffer.concat([
+      el(0x0008, 0x0016, uid(UIDS.SOPClassUID)),
+      el(0x0008, 0x0018, uid(UIDS.SOPInstanceUID)),
+      el(0x0020, 0x000d, uid(UIDS.StudyInstanceUID)),
+      el(0x0020, 0x000e, uid(UIDS.SeriesInstanceUID)),
+      inner,
+      el(0x7fe0, 0x0010, Buffer.from('xxxx')),
+    ]);
+    // (0054,0032) Phase Information Sequence holding a decimal string: what ImagePositionPatient (0020,0032)
+    // becomes when one bit of its group flips. DCMTK and dcmjs read the value as items and fail; so does the walk.
+    expect(() => walkDataset(around(el(0x0054, 0x0032, Buffer.from('-120\\-120\\-45.5 '))), TransferSyntax.ImplicitVRLittleEndian)).toThrow(MalformedDatasetError);
+    // The same tag holding a real defined-length item, and a tag the dictionary does not make a sequence, pass.
+    const ref = el(0x0008, 0x1150, uid('1.2.3'));
+    const item = Buffer.concat([tag(0xfffe, 0xe000), u32(ref.length), ref]);
+    expect(walkDataset(around(el(0x0054, 0x0032, item)), TransferSyntax.ImplicitVRLittleEndian)).toEqual({ ...UIDS, pixelDataLength: 4 });
+    expect(walkDataset(around(el(0x0054, 0x0031, Buffer.from('\x02\x00'))), TransferSyntax.ImplicitVRLittleEndian)).toEqual({ ...UIDS, pixelDataLength: 4 });
+  });
+
   test('a deflated data set is inflated as it streams, and one that does not inflate is refused', async () => {
     const plain = encode(WITH_SEQUENCES, TransferSyntax.ExplicitVRLittleEndian);
     const deflated = deflateRawSync(plain);

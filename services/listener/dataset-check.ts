@@ -17,6 +17,7 @@ import { TransferSyntax, ENHANCED_MR_CLASSES } from './dicom-uids';
 import { MAX_INFLATED_BYTES, MAX_SEQUENCE_DEPTH } from '../../shared/imaging/limits';
 import { LONG_VRS, VRS } from '../../shared/imaging/vr';
 import { decodeText } from '../../shared/imaging/charset';
+import { dictionarySequenceTags } from '../../shared/imaging/dcmjs';
 
 /** The values read from the top level of the data set. */
 export interface InstanceFacts {
@@ -73,6 +74,8 @@ const ITEM = 0xfffee000;
 const ITEM_DELIMITER = 0xfffee00d;
 const SEQUENCE_DELIMITER = 0xfffee0dd;
 const PIXEL_DATA = 0x7fe00010;
+/** Sequences by the data dictionary: what an implicit VR element with one of these tags must hold. */
+const SEQUENCE_TAGS = dictionarySequenceTags();
 
 const enum Kind {
   Dataset,
@@ -263,7 +266,9 @@ export class DatasetWalker {
     }
     if (length % 2 !== 0) throw malformed(`${hexTag(tag)} has an odd length`);
     this.fits(length, tag);
-    if (vr === 'SQ') {
+    // Implicit VR names no VR: an element the dictionary defines as a sequence is read as one, as DCMTK and dcmjs
+    // read it, so a corrupted tag that lands on a sequence's (one byte flipped) cannot pass as an opaque value.
+    if (vr === 'SQ' || (vr === undefined && SEQUENCE_TAGS.has(tag))) {
       this.push(Kind.Sequence, this.offset + length, frame.explicit);
       return;
     }

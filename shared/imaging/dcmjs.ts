@@ -19,7 +19,11 @@ export interface Dcmjs {
   data: {
     DicomMessage: { readFile(buffer: ArrayBuffer, options?: Record<string, unknown>): DcmjsDicomDict };
     DicomDict: new (meta: DcmjsDataset) => DcmjsDicomDict;
-    DicomMetaDictionary: { denaturalizeDataset(ds: Record<string, unknown>): DcmjsDataset };
+    DicomMetaDictionary: {
+      denaturalizeDataset(ds: Record<string, unknown>): DcmjsDataset;
+      /** The data dictionary by keyword: tag "(GGGG,EEEE)" (x for a repeating group's digits) and VR. */
+      nameMap: Record<string, { tag: string; vr: string }>;
+    };
   };
 }
 
@@ -34,4 +38,22 @@ export const dcmjs = dcmjsUntyped as unknown as Dcmjs;
 export function quietDcmjsLog(): void {
   dcmjs.log.setLevel('silent');
   for (const name of ['validation.dcmjs', 'AsyncDicomReader']) dcmjs.log.getLogger(name).setLevel('silent');
+}
+
+let sequenceTags: ReadonlySet<number> | undefined;
+
+/**
+ * Tags the data dictionary defines as sequences (VR SQ), as (group << 16 | element). An implicit VR data set names no
+ * VR, so a reader takes the dictionary's: such an element's value must read as a sequence of items (PS3.5 7.1.3).
+ */
+export function dictionarySequenceTags(): ReadonlySet<number> {
+  if (!sequenceTags) {
+    const tags = new Set<number>();
+    for (const { tag, vr } of Object.values(dcmjs.data.DicomMetaDictionary.nameMap)) {
+      const m = /^\(([0-9A-F]{4}),([0-9A-F]{4})\)$/i.exec(tag);
+      if (vr === 'SQ' && m) tags.add(((parseInt(m[1], 16) << 16) | parseInt(m[2], 16)) >>> 0);
+    }
+    sequenceTags = tags;
+  }
+  return sequenceTags;
 }

@@ -5,7 +5,7 @@
 import type { Preprocessing } from '../model-manifest';
 import type { Vec3 } from './dicom-header';
 import { add, dot, scale, sub, voxelToPatient, type Stack } from './geometry';
-import { otsuThreshold } from './intensity';
+import { otsuThreshold, quantile } from './intensity';
 
 /** Decoded stack: data[k][j][i] (slice, row, column) in rescaled units. */
 export interface SourceVolume {
@@ -108,17 +108,16 @@ export function canonicalToPatient(spec: Pick<Preprocessing, 'shape' | 'spacingM
 
 /** Fraction of a stack's voxels at or below its background value: a few stray low pixels do not decide it. */
 const BACKGROUND_QUANTILE = 0.001;
-const BACKGROUND_BINS = 4096;
 /** The minimum is a stray when the 0.1th percentile lies more than this fraction of the value range above it. */
 const STRAY_FRACTION = 0.01;
 
 /**
  * The value of the grid beyond the stack: the stack's air, its minimum, unless the minimum is a few stray pixels far
- * below the rest (the 0.1th percentile, to a 1/4096 histogram bin, more than 1 % of the value range above it): then
- * that percentile. MR values are arbitrary units and a Rescale Intercept can shift a whole series (negative or
- * positive); a fixed 0 would then lie above or below the air and move the intensity normalisation (Otsu, z-score,
- * percentiles), so the volume would depend on the offset. Both statistics shift with the series, and a series whose
- * minimum is 0 (not a stray) keeps the background 0 it always had.
+ * below the rest (the 0.1th percentile, from intensity.ts's 4096-bin histogram, more than 1 % of the value range
+ * above it): then that percentile. MR values are arbitrary units and a Rescale Intercept can shift a whole series
+ * (negative or positive); a fixed 0 would then lie above or below the air and move the intensity normalisation
+ * (Otsu, z-score, percentiles), so the volume would depend on the offset. Both statistics shift with the series, and
+ * a series whose minimum is 0 (not a stray) keeps the background 0 it always had.
  */
 export function backgroundValue(vol: SourceVolume): number {
   const { data } = vol;
@@ -131,22 +130,10 @@ export function backgroundValue(vol: SourceVolume): number {
   }
   if (!Number.isFinite(min) || !Number.isFinite(max)) return 0;
   if (max === min) return min;
-  const scale = BACKGROUND_BINS / (max - min);
-  const hist = new Uint32Array(BACKGROUND_BINS);
-  for (let i = 0; i < data.length; i++) {
-    const b = ((data[i] - min) * scale) | 0;
-    hist[b >= BACKGROUND_BINS ? BACKGROUND_BINS - 1 : b] += 1;
-  }
-  const target = Math.max(1, Math.ceil(data.length * BACKGROUND_QUANTILE));
-  let seen = 0;
-  let b = 0;
-  for (; b < BACKGROUND_BINS - 1; b++) {
-    seen += hist[b];
-    if (seen >= target) break;
-  }
+  const air = quantile(data, BACKGROUND_QUANTILE);
   // The minimum itself when the air reaches down to it (the usual series: exactly what the grid had before, 0 when
   // the air is 0); the percentile only when the minimum lies far below it (stray pixels).
-  return b <= BACKGROUND_BINS * STRAY_FRACTION ? min : min + b / scale;
+  return air - min <= STRAY_FRACTION * (max - min) ? min : air;
 }
 
 /**

@@ -5,6 +5,7 @@ import { calibrated } from '../../test/helpers/calibration';
 import type { TriageQuery } from '../../shared/model-manifest';
 import type { FindingScore } from '../../shared/results';
 import { checkReport, MAX_SENTENCES, TAIL_SENTENCES } from './report-check';
+import { plattProbability } from '../../shared/models/calibration';
 
 describe('checkReport', () => {
   // Axes: 0 infarct, 1 mass, 2 other. Unknown sentences point at "other".
@@ -64,6 +65,10 @@ describe('checkReport', () => {
     const r = await run('Acute infarct in the left MCA territory. A mass in the right frontal lobe.');
     expect(r.sentences[0]).toMatchObject({ matchedQueryId: 'acute_infarct', supported: true });
     expect(r.sentences[1]).toMatchObject({ matchedQueryId: 'mass', supported: false, imageScore: 0, threshold: queries[1].calibration!.threshold });
+    // The threshold is a probability: the sentence's probability under the query's calibration is what it is
+    // compared with (the raw image score is not), and it is below the threshold.
+    expect(r.sentences[1].probability).toBeCloseTo(plattProbability(queries[1].calibration!, 0), 12);
+    expect(r.sentences[1].probability!).toBeLessThan(r.sentences[1].threshold!);
     expect(r.unsupported).toEqual([1]);
   });
 

@@ -41,8 +41,13 @@ export interface SentenceCheck {
   matchSimilarity: number | null;
   /** How much closer the sentence is to the matched query's text than the normal-study sentence is. */
   matchMargin: number | null;
-  /** The sentence scored against the image like a query (minus the query's negativeText similarity). */
+  /** The sentence scored against the image like a query (minus the query's negativeText similarity): a raw score. */
   imageScore: number | null;
+  /**
+   * imageScore as a probability under the matched query's calibration: what `threshold` (a probability) is compared
+   * with. null when the query has no calibration.
+   */
+  probability: number | null;
   threshold: number | null;
   /**
    * null when not checked: absent/uncertain, no query matched, or the matched query cannot be judged on this study
@@ -162,7 +167,7 @@ export async function checkReport(input: ReportCheckInput): Promise<ReportCheck>
       matchedQueryId: matched?.id ?? null,
       matchSimilarity: best?.sim ?? null,
       matchMargin: best && Number.isFinite(best.margin) ? best.margin : null,
-      imageScore: null, threshold: null, supported: null,
+      imageScore: null, probability: null, threshold: null, supported: null,
       notChecked: !matched ? 'it matches no triage query'
         : assertion === 'absent' ? 'it states absence: only findings the images flag are compared with it'
           : assertion === 'uncertain' ? 'it is uncertain (hedged): not checked'
@@ -176,6 +181,7 @@ export async function checkReport(input: ReportCheckInput): Promise<ReportCheck>
       const threshold = finding?.threshold ?? null;
       const probability = matched.calibration ? plattProbability(matched.calibration, score) : null;
       check.imageScore = score;
+      check.probability = probability;
       check.threshold = threshold;
       const why = unjudgeable(matched);
       // Supported when the worker flagged that finding, or the sentence itself clears the query's threshold; not

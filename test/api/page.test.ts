@@ -90,8 +90,14 @@ test('signs in, shows the STAT study first with its badge, and updates live when
   await page.waitForSelector('#worklist tbody tr');
   // Signed in, the keyboard is on the worklist's heading, not lost on the page.
   expect(await page.evaluate('document.activeElement && document.activeElement.id')).toBe('worklist-title');
+  expect(await page.title()).toBe('Worklist · neurotriage');
   expect((await rowUids())[0]).toBe(uid(4));
   const first = page.locator('#worklist tbody tr').first();
+  // Times are in the browser's zone, which the column heading names; the tooltip has the date, time and zone.
+  expect(await page.locator('#worklist thead .zone').textContent()).toMatch(/^\(\S+\)$/);
+  const arrival = first.locator('time');
+  expect(new Date((await arrival.getAttribute('datetime'))!).getTime()).toBeCloseTo(minutesAgo(12), -5);
+  expect(await arrival.getAttribute('title')).toMatch(/\b20\d\d\b.*\d\d:\d\d \S+$/);
   expect(await first.locator('.badge').textContent()).toBe('STAT');
   expect(await first.textContent()).toContain('Acute infarct');
   expect(await page.locator('#who').textContent()).toContain('pacs-admin');
@@ -123,6 +129,7 @@ test('signs in, shows the STAT study first with its badge, and updates live when
 test('the study view shows findings, and the admin query editor changes a query', async () => {
   await page.locator('#worklist tbody tr').first().click();
   await page.waitForSelector('#study[open] table.findings');
+  expect(await page.title()).toBe('STAT study · neurotriage');
   expect(await page.locator('#study-title').textContent()).toContain('A24-10242');
   expect(await page.locator('#study table.findings tbody tr.triggered th').first().textContent()).toContain('Haemorrhage');
   expect(await page.locator('#study table.findings tbody tr.triggered .statement').first().textContent()).toMatch(/^flagged: P \d\.\d+ >= threshold \d\.\d+; sets the STAT priority$/);
@@ -136,7 +143,19 @@ test('the study view shows findings, and the admin query editor changes a query'
   await page.waitForSelector('#check-result h4');
   expect(await page.locator('#check-result').textContent()).toContain('stated absent in the report');
   await page.screenshot({ path: path.join(shots, 'report-check.png') });
+  // A sentence the images do not support is shown with its probability against the threshold (both
+  // probabilities), not with its raw image score beside a probability threshold.
+  const unsupported = {
+    StudyInstanceUID: uid(6), notMentioned: [], contradicted: [], unsupported: [0], mentionSimilarity: 0.6, truncated: null, warnings: [],
+    sentences: [{ index: 0, text: 'A mass in the right frontal lobe.', assertion: 'present', about: 'A mass in the right frontal lobe', matchedQueryId: 'mass', matchSimilarity: 0.9, matchMargin: 0.2, imageScore: -0.041, probability: 0.012, threshold: 0.4, supported: false, notChecked: null }],
+  };
+  await page.route('**/report-check', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(unsupported) }));
+  await page.click('#check-form button');
+  await page.locator('#check-result h4', { hasText: 'not supported by the images' }).waitFor();
+  expect(await page.locator('#check-result li').last().textContent()).toBe('A mass in the right frontal lobe. (Mass: P 0.012 < threshold 0.400)');
+  await page.unroute('**/report-check');
   await page.click('#study-close');
+  expect(await page.title()).toBe('Worklist · neurotriage');
 
   await changeQuery(redis, { put: { id: 'infarct_dwi', text: 'acute infarct with restricted diffusion', priority: 'STAT', sequences: ['DWI'] } });
   await page.click('.tab[data-view=queries]');
@@ -177,6 +196,11 @@ test('search lists past studies by similarity and opens one', async () => {
   await page.click('#search-form button');
   await page.locator('#search-results li').first().waitFor();
   expect(await page.locator('#search-results li').first().textContent()).toContain('A24-10236');
+  expect(await page.title()).toBe('Search past studies · neurotriage');
+  // The search score is signed and named, never a bare number that reads as a probability.
+  const scores = await page.locator('#search-results .score').allTextContents();
+  expect(scores.every((t) => /^score ([+\u2212]\d\.\d{3}|0\.000)$/.test(t))).toBe(true);
+  expect(await page.locator('#search-results .score').first().getAttribute('title')).toContain('not a probability');
   expect(await page.locator('#search-results li').count()).toBe(6);
   await page.screenshot({ path: path.join(shots, 'search.png') });
   await page.locator('#search-results li button').first().click();
@@ -252,6 +276,9 @@ test('chips that set the priority look different from flagged ones that do not, 
   expect(f.border).toBe('dashed');
   expect(Number(t.weight)).toBeGreaterThan(Number(f.weight));
   expect(await triggered.getAttribute('title')).toMatch(/^flagged: P .* >= threshold .*; sets the STAT priority$/);
+  // The percent is shown with the threshold it cleared, not alone.
+  expect(await triggered.locator('.thr').textContent()).toMatch(/^ \u2265 (<1|>99|\d+)%$/);
+  expect(await flagged.locator('.thr').textContent()).toMatch(/^ \u2265 (<1|>99|\d+)%$/);
   // The study view: three states, each with the decision in words.
   await row.click();
   await page.waitForSelector('#study[open] table.findings');

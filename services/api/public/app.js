@@ -64,12 +64,21 @@ const rate = (r) => {
 };
 const num = (x, d = 2) => (x === null || x === undefined ? '–' : Number(x).toFixed(d));
 const label = (id) => id.replace(/[_-]+/g, ' ').replace(/^./, (c) => c.toUpperCase());
+// Times are the browser's own time zone, 24 h, the month in letters (never 06/12, which reads two ways); the year
+// is written when it is not this year's. whenFull() is the unambiguous form for tooltips: date, time and zone.
 function time(ms) {
   const d = new Date(ms);
-  const today = new Date().toDateString() === d.toDateString();
+  const now = new Date();
+  const today = now.toDateString() === d.toDateString();
   const hm = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
-  return today ? hm : `${d.toLocaleDateString([], { day: '2-digit', month: 'short' })} ${hm}`;
+  const year = d.getFullYear() === now.getFullYear() ? {} : { year: 'numeric' };
+  return today ? hm : `${d.toLocaleDateString([], { day: '2-digit', month: 'short', ...year })} ${hm}`;
 }
+const whenFull = (ms) => new Date(ms).toLocaleString([], { weekday: 'short', day: 'numeric', month: 'long', year: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZoneName: 'short' });
+/** The zone times are shown in, as the browser names it ("CET", "GMT+1"). */
+const zoneName = () => new Intl.DateTimeFormat([], { timeZoneName: 'short' }).formatToParts(new Date()).find((p) => p.type === 'timeZoneName')?.value ?? '';
+/** An arrival time: <time> with its instant, the full date, time and zone as tooltip, and its age below. */
+const arrived = (ms) => [el('time', { datetime: new Date(ms).toISOString(), title: whenFull(ms), text: time(ms) }), el('span', { class: 'muted small block', text: ago(ms) })];
 function ago(ms) {
   const min = Math.round((Date.now() - ms) / 60000);
   if (min < 1) return 'just now';
@@ -97,6 +106,8 @@ async function signIn(token) {
   sessionStorage.setItem(TOKEN_KEY, token);
   state.user = me;
   $('#who').textContent = `${me.name} · ${me.role}`;
+  // Times on the page are in this browser's zone: the column headings say which.
+  for (const z of document.querySelectorAll('th .zone')) z.textContent = `(${zoneName()})`;
   document.body.classList.toggle('is-admin', me.role === 'admin');
   await loadQueries();
   show('worklist');
@@ -104,8 +115,13 @@ async function signIn(token) {
   startLive();
 }
 
+// The window title names the view (a browser tab, a screen reader's window list, a bookmark): no study identifiers.
+const TITLES = { login: 'Sign in', worklist: 'Worklist', search: 'Search past studies', queries: 'Triage queries' };
+const setTitle = (what) => { document.title = `${what} · neurotriage`; };
+
 function show(view) {
   const signedIn = view !== 'login';
+  setTitle(TITLES[view]);
   $('#login').hidden = signedIn;
   $('#nav').hidden = !signedIn;
   $('#session').hidden = !signedIn;
@@ -136,6 +152,8 @@ function chip(f) {
     state === 'triggered' ? el('span', { class: 'mark', 'aria-hidden': 'true', text: '\u25B2 ' }) : null,
     el('span', { text: label(f.queryId) }), ' ',
     el('span', { class: 'score', text: f.probability !== null ? pct(f.probability) : num(f.similarity) }),
+    // The percent is read against its threshold ("7% ≥ 5%"): a low percent that flags is not a weak finding's slip.
+    f.probability !== null && f.threshold !== null && f.threshold !== undefined ? el('span', { class: 'thr', text: ` ${f.flagged ? '\u2265' : '<'} ${pct(f.threshold)}` }) : null,
     f.held ? el('span', { class: 'held', text: ` · waits for ${(f.waitingFor || []).join(', ')}` }) : null,
     el('span', { class: 'sr-only', text: ` (${STATE_TEXT[state]})` }),
   );
@@ -209,7 +227,7 @@ function row(study) {
   const open = () => openStudy(study.StudyInstanceUID).catch(report);
   const tr = el('tr', { 'data-uid': study.StudyInstanceUID, 'data-priority': study.priority, class: state.fresh.has(study.StudyInstanceUID) ? 'fresh' : null, onclick: open },
     el('td', {}, badge(study.priority), provisionalTag(study)),
-    el('td', {}, el('span', { text: time(study.receivedAt) }), el('span', { class: 'muted small block', text: ago(study.receivedAt) })),
+    el('td', {}, arrived(study.receivedAt)),
     el('td', {}, el('button', { type: 'button', class: 'link', text: study.AccessionNumber || `…${study.StudyInstanceUID.slice(-12)}`, 'aria-label': `Open study ${study.AccessionNumber || study.StudyInstanceUID}`, onclick: (e) => { e.stopPropagation(); open(); } })),
     el('td', {}, findingsCell(study)),
     el('td', { class: 'num', text: pct(study.abnormalProbability) }),
@@ -223,7 +241,7 @@ function untriagedRow(s) {
   const open = () => openStudy(s.StudyInstanceUID).catch(report);
   return el('tr', { 'data-uid': s.StudyInstanceUID, onclick: open },
     el('td', {}, el('span', { class: `state ${s.status}`, text: s.status === 'failed' ? 'FAILED' : 'UNSUPPORTED' })),
-    el('td', {}, el('span', { text: time(s.lastReceivedAt) }), el('span', { class: 'muted small block', text: ago(s.lastReceivedAt) })),
+    el('td', {}, arrived(s.lastReceivedAt)),
     el('td', {}, el('button', { type: 'button', class: 'link', text: s.AccessionNumber || `…${s.StudyInstanceUID.slice(-12)}`, onclick: (e) => { e.stopPropagation(); open(); } })),
     el('td', { text: s.reason || '–' }),
     el('td', { class: 'num', text: String(s.instances) }),
@@ -553,8 +571,8 @@ async function openStudy(uid, note) {
       // Scored on a first part, then the whole study failed: the earlier result stays (a STAT is not withdrawn).
       ...(r && (study.status === 'failed' || study.status === 'unsupported') ? [['Result', `scored before the study ${study.status}: the instances that arrived afterwards are not in it`]] : []),
       ...(r ? [
-        ['Received', `${time(r.receivedAt)} (${ago(r.receivedAt)})`],
-        ['Scored', `${time(r.scoredAt)} · ${Math.round(r.timingsMs.total)} ms`],
+        ['Received', `${whenFull(r.receivedAt)} (${ago(r.receivedAt)})`],
+        ['Scored', `${whenFull(r.scoredAt)} · ${Math.round(r.timingsMs.total)} ms`],
         ['Result', version > 1 ? `version ${version}, a correction of version ${version - 1}` : 'version 1'],
         ...(r.provisional ? [['Provisional', `waiting for ${r.provisional.waitingFor.join(', ')} until ${time(r.provisional.until)}: findings scored without them do not raise the priority`]] : []),
         ...(r.incomplete ? [['Final without', `${r.incomplete.missing.join(', ')}: the wait ended ${time(r.incomplete.waitedUntil)}; judged on what the study has`]] : []),
@@ -577,6 +595,7 @@ async function openStudy(uid, note) {
   for (const f of ['#adhoc-form', '#check-form']) for (const c of $(f).elements) c.disabled = !r;
   const dialog = $('#study');
   if (!dialog.open) dialog.showModal();
+  setTitle(r ? `${r.priority} study` : 'Study');
 }
 
 async function adhocScore(event) {
@@ -597,13 +616,16 @@ async function checkDraft(event) {
   // The report sentence the check read as denying the finding (or the closest one), so the reader can judge it.
   const because = (g) => (g.closestSentence === null || g.closestSentence === undefined ? null
     : el('span', { class: 'muted small block' }, 'closest sentence: ', el('q', { text: res.sentences[g.closestSentence]?.text ?? '' }), ` (similarity ${num(g.closestSimilarity, 2)})`));
-  const gap = (g) => el('li', {}, badge(g.priority), ' ', el('strong', { text: label(g.queryId) }), el('span', { class: 'muted', text: ` (images: ${g.probability !== null ? pct(g.probability) : num(g.similarity, 3)})` }), because(g));
+  const gap = (g) => el('li', {}, badge(g.priority), ' ', el('strong', { text: label(g.queryId) }), el('span', { class: 'muted', text: ` (images: ${g.probability !== null ? `P ${pct(g.probability)}` : `similarity ${num(g.similarity, 3)}, no probability`})` }), because(g));
   if (res.notMentioned.length) out.push(el('h4', { text: 'Suggested by the images, not in the report' }), el('ul', { class: 'issues' }, res.notMentioned.map(gap)));
   if (res.contradicted.length) out.push(el('h4', { text: 'Suggested by the images, stated absent in the report' }), el('ul', { class: 'issues' }, res.contradicted.map(gap)));
   if (res.unsupported.length) {
     out.push(el('h4', { text: 'Stated in the report, not supported by the images' }), el('ul', { class: 'issues' }, res.unsupported.map((i) => {
       const s = res.sentences[i];
-      return el('li', {}, el('q', { text: s.text }), el('span', { class: 'muted', text: ` (${label(s.matchedQueryId)}: image score ${num(s.imageScore, 3)}, threshold ${num(s.threshold, 3)})` }));
+      // The threshold is a probability: the sentence's probability under the query's calibration is what it is
+      // compared with, not the raw image score.
+      const p = s.probability !== null && s.probability !== undefined ? `P ${num(s.probability, 3)} < threshold ${num(s.threshold, 3)}` : `image score ${num(s.imageScore, 3)}, no probability`;
+      return el('li', {}, el('q', { text: s.text }), el('span', { class: 'muted', text: ` (${label(s.matchedQueryId)}: ${p})` }));
     })));
   }
   const discrepancies = res.notMentioned.length + res.contradicted.length + res.unsupported.length;
@@ -623,7 +645,7 @@ async function runSearch(offset = 0) {
   warning.classList.toggle('refused', res.language.verdict === 'refused');
   const items = res.items.map((i) => el('li', {},
     el('button', { type: 'button', class: 'result', onclick: () => openStudy(i.StudyInstanceUID).catch(report) },
-      badge(i.priority), el('span', { text: i.AccessionNumber || i.StudyInstanceUID }), el('span', { class: 'muted', text: time(i.receivedAt) }), el('span', { class: 'score', title: `cos(study, text) ${num(i.similarity, 3)}`, text: num(i.score, 3) })),
+      badge(i.priority), el('span', { text: i.AccessionNumber || i.StudyInstanceUID }), el('span', { class: 'muted', text: time(i.receivedAt) }), el('span', { class: 'score', title: `search score, not a probability: cos(study, text) ${num(i.similarity, 3)} minus the normal-study sentence's; below 0 the study looks more like a normal study than like the text`, text: `score ${i.score > 0 ? '+' : i.score < 0 ? '\u2212' : ''}${num(Math.abs(i.score), 3)}` })),
   ));
   if (offset === 0) list.replaceChildren(...items);
   else list.append(...items);
@@ -643,7 +665,7 @@ function calibrationCell(q) {
     const on = c.method === 'report-pseudo-labels' ? `calibrated on ${c.studies} past studies of this site` : `the bundle's calibration cohort${c.studies ? ` (${c.studies} studies)` : ''}`;
     // Judged by its class's study-level threshold, its own estimate describes a threshold that does not flag.
     const estimate = q.judgedBy === 'class' ? `at its own threshold (not the one in use) sensitivity ${rate(c.estimated.sensitivity)}, specificity ${rate(c.estimated.specificity)}` : `estimated sensitivity ${rate(c.estimated.sensitivity)}, specificity ${rate(c.estimated.specificity)}`;
-    parts.push(el('span', { class: 'muted small block', text: `${on}; ${estimate}; ${c.calibratedAt ? new Date(c.calibratedAt).toLocaleString('en-GB', { hour12: false }) : ''}` }));
+    parts.push(el('span', { class: 'muted small block', text: `${on}; ${estimate}; ${c.calibratedAt ? whenFull(Date.parse(c.calibratedAt)) : ''}` }));
   }
   if (q.warning) parts.push(el('span', { class: 'warning small block', role: 'note', text: q.warning }));
   return parts;
@@ -854,6 +876,8 @@ for (const tab of document.querySelectorAll('.tab')) {
 $('#filters').addEventListener('change', () => { shown = PAGE; refreshWorklist().catch(report); });
 $('#worklist-more').addEventListener('click', () => { shown += PAGE; refreshWorklist().catch(report); });
 $('#study-close').addEventListener('click', () => $('#study').close());
+// Closed by its button, Escape or a sign-out: the title is the view's again.
+$('#study').addEventListener('close', () => setTitle(TITLES[state.token ? state.view : 'login']));
 for (const id of ['#adhoc-text', '#check-text']) $(id).addEventListener('input', keepDraft);
 // Inside the modal dialog, errors are shown where the radiologist is looking, not behind the backdrop.
 const inline = (fn, target) => (event) => fn(event).catch((err) => {

@@ -666,6 +666,8 @@ describe('queries: bundle defaults, site layer, language check and calibration f
 
       const del = await app.inject({ method: 'DELETE', url: '/api/v1/queries/hydrocephalus', headers: ADMIN });
       expect(del.json()).toEqual({ version: v0 + 3, action: 'deleted' });
+      // The audit line says what the delete did (a bundle default is turned off, not deleted).
+      expect(auditLines().filter((l) => l.action === 'query.delete').at(-1)).toMatchObject({ queryId: 'hydrocephalus', queryVersion: v0 + 3, outcome: 'deleted' });
       expect((await app.inject({ method: 'DELETE', url: '/api/v1/queries/hydrocephalus', headers: ADMIN })).statusCode).toBe(404);
       expect((await list()).queries.map((x: { id: string }) => x.id)).toEqual(['acute_infarct', 'haemorrhage', 'mass']);
       await new Promise((r) => setTimeout(r, 50));

@@ -38,7 +38,8 @@ export interface AuditEntry {
   rejectedId?: string;
   /**
    * What the report intake did: matched, held, duplicate, superseded, or the rejection reason code; for
-   * access.denied why: no-token, invalid-token (401) or role (403).
+   * access.denied why: no-token, invalid-token (401) or role (403); for query.delete what it did: deleted,
+   * disabled (a bundle default turned off) or restored-default.
    */
   outcome?: string;
   /** access.denied: the method and route template refused (never the URL with its query string). */

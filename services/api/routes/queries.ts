@@ -84,7 +84,9 @@ export async function queryRoutes(fastify: FastifyInstance, opts: QueryRouteOpti
     { config: admin, schema: { tags: ['queries'], summary: 'Delete a site query, or turn a bundle default off (admin)', params: QueryIdParams, response: { 200: QueryDeleteResponse, ...problems } } },
     async (request) => {
       const out = await service.remove(request.params.id);
-      await app.audit(request, 'query.delete', { queryId: request.params.id, queryVersion: out.version });
+      // outcome: deleted (a site query), disabled (a bundle default turned off) or restored-default (a site edit of a
+      // default removed, the default back): the audit log says which, as the answer does.
+      await app.audit(request, 'query.delete', { queryId: request.params.id, queryVersion: out.version, outcome: out.action });
       return out;
     },
   );

@@ -198,6 +198,16 @@ describe('the study view in Chromium', () => {
     await page.keyboard.press('ArrowUp');
     await page.keyboard.press('ArrowUp');
     await page.locator(`figure.key-image[data-slice="${location.sliceIndex - 1}"]`).waitFor();
+    // Home and End: the first and last slice; K: the key slice again.
+    await page.keyboard.press('End');
+    await page.locator(`figure.key-image[data-slice="${location.sliceCount - 1}"]`).waitFor();
+    await page.keyboard.press('Home');
+    await page.locator('figure.key-image[data-slice="0"]').waitFor();
+    expect(await figure.locator('.pos').textContent()).toMatch(/^slice 1 of /);
+    await page.keyboard.press('k');
+    await page.locator(`figure.key-image[data-slice="${location.sliceIndex}"]`).waitFor();
+    await page.keyboard.press('End');
+    await page.locator(`figure.key-image[data-slice="${location.sliceCount - 1}"]`).waitFor();
     await figure.locator('button', { hasText: 'Key slice' }).click();
     await page.locator(`figure.key-image[data-slice="${location.sliceIndex}"]`).waitFor();
     expect(await circle.getAttribute('class')).toBe('key');

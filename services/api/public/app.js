@@ -396,7 +396,7 @@ function keyImagePanel(uid, f) {
   const prev = el('button', { type: 'button', class: 'quiet', text: '‹ Previous', 'aria-label': 'Previous slice' });
   const next = el('button', { type: 'button', class: 'quiet', text: 'Next ›', 'aria-label': 'Next slice' });
   const home = el('button', { type: 'button', class: 'quiet', text: 'Key slice' });
-  const figure = el('figure', { class: 'key-image', 'data-query': f.queryId, tabindex: '0', 'aria-label': `${label(f.queryId)} key image; arrow keys step through slices` },
+  const figure = el('figure', { class: 'key-image', 'data-query': f.queryId, tabindex: '0', 'aria-label': `${label(f.queryId)} key image; arrow keys step through slices, Home and End go to the first and last, K back to the key slice`, 'aria-keyshortcuts': 'ArrowUp ArrowDown ArrowLeft ArrowRight PageUp PageDown Home End K' },
     el('figcaption', {}, el('strong', { text: label(f.queryId) }), el('span', { class: 'muted', text: ` · ${loc.sequence} · region ${Math.round(loc.radiusMm * 2)} mm` })),
     viewer,
     el('div', { class: 'stepper' }, prev, pos, next, home, status),
@@ -470,9 +470,14 @@ function keyImagePanel(uid, f) {
   home.addEventListener('click', () => v.slices && show(v.keyIndex).catch(report));
   figure.addEventListener('keydown', (e) => {
     const by = { ArrowUp: -1, ArrowLeft: -1, PageUp: -1, ArrowDown: 1, ArrowRight: 1, PageDown: 1 }[e.key];
+    // Home and End: the first and last slice of the series; K: back to the key slice (as the button).
+    const to = !v.slices ? null : e.key === 'Home' ? 0 : e.key === 'End' ? v.slices.slices.length - 1 : e.key === 'k' || e.key === 'K' ? v.keyIndex : null;
     if (by) {
       e.preventDefault();
       step(by);
+    } else if (to !== null && !e.ctrlKey && !e.metaKey && !e.altKey) {
+      e.preventDefault();
+      show(to).catch(report);
     }
   });
   load().catch((err) => status.replaceChildren(el('span', { class: 'error', text: err.message })));

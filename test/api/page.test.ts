@@ -146,13 +146,18 @@ test('the study view shows findings, and the admin query editor changes a query'
   // A sentence the images do not support is shown with its probability against the threshold (both
   // probabilities), not with its raw image score beside a probability threshold.
   const unsupported = {
-    StudyInstanceUID: uid(6), notMentioned: [], contradicted: [], unsupported: [0], mentionSimilarity: 0.6, truncated: null, warnings: [],
-    sentences: [{ index: 0, text: 'A mass in the right frontal lobe.', assertion: 'present', about: 'A mass in the right frontal lobe', matchedQueryId: 'mass', matchSimilarity: 0.9, matchMargin: 0.2, imageScore: -0.041, probability: 0.012, threshold: 0.4, supported: false, notChecked: null }],
+    StudyInstanceUID: uid(6), notMentioned: [], contradicted: [], unsupported: [0, 1], mentionSimilarity: 0.6, truncated: null, warnings: [],
+    sentences: [{ index: 0, text: 'A mass in the right frontal lobe.', assertion: 'present', about: 'A mass in the right frontal lobe', matchedQueryId: 'mass', matchSimilarity: 0.9, matchMargin: 0.2, imageScore: -0.041, probability: 0.012, threshold: 0.4, supported: false, notChecked: null },
+      { index: 1, text: 'Hydrocephalus.', assertion: 'present', about: 'Hydrocephalus', matchedQueryId: 'hydrocephalus', matchSimilarity: 0.9, matchMargin: 0.2, imageScore: -0.3, probability: 0.0000412, threshold: 0.4, supported: false, notChecked: null }],
   };
   await page.route('**/report-check', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(unsupported) }));
   await page.click('#check-form button');
   await page.locator('#check-result h4', { hasText: 'not supported by the images' }).waitFor();
-  expect(await page.locator('#check-result li').last().textContent()).toBe('A mass in the right frontal lobe. (Mass: P 0.012 < threshold 0.400)');
+  expect(await page.locator('#check-result li').allTextContents()).toEqual([
+    'A mass in the right frontal lobe. (Mass: P 0.012 < threshold 0.400)',
+    // Never rounded to a certainty (0.000).
+    'Hydrocephalus. (Hydrocephalus: P <0.001 < threshold 0.400)',
+  ]);
   await page.unroute('**/report-check');
   await page.click('#study-close');
   expect(await page.title()).toBe('Worklist · neurotriage');

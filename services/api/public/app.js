@@ -63,6 +63,8 @@ const rate = (r) => {
   return `${(Math.min(999, Math.max(1, Math.round(r * 1000))) / 10).toFixed(1)}%`;
 };
 const num = (x, d = 2) => (x === null || x === undefined ? '–' : Number(x).toFixed(d));
+// A probability to three decimals, as the API's statements write it: never 0.000 or 1.000 (certainty).
+const p3 = (p) => (p === null || p === undefined ? '–' : p < 0.0005 ? '<0.001' : p >= 0.9995 ? '>0.999' : Number(p).toFixed(3));
 const label = (id) => id.replace(/[_-]+/g, ' ').replace(/^./, (c) => c.toUpperCase());
 // Times are the browser's own time zone, 24 h, the month in letters (never 06/12, which reads two ways); the year
 // is written when it is not this year's. whenFull() is the unambiguous form for tooltips: date, time and zone.
@@ -143,7 +145,7 @@ const STATE_TEXT = { triggered: 'sets the priority', flagged: 'flagged, does not
 function statement(f) {
   if (f.statement) return f.statement;
   if (f.probability === null || f.threshold === null || f.threshold === undefined) return 'not flagged: cannot be flagged (no calibration applies)';
-  return f.flagged ? `flagged: P ${num(f.probability, 3)} >= threshold ${num(f.threshold, 3)}` : `not flagged: P ${num(f.probability, 3)} < threshold ${num(f.threshold, 3)}`;
+  return f.flagged ? `flagged: P ${p3(f.probability)} >= threshold ${num(f.threshold, 3)}` : `not flagged: P ${p3(f.probability)} < threshold ${num(f.threshold, 3)}`;
 }
 
 function chip(f) {
@@ -629,7 +631,7 @@ async function checkDraft(event) {
       const s = res.sentences[i];
       // The threshold is a probability: the sentence's probability under the query's calibration is what it is
       // compared with, not the raw image score.
-      const p = s.probability !== null && s.probability !== undefined ? `P ${num(s.probability, 3)} < threshold ${num(s.threshold, 3)}` : `image score ${num(s.imageScore, 3)}, no probability`;
+      const p = s.probability !== null && s.probability !== undefined ? `P ${p3(s.probability)} < threshold ${num(s.threshold, 3)}` : `image score ${num(s.imageScore, 3)}, no probability`;
       return el('li', {}, el('q', { text: s.text }), el('span', { class: 'muted', text: ` (${label(s.matchedQueryId)}: ${p})` }));
     })));
   }

@@ -206,6 +206,8 @@ test('search lists past studies by similarity and opens one', async () => {
   const scores = await page.locator('#search-results .score').allTextContents();
   expect(scores.every((t) => /^score ([+\u2212]\d\.\d{3}|0\.000)$/.test(t))).toBe(true);
   expect(await page.locator('#search-results .score').first().getAttribute('title')).toContain('not a probability');
+  // Its arrival time has the full date, time and zone as tooltip, as on the worklist.
+  expect(await page.locator('#search-results time').first().getAttribute('title')).toMatch(/\b20\d\d\b.*\d\d:\d\d \S+$/);
   expect(await page.locator('#search-results li').count()).toBe(6);
   await page.screenshot({ path: path.join(shots, 'search.png') });
   await page.locator('#search-results li button').first().click();

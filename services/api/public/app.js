@@ -652,7 +652,7 @@ async function runSearch(offset = 0) {
   warning.classList.toggle('refused', res.language.verdict === 'refused');
   const items = res.items.map((i) => el('li', {},
     el('button', { type: 'button', class: 'result', onclick: () => openStudy(i.StudyInstanceUID).catch(report) },
-      badge(i.priority), el('span', { text: i.AccessionNumber || i.StudyInstanceUID }), el('span', { class: 'muted', text: time(i.receivedAt) }), el('span', { class: 'score', title: `search score, not a probability: cos(study, text) ${num(i.similarity, 3)} minus the normal-study sentence's; below 0 the study looks more like a normal study than like the text`, text: `score ${i.score > 0 ? '+' : i.score < 0 ? '\u2212' : ''}${num(Math.abs(i.score), 3)}` })),
+      badge(i.priority), el('span', { text: i.AccessionNumber || i.StudyInstanceUID }), el('time', { class: 'muted', datetime: new Date(i.receivedAt).toISOString(), title: whenFull(i.receivedAt), text: time(i.receivedAt) }), el('span', { class: 'score', title: `search score, not a probability: cos(study, text) ${num(i.similarity, 3)} minus the normal-study sentence's; below 0 the study looks more like a normal study than like the text`, text: `score ${i.score > 0 ? '+' : i.score < 0 ? '\u2212' : ''}${num(Math.abs(i.score), 3)}` })),
   ));
   if (offset === 0) list.replaceChildren(...items);
   else list.append(...items);

@@ -65,9 +65,8 @@ export function otsuThreshold(data: Float32Array, stride = 1): number {
   return lo + (bestBin + 1) / scale;
 }
 
-/** Value at quantile q (0..1) from a 4096-bin histogram: accurate to 1/4096 of the range, one pass. */
-export function quantile(data: Float32Array, q: number): number {
-  const bins = 4096;
+/** [lowest, highest] value of `data` ([Infinity, -Infinity] when empty). */
+export function valueRange(data: Float32Array): [number, number] {
   let lo = Infinity;
   let hi = -Infinity;
   for (let i = 0; i < data.length; i++) {
@@ -75,6 +74,13 @@ export function quantile(data: Float32Array, q: number): number {
     if (v < lo) lo = v;
     if (v > hi) hi = v;
   }
+  return [lo, hi];
+}
+
+/** Value at quantile q (0..1) from a 4096-bin histogram: accurate to 1/4096 of the range, one pass. */
+export function quantile(data: Float32Array, q: number): number {
+  const bins = 4096;
+  const [lo, hi] = valueRange(data);
   if (!(hi > lo)) return lo;
   const hist = new Float64Array(bins);
   const scale = (bins - 1e-6) / (hi - lo);

@@ -5,7 +5,7 @@
 import type { Preprocessing } from '../model-manifest';
 import type { Vec3 } from './dicom-header';
 import { add, dot, scale, sub, voxelToPatient, type Stack } from './geometry';
-import { otsuThreshold, quantile } from './intensity';
+import { otsuThreshold, quantile, valueRange } from './intensity';
 
 /** Decoded stack: data[k][j][i] (slice, row, column) in rescaled units. */
 export interface SourceVolume {
@@ -121,13 +121,7 @@ const STRAY_FRACTION = 0.01;
  */
 export function backgroundValue(vol: SourceVolume): number {
   const { data } = vol;
-  let min = Infinity;
-  let max = -Infinity;
-  for (let i = 0; i < data.length; i++) {
-    const v = data[i];
-    if (v < min) min = v;
-    if (v > max) max = v;
-  }
+  const [min, max] = valueRange(data);
   if (!Number.isFinite(min) || !Number.isFinite(max)) return 0;
   if (max === min) return min;
   const air = quantile(data, BACKGROUND_QUANTILE);

@@ -212,5 +212,13 @@ describe('the study view in Chromium', () => {
     await page.locator(`figure.key-image[data-slice="${location.sliceIndex}"]`).waitFor();
     expect(await circle.getAttribute('class')).toBe('key');
     expect(auditText()).toContain('"action":"study.slices"');
+    // Closing the study (Escape) frees the shown slice's blob: its URL no longer loads.
+    const shown = await figure.locator('img').getAttribute('src');
+    expect(shown).toMatch(/^blob:/);
+    const loads = (u: string | null) => page.evaluate(`new Promise((r) => { const i = new Image(); i.onload = () => r(true); i.onerror = () => r(false); i.src = ${JSON.stringify(`${u}#${Math.random()}`)}; })`);
+    expect(await loads(shown)).toBe(true);
+    await page.keyboard.press('Escape');
+    await page.waitForFunction("!document.querySelector('#study').open");
+    expect(await loads(shown)).toBe(false);
   }, 60_000);
 });

@@ -170,7 +170,7 @@ function findingsCell(study) {
     // A routine study is placed among the others by its most probable finding (docs/api.md "Worklist"): say which.
     const top = study.findings.filter((f) => f.probability !== null).sort((a, b) => b.probability - a.probability)[0];
     return el('span', { class: 'muted', text: 'No finding flagged' },
-      top ? el('span', { class: 'small block', 'data-role': 'highest', title: 'the most probable finding, which orders this study among the routine ones', text: `highest: ${label(top.queryId)} ${pct(top.probability)}` }) : null);
+      top ? el('span', { class: 'small block', 'data-role': 'highest', title: 'the most probable finding, which orders this study among the routine ones', text: `highest: ${label(top.queryId)} ${pct(top.probability)}${top.threshold !== null && top.threshold !== undefined ? ` < ${pct(top.threshold)}` : ''}` }) : null);
   }
   return el('ul', { class: 'chips' }, flagged.map(chip));
 }
@@ -244,7 +244,7 @@ function untriagedRow(s) {
   return el('tr', { 'data-uid': s.StudyInstanceUID, onclick: open },
     el('td', {}, el('span', { class: `state ${s.status}`, text: s.status === 'failed' ? 'FAILED' : 'UNSUPPORTED' })),
     el('td', {}, arrived(s.lastReceivedAt)),
-    el('td', {}, el('button', { type: 'button', class: 'link', text: s.AccessionNumber || `…${s.StudyInstanceUID.slice(-12)}`, onclick: (e) => { e.stopPropagation(); open(); } })),
+    el('td', {}, el('button', { type: 'button', class: 'link', text: s.AccessionNumber || `…${s.StudyInstanceUID.slice(-12)}`, 'aria-label': `Open study ${s.AccessionNumber || s.StudyInstanceUID}`, onclick: (e) => { e.stopPropagation(); open(); } })),
     el('td', { text: s.reason || '–' }),
     el('td', { class: 'num', text: String(s.instances) }),
   );
@@ -486,9 +486,13 @@ function keyImagePanel(uid, f) {
   return figure;
 }
 
-/** Forgets the shown key images and frees their blob URLs. */
+/** Forgets the shown key images and frees their blob URLs; a slice still loading is dropped when it arrives. */
 function releaseKeyViewers() {
-  for (const v of keyViewers.splice(0)) if (v.url) URL.revokeObjectURL(v.url);
+  for (const v of keyViewers.splice(0)) {
+    v.token += 1;
+    if (v.url) URL.revokeObjectURL(v.url);
+    v.url = null;
+  }
 }
 
 function keyImages(uid, result) {
@@ -883,8 +887,11 @@ for (const tab of document.querySelectorAll('.tab')) {
 $('#filters').addEventListener('change', () => { shown = PAGE; refreshWorklist().catch(report); });
 $('#worklist-more').addEventListener('click', () => { shown += PAGE; refreshWorklist().catch(report); });
 $('#study-close').addEventListener('click', () => $('#study').close());
-// Closed by its button, Escape or a sign-out: the title is the view's again.
-$('#study').addEventListener('close', () => setTitle(TITLES[state.token ? state.view : 'login']));
+// Closed by its button, Escape or a sign-out: the title is the view's again, and the key images' blobs are freed.
+$('#study').addEventListener('close', () => {
+  releaseKeyViewers();
+  setTitle(TITLES[state.token ? state.view : 'login']);
+});
 for (const id of ['#adhoc-text', '#check-text']) $(id).addEventListener('input', keepDraft);
 // Inside the modal dialog, errors are shown where the radiologist is looking, not behind the backdrop.
 const inline = (fn, target) => (event) => fn(event).catch((err) => {

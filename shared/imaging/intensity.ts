@@ -77,10 +77,13 @@ export function valueRange(data: Float32Array): [number, number] {
   return [lo, hi];
 }
 
-/** Value at quantile q (0..1) from a 4096-bin histogram: accurate to 1/4096 of the range, one pass. */
-export function quantile(data: Float32Array, q: number): number {
+/**
+ * Value at quantile q (0..1) from a 4096-bin histogram: accurate to 1/4096 of the range, one pass (two without
+ * `range`, valueRange(data), when the caller has it already).
+ */
+export function quantile(data: Float32Array, q: number, range: readonly [number, number] = valueRange(data)): number {
   const bins = 4096;
-  const [lo, hi] = valueRange(data);
+  const [lo, hi] = range;
   if (!(hi > lo)) return lo;
   const hist = new Float64Array(bins);
   const scale = (bins - 1e-6) / (hi - lo);
@@ -131,8 +134,9 @@ export function zscoreForeground(data: Float32Array, clip: readonly [number, num
 
 /** (v - p1) / (p99 - p1) over the whole grid, then clip; in place. */
 export function percentileScale(data: Float32Array, clip: readonly [number, number]): { p1: number; p99: number } {
-  const p1 = quantile(data, 0.01);
-  const p99 = quantile(data, 0.99);
+  const range = valueRange(data);
+  const p1 = quantile(data, 0.01, range);
+  const p99 = quantile(data, 0.99, range);
   if (!(p99 > p1)) throw new UnusableSeriesError('empty-volume', 'constant volume after resampling');
   const inv = 1 / (p99 - p1);
   for (let i = 0; i < data.length; i++) data[i] = (data[i] - p1) * inv;

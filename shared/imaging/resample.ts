@@ -121,10 +121,11 @@ const STRAY_FRACTION = 0.01;
  */
 export function backgroundValue(vol: SourceVolume): number {
   const { data } = vol;
-  const [min, max] = valueRange(data);
+  const range = valueRange(data);
+  const [min, max] = range;
   if (!Number.isFinite(min) || !Number.isFinite(max)) return 0;
   if (max === min) return min;
-  const air = quantile(data, BACKGROUND_QUANTILE);
+  const air = quantile(data, BACKGROUND_QUANTILE, range);
   // The minimum itself when the air reaches down to it (the usual series: exactly what the grid had before, 0 when
   // the air is 0); the percentile only when the minimum lies far below it (stray pixels).
   return air - min <= STRAY_FRACTION * (max - min) ? min : air;

@@ -40,20 +40,16 @@ export function quietDcmjsLog(): void {
   for (const name of ['validation.dcmjs', 'AsyncDicomReader']) dcmjs.log.getLogger(name).setLevel('silent');
 }
 
-let sequenceTags: ReadonlySet<number> | undefined;
-
 /**
  * Tags the data dictionary defines as sequences (VR SQ), as (group << 16 | element). An implicit VR data set names no
  * VR, so a reader takes the dictionary's: such an element's value must read as a sequence of items (PS3.5 7.1.3).
+ * Built from the whole dictionary on each call: a reader calls it once and keeps the set.
  */
 export function dictionarySequenceTags(): ReadonlySet<number> {
-  if (!sequenceTags) {
-    const tags = new Set<number>();
-    for (const { tag, vr } of Object.values(dcmjs.data.DicomMetaDictionary.nameMap)) {
-      const m = /^\(([0-9A-F]{4}),([0-9A-F]{4})\)$/i.exec(tag);
-      if (vr === 'SQ' && m) tags.add(((parseInt(m[1], 16) << 16) | parseInt(m[2], 16)) >>> 0);
-    }
-    sequenceTags = tags;
+  const tags = new Set<number>();
+  for (const { tag, vr } of Object.values(dcmjs.data.DicomMetaDictionary.nameMap)) {
+    const m = /^\(([0-9A-F]{4}),([0-9A-F]{4})\)$/i.exec(tag);
+    if (vr === 'SQ' && m) tags.add(((parseInt(m[1], 16) << 16) | parseInt(m[2], 16)) >>> 0);
   }
-  return sequenceTags;
+  return tags;
 }

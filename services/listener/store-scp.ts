@@ -277,7 +277,6 @@ export class StoreScp extends Scp {
       return;
     }
     const accepted: string[] = [];
-    let refused = 0;
     // MR image contexts we refuse (a big endian or lossy proposal): the sender only sees result 4 in the A-ASSOCIATE-AC
     // and stores nothing, so the site's log must say which syntaxes were proposed. UIDs only, never data.
     const refusedMr: { abstractSyntax: string; transferSyntaxes: string[]; result: string }[] = [];
@@ -290,7 +289,6 @@ export class StoreScp extends Scp {
         accepted.push(`${context.getAbstractSyntaxUid()}:${decided.transferSyntaxUID}`);
       } else {
         context.setResult(decided.result);
-        refused += 1;
         if (MR_STORAGE_CLASSES.includes(context.getAbstractSyntaxUid()) && refusedMr.length < 8) {
           refusedMr.push({
             abstractSyntax: context.getAbstractSyntaxUid(),
@@ -308,9 +306,10 @@ export class StoreScp extends Scp {
     book.activeAssociations += 1;
     this.deps.metrics.associations.inc({ result: 'accepted', reason: '' });
     this.deps.metrics.activeAssociations.set(book.activeAssociations);
-    this.log.info({ ...who, contexts: accepted.length, refusedContexts: refused }, 'association accepted');
+    this.log.info({ ...who, contexts: accepted.length, refusedContexts: proposed.length - accepted.length }, 'association accepted');
     if (refusedMr.length > 0) {
-      this.log.warn({ ...who, refused: refusedMr, acceptedMr: accepted.some((a) => MR_STORAGE_CLASSES.includes(a.slice(0, a.indexOf(':')))) }, 'MR presentation contexts refused');
+      // acceptedMr: another MR context of the association was accepted ('store' is negotiateContext's use for MR).
+      this.log.warn({ ...who, refused: refusedMr, acceptedMr: [...this.contextUse.values()].includes('store') }, 'MR presentation contexts refused');
     }
     this.gate.accepted();
     try {

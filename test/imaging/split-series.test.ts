@@ -14,6 +14,21 @@ function s(desc: string, over: Partial<SeriesSpec> = {}): SeriesSpec {
   return { StudyInstanceUID: STUDY, SeriesInstanceUID: uid(), SeriesDescription: desc, positions: axialPositions(CENTRE, 24, 5), intensity: head, ...over };
 }
 
+/**
+ * One axial T2 acquisition of `slices` slices `spacing` mm apart in its own frame of reference: the whole series, and
+ * `part` for a piece of it under a new SeriesInstanceUID (its positions, anything else overridden).
+ */
+function acquisition(slices: number, spacing: number) {
+  const FrameOfReferenceUID = uid();
+  const p = axialPositions(CENTRE, slices, spacing);
+  const whole = s('t2_tse_tra', { SeriesNumber: 4, positions: p, attributes: { FrameOfReferenceUID } });
+  const part = (positions: Vec3[], over: Partial<SeriesSpec> = {}): SeriesSpec => ({ ...whole, SeriesInstanceUID: uid(), positions, ...over });
+  return { FrameOfReferenceUID, p, whole, part };
+}
+
+/** The report of the series `spec` in a loaded study. */
+const byUid = (res: StudyVolumes, spec: SeriesSpec) => res.series.find((r) => r.SeriesInstanceUID === spec.SeriesInstanceUID)!;
+
 /** Largest voxel difference between two canonical volumes (a diff of 196608 voxels is no use in a failure). */
 function maxDifference(a: Float32Array | undefined, b: Float32Array | undefined): number {
   if (!a || !b || a.length !== b.length) return Infinity;
@@ -28,11 +43,7 @@ function files(list: SeriesSpec[]) {
 
 describe('one acquisition split across two series', () => {
   // 30 axial slices of 4.2 mm (126 mm); a split at slice 17 leaves two slabs (71 and 55 mm) of one acquisition.
-  const FrameOfReferenceUID = uid();
-  const p = axialPositions(CENTRE, 30, 4.2);
-  const whole = s('t2_tse_tra', { SeriesNumber: 4, positions: p, attributes: { FrameOfReferenceUID } });
-  const part = (positions: Vec3[], over: Partial<SeriesSpec> = {}): SeriesSpec => ({ ...whole, SeriesInstanceUID: uid(), positions, ...over });
-  const byUid = (res: StudyVolumes, spec: SeriesSpec) => res.series.find((r) => r.SeriesInstanceUID === spec.SeriesInstanceUID)!;
+  const { FrameOfReferenceUID, p, whole, part } = acquisition(30, 4.2);
   let unsplit: StudyVolumes;
   beforeAll(async () => {
     unsplit = await loadStudyVolumes(files([whole]), DEFAULT_PREPROCESSING);
@@ -118,11 +129,7 @@ describe('one acquisition split across two series', () => {
 
 describe('why parts that continue each other were not joined', () => {
   // 30 axial slices of 4.2 mm: slabs of 15 that continue each other along the normal, yet are not joined.
-  const FrameOfReferenceUID = uid();
-  const p = axialPositions(CENTRE, 30, 4.2);
-  const whole = s('t2_tse_tra', { SeriesNumber: 4, positions: p, attributes: { FrameOfReferenceUID } });
-  const part = (positions: Vec3[], over: Partial<SeriesSpec> = {}): SeriesSpec => ({ ...whole, SeriesInstanceUID: uid(), positions, ...over });
-  const byUid = (res: StudyVolumes, spec: SeriesSpec) => res.series.find((r) => r.SeriesInstanceUID === spec.SeriesInstanceUID)!;
+  const { p, part } = acquisition(30, 4.2);
 
   it('a part shifted in plane is named as such, not by its (regular) distance at the join', async () => {
     const lower = part(p.slice(0, 15), { SeriesNumber: 4 });
@@ -147,11 +154,7 @@ describe('why parts that continue each other were not joined', () => {
 
 describe('a part with fewer slices than a series needs', () => {
   // 24 axial slices of 5 mm, the last 7 (or 3) given a new UID: too few alone, but part of the one acquisition.
-  const FrameOfReferenceUID = uid();
-  const p = axialPositions(CENTRE, 24, 5);
-  const whole = s('t2_tse_tra', { SeriesNumber: 4, positions: p, attributes: { FrameOfReferenceUID } });
-  const part = (positions: Vec3[], over: Partial<SeriesSpec> = {}): SeriesSpec => ({ ...whole, SeriesInstanceUID: uid(), positions, ...over });
-  const byUid = (res: StudyVolumes, spec: SeriesSpec) => res.series.find((r) => r.SeriesInstanceUID === spec.SeriesInstanceUID)!;
+  const { p, whole, part } = acquisition(24, 5);
 
   it.each([7, 3, 1])('is joined when it continues the other part (%i slices)', async (n) => {
     const unsplit = await loadStudyVolumes(files([whole]), DEFAULT_PREPROCESSING);

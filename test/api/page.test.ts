@@ -162,6 +162,8 @@ test('the study view shows findings, and the admin query editor changes a query'
   ]);
   await page.unroute('**/report-check');
   await page.click('#study-close');
+  // The dialog's 'close' event (which restores the title) is dispatched as a task after the click.
+  await page.waitForFunction("document.title === 'Worklist · neurotriage'");
   expect(await page.title()).toBe('Worklist · neurotriage');
 
   await changeQuery(redis, { put: { id: 'infarct_dwi', text: 'acute infarct with restricted diffusion', priority: 'STAT', sequences: ['DWI'] } });

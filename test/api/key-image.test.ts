@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { imageToPatient, loadStudyVolumes, locateInSource, type Vec3 } from '../../shared/imaging';
 import { DEFAULT_PREPROCESSING } from '../../shared/imaging/spec';
@@ -19,6 +19,7 @@ import { instanceStorageKey, keys } from '../../shared/studies';
 import { auditFileFor } from '../../services/api/plugins/audit';
 import { findStudyIndex, synthStudy } from '../worker/studies';
 import { startRedis, type TestRedis } from '../helpers/redis';
+import { launchChromium, waitInPage } from '../helpers/browser';
 import { ADMIN, READER, SCRAPER, TOKENS, buildTestApp, testDeps, writeResult } from './helpers';
 
 const SEED = 4242;
@@ -157,10 +158,7 @@ describe('GET …/series/:SeriesInstanceUID/slices', () => {
 
 describe('the study view in Chromium', () => {
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
     await page.goto(base);
     await page.fill('#token', TOKENS[0].token);
@@ -218,7 +216,8 @@ describe('the study view in Chromium', () => {
     const loads = (u: string | null) => page.evaluate(`new Promise((r) => { const i = new Image(); i.onload = () => r(true); i.onerror = () => r(false); i.src = ${JSON.stringify(`${u}#${Math.random()}`)}; })`);
     expect(await loads(shown)).toBe(true);
     await page.keyboard.press('Escape');
-    await page.waitForFunction("!document.querySelector('#study').open");
+    // The blobs are freed by the dialog's 'close' event, a task after 'open' clears; it also restores the title.
+    await waitInPage(page, "!document.querySelector('#study').open && !/study · neurotriage$/i.test(document.title)");
     expect(await loads(shown)).toBe(false);
   }, 60_000);
 });

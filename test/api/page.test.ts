@@ -9,12 +9,13 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { TriageQuery } from '../../shared/model-manifest';
 import { changeQuery } from '../../shared/queries';
 import { queryFingerprint } from '../../shared/model-manifest';
 import { connectRedis } from '../../shared/redis';
 import { startRedis, type TestRedis } from '../helpers/redis';
+import { launchChromium, waitInPage } from '../helpers/browser';
 import { calibrated } from '../helpers/calibration';
 import { QUERIES, TOKENS, buildTestApp, testModelStatus, writeResult } from './helpers';
 
@@ -67,10 +68,7 @@ beforeAll(async () => {
   app = await buildTestApp(redis, { modelStatus: () => status });
   await app.listen({ host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1440, height: 820 } });
 });
 
@@ -163,7 +161,7 @@ test('the study view shows findings, and the admin query editor changes a query'
   await page.unroute('**/report-check');
   await page.click('#study-close');
   // The dialog's 'close' event (which restores the title) is dispatched as a task after the click.
-  await page.waitForFunction("document.title === 'Worklist · neurotriage'");
+  await waitInPage(page, "document.title === 'Worklist · neurotriage'");
   expect(await page.title()).toBe('Worklist · neurotriage');
 
   await changeQuery(redis, { put: { id: 'infarct_dwi', text: 'acute infarct with restricted diffusion', priority: 'STAT', sequences: ['DWI'] } });

@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { Hl7Message } from '@medplum/core';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
@@ -30,6 +30,7 @@ import { COMPREHENSIVE_3D_SR } from '../../services/api/outbound/sr/build-sr';
 import { TOKENS } from '../api/helpers';
 import { storescu } from '../helpers/dcmtk';
 import { startRedis, type TestRedis } from '../helpers/redis';
+import { launchChromium } from '../helpers/browser';
 import { makeTinyBundle, referenceBundle } from '../worker/bundle';
 import { requireBuild, waitFor, workerEnv } from '../worker/helpers';
 import { findStudyIndex, findingTypes, synthStudy } from '../worker/studies';
@@ -196,10 +197,7 @@ test('the worklist page, on the same Redis, shows the infarct first (STAT) and t
   });
   await api.listen({ host: '127.0.0.1', port: 0 });
   const base = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  browser = await launchChromium();
   const page = await browser.newPage();
   await page.goto(base);
   await page.fill('#token', TOKENS.find((t) => t.role === 'reader')!.token);

@@ -7,6 +7,7 @@
 // REFUSED_STUDIES_CAP studies hold a record at once (an index of them, by expiry).
 import type { Redis } from 'ioredis';
 import { isUid, keys } from './studies';
+import { hex4 } from './dicom-hex';
 
 /**
  * Why an instance was refused, as the listener's permanent C-STORE failures name it (services/listener/errors.ts):
@@ -87,12 +88,8 @@ type RedisWithRefusal = Redis & {
   ): Promise<number>;
 };
 
-function statusHex(status: number): string {
-  return status.toString(16).toUpperCase().padStart(4, '0');
-}
-
 function field(r: Pick<Refusal, 'SeriesInstanceUID' | 'refusal' | 'status'>): string {
-  return `${r.SeriesInstanceUID}|${r.refusal}|${statusHex(r.status)}`;
+  return `${r.SeriesInstanceUID}|${r.refusal}|${hex4(r.status)}`;
 }
 
 function parseField(f: string): Omit<RefusedImages, 'images'> | undefined {

@@ -18,6 +18,7 @@ import { MAX_INFLATED_BYTES, MAX_SEQUENCE_DEPTH } from '../../shared/imaging/lim
 import { LONG_VRS, VRS } from '../../shared/imaging/vr';
 import { decodeText } from '../../shared/imaging/charset';
 import { dictionarySequenceTags } from '../../shared/imaging/dcmjs';
+import { tagName } from '../../shared/dicom-hex';
 
 /** The values read from the top level of the data set. */
 export interface InstanceFacts {
@@ -103,10 +104,6 @@ export interface HeaderEvent {
   headerLength: number;
   length: number;
   depth: number;
-}
-
-function hexTag(tag: number): string {
-  return `(${(tag >>> 16).toString(16).padStart(4, '0')},${(tag & 0xffff).toString(16).padStart(4, '0')})`.toUpperCase();
 }
 
 function malformed(message: string): MalformedDatasetError {
@@ -218,7 +215,7 @@ export class DatasetWalker {
       length = head.readUInt32LE(4);
     } else {
       vr = head.toString('latin1', 4, 6);
-      if (!VRS.has(vr)) throw malformed(`${hexTag(tag)} has an unknown value representation`);
+      if (!VRS.has(vr)) throw malformed(`${tagName(tag)} has an unknown value representation`);
       if (LONG_VRS.has(vr)) {
         if (this.headNeed === 8) {
           this.headNeed = 12;
@@ -246,9 +243,9 @@ export class DatasetWalker {
         this.stack.pop();
         return;
       }
-      throw malformed(`${hexTag(tag)} outside the place PS3.5 allows it`);
+      throw malformed(`${tagName(tag)} outside the place PS3.5 allows it`);
     }
-    if (tag <= frame.lastTag) throw malformed(`${hexTag(tag)} out of order or repeated`);
+    if (tag <= frame.lastTag) throw malformed(`${tagName(tag)} out of order or repeated`);
     frame.lastTag = tag;
     const topLevel = frame.kind === Kind.Dataset;
     if (length === UNDEFINED) {
@@ -262,9 +259,9 @@ export class DatasetWalker {
         this.push(Kind.Sequence, Infinity, frame.explicit && vr !== 'UN');
         return;
       }
-      throw malformed(`${hexTag(tag)} ${vr} has an undefined length`);
+      throw malformed(`${tagName(tag)} ${vr} has an undefined length`);
     }
-    if (length % 2 !== 0) throw malformed(`${hexTag(tag)} has an odd length`);
+    if (length % 2 !== 0) throw malformed(`${tagName(tag)} has an odd length`);
     this.fits(length, tag);
     // Implicit VR names no VR: an element the dictionary defines as a sequence is read as one, as DCMTK and dcmjs
     // read it, so a corrupted tag that lands on a sequence's (one byte flipped) cannot pass as an opaque value.
@@ -275,7 +272,7 @@ export class DatasetWalker {
     if (topLevel) {
       // File meta information is the file's, never the data set's (PS3.10 7.1): a reader would take a
       // (0002,0010) here for the transfer syntax and read the whole data set differently from this walk.
-      if (tag >>> 16 === 0x0002) throw malformed(`file meta element ${hexTag(tag)} inside the data set`);
+      if (tag >>> 16 === 0x0002) throw malformed(`file meta element ${tagName(tag)} inside the data set`);
       if (tag === PIXEL_DATA) this.facts.pixelDataLength = length;
       const wanted = WANTED.get(tag);
       // The attributes every reader needs must have their own VR and size, so all readers get the same value.
@@ -310,7 +307,7 @@ export class DatasetWalker {
       this.stack.pop();
       return;
     }
-    throw malformed(`${hexTag(tag)} where a sequence item was expected`);
+    throw malformed(`${tagName(tag)} where a sequence item was expected`);
   }
 
   private fragment(tag: number, length: number): void {
@@ -329,12 +326,12 @@ export class DatasetWalker {
       this.stack.pop();
       return;
     }
-    throw malformed(`${hexTag(tag)} inside encapsulated pixel data`);
+    throw malformed(`${tagName(tag)} inside encapsulated pixel data`);
   }
 
   /** A value (or container) of `length` bytes must end inside every defined-length container around it. */
   private fits(length: number, tag: number): void {
-    if (this.offset + length > this.top().limit) throw malformed(`${hexTag(tag)} runs past the end of its sequence item`);
+    if (this.offset + length > this.top().limit) throw malformed(`${tagName(tag)} runs past the end of its sequence item`);
   }
 
   private push(kind: Kind, end: number, explicit: boolean): void {

@@ -17,6 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { Scp, Dataset as DimseDataset, requests as dimseRequestClasses, responses, Implementation } from 'dcmjs-dimse';
 import type { association as dimseAssociation, requests as dimseRequests, Dataset } from 'dcmjs-dimse';
 import type { Logger } from '../../shared/logger';
+import { statusHex } from '../../shared/dicom-hex';
 import { assertUid, instanceStorageKey, isUid } from '../../shared/studies';
 import {
   decideAssociation,
@@ -397,7 +398,7 @@ export class StoreScp extends Scp {
       const affected = request.getAffectedSopInstanceUid() ?? '';
       const refusal = await this.recordRefusal(err, status, pending, isUid(affected) ? affected : undefined);
       this.log[level](
-        { status: `0x${status.toString(16)}`, reason: outcome, err: (err as Error).message, SOPInstanceUID: isUid(affected) ? affected : '(not a UID)', ...refusal },
+        { status: statusHex(status), reason: outcome, err: (err as Error).message, SOPInstanceUID: isUid(affected) ? affected : '(not a UID)', ...refusal },
         'C-STORE failed',
       );
     }

@@ -8,6 +8,7 @@ import { dcmjs } from './dcmjs';
 import { DicomParseError } from './errors';
 import { MAX_INFLATED_BYTES, MAX_SEQUENCE_DEPTH } from './limits';
 import { LONG_VRS, VRS } from './vr';
+import { hex4, tagName } from '../dicom-hex';
 
 /** Where the PixelData value lies, in file offsets (in the inflated dataset for the deflated transfer syntax). */
 export interface PixelDataLocation {
@@ -62,8 +63,6 @@ interface Ctx {
   stoppedAt?: number;
 }
 
-const hex4 = (n: number) => n.toString(16).toUpperCase().padStart(4, '0');
-const tagName = (tag: number) => `(${hex4(tag >>> 16)},${hex4(tag & 0xffff)})`;
 
 function corrupt(ctx: Ctx, detail: string): DicomParseError {
   return new DicomParseError(ctx.file, detail);

@@ -4,6 +4,7 @@ import { Client, Dataset, constants, requests } from 'dcmjs-dimse';
 import type { SrTarget } from '../config';
 import { PermanentDeliveryError, RetryableDeliveryError } from '../errors';
 import type { NaturalDataset } from './dcmjs';
+import { statusHex } from '../../../../shared/dicom-hex';
 
 const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
 
@@ -13,10 +14,6 @@ export interface StoreOutcome {
   warning: boolean;
 }
 
-/** A DIMSE status as the delivery record and errors name it: 0x and four upper-case hex digits (0xA700). */
-export function statusHex(status: number): string {
-  return `0x${status.toString(16).padStart(4, '0').toUpperCase()}`;
-}
 
 /** PS3.4 B.2.3 / PS3.7 C: which failure statuses are worth retrying. */
 export function classifyStoreStatus(status: number): StoreOutcome | RetryableDeliveryError | PermanentDeliveryError {

@@ -8,6 +8,7 @@ import { Queue } from 'bullmq';
 import { log as dimseLog } from 'dcmjs-dimse';
 import { quietDcmjsLog } from '../../shared/imaging/dcmjs';
 import { connectRedis } from '../../shared/redis';
+import { redisCheck, withTimeout } from '../../shared/health';
 import { STUDY_QUEUE, type StudyJobData } from '../../shared/studies';
 import type { Logger } from '../../shared/logger';
 import type { ListenerSettings } from './config';
@@ -51,15 +52,6 @@ function tlsOptions(settings: ListenerSettings): tls.TlsOptions {
     rejectUnauthorized: settings.DICOM_TLS_CLIENT_CERT === 'require',
     minVersion: 'TLSv1.2',
   };
-}
-
-/** Rejects after `ms`: bounds a readiness probe however the thing it waits on behaves. */
-function within<T>(ms: number, work: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** READINESS_TIMEOUT_MS: a Kubernetes probe's own default timeout is 1 s. */
@@ -123,15 +115,15 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
     if (requeued > 0) log.info({ requeued }, 're-queued studies whose job had not finished');
 
     const readiness = async (): Promise<Readiness> => {
-      const [redisCheck, storeCheck] = await Promise.allSettled([
-        within(READINESS_TIMEOUT_MS, redis.ping(), 'redis'),
-        within(READINESS_TIMEOUT_MS, store.writable(), 'store'),
+      const [redisOk, storeOk] = await Promise.all([
+        redisCheck(redis, READINESS_TIMEOUT_MS),
+        withTimeout(store.writable(), READINESS_TIMEOUT_MS, 'the store').then(
+          () => ({ ok: true, detail: 'store and temp dir writable' }),
+          (err: Error) => ({ ok: false, detail: err.message }),
+        ),
       ]);
-      const checks = {
-        redis: redisCheck.status === 'fulfilled' ? 'ok' : (redisCheck.reason as Error).message,
-        store: storeCheck.status === 'fulfilled' ? 'ok' : (storeCheck.reason as Error).message,
-      };
-      return { ready: checks.redis === 'ok' && checks.store === 'ok', checks };
+      const checks = { redis: redisOk, store: storeOk };
+      return { status: redisOk.ok && storeOk.ok ? 'ready' : 'not ready', checks };
     };
     metricsServer = await startMetricsServer(metrics.registry, settings.METRICS_HOST, settings.METRICS_PORT, readiness);
     const scp = {

@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { collectProcessMetrics } from '../../shared/process-metrics';
+import type { Check } from '../../shared/health';
 import { REFUSAL_REASONS } from './connection-guard';
 import type { RejectLabel } from './association-policy';
 
@@ -118,28 +119,28 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** What /readyz reports: ready only when every check says "ok". */
+/** What /readyz reports (the shape the worker and the API use): ready only when every check is ok. */
 export interface Readiness {
-  ready: boolean;
-  checks: Record<string, string>;
+  status: 'ready' | 'not ready';
+  checks: Record<string, Check>;
 }
 
 export async function startMetricsServer(
   registry: Registry,
   host: string,
   port: number,
-  readiness: () => Promise<Readiness> = async () => ({ ready: true, checks: {} }),
+  readiness: () => Promise<Readiness> = async () => ({ status: 'ready', checks: {} }),
 ): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
     const route = req.method === 'GET' ? (req.url ?? '').split('?')[0] : '';
     if (route === '/livez') {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify({ status: 'ok' })}\n`);
       return;
     }
     if (route === '/readyz') {
       readiness().then(
-        (r) => res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(r)}\n`),
-        (err: Error) => res.writeHead(503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ ready: false, error: err.message })}\n`),
+        (r) => res.writeHead(r.status === 'ready' ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(r)}\n`),
+        (err: Error) => res.writeHead(503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ status: 'not ready', error: err.message })}\n`),
       );
       return;
     }

@@ -36,10 +36,11 @@ test('frozen Redis: C-STORE answers A700 within seconds, /livez 200, /readyz 503
     return { file, sop: writeMrInstance(file, { StudyInstanceUID: study, SeriesInstanceUID: series, SOPInstanceUID: newUid() }) };
   });
   expect((await storescu(h.ae, [before.file])).statuses).toEqual([0]);
-  expect(await probe('/livez')).toMatchObject({ status: 200 });
+  expect(await probe('/livez')).toMatchObject({ status: 200, body: '{"status":"ok"}\n' });
   const ready = await probe('/readyz');
   expect(ready.status).toBe(200);
-  expect(JSON.parse(ready.body)).toEqual({ ready: true, checks: { redis: 'ok', store: 'ok' } });
+  // The worker's and the API's shape: a status and each check's ok and detail.
+  expect(JSON.parse(ready.body)).toEqual({ status: 'ready', checks: { redis: { ok: true, detail: 'PONG' }, store: { ok: true, detail: 'store and temp dir writable' } } });
 
   h.redis.process.kill('SIGSTOP');
   try {
@@ -60,7 +61,7 @@ test('frozen Redis: C-STORE answers A700 within seconds, /livez 200, /readyz 503
     const notReady = await probe('/readyz');
     expect(notReady.status).toBe(503);
     expect(notReady.ms).toBeLessThan(3000);
-    expect(JSON.parse(notReady.body).checks).toMatchObject({ redis: expect.stringMatching(/no answer/), store: 'ok' });
+    expect(JSON.parse(notReady.body)).toMatchObject({ status: 'not ready', checks: { redis: { ok: false, detail: 'Redis did not answer within 900 ms' }, store: { ok: true } } });
   } finally {
     h.redis.process.kill('SIGCONT');
   }

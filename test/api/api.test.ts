@@ -48,8 +48,8 @@ async function seed(): Promise<void> {
 /** This process's audit file (one per API instance, named after the host). */
 const auditFile = (dir: string) => auditFileFor(path.join(dir, 'audit', 'api-audit.jsonl'));
 
-function auditLines(): Record<string, unknown>[] {
-  const file = auditFile(dataDir);
+function auditLines(dir = dataDir): Record<string, unknown>[] {
+  const file = auditFile(dir);
   return readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
@@ -609,7 +609,8 @@ describe('queries: bundle defaults, site layer, language check and calibration f
     const { calibration: _old, ...massDefinition } = QUERIES[2];
     const mass = calibrated({ ...massDefinition, negativeText: NORMAL_TEXT }, { a: 10, b: -3, scoreThreshold: 0.3 });
     const status = testModelStatus({ manifest: { queries: [QUERIES[0], QUERIES[1], mass] } });
-    const bundleApp = await buildTestApp(redis, { modelStatus: () => status });
+    const bundleDeps = testDeps(redis, { modelStatus: () => status });
+    const bundleApp = await build(bundleDeps);
     const put = (id: string, payload: Record<string, unknown>) => bundleApp.inject({ method: 'PUT', url: `/api/v1/queries/${id}`, headers: ADMIN, payload });
     const list = async (): Promise<{ queries: { id: string }[]; disabled: { id: string }[] }> => (await bundleApp.inject({ method: 'GET', url: '/api/v1/queries', headers: READER })).json();
     try {
@@ -632,7 +633,10 @@ describe('queries: bundle defaults, site layer, language check and calibration f
       const one = await bundleApp.inject({ method: 'GET', url: '/api/v1/queries/mass', headers: ADMIN });
       expect(one.json()).toMatchObject({ id: 'mass', disabled: true, thresholdInUse: null, judgedBy: null, warning: expect.stringContaining('Turned off') });
       expect(body.queries.every((q) => (q as { disabled?: boolean }).disabled === false)).toBe(true);
-      expect((await bundleApp.inject({ method: 'POST', url: '/api/v1/queries/mass/restore', headers: ADMIN })).statusCode).toBe(200);
+      const restored = await bundleApp.inject({ method: 'POST', url: '/api/v1/queries/mass/restore', headers: ADMIN });
+      expect(restored.statusCode).toBe(200);
+      // Audited as what it was: a restore, not an edit.
+      expect(auditLines(bundleDeps.config.DATA_DIR).at(-1)).toMatchObject({ action: 'query.restore', queryId: 'mass', queryVersion: restored.json().version });
       body = await list();
       expect(body.queries.map((q) => q.id)).toEqual(['acute_infarct', 'haemorrhage', 'mass']);
       expect(body.disabled).toEqual([]);

@@ -13,7 +13,7 @@ import fp from 'fastify-plugin';
 
 export type AuditAction =
   | 'worklist.read' | 'studies.read' | 'study.read' | 'study.score' | 'study.report-check' | 'search'
-  | 'events.subscribe' | 'queries.read' | 'query.create' | 'query.update' | 'query.delete' | 'query.calibrate' | 'text-check'
+  | 'events.subscribe' | 'queries.read' | 'query.create' | 'query.update' | 'query.restore' | 'query.delete' | 'query.calibrate' | 'text-check'
   | 'decision.read' | 'audit.export'
   | 'report.create' | 'study.report.read' | 'reports.held.read' | 'reports.rejected.read' | 'report.rejected.read'
   | 'report.rejected.replay' | 'report.rejected.delete'

@@ -96,7 +96,7 @@ export async function queryRoutes(fastify: FastifyInstance, opts: QueryRouteOpti
     { config: admin, schema: { tags: ['queries'], summary: 'Back to the bundle\'s default of this id (admin)', params: QueryIdParams, response: { 200: QueryRestoreResponse, ...problems } } },
     async (request) => {
       const out = await service.restore(request.params.id);
-      await app.audit(request, 'query.update', { queryId: request.params.id, queryVersion: out.version });
+      await app.audit(request, 'query.restore', { queryId: request.params.id, queryVersion: out.version });
       return out;
     },
   );

@@ -1031,10 +1031,17 @@ describe('live updates', () => {
     });
     req.end();
     expect(await opened).toBe(200);
-    await new Promise((r) => setTimeout(r, 100));
-    await redis.publish('nt:events:scored', MASS);
+    // The app's live-update subscriber connects and subscribes in the background (its own Redis connection): a
+    // message published before SUBSCRIBE has been answered is lost. Publish until one comes through the stream
+    // (a fixed pause is a guess that a loaded machine can beat), then the query change behind it.
+    const scoredFrame = `event: scored\ndata: {"type":"scored","StudyInstanceUID":"${MASS}"}\n\n`;
+    let deadline = Date.now() + 10_000;
+    while (!frames.join('').includes(scoredFrame) && Date.now() < deadline) {
+      await redis.publish('nt:events:scored', MASS);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     await changeQuery(redis, { put: { ...QUERIES[0], priority: 'URGENT' } });
-    const deadline = Date.now() + 5000;
+    deadline = Date.now() + 10_000;
     while (!frames.join('').includes('event: queries') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     const text = frames.join('');
     expect(text).toContain(`event: scored\ndata: {"type":"scored","StudyInstanceUID":"${MASS}"}\n\n`);
@@ -1042,7 +1049,9 @@ describe('live updates', () => {
     const t = Date.now();
     await live.close();
     expect(Date.now() - t).toBeLessThan(5000);
-    await new Promise((r) => setTimeout(r, 50));
+    // The stream's end reaches this client through its own socket, which close() does not wait for.
+    const endBy = Date.now() + 5000;
+    while (!ended && Date.now() < endBy) await new Promise((r) => setTimeout(r, 20));
     expect(ended).toBe(true);
   });
 

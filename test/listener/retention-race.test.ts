@@ -7,7 +7,7 @@ import { keys, PURGING_FIELD, studyStorageKey } from '../../shared/studies';
 import { createLogger } from '../../shared/logger';
 import { PURGED_FIELD, runRetention } from '../../tools/retention';
 import { newUid, storescu, writeMrInstance } from '../helpers/dcmtk';
-import { listFiles, startHarness, tempDir, type Harness } from './harness';
+import { listFiles, startHarness, tempDir, waitFor, type Harness } from './harness';
 
 let h: Harness;
 let files: string;
@@ -30,8 +30,10 @@ test('an instance resent while its study is purged gets A700, and is stored when
     return file;
   });
   expect((await storescu(h.ae, paths)).statuses).toEqual([0, 0]);
-  // Let the arrival's background schedule finish, then make the study one that failed scoring 40 days ago.
-  await new Promise((r) => setTimeout(r, 1000));
+  // Let the arrival's background schedule finish (its job added, the study marked 'queued': off the response path,
+  // so it can follow the last response by more than any fixed pause on a loaded machine), then make the study one
+  // that failed scoring 40 days ago.
+  await waitFor(async () => ((await h.client.hget(keys.study(study), 'status')) === 'queued' ? true : undefined), 10_000, 'status queued');
   const longAgo = Date.now() - 40 * 86_400_000;
   await h.client.hset(keys.study(study), { status: 'failed', statusAt: longAgo, lastReceivedAt: longAgo });
   await h.client.srem(keys.pendingStudies(), study);

@@ -23,7 +23,10 @@ test('stop() during a restart that is still starting its process stops that proc
     },
   });
   children[0].kill('SIGKILL');
-  await sleep(100); // the restart has spawned its process and is waiting for it to be ready
+  // The restart has spawned its process and is waiting for it to be ready. Its spawn follows the exit's notice and
+  // the 10 ms backoff, which a loaded machine can push past any fixed pause: wait for it (stop() must come during
+  // the 300 ms start that follows, so poll often).
+  for (const deadline = Date.now() + 10_000; children.length < 2 && Date.now() < deadline;) await sleep(5);
   expect(children).toHaveLength(2);
   await sup.stop('SIGTERM', 2000);
   await sleep(400);

@@ -75,7 +75,9 @@ test('an aborted spill removes its temp file', async () => {
   await store.init();
   const spool = store.openSpool(meta, false);
   for (const c of chunks.slice(0, 4)) spool.write(c);
-  await new Promise((r) => setTimeout(r, 50));
+  // The spill opens its temp file on the thread pool and then writes what was held: wait until it has begun writing
+  // (the spool then holds the open file) rather than for a fixed time.
+  await waitUntil(() => existsSync(spool.tmpPath) && statSync(spool.tmpPath).size > 0);
   expect(existsSync(spool.tmpPath)).toBe(true);
   await spool.abort();
   expect(existsSync(spool.tmpPath)).toBe(false);

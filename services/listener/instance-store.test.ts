@@ -84,6 +84,21 @@ test('an aborted spill removes its temp file', async () => {
   await store.close();
 });
 
+test('a spill aborted while its temp file is being opened leaves neither the file nor an open descriptor', async () => {
+  const store = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 20 * 1024 });
+  await store.init();
+  await waitUntil(() => store.pooledTempFiles() === TEMP_POOL_SIZE);
+  const openFds = () => readdirSync('/proc/self/fd').length;
+  const before = openFds();
+  const spool = store.openSpool(meta, false);
+  for (const c of chunks.slice(0, 4)) spool.write(c);
+  // The fourth chunk started the spill's open on the thread pool; abort before it can have finished.
+  await spool.abort();
+  await waitUntil(() => openFds() === before && !existsSync(spool.tmpPath));
+  expect(readdirSync(store.tmpDir).filter((f) => f.endsWith('.part')).length).toBe(TEMP_POOL_SIZE);
+  await store.close();
+});
+
 test('instances take pre-created temp files; a crashed listener\'s unused ones are swept, not counted as instances', async () => {
   const store = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 64 * 1024 * 1024 });
   await store.init();

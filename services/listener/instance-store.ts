@@ -210,6 +210,13 @@ export class Spool extends Writable {
 
   private async spill(): Promise<void> {
     const file = await fsp.open(this.tmpPath, 'wx', 0o640);
+    if (this.aborted) {
+      // abort() ran while the file was being created: its removeTemp() had no handle to close and its rm may have
+      // come first, so this open's handle and file are ours to drop.
+      await file.close().catch(() => undefined);
+      await fsp.rm(this.tmpPath, { force: true });
+      throw new Error('spool aborted');
+    }
     this.file = file;
     await writeAll(file, [this.meta, ...this.chunks]);
     this.chunks = [];

@@ -65,7 +65,10 @@ beforeAll(async () => {
   modelsDir = ref.dir ?? makeTinyBundle();
   const quiet = createLogger('e2e', process.env.NT_TEST_LOG ?? 'silent');
   listener = await startListener({
-    settings: testListenerSettings(redisServer.url, path.join(dataDir, 'var')),
+    // Each study comes in one association and is scored when it is released: with the harness's 0.3 s quiet time a
+    // pause on a loaded machine could score part of a study first, and the first HL7 message would then describe
+    // an earlier result version than the one read back.
+    settings: testListenerSettings(redisServer.url, path.join(dataDir, 'var'), { STUDY_COMPLETE_ON_RELEASE: true, STUDY_QUIET_SECONDS: 60 }),
     log: quiet,
   });
   worker = await startWorker({ env: workerEnv({ redisUrl: redisServer.url, dataDir: path.join(dataDir, 'var'), modelsDir }), log: quiet });

@@ -47,7 +47,7 @@ describe('scanPart10', () => {
     const e = failure(() => scanPart10(f));
     expect(e.reason).toBe('corrupt');
     expect(e.detail).toMatch(/\(0018,0024\).*unknown VR "CH"/);
-    expect(performance.now() - t0).toBeLessThan(100);
+    expect(performance.now() - t0).toBeLessThan(1000); // no 1.7 GB read attempted; loose enough for a loaded machine
   });
 
   it('an element longer than the bytes left, and pixel data cut short, are corrupt', () => {

@@ -32,6 +32,26 @@ describe('loadConfig', () => {
   });
 });
 
+describe('settings of a fixed set', () => {
+  const problems = (env: Record<string, string>): string => {
+    try {
+      loadConfig(env);
+    } catch (err) {
+      return (err as ConfigError).problems.join('\n');
+    }
+    throw new Error('accepted');
+  };
+
+  it('a bad value names the values allowed, not only "Expected union value"', () => {
+    expect(problems({ LOG_LEVEL: 'verbose' })).toBe('LOG_LEVEL="verbose": expected one of fatal, error, warn, info, debug, trace, silent');
+    expect(problems({ DICOM_OTHER_STORAGE: 'drop' })).toBe('DICOM_OTHER_STORAGE="drop": expected one of reject, accept-and-ignore');
+  });
+
+  it('a boolean that is not one says true or false', () => {
+    expect(problems({ STUDY_COMPLETE_ON_RELEASE: 'yes' })).toBe('STUDY_COMPLETE_ON_RELEASE="yes": expected true or false');
+  });
+});
+
 describe('durations', () => {
   it.each(['SHUTDOWN_TIMEOUT_SECONDS', 'DICOM_IDLE_TIMEOUT_SECONDS'])('%s is refused past a day (a Node timer past 2^31-1 ms fires at once)', (key) => {
     expect(loadConfig({ [key]: '86400' })[key as 'SHUTDOWN_TIMEOUT_SECONDS']).toBe(86400);

@@ -138,10 +138,23 @@ export function loadSection<S extends ReturnType<typeof Type.Object>>(
   const converted = Value.Convert(schema, raw);
   const problems = [...Value.Errors(schema, converted)].map((e) => {
     const key = e.path.replace(/^\//, '') || '(root)';
-    return `${key}=${JSON.stringify(raw[key] ?? null)}: ${e.message}`;
+    return `${key}=${JSON.stringify(raw[key] ?? null)}: ${allowedValues(e.schema) ?? e.message}`;
   });
   if (problems.length > 0) throw new ConfigError(problems);
   return converted as Static<S>;
+}
+
+/**
+ * The values a setting of a fixed set takes, for its message: TypeBox says only "Expected union value" for
+ * LOG_LEVEL=verbose and "Expected boolean" for STUDY_COMPLETE_ON_RELEASE=yes, which leaves the administrator to
+ * read the source. Undefined for any other schema (its own message says what is wrong).
+ */
+function allowedValues(schema: unknown): string | undefined {
+  const s = schema as { anyOf?: { const?: unknown }[]; type?: unknown };
+  if (s.type === 'boolean') return 'expected true or false';
+  const options = s.anyOf?.map((o) => o.const);
+  if (!options || options.length === 0 || options.some((o) => typeof o !== 'string' && typeof o !== 'number')) return undefined;
+  return `expected one of ${options.join(', ')}`;
 }
 
 /** Resolves DATA_DIR against the working directory, once, so every module agrees on the same absolute path. */

@@ -13,6 +13,12 @@ describe('worker settings', () => {
     expect(c.WORKER_ORT_THREADS).toBe(1);
   });
 
+  it('refuses an execution provider the worker does not know, naming the known ones', () => {
+    expect(() => loadWorkerConfig({ EXECUTION_PROVIDERS: 'gpu,cpu' })).toThrow(ConfigError);
+    expect(() => loadWorkerConfig({ EXECUTION_PROVIDERS: 'gpu,cpu' })).toThrow(/EXECUTION_PROVIDERS="gpu,cpu": unknown provider\(s\) gpu; expected a comma list of cuda, cpu/);
+    expect(executionProviders(loadWorkerConfig({ EXECUTION_PROVIDERS: 'cpu' }))).toEqual(['cpu']);
+  });
+
   it('converts the environment\'s strings', () => {
     const c = loadWorkerConfig({ WORKER_CONCURRENCY: '16', WORKER_BATCH_SIZE: '8', EXECUTION_PROVIDERS: 'cpu', WORKER_METRICS_PORT: '0' });
     expect([c.WORKER_CONCURRENCY, c.WORKER_BATCH_SIZE, c.WORKER_METRICS_PORT]).toEqual([16, 8, 0]);

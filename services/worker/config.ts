@@ -1,7 +1,7 @@
 // The worker's own settings (on top of shared/config.ts): execution providers, model bundle location, concurrency,
 // cross-study batching, retry policy, metrics port, the site's operating points and the partial-study wait. Validated once at start by loadSection.
 import { Type, type Static } from '@sinclair/typebox';
-import { loadSection, settingsSource } from '../../shared/config';
+import { ConfigError, loadSection, settingsSource } from '../../shared/config';
 import type { SensitivitySettings } from '../../shared/models/decision';
 
 export const WorkerConfigSchema = Type.Object({
@@ -85,8 +85,18 @@ export function loadWorkerConfig(env: Source = process.env): WorkerConfig {
   const source = { ...settingsSource(env) };
   // WORKER_LOAD_THREADS, from when loading ran in threads, still sets the loader count.
   if (source.WORKER_LOAD_PROCESSES === undefined && source.WORKER_LOAD_THREADS !== undefined) source.WORKER_LOAD_PROCESSES = source.WORKER_LOAD_THREADS;
-  return loadSection(WorkerConfigSchema, WORKER_DEFAULTS, source);
+  const config = loadSection(WorkerConfigSchema, WORKER_DEFAULTS, source);
+  // Checked here, not when the bundle loads: that came after the HTTP server and the wait for a missing bundle,
+  // and its plain error (exit 1) made npm start restart the worker for ever instead of stopping on a bad setting.
+  const unknown = executionProviders(config).filter((p) => !KNOWN_PROVIDERS.includes(p));
+  if (unknown.length > 0) {
+    throw new ConfigError([`EXECUTION_PROVIDERS=${JSON.stringify(config.EXECUTION_PROVIDERS)}: unknown provider(s) ${unknown.join(', ')}; expected a comma list of ${KNOWN_PROVIDERS.join(', ')}`]);
+  }
+  return config;
 }
+
+/** The ONNX Runtime execution providers the worker can use (services/worker/models.ts). */
+export const KNOWN_PROVIDERS: readonly string[] = ['cuda', 'cpu'];
 
 export function executionProviders(config: Pick<WorkerConfig, 'EXECUTION_PROVIDERS'>): string[] {
   return config.EXECUTION_PROVIDERS.split(',').map((p) => p.trim()).filter(Boolean);

@@ -14,14 +14,24 @@ import { migrateQueries } from '../../shared/query-migration';
 import { build, type ModelStatus } from './app';
 import { createReportInbound, loadReportsConfig } from './inbound';
 import { createOutbound, loadOutboundConfig } from './outbound';
-import { API_DEFAULTS, ApiSettingsSchema, apiRedisOptions, tokensFor } from './settings';
+import { API_DEFAULTS, ApiSettingsSchema, apiRedisOptions, tokensFor, trustProxy } from './settings';
 import { loadTextEmbedder, type TextEmbedder } from './text-embedder';
+
+/** A file a setting names, or a ConfigError naming the setting (a missing certificate was an ENOENT stack, exit 1). */
+function readSettingFile(key: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new ConfigError([`${key} ${file}: ${(err as Error).message}`]);
+  }
+}
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const settings = loadSection(ApiSettingsSchema, API_DEFAULTS, settingsSource(process.env));
   const logger = createLogger('api', config.LOG_LEVEL);
   if (!config.REDIS_URL) throw new ConfigError(['REDIS_URL is required for the API (npm start provides a private Redis)']);
+  trustProxy(settings.API_TRUST_PROXY); // refuses a bad address list now, naming the setting
   const tokens = tokensFor(settings.API_TOKENS, config.API_HOST, dataDir(config), (m) => logger.warn(m));
   if (Boolean(settings.API_TLS_CERT_FILE) !== Boolean(settings.API_TLS_KEY_FILE)) {
     throw new ConfigError(['API_TLS_CERT_FILE and API_TLS_KEY_FILE go together: set both or neither']);
@@ -29,7 +39,7 @@ async function main(): Promise<void> {
   const outboundConfig = loadOutboundConfig(process.env);
   const reportsConfig = loadReportsConfig(process.env);
   const https = settings.API_TLS_CERT_FILE && settings.API_TLS_KEY_FILE
-    ? { cert: readFileSync(settings.API_TLS_CERT_FILE), key: readFileSync(settings.API_TLS_KEY_FILE) }
+    ? { cert: readSettingFile('API_TLS_CERT_FILE', settings.API_TLS_CERT_FILE), key: readSettingFile('API_TLS_KEY_FILE', settings.API_TLS_KEY_FILE) }
     : undefined;
 
   // Every command bounded (API_REDIS_TIMEOUT_MS): a frozen Redis makes a request answer 503, not hang.

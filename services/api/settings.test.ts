@@ -56,6 +56,14 @@ describe('trustProxy', () => {
     expect(trustProxy('')).toBe(false);
     expect(trustProxy('true')).toBe(true);
     expect(trustProxy('10.0.0.1, 10.1.0.0/16')).toEqual(['10.0.0.1', '10.1.0.0/16']);
+    expect(trustProxy('loopback, fd00::/8, 10.0.0.0/255.0.0.0, ::1')).toEqual(['loopback', 'fd00::/8', '10.0.0.0/255.0.0.0', '::1']);
+  });
+
+  test('an entry that is not an address is a ConfigError naming API_TRUST_PROXY', () => {
+    for (const bad of ['ingress.local', '10.0.0.300', '10.0.0.0/33', '::1/129', 'ffff::/255.0.0.0']) {
+      expect(() => trustProxy(`10.0.0.1,${bad}`)).toThrow(ConfigError);
+      expect(() => trustProxy(`10.0.0.1,${bad}`)).toThrow(`API_TRUST_PROXY: "${bad}" is not an address`);
+    }
   });
 
   test('a number trusts that many nearest hops, whatever their address', () => {

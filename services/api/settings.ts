@@ -2,6 +2,7 @@
 // Tokens come from API_TOKENS as "token:role:name,..." or from a JSON file it points at; both are validated
 // once at start so a typo fails the process with a message instead of locking every radiologist out later.
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
@@ -198,5 +199,27 @@ export function trustProxy(value: string): boolean | string[] | ((address: strin
     const hops = Number(v);
     return (_address, hop) => hop < hops;
   }
-  return v.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = v.split(',').map((s) => s.trim()).filter(Boolean);
+  // Fastify compiles the list when the app is built: a typo there was a TypeError stack and exit 1 (npm start
+  // restarted the API for ever) instead of a setting to fix.
+  const bad = list.filter((entry) => !isTrustedProxyEntry(entry));
+  if (bad.length > 0) {
+    throw new ConfigError([
+      `API_TRUST_PROXY: ${bad.map((b) => JSON.stringify(b)).join(', ')} is not an address; expected a hop count, true, false, or a comma list of IP addresses, CIDR ranges (10.1.0.0/16) and the names loopback, linklocal, uniquelocal`,
+    ]);
+  }
+  return list;
+}
+
+/** What @fastify/proxy-addr takes in a trust list: a name, an IP address, or an address with a prefix length or netmask. */
+function isTrustedProxyEntry(entry: string): boolean {
+  if (entry === 'loopback' || entry === 'linklocal' || entry === 'uniquelocal') return true;
+  const slash = entry.lastIndexOf('/');
+  const address = slash === -1 ? entry : entry.slice(0, slash);
+  const family = isIP(address);
+  if (family === 0) return false;
+  if (slash === -1) return true;
+  const range = entry.slice(slash + 1);
+  if (/^\d{1,3}$/.test(range)) return Number(range) <= (family === 4 ? 32 : 128);
+  return family === 4 && isIP(range) === 4;
 }

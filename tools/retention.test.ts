@@ -1,5 +1,6 @@
 // Retention against a real Redis and a temp DATA_DIR, with results written by the worker's own writer so the
 // keys and fields are the contract's, not a copy of them.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -153,4 +154,23 @@ test('RETENTION_DAYS is validated like every other setting', () => {
   expect(loadSection(RetentionSettingsSchema, RETENTION_DEFAULTS, {}).RETENTION_DAYS).toBe(30);
   expect(loadSection(RetentionSettingsSchema, RETENTION_DEFAULTS, { RETENTION_DAYS: '7' }).RETENTION_DAYS).toBe(7);
   expect(() => loadSection(RetentionSettingsSchema, RETENTION_DEFAULTS, { RETENTION_DAYS: '0' })).toThrow(/RETENTION_DAYS/);
+});
+
+describe('the built command', () => {
+  const MAIN = path.resolve(__dirname, '..', 'dist', 'tools', 'retention.js');
+  const run = (...args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', REDIS_URL: 'redis://127.0.0.1:9' }, encoding: 'utf8', timeout: 20_000 });
+
+  test.each([['--dryrun'], ['--dry-run', 'now']])('%s: exit 2 with what was wrong and the usage, no stack, nothing run', (...args) => {
+    const r = run(...args);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^retention: (Unknown option '--dryrun'|Unexpected argument 'now')/);
+    expect(r.stderr).toContain('Usage: node dist/tools/retention.js [--dry-run]');
+    expect(r.stderr).not.toMatch(/TypeError|\n\s+at /);
+  });
+
+  test('--help: the usage, exit 0', () => {
+    const r = run('--help');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('--dry-run');
+  });
 });

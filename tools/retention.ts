@@ -180,7 +180,14 @@ without REDIS_URL it uses the private Redis of npm start under DATA_DIR.
   --dry-run   list what would be deleted, delete nothing`;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { 'dry-run': { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
+  let values: { 'dry-run': boolean; help: boolean };
+  try {
+    ({ values } = parseArgs({ options: { 'dry-run': { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } }));
+  } catch (err) {
+    // A mistyped option in a crontab (--dryrun) was a TypeError stack; say what was wrong and how to call it.
+    console.error(`retention: ${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
   if (values.help) {
     console.log(USAGE);
     return;

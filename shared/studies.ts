@@ -71,6 +71,8 @@ export const keys = {
  */
 export const PURGING_FIELD = 'purgingSince';
 export const PURGE_FENCE_MS = 10 * 60_000;
+/** Study hash field retention sets (ms epoch) once the study's instances are gone: the API then answers 410. */
+export const PURGED_FIELD = 'instancesPurgedAt';
 
 const UID_PATTERN = /^[0-9]+(\.[0-9]+)*$/;
 

@@ -16,7 +16,7 @@ import { ConfigError, dataDir, exitOnStartFailure, loadConfig, loadSection, sett
 import { createLogger, type Logger } from '../shared/logger';
 import { connectRedis } from '../shared/redis';
 import { resultKeys, type StudyResult } from '../shared/results';
-import { keys, PURGE_FENCE_MS, PURGING_FIELD, scanStudyUids, studyStorageKey, type StudyStatus } from '../shared/studies';
+import { keys, PURGE_FENCE_MS, PURGED_FIELD, PURGING_FIELD, scanStudyUids, studyStorageKey, type StudyStatus } from '../shared/studies';
 
 export const RetentionSettingsSchema = Type.Object({
   /** Stored instances are deleted this many days after their study finished scoring. */
@@ -27,8 +27,8 @@ export const RETENTION_DEFAULTS: RetentionSettings = { RETENTION_DAYS: 30 };
 
 /** Statuses after which the worker will not read the instances again unless new ones arrive. */
 const FINISHED: ReadonlySet<StudyStatus> = new Set<StudyStatus>(['scored', 'failed', 'unsupported']);
-/** Field set on the study hash once its instances are gone (ms epoch): the API can say "images purged". */
-export const PURGED_FIELD = 'instancesPurgedAt';
+/** Field set on the study hash once its instances are gone (ms epoch): the API says "images purged" (410). */
+export { PURGED_FIELD };
 
 /**
  * Marks a study as being purged, atomically with the checks that it may be: still finished, not pending, nothing

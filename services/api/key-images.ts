@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import { PNG } from 'pngjs';
 import { createPixelDecoder, groupSeries, readInstance, sourceGeometry, stackOfSeries, type DicomInstance, type PixelDecoder } from '../../shared/imaging';
 import { dot, sub } from '../../shared/imaging/geometry';
-import { keys } from '../../shared/studies';
+import { keys, PURGED_FIELD } from '../../shared/studies';
 import { HttpProblem } from './plugins/problems';
 
 export interface Window {
@@ -71,6 +71,18 @@ export function createKeyImageStore(deps: { redis: Redis; dataDir: string }): Ke
   // A reader steps through one series at a time: its stack is kept for the next request.
   const recent = new Map<string, SeriesSlices>();
 
+  /**
+   * Retention deletes the files and then the study's instance records, so after a run an instance is simply not
+   * known: a 404 "no stored instance" read as a fault. When the study carries retention's mark, say it is gone.
+   */
+  async function notStored(study: string, detail: string): Promise<HttpProblem> {
+    const purgedAt = Number(await deps.redis.hget(keys.study(study), PURGED_FIELD));
+    if (purgedAt > 0) {
+      return new HttpProblem(410, `the images of study ${study} are no longer stored: retention deleted them on ${new Date(purgedAt).toISOString()} (RETENTION_DAYS); the PACS keeps them`);
+    }
+    return new HttpProblem(404, detail);
+  }
+
   async function read(storageKey: string, what: string): Promise<DicomInstance> {
     let bytes: Buffer;
     try {
@@ -89,7 +101,7 @@ export function createKeyImageStore(deps: { redis: Redis; dataDir: string }): Ke
   return {
     async render(study, sop, opts) {
       const storageKey = await deps.redis.hget(keys.studyInstances(study), sop);
-      if (!storageKey) throw new HttpProblem(404, `study ${study} has no stored instance ${sop}`);
+      if (!storageKey) throw await notStored(study, `study ${study} has no stored instance ${sop}`);
       const instance = await read(storageKey, `instance ${sop}`);
       const frameNumber = opts.frame ?? 1;
       const frame = instance.frames[frameNumber - 1];
@@ -115,7 +127,7 @@ export function createKeyImageStore(deps: { redis: Redis; dataDir: string }): Ke
       const stored = await deps.redis.hgetall(keys.studyInstances(study));
       // Storage keys are store/<Study>/<Series>/<SOP>.dcm (shared/studies.ts).
       const inSeries = Object.entries(stored).filter(([, k]) => path.posix.basename(path.posix.dirname(k)) === series);
-      if (inSeries.length === 0) throw new HttpProblem(404, `study ${study} has no stored instances of series ${series}`);
+      if (inSeries.length === 0) throw await notStored(study, `study ${study} has no stored instances of series ${series}`);
       // An instance the series does not hold would silently pick the default stack: say so instead.
       if (containing !== undefined && !inSeries.some(([sop]) => sop === containing)) {
         throw new HttpProblem(404, `series ${series} of study ${study} has no stored instance ${containing} (querystring/containing)`);

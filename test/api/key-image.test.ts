@@ -17,6 +17,8 @@ import { connectRedis } from '../../shared/redis';
 import { resultKeys, type FindingLocation, type StudyResult } from '../../shared/results';
 import { instanceStorageKey, keys } from '../../shared/studies';
 import { auditFileFor } from '../../services/api/plugins/audit';
+import { createLogger } from '../../shared/logger';
+import { runRetention } from '../../tools/retention';
 import { findStudyIndex, synthStudy } from '../worker/studies';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { launchChromium, waitInPage } from '../helpers/browser';
@@ -134,6 +136,31 @@ describe('GET …/images/:SOPInstanceUID.png', () => {
     await redis.hdel(keys.studyInstances(uid), gone);
     const lines = auditText().trim().split('\n').map((l) => JSON.parse(l));
     expect(lines).toContainEqual(expect.objectContaining({ action: 'study.image', StudyInstanceUID: uid, user: 'dr-reader' }));
+  });
+});
+
+describe('a study whose images retention deleted', () => {
+  it('answers 410 naming retention for its images and slices, not 404 "no stored instance"', async () => {
+    // A second study holding a copy of the key slice, finished 40 days ago; the real retention run purges it.
+    const old = '1.2.826.0.1.3680043.10.1234.40';
+    const key = instanceStorageKey(old, location.SeriesInstanceUID, location.SOPInstanceUID);
+    mkdirSync(path.dirname(path.join(dataDir, key)), { recursive: true });
+    writeFileSync(path.join(dataDir, key), readFileSync(path.join(dataDir, instanceStorageKey(uid, location.SeriesInstanceUID, location.SOPInstanceUID))));
+    await redis.hset(keys.studyInstances(old), location.SOPInstanceUID, key);
+    await redis.hset(keys.study(old), { status: 'failed', statusAt: Date.now() - 40 * 86_400_000 });
+    const image = `/api/v1/studies/${old}/images/${location.SOPInstanceUID}.png`;
+    const slices = `/api/v1/studies/${old}/series/${location.SeriesInstanceUID}/slices`;
+    expect((await app.inject({ url: image, headers: READER })).statusCode).toBe(200);
+
+    const summary = await runRetention({ redis, dataDir, retentionDays: 30, log: createLogger('retention', 'silent') });
+    expect(summary.purged).toBe(1);
+    for (const url of [image, slices]) {
+      const res = await app.inject({ url, headers: READER });
+      expect(res.statusCode).toBe(410);
+      expect(res.json()).toMatchObject({ title: 'Gone', detail: expect.stringMatching(new RegExp(`^the images of study ${old} are no longer stored: retention deleted them on \\d{4}-`)) });
+    }
+    // The study that was not purged still answers 404 for an instance it never had.
+    expect((await app.inject({ url: imageUrl('1.2.3.4'), headers: READER })).statusCode).toBe(404);
   });
 });
 

@@ -232,26 +232,45 @@ async function bench(runs: number, spec: Preprocessing): Promise<void> {
   }
 }
 
+const USAGE = 'usage: npm run volumes -- <dicom root with study folders> --out <dir> [--spec manifest.json] [--concurrency N] [--quiet]';
+
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      out: { type: 'string' },
-      spec: { type: 'string' },
-      concurrency: { type: 'string' },
-      bench: { type: 'boolean' },
-      runs: { type: 'string' },
-      quiet: { type: 'boolean' },
-    },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        out: { type: 'string' },
+        spec: { type: 'string' },
+        concurrency: { type: 'string' },
+        bench: { type: 'boolean' },
+        runs: { type: 'string' },
+        quiet: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    console.error(`volumes: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  // "--concurrency abc" was NaN threads: no study converted, and the run still ended 0.
+  if (values.concurrency !== undefined && !/^[1-9]\d{0,3}$/.test(values.concurrency)) {
+    console.error(`volumes: --concurrency must be a whole number from 1 to 9999, got ${JSON.stringify(values.concurrency)}\n${USAGE}`);
+    return 2;
+  }
   const spec = await loadSpec(values.spec);
   if (values.bench) {
     await bench(Number(values.runs ?? 20), spec);
     return 0;
   }
   if (positionals.length !== 1 || !values.out) {
-    console.error('usage: npm run volumes -- <dicom root with study folders> --out <dir> [--spec manifest.json] [--concurrency N]');
+    console.error(USAGE);
     return 2;
   }
   const concurrency = Math.max(1, Number(values.concurrency ?? os.availableParallelism?.() ?? os.cpus().length));

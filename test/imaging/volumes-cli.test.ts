@@ -1,5 +1,6 @@
 // tools/volumes.ts: study folders in, <out>/<StudyInstanceUID>/<SEQ>.f32 and index.jsonl out (in-process mode;
 // the worker-thread mode runs the same processStudy from the compiled file).
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -91,5 +92,27 @@ describe('volumes CLI', () => {
 
   it('refuses an invalid spec with a typed error', () => {
     expect(() => parsePreprocessing({ ...DEFAULT_PREPROCESSING, shape: [0, 1, 1] })).toThrow(PreprocessingSpecError);
+  });
+});
+
+describe('the built command\'s arguments', () => {
+  const MAIN = path.resolve(__dirname, '..', '..', 'dist', 'tools', 'volumes.js');
+  const run = (...args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 30_000 });
+
+  it('--help prints the usage and exits 0', () => {
+    const r = run('--help');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^usage: npm run volumes -- <dicom root/);
+  });
+
+  it('an unknown option or a --concurrency that is not a count: exit 2 saying which, with the usage; nothing written', async () => {
+    const unknown = run(root, '--out', out, '--threads', '4');
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/^volumes: Unknown option '--threads'/);
+    const target = path.join(out, 'not-written');
+    const bad = run(root, '--out', target, '--concurrency', 'abc', '--quiet');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('volumes: --concurrency must be a whole number from 1 to 9999, got "abc"');
+    await expect(readFile(path.join(target, 'index.jsonl'))).rejects.toThrow(/ENOENT/);
   });
 });

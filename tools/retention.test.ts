@@ -12,7 +12,8 @@ import { resultKeys, type StudyResult } from '../shared/results';
 import { instanceStorageKey, keys, studyStorageKey } from '../shared/studies';
 import { markStudyFailed, writeResult } from '../services/worker/store';
 import { startRedis, type TestRedis } from '../test/helpers/redis';
-import { PURGED_FIELD, RetentionSettingsSchema, RETENTION_DEFAULTS, runRetention } from './retention';
+import { RetentionSettingsSchema, RETENTION_DEFAULTS, runRetention } from './retention';
+import { PURGED_FIELD } from '../shared/studies';
 import { loadSection } from '../shared/config';
 
 const DAY = 86_400_000;

@@ -27,8 +27,6 @@ export const RETENTION_DEFAULTS: RetentionSettings = { RETENTION_DAYS: 30 };
 
 /** Statuses after which the worker will not read the instances again unless new ones arrive. */
 const FINISHED: ReadonlySet<StudyStatus> = new Set<StudyStatus>(['scored', 'failed', 'unsupported']);
-/** Field set on the study hash once its instances are gone (ms epoch): the API says "images purged" (410). */
-export { PURGED_FIELD };
 
 /**
  * Marks a study as being purged, atomically with the checks that it may be: still finished, not pending, nothing

@@ -3,6 +3,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { ConfigError, loadSection, settingsSource } from '../../shared/config';
 import type { SensitivitySettings } from '../../shared/models/decision';
+import type { ExecutionProvider } from '../../shared/models';
 
 export const WorkerConfigSchema = Type.Object({
   /** Study jobs processed at once by one worker process (decode/preprocess run in parallel in the thread pool). */
@@ -88,7 +89,7 @@ export function loadWorkerConfig(env: Source = process.env): WorkerConfig {
   const config = loadSection(WorkerConfigSchema, WORKER_DEFAULTS, source);
   // Checked here, not when the bundle loads: that came after the HTTP server and the wait for a missing bundle,
   // and its plain error (exit 1) made npm start restart the worker for ever instead of stopping on a bad setting.
-  const unknown = executionProviders(config).filter((p) => !KNOWN_PROVIDERS.includes(p));
+  const unknown = executionProviders(config).filter((p) => !(KNOWN_PROVIDERS as readonly string[]).includes(p));
   if (unknown.length > 0) {
     throw new ConfigError([`EXECUTION_PROVIDERS=${JSON.stringify(config.EXECUTION_PROVIDERS)}: unknown provider(s) ${unknown.join(', ')}; expected a comma list of ${KNOWN_PROVIDERS.join(', ')}`]);
   }
@@ -96,7 +97,7 @@ export function loadWorkerConfig(env: Source = process.env): WorkerConfig {
 }
 
 /** The ONNX Runtime execution providers the worker can use (services/worker/models.ts). */
-export const KNOWN_PROVIDERS: readonly string[] = ['cuda', 'cpu'];
+export const KNOWN_PROVIDERS: readonly ExecutionProvider[] = ['cuda', 'cpu'];
 
 export function executionProviders(config: Pick<WorkerConfig, 'EXECUTION_PROVIDERS'>): string[] {
   return config.EXECUTION_PROVIDERS.split(',').map((p) => p.trim()).filter(Boolean);

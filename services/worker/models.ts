@@ -3,8 +3,7 @@
 // of one sequence in one session call, which is what the batcher feeds it.
 import { loadModels, type ExecutionProvider } from '../../shared/models';
 import type { ModelBundle } from './ports';
-
-const KNOWN_PROVIDERS: readonly ExecutionProvider[] = ['cuda', 'cpu'];
+import { KNOWN_PROVIDERS } from './config';
 
 export interface WorkerModels extends ModelBundle {
   /** Why providers earlier in the configured list were skipped (logged at start). */
@@ -12,7 +11,8 @@ export interface WorkerModels extends ModelBundle {
 }
 
 export async function loadWorkerModels(dir: string, opts: { providers: string[]; threads?: number }): Promise<WorkerModels> {
-  const unknown = opts.providers.filter((p) => !KNOWN_PROVIDERS.includes(p as ExecutionProvider));
+  // The worker's settings refuse these at start; `npm run score` passes its own list.
+  const unknown = opts.providers.filter((p) => !(KNOWN_PROVIDERS as readonly string[]).includes(p));
   if (unknown.length > 0) throw new Error(`EXECUTION_PROVIDERS: unknown provider(s) ${unknown.join(', ')}; known: ${KNOWN_PROVIDERS.join(', ')}`);
   const models = await loadModels(dir, { executionProviders: opts.providers as ExecutionProvider[], threads: opts.threads });
   return {

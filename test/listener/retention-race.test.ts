@@ -5,7 +5,8 @@ import path from 'node:path';
 import { existsSync, rmSync } from 'node:fs';
 import { keys, PURGING_FIELD, studyStorageKey } from '../../shared/studies';
 import { createLogger } from '../../shared/logger';
-import { PURGED_FIELD, runRetention } from '../../tools/retention';
+import { runRetention } from '../../tools/retention';
+import { PURGED_FIELD } from '../../shared/studies';
 import { newUid, storescu, writeMrInstance } from '../helpers/dcmtk';
 import { listFiles, startHarness, tempDir, waitFor, type Harness } from './harness';
 

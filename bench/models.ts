@@ -5,7 +5,7 @@
 import os from 'node:os';
 import type { Sequence } from '../shared/model-manifest';
 import { loadModels, type ExecutionProvider } from '../shared/models';
-import { parseArgs } from '../shared/models/cli/args';
+import { parseArgs, runCli } from '../shared/models/cli/args';
 import { listStudies, readStudy } from '../shared/models/cli/volumes';
 
 async function main(): Promise<void> {
@@ -50,7 +50,4 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((err: Error) => {
-  console.error(err.message);
-  process.exit(1);
-});
+runCli(main);

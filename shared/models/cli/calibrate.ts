@@ -19,7 +19,7 @@ import { calibrate, operatingPoints, plattProbability, thresholdFromTable } from
 import { embedReport, reportSimilarity, type ReportVectors } from '../pseudo-labels';
 import { loadModels, type Models } from '../index';
 import { roc } from '../metrics';
-import { parseArgs } from './args';
+import { parseArgs, runCli } from './args';
 import { allQueries, scoreVolumes } from './score';
 
 export interface Label {
@@ -141,9 +141,4 @@ async function main(): Promise<void> {
   console.log(`calibrated ${scored.length} studies into ${manifestPath}`);
 }
 
-if (require.main === module) {
-  main().catch((err: Error) => {
-    console.error(err.message);
-    process.exit(1);
-  });
-}
+if (require.main === module) runCli(main);

@@ -16,7 +16,7 @@ import { loadBundleLanguage } from '../../language/knowledge';
 import { loadBundle } from '../bundle';
 import { loadModels } from '../index';
 import { curvePng } from './curve-png';
-import { parseArgs } from './args';
+import { parseArgs, runCli } from './args';
 import { isPositive } from './calibrate';
 import { embedCohort, makeCohort } from './eval-cohort';
 import { decisionCards, languageRates, phrasingRows, queryCard, queryVectors, searchRows, siteStudies, zeroLabelRow, type QueryCardRow } from './eval-measures';
@@ -248,9 +248,4 @@ async function main(): Promise<void> {
   console.log(lines.join('\n'));
 }
 
-if (require.main === module) {
-  main().catch((err: Error) => {
-    console.error(err.stack ?? err.message);
-    process.exit(1);
-  });
-}
+if (require.main === module) runCli(main, { stack: true });

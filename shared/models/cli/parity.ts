@@ -7,7 +7,7 @@ import * as ort from 'onnxruntime-node';
 import { loadBundle } from '../bundle';
 import type { ImageEncoderSpec } from '../image-encoder';
 import { createSession } from '../session';
-import { parseArgs } from './args';
+import { parseArgs, runCli } from './args';
 import { readF32 } from './volumes';
 
 interface Meta {
@@ -58,9 +58,4 @@ async function main(): Promise<void> {
   if (Object.values(result).some((v) => !(v <= tolerance))) process.exit(1);
 }
 
-if (require.main === module) {
-  main().catch((err: Error) => {
-    console.error(err.message);
-    process.exit(1);
-  });
-}
+if (require.main === module) runCli(main);

@@ -5,7 +5,7 @@ import { createWriteStream } from 'node:fs';
 import { loadModels, type Models } from '../index';
 import type { Sequence, TriageQuery } from '../../model-manifest';
 import { scoreStudy } from '../scoring';
-import { parseArgs } from './args';
+import { parseArgs, runCli } from './args';
 import { listStudies, readStudy } from './volumes';
 
 export interface StudyScores {
@@ -56,9 +56,4 @@ async function main(): Promise<void> {
   console.log(`wrote ${rows.length} studies to ${args.out}`);
 }
 
-if (require.main === module) {
-  main().catch((err: Error) => {
-    console.error(err.message);
-    process.exit(1);
-  });
-}
+if (require.main === module) runCli(main);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
-import { dataDir, type Config } from '../../shared/config';
+import { ConfigError, dataDir, type Config } from '../../shared/config';
 import type { Logger } from '../../shared/logger';
 import type { BundleLanguage } from '../../shared/language/knowledge';
 import type { Manifest } from '../../shared/model-manifest';
@@ -94,6 +94,15 @@ declare module 'fastify' {
   }
 }
 
+/** The audit log, or a ConfigError naming API_AUDIT_LOG_FILE when its place cannot be written (it was a raw stack). */
+function openAuditLog(file: string): AuditLog {
+  try {
+    return createFileAuditLog(file);
+  } catch (err) {
+    throw new ConfigError([`API_AUDIT_LOG_FILE: cannot append to ${file}: ${(err as Error).message}`]);
+  }
+}
+
 export async function build(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger,
@@ -117,7 +126,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   }) as unknown as FastifyInstance;
 
   const auditFile = path.resolve(dataDir(deps.config), deps.settings.API_AUDIT_LOG_FILE);
-  const auditLog = deps.auditLog ?? createFileAuditLog(auditFileFor(auditFile, deps.instanceName));
+  const auditLog = deps.auditLog ?? openAuditLog(auditFileFor(auditFile, deps.instanceName));
   const embed: EmbedText = async (texts) => {
     if (!deps.embedText) {
       const m = deps.modelStatus();

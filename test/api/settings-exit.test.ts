@@ -33,6 +33,12 @@ test.each(['foo.bar', '10.0.0.300', '10.1.0.0/40'])('API_TRUST_PROXY=%s: exit 78
   expect(r.stderr).not.toMatch(/TypeError/);
 }, 30_000);
 
+test('an audit log the API cannot write: exit 78 naming API_AUDIT_LOG_FILE', () => {
+  const r = run({ API_AUDIT_LOG_FILE: '/dev/null/audit/api-audit.jsonl' });
+  expect(r.status).toBe(EXIT_CONFIG);
+  expect(r.stderr).toMatch(/API_AUDIT_LOG_FILE: cannot append to \/dev\/null\/audit\/api-audit\.[^ ]+\.jsonl: E/);
+}, 30_000);
+
 test('a TLS certificate file that is not there: exit 78 naming API_TLS_CERT_FILE', () => {
   const missing = path.join(dataDir, 'no-such-cert.pem');
   const r = run({ API_TLS_CERT_FILE: missing, API_TLS_KEY_FILE: missing });

@@ -4,7 +4,7 @@
 // Every API process appends to its own file (the configured name with the host name in it): replicas on a shared
 // volume never append to one file, which O_APPEND does not make safe across NFS clients. The export
 // (routes/audit.ts) reads them all, rotated ones included (auditFiles).
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { open, readdir, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -92,7 +92,9 @@ export async function auditFiles(configured: string): Promise<string[]> {
  * so lines never interleave and none is written to a file being closed. A failed open is retried by the next write.
  */
 export function createFileAuditLog(file: string): AuditLog {
+  // Checked now, at start: a place the API cannot append to would otherwise fail every audited request.
   mkdirSync(path.dirname(file), { recursive: true });
+  closeSync(openSync(file, 'a', 0o640));
   let handle: Promise<FileHandle> | null = null;
   let chain: Promise<void> = Promise.resolve();
   const enqueue = (step: () => Promise<void>): Promise<void> => {

@@ -1,6 +1,6 @@
 // The report journal on a real temp folder: entries come back in order, a torn last line (a crash mid-write) is
 // skipped and counted, files are 0600 in a 0700 folder, and pruning keeps whole days, today's always.
-import { appendFileSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createJournal } from './journal';
@@ -31,6 +31,48 @@ test('appends durably, reads back, skips a torn line, prunes whole days', async 
     const short = createJournal({ dir, days: 0.25, clock: () => now, instance: 'host-1' });
     expect(await short.prune()).toBe(1);
     expect(readdirSync(dir)).toEqual(['2026-01-03.host-1.jsonl']);
+  } finally {
+    await journal.close();
+    rmSync(path.dirname(dir), { recursive: true, force: true });
+  }
+});
+
+/** Descriptors this process holds open on files under `dir`. */
+function openUnder(dir: string): number {
+  let n = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${dir}/`)) n += 1;
+    } catch {
+      // closed between the listing and the readlink
+    }
+  }
+  return n;
+}
+
+test('a replay that stops part way through a file (Redis not answering) closes the file it was reading', async () => {
+  const dir = path.join(mkdtempSync(path.join(tmpdir(), 'nt-journal-')), 'journal');
+  const journal = createJournal({ dir, days: 2, clock: () => Date.UTC(2026, 0, 1, 12), instance: 'host-1' });
+  try {
+    // A busy day's file: a few thousand reports, more than the replay reads before its first Redis round trip.
+    await journal.append({ key: 'first', report: report(0) });
+    appendFileSync(path.join(dir, '2026-01-01.host-1.jsonl'), Array.from({ length: 3000 }, (_, i) => `${JSON.stringify({ key: `k${i}`, report: report(i) })}\n`).join(''));
+    await journal.close();
+    const before = openUnder(dir);
+    // The feed retries its replay every few seconds while Redis is down: like replayJournal(), each try reads a
+    // batch of 500 entries, and its Redis round trip for them fails.
+    for (let attempt = 0; attempt < 10; attempt++) {
+      await expect((async () => {
+        let n = 0;
+        for await (const entry of journal.entries()) {
+          if (++n < 500) continue;
+          await new Promise((r) => setTimeout(r, 20));
+          throw new Error(`redis down at ${entry.key}`);
+        }
+      })()).rejects.toThrow('redis down at k498');
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    expect(openUnder(dir)).toBe(before);
   } finally {
     await journal.close();
     rmSync(path.dirname(dir), { recursive: true, force: true });

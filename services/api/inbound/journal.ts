@@ -105,18 +105,26 @@ export function createJournal(options: JournalOptions): Journal {
         throw err;
       }
       for (const name of names) {
-        const lines = createInterface({ input: createReadStream(path.join(options.dir, name), 'utf8'), crlfDelay: Infinity });
-        for await (const line of lines) {
-          if (line.trim() === '') continue;
-          let entry: JournalEntry;
-          try {
-            entry = JSON.parse(line) as JournalEntry;
-          } catch {
-            onBadLine?.();
-            continue;
+        const input = createReadStream(path.join(options.dir, name), 'utf8');
+        const lines = createInterface({ input, crlfDelay: Infinity });
+        try {
+          for await (const line of lines) {
+            if (line.trim() === '') continue;
+            let entry: JournalEntry;
+            try {
+              entry = JSON.parse(line) as JournalEntry;
+            } catch {
+              onBadLine?.();
+              continue;
+            }
+            if (typeof entry?.key === 'string' && typeof entry.report?.AccessionNumber === 'string') yield entry;
+            else onBadLine?.();
           }
-          if (typeof entry?.key === 'string' && typeof entry.report?.AccessionNumber === 'string') yield entry;
-          else onBadLine?.();
+        } finally {
+          // A reader that stops early (the replay's Redis call failed, and it is retried) leaves readline's input
+          // paused short of its end, which is the only thing that would close the file: close it here.
+          lines.close();
+          input.destroy();
         }
       }
     },

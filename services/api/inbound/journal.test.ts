@@ -1,6 +1,7 @@
 // The report journal on a real temp folder: entries come back in order, a torn last line (a crash mid-write) is
 // skipped and counted, files are 0600 in a 0700 folder, and pruning keeps whole days, today's always.
 import { appendFileSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createJournal } from './journal';
@@ -74,6 +75,25 @@ test('a replay that stops part way through a file (Redis not answering) closes t
     await new Promise((r) => setTimeout(r, 100));
     expect(openUnder(dir)).toBe(before);
   } finally {
+    await journal.close();
+    rmSync(path.dirname(dir), { recursive: true, force: true });
+  }
+});
+
+test('a new day file whose folder cannot be fsynced is closed again, not left open for each retried append', async () => {
+  const dir = path.join(mkdtempSync(path.join(tmpdir(), 'nt-journal-')), 'journal');
+  const journal = createJournal({ dir, days: 2, clock: () => Date.UTC(2026, 0, 1, 12), instance: 'host-1' });
+  // The folder's fsync fails (EIO; or a file system that refuses fsync on a directory): opening the folder for
+  // it fails here, after the day file itself was opened.
+  const realOpen = fsp.open;
+  const spy = jest.spyOn(fsp, 'open').mockImplementation(((file: string, flags?: string, mode?: number) =>
+    file === dir && flags === 'r' ? Promise.reject(Object.assign(new Error('EIO: i/o error, open'), { code: 'EIO' })) : realOpen(file, flags, mode)) as typeof fsp.open);
+  try {
+    const before = openUnder(dir);
+    for (let i = 0; i < 10; i++) await expect(journal.append({ key: `k${i}`, report: report(i) })).rejects.toThrow('EIO');
+    expect(openUnder(dir)).toBe(before);
+  } finally {
+    spy.mockRestore();
     await journal.close();
     rmSync(path.dirname(dir), { recursive: true, force: true });
   }

@@ -65,8 +65,14 @@ export function createJournal(options: JournalOptions): Journal {
     current = null;
     await ensureDir();
     const handle = await open(path.join(options.dir, `${day}.${instance}.jsonl`), 'a', 0o600);
-    // The new file's folder entry must be durable too, or a crash could keep the data but lose the name.
-    await fsyncDir(options.dir);
+    try {
+      // The new file's folder entry must be durable too, or a crash could keep the data but lose the name.
+      await fsyncDir(options.dir);
+    } catch (err) {
+      // Not kept as `current`: the next append opens the file again, so this handle is closed here.
+      await handle.close().catch(() => undefined);
+      throw err;
+    }
     current = { day, handle };
     return handle;
   };

@@ -29,7 +29,7 @@ export function classifyStoreStatus(status: number): StoreOutcome | RetryableDel
 }
 
 interface ClientInternals {
-  network?: { socket?: { setNoDelay(noDelay: boolean): unknown } };
+  network?: { socket?: { setNoDelay(noDelay: boolean): unknown; destroy(): unknown; destroyed: boolean } };
 }
 
 export function cStore(elements: NaturalDataset, target: SrTarget): Promise<StoreOutcome> {
@@ -38,10 +38,18 @@ export function cStore(elements: NaturalDataset, target: SrTarget): Promise<Stor
     const request = new requests.CStoreRequest(new Dataset(elements, EXPLICIT_VR_LITTLE_ENDIAN));
     let outcome: StoreOutcome | Error | undefined;
     let settled = false;
+    /** The association's socket, once send() has made it. */
+    const held: { socket?: NonNullable<ClientInternals['network']>['socket'] } = {};
     const finish = (value: StoreOutcome | Error): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      // dcmjs-dimse only end()s the socket after a timeout, an error or a rejection: a PACS that has stopped
+      // answering never closes its side, and the socket stayed open for good (one more per retry). Destroyed once
+      // the library has done with it (an A-ABORT sent just before goes out first).
+      setImmediate(() => {
+        if (held.socket && !held.socket.destroyed) held.socket.destroy();
+      });
       if (value instanceof Error) reject(value);
       else resolve(value);
     };
@@ -86,6 +94,7 @@ export function cStore(elements: NaturalDataset, target: SrTarget): Promise<Stor
     });
     // dcmjs-dimse opens the socket inside send() and offers no option for TCP_NODELAY; the socket exists (not yet
     // connected) once send() returns, and Node applies no-delay when the connection comes up.
-    (client as unknown as ClientInternals).network?.socket?.setNoDelay(true);
+    held.socket = (client as unknown as ClientInternals).network?.socket;
+    held.socket?.setNoDelay(true);
   });
 }

@@ -56,6 +56,9 @@ export const livePlugin = fp(async function live(app: FastifyInstance, opts: { r
         app.metrics?.sseClients.dec();
       };
       res.once('close', detach);
+      // A client that left before the stream was attached (while its request was audited) had its 'close' already:
+      // nothing would ever detach it, and its listener and heartbeat would stay for the life of the process.
+      if (res.closed || res.destroyed) detach();
       return detach;
     },
   });

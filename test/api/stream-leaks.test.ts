@@ -1,6 +1,7 @@
 // Long-lived API streams and what a client that goes away early leaves behind: an SSE stream whose client left
-// while the request was still being audited must give back its event listener, or months of dropped browser tabs
-// add up.
+// while the request was still being audited, and an audit export the client stopped reading. Each must give back
+// what it took (an event listener, open audit files), or months of dropped browser tabs and aborted exports add up.
+import { mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -8,7 +9,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { connectRedis } from '../../shared/redis';
 import { startRedis, type TestRedis } from '../helpers/redis';
-import { READER, buildTestApp, testDeps } from './helpers';
+import { ADMIN, READER, buildTestApp, testDeps } from './helpers';
+import { build } from '../../services/api/app';
 import { createFileAuditLog, type AuditLog } from '../../services/api/plugins/audit';
 
 let server: TestRedis;
@@ -71,6 +73,57 @@ test('an event stream whose client left while its request was being audited keep
     expect(listeners()).toBe(before);
   } finally {
     release();
+    await app.close();
+  }
+});
+
+/** Descriptors this process holds open on files under `dir`. */
+function openUnder(dir: string): number {
+  let n = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${dir}/`)) n += 1;
+    } catch {
+      // closed between the listing and the readlink
+    }
+  }
+  return n;
+}
+
+test('an audit export the client stops reading closes every audit file it opened', async () => {
+  const deps = testDeps(redis);
+  const auditDir = path.join(deps.config.DATA_DIR as string, 'audit');
+  mkdirSync(auditDir, { recursive: true });
+  // Four replicas' files, each longer than what the export reads ahead.
+  const at = Date.now() - 60_000;
+  for (const host of ['a', 'b', 'c', 'd']) {
+    const lines = Array.from({ length: 5000 }, (_, i) => JSON.stringify({ at: new Date(at + i).toISOString(), user: 'dr-reader', role: 'reader', action: 'worklist.read', requestId: `${host}-${i}`, ip: '127.0.0.1' }));
+    writeFileSync(path.join(auditDir, `api-audit.${host}.jsonl`), `${lines.join('\n')}\n`);
+  }
+  const app = await build(deps);
+  try {
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const before = openUnder(auditDir);
+    for (let i = 0; i < 3; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/api/v1/audit', headers: ADMIN }, (res) => {
+          expect(res.statusCode).toBe(200);
+          // The first lines arrive; then the admin closes the tab.
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        });
+        req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
+        req.end();
+      });
+    }
+    await sleep(500);
+    // Our own audit file (written by each export's audit entry) is opened once and kept: it is not counted.
+    const own = readdirSync(auditDir).filter((n) => !/^api-audit\.[abcd]\.jsonl$/.test(n)).length;
+    expect(openUnder(auditDir)).toBeLessThanOrEqual(before + own);
+  } finally {
     await app.close();
   }
 });

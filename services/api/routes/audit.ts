@@ -70,15 +70,21 @@ async function* entriesBetween(configured: string, from: number, to: number): As
     if (s && s.mtimeMs >= from - MTIME_SLACK_MS) files.push(f);
   }
   const sources = files.map((f) => entriesOf(f, from, to));
-  const heads: (Entry | undefined)[] = await Promise.all(sources.map(async (s) => (await s.next()).value ?? undefined));
-  for (;;) {
-    let min = -1;
-    heads.forEach((h, i) => {
-      if (h && (min < 0 || h.at < heads[min]!.at)) min = i;
-    });
-    if (min < 0) return;
-    yield `${heads[min]!.line}\n`;
-    heads[min] = (await sources[min].next()).value ?? undefined;
+  try {
+    const heads: (Entry | undefined)[] = await Promise.all(sources.map(async (s) => (await s.next()).value ?? undefined));
+    for (;;) {
+      let min = -1;
+      heads.forEach((h, i) => {
+        if (h && (min < 0 || h.at < heads[min]!.at)) min = i;
+      });
+      if (min < 0) return;
+      yield `${heads[min]!.line}\n`;
+      heads[min] = (await sources[min].next()).value ?? undefined;
+    }
+  } finally {
+    // An export the client stopped reading (or one file's error) ends this generator early: each file's own
+    // generator must be ended too, or its read stream stays open, paused by readline part way through.
+    await Promise.allSettled(sources.map((s) => s.return(undefined)));
   }
 }
 

@@ -97,6 +97,7 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
   const metrics = createListenerMetrics(() => store.lastFreeBytes());
   let queue: Queue<StudyJobData> | undefined;
   let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
+  const servers: DicomServer[] = [];
   try {
     await ready(redis);
     queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection: redis });
@@ -147,7 +148,6 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
         metrics,
         log,
     };
-    const servers: DicomServer[] = [];
     let port = 0;
     if (!settings.DICOM_TLS_ONLY) {
       const plain = new DicomServer({ host: settings.DICOM_HOST, port: settings.DICOM_PORT, scp });
@@ -188,6 +188,8 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
       },
     };
   } catch (err) {
+    // A DICOM port already listening (the TLS one failed after it) is closed too, not left accepting associations.
+    await Promise.allSettled(servers.map((s) => s.close(0)));
     await queue?.close().catch(() => undefined);
     await metricsServer?.close();
     await store.close();

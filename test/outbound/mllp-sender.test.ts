@@ -66,3 +66,28 @@ test('concurrent sends go out one at a time on one connection, each with its own
   expect(peer.received.slice(-4).map((m) => m.getSegment('MSH')!.getField(10).toString())).toEqual(['S1', 'S2', 'S3', 'S4']);
   await sender.close();
 });
+
+test('a close() while the connection is still being made leaves no connection open behind it', async () => {
+  const open = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    // A RIS that acknowledges every message and keeps the connection for the next, until we close ours.
+    open.add(socket);
+    socket.on('data', () => socket.write('\x0bMSH|^~\\&|RIS||NT||20260101||ACK|A1|P|2.5.1\rMSA|AA|S1\x1c\r'));
+    socket.on('close', () => open.delete(socket));
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const sender = new MllpSender({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, connectTimeoutMs: 1000, ackTimeoutMs: 500 });
+    const sent = sender.send(msg('S1')).catch((e: unknown) => e);
+    // The send has begun connecting (the TCP handshake completes on a later turn of the event loop): the API stops.
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    await sender.close();
+    await sent;
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(open.size).toBe(0);
+  } finally {
+    for (const s of open) s.destroy();
+    await new Promise((r) => server.close(r));
+  }
+});

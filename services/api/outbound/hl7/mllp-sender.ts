@@ -95,6 +95,11 @@ export class MllpSender {
       const timer = setTimeout(() => fail('connect-timeout', `no MLLP connection within ${connectTimeoutMs} ms`), connectTimeoutMs);
       socket.once('error', (err: NodeJS.ErrnoException) => fail('connect-failed', `MLLP connect failed (${err.code ?? 'error'})`, err));
       socket.once('connect', () => {
+        // close() came while this connection was being made: it had nothing to close, so nothing may use this one.
+        if (this.closed) {
+          fail('closed', 'HL7 sender is closed');
+          return;
+        }
         clearTimeout(timer);
         socket.removeAllListeners('error');
         const connection = new Hl7Connection(socket, 'utf-8');

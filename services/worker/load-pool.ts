@@ -23,6 +23,8 @@ export interface LoadTask {
 }
 
 export type LoadOutcome = { id: number; ok: true; study: LoadedStudy } | { id: number; ok: false; error: SerializedError };
+/** What a loader process sends: `ready` once, when its modules are loaded (before any study), then outcomes. */
+export type LoaderMessage = { ready: true } | LoadOutcome;
 
 /** The compiled process entry. Under jest (swc) this file is TypeScript; the build output is used (`npm test` builds first). */
 export function processEntry(): string {
@@ -44,7 +46,18 @@ export interface ProcessLoaderOptions {
   entry?: string;
   /** Told about every loader process that ended while loading a study (for logs and metrics). */
   onLoaderLost?: (event: { reason: string; code: number | null; signal: string | null; rssMb: number }) => void;
+  /** Told when a loader ended before it was ready (it cannot start) and its replacement waits `delayMs`. */
+  onLoaderCannotStart?: (event: { code: number | null; signal: string | null; delayMs: number }) => void;
 }
+
+/**
+ * A loader that ends before it is ready (a broken build, a native module that will not load) is replaced after a
+ * wait that doubles from this, up to LOADER_RESPAWN_MAX_MS, and a study handed to it goes back to the queue: that
+ * is not the study's fault. Replaced at once, each slot forked a new process in a tight loop and every study
+ * failed as load-crashed. A ready loader lost while loading a study fails that study and is replaced at once.
+ */
+export const LOADER_RESPAWN_MIN_MS = 250;
+export const LOADER_RESPAWN_MAX_MS = 30_000;
 
 /** Resident set size of a process in MB from /proc (Linux); undefined elsewhere or when it is gone. */
 export function residentMb(pid: number): number | undefined {
@@ -64,6 +77,8 @@ interface Pending {
 
 interface Slot {
   child: ChildProcess;
+  /** The process said it is ready (its modules loaded). */
+  ready?: boolean;
   busy?: Pending & { timer: NodeJS.Timeout; watch: NodeJS.Timeout; killedFor?: PermanentStudyError; peakMb: number };
 }
 
@@ -75,6 +90,9 @@ export function createProcessLoader(opts: ProcessLoaderOptions): StudyLoader & {
   const queue: Pending[] = [];
   let nextId = 1;
   let closing = false;
+  /** Loaders in a row that ended before answering; the next replacement waits accordingly. */
+  let failedStarts = 0;
+  const respawnTimers = new Set<NodeJS.Timeout>();
 
   const finish = (slot: Slot): Slot['busy'] => {
     const busy = slot.busy;
@@ -92,7 +110,12 @@ export function createProcessLoader(opts: ProcessLoaderOptions): StudyLoader & {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const slot: Slot = { child };
-    child.on('message', (m: LoadOutcome) => {
+    child.on('message', (m: LoaderMessage) => {
+      if ('ready' in m) {
+        slot.ready = true;
+        failedStarts = 0;
+        return;
+      }
       if (!slot.busy || m.id !== slot.busy.task.id) return;
       const done = finish(slot)!;
       if (m.ok) done.resolve(m.study);
@@ -103,10 +126,13 @@ export function createProcessLoader(opts: ProcessLoaderOptions): StudyLoader & {
     child.once('exit', (code, signal) => {
       slots.delete(slot);
       const done = finish(slot);
-      if (done) {
-        const rssMb = Math.round(done.peakMb);
-        if (closing) done.reject(new RetryableStudyError('the worker is stopping: study loading interrupted'));
-        else {
+      if (closing) {
+        done?.reject(new RetryableStudyError('the worker is stopping: study loading interrupted'));
+        return;
+      }
+      if (slot.ready) {
+        if (done) {
+          const rssMb = Math.round(done.peakMb);
           const err = done.killedFor ?? new PermanentStudyError(
             `the loader process reading this study ended (${signal ?? `exit code ${code}`}, ${rssMb} MB resident): a file in it crashes the DICOM parser or a codec`,
             'load-crashed',
@@ -114,11 +140,22 @@ export function createProcessLoader(opts: ProcessLoaderOptions): StudyLoader & {
           opts.onLoaderLost?.({ reason: err.reason, code, signal, rssMb });
           done.reject(err);
         }
-      }
-      if (!closing) {
         slots.add(spawnSlot());
         dispatch();
+        return;
       }
+      // Never ready: the loader cannot start. Its study (if one was handed to it) waits for the next one.
+      if (done) queue.unshift({ task: done.task, resolve: done.resolve, reject: done.reject });
+      const delayMs = Math.min(LOADER_RESPAWN_MAX_MS, LOADER_RESPAWN_MIN_MS * 2 ** failedStarts);
+      failedStarts += 1;
+      opts.onLoaderCannotStart?.({ code, signal, delayMs });
+      const timer = setTimeout(() => {
+        respawnTimers.delete(timer);
+        if (closing) return;
+        slots.add(spawnSlot());
+        dispatch();
+      }, delayMs);
+      respawnTimers.add(timer);
     });
     return slot;
   };
@@ -164,6 +201,8 @@ export function createProcessLoader(opts: ProcessLoaderOptions): StudyLoader & {
     pids: () => [...slots].map((s) => s.child.pid!).filter(Boolean),
     async close() {
       closing = true;
+      for (const t of respawnTimers) clearTimeout(t);
+      respawnTimers.clear();
       for (const p of queue.splice(0)) p.reject(new RetryableStudyError('the worker is stopping'));
       await Promise.all([...slots].map((s) => new Promise<void>((resolve) => {
         if (s.child.exitCode !== null || s.child.signalCode !== null) return resolve();

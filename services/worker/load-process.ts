@@ -1,7 +1,7 @@
 // Loader process entry for load-pool.ts: loads one study per message from the worker and sends back its volumes.
 // It only ever ends because the worker closes the channel, sends SIGTERM, or a study crashed it.
 import { serializeError } from './errors';
-import type { LoadOutcome, LoadTask } from './load-pool';
+import type { LoadOutcome, LoadTask, LoaderMessage } from './load-pool';
 
 // First, before the DICOM modules load: Ctrl-C sends SIGINT to the terminal's whole process group, and the worker
 // decides when its loaders stop; a loader whose worker is gone has nothing to do.
@@ -9,6 +9,9 @@ process.on('SIGINT', () => undefined);
 process.on('disconnect', () => process.exit(0));
 
 const loader = import('./load-study').then((m) => m.createFolderLoader());
+// Ready before any study is read (handlers run in order): a loader that dies before this cannot start, which the
+// pool tells from a study that crashed it.
+void loader.then(() => process.send!({ ready: true } satisfies LoaderMessage));
 
 process.on('message', (task: LoadTask) => {
   loader.then((load) =>

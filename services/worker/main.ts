@@ -113,6 +113,10 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
         metrics.loadersLost.inc({ reason: e.reason });
         log.warn(e, 'a loader process ended while reading a study: that study fails, the process is replaced');
       },
+      onLoaderCannotStart: (e) => {
+        metrics.loadersLost.inc({ reason: 'cannot-start' });
+        log.error(e, 'a loader process ended before it could read any study (the build or a native codec?): replaced after a wait');
+      },
     })
     : undefined;
   const loader = processLoader ?? createInlineLoader(loaderOpts);

@@ -118,7 +118,7 @@ export function createWorkerMetrics(opts: { defaultMetrics?: boolean } = {}): Wo
     }),
     loadersLost: new Counter({
       name: 'neurotriage_worker_loader_processes_lost_total',
-      help: 'Loader processes that ended while reading a study (load-crashed, too-large, load-timeout); each is replaced',
+      help: 'Loader processes that ended while reading a study (load-crashed, too-large, load-timeout) or before answering any (cannot-start); each is replaced',
       labelNames: ['reason'],
       registers,
     }),

@@ -1,11 +1,11 @@
 // The loader process pool: a loader that aborts, balloons or spins fails only its own study, permanently and with a
 // reason, and is replaced; studies loading beside it are not affected; the real loader ignores a terminal's SIGINT
 // and hands volumes back as Float32Array; close() leaves no process behind.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PermanentStudyError } from '../../services/worker/errors';
-import { createProcessLoader } from '../../services/worker/load-pool';
+import { createProcessLoader, LOADER_RESPAWN_MIN_MS } from '../../services/worker/load-pool';
 import { DEFAULT_PREPROCESSING } from '../../shared/imaging/spec';
 import { requireBuild, waitFor } from './helpers';
 import { synthStudy } from './studies';
@@ -25,6 +25,38 @@ async function failure(p: Promise<unknown>): Promise<PermanentStudyError> {
   expect(err).toBeInstanceOf(PermanentStudyError);
   return err as PermanentStudyError;
 }
+
+describe('a loader that cannot start', () => {
+  it('is replaced after a doubling wait, not in a tight loop; its studies wait, and close() stops the retries', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'nt-broken-loader-'));
+    const starts = path.join(tmpdir(), `nt-broken-loader-${process.pid}.starts`);
+    rmSync(starts, { force: true });
+    const waits: number[] = [];
+    const loader = createProcessLoader({
+      processes: 1, preprocessing: DEFAULT_PREPROCESSING, sequences: ['T2'], maxRssMb: 512, timeoutMs: 10_000,
+      entry: path.join(__dirname, 'fixtures', 'broken-loader.js'),
+      onLoaderCannotStart: (e) => waits.push(e.delayMs),
+    });
+    try {
+      const pending = loader.load(path.join(dir, 'study'));
+      await waitFor('three failed starts', async () => (waits.length >= 3 ? true : undefined), 10_000);
+      expect(waits.slice(0, 3)).toEqual([LOADER_RESPAWN_MIN_MS, 2 * LOADER_RESPAWN_MIN_MS, 4 * LOADER_RESPAWN_MIN_MS]);
+      // Started once more than it failed so far, at most: no process was forked while the waits ran.
+      const forked = () => (existsSync(starts) ? readFileSync(starts, 'utf8').trim().split('\n').length : 0);
+      expect(forked()).toBeLessThanOrEqual(waits.length + 1);
+      // The study handed to a loader that could not start was not failed for it: it waits, until close().
+      await loader.close();
+      await expect(pending).rejects.toThrow('the worker is stopping');
+      const after = forked();
+      await new Promise((r) => setTimeout(r, 4 * LOADER_RESPAWN_MIN_MS));
+      expect(forked()).toBe(after);
+    } finally {
+      await loader.close();
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(starts, { force: true });
+    }
+  }, 30_000);
+});
 
 describe('loader processes contain what a bad file does', () => {
   it('an abort or a memory overrun fails its own study only; the loader is replaced', async () => {

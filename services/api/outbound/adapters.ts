@@ -6,7 +6,7 @@ import { PRIORITIES } from '../../../shared/model-manifest';
 import type { StudyResult } from '../../../shared/results';
 import type { Hl7Target, SrTarget, WebhookTarget } from './config';
 import { PermanentDeliveryError, RetryableDeliveryError, SkipDelivery, type Adapter } from './errors';
-import { buildPriorityMessage, readAck } from './hl7/message';
+import { ackOutcome, buildPriorityMessage, readAck } from './hl7/message';
 import { MllpSender } from './hl7/mllp-sender';
 import { derivedUid, type DeliveryKey } from './idempotency';
 import { buildTriageSr, COMPREHENSIVE_3D_SR } from './sr/build-sr';
@@ -66,9 +66,11 @@ export function createHl7Adapter(target: Hl7Target, deps: Hl7AdapterDeps = {}): 
         throw new RetryableDeliveryError('reply to the HL7 message is not an acknowledgement', 'bad-ack', { cause: err });
       }
       const detail = ack.errorCode ? ` (ERR-3 ${ack.errorCode})` : '';
-      // Original and enhanced mode codes alike: A?/C? accept, E error (retry), R reject (permanent).
-      if (ack.code === 'AA' || ack.code === 'CA') return ack.code;
-      if (ack.code === 'AE' || ack.code === 'CE') throw new RetryableDeliveryError(`RIS answered ${ack.code}${detail}`, `ack-${ack.code}`);
+      // Original and enhanced mode codes alike: A?/C? accept, E error (retry), R reject (permanent unless ERR-3
+      // says the RIS could not process it now: 206 record locked, 207 internal error; message.ts ackOutcome).
+      const outcome = ackOutcome(ack);
+      if (outcome === 'accepted') return ack.code;
+      if (outcome === 'retry') throw new RetryableDeliveryError(`RIS answered ${ack.code}${detail}`, `ack-${ack.code}`);
       throw new PermanentDeliveryError(`RIS answered ${ack.code}${detail}`, `ack-${ack.code}`);
     },
     close: () => sender.close(),

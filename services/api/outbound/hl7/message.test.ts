@@ -2,7 +2,7 @@ import { Hl7Message } from '@medplum/core';
 import type { StudyResult } from '../../../../shared/results';
 import { loadOutboundConfig } from '../config';
 import { PermanentDeliveryError } from '../errors';
-import { buildPriorityMessage, hl7Escape, hl7DateTime, hl7QueryIdentifier, readAck, resultStatus } from './message';
+import { ackOutcome, buildPriorityMessage, hl7Escape, hl7DateTime, hl7QueryIdentifier, readAck, resultStatus } from './message';
 
 const target = (messageType = 'OMI^O23') =>
   loadOutboundConfig({ HL7_MLLP_TARGET: 'ris:2575', HL7_MESSAGE_TYPE: messageType, HL7_RECEIVING_FACILITY: 'HOSP' }).hl7!;
@@ -197,5 +197,19 @@ describe('helpers', () => {
     const ack = Hl7Message.parse('MSH|^~\\&|RIS||NT||20260101||ACK^O23^ACK|9|P|2.5.1\rMSA|AR|CTRL1\rERR|||207^Application internal error^HL70357|E');
     expect(readAck(ack)).toEqual({ code: 'AR', controlId: 'CTRL1', errorCode: '207' });
     expect(() => readAck(Hl7Message.parse('MSH|^~\\&|RIS||NT||20260101||ACK|9|P|2.5.1'))).toThrow(/MSA-1/);
+  });
+
+  it('retries an AR whose ERR-3 says the RIS could not process it now (206, 207), not one that rejects the message', () => {
+    const ack = (msa: string, err = '') => readAck(Hl7Message.parse(`MSH|^~\\&|RIS||NT||20260101||ACK^O23^ACK|9|P|2.5.1\rMSA|${msa}|CTRL1${err ? `\rERR|||${err}|E` : ''}`));
+    expect(ackOutcome(ack('AA'))).toBe('accepted');
+    expect(ackOutcome(ack('CA'))).toBe('accepted');
+    expect(ackOutcome(ack('AE', '101^Required field missing^HL70357'))).toBe('retry');
+    // "System down" in original mode: our own report feed answers exactly this when it cannot store a report yet.
+    expect(ackOutcome(ack('AR', '207^Application internal error^HL70357'))).toBe('retry');
+    expect(ackOutcome(ack('AR', '206^Application record locked^HL70357'))).toBe('retry');
+    expect(ackOutcome(ack('CR', '207'))).toBe('retry');
+    expect(ackOutcome(ack('AR', '200^Unsupported message type^HL70357'))).toBe('permanent');
+    expect(ackOutcome(ack('AR', '204^Unknown key identifier^HL70357'))).toBe('permanent');
+    expect(ackOutcome(ack('AR'))).toBe('permanent');
   });
 });

@@ -216,12 +216,29 @@ export interface Ack {
   errorCode?: string;
 }
 
+/**
+ * HL7 table 0357 codes that say the receiver could not process the message *now* (206 application record locked,
+ * 207 application internal error): an AR carrying one is the "system down" reject of original mode, after which the
+ * same message can succeed later (our own report feed answers AR 207 "resend later"), so it is retried.
+ */
+const TRANSIENT_ERROR_CODES = new Set(['206', '207']);
+
+/**
+ * What an acknowledgement means for the delivery: accepted; retry (AE/CE, and an AR/CR whose ERR-3 is 206 or 207);
+ * or permanent (any other AR/CR: the message itself is not acceptable, resending it unchanged cannot help).
+ */
+export function ackOutcome(ack: Pick<Ack, 'code' | 'errorCode'>): 'accepted' | 'retry' | 'permanent' {
+  if (ack.code === 'AA' || ack.code === 'CA') return 'accepted';
+  if (ack.code === 'AE' || ack.code === 'CE') return 'retry';
+  return ack.errorCode !== undefined && TRANSIENT_ERROR_CODES.has(ack.errorCode) ? 'retry' : 'permanent';
+}
+
 export function readAck(message: Hl7Message): Ack {
   const msa = message.getSegment('MSA');
   const code = msa?.getField(1)?.toString().trim().toUpperCase();
   if (!code || !['AA', 'AE', 'AR', 'CA', 'CE', 'CR'].includes(code)) {
     throw new Error('reply has no MSA-1 acknowledgment code');
   }
-  const errorCode = message.getSegment('ERR')?.getComponent(3, 1) || undefined;
+  const errorCode = message.getSegment('ERR')?.getComponent(3, 1).trim() || undefined;
   return { code: code as AckCode, controlId: msa?.getField(2)?.toString().trim() ?? '', errorCode };
 }

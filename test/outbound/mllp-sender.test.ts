@@ -44,6 +44,31 @@ test('a peer that hangs up before the ACK gives connection-closed at once, not a
   await new Promise((r) => server.close(r));
 });
 
+test('an ACK whose MSA-2 names another control id fails at once as ack-control-id (not a timeout), on a fresh connection next', async () => {
+  let connections = 0;
+  const server = net.createServer((socket) => {
+    connections += 1;
+    // A RIS (or engine) that puts its own id in MSA-2 instead of echoing our MSH-10.
+    socket.on('data', () => socket.write('\x0bMSH|^~\\&|RIS||NT||20260101||ACK^O23^ACK|A1|P|2.5.1\rMSA|AA|RIS-OWN-ID\x1c\r'));
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const sender = new MllpSender({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, connectTimeoutMs: 1000, ackTimeoutMs: 5000 });
+  try {
+    for (const id of ['W1', 'W2']) {
+      const t0 = Date.now();
+      const err = await sender.send(msg(id)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RetryableDeliveryError);
+      expect((err as RetryableDeliveryError).reason).toBe('ack-control-id');
+      expect(Date.now() - t0).toBeLessThan(4000);
+    }
+    expect(connections).toBe(2);
+  } finally {
+    await sender.close();
+    await new Promise((r) => server.close(r));
+  }
+});
+
 test('concurrent sends go out one at a time on one connection, each with its own ACK', async () => {
   const inFlight: number[] = [];
   let open = 0;

@@ -3,7 +3,7 @@
 // be matched to the wrong message. Knows nothing about what the message says; never logs message bodies.
 import net from 'node:net';
 import type { Hl7Message } from '@medplum/core';
-import { Hl7Connection, type Hl7ErrorEvent } from '@medplum/hl7';
+import { Hl7Connection, type Hl7ErrorEvent, type Hl7MessageEvent } from '@medplum/hl7';
 import type { Logger } from '../../../../shared/logger';
 import type { HostPort } from '../config';
 import { RetryableDeliveryError, safeMessage } from '../errors';
@@ -43,9 +43,23 @@ export class MllpSender {
     const { ackTimeoutMs } = this.options;
     let timer: NodeJS.Timeout | undefined;
     let onClose: (() => void) | undefined;
+    let onReply: ((event: Hl7MessageEvent) => void) | undefined;
+    const controlId = message.getSegment('MSH')?.getField(10)?.toString() ?? '';
     try {
       return await Promise.race([
         connection.sendAndWait(message),
+        // One message in flight: any reply that names another control id in MSA-2 (or none) answers ours wrongly.
+        // The library drops such a reply, so without this the send would wait out the ACK timeout and be reported
+        // as one although the RIS answered at once.
+        new Promise<never>((_, reject) => {
+          onReply = (event: Hl7MessageEvent) => {
+            const msa2 = event.message.getSegment('MSA')?.getField(2)?.toString() ?? '';
+            if (msa2 !== controlId) {
+              reject(new RetryableDeliveryError('the reply names another message control id in MSA-2 than the MSH-10 sent', 'ack-control-id'));
+            }
+          };
+          connection.addEventListener('message', onReply);
+        }),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
             () => reject(new RetryableDeliveryError(`no ACK within ${ackTimeoutMs} ms`, 'ack-timeout')),
@@ -65,6 +79,7 @@ export class MllpSender {
     } finally {
       clearTimeout(timer);
       if (onClose) connection.removeEventListener('close', onClose);
+      if (onReply) connection.removeEventListener('message', onReply);
     }
   }
 

@@ -29,9 +29,23 @@ function errSegment(code: AckCode, detail: AckDetail): string | null {
   });
 }
 
-/** The ACK to a message we could parse: MSH mirrors its sender and receiver, MSA-2 is its MSH-10. */
-export function ackFor(message: Hl7Message, code: AckCode, detail: AckDetail): Buffer {
+/** MSH-11 values of HL7 table 0103 (and its mode, 0207): what the ACK repeats; anything else is answered as P. */
+const PROCESSING_ID = /^[DPT](\^[AIRT]?)?$/;
+
+/**
+ * The ACK to a message we could parse: MSH mirrors its sender and receiver and its processing id (MSH-11: a test
+ * system's T message is answered T, not P), MSA-2 is its MSH-10. MSH-7 is the time in UTC with its offset and
+ * MSH-10 our own id for the ACK, as in every other message we write: the library's MSH-7 had no offset (a RIS
+ * reads it as its local time) and dropped leading zeros of the milliseconds (.5 for 5 ms), and its MSH-10 was the
+ * time in ms (two ACKs in one ms had the same id).
+ */
+export function ackFor(message: Hl7Message, code: AckCode, detail: AckDetail, opts: { now: number; ackControlId: string }): Buffer {
   const ack = message.buildAck({ ackCode: code });
+  const msh = ack.getSegment('MSH');
+  const processingId = message.header.getField(11)?.toString().trim().toUpperCase() ?? '';
+  msh?.setField(7, hl7DateTime(opts.now));
+  msh?.setField(10, hl7Escape(opts.ackControlId));
+  msh?.setField(11, PROCESSING_ID.test(processingId) ? processingId : 'P');
   ack.getSegment('MSA')?.setField(3, hl7Escape(detail.text));
   const err = errSegment(code, detail);
   if (err) ack.segments.push(Hl7Segment.parse(err, ack.context));

@@ -111,7 +111,7 @@ export function createHl7Feed(deps: Hl7FeedDeps): Hl7Feed {
         const { outcome, parsed } = await store(decodeMessage(inbound.bytes), now);
         code = 'AA';
         logger.info({ connection: peer.connection, controlId: parsed.controlId, reports: outcome.reports.map((r) => r.outcome) }, 'report message stored');
-        return ackFor(parsed.message, 'AA', { text: outcome.detail });
+        return ackFor(parsed.message, 'AA', { text: outcome.detail }, { now, ackControlId: ackControlId(now) });
       } catch (err) {
         if (!(err instanceof OruProblem)) throw err;
         problem = err;
@@ -122,7 +122,7 @@ export function createHl7Feed(deps: Hl7FeedDeps): Hl7Feed {
       code = problem.ack;
       const detail = { text: `${problem.detail} (kept as ${entry.id})`, errorCode: problem.errorCode, location: problem.location };
       return problem.hl7
-        ? ackFor(problem.hl7, problem.ack, detail)
+        ? ackFor(problem.hl7, problem.ack, detail, { now, ackControlId: ackControlId(now) })
         : ackForUnparsed(problem.ack, detail, { controlId: controlIdOf(bytes), now, ackControlId: ackControlId(now) });
     } catch (err) {
       code = 'AR';

@@ -12,6 +12,7 @@ const RULES: OruRules = { accessionFields: ['OBR-3', 'OBR-18', 'ORC-3'], allowed
 /** OBR with the given fields (OBR-1 = 1 unless given). */
 const obr = (fields: Record<number, string>): string => hl7Segment('OBR', { 1: '1', ...fields });
 const MSH = 'MSH|^~\\&|RIS|NT_SYNTH|NT||20260101||ORU^R01|X|P|2.5.1';
+const ACK_OPTS = { now: Date.UTC(2026, 0, 1), ackControlId: 'NTACK0' };
 const TEXT = 'FINDINGS:\nRestricted diffusion in the left MCA territory.\n\nIMPRESSION:\nAcute left MCA infarct.';
 
 function problemOf(fn: () => unknown): OruProblem {
@@ -146,17 +147,32 @@ describe('parseOru', () => {
 describe('ACKs', () => {
   test('AA mirrors the header; AE carries the reason in MSA-3 and ERR', () => {
     const message = Hl7Message.parse(buildOru({ AccessionNumber: 'A', text: 't' }, { now: 0, controlId: 'C1' }));
-    const aa = Hl7Message.parse(ackFor(message, 'AA', { text: 'stored' }).toString());
+    const aa = Hl7Message.parse(ackFor(message, 'AA', { text: 'stored' }, ACK_OPTS).toString());
     expect(aa.getSegment('MSH')?.getField(9)?.toString()).toBe('ACK^R01^ACK');
     expect(aa.getSegment('MSH')?.getField(5)?.toString()).toBe('NT_SYNTH_RIS');
     expect(aa.getSegment('MSA')?.getField(1)?.toString()).toBe('AA');
     expect(aa.getSegment('MSA')?.getField(2)?.toString()).toBe('C1');
     expect(aa.getSegment('ERR')).toBeUndefined();
-    const ae = Hl7Message.parse(ackFor(message, 'AE', { text: 'no accession | here', errorCode: '101', location: 'OBR^1^3' }).toString());
+    const ae = Hl7Message.parse(ackFor(message, 'AE', { text: 'no accession | here', errorCode: '101', location: 'OBR^1^3' }, ACK_OPTS).toString());
     expect(ae.getSegment('MSA')?.getField(3)?.toString()).toBe('no accession \\F\\ here');
     expect(ae.getSegment('ERR')?.getField(2)?.toString()).toBe('OBR^1^3');
     expect(ae.getSegment('ERR')?.getComponent(3, 1)).toBe('101');
     expect(ae.getSegment('ERR')?.getField(4)?.toString()).toBe('E');
+  });
+
+  test('the ACK header: MSH-7 in UTC with its offset and 3-digit milliseconds, our own MSH-10, the message\'s MSH-11', () => {
+    const now = Date.UTC(2026, 0, 5, 9, 8, 7, 5);
+    const test = Hl7Message.parse(`${MSH.replace('|P|2.5.1', '|T|2.5.1')}\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|TX|x||t`);
+    const header = (m: Hl7Message, id: string) => Hl7Message.parse(ackFor(m, 'AA', { text: 'stored' }, { now, ackControlId: id }).toString()).getSegment('MSH')!;
+    const ack = header(test, 'NTACK1');
+    expect(ack.getField(7).toString()).toBe('20260105090807.005+0000');
+    expect(ack.getField(10).toString()).toBe('NTACK1');
+    expect(ack.getField(11).toString()).toBe('T');
+    expect(header(Hl7Message.parse(`${MSH.replace('|P|2.5.1', '|D|2.5.1')}`), 'NTACK2').getField(11).toString()).toBe('D');
+    expect(header(Hl7Message.parse(`${MSH.replace('|P|2.5.1', '|P^T|2.5.1')}`), 'NTACK3').getField(11).toString()).toBe('P^T');
+    // Empty or not a processing id: P.
+    expect(header(Hl7Message.parse(`${MSH.replace('|P|2.5.1', '||2.5.1')}`), 'NTACK4').getField(11).toString()).toBe('P');
+    expect(header(Hl7Message.parse(`${MSH.replace('|P|2.5.1', '|X\\F\\|2.5.1')}`), 'NTACK5').getField(11).toString()).toBe('P');
   });
 
   test('an unparsed message still gets an ACK naming its control id when the header shows one', () => {

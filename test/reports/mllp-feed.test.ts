@@ -7,7 +7,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { hl7Segment } from '../../shared/hl7-text';
 import { readReport, reportKeys } from '../../shared/reports';
-import { messageKey } from '../../services/api/inbound';
+import { hl7MessageKey } from '../../services/api/inbound';
 import { buildOru, createReportSender } from '../../tools/synth/send-reports';
 import { mllpExchange, msa, receiveStudy, sample, scoreStudy, send, startFeed, waitFor, type Feed } from './helpers';
 
@@ -77,6 +77,22 @@ test('the same message twice: AA both times, stored once', async () => {
   expect(delta('neurotriage_api_reports_stored_total{source="hl7"}')).toBe(1);
   expect(delta('neurotriage_api_reports_duplicates_total{source="hl7"}')).toBe(1);
   expect(delta('neurotriage_api_reports_received_total{source="hl7"}')).toBe(2);
+});
+
+test('the same control id again with another report (a RIS whose counter restarted) is stored, not taken for a duplicate', async () => {
+  await receiveStudy(feed.client, '1.2.3.103', 'ACC103');
+  await receiveStudy(feed.client, '1.2.3.104', 'ACC104');
+  for (const uid of ['1.2.3.103', '1.2.3.104']) await scoreStudy(feed.client, uid);
+  await waitFor(async () => (await feed.client.sismember(reportKeys.accession('ACC104'), '1.2.3.104')) === 1, 'the study indexed');
+  const first = await send(feed.port, oru('ACC103', 'REUSED-1'));
+  expect(msa(first, 3)).toMatch(/matched/);
+  // Weeks later the RIS's counter has come round to REUSED-1 again, for another patient's study.
+  const second = await send(feed.port, oru('ACC104', 'REUSED-1', 'IMPRESSION:\nNo acute intracranial abnormality.'));
+  expect([msa(second, 1), msa(second, 3)]).toEqual(['AA', '1 report(s): matched']);
+  expect((await readReport(feed.client, '1.2.3.104'))?.text).toBe('IMPRESSION:\nNo acute intracranial abnormality.');
+  // A true resend of either is still a duplicate.
+  expect(msa(await send(feed.port, oru('ACC104', 'REUSED-1', 'IMPRESSION:\nNo acute intracranial abnormality.')), 3)).toMatch(/duplicate/);
+  expect(msa(await send(feed.port, oru('ACC103', 'REUSED-1')), 3)).toMatch(/duplicate/);
 });
 
 test.each([
@@ -211,7 +227,7 @@ test('a restart replays the journal: reports Redis lost are stored again, the re
   await waitFor(async () => (await feed.client.sismember(reportKeys.accession('ACC700'), '1.2.3.700')) === 1, 'the study indexed');
   expect(msa(await send(feed.port, oru('ACC700', 'LOST-1')), 1)).toBe('AA');
   // What an appendfsync-everysec Redis can lose in a crash: the report and its message id.
-  const seen = reportKeys.seen(messageKey('hl7', 'NT_SYNTH_RIS', 'NT_SYNTH', 'LOST-1'));
+  const seen = reportKeys.seen(hl7MessageKey({ sendingApplication: 'NT_SYNTH_RIS', sendingFacility: 'NT_SYNTH', controlId: 'LOST-1' }, { AccessionNumber: 'ACC700', status: 'F', text: TEXT }));
   expect(await feed.client.exists(seen)).toBe(1);
   await feed.client.del(reportKeys.report('1.2.3.700'), seen);
   const again = await startFeed({}, { redis: feed.redis, dataDir: feed.dataDir });

@@ -54,6 +54,20 @@ const TRY_AGAIN = 'temporarily unable to store the report; resend later';
 let ackCounter = 0;
 const ackControlId = (now: number): string => `NT${now.toString(36)}${(++ackCounter % 1296).toString(36)}`.toUpperCase();
 
+/**
+ * The dedupe key of one report of an HL7 message: the sender (MSH-3, MSH-4), its control id (MSH-10) and what the
+ * report says (accession number, status, text). A resend of the message (a lost ACK, an engine replaying its queue)
+ * is the same key, a duplicate; a control id the RIS used again for another report (its counter restarted, a
+ * second RIS instance, a restored database) is a new key and is stored: keyed on the control id alone it was
+ * answered AA "duplicate" and never stored.
+ */
+export function hl7MessageKey(
+  sender: { sendingApplication: string; sendingFacility: string; controlId: string },
+  report: { AccessionNumber: string; status: string; text: string },
+): string {
+  return messageKey('hl7', sender.sendingApplication, sender.sendingFacility, sender.controlId, report.AccessionNumber, report.status, report.text);
+}
+
 export function createHl7Feed(deps: Hl7FeedDeps): Hl7Feed {
   const { intake, rejected, metrics, logger } = deps;
   const clock = deps.clock ?? Date.now;
@@ -61,14 +75,13 @@ export function createHl7Feed(deps: Hl7FeedDeps): Hl7Feed {
   /** Reads and stores; returns AA with the outcomes, or throws OruProblem / Unavailable. */
   async function store(text: string, receivedAt: number): Promise<{ outcome: FeedOutcome; parsed: ReturnType<typeof parseOru> }> {
     const parsed = parseOru(text, deps.rules);
-    const base = messageKey('hl7', parsed.sendingApplication, parsed.sendingFacility, parsed.controlId);
     const results: FeedOutcome['reports'] = [];
-    for (const [i, r] of parsed.reports.entries()) {
+    for (const r of parsed.reports) {
       const report: StoredReport = {
         AccessionNumber: r.AccessionNumber, text: r.text, status: r.status, receivedAt, source: 'hl7', messageControlId: parsed.controlId,
       };
       try {
-        results.push({ AccessionNumber: r.AccessionNumber, ...(await intake.ingest(report, parsed.reports.length === 1 ? base : `${base}-${i}`)) });
+        results.push({ AccessionNumber: r.AccessionNumber, ...(await intake.ingest(report, hl7MessageKey(parsed, r))) });
       } catch (err) {
         throw new Unavailable((err as NodeJS.ErrnoException).code ?? (err as Error).name, { cause: err });
       }

@@ -26,7 +26,7 @@ const START_RETRY_MS = 5000;
 export { loadReportsConfig, type ReportsConfig } from './config';
 export { messageKey, type ReportIntake, type IntakeResult, type IntakeOutcome } from './report-intake';
 export type { RejectedStore, RejectedEntry } from './rejected-store';
-export type { Hl7Feed, ReplayResult, FeedOutcome } from './hl7-feed';
+export { hl7MessageKey, type Hl7Feed, type ReplayResult, type FeedOutcome } from './hl7-feed';
 
 export interface ReportInbound {
   intake: ReportIntake;

@@ -124,6 +124,10 @@ describe('parseOru', () => {
     const latin = Buffer.concat([Buffer.from(`${head}8859/1\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|TX|x||oed`, 'latin1'), Buffer.from([0xe8]), Buffer.from('me')]);
     expect(parseOru(decodeMessage(latin), RULES).reports[0].text).toBe('oedème');
     expect(problemOf(() => decodeMessage(Buffer.from(`${head}ISO IR87`)))).toMatchObject({ ack: 'AE', reason: 'unsupported-charset' });
+    // MSH-18 repeats: the first repetition is the message's character set.
+    const repeated = Buffer.concat([Buffer.from(`${head}8859/1~ISO IR87\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|TX|x||oed`, 'latin1'), Buffer.from([0xe8]), Buffer.from('me')]);
+    expect(parseOru(decodeMessage(repeated), RULES).reports[0].text).toBe('oedème');
+    expect(problemOf(() => decodeMessage(Buffer.from(`${head}ISO IR87~8859/1`)))).toMatchObject({ ack: 'AE', reason: 'unsupported-charset' });
   });
 
   test('decodes 8859/15 as 8859/15, ASCII like the empty default, and refuses bytes that are not the UTF-8 it reads', () => {

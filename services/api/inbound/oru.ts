@@ -80,7 +80,9 @@ export function decodeMessage(bytes: Buffer): string {
   if (!head.startsWith('MSH')) throw new OruProblem('AR', 'bad-msh', 'the message does not start with an MSH segment', '100', 'MSH');
   const first = head.split(/[\r\n]/, 1)[0];
   const fields = first.split(first.charAt(3));
-  const charset = (fields[17] ?? '').split(first.charAt(4))[0].trim().toUpperCase();
+  // MSH-18 repeats: the first repetition is the character set of the message; later ones name alternates switched
+  // to by ISO 2022 escapes (their ESC bytes would make the text AE bad-text, never misread).
+  const charset = (fields[17] ?? '').split(first.charAt(5))[0].split(first.charAt(4))[0].trim().toUpperCase();
   const encoding = CHARSETS[charset];
   if (!encoding) {
     throw new OruProblem('AE', 'unsupported-charset', 'MSH-18 names a character set this interface does not read (use UNICODE UTF-8 or 8859/1)', '103', 'MSH^1^18');

@@ -1,8 +1,9 @@
 import { Hl7Message } from '@medplum/core';
+import { hl7Unescape } from '../../../../shared/hl7-text';
 import type { StudyResult } from '../../../../shared/results';
 import { loadOutboundConfig } from '../config';
 import { PermanentDeliveryError } from '../errors';
-import { ackOutcome, buildPriorityMessage, hl7Escape, hl7DateTime, hl7QueryIdentifier, readAck, resultStatus } from './message';
+import { ackOutcome, buildPriorityMessage, hl7CweText, hl7Escape, hl7DateTime, hl7QueryIdentifier, readAck, resultStatus } from './message';
 
 const target = (messageType = 'OMI^O23') =>
   loadOutboundConfig({ HL7_MLLP_TARGET: 'ris:2575', HL7_MESSAGE_TYPE: messageType, HL7_RECEIVING_FACILITY: 'HOSP' }).hl7!;
@@ -78,6 +79,20 @@ describe('buildPriorityMessage', () => {
     expect(m.getAllSegments('NTE').map((n) => n.getField(3).toString())).toContain(`${id}: flagged: P 0.970 >= threshold 0.400; sets the STAT priority`);
     // An id that fits is sent as it is.
     expect(hl7QueryIdentifier('subdural_haematoma_a')).toBe('subdural_haematoma_a');
+  });
+
+  it('keeps a query sentence within the 199 characters v2.5.1 gives CWE.2, on one line', () => {
+    const r = result('STAT');
+    const long = `${'Acute ischaemic infarct with restricted diffusion & '.repeat(9)}😀 end`; // 472 characters
+    const m = build({ ...r, findings: [{ ...r.findings[0], text: long }, { ...r.findings[1], text: 'Mass effect\nwith\tmidline shift' }] });
+    const texts = m.getAllSegments('OBX').filter((s) => s.getComponent(3, 1) === 'QUERY').map((s) => hl7Unescape(s.getComponent(5, 2)));
+    expect(Array.from(texts[0]).length).toBeLessThanOrEqual(199);
+    expect(Array.from(texts[0]).length).toBeGreaterThan(190);
+    expect(texts[0].endsWith('...')).toBe(true);
+    expect(long.startsWith(texts[0].slice(0, -3))).toBe(true);
+    expect(texts[1]).toBe('Mass effect with midline shift');
+    expect(hl7CweText(`${'x'.repeat(195)}😀😀😀😀😀`)).toBe(`${'x'.repeat(195)}😀...`);
+    expect(hl7CweText('Short sentence.')).toBe('Short sentence.');
   });
 
   it('adds the key image of a located flag to its OBX group: series, SOP instance, frame and region', () => {

@@ -67,6 +67,20 @@ export function hl7QueryIdentifier(queryId: string): string {
   return `${queryId.slice(0, 12)}.${createHash('sha256').update(queryId).digest('hex').slice(0, 7)}`;
 }
 
+/** HL7 v2.5.1 gives CWE.2 (text, ST) 199 characters; a query sentence may have 500. */
+const CWE_TEXT_LENGTH = 199;
+
+/**
+ * A query sentence as CWE.2: ST, so one line (line breaks and tabs, which ST cannot carry, as spaces) and at most 199
+ * characters, a longer one cut at a character (never inside a surrogate pair) and ended "...". The finding's NTE
+ * and the SR carry the decision; the identifier in CWE.1 is what a RIS keys on.
+ */
+export function hl7CweText(text: string): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  const chars = Array.from(line);
+  return chars.length <= CWE_TEXT_LENGTH ? line : `${chars.slice(0, CWE_TEXT_LENGTH - 3).join('').trimEnd()}...`;
+}
+
 function cwe(code: string, text: string, system = CODING_SYSTEM): string {
   return `${hl7Escape(code)}^${hl7Escape(text)}^${system}`;
 }
@@ -80,7 +94,7 @@ const yesNo = (b: boolean) => (b ? 'Y^Yes^HL70136' : 'N^No^HL70136');
 function findingObx(f: FindingScore, subId: number, when: string, status: string, next: () => number): string[] {
   const abnormal = f.flagged ? 'A' : 'N';
   const rows: Array<[string, string, string]> = [
-    ['CWE', cwe('QUERY', 'Triage query'), cwe(hl7QueryIdentifier(f.queryId), f.text)],
+    ['CWE', cwe('QUERY', 'Triage query'), cwe(hl7QueryIdentifier(f.queryId), hl7CweText(f.text))],
     ['NM', cwe('SIMILARITY', 'Image-text similarity'), hl7Number(f.similarity)],
   ];
   // P and its threshold with the places that keep their order: never equal when the flag says they are not.

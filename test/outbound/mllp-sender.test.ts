@@ -69,6 +69,63 @@ test('an ACK whose MSA-2 names another control id fails at once as ack-control-i
   }
 });
 
+test('a RIS that ends its frames <FS><CR><LF>, or splits and joins them across reads, is heard: every message gets its ACK', async () => {
+  let connections = 0;
+  const ack = (id: string) => `MSH|^~\\&|RIS||NT||20260101||ACK^O23^ACK|A-${id}|P|2.5.1\rMSA|AA|${id}`;
+  const server = net.createServer((socket) => {
+    connections += 1;
+    let n = 0;
+    socket.on('data', (data) => {
+      const id = /\|OMI\^O23\^OMI_O23\|([^|]+)\|/.exec(data.toString())![1];
+      n += 1;
+      if (n === 1) socket.write(`\x0b${ack(id)}\x1c\r\n`);
+      // The ACK in two writes, the second beginning with the line feed that ended the one before.
+      else {
+        socket.write(`\n\x0b${ack(id).slice(0, 20)}`);
+        setTimeout(() => socket.write(`${ack(id).slice(20)}\x1c\r\n`), 20);
+      }
+    });
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const sender = new MllpSender({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, connectTimeoutMs: 1000, ackTimeoutMs: 3000 });
+  try {
+    for (const id of ['L1', 'L2', 'L3']) {
+      const reply = await sender.send(msg(id));
+      expect([reply.getSegment('MSA')!.getField(1).toString(), reply.getSegment('MSA')!.getField(2).toString()]).toEqual(['AA', id]);
+    }
+    expect(connections).toBe(1);
+  } finally {
+    await sender.close();
+    await new Promise((r) => server.close(r));
+  }
+});
+
+test('a reply that is not an HL7 message fails at once as bad-ack, and the next message goes on a fresh connection', async () => {
+  let connections = 0;
+  const server = net.createServer((socket) => {
+    const mine = ++connections;
+    socket.on('data', (data) => {
+      const id = /\|OMI\^O23\^OMI_O23\|([^|]+)\|/.exec(data.toString())![1];
+      socket.write(mine === 1 ? '\x0bNAK garbage\x1c\r' : `\x0bMSH|^~\\&|RIS||NT||20260101||ACK|A1|P|2.5.1\rMSA|AA|${id}\x1c\r`);
+    });
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const sender = new MllpSender({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, connectTimeoutMs: 1000, ackTimeoutMs: 5000 });
+  try {
+    const t0 = Date.now();
+    const err = await sender.send(msg('G1')).catch((e: unknown) => e);
+    expect((err as RetryableDeliveryError).reason).toBe('bad-ack');
+    expect(Date.now() - t0).toBeLessThan(4000);
+    expect((await sender.send(msg('G2'))).getSegment('MSA')!.getField(2).toString()).toBe('G2');
+    expect(connections).toBe(2);
+  } finally {
+    await sender.close();
+    await new Promise((r) => server.close(r));
+  }
+});
+
 test('concurrent sends go out one at a time on one connection, each with its own ACK', async () => {
   const inFlight: number[] = [];
   let open = 0;

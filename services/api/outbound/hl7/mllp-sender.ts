@@ -1,12 +1,16 @@
-// MLLP transport to one RIS: a persistent TCP connection (no-delay), framing and parsing by @medplum/hl7's
-// Hl7Connection, explicit connect and ACK timeouts, and one message in flight per connection so ACKs can never
-// be matched to the wrong message. Knows nothing about what the message says; never logs message bodies.
+// MLLP transport to one RIS: a persistent TCP connection (no-delay, keep-alive), explicit connect and ACK
+// timeouts, and one message in flight per connection so ACKs can never be matched to the wrong message. Knows
+// nothing about what the message says; never logs message bodies.
+// The framing is the report feed's decoder (inbound/mllp-framing.ts), not @medplum/hl7 4.5.2's Hl7Connection:
+// that one ends a frame only when a TCP read happens to end in <FS><CR>, so a RIS that ends its frames
+// <FS><CR><LF> (or whose ACK shares a read with other bytes) was never heard and every message timed out; and a
+// reply it cannot parse poisoned the connection's buffer. Here bytes outside frames are ignored, as on the feed.
 import net from 'node:net';
-import type { Hl7Message } from '@medplum/core';
-import { Hl7Connection, type Hl7ErrorEvent, type Hl7MessageEvent } from '@medplum/hl7';
+import { Hl7Message } from '@medplum/core';
 import type { Logger } from '../../../../shared/logger';
+import { MllpDecoder, mllpFrame } from '../../inbound/mllp-framing';
 import type { HostPort } from '../config';
-import { RetryableDeliveryError, safeMessage } from '../errors';
+import { RetryableDeliveryError } from '../errors';
 
 export interface MllpSenderOptions extends HostPort {
   connectTimeoutMs: number;
@@ -14,9 +18,68 @@ export interface MllpSenderOptions extends HostPort {
   logger?: Logger;
 }
 
+/** An ACK is a few hundred bytes; a reply larger than this is not one. */
+const MAX_REPLY_BYTES = 1024 * 1024;
+
+/** The one message waiting for its reply on a connection. */
+interface Pending {
+  resolve: (reply: Hl7Message) => void;
+  reject: (err: Error) => void;
+}
+
+/** One socket and its framing. */
+class Connection {
+  private readonly decoder = new MllpDecoder({ maxMessageBytes: MAX_REPLY_BYTES });
+  pending?: Pending;
+
+  constructor(readonly socket: net.Socket, private readonly onGone: (c: Connection) => void, logger?: Logger) {
+    socket.on('data', (chunk: Buffer) => {
+      for (const frame of this.decoder.push(chunk)) {
+        const pending = this.pending;
+        if (frame.kind === 'garbage') continue;
+        if (!pending) {
+          // Nothing is waiting (we close a connection whose message timed out): a reply now belongs to nobody.
+          logger?.warn({ kind: frame.kind }, 'MLLP reply with no message waiting for it: ignored');
+          continue;
+        }
+        this.pending = undefined;
+        if (frame.kind === 'oversize') {
+          pending.reject(new RetryableDeliveryError(`reply larger than ${MAX_REPLY_BYTES} bytes`, 'bad-ack'));
+          continue;
+        }
+        let reply: Hl7Message;
+        try {
+          reply = Hl7Message.parse(frame.bytes.toString('utf8').replace(/\r\n/g, '\r'));
+        } catch (err) {
+          pending.reject(new RetryableDeliveryError('reply is not an HL7 message', 'bad-ack', { cause: err }));
+          continue;
+        }
+        pending.resolve(reply);
+      }
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      logger?.warn({ err: err.code ?? err.name }, 'MLLP connection error');
+    });
+    socket.on('close', () => {
+      const pending = this.pending;
+      this.pending = undefined;
+      pending?.reject(new RetryableDeliveryError('connection closed before the ACK', 'connection-closed'));
+      onGone(this);
+    });
+  }
+
+  get closed(): boolean {
+    return this.socket.destroyed || this.socket.closed;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
 export class MllpSender {
-  private connection?: Hl7Connection;
-  private connecting?: Promise<Hl7Connection>;
+  private connection?: Connection;
+  private connecting?: Promise<Connection>;
   /** Serialises send(): the next message goes out only after the previous one's ACK (or failure). */
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -34,43 +97,34 @@ export class MllpSender {
     this.closed = true;
     const connection = this.connection;
     this.connection = undefined;
-    if (connection && !connection.isClosed()) await connection.close();
+    if (connection && !connection.closed) {
+      await new Promise<void>((resolve) => {
+        connection.socket.once('close', () => resolve());
+        connection.socket.end();
+        connection.destroy();
+      });
+    }
   }
 
   private async sendNow(message: Hl7Message): Promise<Hl7Message> {
     if (this.closed) throw new RetryableDeliveryError('HL7 sender is closed', 'closed');
     const connection = await this.connect();
     const { ackTimeoutMs } = this.options;
-    let timer: NodeJS.Timeout | undefined;
-    let onClose: (() => void) | undefined;
-    let onReply: ((event: Hl7MessageEvent) => void) | undefined;
     const controlId = message.getSegment('MSH')?.getField(10)?.toString() ?? '';
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return await Promise.race([
-        connection.sendAndWait(message),
-        // One message in flight: any reply that names another control id in MSA-2 (or none) answers ours wrongly.
-        // The library drops such a reply, so without this the send would wait out the ACK timeout and be reported
-        // as one although the RIS answered at once.
-        new Promise<never>((_, reject) => {
-          onReply = (event: Hl7MessageEvent) => {
-            const msa2 = event.message.getSegment('MSA')?.getField(2)?.toString() ?? '';
-            if (msa2 !== controlId) {
-              reject(new RetryableDeliveryError('the reply names another message control id in MSA-2 than the MSH-10 sent', 'ack-control-id'));
-            }
-          };
-          connection.addEventListener('message', onReply);
-        }),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new RetryableDeliveryError(`no ACK within ${ackTimeoutMs} ms`, 'ack-timeout')),
-            ackTimeoutMs,
-          );
-        }),
-        new Promise<never>((_, reject) => {
-          onClose = () => reject(new RetryableDeliveryError('connection closed before the ACK', 'connection-closed'));
-          connection.addEventListener('close', onClose);
-        }),
-      ]);
+      const reply = await new Promise<Hl7Message>((resolve, reject) => {
+        connection.pending = { resolve, reject };
+        timer = setTimeout(() => reject(new RetryableDeliveryError(`no ACK within ${ackTimeoutMs} ms`, 'ack-timeout')), ackTimeoutMs);
+        connection.socket.write(mllpFrame(Buffer.from(message.toString(), 'utf8')));
+      });
+      // One message in flight: a reply whose MSA-2 names another control id (or none) answers ours wrongly; one
+      // without MSA goes back to the caller, which reads no acknowledgment code in it.
+      const msa = reply.getSegment('MSA');
+      if (msa && (msa.getField(2)?.toString() ?? '') !== controlId) {
+        throw new RetryableDeliveryError('the reply names another message control id in MSA-2 than the MSH-10 sent', 'ack-control-id');
+      }
+      return reply;
     } catch (err) {
       // A late ACK on this connection would belong to a message we gave up on: start the next one on a fresh socket.
       this.drop(connection);
@@ -78,28 +132,26 @@ export class MllpSender {
       throw new RetryableDeliveryError('HL7 send failed', 'send-failed', { cause: err });
     } finally {
       clearTimeout(timer);
-      if (onClose) connection.removeEventListener('close', onClose);
-      if (onReply) connection.removeEventListener('message', onReply);
+      connection.pending = undefined;
     }
   }
 
-  private drop(connection: Hl7Connection): void {
+  private drop(connection: Connection): void {
     if (this.connection === connection) this.connection = undefined;
-    // Destroying the socket rejects the library's pending promise, so nothing waits on it.
-    connection.close().catch(() => undefined);
+    connection.destroy();
   }
 
-  private connect(): Promise<Hl7Connection> {
-    if (this.connection && !this.connection.isClosed()) return Promise.resolve(this.connection);
+  private connect(): Promise<Connection> {
+    if (this.connection && !this.connection.closed) return Promise.resolve(this.connection);
     this.connecting ??= this.openSocket().finally(() => {
       this.connecting = undefined;
     });
     return this.connecting;
   }
 
-  private openSocket(): Promise<Hl7Connection> {
+  private openSocket(): Promise<Connection> {
     const { host, port, connectTimeoutMs, logger } = this.options;
-    return new Promise<Hl7Connection>((resolve, reject) => {
+    return new Promise<Connection>((resolve, reject) => {
       const socket = net.connect({ host, port, noDelay: true, keepAlive: true });
       socket.setNoDelay(true);
       const fail = (reason: string, message: string, cause?: unknown): void => {
@@ -117,14 +169,9 @@ export class MllpSender {
         }
         clearTimeout(timer);
         socket.removeAllListeners('error');
-        const connection = new Hl7Connection(socket, 'utf-8');
-        connection.addEventListener('error', (event: Hl7ErrorEvent) => {
-          // Name and code only: a parse error's message may quote the peer's bytes.
-          logger?.warn({ err: safeMessage(event.error) }, 'MLLP connection error');
-        });
-        connection.addEventListener('close', () => {
-          if (this.connection === connection) this.connection = undefined;
-        });
+        const connection = new Connection(socket, (gone) => {
+          if (this.connection === gone) this.connection = undefined;
+        }, logger);
         this.connection = connection;
         logger?.debug({ host, port }, 'MLLP connected');
         resolve(connection);

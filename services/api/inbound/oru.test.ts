@@ -119,6 +119,14 @@ describe('parseOru', () => {
     expect(problem.detail.length).toBeGreaterThan(10);
   });
 
+  test('a batch (FHS/BHS) in one frame is refused AR with words that say so, not as a message without MSH', () => {
+    const batch = `FHS|^~\\&|RIS|NT_SYNTH\rBHS|^~\\&|RIS|NT_SYNTH\r${MSH}\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|TX|x||t\rBTS|1\rFTS|1`;
+    const problem = problemOf(() => decodeMessage(Buffer.from(batch)));
+    expect(problem).toMatchObject({ ack: 'AR', reason: 'bad-msh', location: 'FHS' });
+    expect(problem.detail).toMatch(/batch \(FHS\) is not taken: send each ORU\^R01 in its own MLLP frame/);
+    expect(problemOf(() => decodeMessage(Buffer.from(batch.slice(batch.indexOf('BHS')))))).toMatchObject({ location: 'BHS' });
+  });
+
   test('decodes 8859/1 when MSH-18 says so, refuses a character set it cannot read', () => {
     const head = 'MSH|^~\\&|RIS|NT_SYNTH|NT||20260101||ORU^R01|X|P|2.5.1||||||';
     const latin = Buffer.concat([Buffer.from(`${head}8859/1\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|TX|x||oed`, 'latin1'), Buffer.from([0xe8]), Buffer.from('me')]);

@@ -77,6 +77,10 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  */
 export function decodeMessage(bytes: Buffer): string {
   const head = bytes.subarray(0, Math.min(bytes.length, 2048)).toString('latin1');
+  if (/^(FHS|BHS)/.test(head)) {
+    // A batch in one frame: legal HL7, but its messages would need a batch of ACKs; an engine can send them one by one.
+    throw new OruProblem('AR', 'bad-msh', `a batch (${head.slice(0, 3)}) is not taken: send each ORU^R01 in its own MLLP frame, beginning MSH`, '100', head.slice(0, 3));
+  }
   if (!head.startsWith('MSH')) throw new OruProblem('AR', 'bad-msh', 'the message does not start with an MSH segment', '100', 'MSH');
   const first = head.split(/[\r\n]/, 1)[0];
   const fields = first.split(first.charAt(3));

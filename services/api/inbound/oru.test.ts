@@ -6,7 +6,7 @@ import { buildOru } from '../../../tools/synth/send-reports';
 import { ackFor, ackForUnparsed, controlIdOf } from './ack';
 import { loadReportsConfig } from './config';
 import { CR, FS, MllpDecoder, VT, mllpFrame } from './mllp-framing';
-import { decodeMessage, OruProblem, parseOru, type OruRules } from './oru';
+import { decodeMessage, joinSegments, OruProblem, parseOru, type OruRules } from './oru';
 
 const RULES: OruRules = { accessionFields: ['OBR-3', 'OBR-18', 'ORC-3'], allowedFacilities: new Set(['NT_SYNTH']) };
 /** OBR with the given fields (OBR-1 = 1 unless given). */
@@ -117,6 +117,21 @@ describe('parseOru', () => {
     const problem = problemOf(() => parseOru(decodeMessage(Buffer.from(text)), RULES));
     expect(problem).toMatchObject({ ack, reason });
     expect(problem.detail.length).toBeGreaterThan(10);
+  });
+
+  test('a raw line break inside OBX-5 is a line of the text, not a segment: nothing after it is lost', () => {
+    const obx2 = 'OBX|2|TX|19005-8^Impression^LN||IMPRESSION: Acute haemorrhage.||||||F';
+    for (const eol of ['\r', '\r\n', '\n']) {
+      for (const inner of ['\n', '\r\n']) {
+        const text = [MSH, obr({ 3: 'A', 25: 'F' }), `OBX|1|TX|18782-3^Findings^LN||Line one.${inner}Line two: bleed.${inner}${inner}New paragraph.||||||F`, obx2, 'ZDS|1|x', ''].join(eol);
+        const report = parseOru(text, RULES).reports[0];
+        expect(report.text).toBe('FINDINGS:\nLine one.\nLine two: bleed.\n\nNew paragraph.\n\nIMPRESSION: Acute haemorrhage.');
+      }
+    }
+    // The OBX keeps its later fields: a deleted row (OBX-11 D) after a raw line break is still skipped.
+    const deleted = [MSH, obr({ 3: 'A', 25: 'F' }), 'OBX|1|TX|x||Kept.', 'OBX|2|TX|x||Wrong\nline.||||||D'].join('\r');
+    expect(parseOru(deleted, RULES).reports[0].text).toBe('Kept.');
+    expect(joinSegments('MSH|^~\\&|A\r\rPID|1\r')).toBe('MSH|^~\\&|A\rPID|1');
   });
 
   test('a batch (FHS/BHS) in one frame is refused AR with words that say so, not as a message without MSH', () => {

@@ -166,6 +166,33 @@ export const hasControlCharacters = (s: string): boolean => controlCharacterIn(s
 
 const STATUSES: Record<string, StoredReport['status']> = { F: 'F', C: 'C', P: 'P' };
 
+/** A segment begins with its three-character id (OBX, PV1, ZDS, ...) and a field separator, or is the id alone. */
+const SEGMENT_START = /^[A-Z][A-Z0-9]{2}(\||$)/;
+
+/**
+ * The message's segments, one per line, whatever ends them (CR as the standard says, CR LF or LF as some senders
+ * do). A line that does not begin with a segment id is a raw line break inside a field (report text typed with
+ * Enter that the RIS did not escape as \.br\): it continues the segment before, joined by \.br\ (a blank line
+ * between keeps the paragraph). Split there as segments, those lines were dropped and the rest of the OBX with them
+ * (its OBX-11 too), while the message was answered AA.
+ */
+export function joinSegments(text: string): string {
+  const segments: string[] = [];
+  let blanks = 0;
+  for (const line of text.split(/\r\n|\r|\n/)) {
+    if (line === '') {
+      blanks += 1;
+    } else if (segments.length === 0 || SEGMENT_START.test(line)) {
+      segments.push(line);
+      blanks = 0;
+    } else {
+      segments[segments.length - 1] += `${'\\.br\\'.repeat(blanks + 1)}${line}`;
+      blanks = 0;
+    }
+  }
+  return segments.join('\r');
+}
+
 /** Parses and checks one ORU^R01; throws OruProblem when it cannot be used. */
 export function parseOru(text: string, rules: OruRules): ParsedOru {
   if (!/^MSH\|\^~\\&/.test(text)) {
@@ -173,7 +200,7 @@ export function parseOru(text: string, rules: OruRules): ParsedOru {
   }
   let message: Hl7Message;
   try {
-    message = Hl7Message.parse(text.replace(/\r\n/g, '\r'));
+    message = Hl7Message.parse(joinSegments(text));
   } catch {
     throw new OruProblem('AR', 'bad-msh', 'the message could not be parsed', '100', 'MSH');
   }

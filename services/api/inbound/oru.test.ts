@@ -79,6 +79,18 @@ describe('parseOru', () => {
     expect(read).toEqual(expect.arrayContaining(['Marked dilatation of the lateral and third ventricles, acute hydrocephalus', 'No haemorrhage', 'Acute hydrocephalus']));
   });
 
+  test('a section whose text begins with its name as a word, not a heading, still gets the heading', () => {
+    const msg = [MSH, obr({ 3: 'A', 25: 'F' }),
+      'OBX|1|TX|18834-2^Comparison^LN||Comparison is made with the MRI of 2024, which showed a subdural haematoma.',
+      'OBX|2|TX|19005-8^Impression^LN||Impression: no acute abnormality.',
+      'OBX|3|TX|18782-3^Findings^LN||FINDINGS',
+      'OBX|4|TX|18782-3^Findings^LN||Resolved collection.'].join('\r');
+    const { text } = parseOru(msg, RULES).reports[0];
+    expect(text).toBe('COMPARISON:\nComparison is made with the MRI of 2024, which showed a subdural haematoma.\n\nImpression: no acute abnormality.\n\nFINDINGS\nResolved collection.');
+    // The reader drops the comparison: the old study's haematoma is not read as this study's finding.
+    expect(reportSentences(text).some((x) => /haematoma/.test(x.text))).toBe(false);
+  });
+
   test('accession number from the configured fields in order, OBR-18 when OBR-3 is empty', () => {
     const msg = [MSH, obr({ 18: 'ACC-18', 25: 'P' }), 'OBX|1|TX|x||text'].join('\r');
     expect(parseOru(msg, RULES).reports[0]).toMatchObject({ AccessionNumber: 'ACC-18', status: 'P' });

@@ -142,7 +142,9 @@ function groupText(g: Group): string {
   for (const s of g.sections) {
     const body = s.lines.join('\n');
     const firstLine = body.trimStart().split('\n', 1)[0].toUpperCase();
-    if (s.heading && !firstLine.startsWith(s.heading)) out.push(`${s.heading}:`);
+    // The text has the heading when its first line is the heading ("FINDINGS", "FINDINGS:", "Findings: ..."), not
+    // merely when it begins with the word: "Comparison is made with ..." under a COMPARISON OBX still needs it.
+    if (s.heading && !new RegExp(`^${s.heading}\\s*(:|$)`).test(firstLine)) out.push(`${s.heading}:`);
     out.push(body);
     // A blank line ends the block: the report reader (shared/language/sentences.ts) ends a section there, so a
     // COMPARISON or TECHNIQUE block never swallows the next OBX's findings.

@@ -2,7 +2,7 @@
 // wait, and one message in flight per connection even when callers send concurrently.
 import net from 'node:net';
 import { Hl7Message } from '@medplum/core';
-import { MllpSender } from '../../services/api/outbound/hl7/mllp-sender';
+import { KEEPALIVE_DELAY_MS, MllpSender } from '../../services/api/outbound/hl7/mllp-sender';
 import { RetryableDeliveryError } from '../../services/api/outbound/errors';
 import { startMllpPeer, type MllpPeer } from './helpers/mllp-peer';
 
@@ -123,6 +123,19 @@ test('a reply that is not an HL7 message fails at once as bad-ack, and the next 
   } finally {
     await sender.close();
     await new Promise((r) => server.close(r));
+  }
+});
+
+test('the connection sends TCP keep-alive probes after 30 s idle, not after the system default of hours', async () => {
+  const connect = jest.spyOn(net, 'connect');
+  const sender = new MllpSender({ host: '127.0.0.1', port: peer.port, connectTimeoutMs: 1000, ackTimeoutMs: 2000 });
+  try {
+    await sender.send(msg('K1'));
+    expect(connect).toHaveBeenCalledWith(expect.objectContaining({ keepAlive: true, keepAliveInitialDelay: KEEPALIVE_DELAY_MS }));
+    expect(KEEPALIVE_DELAY_MS).toBeLessThanOrEqual(60_000);
+  } finally {
+    connect.mockRestore();
+    await sender.close();
   }
 });
 

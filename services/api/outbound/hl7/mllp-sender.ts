@@ -18,6 +18,14 @@ export interface MllpSenderOptions extends HostPort {
   logger?: Logger;
 }
 
+/**
+ * First TCP keep-alive probe after this much idle time. Node's keep-alive without a delay leaves the system's
+ * (2 hours on Linux), long past the idle timeout of the firewalls between hospital networks (often 5 to 60
+ * minutes), which drop the connection without a word: the first message after a quiet night then went into a
+ * dead socket and waited out the ACK timeout before it was retried on a new connection.
+ */
+export const KEEPALIVE_DELAY_MS = 30_000;
+
 /** An ACK is a few hundred bytes; a reply larger than this is not one. */
 const MAX_REPLY_BYTES = 1024 * 1024;
 
@@ -152,7 +160,7 @@ export class MllpSender {
   private openSocket(): Promise<Connection> {
     const { host, port, connectTimeoutMs, logger } = this.options;
     return new Promise<Connection>((resolve, reject) => {
-      const socket = net.connect({ host, port, noDelay: true, keepAlive: true });
+      const socket = net.connect({ host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_DELAY_MS });
       socket.setNoDelay(true);
       const fail = (reason: string, message: string, cause?: unknown): void => {
         clearTimeout(timer);

@@ -59,6 +59,13 @@ describe('loadOutboundConfig', () => {
 
   it('refuses HL7 delimiters in MSH identifiers', () => {
     expect(() => loadOutboundConfig({ HL7_SENDING_APPLICATION: 'A|B' })).toThrow(/HL7_SENDING_APPLICATION/);
+    expect(() => loadOutboundConfig({ HL7_SENDING_FACILITY: 'A~B' })).toThrow(/HL7_SENDING_FACILITY/);
+    expect(() => loadOutboundConfig({ HL7_RECEIVING_FACILITY: 'A^B^C^D' })).toThrow(/HL7_RECEIVING_FACILITY/);
+  });
+
+  it('takes an MSH identifier with its universal id and type (HD components)', () => {
+    const c = loadOutboundConfig({ HL7_MLLP_TARGET: 'ris:2575', HL7_SENDING_FACILITY: 'NT_HOSP^1.2.840.114350.1.13^ISO', HL7_RECEIVING_APPLICATION: 'RIS^^' });
+    expect(c.hl7).toMatchObject({ sendingFacility: 'NT_HOSP^1.2.840.114350.1.13^ISO', receivingApplication: 'RIS^^' });
   });
 
   it('reads NEUROTRIAGE_CONFIG_FILE like loadConfig, the environment winning', () => {

@@ -6,7 +6,14 @@ import { ConfigError, loadSection, settingsSource } from '../../../shared/config
 import { PRIORITIES, type Priority } from '../../../shared/model-manifest';
 
 const Ms = Type.Integer({ minimum: 1, maximum: 3_600_000 });
-const Hl7Id = Type.String({ pattern: '^[^|^~\\\\&\\r\\n]{0,180}$', description: 'HL7 HD text without delimiters' });
+/**
+ * MSH-3 to MSH-6 are HD: namespace id, and optionally universal id and its type (`HOSP^1.2.840.114350.1^ISO`, as
+ * IHE profiles and many interface engines route on). "^" separates up to three components; no other delimiter.
+ */
+const Hl7Id = Type.String({
+  pattern: '^[^|^~\\\\&\\r\\n]{0,180}(\\^[^|^~\\\\&\\r\\n]{0,199}){0,2}$',
+  description: 'HL7 HD: namespace id, optionally ^universal id^universal id type; no other delimiter',
+});
 
 export const OutboundSettingsSchema = Type.Object({
   /** host:port of the RIS's MLLP listener. Unset: no HL7. */

@@ -81,6 +81,13 @@ describe('buildPriorityMessage', () => {
     expect(hl7QueryIdentifier('subdural_haematoma_a')).toBe('subdural_haematoma_a');
   });
 
+  it('writes an HD setting with its universal id as components of MSH-4 and MSH-6', () => {
+    const target = loadOutboundConfig({ HL7_MLLP_TARGET: 'ris:2575', HL7_SENDING_FACILITY: 'NT_HOSP^1.2.840.114350.1.13^ISO', HL7_RECEIVING_FACILITY: 'RAD^2.16.840.1.1^ISO' }).hl7!;
+    const msh = buildPriorityMessage(result('STAT'), target, { controlId: 'C1', now: 0 }).getSegment('MSH')!;
+    expect([msh.getComponent(4, 1), msh.getComponent(4, 2), msh.getComponent(4, 3)]).toEqual(['NT_HOSP', '1.2.840.114350.1.13', 'ISO']);
+    expect(msh.getField(6).toString()).toBe('RAD^2.16.840.1.1^ISO');
+  });
+
   it('keeps a query sentence within the 199 characters v2.5.1 gives CWE.2, on one line', () => {
     const r = result('STAT');
     const long = `${'Acute ischaemic infarct with restricted diffusion & '.repeat(9)}😀 end`; // 472 characters

@@ -149,6 +149,9 @@ function keyImageObx(f: FindingScore, subId: number, when: string, status: strin
   );
 }
 
+/** An HD setting (namespace^universal id^type, config.ts) as its field: each component escaped, "^" kept. */
+const hd = (value: string): string => value.split('^').map(hl7Escape).join('^');
+
 export interface BuildOptions {
   controlId: string;
   now: number;
@@ -168,10 +171,10 @@ export function buildPriorityMessage(result: StudyResult, target: Hl7Target, opt
 
   const segments: string[] = [
     seg('MSH', {
-      3: hl7Escape(target.sendingApplication),
-      4: hl7Escape(target.sendingFacility),
-      5: hl7Escape(target.receivingApplication),
-      6: hl7Escape(target.receivingFacility),
+      3: hd(target.sendingApplication),
+      4: hd(target.sendingFacility),
+      5: hd(target.receivingApplication),
+      6: hd(target.receivingFacility),
       7: hl7DateTime(opts.now),
       9: omi ? 'OMI^O23^OMI_O23' : 'ORM^O01^ORM_O01',
       10: opts.controlId,

@@ -5,7 +5,7 @@
 // waiting). Knows nothing about HL7 content; never logs message bytes. Typed events for metrics and logs.
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { mllpFrame, MllpDecoder, type Frame } from './mllp-framing';
+import { mllpFrame, MllpDecoder, type Frame } from '../../../shared/mllp-framing';
 
 export interface Peer {
   /** Remote address and port, for logs ("10.1.2.3:50122"). */

@@ -5,7 +5,7 @@ import { reportSentences } from '../../../shared/language/sentences';
 import { buildOru } from '../../../tools/synth/send-reports';
 import { ackFor, ackForUnparsed, controlIdOf } from './ack';
 import { loadReportsConfig } from './config';
-import { CR, FS, MllpDecoder, VT, mllpFrame } from './mllp-framing';
+import { CR, FS, MllpDecoder, VT, mllpFrame } from '../../../shared/mllp-framing';
 import { decodeMessage, joinSegments, OruProblem, parseOru, type OruRules } from './oru';
 
 const RULES: OruRules = { accessionFields: ['OBR-3', 'OBR-18', 'ORC-3'], allowedFacilities: new Set(['NT_SYNTH']) };

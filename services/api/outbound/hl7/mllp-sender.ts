@@ -1,14 +1,14 @@
 // MLLP transport to one RIS: a persistent TCP connection (no-delay, keep-alive), explicit connect and ACK
 // timeouts, and one message in flight per connection so ACKs can never be matched to the wrong message. Knows
 // nothing about what the message says; never logs message bodies.
-// The framing is the report feed's decoder (inbound/mllp-framing.ts), not @medplum/hl7 4.5.2's Hl7Connection:
+// The framing is the report feed's decoder (shared/mllp-framing.ts), not @medplum/hl7 4.5.2's Hl7Connection:
 // that one ends a frame only when a TCP read happens to end in <FS><CR>, so a RIS that ends its frames
 // <FS><CR><LF> (or whose ACK shares a read with other bytes) was never heard and every message timed out; and a
 // reply it cannot parse poisoned the connection's buffer. Here bytes outside frames are ignored, as on the feed.
 import net from 'node:net';
 import { Hl7Message } from '@medplum/core';
 import type { Logger } from '../../../../shared/logger';
-import { MllpDecoder, mllpFrame } from '../../inbound/mllp-framing';
+import { MllpDecoder, mllpFrame } from '../../../../shared/mllp-framing';
 import type { HostPort } from '../config';
 import { RetryableDeliveryError } from '../errors';
 

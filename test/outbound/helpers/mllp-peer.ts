@@ -1,7 +1,6 @@
 // A real MLLP peer for tests: a node:net server on 127.0.0.1:0 whose connections are framed and parsed by
 // @medplum/hl7's Hl7Connection (not the sender's own framing, so each checks the other). A script decides each
-// reply: AA, AE, AR or none,
-// at once or when a promise it returns settles (a RIS slow to acknowledge).
+// reply: AA, AE, AR or none, at once or when a promise it returns settles (a RIS slow to acknowledge).
 // Like a RIS, it records a message (in memory, the "durable write") before it acknowledges it.
 import net from 'node:net';
 import type { Hl7Message } from '@medplum/core';

@@ -72,7 +72,9 @@ test('a replay that stops part way through a file (Redis not answering) closes t
         }
       })()).rejects.toThrow('redis down at k498');
     }
-    await new Promise((r) => setTimeout(r, 100));
+    // Each abandoned read's file closes a turn or two later (a close goes through the thread pool): wait for that,
+    // with a deadline, rather than a fixed pause a loaded machine can outlast.
+    for (const deadline = Date.now() + 5000; openUnder(dir) !== before && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
     expect(openUnder(dir)).toBe(before);
   } finally {
     await journal.close();

@@ -674,7 +674,9 @@ describe('queries: bundle defaults, site layer, language check and calibration f
       expect(auditLines().filter((l) => l.action === 'query.delete').at(-1)).toMatchObject({ queryId: 'hydrocephalus', queryVersion: v0 + 3, outcome: 'deleted' });
       expect((await app.inject({ method: 'DELETE', url: '/api/v1/queries/hydrocephalus', headers: ADMIN })).statusCode).toBe(404);
       expect((await list()).queries.map((x: { id: string }) => x.id)).toEqual(['acute_infarct', 'haemorrhage', 'mass']);
-      await new Promise((r) => setTimeout(r, 50));
+      // The messages reach this subscriber on its own connection, after the publishing requests have answered: wait
+      // for the third (with a deadline) rather than a fixed pause a loaded machine can outlast.
+      for (const deadline = Date.now() + 5000; published.length < 3 && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
       expect(published).toEqual([String(v0 + 1), String(v0 + 2), String(v0 + 3)]);
     } finally {
       sub.disconnect();

@@ -1,7 +1,7 @@
 // Long-lived API streams and what a client that goes away early leaves behind: an SSE stream whose client left
 // while the request was still being audited, and an audit export the client stopped reading. Each must give back
 // what it took (an event listener, open audit files), or months of dropped browser tabs and aborted exports add up.
-import { mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import { startRedis, type TestRedis } from '../helpers/redis';
 import { ADMIN, READER, buildTestApp, testDeps } from './helpers';
 import { build } from '../../services/api/app';
 import { createFileAuditLog, type AuditLog } from '../../services/api/plugins/audit';
+import { openFilesUnder } from '../helpers/open-files';
 
 let server: TestRedis;
 let redis: Redis;
@@ -79,19 +80,6 @@ test('an event stream whose client left while its request was being audited keep
   }
 });
 
-/** Descriptors this process holds open on files under `dir`. */
-function openUnder(dir: string): number {
-  let n = 0;
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${dir}/`)) n += 1;
-    } catch {
-      // closed between the listing and the readlink
-    }
-  }
-  return n;
-}
-
 test('an audit export the client stops reading closes every audit file it opened', async () => {
   const deps = testDeps(redis);
   const auditDir = path.join(deps.config.DATA_DIR as string, 'audit');
@@ -106,7 +94,7 @@ test('an audit export the client stops reading closes every audit file it opened
   try {
     await app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = app.server.address() as AddressInfo;
-    const before = openUnder(auditDir);
+    const before = openFilesUnder(auditDir);
     for (let i = 0; i < 3; i++) {
       await new Promise<void>((resolve, reject) => {
         const req = request({ host: '127.0.0.1', port, path: '/api/v1/audit', headers: ADMIN }, (res) => {
@@ -125,8 +113,8 @@ test('an audit export the client stops reading closes every audit file it opened
     const own = () => readdirSync(auditDir).filter((n) => !/^api-audit\.[abcd]\.jsonl$/.test(n)).length;
     // The server hears each client leave, and its readers' descriptors close, a few turns later (a file close goes
     // through the thread pool): wait for that rather than a fixed pause a loaded machine can outlast.
-    await until('the export readers to close', () => openUnder(auditDir) <= before + own(), 10_000).catch(() => undefined);
-    expect(openUnder(auditDir)).toBeLessThanOrEqual(before + own());
+    await until('the export readers to close', () => openFilesUnder(auditDir) <= before + own(), 10_000).catch(() => undefined);
+    expect(openFilesUnder(auditDir)).toBeLessThanOrEqual(before + own());
   } finally {
     await app.close();
   }

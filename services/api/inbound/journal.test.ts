@@ -1,10 +1,11 @@
 // The report journal on a real temp folder: entries come back in order, a torn last line (a crash mid-write) is
 // skipped and counted, files are 0600 in a 0700 folder, and pruning keeps whole days, today's always.
-import { appendFileSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createJournal } from './journal';
+import { openFilesUnder } from '../../../test/helpers/open-files';
 
 const DAY = 86_400_000;
 const report = (n: number) => ({ AccessionNumber: `A${n}`, text: `t${n}`, status: 'F' as const, receivedAt: n, source: 'hl7' as const });
@@ -38,19 +39,6 @@ test('appends durably, reads back, skips a torn line, prunes whole days', async 
   }
 });
 
-/** Descriptors this process holds open on files under `dir`. */
-function openUnder(dir: string): number {
-  let n = 0;
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${dir}/`)) n += 1;
-    } catch {
-      // closed between the listing and the readlink
-    }
-  }
-  return n;
-}
-
 test('a replay that stops part way through a file (Redis not answering) closes the file it was reading', async () => {
   const dir = path.join(mkdtempSync(path.join(tmpdir(), 'nt-journal-')), 'journal');
   const journal = createJournal({ dir, days: 2, clock: () => Date.UTC(2026, 0, 1, 12), instance: 'host-1' });
@@ -59,7 +47,7 @@ test('a replay that stops part way through a file (Redis not answering) closes t
     await journal.append({ key: 'first', report: report(0) });
     appendFileSync(path.join(dir, '2026-01-01.host-1.jsonl'), Array.from({ length: 3000 }, (_, i) => `${JSON.stringify({ key: `k${i}`, report: report(i) })}\n`).join(''));
     await journal.close();
-    const before = openUnder(dir);
+    const before = openFilesUnder(dir);
     // The feed retries its replay every few seconds while Redis is down: like replayJournal(), each try reads a
     // batch of 500 entries, and its Redis round trip for them fails.
     for (let attempt = 0; attempt < 10; attempt++) {
@@ -74,8 +62,8 @@ test('a replay that stops part way through a file (Redis not answering) closes t
     }
     // Each abandoned read's file closes a turn or two later (a close goes through the thread pool): wait for that,
     // with a deadline, rather than a fixed pause a loaded machine can outlast.
-    for (const deadline = Date.now() + 5000; openUnder(dir) !== before && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
-    expect(openUnder(dir)).toBe(before);
+    for (const deadline = Date.now() + 5000; openFilesUnder(dir) !== before && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
+    expect(openFilesUnder(dir)).toBe(before);
   } finally {
     await journal.close();
     rmSync(path.dirname(dir), { recursive: true, force: true });
@@ -91,9 +79,9 @@ test('a new day file whose folder cannot be fsynced is closed again, not left op
   const spy = jest.spyOn(fsp, 'open').mockImplementation(((file: string, flags?: string, mode?: number) =>
     file === dir && flags === 'r' ? Promise.reject(Object.assign(new Error('EIO: i/o error, open'), { code: 'EIO' })) : realOpen(file, flags, mode)) as typeof fsp.open);
   try {
-    const before = openUnder(dir);
+    const before = openFilesUnder(dir);
     for (let i = 0; i < 10; i++) await expect(journal.append({ key: `k${i}`, report: report(i) })).rejects.toThrow('EIO');
-    expect(openUnder(dir)).toBe(before);
+    expect(openFilesUnder(dir)).toBe(before);
   } finally {
     spy.mockRestore();
     await journal.close();

@@ -11,7 +11,10 @@ process.on('disconnect', () => process.exit(0));
 const loader = import('./load-study').then((m) => m.createFolderLoader());
 // Ready before any study is read (handlers run in order): a loader that dies before this cannot start, which the
 // pool tells from a study that crashed it.
-void loader.then(() => process.send!({ ready: true } satisfies LoaderMessage));
+// A worker that closed before this (a quick stop) has no channel left: nothing to tell, and no EPIPE to throw.
+void loader.then(() => {
+  if (process.connected) process.send!({ ready: true } satisfies LoaderMessage, (err: Error | null) => void err);
+});
 
 process.on('message', (task: LoadTask) => {
   loader.then((load) =>

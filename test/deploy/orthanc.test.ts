@@ -29,34 +29,39 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'nt-orthanc-'));
   received = path.join(dir, 'received');
   mkdirSync(received);
-  [http, dicom] = [await freePort(), await freePort()];
   const listenerPort = await freePort();
-
   const config = JSON.parse(readFileSync(path.join(ROOT, 'deploy/orthanc/orthanc.json'), 'utf8'));
   Object.assign(config, {
     StorageDirectory: path.join(dir, 'db'),
     IndexDirectory: path.join(dir, 'db'),
-    HttpPort: http,
-    DicomPort: dicom,
     StableAge: 1,
     LuaScripts: [path.join(ROOT, 'deploy/orthanc/autoroute-mr.lua')],
   });
   config.DicomModalities.neurotriage.Host = '127.0.0.1';
   config.DicomModalities.neurotriage.Port = listenerPort;
-  writeFileSync(path.join(dir, 'orthanc.json'), JSON.stringify(config));
 
   // The listener's stand-in answers to the AE title the routing rule calls.
   scp = spawn('storescp', ['-od', received, '-aet', config.DicomModalities.neurotriage.AET, String(listenerPort)], { env: dcmtkEnv(), stdio: 'ignore' });
-  orthanc = spawn('Orthanc', [path.join(dir, 'orthanc.json')], {
-    env: { ...dcmtkEnv(), ORTHANC_ADMIN_PASSWORD: PASSWORD },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  orthanc.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
-  await waitFor('Orthanc to answer', async () => {
-    if (orthanc!.exitCode !== null) throw new Error(`Orthanc exited: ${log}`);
-    return (await rest('/system').catch(() => undefined))?.ok ? true : undefined;
-  });
+  // Orthanc takes port numbers, not sockets: a port found free can be taken by another test's server before
+  // Orthanc binds it. Then it exits saying so, and is started again on new ports.
+  for (let attempt = 1; ; attempt++) {
+    [http, dicom] = [await freePort(), await freePort()];
+    Object.assign(config, { HttpPort: http, DicomPort: dicom });
+    writeFileSync(path.join(dir, 'orthanc.json'), JSON.stringify(config));
+    const child = spawn('Orthanc', [path.join(dir, 'orthanc.json')], {
+      env: { ...dcmtkEnv(), ORTHANC_ADMIN_PASSWORD: PASSWORD },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    orthanc = child;
+    let log = '';
+    child.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
+    const up = await waitFor('Orthanc to answer', async () => {
+      if (child.exitCode !== null) return 'exited' as const;
+      return (await rest('/system').catch(() => undefined))?.ok ? ('up' as const) : undefined;
+    });
+    if (up === 'up') break;
+    if (attempt === 3 || !/already in use/.test(log)) throw new Error(`Orthanc exited: ${log}`);
+  }
 }, 60_000);
 
 afterAll(async () => {

@@ -91,9 +91,13 @@ test('a spill aborted while its temp file is being opened leaves neither the fil
   const openFds = () => readdirSync('/proc/self/fd').length;
   const before = openFds();
   const spool = store.openSpool(meta, false);
-  for (const c of chunks.slice(0, 4)) spool.write(c);
-  // The fourth chunk started the spill's open on the thread pool; abort before it can have finished.
+  // The second chunk passes the memory limit and starts the spill's open on the thread pool; each write's callback
+  // runs once that spill has settled, so they say when the open has finished (an earlier check could see no file
+  // and no new descriptor only because the open had not happened yet).
+  const settled = Promise.all(chunks.slice(0, 4).map((c) => new Promise<void>((resolve) => spool.write(c, () => resolve()))));
+  // Abort before the open can have finished.
   await spool.abort();
+  await settled;
   await waitUntil(() => openFds() === before && !existsSync(spool.tmpPath));
   expect(readdirSync(store.tmpDir).filter((f) => f.endsWith('.part')).length).toBe(TEMP_POOL_SIZE);
   await store.close();

@@ -9,18 +9,13 @@ import path from 'node:path';
 import { startPrivateRedis, type PrivateRedis } from '../../shared/private-redis';
 import { connectRedis } from '../../shared/redis';
 import { resultKeys } from '../../shared/results';
+import { freePort } from '../helpers/ports';
 import { waitFor } from '../worker/helpers';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 type Ready = { checks: { redis: { ok: boolean } } };
 const TOKEN = 'start-without-redis-reader-token-0123456789';
 
-const freePort = () => new Promise<number>((resolve) => {
-  const s = net.createServer().listen(0, '127.0.0.1', () => {
-    const { port } = s.address() as net.AddressInfo;
-    s.close(() => resolve(port));
-  });
-});
 
 describe('API process started before Redis', () => {
   let dir: string;

@@ -18,7 +18,8 @@ import { RetentionSettingsSchema, RETENTION_DEFAULTS } from '../../tools/retenti
 import { ConfigSchema } from '../../shared/config';
 import { WorkerConfigSchema } from '../../services/worker/config';
 import { ListenerSectionSchema } from '../../services/listener/config';
-import { freePort, stop, waitFor } from './net';
+import { stop, waitFor } from './net';
+import { freePort } from '../helpers/ports';
 import { byKind, find, matches, podTemplates, renderKustomize, renderKustomizeWithWarnings, typeCheck, validateRuntime, type K8sObject } from './manifests';
 
 const OVERLAYS = ['overlays/cpu', 'overlays/gpu', 'overlays/external-redis', 'overlays/cpu-dicom-tls'] as const;

@@ -1,18 +1,6 @@
-// Small helpers for deployment tests that run third-party servers (Orthanc, Prometheus) which take a port number
-// rather than a listening socket: ask the OS for a free port, and poll until something is true.
-import net from 'node:net';
+// Small helpers for deployment tests that run third-party servers (Orthanc, Prometheus): poll until something is
+// true, and stop a child process.
 import type { ChildProcess } from 'node:child_process';
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, everyMs = 200): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -1,21 +1,21 @@
 // The demo PACS of docker-compose (deploy/orthanc): real Orthanc with our orthanc.json (container paths and hosts
-// swapped for this machine's) and our Lua auto-routing script, forwarding to a DCMTK storescp that stands in for
+// swapped for this machine's, in a private network namespace) and our Lua auto-routing script, forwarding to a DCMTK storescp that stands in for
 // the listener under its AE title. A study with an MR and a CT series arrives as MR only; a CT-only study is not
 // forwarded; the REST API asks for the password from the environment.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { dcmtkEnv, newUid, runTool, storescu, writeMrInstance } from '../helpers/dcmtk';
+import { dcmtkEnv, newUid, runTool, startPrivateStorescp, storescu, writeMrInstance, type PrivateStorescp } from '../helpers/dcmtk';
+import { startInNetns, type NetnsServer } from '../helpers/netns';
 import { ROOT } from './manifests';
-import { freePort, stop, waitFor } from './net';
+import { waitFor } from './net';
 
 const PASSWORD = 'test-only-password';
 const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
 
 let dir: string;
-let orthanc: ChildProcess | undefined;
-let scp: ChildProcess | undefined;
+let orthanc: NetnsServer | undefined;
+let scp: PrivateStorescp | undefined;
 let http: number;
 let dicom: number;
 let received: string;
@@ -28,44 +28,38 @@ async function rest(p: string, auth = true): Promise<Response> {
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'nt-orthanc-'));
   received = path.join(dir, 'received');
-  mkdirSync(received);
-  const listenerPort = await freePort();
+  for (const d of [received, path.join(dir, 'scp'), path.join(dir, 'pacs')]) mkdirSync(d);
   const config = JSON.parse(readFileSync(path.join(ROOT, 'deploy/orthanc/orthanc.json'), 'utf8'));
+  // The listener's stand-in answers to the AE title the routing rule calls.
+  scp = await startPrivateStorescp(config.DicomModalities.neurotriage.AET, received, path.join(dir, 'scp'));
+  // Orthanc and storescp bind every interface, so each runs in a network namespace of its own; Orthanc reaches the
+  // storescp through port 4300 in its namespace, and keeps the compose file's own ports there.
   Object.assign(config, {
     StorageDirectory: path.join(dir, 'db'),
     IndexDirectory: path.join(dir, 'db'),
     StableAge: 1,
     LuaScripts: [path.join(ROOT, 'deploy/orthanc/autoroute-mr.lua')],
   });
-  config.DicomModalities.neurotriage.Host = '127.0.0.1';
-  config.DicomModalities.neurotriage.Port = listenerPort;
-
-  // The listener's stand-in answers to the AE title the routing rule calls.
-  scp = spawn('storescp', ['-od', received, '-aet', config.DicomModalities.neurotriage.AET, String(listenerPort)], { env: dcmtkEnv(), stdio: 'ignore' });
-  // Orthanc takes port numbers, not sockets: a port found free can be taken by another test's server before
-  // Orthanc binds it. Then it exits saying so, and is started again on new ports.
-  for (let attempt = 1; ; attempt++) {
-    [http, dicom] = [await freePort(), await freePort()];
-    Object.assign(config, { HttpPort: http, DicomPort: dicom });
-    writeFileSync(path.join(dir, 'orthanc.json'), JSON.stringify(config));
-    const child = spawn('Orthanc', [path.join(dir, 'orthanc.json')], {
-      env: { ...dcmtkEnv(), ORTHANC_ADMIN_PASSWORD: PASSWORD },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    orthanc = child;
-    let log = '';
-    child.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
-    const up = await waitFor('Orthanc to answer', async () => {
-      if (child.exitCode !== null) return 'exited' as const;
-      return (await rest('/system').catch(() => undefined))?.ok ? ('up' as const) : undefined;
-    });
-    if (up === 'up') break;
-    if (attempt === 3 || !/already in use/.test(log)) throw new Error(`Orthanc exited: ${log}`);
-  }
+  Object.assign(config.DicomModalities.neurotriage, { Host: '127.0.0.1', Port: 4300 });
+  writeFileSync(path.join(dir, 'orthanc.json'), JSON.stringify(config));
+  orthanc = await startInNetns({
+    socketDir: path.join(dir, 'pacs'),
+    command: 'Orthanc',
+    args: [path.join(dir, 'orthanc.json')],
+    env: { ...dcmtkEnv(), ORTHANC_ADMIN_PASSWORD: PASSWORD },
+    listen: { http: config.HttpPort, dicom: config.DicomPort },
+    reach: { listener: { inner: 4300, outer: scp.port } },
+  });
+  ({ http, dicom } = orthanc.ports);
+  const up = await waitFor('Orthanc to answer', async () => {
+    if (orthanc!.child.exitCode !== null) return 'exited' as const;
+    return (await rest('/system').catch(() => undefined))?.ok ? ('up' as const) : undefined;
+  });
+  if (up !== 'up') throw new Error(`Orthanc exited: ${orthanc.stderr()}`);
 }, 60_000);
 
 afterAll(async () => {
-  await Promise.all([stop(orthanc), stop(scp)]);
+  await Promise.all([orthanc?.stop(), scp?.stop()]);
   rmSync(dir, { recursive: true, force: true });
 });
 

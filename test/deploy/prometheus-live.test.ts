@@ -23,7 +23,8 @@ import { workerEnv } from '../worker/helpers';
 import { synthStudy } from '../worker/studies';
 import { buildTestApp, TOKENS } from '../api/helpers';
 import { ROOT } from './manifests';
-import { freePort, stop, waitFor } from './net';
+import { stop, waitFor } from './net';
+import { freePort } from '../helpers/ports';
 
 const CALLING_AE = 'PROM_PACS';
 

@@ -1,11 +1,12 @@
-// Real DCMTK tools for tests and the ingest benchmark: echoscu/storescu/storescp and the compressors, always with
+// Real DCMTK tools for tests and the ingest benchmark: echoscu/storescu, a private storescp and the compressors, always with
 // TCP_NODELAY=1 (DCMTK 3.6.7 stalls on Nagle otherwise), plus small synthetic MR instances written with dcmjs and,
 // for JPEG 2000 (no DCMTK encoder in Debian), transcoded with dcmjs-codecs.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 // eslint-disable-next-line @typescript-eslint/ban-ts-comment -- dcmjs 0.50.3 ships no type declarations
 // @ts-ignore
 import dcmjsUntyped from 'dcmjs';
+import { startInNetns, type NetnsServer } from './netns';
 
 interface DcmjsDicomDict {
   dict: Record<string, unknown>;
@@ -235,10 +236,14 @@ export async function echoscu(ae: AeOptions): Promise<ToolResult & { association
   return { ...r, associationRejected: /Association Rejected/i.test(r.stdout + r.stderr) };
 }
 
-/** A DCMTK storescp writing to `dir` (the benchmark's reference SCP). */
-export function startStorescp(port: number, dir: string, extraArgs: string[] = []): ChildProcess {
-  return spawn('storescp', ['-od', dir, '-aet', 'STORESCP', ...extraArgs, String(port)], {
-    env: dcmtkEnv(),
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+export type PrivateStorescp = NetnsServer & { port: number };
+
+/**
+ * A DCMTK storescp answering to `aet` on a 127.0.0.1 port, writing what it receives to `outDir`. It binds every
+ * interface, so it runs in a private network namespace (netns.ts) with its unix sockets in `socketDir`.
+ */
+export async function startPrivateStorescp(aet: string, outDir: string, socketDir: string): Promise<PrivateStorescp> {
+  const server = await startInNetns({ socketDir, command: 'storescp', args: ['-od', outDir, '-aet', aet, '11112'], env: dcmtkEnv(), listen: { dicom: 11112 } });
+  return { ...server, port: server.ports.dicom };
 }
+

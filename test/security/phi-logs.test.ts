@@ -6,7 +6,6 @@
 // an aborted transfer, a study that fails scoring, a refused HL7 message.
 // Then every log line, every Redis value (job data, study hashes, results, dead letters) and the API's audit log
 // are searched for the canaries.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,7 +21,7 @@ import { testListenerSettings } from '../listener/harness';
 import { startListener, type RunningListener } from '../../services/listener/listener';
 import { startWorker, type RunningWorker } from '../../services/worker/main';
 import { startRedis, type TestRedis } from '../helpers/redis';
-import { dcmtkEnv, newUid, runTool, storescu, writeMrInstance } from '../helpers/dcmtk';
+import { newUid, runTool, startPrivateStorescp, storescu, writeMrInstance, type PrivateStorescp } from '../helpers/dcmtk';
 import { makeTinyBundle, referenceBundle } from '../worker/bundle';
 import { workerEnv } from '../worker/helpers';
 import { synthStudy } from '../worker/studies';
@@ -30,7 +29,6 @@ import { buildTestApp, READER } from '../api/helpers';
 import { createOutbound, type Outbound } from '../../services/api/outbound/outbound';
 import { loadOutboundConfig } from '../../services/api/outbound/config';
 import { startMllpPeer, type MllpPeer } from '../outbound/helpers/mllp-peer';
-import { freePort, stop } from '../deploy/net';
 
 /** What a hospital's data would put in these fields; none of it may appear anywhere we write. */
 const CANARIES: Record<string, [tag: string, value: string]> = {
@@ -55,7 +53,8 @@ let worker: RunningWorker;
 let app: FastifyInstance;
 let outbound: Outbound;
 let peer: MllpPeer;
-let pacs: ChildProcess | undefined;
+let pacs: PrivateStorescp | undefined;
+let pacsSockets: string | undefined;
 let srDir: string;
 const lines: string[] = [];
 
@@ -132,8 +131,9 @@ beforeAll(async () => {
   peer.reply = (_message, index) => (index === 0 ? 'AE' : 'AA');
   srDir = path.join(dataDir, 'pacs');
   mkdirSync(srDir);
-  const pacsPort = await freePort();
-  pacs = spawn('storescp', ['-od', srDir, '-aet', 'PACS', String(pacsPort)], { env: dcmtkEnv(), stdio: 'ignore' });
+  pacsSockets = mkdtempSync(path.join(tmpdir(), 'nt-phi-pacs-'));
+  pacs = await startPrivateStorescp('PACS', srDir, pacsSockets);
+  const pacsPort = pacs.port;
   outbound = createOutbound(
     loadOutboundConfig({
       HL7_MLLP_TARGET: `127.0.0.1:${peer.port}`,
@@ -150,7 +150,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await outbound?.close();
   await peer?.close();
-  await stop(pacs);
+  await pacs?.stop();
+  if (pacsSockets) rmSync(pacsSockets, { recursive: true, force: true });
   await app?.close();
   await worker?.close();
   await listener?.close();

@@ -3,7 +3,6 @@
 // helpers to send a synthetic study with DCMTK's storescu and to read the study back from the API.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -16,17 +15,6 @@ export { waitFor };
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const BUILT_START = path.join(ROOT, 'dist', 'scripts', 'start.js');
 
-/** A port the OS says is free now (listen on 0, close): the services keep it across their restarts. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Every live descendant of `pid` (from /proc ppid links). */
 export function descendants(pid: number): number[] {

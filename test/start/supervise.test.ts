@@ -8,7 +8,8 @@ import path from 'node:path';
 import { EXIT_CONFIG } from '../../shared/config';
 import { makeTinyBundle } from '../worker/bundle';
 import { requireBuild } from '../worker/helpers';
-import { alive, api, BUILT_START, descendants, freePort, scored, sendStudy, startSystem, waitFor, type System } from './harness';
+import { alive, api, BUILT_START, descendants, scored, sendStudy, startSystem, waitFor, type System } from './harness';
+import { freePort } from '../helpers/ports';
 
 jest.setTimeout(600_000);
 

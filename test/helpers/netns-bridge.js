@@ -1,46 +1,50 @@
-// Runs inside a private network namespace (unshare --net --pid --fork): brings up loopback, starts Orthanc there
-// and bridges each of its TCP ports to a unix socket in a shared directory, so the test (outside the namespace)
-// can reach Orthanc while nothing outside this machine's filesystem can. As PID 1 of its PID namespace, this
-// process takes Orthanc down with it: the kernel kills every process of the namespace when PID 1 exits.
+// Runs inside a private network namespace (unshare --net --pid --fork): brings up loopback, starts one server there
+// (Orthanc, storescp: servers that cannot bind 127.0.0.1 alone) and bridges each of its TCP ports to a unix socket
+// in a shared directory, so the test (outside the namespace) can reach it while nothing outside this machine's
+// filesystem can. As PID 1 of its PID namespace, this process takes the server down with it: the kernel kills
+// every process of the namespace when PID 1 exits.
 // A pair "out:<name>:<port>" bridges the other way: a TCP port inside the namespace whose connections go to the
 // unix socket <socketDir>/<name>.sock, which the test serves (Orthanc sending to a modality outside).
-// Usage: node netns-bridge.js <socketDir> <orthancConfig> [out:]<name>:<port> ...
+// Usage: node netns-bridge.js <socketDir> [out:]<name>:<port> ... -- <command> <args...>
 'use strict';
 const { execFileSync, spawn } = require('node:child_process');
 const net = require('node:net');
 const path = require('node:path');
 
-const [socketDir, orthancConfig, ...pairs] = process.argv.slice(2);
+const argv = process.argv.slice(2);
+const dash = argv.indexOf('--');
+const [socketDir, ...pairs] = argv.slice(0, dash);
+const [command, ...args] = argv.slice(dash + 1);
 execFileSync('ip', ['link', 'set', 'lo', 'up']);
 
-const orthanc = spawn('/usr/sbin/Orthanc', [orthancConfig], { stdio: ['ignore', 'ignore', 'inherit'] });
-orthanc.on('exit', (code) => process.exit(code === null ? 1 : code));
+const server = spawn(command, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+server.on('exit', (code) => process.exit(code === null ? 1 : code));
 
 for (const pair of pairs.filter((p) => p.startsWith('out:'))) {
   const [, name, port] = pair.split(':');
-  const server = net.createServer((tcp) => {
+  const bridge = net.createServer((tcp) => {
     tcp.setNoDelay(true);
     const unix = net.connect(path.join(socketDir, `${name}.sock`));
     tcp.pipe(unix).pipe(tcp);
     tcp.on('error', () => unix.destroy());
     unix.on('error', () => tcp.destroy());
   });
-  server.listen(Number(port), '127.0.0.1');
+  bridge.listen(Number(port), '127.0.0.1');
 }
 
 for (const pair of pairs.filter((p) => !p.startsWith('out:'))) {
   const [name, port] = pair.split(':');
-  const server = net.createServer((unix) => {
+  const bridge = net.createServer((unix) => {
     const tcp = net.connect({ host: '127.0.0.1', port: Number(port), noDelay: true });
     unix.pipe(tcp).pipe(unix);
     unix.on('error', () => tcp.destroy());
     tcp.on('error', () => unix.destroy());
   });
-  server.listen(path.join(socketDir, `${name}.sock`));
+  bridge.listen(path.join(socketDir, `${name}.sock`));
 }
 
 const stop = () => {
-  orthanc.kill('SIGTERM');
+  server.kill('SIGTERM');
   setTimeout(() => process.exit(0), 2000).unref();
 };
 process.on('SIGTERM', stop);

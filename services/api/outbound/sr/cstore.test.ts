@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { Scp, constants, responses } from 'dcmjs-dimse';
 import { PermanentDeliveryError, RetryableDeliveryError } from '../errors';
 import { cStore, classifyStoreStatus } from './cstore';
 
@@ -54,6 +55,61 @@ describe('cStore against a PACS that stops answering', () => {
       expect(tcpSockets()).toBe([...pacs.sockets].filter((s) => !s.destroyed).length);
     } finally {
       await pacs.close();
+    }
+  });
+});
+
+describe('cStore against a PACS that stores the SR but never completes the release', () => {
+  /**
+   * A dcmjs-dimse SCP on 127.0.0.1 that answers C-STORE with Success and then, as `afterStore` says, never answers
+   * the A-RELEASE-RQ or drops the connection instead of answering it.
+   */
+  async function pacs(afterStore: 'no-release-reply' | 'reset'): Promise<{ port: number; stored: () => number; close(): Promise<void> }> {
+    let stored = 0;
+    const sockets = new Set<net.Socket>();
+    class Pacs extends Scp {
+      override associationRequested(association: Parameters<Scp['associationRequested']>[0]): void {
+        for (const { id } of association.getPresentationContexts()) {
+          const context = association.getPresentationContext(id);
+          context.setResult(constants.PresentationContextResult.Accept, constants.TransferSyntax.ExplicitVRLittleEndian);
+        }
+        this.sendAssociationAccept();
+      }
+      override cStoreRequest(request: Parameters<Scp['cStoreRequest']>[0], callback: Parameters<Scp['cStoreRequest']>[1]): void {
+        stored += 1;
+        const response = responses.CStoreResponse.fromRequest(request);
+        response.setStatus(constants.Status.Success);
+        callback(response);
+      }
+      override associationReleaseRequested(): void {
+        if (afterStore === 'reset') for (const s of sockets) s.resetAndDestroy();
+      }
+    }
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      new Pacs(socket, {});
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return {
+      port: (server.address() as net.AddressInfo).port,
+      stored: () => stored,
+      close: async () => {
+        for (const s of sockets) s.destroy();
+        await new Promise((r) => server.close(r));
+      },
+    };
+  }
+
+  it.each(['no-release-reply', 'reset'] as const)('counts the SR as delivered once the PACS answered Success (%s), so a retry does not store it twice', async (afterStore) => {
+    const peer = await pacs(afterStore);
+    try {
+      const target = { host: '127.0.0.1', port: peer.port, callingAe: 'NEUROTRIAGE', calledAe: 'PACS', timeoutMs: 500, seriesNumber: 999, keyImages: false };
+      const sr = { SOPClassUID: '1.2.840.10008.5.1.4.1.1.88.22', SOPInstanceUID: '2.25.1234' };
+      await expect(cStore(sr, target)).resolves.toEqual({ status: 0, warning: false });
+      expect(peer.stored()).toBe(1);
+    } finally {
+      await peer.close();
     }
   });
 });

@@ -53,8 +53,10 @@ export function cStore(elements: NaturalDataset, target: SrTarget): Promise<Stor
       if (value instanceof Error) reject(value);
       else resolve(value);
     };
+    // Once the PACS has answered the C-STORE, that answer is the outcome: a release that then times out or a
+    // connection dropped instead of an A-RELEASE-RP does not undo a stored SR, and retrying it would store it twice.
     const timer = setTimeout(() => {
-      finish(new RetryableDeliveryError(`C-STORE did not finish within ${target.timeoutMs} ms`, 'timeout'));
+      finish(outcome ?? new RetryableDeliveryError(`C-STORE did not finish within ${target.timeoutMs} ms`, 'timeout'));
       try {
         client.abort();
       } catch {
@@ -76,7 +78,7 @@ export function cStore(elements: NaturalDataset, target: SrTarget): Promise<Stor
       );
     });
     client.on('networkError', (err: Error) => {
-      finish(new RetryableDeliveryError(`C-STORE network error (${(err as NodeJS.ErrnoException).code ?? 'error'})`, 'network', { cause: err }));
+      finish(outcome ?? new RetryableDeliveryError(`C-STORE network error (${(err as NodeJS.ErrnoException).code ?? 'error'})`, 'network', { cause: err }));
     });
     client.on('closed', () => {
       finish(outcome ?? new RetryableDeliveryError('association closed without a C-STORE response', 'no-response'));

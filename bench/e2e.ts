@@ -14,7 +14,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Hl7Message } from '@medplum/core';
 import { Hl7Connection, type Hl7MessageEvent } from '@medplum/hl7';
 import { log as dimseLog } from 'dcmjs-dimse';
@@ -30,6 +29,7 @@ import { createOutbound, type Outbound } from '../services/api/outbound/outbound
 import { createStoreSender, type StoreSender } from '../tools/synth/send';
 import { generateStudy } from '../tools/synth/study';
 import type { DicomFile, GeneratedStudy } from '../tools/synth/types';
+import { failCli, parseOptions } from '../shared/cli-args';
 
 const CALLING_AE = 'BENCH_E2E';
 const BUNDLE_DIR = path.resolve(__dirname, '..', '..', 'onnx-models');
@@ -125,16 +125,14 @@ function summary(r: PhaseResult): string {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      quiet: { type: 'string', default: '5' },
-      steady: { type: 'string', default: '20' },
-      'interval-ms': { type: 'string', default: '2000' },
-      burst: { type: 'string', default: '20' },
-      matrix: { type: 'string', default: '128' },
-      fast: { type: 'boolean', default: false },
-      seed: { type: 'string', default: 'bench-e2e' },
-    },
+  const values = parseOptions({
+    quiet: { type: 'string', default: '5' },
+    steady: { type: 'string', default: '20' },
+    'interval-ms': { type: 'string', default: '2000' },
+    burst: { type: 'string', default: '20' },
+    matrix: { type: 'string', default: '128' },
+    fast: { type: 'boolean', default: false },
+    seed: { type: 'string', default: 'bench-e2e' },
   });
   const quiet = Number(values.quiet);
   const steadyN = Number(values.steady);
@@ -273,10 +271,4 @@ async function cleanup(stops: Stoppable[]): Promise<void> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(`bench:e2e failed: ${err instanceof Error ? err.message : String(err)}`);
-    process.exit(1);
-  },
-);
+main().then((code) => process.exit(code), (err: unknown) => failCli(err));

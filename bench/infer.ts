@@ -15,7 +15,6 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { batchingEmbedder } from '../services/worker/batcher';
 import { createProcessLoader } from '../services/worker/load-pool';
 import { loadWorkerModels } from '../services/worker/models';
@@ -23,6 +22,7 @@ import { scoreStudyFolder } from '../services/worker/pipeline';
 import { manifestQuerySet } from '../services/worker/query-vectors';
 import { generateStudy } from '../tools/synth/study';
 import { percentile } from './stats';
+import { failCli, parseOptions } from '../shared/cli-args';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -99,26 +99,23 @@ function processCpuSeconds(pid: number): number {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      studies: { type: 'string', default: '40' },
-      distinct: { type: 'string', default: '4' },
-      concurrency: { type: 'string', default: '3' },
-      loaders: { type: 'string', default: '2' },
-      provider: { type: 'string', default: 'cpu' },
-      batch: { type: 'string', default: '1' },
-      'batch-wait': { type: 'string', default: '5' },
-      'ort-threads': { type: 'string', default: '1' },
-      models: { type: 'string' },
-      'stand-in': { type: 'boolean', default: false },
-      matrix: { type: 'string' },
-      seed: { type: 'string', default: '5' },
-      json: { type: 'string' },
-      /** --no-localise: without the localisation of flagged findings (WORKER_LOCALISE=false), to see what it adds. */
-      localise: { type: 'boolean', default: true },
-    },
-    allowNegative: true,
-  });
+  const values = parseOptions({
+    studies: { type: 'string', default: '40' },
+    distinct: { type: 'string', default: '4' },
+    concurrency: { type: 'string', default: '3' },
+    loaders: { type: 'string', default: '2' },
+    provider: { type: 'string', default: 'cpu' },
+    batch: { type: 'string', default: '1' },
+    'batch-wait': { type: 'string', default: '5' },
+    'ort-threads': { type: 'string', default: '1' },
+    models: { type: 'string' },
+    'stand-in': { type: 'boolean', default: false },
+    matrix: { type: 'string' },
+    seed: { type: 'string', default: '5' },
+    json: { type: 'string' },
+    /** --no-localise: without the localisation of flagged findings (WORKER_LOCALISE=false), to see what it adds. */
+    localise: { type: 'boolean', default: true },
+  }, process.argv.slice(2), { allowNegative: true });
   const n = Number(values.studies);
   const concurrency = Number(values.concurrency);
   const batch = Number(values.batch);
@@ -207,7 +204,4 @@ async function main(): Promise<void> {
   if (values.json) writeFileSync(values.json, JSON.stringify(summary, null, 2));
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+main().catch((err: unknown) => failCli(err, { stack: true }));

@@ -14,7 +14,6 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { createProcessLoader } from '../services/worker/load-pool';
 import { DEFAULT_LOCALISE_OPTIONS, type LocaliseOptions } from '../services/worker/localise';
 import { loadWorkerModels } from '../services/worker/models';
@@ -22,6 +21,7 @@ import { scoreStudyFolder } from '../services/worker/pipeline';
 import { manifestQuerySet } from '../services/worker/query-vectors';
 import type { Sequence } from '../shared/model-manifest';
 import { percentile } from './stats';
+import { failCli, parseOptions } from '../shared/cli-args';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const FOCAL = ['acute_infarct', 'haemorrhage', 'mass'] as const;
@@ -45,25 +45,23 @@ function cohort(n: number, seed: number, matrix: number): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      n: { type: 'string', default: '200' },
-      seed: { type: 'string', default: '7001' },
-      matrix: { type: 'string', default: '128' },
-      models: { type: 'string' },
-      'ort-threads': { type: 'string', default: '1' },
-      loaders: { type: 'string', default: '2' },
-      json: { type: 'string' },
-      /** Only the first K studies of the cohort (a quick look; figures for the docs use the whole cohort). */
-      limit: { type: 'string' },
-      /** Search variants: LocaliseOptions.levels as JSON, e.g. '[{"sizeMm":48,"strideMm":24,"marginMm":0}]', and maxRuns. */
-      levels: { type: 'string' },
-      'max-runs': { type: 'string' },
-      /** Candidate search with the atlas: fields of LocaliseOptions.atlas as JSON, e.g. '{"select":"strength"}'. */
-      'atlas-options': { type: 'string' },
-      /** Block occlusion only, even when the bundle has an atlas. */
-      'no-atlas': { type: 'boolean', default: false },
-    },
+  const values = parseOptions({
+    n: { type: 'string', default: '200' },
+    seed: { type: 'string', default: '7001' },
+    matrix: { type: 'string', default: '128' },
+    models: { type: 'string' },
+    'ort-threads': { type: 'string', default: '1' },
+    loaders: { type: 'string', default: '2' },
+    json: { type: 'string' },
+    /** Only the first K studies of the cohort (a quick look; figures for the docs use the whole cohort). */
+    limit: { type: 'string' },
+    /** Search variants: LocaliseOptions.levels as JSON, e.g. '[{"sizeMm":48,"strideMm":24,"marginMm":0}]', and maxRuns. */
+    levels: { type: 'string' },
+    'max-runs': { type: 'string' },
+    /** Candidate search with the atlas: fields of LocaliseOptions.atlas as JSON, e.g. '{"select":"strength"}'. */
+    'atlas-options': { type: 'string' },
+    /** Block occlusion only, even when the bundle has an atlas. */
+    'no-atlas': { type: 'boolean', default: false },
   });
   const dir = cohort(Number(values.n), Number(values.seed), Number(values.matrix));
   const labels = readFileSync(path.join(dir, 'labels.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Label)
@@ -153,7 +151,4 @@ async function main(): Promise<void> {
   if (values.json) writeFileSync(values.json, JSON.stringify(summary, null, 2));
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+main().catch((err: unknown) => failCli(err, { stack: true }));

@@ -10,7 +10,6 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { residentMb } from '../services/worker/load-pool';
 import { startPrivateRedis } from '../shared/private-redis';
@@ -18,6 +17,7 @@ import { connectRedis } from '../shared/redis';
 import { resultKeys, type StudyResult } from '../shared/results';
 import { keys, SCORE_STUDY_JOB, STUDY_QUEUE, studyStorageKey, type StudyJobData } from '../shared/studies';
 import { goodStudy, malformedStudies, mutatedStudies, type MalformedStudy } from './malformed-studies';
+import { failCli, parseOptions } from '../shared/cli-args';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -46,16 +46,14 @@ function store(dataDir: string, s: { StudyInstanceUID: string; files: MalformedS
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      seed: { type: 'string', default: '1' },
-      size: { type: 'string', default: 'bench' },
-      mutated: { type: 'string', default: '25' },
-      good: { type: 'string', default: '2' },
-      models: { type: 'string' },
-      loaders: { type: 'string', default: '2' },
-      concurrency: { type: 'string', default: '3' },
-    },
+  const values = parseOptions({
+    seed: { type: 'string', default: '1' },
+    size: { type: 'string', default: 'bench' },
+    mutated: { type: 'string', default: '25' },
+    good: { type: 'string', default: '2' },
+    models: { type: 'string' },
+    loaders: { type: 'string', default: '2' },
+    concurrency: { type: 'string', default: '3' },
   });
   const seed = Number(values.seed);
   const size = values.size === 'test' ? 'test' : 'bench';
@@ -162,7 +160,4 @@ async function main(): Promise<void> {
   process.exit(wrong.length > 0 || died ? 1 : 0);
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+main().catch((err: unknown) => failCli(err, { stack: true }));

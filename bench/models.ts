@@ -5,7 +5,7 @@
 import os from 'node:os';
 import type { Sequence } from '../shared/model-manifest';
 import { loadModels, type ExecutionProvider } from '../shared/models';
-import { parseArgs, runCli } from '../shared/models/cli/args';
+import { parseArgs, runCli } from '../shared/cli-args';
 import { listStudies, readStudy } from '../shared/models/cli/volumes';
 
 async function main(): Promise<void> {

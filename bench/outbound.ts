@@ -5,7 +5,6 @@
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
-import { parseArgs } from 'node:util';
 import { Hl7Connection, type Hl7MessageEvent } from '@medplum/hl7';
 import { Registry } from 'prom-client';
 import { createLogger } from '../shared/logger';
@@ -16,6 +15,7 @@ import { loadOutboundConfig } from '../services/api/outbound/config';
 import type { Adapter } from '../services/api/outbound/errors';
 import { resultKey } from '../services/api/outbound/idempotency';
 import { createOutbound, type Outbound } from '../services/api/outbound/outbound';
+import { failCli, parseOptions } from '../shared/cli-args';
 
 
 async function listen(server: net.Server): Promise<number> {
@@ -78,9 +78,7 @@ async function phase(outbound: Outbound, redis: ReturnType<typeof connectRedis>,
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: { n: { type: 'string', default: '20' }, 'interval-ms': { type: 'string', default: '100' }, burst: { type: 'string', default: '50' } },
-  });
+  const values = parseOptions({ n: { type: 'string', default: '20' }, 'interval-ms': { type: 'string', default: '100' }, burst: { type: 'string', default: '50' } });
   const n = Number(values.n);
   const intervalMs = Number(values['interval-ms']);
   const burst = Number(values.burst);
@@ -134,7 +132,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: Error) => {
-  console.error(err);
-  process.exit(1);
-});
+main().catch((err: unknown) => failCli(err, { stack: true }));

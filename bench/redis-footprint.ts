@@ -8,7 +8,6 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { log as dimseLog } from 'dcmjs-dimse';
 import { createLogger } from '../shared/logger';
 import { startPrivateRedis } from '../shared/private-redis';
@@ -20,12 +19,13 @@ import { startListener } from '../services/listener/listener';
 import { startWorker } from '../services/worker/main';
 import { createStoreSender } from '../tools/synth/send';
 import { generateStudy } from '../tools/synth/study';
+import { failCli, parseOptions } from '../shared/cli-args';
 
 const CALLING_AE = 'BENCH_REDIS';
 const BUNDLE_DIR = path.resolve(__dirname, '..', '..', 'onnx-models');
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { n: { type: 'string', default: '10' }, matrix: { type: 'string' }, seed: { type: 'string', default: 'bench-redis' } } });
+  const values = parseOptions({ n: { type: 'string', default: '10' }, matrix: { type: 'string' }, seed: { type: 'string', default: 'bench-redis' } });
   const n = Number(values.n);
   const matrix = values.matrix === undefined ? undefined : Number(values.matrix);
   if (!(n >= 1) || (matrix !== undefined && !(matrix >= 16))) throw new Error('--n must be >= 1 and --matrix >= 16');
@@ -95,10 +95,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(`bench:redis failed: ${err instanceof Error ? err.message : String(err)}`);
-    process.exit(1);
-  },
-);
+main().then(() => process.exit(0), (err: unknown) => failCli(err));

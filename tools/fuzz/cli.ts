@@ -5,10 +5,10 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { mutationCorpus } from './corpus';
 import { referenceVerdict, type Verdict } from './oracle';
 import { sendCorpus, type SendResult } from './send';
+import { parseOptions, runCli } from '../../shared/cli-args';
 
 export interface FuzzRow {
   id: string;
@@ -33,14 +33,12 @@ export function summarise(rows: FuzzRow[]): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      seed: { type: 'string', default: '14' },
-      count: { type: 'string', default: '277' },
-      out: { type: 'string' },
-      send: { type: 'string' },
-      'calling-ae': { type: 'string', default: 'NT_FUZZ' },
-    },
+  const values = parseOptions({
+    seed: { type: 'string', default: '14' },
+    count: { type: 'string', default: '277' },
+    out: { type: 'string' },
+    send: { type: 'string' },
+    'calling-ae': { type: 'string', default: 'NT_FUZZ' },
   });
   const corpus = await mutationCorpus({ seed: Number(values.seed), count: Number(values.count) });
   const dir = values.out ?? mkdtempSync(path.join(tmpdir(), 'nt-fuzz-'));
@@ -62,9 +60,4 @@ async function main(): Promise<void> {
   console.log(summarise(rows));
 }
 
-if (require.main === module) {
-  main().catch((err: Error) => {
-    console.error(err.message);
-    process.exit(1);
-  });
-}
+if (require.main === module) runCli(main);

@@ -19,7 +19,7 @@ import { calibrate, operatingPoints, plattProbability, thresholdFromTable } from
 import { embedReport, reportSimilarity, type ReportVectors } from '../pseudo-labels';
 import { loadModels, type Models } from '../index';
 import { roc } from '../metrics';
-import { parseArgs, runCli } from './args';
+import { parseArgs, runCli } from '../../cli-args';
 import { allQueries, scoreVolumes } from './score';
 
 export interface Label {

@@ -4,11 +4,11 @@
 //
 //   node dist/shared/models/cli/embed.js --bundle onnx-models --texts texts.json --out vectors.f32
 import { readFileSync, writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { loadTextEmbedder } from '../../../services/api/text-embedder';
+import { parseOptions, runCli } from '../../cli-args';
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { bundle: { type: 'string' }, texts: { type: 'string' }, out: { type: 'string' }, threads: { type: 'string', default: '2' } } });
+  const values = parseOptions({ bundle: { type: 'string' }, texts: { type: 'string' }, out: { type: 'string' }, threads: { type: 'string', default: '2' } });
   if (!values.bundle || !values.texts || !values.out) throw new Error('usage: embed --bundle DIR --texts FILE.json --out FILE.f32');
   const texts = JSON.parse(readFileSync(values.texts, 'utf8')) as unknown;
   if (!Array.isArray(texts) || !texts.every((t) => typeof t === 'string')) throw new Error(`${values.texts}: expected a JSON array of strings`);
@@ -26,7 +26,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
-  process.exit(1);
-});
+runCli(main);

@@ -16,7 +16,7 @@ import { loadBundleLanguage } from '../../language/knowledge';
 import { loadBundle } from '../bundle';
 import { loadModels } from '../index';
 import { curvePng } from './curve-png';
-import { parseArgs, runCli } from './args';
+import { parseArgs, runCli } from '../../cli-args';
 import { isPositive } from './calibrate';
 import { embedCohort, makeCohort } from './eval-cohort';
 import { decisionCards, languageRates, phrasingRows, queryCard, queryVectors, searchRows, siteStudies, zeroLabelRow, type QueryCardRow } from './eval-measures';

@@ -7,7 +7,7 @@ import * as ort from 'onnxruntime-node';
 import { loadBundle } from '../bundle';
 import type { ImageEncoderSpec } from '../image-encoder';
 import { createSession } from '../session';
-import { parseArgs, runCli } from './args';
+import { parseArgs, runCli } from '../../cli-args';
 import { readF32 } from './volumes';
 
 interface Meta {

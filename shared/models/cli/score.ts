@@ -5,7 +5,7 @@ import { createWriteStream } from 'node:fs';
 import { loadModels, type Models } from '../index';
 import type { Sequence, TriageQuery } from '../../model-manifest';
 import { scoreStudy } from '../scoring';
-import { parseArgs, runCli } from './args';
+import { parseArgs, runCli } from '../../cli-args';
 import { listStudies, readStudy } from './volumes';
 
 export interface StudyScores {

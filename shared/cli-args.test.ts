@@ -4,14 +4,16 @@ import { parseArgs, parseOptions, UsageError } from './cli-args';
 
 const KNOWN = { bundle: undefined, threads: '2' };
 
-const thrown = (argv: string[]): UsageError => {
+/** What `run` threw (it must throw). */
+const thrownBy = (run: () => unknown): UsageError => {
   try {
-    parseArgs(argv, KNOWN);
+    run();
   } catch (err) {
     return err as UsageError;
   }
   throw new Error('accepted');
 };
+const thrown = (argv: string[]): UsageError => thrownBy(() => parseArgs(argv, KNOWN));
 
 test('values given, defaults kept', () => {
   expect(parseArgs(['--bundle', 'b'], KNOWN)).toEqual({ bundle: 'b', threads: '2' });
@@ -39,14 +41,7 @@ test('the built models:eval answers --help with its options (exit 0) and a wrong
 test('parseOptions gives typed values with defaults; --help and a wrong option are usage errors listing the options', () => {
   const options = { seed: { type: 'string', default: '14' }, out: { type: 'string' }, quiet: { type: 'boolean', default: false } } as const;
   expect(parseOptions(options, ['--out', 'd', '--quiet'])).toEqual({ seed: '14', out: 'd', quiet: true });
-  const refused = (argv: string[]): UsageError => {
-    try {
-      parseOptions(options, argv);
-    } catch (err) {
-      return err as UsageError;
-    }
-    throw new Error('accepted');
-  };
+  const refused = (argv: string[]): UsageError => thrownBy(() => parseOptions(options, argv));
   expect(refused(['-h'])).toMatchObject({ help: true });
   expect(refused(['--sed', '1'])).toMatchObject({ help: false, message: expect.stringContaining("'--sed'") });
   expect(refused(['extra'])).toMatchObject({ help: false, message: expect.stringContaining("'extra'") });

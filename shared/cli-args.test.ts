@@ -28,16 +28,6 @@ test('--help, an unknown option, a missing value and a missing required option a
   expect(thrown([]).usage).toMatch(/--bundle <required>\n {2}--threads \(default "2"\)$/);
 });
 
-test('the built models:eval answers --help with its options (exit 0) and a wrong option with the usage (exit 2)', () => {
-  const cli = path.resolve(__dirname, '../dist/shared/models/cli/eval.js');
-  const help = spawnSync(process.execPath, [cli, '--help'], { encoding: 'utf8' });
-  expect(help.status).toBe(0);
-  expect(help.stdout).toContain('--synth-args (default "--matrix 128")');
-  const wrong = spawnSync(process.execPath, [cli, '--seeds', '1'], { encoding: 'utf8' });
-  expect(wrong.status).toBe(2);
-  expect(wrong.stderr).toMatch(/^unknown option --seeds\nusage: /);
-});
-
 test('parseOptions gives typed values with defaults; --help and a wrong option are usage errors listing the options', () => {
   const options = { seed: { type: 'string', default: '14' }, out: { type: 'string' }, quiet: { type: 'boolean', default: false } } as const;
   expect(parseOptions(options, ['--out', 'd', '--quiet'])).toEqual({ seed: '14', out: 'd', quiet: true });
@@ -48,12 +38,15 @@ test('parseOptions gives typed values with defaults; --help and a wrong option a
   expect(refused(['--help']).usage).toMatch(/\n {2}--seed <value> \(default "14"\)\n {2}--out <value>\n {2}--quiet$/);
 });
 
-test('the built fuzzer answers --help with its options (exit 0) and a wrong option with the usage (exit 2)', () => {
-  const cli = path.resolve(__dirname, '../dist/tools/fuzz/cli.js');
+test.each([
+  ['models:eval', 'shared/models/cli/eval.js', '--synth-args (default "--matrix 128")', '--seeds', /^unknown option --seeds\nusage: /],
+  ['fuzzer', 'tools/fuzz/cli.js', '--seed <value> (default "14")', '--sead', /^Unknown option '--sead'.*\nusage: /],
+])('the built %s answers --help with its options (exit 0) and a wrong option with the usage (exit 2)', (_name, script, listed, wrongOption, said) => {
+  const cli = path.resolve(__dirname, '../dist', script);
   const help = spawnSync(process.execPath, [cli, '--help'], { encoding: 'utf8' });
   expect(help.status).toBe(0);
-  expect(help.stdout).toContain('--seed <value> (default "14")');
-  const wrong = spawnSync(process.execPath, [cli, '--sead', '1'], { encoding: 'utf8' });
+  expect(help.stdout).toContain(listed);
+  const wrong = spawnSync(process.execPath, [cli, wrongOption, '1'], { encoding: 'utf8' });
   expect(wrong.status).toBe(2);
-  expect(wrong.stderr).toMatch(/^Unknown option '--sead'.*\nusage: /);
+  expect(wrong.stderr).toMatch(said);
 });

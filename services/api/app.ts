@@ -15,7 +15,7 @@ import { openApiPlugin, swaggerUiRoutes } from './plugins/docs';
 import { jsonBodyPlugin } from './plugins/json-body';
 import { livePlugin } from './plugins/live';
 import { metricsPlugin } from './plugins/metrics';
-import { clientErrorHandler, HttpProblem, problemsPlugin } from './plugins/problems';
+import { clientErrorHandler, frameworkErrorHandler, HttpProblem, problemsPlugin } from './plugins/problems';
 import { rateLimitPlugin } from './plugins/rate-limit';
 import type { EmbedText } from './report-check';
 import { eventRoutes } from './routes/events';
@@ -117,6 +117,8 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: 256 * 1024,
     // A request line over the parser's limit (431) and bytes that are not HTTP answer as problems too.
     clientErrorHandler,
+    // A path whose percent-encoding does not decode answers as a problem too (Fastify's own shape quoted the path).
+    frameworkErrors: frameworkErrorHandler,
     // Fastify's default (100) answered a longer path parameter 404 "no route"; above the request line's own limit,
     // every parameter reaches its route's schema (a UID over 64 characters is a 400 naming the parameter).
     routerOptions: { maxParamLength: 16 * 1024 },

@@ -251,6 +251,16 @@ describe('validation', () => {
     const unknown = await app.inject({ method: 'GET', url: `/api/v1/${'x'.repeat(5000)}`, headers: READER });
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json().detail.length).toBeLessThan(300);
+    // A path whose percent-encoding does not decode ("%ZZ", bytes that are not UTF-8) is refused by Fastify's router
+    // before any route: a problem saying why, not Fastify's own JSON quoting the whole path.
+    for (const target of [`/api/v1/studies/%ZZ${'1'.repeat(5000)}`, '/api/v1/studies/%C3%28/report', '/%']) {
+      const bad = await app.inject({ method: 'GET', url: target, headers: READER });
+      expect(bad.statusCode).toBe(400);
+      expect(bad.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(bad.headers['x-content-type-options']).toBe('nosniff');
+      expect(bad.json()).toMatchObject({ title: 'Bad Request', status: 400, detail: expect.stringContaining('percent-encoding that does not decode') });
+      expect(bad.body.length).toBeLessThan(600);
+    }
     // Node's parser refuses a request line over 16 KiB before Fastify routes it: still a problem (431).
     const served = await build(testDeps(redis));
     try {

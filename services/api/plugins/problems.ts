@@ -3,14 +3,14 @@
 // the request id but answered without internals.
 import { maxHeaderSize } from 'node:http';
 import type { Socket } from 'node:net';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { redisUnavailable } from '../../../shared/health';
 import type { Problem } from '../schemas';
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  408: 'Request Timeout', 409: 'Conflict', 410: 'Gone', 413: 'Content Too Large', 415: 'Unsupported Media Type',
+  408: 'Request Timeout', 409: 'Conflict', 410: 'Gone', 413: 'Content Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type',
   422: 'Unprocessable Content', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large',
   500: 'Internal Server Error', 503: 'Service Unavailable',
 };
@@ -82,6 +82,25 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): 
 
 /** An unknown path is echoed in a 404's detail only up to here (the instance member still names it). */
 const ECHO_MAX = 200;
+
+/**
+ * Fastify's frameworkErrors: what its router refuses before there is a route. Its own answers are plain JSON in
+ * another shape, without nosniff or no-store, and quote the whole path (up to the 16 KiB request line): a path whose
+ * percent-encoding does not decode ("%ZZ", "%C3%28", a lone "%"), and a path segment over maxParamLength.
+ */
+export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const path = request.url.split('?')[0];
+  const [status, detail] =
+    err.code === 'FST_ERR_BAD_URL'
+      ? [400, 'the path holds a percent-encoding that does not decode ("%" not followed by two hex digits, or bytes that are not UTF-8): send "%" itself as %25']
+      : err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? [414, 'a path segment is longer than the API reads: shorten it']
+        : [500, `the server failed to answer; quote request id ${request.id} to the administrator`];
+  if (status >= 500) request.log.error({ err }, 'request failed');
+  reply.code(status).type('application/problem+json').header('X-Content-Type-Options', 'nosniff');
+  if (path.startsWith('/api/')) reply.header('Cache-Control', 'no-store');
+  void reply.send(problemBody(status, detail, path.length > ECHO_MAX ? `${path.slice(0, ECHO_MAX)}…` : path));
+}
 
 /**
  * Query and path values the schema read as numbers but that overflowed to Infinity ("1e400"): Ajv's coercion turns

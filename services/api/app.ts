@@ -82,6 +82,11 @@ export interface AppDeps {
   publicDir?: string;
   /** The report feed (services/api/inbound); without it the report routes are not registered. */
   reports?: ReportInbound;
+  /**
+   * Longest time a request may take to arrive in full, headers and body (default REQUEST_TIMEOUT_MS); past it the
+   * client gets a 408 problem and the connection is closed. Tests shorten it.
+   */
+  requestTimeoutMs?: number;
   /** TLS key and certificate (PEM) when the API terminates HTTPS itself. */
   https?: { key: Buffer; cert: Buffer };
   version?: string;
@@ -103,7 +108,11 @@ function openAuditLog(file: string): AuditLog {
   }
 }
 
+/** A request whose headers and body have not arrived in full after this long is answered 408 (Node's headersTimeout). */
+export const REQUEST_TIMEOUT_MS = 60_000;
+
 export async function build(deps: AppDeps): Promise<FastifyInstance> {
+  const requestTimeout = deps.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   const app = Fastify({
     loggerInstance: deps.logger,
     // Request ids in the audit log and in 5xx details; no client-supplied ids.
@@ -115,6 +124,12 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     // the onResponse hook below logs the route template instead.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 256 * 1024,
+    // Fastify's default (0) turns Node's request timeout off: a client that sent its headers and then stalled in the
+    // body (a Content-Length it never sends, a slow-loris upload) held its connection and socket forever. Bounded, it
+    // gets the 408 problem below. Node ignores its request timeout while headersTimeout (default 60 s) is longer, and
+    // looks for expired requests every connectionsCheckingInterval (default 30 s): both follow it.
+    requestTimeout,
+    http: { headersTimeout: Math.min(60_000, requestTimeout), connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(requestTimeout / 2))) },
     // A request line over the parser's limit (431) and bytes that are not HTTP answer as problems too.
     clientErrorHandler,
     // A path whose percent-encoding does not decode answers as a problem too (Fastify's own shape quoted the path).

@@ -294,6 +294,39 @@ describe('validation', () => {
     }
   });
 
+  test('a request whose body stops arriving is answered 408 and its connection closed, not held open forever', async () => {
+    // Fastify's default request timeout (0) turned Node's off: a client that sent its headers and then stalled in the
+    // body held its socket for the life of the process. The API's bound is 60 s; shortened here.
+    const defaults = await build(testDeps(redis));
+    expect([defaults.server.requestTimeout, defaults.server.headersTimeout]).toEqual([60_000, 60_000]);
+    await defaults.close();
+    const served = await build(testDeps(redis, { requestTimeoutMs: 500 }));
+    try {
+      await served.listen({ host: '127.0.0.1', port: 0 });
+      const { port } = served.server.address() as AddressInfo;
+      const started = Date.now();
+      const answer = await new Promise<string>((resolve) => {
+        const socket = connect(port, '127.0.0.1', () =>
+          socket.write(`POST /api/v1/text-check HTTP/1.1\r\nHost: x\r\nAuthorization: ${READER.authorization}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"text":`),
+        );
+        let text = '';
+        const giveUp = setTimeout(() => socket.destroy(), 10_000);
+        socket.on('data', (d) => (text += d.toString('utf8')));
+        socket.on('close', () => {
+          clearTimeout(giveUp);
+          resolve(text);
+        });
+        socket.on('error', () => undefined);
+      });
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(answer).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+      expect(answer).toMatch(/\r\nContent-Type: application\/problem\+json\r\n/);
+      expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ status: 408, detail: 'the request did not arrive in full in time' });
+    } finally {
+      await served.close();
+    }
+  });
+
   test('JSON bodies are not type-coerced; free text with control characters, or a report with no text, is 400 naming the field', async () => {
     const post = (url: string, payload: unknown, headers = READER) => app.inject({ method: 'POST', url, headers, payload: payload as Record<string, unknown> });
     const check = `/api/v1/studies/${INFARCT}/report-check`;

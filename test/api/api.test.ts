@@ -1054,6 +1054,13 @@ describe('audit log', () => {
     const backwards = await app.inject({ method: 'GET', url: '/api/v1/audit?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z', headers: ADMIN });
     expect(backwards.statusCode).toBe(400);
     expect(backwards.json().detail).toMatch(/from must be earlier than/);
+    // A leap second is a valid RFC 3339 time that Date.parse cannot read: it was NaN, every comparison with it false,
+    // and the export silently empty. Now a 400 naming the field.
+    for (const q of ['to=2016-12-31T23:59:60Z', 'from=2016-12-31T23:59:60Z']) {
+      const leap = await app.inject({ method: 'GET', url: `/api/v1/audit?${q}`, headers: ADMIN });
+      expect(leap.statusCode).toBe(400);
+      expect(leap.json().detail).toBe(`querystring/${q.split('=')[0]} is a time this API cannot read (a leap second, :60?): send 23:59:59 or the next second`);
+    }
     expect(auditLines()).toEqual(expect.arrayContaining([expect.objectContaining({ user: 'pacs-admin', action: 'audit.export' })]));
   });
 });

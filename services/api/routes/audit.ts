@@ -105,6 +105,11 @@ export async function auditRoutes(fastify: FastifyInstance, opts: { /** API_AUDI
     async (request, reply) => {
       const from = request.query.from ? Date.parse(request.query.from) : 0;
       const to = request.query.to ? Date.parse(request.query.to) : Number.MAX_SAFE_INTEGER;
+      // The date-time format lets a leap second through (23:59:60Z) that Date.parse cannot read: NaN would compare
+      // false with every entry and export nothing, as if the window were empty.
+      for (const [field, at] of [['from', from], ['to', to]] as const) {
+        if (Number.isNaN(at)) throw new HttpProblem(400, `querystring/${field} is a time this API cannot read (a leap second, :60?): send 23:59:59 or the next second`);
+      }
       if (from >= to) throw new HttpProblem(400, 'querystring/from must be earlier than querystring/to');
       await app.audit(request, 'audit.export');
       // A stream goes out as it is, not through the 200 schema's serialiser (which only documents the type).

@@ -207,6 +207,12 @@ describe('validation', () => {
       expect(res.statusCode).toBe(400);
       expect(res.json().detail).toMatch(/^querystring\/(priorty|lmit|foo) must NOT have additional properties$/);
     }
+    // A parameter given twice was "must be integer" (or "must be string") for a value that is one.
+    for (const [url, field] of [['/api/v1/worklist?limit=1&limit=2', 'limit'], ['/api/v1/search?q=infarct&q=bleed', 'q'], ['/api/v1/studies?status=failed&status=scored', 'status']]) {
+      const res = await app.inject({ method: 'GET', url, headers: READER });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().detail).toBe(`querystring/${field} is given 2 times: send it once`);
+    }
     const uid = await app.inject({ method: 'GET', url: '/api/v1/studies/not-a-uid', headers: READER });
     expect(uid.statusCode).toBe(400);
     expect(uid.json().detail).toContain('params/StudyInstanceUID');

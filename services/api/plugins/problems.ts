@@ -46,13 +46,21 @@ export function problemBody(status: number, detail: string, instance?: string): 
   };
 }
 
-function validationErrors(err: FastifyError): { field: string; message: string }[] {
+/**
+ * The validation failures, one per field. A query-string parameter given twice (`?limit=1&limit=2`) reaches the schema
+ * as an array and failed as "must be integer" for a value that is one: it says it was given more than once.
+ */
+function validationErrors(err: FastifyError, query: unknown): { field: string; message: string }[] {
   return (err.validation ?? []).map((v) => {
     const params = v.params as Record<string, unknown>;
     const named = params.missingProperty ?? params.additionalProperty;
     const extra = typeof named === 'string' ? `/${named}` : '';
     const allowed = Array.isArray(params.allowedValues) ? ` (${params.allowedValues.join(', ')})` : '';
     const field = `${err.validationContext ?? 'request'}${v.instancePath}${extra}`;
+    const given = err.validationContext === 'querystring' && v.keyword === 'type' && query && typeof query === 'object'
+      ? (query as Record<string, unknown>)[v.instancePath.slice(1)]
+      : undefined;
+    if (Array.isArray(given)) return { field, message: `is given ${given.length} times: send it once` };
     return { field, message: `${v.message ?? 'is invalid'}${allowed}` };
   });
 }
@@ -123,7 +131,7 @@ export const problemsPlugin = fp(async function problems(app: FastifyInstance, o
   app.setErrorHandler((err: FastifyError | HttpProblem, request, reply) => {
     const path = request.url.split('?')[0];
     if ('validation' in err && err.validation) {
-      const errors = validationErrors(err);
+      const errors = validationErrors(err, request.query);
       const body = { ...problemBody(400, errors.map((e) => `${e.field} ${e.message}`).join('; '), path), errors };
       return reply.code(400).type('application/problem+json').send(body);
     }

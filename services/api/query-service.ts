@@ -265,7 +265,8 @@ export function createQueryService(deps: QueryServiceDeps) {
       const version = await changeQuery(redis, { delete: id });
       return { version, action: isDefault ? 'restored-default' : 'deleted' };
     }
-    if (!isDefault || site.disabled.includes(id)) throw new HttpProblem(404, `no triage query "${id}"`);
+    if (!isDefault) throw new HttpProblem(404, `no triage query "${id}"`);
+    if (site.disabled.includes(id)) throw new HttpProblem(404, `the bundle default "${id}" is turned off already; POST /api/v1/queries/${id}/restore turns it on`);
     return { version: await setDefaultDisabled(redis, id, true), action: 'disabled' };
   }
 

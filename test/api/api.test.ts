@@ -682,6 +682,10 @@ describe('queries: bundle defaults, site layer, language check and calibration f
       const one = await bundleApp.inject({ method: 'GET', url: '/api/v1/queries/mass', headers: ADMIN });
       expect(one.json()).toMatchObject({ id: 'mass', disabled: true, thresholdInUse: null, judgedBy: null, warning: expect.stringContaining('Turned off') });
       expect(body.queries.every((q) => (q as { disabled?: boolean }).disabled === false)).toBe(true);
+      // Deleting it again: it is off already (it was "no triage query", which GET contradicts).
+      const again = await bundleApp.inject({ method: 'DELETE', url: '/api/v1/queries/mass', headers: ADMIN });
+      expect(again.statusCode).toBe(404);
+      expect(again.json().detail).toBe('the bundle default "mass" is turned off already; POST /api/v1/queries/mass/restore turns it on');
       const restored = await bundleApp.inject({ method: 'POST', url: '/api/v1/queries/mass/restore', headers: ADMIN });
       expect(restored.statusCode).toBe(200);
       // Audited as what it was: a restore, not an edit.

@@ -9,7 +9,7 @@ import { readReport, type StoredReport } from '../../../shared/reports';
 import { keys } from '../../../shared/studies';
 import { apiMessageKey, type ReportInbound } from '../inbound';
 import { hasControlCharacters } from '../inbound/oru';
-import { assertFreeText } from '../free-text';
+import { assertFreeText, hasText } from '../free-text';
 import { HttpProblem } from '../plugins/problems';
 import {
   HeldReportsResponse, RejectedIdParams, RejectedListQuery, RejectedListResponse, RejectedMessageResponse, ReplayBody,
@@ -49,6 +49,9 @@ export async function reportRoutes(fastify: FastifyInstance, opts: ReportRouteOp
       const status = request.body.status ?? 'F';
       if (AccessionNumber === '') throw new HttpProblem(400, 'body/AccessionNumber holds only white space');
       if (hasControlCharacters(AccessionNumber)) throw new HttpProblem(400, 'body/AccessionNumber holds a control character (a line break or tab?): send it as the RIS and the images carry it');
+      // Zero-width spaces and the like (which trim() keeps): no study carries such an accession number, so the report
+      // would be held until it expired.
+      if (!hasText(AccessionNumber)) throw new HttpProblem(400, 'body/AccessionNumber has no letter or digit: only white space, punctuation or invisible characters (such as zero-width spaces)');
       if (text.trim() === '') throw new HttpProblem(400, 'body/text holds only white space: there is no report to store');
       // NUL and other control characters, or nothing but zero-width spaces and punctuation: no report either.
       assertFreeText([{ field: 'body/text', value: text, needsText: true }]);

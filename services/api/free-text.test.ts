@@ -14,6 +14,11 @@ describe('free text rules', () => {
     expect(controlCharacterIn('ACC\t1', { identifier: true })).toBe('U+0009 at character 4');
     expect(hasControlCharacters('ACC\n1')).toBe(true);
     expect(hasControlCharacters('ACC-1')).toBe(false);
+    // The Unicode line breaks too (next line, line and paragraph separators): free text keeps them, an identifier not.
+    expect(controlCharacterIn('ACC\u20281', { identifier: true })).toBe('U+2028 at character 4');
+    expect(hasControlCharacters('ACC\u20291')).toBe(true);
+    expect(hasControlCharacters('ACC\u00851')).toBe(true);
+    expect(controlCharacterIn('line one\u2028line two')).toBeNull();
   });
 
   it('a report needs a letter or a digit after NFKC', () => {

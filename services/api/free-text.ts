@@ -3,15 +3,17 @@
 //   - control characters: C0 controls other than tab, line feed and carriage return, and DEL (NUL, escape, ...).
 //     They are never part of a sentence; they come from a broken client or a binary paste. C1 code points are let
 //     through: Windows-1252 text read as Latin-1 (a RIS's curly quote as U+0092) is common and harmless.
-//     Identifiers are stricter (an AccessionNumber refuses tabs and line breaks too).
+//     Identifiers are stricter (an AccessionNumber refuses tabs and line breaks too, the Unicode ones included).
 //   - no text: nothing but white space, punctuation, symbols and invisible characters (zero-width spaces, other
 //     format characters) after Unicode NFKC. Reports must have text (there is nothing to store or check otherwise).
 import { HttpProblem } from './plugins/problems';
 
 // eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
 const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/u;
-// eslint-disable-next-line no-control-regex -- the same, with tab, line feed and carriage return refused too
-const CONTROL_IN_IDENTIFIER = /[\u0000-\u001F\u007F]/u;
+// The same, with tab, line feed and carriage return refused too, and the Unicode line breaks (next line U+0085, line
+// and paragraph separators U+2028 and U+2029): an identifier has none.
+// eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
+const CONTROL_IN_IDENTIFIER = /[\u0000-\u001F\u007F\u0085\u2028\u2029]/u;
 
 /**
  * The first control character a text may not hold, as "U+0000 at character 4", or null. Free text may hold tabs and

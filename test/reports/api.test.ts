@@ -91,6 +91,7 @@ test.each([
   [{ AccessionNumber: 'A', text: 123 }, /^body\/text must be string$/],
   [{ AccessionNumber: '   ', text: TEXT }, /body\/AccessionNumber holds only white space/],
   [{ AccessionNumber: 'A\nB', text: TEXT }, /body\/AccessionNumber holds a control character/],
+  [{ AccessionNumber: 'A\u2028B', text: TEXT }, /body\/AccessionNumber holds a control character/],
   // Invisible characters only: no study can carry it, so the report was held (202) until it expired.
   [{ AccessionNumber: '\u200B', text: TEXT }, /^body\/AccessionNumber has no letter or digit: only white space, punctuation or invisible characters/],
   [{ AccessionNumber: 'A'.repeat(65), text: TEXT }, /body\/AccessionNumber must NOT have more than 64 characters/],

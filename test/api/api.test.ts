@@ -1117,6 +1117,34 @@ describe('live updates', () => {
     expect(ended).toBe(true);
   });
 
+  test('HEAD /api/v1/events answers the stream\'s headers and ends: nothing stays attached, the connection goes on', async () => {
+    // Hijacked and attached like a GET, a HEAD sent no headers at all (Node holds a HEAD's headers until the response
+    // ends), kept a live listener for as long as the client waited, and stalled every request behind it on the socket.
+    const live = await buildTestApp(redis);
+    try {
+      await live.listen({ host: '127.0.0.1', port: 0 });
+      const { port } = live.server.address() as AddressInfo;
+      const answer = await new Promise<string>((resolve) => {
+        const socket = connect(port, '127.0.0.1', () =>
+          socket.write(`HEAD /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: ${READER.authorization}\r\n\r\nGET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
+        );
+        let text = '';
+        const giveUp = setTimeout(() => socket.destroy(), 5_000);
+        socket.on('data', (d) => (text += d.toString('utf8')));
+        socket.on('close', () => {
+          clearTimeout(giveUp);
+          resolve(text);
+        });
+        socket.on('error', () => undefined);
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*content-type: text\/event-stream/i);
+      expect(answer).toContain('{"status":"ok"}');
+      expect(live.live.events.listenerCount('event')).toBe(0);
+    } finally {
+      await live.close();
+    }
+  });
+
   test('the event stream needs a token like every other route', async () => {
     expect((await app.inject({ method: 'GET', url: '/api/v1/events' })).statusCode).toBe(401);
   });

@@ -18,6 +18,12 @@ export async function eventRoutes(fastify: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply) => {
+      // HEAD (Fastify's automatic one, same handler): the stream's headers and the end. Hijacked and attached like a
+      // GET it sent nothing at all (Node holds a HEAD's headers until the response ends), kept a live listener while
+      // the client waited, and stalled every request behind it on the connection.
+      if (request.method === 'HEAD') {
+        return reply.type('text/event-stream; charset=utf-8').header('Cache-Control', 'no-cache, no-transform').send('');
+      }
       await app.audit(request, 'events.subscribe');
       reply.hijack();
       const res = reply.raw;

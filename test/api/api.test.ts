@@ -887,6 +887,10 @@ describe('embedding routes (deterministic hash embedder, not the model)', () => 
     expect(typo.language).toMatchObject({ verdict: 'warning', misspelt: [{ word: 'haemorrhge', suggestion: 'haemorrhage' }] });
     expect(typo.warning).toMatch(/^The model may misread this text: /);
     expect(Number.isFinite(typo.similarity)).toBe(true);
+    // The text as its own contrast: 0 on every study, whatever the images (200 with similarity 0 before), as saved queries refuse it.
+    const same = await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/score`, headers: READER, payload: { text: 'acute infarct', negativeText: ' Acute Infarct' } });
+    expect(same.statusCode).toBe(400);
+    expect(same.json().detail).toBe('body/negativeText must differ from body/text: the score would always be 0');
     const plain = (await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/score`, headers: READER, payload: { text: 'acute infarct' } })).json();
     expect(plain).toMatchObject({ language: { verdict: 'ok' }, warning: null });
   });

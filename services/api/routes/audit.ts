@@ -103,7 +103,9 @@ export async function auditRoutes(fastify: FastifyInstance, opts: { /** API_AUDI
       },
     },
     async (request, reply) => {
-      const from = request.query.from ? Date.parse(request.query.from) : 0;
+      // No `from`: from the beginning, so a `to` before 1970 is an empty window, not "from must be earlier than to"
+      // about a from the client never sent.
+      const from = request.query.from ? Date.parse(request.query.from) : Number.MIN_SAFE_INTEGER;
       const to = request.query.to ? Date.parse(request.query.to) : Number.MAX_SAFE_INTEGER;
       // The date-time format lets a leap second through (23:59:60Z) that Date.parse cannot read: NaN would compare
       // false with every entry and export nothing, as if the window were empty.

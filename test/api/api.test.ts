@@ -282,14 +282,17 @@ describe('validation', () => {
       const problem = (text: string) => ({ status: Number(text.split(' ')[1]), type: /\r\ncontent-type: ([^\r]*)/i.exec(text)?.[1], body: JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) });
       // The page's static files (sent as they are, like curl --path-as-is; inject would resolve the dots): a path
       // out of the folder (403) or with a NUL (400) says why, not just its status.
-      for (const target of ['/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd']) {
+      // /docs's assets too (they said only "Forbidden" and "Bad Request").
+      for (const target of ['/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/docs/static/../../../package.json', '/docs/static/%2e%2e/%2e%2e/package.json']) {
         const answer = await send(target);
         expect(answer).toMatch(/\r\nx-content-type-options: nosniff\r\n/i);
         expect(problem(answer)).toMatchObject({
           status: 403, type: expect.stringMatching(/^application\/problem\+json/), body: { title: 'Forbidden', detail: expect.stringContaining("only the page's own files are served") },
         });
       }
-      expect(problem(await send('/index.html%00.js'))).toMatchObject({ status: 400, body: { title: 'Bad Request', detail: expect.stringContaining('NUL byte') } });
+      for (const target of ['/index.html%00.js', '/docs/static/%00']) {
+        expect(problem(await send(target))).toMatchObject({ status: 400, body: { title: 'Bad Request', detail: expect.stringContaining('NUL byte') } });
+      }
       const raw = await send(`/api/v1/worklist?x=${'a'.repeat(70_000)}`);
       expect(raw).toMatch(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
       expect(raw).toMatch(/\r\nContent-Type: application\/problem\+json\r\n/);

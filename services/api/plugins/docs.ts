@@ -4,6 +4,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { staticRefusal } from '../routes/page';
 
 export const openApiPlugin = fp(async function openApi(app: FastifyInstance, opts: { version: string }) {
   await app.register(swagger, {
@@ -25,5 +26,7 @@ export async function swaggerUiRoutes(app: FastifyInstance): Promise<void> {
   app.addHook('onRoute', (route) => {
     route.config = { ...(route.config ?? {}), public: true };
   });
+  // Its assets are served by @fastify/static too, whose refusals said only "Forbidden" and "Bad Request".
+  app.setErrorHandler(staticRefusal);
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true, uiConfig: { deepLinking: false } });
 }

@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import fastifyStatic from '@fastify/static';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { problemBody } from '../plugins/problems';
 
 const CSP = [
@@ -17,6 +17,17 @@ const STATIC_DETAILS: Record<number, string> = {
   403: "only the page's own files are served: this path climbs out of its folder (..) or names a folder or a hidden file",
   400: 'this path holds a NUL byte or a percent-encoding that does not decode',
 };
+
+/**
+ * The error handler of a scope serving static files (the page's, and /docs's assets): @fastify/static's 403 and 400
+ * say what is wrong; anything else goes on to the problems plugin's handler.
+ */
+export function staticRefusal(err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const status = err.statusCode ?? 500;
+  const detail = STATIC_DETAILS[status];
+  if (!detail) throw err;
+  return reply.code(status).type('application/problem+json').send(problemBody(status, detail, request.url.split('?')[0]));
+}
 
 /** services/api/public beside the sources; from dist/services/api the sources are three folders up. */
 export function findPublicDir(from = __dirname): string {
@@ -33,12 +44,7 @@ export async function pageRoutes(app: FastifyInstance, opts: { publicDir: string
   });
   // This plugin's scope only (the static routes): a refusal says what is wrong; anything else goes to the problems
   // plugin's handler.
-  app.setErrorHandler((err: FastifyError, request, reply) => {
-    const status = err.statusCode ?? 500;
-    const detail = STATIC_DETAILS[status];
-    if (!detail) throw err;
-    return reply.code(status).type('application/problem+json').send(problemBody(status, detail, request.url.split('?')[0]));
-  });
+  app.setErrorHandler(staticRefusal);
   await app.register(fastifyStatic, {
     root: opts.publicDir,
     prefix: '/',

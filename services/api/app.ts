@@ -15,7 +15,7 @@ import { openApiPlugin, swaggerUiRoutes } from './plugins/docs';
 import { jsonBodyPlugin } from './plugins/json-body';
 import { livePlugin } from './plugins/live';
 import { metricsPlugin } from './plugins/metrics';
-import { clientErrorHandler, frameworkErrorHandler, HttpProblem, problemsPlugin } from './plugins/problems';
+import { clientErrorHandler, expectationFailed, frameworkErrorHandler, HttpProblem, problemsPlugin } from './plugins/problems';
 import { rateLimitPlugin } from './plugins/rate-limit';
 import type { EmbedText } from './report-check';
 import { eventRoutes } from './routes/events';
@@ -141,6 +141,11 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
     ...(deps.https ? { https: deps.https } : {}),
   }) as unknown as FastifyInstance;
+
+  // Two refusals Node answers itself, bare (no body): an HTTP/1.1 request without Host, and an Expect other than
+  // 100-continue. The API answers them as problems (problems.ts: its onRequest hook, expectationFailed).
+  (app.server as { requireHostHeader?: boolean }).requireHostHeader = false;
+  app.server.on('checkExpectation', expectationFailed);
 
   const auditFile = path.resolve(dataDir(deps.config), deps.settings.API_AUDIT_LOG_FILE);
   const auditLog = deps.auditLog ?? openAuditLog(auditFileFor(auditFile, deps.instanceName));

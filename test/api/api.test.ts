@@ -293,6 +293,20 @@ describe('validation', () => {
       for (const target of ['/index.html%00.js', '/docs/static/%00']) {
         expect(problem(await send(target))).toMatchObject({ status: 400, body: { title: 'Bad Request', detail: expect.stringContaining('NUL byte') } });
       }
+      // Two refusals Node answered bare (no body): an HTTP/1.1 request without Host, an Expect it does not meet.
+      const exchange = (text: string) => new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => socket.write(text));
+        let answer = '';
+        socket.on('data', (d) => (answer += d.toString('utf8')));
+        socket.on('close', () => resolve(answer));
+        socket.on('error', (err) => (answer ? resolve(answer) : reject(err)));
+      });
+      const noHost = await exchange(`GET /api/v1/me HTTP/1.1\r\nAuthorization: ${READER.authorization}\r\nConnection: close\r\n\r\n`);
+      expect(problem(noHost)).toMatchObject({ status: 400, type: expect.stringMatching(/^application\/problem\+json/), body: { detail: 'an HTTP/1.1 request needs a Host header' } });
+      const expectation = await exchange(`POST /api/v1/text-check HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
+      expect(problem(expectation)).toMatchObject({ status: 417, type: 'application/problem+json', body: { title: 'Expectation Failed', detail: expect.stringContaining('Expect: 200-ok is not one the API meets') } });
+      // HTTP/1.0 needs no Host.
+      expect(await exchange(`GET /livez HTTP/1.0\r\n\r\n`)).toMatch(/^HTTP\/1\.1 200 OK/);
       const raw = await send(`/api/v1/worklist?x=${'a'.repeat(70_000)}`);
       expect(raw).toMatch(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
       expect(raw).toMatch(/\r\nContent-Type: application\/problem\+json\r\n/);

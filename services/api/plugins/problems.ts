@@ -1,7 +1,7 @@
 // Every error leaves the API as an RFC 9457 problem response (application/problem+json) whose detail says what
 // is wrong: validation failures name each field, unknown routes say so, and unexpected errors are logged with
 // the request id but answered without internals.
-import { maxHeaderSize } from 'node:http';
+import { maxHeaderSize, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -11,7 +11,7 @@ import type { Problem } from '../schemas';
 const TITLES: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
   408: 'Request Timeout', 409: 'Conflict', 410: 'Gone', 413: 'Content Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type',
-  422: 'Unprocessable Content', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large',
+  417: 'Expectation Failed', 422: 'Unprocessable Content', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large',
   500: 'Internal Server Error', 503: 'Service Unavailable',
 };
 
@@ -88,6 +88,19 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): 
   socket.destroy(err);
 }
 
+/**
+ * The server's 'checkExpectation' listener: an Expect header other than 100-continue. Without one, Node answers 417
+ * itself with no body at all.
+ */
+export function expectationFailed(req: IncomingMessage, res: ServerResponse): void {
+  const expect = String(req.headers.expect ?? '');
+  const body = JSON.stringify(
+    problemBody(417, `Expect: ${expect.length > 100 ? `${expect.slice(0, 100)}…` : expect} is not one the API meets: send Expect: 100-continue, or no Expect header`),
+  );
+  res.writeHead(417, { 'Content-Type': 'application/problem+json', 'Content-Length': Buffer.byteLength(body), 'X-Content-Type-Options': 'nosniff', Connection: 'close' });
+  res.end(body);
+}
+
 /** An unknown path is echoed in a 404's detail only up to here (the instance member still names it). */
 const ECHO_MAX = 200;
 
@@ -124,6 +137,12 @@ export function nonFiniteValues(values: unknown, context: string): { field: stri
 }
 
 export const problemsPlugin = fp(async function problems(app: FastifyInstance, opts: { redisTimeoutMs?: number } = {}) {
+  // Node's own check (requireHostHeader, turned off in app.ts) answered a 400 with no body at all.
+  app.addHook('onRequest', async (request) => {
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+      throw new HttpProblem(400, 'an HTTP/1.1 request needs a Host header');
+    }
+  });
   app.addHook('preHandler', async (request) => {
     const errors = [...nonFiniteValues(request.query, 'querystring'), ...nonFiniteValues(request.params, 'params')];
     if (errors.length > 0) throw new HttpProblem(400, errors.map((e) => `${e.field} ${e.message}`).join('; '), {}, errors);

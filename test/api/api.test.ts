@@ -238,6 +238,12 @@ describe('validation', () => {
     expect(broken.json().detail).not.toContain('private words');
     const ok = await app.inject({ method: 'POST', url: '/api/v1/queries', headers: { ...ADMIN, 'content-type': 'application/json; charset=utf-8' }, payload: '{"id": "x1"}' });
     expect(ok.json().detail).toContain('body/text'); // parsed, then validated
+    // Under the body limit, 40,000 bad items were 40,000 listed errors: an 8 MB answer. At most 20, and how many more.
+    const many = await app.inject({ method: 'POST', url: '/api/v1/queries', headers: ADMIN, payload: { id: 'many', text: 'acute infarct', priority: 'STAT', sequences: Array(40_000).fill('XYZ') } });
+    expect(many.statusCode).toBe(400);
+    expect(many.json().errors).toHaveLength(20);
+    expect(many.json().detail).toMatch(/^body\/sequences\/0 must be equal to one of the allowed values .*; and \d+ more$/);
+    expect(many.body.length).toBeLessThan(10_000);
     const big = await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/report-check`, headers: READER, payload: { report: 'x'.repeat(300_000) } });
     expect(big.statusCode).toBe(413);
     expect(big.json()).toMatchObject({ title: 'Content Too Large', detail: expect.stringContaining('256 KiB') });

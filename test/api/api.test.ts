@@ -244,6 +244,11 @@ describe('validation', () => {
     expect(many.json().errors).toHaveLength(20);
     expect(many.json().detail).toMatch(/^body\/sequences\/0 must be equal to one of the allowed values .*; and \d+ more$/);
     expect(many.body.length).toBeLessThan(10_000);
+    // The same for values of the wrong type, refused before validation (json-body.ts).
+    const typed = await app.inject({ method: 'POST', url: '/api/v1/queries', headers: ADMIN, payload: { id: 'many', text: 'acute infarct', priority: 'STAT', sequences: Array(40_000).fill(1) } });
+    expect(typed.statusCode).toBe(400);
+    expect(typed.json().errors).toHaveLength(20);
+    expect(typed.json().detail).toMatch(/^body\/sequences\/0 must be string; .*; and 39980 more$/);
     const big = await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/report-check`, headers: READER, payload: { report: 'x'.repeat(300_000) } });
     expect(big.statusCode).toBe(413);
     expect(big.json()).toMatchObject({ title: 'Content Too Large', detail: expect.stringContaining('256 KiB') });

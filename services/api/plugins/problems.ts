@@ -140,6 +140,12 @@ export function nonFiniteValues(values: unknown, context: string): { field: stri
 }
 
 export const problemsPlugin = fp(async function problems(app: FastifyInstance, opts: { redisTimeoutMs?: number } = {}) {
+  // A route under /api/ that takes no query string refuses one, as those that take one refuse an unknown parameter:
+  // GET /api/v1/queries?id=mass answered the whole list, as if the filter applied.
+  app.addHook('onRoute', (route) => {
+    if (!route.url.startsWith('/api/') || route.schema?.querystring) return;
+    route.schema = { ...(route.schema ?? {}), querystring: { type: 'object', properties: {}, additionalProperties: false } };
+  });
   // Node's own check (requireHostHeader, turned off in app.ts) answered a 400 with no body at all.
   app.addHook('onRequest', async (request) => {
     if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {

@@ -1,4 +1,4 @@
-import { controlCharacterIn, freeTextProblems, hasText } from './free-text';
+import { controlCharacterIn, freeTextProblems, hasText, sameSentence } from './free-text';
 import { hasControlCharacters } from './inbound/oru';
 
 describe('free text rules', () => {
@@ -19,6 +19,12 @@ describe('free text rules', () => {
     expect(hasControlCharacters('ACC\u20291')).toBe(true);
     expect(hasControlCharacters('ACC\u00851')).toBe(true);
     expect(controlCharacterIn('line one\u2028line two')).toBeNull();
+  });
+
+  it('two texts are one sentence when they differ only in case, runs of white space and compatibility forms', () => {
+    expect(sameSentence('Obstructive  hydrocephalus', ' obstructive Hydrocephalus ')).toBe(true);
+    expect(sameSentence('ｈｙｄｒｏｃｅｐｈａｌｕｓ', 'hydrocephalus')).toBe(true);
+    expect(sameSentence('hydrocephalus', 'no hydrocephalus')).toBe(false);
   });
 
   it('a report needs a letter or a digit after NFKC', () => {

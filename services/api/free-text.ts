@@ -25,6 +25,15 @@ export function controlCharacterIn(text: string, options: { identifier?: boolean
   return `U+${m[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')} at character ${m.index + 1}`;
 }
 
+/**
+ * Two texts the text encoder reads as one sentence: equal after NFKC, lower case and each run of white space folded
+ * (it tokenises words that way). A query's contrast sentence equal to its text scores 0 on every study.
+ */
+export function sameSentence(a: string, b: string): boolean {
+  const fold = (t: string) => t.normalize('NFKC').toLowerCase().replace(/\s+/g, ' ').trim();
+  return fold(a) === fold(b);
+}
+
 /** Whether a text has anything to read: a letter or a digit once compatibility forms are folded (NFKC). */
 export function hasText(text: string): boolean {
   return /[\p{L}\p{N}]/u.test(text.normalize('NFKC'));

@@ -26,6 +26,7 @@ import { sameDefinition } from '../../shared/query-migration';
 import { loadedModel, type ModelStatus } from './app';
 import type { Calibrator } from './calibration/calibrator';
 import { targetSensitivityOf } from './calibration/calibrator';
+import { sameSentence } from './free-text';
 import { assertUsable, checkTexts } from './language';
 import { HttpProblem } from './plugins/problems';
 import type { EmbedText } from './report-check';
@@ -189,8 +190,8 @@ export function createQueryService(deps: QueryServiceDeps) {
     const text = definition.text.trim();
     if (text.length < 3) throw new HttpProblem(400, 'body/text must have at least 3 characters besides spaces');
     const normal = model.manifest.normalQuery?.text;
-    const negativeText = definition.negativeText?.trim() || (normal && normal.trim().toLowerCase() !== text.toLowerCase() ? normal : undefined);
-    if (negativeText !== undefined && negativeText.toLowerCase() === text.toLowerCase()) {
+    const negativeText = definition.negativeText?.trim() || (normal && !sameSentence(normal, text) ? normal : undefined);
+    if (negativeText !== undefined && sameSentence(negativeText, text)) {
       throw new HttpProblem(400, 'body/negativeText must differ from body/text: the score would always be 0');
     }
     const [textCheck, negativeCheck] = await checkTexts(model.language, deps.embed, [text, ...(negativeText && definition.negativeText ? [negativeText] : [])]);

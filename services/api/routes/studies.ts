@@ -11,7 +11,7 @@ import type { StudyStatus } from '../../../shared/studies';
 import { loadedModel, type ModelStatus } from '../app';
 import { checkText } from '../../../shared/language/check';
 import { assertUsable, mentionSimilarity, misreadWarning } from '../language';
-import { assertFreeText } from '../free-text';
+import { assertFreeText, sameSentence } from '../free-text';
 import { HttpProblem } from '../plugins/problems';
 import { checkReport, type EmbedText } from '../report-check';
 import { ReportCheckBody, ReportCheckResponse, ScoreBody, ScoreResponse, StudiesQuery, StudiesResponse, StudyResponse, UidParams, problems } from '../schemas';
@@ -101,7 +101,7 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
       const uid = request.params.StudyInstanceUID;
       assertFreeText([{ field: 'body/text', value: request.body.text }, { field: 'body/negativeText', value: request.body.negativeText }]);
       // As for a saved query (query-service.ts): a contrast sentence equal to the text scores 0 on every study.
-      if (request.body.negativeText !== undefined && request.body.negativeText.trim().toLowerCase() === request.body.text.trim().toLowerCase()) {
+      if (request.body.negativeText !== undefined && sameSentence(request.body.negativeText, request.body.text)) {
         const problem = { field: 'body/negativeText', message: 'must differ from body/text: the score would always be 0' };
         throw new HttpProblem(400, `${problem.field} ${problem.message}`, {}, [problem]);
       }

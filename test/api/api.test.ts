@@ -6,6 +6,7 @@ import { request } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { createLogger } from '../../shared/logger';
@@ -253,6 +254,13 @@ describe('validation', () => {
     const big = await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/report-check`, headers: READER, payload: { report: 'x'.repeat(300_000) } });
     expect(big.statusCode).toBe(413);
     expect(big.json()).toMatchObject({ title: 'Content Too Large', detail: expect.stringContaining('256 KiB') });
+    // A compressed body is refused as such, not as JSON that does not parse.
+    const gzipped = await app.inject({
+      method: 'POST', url: `/api/v1/studies/${INFARCT}/report-check`, headers: { ...READER, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      payload: gzipSync(JSON.stringify({ report: 'Acute infarct.' })),
+    });
+    expect(gzipped.statusCode).toBe(415);
+    expect(gzipped.json().detail).toBe('Content-Encoding gzip is not accepted: send the body uncompressed');
     const notFound = await app.inject({ method: 'GET', url: '/api/v1/nothing-here', headers: READER });
     expect(notFound.statusCode).toBe(404);
     expect(notFound.headers['content-type']).toMatch(/problem\+json/);
@@ -265,10 +273,11 @@ describe('validation', () => {
     expect(long.statusCode).toBe(400);
     expect(long.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(long.json().detail).toContain('params/StudyInstanceUID must NOT have more than 64 characters');
-    // An unknown path is echoed in the detail only in part.
+    // An unknown path is echoed in the detail and the instance only in part.
     const unknown = await app.inject({ method: 'GET', url: `/api/v1/${'x'.repeat(5000)}`, headers: READER });
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json().detail.length).toBeLessThan(300);
+    expect(unknown.json().instance).toBe(`/api/v1/${'x'.repeat(192)}…`);
     // A path whose percent-encoding does not decode ("%ZZ", bytes that are not UTF-8) is refused by Fastify's router
     // before any route: a problem saying why, not Fastify's own JSON quoting the whole path.
     for (const target of [`/api/v1/studies/%ZZ${'1'.repeat(5000)}`, '/api/v1/studies/%C3%28/report', '/%']) {
@@ -746,7 +755,7 @@ describe('queries: bundle defaults, site layer, language check and calibration f
       const replaced = await put('hydrocephalus', { text: 'obstructive hydrocephalus', priority: 'STAT' });
       expect(replaced.statusCode).toBe(200);
       expect(replaced.json().version).toBe(v0 + 2);
-      const same = await put('hydrocephalus', { text: 'same text', negativeText: 'Same text', priority: 'STAT' });
+      const same = await put('hydrocephalus', { text: 'same text', negativeText: 'Same   text', priority: 'STAT' });
       expect(same.statusCode).toBe(400);
       expect(same.json().detail).toContain('negativeText must differ');
 
@@ -917,7 +926,7 @@ describe('embedding routes (deterministic hash embedder, not the model)', () => 
     expect(typo.warning).toMatch(/^The model may misread this text: /);
     expect(Number.isFinite(typo.similarity)).toBe(true);
     // The text as its own contrast: 0 on every study, whatever the images (200 with similarity 0 before), as saved queries refuse it.
-    const same = await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/score`, headers: READER, payload: { text: 'acute infarct', negativeText: ' Acute Infarct' } });
+    const same = await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/score`, headers: READER, payload: { text: 'acute infarct', negativeText: ' Acute  Infarct' } });
     expect(same.statusCode).toBe(400);
     expect(same.json().detail).toBe('body/negativeText must differ from body/text: the score would always be 0');
     const plain = (await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/score`, headers: READER, payload: { text: 'acute infarct' } })).json();

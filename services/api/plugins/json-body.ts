@@ -68,6 +68,16 @@ export function bodyTypeMismatches(schema: unknown, value: unknown, path = 'body
 }
 
 export const jsonBodyPlugin = fp(async function jsonBody(app: FastifyInstance) {
+  // Bodies are read as sent: a compressed one (Content-Encoding: gzip) was refused as "not valid JSON", which sent
+  // the client looking for a fault in its JSON.
+  app.addHook('preParsing', async (request) => {
+    const { 'content-length': length, 'transfer-encoding': chunked } = request.headers;
+    if (chunked === undefined && (length === undefined || length === '0')) return; // no body: nothing encoded
+    const encoding = String(request.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+    if (encoding !== 'identity' && encoding !== '') {
+      throw new HttpProblem(415, `Content-Encoding ${encoding.slice(0, 40)} is not accepted: send the body uncompressed`);
+    }
+  });
   app.addHook('preValidation', async (request) => {
     const schema = request.routeOptions.schema?.body;
     if (!schema || request.body === undefined) return;

@@ -36,13 +36,21 @@ export class HttpProblem extends Error {
   }
 }
 
+/** A request path is echoed back (a 404's detail, every problem's instance) only up to here. */
+const ECHO_MAX = 200;
+
+/** The path as echoed back: up to ECHO_MAX characters, then "…" (a path may be as long as the 16 KiB request line). */
+export function echoedPath(path: string): string {
+  return path.length > ECHO_MAX ? `${path.slice(0, ECHO_MAX)}…` : path;
+}
+
 export function problemBody(status: number, detail: string, instance?: string): Problem {
   return {
     type: 'about:blank',
     title: TITLES[status] ?? 'Error',
     status,
     detail,
-    ...(instance ? { instance } : {}),
+    ...(instance ? { instance: echoedPath(instance) } : {}),
   };
 }
 
@@ -104,8 +112,6 @@ export function expectationFailed(req: IncomingMessage, res: ServerResponse): vo
 /** A validation failure lists this many fields at most (and says how many more). */
 export const MAX_LISTED = 20;
 
-/** An unknown path is echoed in a 404's detail only up to here (the instance member still names it). */
-const ECHO_MAX = 200;
 
 /**
  * Fastify's frameworkErrors: what its router refuses before there is a route. Its own answers are plain JSON in
@@ -123,7 +129,7 @@ export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest
   if (status >= 500) request.log.error({ err }, 'request failed');
   reply.code(status).type('application/problem+json').header('X-Content-Type-Options', 'nosniff');
   if (path.startsWith('/api/')) reply.header('Cache-Control', 'no-store');
-  void reply.send(problemBody(status, detail, path.length > ECHO_MAX ? `${path.slice(0, ECHO_MAX)}…` : path));
+  void reply.send(problemBody(status, detail, path));
 }
 
 /**
@@ -190,6 +196,6 @@ export const problemsPlugin = fp(async function problems(app: FastifyInstance, o
     return reply
       .code(404)
       .type('application/problem+json')
-      .send(problemBody(404, `no route ${request.method} ${path.length > ECHO_MAX ? `${path.slice(0, ECHO_MAX)}…` : path}; the API is described at /docs`, path));
+      .send(problemBody(404, `no route ${request.method} ${echoedPath(path)}; the API is described at /docs`, path));
   });
 });

@@ -11,6 +11,19 @@ export const PHI_KEYS = [
   'patientName', 'patientId', 'birthDate', 'PID',
 ];
 
+/**
+ * pino's error serializer, except that a JSON.parse failure keeps its kind and not its message: V8 quotes the start
+ * of the text it could not parse (Node 22: `Unexpected token 'A', "Acute infa"... is not valid JSON`), and stored
+ * reports and HL7 messages hold free text.
+ */
+export function serializeError(err: unknown): unknown {
+  const out = pino.stdSerializers.err(err as Error);
+  if (!(err instanceof SyntaxError) || !/JSON/.test(err.message)) return out;
+  const message = 'not valid JSON (the text is not logged: it may quote the data)';
+  const frames = (out.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line));
+  return { ...out, message, stack: [`SyntaxError: ${message}`, ...frames].join('\n') };
+}
+
 export function createLogger(name: string, level = 'info', destination?: pino.DestinationStream): Logger {
   const paths = PHI_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
   return pino(
@@ -19,6 +32,7 @@ export function createLogger(name: string, level = 'info', destination?: pino.De
       level,
       base: { service: name },
       redact: { paths, censor: '[redacted]' },
+      serializers: { err: serializeError },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     destination,

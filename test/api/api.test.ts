@@ -47,6 +47,21 @@ async function seed(): Promise<void> {
 }
 
 /** This process's audit file (one per API instance, named after the host). */
+/** Writes `request` as raw bytes to 127.0.0.1:`port` and resolves with all the server sent before it closed (or `giveUpMs`). */
+function rawExchange(port: number, request: string, giveUpMs: number): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(request));
+    let text = '';
+    const giveUp = setTimeout(() => socket.destroy(), giveUpMs);
+    socket.on('data', (d) => (text += d.toString('utf8')));
+    socket.on('close', () => {
+      clearTimeout(giveUp);
+      resolve(text);
+    });
+    socket.on('error', () => undefined);
+  });
+}
+
 const auditFile = (dir: string) => auditFileFor(path.join(dir, 'audit', 'api-audit.jsonl'));
 
 function auditLines(dir = dataDir): Record<string, unknown>[] {
@@ -349,19 +364,7 @@ describe('validation', () => {
       await served.listen({ host: '127.0.0.1', port: 0 });
       const { port } = served.server.address() as AddressInfo;
       const started = Date.now();
-      const answer = await new Promise<string>((resolve) => {
-        const socket = connect(port, '127.0.0.1', () =>
-          socket.write(`POST /api/v1/text-check HTTP/1.1\r\nHost: x\r\nAuthorization: ${READER.authorization}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"text":`),
-        );
-        let text = '';
-        const giveUp = setTimeout(() => socket.destroy(), 10_000);
-        socket.on('data', (d) => (text += d.toString('utf8')));
-        socket.on('close', () => {
-          clearTimeout(giveUp);
-          resolve(text);
-        });
-        socket.on('error', () => undefined);
-      });
+      const answer = await rawExchange(port, `POST /api/v1/text-check HTTP/1.1\r\nHost: x\r\nAuthorization: ${READER.authorization}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"text":`, 10_000);
       expect(Date.now() - started).toBeLessThan(5_000);
       expect(answer).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
       expect(answer).toMatch(/\r\nContent-Type: application\/problem\+json\r\n/);
@@ -1169,19 +1172,7 @@ describe('live updates', () => {
     try {
       await live.listen({ host: '127.0.0.1', port: 0 });
       const { port } = live.server.address() as AddressInfo;
-      const answer = await new Promise<string>((resolve) => {
-        const socket = connect(port, '127.0.0.1', () =>
-          socket.write(`HEAD /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: ${READER.authorization}\r\n\r\nGET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
-        );
-        let text = '';
-        const giveUp = setTimeout(() => socket.destroy(), 5_000);
-        socket.on('data', (d) => (text += d.toString('utf8')));
-        socket.on('close', () => {
-          clearTimeout(giveUp);
-          resolve(text);
-        });
-        socket.on('error', () => undefined);
-      });
+      const answer = await rawExchange(port, `HEAD /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: ${READER.authorization}\r\n\r\nGET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, 5_000);
       expect(answer).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*content-type: text\/event-stream/i);
       expect(answer).toContain('{"status":"ok"}');
       expect(live.live.events.listenerCount('event')).toBe(0);

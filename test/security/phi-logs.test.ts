@@ -89,6 +89,8 @@ async function redisDump(redis: Redis): Promise<Map<string, string>> {
       else if (type === 'set') value = await redis.smembers(key);
       else if (type === 'zset') value = await redis.zrange(key, '0', '-1');
       else if (type === 'stream') value = await redis.xrange(key, '-', '+');
+      // A key that expired or was deleted between SCAN and the read (a lock, a rate-limit window) holds nothing.
+      if (value === undefined || value === null) continue;
       out.set(key, JSON.stringify(value));
     }
   } while (cursor !== '0');

@@ -1,7 +1,11 @@
 import net from 'node:net';
-import { Scp, constants, responses } from 'dcmjs-dimse';
+import { Scp, constants, log as dimseLog, responses } from 'dcmjs-dimse';
 import { PermanentDeliveryError, RetryableDeliveryError } from '../errors';
 import { cStore, classifyStoreStatus } from './cstore';
+
+// As the API process does (outbound.ts): dcmjs-dimse would log every association to the console, and a socket's
+// last line would come after its test had ended.
+beforeAll(() => dimseLog.setLevel('silent'));
 
 describe('classifyStoreStatus', () => {
   it('accepts success and warnings', () => {

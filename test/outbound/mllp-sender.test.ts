@@ -4,16 +4,25 @@ import net from 'node:net';
 import { Hl7Message } from '@medplum/core';
 import { KEEPALIVE_DELAY_MS, MllpSender } from '../../services/api/outbound/hl7/mllp-sender';
 import { RetryableDeliveryError } from '../../services/api/outbound/errors';
+import { freePort } from '../helpers/ports';
 import { startMllpPeer, type MllpPeer } from './helpers/mllp-peer';
 
 const msg = (id: string): Hl7Message => Hl7Message.parse(`MSH|^~\\&|NT||RIS||20260101||OMI^O23^OMI_O23|${id}|P|2.5.1\rORC|XO`);
 
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
+/**
+ * A stand-in RIS on 127.0.0.1 that handles each connection with `onConnection`, and a sender to it (connect timeout
+ * 1 s); `body` runs with the sender, and both are closed after it, whatever it threw.
+ */
+async function withRis(onConnection: (socket: net.Socket) => void, ackTimeoutMs: number, body: (sender: MllpSender) => Promise<void>): Promise<void> {
+  const server = net.createServer(onConnection);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const sender = new MllpSender({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, connectTimeoutMs: 1000, ackTimeoutMs });
+  try {
+    await body(sender);
+  } finally {
+    await sender.close();
+    await new Promise((r) => server.close(r));
+  }
 }
 
 let peer: MllpPeer;
@@ -25,7 +34,7 @@ afterAll(async () => {
 });
 
 test('a refused connection is a retryable connect-failed', async () => {
-  const sender = new MllpSender({ host: '127.0.0.1', port: await closedPort(), connectTimeoutMs: 1000, ackTimeoutMs: 1000 });
+  const sender = new MllpSender({ host: '127.0.0.1', port: await freePort(), connectTimeoutMs: 1000, ackTimeoutMs: 1000 });
   const err = await sender.send(msg('R1')).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(RetryableDeliveryError);
   expect((err as RetryableDeliveryError).reason).toBe('connect-failed');
@@ -33,97 +42,88 @@ test('a refused connection is a retryable connect-failed', async () => {
 });
 
 test('a peer that hangs up before the ACK gives connection-closed at once, not a timeout', async () => {
-  const server = net.createServer((socket) => socket.once('data', () => socket.destroy()));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const sender = new MllpSender({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, connectTimeoutMs: 1000, ackTimeoutMs: 5000 });
-  const t0 = Date.now();
-  const err = await sender.send(msg('C1')).catch((e: unknown) => e);
-  expect((err as RetryableDeliveryError).reason).toBe('connection-closed');
-  expect(Date.now() - t0).toBeLessThan(4000);
-  await sender.close();
-  await new Promise((r) => server.close(r));
+  await withRis((socket) => socket.once('data', () => socket.destroy()), 5000, async (sender) => {
+    const t0 = Date.now();
+    const err = await sender.send(msg('C1')).catch((e: unknown) => e);
+    expect((err as RetryableDeliveryError).reason).toBe('connection-closed');
+    expect(Date.now() - t0).toBeLessThan(4000);
+  });
 });
 
 test('an ACK whose MSA-2 names another control id fails at once as ack-control-id (not a timeout), on a fresh connection next', async () => {
   let connections = 0;
-  const server = net.createServer((socket) => {
-    connections += 1;
-    // A RIS (or engine) that puts its own id in MSA-2 instead of echoing our MSH-10.
-    socket.on('data', () => socket.write('\x0bMSH|^~\\&|RIS||NT||20260101||ACK^O23^ACK|A1|P|2.5.1\rMSA|AA|RIS-OWN-ID\x1c\r'));
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const sender = new MllpSender({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, connectTimeoutMs: 1000, ackTimeoutMs: 5000 });
-  try {
-    for (const id of ['W1', 'W2']) {
-      const t0 = Date.now();
-      const err = await sender.send(msg(id)).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(RetryableDeliveryError);
-      expect((err as RetryableDeliveryError).reason).toBe('ack-control-id');
-      expect(Date.now() - t0).toBeLessThan(4000);
-    }
-    expect(connections).toBe(2);
-  } finally {
-    await sender.close();
-    await new Promise((r) => server.close(r));
-  }
+  await withRis(
+    (socket) => {
+      connections += 1;
+      // A RIS (or engine) that puts its own id in MSA-2 instead of echoing our MSH-10.
+      socket.on('data', () => socket.write('\x0bMSH|^~\\&|RIS||NT||20260101||ACK^O23^ACK|A1|P|2.5.1\rMSA|AA|RIS-OWN-ID\x1c\r'));
+      socket.on('error', () => undefined);
+    },
+    5000,
+    async (sender) => {
+      for (const id of ['W1', 'W2']) {
+        const t0 = Date.now();
+        const err = await sender.send(msg(id)).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(RetryableDeliveryError);
+        expect((err as RetryableDeliveryError).reason).toBe('ack-control-id');
+        expect(Date.now() - t0).toBeLessThan(4000);
+      }
+      expect(connections).toBe(2);
+    },
+  );
 });
 
 test('a RIS that ends its frames <FS><CR><LF>, or splits and joins them across reads, is heard: every message gets its ACK', async () => {
   let connections = 0;
   const ack = (id: string) => `MSH|^~\\&|RIS||NT||20260101||ACK^O23^ACK|A-${id}|P|2.5.1\rMSA|AA|${id}`;
-  const server = net.createServer((socket) => {
-    connections += 1;
-    let n = 0;
-    socket.on('data', (data) => {
-      const id = /\|OMI\^O23\^OMI_O23\|([^|]+)\|/.exec(data.toString())![1];
-      n += 1;
-      if (n === 1) socket.write(`\x0b${ack(id)}\x1c\r\n`);
-      // The ACK in two writes, the second beginning with the line feed that ended the one before.
-      else {
-        socket.write(`\n\x0b${ack(id).slice(0, 20)}`);
-        setTimeout(() => socket.write(`${ack(id).slice(20)}\x1c\r\n`), 20);
+  await withRis(
+    (socket) => {
+      connections += 1;
+      let n = 0;
+      socket.on('data', (data) => {
+        const id = /\|OMI\^O23\^OMI_O23\|([^|]+)\|/.exec(data.toString())![1];
+        n += 1;
+        if (n === 1) socket.write(`\x0b${ack(id)}\x1c\r\n`);
+        // The ACK in two writes, the second beginning with the line feed that ended the one before.
+        else {
+          socket.write(`\n\x0b${ack(id).slice(0, 20)}`);
+          setTimeout(() => socket.write(`${ack(id).slice(20)}\x1c\r\n`), 20);
+        }
+      });
+      socket.on('error', () => undefined);
+    },
+    3000,
+    async (sender) => {
+      for (const id of ['L1', 'L2', 'L3']) {
+        const reply = await sender.send(msg(id));
+        expect([reply.getSegment('MSA')!.getField(1).toString(), reply.getSegment('MSA')!.getField(2).toString()]).toEqual(['AA', id]);
       }
-    });
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const sender = new MllpSender({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, connectTimeoutMs: 1000, ackTimeoutMs: 3000 });
-  try {
-    for (const id of ['L1', 'L2', 'L3']) {
-      const reply = await sender.send(msg(id));
-      expect([reply.getSegment('MSA')!.getField(1).toString(), reply.getSegment('MSA')!.getField(2).toString()]).toEqual(['AA', id]);
-    }
-    expect(connections).toBe(1);
-  } finally {
-    await sender.close();
-    await new Promise((r) => server.close(r));
-  }
+      expect(connections).toBe(1);
+    },
+  );
 });
 
 test('a reply that is not an HL7 message fails at once as bad-ack, and the next message goes on a fresh connection', async () => {
   let connections = 0;
-  const server = net.createServer((socket) => {
-    const mine = ++connections;
-    socket.on('data', (data) => {
-      const id = /\|OMI\^O23\^OMI_O23\|([^|]+)\|/.exec(data.toString())![1];
-      socket.write(mine === 1 ? '\x0bNAK garbage\x1c\r' : `\x0bMSH|^~\\&|RIS||NT||20260101||ACK|A1|P|2.5.1\rMSA|AA|${id}\x1c\r`);
-    });
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const sender = new MllpSender({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, connectTimeoutMs: 1000, ackTimeoutMs: 5000 });
-  try {
-    const t0 = Date.now();
-    const err = await sender.send(msg('G1')).catch((e: unknown) => e);
-    expect((err as RetryableDeliveryError).reason).toBe('bad-ack');
-    expect(Date.now() - t0).toBeLessThan(4000);
-    expect((await sender.send(msg('G2'))).getSegment('MSA')!.getField(2).toString()).toBe('G2');
-    expect(connections).toBe(2);
-  } finally {
-    await sender.close();
-    await new Promise((r) => server.close(r));
-  }
+  await withRis(
+    (socket) => {
+      const mine = ++connections;
+      socket.on('data', (data) => {
+        const id = /\|OMI\^O23\^OMI_O23\|([^|]+)\|/.exec(data.toString())![1];
+        socket.write(mine === 1 ? '\x0bNAK garbage\x1c\r' : `\x0bMSH|^~\\&|RIS||NT||20260101||ACK|A1|P|2.5.1\rMSA|AA|${id}\x1c\r`);
+      });
+      socket.on('error', () => undefined);
+    },
+    5000,
+    async (sender) => {
+      const t0 = Date.now();
+      const err = await sender.send(msg('G1')).catch((e: unknown) => e);
+      expect((err as RetryableDeliveryError).reason).toBe('bad-ack');
+      expect(Date.now() - t0).toBeLessThan(4000);
+      expect((await sender.send(msg('G2'))).getSegment('MSA')!.getField(2).toString()).toBe('G2');
+      expect(connections).toBe(2);
+    },
+  );
 });
 
 test('the connection sends TCP keep-alive probes after 30 s idle, not after the system default of hours', async () => {

@@ -62,5 +62,5 @@ export function freeTextProblems(fields: FreeTextField[]): { field: string; mess
 /** 400 naming each free-text field at fault (the same shape as a validation failure). */
 export function assertFreeText(fields: FreeTextField[]): void {
   const problems = freeTextProblems(fields);
-  if (problems.length > 0) throw new HttpProblem(400, problems.map((p) => `${p.field} ${p.message}`).join('; '), {}, problems);
+  if (problems.length > 0) throw HttpProblem.forFields(400, problems);
 }

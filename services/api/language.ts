@@ -17,7 +17,7 @@ export function assertUsable(checked: { field: string; check: TextCheck }[]): vo
   const bad = checked
     .filter(({ check }) => check.verdict === 'refused')
     .map(({ field, check }) => ({ field, message: `is not text the model can use: ${check.reasons.join('; ')}` }));
-  if (bad.length > 0) throw new HttpProblem(422, bad.map((e) => `${e.field} ${e.message}`).join('; '), {}, bad);
+  if (bad.length > 0) throw HttpProblem.forFields(422, bad);
 }
 
 /** Reasons as the end of one sentence: joined with "; ", and a full stop unless the last already ends one ("...?"). */

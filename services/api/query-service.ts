@@ -184,7 +184,7 @@ export function createQueryService(deps: QueryServiceDeps) {
     const refused: { field: string; message: string }[] = [];
     if (input.calibration !== undefined) refused.push({ field: 'body/calibration', message: 'is computed by the service (from the bundle\'s calibration cohort or this site\'s reports), never sent; send targetSensitivity to choose the operating point' });
     if (input.origin !== undefined) refused.push({ field: 'body/origin', message: 'is set by the service (a query written through the API is a site query)' });
-    if (refused.length > 0) throw new HttpProblem(422, refused.map((e) => `${e.field} ${e.message}`).join('; '), {}, refused);
+    if (refused.length > 0) throw HttpProblem.forFields(422, refused);
 
     const { calibration: _c, origin: _o, ...definition } = input;
     const text = definition.text.trim();

@@ -22,6 +22,9 @@ const FASTIFY_DETAILS: Record<string, (contentType?: string) => string> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: () => 'Content-Type is application/json but the body is empty',
 };
 
+/** A problem lists this many fields at fault at most (and says how many more). */
+const MAX_LISTED = 20;
+
 /** Thrown by handlers and plugins for any answer that is not a success. */
 export class HttpProblem extends Error {
   override name = 'HttpProblem';
@@ -33,6 +36,16 @@ export class HttpProblem extends Error {
     public readonly errors?: { field: string; message: string }[],
   ) {
     super(detail);
+  }
+
+  /**
+   * A problem naming each field at fault in its detail and errors: at most MAX_LISTED of them, then how many more (a
+   * 240 KiB body of 40,000 bad array items was answered with every one, 8 MB, half a second of the event loop).
+   */
+  static forFields(statusCode: number, all: { field: string; message: string }[]): HttpProblem {
+    const errors = all.slice(0, MAX_LISTED);
+    const more = all.length > MAX_LISTED ? `; and ${all.length - MAX_LISTED} more` : '';
+    return new HttpProblem(statusCode, `${errors.map((e) => `${e.field} ${e.message}`).join('; ')}${more}`, {}, errors);
   }
 }
 
@@ -109,9 +122,6 @@ export function expectationFailed(req: IncomingMessage, res: ServerResponse): vo
   res.end(body);
 }
 
-/** A validation failure lists this many fields at most (and says how many more). */
-export const MAX_LISTED = 20;
-
 
 /**
  * Fastify's frameworkErrors: what its router refuses before there is a route. Its own answers are plain JSON in
@@ -160,17 +170,13 @@ export const problemsPlugin = fp(async function problems(app: FastifyInstance, o
   });
   app.addHook('preHandler', async (request) => {
     const errors = [...nonFiniteValues(request.query, 'querystring'), ...nonFiniteValues(request.params, 'params')];
-    if (errors.length > 0) throw new HttpProblem(400, errors.map((e) => `${e.field} ${e.message}`).join('; '), {}, errors);
+    if (errors.length > 0) throw HttpProblem.forFields(400, errors);
   });
   app.setErrorHandler((err: FastifyError | HttpProblem, request, reply) => {
     const path = request.url.split('?')[0];
     if ('validation' in err && err.validation) {
-      // At most MAX_LISTED: a 240 KiB body of 40,000 bad array items (or unknown keys) was answered with every one of
-      // them, 8 MB of detail and errors, half a second of the event loop each.
-      const all = validationErrors(err, request.query);
-      const errors = all.slice(0, MAX_LISTED);
-      const more = all.length > MAX_LISTED ? `; and ${all.length - MAX_LISTED} more` : '';
-      const body = { ...problemBody(400, `${errors.map((e) => `${e.field} ${e.message}`).join('; ')}${more}`, path), errors };
+      const problem = HttpProblem.forFields(400, validationErrors(err, request.query));
+      const body = { ...problemBody(400, problem.detail, path), errors: problem.errors };
       return reply.code(400).type('application/problem+json').send(body);
     }
     // Redis frozen or gone: a 503 naming it (as /readyz does), not a 500 to quote to the administrator.

@@ -102,8 +102,7 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
       assertFreeText([{ field: 'body/text', value: request.body.text }, { field: 'body/negativeText', value: request.body.negativeText }]);
       // As for a saved query (query-service.ts): a contrast sentence equal to the text scores 0 on every study.
       if (request.body.negativeText !== undefined && sameSentence(request.body.negativeText, request.body.text)) {
-        const problem = { field: 'body/negativeText', message: 'must differ from body/text: the score would always be 0' };
-        throw new HttpProblem(400, `${problem.field} ${problem.message}`, {}, [problem]);
+        throw HttpProblem.forFields(400, [{ field: 'body/negativeText', message: 'must differ from body/text: the score would always be 0' }]);
       }
       const { result, vectors } = await scoredStudy(uid);
       // The same language check as search and saved queries: a text the model cannot read has no meaningful score.

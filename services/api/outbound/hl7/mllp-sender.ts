@@ -40,7 +40,7 @@ class Connection {
   private readonly decoder = new MllpDecoder({ maxMessageBytes: MAX_REPLY_BYTES });
   pending?: Pending;
 
-  constructor(readonly socket: net.Socket, private readonly onGone: (c: Connection) => void, logger?: Logger) {
+  constructor(readonly socket: net.Socket, onGone: (c: Connection) => void, logger?: Logger) {
     socket.on('data', (chunk: Buffer) => {
       for (const frame of this.decoder.push(chunk)) {
         const pending = this.pending;
@@ -108,7 +108,6 @@ export class MllpSender {
     if (connection && !connection.closed) {
       await new Promise<void>((resolve) => {
         connection.socket.once('close', () => resolve());
-        connection.socket.end();
         connection.destroy();
       });
     }

@@ -73,21 +73,19 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
     readiness: async () => ({ redis: await redisCheck(healthRedis), models: modelsCheck }),
   });
   log.info({ httpPort: server.port }, '/livez, /readyz and /metrics listening');
-  // From here on, a failed start must not leave the server or the connection behind.
-  const started: { close(): Promise<unknown> }[] = [server, { close: async () => healthRedis.disconnect() }];
-  try {
-    await waitForBundle(wc.MODELS_DIR, log, deps.signal);
-  } catch (err) {
-    await Promise.allSettled(started.map((x) => x.close()));
-    throw err;
-  }
-  const models = await loadWorkerModels(wc.MODELS_DIR, {
-    providers: executionProviders(wc),
-    ...(wc.WORKER_ORT_THREADS > 0 ? { threads: wc.WORKER_ORT_THREADS } : {}),
-  }).catch(async (err: unknown) => {
-    await Promise.allSettled(started.map((x) => x.close()));
+  // From here on, a failed start must not leave anything it opened behind (a launcher or a test that embeds the
+  // worker lives on): each part is pushed here once open and closed, last first, if a later step throws.
+  const opened: (() => Promise<unknown>)[] = [() => server.close(), async () => healthRedis.disconnect()];
+  const step = <T>(work: Promise<T>): Promise<T> => work.catch(async (err: unknown) => {
+    for (const close of opened.reverse()) await close().catch(() => undefined);
     throw err;
   });
+  await step(waitForBundle(wc.MODELS_DIR, log, deps.signal));
+  const models = await step(loadWorkerModels(wc.MODELS_DIR, {
+    providers: executionProviders(wc),
+    ...(wc.WORKER_ORT_THREADS > 0 ? { threads: wc.WORKER_ORT_THREADS } : {}),
+  }));
+  opened.push(() => models.close());
   const { manifest } = models;
   log.info(
     { bundleId: manifest.bundleId, version: manifest.version, provider: models.provider, fallbacks: models.fallbacks, sequences: models.sequences },
@@ -102,6 +100,7 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
   for (const [name, conn] of [['redis', redis], ['subscriber', subscriber]] as const) {
     conn.on('error', (err) => log.error({ err, connection: name }, 'Redis connection error'));
   }
+  opened.push(async () => subscriber.disconnect(), async () => redis.disconnect());
   const loaderOpts = { preprocessing: manifest.preprocessing, sequences: models.sequences };
   const processLoader = wc.WORKER_LOAD_PROCESSES > 0
     ? createProcessLoader({
@@ -120,9 +119,10 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
     })
     : undefined;
   const loader = processLoader ?? createInlineLoader(loaderOpts);
+  opened.push(() => loader.close());
   const sensitivity = sensitivitySettings(wc);
   for (const note of operatingPointNotes(manifest.decision, sensitivity)) log.warn({ sensitivity }, note);
-  const queries = await createQuerySource({ redis, subscriber, manifest, text: models.text, log, sensitivity });
+  const queries = await step(createQuerySource({ redis, subscriber, manifest, text: models.text, log, sensitivity }));
   const image = batchingEmbedder(models.image, {
     maxBatch: wc.WORKER_BATCH_SIZE,
     maxWaitMs: wc.WORKER_BATCH_WAIT_MS,

@@ -5,11 +5,17 @@
 import os from 'node:os';
 import type { Sequence } from '../shared/model-manifest';
 import { loadModels, type ExecutionProvider } from '../shared/models';
-import { parseArgs, runCli } from '../shared/cli-args';
+import { parseOptions, runCli } from '../shared/cli-args';
 import { listStudies, readStudy } from '../shared/models/cli/volumes';
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2), { bundle: 'onnx-models', volumes: '', runs: '30', threads: '2', provider: 'cpu' });
+  const args = parseOptions({
+    bundle: { type: 'string', default: 'onnx-models' },
+    volumes: { type: 'string', default: '' },
+    runs: { type: 'string', default: '30' },
+    threads: { type: 'string', default: '2' },
+    provider: { type: 'string', default: 'cpu' },
+  });
   const providers = args.provider.split(',') as ExecutionProvider[];
   const tLoad = performance.now();
   const models = await loadModels(args.bundle, { executionProviders: providers, threads: Number(args.threads) });

@@ -1,7 +1,7 @@
 // How the command-line tools (model CLIs, benchmarks, the fuzzer) read their options and how they end: --help
-// prints the options with their defaults (exit 0); a wrong option prints what was wrong and the usage (exit 2); any
-// other failure prints its message (exit 1). parseArgs is a tiny --flag value parser (strings only);
-// parseOptions is node:util's parseArgs (typed values, booleans) with the same --help and usage errors.
+// prints the options with their defaults (exit 0); a wrong option or a missing required one prints what was wrong and
+// the usage (exit 2); any other failure prints its message (exit 1). parseOptions is node:util's parseArgs (typed
+// values, booleans) with required options and these --help and usage errors.
 import path from 'node:path';
 import { parseArgs as parseNodeArgs } from 'node:util';
 
@@ -18,41 +18,52 @@ function usageOf(options: string[]): string {
   return [`usage: node ${script} [--option value ...]`, ...options.map((o) => `  ${o}`)].join('\n');
 }
 
-export function parseArgs(argv: string[], known: Record<string, string | undefined>): Record<string, string> {
-  const usage = usageOf(Object.entries(known).map(([k, v]) => `--${k} ${v === undefined ? '<required>' : `(default ${JSON.stringify(v)})`}`));
-  const out: Record<string, string | undefined> = { ...known };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--help' || a === '-h') throw new UsageError('', usage, true);
-    if (!a.startsWith('--')) throw new UsageError(`unexpected argument ${a}`, usage);
-    const key = a.slice(2);
-    if (!(key in known)) throw new UsageError(`unknown option --${key}`, usage);
-    const value = argv[++i];
-    if (value === undefined) throw new UsageError(`--${key} needs a value`, usage);
-    out[key] = value;
-  }
-  const missing = Object.entries(out).filter(([, v]) => v === undefined).map(([k]) => `--${k}`);
-  if (missing.length > 0) throw new UsageError(`missing ${missing.join(' ')}`, usage);
-  return out as Record<string, string>;
-}
+type Option = { type: 'string' | 'boolean'; short?: string; default?: string | boolean; multiple?: false; required?: boolean };
+type Options = Record<string, Option>;
 
-type NodeOptions = Record<string, { type: 'string' | 'boolean'; short?: string; default?: string | boolean; multiple?: false }>;
+/** The parsed values: a string option that is required or has a default is always there, so it is typed string. */
+type Values<O extends Options> = {
+  -readonly [K in keyof O]: (O[K]['type'] extends 'boolean' ? boolean : string) | (O[K] extends { required: true } | { default: unknown } ? never : undefined);
+};
 
 /**
- * node:util's parseArgs, strict, no positionals; --help or -h, or a wrong option, throws UsageError. With
- * allowNegative, a boolean is turned off by --no-<name>.
+ * `--name value` for each string option becomes `--name=value`, so that a value starting with a dash is taken as the
+ * value (e.g. `--synth-args "--matrix 128"`), as getopt does; node:util would refuse it as ambiguous.
  */
-export function parseOptions<const O extends NodeOptions>(options: O, argv: string[] = process.argv.slice(2), settings: { allowNegative?: boolean } = {}) {
+function joinValues(options: Options, argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const isString = a.startsWith('--') && options[a.slice(2)]?.type === 'string';
+    if (isString && i + 1 < argv.length) out.push(`${a}=${argv[++i]}`);
+    else out.push(a);
+  }
+  return out;
+}
+
+/**
+ * node:util's parseArgs, strict, no positionals; --help or -h, a wrong option or a missing required one
+ * (`required: true`) throws UsageError. With allowNegative, a boolean is turned off by --no-<name>.
+ */
+export function parseOptions<const O extends Options>(options: O, argv: string[] = process.argv.slice(2), settings: { allowNegative?: boolean } = {}): Values<O> {
   const usage = usageOf(Object.entries(options).map(([k, o]) => {
     const name = o.type === 'boolean' && settings.allowNegative ? `--[no-]${k}` : `--${k}`;
-    return `${name}${o.type === 'string' ? ' <value>' : ''}${o.default === undefined || o.default === false ? '' : ` (default ${JSON.stringify(o.default)})`}`;
+    const value = o.type === 'boolean' ? '' : o.required ? ' <required>' : ' <value>';
+    return `${name}${value}${o.default === undefined || o.default === false ? '' : ` (default ${JSON.stringify(o.default)})`}`;
   }));
-  if (argv.includes('--help') || argv.includes('-h')) throw new UsageError('', usage, true);
+  const args = joinValues(options, argv);
+  if (args.includes('--help') || args.includes('-h')) throw new UsageError('', usage, true);
+  // node:util knows nothing of `required`.
+  const nodeOptions = Object.fromEntries(Object.entries(options).map(([k, { required: _, ...o }]) => [k, o]));
+  let values: Record<string, string | boolean | undefined>;
   try {
-    return parseNodeArgs({ options, args: argv, strict: true, allowPositionals: false, allowNegative: settings.allowNegative ?? false }).values;
+    values = parseNodeArgs({ options: nodeOptions, args, strict: true, allowPositionals: false, allowNegative: settings.allowNegative ?? false }).values;
   } catch (err) {
     throw new UsageError((err as Error).message, usage);
   }
+  const missing = Object.keys(options).filter((k) => options[k].required && values[k] === undefined).map((k) => `--${k}`);
+  if (missing.length > 0) throw new UsageError(`missing ${missing.join(' ')}`, usage);
+  return values as Values<O>;
 }
 
 /** Ends the process for a CLI's failure as described above. */

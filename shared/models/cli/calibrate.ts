@@ -19,7 +19,7 @@ import { calibrate, operatingPoints, plattProbability, thresholdFromTable } from
 import { embedReport, reportSimilarity, type ReportVectors } from '../pseudo-labels';
 import { loadModels, type Models } from '../index';
 import { roc } from '../metrics';
-import { parseArgs, runCli } from '../../cli-args';
+import { parseOptions, runCli } from '../../cli-args';
 import { allQueries, scoreVolumes } from './score';
 
 export interface Label {
@@ -88,8 +88,15 @@ async function mentionSimilarity(models: Models, reportsFile: string, labels: Ma
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2), {
-    bundle: undefined, volumes: undefined, labels: undefined, reports: '', threads: '2', 'target-sensitivity': '0.9', 'stat-sensitivity': '0.95', 'urgent-sensitivity': '0.9',
+  const args = parseOptions({
+    bundle: { type: 'string', required: true },
+    volumes: { type: 'string', required: true },
+    labels: { type: 'string', required: true },
+    reports: { type: 'string', default: '' },
+    threads: { type: 'string', default: '2' },
+    'target-sensitivity': { type: 'string', default: '0.9' },
+    'stat-sensitivity': { type: 'string', default: '0.95' },
+    'urgent-sensitivity': { type: 'string', default: '0.9' },
   });
   const target = Number(args['target-sensitivity']);
   const manifestPath = path.join(args.bundle, 'manifest.json');

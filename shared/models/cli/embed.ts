@@ -8,8 +8,7 @@ import { loadTextEmbedder } from '../../../services/api/text-embedder';
 import { parseOptions, runCli } from '../../cli-args';
 
 async function main(): Promise<void> {
-  const values = parseOptions({ bundle: { type: 'string' }, texts: { type: 'string' }, out: { type: 'string' }, threads: { type: 'string', default: '2' } });
-  if (!values.bundle || !values.texts || !values.out) throw new Error('usage: embed --bundle DIR --texts FILE.json --out FILE.f32');
+  const values = parseOptions({ bundle: { type: 'string', required: true }, texts: { type: 'string', required: true }, out: { type: 'string', required: true }, threads: { type: 'string', default: '2' } });
   const texts = JSON.parse(readFileSync(values.texts, 'utf8')) as unknown;
   if (!Array.isArray(texts) || !texts.every((t) => typeof t === 'string')) throw new Error(`${values.texts}: expected a JSON array of strings`);
   const embedder = await loadTextEmbedder(values.bundle, Number(values.threads));

@@ -16,7 +16,7 @@ import { loadBundleLanguage } from '../../language/knowledge';
 import { loadBundle } from '../bundle';
 import { loadModels } from '../index';
 import { curvePng } from './curve-png';
-import { parseArgs, runCli } from '../../cli-args';
+import { parseOptions, runCli } from '../../cli-args';
 import { isPositive } from './calibrate';
 import { embedCohort, makeCohort } from './eval-cohort';
 import { decisionCards, languageRates, phrasingRows, queryCard, queryVectors, searchRows, siteStudies, zeroLabelRow, type QueryCardRow } from './eval-measures';
@@ -49,9 +49,16 @@ function queryBar(r: QueryCardRow, normal: boolean): string {
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2), {
-    bundle: 'onnx-models', n: '400', seed: '7001', 'site-n': '300', 'site-seed': '7002', work: 'var/models-eval', card: 'docs/model-card.md', threads: '2',
-    'synth-args': '--matrix 128',
+  const args = parseOptions({
+    bundle: { type: 'string', default: 'onnx-models' },
+    n: { type: 'string', default: '400' },
+    seed: { type: 'string', default: '7001' },
+    'site-n': { type: 'string', default: '300' },
+    'site-seed': { type: 'string', default: '7002' },
+    work: { type: 'string', default: 'var/models-eval' },
+    card: { type: 'string', default: 'docs/model-card.md' },
+    threads: { type: 'string', default: '2' },
+    'synth-args': { type: 'string', default: '--matrix 128' },
   });
   const synthArgs = args['synth-args'].split(' ').filter(Boolean);
   const spec = path.join(args.bundle, 'manifest.json');

@@ -7,7 +7,7 @@ import * as ort from 'onnxruntime-node';
 import { loadBundle } from '../bundle';
 import type { ImageEncoderSpec } from '../image-encoder';
 import { createSession } from '../session';
-import { parseArgs, runCli } from '../../cli-args';
+import { parseOptions, runCli } from '../../cli-args';
 import { readF32 } from './volumes';
 
 interface Meta {
@@ -51,7 +51,7 @@ export async function checkParity(bundleDir: string, fixtures: string): Promise<
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2), { bundle: undefined, fixtures: undefined, tolerance: '1e-4' });
+  const args = parseOptions({ bundle: { type: 'string', required: true }, fixtures: { type: 'string', required: true }, tolerance: { type: 'string', default: '1e-4' } });
   const result = await checkParity(args.bundle, args.fixtures);
   const tolerance = Number(args.tolerance);
   for (const [k, v] of Object.entries(result)) console.log(`parity ${k}: max abs diff ${v.toExponential(2)} ${v <= tolerance ? 'ok' : 'FAIL'}`);

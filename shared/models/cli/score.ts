@@ -5,7 +5,7 @@ import { createWriteStream } from 'node:fs';
 import { loadModels, type Models } from '../index';
 import type { Sequence, TriageQuery } from '../../model-manifest';
 import { scoreStudy } from '../scoring';
-import { parseArgs, runCli } from '../../cli-args';
+import { parseOptions, runCli } from '../../cli-args';
 import { listStudies, readStudy } from './volumes';
 
 export interface StudyScores {
@@ -44,7 +44,7 @@ export async function scoreVolumes(models: Models, voldir: string, onStudy?: (s:
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2), { bundle: undefined, volumes: undefined, out: undefined, threads: '2' });
+  const args = parseOptions({ bundle: { type: 'string', required: true }, volumes: { type: 'string', required: true }, out: { type: 'string', required: true }, threads: { type: 'string', default: '2' } });
   const models = await loadModels(args.bundle, { executionProviders: ['cpu'], threads: Number(args.threads) });
   const out = createWriteStream(args.out);
   const rows = await scoreVolumes(models, args.volumes, (row, i, n) => {

@@ -1,6 +1,6 @@
 // Every error leaves the API as an RFC 9457 problem response (application/problem+json) whose detail says what
-// is wrong: validation failures name each field, unknown routes say so, and unexpected errors are logged with
-// the request id but answered without internals.
+// is wrong: validation failures name each field, unknown routes say so (a known path under another method is a 405
+// with Allow), and unexpected errors are logged with the request id but answered without internals.
 import { maxHeaderSize, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -155,7 +155,29 @@ export function nonFiniteValues(values: unknown, context: string): { field: stri
   );
 }
 
+/**
+ * A route's path pattern as a regular expression over request paths: `:name` matches one segment or the part of it
+ * before a static suffix (`:SOPInstanceUID.png`), as the router does; everything else is literal.
+ */
+export function routePattern(url: string): RegExp {
+  const parts = url.split(/:[A-Za-z_][A-Za-z0-9_]*/).map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  return new RegExp(`^${parts.join('[^/]+?')}$`);
+}
+
 export const problemsPlugin = fp(async function problems(app: FastifyInstance, opts: { redisTimeoutMs?: number } = {}) {
+  // Each route's pattern and methods, for the 405 below: Fastify's hasRoute() and findRoute() look a route up by its
+  // pattern, not by a request path. Wildcard routes (the page's GET /*) are left out: they would make every path
+  // "GET only" and every other method a 405.
+  const routes = new Map<string, { pattern: RegExp; methods: Set<string> }>();
+  app.addHook('onRoute', (route) => {
+    if (route.url.includes('*')) return;
+    const entry = routes.get(route.url) ?? { pattern: routePattern(route.url), methods: new Set<string>() };
+    for (const m of [route.method].flat()) entry.methods.add(m);
+    routes.set(route.url, entry);
+  });
+  /** The methods some route takes on this path, sorted; none when no route has it (a 404). */
+  const allowedMethods = (path: string): string[] =>
+    [...new Set([...routes.values()].filter((r) => r.pattern.test(path)).flatMap((r) => [...r.methods]))].sort();
   // A route under /api/ that takes no query string refuses one, as those that take one refuse an unknown parameter:
   // GET /api/v1/queries?id=mass answered the whole list, as if the filter applied.
   app.addHook('onRoute', (route) => {
@@ -199,6 +221,14 @@ export const problemsPlugin = fp(async function problems(app: FastifyInstance, o
   });
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0];
+    const allow = allowedMethods(path);
+    if (allow.length > 0) {
+      return reply
+        .code(405)
+        .header('Allow', allow.join(', '))
+        .type('application/problem+json')
+        .send(problemBody(405, `${request.method} is not allowed on ${echoedPath(path)}; it takes ${allow.join(', ')}`, path));
+    }
     return reply
       .code(404)
       .type('application/problem+json')

@@ -1,0 +1,57 @@
+// HTTP semantics an integrator's client relies on (RFC 9110), on the app from build(deps) over a real Redis: a known
+// path asked with a method it does not take is a 405 naming the methods it does (not a 404 "no route").
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import { connectRedis } from '../../shared/redis';
+import { startRedis, type TestRedis } from '../helpers/redis';
+import { ADMIN, READER, buildTestApp, writeResult } from './helpers';
+
+const UID = '1.2.826.0.1.3680043.10.9.1';
+
+let server: TestRedis;
+let redis: Redis;
+let app: FastifyInstance;
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = connectRedis(server.url, 'producer');
+  await new Promise((r) => redis.once('ready', r));
+  app = await buildTestApp(redis);
+  await app.ready();
+  await writeResult(redis, { uid: UID, priority: 'STAT', receivedAt: Date.UTC(2026, 0, 5), looksLike: 'acute infarct restricted diffusion', flagged: ['acute_infarct'] });
+});
+
+afterAll(async () => {
+  await app?.close();
+  redis?.disconnect();
+  await server?.stop();
+});
+
+describe('a method the path does not take', () => {
+  test.each([
+    ['DELETE', '/api/v1/worklist', 'GET, HEAD'],
+    ['POST', `/api/v1/studies/${UID}`, 'GET, HEAD'],
+    ['GET', `/api/v1/studies/${UID}/score`, 'POST'],
+    ['PATCH', '/api/v1/queries/mass', 'DELETE, GET, HEAD, PUT'],
+    ['PUT', '/api/v1/queries', 'GET, HEAD, POST'],
+    ['OPTIONS', '/api/v1/worklist', 'GET, HEAD'],
+    ['DELETE', `/api/v1/studies/${UID}/images/1.2.3.png`, 'GET, HEAD'],
+    ['POST', '/livez', 'GET, HEAD'],
+  ])('%s %s is a 405 problem with Allow: %s', async (method, url, allow) => {
+    const res = await app.inject({ method: method as 'GET', url, headers: ADMIN });
+    expect(res.statusCode).toBe(405);
+    expect(res.headers.allow).toBe(allow);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.json()).toMatchObject({ status: 405, title: 'Method Not Allowed', detail: `${method} is not allowed on ${url.split('?')[0]}; it takes ${allow}` });
+  });
+
+  test('a path no route has is still a 404, under any method', async () => {
+    for (const method of ['GET', 'POST', 'DELETE'] as const) {
+      const res = await app.inject({ method, url: '/api/v1/no-such-thing', headers: READER });
+      expect(res.statusCode).toBe(404);
+      expect(res.headers.allow).toBeUndefined();
+    }
+    // The page's catch-all static route (GET /*) does not make every path "GET only".
+    expect((await app.inject({ method: 'POST', url: '/no-such-file.txt' })).statusCode).toBe(404);
+  });
+});

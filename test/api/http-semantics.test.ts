@@ -1,5 +1,6 @@
 // HTTP semantics an integrator's client relies on (RFC 9110), on the app from build(deps) over a real Redis: a known
-// path asked with a method it does not take is a 405 naming the methods it does (not a 404 "no route").
+// path asked with a method it does not take is a 405 naming the methods it does (not a 404 "no route"), and a route
+// that takes no request body refuses one instead of silently ignoring it.
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { connectRedis } from '../../shared/redis';
@@ -53,5 +54,38 @@ describe('a method the path does not take', () => {
     }
     // The page's catch-all static route (GET /*) does not make every path "GET only".
     expect((await app.inject({ method: 'POST', url: '/no-such-file.txt' })).statusCode).toBe(404);
+  });
+});
+
+describe('a body sent to a route that takes none', () => {
+  test.each([
+    ['POST', '/api/v1/queries/mass/restore'],
+    ['POST', '/api/v1/queries/mass/calibrate'],
+    ['DELETE', '/api/v1/queries/mass'],
+    ['GET', '/api/v1/worklist'],
+    ['GET', `/api/v1/studies/${UID}`],
+  ])('%s %s with a JSON body is a 400 saying the route takes no body', async (method, url) => {
+    const res = await app.inject({ method: method as 'GET', url, headers: { ...ADMIN, 'content-type': 'application/json' }, payload: '{"id":"mass"}' });
+    expect(res.statusCode).toBe(400);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.json().detail).toBe(`${method} ${url.replace(/\/mass(?=\/|$)/, '/:id').replace(UID, ':StudyInstanceUID')} takes no request body: send none`);
+  });
+
+  test('a body of another type is refused the same way, before its type is', async () => {
+    const res = await app.inject({ method: 'POST', url: '/api/v1/queries/mass/restore', headers: { ...ADMIN, 'content-type': 'text/plain' }, payload: 'restore' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().detail).toMatch(/takes no request body/);
+  });
+
+  test('no body, or an empty one (Content-Length: 0), is accepted as before', async () => {
+    expect((await app.inject({ method: 'GET', url: '/api/v1/worklist', headers: READER })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/api/v1/worklist', headers: { ...READER, 'content-length': '0' } })).statusCode).toBe(200);
+    // As the page sends it: POST without a body or a Content-Type.
+    expect((await app.inject({ method: 'POST', url: '/api/v1/queries/mass/restore', headers: ADMIN })).statusCode).toBe(200);
+  });
+
+  test('a route that takes a body still reads it', async () => {
+    const res = await app.inject({ method: 'POST', url: `/api/v1/studies/${UID}/score`, headers: READER, payload: { text: 'acute infarct' } });
+    expect(res.statusCode).toBe(200);
   });
 });

@@ -73,6 +73,13 @@ export const jsonBodyPlugin = fp(async function jsonBody(app: FastifyInstance) {
   app.addHook('preParsing', async (request) => {
     const { 'content-length': length, 'transfer-encoding': chunked } = request.headers;
     if (chunked === undefined && (length === undefined || length === '0')) return; // no body: nothing encoded
+    // A route under /api/ without a body schema takes none, and refuses one as a route without a query-string schema
+    // refuses a query string (problems.ts): POST …/restore with {"id": …}, or a GET with a filter in its body, was
+    // answered as if the body applied. A GET body has no defined meaning (RFC 9110 9.3.1) and proxies may drop it.
+    const route = request.routeOptions.url;
+    if (route?.startsWith('/api/') && !request.routeOptions.schema?.body) {
+      throw new HttpProblem(400, `${request.method} ${route} takes no request body: send none`);
+    }
     const encoding = String(request.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
     if (encoding !== 'identity' && encoding !== '') {
       throw new HttpProblem(415, `Content-Encoding ${encoding.slice(0, 40)} is not accepted: send the body uncompressed`);

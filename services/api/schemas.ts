@@ -310,8 +310,17 @@ export const QueryIdParams = Type.Object({ id: Type.String({ pattern: '^[a-z0-9_
  * computes both).
  */
 const { calibration: _calibration, origin: _origin, ...definition } = TriageQuerySchema.properties;
+/**
+ * A sensitivity a site can choose: as TRIAGE_<class>_SENSITIVITY (the worker's) and the page's field. 1e-300 was
+ * accepted and picked the table's top threshold, which flags almost nothing. Only what clients send is bounded here;
+ * a stored query or a bundle's keeps the contract's (0, 1].
+ */
+export const TargetSensitivity = Type.Number({
+  minimum: 0.5, maximum: 1,
+  description: 'the sensitivity the query\'s own threshold is chosen for, from 0.5 to 1; absent: the calibration\'s, else 0.95',
+});
 export const QueryBody = Type.Object(
-  { ...definition, calibration: Type.Optional(Type.Unknown({ description: 'refused (422): computed by the service' })), origin: Type.Optional(Type.Unknown({ description: 'refused (422): set by the service' })) },
+  { ...definition, targetSensitivity: Type.Optional(TargetSensitivity), calibration: Type.Optional(Type.Unknown({ description: 'refused (422): computed by the service' })), origin: Type.Optional(Type.Unknown({ description: 'refused (422): set by the service' })) },
   { additionalProperties: false },
 );
 export const QueryBodyNoId = Type.Omit(QueryBody, ['id'], { additionalProperties: false });

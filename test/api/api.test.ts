@@ -587,6 +587,20 @@ describe('queries: bundle defaults, site layer, language check and calibration f
     expect(ok.json().query.targetSensitivity).toBe(0.9);
   });
 
+  test('targetSensitivity outside 0.5 to 1 is a 400 naming the range (1e-300 was accepted: a threshold that flags almost nothing)', async () => {
+    for (const targetSensitivity of [1e-300, 0.3, 1.5]) {
+      const res = await post({ id: 'subdural', text: 'subdural haematoma collection', priority: 'STAT', targetSensitivity });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().errors).toEqual([{ field: 'body/targetSensitivity', message: 'must be >= 0.5 and <= 1' }]);
+    }
+    const edited = await put('mass', { text: 'enhancing mass lesion', priority: 'URGENT', targetSensitivity: 1e-300 });
+    expect(edited.json().detail).toBe('body/targetSensitivity must be >= 0.5 and <= 1');
+    for (const targetSensitivity of [0.5, 1]) {
+      const ok = await post({ id: `subdural_${targetSensitivity * 10}`, text: 'subdural haematoma collection', priority: 'STAT', targetSensitivity });
+      expect(ok.statusCode).toBe(201);
+    }
+  });
+
   test('a query naming a sequence the running bundle does not read is refused, with the sequences it reads', async () => {
     const swi = await post({ id: 'ich_swi', text: 'intracranial haemorrhage', priority: 'STAT', sequences: ['DWI', 'SWI'] });
     expect(swi.statusCode).toBe(422);

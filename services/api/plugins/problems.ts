@@ -67,6 +67,19 @@ export function problemBody(status: number, detail: string, instance?: string): 
   };
 }
 
+const BOUNDS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'];
+
+/**
+ * "must be >= 0.5 and <= 1" for a number bounded on both sides: Ajv names only the bound that failed, and a client
+ * that sent 1e-300 and fixed it to 2 learnt of the upper bound from a second 400.
+ */
+function rangeOf(schema: unknown): string | null {
+  const s = (schema ?? {}) as { minimum?: number; maximum?: number; exclusiveMinimum?: number; exclusiveMaximum?: number };
+  const low = s.minimum !== undefined ? `>= ${s.minimum}` : s.exclusiveMinimum !== undefined ? `> ${s.exclusiveMinimum}` : null;
+  const high = s.maximum !== undefined ? `<= ${s.maximum}` : s.exclusiveMaximum !== undefined ? `< ${s.exclusiveMaximum}` : null;
+  return low && high ? `must be ${low} and ${high}` : null;
+}
+
 /**
  * The validation failures, one per field. A query-string parameter given twice (`?limit=1&limit=2`) reaches the schema
  * as an array and failed as "must be integer" for a value that is one: it says it was given more than once.
@@ -82,6 +95,8 @@ function validationErrors(err: FastifyError, query: unknown): { field: string; m
       ? (query as Record<string, unknown>)[v.instancePath.slice(1)]
       : undefined;
     if (Array.isArray(given)) return { field, message: `is given ${given.length} times: send it once` };
+    const range = BOUNDS.includes(v.keyword) ? rangeOf((v as { parentSchema?: unknown }).parentSchema) : null;
+    if (range) return { field, message: range };
     return { field, message: `${v.message ?? 'is invalid'}${allowed}` };
   });
 }

@@ -157,6 +157,9 @@ export const WorklistQuery = Type.Object({
 export const WorklistResponse = Type.Object({
   items: Type.Array(WorklistItemSchema),
   nextCursor: Type.Union([Type.String(), Type.Null()]),
+  unreadable: Type.Array(Type.String(), {
+    description: 'studies listed on the worklist whose stored result cannot be read (not JSON, or not a result), left out of items whatever the filters: score them again',
+  }),
 });
 
 export const StudiesQuery = Type.Object({

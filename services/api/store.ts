@@ -1,10 +1,12 @@
 // Read side of the study contracts for the API: the study hash (shared/studies.ts), the result JSON, the stored
 // vectors and the worklist sorted set (shared/results.ts). Only reads; the worker and listener own the writes.
+import { Value } from '@sinclair/typebox/value';
 import type { Redis } from 'ioredis';
 import type { Priority } from '../../shared/model-manifest';
 import { flagStatement } from '../../shared/models/decision';
 import { resultKeys, type StudyResult } from '../../shared/results';
 import { keys, scanStudyUids, type StudyStatus } from '../../shared/studies';
+import { StudyResultSchema } from './schemas';
 import { decodeVector, studyVectors, type StudyVectors } from './vectors';
 
 export interface StudyState {
@@ -13,6 +15,32 @@ export interface StudyState {
   numbers: Record<string, number>;
   /** Why a study failed or is unsupported, when the writer recorded it. */
   reason: string | null;
+}
+
+/**
+ * What results() gives for a stored result that is not JSON or not a StudyResult (a write cut off, a hand edit,
+ * another writer's format): one such study must not fail the worklist or search for all the others.
+ */
+export const UNREADABLE = Symbol('unreadable result');
+export type StoredResult = StudyResult | null | typeof UNREADABLE;
+
+/** Thrown by result() for one study whose stored result is unreadable; the message names the UID, never the text. */
+export class UnreadableResultError extends Error {
+  override name = 'UnreadableResultError';
+  constructor(public readonly StudyInstanceUID: string) {
+    super(`the stored result of study ${StudyInstanceUID} is unreadable`);
+  }
+}
+
+/** The stored JSON as a StudyResult, or UNREADABLE; JSON.parse's message is dropped as it quotes the text. */
+function parseResult(raw: string): StudyResult | typeof UNREADABLE {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return UNREADABLE;
+  }
+  return Value.Check(StudyResultSchema, parsed) ? (parsed as StudyResult) : UNREADABLE;
 }
 
 export interface WorklistItem extends StudyResult {
@@ -78,12 +106,13 @@ export function createStudyStore(redis: Redis, options: StoreOptions = {}) {
   const statusCache = new Map<string, { at: number; items: Promise<UnscoredStudy[]> }>();
 
   /** Stored results, each finding with its decision in words (flagStatement), as the API and page show it. */
-  async function results(uids: string[]): Promise<(StudyResult | null)[]> {
+  async function results(uids: string[]): Promise<StoredResult[]> {
     if (uids.length === 0) return [];
     const raw = await redis.mget(uids.map((u) => resultKeys.result(u)));
     return raw.map((r) => {
       if (!r) return null;
-      const result = JSON.parse(r) as StudyResult;
+      const result = parseResult(r);
+      if (result === UNREADABLE) return UNREADABLE;
       return { ...result, findings: result.findings.map((f) => ({ ...f, statement: flagStatement(f) })) };
     });
   }
@@ -159,8 +188,11 @@ export function createStudyStore(redis: Redis, options: StoreOptions = {}) {
   }
 
   return {
+    /** The study's result, null when there is none; UnreadableResultError when it cannot be read. */
     async result(uid: string): Promise<StudyResult | null> {
-      return (await results([uid]))[0];
+      const result = (await results([uid]))[0];
+      if (result === UNREADABLE) throw new UnreadableResultError(uid);
+      return result;
     },
 
     async state(uid: string): Promise<StudyState | null> {
@@ -186,8 +218,12 @@ export function createStudyStore(redis: Redis, options: StoreOptions = {}) {
      * sorted set. Paging is by cursor (score + UID of the last item), so studies arriving meanwhile neither
      * repeat nor shift a page. Members sharing a score are ordered by UID, which the cursor also uses.
      */
-    async worklist(filter: WorklistFilter, limit: number, cursor?: Cursor): Promise<{ items: WorklistItem[]; nextCursor: string | null }> {
+    async worklist(filter: WorklistFilter, limit: number, cursor?: Cursor): Promise<{ items: WorklistItem[]; nextCursor: string | null; unreadable: string[] }> {
       const page: { item: WorklistItem; at: Cursor }[] = [];
+      // Studies whose result cannot be read, so not filtered, are named on the page they would sit in: up to its
+      // last item, or all of them on the last page (the walk reads past a full page, and the next page reads them again).
+      const unreadable: string[] = [];
+      let unreadableInPage = 0;
       let min: number | '-inf' = cursor ? cursor.score : '-inf';
       let seenAtMin = 0;
       for (;;) {
@@ -206,17 +242,24 @@ export function createStudyStore(redis: Redis, options: StoreOptions = {}) {
         for (let i = 0; i < fresh.length; i++) {
           const r = res[i];
           if (!r) continue; // result removed while the set still lists it
+          if (r === UNREADABLE) {
+            unreadable.push(fresh[i].uid);
+            continue;
+          }
           if (filter.priority && !filter.priority.includes(r.priority)) continue;
           if (filter.status && !filter.status.includes(st[i] as StudyStatus)) continue;
           if (filter.since !== undefined && r.receivedAt < filter.since) continue;
           if (filter.flagged && !r.findings.some((f) => f.queryId === filter.flagged && f.flagged)) continue;
           // One more than asked tells whether a next page exists without an empty last page.
-          if (page.length === limit) return { items: page.map((p) => p.item), nextCursor: encodeCursor(page[page.length - 1].at) };
+          if (page.length === limit) {
+            return { items: page.map((p) => p.item), nextCursor: encodeCursor(page[page.length - 1].at), unreadable: unreadable.slice(0, unreadableInPage) };
+          }
           page.push({ item: { ...r, status: st[i] }, at: fresh[i] });
+          unreadableInPage = unreadable.length;
         }
         if (batch.length < BATCH) break;
       }
-      return { items: page.map((p) => p.item), nextCursor: null };
+      return { items: page.map((p) => p.item), nextCursor: null, unreadable };
     },
 
     /** See listByStatus; answers are shared for statusCacheMs so a room of open pages costs one read. */

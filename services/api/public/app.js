@@ -283,9 +283,12 @@ async function refreshWorklist() {
   // Refreshes keep as many studies on screen as the radiologist has asked for, in pages of at most 200.
   let items = [];
   let cursor = null;
+  // Studies whose stored result the API cannot read are not rows (no priority to sort by) but must not vanish unseen.
+  let unreadable = [];
   do {
     const page = await api(worklistQuery(Math.min(200, shown - items.length), cursor));
     items = items.concat(page.items);
+    unreadable = unreadable.concat(page.unreadable || []);
     cursor = page.nextCursor;
   } while (cursor && items.length < shown);
   // Not triaged (the worker's index) and in flight asked apart, so a backlog being scored never pushes a failed
@@ -302,7 +305,7 @@ async function refreshWorklist() {
   const untriaged = untriagedPage.items;
   const inFlight = inFlightPage.items.length;
   const atLimit = (n) => (n >= STUDIES_LIMIT ? `${n}+` : String(n));
-  $('#count').textContent = `${page.items.length}${page.nextCursor ? '+' : ''} studies · ${stat} STAT${inFlight ? ` · ${atLimit(inFlight)} being scored` : ''}${untriaged.length ? ` · ${atLimit(untriaged.length)} not triaged` : ''}`;
+  $('#count').textContent = `${page.items.length}${page.nextCursor ? '+' : ''} studies · ${stat} STAT${inFlight ? ` · ${atLimit(inFlight)} being scored` : ''}${untriaged.length ? ` · ${atLimit(untriaged.length)} not triaged` : ''}${unreadable.length ? ` · ${unreadable.length} with an unreadable result: ask the administrator` : ''}`;
   replaceRows($('#untriaged tbody'), untriaged.map(untriagedRow));
   $('#untriaged').hidden = untriaged.length === 0;
 }

@@ -14,7 +14,7 @@ import type { EmbedText } from '../report-check';
 import { misreadWarning, noResultsWarning } from '../language';
 import { assertFreeText } from '../free-text';
 import { SearchQuery, SearchResponse, problems } from '../schemas';
-import type { StudyStore } from '../store';
+import { UNREADABLE, type StudyStore } from '../store';
 import { cosine, studyCosine } from '../vectors';
 
 /** A search text at least this close (cosine) to the normal-study sentence is warned about: it ranks nothing. */
@@ -50,7 +50,8 @@ export async function searchRoutes(fastify: FastifyInstance, opts: { store: Stud
           const r = results[i];
           const v = vectors[i];
           // Studies scored by another model bundle live in another embedding space: left out, not mis-ranked.
-          if (!r || !v || r.model.bundleId !== model.bundleId || r.model.version !== model.version) return;
+          // An unreadable stored result is left out too (GET of the study says so).
+          if (!r || r === UNREADABLE || !v || r.model.bundleId !== model.bundleId || r.model.version !== model.version) return;
           const image = v.combined ?? Object.values(v.bySequence)[0];
           if (!image || image.length !== text.length) return;
           const score = v.combined ? searchScore(v.combined, text, normalVector ?? null) : studyCosine(v, text) - (normalVector ? studyCosine(v, normalVector) : 0);

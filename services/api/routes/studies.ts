@@ -15,7 +15,7 @@ import { assertFreeText, sameSentence } from '../free-text';
 import { HttpProblem } from '../plugins/problems';
 import { checkReport, type EmbedText } from '../report-check';
 import { ReportCheckBody, ReportCheckResponse, ScoreBody, ScoreResponse, StudiesQuery, StudiesResponse, StudyResponse, UidParams, problems } from '../schemas';
-import type { StudyStore } from '../store';
+import { UnreadableResultError, type StudyStore } from '../store';
 import { DimensionMismatchError, cosine, studyCosine, type StudyVectors } from '../vectors';
 
 export interface StudyRouteOptions {
@@ -41,8 +41,24 @@ export function assertSameModel(result: StudyResult, model: ModelStatus): void {
 export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOptions): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
+  /**
+   * The study's stored result. One that cannot be read is a 500 that says so and what to do (it was a bare 500 "quote
+   * request id"); the problems plugin logs its detail, which names the UID, never the stored text.
+   */
+  async function storedResult(uid: string): Promise<StudyResult | null> {
+    try {
+      return await opts.store.result(uid);
+    } catch (err) {
+      if (!(err instanceof UnreadableResultError)) throw err;
+      throw new HttpProblem(
+        500,
+        `${err.message} (not JSON, or not in the format this API reads); score the study again (docs/operations.md, NeurotriageDeadLettersGrowing step 3)`,
+      );
+    }
+  }
+
   async function scoredStudy(uid: string): Promise<{ result: StudyResult; vectors: StudyVectors }> {
-    const [result, state] = await Promise.all([opts.store.result(uid), opts.store.state(uid)]);
+    const [result, state] = await Promise.all([storedResult(uid), opts.store.state(uid)]);
     if (!result) {
       if (!state) throw new HttpProblem(404, `no study ${uid} has been received`);
       throw new HttpProblem(409, `study ${uid} is ${state.status ?? 'not scored'}; it can be used once it is scored`);
@@ -74,7 +90,7 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
     { schema: { tags: ['studies'], summary: 'Status through its life, and the result when scored', params: UidParams, response: { 200: StudyResponse, ...problems } } },
     async (request) => {
       const uid = request.params.StudyInstanceUID;
-      const [state, result] = await Promise.all([opts.store.state(uid), opts.store.result(uid)]);
+      const [state, result] = await Promise.all([opts.store.state(uid), storedResult(uid)]);
       if (!state && !result) throw new HttpProblem(404, `no study ${uid} has been received`);
       await app.audit(request, 'study.read', { StudyInstanceUID: uid });
       return {

@@ -43,6 +43,8 @@ export async function worklistRoutes(fastify: FastifyInstance, opts: { store: St
         q.limit,
         cursor,
       );
+      // UIDs only (docs/security.md): what the administrator needs to find and re-score them.
+      if (page.unreadable.length > 0) request.log.warn({ studies: page.unreadable }, 'stored result unreadable: left off the worklist');
       await app.audit(request, 'worklist.read', { studies: page.items.map((i) => i.StudyInstanceUID), count: page.items.length });
       return page;
     },

@@ -1,0 +1,96 @@
+// A stored result the API cannot read (not JSON, or not a StudyResult: a partial or hand-made write, another
+// writer's format) on a real Redis: that study's own routes say so clearly, while the worklist and search keep
+// working for every other study. Nothing of the stored text reaches a log line or an answer.
+import { Writable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import { createLogger } from '../../shared/logger';
+import { connectRedis } from '../../shared/redis';
+import { resultKeys, worklistScore } from '../../shared/results';
+import { keys } from '../../shared/studies';
+import { startRedis, type TestRedis } from '../helpers/redis';
+import { READER, buildTestApp, writeResult } from './helpers';
+
+const T0 = Date.UTC(2026, 0, 5, 8, 0, 0);
+const GOOD = '1.2.826.0.1.3680043.10.8.1';
+const NOT_JSON = '1.2.826.0.1.3680043.10.8.2';
+const WRONG_SHAPE = '1.2.826.0.1.3680043.10.8.3';
+const LATER = '1.2.826.0.1.3680043.10.8.4';
+const SECRET = 'ACC-CANARY-7731';
+
+let server: TestRedis;
+let redis: Redis;
+let app: FastifyInstance;
+const logLines: string[] = [];
+
+/** A result written as a broken writer would: raw text at the result key, listed on the worklist. */
+async function writeRaw(uid: string, raw: string, receivedAt: number): Promise<void> {
+  await redis
+    .multi()
+    .hset(keys.study(uid), { status: 'scored', firstReceivedAt: receivedAt, lastReceivedAt: receivedAt, instances: 40 })
+    .set(resultKeys.result(uid), raw)
+    .zadd(resultKeys.worklist(), worklistScore('STAT', receivedAt), uid)
+    .exec();
+}
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = connectRedis(server.url, 'producer');
+  await new Promise((r) => redis.once('ready', r));
+  const logger = createLogger('api-test', 'info', new Writable({ write: (chunk: Buffer, _enc, done) => { logLines.push(chunk.toString('utf8')); done(); } }));
+  app = await buildTestApp(redis, { logger });
+  await app.ready();
+  await writeResult(redis, { uid: GOOD, priority: 'STAT', receivedAt: T0, looksLike: 'acute infarct restricted diffusion', flagged: ['acute_infarct'] });
+  // Cut off mid-write, and quoting an accession number JSON.parse's message would repeat.
+  await writeRaw(NOT_JSON, `{"AccessionNumber":"${SECRET}","StudyInstanceUID":"${NOT_JSON}","prio`, T0 + 1000);
+  // Valid JSON, but no findings, series or model: not a StudyResult.
+  await writeRaw(WRONG_SHAPE, JSON.stringify({ StudyInstanceUID: WRONG_SHAPE, AccessionNumber: SECRET, priority: 'STAT', findings: 'none' }), T0 + 2000);
+  await writeResult(redis, { uid: LATER, priority: 'STAT', receivedAt: T0 + 3000, looksLike: 'intracranial haemorrhage blood products', flagged: ['haemorrhage'] });
+});
+
+afterAll(async () => {
+  await app?.close();
+  redis?.disconnect();
+  await server?.stop();
+});
+
+test('the worklist lists every readable study and names the unreadable ones in `unreadable`', async () => {
+  const res = await app.inject({ method: 'GET', url: '/api/v1/worklist', headers: READER });
+  expect(res.statusCode).toBe(200);
+  expect(res.json().items.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID)).toEqual([GOOD, LATER]);
+  expect(res.json().unreadable).toEqual([NOT_JSON, WRONG_SHAPE]);
+});
+
+test('an unreadable study is reported on the page it would sit in, once', async () => {
+  const first = await app.inject({ method: 'GET', url: '/api/v1/worklist?limit=1', headers: READER });
+  expect(first.json()).toMatchObject({ items: [{ StudyInstanceUID: GOOD }], unreadable: [] });
+  const second = await app.inject({ method: 'GET', url: `/api/v1/worklist?limit=1&cursor=${first.json().nextCursor}`, headers: READER });
+  expect(second.json()).toMatchObject({ items: [{ StudyInstanceUID: LATER }], unreadable: [NOT_JSON, WRONG_SHAPE], nextCursor: null });
+});
+
+test.each([
+  ['GET', NOT_JSON, ''],
+  ['GET', WRONG_SHAPE, ''],
+  ['POST', NOT_JSON, '/score'],
+])('%s the study %s%s is a 500 problem saying its stored result is unreadable and what to do', async (method, uid, tail) => {
+  const res = await app.inject({ method: method as 'GET', url: `/api/v1/studies/${uid}${tail}`, headers: READER, ...(method === 'POST' ? { payload: { text: 'acute infarct' } } : {}) });
+  expect(res.statusCode).toBe(500);
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  expect(res.json().detail).toBe(
+    `the stored result of study ${uid} is unreadable (not JSON, or not in the format this API reads); score the study again (docs/operations.md, NeurotriageDeadLettersGrowing step 3)`,
+  );
+});
+
+test('search ranks the readable studies and leaves the unreadable ones out', async () => {
+  const res = await app.inject({ method: 'GET', url: `/api/v1/search?q=${encodeURIComponent('acute infarct')}`, headers: READER });
+  expect(res.statusCode).toBe(200);
+  expect(res.json().items.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID).sort()).toEqual([GOOD, LATER]);
+});
+
+test('no log line or answer repeats the stored text', () => {
+  expect(logLines.length).toBeGreaterThan(0);
+  expect(logLines.join('\n')).not.toContain(SECRET);
+  // Each is logged by its UID, on the worklist and by its own routes.
+  expect(logLines.some((l) => l.includes('left off the worklist') && l.includes(NOT_JSON) && l.includes(WRONG_SHAPE))).toBe(true);
+  expect(logLines.some((l) => l.includes(`study ${WRONG_SHAPE} is unreadable`))).toBe(true);
+});

@@ -33,7 +33,7 @@ export class UnreadableResultError extends Error {
 }
 
 /** The stored JSON as a StudyResult, or UNREADABLE; JSON.parse's message is dropped as it quotes the text. */
-function parseResult(raw: string): StudyResult | typeof UNREADABLE {
+export function parseResult(raw: string): StudyResult | typeof UNREADABLE {
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);

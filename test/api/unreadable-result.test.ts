@@ -6,10 +6,11 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { createLogger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
+import { storeMatchedReport } from '../../shared/reports';
 import { resultKeys, worklistScore } from '../../shared/results';
 import { keys } from '../../shared/studies';
 import { startRedis, type TestRedis } from '../helpers/redis';
-import { READER, buildTestApp, writeResult } from './helpers';
+import { ADMIN, READER, buildTestApp, writeResult } from './helpers';
 
 const T0 = Date.UTC(2026, 0, 5, 8, 0, 0);
 const GOOD = '1.2.826.0.1.3680043.10.8.1';
@@ -85,6 +86,16 @@ test('search ranks the readable studies and leaves the unreadable ones out', asy
   const res = await app.inject({ method: 'GET', url: `/api/v1/search?q=${encodeURIComponent('acute infarct')}`, headers: READER });
   expect(res.statusCode).toBe(200);
   expect(res.json().items.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID).sort()).toEqual([GOOD, LATER]);
+});
+
+test('calibrating a query from reports leaves out a reported study whose result is unreadable (saving the query was a 500)', async () => {
+  for (const [i, uid] of [NOT_JSON, WRONG_SHAPE, GOOD].entries()) {
+    await storeMatchedReport(redis, { AccessionNumber: `R${i}`, StudyInstanceUID: uid, text: 'Acute infarct.', status: 'F', receivedAt: T0 + i, source: 'api' });
+  }
+  const res = await app.inject({ method: 'POST', url: '/api/v1/queries', headers: ADMIN, payload: { id: 'infarct_site', text: 'acute infarct restricted diffusion', priority: 'STAT' } });
+  expect(res.statusCode).toBe(201);
+  expect(res.json().calibration.detail).toMatch(/^1 past studies have both a report and image vectors/);
+  expect((await app.calibration.pass()).tried).toEqual(['infarct_site']);
 });
 
 test('no log line or answer repeats the stored text', () => {

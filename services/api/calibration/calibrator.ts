@@ -8,7 +8,8 @@ import { calibrateFromReports, pseudoPositiveWords, type CalibrationStudy, type 
 import { scoredSentences } from '../../../shared/models/scoring';
 import { DEFAULT_TARGET_SENSITIVITY, recordCalibrationAttempt } from '../../../shared/queries';
 import { reportedStudies } from '../../../shared/reports';
-import { resultKeys, type StudyResult } from '../../../shared/results';
+import { resultKeys } from '../../../shared/results';
+import { parseResult, UNREADABLE } from '../store';
 import { decodeVector } from '../vectors';
 import type { ReportVectorCache } from './report-vectors';
 
@@ -63,9 +64,10 @@ export function createCalibrator(opts: CalibratorOptions): Calibrator {
     for (let i = 0; i < uids.length && out.length < opts.maxStudies; i += CHUNK) {
       const chunk = uids.slice(i, i + CHUNK);
       const raw = await redis.mget(chunk.map((u) => resultKeys.result(u)));
+      // A result that cannot be read is left out, as by the worklist (it failed every calibration with a 500).
       const ours = chunk.filter((_, j) => {
-        const r = raw[j] ? (JSON.parse(raw[j] as string) as Pick<StudyResult, 'model'>) : null;
-        return r !== null && r.model.bundleId === manifest.bundleId && r.model.version === manifest.version;
+        const r = raw[j] ? parseResult(raw[j] as string) : null;
+        return r !== null && r !== UNREADABLE && r.model.bundleId === manifest.bundleId && r.model.version === manifest.version;
       });
       if (ours.length === 0) continue;
       const read = redis.pipeline();

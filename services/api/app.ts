@@ -138,8 +138,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     // every parameter reaches its route's schema (a UID over 64 characters is a 400 naming the parameter).
     routerOptions: { maxParamLength: 16 * 1024 },
     trustProxy: trustProxy(deps.settings.API_TRUST_PROXY),
-    // verbose: a failed bound's error carries its schema, so a 400 names the whole range (problems.ts).
-    ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false, verbose: true } },
+    ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
     ...(deps.https ? { https: deps.https } : {}),
   }) as unknown as FastifyInstance;
 

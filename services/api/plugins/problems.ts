@@ -81,10 +81,20 @@ function rangeOf(schema: unknown): string | null {
 }
 
 /**
+ * The schema object holding the keyword at Ajv's schemaPath ("#/properties/limit/maximum" -> the limit schema), read
+ * from the route's own schema: Ajv's verbose option would give it too, but also copies the refused value (a report's
+ * text) into every validation error, where a logged error would carry it.
+ */
+function schemaHolding(root: unknown, schemaPath: string): unknown {
+  const steps = schemaPath.replace(/^#\/?/, '').split('/').slice(0, -1).map((p) => decodeURIComponent(p).replace(/~1/g, '/').replace(/~0/g, '~'));
+  return steps.reduce<unknown>((s, step) => (s !== null && typeof s === 'object' ? (s as Record<string, unknown>)[step] : undefined), root);
+}
+
+/**
  * The validation failures, one per field. A query-string parameter given twice (`?limit=1&limit=2`) reaches the schema
  * as an array and failed as "must be integer" for a value that is one: it says it was given more than once.
  */
-function validationErrors(err: FastifyError, query: unknown): { field: string; message: string }[] {
+function validationErrors(err: FastifyError, query: unknown, schemas: Record<string, unknown> = {}): { field: string; message: string }[] {
   return (err.validation ?? []).map((v) => {
     const params = v.params as Record<string, unknown>;
     const named = params.missingProperty ?? params.additionalProperty;
@@ -95,7 +105,7 @@ function validationErrors(err: FastifyError, query: unknown): { field: string; m
       ? (query as Record<string, unknown>)[v.instancePath.slice(1)]
       : undefined;
     if (Array.isArray(given)) return { field, message: `is given ${given.length} times: send it once` };
-    const range = BOUNDS.includes(v.keyword) ? rangeOf((v as { parentSchema?: unknown }).parentSchema) : null;
+    const range = BOUNDS.includes(v.keyword) ? rangeOf(schemaHolding(schemas[err.validationContext ?? ''], v.schemaPath)) : null;
     if (range) return { field, message: range };
     return { field, message: `${v.message ?? 'is invalid'}${allowed}` };
   });
@@ -212,7 +222,7 @@ export const problemsPlugin = fp(async function problems(app: FastifyInstance, o
   app.setErrorHandler((err: FastifyError | HttpProblem, request, reply) => {
     const path = request.url.split('?')[0];
     if ('validation' in err && err.validation) {
-      const problem = HttpProblem.forFields(400, validationErrors(err, request.query));
+      const problem = HttpProblem.forFields(400, validationErrors(err, request.query, request.routeOptions.schema as Record<string, unknown> | undefined));
       const body = { ...problemBody(400, problem.detail, path), errors: problem.errors };
       return reply.code(400).type('application/problem+json').send(body);
     }

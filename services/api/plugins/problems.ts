@@ -184,7 +184,7 @@ export function nonFiniteValues(values: unknown, context: string): { field: stri
  * A route's path pattern as a regular expression over request paths: `:name` matches one segment or the part of it
  * before a static suffix (`:SOPInstanceUID.png`), as the router does; everything else is literal.
  */
-export function routePattern(url: string): RegExp {
+function routePattern(url: string): RegExp {
   const parts = url.split(/:[A-Za-z_][A-Za-z0-9_]*/).map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
   return new RegExp(`^${parts.join('[^/]+?')}$`);
 }

@@ -6,7 +6,7 @@ import { Registry } from 'prom-client';
 import { createLogger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
 import type { Redis } from 'ioredis';
-import { createOutbound, type Outbound } from '../../services/api/outbound/outbound';
+import { createOutbound, DELIVER_JOB, type Outbound } from '../../services/api/outbound/outbound';
 import { loadOutboundConfig } from '../../services/api/outbound/config';
 import { resultKey } from '../../services/api/outbound/idempotency';
 import { resultKeys, worklistScore } from '../../shared/results';
@@ -254,4 +254,38 @@ test('catch-up reads the window from the scoredAt index, not the whole worklist'
   expect(await finished(resultKey(recent).jobId)).toBe('completed');
   expect(messagesFor(resultKey(recent).hl7ControlId)).toHaveLength(1);
   expect(await outbound.queue('hl7').getJob(resultKey(old).jobId)).toBeUndefined();
+});
+
+test('a stored result that cannot be read is a permanent failure: one attempt, dead-lettered as result-unreadable, no stored text', async () => {
+  // Not JSON, and JSON that is not a StudyResult: neither heals by retrying. Each holds an accession number that must
+  // not reach the dead letter, BullMQ's failedReason or the metrics.
+  const notJson = makeResult('STAT');
+  const notAResult = makeResult('STAT');
+  await redis.set(resultKeys.result(notJson.StudyInstanceUID), `{"AccessionNumber":"ACC-SECRET-1",`);
+  await redis.set(resultKeys.result(notAResult.StudyInstanceUID), JSON.stringify({ AccessionNumber: 'ACC-SECRET-2', scoredAt: notAResult.scoredAt }));
+  for (const result of [notJson, notAResult]) {
+    const key = resultKey(result);
+    await outbound.queue('hl7').add(DELIVER_JOB, { StudyInstanceUID: result.StudyInstanceUID, version: key.version }, { jobId: key.jobId });
+    expect(await finished(key.jobId)).toBe('failed');
+    const job = await outbound.queue('hl7').getJob(key.jobId);
+    expect(job?.attemptsMade).toBe(1);
+    expect(messagesFor(key.hl7ControlId)).toHaveLength(0);
+    const dead = await outbound.deadLetterQueue('hl7').getJob(key.jobId);
+    expect(dead?.data).toMatchObject({ adapter: 'hl7', reason: 'result-unreadable', permanent: true, attemptsMade: 1, StudyInstanceUID: result.StudyInstanceUID });
+    expect(dead?.data.error).toContain(result.StudyInstanceUID);
+    for (const text of [JSON.stringify(dead?.data), job?.failedReason ?? '']) expect(text).not.toContain('ACC-SECRET');
+  }
+  expect(await metric('neurotriage_outbound_failed_total', { adapter: 'hl7', reason: 'result-unreadable', permanent: 'true' })).toBe(2);
+});
+
+test('catch-up leaves out a stored result that cannot be read and enqueues the others', async () => {
+  const good = makeResult('URGENT');
+  const bad = makeResult('URGENT');
+  await writeResult(redis, good);
+  await redis.set(resultKeys.result(bad.StudyInstanceUID), 'not json ACC-SECRET-3');
+  for (const r of [good, bad]) await redis.zadd(resultKeys.recent(), r.scoredAt, r.StudyInstanceUID);
+  await expect(outbound.catchUp(60)).resolves.toBeGreaterThanOrEqual(1);
+  expect(await finished(resultKey(good).jobId)).toBe('completed');
+  expect(await outbound.queue('hl7').getJob(resultKey(bad).jobId)).toBeUndefined();
+  expect(await metric('neurotriage_outbound_skipped_total', { adapter: 'hl7', reason: 'result-unreadable' })).toBe(1);
 });

@@ -17,9 +17,10 @@ import { PRIORITIES } from '../../../shared/model-manifest';
 import { resultKeys, worklistClassRange, type StudyResult } from '../../../shared/results';
 import { KEY_PREFIX } from '../../../shared/studies';
 import { softwareVersion } from '../../../shared/version';
+import { parseResult, UNREADABLE } from '../store';
 import { createHl7Adapter, createSrAdapter, createWebhookAdapter, type OutboundAdapter } from './adapters';
 import type { OutboundConfig } from './config';
-import { asDeliveryError, isPermanent, reasonOf, SkipDelivery, type Adapter } from './errors';
+import { asDeliveryError, isPermanent, PermanentDeliveryError, reasonOf, SkipDelivery, type Adapter } from './errors';
 import { deliveryKey, resultKey } from './idempotency';
 import { createOutboundMetrics, type OutboundMetrics } from './metrics';
 
@@ -109,9 +110,25 @@ export interface Outbound {
   deadLetterQueue(adapter: Adapter): Queue<DeadLetterData>;
 }
 
+/** Reason code (dead letter, metrics) of a delivery whose stored result is not JSON or not a StudyResult. */
+export const RESULT_UNREADABLE = 'result-unreadable';
+
+/**
+ * The study's stored result, or null when there is none. One that cannot be read (a write cut off, a hand edit,
+ * another writer's format; the API's parseResult decides) will not heal by retrying: it is a permanent failure whose
+ * message names the UID, never the stored text (it may hold an accession number).
+ */
 export async function readResult(redis: Redis, StudyInstanceUID: string): Promise<StudyResult | null> {
   const json = await redis.get(resultKeys.result(StudyInstanceUID));
-  return json === null ? null : (JSON.parse(json) as StudyResult);
+  if (json === null) return null;
+  const result = parseResult(json);
+  if (result === UNREADABLE) {
+    throw new PermanentDeliveryError(
+      `the stored result of study ${StudyInstanceUID} is unreadable (not JSON, or not a StudyResult); score the study again`,
+      RESULT_UNREADABLE,
+    );
+  }
+  return result;
 }
 
 /**
@@ -274,12 +291,25 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
         }
       }
       let count = 0;
+      const unreadable: string[] = [];
       for (const uid of uids) {
-        const result = await readResult(redis, uid);
+        let result: StudyResult | null;
+        try {
+          result = await readResult(redis, uid);
+        } catch (err) {
+          // One unreadable result must not stop the others (nor start()): left out, named by UID.
+          if (!(err instanceof PermanentDeliveryError)) throw err;
+          unreadable.push(uid);
+          continue;
+        }
         if (!result || result.scoredAt < since) continue;
         // Versions already delivered (their completed jobs are kept 24 h) are no-ops here.
         await outbound.enqueue(result, 'catch-up');
         count += 1;
+      }
+      if (unreadable.length > 0) {
+        for (const a of adapters) metrics.skipped.inc({ adapter: a.name, reason: RESULT_UNREADABLE }, unreadable.length);
+        logger.warn({ studies: unreadable }, 'outbound catch-up: stored result unreadable, not enqueued (score the study again)');
       }
       return count;
     },

@@ -118,6 +118,41 @@ test.each([
   expect(readFileSync(file, 'utf8')).toBe(message());
 });
 
+test('a report whose text is only in NTE segments (no OBX text) is stored, in order, escapes decoded; OBX text wins when both come', async () => {
+  for (const [uid, acc] of [['1.2.3.600', 'ACC600'], ['1.2.3.601', 'ACC601']]) {
+    await receiveStudy(feed.client, uid, acc);
+    await scoreStudy(feed.client, uid);
+    await waitFor(async () => (await feed.client.sismember(reportKeys.accession(acc), uid)) === 1, 'the study indexed');
+  }
+  // NTE after PID is the patient's notes and NTE-2 P the orderer's: neither is report text.
+  const nteOnly = [
+    MSH('NTE-1'), PATIENT, 'NTE|1||CANARY-PATIENT-NOTE', hl7Segment('OBR', { 1: '1', 3: 'ACC600', 25: 'F' }),
+    'NTE|1|P|CANARY-CLINICAL-QUESTION ?stroke',
+    'NTE|2|L|FINDINGS:\\.br\\CANARY-FINDING restricted diffusion in the left MCA territory.',
+    'NTE|3|L|',
+    'NTE|4|L|IMPRESSION:~Acute left MCA infarct \\T\\ no haemorrhage.',
+  ].join('\r');
+  const ack = await send(feed.port, nteOnly);
+  expect([msa(ack, 1), msa(ack, 3)]).toEqual(['AA', '1 report(s): matched']);
+  expect((await readReport(feed.client, '1.2.3.600'))?.text)
+    .toBe('FINDINGS:\nCANARY-FINDING restricted diffusion in the left MCA territory.\n\nIMPRESSION:\nAcute left MCA infarct & no haemorrhage.');
+
+  const both = [
+    MSH('NTE-2'), PATIENT, hl7Segment('OBR', { 1: '1', 3: 'ACC601', 25: 'F' }), 'NTE|1|L|Dictated by CANARY-RADIOLOGIST',
+    'OBX|1|TX|18782-3^Findings^LN||No acute intracranial abnormality.', 'NTE|1|L|CANARY-COMMENT on the OBX',
+  ].join('\r');
+  expect(msa(await send(feed.port, both), 1)).toBe('AA');
+  expect((await readReport(feed.client, '1.2.3.601'))?.text).toBe('FINDINGS:\nNo acute intracranial abnormality.');
+});
+
+test('no text in any OBX nor in an NTE after the OBR is still AE no-text', async () => {
+  const none = [MSH('NTE-3'), PATIENT, 'NTE|1||CANARY-PATIENT-NOTE', hl7Segment('OBR', { 1: '1', 3: 'ACC602', 25: 'F' }), 'NTE|1|L|  ', 'NTE|2|P|CANARY-CLINICAL-QUESTION'].join('\r');
+  const ack = await send(feed.port, none);
+  expect(msa(ack, 1)).toBe('AE');
+  expect(msa(ack, 3)).toMatch(/no OBX of type TX, FT or ST nor NTE after the OBR carries report text/);
+  expect(ack.getSegment('ERR')?.getComponent(3, 1)).toBe('101');
+});
+
 test('the bad-MSH ACK still names the control id when the header shows one; bytes that are no message at all are answered AR', async () => {
   const [reply] = await mllpExchange(feed.port, 'hello, is this the RIS?');
   expect(reply.toString()).toMatch(/\rMSA\|AR\|\|the message does not start with an MSH segment/);

@@ -107,6 +107,20 @@ describe('parseOru', () => {
     ]);
   });
 
+  test('report text only in NTE: the NTEs of each order in order; not those of a wrong OBX or of the orderer; linked exams share it', () => {
+    const msg = [
+      MSH, obr({ 3: 'A1', 25: 'F' }), 'NTE|1|L|Line one.', 'OBX|1|NM|x||5', 'NTE|1|L|Line two.',
+      'OBX|2|TX|x||||||||W', 'NTE|1|L|comment on a wrong row', 'NTE|2|P|orderer comment', obr({ 1: '2', 3: 'A2', 25: 'F' }),
+    ].join('\r');
+    expect(parseOru(msg, RULES).reports).toEqual([
+      { AccessionNumber: 'A1', status: 'F', text: 'Line one.\nLine two.' },
+      { AccessionNumber: 'A2', status: 'F', text: 'Line one.\nLine two.' },
+    ]);
+    // The same checks as OBX text, located at NTE-3.
+    const bad = problemOf(() => parseOru([MSH, obr({ 3: 'A', 25: 'F' }), 'NTE|1|L|No bleed.\\X1B\\[31m'].join('\r'), RULES));
+    expect(bad).toMatchObject({ ack: 'AE', reason: 'bad-text', location: 'NTE^1^3' });
+  });
+
   test.each([
     ['PID|1', 'AR', 'bad-msh'],
     ['MSH|^~\\&|RIS|NT_SYNTH|NT||20260101||ADT^A01|X|P|2.5.1\rPID|1', 'AR', 'unsupported-message'],

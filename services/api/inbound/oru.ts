@@ -121,9 +121,11 @@ const SECTION_HEADINGS: Record<string, string> = {
 
 const TEXT_TYPES = new Set(['TX', 'FT', 'ST']);
 
-/** One OBX's text: its OBX-5 repetitions as lines, escapes decoded (components re-joined: a stray ^ is text). */
-function obxText(obx: Hl7Segment, componentSeparator: string): string {
-  const value = obx.getField(5);
+/**
+ * A text field (OBX-5, NTE-3): its repetitions as lines, escapes decoded (components re-joined: a stray ^ is text).
+ */
+function fieldText(seg: Hl7Segment, n: number, componentSeparator: string): string {
+  const value = seg.getField(n);
   if (!value) return '';
   return value.components.map((rep) => hl7Unescape(rep.join(componentSeparator))).join('\n');
 }
@@ -135,6 +137,8 @@ interface Group {
   /** One block per run of OBX with the same observation identifier (OBX-3), in message order. */
   sections: Array<{ heading: string | null; observation: string; lines: string[] }>;
   firstObx?: Hl7Segment;
+  /** NTE-3 of the NTEs after the OBR or one of its OBX, in message order: the report when no OBX has text. */
+  notes: string[];
 }
 
 function groupText(g: Group): string {
@@ -235,21 +239,34 @@ function readOru(message: Hl7Message, rules: OruRules): ParsedOru {
     );
   }
 
-  // ORDER_OBSERVATION groups: [ORC] OBR {OBX}; OBX before any OBR, NTE and patient segments are not report text.
+  // ORDER_OBSERVATION groups: [ORC] OBR [{NTE}] {OBX [{NTE}]}. OBX before any OBR and patient segments are not
+  // report text; an NTE is a comment on the OBR or OBX it follows (v2.5.1 ORU_R01), so only those NTEs are read
+  // (not one after PID, the patient's notes, nor one after a deleted or wrong OBX).
   const groups: Group[] = [];
   let orc: Hl7Segment | undefined;
   let obrCount = 0;
+  /** The group an NTE here would comment on: set by its OBR or OBX, cleared by any other segment. */
+  let noteOf: Group | undefined;
   for (const seg of message.segments) {
+    if (seg.name === 'NTE') {
+      // NTE-2 P: a comment from the orderer (placer), e.g. the clinical question: not the report.
+      if (noteOf && component(seg, 2, 1).trim().toUpperCase() !== 'P') noteOf.notes.push(fieldText(seg, 3, message.context.componentSeparator));
+      continue;
+    }
+    noteOf = undefined;
     if (seg.name === 'ORC') orc = seg;
     else if (seg.name === 'OBR') {
-      groups.push({ orc, obr: seg, obrIndex: ++obrCount, sections: [] });
+      groups.push({ orc, obr: seg, obrIndex: ++obrCount, sections: [], notes: [] });
+      noteOf = groups[groups.length - 1];
       orc = undefined;
     } else if (seg.name === 'OBX' && groups.length > 0) {
       const g = groups[groups.length - 1];
       const valueType = component(seg, 2, 1).toUpperCase();
       const resultStatus = component(seg, 11, 1).toUpperCase();
-      // D: delete the observation, W: it was wrong; neither is report text.
-      if (!TEXT_TYPES.has(valueType) || resultStatus === 'D' || resultStatus === 'W') continue;
+      // D: delete the observation, W: it was wrong; neither is report text, nor are the comments on it.
+      if (resultStatus === 'D' || resultStatus === 'W') continue;
+      noteOf = g;
+      if (!TEXT_TYPES.has(valueType)) continue;
       g.firstObx ??= seg;
       const id = component(seg, 3, 1).toUpperCase();
       const heading = SECTION_HEADINGS[id] ?? SECTION_HEADINGS[component(seg, 3, 2).toUpperCase()] ?? null;
@@ -257,18 +274,22 @@ function readOru(message: Hl7Message, rules: OruRules): ParsedOru {
       // observation (a report sent a line per OBX) make one block; another observation starts a new block.
       const observation = (id || component(seg, 3, 2)).trim().toUpperCase();
       const last = g.sections[g.sections.length - 1];
-      const line = obxText(seg, message.context.componentSeparator);
+      const line = fieldText(seg, 5, message.context.componentSeparator);
       if (last && observation === last.observation && (heading === null || heading === last.heading)) last.lines.push(line);
       else g.sections.push({ heading, observation, lines: [line] });
     }
   }
   if (groups.length === 0) throw new OruProblem('AE', 'no-obr', 'the message has no OBR segment: there is no order to file a report against', '100', 'OBR');
 
-  const texts = groups.map(groupText);
+  // Many RIS send the report in NTE (notes and comments) rather than OBX. OBX text is preferred: the NTEs are read
+  // only when no OBX of the message has text, so a message with both is read as before (the NTEs are then comments).
+  let texts = groups.map(groupText);
+  const fromNotes = !texts.some(hasText);
+  if (fromNotes) texts = groups.map((g) => g.notes.join('\n').replace(/\s+$/, ''));
   // Linked exams: one report for several orders, the text under the first; the others share it. Text is what
   // POST /api/v1/reports takes too (services/api/free-text.ts): a letter or digit, no control character.
   const shared = texts.find(hasText);
-  if (!shared) throw new OruProblem('AE', 'no-text', 'no OBX of type TX, FT or ST carries report text (a letter or digit)', '101', 'OBX^1^5');
+  if (!shared) throw new OruProblem('AE', 'no-text', 'no OBX of type TX, FT or ST nor NTE after the OBR carries report text (a letter or digit)', '101', 'OBX^1^5');
 
   const byAccession = new Map<string, OruReport>();
   groups.forEach((g, i) => {
@@ -291,7 +312,7 @@ function readOru(message: Hl7Message, rules: OruRules): ParsedOru {
     const text = hasText(texts[i]) ? texts[i] : shared;
     const control = controlCharacterIn(text);
     if (control) {
-      throw new OruProblem('AE', 'bad-text', `the report text of OBR ${g.obrIndex} holds a control character (${control}): send plain text (tabs and line breaks are allowed)`, '102', 'OBX^1^5');
+      throw new OruProblem('AE', 'bad-text', `the report text of OBR ${g.obrIndex} holds a control character (${control}): send plain text (tabs and line breaks are allowed)`, '102', fromNotes ? 'NTE^1^3' : 'OBX^1^5');
     }
     const prev = byAccession.get(acc.value);
     byAccession.set(acc.value, prev ? { ...prev, text: `${prev.text}\n${text}` } : { AccessionNumber: acc.value, text, status });

@@ -153,6 +153,37 @@ test('no text in any OBX nor in an NTE after the OBR is still AE no-text', async
   expect(ack.getSegment('ERR')?.getComponent(3, 1)).toBe('101');
 });
 
+test('the ACK repeats MSH-18 and is written in that character set; with MSH-18 empty it names none', async () => {
+  // MSH-3 (sending application, mirrored into the ACK's MSH-5) with a letter outside ASCII, in the declared bytes.
+  const header = (app: string, controlId: string, charset: string) => `MSH|^~\\&|${app}|NT_SYNTH|NEUROTRIAGE||20260105120000||ORU^R01^ORU_R01|${controlId}|P|2.5.1||||||${charset}`;
+  const body = (acc: string) => `\r${hl7Segment('OBR', { 1: '1', 3: acc, 25: 'F' })}\rOBX|1|TX|x||No acute abnormality.`;
+  const cases: Array<[string, string, Buffer]> = [
+    ['UNICODE UTF-8', 'CS-1', Buffer.from('RADIOLOGÍA', 'utf8')],
+    ['8859/1', 'CS-2', Buffer.from('RADIOLOGÍA', 'latin1')],
+    // Š is 0xA6 in ISO 8859-15 (¦ in 8859-1).
+    ['8859/15', 'CS-3', Buffer.from([0xa6, ...Buffer.from('KOFJA')])],
+  ];
+  for (const [charset, controlId, appBytes] of cases) {
+    const [before, after] = header('@', controlId, charset).split('@');
+    const message = Buffer.concat([Buffer.from(before, 'latin1'), appBytes, Buffer.from(`${after}${body('ACC700')}`, 'latin1')]);
+    const [reply] = await mllpExchange(feed.port, message);
+    const msh = reply.subarray(0, reply.indexOf(0x0d));
+    const fields = msh.toString('latin1').split('|');
+    expect(fields[17]).toBe(charset);
+    expect(fields[1]).toBe('^~\\&');
+    // MSH-5 of the ACK is the message's MSH-3, byte for byte in the declared character set.
+    expect(Buffer.from(fields[4], 'latin1')).toEqual(appBytes);
+    expect(reply.toString('latin1')).toMatch(new RegExp(`\rMSA\\|AA\\|${controlId}\\|`));
+  }
+  // An AE answer repeats it too.
+  const [ae] = await mllpExchange(feed.port, Buffer.from(`${header('RIS', 'CS-4', '8859/1')}\r${hl7Segment('OBR', { 1: '1', 3: 'ACC701', 25: 'F' })}`, 'latin1'));
+  expect(ae.toString('latin1').split('\r')[0].split('|')[17]).toBe('8859/1');
+  expect(ae.toString('latin1')).toMatch(/\rMSA\|AE\|CS-4\|/);
+  // None declared: none named (the HL7 default), as before.
+  const [plain] = await mllpExchange(feed.port, Buffer.from(`${header('RIS', 'CS-5', '')}${body('ACC702')}`, 'latin1'));
+  expect(plain.toString('latin1').split('\r')[0].split('|')[17] ?? '').toBe('');
+});
+
 test('the bad-MSH ACK still names the control id when the header shows one; bytes that are no message at all are answered AR', async () => {
   const [reply] = await mllpExchange(feed.port, 'hello, is this the RIS?');
   expect(reply.toString()).toMatch(/\rMSA\|AR\|\|the message does not start with an MSH segment/);

@@ -5,6 +5,7 @@
 import { Hl7Segment, type Hl7Message } from '@medplum/core';
 import { hl7Escape, hl7Segment } from '../../../shared/hl7-text';
 import { hl7DateTime } from '../outbound/hl7/message';
+import { charsetOf, type MessageEncoding } from './oru';
 
 export type AckCode = 'AA' | 'AE' | 'AR';
 
@@ -29,6 +30,29 @@ function errSegment(code: AckCode, detail: AckDetail): string | null {
   });
 }
 
+/** ISO 8859-15 bytes by character, from the runtime's own table (the one the message was read with). */
+const LATIN9_BYTES = (() => {
+  const decoder = new TextDecoder('iso-8859-15');
+  const table = new Map<string, number>();
+  for (let b = 0; b < 256; b += 1) table.set(decoder.decode(Uint8Array.of(b)), b);
+  return table;
+})();
+
+/**
+ * The ACK's text as bytes in the encoding the message was read with. Every character can be written: the ACK holds
+ * our words (ASCII) and fields of the message itself (read in that encoding); '?' stands in for any other.
+ */
+function encode(text: string, encoding: MessageEncoding): Buffer {
+  if (encoding === 'utf8') return Buffer.from(text, 'utf8');
+  const out = Buffer.alloc(text.length);
+  let n = 0;
+  for (const ch of text) {
+    const code = ch.codePointAt(0)!;
+    out[n++] = encoding === 'latin1' ? (code < 256 ? code : 0x3f) : (LATIN9_BYTES.get(ch) ?? 0x3f);
+  }
+  return out.subarray(0, n);
+}
+
 /** MSH-11 values of HL7 table 0103 (and its mode, 0207): what the ACK repeats; anything else is answered as P. */
 const PROCESSING_ID = /^[DPT](\^[AIRT]?)?$/;
 
@@ -37,7 +61,9 @@ const PROCESSING_ID = /^[DPT](\^[AIRT]?)?$/;
  * system's T message is answered T, not P), MSA-2 is its MSH-10. MSH-7 is the time in UTC with its offset and
  * MSH-10 our own id for the ACK, as in every other message we write: the library's MSH-7 had no offset (a RIS
  * reads it as its local time) and dropped leading zeros of the milliseconds (.5 for 5 ms), and its MSH-10 was the
- * time in ms (two ACKs in one ms had the same id).
+ * time in ms (two ACKs in one ms had the same id). When the message names its character set (MSH-18), the ACK is
+ * written in it and names it too (the library's ACK named none and was always UTF-8); with none named, neither
+ * does the ACK (HL7's default) and it is UTF-8, as the message was read.
  */
 export function ackFor(message: Hl7Message, code: AckCode, detail: AckDetail, opts: { now: number; ackControlId: string }): Buffer {
   const ack = message.buildAck({ ackCode: code });
@@ -47,9 +73,12 @@ export function ackFor(message: Hl7Message, code: AckCode, detail: AckDetail, op
   msh?.setField(10, hl7Escape(opts.ackControlId));
   msh?.setField(11, PROCESSING_ID.test(processingId) ? processingId : 'P');
   ack.getSegment('MSA')?.setField(3, hl7Escape(detail.text));
+  // The first repetition only: the ACK switches to no alternate character set.
+  const charset = charsetOf(message.header.getComponent(18, 1));
+  if (charset?.name) msh?.setField(18, charset.name);
   const err = errSegment(code, detail);
   if (err) ack.segments.push(Hl7Segment.parse(err, ack.context));
-  return Buffer.from(ack.toString(), 'utf8');
+  return encode(ack.toString(), charset?.encoding ?? 'utf8');
 }
 
 /**

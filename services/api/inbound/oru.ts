@@ -63,9 +63,20 @@ export interface OruRules {
  * MSH-18 values we decode. Empty means the HL7 default (ASCII) and, like ASCII itself, is read as UTF-8, its
  * superset; 8859/15 differs from 8859/1 in eight code points (the euro sign, Š š Ž ž Œ œ Ÿ).
  */
-const CHARSETS: Record<string, 'utf8' | 'latin1' | 'latin9'> = {
+export type MessageEncoding = 'utf8' | 'latin1' | 'latin9';
+const CHARSETS: Record<string, MessageEncoding> = {
   '': 'utf8', 'UNICODE UTF-8': 'utf8', 'UNICODE': 'utf8', 'ASCII': 'utf8', '8859/1': 'latin1', '8859/15': 'latin9',
 };
+
+/**
+ * The character set an MSH-18 value names (its first repetition's first component, as read from the message):
+ * its HL7 name, upper case and trimmed, and how we encode it; undefined for one we do not read.
+ */
+export function charsetOf(msh18: string): { name: string; encoding: MessageEncoding } | undefined {
+  const name = msh18.trim().toUpperCase();
+  const encoding = Object.hasOwn(CHARSETS, name) ? CHARSETS[name] : undefined;
+  return encoding ? { name, encoding } : undefined;
+}
 // The runtime's ISO 8859-15 table (WHATWG's 'iso-8859-15' is exactly that; its 'iso-8859-1' label is windows-1252,
 // so 8859/1 is read by Buffer's latin1 instead).
 const LATIN9 = new TextDecoder('iso-8859-15');
@@ -86,11 +97,11 @@ export function decodeMessage(bytes: Buffer): string {
   const fields = first.split(first.charAt(3));
   // MSH-18 repeats: the first repetition is the character set of the message; later ones name alternates switched
   // to by ISO 2022 escapes (their ESC bytes would make the text AE bad-text, never misread).
-  const charset = (fields[17] ?? '').split(first.charAt(5))[0].split(first.charAt(4))[0].trim().toUpperCase();
-  const encoding = CHARSETS[charset];
-  if (!encoding) {
+  const declared = charsetOf((fields[17] ?? '').split(first.charAt(5))[0].split(first.charAt(4))[0]);
+  if (!declared) {
     throw new OruProblem('AE', 'unsupported-charset', 'MSH-18 names a character set this interface does not read (use UNICODE UTF-8 or 8859/1)', '103', 'MSH^1^18');
   }
+  const { name: charset, encoding } = declared;
   if (encoding === 'latin1') return bytes.toString('latin1');
   if (encoding === 'latin9') return LATIN9.decode(bytes);
   try {

@@ -228,6 +228,21 @@ describe('ACKs', () => {
     expect(header(Hl7Message.parse(`${MSH.replace('|P|2.5.1', '|X\\F\\|2.5.1')}`), 'NTACK5').getField(11).toString()).toBe('P');
   });
 
+  test('the ACK names the message\'s MSH-18 (first repetition, normalised) and is written in it', () => {
+    const withCharset = (charset: string, app: string) => Hl7Message.parse(`${MSH.replace('|RIS|', `|${app}|`)}||||||${charset}`);
+    // 8859/15: the euro sign is 0xA4 (the runtime's table), a character it lacks is '?'.
+    const latin9 = ackFor(withCharset(' 8859/15 ~ISO IR87', 'RIS €'), 'AA', { text: 'stored' }, ACK_OPTS);
+    const msh = latin9.subarray(0, latin9.indexOf(0x0d));
+    expect(msh.toString('latin1').split('|')[17]).toBe('8859/15');
+    expect(msh.includes(Buffer.from([0x52, 0x49, 0x53, 0x20, 0xa4]))).toBe(true);
+    expect(ackFor(withCharset('8859/15', 'RIS \u4e2d'), 'AA', { text: 'stored' }, ACK_OPTS).toString('latin1')).toContain('|RIS ?|');
+    const utf8 = ackFor(withCharset('unicode utf-8', 'RIS é'), 'AA', { text: 'stored' }, ACK_OPTS);
+    expect(Hl7Message.parse(utf8.toString('utf8')).getSegment('MSH')?.getField(18)?.toString()).toBe('UNICODE UTF-8');
+    expect(utf8.toString('utf8')).toContain('|RIS é|');
+    // None named: none in the ACK.
+    expect(Hl7Message.parse(ackFor(Hl7Message.parse(MSH), 'AA', { text: 'stored' }, ACK_OPTS).toString()).getSegment('MSH')?.getField(18)?.toString() ?? '').toBe('');
+  });
+
   test('an unparsed message still gets an ACK naming its control id when the header shows one', () => {
     const bytes = Buffer.from('MSH|^~\\&|RIS|H|NT||2026||ORU^R01|CTRL9|P|2.5.1\rOBR|1');
     expect(controlIdOf(bytes)).toBe('CTRL9');

@@ -199,7 +199,13 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(authPlugin, { tokens: deps.tokens });
   await app.register(metricsPlugin, { registry: deps.registry });
   await app.register(auditPlugin, { log: auditLog, clock: deps.clock });
-  await app.register(livePlugin, { redis: deps.redis });
+  await app.register(livePlugin, {
+    redis: deps.redis,
+    limits: {
+      maxStreamsPerUser: deps.settings.API_LIVE_MAX_STREAMS_PER_USER,
+      maxStreams: deps.settings.API_LIVE_MAX_STREAMS,
+    },
+  });
   await app.register(openApiPlugin, { version: deps.version ?? '0.1.0' });
 
   await app.register(healthRoutes, {

@@ -116,3 +116,21 @@ describe('API_REDIS_TIMEOUT_MS', () => {
     expect(() => loadSection(ApiSettingsSchema, API_DEFAULTS, { API_REDIS_TIMEOUT_MS: value })).toThrow(/API_REDIS_TIMEOUT_MS/);
   });
 });
+
+describe('live-update stream bounds', () => {
+  test('20 streams per user and 1,000 per process by default; each read as an integer', () => {
+    const defaults = loadSection(ApiSettingsSchema, API_DEFAULTS, {});
+    expect([defaults.API_LIVE_MAX_STREAMS_PER_USER, defaults.API_LIVE_MAX_STREAMS]).toEqual([20, 1000]);
+    const set = loadSection(ApiSettingsSchema, API_DEFAULTS, { API_LIVE_MAX_STREAMS_PER_USER: '5', API_LIVE_MAX_STREAMS: '200' });
+    expect([set.API_LIVE_MAX_STREAMS_PER_USER, set.API_LIVE_MAX_STREAMS]).toEqual([5, 200]);
+  });
+
+  test.each([
+    ['API_LIVE_MAX_STREAMS_PER_USER', '0'],
+    ['API_LIVE_MAX_STREAMS', '-1'],
+    ['API_LIVE_MAX_STREAMS', 'many'],
+  ])('%s=%s stops the start with a message naming the setting', (name, value) => {
+    expect(() => loadSection(ApiSettingsSchema, API_DEFAULTS, { [name]: value })).toThrow(ConfigError);
+    expect(() => loadSection(ApiSettingsSchema, API_DEFAULTS, { [name]: value })).toThrow(new RegExp(name));
+  });
+});

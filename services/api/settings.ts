@@ -27,6 +27,12 @@ export const ApiSettingsSchema = Type.Object({
    * naming Redis instead of hanging while Redis does not answer. The worker and listener keep their own bounds.
    */
   API_REDIS_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000 }),
+  /**
+   * Live-update streams (GET /api/v1/events) one user (a token's name) may hold open, and this process in all: past
+   * either, a new stream is answered 429 naming the cap. Each holds a socket, an event listener and heartbeats.
+   */
+  API_LIVE_MAX_STREAMS_PER_USER: Type.Integer({ minimum: 1, maximum: 100_000 }),
+  API_LIVE_MAX_STREAMS: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
   /** PEM files; both or neither. Without them the API speaks plain HTTP (behind a TLS-terminating proxy). */
   API_TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1 })),
   API_TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
@@ -60,6 +66,8 @@ export const API_DEFAULTS: Omit<ApiSettings, 'API_TLS_CERT_FILE' | 'API_TLS_KEY_
   API_RATE_LIMIT_MAX: 600,
   API_RATE_LIMIT_WINDOW_SECONDS: 60,
   API_REDIS_TIMEOUT_MS: 3000,
+  API_LIVE_MAX_STREAMS_PER_USER: 20,
+  API_LIVE_MAX_STREAMS: 1000,
   API_AUDIT_LOG_FILE: 'audit/api-audit.jsonl',
   CALIBRATION_MIN_STUDIES: 30,
   CALIBRATION_MIN_POSITIVES: 5,

@@ -1,6 +1,7 @@
 // Live updates: one Redis subscriber per API process (scored-study and query-change channels), fanned out to
-// every open Server-Sent Events stream. Streams are closed before the server closes so shutdown never waits
-// on a radiologist's open browser tab.
+// every open Server-Sent Events stream. Streams are capped per user and per process (each holds a socket, a
+// listener and heartbeats; a leaked token or a browser reopening tabs could open thousands). Streams are closed
+// before the server closes so shutdown never waits on a radiologist's open browser tab.
 import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
@@ -9,14 +10,39 @@ import type { Redis } from 'ioredis';
 import { queryKeys } from '../../../shared/queries';
 import { subscribe } from '../../../shared/redis';
 import { resultKeys } from '../../../shared/results';
+import { HttpProblem } from './problems';
 
 export type LiveEvent = { type: 'scored'; StudyInstanceUID: string } | { type: 'queries'; version: number };
+
+export interface LiveLimits {
+  /** Streams one user (a token's name, as the audit log names it) may hold open: API_LIVE_MAX_STREAMS_PER_USER. */
+  maxStreamsPerUser: number;
+  /** Streams this process holds open in all: API_LIVE_MAX_STREAMS. */
+  maxStreams: number;
+}
+
+/**
+ * Retry-After of a refused stream. A place frees only when some stream closes, which no one can foresee: the
+ * page's longest reconnect back-off.
+ */
+export const LIVE_RETRY_AFTER_SECONDS = 30;
+
+/** One user's place for one stream, taken before the stream opens. */
+export interface LivePlace {
+  /** Sends events to the open SSE response until it closes, then gives the place back; returns the detach function. */
+  attach(res: ServerResponse): () => void;
+  /** Gives the place back when no stream was opened with it (the request failed first); does nothing once given back. */
+  release(): void;
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
     live: {
-      /** Sends events to an already-open SSE response until it closes; returns the unsubscribe function. */
-      attach(res: ServerResponse): () => void;
+      /**
+       * Takes a place for a stream of `user`, or throws a 429 problem naming the cap that is full. Taken before the
+       * request's audit write, so requests arriving together cannot all pass the check and then all open.
+       */
+      reserve(user: string): LivePlace;
       events: EventEmitter;
     };
   }
@@ -26,10 +52,14 @@ export function sseFrame(event: LiveEvent): string {
   return `event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
 }
 
-export const livePlugin = fp(async function live(app: FastifyInstance, opts: { redis: Redis; heartbeatMs?: number }) {
+export const livePlugin = fp(async function live(app: FastifyInstance, opts: { redis: Redis; limits: LiveLimits; heartbeatMs?: number }) {
+  const { limits } = opts;
   const events = new EventEmitter();
   events.setMaxListeners(0);
   const open = new Set<ServerResponse>();
+  const perUser = new Map<string, number>();
+  let places = 0;
+  let closing = false;
   const sub = subscribe(opts.redis, [resultKeys.scoredChannel(), queryKeys.changedChannel()], (channel, message) => {
     if (channel === resultKeys.scoredChannel()) events.emit('event', { type: 'scored', StudyInstanceUID: message } satisfies LiveEvent);
     else if (channel === queryKeys.changedChannel()) events.emit('event', { type: 'queries', version: Number(message) } satisfies LiveEvent);
@@ -40,31 +70,64 @@ export const livePlugin = fp(async function live(app: FastifyInstance, opts: { r
   }, opts.heartbeatMs ?? 15_000);
   heartbeat.unref();
 
+  const refuse = (user: string, cap: 'user' | 'process', detail: string): never => {
+    app.metrics?.liveRefused.inc({ cap });
+    app.log.warn({ user, cap, limit: cap === 'user' ? limits.maxStreamsPerUser : limits.maxStreams }, 'live-update stream refused: too many open');
+    throw new HttpProblem(429, `${detail}; retry after ${LIVE_RETRY_AFTER_SECONDS} s`, { 'Retry-After': String(LIVE_RETRY_AFTER_SECONDS) });
+  };
+
+  function attach(res: ServerResponse, release: () => void): () => void {
+    const send = (e: LiveEvent) => res.write(sseFrame(e));
+    let done = false;
+    const detach = () => {
+      if (done) return;
+      done = true;
+      events.off('event', send);
+      open.delete(res);
+      app.metrics?.sseClients.dec();
+      release();
+    };
+    events.on('event', send);
+    open.add(res);
+    app.metrics?.sseClients.inc();
+    res.once('close', detach);
+    // A client that left before the stream was attached (while its request was audited) had its 'close' already:
+    // nothing would ever detach it, and its listener and heartbeat would stay for the life of the process. One
+    // attached while the server closes would be missed by the close below.
+    if (res.closed || res.destroyed) detach();
+    else if (closing) res.end();
+    return detach;
+  }
+
   app.decorate('live', {
     events,
-    attach(res: ServerResponse) {
-      const send = (e: LiveEvent) => res.write(sseFrame(e));
-      events.on('event', send);
-      open.add(res);
-      app.metrics?.sseClients.inc();
-      let done = false;
-      const detach = () => {
-        if (done) return;
-        done = true;
-        events.off('event', send);
-        open.delete(res);
-        app.metrics?.sseClients.dec();
+    reserve(user: string): LivePlace {
+      const mine = perUser.get(user) ?? 0;
+      if (mine >= limits.maxStreamsPerUser) {
+        refuse(user, 'user', `"${user}" already has ${mine} live-update streams open, the most one user may (API_LIVE_MAX_STREAMS_PER_USER): close one, in another tab or window`);
+      }
+      if (places >= limits.maxStreams) {
+        refuse(user, 'process', `this API process already holds ${places} live-update streams, its most (API_LIVE_MAX_STREAMS)`);
+      }
+      places += 1;
+      perUser.set(user, mine + 1);
+      let held = true;
+      const release = () => {
+        if (!held) return;
+        held = false;
+        places -= 1;
+        const left = (perUser.get(user) ?? 1) - 1;
+        if (left > 0) perUser.set(user, left);
+        else perUser.delete(user);
       };
-      res.once('close', detach);
-      // A client that left before the stream was attached (while its request was audited) had its 'close' already:
-      // nothing would ever detach it, and its listener and heartbeat would stay for the life of the process.
-      if (res.closed || res.destroyed) detach();
-      return detach;
+      return { attach: (res) => attach(res, release), release };
     },
   });
 
   app.addHook('preClose', async () => {
+    closing = true;
     clearInterval(heartbeat);
+    // Ended, a stream's connection is idle to Node, so server.close() closes it also when its client is not reading.
     for (const res of open) res.end();
   });
   app.addHook('onClose', async () => {

@@ -1,6 +1,7 @@
 // Prometheus metrics on the API's own prom-client Registry (injected, never the global one): an HTTP request
-// histogram by route template (not raw URL, so UIDs never become label values), live-update clients, and
-// the process defaults. Served at /metrics to a bearer token of any role (a `metrics` token reads nothing else).
+// histogram by route template (not raw URL, so UIDs never become label values), live-update clients, the streams
+// refused by their caps, and the process defaults. Served at /metrics to a bearer token of any role
+// (a `metrics` token reads nothing else).
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -8,7 +9,7 @@ import { collectProcessMetrics } from '../../../shared/process-metrics';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    metrics: { sseClients: Gauge; auditWrites: Counter };
+    metrics: { sseClients: Gauge; liveRefused: Counter<'cap'>; auditWrites: Counter };
   }
 }
 
@@ -23,8 +24,16 @@ export const metricsPlugin = fp(async function metrics(app: FastifyInstance, opt
     registers: [registry],
   });
   const sseClients = new Gauge({ name: 'neurotriage_api_live_clients', help: 'Open live-update (SSE) connections', registers: [registry] });
+  const liveRefused = new Counter({
+    name: 'neurotriage_api_live_refused_total',
+    help: 'Live-update (SSE) streams refused with a 429 by the cap that was full: per user or per process',
+    labelNames: ['cap'],
+    registers: [registry],
+  });
+  // Exported at 0 from the start, so the first refusal is an increase an alert sees.
+  for (const cap of ['user', 'process']) liveRefused.inc({ cap }, 0);
   const auditWrites = new Counter({ name: 'neurotriage_api_audit_entries_total', help: 'Audit log entries written', registers: [registry] });
-  app.decorate('metrics', { sseClients, auditWrites });
+  app.decorate('metrics', { sseClients, liveRefused, auditWrites });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     duration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);

@@ -1,9 +1,11 @@
 // GET /api/v1/events: Server-Sent Events for the worklist page. "scored" carries a StudyInstanceUID each time
 // the worker writes a result, "queries" the new query version. The page reads it with fetch() so the bearer
-// token travels in a header (EventSource cannot send one, and tokens in URLs end up in proxy logs).
+// token travels in a header (EventSource cannot send one, and tokens in URLs end up in proxy logs). Streams are
+// capped per user and per process, and one whose client stops reading is closed (plugins/live.ts).
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { userOf } from '../plugins/auth';
 import { problems } from '../schemas';
 
 export async function eventRoutes(fastify: FastifyInstance): Promise<void> {
@@ -24,18 +26,27 @@ export async function eventRoutes(fastify: FastifyInstance): Promise<void> {
       if (request.method === 'HEAD') {
         return reply.type('text/event-stream; charset=utf-8').header('Cache-Control', 'no-cache, no-transform').send('');
       }
-      await app.audit(request, 'events.subscribe');
-      reply.hijack();
-      const res = reply.raw;
-      request.raw.socket.setNoDelay(true);
-      res.writeHead(200, {
-        'Content-Type': 'text/event-stream; charset=utf-8',
-        'Cache-Control': 'no-cache, no-transform',
-        Connection: 'keep-alive',
-        'X-Accel-Buffering': 'no',
-      });
-      res.write('retry: 3000\n: connected\n\n');
-      app.live.attach(res);
+      // Past the user's or the process's cap: a 429 problem naming it. The place is taken now, before the audit
+      // write, and given back if no stream opens with it.
+      const place = app.live.reserve(userOf(request).name);
+      let attached = false;
+      try {
+        await app.audit(request, 'events.subscribe');
+        reply.hijack();
+        const res = reply.raw;
+        request.raw.socket.setNoDelay(true);
+        res.writeHead(200, {
+          'Content-Type': 'text/event-stream; charset=utf-8',
+          'Cache-Control': 'no-cache, no-transform',
+          Connection: 'keep-alive',
+          'X-Accel-Buffering': 'no',
+        });
+        res.write('retry: 3000\n: connected\n\n');
+        place.attach(res);
+        attached = true;
+      } finally {
+        if (!attached) place.release();
+      }
     },
   );
 }

@@ -1,0 +1,162 @@
+// Bounds on the live-update streams (GET /api/v1/events), over real sockets against the real app: streams per user
+// and per process (one leaked token or a browser reopening tabs must not hold thousands of sockets).
+import { request, type ClientRequest, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
+import { connectRedis } from '../../shared/redis';
+import { startRedis, type TestRedis } from '../helpers/redis';
+import { ADMIN, READER, TOKENS, testDeps } from './helpers';
+import { build } from '../../services/api/app';
+import type { ApiSettings } from '../../services/api/settings';
+
+let server: TestRedis;
+let redis: Redis;
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = connectRedis(server.url, 'producer');
+  await new Promise((r) => redis.once('ready', r));
+});
+
+afterAll(async () => {
+  redis?.disconnect();
+  await server?.stop();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+async function liveApp(settings: Partial<ApiSettings>): Promise<{ app: FastifyInstance; port: number; registry: Registry }> {
+  const deps = testDeps(redis);
+  const app = await build({ ...deps, settings: { ...deps.settings, ...settings } });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return { app, port: (app.server.address() as AddressInfo).port, registry: deps.registry };
+}
+
+const gauge = async (app: FastifyInstance) => (await app.metrics.sseClients.get()).values[0]?.value ?? 0;
+
+/** The value of one sample of a metric, 0 when it is not exported. */
+async function sample(registry: Registry, name: string, labels: Record<string, string>): Promise<number> {
+  const metric = registry.getSingleMetric(name);
+  if (!metric) return 0;
+  const found = (await metric.get()).values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x));
+  return found?.value ?? 0;
+}
+
+interface Opened {
+  status: number;
+  headers: IncomingMessage['headers'];
+  /** The whole body of a refusal; empty for an open stream. */
+  body: string;
+  req: ClientRequest;
+}
+
+/** Opens GET /api/v1/events; resolves once the headers (and for a refusal, its body) have arrived. */
+function openStream(port: number, headers: Record<string, string>): Promise<Opened> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/api/v1/events', headers, agent: false }, (res) => {
+      if (res.statusCode === 200) {
+        res.resume();
+        resolve({ status: 200, headers: res.headers, body: '', req });
+        return;
+      }
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, req }));
+    });
+    req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
+    req.end();
+  });
+}
+
+test('streams are capped per user and per process: a 429 problem naming the cap, and a closed stream frees its place', async () => {
+  const { app, port, registry } = await liveApp({ API_LIVE_MAX_STREAMS_PER_USER: 3, API_LIVE_MAX_STREAMS: 4 });
+  const open: ClientRequest[] = [];
+  try {
+    const before = await gauge(app);
+    for (let i = 0; i < 3; i++) {
+      const s = await openStream(port, READER);
+      expect(s.status).toBe(200);
+      open.push(s.req);
+    }
+    expect(await gauge(app)).toBe(before + 3);
+
+    // The reader's fourth: refused, naming the per-user cap and the setting; the token is never echoed.
+    const fourth = await openStream(port, READER);
+    expect(fourth.status).toBe(429);
+    expect(fourth.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(Number(fourth.headers['retry-after'])).toBeGreaterThan(0);
+    const problem = JSON.parse(fourth.body) as { status: number; detail: string };
+    expect(problem.status).toBe(429);
+    expect(problem.detail).toContain('"dr-reader" already has 3 live-update streams open');
+    expect(problem.detail).toContain('API_LIVE_MAX_STREAMS_PER_USER');
+    expect(fourth.body).not.toContain(TOKENS[0].token);
+    expect(await gauge(app)).toBe(before + 3);
+    expect(app.live.events.listenerCount('event')).toBe(3);
+
+    // Another user still gets in, up to the process's cap; past it, refused naming that cap.
+    const admin = await openStream(port, ADMIN);
+    expect(admin.status).toBe(200);
+    open.push(admin.req);
+    const full = await openStream(port, ADMIN);
+    expect(full.status).toBe(429);
+    expect(Number(full.headers['retry-after'])).toBeGreaterThan(0);
+    expect((JSON.parse(full.body) as { detail: string }).detail).toContain('API_LIVE_MAX_STREAMS)');
+    expect(full.body).not.toContain(TOKENS[1].token);
+    expect(await sample(registry, 'neurotriage_api_live_refused_total', { cap: 'user' })).toBe(1);
+    expect(await sample(registry, 'neurotriage_api_live_refused_total', { cap: 'process' })).toBe(1);
+
+    // The reader closes a tab: its place is given back, to the reader and to the process.
+    open.shift()!.destroy();
+    await until('the closed stream to detach', async () => (await gauge(app)) === before + 3);
+    const again = await openStream(port, READER);
+    expect(again.status).toBe(200);
+    open.push(again.req);
+    expect(await gauge(app)).toBe(before + 4);
+  } finally {
+    for (const req of open) req.destroy();
+    await app.close();
+  }
+  // Closing the app ended every stream and gave back every place.
+  expect(app.live.events.listenerCount('event')).toBe(0);
+});
+
+test('a stream that never opens (its audit write failed) gives its place back', async () => {
+  const deps = testDeps(redis);
+  let failures = 2;
+  const app = await build({
+    ...deps,
+    settings: { ...deps.settings, API_LIVE_MAX_STREAMS_PER_USER: 1 },
+    auditLog: {
+      write: async (entry) => {
+        if (entry.action === 'events.subscribe' && failures-- > 0) throw new Error('disk full');
+      },
+      reopen: async () => undefined,
+      close: async () => undefined,
+    },
+  });
+  const open: ClientRequest[] = [];
+  try {
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    expect((await openStream(port, READER)).status).toBe(500);
+    expect((await openStream(port, READER)).status).toBe(500);
+    const s = await openStream(port, READER);
+    open.push(s.req);
+    expect(s.status).toBe(200);
+    expect((await openStream(port, READER)).status).toBe(429);
+  } finally {
+    for (const req of open) req.destroy();
+    await app.close();
+  }
+});

@@ -204,6 +204,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     limits: {
       maxStreamsPerUser: deps.settings.API_LIVE_MAX_STREAMS_PER_USER,
       maxStreams: deps.settings.API_LIVE_MAX_STREAMS,
+      maxUnsentBytes: deps.settings.API_LIVE_MAX_UNSENT_BYTES,
     },
   });
   await app.register(openApiPlugin, { version: deps.version ?? '0.1.0' });

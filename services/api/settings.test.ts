@@ -118,17 +118,19 @@ describe('API_REDIS_TIMEOUT_MS', () => {
 });
 
 describe('live-update stream bounds', () => {
-  test('20 streams per user and 1,000 per process by default; each read as an integer', () => {
+  test('20 streams per user, 1,000 per process and 1 MiB unsent by default; each read as an integer', () => {
     const defaults = loadSection(ApiSettingsSchema, API_DEFAULTS, {});
-    expect([defaults.API_LIVE_MAX_STREAMS_PER_USER, defaults.API_LIVE_MAX_STREAMS]).toEqual([20, 1000]);
-    const set = loadSection(ApiSettingsSchema, API_DEFAULTS, { API_LIVE_MAX_STREAMS_PER_USER: '5', API_LIVE_MAX_STREAMS: '200' });
-    expect([set.API_LIVE_MAX_STREAMS_PER_USER, set.API_LIVE_MAX_STREAMS]).toEqual([5, 200]);
+    expect([defaults.API_LIVE_MAX_STREAMS_PER_USER, defaults.API_LIVE_MAX_STREAMS, defaults.API_LIVE_MAX_UNSENT_BYTES]).toEqual([20, 1000, 1024 * 1024]);
+    const set = loadSection(ApiSettingsSchema, API_DEFAULTS, { API_LIVE_MAX_STREAMS_PER_USER: '5', API_LIVE_MAX_STREAMS: '200', API_LIVE_MAX_UNSENT_BYTES: '65536' });
+    expect([set.API_LIVE_MAX_STREAMS_PER_USER, set.API_LIVE_MAX_STREAMS, set.API_LIVE_MAX_UNSENT_BYTES]).toEqual([5, 200, 65536]);
   });
 
   test.each([
     ['API_LIVE_MAX_STREAMS_PER_USER', '0'],
     ['API_LIVE_MAX_STREAMS', '-1'],
     ['API_LIVE_MAX_STREAMS', 'many'],
+    ['API_LIVE_MAX_UNSENT_BYTES', '100'],
+    ['API_LIVE_MAX_UNSENT_BYTES', '1.5'],
   ])('%s=%s stops the start with a message naming the setting', (name, value) => {
     expect(() => loadSection(ApiSettingsSchema, API_DEFAULTS, { [name]: value })).toThrow(ConfigError);
     expect(() => loadSection(ApiSettingsSchema, API_DEFAULTS, { [name]: value })).toThrow(new RegExp(name));

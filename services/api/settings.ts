@@ -33,6 +33,12 @@ export const ApiSettingsSchema = Type.Object({
    */
   API_LIVE_MAX_STREAMS_PER_USER: Type.Integer({ minimum: 1, maximum: 100_000 }),
   API_LIVE_MAX_STREAMS: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+  /**
+   * Bytes a live-update stream may have written but not yet sent (the client reads slower than events come, or not
+   * at all): past it the stream is closed and the page reconnects and reloads, instead of the process buffering
+   * events for it without end.
+   */
+  API_LIVE_MAX_UNSENT_BYTES: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024 }),
   /** PEM files; both or neither. Without them the API speaks plain HTTP (behind a TLS-terminating proxy). */
   API_TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1 })),
   API_TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
@@ -68,6 +74,7 @@ export const API_DEFAULTS: Omit<ApiSettings, 'API_TLS_CERT_FILE' | 'API_TLS_KEY_
   API_REDIS_TIMEOUT_MS: 3000,
   API_LIVE_MAX_STREAMS_PER_USER: 20,
   API_LIVE_MAX_STREAMS: 1000,
+  API_LIVE_MAX_UNSENT_BYTES: 1024 * 1024,
   API_AUDIT_LOG_FILE: 'audit/api-audit.jsonl',
   CALIBRATION_MIN_STUDIES: 30,
   CALIBRATION_MIN_POSITIVES: 5,

@@ -1,6 +1,8 @@
 // Bounds on the live-update streams (GET /api/v1/events), over real sockets against the real app: streams per user
-// and per process (one leaked token or a browser reopening tabs must not hold thousands of sockets).
+// and per process (one leaked token or a browser reopening tabs must not hold thousands of sockets), and a client
+// that never reads, whose unsent events the server must not buffer without end.
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -42,6 +44,7 @@ async function liveApp(settings: Partial<ApiSettings>): Promise<{ app: FastifyIn
   return { app, port: (app.server.address() as AddressInfo).port, registry: deps.registry };
 }
 
+const connections = (app: FastifyInstance) => new Promise<number>((resolve, reject) => app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
 const gauge = async (app: FastifyInstance) => (await app.metrics.sseClients.get()).values[0]?.value ?? 0;
 
 /** The value of one sample of a metric, 0 when it is not exported. */
@@ -131,6 +134,51 @@ test('streams are capped per user and per process: a 429 problem naming the cap,
   expect(app.live.events.listenerCount('event')).toBe(0);
 });
 
+test('a stream whose client never reads is dropped once its unsent events pass the bound; a reading client stays', async () => {
+  const { app, port, registry } = await liveApp({ API_LIVE_MAX_UNSENT_BYTES: 256 * 1024 });
+  const slow = connect(port, '127.0.0.1');
+  slow.pause(); // never reads: what the server sends piles up in the kernel's buffers, then in Node's
+  slow.on('error', () => undefined);
+  let reading: ClientRequest | undefined;
+  try {
+    const before = await gauge(app);
+    slow.write(`GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: ${READER.authorization}\r\n\r\n`);
+    await until('the slow stream to attach', async () => (await gauge(app)) === before + 1);
+    let received = 0;
+    const fast = await new Promise<IncomingMessage>((resolve) => {
+      reading = request({ host: '127.0.0.1', port, path: '/api/v1/events', headers: ADMIN, agent: false }, resolve);
+      reading.on('error', () => undefined);
+      reading.end();
+    });
+    fast.on('data', (d: Buffer) => (received += d.length));
+    await until('the reading stream to attach', async () => (await gauge(app)) === before + 2);
+
+    // 16 KiB events until the slow stream is dropped; loopback buffers take a few MiB first. Without a bound the
+    // server would buffer all 128 MiB for a client that reads none of it.
+    const uid = `1.2.${'3'.repeat(16 * 1024)}`;
+    let sent = 0;
+    while ((await gauge(app)) !== before + 1 && sent < 128 * 1024 * 1024) {
+      app.live.events.emit('event', { type: 'scored', StudyInstanceUID: uid });
+      sent += uid.length;
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(await gauge(app)).toBe(before + 1);
+    expect(app.live.events.listenerCount('event')).toBe(1);
+    expect(await sample(registry, 'neurotriage_api_live_dropped_total', { reason: 'slow' })).toBe(1);
+    // The server let go of the slow client's socket itself (it cannot tell the client, who reads nothing).
+    await until('the slow socket to be closed', async () => (await connections(app)) === 1);
+    // The client that reads got the same events and is still attached.
+    const got = received;
+    app.live.events.emit('event', { type: 'scored', StudyInstanceUID: '1.2.3' });
+    await until('the reading client to get one more event', () => received > got);
+    expect(await sample(registry, 'neurotriage_api_live_dropped_total', { reason: 'slow' })).toBe(1);
+  } finally {
+    slow.destroy();
+    reading?.destroy();
+    await app.close();
+  }
+});
+
 test('a stream that never opens (its audit write failed) gives its place back', async () => {
   const deps = testDeps(redis);
   let failures = 2;
@@ -157,6 +205,30 @@ test('a stream that never opens (its audit write failed) gives its place back', 
     expect((await openStream(port, READER)).status).toBe(429);
   } finally {
     for (const req of open) req.destroy();
+    await app.close();
+  }
+});
+
+test('closing the app does not wait for a stream whose client is not reading, and lets it go', async () => {
+  // Under the bound, so the stream is still open when the app closes, with data its client has not taken.
+  const { app, port } = await liveApp({ API_LIVE_MAX_UNSENT_BYTES: 512 * 1024 * 1024 });
+  const slow = connect(port, '127.0.0.1');
+  slow.pause();
+  slow.on('error', () => undefined);
+  try {
+    const before = await gauge(app);
+    slow.write(`GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: ${READER.authorization}\r\n\r\n`);
+    await until('the slow stream to attach', async () => (await gauge(app)) === before + 1);
+    // More than loopback's buffers take, so some stays in Node's.
+    const uid = `1.2.${'3'.repeat(64 * 1024)}`;
+    for (let sent = 0; sent < 48 * 1024 * 1024; sent += uid.length) app.live.events.emit('event', { type: 'scored', StudyInstanceUID: uid });
+    const t = Date.now();
+    const closed = await Promise.race([app.close().then(() => true), sleep(5000).then(() => false)]);
+    expect(closed).toBe(true);
+    expect(Date.now() - t).toBeLessThan(5000);
+    await until('the stream to detach', () => app.live.events.listenerCount('event') === 0);
+  } finally {
+    slow.destroy();
     await app.close();
   }
 });

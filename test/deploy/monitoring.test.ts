@@ -317,6 +317,9 @@ describe('what the services export (promtool check metrics, counters at 0)', () 
       expect(res.body).toMatch(/^nodejs_eventloop_lag_p99_seconds\{service="api"\} /m);
       // The audit counter counts the read above.
       expect(res.body).toMatch(/^neurotriage_api_audit_entries_total [1-9]/m);
+      // The live-update bounds' counters are exported at 0, so the first refusal or drop is an increase.
+      for (const cap of ['user', 'process']) expect(res.body).toContain(`neurotriage_api_live_refused_total{cap="${cap}"} 0\n`);
+      expect(res.body).toContain('neurotriage_api_live_dropped_total{reason="slow"} 0\n');
     } finally {
       await app.close();
     }

@@ -1,6 +1,7 @@
 // Live updates: one Redis subscriber per API process (scored-study and query-change channels), fanned out to
-// every open Server-Sent Events stream. Streams are capped per user and per process (each holds a socket, a
-// listener and heartbeats; a leaked token or a browser reopening tabs could open thousands). Streams are closed
+// every open Server-Sent Events stream. Streams are bounded: so many per user and per process (each holds a socket,
+// a listener and heartbeats; a leaked token or a browser reopening tabs could open thousands), and a stream whose
+// client does not take what is sent is closed before its unsent events pile up in memory. Streams are closed
 // before the server closes so shutdown never waits on a radiologist's open browser tab.
 import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
@@ -19,6 +20,8 @@ export interface LiveLimits {
   maxStreamsPerUser: number;
   /** Streams this process holds open in all: API_LIVE_MAX_STREAMS. */
   maxStreams: number;
+  /** Bytes written to a stream and not yet sent past which it is closed: API_LIVE_MAX_UNSENT_BYTES. */
+  maxUnsentBytes: number;
 }
 
 /**
@@ -29,7 +32,7 @@ export const LIVE_RETRY_AFTER_SECONDS = 30;
 
 /** One user's place for one stream, taken before the stream opens. */
 export interface LivePlace {
-  /** Sends events to the open SSE response until it closes, then gives the place back; returns the detach function. */
+  /** Sends events to the open SSE response until it closes (or is dropped as slow), then gives the place back; returns the detach function. */
   attach(res: ServerResponse): () => void;
   /** Gives the place back when no stream was opened with it (the request failed first); does nothing once given back. */
   release(): void;
@@ -56,7 +59,8 @@ export const livePlugin = fp(async function live(app: FastifyInstance, opts: { r
   const { limits } = opts;
   const events = new EventEmitter();
   events.setMaxListeners(0);
-  const open = new Set<ServerResponse>();
+  /** Each open stream and how to write to it (bounded). */
+  const open = new Map<ServerResponse, (chunk: string) => void>();
   const perUser = new Map<string, number>();
   let places = 0;
   let closing = false;
@@ -66,7 +70,7 @@ export const livePlugin = fp(async function live(app: FastifyInstance, opts: { r
   }, (err) => app.log.warn({ err: err.message }, 'live-update subscriber: Redis error (ioredis reconnects)'));
 
   const heartbeat = setInterval(() => {
-    for (const res of open) res.write(': keep-alive\n\n');
+    for (const write of open.values()) write(': keep-alive\n\n');
   }, opts.heartbeatMs ?? 15_000);
   heartbeat.unref();
 
@@ -76,8 +80,7 @@ export const livePlugin = fp(async function live(app: FastifyInstance, opts: { r
     throw new HttpProblem(429, `${detail}; retry after ${LIVE_RETRY_AFTER_SECONDS} s`, { 'Retry-After': String(LIVE_RETRY_AFTER_SECONDS) });
   };
 
-  function attach(res: ServerResponse, release: () => void): () => void {
-    const send = (e: LiveEvent) => res.write(sseFrame(e));
+  function attach(res: ServerResponse, user: string, release: () => void): () => void {
     let done = false;
     const detach = () => {
       if (done) return;
@@ -87,8 +90,21 @@ export const livePlugin = fp(async function live(app: FastifyInstance, opts: { r
       app.metrics?.sseClients.dec();
       release();
     };
+    // Node keeps whatever the socket cannot take yet, without limit: a client that stopped reading (a frozen tab, a
+    // script) would hold every later event and heartbeat in this process's memory. Closed, the page reconnects.
+    const write = (chunk: string) => {
+      if (done) return;
+      res.write(chunk);
+      if (res.writableLength > limits.maxUnsentBytes) {
+        app.metrics?.liveDropped.inc({ reason: 'slow' });
+        app.log.warn({ user, unsentBytes: res.writableLength, limit: limits.maxUnsentBytes }, 'live-update stream dropped: its client does not take what is sent');
+        detach();
+        res.destroy();
+      }
+    };
+    const send = (e: LiveEvent) => write(sseFrame(e));
     events.on('event', send);
-    open.add(res);
+    open.set(res, write);
     app.metrics?.sseClients.inc();
     res.once('close', detach);
     // A client that left before the stream was attached (while its request was audited) had its 'close' already:
@@ -120,7 +136,7 @@ export const livePlugin = fp(async function live(app: FastifyInstance, opts: { r
         if (left > 0) perUser.set(user, left);
         else perUser.delete(user);
       };
-      return { attach: (res) => attach(res, release), release };
+      return { attach: (res) => attach(res, user, release), release };
     },
   });
 
@@ -128,7 +144,7 @@ export const livePlugin = fp(async function live(app: FastifyInstance, opts: { r
     closing = true;
     clearInterval(heartbeat);
     // Ended, a stream's connection is idle to Node, so server.close() closes it also when its client is not reading.
-    for (const res of open) res.end();
+    for (const res of open.keys()) res.end();
   });
   app.addHook('onClose', async () => {
     sub.disconnect();

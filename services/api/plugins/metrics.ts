@@ -1,6 +1,6 @@
 // Prometheus metrics on the API's own prom-client Registry (injected, never the global one): an HTTP request
 // histogram by route template (not raw URL, so UIDs never become label values), live-update clients, the streams
-// refused by their caps, and the process defaults. Served at /metrics to a bearer token of any role
+// refused or dropped by their bounds, and the process defaults. Served at /metrics to a bearer token of any role
 // (a `metrics` token reads nothing else).
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
@@ -9,7 +9,7 @@ import { collectProcessMetrics } from '../../../shared/process-metrics';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    metrics: { sseClients: Gauge; liveRefused: Counter<'cap'>; auditWrites: Counter };
+    metrics: { sseClients: Gauge; liveRefused: Counter<'cap'>; liveDropped: Counter<'reason'>; auditWrites: Counter };
   }
 }
 
@@ -30,10 +30,17 @@ export const metricsPlugin = fp(async function metrics(app: FastifyInstance, opt
     labelNames: ['cap'],
     registers: [registry],
   });
+  const liveDropped = new Counter({
+    name: 'neurotriage_api_live_dropped_total',
+    help: 'Open live-update (SSE) streams closed by the server: slow, a client that did not take what was sent',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
   // Exported at 0 from the start, so the first refusal is an increase an alert sees.
   for (const cap of ['user', 'process']) liveRefused.inc({ cap }, 0);
+  liveDropped.inc({ reason: 'slow' }, 0);
   const auditWrites = new Counter({ name: 'neurotriage_api_audit_entries_total', help: 'Audit log entries written', registers: [registry] });
-  app.decorate('metrics', { sseClients, liveRefused, auditWrites });
+  app.decorate('metrics', { sseClients, liveRefused, liveDropped, auditWrites });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     duration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);

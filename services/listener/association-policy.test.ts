@@ -11,9 +11,27 @@ import {
 import { SopClass, TransferSyntax } from './dicom-uids';
 
 const policy = (allowed: string, max = 2): AssociationPolicy => ({ calledAeTitle: 'NEUROTRIAGE', allowList: parseAllowList(allowed), maxAssociations: max });
-const facts = { calledAeTitle: 'NEUROTRIAGE', callingAeTitle: 'PACS', remoteAddress: '127.0.0.1', activeAssociations: 0, shuttingDown: false };
+const facts = { protocolVersion: 1, applicationContextName: '1.2.840.10008.3.1.1.1', calledAeTitle: 'NEUROTRIAGE', callingAeTitle: 'PACS', remoteAddress: '127.0.0.1', activeAssociations: 0, shuttingDown: false };
 
 describe('decideAssociation', () => {
+  test('a Protocol Version without bit 0, or another application context, is rejected (PS3.8 9.3.2, PS3.7 A.2.1)', () => {
+    expect(decideAssociation(policy('*'), { ...facts, protocolVersion: 3 })).toEqual({ accept: true });
+    expect(decideAssociation(policy('*'), { ...facts, protocolVersion: 2 })).toEqual({
+      accept: false,
+      result: RejectResult.Permanent,
+      source: RejectSource.ServiceProviderAcse,
+      reason: RejectReason.ProtocolVersionNotSupported,
+      label: 'protocol-version-not-supported',
+    });
+    expect(decideAssociation(policy('*'), { ...facts, applicationContextName: '1.2.3.4' })).toEqual({
+      accept: false,
+      result: RejectResult.Permanent,
+      source: RejectSource.ServiceUser,
+      reason: RejectReason.ApplicationContextNotSupported,
+      label: 'application-context-not-supported',
+    });
+  });
+
   test('an empty allow-list rejects every calling AE (the safe default)', () => {
     expect(decideAssociation(policy(''), facts)).toEqual({
       accept: false,

@@ -16,8 +16,11 @@ export const RejectSource = { ServiceUser: 1, ServiceProviderAcse: 2, ServicePro
 export const RejectReason = {
   /** source 1 */
   NoReasonGiven: 1,
+  ApplicationContextNotSupported: 2,
   CallingAeNotRecognized: 3,
   CalledAeNotRecognized: 7,
+  /** source 2 */
+  ProtocolVersionNotSupported: 2,
   /** source 3 */
   TemporaryCongestion: 1,
   LocalLimitExceeded: 2,
@@ -33,6 +36,8 @@ export const ContextResult = {
 } as const;
 
 export type RejectLabel =
+  | 'protocol-version-not-supported'
+  | 'application-context-not-supported'
   | 'called-ae-not-recognised'
   | 'calling-ae-not-recognised'
   | 'calling-ae-not-in-certificate'
@@ -99,6 +104,9 @@ export interface AssociationPolicy {
 }
 
 export interface AssociationRequestFacts {
+  /** The A-ASSOCIATE-RQ's Protocol Version field; bit 0 is DICOM UL version 1, the only one there is. */
+  protocolVersion: number;
+  applicationContextName: string;
   calledAeTitle: string;
   callingAeTitle: string;
   remoteAddress: string | undefined;
@@ -109,8 +117,19 @@ export interface AssociationRequestFacts {
   shuttingDown: boolean;
 }
 
+/** The DICOM Application Context Name (PS3.7 A.2.1). */
+export const DICOM_APPLICATION_CONTEXT = '1.2.840.10008.3.1.1.1';
+
 /** AE titles are compared without their space padding (PS3.5 6.2: leading and trailing spaces are insignificant). */
 export function decideAssociation(policy: AssociationPolicy, facts: AssociationRequestFacts): AssociationDecision {
+  // PS3.8 9.3.2: a receiver of version 1 tests only bit 0 of the Protocol Version.
+  if ((facts.protocolVersion & 1) === 0) {
+    return reject(RejectResult.Permanent, RejectSource.ServiceProviderAcse, RejectReason.ProtocolVersionNotSupported, 'protocol-version-not-supported');
+  }
+  // PS3.7 A.2.1: the DICOM Application Context is the only one defined (DCMTK's storescp refuses others the same way).
+  if (facts.applicationContextName !== DICOM_APPLICATION_CONTEXT) {
+    return reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.ApplicationContextNotSupported, 'application-context-not-supported');
+  }
   if (facts.calledAeTitle.trim() !== policy.calledAeTitle.trim()) {
     return reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CalledAeNotRecognized, 'called-ae-not-recognised');
   }

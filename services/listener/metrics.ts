@@ -11,6 +11,8 @@ import { REFUSAL_REASONS } from './connection-guard';
 import type { RejectLabel } from './association-policy';
 
 const REJECT_LABELS: readonly (RejectLabel | 'tls-handshake')[] = [
+  'protocol-version-not-supported',
+  'application-context-not-supported',
   'called-ae-not-recognised',
   'calling-ae-not-recognised',
   'calling-ae-not-in-certificate',

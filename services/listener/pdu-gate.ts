@@ -35,6 +35,28 @@ export function abortPdu(reason: number): Buffer {
   return Buffer.from([PduType.Abort, 0, 0, 0, 0, 4, 0, 0, 2, reason]);
 }
 
+/** What the association policy reads from an A-ASSOCIATE-RQ that dcmjs-dimse does not expose (PS3.8 9.3.2). */
+export interface AssociateRqHeader {
+  protocolVersion: number;
+  /** The Application Context Item's name; '' when the request has none. */
+  applicationContextName: string;
+}
+
+/** Protocol Version and Application Context Name of a whole A-ASSOCIATE-RQ PDU (header included). */
+export function readAssociateRqHeader(pdu: Buffer): AssociateRqHeader {
+  const protocolVersion = pdu.length >= 8 ? pdu.readUInt16BE(6) : 0;
+  let applicationContextName = '';
+  for (let o = 74; o + 4 <= pdu.length; ) {
+    const length = pdu.readUInt16BE(o + 2);
+    if (pdu[o] === 0x10) {
+      applicationContextName = pdu.toString('latin1', o + 4, Math.min(pdu.length, o + 4 + length)).replace(/[\0 ]+$/, '');
+      break;
+    }
+    o += 4 + length;
+  }
+  return { protocolVersion, applicationContextName };
+}
+
 /** One presentation data value, shaped as dcmjs-dimse's Pdv (which its P-DATA handling reads). */
 export class Pdv {
   constructor(

@@ -31,7 +31,7 @@ import {
 import { buildFileMeta } from './part10';
 import { MR_STORAGE_CLASSES } from './dicom-uids';
 import { checkImage, createDatasetCheck, type DatasetCheck } from './dataset-check';
-import { PduGate, PduType, abortPdu, AbortReason, parsePDataTf } from './pdu-gate';
+import { PduGate, PduType, abortPdu, AbortReason, parsePDataTf, readAssociateRqHeader, type AssociateRqHeader } from './pdu-gate';
 import { ConnectionGuard, type RefusalReason } from './connection-guard';
 import { encodeResponsePdu } from './response-pdu';
 import { CommandField, NO_DATA_SET, isCommandSet, readCommandSet } from './command-set';
@@ -155,6 +155,8 @@ export class StoreScp extends Scp {
   private accepted = false;
   /** The peer's Maximum Length Received from its A-ASSOCIATE-RQ (0: no limit): our responses are split to fit it. */
   private peerMaxPduLength = 0;
+  /** Protocol Version and Application Context Name of the A-ASSOCIATE-RQ, which dcmjs-dimse does not expose. */
+  private requestHeader: AssociateRqHeader = { protocolVersion: 0, applicationContextName: '' };
   private readonly peer: string;
   private readonly gate: PduGate;
   private readonly artim: NodeJS.Timeout;
@@ -210,6 +212,7 @@ export class StoreScp extends Scp {
     const net = this as unknown as NetworkInternals;
     net.lastPduTime = Date.now();
     if (pdu[0] !== PduType.PDataTf) {
+      if (pdu[0] === PduType.AssociateRq) this.requestHeader = readAssociateRqHeader(pdu);
       void net._processPdu(pdu);
       return;
     }
@@ -252,6 +255,7 @@ export class StoreScp extends Scp {
     this.callingAeTitle = association.getCallingAeTitle();
     const book = this.deps.server;
     const decision = decideAssociation(this.deps.settings.policy, {
+      ...this.requestHeader,
       calledAeTitle: association.getCalledAeTitle(),
       callingAeTitle: this.callingAeTitle,
       remoteAddress: this.socket.remoteAddress,

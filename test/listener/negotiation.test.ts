@@ -1,0 +1,42 @@
+// Association negotiation edge cases a conformance tester or an odd device brings, with raw DICOM Upper Layer bytes
+// (tools/fuzz/dul-client.ts): a Protocol Version without bit 0 and a foreign application context.
+import { DulClient, associateRequestPdu, type ProposedContext } from '../../tools/fuzz/dul-client';
+import { EXPLICIT_VR_LE } from '../helpers/dcmtk';
+import { CALLED_AE, CALLING_AE, startHarness, type Harness } from './harness';
+
+const VERIFICATION: ProposedContext = { id: 1, abstractSyntaxUID: '1.2.840.10008.1.1', transferSyntaxUIDs: [EXPLICIT_VR_LE] };
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(() => h.stop());
+
+/** Sends an A-ASSOCIATE-RQ as given and returns the listener's first PDU. */
+async function answer(rq: Buffer): Promise<{ type: number; body: Buffer } | undefined> {
+  const client = new DulClient('127.0.0.1', h.ae.port);
+  await client.connected;
+  client.write(rq);
+  const reply = await client.nextPdu(5000);
+  client.destroy();
+  return reply;
+}
+
+test('a Protocol Version without bit 0 gets A-ASSOCIATE-RJ 1/2/2; one with more bits set is accepted', async () => {
+  const rq = associateRequestPdu(CALLING_AE, CALLED_AE, [VERIFICATION]);
+  rq.writeUInt16BE(2, 6);
+  const rejected = await answer(rq);
+  expect(rejected?.type).toBe(0x03);
+  expect([...(rejected?.body.subarray(1, 4) ?? [])]).toEqual([1, 2, 2]);
+  rq.writeUInt16BE(3, 6);
+  expect((await answer(rq))?.type).toBe(0x02);
+});
+
+test('an application context other than DICOM\'s gets A-ASSOCIATE-RJ 1/1/2 (application-context-name-not-supported)', async () => {
+  const rq = associateRequestPdu(CALLING_AE, CALLED_AE, [VERIFICATION]);
+  const at = rq.indexOf(Buffer.from('1.2.840.10008.3.1.1.1', 'latin1'));
+  rq.write('9', at + 20, 'latin1');
+  const rejected = await answer(rq);
+  expect(rejected?.type).toBe(0x03);
+  expect([...(rejected?.body.subarray(1, 4) ?? [])]).toEqual([1, 1, 2]);
+});

@@ -287,6 +287,11 @@ export class StoreScp extends Scp {
     const refusedMr: { abstractSyntax: string; transferSyntaxes: string[]; result: string }[] = [];
     for (const { id } of proposed) {
       const context = association.getPresentationContext(id);
+      // SCP/SCU role selection is not supported (PS3.7 D.3.3.4): no item in the A-ASSOCIATE-AC, so the default roles
+      // hold. dcmjs-dimse would echo the proposed roles back, promising an SCP role we never take.
+      const roles = context as unknown as { setUserRole(v: undefined): void; setProviderRole(v: undefined): void };
+      roles.setUserRole(undefined);
+      roles.setProviderRole(undefined);
       const decided = negotiateContext(context.getAbstractSyntaxUid(), context.getTransferSyntaxUids(), this.deps.settings.otherStorage);
       if ('transferSyntaxUID' in decided) {
         context.setResult(ContextResult.Accept, decided.transferSyntaxUID);

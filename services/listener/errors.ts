@@ -15,6 +15,8 @@ export const StoreStatus = {
   DataSetDoesNotMatchSopClass: 0xa900,
   /** Error: Cannot understand (data set structure unreadable, required UID missing or invalid). */
   CannotUnderstand: 0xc000,
+  /** Refused: SOP Class not supported (PS3.7 C.5.3: a C-STORE whose class is not its presentation context's). */
+  SopClassNotSupported: 0x0122,
 } as const;
 
 export abstract class StoreError extends Error {
@@ -72,6 +74,13 @@ export class DatasetMismatchError extends StoreError {
   readonly status = StoreStatus.DataSetDoesNotMatchSopClass;
   readonly retryable = false;
   override name = 'DatasetMismatchError';
+}
+
+/** The C-STORE's Affected SOP Class UID is not the abstract syntax of the presentation context it came on. */
+export class SopClassNotOnContextError extends StoreError {
+  readonly status = StoreStatus.SopClassNotSupported;
+  readonly retryable = false;
+  override name = 'SopClassNotOnContextError';
 }
 
 /** Maps any failure to the status the C-STORE response carries; unknown errors are treated as retryable. */

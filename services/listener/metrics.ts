@@ -32,6 +32,7 @@ const INSTANCE_OUTCOMES = [
   'MalformedDatasetError',
   'InvalidImageError',
   'DatasetMismatchError',
+  'SopClassNotOnContextError',
   'CannotUnderstand',
   'InternalError',
 ];

@@ -43,6 +43,7 @@ import {
   MalformedDatasetError,
   OutOfDiskError,
   StoreError,
+  SopClassNotOnContextError,
   StoreStatus,
   StudyPurgingError,
   errorLabel,
@@ -120,6 +121,8 @@ interface PendingStore {
   spool: Spool;
   /** 'refused': a context we did not accept (see createStoreWritableStream). */
   use: ContextUse | 'refused';
+  /** The presentation context's abstract syntax: the one SOP class its C-STOREs may carry. */
+  abstractSyntaxUID: string;
   transferSyntaxUID: string;
   startedAt: bigint;
   refused: boolean;
@@ -353,7 +356,7 @@ export class StoreScp extends Scp {
     const keep = use === 'store' && !refused;
     const check = keep ? createDatasetCheck(transferSyntaxUID) : undefined;
     const spool = this.deps.store.openSpool(meta, !keep, check);
-    this.pendingStores.set(request, { spool, use, transferSyntaxUID, startedAt: process.hrtime.bigint(), refused, check });
+    this.pendingStores.set(request, { spool, use, abstractSyntaxUID: context.getAbstractSyntaxUid(), transferSyntaxUID, startedAt: process.hrtime.bigint(), refused, check });
     this.currentSpool = spool;
     return spool;
   }
@@ -444,6 +447,11 @@ export class StoreScp extends Scp {
     await spool.done;
     if (pending.use === 'refused') throw new MalformedDatasetError('C-STORE on a presentation context not accepted');
     if (pending.use === 'verification') throw new MalformedDatasetError('C-STORE on the Verification context');
+    // The context was negotiated for one SOP class (PS3.8 7.1.1.13): a CT sent on the MR context must not be stored
+    // and scored, nor an MR sent on an ignored class's context acknowledged and dropped.
+    if (request.getAffectedSopClassUid() !== pending.abstractSyntaxUID) {
+      throw new SopClassNotOnContextError('Affected SOP Class UID is not the context\'s abstract syntax');
+    }
     if (pending.use === 'ignore') return 'ignored';
     if (pending.refused) throw new OutOfDiskError('free disk below DISK_MIN_FREE_MB');
     const header = await (pending.check as DatasetCheck).finish();

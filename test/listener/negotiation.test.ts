@@ -1,17 +1,29 @@
-// Association negotiation edge cases a conformance tester or an odd device brings, with raw DICOM Upper Layer bytes
-// (tools/fuzz/dul-client.ts): a Protocol Version without bit 0, a foreign application context, SCP/SCU role selection.
+// Association negotiation and DIMSE edge cases a conformance tester or an odd device brings, with raw DICOM Upper
+// Layer bytes (tools/fuzz/dul-client.ts): a Protocol Version without bit 0, a foreign application context, SCP/SCU
+// role selection, and a C-STORE whose SOP class is not the one its presentation context was negotiated for.
+import path from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
 import { DulClient, associateRequestPdu, type ProposedContext } from '../../tools/fuzz/dul-client';
-import { MR_IMAGE_STORAGE, EXPLICIT_VR_LE } from '../helpers/dcmtk';
-import { CALLED_AE, CALLING_AE, startHarness, type Harness } from './harness';
+import { splitPart10 } from '../../tools/fuzz/corpus';
+import { MR_IMAGE_STORAGE, EXPLICIT_VR_LE, newUid, writeMrInstance } from '../helpers/dcmtk';
+import { CALLED_AE, CALLING_AE, listFiles, startHarness, tempDir, type Harness } from './harness';
 
+const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
 const VERIFICATION: ProposedContext = { id: 1, abstractSyntaxUID: '1.2.840.10008.1.1', transferSyntaxUIDs: [EXPLICIT_VR_LE] };
 const MR: ProposedContext = { id: 3, abstractSyntaxUID: MR_IMAGE_STORAGE, transferSyntaxUIDs: [EXPLICIT_VR_LE] };
+/** Another storage class: accepted and ignored by default. */
+const CT: ProposedContext = { id: 5, abstractSyntaxUID: CT_IMAGE_STORAGE, transferSyntaxUIDs: [EXPLICIT_VR_LE] };
 
 let h: Harness;
+let files: string;
 beforeAll(async () => {
+  files = tempDir('nt-negotiation-');
   h = await startHarness();
 });
-afterAll(() => h.stop());
+afterAll(async () => {
+  await h.stop();
+  rmSync(files, { recursive: true, force: true });
+});
 
 /** Sends an A-ASSOCIATE-RQ as given and returns the listener's first PDU. */
 async function answer(rq: Buffer): Promise<{ type: number; body: Buffer } | undefined> {
@@ -33,6 +45,18 @@ function withRoleSelection(rq: Buffer, sopClassUID: string): Buffer {
   out.writeUInt16BE(out.readUInt16BE(user + 2) + role.length, user + 2);
   out.writeUInt32BE(out.length - 6, 2);
   return out;
+}
+
+/** An MR instance's data set, its SOP Class UID changed to `sopClassUID` (same length) when given. */
+function dataset(sopClassUID?: string): { sop: string; bytes: Buffer } {
+  const file = path.join(files, `${newUid()}.dcm`);
+  const sop = writeMrInstance(file, { StudyInstanceUID: newUid(), SeriesInstanceUID: newUid() });
+  const bytes = splitPart10(readFileSync(file)).dataset;
+  if (sopClassUID) {
+    const at = bytes.indexOf(Buffer.from(MR_IMAGE_STORAGE, 'latin1'));
+    bytes.write(sopClassUID, at, 'latin1');
+  }
+  return { sop, bytes };
 }
 
 test('a Protocol Version without bit 0 gets A-ASSOCIATE-RJ 1/2/2; one with more bits set is accepted', async () => {
@@ -63,4 +87,22 @@ test('SCP/SCU role selection is not answered: the A-ASSOCIATE-AC holds no role i
   for (let o = user + 4; o + 4 <= body.length; o += 4 + body.readUInt16BE(o + 2)) subItems.push(body[o]);
   expect(subItems).toContain(0x51);
   expect(subItems).not.toContain(0x54);
+});
+
+test('a C-STORE whose SOP class is not its presentation context\'s gets 0122 and nothing is stored; the association carries on', async () => {
+  const client = new DulClient('127.0.0.1', h.ae.port);
+  expect((await client.associate(CALLING_AE, CALLED_AE, [VERIFICATION, MR, CT])).kind).toBe('accepted');
+  // A CT image on the MR context would have been stored and scored as MR.
+  const ct = dataset(CT_IMAGE_STORAGE);
+  const onMr = await client.store(MR.id, CT_IMAGE_STORAGE, ct.sop, ct.bytes);
+  expect(onMr.status).toBe(0x0122);
+  expect(onMr.errorComment).toMatch(/abstract syntax/);
+  // An MR image on an ignored class's context would have been acknowledged and dropped.
+  const mr = dataset();
+  expect((await client.store(CT.id, MR_IMAGE_STORAGE, mr.sop, mr.bytes)).status).toBe(0x0122);
+  expect(listFiles(path.join(h.dataDir, 'store'))).toEqual([]);
+  // The same MR image on its own context is stored.
+  expect((await client.store(MR.id, MR_IMAGE_STORAGE, mr.sop, mr.bytes)).status).toBe(0);
+  expect((await client.echo(VERIFICATION.id)).status).toBe(0);
+  expect(await client.release()).toBe(true);
 });

@@ -156,7 +156,12 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     }
     return deps.embedText(texts);
   };
-  const store = createStudyStore(deps.redis, { statusCacheMs: deps.statusCacheMs, clock: deps.clock });
+  // app.metrics is decorated below, before any route can read a result.
+  const store = createStudyStore(deps.redis, {
+    statusCacheMs: deps.statusCacheMs,
+    clock: deps.clock,
+    onUnreadable: () => app.metrics.resultsUnreadable.inc(),
+  });
   const calibration = createCalibrationService({
     redis: deps.redis,
     modelStatus: deps.modelStatus,

@@ -98,6 +98,8 @@ export interface StoreOptions {
   /** How long a byStatus() answer is reused (ms): every open page asks for it on each refresh. */
   statusCacheMs?: number;
   clock?: () => number;
+  /** Called for each stored result read that cannot be parsed (the API counts them for its metrics). */
+  onUnreadable?: () => void;
 }
 
 export function createStudyStore(redis: Redis, options: StoreOptions = {}) {
@@ -112,7 +114,10 @@ export function createStudyStore(redis: Redis, options: StoreOptions = {}) {
     return raw.map((r) => {
       if (!r) return null;
       const result = parseResult(r);
-      if (result === UNREADABLE) return UNREADABLE;
+      if (result === UNREADABLE) {
+        options.onUnreadable?.();
+        return UNREADABLE;
+      }
       return { ...result, findings: result.findings.map((f) => ({ ...f, statement: flagStatement(f) })) };
     });
   }

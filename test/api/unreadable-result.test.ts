@@ -10,7 +10,7 @@ import { storeMatchedReport } from '../../shared/reports';
 import { resultKeys, worklistScore } from '../../shared/results';
 import { keys } from '../../shared/studies';
 import { startRedis, type TestRedis } from '../helpers/redis';
-import { ADMIN, READER, buildTestApp, writeResult } from './helpers';
+import { ADMIN, READER, SCRAPER, buildTestApp, writeResult } from './helpers';
 
 const T0 = Date.UTC(2026, 0, 5, 8, 0, 0);
 const GOOD = '1.2.826.0.1.3680043.10.8.1';
@@ -60,6 +60,18 @@ test('the worklist lists every readable study and names the unreadable ones in `
   expect(res.statusCode).toBe(200);
   expect(res.json().items.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID)).toEqual([GOOD, LATER]);
   expect(res.json().unreadable).toEqual([NOT_JSON, WRONG_SHAPE]);
+});
+
+test('each unreadable result the API meets is counted in neurotriage_api_results_unreadable_total, so an admin sees one is stored', async () => {
+  const count = async () => {
+    const res = await app.inject({ method: 'GET', url: '/metrics', headers: SCRAPER });
+    return Number(/^neurotriage_api_results_unreadable_total (\d+)$/m.exec(res.body)?.[1]);
+  };
+  const before = await count();
+  await app.inject({ method: 'GET', url: '/api/v1/worklist', headers: READER });
+  expect(await count()).toBe(before + 2);
+  await app.inject({ method: 'GET', url: `/api/v1/studies/${GOOD}`, headers: READER });
+  expect(await count()).toBe(before + 2);
 });
 
 test('an unreadable study is reported on the page it would sit in, once', async () => {

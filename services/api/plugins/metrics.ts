@@ -1,6 +1,6 @@
 // Prometheus metrics on the API's own prom-client Registry (injected, never the global one): an HTTP request
 // histogram by route template (not raw URL, so UIDs never become label values), live-update clients, the streams
-// refused or dropped by their bounds, and the process defaults. Served at /metrics to a bearer token of any role
+// refused or dropped by their bounds, stored results read that cannot be parsed, and the process defaults. Served at /metrics to a bearer token of any role
 // (a `metrics` token reads nothing else).
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
@@ -9,7 +9,7 @@ import { collectProcessMetrics } from '../../../shared/process-metrics';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    metrics: { sseClients: Gauge; liveRefused: Counter<'cap'>; liveDropped: Counter<'reason'>; auditWrites: Counter };
+    metrics: { sseClients: Gauge; liveRefused: Counter<'cap'>; liveDropped: Counter<'reason'>; resultsUnreadable: Counter; auditWrites: Counter };
   }
 }
 
@@ -39,8 +39,15 @@ export const metricsPlugin = fp(async function metrics(app: FastifyInstance, opt
   // Exported at 0 from the start, so the first refusal is an increase an alert sees.
   for (const cap of ['user', 'process']) liveRefused.inc({ cap }, 0);
   liveDropped.inc({ reason: 'slow' }, 0);
+  // Counted per read, not per study: while one corrupt result is stored, every worklist page that meets it counts, so
+  // a rise means one is still there (the log line "stored result unreadable" names the UIDs).
+  const resultsUnreadable = new Counter({
+    name: 'neurotriage_api_results_unreadable_total',
+    help: 'Stored results read by the API that are not JSON or not a StudyResult (left off the worklist and search)',
+    registers: [registry],
+  });
   const auditWrites = new Counter({ name: 'neurotriage_api_audit_entries_total', help: 'Audit log entries written', registers: [registry] });
-  app.decorate('metrics', { sseClients, liveRefused, liveDropped, auditWrites });
+  app.decorate('metrics', { sseClients, liveRefused, liveDropped, resultsUnreadable, auditWrites });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     duration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);

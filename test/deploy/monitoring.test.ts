@@ -240,24 +240,12 @@ describe('alerts', () => {
 });
 
 /**
- * Metrics left off the dashboard on purpose (or not yet on it), each with why; the test below fails for any other
+ * Metrics left off the dashboard on purpose, each with why; the test below fails for any other
  * metric a service declares and no panel queries, so a new metric gets a panel or a line here.
  */
 const NOT_ON_DASHBOARD: Record<string, string> = {
   neurotriage_api_audit_entries_total: 'bookkeeping: nothing an admin acts on',
   neurotriage_outbound_attempt_seconds: 'the "Result to delivery p95" panel shows delivery time end to end',
-  neurotriage_listener_refused_connections_total: 'not yet on a panel (docs/dicom-conformance.md describes it)',
-  neurotriage_worker_loader_processes_lost_total: 'not yet on a panel (docs/worker.md describes it)',
-  neurotriage_api_reports_received_total: 'report feed: not yet on a panel (docs/hl7-interface.md#metrics-inbound)',
-  neurotriage_api_reports_stored_total: 'report feed: not yet on a panel',
-  neurotriage_api_reports_duplicates_total: 'report feed: not yet on a panel',
-  neurotriage_api_reports_rejected_total: 'report feed: not yet on a panel',
-  neurotriage_api_reports_held_total: 'report feed: not yet on a panel',
-  neurotriage_api_reports_matched_total: 'report feed: not yet on a panel',
-  neurotriage_api_reports_ack_seconds: 'report feed: not yet on a panel',
-  neurotriage_api_reports_mllp_connections: 'report feed: not yet on a panel',
-  neurotriage_api_reports_holding: 'report feed: not yet on a panel',
-  neurotriage_api_reports_rejected_kept: 'report feed: not yet on a panel',
 };
 
 describe('grafana', () => {

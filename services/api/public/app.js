@@ -96,6 +96,7 @@ function signOut(message) {
   state.token = null;
   state.user = null;
   stopLive();
+  setLiveNote(null);
   closeStudy();
   state.drafts.clear();
   show('login');
@@ -325,20 +326,68 @@ function setLive(text, ok) {
   node.classList.toggle('ok', ok);
 }
 
+/** Says why live updates are paused, below the header, or hides the note (null). */
+function setLiveNote(text) {
+  const node = $('#live-note');
+  node.textContent = text || '';
+  node.hidden = !text;
+}
+
 function stopLive() {
   if (live) live.abort();
   live = null;
+}
+
+/** Retry-After in ms (delta-seconds or an HTTP date), 0 when absent or unreadable. */
+function retryAfterMs(res) {
+  const v = res.headers.get('retry-after');
+  if (!v) return 0;
+  if (/^\d+$/.test(v.trim())) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : 0;
+}
+
+/**
+ * What a refused stream means for the reader: the header's short state, a sentence saying why and what happens
+ * next, and the least wait before trying again (null: do not try again in this session). The list itself still
+ * loads through the ordinary API and refreshes every minute.
+ */
+async function liveRefusal(res) {
+  const body = await res.json().catch(() => ({}));
+  const detail = typeof body.detail === 'string' ? body.detail : '';
+  const waitMs = retryAfterMs(res);
+  const until = `the worklist still refreshes every minute`;
+  if (res.status === 429 && detail.includes('API_LIVE_MAX_STREAMS_PER_USER')) {
+    return { short: 'Live updates paused', waitMs, note: `Live updates are paused: too many worklist tabs or windows are open for ${state.user?.name ?? 'this user'}. They resume shortly after one is closed; until then ${until}.` };
+  }
+  if (res.status === 429) {
+    const why = detail.includes('API_LIVE_MAX_STREAMS') ? 'the service has as many live connections open as it allows' : 'too many requests came from this workstation';
+    return { short: 'Live updates paused', waitMs, note: `Live updates are paused: ${why}. Trying again in ${Math.max(1, Math.round(waitMs / 1000))} s; until then ${until}.` };
+  }
+  if (res.status === 403) {
+    return { short: 'No live updates', waitMs: null, note: `Live updates are not open to this token (${detail || 'forbidden'}); ${until}.` };
+  }
+  if (res.status === 503) {
+    return { short: 'Reconnecting…', waitMs, note: `Live updates are unavailable: the service is busy or restarting${detail ? ` (${detail})` : ''}. Trying again; until then ${until}.` };
+  }
+  return { short: 'Reconnecting…', waitMs, note: null };
 }
 
 async function startLive(attempt = 0) {
   stopLive();
   const controller = new AbortController();
   live = controller;
+  let refused = null;
   try {
     const res = await fetch('/api/v1/events', { headers: { authorization: `Bearer ${state.token}`, accept: 'text/event-stream' }, signal: controller.signal });
-    if (res.status === 401) return signOut('Your session ended: sign in again.');
-    if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+    // A token that expired or was revoked: back to sign-in, once, not a retry loop.
+    if (res.status === 401) return signOut('Your session ended (the token expired or is no longer accepted): sign in again.');
+    if (!res.ok || !res.body) {
+      refused = await liveRefusal(res);
+      throw new Error(`HTTP ${res.status}`);
+    }
     setLive('Live', true);
+    setLiveNote(null);
     // Results published while no stream was open are not replayed: reload what is on screen.
     if (attempt > 0) {
       scheduleRefresh();
@@ -361,11 +410,14 @@ async function startLive(attempt = 0) {
     }
   } catch (err) {
     if (controller.signal.aborted) return;
-    console.warn('live updates interrupted', err);
+    if (!refused) console.warn('live updates interrupted', err);
   }
   if (live !== controller) return;
-  setLive('Reconnecting…', false);
-  const delay = Math.min(30000, 1000 * 2 ** attempt);
+  setLive(refused ? refused.short : 'Reconnecting…', false);
+  setLiveNote(refused?.note);
+  if (refused && refused.waitMs === null) return;
+  // Never sooner than the service's Retry-After: a refused tab must not ask again every second.
+  const delay = Math.max(refused?.waitMs ?? 0, Math.min(30000, 1000 * 2 ** attempt));
   setTimeout(() => { if (live === controller && state.token) startLive(attempt + 1); }, delay);
 }
 

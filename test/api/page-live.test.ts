@@ -1,0 +1,138 @@
+// The worklist page's live-update state in real headless Chromium against the real app on listen(0) with a real
+// Redis: a stream refused for the per-user cap (429 with Retry-After) is retried no sooner than Retry-After and the
+// page says why, while the list still loads; 503, 403 and 401 answers from the stream; and the studies left off
+// the list because their stored result is unreadable (counted for everyone, their UIDs for an admin). The page's
+// clock is Playwright's fake one where the test waits out a Retry-After.
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { connectRedis } from '../../shared/redis';
+import { resultKeys, worklistScore } from '../../shared/results';
+import { keys } from '../../shared/studies';
+import { startRedis, type TestRedis } from '../helpers/redis';
+import { launchChromium } from '../helpers/browser';
+import { TOKENS, testDeps, writeResult } from './helpers';
+import { build } from '../../services/api/app';
+
+let server: TestRedis;
+let redis: Redis;
+let app: FastifyInstance;
+let browser: Browser;
+let base: string;
+const contexts: BrowserContext[] = [];
+
+const uid = (n: number) => `1.2.826.0.1.3680043.10.79.${n}`;
+const UNREADABLE = uid(90);
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = connectRedis(server.url, 'producer');
+  await new Promise((r) => redis.once('ready', r));
+  await writeResult(redis, { uid: uid(1), priority: 'STAT', receivedAt: Date.now() - 600_000, looksLike: 'acute infarct restricted diffusion', flagged: ['acute_infarct'], accession: 'A24-20001' });
+  await writeResult(redis, { uid: uid(2), priority: 'ROUTINE', receivedAt: Date.now() - 300_000, looksLike: 'normal brain', accession: 'A24-20002' });
+  // A result cut off mid-write: left off the list, counted.
+  await redis.multi()
+    .hset(keys.study(UNREADABLE), { status: 'scored', firstReceivedAt: Date.now(), lastReceivedAt: Date.now(), instances: 40 })
+    .set(resultKeys.result(UNREADABLE), '{"StudyInstanceUID":')
+    .zadd(resultKeys.worklist(), worklistScore('STAT', Date.now()), UNREADABLE)
+    .exec();
+  const deps = testDeps(redis);
+  // One stream per user, so a second tab is refused.
+  app = await build({ ...deps, settings: { ...deps.settings, API_LIVE_MAX_STREAMS_PER_USER: 1 } });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  browser = await launchChromium();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await app?.close();
+  redis?.disconnect();
+  await server?.stop();
+});
+
+afterEach(async () => {
+  for (const c of contexts.splice(0)) await c.close();
+});
+
+/** A new tab (its own sessionStorage) signed in with a token; its clock faked and its stream answered by `events` when given. */
+async function tab(token: string, opts: { fakeClock?: boolean; events?: Parameters<Page['route']>[1] } = {}): Promise<{ page: Page; streams: () => number }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  contexts.push(context);
+  const page = await context.newPage();
+  if (opts.fakeClock) await page.clock.install();
+  if (opts.events) await page.route('**/api/v1/events', opts.events);
+  let streams = 0;
+  page.on('request', (r) => { if (r.url().endsWith('/api/v1/events')) streams += 1; });
+  await page.goto(base);
+  await page.fill('#token', token);
+  await page.click('#login-form button[type=submit]');
+  // Attached, not visible: a 401 from the stream goes back to sign-in at once.
+  await page.waitForSelector('#worklist tbody tr', { state: 'attached' });
+  return { page, streams: () => streams };
+}
+
+const openStreams = async () => (await app.metrics.sseClients.get()).values[0]?.value ?? 0;
+const problem = (status: number, detail: string, headers: Record<string, string> = {}) =>
+  ({ status, contentType: 'application/problem+json', headers, body: JSON.stringify({ status, title: 'refused', detail }) });
+
+test('a second tab past the per-user cap shows the list, says why live updates are paused, waits for Retry-After and resumes', async () => {
+  const first = await tab(TOKENS[0].token);
+  await first.page.locator('#live', { hasText: /^Live$/ }).waitFor();
+  expect(await first.page.locator('#live-note').isHidden()).toBe(true);
+
+  const second = await tab(TOKENS[0].token, { fakeClock: true });
+  await second.page.locator('#live', { hasText: 'Live updates paused' }).waitFor();
+  const note = second.page.locator('#live-note');
+  expect(await note.isVisible()).toBe(true);
+  expect(await note.textContent()).toContain('too many worklist tabs or windows are open for dr-reader');
+  expect(await note.textContent()).toContain('resume shortly after one is closed');
+  // The list is there all the same.
+  expect(await second.page.locator('#worklist tbody tr').count()).toBe(2);
+  expect(second.streams()).toBe(1);
+  // The back-off alone would have asked again after 1, 2, 4 and 8 s; Retry-After (30 s) holds it off.
+  await second.page.clock.runFor(20_000);
+  expect(second.streams()).toBe(1);
+
+  // The first tab is closed: the next try gets the place.
+  await first.page.close();
+  for (let i = 0; i < 200 && (await openStreams()) > 0; i++) await new Promise((r) => setTimeout(r, 25));
+  await second.page.clock.runFor(11_000);
+  await second.page.locator('#live', { hasText: /^Live$/ }).waitFor();
+  expect(second.streams()).toBe(2);
+  expect(await note.isHidden()).toBe(true);
+});
+
+test('a 503 from the stream is retried no sooner than its Retry-After and said; live updates resume when it passes', async () => {
+  let down = true;
+  const { page, streams } = await tab(TOKENS[1].token, {
+    fakeClock: true,
+    events: (route) => (down ? route.fulfill(problem(503, 'Redis did not answer within 3000 ms; try again shortly', { 'Retry-After': '20' })) : route.continue()),
+  });
+  await page.locator('#live-note', { hasText: 'Live updates are unavailable: the service is busy or restarting' }).waitFor();
+  expect(await page.locator('#live').textContent()).toBe('Reconnecting…');
+  expect(streams()).toBe(1);
+  await page.clock.runFor(15_000);
+  expect(streams()).toBe(1);
+  down = false;
+  await page.clock.runFor(6_000);
+  await page.locator('#live', { hasText: /^Live$/ }).waitFor();
+  expect(streams()).toBe(2);
+  expect(await page.locator('#live-note').isHidden()).toBe(true);
+});
+
+test('a 403 from the stream is said once and not asked again; a 401 signs out once', async () => {
+  const forbidden = await tab(TOKENS[1].token, { fakeClock: true, events: (route) => route.fulfill(problem(403, 'needs the reader role')) });
+  await forbidden.page.locator('#live', { hasText: 'No live updates' }).waitFor();
+  expect(await forbidden.page.locator('#live-note').textContent()).toContain('not open to this token (needs the reader role)');
+  await forbidden.page.clock.runFor(120_000);
+  expect(forbidden.streams()).toBe(1);
+  expect(await forbidden.page.locator('#worklist tbody tr').count()).toBe(2);
+
+  const expired = await tab(TOKENS[1].token, { fakeClock: true, events: (route) => route.fulfill({ ...problem(401, 'token expired'), headers: { 'WWW-Authenticate': 'Bearer' } }) });
+  await expired.page.locator('#login').waitFor({ state: 'visible' });
+  expect(await expired.page.locator('#login-error').textContent()).toContain('the token expired or is no longer accepted');
+  await expired.page.clock.runFor(120_000);
+  expect(expired.streams()).toBe(1);
+});

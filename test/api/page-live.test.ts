@@ -136,3 +136,22 @@ test('a 403 from the stream is said once and not asked again; a 401 signs out on
   await expired.page.clock.runFor(120_000);
   expect(expired.streams()).toBe(1);
 });
+
+test('studies whose result cannot be read are counted in the header; their UIDs are listed, folded, for an admin only', async () => {
+  const admin = await tab(TOKENS[1].token);
+  const count = admin.page.locator('#count');
+  await count.locator('text=/not shown/').waitFor();
+  expect(await count.textContent()).toContain('· 1 not shown (result unreadable): tell the administrator');
+  const box = admin.page.locator('#unreadable');
+  expect(await box.isVisible()).toBe(true);
+  expect(await box.getAttribute('open')).toBeNull();
+  expect(await box.locator('summary').textContent()).toBe('Studies not shown because their stored result cannot be read (1)');
+  await box.locator('summary').focus();
+  await admin.page.keyboard.press('Enter');
+  expect(await box.locator('li code').allTextContents()).toEqual([UNREADABLE]);
+
+  const reader = await tab(TOKENS[0].token);
+  await reader.page.locator('#count', { hasText: '1 not shown (result unreadable)' }).waitFor();
+  expect(await reader.page.locator('#unreadable').isHidden()).toBe(true);
+  expect(await reader.page.content()).not.toContain(UNREADABLE);
+});

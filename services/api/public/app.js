@@ -306,9 +306,21 @@ async function refreshWorklist() {
   const untriaged = untriagedPage.items;
   const inFlight = inFlightPage.items.length;
   const atLimit = (n) => (n >= STUDIES_LIMIT ? `${n}+` : String(n));
-  $('#count').textContent = `${page.items.length}${page.nextCursor ? '+' : ''} studies · ${stat} STAT${inFlight ? ` · ${atLimit(inFlight)} being scored` : ''}${untriaged.length ? ` · ${atLimit(untriaged.length)} not triaged` : ''}${unreadable.length ? ` · ${unreadable.length} with an unreadable result: ask the administrator` : ''}`;
+  $('#count').textContent = `${page.items.length}${page.nextCursor ? '+' : ''} studies · ${stat} STAT${inFlight ? ` · ${atLimit(inFlight)} being scored` : ''}${untriaged.length ? ` · ${atLimit(untriaged.length)} not triaged` : ''}${unreadable.length ? ` · ${unreadable.length} not shown (result unreadable): tell the administrator` : ''}`;
+  showUnreadable(unreadable);
   replaceRows($('#untriaged tbody'), untriaged.map(untriagedRow));
   $('#untriaged').hidden = untriaged.length === 0;
+}
+
+/**
+ * The UIDs of the studies left off the list because their stored result cannot be read, for an administrator to
+ * score again; folded away, and kept open or closed across refreshes (the element stays, its list is replaced).
+ */
+function showUnreadable(uids) {
+  const shown = state.user?.role === 'admin' ? uids : [];
+  $('#unreadable').hidden = shown.length === 0;
+  $('#unreadable-count').textContent = String(shown.length);
+  $('#unreadable ul').replaceChildren(...shown.map((u) => el('li', {}, el('code', { text: u }))));
 }
 
 let refreshTimer = null;

@@ -958,6 +958,12 @@ $('#study-close').addEventListener('click', () => $('#study').close());
 $('#study').addEventListener('close', () => {
   releaseKeyViewers();
   setTitle(TITLES[state.token ? state.view : 'login']);
+  // The browser gives focus back to the control that opened the study; when a live refresh rebuilt the list
+  // meanwhile, that control is gone and the keyboard would start again at the top of the page: the study's row.
+  const uid = current?.StudyInstanceUID;
+  const at = document.activeElement;
+  const lost = !at || at === document.body || $('#study').contains(at);
+  if (uid && lost) document.querySelector(`.view:not([hidden]) tr[data-uid="${CSS.escape(uid)}"] button`)?.focus();
 });
 for (const id of ['#adhoc-text', '#check-text']) $(id).addEventListener('input', keepDraft);
 // Inside the modal dialog, errors are shown where the radiologist is looking, not behind the backdrop.

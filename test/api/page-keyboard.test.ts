@@ -1,0 +1,78 @@
+// The worklist page as a radiologist uses it through a shift, in real headless Chromium against the real app on
+// listen(0) with a real Redis: keyboard only (open a study, close it, and be back on its row even when a live result
+// rebuilt the list meanwhile), and the page zoomed to 200 % on a 1280 x 720 screen (640 x 360 CSS pixels: nothing
+// cut off at the side, the header not covering what has focus).
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { connectRedis } from '../../shared/redis';
+import { startRedis, type TestRedis } from '../helpers/redis';
+import { launchChromium } from '../helpers/browser';
+import { TOKENS, buildTestApp, writeResult } from './helpers';
+
+let server: TestRedis;
+let redis: Redis;
+let app: FastifyInstance;
+let browser: Browser;
+let base: string;
+const contexts: BrowserContext[] = [];
+
+const uid = (n: number) => `1.2.826.0.1.3680043.10.80.${n}`;
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = connectRedis(server.url, 'producer');
+  await new Promise((r) => redis.once('ready', r));
+  for (let n = 1; n <= 6; n++) {
+    await writeResult(redis, { uid: uid(n), priority: n <= 2 ? 'STAT' : 'ROUTINE', receivedAt: Date.now() - n * 60_000, looksLike: n <= 2 ? 'acute infarct restricted diffusion' : 'normal brain', flagged: n <= 2 ? ['acute_infarct'] : [], accession: `A24-3000${n}` });
+  }
+  app = await buildTestApp(redis);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  browser = await launchChromium();
+});
+
+afterAll(async () => {
+  for (const c of contexts) await c.close();
+  await browser?.close();
+  await app?.close();
+  redis?.disconnect();
+  await server?.stop();
+});
+
+async function signedIn(viewport: { width: number; height: number }, deviceScaleFactor = 1): Promise<Page> {
+  const context = await browser.newContext({ viewport, deviceScaleFactor });
+  contexts.push(context);
+  const page = await context.newPage();
+  await page.goto(base);
+  await page.fill('#token', TOKENS[0].token);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#worklist tbody tr');
+  await page.locator('#live', { hasText: /^Live$/ }).waitFor();
+  return page;
+}
+
+const focusedRow = (page: Page) => page.evaluate("document.activeElement && document.activeElement.closest('tr') ? document.activeElement.closest('tr').getAttribute('data-uid') : (document.activeElement && document.activeElement.tagName)");
+
+test('keyboard only: Tab reaches the studies, Enter opens one, Escape closes it back onto its row even after a live refresh rebuilt the list', async () => {
+  const page = await signedIn({ width: 1280, height: 720 });
+  // From the worklist heading (where sign-in leaves the keyboard): the filters, then the first study.
+  const rows = await page.locator('#worklist tbody tr').evaluateAll((trs) => trs.map((r) => r.getAttribute('data-uid')));
+  for (let i = 0; i < 3; i++) await page.keyboard.press('Tab');
+  expect(await focusedRow(page)).toBe(rows[0]);
+  await page.keyboard.press('Tab');
+  const second = rows[1]!;
+  expect(await focusedRow(page)).toBe(second);
+  await page.keyboard.press('Enter');
+  await page.locator('#study[open] .facts code', { hasText: second }).waitFor();
+  // A result arrives while the study is open: the list behind the dialog is rebuilt, the opening button replaced.
+  await writeResult(redis, { uid: uid(7), priority: 'STAT', receivedAt: Date.now(), looksLike: 'acute infarct restricted diffusion', flagged: ['acute_infarct'], accession: 'A24-30007' }, true);
+  await page.locator(`#worklist tbody tr[data-uid="${uid(7)}"]`).waitFor({ state: 'attached', timeout: 10_000 });
+  await page.keyboard.press('Escape');
+  await page.locator('#study').waitFor({ state: 'hidden' });
+  for (let i = 0; i < 40 && (await focusedRow(page)) !== second; i++) await page.waitForTimeout(25);
+  expect(await focusedRow(page)).toBe(second);
+  await page.keyboard.press('Tab');
+  expect(await focusedRow(page)).not.toBe('BODY');
+});

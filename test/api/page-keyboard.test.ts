@@ -76,3 +76,21 @@ test('keyboard only: Tab reaches the studies, Enter opens one, Escape closes it 
   await page.keyboard.press('Tab');
   expect(await focusedRow(page)).not.toBe('BODY');
 });
+
+test('at 200 % zoom on a 1280 x 720 screen nothing is cut off at the side and the header does not cover the focused heading', async () => {
+  const page = await signedIn({ width: 640, height: 360 }, 2);
+  // The page itself does not scroll sideways (a wide table scrolls in its own box).
+  expect(await page.evaluate('document.documentElement.scrollWidth <= document.documentElement.clientWidth')).toBe(true);
+  for (const id of ['logout', 'live', 'who']) {
+    const box = (await page.locator(`#${id}`).boundingBox())!;
+    expect(box.x + box.width).toBeLessThanOrEqual(640);
+  }
+  // Sign-in left the keyboard on the heading: it is on screen, not under the header.
+  expect(await page.evaluate('document.activeElement.id')).toBe('worklist-title');
+  expect(await page.evaluate(`(() => { const h = document.getElementById('worklist-title'); const r = h.getBoundingClientRect();
+    const at = document.elementFromPoint(r.left + 5, r.top + r.height / 2); return r.top >= 0 && r.bottom <= innerHeight && !!at && h.contains(at); })()`)).toBe(true);
+  // Tabbing down to a study keeps it visible and uncovered too.
+  await page.locator(`#worklist tbody tr[data-uid="${uid(3)}"] button`).focus();
+  expect(await page.evaluate(`(() => { const b = document.activeElement; const r = b.getBoundingClientRect();
+    const at = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2); return !!at && b.contains(at); })()`)).toBe(true);
+});

@@ -155,3 +155,42 @@ test('studies whose result cannot be read are counted in the header; their UIDs 
   expect(await reader.page.locator('#unreadable').isHidden()).toBe(true);
   expect(await reader.page.content()).not.toContain(UNREADABLE);
 });
+
+test('a stream silent past its heartbeats (a tab that slept, a dropped connection) is opened again, and the list reloaded', async () => {
+  const { page, streams } = await tab(TOKENS[1].token, { fakeClock: true });
+  await page.locator('#live', { hasText: /^Live$/ }).waitFor();
+  expect(streams()).toBe(1);
+  // 50 s of page time with nothing from the service (its 15 s heartbeats run on real time): given up...
+  await page.clock.runFor(50_000);
+  for (let i = 0; i < 200 && (await openStreams()) > 0; i++) await new Promise((r) => setTimeout(r, 25));
+  // ...and opened again after the back-off, the list reloaded.
+  const lists = page.waitForRequest((r) => r.url().includes('/api/v1/worklist'));
+  await page.clock.runFor(2_000);
+  await page.locator('#live', { hasText: /^Live$/ }).waitFor();
+  expect(streams()).toBe(2);
+  await page.clock.runFor(500);
+  await lists;
+});
+
+test('the service not answering is said until it answers again; a tab coming back after a sleep reloads the list at once', async () => {
+  const { page } = await tab(TOKENS[1].token, { fakeClock: true });
+  await page.locator('#live', { hasText: /^Live$/ }).waitFor();
+  await page.route('**/api/v1/worklist**', (route) => route.abort('connectionrefused'));
+  await page.selectOption('#filters select[name=priority]', 'STAT');
+  const notice = page.locator('#notice');
+  await notice.locator('text=/The service did not answer/').waitFor();
+  expect(await notice.textContent()).toContain('what is shown may be out of date');
+  // Not a message that fades while the list is still out of date.
+  await page.clock.runFor(15_000);
+  expect(await notice.isVisible()).toBe(true);
+  await page.unroute('**/api/v1/worklist**');
+  await page.clock.runFor(50_000); // the minute's refresh
+  await notice.waitFor({ state: 'hidden' });
+  expect(await page.locator('#worklist tbody tr').count()).toBe(1);
+
+  // Hidden for ten minutes with its timers held back (as a sleeping laptop's), then shown: reloaded at once.
+  await page.clock.setSystemTime(Date.now() + 10 * 60_000);
+  const lists = page.waitForRequest((r) => r.url().includes('/api/v1/worklist'));
+  await page.evaluate("Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'visible' }); document.dispatchEvent(new Event('visibilitychange'))");
+  await lists;
+});

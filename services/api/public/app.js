@@ -6,7 +6,7 @@ const $ = (sel, root = document) => root.querySelector(sel);
 
 // drafts: what was typed in a study's "Score a sentence" and "Check a draft report" boxes, kept per study (in this
 // tab's memory only) so that a draft typed for one patient never shows in another patient's study.
-const state = { token: sessionStorage.getItem(TOKEN_KEY), user: null, queries: [], fresh: new Set(), view: 'worklist', search: null, drafts: new Map() };
+const state = { token: sessionStorage.getItem(TOKEN_KEY), user: null, queries: [], fresh: new Set(), view: 'worklist', search: null, drafts: new Map(), refreshedAt: 0, down: false };
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -28,11 +28,20 @@ class ApiError extends Error {
   }
 }
 
+/** Said when the service cannot be reached at all (fetch rejects: network down, service restarting). */
+const UNREACHABLE = 'The service did not answer: what is shown may be out of date. It is asked again every minute, and at once when live updates reconnect.';
+
 async function api(path, options = {}) {
-  const res = await fetch(path, {
-    ...options,
-    headers: { authorization: `Bearer ${state.token}`, ...(options.body ? { 'content-type': 'application/json' } : {}), ...options.headers },
-  });
+  let res;
+  try {
+    res = await fetch(path, {
+      ...options,
+      headers: { authorization: `Bearer ${state.token}`, ...(options.body ? { 'content-type': 'application/json' } : {}), ...options.headers },
+    });
+  } catch (err) {
+    if (err.name === 'AbortError') throw err;
+    throw new ApiError(0, UNREACHABLE);
+  }
   if (res.status === 401) {
     signOut('Your session ended: sign in again.');
     throw new ApiError(401, 'not signed in');
@@ -299,6 +308,12 @@ async function refreshWorklist() {
     api(`/api/v1/studies?status=received,queued,scoring&limit=${STUDIES_LIMIT}`),
   ]);
   const page = { items, nextCursor: cursor };
+  state.refreshedAt = Date.now();
+  // The service answers again: the "did not answer" notice goes, the list below is current.
+  if (state.down) {
+    state.down = false;
+    $('#notice').hidden = true;
+  }
   replaceRows($('#worklist tbody'), page.items.map(row));
   $('#empty').hidden = page.items.length > 0;
   $('#worklist-more').hidden = !page.nextCursor;
@@ -390,6 +405,17 @@ async function startLive(attempt = 0) {
   const controller = new AbortController();
   live = controller;
   let refused = null;
+  // The service writes at least a heartbeat every 15 s. A stream silent for 45 s is dead without having said so (a
+  // laptop that slept, a network change, a proxy that dropped it): it is given up and opened again, which reloads
+  // the list, instead of showing "Live" over a list that no longer updates.
+  let heard = Date.now();
+  let silent = false;
+  const watchdog = setInterval(() => {
+    if (Date.now() - heard > 45000) {
+      silent = true;
+      controller.abort();
+    }
+  }, 5000);
   try {
     const res = await fetch('/api/v1/events', { headers: { authorization: `Bearer ${state.token}`, accept: 'text/event-stream' }, signal: controller.signal });
     // A token that expired or was revoked: back to sign-in, once, not a retry loop.
@@ -411,6 +437,7 @@ async function startLive(attempt = 0) {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
+      heard = Date.now();
       buffer += value;
       let end;
       while ((end = buffer.indexOf('\n\n')) >= 0) {
@@ -421,8 +448,10 @@ async function startLive(attempt = 0) {
       }
     }
   } catch (err) {
-    if (controller.signal.aborted) return;
+    if (controller.signal.aborted && !silent) return;
     if (!refused) console.warn('live updates interrupted', err);
+  } finally {
+    clearInterval(watchdog);
   }
   if (live !== controller) return;
   setLive(refused ? refused.short : 'Reconnecting…', false);
@@ -923,7 +952,10 @@ function report(err) {
   node.textContent = err.message;
   node.hidden = false;
   clearTimeout(noticeTimer);
-  noticeTimer = setTimeout(() => { node.hidden = true; }, 10000);
+  // The service unreachable or unavailable: the notice stays until a refresh succeeds, so a list that may be out of
+  // date is never shown without saying so; other errors fade after 10 s.
+  state.down = err instanceof ApiError && (err.status === 0 || err.status === 502 || err.status === 503 || err.status === 504);
+  if (!state.down) noticeTimer = setTimeout(() => { node.hidden = true; }, 10000);
 }
 
 const guard = (fn) => (event) => fn(event).catch(report);
@@ -979,6 +1011,12 @@ $('#query-form').addEventListener('submit', saveQuery);
 $('#query-cancel').addEventListener('click', resetQueryForm);
 // Relative times ("12 min ago") stay true on a screen left open all shift.
 setInterval(() => { if (state.user && state.view === 'worklist' && !$('#study').open) refreshWorklist().catch(report); }, 60000);
+// A tab brought back after it slept (a background tab's timers are throttled, a laptop was closed) shows what it
+// had: refreshed at once when that is more than a minute old.
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState !== 'visible' || !state.user || state.view !== 'worklist' || $('#study').open) return;
+  if (Date.now() - (state.refreshedAt ?? 0) > 60000) refreshWorklist().catch(report);
+});
 
 // At load only a refused token (401: api() signs out) ends the session; an unreachable or busy service keeps it and
 // tries again.

@@ -9,7 +9,11 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { connectRedis } from '../../shared/redis';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { launchChromium } from '../helpers/browser';
-import { TOKENS, buildTestApp, writeResult } from './helpers';
+import { calibrated } from '../helpers/calibration';
+import { QUERIES, TOKENS, buildTestApp, testModelStatus, writeResult } from './helpers';
+
+// A site query with a long name: the Finding filter lists it.
+const LONG = calibrated({ id: 'posterior_reversible_encephalopathy_syndrome_with_haemorrhage', text: 'acute infarct restricted diffusion', priority: 'URGENT' }, { a: 10, b: -3, scoreThreshold: 0.3, targetSensitivity: 0.95 });
 
 let server: TestRedis;
 let redis: Redis;
@@ -27,7 +31,8 @@ beforeAll(async () => {
   for (let n = 1; n <= 6; n++) {
     await writeResult(redis, { uid: uid(n), priority: n <= 2 ? 'STAT' : 'ROUTINE', receivedAt: Date.now() - n * 60_000, looksLike: n <= 2 ? 'acute infarct restricted diffusion' : 'normal brain', flagged: n <= 2 ? ['acute_infarct'] : [], accession: `A24-3000${n}` });
   }
-  app = await buildTestApp(redis);
+  const status = testModelStatus({ manifest: { queries: [...QUERIES, LONG] } });
+  app = await buildTestApp(redis, { modelStatus: () => status });
   await app.listen({ host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   browser = await launchChromium();

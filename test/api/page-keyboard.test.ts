@@ -31,6 +31,8 @@ beforeAll(async () => {
   for (let n = 1; n <= 6; n++) {
     await writeResult(redis, { uid: uid(n), priority: n <= 2 ? 'STAT' : 'ROUTINE', receivedAt: Date.now() - n * 60_000, looksLike: n <= 2 ? 'acute infarct restricted diffusion' : 'normal brain', flagged: n <= 2 ? ['acute_infarct'] : [], accession: `A24-3000${n}` });
   }
+  // A study flagged with it: a wide row (its screen-reader text sits at the far end of the table).
+  await writeResult(redis, { uid: uid(8), priority: 'URGENT', receivedAt: Date.now() - 9 * 60_000, looksLike: 'acute infarct restricted diffusion', flagged: [LONG.id, 'acute_infarct'], accession: 'A24-30008', missing: ['ADC'] }, false, [...QUERIES, LONG]);
   const status = testModelStatus({ manifest: { queries: [...QUERIES, LONG] } });
   app = await buildTestApp(redis, { modelStatus: () => status });
   await app.listen({ host: '127.0.0.1', port: 0 });

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { connectRedis } from '../../shared/redis';
+import { resultKeys } from '../../shared/results';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { launchChromium } from '../helpers/browser';
 import { calibrated } from '../helpers/calibration';
@@ -100,4 +101,22 @@ test('at 200 % zoom on a 1280 x 720 screen nothing is cut off at the side and th
   await page.locator(`#worklist tbody tr[data-uid="${uid(3)}"] button`).focus();
   expect(await page.evaluate(`(() => { const b = document.activeElement; const r = b.getBoundingClientRect();
     const at = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2); return !!at && b.contains(at); })()`)).toBe(true);
+});
+
+test('an empty list says whether the filters hide every study or nothing is scored yet', async () => {
+  const page = await signedIn({ width: 1280, height: 720 });
+  await page.selectOption('#filters select[name="priority"]', 'ROUTINE');
+  await page.selectOption('#flagged-filter', LONG.id);
+  await page.locator('#empty', { hasText: 'No studies match these filters.' }).waitFor();
+  expect(await page.locator('#worklist tbody tr').count()).toBe(0);
+
+  // The same page once the worklist holds nothing: no filter is the reason.
+  await redis.rename(resultKeys.worklist(), `${resultKeys.worklist()}:aside`);
+  try {
+    await page.selectOption('#flagged-filter', '');
+    await page.selectOption('#filters select[name="priority"]', '');
+    await page.locator('#empty', { hasText: 'No studies scored yet.' }).waitFor();
+  } finally {
+    await redis.rename(`${resultKeys.worklist()}:aside`, resultKeys.worklist());
+  }
 });

@@ -316,6 +316,9 @@ async function refreshWorklist() {
   }
   replaceRows($('#worklist tbody'), page.items.map(row));
   $('#empty').hidden = page.items.length > 0;
+  // An empty list with no filter set means nothing is scored yet, not that a filter hides everything.
+  const filtered = [...new FormData($('#filters')).values()].some((v) => v !== '');
+  $('#empty').textContent = filtered ? 'No studies match these filters.' : 'No studies scored yet.';
   $('#worklist-more').hidden = !page.nextCursor;
   const stat = page.items.filter((i) => i.priority === 'STAT').length;
   const untriaged = untriagedPage.items;

@@ -12,7 +12,7 @@ import type { Redis } from 'ioredis';
 import { connectRedis } from '../../shared/redis';
 import { GAUGES_NAMED_TOTAL } from '../../shared/process-metrics';
 import { createWorkerMetrics, DEAD_LETTER_REASONS, JOB_OUTCOMES } from '../../services/worker/metrics';
-import { createOutboundMetrics } from '../../services/api/outbound/metrics';
+import { createOutboundMetrics, OUTBOUND_DEAD_LETTER_REASONS } from '../../services/api/outbound/metrics';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { buildTestApp, READER, SCRAPER } from '../api/helpers';
 import { collectProcessMetrics, type ServiceName } from '../../shared/process-metrics';
@@ -356,8 +356,10 @@ describe('what the services export (promtool check metrics, counters at 0)', () 
     const registry = new Registry();
     createOutboundMetrics(registry, ['hl7', 'webhook']);
     const outbound = await registry.metrics();
-    for (const adapter of ['hl7', 'webhook']) {
-      expect(outbound).toContain(`neurotriage_outbound_dead_lettered_total{adapter="${adapter}"} 0\n`);
+    for (const adapter of ['hl7', 'webhook'] as const) {
+      for (const reason of OUTBOUND_DEAD_LETTER_REASONS[adapter]) {
+        expect(outbound).toContain(`neurotriage_outbound_dead_lettered_total{adapter="${adapter}",reason="${reason}"} 0\n`);
+      }
       expect(outbound).toContain(`neurotriage_outbound_sent_total{adapter="${adapter}"} 0\n`);
     }
     expect(outbound).not.toContain('adapter="sr"'); // not configured, not exported

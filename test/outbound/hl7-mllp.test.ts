@@ -150,7 +150,8 @@ test('AR is permanent: one attempt, then a dead-letter copy with the reason and 
   const dead = await outbound.deadLetterQueue('hl7').getJob(key.jobId);
   expect(dead?.data).toMatchObject({ adapter: 'hl7', reason: 'ack-AR', permanent: true, attemptsMade: 1, StudyInstanceUID: result.StudyInstanceUID });
   expect(JSON.stringify(dead?.data)).not.toContain('MSH');
-  expect(await metric('neurotriage_outbound_dead_lettered_total', { adapter: 'hl7' })).toBeGreaterThanOrEqual(1);
+  // Counted under the refusal itself, so the dashboard says the RIS refused rather than that it was unreachable.
+  expect(await metric('neurotriage_outbound_dead_lettered_total', { adapter: 'hl7', reason: 'ack-AR' })).toBeGreaterThanOrEqual(1);
 });
 
 test('AE on every attempt ends in the dead letter after OUTBOUND_ATTEMPTS', async () => {
@@ -163,6 +164,8 @@ test('AE on every attempt ends in the dead letter after OUTBOUND_ATTEMPTS', asyn
   expect(messagesFor(key.hl7ControlId)).toHaveLength(3);
   const dead = await outbound.deadLetterQueue('hl7').getJob(key.jobId);
   expect(dead?.data).toMatchObject({ reason: 'ack-AE', permanent: false, attemptsMade: 3 });
+  // The metric says retries ran out; the last failure's code (ack-AE) is in the copy and in failed_total.
+  expect(await metric('neurotriage_outbound_dead_lettered_total', { adapter: 'hl7', reason: 'retries-exhausted' })).toBeGreaterThanOrEqual(1);
 });
 
 test('a duplicate enqueue of the same result version sends nothing more; a newer version supersedes the old job', async () => {
@@ -276,6 +279,7 @@ test('a stored result that cannot be read is a permanent failure: one attempt, d
     for (const text of [JSON.stringify(dead?.data), job?.failedReason ?? '']) expect(text).not.toContain('ACC-SECRET');
   }
   expect(await metric('neurotriage_outbound_failed_total', { adapter: 'hl7', reason: 'result-unreadable', permanent: 'true' })).toBe(2);
+  expect(await metric('neurotriage_outbound_dead_lettered_total', { adapter: 'hl7', reason: 'result-unreadable' })).toBe(2);
 });
 
 test('catch-up leaves out a stored result that cannot be read and enqueues the others', async () => {

@@ -6,7 +6,7 @@ import type { Adapter } from './errors';
 export interface OutboundMetrics {
   sent: Counter<'adapter'>;
   failed: Counter<'adapter' | 'reason' | 'permanent'>;
-  deadLettered: Counter<'adapter'>;
+  deadLettered: Counter<'adapter' | 'reason'>;
   skipped: Counter<'adapter' | 'reason'>;
   attemptSeconds: Histogram<'adapter' | 'outcome'>;
   deliverySeconds: Histogram<'adapter'>;
@@ -17,8 +17,42 @@ function once<T>(registry: Registry, name: string, make: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? make();
 }
 
+/** The reason label of a delivery given up after every attempt failed with a retryable error (timeouts, AE, 5xx...). */
+export const RETRIES_EXHAUSTED = 'retries-exhausted';
+/** The reason label of a permanent failure whose code is none of its adapter's listed ones. */
+const PERMANENT_OTHER = 'permanent-other';
+
 /**
- * `adapters`: the configured ones. Their delivered and dead-lettered counters are exported at 0 from the start, so
+ * Every reason label a dead letter of each adapter can be counted under: the permanent reason codes the dead-letter
+ * copy carries, with the open families collapsed to a class (webhook http-404 -> http-4xx; SR DIMSE statuses
+ * other than 0122 and 0124 -> dimse-0xA9xx, dimse-0xCxxx or dimse-refused), plus retries-exhausted. A closed list, so
+ * each series is exported at 0 from the start; the exact code stays in the dead-letter copy and in
+ * neurotriage_outbound_failed_total.
+ */
+export const OUTBOUND_DEAD_LETTER_REASONS: Record<Adapter, readonly string[]> = {
+  hl7: [RETRIES_EXHAUSTED, 'result-unreadable', 'ack-AR', 'ack-CR', 'no-accession', 'bad-score', PERMANENT_OTHER],
+  sr: [
+    RETRIES_EXHAUSTED, 'result-unreadable', 'association-rejected', 'dimse-0x0122', 'dimse-0x0124', 'dimse-0xA9xx', 'dimse-0xCxxx', 'dimse-refused',
+    'source-missing', 'source-mismatch', 'source-corrupt', PERMANENT_OTHER,
+  ],
+  webhook: [RETRIES_EXHAUSTED, 'result-unreadable', 'http-3xx', 'http-4xx', PERMANENT_OTHER],
+};
+
+/** The reason label of a dead letter: retries-exhausted, or the permanent failure's code mapped into OUTBOUND_DEAD_LETTER_REASONS. */
+export function deadLetterReason(adapter: Adapter, reason: string, permanent: boolean): string {
+  if (!permanent) return RETRIES_EXHAUSTED;
+  const http = /^http-([1-5])\d\d$/.exec(reason);
+  const dimse = /^dimse-0x([0-9A-F]{4})$/.exec(reason);
+  let label = reason;
+  if (http) label = `http-${http[1]}xx`;
+  else if (dimse && dimse[1] !== '0122' && dimse[1] !== '0124') {
+    label = dimse[1].startsWith('A9') ? 'dimse-0xA9xx' : dimse[1].startsWith('C') ? 'dimse-0xCxxx' : 'dimse-refused';
+  }
+  return OUTBOUND_DEAD_LETTER_REASONS[adapter].includes(label) && label !== RETRIES_EXHAUSTED ? label : PERMANENT_OTHER;
+}
+
+/**
+ * `adapters`: the configured ones. Their delivered and dead-lettered counters (every reason) are exported at 0 from the start, so
  * the first dead letter is an increase Prometheus sees (NeurotriageOutboundDeadLetters) rather than a series that
  * is born at 1.
  */
@@ -39,8 +73,8 @@ export function createOutboundMetrics(registry: Registry, adapters: readonly Ada
     })),
     deadLettered: once(registry, 'neurotriage_outbound_dead_lettered_total', () => new Counter({
       name: 'neurotriage_outbound_dead_lettered_total',
-      help: 'Deliveries given up (permanent failure or attempts exhausted) and copied to the dead-letter queue',
-      labelNames: ['adapter'],
+      help: 'Deliveries given up and copied to the dead-letter queue, by adapter and why: the permanent refusal, or retries-exhausted',
+      labelNames: ['adapter', 'reason'],
       registers,
     })),
     skipped: once(registry, 'neurotriage_outbound_skipped_total', () => new Counter({
@@ -66,7 +100,7 @@ export function createOutboundMetrics(registry: Registry, adapters: readonly Ada
   };
   for (const adapter of adapters) {
     metrics.sent.inc({ adapter }, 0);
-    metrics.deadLettered.inc({ adapter }, 0);
+    for (const reason of OUTBOUND_DEAD_LETTER_REASONS[adapter]) metrics.deadLettered.inc({ adapter, reason }, 0);
   }
   return metrics;
 }

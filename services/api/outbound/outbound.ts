@@ -22,7 +22,7 @@ import { createHl7Adapter, createSrAdapter, createWebhookAdapter, type OutboundA
 import type { OutboundConfig } from './config';
 import { asDeliveryError, isPermanent, PermanentDeliveryError, reasonOf, SkipDelivery, type Adapter } from './errors';
 import { deliveryKey, resultKey } from './idempotency';
-import { createOutboundMetrics, type OutboundMetrics } from './metrics';
+import { createOutboundMetrics, deadLetterReason, type OutboundMetrics } from './metrics';
 
 export const OUTBOUND_QUEUES: Record<Adapter, string> = {
   hl7: 'outbound-hl7',
@@ -240,7 +240,7 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
         await deadLetters.get(name)!.add('dead-letter', {
           ...job.data, adapter: name, reason, error: message, permanent, attemptsMade: attempt, failedAt: now(),
         }, { jobId: job.id, removeOnComplete: false, removeOnFail: false });
-        metrics.deadLettered.inc({ adapter: name });
+        metrics.deadLettered.inc({ adapter: name, reason: deadLetterReason(name, reason, permanent) });
         logger.error({ ...log, reason, err: message, permanent }, 'outbound delivery given up: dead-lettered');
       } else {
         logger.warn({ ...log, reason, err: message }, 'outbound delivery failed: will retry');

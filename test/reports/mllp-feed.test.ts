@@ -191,6 +191,29 @@ test('the bad-MSH ACK still names the control id when the header shows one; byte
   expect([msa(ack, 1), msa(ack, 2)]).toEqual(['AR', 'CTRL-77']);
 });
 
+test('the ACK to a message that cannot be read repeats its MSH-10 byte for byte, whatever its character set', async () => {
+  const header = (controlId: string, charset: string) => `MSH|^~\\&|RIS|NT_SYNTH|NT||2026||ORU^R01|${controlId}|P|2.5.1||||||${charset}`;
+  const oversize = `\rOBR|1||ACC-BIG2\rOBX|1|TX|x||${'x'.repeat(70 * 1024)}`;
+  const cases: Array<[string, Buffer, string, string]> = [
+    // Larger than REPORTS_MLLP_MAX_MESSAGE_KB (AR, only its head read), in UTF-8: two-byte letters, one of them
+    // ending in 0xA0 (à is C3 A0), a byte a trim of the text read as ISO 8859-1 would take for a space.
+    ['UNICODE UTF-8', Buffer.from('BIG-Ü-à', 'utf8'), oversize, 'AR'],
+    ['', Buffer.from('BIG-Ü', 'utf8'), oversize, 'AR'],
+    // The same in ISO 8859-1: one byte each.
+    ['8859/1', Buffer.from('BIG-Ü', 'latin1'), oversize, 'AR'],
+    // Not UTF-8 although UTF-8 is what an empty MSH-18 means here (AE unsupported-charset): the sender's bytes still.
+    ['', Buffer.from('CTRL-Ü', 'latin1'), '\rOBR|1', 'AE'],
+  ];
+  for (const [charset, controlId, rest, code] of cases) {
+    const [before, after] = header('@', charset).split('@');
+    const message = Buffer.concat([Buffer.from(before, 'latin1'), controlId, Buffer.from(`${after}${rest}`, 'latin1')]);
+    const [reply] = await mllpExchange(feed.port, message);
+    const msa = reply.subarray(reply.indexOf('\rMSA|') + 1);
+    const expected = Buffer.concat([Buffer.from(`MSA|${code}|`), controlId, Buffer.from('|')]);
+    expect(msa.subarray(0, expected.length).toString('hex')).toBe(expected.toString('hex'));
+  }
+});
+
 test('replay after fixing: a corrected message is stored and leaves the rejected store', async () => {
   const ack = await send(feed.port, [MSH('FIX-1'), PATIENT, hl7Segment('OBR', { 1: '1', 25: 'F' }), 'OBX|1|TX|x||Corrected later.'].join('\r'));
   expect(msa(ack, 1)).toBe('AE');

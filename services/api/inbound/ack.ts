@@ -83,24 +83,32 @@ export function ackFor(message: Hl7Message, code: AckCode, detail: AckDetail, op
 
 /**
  * The ACK to bytes that are not a parseable message: our own MSH, MSA-2 the control id when one could be read from
- * the header (so the sender can match the ACK), else empty.
+ * the header (so the sender can match the ACK), else empty. The control id is the sender's bytes (controlIdOf),
+ * written as they came; everything else in this ACK is ASCII, so it reads the same in any character set.
  */
-export function ackForUnparsed(code: AckCode, detail: AckDetail, opts: { controlId?: string; now: number; ackControlId: string }): Buffer {
-  const segments = [
-    hl7Segment('MSH', { 3: 'NEUROTRIAGE', 7: hl7DateTime(opts.now), 9: 'ACK', 10: hl7Escape(opts.ackControlId), 11: 'P', 12: '2.5.1' }),
-    hl7Segment('MSA', { 1: code, 2: hl7Escape(opts.controlId ?? ''), 3: hl7Escape(detail.text) }),
-  ];
+export function ackForUnparsed(code: AckCode, detail: AckDetail, opts: { controlId?: Buffer; now: number; ackControlId: string }): Buffer {
+  const msh = hl7Segment('MSH', { 3: 'NEUROTRIAGE', 7: hl7DateTime(opts.now), 9: 'ACK', 10: hl7Escape(opts.ackControlId), 11: 'P', 12: '2.5.1' });
   const err = errSegment(code, detail);
-  if (err) segments.push(err);
-  return Buffer.from(segments.join('\r'), 'utf8');
+  return Buffer.concat([
+    Buffer.from(`${msh}\rMSA|${code}|`, 'utf8'),
+    opts.controlId ?? Buffer.alloc(0),
+    Buffer.from(`|${hl7Escape(detail.text)}${err ? `\r${err}` : ''}`, 'utf8'),
+  ]);
 }
 
-/** Best effort: MSH-10 from the first bytes of something that may not parse (for an oversize or broken message). */
-export function controlIdOf(bytes: Buffer): string | undefined {
+/**
+ * Best effort: MSH-10 from the first bytes of something that may not parse (an oversize or broken message), as the
+ * sender's own bytes, so MSA-2 matches what it sent byte for byte whatever the character set (the message may not
+ * even be valid in the one it names, or name none we read). Read as ISO 8859-1, one character per byte, so slicing
+ * keeps every byte; only ASCII blanks are trimmed (a trim of that text would also take 0xA0, the last byte of a
+ * UTF-8 letter such as à). With the default delimiters the field is repeated as written, its escape sequences
+ * included; with others, ours are escaped in it.
+ */
+export function controlIdOf(bytes: Buffer): Buffer | undefined {
   const head = bytes.subarray(0, 2048).toString('latin1');
   if (!head.startsWith('MSH') || head.length < 8) return undefined;
   const fields = head.split(/[\r\n]/, 1)[0].split(head.charAt(3));
-  const id = (fields[9] ?? '').trim();
-  return id && id.length <= 199 ? id : undefined;
+  const id = (fields[9] ?? '').replace(/^[ \t]+|[ \t]+$/g, '');
+  if (!id || id.length > 199) return undefined;
+  return Buffer.from(head.startsWith('MSH|^~\\&') ? id : hl7Escape(id), 'latin1');
 }
-

@@ -245,9 +245,13 @@ describe('ACKs', () => {
 
   test('an unparsed message still gets an ACK naming its control id when the header shows one', () => {
     const bytes = Buffer.from('MSH|^~\\&|RIS|H|NT||2026||ORU^R01|CTRL9|P|2.5.1\rOBR|1');
-    expect(controlIdOf(bytes)).toBe('CTRL9');
+    expect(controlIdOf(bytes)).toEqual(Buffer.from('CTRL9'));
     expect(controlIdOf(Buffer.from('hello'))).toBeUndefined();
-    const ar = Hl7Message.parse(ackForUnparsed('AR', { text: 'too large', errorCode: '207' }, { controlId: 'CTRL9', now: 0, ackControlId: 'A1' }).toString());
+    // As the sender wrote it: escape sequences kept, not escaped again; blanks around it trimmed, not 0xA0.
+    expect(controlIdOf(Buffer.from('MSH|^~\\&|RIS|H|NT||2026||ORU^R01| C\\F\\9\xa0 |P|2.5.1', 'latin1'))).toEqual(Buffer.from('C\\F\\9\xa0', 'latin1'));
+    // Other delimiters: ours are escaped in it.
+    expect(controlIdOf(Buffer.from('MSH#$%\\&#RIS#H#NT##2026##ORU$R01#C|9#P#2.5.1'))).toEqual(Buffer.from('C\\F\\9'));
+    const ar = Hl7Message.parse(ackForUnparsed('AR', { text: 'too large', errorCode: '207' }, { controlId: Buffer.from('CTRL9'), now: 0, ackControlId: 'A1' }).toString());
     expect(ar.getSegment('MSA')?.getField(1)?.toString()).toBe('AR');
     expect(ar.getSegment('MSA')?.getField(2)?.toString()).toBe('CTRL9');
   });

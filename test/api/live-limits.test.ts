@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { connectRedis } from '../../shared/redis';
 import { startRedis, type TestRedis } from '../helpers/redis';
+import { waitFor } from '../helpers/wait';
 import { ADMIN, READER, TOKENS, testDeps } from './helpers';
 import { build } from '../../services/api/app';
 import type { ApiSettings } from '../../services/api/settings';
@@ -29,13 +30,7 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
+const until = (what: string, check: () => boolean | Promise<boolean>, ms = 10_000) => waitFor(what, check, ms, 10);
 
 async function liveApp(settings: Partial<ApiSettings>): Promise<{ app: FastifyInstance; port: number; registry: Registry }> {
   const deps = testDeps(redis);

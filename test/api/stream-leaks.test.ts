@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { connectRedis } from '../../shared/redis';
 import { startRedis, type TestRedis } from '../helpers/redis';
+import { waitFor } from '../helpers/wait';
 import { ADMIN, READER, buildTestApp, testDeps } from './helpers';
 import { build } from '../../services/api/app';
 import { createFileAuditLog, type AuditLog } from '../../services/api/plugins/audit';
@@ -30,13 +31,7 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
+const until = (what: string, check: () => boolean, ms = 5000) => waitFor(what, check, ms, 10);
 
 test('an event stream whose client left while its request was being audited keeps no listener', async () => {
   // The audit write is held until the client has gone (a slow disk, a busy NFS server).

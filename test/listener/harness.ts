@@ -13,6 +13,7 @@ import { STUDY_QUEUE, keys, type StudyJobData } from '../../shared/studies';
 import { listenerSettings, type ListenerSettings } from '../../services/listener/config';
 import { startListener, type RunningListener } from '../../services/listener/listener';
 import { LEASE_FILE } from '../../services/listener/instance-store';
+import { waitFor as wait } from '../helpers/wait';
 
 export const CALLED_AE = 'NEUROTRIAGE';
 export const CALLING_AE = 'PACS_TEST';
@@ -148,14 +149,9 @@ export function leftoverTempFiles(dataDir: string): string[] {
   return listFiles(tmp).filter((f) => path.basename(f) !== LEASE_FILE && statSync(path.join(tmp, f)).size > 0);
 }
 
-export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** test/helpers/wait.ts's waitFor with the probe first, as the listener tests call it. */
+export function waitFor<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  return wait(what, probe, timeoutMs, 50);
 }
 
 export async function metricsText(port: number): Promise<string> {

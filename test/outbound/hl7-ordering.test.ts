@@ -13,6 +13,7 @@ import { createOutbound, sentVersionKey, type Outbound } from '../../services/ap
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { makeResult, writeResult } from './helpers/fixtures';
 import { startMllpPeer, type MllpPeer } from './helpers/mllp-peer';
+import { waitFor } from '../helpers/wait';
 
 let redisServer: TestRedis;
 let redis: Redis;
@@ -59,14 +60,6 @@ function versionOf(message: Hl7Message, versions: StudyResult[]): number {
 
 async function jobState(adapterQueue: Outbound, jobId: string): Promise<string> {
   return adapterQueue.queue('hl7').getJobState(jobId);
-}
-
-async function waitFor(what: string, fn: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 async function skipped(reason: string): Promise<number> {

@@ -19,7 +19,7 @@ import { keys, studyStorageKey } from '../../shared/studies';
 import { createReportInbound, loadReportsConfig, type ReportInbound } from '../../services/api/inbound';
 import { buildTestApp, TOKENS } from '../api/helpers';
 import { startRedis, type TestRedis } from '../helpers/redis';
-import { waitFor as waitUntil } from '../listener/harness';
+import { waitFor as wait } from '../helpers/wait';
 
 /** A RIS account: may post reports, reads no study. */
 export const REPORTER_TOKEN = { token: 'reporter-token-0123456789', role: 'reporter' as const, name: 'ris-feed' };
@@ -143,9 +143,9 @@ export async function scoreStudy(client: Redis, uid: string): Promise<void> {
   await client.publish(resultKeys.scoredChannel(), uid);
 }
 
-/** The listener harness's wait, with a null or false from the probe read as "not yet". */
+/** test/helpers/wait.ts's waitFor with the probe first, as the report tests call it. */
 export function waitFor<T>(probe: () => Promise<T | null | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
-  return waitUntil(async () => (await probe()) || undefined, timeoutMs, what);
+  return wait(what, probe, timeoutMs, 50);
 }
 
 /** A metric sample's value from the registry's text, e.g. sample(text, 'neurotriage_api_reports_stored_total{source="hl7"}'). */

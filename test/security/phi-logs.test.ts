@@ -29,6 +29,7 @@ import { buildTestApp, READER } from '../api/helpers';
 import { createOutbound, type Outbound } from '../../services/api/outbound/outbound';
 import { loadOutboundConfig } from '../../services/api/outbound/config';
 import { startMllpPeer, type MllpPeer } from '../outbound/helpers/mllp-peer';
+import { waitFor as wait } from '../helpers/wait';
 
 /** What a hospital's data would put in these fields; none of it may appear anywhere we write. */
 const CANARIES: Record<string, [tag: string, value: string]> = {
@@ -102,15 +103,8 @@ function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((n) => (statSync(path.join(dir, n)).isDirectory() ? filesUnder(path.join(dir, n)) : [path.join(dir, n)]));
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** Whole-stack steps (scoring, SR delivery) get 90 s. */
+const waitFor = <T>(what: string, probe: () => Promise<T | null | undefined>, timeoutMs = 90_000) => wait(what, probe, timeoutMs, 100);
 
 beforeAll(async () => {
   redisServer = await startRedis();

@@ -63,15 +63,7 @@ export function studyQueue(redis: Redis): Queue<StudyJobData> {
   return new Queue<StudyJobData>(STUDY_QUEUE, { connection: redis });
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 30_000, everyMs = 25): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+export { waitFor } from '../helpers/wait';
 
 /**
  * The HTTP port of a built worker started with LOG_LEVEL=info and stdout piped, from its log: `when` "ready" waits

@@ -9,7 +9,7 @@ import { log as dimseLog } from 'dcmjs-dimse';
 import { quietDcmjsLog } from '../../shared/imaging/dcmjs';
 import { connectRedis } from '../../shared/redis';
 import { redisCheck, withTimeout } from '../../shared/health';
-import { STUDY_QUEUE, type StudyJobData } from '../../shared/studies';
+import { keys, STUDY_QUEUE, type StudyJobData } from '../../shared/studies';
 import type { Logger } from '../../shared/logger';
 import type { ListenerSettings } from './config';
 import { parseAllowList } from './association-policy';
@@ -112,8 +112,9 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
       onScheduleError: (StudyInstanceUID, err) =>
         log.error({ StudyInstanceUID, err: err.message }, 'could not schedule the study job; retrying (it stays pending)'),
     });
-    const requeued = await assembler.requeuePending();
+    const { requeued, invalid } = await assembler.requeuePending();
     if (requeued > 0) log.info({ requeued }, 're-queued studies whose job had not finished');
+    if (invalid > 0) log.warn({ invalid, key: keys.pendingStudies() }, 'removed pending-set entries that are not a StudyInstanceUID');
 
     const readiness = async (): Promise<Readiness> => {
       const [redisOk, storeOk] = await Promise.all([

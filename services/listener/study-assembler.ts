@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { JobsOptions, Queue } from 'bullmq';
 import {
+  isUid,
   keys,
   PURGE_FENCE_MS,
   PURGING_FIELD,
@@ -327,19 +328,29 @@ export class StudyAssembler {
     while (this.debounces.has(StudyInstanceUID)) await this.debounces.get(StudyInstanceUID)?.running;
   }
 
-  /** Re-schedules every study with stored instances and no finished job (the worker removes finished ones). */
-  async requeuePending(): Promise<number> {
+  /**
+   * Re-schedules every study with stored instances and no finished job (the worker removes finished ones).
+   * Operators add to the pending set by hand to score a study again (docs/operations.md), so an entry that is not
+   * a UID (a typo, a pasted placeholder) is removed and counted in `invalid` rather than failing the listener's
+   * start: one bad entry must not stop DICOM intake. Its text is never returned or logged (it could be anything).
+   */
+  async requeuePending(): Promise<{ requeued: number; invalid: number }> {
     let cursor = '0';
-    let count = 0;
+    let requeued = 0;
+    let invalid = 0;
     do {
       const [next, uids] = await this.redis.sscan(keys.pendingStudies(), cursor, 'COUNT', 500);
       cursor = next;
       for (const uid of uids) {
+        if (!isUid(uid)) {
+          invalid += await this.redis.srem(keys.pendingStudies(), uid);
+          continue;
+        }
         await this.schedule(uid, randomUUID(), 'restart');
-        count += 1;
+        requeued += 1;
       }
     } while (cursor !== '0');
-    return count;
+    return { requeued, invalid };
   }
 
   /** True while the study has stored instances and no finished job. */

@@ -44,3 +44,24 @@ test('concurrent arrival records: one pipeline, one answer each', async () => {
     redis.disconnect();
   }
 });
+
+test('restart re-queue: a pending-set entry that is not a UID is removed, the others are still queued', async () => {
+  // docs/operations.md has operators SADD a UID to the pending set by hand; a pasted placeholder once stopped the
+  // listener at every start (assertUid threw), so no DICOM was taken in until someone removed it.
+  const redis = connectRedis(redisServer.url, 'producer');
+  await new Promise((resolve) => redis.once('ready', resolve));
+  const queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection: redis });
+  try {
+    const assembler = new StudyAssembler({ redis, queue, quietMs: 60_000 });
+    await redis.del(keys.pendingStudies()); // the test above left its own study pending
+    await redis.sadd(keys.pendingStudies(), '1.2.840.99.1', '<StudyInstanceUID>', '1.2.840.99.2 ');
+    expect(await assembler.requeuePending()).toEqual({ requeued: 1, invalid: 2 });
+    expect(await redis.smembers(keys.pendingStudies())).toEqual(['1.2.840.99.1']);
+    const jobs = await queue.getJobs(['delayed', 'waiting']);
+    expect(jobs.map((j) => j.data.StudyInstanceUID)).toContain('1.2.840.99.1');
+  } finally {
+    await queue.obliterate({ force: true });
+    await queue.close();
+    redis.disconnect();
+  }
+});

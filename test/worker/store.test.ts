@@ -112,7 +112,7 @@ describe('worker results store (real Redis)', () => {
       expect(await client.hget(keys.study(uid), 'status')).toBe('received');
       expect(await client.sismember(keys.pendingStudies(), uid)).toBe(1);
       // The next listener start re-queues it, so the second instance is scored.
-      expect(await assembler.requeuePending()).toBeGreaterThanOrEqual(1);
+      expect((await assembler.requeuePending()).requeued).toBeGreaterThanOrEqual(1);
       const jobs = await queue.getJobs(['delayed', 'waiting']);
       expect(jobs.map((j) => j.data.StudyInstanceUID)).toContain(uid);
       // Scored again with nothing new arriving: now it is done.

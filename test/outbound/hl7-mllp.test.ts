@@ -168,6 +168,32 @@ test('AE on every attempt ends in the dead letter after OUTBOUND_ATTEMPTS', asyn
   expect(await metric('neurotriage_outbound_dead_lettered_total', { adapter: 'hl7', reason: 'retries-exhausted' })).toBeGreaterThanOrEqual(1);
 });
 
+test('catch-up at start retries a delivery that used all its attempts, once the RIS answers again; an AR stays dead-lettered', async () => {
+  // The RIS was down longer than the backoff: restarting the API after the outage must deliver the window again,
+  // not skip it because the version's failed job still holds its id.
+  const down = makeResult('STAT');
+  const refused = makeResult('URGENT');
+  const [downKey, refusedKey] = [resultKey(down), resultKey(refused)];
+  peer.reply = (m) => (m.getSegment('MSH')!.getField(10).toString() === refusedKey.hl7ControlId ? 'AR' : 'AE');
+  for (const r of [down, refused]) {
+    await writeResult(redis, r);
+    await redis.zadd(resultKeys.recent(), r.scoredAt, r.StudyInstanceUID);
+    await outbound.enqueue(r);
+    expect(await finished(resultKey(r).jobId)).toBe('failed');
+  }
+  expect(messagesFor(downKey.hl7ControlId)).toHaveLength(3);
+  peer.reply = () => 'AA';
+  await outbound.catchUp(60);
+  expect(await finished(downKey.jobId)).toBe('completed');
+  expect(messagesFor(downKey.hl7ControlId)).toHaveLength(4);
+  expect(await outbound.deadLetterQueue('hl7').getJob(downKey.jobId)).toBeUndefined();
+  // The RIS refused this one for its content: sending it again would get the same answer.
+  expect(await outbound.queue('hl7').getJobState(refusedKey.jobId)).toBe('failed');
+  expect(messagesFor(refusedKey.hl7ControlId)).toHaveLength(1);
+  expect((await outbound.deadLetterQueue('hl7').getJob(refusedKey.jobId))?.data).toMatchObject({ reason: 'ack-AR', permanent: true });
+  await redis.zrem(resultKeys.recent(), down.StudyInstanceUID, refused.StudyInstanceUID); // the window test below counts
+});
+
 test('a duplicate enqueue of the same result version sends nothing more; a newer version supersedes the old job', async () => {
   const result = makeResult('STAT');
   const key = resultKey(result);

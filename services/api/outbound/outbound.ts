@@ -250,6 +250,27 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
     }
   }
 
+  /**
+   * A delivery that used all its attempts (the RIS, PACS or pager was down longer than the backoff) is kept failed
+   * for a week under its version's job id, which made every later enqueue of that version a no-op: after the
+   * outage, restarting the API re-delivered nothing. Catch-up retries it, with its attempts reset, and drops the
+   * dead-letter copy (a new one is written if it fails again). A permanent refusal (an AR, an unreadable result)
+   * is left dead-lettered: sending it again cannot change the answer.
+   */
+  async function retryExhausted(adapter: Adapter, jobId: string): Promise<boolean> {
+    const dead = await deadLetters.get(adapter)!.getJob(jobId);
+    if (!dead || dead.data.permanent) return false;
+    const job = await queues.get(adapter)!.getJob(jobId);
+    if (!job || (await job.getState()) !== 'failed') return false;
+    try {
+      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    } catch {
+      return false; // another API replica's catch-up retried it first
+    }
+    await dead.remove().catch(() => undefined);
+    return true;
+  }
+
   const outbound: Outbound = {
     adapters: adapters.map((a) => a.name),
 
@@ -291,6 +312,7 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
         }
       }
       let count = 0;
+      let retried = 0;
       const unreadable: string[] = [];
       for (const uid of uids) {
         let result: StudyResult | null;
@@ -304,9 +326,11 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
         }
         if (!result || result.scoredAt < since) continue;
         // Versions already delivered (their completed jobs are kept 24 h) are no-ops here.
-        await outbound.enqueue(result, 'catch-up');
+        const queued = await outbound.enqueue(result, 'catch-up');
+        for (const adapter of queued) if (await retryExhausted(adapter, resultKey(result).jobId)) retried += 1;
         count += 1;
       }
+      if (retried > 0) logger.info({ retried, minutes }, 'outbound catch-up: deliveries that had used all their attempts retried');
       if (unreadable.length > 0) {
         for (const a of adapters) metrics.skipped.inc({ adapter: a.name, reason: RESULT_UNREADABLE }, unreadable.length);
         logger.warn({ studies: unreadable }, 'outbound catch-up: stored result unreadable, not enqueued (score the study again)');

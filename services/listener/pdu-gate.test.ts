@@ -1,7 +1,7 @@
 // PduGate on hand-made byte streams: PDUs come out whole however the stream is split, a PDU inside one chunk is a
 // view of it, each header is judged before its body is kept, and P-DATA-TF PDVs are read without copies.
 import { associateRequestPdu, pDataPdus } from '../../tools/fuzz/dul-client';
-import { MAX_ASSOCIATE_RQ_LENGTH, PduGate, parsePDataTf } from './pdu-gate';
+import { MAX_ASSOCIATE_RQ_LENGTH, PduGate, parsePDataTf, parsePDataTfPieces } from './pdu-gate';
 
 const request = associateRequestPdu('PACS', 'NEUROTRIAGE', [{ id: 1, abstractSyntaxUID: '1.2.840.10008.1.1', transferSyntaxUIDs: ['1.2.840.10008.1.2'] }]);
 const data = pDataPdus(3, Buffer.alloc(10_000, 7), false, 4096);
@@ -61,4 +61,37 @@ test('violations are reported at the header, before any body is kept', () => {
   big.accepted();
   expect(big.push(pDataPdus(1, Buffer.alloc(8000), false, 8000)[0]).violation).toMatchObject({ label: 'pdu-too-long' });
   expect(new PduGate(4096).push(Buffer.from([0x47, 0x45, 0x54, 0x20, 0x2f, 0x20])).violation).toMatchObject({ label: 'unknown-pdu', reason: 1 });
+});
+
+test.each([1, 5, 7, 100, 4000])('a P-DATA-TF that spans chunks comes out as pieces, its PDVs views of them (cut every %i bytes)', (size) => {
+  const gate = new PduGate(16384);
+  gate.push(request);
+  gate.accepted();
+  // Two PDVs in one PDU: a command, then a data set fragment.
+  const command = Buffer.alloc(40, 1);
+  const value = Buffer.alloc(3000, 9);
+  const items = [[1, 0x03, command], [1, 0x00, value]] as const;
+  const body = Buffer.concat(items.map(([id, control, v]) => {
+    const head = Buffer.alloc(6);
+    head.writeUInt32BE(v.length + 2, 0);
+    head[4] = id;
+    head[5] = control;
+    return Buffer.concat([head, v]);
+  }));
+  const pdu = Buffer.concat([Buffer.from([0x04, 0, 0, 0, 0, 0]), body]);
+  pdu.writeUInt32BE(body.length, 2);
+  const chunks: Buffer[] = [];
+  for (let o = 0; o < pdu.length; o += size) chunks.push(Buffer.from(pdu.subarray(o, o + size)));
+  const pieces = chunks.flatMap((c) => gate.pushPieces(c).pdus);
+  expect(pieces).toHaveLength(1);
+  const pdvs = parsePDataTfPieces(pieces[0]);
+  expect(pdvs?.map((p) => [p.getPresentationContextId(), p.isCommand(), p.isLastFragment()])).toEqual([[1, true, true], [1, false, false]]);
+  expect(pdvs?.[0].getValue()).toEqual(command);
+  expect(Buffer.concat(pdvs?.[1].getValues() ?? [])).toEqual(value);
+  // Views, not copies: every piece of the data value lies in one of the chunks.
+  for (const v of pdvs?.[1].getValues() ?? []) expect(chunks.some((c) => c.buffer === v.buffer)).toBe(true);
+  // A PDV length that overruns the PDU is refused as parsePDataTf refuses it.
+  const bad = Buffer.from(pdu);
+  bad.writeUInt32BE(body.length, 6);
+  expect(parsePDataTfPieces([bad.subarray(0, 20), bad.subarray(20)])).toBeUndefined();
 });

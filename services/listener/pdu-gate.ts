@@ -5,7 +5,9 @@
 // header (type, length) against PS3.8 9 and the state machine of PS3.8 9.2 (which PDU may come when) before any of
 // its body is kept, reports the first violation so the caller can send A-ABORT and close the socket at once, and
 // hands back complete PDUs (a PDU inside one TCP chunk is a view of it, not a copy). parsePDataTf() reads the
-// PDVs of a P-DATA-TF the same way, without copying their values.
+// PDVs of a P-DATA-TF the same way, without copying their values. pushPieces() hands a PDU that spans TCP chunks
+// back as the list of its pieces instead of one copied buffer, and parsePDataTfPieces() reads PDVs from such a
+// list: a data set fragment then reaches the spool as views of the socket's chunks, never copied on the way.
 
 /** PDU types (PS3.8 9.3.1). */
 export const PduType = { AssociateRq: 0x01, AssociateAc: 0x02, AssociateRj: 0x03, PDataTf: 0x04, ReleaseRq: 0x05, ReleaseRp: 0x06, Abort: 0x07 } as const;
@@ -59,16 +61,24 @@ export function readAssociateRqHeader(pdu: Buffer): AssociateRqHeader {
 
 /** One presentation data value, shaped as dcmjs-dimse's Pdv (which its P-DATA handling reads). */
 export class Pdv {
+  private value: Buffer | undefined;
   constructor(
     private readonly presentationContextId: number,
     private readonly control: number,
-    private readonly value: Buffer,
+    /** The value as views of the PDU's pieces, in order (one, unless the PDV spans TCP chunks). */
+    private readonly pieces: Buffer[],
   ) {}
   getPresentationContextId(): number {
     return this.presentationContextId;
   }
+  /** The value as one buffer: a view when it lies in one piece, else a copy (made once). */
   getValue(): Buffer {
+    this.value ??= this.pieces.length === 1 ? this.pieces[0] : Buffer.concat(this.pieces);
     return this.value;
+  }
+  /** The value as views, for consumers that take it piece by piece (the spool). */
+  getValues(): Buffer[] {
+    return this.pieces;
   }
   isCommand(): boolean {
     return (this.control & 0x01) !== 0;
@@ -85,7 +95,50 @@ export function parsePDataTf(pdu: Buffer): Pdv[] | undefined {
     if (o + 6 > pdu.length) return undefined;
     const length = pdu.readUInt32BE(o);
     if (length < 2 || o + 4 + length > pdu.length) return undefined;
-    pdvs.push(new Pdv(pdu[o + 4], pdu[o + 5], pdu.subarray(o + 6, o + 4 + length)));
+    pdvs.push(new Pdv(pdu[o + 4], pdu[o + 5], [pdu.subarray(o + 6, o + 4 + length)]));
+    o += 4 + length;
+  }
+  return pdvs.length > 0 ? pdvs : undefined;
+}
+
+/** A PDU as pushPieces() hands it back: its bytes in order, header first, as views of the socket's chunks. */
+export type PduPieces = Buffer[];
+
+/**
+ * parsePDataTf() for a P-DATA-TF held as pieces. PDV item headers (6 bytes) that straddle pieces are gathered into
+ * a small buffer; values stay views of the pieces.
+ */
+export function parsePDataTfPieces(pieces: PduPieces): Pdv[] | undefined {
+  if (pieces.length === 1) return parsePDataTf(pieces[0]);
+  let total = 0;
+  for (const p of pieces) total += p.length;
+  // Cursor over the pieces: piece index and offset inside it.
+  let i = 0;
+  let at = 0;
+  const take = (n: number): Buffer[] => {
+    const out: Buffer[] = [];
+    while (n > 0) {
+      const piece = pieces[i];
+      const k = Math.min(n, piece.length - at);
+      if (k > 0) out.push(piece.subarray(at, at + k));
+      n -= k;
+      at += k;
+      if (at === piece.length) {
+        i += 1;
+        at = 0;
+      }
+    }
+    return out;
+  };
+  take(6);
+  const pdvs: Pdv[] = [];
+  for (let o = 6; o < total; ) {
+    if (o + 6 > total) return undefined;
+    const head = take(6);
+    const h = head.length === 1 ? head[0] : Buffer.concat(head);
+    const length = h.readUInt32BE(0);
+    if (length < 2 || o + 4 + length > total) return undefined;
+    pdvs.push(new Pdv(h[4], h[5], take(length - 2)));
     o += 4 + length;
   }
   return pdvs.length > 0 ? pdvs : undefined;
@@ -124,7 +177,14 @@ export class PduGate {
 
   /** Frames the PDUs in `chunk` (with what came before), checking each header before its body is kept. */
   push(chunk: Buffer): Framed {
-    const pdus: Buffer[] = [];
+    const { pdus, violation } = this.pushPieces(chunk);
+    const whole = pdus.map((parts) => (parts.length === 1 ? parts[0] : Buffer.concat(parts)));
+    return violation ? { pdus: whole, violation } : { pdus: whole };
+  }
+
+  /** push(), with each PDU handed back as its pieces (views of the chunks it came in), never copied. */
+  pushPieces(chunk: Buffer): { pdus: PduPieces[]; violation?: Violation } {
+    const pdus: PduPieces[] = [];
     let pos = 0;
     while (pos < chunk.length && !this.violated) {
       if (this.remaining > 0) {
@@ -156,7 +216,7 @@ export class PduGate {
       }
       if (start >= 0 && chunk.length - start >= 6 + length) {
         // The whole PDU is in this chunk: a view, no copy.
-        pdus.push(chunk.subarray(start, start + 6 + length));
+        pdus.push([chunk.subarray(start, start + 6 + length)]);
         pos = start + 6 + length;
         continue;
       }
@@ -174,10 +234,10 @@ export class PduGate {
 
   private violated = false;
 
-  private complete(): Buffer {
+  private complete(): PduPieces {
     const parts = this.parts;
     this.parts = [];
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    return parts;
   }
 
   private check(type: number, length: number): Violation | undefined {

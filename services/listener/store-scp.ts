@@ -31,7 +31,7 @@ import {
 import { buildFileMeta } from './part10';
 import { MR_STORAGE_CLASSES } from './dicom-uids';
 import { checkImage, createDatasetCheck, type DatasetCheck } from './dataset-check';
-import { PduGate, PduType, abortPdu, AbortReason, parsePDataTf, readAssociateRqHeader, type AssociateRqHeader } from './pdu-gate';
+import { PduGate, PduType, abortPdu, AbortReason, parsePDataTfPieces, readAssociateRqHeader, type AssociateRqHeader, type PduPieces } from './pdu-gate';
 import { ConnectionGuard, type RefusalReason } from './connection-guard';
 import { encodeResponsePdu } from './response-pdu';
 import { CommandField, NO_DATA_SET, isCommandSet, readCommandSet } from './command-set';
@@ -58,10 +58,11 @@ type CStoreRequest = dimseRequests.CStoreRequest;
 type CEchoRequest = dimseRequests.CEchoRequest;
 const { CStoreResponse, CEchoResponse } = responses;
 
-/** One PDV of a P-DATA-TF PDU as dcmjs-dimse hands it over (not in its typings). */
+/** One PDV of a P-DATA-TF PDU as dcmjs-dimse hands it over (not in its typings), plus its value as pieces. */
 interface Pdv {
   getPresentationContextId(): number;
   getValue(): Buffer;
+  getValues(): Buffer[];
   isCommand(): boolean;
   isLastFragment(): boolean;
 }
@@ -73,7 +74,7 @@ interface NetworkInternals {
   dimse: unknown;
   /** Command fragments being gathered. */
   dimseStream: unknown;
-  dimseStoreStream: unknown;
+  dimseStoreStream: Spool | undefined;
   /** When the last whole PDU arrived (dcmjs-dimse's idle timer reads it). */
   lastPduTime: number;
   _performDimse(context: PresentationContext, command: unknown): void;
@@ -186,7 +187,7 @@ export class StoreScp extends Scp {
     socket.removeAllListeners('data');
     socket.on('data', (chunk: Buffer) => {
       if (this.violated) return;
-      const { pdus, violation } = this.gate.push(chunk);
+      const { pdus, violation } = this.gate.pushPieces(chunk);
       for (const pdu of pdus) this.receivePdu(pdu);
       if (violation) this.protocolAbort(violation.label, violation.reason, violation.detail);
     });
@@ -207,19 +208,21 @@ export class StoreScp extends Scp {
   }
 
   /**
-   * One complete PDU from the gate. P-DATA-TF is read here (its PDVs are views of the PDU, not copies) and goes to
-   * _processPDataTf(); every other PDU goes to dcmjs-dimse's own handling, as its accumulator would have passed it.
+   * One complete PDU from the gate, as the pieces it arrived in. P-DATA-TF is read here (its PDVs are views of the
+   * pieces, not copies) and goes to _processPDataTf(); every other PDU goes, whole, to dcmjs-dimse's own handling,
+   * as its accumulator would have passed it.
    */
-  private receivePdu(pdu: Buffer): void {
+  private receivePdu(pieces: PduPieces): void {
     if (this.violated) return;
     const net = this as unknown as NetworkInternals;
     net.lastPduTime = Date.now();
-    if (pdu[0] !== PduType.PDataTf) {
+    if (pieces[0][0] !== PduType.PDataTf) {
+      const pdu = pieces.length === 1 ? pieces[0] : Buffer.concat(pieces);
       if (pdu[0] === PduType.AssociateRq) this.requestHeader = readAssociateRqHeader(pdu);
       void net._processPdu(pdu);
       return;
     }
-    const pdvs = parsePDataTf(pdu);
+    const pdvs = parsePDataTfPieces(pieces);
     if (!pdvs) {
       this.protocolAbort('invalid-pdu', AbortReason.InvalidPduParameterValue, 'P-DATA-TF whose PDV lengths do not add up');
       return;
@@ -589,6 +592,13 @@ export class StoreScp extends Scp {
         awaitingData = false;
       }
     }
+    try {
+      if (this.storingData(pdvs)) return Promise.resolve();
+    } catch (err) {
+      // As dcmjs-dimse's handler does with an error reading a DIMSE message: the association's error path.
+      (this as unknown as NodeJS.EventEmitter).emit('networkError', err);
+      return Promise.resolve();
+    }
     const pdv = pdvs.length === 1 ? pdvs[0] : undefined;
     if (pdv && pdv.isCommand() && pdv.isLastFragment() && net.dimse === undefined && net.dimseStream === undefined) {
       // This PDU's one PDV, a whole command: read in the loop above.
@@ -618,6 +628,38 @@ export class StoreScp extends Scp {
       }
     }
     return libraryProcessPDataTf.call(this, pdu);
+  }
+
+  /**
+   * The data set PDVs of the C-STORE-RQ in progress, written to its spool piece by piece (views of the socket's
+   * chunks) as dcmjs-dimse's handler would write them whole, and its state advanced the same way: spool created at
+   * the first fragment, ended at the last, then the request performed. False (nothing done) for anything else.
+   */
+  private storingData(pdvs: Pdv[]): boolean {
+    const net = this as unknown as NetworkInternals;
+    const request = net.dimse as CStoreRequest | undefined;
+    if (!request || !(request instanceof dimseRequestClasses.CStoreRequest)) return false;
+    for (const p of pdvs) if (p.isCommand()) return false;
+    for (const p of pdvs) {
+      const context = net.association.getPresentationContext(p.getPresentationContextId());
+      if (!net.dimseStoreStream) {
+        net.dimseStream = undefined;
+        net.dimseStoreStream = this.createStoreWritableStream(context, request);
+      }
+      const spool = net.dimseStoreStream;
+      for (const piece of p.getValues()) spool.write(piece);
+      if (p.isLastFragment()) {
+        spool.end();
+        this.createDatasetFromStoreWritableStream(spool, context, (dataset) => {
+          request.setDataset(dataset);
+          net._performDimse(context, request);
+          net.dimseStream = undefined;
+          net.dimseStoreStream = undefined;
+          net.dimse = undefined;
+        });
+      }
+    }
+    return true;
   }
 
   /**

@@ -6,7 +6,8 @@
 //  - cStoreRequest() runs storeInstance() and sends the response only when it resolves. The response starts as a
 //    failure and becomes Success only after the instance is durable and recorded;
 //  - _processPDataTf() reads whole C-STORE-RQ / C-ECHO-RQ command sets itself (command-set.ts) instead of through
-//    dcmjs; every other PDU goes the library's way. A PDV on a presentation context we did not accept aborts;
+//    dcmjs, and writes a C-STORE's data set PDVs to its spool as views of the socket's reads (storingData()); every
+//    other PDU goes the library's way. A PDV on a presentation context we did not accept aborts;
 //  - the socket's bytes pass a PduGate (pdu-gate.ts) before dcmjs-dimse buffers them, and a connection must deliver
 //    its A-ASSOCIATE-RQ within the ARTIM time; the DicomServer admits connections through a ConnectionGuard.
 // Each accepted C-STORE's data set is walked as it arrives (dataset-check.ts) and answered Success only when its

@@ -1,6 +1,6 @@
 // Read side of the study contracts for the API: the study hash (shared/studies.ts), the result JSON, the stored
 // vectors and the worklist sorted set (shared/results.ts). Only reads; the worker and listener own the writes.
-import { Value } from '@sinclair/typebox/value';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { Redis } from 'ioredis';
 import type { Priority } from '../../shared/model-manifest';
 import { flagStatement } from '../../shared/models/decision';
@@ -32,6 +32,12 @@ export class UnreadableResultError extends Error {
   }
 }
 
+/**
+ * The result schema's check, compiled once: every worklist page, search and calibration runs it on each result it
+ * reads, and Value.Check would walk the schema afresh each time (several times the JSON.parse it follows).
+ */
+const isStudyResult = TypeCompiler.Compile(StudyResultSchema);
+
 /** The stored JSON as a StudyResult, or UNREADABLE; JSON.parse's message is dropped as it quotes the text. */
 export function parseResult(raw: string): StudyResult | typeof UNREADABLE {
   let parsed: unknown;
@@ -40,7 +46,7 @@ export function parseResult(raw: string): StudyResult | typeof UNREADABLE {
   } catch {
     return UNREADABLE;
   }
-  return Value.Check(StudyResultSchema, parsed) ? (parsed as StudyResult) : UNREADABLE;
+  return isStudyResult.Check(parsed) ? (parsed as StudyResult) : UNREADABLE;
 }
 
 export interface WorklistItem extends StudyResult {

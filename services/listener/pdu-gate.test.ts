@@ -12,7 +12,7 @@ function frame(gate: PduGate, stream: Buffer, size: number): Buffer[] {
   for (let o = 0; o < stream.length; o += size) {
     const { pdus, violation } = gate.push(stream.subarray(o, o + size));
     expect(violation).toBeUndefined();
-    out.push(...pdus);
+    out.push(...pdus.map((pieces) => Buffer.concat(pieces)));
   }
   return out;
 }
@@ -32,8 +32,9 @@ test('a PDU inside one chunk is a view of it; its PDVs are views too', () => {
   gate.accepted();
   const chunk = Buffer.concat(data);
   const { pdus } = gate.push(chunk);
-  expect(pdus[0].buffer).toBe(chunk.buffer);
-  const pdvs = parsePDataTf(pdus[0]);
+  expect(pdus[0]).toHaveLength(1);
+  expect(pdus[0][0].buffer).toBe(chunk.buffer);
+  const pdvs = parsePDataTf(pdus[0][0]);
   expect(pdvs?.map((p) => [p.getPresentationContextId(), p.isCommand(), p.isLastFragment()])).toEqual([[3, false, false]]);
   expect(pdvs?.[0].getValue().buffer).toBe(chunk.buffer);
   expect(parsePDataTf(Buffer.from([0x04, 0, 0, 0, 0, 6, 0, 0, 0, 9, 1, 2]))).toBeUndefined();
@@ -82,7 +83,7 @@ test.each([1, 5, 7, 100, 4000])('a P-DATA-TF that spans chunks comes out as piec
   pdu.writeUInt32BE(body.length, 2);
   const chunks: Buffer[] = [];
   for (let o = 0; o < pdu.length; o += size) chunks.push(Buffer.from(pdu.subarray(o, o + size)));
-  const pieces = chunks.flatMap((c) => gate.pushPieces(c).pdus);
+  const pieces = chunks.flatMap((c) => gate.push(c).pdus);
   expect(pieces).toHaveLength(1);
   const pdvs = parsePDataTfPieces(pieces[0]);
   expect(pdvs?.map((p) => [p.getPresentationContextId(), p.isCommand(), p.isLastFragment()])).toEqual([[1, true, true], [1, false, false]]);

@@ -4,10 +4,10 @@
 // timeout, and a second A-ASSOCIATE-RQ inside an open association was accepted. PduGate checks each 6-byte PDU
 // header (type, length) against PS3.8 9 and the state machine of PS3.8 9.2 (which PDU may come when) before any of
 // its body is kept, reports the first violation so the caller can send A-ABORT and close the socket at once, and
-// hands back complete PDUs (a PDU inside one TCP chunk is a view of it, not a copy). parsePDataTf() reads the
-// PDVs of a P-DATA-TF the same way, without copying their values. pushPieces() hands a PDU that spans TCP chunks
-// back as the list of its pieces instead of one copied buffer, and parsePDataTfPieces() reads PDVs from such a
-// list: a data set fragment then reaches the spool as views of the socket's chunks, never copied on the way.
+// hands back complete PDUs, each as the list of its pieces: a view of the TCP chunk it lies in, or views of the
+// chunks it spans, never one copied buffer. parsePDataTfPieces() reads the PDVs of a P-DATA-TF from such a list
+// (parsePDataTf() from one buffer) without copying their values: a data set fragment reaches the spool as views of
+// the socket's chunks.
 
 /** PDU types (PS3.8 9.3.1). */
 export const PduType = { AssociateRq: 0x01, AssociateAc: 0x02, AssociateRj: 0x03, PDataTf: 0x04, ReleaseRq: 0x05, ReleaseRp: 0x06, Abort: 0x07 } as const;
@@ -101,7 +101,7 @@ export function parsePDataTf(pdu: Buffer): Pdv[] | undefined {
   return pdvs.length > 0 ? pdvs : undefined;
 }
 
-/** A PDU as pushPieces() hands it back: its bytes in order, header first, as views of the socket's chunks. */
+/** A PDU as PduGate.push() hands it back: its bytes in order, header first, as views of the socket's chunks. */
 export type PduPieces = Buffer[];
 
 /**
@@ -145,8 +145,8 @@ export function parsePDataTfPieces(pieces: PduPieces): Pdv[] | undefined {
 }
 
 export interface Framed {
-  /** Complete PDUs, header included, in arrival order. */
-  pdus: Buffer[];
+  /** Complete PDUs, header included, in arrival order, each as its pieces (views of the chunks it came in). */
+  pdus: PduPieces[];
   /** The first violation, after which nothing more is framed. */
   violation?: Violation;
 }
@@ -175,15 +175,11 @@ export class PduGate {
     this.phase = 'closing';
   }
 
-  /** Frames the PDUs in `chunk` (with what came before), checking each header before its body is kept. */
+  /**
+   * Frames the PDUs in `chunk` (with what came before), checking each header before its body is kept. Each PDU is
+   * handed back as its pieces, never copied: one view when it lies in one chunk.
+   */
   push(chunk: Buffer): Framed {
-    const { pdus, violation } = this.pushPieces(chunk);
-    const whole = pdus.map((parts) => (parts.length === 1 ? parts[0] : Buffer.concat(parts)));
-    return violation ? { pdus: whole, violation } : { pdus: whole };
-  }
-
-  /** push(), with each PDU handed back as its pieces (views of the chunks it came in), never copied. */
-  pushPieces(chunk: Buffer): { pdus: PduPieces[]; violation?: Violation } {
     const pdus: PduPieces[] = [];
     let pos = 0;
     while (pos < chunk.length && !this.violated) {

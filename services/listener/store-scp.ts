@@ -188,7 +188,7 @@ export class StoreScp extends Scp {
     socket.removeAllListeners('data');
     socket.on('data', (chunk: Buffer) => {
       if (this.violated) return;
-      const { pdus, violation } = this.gate.pushPieces(chunk);
+      const { pdus, violation } = this.gate.push(chunk);
       for (const pdu of pdus) this.receivePdu(pdu);
       if (violation) this.protocolAbort(violation.label, violation.reason, violation.detail);
     });

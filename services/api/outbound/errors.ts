@@ -27,6 +27,9 @@ export class PermanentDeliveryError extends Error {
   }
 }
 
+/** Reason code (dead letter, metrics) of a delivery whose stored result is not JSON or not a StudyResult. */
+export const RESULT_UNREADABLE = 'result-unreadable';
+
 /** Not a failure: this result is not for this adapter after all (found out only when the job runs). */
 export class SkipDelivery extends Error {
   override name = 'SkipDelivery';

@@ -1,7 +1,7 @@
 // Prometheus metrics of the outbound adapters, registered on the Registry the process passes in (no global
 // default registry). Labels are bounded: adapter names and short reason codes, never UIDs.
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type { Adapter } from './errors';
+import { RESULT_UNREADABLE, type Adapter } from './errors';
 
 export interface OutboundMetrics {
   sent: Counter<'adapter'>;
@@ -30,12 +30,12 @@ const PERMANENT_OTHER = 'permanent-other';
  * neurotriage_outbound_failed_total.
  */
 export const OUTBOUND_DEAD_LETTER_REASONS: Record<Adapter, readonly string[]> = {
-  hl7: [RETRIES_EXHAUSTED, 'result-unreadable', 'ack-AR', 'ack-CR', 'no-accession', 'bad-score', PERMANENT_OTHER],
+  hl7: [RETRIES_EXHAUSTED, RESULT_UNREADABLE, 'ack-AR', 'ack-CR', 'no-accession', 'bad-score', PERMANENT_OTHER],
   sr: [
-    RETRIES_EXHAUSTED, 'result-unreadable', 'association-rejected', 'dimse-0x0122', 'dimse-0x0124', 'dimse-0xA9xx', 'dimse-0xCxxx', 'dimse-refused',
+    RETRIES_EXHAUSTED, RESULT_UNREADABLE, 'association-rejected', 'dimse-0x0122', 'dimse-0x0124', 'dimse-0xA9xx', 'dimse-0xCxxx', 'dimse-refused',
     'source-missing', 'source-mismatch', 'source-corrupt', PERMANENT_OTHER,
   ],
-  webhook: [RETRIES_EXHAUSTED, 'result-unreadable', 'http-3xx', 'http-4xx', PERMANENT_OTHER],
+  webhook: [RETRIES_EXHAUSTED, RESULT_UNREADABLE, 'http-3xx', 'http-4xx', PERMANENT_OTHER],
 };
 
 /** The reason label of a dead letter: retries-exhausted, or the permanent failure's code mapped into OUTBOUND_DEAD_LETTER_REASONS. */

@@ -20,7 +20,7 @@ import { softwareVersion } from '../../../shared/version';
 import { parseResult, UNREADABLE } from '../store';
 import { createHl7Adapter, createSrAdapter, createWebhookAdapter, type OutboundAdapter } from './adapters';
 import type { OutboundConfig } from './config';
-import { asDeliveryError, isPermanent, PermanentDeliveryError, reasonOf, SkipDelivery, type Adapter } from './errors';
+import { asDeliveryError, isPermanent, PermanentDeliveryError, reasonOf, RESULT_UNREADABLE, SkipDelivery, type Adapter } from './errors';
 import { deliveryKey, resultKey } from './idempotency';
 import { createOutboundMetrics, deadLetterReason, type OutboundMetrics } from './metrics';
 
@@ -109,9 +109,6 @@ export interface Outbound {
   queue(adapter: Adapter): Queue<OutboundJobData>;
   deadLetterQueue(adapter: Adapter): Queue<DeadLetterData>;
 }
-
-/** Reason code (dead letter, metrics) of a delivery whose stored result is not JSON or not a StudyResult. */
-export const RESULT_UNREADABLE = 'result-unreadable';
 
 /**
  * The study's stored result, or null when there is none. One that cannot be read (a write cut off, a hand edit,

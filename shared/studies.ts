@@ -2,6 +2,7 @@
 // instances are stored, the Redis keys that record them, the study job on BullMQ and the study's life.
 // Only UIDs, storage keys and counts cross this boundary: never a patient name, ID or birth date.
 import path from 'node:path';
+import type { JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 
 /** BullMQ queue the listener fills with one job per completed study. */
@@ -13,6 +14,17 @@ export const SCORE_STUDY_JOB = 'score-study';
  * result (StudyJobData.resultVersion) is still the study's latest, the result is made final (docs/worker.md).
  */
 export const FINALISE_STUDY_JOB = 'finalise-study';
+/**
+ * How a study job is retried and kept, whoever queues it (the listener on arrival, the API when an administrator
+ * asks for a study to be scored again): 3 attempts 10 s, 20 s apart, the last 1,000 done and 5,000 failed kept.
+ */
+export type StudyJobOptions = Pick<JobsOptions, 'attempts' | 'backoff' | 'removeOnComplete' | 'removeOnFail'>;
+export const STUDY_JOB_OPTIONS: StudyJobOptions = {
+  attempts: 3,
+  backoff: { type: 'exponential', delay: 10_000 },
+  removeOnComplete: { count: 1000 },
+  removeOnFail: { count: 5000 },
+};
 /** Permanently failed study jobs are copied here with their reason. */
 export const STUDY_DEAD_LETTER_QUEUE = 'studies-dead-letter';
 

@@ -2,6 +2,7 @@
 // embedder, clock): no side effects on import, nothing global, so tests build as many as they like and drive
 // them with app.inject() or listen(0). main.ts wires the real process.
 import path from 'node:path';
+import { Queue } from 'bullmq';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
@@ -34,7 +35,9 @@ import { searchRoutes } from './routes/search';
 import { studyRoutes } from './routes/studies';
 import { worklistRoutes } from './routes/worklist';
 import { trustProxy, type ApiSettings, type ApiToken } from './settings';
+import { createRescorer } from './rescore';
 import { createStudyStore } from './store';
+import { STUDY_QUEUE, type StudyJobData } from '../../shared/studies';
 
 export interface ModelStatus {
   loaded: boolean;
@@ -179,6 +182,10 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   app.decorate('calibration', calibration);
   app.addHook('onReady', () => calibration.start());
   app.addHook('onClose', () => calibration.close());
+  // The listener's study queue, for administrators' "score again" (rescore.ts); on the API's own connection.
+  const studyQueue = new Queue<StudyJobData>(STUDY_QUEUE, { connection: deps.redis });
+  studyQueue.on('error', (err) => deps.logger.warn({ err: err.message }, 'study queue: redis error'));
+  app.addHook('onClose', () => studyQueue.close());
 
   // Order matters: problems and the rate limiter before auth (both hook routes as they are added), then
   // shared decorations, then the routes.
@@ -220,6 +227,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(worklistRoutes, { store });
   await app.register(studyRoutes, {
     store, redis: deps.redis, embed, modelStatus: deps.modelStatus, mentionSimilarity: deps.settings.API_REPORT_MENTION_SIMILARITY,
+    rescorer: createRescorer({ redis: deps.redis, queue: studyQueue, clock: deps.clock }),
   });
   await app.register(imageRoutes, { images: createKeyImageStore({ redis: deps.redis, dataDir: dataDir(deps.config) }) });
   await app.register(searchRoutes, { store, embed, modelStatus: deps.modelStatus });

@@ -181,6 +181,15 @@ export const StudiesResponse = Type.Object({
   ),
 });
 
+/** POST /api/v1/studies/:uid/rescore: the study's new job (202). */
+export const RescoreResponse = Type.Object({
+  StudyInstanceUID: Type.String(),
+  status: Type.Literal('queued'),
+  jobId: Type.String(),
+  /** The study's status before: failed, unsupported, scored (a new model bundle, an unreadable result)... */
+  previousStatus: Type.Union([StatusSchema, Type.Null()]),
+});
+
 export const StudyResponse = Type.Object({
   StudyInstanceUID: Type.String(),
   status: Type.Union([StatusSchema, Type.Null()]),

@@ -4,15 +4,17 @@
 // after STUDY_QUIET_SECONDS without new instances, whichever listener received them and across restarts.
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { JobsOptions, Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import {
   isUid,
   keys,
   PURGE_FENCE_MS,
   PURGING_FIELD,
   SCORE_STUDY_JOB,
+  STUDY_JOB_OPTIONS,
   studyStorageKey,
   type StudyJobData,
+  type StudyJobOptions,
 } from '../../shared/studies';
 import { recordRefusal, type RecordOutcome, type Refusal } from '../../shared/refusals';
 import { BackendUnavailableError, StudyPurgingError } from './errors';
@@ -90,7 +92,7 @@ export interface StudyAssemblerOptions {
   /** Called when a background schedule failed; the study stays pending and is retried. */
   onScheduleError?: (StudyInstanceUID: string, err: Error) => void;
   /** Study job retry policy; the worker may fail a job permanently with UnrecoverableError. */
-  jobOptions?: Pick<JobsOptions, 'attempts' | 'backoff' | 'removeOnComplete' | 'removeOnFail'>;
+  jobOptions?: StudyJobOptions;
   onScheduled?: (trigger: ScheduleTrigger) => void;
   /**
    * Let an arrival skip its add when this process added the study's delayed job less than `slack` ago (see
@@ -107,13 +109,6 @@ export interface StudyAssemblerOptions {
 export function scheduleSlackMs(quietMs: number): number {
   return Math.min(1000, Math.floor(quietMs / 4));
 }
-
-const DEFAULT_JOB_OPTIONS: StudyAssemblerOptions['jobOptions'] = {
-  attempts: 3,
-  backoff: { type: 'exponential', delay: 10_000 },
-  removeOnComplete: { count: 1000 },
-  removeOnFail: { count: 5000 },
-};
 
 function backendError(err: unknown): BackendUnavailableError {
   return new BackendUnavailableError(`redis: ${(err as Error).message}`, { cause: err });
@@ -248,7 +243,7 @@ export class StudyAssembler {
     const startedAt = Date.now();
     try {
       const job = await this.options.queue.add(SCORE_STUDY_JOB, data, {
-        ...(this.options.jobOptions ?? DEFAULT_JOB_OPTIONS),
+        ...(this.options.jobOptions ?? STUDY_JOB_OPTIONS),
         jobId,
         delay: delayMs ?? this.options.quietMs + this.slackMs,
         deduplication: { id: StudyInstanceUID, extend: true, replace: true, keepLastIfActive: followActive },

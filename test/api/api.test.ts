@@ -926,7 +926,7 @@ describe('embedding routes (deterministic hash embedder, not the model)', () => 
     expect(body.items.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID)).not.toContain(BLEED);
     const score = await app.inject({ method: 'POST', url: `/api/v1/studies/${BLEED}/score`, headers: READER, payload: { text: 'haemorrhage' } });
     expect(score.statusCode).toBe(409);
-    expect(score.json().detail).toContain('re-score');
+    expect(score.json().detail).toContain(`score the study again first (POST /api/v1/studies/${BLEED}/rescore`);
   });
 
   test('ad-hoc score refuses text the model cannot read (422, as saved queries) and warns on a misspelling', async () => {

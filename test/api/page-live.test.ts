@@ -1,15 +1,17 @@
 // The worklist page's live-update state in real headless Chromium against the real app on listen(0) with a real
 // Redis: a stream refused for the per-user cap (429 with Retry-After) is retried no sooner than Retry-After and the
 // page says why, while the list still loads; 503, 403 and 401 answers from the stream; and the studies left off
-// the list because their stored result is unreadable (counted for everyone, their UIDs for an admin). The page's
+// the list because their stored result is unreadable (counted for everyone, their UIDs for an admin), and an
+// admin's "Score again" on those and on a study that was not triaged (a real job on the real queue). The page's
 // clock is Playwright's fake one where the test waits out a Retry-After.
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
+import { Queue } from 'bullmq';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { connectRedis } from '../../shared/redis';
 import { resultKeys, worklistScore } from '../../shared/results';
-import { keys } from '../../shared/studies';
+import { keys, STUDY_QUEUE } from '../../shared/studies';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { launchChromium } from '../helpers/browser';
 import { TOKENS, testDeps, writeResult } from './helpers';
@@ -154,6 +156,52 @@ test('studies whose result cannot be read are counted in the header; their UIDs 
   await reader.page.locator('#count', { hasText: '1 not shown (result unreadable)' }).waitFor();
   expect(await reader.page.locator('#unreadable').isHidden()).toBe(true);
   expect(await reader.page.content()).not.toContain(UNREADABLE);
+});
+
+test('an admin has a study that was not triaged, or whose result cannot be read, scored again from the page; a reader has no such button', async () => {
+  const FAILED = uid(91);
+  await redis.multi()
+    .hset(keys.study(FAILED), { status: 'failed', firstReceivedAt: Date.now() - 60_000, lastReceivedAt: Date.now() - 60_000, failureReason: 'study-missing: no stored instance', instances: 1, AccessionNumber: 'A24-20091' })
+    .zadd(keys.untriagedStudies(), Date.now() - 60_000, FAILED)
+    .hset(keys.studyInstances(FAILED), `${FAILED}.1.1`, `store/${FAILED}/${FAILED}.1/${FAILED}.1.1.dcm`)
+    .hset(keys.studyInstances(UNREADABLE), `${UNREADABLE}.1.1`, `store/${UNREADABLE}/${UNREADABLE}.1/${UNREADABLE}.1.1.dcm`)
+    .exec();
+  const queue = new Queue(STUDY_QUEUE, { connection: redis });
+  try {
+    const reader = await tab(TOKENS[0].token);
+    await reader.page.locator('#untriaged tbody tr').waitFor();
+    expect(await reader.page.locator('button', { hasText: 'Score again' }).count()).toBe(0);
+    expect(await reader.page.locator('#untriaged-actions').isHidden()).toBe(true);
+
+    const admin = await tab(TOKENS[1].token);
+    await admin.page.locator('#untriaged tbody tr').waitFor();
+    expect(await admin.page.locator('#untriaged-actions').isHidden()).toBe(false);
+    await admin.page.getByRole('button', { name: 'Score study A24-20091 again' }).click();
+    await admin.page.locator('#rescored', { hasText: 'Study A24-20091 is queued to be scored again.' }).waitFor();
+    // It leaves "Not triaged" for "being scored"; keyboard focus goes to the message, not to the top of the page.
+    await admin.page.locator('#untriaged').waitFor({ state: 'hidden' });
+    expect(await admin.page.locator('#count').textContent()).toContain('· 1 being scored');
+    expect(await admin.page.evaluate('document.activeElement.id')).toBe('rescored');
+    expect(await redis.hget(keys.study(FAILED), 'status')).toBe('queued');
+
+    await admin.page.locator('#unreadable summary').click();
+    const unreadable = admin.page.getByRole('button', { name: `Score study ${UNREADABLE} again` });
+    await unreadable.click();
+    await admin.page.locator('#rescored', { hasText: `Study …${UNREADABLE.slice(-12)} is queued to be scored again.` }).waitFor();
+    // Asked again while its job waits for a worker: the page says why nothing more was done.
+    await unreadable.click();
+    await admin.page.locator('#notice', { hasText: `study ${UNREADABLE} already has a job` }).waitFor();
+    expect((await queue.getWaiting()).map((j) => j.data.StudyInstanceUID).sort()).toEqual([UNREADABLE, FAILED].sort());
+  } finally {
+    await queue.obliterate({ force: true });
+    await queue.close();
+    await redis.multi()
+      .del(keys.study(FAILED), keys.studyInstances(FAILED), keys.studyInstances(UNREADABLE))
+      .zrem(keys.untriagedStudies(), FAILED)
+      .srem(keys.pendingStudies(), FAILED, UNREADABLE)
+      .hset(keys.study(UNREADABLE), 'status', 'scored')
+      .exec();
+  }
 });
 
 test('a stream silent past its heartbeats (a tab that slept, a dropped connection) is opened again, and the list reloaded', async () => {

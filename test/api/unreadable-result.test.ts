@@ -90,7 +90,7 @@ test.each([
   expect(res.statusCode).toBe(500);
   expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
   expect(res.json().detail).toBe(
-    `the stored result of study ${uid} is unreadable (not JSON, or not in the format this API reads); score the study again (docs/operations.md, NeurotriageDeadLettersGrowing step 3)`,
+    `the stored result of study ${uid} is unreadable (not JSON, or not in the format this API reads); score the study again (POST /api/v1/studies/${uid}/rescore, or "Score again" on the worklist page)`,
   );
 });
 

@@ -12,7 +12,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 
 export type AuditAction =
-  | 'worklist.read' | 'studies.read' | 'study.read' | 'study.score' | 'study.report-check' | 'search'
+  | 'worklist.read' | 'studies.read' | 'study.read' | 'study.score' | 'study.report-check' | 'study.rescore' | 'search'
   | 'events.subscribe' | 'queries.read' | 'query.create' | 'query.update' | 'query.restore' | 'query.delete' | 'query.calibrate' | 'text-check'
   | 'decision.read' | 'audit.export'
   | 'report.create' | 'study.report.read' | 'reports.held.read' | 'reports.rejected.read' | 'report.rejected.read'
@@ -39,7 +39,7 @@ export interface AuditEntry {
   /**
    * What the report intake did: matched, held, duplicate, superseded, or the rejection reason code; for
    * access.denied why: no-token, invalid-token (401) or role (403); for query.delete what it did: deleted,
-   * disabled (a bundle default turned off) or restored-default.
+   * disabled (a bundle default turned off) or restored-default; for study.rescore the study's status before it.
    */
   outcome?: string;
   /** access.denied: the method and route template refused (never the URL with its query string). */

@@ -257,7 +257,37 @@ function untriagedRow(s) {
     el('td', {}, el('button', { type: 'button', class: 'link', text: s.AccessionNumber || `…${s.StudyInstanceUID.slice(-12)}`, 'aria-label': `Open study ${s.AccessionNumber || s.StudyInstanceUID}`, onclick: (e) => { e.stopPropagation(); open(); } })),
     el('td', { text: s.reason || '–' }),
     el('td', { class: 'num', text: String(s.instances) }),
+    isAdmin() ? el('td', {}, scoreAgainButton(s.StudyInstanceUID, s.AccessionNumber)) : null,
   );
+}
+
+const isAdmin = () => state.user?.role === 'admin';
+
+/**
+ * An administrator's "Score again" (POST …/rescore): once the cause of a failure is fixed, or for a result that
+ * cannot be read. The study then leaves "Not triaged" for "being scored"; the outcome is announced in #rescored
+ * (a 409 or 410 detail says why not, e.g. retention deleted the images: send the study again from the PACS).
+ */
+function scoreAgainButton(uid, accession) {
+  const name = accession || `…${uid.slice(-12)}`;
+  const button = el('button', { type: 'button', class: 'quiet', text: 'Score again', 'aria-label': `Score study ${accession || uid} again` });
+  button.onclick = async (e) => {
+    e.stopPropagation();
+    button.disabled = true;
+    try {
+      await api(`/api/v1/studies/${encodeURIComponent(uid)}/rescore`, { method: 'POST' });
+      $('#rescored').textContent = `Study ${name} is queued to be scored again.`;
+      await refreshWorklist();
+      // Its row has gone from the list: keyboard focus goes to the message rather than to the top of the page.
+      if (!button.isConnected) $('#rescored').focus();
+    } catch (err) {
+      $('#rescored').textContent = '';
+      report(err);
+    } finally {
+      button.disabled = false;
+    }
+  };
+  return button;
 }
 
 const PAGE = 100;
@@ -274,17 +304,18 @@ function worklistQuery(limit, cursor) {
 }
 
 /**
- * Replaces a table body's rows, keeping keyboard focus: a control focused in a row before the refresh is focused
- * again in that study's new row (a live worklist rebuilt every minute must not throw the reader back to the page).
+ * Replaces a table body's rows (or a list's items), keeping keyboard focus: a control focused in a row before the
+ * refresh is focused again in that study's new row (a live worklist rebuilt every minute must not throw the reader
+ * back to the page). Rows carry their study's UID in data-uid.
  */
 function replaceRows(body, rows) {
   const focused = document.activeElement;
-  const uid = focused && body.contains(focused) ? focused.closest('tr')?.dataset.uid : null;
+  const uid = focused && body.contains(focused) ? focused.closest('[data-uid]')?.dataset.uid : null;
   const label = focused?.getAttribute?.('aria-label');
   const tag = focused?.tagName;
   body.replaceChildren(...rows);
   if (!uid) return;
-  const tr = [...body.querySelectorAll('tr')].find((r) => r.dataset.uid === uid);
+  const tr = [...body.children].find((r) => r.dataset.uid === uid);
   const again = tr && ([...tr.querySelectorAll(tag || 'button')].find((e) => e.getAttribute('aria-label') === label) || tr.querySelector('button, a, [tabindex]'));
   again?.focus();
 }
@@ -327,6 +358,7 @@ async function refreshWorklist() {
   $('#count').textContent = `${page.items.length}${page.nextCursor ? '+' : ''} studies · ${stat} STAT${inFlight ? ` · ${atLimit(inFlight)} being scored` : ''}${untriaged.length ? ` · ${atLimit(untriaged.length)} not triaged` : ''}${unreadable.length ? ` · ${unreadable.length} not shown (result unreadable): tell the administrator` : ''}`;
   showUnreadable(unreadable);
   replaceRows($('#untriaged tbody'), untriaged.map(untriagedRow));
+  $('#untriaged-actions').hidden = !isAdmin();
   $('#untriaged').hidden = untriaged.length === 0;
 }
 
@@ -335,10 +367,10 @@ async function refreshWorklist() {
  * score again; folded away, and kept open or closed across refreshes (the element stays, its list is replaced).
  */
 function showUnreadable(uids) {
-  const shown = state.user?.role === 'admin' ? uids : [];
+  const shown = isAdmin() ? uids : [];
   $('#unreadable').hidden = shown.length === 0;
   $('#unreadable-count').textContent = String(shown.length);
-  $('#unreadable ul').replaceChildren(...shown.map((u) => el('li', {}, el('code', { text: u }))));
+  replaceRows($('#unreadable ul'), shown.map((u) => el('li', { 'data-uid': u }, el('code', { text: u }), ' ', scoreAgainButton(u))));
 }
 
 let refreshTimer = null;

@@ -1,5 +1,6 @@
 // One study: its status through its life and result (GET), ad-hoc scoring of any sentence against its stored
-// image vectors (POST …/score) and the draft-report check (POST …/report-check). Each read is audited.
+// image vectors (POST …/score), the draft-report check (POST …/report-check) and, for administrators, scoring it
+// again from its stored instances (POST …/rescore). Each read is audited.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Redis } from 'ioredis';
@@ -14,13 +15,15 @@ import { assertUsable, mentionSimilarity, misreadWarning } from '../language';
 import { assertFreeText, sameSentence } from '../free-text';
 import { HttpProblem } from '../plugins/problems';
 import { checkReport, type EmbedText } from '../report-check';
-import { ReportCheckBody, ReportCheckResponse, ScoreBody, ScoreResponse, StudiesQuery, StudiesResponse, StudyResponse, UidParams, problems } from '../schemas';
+import { RescoreResponse, ReportCheckBody, ReportCheckResponse, ScoreBody, ScoreResponse, StudiesQuery, StudiesResponse, StudyResponse, UidParams, problems } from '../schemas';
+import type { Rescorer } from '../rescore';
 import { UnreadableResultError, type StudyStore } from '../store';
 import { DimensionMismatchError, cosine, studyCosine, type StudyVectors } from '../vectors';
 
 export interface StudyRouteOptions {
   store: StudyStore;
   redis: Redis;
+  rescorer: Rescorer;
   embed: EmbedText;
   modelStatus: () => ModelStatus;
   /** API_REPORT_MENTION_SIMILARITY when the site set it (else the bundle's value, else 0.6). */
@@ -33,7 +36,7 @@ export function assertSameModel(result: StudyResult, model: ModelStatus): void {
   if (result.model.bundleId !== model.bundleId || result.model.version !== model.version) {
     throw new HttpProblem(
       409,
-      `study ${result.StudyInstanceUID} was scored with model ${result.model.bundleId} ${result.model.version} but this API runs ${model.bundleId} ${model.version}; re-score the study first`,
+      `study ${result.StudyInstanceUID} was scored with model ${result.model.bundleId} ${result.model.version} but this API runs ${model.bundleId} ${model.version}; score the study again first (POST /api/v1/studies/${result.StudyInstanceUID}/rescore, an administrator's)`,
     );
   }
 }
@@ -52,7 +55,7 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
       if (!(err instanceof UnreadableResultError)) throw err;
       throw new HttpProblem(
         500,
-        `${err.message} (not JSON, or not in the format this API reads); score the study again (docs/operations.md, NeurotriageDeadLettersGrowing step 3)`,
+        `${err.message} (not JSON, or not in the format this API reads); score the study again (POST /api/v1/studies/${uid}/rescore, or "Score again" on the worklist page)`,
       );
     }
   }
@@ -65,7 +68,7 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
     }
     assertSameModel(result, opts.modelStatus());
     const vectors = await opts.store.vectors(uid);
-    if (!vectors) throw new HttpProblem(409, `study ${uid} has a result but no stored image vectors; re-score it`);
+    if (!vectors) throw new HttpProblem(409, `study ${uid} has a result but no stored image vectors; score it again (POST /api/v1/studies/${uid}/rescore, an administrator's)`);
     return { result, vectors };
   }
 
@@ -181,6 +184,39 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
         if (err instanceof DimensionMismatchError) throw new HttpProblem(409, err.message);
         throw err;
       }
+    },
+  );
+
+  app.post(
+    '/api/v1/studies/:StudyInstanceUID/rescore',
+    {
+      config: { role: 'admin' },
+      schema: {
+        tags: ['studies'],
+        summary: 'Score a study again from its stored instances (administrators)',
+        description: 'After the cause of a failure is fixed, for a stored result that cannot be read, or for a study scored by an earlier model bundle. See docs/api.md "Scoring a study again".',
+        params: UidParams, response: { 202: RescoreResponse, 409: problems[404], 410: problems[404], ...problems },
+      },
+    },
+    async (request, reply) => {
+      const uid = request.params.StudyInstanceUID;
+      const out = await opts.rescorer.rescore(uid);
+      const resend = 'send the study again from the PACS, which stores and scores it again';
+      switch (out.outcome) {
+        case 'not-received':
+          throw new HttpProblem(404, `no study ${uid} has been received`);
+        case 'no-instances':
+          throw new HttpProblem(409, `study ${uid} has no stored instances to score (every one was refused at intake, or their records are gone); ${resend}`);
+        case 'purging':
+          throw new HttpProblem(409, `retention is deleting the stored instances of study ${uid} now; ${resend}`);
+        case 'purged':
+          throw new HttpProblem(410, `the instances of study ${uid} are no longer stored: retention deleted them on ${new Date(out.at).toISOString()} (RETENTION_DAYS); ${resend}`);
+        case 'already-queued':
+          throw new HttpProblem(409, `study ${uid} already has a job (${out.jobId}, study status ${out.status ?? 'unknown'}): it is scored when that job runs`);
+      }
+      await app.audit(request, 'study.rescore', { StudyInstanceUID: uid, outcome: out.previousStatus ?? 'none' });
+      request.log.info({ StudyInstanceUID: uid, jobId: out.jobId, previousStatus: out.previousStatus }, 'study queued to be scored again');
+      return reply.code(202).send({ StudyInstanceUID: uid, status: 'queued' as const, jobId: out.jobId, previousStatus: out.previousStatus });
     },
   );
 }

@@ -1,0 +1,92 @@
+// Scoring a study again from its stored instances, when an administrator asks (POST
+// /api/v1/studies/:uid/rescore): after the cause of a failure is fixed, for a result that cannot be read, or for a
+// study scored by an earlier model bundle. The job is the listener's own (shared/studies.ts: same data, options and
+// deduplication on the StudyInstanceUID), so a study never has two jobs and the worker cannot tell the difference;
+// the new result is a new result version, delivered by outbound as any other. What retention deleted cannot be
+// scored again here: the PACS must send the study again.
+import { randomUUID } from 'node:crypto';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  keys,
+  PURGE_FENCE_MS,
+  PURGED_FIELD,
+  PURGING_FIELD,
+  SCORE_STUDY_JOB,
+  STUDY_JOB_OPTIONS,
+  studyStorageKey,
+  type StudyJobData,
+  type StudyStatus,
+} from '../../shared/studies';
+
+export type RescoreOutcome =
+  | { outcome: 'queued'; jobId: string; previousStatus: StudyStatus | null }
+  /** A job already holds the study (waiting out the quiet period, queued or being scored): nothing added. */
+  | { outcome: 'already-queued'; jobId: string; status: StudyStatus | null }
+  | { outcome: 'not-received' }
+  /** No instance recorded (every one refused at intake, or the records are gone). */
+  | { outcome: 'no-instances' }
+  /** Retention deleted the instances at `at` (ms epoch). */
+  | { outcome: 'purged'; at: number }
+  /** Retention is deleting them now. */
+  | { outcome: 'purging' };
+
+/**
+ * Checks the study can be scored from what is stored and, when it can, puts it in the pending set first: retention
+ * leaves pending studies alone, and should the job be lost the listener re-queues the study at its next start.
+ * KEYS: study hash, instances hash, pending set. ARGV: StudyInstanceUID, now (ms), purged field, purging field,
+ * purge fence (ms). Returns { verdict, status }.
+ */
+const PREPARE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'not-received', ''} end
+local h = redis.call('HMGET', KEYS[1], 'status', ARGV[3], ARGV[4])
+local status = h[1] or ''
+if h[2] then return {'purged', h[2]} end
+local purging = tonumber(h[3])
+if purging and tonumber(ARGV[2]) - purging < tonumber(ARGV[5]) then return {'purging', status} end
+if redis.call('HLEN', KEYS[2]) == 0 then return {'no-instances', status} end
+redis.call('SADD', KEYS[3], ARGV[1])
+return {'ok', status}
+`;
+
+/**
+ * The study is 'queued' under the new job, unless a worker has picked the job up already ('scoring': its own
+ * status wins). KEYS: study hash. ARGV: now (ms), job id.
+ */
+const MARK_QUEUED = `
+if redis.call('HGET', KEYS[1], 'status') == 'scoring' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'statusAt', ARGV[1], 'queuedAt', ARGV[1], 'jobId', ARGV[2])
+return 1
+`;
+
+export interface Rescorer {
+  rescore(StudyInstanceUID: string): Promise<RescoreOutcome>;
+}
+
+export function createRescorer(deps: { redis: Redis; queue: Queue<StudyJobData>; clock?: () => number }): Rescorer {
+  const now = deps.clock ?? Date.now;
+  return {
+    async rescore(uid) {
+      const [verdict, detail] = (await deps.redis.eval(
+        PREPARE, 3, keys.study(uid), keys.studyInstances(uid), keys.pendingStudies(),
+        uid, String(now()), PURGED_FIELD, PURGING_FIELD, String(PURGE_FENCE_MS),
+      )) as [string, string];
+      const status = (detail || null) as StudyStatus | null;
+      if (verdict === 'not-received') return { outcome: 'not-received' };
+      if (verdict === 'purged') return { outcome: 'purged', at: Number(detail) };
+      if (verdict === 'purging') return { outcome: 'purging' };
+      if (verdict === 'no-instances') return { outcome: 'no-instances' };
+      const jobId = `study-${randomUUID()}`;
+      const job = await deps.queue.add(
+        SCORE_STUDY_JOB,
+        { StudyInstanceUID: uid, storageKey: studyStorageKey(uid), traceId: randomUUID() },
+        // No delay: the study is complete. The listener's deduplication id, without replace: an existing job (a
+        // quiet period still running, a job waiting or active) is left as it is and reported.
+        { ...STUDY_JOB_OPTIONS, jobId, deduplication: { id: uid } },
+      );
+      if (job.id !== jobId) return { outcome: 'already-queued', jobId: String(job.id), status };
+      await deps.redis.eval(MARK_QUEUED, 1, keys.study(uid), String(now()), jobId);
+      return { outcome: 'queued', jobId, previousStatus: status };
+    },
+  };
+}

@@ -6,15 +6,14 @@
 // in the pending set: only studies idle on both counts since the cutoff are touched. While a study's folder is
 // deleted it carries a purge mark (PURGING_FIELD) that makes the listener refuse its C-STOREs with A700, so an
 // instance sent meanwhile is never acknowledged and then deleted; the PACS sends it again after the run.
-import { existsSync } from 'node:fs';
 import { rm, stat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Redis } from 'ioredis';
-import { ConfigError, dataDir, exitOnStartFailure, loadConfig, loadSection, settingsSource } from '../shared/config';
+import { dataDir, exitOnStartFailure, loadConfig, loadSection, settingsSource } from '../shared/config';
 import { createLogger, type Logger } from '../shared/logger';
-import { connectRedis } from '../shared/redis';
+import { connectToolRedis } from '../shared/tool-redis';
 import { resultKeys, type StudyResult } from '../shared/results';
 import { keys, PURGE_FENCE_MS, PURGED_FIELD, PURGING_FIELD, scanStudyUids, studyStorageKey, type StudyStatus } from '../shared/studies';
 
@@ -169,8 +168,6 @@ export async function runRetention(deps: RetentionDeps): Promise<RetentionSummar
   return summary;
 }
 
-const REDIS_WAIT_MS = 10_000;
-
 const USAGE = `Usage: node dist/tools/retention.js [--dry-run]
 Deletes the stored DICOM instances of studies that finished more than RETENTION_DAYS ago (results stay).
 Reads REDIS_URL, DATA_DIR and RETENTION_DAYS from the environment or NEUROTRIAGE_CONFIG_FILE, like the services;
@@ -192,26 +189,9 @@ async function main(): Promise<void> {
   }
   const config = loadConfig();
   const settings = loadSection(RetentionSettingsSchema, RETENTION_DEFAULTS, settingsSource(process.env));
-  // Without REDIS_URL, the private Redis `npm start` runs under DATA_DIR (the one-machine install), if it is there.
-  const privateSocket = path.join(dataDir(config), 'redis', 'redis.sock');
-  const redisUrl = config.REDIS_URL || (existsSync(privateSocket) ? `unix://${privateSocket}` : '');
-  if (!redisUrl) throw new ConfigError([`REDIS_URL: retention needs the Redis the services use (none set, and no npm start Redis at ${privateSocket})`]);
   const log = createLogger('retention', config.LOG_LEVEL);
-  const redis = connectRedis(redisUrl, 'worker');
-  let lastError = '';
-  redis.on('error', (err) => {
-    lastError = err.message;
-  });
+  const redis = await connectToolRedis(config, 'retention', log, 'nothing deleted');
   try {
-    // A daily job: a Redis that does not answer fails this run (exit 1, the scheduler shows it) instead of waiting.
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`Redis not reachable within ${REDIS_WAIT_MS / 1000} s (${lastError || 'no answer'}): nothing deleted`)), REDIS_WAIT_MS);
-      redis.once('ready', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    redis.on('error', (err) => log.error({ err: err.message }, 'Redis connection error'));
     await runRetention({ redis, dataDir: dataDir(config), retentionDays: settings.RETENTION_DAYS, log, dryRun: values['dry-run'] });
   } finally {
     redis.disconnect();

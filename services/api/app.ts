@@ -35,7 +35,7 @@ import { searchRoutes } from './routes/search';
 import { studyRoutes } from './routes/studies';
 import { worklistRoutes } from './routes/worklist';
 import { trustProxy, type ApiSettings, type ApiToken } from './settings';
-import { createRescorer } from './rescore';
+import { createRescorer } from '../../shared/rescore';
 import { createStudyStore } from './store';
 import { STUDY_QUEUE, type StudyJobData } from '../../shared/studies';
 

@@ -16,7 +16,7 @@ import { assertFreeText, sameSentence } from '../free-text';
 import { HttpProblem } from '../plugins/problems';
 import { checkReport, type EmbedText } from '../report-check';
 import { RescoreResponse, ReportCheckBody, ReportCheckResponse, ScoreBody, ScoreResponse, StudiesQuery, StudiesResponse, StudyResponse, UidParams, problems } from '../schemas';
-import type { Rescorer } from '../rescore';
+import type { Rescorer } from '../../../shared/rescore';
 import { UnreadableResultError, type StudyStore } from '../store';
 import { DimensionMismatchError, cosine, studyCosine, type StudyVectors } from '../vectors';
 

@@ -1,6 +1,6 @@
 // Scoring a study again from its stored instances, when an administrator asks (POST
-// /api/v1/studies/:uid/rescore): after the cause of a failure is fixed, for a result that cannot be read, or for a
-// study scored by an earlier model bundle. The job is the listener's own (shared/studies.ts: same data, options and
+// /api/v1/studies/:uid/rescore, or tools/rescore.ts for many): after the cause of a failure is fixed, for a result
+// that cannot be read, or for a study scored by an earlier model bundle. The job is the listener's own (shared/studies.ts: same data, options and
 // deduplication on the StudyInstanceUID), so a study never has two jobs and the worker cannot tell the difference;
 // the new result is a new result version, delivered by outbound as any other. What retention deleted cannot be
 // scored again here: the PACS must send the study again.
@@ -17,7 +17,7 @@ import {
   studyStorageKey,
   type StudyJobData,
   type StudyStatus,
-} from '../../shared/studies';
+} from './studies';
 
 export type RescoreOutcome =
   | { outcome: 'queued'; jobId: string; previousStatus: StudyStatus | null }
@@ -59,14 +59,22 @@ redis.call('HSET', KEYS[1], 'status', 'queued', 'statusAt', ARGV[1], 'queuedAt',
 return 1
 `;
 
+export interface RescoreOptions {
+  /**
+   * BullMQ priority (1 = first of the prioritised; none = before every prioritised job, as new arrivals are queued).
+   * Bulk re-scores set one so that studies arriving meanwhile are scored first.
+   */
+  priority?: number;
+}
+
 export interface Rescorer {
-  rescore(StudyInstanceUID: string): Promise<RescoreOutcome>;
+  rescore(StudyInstanceUID: string, options?: RescoreOptions): Promise<RescoreOutcome>;
 }
 
 export function createRescorer(deps: { redis: Redis; queue: Queue<StudyJobData>; clock?: () => number }): Rescorer {
   const now = deps.clock ?? Date.now;
   return {
-    async rescore(uid) {
+    async rescore(uid, options = {}) {
       const [verdict, detail] = (await deps.redis.eval(
         PREPARE, 3, keys.study(uid), keys.studyInstances(uid), keys.pendingStudies(),
         uid, String(now()), PURGED_FIELD, PURGING_FIELD, String(PURGE_FENCE_MS),
@@ -82,7 +90,7 @@ export function createRescorer(deps: { redis: Redis; queue: Queue<StudyJobData>;
         { StudyInstanceUID: uid, storageKey: studyStorageKey(uid), traceId: randomUUID() },
         // No delay: the study is complete. The listener's deduplication id, without replace: an existing job (a
         // quiet period still running, a job waiting or active) is left as it is and reported.
-        { ...STUDY_JOB_OPTIONS, jobId, deduplication: { id: uid } },
+        { ...STUDY_JOB_OPTIONS, jobId, deduplication: { id: uid }, ...(options.priority ? { priority: options.priority } : {}) },
       );
       if (job.id !== jobId) return { outcome: 'already-queued', jobId: String(job.id), status };
       await deps.redis.eval(MARK_QUEUED, 1, keys.study(uid), String(now()), jobId);

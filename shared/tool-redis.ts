@@ -1,0 +1,37 @@
+// How the operator tools (retention, rescore) reach the services' Redis: REDIS_URL, or without it the private Redis
+// `npm start` runs under DATA_DIR (the one-machine install). A tool runs once, from cron or a shell: a Redis that
+// does not answer fails the run at once (exit 1, the scheduler shows it) instead of waiting for it.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import { ConfigError, dataDir, type Config } from './config';
+import type { Logger } from './logger';
+import { connectRedis } from './redis';
+
+const REDIS_WAIT_MS = 10_000;
+
+/** Connected and ready; `unanswered` ends the error message when Redis does not answer (e.g. "nothing deleted"). */
+export async function connectToolRedis(config: Pick<Config, 'REDIS_URL' | 'DATA_DIR'>, tool: string, log: Logger, unanswered: string): Promise<Redis> {
+  const privateSocket = path.join(dataDir(config), 'redis', 'redis.sock');
+  const redisUrl = config.REDIS_URL || (existsSync(privateSocket) ? `unix://${privateSocket}` : '');
+  if (!redisUrl) throw new ConfigError([`REDIS_URL: ${tool} needs the Redis the services use (none set, and no npm start Redis at ${privateSocket})`]);
+  const redis = connectRedis(redisUrl, 'worker');
+  let lastError = '';
+  redis.on('error', (err) => {
+    lastError = err.message;
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`Redis not reachable within ${REDIS_WAIT_MS / 1000} s (${lastError || 'no answer'}): ${unanswered}`)), REDIS_WAIT_MS);
+      redis.once('ready', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  }
+  redis.on('error', (err) => log.error({ err: err.message }, 'Redis connection error'));
+  return redis;
+}

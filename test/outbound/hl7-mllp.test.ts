@@ -272,6 +272,29 @@ test('a later result version of a study goes to the same order as a correction (
   expect(c.getAllSegments('NTE')[0].getField(3).toString()).toBe('Correction: result version 2 replaces version 1 for this order.');
 });
 
+test('a version the RIS never accepted is not corrected: the next one it gets is a first result, the one after corrects it', async () => {
+  const first = makeResult('URGENT', { resultVersion: 1 });
+  await writeResult(redis, first);
+  peer.reply = () => 'AR'; // refused: the RIS holds no result of this study
+  await outbound.enqueue(first);
+  expect(await finished(resultKey(first).jobId)).toBe('failed');
+  peer.reply = () => 'AA';
+  const second = { ...first, priority: 'STAT' as const, resultVersion: 2, scoredAt: first.scoredAt + 5000 };
+  await writeResult(redis, second);
+  await outbound.enqueue(second);
+  expect(await finished(resultKey(second).jobId)).toBe('completed');
+  const third = { ...second, priority: 'ROUTINE' as const, resultVersion: 3, scoredAt: second.scoredAt + 5000 };
+  await writeResult(redis, third);
+  await outbound.enqueue(third);
+  expect(await finished(resultKey(third).jobId)).toBe('completed');
+  const [v2] = messagesFor(resultKey(second).hl7ControlId);
+  const [v3] = messagesFor(resultKey(third).hl7ControlId);
+  expect(v2.getSegment('OBR')!.getField(25).toString()).toBe('P');
+  expect(v2.getAllSegments('NTE').map((n) => n.getField(3).toString()).join(' ')).not.toContain('Correction');
+  expect(v3.getSegment('OBR')!.getField(25).toString()).toBe('C');
+  expect(v3.getAllSegments('NTE')[0].getField(3).toString()).toBe('Correction: result version 3 replaces version 2 for this order.');
+});
+
 test('catch-up reads the window from the scoredAt index, not the whole worklist', async () => {
   const recent = makeResult('ROUTINE');
   const old = makeResult('ROUTINE', { scoredAt: Date.now() - 2 * 3600_000 });

@@ -7,6 +7,7 @@ import type { StudyResult } from '../../../shared/results';
 import type { Hl7Target, SrTarget, WebhookTarget } from './config';
 import { PermanentDeliveryError, RetryableDeliveryError, SkipDelivery, type Adapter } from './errors';
 import { ackOutcome, buildPriorityMessage, readAck } from './hl7/message';
+import { acceptedBefore, recordAccepted } from './hl7/accepted';
 import { MllpSender } from './hl7/mllp-sender';
 import { derivedUid, type DeliveryKey } from './idempotency';
 import { buildTriageSr, COMPREHENSIVE_3D_SR } from './sr/build-sr';
@@ -29,6 +30,8 @@ export interface OutboundAdapter {
 }
 
 export interface Hl7AdapterDeps {
+  /** Where the versions the RIS accepted are recorded (hl7/accepted.ts). */
+  redis: Redis;
   logger?: Logger;
   now?: () => number;
   /** Where to read the accession number from when a result lacks it (the stored instances). */
@@ -45,7 +48,7 @@ async function accessionFromSource(source: SourceStudyDeps, StudyInstanceUID: st
   }
 }
 
-export function createHl7Adapter(target: Hl7Target, deps: Hl7AdapterDeps = {}): OutboundAdapter {
+export function createHl7Adapter(target: Hl7Target, deps: Hl7AdapterDeps): OutboundAdapter {
   const sender = new MllpSender({ ...target, logger: deps.logger });
   const now = deps.now ?? Date.now;
   const { source } = deps;
@@ -57,7 +60,9 @@ export function createHl7Adapter(target: Hl7Target, deps: Hl7AdapterDeps = {}): 
     async deliver(result, key) {
       const AccessionNumber = result.AccessionNumber?.trim() || (source && (await accessionFromSource(source, result.StudyInstanceUID)));
       if (!AccessionNumber) throw new SkipDelivery('no-accession');
-      const message = buildPriorityMessage({ ...result, AccessionNumber }, target, { controlId: key.hl7ControlId, now: now() });
+      const version = result.resultVersion ?? 1;
+      const corrects = await acceptedBefore(deps.redis, result.StudyInstanceUID, version);
+      const message = buildPriorityMessage({ ...result, AccessionNumber }, target, { controlId: key.hl7ControlId, now: now(), corrects });
       const reply = await sender.send(message);
       let ack;
       try {
@@ -69,7 +74,10 @@ export function createHl7Adapter(target: Hl7Target, deps: Hl7AdapterDeps = {}): 
       // Original and enhanced mode codes alike: A?/C? accept, E error (retry), R reject (permanent unless ERR-3
       // says the RIS could not process it now: 206 record locked, 207 internal error; message.ts ackOutcome).
       const outcome = ackOutcome(ack);
-      if (outcome === 'accepted') return ack.code;
+      if (outcome === 'accepted') {
+        await recordAccepted(deps.redis, result.StudyInstanceUID, version);
+        return ack.code;
+      }
       if (outcome === 'retry') throw new RetryableDeliveryError(`RIS answered ${ack.code}${detail}`, `ack-${ack.code}`);
       throw new PermanentDeliveryError(`RIS answered ${ack.code}${detail}`, `ack-${ack.code}`);
     },

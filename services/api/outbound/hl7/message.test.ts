@@ -191,7 +191,9 @@ describe('the decision and corrections', () => {
 
   it('a later result version is a correction of the same order: XO, same identifiers, OBR-25 and OBX-11 C', () => {
     const first = build(result('URGENT', { resultVersion: 1, provisional: { waitingFor: ['DWI'], until: 0 } }));
-    const second = build(result('STAT', { resultVersion: 2, incomplete: { missing: ['DWI'], waitedUntil: 0 } }));
+    const second = Hl7Message.parse(
+      buildPriorityMessage(result('STAT', { resultVersion: 2, incomplete: { missing: ['DWI'], waitedUntil: 0 } }), target(), { controlId: 'CTRL2', now: Date.UTC(2026, 0, 2), corrects: 1 }).toString(),
+    );
     for (const m of [first, second]) {
       expect(m.getSegment('ORC')!.getField(1).toString()).toBe('XO');
       expect(m.getSegment('ORC')!.getField(3).toString()).toBe('A12345');
@@ -203,6 +205,16 @@ describe('the decision and corrections', () => {
     expect(notes[0]).toBe('Correction: result version 2 replaces version 1 for this order.');
     expect(notes).toContain('Final without DWI: the wait for them expired; judged on the sequences the study has.');
     expect(resultStatus({})).toEqual({ obr25: 'P', obx11: 'P' });
+  });
+
+  it('a later version the RIS gets first (the earlier ones never reached it) is a first result, not a correction', () => {
+    const m = build(result('STAT', { resultVersion: 3 }));
+    expect(m.getSegment('OBR')!.getField(25).toString()).toBe('P');
+    expect(m.getAllSegments('OBX').every((s) => s.getField(11).toString() === 'P')).toBe(true);
+    expect(m.getAllSegments('NTE').map((n) => n.getField(3).toString()).join(' ')).not.toContain('Correction');
+    // The version it replaces is the one the RIS holds, not the one before it.
+    const later = Hl7Message.parse(buildPriorityMessage(result('ROUTINE', { resultVersion: 5 }), target(), { controlId: 'C5', now: 0, corrects: 3 }).toString());
+    expect(later.getAllSegments('NTE')[0].getField(3).toString()).toBe('Correction: result version 5 replaces version 3 for this order.');
   });
 });
 

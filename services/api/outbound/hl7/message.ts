@@ -119,11 +119,12 @@ function decisionNte(f: FindingScore, subId: number): string {
 }
 
 /**
- * Result status of the message (HL7 table 0123 in OBR-25, 0085 in OBX-11): a result after the study's first is a
- * correction of the one before (C); a first result that may still change is partial (A in OBR-25); else P.
+ * Result status of the message (HL7 table 0123 in OBR-25, 0085 in OBX-11): a correction (C) when the RIS holds an
+ * earlier result of the study (`corrects`, the version it accepted); otherwise this is the first result the RIS
+ * gets, whatever its version: partial (A in OBR-25) when it may still change, else P.
  */
-export function resultStatus(result: Pick<StudyResult, 'resultVersion' | 'provisional'>): { obr25: 'C' | 'A' | 'P'; obx11: 'C' | 'P' } {
-  if ((result.resultVersion ?? 1) > 1) return { obr25: 'C', obx11: 'C' };
+export function resultStatus(result: Pick<StudyResult, 'provisional'>, corrects?: number): { obr25: 'C' | 'A' | 'P'; obx11: 'C' | 'P' } {
+  if (corrects !== undefined) return { obr25: 'C', obx11: 'C' };
   return { obr25: result.provisional ? 'A' : 'P', obx11: 'P' };
 }
 
@@ -131,11 +132,11 @@ export function resultStatus(result: Pick<StudyResult, 'resultVersion' | 'provis
  * The study-level notes: what a correction corrects; the rule and what set the priority; a provisional result's
  * wait; what a final one lacked (statements.ts, the same words as the SR).
  */
-function studyNotes(result: StudyResult): string[] {
+function studyNotes(result: StudyResult, corrects: number | undefined): string[] {
   const version = result.resultVersion ?? 1;
   const s = resultStatements(result, hl7DateTime);
   return [
-    ...(version > 1 ? [`Correction: result version ${version} replaces version ${version - 1} for this order.`] : []),
+    ...(corrects !== undefined ? [`Correction: result version ${version} replaces version ${corrects} for this order.`] : []),
     s.decision,
     ...(s.provisional ? [s.provisional] : []),
     ...(s.incomplete ? [s.incomplete] : []),
@@ -155,6 +156,8 @@ const hd = (value: string): string => value.split('^').map(hl7Escape).join('^');
 export interface BuildOptions {
   controlId: string;
   now: number;
+  /** The result version the RIS has accepted for this study, when this message replaces it (accepted.ts). */
+  corrects?: number;
 }
 
 /** The priority-update message; throws PermanentDeliveryError when the result cannot be addressed to a RIS order. */
@@ -165,7 +168,7 @@ export function buildPriorityMessage(result: StudyResult, target: Hl7Target, opt
   const prio = PRIORITY_0485[result.priority];
   const omi = target.messageType === 'OMI^O23';
   const when = hl7DateTime(result.scoredAt);
-  const status = resultStatus(result);
+  const status = resultStatus(result, opts.corrects);
   // TQ component 6 is priority: ORC-7 and OBR-27 carry it for receivers that predate TQ1 (deprecated in 2.5).
   const tq = `^^^^^${prio.code}`;
 
@@ -197,7 +200,7 @@ export function buildPriorityMessage(result: StudyResult, target: Hl7Target, opt
       27: tq,
     }),
   );
-  studyNotes(result).forEach((text, i) => segments.push(seg('NTE', { 1: String(i + 1), 2: 'L', 3: hl7Escape(text) })));
+  studyNotes(result, opts.corrects).forEach((text, i) => segments.push(seg('NTE', { 1: String(i + 1), 2: 'L', 3: hl7Escape(text) })));
   let setId = 0;
   const next = (): number => ++setId;
   segments.push(

@@ -10,6 +10,14 @@ export const PrioritySchema = lit(PRIORITIES);
 export const SequenceSchema = lit(SEQUENCES);
 export const StatusSchema = lit(['received', 'queued', 'scoring', 'scored', 'failed', 'unsupported'] as const);
 
+/**
+ * The `limit` member of a 429 problem: which limit refused the request, for a client to act on without reading
+ * `detail` (whose words may change). live-streams-per-user: API_LIVE_MAX_STREAMS_PER_USER; live-streams-per-process:
+ * API_LIVE_MAX_STREAMS; rate: the per-client rate limit (API_RATE_LIMIT_MAX in API_RATE_LIMIT_WINDOW_SECONDS).
+ */
+export const PROBLEM_LIMITS = ['live-streams-per-user', 'live-streams-per-process', 'rate'] as const;
+export type ProblemLimit = (typeof PROBLEM_LIMITS)[number];
+
 /** RFC 9457 problem details; `detail` always says what is wrong in words a client developer can act on. */
 export const ProblemSchema = Type.Object(
   {
@@ -20,6 +28,17 @@ export const ProblemSchema = Type.Object(
     instance: Type.Optional(Type.String()),
     /** Validation failures, one per bad field. */
     errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
+    /** Extension member of a 429: which limit refused the request. */
+    limit: Type.Optional(
+      Type.Unsafe<ProblemLimit>({
+        type: 'string',
+        enum: [...PROBLEM_LIMITS],
+        description:
+          'on a 429 only: which limit refused the request, to act on instead of the words of detail. live-streams-per-user: ' +
+          'this user holds API_LIVE_MAX_STREAMS_PER_USER live-update streams already; live-streams-per-process: the API process holds ' +
+          'API_LIVE_MAX_STREAMS; rate: this client sent more than API_RATE_LIMIT_MAX requests in API_RATE_LIMIT_WINDOW_SECONDS',
+      }),
+    ),
   },
   { description: 'application/problem+json (RFC 9457)' },
 );

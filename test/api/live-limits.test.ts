@@ -94,8 +94,10 @@ test('streams are capped per user and per process: a 429 problem naming the cap,
     expect(fourth.status).toBe(429);
     expect(fourth.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(Number(fourth.headers['retry-after'])).toBeGreaterThan(0);
-    const problem = JSON.parse(fourth.body) as { status: number; detail: string };
+    const problem = JSON.parse(fourth.body) as { status: number; detail: string; limit?: string };
     expect(problem.status).toBe(429);
+    // Which limit, for a client to act on without reading the words.
+    expect(problem.limit).toBe('live-streams-per-user');
     expect(problem.detail).toContain('"dr-reader" already has 3 live-update streams open');
     expect(problem.detail).toContain('API_LIVE_MAX_STREAMS_PER_USER');
     expect(fourth.body).not.toContain(TOKENS[0].token);
@@ -109,7 +111,9 @@ test('streams are capped per user and per process: a 429 problem naming the cap,
     const full = await openStream(port, ADMIN);
     expect(full.status).toBe(429);
     expect(Number(full.headers['retry-after'])).toBeGreaterThan(0);
-    expect((JSON.parse(full.body) as { detail: string }).detail).toContain('API_LIVE_MAX_STREAMS)');
+    const fullProblem = JSON.parse(full.body) as { detail: string; limit?: string };
+    expect(fullProblem.detail).toContain('API_LIVE_MAX_STREAMS)');
+    expect(fullProblem.limit).toBe('live-streams-per-process');
     expect(full.body).not.toContain(TOKENS[1].token);
     expect(await sample(registry, 'neurotriage_api_live_refused_total', { cap: 'user' })).toBe(1);
     expect(await sample(registry, 'neurotriage_api_live_refused_total', { cap: 'process' })).toBe(1);
@@ -127,6 +131,29 @@ test('streams are capped per user and per process: a 429 problem naming the cap,
   }
   // Closing the app ended every stream and gave back every place.
   expect(app.live.events.listenerCount('event')).toBe(0);
+});
+
+test('the rate limit refusing a stream says so in the same member, "rate", and other problems carry none', async () => {
+  const { app, port } = await liveApp({ API_RATE_LIMIT_MAX: 2, API_RATE_LIMIT_WINDOW_SECONDS: 60 });
+  const open: ClientRequest[] = [];
+  try {
+    const first = await openStream(port, READER);
+    expect(first.status).toBe(200);
+    open.push(first.req);
+    // A problem that is not about a limit has no such member (the rate limit counts this request too: 2 of 2).
+    const denied = await openStream(port, { authorization: 'Bearer not-a-token' });
+    expect(denied.status).toBe(401);
+    expect(JSON.parse(denied.body)).not.toHaveProperty('limit');
+    const refused = await openStream(port, READER);
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+    const problem = JSON.parse(refused.body) as { detail: string; limit?: string };
+    expect(problem.detail).toContain('more than 2 requests in 60 s');
+    expect(problem.limit).toBe('rate');
+  } finally {
+    for (const req of open) req.destroy();
+    await app.close();
+  }
 });
 
 test('a stream whose client never reads is dropped once its unsent events pass the bound; a reading client stays', async () => {

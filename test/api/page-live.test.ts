@@ -76,8 +76,8 @@ async function tab(token: string, opts: { fakeClock?: boolean; events?: Paramete
 }
 
 const openStreams = async () => (await app.metrics.sseClients.get()).values[0]?.value ?? 0;
-const problem = (status: number, detail: string, headers: Record<string, string> = {}) =>
-  ({ status, contentType: 'application/problem+json', headers, body: JSON.stringify({ status, title: 'refused', detail }) });
+const problem = (status: number, detail: string, headers: Record<string, string> = {}, members: Record<string, string> = {}) =>
+  ({ status, contentType: 'application/problem+json', headers, body: JSON.stringify({ status, title: 'refused', detail, ...members }) });
 
 test('a second tab past the per-user cap shows the list, says why live updates are paused, waits for Retry-After and resumes', async () => {
   const first = await tab(TOKENS[0].token);
@@ -104,6 +104,36 @@ test('a second tab past the per-user cap shows the list, says why live updates a
   await second.page.locator('#live', { hasText: /^Live$/ }).waitFor();
   expect(second.streams()).toBe(2);
   expect(await note.isHidden()).toBe(true);
+});
+
+test('a 429 from the stream is told apart by its limit member, not by the words of its detail', async () => {
+  // Each answer's detail points at another limit than its member does: the page must follow the member.
+  const answers = [
+    problem(429, 'wording nobody matched on before', { 'Retry-After': '300' }, { limit: 'live-streams-per-user' }),
+    problem(429, 'looks like API_LIVE_MAX_STREAMS_PER_USER but is not', { 'Retry-After': '300' }, { limit: 'rate' }),
+    problem(429, 'more than 600 requests in 60 s (API_LIVE_MAX_STREAMS_PER_USER)', { 'Retry-After': '300' }, { limit: 'live-streams-per-process' }),
+    problem(429, 'API_LIVE_MAX_STREAMS_PER_USER', { 'Retry-After': '300' }),
+  ];
+  let n = 0;
+  const { page, streams } = await tab(TOKENS[1].token, {
+    fakeClock: true,
+    events: (route) => route.fulfill(answers[Math.min(n++, answers.length - 1)]),
+  });
+  const note = page.locator('#live-note');
+  // Retry-After is long enough that the page's own clock, which runs on, never reaches it between two steps.
+  const next = async (count: number, text: string) => {
+    await page.clock.runFor(301_000);
+    await page.locator('#live-note', { hasText: text }).waitFor();
+    expect(streams()).toBe(count);
+  };
+  await page.locator('#live-note', { hasText: 'too many worklist tabs or windows are open for pacs-admin' }).waitFor();
+  expect(await page.locator('#live').textContent()).toBe('Live updates paused');
+  expect(streams()).toBe(1);
+  await next(2, 'too many requests came from this workstation');
+  await next(3, 'the service has as many live connections open as it allows');
+  // No member (a proxy's 429, an older service): not taken for the per-user cap whatever the detail says.
+  await next(4, 'Live updates are paused: the service asked to wait.');
+  expect(await note.textContent()).not.toContain('worklist tabs');
 });
 
 test('a 503 from the stream is retried no sooner than its Retry-After and said; live updates resume when it passes', async () => {

@@ -42,7 +42,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     live: {
       /**
-       * Takes a place for a stream of `user`, or throws a 429 problem naming the cap that is full. Taken before the
+       * Takes a place for a stream of `user`, or throws a 429 problem naming the cap that is full (in its detail, and
+       * in its `limit` member: live-streams-per-user or live-streams-per-process). Taken before the
        * request's audit write, so requests arriving together cannot all pass the check and then all open.
        */
       reserve(user: string): LivePlace;
@@ -77,7 +78,13 @@ export const livePlugin = fp(async function live(app: FastifyInstance, opts: { r
   const refuse = (user: string, cap: 'user' | 'process', detail: string): never => {
     app.metrics?.liveRefused.inc({ cap });
     app.log.warn({ user, cap, limit: cap === 'user' ? limits.maxStreamsPerUser : limits.maxStreams }, 'live-update stream refused: too many open');
-    throw new HttpProblem(429, `${detail}; retry after ${LIVE_RETRY_AFTER_SECONDS} s`, { 'Retry-After': String(LIVE_RETRY_AFTER_SECONDS) });
+    throw new HttpProblem(
+      429,
+      `${detail}; retry after ${LIVE_RETRY_AFTER_SECONDS} s`,
+      { 'Retry-After': String(LIVE_RETRY_AFTER_SECONDS) },
+      undefined,
+      cap === 'user' ? 'live-streams-per-user' : 'live-streams-per-process',
+    );
   };
 
   function attach(res: ServerResponse, user: string, release: () => void): () => void {

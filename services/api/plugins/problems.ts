@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { redisUnavailable } from '../../../shared/health';
-import type { Problem } from '../schemas';
+import type { Problem, ProblemLimit } from '../schemas';
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
@@ -34,6 +34,8 @@ export class HttpProblem extends Error {
     public readonly headers: Record<string, string> = {},
     /** One entry per field at fault, as in validation failures. */
     public readonly errors?: { field: string; message: string }[],
+    /** A 429's extension member naming the limit that refused the request (schemas.ts PROBLEM_LIMITS). */
+    public readonly limit?: ProblemLimit,
   ) {
     super(detail);
   }
@@ -242,7 +244,8 @@ export const problemsPlugin = fp(async function problems(app: FastifyInstance, o
         ? `the server failed to answer; quote request id ${request.id} to the administrator`
         : (FASTIFY_DETAILS[(err as FastifyError).code ?? '']?.(request.headers['content-type']) ?? err.message);
     const errors = err instanceof HttpProblem && err.errors ? { errors: err.errors } : {};
-    return reply.code(status).type('application/problem+json').send({ ...problemBody(status, detail, path), ...errors });
+    const limit = err instanceof HttpProblem && err.limit ? { limit: err.limit } : {};
+    return reply.code(status).type('application/problem+json').send({ ...problemBody(status, detail, path), ...errors, ...limit });
   });
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0];

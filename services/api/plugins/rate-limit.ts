@@ -14,8 +14,13 @@ export const rateLimitPlugin = fp(async function limits(app: FastifyInstance, op
     hook: 'onRequest',
     errorResponseBuilder: (_request, ctx) =>
       // ctx.after is the time left until the budget refills, not the window: the window is the setting.
-      new HttpProblem(429, `more than ${ctx.max} requests in ${opts.windowSeconds} s; retry after ${Math.ceil(ctx.ttl / 1000)} s`, {
-        'Retry-After': String(Math.ceil(ctx.ttl / 1000)),
-      }),
+      // limit "rate" tells it from a live-update stream's caps (plugins/live.ts) without reading the detail.
+      new HttpProblem(
+        429,
+        `more than ${ctx.max} requests in ${opts.windowSeconds} s; retry after ${Math.ceil(ctx.ttl / 1000)} s`,
+        { 'Retry-After': String(Math.ceil(ctx.ttl / 1000)) },
+        undefined,
+        'rate',
+      ),
   });
 });

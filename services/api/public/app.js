@@ -412,18 +412,23 @@ function retryAfterMs(res) {
 /**
  * What a refused stream means for the reader: the header's short state, a sentence saying why and what happens
  * next, and the least wait before trying again (null: do not try again in this session). The list itself still
- * loads through the ordinary API and refreshes every minute.
+ * loads through the ordinary API and refreshes every minute. A 429 names the limit that refused it in the problem's
+ * `limit` member (live-streams-per-user, live-streams-per-process, rate), never read from the words of `detail`.
  */
 async function liveRefusal(res) {
-  const body = await res.json().catch(() => ({}));
+  const body = (await res.json().catch(() => null)) ?? {};
   const detail = typeof body.detail === 'string' ? body.detail : '';
+  const limit = typeof body.limit === 'string' ? body.limit : '';
   const waitMs = retryAfterMs(res);
   const until = `the worklist still refreshes every minute`;
-  if (res.status === 429 && detail.includes('API_LIVE_MAX_STREAMS_PER_USER')) {
+  if (res.status === 429 && limit === 'live-streams-per-user') {
     return { short: 'Live updates paused', waitMs, note: `Live updates are paused: too many worklist tabs or windows are open for ${state.user?.name ?? 'this user'}. They resume shortly after one is closed; until then ${until}.` };
   }
   if (res.status === 429) {
-    const why = detail.includes('API_LIVE_MAX_STREAMS') ? 'the service has as many live connections open as it allows' : 'too many requests came from this workstation';
+    // Without the member (a proxy's 429, say) the page does not guess which limit it was.
+    const why = limit === 'live-streams-per-process' ? 'the service has as many live connections open as it allows'
+      : limit === 'rate' ? 'too many requests came from this workstation'
+        : 'the service asked to wait';
     return { short: 'Live updates paused', waitMs, note: `Live updates are paused: ${why}. Trying again in ${Math.max(1, Math.round(waitMs / 1000))} s; until then ${until}.` };
   }
   if (res.status === 403) {

@@ -159,7 +159,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     }
     return deps.embedText(texts);
   };
-  // app.metrics is decorated below, before any route can read a result.
+  // app.metrics is decorated below, before any route can read a result (or calibration start).
   const store = createStudyStore(deps.redis, {
     statusCacheMs: deps.statusCacheMs,
     clock: deps.clock,
@@ -170,6 +170,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     modelStatus: deps.modelStatus,
     embed,
     log: deps.logger,
+    onUnreadable: () => app.metrics.resultsUnreadable.inc(),
     settings: {
       minStudies: deps.settings.CALIBRATION_MIN_STUDIES,
       minPositives: deps.settings.CALIBRATION_MIN_POSITIVES,

@@ -62,11 +62,14 @@ test('the worklist lists every readable study and names the unreadable ones in `
   expect(res.json().unreadable).toEqual([NOT_JSON, WRONG_SHAPE]);
 });
 
+/** neurotriage_api_results_unreadable_total as /metrics exports it. */
+const unreadableCount = async () => {
+  const res = await app.inject({ method: 'GET', url: '/metrics', headers: SCRAPER });
+  return Number(/^neurotriage_api_results_unreadable_total (\d+)$/m.exec(res.body)?.[1]);
+};
+
 test('each unreadable result the API meets is counted in neurotriage_api_results_unreadable_total, so an admin sees one is stored', async () => {
-  const count = async () => {
-    const res = await app.inject({ method: 'GET', url: '/metrics', headers: SCRAPER });
-    return Number(/^neurotriage_api_results_unreadable_total (\d+)$/m.exec(res.body)?.[1]);
-  };
+  const count = unreadableCount;
   const before = await count();
   await app.inject({ method: 'GET', url: '/api/v1/worklist', headers: READER });
   expect(await count()).toBe(before + 2);
@@ -104,10 +107,14 @@ test('calibrating a query from reports leaves out a reported study whose result 
   for (const [i, uid] of [NOT_JSON, WRONG_SHAPE, GOOD].entries()) {
     await storeMatchedReport(redis, { AccessionNumber: `R${i}`, StudyInstanceUID: uid, text: 'Acute infarct.', status: 'F', receivedAt: T0 + i, source: 'api' });
   }
+  const before = await unreadableCount();
   const res = await app.inject({ method: 'POST', url: '/api/v1/queries', headers: ADMIN, payload: { id: 'infarct_site', text: 'acute infarct restricted diffusion', priority: 'STAT' } });
   expect(res.statusCode).toBe(201);
   expect(res.json().calibration.detail).toMatch(/^1 past studies have both a report and image vectors/);
+  // Counted as the worklist and search count them: each unreadable result met, at each calibration.
+  expect(await unreadableCount()).toBe(before + 2);
   expect((await app.calibration.pass()).tried).toEqual(['infarct_site']);
+  expect(await unreadableCount()).toBe(before + 4);
 });
 
 test('no log line or answer repeats the stored text', () => {
@@ -116,4 +123,5 @@ test('no log line or answer repeats the stored text', () => {
   // Each is logged by its UID, on the worklist and by its own routes.
   expect(logLines.some((l) => l.includes('left off the worklist') && l.includes(NOT_JSON) && l.includes(WRONG_SHAPE))).toBe(true);
   expect(logLines.some((l) => l.includes(`study ${WRONG_SHAPE} is unreadable`))).toBe(true);
+  expect(logLines.some((l) => l.includes('left out of calibration') && l.includes(NOT_JSON) && l.includes(WRONG_SHAPE))).toBe(true);
 });

@@ -26,6 +26,11 @@ export interface CalibratorOptions {
   minPseudoAuc?: number;
   /** Least specificity at the chosen threshold on the pseudo-labels (default REPORT_CALIBRATION_DEFAULTS.minSpecificity). */
   minSpecificity?: number;
+  /**
+   * Called once per read of past studies that met stored results it could not parse (left out), with their UIDs: the
+   * API counts each in neurotriage_api_results_unreadable_total, as the worklist and search count theirs.
+   */
+  onUnreadable?: (uids: string[]) => void;
 }
 
 export interface Calibrator {
@@ -59,26 +64,34 @@ export function createCalibrator(opts: CalibratorOptions): Calibrator {
 
   async function studies(): Promise<CalibrationStudy[]> {
     const out: CalibrationStudy[] = [];
+    const unreadable: string[] = [];
     // Reported studies, newest report first; reading stops once enough usable ones are found.
     const uids = await reportedStudies(redis, opts.maxStudies * 4);
-    for (let i = 0; i < uids.length && out.length < opts.maxStudies; i += CHUNK) {
-      const chunk = uids.slice(i, i + CHUNK);
-      const raw = await redis.mget(chunk.map((u) => resultKeys.result(u)));
-      // A result that cannot be read is left out, as by the worklist (it failed every calibration with a 500).
-      const ours = chunk.filter((_, j) => {
-        const r = raw[j] ? parseResult(raw[j] as string) : null;
-        return r !== null && r !== UNREADABLE && r.model.bundleId === manifest.bundleId && r.model.version === manifest.version;
-      });
-      if (ours.length === 0) continue;
-      const read = redis.pipeline();
-      for (const u of ours) read.hgetallBuffer(resultKeys.vectors(u));
-      const hashes = ((await read.exec()) ?? []).map(([err, v]) => (err ? null : scoredImages(v as Record<string, Buffer>)));
-      const reports = await opts.reports.many(ours);
-      ours.forEach((_, j) => {
-        const images = hashes[j];
-        const report = reports[j];
-        if (images && report && out.length < opts.maxStudies) out.push({ images, report });
-      });
+    try {
+      for (let i = 0; i < uids.length && out.length < opts.maxStudies; i += CHUNK) {
+        const chunk = uids.slice(i, i + CHUNK);
+        const raw = await redis.mget(chunk.map((u) => resultKeys.result(u)));
+        // A result that cannot be read is left out, as by the worklist (it failed every calibration with a 500), and
+        // reported (counted, its UID logged) as the worklist reports it.
+        const ours = chunk.filter((uid, j) => {
+          const r = raw[j] ? parseResult(raw[j] as string) : null;
+          if (r === UNREADABLE) unreadable.push(uid);
+          return r !== null && r !== UNREADABLE && r.model.bundleId === manifest.bundleId && r.model.version === manifest.version;
+        });
+        if (ours.length === 0) continue;
+        const read = redis.pipeline();
+        for (const u of ours) read.hgetallBuffer(resultKeys.vectors(u));
+        const hashes = ((await read.exec()) ?? []).map(([err, v]) => (err ? null : scoredImages(v as Record<string, Buffer>)));
+        const reports = await opts.reports.many(ours);
+        ours.forEach((_, j) => {
+          const images = hashes[j];
+          const report = reports[j];
+          if (images && report && out.length < opts.maxStudies) out.push({ images, report });
+        });
+      }
+    } finally {
+      // Also those met before a later read failed: each was read.
+      if (unreadable.length > 0) opts.onUnreadable?.(unreadable);
     }
     return out;
   }

@@ -34,7 +34,12 @@ export interface CalibrationServiceDeps {
   embed: EmbedText;
   settings: CalibrationSettings;
   log: Logger;
+  /** Called for each stored result a calibration meets that cannot be parsed (the API counts them for its metrics). */
+  onUnreadable?: () => void;
 }
+
+/** A calibration's log line names this many unreadable results' UIDs at most (and says how many in all). */
+const UNREADABLE_LOGGED = 50;
 
 export interface PassOutcome {
   tried: string[];
@@ -67,6 +72,11 @@ export function createCalibrationService(deps: CalibrationServiceDeps) {
         redis, manifest: m.manifest, embed: deps.embed, reports,
         mentionSimilarity: mentionSimilarity(deps.settings.mentionSimilarity, m.language),
         minStudies: deps.settings.minStudies, minPositives: deps.settings.minPositives, maxStudies: deps.settings.maxStudies,
+        // Counted per read and logged by UID (never the stored text), as the worklist does: runbook NeurotriageResultsUnreadable.
+        onUnreadable: (uids) => {
+          for (let i = 0; i < uids.length; i++) deps.onUnreadable?.();
+          log.warn({ studies: uids.slice(0, UNREADABLE_LOGGED), count: uids.length }, 'stored result unreadable: left out of calibration');
+        },
       });
       current = { key, calibrator, reports };
     }

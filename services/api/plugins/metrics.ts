@@ -39,11 +39,12 @@ export const metricsPlugin = fp(async function metrics(app: FastifyInstance, opt
   // Exported at 0 from the start, so the first refusal is an increase an alert sees.
   for (const cap of ['user', 'process']) liveRefused.inc({ cap }, 0);
   liveDropped.inc({ reason: 'slow' }, 0);
-  // Counted per read, not per study: while one corrupt result is stored, every worklist page that meets it counts, so
-  // a rise means one is still there (the log line "stored result unreadable" names the UIDs).
+  // Counted per read, not per study: while one corrupt result is stored, every worklist page, search and calibration
+  // from reports that meets it counts, so a rise means one is still there (the log lines "stored result unreadable"
+  // name the UIDs).
   const resultsUnreadable = new Counter({
     name: 'neurotriage_api_results_unreadable_total',
-    help: 'Stored results read by the API that are not JSON or not a StudyResult (left off the worklist and search)',
+    help: 'Stored results read by the API that are not JSON or not a StudyResult (left off the worklist, search and calibration from reports)',
     registers: [registry],
   });
   const auditWrites = new Counter({ name: 'neurotriage_api_audit_entries_total', help: 'Audit log entries written', registers: [registry] });

@@ -40,6 +40,12 @@ describe('recordRefusal / readRefusals', () => {
     expect(await redis.hlen(keys.studyRefusedInstances(uid))).toBe(4);
   });
 
+  it('reads back every code the listener records, 0122 sop-class-not-on-context among them', async () => {
+    const uid = study();
+    await recordRefusal(redis, { StudyInstanceUID: uid, SeriesInstanceUID: `${uid}.4`, SOPInstanceUID: `${uid}.4.1`, refusal: 'sop-class-not-on-context', status: 0x0122 });
+    expect(await readRefusals(redis, uid)).toEqual([{ SeriesInstanceUID: `${uid}.4`, refusal: 'sop-class-not-on-context', status: '0122', images: 1 }]);
+  });
+
   it('nothing refused: an empty list', async () => {
     expect(await readRefusals(redis, study())).toEqual([]);
   });

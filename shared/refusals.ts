@@ -13,9 +13,10 @@ import { hex4 } from './dicom-hex';
  * Why an instance was refused, as the listener's permanent C-STORE failures name it (services/listener/errors.ts):
  * invalid-image (A900: an Image Pixel attribute missing or out of range, or pixel data that does not match what
  * the attributes describe), dataset-mismatch (A900: the data set's SOP Class/Instance UID differs from the
- * command's), malformed-dataset (C000: a data set structure that cannot be read).
+ * command's), malformed-dataset (C000: a data set structure that cannot be read), sop-class-not-on-context (0122:
+ * the command's Affected SOP Class UID is not the abstract syntax of the presentation context it came on).
  */
-export const REFUSAL_CODES = ['invalid-image', 'dataset-mismatch', 'malformed-dataset'] as const;
+export const REFUSAL_CODES = ['invalid-image', 'dataset-mismatch', 'malformed-dataset', 'sop-class-not-on-context'] as const;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
 
 /** Most distinct (series, code, status) entries one study records; a refusal that would add one more is not recorded. */

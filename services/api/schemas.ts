@@ -124,7 +124,7 @@ export const StudyResultSchema = Type.Object({
           Type.Object({
             images: Type.Integer(),
             reason: Type.String(),
-            refusal: Type.Optional(Type.String({ description: 'refused-at-intake only: the listener\'s refusal code (invalid-image, dataset-mismatch, malformed-dataset)' })),
+            refusal: Type.Optional(Type.String({ description: 'refused-at-intake only: the listener\'s refusal code (invalid-image, dataset-mismatch, malformed-dataset, sop-class-not-on-context)' })),
             status: Type.Optional(Type.String({ description: 'refused-at-intake only: the C-STORE status the listener answered, four hex digits (A900, C000)' })),
           }),
           {

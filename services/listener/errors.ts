@@ -108,5 +108,6 @@ export function refusalCode(err: unknown): RefusalCode | undefined {
   if (err instanceof InvalidImageError) return 'invalid-image';
   if (err instanceof DatasetMismatchError) return 'dataset-mismatch';
   if (err instanceof MalformedDatasetError) return 'malformed-dataset';
+  if (err instanceof SopClassNotOnContextError) return 'sop-class-not-on-context';
   return undefined;
 }

@@ -196,8 +196,9 @@ export class Spool extends Writable {
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.bytes += chunk.length;
-    if (this.discard) return callback();
+    // A discarded data set may still be walked (a C-STORE refused 0122 is read for its study and series only).
     this.inspector?.write(chunk);
+    if (this.discard) return callback();
     if (this.file) {
       this.file.write(chunk).then(() => callback(), callback);
       return;

@@ -30,7 +30,7 @@ import {
   type OtherStorage,
 } from './association-policy';
 import { buildFileMeta } from './part10';
-import { MR_STORAGE_CLASSES } from './dicom-uids';
+import { MR_STORAGE_CLASSES, STORAGE_TRANSFER_SYNTAXES } from './dicom-uids';
 import { checkImage, createDatasetCheck, type DatasetCheck } from './dataset-check';
 import { PduGate, PduType, abortPdu, AbortReason, parsePDataTfPieces, readAssociateRqHeader, type AssociateRqHeader, type PduPieces } from './pdu-gate';
 import { ConnectionGuard, type RefusalReason } from './connection-guard';
@@ -128,7 +128,7 @@ interface PendingStore {
   transferSyntaxUID: string;
   startedAt: bigint;
   refused: boolean;
-  /** The structure walk fed by the spool (stored classes only). */
+  /** The structure walk fed by the spool (stored classes; and a C-STORE whose class is not its context's, for its UIDs). */
   check?: DatasetCheck;
 }
 
@@ -358,7 +358,13 @@ export class StoreScp extends Scp {
       SourceApplicationEntityTitle: this.callingAeTitle,
     });
     const keep = use === 'store' && !refused;
-    const check = keep ? createDatasetCheck(transferSyntaxUID) : undefined;
+    // A C-STORE whose SOP class is not its context's is refused 0122 whatever the data set holds; it is walked all the
+    // same (a discarded spool still feeds the walk) so its study and series, read from it, can be recorded for the
+    // study's result (recordRefusal). Only in a transfer syntax the walk reads (those accepted for MR); any other
+    // (an ignored class's context accepts whatever is proposed first) leaves it unattributed.
+    const wrongClass = (request.getAffectedSopClassUid() ?? '') !== context.getAbstractSyntaxUid();
+    const walk = keep || (wrongClass && use !== 'refused' && use !== 'verification' && STORAGE_TRANSFER_SYNTAXES.includes(transferSyntaxUID));
+    const check = walk ? createDatasetCheck(transferSyntaxUID) : undefined;
     const spool = this.deps.store.openSpool(meta, !keep, check);
     this.pendingStores.set(request, { spool, use, abstractSyntaxUID: context.getAbstractSyntaxUid(), transferSyntaxUID, startedAt: process.hrtime.bigint(), refused, check });
     this.currentSpool = spool;
@@ -454,6 +460,9 @@ export class StoreScp extends Scp {
     // The context was negotiated for one SOP class (PS3.8 7.1.1.13): a CT sent on the MR context must not be stored
     // and scored, nor an MR sent on an ignored class's context acknowledged and dropped.
     if (request.getAffectedSopClassUid() !== pending.abstractSyntaxUID) {
+      // The walk finishes first (a deflated data set inflates asynchronously), so recordRefusal sees its UIDs; its
+      // verdict does not matter here.
+      await pending.check?.finish().catch(() => undefined);
       throw new SopClassNotOnContextError('Affected SOP Class UID is not the context\'s abstract syntax');
     }
     if (pending.use === 'ignore') return 'ignored';

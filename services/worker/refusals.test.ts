@@ -14,6 +14,11 @@ describe('applyRefusals', () => {
     expect(applyRefusals([t2], [], 0.9, 20)).toEqual({ series: [t2], completeness: 0.9 });
   });
 
+  it('a 0122 refusal (an instance sent on another SOP class\'s context) is listed like the others', () => {
+    const out = applyRefusals([t2], [{ SeriesInstanceUID: '1.2.8', refusal: 'sop-class-not-on-context', status: '0122', images: 4 }], 1, 20);
+    expect(out.series[1]).toEqual({ SeriesInstanceUID: '1.2.8', sequence: 'unknown', used: false, reason: 'refused-at-intake', dropped: [{ images: 4, reason: 'refused-at-intake', refusal: 'sop-class-not-on-context', status: '0122' }] });
+  });
+
   it('a series refused whole gets its own line; the completeness of the used series is unchanged', () => {
     const out = applyRefusals([flair], [{ SeriesInstanceUID: '1.2.9', refusal: 'invalid-image', status: 'A900', images: 12 }], 1, 20);
     expect(out.series).toEqual([

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { readFileSync, rmSync } from 'node:fs';
 import { DulClient, associateRequestPdu, type ProposedContext } from '../../tools/fuzz/dul-client';
 import { splitPart10 } from '../../tools/fuzz/corpus';
+import { readRefusals } from '../../shared/refusals';
 import { MR_IMAGE_STORAGE, EXPLICIT_VR_LE, newUid, writeMrInstance } from '../helpers/dcmtk';
 import { CALLED_AE, CALLING_AE, listFiles, startHarness, tempDir, type Harness } from './harness';
 
@@ -48,15 +49,16 @@ function withRoleSelection(rq: Buffer, sopClassUID: string): Buffer {
 }
 
 /** An MR instance's data set, its SOP Class UID changed to `sopClassUID` (same length) when given. */
-function dataset(sopClassUID?: string): { sop: string; bytes: Buffer } {
+function dataset(sopClassUID?: string, study = newUid()): { study: string; series: string; sop: string; bytes: Buffer } {
   const file = path.join(files, `${newUid()}.dcm`);
-  const sop = writeMrInstance(file, { StudyInstanceUID: newUid(), SeriesInstanceUID: newUid() });
+  const series = newUid();
+  const sop = writeMrInstance(file, { StudyInstanceUID: study, SeriesInstanceUID: series });
   const bytes = splitPart10(readFileSync(file)).dataset;
   if (sopClassUID) {
     const at = bytes.indexOf(Buffer.from(MR_IMAGE_STORAGE, 'latin1'));
     bytes.write(sopClassUID, at, 'latin1');
   }
-  return { sop, bytes };
+  return { study, series, sop, bytes };
 }
 
 test('a Protocol Version without bit 0 gets A-ASSOCIATE-RJ 1/2/2; one with more bits set is accepted', async () => {
@@ -105,4 +107,28 @@ test('a C-STORE whose SOP class is not its presentation context\'s gets 0122 and
   expect((await client.store(MR.id, MR_IMAGE_STORAGE, mr.sop, mr.bytes)).status).toBe(0);
   expect((await client.echo(VERIFICATION.id)).status).toBe(0);
   expect(await client.release()).toBe(true);
+});
+
+test('a 0122 refusal is recorded for the study\'s result under the study and series its data set names, once per instance', async () => {
+  const client = new DulClient('127.0.0.1', h.ae.port);
+  expect((await client.associate(CALLING_AE, CALLED_AE, [VERIFICATION, MR, CT])).kind).toBe('accepted');
+  const study = newUid();
+  // A CT image on the MR context (walked as every instance there is), sent twice: counted once.
+  const ct = dataset(CT_IMAGE_STORAGE, study);
+  expect((await client.store(MR.id, CT_IMAGE_STORAGE, ct.sop, ct.bytes)).status).toBe(0x0122);
+  expect((await client.store(MR.id, CT_IMAGE_STORAGE, ct.sop, ct.bytes)).status).toBe(0x0122);
+  // An MR image on the ignored CT context: its bytes are not kept, but walked for its UIDs.
+  const mr = dataset(undefined, study);
+  expect((await client.store(CT.id, MR_IMAGE_STORAGE, mr.sop, mr.bytes)).status).toBe(0x0122);
+  expect(await client.release()).toBe(true);
+  const expected = [
+    { SeriesInstanceUID: ct.series, refusal: 'sop-class-not-on-context', status: '0122', images: 1 },
+    { SeriesInstanceUID: mr.series, refusal: 'sop-class-not-on-context', status: '0122', images: 1 },
+  ].sort((a, b) => a.SeriesInstanceUID.localeCompare(b.SeriesInstanceUID));
+  expect(await readRefusals(h.client, study)).toEqual(expected);
+  const failures = h.logLines.filter((l) => l.includes('"msg":"C-STORE failed"') && l.includes('"status":"0x0122"') && (l.includes(ct.series) || l.includes(mr.series)));
+  expect(failures.filter((l) => l.includes('"refusalRecord":"counted"'))).toHaveLength(2);
+  expect(failures.filter((l) => l.includes('"refusalRecord":"counted-before"'))).toHaveLength(1);
+  // Nothing of them was stored.
+  expect(listFiles(path.join(h.dataDir, 'store', study))).toEqual([]);
 });

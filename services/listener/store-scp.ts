@@ -167,6 +167,10 @@ export class StoreScp extends Scp {
   private readonly artim: NodeJS.Timeout;
   /** A protocol violation was seen: the association is being aborted. */
   private violated = false;
+  /** The presentation context of the message being received: that of its last command PDV. */
+  private messageContextId: number | undefined;
+  /** A command's fragments are being received (its last one has not come). */
+  private commandOpen = false;
   private readonly traceId = randomUUID();
   private readonly log: Logger;
   private counts = { stored: 0, duplicate: 0, ignored: 0, failed: 0 };
@@ -593,6 +597,19 @@ export class StoreScp extends Scp {
       if (order) {
         this.protocolAbort('dimse-violation', AbortReason.UnexpectedPduParameter, order);
         return Promise.resolve();
+      }
+      // PS3.8 9.3.5 / PS3.7 9.3: every fragment of a message, command and data set, is on one presentation context.
+      // A data set fragment follows its command (checked above), so it must be on the last command PDV's context; a
+      // command fragment on that of the command fragments before it. The spool would take a switched fragment into
+      // the instance under the first context's transfer syntax and SOP class.
+      const contextId = p.getPresentationContextId();
+      if ((p.isCommand() ? this.commandOpen : true) && contextId !== this.messageContextId) {
+        this.protocolAbort('dimse-violation', AbortReason.UnexpectedPduParameter, `${p.isCommand() ? 'command' : 'data set'} fragment on presentation context ${contextId} inside a message on context ${this.messageContextId}`);
+        return Promise.resolve();
+      }
+      if (p.isCommand()) {
+        this.messageContextId = contextId;
+        this.commandOpen = !p.isLastFragment();
       }
       if (p.isCommand() && p.isLastFragment()) {
         // A command the fast reader does not know (fragmented, C-FIND, Move Originator): the library decides.

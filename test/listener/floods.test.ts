@@ -7,6 +7,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { DulClient, associateRequestPdu, commandSet, pDataPdus, type ProposedContext } from '../../tools/fuzz/dul-client';
 import { splitPart10 } from '../../tools/fuzz/corpus';
 import { dcmjs } from '../../shared/imaging/dcmjs';
+import { keys } from '../../shared/studies';
 import { echoscu, MR_IMAGE_STORAGE, EXPLICIT_VR_LE, newUid, storescu, writeMrInstance } from '../helpers/dcmtk';
 import { CALLED_AE, CALLING_AE, listFiles, metricsText, startHarness, tempDir, waitFor, type Harness } from './harness';
 
@@ -26,8 +27,8 @@ function refusedCount(text: string, reason: string): number {
   return m ? Number(m[1]) : NaN;
 }
 
-async function associated(h: Harness, contexts: ProposedContext[] = [VERIFICATION, MR]): Promise<DulClient> {
-  const client = new DulClient('127.0.0.1', h.ae.port);
+async function associated(h: Harness, contexts: ProposedContext[] = [VERIFICATION, MR], localAddress?: string): Promise<DulClient> {
+  const client = new DulClient('127.0.0.1', h.ae.port, localAddress);
   const outcome = await client.associate(CALLING_AE, CALLED_AE, contexts);
   expect(outcome.kind).toBe('accepted');
   return client;
@@ -126,6 +127,32 @@ describe('protocol violations: A-ABORT and the socket closed at once', () => {
     expect(dcmjs.log.getLevel()).toBe(5);
   });
 
+  test('data set fragments that switch presentation context mid-message: A-ABORT (reason 5), never a Success, nothing stored', async () => {
+    // Two contexts for the same class, both accepted: the switch alone is the violation (PS3.8 9.3.5).
+    const MR_AGAIN: ProposedContext = { ...MR, id: 7 };
+    const file = path.join(files, 'switched.dcm');
+    const study = newUid();
+    const sop = writeMrInstance(file, { StudyInstanceUID: study, SeriesInstanceUID: newUid() });
+    const { dataset } = splitPart10(readFileSync(file));
+    const command = commandSet({ CommandField: 0x0001, MessageID: 1, AffectedSOPClassUID: MR_IMAGE_STORAGE, AffectedSOPInstanceUID: sop, hasDataSet: true });
+    const head = pDataPdus(MR.id, dataset.subarray(0, 1000), false, 65536)[0];
+    head[11] = 0x00; // not the last fragment
+    const tail = pDataPdus(MR_AGAIN.id, dataset.subarray(1000), false, 65536);
+    // In separate P-DATA-TFs, and both fragments in one.
+    const oneTf = Buffer.concat([head, tail[0].subarray(6)]);
+    oneTf.writeUInt32BE(oneTf.length - 6, 2);
+    for (const pdus of [[head, ...tail], [oneTf]]) {
+      // From an address of its own, so its log line is not summed with the violations above (one line per 10 s).
+      const client = await associated(h, [VERIFICATION, MR, MR_AGAIN], '127.0.0.4');
+      for (const p of pDataPdus(MR.id, command, true, 65536)) client.write(p);
+      for (const p of pdus) client.write(p);
+      await expectAbortAndClose(client, 5);
+    }
+    expect(listFiles(path.join(h.dataDir, 'store'))).toEqual([]);
+    expect(await h.client.exists(keys.study(study))).toBe(0);
+    expect(h.logLines.filter((l) => l.includes('data set fragment on presentation context 7 inside a message on context 3'))).not.toHaveLength(0);
+  });
+
   test('a command and the start of its data set in one P-DATA-TF (as dcm4che packs them) is stored: Success', async () => {
     const file = path.join(files, 'packed.dcm');
     const sop = writeMrInstance(file, { StudyInstanceUID: newUid(), SeriesInstanceUID: newUid() });
@@ -176,7 +203,7 @@ describe('protocol violations: A-ABORT and the socket closed at once', () => {
     expect(refusedCount(text, 'unexpected-pdu')).toBe(1);
     expect(refusedCount(text, 'unaccepted-context')).toBe(1);
     expect(refusedCount(text, 'invalid-pdu')).toBe(3);
-    expect(refusedCount(text, 'dimse-violation')).toBe(4);
+    expect(refusedCount(text, 'dimse-violation')).toBe(6);
     expect(refusedCount(text, 'artim-timeout')).toBe(0);
     expect((await echoscu(h.ae)).code).toBe(0);
   });

@@ -11,7 +11,7 @@ import {
 import { SopClass, TransferSyntax } from './dicom-uids';
 
 const policy = (allowed: string, max = 2): AssociationPolicy => ({ calledAeTitle: 'NEUROTRIAGE', allowList: parseAllowList(allowed), maxAssociations: max });
-const facts = { protocolVersion: 1, applicationContextName: '1.2.840.10008.3.1.1.1', calledAeTitle: 'NEUROTRIAGE', callingAeTitle: 'PACS', remoteAddress: '127.0.0.1', activeAssociations: 0, shuttingDown: false };
+const facts = { protocolVersion: 1, applicationContextName: '1.2.840.10008.3.1.1.1', calledAeTitle: 'NEUROTRIAGE', callingAeTitle: 'PACS', remoteAddress: '127.0.0.1', maxLengthReceived: 16384, activeAssociations: 0, shuttingDown: false };
 
 describe('decideAssociation', () => {
   test('a Protocol Version without bit 0, or another application context, is rejected (PS3.8 9.3.2, PS3.7 A.2.1)', () => {
@@ -30,6 +30,19 @@ describe('decideAssociation', () => {
       reason: RejectReason.ApplicationContextNotSupported,
       label: 'application-context-not-supported',
     });
+  });
+
+  test('a Maximum Length Received of 1-6 (no room for one byte of a PDV) is rejected permanently; 0 (no limit) and 7 are not', () => {
+    for (const maxLengthReceived of [1, 2, 5, 6]) {
+      expect(decideAssociation(policy('*'), { ...facts, maxLengthReceived })).toEqual({
+        accept: false,
+        result: RejectResult.Permanent,
+        source: RejectSource.ServiceUser,
+        reason: RejectReason.NoReasonGiven,
+        label: 'max-length-too-small',
+      });
+    }
+    for (const maxLengthReceived of [0, 7, 0xffffffff]) expect(decideAssociation(policy('*'), { ...facts, maxLengthReceived })).toEqual({ accept: true });
   });
 
   test('an empty allow-list rejects every calling AE (the safe default)', () => {

@@ -38,6 +38,7 @@ export const ContextResult = {
 export type RejectLabel =
   | 'protocol-version-not-supported'
   | 'application-context-not-supported'
+  | 'max-length-too-small'
   | 'called-ae-not-recognised'
   | 'calling-ae-not-recognised'
   | 'calling-ae-not-in-certificate'
@@ -112,10 +113,18 @@ export interface AssociationRequestFacts {
   remoteAddress: string | undefined;
   /** On a TLS connection: the verified client certificate's common name, or null without one. Absent: plain TCP. */
   certificateCommonName?: string | null;
+  /** The requestor's Maximum Length Received (PS3.8 D.1: the largest P-DATA-TF variable field it takes; 0: no limit). */
+  maxLengthReceived: number;
   /** Associations already accepted and still open. */
   activeAssociations: number;
   shuttingDown: boolean;
 }
+
+/**
+ * The smallest non-zero Maximum Length Received we can honour: a PDV item's header (4-byte length, context ID,
+ * message control header) is 6 bytes, so a P-DATA-TF no longer than 6 carries no byte of a message.
+ */
+export const MIN_MAX_LENGTH_RECEIVED = 7;
 
 /** The DICOM Application Context Name (PS3.7 A.2.1). */
 export const DICOM_APPLICATION_CONTEXT = '1.2.840.10008.3.1.1.1';
@@ -129,6 +138,12 @@ export function decideAssociation(policy: AssociationPolicy, facts: AssociationR
   // PS3.7 A.2.1: the DICOM Application Context is the only one defined (DCMTK's storescp refuses others the same way).
   if (facts.applicationContextName !== DICOM_APPLICATION_CONTEXT) {
     return reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.ApplicationContextNotSupported, 'application-context-not-supported');
+  }
+  // PS3.8 D.1: 0 means no limit, and it sets no minimum; but under 7 no response could be sent within it (DCMTK
+  // accepts such an association and then fails every send, "receiver's max PDU size ... is illegal"). Refused up front
+  // instead, permanently: nothing to retry until the peer is configured otherwise.
+  if (facts.maxLengthReceived > 0 && facts.maxLengthReceived < MIN_MAX_LENGTH_RECEIVED) {
+    return reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.NoReasonGiven, 'max-length-too-small');
   }
   if (facts.calledAeTitle.trim() !== policy.calledAeTitle.trim()) {
     return reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CalledAeNotRecognized, 'called-ae-not-recognised');

@@ -13,6 +13,7 @@ import type { RejectLabel } from './association-policy';
 const REJECT_LABELS: readonly (RejectLabel | 'tls-handshake')[] = [
   'protocol-version-not-supported',
   'application-context-not-supported',
+  'max-length-too-small',
   'called-ae-not-recognised',
   'calling-ae-not-recognised',
   'calling-ae-not-in-certificate',

@@ -271,13 +271,15 @@ export class StoreScp extends Scp {
       callingAeTitle: this.callingAeTitle,
       remoteAddress: this.socket.remoteAddress,
       ...(this.socket instanceof tls.TLSSocket ? { certificateCommonName: certificateCommonName(this.socket) } : {}),
+      maxLengthReceived: association.getMaxPduLength(),
       activeAssociations: book.activeAssociations,
       shuttingDown: book.shuttingDown,
     });
     const who = { callingAeTitle: this.callingAeTitle, calledAeTitle: association.getCalledAeTitle() };
     if (!decision.accept) {
       this.deps.metrics.associations.inc({ result: 'rejected', reason: decision.label });
-      this.log.warn({ ...who, reason: decision.label }, 'association rejected');
+      const extra = decision.label === 'max-length-too-small' ? { maxLengthReceived: association.getMaxPduLength() } : {};
+      this.log.warn({ ...who, reason: decision.label, ...extra }, 'association rejected');
       this.gate.closing();
       this.sendAssociationReject(decision.result, decision.source, decision.reason);
       // The requestor closes after an A-ASSOCIATE-RJ (PS3.8 9.2.3); close ourselves if it does not (ARTIM).

@@ -7,7 +7,7 @@ import { DulClient, associateRequestPdu, type ProposedContext } from '../../tool
 import { splitPart10 } from '../../tools/fuzz/corpus';
 import { readRefusals } from '../../shared/refusals';
 import { MR_IMAGE_STORAGE, EXPLICIT_VR_LE, newUid, writeMrInstance } from '../helpers/dcmtk';
-import { CALLED_AE, CALLING_AE, listFiles, startHarness, tempDir, type Harness } from './harness';
+import { CALLED_AE, CALLING_AE, listFiles, metricsText, startHarness, tempDir, type Harness } from './harness';
 
 const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
 const VERIFICATION: ProposedContext = { id: 1, abstractSyntaxUID: '1.2.840.10008.1.1', transferSyntaxUIDs: [EXPLICIT_VR_LE] };
@@ -78,6 +78,23 @@ test('an application context other than DICOM\'s gets A-ASSOCIATE-RJ 1/1/2 (appl
   const rejected = await answer(rq);
   expect(rejected?.type).toBe(0x03);
   expect([...(rejected?.body.subarray(1, 4) ?? [])]).toEqual([1, 1, 2]);
+});
+
+test('a Maximum Length Received of 1-6 gets A-ASSOCIATE-RJ 1/1/1, logged and counted; 0 (no limit) and 7 are served', async () => {
+  for (const maxLength of [1, 6]) {
+    expect(await new DulClient('127.0.0.1', h.ae.port).associate(CALLING_AE, CALLED_AE, [VERIFICATION], maxLength)).toEqual({ kind: 'rejected', result: 1, source: 1, reason: 1 });
+  }
+  const rejected = h.logLines.filter((l) => l.includes('"msg":"association rejected"') && l.includes('"reason":"max-length-too-small"'));
+  expect(rejected.map((l) => (JSON.parse(l) as { maxLengthReceived: number }).maxLengthReceived)).toEqual([1, 6]);
+  expect(await metricsText(h.listener.metricsPort)).toMatch(/neurotriage_listener_associations_total\{result="rejected",reason="max-length-too-small"\} 2/);
+  for (const maxLength of [0, 7]) {
+    const client = new DulClient('127.0.0.1', h.ae.port);
+    expect((await client.associate(CALLING_AE, CALLED_AE, [VERIFICATION], maxLength)).kind).toBe('accepted');
+    // With 7, the response comes one byte per P-DATA-TF, each within the 7 announced (DulClient checks).
+    expect((await client.echo(VERIFICATION.id)).status).toBe(0);
+    if (maxLength === 7) expect(client.responsePdus).toBeGreaterThan(50);
+    expect(await client.release()).toBe(true);
+  }
 });
 
 test('SCP/SCU role selection is not answered: the A-ASSOCIATE-AC holds no role item, so the default roles hold', async () => {

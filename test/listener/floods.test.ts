@@ -127,7 +127,7 @@ describe('protocol violations: A-ABORT and the socket closed at once', () => {
     expect(dcmjs.log.getLevel()).toBe(5);
   });
 
-  test('data set fragments that switch presentation context mid-message: A-ABORT (reason 5), never a Success, nothing stored', async () => {
+  test('fragments that switch presentation context mid-message: A-ABORT (reason 5), never a Success, nothing stored', async () => {
     // Two contexts for the same class, both accepted: the switch alone is the violation (PS3.8 9.3.5).
     const MR_AGAIN: ProposedContext = { ...MR, id: 7 };
     const file = path.join(files, 'switched.dcm');
@@ -148,6 +148,13 @@ describe('protocol violations: A-ABORT and the socket closed at once', () => {
       for (const p of pdus) client.write(p);
       await expectAbortAndClose(client, 5);
     }
+    // A command whose fragments switch context.
+    const commandHead = pDataPdus(MR.id, command.subarray(0, 20), true, 65536)[0];
+    commandHead[11] = 0x01;
+    const client = await associated(h, [VERIFICATION, MR, MR_AGAIN], '127.0.0.4');
+    client.write(commandHead);
+    for (const p of pDataPdus(MR_AGAIN.id, command.subarray(20), true, 65536)) client.write(p);
+    await expectAbortAndClose(client, 5);
     expect(listFiles(path.join(h.dataDir, 'store'))).toEqual([]);
     expect(await h.client.exists(keys.study(study))).toBe(0);
     expect(h.logLines.filter((l) => l.includes('data set fragment on presentation context 7 inside a message on context 3'))).not.toHaveLength(0);
@@ -203,7 +210,7 @@ describe('protocol violations: A-ABORT and the socket closed at once', () => {
     expect(refusedCount(text, 'unexpected-pdu')).toBe(1);
     expect(refusedCount(text, 'unaccepted-context')).toBe(1);
     expect(refusedCount(text, 'invalid-pdu')).toBe(3);
-    expect(refusedCount(text, 'dimse-violation')).toBe(6);
+    expect(refusedCount(text, 'dimse-violation')).toBe(7);
     expect(refusedCount(text, 'artim-timeout')).toBe(0);
     expect((await echoscu(h.ae)).code).toBe(0);
   });

@@ -188,13 +188,14 @@ test('studies whose result cannot be read are counted in the header; their UIDs 
   expect(await reader.page.content()).not.toContain(UNREADABLE);
 });
 
-test('an admin has a study that was not triaged, or whose result cannot be read, scored again from the page; a reader has no such button', async () => {
+test('an admin has a study that was not triaged, whose result cannot be read, or any scored one scored again from the page; a reader has no such button', async () => {
   const FAILED = uid(91);
   await redis.multi()
     .hset(keys.study(FAILED), { status: 'failed', firstReceivedAt: Date.now() - 60_000, lastReceivedAt: Date.now() - 60_000, failureReason: 'study-missing: no stored instance', instances: 1, AccessionNumber: 'A24-20091' })
     .zadd(keys.untriagedStudies(), Date.now() - 60_000, FAILED)
     .hset(keys.studyInstances(FAILED), `${FAILED}.1.1`, `store/${FAILED}/${FAILED}.1/${FAILED}.1.1.dcm`)
     .hset(keys.studyInstances(UNREADABLE), `${UNREADABLE}.1.1`, `store/${UNREADABLE}/${UNREADABLE}.1/${UNREADABLE}.1.1.dcm`)
+    .hset(keys.studyInstances(uid(2)), `${uid(2)}.1.1`, `store/${uid(2)}/${uid(2)}.1/${uid(2)}.1.1.dcm`)
     .exec();
   const queue = new Queue(STUDY_QUEUE, { connection: redis });
   try {
@@ -222,14 +223,33 @@ test('an admin has a study that was not triaged, or whose result cannot be read,
     await unreadable.click();
     await admin.page.locator('#notice', { hasText: `study ${UNREADABLE} already has a job` }).waitFor();
     expect((await queue.getWaiting()).map((j) => j.data.StudyInstanceUID).sort()).toEqual([UNREADABLE, FAILED].sort());
+
+    // From the study view (a study an earlier bundle scored, say): the outcome is said beside the button, in the dialog.
+    await admin.page.locator('#worklist tbody tr', { hasText: 'A24-20002' }).click();
+    await admin.page.getByRole('button', { name: 'Score study A24-20002 again' }).click();
+    const outcome = admin.page.locator('#study [data-role=rescore-outcome]');
+    await outcome.locator('text=Study A24-20002 is queued to be scored again.').waitFor();
+    expect(await redis.hget(keys.study(uid(2)), 'status')).toBe('queued');
+    await admin.page.click('#study-close');
+    // One whose instances are not stored: the reason is in the dialog, not under it.
+    await admin.page.locator('#worklist tbody tr', { hasText: 'A24-20001' }).click();
+    await admin.page.getByRole('button', { name: 'Score study A24-20001 again' }).click();
+    await outcome.locator('text=/has no stored instances to score/').waitFor();
+    expect(await outcome.getAttribute('class')).toContain('error');
+    await admin.page.click('#study-close');
+    // A reader's study view has no such button.
+    await reader.page.locator('#worklist tbody tr', { hasText: 'A24-20001' }).click();
+    await reader.page.locator('#study-body dl').waitFor();
+    expect(await reader.page.locator('#study button', { hasText: 'Score again' }).count()).toBe(0);
   } finally {
     await queue.obliterate({ force: true });
     await queue.close();
     await redis.multi()
-      .del(keys.study(FAILED), keys.studyInstances(FAILED), keys.studyInstances(UNREADABLE))
+      .del(keys.study(FAILED), keys.studyInstances(FAILED), keys.studyInstances(UNREADABLE), keys.studyInstances(uid(2)))
       .zrem(keys.untriagedStudies(), FAILED)
-      .srem(keys.pendingStudies(), FAILED, UNREADABLE)
+      .srem(keys.pendingStudies(), FAILED, UNREADABLE, uid(2))
       .hset(keys.study(UNREADABLE), 'status', 'scored')
+      .hset(keys.study(uid(2)), 'status', 'scored')
       .exec();
   }
 });

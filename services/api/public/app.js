@@ -264,30 +264,49 @@ function untriagedRow(s) {
 const isAdmin = () => state.user?.role === 'admin';
 
 /**
- * An administrator's "Score again" (POST …/rescore): once the cause of a failure is fixed, or for a result that
- * cannot be read. The study then leaves "Not triaged" for "being scored"; the outcome is announced in #rescored
- * (a 409 or 410 detail says why not, e.g. retention deleted the images: send the study again from the PACS).
+ * An administrator's "Score again" (POST …/rescore): once the cause of a failure is fixed, for a result that cannot
+ * be read, or for a study an earlier model bundle scored. On the worklist the study then leaves "Not triaged" for
+ * "being scored" and the outcome is announced in #rescored (a 409 or 410 detail says why not, e.g. retention deleted
+ * the images: send the study again from the PACS). In the study view (`out`: a status element beside the button,
+ * since the page's notice lies under the dialog) the outcome is said there.
  */
-function scoreAgainButton(uid, accession) {
+function scoreAgainButton(uid, accession, out = null) {
   const name = accession || `…${uid.slice(-12)}`;
+  const say = out || $('#rescored');
   const button = el('button', { type: 'button', class: 'quiet', text: 'Score again', 'aria-label': `Score study ${accession || uid} again` });
   button.onclick = async (e) => {
     e.stopPropagation();
     button.disabled = true;
     try {
       await api(`/api/v1/studies/${encodeURIComponent(uid)}/rescore`, { method: 'POST' });
-      $('#rescored').textContent = `Study ${name} is queued to be scored again.`;
+      say.textContent = `Study ${name} is queued to be scored again.`;
+      say.classList.remove('error');
+      if (out) {
+        refreshWorklist().catch(report);
+        return;
+      }
       await refreshWorklist();
       // Its row has gone from the list: keyboard focus goes to the message rather than to the top of the page.
-      if (!button.isConnected) $('#rescored').focus();
+      if (!button.isConnected) say.focus();
     } catch (err) {
-      $('#rescored').textContent = '';
-      report(err);
+      say.textContent = '';
+      if (!out) return report(err);
+      if (err instanceof ApiError && err.status === 401) return;
+      say.textContent = err.message;
+      say.classList.add('error');
     } finally {
       button.disabled = false;
     }
   };
   return button;
+}
+
+/** The study view's status, with "Score again" for an administrator once the study's job has ended. */
+function statusFact(study) {
+  const status = study.status || 'unknown';
+  if (!isAdmin() || !['scored', 'failed', 'unsupported'].includes(study.status)) return status;
+  const out = el('span', { class: 'small block', role: 'status', 'data-role': 'rescore-outcome' });
+  return [status, ' ', scoreAgainButton(study.StudyInstanceUID, study.result?.AccessionNumber, out), out];
 }
 
 const PAGE = 100;
@@ -711,7 +730,7 @@ async function openStudy(uid, note) {
   const version = r?.resultVersion ?? 1;
   const parts = [
     dl([
-      ['Status', study.status || 'unknown'],
+      ['Status', statusFact(study)],
       ['StudyInstanceUID', el('code', { text: uid })],
       ...(study.progress.instances !== undefined ? [['Instances', String(study.progress.instances)]] : []),
       ...(study.reason ? [['Reason', study.reason]] : []),

@@ -48,8 +48,17 @@ export interface ListenerMetrics {
   receivedBytes: Counter;
   storeDuration: Histogram<'outcome'>;
   studiesEnqueued: Counter<'trigger'>;
+  refusalRecords: Counter<'outcome'>;
   diskFreeBytes: Gauge;
 }
+
+/**
+ * What became of an instance refused permanently at C-STORE (shared/refusals.ts) for its study's result: counted,
+ * counted-before (the same instance sent again), record-full (the study's or the whole record's cap reached: the
+ * result will not list it), unattributed (its study and series could not be read), error (Redis failed).
+ */
+export const REFUSAL_RECORD_OUTCOMES = ['counted', 'counted-before', 'record-full', 'unattributed', 'error'] as const;
+export type RefusalRecordOutcome = (typeof REFUSAL_RECORD_OUTCOMES)[number];
 
 /** `diskFree` is read at scrape time (cached by the instance store, so a scrape costs no extra syscall). */
 export function createListenerMetrics(diskFree: () => number | undefined): ListenerMetrics {
@@ -100,6 +109,12 @@ export function createListenerMetrics(diskFree: () => number | undefined): Liste
       labelNames: ['trigger'],
       registers,
     }),
+    refusalRecords: new Counter({
+      name: 'neurotriage_listener_refusal_records_total',
+      help: 'Instances refused permanently at C-STORE, by what became of them for the study result: counted, counted-before, record-full (a cap reached: not listed), unattributed, error',
+      labelNames: ['outcome'],
+      registers,
+    }),
     diskFreeBytes: new Gauge({
       name: 'neurotriage_listener_disk_free_bytes',
       help: 'Free bytes on the file system holding DATA_DIR',
@@ -113,6 +128,7 @@ export function createListenerMetrics(diskFree: () => number | undefined): Liste
   metrics.associations.inc({ result: 'accepted', reason: '' }, 0);
   for (const reason of REJECT_LABELS) metrics.associations.inc({ result: 'rejected', reason }, 0);
   for (const reason of REFUSAL_REASONS) metrics.refusedConnections.inc({ reason }, 0);
+  for (const outcome of REFUSAL_RECORD_OUTCOMES) metrics.refusalRecords.inc({ outcome }, 0);
   for (const outcome of INSTANCE_OUTCOMES) metrics.instances.inc({ outcome }, 0);
   for (const trigger of SCHEDULE_TRIGGERS) metrics.studiesEnqueued.inc({ trigger }, 0);
   return metrics;

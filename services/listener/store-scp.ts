@@ -51,7 +51,7 @@ import {
   refusalCode,
   statusForError,
 } from './errors';
-import type { ListenerMetrics } from './metrics';
+import type { ListenerMetrics, RefusalRecordOutcome } from './metrics';
 
 type Association = dimseAssociation.Association;
 type PresentationContext = dimseAssociation.PresentationContext;
@@ -445,15 +445,19 @@ export class StoreScp extends Scp {
   private async recordRefusal(err: unknown, status: number, pending: PendingStore, affected: string | undefined): Promise<{ SeriesInstanceUID?: string; refusalRecord: string }> {
     const code = refusalCode(err);
     if (!code) return { refusalRecord: 'not-recorded' };
+    const counted = (refusalRecord: RefusalRecordOutcome, SeriesInstanceUID?: string) => {
+      this.deps.metrics.refusalRecords.inc({ outcome: refusalRecord });
+      return { ...(SeriesInstanceUID ? { SeriesInstanceUID } : {}), refusalRecord };
+    };
     const { StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID } = pending.check?.seen() ?? {};
-    if (!StudyInstanceUID || !SeriesInstanceUID || !isUid(StudyInstanceUID) || !isUid(SeriesInstanceUID)) return { refusalRecord: 'unattributed' };
+    if (!StudyInstanceUID || !SeriesInstanceUID || !isUid(StudyInstanceUID) || !isUid(SeriesInstanceUID)) return counted('unattributed');
     try {
       const sop = SOPInstanceUID && isUid(SOPInstanceUID) ? SOPInstanceUID : affected;
       const out = await this.deps.assembler.recordRefusal({ StudyInstanceUID, SeriesInstanceUID, ...(sop ? { SOPInstanceUID: sop } : {}), refusal: code, status });
-      return { SeriesInstanceUID, refusalRecord: out === 1 ? 'counted' : out === 0 ? 'counted-before' : 'record-full' };
+      return counted(out === 1 ? 'counted' : out === 0 ? 'counted-before' : 'record-full', SeriesInstanceUID);
     } catch (recordErr) {
       this.log.warn({ err: (recordErr as Error).message.slice(0, 200) }, 'refused instance not recorded for the study result');
-      return { SeriesInstanceUID, refusalRecord: 'error' };
+      return counted('error', SeriesInstanceUID);
     }
   }
 

@@ -140,6 +140,12 @@ describe('with a working store', () => {
     const noSeries = mrElements(study);
     delete noSeries.SeriesInstanceUID;
     const good = mrElements(study, newUid());
+    const records = async () => {
+      const text = await metricsText(h.listener.metricsPort);
+      return Object.fromEntries([...text.matchAll(/^neurotriage_listener_refusal_records_total\{outcome="([a-z-]+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+    };
+    const before = await records();
+    expect(Object.keys(before).sort()).toEqual(['counted', 'counted-before', 'error', 'record-full', 'unattributed']);
     const r = await sendRaw(h.ae.port, [
       ...badImages.map((elements) => ({ elements })),
       { elements: mismatchedInstance, wire: mismatchedWire },
@@ -159,6 +165,11 @@ describe('with a working store', () => {
     expect(failures.filter((l) => l.includes('"refusalRecord":"counted"'))).toHaveLength(3);
     expect(failures.filter((l) => l.includes('"refusalRecord":"counted-before"'))).toHaveLength(3);
     expect(failures.filter((l) => l.includes('"refusalRecord":"unattributed"')).length).toBeGreaterThanOrEqual(1);
+    // The same outcomes on /metrics, so a cap reached (record-full) is seen without reading logs.
+    const after = await records();
+    expect({ counted: after.counted - before.counted, again: after['counted-before'] - before['counted-before'], full: after['record-full'] - before['record-full'] })
+      .toEqual({ counted: 4, again: 3, full: 0 });
+    expect(after.unattributed - before.unattributed).toBeGreaterThanOrEqual(1);
   });
 
   test('header UIDs that start past the first 64 KB (after a long element) are still read', async () => {

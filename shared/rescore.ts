@@ -35,16 +35,20 @@ export type RescoreOutcome =
  * Checks the study can be scored from what is stored and, when it can, puts it in the pending set first: retention
  * leaves pending studies alone, and should the job be lost the listener re-queues the study at its next start.
  * KEYS: study hash, instances hash, pending set. ARGV: StudyInstanceUID, now (ms), purged field, purging field,
- * purge fence (ms). Returns { verdict, status }.
+ * purge fence (ms). Returns { verdict, status }. Retention's purged mark stays on the study hash for good, but
+ * retention deletes the instance records with the files: instances recorded now were stored after the purge (the
+ * PACS sent the study again, as the 410 advises), so they are scored; the mark answers only when none is recorded.
  */
 const PREPARE = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not-received', ''} end
 local h = redis.call('HMGET', KEYS[1], 'status', ARGV[3], ARGV[4])
 local status = h[1] or ''
-if h[2] then return {'purged', h[2]} end
 local purging = tonumber(h[3])
 if purging and tonumber(ARGV[2]) - purging < tonumber(ARGV[5]) then return {'purging', status} end
-if redis.call('HLEN', KEYS[2]) == 0 then return {'no-instances', status} end
+if redis.call('HLEN', KEYS[2]) == 0 then
+  if h[2] then return {'purged', h[2]} end
+  return {'no-instances', status}
+end
 redis.call('SADD', KEYS[3], ARGV[1])
 return {'ok', status}
 `;

@@ -151,3 +151,17 @@ test('what cannot be scored again says why: unknown, nothing stored, being purge
   expect(await queue.getWaitingCount()).toBe(0);
   for (const uid of [unknown, empty, purging, purged]) expect(await client.sismember(keys.pendingStudies(), uid)).toBe(0);
 });
+
+test('a study the PACS sent again after retention purged it is scored again: 202, not 410', async () => {
+  const study = synthStudy(24, 1, { fast: true });
+  const uid = study.StudyInstanceUID;
+  // Purged by retention long ago (the mark stays on the study hash), then sent again from the PACS as the 410 says:
+  // the listener stored and recorded the instances anew, and the study was scored.
+  await client.hset(keys.study(uid), { status: 'scored', [PURGED_FIELD]: Date.UTC(2026, 9, 1) });
+  storeInstances(dataDir, uid, study.files);
+  await recordInstances(uid, study.files);
+  const res = await rescore(uid);
+  expect([res.statusCode, res.json().detail]).toEqual([202, undefined]);
+  await waitFor('the study to be scored', async () => (await client.hget(keys.study(uid), 'status')) === 'scored' && (await client.exists(resultKeys.result(uid))) === 1, 60_000, 50);
+});
+

@@ -54,10 +54,13 @@ return {'ok', status}
 `;
 
 /**
- * The study is 'queued' under the new job, unless a worker has picked the job up already ('scoring': its own
- * status wins). KEYS: study hash. ARGV: now (ms), job id.
+ * The study is 'queued' under the new job, unless a worker has picked the job up already: then the worker's own
+ * status wins ('scoring', or already 'scored'/'failed' when the job ended before this ran: marking it 'queued' then
+ * would leave it so for good, with no job). A job a worker took has processedOn; one gone was taken and removed.
+ * KEYS: study hash, the job's BullMQ hash. ARGV: now (ms), job id.
  */
 const MARK_QUEUED = `
+if redis.call('HEXISTS', KEYS[2], 'processedOn') == 1 or redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 if redis.call('HGET', KEYS[1], 'status') == 'scoring' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'statusAt', ARGV[1], 'queuedAt', ARGV[1], 'jobId', ARGV[2])
 return 1
@@ -97,7 +100,7 @@ export function createRescorer(deps: { redis: Redis; queue: Queue<StudyJobData>;
         { ...STUDY_JOB_OPTIONS, jobId, deduplication: { id: uid }, ...(options.priority ? { priority: options.priority } : {}) },
       );
       if (job.id !== jobId) return { outcome: 'already-queued', jobId: String(job.id), status };
-      await deps.redis.eval(MARK_QUEUED, 1, keys.study(uid), String(now()), jobId);
+      await deps.redis.eval(MARK_QUEUED, 2, keys.study(uid), deps.queue.toKey(jobId), String(now()), jobId);
       return { outcome: 'queued', jobId, previousStatus: status };
     },
   };

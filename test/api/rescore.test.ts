@@ -16,6 +16,7 @@ import { makeTinyBundle } from '../worker/bundle';
 import { enqueueStudy, requireBuild, storeInstances, studyQueue, waitFor, workerEnv } from '../worker/helpers';
 import { synthStudy } from '../worker/studies';
 import { ADMIN, READER, buildTestApp, testDeps } from './helpers';
+import { createRescorer } from '../../shared/rescore';
 
 let redis: TestRedis;
 let client: ReturnType<typeof connectRedis>;
@@ -165,3 +166,23 @@ test('a study the PACS sent again after retention purged it is scored again: 202
   await waitFor('the study to be scored', async () => (await client.hget(keys.study(uid), 'status')) === 'scored' && (await client.exists(resultKeys.result(uid))) === 1, 60_000, 50);
 });
 
+test('a job the worker ends before the rescorer marks the study queued keeps the status the worker set', async () => {
+  const uid = '1.2.826.0.1.3680043.8.498.8301';
+  // Recorded, but its files are not there: the worker fails the job at once (study-missing).
+  await recordInstances(uid, [{ SeriesInstanceUID: '1.2.3.7', SOPInstanceUID: '1.2.3.7.1' }]);
+  await client.hset(keys.study(uid), 'status', 'failed');
+  // The API's event loop is held up between its add and its status write, long enough for the worker to finish.
+  const slow = {
+    add: async (...args: Parameters<Queue['add']>) => {
+      const job = await queue.add(...args);
+      await waitFor('the job to end', async () => ['failed', 'completed'].includes(await job.getState()), 60_000, 50);
+      return job;
+    },
+    toKey: (type: string) => queue.toKey(type),
+  } as unknown as Queue;
+  const out = await createRescorer({ redis: client, queue: slow }).rescore(uid);
+  expect(out.outcome).toBe('queued');
+  // Not 'queued' forever with no job: the worker's outcome stands.
+  expect(await client.hget(keys.study(uid), 'status')).toBe('failed');
+  expect(await client.sismember(keys.pendingStudies(), uid)).toBe(0);
+});

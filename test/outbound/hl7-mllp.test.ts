@@ -295,6 +295,16 @@ test('a version the RIS never accepted is not corrected: the next one it gets is
   expect(v3.getAllSegments('NTE')[0].getField(3).toString()).toBe('Correction: result version 3 replaces version 2 for this order.');
 });
 
+test('a study whose first result went out before the RIS record was kept keeps the rule of that time: a later version corrects the one before', async () => {
+  const legacy = makeResult('URGENT', { resultVersion: 2 });
+  await writeResult(redis, legacy);
+  await outbound.enqueue(legacy);
+  expect(await finished(resultKey(legacy).jobId)).toBe('completed');
+  const [m] = messagesFor(resultKey(legacy).hl7ControlId);
+  expect(m.getSegment('OBR')!.getField(25).toString()).toBe('C');
+  expect(m.getAllSegments('NTE')[0].getField(3).toString()).toBe('Correction: result version 2 replaces version 1 for this order.');
+});
+
 test('catch-up reads the window from the scoredAt index, not the whole worklist', async () => {
   const recent = makeResult('ROUTINE');
   const old = makeResult('ROUTINE', { scoredAt: Date.now() - 2 * 3600_000 });

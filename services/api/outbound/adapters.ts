@@ -7,7 +7,7 @@ import type { StudyResult } from '../../../shared/results';
 import type { Hl7Target, SrTarget, WebhookTarget } from './config';
 import { PermanentDeliveryError, RetryableDeliveryError, SkipDelivery, type Adapter } from './errors';
 import { ackOutcome, buildPriorityMessage, readAck } from './hl7/message';
-import { acceptedBefore, recordAccepted } from './hl7/accepted';
+import { acceptedBefore, recordAccepted, startRecord } from './hl7/accepted';
 import { MllpSender } from './hl7/mllp-sender';
 import { derivedUid, type DeliveryKey } from './idempotency';
 import { buildTriageSr, COMPREHENSIVE_3D_SR } from './sr/build-sr';
@@ -24,6 +24,8 @@ export interface OutboundAdapter {
   readonly ordered?: boolean;
   /** Why this result is not for this adapter, or null to send it. */
   skipReason(result: StudyResult): string | null;
+  /** Called as a result is queued for this adapter (HL7: the record of what the RIS accepted starts). */
+  queued?(result: StudyResult): Promise<void>;
   /** Resolves with a short outcome code (e.g. "AA", "0x0000", "204"); throws Retryable/PermanentDeliveryError. */
   deliver(result: StudyResult, key: DeliveryKey): Promise<string>;
   close(): Promise<void>;
@@ -57,6 +59,7 @@ export function createHl7Adapter(target: Hl7Target, deps: Hl7AdapterDeps): Outbo
     ordered: true,
     // Without an accession number and without stored instances to read it from, the RIS cannot match an order.
     skipReason: (result) => (result.AccessionNumber?.trim() || source ? null : 'no-accession'),
+    queued: (result) => startRecord(deps.redis, result.StudyInstanceUID, result.resultVersion),
     async deliver(result, key) {
       const AccessionNumber = result.AccessionNumber?.trim() || (source && (await accessionFromSource(source, result.StudyInstanceUID)));
       if (!AccessionNumber) throw new SkipDelivery('no-accession');

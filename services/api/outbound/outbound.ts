@@ -281,6 +281,7 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
           continue;
         }
         const data: OutboundJobData = { StudyInstanceUID: key.StudyInstanceUID, version: key.version, ...(traceId ? { traceId } : {}) };
+        await adapter.queued?.(result);
         await queues.get(adapter.name)!.add(DELIVER_JOB, data, { jobId: key.jobId });
         queued.push(adapter.name);
       }

@@ -1,11 +1,13 @@
 // Which result version of a study the RIS has accepted (AA/CA). A later version is sent as a correction (OBR-25 C)
 // only of a result the RIS holds: when the first versions never reached it (an outage, a version superseded before
-// it went out), the first message it gets is a first result, not a correction of one it never saw.
+// it went out), the first message it gets is a first result, not a correction of one it never saw. The record starts
+// (at 0, nothing accepted) when a study's first result is queued for the RIS; a study whose first result went out
+// before this record existed has none, and keeps the rule of that time: every later version corrects the one before.
 import type { Redis } from 'ioredis';
 import { KEY_PREFIX } from '../../../../shared/studies';
 
 export const hl7Keys = {
-  /** String: the highest result version of the study the RIS acknowledged. */
+  /** String: the highest result version of the study the RIS acknowledged; 0 while none. */
   accepted: (uid: string) => `${KEY_PREFIX}:study:${uid}:hl7`,
 };
 
@@ -19,8 +21,18 @@ export async function recordAccepted(redis: Redis, StudyInstanceUID: string, ver
   await redis.eval(RECORD, 1, hl7Keys.accepted(StudyInstanceUID), String(version));
 }
 
-/** The highest version below `version` the RIS accepted, if any: the one a message for `version` corrects. */
+/** Starts the record for a study whose first result is queued for the RIS (later versions find it there). */
+export async function startRecord(redis: Redis, StudyInstanceUID: string, version: number | undefined): Promise<void> {
+  if (version === 1) await redis.set(hl7Keys.accepted(StudyInstanceUID), '0', 'NX');
+}
+
+/**
+ * The version a message for `version` corrects: the highest below it the RIS accepted, if any. Without a record (the
+ * study's first result went out before records were kept) the version before it, as the rule was then.
+ */
 export async function acceptedBefore(redis: Redis, StudyInstanceUID: string, version: number): Promise<number | undefined> {
-  const v = Number(await redis.get(hl7Keys.accepted(StudyInstanceUID)));
+  const raw = await redis.get(hl7Keys.accepted(StudyInstanceUID));
+  if (raw === null) return version > 1 ? version - 1 : undefined;
+  const v = Number(raw);
   return Number.isInteger(v) && v > 0 && v < version ? v : undefined;
 }

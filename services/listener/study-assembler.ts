@@ -250,6 +250,7 @@ export class StudyAssembler {
       });
       if (job.id === jobId && delayMs === undefined) this.lastCreated.set(StudyInstanceUID, startedAt);
       else this.lastCreated.delete(StudyInstanceUID);
+      if (job.id && job.id !== jobId && followActive) await this.promoteHeld(job.id);
       if (this.lastCreated.size > 10_000) this.lastCreated.clear();
       // Counted once per study each time a job comes to hold it (received -> queued), not per instance that moves
       // the job along within the quiet period.
@@ -258,6 +259,17 @@ export class StudyAssembler {
     } catch (err) {
       this.lastCreated.delete(StudyInstanceUID);
       throw backendError(err);
+    }
+  }
+
+  /**
+   * A study re-scored in bulk waits behind new arrivals (tools/rescore.ts: a BullMQ priority), and a deduplicated add
+   * cannot replace a job that is waiting. New instances of the study make it an arrival again: its job loses the
+   * priority, so it is scored in arrival order rather than after the bulk run. One HGET when nothing is to change.
+   */
+  private async promoteHeld(id: string): Promise<void> {
+    if (Number(await this.redis.hget(this.options.queue.toKey(id), 'priority')) > 0) {
+      await (await this.options.queue.getJob(id))?.changePriority({ priority: 0 });
     }
   }
 

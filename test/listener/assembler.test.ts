@@ -65,3 +65,28 @@ test('restart re-queue: a pending-set entry that is not a UID is removed, the ot
     redis.disconnect();
   }
 });
+
+test('new instances of a study waiting in a bulk re-score make its job an arrival again: no priority, scored in arrival order', async () => {
+  const redis = connectRedis(redisServer.url, 'producer');
+  await new Promise((resolve) => redis.once('ready', resolve));
+  const queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection: redis });
+  try {
+    await queue.obliterate({ force: true });
+    const uid = '1.2.840.99.7';
+    // tools/rescore.ts queued it behind new arrivals (priority), deduplicated on the UID as the listener's jobs are.
+    const bulk = await queue.add('score-study', { StudyInstanceUID: uid, storageKey: `store/${uid}`, traceId: 'bulk' }, { jobId: 'study-bulk', priority: 10, deduplication: { id: uid } });
+    expect(await bulk.getState()).toBe('prioritized');
+    const assembler = new StudyAssembler({ redis, queue, quietMs: 60_000 });
+    expect(await assembler.schedule(uid, 'arrival-trace', 'arrival')).toBe('study-bulk');
+    const held = (await queue.getJob('study-bulk'))!;
+    expect(held.priority).toBe(0);
+    expect(await held.getState()).toBe('waiting');
+    // A restart's re-queue only makes sure a job exists: it leaves a bulk job's priority alone.
+    const other = await queue.add('score-study', { StudyInstanceUID: '1.2.840.99.8', storageKey: 'store/1.2.840.99.8', traceId: 'bulk' }, { jobId: 'study-bulk-2', priority: 10, deduplication: { id: '1.2.840.99.8' } });
+    await assembler.schedule('1.2.840.99.8', 'restart-trace', 'restart');
+    expect(await other.getState()).toBe('prioritized');
+  } finally {
+    await queue.close();
+    redis.disconnect();
+  }
+});

@@ -279,24 +279,23 @@ function scoreAgainButton(uid, accession, out = null) {
     button.disabled = true;
     try {
       await api(`/api/v1/studies/${encodeURIComponent(uid)}/rescore`, { method: 'POST' });
-      say.textContent = `Study ${name} is queued to be scored again.`;
-      say.classList.remove('error');
-      if (out) {
-        refreshWorklist().catch(report);
-        return;
-      }
-      await refreshWorklist();
-      // Its row has gone from the list: keyboard focus goes to the message rather than to the top of the page.
-      if (!button.isConnected) say.focus();
     } catch (err) {
+      button.disabled = false;
       say.textContent = '';
       if (!out) return report(err);
       if (err instanceof ApiError && err.status === 401) return;
       say.textContent = err.message;
       say.classList.add('error');
-    } finally {
-      button.disabled = false;
+      return;
     }
+    button.disabled = false;
+    say.textContent = `Study ${name} is queued to be scored again.`;
+    say.classList.remove('error');
+    // The list after it: a refresh that fails says so in the page's notice and leaves this message standing.
+    if (out) return refreshWorklist().catch(report);
+    await refreshWorklist().catch(report);
+    // Its row has gone from the list: keyboard focus goes to the message rather than to the top of the page.
+    if (!button.isConnected) say.focus();
   };
   return button;
 }

@@ -5,6 +5,7 @@
 // when the write cannot finish in time, and no report text or patient data in any log line or metric.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { Hl7Message } from '@medplum/core';
 import { hl7Segment } from '../../shared/hl7-text';
 import { readReport, reportKeys } from '../../shared/reports';
 import { hl7MessageKey } from '../../services/api/inbound';
@@ -19,12 +20,13 @@ function oru(accession: string, controlId: string, text = TEXT, status: 'F' | 'C
   const [msh, ...rest] = buildOru({ AccessionNumber: accession, text }, { now: Date.UTC(2026, 0, 5), controlId, status }).split('\r');
   return [msh, PATIENT, ...rest].join('\r');
 }
+const TRY_AGAIN = 'temporarily unable to store the report; resend later';
 const MSH = (controlId: string) => `MSH|^~\\&|RIS|NT_SYNTH|NEUROTRIAGE||20260105120000||ORU^R01^ORU_R01|${controlId}|P|2.5.1`;
 
 let feed: Feed;
 
 beforeAll(async () => {
-  feed = await startFeed({ REPORTS_MLLP_MAX_MESSAGE_KB: '64', REPORTS_MLLP_ACK_TIMEOUT_MS: '1000' });
+  feed = await startFeed({ REPORTS_MLLP_MAX_MESSAGE_KB: '64', REPORTS_MLLP_ACK_TIMEOUT_MS: '1000', REPORTS_MLLP_MAX_BATCH_MESSAGES: '5' });
 });
 afterAll(async () => {
   await feed?.stop();
@@ -326,6 +328,130 @@ test('a restart replays the journal: reports Redis lost are stored again, the re
   } finally {
     await again.stopFeed();
   }
+});
+
+/** An HL7 batch of these messages: BHS (and FHS when asked) with control ids, BTS-1 the count unless given. */
+function batchOf(messages: string[], opts: { fhs?: boolean; count?: number; eol?: string } = {}): string {
+  const eol = opts.eol ?? '\r';
+  const segments = [
+    ...(opts.fhs ? ['FHS|^~\\&|NT_SYNTH_RIS|NT_SYNTH|NEUROTRIAGE|NT|20260105120000||||FILE-1'] : []),
+    'BHS|^~\\&|NT_SYNTH_RIS|NT_SYNTH|NEUROTRIAGE|NT|20260105120000||||BATCH-1',
+    ...messages,
+    `BTS|${opts.count ?? messages.length}`,
+    ...(opts.fhs ? ['FTS|1'] : []),
+  ];
+  return segments.join(eol) + eol;
+}
+
+/** A batch of ACKs: its envelope segments and each ACK (MSH ... up to the next MSH or trailer) parsed. */
+function readBatchAck(reply: Buffer): { envelope: string[]; acks: Hl7Message[] } {
+  const envelope: string[] = [];
+  const acks: string[][] = [];
+  for (const seg of reply.toString('utf8').split('\r')) {
+    if (/^(FHS|BHS|BTS|FTS)/.test(seg)) envelope.push(seg);
+    else if (seg.startsWith('MSH')) acks.push([seg]);
+    else acks[acks.length - 1].push(seg);
+  }
+  return { envelope, acks: acks.map((a) => Hl7Message.parse(a.join('\r'))) };
+}
+
+test('a batch (FHS/BHS ... BTS/FTS) in one frame: each message stored or refused as alone, one batch of ACKs in order', async () => {
+  await receiveStudy(feed.client, '1.2.3.800', 'ACC800');
+  await scoreStudy(feed.client, '1.2.3.800');
+  await waitFor(async () => (await feed.client.sismember(reportKeys.accession('ACC800'), '1.2.3.800')) === 1, 'the study indexed');
+  const noAccession = [MSH('BATCH-BAD'), PATIENT, hl7Segment('OBR', { 1: '1', 25: 'F' }), 'OBX|1|TX|x||CANARY-FINDING text'].join('\r');
+  const before = await metrics();
+  const rejectedBefore = await feed.client.zcard(reportKeys.rejected());
+  // A single message right behind the batch in the same write: answered after it, in order.
+  const [reply, single] = await mllpExchange(feed.port, [batchOf([oru('ACC800', 'B-1'), oru('ACC801', 'B-2'), noAccession, oru('ACC800', 'B-1')], { fhs: true }), oru('ACC802', 'AFTER-1')]);
+  const { envelope, acks } = readBatchAck(reply);
+  expect(envelope).toEqual([
+    expect.stringMatching(/^FHS\|\^~\\&\|NEUROTRIAGE\|NT\|NT_SYNTH_RIS\|NT_SYNTH\|\d{14}\.\d{3}\+0000\|\|\|\|FILE-1\|FILE-1$/),
+    expect.stringMatching(/^BHS\|\^~\\&\|NEUROTRIAGE\|NT\|NT_SYNTH_RIS\|NT_SYNTH\|\d{14}\.\d{3}\+0000\|\|\|\|BATCH-1\|BATCH-1$/),
+    'BTS|4',
+    'FTS|1',
+  ]);
+  expect(acks.map((a) => [msa(a, 1), msa(a, 2)])).toEqual([['AA', 'B-1'], ['AA', 'B-2'], ['AE', 'BATCH-BAD'], ['AA', 'B-1']]);
+  expect(acks.map((a) => msa(a, 3).replace(/kept as \S+\)/, 'kept)'))).toEqual([
+    '1 report(s): matched', '1 report(s): held', 'no accession number in OBR-3, OBR-18, ORC-3 of OBR 1 (kept)', '1 report(s): duplicate',
+  ]);
+  // Each ACK as a message alone would have it: its header mirrored, ERR on the AE.
+  expect(acks[0].header.getField(9)?.toString()).toBe('ACK^R01^ACK');
+  expect(acks[2].getSegment('ERR')?.getField(2)?.toString()).toBe('OBR^1^3');
+  expect(msa(Hl7Message.parse(single.toString()), 2)).toBe('AFTER-1');
+  expect((await readReport(feed.client, '1.2.3.800'))?.messageControlId).toBe('B-1');
+  expect(await feed.client.exists(reportKeys.held('ACC801'))).toBe(1);
+  // The bad one is kept on its own (its bytes, not the batch's), for replay like any other.
+  expect(await feed.client.zcard(reportKeys.rejected())).toBe(rejectedBefore + 1);
+  const id = /kept as (\S+)\)/.exec(msa(acks[2], 3))![1];
+  expect((await feed.inbound.rejected.get(id))?.payload.toString()).toBe(noAccession);
+  const after = await metrics();
+  const delta = (series: string) => sample(after, series) - sample(before, series);
+  expect(delta('neurotriage_api_reports_received_total{source="hl7"}')).toBe(5);
+  expect(delta('neurotriage_api_reports_stored_total{source="hl7"}')).toBe(3);
+  expect(delta('neurotriage_api_reports_duplicates_total{source="hl7"}')).toBe(1);
+  expect(delta('neurotriage_api_reports_rejected_total{source="hl7",reason="no-accession"}')).toBe(1);
+  expect(delta('neurotriage_api_reports_batches_total{outcome="processed"}')).toBe(1);
+  expect(delta('neurotriage_api_reports_batch_count_mismatch_total{trailer="BTS"}')).toBe(0);
+  expect(delta('neurotriage_api_reports_batch_seconds_count')).toBe(1);
+});
+
+test('a batch without FHS, segments ending CR LF: answered without FHS; BTS-1 wrong: all processed, logged and counted; empty: BTS-1 0', async () => {
+  const before = await metrics();
+  const [reply] = await mllpExchange(feed.port, batchOf([oru('ACC810', 'C-1'), oru('ACC811', 'C-2')], { count: 3, eol: '\r\n' }));
+  const { envelope, acks } = readBatchAck(reply);
+  expect(envelope.map((s) => s.slice(0, 3))).toEqual(['BHS', 'BTS']);
+  expect(envelope[1]).toBe('BTS|2');
+  expect(acks.map((a) => [msa(a, 1), msa(a, 2)])).toEqual([['AA', 'C-1'], ['AA', 'C-2']]);
+  expect(await feed.client.exists(reportKeys.held('ACC811'))).toBe(1);
+  expect(sample(await metrics(), 'neurotriage_api_reports_batch_count_mismatch_total{trailer="BTS"}') - sample(before, 'neurotriage_api_reports_batch_count_mismatch_total{trailer="BTS"}')).toBe(1);
+  expect(feed.logs.some((l) => l.includes('BTS-1 disagrees') && l.includes('"declared":"3"') && l.includes('"messages":2'))).toBe(true);
+  const [empty] = await mllpExchange(feed.port, 'BHS|^~\\&|NT_SYNTH_RIS|NT_SYNTH|||||||EMPTY-1\rBTS|0');
+  expect(empty.toString()).toMatch(/^BHS\|\^~\\&\|\|\|NT_SYNTH_RIS\|NT_SYNTH\|[^|]+\|\|\|\|EMPTY-1\|EMPTY-1\rBTS\|0$/);
+});
+
+test('a batch over REPORTS_MLLP_MAX_BATCH_MESSAGES, or one whose envelope cannot be read, is refused whole: one AR, nothing stored', async () => {
+  const before = await metrics();
+  const rejectedBefore = await feed.client.zcard(reportKeys.rejected());
+  const six = [0, 1, 2, 3, 4, 5].map((i) => oru(`ACC82${i}`, `BIG-${i}`));
+  const [reply] = await mllpExchange(feed.port, batchOf(six));
+  const ack = Hl7Message.parse(reply.toString());
+  expect(ack.header.name).toBe('MSH');
+  expect([msa(ack, 1), msa(ack, 2)]).toEqual(['AR', 'BATCH-1']);
+  expect(msa(ack, 3)).toBe('the batch has 6 messages, more than REPORTS_MLLP_MAX_BATCH_MESSAGES (5): send smaller batches');
+  expect(ack.getSegment('ERR')?.getComponent(3, 1)).toBe('207');
+  expect(await feed.client.exists(reportKeys.held('ACC820'))).toBe(0);
+  const [bad] = await mllpExchange(feed.port, `BHS|^~\\&|NT_SYNTH_RIS|NT_SYNTH\r${PATIENT}\r${oru('ACC830', 'BADB-1')}\rBTS|1`);
+  expect(bad.toString()).toMatch(/\rMSA\|AR\|\|the batch cannot be read: segment PID outside any message/);
+  expect(await feed.client.zcard(reportKeys.rejected())).toBe(rejectedBefore);
+  const after = await metrics();
+  const delta = (series: string) => sample(after, series) - sample(before, series);
+  expect(delta('neurotriage_api_reports_batches_total{outcome="refused"}')).toBe(2);
+  expect(delta('neurotriage_api_reports_rejected_total{source="hl7",reason="batch-too-large"}')).toBe(1);
+  expect(delta('neurotriage_api_reports_rejected_total{source="hl7",reason="bad-batch"}')).toBe(1);
+  expect(delta('neurotriage_api_reports_stored_total{source="hl7"}')).toBe(0);
+});
+
+test('a batch whose write hangs: that message and the rest AR "resend later" within REPORTS_MLLP_ACK_TIMEOUT_MS; the resend stores the rest', async () => {
+  await feed.client.call('CLIENT', 'PAUSE', '2500', 'WRITE');
+  const t0 = Date.now();
+  const [reply] = await mllpExchange(feed.port, batchOf([oru('ACC840', 'SLOWB-1'), oru('ACC841', 'SLOWB-2'), oru('ACC842', 'SLOWB-3')]));
+  expect(Date.now() - t0).toBeLessThan(2400);
+  const { envelope, acks } = readBatchAck(reply);
+  expect(envelope[envelope.length - 1]).toBe('BTS|3');
+  expect(acks.map((a) => [msa(a, 1), msa(a, 2), msa(a, 3)])).toEqual(['SLOWB-1', 'SLOWB-2', 'SLOWB-3'].map((id) => ['AR', id, TRY_AGAIN]));
+  await waitFor(async () => (await feed.client.exists(reportKeys.held('ACC840'))) === 1, 'the late write to land');
+  expect(await feed.client.exists(reportKeys.held('ACC841'))).toBe(0);
+  const [resent] = await mllpExchange(feed.port, batchOf([oru('ACC840', 'SLOWB-1'), oru('ACC841', 'SLOWB-2'), oru('ACC842', 'SLOWB-3')]));
+  expect(readBatchAck(resent).acks.map((a) => msa(a, 3))).toEqual(['1 report(s): duplicate', '1 report(s): held', '1 report(s): held']);
+  // The listener's own deadline for a batch frame is REPORTS_MLLP_ACK_TIMEOUT_MS per message and one more; its
+  // backstop reply, should that ever pass, is a batch of "resend later" too.
+  const frame = { kind: 'message' as const, bytes: Buffer.from(batchOf([oru('ACC850', 'LATE-1'), oru('ACC851', 'LATE-2')])) };
+  expect(feed.inbound.feed.replyTimeoutMs(frame)).toBe(3000);
+  expect(feed.inbound.feed.replyTimeoutMs({ kind: 'message', bytes: Buffer.from(oru('ACC850', 'LATE-1')) })).toBe(1000);
+  const late = readBatchAck(feed.inbound.feed.timeoutReply(frame));
+  expect(late.acks.map((a) => [msa(a, 1), msa(a, 2), msa(a, 3)])).toEqual([['AR', 'LATE-1', TRY_AGAIN], ['AR', 'LATE-2', TRY_AGAIN]]);
+  expect(late.envelope[late.envelope.length - 1]).toBe('BTS|2');
 });
 
 test('no report text, patient segment or accession number in any log line or metric', async () => {

@@ -21,6 +21,8 @@ export const ReportsSettingsSchema = Type.Object({
   REPORTS_MLLP_MAX_MESSAGE_KB: Type.Integer({ minimum: 4, maximum: 65536 }),
   /** The ACK is sent within this time: AR "try again" when the durable write has not finished by then. */
   REPORTS_MLLP_ACK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000 }),
+  /** Most messages in one HL7 batch (FHS/BHS ... BTS/FTS in one frame); a larger batch is answered one AR, whole. */
+  REPORTS_MLLP_MAX_BATCH_MESSAGES: Type.Integer({ minimum: 1, maximum: 100_000 }),
   /** Comma list from ACCESSION_FIELDS, first non-empty wins. */
   REPORTS_ACCESSION_FIELDS: Type.String({ minLength: 1 }),
   /** A report whose study has not arrived after this many days moves to the rejected store (kept for replay). */
@@ -43,6 +45,7 @@ export const REPORTS_DEFAULTS: Omit<ReportsSettings, 'REPORTS_MLLP_PORT'> = {
   REPORTS_MLLP_IDLE_TIMEOUT_SECONDS: 600,
   REPORTS_MLLP_MAX_MESSAGE_KB: 1024,
   REPORTS_MLLP_ACK_TIMEOUT_MS: 10_000,
+  REPORTS_MLLP_MAX_BATCH_MESSAGES: 500,
   REPORTS_ACCESSION_FIELDS: 'OBR-3,OBR-18,ORC-3',
   REPORTS_HOLD_DAYS: 14,
   REPORTS_MATCH_SWEEP_SECONDS: 300,
@@ -58,6 +61,7 @@ export interface MllpListenConfig {
   idleTimeoutMs: number;
   maxMessageBytes: number;
   ackTimeoutMs: number;
+  maxBatchMessages: number;
 }
 
 /** What the report feed needs, typed: the MLLP block only when REPORTS_MLLP_PORT is set. */
@@ -108,6 +112,7 @@ export function loadReportsConfig(env: Source = process.env): ReportsConfig {
             idleTimeoutMs: s.REPORTS_MLLP_IDLE_TIMEOUT_SECONDS * 1000,
             maxMessageBytes: s.REPORTS_MLLP_MAX_MESSAGE_KB * 1024,
             ackTimeoutMs: s.REPORTS_MLLP_ACK_TIMEOUT_MS,
+            maxBatchMessages: s.REPORTS_MLLP_MAX_BATCH_MESSAGES,
           },
         }
       : {}),

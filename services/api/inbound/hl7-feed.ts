@@ -1,4 +1,6 @@
-// The RIS report feed's application side: one MLLP message in, one ACK out. Decodes and reads the ORU^R01
+// The RIS report feed's application side: one MLLP message in, one ACK out; an HL7 batch (FHS/BHS ... BTS/FTS) in
+// one frame, its messages one after the other, each exactly as a message of its own, and one batch of ACKs out
+// (batch.ts; more than REPORTS_MLLP_MAX_BATCH_MESSAGES, or an envelope that cannot be read: one AR). Decodes and reads the ORU^R01
 // (oru.ts), stores each report through the intake (journal + Redis) and answers AA only after that; answers AE/AR
 // with the reason for a message it cannot use and keeps that message in the rejected store first. When the
 // store, the journal or Redis fail, the answer is AR "try again" and nothing is kept: the RIS holds the message and
@@ -6,7 +8,9 @@
 // Logs carry reason codes, ids and counts: never message content, report text or accession numbers.
 import type { Logger } from '../../../shared/logger';
 import type { StoredReport } from '../../../shared/reports';
+import { hl7DateTime } from '../outbound/hl7/message';
 import { ackFor, ackForUnparsed, controlIdOf, type AckCode } from './ack';
+import { batchAck, batchControlIdOf, BatchProblem, countDisagrees, countMessages, isBatch, splitBatch, type BatchFrame } from './batch';
 import type { ReportMetrics } from './metrics';
 import type { MllpInbound, Peer } from './mllp-server';
 import { decodeMessage, OruProblem, parseOru, type OruRules } from './oru';
@@ -31,8 +35,10 @@ export interface ReplayResult {
 export interface Hl7Feed {
   /** The MLLP handler: never throws. */
   handle(message: MllpInbound, peer: Peer): Promise<Buffer>;
-  /** The reply when handle() is late (AR: try again). */
+  /** The reply when handle() is late (AR: try again; for a batch, a batch of them). */
   timeoutReply(message: MllpInbound): Buffer;
+  /** How long handle() may take for this frame: REPORTS_MLLP_ACK_TIMEOUT_MS, per message for a batch. */
+  replyTimeoutMs(message: MllpInbound): number;
   /** Runs a kept message again (optionally a corrected text); on success it leaves the rejected store. */
   replay(id: string, correctedText?: string): Promise<ReplayResult | null>;
 }
@@ -44,12 +50,19 @@ export interface Hl7FeedDeps {
   metrics: ReportMetrics;
   logger: Logger;
   clock?: () => number;
+  /** REPORTS_MLLP_ACK_TIMEOUT_MS: the time each message of a batch has for its write (default 10 s). */
+  ackTimeoutMs?: number;
+  /** REPORTS_MLLP_MAX_BATCH_MESSAGES: a batch with more messages is refused whole (default 500). */
+  maxBatchMessages?: number;
 }
 
 /** Our own failure (journal, Redis, the rejected store): the sender should resend later. */
 class Unavailable extends Error {}
 
 const TRY_AGAIN = 'temporarily unable to store the report; resend later';
+
+/** A declared count for a log line: digits only, short. */
+const safeCount = (value: string | null): string | null => (value === null ? null : value.replace(/[^0-9]/g, '?').slice(0, 10));
 
 let ackCounter = 0;
 const ackControlId = (now: number): string => `NT${now.toString(36)}${(++ackCounter % 1296).toString(36)}`.toUpperCase();
@@ -71,6 +84,8 @@ export function hl7MessageKey(
 export function createHl7Feed(deps: Hl7FeedDeps): Hl7Feed {
   const { intake, rejected, metrics, logger } = deps;
   const clock = deps.clock ?? Date.now;
+  const ackTimeoutMs = deps.ackTimeoutMs ?? 10_000;
+  const maxBatchMessages = deps.maxBatchMessages ?? 500;
 
   /** Reads and stores; returns AA with the outcomes, or throws OruProblem / Unavailable. */
   async function store(text: string, receivedAt: number): Promise<{ outcome: FeedOutcome; parsed: ReturnType<typeof parseOru> }> {
@@ -109,12 +124,9 @@ export function createHl7Feed(deps: Hl7FeedDeps): Hl7Feed {
     return ackForUnparsed('AR', { text: TRY_AGAIN, errorCode: '207' }, { controlId: controlIdOf(bytes), now, ackControlId: ackControlId(now) });
   }
 
-  async function handle(inbound: MllpInbound, peer: Peer): Promise<Buffer> {
-    const t0 = performance.now();
-    const now = clock();
-    metrics.received.inc({ source: 'hl7' });
+  /** One message (or an oversize frame): stored, or kept and refused; never throws. The ACK and its code. */
+  async function answer(inbound: MllpInbound, peer: Peer, now: number): Promise<{ ack: Buffer; code: AckCode }> {
     const bytes = inbound.kind === 'message' ? inbound.bytes : inbound.head;
-    let code: AckCode = 'AR';
     try {
       let problem: OruProblem;
       try {
@@ -122,9 +134,8 @@ export function createHl7Feed(deps: Hl7FeedDeps): Hl7Feed {
           throw new OruProblem('AR', 'too-large', `the message is larger than REPORTS_MLLP_MAX_MESSAGE_KB (${inbound.totalBytes} bytes)`, '207');
         }
         const { outcome, parsed } = await store(decodeMessage(inbound.bytes), now);
-        code = 'AA';
         logger.info({ connection: peer.connection, controlId: parsed.controlId, reports: outcome.reports.map((r) => r.outcome) }, 'report message stored');
-        return ackFor(parsed.message, 'AA', { text: outcome.detail }, { now, ackControlId: ackControlId(now) });
+        return { code: 'AA', ack: ackFor(parsed.message, 'AA', { text: outcome.detail }, { now, ackControlId: ackControlId(now) }) };
       } catch (err) {
         if (!(err instanceof OruProblem)) throw err;
         problem = err;
@@ -132,19 +143,118 @@ export function createHl7Feed(deps: Hl7FeedDeps): Hl7Feed {
       const entry = await keep(bytes, problem, now, inbound.kind === 'oversize');
       metrics.rejected.inc({ source: 'hl7', reason: problem.reason });
       logger.warn({ connection: peer.connection, reason: problem.reason, ack: problem.ack, rejectedId: entry.id }, 'report message rejected and kept for replay');
-      code = problem.ack;
       const detail = { text: `${problem.detail} (kept as ${entry.id})`, errorCode: problem.errorCode, location: problem.location };
-      return problem.hl7
+      const ack = problem.hl7
         ? ackFor(problem.hl7, problem.ack, detail, { now, ackControlId: ackControlId(now) })
         : ackForUnparsed(problem.ack, detail, { controlId: controlIdOf(bytes), now, ackControlId: ackControlId(now) });
+      return { code: problem.ack, ack };
     } catch (err) {
-      code = 'AR';
       metrics.rejected.inc({ source: 'hl7', reason: 'temporarily-unavailable' });
       logger.error({ connection: peer.connection, err: (err as Error).message }, 'report message not stored: answered AR, the sender should resend');
-      return unavailableAck(bytes, now);
+      return { code: 'AR', ack: unavailableAck(bytes, now) };
+    }
+  }
+
+  async function handle(inbound: MllpInbound, peer: Peer): Promise<Buffer> {
+    if (inbound.kind === 'message' && isBatch(inbound.bytes)) return handleBatch(inbound.bytes, peer);
+    const t0 = performance.now();
+    metrics.received.inc({ source: 'hl7' });
+    let code: AckCode = 'AR';
+    try {
+      const result = await answer(inbound, peer, clock());
+      code = result.code;
+      return result.ack;
     } finally {
       metrics.ackSeconds.observe({ code }, (performance.now() - t0) / 1000);
     }
+  }
+
+  /** A frame refused whole: one AR (not a batch), MSA-2 the batch control id when the header has one. Not kept. */
+  function refuseBatch(bytes: Buffer, peer: Peer, reason: 'batch-too-large' | 'bad-batch', detail: string, location: string, t0: number): Buffer {
+    const now = clock();
+    metrics.received.inc({ source: 'hl7' });
+    metrics.rejected.inc({ source: 'hl7', reason });
+    metrics.batches.inc({ outcome: 'refused' });
+    metrics.ackSeconds.observe({ code: 'AR' }, (performance.now() - t0) / 1000);
+    logger.warn({ connection: peer.connection, reason, bytes: bytes.length }, 'report batch refused whole (AR); not kept: the sender still has it');
+    return ackForUnparsed('AR', { text: detail, errorCode: reason === 'bad-batch' ? '100' : '207', location }, {
+      controlId: batchControlIdOf(bytes), now, ackControlId: ackControlId(now),
+    });
+  }
+
+  /**
+   * A batch in one frame: each message in order, exactly as in a frame of its own (received, stored or kept and
+   * refused, its ACK and its ack-seconds sample), answered by one batch of ACKs. Each message has
+   * REPORTS_MLLP_ACK_TIMEOUT_MS for its write: one that does not finish by then is answered AR "resend later", and
+   * so is every message after it without being tried (they would queue behind the write that hangs); a resend of
+   * the batch is safe, the stored ones being duplicates then.
+   */
+  async function handleBatch(bytes: Buffer, peer: Peer): Promise<Buffer> {
+    const t0 = performance.now();
+    let frame: BatchFrame;
+    try {
+      frame = splitBatch(bytes);
+    } catch (err) {
+      if (!(err instanceof BatchProblem)) throw err;
+      return refuseBatch(bytes, peer, 'bad-batch', `the batch cannot be read: ${err.detail}`, err.location, t0);
+    }
+    if (frame.messageCount > maxBatchMessages) {
+      return refuseBatch(
+        bytes, peer, 'batch-too-large',
+        `the batch has ${frame.messageCount} messages, more than REPORTS_MLLP_MAX_BATCH_MESSAGES (${maxBatchMessages}): send smaller batches`,
+        'BTS', t0,
+      );
+    }
+    const codes: Record<AckCode, number> = { AA: 0, AE: 0, AR: 0 };
+    let late = false;
+    const acks: Buffer[][] = [];
+    for (const batch of frame.batches) {
+      const out: Buffer[] = [];
+      for (const message of batch.messages) {
+        const t = performance.now();
+        metrics.received.inc({ source: 'hl7' });
+        let result: { ack: Buffer; code: AckCode };
+        if (late) {
+          metrics.rejected.inc({ source: 'hl7', reason: 'temporarily-unavailable' });
+          result = { code: 'AR', ack: unavailableAck(message, clock()) };
+        } else {
+          let timer: NodeJS.Timeout | undefined;
+          const timedOut = new Promise<null>((resolve) => {
+            timer = setTimeout(() => resolve(null), ackTimeoutMs);
+          });
+          const now = clock();
+          const done = await Promise.race([answer({ kind: 'message', bytes: message }, peer, now), timedOut]);
+          clearTimeout(timer);
+          if (done) result = done;
+          else {
+            late = true;
+            metrics.rejected.inc({ source: 'hl7', reason: 'temporarily-unavailable' });
+            logger.error({ connection: peer.connection }, 'report message in a batch not stored within REPORTS_MLLP_ACK_TIMEOUT_MS: it and the rest of the batch answered AR, the sender should resend');
+            result = { code: 'AR', ack: unavailableAck(message, clock()) };
+          }
+        }
+        metrics.ackSeconds.observe({ code: result.code }, (performance.now() - t) / 1000);
+        codes[result.code] += 1;
+        out.push(result.ack);
+      }
+      acks.push(out);
+    }
+    const mismatched = frame.batches
+      .map((b) => ({ declared: b.declaredCount, messages: b.messages.length }))
+      .filter((b) => countDisagrees(b.declared, b.messages));
+    for (const b of mismatched) {
+      metrics.batchCountMismatch.inc({ trailer: 'BTS' });
+      logger.warn({ connection: peer.connection, declared: safeCount(b.declared), messages: b.messages }, 'report batch: BTS-1 disagrees with the messages received; all of them were processed');
+    }
+    if (countDisagrees(frame.declaredBatches, frame.batches.length)) {
+      metrics.batchCountMismatch.inc({ trailer: 'FTS' });
+      logger.warn({ connection: peer.connection, declared: safeCount(frame.declaredBatches), batches: frame.batches.length }, 'report batch file: FTS-1 disagrees with the batches received; all of them were processed');
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    metrics.batches.inc({ outcome: 'processed' });
+    metrics.batchSeconds.observe(seconds);
+    logger.info({ connection: peer.connection, batches: frame.batches.length, messages: frame.messageCount, ...codes, ms: Math.round(seconds * 1000) }, 'report batch answered');
+    return batchAck(frame, acks, hl7DateTime(clock()));
   }
 
   return {
@@ -154,7 +264,23 @@ export function createHl7Feed(deps: Hl7FeedDeps): Hl7Feed {
       metrics.rejected.inc({ source: 'hl7', reason: 'temporarily-unavailable' });
       metrics.ackSeconds.observe({ code: 'AR' }, 0);
       const bytes = inbound.kind === 'message' ? inbound.bytes : inbound.head;
+      if (inbound.kind === 'message' && isBatch(bytes)) {
+        // A backstop (each message of a batch has its own deadline, in handleBatch): every message "resend later".
+        try {
+          const frame = splitBatch(bytes);
+          const now = clock();
+          return batchAck(frame, frame.batches.map((b) => b.messages.map((m) => unavailableAck(m, now))), hl7DateTime(now));
+        } catch {
+          // Not a batch we can answer message by message: one AR, as for any other frame.
+        }
+      }
       return unavailableAck(bytes, clock());
+    },
+
+    replyTimeoutMs(inbound) {
+      if (inbound.kind !== 'message' || !isBatch(inbound.bytes)) return ackTimeoutMs;
+      // Each message of a batch has ackTimeoutMs; the whole frame, that per message and one more.
+      return ackTimeoutMs * (Math.min(countMessages(inbound.bytes), maxBatchMessages) + 1);
     },
 
     async replay(id, correctedText) {

@@ -76,13 +76,16 @@ export function createReportInbound(config: ReportsConfig, deps: ReportInboundDe
       logger.warn({ rejectedId: entry.id }, 'a held report expired without its study; kept for replay');
     },
   });
-  const feed = createHl7Feed({ rules: { accessionFields: config.accessionFields, allowedFacilities: config.allowedFacilities }, intake, rejected, metrics, logger, clock });
+  const feed = createHl7Feed({
+    rules: { accessionFields: config.accessionFields, allowedFacilities: config.allowedFacilities }, intake, rejected, metrics, logger, clock,
+    ackTimeoutMs: config.mllp?.ackTimeoutMs, maxBatchMessages: config.mllp?.maxBatchMessages,
+  });
 
   const mllp = config.mllp
     ? new MllpServer({
         host: config.mllp.host, port: config.mllp.port, maxConnections: config.mllp.maxConnections,
         idleTimeoutMs: config.mllp.idleTimeoutMs, maxMessageBytes: config.mllp.maxMessageBytes,
-        replyTimeoutMs: config.mllp.ackTimeoutMs,
+        replyTimeoutMs: (message) => feed.replyTimeoutMs(message),
         handler: (message, peer) => feed.handle(message, peer),
         onTimeout: (message) => feed.timeoutReply(message),
       })

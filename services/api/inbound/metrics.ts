@@ -6,8 +6,11 @@ import { REJECT_REASONS } from './oru';
 
 export const REPORT_SOURCES = ['hl7', 'api'] as const;
 export type ReportSource = (typeof REPORT_SOURCES)[number];
-/** Why a message was answered AE/AR (oru.ts), plus: a held report whose study never came, and our own trouble. */
-export const REJECTED_REASONS = [...REJECT_REASONS, 'no-study', 'temporarily-unavailable', 'rejected-store-full'] as const;
+/**
+ * Why a message was answered AE/AR (oru.ts), plus: a held report whose study never came, our own trouble, and an
+ * HL7 batch refused whole (more than REPORTS_MLLP_MAX_BATCH_MESSAGES messages, an envelope that cannot be read).
+ */
+export const REJECTED_REASONS = [...REJECT_REASONS, 'no-study', 'temporarily-unavailable', 'rejected-store-full', 'batch-too-large', 'bad-batch'] as const;
 
 export interface ReportMetrics {
   received: Counter<'source'>;
@@ -18,6 +21,11 @@ export interface ReportMetrics {
   matched: Counter<'when'>;
   ackSeconds: Histogram<'code'>;
   connections: Gauge;
+  /** HL7 batches in one frame: processed message by message, or refused whole. */
+  batches: Counter<'outcome'>;
+  /** Batches whose BTS-1 (messages) or files whose FTS-1 (batches) disagreed with what came. */
+  batchCountMismatch: Counter<'trailer'>;
+  batchSeconds: Histogram;
 }
 
 function once<T>(registry: Registry, name: string, make: () => T): T {
@@ -52,6 +60,18 @@ export function createReportMetrics(registry: Registry, gauges: { held: () => Pr
     connections: once(registry, 'neurotriage_api_reports_mllp_connections', () => new Gauge({
       name: 'neurotriage_api_reports_mllp_connections', help: 'Open MLLP connections to the report listener', registers,
     })),
+    batches: once(registry, 'neurotriage_api_reports_batches_total', () => new Counter({
+      name: 'neurotriage_api_reports_batches_total', help: 'HL7 batches (FHS/BHS ... BTS/FTS) received in one MLLP frame: processed message by message, or refused whole (AR)',
+      labelNames: ['outcome'], registers,
+    })),
+    batchCountMismatch: once(registry, 'neurotriage_api_reports_batch_count_mismatch_total', () => new Counter({
+      name: 'neurotriage_api_reports_batch_count_mismatch_total', help: 'Batches whose BTS-1 (message count), or files whose FTS-1 (batch count), disagreed with what came; all messages were processed',
+      labelNames: ['trailer'], registers,
+    })),
+    batchSeconds: once(registry, 'neurotriage_api_reports_batch_seconds', () => new Histogram({
+      name: 'neurotriage_api_reports_batch_seconds', help: 'Time from a whole MLLP frame holding an HL7 batch to its batch of ACKs',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300], registers,
+    })),
   };
   once(registry, 'neurotriage_api_reports_holding', () => new Gauge({
     name: 'neurotriage_api_reports_holding', help: 'Reports held now, waiting for their study', registers,
@@ -73,6 +93,8 @@ export function createReportMetrics(registry: Registry, gauges: { held: () => Pr
     for (const reason of REJECTED_REASONS) m.rejected.inc({ source, reason }, 0);
   }
   for (const when of ['arrival', 'study']) m.matched.inc({ when }, 0);
+  for (const outcome of ['processed', 'refused']) m.batches.inc({ outcome }, 0);
+  for (const trailer of ['BTS', 'FTS']) m.batchCountMismatch.inc({ trailer }, 0);
   for (const code of ['AA', 'AE', 'AR']) m.ackSeconds.zero({ code });
   return m;
 }

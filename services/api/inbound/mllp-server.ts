@@ -23,8 +23,8 @@ export interface MllpServerOptions {
   maxConnections: number;
   idleTimeoutMs: number;
   maxMessageBytes: number;
-  /** How long the handler has before `onTimeout`'s reply is sent instead. */
-  replyTimeoutMs: number;
+  /** How long the handler has before `onTimeout`'s reply is sent instead (a function: per frame). */
+  replyTimeoutMs: number | ((message: MllpInbound) => number);
   /** Builds the reply to one message (after whatever it must do first). Must not throw; a throw closes the connection. */
   handler: (message: MllpInbound, peer: Peer) => Promise<Buffer>;
   /** The reply when the handler is late (its own result is then dropped: the sender will resend). */
@@ -144,7 +144,7 @@ export class MllpServer extends EventEmitter<MllpServerEvents> {
           timer = setTimeout(() => {
             timedOut = true;
             resolve(this.options.onTimeout(message, peer));
-          }, this.options.replyTimeoutMs);
+          }, typeof this.options.replyTimeoutMs === 'number' ? this.options.replyTimeoutMs : this.options.replyTimeoutMs(message));
         }),
       ]);
     } catch {

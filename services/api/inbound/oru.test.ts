@@ -4,6 +4,7 @@ import { hl7Escape, hl7Segment, hl7Unescape } from '../../../shared/hl7-text';
 import { reportSentences } from '../../../shared/language/sentences';
 import { buildOru } from '../../../tools/synth/send-reports';
 import { ackFor, ackForUnparsed, controlIdOf } from './ack';
+import { batchAck, BatchProblem, countDisagrees, isBatch, splitBatch } from './batch';
 import { loadReportsConfig } from './config';
 import { CR, FS, MllpDecoder, VT, mllpFrame } from '../../../shared/mllp-framing';
 import { decodeMessage, joinSegments, OruProblem, parseOru, type OruRules } from './oru';
@@ -160,12 +161,70 @@ describe('parseOru', () => {
     expect(joinSegments('MSH|^~\\&|A\r\rPID|1\r')).toBe('MSH|^~\\&|A\rPID|1');
   });
 
-  test('a batch (FHS/BHS) in one frame is refused AR with words that say so, not as a message without MSH', () => {
-    const batch = `FHS|^~\\&|RIS|NT_SYNTH\rBHS|^~\\&|RIS|NT_SYNTH\r${MSH}\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|TX|x||t\rBTS|1\rFTS|1`;
-    const problem = problemOf(() => decodeMessage(Buffer.from(batch)));
-    expect(problem).toMatchObject({ ack: 'AR', reason: 'bad-msh', location: 'FHS' });
-    expect(problem.detail).toMatch(/batch \(FHS\) is not taken: send each ORU\^R01 in its own MLLP frame/);
-    expect(problemOf(() => decodeMessage(Buffer.from(batch.slice(batch.indexOf('BHS')))))).toMatchObject({ location: 'BHS' });
+  test('a batch (FHS/BHS) in one frame splits into its messages, each the sender\'s bytes, read as a message of its own', () => {
+    const one = `${MSH.replace('|X|', '|B1|')}\r${obr({ 3: 'A1', 25: 'F' })}\rOBX|1|TX|x||first\nline two`;
+    const two = `${MSH.replace('|X|', '|B2|')}\r\n${obr({ 3: 'A2', 25: 'F' })}\r\nOBX|1|TX|x||second`;
+    const batch = `FHS|^~\\&|RIS|NT_SYNTH|NT||20260101||||F-7\rBHS|^~\\&|RIS|NT_SYNTH|NT||20260101||||B-7\r${one}\r${two}\r\nBTS|2\rFTS|1\r`;
+    expect(isBatch(Buffer.from(batch))).toBe(true);
+    expect(isBatch(Buffer.from(MSH))).toBe(false);
+    const frame = splitBatch(Buffer.from(batch));
+    expect(frame).toMatchObject({ declaredBatches: '1', messageCount: 2 });
+    expect(frame.file?.[11]).toBe('F-7');
+    expect(frame.batches).toHaveLength(1);
+    expect(frame.batches[0].header?.[11]).toBe('B-7');
+    expect(frame.batches[0].declaredCount).toBe('2');
+    expect(frame.batches[0].messages.map((m) => m.toString())).toEqual([one, two]);
+    // Each message decodes and reads exactly as it would alone: the raw line break stays in its text.
+    const reports = frame.batches[0].messages.map((m) => parseOru(decodeMessage(m), RULES).reports[0]);
+    expect(reports.map((r) => [r.AccessionNumber, r.text])).toEqual([['A1', 'first\nline two'], ['A2', 'second']]);
+    // Without FHS; BHS alone, empty; several batches in a file; a file whose messages have no BHS.
+    expect(splitBatch(Buffer.from(`BHS|^~\\&\r${one}\rBTS|1`))).toMatchObject({ file: null, messageCount: 1 });
+    expect(splitBatch(Buffer.from('BHS|^~\\&|RIS\rBTS|0'))).toMatchObject({ messageCount: 0, batches: [{ messages: [], declaredCount: '0' }] });
+    expect(splitBatch(Buffer.from(`FHS|^~\\&\rBHS|^~\\&\r${one}\rBTS|1\rBHS|^~\\&\r${two}\rBTS|1\rFTS|2`)).batches.map((b) => b.messages.length)).toEqual([1, 1]);
+    expect(splitBatch(Buffer.from(`FHS|^~\\&\r${one}\r${two}\rFTS|1`)).batches).toMatchObject([{ header: null }]);
+    // Counts: none declared never disagrees; a wrong or non-numeric one does.
+    expect([countDisagrees(null, 3), countDisagrees('3', 3), countDisagrees('2', 3), countDisagrees('three', 3)]).toEqual([false, false, true, true]);
+    // A batch is never one message: a replay of one kept before batches were taken says so.
+    expect(problemOf(() => decodeMessage(Buffer.from(batch)))).toMatchObject({ ack: 'AR', reason: 'bad-msh', location: 'FHS' });
+  });
+
+  test('an envelope that cannot be read is a BatchProblem naming the segment', () => {
+    const msg = `${MSH}\r${obr({ 3: 'A', 25: 'F' })}`;
+    const problem = (text: string): BatchProblem => {
+      try {
+        splitBatch(Buffer.from(text));
+      } catch (err) {
+        if (err instanceof BatchProblem) return err;
+        throw err;
+      }
+      throw new Error('expected a BatchProblem');
+    };
+    expect(problem(`BHS|^~\\#&\r${msg}\rBTS|1`)).toMatchObject({ location: 'BHS' });
+    expect(problem(`BHS|^~\\&\rPID|1\r${msg}\rBTS|1`)).toMatchObject({ location: 'PID' });
+    expect(problem(`BHS|^~\\&\r${msg}\rBTS|1\rBTS|0`)).toMatchObject({ location: 'BTS' });
+    expect(problem(`BHS|^~\\&\r${msg}\rBTS|1\rFTS|1`)).toMatchObject({ location: 'FTS' });
+    expect(problem(`FHS|^~\\&\r${msg}\rFTS|1\r${msg}`)).toMatchObject({ location: 'FTS' });
+    expect(problem(`BHS|^~\\&\rFHS|^~\\&\r${msg}`)).toMatchObject({ location: 'FHS' });
+  });
+
+  test('the batch of ACKs: headers swapped, control ids echoed, one ACK per message in order, BTS-1 the count', () => {
+    const batch = 'FHS|^~\\&|RIS|NT_SYNTH|NT|HOSP|20260101||||F-7\rBHS|^~\\&|RIS|NT_SYNTH|NT|HOSP|20260101||||B-7\rMSH|x\rBTS|9\rFTS|1';
+    const frame = splitBatch(Buffer.from(batch));
+    const acks = [[Buffer.from('MSH|^~\\&|A\rMSA|AA|1'), Buffer.from('MSH|^~\\&|A\rMSA|AE|2\rERR||OBR^1^3')]];
+    expect(batchAck(frame, acks, 'T').toString().split('\r')).toEqual([
+      'FHS|^~\\&|NT|HOSP|RIS|NT_SYNTH|T||||F-7|F-7',
+      'BHS|^~\\&|NT|HOSP|RIS|NT_SYNTH|T||||B-7|B-7',
+      'MSH|^~\\&|A', 'MSA|AA|1',
+      'MSH|^~\\&|A', 'MSA|AE|2', 'ERR||OBR^1^3',
+      'BTS|2',
+      'FTS|1',
+    ]);
+    // No FHS received: none sent; an empty batch: an empty answer; no BHS-11: none echoed.
+    expect(batchAck(splitBatch(Buffer.from('BHS|^~\\&|RIS|NT_SYNTH\rBTS|0')), [[]], 'T').toString()).toBe('BHS|^~\\&|||RIS|NT_SYNTH|T\rBTS|0');
+    // Header fields go back byte for byte, whatever their character set.
+    const latin = Buffer.concat([Buffer.from('BHS|^~\\&|R'), Buffer.from([0xc9]), Buffer.from('S|F\rBTS|0')]);
+    const mirrored = Buffer.concat([Buffer.from('BHS|^~\\&|||R'), Buffer.from([0xc9]), Buffer.from('S|F|T')]);
+    expect(batchAck(splitBatch(latin), [[]], 'T').subarray(0, mirrored.length).toString('hex')).toBe(mirrored.toString('hex'));
   });
 
   test('decodes 8859/1 when MSH-18 says so, refuses a character set it cannot read', () => {

@@ -89,8 +89,9 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 export function decodeMessage(bytes: Buffer): string {
   const head = bytes.subarray(0, Math.min(bytes.length, 2048)).toString('latin1');
   if (/^(FHS|BHS)/.test(head)) {
-    // A batch in one frame: legal HL7, but its messages would need a batch of ACKs; an engine can send them one by one.
-    throw new OruProblem('AR', 'bad-msh', `a batch (${head.slice(0, 3)}) is not taken: send each ORU^R01 in its own MLLP frame, beginning MSH`, '100', head.slice(0, 3));
+    // A batch is read as a whole frame (hl7-feed.ts, batch.ts); here only a replay of one kept before batches were
+    // taken could bring one, and a replay is one message.
+    throw new OruProblem('AR', 'bad-msh', `a batch (${head.slice(0, 3)}) is not one message: replay each of its ORU^R01 messages (from MSH) on its own`, '100', head.slice(0, 3));
   }
   if (!head.startsWith('MSH')) throw new OruProblem('AR', 'bad-msh', 'the message does not start with an MSH segment', '100', 'MSH');
   const first = head.split(/[\r\n]/, 1)[0];

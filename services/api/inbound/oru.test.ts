@@ -343,8 +343,10 @@ describe('loadReportsConfig', () => {
   test('off without a port; an empty allow-list lets nobody in; names every problem', () => {
     expect(loadReportsConfig({}).mllp).toBeUndefined();
     expect(loadReportsConfig({ REPORTS_MLLP_PORT: '2575', REPORTS_MLLP_ALLOWED_FACILITIES: '*' })).toMatchObject({
-      mllp: { host: '127.0.0.1', port: 2575 }, allowedFacilities: null,
+      mllp: { host: '127.0.0.1', port: 2575, maxBatchMessages: 500 }, allowedFacilities: null,
     });
+    expect(loadReportsConfig({ REPORTS_MLLP_PORT: '2575', REPORTS_MLLP_MAX_BATCH_MESSAGES: '50' }).mllp?.maxBatchMessages).toBe(50);
+    expect(() => loadReportsConfig({ REPORTS_MLLP_PORT: '2575', REPORTS_MLLP_MAX_BATCH_MESSAGES: '0' })).toThrow(/REPORTS_MLLP_MAX_BATCH_MESSAGES/);
     expect(loadReportsConfig({ REPORTS_MLLP_PORT: '2575' }).allowedFacilities).toEqual(new Set());
     expect(problemOf(() => parseOru(buildOru({ AccessionNumber: 'A', text: 't' }, { now: 0 }), { ...RULES, allowedFacilities: new Set() })).reason).toBe('facility-not-allowed');
     expect(() => loadReportsConfig({ REPORTS_MLLP_PORT: '2575', REPORTS_ACCESSION_FIELDS: 'PID-3', REPORTS_DEDUPE_DAYS: '1' }))

@@ -4,11 +4,25 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import { ConfigError, dataDir, type Config } from './config';
+import { ConfigError, dataDir, exitOnStartFailure, type Config } from './config';
 import type { Logger } from './logger';
 import { connectRedis } from './redis';
 
 const REDIS_WAIT_MS = 10_000;
+
+/** A tool's run failing for a reason it can state (Redis does not answer): its message is what an operator reads, no stack. */
+export class ToolError extends Error {
+  override name = 'ToolError';
+}
+
+/** How a tool ends on a failure: a bad setting exits 78 with its message; a ToolError 1 with its message; else 1 with the stack. */
+export function exitOnToolFailure(err: unknown): never {
+  if (err instanceof ToolError) {
+    console.error(err.message);
+    process.exit(1);
+  }
+  return exitOnStartFailure(err);
+}
 
 /** Connected and ready; `unanswered` ends the error message when Redis does not answer (e.g. "nothing deleted"). */
 export async function connectToolRedis(config: Pick<Config, 'REDIS_URL' | 'DATA_DIR'>, tool: string, log: Logger, unanswered: string): Promise<Redis> {
@@ -22,7 +36,7 @@ export async function connectToolRedis(config: Pick<Config, 'REDIS_URL' | 'DATA_
   });
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`Redis not reachable within ${REDIS_WAIT_MS / 1000} s (${lastError || 'no answer'}): ${unanswered}`)), REDIS_WAIT_MS);
+      const timer = setTimeout(() => reject(new ToolError(`Redis not reachable within ${REDIS_WAIT_MS / 1000} s (${lastError || 'no answer'}): ${unanswered}`)), REDIS_WAIT_MS);
       redis.once('ready', () => {
         clearTimeout(timer);
         resolve();

@@ -125,4 +125,9 @@ test('the built CLI lists each study and sums up; without a selection it exits 2
   const none = spawnSync(process.execPath, [MAIN], { env, encoding: 'utf8', timeout: 20_000 });
   expect(none.status).toBe(2);
   expect(none.stderr).toContain('say which studies');
+
+  // No Redis answering: one line that says so, exit 1, no stack.
+  const down = spawnSync(process.execPath, [MAIN, '--status', 'failed'], { env: { ...env, REDIS_URL: 'redis://127.0.0.1:9' }, encoding: 'utf8', timeout: 30_000 });
+  expect(down.status).toBe(1);
+  expect(down.stderr).toMatch(/^Redis not reachable within 10 s \(.*\): nothing queued\n$/);
 });

@@ -8,13 +8,13 @@
 // Criteria given together must all hold. UIDs only reach the output, never anything of the patient.
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { exitOnStartFailure, loadConfig } from '../shared/config';
+import { loadConfig } from '../shared/config';
 import { failCli, parseOptions, UsageError } from '../shared/cli-args';
 import { createLogger, type Logger } from '../shared/logger';
 import { createRescorer, type RescoreOutcome } from '../shared/rescore';
 import { resultKeys } from '../shared/results';
 import { isUid, keys, scanStudyUids, STUDY_QUEUE, type StudyJobData, type StudyStatus } from '../shared/studies';
-import { connectToolRedis } from '../shared/tool-redis';
+import { connectToolRedis, exitOnToolFailure } from '../shared/tool-redis';
 
 /** BullMQ priority of a bulk re-score: after every job without one (new arrivals, an administrator's single study). */
 export const BULK_PRIORITY = 10;
@@ -188,4 +188,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (require.main === module) main().catch((err: unknown) => (err instanceof UsageError ? failCli(err) : exitOnStartFailure(err)));
+if (require.main === module) main().catch((err: unknown) => (err instanceof UsageError ? failCli(err) : exitOnToolFailure(err)));

@@ -11,9 +11,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Redis } from 'ioredis';
-import { dataDir, exitOnStartFailure, loadConfig, loadSection, settingsSource } from '../shared/config';
+import { dataDir, loadConfig, loadSection, settingsSource } from '../shared/config';
 import { createLogger, type Logger } from '../shared/logger';
-import { connectToolRedis } from '../shared/tool-redis';
+import { connectToolRedis, exitOnToolFailure } from '../shared/tool-redis';
 import { resultKeys, type StudyResult } from '../shared/results';
 import { keys, PURGE_FENCE_MS, PURGED_FIELD, PURGING_FIELD, scanStudyUids, studyStorageKey, type StudyStatus } from '../shared/studies';
 
@@ -198,4 +198,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (require.main === module) main().catch(exitOnStartFailure);
+if (require.main === module) main().catch(exitOnToolFailure);

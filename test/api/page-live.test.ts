@@ -230,6 +230,7 @@ test('an admin has a study that was not triaged, whose result cannot be read, or
     const outcome = admin.page.locator('#study [data-role=rescore-outcome]');
     await outcome.locator('text=Study A24-20002 is queued to be scored again.').waitFor();
     expect(await redis.hget(keys.study(uid(2)), 'status')).toBe('queued');
+    expect(await admin.page.locator('#study [data-role=study-status]').textContent()).toBe('queued');
     await admin.page.click('#study-close');
     // One whose instances are not stored: the reason is in the dialog, not under it.
     await admin.page.locator('#worklist tbody tr', { hasText: 'A24-20001' }).click();

@@ -246,9 +246,7 @@ describe('alerts', () => {
 const NOT_ON_DASHBOARD: Record<string, string> = {
   neurotriage_api_audit_entries_total: 'bookkeeping: nothing an admin acts on',
   neurotriage_outbound_attempt_seconds: 'the "Result to delivery p95" panel shows delivery time end to end',
-  neurotriage_api_reports_batches_total: 'a batch refused whole shows on the report rejections panel (reasons batch-too-large, bad-batch); its messages count as received, stored, rejected like any other',
   neurotriage_api_reports_batch_count_mismatch_total: "the sender's miscount (BTS-1, FTS-1): every message was processed; the warning log names the counts",
-  neurotriage_api_reports_batch_seconds: "for sizing the sender's ACK timeout when it sends batches (docs/hl7-interface.md, Batches), not for watching",
 };
 
 describe('grafana', () => {

@@ -270,7 +270,7 @@ const isAdmin = () => state.user?.role === 'admin';
  * the images: send the study again from the PACS). In the study view (`out`: a status element beside the button,
  * since the page's notice lies under the dialog) the outcome is said there.
  */
-function scoreAgainButton(uid, accession, out = null) {
+function scoreAgainButton(uid, accession, out = null, onQueued = null) {
   const name = accession || `…${uid.slice(-12)}`;
   const say = out || $('#rescored');
   const button = el('button', { type: 'button', class: 'quiet', text: 'Score again', 'aria-label': `Score study ${accession || uid} again` });
@@ -291,6 +291,7 @@ function scoreAgainButton(uid, accession, out = null) {
     button.disabled = false;
     say.textContent = `Study ${name} is queued to be scored again.`;
     say.classList.remove('error');
+    onQueued?.();
     // The list after it: a refresh that fails says so in the page's notice and leaves this message standing.
     if (out) return refreshWorklist().catch(report);
     await refreshWorklist().catch(report);
@@ -305,7 +306,8 @@ function statusFact(study) {
   const status = study.status || 'unknown';
   if (!isAdmin() || !['scored', 'failed', 'unsupported'].includes(study.status)) return status;
   const out = el('span', { class: 'small block', role: 'status', 'data-role': 'rescore-outcome' });
-  return [status, ' ', scoreAgainButton(study.StudyInstanceUID, study.result?.AccessionNumber, out), out];
+  const shown = el('span', { 'data-role': 'study-status', text: status });
+  return [shown, ' ', scoreAgainButton(study.StudyInstanceUID, study.result?.AccessionNumber, out, () => { shown.textContent = 'queued'; }), out];
 }
 
 const PAGE = 100;

@@ -124,16 +124,14 @@ export function splitBatch(bytes: Buffer): BatchFrame {
       case 'BTS': {
         closeMessage();
         if (!open) throw new BatchProblem('BTS ends no batch (no BHS or MSH before it since the last BTS)', 'BTS');
-        const count = (fieldsOf(line, false)[1] ?? '').trim();
-        open.declaredCount = count === '' ? null : count;
+        open.declaredCount = declaredCount(line);
         open = null;
         break;
       }
       case 'FTS': {
         closeMessage();
         if (!file) throw new BatchProblem('FTS without FHS', 'FTS');
-        const count = (fieldsOf(line, false)[1] ?? '').trim();
-        declaredBatches = count === '' ? null : count;
+        declaredBatches = declaredCount(line);
         open = null;
         ended = true;
         break;
@@ -145,6 +143,12 @@ export function splitBatch(bytes: Buffer): BatchFrame {
   }
   closeMessage();
   return { file, declaredBatches, batches, messageCount: batches.reduce((n, b) => n + b.messages.length, 0) };
+}
+
+/** A trailer's count (BTS-1, FTS-1) as written, trimmed; null when empty. */
+function declaredCount(trailer: string): string | null {
+  const count = (fieldsOf(trailer, false)[1] ?? '').trim();
+  return count === '' ? null : count;
 }
 
 /** MSH lines in a frame: a quick count, for a time limit set before the frame is read. */

@@ -182,6 +182,19 @@ export function createHl7Feed(deps: Hl7FeedDeps): Hl7Feed {
     });
   }
 
+  /** One message of a batch, answered as alone; null when it is not answered within REPORTS_MLLP_ACK_TIMEOUT_MS. */
+  async function answerWithin(message: Buffer, peer: Peer): Promise<{ ack: Buffer; code: AckCode } | null> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), ackTimeoutMs);
+    });
+    try {
+      return await Promise.race([answer({ kind: 'message', bytes: message }, peer, clock()), timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /**
    * A batch in one frame: each message in order, exactly as in a frame of its own (received, stored or kept and
    * refused, its ACK and its ack-seconds sample), answered by one batch of ACKs. Each message has
@@ -213,25 +226,14 @@ export function createHl7Feed(deps: Hl7FeedDeps): Hl7Feed {
       for (const message of batch.messages) {
         const t = performance.now();
         metrics.received.inc({ source: 'hl7' });
-        let result: { ack: Buffer; code: AckCode };
-        if (late) {
+        let result = late ? null : await answerWithin(message, peer);
+        if (!result) {
+          if (!late) {
+            late = true;
+            logger.error({ connection: peer.connection }, 'report message in a batch not stored within REPORTS_MLLP_ACK_TIMEOUT_MS: it and the rest of the batch answered AR, the sender should resend');
+          }
           metrics.rejected.inc({ source: 'hl7', reason: 'temporarily-unavailable' });
           result = { code: 'AR', ack: unavailableAck(message, clock()) };
-        } else {
-          let timer: NodeJS.Timeout | undefined;
-          const timedOut = new Promise<null>((resolve) => {
-            timer = setTimeout(() => resolve(null), ackTimeoutMs);
-          });
-          const now = clock();
-          const done = await Promise.race([answer({ kind: 'message', bytes: message }, peer, now), timedOut]);
-          clearTimeout(timer);
-          if (done) result = done;
-          else {
-            late = true;
-            metrics.rejected.inc({ source: 'hl7', reason: 'temporarily-unavailable' });
-            logger.error({ connection: peer.connection }, 'report message in a batch not stored within REPORTS_MLLP_ACK_TIMEOUT_MS: it and the rest of the batch answered AR, the sender should resend');
-            result = { code: 'AR', ack: unavailableAck(message, clock()) };
-          }
         }
         metrics.ackSeconds.observe({ code: result.code }, (performance.now() - t) / 1000);
         codes[result.code] += 1;
@@ -239,12 +241,10 @@ export function createHl7Feed(deps: Hl7FeedDeps): Hl7Feed {
       }
       acks.push(out);
     }
-    const mismatched = frame.batches
-      .map((b) => ({ declared: b.declaredCount, messages: b.messages.length }))
-      .filter((b) => countDisagrees(b.declared, b.messages));
-    for (const b of mismatched) {
+    for (const b of frame.batches) {
+      if (!countDisagrees(b.declaredCount, b.messages.length)) continue;
       metrics.batchCountMismatch.inc({ trailer: 'BTS' });
-      logger.warn({ connection: peer.connection, declared: safeCount(b.declared), messages: b.messages }, 'report batch: BTS-1 disagrees with the messages received; all of them were processed');
+      logger.warn({ connection: peer.connection, declared: safeCount(b.declaredCount), messages: b.messages.length }, 'report batch: BTS-1 disagrees with the messages received; all of them were processed');
     }
     if (countDisagrees(frame.declaredBatches, frame.batches.length)) {
       metrics.batchCountMismatch.inc({ trailer: 'FTS' });

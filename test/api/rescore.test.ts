@@ -69,7 +69,8 @@ test('a study that failed is scored again once its cause is fixed; a scored one 
   try {
     const first = await enqueueStudy(client, queue, uid);
     await waitFor('the dead-letter copy', () => dlq.getJob(`dead-${first}`));
-    expect(await client.hget(keys.study(uid), 'status')).toBe('failed');
+    // The worker writes the dead-letter copy, then the study's status: wait for the second too.
+    await waitFor('the study marked failed', async () => (await client.hget(keys.study(uid), 'status')) === 'failed');
     const untriaged = await app.inject({ url: '/api/v1/studies?status=failed', headers: READER });
     expect(untriaged.json().items.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID)).toEqual([uid]);
   } finally {

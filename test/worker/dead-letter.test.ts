@@ -77,7 +77,8 @@ describe('permanent failures -> dead-letter queue', () => {
       const jobId = await enqueueStudy(client, queue, uid);
       const dead = await waitFor('the dead-letter copy', () => dlq.getJob(`dead-${jobId}`));
       expect(dead.data).toMatchObject({ reason: 'study-missing', status: 'failed' });
-      expect(await client.hget(keys.study(uid), 'status')).toBe('failed');
+      // The dead-letter copy is written before the study's status: wait for the status too.
+      await waitFor('the study marked failed', async () => (await client.hget(keys.study(uid), 'status')) === 'failed');
     } finally {
       await Promise.all([queue.close(), dlq.close()]);
     }

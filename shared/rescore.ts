@@ -14,7 +14,7 @@ import {
   PURGING_FIELD,
   SCORE_STUDY_JOB,
   STUDY_JOB_OPTIONS,
-  studyStorageKey,
+  studyJobData,
   type StudyJobData,
   type StudyStatus,
 } from './studies';
@@ -94,7 +94,7 @@ export function createRescorer(deps: { redis: Redis; queue: Queue<StudyJobData>;
       const jobId = `study-${randomUUID()}`;
       const job = await deps.queue.add(
         SCORE_STUDY_JOB,
-        { StudyInstanceUID: uid, storageKey: studyStorageKey(uid), traceId: randomUUID() },
+        studyJobData(uid, randomUUID()),
         // No delay: the study is complete. The listener's deduplication id, without replace: an existing job (a
         // quiet period still running, a job waiting or active) is left as it is and reported.
         { ...STUDY_JOB_OPTIONS, jobId, deduplication: { id: uid }, ...(options.priority ? { priority: options.priority } : {}) },

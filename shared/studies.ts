@@ -121,6 +121,11 @@ export function studyStorageKey(StudyInstanceUID: string): string {
   return path.posix.join(STORE_DIR, assertUid(StudyInstanceUID, 'StudyInstanceUID'));
 }
 
+/** A score-study job's data, the same whoever queues it (the listener on arrival, an administrator's re-score). */
+export function studyJobData(StudyInstanceUID: string, traceId: string): StudyJobData {
+  return { StudyInstanceUID, storageKey: studyStorageKey(StudyInstanceUID), traceId };
+}
+
 export function instanceStorageKey(StudyInstanceUID: string, SeriesInstanceUID: string, SOPInstanceUID: string): string {
   return path.posix.join(
     studyStorageKey(StudyInstanceUID),

@@ -12,6 +12,7 @@ import {
   PURGING_FIELD,
   SCORE_STUDY_JOB,
   STUDY_JOB_OPTIONS,
+  studyJobData,
   studyStorageKey,
   type StudyJobData,
   type StudyJobOptions,
@@ -236,7 +237,7 @@ export class StudyAssembler {
    * behind an active one: they only make sure a job exists.
    */
   async schedule(StudyInstanceUID: string, traceId: string, trigger: ScheduleTrigger, delayMs?: number): Promise<string | undefined> {
-    const data: StudyJobData = { StudyInstanceUID, storageKey: studyStorageKey(StudyInstanceUID), traceId };
+    const data = studyJobData(StudyInstanceUID, traceId);
     const followActive = trigger === 'arrival' || trigger === 'release';
     // Our own job id tells whether this add created the job: a deduplicated add returns the existing job's id.
     const jobId = `study-${randomUUID()}`;

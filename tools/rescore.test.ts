@@ -7,7 +7,7 @@ import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createLogger } from '../shared/logger';
 import { connectRedis } from '../shared/redis';
-import { resultKeys } from '../shared/results';
+import { resultKeys, type StudyResult } from '../shared/results';
 import { keys, SCORE_STUDY_JOB, STUDY_QUEUE, studyStorageKey, type StudyJobData } from '../shared/studies';
 import { startRedis, type TestRedis } from '../test/helpers/redis';
 import { waitFor } from '../test/helpers/wait';
@@ -32,7 +32,12 @@ async function study(n: number, status: string, lastReceivedAt: number, model?: 
   if (model === 'unreadable') await redis.set(resultKeys.result(u), '{"StudyInstanceUID":');
   else if (model) {
     const [bundleId, version] = model.split('@');
-    await redis.set(resultKeys.result(u), JSON.stringify({ StudyInstanceUID: u, priority: 'ROUTINE', model: { bundleId, version } }));
+    const result: StudyResult = {
+      StudyInstanceUID: u, priority: 'ROUTINE', priorityProbability: null, findings: [], abnormalProbability: 0.1, sequencesUsed: ['DWI'], sequencesMissing: [],
+      series: [], confidence: 1, model: { bundleId, version }, judgedWith: { querySetVersion: 'test', classThresholds: {} }, provider: 'cpu',
+      timingsMs: { decode: 1, preprocess: 1, inference: 1, scoring: 1, total: 4 }, receivedAt: lastReceivedAt, scoredAt: lastReceivedAt + 1000,
+    };
+    await redis.set(resultKeys.result(u), JSON.stringify(result));
   }
   return u;
 }

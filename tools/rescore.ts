@@ -12,6 +12,7 @@ import { loadConfig } from '../shared/config';
 import { failCli, parseOptions, UsageError } from '../shared/cli-args';
 import { createLogger, type Logger } from '../shared/logger';
 import { createRescorer, type RescoreOutcome } from '../shared/rescore';
+import { parseResult, UNREADABLE } from '../shared/result-schema';
 import { resultKeys } from '../shared/results';
 import { isUid, keys, scanStudyUids, STUDY_QUEUE, type StudyJobData, type StudyStatus } from '../shared/studies';
 import { connectToolRedis, exitOnToolFailure } from '../shared/tool-redis';
@@ -45,12 +46,8 @@ async function resultModels(redis: Redis, uids: string[]): Promise<(string | nul
   const raw = await redis.mget(uids.map((u) => resultKeys.result(u)));
   return raw.map((json) => {
     if (json === null) return null;
-    try {
-      const model = (JSON.parse(json) as { model?: { bundleId?: unknown; version?: unknown } }).model;
-      return typeof model?.bundleId === 'string' && typeof model.version === 'string' ? `${model.bundleId}@${model.version}` : '';
-    } catch {
-      return '';
-    }
+    const result = parseResult(json); // read as the API reads it: what the worklist calls unreadable is '' here too
+    return result === UNREADABLE ? '' : `${result.model.bundleId}@${result.model.version}`;
   });
 }
 

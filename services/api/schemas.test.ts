@@ -2,7 +2,7 @@
 // name): what the worker stores must survive them.
 import Fastify from 'fastify';
 import type { StudyResult } from '../../shared/results';
-import { StudyResultSchema } from './schemas';
+import { StudyResultSchema } from '../../shared/result-schema';
 
 const result: StudyResult = {
   StudyInstanceUID: '1.2.3',

@@ -1,13 +1,13 @@
 // TypeBox schemas of the API's requests and responses: the single source for validation, serialisation and
-// the OpenAPI document at /docs. Shapes mirror shared/results.ts and shared/model-manifest.ts.
+// the OpenAPI document at /docs. Shapes mirror shared/results.ts and shared/model-manifest.ts; a study result's own
+// schema is shared/result-schema.ts (the worker and the tools read stored results with it too).
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { PRIORITIES, SEQUENCES, stringEnum, TriageQuerySchema } from '../../shared/model-manifest';
+import { PRIORITIES, stringEnum, TriageQuerySchema } from '../../shared/model-manifest';
+import { BySequenceSchema, CalibrationStateSchema, ClassThresholdsSchema, PrioritySchema, StudyResultSchema } from '../../shared/result-schema';
 import { ROLES } from './settings';
 
 const lit = stringEnum;
 
-export const PrioritySchema = lit(PRIORITIES);
-export const SequenceSchema = lit(SEQUENCES);
 export const StatusSchema = lit(['received', 'queued', 'scoring', 'scored', 'failed', 'unsupported'] as const);
 
 /**
@@ -58,105 +58,7 @@ export const problems = {
 export const UidSchema = Type.String({ pattern: '^[0-9]+(\\.[0-9]+)*$', maxLength: 64, description: 'a DICOM UID' });
 export const UidParams = Type.Object({ StudyInstanceUID: UidSchema });
 
-const BySequence = Type.Object(Object.fromEntries(SEQUENCES.map((s) => [s, Type.Optional(Type.Number())])) as Record<string, TSchema>);
-
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
-export const CalibrationStateSchema = lit(['calibrated', 'uncalibrated', 'stale-text', 'stale-bundle'] as const);
-const Vec3 = Type.Tuple([Type.Number(), Type.Number(), Type.Number()]);
-
-/** shared/results.ts FindingLocation: where a flagged finding's score comes from (key slice, point, region). */
-export const FindingLocationSchema = Type.Object({
-  method: Type.Literal('occlusion'),
-  sequence: SequenceSchema,
-  SeriesInstanceUID: Type.String(),
-  SOPInstanceUID: Type.String(),
-  SOPClassUID: Type.Optional(Type.String()),
-  frame: Type.Optional(Type.Integer({ minimum: 1, description: '1-based frame number of a multi-frame instance' })),
-  FrameOfReferenceUID: Type.Optional(Type.String()),
-  ImageOrientationPatient: Type.Array(Type.Number(), { minItems: 6, maxItems: 6 }),
-  point: Type.Tuple([Type.Number(), Type.Number()], { description: '[column, row] in DICOM image coordinates: 0,0 is the top left corner of the first pixel' }),
-  radiusPx: Type.Number(),
-  radiusMm: Type.Number(),
-  patientMm: Vec3,
-  sliceIndex: Type.Integer(),
-  sliceCount: Type.Integer(),
-  scoreDrop: Type.Number(),
-});
-
-export const FindingSchema = Type.Object({
-  queryId: Type.String(),
-  text: Type.String(),
-  priority: PrioritySchema,
-  similarity: Type.Number({ description: 'raw image-text score (cosine, minus the contrast sentence\'s)' }),
-  probability: Type.Union([Type.Number(), Type.Null()], { description: 'calibrated probability P; null when the query has no calibration that applies' }),
-  threshold: Type.Union([Type.Number(), Type.Null()], { description: 'the probability threshold it was judged with; null: it could not be flagged' }),
-  flagged: Type.Boolean({ description: 'flagged: P >= threshold (the one rule)' }),
-  triggered: Type.Boolean({ description: 'flagged, and of the study\'s priority class: one reason the study sits where it does' }),
-  calibration: CalibrationStateSchema,
-  bySequence: BySequence,
-  waitingFor: Type.Optional(Type.Array(SequenceSchema, { description: 'sequences its query reads on that the study lacks (STAT/URGENT queries)' })),
-  fallback: Type.Optional(Type.Boolean({ description: 'scored on other sequences than its query reads on (the study has none of them)' })),
-  held: Type.Optional(Type.Boolean({ description: 'a fallback finding of a provisional result: it cannot set the priority until the result is final' })),
-  statement: Type.Optional(Type.String({ description: 'the decision in words, e.g. "flagged: P 0.930 >= threshold 0.500; sets the STAT priority"' })),
-  location: Type.Optional(FindingLocationSchema),
-});
-
-const ClassThresholdsSchema = Type.Object({ STAT: Type.Optional(Type.Number()), URGENT: Type.Optional(Type.Number()) });
-
-export const StudyResultSchema = Type.Object({
-  StudyInstanceUID: Type.String(),
-  AccessionNumber: Type.Optional(Type.String()),
-  priority: PrioritySchema,
-  priorityProbability: Type.Union([Type.Number(), Type.Null()], { description: 'highest P among the findings that set the priority: the order within a priority' }),
-  findings: Type.Array(FindingSchema),
-  abnormalProbability: Type.Union([Type.Number(), Type.Null()]),
-  sequencesUsed: Type.Array(SequenceSchema),
-  sequencesMissing: Type.Array(SequenceSchema),
-  series: Type.Array(
-    Type.Object({
-      SeriesInstanceUID: Type.String(),
-      SeriesNumber: Type.Optional(Type.Number()),
-      sequence: Type.String(),
-      used: Type.Boolean(),
-      reason: Type.Optional(Type.String({ description: 'why the series was not used; refused-at-intake: every instance of it was refused at C-STORE (sequence "unknown")' })),
-      dropped: Type.Optional(
-        Type.Array(
-          Type.Object({
-            images: Type.Integer(),
-            reason: Type.String(),
-            refusal: Type.Optional(Type.String({ description: 'refused-at-intake only: the listener\'s refusal code (invalid-image, dataset-mismatch, malformed-dataset, sop-class-not-on-context)' })),
-            status: Type.Optional(Type.String({ description: 'refused-at-intake only: the C-STORE status the listener answered, four hex digits (A900, C000)' })),
-          }),
-          {
-            description: 'images left out of the volume, by why (unreadable, no-geometry, other-stack, duplicate-position and missing-slices and unjoined-part lower the confidence; refused-at-intake: refused at C-STORE, never stored, lowers it on a used series)',
-          },
-        ),
-      ),
-      joinedWith: Type.Optional(
-        Type.Array(Type.String(), { description: 'the other series (SeriesInstanceUIDs) of one acquisition split across series whose slices were joined with this one into one volume' }),
-      ),
-      contrastEnhanced: Type.Optional(Type.Literal(true, { description: 'post-contrast series (used only when no pre-contrast one of its sequence exists)' })),
-      lossyCompressed: Type.Optional(
-        Type.Literal(true, {
-          description:
-            'lossy history: some image of the series (of its volume, when used) was lossy-compressed at some time (Lossy Image Compression (0028,2110) "01", or a lossy transfer syntax); marked, not scored differently (confidence and scores unchanged; the models are trained on lossless pixel data)',
-        }),
-      ),
-    }),
-  ),
-  confidence: Type.Number(),
-  provisional: Type.Optional(Type.Object({ waitingFor: Type.Array(SequenceSchema), until: Type.Number() }, { description: 'present while the result may still change (partial study)' })),
-  incomplete: Type.Optional(Type.Object({ missing: Type.Array(SequenceSchema), waitedUntil: Type.Number() }, { description: 'a final result judged after the wait for missing sequences expired' })),
-  model: Type.Object({ bundleId: Type.String(), version: Type.String() }),
-  judgedWith: Type.Object({ querySetVersion: Type.String(), classThresholds: ClassThresholdsSchema }, { description: 'the query set and class thresholds the study was judged with' }),
-  resultVersion: Type.Optional(Type.Integer({ description: '1 for the first result of a study, +1 for each later one (a correction)' })),
-  provider: Type.String(),
-  timingsMs: Type.Object({
-    decode: Type.Number(), preprocess: Type.Number(), inference: Type.Number(), scoring: Type.Number(), localise: Type.Optional(Type.Number()), total: Type.Number(),
-  }),
-  receivedAt: Type.Number(),
-  scoredAt: Type.Number(),
-});
 
 export const WorklistItemSchema = Type.Composite([StudyResultSchema, Type.Object({ status: Type.Union([StatusSchema, Type.Null()]) })]);
 
@@ -268,7 +170,7 @@ export const ScoreResponse = Type.Object({
   text: Type.String(),
   /** cos(combined image vector, text) minus cos(combined, negativeText) when given. */
   similarity: Type.Number(),
-  bySequence: BySequence,
+  bySequence: BySequenceSchema,
   model: Type.Object({ bundleId: Type.String(), version: Type.String() }),
   /** How well the model knows the sentence (a refused one is answered 422 instead). */
   language: TextCheckSchema,

@@ -1,12 +1,11 @@
 // Read side of the study contracts for the API: the study hash (shared/studies.ts), the result JSON, the stored
 // vectors and the worklist sorted set (shared/results.ts). Only reads; the worker and listener own the writes.
-import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { Redis } from 'ioredis';
 import type { Priority } from '../../shared/model-manifest';
 import { flagStatement } from '../../shared/models/decision';
+import { parseResult, UNREADABLE } from '../../shared/result-schema';
 import { resultKeys, type StudyResult } from '../../shared/results';
 import { keys, scanStudyUids, type StudyStatus } from '../../shared/studies';
-import { StudyResultSchema } from './schemas';
 import { decodeVector, studyVectors, type StudyVectors } from './vectors';
 
 export interface StudyState {
@@ -17,11 +16,6 @@ export interface StudyState {
   reason: string | null;
 }
 
-/**
- * What results() gives for a stored result that is not JSON or not a StudyResult (a write cut off, a hand edit,
- * another writer's format): one such study must not fail the worklist or search for all the others.
- */
-export const UNREADABLE = Symbol('unreadable result');
 export type StoredResult = StudyResult | null | typeof UNREADABLE;
 
 /** Thrown by result() for one study whose stored result is unreadable; the message names the UID, never the text. */
@@ -30,23 +24,6 @@ export class UnreadableResultError extends Error {
   constructor(public readonly StudyInstanceUID: string) {
     super(`the stored result of study ${StudyInstanceUID} is unreadable`);
   }
-}
-
-/**
- * The result schema's check, compiled once: every worklist page, search and calibration runs it on each result it
- * reads, and Value.Check would walk the schema afresh each time (several times the JSON.parse it follows).
- */
-const isStudyResult = TypeCompiler.Compile(StudyResultSchema);
-
-/** The stored JSON as a StudyResult, or UNREADABLE; JSON.parse's message is dropped as it quotes the text. */
-export function parseResult(raw: string): StudyResult | typeof UNREADABLE {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch {
-    return UNREADABLE;
-  }
-  return isStudyResult.Check(parsed) ? (parsed as StudyResult) : UNREADABLE;
 }
 
 export interface WorklistItem extends StudyResult {

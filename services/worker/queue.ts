@@ -7,6 +7,7 @@ import path from 'node:path';
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../shared/logger';
+import { UNREADABLE } from '../../shared/result-schema';
 import { readRefusals } from '../../shared/refusals';
 import { assertUid, FINALISE_STUDY_JOB, SCORE_STUDY_JOB, STUDY_DEAD_LETTER_QUEUE, STUDY_QUEUE, studyStorageKey, type StudyJobData } from '../../shared/studies';
 import type { WorkerConfig } from './config';
@@ -150,18 +151,23 @@ export async function execStudyJob(job: Job<StudyJobData>, deps: StudyJobDeps, t
   }
 }
 
-export type FinaliseOutcome = 'finalised' | 'superseded' | 'no-result';
+export type FinaliseOutcome = 'finalised' | 'superseded' | 'no-result' | 'unreadable';
 
 /**
  * A provisional result's wait is over: if it is still the study's latest result (no new instance arrived and
  * nothing re-scored it), its final version is written (finalise.ts) and announced like any result, so outbound
- * sends it as a correction. Otherwise nothing: the newer result has its own wait, or is final.
+ * sends it as a correction. Otherwise nothing: the newer result has its own wait, or is final. A stored result that
+ * cannot be read is left as it is (the API lists it as unreadable; an administrator has the study scored again).
  */
 export async function execFinaliseJob(job: Pick<Job<StudyJobData>, 'data'>, deps: Pick<StudyJobDeps, 'redis' | 'log'>): Promise<FinaliseOutcome> {
   const { StudyInstanceUID: uid, resultVersion, traceId } = job.data;
   assertUid(uid, 'StudyInstanceUID');
   const current = await readResult(deps.redis, uid);
   if (!current) return 'no-result';
+  if (current === UNREADABLE) {
+    deps.log.warn({ StudyInstanceUID: uid, traceId, resultVersion }, 'stored result unreadable: not finalised; score the study again');
+    return 'unreadable';
+  }
   if (resultVersion === undefined || current.resultVersion !== resultVersion || !current.provisional) return 'superseded';
   const final = finalResult(current, Date.now());
   const written = await writeFinalResult(deps.redis, resultVersion, final);

@@ -5,6 +5,7 @@
 import type { Redis } from 'ioredis';
 import { float32ToLE } from '../../shared/float32';
 import type { Sequence } from '../../shared/model-manifest';
+import { parseResult, type UNREADABLE } from '../../shared/result-schema';
 import { RECENT_RESULTS_MS, resultKeys, worklistScore, type StudyResult } from '../../shared/results';
 import { keys, scanStudyUids, type StudyStatus } from '../../shared/studies';
 
@@ -124,9 +125,10 @@ export async function markStudyFailed(redis: Redis, uid: string, status: 'failed
     .exec();
 }
 
-export async function readResult(redis: Redis, uid: string): Promise<StudyResult | null> {
+/** The study's stored result; UNREADABLE when it is not one (shared/result-schema.ts), null when there is none. */
+export async function readResult(redis: Redis, uid: string): Promise<StudyResult | null | typeof UNREADABLE> {
   const raw = await redis.get(resultKeys.result(uid));
-  return raw ? (JSON.parse(raw) as StudyResult) : null;
+  return raw === null ? null : parseResult(raw);
 }
 
 /**

@@ -12,7 +12,8 @@ import { resultKeys, type StudyResult } from '../../shared/results';
 import { keys, SCORE_STUDY_JOB, studyStorageKey, type StudyJobData } from '../../shared/studies';
 import { createInlineLoader } from '../../services/worker/load-pool';
 import { createWorkerMetrics } from '../../services/worker/metrics';
-import type { StudyJobDeps } from '../../services/worker/queue';
+import { execFinaliseJob, type StudyJobDeps } from '../../services/worker/queue';
+import { createLogger } from '../../shared/logger';
 import { createQuerySource } from '../../services/worker/query-vectors';
 import { testCalibration } from '../helpers/calibration';
 import { storeInstances, studyQueue, waitFor } from './helpers';
@@ -145,5 +146,19 @@ describe('partial studies and query layers (worker path, real parts)', () => {
       expect((await readResult(uid))!.resultVersion).toBe(2);
     });
     await queue.close();
+  });
+
+  it('a finalise job whose stored result cannot be read leaves it as it is and says so, never quoting it', async () => {
+    const uid = '1.2.826.0.1.3680043.8.498.7003';
+    const lines: string[] = [];
+    const log = createLogger('worker-test', 'info', { write: (line: string) => void lines.push(line) });
+    for (const stored of ['{"StudyInstanceUID":"1.2.3","AccessionNumber":"ACC-SECRET-1"', '{"AccessionNumber":"ACC-SECRET-2"}']) {
+      await parts.client.set(resultKeys.result(uid), stored); // cut off; valid JSON of another shape
+      const data = { StudyInstanceUID: uid, storageKey: studyStorageKey(uid), traceId: 'finalise-unreadable', resultVersion: 1 };
+      expect(await execFinaliseJob({ data }, { redis: parts.client, log })).toBe('unreadable');
+      expect(await parts.client.get(resultKeys.result(uid))).toBe(stored);
+    }
+    expect(lines.map((l) => JSON.parse(l).msg)).toEqual(Array(2).fill('stored result unreadable: not finalised; score the study again'));
+    expect(lines.join('')).not.toContain('ACC-SECRET');
   });
 });

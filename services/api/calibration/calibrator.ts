@@ -9,7 +9,7 @@ import { scoredSentences } from '../../../shared/models/scoring';
 import { DEFAULT_TARGET_SENSITIVITY, recordCalibrationAttempt } from '../../../shared/queries';
 import { reportedStudies } from '../../../shared/reports';
 import { resultKeys } from '../../../shared/results';
-import { parseResult, UNREADABLE } from '../store';
+import { parseResult, UNREADABLE } from '../../../shared/result-schema';
 import { decodeVector } from '../vectors';
 import type { ReportVectorCache } from './report-vectors';
 

@@ -17,7 +17,7 @@ import { PRIORITIES } from '../../../shared/model-manifest';
 import { resultKeys, worklistClassRange, type StudyResult } from '../../../shared/results';
 import { KEY_PREFIX } from '../../../shared/studies';
 import { softwareVersion } from '../../../shared/version';
-import { parseResult, UNREADABLE } from '../store';
+import { parseResult, UNREADABLE } from '../../../shared/result-schema';
 import { createHl7Adapter, createSrAdapter, createWebhookAdapter, type OutboundAdapter } from './adapters';
 import type { OutboundConfig } from './config';
 import { asDeliveryError, isPermanent, PermanentDeliveryError, reasonOf, RESULT_UNREADABLE, SkipDelivery, type Adapter } from './errors';

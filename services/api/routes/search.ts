@@ -14,7 +14,8 @@ import type { EmbedText } from '../report-check';
 import { misreadWarning, noResultsWarning } from '../language';
 import { assertFreeText } from '../free-text';
 import { SearchQuery, SearchResponse, problems } from '../schemas';
-import { UNREADABLE, type StudyStore } from '../store';
+import { UNREADABLE } from '../../../shared/result-schema';
+import type { StudyStore } from '../store';
 import { cosine, studyCosine } from '../vectors';
 
 /** A search text at least this close (cosine) to the normal-study sentence is warned about: it ranks nothing. */

@@ -142,6 +142,23 @@ test('a dry run reports without deleting, and a second real run finds nothing le
   expect(second.purged).toBe(0);
 });
 
+test('a scored study whose stored result cannot be read is judged by its status time, and the run goes on', async () => {
+  await scored('1.5.1', T0);
+  await redis.set(resultKeys.result('1.5.1'), '{"StudyInstanceUID":"1.5.1","AccessionNumber":"ACC-SECRET"'); // cut off
+  await redis.hset(keys.study('1.5.1'), 'statusAt', T0);
+  await scored('1.5.2', T0 + 2 * DAY);
+  await redis.set(resultKeys.result('1.5.2'), '{"scoredAt":"soon"}'); // JSON of another shape
+  await redis.hset(keys.study('1.5.2'), 'statusAt', T0 + 2 * DAY);
+  await scored('1.5.3', T0); // readable, after them in no particular order: still purged
+
+  const summary = await runRetention({ redis, dataDir, retentionDays: 30, log: logger(), now: () => RUN_AT });
+  expect(summary).toMatchObject({ examined: 3, purged: 2 });
+  expect(existsSync(folder('1.5.1'))).toBe(false);
+  expect(existsSync(folder('1.5.2'))).toBe(true);
+  expect(existsSync(folder('1.5.3'))).toBe(false);
+  expect(logLines.join('\n')).not.toContain('ACC-SECRET');
+});
+
 test('a run interrupted after forgetting the instances finishes the deletion next time', async () => {
   await scored('1.4.1', T0);
   await redis.del(keys.studyInstances('1.4.1')); // as if the first run stopped right after this step

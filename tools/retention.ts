@@ -14,7 +14,8 @@ import type { Redis } from 'ioredis';
 import { dataDir, loadConfig, loadSection, settingsSource } from '../shared/config';
 import { createLogger, type Logger } from '../shared/logger';
 import { connectToolRedis, exitOnToolFailure } from '../shared/tool-redis';
-import { resultKeys, type StudyResult } from '../shared/results';
+import { parseResult, UNREADABLE } from '../shared/result-schema';
+import { resultKeys } from '../shared/results';
 import { keys, PURGE_FENCE_MS, PURGED_FIELD, PURGING_FIELD, scanStudyUids, studyStorageKey, type StudyStatus } from '../shared/studies';
 
 export const RetentionSettingsSchema = Type.Object({
@@ -104,14 +105,15 @@ async function folderBytes(dir: string): Promise<number> {
   return total;
 }
 
-/** When the study finished: the result's scoredAt for scored studies (the contract), statusAt otherwise. */
+/**
+ * When the study finished: the result's scoredAt for scored studies (the contract), statusAt otherwise, and for a
+ * scored study whose stored result cannot be read (one such study must not stop the run for all the others).
+ */
 async function finishedAt(redis: Redis, uid: string, status: StudyStatus, statusAt: number): Promise<number | undefined> {
   if (status === 'scored') {
     const json = await redis.get(resultKeys.result(uid));
-    if (json) {
-      const scoredAt = (JSON.parse(json) as Pick<StudyResult, 'scoredAt'>).scoredAt;
-      if (Number.isFinite(scoredAt)) return scoredAt;
-    }
+    const result = json === null ? null : parseResult(json);
+    if (result && result !== UNREADABLE && Number.isFinite(result.scoredAt)) return result.scoredAt;
   }
   return Number.isFinite(statusAt) && statusAt > 0 ? statusAt : undefined;
 }

@@ -1,8 +1,9 @@
 // MLLP listener: transport only. Accepts TCP connections on one address, frames bytes (mllp-framing.ts), hands
 // each whole message to the injected handler and writes back the reply it returns, one message at a time per
-// connection in arrival order (MLLP is request/reply). Explicit limits: connections, message size, idle time, and
-// the time the handler has to produce a reply (after it, the `onTimeout` reply goes out so the sender is never left
-// waiting). Knows nothing about HL7 content; never logs message bytes. Typed events for metrics and logs.
+// connection in arrival order (MLLP is request/reply: nothing more is read from a connection until its reply has
+// gone out). Explicit limits: connections, message size, idle time, and the time the handler has to produce a reply
+// (after it, the `onTimeout` reply goes out so the sender is never left waiting). Knows nothing about HL7 content;
+// never logs message bytes. Typed events for metrics and logs.
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { mllpFrame, MllpDecoder, type Frame } from '../../../shared/mllp-framing';
@@ -118,13 +119,31 @@ export class MllpServer extends EventEmitter<MllpServerEvents> {
       socket.end();
       setTimeout(() => socket.destroy(), 1000).unref();
     });
+    // MLLP is request/reply: while a message waits for its reply, or a reply has not left because the peer does not
+    // read, nothing more is read. A sender writing messages without waiting for their ACKs then waits in TCP,
+    // instead of queueing them all in memory here.
+    let waiting = 0;
+    const resume = () => {
+      if (waiting === 0 && !socket.writableNeedDrain && !socket.destroyed) socket.resume();
+    };
     socket.on('data', (chunk: Buffer) => {
       for (const frame of decoder.push(chunk)) {
-        if (frame.kind === 'garbage') this.emit('garbage', peer, { bytes: frame.bytes });
+        if (frame.kind === 'garbage') {
+          this.emit('garbage', peer, { bytes: frame.bytes });
+          continue;
+        }
+        waiting += 1;
         // Replies leave in the order the messages came, whatever each handler's time.
-        else state.busy = state.busy.then(() => this.reply(socket, frame, peer));
+        state.busy = state.busy
+          .then(() => this.reply(socket, frame, peer))
+          .finally(() => {
+            waiting -= 1;
+            resume();
+          });
       }
+      if (waiting > 0) socket.pause();
     });
+    socket.on('drain', resume);
     socket.on('error', (err: NodeJS.ErrnoException) => this.emit('failure', peer, { reason: err.code ?? 'socket-error' }));
     socket.on('close', () => {
       this.sockets.delete(socket);

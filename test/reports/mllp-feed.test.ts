@@ -4,6 +4,7 @@
 // matched, held reports expiring into the rejected store, the journal restoring what Redis lost, AR "try again"
 // when the write cannot finish in time, and no report text or patient data in any log line or metric.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { Hl7Message } from '@medplum/core';
 import { hl7Segment } from '../../shared/hl7-text';
@@ -274,6 +275,33 @@ test('two messages written at once get two ACKs in order; an oversize one gets A
   const id = /kept as (\S+)\)/.exec(acks[2])![1];
   const kept = await feed.inbound.rejected.get(id);
   expect(kept?.entry).toMatchObject({ reason: 'too-large', truncated: true, bytes: 64 * 1024 });
+});
+
+test('a sender that shuts down its side right after writing (half-close) still gets every ACK, then the connection closes', async () => {
+  const frame = (m: string) => Buffer.concat([Buffer.from([0x0b]), Buffer.from(m, 'utf8'), Buffer.from([0x1c, 0x0d])]);
+  const { replies, closed } = await new Promise<{ replies: string; closed: boolean }>((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port: feed.port, allowHalfOpen: true });
+    let replies = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ replies, closed: false });
+    }, 10_000);
+    socket.on('connect', () => socket.end(Buffer.concat([frame(oru('ACC410', 'HALF-1')), frame(oru('ACC411', 'HALF-2'))])));
+    socket.on('data', (chunk: Buffer) => {
+      replies += chunk.toString('utf8');
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ replies, closed: true });
+    });
+  });
+  expect(closed).toBe(true);
+  const acks = replies.split('\u001c\r').filter(Boolean);
+  expect(acks).toHaveLength(2);
+  expect(acks[0]).toMatch(/\rMSA\|AA\|HALF-1\|/);
+  expect(acks[1]).toMatch(/\rMSA\|AA\|HALF-2\|/);
+  expect(await feed.client.exists(reportKeys.held('ACC411'))).toBe(1);
 });
 
 test('when the write cannot finish within REPORTS_MLLP_ACK_TIMEOUT_MS: AR "resend later"; the resend is then a duplicate', async () => {

@@ -56,7 +56,9 @@ export class MllpServer extends EventEmitter<MllpServerEvents> {
   }
 
   async listen(): Promise<{ host: string; port: number }> {
-    const server = net.createServer({ noDelay: true, keepAlive: true }, (socket) => this.accept(socket));
+    // allowHalfOpen: a sender that shuts down its side after its message (a script: `nc -N`) still gets its ACK; the
+    // connection is ended once the replies owed have gone out (accept(), 'end').
+    const server = net.createServer({ noDelay: true, keepAlive: true, allowHalfOpen: true }, (socket) => this.accept(socket));
     server.maxConnections = this.options.maxConnections;
     server.on('drop', (data) => this.emit('refused', { remote: `${data?.remoteAddress ?? '?'}:${data?.remotePort ?? '?'}` }));
     await new Promise<void>((resolve, reject) => {
@@ -144,6 +146,9 @@ export class MllpServer extends EventEmitter<MllpServerEvents> {
       if (waiting > 0) socket.pause();
     });
     socket.on('drain', resume);
+    socket.on('end', () => {
+      void state.busy.then(() => socket.end());
+    });
     socket.on('error', (err: NodeJS.ErrnoException) => this.emit('failure', peer, { reason: err.code ?? 'socket-error' }));
     socket.on('close', () => {
       this.sockets.delete(socket);

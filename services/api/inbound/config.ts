@@ -15,7 +15,7 @@ export const ReportsSettingsSchema = Type.Object({
   /** Comma list of sending facilities (MSH-4, namespace ID) whose reports are taken; "*" any; empty: none (fail closed). */
   REPORTS_MLLP_ALLOWED_FACILITIES: Type.String(),
   REPORTS_MLLP_MAX_CONNECTIONS: Type.Integer({ minimum: 1, maximum: 1000 }),
-  /** A connection with no bytes for this long is closed (RIS feeds reconnect on their own). */
+  /** A connection that brings no whole message for this long is closed (RIS feeds reconnect on their own). */
   REPORTS_MLLP_IDLE_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 86400 }),
   /** Longest message taken, in KiB; a longer one is answered AR and its first 64 KiB kept for review. */
   REPORTS_MLLP_MAX_MESSAGE_KB: Type.Integer({ minimum: 4, maximum: 65536 }),

@@ -116,11 +116,20 @@ export class MllpServer extends EventEmitter<MllpServerEvents> {
     this.sockets.set(socket, state);
     this.emit('connection', peer);
 
-    socket.setTimeout(this.options.idleTimeoutMs, () => {
-      this.emit('idle', peer);
-      socket.end();
-      setTimeout(() => socket.destroy(), 1000).unref();
-    });
+    // Idle: no whole message for idleTimeoutMs while none is being answered. Counted from the last message's reply,
+    // not from the last byte: a sender trickling a frame one byte at a time held its connection, and
+    // REPORTS_MLLP_MAX_CONNECTIONS such senders shut the feed to every RIS, for ever.
+    let idleTimer: NodeJS.Timeout | undefined;
+    const armIdle = () => {
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(() => {
+        this.emit('idle', peer);
+        socket.end();
+        setTimeout(() => socket.destroy(), 1000).unref();
+      }, this.options.idleTimeoutMs);
+      idleTimer.unref();
+    };
+    armIdle();
     // MLLP is request/reply: while a message waits for its reply, or a reply has not left because the peer does not
     // read, nothing more is read. A sender writing messages without waiting for their ACKs then waits in TCP,
     // instead of queueing them all in memory here.
@@ -135,11 +144,13 @@ export class MllpServer extends EventEmitter<MllpServerEvents> {
           continue;
         }
         waiting += 1;
+        clearTimeout(idleTimer);
         // Replies leave in the order the messages came, whatever each handler's time.
         state.busy = state.busy
           .then(() => this.reply(socket, frame, peer))
           .finally(() => {
             waiting -= 1;
+            if (waiting === 0) armIdle();
             resume();
           });
       }
@@ -151,6 +162,7 @@ export class MllpServer extends EventEmitter<MllpServerEvents> {
     });
     socket.on('error', (err: NodeJS.ErrnoException) => this.emit('failure', peer, { reason: err.code ?? 'socket-error' }));
     socket.on('close', () => {
+      clearTimeout(idleTimer);
       this.sockets.delete(socket);
       this.emit('close', peer, { partialFrame: decoder.partial });
     });

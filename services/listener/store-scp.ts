@@ -195,7 +195,11 @@ export class StoreScp extends Scp {
       const { pdus, violation } = this.gate.push(chunk);
       for (const pdu of pdus) this.receivePdu(pdu);
       if (violation) this.protocolAbort(violation.label, violation.reason, violation.detail);
+      // A peer that sends requests without reading the responses (C-ECHO-RQ after C-ECHO-RQ) is read no further
+      // until it has taken what was written to it: its responses wait in TCP, not in this process's memory.
+      if (socket.writableNeedDrain) socket.pause();
     });
+    socket.on('drain', () => socket.resume());
     this.artim = setTimeout(() => this.refuse('artim-timeout'), deps.settings.artimTimeoutMs);
     this.artim.unref();
     this.on('networkError', (err: Error) => {

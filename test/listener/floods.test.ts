@@ -1,9 +1,10 @@
 // Connection floods and protocol violations against a real listener, with raw DICOM Upper Layer bytes
 // (tools/fuzz/dul-client.ts) and DCMTK as the legitimate peer. Loopback holds a whole /8, so the flood comes from
 // 127.0.0.2 and the PACS from 127.0.0.1, like two hosts.
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { DulClient, associateRequestPdu, commandSet, pDataPdus, type ProposedContext } from '../../tools/fuzz/dul-client';
 import { splitPart10 } from '../../tools/fuzz/corpus';
 import { dcmjs } from '../../shared/imaging/dcmjs';
@@ -228,6 +229,63 @@ test('an idle association is closed after DICOM_IDLE_TIMEOUT_SECONDS, not counte
     await h.stop();
   }
 });
+
+/** Writes the A-ASSOCIATE-RQ, then `count` copies of the block as fast as TCP takes them, never reading a response. */
+const UNREAD_REQUESTS = `
+const fs = require('node:fs');
+const net = require('node:net');
+const [port, associate, block, count] = process.argv.slice(1);
+const bytes = fs.readFileSync(block);
+const socket = net.connect({ host: '127.0.0.1', port: Number(port) });
+let sent = 0;
+const write = () => {
+  while (sent < Number(count)) {
+    sent += 1;
+    if (!socket.write(bytes)) return void socket.once('drain', write);
+  }
+  console.log('sent all');
+};
+socket.once('data', (chunk) => {
+  socket.pause();
+  console.log(chunk[0] === 0x02 ? 'accepted' : 'not accepted');
+  write();
+});
+socket.on('connect', () => socket.write(fs.readFileSync(associate)));
+socket.on('error', () => undefined);
+socket.on('close', () => console.log('closed'));
+`;
+
+test('a peer sending C-ECHO-RQs without reading the responses is read no further: memory stays flat, the idle timeout closes it, others are served', async () => {
+  const h = await startHarness({ DICOM_IDLE_TIMEOUT_SECONDS: 2 });
+  const echo = pDataPdus(VERIFICATION.id, commandSet({ CommandField: 0x0030, MessageID: 1, AffectedSOPClassUID: VERIFICATION.abstractSyntaxUID, hasDataSet: false }), true, 65536)[0];
+  const associate = path.join(files, 'unread-associate.bin');
+  const block = path.join(files, 'unread-echoes.bin');
+  writeFileSync(associate, associateRequestPdu(CALLING_AE, CALLED_AE, [VERIFICATION]));
+  writeFileSync(block, Buffer.concat(Array.from({ length: 1000 }, () => echo)));
+  // 3,000,000 requests (240 MB): each was answered into a write buffer the peer never drained, without bound.
+  const peer = spawn(process.execPath, ['-e', UNREAD_REQUESTS, String(h.ae.port), associate, block, '3000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  peer.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  try {
+    await waitFor(() => out.includes('accepted'), 10_000, 'the association');
+    const before = process.memoryUsage().rss;
+    const started = Date.now();
+    let peak = 0;
+    while (!out.includes('closed') && Date.now() - started < 20_000) {
+      peak = Math.max(peak, process.memoryUsage().rss - before);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(out.split('\n').filter(Boolean)).toEqual(['accepted', 'closed']);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(peak).toBeLessThan(64 * 1024 * 1024);
+    expect((await echoscu(h.ae)).code).toBe(0);
+  } finally {
+    peer.kill();
+    await h.stop();
+  }
+}, 60_000);
 
 test('a connection that does not deliver its A-ASSOCIATE-RQ is closed after DICOM_ARTIM_TIMEOUT_SECONDS', async () => {
   const h = await startHarness({ DICOM_ARTIM_TIMEOUT_SECONDS: 1 });

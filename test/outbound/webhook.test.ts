@@ -28,8 +28,11 @@ let redis: Redis;
 let server: http.Server;
 let outbound: Outbound;
 const received: Received[] = [];
-/** Status to answer for the n-th request of a delivery id; "hang" never answers within the timeout. */
-let answer: (payload: WebhookPayload, nth: number) => number | 'hang' = () => 204;
+/**
+ * Status to answer for the n-th request of a delivery id; "hang" never answers within the timeout; "endless" answers
+ * 200 with a body that never ends (1 MiB writes, as fast as the API reads them).
+ */
+let answer: (payload: WebhookPayload, nth: number) => number | 'hang' | 'endless' = () => 204;
 
 beforeAll(async () => {
   redisServer = await startRedis();
@@ -48,6 +51,16 @@ beforeAll(async () => {
       const status = answer(payload, nth);
       if (status === 'hang') {
         setTimeout(() => res.writeHead(204).end(), 6000).unref();
+        return;
+      }
+      if (status === 'endless') {
+        const chunk = Buffer.alloc(1024 * 1024, 0x61);
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        const pump = () => {
+          while (!res.destroyed && res.write(chunk));
+          if (!res.destroyed) res.once('drain', pump);
+        };
+        pump();
         return;
       }
       res.writeHead(status, { 'content-type': 'text/plain' }).end('ok');
@@ -139,6 +152,27 @@ test('4xx (other than 408/429) is permanent: one attempt, dead-lettered', async 
   expect(forKey(key.jobId)).toHaveLength(1);
   const dead = await outbound.deadLetterQueue('webhook').getJob(key.jobId);
   expect(dead?.data).toMatchObject({ adapter: 'webhook', reason: 'http-400', permanent: true, attemptsMade: 1 });
+});
+
+test('a receiver answering 200 with an endless body: delivered once, its body not held in memory', async () => {
+  // Read whole, the body grew the API by hundreds of MB until WEBHOOK_TIMEOUT_MS; a large enough one ended the process.
+  answer = () => 'endless';
+  const result = makeResult('STAT');
+  await writeResult(redis, result);
+  const before = process.memoryUsage().rss;
+  let peak = 0;
+  const sample = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss - before);
+  }, 20);
+  try {
+    await outbound.enqueue(result);
+    const key = resultKey(result);
+    expect(await finished(key.jobId)).toBe('completed');
+    expect(forKey(key.jobId)).toHaveLength(1);
+  } finally {
+    clearInterval(sample);
+  }
+  expect(peak).toBeLessThan(64 * 1024 * 1024);
 });
 
 test('ROUTINE is below WEBHOOK_MIN_PRIORITY=URGENT and is not posted', async () => {

@@ -92,6 +92,32 @@ export interface WebhookDeps {
   now?: () => number;
 }
 
+/** Bytes of a receiver's answer read (and dropped) so the connection can be reused; past them it is closed. */
+const DRAIN_LIMIT_BYTES = 64 * 1024;
+
+/**
+ * Reads and drops the answer's body: its content is the receiver's business, not our logs'. A receiver answering with
+ * a large or endless body had all of it held in memory until the timeout; past DRAIN_LIMIT_BYTES the body is cancelled.
+ */
+async function discardBody(response: Response): Promise<void> {
+  const reader = response.body?.getReader();
+  if (!reader) return;
+  let read = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      read += value.byteLength;
+      if (read > DRAIN_LIMIT_BYTES) {
+        await reader.cancel();
+        return;
+      }
+    }
+  } catch {
+    // The timeout or the receiver ended the body: its status is what counts.
+  }
+}
+
 export async function postWebhook(target: WebhookTarget, payload: WebhookPayload, deps: WebhookDeps = {}): Promise<number> {
   const body = JSON.stringify(payload);
   const timestamp = String(Math.floor((deps.now ?? Date.now)() / 1000));
@@ -118,8 +144,7 @@ export async function postWebhook(target: WebhookTarget, payload: WebhookPayload
     const code = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code ?? 'error';
     throw new RetryableDeliveryError(`webhook request failed (${code})`, 'network', { cause: err });
   }
-  // Drain the body so the connection can be reused; its content is the receiver's business, not our logs'.
-  await response.arrayBuffer().catch(() => undefined);
+  await discardBody(response);
   const status = response.status;
   if (status >= 200 && status < 300) return status;
   if (status >= 500 || status === 408 || status === 429) {

@@ -41,6 +41,8 @@ export const reportKeys = {
   rejected: () => `${KEY_PREFIX}:reports:rejected`,
   /** Hash: what is known of one rejected message (reason code and text, sizes, times); never its content. */
   rejectedEntry: (id: string) => `${KEY_PREFIX}:reports:rejected:${id}`,
+  /** String: the bytes of every message kept for replay, together (for REPORTS_REJECTED_MAX_MB). */
+  rejectedBytes: () => `${KEY_PREFIX}:reports:rejected-bytes`,
 };
 
 /**

@@ -35,6 +35,8 @@ export const ReportsSettingsSchema = Type.Object({
   REPORTS_JOURNAL_DAYS: Type.Number({ exclusiveMinimum: 0, maximum: 3650 }),
   /** Most messages kept in DATA_DIR/reports/rejected; when full, further bad messages get AR "try again" and are not kept. */
   REPORTS_REJECTED_MAX: Type.Integer({ minimum: 1, maximum: 10_000_000 }),
+  /** Most MiB the kept messages take together (on DATA_DIR, beside the studies); when reached, as when full. */
+  REPORTS_REJECTED_MAX_MB: Type.Number({ exclusiveMinimum: 0, maximum: 10_000_000 }),
 });
 export type ReportsSettings = Static<typeof ReportsSettingsSchema>;
 
@@ -52,6 +54,7 @@ export const REPORTS_DEFAULTS: Omit<ReportsSettings, 'REPORTS_MLLP_PORT'> = {
   REPORTS_DEDUPE_DAYS: 30,
   REPORTS_JOURNAL_DAYS: 7,
   REPORTS_REJECTED_MAX: 10_000,
+  REPORTS_REJECTED_MAX_MB: 1024,
 };
 
 export interface MllpListenConfig {
@@ -75,6 +78,7 @@ export interface ReportsConfig {
   dedupeSeconds: number;
   journalDays: number;
   rejectedMax: number;
+  rejectedMaxBytes: number;
 }
 
 type Source = Record<string, string | undefined>;
@@ -123,5 +127,6 @@ export function loadReportsConfig(env: Source = process.env): ReportsConfig {
     dedupeSeconds: Math.round(s.REPORTS_DEDUPE_DAYS * 86_400),
     journalDays: s.REPORTS_JOURNAL_DAYS,
     rejectedMax: s.REPORTS_REJECTED_MAX,
+    rejectedMaxBytes: Math.round(s.REPORTS_REJECTED_MAX_MB * 1024 * 1024),
   };
 }

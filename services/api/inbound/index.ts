@@ -57,7 +57,7 @@ export function createReportInbound(config: ReportsConfig, deps: ReportInboundDe
   const clock = deps.clock ?? Date.now;
   const root = path.join(deps.dataDir, 'reports');
   const journal = createJournal({ dir: path.join(root, 'journal'), days: config.journalDays, clock, instance: deps.instance });
-  const rejected = createRejectedStore({ redis: deps.redis, dir: path.join(root, 'rejected'), max: config.rejectedMax });
+  const rejected = createRejectedStore({ redis: deps.redis, dir: path.join(root, 'rejected'), max: config.rejectedMax, maxBytes: config.rejectedMaxBytes });
   const metrics = createReportMetrics(deps.registry, {
     held: () => deps.redis.zcard(reportKeys.holding()),
     kept: () => rejected.count(),
@@ -72,7 +72,7 @@ export function createReportInbound(config: ReportsConfig, deps: ReportInboundDe
         detail: `no study with this accession number was received within REPORTS_HOLD_DAYS (${Math.round(config.holdMs / 86_400_000)} days)`,
         receivedAt: clock(),
       });
-      if (!entry) throw new Error('the rejected store is full (REPORTS_REJECTED_MAX)');
+      if (!entry) throw new Error('the rejected store is full (REPORTS_REJECTED_MAX, REPORTS_REJECTED_MAX_MB)');
       logger.warn({ rejectedId: entry.id }, 'a held report expired without its study; kept for replay');
     },
   });

@@ -3,7 +3,9 @@
 // DATA_DIR/reports/rejected (written to a temp name, fsynced, renamed, folder fsynced; mode 0600: it holds the
 // whole message, patient segment and report text included) plus an index entry in Redis (reportKeys.rejected and
 // rejectedEntry) with the reason and sizes, never the content. An admin lists, reads, replays or deletes them
-// through the API. Bounded by REPORTS_REJECTED_MAX: when full, keep() refuses and the caller answers "try again".
+// through the API. Bounded by REPORTS_REJECTED_MAX messages and REPORTS_REJECTED_MAX_MB bytes (a count alone let a
+// sender of large messages put 10 GiB beside the studies): when full, keep() refuses and the caller answers "try
+// again".
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -72,9 +74,21 @@ function parseEntry(id: string, h: Record<string, string>): RejectedEntry | null
   };
 }
 
-export function createRejectedStore(opts: { redis: Redis; dir: string; max: number }): RejectedStore {
+export function createRejectedStore(opts: { redis: Redis; dir: string; max: number; maxBytes: number }): RejectedStore {
   const { redis, dir } = opts;
   let ready: Promise<unknown> | null = null;
+
+  /** The bytes kept now: the running total, or (kept before there was one) the entries' sizes added up once. */
+  async function keptBytes(): Promise<number> {
+    const total = await redis.get(reportKeys.rejectedBytes());
+    if (total !== null) return Number(total) || 0;
+    const ids = await redis.zrevrange(reportKeys.rejected(), 0, -1);
+    const pipeline = redis.pipeline();
+    for (const id of ids) pipeline.hget(reportKeys.rejectedEntry(id), 'bytes');
+    const sum = ((await pipeline.exec()) ?? []).reduce((n, [, bytes]) => n + (Number(bytes) || 0), 0);
+    await redis.set(reportKeys.rejectedBytes(), String(sum), 'NX');
+    return Number(await redis.get(reportKeys.rejectedBytes())) || 0;
+  }
 
   async function writeDurably(file: string, data: Buffer): Promise<void> {
     await (ready ??= mkdir(dir, { recursive: true, mode: 0o700 }));
@@ -98,6 +112,7 @@ export function createRejectedStore(opts: { redis: Redis; dir: string; max: numb
   return {
     async keep(input) {
       if ((await redis.zcard(reportKeys.rejected())) >= opts.max) return null;
+      if ((await keptBytes()) + input.payload.length > opts.maxBytes) return null;
       const id = `${input.receivedAt.toString(36)}-${randomBytes(6).toString('hex')}`;
       await writeDurably(fileOf(dir, id, input.kind), input.payload);
       const entry: RejectedEntry = {
@@ -111,6 +126,7 @@ export function createRejectedStore(opts: { redis: Redis; dir: string; max: numb
           bytes: entry.bytes, truncated: entry.truncated ? '1' : '0', replays: 0,
         })
         .zadd(reportKeys.rejected(), entry.receivedAt, id)
+        .incrby(reportKeys.rejectedBytes(), entry.bytes)
         .exec();
       return entry;
     },
@@ -151,10 +167,12 @@ export function createRejectedStore(opts: { redis: Redis; dir: string; max: numb
 
     async remove(id) {
       if (!REJECTED_ID.test(id)) return false;
-      const kind = (await redis.hget(reportKeys.rejectedEntry(id), 'kind')) as RejectedKind | null;
+      const [kind, bytes] = (await redis.hmget(reportKeys.rejectedEntry(id), 'kind', 'bytes')) as [RejectedKind | null, string | null];
       if (!kind) return false;
       // Index first: an interrupted removal leaves an orphan file (harmless), never an entry without its file.
-      await redis.multi().zrem(reportKeys.rejected(), id).del(reportKeys.rejectedEntry(id)).exec();
+      const [[, removed]] = ((await redis.multi().zrem(reportKeys.rejected(), id).del(reportKeys.rejectedEntry(id)).exec()) ?? [[null, 0]]) as [[unknown, number]];
+      // Only the removal that took the entry out gives its bytes back (two at once: one of them).
+      if (removed === 1 && (await redis.exists(reportKeys.rejectedBytes())) === 1) await redis.decrby(reportKeys.rejectedBytes(), Number(bytes) || 0);
       await rm(fileOf(dir, id, kind), { force: true });
       return true;
     },

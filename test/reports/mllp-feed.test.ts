@@ -490,3 +490,29 @@ test('no report text, patient segment or accession number in any log line or met
   const text = `${logs}\n${await metrics()}`;
   for (const canary of ['CANARY', 'restricted diffusion', 'MCA', 'ACC100', 'ACC200', 'ELSEWHERE']) expect(text).not.toContain(canary);
 });
+
+test('a connection waiting for its ACK is not closed as idle: a batch that takes longer than REPORTS_MLLP_IDLE_TIMEOUT_SECONDS is still answered', async () => {
+  // A second listener on the same Redis and DATA_DIR with an idle time shorter than the writes take.
+  const quick = await startFeed({ REPORTS_MLLP_IDLE_TIMEOUT_SECONDS: '0.3', REPORTS_MLLP_ACK_TIMEOUT_MS: '3000' }, { redis: feed.redis, dataDir: feed.dataDir });
+  try {
+    await feed.client.call('CLIENT', 'PAUSE', '900', 'WRITE');
+    const [reply] = await mllpExchange(quick.port, batchOf([oru('ACC860', 'IDLE-1'), oru('ACC861', 'IDLE-2')]), { timeoutMs: 8000 });
+    expect(readBatchAck(reply).acks.map((a) => [msa(a, 1), msa(a, 2)])).toEqual([['AA', 'IDLE-1'], ['AA', 'IDLE-2']]);
+    await feed.client.call('CLIENT', 'PAUSE', '900', 'WRITE');
+    const single = await send(quick.port, oru('ACC862', 'IDLE-3'));
+    expect([msa(single, 1), msa(single, 2)]).toEqual(['AA', 'IDLE-3']);
+    // Once answered, a connection that stays silent is still closed as idle.
+    const socket = net.connect({ host: '127.0.0.1', port: quick.port });
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    await new Promise((resolve) => socket.on('connect', resolve));
+    await feed.client.call('CLIENT', 'PAUSE', '600', 'WRITE');
+    const t0 = Date.now();
+    socket.write(Buffer.concat([Buffer.from([0x0b]), Buffer.from(oru('ACC863', 'IDLE-4')), Buffer.from([0x1c, 0x0d])]));
+    const got = await new Promise<string>((resolve) => socket.once('data', (chunk) => resolve(chunk.toString())));
+    expect(got).toMatch(/\rMSA\|AA\|IDLE-4\|/);
+    expect(Date.now() - t0).toBeGreaterThan(500);
+    await closed;
+  } finally {
+    await quick.stopFeed();
+  }
+});

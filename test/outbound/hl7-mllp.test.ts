@@ -6,7 +6,7 @@ import { Registry } from 'prom-client';
 import { createLogger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
 import type { Redis } from 'ioredis';
-import { createOutbound, DELIVER_JOB, type Outbound } from '../../services/api/outbound/outbound';
+import { createOutbound, DELIVER_JOB, sentVersionKey, type Outbound } from '../../services/api/outbound/outbound';
 import { loadOutboundConfig } from '../../services/api/outbound/config';
 import { resultKey } from '../../services/api/outbound/idempotency';
 import { resultKeys, worklistScore } from '../../shared/results';
@@ -298,11 +298,28 @@ test('a version the RIS never accepted is not corrected: the next one it gets is
 test('a study whose first result went out before the RIS record was kept keeps the rule of that time: a later version corrects the one before', async () => {
   const legacy = makeResult('URGENT', { resultVersion: 2 });
   await writeResult(redis, legacy);
+  // What that release left of its v1: the ordering watermark of the version the RIS acknowledged (no record).
+  await redis.set(sentVersionKey('hl7', legacy.StudyInstanceUID), String(legacy.scoredAt - 5000), 'PX', 3600_000);
   await outbound.enqueue(legacy);
   expect(await finished(resultKey(legacy).jobId)).toBe('completed');
   const [m] = messagesFor(resultKey(legacy).hl7ControlId);
   expect(m.getSegment('OBR')!.getField(25).toString()).toBe('C');
   expect(m.getAllSegments('NTE')[0].getField(3).toString()).toBe('Correction: result version 2 replaces version 1 for this order.');
+});
+
+test('a study whose first versions were never queued (scored while the API was down; catch-up queues the latest) gets a first result, not a correction', async () => {
+  const first = makeResult('URGENT', { resultVersion: 1, provisional: { waitingFor: ['DWI'], until: Date.now() + 60_000 } });
+  const second = { ...first, priority: 'STAT' as const, resultVersion: 2, provisional: undefined, scoredAt: first.scoredAt + 5000 };
+  // The worker wrote v1, then v2 over it, while no API ran: only v2 is stored when the API starts.
+  await writeResult(redis, second);
+  await redis.zadd(resultKeys.recent(), second.scoredAt, second.StudyInstanceUID);
+  await outbound.catchUp(60);
+  expect(await finished(resultKey(second).jobId)).toBe('completed');
+  const [m] = messagesFor(resultKey(second).hl7ControlId);
+  expect(m.getSegment('OBR')!.getField(25).toString()).toBe('P');
+  expect(m.getAllSegments('NTE').map((n) => n.getField(3).toString()).join(' ')).not.toContain('Correction');
+  expect(messagesFor(resultKey(first).hl7ControlId)).toHaveLength(0);
+  await redis.zrem(resultKeys.recent(), second.StudyInstanceUID); // the next test counts the window
 });
 
 test('catch-up reads the window from the scoredAt index, not the whole worklist', async () => {

@@ -2,8 +2,9 @@
 // enqueue is a no-op), the HL7 MSH-10 message control id, the webhook delivery id and the SR's instance UIDs
 // (so a retried C-STORE overwrites the same instance instead of adding a second report).
 import { createHash } from 'node:crypto';
-import { assertUid } from '../../../shared/studies';
+import { assertUid, KEY_PREFIX } from '../../../shared/studies';
 import type { StudyResult } from '../../../shared/results';
+import type { Adapter } from './errors';
 
 export interface DeliveryKey {
   StudyInstanceUID: string;
@@ -42,3 +43,10 @@ export function derivedUid(...parts: string[]): string {
   bytes[8] = (bytes[8] & 0x3f) | 0x80;
   return `2.25.${BigInt(`0x${bytes.toString('hex')}`).toString(10)}`;
 }
+
+/**
+ * String: the newest result version (scoredAt) of a study the adapter's peer acknowledged, for ordered adapters
+ * (outbound.ts). Kept 8 days: longer than a failed job stays retryable (removeOnFail, 7 days), after which no older
+ * version of the study can be sent any more.
+ */
+export const sentVersionKey = (adapter: Adapter, StudyInstanceUID: string): string => `${KEY_PREFIX}:outbound:${adapter}:sent:${StudyInstanceUID}`;

@@ -15,13 +15,12 @@ import type { Logger } from '../../../shared/logger';
 import { connectRedis } from '../../../shared/redis';
 import { PRIORITIES } from '../../../shared/model-manifest';
 import { resultKeys, worklistClassRange, type StudyResult } from '../../../shared/results';
-import { KEY_PREFIX } from '../../../shared/studies';
 import { softwareVersion } from '../../../shared/version';
 import { parseResult, UNREADABLE } from '../../../shared/result-schema';
 import { createHl7Adapter, createSrAdapter, createWebhookAdapter, type OutboundAdapter } from './adapters';
 import type { OutboundConfig } from './config';
 import { asDeliveryError, isPermanent, PermanentDeliveryError, reasonOf, RESULT_UNREADABLE, SkipDelivery, type Adapter } from './errors';
-import { deliveryKey, resultKey } from './idempotency';
+import { deliveryKey, resultKey, sentVersionKey } from './idempotency';
 import { createOutboundMetrics, deadLetterReason, type OutboundMetrics } from './metrics';
 
 export const OUTBOUND_QUEUES: Record<Adapter, string> = {
@@ -40,11 +39,8 @@ const CONCURRENCY: Record<Adapter, number> = { hl7: 1, sr: 2, webhook: 4 };
  */
 const GLOBAL_CONCURRENCY: Partial<Record<Adapter, number>> = { hl7: 1 };
 
-/**
- * String: the newest result version of a study the adapter's peer acknowledged. Kept 8 days: longer than a failed
- * job stays retryable (removeOnFail, 7 days), after which no older version of the study can be sent any more.
- */
-export const sentVersionKey = (adapter: Adapter, StudyInstanceUID: string): string => `${KEY_PREFIX}:outbound:${adapter}:sent:${StudyInstanceUID}`;
+export { sentVersionKey };
+/** The watermark (idempotency.ts sentVersionKey) is kept 8 days: longer than a failed job stays retryable. */
 const SENT_VERSION_TTL_MS = 8 * 24 * 3600 * 1000;
 
 /** Raises the watermark to ARGV[1] when higher (never lowers it) and renews its TTL. KEYS: sentVersionKey. */

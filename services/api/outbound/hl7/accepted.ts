@@ -2,9 +2,11 @@
 // only of a result the RIS holds: when the first versions never reached it (an outage, a version superseded before
 // it went out), the first message it gets is a first result, not a correction of one it never saw. The record starts
 // (at 0, nothing accepted) when a study's first result is queued for the RIS; a study whose first result went out
-// before this record existed has none, and keeps the rule of that time: every later version corrects the one before.
+// before this record existed has none but the ordering watermark, and keeps the rule of that time: every later
+// version corrects the one before. A study with neither never had a version accepted: nothing to correct.
 import type { Redis } from 'ioredis';
 import { KEY_PREFIX } from '../../../../shared/studies';
+import { sentVersionKey } from '../idempotency';
 
 export const hl7Keys = {
   /** String: the highest result version of the study the RIS acknowledged; 0 while none. */
@@ -27,12 +29,15 @@ export async function startRecord(redis: Redis, StudyInstanceUID: string, versio
 }
 
 /**
- * The version a message for `version` corrects: the highest below it the RIS accepted, if any. Without a record (the
- * study's first result went out before records were kept) the version before it, as the rule was then.
+ * The version a message for `version` corrects: the highest below it the RIS accepted, if any. Without a record,
+ * either the study's first result went out before records were kept (an earlier release), which then left the
+ * ordering watermark of the version the RIS acknowledged: the version before it, as the rule was then; or no earlier
+ * version was ever queued for the RIS (scored while no API ran, catch-up queuing only the latest; or scored again
+ * before the first one's event was read), and nothing is corrected.
  */
 export async function acceptedBefore(redis: Redis, StudyInstanceUID: string, version: number): Promise<number | undefined> {
   const raw = await redis.get(hl7Keys.accepted(StudyInstanceUID));
-  if (raw === null) return version > 1 ? version - 1 : undefined;
+  if (raw === null) return version > 1 && (await redis.exists(sentVersionKey('hl7', StudyInstanceUID))) === 1 ? version - 1 : undefined;
   const v = Number(raw);
   return Number.isInteger(v) && v > 0 && v < version ? v : undefined;
 }

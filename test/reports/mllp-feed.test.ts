@@ -449,13 +449,16 @@ test('a batch over REPORTS_MLLP_MAX_BATCH_MESSAGES, or one whose envelope cannot
   expect(msa(ack, 3)).toBe('the batch has 6 messages, more than REPORTS_MLLP_MAX_BATCH_MESSAGES (5): send smaller batches');
   expect(ack.getSegment('ERR')?.getComponent(3, 1)).toBe('207');
   expect(await feed.client.exists(reportKeys.held('ACC820'))).toBe(0);
+  // In a file, MSA-2 is still the batch's control id (BHS-11), not the file's (FHS-11).
+  const [inFile] = await mllpExchange(feed.port, batchOf(six, { fhs: true }));
+  expect(msa(Hl7Message.parse(inFile.toString()), 2)).toBe('BATCH-1');
   const [bad] = await mllpExchange(feed.port, `BHS|^~\\&|NT_SYNTH_RIS|NT_SYNTH\r${PATIENT}\r${oru('ACC830', 'BADB-1')}\rBTS|1`);
   expect(bad.toString()).toMatch(/\rMSA\|AR\|\|the batch cannot be read: segment PID outside any message/);
   expect(await feed.client.zcard(reportKeys.rejected())).toBe(rejectedBefore);
   const after = await metrics();
   const delta = (series: string) => sample(after, series) - sample(before, series);
-  expect(delta('neurotriage_api_reports_batches_total{outcome="refused"}')).toBe(2);
-  expect(delta('neurotriage_api_reports_rejected_total{source="hl7",reason="batch-too-large"}')).toBe(1);
+  expect(delta('neurotriage_api_reports_batches_total{outcome="refused"}')).toBe(3);
+  expect(delta('neurotriage_api_reports_rejected_total{source="hl7",reason="batch-too-large"}')).toBe(2);
   expect(delta('neurotriage_api_reports_rejected_total{source="hl7",reason="bad-batch"}')).toBe(1);
   expect(delta('neurotriage_api_reports_stored_total{source="hl7"}')).toBe(0);
 });

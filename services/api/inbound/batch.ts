@@ -159,12 +159,16 @@ export function countMessages(bytes: Buffer): number {
 /** HL7 batch control id of the frame (the first BHS-11, else FHS-11), as the sender's bytes; for a refusal's MSA-2. */
 export function batchControlIdOf(bytes: Buffer): Buffer | undefined {
   const text = bytes.subarray(0, 4096).toString('latin1');
+  const ids = new Map<string, string>();
   for (const line of text.split(/\r\n|\r|\n/, 3)) {
-    if (!/^(FHS|BHS)\|\^~\\&/.test(line)) continue;
+    const header = /^(FHS|BHS)\|\^~\\&/.exec(line)?.[1];
+    if (!header || ids.has(header)) continue;
     const id = (fieldsOf(line, true)[11] ?? '').replace(/^[ \t]+|[ \t]+$/g, '');
-    if (id && id.length <= 199) return Buffer.from(id, 'latin1');
+    if (id && id.length <= 199) ids.set(header, id);
   }
-  return undefined;
+  // The FHS comes first in the frame, but the batch's own id is the one to name.
+  const id = ids.get('BHS') ?? ids.get('FHS');
+  return id === undefined ? undefined : Buffer.from(id, 'latin1');
 }
 
 /** Whether a declared count (BTS-1, FTS-1) disagrees with what came; none declared never does. */

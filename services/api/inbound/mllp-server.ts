@@ -17,6 +17,10 @@ export interface Peer {
 
 export type MllpInbound = Exclude<Frame, { kind: 'garbage' }>;
 
+/** Node's timers hold at most 2^31 - 1 ms (about 24.8 days); a longer delay fires at once (TimeoutOverflowWarning). A
+ * large batch's deadline, the per-message one times its messages, can pass it (600 s x 3,580 messages). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export interface MllpServerOptions {
   host: string;
   /** 0: the OS picks (tests); see address(). */
@@ -180,7 +184,7 @@ export class MllpServer extends EventEmitter<MllpServerEvents> {
           timer = setTimeout(() => {
             timedOut = true;
             resolve(this.options.onTimeout(message, peer));
-          }, typeof this.options.replyTimeoutMs === 'number' ? this.options.replyTimeoutMs : this.options.replyTimeoutMs(message));
+          }, Math.min(MAX_TIMER_MS, typeof this.options.replyTimeoutMs === 'number' ? this.options.replyTimeoutMs : this.options.replyTimeoutMs(message)));
         }),
       ]);
     } catch {

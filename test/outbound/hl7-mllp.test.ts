@@ -154,6 +154,26 @@ test('AR is permanent: one attempt, then a dead-letter copy with the reason and 
   expect(await metric('neurotriage_outbound_dead_lettered_total', { adapter: 'hl7', reason: 'ack-AR' })).toBeGreaterThanOrEqual(1);
 });
 
+test('an AR whose ERR-3 holds the RIS\'s words (a patient id) instead of a code: no ERR-3 text in the dead letter or the error', async () => {
+  const result = makeResult('STAT');
+  const key = resultKey(result);
+  peer.reply = () => ({ code: 'AR', err: 'ERR||PID^1^3|MRN CANARY-4711 not on file^Patient unknown^L|E' });
+  await writeResult(redis, result);
+  await outbound.enqueue(result);
+  expect(await finished(key.jobId)).toBe('failed');
+  const dead = await outbound.deadLetterQueue('hl7').getJob(key.jobId);
+  expect(dead?.data).toMatchObject({ reason: 'ack-AR', permanent: true });
+  expect(JSON.stringify(dead?.data)).not.toContain('CANARY');
+  expect((await outbound.queue('hl7').getJob(key.jobId))?.failedReason).not.toContain('CANARY');
+  // A code is still named.
+  const coded = makeResult('STAT');
+  peer.reply = () => ({ code: 'AR', err: 'ERR||MSH^1^10|103^Table value not found^HL70357|E' });
+  await writeResult(redis, coded);
+  await outbound.enqueue(coded);
+  expect(await finished(resultKey(coded).jobId)).toBe('failed');
+  expect((await outbound.deadLetterQueue('hl7').getJob(resultKey(coded).jobId))?.data.error).toBe('RIS answered AR (ERR-3 103)');
+});
+
 test('AE on every attempt ends in the dead letter after OUTBOUND_ATTEMPTS', async () => {
   const result = makeResult('ROUTINE');
   const key = resultKey(result);

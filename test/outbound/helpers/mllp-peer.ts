@@ -3,10 +3,11 @@
 // reply: AA, AE, AR or none, at once or when a promise it returns settles (a RIS slow to acknowledge).
 // Like a RIS, it records a message (in memory, the "durable write") before it acknowledges it.
 import net from 'node:net';
-import type { Hl7Message } from '@medplum/core';
+import { Hl7Segment, type Hl7Message } from '@medplum/core';
 import { Hl7Connection, type Hl7MessageEvent } from '@medplum/hl7';
 
-export type PeerReply = 'AA' | 'AE' | 'AR' | 'none';
+/** An ACK code, none at all, or an AE/AR with an ERR segment as written (a RIS's own words in it). */
+export type PeerReply = 'AA' | 'AE' | 'AR' | 'none' | { code: 'AE' | 'AR'; err: string };
 
 export interface MllpPeer {
   port: number;
@@ -68,7 +69,9 @@ export async function startMllpPeer(): Promise<MllpPeer> {
       void Promise.resolve(peer.reply(event.message, index)).then((reply) => {
         if (reply === 'none') return;
         peer.unanswered -= 1;
-        connection.send(event.message.buildAck({ ackCode: reply }));
+        const ack = event.message.buildAck({ ackCode: typeof reply === 'string' ? reply : reply.code });
+        if (typeof reply !== 'string') ack.segments.push(Hl7Segment.parse(reply.err, ack.context));
+        connection.send(ack);
       });
     });
   });

@@ -232,7 +232,7 @@ export interface Ack {
   code: AckCode;
   /** MSA-2: must equal the control id we sent. */
   controlId: string;
-  /** ERR-3 (HL7 error code) when present: a code, never the peer's free text. */
+  /** ERR-3 (HL7 error code) when present and a code (digits, HL7 table 0357): never the peer's free text. */
   errorCode?: string;
 }
 
@@ -259,6 +259,9 @@ export function readAck(message: Hl7Message): Ack {
   if (!code || !['AA', 'AE', 'AR', 'CA', 'CE', 'CR'].includes(code)) {
     throw new Error('reply has no MSA-1 acknowledgment code');
   }
-  const errorCode = message.getSegment('ERR')?.getComponent(3, 1).trim() || undefined;
+  // Table 0357 codes are numbers (0, 100 to 207; a site's own a few digits more). Anything else in ERR-3.1 is a RIS
+  // writing its words there ("MRN ... not on file"), which must not reach a log, an error or a dead letter.
+  const err3 = message.getSegment('ERR')?.getComponent(3, 1).trim() ?? '';
+  const errorCode = /^\d{1,4}$/.test(err3) ? err3 : undefined;
   return { code: code as AckCode, controlId: msa?.getField(2)?.toString().trim() ?? '', errorCode };
 }

@@ -8,6 +8,7 @@ import {
   STORAGE_TRANSFER_SYNTAXES,
   VERIFICATION_TRANSFER_SYNTAXES,
 } from './dicom-uids';
+import { normaliseAddress } from '../../shared/connection-guard';
 import { isUid } from '../../shared/studies';
 
 /** A-ASSOCIATE-RJ fields (PS3.8 9.3.4). */
@@ -86,10 +87,6 @@ export function parseAllowList(raw: string): AllowList {
 }
 
 /** "::ffff:10.0.0.5" (an IPv4 peer on a dual-stack socket) and "10.0.0.5" are the same peer. */
-export function normaliseAddress(address: string): string {
-  return address.toLowerCase().replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
-}
-
 export function isCallingAeAllowed(list: AllowList, callingAeTitle: string, remoteAddress: string | undefined): boolean {
   if (list.anyone) return true;
   const address = remoteAddress === undefined ? undefined : normaliseAddress(remoteAddress);

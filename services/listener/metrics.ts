@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { collectProcessMetrics } from '../../shared/process-metrics';
 import type { Check } from '../../shared/health';
-import { REFUSAL_REASONS } from './connection-guard';
+import { REFUSAL_REASONS } from './connection-refusals';
 import type { RejectLabel } from './association-policy';
 
 const REJECT_LABELS: readonly (RejectLabel | 'tls-handshake')[] = [

@@ -23,7 +23,6 @@ import { assertUid, instanceStorageKey, isUid } from '../../shared/studies';
 import {
   decideAssociation,
   negotiateContext,
-  normaliseAddress,
   ContextResult,
   type AssociationPolicy,
   type ContextUse,
@@ -33,7 +32,8 @@ import { buildFileMeta } from './part10';
 import { MR_STORAGE_CLASSES, STORAGE_TRANSFER_SYNTAXES } from './dicom-uids';
 import { checkImage, createDatasetCheck, type DatasetCheck } from './dataset-check';
 import { PduGate, PduType, abortPdu, AbortReason, parsePDataTfPieces, readAssociateRqHeader, type AssociateRqHeader, type PduPieces } from './pdu-gate';
-import { ConnectionGuard, type RefusalReason } from './connection-guard';
+import { ConnectionGuard, normaliseAddress } from '../../shared/connection-guard';
+import type { RefusalReason } from './connection-refusals';
 import { encodeResponsePdu } from './response-pdu';
 import { CommandField, NO_DATA_SET, isCommandSet, readCommandSet } from './command-set';
 import { InstanceStore, Spool } from './instance-store';
@@ -116,7 +116,7 @@ export interface AssociationBook {
   shuttingDown: boolean;
   /** Every C-STORE still being made durable, so shutdown waits for them before closing Redis. */
   inFlight: Set<Promise<unknown>>;
-  guard: ConnectionGuard;
+  guard: ConnectionGuard<RefusalReason>;
 }
 
 interface PendingStore {
@@ -766,13 +766,13 @@ export class DicomServer implements AssociationBook {
   activeAssociations = 0;
   shuttingDown = false;
   readonly inFlight = new Set<Promise<unknown>>();
-  readonly guard: ConnectionGuard;
+  readonly guard: ConnectionGuard<RefusalReason>;
   private readonly connections = new Set<{ socket: net.Socket; scp: StoreScp }>();
   private readonly server: net.Server;
 
   constructor(private readonly options: DicomServerOptions) {
     const settings = options.scp.settings;
-    this.guard = new ConnectionGuard({
+    this.guard = new ConnectionGuard<RefusalReason>({
       maxConnections: settings.maxConnections,
       maxConnectionsPerPeer: settings.maxConnectionsPerPeer,
       refused: options.scp.metrics.refusedConnections,

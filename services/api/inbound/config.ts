@@ -15,6 +15,8 @@ export const ReportsSettingsSchema = Type.Object({
   /** Comma list of sending facilities (MSH-4, namespace ID) whose reports are taken; "*" any; empty: none (fail closed). */
   REPORTS_MLLP_ALLOWED_FACILITIES: Type.String(),
   REPORTS_MLLP_MAX_CONNECTIONS: Type.Integer({ minimum: 1, maximum: 1000 }),
+  /** Connections one address may hold at once: a host holding silent connections cannot take every slot. */
+  REPORTS_MLLP_MAX_CONNECTIONS_PER_HOST: Type.Integer({ minimum: 1, maximum: 1000 }),
   /** A connection that brings no whole message for this long is closed (RIS feeds reconnect on their own). */
   REPORTS_MLLP_IDLE_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 86400 }),
   /** Longest message taken, in KiB; a longer one is answered AR and its first 64 KiB kept for review. */
@@ -43,7 +45,8 @@ export type ReportsSettings = Static<typeof ReportsSettingsSchema>;
 export const REPORTS_DEFAULTS: Omit<ReportsSettings, 'REPORTS_MLLP_PORT'> = {
   REPORTS_MLLP_HOST: '127.0.0.1',
   REPORTS_MLLP_ALLOWED_FACILITIES: '',
-  REPORTS_MLLP_MAX_CONNECTIONS: 8,
+  REPORTS_MLLP_MAX_CONNECTIONS: 16,
+  REPORTS_MLLP_MAX_CONNECTIONS_PER_HOST: 4,
   REPORTS_MLLP_IDLE_TIMEOUT_SECONDS: 600,
   REPORTS_MLLP_MAX_MESSAGE_KB: 1024,
   REPORTS_MLLP_ACK_TIMEOUT_MS: 10_000,
@@ -61,6 +64,7 @@ export interface MllpListenConfig {
   host: string;
   port: number;
   maxConnections: number;
+  maxConnectionsPerHost: number;
   idleTimeoutMs: number;
   maxMessageBytes: number;
   ackTimeoutMs: number;
@@ -113,6 +117,7 @@ export function loadReportsConfig(env: Source = process.env): ReportsConfig {
             host: s.REPORTS_MLLP_HOST,
             port: s.REPORTS_MLLP_PORT,
             maxConnections: s.REPORTS_MLLP_MAX_CONNECTIONS,
+            maxConnectionsPerHost: s.REPORTS_MLLP_MAX_CONNECTIONS_PER_HOST,
             idleTimeoutMs: s.REPORTS_MLLP_IDLE_TIMEOUT_SECONDS * 1000,
             maxMessageBytes: s.REPORTS_MLLP_MAX_MESSAGE_KB * 1024,
             ackTimeoutMs: s.REPORTS_MLLP_ACK_TIMEOUT_MS,

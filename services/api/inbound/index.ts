@@ -8,6 +8,7 @@
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
+import { ConnectionGuard } from '../../../shared/connection-guard';
 import type { Logger } from '../../../shared/logger';
 import { reportKeys } from '../../../shared/reports';
 import { subscribe } from '../../../shared/redis';
@@ -83,7 +84,11 @@ export function createReportInbound(config: ReportsConfig, deps: ReportInboundDe
 
   const mllp = config.mllp
     ? new MllpServer({
-        host: config.mllp.host, port: config.mllp.port, maxConnections: config.mllp.maxConnections,
+        host: config.mllp.host, port: config.mllp.port,
+        guard: new ConnectionGuard({
+          maxConnections: config.mllp.maxConnections, maxConnectionsPerPeer: config.mllp.maxConnectionsPerHost,
+          refused: metrics.refusedConnections, log: logger.child({ listener: 'mllp' }),
+        }),
         idleTimeoutMs: config.mllp.idleTimeoutMs, maxMessageBytes: config.mllp.maxMessageBytes,
         replyTimeoutMs: (message) => feed.replyTimeoutMs(message),
         handler: (message, peer) => feed.handle(message, peer),
@@ -100,7 +105,6 @@ export function createReportInbound(config: ReportsConfig, deps: ReportInboundDe
       const level = info.partialFrame ? 'warn' : 'debug';
       logger[level]({ connection: peer.connection, partialFrame: info.partialFrame }, 'MLLP connection closed');
     });
-    mllp.on('refused', (info) => logger.warn({ remote: info.remote, max: config.mllp?.maxConnections }, 'MLLP connection refused: REPORTS_MLLP_MAX_CONNECTIONS open'));
     mllp.on('idle', (peer) => logger.info({ connection: peer.connection }, 'MLLP connection idle: closed'));
     mllp.on('garbage', (peer, info) => logger.warn({ connection: peer.connection, bytes: info.bytes }, 'bytes outside an MLLP frame ignored'));
     mllp.on('failure', (peer, info) => logger.warn({ connection: peer?.connection, reason: info.reason }, 'MLLP connection problem'));

@@ -2,6 +2,7 @@
 // up front (a counter that has never moved is still scraped, so rate() and alerts see it); labels are bounded sets
 // (source, reason code, ACK code), never an accession number, a UID or text.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { ADMISSION_REFUSALS } from '../../../shared/connection-guard';
 import { REJECT_REASONS } from './oru';
 
 export const REPORT_SOURCES = ['hl7', 'api'] as const;
@@ -21,6 +22,8 @@ export interface ReportMetrics {
   matched: Counter<'when'>;
   ackSeconds: Histogram<'code'>;
   connections: Gauge;
+  /** MLLP connections closed at once: REPORTS_MLLP_MAX_CONNECTIONS or REPORTS_MLLP_MAX_CONNECTIONS_PER_HOST open. */
+  refusedConnections: Counter<'reason'>;
   /** HL7 batches in one frame: processed message by message, or refused whole. */
   batches: Counter<'outcome'>;
   /** Batches whose BTS-1 (messages) or files whose FTS-1 (batches) disagreed with what came. */
@@ -60,6 +63,11 @@ export function createReportMetrics(registry: Registry, gauges: { held: () => Pr
     connections: once(registry, 'neurotriage_api_reports_mllp_connections', () => new Gauge({
       name: 'neurotriage_api_reports_mllp_connections', help: 'Open MLLP connections to the report listener', registers,
     })),
+    refusedConnections: once(registry, 'neurotriage_api_reports_mllp_refused_connections_total', () => new Counter({
+      name: 'neurotriage_api_reports_mllp_refused_connections_total',
+      help: 'MLLP connections to the report listener closed at once, by reason: connection-limit (REPORTS_MLLP_MAX_CONNECTIONS open), peer-connection-limit (REPORTS_MLLP_MAX_CONNECTIONS_PER_HOST open from that address)',
+      labelNames: ['reason'], registers,
+    })),
     batches: once(registry, 'neurotriage_api_reports_batches_total', () => new Counter({
       name: 'neurotriage_api_reports_batches_total', help: 'HL7 batches (FHS/BHS ... BTS/FTS) received in one MLLP frame: processed message by message, or refused whole (AR)',
       labelNames: ['outcome'], registers,
@@ -94,6 +102,7 @@ export function createReportMetrics(registry: Registry, gauges: { held: () => Pr
   }
   for (const when of ['arrival', 'study']) m.matched.inc({ when }, 0);
   for (const outcome of ['processed', 'refused']) m.batches.inc({ outcome }, 0);
+  for (const reason of ADMISSION_REFUSALS) m.refusedConnections.inc({ reason }, 0);
   for (const trailer of ['BTS', 'FTS']) m.batchCountMismatch.inc({ trailer }, 0);
   for (const code of ['AA', 'AE', 'AR']) m.ackSeconds.zero({ code });
   return m;

@@ -1,11 +1,13 @@
 // MLLP listener: transport only. Accepts TCP connections on one address, frames bytes (mllp-framing.ts), hands
 // each whole message to the injected handler and writes back the reply it returns, one message at a time per
 // connection in arrival order (MLLP is request/reply: nothing more is read from a connection until its reply has
-// gone out). Explicit limits: connections, message size, idle time, and the time the handler has to produce a reply
+// gone out). Explicit limits: connections (in all and per address, through the injected ConnectionGuard, which
+// counts and logs each refusal), message size, idle time, and the time the handler has to produce a reply
 // (after it, the `onTimeout` reply goes out so the sender is never left waiting). Knows nothing about HL7 content;
 // never logs message bytes. Typed events for metrics and logs.
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import type { ConnectionGuard } from '../../../shared/connection-guard';
 import { mllpFrame, MllpDecoder, type Frame } from '../../../shared/mllp-framing';
 
 export interface Peer {
@@ -25,7 +27,8 @@ export interface MllpServerOptions {
   host: string;
   /** 0: the OS picks (tests); see address(). */
   port: number;
-  maxConnections: number;
+  /** Admits each connection before a byte is read (total and per-address limits), and records the refused. */
+  guard: ConnectionGuard;
   idleTimeoutMs: number;
   maxMessageBytes: number;
   /** How long the handler has before `onTimeout`'s reply is sent instead (a function: per frame). */
@@ -39,8 +42,6 @@ export interface MllpServerOptions {
 export interface MllpServerEvents {
   connection: [peer: Peer];
   close: [peer: Peer, info: { partialFrame: boolean }];
-  /** A connection refused because maxConnections were open. */
-  refused: [info: { remote: string }];
   idle: [peer: Peer];
   garbage: [peer: Peer, info: { bytes: number }];
   replied: [peer: Peer, info: { ms: number; timedOut: boolean }];
@@ -63,8 +64,6 @@ export class MllpServer extends EventEmitter<MllpServerEvents> {
     // allowHalfOpen: a sender that shuts down its side after its message (a script: `nc -N`) still gets its ACK; the
     // connection is ended once the replies owed have gone out (accept(), 'end').
     const server = net.createServer({ noDelay: true, keepAlive: true, allowHalfOpen: true }, (socket) => this.accept(socket));
-    server.maxConnections = this.options.maxConnections;
-    server.on('drop', (data) => this.emit('refused', { remote: `${data?.remoteAddress ?? '?'}:${data?.remotePort ?? '?'}` }));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.options.port, this.options.host, () => {
@@ -105,6 +104,7 @@ export class MllpServer extends EventEmitter<MllpServerEvents> {
     ]);
     clearTimeout(timer);
     for (const socket of this.sockets.keys()) socket.destroy();
+    this.options.guard.flush();
     await closed;
   }
 
@@ -113,6 +113,14 @@ export class MllpServer extends EventEmitter<MllpServerEvents> {
       socket.destroy();
       return;
     }
+    const { guard } = this.options;
+    const admitted = guard.admit(socket.remoteAddress);
+    if (admitted.refused) {
+      guard.refused(admitted.peer, admitted.refused);
+      socket.destroy();
+      return;
+    }
+    socket.once('close', () => guard.release(admitted.peer));
     socket.setNoDelay(true);
     const peer: Peer = { remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, connection: ++this.nextId };
     const decoder = new MllpDecoder({ maxMessageBytes: this.options.maxMessageBytes });

@@ -1,27 +1,20 @@
-// Admission of TCP connections before any DICOM is read, and the record of every connection the listener refuses
-// or closes on its own. A peer address may hold DICOM_MAX_CONNECTIONS_PER_PEER connections at once and the
-// listener DICOM_MAX_CONNECTIONS in all; a connection beyond either is closed at once (there is no A-ASSOCIATE-RQ
-// yet to answer). Every refusal is counted by reason in neurotriage_listener_refused_connections_total and
-// logged: the first per peer and reason at once, repeats within REPEAT_WINDOW_MS as one summary line, so a flood
-// cannot flood the log too. Nothing logged comes from the stream: peer address, reason, counts.
+// Admission of TCP connections before any protocol byte is read, for each port the services open to the network
+// (the DICOM listener, the report feed's MLLP port), and the record of every connection refused or closed on the
+// service's own initiative. A peer address may hold `maxConnectionsPerPeer` connections at once and the port
+// `maxConnections` in all; a connection beyond either is closed at once. Every refusal is counted by reason on the
+// service's counter and logged: the first per peer and reason at once, repeats within REPEAT_WINDOW_MS as one
+// summary line, so a flood cannot flood the log too. Nothing logged comes from the stream: peer address, reason, counts.
 import type { Counter } from 'prom-client';
-import type { Logger } from '../../shared/logger';
-import { normaliseAddress } from './association-policy';
+import type { Logger } from './logger';
 
-/** Reasons a connection is refused or closed by the listener (the counter's `reason` label). */
-export const REFUSAL_REASONS = [
-  'artim-timeout',
-  'peer-connection-limit',
-  'connection-limit',
-  'shutting-down',
-  'pdu-too-long',
-  'unexpected-pdu',
-  'unknown-pdu',
-  'invalid-pdu',
-  'unaccepted-context',
-  'dimse-violation',
-] as const;
-export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+/** The reasons admit() gives; a service adds its own (a protocol violation, shutting down) for refused(). */
+export const ADMISSION_REFUSALS = ['connection-limit', 'peer-connection-limit'] as const;
+export type AdmissionRefusal = (typeof ADMISSION_REFUSALS)[number];
+
+/** One spelling per peer: lower case, an IPv4 address mapped into IPv6 (::ffff:a.b.c.d) as the IPv4 address. */
+export function normaliseAddress(address: string): string {
+  return address.toLowerCase().replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
+}
 
 const REPEAT_WINDOW_MS = 10_000;
 
@@ -32,7 +25,7 @@ export interface ConnectionGuardOptions {
   log: Logger;
 }
 
-export class ConnectionGuard {
+export class ConnectionGuard<R extends string = AdmissionRefusal> {
   private total = 0;
   private readonly perPeer = new Map<string, number>();
   /** (peer, reason) -> refusals not yet logged since the first one in this window. */
@@ -41,7 +34,7 @@ export class ConnectionGuard {
   constructor(private readonly options: ConnectionGuardOptions) {}
 
   /** Takes a slot for a new connection, or says why there is none. release() gives a taken slot back. */
-  admit(remoteAddress: string | undefined): { peer: string; refused?: RefusalReason } {
+  admit(remoteAddress: string | undefined): { peer: string; refused?: AdmissionRefusal } {
     const peer = normaliseAddress(remoteAddress ?? 'unknown');
     if (this.total >= this.options.maxConnections) return { peer, refused: 'connection-limit' };
     const open = this.perPeer.get(peer) ?? 0;
@@ -64,7 +57,7 @@ export class ConnectionGuard {
   }
 
   /** Counts and logs one refusal; `detail` says more for protocol violations (never stream content). */
-  refused(peer: string, reason: RefusalReason, detail?: string): void {
+  refused(peer: string, reason: R | AdmissionRefusal, detail?: string): void {
     this.options.refused.inc({ reason });
     const key = `${peer} ${reason}`;
     const window = this.quiet.get(key);

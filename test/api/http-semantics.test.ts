@@ -89,3 +89,40 @@ describe('a body sent to a route that takes none', () => {
     expect(res.statusCode).toBe(200);
   });
 });
+
+describe('a JSON body that is not UTF-8', () => {
+  // "hæmorrhage" as a RIS or script writing Latin-1 sends it: æ is the single byte 0xE6.
+  const latin1 = (json: string) => Buffer.from(json, 'latin1');
+
+  test('is a 400 saying so, naming the charset it was sent in, and nothing is saved', async () => {
+    const res = await app.inject({
+      method: 'POST', url: '/api/v1/queries', headers: { ...ADMIN, 'content-type': 'application/json; charset=ISO-8859-1' },
+      payload: latin1('{"id":"latin1_bleed","text":"acute intracranial hæmorrhage","priority":"STAT"}'),
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.json()).toMatchObject({ status: 400, detail: 'the body is not valid UTF-8: send JSON encoded as UTF-8 (not ISO-8859-1)' });
+    expect((await app.inject({ method: 'GET', url: '/api/v1/queries/latin1_bleed', headers: READER })).statusCode).toBe(404);
+  });
+
+  test('is refused without a charset too, where it was read with replacement characters and answered 200', async () => {
+    const res = await app.inject({
+      method: 'POST', url: `/api/v1/studies/${UID}/score`, headers: { ...READER, 'content-type': 'application/json' },
+      payload: latin1('{"text":"acute hæmorrhage"}'),
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().detail).toBe('the body is not valid UTF-8: send JSON encoded as UTF-8');
+    expect(res.body).not.toContain('\ufffd');
+  });
+
+  test('UTF-8, with or without a byte order mark, is read as before', async () => {
+    for (const prefix of ['', '\ufeff']) {
+      const res = await app.inject({
+        method: 'POST', url: `/api/v1/studies/${UID}/score`, headers: { ...READER, 'content-type': 'application/json; charset=utf-8' },
+        payload: Buffer.from(`${prefix}{"text":"acute infarct"}`, 'utf8'),
+      });
+      expect(res.statusCode).toBe(200);
+      expect(res.json().text).toBe('acute infarct');
+    }
+  });
+});

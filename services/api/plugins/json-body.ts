@@ -28,6 +28,19 @@ export function parseJsonBody(body: string): unknown {
   }
 }
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** The body as text: JSON is UTF-8 (RFC 8259 section 8.1); other bytes are a 400, never replaced with U+FFFD. */
+export function decodeJsonBody(body: Buffer, contentType?: string): string {
+  try {
+    return UTF8.decode(body);
+  } catch {
+    const charset = /;\s*charset\s*=\s*"?([^";\s]{1,40})/i.exec(contentType ?? '')?.[1];
+    const named = charset && !/^utf-?8$/i.test(charset) ? ` (not ${charset})` : '';
+    throw new HttpProblem(400, `the body is not valid UTF-8: send JSON encoded as UTF-8${named}`);
+  }
+}
+
 type Mismatch = { field: string; message: string };
 
 function typeOk(type: string, value: unknown): boolean {
@@ -93,9 +106,11 @@ export const jsonBodyPlugin = fp(async function jsonBody(app: FastifyInstance) {
     if (errors.length > 0) throw HttpProblem.forFields(400, errors);
   });
   app.removeContentTypeParser(['application/json', 'text/plain']);
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+  // Read as bytes and decoded strictly: parseAs 'string' turned bytes that are not UTF-8 (a RIS sending Latin-1) into
+  // U+FFFD, and the report was filed, or a query saved, with its letters replaced.
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     try {
-      done(null, parseJsonBody(body as string));
+      done(null, parseJsonBody(decodeJsonBody(body as Buffer, request.headers['content-type'])));
     } catch (err) {
       done(err as HttpProblem, undefined);
     }

@@ -1,6 +1,7 @@
 // HTTP semantics an integrator's client relies on (RFC 9110), on the app from build(deps) over a real Redis: a known
 // path asked with a method it does not take is a 405 naming the methods it does (not a 404 "no route"), and a route
 // that takes no request body refuses one instead of silently ignoring it.
+import net, { type AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { connectRedis } from '../../shared/redis';
@@ -124,5 +125,45 @@ describe('a JSON body that is not UTF-8', () => {
       expect(res.statusCode).toBe(200);
       expect(res.json().text).toBe('acute infarct');
     }
+  });
+});
+
+describe('a one-value header sent twice', () => {
+  let port: number;
+  beforeAll(async () => {
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    port = (app.server.address() as AddressInfo).port;
+  });
+
+  /** The raw answer to bytes written as they are (app.inject() cannot send a header twice). */
+  const send = (head: string, body = ''): Promise<{ status: number; contentType?: string; body: string }> =>
+    new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1');
+      const chunks: Buffer[] = [];
+      socket.on('data', (d) => chunks.push(d));
+      socket.on('error', reject);
+      socket.on('close', () => {
+        const [headers, ...rest] = Buffer.concat(chunks).toString('utf8').split('\r\n\r\n');
+        resolve({ status: Number(headers.split(' ')[1]), contentType: /\r\ncontent-type: ([^\r]*)/i.exec(headers)?.[1], body: rest.join('\r\n\r\n') });
+      });
+      socket.end(`${head}Connection: close\r\n${body ? `Content-Length: ${Buffer.byteLength(body)}\r\n` : ''}\r\n${body}`);
+    });
+
+  test.each([
+    // Node kept the first token and answered 200 as the reader, whatever the second said.
+    ['Authorization', `GET /api/v1/me HTTP/1.1\r\nHost: api\r\nAuthorization: ${READER.authorization}\r\nAuthorization: ${ADMIN.authorization}\r\n`, ''],
+    ['Host', 'GET /livez HTTP/1.1\r\nHost: api\r\nHost: elsewhere\r\n', ''],
+    ['Content-Type', `POST /api/v1/studies/${UID}/score HTTP/1.1\r\nHost: api\r\nAuthorization: ${READER.authorization}\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\n`, '{"text":"acute infarct"}'],
+  ])('two %s headers are a 400 saying so', async (name, head, body) => {
+    const res = await send(head, body);
+    expect(res.status).toBe(400);
+    expect(res.contentType).toMatch(/^application\/problem\+json/);
+    expect(JSON.parse(res.body)).toMatchObject({ status: 400, detail: `the request has 2 ${name} headers: send one` });
+  });
+
+  test('one of each is answered as before', async () => {
+    const res = await send(`GET /api/v1/me HTTP/1.1\r\nHost: api\r\nAuthorization: ${READER.authorization}\r\n`);
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toEqual({ name: 'dr-reader', role: 'reader' });
   });
 });

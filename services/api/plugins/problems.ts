@@ -51,6 +51,9 @@ export class HttpProblem extends Error {
   }
 }
 
+/** Header fields that are one value, never a list: a request that repeats one is refused (problemsPlugin). */
+const SINGLE_HEADERS = ['Host', 'Authorization', 'Content-Type'];
+
 /** A request path is echoed back (a 404's detail, every problem's instance) only up to here. */
 const ECHO_MAX = 200;
 
@@ -215,6 +218,16 @@ export const problemsPlugin = fp(async function problems(app: FastifyInstance, o
   app.addHook('onRequest', async (request) => {
     if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
       throw new HttpProblem(400, 'an HTTP/1.1 request needs a Host header');
+    }
+    // Node keeps the first of these when one is sent twice and drops the rest unseen: a request with two
+    // Authorization headers was answered as the first token's user (a proxy may have checked the other), and one
+    // with two Host headers was served where RFC 9112 section 3.2 requires a 400.
+    // (rawHeaders: names and values in turn, as received; app.inject() builds it too, headersDistinct it has not.)
+    const raw = request.raw.rawHeaders;
+    for (const name of SINGLE_HEADERS) {
+      let count = 0;
+      for (let i = 0; i < raw.length; i += 2) if (raw[i].toLowerCase() === name.toLowerCase()) count++;
+      if (count > 1) throw new HttpProblem(400, `the request has ${count} ${name} headers: send one`);
     }
   });
   app.addHook('preHandler', async (request) => {

@@ -5,7 +5,7 @@ import type { Priority } from '../../shared/model-manifest';
 import { flagStatement } from '../../shared/models/decision';
 import { parseResult, UNREADABLE } from '../../shared/result-schema';
 import { resultKeys, type StudyResult } from '../../shared/results';
-import { keys, scanStudyUids, type StudyStatus } from '../../shared/studies';
+import { isUid, keys, scanStudyUids, type StudyStatus } from '../../shared/studies';
 import { decodeVector, studyVectors, type StudyVectors } from './vectors';
 
 export interface StudyState {
@@ -65,8 +65,13 @@ export function encodeCursor(c: Cursor): string {
 
 export function decodeCursor(s: string): Cursor {
   try {
-    const [score, uid] = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as unknown[];
-    if (typeof score === 'number' && Number.isFinite(score) && typeof uid === 'string') return { score, uid };
+    // Exactly what encodeCursor writes: [score, StudyInstanceUID]. [1, ""] or [1, "1.2", "x"] paged from wherever
+    // they fell and answered 200, as if they were a cursor.
+    const parsed: unknown = JSON.parse(Buffer.from(s, 'base64url').toString('utf8'));
+    if (Array.isArray(parsed) && parsed.length === 2) {
+      const [score, uid] = parsed as unknown[];
+      if (typeof score === 'number' && Number.isFinite(score) && typeof uid === 'string' && isUid(uid)) return { score, uid };
+    }
   } catch {
     // fall through
   }

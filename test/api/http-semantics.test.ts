@@ -167,3 +167,28 @@ describe('a one-value header sent twice', () => {
     expect(JSON.parse(res.body)).toEqual({ name: 'dr-reader', role: 'reader' });
   });
 });
+
+describe('a worklist cursor', () => {
+  const cursorOf = (json: string) => Buffer.from(json).toString('base64url');
+
+  test.each([
+    ['an empty UID', '[1,""]'],
+    ['a UID that is not one', '[1,"../x"]'],
+    ['a third member', '[1,"1.2.3","x"]'],
+    ['an object', '{"score":1,"uid":"1.2.3"}'],
+  ])('that is valid JSON with %s is a 400, not a page', async (_, json) => {
+    const res = await app.inject({ method: 'GET', url: `/api/v1/worklist?cursor=${cursorOf(json)}`, headers: READER });
+    expect(res.statusCode).toBe(400);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.json().detail).toBe('querystring/cursor: cursor is not one this API returned (use nextCursor from the previous page)');
+  });
+
+  test('the API\'s own nextCursor still pages on', async () => {
+    await writeResult(redis, { uid: `${UID}.2`, priority: 'ROUTINE', receivedAt: Date.UTC(2026, 0, 6), looksLike: 'normal brain no abnormality' });
+    const first = (await app.inject({ method: 'GET', url: '/api/v1/worklist?limit=1', headers: READER })).json();
+    expect(first.nextCursor).toEqual(expect.any(String));
+    const second = await app.inject({ method: 'GET', url: `/api/v1/worklist?limit=1&cursor=${first.nextCursor}`, headers: READER });
+    expect(second.statusCode).toBe(200);
+    expect(second.json().items.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID)).toEqual([`${UID}.2`]);
+  });
+});

@@ -16,7 +16,7 @@ import { openApiPlugin, swaggerUiRoutes } from './plugins/docs';
 import { jsonBodyPlugin } from './plugins/json-body';
 import { livePlugin } from './plugins/live';
 import { metricsPlugin } from './plugins/metrics';
-import { clientErrorHandler, expectationFailed, frameworkErrorHandler, HttpProblem, problemsPlugin } from './plugins/problems';
+import { clientErrorHandler, connectNotServed, expectationFailed, frameworkErrorHandler, HttpProblem, problemsPlugin } from './plugins/problems';
 import { rateLimitPlugin } from './plugins/rate-limit';
 import type { EmbedText } from './report-check';
 import { eventRoutes } from './routes/events';
@@ -149,6 +149,8 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   // 100-continue. The API answers them as problems (problems.ts: its onRequest hook, expectationFailed).
   (app.server as { requireHostHeader?: boolean }).requireHostHeader = false;
   app.server.on('checkExpectation', expectationFailed);
+  // A CONNECT (authority-form, for proxies) never reaches the router: answered 501 here rather than dropped unanswered.
+  app.server.on('connect', connectNotServed);
 
   const auditFile = path.resolve(dataDir(deps.config), deps.settings.API_AUDIT_LOG_FILE);
   const auditLog = deps.auditLog ?? openAuditLog(auditFileFor(auditFile, deps.instanceName));

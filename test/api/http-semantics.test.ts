@@ -13,13 +13,29 @@ const UID = '1.2.826.0.1.3680043.10.9.1';
 let server: TestRedis;
 let redis: Redis;
 let app: FastifyInstance;
+let port: number;
+
+/** The raw answer to bytes written as they are (app.inject() can send neither a header twice nor a CONNECT). */
+const send = (head: string, body = ''): Promise<{ status: number; contentType?: string; body: string }> =>
+  new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.on('data', (d) => chunks.push(d));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const [headers, ...rest] = Buffer.concat(chunks).toString('utf8').split('\r\n\r\n');
+      resolve({ status: Number(headers.split(' ')[1]), contentType: /\r\ncontent-type: ([^\r]*)/i.exec(headers)?.[1], body: rest.join('\r\n\r\n') });
+    });
+    socket.end(`${head}Connection: close\r\n${body ? `Content-Length: ${Buffer.byteLength(body)}\r\n` : ''}\r\n${body}`);
+  });
 
 beforeAll(async () => {
   server = await startRedis();
   redis = connectRedis(server.url, 'producer');
   await new Promise((r) => redis.once('ready', r));
   app = await buildTestApp(redis);
-  await app.ready();
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  port = (app.server.address() as AddressInfo).port;
   await writeResult(redis, { uid: UID, priority: 'STAT', receivedAt: Date.UTC(2026, 0, 5), looksLike: 'acute infarct restricted diffusion', flagged: ['acute_infarct'] });
 });
 
@@ -129,25 +145,6 @@ describe('a JSON body that is not UTF-8', () => {
 });
 
 describe('a one-value header sent twice', () => {
-  let port: number;
-  beforeAll(async () => {
-    await app.listen({ port: 0, host: '127.0.0.1' });
-    port = (app.server.address() as AddressInfo).port;
-  });
-
-  /** The raw answer to bytes written as they are (app.inject() cannot send a header twice). */
-  const send = (head: string, body = ''): Promise<{ status: number; contentType?: string; body: string }> =>
-    new Promise((resolve, reject) => {
-      const socket = net.connect(port, '127.0.0.1');
-      const chunks: Buffer[] = [];
-      socket.on('data', (d) => chunks.push(d));
-      socket.on('error', reject);
-      socket.on('close', () => {
-        const [headers, ...rest] = Buffer.concat(chunks).toString('utf8').split('\r\n\r\n');
-        resolve({ status: Number(headers.split(' ')[1]), contentType: /\r\ncontent-type: ([^\r]*)/i.exec(headers)?.[1], body: rest.join('\r\n\r\n') });
-      });
-      socket.end(`${head}Connection: close\r\n${body ? `Content-Length: ${Buffer.byteLength(body)}\r\n` : ''}\r\n${body}`);
-    });
 
   test.each([
     // Node kept the first token and answered 200 as the reader, whatever the second said.
@@ -191,4 +188,13 @@ describe('a worklist cursor', () => {
     expect(second.statusCode).toBe(200);
     expect(second.json().items.map((i: { StudyInstanceUID: string }) => i.StudyInstanceUID)).toEqual([`${UID}.2`]);
   });
+});
+
+test.each(['api.example:443', '/api/v1/worklist'])('CONNECT %s is a 501 problem, not a connection closed unanswered', async (target) => {
+  const res = await send(`CONNECT ${target} HTTP/1.1\r\nHost: api\r\nAuthorization: ${READER.authorization}\r\n`);
+  expect(res.status).toBe(501);
+  expect(res.contentType).toBe('application/problem+json');
+  expect(JSON.parse(res.body)).toMatchObject({ status: 501, title: 'Not Implemented', detail: expect.stringMatching(/^CONNECT is not served/) });
+  // The server goes on answering.
+  expect((await app.inject({ method: 'GET', url: '/livez' })).statusCode).toBe(200);
 });

@@ -3,6 +3,7 @@
 // with Allow), and unexpected errors are logged with the request id but answered without internals.
 import { maxHeaderSize, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { redisUnavailable } from '../../../shared/health';
@@ -12,7 +13,7 @@ const TITLES: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
   408: 'Request Timeout', 409: 'Conflict', 410: 'Gone', 413: 'Content Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type',
   417: 'Expectation Failed', 422: 'Unprocessable Content', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large',
-  500: 'Internal Server Error', 503: 'Service Unavailable',
+  500: 'Internal Server Error', 501: 'Not Implemented', 503: 'Service Unavailable',
 };
 
 /** Fastify's own messages for these say only the status; these say what to send instead. */
@@ -152,6 +153,22 @@ export function expectationFailed(req: IncomingMessage, res: ServerResponse): vo
   res.end(body);
 }
 
+
+/**
+ * The server's 'connect' listener: a CONNECT request (a tunnel through a proxy, RFC 9110 9.3.6), which the router never
+ * sees. Without a listener Node closed the connection with no answer at all.
+ */
+export function connectNotServed(_req: IncomingMessage, socket: Duplex): void {
+  socket.on('error', () => undefined);
+  const body = JSON.stringify(problemBody(501, 'CONNECT is not served: this is the neurotriage API, not a proxy; the API is described at /docs'));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 501 ${TITLES[501]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.end();
+}
 
 /**
  * Fastify's frameworkErrors: what its router refuses before there is a route. Its own answers are plain JSON in

@@ -2,6 +2,7 @@
 // path asked with a method it does not take is a 405 naming the methods it does (not a 404 "no route"), and a route
 // that takes no request body refuses one instead of silently ignoring it.
 import net, { type AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { connectRedis } from '../../shared/redis';
@@ -197,4 +198,25 @@ test.each(['api.example:443', '/api/v1/worklist'])('CONNECT %s is a 501 problem,
   expect(JSON.parse(res.body)).toMatchObject({ status: 501, title: 'Not Implemented', detail: expect.stringMatching(/^CONNECT is not served/) });
   // The server goes on answering.
   expect((await app.inject({ method: 'GET', url: '/livez' })).statusCode).toBe(200);
+});
+
+test('a body in a transfer coding other than chunked is a 501 saying so, not parsed still compressed', async () => {
+  const gzipped = gzipSync('{"text":"acute infarct"}');
+  const answer = await new Promise<string>((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.on('data', (d) => chunks.push(d));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    socket.end(Buffer.concat([
+      Buffer.from(`POST /api/v1/studies/${UID}/score HTTP/1.1\r\nHost: api\r\nAuthorization: ${READER.authorization}\r\nContent-Type: application/json\r\n` +
+        `Transfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n${gzipped.length.toString(16)}\r\n`),
+      gzipped,
+      Buffer.from('\r\n0\r\n\r\n'),
+    ]));
+  });
+  const [head, body] = answer.split('\r\n\r\n');
+  expect(head).toMatch(/^HTTP\/1.1 501 /);
+  expect(head).toMatch(/\r\ncontent-type: application\/problem\+json/i);
+  expect(JSON.parse(body)).toMatchObject({ status: 501, detail: 'Transfer-Encoding gzip is not accepted: send the body uncompressed (chunked or with a Content-Length)' });
 });

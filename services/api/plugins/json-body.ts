@@ -93,6 +93,12 @@ export const jsonBodyPlugin = fp(async function jsonBody(app: FastifyInstance) {
     if (route?.startsWith('/api/') && !request.routeOptions.schema?.body) {
       throw new HttpProblem(400, `${request.method} ${route} takes no request body: send none`);
     }
+    // Node undoes only "chunked": a body sent "Transfer-Encoding: gzip, chunked" reached the parser still compressed
+    // (RFC 9112 section 6.1: a transfer coding the server does not know is a 501).
+    const codings = String(chunked ?? '').split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '' && c !== 'chunked');
+    if (codings.length > 0) {
+      throw new HttpProblem(501, `Transfer-Encoding ${codings.join(', ').slice(0, 40)} is not accepted: send the body uncompressed (chunked or with a Content-Length)`);
+    }
     const encoding = String(request.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
     if (encoding !== 'identity' && encoding !== '') {
       throw new HttpProblem(415, `Content-Encoding ${encoding.slice(0, 40)} is not accepted: send the body uncompressed`);

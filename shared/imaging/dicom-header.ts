@@ -7,7 +7,7 @@
 import { open } from 'node:fs/promises';
 import { dcmjs, quietDcmjsLog, type DcmjsDataset } from './dcmjs';
 import { DicomParseError } from './errors';
-import { encapsulatedItems, NeedMoreBytes, scanPart10, type Part10Layout, type PixelDataLocation } from './part10';
+import { encapsulatedItems, NeedMoreBytes, scanPart10, withDefinedLengthUn, type Part10Layout, type PixelDataLocation } from './part10';
 
 export type Vec3 = [number, number, number];
 
@@ -415,9 +415,9 @@ function frameFromItems(items: (Item | undefined)[], index: number, top: Item, h
 /** Parses the header bytes (meta group and dataset up to PixelData) that scanPart10 has checked. */
 function parseHeader(bytes: Uint8Array, layout: Part10Layout, file: string): { meta: Item; dict: Item } {
   // Deflated: dcmjs inflates the whole file itself (scanPart10 has already inflated it once, with a size cap).
-  const header = layout.inflated ? bytes : bytes.subarray(0, layout.headerEnd);
+  const header = withDefinedLengthUn(layout.inflated ? bytes : bytes.subarray(0, layout.headerEnd), layout);
   try {
-    return dcmjs.data.DicomMessage.readFile(toArrayBuffer(header.slice()), { noCopy: true, ignoreErrors: false, untilTag: T.PixelData });
+    return dcmjs.data.DicomMessage.readFile(toArrayBuffer(header), { noCopy: true, ignoreErrors: false, untilTag: T.PixelData });
   } catch (e) {
     throw new DicomParseError(file, e instanceof Error ? e.message : String(e));
   }

@@ -26,6 +26,12 @@ export interface Part10Layout {
   pixelData?: PixelDataLocation;
   /** Deflated transfer syntax only: the inflated dataset (offsets in pixelData refer to it). */
   inflated?: Uint8Array;
+  /**
+   * Explicit VR elements of VR UN with undefined length (PS3.5 6.2.2: a sequence in implicit VR little endian, e.g.
+   * a private sequence re-encoded by a node that does not know it), whose tag the dictionary does not make an SQ:
+   * `offset` of the element's tag, `end` after its sequence delimiter. dcmjs cannot read them (dicom-header.ts).
+   */
+  undefinedLengthUn?: Array<{ offset: number; end: number }>;
 }
 
 /** The prefix given ends before the walk could reach PixelData: read at least `needed` bytes and scan again. */
@@ -61,6 +67,7 @@ interface Ctx {
   pixelData?: PixelDataLocation;
   /** Set when the walk stopped at PixelData (stopAtPixelData). */
   stoppedAt?: number;
+  undefinedLengthUn: Array<{ offset: number; end: number }>;
 }
 
 
@@ -173,7 +180,9 @@ function walkDataset(ctx: Ctx, at: number, end: number | undefined, syntax: Synt
     if (length === UNDEFINED) {
       if (vr === 'SQ' || vr === 'SQ-implicit' || vr === 'UN') {
         const inner = vr === 'SQ' ? syntax : { explicit: false, littleEndian: true };
+        const start = pos;
         pos = walkSequence(ctx, value, undefined, inner, depth, tag);
+        if (vr === 'UN' && syntax.explicit) ctx.undefinedLengthUn.push({ offset: start, end: pos });
         continue;
       }
       throw corrupt(ctx, `element ${tagName(tag)} (VR ${vr}) has an undefined length`);
@@ -206,7 +215,7 @@ function syntaxOf(ts: string): Syntax {
 export function scanPart10(bytes: Uint8Array, opts: { file?: string; fileSize?: number; stopAtPixelData?: boolean } = {}): Part10Layout {
   const file = opts.file ?? '(buffer)';
   const fileSize = opts.fileSize ?? bytes.byteLength;
-  const ctx: Ctx = { bytes, dv: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), file, fileSize, stopAtPixelData: opts.stopAtPixelData ?? false };
+  const ctx: Ctx = { bytes, dv: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), file, fileSize, stopAtPixelData: opts.stopAtPixelData ?? false, undefinedLengthUn: [] };
   if (fileSize < 132) throw new DicomParseError(file, `not a DICOM Part 10 file (${fileSize} bytes)`, 'not-dicom');
   need(ctx, 0, 132, 'the preamble');
   if (bytes[128] !== 0x44 || bytes[129] !== 0x49 || bytes[130] !== 0x43 || bytes[131] !== 0x4d) {
@@ -244,13 +253,27 @@ export function scanPart10(bytes: Uint8Array, opts: { file?: string; fileSize?: 
     } catch (e) {
       throw corrupt(ctx, `deflated dataset does not inflate: ${e instanceof Error ? e.message : String(e)}`);
     }
-    const inner: Ctx = { bytes: inflated, dv: new DataView(inflated.buffer, inflated.byteOffset, inflated.byteLength), file, fileSize: inflated.byteLength, stopAtPixelData: false };
+    const inner: Ctx = { bytes: inflated, dv: new DataView(inflated.buffer, inflated.byteOffset, inflated.byteLength), file, fileSize: inflated.byteLength, stopAtPixelData: false, undefinedLengthUn: [] };
     walkDataset(inner, 0, inflated.byteLength, syntaxOf(ts), 0);
     return { TransferSyntaxUID: ts, headerEnd: fileSize, pixelData: inner.pixelData, inflated };
   }
 
   walkDataset(ctx, pos, fileSize, syntaxOf(ts), 0);
-  return { TransferSyntaxUID: ts, headerEnd: ctx.stoppedAt ?? fileSize, pixelData: ctx.pixelData };
+  return { TransferSyntaxUID: ts, headerEnd: ctx.stoppedAt ?? fileSize, pixelData: ctx.pixelData, ...(ctx.undefinedLengthUn.length ? { undefinedLengthUn: ctx.undefinedLengthUn } : {}) };
+}
+
+/**
+ * A copy of `bytes` (the file, or the prefix of it that `layout` was scanned from) that dcmjs 0.50 can read: it
+ * reads an explicit UN of undefined length as encapsulated fragments and fails on the valid implicit VR sequence
+ * it holds (PS3.5 6.2.2), so each is given as a defined-length UN of the same bytes, which dcmjs skips. No
+ * attribute this project reads is inside one. A deflated file is returned as it is (dcmjs inflates it itself).
+ */
+export function withDefinedLengthUn(bytes: Uint8Array, layout: Part10Layout): Uint8Array {
+  const copy = new Uint8Array(bytes);
+  if (layout.inflated) return copy;
+  const dv = new DataView(copy.buffer, copy.byteOffset, copy.byteLength);
+  for (const un of layout.undefinedLengthUn ?? []) if (un.end <= copy.byteLength) dv.setUint32(un.offset + 8, un.end - un.offset - 12, true);
+  return copy;
 }
 
 /** One item of encapsulated pixel data: [offset, offset + length) in the bytes given. */

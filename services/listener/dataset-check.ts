@@ -14,7 +14,7 @@
 import { createInflateRaw } from 'node:zlib';
 import { MalformedDatasetError, InvalidImageError } from './errors';
 import { TransferSyntax, ENHANCED_MR_CLASSES } from './dicom-uids';
-import { MAX_INFLATED_BYTES, MAX_SEQUENCE_DEPTH } from '../../shared/imaging/limits';
+import { MAX_DATASET_HEADER_BYTES, MAX_HEADER_BYTES, MAX_INFLATED_BYTES, MAX_SEQUENCE_DEPTH } from '../../shared/imaging/limits';
 import { LONG_VRS, VRS } from '../../shared/imaging/vr';
 import { decodeText } from '../../shared/imaging/charset';
 import { dictionarySequenceTags } from '../../shared/imaging/dcmjs';
@@ -132,6 +132,11 @@ export class DatasetWalker {
     explicit: boolean,
     /** Called for every element, item and delimiter header (the fuzz corpus generator maps instances with it). */
     private readonly onHeader?: (event: HeaderEvent) => void,
+    /**
+     * Bytes the elements before Pixel Data may take: the worker reads no larger header (a deflated file it reads
+     * whole, so the inflated data set has none).
+     */
+    private readonly headerLimit = MAX_DATASET_HEADER_BYTES,
   ) {
     this.stack = [{ kind: Kind.Dataset, end: Infinity, limit: Infinity, explicit, lastTag: -1 }];
   }
@@ -228,6 +233,9 @@ export class DatasetWalker {
     }
     const headerLength = this.headNeed;
     this.offset += headerLength;
+    if (this.offset > this.headerLimit && this.facts.pixelDataLength === undefined && this.facts.encapsulated === undefined) {
+      throw malformed(`data set before Pixel Data larger than ${MAX_HEADER_BYTES / 1048576} MB`);
+    }
     this.headLen = 0;
     this.headNeed = 8;
     this.onHeader?.({ offset: start, tag, vr, headerLength, length, depth: this.stack.length - 1 });
@@ -377,7 +385,7 @@ export class DatasetWalker {
 
 /** Streams a deflated data set through zlib into a walker; the inflated size is capped. */
 class DeflatedWalker {
-  private readonly inner = new DatasetWalker(true);
+  private readonly inner = new DatasetWalker(true, undefined, Infinity);
   private readonly inflate = createInflateRaw();
   private inflated = 0;
   private failed: Error | undefined;

@@ -8,6 +8,7 @@ import { open } from 'node:fs/promises';
 import { dcmjs, quietDcmjsLog, type DcmjsDataset } from './dcmjs';
 import { DicomParseError } from './errors';
 import { encapsulatedItems, NeedMoreBytes, scanPart10, withDefinedLengthUn, type Part10Layout, type PixelDataLocation } from './part10';
+import { MAX_HEADER_BYTES } from './limits';
 
 export type Vec3 = [number, number, number];
 
@@ -571,8 +572,8 @@ export function readInstance(data: Uint8Array | ArrayBuffer, file = '(buffer)'):
 
 /** First read of a file's header (classic MR headers are 2-20 KB); doubled until the walk reaches PixelData. */
 const FIRST_READ_BYTES = 16 * 1024;
-/** A header (functional groups of thousands of frames) larger than this is refused rather than parsed. */
-export const MAX_HEADER_BYTES = 64 * 1024 * 1024;
+/** A header (functional groups of thousands of frames) larger than this is refused rather than parsed (limits.ts). */
+export { MAX_HEADER_BYTES };
 
 /** Positioned reads of a file, each opening it (a study has thousands of files: no handle is kept open). */
 export function fileSource(path: string, size: number): ByteSource {
@@ -612,8 +613,10 @@ export async function readInstanceHeader(source: ByteSource, file: string): Prom
       layout = scanPart10(prefix, { file, fileSize: source.size, stopAtPixelData: true });
     } catch (e) {
       if (!(e instanceof NeedMoreBytes)) throw e;
-      length = Math.min(source.size, Math.max(e.needed, 2 * length));
-      if (length > MAX_HEADER_BYTES) throw new DicomParseError(file, `the header is larger than ${MAX_HEADER_BYTES / 1048576} MB`, 'too-large');
+      // Doubling stops at the limit: a header that fits in it is read (doubling past it refused a 40 MB header in a
+      // file over 64 MB, and one the listener had acknowledged).
+      if (e.needed > MAX_HEADER_BYTES) throw new DicomParseError(file, `the header is larger than ${MAX_HEADER_BYTES / 1048576} MB`, 'too-large');
+      length = Math.min(source.size, Math.max(e.needed, Math.min(2 * length, MAX_HEADER_BYTES)));
       continue;
     }
     const inst = instanceFrom(parseHeader(prefix, layout, file), layout.pixelData, layout.inflated?.byteLength ?? source.size, file);

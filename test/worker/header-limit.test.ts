@@ -1,0 +1,108 @@
+// The worker reads an instance's header (everything before Pixel Data) up to 64 MB and fails the study `too-large`
+// past that (shared/imaging/limits.ts). The listener used to acknowledge such an instance (a huge private element
+// is well-formed), so one of them failed a whole study whose every instance had been answered Success. Now the
+// listener refuses it (C000) and the association carries on; the study is scored from the rest and lists the
+// refusal; an instance just under the listener's bound is acknowledged and read by the worker. Every part real:
+// the listener over a socket (tools/fuzz's DUL client, byte for byte), Redis, the worker.
+import { resultKeys, type StudyResult } from '../../shared/results';
+import { keys } from '../../shared/studies';
+import { createLogger } from '../../shared/logger';
+import { MAX_DATASET_HEADER_BYTES } from '../../shared/imaging/limits';
+import { startListener, type RunningListener } from '../../services/listener/listener';
+import { walkDataset } from '../../services/listener/dataset-check';
+import { createInlineLoader } from '../../services/worker/load-pool';
+import { createWorkerMetrics } from '../../services/worker/metrics';
+import type { StudyJobDeps } from '../../services/worker/queue';
+import { splitPart10 } from '../../tools/fuzz/corpus';
+import { DulClient } from '../../tools/fuzz/dul-client';
+import { EXPLICIT_VR_LE, MR_IMAGE_STORAGE } from '../helpers/dcmtk';
+import { CALLED_AE, CALLING_AE, testListenerSettings } from '../listener/harness';
+import { waitFor } from './helpers';
+import { runWorker, workerParts } from './parts';
+import { synthStudy } from './studies';
+
+const CREATOR = 0x00990010;
+const PRIVATE_BLOB = 0x00991010;
+
+function element(tag: number, vr: string, value: Buffer): Buffer {
+  const long = vr === 'OB';
+  const head = Buffer.alloc(long ? 12 : 8);
+  head.writeUInt16LE(tag >>> 16, 0);
+  head.writeUInt16LE(tag & 0xffff, 2);
+  head.write(vr, 4, 'latin1');
+  if (long) head.writeUInt32LE(value.length, 8);
+  else head.writeUInt16LE(value.length, 6);
+  return Buffer.concat([head, value]);
+}
+
+/** The data set with a private OB inserted in tag order, sized so that Pixel Data's header ends `headerBytes` in. */
+function withPrivateBlob(dataset: Buffer, headerBytes: number): Buffer {
+  let insertAt = -1;
+  let pixelHeaderEnd = -1;
+  walkDataset(dataset, EXPLICIT_VR_LE, (e) => {
+    if (e.depth === 0 && e.tag > PRIVATE_BLOB && insertAt < 0) insertAt = e.offset;
+    if (e.depth === 0 && e.tag === 0x7fe00010) pixelHeaderEnd = e.offset + e.headerLength;
+  });
+  const creator = element(CREATOR, 'LO', Buffer.from('NT TEST ', 'latin1'));
+  const size = headerBytes - pixelHeaderEnd - creator.length - 12;
+  expect(size % 2).toBe(0);
+  return Buffer.concat([dataset.subarray(0, insertAt), creator, element(PRIVATE_BLOB, 'OB', Buffer.alloc(size)), dataset.subarray(insertAt)]);
+}
+
+describe('the worker header limit, checked by the listener before Success (listener + worker, real parts)', () => {
+  const parts = workerParts('header-limit');
+  const study = synthStudy(7717, 5, { fast: true });
+  let listener: RunningListener;
+
+  beforeAll(async () => {
+    listener = await startListener({ settings: testListenerSettings(parts.redis.url, parts.dataDir), log: createLogger('listener', process.env.TEST_LOG_LEVEL ?? 'silent') });
+  });
+  afterAll(async () => {
+    await listener?.close();
+  });
+
+  it('refuses a data set whose elements before Pixel Data pass the bound, acknowledges one at it, and the study is scored', async () => {
+    const seriesOf = (sequence: string) => study.labels.series.find((s) => s.sequence === sequence)!.SeriesInstanceUID;
+    const [t2, flair] = [seriesOf('T2'), seriesOf('FLAIR')];
+    const pick = (series: string) => study.files.filter((f) => f.SeriesInstanceUID === series)[3].SOPInstanceUID;
+    const [over, atBound] = [pick(t2), pick(flair)];
+    const instances = study.files.map((f) => {
+      const { dataset } = splitPart10(f.data);
+      if (f.SOPInstanceUID === over) return { sop: f.SOPInstanceUID, dataset: withPrivateBlob(dataset, MAX_DATASET_HEADER_BYTES + 2) };
+      if (f.SOPInstanceUID === atBound) return { sop: f.SOPInstanceUID, dataset: withPrivateBlob(dataset, MAX_DATASET_HEADER_BYTES) };
+      return { sop: f.SOPInstanceUID, dataset };
+    });
+    // The oversized one in the middle of the association: the instances after it are stored as usual.
+    const order = [...instances.filter((i) => i.sop !== over).slice(0, 5), instances.find((i) => i.sop === over)!, ...instances.filter((i) => i.sop !== over).slice(5)];
+
+    const deps: StudyJobDeps = {
+      redis: parts.client, dataDir: parts.dataDir,
+      pipeline: { loader: createInlineLoader({ preprocessing: parts.models.manifest.preprocessing, sequences: parts.models.sequences }), models: parts.models },
+      queries: parts.queries, deadLetters: parts.dlq, metrics: createWorkerMetrics(), log: parts.log, retry: { attempts: 2, backoffMs: 50 },
+    };
+    await runWorker(deps, async () => {
+      const client = new DulClient('127.0.0.1', listener.port);
+      const association = await client.associate(CALLING_AE, CALLED_AE, [{ id: 1, abstractSyntaxUID: MR_IMAGE_STORAGE, transferSyntaxUIDs: [EXPLICIT_VR_LE] }]);
+      expect(association.kind).toBe('accepted');
+      const answers = [];
+      for (const i of order) answers.push({ sop: i.sop, ...(await client.store(1, MR_IMAGE_STORAGE, i.sop, i.dataset)) });
+      await client.release();
+      for (const a of answers) {
+        if (a.sop === over) expect(a).toEqual({ sop: over, status: 0xc000, errorComment: 'data set before Pixel Data larger than 64 MB' });
+        else expect(a.status).toBe(0x0000);
+      }
+
+      const uid = study.StudyInstanceUID;
+      const status = await waitFor('the study to end', async () => {
+        const s = await parts.client.hget(keys.study(uid), 'status');
+        return s === 'scored' || s === 'failed' || s === 'unsupported' ? s : undefined;
+      }, 90_000, 100);
+      expect([status, await parts.client.hget(keys.study(uid), 'failureReason')]).toEqual(['scored', null]);
+      const result = JSON.parse((await parts.client.get(resultKeys.result(uid)))!) as StudyResult;
+      const line = (series: string) => result.series.find((s) => s.SeriesInstanceUID === series && s.used);
+      // The refused slice is listed (and leaves a gap in the T2 stack).
+      expect(line(t2)?.dropped).toEqual([{ images: 1, reason: 'missing-slices' }, { images: 1, reason: 'refused-at-intake', refusal: 'malformed-dataset', status: 'C000' }]);
+      expect(line(flair)?.dropped ?? []).toEqual([]);
+    });
+  }, 180_000);
+});

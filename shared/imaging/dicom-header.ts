@@ -477,9 +477,13 @@ export function hasLossyHistory(h: Pick<InstanceHeader, 'LossyImageCompression' 
   return h.LossyImageCompression === '01' || LOSSY_TRANSFER_SYNTAXES.has(h.TransferSyntaxUID);
 }
 
-/** Bytes of one native frame (BitsAllocated 1 packs 8 pixels a byte). */
-export function nativeFrameBytes(h: Pick<InstanceHeader, 'Rows' | 'Columns' | 'BitsAllocated' | 'SamplesPerPixel'>): number {
-  const pixels = (h.Rows ?? 0) * (h.Columns ?? 0) * (h.SamplesPerPixel ?? 1);
+/**
+ * Bytes of one native frame (BitsAllocated 1 packs 8 pixels a byte; YBR_FULL_422 holds two samples a pixel, PS3.5
+ * 8.2.1, as the listener counts them before Success).
+ */
+export function nativeFrameBytes(h: Pick<InstanceHeader, 'Rows' | 'Columns' | 'BitsAllocated' | 'SamplesPerPixel' | 'PhotometricInterpretation'>): number {
+  const samples = h.PhotometricInterpretation === 'YBR_FULL_422' ? 2 : (h.SamplesPerPixel ?? 1);
+  const pixels = (h.Rows ?? 0) * (h.Columns ?? 0) * samples;
   const bits = h.BitsAllocated ?? 16;
   return bits === 1 ? Math.ceil(pixels / 8) : pixels * Math.ceil(bits / 8);
 }

@@ -388,6 +388,8 @@ class DeflatedWalker {
   private readonly inner = new DatasetWalker(true, undefined, Infinity);
   private readonly inflate = createInflateRaw();
   private inflated = 0;
+  /** Deflated bytes received: the worker reads a deflated file whole, as its header (at most MAX_HEADER_BYTES). */
+  private received = 0;
   private failed: Error | undefined;
   private readonly ended: Promise<void>;
 
@@ -412,6 +414,11 @@ class DeflatedWalker {
   }
 
   write(chunk: Buffer): void {
+    this.received += chunk.length;
+    if (this.received > MAX_DATASET_HEADER_BYTES && !this.failed) {
+      this.failed = malformed(`deflated data set larger than ${MAX_HEADER_BYTES / 1048576} MB`);
+      this.inflate.destroy();
+    }
     if (!this.inflate.destroyed) this.inflate.write(chunk);
   }
 

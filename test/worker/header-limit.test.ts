@@ -2,10 +2,15 @@
 // past that (shared/imaging/limits.ts). The listener used to acknowledge such an instance (a huge private element
 // is well-formed), so one of them failed a whole study whose every instance had been answered Success. Now the
 // listener refuses it (C000) and the association carries on; the study is scored from the rest and lists the
-// refusal; an instance just under the listener's bound is acknowledged and read by the worker. Every part real:
-// the listener over a socket (tools/fuzz's DUL client, byte for byte), Redis, the worker.
+// refusal; an instance just under the listener's bound is acknowledged and read by the worker. A deflated file the
+// worker reads whole, so a deflated data set over the bound is refused too. Every part real: the listener over a
+// socket (tools/fuzz's DUL client, byte for byte), Redis, the worker.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { deflateRawSync } from 'node:zlib';
 import { resultKeys, type StudyResult } from '../../shared/results';
-import { keys } from '../../shared/studies';
+import { keys, studyStorageKey } from '../../shared/studies';
 import { createLogger } from '../../shared/logger';
 import { MAX_DATASET_HEADER_BYTES } from '../../shared/imaging/limits';
 import { startListener, type RunningListener } from '../../services/listener/listener';
@@ -13,6 +18,7 @@ import { walkDataset } from '../../services/listener/dataset-check';
 import { createInlineLoader } from '../../services/worker/load-pool';
 import { createWorkerMetrics } from '../../services/worker/metrics';
 import type { StudyJobDeps } from '../../services/worker/queue';
+import { axialPositions, makeSeries, phantom } from '../../shared/imaging/synthetic';
 import { splitPart10 } from '../../tools/fuzz/corpus';
 import { DulClient } from '../../tools/fuzz/dul-client';
 import { EXPLICIT_VR_LE, MR_IMAGE_STORAGE } from '../helpers/dcmtk';
@@ -36,7 +42,7 @@ function element(tag: number, vr: string, value: Buffer): Buffer {
 }
 
 /** The data set with a private OB inserted in tag order, sized so that Pixel Data's header ends `headerBytes` in. */
-function withPrivateBlob(dataset: Buffer, headerBytes: number): Buffer {
+function withPrivateBlob(dataset: Buffer, headerBytes: number, fill: (size: number) => Buffer = (size) => Buffer.alloc(size)): Buffer {
   let insertAt = -1;
   let pixelHeaderEnd = -1;
   walkDataset(dataset, EXPLICIT_VR_LE, (e) => {
@@ -46,7 +52,13 @@ function withPrivateBlob(dataset: Buffer, headerBytes: number): Buffer {
   const creator = element(CREATOR, 'LO', Buffer.from('NT TEST ', 'latin1'));
   const size = headerBytes - pixelHeaderEnd - creator.length - 12;
   expect(size % 2).toBe(0);
-  return Buffer.concat([dataset.subarray(0, insertAt), creator, element(PRIVATE_BLOB, 'OB', Buffer.alloc(size)), dataset.subarray(insertAt)]);
+  return Buffer.concat([dataset.subarray(0, insertAt), creator, element(PRIVATE_BLOB, 'OB', fill(size)), dataset.subarray(insertAt)]);
+}
+
+/** A small T2 series of its own in the study (the deflated case). */
+function makeSeriesFor(StudyInstanceUID: string): Uint8Array[] {
+  const centre: [number, number, number] = [0, 10, 25];
+  return makeSeries({ StudyInstanceUID, SeriesInstanceUID: `${StudyInstanceUID}.77`, positions: axialPositions(centre, 2, 5), intensity: phantom(centre, [15, 0, 40]) });
 }
 
 describe('the worker header limit, checked by the listener before Success (listener + worker, real parts)', () => {
@@ -105,4 +117,22 @@ describe('the worker header limit, checked by the listener before Success (liste
       expect(line(flair)?.dropped ?? []).toEqual([]);
     });
   }, 180_000);
+
+  it('refuses a deflated data set over the bound (the worker reads it whole) and stores the next one', async () => {
+    const DEFLATED = '1.2.840.10008.1.2.1.99';
+    const series = makeSeriesFor(study.StudyInstanceUID);
+    const big = splitPart10(series[0]).dataset;
+    // Random bytes do not deflate: the deflated data set is larger than the bound.
+    const oversized = deflateRawSync(withPrivateBlob(big, MAX_DATASET_HEADER_BYTES + 2, () => randomBytes(MAX_DATASET_HEADER_BYTES)));
+    expect(oversized.length).toBeGreaterThan(MAX_DATASET_HEADER_BYTES);
+    const good = deflateRawSync(splitPart10(series[1]).dataset);
+    const client = new DulClient('127.0.0.1', listener.port);
+    expect((await client.associate(CALLING_AE, CALLED_AE, [{ id: 1, abstractSyntaxUID: MR_IMAGE_STORAGE, transferSyntaxUIDs: [DEFLATED] }])).kind).toBe('accepted');
+    const sops = series.slice(0, 2).map((f) => walkDataset(splitPart10(f).dataset, EXPLICIT_VR_LE).SOPInstanceUID!);
+    expect(await client.store(1, MR_IMAGE_STORAGE, sops[0], oversized)).toEqual({ status: 0xc000, errorComment: 'deflated data set larger than 64 MB' });
+    expect(await client.store(1, MR_IMAGE_STORAGE, sops[1], good)).toEqual({ status: 0x0000 });
+    await client.release();
+    const dir = path.join(parts.dataDir, studyStorageKey(study.StudyInstanceUID), `${study.StudyInstanceUID}.77`);
+    expect([existsSync(path.join(dir, `${sops[0]}.dcm`)), existsSync(path.join(dir, `${sops[1]}.dcm`))]).toEqual([false, true]);
+  }, 120_000);
 });

@@ -10,14 +10,12 @@ import { parseManifest, type Manifest, type TriageQuery } from '../../shared/mod
 import { changeQuery, queryKeys, readJudging, setDefaultDisabled } from '../../shared/queries';
 import { resultKeys, type StudyResult } from '../../shared/results';
 import { keys, SCORE_STUDY_JOB, studyStorageKey, type StudyJobData } from '../../shared/studies';
-import { createInlineLoader } from '../../services/worker/load-pool';
-import { createWorkerMetrics } from '../../services/worker/metrics';
-import { execFinaliseJob, type StudyJobDeps } from '../../services/worker/queue';
+import { execFinaliseJob } from '../../services/worker/queue';
 import { createLogger } from '../../shared/logger';
 import { createQuerySource } from '../../services/worker/query-vectors';
 import { testCalibration } from '../helpers/calibration';
 import { storeInstances, studyQueue, waitFor } from './helpers';
-import { runWorker, workerParts } from './parts';
+import { inlineJobDeps, runWorker, workerParts } from './parts';
 import { synthStudy } from './studies';
 
 describe('partial studies and query layers (worker path, real parts)', () => {
@@ -64,13 +62,7 @@ describe('partial studies and query layers (worker path, real parts)', () => {
     }
   });
 
-  function deps(): StudyJobDeps {
-    return {
-      redis: parts.client, dataDir: parts.dataDir,
-      pipeline: { loader: createInlineLoader({ preprocessing: parts.models.manifest.preprocessing, sequences: parts.models.sequences }), models: parts.models },
-      queries: parts.queries, deadLetters: parts.dlq, metrics: createWorkerMetrics(), log: parts.log, retry: { attempts: 2, backoffMs: 50 }, partial: { waitMs: WAIT_MS },
-    };
-  }
+  const deps = () => inlineJobDeps(parts, { partial: { waitMs: WAIT_MS } });
 
   /** What the listener does when instances arrive: record them (last arrival now) and queue a scoring job. */
   async function arrive(queue: Queue<StudyJobData>, uid: string, files: typeof study.files, jobId: string): Promise<void> {

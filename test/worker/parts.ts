@@ -9,6 +9,8 @@ import { createLogger, type Logger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
 import { STUDY_DEAD_LETTER_QUEUE } from '../../shared/studies';
 import { WORKER_DEFAULTS } from '../../services/worker/config';
+import { createInlineLoader } from '../../services/worker/load-pool';
+import { createWorkerMetrics } from '../../services/worker/metrics';
 import { loadWorkerModels, type WorkerModels } from '../../services/worker/models';
 import { initStudyWorker, type DeadLetterData, type StudyJobDeps } from '../../services/worker/queue';
 import { createQuerySource, type QuerySource } from '../../services/worker/query-vectors';
@@ -48,6 +50,16 @@ export function workerParts(name: string): WorkerParts {
     if (parts.modelsDir) rmSync(parts.modelsDir, { recursive: true, force: true });
   });
   return parts;
+}
+
+/** A study job's deps from the parts: loading in-process (no loader processes), 2 attempts 50 ms apart; `over` replaces. */
+export function inlineJobDeps(parts: WorkerParts, over: Partial<StudyJobDeps> = {}): StudyJobDeps {
+  return {
+    redis: parts.client, dataDir: parts.dataDir,
+    pipeline: { loader: createInlineLoader({ preprocessing: parts.models.manifest.preprocessing, sequences: parts.models.sequences }), models: parts.models },
+    queries: parts.queries, deadLetters: parts.dlq, metrics: createWorkerMetrics(), log: parts.log, retry: { attempts: 2, backoffMs: 50 },
+    ...over,
+  };
 }
 
 /** Runs the study worker of initStudyWorker (concurrency 1) while `body` runs, then closes it. */

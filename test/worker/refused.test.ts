@@ -12,14 +12,11 @@ import { resultKeys, type StudyResult } from '../../shared/results';
 import { keys } from '../../shared/studies';
 import { createLogger } from '../../shared/logger';
 import { startListener, type RunningListener } from '../../services/listener/listener';
-import { createInlineLoader } from '../../services/worker/load-pool';
-import { createWorkerMetrics } from '../../services/worker/metrics';
-import type { StudyJobDeps } from '../../services/worker/queue';
 import { confidence } from '../../services/worker/scoring';
 import { runTool, storescu } from '../helpers/dcmtk';
 import { CALLED_AE, CALLING_AE, testListenerSettings } from '../listener/harness';
 import { waitFor } from './helpers';
-import { runWorker, workerParts } from './parts';
+import { inlineJobDeps, runWorker, workerParts } from './parts';
 import { synthStudy } from './studies';
 
 describe('instances refused at C-STORE (listener + worker, real parts)', () => {
@@ -58,11 +55,7 @@ describe('instances refused at C-STORE (listener + worker, real parts)', () => {
     const order = [...damaged, ...files.filter((f) => !damaged.includes(f))];
 
     const uid = study.StudyInstanceUID;
-    const deps: StudyJobDeps = {
-      redis: parts.client, dataDir: parts.dataDir,
-      pipeline: { loader: createInlineLoader({ preprocessing: parts.models.manifest.preprocessing, sequences: parts.models.sequences }), models: parts.models },
-      queries: parts.queries, deadLetters: parts.dlq, metrics: createWorkerMetrics(), log: parts.log, retry: { attempts: 2, backoffMs: 50 },
-    };
+    const deps = inlineJobDeps(parts);
     await runWorker(deps, async () => {
       const sent = await storescu({ port: listener.port, callingAe: CALLING_AE, calledAe: CALLED_AE }, order.map((f) => f.file), ['-nh']);
       expect(sent.statuses).toEqual(order.map((f) => (damaged.includes(f) ? 0xa900 : 0x0000)));

@@ -13,15 +13,12 @@ import { createLogger } from '../../shared/logger';
 import { startListener, type RunningListener } from '../../services/listener/listener';
 import { walkDataset } from '../../services/listener/dataset-check';
 import { loadSourceStudy } from '../../services/api/outbound/sr/source-study';
-import { createInlineLoader } from '../../services/worker/load-pool';
-import { createWorkerMetrics } from '../../services/worker/metrics';
-import type { StudyJobDeps } from '../../services/worker/queue';
 import { splitPart10 } from '../../tools/fuzz/corpus';
 import { DulClient } from '../../tools/fuzz/dul-client';
 import { EXPLICIT_VR_LE, MR_IMAGE_STORAGE, runTool } from '../helpers/dcmtk';
 import { CALLED_AE, CALLING_AE, testListenerSettings } from '../listener/harness';
 import { waitFor } from './helpers';
-import { runWorker, workerParts } from './parts';
+import { inlineJobDeps, runWorker, workerParts } from './parts';
 import { synthStudy } from './studies';
 
 const CREATOR = 0x00990010;
@@ -98,11 +95,7 @@ describe('a private sequence as UN of undefined length (listener + worker, real 
     expect(dump.code).toBe(0);
     expect(dump.stderr).toBe('');
 
-    const deps: StudyJobDeps = {
-      redis: parts.client, dataDir: parts.dataDir,
-      pipeline: { loader: createInlineLoader({ preprocessing: parts.models.manifest.preprocessing, sequences: parts.models.sequences }), models: parts.models },
-      queries: parts.queries, deadLetters: parts.dlq, metrics: createWorkerMetrics(), log: parts.log, retry: { attempts: 2, backoffMs: 50 },
-    };
+    const deps = inlineJobDeps(parts);
     await runWorker(deps, async () => {
       const client = new DulClient('127.0.0.1', listener.port);
       const association = await client.associate(CALLING_AE, CALLED_AE, [{ id: 1, abstractSyntaxUID: MR_IMAGE_STORAGE, transferSyntaxUIDs: [EXPLICIT_VR_LE] }]);

@@ -7,16 +7,13 @@ import { createLogger } from '../../shared/logger';
 import { keys } from '../../shared/studies';
 import { startListener, type RunningListener } from '../../services/listener/listener';
 import { walkDataset } from '../../services/listener/dataset-check';
-import { createInlineLoader } from '../../services/worker/load-pool';
-import { createWorkerMetrics } from '../../services/worker/metrics';
-import type { StudyJobDeps } from '../../services/worker/queue';
 import { axialPositions, makeSeries, phantom, uid } from '../../shared/imaging/synthetic';
 import { splitPart10 } from '../../tools/fuzz/corpus';
 import { DulClient } from '../../tools/fuzz/dul-client';
 import { EXPLICIT_VR_LE, MR_IMAGE_STORAGE } from '../helpers/dcmtk';
 import { CALLED_AE, CALLING_AE, testListenerSettings } from '../listener/harness';
 import { waitFor } from './helpers';
-import { runWorker, workerParts } from './parts';
+import { inlineJobDeps, runWorker, workerParts } from './parts';
 
 /** The data set as YBR_FULL_422: SamplesPerPixel 3, two samples' worth of pixel data (Pixel Data is last). */
 function asYbrFull422(dataset: Buffer): Buffer {
@@ -53,11 +50,7 @@ describe('YBR_FULL_422 native pixel data (listener + worker, real parts)', () =>
     const files = makeSeries({ StudyInstanceUID: study, SeriesInstanceUID: `${study}.1`, positions: axialPositions(centre, 16, 5), intensity: phantom(centre, [15, 0, 40]) });
     const datasets = files.map((f, k) => (k === 5 ? asYbrFull422(splitPart10(f).dataset) : splitPart10(f).dataset));
 
-    const deps: StudyJobDeps = {
-      redis: parts.client, dataDir: parts.dataDir,
-      pipeline: { loader: createInlineLoader({ preprocessing: parts.models.manifest.preprocessing, sequences: parts.models.sequences }), models: parts.models },
-      queries: parts.queries, deadLetters: parts.dlq, metrics: createWorkerMetrics(), log: parts.log, retry: { attempts: 2, backoffMs: 50 },
-    };
+    const deps = inlineJobDeps(parts);
     await runWorker(deps, async () => {
       const client = new DulClient('127.0.0.1', listener.port);
       expect((await client.associate(CALLING_AE, CALLED_AE, [{ id: 1, abstractSyntaxUID: MR_IMAGE_STORAGE, transferSyntaxUIDs: [EXPLICIT_VR_LE] }])).kind).toBe('accepted');

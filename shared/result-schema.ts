@@ -79,7 +79,7 @@ export const StudyResultSchema = Type.Object({
             status: Type.Optional(Type.String({ description: 'refused-at-intake only: the C-STORE status the listener answered, four hex digits (A900, C000)' })),
           }),
           {
-            description: 'images left out of the volume, by why (unreadable, no-geometry, other-stack, duplicate-position and missing-slices and unjoined-part lower the confidence; refused-at-intake: refused at C-STORE, never stored, lowers it on a used series)',
+            description: 'images left out of the volume, by why (unreadable, no-geometry, other-stack, duplicate-position, position-outlier, missing-slices and unjoined-part lower the confidence; refused-at-intake: refused at C-STORE, never stored, lowers it on a used series)',
           },
         ),
       ),

@@ -33,6 +33,12 @@ export interface StackNotes {
   /** Other stacks (another orientation or matrix size) in the same series that were not used. */
   stacksDropped: number;
   framesInDroppedStacks: number;
+  /**
+   * Slices at an end of the stack further from their neighbour than POSITION_OUTLIER_GAP (a position no acquisition
+   * of this series can have: a corrupt ImagePositionPatient), dropped so that one such slice does not stretch the
+   * stack over metres and leave its volume empty.
+   */
+  positionOutliers: number;
   /** Slice gaps larger than 1.5x the median spacing; the resampler interpolates across them. */
   gaps: number;
   maxGapMm: number;
@@ -128,6 +134,12 @@ function sameStack(a: Valid<unknown>, b: Valid<unknown>): boolean {
   );
 }
 
+/**
+ * A slice at an end of the stack this far from the next one is not part of it: the larger of 100 mm and 20 slice
+ * spacings (a brain is 150-180 mm long; an acquisition split across series is joined by join.ts, not here).
+ */
+export const POSITION_OUTLIER_GAP = { mm: 100, spacings: 20 } as const;
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -175,8 +187,24 @@ export function buildStack<T>(frames: readonly GeometryInput<T>[], options: Stac
     } else kept.push(s);
   }
 
+  // A slice far beyond either end (a corrupt position), while fewer than half the slices would go.
+  let positionOutliers = 0;
+  if (kept.length >= 3) {
+    const steps: number[] = [];
+    for (let k = 1; k < kept.length; k++) steps.push(kept[k].d - kept[k - 1].d);
+    const limit = Math.max(POSITION_OUTLIER_GAP.mm, POSITION_OUTLIER_GAP.spacings * median(steps));
+    const most = Math.floor((kept.length - 1) / 2);
+    while (positionOutliers < most && kept.length >= 3) {
+      if (kept[1].d - kept[0].d > limit) kept.shift();
+      else if (kept[kept.length - 1].d - kept[kept.length - 2].d > limit) kept.pop();
+      else break;
+      positionOutliers++;
+    }
+  }
+
   const base = {
     framesWithoutGeometry: frames.length - valid.length,
+    positionOutliers,
     stacksDropped: clusters.length - 1,
     framesInDroppedStacks: valid.length - best.length,
     duplicatesDropped,

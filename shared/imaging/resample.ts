@@ -58,6 +58,9 @@ export function foregroundCentroid(stack: StackGeometry, vol: SourceVolume): Vec
   return voxelToPatient(stack, si / n, sj / n, sk / n);
 }
 
+/** Entries at most in sliceIndexer's table of an uneven stack. */
+const LUT_MAX = 1 << 20;
+
 /** Maps distance along the normal (mm from slice 0) to a continuous slice index, honouring uneven offsets. */
 function sliceIndexer(stack: StackGeometry): (d: number) => number {
   const off = stack.sliceOffsets;
@@ -65,7 +68,9 @@ function sliceIndexer(stack: StackGeometry): (d: number) => number {
   const sp = stack.sliceSpacing;
   if (!stack.notes.nonUniform) return (d) => d / sp;
   const end = off[last];
-  const step = Math.min(0.1, sp / 20);
+  // At most LUT_MAX entries (8 MB): a stack whose slices span metres (positions no acquisition has) coarsens the
+  // table instead of allocating past what a typed array takes.
+  const step = Math.max(Math.min(0.1, sp / 20), end / LUT_MAX);
   const n = Math.ceil(end / step) + 2;
   const lut = new Float64Array(n);
   let k = 0;

@@ -24,14 +24,15 @@ export type InstanceSource = string | { name: string; data: Uint8Array | ArrayBu
 export type Plane = 'axial' | 'sagittal' | 'coronal' | 'oblique';
 
 /**
- * Why images of a series were left out of its volume. The first four mean the volume is less complete than the
- * series was meant to be (the worker lowers its confidence); the others are by design.
+ * Why images of a series were left out of its volume. Those in INCOMPLETE_DROP_REASONS mean the volume is less
+ * complete than the series was meant to be (the worker lowers its confidence); the others are by design.
  */
 export const DROP_REASONS = [
   'unreadable', // the file could not be read or parsed (set by the caller, which knows the storage layout)
   'no-geometry', // no usable position, orientation or pixel spacing
   'other-stack', // another orientation or matrix size than the stack kept (mixed orientations, 3-plane series)
   'duplicate-position', // a second image at a position already filled
+  'position-outlier', // a position far beyond either end of the stack (geometry.ts POSITION_OUTLIER_GAP): corrupt
   'other-echo', // multi-echo series: the first echo is kept
   'b-value-unknown', // diffusion series without b-values: the earlier image at each position (the b=0) is left
   'directional', // diffusion: the isotropic (trace) image is used, the per-direction images are not
@@ -40,7 +41,9 @@ export const DROP_REASONS = [
   'unjoined-part',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
-export const INCOMPLETE_DROP_REASONS: readonly DropReason[] = ['unreadable', 'no-geometry', 'other-stack', 'duplicate-position', 'missing-slices', 'unjoined-part'];
+export const INCOMPLETE_DROP_REASONS: readonly DropReason[] = [
+  'unreadable', 'no-geometry', 'other-stack', 'duplicate-position', 'position-outlier', 'missing-slices', 'unjoined-part',
+];
 
 export interface DroppedImages {
   images: number;
@@ -330,6 +333,7 @@ function stackDrops(stack: Stack<SeriesFrame>, frames: readonly SeriesFrame[], b
   const out: DroppedImages[] = [];
   if (notes.framesWithoutGeometry > 0) out.push({ images: notes.framesWithoutGeometry, reason: 'no-geometry' });
   if (notes.framesInDroppedStacks > 0) out.push({ images: notes.framesInDroppedStacks, reason: 'other-stack' });
+  if (notes.positionOutliers > 0) out.push({ images: notes.positionOutliers, reason: 'position-outlier' });
   if (notes.duplicatesDropped > 0) {
     const echoes = new Set(frames.map((f) => f.frame.EchoNumbers ?? 0)).size;
     const reason: DropReason = bLessDwi ? 'b-value-unknown' : echoes > 1 ? 'other-echo' : 'duplicate-position';

@@ -145,6 +145,26 @@ describe('stack anomalies', () => {
     expect(mid).toBeGreaterThan(bg + 1);
   });
 
+  it('a slice whose position is corrupt (far beyond an end of the stack) is left out and said; the volume is the clean one', async () => {
+    const positions = axialPositions(CENTRE, 30, 5);
+    const seriesUid = uid();
+    const clean = await load(makeSeries(series({ SeriesInstanceUID: seriesUid, positions })));
+    for (const z of [1e4, 1e7, 1e12, -1e6]) {
+      // Slice 12's ImagePositionPatient z flipped to an absurd value: it would stretch the stack over metres.
+      const moved = positions.map((p, k): Vec3 => (k === 12 ? [p[0], p[1], z] : p));
+      const out = await load(makeSeries(series({ SeriesInstanceUID: seriesUid, positions: moved })));
+      const used = out.series.find((s) => s.used)!;
+      expect([z, used.geometry?.notes.positionOutliers, used.dropped]).toEqual([z, 1, expect.arrayContaining([{ images: 1, reason: 'position-outlier' }])]);
+      expectNear(blobVoxel(out.volumes.T2!, SPEC), blobVoxel(clean.volumes.T2!, SPEC), 0.75);
+    }
+    // A gap (15 mm) before a thin end slab, and two slices together 150 mm beyond the end, are not single outliers.
+    const frame = (p: Vec3, k: number) => ({ item: k, order: [k], ImagePositionPatient: p, ImageOrientationPatient: [1, 0, 0, 0, 1, 0], PixelSpacing: [1, 1] as const, Rows: 64, Columns: 64 });
+    expect(buildStack([...positions.slice(0, 26), ...positions.slice(28)].map(frame)).notes.positionOutliers).toBe(0);
+    const far = (p: Vec3, dz: number): Vec3 => [p[0], p[1], p[2] + dz];
+    expect(buildStack([...positions, far(positions[29], 150), far(positions[29], 155)].map(frame)).notes.positionOutliers).toBe(0);
+    expect(buildStack([...positions, far(positions[29], 150)].map(frame)).notes.positionOutliers).toBe(1);
+  });
+
   it('mixed orientations in one series: the largest stack is kept, the others recorded', async () => {
     const seriesUid = uid();
     const axial = makeSeries(series({ SeriesInstanceUID: seriesUid, positions: axialPositions(CENTRE, 30, 5) }));

@@ -576,8 +576,6 @@ export function readInstance(data: Uint8Array | ArrayBuffer, file = '(buffer)'):
 
 /** First read of a file's header (classic MR headers are 2-20 KB); doubled until the walk reaches PixelData. */
 const FIRST_READ_BYTES = 16 * 1024;
-/** A header (functional groups of thousands of frames) larger than this is refused rather than parsed (limits.ts). */
-export { MAX_HEADER_BYTES };
 
 /** Positioned reads of a file, each opening it (a study has thousands of files: no handle is kept open). */
 export function fileSource(path: string, size: number): ByteSource {

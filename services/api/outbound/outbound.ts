@@ -39,7 +39,6 @@ const CONCURRENCY: Record<Adapter, number> = { hl7: 1, sr: 2, webhook: 4 };
  */
 const GLOBAL_CONCURRENCY: Partial<Record<Adapter, number>> = { hl7: 1 };
 
-export { sentVersionKey };
 /** The watermark (idempotency.ts sentVersionKey) is kept 8 days: longer than a failed job stays retryable. */
 const SENT_VERSION_TTL_MS = 8 * 24 * 3600 * 1000;
 

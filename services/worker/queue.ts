@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../shared/logger';
 import { UNREADABLE } from '../../shared/result-schema';
 import { readRefusals } from '../../shared/refusals';
-import { assertUid, FINALISE_STUDY_JOB, SCORE_STUDY_JOB, STUDY_DEAD_LETTER_QUEUE, STUDY_QUEUE, studyStorageKey, type StudyJobData } from '../../shared/studies';
+import { assertUid, FINALISE_STUDY_JOB, SCORE_STUDY_JOB, STUDY_DEAD_LETTER_QUEUE, STUDY_QUEUE, studyJobData, type StudyJobData } from '../../shared/studies';
 import type { WorkerConfig } from './config';
 import { asPermanent, PermanentStudyError } from './errors';
 import { countFlags, type WorkerMetrics } from './metrics';
@@ -190,7 +190,7 @@ export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): Study
     ...deps,
     // One delayed job per provisional version: a re-delivered scoring job adds nothing twice.
     scheduleFinalise: deps.scheduleFinalise ?? (async (data, at) => {
-      await queue.add(FINALISE_STUDY_JOB, { ...data, storageKey: studyStorageKey(data.StudyInstanceUID) }, {
+      await queue.add(FINALISE_STUDY_JOB, { ...studyJobData(data.StudyInstanceUID, data.traceId), resultVersion: data.resultVersion }, {
         jobId: `finalise-${data.StudyInstanceUID}-v${data.resultVersion}`,
         delay: Math.max(0, at - Date.now()),
         attempts: 5,

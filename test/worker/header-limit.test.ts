@@ -11,17 +11,15 @@ import path from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { resultKeys, type StudyResult } from '../../shared/results';
 import { keys, studyStorageKey } from '../../shared/studies';
-import { createLogger } from '../../shared/logger';
 import { MAX_DATASET_HEADER_BYTES } from '../../shared/imaging/limits';
-import { startListener, type RunningListener } from '../../services/listener/listener';
 import { walkDataset } from '../../services/listener/dataset-check';
 import { axialPositions, makeSeries, phantom } from '../../shared/imaging/synthetic';
 import { splitPart10 } from '../../tools/fuzz/corpus';
 import { DulClient } from '../../tools/fuzz/dul-client';
 import { EXPLICIT_VR_LE, MR_IMAGE_STORAGE } from '../helpers/dcmtk';
-import { CALLED_AE, CALLING_AE, testListenerSettings } from '../listener/harness';
+import { CALLED_AE, CALLING_AE } from '../listener/harness';
 import { waitFor } from './helpers';
-import { inlineJobDeps, runWorker, workerParts } from './parts';
+import { inlineJobDeps, listenerBeside, runWorker, workerParts } from './parts';
 import { synthStudy } from './studies';
 
 const CREATOR = 0x00990010;
@@ -61,14 +59,7 @@ function makeSeriesFor(StudyInstanceUID: string): Uint8Array[] {
 describe('the worker header limit, checked by the listener before Success (listener + worker, real parts)', () => {
   const parts = workerParts('header-limit');
   const study = synthStudy(7717, 5, { fast: true });
-  let listener: RunningListener;
-
-  beforeAll(async () => {
-    listener = await startListener({ settings: testListenerSettings(parts.redis.url, parts.dataDir), log: createLogger('listener', process.env.TEST_LOG_LEVEL ?? 'silent') });
-  });
-  afterAll(async () => {
-    await listener?.close();
-  });
+  const listener = listenerBeside(parts);
 
   it('refuses a data set whose elements before Pixel Data pass the bound, acknowledges one at it, and the study is scored', async () => {
     const seriesOf = (sequence: string) => study.labels.series.find((s) => s.sequence === sequence)!.SeriesInstanceUID;

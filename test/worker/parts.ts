@@ -8,6 +8,7 @@ import { Queue } from 'bullmq';
 import { createLogger, type Logger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
 import { STUDY_DEAD_LETTER_QUEUE } from '../../shared/studies';
+import { startListener, type RunningListener } from '../../services/listener/listener';
 import { WORKER_DEFAULTS } from '../../services/worker/config';
 import { createInlineLoader } from '../../services/worker/load-pool';
 import { createWorkerMetrics } from '../../services/worker/metrics';
@@ -15,6 +16,7 @@ import { loadWorkerModels, type WorkerModels } from '../../services/worker/model
 import { initStudyWorker, type DeadLetterData, type StudyJobDeps } from '../../services/worker/queue';
 import { createQuerySource, type QuerySource } from '../../services/worker/query-vectors';
 import { startRedis, type TestRedis } from '../helpers/redis';
+import { testListenerSettings } from '../listener/harness';
 import { makeTinyBundle } from './bundle';
 
 export interface WorkerParts {
@@ -50,6 +52,23 @@ export function workerParts(name: string): WorkerParts {
     if (parts.modelsDir) rmSync(parts.modelsDir, { recursive: true, force: true });
   });
   return parts;
+}
+
+/**
+ * The real DICOM listener on the parts' Redis and DATA_DIR, started after them and closed before them (call it after
+ * workerParts in the same suite): what the tests send over DICOM, the worker then scores.
+ */
+export function listenerBeside(parts: WorkerParts): { port: number } {
+  const out = { port: 0 };
+  let listener: RunningListener | undefined;
+  beforeAll(async () => {
+    listener = await startListener({ settings: testListenerSettings(parts.redis.url, parts.dataDir), log: createLogger('listener', process.env.TEST_LOG_LEVEL ?? 'silent') });
+    out.port = listener.port;
+  });
+  afterAll(async () => {
+    await listener?.close();
+  });
+  return out;
 }
 
 /** A study job's deps from the parts: loading in-process (no loader processes), 2 attempts 50 ms apart; `over` replaces. */

@@ -10,27 +10,21 @@ import { expectedSequences } from '../../shared/model-manifest';
 import { readRefusals } from '../../shared/refusals';
 import { resultKeys, type StudyResult } from '../../shared/results';
 import { keys } from '../../shared/studies';
-import { createLogger } from '../../shared/logger';
-import { startListener, type RunningListener } from '../../services/listener/listener';
 import { confidence } from '../../services/worker/scoring';
 import { runTool, storescu } from '../helpers/dcmtk';
-import { CALLED_AE, CALLING_AE, testListenerSettings } from '../listener/harness';
+import { CALLED_AE, CALLING_AE } from '../listener/harness';
 import { waitFor } from './helpers';
-import { inlineJobDeps, runWorker, workerParts } from './parts';
+import { inlineJobDeps, listenerBeside, runWorker, workerParts } from './parts';
 import { synthStudy } from './studies';
 
 describe('instances refused at C-STORE (listener + worker, real parts)', () => {
   const parts = workerParts('refused');
   const study = synthStudy(7717, 3, { fast: true });
-  let listener: RunningListener;
+  const listener = listenerBeside(parts);
   let filesDir: string;
 
-  beforeAll(async () => {
+  beforeAll(() => {
     filesDir = path.join(parts.dataDir, 'outgoing');
-    listener = await startListener({ settings: testListenerSettings(parts.redis.url, parts.dataDir), log: createLogger('listener', process.env.TEST_LOG_LEVEL ?? 'silent') });
-  });
-  afterAll(async () => {
-    await listener?.close();
   });
 
   it('a series refused whole is listed with its reason and status; a series partly refused lists the images; both are counted', async () => {

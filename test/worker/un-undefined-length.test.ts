@@ -9,16 +9,14 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { resultKeys, type StudyResult } from '../../shared/results';
 import { keys } from '../../shared/studies';
-import { createLogger } from '../../shared/logger';
-import { startListener, type RunningListener } from '../../services/listener/listener';
 import { walkDataset } from '../../services/listener/dataset-check';
 import { loadSourceStudy } from '../../services/api/outbound/sr/source-study';
 import { splitPart10 } from '../../tools/fuzz/corpus';
 import { DulClient } from '../../tools/fuzz/dul-client';
 import { EXPLICIT_VR_LE, MR_IMAGE_STORAGE, runTool } from '../helpers/dcmtk';
-import { CALLED_AE, CALLING_AE, testListenerSettings } from '../listener/harness';
+import { CALLED_AE, CALLING_AE } from '../listener/harness';
 import { waitFor } from './helpers';
-import { inlineJobDeps, runWorker, workerParts } from './parts';
+import { inlineJobDeps, listenerBeside, runWorker, workerParts } from './parts';
 import { synthStudy } from './studies';
 
 const CREATOR = 0x00990010;
@@ -67,14 +65,7 @@ function withUndefinedLengthUn(file: Uint8Array): Buffer {
 describe('a private sequence as UN of undefined length (listener + worker, real parts)', () => {
   const parts = workerParts('un-undefined');
   const study = synthStudy(7717, 4, { fast: true });
-  let listener: RunningListener;
-
-  beforeAll(async () => {
-    listener = await startListener({ settings: testListenerSettings(parts.redis.url, parts.dataDir), log: createLogger('listener', process.env.TEST_LOG_LEVEL ?? 'silent') });
-  });
-  afterAll(async () => {
-    await listener?.close();
-  });
+  const listener = listenerBeside(parts);
 
   it('is acknowledged, read by the worker, and its study scored from every instance', async () => {
     const filesDir = path.join(parts.dataDir, 'outgoing');

@@ -3,17 +3,15 @@
 // was "cannot be read" and failed its whole study `corrupt`; now it is read and its series is the colour series it
 // is (not scored, as for RGB). Every part real: the listener over a socket (tools/fuzz's DUL client), Redis, the
 // worker.
-import { createLogger } from '../../shared/logger';
 import { keys } from '../../shared/studies';
-import { startListener, type RunningListener } from '../../services/listener/listener';
 import { walkDataset } from '../../services/listener/dataset-check';
 import { axialPositions, makeSeries, phantom, uid } from '../../shared/imaging/synthetic';
 import { splitPart10 } from '../../tools/fuzz/corpus';
 import { DulClient } from '../../tools/fuzz/dul-client';
 import { EXPLICIT_VR_LE, MR_IMAGE_STORAGE } from '../helpers/dcmtk';
-import { CALLED_AE, CALLING_AE, testListenerSettings } from '../listener/harness';
+import { CALLED_AE, CALLING_AE } from '../listener/harness';
 import { waitFor } from './helpers';
-import { inlineJobDeps, runWorker, workerParts } from './parts';
+import { inlineJobDeps, listenerBeside, runWorker, workerParts } from './parts';
 
 /** The data set as YBR_FULL_422: SamplesPerPixel 3, two samples' worth of pixel data (Pixel Data is last). */
 function asYbrFull422(dataset: Buffer): Buffer {
@@ -35,14 +33,7 @@ function asYbrFull422(dataset: Buffer): Buffer {
 
 describe('YBR_FULL_422 native pixel data (listener + worker, real parts)', () => {
   const parts = workerParts('ybr422');
-  let listener: RunningListener;
-
-  beforeAll(async () => {
-    listener = await startListener({ settings: testListenerSettings(parts.redis.url, parts.dataDir), log: createLogger('listener', process.env.TEST_LOG_LEVEL ?? 'silent') });
-  });
-  afterAll(async () => {
-    await listener?.close();
-  });
+  const listener = listenerBeside(parts);
 
   it('an acknowledged YBR_FULL_422 instance is read by the worker: the study ends as colour, not corrupt', async () => {
     const study = uid();

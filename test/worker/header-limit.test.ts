@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { resultKeys, type StudyResult } from '../../shared/results';
-import { keys, studyStorageKey } from '../../shared/studies';
+import { studyStorageKey } from '../../shared/studies';
 import { MAX_DATASET_HEADER_BYTES } from '../../shared/imaging/limits';
 import { walkDataset } from '../../services/listener/dataset-check';
 import { axialPositions, makeSeries, phantom } from '../../shared/imaging/synthetic';
@@ -18,7 +18,7 @@ import { splitPart10 } from '../../tools/fuzz/corpus';
 import { DulClient } from '../../tools/fuzz/dul-client';
 import { EXPLICIT_VR_LE, MR_IMAGE_STORAGE } from '../helpers/dcmtk';
 import { CALLED_AE, CALLING_AE } from '../listener/harness';
-import { waitFor } from './helpers';
+import { studyEnded } from './helpers';
 import { inlineJobDeps, listenerBeside, runWorker, workerParts } from './parts';
 import { synthStudy } from './studies';
 
@@ -89,11 +89,7 @@ describe('the worker header limit, checked by the listener before Success (liste
       }
 
       const uid = study.StudyInstanceUID;
-      const status = await waitFor('the study to end', async () => {
-        const s = await parts.client.hget(keys.study(uid), 'status');
-        return s === 'scored' || s === 'failed' || s === 'unsupported' ? s : undefined;
-      }, 90_000, 100);
-      expect([status, await parts.client.hget(keys.study(uid), 'failureReason')]).toEqual(['scored', null]);
+      expect(await studyEnded(parts.client, uid)).toEqual({ status: 'scored', reason: null });
       const result = JSON.parse((await parts.client.get(resultKeys.result(uid)))!) as StudyResult;
       const line = (series: string) => result.series.find((s) => s.SeriesInstanceUID === series && s.used);
       // The refused slice is listed (and leaves a gap in the T2 stack).

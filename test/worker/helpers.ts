@@ -63,7 +63,18 @@ export function studyQueue(redis: Redis): Queue<StudyJobData> {
   return new Queue<StudyJobData>(STUDY_QUEUE, { connection: redis });
 }
 
-export { waitFor } from '../helpers/wait';
+import { waitFor } from '../helpers/wait';
+
+export { waitFor };
+
+/** Waits for a study's job to end (scored, failed or unsupported): its status and failure reason (null when none). */
+export async function studyEnded(redis: Redis, StudyInstanceUID: string, timeoutMs = 90_000): Promise<{ status: string; reason: string | null }> {
+  const status = await waitFor('the study to end', async () => {
+    const s = await redis.hget(keys.study(StudyInstanceUID), 'status');
+    return s === 'scored' || s === 'failed' || s === 'unsupported' ? s : undefined;
+  }, timeoutMs, 100);
+  return { status, reason: await redis.hget(keys.study(StudyInstanceUID), 'failureReason') };
+}
 
 /**
  * The HTTP port of a built worker started with LOG_LEVEL=info and stdout piped, from its log: `when` "ready" waits

@@ -8,14 +8,13 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { resultKeys, type StudyResult } from '../../shared/results';
-import { keys } from '../../shared/studies';
 import { walkDataset } from '../../services/listener/dataset-check';
 import { loadSourceStudy } from '../../services/api/outbound/sr/source-study';
 import { splitPart10 } from '../../tools/fuzz/corpus';
 import { DulClient } from '../../tools/fuzz/dul-client';
 import { EXPLICIT_VR_LE, MR_IMAGE_STORAGE, runTool } from '../helpers/dcmtk';
 import { CALLED_AE, CALLING_AE } from '../listener/harness';
-import { waitFor } from './helpers';
+import { studyEnded } from './helpers';
 import { inlineJobDeps, listenerBeside, runWorker, workerParts } from './parts';
 import { synthStudy } from './studies';
 
@@ -99,11 +98,7 @@ describe('a private sequence as UN of undefined length (listener + worker, real 
       await client.release();
       expect(statuses).toEqual(files.map(() => 0x0000));
       const uid = study.StudyInstanceUID;
-      const status = await waitFor('the study to end', async () => {
-        const s = await parts.client.hget(keys.study(uid), 'status');
-        return s === 'scored' || s === 'failed' || s === 'unsupported' ? s : undefined;
-      }, 90_000, 100);
-      expect([status, await parts.client.hget(keys.study(uid), 'failureReason')]).toEqual(['scored', null]);
+      expect(await studyEnded(parts.client, uid)).toEqual({ status: 'scored', reason: null });
       const result = JSON.parse((await parts.client.get(resultKeys.result(uid)))!) as StudyResult;
       const t2Line = result.series.find((s) => s.SeriesInstanceUID === t2);
       expect(t2Line).toMatchObject({ used: true, sequence: 'T2' });

@@ -3,14 +3,13 @@
 // was "cannot be read" and failed its whole study `corrupt`; now it is read and its series is the colour series it
 // is (not scored, as for RGB). Every part real: the listener over a socket (tools/fuzz's DUL client), Redis, the
 // worker.
-import { keys } from '../../shared/studies';
 import { walkDataset } from '../../services/listener/dataset-check';
 import { axialPositions, makeSeries, phantom, uid } from '../../shared/imaging/synthetic';
 import { splitPart10 } from '../../tools/fuzz/corpus';
 import { DulClient } from '../../tools/fuzz/dul-client';
 import { EXPLICIT_VR_LE, MR_IMAGE_STORAGE } from '../helpers/dcmtk';
 import { CALLED_AE, CALLING_AE } from '../listener/harness';
-import { waitFor } from './helpers';
+import { studyEnded } from './helpers';
 import { inlineJobDeps, listenerBeside, runWorker, workerParts } from './parts';
 
 /** The data set as YBR_FULL_422: SamplesPerPixel 3, two samples' worth of pixel data (Pixel Data is last). */
@@ -50,11 +49,7 @@ describe('YBR_FULL_422 native pixel data (listener + worker, real parts)', () =>
       await client.release();
       expect(statuses).toEqual(datasets.map(() => 0x0000));
 
-      const status = await waitFor('the study to end', async () => {
-        const s = await parts.client.hget(keys.study(study), 'status');
-        return s === 'scored' || s === 'failed' || s === 'unsupported' ? s : undefined;
-      }, 90_000, 100);
-      const reason = await parts.client.hget(keys.study(study), 'failureReason');
+      const { status, reason } = await studyEnded(parts.client, study);
       expect([status, reason?.split(':')[0]]).toEqual(['unsupported', 'colour']);
       expect(reason).toMatch(/SamplesPerPixel 3/);
     });

@@ -166,6 +166,28 @@ describe('a one-value header sent twice', () => {
   });
 });
 
+describe('a query string whose percent-encoding does not decode', () => {
+  // Fastify's parser kept such a value as its literal letters: a search for "%E2%82" (a character cut short) ran
+  // on the text "%E2%82" and answered 200, where a path with the same encoding is a 400.
+  test.each([
+    ['a "%" not followed by two hex digits', '/api/v1/search?q=50%zz', 'querystring/q'],
+    ['bytes that are not UTF-8', '/api/v1/search?q=%E2%82', 'querystring/q'],
+    ['a lone "%" at the end', '/api/v1/worklist?limit=5%', 'querystring/limit'],
+    ['a name that does not decode', '/api/v1/search?%FF=1&q=x', "parameter 1's name"],
+  ])('%s is a 400 naming the parameter', async (_, url, where) => {
+    const res = await app.inject({ method: 'GET', url, headers: READER });
+    expect(res.statusCode).toBe(400);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.json().detail).toBe(`the query string holds a percent-encoding that does not decode in ${where} ("%" not followed by two hex digits, or bytes that are not UTF-8): send "%" itself as %25`);
+  });
+
+  test('well-formed encodings, "+" for a space and "%25" for "%" are answered as before', async () => {
+    for (const url of ['/api/v1/search?q=acute+infarct%20in%20the%20th%C3%A1lamus%2C%2050%25', '/api/v1/worklist?limit=%35']) {
+      expect((await app.inject({ method: 'GET', url, headers: READER })).statusCode).toBe(200);
+    }
+  });
+});
+
 describe('a worklist cursor', () => {
   const cursorOf = (json: string) => Buffer.from(json).toString('base64url');
 

@@ -190,6 +190,33 @@ export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest
 }
 
 /**
+ * The first query parameter (by name, or its position when the name itself does not decode) whose percent-encoding
+ * does not decode: Fastify's query string parser keeps such a component as the literal text ("%zz", "%FF"), so a
+ * search for "%E2%82" ran on the undecoded letters instead of being refused as the path's bad encoding is.
+ */
+export function undecodableQueryParameter(url: string): string | undefined {
+  const q = url.indexOf('?');
+  if (q < 0) return undefined;
+  const decodes = (s: string): boolean => {
+    try {
+      decodeURIComponent(s.replaceAll('+', ' '));
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const parts = url.slice(q + 1).split('&');
+  for (const [i, part] of parts.entries()) {
+    if (!part.includes('%')) continue;
+    const eq = part.indexOf('=');
+    const name = eq < 0 ? part : part.slice(0, eq);
+    if (!decodes(name)) return `parameter ${i + 1}'s name`;
+    if (eq >= 0 && !decodes(part.slice(eq + 1))) return `querystring/${decodeURIComponent(name.replaceAll('+', ' ')).slice(0, 64)}`;
+  }
+  return undefined;
+}
+
+/**
  * Query and path values the schema read as numbers but that overflowed to Infinity ("1e400"): Ajv's coercion turns
  * the string into Infinity and its bounds never see it (they skip non-finite numbers), so each is refused here.
  */
@@ -245,6 +272,10 @@ export const problemsPlugin = fp(async function problems(app: FastifyInstance, o
       let count = 0;
       for (let i = 0; i < raw.length; i += 2) if (raw[i].toLowerCase() === name.toLowerCase()) count++;
       if (count > 1) throw new HttpProblem(400, `the request has ${count} ${name} headers: send one`);
+    }
+    const undecodable = undecodableQueryParameter(request.url);
+    if (undecodable !== undefined) {
+      throw new HttpProblem(400, `the query string holds a percent-encoding that does not decode in ${undecodable} ("%" not followed by two hex digits, or bytes that are not UTF-8): send "%" itself as %25`);
     }
   });
   app.addHook('preHandler', async (request) => {

@@ -117,3 +117,60 @@ describe('cStore against a PACS that stores the SR but never completes the relea
     }
   });
 });
+
+describe('cStore against a PACS whose PDU header claims more than the sender takes', () => {
+  /** Answers the A-ASSOCIATE-RQ with `header` and then streams zeros until the connection closes. */
+  async function claimingPacs(header: Buffer): Promise<{ port: number; written: () => number; closed: Promise<void>; close(): Promise<void> }> {
+    let written = 0;
+    let closedResolve!: () => void;
+    const closed = new Promise<void>((r) => (closedResolve = r));
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((s) => {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', closedResolve);
+      s.once('data', () => {
+        s.write(header);
+        const chunk = Buffer.alloc(64 * 1024);
+        const pump = (): void => {
+          while (!s.destroyed && written < 512 * 1024 * 1024) {
+            written += chunk.length;
+            if (!s.write(chunk)) return void s.once('drain', pump);
+          }
+        };
+        pump();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return {
+      port: (server.address() as net.AddressInfo).port,
+      written: () => written,
+      closed,
+      close: async () => {
+        for (const s of sockets) s.destroy();
+        await new Promise((r) => server.close(r));
+      },
+    };
+  }
+  const pdu = (type: number, length: number) => Buffer.from([type, 0, length >>> 24, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff]);
+
+  // dcmjs-dimse buffered such a PDU's body whole: the API held everything the PACS sent until SR_TIMEOUT_MS.
+  it.each([
+    ['an A-ASSOCIATE-AC of 2 GB', pdu(0x02, 0x7fffffff), 'the PACS sent an A-ASSOCIATE-AC claiming 2147483647 bytes (at most 262144 taken)'],
+    ['an A-ABORT of 1 GB', pdu(0x07, 0x40000000), 'the PACS sent an A-ABORT claiming 1073741824 bytes (PS3.8 fixes 4)'],
+  ])('closes the connection at %s and retries later', async (_, header, message) => {
+    const peer = await claimingPacs(header);
+    try {
+      const target = { host: '127.0.0.1', port: peer.port, callingAe: 'NEUROTRIAGE', calledAe: 'PACS', timeoutMs: 60_000, seriesNumber: 999, keyImages: false };
+      const sr = { SOPClassUID: '1.2.840.10008.5.1.4.1.1.88.22', SOPInstanceUID: '2.25.1234' };
+      const started = Date.now();
+      await expect(cStore(sr, target)).rejects.toMatchObject({ name: 'RetryableDeliveryError', reason: 'pdu-too-long', message });
+      await peer.closed;
+      // Well before the 60 s timeout, and the PACS could not push more than what was in flight to the socket.
+      expect(Date.now() - started).toBeLessThan(20_000);
+      expect(peer.written()).toBeLessThan(64 * 1024 * 1024);
+    } finally {
+      await peer.close();
+    }
+  });
+});

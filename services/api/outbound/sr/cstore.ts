@@ -1,10 +1,11 @@
 // C-STORE of one in-memory dataset to a PACS with dcmjs-dimse's Client, wrapped in a typed async call with an
 // overall timeout and TCP no-delay. DIMSE statuses and association outcomes map to retryable or permanent errors.
-import { Client, Dataset, constants, requests } from 'dcmjs-dimse';
+import { Client, Dataset, Implementation, constants, requests } from 'dcmjs-dimse';
 import type { SrTarget } from '../config';
 import { PermanentDeliveryError, RetryableDeliveryError } from '../errors';
 import type { NaturalDataset } from './dcmjs';
 import { statusHex } from '../../../../shared/dicom-hex';
+import { PduLengthWatch } from './pdu-watch';
 
 const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
 
@@ -29,7 +30,7 @@ export function classifyStoreStatus(status: number): StoreOutcome | RetryableDel
 }
 
 interface ClientInternals {
-  network?: { socket?: { setNoDelay(noDelay: boolean): unknown; destroy(): unknown; destroyed: boolean } };
+  network?: { socket?: { setNoDelay(noDelay: boolean): unknown; destroy(): unknown; destroyed: boolean; on(event: 'data', listener: (chunk: Buffer) => void): unknown } };
 }
 
 export function cStore(elements: NaturalDataset, target: SrTarget): Promise<StoreOutcome> {
@@ -98,5 +99,13 @@ export function cStore(elements: NaturalDataset, target: SrTarget): Promise<Stor
     // connected) once send() returns, and Node applies no-delay when the connection comes up.
     held.socket = (client as unknown as ClientInternals).network?.socket;
     held.socket?.setNoDelay(true);
+    // The PACS's PDU headers checked as they arrive (pdu-watch.ts): one claiming more than the sender can take
+    // ends the attempt at once, before dcmjs-dimse has buffered its body.
+    const watch = new PduLengthWatch(Implementation.getMaxPduLength());
+    held.socket?.on('data', (chunk) => {
+      if (settled) return;
+      const problem = watch.feed(chunk);
+      if (problem) finish(outcome ?? new RetryableDeliveryError(`the PACS sent ${problem}`, 'pdu-too-long'));
+    });
   });
 }

@@ -96,6 +96,12 @@ export function createFileAuditLog(file: string): AuditLog {
   mkdirSync(path.dirname(file), { recursive: true });
   closeSync(openSync(file, 'a', 0o640));
   let handle: Promise<FileHandle> | null = null;
+  /**
+   * After a failed write the file may end in a partial line (a full disk cuts a write short): the next entry starts
+   * on a line of its own, or it would be glued to that fragment and the export, which skips a line it cannot read,
+   * would lose an entry whose request was answered.
+   */
+  let torn = false;
   let chain: Promise<void> = Promise.resolve();
   const enqueue = (step: () => Promise<void>): Promise<void> => {
     const next = chain.then(step);
@@ -113,8 +119,10 @@ export function createFileAuditLog(file: string): AuditLog {
       return enqueue(async () => {
         handle ??= open(file, 'a', 0o640);
         try {
-          await (await handle).appendFile(line, 'utf8');
+          await (await handle).appendFile(torn ? `\n${line}` : line, 'utf8');
+          torn = false;
         } catch (err) {
+          torn = true;
           await closeHandle().catch(() => undefined);
           throw err;
         }

@@ -95,12 +95,18 @@ export function createRejectedStore(opts: { redis: Redis; dir: string; max: numb
     const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
     const handle = await open(tmp, 'wx', 0o600);
     try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
+      try {
+        await handle.writeFile(data);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tmp, file);
+    } catch (err) {
+      // A full disk cuts the write short: the partial temp file would stay, counted by nothing, removed by nothing.
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw err;
     }
-    await rename(tmp, file);
     const folder = await open(dir, 'r');
     try {
       await folder.sync();

@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../shared/logger';
 import { UNREADABLE } from '../../shared/result-schema';
 import { readRefusals } from '../../shared/refusals';
+import { handleWorkerErrors, WRITES_REFUSED_PAUSE_MS } from '../../shared/write-refusals';
 import { assertUid, FINALISE_STUDY_JOB, SCORE_STUDY_JOB, STUDY_DEAD_LETTER_QUEUE, STUDY_QUEUE, studyJobData, type StudyJobData } from '../../shared/studies';
 import type { WorkerConfig } from './config';
 import { asPermanent, PermanentStudyError } from './errors';
@@ -219,7 +220,11 @@ export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): Study
       autorun: false,
     },
   );
-  worker.on('error', (err) => deps.log.error({ err }, 'study worker error'));
+  handleWorkerErrors(worker, (err, refused) =>
+    refused
+      ? deps.log.error({ err: err.message, pausedMs: WRITES_REFUSED_PAUSE_MS }, 'Redis refuses writes (its disk full or memory limit reached): fetching study jobs paused')
+      : deps.log.error({ err }, 'study worker error'),
+  );
   queue.on('error', (err) => deps.log.error({ err }, 'study queue error'));
   worker.on('stalled', (jobId) => deps.log.warn({ jobId }, 'study job stalled (its worker died or blocked): retried'));
   worker.on('failed', (job, err) => {

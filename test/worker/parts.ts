@@ -30,11 +30,14 @@ export interface WorkerParts {
   log: Logger;
 }
 
-/** Registers beforeAll/afterAll for the suite; the returned object is filled in by beforeAll. */
-export function workerParts(name: string): WorkerParts {
-  const parts = { log: createLogger('test', process.env.TEST_LOG_LEVEL ?? 'silent') } as WorkerParts;
+/**
+ * Registers beforeAll/afterAll for the suite; the returned object is filled in by beforeAll. `opts.log`: the parts' logger
+ * (default silent); `opts.redis`: starts the Redis (default a private one in a temp dir).
+ */
+export function workerParts(name: string, opts: { log?: Logger; redis?: () => Promise<TestRedis> } = {}): WorkerParts {
+  const parts = { log: opts.log ?? createLogger('test', process.env.TEST_LOG_LEVEL ?? 'silent') } as WorkerParts;
   beforeAll(async () => {
-    parts.redis = await startRedis();
+    parts.redis = await (opts.redis ?? startRedis)();
     parts.client = connectRedis(parts.redis.url, 'worker');
     parts.dataDir = mkdtempSync(path.join(tmpdir(), `nt-worker-${name}-`));
     parts.modelsDir = makeTinyBundle();

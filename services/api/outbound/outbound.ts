@@ -22,6 +22,7 @@ import type { OutboundConfig } from './config';
 import { asDeliveryError, isPermanent, PermanentDeliveryError, reasonOf, RESULT_UNREADABLE, SkipDelivery, type Adapter } from './errors';
 import { deliveryKey, resultKey, sentVersionKey } from './idempotency';
 import { createOutboundMetrics, deadLetterReason, type OutboundMetrics } from './metrics';
+import { handleWorkerErrors, WRITES_REFUSED_PAUSE_MS } from '../../../shared/write-refusals';
 
 export const OUTBOUND_QUEUES: Record<Adapter, string> = {
   hl7: 'outbound-hl7',
@@ -347,7 +348,11 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
           concurrency: CONCURRENCY[adapter.name],
           autorun: false,
         });
-        worker.on('error', (err) => logger.error({ adapter: adapter.name, err: err.message }, 'outbound worker error'));
+        handleWorkerErrors(worker, (err, refused) =>
+          refused
+            ? logger.error({ adapter: adapter.name, err: err.message, pausedMs: WRITES_REFUSED_PAUSE_MS }, 'Redis refuses writes (its disk full or memory limit reached): outbound jobs paused')
+            : logger.error({ adapter: adapter.name, err: err.message }, 'outbound worker error'),
+        );
         workers.push(worker);
         void worker.run().catch((err: Error) => logger.error({ adapter: adapter.name, err: err.message }, 'outbound worker stopped'));
       }

@@ -199,14 +199,16 @@ export class Spool extends Writable {
     // A discarded data set may still be walked (a C-STORE refused 0122 is read for its study and series only).
     this.inspector?.write(chunk);
     if (this.discard) return callback();
+    // A disk that fills while a spilled data set streams in is OutOfDiskError, as it is at commit.
+    const failed = (err: unknown) => callback(diskError(err) as Error);
     if (this.file) {
-      this.file.write(chunk).then(() => callback(), callback);
+      this.file.write(chunk).then(() => callback(), failed);
       return;
     }
     this.chunks.push(chunk);
     if (this.bytes <= this.memoryLimitBytes) return callback();
     // Too big to hold: move what we have to the temp file and stream the rest there.
-    this.spill().then(() => callback(), callback);
+    this.spill().then(() => callback(), failed);
   }
 
   private async spill(): Promise<void> {

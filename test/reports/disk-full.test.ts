@@ -2,7 +2,7 @@
 // journalled is answered AR over MLLP and 503/5xx over HTTP, never acknowledged; a bad message that cannot be kept
 // in the rejected store leaves no temp file behind (nothing counts those bytes, and nothing would ever remove
 // them); once space returns both are stored again.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { buildOru } from '../../tools/synth/send-reports';
 import { startRedis } from '../helpers/redis';
@@ -51,4 +51,33 @@ test('with the disk full nothing is acknowledged nor left half-written; with spa
   const kept = await send(feed.port, oru('DF-3', 'ELSEWHERE'));
   expect(msa(kept, 3)).toMatch(/kept as \S+\)/);
   expect(rejectedFiles()).toHaveLength(1);
+});
+
+describe('a feed whose first report comes while DATA_DIR/reports cannot be written', () => {
+  let fs2: SmallFs;
+  let fresh: Feed;
+  beforeAll(async () => {
+    fs2 = await startSmallFs(1024);
+    fresh = await startFeed({}, { redis: await startRedis(), dataDir: fs2.dir });
+  });
+  afterAll(async () => {
+    await fresh?.stop();
+    await fresh?.redis.stop();
+    await fs2?.stop();
+  });
+
+  test('its folders could not be created then: once they can, the journal and the rejected store work again', async () => {
+    // A tmpfs folder takes no blocks, so a full disk does not stop mkdir; a read-only one does (EROFS).
+    mkdirSync(path.join(fs2.dir, 'reports'));
+    await fs2.readOnly('reports', true);
+    try {
+      expect(msa(await send(fresh.port, oru('DF-10')), 1)).toBe('AR');
+      expect(msa(await send(fresh.port, oru('DF-11', 'ELSEWHERE')), 3)).toBe('temporarily unable to store the report; resend later');
+    } finally {
+      await fs2.readOnly('reports', false);
+    }
+    const report = await send(fresh.port, oru('DF-10'));
+    expect([msa(report, 1), msa(report, 3)]).toEqual(['AA', '1 report(s): held']);
+    expect(msa(await send(fresh.port, oru('DF-11', 'ELSEWHERE')), 3)).toMatch(/kept as \S+\)/);
+  });
 });

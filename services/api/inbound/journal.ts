@@ -57,7 +57,15 @@ export function createJournal(options: JournalOptions): Journal {
   let ready: Promise<void> | null = null;
   /** After a failed write the file may end in a partial line: the next entry starts on a line of its own. */
   let torn = false;
-  const ensureDir = () => (ready ??= mkdir(options.dir, { recursive: true, mode: 0o700 }).then(() => undefined));
+  // A failed mkdir (a read-only or full volume) is not kept: the next append tries again, or it would fail forever.
+  const ensureDir = () =>
+    (ready ??= mkdir(options.dir, { recursive: true, mode: 0o700 }).then(
+      () => undefined,
+      (err: unknown) => {
+        ready = null;
+        throw err;
+      },
+    ));
 
   const handleFor = async (day: string): Promise<FileHandle> => {
     if (current?.day === day) return current.handle;

@@ -91,7 +91,11 @@ export function createRejectedStore(opts: { redis: Redis; dir: string; max: numb
   }
 
   async function writeDurably(file: string, data: Buffer): Promise<void> {
-    await (ready ??= mkdir(dir, { recursive: true, mode: 0o700 }));
+    // A failed mkdir (a read-only or full volume) is not kept: the next message tries again, or it would fail forever.
+    await (ready ??= mkdir(dir, { recursive: true, mode: 0o700 }).catch((err: unknown) => {
+      ready = null;
+      throw err;
+    }));
     const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
     const handle = await open(tmp, 'wx', 0o600);
     try {

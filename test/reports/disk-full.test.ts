@@ -37,7 +37,8 @@ test('with the disk full nothing is acknowledged nor left half-written; with spa
   const report = await send(feed.port, oru('DF-2'));
   expect([msa(report, 1), msa(report, 3)]).toEqual(['AR', 'temporarily unable to store the report; resend later']);
   const posted = await feed.app.inject({ method: 'POST', url: '/api/v1/reports', headers: REPORTER, payload: { AccessionNumber: 'ACC-DF-P', text: `normal brain ${'z'.repeat(6000)}` } });
-  expect(posted.statusCode).toBeGreaterThanOrEqual(500);
+  expect(posted.statusCode).toBe(503);
+  expect(posted.headers['retry-after']).toBe('5');
   expect(posted.body).not.toContain('normal brain');
   // A facility that is not allowed: the message would be kept for an admin, but there is no room.
   const stranger = await send(feed.port, oru('DF-3', 'ELSEWHERE'));

@@ -1,8 +1,9 @@
 // Where received instances go and how they become durable: each C-STORE's bytes are spooled (in memory up to a
 // limit, then into a temp file under DATA_DIR/tmp), then written as a Part 10 file, fsynced, renamed into
 // DATA_DIR/store/<Study>/<Series>/<SOP>.dcm and the directory fsynced. Free disk below the watermark refuses the
-// instance before anything reaches the store; a failed or aborted instance leaves no temp file behind. Empty temp
-// files are created ahead of need (TempFilePool) so that creating one is not on the C-STORE response path.
+// instance before anything reaches the store; a failed or aborted instance leaves no temp file behind (one that a
+// read-only file system keeps is removed after the next stored instance). Empty temp files are created ahead of
+// need (TempFilePool) so that creating one is not on the C-STORE response path.
 // Several listeners may share DATA_DIR (replicas on one volume): each owns DATA_DIR/tmp/<name>/ and keeps a lease
 // file in it fresh, and a temp dir is swept only when its owner is known dead or its lease has gone stale.
 import { Writable } from 'node:stream';
@@ -175,6 +176,8 @@ export class Spool extends Writable {
     /** Pre-created temp files; the usual in-memory spool takes one at commit instead of creating its own. */
     private readonly takeTemp: () => TempFile | undefined = () => undefined,
     private readonly inspector?: ChunkInspector,
+    /** Told of a temp file that could not be removed (a read-only file system), to remove it later. */
+    private readonly onUnremoved?: (tmpPath: string) => void,
   ) {
     super({ highWaterMark: 1024 * 1024 });
     this.tmp = tmpPath;
@@ -278,11 +281,16 @@ export class Spool extends Writable {
     await this.removeTemp();
   }
 
+  /**
+   * Never throws: the caller is answering another failure, whose error must be the one reported. A file that cannot
+   * be removed now (the file system turned read-only) goes to onUnremoved, which removes it once it can.
+   */
   async removeTemp(): Promise<void> {
     const file = this.file;
     this.file = undefined;
     if (file) await file.close().catch(() => undefined);
-    await fsp.rm(this.tmpPath, { force: true });
+    const tmp = this.tmpPath;
+    await fsp.rm(tmp, { force: true }).catch(() => this.onUnremoved?.(tmp));
   }
 }
 
@@ -320,6 +328,8 @@ export class InstanceStore {
   private readonly nextTempName = tempNames();
 
   private heartbeat: NodeJS.Timeout | undefined;
+  /** Temp files of failed instances that could not be removed then; tried again after each stored instance and lease renewal. */
+  private readonly unremoved = new Set<string>();
   private freeTimer: NodeJS.Timeout | undefined;
   private freeRefresh: Promise<number> | undefined;
 
@@ -344,6 +354,7 @@ export class InstanceStore {
     this.pool = new TempFilePool(this.tmpDir, TEMP_POOL_SIZE, this.nextTempName);
     this.pool.fill();
     this.heartbeat = setInterval(() => {
+      this.removeUnremoved();
       void this.renewLease().then(() => this.sweepAbandoned()).catch(() => undefined);
     }, LEASE_REFRESH_MS);
     this.heartbeat.unref();
@@ -437,7 +448,7 @@ export class InstanceStore {
 
   openSpool(meta: Buffer, discard: boolean, inspector?: ChunkInspector): Spool {
     const pool = this.pool;
-    return new Spool(meta, path.join(this.tmpDir, this.nextTempName()), this.options.memoryLimitBytes, discard, () => pool?.take(), inspector);
+    return new Spool(meta, path.join(this.tmpDir, this.nextTempName()), this.options.memoryLimitBytes, discard, () => pool?.take(), inspector, (tmp) => this.unremoved.add(tmp));
   }
 
   /** Pooled temp files ready now. */
@@ -544,6 +555,14 @@ export class InstanceStore {
     if (free) free.bytes -= spool.bytes + spool.meta.length;
     // Between this response and the next instance's data the disk is idle: create the next temp files now.
     this.pool?.fill();
+    this.removeUnremoved();
+  }
+
+  /** Tries again to remove temp files that could not be removed when their instance failed. */
+  private removeUnremoved(): void {
+    for (const tmp of this.unremoved) {
+      fsp.rm(tmp, { force: true }).then(() => this.unremoved.delete(tmp), () => undefined);
+    }
   }
 
   /** Removes a placed instance that was not acknowledged after all. */

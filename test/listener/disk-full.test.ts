@@ -8,7 +8,7 @@ import { keys } from '../../shared/studies';
 import { echoscu, newUid, storescu, writeMrInstance } from '../helpers/dcmtk';
 import { startRedis } from '../helpers/redis';
 import { startSmallFs, type SmallFs } from '../helpers/small-fs';
-import { leftoverTempFiles, listFiles, metricsText, startHarness, tempDir, type Harness } from './harness';
+import { leftoverTempFiles, listFiles, metricsText, startHarness, tempDir, waitFor, type Harness } from './harness';
 
 let fs: SmallFs;
 let h: Harness;
@@ -70,4 +70,21 @@ test('a store that turns read-only: A700 for each instance, the listener stays u
   const log = h.logLines.join('\n');
   expect(log).toMatch(/C-STORE failed/);
   expect(log).not.toMatch(/TEST\^SYNTHETIC|SYN0001/);
+});
+
+test('a temp folder that turns read-only: A700, and the temp files it kept from being removed go once it is writable', async () => {
+  const study = newUid();
+  // Empty temp files are created ahead of need; the ones already open are written, and then cannot be removed.
+  await fs.readOnly('tmp', true);
+  try {
+    const r = await storescu(h.ae, [1, 2, 3].map((n) => instance(study, n, 64)), ['-nh']);
+    expect(r.statuses).toEqual([0xa700, 0xa700, 0xa700]);
+  } finally {
+    await fs.readOnly('tmp', false);
+  }
+  // The failure logged is the store's (the rename), not the clean-up's.
+  expect(h.logLines.filter((l) => l.includes('C-STORE failed')).slice(-3).map((l) => (JSON.parse(l) as { err: string }).err)).not.toContainEqual(expect.stringMatching(/unlink/));
+  expect((await storescu(h.ae, [instance(study, 4, 64)])).statuses).toEqual([0]);
+  await waitFor(() => leftoverTempFiles(fs.dir).length === 0, 10_000, 'the temp files of the refused instances removed');
+  expect(listFiles(path.join(fs.dir, 'store', study))).toHaveLength(1);
 });

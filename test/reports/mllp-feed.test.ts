@@ -452,13 +452,20 @@ test('a batch over REPORTS_MLLP_MAX_BATCH_MESSAGES, or one whose envelope cannot
   // In a file, MSA-2 is still the batch's control id (BHS-11), not the file's (FHS-11).
   const [inFile] = await mllpExchange(feed.port, batchOf(six, { fhs: true }));
   expect(msa(Hl7Message.parse(inFile.toString()), 2)).toBe('BATCH-1');
+  // A batch frame over REPORTS_MLLP_MAX_MESSAGE_KB (64 here) is refused whole too, named by its BHS-11 (its MSA-2
+  // was empty: it was answered as one oversize message, whose head has no MSH-10 first). Nothing of it is kept.
+  const [huge] = await mllpExchange(feed.port, batchOf([oru('ACC825', 'HUGE-1', 'x'.repeat(70 * 1024))], { fhs: true }));
+  const hugeAck = Hl7Message.parse(huge.toString());
+  expect([msa(hugeAck, 1), msa(hugeAck, 2)]).toEqual(['AR', 'BATCH-1']);
+  expect(msa(hugeAck, 3)).toMatch(/^the batch frame is larger than REPORTS_MLLP_MAX_MESSAGE_KB \(\d+ bytes\): send smaller batches$/);
+  expect(await feed.client.exists(reportKeys.held('ACC825'))).toBe(0);
   const [bad] = await mllpExchange(feed.port, `BHS|^~\\&|NT_SYNTH_RIS|NT_SYNTH\r${PATIENT}\r${oru('ACC830', 'BADB-1')}\rBTS|1`);
   expect(bad.toString()).toMatch(/\rMSA\|AR\|\|the batch cannot be read: segment PID outside any message/);
   expect(await feed.client.zcard(reportKeys.rejected())).toBe(rejectedBefore);
   const after = await metrics();
   const delta = (series: string) => sample(after, series) - sample(before, series);
-  expect(delta('neurotriage_api_reports_batches_total{outcome="refused"}')).toBe(3);
-  expect(delta('neurotriage_api_reports_rejected_total{source="hl7",reason="batch-too-large"}')).toBe(2);
+  expect(delta('neurotriage_api_reports_batches_total{outcome="refused"}')).toBe(4);
+  expect(delta('neurotriage_api_reports_rejected_total{source="hl7",reason="batch-too-large"}')).toBe(3);
   expect(delta('neurotriage_api_reports_rejected_total{source="hl7",reason="bad-batch"}')).toBe(1);
   expect(delta('neurotriage_api_reports_stored_total{source="hl7"}')).toBe(0);
 });

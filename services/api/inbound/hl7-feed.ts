@@ -121,7 +121,8 @@ export function createHl7Feed(deps: Hl7FeedDeps): Hl7Feed {
 
   /** Built from the raw header alone: the message may not even have been read yet (a late or failed store). */
   function unavailableAck(bytes: Buffer, now: number): Buffer {
-    return ackForUnparsed('AR', { text: TRY_AGAIN, errorCode: '207' }, { controlId: controlIdOf(bytes), now, ackControlId: ackControlId(now) });
+    const controlId = isBatch(bytes) ? batchControlIdOf(bytes) : controlIdOf(bytes);
+    return ackForUnparsed('AR', { text: TRY_AGAIN, errorCode: '207' }, { controlId, now, ackControlId: ackControlId(now) });
   }
 
   /** One message (or an oversize frame): stored, or kept and refused; never throws. The ACK and its code. */
@@ -158,6 +159,15 @@ export function createHl7Feed(deps: Hl7FeedDeps): Hl7Feed {
   async function handle(inbound: MllpInbound, peer: Peer): Promise<Buffer> {
     if (inbound.kind === 'message' && isBatch(inbound.bytes)) return handleBatch(inbound.bytes, peer);
     const t0 = performance.now();
+    // A batch too large to read is refused whole, named by its batch control id, as one with too many messages
+    // (answered as one oversize message, its MSA-2 was empty: the head has no MSH-10 first).
+    if (inbound.kind === 'oversize' && isBatch(inbound.head)) {
+      return refuseBatch(
+        inbound.head, peer, 'batch-too-large',
+        `the batch frame is larger than REPORTS_MLLP_MAX_MESSAGE_KB (${inbound.totalBytes} bytes): send smaller batches`,
+        inbound.head.subarray(0, 3).toString('latin1'), t0,
+      );
+    }
     metrics.received.inc({ source: 'hl7' });
     let code: AckCode = 'AR';
     try {

@@ -45,6 +45,8 @@ export interface StudyJobDeps {
   partial?: PartialPolicy;
   /** Queues the check that makes a provisional result final at `at` (initStudyWorker adds a delayed job). */
   scheduleFinalise?: (job: StudyJobData & { resultVersion: number }, at: number) => Promise<void>;
+  /** How long a failed study's record is retried while Redis refuses it (default DEAD_LETTER_PATIENCE_MS). */
+  deadLetterPatienceMs?: number;
 }
 
 export interface StudyJobReturn {
@@ -90,6 +92,38 @@ export async function deadLetter(
   deps.metrics.jobs.inc({ outcome: err.outcome });
 }
 
+/** How long a failure's record (deadLetter) is retried while Redis refuses it before the job gives up anyway. */
+export const DEAD_LETTER_PATIENCE_MS = 10 * 60_000;
+
+/**
+ * deadLetter, retried (0.5 s, doubling to 10 s) while Redis refuses it: out of memory under maxmemory with
+ * noeviction ("OOM command not allowed"), or not reachable. The job's attempts are spent by then (Redis refused the
+ * job's own writes too), so failing here as well left the study 'queued' or 'scoring' for ever, in no dead-letter
+ * queue and no failed list, while BullMQ's own scripts still marked the job failed. The job keeps its slot meanwhile;
+ * past `patienceMs` the error is thrown as before.
+ */
+export async function recordFailure(
+  deps: Pick<StudyJobDeps, 'deadLetters' | 'metrics' | 'redis' | 'log'>,
+  job: Job<StudyJobData>,
+  err: PermanentStudyError,
+  attempts: number,
+  patienceMs = DEAD_LETTER_PATIENCE_MS,
+): Promise<void> {
+  const deadline = Date.now() + patienceMs;
+  for (let wait = 500; ; wait = Math.min(wait * 2, 10_000)) {
+    try {
+      return await deadLetter(deps, job, err, attempts);
+    } catch (writeErr) {
+      if (Date.now() + wait > deadline) throw writeErr;
+      deps.log.error(
+        { err: writeErr, StudyInstanceUID: job.data.StudyInstanceUID, jobId: job.id, retryInMs: wait },
+        'recording the study\'s failure failed (Redis refuses writes?): retrying, the study is not lost',
+      );
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
 export async function execStudyJob(job: Job<StudyJobData>, deps: StudyJobDeps, token?: string): Promise<StudyJobReturn> {
   const { StudyInstanceUID: uid, storageKey, traceId } = job.data;
   const { attempt, attempts, producerRetries } = attemptInfo(job, deps);
@@ -130,13 +164,13 @@ export async function execStudyJob(job: Job<StudyJobData>, deps: StudyJobDeps, t
     const permanent = asPermanent(err);
     if (permanent) {
       log.warn({ reason: permanent.reason, status: permanent.outcome, err: permanent.message }, 'study cannot be scored: dead-lettered');
-      await deadLetter(deps, job, permanent, attempt);
+      await recordFailure(deps, job, permanent, attempt, deps.deadLetterPatienceMs);
       throw new UnrecoverableError(`${permanent.reason}: ${permanent.message}`);
     }
     if (attempt >= attempts) {
       const last = new PermanentStudyError(`gave up after ${attempt} attempts: ${(err as Error).message}`, 'retries-exhausted', 'failed', { cause: err });
       log.error({ err }, 'study failed on its last attempt: dead-lettered');
-      await deadLetter(deps, job, last, attempt);
+      await recordFailure(deps, job, last, attempt, deps.deadLetterPatienceMs);
       throw new UnrecoverableError(last.message);
     }
     deps.metrics.jobs.inc({ outcome: 'retried' });
@@ -231,7 +265,7 @@ export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): Study
     // A job that stalled too often fails without our processor running: dead-letter it here.
     if (!job || !/stalled more than/i.test(err.message)) return;
     const e = new PermanentStudyError(err.message, 'stalled', 'failed');
-    deadLetter(deps, job, e, job.attemptsStarted).catch((dlErr: unknown) => deps.log.error({ err: dlErr }, 'dead-lettering a stalled job failed'));
+    recordFailure(deps, job, e, job.attemptsStarted, deps.deadLetterPatienceMs).catch((dlErr: unknown) => deps.log.error({ err: dlErr }, 'dead-lettering a stalled job failed'));
   });
   return { queue, worker };
 }

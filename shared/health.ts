@@ -39,11 +39,13 @@ export const REDIS_COMMAND_TIMED_OUT = 'Command timed out';
 
 /**
  * Why Redis could not serve a command, for an answer to a client: the command outlived the connection's
- * commandTimeout (`timeoutMs`), or there is no connection to send it on (a producer connection has no offline
- * queue). Undefined for any other error (a Redis reply error is a bug, not an outage).
+ * commandTimeout (`timeoutMs`), there is no connection to send it on (a producer connection has no offline
+ * queue), or Redis is at maxmemory with noeviction and refuses writes (its OOM reply: an operating condition that
+ * passes, like an outage). Undefined for any other error (any other Redis reply error is a bug, not an outage).
  */
 export function redisUnavailable(err: Error, timeoutMs: number | undefined): string | undefined {
   if (err.message === REDIS_COMMAND_TIMED_OUT) return `Redis did not answer within ${timeoutMs ?? '?'} ms`;
+  if (err.name === 'ReplyError' && err.message.startsWith('OOM ')) return 'Redis is out of memory (maxmemory) and refuses writes';
   if (err.name === 'MaxRetriesPerRequestError' || err.message.startsWith("Stream isn't writeable") || err.message === 'Connection is closed.') {
     return 'Redis is not reachable';
   }

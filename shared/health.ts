@@ -23,15 +23,13 @@ export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): P
 
 /**
  * PING within `ms`. Use a connection without an offline queue, so a lost connection fails at once. A connection
- * whose own commandTimeout is shorter (the API's API_REDIS_TIMEOUT_MS) fails first: said the same way.
+ * whose own commandTimeout is shorter (the API's API_REDIS_TIMEOUT_MS) fails first: said the same way. A lost
+ * connection is said as the API's 503s say it ("Redis is not reachable"), not in ioredis's words.
  */
 export function redisCheck(redis: Pick<Redis, 'ping'> & { options?: { commandTimeout?: number } }, ms = 1000): Promise<Check> {
   return withTimeout(redis.ping(), ms, 'Redis')
     .then((r) => ({ ok: r === 'PONG', detail: r === 'PONG' ? 'PONG' : `unexpected reply ${r}` }))
-    .catch((err: Error) => ({
-      ok: false,
-      detail: err.message === REDIS_COMMAND_TIMED_OUT ? `Redis did not answer within ${redis.options?.commandTimeout ?? ms} ms` : err.message,
-    }));
+    .catch((err: Error) => ({ ok: false, detail: redisUnavailable(err, redis.options?.commandTimeout ?? ms) ?? err.message }));
 }
 
 /** ioredis's rejection of a command that outlived the connection's commandTimeout. */

@@ -43,9 +43,14 @@ export const REDIS_COMMAND_TIMED_OUT = 'Command timed out';
  */
 export function redisUnavailable(err: Error, timeoutMs: number | undefined): string | undefined {
   if (err.message === REDIS_COMMAND_TIMED_OUT) return `Redis did not answer within ${timeoutMs ?? '?'} ms`;
-  if (err.name === 'ReplyError' && err.message.startsWith('OOM ')) return 'Redis is out of memory (maxmemory) and refuses writes';
+  if (redisOutOfMemory(err)) return 'Redis is out of memory (maxmemory) and refuses writes';
   if (err.name === 'MaxRetriesPerRequestError' || err.message.startsWith("Stream isn't writeable") || err.message === 'Connection is closed.') {
     return 'Redis is not reachable';
   }
   return undefined;
+}
+
+/** Redis's refusal of a write at maxmemory with the noeviction policy ("OOM command not allowed ..."). */
+export function redisOutOfMemory(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ReplyError' && err.message.startsWith('OOM ');
 }

@@ -100,7 +100,7 @@ export const DEAD_LETTER_PATIENCE_MS = 10 * 60_000;
  * noeviction ("OOM command not allowed"), or not reachable. The job's attempts are spent by then (Redis refused the
  * job's own writes too), so failing here as well left the study 'queued' or 'scoring' for ever, in no dead-letter
  * queue and no failed list, while BullMQ's own scripts still marked the job failed. The job keeps its slot meanwhile;
- * past `patienceMs` the error is thrown as before.
+ * past `patienceMs`, or once the worker's connection is closed (shutdown), the error is thrown as before.
  */
 export async function recordFailure(
   deps: Pick<StudyJobDeps, 'deadLetters' | 'metrics' | 'redis' | 'log'>,
@@ -114,12 +114,13 @@ export async function recordFailure(
     try {
       return await deadLetter(deps, job, err, attempts);
     } catch (writeErr) {
-      if (Date.now() + wait > deadline) throw writeErr;
+      // Past the patience, or the worker closed its connection (shutdown): nothing more to wait for.
+      if (Date.now() + wait > deadline || deps.redis.status === 'end') throw writeErr;
       deps.log.error(
         { err: writeErr, StudyInstanceUID: job.data.StudyInstanceUID, jobId: job.id, retryInMs: wait },
         'recording the study\'s failure failed (Redis refuses writes?): retrying, the study is not lost',
       );
-      await new Promise((r) => setTimeout(r, wait));
+      await new Promise((r) => setTimeout(r, wait).unref());
     }
   }
 }

@@ -1,10 +1,13 @@
 // Redis at maxmemory with noeviction ("OOM command not allowed" on every write of ours) while a study's job runs:
 // each attempt fails at its first write, and the last one's failure record is retried until Redis takes writes
 // again, so the study ends 'failed' with its reason and a dead-letter copy, never stuck 'queued' for ever in no list.
-import { Queue } from 'bullmq';
+import { Queue, type Job } from 'bullmq';
 import { createLogger } from '../../shared/logger';
-import { keys } from '../../shared/studies';
-import type { DeadLetterData } from '../../services/worker/queue';
+import { connectRedis } from '../../shared/redis';
+import { keys, STUDY_DEAD_LETTER_QUEUE, type StudyJobData } from '../../shared/studies';
+import { PermanentStudyError } from '../../services/worker/errors';
+import { createWorkerMetrics } from '../../services/worker/metrics';
+import { recordFailure, type DeadLetterData } from '../../services/worker/queue';
 import { enqueueStudy, storeInstances, studyEnded, studyQueue, waitFor } from './helpers';
 import { inlineJobDeps, runWorker, workerParts } from './parts';
 import { synthStudy } from './studies';
@@ -46,3 +49,17 @@ test('writes refused (maxmemory, noeviction) through every attempt: the study en
     await queue.close();
   }
 }, 120_000);
+
+test('a failure record refused after the worker closed its connection (shutdown) is given up at once, not retried for minutes', async () => {
+  const redis = connectRedis(parts.redis.url, 'worker');
+  const deadLetters = new Queue<DeadLetterData>(STUDY_DEAD_LETTER_QUEUE, { connection: redis });
+  deadLetters.on('error', () => undefined);
+  await deadLetters.count(); // the queue is fully set up on the connection before it closes
+  await redis.quit();
+  const job = { id: 'study-1.2.3', data: { StudyInstanceUID: '1.2.3', storageKey: 'store/1.2.3', traceId: 't' } } as Job<StudyJobData>;
+  const started = Date.now();
+  await expect(recordFailure({ redis, deadLetters, metrics: createWorkerMetrics(), log: parts.log }, job, new PermanentStudyError('x', 'corrupt', 'failed'), 1))
+    .rejects.toThrow(/Connection is closed/);
+  expect(Date.now() - started).toBeLessThan(5000);
+  await deadLetters.close().catch(() => undefined); // its connection is already closed
+});

@@ -38,19 +38,34 @@ export const REDIS_COMMAND_TIMED_OUT = 'Command timed out';
 /**
  * Why Redis could not serve a command, for an answer to a client: the command outlived the connection's
  * commandTimeout (`timeoutMs`), there is no connection to send it on (a producer connection has no offline
- * queue), or Redis is at maxmemory with noeviction and refuses writes (its OOM reply: an operating condition that
- * passes, like an outage). Undefined for any other error (any other Redis reply error is a bug, not an outage).
+ * queue), or Redis is up but refuses the command for a condition that passes, like an outage (redisRefusal).
+ * Undefined for any other error (any other Redis reply error is a bug, not an outage).
  */
 export function redisUnavailable(err: Error, timeoutMs: number | undefined): string | undefined {
   if (err.message === REDIS_COMMAND_TIMED_OUT) return `Redis did not answer within ${timeoutMs ?? '?'} ms`;
-  if (redisOutOfMemory(err)) return 'Redis is out of memory (maxmemory) and refuses writes';
+  const refusal = redisRefusal(err);
+  if (refusal) return refusal;
   if (err.name === 'MaxRetriesPerRequestError' || err.message.startsWith("Stream isn't writeable") || err.message === 'Connection is closed.') {
     return 'Redis is not reachable';
   }
   return undefined;
 }
 
-/** Redis's refusal of a write at maxmemory with the noeviction policy ("OOM command not allowed ..."). */
-export function redisOutOfMemory(err: unknown): boolean {
-  return err instanceof Error && err.name === 'ReplyError' && err.message.startsWith('OOM ');
+/**
+ * The replies of a Redis that is up but refuses a command for a while, each as said to a client or in a log: at
+ * maxmemory with the noeviction policy (OOM), unable to write its own disk (MISCONF: a failed save, or an AOF on a
+ * full disk), a read-only replica (READONLY: a failover in progress), still loading its data set after a start
+ * (LOADING).
+ */
+const REFUSALS: [RegExp, string][] = [
+  [/^OOM /, 'Redis is out of memory (maxmemory) and refuses writes'],
+  [/^MISCONF /, 'Redis cannot write to its disk (MISCONF) and refuses writes'],
+  [/^READONLY /, 'Redis is a read-only replica and refuses writes'],
+  [/^LOADING /, 'Redis is still loading its data set'],
+];
+
+/** Why a Redis that is up refuses commands for now (REFUSALS), or undefined for any other error. */
+export function redisRefusal(err: unknown): string | undefined {
+  if (!(err instanceof Error)) return undefined;
+  return REFUSALS.find(([reply]) => reply.test(err.message))?.[1];
 }

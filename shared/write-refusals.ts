@@ -1,14 +1,13 @@
 // A BullMQ worker's errors, with a pause while Redis refuses writes. BullMQ's worker fetches its next job in a loop
 // that tries again at once after an error that is not a connection error. A Redis that refuses writes answers every
-// fetch with one: its disk is full (MISCONF, the AOF cannot be written), its memory limit is reached under
-// noeviction (OOM), or it is a read-only replica (READONLY). The loop then spins: a CPU busy and ~2,000 error log
+// fetch with one (shared/health.ts redisRefusal): its disk is full (MISCONF, the AOF cannot be written), its memory
+// limit is reached under noeviction (OOM), it is a read-only replica (READONLY) or still loading (LOADING). The loop then spins: a CPU busy and ~2,000 error log
 // lines a second (measured), into logs that often live on the disk that is full. Here such an error pauses fetching
 // for a while and is logged once per pause; fetching resumes by itself, so the worker carries on once Redis takes
 // writes again. A job already running finishes, or (its lock not renewed meanwhile) is retried as a stalled job.
 import type { Worker } from 'bullmq';
+import { redisRefusal } from './health';
 
-/** The replies of a Redis that is up but takes no writes. */
-export const WRITES_REFUSED = /^(MISCONF|OOM|READONLY)\b/;
 /** How long a worker stops fetching jobs after Redis refused a write. */
 export const WRITES_REFUSED_PAUSE_MS = 5_000;
 
@@ -30,7 +29,7 @@ export function handleWorkerErrors(
     timer = undefined;
   });
   worker.on('error', (err: Error) => {
-    if (!WRITES_REFUSED.test(err.message)) return onError(err, false);
+    if (!redisRefusal(err)) return onError(err, false);
     if (timer || closing) return;
     onError(err, true);
     // Local only (no Redis call); true: do not wait for the active jobs, which cannot finish while writes fail.

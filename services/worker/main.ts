@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { ConfigError, dataDir, exitOnStartFailure, loadConfig } from '../../shared/config';
-import { redisCheck, redisOutOfMemory, type Check } from '../../shared/health';
+import { redisCheck, redisRefusal, type Check } from '../../shared/health';
 import { createLogger, type Logger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
 import { STUDY_DEAD_LETTER_QUEUE } from '../../shared/studies';
@@ -56,19 +56,20 @@ async function waitForBundle(dir: string, log: Logger, signal?: AbortSignal, eve
 
 /**
  * Runs a start step that writes to Redis (the query migration, the judging thresholds) again while Redis refuses
- * writes for memory (maxmemory with noeviction): exiting only restarted the worker into the same refusal, a crash
+ * writes for a while (shared/health.ts redisRefusal: maxmemory with noeviction, its disk full, a replica): exiting only restarted the worker into the same refusal, a crash
  * loop with a raw stack each time. Studies stay queued meanwhile, as they do while Redis is not reachable.
  */
-async function whileRedisFull<T>(work: () => Promise<T>, log: Logger, signal?: AbortSignal, everyMs = 5000): Promise<T> {
+async function whileRedisRefuses<T>(work: () => Promise<T>, log: Logger, signal?: AbortSignal, everyMs = 5000): Promise<T> {
   let warnedAt = 0;
   for (;;) {
     try {
       return await work();
     } catch (err) {
-      if (!redisOutOfMemory(err)) throw err;
+      const refusal = redisRefusal(err);
+      if (!refusal) throw err;
       if (signal?.aborted) throw new Error('stopped while Redis refused writes');
       if (Date.now() - warnedAt > 60_000) {
-        log.error({ err: (err as Error).message, retryEveryMs: everyMs }, 'Redis is out of memory (maxmemory) and refuses writes: the worker waits to start; studies stay queued');
+        log.error({ err: (err as Error).message, retryEveryMs: everyMs }, `${refusal}: the worker waits to start; studies stay queued`);
         warnedAt = Date.now();
       }
       await new Promise((r) => setTimeout(r, everyMs));
@@ -144,7 +145,7 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
   opened.push(() => loader.close());
   const sensitivity = sensitivitySettings(wc);
   for (const note of operatingPointNotes(manifest.decision, sensitivity)) log.warn({ sensitivity }, note);
-  const queries = await step(whileRedisFull(() => createQuerySource({ redis, subscriber, manifest, text: models.text, log, sensitivity }), log, deps.signal));
+  const queries = await step(whileRedisRefuses(() => createQuerySource({ redis, subscriber, manifest, text: models.text, log, sensitivity }), log, deps.signal));
   const image = batchingEmbedder(models.image, {
     maxBatch: wc.WORKER_BATCH_SIZE,
     maxWaitMs: wc.WORKER_BATCH_WAIT_MS,

@@ -66,6 +66,7 @@ const REFUSALS: [RegExp, string][] = [
 
 /** Why a Redis that is up refuses commands for now (REFUSALS), or undefined for any other error. */
 export function redisRefusal(err: unknown): string | undefined {
-  if (!(err instanceof Error)) return undefined;
-  return REFUSALS.find(([reply]) => reply.test(err.message))?.[1];
+  // Duck-typed: an error made in another realm (a vm context, jest's) is no instanceof this realm's Error.
+  const message = typeof err === 'object' && err !== null ? (err as Error).message : undefined;
+  return typeof message === 'string' ? REFUSALS.find(([reply]) => reply.test(message))?.[1] : undefined;
 }

@@ -15,11 +15,11 @@ afterEach(() => jest.useRealTimers());
 
 test('a refused write pauses the worker once per pause, logs once, and resumes after the pause', () => {
   const w = fakeWorker();
-  const seen: [string, boolean][] = [];
-  handleWorkerErrors(w as unknown as Worker, (err, refused) => void seen.push([err.message, refused]), 1000);
+  const seen: [string, string | undefined][] = [];
+  handleWorkerErrors(w as unknown as Worker, (err, refusal) => void seen.push([err.message, refusal]), 1000);
   for (let i = 0; i < 1000; i++) w.emit('error', new Error('MISCONF Errors writing to the AOF file: No space left on device'));
   w.emit('error', new Error('OOM command not allowed when used memory > maxmemory'));
-  expect(seen).toEqual([['MISCONF Errors writing to the AOF file: No space left on device', true]]);
+  expect(seen).toEqual([['MISCONF Errors writing to the AOF file: No space left on device', 'Redis cannot write to its disk (MISCONF) and refuses writes']]);
   expect([w.paused, w.resumed]).toEqual([1, 0]);
   jest.advanceTimersByTime(1000);
   expect(w.resumed).toBe(1);
@@ -29,7 +29,7 @@ test('a refused write pauses the worker once per pause, logs once, and resumes a
   // Any other error is passed on every time and pauses nothing.
   w.emit('error', new Error('boom'));
   w.emit('error', new Error('boom'));
-  expect(seen.slice(2)).toEqual([['boom', false], ['boom', false]]);
+  expect(seen.slice(2)).toEqual([['boom', undefined], ['boom', undefined]]);
   expect(w.paused).toBe(2);
 });
 

@@ -13,12 +13,12 @@ export const WRITES_REFUSED_PAUSE_MS = 5_000;
 
 /**
  * Sends the worker's errors to `onError`; one that says Redis refuses writes pauses fetching for `pauseMs` and is
- * passed on with refused = true, once per pause (the ones during the pause are dropped).
+ * passed on with the refusal said in words (redisRefusal), once per pause (the ones during the pause are dropped).
  */
 export function handleWorkerErrors(
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any worker, whatever its job types
   worker: Worker<any, any>,
-  onError: (err: Error, refused: boolean) => void,
+  onError: (err: Error, refusal: string | undefined) => void,
   pauseMs = WRITES_REFUSED_PAUSE_MS,
 ): void {
   let timer: NodeJS.Timeout | undefined;
@@ -29,9 +29,10 @@ export function handleWorkerErrors(
     timer = undefined;
   });
   worker.on('error', (err: Error) => {
-    if (!redisRefusal(err)) return onError(err, false);
+    const refusal = redisRefusal(err);
+    if (!refusal) return onError(err, undefined);
     if (timer || closing) return;
-    onError(err, true);
+    onError(err, refusal);
     // Local only (no Redis call); true: do not wait for the active jobs, which cannot finish while writes fail.
     void worker.pause(true).catch(() => undefined);
     timer = setTimeout(() => {

@@ -10,6 +10,7 @@ import { Registry } from 'prom-client';
 import { ConfigError, dataDir, exitOnStartFailure, loadConfig, loadSection, settingsSource } from '../../shared/config';
 import { createLogger } from '../../shared/logger';
 import { connectRedis, redactRedisUrl } from '../../shared/redis';
+import { redisOutageLog } from '../../shared/redis-outage';
 import { migrateQueries } from '../../shared/query-migration';
 import { build, type ModelStatus } from './app';
 import { createReportInbound, loadReportsConfig } from './inbound';
@@ -44,20 +45,14 @@ async function main(): Promise<void> {
 
   // Every command bounded (API_REDIS_TIMEOUT_MS): a frozen Redis makes a request answer 503, not hang.
   const redis = connectRedis(config.REDIS_URL, 'producer', apiRedisOptions(settings));
-  // One line per outage, not one per reconnect attempt.
-  let redisDown = false;
-  redis.on('error', (err) => {
-    if (!redisDown) logger.warn({ err: err.message, redis: redactRedisUrl(config.REDIS_URL as string) }, 'Redis connection error (ioredis reconnects; /readyz says not ready)');
-    redisDown = true;
-  });
-  redis.on('ready', () => {
-    if (redisDown) logger.info('Redis connection back');
-    redisDown = false;
-  });
+  // One line per outage, not one per reconnect attempt (the outbound deliveries' connections share it).
+  const redisErrors = redisOutageLog(logger, { redis: redactRedisUrl(config.REDIS_URL as string) });
+  redis.on('error', (err) => redisErrors.error('Redis connection', err));
+  redisErrors.watch(redis);
 
   const registry = new Registry();
   // Pushes each scored result to the configured RIS (HL7), PACS (SR) and webhook; none configured, none run.
-  const outbound = createOutbound(outboundConfig, { redisUrl: config.REDIS_URL, registry, logger, dataDir: dataDir(config) });
+  const outbound = createOutbound(outboundConfig, { redisUrl: config.REDIS_URL, registry, logger, redisErrors, dataDir: dataDir(config) });
 
   const reports = createReportInbound(reportsConfig, { redis, registry, logger, dataDir: dataDir(config) });
   let models: TextEmbedder | null = null;

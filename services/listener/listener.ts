@@ -8,6 +8,7 @@ import { Queue } from 'bullmq';
 import { log as dimseLog } from 'dcmjs-dimse';
 import { quietDcmjsLog } from '../../shared/imaging/dcmjs';
 import { connectRedis } from '../../shared/redis';
+import { redisOutageLog } from '../../shared/redis-outage';
 import { redisCheck, withTimeout } from '../../shared/health';
 import { keys, STUDY_QUEUE, type StudyJobData } from '../../shared/studies';
 import type { Logger } from '../../shared/logger';
@@ -93,7 +94,9 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
   if (ownRedis && !settings.REDIS_URL) throw new Error('REDIS_URL is not set');
   // A Redis that stops answering (frozen, partitioned) must fail a C-STORE within seconds, not hold it open.
   const redis = deps.redis ?? connectRedis(settings.REDIS_URL as string, 'producer', { commandTimeout: settings.LISTENER_REDIS_TIMEOUT_MS });
-  redis.on('error', (err: Error) => log.error({ err: err.message }, 'redis connection error'));
+  const redisErrors = redisOutageLog(log);
+  redis.on('error', (err: Error) => redisErrors.error('Redis connection', err));
+  redisErrors.watch(redis);
   const metrics = createListenerMetrics(() => store.lastFreeBytes());
   let queue: Queue<StudyJobData> | undefined;
   let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
@@ -101,7 +104,7 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
   try {
     await ready(redis);
     queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection: redis });
-    queue.on('error', (err: Error) => log.error({ err: err.message }, 'study queue error'));
+    queue.on('error', (err: Error) => redisErrors.error('study queue', err));
     const assembler = new StudyAssembler({
       redis,
       queue,

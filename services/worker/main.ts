@@ -9,6 +9,7 @@ import { ConfigError, dataDir, exitOnStartFailure, loadConfig } from '../../shar
 import { redisCheck, redisRefusal, type Check } from '../../shared/health';
 import { createLogger, type Logger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
+import { redisOutageLog } from '../../shared/redis-outage';
 import { STUDY_DEAD_LETTER_QUEUE } from '../../shared/studies';
 import { batchingEmbedder } from './batcher';
 import { executionProviders, loadWorkerConfig, sensitivitySettings } from './config';
@@ -120,9 +121,11 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
 
   const redis = connectRedis(config.REDIS_URL, 'worker');
   const subscriber = connectRedis(config.REDIS_URL, 'worker');
+  const redisErrors = redisOutageLog(log);
   for (const [name, conn] of [['redis', redis], ['subscriber', subscriber]] as const) {
-    conn.on('error', (err) => log.error({ err, connection: name }, 'Redis connection error'));
+    conn.on('error', (err) => redisErrors.error(`Redis connection (${name})`, err));
   }
+  redisErrors.watch(redis);
   opened.push(async () => subscriber.disconnect(), async () => redis.disconnect());
   const loaderOpts = { preprocessing: manifest.preprocessing, sequences: models.sequences };
   const processLoader = wc.WORKER_LOAD_PROCESSES > 0
@@ -152,10 +155,11 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
     onBatch: (sequence, size) => metrics.batchSize.observe({ sequence }, size),
   });
   const deadLetters = new Queue<DeadLetterData>(STUDY_DEAD_LETTER_QUEUE, { connection: redis });
-  deadLetters.on('error', (err) => log.error({ err }, 'dead-letter queue error'));
+  deadLetters.on('error', (err) => redisErrors.error('dead-letter queue', err));
 
   const { queue, worker } = initStudyWorker(wc, {
     redis,
+    redisErrors,
     dataDir: dataDir(config),
     pipeline: { loader, models, image, ...(wc.WORKER_LOCALISE ? {} : { localise: false as const }) },
     queries,

@@ -10,6 +10,7 @@ import type { Logger } from '../../shared/logger';
 import { UNREADABLE } from '../../shared/result-schema';
 import { readRefusals } from '../../shared/refusals';
 import { handleWorkerErrors, WRITES_REFUSED_PAUSE_MS } from '../../shared/write-refusals';
+import { redisOutageLog, type RedisOutageLog } from '../../shared/redis-outage';
 import { assertUid, FINALISE_STUDY_JOB, SCORE_STUDY_JOB, STUDY_DEAD_LETTER_QUEUE, STUDY_QUEUE, studyJobData, type StudyJobData } from '../../shared/studies';
 import type { WorkerConfig } from './config';
 import { asPermanent, PermanentStudyError } from './errors';
@@ -45,6 +46,8 @@ export interface StudyJobDeps {
   partial?: PartialPolicy;
   /** Queues the check that makes a provisional result final at `at` (initStudyWorker adds a delayed job). */
   scheduleFinalise?: (job: StudyJobData & { resultVersion: number }, at: number) => Promise<void>;
+  /** Where Redis connection errors go, once per outage (shared/redis-outage.ts); default one of this worker's own. */
+  redisErrors?: RedisOutageLog;
   /** How long a failed study's record is retried while Redis refuses it (default DEAD_LETTER_PATIENCE_MS). */
   deadLetterPatienceMs?: number;
 }
@@ -220,6 +223,8 @@ export interface StudyWorker {
 }
 
 export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): StudyWorker {
+  const redisErrors = deps.redisErrors ?? redisOutageLog(deps.log);
+  if (!deps.redisErrors) redisErrors.watch(deps.redis);
   const connection = deps.redis;
   const queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection });
   const withFinalise: StudyJobDeps = {
@@ -255,12 +260,12 @@ export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): Study
       autorun: false,
     },
   );
-  handleWorkerErrors(worker, (err, refused) =>
-    refused
-      ? deps.log.error({ err: err.message, pausedMs: WRITES_REFUSED_PAUSE_MS }, 'Redis refuses writes (its disk full or memory limit reached): fetching study jobs paused')
-      : deps.log.error({ err }, 'study worker error'),
+  handleWorkerErrors(worker, (err, refusal) =>
+    refusal
+      ? deps.log.error({ err: err.message, pausedMs: WRITES_REFUSED_PAUSE_MS }, `${refusal}: fetching study jobs paused`)
+      : redisErrors.error('study worker', err),
   );
-  queue.on('error', (err) => deps.log.error({ err }, 'study queue error'));
+  queue.on('error', (err) => redisErrors.error('study queue', err));
   worker.on('stalled', (jobId) => deps.log.warn({ jobId }, 'study job stalled (its worker died or blocked): retried'));
   worker.on('failed', (job, err) => {
     // A job that stalled too often fails without our processor running: dead-letter it here.

@@ -48,7 +48,7 @@ test('while Redis refuses writes the worker pauses and logs once per pause; the 
     // Less than a pause long: without the pause thousands of error lines come in this time.
     await new Promise((r) => setTimeout(r, WRITES_REFUSED_PAUSE_MS / 2));
     expect(lines.filter((l) => l.includes('MISCONF')).length).toBeLessThanOrEqual(2);
-    expect(lines.find((l) => l.includes('MISCONF'))).toContain('Redis refuses writes (its disk full or memory limit reached)');
+    expect(lines.find((l) => l.includes('MISCONF'))).toContain('Redis cannot write to its disk (MISCONF) and refuses writes: fetching study jobs paused');
     expect(await parts.client.hget(keys.study(uid), 'status')).not.toBe('scored');
     expect(await parts.client.exists(resultKeys.result(uid))).toBe(0);
 

@@ -23,6 +23,7 @@ import { asDeliveryError, isPermanent, PermanentDeliveryError, reasonOf, RESULT_
 import { deliveryKey, resultKey, sentVersionKey } from './idempotency';
 import { createOutboundMetrics, deadLetterReason, type OutboundMetrics } from './metrics';
 import { handleWorkerErrors, WRITES_REFUSED_PAUSE_MS } from '../../../shared/write-refusals';
+import { redisOutageLog, type RedisOutageLog } from '../../../shared/redis-outage';
 
 export const OUTBOUND_QUEUES: Record<Adapter, string> = {
   hl7: 'outbound-hl7',
@@ -80,6 +81,8 @@ export interface OutboundDeps {
   redisUrl: string;
   registry: Registry;
   logger: Logger;
+  /** Where Redis connection errors go, once per outage (shared/redis-outage.ts); default one of its own. */
+  redisErrors?: RedisOutageLog;
   /** Absolute DATA_DIR (the SR reads the source study's stored instances). */
   dataDir: string;
   /** Written into the SR's SoftwareVersions (default: this release, package.json's version). */
@@ -175,7 +178,9 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
   // Producer connection fails fast; the worker connection waits (BullMQ's blocking commands need that).
   const redis = connectRedis(deps.redisUrl, 'producer');
   const workerRedis = connectRedis(deps.redisUrl, 'worker');
-  for (const r of [redis, workerRedis]) r.on('error', (err) => logger.warn({ err: err.message }, 'outbound redis error'));
+  const redisErrors = deps.redisErrors ?? redisOutageLog(logger);
+  for (const r of [redis, workerRedis]) r.on('error', (err) => redisErrors.error('outbound Redis connection', err));
+  redisErrors.watch(workerRedis);
 
   const adapters: OutboundAdapter[] = [];
   if (config.hl7) adapters.push(createHl7Adapter(config.hl7, { redis, logger, now, source: { redis, dataDir: deps.dataDir } }));
@@ -348,10 +353,10 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
           concurrency: CONCURRENCY[adapter.name],
           autorun: false,
         });
-        handleWorkerErrors(worker, (err, refused) =>
-          refused
-            ? logger.error({ adapter: adapter.name, err: err.message, pausedMs: WRITES_REFUSED_PAUSE_MS }, 'Redis refuses writes (its disk full or memory limit reached): outbound jobs paused')
-            : logger.error({ adapter: adapter.name, err: err.message }, 'outbound worker error'),
+        handleWorkerErrors(worker, (err, refusal) =>
+          refusal
+            ? logger.error({ adapter: adapter.name, err: err.message, pausedMs: WRITES_REFUSED_PAUSE_MS }, `${refusal}: outbound jobs paused`)
+            : redisErrors.error(`outbound ${adapter.name} worker`, err),
         );
         workers.push(worker);
         void worker.run().catch((err: Error) => logger.error({ adapter: adapter.name, err: err.message }, 'outbound worker stopped'));
@@ -359,7 +364,7 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
       if (deps.subscribe !== false) {
         // Pub/sub is at-most-once: what is written while no API runs is caught up below, within the window.
         subscriber = connectRedis(deps.redisUrl, 'worker');
-        subscriber.on('error', (err) => logger.warn({ err: err.message }, 'outbound subscriber error'));
+        subscriber.on('error', (err) => redisErrors.error('outbound subscriber', err));
         subscriber.on('message', (_channel: string, uid: string) => {
           outbound.enqueueStudy(uid).catch((err: Error) => logger.error({ StudyInstanceUID: uid, err: err.message }, 'outbound enqueue failed'));
         });

@@ -802,8 +802,9 @@ async function checkDraft(event) {
 }
 
 // ---------- search ----------
-async function runSearch(offset = 0) {
-  const q = $('#search-q').value.trim();
+// "More results" asks for the next page of the search shown (state.search.q), not of whatever the box holds now: a
+// text edited since would otherwise append another search's studies under the first one's.
+async function runSearch(offset = 0, q = $('#search-q').value.trim()) {
   const res = await api(`/api/v1/search?${new URLSearchParams({ q, limit: '20', offset: String(offset) })}`);
   const list = $('#search-results');
   const warning = $('#search-warning');
@@ -816,7 +817,7 @@ async function runSearch(offset = 0) {
   ));
   if (offset === 0) list.replaceChildren(...items);
   else list.append(...items);
-  state.search = { next: offset + res.items.length, total: res.total };
+  state.search = { q, next: offset + res.items.length, total: res.total };
   $('#search-more').hidden = state.search.next >= res.total;
   if (res.total === 0 && res.language.verdict !== 'refused') list.replaceChildren(el('li', { class: 'muted', text: 'No scored studies to search yet.' }));
 }
@@ -1066,7 +1067,7 @@ const inline = (fn, target) => (event) => fn(event).catch((err) => {
 $('#adhoc-form').addEventListener('submit', inline(adhocScore, '#adhoc-result'));
 $('#check-form').addEventListener('submit', inline(checkDraft, '#check-result'));
 $('#search-form').addEventListener('submit', guard((e) => { e.preventDefault(); return runSearch(0); }));
-$('#search-more').addEventListener('click', () => runSearch(state.search?.next ?? 0).catch(report));
+$('#search-more').addEventListener('click', () => state.search && runSearch(state.search.next, state.search.q).catch(report));
 $('#query-form').addEventListener('submit', saveQuery);
 $('#query-cancel').addEventListener('click', resetQueryForm);
 // Relative times ("12 min ago") stay true on a screen left open all shift.

@@ -1,0 +1,70 @@
+// The page's search of past studies in real headless Chromium, against the real app on listen(0) with a real Redis
+// holding more results than one page of search answers (20): "More results" continues the search shown.
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Browser, Page } from 'playwright-core';
+import { connectRedis } from '../../shared/redis';
+import { startRedis, type TestRedis } from '../helpers/redis';
+import { launchChromium, waitInPage } from '../helpers/browser';
+import { READER, TOKENS, buildTestApp, writeResult } from './helpers';
+
+let server: TestRedis;
+let redis: Redis;
+let app: FastifyInstance;
+let browser: Browser;
+let page: Page;
+let base: string;
+
+const uid = (n: number) => `1.2.826.0.1.3680043.10.81.${n}`;
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = connectRedis(server.url, 'producer');
+  await new Promise((r) => redis.once('ready', r));
+  // 30 infarcts and 30 masses: each search has a second page.
+  for (let n = 0; n < 60; n++) {
+    const infarct = n % 2 === 0;
+    await writeResult(redis, {
+      uid: uid(n), priority: infarct ? 'STAT' : 'URGENT', receivedAt: Date.now() - n * 60_000,
+      looksLike: infarct ? 'acute infarct restricted diffusion' : 'enhancing mass lesion tumour', flagged: [infarct ? 'acute_infarct' : 'mass'], accession: `S${n}`,
+    });
+  }
+  app = await buildTestApp(redis);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  browser = await launchChromium();
+  page = await browser.newPage();
+  await page.goto(base);
+  await page.fill('#token', TOKENS[0].token);
+  await page.click('#login-form button[type=submit]');
+  await page.waitForSelector('#worklist tbody tr');
+  await page.click('.tab[data-view=search]');
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await app?.close();
+  redis?.disconnect();
+  await server?.stop();
+});
+
+const shownAccessions = () => page.locator('#search-results li button > span:not(.badge):not(.score)').allTextContents();
+const apiAccessions = async (q: string, offset: number) => {
+  const res = await app.inject({ url: `/api/v1/search?${new URLSearchParams({ q, limit: '20', offset: String(offset) })}`, headers: READER });
+  return (res.json() as { items: { AccessionNumber: string }[] }).items.map((i) => i.AccessionNumber);
+};
+
+test('"More results" continues the search shown, even when the box was edited since', async () => {
+  await page.fill('#search-q', 'acute infarct');
+  await page.click('#search-form button');
+  await waitInPage(page, "document.querySelectorAll('#search-results li').length === 20");
+  expect(await shownAccessions()).toEqual(await apiAccessions('acute infarct', 0));
+  // The reader starts typing another search, then asks for more of the one on screen.
+  await page.fill('#search-q', 'enhancing mass lesion');
+  await page.click('#search-more');
+  await waitInPage(page, "document.querySelectorAll('#search-results li').length > 20");
+  const shown = await shownAccessions();
+  expect(shown).toEqual([...(await apiAccessions('acute infarct', 0)), ...(await apiAccessions('acute infarct', 20))]);
+  expect(new Set(shown).size).toBe(shown.length);
+});

@@ -1,7 +1,8 @@
 // The worklist page as a radiologist uses it through a shift, in real headless Chromium against the real app on
 // listen(0) with a real Redis: keyboard only (open a study, close it, and be back on its row even when a live result
 // rebuilt the list meanwhile), and the page zoomed to 200 % on a 1280 x 720 screen (640 x 360 CSS pixels: nothing
-// cut off at the side, the header not covering what has focus).
+// cut off at the side, the header not covering what has focus; the study view's and the queries' wide tables scroll in
+// their own box).
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -49,12 +50,12 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function signedIn(viewport: { width: number; height: number }, deviceScaleFactor = 1): Promise<Page> {
+async function signedIn(viewport: { width: number; height: number }, deviceScaleFactor = 1, token = TOKENS[0].token): Promise<Page> {
   const context = await browser.newContext({ viewport, deviceScaleFactor });
   contexts.push(context);
   const page = await context.newPage();
   await page.goto(base);
-  await page.fill('#token', TOKENS[0].token);
+  await page.fill('#token', token);
   await page.keyboard.press('Enter');
   await page.waitForSelector('#worklist tbody tr');
   await page.locator('#live', { hasText: /^Live$/ }).waitFor();
@@ -101,6 +102,22 @@ test('at 200 % zoom on a 1280 x 720 screen nothing is cut off at the side and th
   await page.locator(`#worklist tbody tr[data-uid="${uid(3)}"] button`).focus();
   expect(await page.evaluate(`(() => { const b = document.activeElement; const r = b.getBoundingClientRect();
     const at = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2); return !!at && b.contains(at); })()`)).toBe(true);
+});
+
+test('at 200 % zoom the study view and the triage queries scroll their wide tables in their own box, not sideways whole', async () => {
+  const page = await signedIn({ width: 640, height: 360 }, 2, TOKENS[1].token);
+  const sideways = (selector: string) => page.evaluate(`(() => { const e = document.querySelector(${JSON.stringify(selector)}); return e.scrollWidth - e.clientWidth; })()`);
+  await page.locator(`#worklist tbody tr[data-uid="${uid(8)}"] button`).click();
+  await page.waitForSelector('#study[open] table.findings');
+  // The findings table (P, threshold, similarity and a column per sequence) is wider than the dialog.
+  expect(await page.evaluate("document.querySelector('#study table.findings').scrollWidth > document.querySelector('#study').clientWidth")).toBe(true);
+  expect(await sideways('#study')).toBeLessThanOrEqual(0);
+  await page.keyboard.press('Escape');
+  await page.locator('#study').waitFor({ state: 'hidden' });
+  // An administrator's queries, with their actions column.
+  await page.click('.tab[data-view=queries]');
+  await page.waitForSelector('#queries tbody tr .actions button');
+  expect(await page.evaluate('document.documentElement.scrollWidth <= document.documentElement.clientWidth')).toBe(true);
 });
 
 test('an empty list says whether the filters hide every study or nothing is scored yet', async () => {

@@ -675,7 +675,9 @@ function findingsTable(r) {
   const seqs = [...new Set(r.findings.flatMap((f) => Object.keys(f.bySequence)))];
   const rank = { triggered: 0, flagged: 1, unflagged: 2 };
   const sorted = [...r.findings].sort((a, b) => rank[stateOf(a)] - rank[stateOf(b)] || (b.probability ?? b.similarity) - (a.probability ?? a.similarity));
-  return el('table', { class: 'findings' },
+  // In its own scrolling box: on a narrow window its P, threshold and per-sequence columns would otherwise push the
+  // whole study view sideways, its heading and Close button with them.
+  return el('div', { class: 'table-scroll' }, el('table', { class: 'findings' },
     el('caption', { class: 'sr-only', text: 'Findings' }),
     el('thead', {}, el('tr', {},
       el('th', { scope: 'col', text: 'Finding' }), el('th', { scope: 'col', text: 'Decision' }),
@@ -692,7 +694,7 @@ function findingsTable(r) {
       el('td', { class: 'num', text: num(f.similarity, 3) }),
       seqs.map((s) => el('td', { class: 'num', text: num(f.bySequence[s], 3) })),
     ))),
-  );
+  ));
 }
 
 /** Re-reads the open study (its result changed, or live updates were interrupted) and says so in the view. */

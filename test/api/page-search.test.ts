@@ -1,5 +1,6 @@
 // The page's search of past studies in real headless Chromium, against the real app on listen(0) with a real Redis
-// holding more results than one page of search answers (20): "More results" continues the search shown.
+// holding more results than one page of search answers (20): "More results" continues the search shown, and a
+// search of only spaces is answered beside the box.
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -67,4 +68,25 @@ test('"More results" continues the search shown, even when the box was edited si
   const shown = await shownAccessions();
   expect(shown).toEqual([...(await apiAccessions('acute infarct', 0)), ...(await apiAccessions('acute infarct', 20))]);
   expect(new Set(shown).size).toBe(shown.length);
+});
+
+test('a search of only spaces is answered beside the box, with no request and no schema error', async () => {
+  await page.fill('#search-q', 'acute infarct');
+  await page.click('#search-form button');
+  await waitInPage(page, "document.querySelectorAll('#search-results li').length === 20");
+  const asked: string[] = [];
+  const onRequest = (r: { url: () => string }) => { if (r.url().includes('/api/v1/search')) asked.push(r.url()); };
+  page.on('request', onRequest);
+  try {
+    await page.fill('#search-q', '     ');
+    await page.click('#search-form button');
+    await page.locator('#search-warning', { hasText: 'at least 3 characters' }).waitFor();
+    // The earlier search's results and its "More results" go: they do not answer what is in the box.
+    expect(await page.locator('#search-results li').count()).toBe(0);
+    expect(await page.isHidden('#search-more')).toBe(true);
+    expect(await page.isHidden('#notice')).toBe(true);
+    expect(asked).toEqual([]);
+  } finally {
+    page.off('request', onRequest);
+  }
 });

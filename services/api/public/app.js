@@ -807,9 +807,20 @@ async function checkDraft(event) {
 // "More results" asks for the next page of the search shown (state.search.q), not of whatever the box holds now: a
 // text edited since would otherwise append another search's studies under the first one's.
 async function runSearch(offset = 0, q = $('#search-q').value.trim()) {
-  const res = await api(`/api/v1/search?${new URLSearchParams({ q, limit: '20', offset: String(offset) })}`);
   const list = $('#search-results');
   const warning = $('#search-warning');
+  // Spaces pass the box's minlength but are no search: said beside the box, not as the API's schema error.
+  if (q.length < 3) {
+    warning.textContent = 'Describe the finding in at least 3 characters.';
+    warning.hidden = false;
+    warning.classList.add('refused');
+    list.replaceChildren();
+    state.search = null;
+    $('#search-more').hidden = true;
+    $('#search-q').focus();
+    return;
+  }
+  const res = await api(`/api/v1/search?${new URLSearchParams({ q, limit: '20', offset: String(offset) })}`);
   warning.textContent = res.warning || '';
   warning.hidden = !res.warning;
   warning.classList.toggle('refused', res.language.verdict === 'refused');

@@ -3,7 +3,8 @@
 // page says why, while the list still loads; 503, 403 and 401 answers from the stream; and the studies left off
 // the list because their stored result is unreadable (counted for everyone, their UIDs for an admin), and an
 // admin's "Score again" on those and on a study that was not triaged (a real job on the real queue). The page's
-// clock is Playwright's fake one where the test waits out a Retry-After.
+// clock is Playwright's fake one where the test waits out a Retry-After. An API stopped and started again on its
+// port: the interruption is said, and the list is current after the reconnect.
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -58,8 +59,11 @@ afterEach(async () => {
   for (const c of contexts.splice(0)) await c.close();
 });
 
-/** A new tab (its own sessionStorage) signed in with a token; its clock faked and its stream answered by `events` when given. */
-async function tab(token: string, opts: { fakeClock?: boolean; events?: Parameters<Page['route']>[1] } = {}): Promise<{ page: Page; streams: () => number }> {
+/**
+ * A new tab (its own sessionStorage) signed in with a token; its clock faked and its stream answered by `events`
+ * when given; on another app than the shared one at `at`.
+ */
+async function tab(token: string, opts: { fakeClock?: boolean; events?: Parameters<Page['route']>[1]; at?: string } = {}): Promise<{ page: Page; streams: () => number }> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
   contexts.push(context);
   const page = await context.newPage();
@@ -67,7 +71,7 @@ async function tab(token: string, opts: { fakeClock?: boolean; events?: Paramete
   if (opts.events) await page.route('**/api/v1/events', opts.events);
   let streams = 0;
   page.on('request', (r) => { if (r.url().endsWith('/api/v1/events')) streams += 1; });
-  await page.goto(base);
+  await page.goto(opts.at ?? base);
   await page.fill('#token', token);
   await page.click('#login-form button[type=submit]');
   // Attached, not visible: a 401 from the stream goes back to sign-in at once.
@@ -292,4 +296,29 @@ test('the service not answering is said until it answers again; a tab coming bac
   const lists = page.waitForRequest((r) => r.url().includes('/api/v1/worklist'));
   await page.evaluate("Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'visible' }); document.dispatchEvent(new Event('visibilitychange'))");
   await lists;
+});
+
+test('the API stopped and started again: the page says live updates are interrupted, then reconnects with the list current and no row twice', async () => {
+  let other = await build(testDeps(redis));
+  await other.listen({ host: '127.0.0.1', port: 0 });
+  const port = (other.server.address() as AddressInfo).port;
+  try {
+    const { page } = await tab(TOKENS[0].token, { at: `http://127.0.0.1:${port}` });
+    await page.locator('#live', { hasText: /^Live$/ }).waitFor();
+    await other.close();
+    const note = page.locator('#live-note');
+    await note.locator('text=/the service did not answer, so what is shown may be out of date/').waitFor({ timeout: 15_000 });
+    expect(await page.locator('#live').textContent()).toBe('Reconnecting…');
+    // A STAT result written while the API is down: its event reaches no one.
+    await writeResult(redis, { uid: uid(50), priority: 'STAT', receivedAt: Date.now() - 3_600_000, looksLike: 'acute infarct restricted diffusion', flagged: ['acute_infarct'], accession: 'A24-20050' }, true);
+    other = await build(testDeps(redis));
+    await other.listen({ host: '127.0.0.1', port });
+    await page.locator('#live', { hasText: /^Live$/ }).waitFor({ timeout: 40_000 });
+    await note.waitFor({ state: 'hidden' });
+    await page.locator(`#worklist tbody tr:first-child[data-uid="${uid(50)}"]`).waitFor({ timeout: 10_000 });
+    const rows = await page.locator('#worklist tbody tr').evaluateAll((trs) => trs.map((r) => r.getAttribute('data-uid')));
+    expect(new Set(rows).size).toBe(rows.length);
+  } finally {
+    await other.close();
+  }
 });

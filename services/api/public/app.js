@@ -470,6 +470,9 @@ async function startLive(attempt = 0) {
   // the list, instead of showing "Live" over a list that no longer updates.
   let heard = Date.now();
   let silent = false;
+  // The service not reachable at all (stopped, restarting, the network down): said below the header, since the list
+  // may be out of date until the stream is back (the minute's refresh would say so only up to a minute later).
+  let unreachable = false;
   const watchdog = setInterval(() => {
     if (Date.now() - heard > 45000) {
       silent = true;
@@ -477,7 +480,8 @@ async function startLive(attempt = 0) {
     }
   }, 5000);
   try {
-    const res = await fetch('/api/v1/events', { headers: { authorization: `Bearer ${state.token}`, accept: 'text/event-stream' }, signal: controller.signal });
+    const res = await fetch('/api/v1/events', { headers: { authorization: `Bearer ${state.token}`, accept: 'text/event-stream' }, signal: controller.signal })
+      .catch((err) => { unreachable = !controller.signal.aborted; throw err; });
     // A token that expired or was revoked: back to sign-in, once, not a retry loop.
     if (res.status === 401) return signOut('Your session ended (the token expired or is no longer accepted): sign in again.');
     if (!res.ok || !res.body) {
@@ -515,7 +519,7 @@ async function startLive(attempt = 0) {
   }
   if (live !== controller) return;
   setLive(refused ? refused.short : 'Reconnecting…', false);
-  setLiveNote(refused?.note);
+  setLiveNote(refused?.note ?? (unreachable ? 'Live updates are interrupted: the service did not answer, so what is shown may be out of date. Trying again; the list reloads when they reconnect.' : null));
   if (refused && refused.waitMs === null) return;
   // Never sooner than the service's Retry-After: a refused tab must not ask again every second.
   const delay = Math.max(refused?.waitMs ?? 0, Math.min(30000, 1000 * 2 ** attempt));

@@ -27,6 +27,7 @@ export const FindingLocationSchema = Type.Object({
   ImageOrientationPatient: Type.Array(Type.Number(), { minItems: 6, maxItems: 6 }),
   point: Type.Tuple([Type.Number(), Type.Number()], { description: '[column, row] in DICOM image coordinates: 0,0 is the top left corner of the first pixel' }),
   radiusPx: Type.Number(),
+  radiusRowsPx: Type.Optional(Type.Number({ description: 'the radius in pixel rows, where rows and columns are spaced differently' })),
   radiusMm: Type.Number(),
   patientMm: Vec3,
   sliceIndex: Type.Integer(),

@@ -74,6 +74,11 @@ export interface FindingLocation {
   point: [number, number];
   /** Radius of the region around the point, in pixel columns of the key slice and in mm. */
   radiusPx: number;
+  /**
+   * The same radius in pixel rows, where the key slice's rows are spaced differently from its columns (PixelSpacing
+   * unequal): the region, round in mm, is then an ellipse in pixels. Absent where they are equal.
+   */
+  radiusRowsPx?: number;
   radiusMm: number;
   /** The key point in patient coordinates (DICOM LPS, mm): `point` on the key slice, so SCOORD and SCOORD3D agree. */
   patientMm: [number, number, number];

@@ -2,7 +2,8 @@
 // carries a location made with the worker's own geometry code (the lesion centre the generator knows, mapped to the
 // T2 series' nearest slice). The PNG and slices routes are checked through app.inject (pixels, windowing, errors,
 // roles, audit), then the study view in real headless Chromium must show the key slice with the region drawn over
-// it and step through the neighbouring slices.
+// it (round in mm on a series whose rows are spaced wider than its columns) and step through the neighbouring slices.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -50,9 +51,15 @@ beforeAll(async () => {
     writeFileSync(path.join(dataDir, key), f.data);
     await redis.hset(keys.studyInstances(uid), f.SOPInstanceUID, key);
   }
+  // Rows of the T2 series spaced 1.5 times its columns, as a rectangular field of view can make them (DCMTK's
+  // dcmodify on the stored files): the region, round in mm, must be drawn as an ellipse in pixels.
+  const load = async () => (await loadStudyVolumes(study.files.map((f) => ({ name: f.SOPInstanceUID, data: readFileSync(path.join(dataDir, instanceStorageKey(uid, f.SeriesInstanceUID, f.SOPInstanceUID))) })), DEFAULT_PREPROCESSING, { sequences: ['T2'] })).volumeInfo.T2!.source;
+  const square = await load();
+  const t2Files = study.files.filter((f) => f.SeriesInstanceUID === square.SeriesInstanceUID).map((f) => path.join(dataDir, instanceStorageKey(uid, f.SeriesInstanceUID, f.SOPInstanceUID)));
+  execFileSync('dcmodify', ['-nb', '-m', `(0028,0030)=${square.pixelSpacing[0] * 1.5}\\${square.pixelSpacing[1]}`, ...t2Files]);
   // The location the worker would write, from the same geometry code, at the lesion centre.
-  const volumes = await loadStudyVolumes(study.files.map((f) => ({ name: f.SOPInstanceUID, data: f.data })), DEFAULT_PREPROCESSING, { sequences: ['T2'] });
-  const source = volumes.volumeInfo.T2!.source;
+  const source = await load();
+  expect(source.pixelSpacing[0]).toBeCloseTo(1.5 * source.pixelSpacing[1], 5);
   t2Slices = source.slices.map((s) => s.SOPInstanceUID);
   const centre = study.labels.findings[0].center_mm as Vec3;
   const at = locateInSource(source, centre);
@@ -198,10 +205,12 @@ describe('the study view in Chromium', () => {
     // data-slice is set once the slice's PNG has been decoded into the <img>.
     await page.locator(`figure.key-image[data-slice="${location.sliceIndex}"]`).waitFor({ timeout: 20_000 });
     expect(await figure.locator('.pos').textContent()).toContain(`slice ${location.sliceIndex + 1} of ${location.sliceCount} (key slice)`);
-    const circle = figure.locator('svg circle');
+    const circle = figure.locator('svg ellipse');
     expect(await circle.getAttribute('class')).toBe('key');
     expect(Number(await circle.getAttribute('cx'))).toBeCloseTo(location.point[0], 3);
-    expect(Number(await circle.getAttribute('r'))).toBeCloseTo(location.radiusPx, 3);
+    // Round in mm: radiusMm over the column spacing across, over the (1.5 times larger) row spacing down.
+    expect(Number(await circle.getAttribute('rx'))).toBeCloseTo(location.radiusPx, 3);
+    expect(Number(await circle.getAttribute('ry'))).toBeCloseTo(location.radiusPx / 1.5, 3);
     // The rendered pixels are the key slice itself: the image the API returns for that instance.
     const natural = await figure.locator('img').evaluate((img) => {
       const i = img as unknown as { naturalWidth: number; naturalHeight: number };

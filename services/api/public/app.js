@@ -540,7 +540,8 @@ function onEvent(event) {
 // ---------- key images ----------
 // For each flagged finding with a location: its key slice rendered by the API (windowed PNG, fetched with the
 // token and shown from a blob URL), the region drawn over it in SVG, and stepping through the series' slices. On a
-// neighbouring slice the region is drawn dashed, as the circle where the sphere of the region cuts that slice.
+// neighbouring slice the region is drawn dashed, as the circle where the sphere of the region cuts that slice (an
+// ellipse in pixels where rows and columns are spaced differently).
 const SVG = 'http://www.w3.org/2000/svg';
 const keyViewers = [];
 
@@ -550,7 +551,8 @@ function keyImagePanel(uid, f) {
   const svg = document.createElementNS(SVG, 'svg');
   svg.setAttribute('class', 'region');
   svg.setAttribute('aria-hidden', 'true');
-  const circle = document.createElementNS(SVG, 'circle');
+  // An ellipse in pixels: the region is round in millimetres, and rows and columns may be spaced differently.
+  const circle = document.createElementNS(SVG, 'ellipse');
   svg.append(circle);
   const viewer = el('div', { class: 'viewer' }, img, svg);
   const pos = el('span', { class: 'pos muted small', 'aria-live': 'polite' });
@@ -578,7 +580,9 @@ function keyImagePanel(uid, f) {
     const cut = Math.sqrt(Math.max(0, r * r - d * d));
     circle.setAttribute('cx', String(loc.point[0]));
     circle.setAttribute('cy', String(loc.point[1]));
-    circle.setAttribute('r', String((onKey ? r : cut) / s.pixelSpacing[1]));
+    // PixelSpacing is [between rows (down), between columns (across)].
+    circle.setAttribute('rx', String((onKey ? r : cut) / s.pixelSpacing[1]));
+    circle.setAttribute('ry', String((onKey ? r : cut) / s.pixelSpacing[0]));
     circle.setAttribute('class', onKey ? 'key' : 'near');
     circle.style.display = onKey || cut > 0 ? '' : 'none';
     pos.textContent = `slice ${v.index + 1} of ${s.slices.length}${onKey ? ' (key slice)' : ` (${d > 0 ? '+' : ''}${d.toFixed(1)} mm)`}`;

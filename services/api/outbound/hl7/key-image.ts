@@ -25,7 +25,7 @@ export function keyImageRows(f: FindingScore): KeyImageRow[] {
     ...(loc.frame !== undefined ? [{ type: 'NM' as const, code: 'KEY_IMAGE_FRAME', text: 'Key image frame number', system: '99NTRIAGE', value: String(loc.frame) }] : []),
     {
       type: 'ST', code: 'KEY_REGION', text: 'Key region on the key image', system: '99NTRIAGE',
-      value: `circle at column ${round(loc.point[0])}, row ${round(loc.point[1])}, radius ${round(loc.radiusPx)} px (${round(loc.radiusMm, 1)} mm); patient LPS ${loc.patientMm.map((v) => round(v, 1)).join(' ')} mm`,
+      value: `${loc.radiusRowsPx === undefined ? `circle at column ${round(loc.point[0])}, row ${round(loc.point[1])}, radius ${round(loc.radiusPx)} px` : `ellipse at column ${round(loc.point[0])}, row ${round(loc.point[1])}, radius ${round(loc.radiusPx)} px across, ${round(loc.radiusRowsPx)} px down`} (${round(loc.radiusMm, 1)} mm); patient LPS ${loc.patientMm.map((v) => round(v, 1)).join(' ')} mm`,
     },
   ];
 }

@@ -125,6 +125,11 @@ describe('buildPriorityMessage', () => {
     expect(row('KEY_IMAGE').getField(5).toString()).toBe('1.2.3.4.5.6');
     expect(row('KEY_IMAGE_FRAME').getField(5).toString()).toBe('3');
     expect(row('KEY_REGION').getField(5).toString()).toBe('circle at column 60.5, row 70.25, radius 12 px (10.5 mm); patient LPS 10 -20 30 mm');
+    // Rows spaced wider than columns: the region is an ellipse in pixels.
+    const wide = result('STAT');
+    wide.findings[0] = { ...wide.findings[0], location: { ...location, radiusRowsPx: 8 } };
+    const region = build(wide).getAllSegments('OBX').find((s) => s.getComponent(3, 1) === 'KEY_REGION')!;
+    expect(region.getField(5).toString()).toBe('ellipse at column 60.5, row 70.25, radius 12 px across, 8 px down (10.5 mm); patient LPS 10 -20 30 mm');
     // Set IDs stay consecutive across the added rows.
     expect(obx.map((s) => Number(s.getField(1).toString()))).toEqual(obx.map((_, i) => i + 1));
     expect(obx.filter((s) => s.getField(4).toString() === '2').map((s) => s.getComponent(3, 1))).not.toContain('KEY_IMAGE');

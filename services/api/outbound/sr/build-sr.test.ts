@@ -171,6 +171,15 @@ describe('buildTriageSr (TID 1500 Measurement Report)', () => {
     expect(child(groups(ds)[0], 'DECISION').TextValue).toBe('flagged: P 0.800 >= threshold 0.500; sets the URGENT priority');
   });
 
+  it('marks the key region as a SCOORD ellipse where the key slice\'s rows are spaced wider than its columns', async () => {
+    const r = result();
+    r.findings = r.findings.map((f) => (f.location ? { ...f, location: { ...f.location, radiusRowsPx: 8 } } : f));
+    const region = child(groups(await built(r))[0], '111030');
+    expect(region.GraphicType).toBe('ELLIPSE');
+    // Major axis across (12 px either side), minor axis down (8 px), through the key point.
+    expect((region.GraphicData as number[]).map((v) => Math.round(v * 100) / 100)).toEqual([48.5, 70.25, 72.5, 70.25, 60.5, 62.25, 60.5, 78.25]);
+  });
+
   it('marks the key region as a SCOORD circle on the key image and as a SCOORD3D in the frame of reference', async () => {
     const ds = await built(result());
     const [massRoi, mass3d] = groups(ds);

@@ -86,15 +86,22 @@ function evaluations(f: FindingScore): NaturalDataset[] {
   ];
 }
 
-/** The region as a circle on the key slice: centre and one point on the circumference (PS3.3 C.18.6.1.2). */
+/**
+ * The region on the key slice: a circle (centre and one point on the circumference, PS3.3 C.18.6.1.2), or, where
+ * rows and columns are spaced differently, the ellipse that circle in mm makes in pixels (the major axis' end
+ * points, then the minor axis').
+ */
 function imageRegion(loc: FindingLocation, source: SourceStudy): NaturalDataset {
   const [c, r] = loc.point;
+  const across = [c - loc.radiusPx, r, c + loc.radiusPx, r];
+  const down = loc.radiusRowsPx === undefined ? [] : [c, r - loc.radiusRowsPx, c, r + loc.radiusRowsPx];
   return {
     RelationshipType: 'CONTAINS',
     ValueType: 'SCOORD',
     ...concept(CODES.imageRegion),
-    GraphicType: 'CIRCLE',
-    GraphicData: [c, r, c + loc.radiusPx, r],
+    ...(loc.radiusRowsPx === undefined
+      ? { GraphicType: 'CIRCLE', GraphicData: [c, r, c + loc.radiusPx, r] }
+      : { GraphicType: 'ELLIPSE', GraphicData: loc.radiusRowsPx > loc.radiusPx ? [...down, ...across] : [...across, ...down] }),
     ContentSequence: [keyImageItem('SELECTED FROM', loc, source)],
   };
 }

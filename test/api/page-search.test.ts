@@ -1,6 +1,6 @@
 // The page's search of past studies in real headless Chromium, against the real app on listen(0) with a real Redis
-// holding more results than one page of search answers (20): "More results" continues the search shown, and a
-// search of only spaces is answered beside the box.
+// holding more results than one page of search answers (20): "More results" continues the search shown, a search
+// of only spaces is answered beside the box, and a slow earlier search does not replace a later one.
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -88,5 +88,28 @@ test('a search of only spaces is answered beside the box, with no request and no
     expect(asked).toEqual([]);
   } finally {
     page.off('request', onRequest);
+  }
+});
+
+test('an earlier search answered after a later one does not replace it', async () => {
+  // The first search's answer held back 1.5 s on its way to the page (the server answers at once; a busy proxy or
+  // network would do the same); the reader searches again meanwhile.
+  await page.route((url) => url.pathname === '/api/v1/search' && url.searchParams.get('q') === 'acute infarct', async (route) => {
+    const response = await route.fetch();
+    await new Promise((r) => setTimeout(r, 1500));
+    await route.fulfill({ response });
+  });
+  try {
+    await page.fill('#search-q', 'acute infarct');
+    await page.click('#search-form button');
+    await page.fill('#search-q', 'enhancing mass lesion');
+    await page.click('#search-form button');
+    const second = await apiAccessions('enhancing mass lesion', 0);
+    await waitInPage(page, `document.querySelector('#search-results li button > span:not(.badge):not(.score)')?.textContent === ${JSON.stringify(second[0])}`);
+    // Long enough for the held-back answer to arrive and be ignored.
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(await shownAccessions()).toEqual(second);
+  } finally {
+    await page.unrouteAll({ behavior: 'wait' });
   }
 });

@@ -814,9 +814,12 @@ async function checkDraft(event) {
 // ---------- search ----------
 // "More results" asks for the next page of the search shown (state.search.q), not of whatever the box holds now: a
 // text edited since would otherwise append another search's studies under the first one's.
+let searchToken = 0;
 async function runSearch(offset = 0, q = $('#search-q').value.trim()) {
   const list = $('#search-results');
   const warning = $('#search-warning');
+  // Only the last search asked is shown: an earlier one answered later must not replace it.
+  const token = ++searchToken;
   // Spaces pass the box's minlength but are no search: said beside the box, not as the API's schema error.
   if (q.length < 3) {
     warning.textContent = 'Describe the finding in at least 3 characters.';
@@ -829,6 +832,7 @@ async function runSearch(offset = 0, q = $('#search-q').value.trim()) {
     return;
   }
   const res = await api(`/api/v1/search?${new URLSearchParams({ q, limit: '20', offset: String(offset) })}`);
+  if (token !== searchToken) return;
   warning.textContent = res.warning || '';
   warning.hidden = !res.warning;
   warning.classList.toggle('refused', res.language.verdict === 'refused');

@@ -3,11 +3,12 @@
 // bits and written as a greyscale PNG with pngjs; and the slices of a series in stack order (the worker's stack
 // code), so the reader can step through the neighbours of the key slice. Pixels only: nothing of the header (no
 // name, no ID, no date) is drawn or written into the PNG.
-import { readFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { PNG } from 'pngjs';
-import { createPixelDecoder, groupSeries, readInstance, sourceGeometry, stackOfSeries, type DicomInstance, type PixelDecoder } from '../../shared/imaging';
+import { createPixelDecoder, DicomParseError, fileSource, groupSeries, readInstanceHeader, sourceGeometry, stackOfSeries, type DicomInstance, type PixelDecoder } from '../../shared/imaging';
+import { readFrameBytes } from '../../shared/imaging/pixels';
 import { dot, sub } from '../../shared/imaging/geometry';
 import { keys, PURGED_FIELD } from '../../shared/studies';
 import { HttpProblem } from './plugins/problems';
@@ -60,6 +61,13 @@ export function greyPng(pixels: Uint8Array, columns: number, rows: number): Buff
   return PNG.sync.write(png, { colorType: 0, inputColorType: 0, bitDepth: 8, inputHasAlpha: false });
 }
 
+/**
+ * Largest frame rendered (Rows x Columns): 4096 x 4096, four times any MR matrix. Its float32 values, their sorted
+ * copy for the automatic window and the PNG take about 200 MB; a header claiming more (65535 x 65535 would be 17 GB)
+ * is refused before anything is allocated.
+ */
+export const MAX_RENDER_PIXELS = 4096 * 4096;
+
 export interface KeyImageStore {
   render(StudyInstanceUID: string, SOPInstanceUID: string, opts: { frame?: number; window?: Window }): Promise<RenderedFrame>;
   slices(StudyInstanceUID: string, SeriesInstanceUID: string, containing?: string): Promise<SeriesSlices>;
@@ -83,18 +91,21 @@ export function createKeyImageStore(deps: { redis: Redis; dataDir: string }): Ke
     return new HttpProblem(404, detail);
   }
 
+  const gone = (what: string) => new HttpProblem(410, `${what} is no longer stored (retention removes images after RETENTION_DAYS)`);
+
+  /**
+   * The header only (up to Pixel Data): a frame's bytes are read on their own when it is rendered, so an enhanced
+   * instance of hundreds of frames (or one over the 2 GiB a whole-file read allows) costs one frame, and a series'
+   * slice list costs its headers.
+   */
   async function read(storageKey: string, what: string): Promise<DicomInstance> {
-    let bytes: Buffer;
+    const file = path.join(deps.dataDir, storageKey);
     try {
-      bytes = await readFile(path.join(deps.dataDir, storageKey));
+      return await readInstanceHeader(fileSource(file, (await stat(file)).size), what);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new HttpProblem(410, `${what} is no longer stored (retention removes images after RETENTION_DAYS)`);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw gone(what);
+      if (err instanceof DicomParseError) throw new HttpProblem(422, `${what} is not a readable DICOM instance`);
       throw err;
-    }
-    try {
-      return readInstance(bytes, what);
-    } catch {
-      throw new HttpProblem(422, `${what} is not a readable DICOM instance`);
     }
   }
 
@@ -108,12 +119,17 @@ export function createKeyImageStore(deps: { redis: Redis; dataDir: string }): Ke
       if (!frame) throw new HttpProblem(400, `instance ${sop} has ${instance.frames.length} frame(s); frame ${frameNumber} does not exist`);
       const rows = instance.header.Rows ?? 0;
       const columns = instance.header.Columns ?? 0;
+      if (rows * columns > MAX_RENDER_PIXELS) {
+        throw new HttpProblem(422, `frame ${frameNumber} of instance ${sop} is ${rows} x ${columns} pixels, more than the ${MAX_RENDER_PIXELS} (4096 x 4096) a key image is rendered from`);
+      }
       decoder ??= createPixelDecoder();
       await decoder.ready();
       const values = new Float32Array(rows * columns);
       try {
-        decoder.decodeFrameInto(instance, frame, values, 0);
+        decoder.decodeFrameBytesInto(instance, frame, await readFrameBytes(instance, frame.index, new Map()), values, 0);
       } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw gone(`instance ${sop}`);
+        if ((err as NodeJS.ErrnoException).code) throw err;
         throw new HttpProblem(422, `frame ${frameNumber} of instance ${sop} cannot be decoded: ${(err as Error).message.split('\n')[0]}`);
       }
       const window = opts.window ?? autoWindow(values);

@@ -4,6 +4,7 @@
 // written straight into the caller's volume buffer.
 import path from 'node:path';
 import { Context, NativeCodecs } from 'dcmjs-codecs';
+import { codestreamSize } from './codestream-size';
 import { nativeFrameBytes, pixelDataIn, TRANSFER_SYNTAX, type DicomInstance, type Frame } from './dicom-header';
 import { UnusableSeriesError } from './errors';
 
@@ -191,6 +192,10 @@ function decodeFrameBytes(inst: DicomInstance, frame: Frame, data: FrameBytes, o
   let decoded: Uint8Array;
   try {
     if (codec === 'rle') checkRleSegments(data.bytes, l);
+    const declared = codestreamSize(codec, data.bytes);
+    if (declared && (declared.rows !== l.rows || declared.columns !== l.cols)) {
+      throw new Error(`codestream is ${declared.rows}x${declared.columns}, the header says ${l.rows}x${l.cols}: not decoded`);
+    }
     decoded = decodeCompressed(codec, data.bytes, inst, l);
   } catch (e) {
     throw new UnusableSeriesError('corrupt', `${fileName(inst)}: frame ${frame.index}: ${e instanceof Error ? e.message : String(e)}`);

@@ -176,7 +176,7 @@ describe('compressed transfer syntaxes decode to the same volumes as uncompresse
     const [jpls] = await dcmtk('dcmcjpls', ['+el'], 'jpls-rows');
     const wrong = readInstance(jpls.data);
     Object.assign(wrong.header, { Rows: 32, Columns: 32 });
-    expect(() => decoder.decodeFrameInto(wrong, wrong.frames[0], new Float32Array(32 * 32), 0)).toThrow(/decoded frame 0 holds 8192 bytes, 32x32 at 16 bits is 2048/);
+    expect(() => decoder.decodeFrameInto(wrong, wrong.frames[0], new Float32Array(32 * 32), 0)).toThrow(/codestream is 64x64, the header says 32x32: not decoded/);
     // A Rescale Slope and Intercept of 3e38 overflow float32: Infinity would turn the whole volume into NaN.
     const native = readInstance(files[0].data, path.join(dir, files[0].name));
     const frame = { ...native.frames[0], RescaleSlope: 3e38, RescaleIntercept: 3e38 };
@@ -189,6 +189,28 @@ describe('compressed transfer syntaxes decode to the same volumes as uncompresse
     }
     // Reasons name the file, never its path on the server.
     expect(() => decoder.decodeFrameInto(native, frame, out, 0)).toThrow(new RegExp(`^corrupt: ${files[0].name}: `));
+  });
+
+  it('a small codestream declaring another size than Rows x Columns (65535 x 65535) is corrupt before the codec allocates for it', async () => {
+    await decoder.ready();
+    const j2k = new Transcoder(files[0].data.slice().buffer as ArrayBuffer);
+    j2k.transcode(constants.TransferSyntax.Jpeg2000Lossless);
+    const [jpls] = await dcmtk('dcmcjpls', [], 'jpls-size');
+    const [jpeg] = await dcmtk('dcmcjpeg', ['+e1'], 'jpeg-size');
+    // The frame header's size fields: SIZ's Xsiz/Ysiz (32 bits, after SOC), SOF55's and SOF3's Y/X (16 bits).
+    for (const [name, data, marker, at, write] of [
+      ['j2k.dcm', new Uint8Array(j2k.getDicomPart10()), [0xff, 0x4f, 0xff, 0x51], [12, 8], (b: Buffer, o: number, v: number) => b.writeUInt32BE(v, o)],
+      ['jpls.dcm', jpls.data, [0xff, 0xf7], [5, 7], (b: Buffer, o: number, v: number) => b.writeUInt16BE(v, o)],
+      ['jpeg.dcm', jpeg.data, [0xff, 0xc3], [5, 7], (b: Buffer, o: number, v: number) => b.writeUInt16BE(v, o)],
+    ] as const) {
+      const inst = readInstance(data, name);
+      const frame = (inst.pixelData as { fragments: Uint8Array[] }).fragments[0];
+      const b = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+      const i = b.indexOf(Buffer.from(marker));
+      expect(i).toBeGreaterThanOrEqual(0);
+      for (const o of at) write(b, i + o, 65535);
+      expect(() => decoder.decodeFrameInto(inst, inst.frames[0], new Float32Array(64 * 64), 0)).toThrow(`corrupt: ${name}: frame 0: codestream is 65535x65535, the header says 64x64: not decoded`);
+    }
   });
 
   it('native pixel data longer than Rows x Columns x BitsAllocated x frames is unreadable (the listener refuses it too)', async () => {

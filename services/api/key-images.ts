@@ -3,6 +3,7 @@
 // bits and written as a greyscale PNG with pngjs; and the slices of a series in stack order (the worker's stack
 // code), so the reader can step through the neighbours of the key slice. Pixels only: nothing of the header (no
 // name, no ID, no date) is drawn or written into the PNG.
+import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
@@ -76,8 +77,9 @@ export interface KeyImageStore {
 /** Reads stored instances through the listener's Redis record (SOPInstanceUID -> storage key under DATA_DIR). */
 export function createKeyImageStore(deps: { redis: Redis; dataDir: string }): KeyImageStore {
   let decoder: PixelDecoder | undefined;
-  // A reader steps through one series at a time: its stack is kept for the next request.
-  const recent = new Map<string, SeriesSlices>();
+  // A reader steps through one series at a time: its stack is kept for the next request, with the series' instance
+  // records it was made from, so instances arriving or removed by retention since are not answered from it.
+  const recent = new Map<string, { records: string; slices: SeriesSlices }>();
 
   /**
    * Retention deletes the files and then the study's instance records, so after a run an instance is simply not
@@ -137,9 +139,6 @@ export function createKeyImageStore(deps: { redis: Redis; dataDir: string }): Ke
     },
 
     async slices(study, series, containing) {
-      const cacheKey = `${study}/${series}/${containing ?? ''}`;
-      const cached = recent.get(cacheKey);
-      if (cached) return cached;
       const stored = await deps.redis.hgetall(keys.studyInstances(study));
       // Storage keys are store/<Study>/<Series>/<SOP>.dcm (shared/studies.ts).
       const inSeries = Object.entries(stored).filter(([, k]) => path.posix.basename(path.posix.dirname(k)) === series);
@@ -148,6 +147,10 @@ export function createKeyImageStore(deps: { redis: Redis; dataDir: string }): Ke
       if (containing !== undefined && !inSeries.some(([sop]) => sop === containing)) {
         throw new HttpProblem(404, `series ${series} of study ${study} has no stored instance ${containing} (querystring/containing)`);
       }
+      const cacheKey = `${study}/${series}/${containing ?? ''}`;
+      const records = createHash('sha256').update(inSeries.map(([sop, k]) => `${sop}=${k}`).sort().join('\n')).digest('base64');
+      const cached = recent.get(cacheKey);
+      if (cached?.records === records) return cached.slices;
       const instances = await Promise.all(inSeries.map(([sop, k]) => read(k, `instance ${sop}`)));
       // The stack the key slice belongs to (a diffusion series splits by b-value), else the largest.
       const groups = groupSeries(instances);
@@ -174,7 +177,7 @@ export function createKeyImageStore(deps: { redis: Redis; dataDir: string }): Ke
           positionMm: Math.round(dot(sub(s.ImagePositionPatient, first), geometry.normal) * 100) / 100,
         })),
       };
-      recent.set(cacheKey, out);
+      recent.set(cacheKey, { records, slices: out });
       while (recent.size > 8) recent.delete(recent.keys().next().value as string);
       return out;
     },

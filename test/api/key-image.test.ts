@@ -148,16 +148,20 @@ describe('GET …/images/:SOPInstanceUID.png', () => {
 
 describe('a study whose images retention deleted', () => {
   it('answers 410 naming retention for its images and slices, not 404 "no stored instance"', async () => {
-    // A second study holding a copy of the key slice, finished 40 days ago; the real retention run purges it.
+    // A second study holding a copy of the key slice's series, finished 40 days ago; the real retention run purges it.
     const old = '1.2.826.0.1.3680043.10.1234.40';
-    const key = instanceStorageKey(old, location.SeriesInstanceUID, location.SOPInstanceUID);
-    mkdirSync(path.dirname(path.join(dataDir, key)), { recursive: true });
-    writeFileSync(path.join(dataDir, key), readFileSync(path.join(dataDir, instanceStorageKey(uid, location.SeriesInstanceUID, location.SOPInstanceUID))));
-    await redis.hset(keys.studyInstances(old), location.SOPInstanceUID, key);
+    for (const sop of t2Slices) {
+      const key = instanceStorageKey(old, location.SeriesInstanceUID, sop);
+      mkdirSync(path.dirname(path.join(dataDir, key)), { recursive: true });
+      writeFileSync(path.join(dataDir, key), readFileSync(path.join(dataDir, instanceStorageKey(uid, location.SeriesInstanceUID, sop))));
+      await redis.hset(keys.studyInstances(old), sop, key);
+    }
     await redis.hset(keys.study(old), { status: 'failed', statusAt: Date.now() - 40 * 86_400_000 });
     const image = `/api/v1/studies/${old}/images/${location.SOPInstanceUID}.png`;
     const slices = `/api/v1/studies/${old}/series/${location.SeriesInstanceUID}/slices`;
     expect((await app.inject({ url: image, headers: READER })).statusCode).toBe(200);
+    // Listed before the run: the list kept for the next request must not outlive the images.
+    expect((await app.inject({ url: slices, headers: READER })).statusCode).toBe(200);
 
     const summary = await runRetention({ redis, dataDir, retentionDays: 30, log: createLogger('retention', 'silent') });
     expect(summary.purged).toBe(1);

@@ -2,7 +2,7 @@
 // not the whole file, and refuses a frame too large to render before allocating for it. The instances here claim
 // gigabytes of native pixel data held as sparse files (zeros, valid pixel values), so a whole-file read would fail
 // (Node reads at most 2 GiB at once) or hold gigabytes per request.
-import { closeSync, mkdirSync, openSync, ftruncateSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -32,6 +32,8 @@ afterAll(async () => {
   await app?.close();
   redis?.disconnect();
   await server?.stop();
+  // The sparse files claim about 10 GB: none is left behind.
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
 /**

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { PNG } from 'pngjs';
 import { createPixelDecoder, DicomParseError, fileSource, groupSeries, readInstanceHeader, sourceGeometry, stackOfSeries, type DicomInstance, type PixelDecoder } from '../../shared/imaging';
-import { readFrameBytes } from '../../shared/imaging/pixels';
+import { monochrome1Reflection, readFrameBytes } from '../../shared/imaging/pixels';
 import { dot, sub } from '../../shared/imaging/geometry';
 import { keys, PURGED_FIELD } from '../../shared/studies';
 import { HttpProblem } from './plugins/problems';
@@ -134,8 +134,12 @@ export function createKeyImageStore(deps: { redis: Redis; dataDir: string }): Ke
         if ((err as NodeJS.ErrnoException).code) throw err;
         throw new HttpProblem(422, `frame ${frameNumber} of instance ${sop} cannot be decoded: ${(err as Error).message.split('\n')[0]}`);
       }
-      const window = opts.window ?? autoWindow(values);
-      return { png: greyPng(windowTo8Bit(values, window), columns, rows), rows, columns, window };
+      // A window is given and reported in rescaled units; MONOCHROME1 is decoded reflected (K - value), so its
+      // window is reflected the same way (and back for X-Window), which also draws high values dark as it must.
+      const k = monochrome1Reflection(instance, frame);
+      const reflect = (w: Window): Window => (k === undefined ? w : { center: k - w.center, width: w.width });
+      const window = opts.window ? reflect(opts.window) : autoWindow(values);
+      return { png: greyPng(windowTo8Bit(values, window), columns, rows), rows, columns, window: reflect(window) };
     },
 
     async slices(study, series, containing) {

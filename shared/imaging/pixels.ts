@@ -83,6 +83,18 @@ function layoutOf(inst: DicomInstance): Layout {
   };
 }
 
+/**
+ * MONOCHROME1 is decoded inverted, v -> (max + min) - v on the stored value before rescale (the models see dark as
+ * low), so a decoded value d is K - r, r the rescaled value the header's windows speak of. K, or undefined for other
+ * photometric interpretations.
+ */
+export function monochrome1Reflection(inst: DicomInstance, frame: Frame): number | undefined {
+  const l = layoutOf(inst);
+  if (!l.monochrome1) return undefined;
+  const maxPlusMin = l.signed ? -1 : 2 ** l.bitsStored - 1;
+  return maxPlusMin * frame.RescaleSlope + 2 * frame.RescaleIntercept;
+}
+
 /** Raw stored values (little or big endian) -> rescaled float32. */
 function storeFrame(bytes: Uint8Array, byteOffset: number, littleEndian: boolean, l: Layout, frame: Frame, out: Float32Array, offset: number): void {
   const n = l.rows * l.cols;

@@ -14,6 +14,7 @@ import type { Browser, Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { imageToPatient, loadStudyVolumes, locateInSource, type Vec3 } from '../../shared/imaging';
 import { DEFAULT_PREPROCESSING } from '../../shared/imaging/spec';
+import { axialPositions, makeSeries } from '../../shared/imaging/synthetic';
 import { connectRedis } from '../../shared/redis';
 import { resultKeys, type FindingLocation, type StudyResult } from '../../shared/results';
 import { instanceStorageKey, keys } from '../../shared/studies';
@@ -132,6 +133,28 @@ describe('GET …/images/:SOPInstanceUID.png', () => {
     expect((await app.inject({ url: imageUrl(location.SOPInstanceUID, '?window=-123456789.5,1'), headers: READER })).headers['x-window']).toBe('-123456789.5,1');
     expect((await app.inject({ url: imageUrl(location.SOPInstanceUID) })).statusCode).toBe(401);
     expect((await app.inject({ url: imageUrl(location.SOPInstanceUID), headers: SCRAPER })).statusCode).toBe(403);
+  });
+
+  it('draws MONOCHROME1 with high values dark, its window taken and reported in rescaled units', async () => {
+    // 4 x 8 pixels, stored value = column (0..7), rescaled 2 x column - 100: -100 (white) to -86 (black).
+    const series = '1.2.826.0.1.3680043.10.1234.77';
+    const [data] = makeSeries({
+      StudyInstanceUID: uid, SeriesInstanceUID: series, rows: 4, columns: 8, pixelSpacing: [1, 1], positions: axialPositions([0, 0, 0], 1, 5, 4, 8, [1, 1]),
+      intensity: (p) => 2 * Math.round(p[0] + 3.5) - 100, rescale: { slope: 2, intercept: -100 }, attributes: { PhotometricInterpretation: 'MONOCHROME1' },
+    });
+    const key = instanceStorageKey(uid, series, `${series}.1`);
+    mkdirSync(path.dirname(path.join(dataDir, key)), { recursive: true });
+    writeFileSync(path.join(dataDir, key), data);
+    await redis.hset(keys.studyInstances(uid), `${series}.1`, key);
+    for (const [qs, window] of [['', '-93,14'], ['?window=-93,14', '-93,14'], ['?window=-89.5,7', '-89.5,7']]) {
+      const res = await app.inject({ url: imageUrl(`${series}.1`, qs), headers: READER });
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['x-window']).toBe(window);
+      const png = PNG.sync.read(res.rawPayload);
+      const firstRow = Array.from({ length: 8 }, (_, i) => png.data[i * 4]);
+      expect(firstRow).toEqual(window === '-93,14' ? [255, 219, 182, 146, 109, 73, 36, 0] : [255, 255, 255, 255, 219, 146, 73, 0]);
+    }
+    await redis.hdel(keys.studyInstances(uid), `${series}.1`);
   });
 
   it('answers 410 when retention has removed the file, and audits each image read', async () => {

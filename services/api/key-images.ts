@@ -128,7 +128,9 @@ export function createKeyImageStore(deps: { redis: Redis; dataDir: string }): Ke
       await decoder.ready();
       const values = new Float32Array(rows * columns);
       try {
-        decoder.decodeFrameBytesInto(instance, frame, await readFrameBytes(instance, frame.index, new Map()), values, 0);
+        // A deflated instance is read whole (its header cannot be found without inflating it): pixels in memory.
+        if (instance.pixelData) decoder.decodeFrameInto(instance, frame, values, 0);
+        else decoder.decodeFrameBytesInto(instance, frame, await readFrameBytes(instance, frame.index, new Map()), values, 0);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw gone(`instance ${sop}`);
         if ((err as NodeJS.ErrnoException).code) throw err;

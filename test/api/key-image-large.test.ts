@@ -2,7 +2,7 @@
 // not the whole file, and refuses a frame too large to render before allocating for it. The instances here claim
 // gigabytes of native pixel data held as sparse files (zeros, valid pixel values), so a whole-file read would fail
 // (Node reads at most 2 GiB at once) or hold gigabytes per request.
-import { closeSync, ftruncateSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -10,6 +10,7 @@ import { PNG } from 'pngjs';
 import { axialPositions, makeEnhancedSeries, makeSeries, uid, type SeriesSpec } from '../../shared/imaging/synthetic';
 import { connectRedis } from '../../shared/redis';
 import { instanceStorageKey, keys } from '../../shared/studies';
+import { COMPRESSED_TRANSFER_SYNTAX, compress, type Compression } from '../helpers/dcmtk';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { READER, buildTestApp, testDeps } from './helpers';
 
@@ -88,5 +89,29 @@ describe('key images of large instances', () => {
     const res = await app.inject({ url: `/api/v1/studies/${study}/series/${series}/slices`, headers: READER });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ rows: 33_000, columns: 33_000, slices: [{ SOPInstanceUID: `${series}.1`, positionMm: 0 }, { SOPInstanceUID: `${series}.2`, positionMm: 5 }] });
+  });
+});
+
+describe('every transfer syntax the listener accepts, read header first', () => {
+  it('renders the same pixels as the uncompressed instance (an odd 3 x 5 matrix)', async () => {
+    const series = uid();
+    const [plain] = makeSeries({ ...spec(series, 1, {}), rows: 3, columns: 5, positions: axialPositions([0, 0, 0], 1, 5, 3, 5), intensity: (p) => 100 * p[0] + 7 * p[1] });
+    const key = (sop: string) => path.join(dataDir, instanceStorageKey(study, series, sop));
+    mkdirSync(path.dirname(key(`${series}.1`)), { recursive: true });
+    writeFileSync(key(`${series}.1`), plain);
+    await redis.hset(keys.studyInstances(study), `${series}.1`, instanceStorageKey(study, series, `${series}.1`));
+    const render = (sop: string) => app.inject({ url: `/api/v1/studies/${study}/images/${sop}.png`, headers: READER });
+    const reference = await render(`${series}.1`);
+    expect(reference.statusCode).toBe(200);
+    for (const [k, kind] of (Object.keys(COMPRESSED_TRANSFER_SYNTAX) as Compression[]).entries()) {
+      const sop = `${series}.${k + 2}`;
+      await compress(key(`${series}.1`), key(sop), kind);
+      expect(readFileSync(key(sop)).includes(COMPRESSED_TRANSFER_SYNTAX[kind])).toBe(true);
+      await redis.hset(keys.studyInstances(study), sop, instanceStorageKey(study, series, sop));
+      const res = await render(sop);
+      expect([kind, res.statusCode]).toEqual([kind, 200]);
+      expect([kind, res.headers['x-window']]).toEqual([kind, reference.headers['x-window']]);
+      expect(Buffer.compare(res.rawPayload, reference.rawPayload)).toBe(0);
+    }
   });
 });

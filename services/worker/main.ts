@@ -22,6 +22,9 @@ import { initStudyWorker, sampleQueueDepth, type DeadLetterData } from './queue'
 import { createQuerySource } from './query-vectors';
 import { backfillUntriagedIndex } from './store';
 
+/** The most each closing step after the jobs (queues, loaders, Redis) may take: they wait on Redis, which may not answer. */
+const CLOSE_STEP_MS = 5000;
+
 export interface RunningWorker {
   /** Port /metrics, /livez and /readyz listen on (useful when WORKER_METRICS_PORT=0). */
   metricsPort: number;
@@ -189,18 +192,38 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
     close() {
       closing ??= (async () => {
         const timeoutMs = config.SHUTDOWN_TIMEOUT_SECONDS * 1000;
-        let timer: NodeJS.Timeout | undefined;
-        const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutMs)));
-        // Graceful: active jobs finish and complete. Past the limit, force-close: their locks lapse and another
-        // worker retries them (the result write is idempotent, so a half-finished job cannot duplicate).
-        if ((await Promise.race([worker.close().then(() => 'closed' as const), timedOut])) === 'timeout') {
-          log.warn({ timeoutMs }, 'active jobs did not finish in time: closing anyway; they will be retried');
-          await worker.close(true);
+        // Graceful: active jobs finish and complete. Past the limit: loading is interrupted (those jobs go back to
+        // the queue with their backoff) and a job still running is left to its lock, which lapses so another worker
+        // retries it (the result write is idempotent, so a half-finished job cannot duplicate). worker.close(true)
+        // cannot do this once the graceful close has begun: BullMQ returns the close already in progress.
+        // Every later step is bounded too: with Redis frozen or gone, BullMQ's close and QUIT never answer, and the
+        // worker held its pod for the whole terminationGracePeriodSeconds.
+        const within = <T>(work: Promise<T>, ms: number): Promise<T | 'timeout'> => {
+          let timer: NodeJS.Timeout | undefined;
+          const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ms)));
+          return Promise.race([work, timedOut]).finally(() => clearTimeout(timer));
+        };
+        const workerClosed = worker.close().catch((err: unknown) => log.warn({ err }, 'closing the study worker failed'));
+        if ((await within(workerClosed, timeoutMs)) === 'timeout') {
+          log.warn({ timeoutMs }, 'active jobs did not finish in time: stopping anyway; they will be retried');
+          await within(loader.close(), CLOSE_STEP_MS);
+          await within(workerClosed, CLOSE_STEP_MS);
         }
-        clearTimeout(timer);
-        await Promise.allSettled([queue.close(), deadLetters.close(), queries.close(), server.close()]);
-        await Promise.allSettled([loader.close(), models.close()]);
-        await Promise.allSettled([subscriber.quit(), redis.quit(), healthRedis.quit()]);
+        // In order (loaders and sessions after the queues, Redis last); past a step's bound the rest is skipped.
+        const steps: (() => Promise<unknown>)[] = [
+          () => Promise.allSettled([queue.close(), deadLetters.close(), queries.close(), server.close()]),
+          () => Promise.allSettled([loader.close(), models.close()]),
+          () => Promise.allSettled([subscriber.quit(), redis.quit(), healthRedis.quit()]),
+        ];
+        for (const step of steps) {
+          if ((await within(step(), CLOSE_STEP_MS)) === 'timeout') {
+            log.warn({ waitedMs: CLOSE_STEP_MS }, 'a closing step did not finish (Redis not answering?): closing the connections anyway');
+            // The loader processes are never left behind: they are children of this process.
+            await within(loader.close(), CLOSE_STEP_MS);
+            break;
+          }
+        }
+        for (const conn of [subscriber, redis, healthRedis]) conn.disconnect();
         log.info('worker stopped');
       })();
       return closing;

@@ -242,8 +242,10 @@ if (require.main === module) {
       process.exit(1);
     });
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  // Every signal handled (stop is idempotent): a second Ctrl-C while it stops must not kill it mid-way, as the
+  // listener and the API also keep stopping.
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
   startWorker({ signal: abort.signal })
     .then((r) => {
       running = r;

@@ -30,7 +30,7 @@ afterAll(async () => {
   rmSync(modelsDir, { recursive: true, force: true });
 });
 
-test('SIGTERM while Redis does not answer: the worker and its loaders exit without waiting for Redis', async () => {
+test('SIGTERM (twice) while Redis does not answer: the worker and its loaders exit without waiting for Redis', async () => {
   const env = workerEnv({ redisUrl: redis.url, dataDir, modelsDir, extra: { LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_SECONDS: '2' } });
   child = spawn(process.execPath, [BUILT_WORKER], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
@@ -40,6 +40,10 @@ test('SIGTERM while Redis does not answer: the worker and its loaders exit witho
 
   redis.process.kill('SIGSTOP');
   try {
+    child.kill('SIGTERM');
+    // A second signal while it stops (Ctrl-C twice, a second kill) does not cut the stop short: the worker took its
+    // signals once, and the second one killed it on the spot, its loader processes and jobs left to chance.
+    await new Promise((r) => setTimeout(r, 500));
     child.kill('SIGTERM');
     // 2 s for jobs, at most 5 s for each closing step that waits on Redis: well under the pod's 120 s grace period.
     // Generous for a loaded machine; before the fix it waited for Redis however long that took.

@@ -173,6 +173,19 @@ describe.each(OVERLAYS)('k8s/%s', (overlay) => {
     }
   });
 
+  test('the listener and the API are taken out of rotation before SIGTERM, within the grace period', () => {
+    const objects = render(overlay);
+    for (const name of ['neurotriage-listener', 'neurotriage-api']) {
+      const spec = find(objects, 'Deployment', name).spec.template.spec;
+      const [command, seconds] = spec.containers[0].lifecycle?.preStop?.exec?.command ?? [];
+      expect({ name, command }).toEqual({ name, command: 'sleep' });
+      const shutdown = Number(containerEnv(objects, name).SHUTDOWN_TIMEOUT_SECONDS ?? 30);
+      // The sleep, then the service's own bounded stop, with room to spare before SIGKILL.
+      expect(Number(seconds)).toBeGreaterThanOrEqual(5);
+      expect(Number(seconds) + shutdown + 5).toBeLessThanOrEqual(spec.terminationGracePeriodSeconds);
+    }
+  });
+
   test('port 2762 is published exactly when the listener serves DICOM over TLS there', () => {
     const objects = render(overlay);
     const env = containerEnv(objects, 'neurotriage-listener');

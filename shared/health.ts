@@ -45,10 +45,15 @@ export function redisUnavailable(err: Error, timeoutMs: number | undefined): str
   if (err.message === REDIS_COMMAND_TIMED_OUT) return `Redis did not answer within ${timeoutMs ?? '?'} ms`;
   const refusal = redisRefusal(err);
   if (refusal) return refusal;
-  if (err.name === 'MaxRetriesPerRequestError' || err.message.startsWith("Stream isn't writeable") || err.message === 'Connection is closed.') {
-    return 'Redis is not reachable';
-  }
-  return undefined;
+  return redisConnectionGone(err) ? 'Redis is not reachable' : undefined;
+}
+
+/**
+ * ioredis's own word that a command had no connection to go out on: it gave up reconnecting for it, the connection
+ * has no offline queue, or it was closed. (shared/redis-outage.ts adds the socket's own errors for its logs.)
+ */
+export function redisConnectionGone(err: { name?: string; message: string }): boolean {
+  return err.name === 'MaxRetriesPerRequestError' || err.message.startsWith("Stream isn't writeable") || err.message === 'Connection is closed.';
 }
 
 /**

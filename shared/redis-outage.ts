@@ -5,6 +5,7 @@
 // error of an outage is one warning and the rest are dropped until a watched connection is ready again, which is
 // one info line. Any other error is logged each time, as before.
 import type { Redis } from 'ioredis';
+import { redisConnectionGone } from './health';
 import type { Logger } from './logger';
 
 /** The errors of a connection that cannot reach Redis: the socket's, or ioredis's while it has none. */
@@ -13,8 +14,8 @@ const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOENT', 'ETIME
 export function isRedisConnectionError(err: unknown): boolean {
   // Duck-typed: an error made in another realm (a vm context, jest's) is no instanceof this realm's Error.
   if (typeof err !== 'object' || err === null || typeof (err as Error).message !== 'string') return false;
-  const { code, message, name } = err as NodeJS.ErrnoException;
-  return (code !== undefined && CONNECTION_CODES.has(code)) || message === 'Connection is closed.' || message.startsWith("Stream isn't writeable") || name === 'MaxRetriesPerRequestError';
+  const { code } = err as NodeJS.ErrnoException;
+  return (code !== undefined && CONNECTION_CODES.has(code)) || redisConnectionGone(err as Error);
 }
 
 export interface RedisOutageLog {

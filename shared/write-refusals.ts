@@ -1,8 +1,9 @@
 // A BullMQ worker's errors, with a pause while Redis refuses writes. BullMQ's worker fetches its next job in a loop
 // that tries again at once after an error that is not a connection error. A Redis that refuses writes answers every
 // fetch with one (shared/health.ts redisRefusal): its disk is full (MISCONF, the AOF cannot be written), its memory
-// limit is reached under noeviction (OOM), it is a read-only replica (READONLY) or still loading (LOADING). The loop then spins: a CPU busy and ~2,000 error log
-// lines a second (measured), into logs that often live on the disk that is full. Here such an error pauses fetching
+// limit is reached under noeviction (OOM), it is a read-only replica (READONLY) or still loading (LOADING). The
+// loop then spins: a CPU busy and ~2,000 error log lines a second (measured), into logs that often live on the disk
+// that is full. Here such an error pauses fetching
 // for a while and is logged once per pause; fetching resumes by itself, so the worker carries on once Redis takes
 // writes again. A job already running finishes, or (its lock not renewed meanwhile) is retried as a stalled job.
 import type { Worker } from 'bullmq';

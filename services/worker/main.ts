@@ -60,8 +60,8 @@ async function waitForBundle(dir: string, log: Logger, signal?: AbortSignal, eve
 
 /**
  * Runs a start step that writes to Redis (the query migration, the judging thresholds) again while Redis refuses
- * writes for a while (shared/health.ts redisRefusal: maxmemory with noeviction, its disk full, a replica): exiting only restarted the worker into the same refusal, a crash
- * loop with a raw stack each time. Studies stay queued meanwhile, as they do while Redis is not reachable.
+ * writes for a while (shared/health.ts redisRefusal: maxmemory with noeviction, its disk full, a replica): exiting
+ * only restarted the worker into the same refusal, a crash loop with a raw stack each time. Studies stay queued meanwhile, as they do while Redis is not reachable.
  */
 async function whileRedisRefuses<T>(work: () => Promise<T>, log: Logger, signal?: AbortSignal, everyMs = 5000): Promise<T> {
   let warnedAt = 0;

@@ -552,8 +552,8 @@ function keyImagePanel(uid, f) {
   svg.setAttribute('class', 'region');
   svg.setAttribute('aria-hidden', 'true');
   // An ellipse in pixels: the region is round in millimetres, and rows and columns may be spaced differently.
-  const circle = document.createElementNS(SVG, 'ellipse');
-  svg.append(circle);
+  const mark = document.createElementNS(SVG, 'ellipse');
+  svg.append(mark);
   const viewer = el('div', { class: 'viewer' }, img, svg);
   const pos = el('span', { class: 'pos muted small', 'aria-live': 'polite' });
   const status = el('span', { class: 'small' });
@@ -578,13 +578,13 @@ function keyImagePanel(uid, f) {
     const r = loc.radiusMm;
     const onKey = v.index === v.keyIndex;
     const cut = Math.sqrt(Math.max(0, r * r - d * d));
-    circle.setAttribute('cx', String(loc.point[0]));
-    circle.setAttribute('cy', String(loc.point[1]));
+    mark.setAttribute('cx', String(loc.point[0]));
+    mark.setAttribute('cy', String(loc.point[1]));
     // PixelSpacing is [between rows (down), between columns (across)].
-    circle.setAttribute('rx', String((onKey ? r : cut) / s.pixelSpacing[1]));
-    circle.setAttribute('ry', String((onKey ? r : cut) / s.pixelSpacing[0]));
-    circle.setAttribute('class', onKey ? 'key' : 'near');
-    circle.style.display = onKey || cut > 0 ? '' : 'none';
+    mark.setAttribute('rx', String((onKey ? r : cut) / s.pixelSpacing[1]));
+    mark.setAttribute('ry', String((onKey ? r : cut) / s.pixelSpacing[0]));
+    mark.setAttribute('class', onKey ? 'key' : 'near');
+    mark.style.display = onKey || cut > 0 ? '' : 'none';
     pos.textContent = `slice ${v.index + 1} of ${s.slices.length}${onKey ? ' (key slice)' : ` (${d > 0 ? '+' : ''}${d.toFixed(1)} mm)`}`;
     prev.disabled = v.index === 0;
     next.disabled = v.index === s.slices.length - 1;

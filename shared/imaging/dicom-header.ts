@@ -56,6 +56,8 @@ export interface InstanceHeader {
   SOPInstanceUID?: string;
   StudyInstanceUID?: string;
   SeriesInstanceUID?: string;
+  /** The study's key in the RIS (SH, decoded by its Specific Character Set as dcmjs reads it). */
+  AccessionNumber?: string;
   /** Patient coordinates are shared by the series of one frame of reference (SR SCOORD3D references it). */
   FrameOfReferenceUID?: string;
   Modality?: string;
@@ -221,6 +223,7 @@ const T = {
   ImageType: '00080008',
   SOPClassUID: '00080016',
   SOPInstanceUID: '00080018',
+  AccessionNumber: '00080050',
   Modality: '00080060',
   Manufacturer: '00080070',
   SeriesDescription: '0008103E',
@@ -433,6 +436,7 @@ function headerOf(parsed: { meta: Item; dict: Item }): InstanceHeader {
     SOPInstanceUID: str(top, T.SOPInstanceUID),
     StudyInstanceUID: str(top, T.StudyInstanceUID),
     SeriesInstanceUID: str(top, T.SeriesInstanceUID),
+    AccessionNumber: str(top, T.AccessionNumber)?.trim() || undefined,
     FrameOfReferenceUID: str(top, T.FrameOfReferenceUID),
     Modality: str(top, T.Modality),
     Manufacturer: str(top, T.Manufacturer),

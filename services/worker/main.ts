@@ -160,7 +160,7 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
   const deadLetters = new Queue<DeadLetterData>(STUDY_DEAD_LETTER_QUEUE, { connection: redis });
   deadLetters.on('error', (err) => redisErrors.error('dead-letter queue', err));
 
-  const { queue, worker } = initStudyWorker(wc, {
+  const { queue, worker, handBack } = initStudyWorker(wc, {
     redis,
     redisErrors,
     dataDir: dataDir(config),
@@ -192,10 +192,11 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
     close() {
       closing ??= (async () => {
         const timeoutMs = config.SHUTDOWN_TIMEOUT_SECONDS * 1000;
-        // Graceful: active jobs finish and complete. Past the limit: loading is interrupted (those jobs go back to
-        // the queue with their backoff) and a job still running is left to its lock, which lapses so another worker
-        // retries it (the result write is idempotent, so a half-finished job cannot duplicate). worker.close(true)
-        // cannot do this once the graceful close has begun: BullMQ returns the close already in progress.
+        // Graceful: active jobs finish and complete. Past the limit: the jobs still running are handed back to the
+        // head of the queue, their attempt not spent, then loading is interrupted; a job the hand-back could not
+        // reach (Redis not answering) is left to its lock, which lapses so another worker retries it (the result
+        // write is idempotent, so a half-finished job cannot duplicate). worker.close(true) cannot do this once the
+        // graceful close has begun: BullMQ returns the close already in progress.
         // Every later step is bounded too: with Redis frozen or gone, BullMQ's close and QUIT never answer, and the
         // worker held its pod for the whole terminationGracePeriodSeconds.
         const within = <T>(work: Promise<T>, ms: number): Promise<T | 'timeout'> => {
@@ -205,7 +206,8 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
         };
         const workerClosed = worker.close().catch((err: unknown) => log.warn({ err }, 'closing the study worker failed'));
         if ((await within(workerClosed, timeoutMs)) === 'timeout') {
-          log.warn({ timeoutMs }, 'active jobs did not finish in time: stopping anyway; they will be retried');
+          const handedBack = await within(handBack(), CLOSE_STEP_MS);
+          log.warn({ timeoutMs, handedBack }, 'active jobs did not finish in time: handed back to the queue for the next worker; stopping');
           await within(loader.close(), CLOSE_STEP_MS);
           await within(workerClosed, CLOSE_STEP_MS);
         }

@@ -2,9 +2,10 @@
 // {queue, worker}; execStudyJob(job, deps) is the plain function BullMQ calls and tests call directly.
 // A job: status 'scoring' -> pipeline -> one atomic result write (store.ts). Failures: permanent ones end the
 // job with UnrecoverableError, a dead-letter copy and status 'failed'/'unsupported'; transient ones are retried
-// with exponential backoff; the last failed attempt is dead-lettered too.
+// with exponential backoff; the last failed attempt is dead-lettered too. A worker stopping with jobs still running
+// hands them back to the queue (StudyWorker.handBack) instead of leaving them to stall.
 import path from 'node:path';
-import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../shared/logger';
 import { UNREADABLE } from '../../shared/result-schema';
@@ -50,6 +51,8 @@ export interface StudyJobDeps {
   redisErrors?: RedisOutageLog;
   /** How long a failed study's record is retried while Redis refuses it (default DEAD_LETTER_PATIENCE_MS). */
   deadLetterPatienceMs?: number;
+  /** Whether this worker has handed the job back to the queue (it is stopping): the job then writes and records nothing more. */
+  handedBack?: (jobId: string) => boolean;
 }
 
 export interface StudyJobReturn {
@@ -139,6 +142,8 @@ export async function execStudyJob(job: Job<StudyJobData>, deps: StudyJobDeps, t
     const dir = studyDir(deps.dataDir, storageKey);
     const [querySet, meta, refused] = await Promise.all([deps.queries.current(), studyMeta(deps.redis, uid), readRefusals(deps.redis, uid)]);
     const { result, vectors, norms } = await scoreStudyFolder(deps.pipeline, dir, querySet, { StudyInstanceUID: uid, ...meta, refused }, deps.partial);
+    // Handed back while scoring: the worker that takes the job next writes the result (once, as one version).
+    if (deps.handedBack?.(String(job.id))) throw new WaitingError();
     await writeResult(deps.redis, result, vectors, norms);
     if (result.provisional && deps.scheduleFinalise) {
       await deps.scheduleFinalise({ StudyInstanceUID: uid, storageKey, traceId, resultVersion: result.resultVersion! }, result.provisional.until);
@@ -165,6 +170,12 @@ export async function execStudyJob(job: Job<StudyJobData>, deps: StudyJobDeps, t
     );
     return { priority: result.priority, flagged: flagged.map((f) => f.queryId), totalMs: result.timingsMs.total };
   } catch (err) {
+    // Handed back (loading interrupted by the stop, or the check above): the job waits in the queue, its attempt
+    // not spent; WaitingError tells BullMQ it has moved already.
+    if (deps.handedBack?.(String(job.id))) {
+      log.info('worker stopping: study handed back to the queue, to be scored by the next worker');
+      throw new WaitingError();
+    }
     const permanent = asPermanent(err);
     if (permanent) {
       log.warn({ reason: permanent.reason, status: permanent.outcome, err: permanent.message }, 'study cannot be scored: dead-lettered');
@@ -220,6 +231,14 @@ export async function execFinaliseJob(job: Pick<Job<StudyJobData>, 'data'>, deps
 export interface StudyWorker {
   queue: Queue<StudyJobData>;
   worker: Worker<StudyJobData, StudyJobReturn>;
+  /**
+   * For a stop past SHUTDOWN_TIMEOUT_SECONDS: puts every scoring job this worker still runs back at the head of the
+   * queue, unspent. Left to its lock instead, each such job counted as stalled, and one stopped twice (two rolling
+   * updates) was dead-lettered as if it had crashed its worker twice; one whose loading the stop interrupted spent
+   * an attempt. A job that crashes its worker still stalls and is dead-lettered on its second stall. Returns how
+   * many were handed back.
+   */
+  handBack(): Promise<number>;
 }
 
 export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): StudyWorker {
@@ -227,8 +246,11 @@ export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): Study
   if (!deps.redisErrors) redisErrors.watch(deps.redis);
   const connection = deps.redis;
   const queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection });
+  const running = new Map<string, { job: Job<StudyJobData>; token?: string }>();
+  const handedBack = new Set<string>();
   const withFinalise: StudyJobDeps = {
     ...deps,
+    handedBack: (id) => handedBack.has(id),
     // One delayed job per provisional version: a re-delivered scoring job adds nothing twice.
     scheduleFinalise: deps.scheduleFinalise ?? (async (data, at) => {
       await queue.add(FINALISE_STUDY_JOB, { ...studyJobData(data.StudyInstanceUID, data.traceId), resultVersion: data.resultVersion }, {
@@ -249,7 +271,12 @@ export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): Study
         return { priority: outcome, flagged: [], totalMs: 0 };
       }
       if (job.name !== SCORE_STUDY_JOB) throw new UnrecoverableError(`unknown job name ${job.name}`);
-      return execStudyJob(job, withFinalise, token);
+      running.set(String(job.id), { job, token });
+      try {
+        return await execStudyJob(job, withFinalise, token);
+      } finally {
+        running.delete(String(job.id));
+      }
     },
     {
       connection,
@@ -273,7 +300,22 @@ export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): Study
     const e = new PermanentStudyError(err.message, 'stalled', 'failed');
     recordFailure(deps, job, e, job.attemptsStarted, deps.deadLetterPatienceMs).catch((dlErr: unknown) => deps.log.error({ err: dlErr }, 'dead-lettering a stalled job failed'));
   });
-  return { queue, worker };
+  const handBack = async (): Promise<number> => {
+    let n = 0;
+    for (const [id, { job, token }] of running) {
+      handedBack.add(id);
+      try {
+        // The status first: the next worker may take the job the moment it is back, and sets 'scoring' itself.
+        await setStudyStatus(deps.redis, job.data.StudyInstanceUID, 'queued');
+        await job.moveToWait(token);
+        n += 1;
+      } catch (err) {
+        deps.log.warn({ jobId: id, err: (err as Error).message }, 'handing a study job back failed: it is retried once its lock lapses');
+      }
+    }
+    return n;
+  };
+  return { queue, worker, handBack };
 }
 
 /** Samples the study queue's depth by state for the metrics scrape. */

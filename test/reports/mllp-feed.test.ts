@@ -438,6 +438,22 @@ test('a batch without FHS, segments ending CR LF: answered without FHS; BTS-1 wr
   expect(empty.toString()).toMatch(/^BHS\|\^~\\&\|\|\|NT_SYNTH_RIS\|NT_SYNTH\|[^|]+\|\|\|\|EMPTY-1\|EMPTY-1\rBTS\|0$/);
 });
 
+test('a message in a batch with delimiters of its own (MSH#...) is answered AR bad-msh alone, never read into the report before it', async () => {
+  // HL7 lets each message name its delimiters in MSH-1/2. Read as raw line breaks of the message before, this one
+  // (its PID too) was stored inside that report, answered AA, and got no ACK of its own.
+  const other = oru('ACC851', 'HASH-1', 'CANARY-OTHER report of another patient.').replace(/\|/g, '#');
+  const [reply] = await mllpExchange(feed.port, batchOf([oru('ACC850', 'OWN-1'), other, oru('ACC852', 'OWN-2')]));
+  const { envelope, acks } = readBatchAck(reply);
+  expect(envelope[envelope.length - 1]).toBe('BTS|3');
+  expect(acks.map((a) => [msa(a, 1), msa(a, 2)])).toEqual([['AA', 'OWN-1'], ['AR', 'HASH-1'], ['AA', 'OWN-2']]);
+  expect(msa(acks[1], 3)).toMatch(/^MSH must begin "MSH\|\^~\\&" \(the standard delimiters\) \(kept as \S+\)$/);
+  const held = JSON.parse((await feed.client.get(reportKeys.held('ACC850')))!) as { text: string };
+  expect(held.text).toBe(TEXT);
+  expect(await feed.client.exists(reportKeys.held('ACC851'))).toBe(0);
+  const id = /kept as (\S+)\)/.exec(msa(acks[1], 3))![1];
+  expect((await feed.inbound.rejected.get(id))?.payload.toString()).toBe(other);
+});
+
 test('a batch over REPORTS_MLLP_MAX_BATCH_MESSAGES, or one whose envelope cannot be read, is refused whole: one AR, nothing stored', async () => {
   const before = await metrics();
   const rejectedBefore = await feed.client.zcard(reportKeys.rejected());

@@ -48,10 +48,20 @@ export function isBatch(bytes: Buffer): boolean {
   return id === 'FHS' || id === 'BHS';
 }
 
+/**
+ * An MSH with delimiters of its own: HL7 lets each message name them (MSH-1, MSH-2), whatever the batch's. "MSH", a
+ * field separator, 3 to 5 encoding characters (v2.7 adds a fifth), the separator again. Read as text of the message
+ * before, such a message (its PID included) was stored inside that one's report and never answered; now it begins
+ * a message of its own, answered AR bad-msh alone. Prose ("MSH: ...") does not match.
+ */
+const MSH_OWN_DELIMITERS = /^MSH([^A-Za-z0-9\s])[^A-Za-z0-9\s]{3,5}\1/;
+
 /** The segment id of a line that begins an envelope segment or a message ("BTS" alone counts), else null. */
 function envelopeId(line: string): string | null {
   const id = line.slice(0, 3);
-  return ENVELOPE.has(id) && (line.length === 3 || line.charAt(3) === '|') ? id : null;
+  if (!ENVELOPE.has(id)) return null;
+  if (line.length === 3 || line.charAt(3) === '|') return id;
+  return id === 'MSH' && MSH_OWN_DELIMITERS.test(line) ? id : null;
 }
 
 /** Fields of FHS/BHS (field 1 the separator, field 2 the encoding characters) or of BTS/FTS (field 1 first). */
@@ -153,7 +163,7 @@ function declaredCount(trailer: string): string | null {
 
 /** MSH lines in a frame: a quick count, for a time limit set before the frame is read. */
 export function countMessages(bytes: Buffer): number {
-  return bytes.toString('latin1').match(/(?:^|[\r\n])MSH\|/g)?.length ?? 0;
+  return bytes.toString('latin1').split(/\r\n|\r|\n/).filter((line) => envelopeId(line) === 'MSH').length;
 }
 
 /** HL7 batch control id of the frame (the first BHS-11, else FHS-11), as the sender's bytes; for a refusal's MSA-2. */

@@ -4,7 +4,7 @@ import { hl7Escape, hl7Segment, hl7Unescape } from '../../../shared/hl7-text';
 import { reportSentences } from '../../../shared/language/sentences';
 import { buildOru } from '../../../tools/synth/send-reports';
 import { ackFor, ackForUnparsed, controlIdOf } from './ack';
-import { batchAck, BatchProblem, countDisagrees, isBatch, splitBatch } from './batch';
+import { batchAck, BatchProblem, countDisagrees, countMessages, isBatch, splitBatch } from './batch';
 import { loadReportsConfig } from './config';
 import { CR, FS, MllpDecoder, VT, mllpFrame } from '../../../shared/mllp-framing';
 import { decodeMessage, joinSegments, OruProblem, parseOru, type OruRules } from './oru';
@@ -186,6 +186,16 @@ describe('parseOru', () => {
     expect([countDisagrees(null, 3), countDisagrees('3', 3), countDisagrees('2', 3), countDisagrees('three', 3)]).toEqual([false, false, true, true]);
     // A batch is never one message: a replay of one kept before batches were taken says so.
     expect(problemOf(() => decodeMessage(Buffer.from(batch)))).toMatchObject({ ack: 'AR', reason: 'bad-msh', location: 'FHS' });
+  });
+
+  test('a message in a batch with delimiters of its own begins a message; a text line beginning "MSH" does not', () => {
+    const one = `${MSH.replace('|X|', '|B1|')}\r${obr({ 3: 'A1', 25: 'F' })}\rOBX|1|TX|x||first\nMSH: no change since last study`;
+    const own = `${MSH.replace('|X|', '|B2|').replace(/\|/g, '#')}\rOBR#1##A2\rOBX#1#TX#x##second`;
+    const v27 = `${MSH.replace('|X|', '|B3|').replace('|^~\\&|', '|^~\\&#|')}\r${obr({ 3: 'A3', 25: 'F' })}`;
+    const batch = Buffer.from(`BHS|^~\\&\r${one}\r${own}\r${v27}\rBTS|3`);
+    expect(splitBatch(batch).batches[0].messages.map((m) => m.toString())).toEqual([one, own, v27]);
+    expect(countMessages(batch)).toBe(3);
+    expect(problemOf(() => parseOru(decodeMessage(Buffer.from(own)), RULES))).toMatchObject({ ack: 'AR', reason: 'bad-msh' });
   });
 
   test('an envelope that cannot be read is a BatchProblem naming the segment', () => {

@@ -126,6 +126,30 @@ test('a reply that is not an HL7 message fails at once as bad-ack, and the next 
   );
 });
 
+test('a reply with no acknowledgment code in MSA-1 fails as bad-ack, and the next message goes on a fresh connection', async () => {
+  // Such a reply is not the RIS's answer (a commit reply without a code, a half-written ACK): the real one may still
+  // come, and on the same connection it would be taken for the next message's.
+  let connections = 0;
+  await withRis(
+    (socket) => {
+      const mine = ++connections;
+      socket.on('data', (data) => {
+        const id = /\|OMI\^O23\^OMI_O23\|([^|]+)\|/.exec(data.toString())![1];
+        socket.write(`\x0bMSH|^~\\&|RIS||NT||20260101||ACK|A1|P|2.5.1\rMSA|${mine === 1 ? '' : 'AA'}|${id}\x1c\r`);
+      });
+      socket.on('error', () => undefined);
+    },
+    5000,
+    async (sender) => {
+      const err = await sender.send(msg('N1')).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RetryableDeliveryError);
+      expect((err as RetryableDeliveryError).reason).toBe('bad-ack');
+      expect((await sender.send(msg('N2'))).getSegment('MSA')!.getField(1).toString()).toBe('AA');
+      expect(connections).toBe(2);
+    },
+  );
+});
+
 test('the connection sends TCP keep-alive probes after 30 s idle, not after the system default of hours', async () => {
   const connect = jest.spyOn(net, 'connect');
   const sender = new MllpSender({ host: '127.0.0.1', port: peer.port, connectTimeoutMs: 1000, ackTimeoutMs: 2000 });

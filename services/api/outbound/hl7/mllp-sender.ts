@@ -26,6 +26,9 @@ export interface MllpSenderOptions extends HostPort {
  */
 export const KEEPALIVE_DELAY_MS = 30_000;
 
+/** MSA-1 values (HL7 table 0008): original and enhanced mode. */
+const ACK_CODES = new Set(['AA', 'AE', 'AR', 'CA', 'CE', 'CR']);
+
 /** An ACK is a few hundred bytes; a reply larger than this is not one. */
 const MAX_REPLY_BYTES = 1024 * 1024;
 
@@ -125,11 +128,15 @@ export class MllpSender {
         timer = setTimeout(() => reject(new RetryableDeliveryError(`no ACK within ${ackTimeoutMs} ms`, 'ack-timeout')), ackTimeoutMs);
         connection.socket.write(mllpFrame(Buffer.from(message.toString(), 'utf8')));
       });
-      // One message in flight: a reply whose MSA-2 names another control id (or none) answers ours wrongly; one
-      // without MSA goes back to the caller, which reads no acknowledgment code in it.
+      // One message in flight: a reply whose MSA-2 names another control id (or none) answers ours wrongly.
       const msa = reply.getSegment('MSA');
       if (msa && (msa.getField(2)?.toString() ?? '') !== controlId) {
         throw new RetryableDeliveryError('the reply names another message control id in MSA-2 than the MSH-10 sent', 'ack-control-id');
+      }
+      // A reply without an acknowledgment code is not the RIS's answer; failing here (not in the caller) drops the
+      // connection, so the real ACK, should it still come, is not taken for the next message's.
+      if (!ACK_CODES.has(msa?.getField(1)?.toString().trim().toUpperCase() ?? '')) {
+        throw new RetryableDeliveryError('the reply has no acknowledgment code in MSA-1', 'bad-ack');
       }
       return reply;
     } catch (err) {

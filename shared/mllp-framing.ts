@@ -13,7 +13,8 @@ export type Frame =
   | { kind: 'message'; bytes: Buffer }
   /** Over the size limit: the first `head.length` bytes (enough for the MSH and a look), and how many there were. */
   | { kind: 'oversize'; head: Buffer; totalBytes: number }
-  /** Bytes outside any frame that are not line breaks (a sender without MLLP, a port scanner). */
+  /** Bytes outside any frame that are not line breaks (a sender without MLLP, a port scanner), or of a frame cut off
+   * by a new <VT>. */
   | { kind: 'garbage'; bytes: number };
 
 export interface MllpDecoderOptions {
@@ -57,6 +58,17 @@ export class MllpDecoder {
       }
       const fs = chunk.indexOf(FS, i);
       const end = fs === -1 ? chunk.length : fs;
+      // MLLP content never holds <VT>: one before the <FS> means the sender gave up on this frame and began again.
+      // The cut-off bytes are dropped (counted as outside a frame; the sender resends what got no ACK): glued to the
+      // next message, they made one message of both, answered with the first one's control id.
+      const vt = chunk.subarray(i, end).indexOf(VT);
+      if (vt !== -1) {
+        garbage += this.size + vt;
+        this.inFrame = false;
+        this.parts = [];
+        i += vt;
+        continue;
+      }
       this.append(chunk.subarray(i, end));
       if (fs === -1) break;
       frames.push(this.finish());

@@ -277,6 +277,20 @@ test('two messages written at once get two ACKs in order; an oversize one gets A
   expect(kept?.entry).toMatchObject({ reason: 'too-large', truncated: true, bytes: 64 * 1024 });
 });
 
+test('a frame the sender gave up on (a new <VT> before its <FS>) is dropped: the next message is answered as itself', async () => {
+  // MLLP content never holds <VT>: one inside a frame starts a new one. Glued to the cut-off message, the next
+  // message (its PID too) was read as that one's text, answered with the cut-off one's control id, and never acked.
+  const cut = oru('ACC402', 'CUT-1').slice(0, 150);
+  const whole = oru('ACC403', 'WHOLE-1');
+  const before = sample(await metrics(), 'neurotriage_api_reports_rejected_total{source="hl7",reason="bad-text"}');
+  const [reply] = await mllpExchange(feed.port, Buffer.from(`\x0b${cut}\x0b${whole}\x1c\r`), { raw: true, replies: 1 });
+  const ack = Hl7Message.parse(reply.toString());
+  expect([msa(ack, 1), msa(ack, 2)]).toEqual(['AA', 'WHOLE-1']);
+  expect(JSON.parse((await feed.client.get(reportKeys.held('ACC403')))!)).toMatchObject({ text: TEXT });
+  expect(await feed.client.exists(reportKeys.held('ACC402'))).toBe(0);
+  expect(sample(await metrics(), 'neurotriage_api_reports_rejected_total{source="hl7",reason="bad-text"}')).toBe(before);
+});
+
 test('a sender that shuts down its side right after writing (half-close) still gets every ACK, then the connection closes', async () => {
   const frame = (m: string) => Buffer.concat([Buffer.from([0x0b]), Buffer.from(m, 'utf8'), Buffer.from([0x1c, 0x0d])]);
   const { replies, closed } = await new Promise<{ replies: string; closed: boolean }>((resolve) => {

@@ -340,6 +340,18 @@ describe('MllpDecoder', () => {
     expect(d.partial).toBe(false);
   });
 
+  test('a <VT> inside a frame starts a new one: the cut-off bytes are counted outside a frame, whatever the chunks', () => {
+    const bytes = Buffer.concat([Buffer.from([VT]), Buffer.from('MSH|cut'), frame('MSH|next')]);
+    for (const step of [bytes.length, 1, 4]) {
+      const d = new MllpDecoder({ maxMessageBytes: 1000 });
+      const out: Array<string | number> = [];
+      for (let i = 0; i < bytes.length; i += step) {
+        for (const f of d.push(bytes.subarray(i, i + step))) out.push(f.kind === 'message' ? f.bytes.toString() : f.kind === 'garbage' ? f.bytes : f.kind);
+      }
+      expect([out.filter((x) => typeof x === 'string'), out.filter((x) => typeof x === 'number').reduce((a, b) => Number(a) + Number(b), 0)]).toEqual([['MSH|next'], 7]);
+    }
+  });
+
   test('an oversize frame keeps only its head; bytes outside frames are counted', () => {
     const d = new MllpDecoder({ maxMessageBytes: 10, headBytes: 4 });
     const frames = d.push(Buffer.concat([Buffer.from('junk'), Buffer.from([VT]), Buffer.from('MSH|0123456789'), Buffer.from([FS, CR])]));

@@ -395,6 +395,19 @@ describe('what the services export (promtool check metrics, counters at 0)', () 
     expect(promtool(['test', 'rules', path.join(dir, 'batch.test.yml')])).toMatch(/SUCCESS/);
   });
 
+  test('the "Waiting now" panel adds waiting and prioritized jobs, counted once however many workers report them (promtool)', () => {
+    const expr = panelExprs.find((p) => p.panel === 'Waiting now')!.expr;
+    // Every worker samples the same queue: 15 new arrivals waiting, 25 studies of a bulk re-score prioritized.
+    const input_series = ['w1', 'w2'].flatMap((instance) =>
+      Object.entries({ waiting: 15, prioritized: 25, delayed: 500, active: 4 }).map(([state, n]) => ({
+        series: `neurotriage_worker_queue_jobs{state="${state}", instance="${instance}", job="neurotriage-worker"}`,
+        values: `${n}x20`,
+      })));
+    const tests = [{ interval: '1m', input_series, promql_expr_test: [{ expr, eval_time: '10m', exp_samples: [{ labels: '{}', value: 40 }] }] }];
+    writeFileSync(path.join(dir, 'waiting.test.yml'), YAML.stringify({ tests }));
+    expect(promtool(['test', 'rules', path.join(dir, 'waiting.test.yml')])).toMatch(/SUCCESS/);
+  });
+
   test('counter panels fall back to 0 (or on() vector(0)), so an idle system shows 0 rather than "No data"', () => {
     for (const p of panelExprs) {
       const counter = /\b(increase|rate)\(neurotriage_\w+_total\b/.test(p.expr) && !p.expr.includes('histogram_quantile');

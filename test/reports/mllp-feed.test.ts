@@ -291,6 +291,19 @@ test('a frame the sender gave up on (a new <VT> before its <FS>) is dropped: the
   expect(sample(await metrics(), 'neurotriage_api_reports_rejected_total{source="hl7",reason="bad-text"}')).toBe(before);
 });
 
+test('two messages in one frame (not a batch) are refused AR under the first one\'s control id; neither is filed', async () => {
+  // Read as one message, both reports went under the first one's control id with one ACK; a second message with
+  // delimiters of its own (its PID too) was stored as text of the first report.
+  for (const second of [oru('ACC405', 'TWO-2'), oru('ACC405', 'TWO-2').replace(/\|/g, '#')]) {
+    const [reply] = await mllpExchange(feed.port, Buffer.from(`\x0b${oru('ACC404', 'TWO-1')}\r${second}\x1c\r`), { raw: true, replies: 1 });
+    const ack = Hl7Message.parse(reply.toString());
+    expect([msa(ack, 1), msa(ack, 2)]).toEqual(['AR', 'TWO-1']);
+    expect(ack.getSegment('ERR')?.toString()).toContain('more than one message');
+  }
+  expect(await feed.client.exists(reportKeys.held('ACC404'))).toBe(0);
+  expect(await feed.client.exists(reportKeys.held('ACC405'))).toBe(0);
+});
+
 test('a sender that shuts down its side right after writing (half-close) still gets every ACK, then the connection closes', async () => {
   const frame = (m: string) => Buffer.concat([Buffer.from([0x0b]), Buffer.from(m, 'utf8'), Buffer.from([0x1c, 0x0d])]);
   const { replies, closed } = await new Promise<{ replies: string; closed: boolean }>((resolve) => {

@@ -64,6 +64,11 @@ function envelopeId(line: string): string | null {
   return id === 'MSH' && MSH_OWN_DELIMITERS.test(line) ? id : null;
 }
 
+/** A line that begins a message: MSH with the standard field separator, or with delimiters of its own. */
+export function beginsMessage(line: string): boolean {
+  return envelopeId(line) === 'MSH';
+}
+
 /** Fields of FHS/BHS (field 1 the separator, field 2 the encoding characters) or of BTS/FTS (field 1 first). */
 function fieldsOf(line: string, header: boolean): EnvelopeFields {
   const parts = line.split('|');
@@ -163,7 +168,7 @@ function declaredCount(trailer: string): string | null {
 
 /** MSH lines in a frame: a quick count, for a time limit set before the frame is read. */
 export function countMessages(bytes: Buffer): number {
-  return bytes.toString('latin1').split(/\r\n|\r|\n/).filter((line) => envelopeId(line) === 'MSH').length;
+  return bytes.toString('latin1').split(/\r\n|\r|\n/).filter(beginsMessage).length;
 }
 
 /** HL7 batch control id of the frame (the first BHS-11, else FHS-11), as the sender's bytes; for a refusal's MSA-2. */

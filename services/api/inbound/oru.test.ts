@@ -188,6 +188,15 @@ describe('parseOru', () => {
     expect(problemOf(() => decodeMessage(Buffer.from(batch)))).toMatchObject({ ack: 'AR', reason: 'bad-msh', location: 'FHS' });
   });
 
+  test('a frame with two messages (a second MSH, standard or its own delimiters) is refused AR; a report line beginning "MSH" is text', () => {
+    const first = `${MSH.replace('|X|', '|F1|')}\r${obr({ 3: 'A1', 25: 'F' })}\rOBX|1|TX|x||first`;
+    const second = `${MSH.replace('|X|', '|F2|')}\r${obr({ 3: 'A2', 25: 'F' })}\rOBX|1|TX|x||second`;
+    for (const frame of [`${first}\r${second}`, `${first}\n${second.replace(/\|/g, '#')}`]) {
+      expect(problemOf(() => parseOru(frame, RULES))).toMatchObject({ ack: 'AR', reason: 'bad-msh', message: expect.stringContaining('more than one message') });
+    }
+    expect(parseOru(`${first}\nMSH: no change since the last study`, RULES).reports[0].text).toContain('MSH: no change since the last study');
+  });
+
   test('a message in a batch with delimiters of its own begins a message; a text line beginning "MSH" does not', () => {
     const one = `${MSH.replace('|X|', '|B1|')}\r${obr({ 3: 'A1', 25: 'F' })}\rOBX|1|TX|x||first\nMSH: no change since last study`;
     const own = `${MSH.replace('|X|', '|B2|').replace(/\|/g, '#')}\rOBR#1##A2\rOBX#1#TX#x##second`;

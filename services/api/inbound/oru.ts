@@ -7,6 +7,7 @@ import { Hl7Message, type Hl7Segment } from '@medplum/core';
 import { hl7Unescape } from '../../../shared/hl7-text';
 import type { StoredReport } from '../../../shared/reports';
 import { controlCharacterIn, hasText } from '../free-text';
+import { beginsMessage } from './batch';
 import type { AccessionField } from './config';
 
 export type RejectReason =
@@ -215,6 +216,12 @@ export function joinSegments(text: string): string {
 export function parseOru(text: string, rules: OruRules): ParsedOru {
   if (!/^MSH\|\^~\\&/.test(text)) {
     throw new OruProblem('AR', 'bad-msh', 'MSH must begin "MSH|^~\\&" (the standard delimiters)', '100', 'MSH^1^2');
+  }
+  // MLLP carries one message per frame; several go as an HL7 batch. A second MSH was read as part of the first:
+  // both reports filed under the first one's control id with one ACK, or, a second with delimiters of its own, that
+  // message (its PID too) stored as text of the first report.
+  if (text.split(/\r\n|\r|\n/).slice(1).some(beginsMessage)) {
+    throw new OruProblem('AR', 'bad-msh', 'the frame holds more than one message (a second MSH): send one message per frame, or several as an HL7 batch (BHS ... BTS)', '100', 'MSH');
   }
   let message: Hl7Message;
   try {

@@ -15,7 +15,7 @@ export function hl7Escape(text: string): string {
 
 /**
  * Field value -> text. Delimiter escapes and \.br\ (line break) are decoded, \Xhh..\ hexadecimal data too (as
- * ISO 8859-1 code points, the usual reading); highlighting (\H\ \N\) and formatting commands other than \.br\
+ * ISO 8859-1 code points, the usual reading; CR and CR LF as \n); highlighting (\H\ \N\) and formatting commands other than \.br\
  * (\.sp\ \.in\ \.ti\ \.sk\ \.ce\ \.fi\ \.nf\) carry no words and are dropped. An unknown or unterminated escape is
  * kept as written, so nothing a radiologist typed is lost.
  */
@@ -30,7 +30,8 @@ export function hl7Unescape(value: string): string {
       case 'H': case 'N': return '';
       case '.br': return '\n';
     }
-    if (/^X([0-9A-Fa-f]{2})+$/.test(body)) return body.slice(1).replace(/../g, (h) => String.fromCharCode(parseInt(h, 16)));
+    // A line break sent as hex (\X0D\, \X0D0A\) reads as \n, as every other line break of the text does.
+    if (/^X([0-9A-Fa-f]{2})+$/.test(body)) return body.slice(1).replace(/../g, (h) => String.fromCharCode(parseInt(h, 16))).replace(/\r\n?/g, '\n');
     if (/^\.(sp|in|ti|sk|ce|fi|nf)[+-]?\d*$/.test(body)) return body.startsWith('.sp') ? '\n' : '';
     return whole;
   });

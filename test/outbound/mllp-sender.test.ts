@@ -150,6 +150,23 @@ test('a reply with no acknowledgment code in MSA-1 fails as bad-ack, and the nex
   );
 });
 
+test('an ACK whose MSA-2 is padded with spaces answers the message (ST: trailing spaces are not significant)', async () => {
+  // Compared as sent, it failed as ack-control-id on every retry until the study was dead-lettered, though accepted.
+  await withRis(
+    (socket) => {
+      socket.on('data', (data) => {
+        const id = /\|OMI\^O23\^OMI_O23\|([^|]+)\|/.exec(data.toString())![1];
+        socket.write(`\x0bMSH|^~\\&|RIS||NT||20260101||ACK|A1|P|2.5.1\rMSA|AA|${id}   \x1c\r`);
+      });
+      socket.on('error', () => undefined);
+    },
+    5000,
+    async (sender) => {
+      expect((await sender.send(msg('P1'))).getSegment('MSA')!.getField(1).toString()).toBe('AA');
+    },
+  );
+});
+
 test('the connection sends TCP keep-alive probes after 30 s idle, not after the system default of hours', async () => {
   const connect = jest.spyOn(net, 'connect');
   const sender = new MllpSender({ host: '127.0.0.1', port: peer.port, connectTimeoutMs: 1000, ackTimeoutMs: 2000 });

@@ -33,6 +33,8 @@ describe('HL7 text escaping', () => {
   });
   test('decodes hex data and formatting, keeps what it does not know', () => {
     expect(hl7Unescape('caf\\XE9\\ \\H\\bold\\N\\ \\.sp\\x \\Z99\\')).toBe('café bold \nx \\Z99\\');
+    // A line break sent as hex is a line break like \.br\, not a raw CR kept in the stored text.
+    expect(hl7Unescape('one\\X0D\\two\\X0D0A\\three\\X0A\\four')).toBe('one\ntwo\nthree\nfour');
   });
 });
 

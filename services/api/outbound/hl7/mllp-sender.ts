@@ -130,7 +130,8 @@ export class MllpSender {
       });
       // One message in flight: a reply whose MSA-2 names another control id (or none) answers ours wrongly.
       const msa = reply.getSegment('MSA');
-      if (msa && (msa.getField(2)?.toString() ?? '') !== controlId) {
+      // Trailing spaces are not significant in an ST (a RIS that pads MSA-2 still answers ours).
+      if (msa && (msa.getField(2)?.toString() ?? '').trimEnd() !== controlId) {
         throw new RetryableDeliveryError('the reply names another message control id in MSA-2 than the MSH-10 sent', 'ack-control-id');
       }
       // A reply without an acknowledgment code is not the RIS's answer; failing here (not in the caller) drops the

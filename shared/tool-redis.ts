@@ -3,10 +3,12 @@
 // does not answer fails the run at once (exit 1, the scheduler shows it) instead of waiting for it.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { ConfigError, dataDir, exitOnStartFailure, type Config } from './config';
-import type { Logger } from './logger';
+import { ConfigError, dataDir, exitOnStartFailure, loadConfig, type Config } from './config';
+import { createLogger, type Logger } from './logger';
 import { connectRedis } from './redis';
+import { STUDY_QUEUE, type StudyJobData } from './studies';
 
 const REDIS_WAIT_MS = 10_000;
 
@@ -48,4 +50,23 @@ export async function connectToolRedis(config: Pick<Config, 'REDIS_URL' | 'DATA_
   }
   redis.on('error', (err) => log.error({ err: err.message }, 'Redis connection error'));
   return redis;
+}
+
+/** A tool that queues studies (rescore, recover): its config, log, Redis and the study queue, closed after `work`. */
+export async function withStudyQueue<T>(
+  tool: string,
+  unanswered: string,
+  work: (c: { config: Config; log: Logger; redis: Redis; queue: Queue<StudyJobData> }) => Promise<T>,
+): Promise<T> {
+  const config = loadConfig();
+  const log = createLogger(tool, config.LOG_LEVEL);
+  const redis = await connectToolRedis(config, tool, log, unanswered);
+  const queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection: redis });
+  queue.on('error', (err) => log.error({ err: err.message }, 'study queue error'));
+  try {
+    return await work({ config, log, redis, queue });
+  } finally {
+    await queue.close();
+    redis.disconnect();
+  }
 }

@@ -9,15 +9,15 @@
 // UIDs and paths under DATA_DIR reach the output, never anything of the patient.
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { dataDir, loadConfig } from '../shared/config';
+import { dataDir } from '../shared/config';
 import { failCli, parseOptions, UsageError } from '../shared/cli-args';
 import { fileSource, readInstanceHeader } from '../shared/imaging/dicom-header';
-import { createLogger, type Logger } from '../shared/logger';
+import type { Logger } from '../shared/logger';
 import { createRescorer, type RescoreOutcome } from '../shared/rescore';
-import { instanceStorageKey, isUid, keys, PURGE_FENCE_MS, PURGING_FIELD, STORE_DIR, STUDY_QUEUE, studyStorageKey, type StudyJobData } from '../shared/studies';
-import { connectToolRedis, exitOnToolFailure } from '../shared/tool-redis';
+import { instanceStorageKey, isUid, keys, PURGE_FENCE_MS, PURGING_FIELD, STORE_DIR, studyStorageKey, type StudyJobData } from '../shared/studies';
+import { exitOnToolFailure, withStudyQueue } from '../shared/tool-redis';
 import { BULK_PRIORITY } from './rescore';
 
 /**
@@ -244,12 +244,7 @@ export function recoverOptionsFrom(argv: string[]): { limit: number; dryRun: boo
 
 async function main(): Promise<void> {
   const { limit, dryRun } = recoverOptionsFrom(process.argv.slice(2));
-  const config = loadConfig();
-  const log = createLogger('recover', config.LOG_LEVEL);
-  const redis = await connectToolRedis(config, 'recover', log, 'nothing recorded');
-  const queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection: redis });
-  queue.on('error', (err) => log.error({ err: err.message }, 'study queue error'));
-  try {
+  await withStudyQueue('recover', 'nothing recorded', async ({ config, redis, queue, log }) => {
     const summary = await runRecover({
       redis, queue, log, dataDir: dataDir(config), limit, dryRun,
       onStudy: (uid, outcome, n) => console.log(`${uid}\t${outcome}\t${n} instances`),
@@ -260,10 +255,7 @@ async function main(): Promise<void> {
       `${dryRun ? 'dry run: ' : ''}${summary.studies} study folders; ${summary.recovered} studies with ${summary.instances} instances Redis had no record of (${counts}); ` +
         `${summary.unreadable} files left as they are${summary.limited ? `; stopped at --limit ${limit}, run again for the rest` : ''}`,
     );
-  } finally {
-    await queue.close();
-    redis.disconnect();
-  }
+  });
 }
 
 if (require.main === module) main().catch((err: unknown) => (err instanceof UsageError ? failCli(err) : exitOnToolFailure(err)));

@@ -6,16 +6,15 @@
 //   node dist/tools/rescore.js --status failed,unsupported --since 2026-12-01 [--dry-run]
 //   node dist/tools/rescore.js --model-other-than neurotriage-synthetic-reference@2026.12.06-dwi-domain --since ...
 // Criteria given together must all hold. UIDs only reach the output, never anything of the patient.
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { loadConfig } from '../shared/config';
 import { failCli, parseOptions, UsageError } from '../shared/cli-args';
-import { createLogger, type Logger } from '../shared/logger';
+import type { Logger } from '../shared/logger';
 import { createRescorer, type RescoreOutcome } from '../shared/rescore';
 import { parseResult, UNREADABLE } from '../shared/result-schema';
 import { resultKeys } from '../shared/results';
-import { isUid, keys, scanStudyUids, STUDY_QUEUE, type StudyJobData, type StudyStatus } from '../shared/studies';
-import { connectToolRedis, exitOnToolFailure } from '../shared/tool-redis';
+import { isUid, keys, scanStudyUids, type StudyJobData, type StudyStatus } from '../shared/studies';
+import { exitOnToolFailure, withStudyQueue } from '../shared/tool-redis';
 
 /** BullMQ priority of a bulk re-score: after every job without one (new arrivals, an administrator's single study). */
 export const BULK_PRIORITY = 10;
@@ -166,12 +165,7 @@ export function criteriaFrom(argv: string[]): { criteria: RescoreCriteria; limit
 
 async function main(): Promise<void> {
   const { criteria, limit, dryRun } = criteriaFrom(process.argv.slice(2));
-  const config = loadConfig();
-  const log = createLogger('rescore', config.LOG_LEVEL);
-  const redis = await connectToolRedis(config, 'rescore', log, 'nothing queued');
-  const queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection: redis });
-  queue.on('error', (err) => log.error({ err: err.message }, 'study queue error'));
-  try {
+  await withStudyQueue('rescore', 'nothing queued', async ({ redis, queue, log }) => {
     const summary = await runRescore({
       redis, queue, log, criteria, limit, dryRun,
       onStudy: (uid, outcome) => console.log(`${uid}\t${outcome}`),
@@ -179,10 +173,7 @@ async function main(): Promise<void> {
     const counts = Object.entries(summary.outcomes).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
     console.log(`${dryRun ? 'dry run: ' : ''}${summary.selected} studies selected (${counts})${summary.limited ? `; stopped at --limit ${limit}, more match` : ''}`);
     if (summary.outcomes.purged) console.log('purged: retention deleted their instances; send those studies again from the PACS');
-  } finally {
-    await queue.close();
-    redis.disconnect();
-  }
+  });
 }
 
 if (require.main === module) main().catch((err: unknown) => (err instanceof UsageError ? failCli(err) : exitOnToolFailure(err)));

@@ -45,12 +45,17 @@ function joinValues(options: Options, argv: string[]): string[] {
  * node:util's parseArgs, strict, no positionals; --help or -h, a wrong option or a missing required one
  * (`required: true`) throws UsageError. With allowNegative, a boolean is turned off by --no-<name>.
  */
-export function parseOptions<const O extends Options>(options: O, argv: string[] = process.argv.slice(2), settings: { allowNegative?: boolean } = {}): Values<O> {
-  const usage = usageOf(Object.entries(options).map(([k, o]) => {
+export function parseOptions<const O extends Options>(
+  options: O,
+  argv: string[] = process.argv.slice(2),
+  settings: { allowNegative?: boolean; /** What the command does, after the option list in its usage. */ about?: string } = {},
+): Values<O> {
+  const listed = usageOf(Object.entries(options).map(([k, o]) => {
     const name = o.type === 'boolean' && settings.allowNegative ? `--[no-]${k}` : `--${k}`;
     const value = o.type === 'boolean' ? '' : o.required ? ' <required>' : ' <value>';
     return `${name}${value}${o.default === undefined || o.default === false ? '' : ` (default ${JSON.stringify(o.default)})`}`;
   }));
+  const usage = settings.about ? `${listed}\n${settings.about}` : listed;
   const args = joinValues(options, argv);
   if (args.includes('--help') || args.includes('-h')) throw new UsageError('', usage, true);
   // node:util knows nothing of `required`.

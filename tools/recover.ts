@@ -230,13 +230,7 @@ Reads REDIS_URL and DATA_DIR like the services (without REDIS_URL, the private R
 
 /** The command line as options; a UsageError (exit 2) for anything it cannot mean. */
 export function recoverOptionsFrom(argv: string[]): { limit: number; dryRun: boolean } {
-  let v: ReturnType<typeof parseOptions<typeof OPTIONS>>;
-  try {
-    v = parseOptions(OPTIONS, argv);
-  } catch (err) {
-    if (err instanceof UsageError) throw new UsageError(err.message, `${err.usage}\n${ABOUT}`, err.help);
-    throw err;
-  }
+  const v = parseOptions(OPTIONS, argv, { about: ABOUT });
   const limit = Number(v.limit);
   if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit: expected a whole number of studies, at least 1 (got ${v.limit})`, ABOUT);
   return { limit, dryRun: v['dry-run'] };

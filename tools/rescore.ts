@@ -124,13 +124,7 @@ Reads REDIS_URL and DATA_DIR like the services (without REDIS_URL, the private R
 
 /** The command line as criteria; a UsageError (exit 2) for anything it cannot mean. */
 export function criteriaFrom(argv: string[]): { criteria: RescoreCriteria; limit: number; dryRun: boolean } {
-  let v: ReturnType<typeof parseOptions<typeof OPTIONS>>;
-  try {
-    v = parseOptions(OPTIONS, argv);
-  } catch (err) {
-    if (err instanceof UsageError) throw new UsageError(err.message, `${err.usage}\n${ABOUT}`, err.help);
-    throw err;
-  }
+  const v = parseOptions(OPTIONS, argv, { about: ABOUT });
   const usage = (message: string) => new UsageError(message, ABOUT);
   const list = (s: string | undefined) => s?.split(',').map((x) => x.trim()).filter(Boolean);
   const criteria: RescoreCriteria = {};

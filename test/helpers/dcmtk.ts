@@ -240,10 +240,11 @@ export type PrivateStorescp = NetnsServer & { port: number };
 
 /**
  * A DCMTK storescp answering to `aet` on a 127.0.0.1 port, writing what it receives to `outDir`. It binds every
- * interface, so it runs in a private network namespace (netns.ts) with its unix sockets in `socketDir`.
+ * interface, so it runs in a private network namespace (netns.ts) with its unix sockets in `socketDir`. `extraArgs`
+ * go before the others (e.g. `-xf config profile`: a PACS that stores only the classes its profile lists).
  */
-export async function startPrivateStorescp(aet: string, outDir: string, socketDir: string): Promise<PrivateStorescp> {
-  const server = await startInNetns({ socketDir, command: 'storescp', args: ['-od', outDir, '-aet', aet, '11112'], env: dcmtkEnv(), listen: { dicom: 11112 } });
+export async function startPrivateStorescp(aet: string, outDir: string, socketDir: string, extraArgs: string[] = []): Promise<PrivateStorescp> {
+  const server = await startInNetns({ socketDir, command: 'storescp', args: [...extraArgs, '-od', outDir, '-aet', aet, '11112'], env: dcmtkEnv(), listen: { dicom: 11112 } });
   return { ...server, port: server.ports.dicom };
 }
 

@@ -133,7 +133,11 @@ export function createSrAdapter(target: SrTarget, deps: SrAdapterDeps): Outbound
           now: now(),
         })
         : null;
-      const kos = keyObjects ? await cStore(keyObjects, target) : null;
+      const kos = keyObjects ? await cStore(keyObjects, target).catch((err: unknown) => {
+        // The dead letter must say that the SR itself is in the PACS, and how to stop sending what it refuses.
+        if (!(err instanceof PermanentDeliveryError)) throw err;
+        throw new PermanentDeliveryError(`key object document: ${err.message}; the SR was stored (SR_KEY_IMAGES=false sends the SR alone)`, err.reason, { cause: err });
+      }) : null;
       return kos ? `${statusHex(outcome.status)}; key images ${statusHex(kos.status)}` : statusHex(outcome.status);
     },
     close: async () => undefined,

@@ -32,7 +32,7 @@ const PERMANENT_OTHER = 'permanent-other';
 export const OUTBOUND_DEAD_LETTER_REASONS: Record<Adapter, readonly string[]> = {
   hl7: [RETRIES_EXHAUSTED, RESULT_UNREADABLE, 'ack-AR', 'ack-CR', 'no-accession', 'bad-score', PERMANENT_OTHER],
   sr: [
-    RETRIES_EXHAUSTED, RESULT_UNREADABLE, 'association-rejected', 'dimse-0x0122', 'dimse-0x0124', 'dimse-0xA9xx', 'dimse-0xCxxx', 'dimse-refused',
+    RETRIES_EXHAUSTED, RESULT_UNREADABLE, 'association-rejected', 'context-rejected', 'dimse-0x0122', 'dimse-0x0124', 'dimse-0xA9xx', 'dimse-0xCxxx', 'dimse-refused',
     'source-missing', 'source-mismatch', 'source-corrupt', PERMANENT_OTHER,
   ],
   webhook: [RETRIES_EXHAUSTED, RESULT_UNREADABLE, 'http-3xx', 'http-4xx', PERMANENT_OTHER],

@@ -1,6 +1,6 @@
 // C-STORE of one in-memory dataset to a PACS with dcmjs-dimse's Client, wrapped in a typed async call with an
 // overall timeout and TCP no-delay. DIMSE statuses and association outcomes map to retryable or permanent errors.
-import { Client, Dataset, Implementation, constants, requests } from 'dcmjs-dimse';
+import { Client, Dataset, Implementation, constants, requests, type association } from 'dcmjs-dimse';
 import type { SrTarget } from '../config';
 import { PermanentDeliveryError, RetryableDeliveryError } from '../errors';
 import type { NaturalDataset } from './dcmjs';
@@ -69,6 +69,21 @@ export function cStore(elements: NaturalDataset, target: SrTarget): Promise<Stor
       const status = response.getStatus();
       if (status === constants.Status.Pending) return;
       outcome = classifyStoreStatus(status);
+    });
+    // A PACS that does not store the class refuses its presentation context in the A-ASSOCIATE-AC (PS3.8 9.3.3.2);
+    // dcmjs-dimse then skips the request and releases, which read as "no response" and was retried, SR and all,
+    // until the attempts ran out. The same answer comes on every retry: permanent, naming the class and result.
+    client.on('associationAccepted', (association: association.Association) => {
+      if (association.getAcceptedPresentationContextFromRequest(request)) return;
+      const sopClass = String(elements.SOPClassUID);
+      const context = association.getPresentationContexts().map((c) => c.context).find((c) => c.getAbstractSyntaxUid() === sopClass);
+      const result = context ? `result ${context.getResult()}, ${context.getResultDescription()}` : 'no result';
+      finish(new PermanentDeliveryError(`the PACS refused the presentation context for SOP class ${sopClass} (${result}): it does not store this class`, 'context-rejected'));
+      try {
+        client.abort();
+      } catch {
+        // already closing
+      }
     });
     client.on('associationRejected', (r: { result: number; reason: number }) => {
       const why = `association rejected (result ${r.result}, reason ${r.reason})`;

@@ -173,6 +173,20 @@ test('a 403 from the stream is said once and not asked again; a 401 signs out on
   expect(expired.streams()).toBe(1);
 });
 
+test('the count in the header, a live region, is rewritten only when it changes, not at each minute\'s refresh', async () => {
+  // Rewritten at every refresh, a screen reader announced the same count once a minute.
+  const { page } = await tab(TOKENS[0].token, { fakeClock: true });
+  await page.locator('#count', { hasText: 'studies' }).waitFor();
+  await page.evaluate(`window.countWrites = 0;
+    new MutationObserver((m) => { window.countWrites += m.length; })
+      .observe(document.querySelector('#count'), { childList: true, characterData: true, subtree: true });`);
+  const served = page.waitForResponse((r) => r.url().includes('/api/v1/worklist'));
+  await page.clock.runFor(61_000);
+  await served;
+  await page.waitForTimeout(200);
+  expect(await page.evaluate('window.countWrites')).toBe(0);
+});
+
 test('studies whose result cannot be read are counted in the header; their UIDs are listed, folded, for an admin only', async () => {
   const admin = await tab(TOKENS[1].token);
   const count = admin.page.locator('#count');

@@ -375,7 +375,10 @@ async function refreshWorklist() {
   const untriaged = untriagedPage.items;
   const inFlight = inFlightPage.items.length;
   const atLimit = (n) => (n >= STUDIES_LIMIT ? `${n}+` : String(n));
-  $('#count').textContent = `${page.items.length}${page.nextCursor ? '+' : ''} studies · ${stat} STAT${inFlight ? ` · ${atLimit(inFlight)} being scored` : ''}${untriaged.length ? ` · ${atLimit(untriaged.length)} not triaged` : ''}${unreadable.length ? ` · ${unreadable.length} not shown (result unreadable): tell the administrator` : ''}`;
+  // Rows come STAT first, so the STAT count is whole unless every row shown is STAT and more follow ("100+ STAT").
+  // A live region: written only when it says something new, so a screen reader does not announce it every refresh.
+  const count = `${page.items.length}${page.nextCursor ? '+' : ''} studies · ${stat}${page.nextCursor && stat === page.items.length ? '+' : ''} STAT${inFlight ? ` · ${atLimit(inFlight)} being scored` : ''}${untriaged.length ? ` · ${atLimit(untriaged.length)} not triaged` : ''}${unreadable.length ? ` · ${unreadable.length} not shown (result unreadable): tell the administrator` : ''}`;
+  if ($('#count').textContent !== count) $('#count').textContent = count;
   showUnreadable(unreadable);
   replaceRows($('#untriaged tbody'), untriaged.map(untriagedRow));
   $('#untriaged-actions').hidden = !isAdmin();

@@ -35,21 +35,22 @@ export type RescoreOutcome =
  * Checks the study can be scored from what is stored and, when it can, puts it in the pending set first: retention
  * leaves pending studies alone, and should the job be lost the listener re-queues the study at its next start.
  * KEYS: study hash, instances hash, pending set. ARGV: StudyInstanceUID, now (ms), purged field, purging field,
- * purge fence (ms). Returns { verdict, status }. Retention's purged mark stays on the study hash for good, but
+ * purge fence (ms), '1' to only check (a dry run: nothing made pending), '1' to take the instances as recorded (a
+ * dry run of tools/recover.ts, which would record them first). Returns { verdict, status }. Retention's purged mark stays on the study hash for good, but
  * retention deletes the instance records with the files: instances recorded now were stored after the purge (the
  * PACS sent the study again, as the 410 advises), so they are scored; the mark answers only when none is recorded.
  */
 const PREPARE = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'not-received', ''} end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {ARGV[7] == '1' and 'ok' or 'not-received', ''} end
 local h = redis.call('HMGET', KEYS[1], 'status', ARGV[3], ARGV[4])
 local status = h[1] or ''
 local purging = tonumber(h[3])
 if purging and tonumber(ARGV[2]) - purging < tonumber(ARGV[5]) then return {'purging', status} end
-if redis.call('HLEN', KEYS[2]) == 0 then
+if ARGV[7] ~= '1' and redis.call('HLEN', KEYS[2]) == 0 then
   if h[2] then return {'purged', h[2]} end
   return {'no-instances', status}
 end
-redis.call('SADD', KEYS[3], ARGV[1])
+if ARGV[6] ~= '1' then redis.call('SADD', KEYS[3], ARGV[1]) end
 return {'ok', status}
 `;
 
@@ -74,23 +75,44 @@ export interface RescoreOptions {
   priority?: number;
 }
 
+/** What rescore() would answer now, with 'would-queue' for 'queued'. */
+export type RescoreCheck = Exclude<RescoreOutcome, { outcome: 'queued' }> | { outcome: 'would-queue' };
+
 export interface Rescorer {
   rescore(StudyInstanceUID: string, options?: RescoreOptions): Promise<RescoreOutcome>;
+  /**
+   * A dry run's answer: what rescore() would do now, changing nothing. `instancesRecorded` takes the study's
+   * instances as recorded (tools/recover.ts records them before it re-scores).
+   */
+  check(StudyInstanceUID: string, options?: { instancesRecorded?: boolean }): Promise<RescoreCheck>;
 }
 
 export function createRescorer(deps: { redis: Redis; queue: Queue<StudyJobData>; clock?: () => number }): Rescorer {
   const now = deps.clock ?? Date.now;
+  const prepare = async (uid: string, checkOnly: boolean, instancesRecorded: boolean) => {
+    const [verdict, detail] = (await deps.redis.eval(
+      PREPARE, 3, keys.study(uid), keys.studyInstances(uid), keys.pendingStudies(),
+      uid, String(now()), PURGED_FIELD, PURGING_FIELD, String(PURGE_FENCE_MS), checkOnly ? '1' : '', instancesRecorded ? '1' : '',
+    )) as [string, string];
+    const status = (detail || null) as StudyStatus | null;
+    if (verdict === 'not-received') return { outcome: 'not-received' } as const;
+    if (verdict === 'purged') return { outcome: 'purged', at: Number(detail) } as const;
+    if (verdict === 'purging') return { outcome: 'purging' } as const;
+    if (verdict === 'no-instances') return { outcome: 'no-instances' } as const;
+    return status;
+  };
   return {
+    async check(uid, options = {}) {
+      const verdict = await prepare(uid, true, options.instancesRecorded ?? false);
+      if (typeof verdict === 'object' && verdict !== null) return verdict;
+      // rescore()'s add is deduplicated on the study: a job that holds it now would be kept and reported.
+      const held = await deps.queue.getDeduplicationJobId(uid);
+      return held ? { outcome: 'already-queued', jobId: held, status: verdict } : { outcome: 'would-queue' };
+    },
     async rescore(uid, options = {}) {
-      const [verdict, detail] = (await deps.redis.eval(
-        PREPARE, 3, keys.study(uid), keys.studyInstances(uid), keys.pendingStudies(),
-        uid, String(now()), PURGED_FIELD, PURGING_FIELD, String(PURGE_FENCE_MS),
-      )) as [string, string];
-      const status = (detail || null) as StudyStatus | null;
-      if (verdict === 'not-received') return { outcome: 'not-received' };
-      if (verdict === 'purged') return { outcome: 'purged', at: Number(detail) };
-      if (verdict === 'purging') return { outcome: 'purging' };
-      if (verdict === 'no-instances') return { outcome: 'no-instances' };
+      const verdict = await prepare(uid, false, false);
+      if (typeof verdict === 'object' && verdict !== null) return verdict;
+      const status = verdict;
       const jobId = `study-${randomUUID()}`;
       const job = await deps.queue.add(
         SCORE_STUDY_JOB,

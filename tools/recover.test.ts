@@ -158,9 +158,11 @@ test('a dry run records and queues nothing; files that are not the instance thei
   expect(await redis.hlen(keys.studyInstances(b.StudyInstanceUID))).toBe(2);
 });
 
-test('a study retention is deleting is left to retention', async () => {
+test('a study retention is deleting is left to retention, and a dry run says so', async () => {
   const purging = storeStudy(1, 2);
   await redis.hset(keys.study(purging.StudyInstanceUID), { StudyInstanceUID: purging.StudyInstanceUID, status: 'scored', [PURGING_FIELD]: Date.now() });
+  const dry = await runRecover({ redis, queue, log, dataDir, limit: 100, dryRun: true });
+  expect(dry).toMatchObject({ recovered: 0, instances: 0, outcomes: { purging: 1 } });
   const run = await runRecover({ redis, queue, log, dataDir, limit: 100 });
   expect(run.outcomes).toEqual({ purging: 1 });
   expect(await redis.exists(keys.studyInstances(purging.StudyInstanceUID))).toBe(0);

@@ -205,14 +205,16 @@ export async function runRecover(deps: RecoverDeps): Promise<RecoverSummary> {
       }
       recorded += done;
     }
-    if (purging) {
-      count(uid, 'purging', recorded);
+    // A dry run asks what the real run would meet (retention deleting the study, a job holding it), records taken as made.
+    const check = summary.dryRun && recorded > 0 ? await rescorer.check(uid, { instancesRecorded: true }) : undefined;
+    if (purging || check?.outcome === 'purging') {
+      count(uid, 'purging', purging ? recorded : 0); // the real run records nothing of a study being purged
       continue;
     }
     if (recorded === 0) continue; // every file unreadable, or the listener recorded them meanwhile
     summary.recovered += 1;
     summary.instances += recorded;
-    count(uid, summary.dryRun ? 'would-queue' : (await rescorer.rescore(uid, { priority: BULK_PRIORITY })).outcome, recorded);
+    count(uid, check ? check.outcome : (await rescorer.rescore(uid, { priority: BULK_PRIORITY })).outcome, recorded);
   }
   deps.log.info({ ...summary }, summary.dryRun ? 'recover dry run finished' : 'recover finished');
   return summary;

@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import { createLogger } from '../shared/logger';
 import { connectRedis } from '../shared/redis';
 import { resultKeys, type StudyResult } from '../shared/results';
-import { keys, SCORE_STUDY_JOB, STUDY_QUEUE, studyStorageKey, type StudyJobData } from '../shared/studies';
+import { keys, PURGED_FIELD, PURGING_FIELD, SCORE_STUDY_JOB, STUDY_QUEUE, studyStorageKey, type StudyJobData } from '../shared/studies';
 import { startRedis, type TestRedis } from '../test/helpers/redis';
 import { waitFor } from '../test/helpers/wait';
 import { BULK_PRIORITY, criteriaFrom, runRescore } from './rescore';
@@ -104,6 +104,26 @@ test('a list of studies, a job already holding one, and the limit', async () => 
   expect(again.outcomes).toEqual({ 'already-queued': 1, queued: 1 });
   const limited = await runRescore({ redis, queue, log, criteria: { statuses: ['scored'] }, limit: 1, dryRun: true });
   expect(limited).toMatchObject({ selected: 1, limited: true });
+});
+
+test('a dry run says what the real run will do with each study: purged, purging, no instances, already queued', async () => {
+  // Retention deleted uid(2)'s instances, is deleting uid(3)'s now; uid(4)'s records are gone; uid(5) has its job.
+  await redis.del(keys.studyInstances(uid(2)), keys.studyInstances(uid(3)), keys.studyInstances(uid(4)));
+  await redis.hset(keys.study(uid(2)), PURGED_FIELD, NOW - DAY);
+  await redis.hset(keys.study(uid(3)), PURGING_FIELD, Date.now());
+  await runRescore({ redis, queue, log, criteria: { studies: [uid(5)] }, limit: 100 });
+  const criteria = { studies: [uid(1), uid(2), uid(3), uid(4), uid(5)] };
+
+  const said: string[] = [];
+  const dry = await runRescore({ redis, queue, log, criteria, limit: 100, dryRun: true, onStudy: (u, o) => said.push(`${u} ${o}`) });
+  expect(dry.outcomes).toEqual({ 'would-queue': 1, purged: 1, purging: 1, 'no-instances': 1, 'already-queued': 1 });
+  // Nothing changed: no job added, nothing made pending (retention still takes the dry run's studies).
+  expect(await queued()).toEqual([uid(5)]);
+  expect(await redis.smembers(keys.pendingStudies())).toEqual([uid(5)]);
+
+  const done: string[] = [];
+  await runRescore({ redis, queue, log, criteria, limit: 100, onStudy: (u, o) => done.push(`${u} ${o}`) });
+  expect(said).toEqual(done.map((l) => l.replace(/ queued$/, ' would-queue')));
 });
 
 test('the command line: what each option means, and what it refuses', () => {

@@ -97,7 +97,8 @@ export async function runRescore(deps: {
       }
       seen.add(uid);
       summary.selected += 1;
-      const outcome = summary.dryRun ? 'would-queue' : (await rescorer.rescore(uid, { priority: BULK_PRIORITY })).outcome;
+      // A dry run asks what the real run would answer (purged, already-queued...), not just that it was selected.
+      const outcome = (summary.dryRun ? await rescorer.check(uid) : await rescorer.rescore(uid, { priority: BULK_PRIORITY })).outcome;
       summary.outcomes[outcome] = (summary.outcomes[outcome] ?? 0) + 1;
       deps.onStudy?.(uid, outcome);
     }

@@ -12,7 +12,7 @@ import type { Redis } from 'ioredis';
 import { axialPositions, makeSeries, phantom, uid as newUid } from '../shared/imaging/synthetic';
 import { createLogger } from '../shared/logger';
 import { connectRedis } from '../shared/redis';
-import { instanceStorageKey, keys, PURGING_FIELD, STUDY_QUEUE, type StudyJobData } from '../shared/studies';
+import { instanceStorageKey, keys, PURGED_FIELD, PURGING_FIELD, STUDY_QUEUE, type StudyJobData } from '../shared/studies';
 import { startRedis, type TestRedis } from '../test/helpers/redis';
 import { BULK_PRIORITY } from './rescore';
 import { recoverOptionsFrom, runRecover } from './recover';
@@ -161,10 +161,13 @@ test('a dry run records and queues nothing; files that are not the instance thei
 test('a study retention is deleting is left to retention, and a dry run says so', async () => {
   const purging = storeStudy(1, 2);
   await redis.hset(keys.study(purging.StudyInstanceUID), { StudyInstanceUID: purging.StudyInstanceUID, status: 'scored', [PURGING_FIELD]: Date.now() });
+  // Purged before the backup, sent again after it: the records to be made count, not the old purge.
+  const resent = storeStudy(1, 2);
+  await redis.hset(keys.study(resent.StudyInstanceUID), { StudyInstanceUID: resent.StudyInstanceUID, status: 'scored', [PURGED_FIELD]: T0 });
   const dry = await runRecover({ redis, queue, log, dataDir, limit: 100, dryRun: true });
-  expect(dry).toMatchObject({ recovered: 0, instances: 0, outcomes: { purging: 1 } });
+  expect(dry).toMatchObject({ recovered: 1, instances: 2, outcomes: { purging: 1, 'would-queue': 1 } });
   const run = await runRecover({ redis, queue, log, dataDir, limit: 100 });
-  expect(run.outcomes).toEqual({ purging: 1 });
+  expect(run.outcomes).toEqual({ purging: 1, queued: 1 });
   expect(await redis.exists(keys.studyInstances(purging.StudyInstanceUID))).toBe(0);
   expect(await jobsFor(purging.StudyInstanceUID)).toHaveLength(0);
 });

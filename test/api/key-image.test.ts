@@ -283,4 +283,22 @@ describe('the study view in Chromium', () => {
     await waitInPage(page, "!document.querySelector('#study').open && !/study · neurotriage$/i.test(document.title)");
     expect(await loads(shown)).toBe(false);
   }, 60_000);
+
+  it('keeps a key image it cached for this token only: without it, or with another, the API is asked (and audits)', async () => {
+    // The URL the study view fetched above with the reader's token, now in the browser's cache (private, max-age).
+    const url = `${imageUrl(location.SOPInstanceUID)}?`;
+    const reads = () => auditText().split('\n').filter((l) => l.includes('"action":"study.image"')).length;
+    const fetchAs = (token: string | null) =>
+      page.evaluate(`fetch(${JSON.stringify(url)}${token ? `, { headers: { authorization: 'Bearer ${token}' } }` : ''}).then((r) => r.status)`);
+    // Stepping back to a slice seen with the same token is still served from the cache: no second read.
+    const before = reads();
+    expect(await fetchAs(TOKENS[0].token)).toBe(200);
+    expect(reads()).toBe(before);
+    // Without Vary: Authorization the cached PNG was handed to a request with no token, or a wrong one (after sign
+    // out, on a shared reading-room workstation), unchecked and unaudited.
+    expect(await fetchAs(null)).toBe(401);
+    expect(await fetchAs('not-a-token-0123456789')).toBe(401);
+    expect(await fetchAs(TOKENS[1].token)).toBe(200);
+    expect(auditText()).toContain('"user":"pacs-admin","role":"admin","action":"study.image"');
+  }, 30_000);
 });

@@ -36,8 +36,11 @@ export async function imageRoutes(fastify: FastifyInstance, opts: { images: KeyI
       await app.audit(request, 'study.image', { StudyInstanceUID });
       return reply
         .header('content-type', 'image/png')
-        // Patient images: the browser may keep them for this session's stepping, shared caches never.
+        // Patient images: the browser may keep them for this session's stepping, shared caches never. Vary: the copy
+        // is for the token that fetched it; without it the browser handed it to a request with no token or another
+        // one (after sign-out on a shared workstation), unchecked and unaudited.
         .header('cache-control', 'private, max-age=300')
+        .header('vary', 'Authorization')
         .header('x-window', `${Number(rendered.window.center.toFixed(2))},${Number(rendered.window.width.toFixed(2))}`)
         .send(rendered.png);
     },

@@ -16,7 +16,7 @@ import { openApiPlugin, swaggerUiRoutes } from './plugins/docs';
 import { jsonBodyPlugin } from './plugins/json-body';
 import { livePlugin } from './plugins/live';
 import { metricsPlugin } from './plugins/metrics';
-import { clientErrorHandler, connectNotServed, expectationFailed, frameworkErrorHandler, HttpProblem, problemsPlugin } from './plugins/problems';
+import { clientErrorHandler, connectNotServed, expectationFailed, frameworkErrorHandler, HttpProblem, problemsPlugin, targetPath } from './plugins/problems';
 import { rateLimitPlugin } from './plugins/rate-limit';
 import type { EmbedText } from './report-check';
 import { eventRoutes } from './routes/events';
@@ -203,7 +203,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   // `private, max-age` for stepping). No response is content-sniffed. The page's files set their own headers.
   app.addHook('onSend', async (request, reply, payload) => {
     if (!reply.hasHeader('x-content-type-options')) reply.header('X-Content-Type-Options', 'nosniff');
-    if (request.url.startsWith('/api/') && !reply.hasHeader('cache-control')) reply.header('Cache-Control', 'no-store');
+    if (targetPath(request.url).startsWith('/api/') && !reply.hasHeader('cache-control')) reply.header('Cache-Control', 'no-store');
     return payload;
   });
   // The connection's own command bound (API_REDIS_TIMEOUT_MS in main.ts) is what a 503 about Redis names.

@@ -17,7 +17,7 @@ let app: FastifyInstance;
 let port: number;
 
 /** The raw answer to bytes written as they are (app.inject() can send neither a header twice nor a CONNECT). */
-const send = (head: string, body = ''): Promise<{ status: number; contentType?: string; body: string }> =>
+const send = (head: string, body = ''): Promise<{ status: number; contentType?: string; body: string; head: string }> =>
   new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -25,9 +25,10 @@ const send = (head: string, body = ''): Promise<{ status: number; contentType?: 
     socket.on('error', reject);
     socket.on('close', () => {
       const [headers, ...rest] = Buffer.concat(chunks).toString('utf8').split('\r\n\r\n');
-      resolve({ status: Number(headers.split(' ')[1]), contentType: /\r\ncontent-type: ([^\r]*)/i.exec(headers)?.[1], body: rest.join('\r\n\r\n') });
+      resolve({ status: Number(headers.split(' ')[1]), contentType: /\r\ncontent-type: ([^\r]*)/i.exec(headers)?.[1], body: rest.join('\r\n\r\n'), head: headers });
     });
-    socket.end(`${head}Connection: close\r\n${body ? `Content-Length: ${Buffer.byteLength(body)}\r\n` : ''}\r\n${body}`);
+    // Written, not ended: a client that half-closes before an answer that waits on Redis may get none at all.
+    socket.write(`${head}Connection: close\r\n${body ? `Content-Length: ${Buffer.byteLength(body)}\r\n` : ''}\r\n${body}`);
   });
 
 beforeAll(async () => {
@@ -241,4 +242,20 @@ test('a body in a transfer coding other than chunked is a 501 saying so, not par
   expect(head).toMatch(/^HTTP\/1.1 501 /);
   expect(head).toMatch(/\r\ncontent-type: application\/problem\+json/i);
   expect(JSON.parse(body)).toMatchObject({ status: 501, detail: 'Transfer-Encoding gzip is not accepted: send the body uncompressed (chunked or with a Content-Length)' });
+});
+
+describe('a request target in absolute form (RFC 9112 section 3.2.2: a server must accept it)', () => {
+  // The router serves `GET http://host/api/v1/worklist` as /api/v1/worklist, but the no-store check read the raw
+  // target: the worklist and a study's result left without Cache-Control, so a cache in between could keep them.
+  test.each([
+    ['the worklist', 'http://api/api/v1/worklist', 200],
+    ['a study', `HTTPS://api:8443/api/v1/studies/${UID}`, 200],
+    ['a refusal', 'http://api/api/v1/queries/mass', 403],
+  ])('%s is answered no-store like its path, the problem instance being the path', async (_, target, status) => {
+    const res = await send(`${status === 403 ? 'DELETE' : 'GET'} ${target} HTTP/1.1\r\nHost: api\r\nAuthorization: ${READER.authorization}\r\n`);
+    expect(res.status).toBe(status);
+    expect(res.head).toMatch(/\r\ncache-control: no-store\r\n/i);
+    expect(res.head).toMatch(/\r\nx-content-type-options: nosniff\r\n/i);
+    if (status >= 400) expect(JSON.parse(res.body).instance).toBe(new URL(target).pathname);
+  });
 });

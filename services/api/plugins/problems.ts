@@ -63,6 +63,17 @@ export function echoedPath(path: string): string {
   return path.length > ECHO_MAX ? `${path.slice(0, ECHO_MAX)}…` : path;
 }
 
+/**
+ * The path of a request target, without its query string. A target in absolute form (`GET http://host/api/v1/worklist`,
+ * RFC 9112 section 3.2.2, which a server must accept) is routed by its path, so every check of the path reads that:
+ * the raw target failed startsWith('/api/') and the worklist went out without no-store.
+ */
+export function targetPath(url: string): string {
+  const origin = /^https?:\/\/[^/?#]*/i.exec(url);
+  const path = origin ? url.slice(origin[0].length) : url;
+  return path.startsWith('/') ? path.split('?')[0] : `/${path.split('?')[0]}`;
+}
+
 export function problemBody(status: number, detail: string, instance?: string): Problem {
   return {
     type: 'about:blank',
@@ -176,7 +187,7 @@ export function connectNotServed(_req: IncomingMessage, socket: Duplex): void {
  * percent-encoding does not decode ("%ZZ", "%C3%28", a lone "%"), and a path segment over maxParamLength.
  */
 export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  const path = request.url.split('?')[0];
+  const path = targetPath(request.url);
   const [status, detail] =
     err.code === 'FST_ERR_BAD_URL'
       ? [400, 'the path holds a percent-encoding that does not decode ("%" not followed by two hex digits, or bytes that are not UTF-8): send "%" itself as %25']
@@ -283,7 +294,7 @@ export const problemsPlugin = fp(async function problems(app: FastifyInstance, o
     if (errors.length > 0) throw HttpProblem.forFields(400, errors);
   });
   app.setErrorHandler((err: FastifyError | HttpProblem, request, reply) => {
-    const path = request.url.split('?')[0];
+    const path = targetPath(request.url);
     if ('validation' in err && err.validation) {
       const problem = HttpProblem.forFields(400, validationErrors(err, request.query, request.routeOptions.schema as Record<string, unknown> | undefined));
       const body = { ...problemBody(400, problem.detail, path), errors: problem.errors };
@@ -309,7 +320,7 @@ export const problemsPlugin = fp(async function problems(app: FastifyInstance, o
     return reply.code(status).type('application/problem+json').send({ ...problemBody(status, detail, path), ...errors, ...limit });
   });
   app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?')[0];
+    const path = targetPath(request.url);
     const allow = allowedMethods(path);
     if (allow.length > 0) {
       return reply

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { problemBody } from '../plugins/problems';
+import { problemBody, targetPath } from '../plugins/problems';
 
 const CSP = [
   "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data: blob:", "connect-src 'self'",
@@ -26,7 +26,7 @@ export function staticRefusal(err: FastifyError, request: FastifyRequest, reply:
   const status = err.statusCode ?? 500;
   const detail = STATIC_DETAILS[status];
   if (!detail) throw err;
-  return reply.code(status).type('application/problem+json').send(problemBody(status, detail, request.url.split('?')[0]));
+  return reply.code(status).type('application/problem+json').send(problemBody(status, detail, targetPath(request.url)));
 }
 
 /** services/api/public beside the sources; from dist/services/api the sources are three folders up. */

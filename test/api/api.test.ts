@@ -1145,16 +1145,18 @@ describe('live updates', () => {
     const frames: string[] = [];
     let ended = false;
     const req = request({ host: '127.0.0.1', port, path: '/api/v1/events', headers: READER });
-    const opened = new Promise<number>((resolve) => {
+    const opened = new Promise<{ status: number; cache: unknown; sniff: unknown }>((resolve) => {
       req.on('response', (res) => {
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => frames.push(chunk));
         res.on('end', () => (ended = true));
-        resolve(res.statusCode ?? 0);
+        resolve({ status: res.statusCode ?? 0, cache: res.headers['cache-control'], sniff: res.headers['x-content-type-options'] });
       });
     });
     req.end();
-    expect(await opened).toBe(200);
+    // The stream names the studies scored (worklist data): no-store and nosniff like every other /api/v1 answer (it
+    // was no-cache, which lets a cache keep a copy, and had no nosniff: its headers bypass the app's onSend hook).
+    expect(await opened).toEqual({ status: 200, cache: 'no-store, no-transform', sniff: 'nosniff' });
     // The app's live-update subscriber connects and subscribes in the background (its own Redis connection): a
     // message published before SUBSCRIBE has been answered is lost. Publish until one comes through the stream
     // (a fixed pause is a guess that a loaded machine can beat), then the query change behind it.
@@ -1188,6 +1190,7 @@ describe('live updates', () => {
       const { port } = live.server.address() as AddressInfo;
       const answer = await rawExchange(port, `HEAD /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: ${READER.authorization}\r\n\r\nGET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, 5_000);
       expect(answer).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*content-type: text\/event-stream/i);
+      expect(answer).toMatch(/\r\ncache-control: no-store, no-transform\r\n/i);
       expect(answer).toContain('{"status":"ok"}');
       expect(live.live.events.listenerCount('event')).toBe(0);
     } finally {

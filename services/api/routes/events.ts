@@ -8,6 +8,12 @@ import { Type } from '@sinclair/typebox';
 import { userOf } from '../plugins/auth';
 import { problems } from '../schemas';
 
+/**
+ * The stream names each study as it is scored (worklist data): no cache keeps it, as for every /api/v1 answer (it was
+ * no-cache, which lets one store it); no-transform keeps a proxy from compressing, and so buffering, the events.
+ */
+const STREAM_CACHE_CONTROL = 'no-store, no-transform';
+
 export async function eventRoutes(fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.get(
@@ -24,7 +30,7 @@ export async function eventRoutes(fastify: FastifyInstance): Promise<void> {
       // GET it sent nothing at all (Node holds a HEAD's headers until the response ends), kept a live listener while
       // the client waited, and stalled every request behind it on the connection.
       if (request.method === 'HEAD') {
-        return reply.type('text/event-stream; charset=utf-8').header('Cache-Control', 'no-cache, no-transform').send('');
+        return reply.type('text/event-stream; charset=utf-8').header('Cache-Control', STREAM_CACHE_CONTROL).send('');
       }
       // Past the user's or the process's cap: a 429 problem naming it. The place is taken now, before the audit
       // write, and given back if no stream opens with it.
@@ -37,7 +43,9 @@ export async function eventRoutes(fastify: FastifyInstance): Promise<void> {
         request.raw.socket.setNoDelay(true);
         res.writeHead(200, {
           'Content-Type': 'text/event-stream; charset=utf-8',
-          'Cache-Control': 'no-cache, no-transform',
+          'Cache-Control': STREAM_CACHE_CONTROL,
+          // Hijacked: the app's onSend hook, which adds this to every other answer, never runs.
+          'X-Content-Type-Options': 'nosniff',
           Connection: 'keep-alive',
           'X-Accel-Buffering': 'no',
         });

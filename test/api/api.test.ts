@@ -1060,6 +1060,8 @@ describe('audit log', () => {
 
   test('records who read which study and who changed which query, never the free text', async () => {
     await app.inject({ method: 'GET', url: `/api/v1/studies/${MASS}`, headers: READER });
+    // One query read alone is a read like the list (it was the one GET under /api/v1 with data and no audit line).
+    expect((await app.inject({ method: 'GET', url: '/api/v1/queries/mass', headers: READER })).statusCode).toBe(200);
     await app.inject({ method: 'POST', url: '/api/v1/queries', headers: ADMIN, payload: { id: 'audit_q', text: 'subdural collection', priority: 'URGENT' } });
     await app.inject({ method: 'GET', url: '/api/v1/search?q=secret%20words%20typed', headers: READER });
     await app.inject({ method: 'POST', url: `/api/v1/studies/${INFARCT}/report-check`, headers: READER, payload: { report: 'private draft wording' } });
@@ -1067,6 +1069,7 @@ describe('audit log', () => {
     expect(lines).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ user: 'dr-reader', role: 'reader', action: 'study.read', StudyInstanceUID: MASS }),
+        expect.objectContaining({ user: 'dr-reader', role: 'reader', action: 'queries.read', queryId: 'mass' }),
         expect.objectContaining({ user: 'pacs-admin', role: 'admin', action: 'query.create', queryId: 'audit_q', queryVersion: expect.any(Number) }),
         expect.objectContaining({ user: 'dr-reader', action: 'search', textLength: 'secret words typed'.length }),
         expect.objectContaining({ user: 'dr-reader', action: 'study.report-check', StudyInstanceUID: INFARCT }),

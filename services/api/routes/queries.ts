@@ -40,6 +40,8 @@ export async function queryRoutes(fastify: FastifyInstance, opts: QueryRouteOpti
     async (request) => {
       const q = await service.find(request.params.id);
       if (!q) throw new HttpProblem(404, `no triage query "${request.params.id}"`);
+      // A read like the list's: every read under /api/v1 is audited (docs/security.md).
+      await app.audit(request, 'queries.read', { queryId: q.id });
       return q;
     },
   );

@@ -15,7 +15,7 @@ import { connectRedis } from '../shared/redis';
 import { instanceStorageKey, keys, PURGED_FIELD, PURGING_FIELD, STUDY_QUEUE, type StudyJobData } from '../shared/studies';
 import { startRedis, type TestRedis } from '../test/helpers/redis';
 import { BULK_PRIORITY } from './rescore';
-import { recoverOptionsFrom, runRecover } from './recover';
+import { ARRIVING_SLACK_MS, recoverOptionsFrom, runRecover } from './recover';
 
 const MAIN = path.resolve(__dirname, '..', 'dist', 'tools', 'recover.js');
 const log = createLogger('recover-test', 'silent');
@@ -170,6 +170,18 @@ test('a study retention is deleting is left to retention, and a dry run says so'
   expect(run.outcomes).toEqual({ purging: 1, queued: 1 });
   expect(await redis.exists(keys.studyInstances(purging.StudyInstanceUID))).toBe(0);
   expect(await jobsFor(purging.StudyInstanceUID)).toHaveLength(0);
+});
+
+test('a study whose files are still arriving is left to the listener until its quiet period has passed', async () => {
+  const arriving = storeStudy(1, 2);
+  const now = Date.now();
+  for (const f of arriving.files) utimesSync(path.join(dataDir, f.key), new Date(now - 1000), new Date(now - 1000));
+  const early = await runRecover({ redis, queue, log, dataDir, limit: 100, quietMs: 5000, now: () => now });
+  expect(early.outcomes).toEqual({ 'still-arriving': 1 });
+  expect(early.recovered).toBe(0);
+  expect(await redis.exists(keys.study(arriving.StudyInstanceUID))).toBe(0);
+  const later = await runRecover({ redis, queue, log, dataDir, limit: 100, quietMs: 5000, now: () => now + 5000 + ARRIVING_SLACK_MS });
+  expect(later).toMatchObject({ recovered: 1, instances: 2, outcomes: { queued: 1 } });
 });
 
 test('the command line: options, and what it refuses', () => {

@@ -47,7 +47,14 @@ redis.call('SADD', KEYS[3], ARGV[5])
 return 1
 `;
 
-export type RecoverOutcome = RescoreOutcome['outcome'] | 'would-queue';
+/**
+ * 'still-arriving': files written within the quiet period (and this slack) of now, left to the listener; a later run
+ * records what it did not.
+ */
+export type RecoverOutcome = RescoreOutcome['outcome'] | 'would-queue' | 'still-arriving';
+
+/** Beyond the quiet period, how recent a study's newest file may be for the study to count as still arriving. */
+export const ARRIVING_SLACK_MS = 30_000;
 
 export interface RecoverSummary {
   /** Study folders in the store. */
@@ -73,6 +80,8 @@ export interface RecoverDeps {
   dataDir: string;
   /** Studies to recover at most in this run. */
   limit: number;
+  /** STUDY_QUIET_SECONDS in ms: a study with a file newer than this (plus ARRIVING_SLACK_MS) is still arriving. */
+  quietMs?: number;
   dryRun?: boolean;
   now?: () => number;
   /** Each study recovered, with its re-score outcome and how many instances it gained. */
@@ -183,14 +192,23 @@ export async function runRecover(deps: RecoverDeps): Promise<RecoverSummary> {
       summary.limited = true;
       break;
     }
-    let recorded = 0;
-    let purging = false;
+    const readable: Array<{ file: StoredFile; read: Exclude<Awaited<ReturnType<typeof readStored>>, string> }> = [];
     for (const file of missing) {
       const read = await readStored(deps.dataDir, uid, file);
-      if (typeof read === 'string') {
-        unreadable(file.storageKey, read);
-        continue;
-      }
+      if (typeof read === 'string') unreadable(file.storageKey, read);
+      else readable.push({ file, read });
+    }
+    // A study whose files are still arriving is the listener's: it records each instance as it stores it. Taken
+    // here between a file's rename and its record, the study was queued at once and could be scored before its last
+    // series arrived.
+    const newest = Math.max(...readable.map((r) => r.read.at));
+    if (readable.length > 0 && now() - newest < (deps.quietMs ?? 0) + ARRIVING_SLACK_MS) {
+      count(uid, 'still-arriving', 0);
+      continue;
+    }
+    let recorded = 0;
+    let purging = false;
+    for (const { file, read } of readable) {
       if (summary.dryRun) {
         recorded += 1;
         continue;
@@ -242,7 +260,7 @@ async function main(): Promise<void> {
   const { limit, dryRun } = recoverOptionsFrom(process.argv.slice(2));
   await withStudyQueue('recover', 'nothing recorded', async ({ config, redis, queue, log }) => {
     const summary = await runRecover({
-      redis, queue, log, dataDir: dataDir(config), limit, dryRun,
+      redis, queue, log, dataDir: dataDir(config), limit, dryRun, quietMs: config.STUDY_QUIET_SECONDS * 1000,
       onStudy: (uid, outcome, n) => console.log(`${uid}\t${outcome}\t${n} instances`),
       onUnreadable: (key, reason) => console.log(`${key}\tleft as it is: ${reason}`),
     });

@@ -18,6 +18,7 @@ import { livePlugin } from './plugins/live';
 import { metricsPlugin } from './plugins/metrics';
 import { clientErrorHandler, connectNotServed, expectationFailed, frameworkErrorHandler, HttpProblem, problemsPlugin, targetPath } from './plugins/problems';
 import { rateLimitPlugin } from './plugins/rate-limit';
+import { createEncoderShare } from './encoder-share';
 import type { EmbedText } from './report-check';
 import { eventRoutes } from './routes/events';
 import { healthRoutes } from './routes/health';
@@ -154,12 +155,17 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
 
   const auditFile = path.resolve(dataDir(deps.config), deps.settings.API_AUDIT_LOG_FILE);
   const auditLog = deps.auditLog ?? openAuditLog(auditFileFor(auditFile, deps.instanceName));
-  const embed: EmbedText = async (texts) => {
+  const encoderShare = createEncoderShare(deps.settings.API_ENCODER_MAX_PER_USER, (user, running) => {
+    app.metrics.encoderRefused.inc();
+    deps.logger.warn({ user, running, limit: deps.settings.API_ENCODER_MAX_PER_USER }, 'text-encoder request refused: too many of this user running');
+  });
+  const embed: EmbedText = async (texts, user) => {
     if (!deps.embedText) {
       const m = deps.modelStatus();
       throw new HttpProblem(503, `the text encoder is not loaded (${m.detail ?? 'starting'}); try again shortly`);
     }
-    return deps.embedText(texts);
+    const embedText = deps.embedText;
+    return user === undefined ? embedText(texts) : encoderShare.run(user, () => embedText(texts));
   };
   // app.metrics is decorated below, before any route can read a result (or calibration start).
   const store = createStudyStore(deps.redis, {

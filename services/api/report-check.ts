@@ -7,7 +7,8 @@ import { plattProbability } from '../../shared/models/calibration';
 import { readSentence, splitSentences, type Assertion, type ReportSentence } from '../../shared/language/sentences';
 import { cosine } from './vectors';
 
-export type EmbedText = (texts: string[]) => Promise<Float32Array[]>;
+/** Embeds sentences; `user`, for a request's own sentences, counts the run against that user's share (encoder-share.ts). */
+export type EmbedText = (texts: string[], user?: string) => Promise<Float32Array[]>;
 export type { Assertion };
 
 export const MAX_SENTENCES = 200;

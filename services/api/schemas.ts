@@ -15,7 +15,7 @@ export const StatusSchema = lit(['received', 'queued', 'scoring', 'scored', 'fai
  * `detail` (whose words may change). live-streams-per-user: API_LIVE_MAX_STREAMS_PER_USER; live-streams-per-process:
  * API_LIVE_MAX_STREAMS; rate: the per-client rate limit (API_RATE_LIMIT_MAX in API_RATE_LIMIT_WINDOW_SECONDS).
  */
-export const PROBLEM_LIMITS = ['live-streams-per-user', 'live-streams-per-process', 'rate'] as const;
+export const PROBLEM_LIMITS = ['live-streams-per-user', 'live-streams-per-process', 'encoder-per-user', 'rate'] as const;
 export type ProblemLimit = (typeof PROBLEM_LIMITS)[number];
 
 /** RFC 9457 problem details; `detail` always says what is wrong in words a client developer can act on. */

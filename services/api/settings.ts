@@ -33,6 +33,8 @@ export const ApiSettingsSchema = Type.Object({
    */
   API_LIVE_MAX_STREAMS_PER_USER: Type.Integer({ minimum: 1, maximum: 100_000 }),
   API_LIVE_MAX_STREAMS: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+  /** Text-encoder runs (search, sentence scores, report checks) one user may have in flight; one more is a 429. */
+  API_ENCODER_MAX_PER_USER: Type.Integer({ minimum: 1, maximum: 10_000 }),
   /**
    * Bytes a live-update stream may have written but not yet sent (the client reads slower than events come, or not
    * at all): past it the stream is closed and the page reconnects and reloads, instead of the process buffering
@@ -74,6 +76,7 @@ export const API_DEFAULTS: Omit<ApiSettings, 'API_TLS_CERT_FILE' | 'API_TLS_KEY_
   API_REDIS_TIMEOUT_MS: 3000,
   API_LIVE_MAX_STREAMS_PER_USER: 20,
   API_LIVE_MAX_STREAMS: 1000,
+  API_ENCODER_MAX_PER_USER: 4,
   API_LIVE_MAX_UNSENT_BYTES: 1024 * 1024,
   API_AUDIT_LOG_FILE: 'audit/api-audit.jsonl',
   CALIBRATION_MIN_STUDIES: 30,

@@ -16,7 +16,7 @@ import { loadTextEmbedder, type TextEmbedder } from '../../services/api/text-emb
 import { float32ToLE } from '../../shared/float32';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { python } from '../models/python';
-import { READER, buildTestApp } from './helpers';
+import { ADMIN, READER, buildTestApp } from './helpers';
 
 const REFERENCE = path.resolve(__dirname, '..', '..', 'onnx-models');
 
@@ -160,3 +160,25 @@ test('real text encoder: report check runs every sentence through the encoder an
   expect(body.notMentioned).toEqual([]);
   expect(body.contradicted).toEqual([]);
 });
+
+test('real text encoder: one user may have API_ENCODER_MAX_PER_USER runs in flight; one more is a 429 naming the limit, and others are served meanwhile', async () => {
+  // Report checks of 150 sentences each: hundreds of ms of encoder time apiece, so six sent together are all still
+  // running when the later ones ask (the cap is 4 by default). Before, each was queued behind the others on the one
+  // session, and so was every other user's search.
+  const report = Array.from({ length: 150 }, (_, i) => `Sentence ${i} describes a small focus of restricted diffusion in the left thalamus.`).join(' ');
+  const checks = Array.from({ length: 6 }, () => app.inject({ method: 'POST', url: `/api/v1/studies/${REPORTS[0].uid}/report-check`, headers: READER, payload: { report } }));
+  const other = app.inject({ method: 'GET', url: `/api/v1/search?q=${encodeURIComponent('hydrocephalus')}`, headers: ADMIN });
+  const answers = await Promise.all(checks);
+  const refused = answers.filter((r) => r.statusCode === 429);
+  expect(refused.length).toBeGreaterThanOrEqual(1);
+  expect(refused.length).toBeLessThanOrEqual(2);
+  expect(answers.filter((r) => r.statusCode === 200)).toHaveLength(6 - refused.length);
+  expect(refused[0].headers['retry-after']).toBe('1');
+  expect(refused[0].json()).toMatchObject({ status: 429, limit: 'encoder-per-user', detail: expect.stringContaining('API_ENCODER_MAX_PER_USER') });
+  expect((await other).statusCode).toBe(200);
+  // Their runs over, the same user is served again.
+  const again = await app.inject({ method: 'GET', url: `/api/v1/search?q=${encodeURIComponent('infarct')}`, headers: READER });
+  expect(again.statusCode).toBe(200);
+  const metrics = await app.inject({ method: 'GET', url: '/metrics', headers: ADMIN });
+  expect(metrics.body).toContain(`neurotriage_api_encoder_refused_total ${refused.length}`);
+}, 60_000);

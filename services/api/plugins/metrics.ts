@@ -9,7 +9,7 @@ import { collectProcessMetrics } from '../../../shared/process-metrics';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    metrics: { sseClients: Gauge; liveRefused: Counter<'cap'>; liveDropped: Counter<'reason'>; resultsUnreadable: Counter; auditWrites: Counter };
+    metrics: { sseClients: Gauge; liveRefused: Counter<'cap'>; liveDropped: Counter<'reason'>; resultsUnreadable: Counter; auditWrites: Counter; encoderRefused: Counter };
   }
 }
 
@@ -48,7 +48,12 @@ export const metricsPlugin = fp(async function metrics(app: FastifyInstance, opt
     registers: [registry],
   });
   const auditWrites = new Counter({ name: 'neurotriage_api_audit_entries_total', help: 'Audit log entries written', registers: [registry] });
-  app.decorate('metrics', { sseClients, liveRefused, liveDropped, resultsUnreadable, auditWrites });
+  const encoderRefused = new Counter({
+    name: 'neurotriage_api_encoder_refused_total',
+    help: 'Text-encoder requests (search, sentence scores, report checks) answered 429: their user had API_ENCODER_MAX_PER_USER running',
+    registers: [registry],
+  });
+  app.decorate('metrics', { sseClients, liveRefused, liveDropped, resultsUnreadable, auditWrites, encoderRefused });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     duration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);

@@ -119,7 +119,7 @@ export async function queryRoutes(fastify: FastifyInstance, opts: QueryRouteOpti
     async (request) => {
       assertFreeText([{ field: 'body/text', value: request.body.text }]);
       const model = loadedModel(opts.modelStatus());
-      const [check] = await checkTexts(model.language, opts.embed, [request.body.text]);
+      const [check] = await checkTexts(model.language, (texts) => opts.embed(texts, request.user?.name), [request.body.text]);
       await app.audit(request, 'text-check', { textLength: request.body.text.length });
       return check;
     },

@@ -37,7 +37,7 @@ export async function searchRoutes(fastify: FastifyInstance, opts: { store: Stud
       const { positive, contrast } = scoredSentences({ text: q, ...(normal ? { negativeText: normal } : {}) });
       // The typed text is embedded once: it is the positive side unless it states absence.
       const denies = positive !== q;
-      const vectors = await opts.embed([q, ...(denies ? [positive] : []), ...(contrast ? [contrast] : [])]);
+      const vectors = await opts.embed([q, ...(denies ? [positive] : []), ...(contrast ? [contrast] : [])], request.user?.name);
       const [typed, text, normalVector] = denies ? vectors : [vectors[0], vectors[0], vectors[1]];
       const language = checkText(q, model.language, typed);
       if (language.verdict === 'refused') {

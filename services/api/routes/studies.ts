@@ -130,7 +130,7 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
       const typed = [{ field: 'body/text', text: request.body.text }, ...(request.body.negativeText ? [{ field: 'body/negativeText', text: request.body.negativeText }] : [])];
       const { positive, contrast } = scoredSentences(request.body);
       const sentences = [...new Set([...typed.map((x) => x.text), positive, ...(contrast ? [contrast] : [])])];
-      const embedded = await opts.embed(sentences);
+      const embedded = await opts.embed(sentences, request.user?.name);
       const vectorOf = (s: string) => embedded[sentences.indexOf(s)];
       const checks = typed.map((x) => checkText(x.text, model.language, vectorOf(x.text)));
       assertUsable(checks.map((check, i) => ({ field: typed[i].field, check })));
@@ -176,7 +176,7 @@ export async function studyRoutes(fastify: FastifyInstance, opts: StudyRouteOpti
           queries,
           mentionSimilarity: mentionSimilarity(opts.mentionSimilarity, model.language),
           normalText: model.language.normalText,
-          embed: opts.embed,
+          embed: (texts) => opts.embed(texts, request.user?.name),
         });
         await app.audit(request, 'study.report-check', { StudyInstanceUID: uid, count: check.sentences.length, textLength: request.body.report.length });
         return { StudyInstanceUID: uid, ...check };

@@ -272,6 +272,15 @@ describe('the study view in Chromium', () => {
     await figure.locator('button', { hasText: 'Key slice' }).click();
     await page.locator(`figure.key-image[data-slice="${location.sliceIndex}"]`).waitFor();
     expect(await circle.getAttribute('class')).toBe('key');
+    // The mouse wheel over the image: a notch down is the next slice, a notch up the one before; the page under it
+    // does not scroll.
+    await figure.locator('.viewer').hover();
+    const scrolled = await page.evaluate('document.querySelector("#study").scrollTop');
+    await page.mouse.wheel(0, 100);
+    await page.locator(`figure.key-image[data-slice="${location.sliceIndex + 1}"]`).waitFor();
+    await page.mouse.wheel(0, -100);
+    await page.locator(`figure.key-image[data-slice="${location.sliceIndex}"]`).waitFor();
+    expect(await page.evaluate('document.querySelector("#study").scrollTop')).toBe(scrolled);
     expect(auditText()).toContain('"action":"study.slices"');
     // Closing the study (Escape) frees the shown slice's blob: its URL no longer loads.
     const shown = await figure.locator('img').getAttribute('src');

@@ -546,6 +546,8 @@ function onEvent(event) {
 // neighbouring slice the region is drawn dashed, as the circle where the sphere of the region cuts that slice (an
 // ellipse in pixels where rows and columns are spaced differently).
 const SVG = 'http://www.w3.org/2000/svg';
+/** Pixels of wheel travel per slice: one notch of a mouse wheel (browsers report about 100). */
+const WHEEL_NOTCH_PX = 100;
 const keyViewers = [];
 
 function keyImagePanel(uid, f) {
@@ -563,7 +565,7 @@ function keyImagePanel(uid, f) {
   const prev = el('button', { type: 'button', class: 'quiet', text: '‹ Previous', 'aria-label': 'Previous slice' });
   const next = el('button', { type: 'button', class: 'quiet', text: 'Next ›', 'aria-label': 'Next slice' });
   const home = el('button', { type: 'button', class: 'quiet', text: 'Key slice' });
-  const figure = el('figure', { class: 'key-image', 'data-query': f.queryId, tabindex: '0', 'aria-label': `${label(f.queryId)} key image; arrow keys step through slices, Home and End go to the first and last, K back to the key slice`, 'aria-keyshortcuts': 'ArrowUp ArrowDown ArrowLeft ArrowRight PageUp PageDown Home End K' },
+  const figure = el('figure', { class: 'key-image', 'data-query': f.queryId, tabindex: '0', 'aria-label': `${label(f.queryId)} key image; arrow keys or the mouse wheel step through slices, Home and End go to the first and last, K back to the key slice`, 'aria-keyshortcuts': 'ArrowUp ArrowDown ArrowLeft ArrowRight PageUp PageDown Home End K' },
     el('figcaption', {}, el('strong', { text: label(f.queryId) }), el('span', { class: 'muted', text: ` · ${loc.sequence} · region ${Math.round(loc.radiusMm * 2)} mm` })),
     viewer,
     el('div', { class: 'stepper' }, prev, pos, next, home, status),
@@ -637,6 +639,18 @@ function keyImagePanel(uid, f) {
   prev.addEventListener('click', () => step(-1));
   next.addEventListener('click', () => step(1));
   home.addEventListener('click', () => v.slices && show(v.keyIndex).catch(report));
+  // The mouse wheel over the image steps slices, as in a PACS viewer: one slice per notch (a trackpad's small deltas
+  // are summed to a notch's worth), without scrolling the page under it.
+  let wheel = 0;
+  viewer.addEventListener('wheel', (e) => {
+    if (!v.slices || e.ctrlKey || e.deltaY === 0) return; // Ctrl+wheel stays the browser's zoom
+    e.preventDefault();
+    wheel += e.deltaMode === 0 ? e.deltaY / WHEEL_NOTCH_PX : Math.sign(e.deltaY);
+    const by = Math.trunc(wheel);
+    if (by === 0) return;
+    wheel -= by;
+    step(Math.sign(by));
+  }, { passive: false });
   figure.addEventListener('keydown', (e) => {
     const by = { ArrowUp: -1, ArrowLeft: -1, PageUp: -1, ArrowDown: 1, ArrowRight: 1, PageDown: 1 }[e.key];
     // Home and End: the first and last slice of the series; K: back to the key slice (as the button).

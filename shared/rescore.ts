@@ -36,9 +36,10 @@ export type RescoreOutcome =
  * leaves pending studies alone, and should the job be lost the listener re-queues the study at its next start.
  * KEYS: study hash, instances hash, pending set. ARGV: StudyInstanceUID, now (ms), purged field, purging field,
  * purge fence (ms), '1' to only check (a dry run: nothing made pending), '1' to take the instances as recorded (a
- * dry run of tools/recover.ts, which would record them first). Returns { verdict, status }. Retention's purged mark stays on the study hash for good, but
- * retention deletes the instance records with the files: instances recorded now were stored after the purge (the
- * PACS sent the study again, as the 410 advises), so they are scored; the mark answers only when none is recorded.
+ * dry run of tools/recover.ts, which would record them first). Returns { verdict, status }. Retention's purged mark
+ * stays on the study hash for good, but retention deletes the instance records with the files: instances recorded
+ * now were stored after the purge (the PACS sent the study again, as the 410 advises), so they are scored; the mark
+ * answers only when none is recorded.
  */
 const PREPARE = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {ARGV[7] == '1' and 'ok' or 'not-received', ''} end

@@ -64,6 +64,8 @@ export interface SiteLayer {
   version: number;
   /** Stored entries that no longer validate: skipped, never thrown. */
   problems: string[];
+  /** Each entry's JSON as read, by id: what a later write compares with (changeQueryIf). */
+  stored: Record<string, string>;
 }
 
 /** Reads the site layer; entries that no longer validate are skipped and returned as problems. */
@@ -87,7 +89,7 @@ export async function readSiteLayer(redis: Redis): Promise<SiteLayer> {
     else problems.push(`query ${id}: does not match the TriageQuery schema`);
   }
   queries.sort((a, b) => a.id.localeCompare(b.id));
-  return { queries, disabled: disabled.sort(), version: Number(version ?? 0), problems };
+  return { queries, disabled: disabled.sort(), version: Number(version ?? 0), problems, stored: raw };
 }
 
 export interface QuerySet {
@@ -147,13 +149,43 @@ export async function changeQuery(redis: Redis, change: { put: TriageQuery } | {
 }
 
 /**
- * Drops a site query's stored calibration (one that flags nearly every study and cannot be redone: the query is then
- * not calibrated, with the reason on the page, rather than judged with it). Used by the background calibration pass
- * and by "Calibrate now".
+ * KEYS: hash, disabled set, version. ARGV: id, the entry's JSON as read ('' when there was none), the new JSON ('' deletes).
+ * Writes only when the entry still holds what was read, so the change and the check are one step.
  */
-export async function dropCalibration(redis: Redis, q: TriageQuery): Promise<number> {
+const CHANGE_IF = `
+if (redis.call('HGET', KEYS[1], ARGV[1]) or '') ~= ARGV[2] then return false end
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  redis.call('SREM', KEYS[2], ARGV[1])
+end
+return redis.call('INCR', KEYS[3])
+`;
+
+/**
+ * changeQuery, but only if the site entry of that id still holds `expected` (its JSON as read; null: there was none).
+ * A calibration takes seconds on a large site; what was computed for the query as read must never replace an edit
+ * or a delete made meanwhile, nor revive a deleted query. Null when the entry changed (nothing written).
+ */
+export async function changeQueryIf(redis: Redis, id: string, expected: string | null, change: { put: TriageQuery } | { delete: true }): Promise<number | null> {
+  if ('put' in change && change.put.id !== id) throw new Error(`changeQueryIf: query ${change.put.id} written under id ${id}`);
+  const next = 'put' in change ? JSON.stringify({ ...change.put, origin: 'site' }) : '';
+  const res = await redis.eval(CHANGE_IF, 3, queryKeys.queries(), queryKeys.disabled(), queryKeys.version(), id, expected ?? '', next);
+  if (res === null) return null;
+  const version = Number(res);
+  await redis.publish(queryKeys.changedChannel(), String(version));
+  return version;
+}
+
+/**
+ * Drops a site query's stored calibration (one that flags nearly every study and cannot be redone: the query is then
+ * not calibrated, with the reason on the page, rather than judged with it), if the entry still holds `expected` (its
+ * JSON as read). Used by the background calibration pass and by "Calibrate now". Null when it changed meanwhile.
+ */
+export async function dropCalibration(redis: Redis, q: TriageQuery, expected: string): Promise<number | null> {
   const { calibration: _dropped, ...uncalibrated } = q;
-  return changeQuery(redis, { put: uncalibrated });
+  return changeQueryIf(redis, q.id, expected, { put: uncalibrated });
 }
 
 /** Turns a bundle default off (true) or on again (false). */

@@ -18,7 +18,7 @@ import { calibrationState, thresholdFromTable, type CalibrationState } from '../
 import { classThresholds, queryThreshold, type ClassThresholds } from '../../shared/models/decision';
 import type { TextCheck } from '../../shared/language/check';
 import {
-  changeQuery, DEFAULT_TARGET_SENSITIVITY, dropCalibration, readCalibrationAttempts, readJudging, readQuerySet, readSiteLayer, restoreDefault, setDefaultDisabled,
+  changeQuery, changeQueryIf, DEFAULT_TARGET_SENSITIVITY, queryKeys, dropCalibration, readCalibrationAttempts, readJudging, readQuerySet, readSiteLayer, restoreDefault, setDefaultDisabled,
   type CalibrationAttempt, type JudgingInUse,
 } from '../../shared/queries';
 import { flagsNearlyEverything, pseudoPositiveWords } from '../../shared/models/pseudo-labels';
@@ -197,6 +197,8 @@ export function createQueryService(deps: QueryServiceDeps) {
     const [textCheck, negativeCheck] = await checkTexts(model.language, deps.embed, [text, ...(negativeText && definition.negativeText ? [negativeText] : [])]);
     assertUsable([{ field: 'body/text', check: textCheck }, ...(negativeCheck ? [{ field: 'body/negativeText', check: negativeCheck }] : [])]);
 
+    // The site entry as it is before the (possibly slow) calibration: the write below happens only if it still is.
+    const expected = await redis.hget(queryKeys.queries(), definition.id);
     const current = await find(definition.id);
     if (mode === 'create' && current) {
       throw new HttpProblem(409, `a triage query "${definition.id}" exists already${current.bundleDefault && current.origin !== 'site' ? ' (a default of the model bundle)' : ''}; PUT /api/v1/queries/${definition.id} replaces it`);
@@ -246,7 +248,12 @@ export function createQueryService(deps: QueryServiceDeps) {
       }
     }
     const stored: TriageQuery = { ...next, ...(calibration ? { calibration } : {}) };
-    const version = await changeQuery(redis, { put: stored });
+    const version = await changeQueryIf(redis, definition.id, expected, { put: stored });
+    if (version === null) {
+      throw new HttpProblem(409, mode === 'create'
+        ? `a triage query "${definition.id}" was created by another request while this one was being calibrated; PUT /api/v1/queries/${definition.id} replaces it`
+        : `the triage query "${definition.id}" was changed (edited, calibrated or deleted) while this edit was being calibrated; nothing was saved: read it again and send the edit again`);
+    }
     const saved = await find(definition.id);
     return {
       version,
@@ -283,6 +290,7 @@ export function createQueryService(deps: QueryServiceDeps) {
     const model = loadedModel(deps.model());
     const site = await readSiteLayer(redis);
     const q = site.queries.find((x) => x.id === id);
+    const expected = site.stored[id];
     if (!q) {
       // Only a bundle default (turned on or off) is calibrated by the bundle; any other id is simply unknown.
       if (model.manifest.queries.some((d) => d.id === id)) {
@@ -294,8 +302,15 @@ export function createQueryService(deps: QueryServiceDeps) {
     if (!calibrator) throw new HttpProblem(503, 'no calibrator is running (the model bundle is not loaded)');
     const outcome = await calibrator.calibrate(q);
     let version: number | null = null;
-    if (outcome.ok) version = await changeQuery(redis, { put: { ...q, calibration: outcome.calibration } });
-    else if (q.calibration && flagsNearlyEverything(q.calibration)) version = await dropCalibration(redis, q);
+    // Written only onto the query as it was read: an edit or delete made while it was calibrating stands.
+    const changedMeanwhile = () => new HttpProblem(409, `the triage query "${id}" was changed (edited, calibrated or deleted) while it was being calibrated; this calibration was not stored`);
+    if (outcome.ok) {
+      version = await changeQueryIf(redis, id, expected, { put: { ...q, calibration: outcome.calibration } });
+      if (version === null) throw changedMeanwhile();
+    } else if (q.calibration && flagsNearlyEverything(q.calibration)) {
+      version = await dropCalibration(redis, q, expected);
+      if (version === null) throw changedMeanwhile();
+    }
     const saved = (await find(id))!;
     return { version, query: saved, calibration: { state: saved.calibrationState, detail: outcome.ok ? `calibrated on ${outcome.calibration.studies} past studies (${outcome.calibration.positives} ${pseudoPositiveWords(q).one})` : outcome.reason } };
   }

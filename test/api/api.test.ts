@@ -753,6 +753,84 @@ describe('queries: bundle defaults, site layer, language check and calibration f
     }
   });
 
+  test('a calibration never lands on a query changed while it ran: calibrate-now vs an edit or a delete, two creates, a slow edit vs a later one', async () => {
+    // The real (hash) embedder, held at the calibration's embedding of one sentence: a calibration on a large site
+    // takes seconds, and other admins' requests are served meanwhile.
+    let gate: { text: string; reached: () => void; released: Promise<void> } | null = null;
+    const embedText = async (texts: string[]) => {
+      const g = gate;
+      if (g && texts.includes(g.text)) {
+        gate = null;
+        g.reached();
+        await g.released;
+      }
+      return texts.map(hashEmbed);
+    };
+    const holdAt = (text: string) => {
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      const reached = new Promise<void>((r) => (gate = { text, reached: r, released }));
+      return { reached, release };
+    };
+    const slowApp = await build(testDeps(redis, { embedText }));
+    const call = (method: 'POST' | 'PUT' | 'DELETE', url: string, payload?: Record<string, unknown>) => slowApp.inject({ method, url, headers: ADMIN, ...(payload ? { payload } : {}) });
+    const stored = async () => (await readSiteLayer(redis)).queries.map((q) => ({ id: q.id, text: q.text, priority: q.priority, targetSensitivity: q.targetSensitivity }));
+    try {
+      await reportedCohort(12, 28);
+      expect((await call('POST', '/api/v1/queries', { id: 'sdh', text: 'subdural haematoma collection', priority: 'STAT' })).statusCode).toBe(201);
+
+      // Calibrate now, and an edit of the wording while it runs: the edit stands (it was reverted to the old wording).
+      let hold = holdAt('subdural haematoma collection');
+      const calibrating = call('POST', '/api/v1/queries/sdh/calibrate');
+      await hold.reached;
+      const edit = await call('PUT', '/api/v1/queries/sdh', { text: 'crescentic subdural collection', priority: 'URGENT' });
+      expect(edit.statusCode).toBe(200);
+      hold.release();
+      const late = await calibrating;
+      expect(late.statusCode).toBe(409);
+      expect(late.json().detail).toBe('the triage query "sdh" was changed (edited, calibrated or deleted) while it was being calibrated; this calibration was not stored');
+      expect(await stored()).toEqual([{ id: 'sdh', text: 'crescentic subdural collection', priority: 'URGENT', targetSensitivity: 0.95 }]);
+      const view = (await list()).queries.find((q: { id: string }) => q.id === 'sdh');
+      expect(view.calibration.fittedFor).toBe(edit.json().query.calibration.fittedFor);
+
+      // Calibrate now, and a delete while it runs: the query stays deleted (it came back).
+      hold = holdAt('crescentic subdural collection');
+      const again = call('POST', '/api/v1/queries/sdh/calibrate');
+      await hold.reached;
+      expect((await call('DELETE', '/api/v1/queries/sdh')).json().action).toBe('deleted');
+      hold.release();
+      expect((await again).statusCode).toBe(409);
+      expect(await stored()).toEqual([]);
+
+      // Two admins create the same id at once: one is created, the other told so (both were answered 201 and the
+      // one answered first was silently replaced).
+      hold = holdAt('subdural haematoma collection');
+      const first = call('POST', '/api/v1/queries', { id: 'sdh', text: 'subdural haematoma collection', priority: 'STAT' });
+      await hold.reached;
+      expect((await call('POST', '/api/v1/queries', { id: 'sdh', text: 'crescentic subdural collection', priority: 'URGENT' })).statusCode).toBe(201);
+      hold.release();
+      const second = await first;
+      expect(second.statusCode).toBe(409);
+      expect(second.json().detail).toMatch(/^a triage query "sdh" was created by another request while this one was being calibrated/);
+      expect(await stored()).toEqual([{ id: 'sdh', text: 'crescentic subdural collection', priority: 'URGENT', targetSensitivity: 0.95 }]);
+
+      // A rewording still calibrating, and a later change of only the target sensitivity (done at once): the later
+      // one stands; the earlier is refused, not written over it.
+      hold = holdAt('subdural haematoma collection');
+      const slow = call('PUT', '/api/v1/queries/sdh', { text: 'subdural haematoma collection', priority: 'URGENT' });
+      await hold.reached;
+      expect((await call('PUT', '/api/v1/queries/sdh', { text: 'crescentic subdural collection', priority: 'URGENT', targetSensitivity: 0.8 })).statusCode).toBe(200);
+      hold.release();
+      const refused = await slow;
+      expect(refused.statusCode).toBe(409);
+      expect(refused.json().detail).toMatch(/^the triage query "sdh" was changed \(edited, calibrated or deleted\) while this edit was being calibrated; nothing was saved/);
+      expect(await stored()).toEqual([{ id: 'sdh', text: 'crescentic subdural collection', priority: 'URGENT', targetSensitivity: 0.8 }]);
+    } finally {
+      gate = null;
+      await slowApp.close();
+    }
+  });
+
   test('create, replace and delete: each change bumps the version and is published', async () => {
     const sub = redis.duplicate({ enableOfflineQueue: true });
     const published: string[] = [];

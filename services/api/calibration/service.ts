@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../../shared/logger';
 import { calibrationState } from '../../../shared/models/calibration';
 import { flagsNearlyEverything, textModelVersion } from '../../../shared/models/pseudo-labels';
-import { changeQuery, dropCalibration, readSiteLayer } from '../../../shared/queries';
+import { changeQueryIf, dropCalibration, readSiteLayer } from '../../../shared/queries';
 import { reportedStudies, reportKeys } from '../../../shared/reports';
 import { resultKeys } from '../../../shared/results';
 import { subscribe } from '../../../shared/redis';
@@ -98,17 +98,13 @@ export function createCalibrationService(deps: CalibrationServiceDeps) {
         out.tried.push(q.id);
         const outcome = await p.calibrator.calibrate(q);
         if (!outcome.ok && !degenerate) continue;
-        // Written only if nobody edited the query meanwhile.
-        const now = (await readSiteLayer(redis)).queries.find((x) => x.id === q.id);
-        if (!now || JSON.stringify({ ...now, calibration: undefined }) !== JSON.stringify({ ...q, calibration: undefined })) continue;
+        // Written only if nobody edited, calibrated or deleted the query meanwhile (compared and written in one step).
+        const expected = site.stored[q.id];
         if (!outcome.ok) {
-          if (JSON.stringify(now.calibration) !== JSON.stringify(q.calibration)) continue;
-          await dropCalibration(redis, q);
-          out.dropped = [...(out.dropped ?? []), q.id];
+          if ((await dropCalibration(redis, q, expected)) !== null) out.dropped = [...(out.dropped ?? []), q.id];
           continue;
         }
-        await changeQuery(redis, { put: { ...q, calibration: outcome.calibration } });
-        out.calibrated.push(q.id);
+        if ((await changeQueryIf(redis, q.id, expected, { put: { ...q, calibration: outcome.calibration } })) !== null) out.calibrated.push(q.id);
       }
     } finally {
       await redis.del(LOCK);

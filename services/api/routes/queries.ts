@@ -105,7 +105,7 @@ export async function queryRoutes(fastify: FastifyInstance, opts: QueryRouteOpti
 
   app.post(
     '/api/v1/queries/:id/calibrate',
-    { config: admin, schema: { tags: ['queries'], summary: 'Calibrate a site query from this site\'s reports now (admin)', params: QueryIdParams, response: { 200: QueryCalibrateResponse, ...problems } } },
+    { config: admin, schema: { tags: ['queries'], summary: 'Calibrate a site query from this site\'s reports now (admin)', params: QueryIdParams, response: { 200: QueryCalibrateResponse, 409: problems[404], ...problems } } },
     async (request) => {
       const out = await service.recalibrate(request.params.id);
       await app.audit(request, 'query.calibrate', { queryId: request.params.id, ...(out.version !== null ? { queryVersion: out.version } : {}) });

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { createLogger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
-import { storeMatchedReport } from '../../shared/reports';
+import { reportKeys, storeMatchedReport } from '../../shared/reports';
 import { resultKeys, worklistScore } from '../../shared/results';
 import { keys } from '../../shared/studies';
 import { startRedis, type TestRedis } from '../helpers/redis';
@@ -115,6 +115,36 @@ test('calibrating a query from reports leaves out a reported study whose result 
   expect(await unreadableCount()).toBe(before + 2);
   expect((await app.calibration.pass()).tried).toEqual(['infarct_site']);
   expect(await unreadableCount()).toBe(before + 4);
+});
+
+test('calibrating leaves out a reported study whose stored image vectors cannot be read, and recomputes an unreadable cached report reading (each made saving any query a 500)', async () => {
+  const CUT = '1.2.826.0.1.3680043.10.8.5';
+  const OTHER_SIZE = '1.2.826.0.1.3680043.10.8.6';
+  const BAD_NORMS = '1.2.826.0.1.3680043.10.8.7';
+  for (const [i, uid] of [CUT, OTHER_SIZE, BAD_NORMS].entries()) {
+    await writeResult(redis, { uid, priority: 'STAT', receivedAt: T0 + 10 + i, looksLike: 'acute infarct restricted diffusion' });
+    await storeMatchedReport(redis, { AccessionNumber: `V${i}`, StudyInstanceUID: uid, text: 'Acute infarct.', status: 'F', receivedAt: T0 + 10 + i, source: 'api' });
+  }
+  // Bytes cut off mid-vector, a vector of another size than the bundle's, and norms that are not JSON.
+  await redis.hset(resultKeys.vectors(CUT), 'DWI', Buffer.from([1, 2, 3]));
+  await redis.hset(resultKeys.vectors(OTHER_SIZE), 'DWI', Buffer.alloc(16));
+  await redis.hset(resultKeys.vectors(BAD_NORMS), 'norms', Buffer.from(`{"DWI": ${SECRET}`));
+  // GOOD's report, read once (cached), then its cached sentence vectors damaged.
+  await storeMatchedReport(redis, { AccessionNumber: 'V9', StudyInstanceUID: GOOD, text: 'Acute infarct.', status: 'F', receivedAt: T0 + 20, source: 'api' });
+  await app.calibration.reports()!.many([GOOD]);
+  const cacheKey = reportKeys.sentenceVectors(GOOD);
+  const [field] = await redis.hkeys(cacheKey);
+  await redis.hset(cacheKey, field, '{"sentences":["acute infarct"],"vectors":"AAA"}');
+
+  const before = await unreadableCount();
+  const res = await app.inject({ method: 'POST', url: '/api/v1/queries', headers: ADMIN, payload: { id: 'infarct_vectors', text: 'acute infarct restricted diffusion', priority: 'STAT' } });
+  expect(res.statusCode).toBe(201);
+  // GOOD is read (its report read again); the three are left out, as the two unreadable results are.
+  expect(res.json().calibration.detail).toMatch(/^1 past studies have both a report and image vectors/);
+  expect(await unreadableCount()).toBe(before + 5);
+  expect(logLines.some((l) => l.includes('left out of calibration') && [CUT, OTHER_SIZE, BAD_NORMS].every((u) => l.includes(u)))).toBe(true);
+  expect((await app.calibration.reports()!.many([GOOD]))[0]?.sentences).toEqual(['Acute infarct']);
+  expect((await app.calibration.pass()).tried).toContain('infarct_vectors');
 });
 
 test('no log line or answer repeats the stored text', () => {

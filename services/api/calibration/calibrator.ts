@@ -15,7 +15,7 @@ import type { ReportVectorCache } from './report-vectors';
 
 export interface CalibratorOptions {
   redis: Redis;
-  manifest: Pick<Manifest, 'bundleId' | 'version' | 'combination'>;
+  manifest: Pick<Manifest, 'bundleId' | 'version' | 'combination' | 'embeddingDim'>;
   embed: Embed;
   reports: ReportVectorCache;
   mentionSimilarity: number;
@@ -27,7 +27,7 @@ export interface CalibratorOptions {
   /** Least specificity at the chosen threshold on the pseudo-labels (default REPORT_CALIBRATION_DEFAULTS.minSpecificity). */
   minSpecificity?: number;
   /**
-   * Called once per read of past studies that met stored results it could not parse (left out), with their UIDs: the
+   * Called once per read of past studies that met stored results or image vectors it could not parse (left out), with their UIDs: the
    * API counts each in neurotriage_api_results_unreadable_total, as the worklist and search count theirs.
    */
   onUnreadable?: (uids: string[]) => void;
@@ -42,13 +42,17 @@ export interface Calibrator {
 
 const CHUNK = 250;
 
-/** The image vectors the worker scored with: each stored unit vector times its stored norm (unit when absent). */
-export function scoredImages(hash: Record<string, Buffer>): Partial<Record<Sequence, Float32Array>> | null {
+/**
+ * The image vectors the worker scored with: each stored unit vector times its stored norm (unit when absent). Throws
+ * when the hash cannot be read as the bundle's vectors (bytes cut off, a vector of another size, norms not JSON).
+ */
+export function scoredImages(hash: Record<string, Buffer>, dim: number): Partial<Record<Sequence, Float32Array>> | null {
   const norms = hash.norms ? (JSON.parse(hash.norms.toString('utf8')) as Partial<Record<Sequence, number>>) : {};
   const images: Partial<Record<Sequence, Float32Array>> = {};
   for (const s of SEQUENCES) {
     if (!hash[s]) continue;
     const v = decodeVector(hash[s]);
+    if (v.length !== dim) throw new Error(`stored ${s} vector has ${v.length} values, the bundle's have ${dim}`);
     const n = norms[s];
     images[s] = n && Number.isFinite(n) ? v.map((x) => x * n) : v;
   }
@@ -81,7 +85,17 @@ export function createCalibrator(opts: CalibratorOptions): Calibrator {
         if (ours.length === 0) continue;
         const read = redis.pipeline();
         for (const u of ours) read.hgetallBuffer(resultKeys.vectors(u));
-        const hashes = ((await read.exec()) ?? []).map(([err, v]) => (err ? null : scoredImages(v as Record<string, Buffer>)));
+        // Unreadable image vectors are left out and reported like an unreadable result: one such study made every
+        // calibration, so every create or edit of a site query, a 500.
+        const hashes = ((await read.exec()) ?? []).map(([err, v], j) => {
+          if (err) return null;
+          try {
+            return scoredImages(v as Record<string, Buffer>, manifest.embeddingDim);
+          } catch {
+            unreadable.push(ours[j]);
+            return null;
+          }
+        });
         const reports = await opts.reports.many(ours);
         ours.forEach((_, j) => {
           const images = hashes[j];

@@ -17,11 +17,30 @@ const USABLE: ReadonlySet<StoredReport['status']> = new Set(['F', 'C']);
 /** Sentences per text-encoder call when filling the cache. */
 const EMBED_BATCH = 256;
 
+/** A stored report, or null when it cannot be read (the study then has no usable report). */
+function parseReport(raw: string): StoredReport | null {
+  try {
+    const r = JSON.parse(raw) as StoredReport;
+    return r && typeof r.text === 'string' ? r : null;
+  } catch {
+    return null;
+  }
+}
+
+function decodeCached(raw: string): ReportVectors | null {
+  try {
+    const r = decodeReportVectors(raw);
+    return r.vectors.every((v) => v.length === r.vectors[0].length && v.length > 0) ? r : null;
+  } catch {
+    return null;
+  }
+}
+
 export function createReportVectorCache(redis: Redis, textModel: string, embed: Embed): ReportVectorCache {
   async function compute(uids: string[]): Promise<(ReportVectors | null)[]> {
     if (uids.length === 0) return [];
     const raw = await redis.mget(uids.map((u) => reportKeys.report(u)));
-    const reports = raw.map((r) => (r ? (JSON.parse(r) as StoredReport) : null));
+    const reports = raw.map((r) => (r ? parseReport(r) : null));
     // All sentences of all reports through the encoder in a few large batches, then split back per report.
     const texts: string[] = [];
     const split = await Promise.all(reports.map((r) => (r && USABLE.has(r.status) ? embedReport(r.text, async (t) => {
@@ -50,7 +69,8 @@ export function createReportVectorCache(redis: Redis, textModel: string, embed: 
       const read = redis.pipeline();
       for (const u of uids) read.hget(reportKeys.sentenceVectors(u), textModel);
       const rows = (await read.exec()) ?? [];
-      const out: (ReportVectors | null)[] = rows.map(([err, v]) => (err || typeof v !== 'string' ? null : decodeReportVectors(v)));
+      // A cached entry that cannot be decoded is computed again (it made every calibration fail).
+      const out: (ReportVectors | null)[] = rows.map(([err, v]) => (err || typeof v !== 'string' ? null : decodeCached(v)));
       const missing = uids.filter((_, i) => out[i] === null);
       const computed = await compute(missing);
       let j = 0;

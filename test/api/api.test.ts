@@ -886,6 +886,50 @@ describe('queries: bundle defaults, site layer, language check and calibration f
     }
   });
 
+  test('a corrected report that arrives while the final one is being read for calibration is the one cached (the final\'s reading was written over it)', async () => {
+    const uid = '1.2.826.0.1.3680043.10.9.501';
+    const key = `nt:study:${uid}:report:sentences`;
+    await writeResult(redis, { uid, priority: 'ROUTINE', receivedAt: T0, looksLike: 'normal brain' });
+    const cachedSoon = async () => {
+      const deadline = Date.now() + 10_000;
+      while ((await redis.hlen(key)) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    };
+    await storeMatchedReport(redis, { AccessionNumber: 'R501', StudyInstanceUID: uid, text: 'Subdural haematoma.', status: 'F', receivedAt: T0, source: 'api' });
+    // Read once by this file's app as it arrived; dropped so that the reading below computes it.
+    await cachedSoon();
+    await redis.del(key);
+    // The real (hash) embedder, held while it embeds the final report's sentence: on a large site a calibration
+    // embeds thousands of sentences, which takes seconds.
+    let held: (() => void) | null = null;
+    let reached!: () => void;
+    const reachedP = new Promise<void>((r) => (reached = r));
+    const release = new Promise<void>((r) => (held = r));
+    let holding = true;
+    const embedText = async (texts: string[]) => {
+      if (holding && texts.includes('Subdural haematoma')) {
+        holding = false;
+        reached();
+        await release;
+      }
+      return texts.map(hashEmbed);
+    };
+    const live = await build(testDeps(redis, { embedText }));
+    await live.ready();
+    try {
+      const reading = live.calibration.reports()!.many([uid]);
+      await reachedP;
+      await storeMatchedReport(redis, { AccessionNumber: 'R501', StudyInstanceUID: uid, text: 'No subdural haematoma. Old lacune.', status: 'C', receivedAt: T0 + 1000, source: 'api' });
+      await cachedSoon();
+      held!();
+      await reading;
+      const cached = Object.values(await redis.hgetall(key));
+      expect(cached.map((c) => JSON.parse(c).sentences)).toEqual([['Old lacune']]);
+      expect((await live.calibration.reports()!.many([uid]))[0]?.sentences).toEqual(['Old lacune']);
+    } finally {
+      await live.close();
+    }
+  });
+
   test('POST /api/v1/text-check says how well the model knows a text, without saving anything', async () => {
     const ok = (await app.inject({ method: 'POST', url: '/api/v1/text-check', headers: READER, payload: { text: 'acute infarct' } })).json();
     expect(ok).toMatchObject({ verdict: 'ok', unknownWords: [], knownShare: 1, closeness: null, vocabulary: 'known-words' });

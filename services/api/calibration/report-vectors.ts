@@ -2,6 +2,7 @@
 // text-model version (reportKeys.sentenceVectors: one hash field per version), computed when a report arrives
 // (warm, on the reported channel) and otherwise when a calibration first needs them. Only final (F) and corrected
 // (C) reports are read; a preliminary report is no ground for a label.
+import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { embedReport, encodeReportVectors, decodeReportVectors, type Embed, type ReportVectors } from '../../../shared/models/pseudo-labels';
 import { reportKeys, type StoredReport } from '../../../shared/reports';
@@ -16,6 +17,15 @@ export interface ReportVectorCache {
 const USABLE: ReadonlySet<StoredReport['status']> = new Set(['F', 'C']);
 /** Sentences per text-encoder call when filling the cache. */
 const EMBED_BATCH = 256;
+
+/** KEYS: report, sentence-vector hash. ARGV: sha1 of the report as read, field, value. */
+const CACHE_IF_SAME = `
+local report = redis.call('GET', KEYS[1])
+if report and redis.sha1hex(report) == ARGV[1] then return redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
+return false
+`;
+
+const sha1 = (text: string): string => createHash('sha1').update(text, 'utf8').digest('hex');
 
 /** A stored report, or null when it cannot be read (the study then has no usable report). */
 function parseReport(raw: string): StoredReport | null {
@@ -56,9 +66,11 @@ export function createReportVectorCache(redis: Redis, textModel: string, embed: 
       at += r.sentences.length;
       return { sentences: r.sentences, vectors: v };
     });
+    // Cached only if the report is still the one read: a corrected report stored while these were embedded (seconds
+    // on a large site) deletes the cache, and this older reading must not be written back over it.
     const write = redis.pipeline();
     out.forEach((r, i) => {
-      if (r) write.hset(reportKeys.sentenceVectors(uids[i]), textModel, encodeReportVectors(r));
+      if (r) write.eval(CACHE_IF_SAME, 2, reportKeys.report(uids[i]), reportKeys.sentenceVectors(uids[i]), sha1(raw[i]!), textModel, encodeReportVectors(r));
     });
     await write.exec();
     return out;

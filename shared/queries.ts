@@ -144,7 +144,10 @@ export async function changeQuery(redis: Redis, change: { put: TriageQuery } | {
   if ('put' in change) {
     tx.hset(queryKeys.queries(), change.put.id, JSON.stringify({ ...change.put, origin: 'site' }));
     tx.srem(queryKeys.disabled(), change.put.id);
-  } else tx.hdel(queryKeys.queries(), change.delete);
+  } else {
+    // The query's last calibration attempt goes with it: a query re-created under its id showed the old one's.
+    tx.hdel(queryKeys.queries(), change.delete).hdel(queryKeys.calibrationAttempts(), change.delete);
+  }
   return bump(redis, tx);
 }
 

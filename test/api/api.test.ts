@@ -398,6 +398,10 @@ describe('validation', () => {
     expect(query.json().errors).toEqual([{ field: 'body/text', message: expect.stringContaining('U+0007 at character 6') }]);
     const contrast = await app.inject({ method: 'PUT', url: '/api/v1/queries/mass', headers: ADMIN, payload: { text: 'enhancing mass', negativeText: 'normal\u001bbrain', priority: 'URGENT' } });
     expect(contrast.json().errors).toEqual([{ field: 'body/negativeText', message: expect.stringContaining('U+001B') }]);
+    // A contrast sentence of spaces only is refused, not quietly replaced by the bundle's normal-study sentence.
+    const blank = await app.inject({ method: 'PUT', url: '/api/v1/queries/mass', headers: ADMIN, payload: { text: 'enhancing mass', negativeText: '    ', priority: 'URGENT' } });
+    expect(blank.statusCode).toBe(400);
+    expect(blank.json().errors).toEqual([{ field: 'body/negativeText', message: expect.stringContaining('has no text') }]);
     const search = await app.inject({ method: 'GET', url: `/api/v1/search?q=${encodeURIComponent('acute\u0000infarct')}`, headers: READER });
     expect(search.statusCode).toBe(400);
     expect(search.json().detail).toMatch(/^querystring\/q holds a control character \(U\+0000/);
@@ -624,6 +628,10 @@ describe('queries: bundle defaults, site layer, language check and calibration f
     expect(view.warning).toMatch(/^Not calibrated: it has no calibration yet, so it is scored but never flagged/);
     expect(view.lastAttempt).toMatchObject({ ok: false, studies: 0 });
     expect((await list()).warnings).toEqual([expect.stringContaining('subdural')]);
+    // Deleted, its last attempt goes with it: re-created under the id, it does not show the old query's.
+    expect((await app.inject({ method: 'DELETE', url: '/api/v1/queries/subdural', headers: ADMIN })).statusCode).toBe(200);
+    expect(await redis.hexists(queryKeys.calibrationAttempts(), 'subdural')).toBe(0);
+    expect((await post({ id: 'subdural', text: 'subdural haematoma collection', priority: 'STAT' })).statusCode).toBe(201);
 
     await reportedCohort(12, 28);
     const pass = await app.calibration.pass();

@@ -56,7 +56,7 @@ export async function queryRoutes(fastify: FastifyInstance, opts: QueryRouteOpti
       },
     },
     async (request, reply) => {
-      assertFreeText([{ field: 'body/text', value: request.body.text }, { field: 'body/negativeText', value: request.body.negativeText }]);
+      assertFreeText([{ field: 'body/text', value: request.body.text }, { field: 'body/negativeText', value: request.body.negativeText, needsText: true }]);
       const out = await service.save(request.body, 'create');
       await app.audit(request, 'query.create', { queryId: out.query.id, queryVersion: out.version });
       reply.code(201).header('Location', `/api/v1/queries/${out.query.id}`);
@@ -74,7 +74,7 @@ export async function queryRoutes(fastify: FastifyInstance, opts: QueryRouteOpti
       },
     },
     async (request) => {
-      assertFreeText([{ field: 'body/text', value: request.body.text }, { field: 'body/negativeText', value: request.body.negativeText }]);
+      assertFreeText([{ field: 'body/text', value: request.body.text }, { field: 'body/negativeText', value: request.body.negativeText, needsText: true }]);
       const out = await service.save({ ...request.body, id: request.params.id }, 'replace');
       await app.audit(request, 'query.update', { queryId: out.query.id, queryVersion: out.version });
       return out;

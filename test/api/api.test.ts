@@ -833,6 +833,19 @@ describe('queries: bundle defaults, site layer, language check and calibration f
       expect(refused.statusCode).toBe(409);
       expect(refused.json().detail).toMatch(/^the triage query "sdh" was changed \(edited, calibrated or deleted\) while this edit was being calibrated; nothing was saved/);
       expect(await stored()).toEqual([{ id: 'sdh', text: 'crescentic subdural collection', priority: 'URGENT', targetSensitivity: 0.8 }]);
+
+      // A background pass that outlives its lock (another replica took it meanwhile) leaves that replica's lock alone
+      // (it deleted it, letting a third replica start too) and stops before its next query.
+      await redis.hset(queryKeys.queries(), 'sdh2', JSON.stringify({ id: 'sdh2', text: 'acute subdural blood', priority: 'STAT', origin: 'site' }));
+      await redis.hset(queryKeys.queries(), 'sdh3', JSON.stringify({ id: 'sdh3', text: 'chronic subdural blood', priority: 'URGENT', origin: 'site' }));
+      hold = holdAt('acute subdural blood');
+      const passing = slowApp.calibration.pass();
+      await hold.reached;
+      await redis.set('nt:queries:calibrating', 'another-replica', 'PX', 120_000);
+      hold.release();
+      expect((await passing).tried).toEqual(['sdh2']);
+      expect(await redis.get('nt:queries:calibrating')).toBe('another-replica');
+      await redis.del('nt:queries:calibrating');
     } finally {
       gate = null;
       await slowApp.close();

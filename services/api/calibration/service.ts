@@ -3,6 +3,7 @@
 // cannot flag (uncalibrated, or calibrated for other text or another bundle) while reports and results keep
 // arriving, at most every CALIBRATION_INTERVAL_SECONDS. A pass holds a short Redis lock so replicas do not repeat
 // it; a query edited while it was being calibrated keeps the edit (the result is written only if it is unchanged).
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../../shared/logger';
 import { calibrationState } from '../../../shared/models/calibration';
@@ -52,6 +53,16 @@ export interface PassOutcome {
 
 const LOCK = `${KEY_PREFIX}:queries:calibrating`;
 const LOCK_MS = 120_000;
+/**
+ * The pass's lock, held under a token of this pass (replicas all run as pid 1): renewed (1) before each query and
+ * released (0) at the end only while it is still this pass's. A pass longer than LOCK_MS deleted the lock another
+ * replica had taken since, letting a third start too. KEYS: lock. ARGV: token, 1 renew / 0 release, ms.
+ */
+const LOCK_IF_OURS = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '1' then return redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return redis.call('DEL', KEYS[1])
+`;
 
 export function createCalibrationService(deps: CalibrationServiceDeps) {
   const { redis, log } = deps;
@@ -87,7 +98,8 @@ export function createCalibrationService(deps: CalibrationServiceDeps) {
     const p = parts();
     const m = deps.modelStatus();
     if (!p || !m.manifest) return { tried: [], calibrated: [], skipped: 'the model bundle is not loaded' };
-    if ((await redis.set(LOCK, String(process.pid), 'PX', LOCK_MS, 'NX')) !== 'OK') return { tried: [], calibrated: [], skipped: 'another process is calibrating' };
+    const token = randomUUID();
+    if ((await redis.set(LOCK, token, 'PX', LOCK_MS, 'NX')) !== 'OK') return { tried: [], calibrated: [], skipped: 'another process is calibrating' };
     const out: PassOutcome = { tried: [], calibrated: [] };
     try {
       const site = await readSiteLayer(redis);
@@ -95,6 +107,8 @@ export function createCalibrationService(deps: CalibrationServiceDeps) {
         // A calibration that flags nearly every study (stored before such thresholds were refused) is tried again too.
         const degenerate = q.calibration !== undefined && flagsNearlyEverything(q.calibration);
         if (calibrationState(q, m.manifest.version) === 'calibrated' && !degenerate) continue;
+        // Another replica holds the lock now (this pass outlived it): it does the rest.
+        if (Number(await redis.eval(LOCK_IF_OURS, 1, LOCK, token, '1', String(LOCK_MS))) === 0) break;
         out.tried.push(q.id);
         const outcome = await p.calibrator.calibrate(q);
         if (!outcome.ok && !degenerate) continue;
@@ -107,7 +121,7 @@ export function createCalibrationService(deps: CalibrationServiceDeps) {
         if ((await changeQueryIf(redis, q.id, expected, { put: { ...q, calibration: outcome.calibration } })) !== null) out.calibrated.push(q.id);
       }
     } finally {
-      await redis.del(LOCK);
+      await redis.eval(LOCK_IF_OURS, 1, LOCK, token, '0', '0');
     }
     if (out.calibrated.length > 0) log.info({ calibrated: out.calibrated, tried: out.tried }, 'site queries calibrated from reports');
     if (out.dropped) log.warn({ dropped: out.dropped }, 'site query calibrations that flagged nearly every study dropped: not calibrated until reports allow it');

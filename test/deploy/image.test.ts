@@ -3,11 +3,13 @@
 // be in the production dependency tree. Imports are read with the TypeScript parser (type-only imports are erased
 // by the compiler and do not count); the tree comes from `npm ls --omit=dev` on the installed node_modules.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { builtinModules } from 'node:module';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import ts from 'typescript';
-import { ROOT } from './manifests';
+import YAML from 'yaml';
+import { ROOT, renderKustomize } from './manifests';
 
 /** What `node dist/...` runs in the image: the three services, the shared code, the retention job. */
 const RUNTIME_SOURCES = ['services', 'shared', 'tools/retention.ts'];
@@ -117,3 +119,80 @@ test('the images run a supported Node LTS, and .ci/run runs the test suite on th
   // The README's test command runs first, on the machine's own Node.
   expect(ci).toMatch(/^npm test$/m);
 });
+
+/**
+ * The .dockerignore rules as Docker applies them: a path is left out when a pattern matches it or one of its parent
+ * folders; `**` spans folders, `*` and `?` stay within one; a later `!pattern` takes a path back in.
+ */
+export function dockerignore(text: string): (file: string) => boolean {
+  const rules = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')).map((l) => {
+    const keep = l.startsWith('!');
+    const pattern = path.posix.normalize((keep ? l.slice(1) : l).replace(/^\/+/, ''));
+    const source = pattern.split(/(\*\*\/|\*\*|\*|\?)/).map((part) => {
+      if (part === '**/') return '(?:.*/)?';
+      if (part === '**') return '.*';
+      if (part === '*') return '[^/]*';
+      if (part === '?') return '[^/]';
+      return part.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+    }).join('');
+    return { keep, re: new RegExp(`^${source}$`) };
+  });
+  return (file) => {
+    const parts = file.split('/');
+    const paths = parts.map((_, i) => parts.slice(0, i + 1).join('/'));
+    let excluded = false;
+    for (const r of rules) if (paths.some((p) => r.re.test(p))) excluded = !r.keep;
+    return excluded;
+  };
+}
+
+test('the .dockerignore matcher follows Docker\'s rules', () => {
+  const ignored = dockerignore('**/node_modules\ntest\n*.log\n**/*.test.ts\ndocker-compose*.yml\n.env.*\nbench\n!bench/keep.ts\n');
+  expect(['test/deploy/a.ts', 'a/node_modules/x.js', 'x.log', 'services/a.test.ts', 'docker-compose.override.yml', '.env.local', 'bench/a.ts'].filter((f) => !ignored(f))).toEqual([]);
+  expect(['services/test/a.ts', 'logs/x.log', 'services/a.ts', '.envrc', 'bench/keep.ts', 'testing/a.ts'].filter(ignored)).toEqual([]);
+});
+
+/** Every `dist/...js` a Kubernetes manifest, docker-compose.yml or the Dockerfile starts. */
+function entryPoints(): string[] {
+  const out = new Set<string>();
+  const walk = (v: unknown): void => {
+    if (typeof v === 'string') for (const m of v.matchAll(/\bdist\/[\w/.-]+\.js\b/g)) out.add(m[0]);
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+  };
+  for (const overlay of ['cpu', 'gpu', 'external-redis']) walk(renderKustomize(`k8s/overlays/${overlay}`));
+  walk(YAML.parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')));
+  walk(readFileSync(path.join(ROOT, 'docker/Dockerfile'), 'utf8'));
+  return [...out].sort();
+}
+
+// `docker build` was never run here (no engine): this runs the build stage's compile on exactly the files the build
+// context holds. bench/ imports test helpers, which .dockerignore leaves out, so `npm run build` failed there (TS2307)
+// and no image target could be built.
+test('the build stage compiles from the Docker build context alone, to every entry point the deployments start', () => {
+  const dockerfile = readFileSync(path.join(ROOT, 'docker/Dockerfile'), 'utf8');
+  const build = dockerfile.split(/^FROM /m).find((s) => /AS build\s/.test(s))!;
+  expect(build).toMatch(/^COPY \. \.$/m);
+  expect(build).toMatch(/^RUN npm run build\b/m);
+  const ignored = dockerignore(readFileSync(path.join(ROOT, '.dockerignore'), 'utf8'));
+  const listed = spawnSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], { cwd: ROOT, encoding: 'utf8' }).stdout.split('\0');
+  const context = listed.filter((f) => f && existsSync(path.join(ROOT, f)) && statSync(path.join(ROOT, f)).isFile() && !ignored(f));
+  expect(context).toContain('package.json');
+  const dir = mkdtempSync(path.join(tmpdir(), 'nt-image-context-'));
+  try {
+    for (const f of context) {
+      mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
+      copyFileSync(path.join(ROOT, f), path.join(dir, f));
+    }
+    // The deps stage's node_modules (npm ci --include=dev); copies, not links, of the sources, so an import that
+    // reaches outside the context cannot resolve through a link back into the repository.
+    symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+    const run = spawnSync('npm', ['run', 'build', '--silent'], { cwd: dir, encoding: 'utf8' });
+    expect({ status: run.status, out: `${run.stdout}${run.stderr}`.split('\n').slice(0, 10) }).toEqual({ status: 0, out: [''] });
+    const entries = entryPoints();
+    expect(entries).toEqual(expect.arrayContaining(['dist/services/api/main.js', 'dist/services/listener/main.js', 'dist/services/worker/main.js', 'dist/tools/retention.js']));
+    expect(entries.filter((e) => !existsSync(path.join(dir, e)))).toEqual([]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 300_000);

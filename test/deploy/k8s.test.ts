@@ -20,7 +20,7 @@ import { WorkerConfigSchema } from '../../services/worker/config';
 import { ListenerSectionSchema } from '../../services/listener/config';
 import { stop, waitFor } from './net';
 import { freePort } from '../helpers/ports';
-import { byKind, find, matches, podTemplates, renderKustomize, renderKustomizeWithWarnings, typeCheck, validateRuntime, type K8sObject } from './manifests';
+import { byKind, find, matches, podTemplates, renderKustomize, renderKustomizeWithWarnings, ROOT, typeCheck, validateRuntime, type K8sObject } from './manifests';
 
 const OVERLAYS = ['overlays/cpu', 'overlays/gpu', 'overlays/external-redis', 'overlays/cpu-dicom-tls'] as const;
 const rendered = new Map<string, { objects: K8sObject[]; warnings: string }>();
@@ -302,13 +302,38 @@ test('the GPU overlay asks for one NVIDIA GPU per worker, tolerates GPU nodes an
   const c = worker.containers[0];
   expect(c.resources.limits['nvidia.com/gpu']).toBe('1');
   expect(c.resources.requests['nvidia.com/gpu']).toBe('1');
-  expect(c.image).toMatch(/-gpu$/);
+  expect(c.image).toMatch(/^neurotriage-gpu:/);
   expect(c.env.find((e: { name: string }) => e.name === 'EXECUTION_PROVIDERS').value).toMatch(/^cuda,/);
   expect(worker.tolerations).toEqual(expect.arrayContaining([expect.objectContaining({ key: 'nvidia.com/gpu' })]));
   expect(worker.nodeSelector).toBeDefined();
   const cpu = find(render('overlays/cpu'), 'Deployment', 'neurotriage-worker').spec.template.spec.containers[0];
   expect(cpu.resources.limits['nvidia.com/gpu']).toBeUndefined();
-  expect(cpu.image).not.toMatch(/-gpu$/);
+  expect(cpu.image).not.toMatch(/gpu/);
+});
+
+// docs/operations.md has each site make its own overlay on one of ours and set the registry and tag with `images:`.
+// The GPU overlay used to name its worker image neurotriage:<tag>-gpu, so the site's entry for `neurotriage` (by name,
+// whatever the tag) replaced it too: GPU workers ran the CPU image and scored on the CPU (NeurotriageWorkerOnCpuFallback).
+test('a site overlay on the GPU overlay that sets the registry and tag keeps the GPU image on the GPU workers', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'nt-site-overlay-'));
+  const site = (images: { name: string; newName: string; newTag: string }[]) => {
+    writeFileSync(path.join(dir, 'kustomization.yaml'), JSON.stringify({ resources: [path.relative(dir, path.join(ROOT, 'k8s/overlays/gpu'))], images }));
+    const objects = renderKustomize(path.relative(ROOT, dir));
+    const image = (name: string) => find(objects, 'Deployment', name).spec.template.spec.containers[0].image;
+    return { listener: image('neurotriage-listener'), worker: image('neurotriage-worker') };
+  };
+  try {
+    // Only the CPU image set: the GPU worker must not silently get it.
+    expect(site([{ name: 'neurotriage', newName: 'registry.example/neurotriage', newTag: '9.9.9' }]).worker).not.toBe('registry.example/neurotriage:9.9.9');
+    expect(
+      site([
+        { name: 'neurotriage', newName: 'registry.example/neurotriage', newTag: '9.9.9' },
+        { name: 'neurotriage-gpu', newName: 'registry.example/neurotriage-gpu', newTag: '9.9.9' },
+      ]),
+    ).toEqual({ listener: 'registry.example/neurotriage:9.9.9', worker: 'registry.example/neurotriage-gpu:9.9.9' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('Redis: a StatefulSet with AOF, noeviction and a volume in-cluster; none with external-redis', () => {

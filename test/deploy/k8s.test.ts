@@ -336,6 +336,24 @@ test('a site overlay on the GPU overlay that sets the registry and tag keeps the
   }
 });
 
+// KEDA's operator connects to Redis from its own namespace (keda, as allow-redis-ingress admits), where the short
+// name neurotriage-redis does not resolve: the scaler failed with "no such host" and the workers never scaled.
+test('the REDIS_ADDRESS KEDA is told to use names the in-cluster Redis Service with its namespace', () => {
+  const objects = render('overlays/cpu');
+  const svc = find(objects, 'Service', 'neurotriage-redis');
+  const kedaNs = find(objects, 'NetworkPolicy', 'allow-redis-ingress').spec.ingress[0].from
+    .map((f: { namespaceSelector?: { matchLabels: Record<string, string> } }) => f.namespaceSelector?.matchLabels['kubernetes.io/metadata.name'])
+    .find(Boolean);
+  expect(kedaNs).toBeDefined();
+  expect(kedaNs).not.toBe(svc.metadata.namespace);
+  const port = svc.spec.ports[0].port;
+  const ok = new RegExp(`^${svc.metadata.name}\\.${svc.metadata.namespace}\\.svc(\\.cluster\\.local)?:${port}$`);
+  const ops = readFileSync(path.join(ROOT, 'docs/operations.md'), 'utf8');
+  const documented = [...ops.matchAll(/REDIS_ADDRESS=(\S+)/g), ...readFileSync(path.join(ROOT, 'k8s/secrets-example/secrets.yaml'), 'utf8').matchAll(/REDIS_ADDRESS=(\S+)/g)].map((m) => m[1]);
+  expect(documented.length).toBeGreaterThanOrEqual(2);
+  expect(documented.filter((a) => !ok.test(a))).toEqual([]);
+});
+
 test('Redis: a StatefulSet with AOF, noeviction and a volume in-cluster; none with external-redis', () => {
   const objects = render('overlays/cpu');
   const sts = find(objects, 'StatefulSet', 'neurotriage-redis');

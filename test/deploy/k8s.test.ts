@@ -382,6 +382,7 @@ describe('in-cluster Redis password', () => {
   const init = pod.initContainers.find((c: { name: string }) => c.name === 'auth-config');
   let dir: string;
   let redis: ChildProcess | undefined;
+  let port = 0;
   beforeAll(() => {
     dir = mkdtempSync(path.join(tmpdir(), 'nt-redis-conf-'));
   });
@@ -409,7 +410,7 @@ describe('in-cluster Redis password', () => {
     const script = init.args.join(' ').replaceAll('/run/redis-auth', authDir);
     execFileSync(init.command[0], [...init.command.slice(1), script], { env: { PATH: process.env.PATH, REDIS_PASSWORD: password } });
     expect(statSync(path.join(authDir, 'auth.conf')).mode & 0o077).toBe(0);
-    const port = await freePort();
+    port = await freePort();
     const conf = redisConf(objects)
       .replace(/^dir .*$/m, `dir ${path.join(dir, 'data')}`)
       .replaceAll('/run/redis-auth', authDir)
@@ -435,4 +436,27 @@ describe('in-cluster Redis password', () => {
     expect(readFileSync(`/proc/${redis.pid}/cmdline`, 'utf8')).not.toContain(password);
     expect(readFileSync(`/proc/${redis.pid}/environ`, 'utf8')).not.toContain(password);
   }, 40_000);
+
+  // The backup and the runbook's redis-cli run a script in the redis container with `kubectl exec`. They read
+  // $REDIS_PASSWORD, which only the init container has: redis-cli went without a password and got NOAUTH.
+  test('the documented kubectl exec scripts authenticate with what the redis container has', () => {
+    expect(port).toBeGreaterThan(0);
+    const ops = readFileSync(path.join(ROOT, 'docs/operations.md'), 'utf8');
+    const scripts = [...ops.matchAll(/exec neurotriage-redis-0 -- sh -c '([^']+)'/g)].map((m) => m[1]);
+    expect(scripts.length).toBeGreaterThanOrEqual(2);
+    // The container's environment as Kubernetes gives it: its own env entries (none), no Secret.
+    const env: Record<string, string> = { PATH: process.env.PATH ?? '' };
+    for (const e of server.env ?? []) env[e.name] = e.value;
+    for (const script of scripts) {
+      const local = script
+        .replaceAll('/run/redis-auth', path.join(dir, 'auth'))
+        .replaceAll('/data/', `${path.join(dir, 'data')}/`)
+        .replace('redis-cli ...', 'redis-cli ping')
+        .replace('redis-cli', `redis-cli -p ${port}`);
+      const out = execFileSync('sh', ['-c', local], { encoding: 'utf8', env });
+      expect({ script, noauth: /NOAUTH|AUTH failed/.test(out) }).toEqual({ script, noauth: false });
+      if (/ping$/.test(local)) expect(out.trim()).toBe('PONG');
+    }
+    expect(statSync(path.join(dir, 'data/backup.rdb')).size).toBeGreaterThan(0);
+  }, 20_000);
 });

@@ -234,6 +234,17 @@ describe.each(OVERLAYS)('k8s/%s', (overlay) => {
     expect([...new Set(sources)].sort()).toEqual(['ingress-nginx', 'monitoring']);
   });
 
+  // With fsGroup alone the kubelet chowns and chmods every file of the volume at each pod start: on the shared data
+  // volume (hundreds of GB of instances on NFS) every listener, worker, API and daily retention pod then sat in
+  // ContainerCreating for as long as that walk took. OnRootMismatch walks it only when its root is not yet right.
+  test('pods that mount a claim with fsGroup change its ownership only when the volume root needs it', () => {
+    for (const { owner, spec } of podTemplates(render(overlay))) {
+      const claims = (spec.volumes ?? []).some((v: { persistentVolumeClaim?: unknown }) => v.persistentVolumeClaim) || owner.startsWith('StatefulSet');
+      if (!claims || spec.securityContext?.fsGroup === undefined) continue;
+      expect({ owner, policy: spec.securityContext.fsGroupChangePolicy }).toEqual({ owner, policy: 'OnRootMismatch' });
+    }
+  });
+
   test('DATA_DIR is one ReadWriteMany claim with an explicit storage class (a parameter, docs/operations.md)', () => {
     const pvc = find(render(overlay), 'PersistentVolumeClaim', 'neurotriage-data');
     expect(pvc.spec.accessModes).toEqual(['ReadWriteMany']);

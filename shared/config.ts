@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { listenFailure } from './listen-failure';
 
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 const AeTitle = Type.String({ pattern: '^[ -~]{1,16}$', description: '1-16 printable ASCII characters' });
@@ -76,10 +77,15 @@ export class ConfigError extends Error {
   }
 }
 
-/** A process that could not start: its reason on stderr (a bad setting's message alone), and EXIT_CONFIG or 1. */
+/**
+ * A process that could not start: its reason on stderr (a bad setting's message alone), and EXIT_CONFIG or 1. A port
+ * it cannot listen on counts as a bad setting (shared/listen-failure.ts).
+ */
 export function exitOnStartFailure(err: unknown): never {
-  console.error(err instanceof ConfigError ? err.message : err);
-  process.exit(err instanceof ConfigError ? EXIT_CONFIG : 1);
+  const listen = listenFailure(err);
+  const setting = listen === undefined ? err : new ConfigError([listen]);
+  console.error(setting instanceof ConfigError ? setting.message : setting);
+  process.exit(setting instanceof ConfigError ? EXIT_CONFIG : 1);
 }
 
 type Source = Record<string, string | undefined>;

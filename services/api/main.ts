@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Registry } from 'prom-client';
 import { ConfigError, dataDir, exitOnStartFailure, loadConfig, loadSection, settingsSource } from '../../shared/config';
+import { listenFailure } from '../../shared/listen-failure';
 import { createLogger } from '../../shared/logger';
 import { connectRedis, redactRedisUrl } from '../../shared/redis';
 import { redisOutageLog } from '../../shared/redis-outage';
@@ -93,7 +94,8 @@ async function main(): Promise<void> {
   );
   // Reports of past studies from the RIS: the journal replay and the study index first, then the MLLP listener
   // (after the worklist is up: a long journal must not keep radiologists waiting; like outbound, it waits for Redis).
-  reports.start().catch((err: unknown) => logger.error({ err }, 'the report feed failed to start'));
+  // REPORTS_MLLP_PORT names a port it cannot open: a bad setting (the RIS would send to nobody, or to whatever holds it).
+  reports.start().catch((err: unknown) => (listenFailure(err) === undefined ? logger.error({ err }, 'the report feed failed to start') : exitOnStartFailure(err)));
 
   let stopping = false;
   const stop = async (signal: string) => {

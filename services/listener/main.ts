@@ -2,6 +2,7 @@
 // runs it beside the worker and the API. SIGTERM/SIGINT stop intake and let open associations finish within
 // SHUTDOWN_TIMEOUT_SECONDS.
 import { ConfigError, exitOnStartFailure } from '../../shared/config';
+import { listenFailure } from '../../shared/listen-failure';
 import { createLogger } from '../../shared/logger';
 import { loadListenerSettings } from './config';
 import { startListener } from './listener';
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: Error) => {
+  if (listenFailure(err) !== undefined) exitOnStartFailure(err);
   console.error(`listener failed to start: ${err.message}`);
   process.exit(1);
 });

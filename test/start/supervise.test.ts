@@ -3,6 +3,7 @@
 // scoring resume by themselves, the others untouched; a bad setting stops everything instead of a restart loop; then
 // SIGTERM and SIGINT to npm itself stop every process of the tree, none left behind.
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { EXIT_CONFIG } from '../../shared/config';
@@ -90,6 +91,25 @@ describe('npm start supervision', () => {
     expect(sys.lines.some((l) => /"child":"api".*"msg":"service stopped on a bad setting/.test(l))).toBe(true);
     expect(sys.lines.some((l) => /"msg":"service exited: restarting it"/.test(l))).toBe(false);
     await waitFor('every started process to exit', async () => [...sys.allPids].every((p) => !alive(p)), 30_000);
+  });
+
+  it('a port another program holds stops everything as a bad setting, saying which and what to do, not a restart loop', async () => {
+    // A second npm start beside a first one: its API met EADDRINUSE and was restarted every few seconds forever.
+    const held = net.createServer();
+    const apiPort = await freePort();
+    await new Promise<void>((r) => held.listen(apiPort, '127.0.0.1', r));
+    try {
+      const sys = startSystem({ via: 'node', dataDir: path.join(root, 'port-taken', 'data'), modelsDir, dicomPort: await freePort(), apiPort });
+      systems.push(sys);
+      const exited = await Promise.race([sys.exited, new Promise((r) => setTimeout(() => r('still running'), 120_000))]);
+      expect(exited).toEqual({ code: EXIT_CONFIG, signal: null });
+      expect(sys.lines).toContainEqual(expect.stringMatching(new RegExp(`cannot listen on 127\\.0\\.0\\.1:${apiPort}: the address is already in use.*set this service's address or port setting`)));
+      expect(sys.lines.some((l) => /"child":"api".*"msg":"service stopped on a bad setting/.test(l))).toBe(true);
+      expect(sys.lines.some((l) => /"msg":"service exited: restarting it"/.test(l) || /EADDRINUSE/.test(l))).toBe(false);
+      await waitFor('every started process to exit', async () => [...sys.allPids].every((p) => !alive(p)), 30_000);
+    } finally {
+      held.close();
+    }
   });
 
   it.each(['SIGTERM', 'SIGINT'] as const)('%s to npm itself stops start.js, Redis, listener, worker (and its loaders) and API', async (signal) => {

@@ -282,7 +282,10 @@ export class StoreScp extends Scp {
     const who = { callingAeTitle: this.callingAeTitle, calledAeTitle: association.getCalledAeTitle() };
     if (!decision.accept) {
       this.deps.metrics.associations.inc({ result: 'rejected', reason: decision.label });
-      const extra = decision.label === 'max-length-too-small' ? { maxLengthReceived: association.getMaxPduLength() } : {};
+      const extra = decision.label === 'max-length-too-small' ? { maxLengthReceived: association.getMaxPduLength() }
+        // The likeliest rejection at a first install (a PACS, or echoscu as ECHOSCU): the line says how to let it in.
+        : decision.label === 'calling-ae-not-recognised' ? { fix: 'to admit this sender, add its AE (or AE@host) to DICOM_ALLOWED_CALLING_AES and restart the listener' }
+        : {};
       this.log.warn({ ...who, reason: decision.label, ...extra }, 'association rejected');
       this.gate.closing();
       this.sendAssociationReject(decision.result, decision.source, decision.reason);

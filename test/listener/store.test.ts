@@ -95,6 +95,9 @@ test('an unknown calling AE and a wrong called AE are rejected with A-ASSOCIATE-
   expect(wrongCalled.associationRejected).toBe(true);
   expect(wrongCalled.stdout + wrongCalled.stderr).toMatch(/Called AE Title Not Recognized/i);
   expect(listFiles(path.join(h.dataDir, 'store', s.study))).toHaveLength(0);
+  // The log line a PACS administrator reads says how to let the sender in.
+  const line = h.logLines.find((l) => l.includes('"reason":"calling-ae-not-recognised"'));
+  expect(line).toMatch(/"callingAeTitle":"STRANGER".*add its AE \(or AE@host\) to DICOM_ALLOWED_CALLING_AES/);
   const text = await metricsText(h.listener.metricsPort);
   expect(text).toMatch(/neurotriage_listener_associations_total\{result="rejected",reason="calling-ae-not-recognised"\} [1-9]/);
   expect(text).toMatch(/neurotriage_listener_associations_total\{result="rejected",reason="called-ae-not-recognised"\} [1-9]/);

@@ -14,6 +14,8 @@ const NOT_RUN: Record<string, string> = {
   'npm run setup && npm start': 'setup is what CI runs first; npm start is the long-running system itself',
   'npm test': 'this test is part of it (and CI runs it)',
   'npm run demo': 'runs npm start (the long-running system) and keeps running until Ctrl-C',
+  'echoscu -aet STORESCU -aec NEUROTRIAGE 127.0.0.1 11112': 'needs npm start\'s listener and its loopback allow-list; test/listener/store.test.ts runs DCMTK against the listener',
+  'TCP_NODELAY=1 storescu -aec NEUROTRIAGE +sd +r 127.0.0.1 11112 var/cohort/dicom': 'as echoscu; test/start/supervise.test.ts sends studies to npm start with storescu as STORESCU',
 };
 
 /** The commands of the README's ```sh blocks, one per line, comments removed. */

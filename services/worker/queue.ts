@@ -53,6 +53,11 @@ export interface StudyJobDeps {
   deadLetterPatienceMs?: number;
   /** Whether this worker has handed the job back to the queue (it is stopping): the job then writes and records nothing more. */
   handedBack?: (jobId: string) => boolean;
+  /**
+   * Called before the job's result write: false when the job was handed back (it writes nothing); true marks the
+   * job as writing, and a hand-back from then on leaves it to finish.
+   */
+  beginWrite?: (jobId: string) => boolean;
 }
 
 export interface StudyJobReturn {
@@ -143,7 +148,7 @@ export async function execStudyJob(job: Job<StudyJobData>, deps: StudyJobDeps, t
     const [querySet, meta, refused] = await Promise.all([deps.queries.current(), studyMeta(deps.redis, uid), readRefusals(deps.redis, uid)]);
     const { result, vectors, norms } = await scoreStudyFolder(deps.pipeline, dir, querySet, { StudyInstanceUID: uid, ...meta, refused }, deps.partial);
     // Handed back while scoring: the worker that takes the job next writes the result (once, as one version).
-    if (deps.handedBack?.(String(job.id))) throw new WaitingError();
+    if (deps.beginWrite && !deps.beginWrite(String(job.id))) throw new WaitingError();
     await writeResult(deps.redis, result, vectors, norms);
     if (result.provisional && deps.scheduleFinalise) {
       await deps.scheduleFinalise({ StudyInstanceUID: uid, storageKey, traceId, resultVersion: result.resultVersion! }, result.provisional.until);
@@ -235,8 +240,8 @@ export interface StudyWorker {
    * For a stop past SHUTDOWN_TIMEOUT_SECONDS: puts every scoring job this worker still runs back at the head of the
    * queue, unspent. Left to its lock instead, each such job counted as stalled, and one stopped twice (two rolling
    * updates) was dead-lettered as if it had crashed its worker twice; one whose loading the stop interrupted spent
-   * an attempt. A job that crashes its worker still stalls and is dead-lettered on its second stall. Returns how
-   * many were handed back.
+   * an attempt. A job that crashes its worker still stalls and is dead-lettered on its second stall. A job already
+   * writing its result is left to finish. Returns how many were handed back.
    */
   handBack(): Promise<number>;
 }
@@ -248,9 +253,16 @@ export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): Study
   const queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection });
   const running = new Map<string, { job: Job<StudyJobData>; token?: string }>();
   const handedBack = new Set<string>();
+  // Jobs past the hand-back point: their result is being written, so they finish here (handBack leaves them).
+  const writing = new Set<string>();
   const withFinalise: StudyJobDeps = {
     ...deps,
     handedBack: (id) => handedBack.has(id),
+    beginWrite: (id) => {
+      if (handedBack.has(id)) return false;
+      writing.add(id);
+      return true;
+    },
     // One delayed job per provisional version: a re-delivered scoring job adds nothing twice.
     scheduleFinalise: deps.scheduleFinalise ?? (async (data, at) => {
       await queue.add(FINALISE_STUDY_JOB, { ...studyJobData(data.StudyInstanceUID, data.traceId), resultVersion: data.resultVersion }, {
@@ -276,6 +288,7 @@ export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): Study
         return await execStudyJob(job, withFinalise, token);
       } finally {
         running.delete(String(job.id));
+        writing.delete(String(job.id));
       }
     },
     {
@@ -303,6 +316,10 @@ export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): Study
   const handBack = async (): Promise<number> => {
     let n = 0;
     for (const [id, { job, token }] of running) {
+      // Its result is written or being written: handed back, the study went 'queued' over 'scored' and the next
+      // worker scored it again (a second result version, a correction sent), while this one's completion failed on
+      // the lock the hand-back had removed. It finishes within the close's last step instead.
+      if (writing.has(id)) continue;
       handedBack.add(id);
       try {
         // The status first: the next worker may take the job the moment it is back, and sets 'scoring' itself.

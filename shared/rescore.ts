@@ -74,6 +74,12 @@ export interface RescoreOptions {
    * Bulk re-scores set one so that studies arriving meanwhile are scored first.
    */
   priority?: number;
+  /**
+   * Instances were recorded for the study just now (tools/recover.ts): a job being scored already read the folder
+   * without them, so a next job is kept to follow it, as the listener does for an arrival. Without this, the
+   * study was left pending ('received') with no job until the listener's next start.
+   */
+  followActive?: boolean;
 }
 
 /** What rescore() would answer now, with 'would-queue' for 'queued'. */
@@ -120,7 +126,10 @@ export function createRescorer(deps: { redis: Redis; queue: Queue<StudyJobData>;
         studyJobData(uid, randomUUID()),
         // No delay: the study is complete. The listener's deduplication id, without replace: an existing job (a
         // quiet period still running, a job waiting or active) is left as it is and reported.
-        { ...STUDY_JOB_OPTIONS, jobId, deduplication: { id: uid }, ...(options.priority ? { priority: options.priority } : {}) },
+        {
+          ...STUDY_JOB_OPTIONS, jobId, deduplication: { id: uid, ...(options.followActive ? { keepLastIfActive: true } : {}) },
+          ...(options.priority ? { priority: options.priority } : {}),
+        },
       );
       if (job.id !== jobId) return { outcome: 'already-queued', jobId: String(job.id), status };
       await deps.redis.eval(MARK_QUEUED, 2, keys.study(uid), deps.queue.toKey(jobId), String(now()), jobId);

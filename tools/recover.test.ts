@@ -7,12 +7,12 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { axialPositions, makeSeries, phantom, uid as newUid } from '../shared/imaging/synthetic';
 import { createLogger } from '../shared/logger';
 import { connectRedis } from '../shared/redis';
-import { instanceStorageKey, keys, PURGED_FIELD, PURGING_FIELD, STUDY_QUEUE, type StudyJobData } from '../shared/studies';
+import { instanceStorageKey, keys, PURGED_FIELD, PURGING_FIELD, SCORE_STUDY_JOB, STUDY_JOB_OPTIONS, STUDY_QUEUE, studyJobData, type StudyJobData } from '../shared/studies';
 import { startRedis, type TestRedis } from '../test/helpers/redis';
 import { BULK_PRIORITY } from './rescore';
 import { ARRIVING_SLACK_MS, recoverOptionsFrom, runRecover } from './recover';
@@ -202,4 +202,27 @@ test('the built CLI lists each study recovered and sums up', async () => {
       '1 study folders; 1 studies with 2 instances Redis had no record of (queued 1); 0 files left as they are\n',
   );
   expect(await jobsFor(lost.StudyInstanceUID)).toHaveLength(1);
+});
+
+test('a study a worker is scoring when its lost instances are recorded is scored again once that job ends', async () => {
+  const scoring = storeStudy(1, 3);
+  await recordAsListener(scoring, 1, 'scoring');
+  await queue.add(SCORE_STUDY_JOB, studyJobData(scoring.StudyInstanceUID, 'test'), { ...STUDY_JOB_OPTIONS, jobId: 'study-active', deduplication: { id: scoring.StudyInstanceUID } });
+  const connection = redis.duplicate();
+  const worker = new Worker<StudyJobData>(STUDY_QUEUE, null, { connection, autorun: false });
+  try {
+    const active = (await worker.getNextJob('token-1'))!;
+    expect(active.id).toBe('study-active');
+    const run = await runRecover({ redis, queue, log, dataDir, limit: 100 });
+    expect(run).toMatchObject({ recovered: 1, instances: 2, outcomes: { 'already-queued': 1 } });
+    // The running job scored the study without those instances; its result leaves the study pending ('received').
+    expect(await redis.hget(keys.study(scoring.StudyInstanceUID), 'status')).toBe('received');
+    await active.moveToCompleted({}, 'token-1', false);
+    const next = await jobsFor(scoring.StudyInstanceUID);
+    expect(next).toHaveLength(1);
+    expect(next[0].opts.priority).toBe(BULK_PRIORITY);
+  } finally {
+    await worker.close();
+    connection.disconnect();
+  }
 });

@@ -232,7 +232,7 @@ export async function runRecover(deps: RecoverDeps): Promise<RecoverSummary> {
     if (recorded === 0) continue; // every file unreadable, or the listener recorded them meanwhile
     summary.recovered += 1;
     summary.instances += recorded;
-    count(uid, check ? check.outcome : (await rescorer.rescore(uid, { priority: BULK_PRIORITY })).outcome, recorded);
+    count(uid, check ? check.outcome : (await rescorer.rescore(uid, { priority: BULK_PRIORITY, followActive: true })).outcome, recorded);
   }
   deps.log.info({ ...summary }, summary.dryRun ? 'recover dry run finished' : 'recover finished');
   return summary;

@@ -144,7 +144,9 @@ export function loadSection<S extends ReturnType<typeof Type.Object>>(
   const converted = Value.Convert(schema, raw);
   const problems = [...Value.Errors(schema, converted)].map((e) => {
     const key = e.path.replace(/^\//, '') || '(root)';
-    return `${key}=${JSON.stringify(raw[key] ?? null)}: ${allowedValues(e.schema) ?? e.message}`;
+    // The message goes to stderr, i.e. the container log: a key or a URL carrying a token is named, not shown.
+    const shown = (e.schema as { secret?: unknown }).secret === true ? ' (value not shown)' : `=${JSON.stringify(raw[key] ?? null)}`;
+    return `${key}${shown}: ${allowedValues(e.schema) ?? e.message}`;
   });
   if (problems.length > 0) throw new ConfigError(problems);
   return converted as Static<S>;

@@ -53,8 +53,27 @@ describe('loadOutboundConfig', () => {
     const text = (err as ConfigError).problems.join('\n');
     expect(text).toMatch(/HL7_MLLP_TARGET="ris-without-port"/);
     expect(text).toMatch(/SR_TARGET="pacs:104": expected AE@host:port/);
-    expect(text).toMatch(/WEBHOOK_URL="ftp:\/\/x"/);
+    expect(text).toMatch(/WEBHOOK_URL: expected an http/);
     expect(text).toMatch(/WEBHOOK_SECRET: required/);
+  });
+
+  it('does not echo the webhook key or URL in a start-up error: it goes to the container log', () => {
+    // A key one character short, and a URL without its scheme whose query carries the receiver's token.
+    const problems = (env: Record<string, string>): string => {
+      try {
+        loadOutboundConfig(env);
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigError);
+        return (e as ConfigError).message;
+      }
+      throw new Error('accepted');
+    };
+    const short = problems({ WEBHOOK_URL: 'https://pager.example.org/hook', WEBHOOK_SECRET: 'key-of-15-chars' });
+    expect(short).toMatch(/WEBHOOK_SECRET \(value not shown\): .*16/);
+    expect(short).not.toMatch(/key-of-15-chars/);
+    const noScheme = problems({ WEBHOOK_URL: 'pager.example.org/hook?token=tok-9f2c', WEBHOOK_SECRET: '0123456789abcdef' });
+    expect(noScheme).toMatch(/WEBHOOK_URL: expected an http:\/\/ or https:\/\/ URL/);
+    expect(noScheme).not.toMatch(/tok-9f2c/);
   });
 
   it('refuses HL7 delimiters in MSH identifiers', () => {

@@ -36,10 +36,10 @@ export const OutboundSettingsSchema = Type.Object({
   SR_SERIES_NUMBER: Type.Integer({ minimum: 1, maximum: 2_147_483_646 }),
   /** Send a Key Object Selection document of the flagged findings' key slices beside the SR (final results). */
   SR_KEY_IMAGES: Type.Boolean(),
-  /** http(s) URL the paging/messaging system listens on. Unset: no webhook. */
-  WEBHOOK_URL: Type.Optional(Type.String({ minLength: 1 })),
-  /** HMAC-SHA256 key; required with WEBHOOK_URL. */
-  WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 16 })),
+  /** http(s) URL the paging/messaging system listens on. Unset: no webhook. Secret: it may carry a token. */
+  WEBHOOK_URL: Type.Optional(Type.String({ minLength: 1, secret: true })),
+  /** HMAC-SHA256 key; required with WEBHOOK_URL. Never echoed in a start-up error (loadSection). */
+  WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 16, secret: true })),
   WEBHOOK_TIMEOUT_MS: Ms,
   /** Only results at or above this priority are posted (paging systems rarely want ROUTINE). */
   WEBHOOK_MIN_PRIORITY: Type.Union(PRIORITIES.map((p) => Type.Literal(p))),
@@ -170,7 +170,8 @@ export function loadOutboundConfig(env: Source = process.env): OutboundConfig {
       url = new URL(s.WEBHOOK_URL);
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http(s)');
     } catch {
-      problems.push(`WEBHOOK_URL=${JSON.stringify(s.WEBHOOK_URL)}: expected an http:// or https:// URL`);
+      // Not echoed: a receiver's token often rides in the URL (a query parameter, user:password@).
+      problems.push('WEBHOOK_URL: expected an http:// or https:// URL (value not shown: it may carry a token)');
       url = undefined;
     }
     if (!s.WEBHOOK_SECRET) problems.push('WEBHOOK_SECRET: required when WEBHOOK_URL is set (at least 16 characters)');

@@ -98,7 +98,10 @@ export interface SrTarget extends HostPort {
 }
 
 export interface WebhookTarget {
+  /** Without user:password (fetch refuses a URL carrying them): those are in `authorization`. */
   url: URL;
+  /** "Basic ..." from WEBHOOK_URL's user:password@, for receivers behind HTTP basic authentication. */
+  authorization?: string;
   secret: string;
   timeoutMs: number;
   minPriority: Priority;
@@ -127,6 +130,24 @@ function parseHostPort(key: string, value: string, problems: string[]): HostPort
 }
 
 type Source = Record<string, string | undefined>;
+
+/**
+ * Moves user:password@ out of the URL into a Basic authorization value (as curl does). Node's fetch refuses a URL
+ * with credentials, so such a WEBHOOK_URL failed every attempt until dead-lettered.
+ */
+function basicAuthorization(url: URL, problems: string[]): string | undefined {
+  if (!url.username && !url.password) return undefined;
+  let credentials: string;
+  try {
+    credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+  } catch {
+    problems.push('WEBHOOK_URL: user:password@ is not valid percent-encoding (value not shown)');
+    return undefined;
+  }
+  url.username = '';
+  url.password = '';
+  return `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}`;
+}
 
 /** Validates the settings and turns targets into typed blocks; throws one ConfigError naming every problem. */
 export function loadOutboundConfig(env: Source = process.env): OutboundConfig {
@@ -174,9 +195,10 @@ export function loadOutboundConfig(env: Source = process.env): OutboundConfig {
       problems.push('WEBHOOK_URL: expected an http:// or https:// URL (value not shown: it may carry a token)');
       url = undefined;
     }
+    const authorization = url && basicAuthorization(url, problems);
     if (!s.WEBHOOK_SECRET) problems.push('WEBHOOK_SECRET: required when WEBHOOK_URL is set (at least 16 characters)');
     if (url && s.WEBHOOK_SECRET) {
-      config.webhook = { url, secret: s.WEBHOOK_SECRET, timeoutMs: s.WEBHOOK_TIMEOUT_MS, minPriority: s.WEBHOOK_MIN_PRIORITY };
+      config.webhook = { url, ...(authorization ? { authorization } : {}), secret: s.WEBHOOK_SECRET, timeoutMs: s.WEBHOOK_TIMEOUT_MS, minPriority: s.WEBHOOK_MIN_PRIORITY };
     }
   }
 

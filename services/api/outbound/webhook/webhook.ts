@@ -130,6 +130,7 @@ export async function postWebhook(target: WebhookTarget, payload: WebhookPayload
         [SIGNATURE_HEADER]: signWebhook(target.secret, timestamp, body),
         [TIMESTAMP_HEADER]: timestamp,
         [DELIVERY_HEADER]: payload.deliveryId,
+        ...(target.authorization ? { authorization: target.authorization } : {}),
       },
       body,
       // A signed body is for this URL only; a redirect is a configuration error, not something to follow.

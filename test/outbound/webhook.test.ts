@@ -21,6 +21,7 @@ interface Received {
   timestamp?: string;
   delivery?: string;
   authorization?: string;
+  at: number;
   valid: boolean;
 }
 
@@ -34,7 +35,7 @@ const received: Received[] = [];
  * Status to answer for the n-th request of a delivery id; "hang" never answers within the timeout; "endless" answers
  * 200 with a body that never ends (1 MiB writes, as fast as the API reads them).
  */
-let answer: (payload: WebhookPayload, nth: number) => number | 'hang' | 'endless' = () => 204;
+let answer: (payload: WebhookPayload, nth: number) => number | 'hang' | 'endless' | { status: number; retryAfter: string } = () => 204;
 
 beforeAll(async () => {
   redisServer = await startRedis();
@@ -48,7 +49,7 @@ beforeAll(async () => {
       const timestamp = req.headers['x-neurotriage-timestamp'] as string | undefined;
       const delivery = req.headers['x-neurotriage-delivery'] as string | undefined;
       const authorization = req.headers.authorization;
-      received.push({ body, signature, timestamp, delivery, authorization, valid: verifyWebhook(SECRET, { signature, timestamp }, body) });
+      received.push({ body, signature, timestamp, delivery, authorization, at: Date.now(), valid: verifyWebhook(SECRET, { signature, timestamp }, body) });
       const payload = JSON.parse(body) as WebhookPayload;
       const nth = received.filter((r) => r.delivery === delivery).length;
       const status = answer(payload, nth);
@@ -64,6 +65,10 @@ beforeAll(async () => {
           if (!res.destroyed) res.once('drain', pump);
         };
         pump();
+        return;
+      }
+      if (typeof status === 'object') {
+        res.writeHead(status.status, { 'retry-after': status.retryAfter }).end();
         return;
       }
       res.writeHead(status, { 'content-type': 'text/plain' }).end('ok');
@@ -133,6 +138,23 @@ test('5xx and 429 are retried; the signature stays valid on every attempt', asyn
   expect(await finished(key.jobId)).toBe('completed');
   expect(forKey(key.jobId)).toHaveLength(3);
   expect(forKey(key.jobId).every((r) => r.valid)).toBe(true);
+});
+
+test('429 and 503 with Retry-After (seconds, HTTP-date) are retried no sooner than it says', async () => {
+  // The backoff here is 50 ms: retried on it, a throttling receiver was hit again at once, and one asking for longer
+  // than the whole backoff schedule (8 attempts, about 4 minutes by default) had its page dead-lettered.
+  const inTwoSeconds = new Date(Math.ceil(Date.now() / 1000) * 1000 + 2000).toUTCString();
+  answer = (_p, nth) => (nth === 1 ? { status: 429, retryAfter: '1' } : nth === 2 ? { status: 503, retryAfter: inTwoSeconds } : 204);
+  const result = makeResult('STAT');
+  await writeResult(redis, result);
+  await outbound.enqueue(result);
+  const key = resultKey(result);
+  expect(await finished(key.jobId)).toBe('completed');
+  const [first, second, third] = forKey(key.jobId);
+  expect(third).toBeDefined();
+  expect(second.at - first.at).toBeGreaterThanOrEqual(950);
+  // An HTTP-date has whole seconds: the retry comes at that second or after it.
+  expect(third.at).toBeGreaterThanOrEqual(Date.parse(inTwoSeconds));
 });
 
 test('a receiver slower than WEBHOOK_TIMEOUT_MS is retried', async () => {

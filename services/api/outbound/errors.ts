@@ -10,10 +10,14 @@ export class RetryableDeliveryError extends Error {
     message: string,
     /** Short machine-readable reason for metrics and the dead letter, e.g. "ack-timeout", "http-503". */
     public readonly reason: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterMs?: number },
   ) {
     super(message, options);
+    this.retryAfterMs = options?.retryAfterMs;
   }
+
+  /** The peer said when to come back (HTTP Retry-After): the next attempt waits at least this long. */
+  readonly retryAfterMs: number | undefined;
 }
 
 export class PermanentDeliveryError extends Error {

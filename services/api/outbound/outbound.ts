@@ -19,7 +19,7 @@ import { softwareVersion } from '../../../shared/version';
 import { parseResult, UNREADABLE } from '../../../shared/result-schema';
 import { createHl7Adapter, createSrAdapter, createWebhookAdapter, type OutboundAdapter } from './adapters';
 import type { OutboundConfig } from './config';
-import { asDeliveryError, isPermanent, PermanentDeliveryError, reasonOf, RESULT_UNREADABLE, SkipDelivery, type Adapter } from './errors';
+import { asDeliveryError, isPermanent, PermanentDeliveryError, reasonOf, RESULT_UNREADABLE, RetryableDeliveryError, SkipDelivery, type Adapter } from './errors';
 import { deliveryKey, resultKey, sentVersionKey } from './idempotency';
 import { createOutboundMetrics, deadLetterReason, type OutboundMetrics } from './metrics';
 import { handleWorkerErrors, WRITES_REFUSED_PAUSE_MS } from '../../../shared/write-refusals';
@@ -40,6 +40,18 @@ const CONCURRENCY: Record<Adapter, number> = { hl7: 1, sr: 2, webhook: 4 };
  * flight per RIS whatever the number of replicas; the others may overlap across replicas.
  */
 const GLOBAL_CONCURRENCY: Partial<Record<Adapter, number>> = { hl7: 1 };
+
+/**
+ * The webhook jobs' backoff: exponential (OUTBOUND_BACKOFF_MS doubling), but never sooner than a Retry-After the
+ * receiver sent. Jobs queued before it existed carry BullMQ's own "exponential" and keep it.
+ */
+const OUTBOUND_BACKOFF = 'outbound';
+export function outboundBackoff(attemptsMade: number, type: string | undefined, err: Error | undefined, job: { opts: { backoff?: unknown } } | undefined): number {
+  const delay = (job?.opts.backoff as { delay?: number } | undefined)?.delay ?? 0;
+  const exponential = Math.round(2 ** (attemptsMade - 1) * delay);
+  const retryAfter = err instanceof RetryableDeliveryError ? err.retryAfterMs ?? 0 : 0;
+  return Math.max(exponential, retryAfter);
+}
 
 /** The watermark (idempotency.ts sentVersionKey) is kept 8 days: longer than a failed job stays retryable. */
 const SENT_VERSION_TTL_MS = 8 * 24 * 3600 * 1000;
@@ -195,7 +207,8 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
       connection: redis,
       defaultJobOptions: {
         attempts: config.attempts,
-        backoff: { type: 'exponential', delay: config.backoffMs },
+        // Only the webhook has a Retry-After to honour; HL7 and SR keep BullMQ's own exponential backoff.
+        backoff: { type: a.name === 'webhook' ? OUTBOUND_BACKOFF : 'exponential', delay: config.backoffMs },
         // Completed jobs stay a day so a duplicate enqueue of the same version stays a no-op.
         removeOnComplete: { age: 24 * 3600, count: 10_000 },
         removeOnFail: { age: 7 * 24 * 3600 },
@@ -352,6 +365,7 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
           connection: workerRedis,
           concurrency: CONCURRENCY[adapter.name],
           autorun: false,
+          settings: { backoffStrategy: outboundBackoff },
         });
         handleWorkerErrors(worker, (err, refusal) =>
           refusal

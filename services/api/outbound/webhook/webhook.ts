@@ -1,6 +1,7 @@
 // The signed webhook for paging and messaging systems: a small JSON body without patient identifiers, signed with
 // HMAC-SHA256 over "<timestamp>.<body>" (the timestamp lets receivers refuse replays), posted with a timeout.
-// 2xx delivered; 5xx, 408, 429, timeouts and network errors retried; any other status is permanent.
+// 2xx delivered; 5xx, 408, 429, timeouts and network errors retried (no sooner than a Retry-After); any other
+// status is permanent.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { StudyResult } from '../../../../shared/results';
 import { flagStatement } from '../../../../shared/models/decision';
@@ -118,9 +119,21 @@ async function discardBody(response: Response): Promise<void> {
   }
 }
 
+/** A Retry-After longer than this is taken as this: a page an hour late is better than one never retried. */
+export const RETRY_AFTER_MAX_MS = 3_600_000;
+
+/** Retry-After as delay-seconds or an HTTP-date (RFC 9110 10.2.3), in ms from now; undefined when absent or unreadable. */
+export function retryAfterMs(value: string | null, now: number): number | undefined {
+  if (value === null) return undefined;
+  const text = value.trim();
+  const ms = /^\d+$/.test(text) ? Number(text) * 1000 : Date.parse(text) - now;
+  return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), RETRY_AFTER_MAX_MS) : undefined;
+}
+
 export async function postWebhook(target: WebhookTarget, payload: WebhookPayload, deps: WebhookDeps = {}): Promise<number> {
   const body = JSON.stringify(payload);
-  const timestamp = String(Math.floor((deps.now ?? Date.now)() / 1000));
+  const now = deps.now ?? Date.now;
+  const timestamp = String(Math.floor(now() / 1000));
   let response: Response;
   try {
     response = await (deps.fetch ?? fetch)(target.url, {
@@ -149,7 +162,8 @@ export async function postWebhook(target: WebhookTarget, payload: WebhookPayload
   const status = response.status;
   if (status >= 200 && status < 300) return status;
   if (status >= 500 || status === 408 || status === 429) {
-    throw new RetryableDeliveryError(`webhook answered HTTP ${status}`, `http-${status}`);
+    const retryAfter = retryAfterMs(response.headers.get('retry-after'), now());
+    throw new RetryableDeliveryError(`webhook answered HTTP ${status}`, `http-${status}`, retryAfter === undefined ? {} : { retryAfterMs: retryAfter });
   }
   throw new PermanentDeliveryError(`webhook answered HTTP ${status}`, `http-${status}`);
 }

@@ -25,6 +25,16 @@ async function withRis(onConnection: (socket: net.Socket) => void, ackTimeoutMs:
   }
 }
 
+/** A RIS that answers each message with `reply(its control id, which connection it came on: 1, 2, ...)`. */
+function risAnswering(reply: (id: string, connection: number) => string): (socket: net.Socket) => void {
+  let connections = 0;
+  return (socket) => {
+    const mine = ++connections;
+    socket.on('data', (data) => socket.write(reply(/\|OMI\^O23\^OMI_O23\|([^|]+)\|/.exec(data.toString())![1], mine)));
+    socket.on('error', () => undefined);
+  };
+}
+
 let peer: MllpPeer;
 beforeAll(async () => {
   peer = await startMllpPeer();
@@ -106,14 +116,10 @@ test('a RIS that ends its frames <FS><CR><LF>, or splits and joins them across r
 test('a reply that is not an HL7 message fails at once as bad-ack, and the next message goes on a fresh connection', async () => {
   let connections = 0;
   await withRis(
-    (socket) => {
-      const mine = ++connections;
-      socket.on('data', (data) => {
-        const id = /\|OMI\^O23\^OMI_O23\|([^|]+)\|/.exec(data.toString())![1];
-        socket.write(mine === 1 ? '\x0bNAK garbage\x1c\r' : `\x0bMSH|^~\\&|RIS||NT||20260101||ACK|A1|P|2.5.1\rMSA|AA|${id}\x1c\r`);
-      });
-      socket.on('error', () => undefined);
-    },
+    risAnswering((id, mine) => {
+      connections = mine;
+      return mine === 1 ? '\x0bNAK garbage\x1c\r' : `\x0bMSH|^~\\&|RIS||NT||20260101||ACK|A1|P|2.5.1\rMSA|AA|${id}\x1c\r`;
+    }),
     5000,
     async (sender) => {
       const t0 = Date.now();
@@ -131,14 +137,10 @@ test('a reply with no acknowledgment code in MSA-1 fails as bad-ack, and the nex
   // come, and on the same connection it would be taken for the next message's.
   let connections = 0;
   await withRis(
-    (socket) => {
-      const mine = ++connections;
-      socket.on('data', (data) => {
-        const id = /\|OMI\^O23\^OMI_O23\|([^|]+)\|/.exec(data.toString())![1];
-        socket.write(`\x0bMSH|^~\\&|RIS||NT||20260101||ACK|A1|P|2.5.1\rMSA|${mine === 1 ? '' : 'AA'}|${id}\x1c\r`);
-      });
-      socket.on('error', () => undefined);
-    },
+    risAnswering((id, mine) => {
+      connections = mine;
+      return `\x0bMSH|^~\\&|RIS||NT||20260101||ACK|A1|P|2.5.1\rMSA|${mine === 1 ? '' : 'AA'}|${id}\x1c\r`;
+    }),
     5000,
     async (sender) => {
       const err = await sender.send(msg('N1')).catch((e: unknown) => e);
@@ -153,13 +155,7 @@ test('a reply with no acknowledgment code in MSA-1 fails as bad-ack, and the nex
 test('an ACK whose MSA-2 is padded with spaces answers the message (ST: trailing spaces are not significant)', async () => {
   // Compared as sent, it failed as ack-control-id on every retry until the study was dead-lettered, though accepted.
   await withRis(
-    (socket) => {
-      socket.on('data', (data) => {
-        const id = /\|OMI\^O23\^OMI_O23\|([^|]+)\|/.exec(data.toString())![1];
-        socket.write(`\x0bMSH|^~\\&|RIS||NT||20260101||ACK|A1|P|2.5.1\rMSA|AA|${id}   \x1c\r`);
-      });
-      socket.on('error', () => undefined);
-    },
+    risAnswering((id) => `\x0bMSH|^~\\&|RIS||NT||20260101||ACK|A1|P|2.5.1\rMSA|AA|${id}   \x1c\r`),
     5000,
     async (sender) => {
       expect((await sender.send(msg('P1'))).getSegment('MSA')!.getField(1).toString()).toBe('AA');

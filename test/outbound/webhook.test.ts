@@ -218,3 +218,32 @@ test('a WEBHOOK_URL with user:password@ is posted with Basic authorization, the 
   expect(r.authorization).toBe(`Basic ${Buffer.from('pager:p@ss:w0rd').toString('base64')}`);
   expect(r.valid).toBe(true);
 });
+
+test('a kept-alive connection the receiver dropped under the next request: sent again at once on a new one, not after a backoff', async () => {
+  // The receiver closes the connection the second request arrives on (its idle timeout racing the request): that
+  // request failed as a network error and waited out a backoff of seconds, with a failure counted.
+  const sockets = new Map<object, number>();
+  const seen: string[] = [];
+  const dropping = http.createServer((req, res) => {
+    const n = (sockets.get(req.socket) ?? 0) + 1;
+    sockets.set(req.socket, n);
+    seen.push(req.headers['x-neurotriage-delivery'] as string);
+    req.resume();
+    if (seen.length === 2) return void req.socket.destroy();
+    req.on('end', () => res.writeHead(204).end());
+  });
+  await new Promise<void>((r) => dropping.listen(0, '127.0.0.1', r));
+  try {
+    const webhook = loadOutboundConfig({ WEBHOOK_URL: `http://127.0.0.1:${(dropping.address() as AddressInfo).port}/hook`, WEBHOOK_SECRET: SECRET }).webhook!;
+    expect(await postWebhook(webhook, buildWebhookPayload(makeResult('STAT'), 'keep-alive-1'))).toBe(204);
+    const t0 = Date.now();
+    expect(await postWebhook(webhook, buildWebhookPayload(makeResult('STAT'), 'keep-alive-2'))).toBe(204);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(seen).toEqual(['keep-alive-1', 'keep-alive-2', 'keep-alive-2']);
+    // The first two came on one kept-alive connection; the repeat on a new one.
+    expect([...sockets.values()]).toEqual([2, 1]);
+  } finally {
+    dropping.closeAllConnections();
+    await new Promise((r) => dropping.close(r));
+  }
+});

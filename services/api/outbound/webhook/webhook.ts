@@ -130,13 +130,19 @@ export function retryAfterMs(value: string | null, now: number): number | undefi
   return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), RETRY_AFTER_MAX_MS) : undefined;
 }
 
+/** Errors of a connection the other side closed or reset under a request (undici's own code, or the socket's). */
+const CONNECTION_DROPPED = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+
+function errorCode(err: unknown): string {
+  return ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code ?? 'error';
+}
+
 export async function postWebhook(target: WebhookTarget, payload: WebhookPayload, deps: WebhookDeps = {}): Promise<number> {
   const body = JSON.stringify(payload);
   const now = deps.now ?? Date.now;
   const timestamp = String(Math.floor(now() / 1000));
-  let response: Response;
-  try {
-    response = await (deps.fetch ?? fetch)(target.url, {
+  const send = () =>
+    (deps.fetch ?? fetch)(target.url, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
@@ -150,13 +156,22 @@ export async function postWebhook(target: WebhookTarget, payload: WebhookPayload
       redirect: 'manual',
       signal: AbortSignal.timeout(target.timeoutMs),
     });
+  let response: Response;
+  try {
+    try {
+      response = await send();
+    } catch (err) {
+      // A kept-alive connection the receiver closed while idle fails the request sent on it at once: sent again
+      // at once on a new one (the delivery id makes a repeat harmless), not after a backoff of seconds on a page.
+      if (!CONNECTION_DROPPED.has(errorCode(err))) throw err;
+      response = await send();
+    }
   } catch (err) {
     const name = (err as Error).name;
     if (name === 'TimeoutError' || name === 'AbortError') {
       throw new RetryableDeliveryError(`webhook did not answer within ${target.timeoutMs} ms`, 'timeout', { cause: err });
     }
-    const code = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code ?? 'error';
-    throw new RetryableDeliveryError(`webhook request failed (${code})`, 'network', { cause: err });
+    throw new RetryableDeliveryError(`webhook request failed (${errorCode(err)})`, 'network', { cause: err });
   }
   await discardBody(response);
   const status = response.status;

@@ -43,3 +43,21 @@ test('a worker closing during a pause is not resumed', () => {
   w.emit('error', new Error('MISCONF Errors writing to the AOF file'));
   expect(w.paused).toBe(1);
 });
+
+test('current() names the refusal from the first refused write until two pauses pass without another', () => {
+  const w = fakeWorker();
+  const refusals = handleWorkerErrors(w as unknown as Worker, () => undefined, 1000);
+  expect(refusals.current()).toBeUndefined();
+  w.emit('error', new Error('boom'));
+  expect(refusals.current()).toBeUndefined();
+  w.emit('error', new Error('OOM command not allowed when used memory > maxmemory'));
+  expect(refusals.current()).toBe('Redis is out of memory (maxmemory) and refuses writes');
+  // Resumed after the pause, the fetch meets the refusal again: still refusing across the resume.
+  jest.advanceTimersByTime(1000);
+  w.emit('error', new Error('OOM command not allowed when used memory > maxmemory'));
+  jest.advanceTimersByTime(1500);
+  expect(refusals.current()).toBe('Redis is out of memory (maxmemory) and refuses writes');
+  // Two pauses with no refused write: Redis takes writes again.
+  jest.advanceTimersByTime(600);
+  expect(refusals.current()).toBeUndefined();
+});

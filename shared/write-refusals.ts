@@ -12,6 +12,15 @@ import { redisRefusal } from './health';
 /** How long a worker stops fetching jobs after Redis refused a write. */
 export const WRITES_REFUSED_PAUSE_MS = 5_000;
 
+export interface WriteRefusals {
+  /**
+   * The refusal in words while the worker cannot take jobs for it: from the first refused write until two pauses
+   * have gone by without another (fetching resumes after each pause and meets the refusal again at once while it
+   * lasts). Undefined otherwise. For readiness: a worker Redis refuses answers PING but can take no job.
+   */
+  current(): string | undefined;
+}
+
 /**
  * Sends the worker's errors to `onError`; one that says Redis refuses writes pauses fetching for `pauseMs` and is
  * passed on with the refusal said in words (redisRefusal), once per pause (the ones during the pause are dropped).
@@ -21,9 +30,10 @@ export function handleWorkerErrors(
   worker: Worker<any, any>,
   onError: (err: Error, refusal: string | undefined) => void,
   pauseMs = WRITES_REFUSED_PAUSE_MS,
-): void {
+): WriteRefusals {
   let timer: NodeJS.Timeout | undefined;
   let closing = false;
+  let last: { refusal: string; at: number } | undefined;
   worker.on('closing', () => {
     closing = true;
     clearTimeout(timer);
@@ -32,6 +42,7 @@ export function handleWorkerErrors(
   worker.on('error', (err: Error) => {
     const refusal = redisRefusal(err);
     if (!refusal) return onError(err, undefined);
+    last = { refusal, at: Date.now() };
     if (timer || closing) return;
     onError(err, refusal);
     // Local only (no Redis call); true: do not wait for the active jobs, which cannot finish while writes fail.
@@ -41,4 +52,5 @@ export function handleWorkerErrors(
       if (!closing) void worker.resume().catch(() => undefined);
     }, pauseMs);
   });
+  return { current: () => (last && Date.now() - last.at < 2 * pauseMs ? last.refusal : undefined) };
 }

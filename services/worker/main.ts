@@ -63,7 +63,7 @@ async function waitForBundle(dir: string, log: Logger, signal?: AbortSignal, eve
  * writes for a while (shared/health.ts redisRefusal: maxmemory with noeviction, its disk full, a replica): exiting
  * only restarted the worker into the same refusal, a crash loop with a raw stack each time. Studies stay queued meanwhile, as they do while Redis is not reachable.
  */
-async function whileRedisRefuses<T>(work: () => Promise<T>, log: Logger, signal?: AbortSignal, everyMs = 5000): Promise<T> {
+async function whileRedisRefuses<T>(work: () => Promise<T>, log: Logger, onRefusal: (refusal: string) => void, signal?: AbortSignal, everyMs = 5000): Promise<T> {
   let warnedAt = 0;
   for (;;) {
     try {
@@ -71,6 +71,7 @@ async function whileRedisRefuses<T>(work: () => Promise<T>, log: Logger, signal?
     } catch (err) {
       const refusal = redisRefusal(err);
       if (!refusal) throw err;
+      onRefusal(refusal);
       if (signal?.aborted) throw new Error('stopped while Redis refused writes');
       if (Date.now() - warnedAt > 60_000) {
         log.error({ err: (err as Error).message, retryEveryMs: everyMs }, `${refusal}: the worker waits to start; studies stay queued`);
@@ -93,11 +94,14 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
   const healthRedis = connectRedis(config.REDIS_URL, 'producer');
   healthRedis.on('error', () => undefined); // the worker's own connections log Redis errors
   let modelsCheck: Check = { ok: false, detail: `waiting for the model bundle in ${path.resolve(wc.MODELS_DIR)}` };
+  // Redis answering PING is not enough: at maxmemory (noeviction), a full disk or a read-only replica it refuses the
+  // writes that taking a job needs, so a worker it refuses is not ready (a rolling update waits on it).
+  let jobsCheck = (): Check => ({ ok: false, detail: 'starting' });
   const server = await startWorkerHttp({
     port: wc.WORKER_METRICS_PORT,
     host: wc.WORKER_METRICS_HOST,
     metrics,
-    readiness: async () => ({ redis: await redisCheck(healthRedis), models: modelsCheck }),
+    readiness: async () => ({ redis: await redisCheck(healthRedis), models: modelsCheck, jobs: jobsCheck() }),
   });
   log.info({ httpPort: server.port }, '/livez, /readyz and /metrics listening');
   // From here on, a failed start must not leave anything it opened behind (a launcher or a test that embeds the
@@ -151,7 +155,12 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
   opened.push(() => loader.close());
   const sensitivity = sensitivitySettings(wc);
   for (const note of operatingPointNotes(manifest.decision, sensitivity)) log.warn({ sensitivity }, note);
-  const queries = await step(whileRedisRefuses(() => createQuerySource({ redis, subscriber, manifest, text: models.text, log, sensitivity }), log, deps.signal));
+  const queries = await step(whileRedisRefuses(
+    () => createQuerySource({ redis, subscriber, manifest, text: models.text, log, sensitivity }),
+    log,
+    (refusal) => (jobsCheck = () => ({ ok: false, detail: `starting: ${refusal}` })),
+    deps.signal,
+  ));
   const image = batchingEmbedder(models.image, {
     maxBatch: wc.WORKER_BATCH_SIZE,
     maxWaitMs: wc.WORKER_BATCH_WAIT_MS,
@@ -160,7 +169,7 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
   const deadLetters = new Queue<DeadLetterData>(STUDY_DEAD_LETTER_QUEUE, { connection: redis });
   deadLetters.on('error', (err) => redisErrors.error('dead-letter queue', err));
 
-  const { queue, worker, handBack } = initStudyWorker(wc, {
+  const { queue, worker, handBack, refusals } = initStudyWorker(wc, {
     redis,
     redisErrors,
     dataDir: dataDir(config),
@@ -179,6 +188,10 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
   );
   server.setSample(() => sampleQueueDepth(queue, metrics));
   worker.run().catch((err: unknown) => log.error({ err }, 'study worker stopped with an error'));
+  jobsCheck = () => {
+    const refusal = refusals.current();
+    return refusal ? { ok: false, detail: `${refusal}: fetching study jobs paused` } : { ok: true, detail: 'taking study jobs' };
+  };
   log.info(
     { concurrency: wc.WORKER_CONCURRENCY, batch: wc.WORKER_BATCH_SIZE, loadProcesses: wc.WORKER_LOAD_PROCESSES, ortThreads: wc.WORKER_ORT_THREADS, metricsPort: server.port },
     'worker ready',

@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../shared/logger';
 import { UNREADABLE } from '../../shared/result-schema';
 import { readRefusals } from '../../shared/refusals';
-import { handleWorkerErrors, WRITES_REFUSED_PAUSE_MS } from '../../shared/write-refusals';
+import { handleWorkerErrors, WRITES_REFUSED_PAUSE_MS, type WriteRefusals } from '../../shared/write-refusals';
 import { redisOutageLog, type RedisOutageLog } from '../../shared/redis-outage';
 import { assertUid, FINALISE_STUDY_JOB, SCORE_STUDY_JOB, STUDY_DEAD_LETTER_QUEUE, STUDY_QUEUE, studyJobData, type StudyJobData } from '../../shared/studies';
 import type { WorkerConfig } from './config';
@@ -244,6 +244,8 @@ export interface StudyWorker {
    * writing its result is left to finish. Returns how many were handed back.
    */
   handBack(): Promise<number>;
+  /** Whether Redis refuses the writes that fetching a job needs, for now (readiness). */
+  refusals: WriteRefusals;
 }
 
 export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): StudyWorker {
@@ -300,7 +302,7 @@ export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): Study
       autorun: false,
     },
   );
-  handleWorkerErrors(worker, (err, refusal) =>
+  const refusals = handleWorkerErrors(worker, (err, refusal) =>
     refusal
       ? deps.log.error({ err: err.message, pausedMs: WRITES_REFUSED_PAUSE_MS }, `${refusal}: fetching study jobs paused`)
       : redisErrors.error('study worker', err),
@@ -332,7 +334,7 @@ export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): Study
     }
     return n;
   };
-  return { queue, worker, handBack };
+  return { queue, worker, handBack, refusals };
 }
 
 /** Samples the study queue's depth by state for the metrics scrape. */

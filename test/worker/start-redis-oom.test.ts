@@ -1,6 +1,7 @@
 // The built worker started while Redis is at maxmemory with noeviction (every write refused): it waits, saying why,
 // instead of exiting (a supervisor would restart it into the same refusal: a crash loop), and becomes ready once
-// Redis has room again.
+// Redis has room again. /readyz says not ready while Redis refuses the writes that taking a job needs, at start and
+// later, though Redis answers PING.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,23 +38,53 @@ test('Redis refusing writes at start: the worker waits saying so, then is ready 
   const child = spawn(process.execPath, [BUILT_WORKER], { env: workerEnv({ redisUrl: redis.url, dataDir, modelsDir, extra: { LOG_LEVEL: 'info' } }), stdio: ['ignore', 'pipe', 'pipe'] });
   worker = child;
   const messages: string[] = [];
+  let port = 0;
   let exited = false;
   child.once('exit', () => (exited = true));
   createInterface({ input: child.stdout! }).on('line', (line) => {
     if (process.env.TEST_LOG_LEVEL) process.stdout.write(`${line}\n`);
-    if (line.startsWith('{')) messages.push((JSON.parse(line) as { msg: string }).msg);
+    if (!line.startsWith('{')) return;
+    const entry = JSON.parse(line) as { msg: string; httpPort?: number };
+    messages.push(entry.msg);
+    if (entry.httpPort) port = entry.httpPort;
   });
+  const readyz = async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(10_000) });
+    return { status: res.status, checks: ((await res.json()) as { checks: Record<string, { ok: boolean; detail: string }> }).checks };
+  };
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   try {
     await waitFor('the worker to say it waits for Redis (or to exit: the bug)', async () => exited || messages.some((m) => /refuses writes: the worker waits to start/.test(m)), 60_000, 100);
     expect({ exited, stderr }).toEqual({ exited: false, stderr: '' });
     expect(messages).not.toContain('worker ready');
+    expect(await readyz()).toEqual({
+      status: 503,
+      checks: {
+        redis: { ok: true, detail: 'PONG' },
+        models: { ok: true, detail: expect.any(String) },
+        jobs: { ok: false, detail: 'starting: Redis is out of memory (maxmemory) and refuses writes' },
+      },
+    });
   } finally {
     await client.config('SET', 'maxmemory', '0');
   }
   await waitFor('worker ready', async () => exited || messages.includes('worker ready'), 60_000, 100);
   expect(exited).toBe(false);
+  expect(await readyz()).toMatchObject({ status: 200, checks: { jobs: { ok: true, detail: 'taking study jobs' } } });
+
+  // Later, Redis full again: PING still answers, but the idle worker cannot fetch a job.
+  await client.config('SET', 'maxmemory', '1');
+  try {
+    const notReady = await waitFor('/readyz 503 for the refused fetch', async () => {
+      const r = await readyz();
+      return r.status === 503 ? r : undefined;
+    }, 30_000, 200);
+    expect(notReady.checks).toMatchObject({ redis: { ok: true }, jobs: { ok: false, detail: 'Redis is out of memory (maxmemory) and refuses writes: fetching study jobs paused' } });
+  } finally {
+    await client.config('SET', 'maxmemory', '0');
+  }
+  await waitFor('/readyz 200 once Redis has room', async () => (await readyz()).status === 200, 30_000, 200);
   child.kill('SIGTERM');
   await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
   expect(child.exitCode).toBe(0);

@@ -248,6 +248,9 @@ export interface StudyWorker {
   refusals: WriteRefusals;
 }
 
+/** BullMQ's error for a lock it could not renew, the job id after it (bullmq/dist/cjs/classes/lock-manager.js). */
+const LOCK_RENEWAL_FAILED = 'could not renew lock for job ';
+
 export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): StudyWorker {
   const redisErrors = deps.redisErrors ?? redisOutageLog(deps.log);
   if (!deps.redisErrors) redisErrors.watch(deps.redis);
@@ -302,11 +305,12 @@ export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): Study
       autorun: false,
     },
   );
-  const refusals = handleWorkerErrors(worker, (err, refusal) =>
-    refusal
-      ? deps.log.error({ err: err.message, pausedMs: WRITES_REFUSED_PAUSE_MS }, `${refusal}: fetching study jobs paused`)
-      : redisErrors.error('study worker', err),
-  );
+  const refusals = handleWorkerErrors(worker, (err, refusal) => {
+    if (refusal) return deps.log.error({ err: err.message, pausedMs: WRITES_REFUSED_PAUSE_MS }, `${refusal}: fetching study jobs paused`);
+    // BullMQ renews a job's lock until its processor returns; a job handed back has none (expected, not a Redis fault).
+    if (handedBack.has(err.message.slice(LOCK_RENEWAL_FAILED.length)) && err.message.startsWith(LOCK_RENEWAL_FAILED)) return;
+    redisErrors.error('study worker', err);
+  });
   queue.on('error', (err) => redisErrors.error('study queue', err));
   worker.on('stalled', (jobId) => deps.log.warn({ jobId }, 'study job stalled (its worker died or blocked): retried'));
   worker.on('failed', (job, err) => {

@@ -160,7 +160,13 @@ describe.each(OVERLAYS)('k8s/%s', (overlay) => {
       }
     }
     // DNS is allowed to every pod; otherwise default deny would break name resolution of Redis and targets.
-    expect(policies.some((p) => p.metadata.name === 'allow-dns' && Object.keys(p.spec.podSelector).length === 0)).toBe(true);
+    const dns = policies.find((p) => p.metadata.name === 'allow-dns')!;
+    expect(Object.keys(dns.spec.podSelector)).toEqual([]);
+    // To kube-dns pods and to NodeLocal DNSCache on the pod's node (its default address), where clusters run it.
+    expect(dns.spec.egress[0].to).toEqual(expect.arrayContaining([
+      expect.objectContaining({ podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }),
+      { ipBlock: { cidr: '169.254.20.10/32' } },
+    ]));
   });
 
   test('liveness probes ask /livez (never Redis), readiness probes /readyz, on each service\'s HTTP port', () => {

@@ -1,15 +1,19 @@
 // HL7 ordering per RIS with two API replicas: two outbound services (two BullMQ workers on one queue, as two API
 // pods run them) send to one real MLLP peer through one real Redis. A newer result version may not overtake an
 // older one that is still in flight, and a version older than one the RIS acknowledged is never sent after it.
+// A process killed after an ACK leaves what the RIS accepted recorded whole or not at all, and a retry of a job
+// whose ACK was recorded sends nothing.
 import type { Hl7Message } from '@medplum/core';
-import type { Redis } from 'ioredis';
+import IORedis, { type Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
 import type { StudyResult } from '../../shared/results';
 import { loadOutboundConfig } from '../../services/api/outbound/config';
 import { resultKey } from '../../services/api/outbound/idempotency';
-import { createOutbound, type Outbound } from '../../services/api/outbound/outbound';
+import { createOutbound, execOutboundJob, type Outbound } from '../../services/api/outbound/outbound';
+import { createHl7Adapter } from '../../services/api/outbound/adapters';
+import { hl7Keys } from '../../services/api/outbound/hl7/accepted';
 import { sentVersionKey } from '../../services/api/outbound/idempotency';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { makeResult, writeResult } from './helpers/fixtures';
@@ -143,3 +147,64 @@ test('an older version the RIS refused (AE) is not retried once a newer one went
   expect(order[order.length - 1]).toBe(v2.scoredAt);
   expect(order.lastIndexOf(v1.scoredAt)).toBeLessThan(order.indexOf(v2.scoredAt));
 }, 60_000);
+
+/** OBR-25, the result status: C when the message corrects a version the RIS holds. */
+function resultStatusOf(message: Hl7Message): string {
+  return message.getSegment('OBR')!.getField(25).toString();
+}
+
+test('a job retried after the ACK was recorded (killed before BullMQ marked it completed) sends nothing', async () => {
+  const adapter = createHl7Adapter(loadOutboundConfig({ HL7_MLLP_TARGET: `127.0.0.1:${peer.port}`, HL7_ACK_TIMEOUT_MS: '5000' }).hl7!, { redis });
+  try {
+    const v1 = makeResult('URGENT', { resultVersion: 1 });
+    const start = peer.received.length;
+    await writeResult(redis, v1);
+    const data = { StudyInstanceUID: v1.StudyInstanceUID, version: v1.scoredAt };
+    expect((await execOutboundJob(adapter, data, redis)).status).toBe('delivered');
+    // The restart: BullMQ gives the stalled job to a worker again, with the same data.
+    expect(await execOutboundJob(adapter, data, redis)).toEqual({ status: 'skipped', detail: 'acknowledged' });
+    expect(peer.received.length).toBe(start + 1);
+  } finally {
+    await adapter.close();
+  }
+}, 30_000);
+
+test('a process stopped right after an ACK leaves the RIS\'s accepted version and the watermark written together or not at all', async () => {
+  const config = loadOutboundConfig({ HL7_MLLP_TARGET: `127.0.0.1:${peer.port}`, HL7_ACK_TIMEOUT_MS: '5000' }).hl7!;
+  const v1 = makeResult('URGENT', { resultVersion: 1 });
+  const v2 = { ...v1, priority: 'STAT' as const, resultVersion: 2, scoredAt: v1.scoredAt + 5000 };
+  const uid = v1.StudyInstanceUID;
+  const full = createHl7Adapter(config, { redis });
+  // The "crash": a connection that may read everything and write the study's keys (nt:study:*) but nothing else, so
+  // a process that writes what it learnt from an ACK in two steps is stopped between them, after the first.
+  await redis.call('ACL', 'SETUSER', 'crashes', 'on', '>crashes', '%R~*', '~nt:study:*', '+@all');
+  const limited = new IORedis({ path: redisServer.url.slice('unix://'.length), username: 'crashes', password: 'crashes', maxRetriesPerRequest: 1 });
+  const crashing = createHl7Adapter(config, { redis: limited });
+  try {
+    const start = peer.received.length;
+    await full.queued!(v1);
+    await writeResult(redis, v1);
+    expect((await execOutboundJob(full, { StudyInstanceUID: uid, version: v1.scoredAt }, redis)).status).toBe('delivered');
+    await writeResult(redis, v2);
+    await expect(execOutboundJob(crashing, { StudyInstanceUID: uid, version: v2.scoredAt }, limited)).rejects.toThrow(/NOPERM|permission/i);
+    expect(peer.received.length).toBe(start + 2);
+    expect(resultStatusOf(peer.received[start + 1])).toBe('C');
+    // Both still say v1 (nothing of v2's ACK written), or both v2: never one of each.
+    const record = Number(await redis.get(hl7Keys.accepted(uid)));
+    const watermark = Number(await redis.get(sentVersionKey('hl7', uid)));
+    expect([record, watermark]).toEqual(record === 2 ? [2, v2.scoredAt] : [1, v1.scoredAt]);
+
+    // After the restart the job runs again: when it sends v2 again, it is the same message, a correction of v1.
+    await execOutboundJob(full, { StudyInstanceUID: uid, version: v2.scoredAt }, redis);
+    const again = peer.received.slice(start + 2);
+    for (const m of again) {
+      expect(m.getSegment('MSH')!.getField(10).toString()).toBe(resultKey(v2).hl7ControlId);
+      expect(resultStatusOf(m)).toBe('C');
+    }
+    expect(Number(await redis.get(hl7Keys.accepted(uid)))).toBe(2);
+    expect(Number(await redis.get(sentVersionKey('hl7', uid)))).toBe(v2.scoredAt);
+  } finally {
+    limited.disconnect();
+    await Promise.all([full.close(), crashing.close()]);
+  }
+}, 30_000);

@@ -20,7 +20,11 @@ import { buildWebhookPayload, postWebhook } from './webhook/webhook';
 
 export interface OutboundAdapter {
   readonly name: Adapter;
-  /** Versions of a study must reach the peer in order (HL7: the RIS applies each message as it comes). */
+  /**
+   * Versions of a study must reach the peer in order (HL7: the RIS applies each message as it comes). An ordered
+   * adapter raises the study's watermark (idempotency.ts sentVersionKey) itself, in the same write as its own
+   * record of the acknowledgment, so a crash cannot leave one without the other.
+   */
   readonly ordered?: boolean;
   /** Why this result is not for this adapter, or null to send it. */
   skipReason(result: StudyResult): string | null;
@@ -78,7 +82,7 @@ export function createHl7Adapter(target: Hl7Target, deps: Hl7AdapterDeps): Outbo
       // says the RIS could not process it now: 206 record locked, 207 internal error; message.ts ackOutcome).
       const outcome = ackOutcome(ack);
       if (outcome === 'accepted') {
-        await recordAccepted(deps.redis, result.StudyInstanceUID, version);
+        await recordAccepted(deps.redis, result.StudyInstanceUID, version, key.version);
         return ack.code;
       }
       if (outcome === 'retry') throw new RetryableDeliveryError(`RIS answered ${ack.code}${detail}`, `ack-${ack.code}`);

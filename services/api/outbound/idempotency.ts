@@ -50,3 +50,6 @@ export function derivedUid(...parts: string[]): string {
  * version of the study can be sent any more.
  */
 export const sentVersionKey = (adapter: Adapter, StudyInstanceUID: string): string => `${KEY_PREFIX}:outbound:${adapter}:sent:${StudyInstanceUID}`;
+
+/** The watermark is kept 8 days: longer than a failed job stays retryable. */
+export const SENT_VERSION_TTL_MS = 8 * 24 * 3600 * 1000;

@@ -53,20 +53,6 @@ export function outboundBackoff(attemptsMade: number, type: string | undefined, 
   return Math.max(exponential, retryAfter);
 }
 
-/** The watermark (idempotency.ts sentVersionKey) is kept 8 days: longer than a failed job stays retryable. */
-const SENT_VERSION_TTL_MS = 8 * 24 * 3600 * 1000;
-
-/** Raises the watermark to ARGV[1] when higher (never lowers it) and renews its TTL. KEYS: sentVersionKey. */
-const RECORD_SENT = `
-local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if tonumber(ARGV[1]) > current then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-else
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return current
-`;
-
 export interface OutboundJobData {
   StudyInstanceUID: string;
   /** Result version (scoredAt, ms epoch). */
@@ -142,8 +128,9 @@ export async function readResult(redis: Redis, StudyInstanceUID: string): Promis
 /**
  * Runs one delivery: the plain function behind the BullMQ processor (tests call it directly). A result that was
  * re-scored since the job was queued is not sent: the newer version has its own job. For an ordered adapter
- * (HL7) a version older than one the peer already acknowledged is not sent either, and an acknowledged version
- * raises the study's watermark.
+ * (HL7) a version older than one the peer already acknowledged is not sent either, nor the version it acknowledged
+ * (a job that ran past the ACK and its record but was killed before BullMQ marked it completed, and is retried after
+ * the restart). The adapter raises the watermark with its own record of the ACK (adapters.ts `ordered`).
  */
 export async function execOutboundJob(adapter: OutboundAdapter, data: OutboundJobData, redis: Redis): Promise<JobOutcome> {
   const result = await readResult(redis, data.StudyInstanceUID);
@@ -153,12 +140,12 @@ export async function execOutboundJob(adapter: OutboundAdapter, data: OutboundJo
   if (watermark) {
     const sent = Number((await redis.get(watermark)) ?? -1);
     if (sent > data.version) return { status: 'superseded', detail: `v${sent} already acknowledged` };
+    if (sent === data.version) return { status: 'skipped', detail: 'acknowledged' };
   }
   const skip = adapter.skipReason(result);
   if (skip) return { status: 'skipped', detail: skip };
   try {
     const detail = await adapter.deliver(result, deliveryKey(data.StudyInstanceUID, data.version));
-    if (watermark) await redis.eval(RECORD_SENT, 1, watermark, String(data.version), String(SENT_VERSION_TTL_MS));
     return { status: 'delivered', detail, scoredAt: result.scoredAt };
   } catch (err) {
     if (err instanceof SkipDelivery) return { status: 'skipped', detail: err.reason };

@@ -6,21 +6,37 @@
 // version corrects the one before. A study with neither never had a version accepted: nothing to correct.
 import type { Redis } from 'ioredis';
 import { KEY_PREFIX } from '../../../../shared/studies';
-import { sentVersionKey } from '../idempotency';
+import { SENT_VERSION_TTL_MS, sentVersionKey } from '../idempotency';
 
 export const hl7Keys = {
   /** String: the highest result version of the study the RIS acknowledged; 0 while none. */
   accepted: (uid: string) => `${KEY_PREFIX}:study:${uid}:hl7`,
 };
 
-/** Raises the record to `version`, never lowers it (versions of a study may be acknowledged out of order on retries). */
+/**
+ * Raises the record to ARGV[1] and the ordering watermark (idempotency.ts sentVersionKey) to ARGV[2], renewing its
+ * TTL (ARGV[3]); neither is ever lowered (versions may be acknowledged out of order on retries). One script, so both
+ * are written or neither: as two writes, a process killed between them left the record raised and the watermark
+ * not, and the job, retried after the restart, sent the same MSH-10 again, now as a first result (the record said
+ * the RIS held this very version, so there was nothing below it to correct). KEYS: record, watermark.
+ */
 const RECORD = `
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
+local sent = tonumber(redis.call('GET', KEYS[2]) or '-1')
+if tonumber(ARGV[2]) > sent then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+else
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
 `;
 
-export async function recordAccepted(redis: Redis, StudyInstanceUID: string, version: number): Promise<void> {
-  await redis.eval(RECORD, 1, hl7Keys.accepted(StudyInstanceUID), String(version));
+/**
+ * Records an acknowledged message: result `version` of the study (the record) and its delivery key's `scoredAt`
+ * (the ordering watermark), in one write.
+ */
+export async function recordAccepted(redis: Redis, StudyInstanceUID: string, version: number, scoredAt: number): Promise<void> {
+  await redis.eval(RECORD, 2, hl7Keys.accepted(StudyInstanceUID), sentVersionKey('hl7', StudyInstanceUID), String(version), String(scoredAt), String(SENT_VERSION_TTL_MS));
 }
 
 /** Starts the record for a study whose first result is queued for the RIS (later versions find it there). */

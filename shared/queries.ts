@@ -145,20 +145,23 @@ export async function changeQuery(redis: Redis, change: { put: TriageQuery } | {
     tx.hset(queryKeys.queries(), change.put.id, JSON.stringify({ ...change.put, origin: 'site' }));
     tx.srem(queryKeys.disabled(), change.put.id);
   } else {
-    // The query's last calibration attempt goes with it: a query re-created under its id showed the old one's.
+    // The query's last calibration attempt goes with it: a query re-created under its id showed the old one's. One
+    // a calibration still running records later is refused (recordCalibrationAttempt compares the entry first).
     tx.hdel(queryKeys.queries(), change.delete).hdel(queryKeys.calibrationAttempts(), change.delete);
   }
   return bump(redis, tx);
 }
 
 /**
- * KEYS: hash, disabled set, version. ARGV: id, the entry's JSON as read ('' when there was none), the new JSON ('' deletes).
- * Writes only when the entry still holds what was read, so the change and the check are one step.
+ * KEYS: hash, disabled set, version, calibration attempts. ARGV: id, the entry's JSON as read ('' when there was
+ * none), the new JSON ('' deletes, and the query's last calibration attempt with it). Writes only when the entry still
+ * holds what was read, so the change and the check are one step.
  */
 const CHANGE_IF = `
 if (redis.call('HGET', KEYS[1], ARGV[1]) or '') ~= ARGV[2] then return false end
 if ARGV[3] == '' then
   redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[4], ARGV[1])
 else
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
   redis.call('SREM', KEYS[2], ARGV[1])
@@ -174,7 +177,7 @@ return redis.call('INCR', KEYS[3])
 export async function changeQueryIf(redis: Redis, id: string, expected: string | null, change: { put: TriageQuery } | { delete: true }): Promise<number | null> {
   if ('put' in change && change.put.id !== id) throw new Error(`changeQueryIf: query ${change.put.id} written under id ${id}`);
   const next = 'put' in change ? JSON.stringify({ ...change.put, origin: 'site' }) : '';
-  const res = await redis.eval(CHANGE_IF, 3, queryKeys.queries(), queryKeys.disabled(), queryKeys.version(), id, expected ?? '', next);
+  const res = await redis.eval(CHANGE_IF, 4, queryKeys.queries(), queryKeys.disabled(), queryKeys.version(), queryKeys.calibrationAttempts(), id, expected ?? '', next);
   if (res === null) return null;
   const version = Number(res);
   await redis.publish(queryKeys.changedChannel(), String(version));
@@ -199,14 +202,27 @@ export async function setDefaultDisabled(redis: Redis, id: string, disabled: boo
   return bump(redis, tx);
 }
 
-/** Back to a bundle default: the site's copy of it removed and the default turned on again. */
+/** Back to a bundle default: the site's copy of it (and the copy's last calibration attempt) removed, the default turned on again. */
 export async function restoreDefault(redis: Redis, id: string): Promise<number> {
-  return bump(redis, redis.multi().hdel(queryKeys.queries(), id).srem(queryKeys.disabled(), id));
+  return bump(redis, redis.multi().hdel(queryKeys.queries(), id).hdel(queryKeys.calibrationAttempts(), id).srem(queryKeys.disabled(), id));
 }
 
-/** Records the outcome of an attempt to calibrate a site query (the page's warning reads it). */
-export async function recordCalibrationAttempt(redis: Redis, id: string, attempt: CalibrationAttempt): Promise<void> {
-  await redis.hset(queryKeys.calibrationAttempts(), id, JSON.stringify(attempt));
+/** KEYS: query hash, attempts hash. ARGV: id, the entry's JSON as read ('' when there was none), the attempt's JSON. */
+const RECORD_ATTEMPT_IF = `
+if (redis.call('HGET', KEYS[1], ARGV[1]) or '') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 1
+`;
+
+/**
+ * Records the outcome of an attempt to calibrate a site query (the page's warning reads it), only if the site entry
+ * of that id still holds `expected` (its JSON as the calibration read it; null: there was none), compared and written
+ * in one step. A calibration takes seconds: written unconditionally, the attempt of one that a delete overtook stayed
+ * in Redis for a query that no longer existed (the delete had already removed the query's attempt), and was shown
+ * for a query created again under that id with that text. False when the entry changed (nothing written).
+ */
+export async function recordCalibrationAttempt(redis: Redis, id: string, expected: string | null, attempt: CalibrationAttempt): Promise<boolean> {
+  return Number(await redis.eval(RECORD_ATTEMPT_IF, 2, queryKeys.queries(), queryKeys.calibrationAttempts(), id, expected ?? '', JSON.stringify(attempt))) === 1;
 }
 
 export async function readCalibrationAttempts(redis: Redis): Promise<Map<string, CalibrationAttempt>> {

@@ -239,7 +239,7 @@ export function createQueryService(deps: QueryServiceDeps) {
       detail = calibration === previous?.calibration ? 'kept: fitted for the same text, contrast sentence and sequences on this bundle' : `threshold re-picked for sensitivity ${target} from its table of operating points`;
     } else {
       const calibrator = deps.calibrator();
-      const outcome = calibrator ? await calibrator.calibrate(next) : null;
+      const outcome = calibrator ? await calibrator.calibrate(next, expected) : null;
       if (outcome?.ok) {
         calibration = outcome.calibration;
         detail = `calibrated on ${calibration.studies} past studies of this site (${calibration.positives} ${pseudoPositiveWords(next).one})`;
@@ -300,7 +300,7 @@ export function createQueryService(deps: QueryServiceDeps) {
     }
     const calibrator = deps.calibrator();
     if (!calibrator) throw new HttpProblem(503, 'no calibrator is running (the model bundle is not loaded)');
-    const outcome = await calibrator.calibrate(q);
+    const outcome = await calibrator.calibrate(q, expected);
     let version: number | null = null;
     // Written only onto the query as it was read: an edit or delete made while it was calibrating stands.
     const changedMeanwhile = () => new HttpProblem(409, `the triage query "${id}" was changed (edited, calibrated or deleted) while it was being calibrated; this calibration was not stored`);

@@ -852,6 +852,59 @@ describe('queries: bundle defaults, site layer, language check and calibration f
     }
   });
 
+  test('a query deleted while it was being calibrated leaves no calibration attempt behind: calibrate-now and the background pass', async () => {
+    // Held at the calibration's embedding of the query's text, after its studies were read and before the attempt
+    // is recorded: the attempt was written after the delete had removed the query and its last attempt, and stayed.
+    let gate: { text: string; reached: () => void; released: Promise<void> } | null = null;
+    const embedText = async (texts: string[]) => {
+      const g = gate;
+      if (g && texts.includes(g.text)) {
+        gate = null;
+        g.reached();
+        await g.released;
+      }
+      return texts.map(hashEmbed);
+    };
+    const holdAt = (text: string) => {
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      const reached = new Promise<void>((r) => (gate = { text, reached: r, released }));
+      return { reached, release };
+    };
+    const slowApp = await build(testDeps(redis, { embedText }));
+    const call = (method: 'POST' | 'DELETE', url: string, payload?: Record<string, unknown>) => slowApp.inject({ method, url, headers: ADMIN, ...(payload ? { payload } : {}) });
+    const attempt = (id: string) => redis.hget(queryKeys.calibrationAttempts(), id);
+    try {
+      await reportedCohort(12, 28);
+      expect((await call('POST', '/api/v1/queries', { id: 'sdh_gone', text: 'subdural haematoma collection', priority: 'STAT' })).statusCode).toBe(201);
+      expect(await attempt('sdh_gone')).not.toBeNull();
+
+      let hold = holdAt('subdural haematoma collection');
+      const calibrating = call('POST', '/api/v1/queries/sdh_gone/calibrate');
+      await hold.reached;
+      expect((await call('DELETE', '/api/v1/queries/sdh_gone')).json().action).toBe('deleted');
+      hold.release();
+      expect((await calibrating).statusCode).toBe(409);
+      expect(await attempt('sdh_gone')).toBeNull();
+
+      // The background pass, and a delete while it calibrates the query.
+      await redis.hset(queryKeys.queries(), 'sdh_pass', JSON.stringify({ id: 'sdh_pass', text: 'acute subdural blood', priority: 'STAT', origin: 'site' }));
+      hold = holdAt('acute subdural blood');
+      const passing = slowApp.calibration.pass();
+      await hold.reached;
+      expect((await call('DELETE', '/api/v1/queries/sdh_pass')).json().action).toBe('deleted');
+      hold.release();
+      const pass = await passing;
+      expect(pass.tried).toContain('sdh_pass');
+      expect(pass.calibrated).not.toContain('sdh_pass');
+      expect(await attempt('sdh_pass')).toBeNull();
+      expect((await list()).queries.map((q: { id: string }) => q.id)).not.toContain('sdh_pass');
+    } finally {
+      gate = null;
+      await slowApp.close();
+    }
+  });
+
   test('create, replace and delete: each change bumps the version and is published', async () => {
     const sub = redis.duplicate({ enableOfflineQueue: true });
     const published: string[] = [];

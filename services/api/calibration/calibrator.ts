@@ -36,8 +36,12 @@ export interface CalibratorOptions {
 export interface Calibrator {
   /** Past studies usable for calibration (newest first, at most maxStudies), with image and report vectors. */
   studies(): Promise<CalibrationStudy[]>;
-  /** Calibrates the query at its target sensitivity and records the attempt (the page shows why one failed). */
-  calibrate(query: TriageQuery): Promise<ReportCalibration>;
+  /**
+   * Calibrates the query at its target sensitivity and records the attempt (the page shows why one failed), only if
+   * the query's site entry still holds `expected` (its JSON as the caller read it; null: none), as the caller's write
+   * of the calibration is: nothing of a calibration that an edit or a delete overtook is kept.
+   */
+  calibrate(query: TriageQuery, expected: string | null): Promise<ReportCalibration>;
 }
 
 const CHUNK = 250;
@@ -112,7 +116,7 @@ export function createCalibrator(opts: CalibratorOptions): Calibrator {
 
   return {
     studies,
-    async calibrate(query) {
+    async calibrate(query, expected) {
       const past = await studies();
       const { positive, contrast } = scoredSentences(query);
       const [text, negative] = await opts.embed([positive, ...(contrast ? [contrast] : [])]);
@@ -127,7 +131,7 @@ export function createCalibrator(opts: CalibratorOptions): Calibrator {
         ...(opts.minPseudoAuc !== undefined ? { minPseudoAuc: opts.minPseudoAuc } : {}),
         ...(opts.minSpecificity !== undefined ? { minSpecificity: opts.minSpecificity } : {}),
       });
-      await recordCalibrationAttempt(redis, query.id, {
+      await recordCalibrationAttempt(redis, query.id, expected, {
         at: new Date().toISOString(),
         ok: outcome.ok,
         detail: outcome.ok

@@ -110,10 +110,11 @@ export function createCalibrationService(deps: CalibrationServiceDeps) {
         // Another replica holds the lock now (this pass outlived it): it does the rest.
         if (Number(await redis.eval(LOCK_IF_OURS, 1, LOCK, token, '1', String(LOCK_MS))) === 0) break;
         out.tried.push(q.id);
-        const outcome = await p.calibrator.calibrate(q);
-        if (!outcome.ok && !degenerate) continue;
-        // Written only if nobody edited, calibrated or deleted the query meanwhile (compared and written in one step).
+        // Written (the attempt, then the calibration) only if nobody edited, calibrated or deleted the query
+        // meanwhile (each compared and written in one step).
         const expected = site.stored[q.id];
+        const outcome = await p.calibrator.calibrate(q, expected);
+        if (!outcome.ok && !degenerate) continue;
         if (!outcome.ok) {
           if ((await dropCalibration(redis, q, expected)) !== null) out.dropped = [...(out.dropped ?? []), q.id];
           continue;

@@ -35,7 +35,7 @@ export const OUTBOUND_DEAD_LETTER_REASONS: Record<Adapter, readonly string[]> = 
     RETRIES_EXHAUSTED, RESULT_UNREADABLE, 'association-rejected', 'context-rejected', 'dimse-0x0122', 'dimse-0x0124', 'dimse-0xA9xx', 'dimse-0xCxxx', 'dimse-refused',
     'source-missing', 'source-mismatch', 'source-corrupt', PERMANENT_OTHER,
   ],
-  webhook: [RETRIES_EXHAUSTED, RESULT_UNREADABLE, 'http-3xx', 'http-4xx', PERMANENT_OTHER],
+  webhook: [RETRIES_EXHAUSTED, RESULT_UNREADABLE, 'http-3xx', 'http-4xx', 'tls-certificate', PERMANENT_OTHER],
 };
 
 /** The reason label of a dead letter: retries-exhausted, or the permanent failure's code mapped into OUTBOUND_DEAD_LETTER_REASONS. */

@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
-import { buildWebhookPayload, signWebhook, verifyWebhook } from './webhook';
+import { buildWebhookPayload, postWebhook, signWebhook, verifyWebhook } from './webhook';
+import { PermanentDeliveryError, RetryableDeliveryError } from '../errors';
 import { makeResult } from '../../../../test/outbound/helpers/fixtures';
 
 describe('webhook signature', () => {
@@ -32,5 +33,30 @@ describe('webhook payload', () => {
     ]);
     const second = buildWebhookPayload(makeResult('STAT', { resultVersion: 2 }), 'd2');
     expect(second).toMatchObject({ resultVersion: 2, corrects: 1, provisional: null, judgedWith: { querySetVersion: 'test' } });
+  });
+});
+
+describe('webhook TLS failures', () => {
+  const target = { url: new URL('https://pager.example/hook'), secret: 'sixteen-chars-at-least', timeoutMs: 1000, minPriority: 'URGENT' as const };
+  // The error Node's fetch throws: a TypeError whose cause carries the socket's or undici's code.
+  const failing = (code: string): typeof fetch => async () => {
+    throw new TypeError('fetch failed', { cause: Object.assign(new Error('tls'), { code }) });
+  };
+  const payload = buildWebhookPayload(makeResult('STAT'), 'd1');
+
+  it('takes a certificate that fails verification as permanent, the code in the message', async () => {
+    for (const code of ['DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID']) {
+      const err = await postWebhook(target, payload, { fetch: failing(code) }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PermanentDeliveryError);
+      expect(err).toMatchObject({ reason: 'tls-certificate', message: expect.stringContaining(code) });
+    }
+  });
+
+  it('keeps resets, refusals and timeouts during the handshake retryable', async () => {
+    for (const code of ['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT']) {
+      const err = await postWebhook(target, payload, { fetch: failing(code) }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RetryableDeliveryError);
+      expect(err).toMatchObject({ reason: 'network' });
+    }
   });
 });

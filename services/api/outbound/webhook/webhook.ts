@@ -1,7 +1,7 @@
 // The signed webhook for paging and messaging systems: a small JSON body without patient identifiers, signed with
 // HMAC-SHA256 over "<timestamp>.<body>" (the timestamp lets receivers refuse replays), posted with a timeout.
 // 2xx delivered; 5xx, 408, 429, timeouts and network errors retried (no sooner than a Retry-After); any other
-// status is permanent.
+// status, and a receiver certificate that fails verification, is permanent.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { StudyResult } from '../../../../shared/results';
 import { flagStatement } from '../../../../shared/models/decision';
@@ -133,6 +133,22 @@ export function retryAfterMs(value: string | null, now: number): number | undefi
 /** Errors of a connection the other side closed or reset under a request (undici's own code, or the socket's). */
 const CONNECTION_DROPPED = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 
+/**
+ * Node's (OpenSSL's) certificate verification failures: the receiver's certificate is self-signed, from a CA the API
+ * does not trust, expired, for another host or revoked. A configuration error on one side or the other, which no
+ * retry within minutes heals; a reset or timeout during the handshake is not among them and stays retryable.
+ */
+const CERTIFICATE_ERRORS = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_DECRYPT_CERT_SIGNATURE', 'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY', 'CERT_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID', 'CERT_HAS_EXPIRED', 'ERROR_IN_CERT_NOT_BEFORE_FIELD', 'ERROR_IN_CERT_NOT_AFTER_FIELD', 'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED', 'INVALID_CA', 'PATH_LENGTH_EXCEEDED', 'INVALID_PURPOSE', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'HOSTNAME_MISMATCH',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** The reason code (metrics, dead letter) of a receiver certificate that failed verification. */
+export const TLS_CERTIFICATE = 'tls-certificate';
+
 function errorCode(err: unknown): string {
   return ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code ?? 'error';
 }
@@ -171,7 +187,16 @@ export async function postWebhook(target: WebhookTarget, payload: WebhookPayload
     if (name === 'TimeoutError' || name === 'AbortError') {
       throw new RetryableDeliveryError(`webhook did not answer within ${target.timeoutMs} ms`, 'timeout', { cause: err });
     }
-    throw new RetryableDeliveryError(`webhook request failed (${errorCode(err)})`, 'network', { cause: err });
+    const code = errorCode(err);
+    if (CERTIFICATE_ERRORS.has(code)) {
+      throw new PermanentDeliveryError(
+        `webhook receiver's TLS certificate failed verification (${code}): a configuration error, not retried; `
+          + 'fix the receiver\'s certificate, or give the API its CA in NODE_EXTRA_CA_CERTS',
+        TLS_CERTIFICATE,
+        { cause: err },
+      );
+    }
+    throw new RetryableDeliveryError(`webhook request failed (${code})`, 'network', { cause: err });
   }
   await discardBody(response);
   const status = response.status;

@@ -247,3 +247,31 @@ test('a kept-alive connection the receiver dropped under the next request: sent 
     await new Promise((r) => dropping.close(r));
   }
 });
+
+/** Result versions of one study, as the worker writes them on each re-score: same UID, next version, later scoredAt. */
+function versionsOf(...priorities: Array<'STAT' | 'URGENT' | 'ROUTINE'>): ReturnType<typeof makeResult>[] {
+  const first = makeResult(priorities[0], { resultVersion: 1 });
+  return priorities.map((p, i) => (i === 0 ? first : makeResult(p, {
+    StudyInstanceUID: first.StudyInstanceUID, AccessionNumber: first.AccessionNumber, resultVersion: i + 1, scoredAt: first.scoredAt + i * 1000,
+  })));
+}
+
+/** Writes the version, enqueues it as the API does on the scored event, waits for its job; the payload posted, if any. */
+async function score(result: ReturnType<typeof makeResult>): Promise<WebhookPayload | undefined> {
+  await writeResult(redis, result);
+  const queued = await outbound.enqueue(result);
+  if (queued.length === 0) return undefined;
+  const key = resultKey(result);
+  expect(await finished(key.jobId)).toBe('completed');
+  const [r] = forKey(key.jobId);
+  return r && (JSON.parse(r.body) as WebhookPayload);
+}
+
+test('corrects names only a version the receiver was sent: none when the earlier ones were below WEBHOOK_MIN_PRIORITY', async () => {
+  // v1 ROUTINE was never posted (below URGENT), yet v2 said it corrected v1: a receiver that looks v1 up finds nothing.
+  answer = () => 204;
+  const [v1, v2, v3] = versionsOf('ROUTINE', 'STAT', 'URGENT');
+  expect(await score(v1)).toBeUndefined();
+  expect(await score(v2)).toMatchObject({ priority: 'STAT', resultVersion: 2, corrects: null });
+  expect(await score(v3)).toMatchObject({ priority: 'URGENT', resultVersion: 3, corrects: 2 });
+});

@@ -17,6 +17,7 @@ import { loadSourceStudy, readSourceAccession, type SourceStudyDeps } from './sr
 import { buildKeyObjects } from './sr/build-kos';
 import { kosInstanceUid, kosSeriesUid, previousDelivered, recordDelivered, srInstanceUid, srSeriesUid } from './sr/versions';
 import { buildWebhookPayload, postWebhook } from './webhook/webhook';
+import { recordSent, sentBefore } from './webhook/sent';
 
 export interface OutboundAdapter {
   readonly name: Adapter;
@@ -148,14 +149,25 @@ export function createSrAdapter(target: SrTarget, deps: SrAdapterDeps): Outbound
   };
 }
 
-export function createWebhookAdapter(target: WebhookTarget, deps: { fetch?: typeof fetch; now?: () => number } = {}): OutboundAdapter {
+export interface WebhookAdapterDeps {
+  /** Where the versions the receiver was sent are recorded (webhook/sent.ts). */
+  redis: Redis;
+  fetch?: typeof fetch;
+  now?: () => number;
+}
+
+export function createWebhookAdapter(target: WebhookTarget, deps: WebhookAdapterDeps): OutboundAdapter {
   const minRank = PRIORITIES.indexOf(target.minPriority);
   return {
     name: 'webhook',
     // PRIORITIES runs STAT, URGENT, ROUTINE: a lower index is more urgent.
     skipReason: (result) => (PRIORITIES.indexOf(result.priority) <= minRank ? null : 'below-min-priority'),
     async deliver(result, key) {
-      return String(await postWebhook(target, buildWebhookPayload(result, key.jobId), deps));
+      const version = result.resultVersion ?? 1;
+      const corrects = (await sentBefore(deps.redis, result.StudyInstanceUID, version))?.version ?? null;
+      const status = await postWebhook(target, buildWebhookPayload(result, key.jobId, corrects), deps);
+      await recordSent(deps.redis, result.StudyInstanceUID, version, result.priority);
+      return String(status);
     },
     close: async () => undefined,
   };

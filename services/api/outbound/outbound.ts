@@ -184,7 +184,7 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
   const adapters: OutboundAdapter[] = [];
   if (config.hl7) adapters.push(createHl7Adapter(config.hl7, { redis, logger, now, source: { redis, dataDir: deps.dataDir } }));
   if (config.sr) adapters.push(createSrAdapter(config.sr, { redis, dataDir: deps.dataDir, softwareVersion: deps.softwareVersion ?? softwareVersion(), now }));
-  if (config.webhook) adapters.push(createWebhookAdapter(config.webhook, { fetch: deps.fetch, now }));
+  if (config.webhook) adapters.push(createWebhookAdapter(config.webhook, { redis, fetch: deps.fetch, now }));
   const metrics: OutboundMetrics = createOutboundMetrics(deps.registry, adapters.map((a) => a.name));
 
   const queues = new Map<Adapter, Queue<OutboundJobData>>();

@@ -25,13 +25,13 @@ describe('webhook signature', () => {
 });
 
 describe('webhook payload', () => {
-  it('says the rule, each flagged finding\'s threshold and whether it set the priority, and what a later version corrects', () => {
+  it('says the rule, each flagged finding\'s threshold and whether it set the priority, and the version it corrects', () => {
     const first = buildWebhookPayload(makeResult('STAT', { resultVersion: 1, provisional: { waitingFor: ['DWI'], until: Date.UTC(2026, 0, 1) } }), 'd1');
     expect(first).toMatchObject({ decision: 'flagged: P >= threshold', resultVersion: 1, corrects: null, provisional: { waitingFor: ['DWI'], until: '2026-01-01T00:00:00.000Z' } });
     expect(first.flaggedFindings).toEqual([
       expect.objectContaining({ queryId: 'acute_infarct', probability: 0.93, threshold: 0.5, triggered: true, held: false, statement: 'flagged: P 0.930 >= threshold 0.500; sets the STAT priority' }),
     ]);
-    const second = buildWebhookPayload(makeResult('STAT', { resultVersion: 2 }), 'd2');
+    const second = buildWebhookPayload(makeResult('STAT', { resultVersion: 2 }), 'd2', 1);
     expect(second).toMatchObject({ resultVersion: 2, corrects: 1, provisional: null, judgedWith: { querySetVersion: 'test' } });
   });
 });

@@ -32,7 +32,7 @@ export interface WebhookPayload {
   }>;
   /** 1 for the study's first result; a higher version corrects the one before (same StudyInstanceUID). */
   resultVersion: number;
-  /** The result version this one replaces, or null for a first result. */
+  /** The result version this one replaces: the latest earlier one the receiver was sent (webhook/sent.ts), or null. */
   corrects: number | null;
   /** Present while the result may still change (the study lacks sequences findings read on). */
   provisional: { waitingFor: string[]; until: string } | null;
@@ -41,7 +41,8 @@ export interface WebhookPayload {
   scoredAt: string;
 }
 
-export function buildWebhookPayload(result: StudyResult, deliveryId: string): WebhookPayload {
+/** `corrects`: the earlier version the receiver was sent that this one replaces, or null (none was sent). */
+export function buildWebhookPayload(result: StudyResult, deliveryId: string, corrects: number | null = null): WebhookPayload {
   const version = result.resultVersion ?? 1;
   return {
     event: 'study.scored',
@@ -59,7 +60,7 @@ export function buildWebhookPayload(result: StudyResult, deliveryId: string): We
         threshold: f.threshold ?? null, triggered: f.triggered === true, held: f.held === true, statement: flagStatement(f),
       })),
     resultVersion: version,
-    corrects: version > 1 ? version - 1 : null,
+    corrects,
     provisional: result.provisional ? { waitingFor: result.provisional.waitingFor, until: new Date(result.provisional.until).toISOString() } : null,
     model: result.model,
     judgedWith: result.judgedWith ?? null,

@@ -1,0 +1,27 @@
+// Which result versions of a study the webhook receiver was sent (answered 2xx), and at which priority. A later
+// version's `corrects` names only one of these: a version below WEBHOOK_MIN_PRIORITY was never posted, and one whose
+// delivery failed never arrived, so the receiver cannot look either up.
+import type { Redis } from 'ioredis';
+import { PRIORITIES, type Priority } from '../../../../shared/model-manifest';
+import { KEY_PREFIX } from '../../../../shared/studies';
+
+export const webhookKeys = {
+  /** Hash: result version -> priority of that version, for every version the receiver answered 2xx. */
+  sent: (uid: string) => `${KEY_PREFIX}:study:${uid}:webhook`,
+};
+
+export async function recordSent(redis: Redis, StudyInstanceUID: string, version: number, priority: Priority): Promise<void> {
+  await redis.hset(webhookKeys.sent(StudyInstanceUID), String(version), priority);
+}
+
+/** The highest version below `version` the receiver was sent, if any. */
+export async function sentBefore(redis: Redis, StudyInstanceUID: string, version: number): Promise<{ version: number; priority: Priority } | undefined> {
+  const all = await redis.hgetall(webhookKeys.sent(StudyInstanceUID));
+  let best: { version: number; priority: Priority } | undefined;
+  for (const [v, priority] of Object.entries(all)) {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n >= version || (best && n < best.version)) continue;
+    if ((PRIORITIES as readonly string[]).includes(priority)) best = { version: n, priority: priority as Priority };
+  }
+  return best;
+}

@@ -275,3 +275,17 @@ test('corrects names only a version the receiver was sent: none when the earlier
   expect(await score(v2)).toMatchObject({ priority: 'STAT', resultVersion: 2, corrects: null });
   expect(await score(v3)).toMatchObject({ priority: 'URGENT', resultVersion: 3, corrects: 2 });
 });
+
+test('a sent study downgraded below WEBHOOK_MIN_PRIORITY is posted as a correction (the withdrawal); one never sent stays unsent', async () => {
+  // The pager that got the STAT alert never heard that the next version withdrew it: ROUTINE was below URGENT.
+  answer = () => 204;
+  const [v1, v2, v3, v4] = versionsOf('STAT', 'ROUTINE', 'ROUTINE', 'URGENT');
+  expect(await score(v1)).toMatchObject({ priority: 'STAT', resultVersion: 1, corrects: null });
+  expect(await score(v2)).toMatchObject({ priority: 'ROUTINE', resultVersion: 2, corrects: 1 });
+  // The receiver already holds ROUTINE for it: nothing to withdraw.
+  expect(await score(v3)).toBeUndefined();
+  expect(await score(v4)).toMatchObject({ priority: 'URGENT', resultVersion: 4, corrects: 2 });
+  const [never, stillBelow] = versionsOf('ROUTINE', 'ROUTINE');
+  expect(await score(never)).toBeUndefined();
+  expect(await score(stillBelow)).toBeUndefined();
+});

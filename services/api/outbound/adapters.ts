@@ -27,8 +27,8 @@ export interface OutboundAdapter {
    * record of the acknowledgment, so a crash cannot leave one without the other.
    */
   readonly ordered?: boolean;
-  /** Why this result is not for this adapter, or null to send it. */
-  skipReason(result: StudyResult): string | null;
+  /** Why this result is not for this adapter, or null to send it (the webhook reads what it sent before). */
+  skipReason(result: StudyResult): string | null | Promise<string | null>;
   /** Called as a result is queued for this adapter (HL7: the record of what the RIS accepted starts). */
   queued?(result: StudyResult): Promise<void>;
   /** Resolves with a short outcome code (e.g. "AA", "0x0000", "204"); throws Retryable/PermanentDeliveryError. */
@@ -160,8 +160,14 @@ export function createWebhookAdapter(target: WebhookTarget, deps: WebhookAdapter
   const minRank = PRIORITIES.indexOf(target.minPriority);
   return {
     name: 'webhook',
-    // PRIORITIES runs STAT, URGENT, ROUTINE: a lower index is more urgent.
-    skipReason: (result) => (PRIORITIES.indexOf(result.priority) <= minRank ? null : 'below-min-priority'),
+    // PRIORITIES runs STAT, URGENT, ROUTINE: a lower index is more urgent. Below the minimum, a version is still
+    // sent when the one the receiver last got was at or above it: the withdrawal of an alert it holds (a pager
+    // that got STAT learns the study is now ROUTINE); once it has been told, later ones below it are not sent.
+    async skipReason(result) {
+      if (PRIORITIES.indexOf(result.priority) <= minRank) return null;
+      const sent = await sentBefore(deps.redis, result.StudyInstanceUID, result.resultVersion ?? 1);
+      return sent && PRIORITIES.indexOf(sent.priority) <= minRank ? null : 'below-min-priority';
+    },
     async deliver(result, key) {
       const version = result.resultVersion ?? 1;
       const corrects = (await sentBefore(deps.redis, result.StudyInstanceUID, version))?.version ?? null;

@@ -142,7 +142,7 @@ export async function execOutboundJob(adapter: OutboundAdapter, data: OutboundJo
     if (sent > data.version) return { status: 'superseded', detail: `v${sent} already acknowledged` };
     if (sent === data.version) return { status: 'skipped', detail: 'acknowledged' };
   }
-  const skip = adapter.skipReason(result);
+  const skip = await adapter.skipReason(result);
   if (skip) return { status: 'skipped', detail: skip };
   try {
     const detail = await adapter.deliver(result, deliveryKey(data.StudyInstanceUID, data.version));
@@ -276,7 +276,7 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
       const key = resultKey(result);
       const queued: Adapter[] = [];
       for (const adapter of adapters) {
-        const skip = adapter.skipReason(result);
+        const skip = await adapter.skipReason(result);
         if (skip) {
           metrics.skipped.inc({ adapter: adapter.name, reason: skip });
           continue;

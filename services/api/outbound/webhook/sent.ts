@@ -1,6 +1,7 @@
 // Which result versions of a study the webhook receiver was sent (answered 2xx), and at which priority. A later
-// version's `corrects` names only one of these: a version below WEBHOOK_MIN_PRIORITY was never posted, and one whose
-// delivery failed never arrived, so the receiver cannot look either up.
+// version's `corrects` names only one of these (a version below WEBHOOK_MIN_PRIORITY was never posted, and one whose
+// delivery failed never arrived, so the receiver cannot look either up), and a version that drops below the minimum
+// is posted when the one the receiver last got was at or above it: the withdrawal of an alert it holds.
 import type { Redis } from 'ioredis';
 import { PRIORITIES, type Priority } from '../../../../shared/model-manifest';
 import { KEY_PREFIX } from '../../../../shared/studies';

@@ -12,6 +12,7 @@ import { createOutbound, type Outbound } from '../../services/api/outbound/outbo
 import { buildWebhookPayload, postWebhook, verifyWebhook, type WebhookPayload } from '../../services/api/outbound/webhook/webhook';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { makeResult, writeResult } from './helpers/fixtures';
+import { waitFor } from '../helpers/wait';
 
 const SECRET = 'a-test-secret-of-some-length';
 
@@ -33,9 +34,9 @@ let port: number;
 const received: Received[] = [];
 /**
  * Status to answer for the n-th request of a delivery id; "hang" never answers within the timeout; "endless" answers
- * 200 with a body that never ends (1 MiB writes, as fast as the API reads them).
+ * 200 with a body that never ends (1 MiB writes, as fast as the API reads them); a promise answers when it resolves.
  */
-let answer: (payload: WebhookPayload, nth: number) => number | 'hang' | 'endless' | { status: number; retryAfter: string } = () => 204;
+let answer: (payload: WebhookPayload, nth: number) => number | 'hang' | 'endless' | { status: number; retryAfter: string } | Promise<number> = () => 204;
 
 beforeAll(async () => {
   redisServer = await startRedis();
@@ -53,6 +54,10 @@ beforeAll(async () => {
       const payload = JSON.parse(body) as WebhookPayload;
       const nth = received.filter((r) => r.delivery === delivery).length;
       const status = answer(payload, nth);
+      if (status instanceof Promise) {
+        void status.then((later) => res.writeHead(later).end());
+        return;
+      }
       if (status === 'hang') {
         setTimeout(() => res.writeHead(204).end(), 6000).unref();
         return;
@@ -288,4 +293,22 @@ test('a sent study downgraded below WEBHOOK_MIN_PRIORITY is posted as a correcti
   const [never, stillBelow] = versionsOf('ROUTINE', 'ROUTINE');
   expect(await score(never)).toBeUndefined();
   expect(await score(stillBelow)).toBeUndefined();
+});
+
+test('a downgrade scored while the alert it withdraws is still in flight is posted once that alert is answered', async () => {
+  // v2 was judged against the record of what the receiver had while v1 was still being posted (not yet answered),
+  // found nothing sent at or above the minimum and was never queued: the STAT page arrived, its withdrawal never.
+  let release!: (status: number) => void;
+  const held = new Promise<number>((r) => (release = r));
+  answer = (p) => (p.resultVersion === 1 ? held : 204);
+  const [v1, v2] = versionsOf('STAT', 'ROUTINE');
+  await writeResult(redis, v1);
+  await outbound.enqueue(v1);
+  await waitFor('v1 at the receiver', () => forKey(resultKey(v1).jobId).length === 1, 5000);
+  await writeResult(redis, v2);
+  await outbound.enqueue(v2);
+  release(204);
+  expect(await finished(resultKey(v1).jobId)).toBe('completed');
+  await waitFor('v2 at the receiver', () => forKey(resultKey(v2).jobId).length === 1, 5000);
+  expect(JSON.parse(forKey(resultKey(v2).jobId)[0].body)).toMatchObject({ priority: 'ROUTINE', resultVersion: 2, corrects: 1 });
 });

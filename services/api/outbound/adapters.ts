@@ -29,6 +29,11 @@ export interface OutboundAdapter {
   readonly ordered?: boolean;
   /** Why this result is not for this adapter, or null to send it (the webhook reads what it sent before). */
   skipReason(result: StudyResult): string | null | Promise<string | null>;
+  /**
+   * skipReason depends on what was delivered (the webhook): a newer version of the study skipped while this one was
+   * in flight is judged again once this one is delivered.
+   */
+  readonly rejudgesNewer?: boolean;
   /** Called as a result is queued for this adapter (HL7: the record of what the RIS accepted starts). */
   queued?(result: StudyResult): Promise<void>;
   /** Resolves with a short outcome code (e.g. "AA", "0x0000", "204"); throws Retryable/PermanentDeliveryError. */
@@ -160,6 +165,7 @@ export function createWebhookAdapter(target: WebhookTarget, deps: WebhookAdapter
   const minRank = PRIORITIES.indexOf(target.minPriority);
   return {
     name: 'webhook',
+    rejudgesNewer: true,
     // PRIORITIES runs STAT, URGENT, ROUTINE: a lower index is more urgent. Below the minimum, a version is still
     // sent when the one the receiver last got was at or above it: the withdrawal of an alert it holds (a pager
     // that got STAT learns the study is now ROUTINE); once it has been told, later ones below it are not sent.

@@ -19,7 +19,7 @@ import { softwareVersion } from '../../../shared/version';
 import { parseResult, UNREADABLE } from '../../../shared/result-schema';
 import { createHl7Adapter, createSrAdapter, createWebhookAdapter, type OutboundAdapter } from './adapters';
 import type { OutboundConfig } from './config';
-import { asDeliveryError, isPermanent, PermanentDeliveryError, reasonOf, RESULT_UNREADABLE, RetryableDeliveryError, SkipDelivery, type Adapter } from './errors';
+import { asDeliveryError, isPermanent, PermanentDeliveryError, reasonOf, RESULT_UNREADABLE, RetryableDeliveryError, safeMessage, SkipDelivery, type Adapter } from './errors';
 import { deliveryKey, resultKey, sentVersionKey } from './idempotency';
 import { createOutboundMetrics, deadLetterReason, type OutboundMetrics } from './metrics';
 import { handleWorkerErrors, WRITES_REFUSED_PAUSE_MS } from '../../../shared/write-refusals';
@@ -220,6 +220,7 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
         metrics.sent.inc({ adapter: name });
         metrics.deliverySeconds.observe({ adapter: name }, Math.max(0, now() - outcome.scoredAt) / 1000);
         logger.info({ ...log, detail: outcome.detail, queuedMs: started - job.timestamp, execMs: now() - started }, 'outbound delivered');
+        if (adapter.rejudgesNewer) await rejudgeNewer(adapter, job.data);
       } else {
         metrics.skipped.inc({ adapter: name, reason: outcome.status === 'superseded' ? 'superseded' : outcome.detail });
         logger.info({ ...log, status: outcome.status, detail: outcome.detail }, 'outbound not sent');
@@ -245,6 +246,23 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
       }
       if (permanent) throw new UnrecoverableError(message);
       throw err;
+    }
+  }
+
+  /**
+   * A newer version of the study written while this one was in flight was judged by skipReason against a record
+   * that lacked this one (the webhook: a STAT page in flight, its ROUTINE withdrawal skipped as below the minimum):
+   * judged again now, and queued if it is wanted (the same job id, so a no-op where it was queued). A failure here
+   * is logged, not thrown: the delivery itself succeeded and must not be sent again.
+   */
+  async function rejudgeNewer(adapter: OutboundAdapter, data: OutboundJobData): Promise<void> {
+    try {
+      const current = await readResult(redis, data.StudyInstanceUID);
+      if (!current || Math.trunc(current.scoredAt) <= data.version || (await adapter.skipReason(current))) return;
+      const key = resultKey(current);
+      await queues.get(adapter.name)!.add(DELIVER_JOB, { StudyInstanceUID: key.StudyInstanceUID, version: key.version, ...(data.traceId ? { traceId: data.traceId } : {}) }, { jobId: key.jobId });
+    } catch (err) {
+      logger.error({ adapter: adapter.name, StudyInstanceUID: data.StudyInstanceUID, version: data.version, err: safeMessage(err) }, 'outbound: newer version not judged again after this delivery');
     }
   }
 

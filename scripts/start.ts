@@ -6,17 +6,59 @@
 // everything (exit status EXIT_CONFIG, its message naming the setting). SIGINT, SIGTERM or SIGHUP to this
 // process (npm passes its own on: the start script execs node) stops everything in order: intake first, Redis
 // last. The children run in their own process groups so that a terminal's Ctrl-C reaches only this process,
-// which then stops them in that order; a SIGKILL to this process leaves them running.
+// which then stops them in that order; a SIGKILL to this process leaves them running. "neurotriage is running" comes
+// once every service's /readyz answers 200 (the worker's model sessions loaded); one that is not ready after
+// START_READY_TIMEOUT_SECONDS is named with what it waits for, and the line still comes if it gets ready later.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { loadConfig, dataDir, EXIT_CONFIG, exitOnStartFailure } from '../shared/config';
+import { Type } from '@sinclair/typebox';
+import { loadConfig, loadSection, dataDir, EXIT_CONFIG, exitOnStartFailure, settingsSource, type Config } from '../shared/config';
 import { createLogger } from '../shared/logger';
 import { startPrivateRedis } from '../shared/private-redis';
+import { ApiSettingsSchema } from '../services/api/settings';
+import { LISTENER_DEFAULTS, ListenerSectionSchema } from '../services/listener/config';
+import { WORKER_DEFAULTS, WorkerConfigSchema } from '../services/worker/config';
 import { localAllowList } from './local-senders';
+import { freePortOn, readyzUrl, waitUntilReady, type ReadyTarget } from './readiness';
 import { supervise, type Supervised } from './supervise';
 
 const SERVICES = ['listener', 'worker', 'api'] as const;
+
+/** The settings npm start reads to find each service's /readyz (each service validates its own again). */
+const StartSchema = Type.Object({
+  METRICS_HOST: ListenerSectionSchema.properties.METRICS_HOST,
+  WORKER_METRICS_PORT: WorkerConfigSchema.properties.WORKER_METRICS_PORT,
+  WORKER_METRICS_HOST: WorkerConfigSchema.properties.WORKER_METRICS_HOST,
+  API_TLS_CERT_FILE: ApiSettingsSchema.properties.API_TLS_CERT_FILE,
+  /** How long npm start waits for every service to be ready before it names those still starting. */
+  START_READY_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 3600 }),
+});
+
+/**
+ * Where each service answers /readyz. A port setting of 0 (any free port) is made a free port now and put in `env`,
+ * so it can be polled there (and a restarted service comes back on the same one).
+ */
+async function readiness(config: Config, env: NodeJS.ProcessEnv): Promise<{ targets: ReadyTarget[]; slowAfterSeconds: number }> {
+  const own = loadSection(StartSchema, {
+    METRICS_HOST: LISTENER_DEFAULTS.METRICS_HOST,
+    WORKER_METRICS_PORT: WORKER_DEFAULTS.WORKER_METRICS_PORT,
+    WORKER_METRICS_HOST: WORKER_DEFAULTS.WORKER_METRICS_HOST,
+    START_READY_TIMEOUT_SECONDS: 60,
+  }, settingsSource(env));
+  const port = async (key: string, host: string, value: number) => {
+    if (value !== 0) return value;
+    const free = await freePortOn(host);
+    env[key] = String(free);
+    return free;
+  };
+  const targets = [
+    { name: 'listener', url: readyzUrl(own.METRICS_HOST, await port('METRICS_PORT', own.METRICS_HOST, config.METRICS_PORT)) },
+    { name: 'worker', url: readyzUrl(own.WORKER_METRICS_HOST, await port('WORKER_METRICS_PORT', own.WORKER_METRICS_HOST, own.WORKER_METRICS_PORT)) },
+    { name: 'api', url: readyzUrl(config.API_HOST, await port('API_PORT', config.API_HOST, config.API_PORT), own.API_TLS_CERT_FILE !== undefined) },
+  ];
+  return { targets, slowAfterSeconds: own.START_READY_TIMEOUT_SECONDS };
+}
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -31,6 +73,7 @@ async function main(): Promise<void> {
     env.DICOM_ALLOWED_CALLING_AES = localSenders;
     log.info({ allowed: localSenders }, 'DICOM_ALLOWED_CALLING_AES unset: allowing the local synthetic sender and storescu');
   }
+  const { targets, slowAfterSeconds } = await readiness(config, env);
   for (const name of SERVICES) {
     if (!existsSync(path.join(root, 'services', name, 'main.js'))) {
       log.error({ child: name }, 'service entry point missing: run npm run build');
@@ -90,8 +133,15 @@ async function main(): Promise<void> {
       onBadSetting: () => void stopAll(`${name} has a bad setting`, EXIT_CONFIG),
     }));
   }
+  const ready = await waitUntilReady(targets, {
+    slowAfterMs: slowAfterSeconds * 1000,
+    onSlow: (waiting) => log.warn({ waiting }, `still starting after ${slowAfterSeconds} s (START_READY_TIMEOUT_SECONDS): ${Object.keys(waiting).join(', ')}`),
+    cancelled: () => stopping,
+  });
+  if (!ready) return;
+  const apiUrl = new URL(targets[2].url);
   log.info(
-    { dicom: `${config.DICOM_AE_TITLE}@${config.DICOM_HOST}:${config.DICOM_PORT}`, api: `http://${config.API_HOST}:${config.API_PORT}/` },
+    { dicom: `${config.DICOM_AE_TITLE}@${config.DICOM_HOST}:${config.DICOM_PORT}`, api: `${apiUrl.protocol}//${config.API_HOST}:${apiUrl.port}/` },
     'neurotriage is running; Ctrl-C stops it',
   );
 }

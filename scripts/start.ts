@@ -15,7 +15,7 @@ import path from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { loadConfig, loadSection, dataDir, EXIT_CONFIG, exitOnStartFailure, settingsSource, type Config } from '../shared/config';
 import { createLogger } from '../shared/logger';
-import { startPrivateRedis } from '../shared/private-redis';
+import { PrivateRedisError, startPrivateRedis } from '../shared/private-redis';
 import { ApiSettingsSchema } from '../services/api/settings';
 import { LISTENER_DEFAULTS, ListenerSectionSchema } from '../services/listener/config';
 import { WORKER_DEFAULTS, WorkerConfigSchema } from '../services/worker/config';
@@ -104,7 +104,13 @@ async function main(): Promise<void> {
   if (!config.REDIS_URL) {
     // stopAll waits for this, so a signal during Redis' start-up still stops it.
     redis = (async () => {
-      const privateRedis = await startPrivateRedis({ dir: path.join(dataDir(config), 'redis'), detached: true });
+      const privateRedis = await startPrivateRedis({ dir: path.join(dataDir(config), 'redis'), detached: true }).catch((err: unknown) => {
+        // What failed and what to change, nothing more: a stack says nothing to whoever runs npm start. Nothing else
+        // has started yet; like a bad setting, no restart can mend it.
+        if (!(err instanceof PrivateRedisError)) throw err;
+        console.error(`npm start: the private Redis did not start: ${err.message}`);
+        process.exit(EXIT_CONFIG);
+      });
       env.REDIS_URL = privateRedis.url;
       let first = true;
       const supervised = await supervise({

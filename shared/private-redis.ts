@@ -1,8 +1,9 @@
 // A private redis-server on a unix socket (no TCP port to collide on), for a single machine: `npm start` keeps its
 // data under DATA_DIR/redis and restarts it when it exits (same socket, the AOF brings the data back); tests and
 // benchmarks use a temp dir removed on stop. Production points REDIS_URL at a managed Redis instead.
+// A start that fails throws PrivateRedisError, whose message alone says what failed and what to change.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -35,6 +36,17 @@ export interface PrivateRedis {
   stop(): Promise<void>;
 }
 
+/** The private Redis could not start; the message says what failed and what to change (no stack needed). */
+export class PrivateRedisError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PrivateRedisError';
+  }
+}
+
+/** What to change when the dir will not do (npm start's is DATA_DIR/redis). */
+const OTHER_DIR = 'set DATA_DIR to a directory this user may write (npm start keeps Redis in DATA_DIR/redis), or set REDIS_URL to a Redis you run';
+
 /** Resolves when something answers a PING on the socket (PONG, or LOADING while it reads its AOF). */
 function answersPing(socket: string, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -55,12 +67,20 @@ const exited = (c: ChildProcess) => c.exitCode !== null || c.signalCode !== null
 export async function startPrivateRedis(options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
   const temp = options.dir === undefined;
   const dir = options.dir ?? mkdtempSync(path.join(tmpdir(), 'nt-redis-'));
-  mkdirSync(dir, { recursive: true });
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new PrivateRedisError(`cannot use ${dir} for Redis's data (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): ${OTHER_DIR}`);
+  }
   const socket = path.join(dir, 'redis.sock');
   // sun_path holds 107 bytes on Linux.
-  if (socket.length > 100) throw new Error(`redis socket path is too long (${socket.length} chars): use a shorter dir or set REDIS_URL`);
+  if (socket.length > 100) throw new PrivateRedisError(`redis socket path is too long (${socket.length} chars): use a shorter DATA_DIR or set REDIS_URL`);
 
+  /** Why the last spawn failed (ENOENT: redis-server is not on PATH). */
+  let spawnError: NodeJS.ErrnoException | undefined;
   const spawnServer = (): ChildProcess => {
+    spawnError = undefined;
     const c = spawn(
       'redis-server',
       ['--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--dir', dir,
@@ -68,7 +88,7 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
         '--save', '', '--daemonize', 'no', '--loglevel', 'warning'],
       { stdio: ['ignore', 'ignore', options.stdio ?? 'inherit'], detached: options.detached ?? false },
     );
-    c.on('error', () => undefined); // not installed: waitReady times out with the hint below
+    c.on('error', (err) => (spawnError = err)); // not installed: waitReady says so
     return c;
   };
 
@@ -83,9 +103,18 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
   const waitReady = async (child: ChildProcess) => {
     const deadline = Date.now() + (options.startTimeoutMs ?? 10_000);
     while (!(await answersPing(socket, 1000))) {
-      if (exited(child) || Date.now() > deadline) {
+      if (spawnError?.code === 'ENOENT') {
+        throw new PrivateRedisError('redis-server is not installed (not found on PATH): npm run setup installs it, or set REDIS_URL to a Redis you run');
+      }
+      if (exited(child)) {
+        throw new PrivateRedisError(
+          `redis-server exited as it started (status ${child.exitCode ?? child.signalCode}; its own message, if any, is above): ` +
+            `is ${dir} writable and its disk not full? Otherwise ${OTHER_DIR}`,
+        );
+      }
+      if (Date.now() > deadline) {
         await stopChild(child);
-        throw new Error('redis-server did not start within the time allowed (is it installed? npm run setup)');
+        throw new PrivateRedisError(`redis-server did not answer within ${options.startTimeoutMs ?? 10_000} ms of starting: is the machine overloaded? Or set REDIS_URL to a Redis you run`);
       }
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -94,7 +123,7 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
   // Another redis-server still serving this dir (an earlier npm start whose supervisor was SIGKILLed leaves its
   // children running): a second one would take over the socket and append a second dataset to the same AOF.
   if (await answersPing(socket, 1000)) {
-    throw new Error(
+    throw new PrivateRedisError(
       `a Redis already answers on ${socket}: another npm start (or what is left of one) uses ${dir}; stop it first ` +
         `(its processes: pgrep -af '${socket}') or use another DATA_DIR`,
     );

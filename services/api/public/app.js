@@ -722,6 +722,34 @@ function findingsTable(r) {
   ));
 }
 
+// The RIS's report of the study (GET …/report, audited there), read-only: its text is put in as text, line breaks
+// kept. A 404 is "none yet"; any other failure is said in its place and the study still opens.
+const REPORT_STATUS = { F: 'Final report', C: 'Corrected report', P: 'Preliminary report (a final one replaces it)' };
+async function readStudyReport(uid) {
+  try {
+    return { report: await api(`/api/v1/studies/${encodeURIComponent(uid)}/report`) };
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return { none: true };
+    if (err.name === 'AbortError') throw err;
+    return { error: err.message };
+  }
+}
+
+function reportSection(got) {
+  const r = got.report;
+  const body = r
+    ? [
+      el('p', { class: 'muted small', 'data-role': 'report-meta' },
+        `${REPORT_STATUS[r.status] || `Report (status ${r.status})`} · received `,
+        el('time', { datetime: new Date(r.receivedAt).toISOString(), title: whenFull(r.receivedAt), text: time(r.receivedAt) }),
+        ` (${ago(r.receivedAt)}) · ${r.source === 'hl7' ? 'from the RIS over HL7' : 'filed through the API'}`),
+      el('pre', { class: 'report-text', 'data-role': 'report-text', text: r.text }),
+    ]
+    : got.none ? [el('p', { class: 'muted', text: 'No report yet: none has been received for this study.' })]
+      : [el('p', { class: 'error', text: `The report could not be read: ${got.error}` })];
+  return el('section', { class: 'report', 'data-role': 'report', 'aria-label': 'Report' }, el('h3', { text: 'Report' }), body);
+}
+
 /** Re-reads the open study (its result changed, or live updates were interrupted) and says so in the view. */
 function refreshOpenStudy(why) {
   if (!current || !$('#study').open) return;
@@ -746,7 +774,7 @@ function keepDraft() {
 }
 
 async function openStudy(uid, note) {
-  const study = await api(`/api/v1/studies/${encodeURIComponent(uid)}`);
+  const [study, studyReport] = await Promise.all([api(`/api/v1/studies/${encodeURIComponent(uid)}`), readStudyReport(uid)]);
   const sameStudy = current?.StudyInstanceUID === uid;
   current = study;
   // Each study has its own drafts: another study's text is never shown here.
@@ -781,6 +809,7 @@ async function openStudy(uid, note) {
     ]),
   ];
   if (r) parts.push(findingsTable(r));
+  parts.push(reportSection(studyReport));
   if (r) parts.push(...keyImages(uid, r));
   if (note && sameStudy) parts.unshift(el('p', { class: 'updated', role: 'status', text: `${note}: showing result version ${version}.` }));
   $('#study-body').replaceChildren(...parts);

@@ -108,8 +108,8 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
       }
       if (exited(child)) {
         throw new PrivateRedisError(
-          `redis-server exited as it started (status ${child.exitCode ?? child.signalCode}; its own message, if any, is above): ` +
-            `is ${dir} writable and its disk not full? Otherwise ${OTHER_DIR}`,
+          `redis-server exited as it started (status ${child.exitCode ?? child.signalCode}): is ${dir} writable, its disk ` +
+            `not full and its AOF undamaged (redis-check-aof repairs one)? Otherwise ${OTHER_DIR}`,
         );
       }
       if (Date.now() > deadline) {

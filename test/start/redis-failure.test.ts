@@ -1,5 +1,5 @@
 // `npm start` (the built dist/scripts/start.js) whose private Redis cannot start: its socket already served by
-// another Redis, redis-server not installed, its data dir not writable. Each is a setting or the host to change, so
+// another Redis, redis-server not installed, redis-server exiting at start, its data dir not writable. Each is a setting or the host to change, so
 // the output is that message alone (no Node stack) and the exit status is 78, as for any bad setting; no service
 // was started.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -61,6 +61,17 @@ describe('npm start whose private Redis cannot start', () => {
     expect(output).toMatch(/npm run setup/);
     expect(output).toMatch(/REDIS_URL/);
     expect(Date.now() - started).toBeLessThan(8000); // not the 10 s start timeout
+  });
+
+  it('redis-server exits as it starts (its AOF manifest unreadable): names the dir, says to set DATA_DIR or REDIS_URL', async () => {
+    const dataDir = path.join(root, 'bad-aof', 'data');
+    mkdirSync(path.join(dataDir, 'redis', 'appendonlydir'), { recursive: true });
+    writeFileSync(path.join(dataDir, 'redis', 'appendonlydir', 'appendonly.aof.manifest'), 'not a manifest\n');
+    const { code, output } = await run(dataDir);
+    expect(code).toBe(EXIT_CONFIG);
+    expect(output).toMatch(/redis-server exited as it started/);
+    expect(output).toContain(path.join(dataDir, 'redis'));
+    expect(output).toMatch(/DATA_DIR.*REDIS_URL/);
   });
 
   it('its data dir cannot be made: names the dir, says to set DATA_DIR', async () => {

@@ -42,7 +42,8 @@ describe('npm start says it is running only when it is', () => {
     const ports = { listener: await freePort(), worker: await freePort(), api: await freePort() };
     const sys = startSystem({
       via: 'node', dataDir: path.join(root, 'ok', 'data'), modelsDir, dicomPort: await freePort(), apiPort: ports.api,
-      env: { METRICS_PORT: String(ports.listener), WORKER_METRICS_PORT: String(ports.worker) },
+      // A loaded machine may take longer than the default 60 s: no "still starting" warning comes before the line.
+      env: { METRICS_PORT: String(ports.listener), WORKER_METRICS_PORT: String(ports.worker), START_READY_TIMEOUT_SECONDS: '600' },
     });
     systems.push(sys);
     await sys.waitLine(/"msg":"neurotriage is running/, 120_000);

@@ -15,6 +15,8 @@ declare -A NEED=(
   [kubectl]=kubernetes-client
   [docker-compose]=docker-compose
   [promtool]=prometheus
+  # The live worklist through a real reverse proxy with its defaults (test/api/proxy-nginx.test.ts).
+  [nginx]=nginx
   [/usr/lib/python3/dist-packages/torch]=python3-torch
   [/usr/lib/python3/dist-packages/onnx]=python3-onnx
   # Debian's torch links the reference BLAS unless an optimised one is installed: matrix products of the text
@@ -32,9 +34,10 @@ if [[ ${#missing[@]} -gt 0 && "${SKIP_APT:-0}" != 1 ]]; then
     echo "setup: installing ${missing[*]} from apt"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    # Debian starts these as system services on install; neurotriage runs its own private instances. Only the
-    # services of packages installed just now are stopped: a Redis or Orthanc the host already ran is left alone.
-    for pkg in redis-server orthanc prometheus; do
+    # Debian starts these as system services on install (nginx on port 80); neurotriage runs its own private
+    # instances. Only the services of packages installed just now are stopped: a Redis or Orthanc the host already
+    # ran is left alone.
+    for pkg in redis-server orthanc prometheus nginx; do
       [[ " ${missing[*]} " == *" $pkg "* ]] || continue
       $sudo systemctl disable --now "$pkg" >/dev/null 2>&1 || $sudo service "$pkg" stop >/dev/null 2>&1 || true
     done

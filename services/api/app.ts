@@ -91,6 +91,12 @@ export interface AppDeps {
    * client gets a 408 problem and the connection is closed. Tests shorten it.
    */
   requestTimeoutMs?: number;
+  /**
+   * How often every live-update stream gets a comment, so proxies in front (nginx's proxy_read_timeout, 60 s by
+   * default) do not close it while no study changes; default 15 000 ms, which the page's 45 s watchdog assumes. Tests
+   * shorten it.
+   */
+  liveHeartbeatMs?: number;
   /** TLS key and certificate (PEM) when the API terminates HTTPS itself. */
   https?: { key: Buffer; cert: Buffer };
   version?: string;
@@ -227,6 +233,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
       maxStreams: deps.settings.API_LIVE_MAX_STREAMS,
       maxUnsentBytes: deps.settings.API_LIVE_MAX_UNSENT_BYTES,
     },
+    heartbeatMs: deps.liveHeartbeatMs,
   });
   await app.register(openApiPlugin, { version: deps.version ?? '0.1.0' });
 

@@ -12,53 +12,15 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { Type } from '@sinclair/typebox';
-import { loadConfig, loadSection, dataDir, EXIT_CONFIG, exitOnStartFailure, settingsSource, type Config } from '../shared/config';
+import { loadConfig, dataDir, EXIT_CONFIG, exitOnStartFailure } from '../shared/config';
 import { createLogger } from '../shared/logger';
 import { PrivateRedisError, startPrivateRedis } from '../shared/private-redis';
-import { ApiSettingsSchema } from '../services/api/settings';
-import { LISTENER_DEFAULTS, ListenerSectionSchema } from '../services/listener/config';
-import { WORKER_DEFAULTS, WorkerConfigSchema } from '../services/worker/config';
 import { localAllowList } from './local-senders';
-import { freePortOn, readyzUrl, waitUntilReady, type ReadyTarget } from './readiness';
+import { waitUntilReady } from './readiness';
+import { readinessTargets } from './start-targets';
 import { supervise, type Supervised } from './supervise';
 
 const SERVICES = ['listener', 'worker', 'api'] as const;
-
-/** The settings npm start reads to find each service's /readyz (each service validates its own again). */
-const StartSchema = Type.Object({
-  METRICS_HOST: ListenerSectionSchema.properties.METRICS_HOST,
-  WORKER_METRICS_PORT: WorkerConfigSchema.properties.WORKER_METRICS_PORT,
-  WORKER_METRICS_HOST: WorkerConfigSchema.properties.WORKER_METRICS_HOST,
-  API_TLS_CERT_FILE: ApiSettingsSchema.properties.API_TLS_CERT_FILE,
-  /** How long npm start waits for every service to be ready before it names those still starting. */
-  START_READY_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 3600 }),
-});
-
-/**
- * Where each service answers /readyz. A port setting of 0 (any free port) is made a free port now and put in `env`,
- * so it can be polled there (and a restarted service comes back on the same one).
- */
-async function readiness(config: Config, env: NodeJS.ProcessEnv): Promise<{ targets: ReadyTarget[]; slowAfterSeconds: number }> {
-  const own = loadSection(StartSchema, {
-    METRICS_HOST: LISTENER_DEFAULTS.METRICS_HOST,
-    WORKER_METRICS_PORT: WORKER_DEFAULTS.WORKER_METRICS_PORT,
-    WORKER_METRICS_HOST: WORKER_DEFAULTS.WORKER_METRICS_HOST,
-    START_READY_TIMEOUT_SECONDS: 60,
-  }, settingsSource(env));
-  const port = async (key: string, host: string, value: number) => {
-    if (value !== 0) return value;
-    const free = await freePortOn(host);
-    env[key] = String(free);
-    return free;
-  };
-  const targets = [
-    { name: 'listener', url: readyzUrl(own.METRICS_HOST, await port('METRICS_PORT', own.METRICS_HOST, config.METRICS_PORT)) },
-    { name: 'worker', url: readyzUrl(own.WORKER_METRICS_HOST, await port('WORKER_METRICS_PORT', own.WORKER_METRICS_HOST, own.WORKER_METRICS_PORT)) },
-    { name: 'api', url: readyzUrl(config.API_HOST, await port('API_PORT', config.API_HOST, config.API_PORT), own.API_TLS_CERT_FILE !== undefined) },
-  ];
-  return { targets, slowAfterSeconds: own.START_READY_TIMEOUT_SECONDS };
-}
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -73,7 +35,7 @@ async function main(): Promise<void> {
     env.DICOM_ALLOWED_CALLING_AES = localSenders;
     log.info({ allowed: localSenders }, 'DICOM_ALLOWED_CALLING_AES unset: allowing the local synthetic sender and storescu');
   }
-  const { targets, slowAfterSeconds } = await readiness(config, env);
+  const { targets, slowAfterSeconds } = await readinessTargets(config, env);
   for (const name of SERVICES) {
     if (!existsSync(path.join(root, 'services', name, 'main.js'))) {
       log.error({ child: name }, 'service entry point missing: run npm run build');

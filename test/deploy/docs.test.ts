@@ -12,6 +12,7 @@ import { ApiSettingsSchema } from '../../services/api/settings';
 import { ReportsSettingsSchema } from '../../services/api/inbound/config';
 import { OutboundSettingsSchema } from '../../services/api/outbound/config';
 import { RetentionSettingsSchema } from '../../tools/retention';
+import { StartSchema } from '../../scripts/start-targets';
 
 const read = (p: string) => readFileSync(path.join(ROOT, p), 'utf8');
 const files = (dir: string, ext: RegExp): string[] =>
@@ -59,7 +60,7 @@ test('docs/gpu.md installs the provider package the Dockerfile uses, into onnxru
 });
 
 test('every setting a service reads is documented, and the README\'s Settings table names only settings that are read', () => {
-  const schemas = [ConfigSchema, ListenerSectionSchema, WorkerConfigSchema, ApiSettingsSchema, ReportsSettingsSchema, OutboundSettingsSchema, RetentionSettingsSchema];
+  const schemas = [ConfigSchema, ListenerSectionSchema, WorkerConfigSchema, ApiSettingsSchema, ReportsSettingsSchema, OutboundSettingsSchema, RetentionSettingsSchema, StartSchema];
   const readKeys = new Set([...schemas.flatMap((s) => Object.keys(s.properties)), 'NEUROTRIAGE_CONFIG_FILE']);
   const docs = ['README.md', ...files('docs', /\.md$/)].map(read).join('\n');
   expect([...readKeys].filter((k) => !new RegExp(`\`${k}\``).test(docs))).toEqual([]);

@@ -87,7 +87,7 @@ export function createWorkerMetrics(opts: { defaultMetrics?: boolean } = {}): Wo
     }),
     queueDepth: new Gauge({
       name: 'neurotriage_worker_queue_jobs',
-      help: 'Study jobs on the queue by state (sampled at scrape time)',
+      help: 'Study jobs on the queue by state (sampled at scrape time; waiting includes delayed jobs past their quiet period)',
       labelNames: ['state'],
       registers,
     }),
@@ -115,7 +115,7 @@ export function createWorkerMetrics(opts: { defaultMetrics?: boolean } = {}): Wo
     }),
     oldestJobAge: new Gauge({
       name: 'neurotriage_worker_queue_oldest_job_age_seconds',
-      help: 'Age of the oldest study job ready to run (waiting or prioritized), 0 when none (sampled at scrape time)',
+      help: 'Age of the oldest study job ready to run (waiting, prioritized, or delayed past its quiet period), 0 when none (sampled at scrape time)',
       registers,
     }),
     loadersLost: new Counter({

@@ -341,15 +341,35 @@ export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): Study
   return { queue, worker, handBack, refusals };
 }
 
-/** Samples the study queue's depth by state for the metrics scrape. */
+/** Delayed jobs read per scrape to find those past their quiet period (a backlog beyond this still pages). */
+const DUE_SCAN_MAX = 1_000;
+
+/**
+ * Samples the study queue's depth by state for the metrics scrape. A delayed job past its quiet period is ready:
+ * BullMQ moves it to waiting only when a worker asks for its next job, so while every worker slot is held (scoring
+ * hung, or far slower than arrivals) the backlog stayed "delayed" and nothing read as waiting. It counts as waiting.
+ */
 export async function sampleQueueDepth(queue: Queue, metrics: WorkerMetrics): Promise<void> {
   const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized');
+  const now = Date.now();
+  // A job became ready at its timestamp plus its delay (the quiet period); delayed jobs come earliest due first.
+  const readyAt = (j: Job) => j.timestamp + (j.opts.delay ?? 0);
+  let due = 0;
+  let firstDue: number | undefined;
+  for (let start = 0; start < Math.min(counts.delayed ?? 0, DUE_SCAN_MAX); start += 100) {
+    const page = (await queue.getJobs(['delayed'], start, start + 99, true)).filter(Boolean);
+    const ready = page.filter((j) => readyAt(j) <= now);
+    firstDue ??= ready.length ? readyAt(ready[0]) : undefined;
+    due += ready.length;
+    if (ready.length < page.length || page.length === 0) break;
+  }
+  counts.waiting = (counts.waiting ?? 0) + due;
+  counts.delayed = (counts.delayed ?? 0) - due;
   for (const [state, n] of Object.entries(counts)) metrics.queueDepth.set({ state }, n);
-  // Oldest first: a job became ready at its timestamp plus its delay (the quiet period).
   const [waiting] = await queue.getJobs(['waiting'], 0, 0, true);
   const [prioritized] = await queue.getJobs(['prioritized'], 0, 0, true);
-  const readySince = [waiting, prioritized].filter(Boolean).map((j) => j.timestamp + (j.opts.delay ?? 0));
-  metrics.oldestJobAge.set(readySince.length ? Math.max(0, Date.now() - Math.min(...readySince)) / 1000 : 0);
+  const readySince = [...[waiting, prioritized].filter(Boolean).map(readyAt), ...(firstDue === undefined ? [] : [firstDue])];
+  metrics.oldestJobAge.set(readySince.length ? Math.max(0, now - Math.min(...readySince)) / 1000 : 0);
 }
 
 export { STUDY_DEAD_LETTER_QUEUE };

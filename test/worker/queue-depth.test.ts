@@ -1,0 +1,47 @@
+// The queue depth a scrape samples when every worker slot is held (scoring hangs, or is far slower than arrivals):
+// BullMQ moves a delayed job to waiting only when a worker asks for its next job, so a study past its quiet period
+// stayed "delayed" and NeurotriageQueueBackingUp (waiting + prioritized) never saw the backlog. Real Redis, no
+// worker fetching: sampleQueueDepth called directly.
+import { Queue } from 'bullmq';
+import { connectRedis } from '../../shared/redis';
+import { SCORE_STUDY_JOB, STUDY_QUEUE, type StudyJobData } from '../../shared/studies';
+import { createWorkerMetrics } from '../../services/worker/metrics';
+import { sampleQueueDepth } from '../../services/worker/queue';
+import { startRedis, type TestRedis } from '../helpers/redis';
+
+describe('queue depth sampled for the metrics scrape', () => {
+  let redis: TestRedis;
+  let client: ReturnType<typeof connectRedis>;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    client = connectRedis(redis.url, 'worker');
+  });
+  afterAll(async () => {
+    await client?.quit();
+    await redis?.stop();
+  });
+
+  it('counts a delayed study job whose quiet period is over as waiting, and its age as the oldest', async () => {
+    const queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection: client });
+    try {
+      const add = (uid: string, delay: number) =>
+        queue.add(SCORE_STUDY_JOB, { StudyInstanceUID: uid, storageKey: `store/${uid}`, traceId: `t-${uid}` }, { jobId: `study-${uid}`, delay });
+      await add('1.2.3.1', 50);
+      await add('1.2.3.2', 80);
+      await add('1.2.3.3', 3_600_000); // still arriving: not ready
+      await new Promise((r) => setTimeout(r, 1_200));
+
+      const metrics = createWorkerMetrics({ defaultMetrics: false });
+      await sampleQueueDepth(queue, metrics);
+      const text = await metrics.registry.metrics();
+      expect(text).toMatch(/neurotriage_worker_queue_jobs\{state="waiting"\} 2\n/);
+      expect(text).toMatch(/neurotriage_worker_queue_jobs\{state="delayed"\} 1\n/);
+      const age = Number(/^neurotriage_worker_queue_oldest_job_age_seconds (\S+)$/m.exec(text)?.[1]);
+      expect(age).toBeGreaterThanOrEqual(1);
+      expect(age).toBeLessThan(5);
+    } finally {
+      await queue.close();
+    }
+  });
+});

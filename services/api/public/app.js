@@ -1,6 +1,7 @@
 // The worklist page: vanilla JS, no build step. Every value from the API is put in the page with textContent
 // (never innerHTML), the token lives in sessionStorage for this tab only, and live updates come from the
-// /api/v1/events stream read with fetch() so the token travels in a header.
+// /api/v1/events stream read with fetch() so the token travels in a header, one stream shared by this browser's tabs
+// signed in with the same token.
 const TOKEN_KEY = 'neurotriage.token';
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -404,7 +405,18 @@ function scheduleRefresh() {
 }
 
 // ---------- live updates ----------
+// Over HTTP/1.1 a browser keeps at most 6 connections to one host, and a stream holds one for good: with a stream
+// per tab, a 7th tab never loaded. The tabs of this browser signed in with the same token share one stream: the tab
+// that holds a Web Lock named after a hash of the token (never the token) reads it and passes each event and each
+// change of the stream's state to the others on a BroadcastChannel of the same name; when it signs out, closes or
+// crashes, the lock and the stream pass to another tab. A tab with another token has another name, so it never
+// gets this token's events. Without Web Locks, BroadcastChannel or crypto.subtle (not a secure context), a tab
+// opens a stream of its own.
 let live = null;
+/** This tab's place among the tabs sharing a stream: { channel, lead, leading, last, heard, live, stale, watchdog }. */
+let shared = null;
+const canShare = () => typeof BroadcastChannel === 'function' && Boolean(navigator.locks) && Boolean(globalThis.crypto?.subtle);
+
 function setLive(text, ok) {
   const node = $('#live');
   node.textContent = text;
@@ -418,9 +430,102 @@ function setLiveNote(text) {
   node.hidden = !text;
 }
 
+/**
+ * What the stream says, in every tab that shares it: 'live' (open; `gap` when events may have been missed, so the
+ * list and the open study are reloaded), 'down' (the header's short state and the note), 'event' (one event) and
+ * 'beat' (the stream is alive). The tab holding the stream shows it and passes it on.
+ */
+function liveSays(message) {
+  if (message.type === 'live') {
+    setLive('Live', true);
+    setLiveNote(null);
+    if (message.gap) {
+      scheduleRefresh();
+      refreshOpenStudy('Reconnected');
+    }
+  } else if (message.type === 'down') {
+    setLive(message.short, false);
+    setLiveNote(message.note);
+  } else if (message.type === 'event') {
+    onEvent(message.event);
+  }
+  if (!shared?.leading) return;
+  if (message.type === 'live' || message.type === 'down') shared.last = { ...message, gap: false };
+  shared.channel.postMessage(message);
+}
+
+/** A message from the tab holding the stream, in a tab that shares it. */
+function fromLeader(mine, message) {
+  if (mine.leading || message.type === 'hello') return;
+  mine.heard = Date.now();
+  // This tab gave the stream up for silent (the holding tab stalled): what it hears now reloads the list.
+  const gap = mine.stale;
+  mine.stale = false;
+  if (message.type === 'live' || message.type === 'down') mine.live = message.type === 'live';
+  if (message.type === 'live') return liveSays({ ...message, gap: message.gap || gap });
+  if (gap && mine.live) liveSays({ type: 'live', gap: true });
+  if (message.type !== 'beat') liveSays(message);
+}
+
 function stopLive() {
   if (live) live.abort();
   live = null;
+  if (!shared) return;
+  clearInterval(shared.watchdog);
+  shared.lead.abort();
+  shared.channel.close();
+  shared = null;
+}
+
+/** A name for the token's shared stream: a hash, so the token is never a lock's or channel's name. */
+async function liveName(token) {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(`neurotriage.live:${token}`));
+  return `neurotriage.live.${[...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
+
+function startLive() {
+  stopLive();
+  if (!canShare()) return openStream();
+  const token = state.token;
+  const mine = { channel: null, lead: new AbortController(), leading: false, last: null, heard: Date.now(), live: false, stale: false, watchdog: null, followed: false, id: crypto.randomUUID() };
+  shared = mine;
+  liveName(token).then((name) => {
+    if (shared !== mine) return;
+    mine.channel = new BroadcastChannel(name);
+    mine.channel.onmessage = ({ data }) => {
+      if (shared !== mine) return;
+      // A tab that has just opened asks what the stream's state is; the answer is for it alone.
+      if (data.type === 'hello') return mine.leading && mine.last && mine.channel.postMessage({ ...mine.last, to: data.from });
+      if (data.to && data.to !== mine.id) return undefined;
+      mine.followed = true;
+      fromLeader(mine, data);
+    };
+    // The holding tab passes on the service's heartbeats: silent 45 s while live, it has stalled (as a stream
+    // would). Said here, and the list reloaded when it is heard again or another tab takes the stream over.
+    mine.watchdog = setInterval(() => {
+      if (mine.leading || !mine.live || mine.stale || Date.now() - mine.heard <= 45000) return;
+      mine.stale = true;
+      liveSays({ type: 'down', short: 'Reconnecting…', note: null });
+    }, 5000);
+    mine.channel.postMessage({ type: 'hello', from: mine.id });
+    return navigator.locks.request(name, { signal: mine.lead.signal }, () => {
+      if (shared !== mine) return undefined;
+      mine.leading = true;
+      clearInterval(mine.watchdog);
+      // Taken over from another tab: events may have been missed between its stream and this one.
+      openStream(0, mine.followed || mine.stale);
+      // Held until this tab stops live updates (sign-out, another sign-in) or closes.
+      return new Promise((resolve) => mine.lead.signal.addEventListener('abort', resolve));
+    });
+  }).catch((err) => {
+    if (shared !== mine || mine.lead.signal.aborted) return;
+    console.warn('live updates not shared with other tabs', err);
+    shared = null;
+    clearInterval(mine.watchdog);
+    mine.channel?.close();
+    openStream();
+  });
+  return undefined;
 }
 
 /** Retry-After in ms (delta-seconds or an HTTP date), 0 when absent or unreadable. */
@@ -463,8 +568,12 @@ async function liveRefusal(res) {
   return { short: 'Reconnecting…', waitMs, note: null };
 }
 
-async function startLive(attempt = 0) {
-  stopLive();
+/**
+ * Opens the stream in this tab, which holds it for the tabs sharing it, and reads it until it ends or is stopped.
+ * `gap`: events may have been missed before it opens (a reconnect, a stream taken over from another tab).
+ */
+async function openStream(attempt = 0, gap = attempt > 0) {
+  if (live) live.abort();
   const controller = new AbortController();
   live = controller;
   let refused = null;
@@ -491,13 +600,8 @@ async function startLive(attempt = 0) {
       refused = await liveRefusal(res);
       throw new Error(`HTTP ${res.status}`);
     }
-    setLive('Live', true);
-    setLiveNote(null);
-    // Results published while no stream was open are not replayed: reload what is on screen.
-    if (attempt > 0) {
-      scheduleRefresh();
-      refreshOpenStudy('Reconnected');
-    }
+    // Results published while no stream was open are not replayed: what is on screen is reloaded (liveSays).
+    liveSays({ type: 'live', gap });
     attempt = 0;
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
@@ -505,13 +609,14 @@ async function startLive(attempt = 0) {
       const { value, done } = await reader.read();
       if (done) break;
       heard = Date.now();
+      liveSays({ type: 'beat' });
       buffer += value;
       let end;
       while ((end = buffer.indexOf('\n\n')) >= 0) {
         const frame = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
         const data = frame.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n');
-        if (data) onEvent(JSON.parse(data));
+        if (data) liveSays({ type: 'event', event: JSON.parse(data) });
       }
     }
   } catch (err) {
@@ -521,12 +626,15 @@ async function startLive(attempt = 0) {
     clearInterval(watchdog);
   }
   if (live !== controller) return;
-  setLive(refused ? refused.short : 'Reconnecting…', false);
-  setLiveNote(refused?.note ?? (unreachable ? 'Live updates are interrupted: the service did not answer, so what is shown may be out of date. Trying again; the list reloads when they reconnect.' : null));
+  liveSays({
+    type: 'down',
+    short: refused ? refused.short : 'Reconnecting…',
+    note: refused?.note ?? (unreachable ? 'Live updates are interrupted: the service did not answer, so what is shown may be out of date. Trying again; the list reloads when they reconnect.' : null),
+  });
   if (refused && refused.waitMs === null) return;
   // Never sooner than the service's Retry-After: a refused tab must not ask again every second.
   const delay = Math.max(refused?.waitMs ?? 0, Math.min(30000, 1000 * 2 ** attempt));
-  setTimeout(() => { if (live === controller && state.token) startLive(attempt + 1); }, delay);
+  setTimeout(() => { if (live === controller && state.token) openStream(attempt + 1); }, delay);
 }
 
 function onEvent(event) {

@@ -87,6 +87,30 @@ afterAll(async () => {
 
 beforeEach(seed);
 
+/**
+ * The real (hash) embedder, held once at the embedding of one sentence (holdAt): a calibration on a large site takes
+ * seconds, and other requests are served meanwhile. clear() drops a hold not reached.
+ */
+function gatedEmbedder() {
+  let gate: { text: string; reached: () => void; released: Promise<void> } | null = null;
+  const embedText = async (texts: string[]) => {
+    const g = gate;
+    if (g && texts.includes(g.text)) {
+      gate = null;
+      g.reached();
+      await g.released;
+    }
+    return texts.map(hashEmbed);
+  };
+  const holdAt = (text: string) => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const reached = new Promise<void>((r) => (gate = { text, reached: r, released }));
+    return { reached, release };
+  };
+  return { embedText, holdAt, clear: () => void (gate = null) };
+}
+
 describe('auth', () => {
   test('a route without a token answers 401 problem+json with a Bearer challenge', async () => {
     const res = await app.inject({ method: 'GET', url: '/api/v1/worklist' });
@@ -762,24 +786,7 @@ describe('queries: bundle defaults, site layer, language check and calibration f
   });
 
   test('a calibration never lands on a query changed while it ran: calibrate-now vs an edit or a delete, two creates, a slow edit vs a later one', async () => {
-    // The real (hash) embedder, held at the calibration's embedding of one sentence: a calibration on a large site
-    // takes seconds, and other admins' requests are served meanwhile.
-    let gate: { text: string; reached: () => void; released: Promise<void> } | null = null;
-    const embedText = async (texts: string[]) => {
-      const g = gate;
-      if (g && texts.includes(g.text)) {
-        gate = null;
-        g.reached();
-        await g.released;
-      }
-      return texts.map(hashEmbed);
-    };
-    const holdAt = (text: string) => {
-      let release!: () => void;
-      const released = new Promise<void>((r) => (release = r));
-      const reached = new Promise<void>((r) => (gate = { text, reached: r, released }));
-      return { reached, release };
-    };
+    const { embedText, holdAt, clear } = gatedEmbedder();
     const slowApp = await build(testDeps(redis, { embedText }));
     const call = (method: 'POST' | 'PUT' | 'DELETE', url: string, payload?: Record<string, unknown>) => slowApp.inject({ method, url, headers: ADMIN, ...(payload ? { payload } : {}) });
     const stored = async () => (await readSiteLayer(redis)).queries.map((q) => ({ id: q.id, text: q.text, priority: q.priority, targetSensitivity: q.targetSensitivity }));
@@ -847,7 +854,7 @@ describe('queries: bundle defaults, site layer, language check and calibration f
       expect(await redis.get('nt:queries:calibrating')).toBe('another-replica');
       await redis.del('nt:queries:calibrating');
     } finally {
-      gate = null;
+      clear();
       await slowApp.close();
     }
   });
@@ -855,22 +862,7 @@ describe('queries: bundle defaults, site layer, language check and calibration f
   test('a query deleted while it was being calibrated leaves no calibration attempt behind: calibrate-now and the background pass', async () => {
     // Held at the calibration's embedding of the query's text, after its studies were read and before the attempt
     // is recorded: the attempt was written after the delete had removed the query and its last attempt, and stayed.
-    let gate: { text: string; reached: () => void; released: Promise<void> } | null = null;
-    const embedText = async (texts: string[]) => {
-      const g = gate;
-      if (g && texts.includes(g.text)) {
-        gate = null;
-        g.reached();
-        await g.released;
-      }
-      return texts.map(hashEmbed);
-    };
-    const holdAt = (text: string) => {
-      let release!: () => void;
-      const released = new Promise<void>((r) => (release = r));
-      const reached = new Promise<void>((r) => (gate = { text, reached: r, released }));
-      return { reached, release };
-    };
+    const { embedText, holdAt, clear } = gatedEmbedder();
     const slowApp = await build(testDeps(redis, { embedText }));
     const call = (method: 'POST' | 'DELETE', url: string, payload?: Record<string, unknown>) => slowApp.inject({ method, url, headers: ADMIN, ...(payload ? { payload } : {}) });
     const attempt = (id: string) => redis.hget(queryKeys.calibrationAttempts(), id);
@@ -900,7 +892,7 @@ describe('queries: bundle defaults, site layer, language check and calibration f
       expect(await attempt('sdh_pass')).toBeNull();
       expect((await list()).queries.map((q: { id: string }) => q.id)).not.toContain('sdh_pass');
     } finally {
-      gate = null;
+      clear();
       await slowApp.close();
     }
   });

@@ -45,14 +45,19 @@ export const reportKeys = {
   rejectedBytes: () => `${KEY_PREFIX}:reports:rejected-bytes`,
 };
 
+/** P < F < C: a correction (an addendum) amends its final, so a final never replaces it, whenever it comes. */
+const RANK: Record<StoredReport['status'], number> = { P: 0, F: 1, C: 2 };
+
 /**
- * Which of two reports of one study is kept: a preliminary (P) never replaces a final or corrected one, a final or
- * corrected one always replaces a preliminary; otherwise the later received wins (a correction follows its final).
- * An order-free rule, so replaying a journal in any order ends in the same state.
+ * Which of two reports of one study is kept: the one of higher status (P preliminary < F final < C corrected),
+ * and between two of the same status the later received (a second correction follows the first). A final that
+ * reaches us after its correction (resent from an interface engine's queue, or by a RIS that resends finals on
+ * its own schedule) was kept over the correction before; now it is not. An order-free rule, so replaying a journal
+ * in any order ends in the same state.
  */
 export function supersedes(next: StoredReport, current: StoredReport | null): boolean {
   if (!current) return true;
-  if ((next.status === 'P') !== (current.status === 'P')) return current.status === 'P';
+  if (RANK[next.status] !== RANK[current.status]) return RANK[next.status] > RANK[current.status];
   return next.receivedAt >= current.receivedAt;
 }
 

@@ -13,14 +13,63 @@ export function hl7Escape(text: string): string {
     .replace(/\r\n|\r|\n/g, '\\.br\\');
 }
 
+/** The character set a message was read in (services/api/inbound/oru.ts decodeMessage): hex data is read in it too. */
+export type Hl7TextEncoding = 'utf8' | 'latin1' | 'latin9';
+
 /**
- * Field value -> text. Delimiter escapes and \.br\ (line break) are decoded, \Xhh..\ hexadecimal data too (as
- * ISO 8859-1 code points, the usual reading; CR and CR LF as \n); highlighting (\H\ \N\) and formatting commands other than \.br\
- * (\.sp\ \.in\ \.ti\ \.sk\ \.ce\ \.fi\ \.nf\) carry no words and are dropped. An unknown or unterminated escape is
- * kept as written, so nothing a radiologist typed is lost.
+ * A \Cxxyy\ or \Mxxyyzz\ escape (ISO 2022: switch to another character set for the text after it) naming a set
+ * other than the one the message is read in: the bytes after it are in a set we did not decode them with, so the
+ * text cannot be read as written. Thrown only when the reader says which set it reads (options.encoding).
  */
-export function hl7Unescape(value: string): string {
-  return value.replace(/\\([^\\]{1,32})\\/g, (whole, body: string) => {
+export class Hl7CharsetSwitch extends Error {
+  override name = 'Hl7CharsetSwitch';
+  constructor() {
+    super('a \\C or \\M escape switches to a character set that is not the one the message is read in');
+  }
+}
+
+/**
+ * ISO 2022 designations (the bytes after ESC, as HL7 writes them in \C..\) of the sets each encoding already is:
+ * ASCII (ESC ( B) in all three, and the upper half of ISO 8859-1 (ESC - A) or of ISO 8859-15 (ESC - b). Switching to
+ * them changes nothing, so the escape is dropped (a UTF-8 text holds every ISO 8859-1 character as itself).
+ */
+const SAME_SET: Record<Hl7TextEncoding, ReadonlySet<string>> = {
+  utf8: new Set(['2842', '2D41']),
+  latin1: new Set(['2842', '2D41']),
+  latin9: new Set(['2842', '2D62']),
+};
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+const LATIN9 = new TextDecoder('iso-8859-15');
+
+/** Hex data -> text in the message's character set; bytes that are no UTF-8 in a UTF-8 message read as ISO 8859-1. */
+function hexText(hex: string, encoding: Hl7TextEncoding | undefined): string {
+  const bytes = Buffer.from(hex, 'hex');
+  let text: string;
+  if (encoding === 'latin9') text = LATIN9.decode(bytes);
+  else if (encoding === 'utf8') {
+    try {
+      text = UTF8.decode(bytes);
+    } catch {
+      text = bytes.toString('latin1');
+    }
+  } else text = bytes.toString('latin1');
+  // A line break sent as hex (\X0D\, \X0D0A\) reads as \n, as every other line break of the text does.
+  return text.replace(/\r\n?/g, '\n');
+}
+
+/**
+ * Field value -> text. Delimiter escapes and \.br\ (line break) are decoded; \Xhh..\ hexadecimal data too, a run
+ * of them together (one character may be split over two), in options.encoding, the message's character set (ISO
+ * 8859-1 when not given, the usual reading). Highlighting (\H\ \N\) and the formatting commands carry no words:
+ * \.sp\ and \.ce\ (which end the line) are a line break, \.sk<n>\ (skip n spaces) is n spaces, so the words on
+ * either side stay apart, and \.in\ \.ti\ \.fi\ \.nf\ are dropped. A \C..\ / \M..\ character set switch is dropped
+ * when it names the set the text is already in, and throws Hl7CharsetSwitch otherwise (given options.encoding). An
+ * unknown or unterminated escape is kept as written, so nothing a radiologist typed is lost.
+ */
+export function hl7Unescape(value: string, options: { encoding?: Hl7TextEncoding } = {}): string {
+  const { encoding } = options;
+  return value.replace(/((?:\\X(?:[0-9A-Fa-f]{2})+\\)+)|\\([^\\]{1,32})\\/g, (whole, hex: string | undefined, body: string) => {
+    if (hex) return hexText(hex.replace(/[\\X]/g, ''), encoding);
     switch (body) {
       case 'F': return '|';
       case 'S': return '^';
@@ -30,9 +79,13 @@ export function hl7Unescape(value: string): string {
       case 'H': case 'N': return '';
       case '.br': return '\n';
     }
-    // A line break sent as hex (\X0D\, \X0D0A\) reads as \n, as every other line break of the text does.
-    if (/^X([0-9A-Fa-f]{2})+$/.test(body)) return body.slice(1).replace(/../g, (h) => String.fromCharCode(parseInt(h, 16))).replace(/\r\n?/g, '\n');
-    if (/^\.(sp|in|ti|sk|ce|fi|nf)[+-]?\d*$/.test(body)) return body.startsWith('.sp') ? '\n' : '';
+    if (/^\.(sp|ce)[+-]?\d*$/.test(body)) return '\n';
+    if (/^\.sk[+-]?\d*$/.test(body)) return ' '.repeat(Math.min(80, Math.max(1, Math.abs(Number(body.slice(3)) || 1))));
+    if (/^\.(in|ti|fi|nf)[+-]?\d*$/.test(body)) return '';
+    if (encoding && (/^C[0-9A-Fa-f]{4}$/.test(body) || /^M[0-9A-Fa-f]{4}([0-9A-Fa-f]{2})?$/.test(body))) {
+      if (body[0] === 'C' && SAME_SET[encoding].has(body.slice(1).toUpperCase())) return '';
+      throw new Hl7CharsetSwitch();
+    }
     return whole;
   });
 }

@@ -1,6 +1,6 @@
 // Unit tests of the ORU^R01 reader, the ACKs, MLLP framing and HL7 text escaping (pure code: no sockets, no Redis).
 import { Hl7Message } from '@medplum/core';
-import { hl7Escape, hl7Segment, hl7Unescape } from '../../../shared/hl7-text';
+import { Hl7CharsetSwitch, hl7Escape, hl7Segment, hl7Unescape } from '../../../shared/hl7-text';
 import { reportSentences } from '../../../shared/language/sentences';
 import { buildOru } from '../../../tools/synth/send-reports';
 import { ackFor, ackForUnparsed, controlIdOf } from './ack';
@@ -35,6 +35,26 @@ describe('HL7 text escaping', () => {
     expect(hl7Unescape('caf\\XE9\\ \\H\\bold\\N\\ \\.sp\\x \\Z99\\')).toBe('café bold \nx \\Z99\\');
     // A line break sent as hex is a line break like \.br\, not a raw CR kept in the stored text.
     expect(hl7Unescape('one\\X0D\\two\\X0D0A\\three\\X0A\\four')).toBe('one\ntwo\nthree\nfour');
+  });
+  test('hex data is read in the message\'s character set: UTF-8 bytes in a UTF-8 message, split across escapes too', () => {
+    // Mirth and Rhapsody write bytes above 0x7F as \Xhh\ when told to keep the wire ASCII: in a UTF-8 message those
+    // are UTF-8 bytes ("café ±1" was stored as "cafÃ© Â±1").
+    expect(hl7Unescape('caf\\XC3A9\\ \\XC2B1\\1', { encoding: 'utf8' })).toBe('café ±1');
+    expect(hl7Unescape('caf\\XC3\\\\XA9\\', { encoding: 'utf8' })).toBe('café');
+    // Bytes that are no UTF-8 (a lone ISO 8859-1 byte) still read as ISO 8859-1 rather than U+FFFD.
+    expect(hl7Unescape('caf\\XE9\\', { encoding: 'utf8' })).toBe('café');
+    expect(hl7Unescape('5 \\XA4\\', { encoding: 'latin9' })).toBe('5 €');
+    expect(hl7Unescape('caf\\XE9\\', { encoding: 'latin1' })).toBe('café');
+  });
+  test('formatting that separates words keeps them apart: \\.sk\\ is spaces, \\.ce\\ ends the line', () => {
+    expect(hl7Unescape('left\\.sk\\frontal \\.sk3\\lobe')).toBe('left frontal    lobe');
+    expect(hl7Unescape('No haemorrhage.\\.ce\\IMPRESSION')).toBe('No haemorrhage.\nIMPRESSION');
+  });
+  test('a character set switch to the set the message is read in is dropped; any other is refused, never kept as text', () => {
+    expect(hl7Unescape('A\\C2842\\B\\C2D41\\C', { encoding: 'utf8' })).toBe('ABC');
+    expect(hl7Unescape('A\\C2842\\B\\C2D41\\C', { encoding: 'latin1' })).toBe('ABC');
+    expect(() => hl7Unescape('A\\M2442\\B', { encoding: 'utf8' })).toThrow(Hl7CharsetSwitch);
+    expect(() => hl7Unescape('A\\C2D42\\B', { encoding: 'latin1' })).toThrow(Hl7CharsetSwitch);
   });
 });
 
@@ -257,6 +277,16 @@ describe('parseOru', () => {
     const repeated = Buffer.concat([Buffer.from(`${head}8859/1~ISO IR87\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|TX|x||oed`, 'latin1'), Buffer.from([0xe8]), Buffer.from('me')]);
     expect(parseOru(decodeMessage(repeated), RULES).reports[0].text).toBe('oedème');
     expect(problemOf(() => decodeMessage(Buffer.from(`${head}ISO IR87~8859/1`)))).toMatchObject({ ack: 'AE', reason: 'unsupported-charset' });
+  });
+
+  test('hex escapes in OBX-5 are read in MSH-18\'s character set; a switch to another set is AE unsupported-charset', () => {
+    const head = 'MSH|^~\\&|RIS|NT_SYNTH|NT||20260101||ORU^R01|X|P|2.5.1||||||';
+    const message = (charset: string, text: string) => `${head}${charset}\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|TX|x||${text}`;
+    expect(parseOru(message('UNICODE UTF-8', 'oed\\XC3A8\\me'), RULES).reports[0].text).toBe('oedème');
+    expect(parseOru(message('', 'oed\\XC3A8\\me'), RULES).reports[0].text).toBe('oedème');
+    expect(parseOru(message('8859/1', 'oed\\XE8\\me'), RULES).reports[0].text).toBe('oedème');
+    expect(parseOru(message('8859/15', '5 \\XA4\\'), RULES).reports[0].text).toBe('5 €');
+    expect(problemOf(() => parseOru(message('UNICODE UTF-8', 'x \\M2442\\y'), RULES))).toMatchObject({ ack: 'AE', reason: 'unsupported-charset', location: 'OBX^1^5' });
   });
 
   test('decodes 8859/15 as 8859/15, ASCII like the empty default, and refuses bytes that are not the UTF-8 it reads', () => {

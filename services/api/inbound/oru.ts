@@ -4,7 +4,7 @@
 // no OBR, no accession number, no report text, an unusable result status), a reason code for metrics and the
 // rejected store, the HL7 error code (table 0357) and location for ERR, and words that never quote the message.
 import { Hl7Message, type Hl7Segment } from '@medplum/core';
-import { hl7Unescape } from '../../../shared/hl7-text';
+import { Hl7CharsetSwitch, hl7Unescape, type Hl7TextEncoding } from '../../../shared/hl7-text';
 import type { StoredReport } from '../../../shared/reports';
 import { controlCharacterIn, hasText } from '../free-text';
 import { beginsMessage } from './batch';
@@ -64,7 +64,7 @@ export interface OruRules {
  * MSH-18 values we decode. Empty means the HL7 default (ASCII) and, like ASCII itself, is read as UTF-8, its
  * superset; 8859/15 differs from 8859/1 in eight code points (the euro sign, Š š Ž ž Œ œ Ÿ).
  */
-export type MessageEncoding = 'utf8' | 'latin1' | 'latin9';
+export type MessageEncoding = Hl7TextEncoding;
 const CHARSETS: Record<string, MessageEncoding> = {
   '': 'utf8', 'UNICODE UTF-8': 'utf8', 'UNICODE': 'utf8', 'ASCII': 'utf8', '8859/1': 'latin1', '8859/15': 'latin9',
 };
@@ -135,12 +135,30 @@ const SECTION_HEADINGS: Record<string, string> = {
 const TEXT_TYPES = new Set(['TX', 'FT', 'ST']);
 
 /**
+ * Escapes decoded, hex data in the message's character set (MSH-18); a \C..\ or \M..\ switch to another set is
+ * AE unsupported-charset (the text after it was decoded in the wrong set), never stored with the escape as words.
+ */
+function unescapeIn(value: string, encoding: MessageEncoding, location: string): string {
+  try {
+    return hl7Unescape(value, { encoding });
+  } catch (err) {
+    if (!(err instanceof Hl7CharsetSwitch)) throw err;
+    throw new OruProblem('AE', 'unsupported-charset', `${location.replace(/\^/g, ' ')} switches to another character set (a \\C or \\M escape) than MSH-18 names: send the text in the character set MSH-18 names`, '103', location);
+  }
+}
+
+/**
  * A text field (OBX-5, NTE-3): its repetitions as lines, escapes decoded (components re-joined: a stray ^ is text).
  */
-function fieldText(seg: Hl7Segment, n: number, componentSeparator: string): string {
+function fieldText(seg: Hl7Segment, n: number, context: TextContext, location: string): string {
   const value = seg.getField(n);
   if (!value) return '';
-  return value.components.map((rep) => hl7Unescape(rep.join(componentSeparator))).join('\n');
+  return value.components.map((rep) => unescapeIn(rep.join(context.componentSeparator), context.encoding, location)).join('\n');
+}
+
+interface TextContext {
+  componentSeparator: string;
+  encoding: MessageEncoding;
 }
 
 interface Group {
@@ -170,13 +188,14 @@ function groupText(g: Group): string {
   return out.join('\n').replace(/\s+$/, '');
 }
 
-function accessionOf(g: Group, fields: readonly AccessionField[]): { value: string; location: string } | null {
+function accessionOf(g: Group, fields: readonly AccessionField[], encoding: MessageEncoding): { value: string; location: string } | null {
   for (const f of fields) {
     const [seg, n] = f.split('-') as ['OBR' | 'ORC', string];
     const segment = seg === 'OBR' ? g.obr : g.orc;
     // The entity identifier (component 1) of an EI field; unescaped, trimmed as DICOM pads with spaces.
-    const value = hl7Unescape(component(segment, Number(n), 1)).trim();
-    if (value) return { value, location: `${seg}^${seg === 'OBR' ? g.obrIndex : 1}^${n}` };
+    const location = `${seg}^${seg === 'OBR' ? g.obrIndex : 1}^${n}`;
+    const value = unescapeIn(component(segment, Number(n), 1), encoding, location).trim();
+    if (value) return { value, location };
   }
   return null;
 }
@@ -266,10 +285,19 @@ function readOru(message: Hl7Message, rules: OruRules): ParsedOru {
   let obrCount = 0;
   /** The group an NTE here would comment on: set by its OBR or OBX, cleared by any other segment. */
   let noteOf: Group | undefined;
+  // Hex data (\Xhh\) is bytes in the message's character set: UTF-8 bytes in a UTF-8 message.
+  const context: TextContext = {
+    componentSeparator: message.context.componentSeparator,
+    encoding: charsetOf(component(msh, 18, 1))?.encoding ?? 'utf8',
+  };
+  /** How many of each segment so far: ERR-2's segment sequence. */
+  const seen = new Map<string, number>();
   for (const seg of message.segments) {
+    seen.set(seg.name, (seen.get(seg.name) ?? 0) + 1);
+    const at = (n: number) => `${seg.name}^${seen.get(seg.name)}^${n}`;
     if (seg.name === 'NTE') {
       // NTE-2 P: a comment from the orderer (placer), e.g. the clinical question: not the report.
-      if (noteOf && component(seg, 2, 1).trim().toUpperCase() !== 'P') noteOf.notes.push(fieldText(seg, 3, message.context.componentSeparator));
+      if (noteOf && component(seg, 2, 1).trim().toUpperCase() !== 'P') noteOf.notes.push(fieldText(seg, 3, context, at(3)));
       continue;
     }
     noteOf = undefined;
@@ -293,7 +321,7 @@ function readOru(message: Hl7Message, rules: OruRules): ParsedOru {
       // observation (a report sent a line per OBX) make one block; another observation starts a new block.
       const observation = (id || component(seg, 3, 2)).trim().toUpperCase();
       const last = g.sections[g.sections.length - 1];
-      const line = fieldText(seg, 5, message.context.componentSeparator);
+      const line = fieldText(seg, 5, context, at(5));
       if (last && observation === last.observation && (heading === null || heading === last.heading)) last.lines.push(line);
       else g.sections.push({ heading, observation, lines: [line] });
     }
@@ -312,7 +340,7 @@ function readOru(message: Hl7Message, rules: OruRules): ParsedOru {
 
   const byAccession = new Map<string, OruReport>();
   groups.forEach((g, i) => {
-    const acc = accessionOf(g, rules.accessionFields);
+    const acc = accessionOf(g, rules.accessionFields, context.encoding);
     if (!acc) {
       throw new OruProblem('AE', 'no-accession', `no accession number in ${rules.accessionFields.join(', ')} of OBR ${g.obrIndex}`, '101', `OBR^${g.obrIndex}^${rules.accessionFields[0].split('-')[1]}`);
     }

@@ -12,8 +12,11 @@ export interface StoredReport {
   StudyInstanceUID?: string;
   /** The report text (FINDINGS / IMPRESSION sections when the RIS sends them). */
   text: string;
-  /** HL7 OBR-25 result status: F final, C corrected, P preliminary (only F and C are used for calibration). */
-  status: 'F' | 'C' | 'P';
+  /**
+   * HL7 OBR-25 result status: F final, C corrected, P preliminary, X cancelled (the RIS withdrew the report; its
+   * text, often empty, is what the RIS sent with the cancellation). Only F and C are used for calibration.
+   */
+  status: 'F' | 'C' | 'P' | 'X';
   receivedAt: number;
   source: 'hl7' | 'api';
   /** MSH-10 of the message that carried it (HL7 only): the same message twice is stored once. */
@@ -45,15 +48,18 @@ export const reportKeys = {
   rejectedBytes: () => `${KEY_PREFIX}:reports:rejected-bytes`,
 };
 
-/** P < F < C: a correction (an addendum) amends its final, so a final never replaces it, whenever it comes. */
-const RANK: Record<StoredReport['status'], number> = { P: 0, F: 1, C: 2 };
+/**
+ * P < F < C = X: a correction (an addendum) amends its final, so a final never replaces it, whenever it comes; a
+ * cancellation withdraws what came before it and is replaced only by a later correction, not by a final resent.
+ */
+const RANK: Record<StoredReport['status'], number> = { P: 0, F: 1, C: 2, X: 2 };
 
 /**
- * Which of two reports of one study is kept: the one of higher status (P preliminary < F final < C corrected),
- * and between two of the same status the later received (a second correction follows the first). A final that
- * reaches us after its correction (resent from an interface engine's queue, or by a RIS that resends finals on
- * its own schedule) was kept over the correction before; now it is not. An order-free rule, so replaying a journal
- * in any order ends in the same state.
+ * Which of two reports of one study is kept: the one of higher status (P preliminary < F final < C corrected or X
+ * cancelled), and between two of the same rank the later received (a second correction follows the first, a
+ * cancellation the correction it withdraws). A final can reach us after its correction (resent from an interface
+ * engine's queue, or by a RIS that resends finals on its own schedule): it never replaces it. An order-free rule,
+ * so replaying a journal in any order ends in the same state.
  */
 export function supersedes(next: StoredReport, current: StoredReport | null): boolean {
   if (!current) return true;

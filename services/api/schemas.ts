@@ -322,8 +322,9 @@ export const DecisionResponse = Type.Object({
 export const MeResponse = Type.Object({ name: Type.String(), role: lit(ROLES) });
 
 // Reports (services/api/inbound): radiologists' final reports of past studies, linked by accession number.
-const ReportStatusSchema = Type.Union([Type.Literal('F'), Type.Literal('C'), Type.Literal('P')], {
-  description: 'HL7 OBR-25 result status: F final, C corrected, P preliminary (stored, not used for calibration)',
+const ReportStatusSchema = Type.Union([Type.Literal('F'), Type.Literal('C'), Type.Literal('P'), Type.Literal('X')], {
+  description: 'HL7 OBR-25 result status: F final, C corrected, P preliminary (stored, not used for calibration), '
+    + 'X cancelled by the RIS (HL7 only: the report is withdrawn and not used for calibration)',
 });
 export const AccessionNumberSchema = Type.String({
   minLength: 1, maxLength: 64,
@@ -334,7 +335,7 @@ export const ReportBody = Type.Object(
     AccessionNumber: AccessionNumberSchema,
     text: Type.String({ minLength: 1, maxLength: 60000, description: 'the report text (FINDINGS / IMPRESSION sections as written)' }),
     // An enum rather than a union of literals: a wrong value is then answered with the allowed values in one line.
-    status: Type.Optional(Type.Unsafe<'F' | 'C' | 'P'>({ type: 'string', enum: ['F', 'C', 'P'], description: ReportStatusSchema.description })),
+    status: Type.Optional(Type.Unsafe<'F' | 'C' | 'P'>({ type: 'string', enum: ['F', 'C', 'P'], description: 'F final, C corrected, P preliminary (stored, not used for calibration)' })),
     reportId: Type.Optional(Type.String({
       minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$',
       description: 'the sender\'s id for this report version: the same id again is stored once. Without it, the same accession, status and text are',

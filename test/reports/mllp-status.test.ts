@@ -3,6 +3,7 @@
 // engines really deliver them (a final resent from an engine's retry queue after its correction went through).
 import { readReport, reportKeys } from '../../shared/reports';
 import { hl7Segment } from '../../shared/hl7-text';
+import { READER } from '../api/helpers';
 import { msa, receiveStudy, scoreStudy, send, startFeed, waitFor, type Feed } from './helpers';
 
 let feed: Feed;
@@ -45,3 +46,23 @@ test('a final that arrives after its correction (an engine resending from its qu
   expect(msa(await send(feed.port, oru('ACCST1', 'ST1-C2', 'C', ['IMPRESSION:', 'Small right frontal subdural haematoma.'])), 1)).toBe('AA');
   expect(await readReport(feed.client, '1.2.7.1')).toMatchObject({ status: 'C', text: 'IMPRESSION:\nSmall right frontal subdural haematoma.' });
 });
+
+test('a cancelled report (OBR-25 X, often without text) is taken and withdraws the final: not used for calibration, not brought back by a late final', async () => {
+  await study('1.2.7.2', 'ACCST2');
+  expect(msa(await send(feed.port, oru('ACCST2', 'ST2-F', 'F', ['IMPRESSION:', 'Acute left MCA infarct.'])), 1)).toBe('AA');
+  // The RIS retracts it (dictated on the wrong study): OBR-25 X, no OBX text at all.
+  const cancelled = await send(feed.port, oru('ACCST2', 'ST2-X', 'X', []));
+  expect([msa(cancelled, 1), msa(cancelled, 3)]).toEqual(['AA', '1 report(s): matched']);
+  expect(await readReport(feed.client, '1.2.7.2')).toMatchObject({ status: 'X', text: '' });
+  // The final again from an engine's queue does not bring the withdrawn text back.
+  expect(msa(await send(feed.port, oru('ACCST2', 'ST2-F2', 'F', ['IMPRESSION:', 'Acute left MCA infarct.'])), 3)).toMatch(/superseded/);
+  expect((await readReport(feed.client, '1.2.7.2'))?.status).toBe('X');
+  // A corrected report after the cancellation is the study's report again.
+  expect(msa(await send(feed.port, oru('ACCST2', 'ST2-C', 'C', ['IMPRESSION:', 'No acute abnormality.'])), 1)).toBe('AA');
+  expect(await readReport(feed.client, '1.2.7.2')).toMatchObject({ status: 'C', text: 'IMPRESSION:\nNo acute abnormality.' });
+  // Through the API the withdrawn state is a status of its own.
+  await send(feed.port, oru('ACCST2', 'ST2-X2', 'X', ['Report cancelled.']));
+  const res = await feed.app.inject({ method: 'GET', url: '/api/v1/studies/1.2.7.2/report', headers: READER });
+  expect([res.statusCode, res.json().status, res.json().text]).toEqual([200, 'X', 'Report cancelled.']);
+});
+

@@ -160,7 +160,7 @@ describe('parseOru', () => {
     // A control character, raw or as an HL7 hex escape.
     [`${MSH}\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|TX|x||No bleed.\u0000 Normal.`, 'AE', 'bad-text'],
     [`${MSH}\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|TX|x||No bleed.\\X1B\\[31m`, 'AE', 'bad-text'],
-    [`${MSH}\r${obr({ 3: 'A', 25: 'X' })}\rOBX|1|TX|x||t`, 'AE', 'bad-status'],
+    [`${MSH}\r${obr({ 3: 'A', 25: 'I' })}\rOBX|1|TX|x||t`, 'AE', 'bad-status'],
     [`${MSH}\r${obr({ 3: 'A' })}\rOBX|1|TX|x||t`, 'AE', 'bad-status'],
   ])('refuses %j with %s %s', (text, ack, reason) => {
     const problem = problemOf(() => parseOru(decodeMessage(Buffer.from(text)), RULES));

@@ -202,7 +202,10 @@ function accessionOf(g: Group, fields: readonly AccessionField[], encoding: Mess
 
 export const hasControlCharacters = (s: string): boolean => controlCharacterIn(s, { identifier: true }) !== null;
 
-const STATUSES: Record<string, StoredReport['status']> = { F: 'F', C: 'C', P: 'P' };
+const STATUSES: Record<string, StoredReport['status']> = { F: 'F', C: 'C', P: 'P', X: 'X' };
+
+/** OBR-25, else OBX-11 of the order's first text OBX: upper case, trimmed, as sent. */
+const rawStatusOf = (g: Group): string => (component(g.obr, 25, 1) || component(g.firstObx, 11, 1)).trim().toUpperCase();
 
 /** A segment begins with its three-character id (OBX, PV1, ZDS, ...) and a field separator, or is the id alone. */
 const SEGMENT_START = /^[A-Z][A-Z0-9]{2}(\||$)/;
@@ -336,7 +339,8 @@ function readOru(message: Hl7Message, rules: OruRules): ParsedOru {
   // Linked exams: one report for several orders, the text under the first; the others share it. Text is what
   // POST /api/v1/reports takes too (services/api/free-text.ts): a letter or digit, no control character.
   const shared = texts.find(hasText);
-  if (!shared) throw new OruProblem('AE', 'no-text', 'no OBX of type TX, FT or ST nor NTE after the OBR carries report text (a letter or digit)', '101', 'OBX^1^5');
+  // A cancellation (OBR-25 X) withdraws the report and often comes without text: it needs none.
+  if (!shared && !groups.every((g) => rawStatusOf(g) === 'X')) throw new OruProblem('AE', 'no-text', 'no OBX of type TX, FT or ST nor NTE after the OBR carries report text (a letter or digit)', '101', 'OBX^1^5');
 
   const byAccession = new Map<string, OruReport>();
   groups.forEach((g, i) => {
@@ -347,16 +351,17 @@ function readOru(message: Hl7Message, rules: OruRules): ParsedOru {
     if (acc.value.length > 64 || hasControlCharacters(acc.value)) {
       throw new OruProblem('AE', 'bad-accession', `the accession number in ${acc.location.replace(/\^/g, ' ')} is longer than 64 characters or holds control characters`, '102', acc.location);
     }
-    const rawStatus = (component(g.obr, 25, 1) || component(g.firstObx, 11, 1)).trim().toUpperCase();
+    const rawStatus = rawStatusOf(g);
     const status = STATUSES[rawStatus];
     if (!status) {
       throw new OruProblem(
         'AE', 'bad-status',
-        rawStatus ? `OBR-25 result status ${printable(rawStatus)} is not F (final), C (corrected) or P (preliminary)` : 'OBR-25 (result status) is empty',
+        rawStatus ? `OBR-25 result status ${printable(rawStatus)} is not F (final), C (corrected), P (preliminary) or X (cancelled)` : 'OBR-25 (result status) is empty',
         rawStatus ? '103' : '101', `OBR^${g.obrIndex}^25`,
       );
     }
-    const text = hasText(texts[i]) ? texts[i] : shared;
+    // A cancelled order without text of its own is withdrawn: it does not take a linked exam's report.
+    const text = hasText(texts[i]) ? texts[i] : status === 'X' ? '' : (shared ?? '');
     const control = controlCharacterIn(text);
     if (control) {
       throw new OruProblem('AE', 'bad-text', `the report text of OBR ${g.obrIndex} holds a control character (${control}): send plain text (tabs and line breaks are allowed)`, '102', fromNotes ? 'NTE^1^3' : 'OBX^1^5');

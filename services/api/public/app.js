@@ -832,7 +832,7 @@ function findingsTable(r) {
 
 // The RIS's report of the study (GET …/report, audited there), read-only: its text is put in as text, line breaks
 // kept. A 404 is "none yet"; any other failure is said in its place and the study still opens.
-const REPORT_STATUS = { F: 'Final report', C: 'Corrected report', P: 'Preliminary report (a final one replaces it)' };
+const REPORT_STATUS = { F: 'Final report', C: 'Corrected report', P: 'Preliminary report (a final one replaces it)', X: 'Cancelled by the RIS (withdrawn; not used for calibration)' };
 async function readStudyReport(uid) {
   try {
     return { report: await api(`/api/v1/studies/${encodeURIComponent(uid)}/report`) };

@@ -41,6 +41,40 @@ const SAME_SET: Record<Hl7TextEncoding, ReadonlySet<string>> = {
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 const LATIN9 = new TextDecoder('iso-8859-15');
 
+/**
+ * windows-1252's characters for the bytes 0x80-0x9F, in order ('' where it has none). Written out because Node
+ * 20's TextDecoder('windows-1252') decodes those bytes as ISO 8859-1 does, to C1 control codes.
+ */
+const CP1252_HIGH = [
+  '\u20AC', '', '\u201A', '\u0192', '\u201E', '\u2026', '\u2020', '\u2021', '\u02C6', '\u2030', '\u0160', '\u2039', '\u0152', '', '\u017D', '',
+  '', '\u2018', '\u2019', '\u201C', '\u201D', '\u2022', '\u2013', '\u2014', '\u02DC', '\u2122', '\u0161', '\u203A', '\u0153', '', '\u017E', '\u0178',
+];
+
+/**
+ * Bytes of a message that says 8859/1 -> text, read as windows-1252, its superset (as WHATWG reads the label
+ * 'iso-8859-1'): 0x80-0x9F are C1 control codes in ISO 8859-1, which no report holds, and are what a Windows RIS
+ * that says 8859/1 writes for the quotes and dashes a word processor typed (0x93 “, 0x96 –). Read as C1 they were
+ * stored as invisible controls ("2–3 mm" shown as "23 mm"). The five bytes windows-1252 leaves undefined stay C1.
+ */
+export function decodeLatin1(bytes: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < bytes.length; i += 8192) {
+    const chunk = bytes.subarray(i, i + 8192);
+    out += String.fromCharCode(...chunk);
+  }
+  return out.replace(/[\u0080-\u009F]/g, (c) => CP1252_HIGH[c.charCodeAt(0) - 0x80] || c);
+}
+
+/** The byte decodeLatin1 reads as this character, or undefined (the writer then substitutes). */
+export function latin1Byte(ch: string): number | undefined {
+  const code = ch.codePointAt(0)!;
+  if (code < 0x80 || (code >= 0xa0 && code <= 0xff)) return code;
+  // A C1 code is a byte only where windows-1252 has no character (the decoder left it as it was).
+  if (code < 0xa0) return CP1252_HIGH[code - 0x80] === '' ? code : undefined;
+  const i = CP1252_HIGH.indexOf(ch);
+  return i >= 0 ? 0x80 + i : undefined;
+}
+
 /** Hex data -> text in the message's character set; bytes that are no UTF-8 in a UTF-8 message read as ISO 8859-1. */
 function hexText(hex: string, encoding: Hl7TextEncoding | undefined): string {
   const bytes = Buffer.from(hex, 'hex');
@@ -50,9 +84,9 @@ function hexText(hex: string, encoding: Hl7TextEncoding | undefined): string {
     try {
       text = UTF8.decode(bytes);
     } catch {
-      text = bytes.toString('latin1');
+      text = decodeLatin1(bytes);
     }
-  } else text = bytes.toString('latin1');
+  } else text = decodeLatin1(bytes);
   // A line break sent as hex (\X0D\, \X0D0A\) reads as \n, as every other line break of the text does.
   return text.replace(/\r\n?/g, '\n');
 }

@@ -3,7 +3,7 @@
 // ERR-8 the words). MSA-3 is deprecated since v2.4 but still what most RIS show an operator, so both carry it.
 // Pure: the caller passes the time.
 import { Hl7Segment, type Hl7Message } from '@medplum/core';
-import { hl7Escape, hl7Segment } from '../../../shared/hl7-text';
+import { hl7Escape, hl7Segment, latin1Byte } from '../../../shared/hl7-text';
 import { hl7DateTime } from '../outbound/hl7/message';
 import { charsetOf, type MessageEncoding } from './oru';
 
@@ -47,8 +47,8 @@ function encode(text: string, encoding: MessageEncoding): Buffer {
   const out = Buffer.alloc(text.length);
   let n = 0;
   for (const ch of text) {
-    const code = ch.codePointAt(0)!;
-    out[n++] = encoding === 'latin1' ? (code < 256 ? code : 0x3f) : (LATIN9_BYTES.get(ch) ?? 0x3f);
+    // 8859/1 was read as windows-1252 (shared/hl7-text.ts): its quotes and dashes go back as the bytes they came as.
+    out[n++] = (encoding === 'latin1' ? latin1Byte(ch) : LATIN9_BYTES.get(ch)) ?? 0x3f;
   }
   return out.subarray(0, n);
 }

@@ -1,6 +1,6 @@
 // Unit tests of the ORU^R01 reader, the ACKs, MLLP framing and HL7 text escaping (pure code: no sockets, no Redis).
 import { Hl7Message } from '@medplum/core';
-import { Hl7CharsetSwitch, hl7Escape, hl7Segment, hl7Unescape } from '../../../shared/hl7-text';
+import { decodeLatin1, Hl7CharsetSwitch, hl7Escape, hl7Segment, hl7Unescape, latin1Byte } from '../../../shared/hl7-text';
 import { reportSentences } from '../../../shared/language/sentences';
 import { buildOru } from '../../../tools/synth/send-reports';
 import { ackFor, ackForUnparsed, controlIdOf } from './ack';
@@ -45,6 +45,13 @@ describe('HL7 text escaping', () => {
     expect(hl7Unescape('caf\\XE9\\', { encoding: 'utf8' })).toBe('café');
     expect(hl7Unescape('5 \\XA4\\', { encoding: 'latin9' })).toBe('5 €');
     expect(hl7Unescape('caf\\XE9\\', { encoding: 'latin1' })).toBe('café');
+  });
+  test('8859/1 is read as windows-1252 and every byte goes back as itself (the ACK mirrors header fields byte for byte)', () => {
+    const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+    const text = decodeLatin1(all);
+    expect(text.slice(0x93, 0x97)).toBe('\u201C\u201D\u2022\u2013');
+    expect(text.charCodeAt(0x81)).toBe(0x81);
+    expect([...text].map(latin1Byte)).toEqual([...all]);
   });
   test('formatting that separates words keeps them apart: \\.sk\\ is spaces, \\.ce\\ ends the line', () => {
     expect(hl7Unescape('left\\.sk\\frontal \\.sk3\\lobe')).toBe('left frontal    lobe');

@@ -4,7 +4,7 @@
 // no OBR, no accession number, no report text, an unusable result status), a reason code for metrics and the
 // rejected store, the HL7 error code (table 0357) and location for ERR, and words that never quote the message.
 import { Hl7Message, type Hl7Segment } from '@medplum/core';
-import { Hl7CharsetSwitch, hl7Unescape, type Hl7TextEncoding } from '../../../shared/hl7-text';
+import { decodeLatin1, Hl7CharsetSwitch, hl7Unescape, type Hl7TextEncoding } from '../../../shared/hl7-text';
 import type { StoredReport } from '../../../shared/reports';
 import { controlCharacterIn, hasText } from '../free-text';
 import { beginsMessage } from './batch';
@@ -78,8 +78,8 @@ export function charsetOf(msh18: string): { name: string; encoding: MessageEncod
   const encoding = Object.hasOwn(CHARSETS, name) ? CHARSETS[name] : undefined;
   return encoding ? { name, encoding } : undefined;
 }
-// The runtime's ISO 8859-15 table (WHATWG's 'iso-8859-15' is exactly that; its 'iso-8859-1' label is windows-1252,
-// so 8859/1 is read by Buffer's latin1 instead).
+// The runtime's ISO 8859-15 table (WHATWG's 'iso-8859-15' is exactly that). 8859/1 is read as windows-1252, its
+// superset (shared/hl7-text.ts decodeLatin1).
 const LATIN9 = new TextDecoder('iso-8859-15');
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -104,7 +104,7 @@ export function decodeMessage(bytes: Buffer): string {
     throw new OruProblem('AE', 'unsupported-charset', 'MSH-18 names a character set this interface does not read (use UNICODE UTF-8 or 8859/1)', '103', 'MSH^1^18');
   }
   const { name: charset, encoding } = declared;
-  if (encoding === 'latin1') return bytes.toString('latin1');
+  if (encoding === 'latin1') return decodeLatin1(bytes);
   if (encoding === 'latin9') return LATIN9.decode(bytes);
   try {
     return UTF8.decode(bytes);

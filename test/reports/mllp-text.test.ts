@@ -1,0 +1,38 @@
+// Report text as RIS really encode it, over real MLLP with real Redis: the bytes a RIS writes under the character set
+// it names in MSH-18, read back from what was stored, word for word.
+import { readReport, reportKeys } from '../../shared/reports';
+import { hl7Segment } from '../../shared/hl7-text';
+import { mllpExchange, msa, receiveStudy, scoreStudy, startFeed, waitFor, type Feed } from './helpers';
+import { Hl7Message } from '@medplum/core';
+
+let feed: Feed;
+beforeAll(async () => {
+  feed = await startFeed();
+});
+afterAll(async () => {
+  await feed?.stop();
+});
+
+async function study(uid: string, accession: string): Promise<void> {
+  await receiveStudy(feed.client, uid, accession);
+  await scoreStudy(feed.client, uid);
+  await waitFor(async () => (await feed.client.sismember(reportKeys.accession(accession), uid)) === 1, 'the study indexed');
+}
+
+test('8859/1 from a Windows RIS: typographic quotes and dashes (windows-1252 bytes 0x80-0x9F) are stored as the characters, not C1 controls', async () => {
+  await study('1.2.6.1', 'ACCTX1');
+  const header = [
+    hl7Segment('MSH', { 3: 'RIS', 4: 'NT_SYNTH', 5: 'NEUROTRIAGE', 7: '20260105120000', 9: 'ORU^R01^ORU_R01', 10: 'TX1', 11: 'P', 12: '2.5.1', 18: '8859/1' }),
+    hl7Segment('OBR', { 1: '1', 3: 'ACCTX1', 4: 'MRBRAIN^MRI brain^L', 25: 'F' }),
+    'OBX|1|TX|REP^Report^L||',
+  ].join('\r');
+  // "Lésion 2–3 mm, “stable”; ±1 µl at 37 °C" as PowerScribe text reaches a Windows RIS: cp1252 en dash (0x96) and
+  // quotes (0x93, 0x94) beside 8859-1 letters that are the same byte in both.
+  const text = Buffer.from([
+    ...Buffer.from('L'), 0xe9, ...Buffer.from('sion 2'), 0x96, ...Buffer.from('3 mm, '), 0x93, ...Buffer.from('stable'), 0x94,
+    ...Buffer.from('; '), 0xb1, ...Buffer.from('1 '), 0xb5, ...Buffer.from('l at 37 '), 0xb0, ...Buffer.from('C'),
+  ]);
+  const [reply] = await mllpExchange(feed.port, Buffer.concat([Buffer.from(header, 'latin1'), text, Buffer.from('||||||F', 'latin1')]));
+  expect(msa(Hl7Message.parse(reply.toString('latin1')), 1)).toBe('AA');
+  expect((await readReport(feed.client, '1.2.6.1'))?.text).toBe('Lésion 2–3 mm, “stable”; ±1 µl at 37 °C');
+});

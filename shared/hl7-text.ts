@@ -62,7 +62,16 @@ export function decodeLatin1(bytes: Uint8Array): string {
     const chunk = bytes.subarray(i, i + 8192);
     out += String.fromCharCode(...chunk);
   }
-  return out.replace(/[\u0080-\u009F]/g, (c) => CP1252_HIGH[c.charCodeAt(0) - 0x80] || c);
+  return c1AsWindows1252(out);
+}
+
+/**
+ * C1 code points (U+0080-U+009F) -> the windows-1252 characters of those bytes. Report text never means a C1
+ * control; it holds them when windows-1252 was read as ISO 8859-1 on the way (an engine that re-encodes to UTF-8,
+ * a RIS that says 8859/15), and "2\u00963 mm" then reads "23 mm". The five bytes windows-1252 leaves undefined stay.
+ */
+export function c1AsWindows1252(text: string): string {
+  return text.replace(/[\u0080-\u009F]/g, (c) => CP1252_HIGH[c.charCodeAt(0) - 0x80] || c);
 }
 
 /** The byte decodeLatin1 reads as this character, or undefined (the writer then substitutes). */

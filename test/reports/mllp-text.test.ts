@@ -36,3 +36,26 @@ test('8859/1 from a Windows RIS: typographic quotes and dashes (windows-1252 byt
   expect(msa(Hl7Message.parse(reply.toString('latin1')), 1)).toBe('AA');
   expect((await readReport(feed.client, '1.2.6.1'))?.text).toBe('Lésion 2–3 mm, “stable”; ±1 µl at 37 °C');
 });
+
+test('windows-1252 quotes and dashes that reach us as C1 code points (UTF-8 from an engine that read cp1252 as 8859-1; 8859/15) are stored as the characters', async () => {
+  await study('1.2.6.2', 'ACCTX2');
+  await study('1.2.6.3', 'ACCTX3');
+  const message = (accession: string, controlId: string, charset: string, text: Buffer) => Buffer.concat([
+    Buffer.from([
+      hl7Segment('MSH', { 3: 'RIS', 4: 'NT_SYNTH', 5: 'NEUROTRIAGE', 7: '20260105120000', 9: 'ORU^R01^ORU_R01', 10: controlId, 11: 'P', 12: '2.5.1', 18: charset }),
+      hl7Segment('OBR', { 1: '1', 3: accession, 4: 'MRBRAIN^MRI brain^L', 25: 'F' }),
+      'OBX|1|TX|REP^Report^L||',
+    ].join('\r'), 'latin1'),
+    text, Buffer.from('||||||F'),
+  ]);
+  // U+0093 U+0094 U+0096 U+0092 written as UTF-8: what "“stable”, 2–3 mm, patient’s" becomes after cp1252 bytes were
+  // read as ISO 8859-1 and written out as UTF-8.
+  const utf8 = Buffer.from('\u0093stable\u0094, 2\u00963 mm, patient\u0092s', 'utf8');
+  const [a] = await mllpExchange(feed.port, message('ACCTX2', 'TX2', 'UNICODE UTF-8', utf8));
+  expect(msa(Hl7Message.parse(a.toString('utf8')), 1)).toBe('AA');
+  expect((await readReport(feed.client, '1.2.6.2'))?.text).toBe('“stable”, 2–3 mm, patient’s');
+  const latin9 = Buffer.from([0x32, 0x96, 0x33, 0x20, 0x6d, 0x6d, 0x20, 0xa4]);
+  const [b] = await mllpExchange(feed.port, message('ACCTX3', 'TX3', '8859/15', latin9));
+  expect(msa(Hl7Message.parse(b.toString('latin1')), 1)).toBe('AA');
+  expect((await readReport(feed.client, '1.2.6.3'))?.text).toBe('2–3 mm €');
+});

@@ -4,7 +4,7 @@
 // no OBR, no accession number, no report text, an unusable result status), a reason code for metrics and the
 // rejected store, the HL7 error code (table 0357) and location for ERR, and words that never quote the message.
 import { Hl7Message, type Hl7Segment } from '@medplum/core';
-import { decodeLatin1, Hl7CharsetSwitch, hl7Unescape, type Hl7TextEncoding } from '../../../shared/hl7-text';
+import { c1AsWindows1252, decodeLatin1, Hl7CharsetSwitch, hl7Unescape, type Hl7TextEncoding } from '../../../shared/hl7-text';
 import type { StoredReport } from '../../../shared/reports';
 import { controlCharacterIn, hasText } from '../free-text';
 import { beginsMessage } from './batch';
@@ -153,7 +153,8 @@ function unescapeIn(value: string, encoding: MessageEncoding, location: string):
 function fieldText(seg: Hl7Segment, n: number, context: TextContext, location: string): string {
   const value = seg.getField(n);
   if (!value) return '';
-  return value.components.map((rep) => unescapeIn(rep.join(context.componentSeparator), context.encoding, location)).join('\n');
+  // Quotes and dashes that reached us as C1 code points (windows-1252 read as 8859-1 on the way) are read as meant.
+  return value.components.map((rep) => c1AsWindows1252(unescapeIn(rep.join(context.componentSeparator), context.encoding, location))).join('\n');
 }
 
 interface TextContext {

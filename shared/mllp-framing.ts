@@ -91,7 +91,7 @@ export class MllpDecoder {
 
   private finish(): Frame {
     this.inFrame = false;
-    const bytes = Buffer.concat(this.parts);
+    const bytes = withoutLeader(Buffer.concat(this.parts));
     this.parts = [];
     if (this.oversize) return { kind: 'oversize', head: bytes.subarray(0, this.headBytes), totalBytes: this.size };
     return { kind: 'message', bytes };
@@ -101,4 +101,15 @@ export class MllpDecoder {
 /** One reply in MLLP framing. */
 export function mllpFrame(payload: Buffer): Buffer {
   return Buffer.concat([Buffer.from([VT]), payload, Buffer.from([FS, CR])]);
+}
+
+/**
+ * The frame without what some senders write before the message's first segment: a UTF-8 byte order mark (Windows
+ * engines, a sender fed from files) and line breaks. Neither is part of an HL7 message, and with them the frame did
+ * not begin MSH (or FHS/BHS) and a valid message was refused AR bad-msh.
+ */
+function withoutLeader(bytes: Buffer): Buffer {
+  let start = bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  while (start < bytes.length && (bytes[start] === CR || bytes[start] === LF)) start += 1;
+  return start === 0 ? bytes : bytes.subarray(start);
 }

@@ -59,3 +59,18 @@ test('windows-1252 quotes and dashes that reach us as C1 code points (UTF-8 from
   expect(msa(Hl7Message.parse(b.toString('latin1')), 1)).toBe('AA');
   expect((await readReport(feed.client, '1.2.6.3'))?.text).toBe('2–3 mm €');
 });
+
+test('a frame whose message is preceded by a UTF-8 byte order mark or a line break (Windows engines, file-fed senders) is read, not refused AR bad-msh', async () => {
+  await study('1.2.6.4', 'ACCTX4');
+  const message = (controlId: string, text: string) => Buffer.from([
+    hl7Segment('MSH', { 3: 'RIS', 4: 'NT_SYNTH', 5: 'NEUROTRIAGE', 7: '20260105120000', 9: 'ORU^R01^ORU_R01', 10: controlId, 11: 'P', 12: '2.5.1', 18: 'UNICODE UTF-8' }),
+    hl7Segment('OBR', { 1: '1', 3: 'ACCTX4', 4: 'MRBRAIN^MRI brain^L', 25: 'F' }),
+    hl7Segment('OBX', { 1: '1', 2: 'TX', 3: 'REP^Report^L', 5: text, 11: 'F' }),
+  ].join('\r'), 'utf8');
+  const [bom] = await mllpExchange(feed.port, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), message('TX4', 'Läsion frontal.')]));
+  expect([msa(Hl7Message.parse(bom.toString('utf8')), 1), msa(Hl7Message.parse(bom.toString('utf8')), 2)]).toEqual(['AA', 'TX4']);
+  expect((await readReport(feed.client, '1.2.6.4'))?.text).toBe('Läsion frontal.');
+  const [crlf] = await mllpExchange(feed.port, Buffer.concat([Buffer.from('\r\n'), message('TX5', 'Läsion parietal.')]));
+  expect(msa(Hl7Message.parse(crlf.toString('utf8')), 1)).toBe('AA');
+  expect((await readReport(feed.client, '1.2.6.4'))?.text).toBe('Läsion parietal.');
+});

@@ -66,3 +66,14 @@ test('a cancelled report (OBR-25 X, often without text) is taken and withdraws t
   expect([res.statusCode, res.json().status, res.json().text]).toEqual([200, 'X', 'Report cancelled.']);
 });
 
+
+test('a report not yet verified (OBR-25 R, or A: some results) is taken as preliminary, not refused; the final replaces it', async () => {
+  await study('1.2.7.4', 'ACCST4');
+  for (const status of ['R', 'A']) {
+    const ack = await send(feed.port, oru('ACCST4', `ST4-${status}`, status, [`Dictated, not signed (${status}).`]));
+    expect(msa(ack, 1)).toBe('AA');
+    expect(await readReport(feed.client, '1.2.7.4')).toMatchObject({ status: 'P', text: `Dictated, not signed (${status}).` });
+  }
+  expect(msa(await send(feed.port, oru('ACCST4', 'ST4-F', 'F', ['Signed.'])), 1)).toBe('AA');
+  expect(await readReport(feed.client, '1.2.7.4')).toMatchObject({ status: 'F', text: 'Signed.' });
+});

@@ -203,7 +203,8 @@ function accessionOf(g: Group, fields: readonly AccessionField[], encoding: Mess
 
 export const hasControlCharacters = (s: string): boolean => controlCharacterIn(s, { identifier: true }) !== null;
 
-const STATUSES: Record<string, StoredReport['status']> = { F: 'F', C: 'C', P: 'P', X: 'X' };
+// R (results stored, not yet verified) and A (some results available) are reports not yet signed: preliminary.
+const STATUSES: Record<string, StoredReport['status']> = { F: 'F', C: 'C', P: 'P', R: 'P', A: 'P', X: 'X' };
 
 /** OBR-25, else OBX-11 of the order's first text OBX: upper case, trimmed, as sent. */
 const rawStatusOf = (g: Group): string => (component(g.obr, 25, 1) || component(g.firstObx, 11, 1)).trim().toUpperCase();
@@ -357,7 +358,7 @@ function readOru(message: Hl7Message, rules: OruRules): ParsedOru {
     if (!status) {
       throw new OruProblem(
         'AE', 'bad-status',
-        rawStatus ? `OBR-25 result status ${printable(rawStatus)} is not F (final), C (corrected), P (preliminary) or X (cancelled)` : 'OBR-25 (result status) is empty',
+        rawStatus ? `OBR-25 result status ${printable(rawStatus)} is not F (final), C (corrected), P, R or A (preliminary) or X (cancelled)` : 'OBR-25 (result status) is empty',
         rawStatus ? '103' : '101', `OBR^${g.obrIndex}^25`,
       );
     }

@@ -186,7 +186,7 @@ export async function startWorker(deps: StartWorkerDeps = {}): Promise<RunningWo
     (indexed) => indexed > 0 && log.info({ indexed }, 'untriaged index built from earlier failures'),
     (err: unknown) => log.warn({ err }, 'untriaged index backfill failed; the API keeps scanning'),
   );
-  server.setSample(() => sampleQueueDepth(queue, metrics));
+  server.setSample(() => sampleQueueDepth(queue, metrics, redis));
   worker.run().catch((err: unknown) => log.error({ err }, 'study worker stopped with an error'));
   jobsCheck = () => {
     const refusal = refusals.current();

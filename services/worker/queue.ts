@@ -341,31 +341,29 @@ export function initStudyWorker(config: WorkerConfig, deps: StudyJobDeps): Study
   return { queue, worker, handBack, refusals };
 }
 
-/** Delayed jobs read per scrape to find those past their quiet period (a backlog beyond this still pages). */
-const DUE_SCAN_MAX = 1_000;
+/** BullMQ's delayed set scores a job by the time it is due (ms epoch) times 0x1000 plus a counter (getDelayedScore.lua). */
+const DELAYED_SCORE_UNIT = 0x1000;
 
 /**
  * Samples the study queue's depth by state for the metrics scrape. A delayed job past its quiet period is ready:
  * BullMQ moves it to waiting only when a worker asks for its next job, so while every worker slot is held (scoring
  * hung, or far slower than arrivals) the backlog stayed "delayed" and nothing read as waiting. It counts as waiting.
+ * Due is read from the delayed set's score, the time BullMQ itself promotes the job at: a job's timestamp plus its
+ * quiet period is long past for one waiting out a retry's backoff, which is not ready. `redis`: the queue's
+ * connection. A count and one read, whatever the backlog.
  */
-export async function sampleQueueDepth(queue: Queue, metrics: WorkerMetrics): Promise<void> {
+export async function sampleQueueDepth(queue: Queue, metrics: WorkerMetrics, redis: Redis): Promise<void> {
   const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized');
   const now = Date.now();
-  // A job became ready at its timestamp plus its delay (the quiet period); delayed jobs come earliest due first.
-  const readyAt = (j: Job) => j.timestamp + (j.opts.delay ?? 0);
-  let due = 0;
-  let firstDue: number | undefined;
-  for (let start = 0; start < Math.min(counts.delayed ?? 0, DUE_SCAN_MAX); start += 100) {
-    const page = (await queue.getJobs(['delayed'], start, start + 99, true)).filter(Boolean);
-    const ready = page.filter((j) => readyAt(j) <= now);
-    firstDue ??= ready.length ? readyAt(ready[0]) : undefined;
-    due += ready.length;
-    if (ready.length < page.length || page.length === 0) break;
-  }
+  // Due at or before now: scheduled strictly before now + 1 ms, as promoteDelayedJobs.lua promotes them.
+  const due = Math.min(counts.delayed ?? 0, await queue.getDelayedCount(now + 1));
+  const [, earliest] = due > 0 ? await redis.zrange(queue.toKey('delayed'), '0', '0', 'WITHSCORES') : [];
+  const firstDue = earliest === undefined ? undefined : Math.floor(Number(earliest) / DELAYED_SCORE_UNIT);
   counts.waiting = (counts.waiting ?? 0) + due;
   counts.delayed = (counts.delayed ?? 0) - due;
   for (const [state, n] of Object.entries(counts)) metrics.queueDepth.set({ state }, n);
+  // A job became ready at its timestamp plus its delay (the quiet period).
+  const readyAt = (j: Job) => j.timestamp + (j.opts.delay ?? 0);
   const [waiting] = await queue.getJobs(['waiting'], 0, 0, true);
   const [prioritized] = await queue.getJobs(['prioritized'], 0, 0, true);
   const readySince = [...[waiting, prioritized].filter(Boolean).map(readyAt), ...(firstDue === undefined ? [] : [firstDue])];

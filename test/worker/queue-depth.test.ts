@@ -2,7 +2,7 @@
 // BullMQ moves a delayed job to waiting only when a worker asks for its next job, so a study past its quiet period
 // stayed "delayed" and NeurotriageQueueBackingUp (waiting + prioritized) never saw the backlog. Real Redis, no
 // worker fetching: sampleQueueDepth called directly.
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import { connectRedis } from '../../shared/redis';
 import { SCORE_STUDY_JOB, STUDY_QUEUE, type StudyJobData } from '../../shared/studies';
 import { createWorkerMetrics } from '../../services/worker/metrics';
@@ -33,7 +33,7 @@ describe('queue depth sampled for the metrics scrape', () => {
       await new Promise((r) => setTimeout(r, 1_200));
 
       const metrics = createWorkerMetrics({ defaultMetrics: false });
-      await sampleQueueDepth(queue, metrics);
+      await sampleQueueDepth(queue, metrics, client);
       const text = await metrics.registry.metrics();
       expect(text).toMatch(/neurotriage_worker_queue_jobs\{state="waiting"\} 2\n/);
       expect(text).toMatch(/neurotriage_worker_queue_jobs\{state="delayed"\} 1\n/);
@@ -41,6 +41,28 @@ describe('queue depth sampled for the metrics scrape', () => {
       expect(age).toBeGreaterThanOrEqual(1);
       expect(age).toBeLessThan(5);
     } finally {
+      await queue.close();
+    }
+  });
+  it('leaves a job waiting out a retry backoff as delayed: its quiet period is long over, the job is not ready', async () => {
+    const queue = new Queue<StudyJobData>(`${STUDY_QUEUE}-backoff`, { connection: client });
+    const worker = new Worker<StudyJobData>(`${STUDY_QUEUE}-backoff`, null, { connection: client, autorun: false });
+    try {
+      await queue.add(SCORE_STUDY_JOB, { StudyInstanceUID: '1.2.3.4', storageKey: 'store/1.2.3.4', traceId: 't-4' }, { jobId: 'study-1.2.3.4', delay: 50 });
+      await new Promise((r) => setTimeout(r, 200));
+      // Fetched once, failed transiently and put back for an hour (the worker's own backoff does job.moveToDelayed).
+      const job = await worker.getNextJob('token-1');
+      expect(job?.id).toBe('study-1.2.3.4');
+      await job!.moveToDelayed(Date.now() + 3_600_000, 'token-1');
+
+      const metrics = createWorkerMetrics({ defaultMetrics: false });
+      await sampleQueueDepth(queue, metrics, client);
+      const text = await metrics.registry.metrics();
+      expect(text).toMatch(/neurotriage_worker_queue_jobs\{state="waiting"\} 0\n/);
+      expect(text).toMatch(/neurotriage_worker_queue_jobs\{state="delayed"\} 1\n/);
+      expect(text).toMatch(/^neurotriage_worker_queue_oldest_job_age_seconds 0$/m);
+    } finally {
+      await worker.close();
       await queue.close();
     }
   });

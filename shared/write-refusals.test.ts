@@ -44,9 +44,9 @@ test('a worker closing during a pause is not resumed', () => {
   expect(w.paused).toBe(1);
 });
 
-test('current() names the refusal from the first refused write until two pauses pass without another', () => {
+test('current() names the refusal from the first refused write until two pauses and the longest wait for a job pass without another', () => {
   const w = fakeWorker();
-  const refusals = handleWorkerErrors(w as unknown as Worker, () => undefined, 1000);
+  const refusals = handleWorkerErrors(w as unknown as Worker, () => undefined, 1000, 2000);
   expect(refusals.current()).toBeUndefined();
   w.emit('error', new Error('boom'));
   expect(refusals.current()).toBeUndefined();
@@ -55,9 +55,10 @@ test('current() names the refusal from the first refused write until two pauses 
   // Resumed after the pause, the fetch meets the refusal again: still refusing across the resume.
   jest.advanceTimersByTime(1000);
   w.emit('error', new Error('OOM command not allowed when used memory > maxmemory'));
-  jest.advanceTimersByTime(1500);
+  // An idle worker waits for a job before it asks Redis again: a pause and that wait without a refusal is not enough.
+  jest.advanceTimersByTime(3500);
   expect(refusals.current()).toBe('Redis is out of memory (maxmemory) and refuses writes');
-  // Two pauses with no refused write: Redis takes writes again.
+  // Two pauses and the wait with no refused write: Redis takes writes again.
   jest.advanceTimersByTime(600);
   expect(refusals.current()).toBeUndefined();
 });

@@ -12,11 +12,19 @@ import { redisRefusal } from './health';
 /** How long a worker stops fetching jobs after Redis refused a write. */
 export const WRITES_REFUSED_PAUSE_MS = 5_000;
 
+/**
+ * The longest an idle BullMQ worker waits on Redis for a job before it asks again (its block timeout: drainDelay,
+ * 5 s, or up to the next delayed job's time, capped at 10 s). A worker Redis refuses meets the refusal once per
+ * pause plus this wait, not once per pause.
+ */
+export const MAX_FETCH_WAIT_MS = 10_000;
+
 export interface WriteRefusals {
   /**
-   * The refusal in words while the worker cannot take jobs for it: from the first refused write until two pauses
-   * have gone by without another (fetching resumes after each pause and meets the refusal again at once while it
-   * lasts). Undefined otherwise. For readiness: a worker Redis refuses answers PING but can take no job.
+   * The refusal in words while the worker cannot take jobs for it: from the first refused write until two pauses and
+   * the longest wait for a job (MAX_FETCH_WAIT_MS) have gone by without another (fetching resumes after each pause,
+   * waits for a job and meets the refusal again while it lasts: with two pauses alone, an idle worker read as ready
+   * for a moment between refusals). Undefined otherwise. For readiness: a worker Redis refuses answers PING but can take no job.
    */
   current(): string | undefined;
 }
@@ -30,6 +38,7 @@ export function handleWorkerErrors(
   worker: Worker<any, any>,
   onError: (err: Error, refusal: string | undefined) => void,
   pauseMs = WRITES_REFUSED_PAUSE_MS,
+  fetchWaitMs = MAX_FETCH_WAIT_MS,
 ): WriteRefusals {
   let timer: NodeJS.Timeout | undefined;
   let closing = false;
@@ -52,5 +61,5 @@ export function handleWorkerErrors(
       if (!closing) void worker.resume().catch(() => undefined);
     }, pauseMs);
   });
-  return { current: () => (last && Date.now() - last.at < 2 * pauseMs ? last.refusal : undefined) };
+  return { current: () => (last && Date.now() - last.at < 2 * pauseMs + fetchWaitMs ? last.refusal : undefined) };
 }

@@ -81,6 +81,13 @@ test('Redis refusing writes at start: the worker waits saying so, then is ready 
       return r.status === 503 ? r : undefined;
     }, 30_000, 200);
     expect(notReady.checks).toMatchObject({ redis: { ok: true }, jobs: { ok: false, detail: 'Redis is out of memory (maxmemory) and refuses writes: fetching study jobs paused' } });
+    // Redis still full: the worker stays not ready (a probe never sees it ready while it can take no job).
+    const seen: number[] = [];
+    for (const until = Date.now() + 40_000; Date.now() < until;) {
+      seen.push((await readyz()).status);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(seen.filter((s) => s === 200).length).toBe(0);
   } finally {
     await client.config('SET', 'maxmemory', '0');
   }

@@ -2,7 +2,8 @@
 // browser keeps at most 6 connections to one host) with a real Redis. Each tab's own live stream held one of those
 // connections for good, so a 7th tab never loaded. The tabs signed in with one token now share one stream: every
 // tab loads, every tab gets each change, and when the tab holding the stream closes another takes it over. A tab
-// signed in with another token keeps a stream of its own.
+// signed in with another token keeps a stream of its own. The same holds on plain http:// to a host name (a ward's
+// internal network), where the page is not a secure context and has neither Web Locks nor crypto.subtle.
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -19,6 +20,7 @@ let app: FastifyInstance;
 let browser: Browser;
 let context: BrowserContext;
 let base: string;
+let port: number;
 
 const uid = (n: number) => `1.2.826.0.1.3680043.10.81.${n}`;
 const TABS = 8;
@@ -30,8 +32,10 @@ beforeAll(async () => {
   await writeResult(redis, { uid: uid(1), priority: 'ROUTINE', receivedAt: Date.now() - 600_000, looksLike: 'normal brain', accession: 'A24-30001' });
   app = await build(testDeps(redis));
   await app.listen({ host: '127.0.0.1', port: 0 });
-  base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  browser = await launchChromium();
+  port = (app.server.address() as AddressInfo).port;
+  base = `http://127.0.0.1:${port}`;
+  // nt-ward.test reaches the same loopback app by a name, as a hospital's http://neurotriage.hospital.local would.
+  browser = await launchChromium({ hostRules: 'MAP nt-ward.test 127.0.0.1' });
   context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
 }, 60_000);
 
@@ -46,12 +50,12 @@ afterAll(async () => {
 const openStreams = async () => (await app.metrics.sseClients.get()).values[0]?.value ?? 0;
 
 /** A tab of the one browser context, signed in; counts the live streams it asked for. */
-async function tab(token: string): Promise<{ page: Page; streams: () => number }> {
-  const page = await context.newPage();
+async function tab(token: string, where = { context, base }): Promise<{ page: Page; streams: () => number }> {
+  const page = await where.context.newPage();
   let streams = 0;
   page.on('request', (r) => { if (r.url().endsWith('/api/v1/events')) streams += 1; });
   // A page that waits behind six open streams never loads: fail on it in seconds, not at the test's timeout.
-  await page.goto(base, { timeout: 10_000 });
+  await page.goto(where.base, { timeout: 10_000 });
   await page.fill('#token', token);
   await page.click('#login-form button[type=submit]');
   await page.locator('#worklist tbody tr').first().waitFor({ timeout: 10_000 });
@@ -85,6 +89,59 @@ test(`${TABS} tabs with one token all load and share one stream; each change rea
   await writeResult(redis, { uid: uid(3), priority: 'URGENT', receivedAt: Date.now(), looksLike: 'enhancing mass lesion', flagged: ['mass'], accession: 'A24-30003' }, true);
   for (const t of [...rest, other]) await row(t.page, 3).waitFor({ timeout: 5_000 });
   expect(await openStreams()).toBe(2);
+}, 120_000);
+
+test(`on plain http:// to a host name (not a secure context) ${TABS} tabs still all load and share one stream, also after the tab holding it closes or crashes`, async () => {
+  const ward = { context: await browser.newContext({ viewport: { width: 1280, height: 720 } }), base: `http://nt-ward.test:${port}` };
+  try {
+    const before = await openStreams();
+    const tabs = [];
+    for (let i = 0; i < TABS; i++) tabs.push(await tab(TOKENS[0].token, ward));
+    expect(await tabs[0].page.evaluate('window.isSecureContext')).toBe(false);
+    expect(await openStreams()).toBe(before + 1);
+    expect(tabs.reduce((n, t) => n + t.streams(), 0)).toBe(1);
+    // The election settles: no tab claims the stream again while its holder is there.
+    await new Promise((r) => setTimeout(r, 4_000));
+    expect(tabs.reduce((n, t) => n + t.streams(), 0)).toBe(1);
+    expect(await openStreams()).toBe(before + 1);
+
+    await writeResult(redis, { uid: uid(5), priority: 'STAT', receivedAt: Date.now(), looksLike: 'acute infarct restricted diffusion', flagged: ['acute_infarct'], accession: 'A24-30005' }, true);
+    for (const t of tabs) await row(t.page, 5).waitFor({ timeout: 5_000 });
+
+    // The tab holding the stream closes: another takes it over, the rest stay live and get the next change.
+    const holder = tabs.find((t) => t.streams() === 1)!;
+    await holder.page.close();
+    const rest = tabs.filter((t) => t !== holder);
+    for (let i = 0; i < 400 && rest.every((t) => t.streams() === 0); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(rest.reduce((n, t) => n + t.streams(), 0)).toBe(1);
+    for (let i = 0; i < 200 && (await openStreams()) !== before + 1; i++) await new Promise((r) => setTimeout(r, 25));
+    for (const t of rest) await t.page.locator('#live', { hasText: /^Live$/ }).waitFor({ timeout: 5_000 });
+    await writeResult(redis, { uid: uid(6), priority: 'URGENT', receivedAt: Date.now(), looksLike: 'enhancing mass lesion', flagged: ['mass'], accession: 'A24-30006' }, true);
+    for (const t of rest) await row(t.page, 6).waitFor({ timeout: 5_000 });
+    expect(await openStreams()).toBe(before + 1);
+
+    // The new holder's page crashes (no word to the others): after a few seconds' silence another takes over.
+    const crashed = rest.find((t) => t.streams() === 1)!;
+    const cdp = await ward.context.newCDPSession(crashed.page);
+    const gone = new Promise((r) => crashed.page.once('crash', r));
+    void cdp.send('Page.crash').catch(() => undefined);
+    await gone;
+    const left = rest.filter((t) => t !== crashed);
+    for (let i = 0; i < 400 && left.every((t) => t.streams() === 0); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(left.reduce((n, t) => n + t.streams(), 0)).toBe(1);
+    for (const t of left) await t.page.locator('#live', { hasText: /^Live$/ }).waitFor({ timeout: 5_000 });
+    await writeResult(redis, { uid: uid(7), priority: 'STAT', receivedAt: Date.now(), looksLike: 'acute infarct restricted diffusion', flagged: ['acute_infarct'], accession: 'A24-30007' }, true);
+    for (const t of left) await row(t.page, 7).waitFor({ timeout: 5_000 });
+    for (let i = 0; i < 200 && (await openStreams()) !== before + 1; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(await openStreams()).toBe(before + 1);
+
+    // Another token on the same page: never fed from this token's channel, it opens a stream of its own.
+    const other = await tab(TOKENS[1].token, ward);
+    expect(other.streams()).toBe(1);
+    expect(await openStreams()).toBe(before + 2);
+  } finally {
+    await ward.context.close();
+  }
 }, 120_000);
 
 test('the shared stream interrupted (the API stopped and started again): every tab says so, then reconnects with the list current', async () => {

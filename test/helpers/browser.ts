@@ -1,10 +1,17 @@
 // Debian's Chromium for the page tests, driven by playwright-core (no browser download).
 import { chromium, type Browser, type Page } from 'playwright-core';
 
-export function launchChromium(): Promise<Browser> {
+/**
+ * `hostRules`: Chromium's --host-resolver-rules (e.g. `MAP nt-ward.test 127.0.0.1`), to reach the loopback app by a
+ * host name: a page on plain http:// to a name other than localhost is not a secure context, as on a ward network.
+ */
+export function launchChromium(opts: { hostRules?: string } = {}): Promise<Browser> {
   return chromium.launch({
     executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+      ...(opts.hostRules ? [`--host-resolver-rules=${opts.hostRules}`] : []),
+    ],
   });
 }
 

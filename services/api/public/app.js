@@ -406,16 +406,16 @@ function scheduleRefresh() {
 
 // ---------- live updates ----------
 // Over HTTP/1.1 a browser keeps at most 6 connections to one host, and a stream holds one for good: with a stream
-// per tab, a 7th tab never loaded. The tabs of this browser signed in with the same token share one stream: the tab
-// that holds a Web Lock named after a hash of the token (never the token) reads it and passes each event and each
-// change of the stream's state to the others on a BroadcastChannel of the same name; when it signs out, closes or
-// crashes, the lock and the stream pass to another tab. A tab with another token has another name, so it never
-// gets this token's events. Without Web Locks, BroadcastChannel or crypto.subtle (not a secure context), a tab
-// opens a stream of its own.
+// per tab, a 7th tab never loaded. The tabs of this browser signed in with the same token share one stream: one tab
+// holds it and passes each event and each change of the stream's state to the others on a BroadcastChannel named
+// after a hash of the token (never the token); when it signs out, closes or crashes, another tab takes it over. The
+// holder is the tab holding a Web Lock of that name where the page has Web Locks (a secure context), else the tab
+// elected on the channel itself (plain http:// to a host name: see leadOnChannel). A tab with another token has
+// another name, so it never gets this token's events. Without BroadcastChannel a tab opens a stream of its own.
 let live = null;
-/** This tab's place among the tabs sharing a stream: { channel, lead, leading, last, heard, live, stale, watchdog }. */
+/** This tab's place among the tabs sharing a stream: { channel, lead, leading, last, heard, live, stale, watchdog, elect }. */
 let shared = null;
-const canShare = () => typeof BroadcastChannel === 'function' && Boolean(navigator.locks) && Boolean(globalThis.crypto?.subtle);
+const canShare = () => typeof BroadcastChannel === 'function';
 
 function setLive(text, ok) {
   const node = $('#live');
@@ -473,32 +473,145 @@ function stopLive() {
   if (!shared) return;
   clearInterval(shared.watchdog);
   shared.lead.abort();
-  shared.channel.close();
+  shared.channel?.close();
   shared = null;
 }
 
+// SHA-256 (FIPS 180-4) in plain JS: crypto.subtle exists only in a secure context, and the name must be the same in
+// every tab of the token whichever page made it.
+const SHA256_K = [
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01,
+  0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc,
+  0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
+  0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08,
+  0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
+  0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+];
+function sha256Hex(text) {
+  const bytes = new TextEncoder().encode(text);
+  // Big-endian words: the bytes, a 1 bit, zeros, and the length in bits in the last word (texts under 512 MiB).
+  const words = new Uint32Array(((bytes.length + 8) >> 6) * 16 + 16);
+  bytes.forEach((b, i) => { words[i >> 2] |= b << (24 - 8 * (i & 3)); });
+  words[bytes.length >> 2] |= 0x80 << (24 - 8 * (bytes.length & 3));
+  words[words.length - 1] = bytes.length * 8;
+  const rotr = (x, n) => (x >>> n) | (x << (32 - n));
+  const w = new Uint32Array(64);
+  let h = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+  for (let at = 0; at < words.length; at += 16) {
+    for (let t = 0; t < 64; t++) {
+      if (t < 16) w[t] = words[at + t];
+      else w[t] = (rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >>> 3)) + (rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >>> 10)) + w[t - 7] + w[t - 16];
+    }
+    let [a, b, c, d, e, f, g, k] = h;
+    for (let t = 0; t < 64; t++) {
+      const t1 = (k + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + SHA256_K[t] + w[t]) | 0;
+      const t2 = ((rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+      [k, g, f, e, d, c, b, a] = [g, f, e, (d + t1) | 0, c, b, a, (t1 + t2) | 0];
+    }
+    const out = [a, b, c, d, e, f, g, k];
+    h = h.map((v, i) => (v + out[i]) | 0);
+  }
+  return h.map((v) => (v >>> 0).toString(16).padStart(8, '0')).join('');
+}
+
 /** A name for the token's shared stream: a hash, so the token is never a lock's or channel's name. */
-async function liveName(token) {
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(`neurotriage.live:${token}`));
-  return `neurotriage.live.${[...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
+const liveName = (token) => `neurotriage.live.${sha256Hex(`neurotriage.live:${token}`)}`;
+
+/** A random id for this tab among those sharing a stream (crypto.randomUUID needs a secure context). */
+const tabId = () => [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
+
+/**
+ * Without Web Locks (not a secure context) the tabs elect the holder on the channel itself. The holder says 'lead'
+ * every second. A tab that has just opened, heard 'bye' (the holder signed out or closed) or not heard 'lead' for
+ * 3 s (the holder crashed or froze) claims the stream, and takes it unless within 0.5 s a holder answers (a holder
+ * answers a claim at once, even while the browser throttles its timers in the background) or a tab with a lower id
+ * claims too. Two holders at once (a frozen holder back, a holder too busy to answer) both pass on the same events,
+ * which is harmless, and last until one hears the other's 'lead': the later claim (its term is higher), or else the
+ * lower id, keeps the stream and the other closes its own.
+ */
+function leadOnChannel(mine, lead) {
+  let term = 0;
+  let seen = 0;
+  let claim = null;
+  const say = (type, t = term) => mine.channel.postMessage({ type, from: mine.id, term: t });
+  const backOff = () => { clearTimeout(claim); claim = null; };
+  const stake = () => {
+    if (claim || mine.leading) return;
+    const mineTerm = term + 1;
+    say('claim', mineTerm);
+    claim = setTimeout(() => {
+      claim = null;
+      if (shared !== mine || mine.lead.signal.aborted || mine.leading) return;
+      term = mineTerm;
+      say('lead');
+      lead();
+    }, 500);
+  };
+  const stepDown = () => {
+    mine.leading = false;
+    if (live) live.abort();
+    live = null;
+    // It was the holder: what it showed is what the others heard; told again, it reloads as after a take-over.
+    mine.followed = true;
+    mine.live = mine.last?.type === 'live';
+    mine.heard = Date.now();
+  };
+  mine.elect = (m) => {
+    if (m.type === 'bye') return mine.leading || stake();
+    if (m.type === 'claim') {
+      if (mine.leading) return say('lead');
+      if (claim && m.from < mine.id) backOff();
+      return undefined;
+    }
+    if (mine.leading) {
+      if (m.term < term || (m.term === term && m.from > mine.id)) return say('lead');
+      stepDown();
+    }
+    term = Math.max(term, m.term);
+    seen = Date.now();
+    return backOff();
+  };
+  const tick = setInterval(() => {
+    if (mine.leading) say('lead');
+    else if (Date.now() - seen > 3000) stake();
+  }, 1000);
+  mine.lead.signal.addEventListener('abort', () => {
+    clearInterval(tick);
+    backOff();
+    if (mine.leading) say('bye');
+  });
+  stake();
 }
 
 function startLive() {
   stopLive();
   if (!canShare()) return openStream();
-  const token = state.token;
-  const mine = { channel: null, lead: new AbortController(), leading: false, last: null, heard: Date.now(), live: false, stale: false, watchdog: null, followed: false, id: crypto.randomUUID() };
+  const mine = { channel: null, lead: new AbortController(), leading: false, last: null, heard: Date.now(), live: false, stale: false, watchdog: null, followed: false, id: tabId(), elect: null };
   shared = mine;
-  liveName(token).then((name) => {
+  const alone = (err) => {
+    if (shared !== mine || mine.lead.signal.aborted) return;
+    console.warn('live updates not shared with other tabs', err);
+    stopLive();
+    openStream();
+  };
+  // Taken over from another tab: events may have been missed between its stream and this one.
+  const lead = () => {
     if (shared !== mine) return;
+    mine.leading = true;
+    openStream(0, mine.followed || mine.stale);
+  };
+  try {
+    const name = liveName(state.token);
     mine.channel = new BroadcastChannel(name);
     mine.channel.onmessage = ({ data }) => {
-      if (shared !== mine) return;
+      if (shared !== mine) return undefined;
+      if (data.type === 'lead' || data.type === 'claim' || data.type === 'bye') return mine.elect?.(data);
       // A tab that has just opened asks what the stream's state is; the answer is for it alone.
       if (data.type === 'hello') return mine.leading && mine.last && mine.channel.postMessage({ ...mine.last, to: data.from });
       if (data.to && data.to !== mine.id) return undefined;
       mine.followed = true;
-      fromLeader(mine, data);
+      return fromLeader(mine, data);
     };
     // The holding tab passes on the service's heartbeats: silent 45 s while live, it has stalled (as a stream
     // would). Said here, and the list reloaded when it is heard again or another tab takes the stream over.
@@ -508,23 +621,15 @@ function startLive() {
       liveSays({ type: 'down', short: 'Reconnecting…', note: null });
     }, 5000);
     mine.channel.postMessage({ type: 'hello', from: mine.id });
-    return navigator.locks.request(name, { signal: mine.lead.signal }, () => {
-      if (shared !== mine) return undefined;
-      mine.leading = true;
-      clearInterval(mine.watchdog);
-      // Taken over from another tab: events may have been missed between its stream and this one.
-      openStream(0, mine.followed || mine.stale);
+    if (!navigator.locks) return leadOnChannel(mine, lead);
+    navigator.locks.request(name, { signal: mine.lead.signal }, () => {
+      lead();
       // Held until this tab stops live updates (sign-out, another sign-in) or closes.
       return new Promise((resolve) => mine.lead.signal.addEventListener('abort', resolve));
-    });
-  }).catch((err) => {
-    if (shared !== mine || mine.lead.signal.aborted) return;
-    console.warn('live updates not shared with other tabs', err);
-    shared = null;
-    clearInterval(mine.watchdog);
-    mine.channel?.close();
-    openStream();
-  });
+    }).catch(alone);
+  } catch (err) {
+    alone(err);
+  }
   return undefined;
 }
 
@@ -1257,6 +1362,11 @@ document.addEventListener('visibilitychange', () => {
   if (document.visibilityState !== 'visible' || !state.user || state.view !== 'worklist' || $('#study').open) return;
   if (Date.now() - (state.refreshedAt ?? 0) > 60000) refreshWorklist().catch(report);
 });
+
+// A tab that closes or goes into the back-forward cache gives up at once the stream it holds for other tabs (a holder
+// elected on the channel says so), and takes its part again when it comes back from that cache.
+addEventListener('pagehide', () => stopLive());
+addEventListener('pageshow', (e) => { if (e.persisted && state.user) startLive(); });
 
 // At load only a refused token (401: api() signs out) ends the session; an unreachable or busy service keeps it and
 // tries again.

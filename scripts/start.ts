@@ -107,9 +107,10 @@ async function main(): Promise<void> {
     cancelled: () => stopping,
   });
   if (!ready) return;
-  const apiUrl = new URL(targets[2].url);
+  // Where the page answers, as it was polled (a port of 80 or 443 is left out of a URL, an IPv6 host bracketed).
+  const api = new URL('/', targets[2].url).href;
   log.info(
-    { dicom: `${config.DICOM_AE_TITLE}@${config.DICOM_HOST}:${config.DICOM_PORT}`, api: `${apiUrl.protocol}//${config.API_HOST}:${apiUrl.port}/` },
+    { dicom: `${config.DICOM_AE_TITLE}@${config.DICOM_HOST}:${config.DICOM_PORT}`, api },
     'neurotriage is running; Ctrl-C stops it',
   );
 }

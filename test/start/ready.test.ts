@@ -46,7 +46,8 @@ describe('npm start says it is running only when it is', () => {
       env: { METRICS_PORT: String(ports.listener), WORKER_METRICS_PORT: String(ports.worker), START_READY_TIMEOUT_SECONDS: '600' },
     });
     systems.push(sys);
-    await sys.waitLine(/"msg":"neurotriage is running/, 120_000);
+    const running = JSON.parse(await sys.waitLine(/"msg":"neurotriage is running/, 120_000)) as { api: string };
+    expect(running.api).toBe(`http://127.0.0.1:${ports.api}/`);
     // At once, before anything else can finish starting.
     const answers = await Promise.all(Object.values(ports).map(readyz));
     // 200 is ready as a probe takes it (the API says "degraded" with 200 while its text encoder still loads).

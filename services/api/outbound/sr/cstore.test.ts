@@ -43,8 +43,18 @@ describe('cStore against a PACS that stops answering', () => {
     };
   }
   const tcpSockets = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+  /**
+   * The process's TCP sockets before the test: a test file run earlier in this jest worker can leave some (a
+   * keep-alive connection closes seconds later). Given 10 s to close; those left are counted and subtracted.
+   */
+  async function settledSockets(): Promise<number> {
+    const until = Date.now() + 10_000;
+    while (tcpSockets() > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    return tcpSockets();
+  }
 
   it('closes its socket once the attempt has failed, so retries do not pile up open connections', async () => {
+    const before = await settledSockets();
     const pacs = await hungPacs();
     try {
       const target = { host: '127.0.0.1', port: pacs.port, callingAe: 'NEUROTRIAGE', calledAe: 'PACS', timeoutMs: 300, seriesNumber: 999, keyImages: false };
@@ -56,11 +66,11 @@ describe('cStore against a PACS that stops answering', () => {
       await new Promise((r) => setTimeout(r, 2500));
       expect(pacs.sockets.size).toBe(3);
       // What is left open is the hung PACS's side of each connection, none of ours.
-      expect(tcpSockets()).toBe([...pacs.sockets].filter((s) => !s.destroyed).length);
+      expect(tcpSockets() - before).toBe([...pacs.sockets].filter((s) => !s.destroyed).length);
     } finally {
       await pacs.close();
     }
-  });
+  }, 30_000);
 });
 
 describe('cStore against a PACS that stores the SR but never completes the release', () => {

@@ -350,7 +350,7 @@ const DELAYED_SCORE_UNIT = 0x1000;
  * hung, or far slower than arrivals) the backlog stayed "delayed" and nothing read as waiting. It counts as waiting.
  * Due is read from the delayed set's score, the time BullMQ itself promotes the job at: a job's timestamp plus its
  * quiet period is long past for one waiting out a retry's backoff, which is not ready. `redis`: the queue's
- * connection. A count and one read, whatever the backlog.
+ * connection (BullMQ 6's Queue keeps its client on a backend with no public accessor). A count and one read, whatever the backlog.
  */
 export async function sampleQueueDepth(queue: Queue, metrics: WorkerMetrics, redis: Redis): Promise<void> {
   const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized');

@@ -10,7 +10,8 @@ import path from 'node:path';
 import { loadConfig, loadSection } from '../../shared/config';
 import { STUDY_QUEUE } from '../../shared/studies';
 import { loadListenerSettings } from '../../services/listener/config';
-import { loadWorkerConfig } from '../../services/worker/config';
+import { loadWorkerConfig, WORKER_DEFAULTS } from '../../services/worker/config';
+import { QUEUE_PATH, READY_FIELD } from '../../services/worker/http';
 import { ApiSettingsSchema, API_DEFAULTS, trustProxy } from '../../services/api/settings';
 import { OutboundSettingsSchema, OUTBOUND_DEFAULTS } from '../../services/api/outbound/config';
 import { loadReportsConfig, ReportsSettingsSchema } from '../../services/api/inbound/config';
@@ -263,17 +264,40 @@ describe.each(OVERLAYS)('k8s/%s', (overlay) => {
     expect(svc.spec.externalTrafficPolicy).toBe('Local');
   });
 
-  test('KEDA scales the worker Deployment on the studies queue\'s BullMQ wait list', () => {
+  test('KEDA scales the worker Deployment on the studies ready to score: the workers\' /queue, and BullMQ\'s wait list', () => {
     const objects = render(overlay);
     const so = find(objects, 'ScaledObject', 'neurotriage-worker');
     expect(so.spec.scaleTargetRef.name).toBe(find(objects, 'Deployment', 'neurotriage-worker').metadata.name);
     expect(so.spec.minReplicaCount).toBeGreaterThanOrEqual(1);
-    const trigger = so.spec.triggers[0];
-    expect(trigger.type).toBe('redis');
-    expect(trigger.metadata.listName).toBe(`bull:${STUDY_QUEUE}:wait`);
-    expect(find(objects, 'TriggerAuthentication', trigger.authenticationRef.name).spec.secretTargetRef.map((r: { parameter: string }) => r.parameter)).toEqual(
+    const byType = (type: string) => so.spec.triggers.find((t: { type: string }) => t.type === type);
+    const list = byType('redis');
+    expect(list.metadata.listName).toBe(`bull:${STUDY_QUEUE}:wait`);
+    expect(find(objects, 'TriggerAuthentication', list.authenticationRef.name).spec.secretTargetRef.map((r: { parameter: string }) => r.parameter)).toEqual(
       expect.arrayContaining(['address', 'password']),
     );
+    // The backlog the list cannot see (due delayed, prioritized): a worker Service's port, from KEDA's namespace.
+    const api = byType('metrics-api');
+    expect(api.metadata).toMatchObject({ format: 'json', valueLocation: READY_FIELD, targetValue: list.metadata.listLength });
+    const url = new URL(api.metadata.url);
+    expect(url.pathname).toBe(QUEUE_PATH);
+    const [svcName, ns, svcTld] = url.hostname.split('.');
+    expect({ ns, svcTld }).toEqual({ ns: 'neurotriage', svcTld: 'svc' });
+    expect(find(objects, 'Namespace', ns).metadata.name).toBe(ns);
+    const svc = find(objects, 'Service', svcName);
+    const port = svc.spec.ports.find((p: { port: number }) => p.port === Number(url.port));
+    const worker = podTemplates(objects).find((p) => matches(svc.spec.selector, p.labels))!;
+    expect(worker.labels['app.kubernetes.io/name']).toBe('neurotriage-worker');
+    const containerPort = worker.spec.containers[0].ports.find((p: { name: string }) => p.name === port.targetPort).containerPort;
+    expect(containerPort).toBe(WORKER_DEFAULTS.WORKER_METRICS_PORT);
+    const fromKeda = byKind(objects, 'NetworkPolicy').filter(
+      (np) =>
+        matches(np.spec.podSelector.matchLabels, worker.labels) &&
+        (np.spec.ingress ?? []).some(
+          (rule: { from?: { namespaceSelector?: { matchLabels: Record<string, string> } }[]; ports?: { port: number }[] }) =>
+            (rule.from ?? []).some((f) => f.namespaceSelector?.matchLabels['kubernetes.io/metadata.name'] === 'keda') && (rule.ports ?? []).some((p) => p.port === containerPort),
+        ),
+    );
+    expect(fromKeda.length).toBeGreaterThan(0);
     // KEDA owns the replica count: a replicas field would be reset by every `kubectl apply`.
     expect(find(objects, 'Deployment', 'neurotriage-worker').spec.replicas).toBeUndefined();
   });

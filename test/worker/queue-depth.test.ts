@@ -7,6 +7,7 @@ import { connectRedis } from '../../shared/redis';
 import { SCORE_STUDY_JOB, STUDY_QUEUE, type StudyJobData } from '../../shared/studies';
 import { createWorkerMetrics } from '../../services/worker/metrics';
 import { sampleQueueDepth } from '../../services/worker/queue';
+import { QUEUE_PATH, READY_FIELD, startWorkerHttp } from '../../services/worker/http';
 import { startRedis, type TestRedis } from '../helpers/redis';
 
 describe('queue depth sampled for the metrics scrape', () => {
@@ -63,6 +64,42 @@ describe('queue depth sampled for the metrics scrape', () => {
       expect(text).toMatch(/^neurotriage_worker_queue_oldest_job_age_seconds 0$/m);
     } finally {
       await worker.close();
+      await queue.close();
+    }
+  });
+
+  it('serves the backlog KEDA scales on at /queue: waiting, due delayed and a bulk re-score\'s prioritized jobs, none before a sample', async () => {
+    const queue = new Queue<StudyJobData>(`${STUDY_QUEUE}-scale`, { connection: client });
+    const metrics = createWorkerMetrics({ defaultMetrics: false });
+    const server = await startWorkerHttp({ port: 0, host: '127.0.0.1', metrics, readiness: async () => ({}) });
+    const get = async () => {
+      const res = await fetch(`http://127.0.0.1:${server.port}${QUEUE_PATH}`);
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    try {
+      // Starting: no queue yet, so no figure, never a 0 a scaler would read as an empty queue.
+      expect(await get()).toEqual({ status: 503, body: { error: expect.stringMatching(/no sample of the study queue yet/) } });
+      // Redis failing from the first sample on: still no figure.
+      server.setSample(() => Promise.reject(new Error('Connection is closed.')));
+      expect((await get()).status).toBe(503);
+
+      const add = (uid: string, opts: { delay?: number; priority?: number }) =>
+        queue.add(SCORE_STUDY_JOB, { StudyInstanceUID: uid, storageKey: `store/${uid}`, traceId: `t-${uid}` }, { jobId: `study-${uid}`, ...opts });
+      await add('1.2.3.10', {}); // ready now: on the wait list
+      await add('1.2.3.11', { priority: 10 }); // a bulk re-score: BullMQ's prioritized set, not the wait list
+      await add('1.2.3.12', { priority: 10 });
+      await add('1.2.3.13', { delay: 50 }); // quiet period over, no worker has asked since
+      await add('1.2.3.14', { delay: 3_600_000 }); // still arriving
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await client.llen(queue.toKey('wait'))).toBe(1); // all the Redis-list scaler would see
+
+      server.setSample(() => sampleQueueDepth(queue, metrics, client));
+      const { status, body } = await get();
+      expect(status).toBe(200);
+      expect(body).toMatchObject({ [READY_FIELD]: 4, waiting: 2, prioritized: 2, delayed: 1, active: 0 });
+      expect(body.sampleAgeSeconds).toBeLessThan(1);
+    } finally {
+      await server.close();
       await queue.close();
     }
   });

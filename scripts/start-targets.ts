@@ -18,10 +18,11 @@ export const StartSchema = Type.Object({
 });
 
 /**
- * Where each service answers /readyz. A port setting of 0 (any free port) is made a free port now and put in `env`,
- * so it can be polled there (and a restarted service comes back on the same one).
+ * Where each service answers /readyz, and the DICOM address to print. A port setting of 0 (any free port) is made a
+ * free port now and put in `env`, so it can be polled and printed (and a restarted service comes back on the same
+ * one).
  */
-export async function readinessTargets(config: Config, env: NodeJS.ProcessEnv): Promise<{ targets: ReadyTarget[]; slowAfterSeconds: number }> {
+export async function readinessTargets(config: Config, env: NodeJS.ProcessEnv): Promise<{ targets: ReadyTarget[]; slowAfterSeconds: number; dicom: string }> {
   const own = loadSection(StartSchema, {
     METRICS_HOST: LISTENER_DEFAULTS.METRICS_HOST,
     WORKER_METRICS_PORT: WORKER_DEFAULTS.WORKER_METRICS_PORT,
@@ -39,5 +40,6 @@ export async function readinessTargets(config: Config, env: NodeJS.ProcessEnv): 
     { name: 'worker', url: readyzUrl(own.WORKER_METRICS_HOST, await port('WORKER_METRICS_PORT', own.WORKER_METRICS_HOST, own.WORKER_METRICS_PORT)) },
     { name: 'api', url: readyzUrl(config.API_HOST, await port('API_PORT', config.API_HOST, config.API_PORT), own.API_TLS_CERT_FILE !== undefined) },
   ];
-  return { targets, slowAfterSeconds: own.START_READY_TIMEOUT_SECONDS };
+  const dicomPort = await port('DICOM_PORT', config.DICOM_HOST, config.DICOM_PORT);
+  return { targets, slowAfterSeconds: own.START_READY_TIMEOUT_SECONDS, dicom: `${config.DICOM_AE_TITLE}@${config.DICOM_HOST}:${dicomPort}` };
 }

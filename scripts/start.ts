@@ -35,7 +35,7 @@ async function main(): Promise<void> {
     env.DICOM_ALLOWED_CALLING_AES = localSenders;
     log.info({ allowed: localSenders }, 'DICOM_ALLOWED_CALLING_AES unset: allowing the local synthetic sender and storescu');
   }
-  const { targets, slowAfterSeconds } = await readinessTargets(config, env);
+  const { targets, slowAfterSeconds, dicom } = await readinessTargets(config, env);
   for (const name of SERVICES) {
     if (!existsSync(path.join(root, 'services', name, 'main.js'))) {
       log.error({ child: name }, 'service entry point missing: run npm run build');
@@ -110,7 +110,7 @@ async function main(): Promise<void> {
   // Where the page answers, as it was polled (a port of 80 or 443 is left out of a URL, an IPv6 host bracketed).
   const api = new URL('/', targets[2].url).href;
   log.info(
-    { dicom: `${config.DICOM_AE_TITLE}@${config.DICOM_HOST}:${config.DICOM_PORT}`, api },
+    { dicom, api },
     'neurotriage is running; Ctrl-C stops it',
   );
 }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { makeTinyBundle } from '../worker/bundle';
 import { requireBuild } from '../worker/helpers';
 import { freePort } from '../helpers/ports';
+import { echoscu } from '../helpers/dcmtk';
 import { alive, descendants, startSystem, waitFor, type System } from './harness';
 
 jest.setTimeout(180_000);
@@ -38,16 +39,20 @@ describe('npm start says it is running only when it is', () => {
     rmSync(modelsDir, { recursive: true, force: true });
   });
 
-  it('the ready line comes once every /readyz answers 200, the worker\'s models loaded', async () => {
+  it('the ready line comes once every /readyz answers 200, the worker\'s models loaded; DICOM_PORT 0 printed as the port taken', async () => {
     const ports = { listener: await freePort(), worker: await freePort(), api: await freePort() };
     const sys = startSystem({
-      via: 'node', dataDir: path.join(root, 'ok', 'data'), modelsDir, dicomPort: await freePort(), apiPort: ports.api,
+      via: 'node', dataDir: path.join(root, 'ok', 'data'), modelsDir, dicomPort: 0, apiPort: ports.api,
       // A loaded machine may take longer than the default 60 s: no "still starting" warning comes before the line.
       env: { METRICS_PORT: String(ports.listener), WORKER_METRICS_PORT: String(ports.worker), START_READY_TIMEOUT_SECONDS: '600' },
     });
     systems.push(sys);
-    const running = JSON.parse(await sys.waitLine(/"msg":"neurotriage is running/, 120_000)) as { api: string };
+    const running = JSON.parse(await sys.waitLine(/"msg":"neurotriage is running/, 120_000)) as { api: string; dicom: string };
     expect(running.api).toBe(`http://127.0.0.1:${ports.api}/`);
+    // The port the listener took, not the setting's 0: a C-ECHO to the printed address is answered.
+    const dicomPort = Number(/^NEUROTRIAGE@127\.0\.0\.1:(\d+)$/.exec(running.dicom)?.[1]);
+    expect(dicomPort).toBeGreaterThan(0);
+    expect((await echoscu({ port: dicomPort, callingAe: 'STORESCU', calledAe: 'NEUROTRIAGE' })).code).toBe(0);
     // At once, before anything else can finish starting.
     const answers = await Promise.all(Object.values(ports).map(readyz));
     // 200 is ready as a probe takes it (the API says "degraded" with 200 while its text encoder still loads).

@@ -3,7 +3,7 @@
 // ERR-8 the words). MSA-3 is deprecated since v2.4 but still what most RIS show an operator, so both carry it.
 // Pure: the caller passes the time.
 import { Hl7Segment, type Hl7Message } from '@medplum/core';
-import { hl7Escape, hl7Segment, latin1Byte } from '../../../shared/hl7-text';
+import { hl7Escape, hl7Segment, singleByteOf } from '../../../shared/hl7-text';
 import { hl7DateTime } from '../outbound/hl7/message';
 import { charsetOf, type MessageEncoding } from './oru';
 
@@ -30,26 +30,16 @@ function errSegment(code: AckCode, detail: AckDetail): string | null {
   });
 }
 
-/** ISO 8859-15 bytes by character, from the runtime's own table (the one the message was read with). */
-const LATIN9_BYTES = (() => {
-  const decoder = new TextDecoder('iso-8859-15');
-  const table = new Map<string, number>();
-  for (let b = 0; b < 256; b += 1) table.set(decoder.decode(Uint8Array.of(b)), b);
-  return table;
-})();
-
 /**
  * The ACK's text as bytes in the encoding the message was read with. Every character can be written: the ACK holds
- * our words (ASCII) and fields of the message itself (read in that encoding); '?' stands in for any other.
+ * our words (ASCII) and fields of the message itself (read in that encoding, with the same table: 8859/1's quotes
+ * and dashes, read as windows-1252, go back as the bytes they came as); '?' stands in for any other.
  */
 function encode(text: string, encoding: MessageEncoding): Buffer {
   if (encoding === 'utf8') return Buffer.from(text, 'utf8');
   const out = Buffer.alloc(text.length);
   let n = 0;
-  for (const ch of text) {
-    // 8859/1 was read as windows-1252 (shared/hl7-text.ts): its quotes and dashes go back as the bytes they came as.
-    out[n++] = (encoding === 'latin1' ? latin1Byte(ch) : LATIN9_BYTES.get(ch)) ?? 0x3f;
-  }
+  for (const ch of text) out[n++] = singleByteOf(ch, encoding) ?? 0x3f;
   return out.subarray(0, n);
 }
 

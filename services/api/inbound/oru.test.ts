@@ -1,6 +1,6 @@
 // Unit tests of the ORU^R01 reader, the ACKs, MLLP framing and HL7 text escaping (pure code: no sockets, no Redis).
 import { Hl7Message } from '@medplum/core';
-import { decodeLatin1, Hl7CharsetSwitch, hl7Escape, hl7Segment, hl7Unescape, latin1Byte } from '../../../shared/hl7-text';
+import { decodeLatin1, decodeSingleByte, Hl7CharsetSwitch, hl7Escape, hl7Segment, Hl7UndefinedByte, hl7Unescape, latin1Byte, singleByteOf } from '../../../shared/hl7-text';
 import { reportSentences } from '../../../shared/language/sentences';
 import { buildOru } from '../../../tools/synth/send-reports';
 import { ackFor, ackForUnparsed, controlIdOf } from './ack';
@@ -52,6 +52,23 @@ describe('HL7 text escaping', () => {
     expect(text.slice(0x93, 0x97)).toBe('\u201C\u201D\u2022\u2013');
     expect(text.charCodeAt(0x81)).toBe(0x81);
     expect([...text].map(latin1Byte)).toEqual([...all]);
+  });
+  test('8859/2 to 8859/9 and 8859/15: every byte the part defines is read as one character and goes back as itself', () => {
+    for (const encoding of ['latin2', 'latin3', 'latin4', 'cyrillic', 'arabic', 'greek', 'hebrew', 'latin5', 'latin9'] as const) {
+      const wrong: string[] = [];
+      for (let byte = 0; byte < 256; byte += 1) {
+        let ch: string;
+        try {
+          ch = decodeSingleByte(Uint8Array.of(byte), encoding);
+        } catch (err) {
+          // Undefined bytes are in the upper half only, and refused as such.
+          if (!(err instanceof Hl7UndefinedByte) || byte < 0xa0) wrong.push(`${byte} throws`);
+          continue;
+        }
+        if (ch.length !== 1 || singleByteOf(ch, encoding) !== byte) wrong.push(`${byte} -> ${ch}`);
+      }
+      expect([encoding, wrong]).toEqual([encoding, []]);
+    }
   });
   test('formatting that separates words keeps them apart: \\.sk\\ is spaces, \\.ce\\ ends the line', () => {
     expect(hl7Unescape('left\\.sk\\frontal \\.sk3\\lobe')).toBe('left frontal    lobe');
@@ -312,6 +329,60 @@ describe('parseOru', () => {
       expect(problem).toMatchObject({ ack: 'AE', reason: 'unsupported-charset', detail: expect.stringContaining('not valid UTF-8') });
     }
   });
+
+  test('MSH-18 aliases of the sets we read (UTF-8, ISO_IR 192, ISO-8859-1, ISO_IR 100, any case, spaces around) and 8859/2 to 8859/9 are read, each in its own set', () => {
+    const head = 'MSH|^~\\&|RIS|NT_SYNTH|NT||20260101||ORU^R01|X|P|2.5.1||||||';
+    const message = (charset: string, text: Buffer) => Buffer.concat([Buffer.from(`${head}${charset}\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|TX|x||`, 'latin1'), text]);
+    const read = (charset: string, bytes: number[]) => parseOru(decodeMessage(message(charset, Buffer.from(bytes))), RULES).reports[0].text;
+    const utf8 = [...Buffer.from('oedème', 'utf8')];
+    for (const charset of ['UTF-8', ' utf-8 ', 'ISO_IR 192', 'iso_ir 192']) expect(read(charset, utf8)).toBe('oedème');
+    // ISO 8859-1 bytes, 0x96 the windows-1252 dash (as 8859/1 is read).
+    for (const charset of ['ISO-8859-1', 'iso-8859-1', 'ISO_IR 100', ' ISO_IR 100']) expect(read(charset, [0x6f, 0x65, 0x64, 0xe8, 0x6d, 0x65, 0x20, 0x32, 0x96, 0x33])).toBe('oedème 2–3');
+    // Words as their RIS write them, the bytes from each part's table (0xEA is ê in 8859-1, ę in 8859-2).
+    const words: Array<[string[], number[], string]> = [
+      [['8859/2', 'ISO-8859-2', 'ISO_IR 101'], [0x6f, 0x62, 0x72, 0x7a, 0xea, 0x6b], 'obrzęk'],
+      [['8859/3', 'ISO-8859-3', 'ISO_IR 109'], [0x6d, 0x6f, 0xb1, 0xb1], 'moħħ'],
+      [['8859/4', 'ISO-8859-4', 'ISO_IR 110'], [0x73, 0x6d, 0x61, 0x64, 0x7a, 0x65, 0xf1, 0x75], 'smadzeņu'],
+      [['8859/5', 'ISO-8859-5', 'ISO_IR 144'], [0xb8, 0xdd, 0xe1, 0xe3, 0xdb, 0xec, 0xe2], 'Инсульт'],
+      [['8859/6', 'ISO-8859-6', 'ISO_IR 127'], [0xcf, 0xe5, 0xc7, 0xda], 'دماغ'],
+      [['8859/7', 'iso-8859-7', ' ISO_IR 126 '], [0xc5, 0xe3, 0xea, 0xdd, 0xf6, 0xe1, 0xeb, 0xef, 0xf2], 'Εγκέφαλος'],
+      [['8859/8', 'ISO-8859-8', 'ISO_IR 138'], [0xee, 0xe5, 0xe7], 'מוח'],
+      // 8859/9 as windows-1254, its superset (as 8859/1 is windows-1252): 0x93 and 0x94 are its quotes.
+      [['8859/9', 'ISO-8859-9', 'ISO_IR 148'], [0x6b, 0x61, 0x6e, 0x61, 0x6d, 0x61, 0x73, 0xfd, 0x20, 0x93, 0xde, 0x69, 0xfe, 0x94], 'kanaması “Şiş”'],
+    ];
+    for (const [charsets, bytes, text] of words) {
+      for (const charset of charsets) expect(read(charset, bytes)).toBe(text);
+    }
+    // A windows-1252 dash (0x96, a C1 code in these parts) is the dash in them too, as in 8859/1 and 8859/15.
+    expect(read('8859/5', [0xb8, 0xdd, 0xe1, 0xe3, 0xdb, 0xec, 0xe2, 0x20, 0x32, 0x96, 0x33])).toBe('Инсульт 2–3');
+    // A byte the named part leaves undefined (0xFF in 8859/7, 0xA5 in 8859/3): refused with the reason, never U+FFFD.
+    for (const [charset, byte] of [['8859/7', 0xff], ['ISO_IR 109', 0xa5]] as const) {
+      const problem = problemOf(() => decodeMessage(message(charset, Buffer.from([0x61, byte]))));
+      expect(problem).toMatchObject({ ack: 'AE', reason: 'unsupported-charset', location: 'MSH^1^18', detail: expect.stringContaining('does not define') });
+    }
+    // Sets we do not read: still AE, with the reason.
+    for (const charset of ['ISO IR87', '8859/10', 'ISO 2022 IR 100', 'UNICODE UTF-16', 'windows-1251']) {
+      const problem = problemOf(() => decodeMessage(message(charset, Buffer.from('a'))));
+      expect(problem).toMatchObject({ ack: 'AE', reason: 'unsupported-charset', location: 'MSH^1^18', detail: expect.stringContaining('does not read') });
+    }
+  });
+
+  test('hex escapes and \\C switches in 8859/2 to 8859/9 are read in that part', () => {
+    const head = 'MSH|^~\\&|RIS|NT_SYNTH|NT||20260101||ORU^R01|X|P|2.5.1||||||';
+    const message = (charset: string, text: string) => `${head}${charset}\r${obr({ 3: 'A', 25: 'F' })}\rOBX|1|TX|x||${text}`;
+    const text = (charset: string, value: string) => parseOru(message(charset, value), RULES).reports[0].text;
+    expect(text('8859/5', '\\XB8DDE1E3DBECE2\\')).toBe('Инсульт');
+    expect(text('ISO_IR 126', '\\XC5\\\\XE3EADDF6E1EBEFF2\\')).toBe('Εγκέφαλος');
+    expect(text('8859/2', 'obrz\\XEA\\k')).toBe('obrzęk');
+    expect(text('8859/9', 'kanamas\\XFD\\ \\X93\\x\\X94\\')).toBe('kanaması “x”');
+    // A hex byte the part does not define is kept as written, not read as U+FFFD.
+    expect(text('8859/7', 'x \\XFF\\')).toBe('x \\XFF\\');
+    // A switch to the part's own upper half (ESC - F for Greek, ESC - L for Cyrillic) or to ASCII is dropped; to another set, AE.
+    expect(text('8859/7', '\\C2D46\\\\XC5\\\\C2842\\x')).toBe('Εx');
+    expect(text('8859/5', '\\C2D4C\\\\XB8\\')).toBe('И');
+    expect(problemOf(() => parseOru(message('8859/7', 'x \\C2D41\\y'), RULES))).toMatchObject({ ack: 'AE', reason: 'unsupported-charset', location: 'OBX^1^5' });
+    expect(problemOf(() => parseOru(message('8859/15', 'x \\C2D46\\y'), RULES))).toMatchObject({ ack: 'AE', reason: 'unsupported-charset', location: 'OBX^1^5' });
+  });
 });
 
 describe('ACKs', () => {
@@ -353,6 +424,11 @@ describe('ACKs', () => {
     expect(msh.toString('latin1').split('|')[17]).toBe('8859/15');
     expect(msh.includes(Buffer.from([0x52, 0x49, 0x53, 0x20, 0xa4]))).toBe(true);
     expect(ackFor(withCharset('8859/15', 'RIS \u4e2d'), 'AA', { text: 'stored' }, ACK_OPTS).toString('latin1')).toContain('|RIS ?|');
+    // 8859/7 named as DICOM does: the ACK names it as the message did and writes Ω as 0xD9; 8859/9's ş is 0xFE, its quote 0x93.
+    const greek = ackFor(withCharset(' iso_ir 126 ', 'RIS Ω'), 'AA', { text: 'stored' }, ACK_OPTS);
+    expect(greek.subarray(0, greek.indexOf(0x0d)).toString('latin1').split('|')[17]).toBe('ISO_IR 126');
+    expect(greek.includes(Buffer.from([0x52, 0x49, 0x53, 0x20, 0xd9, 0x7c]))).toBe(true);
+    expect(ackFor(withCharset('8859/9', 'RIS ş“'), 'AA', { text: 'stored' }, ACK_OPTS).includes(Buffer.from([0x53, 0x20, 0xfe, 0x93, 0x7c]))).toBe(true);
     const utf8 = ackFor(withCharset('unicode utf-8', 'RIS é'), 'AA', { text: 'stored' }, ACK_OPTS);
     expect(Hl7Message.parse(utf8.toString('utf8')).getSegment('MSH')?.getField(18)?.toString()).toBe('UNICODE UTF-8');
     expect(utf8.toString('utf8')).toContain('|RIS é|');

@@ -4,7 +4,7 @@
 // no OBR, no accession number, no report text, an unusable result status), a reason code for metrics and the
 // rejected store, the HL7 error code (table 0357) and location for ERR, and words that never quote the message.
 import { Hl7Message, type Hl7Segment } from '@medplum/core';
-import { c1AsWindows1252, decodeLatin1, Hl7CharsetSwitch, hl7Unescape, type Hl7TextEncoding } from '../../../shared/hl7-text';
+import { c1AsWindows1252, decodeSingleByte, Hl7CharsetSwitch, Hl7UndefinedByte, hl7Unescape, type Hl7TextEncoding } from '../../../shared/hl7-text';
 import type { StoredReport } from '../../../shared/reports';
 import { controlCharacterIn, hasText } from '../free-text';
 import { beginsMessage } from './batch';
@@ -61,26 +61,38 @@ export interface OruRules {
 }
 
 /**
- * MSH-18 values we decode. Empty means the HL7 default (ASCII) and, like ASCII itself, is read as UTF-8, its
- * superset; 8859/15 differs from 8859/1 in eight code points (the euro sign, Š š Ž ž Œ œ Ÿ).
+ * MSH-18 values we decode: HL7 table 0211's, and the names other systems put there for the same sets (the IANA
+ * names, and DICOM's Specific Character Set terms from RIS and PACS-side systems that fill MSH-18 from a DICOM
+ * header: ISO_IR 192 is UTF-8, ISO_IR 100 is ISO 8859-1, ...). Empty means the HL7 default (ASCII) and, like ASCII
+ * itself, is read as UTF-8, its superset. 8859/1 is read as windows-1252, its superset (shared/hl7-text.ts
+ * decodeLatin1), and 8859/9 likewise as windows-1254; the other parts with the runtime's table of that part
+ * (shared/hl7-text.ts SINGLE_BYTE). 8859/15 differs from 8859/1 in eight code points (the euro sign, Š š Ž ž Œ œ Ÿ).
+ * The ISO 2022 forms (DICOM's ISO 2022 IR 100, ...) are not here: they allow switching to other sets mid-text.
  */
 export type MessageEncoding = Hl7TextEncoding;
 const CHARSETS: Record<string, MessageEncoding> = {
-  '': 'utf8', 'UNICODE UTF-8': 'utf8', 'UNICODE': 'utf8', 'ASCII': 'utf8', '8859/1': 'latin1', '8859/15': 'latin9',
+  '': 'utf8', 'UNICODE UTF-8': 'utf8', 'UNICODE': 'utf8', 'ASCII': 'utf8', 'UTF-8': 'utf8', 'ISO_IR 192': 'utf8',
+  '8859/1': 'latin1', 'ISO-8859-1': 'latin1', 'ISO_IR 100': 'latin1',
+  '8859/2': 'latin2', 'ISO-8859-2': 'latin2', 'ISO_IR 101': 'latin2',
+  '8859/3': 'latin3', 'ISO-8859-3': 'latin3', 'ISO_IR 109': 'latin3',
+  '8859/4': 'latin4', 'ISO-8859-4': 'latin4', 'ISO_IR 110': 'latin4',
+  '8859/5': 'cyrillic', 'ISO-8859-5': 'cyrillic', 'ISO_IR 144': 'cyrillic',
+  '8859/6': 'arabic', 'ISO-8859-6': 'arabic', 'ISO_IR 127': 'arabic',
+  '8859/7': 'greek', 'ISO-8859-7': 'greek', 'ISO_IR 126': 'greek',
+  '8859/8': 'hebrew', 'ISO-8859-8': 'hebrew', 'ISO_IR 138': 'hebrew',
+  '8859/9': 'latin5', 'ISO-8859-9': 'latin5', 'ISO_IR 148': 'latin5',
+  '8859/15': 'latin9', 'ISO-8859-15': 'latin9', 'ISO_IR 203': 'latin9',
 };
 
 /**
  * The character set an MSH-18 value names (its first repetition's first component, as read from the message):
- * its HL7 name, upper case and trimmed, and how we encode it; undefined for one we do not read.
+ * its name, upper case and trimmed, and how we encode it; undefined for one we do not read.
  */
 export function charsetOf(msh18: string): { name: string; encoding: MessageEncoding } | undefined {
   const name = msh18.trim().toUpperCase();
   const encoding = Object.hasOwn(CHARSETS, name) ? CHARSETS[name] : undefined;
   return encoding ? { name, encoding } : undefined;
 }
-// The runtime's ISO 8859-15 table (WHATWG's 'iso-8859-15' is exactly that). 8859/1 is read as windows-1252, its
-// superset (shared/hl7-text.ts decodeLatin1).
-const LATIN9 = new TextDecoder('iso-8859-15');
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
@@ -101,11 +113,20 @@ export function decodeMessage(bytes: Buffer): string {
   // to by ISO 2022 escapes (their ESC bytes would make the text AE bad-text, never misread).
   const declared = charsetOf((fields[17] ?? '').split(first.charAt(5))[0].split(first.charAt(4))[0]);
   if (!declared) {
-    throw new OruProblem('AE', 'unsupported-charset', 'MSH-18 names a character set this interface does not read (use UNICODE UTF-8 or 8859/1)', '103', 'MSH^1^18');
+    throw new OruProblem('AE', 'unsupported-charset', 'MSH-18 names a character set this interface does not read (use UNICODE UTF-8, or 8859/1 to 8859/9 or 8859/15)', '103', 'MSH^1^18');
   }
   const { name: charset, encoding } = declared;
-  if (encoding === 'latin1') return decodeLatin1(bytes);
-  if (encoding === 'latin9') return LATIN9.decode(bytes);
+  if (encoding !== 'utf8') {
+    try {
+      return decodeSingleByte(bytes, encoding);
+    } catch (err) {
+      if (!(err instanceof Hl7UndefinedByte)) throw err;
+      throw new OruProblem(
+        'AE', 'unsupported-charset', `the message holds a byte that the character set MSH-18 "${charset}" names does not define: send it in that set, or in UNICODE UTF-8`,
+        '103', 'MSH^1^18',
+      );
+    }
+  }
   try {
     return UTF8.decode(bytes);
   } catch {

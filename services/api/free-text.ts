@@ -2,7 +2,8 @@
 // one rule for what the API refuses before any model reads it, so every route names the field and says why.
 //   - control characters: C0 controls other than tab, line feed and carriage return, and DEL (NUL, escape, ...).
 //     They are never part of a sentence; they come from a broken client or a binary paste. C1 code points are let
-//     through: Windows-1252 text read as Latin-1 (a RIS's curly quote as U+0092) is common and harmless.
+//     through: Windows-1252 text read as Latin-1 (a RIS's curly quote as U+0092) is common and harmless (a report
+//     to file, like the HL7 feed's, is stored with them read as windows-1252: shared/hl7-text.ts c1AsWindows1252).
 //     Identifiers are stricter (an AccessionNumber refuses tabs and line breaks too, the Unicode ones included).
 //   - no text: nothing but white space, punctuation, symbols and invisible characters (zero-width spaces, other
 //     format characters) after Unicode NFKC. Reports must have text (there is nothing to store or check otherwise).

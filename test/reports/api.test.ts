@@ -43,6 +43,16 @@ test('a report for a scored study: 201 with Location, then readable by a reader'
   expect(read.headers).toMatchObject({ 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
 });
 
+test('C1 code points in the text are stored as the windows-1252 quotes and dashes they stand for, as the HL7 feed reads them', async () => {
+  await scoredStudy('1.2.9.9', 'API-C1');
+  // U+0096 and U+0093/U+0094: a Windows RIS's dash and quotes read as ISO 8859-1 by the client; U+0081 has no windows-1252 character and stays.
+  const res = await post({ AccessionNumber: 'API-C1', text: 'Lesion 2\u00963 mm, \u0093ring\u0094 enhancing.\u0081' });
+  expect(res.statusCode).toBe(201);
+  expect((await getReport('1.2.9.9')).json().text).toBe('Lesion 2\u20133 mm, \u201Cring\u201D enhancing.\u0081');
+  // The same report sent with the characters themselves is the same report.
+  expect((await post({ AccessionNumber: 'API-C1', text: 'Lesion 2\u20133 mm, \u201Cring\u201D enhancing.\u0081' })).json().outcome).toBe('duplicate');
+});
+
 test('the same report twice is stored once; a reportId makes a resend a duplicate whatever its text', async () => {
   await scoredStudy('1.2.9.2', 'API-2');
   expect((await post({ AccessionNumber: 'API-2', text: TEXT })).statusCode).toBe(201);

@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Redis } from 'ioredis';
+import { c1AsWindows1252 } from '../../../shared/hl7-text';
 import { readReport, type StoredReport } from '../../../shared/reports';
 import { keys } from '../../../shared/studies';
 import { apiMessageKey, type ReportInbound } from '../inbound';
@@ -44,7 +45,10 @@ export async function reportRoutes(fastify: FastifyInstance, opts: ReportRouteOp
       },
     },
     async (request, reply) => {
-      const { text, reportId } = request.body;
+      const { reportId } = request.body;
+      // C1 code points are read as the windows-1252 characters of those bytes, as the HL7 feed reads them (oru.ts
+      // fieldText): a client that read a Windows RIS's quotes and dashes as ISO 8859-1 sends "2\u00963 mm" for "2–3 mm".
+      const text = c1AsWindows1252(request.body.text);
       const AccessionNumber = request.body.AccessionNumber.trim();
       const status = request.body.status ?? 'F';
       if (AccessionNumber === '') throw new HttpProblem(400, 'body/AccessionNumber holds only white space');

@@ -4,6 +4,7 @@
 import type { Redis } from 'ioredis';
 import { KEY_PREFIX } from '../../../../shared/studies';
 import { derivedUid } from '../idempotency';
+import { highestVersionBelow } from '../versions-below';
 
 export const srKeys = {
   /** Hash: result version -> SOPInstanceUID of the SR stored for it. */
@@ -28,11 +29,6 @@ export async function recordDelivered(redis: Redis, StudyInstanceUID: string, ve
 
 /** The SR stored for the highest version below `version`, if any. */
 export async function previousDelivered(redis: Redis, StudyInstanceUID: string, version: number): Promise<{ version: number; SOPInstanceUID: string } | undefined> {
-  const all = await redis.hgetall(srKeys.delivered(StudyInstanceUID));
-  let best: { version: number; SOPInstanceUID: string } | undefined;
-  for (const [v, SOPInstanceUID] of Object.entries(all)) {
-    const n = Number(v);
-    if (Number.isInteger(n) && n < version && (!best || n > best.version)) best = { version: n, SOPInstanceUID };
-  }
-  return best;
+  const stored = await highestVersionBelow(redis, srKeys.delivered(StudyInstanceUID), version);
+  return stored && { version: stored.version, SOPInstanceUID: stored.value };
 }

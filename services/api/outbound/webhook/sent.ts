@@ -5,6 +5,7 @@
 import type { Redis } from 'ioredis';
 import { PRIORITIES, type Priority } from '../../../../shared/model-manifest';
 import { KEY_PREFIX } from '../../../../shared/studies';
+import { highestVersionBelow } from '../versions-below';
 
 export const webhookKeys = {
   /** Hash: result version -> priority of that version, for every version the receiver answered 2xx. */
@@ -15,14 +16,10 @@ export async function recordSent(redis: Redis, StudyInstanceUID: string, version
   await redis.hset(webhookKeys.sent(StudyInstanceUID), String(version), priority);
 }
 
-/** The highest version below `version` the receiver was sent, if any. */
+const isPriority = (value: string): value is Priority => (PRIORITIES as readonly string[]).includes(value);
+
+/** The highest version below `version` the receiver was sent, if any (a version whose value is not a priority is left out). */
 export async function sentBefore(redis: Redis, StudyInstanceUID: string, version: number): Promise<{ version: number; priority: Priority } | undefined> {
-  const all = await redis.hgetall(webhookKeys.sent(StudyInstanceUID));
-  let best: { version: number; priority: Priority } | undefined;
-  for (const [v, priority] of Object.entries(all)) {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n >= version || (best && n < best.version)) continue;
-    if ((PRIORITIES as readonly string[]).includes(priority)) best = { version: n, priority: priority as Priority };
-  }
-  return best;
+  const sent = await highestVersionBelow(redis, webhookKeys.sent(StudyInstanceUID), version, isPriority);
+  return sent && { version: sent.version, priority: sent.value };
 }

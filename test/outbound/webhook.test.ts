@@ -8,7 +8,9 @@ import { createLogger } from '../../shared/logger';
 import { connectRedis } from '../../shared/redis';
 import { loadOutboundConfig } from '../../services/api/outbound/config';
 import { resultKey } from '../../services/api/outbound/idempotency';
-import { createOutbound, type Outbound } from '../../services/api/outbound/outbound';
+import { createWebhookAdapter } from '../../services/api/outbound/adapters';
+import { createOutbound, execOutboundJob, type Outbound } from '../../services/api/outbound/outbound';
+import { webhookKeys } from '../../services/api/outbound/webhook/sent';
 import { buildWebhookPayload, postWebhook, verifyWebhook, type WebhookPayload } from '../../services/api/outbound/webhook/webhook';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { makeResult, writeResult } from './helpers/fixtures';
@@ -31,6 +33,7 @@ let redis: Redis;
 let server: http.Server;
 let outbound: Outbound;
 let port: number;
+let config: ReturnType<typeof loadOutboundConfig>;
 const received: Received[] = [];
 /**
  * Status to answer for the n-th request of a delivery id; "hang" never answers within the timeout; "endless" answers
@@ -81,19 +84,19 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   ({ port } = server.address() as AddressInfo);
-  outbound = createOutbound(
-    loadOutboundConfig({
-      WEBHOOK_URL: `http://127.0.0.1:${port}/hooks/neurotriage`,
-      WEBHOOK_SECRET: SECRET,
-      // The receiver answers in this process: an answer later than this is retried and changes the counts asserted
-      // below, so it is wide enough for a loaded machine ("hang" answers well after it).
-      WEBHOOK_TIMEOUT_MS: '2000',
-      WEBHOOK_MIN_PRIORITY: 'URGENT',
-      OUTBOUND_ATTEMPTS: '3',
-      OUTBOUND_BACKOFF_MS: '50',
-    }),
-    { redisUrl: redisServer.url, registry: new Registry(), logger: createLogger('outbound-test', 'silent'), dataDir: redisServer.dir, subscribe: false },
-  );
+  config = loadOutboundConfig({
+    WEBHOOK_URL: `http://127.0.0.1:${port}/hooks/neurotriage`,
+    WEBHOOK_SECRET: SECRET,
+    // The receiver answers in this process: an answer later than this is retried and changes the counts asserted
+    // below, so it is wide enough for a loaded machine ("hang" answers well after it).
+    WEBHOOK_TIMEOUT_MS: '2000',
+    WEBHOOK_MIN_PRIORITY: 'URGENT',
+    OUTBOUND_ATTEMPTS: '3',
+    OUTBOUND_BACKOFF_MS: '50',
+  });
+  outbound = createOutbound(config, {
+    redisUrl: redisServer.url, registry: new Registry(), logger: createLogger('outbound-test', 'silent'), dataDir: redisServer.dir, subscribe: false,
+  });
   await outbound.start();
 });
 
@@ -311,4 +314,30 @@ test('a downgrade scored while the alert it withdraws is still in flight is post
   expect(await finished(resultKey(v1).jobId)).toBe('completed');
   await waitFor('v2 at the receiver', () => forKey(resultKey(v2).jobId).length === 1, 5000);
   expect(JSON.parse(forKey(resultKey(v2).jobId)[0].body)).toMatchObject({ priority: 'ROUTINE', resultVersion: 2, corrects: 1 });
+});
+
+test('one delivery reads the record of what the receiver was sent once, a withdrawal below the minimum too', async () => {
+  // The withdrawal was judged (skipReason) from one read of the record and its corrects taken (deliver) from another.
+  answer = () => 204;
+  const [v1, v2, v3] = versionsOf('STAT', 'ROUTINE', 'ROUTINE');
+  expect(await score(v1)).toMatchObject({ priority: 'STAT', resultVersion: 1 });
+  const adapter = createWebhookAdapter(config.webhook!, { redis });
+  const reads = jest.spyOn(redis, 'hgetall');
+  const run = async (result: ReturnType<typeof makeResult>) => {
+    await writeResult(redis, result);
+    reads.mockClear();
+    const { StudyInstanceUID, version } = resultKey(result);
+    const outcome = await execOutboundJob(adapter, { StudyInstanceUID, version }, redis);
+    expect(reads.mock.calls.filter(([key]) => key === webhookKeys.sent(StudyInstanceUID))).toHaveLength(1);
+    return outcome;
+  };
+  try {
+    expect(await run(v2)).toMatchObject({ status: 'delivered' });
+    expect(JSON.parse(forKey(resultKey(v2).jobId)[0].body)).toMatchObject({ priority: 'ROUTINE', resultVersion: 2, corrects: 1 });
+    // The receiver holds ROUTINE now: the next one below the minimum is still not sent.
+    expect(await run(v3)).toEqual({ status: 'skipped', detail: 'below-min-priority' });
+    expect(forKey(resultKey(v3).jobId)).toHaveLength(0);
+  } finally {
+    reads.mockRestore();
+  }
 });

@@ -2,7 +2,7 @@
 // typed error. Each owns its transport (a persistent MLLP connection, a C-STORE association per SR, fetch).
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../../shared/logger';
-import { PRIORITIES } from '../../../shared/model-manifest';
+import { PRIORITIES, type Priority } from '../../../shared/model-manifest';
 import type { StudyResult } from '../../../shared/results';
 import type { Hl7Target, SrTarget, WebhookTarget } from './config';
 import { PermanentDeliveryError, RetryableDeliveryError, SkipDelivery, type Adapter } from './errors';
@@ -34,6 +34,12 @@ export interface OutboundAdapter {
    * in flight is judged again once this one is delivered.
    */
   readonly rejudgesNewer?: boolean;
+  /**
+   * deliver judges the result again from the record of the peer it reads anyway, throwing SkipDelivery with
+   * skipReason's reason, so a job runs deliver without calling skipReason first: that record is read once per
+   * delivery (the webhook: what the receiver was sent decides both whether to post and what the post corrects).
+   */
+  readonly judgesOnDelivery?: boolean;
   /** Called as a result is queued for this adapter (HL7: the record of what the RIS accepted starts). */
   queued?(result: StudyResult): Promise<void>;
   /** Resolves with a short outcome code (e.g. "AA", "0x0000", "204"); throws Retryable/PermanentDeliveryError. */
@@ -163,21 +169,28 @@ export interface WebhookAdapterDeps {
 
 export function createWebhookAdapter(target: WebhookTarget, deps: WebhookAdapterDeps): OutboundAdapter {
   const minRank = PRIORITIES.indexOf(target.minPriority);
+  // PRIORITIES runs STAT, URGENT, ROUTINE: a lower index is more urgent.
+  const atOrAboveMin = (priority: Priority): boolean => PRIORITIES.indexOf(priority) <= minRank;
+  // Below the minimum, a version is still sent when the one the receiver last got was at or above it: the withdrawal
+  // of an alert it holds (a pager that got STAT learns the study is now ROUTINE); once it has been told, later ones
+  // below it are not sent. `sent`: the latest earlier version the receiver was sent (webhook/sent.ts).
+  const skipFor = (result: StudyResult, sent: { priority: Priority } | undefined): string | null =>
+    atOrAboveMin(result.priority) || (sent && atOrAboveMin(sent.priority)) ? null : 'below-min-priority';
   return {
     name: 'webhook',
     rejudgesNewer: true,
-    // PRIORITIES runs STAT, URGENT, ROUTINE: a lower index is more urgent. Below the minimum, a version is still
-    // sent when the one the receiver last got was at or above it: the withdrawal of an alert it holds (a pager
-    // that got STAT learns the study is now ROUTINE); once it has been told, later ones below it are not sent.
+    judgesOnDelivery: true,
     async skipReason(result) {
-      if (PRIORITIES.indexOf(result.priority) <= minRank) return null;
-      const sent = await sentBefore(deps.redis, result.StudyInstanceUID, result.resultVersion ?? 1);
-      return sent && PRIORITIES.indexOf(sent.priority) <= minRank ? null : 'below-min-priority';
+      if (atOrAboveMin(result.priority)) return null;
+      return skipFor(result, await sentBefore(deps.redis, result.StudyInstanceUID, result.resultVersion ?? 1));
     },
     async deliver(result, key) {
       const version = result.resultVersion ?? 1;
-      const corrects = (await sentBefore(deps.redis, result.StudyInstanceUID, version))?.version ?? null;
-      const status = await postWebhook(target, buildWebhookPayload(result, key.jobId, corrects), deps);
+      // One read of what the receiver was sent: whether to post (skipReason's judgment) and what the post corrects.
+      const sent = await sentBefore(deps.redis, result.StudyInstanceUID, version);
+      const skip = skipFor(result, sent);
+      if (skip) throw new SkipDelivery(skip);
+      const status = await postWebhook(target, buildWebhookPayload(result, key.jobId, sent?.version ?? null), deps);
       await recordSent(deps.redis, result.StudyInstanceUID, version, result.priority);
       return String(status);
     },

@@ -142,7 +142,8 @@ export async function execOutboundJob(adapter: OutboundAdapter, data: OutboundJo
     if (sent > data.version) return { status: 'superseded', detail: `v${sent} already acknowledged` };
     if (sent === data.version) return { status: 'skipped', detail: 'acknowledged' };
   }
-  const skip = await adapter.skipReason(result);
+  // An adapter that judges on delivery does it from the record deliver reads anyway (adapters.ts judgesOnDelivery).
+  const skip = adapter.judgesOnDelivery ? null : await adapter.skipReason(result);
   if (skip) return { status: 'skipped', detail: skip };
   try {
     const detail = await adapter.deliver(result, deliveryKey(data.StudyInstanceUID, data.version));

@@ -306,7 +306,7 @@ test('a downgrade scored while the alert it withdraws is still in flight is post
   answer = (p) => (p.resultVersion === 1 ? held : 204);
   const [v1, v2] = versionsOf('STAT', 'ROUTINE');
   await writeResult(redis, v1);
-  await outbound.enqueue(v1);
+  await outbound.enqueue(v1, 'trace-of-v1');
   await waitFor('v1 at the receiver', () => forKey(resultKey(v1).jobId).length === 1, 5000);
   await writeResult(redis, v2);
   await outbound.enqueue(v2);
@@ -314,6 +314,9 @@ test('a downgrade scored while the alert it withdraws is still in flight is post
   expect(await finished(resultKey(v1).jobId)).toBe('completed');
   await waitFor('v2 at the receiver', () => forKey(resultKey(v2).jobId).length === 1, 5000);
   expect(JSON.parse(forKey(resultKey(v2).jobId)[0].body)).toMatchObject({ priority: 'ROUTINE', resultVersion: 2, corrects: 1 });
+  // v2's job has a trace id of its own, as a job queued by a rescore has: it carried v1's, one trace for two deliveries.
+  const traceId = (await outbound.queue('webhook').getJob(resultKey(v2).jobId))?.data.traceId;
+  expect(traceId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
 });
 
 test('one delivery reads the record of what the receiver was sent once, a withdrawal below the minimum too', async () => {

@@ -6,6 +6,7 @@
 // flight in the whole deployment, so a newer version cannot overtake an older one in flight), and a per-study
 // watermark of the newest version the RIS acknowledged stops an older version from being sent after it
 // (docs/hl7-interface.md, "Ordering").
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { log as dimseLog } from 'dcmjs-dimse';
@@ -253,15 +254,16 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
   /**
    * A newer version of the study written while this one was in flight was judged by skipReason against a record
    * that lacked this one (the webhook: a STAT page in flight, its ROUTINE withdrawal skipped as below the minimum):
-   * judged again now, and queued if it is wanted (the same job id, so a no-op where it was queued). A failure here
-   * is logged, not thrown: the delivery itself succeeded and must not be sent again.
+   * judged again now, and queued if it is wanted (the same job id, so a no-op where it was queued), under a trace id
+   * of its own (as a rescore's job gets: shared/rescore.ts). A failure here is logged, not thrown: the delivery
+   * itself succeeded and must not be sent again.
    */
   async function rejudgeNewer(adapter: OutboundAdapter, data: OutboundJobData): Promise<void> {
     try {
       const current = await readResult(redis, data.StudyInstanceUID);
       if (!current || Math.trunc(current.scoredAt) <= data.version || (await adapter.skipReason(current))) return;
       const key = resultKey(current);
-      await queues.get(adapter.name)!.add(DELIVER_JOB, { StudyInstanceUID: key.StudyInstanceUID, version: key.version, ...(data.traceId ? { traceId: data.traceId } : {}) }, { jobId: key.jobId });
+      await queues.get(adapter.name)!.add(DELIVER_JOB, { StudyInstanceUID: key.StudyInstanceUID, version: key.version, traceId: randomUUID() }, { jobId: key.jobId });
     } catch (err) {
       logger.error({ adapter: adapter.name, StudyInstanceUID: data.StudyInstanceUID, version: data.version, err: safeMessage(err) }, 'outbound: newer version not judged again after this delivery');
     }

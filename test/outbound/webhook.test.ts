@@ -298,6 +298,21 @@ test('a sent study downgraded below WEBHOOK_MIN_PRIORITY is posted as a correcti
   expect(await score(stillBelow)).toBeUndefined();
 });
 
+test('a withdrawal the receiver refused (dead-lettered) is tried again by the next version below the minimum', async () => {
+  // The pager still holds the STAT alert: the refused withdrawal is not recorded as sent, so the next ROUTINE
+  // version withdraws it again, correcting the STAT version, the last one the receiver took.
+  const [v1, v2, v3] = versionsOf('STAT', 'ROUTINE', 'ROUTINE');
+  answer = () => 204;
+  expect(await score(v1)).toMatchObject({ priority: 'STAT', resultVersion: 1, corrects: null });
+  answer = () => 400;
+  await writeResult(redis, v2);
+  expect(await outbound.enqueue(v2)).toHaveLength(1);
+  expect(await finished(resultKey(v2).jobId)).toBe('failed');
+  expect(await outbound.deadLetterQueue('webhook').getJob(resultKey(v2).jobId)).toBeDefined();
+  answer = () => 204;
+  expect(await score(v3)).toMatchObject({ priority: 'ROUTINE', resultVersion: 3, corrects: 1 });
+});
+
 test('a downgrade scored while the alert it withdraws is still in flight is posted once that alert is answered', async () => {
   // v2 was judged against the record of what the receiver had while v1 was still being posted (not yet answered),
   // found nothing sent at or above the minimum and was never queued: the STAT page arrived, its withdrawal never.

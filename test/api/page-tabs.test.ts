@@ -4,6 +4,8 @@
 // tab loads, every tab gets each change, and when the tab holding the stream closes another takes it over. A tab
 // signed in with another token keeps a stream of its own. The same holds on plain http:// to a host name (a ward's
 // internal network), where the page is not a secure context and has neither Web Locks nor crypto.subtle.
+// On a secure page too the tabs elect the holder among themselves, so a holder frozen without a word is replaced,
+// and gives its own stream up when it comes back.
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -178,5 +180,42 @@ test('the shared stream interrupted (the API stopped and started again): every t
   } finally {
     await own.close();
     await other.close();
+  }
+}, 120_000);
+
+test('on a secure page the tab holding the stream frozen (no word to the others): another takes it over, and the frozen one, back, gives its own up and gets the next change', async () => {
+  const own = { context: await browser.newContext({ viewport: { width: 1280, height: 720 } }), base };
+  try {
+    const before = await openStreams();
+    const tabs = [];
+    for (let i = 0; i < 3; i++) tabs.push(await tab(TOKENS[0].token, own));
+    expect(await tabs[0].page.evaluate('window.isSecureContext')).toBe(true);
+    expect(tabs.map((t) => t.streams())).toEqual([1, 0, 0]);
+    expect(await openStreams()).toBe(before + 1);
+
+    // Frozen (its scripts stopped, as when a browser freezes a background tab or the tab hangs; here paused in the
+    // debugger): its stream stays open and it says nothing.
+    const cdp = await own.context.newCDPSession(tabs[0].page);
+    await cdp.send('Debugger.enable');
+    await cdp.send('Debugger.pause');
+    const rest = tabs.slice(1);
+    for (let i = 0; i < 400 && rest.every((t) => t.streams() === 0); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(rest.reduce((n, t) => n + t.streams(), 0)).toBe(1);
+    for (const t of rest) await t.page.locator('#live', { hasText: /^Live$/ }).waitFor({ timeout: 5_000 });
+    await writeResult(redis, { uid: uid(8), priority: 'STAT', receivedAt: Date.now(), looksLike: 'acute infarct restricted diffusion', flagged: ['acute_infarct'], accession: 'A24-30008' }, true);
+    for (const t of rest) await row(t.page, 8).waitFor({ timeout: 5_000 });
+    expect(await openStreams()).toBe(before + 2);
+
+    // Back: it hears the later holder, closes its own stream and is fed from the other's, the change made meanwhile too.
+    await cdp.send('Debugger.resume');
+    for (let i = 0; i < 400 && (await openStreams()) !== before + 1; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(await openStreams()).toBe(before + 1);
+    expect(tabs[0].streams()).toBe(1);
+    await writeResult(redis, { uid: uid(9), priority: 'URGENT', receivedAt: Date.now(), looksLike: 'enhancing mass lesion', flagged: ['mass'], accession: 'A24-30009' }, true);
+    for (const t of tabs) await row(t.page, 9).waitFor({ timeout: 5_000 });
+    await row(tabs[0].page, 8).waitFor({ timeout: 5_000 });
+    expect(await openStreams()).toBe(before + 1);
+  } finally {
+    await own.context.close();
   }
 }, 120_000);

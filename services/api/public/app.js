@@ -408,10 +408,9 @@ function scheduleRefresh() {
 // Over HTTP/1.1 a browser keeps at most 6 connections to one host, and a stream holds one for good: with a stream
 // per tab, a 7th tab never loaded. The tabs of this browser signed in with the same token share one stream: one tab
 // holds it and passes each event and each change of the stream's state to the others on a BroadcastChannel named
-// after a hash of the token (never the token); when it signs out, closes or crashes, another tab takes it over. The
-// holder is the tab holding a Web Lock of that name where the page has Web Locks (a secure context), else the tab
-// elected on the channel itself (plain http:// to a host name: see leadOnChannel). A tab with another token has
-// another name, so it never gets this token's events. Without BroadcastChannel a tab opens a stream of its own.
+// after a hash of the token (never the token); when it signs out, closes, crashes or freezes, another tab takes it
+// over. The tabs elect the holder on the channel itself (see leadOnChannel). A tab with another token has another
+// name, so it never gets this token's events. Without BroadcastChannel a tab opens a stream of its own.
 let live = null;
 /** This tab's place among the tabs sharing a stream: { channel, lead, leading, last, heard, live, stale, watchdog, elect }. */
 let shared = null;
@@ -515,20 +514,21 @@ function sha256Hex(text) {
   return h.map((v) => (v >>> 0).toString(16).padStart(8, '0')).join('');
 }
 
-/** A name for the token's shared stream: a hash, so the token is never a lock's or channel's name. */
+/** A name for the token's shared stream: a hash, so the token is never the channel's name. */
 const liveName = (token) => `neurotriage.live.${sha256Hex(`neurotriage.live:${token}`)}`;
 
 /** A random id for this tab among those sharing a stream (crypto.randomUUID needs a secure context). */
 const tabId = () => [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
 
 /**
- * Without Web Locks (not a secure context) the tabs elect the holder on the channel itself. The holder says 'lead'
- * every second. A tab that has just opened, heard 'bye' (the holder signed out or closed) or not heard 'lead' for
- * 3 s (the holder crashed or froze) claims the stream, and takes it unless within 0.5 s a holder answers (a holder
- * answers a claim at once, even while the browser throttles its timers in the background) or a tab with a lower id
- * claims too. Two holders at once (a frozen holder back, a holder too busy to answer) both pass on the same events,
- * which is harmless, and last until one hears the other's 'lead': the later claim (its term is higher), or else the
- * lower id, keeps the stream and the other closes its own.
+ * The tabs elect the holder on the channel itself, on every page: Web Locks would pick it only in a secure context (the
+ * page is also served on plain http:// to a host name, a ward's network), and a frozen holder would keep its lock, so
+ * no other tab would take the stream over. The holder says 'lead' every second. A tab that has just opened, heard 'bye'
+ * (the holder signed out or closed) or not heard 'lead' for 3 s (the holder crashed or froze) claims the stream, and
+ * takes it unless within 0.5 s a holder answers (a holder answers a claim at once, even while the browser throttles its
+ * timers in the background) or a tab with a lower id claims too. Two holders at once (a frozen holder back, a holder
+ * too busy to answer) both pass on the same events, which is harmless, and last until one hears the other's 'lead': the
+ * later claim (its term is higher), or else the lower id, keeps the stream and the other closes its own.
  */
 function leadOnChannel(mine, lead) {
   let term = 0;
@@ -589,12 +589,6 @@ function startLive() {
   if (!canShare()) return openStream();
   const mine = { channel: null, lead: new AbortController(), leading: false, last: null, heard: Date.now(), live: false, stale: false, watchdog: null, followed: false, id: tabId(), elect: null };
   shared = mine;
-  const alone = (err) => {
-    if (shared !== mine || mine.lead.signal.aborted) return;
-    console.warn('live updates not shared with other tabs', err);
-    stopLive();
-    openStream();
-  };
   // Taken over from another tab: events may have been missed between its stream and this one.
   const lead = () => {
     if (shared !== mine) return;
@@ -602,11 +596,10 @@ function startLive() {
     openStream(0, mine.followed || mine.stale);
   };
   try {
-    const name = liveName(state.token);
-    mine.channel = new BroadcastChannel(name);
+    mine.channel = new BroadcastChannel(liveName(state.token));
     mine.channel.onmessage = ({ data }) => {
       if (shared !== mine) return undefined;
-      if (data.type === 'lead' || data.type === 'claim' || data.type === 'bye') return mine.elect?.(data);
+      if (data.type === 'lead' || data.type === 'claim' || data.type === 'bye') return mine.elect(data);
       // A tab that has just opened asks what the stream's state is; the answer is for it alone.
       if (data.type === 'hello') return mine.leading && mine.last && mine.channel.postMessage({ ...mine.last, to: data.from });
       if (data.to && data.to !== mine.id) return undefined;
@@ -621,14 +614,11 @@ function startLive() {
       liveSays({ type: 'down', short: 'Reconnecting…', note: null });
     }, 5000);
     mine.channel.postMessage({ type: 'hello', from: mine.id });
-    if (!navigator.locks) return leadOnChannel(mine, lead);
-    navigator.locks.request(name, { signal: mine.lead.signal }, () => {
-      lead();
-      // Held until this tab stops live updates (sign-out, another sign-in) or closes.
-      return new Promise((resolve) => mine.lead.signal.addEventListener('abort', resolve));
-    }).catch(alone);
+    leadOnChannel(mine, lead);
   } catch (err) {
-    alone(err);
+    console.warn('live updates not shared with other tabs', err);
+    stopLive();
+    openStream();
   }
   return undefined;
 }
@@ -1363,8 +1353,8 @@ document.addEventListener('visibilitychange', () => {
   if (Date.now() - (state.refreshedAt ?? 0) > 60000) refreshWorklist().catch(report);
 });
 
-// A tab that closes or goes into the back-forward cache gives up at once the stream it holds for other tabs (a holder
-// elected on the channel says so), and takes its part again when it comes back from that cache.
+// A tab that closes or goes into the back-forward cache gives up at once the stream it holds for other tabs (it says
+// 'bye' on the channel), and takes its part again when it comes back from that cache.
 addEventListener('pagehide', () => stopLive());
 addEventListener('pageshow', (e) => { if (e.persisted && state.user) startLive(); });
 

@@ -102,6 +102,7 @@ export const StudyResultSchema = Type.Object({
   model: Type.Object({ bundleId: Type.String(), version: Type.String() }),
   judgedWith: Type.Object({ querySetVersion: Type.String(), classThresholds: ClassThresholdsSchema }, { description: 'the query set and class thresholds the study was judged with' }),
   resultVersion: Type.Optional(Type.Integer({ description: '1 for the first result of a study, +1 for each later one (a correction)' })),
+  traceId: Type.Optional(Type.String({ description: 'the trace id of the scoring job (the DICOM association that completed the study, or the re-score), carried by the log lines that scored and delivered it; absent in results written before it was recorded' })),
   provider: Type.String(),
   timingsMs: Type.Object({
     decode: Type.Number(), preprocess: Type.Number(), inference: Type.Number(), scoring: Type.Number(), localise: Type.Optional(Type.Number()), total: Type.Number(),

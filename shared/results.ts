@@ -177,6 +177,12 @@ export interface StudyResult {
    * worker's store when it writes the result; absent only in results written before it existed.
    */
   resultVersion?: number;
+  /**
+   * The trace id of the job that scored the study (from the DICOM association that completed it, or a re-score's):
+   * the outbound deliveries queued on its scored event log under it too. Absent in results written before it was
+   * recorded.
+   */
+  traceId?: string;
 }
 
 export const resultKeys = {

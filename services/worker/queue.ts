@@ -147,6 +147,8 @@ export async function execStudyJob(job: Job<StudyJobData>, deps: StudyJobDeps, t
     const dir = studyDir(deps.dataDir, storageKey);
     const [querySet, meta, refused] = await Promise.all([deps.queries.current(), studyMeta(deps.redis, uid), readRefusals(deps.redis, uid)]);
     const { result, vectors, norms } = await scoreStudyFolder(deps.pipeline, dir, querySet, { StudyInstanceUID: uid, ...meta, refused }, deps.partial);
+    // The result carries the job's trace id, so its deliveries (HL7, SR, webhook) log under the same one.
+    if (traceId) result.traceId = traceId;
     // Handed back while scoring: the worker that takes the job next writes the result (once, as one version).
     if (deps.beginWrite && !deps.beginWrite(String(job.id))) throw new WaitingError();
     await writeResult(deps.redis, result, vectors, norms);

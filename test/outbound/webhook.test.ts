@@ -334,6 +334,17 @@ test('a downgrade scored while the alert it withdraws is still in flight is post
   expect(traceId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
 });
 
+test('a study queued from its scored event is delivered under the trace id of the job that scored it', async () => {
+  // The scored event names only the study; its deliveries were logged with no trace id, so an administrator could
+  // not follow a study from its DICOM association to its page.
+  answer = () => 204;
+  const result = { ...makeResult('STAT'), traceId: 'trace-of-the-scoring-job' };
+  await writeResult(redis, result);
+  expect(await outbound.enqueueStudy(result.StudyInstanceUID)).toBe(true);
+  expect(await finished(resultKey(result).jobId)).toBe('completed');
+  expect((await outbound.queue('webhook').getJob(resultKey(result).jobId))?.data.traceId).toBe('trace-of-the-scoring-job');
+});
+
 test('one delivery reads the record of what the receiver was sent once, a withdrawal below the minimum too', async () => {
   // The withdrawal was judged (skipReason) from one read of the record and its corrects taken (deliver) from another.
   answer = () => 204;

@@ -89,6 +89,8 @@ describe('partial studies and query layers (worker path, real parts)', () => {
       await arrive(queue, uid, study.files.filter((f) => !dwi.has(f.SeriesInstanceUID)), 'partial-1');
       const first = await waitFor('the provisional result', () => readResult(uid), 60_000, 50);
       expect(first.resultVersion).toBe(1);
+      // The scoring job's trace id, which the study's deliveries log under (outbound.ts enqueueStudy).
+      expect(first.traceId).toBe('test-partial-1');
       expect(first.provisional?.waitingFor).toEqual(['DWI']);
       const bleed = first.findings.find((f) => f.queryId === 'bleed_dwi')!;
       expect(bleed).toMatchObject({ flagged: true, triggered: false, held: true, fallback: true, waitingFor: ['DWI'] });
@@ -105,6 +107,7 @@ describe('partial studies and query layers (worker path, real parts)', () => {
       expect(final.findings.find((f) => f.queryId === 'bleed_dwi')).toMatchObject({ flagged: true, triggered: true, fallback: true });
       expect(final.findings.find((f) => f.queryId === 'bleed_dwi')!.held).toBeUndefined();
       expect(final.judgedWith).toEqual(first.judgedWith);
+      expect(final.traceId).toBe('test-partial-1');
       expect(await parts.client.zscore(resultKeys.recent(), uid)).toBe(String(final.scoredAt));
     });
     await queue.close();
@@ -126,6 +129,7 @@ describe('partial studies and query layers (worker path, real parts)', () => {
       expect(complete.provisional).toBeUndefined();
       expect(complete.incomplete).toBeUndefined();
       expect(complete.sequencesUsed).toContain('DWI');
+      expect(complete.traceId).toBe('test-rest-2');
       expect(complete.findings.find((f) => f.queryId === 'bleed_dwi')).toMatchObject({ flagged: true, triggered: true });
       expect(complete.findings.find((f) => f.queryId === 'bleed_dwi')!.fallback).toBeUndefined();
       expect(complete.priority).toBe('STAT');

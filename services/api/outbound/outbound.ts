@@ -254,8 +254,9 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
   /**
    * A newer version of the study written while this one was in flight was judged by skipReason against a record
    * that lacked this one (the webhook: a STAT page in flight, its ROUTINE withdrawal skipped as below the minimum):
-   * judged again now, and queued if it is wanted (the same job id, so a no-op where it was queued), under a trace id
-   * of its own (as a rescore's job gets: shared/rescore.ts). A failure here is logged, not thrown: the delivery
+   * judged again now, and queued if it is wanted (the same job id, so a no-op where it was queued), under the trace
+   * id of the job that scored it (or one of its own for a result written before results recorded it), never this
+   * delivery's. A failure here is logged, not thrown: the delivery
    * itself succeeded and must not be sent again.
    */
   async function rejudgeNewer(adapter: OutboundAdapter, data: OutboundJobData): Promise<void> {
@@ -263,7 +264,7 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
       const current = await readResult(redis, data.StudyInstanceUID);
       if (!current || Math.trunc(current.scoredAt) <= data.version || (await adapter.skipReason(current))) return;
       const key = resultKey(current);
-      await queues.get(adapter.name)!.add(DELIVER_JOB, { StudyInstanceUID: key.StudyInstanceUID, version: key.version, traceId: randomUUID() }, { jobId: key.jobId });
+      await queues.get(adapter.name)!.add(DELIVER_JOB, { StudyInstanceUID: key.StudyInstanceUID, version: key.version, traceId: current.traceId ?? randomUUID() }, { jobId: key.jobId });
     } catch (err) {
       logger.error({ adapter: adapter.name, StudyInstanceUID: data.StudyInstanceUID, version: data.version, err: safeMessage(err) }, 'outbound: newer version not judged again after this delivery');
     }
@@ -313,7 +314,8 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
     async enqueueStudy(StudyInstanceUID, traceId) {
       const result = await readResult(redis, StudyInstanceUID);
       if (!result) return false;
-      await outbound.enqueue(result, traceId);
+      // A scored event names only the study: its deliveries log under the trace id of the job that scored it.
+      await outbound.enqueue(result, traceId ?? result.traceId);
       return true;
     },
 

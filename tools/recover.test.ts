@@ -11,9 +11,8 @@ import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { axialPositions, makeSeries, phantom, uid as newUid } from '../shared/imaging/synthetic';
 import { createLogger } from '../shared/logger';
-import { connectRedis } from '../shared/redis';
 import { instanceStorageKey, keys, PURGED_FIELD, PURGING_FIELD, SCORE_STUDY_JOB, STUDY_JOB_OPTIONS, STUDY_QUEUE, studyJobData, type StudyJobData } from '../shared/studies';
-import { startRedis, type TestRedis } from '../test/helpers/redis';
+import { redisUrl, startStudyQueue, stopRedisClient } from '../test/helpers/redis-client';
 import { BULK_PRIORITY } from './rescore';
 import { ARRIVING_SLACK_MS, recoverOptionsFrom, runRecover } from './recover';
 
@@ -21,7 +20,6 @@ const MAIN = path.resolve(__dirname, '..', 'dist', 'tools', 'recover.js');
 const log = createLogger('recover-test', 'silent');
 const T0 = Date.parse('2026-12-01T08:00:00Z');
 
-let server: TestRedis;
 let redis: Redis;
 let queue: Queue<StudyJobData>;
 let dataDir: string;
@@ -67,16 +65,8 @@ async function recordAsListener(study: Written, count: number, status: string): 
 
 const jobsFor = async (uid: string) => (await queue.getJobs(['prioritized', 'waiting', 'delayed'])).filter((j) => j.data.StudyInstanceUID === uid);
 
-beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'worker');
-  queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection: redis });
-});
-afterAll(async () => {
-  await queue?.close();
-  redis?.disconnect();
-  await server?.stop();
-});
+beforeAll(async () => ({ redis, queue } = await startStudyQueue()));
+afterAll(() => stopRedisClient(redis, queue));
 beforeEach(async () => {
   await redis.flushdb();
   dataDir = mkdtempSync(path.join(tmpdir(), 'nt-recover-'));
@@ -193,7 +183,7 @@ test('the command line: options, and what it refuses', () => {
 
 test('the built CLI lists each study recovered and sums up', async () => {
   const lost = storeStudy(1, 2);
-  const env = { PATH: process.env.PATH ?? '', REDIS_URL: server.url, DATA_DIR: dataDir, LOG_LEVEL: 'silent' };
+  const env = { PATH: process.env.PATH ?? '', REDIS_URL: redisUrl(redis), DATA_DIR: dataDir, LOG_LEVEL: 'silent' };
   const run = spawnSync(process.execPath, [MAIN], { env, encoding: 'utf8', timeout: 20_000 });
   expect(run.stderr).toBe('');
   expect(run.status).toBe(0);

@@ -6,10 +6,9 @@ import path from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createLogger } from '../shared/logger';
-import { connectRedis } from '../shared/redis';
 import { resultKeys, type StudyResult } from '../shared/results';
 import { keys, PURGED_FIELD, PURGING_FIELD, SCORE_STUDY_JOB, STUDY_QUEUE, studyStorageKey, type StudyJobData } from '../shared/studies';
-import { startRedis, type TestRedis } from '../test/helpers/redis';
+import { redisUrl, startStudyQueue, stopRedisClient } from '../test/helpers/redis-client';
 import { waitFor } from '../test/helpers/wait';
 import { BULK_PRIORITY, criteriaFrom, runRescore } from './rescore';
 
@@ -19,7 +18,6 @@ const NOW = Date.now();
 const CURRENT = 'neurotriage-synthetic-reference@2026.12.06-dwi-domain';
 const uid = (n: number) => `1.2.826.0.1.3680043.8.498.95${n}`;
 
-let server: TestRedis;
 let redis: Redis;
 let queue: Queue<StudyJobData>;
 const log = createLogger('rescore-test', 'silent');
@@ -44,16 +42,8 @@ async function study(n: number, status: string, lastReceivedAt: number, model?: 
 
 const queued = async () => (await queue.getJobs(['prioritized', 'waiting'])).map((j) => j.data.StudyInstanceUID).sort();
 
-beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'worker');
-  queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection: redis });
-});
-afterAll(async () => {
-  await queue?.close();
-  redis?.disconnect();
-  await server?.stop();
-});
+beforeAll(async () => ({ redis, queue } = await startStudyQueue()));
+afterAll(() => stopRedisClient(redis, queue));
 beforeEach(async () => {
   await redis.flushdb();
   await study(1, 'failed', NOW - DAY);
@@ -140,7 +130,7 @@ test('the command line: what each option means, and what it refuses', () => {
 });
 
 test('the built CLI lists each study and sums up; without a selection it exits 2 and says why', async () => {
-  const env = { PATH: process.env.PATH ?? '', REDIS_URL: server.url, LOG_LEVEL: 'silent' };
+  const env = { PATH: process.env.PATH ?? '', REDIS_URL: redisUrl(redis), LOG_LEVEL: 'silent' };
   const run = spawnSync(process.execPath, [MAIN, '--status', 'failed', '--since', new Date(NOW - 7 * DAY).toISOString()], { env, encoding: 'utf8', timeout: 20_000 });
   expect(run.stderr).toBe('');
   expect(run.status).toBe(0);

@@ -10,12 +10,11 @@ import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { createLogger } from '../../shared/logger';
-import { connectRedis } from '../../shared/redis';
 import { queryKeys, readSiteLayer, changeQuery } from '../../shared/queries';
 import { keys } from '../../shared/studies';
 import type { TriageQuery } from '../../shared/model-manifest';
 import { storeMatchedReport } from '../../shared/reports';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { startRedisClient, stopRedisClient } from '../helpers/redis-client';
 import { ADMIN, HASH_MODEL, NORMAL_TEXT, QUERIES, READER, SCRAPER, buildTestApp, hashEmbed, testDeps, testModelStatus, writeResult } from './helpers';
 import { calibrated, testCalibration } from '../helpers/calibration';
 import { float32ToLE } from '../../shared/float32';
@@ -25,7 +24,6 @@ import { build } from '../../services/api/app';
 import { auditFileFor } from '../../services/api/plugins/audit';
 import { backfillUntriagedIndex } from '../../services/worker/store';
 
-let server: TestRedis;
 let redis: Redis;
 let app: FastifyInstance;
 let dataDir: string;
@@ -70,20 +68,14 @@ function auditLines(dir = dataDir): Record<string, unknown>[] {
 }
 
 beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'producer');
-  await new Promise((r) => redis.once('ready', r));
+  redis = await startRedisClient('producer');
   const deps = testDeps(redis);
   dataDir = deps.config.DATA_DIR;
   app = await build(deps);
   await app.ready();
 });
 
-afterAll(async () => {
-  await app?.close();
-  redis?.disconnect();
-  await server?.stop();
-});
+afterAll(() => stopRedisClient(redis, app));
 
 beforeEach(seed);
 

@@ -8,31 +8,25 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { PNG } from 'pngjs';
 import { axialPositions, makeEnhancedSeries, makeSeries, uid, type SeriesSpec } from '../../shared/imaging/synthetic';
-import { connectRedis } from '../../shared/redis';
 import { instanceStorageKey, keys } from '../../shared/studies';
 import { COMPRESSED_TRANSFER_SYNTAX, compress, type Compression } from '../helpers/dcmtk';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { startRedisClient, stopRedisClient } from '../helpers/redis-client';
 import { READER, buildTestApp, testDeps } from './helpers';
 
-let server: TestRedis;
 let redis: Redis;
 let app: FastifyInstance;
 let dataDir: string;
 const study = uid();
 
 beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'producer');
-  await new Promise((r) => redis.once('ready', r));
+  redis = await startRedisClient('producer');
   const deps = testDeps(redis);
   dataDir = deps.config.DATA_DIR;
   app = await buildTestApp(redis, { config: deps.config });
 }, 60_000);
 
 afterAll(async () => {
-  await app?.close();
-  redis?.disconnect();
-  await server?.stop();
+  await stopRedisClient(redis, app);
   // The sparse files claim about 10 GB: none is left behind.
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });

@@ -15,19 +15,17 @@ import { PNG } from 'pngjs';
 import { imageToPatient, loadStudyVolumes, locateInSource, type Vec3 } from '../../shared/imaging';
 import { DEFAULT_PREPROCESSING } from '../../shared/imaging/spec';
 import { axialPositions, makeSeries } from '../../shared/imaging/synthetic';
-import { connectRedis } from '../../shared/redis';
 import { resultKeys, type FindingLocation, type StudyResult } from '../../shared/results';
 import { instanceStorageKey, keys } from '../../shared/studies';
 import { auditFileFor } from '../../services/api/plugins/audit';
 import { createLogger } from '../../shared/logger';
 import { runRetention } from '../../tools/retention';
 import { findStudyIndex, synthStudy } from '../worker/studies';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { startRedisClient, stopRedisClient } from '../helpers/redis-client';
 import { launchChromium, waitInPage } from '../helpers/browser';
 import { ADMIN, READER, SCRAPER, TOKENS, buildTestApp, testDeps, writeResult } from './helpers';
 
 const SEED = 4242;
-let server: TestRedis;
 let redis: Redis;
 let app: FastifyInstance;
 let dataDir: string;
@@ -39,9 +37,7 @@ let location: FindingLocation;
 let t2Slices: string[];
 
 beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'producer');
-  await new Promise((r) => redis.once('ready', r));
+  redis = await startRedisClient('producer');
   const deps = testDeps(redis);
   dataDir = deps.config.DATA_DIR;
   const study = synthStudy(SEED, findStudyIndex(SEED, ['mass']), { fast: true });
@@ -80,9 +76,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await app?.close();
-  redis?.disconnect();
-  await server?.stop();
+  await stopRedisClient(redis, app);
 });
 
 const auditText = () => readFileSync(auditFileFor(path.join(dataDir, 'audit', 'api-audit.jsonl')), 'utf8');

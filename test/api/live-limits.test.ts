@@ -7,26 +7,19 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
-import { connectRedis } from '../../shared/redis';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { startRedisClient, stopRedisClient } from '../helpers/redis-client';
 import { waitFor } from '../helpers/wait';
 import { ADMIN, READER, TOKENS, testDeps } from './helpers';
 import { build } from '../../services/api/app';
 import type { ApiSettings } from '../../services/api/settings';
 
-let server: TestRedis;
 let redis: Redis;
 
 beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'producer');
-  await new Promise((r) => redis.once('ready', r));
+  redis = await startRedisClient('producer');
 });
 
-afterAll(async () => {
-  redis?.disconnect();
-  await server?.stop();
-});
+afterAll(() => stopRedisClient(redis));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

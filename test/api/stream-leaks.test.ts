@@ -7,27 +7,20 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { connectRedis } from '../../shared/redis';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { startRedisClient, stopRedisClient } from '../helpers/redis-client';
 import { waitFor } from '../helpers/wait';
 import { ADMIN, READER, buildTestApp, testDeps } from './helpers';
 import { build } from '../../services/api/app';
 import { createFileAuditLog, type AuditLog } from '../../services/api/plugins/audit';
 import { openFilesUnder } from '../helpers/open-files';
 
-let server: TestRedis;
 let redis: Redis;
 
 beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'producer');
-  await new Promise((r) => redis.once('ready', r));
+  redis = await startRedisClient('producer');
 });
 
-afterAll(async () => {
-  redis?.disconnect();
-  await server?.stop();
-});
+afterAll(() => stopRedisClient(redis));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

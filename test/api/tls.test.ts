@@ -7,23 +7,16 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import { connectRedis } from '../../shared/redis';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { startRedisClient, stopRedisClient } from '../helpers/redis-client';
 import { READER, buildTestApp } from './helpers';
 
-let server: TestRedis;
 let redis: Redis;
 
 beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'producer');
-  await new Promise((r) => redis.once('ready', r));
+  redis = await startRedisClient('producer');
 });
 
-afterAll(async () => {
-  redis?.disconnect();
-  await server?.stop();
-});
+afterAll(() => stopRedisClient(redis));
 
 function fetchJson(url: string, ca: Buffer, headers: Record<string, string>): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {

@@ -5,11 +5,10 @@ import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { createLogger } from '../../shared/logger';
-import { connectRedis } from '../../shared/redis';
 import { reportKeys, storeMatchedReport } from '../../shared/reports';
 import { resultKeys, worklistScore } from '../../shared/results';
 import { keys } from '../../shared/studies';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { startRedisClient, stopRedisClient } from '../helpers/redis-client';
 import { ADMIN, READER, SCRAPER, buildTestApp, writeResult } from './helpers';
 
 const T0 = Date.UTC(2026, 0, 5, 8, 0, 0);
@@ -19,7 +18,6 @@ const WRONG_SHAPE = '1.2.826.0.1.3680043.10.8.3';
 const LATER = '1.2.826.0.1.3680043.10.8.4';
 const SECRET = 'ACC-CANARY-7731';
 
-let server: TestRedis;
 let redis: Redis;
 let app: FastifyInstance;
 const logLines: string[] = [];
@@ -35,9 +33,7 @@ async function writeRaw(uid: string, raw: string, receivedAt: number): Promise<v
 }
 
 beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'producer');
-  await new Promise((r) => redis.once('ready', r));
+  redis = await startRedisClient('producer');
   const logger = createLogger('api-test', 'info', new Writable({ write: (chunk: Buffer, _enc, done) => { logLines.push(chunk.toString('utf8')); done(); } }));
   app = await buildTestApp(redis, { logger });
   await app.ready();
@@ -49,11 +45,7 @@ beforeAll(async () => {
   await writeResult(redis, { uid: LATER, priority: 'STAT', receivedAt: T0 + 3000, looksLike: 'intracranial haemorrhage blood products', flagged: ['haemorrhage'] });
 });
 
-afterAll(async () => {
-  await app?.close();
-  redis?.disconnect();
-  await server?.stop();
-});
+afterAll(() => stopRedisClient(redis, app));
 
 test('the worklist lists every readable study and names the unreadable ones in `unreadable`', async () => {
   const res = await app.inject({ method: 'GET', url: '/api/v1/worklist', headers: READER });

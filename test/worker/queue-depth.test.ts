@@ -3,25 +3,20 @@
 // stayed "delayed" and NeurotriageQueueBackingUp (waiting + prioritized) never saw the backlog. Real Redis, no
 // worker fetching: sampleQueueDepth called directly.
 import { Queue, Worker } from 'bullmq';
-import { connectRedis } from '../../shared/redis';
+import type { Redis } from 'ioredis';
 import { SCORE_STUDY_JOB, STUDY_QUEUE, type StudyJobData } from '../../shared/studies';
 import { createWorkerMetrics } from '../../services/worker/metrics';
 import { sampleQueueDepth } from '../../services/worker/queue';
 import { QUEUE_PATH, READY_FIELD, startWorkerHttp } from '../../services/worker/http';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { startRedisClient, stopRedisClient } from '../helpers/redis-client';
 
 describe('queue depth sampled for the metrics scrape', () => {
-  let redis: TestRedis;
-  let client: ReturnType<typeof connectRedis>;
+  let client: Redis;
 
   beforeAll(async () => {
-    redis = await startRedis();
-    client = connectRedis(redis.url, 'worker');
+    client = await startRedisClient('worker');
   });
-  afterAll(async () => {
-    await client?.quit();
-    await redis?.stop();
-  });
+  afterAll(() => stopRedisClient(client));
 
   it('counts a delayed study job whose quiet period is over as waiting, and its age as the oldest', async () => {
     const queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection: client });

@@ -2,6 +2,7 @@
 // written, atomic status/worklist/pending updates, a study that got an instance during scoring left pending (with
 // the listener's real arrival script), vectors round-tripped as float32 LE; query changes picked up without a
 // restart and re-embedded only for new sentences.
+import type { Redis } from 'ioredis';
 import { connectRedis } from '../../shared/redis';
 import { queryKeys, changeQuery } from '../../shared/queries';
 import { resultKeys, type StudyResult } from '../../shared/results';
@@ -20,7 +21,7 @@ import { calibrationState } from '../../shared/models/calibration';
 import { readQuerySet, readSiteLayer } from '../../shared/queries';
 import { migrateEntry, migrateQueries } from '../../shared/query-migration';
 import { REFERENCE_BUNDLE } from './bundle';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { redisUrl, startRedisClient, stopRedisClient } from '../helpers/redis-client';
 
 const UID = '1.2.826.0.1.3680043.8.498.1';
 
@@ -33,16 +34,11 @@ function result(priority: StudyResult['priority'], receivedAt: number): StudyRes
 }
 
 describe('worker results store (real Redis)', () => {
-  let redis: TestRedis;
-  let client: ReturnType<typeof connectRedis>;
+  let client: Redis;
   beforeAll(async () => {
-    redis = await startRedis();
-    client = connectRedis(redis.url, 'worker');
+    client = await startRedisClient('worker');
   });
-  afterAll(async () => {
-    await client.quit();
-    await redis.stop();
-  });
+  afterAll(() => stopRedisClient(client));
 
   it('writes one result per study, however often a job is re-delivered', async () => {
     await client.sadd(keys.pendingStudies(), UID);
@@ -129,17 +125,15 @@ describe('worker results store (real Redis)', () => {
 });
 
 describe('triage queries and their vectors (real Redis)', () => {
-  let redis: TestRedis;
-  let client: ReturnType<typeof connectRedis>;
-  let sub: ReturnType<typeof connectRedis>;
+  let client: Redis;
+  let sub: Redis;
   beforeAll(async () => {
-    redis = await startRedis();
-    client = connectRedis(redis.url, 'worker');
-    sub = connectRedis(redis.url, 'worker');
+    client = await startRedisClient('worker');
+    sub = connectRedis(redisUrl(client), 'worker');
   });
   afterAll(async () => {
-    await Promise.all([client.quit(), sub.quit()]);
-    await redis.stop();
+    await sub?.quit();
+    await stopRedisClient(client);
   });
 
   it('reads the bundle\'s defaults (nothing is seeded into Redis), embeds once per sentence and picks up an edit without a restart', async () => {
@@ -180,16 +174,11 @@ describe('triage queries and their vectors (real Redis)', () => {
 });
 
 describe('moving older query hashes to the layered contract (real Redis)', () => {
-  let redis: TestRedis;
-  let client: ReturnType<typeof connectRedis>;
+  let client: Redis;
   beforeAll(async () => {
-    redis = await startRedis();
-    client = connectRedis(redis.url, 'worker');
+    client = await startRedisClient('worker');
   });
-  afterAll(async () => {
-    await client.quit();
-    await redis.stop();
-  });
+  afterAll(() => stopRedisClient(client));
 
   /** The committed bundle's manifest as it runs now, and its queries as an earlier release copied them into Redis
    *  (schemaVersion 1 calibration: Platt a, b, a raw-score threshold and the target). */

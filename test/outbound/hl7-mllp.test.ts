@@ -343,8 +343,8 @@ test('a study whose first versions were never queued (scored while the API was d
   await redis.zrem(resultKeys.recent(), second.StudyInstanceUID); // the next test counts the window
 });
 
-test('catch-up reads the window from the scoredAt index, not the whole worklist', async () => {
-  const recent = makeResult('ROUTINE');
+test('catch-up reads the window from the scoredAt index, not the whole worklist; a result is queued under its scoring job\'s trace id', async () => {
+  const recent = { ...makeResult('ROUTINE'), traceId: 'trace-of-the-scoring-job' };
   const old = makeResult('ROUTINE', { scoredAt: Date.now() - 2 * 3600_000 });
   for (const r of [recent, old]) {
     await writeResult(redis, r);
@@ -353,6 +353,7 @@ test('catch-up reads the window from the scoredAt index, not the whole worklist'
   expect(await outbound.catchUp(60)).toBe(1);
   expect(await finished(resultKey(recent).jobId)).toBe('completed');
   expect(messagesFor(resultKey(recent).hl7ControlId)).toHaveLength(1);
+  expect((await outbound.queue('hl7').getJob(resultKey(recent).jobId))?.data.traceId).toBe('trace-of-the-scoring-job');
   expect(await outbound.queue('hl7').getJob(resultKey(old).jobId)).toBeUndefined();
 });
 

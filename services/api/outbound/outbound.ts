@@ -348,7 +348,8 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
         }
         if (!result || result.scoredAt < since) continue;
         // Versions already delivered (their completed jobs are kept 24 h) are no-ops here.
-        const queued = await outbound.enqueue(result, 'catch-up');
+        // Under the trace id of the job that scored it, as on its scored event; 'catch-up' for an older result.
+        const queued = await outbound.enqueue(result, result.traceId ?? 'catch-up');
         for (const adapter of queued) if (await retryExhausted(adapter, resultKey(result).jobId)) retried += 1;
         count += 1;
       }

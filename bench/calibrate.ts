@@ -122,8 +122,8 @@ async function main(): Promise<void> {
 
     // Cold: no report's sentences embedded yet, so the calibration embeds all of them.
     const tCold = performance.now();
-    // The query is not stored (null: no site entry), so each attempt is recorded as a new query's would be.
-    const cold = await calibrator.calibrate(query, null);
+    // The query is not stored: nothing is recorded (the caller records the attempt with its write).
+    const cold = await calibrator.calibrate(query);
     const coldMs = performance.now() - tCold;
 
     // Warm (the steady state: each report's sentences were embedded when it arrived).
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
     let last = cold;
     for (let r = 0; r < RUNS; r++) {
       const t0 = performance.now();
-      last = await calibrator.calibrate({ ...query, text: r % 2 ? query.text : 'Acute intraparenchymal haemorrhage.' }, null);
+      last = await calibrator.calibrate({ ...query, text: r % 2 ? query.text : 'Acute intraparenchymal haemorrhage.' });
       warm.push(performance.now() - t0);
     }
 

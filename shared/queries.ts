@@ -154,8 +154,9 @@ export async function changeQuery(redis: Redis, change: { put: TriageQuery } | {
 
 /**
  * KEYS: hash, disabled set, version, calibration attempts. ARGV: id, the entry's JSON as read ('' when there was
- * none), the new JSON ('' deletes, and the query's last calibration attempt with it). Writes only when the entry still
- * holds what was read, so the change and the check are one step.
+ * none), the new JSON ('' deletes, and the query's last calibration attempt with it), the calibration attempt made
+ * for the new JSON ('' none: the stored one is left). Writes only when the entry still holds what was read, so the
+ * change, the attempt and the check are one step.
  */
 const CHANGE_IF = `
 if (redis.call('HGET', KEYS[1], ARGV[1]) or '') ~= ARGV[2] then return false end
@@ -165,6 +166,7 @@ if ARGV[3] == '' then
 else
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
   redis.call('SREM', KEYS[2], ARGV[1])
+  if ARGV[4] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], ARGV[4]) end
 end
 return redis.call('INCR', KEYS[3])
 `;
@@ -172,12 +174,20 @@ return redis.call('INCR', KEYS[3])
 /**
  * changeQuery, but only if the site entry of that id still holds `expected` (its JSON as read; null: there was none).
  * A calibration takes seconds on a large site; what was computed for the query as read must never replace an edit
- * or a delete made meanwhile, nor revive a deleted query. Null when the entry changed (nothing written).
+ * or a delete made meanwhile, nor revive a deleted query. `attempt`: the calibration attempt made for the query
+ * written, recorded with it in the same step (so only the saved edit's attempt is ever recorded: two edits compared
+ * with the same entry each recorded theirs before either was saved, and the refused one's could be left over the
+ * saved one). Null when the entry changed (nothing written, the attempt dropped).
  */
-export async function changeQueryIf(redis: Redis, id: string, expected: string | null, change: { put: TriageQuery } | { delete: true }): Promise<number | null> {
+export async function changeQueryIf(
+  redis: Redis, id: string, expected: string | null, change: { put: TriageQuery } | { delete: true }, attempt?: CalibrationAttempt,
+): Promise<number | null> {
   if ('put' in change && change.put.id !== id) throw new Error(`changeQueryIf: query ${change.put.id} written under id ${id}`);
   const next = 'put' in change ? JSON.stringify({ ...change.put, origin: 'site' }) : '';
-  const res = await redis.eval(CHANGE_IF, 4, queryKeys.queries(), queryKeys.disabled(), queryKeys.version(), queryKeys.calibrationAttempts(), id, expected ?? '', next);
+  const res = await redis.eval(
+    CHANGE_IF, 4, queryKeys.queries(), queryKeys.disabled(), queryKeys.version(), queryKeys.calibrationAttempts(),
+    id, expected ?? '', next, 'put' in change && attempt ? JSON.stringify(attempt) : '',
+  );
   if (res === null) return null;
   const version = Number(res);
   await redis.publish(queryKeys.changedChannel(), String(version));
@@ -187,11 +197,12 @@ export async function changeQueryIf(redis: Redis, id: string, expected: string |
 /**
  * Drops a site query's stored calibration (one that flags nearly every study and cannot be redone: the query is then
  * not calibrated, with the reason on the page, rather than judged with it), if the entry still holds `expected` (its
- * JSON as read). Used by the background calibration pass and by "Calibrate now". Null when it changed meanwhile.
+ * JSON as read), with the attempt that could not redo it. Used by the background calibration pass and by "Calibrate
+ * now". Null when it changed meanwhile.
  */
-export async function dropCalibration(redis: Redis, q: TriageQuery, expected: string): Promise<number | null> {
+export async function dropCalibration(redis: Redis, q: TriageQuery, expected: string, attempt?: CalibrationAttempt): Promise<number | null> {
   const { calibration: _dropped, ...uncalibrated } = q;
-  return changeQueryIf(redis, q.id, expected, { put: uncalibrated });
+  return changeQueryIf(redis, q.id, expected, { put: uncalibrated }, attempt);
 }
 
 /** Turns a bundle default off (true) or on again (false). */
@@ -215,11 +226,14 @@ return 1
 `;
 
 /**
- * Records the outcome of an attempt to calibrate a site query (the page's warning reads it), only if the site entry
- * of that id still holds `expected` (its JSON as the calibration read it; null: there was none), compared and written
- * in one step. A calibration takes seconds: written unconditionally, the attempt of one that a delete overtook stayed
- * in Redis for a query that no longer existed (the delete had already removed the query's attempt), and was shown
- * for a query created again under that id with that text. False when the entry changed (nothing written).
+ * Records the outcome of an attempt to calibrate a site query (the page's warning reads it) when nothing else is
+ * written (the calibration failed and the query stays as it is), only if the site entry of that id still holds
+ * `expected` (its JSON as the calibration read it; null: there was none), compared and written in one step: the
+ * attempt is then for the entry as stored. A calibration takes seconds: written unconditionally, the attempt of one
+ * that a delete overtook stayed in Redis for a query that no longer existed (the delete had already removed the
+ * query's attempt), and was shown for a query created again under that id with that text. An attempt whose query is
+ * written (an edit, a calibration, a dropped one) is recorded by changeQueryIf in the write's own step instead.
+ * False when the entry changed (nothing written).
  */
 export async function recordCalibrationAttempt(redis: Redis, id: string, expected: string | null, attempt: CalibrationAttempt): Promise<boolean> {
   return Number(await redis.eval(RECORD_ATTEMPT_IF, 2, queryKeys.queries(), queryKeys.calibrationAttempts(), id, expected ?? '', JSON.stringify(attempt))) === 1;

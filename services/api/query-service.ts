@@ -18,7 +18,8 @@ import { calibrationState, thresholdFromTable, type CalibrationState } from '../
 import { classThresholds, queryThreshold, type ClassThresholds } from '../../shared/models/decision';
 import type { TextCheck } from '../../shared/language/check';
 import {
-  changeQuery, changeQueryIf, DEFAULT_TARGET_SENSITIVITY, queryKeys, dropCalibration, readCalibrationAttempts, readJudging, readQuerySet, readSiteLayer, restoreDefault, setDefaultDisabled,
+  changeQuery, changeQueryIf, DEFAULT_TARGET_SENSITIVITY, queryKeys, dropCalibration, readCalibrationAttempts, readJudging, readQuerySet, readSiteLayer, recordCalibrationAttempt, restoreDefault,
+  setDefaultDisabled,
   type CalibrationAttempt, type JudgingInUse,
 } from '../../shared/queries';
 import { flagsNearlyEverything, pseudoPositiveWords } from '../../shared/models/pseudo-labels';
@@ -235,11 +236,14 @@ export function createQueryService(deps: QueryServiceDeps) {
     const previous = current && current.origin === 'site' ? current : bundleDefault ?? current;
     let calibration = keptCalibration(previous, next, model.version, target);
     let detail: string;
+    // The attempt made for this edit, recorded only with it (never when another change was saved meanwhile).
+    let attempt: CalibrationAttempt | undefined;
     if (calibration) {
       detail = calibration === previous?.calibration ? 'kept: fitted for the same text, contrast sentence and sequences on this bundle' : `threshold re-picked for sensitivity ${target} from its table of operating points`;
     } else {
       const calibrator = deps.calibrator();
-      const outcome = calibrator ? await calibrator.calibrate(next, expected) : null;
+      const outcome = calibrator ? await calibrator.calibrate(next) : null;
+      attempt = outcome?.attempt;
       if (outcome?.ok) {
         calibration = outcome.calibration;
         detail = `calibrated on ${calibration.studies} past studies of this site (${calibration.positives} ${pseudoPositiveWords(next).one})`;
@@ -248,7 +252,7 @@ export function createQueryService(deps: QueryServiceDeps) {
       }
     }
     const stored: TriageQuery = { ...next, ...(calibration ? { calibration } : {}) };
-    const version = await changeQueryIf(redis, definition.id, expected, { put: stored });
+    const version = await changeQueryIf(redis, definition.id, expected, { put: stored }, attempt);
     if (version === null) {
       throw new HttpProblem(409, mode === 'create'
         ? `a triage query "${definition.id}" was created by another request while this one was being calibrated; PUT /api/v1/queries/${definition.id} replaces it`
@@ -300,16 +304,19 @@ export function createQueryService(deps: QueryServiceDeps) {
     }
     const calibrator = deps.calibrator();
     if (!calibrator) throw new HttpProblem(503, 'no calibrator is running (the model bundle is not loaded)');
-    const outcome = await calibrator.calibrate(q, expected);
+    const outcome = await calibrator.calibrate(q);
     let version: number | null = null;
-    // Written only onto the query as it was read: an edit or delete made while it was calibrating stands.
+    // Written (with the attempt) only onto the query as it was read: an edit or delete made while it was calibrating
+    // stands, and the attempt is dropped with it.
     const changedMeanwhile = () => new HttpProblem(409, `the triage query "${id}" was changed (edited, calibrated or deleted) while it was being calibrated; this calibration was not stored`);
     if (outcome.ok) {
-      version = await changeQueryIf(redis, id, expected, { put: { ...q, calibration: outcome.calibration } });
+      version = await changeQueryIf(redis, id, expected, { put: { ...q, calibration: outcome.calibration } }, outcome.attempt);
       if (version === null) throw changedMeanwhile();
     } else if (q.calibration && flagsNearlyEverything(q.calibration)) {
-      version = await dropCalibration(redis, q, expected);
+      version = await dropCalibration(redis, q, expected, outcome.attempt);
       if (version === null) throw changedMeanwhile();
+    } else {
+      await recordCalibrationAttempt(redis, id, expected, outcome.attempt);
     }
     const saved = (await find(id))!;
     return { version, query: saved, calibration: { state: saved.calibrationState, detail: outcome.ok ? `calibrated on ${outcome.calibration.studies} past studies (${outcome.calibration.positives} ${pseudoPositiveWords(q).one})` : outcome.reason } };

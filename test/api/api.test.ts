@@ -81,14 +81,15 @@ beforeEach(seed);
 
 /**
  * The real (hash) embedder, held once at the embedding of one sentence (holdAt): a calibration on a large site takes
- * seconds, and other requests are served meanwhile. clear() drops a hold not reached.
+ * seconds, and other requests are served meanwhile. Several holds may wait at once (each is taken by the first
+ * embedding of its sentence after it was set, in the order they were set). clear() drops the holds not reached.
  */
 function gatedEmbedder() {
-  let gate: { text: string; reached: () => void; released: Promise<void> } | null = null;
+  let gates: { text: string; reached: () => void; released: Promise<void> }[] = [];
   const embedText = async (texts: string[]) => {
-    const g = gate;
-    if (g && texts.includes(g.text)) {
-      gate = null;
+    const g = gates.find((x) => texts.includes(x.text));
+    if (g) {
+      gates = gates.filter((x) => x !== g);
       g.reached();
       await g.released;
     }
@@ -97,10 +98,10 @@ function gatedEmbedder() {
   const holdAt = (text: string) => {
     let release!: () => void;
     const released = new Promise<void>((r) => (release = r));
-    const reached = new Promise<void>((r) => (gate = { text, reached: r, released }));
+    const reached = new Promise<void>((r) => gates.push({ text, reached: r, released }));
     return { reached, release };
   };
-  return { embedText, holdAt, clear: () => void (gate = null) };
+  return { embedText, holdAt, clear: () => void (gates = []) };
 }
 
 describe('auth', () => {
@@ -883,6 +884,57 @@ describe('queries: bundle defaults, site layer, language check and calibration f
       expect(pass.calibrated).not.toContain('sdh_pass');
       expect(await attempt('sdh_pass')).toBeNull();
       expect((await list()).queries.map((q: { id: string }) => q.id)).not.toContain('sdh_pass');
+    } finally {
+      clear();
+      await slowApp.close();
+    }
+  });
+
+  test('two edits of one query calibrating at once: the attempt kept and shown is the saved edit\'s own, never the refused one\'s', async () => {
+    // Both edits read the query as it was and are held at their calibration's embedding of their text (their studies
+    // read), then finish within a few milliseconds: both attempts were compared with the entry as read and recorded
+    // (nothing had written the query yet), the first edit was saved and the second refused, and the attempt left was
+    // the refused edit's, for the other text (the saved one showed none) or, same text, counting studies it never saw.
+    const { embedText, holdAt, clear } = gatedEmbedder();
+    const slowApp = await build(testDeps(redis, { embedText }));
+    const edit = (payload: Record<string, unknown>) => slowApp.inject({ method: 'PUT', url: '/api/v1/queries/sdh_two', headers: ADMIN, payload });
+    const shown = async () => (await slowApp.inject({ method: 'GET', url: '/api/v1/queries/sdh_two', headers: READER })).json();
+    const bothAtOnce = async (first: Record<string, unknown>, second: Record<string, unknown>, between?: () => Promise<void>) => {
+      const holdFirst = holdAt(first.text as string);
+      const a = edit(first);
+      await holdFirst.reached;
+      await between?.();
+      const holdSecond = holdAt(second.text as string);
+      const b = edit(second);
+      await holdSecond.reached;
+      holdFirst.release();
+      holdSecond.release();
+      const answers = await Promise.all([a, b]);
+      expect(answers.map((r) => r.statusCode).sort()).toEqual([200, 409]);
+      return answers.find((r) => r.statusCode === 200)!.json();
+    };
+    try {
+      await reportedCohort(12, 28);
+      expect((await slowApp.inject({ method: 'POST', url: '/api/v1/queries', headers: ADMIN, payload: { id: 'sdh_two', text: 'acute subdural blood', priority: 'STAT' } })).statusCode).toBe(201);
+
+      // Two wordings: the saved one's attempt is the one stored and shown.
+      const saved = await bothAtOnce({ text: 'subdural haematoma collection', priority: 'STAT' }, { text: 'crescentic subdural collection', priority: 'URGENT' });
+      let view = await shown();
+      expect(view.text).toBe(saved.query.text);
+      expect(JSON.parse((await redis.hget(queryKeys.calibrationAttempts(), 'sdh_two'))!).fittedFor).toBe(view.calibration.fittedFor);
+      expect(view.lastAttempt).toMatchObject({ ok: true, fittedFor: view.calibration.fittedFor, studies: view.calibration.studies });
+
+      // One wording, and a study reported between the two calibrations' reads: the attempt shown counts the studies
+      // the saved calibration was fitted on (40), not the refused one's (41).
+      const sameText = await bothAtOnce({ text: 'subdural haematoma', priority: 'STAT' }, { text: 'subdural haematoma', priority: 'URGENT' }, async () => {
+        const uid = '1.2.826.0.1.3680043.10.9.99';
+        await writeResult(redis, { uid, priority: 'ROUTINE', receivedAt: T0 - 1000, looksLike: 'subdural haematoma crescentic collection left' });
+        await storeMatchedReport(redis, { AccessionNumber: 'R99', StudyInstanceUID: uid, text: 'Subdural haematoma.', status: 'F', receivedAt: T0 - 1000, source: 'api' });
+      });
+      view = await shown();
+      expect(view.priority).toBe(sameText.query.priority);
+      expect(view.calibration.studies).toBe(sameText.query.calibration.studies);
+      expect(view.lastAttempt).toMatchObject({ ok: true, studies: view.calibration.studies, positives: view.calibration.positives });
     } finally {
       clear();
       await slowApp.close();

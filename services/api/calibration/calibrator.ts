@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 import { SEQUENCES, queryFingerprint, type Manifest, type Sequence, type TriageQuery } from '../../../shared/model-manifest';
 import { calibrateFromReports, pseudoPositiveWords, type CalibrationStudy, type Embed, type ReportCalibration } from '../../../shared/models/pseudo-labels';
 import { scoredSentences } from '../../../shared/models/scoring';
-import { DEFAULT_TARGET_SENSITIVITY, recordCalibrationAttempt } from '../../../shared/queries';
+import { DEFAULT_TARGET_SENSITIVITY, type CalibrationAttempt } from '../../../shared/queries';
 import { reportedStudies } from '../../../shared/reports';
 import { resultKeys } from '../../../shared/results';
 import { parseResult, UNREADABLE } from '../../../shared/result-schema';
@@ -37,12 +37,16 @@ export interface Calibrator {
   /** Past studies usable for calibration (newest first, at most maxStudies), with image and report vectors. */
   studies(): Promise<CalibrationStudy[]>;
   /**
-   * Calibrates the query at its target sensitivity and records the attempt (the page shows why one failed), only if
-   * the query's site entry still holds `expected` (its JSON as the caller read it; null: none), as the caller's write
-   * of the calibration is: nothing of a calibration that an edit or a delete overtook is kept.
+   * Calibrates the query at its target sensitivity, with the attempt (the page shows why one failed) for the caller
+   * to record: with its write of the query (changeQueryIf's attempt), or alone when it writes nothing
+   * (recordCalibrationAttempt), each compared with the entry the caller read, so nothing of a calibration that an
+   * edit or a delete overtook is kept, and the attempt is only ever recorded with the query version it was made for.
    */
-  calibrate(query: TriageQuery, expected: string | null): Promise<ReportCalibration>;
+  calibrate(query: TriageQuery): Promise<CalibrationRun>;
 }
+
+/** A calibration's outcome and the attempt it made, not recorded yet. */
+export type CalibrationRun = ReportCalibration & { attempt: CalibrationAttempt };
 
 const CHUNK = 250;
 
@@ -116,7 +120,7 @@ export function createCalibrator(opts: CalibratorOptions): Calibrator {
 
   return {
     studies,
-    async calibrate(query, expected) {
+    async calibrate(query) {
       const past = await studies();
       const { positive, contrast } = scoredSentences(query);
       const [text, negative] = await opts.embed([positive, ...(contrast ? [contrast] : [])]);
@@ -131,7 +135,7 @@ export function createCalibrator(opts: CalibratorOptions): Calibrator {
         ...(opts.minPseudoAuc !== undefined ? { minPseudoAuc: opts.minPseudoAuc } : {}),
         ...(opts.minSpecificity !== undefined ? { minSpecificity: opts.minSpecificity } : {}),
       });
-      await recordCalibrationAttempt(redis, query.id, expected, {
+      const attempt: CalibrationAttempt = {
         at: new Date().toISOString(),
         ok: outcome.ok,
         detail: outcome.ok
@@ -141,8 +145,8 @@ export function createCalibrator(opts: CalibratorOptions): Calibrator {
         positives: outcome.ok ? outcome.calibration.positives : outcome.positives,
         fittedFor: queryFingerprint(query),
         bundleVersion: manifest.version,
-      });
-      return outcome;
+      };
+      return { ...outcome, attempt };
     },
   };
 }

@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../../shared/logger';
 import { calibrationState } from '../../../shared/models/calibration';
 import { flagsNearlyEverything, textModelVersion } from '../../../shared/models/pseudo-labels';
-import { changeQueryIf, dropCalibration, readSiteLayer } from '../../../shared/queries';
+import { changeQueryIf, dropCalibration, readSiteLayer, recordCalibrationAttempt } from '../../../shared/queries';
 import { reportedStudies, reportKeys } from '../../../shared/reports';
 import { resultKeys } from '../../../shared/results';
 import { subscribe } from '../../../shared/redis';
@@ -110,16 +110,19 @@ export function createCalibrationService(deps: CalibrationServiceDeps) {
         // Another replica holds the lock now (this pass outlived it): it does the rest.
         if (Number(await redis.eval(LOCK_IF_OURS, 1, LOCK, token, '1', String(LOCK_MS))) === 0) break;
         out.tried.push(q.id);
-        // Written (the attempt, then the calibration) only if nobody edited, calibrated or deleted the query
-        // meanwhile (each compared and written in one step).
+        // Written (the attempt with the calibration, or alone when the query stays as it is) only if nobody edited,
+        // calibrated or deleted the query meanwhile (compared and written in one step).
         const expected = site.stored[q.id];
-        const outcome = await p.calibrator.calibrate(q, expected);
-        if (!outcome.ok && !degenerate) continue;
-        if (!outcome.ok) {
-          if ((await dropCalibration(redis, q, expected)) !== null) out.dropped = [...(out.dropped ?? []), q.id];
+        const outcome = await p.calibrator.calibrate(q);
+        if (!outcome.ok && !degenerate) {
+          await recordCalibrationAttempt(redis, q.id, expected, outcome.attempt);
           continue;
         }
-        if ((await changeQueryIf(redis, q.id, expected, { put: { ...q, calibration: outcome.calibration } })) !== null) out.calibrated.push(q.id);
+        if (!outcome.ok) {
+          if ((await dropCalibration(redis, q, expected, outcome.attempt)) !== null) out.dropped = [...(out.dropped ?? []), q.id];
+          continue;
+        }
+        if ((await changeQueryIf(redis, q.id, expected, { put: { ...q, calibration: outcome.calibration } }, outcome.attempt)) !== null) out.calibrated.push(q.id);
       }
     } finally {
       await redis.eval(LOCK_IF_OURS, 1, LOCK, token, '0', '0');

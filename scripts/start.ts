@@ -83,6 +83,9 @@ async function main(): Promise<void> {
           first = false;
           return privateRedis.process;
         },
+        // A restart that fails (its AOF damaged, its dir no longer writable) is logged as the first start's failure
+        // is printed: what failed, what to change and Redis's last lines, no stack (it was the whole stack).
+        reasonOf: (err) => (err instanceof PrivateRedisError ? err.message : undefined),
       });
       log.info({ redis: privateRedis.url }, 'private Redis started (AOF on)');
       return supervised;

@@ -24,6 +24,11 @@ export interface SupervisedOptions {
   backoff?: BackoffPolicy;
   /** Called when it exits with EXIT_CONFIG (a bad setting; its own message says which): it is not restarted. */
   onBadSetting?: () => void;
+  /**
+   * For a start that failed with an error whose message says all (what failed and what to change): that message,
+   * logged in the line's msg with no stack. Undefined (the default for every error): the error with its stack.
+   */
+  reasonOf?: (err: unknown) => string | undefined;
 }
 
 export interface Supervised {
@@ -69,7 +74,9 @@ export async function supervise(opts: SupervisedOptions): Promise<Supervised> {
       restarts++;
       starting = run()
         .catch((err: unknown) => {
-          opts.log.error({ child: opts.name, err }, 'service did not start: trying again');
+          const reason = opts.reasonOf?.(err);
+          if (reason === undefined) opts.log.error({ child: opts.name, err }, 'service did not start: trying again');
+          else opts.log.error({ child: opts.name, restartInMs: delay }, `service did not start: ${reason} (trying again)`);
           schedule();
         })
         .finally(() => {

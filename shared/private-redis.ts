@@ -1,7 +1,8 @@
 // A private redis-server on a unix socket (no TCP port to collide on), for a single machine: `npm start` keeps its
 // data under DATA_DIR/redis and restarts it when it exits (same socket, the AOF brings the data back); tests and
 // benchmarks use a temp dir removed on stop. Production points REDIS_URL at a managed Redis instead.
-// A start that fails throws PrivateRedisError, whose message alone says what failed and what to change.
+// A start that fails throws PrivateRedisError, whose message alone says what failed and what to change, with the
+// last lines redis-server wrote (its log goes to its stdout, which is otherwise not shown).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -14,7 +15,10 @@ export interface PrivateRedisOptions {
   /** AOF on (default) with this fsync policy; false for a throwaway benchmark store. */
   appendonly?: boolean;
   appendfsync?: 'always' | 'everysec' | 'no';
-  /** Where redis-server's own log lines go (default: this process's stderr). */
+  /**
+   * Whether redis-server's stderr is passed on to this process's stderr (default 'inherit'). Its log (stdout, warning
+   * level) is not shown either way: its last lines are kept and quoted by a PrivateRedisError.
+   */
   stdio?: 'inherit' | 'ignore';
   startTimeoutMs?: number;
   /**
@@ -30,7 +34,10 @@ export interface PrivateRedis {
   dir: string;
   /** The running redis-server (a new one after restart()). */
   readonly process: ChildProcess;
-  /** Starts redis-server again on the same socket and data after it exited; resolves once it answers. */
+  /**
+   * Starts redis-server again on the same socket and data after it exited; resolves once it answers. Throws
+   * PrivateRedisError (with Redis's last lines) when it does not.
+   */
   restart(): Promise<void>;
   /** SIGTERM and wait (Redis writes its AOF on the way out); removes the dir when it was a temp dir. */
   stop(): Promise<void>;
@@ -46,6 +53,39 @@ export class PrivateRedisError extends Error {
 
 /** What to change when the dir will not do (npm start's is DATA_DIR/redis). */
 const OTHER_DIR = 'set DATA_DIR to a directory this user may write (npm start keeps Redis in DATA_DIR/redis), or set REDIS_URL to a Redis you run';
+
+/** This many of redis-server's last lines are kept (each cut to LINE_CHARS) for a PrivateRedisError's message. */
+const KEPT_LINES = 5;
+const LINE_CHARS = 160;
+
+/**
+ * The last non-empty lines a redis-server wrote on stdout and stderr, without its log prefix ("1768:M 07 Dec 2026
+ * 18:46:13.976 # "). Redis's log holds its own events and settings, never a key's value.
+ */
+function recentLines(child: ChildProcess, passOn: boolean): () => string[] {
+  const lines: string[] = [];
+  const collect = (stream: NodeJS.ReadableStream | null, forward: boolean) => {
+    if (!stream) return;
+    let partial = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      if (forward) process.stderr.write(chunk);
+      const parts = (partial + chunk).split(/\r?\n/);
+      partial = parts.pop() ?? '';
+      for (const part of parts) keep(part);
+    });
+    stream.on('end', () => keep(partial));
+  };
+  const keep = (raw: string) => {
+    const line = raw.replace(/^\d+:[A-Z] \d{2} \w{3} \d{4} [\d:.]+ [.*#-] ?/, '').trim();
+    if (line === '') return;
+    lines.push(line.length > LINE_CHARS ? `${line.slice(0, LINE_CHARS)}...` : line);
+    if (lines.length > KEPT_LINES) lines.shift();
+  };
+  collect(child.stdout, false);
+  collect(child.stderr, passOn);
+  return () => [...lines];
+}
 
 /** Resolves when something answers a PING on the socket (PONG, or LOADING while it reads its AOF). */
 function answersPing(socket: string, timeoutMs: number): Promise<boolean> {
@@ -79,6 +119,8 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
 
   /** Why the last spawn failed (ENOENT: redis-server is not on PATH). */
   let spawnError: NodeJS.ErrnoException | undefined;
+  /** The last lines the running (or last) redis-server wrote. */
+  let said: () => string[] = () => [];
   const spawnServer = (): ChildProcess => {
     spawnError = undefined;
     const c = spawn(
@@ -86,10 +128,27 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
       ['--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--dir', dir,
         '--appendonly', options.appendonly === false ? 'no' : 'yes', '--appendfsync', options.appendfsync ?? 'everysec',
         '--save', '', '--daemonize', 'no', '--loglevel', 'warning'],
-      { stdio: ['ignore', 'ignore', options.stdio ?? 'inherit'], detached: options.detached ?? false },
+      // Its log (stdout) was discarded: a Redis that would not start said why there, and nobody could read it.
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false },
     );
     c.on('error', (err) => (spawnError = err)); // not installed: waitReady says so
+    said = recentLines(c, (options.stdio ?? 'inherit') === 'inherit');
     return c;
+  };
+
+  const quoted = (lines: string[]) => (lines.length > 0 ? ` Redis said: ${lines.join(' | ')}` : '');
+  /** Redis's last lines, once the output of the one that exited has been read to the end (or after a second). */
+  const lastWords = async (child: ChildProcess): Promise<string> => {
+    if (!(child.stdout?.readableEnded ?? true) || !(child.stderr?.readableEnded ?? true)) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1000);
+        child.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return quoted(said());
   };
 
   const stopChild = async (child: ChildProcess) => {
@@ -109,12 +168,13 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
       if (exited(child)) {
         throw new PrivateRedisError(
           `redis-server exited as it started (status ${child.exitCode ?? child.signalCode}): is ${dir} writable, its disk ` +
-            `not full and its AOF undamaged (redis-check-aof repairs one)? Otherwise ${OTHER_DIR}`,
+            `not full and its AOF undamaged (redis-check-aof repairs one)? Otherwise ${OTHER_DIR}.${await lastWords(child)}`,
         );
       }
       if (Date.now() > deadline) {
+        const before = said(); // what it said while starting, not its lines on the way out
         await stopChild(child);
-        throw new PrivateRedisError(`redis-server did not answer within ${options.startTimeoutMs ?? 10_000} ms of starting: is the machine overloaded? Or set REDIS_URL to a Redis you run`);
+        throw new PrivateRedisError(`redis-server did not answer within ${options.startTimeoutMs ?? 10_000} ms of starting: is the machine overloaded? Or set REDIS_URL to a Redis you run.${quoted(before)}`);
       }
       await new Promise((r) => setTimeout(r, 20));
     }

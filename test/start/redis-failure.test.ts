@@ -1,8 +1,9 @@
 // `npm start` (the built dist/scripts/start.js) whose private Redis cannot start: its socket already served by
 // another Redis, redis-server not installed, redis-server exiting at start, its data dir not writable. Each is a setting or the host to change, so
 // the output is that message alone (no Node stack) and the exit status is 78, as for any bad setting; no service
-// was started.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// was started. A private Redis that cannot start again after it died is logged the same way (one line, with what
+// redis-server said), and started again once it can.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { EXIT_CONFIG } from '../../shared/config';
@@ -10,7 +11,7 @@ import { startPrivateRedis, type PrivateRedis } from '../../shared/private-redis
 import { makeTinyBundle } from '../worker/bundle';
 import { requireBuild } from '../worker/helpers';
 import { freePort } from '../helpers/ports';
-import { alive, descendants, startSystem, type System } from './harness';
+import { alive, descendants, startSystem, waitFor, type System } from './harness';
 
 jest.setTimeout(120_000);
 
@@ -72,6 +73,39 @@ describe('npm start whose private Redis cannot start', () => {
     expect(output).toMatch(/redis-server exited as it started/);
     expect(output).toContain(path.join(dataDir, 'redis'));
     expect(output).toMatch(/DATA_DIR.*REDIS_URL/);
+    // What redis-server itself said (its log was discarded): the reason, on the same line.
+    expect(output).toMatch(/redis-server exited as it started.*Redis said: .*Invalid AOF manifest file format$/m);
+  });
+
+  it('the private Redis killed and its restart failing (its AOF manifest damaged meanwhile): one log line with the reason and Redis\'s own words, no stack; started again once repaired', async () => {
+    const dataDir = path.join(root, 'restart', 'data');
+    const sys = startSystem({ via: 'node', dataDir, modelsDir, dicomPort: await freePort(), apiPort: await freePort() });
+    systems.push(sys);
+    await sys.waitLine(/"msg":"worker ready"/, 120_000);
+    const manifest = path.join(dataDir, 'redis', 'appendonlydir', 'appendonly.aof.manifest');
+    const good = readFileSync(manifest);
+    writeFileSync(manifest, 'not a manifest\n'); // read only at start: the running Redis does not notice
+    const before = sys.pids.get('redis')!;
+    const failed = sys.waitLine(/"child":"redis".*"msg":"service did not start/, 30_000);
+    process.kill(before, 'SIGKILL');
+    const line = await failed;
+    // It was the error with its whole stack ("service did not start: trying again", the reason inside err).
+    const entry = JSON.parse(line) as Record<string, unknown>;
+    expect(entry.msg).toMatch(
+      /^service did not start: redis-server exited as it started \(status 1\): is .*redis writable.*REDIS_URL.*Redis said: .*Invalid AOF manifest file format \(trying again\)$/,
+    );
+    expect(entry.msg).toContain(path.join(dataDir, 'redis'));
+    expect(entry).toMatchObject({ child: 'redis', restartInMs: 2000 });
+    expect(entry).not.toHaveProperty('err');
+    expect(line).not.toMatch(/stack|\\n\s*at /);
+
+    // Repaired before the next try: started again (a new pid), and the whole system stops as usual.
+    writeFileSync(manifest, good);
+    const after = await waitFor('Redis started again', async () => sys.pids.get('redis') !== before && sys.pids.get('redis'), 30_000);
+    expect(alive(after)).toBe(true);
+    sys.proc.kill('SIGTERM');
+    expect((await sys.exited).code).toBe(0);
+    expect(sys.lines.join('\n')).not.toMatch(/^\s+at /m);
   });
 
   it('its data dir cannot be made: names the dir, says to set DATA_DIR', async () => {

@@ -113,3 +113,17 @@ test('no document without a located flag, or while the result is provisional', (
   const provisional = result([finding({ location: at('1.2.3.4.5.6') })], { provisional: { waitingFor: ['FLAIR'], until: Date.UTC(2026, 0, 2, 3, 10) } });
   expect(buildKeyObjects(provisional, source, identity)).toBeNull();
 });
+
+test('its dates and times are in the offset of the study\'s local Study Date and Time, which it states, as the SR does', async () => {
+  // 19:30:05 EDT on 1 July in New York; a study there at 19:10 local. In UTC the result would read as the next day.
+  const scoredAt = Date.UTC(2026, 6, 1, 23, 30, 5);
+  const study: SourceStudy = { ...source, attributes: { ...source.attributes, StudyDate: '20260701', StudyTime: '191000' } };
+  const file = path.join(dir, 'kos-zone.dcm');
+  writePart10(file, buildKeyObjects(result([finding({ location: at('1.2.3.4.5.6') })], { scoredAt }), study, { ...identity, now: scoredAt + 1000, timeZone: 'America/New_York' })!);
+  expect((await checkSr(file)).errors).toEqual([]);
+  const ds = readHeader(readFileSync(file)) as Item;
+  expect(ds).toMatchObject({
+    TimezoneOffsetFromUTC: '-0400', StudyDate: '20260701', StudyTime: '191000',
+    ContentDate: '20260701', ContentTime: '193005.000', InstanceCreationDate: '20260701', InstanceCreationTime: '193006.000',
+  });
+});

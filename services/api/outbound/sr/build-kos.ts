@@ -8,7 +8,7 @@ import type { FindingLocation, FindingScore, StudyResult } from '../../../../sha
 import { probabilityDecimal } from '../../../../shared/models/decision';
 import { CODES, loValue } from './codes';
 import type { NaturalDataset } from './dcmjs';
-import { container, da, type DocumentIdentity, keyImageClass, keyImageItem, languageAndObserver, sourceStudyModules, text, tm, withCharacterSet } from './document';
+import { container, documentTimes, type DocumentIdentity, keyImageClass, keyImageItem, languageAndObserver, sourceStudyModules, text, withCharacterSet } from './document';
 import type { SourceStudy } from './source-study';
 
 export const KEY_OBJECT_SELECTION = '1.2.840.10008.5.1.4.1.1.88.59';
@@ -58,13 +58,14 @@ export function buildKeyObjects(result: StudyResult, source: SourceStudy, id: Ko
     if (!slices.has(key)) slices.set(key, l);
   }
   const images = [...slices.values()].map((l) => keyImageItem('CONTAINS', l, source));
+  const t = documentTimes(source, id.now, id.timeZone);
   return withCharacterSet({
     // SOP Common
     SOPClassUID: KEY_OBJECT_SELECTION,
     SOPInstanceUID: id.SOPInstanceUID,
-    InstanceCreationDate: da(id.now),
-    InstanceCreationTime: tm(id.now),
-    TimezoneOffsetFromUTC: '+0000',
+    InstanceCreationDate: t.da(id.now),
+    InstanceCreationTime: t.tm(id.now),
+    TimezoneOffsetFromUTC: t.offset,
     // Patient + General Study: copied so the document lands in the source study
     ...sourceStudyModules(result, source),
     // Key Object Document Series, General Equipment
@@ -78,8 +79,8 @@ export function buildKeyObjects(result: StudyResult, source: SourceStudy, id: Ko
     SoftwareVersions: loValue(id.softwareVersion),
     // Key Object Document
     InstanceNumber: id.InstanceNumber,
-    ContentDate: da(result.scoredAt),
-    ContentTime: tm(result.scoredAt),
+    ContentDate: t.da(result.scoredAt),
+    ContentTime: t.tm(result.scoredAt),
     CurrentRequestedProcedureEvidenceSequence: evidence(result, flags, source),
     // SR Document Content: the root CONTAINER, TID 2010
     ...container(undefined, CODES.ofInterest, [

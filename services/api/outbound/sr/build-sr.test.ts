@@ -41,7 +41,7 @@ const source: SourceStudy = {
 };
 
 const identity = (over: Partial<SrIdentity> = {}): SrIdentity => ({
-  SeriesInstanceUID: '2.25.1', SOPInstanceUID: '2.25.2', SeriesNumber: 9901, InstanceNumber: 1, softwareVersion: 't', now: Date.UTC(2026, 0, 2), ...over,
+  SeriesInstanceUID: '2.25.1', SOPInstanceUID: '2.25.2', SeriesNumber: 9901, InstanceNumber: 1, softwareVersion: 't', now: Date.UTC(2026, 0, 2), timeZone: 'Europe/London', ...over,
 });
 
 type Item = NaturalDataset & { ContentSequence?: Item[] };
@@ -294,5 +294,65 @@ describe('buildTriageSr (TID 1500 Measurement Report)', () => {
     const ds = await built(result({ findings: [finding({ location: elsewhere })] }), identity({ SOPInstanceUID: '2.25.5' }));
     const series = ((ds.CurrentRequestedProcedureEvidenceSequence as Item[])[0].ReferencedSeriesSequence as Item[]).map((s) => s.SeriesInstanceUID);
     expect(series).toEqual(['1.2.3.4.5', '1.2.3.4.7']);
+  });
+});
+
+describe('buildTriageSr dates and times (one offset for every DA and TM, the study\'s)', () => {
+  // PS3.3 C.12.1 (SOP Common): Timezone Offset From UTC applies to every DA and TM of the instance, the Study Date
+  // and Time copied from the source included; without it they are the creator's local time.
+  const scoredAt = Date.UTC(2026, 6, 1, 23, 30, 5, 120); // 00:30:05 BST on 2 July in London, 19:30:05 EDT on 1 July in New York
+  const withStudy = (attributes: NaturalDataset): SourceStudy => ({ ...source, attributes: { ...source.attributes, ...attributes } });
+  /** The instant a DA, TM and offset name. */
+  const instant = (date: unknown, time: unknown, offset: unknown): number => {
+    const [d, t, o] = [String(date), String(time), String(offset)];
+    const sign = o.startsWith('-') ? -1 : 1;
+    const wall = Date.UTC(+d.slice(0, 4), +d.slice(4, 6) - 1, +d.slice(6, 8), +t.slice(0, 2), +t.slice(2, 4), +t.slice(4, 6), Math.round(Number(`0${t.slice(6) || '.0'}`) * 1000));
+    return wall - sign * (+o.slice(1, 3) * 60 + +o.slice(3, 5)) * 60_000;
+  };
+
+  it('writes its times in London\'s summer time and says +0100, the offset of the study\'s local Study Date and Time', async () => {
+    const ds = await built(result({ scoredAt }), identity({ now: scoredAt + 1000 }), withStudy({ StudyDate: '20260702', StudyTime: '001000' }));
+    expect(ds).toMatchObject({ TimezoneOffsetFromUTC: '+0100', StudyDate: '20260702', StudyTime: '001000', ContentDate: '20260702', ContentTime: '003005.120', InstanceCreationDate: '20260702', InstanceCreationTime: '003006.120' });
+    // The study (00:10 BST) comes before its result (00:30 BST) on the document's own time line.
+    expect(instant(ds.StudyDate, ds.StudyTime, ds.TimezoneOffsetFromUTC)).toBe(Date.UTC(2026, 6, 1, 23, 10));
+    expect(instant(ds.ContentDate, ds.ContentTime, ds.TimezoneOffsetFromUTC)).toBe(scoredAt);
+  });
+
+  it('in New York says -0400 and writes the result on the study\'s local day', async () => {
+    const ds = await built(result({ scoredAt }), identity({ now: scoredAt, timeZone: 'America/New_York' }), withStudy({ StudyDate: '20260701', StudyTime: '191000' }));
+    expect(ds).toMatchObject({ TimezoneOffsetFromUTC: '-0400', ContentDate: '20260701', ContentTime: '193005.120', InstanceCreationDate: '20260701', InstanceCreationTime: '193005.120' });
+  });
+
+  it('keeps the offset a source instance states, whatever the zone of this process, and writes its times in it', async () => {
+    const ds = await built(result({ scoredAt }), identity({ now: scoredAt }), withStudy({ StudyDate: '20260702', StudyTime: '011000', TimezoneOffsetFromUTC: '+0200' }));
+    expect(ds).toMatchObject({ TimezoneOffsetFromUTC: '+0200', StudyTime: '011000', ContentDate: '20260702', ContentTime: '013005.120' });
+  });
+
+  it('ignores an offset a source states that is not one (+01:00) and uses the zone', async () => {
+    const ds = await built(result({ scoredAt }), identity({ now: scoredAt }), withStudy({ StudyDate: '20260702', StudyTime: '001000', TimezoneOffsetFromUTC: '+01:00' }));
+    expect(ds).toMatchObject({ TimezoneOffsetFromUTC: '+0100', ContentTime: '003005.120' });
+  });
+
+  it('writes the results of a study read across the October change in the study\'s offset, so two made in the repeated hour keep their order', async () => {
+    // Study at 23:50 BST on 24 October; 01:00-02:00 on 25 October happens twice in London (BST, then GMT).
+    const study = withStudy({ StudyDate: '20261024', StudyTime: '235000' });
+    const first = Date.UTC(2026, 9, 25, 0, 50); // 01:50 BST
+    const second = Date.UTC(2026, 9, 25, 1, 10); // 01:10 GMT, twenty minutes later
+    const v1 = await built(result({ scoredAt: first }), identity({ now: first }), study);
+    const v2 = await built(result({ scoredAt: second, resultVersion: 2 }), identity({ now: second, SOPInstanceUID: '2.25.3', InstanceNumber: 2 }), study);
+    expect([v1.TimezoneOffsetFromUTC, v1.ContentDate, v1.ContentTime]).toEqual(['+0100', '20261025', '015000.000']);
+    expect([v2.TimezoneOffsetFromUTC, v2.ContentDate, v2.ContentTime]).toEqual(['+0100', '20261025', '021000.000']);
+    expect(instant(v2.ContentDate, v2.ContentTime, v2.TimezoneOffsetFromUTC)).toBe(second);
+  });
+
+  it('names an offset that gives the instant back on a day with an hour that does not exist (01:30 on 29 March in London), or without a Study Date', () => {
+    const at = Date.UTC(2026, 2, 29, 1, 40);
+    for (const attributes of [{ StudyDate: '20260329', StudyTime: '013000' }, { StudyDate: '', StudyTime: '' }, { StudyDate: '20260329', StudyTime: '' }]) {
+      // Read as built: a file without a Study Date draws dciodvfy's DICOMDIR warnings, not what is checked here.
+      const ds = buildTriageSr(result({ scoredAt: at }), withStudy(attributes), identity({ now: at }));
+      expect(ds.TimezoneOffsetFromUTC).toMatch(/^\+0[01]00$/);
+      expect(instant(ds.ContentDate, ds.ContentTime, ds.TimezoneOffsetFromUTC)).toBe(at);
+      expect(instant(ds.InstanceCreationDate, ds.InstanceCreationTime, ds.TimezoneOffsetFromUTC)).toBe(at);
+    }
   });
 });

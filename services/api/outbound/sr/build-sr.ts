@@ -12,7 +12,7 @@ import { derivedUid } from '../idempotency';
 import { resultStatements } from '../statements';
 import { CALIBRATION_CODES, CODES, codeItem, findingCode, loValue, PRIORITY_CODES, PRIVATE_SCHEME_IDENTIFICATION, type Code } from './codes';
 import type { NaturalDataset } from './dcmjs';
-import { coded, concept, container, da, type DocumentIdentity, keyImageClass, keyImageItem, languageAndObserver, sourceStudyModules, text, tm, uidref, withCharacterSet } from './document';
+import { coded, concept, container, documentTimes, type DocumentIdentity, keyImageClass, keyImageItem, languageAndObserver, sourceStudyModules, text, uidref, withCharacterSet } from './document';
 import type { SourceStudy } from './source-study';
 
 export const COMPREHENSIVE_3D_SR = '1.2.840.10008.5.1.4.1.1.88.34';
@@ -200,13 +200,14 @@ function buildDataset(result: StudyResult, source: SourceStudy, id: SrIdentity):
     ]),
   ];
   const p = id.predecessor;
+  const t = documentTimes(source, id.now, id.timeZone);
   return {
     // SOP Common (Specific Character Set: withCharacterSet)
     SOPClassUID: COMPREHENSIVE_3D_SR,
     SOPInstanceUID: id.SOPInstanceUID,
-    InstanceCreationDate: da(id.now),
-    InstanceCreationTime: tm(id.now),
-    TimezoneOffsetFromUTC: '+0000',
+    InstanceCreationDate: t.da(id.now),
+    InstanceCreationTime: t.tm(id.now),
+    TimezoneOffsetFromUTC: t.offset,
     CodingSchemeIdentificationSequence: [PRIVATE_SCHEME_IDENTIFICATION],
     // Patient + General Study: copied so the SR lands in the source study
     ...sourceStudyModules(result, source),
@@ -225,8 +226,8 @@ function buildDataset(result: StudyResult, source: SourceStudy, id: SrIdentity):
     InstanceNumber: id.InstanceNumber,
     CompletionFlag: result.provisional ? 'PARTIAL' : 'COMPLETE',
     VerificationFlag: 'UNVERIFIED',
-    ContentDate: da(result.scoredAt),
-    ContentTime: tm(result.scoredAt),
+    ContentDate: t.da(result.scoredAt),
+    ContentTime: t.tm(result.scoredAt),
     ...(p
       ? {
           PredecessorDocumentsSequence: [{

@@ -21,10 +21,68 @@ export interface DocumentIdentity {
   InstanceNumber: number;
   softwareVersion: string;
   now: number;
+  /** The site's IANA time zone (tests); by default this process's (TZ). */
+  timeZone?: string;
 }
 
-export const da = (ms: number): string => new Date(ms).toISOString().slice(0, 10).replace(/-/g, '');
-export const tm = (ms: number): string => new Date(ms).toISOString().slice(11, 23).replace(/:/g, '');
+/**
+ * The dates and times of one document, every one in the offset from UTC it states in Timezone Offset From UTC
+ * (0008,0201). That attribute applies to every DA and TM of the instance (PS3.3 C.12.1, SOP Common), the Study Date
+ * and Time copied from the source included, which are the modality's local time; without it all of them are read as
+ * local time. So the offset is the study's: the one its source instance states, else the time zone's (the site's,
+ * TZ) at its Study Date and Time, else at `now`; the document's own times are written in it.
+ */
+export interface DocumentTimes {
+  /** Timezone Offset From UTC, `+0100`. */
+  offset: string;
+  da: (ms: number) => string;
+  tm: (ms: number) => string;
+}
+
+/** Minutes east of UTC of a DICOM offset (`+HHMM`/`-HHMM`, -1200 to +1400), or undefined when it is not one. */
+function parseOffset(value: unknown): number | undefined {
+  const m = typeof value === 'string' ? /^([+-])(\d{2})([0-5]\d)$/.exec(value.trim()) : null;
+  if (!m) return undefined;
+  const minutes = (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3]));
+  return minutes >= -12 * 60 && minutes <= 14 * 60 ? minutes : undefined;
+}
+
+const formatOffset = (minutes: number): string => {
+  const a = Math.abs(minutes);
+  return `${minutes < 0 ? '-' : '+'}${String(Math.floor(a / 60)).padStart(2, '0')}${String(a % 60).padStart(2, '0')}`;
+};
+
+/** Minutes east of UTC of a time zone at an instant ("GMT+05:30" from Intl). */
+function zoneOffset(ms: number, timeZone: string | undefined): number {
+  const name = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'longOffset' }).formatToParts(ms).find((p) => p.type === 'timeZoneName')?.value ?? '';
+  const m = /^GMT([+-])(\d{2}):(\d{2})/.exec(name);
+  return m ? (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3])) : 0;
+}
+
+/**
+ * The zone's offset at a local date and time (DA, TM): a time in the hour a change to winter time repeats is taken
+ * as either, one in the hour a change to summer time skips as the offset that gives it.
+ */
+function offsetAtLocal(date: unknown, time: unknown, timeZone: string | undefined): number | undefined {
+  const d = typeof date === 'string' ? /^(\d{4})(\d{2})(\d{2})$/.exec(date.trim()) : null;
+  if (!d) return undefined;
+  // TM may be HH, HHMM or HHMMSS.F (and ACR-NEMA's HH:MM:SS); a study without a time is taken at noon.
+  const t = typeof time === 'string' ? /^(\d{2})(\d{2})?(\d{2})?/.exec(time.trim().replace(/:/g, '')) : null;
+  const wall = Date.UTC(Number(d[1]), Number(d[2]) - 1, Number(d[3]), t ? Number(t[1]) : 12, Number(t?.[2] ?? 0), Number(t?.[3] ?? 0));
+  if (Number.isNaN(wall)) return undefined;
+  return zoneOffset(wall - zoneOffset(wall, timeZone) * 60_000, timeZone);
+}
+
+export function documentTimes(source: SourceStudy, now: number, timeZone?: string): DocumentTimes {
+  const a = source.attributes;
+  const minutes = parseOffset(a.TimezoneOffsetFromUTC) ?? offsetAtLocal(a.StudyDate, a.StudyTime, timeZone) ?? zoneOffset(now, timeZone);
+  const iso = (ms: number): string => new Date(ms + minutes * 60_000).toISOString();
+  return {
+    offset: formatOffset(minutes),
+    da: (ms) => iso(ms).slice(0, 10).replace(/-/g, ''),
+    tm: (ms) => iso(ms).slice(11, 23).replace(/:/g, ''),
+  };
+}
 
 export type Rel = 'CONTAINS' | 'HAS CONCEPT MOD' | 'HAS OBS CONTEXT' | 'SELECTED FROM';
 
@@ -64,8 +122,10 @@ export function languageAndObserver(result: StudyResult): NaturalDataset[] {
  */
 export function sourceStudyModules(result: StudyResult, source: SourceStudy): NaturalDataset {
   const type2 = (key: string): unknown => source.attributes[key] ?? '';
+  // The document states its own offset (documentTimes), the source's when that is valid.
+  const { TimezoneOffsetFromUTC: _offset, ...attributes } = source.attributes;
   return {
-    ...source.attributes,
+    ...attributes,
     PatientName: type2('PatientName'),
     PatientID: type2('PatientID'),
     PatientBirthDate: type2('PatientBirthDate'),

@@ -10,12 +10,14 @@ import { readHeader, type NaturalDataset } from './dcmjs';
 
 /**
  * Patient module, Patient Study-independent identity, and General Study module attributes copied verbatim (the SR
- * makes Study Description valid for LO when it is not: build-sr.ts).
+ * makes Study Description valid for LO when it is not: build-sr.ts), and the source's Timezone Offset From UTC.
  */
 export const COPIED_ATTRIBUTES = [
   'PatientName', 'PatientID', 'IssuerOfPatientID', 'PatientBirthDate', 'PatientSex', 'OtherPatientIDsSequence',
   'StudyInstanceUID', 'StudyDate', 'StudyTime', 'ReferringPhysicianName', 'StudyID', 'AccessionNumber',
   'IssuerOfAccessionNumberSequence', 'StudyDescription',
+  // SOP Common: the offset the Study Date and Time are in, which the documents then state (document.ts documentTimes).
+  'TimezoneOffsetFromUTC',
 ] as const;
 
 export interface EvidenceSeries {

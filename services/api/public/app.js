@@ -77,18 +77,26 @@ const num = (x, d = 2) => (x === null || x === undefined ? '–' : Number(x).toF
 const p3 = (p) => (p === null || p === undefined ? '–' : p < 0.0005 ? '<0.001' : p >= 0.9995 ? '>0.999' : Number(p).toFixed(3));
 const label = (id) => id.replace(/[_-]+/g, ' ').replace(/^./, (c) => c.toUpperCase());
 // Times are the browser's own time zone, 24 h, the month in letters (never 06/12, which reads two ways); the year
-// is written when it is not this year's. whenFull() is the unambiguous form for tooltips: date, time and zone.
+// is written when it is not this year's. A time in another offset than now's (before a change of summer time) says
+// its zone ("24 Oct 10:00 BST" under "Arrived (GMT)"), so it never reads an hour off under the column heading.
+// whenFull() is the unambiguous form for tooltips: date, time and zone.
 function time(ms) {
   const d = new Date(ms);
   const now = new Date();
   const today = now.toDateString() === d.toDateString();
   const hm = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
   const year = d.getFullYear() === now.getFullYear() ? {} : { year: 'numeric' };
-  return today ? hm : `${d.toLocaleDateString([], { day: '2-digit', month: 'short', ...year })} ${hm}`;
+  const text = today ? hm : `${d.toLocaleDateString([], { day: '2-digit', month: 'short', ...year })} ${hm}`;
+  const zone = zoneAt(d);
+  return zone === zoneAt(now) ? text : `${text} ${zone}`;
 }
 const whenFull = (ms) => new Date(ms).toLocaleString([], { weekday: 'short', day: 'numeric', month: 'long', year: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZoneName: 'short' });
-/** The zone times are shown in, as the browser names it ("CET", "GMT+1"). */
-const zoneName = () => new Intl.DateTimeFormat([], { timeZoneName: 'short' }).formatToParts(new Date()).find((p) => p.type === 'timeZoneName')?.value ?? '';
+/** The browser's zone at a time, as it names it ("CET", "GMT+1"). */
+const zoneAt = (d) => new Intl.DateTimeFormat([], { timeZoneName: 'short' }).formatToParts(d).find((p) => p.type === 'timeZoneName')?.value ?? '';
+/** The column headings name the zone times are shown in, as it is now (set again at each refresh: summer time ends). */
+const nameZone = () => {
+  for (const z of document.querySelectorAll('th .zone')) z.textContent = `(${zoneAt(new Date())})`;
+};
 /** An arrival time: <time> with its instant, the full date, time and zone as tooltip, and its age below. */
 const arrived = (ms) => [el('time', { datetime: new Date(ms).toISOString(), title: whenFull(ms), text: time(ms) }), el('span', { class: 'muted small block', text: ago(ms) })];
 function ago(ms) {
@@ -120,7 +128,7 @@ async function signIn(token) {
   state.user = me;
   $('#who').textContent = `${me.name} · ${me.role}`;
   // Times on the page are in this browser's zone: the column headings say which.
-  for (const z of document.querySelectorAll('th .zone')) z.textContent = `(${zoneName()})`;
+  nameZone();
   document.body.classList.toggle('is-admin', me.role === 'admin');
   await loadQueries();
   show('worklist');
@@ -361,6 +369,7 @@ async function refreshWorklist() {
   ]);
   const page = { items, nextCursor: cursor };
   state.refreshedAt = Date.now();
+  nameZone();
   // The service answers again: the "did not answer" notice goes, the list below is current.
   if (state.down) {
     state.down = false;

@@ -31,11 +31,12 @@ const renderWithWarnings = (dir: string) => {
 };
 const render = (dir: string) => renderWithWarnings(dir).objects;
 
-/** Keys any service, or the retention job, reads; TZ etc. are the runtime's, not ours. */
-const KNOWN_SETTINGS = new Set(
-  [ConfigSchema, WorkerConfigSchema, ListenerSectionSchema, ApiSettingsSchema, OutboundSettingsSchema, ReportsSettingsSchema, RetentionSettingsSchema]
+/** Keys any service, or the retention job, reads; and TZ, the runtime's, which the SR's dates and times follow. */
+const KNOWN_SETTINGS = new Set([
+  ...[ConfigSchema, WorkerConfigSchema, ListenerSectionSchema, ApiSettingsSchema, OutboundSettingsSchema, ReportsSettingsSchema, RetentionSettingsSchema]
     .flatMap((s) => Object.keys(s.properties)),
-);
+  'TZ',
+]);
 
 function containerEnv(objects: K8sObject[], deployment: string): Record<string, string> {
   const d = find(objects, 'Deployment', deployment);

@@ -334,6 +334,24 @@ test('a downgrade scored while the alert it withdraws is still in flight is post
   expect(traceId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
 });
 
+test('a downgrade judged again once the alert in flight is answered is queued under its own scoring job\'s trace id', async () => {
+  // rejudgeNewer takes the newer version's trace id from its result (a fresh one only for a result without one).
+  let release!: (status: number) => void;
+  const held = new Promise<number>((r) => (release = r));
+  answer = (p) => (p.resultVersion === 1 ? held : 204);
+  const [v1, plain] = versionsOf('STAT', 'ROUTINE');
+  const v2 = { ...plain, traceId: 'trace-of-v2' };
+  await writeResult(redis, v1);
+  await outbound.enqueue(v1, 'trace-of-v1');
+  await waitFor('v1 at the receiver', () => forKey(resultKey(v1).jobId).length === 1, 5000);
+  await writeResult(redis, v2);
+  expect(await outbound.enqueue(v2)).toEqual([]);
+  release(204);
+  expect(await finished(resultKey(v1).jobId)).toBe('completed');
+  await waitFor('v2 at the receiver', () => forKey(resultKey(v2).jobId).length === 1, 5000);
+  expect((await outbound.queue('webhook').getJob(resultKey(v2).jobId))?.data.traceId).toBe('trace-of-v2');
+});
+
 test('a study queued from its scored event is delivered under the trace id of the job that scored it', async () => {
   // The scored event names only the study; its deliveries were logged with no trace id, so an administrator could
   // not follow a study from its DICOM association to its page.

@@ -9,12 +9,27 @@ import { startRedis, type TestRedis } from './redis';
 /** The server each client started here is connected to, until stopRedisClient. */
 const servers = new Map<Redis, TestRedis>();
 
-/** A new private redis-server and a client of it connected as `role`, ready: a producer queues no command while it connects. */
+/**
+ * A new private redis-server and a client of it connected as `role`, ready: a producer queues no command while it
+ * connects. A client not ready within 10 s is dropped with its server (the caller's afterAll gets no client to stop).
+ */
 export async function startRedisClient(role: RedisRole): Promise<Redis> {
   const server = await startRedis();
   const redis = connectRedis(server.url, role);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      redis.once('ready', resolve);
+      timer = setTimeout(() => reject(new Error(`Redis client (${role}) not ready within 10 s`)), 10_000);
+    });
+  } catch (err) {
+    redis.disconnect();
+    await server.stop();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
   servers.set(redis, server);
-  await new Promise((r) => redis.once('ready', r));
   return redis;
 }
 

@@ -66,7 +66,8 @@ describe('queue depth sampled for the metrics scrape', () => {
   it('serves the backlog KEDA scales on at /queue: waiting, due delayed and a bulk re-score\'s prioritized jobs, none before a sample', async () => {
     const queue = new Queue<StudyJobData>(`${STUDY_QUEUE}-scale`, { connection: client });
     const metrics = createWorkerMetrics({ defaultMetrics: false });
-    const server = await startWorkerHttp({ port: 0, host: '127.0.0.1', metrics, readiness: async () => ({}) });
+    // A sample slower than the default 1 s deadline on a loaded machine would read as "no sample yet".
+    const server = await startWorkerHttp({ port: 0, host: '127.0.0.1', metrics, readiness: async () => ({}), sampleTimeoutMs: 10_000 });
     const get = async () => {
       const res = await fetch(`http://127.0.0.1:${server.port}${QUEUE_PATH}`);
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };

@@ -8,23 +8,19 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { connectRedis } from '../../shared/redis';
 import { build } from '../../services/api/app';
 import { auditFileFor, auditFiles } from '../../services/api/plugins/audit';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { startRedisClient, stopRedisClient } from '../helpers/redis-client';
 import { ADMIN, READER, SCRAPER, testDeps, writeResult } from './helpers';
 
 const UID = '1.2.826.0.1.3680043.10.7.1';
-let server: TestRedis;
 let redis: Redis;
 let dataDir: string;
 let a: FastifyInstance;
 let b: FastifyInstance;
 
 beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'producer');
-  await new Promise((r) => redis.once('ready', r));
+  redis = await startRedisClient('producer');
   await writeResult(redis, { uid: UID, priority: 'ROUTINE', receivedAt: Date.now() - 60_000, looksLike: 'normal brain', accession: 'R1' });
   dataDir = mkdtempSync(path.join(tmpdir(), 'nt-audit-replicas-'));
   const deps = (instanceName: string) => {
@@ -36,12 +32,7 @@ beforeAll(async () => {
   await Promise.all([a.ready(), b.ready()]);
 });
 
-afterAll(async () => {
-  await a?.close();
-  await b?.close();
-  redis?.disconnect();
-  await server?.stop();
-});
+afterAll(() => stopRedisClient(redis, a, b));
 
 const configured = () => path.join(dataDir, 'audit', 'api-audit.jsonl');
 const lines = (file: string) => readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { at: string; requestId: string; action: string });

@@ -5,13 +5,11 @@ import net, { type AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { connectRedis } from '../../shared/redis';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { startRedisClient, stopRedisClient } from '../helpers/redis-client';
 import { ADMIN, READER, buildTestApp, writeResult } from './helpers';
 
 const UID = '1.2.826.0.1.3680043.10.9.1';
 
-let server: TestRedis;
 let redis: Redis;
 let app: FastifyInstance;
 let port: number;
@@ -32,20 +30,14 @@ const send = (head: string, body = ''): Promise<{ status: number; contentType?: 
   });
 
 beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'producer');
-  await new Promise((r) => redis.once('ready', r));
+  redis = await startRedisClient('producer');
   app = await buildTestApp(redis);
   await app.listen({ port: 0, host: '127.0.0.1' });
   port = (app.server.address() as AddressInfo).port;
   await writeResult(redis, { uid: UID, priority: 'STAT', receivedAt: Date.UTC(2026, 0, 5), looksLike: 'acute infarct restricted diffusion', flagged: ['acute_infarct'] });
 });
 
-afterAll(async () => {
-  await app?.close();
-  redis?.disconnect();
-  await server?.stop();
-});
+afterAll(() => stopRedisClient(redis, app));
 
 describe('a method the path does not take', () => {
   test.each([

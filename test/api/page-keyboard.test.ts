@@ -7,9 +7,8 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { connectRedis } from '../../shared/redis';
 import { resultKeys } from '../../shared/results';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { startRedisClient, stopRedisClient } from '../helpers/redis-client';
 import { launchChromium } from '../helpers/browser';
 import { calibrated } from '../helpers/calibration';
 import { QUERIES, TOKENS, buildTestApp, testModelStatus, writeResult } from './helpers';
@@ -17,7 +16,6 @@ import { QUERIES, TOKENS, buildTestApp, testModelStatus, writeResult } from './h
 // A site query with a long name: the Finding filter lists it.
 const LONG = calibrated({ id: 'posterior_reversible_encephalopathy_syndrome_with_haemorrhage', text: 'acute infarct restricted diffusion', priority: 'URGENT' }, { a: 10, b: -3, scoreThreshold: 0.3, targetSensitivity: 0.95 });
 
-let server: TestRedis;
 let redis: Redis;
 let app: FastifyInstance;
 let browser: Browser;
@@ -27,9 +25,7 @@ const contexts: BrowserContext[] = [];
 const uid = (n: number) => `1.2.826.0.1.3680043.10.80.${n}`;
 
 beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'producer');
-  await new Promise((r) => redis.once('ready', r));
+  redis = await startRedisClient('producer');
   for (let n = 1; n <= 6; n++) {
     await writeResult(redis, { uid: uid(n), priority: n <= 2 ? 'STAT' : 'ROUTINE', receivedAt: Date.now() - n * 60_000, looksLike: n <= 2 ? 'acute infarct restricted diffusion' : 'normal brain', flagged: n <= 2 ? ['acute_infarct'] : [], accession: `A24-3000${n}` });
   }
@@ -44,10 +40,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of contexts) await c.close();
-  await browser?.close();
-  await app?.close();
-  redis?.disconnect();
-  await server?.stop();
+  await stopRedisClient(redis, browser, app);
 });
 
 async function signedIn(viewport: { width: number; height: number }, deviceScaleFactor = 1, token = TOKENS[0].token): Promise<Page> {

@@ -10,15 +10,13 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { Queue } from 'bullmq';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { connectRedis } from '../../shared/redis';
 import { resultKeys, worklistScore } from '../../shared/results';
 import { keys, STUDY_QUEUE } from '../../shared/studies';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { startRedisClient, stopRedisClient } from '../helpers/redis-client';
 import { launchChromium } from '../helpers/browser';
 import { TOKENS, testDeps, writeResult } from './helpers';
 import { build } from '../../services/api/app';
 
-let server: TestRedis;
 let redis: Redis;
 let app: FastifyInstance;
 let browser: Browser;
@@ -29,9 +27,7 @@ const uid = (n: number) => `1.2.826.0.1.3680043.10.79.${n}`;
 const UNREADABLE = uid(90);
 
 beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'producer');
-  await new Promise((r) => redis.once('ready', r));
+  redis = await startRedisClient('producer');
   await writeResult(redis, { uid: uid(1), priority: 'STAT', receivedAt: Date.now() - 600_000, looksLike: 'acute infarct restricted diffusion', flagged: ['acute_infarct'], accession: 'A24-20001' });
   await writeResult(redis, { uid: uid(2), priority: 'ROUTINE', receivedAt: Date.now() - 300_000, looksLike: 'normal brain', accession: 'A24-20002' });
   // A result cut off mid-write: left off the list, counted.
@@ -48,12 +44,7 @@ beforeAll(async () => {
   browser = await launchChromium();
 });
 
-afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  redis?.disconnect();
-  await server?.stop();
-});
+afterAll(() => stopRedisClient(redis, browser, app));
 
 afterEach(async () => {
   for (const c of contexts.splice(0)) await c.close();

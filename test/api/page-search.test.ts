@@ -5,12 +5,10 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Browser, Page } from 'playwright-core';
-import { connectRedis } from '../../shared/redis';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { startRedisClient, stopRedisClient } from '../helpers/redis-client';
 import { launchChromium, waitInPage } from '../helpers/browser';
 import { READER, TOKENS, buildTestApp, writeResult } from './helpers';
 
-let server: TestRedis;
 let redis: Redis;
 let app: FastifyInstance;
 let browser: Browser;
@@ -20,9 +18,7 @@ let base: string;
 const uid = (n: number) => `1.2.826.0.1.3680043.10.81.${n}`;
 
 beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'producer');
-  await new Promise((r) => redis.once('ready', r));
+  redis = await startRedisClient('producer');
   // 30 infarcts and 30 masses: each search has a second page.
   for (let n = 0; n < 60; n++) {
     const infarct = n % 2 === 0;
@@ -43,12 +39,7 @@ beforeAll(async () => {
   await page.click('.tab[data-view=search]');
 }, 60_000);
 
-afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  redis?.disconnect();
-  await server?.stop();
-});
+afterAll(() => stopRedisClient(redis, browser, app));
 
 const shownAccessions = () => page.locator('#search-results li button > span:not(.badge):not(.score)').allTextContents();
 const apiAccessions = async (q: string, offset: number) => {

@@ -10,13 +10,11 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { connectRedis } from '../../shared/redis';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { startRedisClient, stopRedisClient } from '../helpers/redis-client';
 import { launchChromium } from '../helpers/browser';
 import { TOKENS, testDeps, writeResult } from './helpers';
 import { build } from '../../services/api/app';
 
-let server: TestRedis;
 let redis: Redis;
 let app: FastifyInstance;
 let browser: Browser;
@@ -28,9 +26,7 @@ const uid = (n: number) => `1.2.826.0.1.3680043.10.81.${n}`;
 const TABS = 8;
 
 beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'producer');
-  await new Promise((r) => redis.once('ready', r));
+  redis = await startRedisClient('producer');
   await writeResult(redis, { uid: uid(1), priority: 'ROUTINE', receivedAt: Date.now() - 600_000, looksLike: 'normal brain', accession: 'A24-30001' });
   app = await build(testDeps(redis));
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -41,13 +37,7 @@ beforeAll(async () => {
   context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
 }, 60_000);
 
-afterAll(async () => {
-  await context?.close();
-  await browser?.close();
-  await app?.close();
-  redis?.disconnect();
-  await server?.stop();
-});
+afterAll(() => stopRedisClient(redis, context, browser, app));
 
 const openStreams = async () => (await app.metrics.sseClients.get()).values[0]?.value ?? 0;
 

@@ -7,15 +7,13 @@ import type { AddressInfo } from 'node:net';
 import { request, type ClientRequest } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { connectRedis } from '../../shared/redis';
 import { resultKeys } from '../../shared/results';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { startRedisClient, stopRedisClient } from '../helpers/redis-client';
 import { startNginx, type TestNginx } from '../helpers/nginx';
 import { waitFor } from '../helpers/wait';
 import { READER, testDeps } from './helpers';
 import { build } from '../../services/api/app';
 
-let server: TestRedis;
 let redis: Redis;
 let app: FastifyInstance;
 let upstream: string;
@@ -26,9 +24,7 @@ const UID = '1.2.826.0.1.3680043.10.79.700';
 const HEARTBEAT_MS = 500;
 
 beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'producer');
-  await new Promise((r) => redis.once('ready', r));
+  redis = await startRedisClient('producer');
   app = await build({ ...testDeps(redis), liveHeartbeatMs: HEARTBEAT_MS });
   await app.listen({ host: '127.0.0.1', port: 0 });
   upstream = `127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -41,11 +37,7 @@ afterEach(async () => {
   nginx = undefined;
 });
 
-afterAll(async () => {
-  await app?.close();
-  redis?.disconnect();
-  await server?.stop();
-});
+afterAll(() => stopRedisClient(redis, app));
 
 /** GET /api/v1/events through `url`, as the page asks for it: what has arrived so far, and whether it ended. */
 function openStream(url: string): { text: () => string; ended: () => boolean } {

@@ -2,26 +2,19 @@
 // a read-only replica (a failover: "READONLY You can't write against a read only replica"), while reads still work.
 // A write route answers 503 naming the cause (with Retry-After), not a 500 to quote to the administrator; reads keep
 // answering 200, and the write goes through once Redis takes writes again.
-import { connectRedis } from '../../shared/redis';
+import type { Redis } from 'ioredis';
 import { keys, studyStorageKey } from '../../shared/studies';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { startRedisClient, stopRedisClient } from '../helpers/redis-client';
 import { ADMIN, READER, buildTestApp } from './helpers';
 
-let server: TestRedis;
-let redis: ReturnType<typeof connectRedis>;
+let redis: Redis;
 let app: Awaited<ReturnType<typeof buildTestApp>>;
 
 beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'producer');
-  await new Promise((r) => redis.once('ready', r));
+  redis = await startRedisClient('producer');
   app = await buildTestApp(redis);
 });
-afterAll(async () => {
-  await app?.close();
-  redis?.disconnect();
-  await server?.stop();
-});
+afterAll(() => stopRedisClient(redis, app));
 
 /** A failed study ready to be re-scored, and the rescore request. */
 async function failedStudy(uid: string) {

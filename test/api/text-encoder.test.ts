@@ -9,18 +9,16 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { loadModels, type Models } from '../../shared/models';
-import { connectRedis } from '../../shared/redis';
 import { resultKeys, worklistScore, type StudyResult } from '../../shared/results';
 import { keys } from '../../shared/studies';
 import { loadTextEmbedder, type TextEmbedder } from '../../services/api/text-embedder';
 import { float32ToLE } from '../../shared/float32';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { startRedisClient, stopRedisClient } from '../helpers/redis-client';
 import { python } from '../models/python';
 import { ADMIN, READER, buildTestApp } from './helpers';
 
 const REFERENCE = path.resolve(__dirname, '..', '..', 'onnx-models');
 
-let server: TestRedis;
 let redis: Redis;
 let app: FastifyInstance;
 let models: Models;
@@ -43,9 +41,7 @@ beforeAll(async () => {
   embedder = await loadTextEmbedder(dir);
   models = await loadModels(dir, { executionProviders: ['cpu'], threads: 1 });
   which = dir === REFERENCE ? 'reference bundle' : 'fixture bundle (random weights)';
-  server = await startRedis();
-  redis = connectRedis(server.url, 'producer');
-  await new Promise((r) => redis.once('ready', r));
+  redis = await startRedisClient('producer');
   const model = { bundleId: models.manifest.bundleId, version: models.manifest.version };
   const vectors = await models.embedTexts(REPORTS.map((r) => r.text));
   for (const [i, r] of REPORTS.entries()) {
@@ -66,13 +62,7 @@ beforeAll(async () => {
   app = await buildTestApp(redis, { embedText: (t) => embedder.embedTexts(t), modelStatus: () => status });
 }, 120_000);
 
-afterAll(async () => {
-  await app?.close();
-  await models?.close();
-  await embedder?.close();
-  redis?.disconnect();
-  await server?.stop();
-});
+afterAll(() => stopRedisClient(redis, app, models, embedder));
 
 test('the API\'s text-only loader embeds exactly as shared/models does', async () => {
   const texts = REPORTS.map((r) => r.text);

@@ -9,11 +9,10 @@ import path from 'node:path';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import YAML from 'yaml';
 import type { Redis } from 'ioredis';
-import { connectRedis } from '../../shared/redis';
 import { GAUGES_NAMED_TOTAL } from '../../shared/process-metrics';
 import { createWorkerMetrics, DEAD_LETTER_REASONS, JOB_OUTCOMES } from '../../services/worker/metrics';
 import { createOutboundMetrics, OUTBOUND_DEAD_LETTER_REASONS } from '../../services/api/outbound/metrics';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { startRedisClient, stopRedisClient } from '../helpers/redis-client';
 import { buildTestApp, READER, SCRAPER } from '../api/helpers';
 import { collectProcessMetrics, type ServiceName } from '../../shared/process-metrics';
 import { ROOT } from './manifests';
@@ -297,17 +296,13 @@ describe('grafana', () => {
 
 describe('what the services export (promtool check metrics, counters at 0)', () => {
   let dir: string;
-  let server: TestRedis;
   let redis: Redis;
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'nt-prom-metrics-'));
-    server = await startRedis();
-    redis = connectRedis(server.url, 'producer');
-    await new Promise((r) => redis.once('ready', r));
+    redis = await startRedisClient('producer');
   });
   afterAll(async () => {
-    redis?.disconnect();
-    await server?.stop();
+    await stopRedisClient(redis);
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -18,9 +18,29 @@ export interface StoredReport {
    */
   status: 'F' | 'C' | 'P' | 'X';
   receivedAt: number;
+  /**
+   * When the report says it was written (HL7 OBR-22 Results Rpt/Status Chng Date/Time, else MSH-7), as the span of
+   * time its precision names; absent when the message carries none we can read (and for API reports). It orders two
+   * reports of the same rank (supersedes).
+   */
+  reportTime?: ReportTime;
   source: 'hl7' | 'api';
   /** MSH-10 of the message that carried it (HL7 only): the same message twice is stored once. */
   messageControlId?: string;
+}
+
+/**
+ * A report's own time as the span its value names, in ms since the epoch: `20261025` is that whole day in the site's
+ * time zone, `20261025013000+0100` one second. Two reports are ordered by it only when one span ends before the other
+ * begins: a time to the day does not order two reports of the same day, nor do two equal times.
+ */
+export interface ReportTime {
+  /** The first millisecond of the span. */
+  from: number;
+  /** The first millisecond after it. */
+  to: number;
+  /** Where it was read. */
+  field: 'OBR-22' | 'MSH-7';
 }
 
 export const reportKeys = {
@@ -54,16 +74,34 @@ export const reportKeys = {
  */
 const RANK: Record<StoredReport['status'], number> = { P: 0, F: 1, C: 2, X: 2 };
 
+const usable = (t: ReportTime | undefined): t is ReportTime =>
+  t !== undefined && t !== null && Number.isFinite(t.from) && Number.isFinite(t.to) && t.to > t.from;
+
+/** 1 when `a` is after `b` by the reports' own times, -1 when before; 0 when either has none or their spans overlap. */
+export function reportTimeOrder(a: ReportTime | undefined, b: ReportTime | undefined): -1 | 0 | 1 {
+  if (!usable(a) || !usable(b)) return 0;
+  if (a.from >= b.to) return 1;
+  if (b.from >= a.to) return -1;
+  return 0;
+}
+
 /**
  * Which of two reports of one study is kept: the one of higher status (P preliminary < F final < C corrected or X
- * cancelled), and between two of the same rank the later received (a second correction follows the first, a
- * cancellation the correction it withdraws). A final can reach us after its correction (resent from an interface
- * engine's queue, or by a RIS that resends finals on its own schedule): it never replaces it. An order-free rule,
- * so replaying a journal in any order ends in the same state.
+ * cancelled), whenever either came; between two of the same rank the newer by their own times (ReportTime: OBR-22,
+ * else MSH-7), so an older correction that reaches us after a newer one (replayed from the rejected store days
+ * later, resent from an engine's queue) does not replace it; and when either has no time, or the times do not tell
+ * (equal, or a day-only time on the day of the other), the later received (a second correction follows the first,
+ * a cancellation the correction it withdraws). A final can reach us after its correction (resent from an interface
+ * engine's queue, or by a RIS that resends finals on its own schedule): it never replaces it. receivedAt and
+ * reportTime travel with the report (journal, rejected store). While a study's reports all carry times that order
+ * them, or none does, this is an order: any order of taking them (a journal replay) ends in the same state; where
+ * some have a time and some not, the arrival order can decide between them.
  */
 export function supersedes(next: StoredReport, current: StoredReport | null): boolean {
   if (!current) return true;
   if (RANK[next.status] !== RANK[current.status]) return RANK[next.status] > RANK[current.status];
+  const byTime = reportTimeOrder(next.reportTime, current.reportTime);
+  if (byTime !== 0) return byTime > 0;
   return next.receivedAt >= current.receivedAt;
 }
 

@@ -40,7 +40,8 @@ export interface Feed {
   stop(): Promise<void>;
 }
 
-export async function startFeed(env: Record<string, string> = {}, existing?: { redis: TestRedis; dataDir: string }): Promise<Feed> {
+/** `timeZone`: the site's, for report times without an offset (the process's TZ cannot be set from inside jest). */
+export async function startFeed(env: Record<string, string> = {}, existing?: { redis: TestRedis; dataDir: string }, opts: { timeZone?: string } = {}): Promise<Feed> {
   const redis = existing?.redis ?? (await startRedis());
   const dataDir = existing?.dataDir ?? mkdtempSync(path.join(tmpdir(), 'nt-reports-'));
   const client = connectRedis(redis.url, 'producer');
@@ -48,7 +49,7 @@ export async function startFeed(env: Record<string, string> = {}, existing?: { r
   const logger = createLogger('api', 'trace', { write: (line: string) => logs.push(line) });
   const registry = new Registry();
   const config = loadReportsConfig({ REPORTS_MLLP_PORT: '0', REPORTS_MLLP_ALLOWED_FACILITIES: 'NT_SYNTH', ...env });
-  const inbound = createReportInbound(config, { redis: client, registry, logger, dataDir, instance: 'test' });
+  const inbound = createReportInbound(config, { redis: client, registry, logger, dataDir, instance: 'test', timeZone: opts.timeZone });
   try {
     await inbound.start();
   } catch (err) {

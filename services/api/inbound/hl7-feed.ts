@@ -61,6 +61,13 @@ class Unavailable extends Error {}
 
 const TRY_AGAIN = 'temporarily unable to store the report; resend later';
 
+/**
+ * A report time more than a day after the message came is not when the report was written (a RIS clock that is
+ * wrong, a local time read in the wrong zone is at most 14 hours off): it is not used, so such a report cannot
+ * outrank every later version of the study for ever.
+ */
+const FUTURE_SLACK_MS = 86_400_000;
+
 /** A declared count for a log line: digits only, short. */
 const safeCount = (value: string | null): string | null => (value === null ? null : value.replace(/[^0-9]/g, '?').slice(0, 10));
 
@@ -94,6 +101,7 @@ export function createHl7Feed(deps: Hl7FeedDeps): Hl7Feed {
     for (const r of parsed.reports) {
       const report: StoredReport = {
         AccessionNumber: r.AccessionNumber, text: r.text, status: r.status, receivedAt, source: 'hl7', messageControlId: parsed.controlId,
+        ...(r.reportTime && r.reportTime.from <= receivedAt + FUTURE_SLACK_MS ? { reportTime: r.reportTime } : {}),
       };
       try {
         results.push({ AccessionNumber: r.AccessionNumber, ...(await intake.ingest(report, hl7MessageKey(parsed, r))) });

@@ -51,6 +51,8 @@ export interface ReportInboundDeps {
   clock?: () => number;
   /** Journal file name part; default hostname-pid. */
   instance?: string;
+  /** The site's IANA time zone, for report times without an offset (tests); by default this process's (TZ). */
+  timeZone?: string;
 }
 
 export function createReportInbound(config: ReportsConfig, deps: ReportInboundDeps): ReportInbound {
@@ -78,7 +80,7 @@ export function createReportInbound(config: ReportsConfig, deps: ReportInboundDe
     },
   });
   const feed = createHl7Feed({
-    rules: { accessionFields: config.accessionFields, allowedFacilities: config.allowedFacilities }, intake, rejected, metrics, logger, clock,
+    rules: { accessionFields: config.accessionFields, allowedFacilities: config.allowedFacilities, timeZone: deps.timeZone }, intake, rejected, metrics, logger, clock,
     ackTimeoutMs: config.mllp?.ackTimeoutMs, maxBatchMessages: config.mllp?.maxBatchMessages,
   });
 

@@ -7,9 +7,12 @@ import { ackFor, ackForUnparsed, controlIdOf } from './ack';
 import { batchAck, BatchProblem, countDisagrees, countMessages, isBatch, splitBatch } from './batch';
 import { loadReportsConfig } from './config';
 import { CR, FS, MllpDecoder, VT, mllpFrame } from '../../../shared/mllp-framing';
-import { decodeMessage, joinSegments, OruProblem, parseOru, type OruRules } from './oru';
+import { decodeMessage, joinSegments, OruProblem, parseHl7Time, parseOru, type OruRules } from './oru';
 
-const RULES: OruRules = { accessionFields: ['OBR-3', 'OBR-18', 'ORC-3'], allowedFacilities: new Set(['NT_SYNTH']) };
+// Report times without an offset are read in UTC here, whatever the zone of the machine running the tests.
+const RULES: OruRules = { accessionFields: ['OBR-3', 'OBR-18', 'ORC-3'], allowedFacilities: new Set(['NT_SYNTH']), timeZone: 'UTC' };
+/** MSH's time, 20260101: that whole day. */
+const MSH_DAY = { from: Date.UTC(2026, 0, 1), to: Date.UTC(2026, 0, 2), field: 'MSH-7' };
 /** OBR with the given fields (OBR-1 = 1 unless given). */
 const obr = (fields: Record<number, string>): string => hl7Segment('OBR', { 1: '1', ...fields });
 const MSH = 'MSH|^~\\&|RIS|NT_SYNTH|NT||20260101||ORU^R01|X|P|2.5.1';
@@ -87,7 +90,8 @@ describe('parseOru', () => {
     const parsed = parseOru(buildOru({ AccessionNumber: 'ACC42', text: TEXT }, { now: 0, controlId: 'MSG1' }), RULES);
     expect(parsed.controlId).toBe('MSG1');
     expect(parsed.sendingFacility).toBe('NT_SYNTH');
-    expect(parsed.reports).toEqual([{ AccessionNumber: 'ACC42', status: 'F', text: TEXT }]);
+    // buildOru writes its time in OBR-22 (and MSH-7): OBR-22 is the report's time, to the second.
+    expect(parsed.reports).toEqual([{ AccessionNumber: 'ACC42', status: 'F', text: TEXT, reportTime: { from: 0, to: 1000, field: 'OBR-22' } }]);
   });
 
   test('FT with escapes, several OBX joined in order, sections named by LOINC get their heading', () => {
@@ -104,6 +108,7 @@ describe('parseOru', () => {
     expect(parsed.reports).toEqual([{
       AccessionNumber: 'ACC-7', status: 'C',
       text: 'FINDINGS:\nLateral ventricles & third ventricle dilated.\nNo blood.\n\nIMPRESSION:\nObstructive hydrocephalus.\nSuggest follow-up.',
+      reportTime: { from: Date.UTC(2026, 0, 1, 12), to: Date.UTC(2026, 0, 1, 12, 0, 1), field: 'MSH-7' },
     }]);
     expect(JSON.stringify(parsed.reports)).not.toMatch(/CANARY/);
   });
@@ -149,8 +154,8 @@ describe('parseOru', () => {
   test('linked exams: two OBRs share the report written under the first', () => {
     const msg = [MSH, obr({ 3: 'A1', 25: 'F' }), 'OBX|1|TX|x||one report', obr({ 1: '2', 3: 'A2', 25: 'F' })].join('\r');
     expect(parseOru(msg, RULES).reports).toEqual([
-      { AccessionNumber: 'A1', status: 'F', text: 'one report' },
-      { AccessionNumber: 'A2', status: 'F', text: 'one report' },
+      { AccessionNumber: 'A1', status: 'F', text: 'one report', reportTime: MSH_DAY },
+      { AccessionNumber: 'A2', status: 'F', text: 'one report', reportTime: MSH_DAY },
     ]);
   });
 
@@ -160,8 +165,8 @@ describe('parseOru', () => {
       'OBX|2|TX|x||||||||W', 'NTE|1|L|comment on a wrong row', 'NTE|2|P|orderer comment', obr({ 1: '2', 3: 'A2', 25: 'F' }),
     ].join('\r');
     expect(parseOru(msg, RULES).reports).toEqual([
-      { AccessionNumber: 'A1', status: 'F', text: 'Line one.\nLine two.' },
-      { AccessionNumber: 'A2', status: 'F', text: 'Line one.\nLine two.' },
+      { AccessionNumber: 'A1', status: 'F', text: 'Line one.\nLine two.', reportTime: MSH_DAY },
+      { AccessionNumber: 'A2', status: 'F', text: 'Line one.\nLine two.', reportTime: MSH_DAY },
     ]);
     // The same checks as OBX text, located at NTE-3.
     const bad = problemOf(() => parseOru([MSH, obr({ 3: 'A', 25: 'F' }), 'NTE|1|L|No bleed.\\X1B\\[31m'].join('\r'), RULES));
@@ -382,6 +387,62 @@ describe('parseOru', () => {
     expect(text('8859/5', '\\C2D4C\\\\XB8\\')).toBe('И');
     expect(problemOf(() => parseOru(message('8859/7', 'x \\C2D41\\y'), RULES))).toMatchObject({ ack: 'AE', reason: 'unsupported-charset', location: 'OBX^1^5' });
     expect(problemOf(() => parseOru(message('8859/15', 'x \\C2D46\\y'), RULES))).toMatchObject({ ack: 'AE', reason: 'unsupported-charset', location: 'OBX^1^5' });
+  });
+});
+
+describe('report time (OBR-22, else MSH-7)', () => {
+  const span = (v: string, timeZone = 'Europe/London') => {
+    const t = parseHl7Time(v, timeZone);
+    return t && [new Date(t.from).toISOString(), new Date(t.to).toISOString()];
+  };
+
+  test('an HL7 DTM is the span its precision names; with an offset as written, without one in the site\'s zone', () => {
+    expect(span('20260105120000+0100')).toEqual(['2026-01-05T11:00:00.000Z', '2026-01-05T11:00:01.000Z']);
+    expect(span('20260105120000-0000')).toEqual(['2026-01-05T12:00:00.000Z', '2026-01-05T12:00:01.000Z']);
+    expect(span(' 202601051200 ')).toEqual(['2026-01-05T12:00:00.000Z', '2026-01-05T12:01:00.000Z']);
+    expect(span('2026070512')).toEqual(['2026-07-05T11:00:00.000Z', '2026-07-05T12:00:00.000Z']);
+    expect(span('20260705')).toEqual(['2026-07-04T23:00:00.000Z', '2026-07-05T23:00:00.000Z']);
+    expect(span('202602')).toEqual(['2026-02-01T00:00:00.000Z', '2026-03-01T00:00:00.000Z']);
+    expect(span('2026')).toEqual(['2026-01-01T00:00:00.000Z', '2027-01-01T00:00:00.000Z']);
+    expect(span('20260705120000.5')).toEqual(['2026-07-05T11:00:00.500Z', '2026-07-05T11:00:00.600Z']);
+    expect(span('20260705120000.1234')).toEqual(['2026-07-05T11:00:00.123Z', '2026-07-05T11:00:00.124Z']);
+    expect(span('20260705120000', 'America/New_York')).toEqual(['2026-07-05T16:00:00.000Z', '2026-07-05T16:00:01.000Z']);
+    expect(span('20280229')).toEqual(['2028-02-29T00:00:00.000Z', '2028-03-01T00:00:00.000Z']);
+    for (const bad of ['', '2026010', '20260229', '20261301', '20260431', '202601052400', '20260105126000', '20260105120060', '20260105120000.', '20260105120000.12345', '20260105+1500', '20260105+0160', '1899', '2026-01-05', '20260105T1200', '20260105120000Z']) {
+      expect([bad, parseHl7Time(bad, 'UTC')]).toEqual([bad, undefined]);
+    }
+  });
+
+  test('around the clock changes (Europe/London): each side read with its own offset, the repeated hour as both readings', () => {
+    // 25 October 2026, 02:00 BST becomes 01:00 GMT: 00:50 is still summer time, 02:30 winter time.
+    expect(span('20261025005000')).toEqual(['2026-10-24T23:50:00.000Z', '2026-10-24T23:50:01.000Z']);
+    expect(span('20261025023000')).toEqual(['2026-10-25T02:30:00.000Z', '2026-10-25T02:30:01.000Z']);
+    // 01:30 happens twice (00:30 and 01:30 UTC): the span covers both, so it orders nothing within that hour.
+    expect(span('20261025013000')).toEqual(['2026-10-25T00:30:00.000Z', '2026-10-25T01:30:01.000Z']);
+    expect(span('20261025')).toEqual(['2026-10-24T23:00:00.000Z', '2026-10-26T00:00:00.000Z']);
+    // 29 March 2026, 01:00 GMT becomes 02:00 BST: 00:30 is winter time, 02:30 summer time, the skipped 01:30 as GMT.
+    expect(span('20260329003000')).toEqual(['2026-03-29T00:30:00.000Z', '2026-03-29T00:30:01.000Z']);
+    expect(span('20260329023000')).toEqual(['2026-03-29T01:30:00.000Z', '2026-03-29T01:30:01.000Z']);
+    expect(span('20260329013000')).toEqual(['2026-03-29T01:30:00.000Z', '2026-03-29T01:30:01.000Z']);
+  });
+
+  test('OBR-22 of each order, else MSH-7 (its first component, as v2.3\'s TS); one that does not read is passed over, never refused', () => {
+    const msh = (time: string) => `MSH|^~\\&|RIS|NT_SYNTH|NT||${time}||ORU^R01|X|P|2.5.1`;
+    const msg = [msh('20260105120000+0000'),
+      obr({ 3: 'A1', 22: '20260105113000+0000^S', 25: 'C' }), 'OBX|1|TX|x||one',
+      obr({ 1: '2', 3: 'A2', 22: 'yesterday', 25: 'C' }), 'OBX|1|TX|x||two',
+      obr({ 1: '3', 3: 'A3', 25: 'C' }), 'OBX|1|TX|x||three'].join('\r');
+    const fromMsh = { from: Date.UTC(2026, 0, 5, 12), to: Date.UTC(2026, 0, 5, 12, 0, 1), field: 'MSH-7' };
+    expect(parseOru(msg, RULES).reports.map((r) => [r.AccessionNumber, r.reportTime])).toEqual([
+      ['A1', { from: Date.UTC(2026, 0, 5, 11, 30), to: Date.UTC(2026, 0, 5, 11, 30, 1), field: 'OBR-22' }],
+      ['A2', fromMsh],
+      ['A3', fromMsh],
+    ]);
+    const none = parseOru([msh('20260105 12:00'), obr({ 3: 'A1', 25: 'F' }), 'OBX|1|TX|x||one'].join('\r'), RULES).reports[0];
+    expect(none).toEqual({ AccessionNumber: 'A1', status: 'F', text: 'one' });
+    // An offset-less time is the zone's the rules name.
+    const london = parseOru([msh('20260705120000'), obr({ 3: 'A1', 25: 'F' }), 'OBX|1|TX|x||one'].join('\r'), { ...RULES, timeZone: 'Europe/London' });
+    expect(london.reports[0].reportTime).toEqual({ from: Date.UTC(2026, 6, 5, 11), to: Date.UTC(2026, 6, 5, 11, 0, 1), field: 'MSH-7' });
   });
 });
 

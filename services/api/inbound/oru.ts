@@ -5,7 +5,8 @@
 // rejected store, the HL7 error code (table 0357) and location for ERR, and words that never quote the message.
 import { Hl7Message, type Hl7Segment } from '@medplum/core';
 import { c1AsWindows1252, decodeSingleByte, Hl7CharsetSwitch, Hl7UndefinedByte, hl7Unescape, type Hl7TextEncoding } from '../../../shared/hl7-text';
-import type { StoredReport } from '../../../shared/reports';
+import type { ReportTime, StoredReport } from '../../../shared/reports';
+import { offsetAtWall, parseOffset, wallInstants } from '../../../shared/time-zone';
 import { controlCharacterIn, hasText } from '../free-text';
 import { beginsMessage } from './batch';
 import type { AccessionField } from './config';
@@ -42,6 +43,8 @@ export interface OruReport {
   AccessionNumber: string;
   text: string;
   status: StoredReport['status'];
+  /** OBR-22 (Results Rpt/Status Chng Date/Time), else MSH-7; absent when neither reads as an HL7 DTM. */
+  reportTime?: ReportTime;
 }
 
 export interface ParsedOru {
@@ -58,6 +61,54 @@ export interface OruRules {
   accessionFields: readonly AccessionField[];
   /** Upper-case MSH-4 namespace IDs; null: any. */
   allowedFacilities: ReadonlySet<string> | null;
+  /** The site's IANA time zone, for report times without an offset (tests); by default this process's (TZ). */
+  timeZone?: string;
+}
+
+const DTM = /^(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,4}))?)?)?)?)?)?([+-]\d{4})?$/;
+
+/**
+ * An HL7 DTM (also the first component of v2.3's TS), `YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]`, as the span
+ * of time it names: `20261025` the whole day, `202610250130` that minute, `20261025013000.12` a hundredth of a
+ * second. Without an offset it is the site's local time (`timeZone`, else the process's TZ): in the hour a change to
+ * winter time repeats, a span over both of its readings; in the hour a change to summer time skips, as if the clock
+ * had not been changed.
+ * Undefined for anything else: a month 13, 31 April, 24:00, a second 60, an offset past -1200..+1400, a year before
+ * 1900, extra characters.
+ */
+export function parseHl7Time(value: string, timeZone?: string): { from: number; to: number } | undefined {
+  const m = DTM.exec(value.trim());
+  if (!m) return undefined;
+  const [year, month = 1, day = 1, hour = 0, minute = 0, second = 0] = m.slice(1, 7).map((v) => (v === undefined ? undefined : Number(v)));
+  if (year === undefined || year < 1900) return undefined;
+  if (month < 1 || month > 12 || day < 1 || day > new Date(Date.UTC(year, month, 0)).getUTCDate()) return undefined;
+  if (hour > 23 || minute > 59 || second > 59) return undefined;
+  const fraction = m[7] ?? '';
+  const ms = Number(fraction.padEnd(3, '0').slice(0, 3));
+  let offset: number | undefined;
+  if (m[8] !== undefined) {
+    offset = parseOffset(m[8]);
+    if (offset === undefined) return undefined;
+  }
+  const wall = Date.UTC(year, month - 1, day, hour, minute, second, ms);
+  // The wall-clock time just after the span: the next year, month, day, ... or the next unit of the fraction given.
+  const precision = m.slice(2, 7).filter((v) => v !== undefined).length;
+  const end = precision === 0 ? Date.UTC(year + 1, 0, 1)
+    : precision === 1 ? Date.UTC(year, month, 1)
+    : precision === 2 ? wall + 86_400_000
+    : precision === 3 ? wall + 3_600_000
+    : precision === 4 ? wall + 60_000
+    : wall + Math.max(1, fraction ? 10 ** (3 - fraction.length) : 1000);
+  // A local time names every instant it could be: both in the hour a change to winter time repeats, so such a time
+  // orders no report within that hour; in the hour a change to summer time skips, the one as if it had not changed.
+  const instants = (w: number): number[] => {
+    if (offset !== undefined) return [w - offset * 60_000];
+    const all = wallInstants(w, timeZone);
+    return all.length > 0 ? all : [w - offsetAtWall(w, timeZone) * 60_000];
+  };
+  const from = Math.min(...instants(wall));
+  const to = Math.max(...instants(end));
+  return to > from ? { from, to } : undefined;
 }
 
 /**
@@ -257,6 +308,18 @@ export function joinSegments(text: string): string {
   return segments.join('\r');
 }
 
+/**
+ * The report's own time: OBR-22 (Results Rpt/Status Chng Date/Time: when the result was signed or last changed),
+ * else MSH-7 (when the message was made); one that does not read as a DTM is passed over, never refused.
+ */
+function reportTimeOf(obr: Hl7Segment, msh: Hl7Segment, timeZone: string | undefined): ReportTime | undefined {
+  for (const [seg, n, name] of [[obr, 22, 'OBR-22'], [msh, 7, 'MSH-7']] as const) {
+    const span = parseHl7Time(component(seg, n, 1), timeZone);
+    if (span) return { ...span, field: name };
+  }
+  return undefined;
+}
+
 /** Parses and checks one ORU^R01; throws OruProblem when it cannot be used. */
 export function parseOru(text: string, rules: OruRules): ParsedOru {
   if (!/^MSH\|\^~\\&/.test(text)) {
@@ -390,7 +453,8 @@ function readOru(message: Hl7Message, rules: OruRules): ParsedOru {
       throw new OruProblem('AE', 'bad-text', `the report text of OBR ${g.obrIndex} holds a control character (${control}): send plain text (tabs and line breaks are allowed)`, '102', fromNotes ? 'NTE^1^3' : 'OBX^1^5');
     }
     const prev = byAccession.get(acc.value);
-    byAccession.set(acc.value, prev ? { ...prev, text: `${prev.text}\n${text}` } : { AccessionNumber: acc.value, text, status });
+    const reportTime = reportTimeOf(g.obr, msh, rules.timeZone);
+    byAccession.set(acc.value, prev ? { ...prev, text: `${prev.text}\n${text}` } : { AccessionNumber: acc.value, text, status, ...(reportTime ? { reportTime } : {}) });
   });
   return { message, controlId, sendingApplication, sendingFacility, reports: [...byAccession.values()] };
 }

@@ -5,7 +5,8 @@
 //             (keys.study: AccessionNumber field), kept current by each scored-study event and a periodic sweep;
 //   hold:     a report whose study has not been received waits under reportKeys.held until it is, and moves to
 //             the rejected store (kept for replay, never dropped) after REPORTS_HOLD_DAYS;
-//   precedence: shared/reports.ts supersedes() (P < F < C; the later of one status wins).
+//   precedence: shared/reports.ts supersedes() (P < F < C = X; of one rank the newer by the reports' own times,
+//             OBR-22 else MSH-7, and without them the later received).
 // Redis writes are transactions guarded by WATCH on a connection of the intake's own, one at a time per process,
 // so replicas racing on one accession retry instead of overwriting each other. No report text in logs or errors.
 import { createHash } from 'node:crypto';

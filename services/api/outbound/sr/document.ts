@@ -3,6 +3,7 @@
 // observer, the key image's SOP class, dates and times, and the character set rule. Pure functions on naturalised
 // datasets (keyword -> value).
 import type { FindingLocation, StudyResult } from '../../../../shared/results';
+import { formatOffset, offsetAtWall, parseOffset, zoneOffset } from '../../../../shared/time-zone';
 import { derivedUid } from '../idempotency';
 import { CODES, codeItem, loValue, utValue, type Code } from './codes';
 import type { NaturalDataset } from './dcmjs';
@@ -39,26 +40,6 @@ export interface DocumentTimes {
   tm: (ms: number) => string;
 }
 
-/** Minutes east of UTC of a DICOM offset (`+HHMM`/`-HHMM`, -1200 to +1400), or undefined when it is not one. */
-function parseOffset(value: unknown): number | undefined {
-  const m = typeof value === 'string' ? /^([+-])(\d{2})([0-5]\d)$/.exec(value.trim()) : null;
-  if (!m) return undefined;
-  const minutes = (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3]));
-  return minutes >= -12 * 60 && minutes <= 14 * 60 ? minutes : undefined;
-}
-
-const formatOffset = (minutes: number): string => {
-  const a = Math.abs(minutes);
-  return `${minutes < 0 ? '-' : '+'}${String(Math.floor(a / 60)).padStart(2, '0')}${String(a % 60).padStart(2, '0')}`;
-};
-
-/** Minutes east of UTC of a time zone at an instant ("GMT+05:30" from Intl). */
-function zoneOffset(ms: number, timeZone: string | undefined): number {
-  const name = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'longOffset' }).formatToParts(ms).find((p) => p.type === 'timeZoneName')?.value ?? '';
-  const m = /^GMT([+-])(\d{2}):(\d{2})/.exec(name);
-  return m ? (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3])) : 0;
-}
-
 /**
  * The zone's offset at a local date and time (DA, TM): a time in the hour a change to winter time repeats is taken
  * as either, one in the hour a change to summer time skips as the offset that gives it.
@@ -70,7 +51,7 @@ function offsetAtLocal(date: unknown, time: unknown, timeZone: string | undefine
   const t = typeof time === 'string' ? /^(\d{2})(\d{2})?(\d{2})?/.exec(time.trim().replace(/:/g, '')) : null;
   const wall = Date.UTC(Number(d[1]), Number(d[2]) - 1, Number(d[3]), t ? Number(t[1]) : 12, Number(t?.[2] ?? 0), Number(t?.[3] ?? 0));
   if (Number.isNaN(wall)) return undefined;
-  return zoneOffset(wall - zoneOffset(wall, timeZone) * 60_000, timeZone);
+  return offsetAtWall(wall, timeZone);
 }
 
 export function documentTimes(source: SourceStudy, now: number, timeZone?: string): DocumentTimes {

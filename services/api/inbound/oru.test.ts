@@ -424,6 +424,26 @@ describe('report time (OBR-22, else MSH-7)', () => {
     expect(span('20260329003000')).toEqual(['2026-03-29T00:30:00.000Z', '2026-03-29T00:30:01.000Z']);
     expect(span('20260329023000')).toEqual(['2026-03-29T01:30:00.000Z', '2026-03-29T01:30:01.000Z']);
     expect(span('20260329013000')).toEqual(['2026-03-29T01:30:00.000Z', '2026-03-29T01:30:01.000Z']);
+    // A span ends with its own last moment, not the repeated or skipped time after it: the last second and minute
+    // before the October change are one second and one minute, the skipped hour an hour as if the clock had not changed.
+    expect(span('20261025005959')).toEqual(['2026-10-24T23:59:59.000Z', '2026-10-25T00:00:00.000Z']);
+    expect(span('202610250059')).toEqual(['2026-10-24T23:59:00.000Z', '2026-10-25T00:00:00.000Z']);
+    expect(span('2026102500')).toEqual(['2026-10-24T23:00:00.000Z', '2026-10-25T00:00:00.000Z']);
+    expect(span('2026102501')).toEqual(['2026-10-25T00:00:00.000Z', '2026-10-25T02:00:00.000Z']);
+    expect(span('2026032901')).toEqual(['2026-03-29T01:00:00.000Z', '2026-03-29T02:00:00.000Z']);
+  });
+
+  test('west of UTC (America/New_York) too: the skipped hour as if the clock had not changed, spans ending with their own last moment', () => {
+    const ny = (v: string) => span(v, 'America/New_York');
+    // 8 March 2026, 02:00 EST becomes 03:00 EDT: 02:30 is read as EST (07:30Z), not as 01:30 EST (06:30Z).
+    expect(ny('20260308013000')).toEqual(['2026-03-08T06:30:00.000Z', '2026-03-08T06:30:01.000Z']);
+    expect(ny('20260308023000')).toEqual(['2026-03-08T07:30:00.000Z', '2026-03-08T07:30:01.000Z']);
+    // The last minute before the change is a minute (its end, 02:00, is skipped), not unreadable.
+    expect(ny('202603080159')).toEqual(['2026-03-08T06:59:00.000Z', '2026-03-08T07:00:00.000Z']);
+    expect(ny('2026030801')).toEqual(['2026-03-08T06:00:00.000Z', '2026-03-08T07:00:00.000Z']);
+    // 1 November 2026, 02:00 EDT becomes 01:00 EST: 00:59:59 EDT is one second; 01:30 both readings.
+    expect(ny('20261101005959')).toEqual(['2026-11-01T04:59:59.000Z', '2026-11-01T05:00:00.000Z']);
+    expect(ny('20261101013000')).toEqual(['2026-11-01T05:30:00.000Z', '2026-11-01T06:30:01.000Z']);
   });
 
   test('OBR-22 of each order, else MSH-7 (its first component, as v2.3\'s TS); one that does not read is passed over, never refused', () => {

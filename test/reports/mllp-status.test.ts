@@ -139,6 +139,25 @@ test('report times without an offset are the site\'s local time (Europe/London),
   expect(await readReport(feed.client, '1.2.7.6')).toMatchObject({ text: 'IMPRESSION:\nNewest: 02:30 UTC.', messageControlId: 'ST6-3' });
 });
 
+test('a replayed message\'s time is judged against when it first came, not the replay: a RIS clock days ahead stays unused', async () => {
+  await study('1.2.7.8', 'ACCST8');
+  // Stamped a day before now, by a RIS whose clock ran two days ahead: it came three days ago (refused AR, kept).
+  const stamped = new Date(Date.now() - 86_400_000).toISOString().replace(/[-:T]/g, '').slice(0, 14);
+  const refused = await send(feed.port, oru('ACCST8', 'ST8-C', 'C', ['Clock ahead.'], { obr22: `${stamped}+0000`, facility: 'NT_NIGHT' }));
+  const id = /kept as (\S+)\)/.exec(msa(refused, 3))![1];
+  await feed.client.hset(reportKeys.rejectedEntry(id), 'receivedAt', String(Date.now() - 3 * 86_400_000));
+  const fixed = await startFeed({ REPORTS_MLLP_ALLOWED_FACILITIES: 'NT_SYNTH,NT_NIGHT' }, { redis: feed.redis, dataDir: feed.dataDir }, SITE);
+  try {
+    const replay = await fixed.app.inject({ method: 'POST', url: `/api/v1/reports/rejected/${id}/replay`, headers: ADMIN });
+    expect([replay.statusCode, replay.json().detail]).toEqual([200, '1 report(s): matched']);
+    // Two days after it came: not used, or it would outrank every version stamped by a right clock meanwhile.
+    expect(await readReport(feed.client, '1.2.7.8')).toMatchObject({ text: 'Clock ahead.' });
+    expect((await readReport(feed.client, '1.2.7.8'))?.reportTime).toBeUndefined();
+  } finally {
+    await fixed.stopFeed();
+  }
+});
+
 test('when either version has no time (MSH-7 and OBR-22 empty, or a report through the API), the one received last is kept, as before', async () => {
   await study('1.2.7.7', 'ACCST7');
   expect(msa(await send(feed.port, oru('ACCST7', 'ST7-1', 'C', ['Timed at 10:00.'], { obr22: '20260105100000+0000' })), 3)).toBe('1 report(s): matched');

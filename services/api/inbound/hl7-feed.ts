@@ -94,14 +94,18 @@ export function createHl7Feed(deps: Hl7FeedDeps): Hl7Feed {
   const ackTimeoutMs = deps.ackTimeoutMs ?? 10_000;
   const maxBatchMessages = deps.maxBatchMessages ?? 500;
 
-  /** Reads and stores; returns AA with the outcomes, or throws OruProblem / Unavailable. */
-  async function store(text: string, receivedAt: number): Promise<{ outcome: FeedOutcome; parsed: ReturnType<typeof parseOru> }> {
+  /**
+   * Reads and stores; returns AA with the outcomes, or throws OruProblem / Unavailable. `cameAt`: when the message
+   * first reached us (a replay's is the rejected entry's arrival, not now): a report time more than a day after it is
+   * not used.
+   */
+  async function store(text: string, receivedAt: number, cameAt = receivedAt): Promise<{ outcome: FeedOutcome; parsed: ReturnType<typeof parseOru> }> {
     const parsed = parseOru(text, deps.rules);
     const results: FeedOutcome['reports'] = [];
     for (const r of parsed.reports) {
       const report: StoredReport = {
         AccessionNumber: r.AccessionNumber, text: r.text, status: r.status, receivedAt, source: 'hl7', messageControlId: parsed.controlId,
-        ...(r.reportTime && r.reportTime.from <= receivedAt + FUTURE_SLACK_MS ? { reportTime: r.reportTime } : {}),
+        ...(r.reportTime && r.reportTime.from <= cameAt + FUTURE_SLACK_MS ? { reportTime: r.reportTime } : {}),
       };
       try {
         results.push({ AccessionNumber: r.AccessionNumber, ...(await intake.ingest(report, hl7MessageKey(parsed, r))) });
@@ -316,7 +320,7 @@ export function createHl7Feed(deps: Hl7FeedDeps): Hl7Feed {
             throw new OruProblem('AR', 'too-large', 'only the head of this message was kept: replay it with a corrected text', '207');
           }
           const text = correctedText ?? decodeMessage(payload);
-          outcome = (await store(text, clock())).outcome;
+          outcome = (await store(text, clock(), entry.receivedAt)).outcome;
         }
       } catch (err) {
         if (!(err instanceof OruProblem)) throw err;

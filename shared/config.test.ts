@@ -59,6 +59,17 @@ describe('durations', () => {
   });
 });
 
+describe('TZ', () => {
+  it.each(['Europe/London', 'UTC', 'America/New_York', ':Europe/London', 'EST5EDT'])('takes %s', (tz) => {
+    expect(() => loadConfig({ TZ: tz })).not.toThrow();
+  });
+
+  it.each(['Europe/Londn', 'UTC0', 'GMT+0100'])('refuses %s, naming the setting (it was taken as UTC without a word)', (tz) => {
+    expect(() => loadConfig({ TZ: tz })).toThrow(ConfigError);
+    expect(() => loadConfig({ TZ: tz })).toThrow(/TZ: ".*" is not a time zone this runtime knows/);
+  });
+});
+
 describe('REDIS_URL', () => {
   it.each(['redis://127.0.0.1:6379', 'redis://:0a1b2c@neurotriage-redis:6379/0', 'rediss://user:pw@redis.example:6380/2?family=6', 'unix:///tmp/nt/redis.sock'])(
     'takes %s',

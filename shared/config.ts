@@ -115,7 +115,21 @@ export function loadConfig(env: Source = process.env): Config {
   if (config.REDIS_URL !== undefined && !REDIS_URL_FORM.test(config.REDIS_URL)) {
     throw new ConfigError(['REDIS_URL: expected redis://[:password@]host:port[/db], rediss://... (TLS) or unix:///path/to/redis.sock (value not shown: it may hold a password)']);
   }
+  checkTimeZone(env.TZ);
   return config;
+}
+
+/**
+ * TZ, the runtime's own setting, is the site's zone for the SR's dates and times and for report times without an
+ * offset. A name the runtime does not know ("Europe/Londn") was taken silently as UTC.
+ */
+function checkTimeZone(tz: string | undefined): void {
+  if (tz === undefined || tz === '') return;
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz.replace(/^:/, '') });
+  } catch {
+    throw new ConfigError([`TZ: "${tz}" is not a time zone this runtime knows: use an IANA name such as Europe/London, or UTC`]);
+  }
 }
 
 /** The REDIS_URL forms shared/redis.ts connectRedis() takes. */

@@ -356,6 +356,9 @@ export const StoredReportSchema = Type.Object({
   text: Type.String(),
   status: ReportStatusSchema,
   receivedAt: Type.Number(),
+  reportTime: Type.Optional(Type.Object({
+    from: Type.Number(), to: Type.Number(), field: lit(['OBR-22', 'MSH-7'] as const),
+  }, { description: 'the report\'s own time as the span its precision names (ms since 1970; where it was read): it orders two reports of one status' })),
   source: lit(['hl7', 'api'] as const),
   messageControlId: Type.Optional(Type.String()),
 });

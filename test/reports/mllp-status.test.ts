@@ -105,6 +105,9 @@ test('two corrections out of order: the newer by OBR-22 is kept when the older i
     expect(await readReport(feed.client, '1.2.7.5')).toMatchObject({
       status: 'C', text: current, messageControlId: 'ST5-C2', reportTime: { field: 'OBR-22', from: Date.UTC(2026, 0, 5, 10), to: Date.UTC(2026, 0, 5, 10, 0, 1) },
     });
+    // The API shows the time that decided it.
+    const shown = await fixed.app.inject({ method: 'GET', url: '/api/v1/studies/1.2.7.5/report', headers: READER });
+    expect(shown.json().reportTime).toEqual({ field: 'OBR-22', from: Date.UTC(2026, 0, 5, 10), to: Date.UTC(2026, 0, 5, 10, 0, 1) });
     // Recorded and done with: out of the rejected store.
     expect((await fixed.app.inject({ method: 'GET', url: `/api/v1/reports/rejected/${id}`, headers: ADMIN })).statusCode).toBe(404);
   } finally {

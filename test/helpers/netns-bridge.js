@@ -8,6 +8,7 @@
 // Usage: node netns-bridge.js <socketDir> [out:]<name>:<port> ... -- <command> <args...>
 'use strict';
 const { execFileSync, spawn } = require('node:child_process');
+const { readFileSync } = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
 
@@ -32,6 +33,27 @@ for (const pair of pairs.filter((p) => p.startsWith('out:'))) {
   bridge.listen(Number(port), '127.0.0.1');
 }
 
+/**
+ * Whether something in this namespace listens on TCP `port`, from the kernel's socket table (no connection made: a
+ * probe connection would be an association attempt to storescp). State 0A is LISTEN.
+ */
+function listening(port) {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length > 3 && cols[1].endsWith(hex) && cols[3] === '0A') return true;
+    }
+  }
+  return false;
+}
+
 for (const pair of pairs.filter((p) => !p.startsWith('out:'))) {
   const [name, port] = pair.split(':');
   const bridge = net.createServer((unix) => {
@@ -40,7 +62,10 @@ for (const pair of pairs.filter((p) => !p.startsWith('out:'))) {
     unix.on('error', () => tcp.destroy());
     tcp.on('error', () => unix.destroy());
   });
-  bridge.listen(path.join(socketDir, `${name}.sock`));
+  // The socket appears (and the test starts using the server) only once the server listens: before, a connection
+  // made while a loaded machine was still starting storescp was refused inside and read as a dropped association.
+  const open = () => (listening(Number(port)) ? bridge.listen(path.join(socketDir, `${name}.sock`)) : setTimeout(open, 20));
+  open();
 }
 
 const stop = () => {

@@ -79,7 +79,8 @@ export async function startInNetns(o: NetnsOptions): Promise<NetnsServer> {
   };
 
   const sockets = Object.keys(o.listen).map((name) => path.join(o.socketDir, `${name}.sock`));
-  const deadline = Date.now() + 10_000;
+  // Each socket appears once the server listens on its port (netns-bridge.js): Orthanc on a loaded machine takes a while.
+  const deadline = Date.now() + 60_000;
   while (!sockets.every((s) => existsSync(s))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       await stop();

@@ -1,16 +1,16 @@
 // `npm run bench:ingest`: how fast the listener takes in instances compared with two DCMTK-based SCPs, on this
 // machine. The same N instances (small ~10 KB, and realistic 130-520 KB MR slices) go over storescu associations to
-// our listener (durable writes: fsync + rename + directory fsync + Redis record + study debounce before each
-// response), to Debian's Orthanc (the durable peer: SyncStorageArea true, its default, so each stored file is
+// our listener (durable writes before each response: the instance flushed into the listener's write-ahead log, or
+// its file and directory flushed while other instances are being flushed; Redis record; study debounce), to Debian's Orthanc (the durable peer: SyncStorageArea true, its default, so each stored file is
 // fsynced, plus its SQLite index) and to `storescp -od` (plain writes, no fsync), alternating rounds, every DCMTK
 // process (Orthanc included) with TCP_NODELAY=1. storescp and Orthanc cannot bind loopback only, so each runs with
 // its storescu inside a private network namespace (`unshare -rn`, loopback up) where nothing else can reach it,
 // with its own temp storage; our listener binds 127.0.0.1 as in production.
-// Each round also times the disk alone (write + fdatasync + rename + directory fsync per file): the ceiling for
-// any SCP that makes each instance durable before it answers a synchronous SCU such as storescu.
+// Each round also times the disk alone, three ways (see logFloor and fsyncFloor): the ceiling for any SCP that
+// makes each instance durable that way before it answers a synchronous SCU such as storescu.
 // Environment: BENCH_SMALL (default 800), BENCH_LARGE (default 240), BENCH_ROUNDS (default 3), BENCH_DIR (where
 // both SCPs write; default the OS temp dir. BENCH_DIR=/dev/shm takes the disk out and measures the code path),
-// BENCH_TARGETS (comma list of neurotriage, orthanc, storescp, fsync-floor, one-flush-floor; default all),
+// BENCH_TARGETS (comma list of neurotriage, orthanc, storescp, fsync-floor, one-flush-floor, log-floor; default all),
 // BENCH_WARMUP (default 1: untimed listener rounds per set before the timed ones, so the listener is measured with
 // its code compiled, as a long-running listener is; storescp is native and needs none).
 // BENCH_COMPARE=<dist dir of another build> adds that build's listener as a second target, alternating with this
@@ -40,7 +40,7 @@ const LARGE = Number(process.env.BENCH_LARGE ?? 240);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 1);
 const CALLING_AE = 'BENCH_SCU';
-const TARGETS = ['neurotriage', 'orthanc', 'storescp', 'fsync-floor', 'one-flush-floor'] as const;
+const TARGETS = ['neurotriage', 'orthanc', 'storescp', 'fsync-floor', 'one-flush-floor', 'log-floor'] as const;
 type Target = (typeof TARGETS)[number] | 'compare';
 const COMPARE = process.env.BENCH_COMPARE;
 const ASSOCIATIONS = Math.max(1, Number(process.env.BENCH_ASSOCIATIONS ?? 1));
@@ -229,6 +229,30 @@ function fsyncFloor(work: string, n: number, bytes: number, oneFlush = false): T
 }
 
 
+/**
+ * The disk's cost of the listener's write-ahead log alone: each instance written at the next block of a file whose
+ * blocks were all written and flushed beforehand (untimed), then fdatasync, one after another. No file system
+ * metadata changes, so no journal commit: the floor of an SCP that flushes once per instance into such a log.
+ */
+function logFloor(work: string, n: number, bytes: number): Timed {
+  const file = path.join(work, `log-floor-${(runs += 1)}`);
+  const block = 4096;
+  const stride = Math.ceil(bytes / block) * block;
+  const fd = openSync(file, 'w');
+  const zeros = Buffer.alloc(1 << 20);
+  for (let at = 0; at < n * stride; at += zeros.length) writeSync(fd, zeros, 0, Math.min(zeros.length, n * stride - at), at);
+  fsyncSync(fd);
+  const data = Buffer.alloc(bytes, 7);
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) {
+    writeSync(fd, data, 0, bytes, i * stride);
+    fdatasyncSync(fd);
+  }
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  closeSync(fd);
+  return { seconds };
+}
+
 function median(values: number[]): number {
   if (values.length === 0) return NaN;
   const s = [...values].sort((a, b) => a - b);
@@ -263,8 +287,8 @@ async function main(): Promise<void> {
         // Alternate which goes first so page cache and CPU frequency favour neither.
         const order: Target[] =
           i % 2 === 0
-            ? ['neurotriage', 'compare', 'orthanc', 'storescp', 'fsync-floor', 'one-flush-floor']
-            : ['orthanc', 'storescp', 'compare', 'neurotriage', 'one-flush-floor', 'fsync-floor'];
+            ? ['neurotriage', 'compare', 'orthanc', 'storescp', 'fsync-floor', 'one-flush-floor', 'log-floor']
+            : ['orthanc', 'storescp', 'compare', 'neurotriage', 'log-floor', 'one-flush-floor', 'fsync-floor'];
         for (const target of order.filter((t) => SELECTED.includes(t))) {
           await admin.flushall();
           const build = builds[target];
@@ -274,7 +298,9 @@ async function main(): Promise<void> {
               ? await roundDcmtk(set.files, work)
               : target === 'orthanc'
                 ? await roundOrthanc(set.files, work)
-                : fsyncFloor(work, set.files.length, Math.round(set.bytes / set.files.length), target === 'one-flush-floor');
+                : target === 'log-floor'
+                  ? logFloor(work, set.files.length, Math.round(set.bytes / set.files.length))
+                  : fsyncFloor(work, set.files.length, Math.round(set.bytes / set.files.length), target === 'one-flush-floor');
           rounds.push({ target, set: set.name, instances: set.files.length, ...timed });
           const perInstance = (sec = 0) => ((sec * 1000) / set.files.length).toFixed(2);
           const cpu = timed.cpuSeconds === undefined ? '' : `   listener CPU ${perInstance(timed.cpuSeconds)} ms/instance (${perInstance(timed.systemSeconds)} in the kernel)`;
@@ -283,8 +309,9 @@ async function main(): Promise<void> {
       }
     }
     console.log(`\nmedian over rounds (instances/s), ${ASSOCIATIONS} association(s); floors = the disk alone, one file after another:`);
-    console.log('  fsync floor: temp file + fdatasync + rename + directory fsync (our protocol); one-flush floor: file + fsync (Orthanc\'s)');
-    console.log('set                                  neurotriage    Orthanc  vs Orthanc   storescp  vs storescp   fsync floor  one-flush floor   listener CPU ms/instance');
+    console.log('  fsync floor: temp file + fdatasync + rename + directory fsync (without the log); one-flush floor: file + fsync (Orthanc\'s);');
+    console.log('  log floor: write into a preallocated log + fdatasync (with the log, DICOM_WAL_MB)');
+    console.log('set                                  neurotriage    Orthanc  vs Orthanc   storescp  vs storescp   fsync floor  one-flush floor  log floor   listener CPU ms/instance');
     for (const set of sets) {
       const of = (target: Target) => rounds.filter((r) => r.set === set.name && r.target === target);
       const rate = (target: Target) => median(of(target).map((r) => r.instances / r.seconds));
@@ -293,7 +320,7 @@ async function main(): Promise<void> {
       const theirs = rate('storescp');
       const cpu = median(of('neurotriage').map((r) => ((r.cpuSeconds ?? NaN) * 1000) / r.instances));
       console.log(
-        `${set.name.padEnd(36)} ${ours.toFixed(0).padStart(11)} ${orthanc.toFixed(0).padStart(10)} ${(ours / orthanc).toFixed(2).padStart(10)}x ${theirs.toFixed(0).padStart(10)} ${(ours / theirs).toFixed(2).padStart(11)}x ${rate('fsync-floor').toFixed(0).padStart(13)} ${rate('one-flush-floor').toFixed(0).padStart(16)} ${cpu.toFixed(2).padStart(14)}`,
+        `${set.name.padEnd(36)} ${ours.toFixed(0).padStart(11)} ${orthanc.toFixed(0).padStart(10)} ${(ours / orthanc).toFixed(2).padStart(10)}x ${theirs.toFixed(0).padStart(10)} ${(ours / theirs).toFixed(2).padStart(11)}x ${rate('fsync-floor').toFixed(0).padStart(13)} ${rate('one-flush-floor').toFixed(0).padStart(16)} ${rate('log-floor').toFixed(0).padStart(10)} ${cpu.toFixed(2).padStart(14)}`,
       );
       if (COMPARE) {
         const other = rate('compare');

@@ -10,6 +10,12 @@ export const ListenerSectionSchema = Type.Object({
   DICOM_MAX_PDU_LENGTH: Type.Integer({ minimum: 4096, maximum: 262144 }),
   /** A data set up to this size is held in memory and written with one call; larger ones stream to the temp file. */
   DICOM_SPOOL_MEMORY_MB: Type.Number({ minimum: 1, maximum: 1024 }),
+  /**
+   * Size of the write-ahead log in this listener's temp dir: an instance held in memory is flushed there before
+   * Success (one flush, no file system metadata) and its own file a moment later. 0: each instance's file and
+   * directory are flushed before Success instead.
+   */
+  DICOM_WAL_MB: Type.Integer({ minimum: 0, maximum: 4096 }),
   /** A second port for DICOM over TLS (PS3.15 B.1; 2762 is the registered one). Unset: no TLS. 0: OS-chosen. */
   DICOM_TLS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   /** PEM server certificate (chain) and private key; required with DICOM_TLS_PORT. */
@@ -48,6 +54,7 @@ export const LISTENER_DEFAULTS: ListenerSection = {
   METRICS_HOST: '127.0.0.1',
   DICOM_MAX_PDU_LENGTH: 65536,
   DICOM_SPOOL_MEMORY_MB: 16,
+  DICOM_WAL_MB: 64,
   DICOM_TLS_CLIENT_CERT: 'require',
   DICOM_TLS_ONLY: false,
   DICOM_TLS_AE_FROM_CERT: false,

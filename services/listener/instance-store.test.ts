@@ -6,6 +6,7 @@ import { tmpdir, hostname } from 'node:os';
 import path from 'node:path';
 import { GroupSync, InstanceStore, LEASE_FILE, LEASE_STALE_MS, TEMP_POOL_SIZE, type Spool } from './instance-store';
 import { OutOfDiskError } from './errors';
+import { readLog } from './write-ahead-log';
 
 let dataDir: string;
 beforeEach(() => {
@@ -125,7 +126,7 @@ test('instances take pre-created temp files; a crashed listener\'s unused ones a
   writeFileSync(path.join(crashed, LEASE_FILE), JSON.stringify({ host: hostname(), pid: 999999999, pidns: readlinkSync('/proc/self/ns/pid') }));
   await store.close();
   const next = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024 });
-  expect(await next.init()).toEqual({ removedTempFiles: 1 });
+  expect(await next.init()).toEqual({ removedTempFiles: 1, replayedInstances: 0 });
   expect(existsSync(crashed)).toBe(false);
   // The store holds only the acknowledged instance.
   expect(readdirSync(path.join(dataDir, 'store/1.2/3.4'))).toEqual(['5.6.dcm']);
@@ -140,7 +141,7 @@ test('init sweeps temp dirs of dead processes on this host and keeps live ones',
     writeFileSync(path.join(d, 'x.part'), 'half');
   }
   const store = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024 });
-  expect(await store.init()).toEqual({ removedTempFiles: 1 });
+  expect(await store.init()).toEqual({ removedTempFiles: 1, replayedInstances: 0 });
   expect(existsSync(dead)).toBe(false);
   expect(existsSync(live)).toBe(true);
   await store.close();
@@ -167,7 +168,7 @@ test('another host\'s temp dir is kept while its lease is fresh, however old its
   utimesSync(path.join(idle, LEASE_FILE), new Date(), new Date());
   age(path.join(gone, LEASE_FILE), LEASE_STALE_MS + 60_000);
   const store = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024 * 1024, instanceName: 'this-host-1' });
-  expect(await store.init()).toEqual({ removedTempFiles: 1 });
+  expect(await store.init()).toEqual({ removedTempFiles: 1, replayedInstances: 0 });
   expect(readdirSync(idle).sort()).toEqual([LEASE_FILE, 'half.part', 'pooled.part'].sort());
   expect(existsSync(gone)).toBe(false);
   await store.close();
@@ -234,4 +235,63 @@ test('directory fsyncs are group-committed: callers during one fsync share the n
   started[1].done();
   await Promise.all([late, other]);
   expect(settled.sort()).toEqual(['a', 'b', 'c', 'd', 'first', 'late', 'other']);
+});
+
+describe('with the write-ahead log', () => {
+  const logBytes = 4 * 1024 * 1024;
+  const key = 'store/1.2/3.4/5.6.dcm';
+  const expected = () => Buffer.concat([meta, ...chunks]);
+
+  async function storeOne(instanceName: string): Promise<InstanceStore> {
+    // A checkpoint an hour away: the process "crashes" before its instance's own file is flushed.
+    const store = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 64 * 1024 * 1024, logBytes, logCheckpointDelayMs: 3600_000, instanceName });
+    await store.init();
+    const spool = store.openSpool(meta, false);
+    await feed(spool, chunks);
+    await store.commit(spool, key);
+    expect(readFileSync(path.join(dataDir, key)).equals(expected())).toBe(true);
+    return store;
+  }
+
+  test('an instance whose own file was lost after its Success is written again from the log when the listener restarts', async () => {
+    const crashed = await storeOne('restarting-1');
+    // What a power cut can do to a file and directory entry that were never flushed.
+    rmSync(path.join(dataDir, key));
+    const restarted = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024, logBytes, instanceName: 'restarting-1' });
+    expect(await restarted.init()).toEqual({ removedTempFiles: 0, replayedInstances: 1 });
+    expect(readFileSync(path.join(dataDir, key)).equals(expected())).toBe(true);
+    // Replayed once: the restarted listener's new log holds nothing of it, and a clean stop leaves an empty temp dir.
+    await restarted.close();
+    expect(readdirSync(restarted.tmpDir)).toEqual([]);
+    await crashed.close();
+  });
+
+  test("a dead replica's logged instances are written into the store before its temp dir is swept", async () => {
+    const crashed = await storeOne('gone-host-1');
+    rmSync(path.join(dataDir, key));
+    writeFileSync(path.join(crashed.tmpDir, LEASE_FILE), JSON.stringify({ host: 'gone-host', pid: 1, pidns: 'pid:[1]' }));
+    age(path.join(crashed.tmpDir, LEASE_FILE), LEASE_STALE_MS + 60_000);
+    const other = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024, logBytes, instanceName: 'this-host-1' });
+    expect(await other.init()).toEqual({ removedTempFiles: 0, replayedInstances: 1 });
+    expect(readFileSync(path.join(dataDir, key)).equals(expected())).toBe(true);
+    expect(existsSync(crashed.tmpDir)).toBe(false);
+    await other.close();
+  });
+
+  test('a checkpoint empties the log; a spilled instance is stored the usual way', async () => {
+    const store = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 100 * 1024, logBytes, logCheckpointDelayMs: 1, instanceName: 'one-1' });
+    await store.init();
+    const held = store.openSpool(meta, false);
+    await feed(held, chunks.slice(0, 4));
+    await store.commit(held, 'store/1.2/3.4/1.dcm');
+    const spilled = store.openSpool(meta, false);
+    await feed(spilled, chunks);
+    await store.commit(spilled, 'store/1.2/3.4/2.dcm');
+    await waitUntil(() => existsSync(path.join(store.tmpDir, 'instances.wal')));
+    for (let i = 0; i < 200 && (await readLog(path.join(store.tmpDir, 'instances.wal'))).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await readLog(path.join(store.tmpDir, 'instances.wal'))).toEqual([]);
+    expect(readFileSync(path.join(dataDir, 'store/1.2/3.4/1.dcm')).equals(Buffer.concat([meta, ...chunks.slice(0, 4)]))).toBe(true);
+    expect(readFileSync(path.join(dataDir, 'store/1.2/3.4/2.dcm')).equals(expected())).toBe(true);
+    await store.close();
+  });
 });

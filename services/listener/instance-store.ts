@@ -28,6 +28,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { OutOfDiskError, TempFileLostError } from './errors';
+import { WriteAheadLog, readLog, type LogEntry, type LoggedInstance } from './write-ahead-log';
 
 export interface InstanceStoreOptions {
   /** Absolute DATA_DIR. */
@@ -38,6 +39,15 @@ export interface InstanceStoreOptions {
   minFreeBytes: number;
   /** Data sets up to this size stay in memory until commit (one write call); larger ones stream to the temp file. */
   memoryLimitBytes: number;
+  /**
+   * DICOM_WAL_MB in bytes: the write-ahead log (write-ahead-log.ts) that an instance held in memory is flushed to
+   * before Success instead of flushing its own file and directory. 0 or absent: no log.
+   */
+  logBytes?: number;
+  /** How long after an instance is stored its file is flushed by a checkpoint (default 200 ms; tests stretch it). */
+  logCheckpointDelayMs?: number;
+  /** Told when flushing logged instances' files fails (they stay in the log and are tried again). */
+  onLogError?: (err: Error) => void;
 }
 
 const FREE_CACHE_MS = 250;
@@ -164,6 +174,8 @@ export class Spool extends Writable {
   private aborted = false;
   readonly done: Promise<void>;
   private tmp: string;
+  /** The write-ahead log record of this instance, when prepare() logged it. */
+  logEntry: LogEntry | undefined;
 
   constructor(
     /** Preamble + File Meta Information, written before the data set. */
@@ -228,8 +240,13 @@ export class Spool extends Writable {
     this.chunks = [];
   }
 
-  /** Makes the temp file hold the full Part 10 file, fsynced and closed. */
-  async writeTempFile(): Promise<void> {
+  /** The full Part 10 file as the buffers held in memory; undefined once spilled to the temp file. */
+  heldBuffers(): Buffer[] | undefined {
+    return this.canRewrite() ? [this.meta, ...this.chunks] : undefined;
+  }
+
+  /** Makes the temp file hold the full Part 10 file, fsynced and closed (unsynced when `flush` is false). */
+  async writeTempFile(flush = true): Promise<void> {
     const file = this.file;
     if (file) {
       // Spilled: the file already holds everything; only the fsync is left.
@@ -243,15 +260,15 @@ export class Spool extends Writable {
     // waits on the disk. With the pool dry, create the file here.
     const pooled = this.takeTemp();
     if (pooled) this.tmp = pooled.path;
-    await this.writeHeld(pooled ? pooled.fd : openSync(this.tmp, 'wx', 0o640));
+    await this.writeHeld(pooled ? pooled.fd : openSync(this.tmp, 'wx', 0o640), flush);
   }
 
-  /** Writes meta + the chunks held in memory to `fd`, fdatasyncs and closes it. */
-  private async writeHeld(fd: number): Promise<void> {
+  /** Writes meta + the chunks held in memory to `fd`, fdatasyncs (unless `flush` is false) and closes it. */
+  private async writeHeld(fd: number, flush = true): Promise<void> {
     try {
       // The chunks stay until release(): if the temp file is lost before its rename, rewriteTemp() writes it again.
       writeAllSync(fd, [this.meta, ...this.chunks]);
-      await fdatasyncAsync(fd);
+      if (flush) await fdatasyncAsync(fd);
     } finally {
       closeSync(fd);
     }
@@ -265,7 +282,7 @@ export class Spool extends Writable {
   /** Writes the temp file again from memory, at a new path (its old directory may have been removed). */
   async rewriteTemp(tmpPath: string): Promise<void> {
     this.tmp = tmpPath;
-    await this.writeHeld(openSync(tmpPath, 'wx', 0o640));
+    await this.writeHeld(openSync(tmpPath, 'wx', 0o640), this.logEntry === undefined);
   }
 
   /** The data set is in the store: drop the copy held in memory. */
@@ -332,6 +349,14 @@ export class InstanceStore {
   private readonly unremoved = new Set<string>();
   private freeTimer: NodeJS.Timeout | undefined;
   private freeRefresh: Promise<number> | undefined;
+  private log: WriteAheadLog | undefined;
+  /**
+   * Our temp dir was removed under us, and the log with it: records appended to the removed file would not survive
+   * a crash, so no more are (the log's open records are still checkpointed).
+   */
+  private logLost = false;
+  /** Instances between the choice of how to flush them (prepare) and the end of their flushes (syncPlaced). */
+  private readonly flushing = new Set<Spool>();
 
   constructor(private readonly options: InstanceStoreOptions) {
     this.tmpDir = path.join(options.dataDir, TMP_DIR, options.instanceName ?? `${hostname()}-${process.pid}`);
@@ -342,15 +367,36 @@ export class InstanceStore {
    * listener's lease and starts the temp file pool. removedTempFiles counts the non-empty ones (instances that were
    * never acknowledged); a stopped process's unused pooled files are empty and are removed without being counted.
    * The lease is refreshed, and other listeners' abandoned temp dirs swept, every LEASE_REFRESH_MS from then on.
+   * Before a temp dir goes, the instances its write-ahead log holds past its last checkpoint are written into the
+   * store (replayedInstances): each was flushed there before its Success, and its own file may not have been.
    */
-  async init(): Promise<{ removedTempFiles: number }> {
+  async init(): Promise<{ removedTempFiles: number; replayedInstances: number; logUnavailable?: string }> {
     await fsp.mkdir(path.join(this.options.dataDir, 'store'), { recursive: true });
     // Our own dir from a previous run under the same name (a restarted container keeps its hostname and pid 1).
+    const ownLogged = await readLog(path.join(this.tmpDir, LOG_FILE));
     let removedTempFiles = await countNonEmpty(this.tmpDir);
     await fsp.rm(this.tmpDir, { recursive: true, force: true });
     this.ensureTmpDir();
-    removedTempFiles += await this.sweepAbandoned();
+    let replayedInstances = await this.replay(ownLogged);
+    const swept = await this.sweepAbandoned();
+    removedTempFiles += swept.removed;
+    replayedInstances += swept.replayed;
     await this.refreshFree();
+    let logUnavailable: string | undefined;
+    if (this.options.logBytes) {
+      const file = path.join(this.tmpDir, LOG_FILE);
+      try {
+        this.log = await WriteAheadLog.create(file, this.options.logBytes, {
+          syncFile: syncFileIfPresent,
+          syncDir: (dir) => this.dirSyncs.sync(dir),
+          onError: this.options.onLogError,
+        }, this.options.logCheckpointDelayMs);
+      } catch (err) {
+        // No room for it (a small volume): every instance flushes its own file, as with DICOM_WAL_MB=0.
+        logUnavailable = (err as Error).message;
+        await fsp.rm(file, { force: true });
+      }
+    }
     this.pool = new TempFilePool(this.tmpDir, TEMP_POOL_SIZE, this.nextTempName);
     this.pool.fill();
     this.heartbeat = setInterval(() => {
@@ -360,7 +406,13 @@ export class InstanceStore {
     this.heartbeat.unref();
     this.freeTimer = setInterval(() => this.refreshFreeSoon(), FREE_REFRESH_MS);
     this.freeTimer.unref();
-    return { removedTempFiles };
+    return { removedTempFiles, replayedInstances, ...(logUnavailable ? { logUnavailable } : {}) };
+  }
+
+  /** Our temp dir was found removed: take it again, without the log that went with it. */
+  private tempDirLost(): void {
+    if (this.log && !existsSync(path.join(this.tmpDir, LOG_FILE))) this.logLost = true;
+    this.ensureTmpDir();
   }
 
   /** (Re)creates this listener's temp dir and lease; cheap when both exist. */
@@ -376,22 +428,49 @@ export class InstanceStore {
       await fsp.utimes(lease, now, now);
     } catch {
       // Our dir or lease was removed under us: take it again, so the pool and the next spools have a dir.
-      this.ensureTmpDir();
+      this.tempDirLost();
       this.pool?.fill();
     }
   }
 
-  /** Removes the temp dirs of other listeners that are gone; returns their non-empty files (never acknowledged). */
-  private async sweepAbandoned(): Promise<number> {
+  /**
+   * Removes the temp dirs of other listeners that are gone, after writing what their logs hold into the store;
+   * counts their non-empty temp files (never acknowledged) and the instances replayed.
+   */
+  private async sweepAbandoned(): Promise<{ removed: number; replayed: number }> {
     const root = path.dirname(this.tmpDir);
     let removed = 0;
+    let replayed = 0;
     for (const entry of await fsp.readdir(root).catch(() => [] as string[])) {
       const dir = path.join(root, entry);
       if (dir === this.tmpDir || !(await isAbandoned(dir, entry))) continue;
+      replayed += await this.replay(await readLog(path.join(dir, LOG_FILE)));
       removed += await countNonEmpty(dir);
       await fsp.rm(dir, { recursive: true, force: true });
     }
-    return removed;
+    return { removed, replayed };
+  }
+
+  /**
+   * Writes logged instances into the store the way an unlogged one is written (temp file, fdatasync, rename,
+   * directory fsync). A later record of the same key replaces an earlier one, as its C-STORE would have.
+   */
+  private async replay(logged: LoggedInstance[]): Promise<number> {
+    for (const { key, data } of logged) {
+      const finalPath = path.join(this.options.dataDir, key);
+      await this.ensureDir(path.dirname(finalPath));
+      const tmp = path.join(this.tmpDir, this.nextTempName());
+      const fd = openSync(tmp, 'wx', 0o640);
+      try {
+        writeAllSync(fd, [data]);
+        await fdatasyncAsync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, finalPath);
+      await fsyncDir(path.dirname(finalPath));
+    }
+    return logged.length;
   }
 
   /** For /readyz: the store and this listener's temp dir exist and may be written. */
@@ -474,19 +553,40 @@ export class InstanceStore {
   async prepare(spool: Spool, storageKey: string): Promise<void> {
     try {
       await this.ensureSpace(spool.bytes + spool.meta.length);
-      await this.ensureDir(path.dirname(path.join(this.options.dataDir, storageKey)));
+      const finalPath = path.join(this.options.dataDir, storageKey);
+      await this.ensureDir(path.dirname(finalPath));
+      // Logged: the record's flush stands for the temp file's and the directory's (syncPlaced awaits it). Only an
+      // instance that would wait for its flushes alone is logged: while other instances are being flushed, their
+      // journal commits are shared (GroupSync), and the log's second write of the bytes costs more CPU than the
+      // shared commits cost time (measured in docs/benchmarks.md).
+      const held = this.log && !this.logLost && this.flushing.size === 0 ? spool.heldBuffers() : undefined;
+      if (held) spool.logEntry = this.log?.append(storageKey, finalPath, held);
+      this.flushing.add(spool);
       try {
-        await spool.writeTempFile();
+        await spool.writeTempFile(spool.logEntry === undefined);
       } catch (err) {
         // Our temp dir was removed (by hand, or by a listener of an older version sharing DATA_DIR): take it again.
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || existsSync(this.tmpDir) || !spool.canRewrite()) throw err;
-        this.ensureTmpDir();
+        this.tempDirLost();
         await spool.rewriteTemp(path.join(this.tmpDir, this.nextTempName()));
       }
     } catch (err) {
+      this.settleLogged(spool);
       await spool.removeTemp();
       throw diskError(err);
     }
+  }
+
+  /**
+   * The spool's flushes are over (done or failed); its log record, if any, needs nothing more from it: a
+   * checkpoint may flush its file and free the record.
+   */
+  private settleLogged(spool: Spool): void {
+    this.flushing.delete(spool);
+    const entry = spool.logEntry;
+    if (!entry) return;
+    spool.logEntry = undefined;
+    this.log?.settle(entry);
   }
 
   /** Second half of commit(): rename into the store and fsync the directory that now names it. */
@@ -513,6 +613,7 @@ export class InstanceStore {
       }
       spool.release();
     } catch (err) {
+      this.settleLogged(spool);
       await spool.removeTemp();
       throw diskError(err);
     }
@@ -531,7 +632,7 @@ export class InstanceStore {
       await this.ensureDir(dir);
     }
     if (!existsSync(spool.tmpPath)) {
-      this.ensureTmpDir();
+      this.tempDirLost();
       this.pool?.fill();
       if (!spool.canRewrite()) throw new TempFileLostError('temp file removed before its rename');
       await spool.rewriteTemp(path.join(this.tmpDir, this.nextTempName()));
@@ -545,12 +646,17 @@ export class InstanceStore {
    */
   async syncPlaced(spool: Spool, storageKey: string): Promise<void> {
     const finalPath = path.join(this.options.dataDir, storageKey);
+    const entry = spool.logEntry;
     try {
-      await this.dirSyncs.sync(path.dirname(finalPath));
+      // Logged: the record on disk is what makes the instance durable; its file and directory follow at the
+      // next checkpoint (or are replayed from the record after a crash).
+      await (entry ? entry.flushed : this.dirSyncs.sync(path.dirname(finalPath)));
     } catch (err) {
+      this.settleLogged(spool);
       await fsp.rm(finalPath, { force: true }).catch(() => undefined);
       throw diskError(err);
     }
+    this.settleLogged(spool);
     const free = this.free;
     if (free) free.bytes -= spool.bytes + spool.meta.length;
     // Between this response and the next instance's data the disk is idle: create the next temp files now.
@@ -611,6 +717,12 @@ export class InstanceStore {
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
     clearInterval(this.freeTimer);
+    // The checkpoint flushes the last logged files through the cached directory descriptors; a log it emptied
+    // holds nothing to replay and goes.
+    if (this.log) {
+      await this.log.close();
+      if (this.log.pending() === 0) await fsp.rm(path.join(this.tmpDir, LOG_FILE), { force: true });
+    }
     for (const dir of [...this.dirFds.keys()]) this.closeDirFd(dir);
     await this.pool?.close();
     // The lease goes last: an empty dir without a lease is swept by the next listener (and ours at restart).
@@ -698,6 +810,8 @@ export const LEASE_STALE_MS = 10 * 60_000;
 /** A temp dir without a lease (written by an older version) is abandoned after an hour untouched. */
 const LEGACY_ABANDONED_AFTER_MS = 60 * 60_000;
 export const LEASE_FILE = '.lease';
+/** The write-ahead log in a listener's temp dir. */
+export const LOG_FILE = 'instances.wal';
 
 interface Lease {
   host: string;
@@ -729,7 +843,7 @@ function writeLease(dir: string): void {
 async function countNonEmpty(dir: string): Promise<number> {
   let count = 0;
   for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
-    if (name === LEASE_FILE) continue;
+    if (name === LEASE_FILE || name === LOG_FILE) continue;
     const stat = await fsp.stat(path.join(dir, name)).catch(() => undefined);
     if (stat && stat.size > 0) count += 1;
   }
@@ -772,6 +886,22 @@ async function isAbandoned(dir: string, name: string): Promise<boolean> {
   if (gone !== undefined) return gone;
   const stat = await fsp.stat(dir).catch(() => undefined);
   return stat !== undefined && Date.now() - stat.mtimeMs > LEGACY_ABANDONED_AFTER_MS;
+}
+
+/** fdatasync of a store file a checkpoint covers; one removed meanwhile (retention, a purge) needs nothing. */
+async function syncFileIfPresent(file: string): Promise<void> {
+  let fd: number;
+  try {
+    fd = await openAsync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  try {
+    await fdatasyncAsync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 async function fsyncDir(dir: string): Promise<void> {

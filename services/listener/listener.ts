@@ -85,10 +85,14 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
     dataDir: settings.DATA_DIR,
     minFreeBytes: settings.DISK_MIN_FREE_MB * 1024 * 1024,
     memoryLimitBytes: settings.DICOM_SPOOL_MEMORY_MB * 1024 * 1024,
+    logBytes: settings.DICOM_WAL_MB * 1024 * 1024,
+    onLogError: (err) => log.error({ err: err.message }, 'could not flush stored instances from the write-ahead log; they stay in it and are tried again'),
     ...(deps.instanceName ? { instanceName: deps.instanceName } : {}),
   });
-  const { removedTempFiles } = await store.init();
+  const { removedTempFiles, replayedInstances, logUnavailable } = await store.init();
+  if (logUnavailable) log.warn({ err: logUnavailable }, 'no write-ahead log (DICOM_WAL_MB): each instance flushes its own file and directory before Success');
   if (removedTempFiles > 0) log.info({ removedTempFiles }, 'removed unacknowledged temp files of a stopped listener');
+  if (replayedInstances > 0) log.info({ replayedInstances }, 'wrote instances from the write-ahead log of a stopped listener into the store');
 
   const ownRedis = deps.redis === undefined;
   if (ownRedis && !settings.REDIS_URL) throw new Error('REDIS_URL is not set');

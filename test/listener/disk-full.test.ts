@@ -37,6 +37,13 @@ function instance(study: string, n: number, size: number): string {
 
 const outcome = async (name: string) => Number(new RegExp(`neurotriage_listener_instances_total\\{outcome="${name}"\\} (\\d+)`).exec(await metricsText(h.listener.metricsPort))?.[1] ?? 0);
 
+test('a volume without room for the write-ahead log: the listener starts without it, says so, and flushes each file instead', () => {
+  // DICOM_WAL_MB is 64 by default and this file system holds 4 MB.
+  const warned = h.logLines.map((l) => JSON.parse(l) as { msg: string; err?: string }).find((l) => l.msg.startsWith('no write-ahead log'));
+  expect(warned?.err).toMatch(/ENOSPC/);
+  expect(listFiles(path.join(fs.dir, 'tmp')).filter((f) => f.endsWith('instances.wal'))).toEqual([]);
+});
+
 test('a disk that fills while an instance streams in: A700 for it, the next one stored, nothing half-written', async () => {
   const study = newUid();
   fs.fill(1_200_000);

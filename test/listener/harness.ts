@@ -12,7 +12,7 @@ import { createLogger } from '../../shared/logger';
 import { STUDY_QUEUE, keys, type StudyJobData } from '../../shared/studies';
 import { listenerSettings, type ListenerSettings } from '../../services/listener/config';
 import { startListener, type RunningListener } from '../../services/listener/listener';
-import { LEASE_FILE } from '../../services/listener/instance-store';
+import { LEASE_FILE, LOG_FILE } from '../../services/listener/instance-store';
 import { waitFor as wait } from '../helpers/wait';
 
 export const CALLED_AE = 'NEUROTRIAGE';
@@ -146,7 +146,7 @@ export function listFiles(dir: string): string[] {
  */
 export function leftoverTempFiles(dataDir: string): string[] {
   const tmp = path.join(dataDir, 'tmp');
-  return listFiles(tmp).filter((f) => path.basename(f) !== LEASE_FILE && statSync(path.join(tmp, f)).size > 0);
+  return listFiles(tmp).filter((f) => path.basename(f) !== LEASE_FILE && path.basename(f) !== LOG_FILE && statSync(path.join(tmp, f)).size > 0);
 }
 
 /** test/helpers/wait.ts's waitFor with the probe first, as the listener tests call it. */

@@ -1,0 +1,102 @@
+// The write-ahead log on a real file system: records read back as written, a checkpoint flushes only settled
+// records and frees their space, a torn record or one of an earlier generation is never replayed, and the ring
+// wraps and says no (rather than overwriting) when full.
+import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, writeSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { BLOCK, WriteAheadLog, readLog, type CheckpointSync } from './write-ahead-log';
+
+let dir: string;
+let synced: string[];
+const sync: CheckpointSync = {
+  syncFile: async (file) => {
+    synced.push(file);
+  },
+  syncDir: async () => undefined,
+};
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'nt-wal-'));
+  synced = [];
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const key = (n: number) => `store/1.2/3.4/${n}.dcm`;
+const data = (n: number, size = 5000) => Buffer.alloc(size, n);
+
+test('appended records read back with their keys and bytes, oldest first; a checkpoint of settled records removes them from what is replayed', async () => {
+  const file = path.join(dir, 'wal');
+  const log = await WriteAheadLog.create(file, 64 * BLOCK, sync, 60_000);
+  expect(statSync(file).size).toBe(64 * BLOCK);
+  const entries = [1, 2, 3].map((n) => log.append(key(n), `/d/${key(n)}`, [data(n, 10), data(n, 4990)]));
+  await Promise.all(entries.map((e) => e?.flushed));
+  const logged = await readLog(file);
+  expect(logged.map((r) => r.key)).toEqual([key(1), key(2), key(3)]);
+  expect(logged[1].data.equals(data(2))).toBe(true);
+
+  // Only the oldest settled run is checkpointed: 2 is settled but 1 is not, so nothing is.
+  log.settle(entries[1]!);
+  await log.checkpoint();
+  expect(synced).toEqual([]);
+  log.settle(entries[0]!);
+  await log.checkpoint();
+  expect(synced).toEqual([`/d/${key(1)}`, `/d/${key(2)}`]);
+  expect((await readLog(file)).map((r) => r.key)).toEqual([key(3)]);
+  expect(log.pending()).toBe(1);
+  log.settle(entries[2]!);
+  await log.close();
+  expect(await readLog(file)).toEqual([]);
+  // Appends never grew the file, so their flush never had metadata to commit.
+  expect(statSync(file).size).toBe(64 * BLOCK);
+});
+
+test('a record torn by a crash, or written under an earlier generation, is not replayed', async () => {
+  const file = path.join(dir, 'wal');
+  const log = await WriteAheadLog.create(file, 64 * BLOCK, sync, 60_000);
+  const first = log.append(key(1), '/d/1', [data(1)]);
+  const second = log.append(key(2), '/d/2', [data(2)]);
+  await Promise.all([first?.flushed, second?.flushed]);
+  // One byte of the second record's data never reached the disk.
+  const fd = openSync(file, 'r+');
+  writeSync(fd, Buffer.from([0xee]), 0, 1, second!.start + 4000);
+  closeSync(fd);
+  expect((await readLog(file)).map((r) => r.key)).toEqual([key(1)]);
+  await log.close();
+
+  // A new log over the old file: the old records are still in its blocks but belong to another generation.
+  const old = readFileSync(file);
+  const again = await WriteAheadLog.create(file, 64 * BLOCK, sync, 60_000);
+  const fd2 = openSync(file, 'r+');
+  writeSync(fd2, old, BLOCK, old.length - BLOCK, BLOCK);
+  closeSync(fd2);
+  expect(await readLog(file)).toEqual([]);
+  await again.close();
+});
+
+test('the ring wraps to its start once the oldest records are checkpointed, and refuses a record while it is full', async () => {
+  const file = path.join(dir, 'wal');
+  // 15 blocks of records; each record here takes 2.
+  const log = await WriteAheadLog.create(file, 16 * BLOCK, sync, 60_000);
+  const entries = [];
+  for (let n = 1; n <= 7; n++) entries.push(log.append(key(n), `/d/${n}`, [data(n)]));
+  expect(entries.every((e) => e !== undefined)).toBe(true);
+  // 14 of 15 blocks used: the eighth does not fit at the end, and block 1 still holds an unsettled record.
+  expect(log.append(key(8), '/d/8', [data(8)])).toBeUndefined();
+  for (const e of entries.slice(0, 3)) log.settle(e!);
+  await log.checkpoint();
+  const wrapped = log.append(key(8), '/d/8', [data(8)]);
+  expect(wrapped?.start).toBe(BLOCK);
+  await wrapped?.flushed;
+  expect((await readLog(file)).map((r) => r.key)).toEqual([4, 5, 6, 7, 8].map(key));
+  // A record larger than half the ring never goes to the log.
+  expect(log.append(key(9), '/d/9', [Buffer.alloc(8 * BLOCK)])).toBeUndefined();
+  for (const e of [...entries.slice(3), wrapped]) log.settle(e!);
+  await log.close();
+  expect(await readLog(file)).toEqual([]);
+});
+
+test('a file that is not a log, or no file, has nothing to replay', async () => {
+  const file = path.join(dir, 'wal');
+  expect(await readLog(file)).toEqual([]);
+  writeFileSync(file, Buffer.alloc(8 * BLOCK, 0x41));
+  expect(await readLog(file)).toEqual([]);
+});

@@ -294,4 +294,22 @@ describe('with the write-ahead log', () => {
     expect(readFileSync(path.join(dataDir, 'store/1.2/3.4/2.dcm')).equals(expected())).toBe(true);
     await store.close();
   });
+
+  test("a study that retention removed before the checkpoint does not stop the log's checkpoints, nor come back at restart", async () => {
+    const errors: Error[] = [];
+    const store = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 64 * 1024 * 1024, logBytes, logCheckpointDelayMs: 3600_000, instanceName: 'purge-1', onLogError: (err) => errors.push(err) });
+    await store.init();
+    const spool = store.openSpool(meta, false);
+    await feed(spool, chunks);
+    await store.commit(spool, key);
+    // Retention deletes the study's folder (a C-STORE during the purge is answered A700 and its file removed).
+    rmSync(path.join(dataDir, 'store/1.2'), { recursive: true });
+    await store.close();
+    expect(errors).toEqual([]);
+    expect(existsSync(path.join(store.tmpDir, 'instances.wal'))).toBe(false);
+    const restarted = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024, logBytes, instanceName: 'purge-1' });
+    expect(await restarted.init()).toEqual({ removedTempFiles: 0, replayedInstances: 0 });
+    expect(existsSync(path.join(dataDir, 'store/1.2'))).toBe(false);
+    await restarted.close();
+  });
 });

@@ -388,7 +388,9 @@ export class InstanceStore {
       try {
         this.log = await WriteAheadLog.create(file, this.options.logBytes, {
           syncFile: syncFileIfPresent,
-          syncDir: (dir) => this.dirSyncs.sync(dir),
+          // A directory removed meanwhile (retention deleting the study) holds nothing left to flush; failing on it
+          // would fail every later checkpoint too (they start at the same record), and replay the study at restart.
+          syncDir: (dir) => this.dirSyncs.sync(dir).catch(ignoreMissing),
           onError: this.options.onLogError,
         }, this.options.logCheckpointDelayMs);
       } catch (err) {
@@ -886,6 +888,10 @@ async function isAbandoned(dir: string, name: string): Promise<boolean> {
   if (gone !== undefined) return gone;
   const stat = await fsp.stat(dir).catch(() => undefined);
   return stat !== undefined && Date.now() - stat.mtimeMs > LEGACY_ABANDONED_AFTER_MS;
+}
+
+function ignoreMissing(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'ENOENT') throw err;
 }
 
 /** fdatasync of a store file a checkpoint covers; one removed meanwhile (retention, a purge) needs nothing. */

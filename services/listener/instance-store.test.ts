@@ -312,4 +312,19 @@ describe('with the write-ahead log', () => {
     expect(existsSync(path.join(dataDir, 'store/1.2'))).toBe(false);
     await restarted.close();
   });
+
+  test('a restart whose replay fails keeps the log, and the next restart replays it', async () => {
+    const crashed = await storeOne('restarting-1');
+    rmSync(path.join(dataDir, 'store/1.2'), { recursive: true });
+    // Something in the way of the instance's directory (any replay failure: a full disk, a read-only volume).
+    writeFileSync(path.join(dataDir, 'store/1.2'), 'in the way');
+    const failed = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024, logBytes, instanceName: 'restarting-1' });
+    await expect(failed.init()).rejects.toThrow();
+    rmSync(path.join(dataDir, 'store/1.2'));
+    const restarted = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024, logBytes, instanceName: 'restarting-1' });
+    expect(await restarted.init()).toEqual({ removedTempFiles: 0, replayedInstances: 1 });
+    expect(readFileSync(path.join(dataDir, key)).equals(expected())).toBe(true);
+    await restarted.close();
+    await crashed.close();
+  });
 });

@@ -375,9 +375,12 @@ export class InstanceStore {
     // Our own dir from a previous run under the same name (a restarted container keeps its hostname and pid 1).
     const ownLogged = await readLog(path.join(this.tmpDir, LOG_FILE));
     let removedTempFiles = await countNonEmpty(this.tmpDir);
-    await fsp.rm(this.tmpDir, { recursive: true, force: true });
+    // The old dir (and its log) goes only once its instances are in the store: a replay that fails (a full disk) or
+    // is cut short leaves them to the next start. Its lease is ours first, so no other listener sweeps it meanwhile.
     this.ensureTmpDir();
     let replayedInstances = await this.replay(ownLogged);
+    await fsp.rm(this.tmpDir, { recursive: true, force: true });
+    this.ensureTmpDir();
     const swept = await this.sweepAbandoned();
     removedTempFiles += swept.removed;
     replayedInstances += swept.replayed;

@@ -8,8 +8,25 @@ import { GroupSync, InstanceStore, LEASE_FILE, LEASE_STALE_MS, TEMP_POOL_SIZE, t
 import { OutOfDiskError } from './errors';
 import { readLog } from './write-ahead-log';
 
+// fsync and fdatasync pass through, noting the path each one flushed: what makes an instance durable is which
+// flushes ran before its Success, which no file's contents show.
+const mockFlushed: string[] = [];
+jest.mock('node:fs', () => {
+  const actual = jest.requireActual<typeof import('node:fs')>('node:fs');
+  const noting = (sync: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => void) => (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+    try {
+      mockFlushed.push(actual.readlinkSync(`/proc/self/fd/${fd}`));
+    } catch {
+      // not a descriptor (the flush fails too)
+    }
+    sync(fd, cb);
+  };
+  return { ...actual, fsync: noting(actual.fsync), fdatasync: noting(actual.fdatasync) };
+});
+
 let dataDir: string;
 beforeEach(() => {
+  mockFlushed.length = 0;
   dataDir = mkdtempSync(path.join(tmpdir(), 'nt-store-'));
 });
 afterEach(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -326,5 +343,22 @@ describe('with the write-ahead log', () => {
     expect(readFileSync(path.join(dataDir, key)).equals(expected())).toBe(true);
     await restarted.close();
     await crashed.close();
+  });
+
+  test('an instance logged just before its temp dir was found removed (and the log with it) is flushed the usual way before Success', async () => {
+    const store = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 64 * 1024 * 1024, logBytes, logCheckpointDelayMs: 3600_000, instanceName: 'lost-1' });
+    await store.init();
+    await waitUntil(() => store.pooledTempFiles() === TEMP_POOL_SIZE);
+    rmSync(store.tmpDir, { recursive: true, force: true });
+    const spool = store.openSpool(meta, false);
+    await feed(spool, chunks);
+    mockFlushed.length = 0;
+    await store.commit(spool, key);
+    expect(readFileSync(path.join(dataDir, key)).equals(expected())).toBe(true);
+    // Its record went to the removed log file, which no restart reads: its own file and directory were flushed.
+    expect(await readLog(path.join(store.tmpDir, 'instances.wal'))).toEqual([]);
+    expect(mockFlushed).toContain(path.join(dataDir, key));
+    expect(mockFlushed).toContain(path.join(dataDir, 'store/1.2/3.4'));
+    await store.close();
   });
 });

@@ -656,6 +656,13 @@ export class InstanceStore {
       // Logged: the record on disk is what makes the instance durable; its file and directory follow at the
       // next checkpoint (or are replayed from the record after a crash).
       await (entry ? entry.flushed : this.dirSyncs.sync(path.dirname(finalPath)));
+      // Our temp dir was removed (and the log with it) before or while the record was written: it went to a file no
+      // restart reads, and the instance's temp file was written unflushed. Flush its file and directory instead.
+      if (entry && (this.logLost || !existsSync(path.join(this.tmpDir, LOG_FILE)))) {
+        this.tempDirLost();
+        await syncFile(finalPath);
+        await this.dirSyncs.sync(path.dirname(finalPath));
+      }
     } catch (err) {
       this.settleLogged(spool);
       await fsp.rm(finalPath, { force: true }).catch(() => undefined);
@@ -899,13 +906,11 @@ function ignoreMissing(err: NodeJS.ErrnoException): void {
 
 /** fdatasync of a store file a checkpoint covers; one removed meanwhile (retention, a purge) needs nothing. */
 async function syncFileIfPresent(file: string): Promise<void> {
-  let fd: number;
-  try {
-    fd = await openAsync(file, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
+  await syncFile(file).catch(ignoreMissing);
+}
+
+async function syncFile(file: string): Promise<void> {
+  const fd = await openAsync(file, 'r');
   try {
     await fdatasyncAsync(fd);
   } finally {

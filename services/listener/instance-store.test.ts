@@ -143,7 +143,7 @@ test('instances take pre-created temp files; a crashed listener\'s unused ones a
   writeFileSync(path.join(crashed, LEASE_FILE), JSON.stringify({ host: hostname(), pid: 999999999, pidns: readlinkSync('/proc/self/ns/pid') }));
   await store.close();
   const next = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024 });
-  expect(await next.init()).toEqual({ removedTempFiles: 1, replayedInstances: 0 });
+  expect(await next.init()).toEqual({ removedTempFiles: 1, replayedInstances: 0, repairedStudies: [] });
   expect(existsSync(crashed)).toBe(false);
   // The store holds only the acknowledged instance.
   expect(readdirSync(path.join(dataDir, 'store/1.2/3.4'))).toEqual(['5.6.dcm']);
@@ -158,7 +158,7 @@ test('init sweeps temp dirs of dead processes on this host and keeps live ones',
     writeFileSync(path.join(d, 'x.part'), 'half');
   }
   const store = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024 });
-  expect(await store.init()).toEqual({ removedTempFiles: 1, replayedInstances: 0 });
+  expect(await store.init()).toEqual({ removedTempFiles: 1, replayedInstances: 0, repairedStudies: [] });
   expect(existsSync(dead)).toBe(false);
   expect(existsSync(live)).toBe(true);
   await store.close();
@@ -185,7 +185,7 @@ test('another host\'s temp dir is kept while its lease is fresh, however old its
   utimesSync(path.join(idle, LEASE_FILE), new Date(), new Date());
   age(path.join(gone, LEASE_FILE), LEASE_STALE_MS + 60_000);
   const store = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024 * 1024, instanceName: 'this-host-1' });
-  expect(await store.init()).toEqual({ removedTempFiles: 1, replayedInstances: 0 });
+  expect(await store.init()).toEqual({ removedTempFiles: 1, replayedInstances: 0, repairedStudies: [] });
   expect(readdirSync(idle).sort()).toEqual([LEASE_FILE, 'half.part', 'pooled.part'].sort());
   expect(existsSync(gone)).toBe(false);
   await store.close();
@@ -275,7 +275,7 @@ describe('with the write-ahead log', () => {
     // What a power cut can do to a file and directory entry that were never flushed.
     rmSync(path.join(dataDir, key));
     const restarted = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024, logBytes, instanceName: 'restarting-1' });
-    expect(await restarted.init()).toEqual({ removedTempFiles: 0, replayedInstances: 1 });
+    expect(await restarted.init()).toEqual({ removedTempFiles: 0, replayedInstances: 1, repairedStudies: ['1.2'] });
     expect(readFileSync(path.join(dataDir, key)).equals(expected())).toBe(true);
     // Replayed once: the restarted listener's new log holds nothing of it, and a clean stop leaves an empty temp dir.
     await restarted.close();
@@ -283,13 +283,23 @@ describe('with the write-ahead log', () => {
     await crashed.close();
   });
 
+  test('a restart after a kill (the file intact in the store) flushes it where it is and repairs nothing', async () => {
+    const crashed = await storeOne('killed-1');
+    const restarted = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024, logBytes, instanceName: 'killed-1' });
+    expect(await restarted.init()).toEqual({ removedTempFiles: 0, replayedInstances: 1, repairedStudies: [] });
+    expect(readFileSync(path.join(dataDir, key)).equals(expected())).toBe(true);
+    await restarted.close();
+    await crashed.close();
+  });
+
   test("a dead replica's logged instances are written into the store before its temp dir is swept", async () => {
     const crashed = await storeOne('gone-host-1');
-    rmSync(path.join(dataDir, key));
+    // Named but empty: what ext4's delayed allocation leaves of a file renamed and never flushed before a power cut.
+    writeFileSync(path.join(dataDir, key), '');
     writeFileSync(path.join(crashed.tmpDir, LEASE_FILE), JSON.stringify({ host: 'gone-host', pid: 1, pidns: 'pid:[1]' }));
     age(path.join(crashed.tmpDir, LEASE_FILE), LEASE_STALE_MS + 60_000);
     const other = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024, logBytes, instanceName: 'this-host-1' });
-    expect(await other.init()).toEqual({ removedTempFiles: 0, replayedInstances: 1 });
+    expect(await other.init()).toEqual({ removedTempFiles: 0, replayedInstances: 1, repairedStudies: ['1.2'] });
     expect(readFileSync(path.join(dataDir, key)).equals(expected())).toBe(true);
     expect(existsSync(crashed.tmpDir)).toBe(false);
     await other.close();
@@ -325,7 +335,7 @@ describe('with the write-ahead log', () => {
     expect(errors).toEqual([]);
     expect(existsSync(path.join(store.tmpDir, 'instances.wal'))).toBe(false);
     const restarted = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024, logBytes, instanceName: 'purge-1' });
-    expect(await restarted.init()).toEqual({ removedTempFiles: 0, replayedInstances: 0 });
+    expect(await restarted.init()).toEqual({ removedTempFiles: 0, replayedInstances: 0, repairedStudies: [] });
     expect(existsSync(path.join(dataDir, 'store/1.2'))).toBe(false);
     await restarted.close();
   });
@@ -339,7 +349,7 @@ describe('with the write-ahead log', () => {
     await expect(failed.init()).rejects.toThrow();
     rmSync(path.join(dataDir, 'store/1.2'));
     const restarted = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024, logBytes, instanceName: 'restarting-1' });
-    expect(await restarted.init()).toEqual({ removedTempFiles: 0, replayedInstances: 1 });
+    expect(await restarted.init()).toEqual({ removedTempFiles: 0, replayedInstances: 1, repairedStudies: ['1.2'] });
     expect(readFileSync(path.join(dataDir, key)).equals(expected())).toBe(true);
     await restarted.close();
     await crashed.close();

@@ -48,6 +48,11 @@ export interface InstanceStoreOptions {
   logCheckpointDelayMs?: number;
   /** Told when flushing logged instances' files fails (they stay in the log and are tried again). */
   onLogError?: (err: Error) => void;
+  /**
+   * Told of the studies whose files a replay found missing or different from the log (a power cut before the
+   * checkpoint): a worker may have read them meanwhile, so they are scored again. At init() they are returned instead.
+   */
+  onRepaired?: (studies: string[]) => void;
 }
 
 const FREE_CACHE_MS = 250;
@@ -369,8 +374,9 @@ export class InstanceStore {
    * The lease is refreshed, and other listeners' abandoned temp dirs swept, every LEASE_REFRESH_MS from then on.
    * Before a temp dir goes, the instances its write-ahead log holds past its last checkpoint are written into the
    * store (replayedInstances): each was flushed there before its Success, and its own file may not have been.
+   * repairedStudies are those where a file was missing or not what the log holds.
    */
-  async init(): Promise<{ removedTempFiles: number; replayedInstances: number; logUnavailable?: string }> {
+  async init(): Promise<{ removedTempFiles: number; replayedInstances: number; repairedStudies: string[]; logUnavailable?: string }> {
     await fsp.mkdir(path.join(this.options.dataDir, 'store'), { recursive: true });
     // Our own dir from a previous run under the same name (a restarted container keeps its hostname and pid 1).
     const ownLogged = await readLog(path.join(this.tmpDir, LOG_FILE));
@@ -378,12 +384,15 @@ export class InstanceStore {
     // The old dir (and its log) goes only once its instances are in the store: a replay that fails (a full disk) or
     // is cut short leaves them to the next start. Its lease is ours first, so no other listener sweeps it meanwhile.
     this.ensureTmpDir();
-    let replayedInstances = await this.replay(ownLogged);
+    const own = await this.replay(ownLogged);
+    let replayedInstances = own.replayed;
+    const repaired = new Set(own.repaired);
     await fsp.rm(this.tmpDir, { recursive: true, force: true });
     this.ensureTmpDir();
     const swept = await this.sweepAbandoned();
     removedTempFiles += swept.removed;
     replayedInstances += swept.replayed;
+    for (const uid of swept.repaired) repaired.add(uid);
     await this.refreshFree();
     let logUnavailable: string | undefined;
     if (this.options.logBytes) {
@@ -406,12 +415,17 @@ export class InstanceStore {
     this.pool.fill();
     this.heartbeat = setInterval(() => {
       this.removeUnremoved();
-      void this.renewLease().then(() => this.sweepAbandoned()).catch(() => undefined);
+      void this.renewLease()
+        .then(() => this.sweepAbandoned())
+        .then((swept) => {
+          if (swept.repaired.length > 0) this.options.onRepaired?.(swept.repaired);
+        })
+        .catch(() => undefined);
     }, LEASE_REFRESH_MS);
     this.heartbeat.unref();
     this.freeTimer = setInterval(() => this.refreshFreeSoon(), FREE_REFRESH_MS);
     this.freeTimer.unref();
-    return { removedTempFiles, replayedInstances, ...(logUnavailable ? { logUnavailable } : {}) };
+    return { removedTempFiles, replayedInstances, repairedStudies: [...repaired], ...(logUnavailable ? { logUnavailable } : {}) };
   }
 
   /** Our temp dir was found removed: take it again, without the log that went with it. */
@@ -442,27 +456,39 @@ export class InstanceStore {
    * Removes the temp dirs of other listeners that are gone, after writing what their logs hold into the store;
    * counts their non-empty temp files (never acknowledged) and the instances replayed.
    */
-  private async sweepAbandoned(): Promise<{ removed: number; replayed: number }> {
+  private async sweepAbandoned(): Promise<{ removed: number; replayed: number; repaired: string[] }> {
     const root = path.dirname(this.tmpDir);
     let removed = 0;
     let replayed = 0;
+    const repaired: string[] = [];
     for (const entry of await fsp.readdir(root).catch(() => [] as string[])) {
       const dir = path.join(root, entry);
       if (dir === this.tmpDir || !(await isAbandoned(dir, entry))) continue;
-      replayed += await this.replay(await readLog(path.join(dir, LOG_FILE)));
+      const done = await this.replay(await readLog(path.join(dir, LOG_FILE)));
+      replayed += done.replayed;
+      repaired.push(...done.repaired);
       removed += await countNonEmpty(dir);
       await fsp.rm(dir, { recursive: true, force: true });
     }
-    return { removed, replayed };
+    return { removed, replayed, repaired: [...new Set(repaired)] };
   }
 
   /**
    * Writes logged instances into the store the way an unlogged one is written (temp file, fdatasync, rename,
-   * directory fsync). A later record of the same key replaces an earlier one, as its C-STORE would have.
+   * directory fsync). A later record of the same key replaces an earlier one, as its C-STORE would have. A file
+   * already holding the record's bytes is flushed where it is; the studies of the others are `repaired`.
    */
-  private async replay(logged: LoggedInstance[]): Promise<number> {
+  private async replay(logged: LoggedInstance[]): Promise<{ replayed: number; repaired: string[] }> {
+    const repaired = new Set<string>();
     for (const { key, data } of logged) {
       const finalPath = path.join(this.options.dataDir, key);
+      const current = await fsp.readFile(finalPath).catch(() => undefined);
+      if (current?.equals(data)) {
+        await syncFileIfPresent(finalPath);
+        await fsyncDir(path.dirname(finalPath));
+        continue;
+      }
+      repaired.add(key.split('/')[1]);
       await this.ensureDir(path.dirname(finalPath));
       const tmp = path.join(this.tmpDir, this.nextTempName());
       const fd = openSync(tmp, 'wx', 0o640);
@@ -475,7 +501,7 @@ export class InstanceStore {
       renameSync(tmp, finalPath);
       await fsyncDir(path.dirname(finalPath));
     }
-    return logged.length;
+    return { replayed: logged.length, repaired: [...repaired] };
   }
 
   /** For /readyz: the store and this listener's temp dir exist and may be written. */

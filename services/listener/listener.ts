@@ -2,6 +2,7 @@
 // study queue, metrics and probe endpoint and the DICOM server. startListener() is what main.ts, `npm start` and
 // the tests call; close() stops intake, lets associations finish, then closes the queue and Redis.
 import { readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import type tls from 'node:tls';
 import type { Redis } from 'ioredis';
 import { Queue } from 'bullmq';
@@ -87,9 +88,12 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
     memoryLimitBytes: settings.DICOM_SPOOL_MEMORY_MB * 1024 * 1024,
     logBytes: settings.DICOM_WAL_MB * 1024 * 1024,
     onLogError: (err) => log.error({ err: err.message }, 'could not flush stored instances from the write-ahead log; they stay in it and are tried again'),
+    // A dead replica's log swept while running: its repaired studies are scored again once the assembler exists.
+    onRepaired: (studies) => void rescoreRepaired?.(studies),
     ...(deps.instanceName ? { instanceName: deps.instanceName } : {}),
   });
-  const { removedTempFiles, replayedInstances, logUnavailable } = await store.init();
+  let rescoreRepaired: ((studies: string[]) => Promise<void>) | undefined;
+  const { removedTempFiles, replayedInstances, repairedStudies, logUnavailable } = await store.init();
   if (logUnavailable) log.warn({ err: logUnavailable }, 'no write-ahead log (DICOM_WAL_MB): each instance flushes its own file and directory before Success');
   if (removedTempFiles > 0) log.info({ removedTempFiles }, 'removed unacknowledged temp files of a stopped listener');
   if (replayedInstances > 0) log.info({ replayedInstances }, 'wrote instances from the write-ahead log of a stopped listener into the store');
@@ -121,6 +125,15 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
     });
     const { requeued, invalid } = await assembler.requeuePending();
     if (requeued > 0) log.info({ requeued }, 're-queued studies whose job had not finished');
+    rescoreRepaired = async (studies) => {
+      log.warn({ studies: studies.length }, 'instances replayed from a write-ahead log were missing or damaged in the store (a crash before their checkpoint); scoring their studies again');
+      for (const uid of studies) {
+        await assembler.rescore(uid, randomUUID()).catch((err: Error) =>
+          log.error({ StudyInstanceUID: uid, err: err.message }, 'could not schedule a repaired study to be scored again; add it to the pending set by hand (docs/operations.md)'),
+        );
+      }
+    };
+    if (repairedStudies.length > 0) await rescoreRepaired(repairedStudies);
     if (invalid > 0) log.warn({ invalid, key: keys.pendingStudies() }, 'removed pending-set entries that are not a StudyInstanceUID');
 
     const readiness = async (): Promise<Readiness> => {

@@ -361,6 +361,19 @@ export class StudyAssembler {
     return { requeued, invalid };
   }
 
+  /**
+   * Scores a study again (its files were repaired from the write-ahead log after a crash, and a worker may have
+   * read them broken): pending again, as an operator makes a study pending by hand, and a job made sure of.
+   */
+  async rescore(StudyInstanceUID: string, traceId: string): Promise<void> {
+    try {
+      await this.redis.sadd(keys.pendingStudies(), StudyInstanceUID);
+    } catch (err) {
+      throw backendError(err);
+    }
+    await this.schedule(StudyInstanceUID, traceId, 'restart');
+  }
+
   /** True while the study has stored instances and no finished job. */
   async isPending(StudyInstanceUID: string): Promise<boolean> {
     try {

@@ -28,6 +28,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { OutOfDiskError, TempFileLostError } from './errors';
+import { fsyncDir, writeAllSync } from './sync-io';
 import { WriteAheadLog, readLog, type LogEntry, type LoggedInstance } from './write-ahead-log';
 
 export interface InstanceStoreOptions {
@@ -313,18 +314,6 @@ export class Spool extends Writable {
     if (file) await file.close().catch(() => undefined);
     const tmp = this.tmpPath;
     await fsp.rm(tmp, { force: true }).catch(() => this.onUnremoved?.(tmp));
-  }
-}
-
-function writeAllSync(fd: number, buffers: Buffer[]): void {
-  let pending = buffers.length > 256 ? [Buffer.concat(buffers)] : buffers;
-  while (pending.length > 0) {
-    let left = writevSync(fd, pending);
-    while (pending.length > 0 && left >= pending[0].length) {
-      left -= pending[0].length;
-      pending = pending.slice(1);
-    }
-    if (left > 0) pending = [pending[0].subarray(left), ...pending.slice(1)];
   }
 }
 
@@ -941,14 +930,5 @@ async function syncFile(file: string): Promise<void> {
     await fdatasyncAsync(fd);
   } finally {
     closeSync(fd);
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await fsp.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

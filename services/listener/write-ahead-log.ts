@@ -11,10 +11,12 @@
 // and the data, padded to the next block. The log is a ring: a record goes at the head if it fits before the end,
 // else at block 1 if the oldest record not yet checkpointed starts after it; otherwise append() says no and the
 // caller stores the instance the usual way.
-import { closeSync, fdatasync, openSync, writeSync, writevSync, promises as fsp } from 'node:fs';
+import { closeSync, fdatasync, openSync, writeSync, promises as fsp } from 'node:fs';
 import { promisify } from 'node:util';
 import { randomInt } from 'node:crypto';
 import { crc32 } from 'node:zlib';
+import path from 'node:path';
+import { fsyncDir, writeAllSync } from './sync-io';
 
 const fdatasyncAsync = promisify(fdatasync);
 
@@ -146,6 +148,10 @@ export class WriteAheadLog {
       for (let at = 0; at < size; at += zeros.length) writeSync(fd, zeros, 0, Math.min(zeros.length, size - at), at);
       writeSync(fd, headerBlock(generation, 0), 0, BLOCK, 0);
       await fdatasyncAsync(fd);
+      // The file's name too (its temp dir's, in DATA_DIR/tmp, was made just before): a log lost with its name to a
+      // power cut would take its records with it.
+      await fsyncDir(path.dirname(file));
+      await fsyncDir(path.dirname(path.dirname(file)));
     } catch (err) {
       closeSync(fd);
       throw err;
@@ -179,7 +185,7 @@ export class WriteAheadLog {
     crc = crc32(keyBytes, crc);
     for (const b of buffers) crc = crc32(b, crc);
     head.writeUInt32LE(crc, 20);
-    writeAllAt(this.fd, [head, keyBytes, ...buffers], start);
+    writeAllSync(this.fd, [head, keyBytes, ...buffers], start);
     this.head = start + length;
     const entry: LogEntry = { seq: this.seq, start, end: start + length, finalPath, flushed: this.flush(), settled: false };
     this.entries.push(entry);
@@ -296,19 +302,5 @@ export class WriteAheadLog {
     this.closed = true;
     clearTimeout(this.timer);
     closeSync(this.fd);
-  }
-}
-
-function writeAllAt(fd: number, buffers: Buffer[], position: number): void {
-  let pending = buffers.length > 256 ? [Buffer.concat(buffers)] : buffers;
-  let at = position;
-  while (pending.length > 0) {
-    let left = writevSync(fd, pending, at);
-    at += left;
-    while (pending.length > 0 && left >= pending[0].length) {
-      left -= pending[0].length;
-      pending = pending.slice(1);
-    }
-    if (left > 0) pending = [pending[0].subarray(left), ...pending.slice(1)];
   }
 }

@@ -6,12 +6,10 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Browser, Page } from 'playwright-core';
-import { connectRedis } from '../../shared/redis';
-import { startRedis, type TestRedis } from '../helpers/redis';
+import { startRedisClient, stopRedisClient } from '../helpers/redis-client';
 import { launchChromium } from '../helpers/browser';
 import { TOKENS, buildTestApp, writeResult } from './helpers';
 
-let server: TestRedis;
 let redis: Redis;
 let app: FastifyInstance;
 let browser: Browser;
@@ -20,9 +18,7 @@ let base: string;
 const uid = (n: number) => `1.2.826.0.1.3680043.10.78.${n}`;
 
 beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'producer');
-  await new Promise((r) => redis.once('ready', r));
+  redis = await startRedisClient('producer');
   // 10:00 BST on Saturday 24 October, before the change; 09:00 GMT on Monday 26 October, after it.
   await writeResult(redis, { uid: uid(1), priority: 'URGENT', receivedAt: Date.parse('2026-10-24T09:00:00Z'), looksLike: 'enhancing mass lesion', flagged: ['mass'], accession: 'TZ-BEFORE' });
   await writeResult(redis, { uid: uid(2), priority: 'ROUTINE', receivedAt: Date.parse('2026-10-26T09:00:00Z'), looksLike: 'normal brain', accession: 'TZ-AFTER' });
@@ -32,12 +28,7 @@ beforeAll(async () => {
   browser = await launchChromium();
 });
 
-afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  redis?.disconnect();
-  await server?.stop();
-});
+afterAll(() => stopRedisClient(redis, browser, app));
 
 async function signedIn(now: string): Promise<Page> {
   const page = await browser.newPage({ timezoneId: 'Europe/London', locale: 'en-GB' });

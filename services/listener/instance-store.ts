@@ -339,6 +339,8 @@ export class InstanceStore {
   private readonly nextTempName = tempNames();
 
   private heartbeat: NodeJS.Timeout | undefined;
+  /** The heartbeat's lease renewal and sweep of abandoned temp dirs, while one runs. */
+  private sweeping: Promise<void> | undefined;
   /** Temp files of failed instances that could not be removed then; tried again after each stored instance and lease renewal. */
   private readonly unremoved = new Set<string>();
   private freeTimer: NodeJS.Timeout | undefined;
@@ -404,12 +406,18 @@ export class InstanceStore {
     this.pool.fill();
     this.heartbeat = setInterval(() => {
       this.removeUnremoved();
-      void this.renewLease()
+      // One sweep at a time (a long replay must not be started again beside itself); close() waits for it, so a
+      // dead replica's repaired studies are handed on while the listener can still schedule them.
+      if (this.sweeping) return;
+      this.sweeping = this.renewLease()
         .then(() => this.sweepAbandoned())
         .then((swept) => {
           if (swept.repaired.length > 0) this.options.onRepaired?.(swept.repaired);
         })
-        .catch(() => undefined);
+        .catch(() => undefined)
+        .finally(() => {
+          this.sweeping = undefined;
+        });
     }, LEASE_REFRESH_MS);
     this.heartbeat.unref();
     this.freeTimer = setInterval(() => this.refreshFreeSoon(), FREE_REFRESH_MS);
@@ -744,6 +752,7 @@ export class InstanceStore {
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
     clearInterval(this.freeTimer);
+    await this.sweeping;
     // The checkpoint flushes the last logged files through the cached directory descriptors; a log it emptied
     // holds nothing to replay and goes.
     if (this.log) {

@@ -88,11 +88,16 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
     memoryLimitBytes: settings.DICOM_SPOOL_MEMORY_MB * 1024 * 1024,
     logBytes: settings.DICOM_WAL_MB * 1024 * 1024,
     onLogError: (err) => log.error({ err: err.message }, 'could not flush stored instances from the write-ahead log; they stay in it and are tried again'),
-    // A dead replica's log swept while running: its repaired studies are scored again once the assembler exists.
-    onRepaired: (studies) => void rescoreRepaired?.(studies),
+    // A dead replica's log swept while running: its repaired studies are scored again, those swept before the
+    // assembler exists (the listener still waiting for Redis) once it does.
+    onRepaired: (studies) => {
+      if (rescoreRepaired) void rescoreRepaired(studies);
+      else repairedEarly.push(...studies);
+    },
     ...(deps.instanceName ? { instanceName: deps.instanceName } : {}),
   });
   let rescoreRepaired: ((studies: string[]) => Promise<void>) | undefined;
+  const repairedEarly: string[] = [];
   const { removedTempFiles, replayedInstances, repairedStudies, logUnavailable } = await store.init();
   if (logUnavailable) log.warn({ err: logUnavailable }, 'no write-ahead log (DICOM_WAL_MB): each instance flushes its own file and directory before Success');
   if (removedTempFiles > 0) log.info({ removedTempFiles }, 'removed unacknowledged temp files of a stopped listener');
@@ -128,12 +133,17 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
     rescoreRepaired = async (studies) => {
       log.warn({ studies: studies.length }, 'instances replayed from a write-ahead log were missing or damaged in the store (a crash before their checkpoint); scoring their studies again');
       for (const uid of studies) {
-        await assembler.rescore(uid, randomUUID()).catch((err: Error) =>
-          log.error({ StudyInstanceUID: uid, err: err.message }, 'could not schedule a repaired study to be scored again; add it to the pending set by hand (docs/operations.md)'),
+        await assembler.rescore(uid, randomUUID()).then(
+          (outcome) => {
+            if (outcome !== 'scheduled') log.info({ StudyInstanceUID: uid, outcome }, 'a repaired study is not scored again: retention deleted or is deleting its instances');
+          },
+          (err: Error) =>
+            log.error({ StudyInstanceUID: uid, err: err.message }, 'could not schedule a repaired study to be scored again; add it to the pending set by hand (docs/operations.md)'),
         );
       }
     };
-    if (repairedStudies.length > 0) await rescoreRepaired(repairedStudies);
+    const repaired = [...new Set([...repairedStudies, ...repairedEarly.splice(0)])];
+    if (repaired.length > 0) await rescoreRepaired(repaired);
     if (invalid > 0) log.warn({ invalid, key: keys.pendingStudies() }, 'removed pending-set entries that are not a StudyInstanceUID');
 
     const readiness = async (): Promise<Readiness> => {

@@ -9,6 +9,7 @@ import {
   isUid,
   keys,
   PURGE_FENCE_MS,
+  PURGED_FIELD,
   PURGING_FIELD,
   SCORE_STUDY_JOB,
   STUDY_JOB_OPTIONS,
@@ -64,10 +65,26 @@ end
 return 0
 `;
 
+/**
+ * Makes a study pending again for rescore(): 1 when made pending; 0, changing nothing, when retention deleted its
+ * instances (its purged mark, and no instance recorded since: what a replay wrote back is not the study) or -1 while
+ * retention is deleting them (the instances recorded are going). KEYS: study hash, instances hash, pending set.
+ * ARGV: StudyInstanceUID, now (ms), purged field, purging field, purge fence (ms).
+ */
+const MAKE_PENDING = `
+local h = redis.call('HMGET', KEYS[1], ARGV[3], ARGV[4])
+local purging = tonumber(h[2])
+if purging and tonumber(ARGV[2]) - purging < tonumber(ARGV[5]) then return -1 end
+if h[1] and redis.call('HLEN', KEYS[2]) == 0 then return 0 end
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+`;
+
 type RedisWithArrival = Redis & {
   ntRecordArrival(instances: string, study: string, pending: string, ...args: (string | number)[]): Promise<number>;
   ntMarkQueued(study: string, now: number, jobId: string): Promise<number>;
   ntIsRecorded(instances: string, study: string, SOPInstanceUID: string, now: number, field: string, fenceMs: number): Promise<number>;
+  ntMakePending(study: string, instances: string, pending: string, uid: string, now: number, purgedField: string, purgingField: string, fenceMs: number): Promise<number>;
 };
 
 export interface Arrival {
@@ -139,6 +156,7 @@ export class StudyAssembler {
       this.redis.defineCommand('ntRecordArrival', { numberOfKeys: 3, lua: RECORD_ARRIVAL });
       this.redis.defineCommand('ntMarkQueued', { numberOfKeys: 1, lua: MARK_QUEUED });
       this.redis.defineCommand('ntIsRecorded', { numberOfKeys: 2, lua: IS_RECORDED });
+      this.redis.defineCommand('ntMakePending', { numberOfKeys: 3, lua: MAKE_PENDING });
     }
   }
 
@@ -236,9 +254,9 @@ export class StudyAssembler {
    * instance arriving during scoring is scored too. Restart and duplicate triggers do not queue a second job
    * behind an active one: they only make sure a job exists.
    */
-  async schedule(StudyInstanceUID: string, traceId: string, trigger: ScheduleTrigger, delayMs?: number): Promise<string | undefined> {
+  async schedule(StudyInstanceUID: string, traceId: string, trigger: ScheduleTrigger, delayMs?: number, follow = false): Promise<string | undefined> {
     const data = studyJobData(StudyInstanceUID, traceId);
-    const followActive = trigger === 'arrival' || trigger === 'release';
+    const followActive = follow || trigger === 'arrival' || trigger === 'release';
     // Our own job id tells whether this add created the job: a deduplicated add returns the existing job's id.
     const jobId = `study-${randomUUID()}`;
     const startedAt = Date.now();
@@ -363,15 +381,24 @@ export class StudyAssembler {
 
   /**
    * Scores a study again (its files were repaired from the write-ahead log after a crash, and a worker may have
-   * read them broken): pending again, as an operator makes a study pending by hand, and a job made sure of.
+   * read them broken): pending again, as an operator makes a study pending by hand, and a job that follows one
+   * being scored now (that one may be reading the broken files). A study retention deleted or is deleting is left
+   * alone ('purged', 'purging'): what the replay wrote back is not the study, and the next retention run removes it.
    */
-  async rescore(StudyInstanceUID: string, traceId: string): Promise<void> {
+  async rescore(StudyInstanceUID: string, traceId: string): Promise<'scheduled' | 'purged' | 'purging'> {
+    let made: number;
     try {
-      await this.redis.sadd(keys.pendingStudies(), StudyInstanceUID);
+      made = await this.redis.ntMakePending(
+        keys.study(StudyInstanceUID), keys.studyInstances(StudyInstanceUID), keys.pendingStudies(),
+        StudyInstanceUID, Date.now(), PURGED_FIELD, PURGING_FIELD, PURGE_FENCE_MS,
+      );
     } catch (err) {
       throw backendError(err);
     }
-    await this.schedule(StudyInstanceUID, traceId, 'restart');
+    if (made < 0) return 'purging';
+    if (made === 0) return 'purged';
+    await this.schedule(StudyInstanceUID, traceId, 'restart', undefined, true);
+    return 'scheduled';
   }
 
   /** True while the study has stored instances and no finished job. */

@@ -3,15 +3,30 @@
 // an association, and scores their studies again, since a worker may have read the damaged files meanwhile. Real
 // Redis, a real listener, a log written by the listener's own code, a Part 10 file from DCMTK's helpers.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { instanceStorageKey, keys } from '../../shared/studies';
-import { LEASE_FILE, LOG_FILE } from '../../services/listener/instance-store';
+import { Queue, Worker } from 'bullmq';
+import {
+  instanceStorageKey,
+  keys,
+  PURGED_FIELD,
+  PURGING_FIELD,
+  SCORE_STUDY_JOB,
+  STUDY_JOB_OPTIONS,
+  STUDY_QUEUE,
+  studyJobData,
+  type StudyJobData,
+} from '../../shared/studies';
+import { connectRedis } from '../../shared/redis';
+import { createLogger } from '../../shared/logger';
+import { LEASE_FILE, LEASE_REFRESH_MS, LOG_FILE } from '../../services/listener/instance-store';
+import { startListener } from '../../services/listener/listener';
 import { WriteAheadLog } from '../../services/listener/write-ahead-log';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { newUid, writeMrInstance } from '../helpers/dcmtk';
-import { startHarness, studyJobs, tempDir, type Harness } from './harness';
+import { waitFor } from '../helpers/wait';
+import { startHarness, studyJobs, tempDir, testListenerSettings, type Harness } from './harness';
 
 let redis: TestRedis;
 let dataDir: string;
@@ -59,4 +74,140 @@ test("a dead listener's logged instance, empty in the store after a power cut, i
   expect(warned?.studies).toBe(1);
   // The study's UID is not a patient identifier, but the warning carries a count only.
   expect(h.logLines.join('\n')).not.toContain(study);
+});
+
+/**
+ * A dead listener's temp dir under `dataDir` (its lease names an exited process of this host) whose log holds one
+ * instance of a new study, and that instance's file in the store empty, as a power cut leaves it.
+ */
+async function deadListener(dataDir: string, name: string, study = newUid()): Promise<{ study: string; key: string; bytes: Buffer; dir: string }> {
+  const series = newUid();
+  const sop = newUid();
+  const source = path.join(tempDir('nt-wal-src-'), 'i.dcm');
+  writeMrInstance(source, { StudyInstanceUID: study, SeriesInstanceUID: series, SOPInstanceUID: sop, InstanceNumber: 1 });
+  const bytes = readFileSync(source);
+  const key = instanceStorageKey(study, series, sop);
+  const dir = path.join(dataDir, 'tmp', name);
+  mkdirSync(dir, { recursive: true });
+  const log = await WriteAheadLog.create(path.join(dir, LOG_FILE), 1024 * 1024, { syncFile: async () => undefined, syncDir: async () => undefined }, 3600_000);
+  await log.append(key, path.join(dataDir, key), [bytes])?.flushed;
+  await log.close();
+  mkdirSync(path.dirname(path.join(dataDir, key)), { recursive: true });
+  writeFileSync(path.join(dataDir, key), '');
+  const exited = spawnSync('true').pid;
+  writeFileSync(path.join(dir, LEASE_FILE), JSON.stringify({ host: hostname(), pid: exited, pidns: readlinkSync('/proc/self/ns/pid') }));
+  return { study, key, bytes, dir };
+}
+
+async function jobsOf(study: string) {
+  return (await studyJobs(redis.url)).filter((j) => j.data.StudyInstanceUID === study);
+}
+
+test('a repaired study whose job a worker is scoring at the replay (from the damaged file) is scored again after it', async () => {
+  const dir = tempDir('nt-wal-active-');
+  const study = newUid();
+  const connection = connectRedis(redis.url, 'worker');
+  const queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection });
+  await queue.add(SCORE_STUDY_JOB, studyJobData(study, 'before-the-replay'), { ...STUDY_JOB_OPTIONS, jobId: `study-${study}-1`, deduplication: { id: study } });
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const taken: string[] = [];
+  const worker = new Worker<StudyJobData>(
+    STUDY_QUEUE,
+    async (job) => {
+      if (job.data.StudyInstanceUID !== study) return;
+      taken.push(job.data.traceId);
+      if (taken.length === 1) await held;
+      await connection.srem(keys.pendingStudies(), study);
+    },
+    { connection: connectRedis(redis.url, 'worker'), concurrency: 1 },
+  );
+  worker.on('error', () => undefined);
+  await waitFor('the first job active', () => taken.length === 1);
+  await deadListener(dir, 'dead-active', study);
+  const other = await startHarness({}, { redis, dataDir: dir });
+  try {
+    expect(await other.client.sismember(keys.pendingStudies(), study)).toBe(1);
+    release();
+    await waitFor('a second job for the repaired study', () => taken.length === 2, 5000);
+  } finally {
+    release();
+    await worker.close();
+    await queue.close();
+    connection.disconnect();
+    await other.stop();
+  }
+});
+
+test('a study retention purged, or is purging, is not made pending again by a replay', async () => {
+  const dir = tempDir('nt-wal-purged-');
+  const client = connectRedis(redis.url, 'worker');
+  const purged = await deadListener(dir, 'dead-purged');
+  await client.hset(keys.study(purged.study), 'status', 'scored', PURGED_FIELD, String(Date.now() - 60_000));
+  const purging = await deadListener(dir, 'dead-purging');
+  await client.hset(keys.study(purging.study), 'status', 'scored', PURGING_FIELD, String(Date.now()));
+  await client.hset(keys.studyInstances(purging.study), '1.2.3', purging.key);
+  const other = await startHarness({}, { redis, dataDir: dir });
+  try {
+    for (const { study } of [purged, purging]) {
+      expect(await client.sismember(keys.pendingStudies(), study)).toBe(0);
+      expect(await jobsOf(study)).toEqual([]);
+    }
+  } finally {
+    client.disconnect();
+    await other.stop();
+  }
+});
+
+test('a dead listener swept before the listener reaches Redis still has its repaired study scored again', async () => {
+  const dir = tempDir('nt-wal-early-');
+  const spy = jest.spyOn(global, 'setInterval');
+  const client = connectRedis(redis.url, 'producer', { lazyConnect: true });
+  const lines: string[] = [];
+  const starting = startListener({ settings: testListenerSettings(redis.url, dir), log: createLogger('listener', 'warn', { write: (l: string) => void lines.push(l) }), redis: client });
+  let heartbeat: (() => void) | undefined;
+  try {
+    heartbeat = await waitFor('the lease heartbeat', () => spy.mock.calls.find((c) => c[1] === LEASE_REFRESH_MS)?.[0] as (() => void) | undefined);
+  } finally {
+    spy.mockRestore();
+  }
+  // The listener now waits for Redis; meanwhile its heartbeat sweeps a replica that died with a damaged file.
+  const dead = await deadListener(dir, 'dead-early');
+  heartbeat();
+  await waitFor('the dead dir swept', () => !existsSync(dead.dir));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await client.connect();
+  const listener = await starting;
+  try {
+    expect(readFileSync(path.join(dir, dead.key)).equals(dead.bytes)).toBe(true);
+    expect(await client.sismember(keys.pendingStudies(), dead.study)).toBe(1);
+    expect(await jobsOf(dead.study)).toHaveLength(1);
+  } finally {
+    await listener.close();
+    client.disconnect();
+  }
+});
+
+test('a sweep under way when the listener closes still has its repaired study scored again', async () => {
+  const dir = tempDir('nt-wal-closing-');
+  const spy = jest.spyOn(global, 'setInterval');
+  let other: Harness;
+  let heartbeat: () => void;
+  try {
+    other = await startHarness({}, { redis, dataDir: dir });
+    heartbeat = spy.mock.calls.find((c) => c[1] === LEASE_REFRESH_MS)?.[0] as () => void;
+  } finally {
+    spy.mockRestore();
+  }
+  const dead = await deadListener(dir, 'dead-closing');
+  heartbeat();
+  await other.stopListener();
+  try {
+    expect(readFileSync(path.join(dir, dead.key)).equals(dead.bytes)).toBe(true);
+    expect(await other.client.sismember(keys.pendingStudies(), dead.study)).toBe(1);
+    expect(await jobsOf(dead.study)).toHaveLength(1);
+    expect(other.logLines.filter((l) => l.includes('could not schedule'))).toEqual([]);
+  } finally {
+    await other.stop();
+  }
 });

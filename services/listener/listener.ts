@@ -89,7 +89,7 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
     logBytes: settings.DICOM_WAL_MB * 1024 * 1024,
     onLogError: (err) => log.error({ err: err.message }, 'could not flush stored instances from the write-ahead log; they stay in it and are tried again'),
     // A dead replica's log swept while running: its repaired studies are scored again, those swept before the
-    // assembler exists (the listener still waiting for Redis) once it does.
+    // assembler exists (a heartbeat between the store's init and the assembler's creation) once it does.
     onRepaired: (studies) => {
       if (rescoreRepaired) void rescoreRepaired(studies);
       else repairedEarly.push(...studies);
@@ -98,10 +98,6 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
   });
   let rescoreRepaired: ((studies: string[]) => Promise<void>) | undefined;
   const repairedEarly: string[] = [];
-  const { removedTempFiles, replayedInstances, repairedStudies, logUnavailable } = await store.init();
-  if (logUnavailable) log.warn({ err: logUnavailable }, 'no write-ahead log (DICOM_WAL_MB): each instance flushes its own file and directory before Success');
-  if (removedTempFiles > 0) log.info({ removedTempFiles }, 'removed unacknowledged temp files of a stopped listener');
-  if (replayedInstances > 0) log.info({ replayedInstances }, 'wrote instances from the write-ahead log of a stopped listener into the store');
 
   const ownRedis = deps.redis === undefined;
   if (ownRedis && !settings.REDIS_URL) throw new Error('REDIS_URL is not set');
@@ -116,6 +112,12 @@ export async function startListener(deps: ListenerDeps): Promise<RunningListener
   const servers: DicomServer[] = [];
   try {
     await ready(redis);
+    // After Redis: a replay removes the logs it wrote back, so the studies it repaired must be scheduled in this
+    // run; a start that fails for want of Redis leaves the logs to the next one.
+    const { removedTempFiles, replayedInstances, repairedStudies, logUnavailable } = await store.init();
+    if (logUnavailable) log.warn({ err: logUnavailable }, 'no write-ahead log (DICOM_WAL_MB): each instance flushes its own file and directory before Success');
+    if (removedTempFiles > 0) log.info({ removedTempFiles }, 'removed unacknowledged temp files of a stopped listener');
+    if (replayedInstances > 0) log.info({ replayedInstances }, 'wrote instances from the write-ahead log of a stopped listener into the store');
     queue = new Queue<StudyJobData>(STUDY_QUEUE, { connection: redis });
     queue.on('error', (err: Error) => redisErrors.error('study queue', err));
     const assembler = new StudyAssembler({

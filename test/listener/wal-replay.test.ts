@@ -159,34 +159,25 @@ test('a study retention purged, or is purging, is not made pending again by a re
   }
 });
 
-test('a dead listener swept before the listener reaches Redis still has its repaired study scored again', async () => {
-  const dir = tempDir('nt-wal-early-');
-  const spy = jest.spyOn(global, 'setInterval');
+test('a start that cannot reach Redis replays nothing, so the next start still repairs and scores the study', async () => {
+  const dir = tempDir('nt-wal-noredis-');
+  const dead = await deadListener(dir, 'dead-noredis');
+  // A client that never connects: the start gives up after 10 s, as when Redis is down after a power cut.
   const client = connectRedis(redis.url, 'producer', { lazyConnect: true });
-  const lines: string[] = [];
-  const starting = startListener({ settings: testListenerSettings(redis.url, dir), log: createLogger('listener', 'warn', { write: (l: string) => void lines.push(l) }), redis: client });
-  let heartbeat: (() => void) | undefined;
-  try {
-    heartbeat = await waitFor('the lease heartbeat', () => spy.mock.calls.find((c) => c[1] === LEASE_REFRESH_MS)?.[0] as (() => void) | undefined);
-  } finally {
-    spy.mockRestore();
-  }
-  // The listener now waits for Redis; meanwhile its heartbeat sweeps a replica that died with a damaged file.
-  const dead = await deadListener(dir, 'dead-early');
-  heartbeat();
-  await waitFor('the dead dir swept', () => !existsSync(dead.dir));
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  await client.connect();
-  const listener = await starting;
+  await expect(startListener({ settings: testListenerSettings(redis.url, dir), log: createLogger('listener', 'silent'), redis: client })).rejects.toThrow(/Redis not reachable/);
+  client.disconnect();
+  expect(existsSync(dead.dir)).toBe(true);
+  expect(readFileSync(path.join(dir, dead.key))).toHaveLength(0);
+  const next = await startHarness({}, { redis, dataDir: dir });
   try {
     expect(readFileSync(path.join(dir, dead.key)).equals(dead.bytes)).toBe(true);
-    expect(await client.sismember(keys.pendingStudies(), dead.study)).toBe(1);
+    expect(await next.client.sismember(keys.pendingStudies(), dead.study)).toBe(1);
     expect(await jobsOf(dead.study)).toHaveLength(1);
   } finally {
-    await listener.close();
-    client.disconnect();
+    await next.stopListener();
+    next.client.disconnect();
   }
-});
+}, 60_000);
 
 test('a sweep under way when the listener closes still has its repaired study scored again', async () => {
   const dir = tempDir('nt-wal-closing-');

@@ -4,9 +4,9 @@
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir, hostname } from 'node:os';
 import path from 'node:path';
-import { GroupSync, InstanceStore, LEASE_FILE, LEASE_STALE_MS, TEMP_POOL_SIZE, type Spool } from './instance-store';
+import { GroupSync, InstanceStore, LEASE_FILE, LOG_FILE, LEASE_STALE_MS, TEMP_POOL_SIZE, type Spool } from './instance-store';
 import { OutOfDiskError } from './errors';
-import { readLog } from './write-ahead-log';
+import { WriteAheadLog, readLog } from './write-ahead-log';
 
 // fsync and fdatasync pass through, noting the path each one flushed: what makes an instance durable is which
 // flushes ran before its Success, which no file's contents show.
@@ -290,6 +290,23 @@ describe('with the write-ahead log', () => {
     expect(readFileSync(path.join(dataDir, key)).equals(expected())).toBe(true);
     await restarted.close();
     await crashed.close();
+  });
+
+  test('of two records of one key only the last is replayed: a file holding it repairs nothing', async () => {
+    const dead = path.join(dataDir, 'tmp', 'gone-host-2');
+    mkdirSync(dead, { recursive: true });
+    const log = await WriteAheadLog.create(path.join(dead, LOG_FILE), logBytes, { syncFile: async () => undefined, syncDir: async () => undefined }, 3600_000);
+    await log.append(key, path.join(dataDir, key), [Buffer.from('first copy')])?.flushed;
+    await log.append(key, path.join(dataDir, key), [expected()])?.flushed;
+    await log.close();
+    mkdirSync(path.dirname(path.join(dataDir, key)), { recursive: true });
+    writeFileSync(path.join(dataDir, key), expected());
+    writeFileSync(path.join(dead, LEASE_FILE), JSON.stringify({ host: 'gone-host', pid: 1, pidns: 'pid:[1]' }));
+    age(path.join(dead, LEASE_FILE), LEASE_STALE_MS + 60_000);
+    const other = new InstanceStore({ dataDir, minFreeBytes: 0, memoryLimitBytes: 1024, logBytes, instanceName: 'this-host-1' });
+    expect(await other.init()).toEqual({ removedTempFiles: 0, replayedInstances: 1, repairedStudies: [] });
+    expect(readFileSync(path.join(dataDir, key)).equals(expected())).toBe(true);
+    await other.close();
   });
 
   test("a dead replica's logged instances are written into the store before its temp dir is swept", async () => {

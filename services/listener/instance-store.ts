@@ -396,6 +396,9 @@ export class InstanceStore {
           syncDir: (dir) => this.dirSyncs.sync(dir).catch(ignoreMissing),
           onError: this.options.onLogError,
         }, this.options.logCheckpointDelayMs);
+        // Our temp dir and DATA_DIR/tmp may be new (a first start, a new pod name): their names are the log's path.
+        await fsyncDir(path.dirname(this.tmpDir));
+        await fsyncDir(this.options.dataDir);
       } catch (err) {
         // No room for it (a small volume): every instance flushes its own file, as with DICOM_WAL_MB=0.
         logUnavailable = (err as Error).message;
@@ -472,12 +475,13 @@ export class InstanceStore {
 
   /**
    * Writes logged instances into the store the way an unlogged one is written (temp file, fdatasync, rename,
-   * directory fsync). A later record of the same key replaces an earlier one, as its C-STORE would have. A file
-   * already holding the record's bytes is flushed where it is; the studies of the others are `repaired`.
+   * directory fsync). Of several records of one key the last is what its C-STORE left, so only it is written. A
+   * file already holding the record's bytes is flushed where it is; the studies of the others are `repaired`.
    */
   private async replay(logged: LoggedInstance[]): Promise<{ replayed: number; repaired: string[] }> {
     const repaired = new Set<string>();
-    for (const { key, data } of logged) {
+    const last = new Map(logged.map((record) => [record.key, record.data]));
+    for (const [key, data] of last) {
       const finalPath = path.join(this.options.dataDir, key);
       const current = await fsp.readFile(finalPath).catch(() => undefined);
       if (current?.equals(data)) {
@@ -498,7 +502,7 @@ export class InstanceStore {
       renameSync(tmp, finalPath);
       await fsyncDir(path.dirname(finalPath));
     }
-    return { replayed: logged.length, repaired: [...repaired] };
+    return { replayed: last.size, repaired: [...repaired] };
   }
 
   /** For /readyz: the store and this listener's temp dir exist and may be written. */

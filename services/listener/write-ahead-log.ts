@@ -148,10 +148,9 @@ export class WriteAheadLog {
       for (let at = 0; at < size; at += zeros.length) writeSync(fd, zeros, 0, Math.min(zeros.length, size - at), at);
       writeSync(fd, headerBlock(generation, 0), 0, BLOCK, 0);
       await fdatasyncAsync(fd);
-      // The file's name too (its temp dir's, in DATA_DIR/tmp, was made just before): a log lost with its name to a
-      // power cut would take its records with it.
+      // The file's name too: a log lost with its name to a power cut would take its records with it. (The
+      // directories above, when new, are the caller's to flush.)
       await fsyncDir(path.dirname(file));
-      await fsyncDir(path.dirname(path.dirname(file)));
     } catch (err) {
       closeSync(fd);
       throw err;

@@ -19,7 +19,18 @@ import { kosInstanceUid, kosSeriesUid, previousDelivered, recordDelivered, srIns
 import { buildWebhookPayload, postWebhook } from './webhook/webhook';
 import { recordSent, sentBefore } from './webhook/sent';
 
-export interface OutboundAdapter {
+/**
+ * An adapter's judgment of a result: why it is not for this adapter (`skip`), or null to send it, and what the
+ * judgment read of the peer's record, if anything (`context`). A job hands the context on to deliver, so a record
+ * that both decides whether to send and shapes what is sent is read once per delivery (the webhook: what the
+ * receiver was sent decides whether to post and what the post corrects).
+ */
+export interface Judgment<C = unknown> {
+  skip: string | null;
+  context?: C;
+}
+
+export interface OutboundAdapter<C = unknown> {
   readonly name: Adapter;
   /**
    * Versions of a study must reach the peer in order (HL7: the RIS applies each message as it comes). An ordered
@@ -27,23 +38,24 @@ export interface OutboundAdapter {
    * record of the acknowledgment, so a crash cannot leave one without the other.
    */
   readonly ordered?: boolean;
-  /** Why this result is not for this adapter, or null to send it (the webhook reads what it sent before). */
-  skipReason(result: StudyResult): string | null | Promise<string | null>;
+  /**
+   * Whether this result is for this adapter: at enqueue, when a job runs (before deliver, which gets the context),
+   * and when a newer version is judged again (rejudgesNewer). The webhook reads what it sent before.
+   */
+  skipReason(result: StudyResult): Judgment<C> | Promise<Judgment<C>>;
   /**
    * skipReason depends on what was delivered (the webhook): a newer version of the study skipped while this one was
    * in flight is judged again once this one is delivered.
    */
   readonly rejudgesNewer?: boolean;
-  /**
-   * deliver judges the result again from the record of the peer it reads anyway, throwing SkipDelivery with
-   * skipReason's reason, so a job runs deliver without calling skipReason first: that record is read once per
-   * delivery (the webhook: what the receiver was sent decides both whether to post and what the post corrects).
-   */
-  readonly judgesOnDelivery?: boolean;
   /** Called as a result is queued for this adapter (HL7: the record of what the RIS accepted starts). */
   queued?(result: StudyResult): Promise<void>;
-  /** Resolves with a short outcome code (e.g. "AA", "0x0000", "204"); throws Retryable/PermanentDeliveryError. */
-  deliver(result: StudyResult, key: DeliveryKey): Promise<string>;
+  /**
+   * Called once skipReason has judged the result to be sent, with that judgment's context (adapters that need none
+   * ignore it). Resolves with a short outcome code (e.g. "AA", "0x0000", "204"); throws Retryable/
+   * PermanentDeliveryError, or SkipDelivery when the result turns out not to be for this adapter after all.
+   */
+  deliver(result: StudyResult, key: DeliveryKey, context?: C): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -74,7 +86,7 @@ export function createHl7Adapter(target: Hl7Target, deps: Hl7AdapterDeps): Outbo
     name: 'hl7',
     ordered: true,
     // Without an accession number and without stored instances to read it from, the RIS cannot match an order.
-    skipReason: (result) => (result.AccessionNumber?.trim() || source ? null : 'no-accession'),
+    skipReason: (result) => ({ skip: result.AccessionNumber?.trim() || source ? null : 'no-accession' }),
     queued: (result) => startRecord(deps.redis, result.StudyInstanceUID, result.resultVersion),
     async deliver(result, key) {
       const AccessionNumber = result.AccessionNumber?.trim() || (source && (await accessionFromSource(source, result.StudyInstanceUID)));
@@ -115,7 +127,7 @@ export function createSrAdapter(target: SrTarget, deps: SrAdapterDeps): Outbound
   const now = deps.now ?? Date.now;
   return {
     name: 'sr',
-    skipReason: () => null,
+    skipReason: () => ({ skip: null }),
     async deliver(result, key) {
       const used = result.series.filter((s) => s.used).map((s) => s.SeriesInstanceUID);
       const source = await loadSourceStudy(deps, result.StudyInstanceUID, used);
@@ -167,31 +179,36 @@ export interface WebhookAdapterDeps {
   now?: () => number;
 }
 
-export function createWebhookAdapter(target: WebhookTarget, deps: WebhookAdapterDeps): OutboundAdapter {
+/**
+ * What the webhook's judgment read: the latest earlier version the receiver was sent (webhook/sent.ts), undefined
+ * when it was sent none. No context at all: the result is at or above the minimum, sent whatever the record says.
+ */
+interface WebhookContext {
+  sent: Awaited<ReturnType<typeof sentBefore>>;
+}
+
+export function createWebhookAdapter(target: WebhookTarget, deps: WebhookAdapterDeps): OutboundAdapter<WebhookContext> {
   const minRank = PRIORITIES.indexOf(target.minPriority);
   // PRIORITIES runs STAT, URGENT, ROUTINE: a lower index is more urgent.
   const atOrAboveMin = (priority: Priority): boolean => PRIORITIES.indexOf(priority) <= minRank;
-  // Below the minimum, a version is still sent when the one the receiver last got was at or above it: the withdrawal
-  // of an alert it holds (a pager that got STAT learns the study is now ROUTINE); once it has been told, later ones
-  // below it are not sent. `sent`: the latest earlier version the receiver was sent (webhook/sent.ts).
-  const skipFor = (result: StudyResult, sent: { priority: Priority } | undefined): string | null =>
-    atOrAboveMin(result.priority) || (sent && atOrAboveMin(sent.priority)) ? null : 'below-min-priority';
+  const sentBeforeThis = (result: StudyResult) => sentBefore(deps.redis, result.StudyInstanceUID, result.resultVersion ?? 1);
   return {
     name: 'webhook',
     rejudgesNewer: true,
-    judgesOnDelivery: true,
+    // Below the minimum, a version is still sent when the one the receiver last got was at or above it: the
+    // withdrawal of an alert it holds (a pager that got STAT learns the study is now ROUTINE); once it has been told,
+    // later ones below it are not sent.
     async skipReason(result) {
-      if (atOrAboveMin(result.priority)) return null;
-      return skipFor(result, await sentBefore(deps.redis, result.StudyInstanceUID, result.resultVersion ?? 1));
+      if (atOrAboveMin(result.priority)) return { skip: null };
+      const sent = await sentBeforeThis(result);
+      return { skip: sent && atOrAboveMin(sent.priority) ? null : 'below-min-priority', context: { sent } };
     },
-    async deliver(result, key) {
-      const version = result.resultVersion ?? 1;
-      // One read of what the receiver was sent: whether to post (skipReason's judgment) and what the post corrects.
-      const sent = await sentBefore(deps.redis, result.StudyInstanceUID, version);
-      const skip = skipFor(result, sent);
-      if (skip) throw new SkipDelivery(skip);
+    async deliver(result, key, context) {
+      // One read of what the receiver was sent per delivery, for whether to post and what the post corrects: the one
+      // skipReason made, or (a result at or above the minimum, judged without it) this one.
+      const { sent } = context ?? { sent: await sentBeforeThis(result) };
       const status = await postWebhook(target, buildWebhookPayload(result, key.jobId, sent?.version ?? null), deps);
-      await recordSent(deps.redis, result.StudyInstanceUID, version, result.priority);
+      await recordSent(deps.redis, result.StudyInstanceUID, result.resultVersion ?? 1, result.priority);
       return String(status);
     },
     close: async () => undefined,

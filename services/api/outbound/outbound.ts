@@ -143,11 +143,11 @@ export async function execOutboundJob(adapter: OutboundAdapter, data: OutboundJo
     if (sent > data.version) return { status: 'superseded', detail: `v${sent} already acknowledged` };
     if (sent === data.version) return { status: 'skipped', detail: 'acknowledged' };
   }
-  // An adapter that judges on delivery does it from the record deliver reads anyway (adapters.ts judgesOnDelivery).
-  const skip = adapter.judgesOnDelivery ? null : await adapter.skipReason(result);
+  // deliver gets what the judgment read, so a record that decides both is read once (adapters.ts Judgment).
+  const { skip, context } = await adapter.skipReason(result);
   if (skip) return { status: 'skipped', detail: skip };
   try {
-    const detail = await adapter.deliver(result, deliveryKey(data.StudyInstanceUID, data.version));
+    const detail = await adapter.deliver(result, deliveryKey(data.StudyInstanceUID, data.version), context);
     return { status: 'delivered', detail, scoredAt: result.scoredAt };
   } catch (err) {
     if (err instanceof SkipDelivery) return { status: 'skipped', detail: err.reason };
@@ -262,7 +262,7 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
   async function rejudgeNewer(adapter: OutboundAdapter, data: OutboundJobData): Promise<void> {
     try {
       const current = await readResult(redis, data.StudyInstanceUID);
-      if (!current || Math.trunc(current.scoredAt) <= data.version || (await adapter.skipReason(current))) return;
+      if (!current || Math.trunc(current.scoredAt) <= data.version || (await adapter.skipReason(current)).skip) return;
       const key = resultKey(current);
       await queues.get(adapter.name)!.add(DELIVER_JOB, { StudyInstanceUID: key.StudyInstanceUID, version: key.version, traceId: current.traceId ?? randomUUID() }, { jobId: key.jobId });
     } catch (err) {
@@ -298,7 +298,7 @@ export function createOutbound(config: OutboundConfig, deps: OutboundDeps): Outb
       const key = resultKey(result);
       const queued: Adapter[] = [];
       for (const adapter of adapters) {
-        const skip = await adapter.skipReason(result);
+        const { skip } = await adapter.skipReason(result);
         if (skip) {
           metrics.skipped.inc({ adapter: adapter.name, reason: skip });
           continue;

@@ -44,26 +44,9 @@ afterAll(async () => {
 });
 
 test("a dead listener's logged instance, empty in the store after a power cut, is written back and its study scored again", async () => {
-  const study = newUid();
-  const series = newUid();
-  const sop = newUid();
-  const source = path.join(tempDir('nt-wal-src-'), 'i.dcm');
-  writeMrInstance(source, { StudyInstanceUID: study, SeriesInstanceUID: series, SOPInstanceUID: sop, InstanceNumber: 1 });
-  const bytes = readFileSync(source);
-  const key = instanceStorageKey(study, series, sop);
-
-  // The dead listener's temp dir: its lease names a process of this host that has exited, its log holds the record.
-  const deadDir = path.join(dataDir, 'tmp', 'dead-1');
-  mkdirSync(deadDir, { recursive: true });
-  const exited = spawnSync('true').pid;
-  writeFileSync(path.join(deadDir, LEASE_FILE), JSON.stringify({ host: hostname(), pid: exited, pidns: readlinkSync('/proc/self/ns/pid') }));
-  const log = await WriteAheadLog.create(path.join(deadDir, LOG_FILE), 1024 * 1024, { syncFile: async () => undefined, syncDir: async () => undefined }, 3600_000);
-  await log.append(key, path.join(dataDir, key), [bytes])?.flushed;
-  // Never settled, so closing checkpoints nothing: the record stays as the crash left it.
-  await log.close();
-  // The store names the file, empty (delayed allocation never wrote it), and the study was scored and is not pending.
-  mkdirSync(path.dirname(path.join(dataDir, key)), { recursive: true });
-  writeFileSync(path.join(dataDir, key), '');
+  // The dead listener's temp dir (its lease names an exited process of this host, its log holds the record) and the
+  // instance's file in the store, empty; the study was scored and is not pending.
+  const { study, key, bytes } = await deadListener(dataDir, 'dead-1');
 
   h = await startHarness({}, { redis, dataDir });
   expect(readFileSync(path.join(dataDir, key)).equals(bytes)).toBe(true);

@@ -11,12 +11,15 @@ export function zoneOffset(ms: number, timeZone?: string): number {
 }
 
 /**
- * The zone's offset at a local wall-clock time, given as the milliseconds Date.UTC makes of its fields: a time in
- * the hour a change to winter time repeats is taken as either, one in the hour a change to summer time skips as
- * the offset that gives it. The instant is `wall - offsetAtWall(wall) * 60_000`.
+ * The zone's offset at a local wall-clock time, given as the milliseconds Date.UTC makes of its fields, the same way
+ * in every zone (ISO 8601's and java.time's reading, Temporal's 'compatible'): a time in the hour a change to winter
+ * time repeats is its first occurrence (the summer offset); one in the hour a change to summer time skips is read
+ * with the offset in force before the change, so 02:30 on a March change day in New York is 07:30Z (03:30 EDT) and
+ * 01:30 on one in London is 01:30Z (02:30 BST). The instant is `wall - offsetAtWall(wall) * 60_000`.
  */
 export function offsetAtWall(wall: number, timeZone?: string): number {
-  return zoneOffset(wall - zoneOffset(wall, timeZone) * 60_000, timeZone);
+  const [first] = wallInstants(wall, timeZone);
+  return first !== undefined ? (wall - first) / 60_000 : zoneOffset(wall - 86_400_000, timeZone);
 }
 
 /**
@@ -25,7 +28,8 @@ export function offsetAtWall(wall: number, timeZone?: string): number {
  * within a day either side of it (no zone changes twice in 48 hours).
  */
 export function wallInstants(wall: number, timeZone?: string): number[] {
-  const offsets = new Set([zoneOffset(wall - 86_400_000, timeZone), zoneOffset(wall + 86_400_000, timeZone), offsetAtWall(wall, timeZone)]);
+  const near = zoneOffset(wall - zoneOffset(wall, timeZone) * 60_000, timeZone);
+  const offsets = new Set([zoneOffset(wall - 86_400_000, timeZone), zoneOffset(wall + 86_400_000, timeZone), near]);
   const instants = [...offsets].map((o) => wall - o * 60_000).filter((ms) => wall - zoneOffset(ms, timeZone) * 60_000 === ms);
   return [...new Set(instants)].sort((a, b) => a - b);
 }

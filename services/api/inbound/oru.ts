@@ -6,7 +6,7 @@
 import { Hl7Message, type Hl7Segment } from '@medplum/core';
 import { c1AsWindows1252, decodeSingleByte, Hl7CharsetSwitch, Hl7UndefinedByte, hl7Unescape, type Hl7TextEncoding } from '../../../shared/hl7-text';
 import type { ReportTime, StoredReport } from '../../../shared/reports';
-import { parseOffset, wallInstants, zoneOffset } from '../../../shared/time-zone';
+import { offsetAtWall, parseOffset, wallInstants } from '../../../shared/time-zone';
 import { controlCharacterIn, hasText } from '../free-text';
 import { beginsMessage } from './batch';
 import type { AccessionField } from './config';
@@ -101,12 +101,11 @@ export function parseHl7Time(value: string, timeZone?: string): { from: number; 
     : wall + Math.max(1, fraction ? 10 ** (3 - fraction.length) : 1000);
   // A local time names every instant it could be: both in the hour a change to winter time repeats, so such a time
   // orders no report within that hour; in the hour a change to summer time skips, the one as if it had not changed
-  // (the offset of the day before: offsetAtWall gives the offset after the change west of UTC, 02:30 in New York
-  // read as 01:30 EST).
+  // (offsetAtWall's reading: the offset before the change, 02:30 in New York read as 03:30 EDT).
   const instants = (w: number): number[] => {
     if (offset !== undefined) return [w - offset * 60_000];
     const all = wallInstants(w, timeZone);
-    return all.length > 0 ? all : [w - zoneOffset(w - 86_400_000, timeZone) * 60_000];
+    return all.length > 0 ? all : [w - offsetAtWall(w, timeZone) * 60_000];
   };
   const from = Math.min(...instants(wall));
   // The span ends after the latest reading of its last millisecond, not of the wall time after it: 00:59:59 BST on

@@ -345,6 +345,34 @@ describe('buildTriageSr dates and times (one offset for every DA and TM, the stu
     expect(instant(v2.ContentDate, v2.ContentTime, v2.TimezoneOffsetFromUTC)).toBe(second);
   });
 
+  it('reads a Study Time in a repeated or a skipped hour the same way in every zone: the first occurrence, or the offset before the change', () => {
+    const offsetOf = (timeZone: string, StudyDate: string, StudyTime: string): unknown =>
+      buildTriageSr(result({ scoredAt }), withStudy({ StudyDate, StudyTime }), identity({ now: scoredAt, timeZone })).TimezoneOffsetFromUTC;
+    // 01:30 happens twice on 25 October in London (BST, then GMT) and on 1 November in New York (EDT, then EST).
+    expect(offsetOf('Europe/London', '20261025', '013000')).toBe('+0100');
+    expect(offsetOf('America/New_York', '20261101', '013000')).toBe('-0400');
+    // 01:30 on 29 March in London and 02:30 on 8 March in New York do not exist: read with winter time, the offset
+    // before the change (02:30 BST and 03:30 EDT).
+    expect(offsetOf('Europe/London', '20260329', '013000')).toBe('+0000');
+    expect(offsetOf('America/New_York', '20260308', '023000')).toBe('-0500');
+    // Either side of the changes, the zone's offset of the day.
+    expect(offsetOf('America/New_York', '20260308', '013000')).toBe('-0500');
+    expect(offsetOf('America/New_York', '20260308', '033000')).toBe('-0400');
+    expect(offsetOf('Europe/London', '20261025', '023000')).toBe('+0000');
+  });
+
+  it('takes no offset from a Study Date or Time that does not exist (30 February, hour 25), but the zone\'s now, as without one', () => {
+    // scoredAt is in July (BST); 2 March, where 30 February would roll over to, is in GMT.
+    for (const attributes of [{ StudyDate: '20260230', StudyTime: '101500' }, { StudyDate: '20260301', StudyTime: '2530' }, { StudyDate: '20261301', StudyTime: '' }]) {
+      const ds = buildTriageSr(result({ scoredAt }), withStudy(attributes), identity({ now: scoredAt }));
+      expect(ds.TimezoneOffsetFromUTC).toBe('+0100');
+      expect(instant(ds.ContentDate, ds.ContentTime, ds.TimezoneOffsetFromUTC)).toBe(scoredAt);
+    }
+    // A leap second (TM allows 60) is a time that exists.
+    const leap = buildTriageSr(result({ scoredAt }), withStudy({ StudyDate: '20261231', StudyTime: '235960' }), identity({ now: scoredAt }));
+    expect(leap.TimezoneOffsetFromUTC).toBe('+0000');
+  });
+
   it('names an offset that gives the instant back on a day with an hour that does not exist (01:30 on 29 March in London), or without a Study Date', () => {
     const at = Date.UTC(2026, 2, 29, 1, 40);
     for (const attributes of [{ StudyDate: '20260329', StudyTime: '013000' }, { StudyDate: '', StudyTime: '' }, { StudyDate: '20260329', StudyTime: '' }]) {

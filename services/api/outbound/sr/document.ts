@@ -41,16 +41,22 @@ export interface DocumentTimes {
 }
 
 /**
- * The zone's offset at a local date and time (DA, TM): a time in the hour a change to winter time repeats is taken
- * as either, one in the hour a change to summer time skips as the offset that gives it.
+ * The zone's offset at a local date and time (DA, TM), read as offsetAtWall reads a wall-clock time (the first
+ * occurrence of a repeated hour, a skipped hour with the offset before the change). A date or time that does not
+ * exist on any calendar (20260230, 2560) names no offset: the document takes the zone's at `now`, as without one.
  */
 function offsetAtLocal(date: unknown, time: unknown, timeZone: string | undefined): number | undefined {
   const d = typeof date === 'string' ? /^(\d{4})(\d{2})(\d{2})$/.exec(date.trim()) : null;
   if (!d) return undefined;
-  // TM may be HH, HHMM or HHMMSS.F (and ACR-NEMA's HH:MM:SS); a study without a time is taken at noon.
+  // TM may be HH, HHMM or HHMMSS.F (and ACR-NEMA's HH:MM:SS); a study without a time is taken at noon. TM allows a
+  // leap second (60), read as 59 here.
   const t = typeof time === 'string' ? /^(\d{2})(\d{2})?(\d{2})?/.exec(time.trim().replace(/:/g, '')) : null;
-  const wall = Date.UTC(Number(d[1]), Number(d[2]) - 1, Number(d[3]), t ? Number(t[1]) : 12, Number(t?.[2] ?? 0), Number(t?.[3] ?? 0));
-  if (Number.isNaN(wall)) return undefined;
+  const fields = [Number(d[1]), Number(d[2]) - 1, Number(d[3]), t ? Number(t[1]) : 12, Number(t?.[2] ?? 0), Math.min(59, Number(t?.[3] ?? 0))] as const;
+  const wall = Date.UTC(...fields);
+  // Date.UTC rolls a field over (30 February is 2 March, hour 25 the next day); a value it changed does not exist.
+  const back = new Date(wall);
+  const read = [back.getUTCFullYear(), back.getUTCMonth(), back.getUTCDate(), back.getUTCHours(), back.getUTCMinutes(), back.getUTCSeconds()];
+  if (Number.isNaN(wall) || read.some((v, i) => v !== fields[i])) return undefined;
   return offsetAtWall(wall, timeZone);
 }
 

@@ -1,7 +1,8 @@
 // The study-level statements a result's outbound messages carry in words, so the HL7 message (NTE after OBR) and
 // the SR (TEXT items of its Qualitative Evaluations) say the same: the decision and what set the priority, why a
 // provisional result may change and until when, and what a final result lacked. Each finding's decision is
-// flagStatement (shared/models/decision.ts). Pure: the caller formats times for its own message.
+// flagStatement (shared/models/decision.ts). Times are ISO 8601 UTC (`2026-07-01T23:30:05.120Z`) in both, text a
+// reader reads, not an HL7 TS or a DICOM DT field.
 import { flagStatement } from '../../../shared/models/decision';
 import type { StudyResult } from '../../../shared/results';
 
@@ -14,7 +15,8 @@ export interface ResultStatements {
   incomplete?: string;
 }
 
-export function resultStatements(result: StudyResult, time: (ms: number) => string): ResultStatements {
+export function resultStatements(result: StudyResult): ResultStatements {
+  const time = (ms: number): string => new Date(ms).toISOString();
   const triggers = result.findings.filter((f) => f.triggered).map((f) => `${f.queryId} (${flagStatement(f)})`);
   return {
     decision: `Decision: a finding is flagged when its calibrated probability P >= its threshold; priority ${result.priority}`

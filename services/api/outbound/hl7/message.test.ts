@@ -190,7 +190,7 @@ describe('the decision and corrections', () => {
     expect(m.getSegment('OBR')!.getField(25).toString()).toBe('A');
     expect(m.getAllSegments('OBX').every((s) => s.getField(11).toString() === 'P')).toBe(true);
     expect(m.getAllSegments('NTE').map((n) => n.getField(3).toString())).toContain(
-      'Provisional: the study lacks DWI, which findings read on; findings scored without them do not raise the priority. A corrected result follows when they arrive or at 20260102030905.000+0000.',
+      'Provisional: the study lacks DWI, which findings read on; findings scored without them do not raise the priority. A corrected result follows when they arrive or at 2026-01-02T03:09:05.000Z.',
     );
   });
 

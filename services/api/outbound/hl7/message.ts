@@ -134,7 +134,7 @@ export function resultStatus(result: Pick<StudyResult, 'provisional'>, corrects?
  */
 function studyNotes(result: StudyResult, corrects: number | undefined): string[] {
   const version = result.resultVersion ?? 1;
-  const s = resultStatements(result, hl7DateTime);
+  const s = resultStatements(result);
   return [
     ...(corrects !== undefined ? [`Correction: result version ${version} replaces version ${corrects} for this order.`] : []),
     s.decision,

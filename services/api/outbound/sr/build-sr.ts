@@ -182,7 +182,7 @@ export function buildTriageSr(result: StudyResult, source: SourceStudy, id: SrId
 }
 
 function buildDataset(result: StudyResult, source: SourceStudy, id: SrIdentity): NaturalDataset {
-  const statements = resultStatements(result, (ms) => new Date(ms).toISOString());
+  const statements = resultStatements(result);
   const content = [
     ...languageAndObserver(result),
     coded('HAS CONCEPT MOD', CODES.procedureReported, CODES.imagingProcedure),

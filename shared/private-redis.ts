@@ -57,6 +57,7 @@ const OTHER_DIR = 'set DATA_DIR to a directory this user may write (npm start ke
 /** This many of redis-server's last lines are kept (each cut to LINE_CHARS) for a PrivateRedisError's message. */
 const KEPT_LINES = 5;
 const LINE_CHARS = 160;
+const OVERCOMMIT_WARNING = /^WARNING Memory overcommit must be enabled/;
 
 /**
  * The last non-empty lines a redis-server wrote on stdout and stderr, without its log prefix ("1768:M 07 Dec 2026
@@ -78,7 +79,9 @@ function recentLines(child: ChildProcess, passOn: boolean): () => string[] {
   };
   const keep = (raw: string) => {
     const line = raw.replace(/^\d+:[A-Z] \d{2} \w{3} \d{4} [\d:.]+ [.*#-] ?/, '').trim();
-    if (line === '') return;
+    // Redis warns at every start on a host with vm.overcommit_memory 0 (most); it never says why a start failed,
+    // and it took one of the lines kept for what did.
+    if (line === '' || OVERCOMMIT_WARNING.test(line)) return;
     lines.push(line.length > LINE_CHARS ? `${line.slice(0, LINE_CHARS)}...` : line);
     if (lines.length > KEPT_LINES) lines.shift();
   };

@@ -1,7 +1,8 @@
 // The worklist page's times across a change of daylight saving time, in real headless Chromium with the browser's
 // zone and clock set (Europe/London, en-GB): the column heading names the zone now, and a time in another offset (a
 // study that arrived before the October change) says its own zone, so no row reads an hour off under the heading.
-// A page left open across the change names the new zone at its next refresh.
+// A page left open across the change names the new zone at its next refresh, and search results on screen follow
+// the clock within the minute too, written again from the answer held (the search is not asked again).
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -41,6 +42,7 @@ async function signedIn(now: string): Promise<Page> {
 }
 
 const arrival = (page: Page, accession: string) => page.locator('#worklist tbody tr', { hasText: accession }).locator('time').first().textContent();
+const found = (page: Page, accession: string) => page.locator('#search-results li', { hasText: accession }).locator('time');
 
 test('after the October change the heading says GMT and a study from before it says BST beside its time', async () => {
   const page = await signedIn('2026-10-26T12:00:00Z');
@@ -57,5 +59,27 @@ test('a page open across the change names the new zone at its next refresh', asy
   await page.clock.fastForward('01:00:00'); // 01:30 GMT, the second; the minute's refresh runs
   await page.locator('#worklist thead .zone', { hasText: '(GMT)' }).waitFor({ timeout: 10_000 });
   expect(await arrival(page, 'TZ-BEFORE')).toBe('24 Oct 10:00 BST');
+  await page.close();
+});
+
+test('search results on screen across the change say the zone of their times again within the minute, not asked again', async () => {
+  const page = await signedIn('2026-10-25T00:30:00Z'); // 01:30 BST, the first of the two
+  await page.click('.tab[data-view=search]');
+  await page.fill('#search-q', 'enhancing mass lesion');
+  await page.click('#search-form button');
+  await found(page, 'TZ-BEFORE').waitFor();
+  expect(await found(page, 'TZ-BEFORE').textContent()).toBe('24 Oct 10:00');
+  expect(await found(page, 'TZ-AFTER').textContent()).toBe('26 Oct 09:00 GMT');
+  let searches = 0;
+  page.on('request', (r) => { if (r.url().includes('/api/v1/search')) searches += 1; });
+  await page.locator('#search-results li', { hasText: 'TZ-BEFORE' }).locator('button').focus();
+  await page.clock.fastForward('01:00:00'); // 01:30 GMT, the second; the minute's timer runs
+  await found(page, 'TZ-BEFORE').filter({ hasText: 'BST' }).waitFor({ timeout: 10_000 });
+  expect(await found(page, 'TZ-BEFORE').textContent()).toBe('24 Oct 10:00 BST');
+  expect(await found(page, 'TZ-AFTER').textContent()).toBe('26 Oct 09:00');
+  expect(await found(page, 'TZ-BEFORE').getAttribute('title')).toMatch(/10:00 BST$/);
+  expect(searches).toBe(0);
+  // Written again, the list keeps the keyboard on the result it was on.
+  expect(await page.evaluate("document.activeElement.closest('#search-results li')?.textContent ?? ''")).toContain('TZ-BEFORE');
   await page.close();
 });

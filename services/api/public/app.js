@@ -1072,6 +1072,9 @@ async function checkDraft(event) {
 // ---------- search ----------
 // "More results" asks for the next page of the search shown (state.search.q), not of whatever the box holds now: a
 // text edited since would otherwise append another search's studies under the first one's.
+// The results shown are held (state.search.items) and the list is built from them: showSearch() writes it again each
+// minute, as the worklist is refreshed, so a time on screen across a change of summer time says its zone as time()
+// writes it now, without asking the search again.
 let searchToken = 0;
 async function runSearch(offset = 0, q = $('#search-q').value.trim()) {
   const list = $('#search-results');
@@ -1094,15 +1097,24 @@ async function runSearch(offset = 0, q = $('#search-q').value.trim()) {
   warning.textContent = res.warning || '';
   warning.hidden = !res.warning;
   warning.classList.toggle('refused', res.language.verdict === 'refused');
-  const items = res.items.map((i) => el('li', {},
+  const items = offset === 0 ? res.items : [...(state.search?.items ?? []), ...res.items];
+  state.search = { q, next: offset + res.items.length, total: res.total, refused: res.language.verdict === 'refused', items };
+  $('#search-more').hidden = state.search.next >= res.total;
+  showSearch();
+}
+
+function searchItem(i) {
+  return el('li', { 'data-uid': i.StudyInstanceUID },
     el('button', { type: 'button', class: 'result', onclick: () => openStudy(i.StudyInstanceUID).catch(report) },
       badge(i.priority), el('span', { text: i.AccessionNumber || i.StudyInstanceUID }), el('time', { class: 'muted', datetime: new Date(i.receivedAt).toISOString(), title: whenFull(i.receivedAt), text: time(i.receivedAt) }), el('span', { class: 'score', title: `search score, not a probability: cos(study, text) ${num(i.similarity, 3)} minus the normal-study sentence's; below 0 the study looks more like a normal study than like the text`, text: `score ${i.score > 0 ? '+' : i.score < 0 ? '\u2212' : ''}${num(Math.abs(i.score), 3)}` })),
-  ));
-  if (offset === 0) list.replaceChildren(...items);
-  else list.append(...items);
-  state.search = { q, next: offset + res.items.length, total: res.total };
-  $('#search-more').hidden = state.search.next >= res.total;
-  if (res.total === 0 && res.language.verdict !== 'refused') list.replaceChildren(el('li', { class: 'muted', text: 'No scored studies to search yet.' }));
+  );
+}
+
+/** The search's results from those held; the focus stays on the result it was on. */
+function showSearch() {
+  if (!state.search) return;
+  const { items, total, refused } = state.search;
+  replaceRows($('#search-results'), total === 0 && !refused ? [el('li', { class: 'muted', text: 'No scored studies to search yet.' })] : items.map(searchItem));
 }
 
 // ---------- triage queries ----------
@@ -1324,7 +1336,10 @@ for (const tab of document.querySelectorAll('.tab')) {
     show(tab.dataset.view);
     if (tab.dataset.view === 'worklist') refreshWorklist().catch(report);
     if (tab.dataset.view === 'queries') loadQueries().catch(report);
-    if (tab.dataset.view === 'search') $('#search-q').focus();
+    if (tab.dataset.view === 'search') {
+      showSearch();
+      $('#search-q').focus();
+    }
   });
 }
 $('#filters').addEventListener('change', () => { shown = PAGE; refreshWorklist().catch(report); });
@@ -1353,13 +1368,20 @@ $('#search-form').addEventListener('submit', guard((e) => { e.preventDefault(); 
 $('#search-more').addEventListener('click', () => state.search && runSearch(state.search.next, state.search.q).catch(report));
 $('#query-form').addEventListener('submit', saveQuery);
 $('#query-cancel').addEventListener('click', resetQueryForm);
-// Relative times ("12 min ago") stay true on a screen left open all shift.
-setInterval(() => { if (state.user && state.view === 'worklist' && !$('#study').open) refreshWorklist().catch(report); }, 60000);
+// Relative times ("12 min ago") stay true on a screen left open all shift, and times follow a change of summer time:
+// the worklist is asked again, search results are written again from those held. Not under an open study, whose
+// closing gives focus back to the row that opened it.
+setInterval(() => {
+  if (!state.user || $('#study').open) return;
+  if (state.view === 'worklist') refreshWorklist().catch(report);
+  if (state.view === 'search') showSearch();
+}, 60000);
 // A tab brought back after it slept (a background tab's timers are throttled, a laptop was closed) shows what it
-// had: refreshed at once when that is more than a minute old.
+// had: the worklist refreshed at once when that is more than a minute old, search results written again.
 document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState !== 'visible' || !state.user || state.view !== 'worklist' || $('#study').open) return;
-  if (Date.now() - (state.refreshedAt ?? 0) > 60000) refreshWorklist().catch(report);
+  if (document.visibilityState !== 'visible' || !state.user || $('#study').open) return;
+  if (state.view === 'search') showSearch();
+  if (state.view === 'worklist' && Date.now() - (state.refreshedAt ?? 0) > 60000) refreshWorklist().catch(report);
 });
 
 // A tab that closes or goes into the back-forward cache gives up at once the stream it holds for other tabs (it says

@@ -104,3 +104,23 @@ test('an earlier search answered after a later one does not replace it', async (
     await page.unrouteAll({ behavior: 'wait' });
   }
 });
+
+test('signing out leaves nothing of the search or the worklist for the next user of the browser', async () => {
+  await page.fill('#search-q', 'acute infarct');
+  await page.click('#search-form button');
+  await waitInPage(page, "document.querySelectorAll('#search-results li').length === 20");
+  await page.click('#logout');
+  await page.waitForSelector('#login-form', { state: 'visible' });
+  // Gone from the page, not only hidden behind the sign-in form.
+  expect(await page.locator('#search-results li').count()).toBe(0);
+  expect(await page.locator('#worklist tbody tr').count()).toBe(0);
+  expect(await page.inputValue('#search-q')).toBe('');
+  // Another user signs in on the same tab and opens Search: an empty box, no results, no "More results".
+  await page.fill('#token', TOKENS[1].token);
+  await page.click('#login-form button[type=submit]');
+  await page.waitForSelector('#worklist tbody tr');
+  await page.click('.tab[data-view=search]');
+  expect(await page.locator('#search-results li').count()).toBe(0);
+  expect(await page.inputValue('#search-q')).toBe('');
+  expect(await page.isHidden('#search-more')).toBe(true);
+});

@@ -117,8 +117,23 @@ function signOut(message) {
   setLiveNote(null);
   closeStudy();
   state.drafts.clear();
+  forgetShown();
   show('login');
   $('#login-error').textContent = message || '';
+}
+
+/**
+ * What the last user had on screen is not left in the page for the next one at a shared workstation: the worklist
+ * rows and the search (box, results, warning) go with the sign-out, and a search still in flight is not shown.
+ */
+function forgetShown() {
+  for (const rows of ['#worklist tbody', '#untriaged tbody']) $(rows).replaceChildren();
+  searchToken++;
+  state.search = null;
+  $('#search-q').value = '';
+  $('#search-results').replaceChildren();
+  $('#search-warning').hidden = true;
+  $('#search-more').hidden = true;
 }
 
 async function signIn(token) {

@@ -29,7 +29,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { OutOfDiskError, TempFileLostError } from './errors';
 import { fsyncDir, writeAllSync } from './sync-io';
-import { WriteAheadLog, readLog, type LogEntry, type LoggedInstance } from './write-ahead-log';
+import { WriteAheadLog, readLog, toReplay, type LogEntry, type LoggedInstance } from './write-ahead-log';
 
 export interface InstanceStoreOptions {
   /** Absolute DATA_DIR. */
@@ -475,12 +475,13 @@ export class InstanceStore {
 
   /**
    * Writes logged instances into the store the way an unlogged one is written (temp file, fdatasync, rename,
-   * directory fsync). Of several records of one key the last is what its C-STORE left, so only it is written. A
-   * file already holding the record's bytes is flushed where it is; the studies of the others are `repaired`.
+   * directory fsync). Of several records of one key the last is what its C-STORE left, so only it is written; a
+   * record a tombstone voids (its instance was not acknowledged) is never written, nor is its file touched (toReplay).
+   * A file already holding the record's bytes is flushed where it is; the studies of the others are `repaired`.
    */
   private async replay(logged: LoggedInstance[]): Promise<{ replayed: number; repaired: string[] }> {
     const repaired = new Set<string>();
-    const last = new Map(logged.map((record) => [record.key, record.data]));
+    const last = toReplay(logged);
     for (const [key, data] of last) {
       const finalPath = path.join(this.options.dataDir, key);
       const current = await fsp.readFile(finalPath).catch(() => undefined);

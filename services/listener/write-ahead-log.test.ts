@@ -4,7 +4,7 @@
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, writeSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { BLOCK, WriteAheadLog, readLog, type CheckpointSync } from './write-ahead-log';
+import { BLOCK, WriteAheadLog, readLog, toReplay, type CheckpointSync } from './write-ahead-log';
 
 let dir: string;
 let synced: string[];
@@ -99,4 +99,67 @@ test('a file that is not a log, or no file, has nothing to replay', async () => 
   expect(await readLog(file)).toEqual([]);
   writeFileSync(file, Buffer.alloc(8 * BLOCK, 0x41));
   expect(await readLog(file)).toEqual([]);
+});
+
+test('a tombstone voids the record it names: read back with its key and that sequence number, flushed when it resolves, and nothing once the record is checkpointed', async () => {
+  const file = path.join(dir, 'wal');
+  const log = await WriteAheadLog.create(file, 64 * BLOCK, sync, 60_000);
+  const first = log.append(key(1), `/d/${key(1)}`, [data(1)])!;
+  const second = log.append(key(2), `/d/${key(2)}`, [data(2)])!;
+  await Promise.all([first.flushed, second.flushed]);
+  await log.tombstone(first);
+  const logged = await readLog(file);
+  expect(logged.map((r) => [r.key, r.voids])).toEqual([[key(1), undefined], [key(2), undefined], [key(1), first.seq]]);
+  expect(logged[2].data).toHaveLength(0);
+  expect(logged[2].seq).toBeGreaterThan(second.seq);
+  // The voided record is not replayed; the other one is.
+  expect([...toReplay(logged).keys()]).toEqual([key(2)]);
+
+  // A checkpoint that leaves no record behind covers the tombstone too: the log reads back empty.
+  log.settle(first);
+  log.settle(second);
+  await log.checkpoint();
+  expect(await readLog(file)).toEqual([]);
+  // A record a checkpoint freed is never replayed: voiding it writes nothing.
+  await log.tombstone(second);
+  expect(await readLog(file)).toEqual([]);
+  await log.close();
+});
+
+test('of the records of one key, the last that no tombstone voids is replayed; a key whose records are all voided is not', async () => {
+  const file = path.join(dir, 'wal');
+  const log = await WriteAheadLog.create(file, 64 * BLOCK, sync, 60_000);
+  // Key 1: an acknowledged copy, then a resend that failed. Key 2: the other way round. Key 3: one that failed.
+  const acknowledged1 = log.append(key(1), '/d/1', [data(1)])!;
+  const failed1 = log.append(key(1), '/d/1', [data(11)])!;
+  const failed2 = log.append(key(2), '/d/2', [data(2)])!;
+  const acknowledged2 = log.append(key(2), '/d/2', [data(22)])!;
+  const failed3 = log.append(key(3), '/d/3', [data(3)])!;
+  await Promise.all([acknowledged1.flushed, acknowledged2.flushed]);
+  for (const entry of [failed1, failed3, failed2]) await log.tombstone(entry);
+  const replayed = toReplay(await readLog(file));
+  expect([...replayed.keys()].sort()).toEqual([key(1), key(2)]);
+  expect(replayed.get(key(1))?.equals(data(1))).toBe(true);
+  expect(replayed.get(key(2))?.equals(data(22))).toBe(true);
+  // Without the tombstones the last record of each key is replayed, as before.
+  const records = (await readLog(file)).filter((r) => r.voids === undefined);
+  expect([...toReplay(records).entries()].map(([k, d]) => [k, d[0]])).toEqual([[key(1), 11], [key(2), 22], [key(3), 3]]);
+  for (const entry of [acknowledged1, failed1, failed2, acknowledged2, failed3]) log.settle(entry);
+  await log.close();
+});
+
+test('with no room in the ring for a tombstone a checkpoint frees the record instead; when none can, the tombstone is refused', async () => {
+  const file = path.join(dir, 'wal');
+  // 15 blocks of records: seven of 2 blocks and one tombstone fill it.
+  const log = await WriteAheadLog.create(file, 16 * BLOCK, sync, 60_000);
+  const entries = [1, 2, 3, 4, 5, 6, 7].map((n) => log.append(key(n), `/d/${n}`, [data(n)])!);
+  await log.tombstone(entries[6]);
+  // The ring is full and the oldest record is not settled: no checkpoint frees the record, and it may be replayed.
+  await expect(log.tombstone(entries[5])).rejects.toThrow(/no room/);
+  expect(toReplay(await readLog(file)).has(key(6))).toBe(true);
+  // Once the records before it are settled, the checkpoint frees it: it is not replayed, and nothing was written.
+  for (const e of entries) log.settle(e);
+  await log.tombstone(entries[5]);
+  expect(await readLog(file)).toEqual([]);
+  await log.close();
 });

@@ -11,6 +11,9 @@
 // and the data, padded to the next block. The log is a ring: a record goes at the head if it fits before the end,
 // else at block 1 if the oldest record not yet checkpointed starts after it; otherwise append() says no and the
 // caller stores the instance the usual way.
+// A tombstone (tombstone()) is a record of the same layout under its own magic ("NTWT") whose 4 data bytes are the
+// sequence number of the record it voids: an instance logged and then not acknowledged. A log without tombstones
+// (written before they existed) reads as it always did; a reader that predates them skips one as a torn record.
 import { closeSync, fdatasync, openSync, writeSync, promises as fsp } from 'node:fs';
 import { promisify } from 'node:util';
 import { randomInt } from 'node:crypto';
@@ -23,6 +26,7 @@ const fdatasyncAsync = promisify(fdatasync);
 export const BLOCK = 4096;
 const MAGIC = 0x4c57544e; // "NTWL"
 const HEADER_MAGIC = 0x4857544e; // "NTWH"
+const TOMBSTONE_MAGIC = 0x5457544e; // "NTWT"
 const HEAD = 32;
 /** What a storage key may look like in a record; anything else is not replayed. */
 const KEY = /^store\/[0-9.]+\/[0-9.]+\/[0-9.]+\.dcm$/;
@@ -30,6 +34,8 @@ const KEY = /^store\/[0-9.]+\/[0-9.]+\/[0-9.]+\.dcm$/;
 /** One appended record, from append() until a checkpoint has flushed its file. */
 export interface LogEntry {
   readonly seq: number;
+  /** The storage key the record was written under. */
+  readonly key: string;
   readonly start: number;
   readonly end: number;
   /** Absolute path of the instance's file in the store. */
@@ -71,12 +77,15 @@ function readHeader(block: Buffer): { generation: number; checkpointed: number }
 export interface LoggedInstance {
   seq: number;
   key: string;
+  /** The instance's Part 10 bytes (empty in a tombstone). */
   data: Buffer;
+  /** A tombstone: the sequence number of the record of `key` it voids. */
+  voids?: number;
 }
 
 /**
- * The records of a log file that its last checkpoint did not cover, oldest first. A record whose CRC fails (a
- * write torn by the crash) or of an older generation is skipped: it was never acknowledged.
+ * The records of a log file that its last checkpoint did not cover, oldest first, tombstones among them. A record
+ * whose CRC fails (a write torn by the crash) or of an older generation is skipped: it was never acknowledged.
  */
 export async function readLog(file: string): Promise<LoggedInstance[]> {
   const bytes = await fsp.readFile(file).catch((err: NodeJS.ErrnoException) => {
@@ -99,8 +108,24 @@ export async function readLog(file: string): Promise<LoggedInstance[]> {
   return found.sort((a, b) => a.seq - b.seq);
 }
 
+/**
+ * What a replay writes into the store, by storage key: records a tombstone voids are dropped (their instances were
+ * not acknowledged), then of several records of one key the last is what its C-STOREs left. A key whose records
+ * are all voided is absent: nothing is written for it, and whatever file it has is left as it is (an acknowledged
+ * copy of the same instance, stored before or beside the voided one, may be that file).
+ */
+export function toReplay(logged: LoggedInstance[]): Map<string, Buffer> {
+  const voided = new Set(logged.filter((r) => r.voids !== undefined).map((r) => `${r.voids} ${r.key}`));
+  const last = new Map<string, Buffer>();
+  for (const record of [...logged].sort((a, b) => a.seq - b.seq)) {
+    if (record.voids === undefined && !voided.has(`${record.seq} ${record.key}`)) last.set(record.key, record.data);
+  }
+  return last;
+}
+
 function recordAt(bytes: Buffer, at: number, generation: number): LoggedInstance | undefined {
-  if (bytes.readUInt32LE(at) !== MAGIC || bytes.readUInt32LE(at + 4) !== generation) return undefined;
+  const magic = bytes.readUInt32LE(at);
+  if ((magic !== MAGIC && magic !== TOMBSTONE_MAGIC) || bytes.readUInt32LE(at + 4) !== generation) return undefined;
   const seq = bytes.readUInt32LE(at + 8);
   const keyLength = bytes.readUInt16LE(at + 12);
   const dataLength = bytes.readUInt32LE(at + 16);
@@ -111,6 +136,10 @@ function recordAt(bytes: Buffer, at: number, generation: number): LoggedInstance
   if (crc !== bytes.readUInt32LE(at + 20)) return undefined;
   const key = bytes.toString('latin1', at + HEAD, at + HEAD + keyLength);
   if (!KEY.test(key)) return undefined;
+  if (magic === TOMBSTONE_MAGIC) {
+    if (dataLength !== 4) return undefined;
+    return { seq, key, data: Buffer.alloc(0), voids: bytes.readUInt32LE(at + HEAD + keyLength) };
+  }
   return { seq, key, data: Buffer.from(bytes.subarray(at + HEAD + keyLength, end)) };
 }
 
@@ -165,17 +194,49 @@ export class WriteAheadLog {
    */
   append(key: string, finalPath: string, buffers: Buffer[]): LogEntry | undefined {
     if (this.closed) return undefined;
-    const keyBytes = Buffer.from(key, 'latin1');
-    const dataLength = buffers.reduce((n, b) => n + b.length, 0);
-    const length = align(HEAD + keyBytes.length + dataLength);
-    const start = this.placeFor(length);
+    const start = this.write(MAGIC, key, buffers);
     if (start === undefined) {
       this.checkpointSoon(0);
       return undefined;
     }
+    const entry: LogEntry = { seq: this.seq, key, start, end: this.head, finalPath, flushed: this.flush(), settled: false };
+    this.entries.push(entry);
+    if (this.usedBytes() > this.size / 4) this.checkpointSoon(0);
+    return entry;
+  }
+
+  /**
+   * Voids a record whose instance was not acknowledged after all: a tombstone naming it is written and flushed, so
+   * a replay after a crash never writes the record's bytes into the store. Nothing is written for a record a
+   * checkpoint has already freed (no replay reads it). The tombstone is not an entry: it needs no checkpoint, and
+   * once the record it names is checkpointed its blocks may be reused. With no room for it in the ring, a
+   * checkpoint is run first (it frees the record when every record before it is settled). Rejects when the
+   * tombstone could not be written or flushed: the record may then still be replayed.
+   */
+  async tombstone(entry: LogEntry): Promise<void> {
+    for (let attempt = 0; this.entries.includes(entry); attempt++) {
+      if (this.closed) throw new Error('write-ahead log closed before a tombstone could be written');
+      const seq = Buffer.alloc(4);
+      seq.writeUInt32LE(entry.seq);
+      if (this.write(TOMBSTONE_MAGIC, entry.key, [seq]) !== undefined) {
+        await this.flush();
+        return;
+      }
+      if (attempt === 2) throw new Error('no room in the write-ahead log for a tombstone');
+      await this.checkpoint();
+    }
+  }
+
+  /** Writes one record at its place in the ring (page cache, synchronously) and moves the head past it. */
+  private write(magic: number, key: string, buffers: Buffer[]): number | undefined {
+    const keyBytes = Buffer.from(key, 'latin1');
+    const dataLength = buffers.reduce((n, b) => n + b.length, 0);
+    const length = align(HEAD + keyBytes.length + dataLength);
+    const start = this.placeFor(length);
+    if (start === undefined) return undefined;
     this.seq += 1;
     const head = Buffer.alloc(HEAD);
-    head.writeUInt32LE(MAGIC, 0);
+    head.writeUInt32LE(magic, 0);
     head.writeUInt32LE(this.generation, 4);
     head.writeUInt32LE(this.seq, 8);
     head.writeUInt16LE(keyBytes.length, 12);
@@ -186,10 +247,7 @@ export class WriteAheadLog {
     head.writeUInt32LE(crc, 20);
     writeAllSync(this.fd, [head, keyBytes, ...buffers], start);
     this.head = start + length;
-    const entry: LogEntry = { seq: this.seq, start, end: start + length, finalPath, flushed: this.flush(), settled: false };
-    this.entries.push(entry);
-    if (this.usedBytes() > this.size / 4) this.checkpointSoon(0);
-    return entry;
+    return start;
   }
 
   /** The entry's file is in place (or its instance failed): a checkpoint may now flush it and free its record. */
@@ -277,7 +335,10 @@ export class WriteAheadLog {
         await Promise.all(batch.map((e) => this.sync.syncFile(e.finalPath)));
         const dirs = new Set(batch.map((e) => e.finalPath.slice(0, e.finalPath.lastIndexOf('/'))));
         await Promise.all([...dirs].map((d) => this.sync.syncDir(d)));
-        writeSync(this.fd, headerBlock(this.generation, batch[batch.length - 1].seq), 0, BLOCK, 0);
+        // With no record left behind the batch, the tombstones written since (each voids a record of the batch, or
+        // one freed before) are covered too, so an emptied log reads back empty.
+        const covered = this.entries.length === count ? this.seq : batch[batch.length - 1].seq;
+        writeSync(this.fd, headerBlock(this.generation, covered), 0, BLOCK, 0);
         await fdatasyncAsync(this.fd);
         this.entries.splice(0, count);
         this.lastCheckpointError = undefined;

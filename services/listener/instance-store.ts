@@ -180,7 +180,10 @@ export class Spool extends Writable {
   private aborted = false;
   readonly done: Promise<void>;
   private tmp: string;
-  /** The write-ahead log record of this instance, when prepare() logged it. */
+  /**
+   * The write-ahead log record of this instance, when prepare() logged it; kept once settled, so that an instance
+   * not acknowledged after all can void it (InstanceStore.unacknowledged()).
+   */
   logEntry: LogEntry | undefined;
 
   constructor(
@@ -617,9 +620,28 @@ export class InstanceStore {
   private settleLogged(spool: Spool): void {
     this.flushing.delete(spool);
     const entry = spool.logEntry;
-    if (!entry) return;
-    spool.logEntry = undefined;
+    if (!entry || entry.settled) return;
     this.log?.settle(entry);
+  }
+
+  /**
+   * The instance is not acknowledged after all (any failure once prepare() was called; the SCP calls this before
+   * the failure status goes out). Its log record, unless a checkpoint has freed it already, is voided by a
+   * tombstone, flushed before this returns: a replay after a crash must not write an instance the sender was told
+   * failed into the store, nor score its study again. The file at its key is not touched here: the SCP removes it
+   * when it must not stay (remove()), and otherwise it may be an acknowledged copy of the same instance. Never
+   * throws: the error returned (a tombstone not written) leaves the record to be replayed as before.
+   */
+  async unacknowledged(spool: Spool): Promise<Error | undefined> {
+    this.settleLogged(spool);
+    const entry = spool.logEntry;
+    spool.logEntry = undefined;
+    // A record written after our log was removed went to a file no replay reads.
+    if (!entry || !this.log || this.logLost) return undefined;
+    return this.log.tombstone(entry).then(
+      () => undefined,
+      (err: Error) => err,
+    );
   }
 
   /** Second half of commit(): rename into the store and fsync the directory that now names it. */

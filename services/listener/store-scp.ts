@@ -417,6 +417,11 @@ export class StoreScp extends Scp {
       answer = { status: StoreStatus.Success };
       this.counts[outcome as StoreOutcome] += 1;
     } catch (err) {
+      // Not acknowledged: the instance's write-ahead log record, if it has one, is voided before the failure goes out.
+      const notVoided = await this.deps.store.unacknowledged(pending.spool);
+      if (notVoided) {
+        this.log.error({ err: notVoided.message }, 'could not void the write-ahead log record of an unacknowledged instance; a crash before the next checkpoint writes it into the store');
+      }
       await pending.spool.abort().catch(() => undefined);
       const status = statusForError(err);
       outcome = errorLabel(err);

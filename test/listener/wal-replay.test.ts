@@ -23,8 +23,10 @@ import { createLogger } from '../../shared/logger';
 import { LEASE_FILE, LEASE_REFRESH_MS, LOG_FILE } from '../../services/listener/instance-store';
 import { startListener } from '../../services/listener/listener';
 import { WriteAheadLog } from '../../services/listener/write-ahead-log';
+import { StudyAssembler } from '../../services/listener/study-assembler';
+import { BackendUnavailableError } from '../../services/listener/errors';
 import { startRedis, type TestRedis } from '../helpers/redis';
-import { newUid, writeMrInstance } from '../helpers/dcmtk';
+import { newUid, storescu, writeMrInstance } from '../helpers/dcmtk';
 import { waitFor } from '../helpers/wait';
 import { startHarness, studyJobs, tempDir, testListenerSettings, type Harness } from './harness';
 
@@ -183,5 +185,77 @@ test('a sweep under way when the listener closes still has its repaired study sc
     expect(other.logLines.filter((l) => l.includes('could not schedule'))).toEqual([]);
   } finally {
     await other.stop();
+  }
+});
+
+/**
+ * A listener that logs one instance of a new study, answers it `status` because its arrival could not be recorded
+ * (what `refuse` sets up), and stops without a checkpoint, as a process killed within ~200 ms of the failure leaves
+ * its log. Returns the study and the instance's storage key.
+ */
+async function unacknowledgedThenKilled(dir: string, refuse: (study: string) => Promise<void>, status: number): Promise<{ study: string; key: string }> {
+  const study = newUid();
+  const series = newUid();
+  const file = path.join(tempDir('nt-wal-src-'), 'i.dcm');
+  const sop = writeMrInstance(file, { StudyInstanceUID: study, SeriesInstanceUID: series, InstanceNumber: 1 });
+  const checkpoints = jest.spyOn(WriteAheadLog.prototype, 'checkpoint').mockResolvedValue(undefined);
+  try {
+    const crashed = await startHarness({}, { redis, dataDir: dir });
+    try {
+      await refuse(study);
+      expect((await storescu(crashed.ae, [file])).statuses).toEqual([status]);
+    } finally {
+      await crashed.stop();
+    }
+  } finally {
+    checkpoints.mockRestore();
+  }
+  return { study, key: instanceStorageKey(study, series, sop) };
+}
+
+async function expectNotReplayed(restarted: Harness, study: string, key: string): Promise<void> {
+  expect(existsSync(path.join(restarted.dataDir, key))).toBe(false);
+  expect(await restarted.client.sismember(keys.pendingStudies(), study)).toBe(0);
+  expect(await jobsOf(study)).toEqual([]);
+  expect(restarted.logLines.filter((l) => l.includes('instances replayed from a write-ahead log'))).toEqual([]);
+}
+
+test('a logged instance whose arrival Redis refused, its listener dead before the checkpoint, is not written into the store by the replay nor its study scored', async () => {
+  const dir = tempDir('nt-wal-refused-');
+  const refused = jest.spyOn(StudyAssembler.prototype, 'recordArrival');
+  const { study, key } = await unacknowledgedThenKilled(
+    dir,
+    async () => void refused.mockRejectedValueOnce(new BackendUnavailableError('Redis refused the arrival record')),
+    0xa700,
+  ).finally(() => refused.mockRestore());
+  // Its file was placed unflushed and left for the resend to replace; the power cut took it.
+  rmSync(path.join(dir, key));
+  const restarted = await startHarness({}, { redis, dataDir: dir });
+  try {
+    await expectNotReplayed(restarted, study, key);
+  } finally {
+    await restarted.stop();
+  }
+});
+
+test('a logged instance refused because retention is purging its study, its listener killed before the checkpoint, is not written back by the replay', async () => {
+  const dir = tempDir('nt-wal-purging-refused-');
+  const client = connectRedis(redis.url, 'worker');
+  try {
+    const { study, key } = await unacknowledgedThenKilled(
+      dir,
+      async (uid) => void (await client.hset(keys.study(uid), 'status', 'scored', PURGING_FIELD, String(Date.now()))),
+      0xa700,
+    );
+    // The file was removed at the refusal; a replay writing it back would leave image data of a deleted study.
+    expect(existsSync(path.join(dir, key))).toBe(false);
+    const restarted = await startHarness({}, { redis, dataDir: dir });
+    try {
+      await expectNotReplayed(restarted, study, key);
+    } finally {
+      await restarted.stop();
+    }
+  } finally {
+    client.disconnect();
   }
 });

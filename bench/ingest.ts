@@ -21,7 +21,7 @@
 // What every round writes stays until the end of the run: deleting thousands of files makes ext4's inode allocator
 // skip the freed inodes for ~30 s (recently_deleted), which charged ~0.5 ms of kernel time to each file the next
 // round created, whichever SCP it was, and made rounds depend on what ran before them.
-import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { startRedis } from '../test/helpers/redis';
@@ -71,13 +71,36 @@ interface Round {
   cpuSeconds?: number;
   /** Of which in the kernel (writes, fsyncs, sockets). */
   systemSeconds?: number;
+  /** CPU seconds of the whole machine (every process and the kernel: SCP, storescu, Redis, disk) during the round. */
+  machineSeconds?: number;
 }
 
 interface Timed {
   seconds: number;
   cpuSeconds?: number;
   systemSeconds?: number;
+  machineSeconds?: number;
 }
+
+/**
+ * The machine's busy CPU time so far, in clock ticks (USER_HZ, 100 a second on Linux), from the `cpu` line of
+ * /proc/stat: user, nice, system, irq, softirq and steal; not idle or iowait. Undefined where there is no /proc.
+ */
+function busyTicks(statLine: string): number | undefined {
+  const f = statLine.trim().split(/\s+/);
+  if (f[0] !== 'cpu' || f.length < 9) return undefined;
+  const [user, nice, system, , , irq, softirq, steal] = f.slice(1, 9).map(Number);
+  return user + nice + system + irq + softirq + steal;
+}
+const TICK_SECONDS = 0.01;
+const machineBusy = (): number | undefined => {
+  try {
+    return busyTicks(readFileSync('/proc/stat', 'latin1').split('\n')[0]);
+  } catch {
+    return undefined;
+  }
+};
+const busySeconds = (from: number | undefined, to: number | undefined) => (from === undefined || to === undefined ? undefined : (to - from) * TICK_SECONDS);
 
 function makeSet(dir: string, n: number, sizes: number[]): { files: string[]; bytes: number } {
   mkdirSync(dir, { recursive: true });
@@ -112,18 +135,20 @@ async function roundOurs(files: string[], work: string, redisUrl: string, build:
   const listener = await build.startListener({ settings, log: createLogger('listener', 'silent') });
   try {
     const cpu0 = process.cpuUsage();
+    const busy0 = machineBusy();
     const t0 = process.hrtime.bigint();
     const shares = Array.from({ length: ASSOCIATIONS }, (_, k) => files.filter((_f, i) => i % ASSOCIATIONS === k));
     const sent = await Promise.all(
       shares.map((share) => runTool('storescu', ['-aet', CALLING_AE, '-aec', settings.DICOM_AE_TITLE, '127.0.0.1', String(listener.port), ...share], RUN_TIMEOUT_MS)),
     );
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const machineSeconds = busySeconds(busy0, machineBusy());
     const cpu = process.cpuUsage(cpu0);
     const failed = sent.find((r) => r.code !== 0);
     if (failed) throw new Error(`storescu -> neurotriage failed: ${failed.stderr.slice(-500)}`);
     const stored = listFiles(path.join(dataDir, 'store')).length;
     if (stored !== files.length) throw new Error(`neurotriage stored ${stored} of ${files.length}`);
-    return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, systemSeconds: cpu.system / 1e6 };
+    return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, systemSeconds: cpu.system / 1e6, machineSeconds };
   } finally {
     await listener.close();
   }
@@ -140,18 +165,20 @@ async function roundInNamespace(files: string[], start: string, aet: string, wha
     'for i in $(seq 1 500); do (echo > /dev/tcp/127.0.0.1/11112) 2>/dev/null && break; sleep 0.02; done',
     // the same round-robin shares as our rounds, one storescu each, all at once
     `n=${ASSOCIATIONS}; i=0; declare -a share; for f in "$@"; do share[$((i % n))]+="$f"$'\\n'; i=$((i + 1)); done`,
-    't0=$(date +%s%N)',
+    't0=$(date +%s%N); s0=$(head -1 /proc/stat)',
     'pids=(); for k in $(seq 0 $((n - 1))); do mapfile -t files < <(printf %s "${share[$k]}"); ' +
       `storescu -aet ${CALLING_AE} -aec ${aet} 127.0.0.1 11112 "\${files[@]}" & pids+=($!); done`,
     'rc=0; for p in "${pids[@]}"; do wait "$p" || rc=1; done',
-    't1=$(date +%s%N)',
+    't1=$(date +%s%N); s1=$(head -1 /proc/stat)',
     'kill $SCP; wait $SCP 2>/dev/null',
-    'echo "ELAPSED_NS=$((t1-t0)) RC=$rc"',
+    'echo "ELAPSED_NS=$((t1-t0)) RC=$rc"; echo "STAT0=$s0"; echo "STAT1=$s1"',
   ].join('\n');
   const r = await runTool('unshare', ['-rn', 'bash', '-c', script, 'bench', ...files], RUN_TIMEOUT_MS);
   const m = /ELAPSED_NS=(\d+) RC=(\d+)/.exec(r.stdout);
   if (!m || m[2] !== '0') throw new Error(`storescu -> ${what} failed: ${r.stdout.slice(-300)} ${r.stderr.slice(-500)}`);
-  return { seconds: Number(m[1]) / 1e9 };
+  const stat = (name: string) => new RegExp(`^${name}=(.*)$`, 'm').exec(r.stdout)?.[1];
+  const [s0, s1] = [stat('STAT0'), stat('STAT1')];
+  return { seconds: Number(m[1]) / 1e9, machineSeconds: busySeconds(s0 === undefined ? undefined : busyTicks(s0), s1 === undefined ? undefined : busyTicks(s1)) };
 }
 
 async function roundDcmtk(files: string[], work: string): Promise<Timed> {
@@ -304,7 +331,8 @@ async function main(): Promise<void> {
           rounds.push({ target, set: set.name, instances: set.files.length, ...timed });
           const perInstance = (sec = 0) => ((sec * 1000) / set.files.length).toFixed(2);
           const cpu = timed.cpuSeconds === undefined ? '' : `   listener CPU ${perInstance(timed.cpuSeconds)} ms/instance (${perInstance(timed.systemSeconds)} in the kernel)`;
-          console.log(`  round ${i + 1} ${target.padEnd(11)} ${(set.files.length / timed.seconds).toFixed(0).padStart(6)} instances/s${cpu}`);
+          const machine = timed.machineSeconds === undefined ? '' : `   machine CPU ${perInstance(timed.machineSeconds)} ms/instance`;
+          console.log(`  round ${i + 1} ${target.padEnd(11)} ${(set.files.length / timed.seconds).toFixed(0).padStart(6)} instances/s${machine}${cpu}`);
         }
       }
     }
@@ -327,6 +355,9 @@ async function main(): Promise<void> {
         const otherCpu = median(of('compare').map((r) => ((r.cpuSeconds ?? NaN) * 1000) / r.instances));
         console.log(`  BENCH_COMPARE build: ${other.toFixed(0)} instances/s, listener CPU ${otherCpu.toFixed(2)} ms/instance; this build ${(ours / other).toFixed(2)}x of it`);
       }
+      const machine = (target: Target) => median(of(target).map((r) => ((r.machineSeconds ?? NaN) * 1000) / r.instances));
+      const machines = (['neurotriage', 'orthanc', 'storescp'] as Target[]).filter((t) => of(t).length > 0).map((t) => `${t} ${machine(t).toFixed(2)}`);
+      if (machines.length > 0) console.log(`  machine CPU ms/instance (every process and the kernel, SCU included): ${machines.join(', ')}`);
     }
     console.log(`\n${new Date().toISOString()} load average ${load()}`);
     console.log(`written under ${work}`);

@@ -5,7 +5,9 @@
 // fsynced, plus its SQLite index) and to `storescp -od` (plain writes, no fsync), alternating rounds, every DCMTK
 // process (Orthanc included) with TCP_NODELAY=1. storescp and Orthanc cannot bind loopback only, so each runs with
 // its storescu inside a private network namespace (`unshare -rn`, loopback up) where nothing else can reach it,
-// with its own temp storage; our listener binds 127.0.0.1 as in production.
+// with its own temp storage; our listener binds 127.0.0.1 as in production. Every SCP's storescu are started by
+// one bash script and timed inside it (sendAll), the same way for each: the listener's rounds once spawned its
+// storescu from this process, which holds the listener, so their timing carried spawns the others' did not.
 // Each round also times the disk alone, three ways (see logFloor and fsyncFloor): the ceiling for any SCP that
 // makes each instance durable that way before it answers a synchronous SCU such as storescu.
 // Environment: BENCH_SMALL (default 800), BENCH_LARGE (default 240), BENCH_ROUNDS (default 3), BENCH_DIR (where
@@ -21,7 +23,7 @@
 // What every round writes stays until the end of the run: deleting thousands of files makes ext4's inode allocator
 // skip the freed inodes for ~30 s (recently_deleted), which charged ~0.5 ms of kernel time to each file the next
 // round created, whichever SCP it was, and made rounds depend on what ran before them.
-import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { startRedis } from '../test/helpers/redis';
@@ -93,13 +95,6 @@ function busyTicks(statLine: string): number | undefined {
   return user + nice + system + irq + softirq + steal;
 }
 const TICK_SECONDS = 0.01;
-const machineBusy = (): number | undefined => {
-  try {
-    return busyTicks(readFileSync('/proc/stat', 'latin1').split('\n')[0]);
-  } catch {
-    return undefined;
-  }
-};
 const busySeconds = (from: number | undefined, to: number | undefined) => (from === undefined || to === undefined ? undefined : (to - from) * TICK_SECONDS);
 
 function makeSet(dir: string, n: number, sizes: number[]): { files: string[]; bytes: number } {
@@ -134,51 +129,57 @@ async function roundOurs(files: string[], work: string, redisUrl: string, build:
   });
   const listener = await build.startListener({ settings, log: createLogger('listener', 'silent') });
   try {
+    // The listener runs in this process, so its CPU is this process's during the round (one bash spawned, which
+    // starts the storescu: the same launcher as the other SCPs' rounds, timed inside it like theirs).
     const cpu0 = process.cpuUsage();
-    const busy0 = machineBusy();
-    const t0 = process.hrtime.bigint();
-    const shares = Array.from({ length: ASSOCIATIONS }, (_, k) => files.filter((_f, i) => i % ASSOCIATIONS === k));
-    const sent = await Promise.all(
-      shares.map((share) => runTool('storescu', ['-aet', CALLING_AE, '-aec', settings.DICOM_AE_TITLE, '127.0.0.1', String(listener.port), ...share], RUN_TIMEOUT_MS)),
-    );
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    const machineSeconds = busySeconds(busy0, machineBusy());
+    const timed = await sendAll(files, [], settings.DICOM_AE_TITLE, listener.port, 'neurotriage');
     const cpu = process.cpuUsage(cpu0);
-    const failed = sent.find((r) => r.code !== 0);
-    if (failed) throw new Error(`storescu -> neurotriage failed: ${failed.stderr.slice(-500)}`);
     const stored = listFiles(path.join(dataDir, 'store')).length;
     if (stored !== files.length) throw new Error(`neurotriage stored ${stored} of ${files.length}`);
-    return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, systemSeconds: cpu.system / 1e6, machineSeconds };
+    return { ...timed, cpuSeconds: (cpu.user + cpu.system) / 1e6, systemSeconds: cpu.system / 1e6 };
   } finally {
     await listener.close();
   }
 }
 
 /**
- * An SCP started by `start` (a shell command line, listening on port 11112 as AE `aet`) and storescu together in a
- * private network namespace; the timing brackets the storescu associations only, not the SCP's start.
+ * Sends the files to an SCP at 127.0.0.1:`port` from one bash script: round-robin shares, one storescu each, all
+ * at once, timed (and the machine's CPU read) inside the script from the first storescu's start to the last one's
+ * exit. `before` and `after` are script lines run untimed around it (an SCP's start and stop). Every SCP's round
+ * goes through here, so no SCP's timing includes a launcher the others' do not.
  */
-async function roundInNamespace(files: string[], start: string, aet: string, what: string): Promise<Timed> {
+async function sendAll(files: string[], before: string[], aet: string, port: number, what: string, after: string[] = [], wrap: string[] = []): Promise<Timed> {
   const script = [
-    'ip link set lo up',
-    `${start} & SCP=$!`,
-    'for i in $(seq 1 500); do (echo > /dev/tcp/127.0.0.1/11112) 2>/dev/null && break; sleep 0.02; done',
-    // the same round-robin shares as our rounds, one storescu each, all at once
+    ...before,
     `n=${ASSOCIATIONS}; i=0; declare -a share; for f in "$@"; do share[$((i % n))]+="$f"$'\\n'; i=$((i + 1)); done`,
     't0=$(date +%s%N); s0=$(head -1 /proc/stat)',
     'pids=(); for k in $(seq 0 $((n - 1))); do mapfile -t files < <(printf %s "${share[$k]}"); ' +
-      `storescu -aet ${CALLING_AE} -aec ${aet} 127.0.0.1 11112 "\${files[@]}" & pids+=($!); done`,
+      `storescu -aet ${CALLING_AE} -aec ${aet} 127.0.0.1 ${port} "\${files[@]}" & pids+=($!); done`,
     'rc=0; for p in "${pids[@]}"; do wait "$p" || rc=1; done',
     't1=$(date +%s%N); s1=$(head -1 /proc/stat)',
-    'kill $SCP; wait $SCP 2>/dev/null',
+    ...after,
     'echo "ELAPSED_NS=$((t1-t0)) RC=$rc"; echo "STAT0=$s0"; echo "STAT1=$s1"',
   ].join('\n');
-  const r = await runTool('unshare', ['-rn', 'bash', '-c', script, 'bench', ...files], RUN_TIMEOUT_MS);
+  const [tool, ...args] = [...wrap, 'bash', '-c', script, 'bench', ...files];
+  const r = await runTool(tool, args, RUN_TIMEOUT_MS);
   const m = /ELAPSED_NS=(\d+) RC=(\d+)/.exec(r.stdout);
   if (!m || m[2] !== '0') throw new Error(`storescu -> ${what} failed: ${r.stdout.slice(-300)} ${r.stderr.slice(-500)}`);
   const stat = (name: string) => new RegExp(`^${name}=(.*)$`, 'm').exec(r.stdout)?.[1];
   const [s0, s1] = [stat('STAT0'), stat('STAT1')];
   return { seconds: Number(m[1]) / 1e9, machineSeconds: busySeconds(s0 === undefined ? undefined : busyTicks(s0), s1 === undefined ? undefined : busyTicks(s1)) };
+}
+
+/**
+ * An SCP started by `start` (a shell command line, listening on port 11112 as AE `aet`) and storescu together in a
+ * private network namespace; the timing brackets the storescu associations only, not the SCP's start.
+ */
+function roundInNamespace(files: string[], start: string, aet: string, what: string): Promise<Timed> {
+  const before = [
+    'ip link set lo up',
+    `${start} & SCP=$!`,
+    'for i in $(seq 1 500); do (echo > /dev/tcp/127.0.0.1/11112) 2>/dev/null && break; sleep 0.02; done',
+  ];
+  return sendAll(files, before, aet, 11112, what, ['kill $SCP; wait $SCP 2>/dev/null'], ['unshare', '-rn']);
 }
 
 async function roundDcmtk(files: string[], work: string): Promise<Timed> {

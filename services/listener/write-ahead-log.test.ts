@@ -163,3 +163,25 @@ test('with no room in the ring for a tombstone a checkpoint frees the record ins
   expect(await readLog(file)).toEqual([]);
   await log.close();
 });
+
+test('a tombstone flushes the file at its record\'s path before the record is voided: a replay no longer writes that file, which may be the failed copy placed unflushed over an acknowledged one', async () => {
+  const file = path.join(dir, 'wal');
+  // Whether the log already held a tombstone when the file was flushed.
+  const voidedFirst: boolean[] = [];
+  const watching: CheckpointSync = {
+    syncFile: async (f) => {
+      synced.push(f);
+      voidedFirst.push((await readLog(file)).some((r) => r.voids !== undefined));
+    },
+    syncDir: async () => undefined,
+  };
+  const log = await WriteAheadLog.create(file, 64 * BLOCK, watching, 60_000);
+  const entry = log.append(key(1), `/d/${key(1)}`, [data(1)])!;
+  await entry.flushed;
+  log.settle(entry);
+  await log.tombstone(entry);
+  expect(toReplay(await readLog(file)).size).toBe(0);
+  expect(synced).toEqual([`/d/${key(1)}`]);
+  expect(voidedFirst).toEqual([false]);
+  await log.close();
+});

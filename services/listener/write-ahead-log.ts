@@ -212,8 +212,13 @@ export class WriteAheadLog {
    * once the record it names is checkpointed its blocks may be reused. With no room for it in the ring, a
    * checkpoint is run first (it frees the record when every record before it is settled). Rejects when the
    * tombstone could not be written or flushed: the record may then still be replayed.
+   * The file at the record's path is flushed first, as a checkpoint would: once the record is voided no replay writes
+   * that file again, and it may be the failed copy, placed unflushed over an acknowledged copy of the same instance,
+   * whose bytes a crash would otherwise lose for good (a resend of an acknowledged instance is a duplicate).
    */
   async tombstone(entry: LogEntry): Promise<void> {
+    if (!this.entries.includes(entry)) return;
+    await this.sync.syncFile(entry.finalPath);
     for (let attempt = 0; this.entries.includes(entry); attempt++) {
       if (this.closed) throw new Error('write-ahead log closed before a tombstone could be written');
       const seq = Buffer.alloc(4);

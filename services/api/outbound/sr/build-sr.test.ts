@@ -361,9 +361,9 @@ describe('buildTriageSr dates and times (one offset for every DA and TM, the stu
     expect(offsetOf('Europe/London', '20261025', '023000')).toBe('+0000');
   });
 
-  it('takes no offset from a Study Date or Time that does not exist (30 February, hour 25), but the zone\'s now, as without one', () => {
+  it('takes no offset from a Study Date or Time that does not exist (30 February, hour 25, second 75), but the zone\'s now, as without one', () => {
     // scoredAt is in July (BST); 2 March, where 30 February would roll over to, is in GMT.
-    for (const attributes of [{ StudyDate: '20260230', StudyTime: '101500' }, { StudyDate: '20260301', StudyTime: '2530' }, { StudyDate: '20261301', StudyTime: '' }]) {
+    for (const attributes of [{ StudyDate: '20260230', StudyTime: '101500' }, { StudyDate: '20260301', StudyTime: '2530' }, { StudyDate: '20260301', StudyTime: '101575' }, { StudyDate: '20261301', StudyTime: '' }]) {
       const ds = buildTriageSr(result({ scoredAt }), withStudy(attributes), identity({ now: scoredAt }));
       expect(ds.TimezoneOffsetFromUTC).toBe('+0100');
       expect(instant(ds.ContentDate, ds.ContentTime, ds.TimezoneOffsetFromUTC)).toBe(scoredAt);

@@ -49,9 +49,10 @@ function offsetAtLocal(date: unknown, time: unknown, timeZone: string | undefine
   const d = typeof date === 'string' ? /^(\d{4})(\d{2})(\d{2})$/.exec(date.trim()) : null;
   if (!d) return undefined;
   // TM may be HH, HHMM or HHMMSS.F (and ACR-NEMA's HH:MM:SS); a study without a time is taken at noon. TM allows a
-  // leap second (60), read as 59 here.
+  // leap second (60), read as 59 here; 61 and above are no second (they roll over below).
   const t = typeof time === 'string' ? /^(\d{2})(\d{2})?(\d{2})?/.exec(time.trim().replace(/:/g, '')) : null;
-  const fields = [Number(d[1]), Number(d[2]) - 1, Number(d[3]), t ? Number(t[1]) : 12, Number(t?.[2] ?? 0), Math.min(59, Number(t?.[3] ?? 0))] as const;
+  const second = Number(t?.[3] ?? 0);
+  const fields = [Number(d[1]), Number(d[2]) - 1, Number(d[3]), t ? Number(t[1]) : 12, Number(t?.[2] ?? 0), second === 60 ? 59 : second] as const;
   const wall = Date.UTC(...fields);
   // Date.UTC rolls a field over (30 February is 2 March, hour 25 the next day); a value it changed does not exist.
   const back = new Date(wall);

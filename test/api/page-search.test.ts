@@ -124,3 +124,26 @@ test('signing out leaves nothing of the search or the worklist for the next user
   expect(await page.inputValue('#search-q')).toBe('');
   expect(await page.isHidden('#search-more')).toBe(true);
 });
+
+test('a worklist refresh still on its way at sign-out does not put the rows back', async () => {
+  // The worklist's answers held back 1.5 s on their way to the page; a filter change asks for a refresh, and the
+  // reader signs out before it lands.
+  await page.click('.tab[data-view=worklist]');
+  await page.waitForSelector('#worklist tbody tr');
+  await page.route((url) => url.pathname === '/api/v1/studies', async (route) => {
+    const response = await route.fetch();
+    await new Promise((r) => setTimeout(r, 1500));
+    await route.fulfill({ response });
+  });
+  try {
+    await page.evaluate("document.querySelector('#filters').dispatchEvent(new Event('change'))");
+    await page.click('#logout');
+    await page.waitForSelector('#login-form', { state: 'visible' });
+    // Long enough for the held-back answers to arrive.
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(await page.locator('#worklist tbody tr').count()).toBe(0);
+    expect(await page.textContent('#count')).toBe('');
+  } finally {
+    await page.unrouteAll({ behavior: 'wait' });
+  }
+});

@@ -122,12 +122,20 @@ function signOut(message) {
   $('#login-error').textContent = message || '';
 }
 
+/** Sign-outs so far: a worklist refresh begun before one writes nothing after it. */
+let signOuts = 0;
+
 /**
  * What the last user had on screen is not left in the page for the next one at a shared workstation: the worklist
- * rows and the search (box, results, warning) go with the sign-out, and a search still in flight is not shown.
+ * (rows, count, unreadable results) and the search (box, results, warning) go with the sign-out, and a refresh or
+ * a search still in flight is not shown.
  */
 function forgetShown() {
+  signOuts++;
+  clearTimeout(refreshTimer);
   for (const rows of ['#worklist tbody', '#untriaged tbody']) $(rows).replaceChildren();
+  $('#count').textContent = '';
+  showUnreadable([]);
   searchToken++;
   state.search = null;
   $('#search-q').value = '';
@@ -365,6 +373,7 @@ function replaceRows(body, rows) {
 }
 
 async function refreshWorklist() {
+  const session = signOuts;
   // Refreshes keep as many studies on screen as the radiologist has asked for, in pages of at most 200.
   let items = [];
   let cursor = null;
@@ -382,6 +391,7 @@ async function refreshWorklist() {
     api(`/api/v1/studies?status=failed,unsupported&limit=${STUDIES_LIMIT}`),
     api(`/api/v1/studies?status=received,queued,scoring&limit=${STUDIES_LIMIT}`),
   ]);
+  if (session !== signOuts) return;
   const page = { items, nextCursor: cursor };
   state.refreshedAt = Date.now();
   nameZone();

@@ -137,11 +137,9 @@ function forgetShown() {
   $('#count').textContent = '';
   showUnreadable([]);
   searchToken++;
-  state.search = null;
+  dropSearch();
   $('#search-q').value = '';
-  $('#search-results').replaceChildren();
   $('#search-warning').hidden = true;
-  $('#search-more').hidden = true;
 }
 
 async function signIn(token) {
@@ -1102,7 +1100,6 @@ async function checkDraft(event) {
 // writes it now, without asking the search again.
 let searchToken = 0;
 async function runSearch(offset = 0, q = $('#search-q').value.trim()) {
-  const list = $('#search-results');
   const warning = $('#search-warning');
   // Only the last search asked is shown: an earlier one answered later must not replace it.
   const token = ++searchToken;
@@ -1111,9 +1108,7 @@ async function runSearch(offset = 0, q = $('#search-q').value.trim()) {
     warning.textContent = 'Describe the finding in at least 3 characters.';
     warning.hidden = false;
     warning.classList.add('refused');
-    list.replaceChildren();
-    state.search = null;
-    $('#search-more').hidden = true;
+    dropSearch();
     $('#search-q').focus();
     return;
   }
@@ -1133,6 +1128,13 @@ function searchItem(i) {
     el('button', { type: 'button', class: 'result', onclick: () => openStudy(i.StudyInstanceUID).catch(report) },
       badge(i.priority), el('span', { text: i.AccessionNumber || i.StudyInstanceUID }), el('time', { class: 'muted', datetime: new Date(i.receivedAt).toISOString(), title: whenFull(i.receivedAt), text: time(i.receivedAt) }), el('span', { class: 'score', title: `search score, not a probability: cos(study, text) ${num(i.similarity, 3)} minus the normal-study sentence's; below 0 the study looks more like a normal study than like the text`, text: `score ${i.score > 0 ? '+' : i.score < 0 ? '\u2212' : ''}${num(Math.abs(i.score), 3)}` })),
   );
+}
+
+/** No search on screen: its results go, with "More results" and what they were of. */
+function dropSearch() {
+  state.search = null;
+  $('#search-results').replaceChildren();
+  $('#search-more').hidden = true;
 }
 
 /** The search's results from those held; the focus stays on the result it was on. */

@@ -95,7 +95,11 @@ function busyTicks(statLine: string): number | undefined {
   return user + nice + system + irq + softirq + steal;
 }
 const TICK_SECONDS = 0.01;
-const busySeconds = (from: number | undefined, to: number | undefined) => (from === undefined || to === undefined ? undefined : (to - from) * TICK_SECONDS);
+/** The machine's busy CPU seconds between two `cpu` lines of /proc/stat; undefined when either is missing. */
+function busySeconds(fromLine: string | undefined, toLine: string | undefined): number | undefined {
+  const [from, to] = [fromLine, toLine].map((line) => (line === undefined ? undefined : busyTicks(line)));
+  return from === undefined || to === undefined ? undefined : (to - from) * TICK_SECONDS;
+}
 
 function makeSet(dir: string, n: number, sizes: number[]): { files: string[]; bytes: number } {
   mkdirSync(dir, { recursive: true });
@@ -165,8 +169,7 @@ async function sendAll(files: string[], before: string[], aet: string, port: num
   const m = /ELAPSED_NS=(\d+) RC=(\d+)/.exec(r.stdout);
   if (!m || m[2] !== '0') throw new Error(`storescu -> ${what} failed: ${r.stdout.slice(-300)} ${r.stderr.slice(-500)}`);
   const stat = (name: string) => new RegExp(`^${name}=(.*)$`, 'm').exec(r.stdout)?.[1];
-  const [s0, s1] = [stat('STAT0'), stat('STAT1')];
-  return { seconds: Number(m[1]) / 1e9, machineSeconds: busySeconds(s0 === undefined ? undefined : busyTicks(s0), s1 === undefined ? undefined : busyTicks(s1)) };
+  return { seconds: Number(m[1]) / 1e9, machineSeconds: busySeconds(stat('STAT0'), stat('STAT1')) };
 }
 
 /**
